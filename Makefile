@@ -1,0 +1,58 @@
+# Cercle — the two commands: `make up` (run) and `make test` (run every test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/interop/node_modules/.installed
+SYSTEM_STAMP := $(VENV)/.system-deps
+
+.PHONY: up down status test lint typecheck bench clean-var
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# What the tests need outside Python: headless Chromium for the browser tests.
+# Installed from the distribution's packages when missing (CI runs as root).
+$(SYSTEM_STAMP): | $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "avertissement : installation de chromium impossible, les tests navigateur seront ignorés"; \
+	  else echo "avertissement : chromium absent (lancez en root pour l'installer)"; fi; \
+	fi
+	touch $@
+
+# matrix-js-sdk with its Rust crypto, for the interop tests with Element's stack.
+$(NODE_STAMP): tests/interop/package.json
+	@if [ -f tests/interop/package.json ]; then \
+	  cd tests/interop && (test -f package-lock.json && npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error); \
+	fi
+	mkdir -p tests/interop/node_modules && touch $@
+
+up: $(STAMP)
+	$(BIN)/cercle up
+
+down: $(STAMP)
+	$(BIN)/cercle down
+
+status: $(STAMP)
+	$(BIN)/cercle status
+
+test: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy homeserver bots dossier_service deployment cercle
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-var:
+	rm -rf var

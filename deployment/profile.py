@@ -1,0 +1,143 @@
+"""Load the deployment profile: config/default.yaml, then overrides, then environment.
+
+Order (later wins): ``config/default.yaml``, ``config/local.yaml`` if present, the file
+named by ``CERCLE_CONFIG`` (or passed explicitly), then ``CERCLE__SECTION__KEY=value``
+environment variables whose values are read as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "CERCLE__"
+
+
+class ProfileError(Exception):
+    """A configuration problem, worded in French for the operator."""
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any], path: str = "") -> None:
+    for key, value in override.items():
+        where = f"{path}.{key}" if path else key
+        if key not in base:
+            log.warning("clé de configuration inconnue : %s", where)
+            base[key] = copy.deepcopy(value)
+        elif isinstance(base[key], dict) and isinstance(value, Mapping):
+            _deep_merge(base[key], value, where)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"fichier de configuration illisible : {path}") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"le fichier de configuration {path} doit contenir un objet YAML")
+    return data
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if not keys:
+            continue
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return out
+
+
+def parse_size(value: str | int) -> int:
+    """'50M' -> 52428800; plain integers are bytes."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper()
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The merged configuration of one deployment and where its data lives."""
+
+    root: Path
+    data: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def server_name(self) -> str:
+        return str(self.data["server_name"])
+
+    @property
+    def var_dir(self) -> Path:
+        p = Path(self.data["var_dir"])
+        return p if p.is_absolute() else self.root / p
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        value = self.data.get(name)
+        if not isinstance(value, Mapping):
+            raise ProfileError(f"section de configuration manquante : {name}")
+        return value
+
+    # --- derived locations and URLs shared by the components -----------------
+    @property
+    def homeserver_url(self) -> str:
+        hs = self.section("homeserver")
+        return f"http://{hs['bind_address']}:{hs['port']}"
+
+    @property
+    def public_baseurl(self) -> str:
+        hs = self.section("homeserver")
+        url = hs.get("public_baseurl") or f"{self.homeserver_url}/"
+        return str(url) if str(url).endswith("/") else f"{url}/"
+
+    @property
+    def bot_user_id(self) -> str:
+        return f"@{self.section('bot')['localpart']}:{self.server_name}"
+
+    @property
+    def dossier_url(self) -> str:
+        d = self.section("dossier")
+        return str(d.get("public_url") or f"http://{d['bind_address']}:{d['port']}")
+
+
+def load_profile(
+    root: Path | None = None,
+    override_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Profile:
+    """Merge the default profile with its overrides. ``extra`` is applied last (tests)."""
+    root = (root or PROJECT_ROOT).resolve()
+    env = os.environ if env is None else env
+    data = _read_yaml(root / "config" / "default.yaml")
+    local = root / "config" / "local.yaml"
+    if local.exists():
+        _deep_merge(data, _read_yaml(local))
+    named = override_file or (Path(env["CERCLE_CONFIG"]) if env.get("CERCLE_CONFIG") else None)
+    if named is not None:
+        if not named.exists():
+            raise ProfileError(f"fichier de configuration introuvable : {named}")
+        _deep_merge(data, _read_yaml(named))
+    _deep_merge(data, _env_overrides(env))
+    if extra:
+        _deep_merge(data, extra)
+    return Profile(root=root, data=data)
