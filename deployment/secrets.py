@@ -6,8 +6,10 @@ exists (a second ``cercle up`` reuses everything), and never logged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets as _random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +35,12 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def read_or_create(directory: Path, name: str, factory: callable) -> str:  # type: ignore[valid-type]
+def read_or_create(directory: Path, name: str, factory: Callable[[], str]) -> str:
     """Return the secret ``name``, creating it with ``factory()`` the first time."""
     path = directory / name
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):  # another process created it first
             _write_private(path, factory())
-        except FileExistsError:
-            pass  # another process created it first: use theirs
     os.chmod(path, 0o600)
     return path.read_text(encoding="utf-8").strip()
 

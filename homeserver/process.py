@@ -1,0 +1,101 @@
+"""Start, watch and stop one Synapse process (the embedded default: one process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from homeserver.render import RenderedHomeserver
+
+
+class HomeserverStartError(Exception):
+    """Synapse did not become healthy; the message is French, the log path is attached."""
+
+    def __init__(self, message: str, log_path: Path) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+
+
+def is_healthy(base_url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class SynapseProcess:
+    rendered: RenderedHomeserver
+    python: str = sys.executable
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.rendered.data_dir / "synapse.stdout.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.running():
+            return
+        out = open(self.stdout_log, "ab")  # noqa: SIM115 - handed to the child
+        env = dict(os.environ)
+        env.setdefault("SYNAPSE_ASYNC_IO_REACTOR", "0")
+        self._proc = subprocess.Popen(
+            [self.python, "-m", "synapse.app.homeserver", "-c", str(self.rendered.config_path)],
+            cwd=self.rendered.data_dir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise HomeserverStartError(
+                    f"Synapse s'est arrêté au démarrage (code {self._proc.returncode}) ; "
+                    f"voir {self.stdout_log}",
+                    self.stdout_log,
+                )
+            if is_healthy(self.rendered.base_url, timeout=0.5):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise HomeserverStartError(
+            f"Synapse n'a pas répondu en {timeout:.0f} s ; voir {self.stdout_log}", self.stdout_log
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Stop abruptly (tests of resilience)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self._proc = None
