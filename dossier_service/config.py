@@ -1,0 +1,148 @@
+"""The dossier service's frozen, typed configuration, built from the deployment profile."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DOCUMENT_CATEGORIES: tuple[str, ...] = (
+    "compte rendu",
+    "ordonnance",
+    "bilan",
+    "courrier",
+    "photo",
+    "administratif",
+    "autre",
+)
+DEFAULT_LIFELINE_THEMES: tuple[str, ...] = (
+    "Sortie d'hospitalisation",
+    "Intervention / Réunion",
+    "Suivi / Réunion",
+    "Évaluation",
+    "Hospitalisation",
+)
+DEFAULT_EVENT_TYPES: tuple[str, ...] = (
+    "RDV",
+    "RDV astreinte",
+    "RDV bureau",
+    "Visite à domicile",
+    "Réunion de concertation",
+)
+DEFAULT_TASK_TYPES: Mapping[str, tuple[str, ...]] = {
+    "Coordination": ("Appel", "Réunion", "Orientation"),
+    "Soins": ("Pansement", "Prise de sang", "Traitement"),
+    "Social": ("Aide à domicile", "Dossier APA", "Portage de repas"),
+    "Administratif": ("Courrier", "Rendez-vous", "Transport"),
+}
+DEFAULT_FILE_STATUSES: tuple[str, ...] = ("actif", "en veille", "clos")
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message names the key (French)."""
+
+
+@dataclass(frozen=True)
+class DossierConfig:
+    """Everything the dossier service needs; no I/O happens on construction."""
+
+    database_url: str
+    documents_dir: Path
+    homeserver_url: str
+    server_name: str
+    session_key: str
+    service_token: str
+    bind_address: str = "127.0.0.1"
+    port: int = 8090
+    public_url: str = "http://127.0.0.1:8090"
+    element_origin: str = "http://localhost:8080"
+    documents_max_size: int = 25 * 1024 * 1024
+    json_max_size: int = 256 * 1024
+    admins: frozenset[str] = frozenset()
+    session_lifetime_seconds: int = 12 * 3600
+    secure_cookies: bool = False
+    document_categories: tuple[str, ...] = DEFAULT_DOCUMENT_CATEGORIES
+    lifeline_themes: tuple[str, ...] = DEFAULT_LIFELINE_THEMES
+    event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
+    task_types: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_TASK_TYPES)
+    )
+    file_statuses: tuple[str, ...] = DEFAULT_FILE_STATUSES
+    forms_dir: Path | None = None
+    sql_echo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _tuple_of_str(
+    section: Mapping[str, Any], key: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    value = section.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"dossier.{key} doit être une liste de textes non vides")
+    return tuple(value)
+
+
+def default_database_url(var_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{var_dir / 'dossier' / 'dossier.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async drivers."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
+    """Build the config from ``deployment.profile.Profile`` and ``deployment.secrets.Secrets``."""
+    from deployment.profile import parse_size
+
+    section = profile.section("dossier")
+    var_dir: Path = profile.var_dir
+    raw_task_types = section.get("task_types")
+    task_types: Mapping[str, tuple[str, ...]] = dict(DEFAULT_TASK_TYPES)
+    if raw_task_types is not None:
+        if not isinstance(raw_task_types, Mapping):
+            raise ConfigError("dossier.task_types doit associer un type à ses sous-types")
+        task_types = {str(k): tuple(str(s) for s in (v or [])) for k, v in raw_task_types.items()}
+    admins = section.get("admins") or []
+    if not isinstance(admins, list):
+        raise ConfigError("dossier.admins doit être une liste d'identifiants Matrix")
+    public_url = str(
+        section.get("public_url") or f"http://{section['bind_address']}:{section['port']}"
+    )
+    forms_dir = section.get("forms_dir")
+    return DossierConfig(
+        database_url=normalise_database_url(
+            str(section.get("database_url") or default_database_url(var_dir))
+        ),
+        documents_dir=Path(section.get("documents_dir") or var_dir / "dossier" / "documents"),
+        homeserver_url=str(section.get("homeserver_url") or profile.homeserver_url).rstrip("/"),
+        server_name=profile.server_name,
+        session_key=secrets.dossier_session_key,
+        service_token=secrets.dossier_service_token,
+        bind_address=str(section["bind_address"]),
+        port=int(section["port"]),
+        public_url=public_url.rstrip("/"),
+        element_origin=str(section.get("element_origin") or ""),
+        documents_max_size=parse_size(section.get("documents_max_size") or "25M"),
+        json_max_size=parse_size(section.get("json_max_size") or "256K"),
+        admins=frozenset(str(a) for a in admins),
+        secure_cookies=public_url.startswith("https://"),
+        document_categories=_tuple_of_str(
+            section, "document_categories", DEFAULT_DOCUMENT_CATEGORIES
+        ),
+        lifeline_themes=_tuple_of_str(section, "lifeline_themes", DEFAULT_LIFELINE_THEMES),
+        event_types=_tuple_of_str(section, "event_types", DEFAULT_EVENT_TYPES),
+        task_types=task_types,
+        file_statuses=_tuple_of_str(section, "file_statuses", DEFAULT_FILE_STATUSES),
+        forms_dir=Path(forms_dir) if forms_dir else profile.root / "config" / "forms",
+    )

@@ -1,0 +1,59 @@
+"""Run the Alembic migrations programmatically (at service start and in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _upgrade(connection: Connection, cfg: Config, revision: str) -> None:
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """``alembic upgrade head`` on ``url``, inside the running event loop."""
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, alembic_config(url), revision)
+    finally:
+        await engine.dispose()
+
+
+def upgrade_sync(url: str, revision: str = "head") -> None:
+    asyncio.run(upgrade(url, revision))
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split(":///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def schema_differences(connection: Connection) -> list[Any]:
+    """What autogenerate would change between the models and ``connection``'s schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import dossier_service.models as models
+
+    ctx = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(ctx, models.metadata))

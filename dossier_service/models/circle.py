@@ -1,0 +1,56 @@
+"""The care circle (cercle de soins): professionals, caregivers, representatives, structures."""
+
+from datetime import datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from dossier_service.models.types import UTCDateTime, new_id, utcnow
+
+MEMBER_KINDS = ("professionnel", "aidant", "representant_legal", "structure")
+ROLES = (
+    "intervenant",
+    "coordinateur",
+    "medecin_traitant",
+    "aidant_principal",
+    "aidant",
+    "representant_legal",
+    "structure",
+)
+COORDINATOR_ROLES = frozenset({"coordinateur"})
+ROLE_LABELS = {
+    "intervenant": "intervenant",
+    "coordinateur": "coordinateur / gestionnaire de cas",
+    "medecin_traitant": "médecin traitant",
+    "aidant_principal": "aidant principal",
+    "aidant": "aidant",
+    "representant_legal": "représentant légal",
+    "structure": "structure",
+}
+
+
+class CircleMember(SQLModel, table=True):
+    """One membership; ending it keeps the row (ended_on) for the history."""
+
+    __tablename__ = "circle_members"
+    __table_args__ = (
+        Index("ix_circle_members_patient", "patient_id", "ended_at"),
+        Index("ix_circle_members_user", "matrix_user_id", "ended_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    patient_id: str = Field(foreign_key="patients.id", max_length=40)
+    kind: str = Field(max_length=30)
+    display_name: str = Field(max_length=300)
+    matrix_user_id: str | None = Field(default=None, max_length=255)
+    directory_id: str | None = Field(default=None, max_length=64)
+    profession: str = Field(default="", max_length=200)
+    specialty: str = Field(default="", max_length=200)
+    role: str = Field(max_length=40)
+    has_access: bool = False
+    description: str = Field(default="", max_length=1000)
+    added_by: str = Field(max_length=255)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ended_by: str | None = Field(default=None, max_length=255)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    left_room_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

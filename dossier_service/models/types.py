@@ -1,0 +1,47 @@
+"""Column types and identifiers shared by every aggregate."""
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: timestamps are stored in UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """An opaque identifier for rows (UUID4, text so SQLite and PostgreSQL agree)."""
+    return str(uuid.uuid4())
+
+
+def new_patient_id() -> str:
+    """A pseudonymous patient id, e.g. ``P-K3XQ7M2D9A4TB``: carries no identity."""
+    raw = base64.b32encode(secrets.token_bytes(10)).decode("ascii").rstrip("=")
+    return f"P-{raw}"
