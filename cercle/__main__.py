@@ -1,0 +1,5 @@
+import sys
+
+from cercle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""`cercle up`, `cercle down`, `cercle status`: run the deployment and say how it is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from cercle.context import CliContext, load_context
+from cercle.errors import CliError
+from cercle.supervisor import SERVICES, Supervisor, pid_alive, read_run_file, run_file
+from homeserver.accounts import admin_user_id
+from homeserver.process import HomeserverStartError, is_healthy
+
+
+def register(subparsers: Any) -> None:
+    up = subparsers.add_parser("up", help="démarre Synapse et les services Cercle")
+    up.add_argument("--detach", "-d", action="store_true", help="rend la main une fois prêt")
+    up.set_defaults(handler=cmd_up)
+    down = subparsers.add_parser("down", help="arrête proprement tout Cercle")
+    down.set_defaults(handler=cmd_down)
+    status = subparsers.add_parser("status", help="état des services")
+    status.add_argument("--json", action="store_true", help="un objet JSON")
+    status.set_defaults(handler=cmd_status)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def connection_help(ctx: CliContext) -> str:
+    p = ctx.profile
+    lines = [
+        "",
+        "Cercle est prêt.",
+        f"  Serveur Matrix (homeserver) : {p.public_baseurl}",
+        f"  Nom du serveur              : {p.server_name}",
+        f"  Bot de coordination         : {p.bot_user_id}",
+    ]
+    if any(s.present() and s.name == "dossier" for s in SERVICES):
+        lines.append(f"  Dossier de coordination     : {p.dossier_url}")
+    lines += [
+        "",
+        "Créer le premier administrateur (dans un autre terminal) :",
+        "  .venv/bin/cercle admin user create prenom.nom --generate-password --admin "
+        '--display-name "NOM Prénom"',
+        "Puis, dans Element (web, bureau ou mobile) : « Se connecter », serveur d'accueil "
+        f"personnalisé = {p.public_baseurl}",
+        "Arrêter : Ctrl-C ici, ou « .venv/bin/cercle down ».",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    ctx = load_context(args.config)
+    running = read_run_file(ctx.profile)
+    if running:
+        raise CliError(
+            f"Cercle tourne déjà (processus {running['pid']}) : « cercle down » pour l'arrêter"
+        )
+    if args.detach:
+        return _up_detached(ctx)
+    supervisor = Supervisor(ctx.profile, ctx.secrets)
+    try:
+        supervisor.start(_say)
+    except HomeserverStartError as exc:
+        supervisor.stop()
+        raise CliError(str(exc)) from exc
+    except BaseException:
+        supervisor.stop()
+        raise
+    _say(connection_help(ctx))
+    try:
+        supervisor.watch()
+    finally:
+        _say("Arrêt de Cercle…")
+        supervisor.stop()
+        _say("Cercle est arrêté.")
+    return 0
+
+
+def _up_detached(ctx: CliContext) -> int:
+    log_dir = ctx.profile.var_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "cercle.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cercle", "up"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(os.environ),
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliError(f"le démarrage a échoué ; voir {log_dir / 'cercle.log'}")
+        state = read_run_file(ctx.profile)
+        if state and state.get("ready"):
+            _say(connection_help(ctx))
+            return 0
+        time.sleep(0.2)
+    raise CliError(f"Cercle n'est pas prêt après 120 s ; voir {log_dir / 'cercle.log'}")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    ctx = load_context(args.config)
+    state = read_run_file(ctx.profile)
+    if not state:
+        _say("Cercle n'était pas démarré.")
+        return 0
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.2)
+    if pid_alive(pid):
+        raise CliError(f"Cercle (processus {pid}) ne s'est pas arrêté en 60 s")
+    _say("Cercle est arrêté.")
+    return 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def status_report(ctx: CliContext) -> dict[str, Any]:
+    p = ctx.profile
+    state = read_run_file(p) or {}
+    pids: dict[str, Any] = state.get("services", {})
+    hs_up = is_healthy(p.homeserver_url)
+    services: dict[str, Any] = {
+        "homeserver": {
+            "state": "running" if hs_up else "stopped",
+            "pid": state.get("homeserver_pid"),
+            "url": p.homeserver_url,
+        }
+    }
+    dossier_up = False
+    for spec in SERVICES:
+        pid = pids.get(spec.name)
+        alive = bool(pid) and pid_alive(int(pid))
+        entry: dict[str, Any] = {"pid": pid if alive else None}
+        if not spec.present():
+            entry["state"] = "absent"
+        elif spec.name == "dossier":
+            dossier_up = alive and _http_ok(f"{p.dossier_url}/health")
+            entry["state"] = "running" if dossier_up else ("starting" if alive else "stopped")
+            entry["url"] = p.dossier_url
+        else:
+            entry["state"] = "running" if alive else "stopped"
+        services[spec.name] = entry
+    return {
+        "running": bool(state),
+        "homeserver_url": p.public_baseurl.rstrip("/"),
+        "server_name": p.server_name,
+        "bot_user_id": p.bot_user_id,
+        "admin_user_id": admin_user_id(p.server_name),
+        "dossier_url": p.dossier_url if dossier_up else None,
+        "var_dir": str(p.var_dir),
+        "run_file": str(run_file(p)),
+        "services": services,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = status_report(load_context(args.config))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    _say(f"Serveur Matrix : {report['homeserver_url']} ({report['server_name']})")
+    labels = {
+        "running": "en marche",
+        "stopped": "arrêté",
+        "absent": "absent",
+        "starting": "démarrage",
+    }
+    for name, entry in report["services"].items():
+        _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}")
+    return 0 if report["services"]["homeserver"]["state"] == "running" else 3

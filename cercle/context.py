@@ -1,0 +1,38 @@
+"""What every CLI command needs: the profile, the secrets, the operator's admin token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cercle.errors import CliError
+from deployment.profile import Profile, ProfileError, load_profile
+from deployment.secrets import Secrets
+from homeserver.accounts import ADMIN_TOKEN_FILE
+from homeserver.admin_api import AdminApi
+
+
+@dataclass(frozen=True)
+class CliContext:
+    profile: Profile
+    secrets: Secrets
+
+    @property
+    def admin_token(self) -> str:
+        path = self.secrets.path_of(ADMIN_TOKEN_FILE)
+        if not path.exists():
+            raise CliError(
+                "Cercle n'a jamais été démarré avec ces données : lancez d'abord « make up »"
+            )
+        return path.read_text(encoding="utf-8").strip()
+
+    def admin_api(self) -> AdminApi:
+        return AdminApi(self.profile.homeserver_url, self.admin_token)
+
+
+def load_context(config: Path | None = None) -> CliContext:
+    try:
+        profile = load_profile(override_file=config)
+    except ProfileError as exc:
+        raise CliError(str(exc)) from exc
+    return CliContext(profile, Secrets.load_or_create(profile.var_dir))

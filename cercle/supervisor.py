@@ -1,0 +1,192 @@
+"""Run the whole deployment in the foreground: Synapse, then every Cercle service.
+
+A run file (var/run/cercle.json) says what runs where, for `cercle status` and
+`cercle down`. A service that crashes is restarted with back-off; Ctrl-C or SIGTERM stops
+everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployment.profile import Profile
+from deployment.secrets import Secrets
+from homeserver.accounts import ensure_service_accounts
+from homeserver.process import SynapseProcess
+from homeserver.render import render
+
+log = logging.getLogger(__name__)
+
+
+def run_file(profile: Profile) -> Path:
+    return profile.var_dir / "run" / "cercle.json"
+
+
+def read_run_file(profile: Profile) -> dict[str, Any] | None:
+    path = run_file(profile)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and pid_alive(int(data.get("pid", 0))) else None
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A Cercle service run as ``python -m <module>``; present only once its code exists."""
+
+    name: str
+    module: str
+
+    def present(self) -> bool:
+        return importlib.util.find_spec(f"{self.module}.__main__") is not None
+
+
+SERVICES = (ServiceSpec("dossier", "dossier_service"), ServiceSpec("bot", "bots"))
+
+
+@dataclass
+class ServiceProcess:
+    spec: ServiceSpec
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        out = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.spec.module],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+        self.started_at = time.monotonic()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+class Supervisor:
+    def __init__(self, profile: Profile, secrets: Secrets) -> None:
+        self.profile = profile
+        self.secrets = secrets
+        self.log_dir = profile.var_dir / "log"
+        self.synapse = SynapseProcess(render(profile, secrets))
+        self.services = [
+            ServiceProcess(spec, self.log_dir / f"{spec.name}.log")
+            for spec in SERVICES
+            if spec.present()
+        ]
+        self._stopping = False
+
+    def _write_run_file(self, ready: bool) -> None:
+        path = run_file(self.profile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "pid": os.getpid(),
+            "ready": ready,
+            "homeserver_pid": self.synapse.pid,
+            "services": {
+                s.spec.name: (s.proc.pid if s.running() and s.proc else None) for s in self.services
+            },
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(path)
+
+    def start(self, announce: Any) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        announce("Démarrage de Synapse…")
+        self._write_run_file(ready=False)
+        self.synapse.start()
+        bot = self.profile.section("bot")
+        asyncio.run(
+            ensure_service_accounts(
+                self.profile.homeserver_url,
+                self.profile.server_name,
+                self.secrets,
+                bot_localpart=str(bot["localpart"]),
+                bot_display_name=str(bot["display_name"]),
+            )
+        )
+        for service in self.services:
+            announce(f"Démarrage du service {service.spec.name}…")
+            service.start()
+        self._write_run_file(ready=True)
+
+    def request_stop(self, *_: Any) -> None:
+        self._stopping = True
+
+    def watch(self) -> None:
+        """Until asked to stop: restart crashed services with back-off (1 s … 60 s)."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        while not self._stopping:
+            now = time.monotonic()
+            for service in self.services:
+                if service.running() or now < service.next_start:
+                    continue
+                if service.proc is not None:
+                    if now - service.started_at > 60:
+                        service.restarts = 0
+                    service.restarts += 1
+                    delay = min(60.0, 2.0 ** min(service.restarts, 6))
+                    service.next_start = now + delay
+                    service.proc = None
+                    log.warning(
+                        "service %s arrêté ; redémarrage dans %.0f s", service.spec.name, delay
+                    )
+                    continue
+                service.start()
+                self._write_run_file(ready=True)
+            if not self.synapse.running():
+                log.warning("Synapse arrêté ; redémarrage")
+                with contextlib.suppress(Exception):
+                    self.synapse.start()
+                self._write_run_file(ready=True)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.synapse.stop()
+        with contextlib.suppress(FileNotFoundError):
+            run_file(self.profile).unlink()
