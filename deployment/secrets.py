@@ -10,7 +10,7 @@ import contextlib
 import os
 import secrets as _random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # name -> number of random bytes (url-safe base64 text is stored)
@@ -48,15 +48,15 @@ def read_or_create(directory: Path, name: str, factory: Callable[[], str]) -> st
 @dataclass(frozen=True)
 class Secrets:
     directory: Path
-    registration_shared_secret: str
-    macaroon_secret_key: str
-    form_secret: str
-    bot_password: str
-    bot_pickle_key: str
-    bot_cross_signing_key: str
-    dossier_service_token: str
-    dossier_session_key: str
-    admin_password: str
+    registration_shared_secret: str = field(repr=False)
+    macaroon_secret_key: str = field(repr=False)
+    form_secret: str = field(repr=False)
+    bot_password: str = field(repr=False)
+    bot_pickle_key: str = field(repr=False)
+    bot_cross_signing_key: str = field(repr=False)
+    dossier_service_token: str = field(repr=False)
+    dossier_session_key: str = field(repr=False)
+    admin_password: str = field(repr=False)
 
     @property
     def signing_key_path(self) -> Path:

@@ -1,0 +1,57 @@
+import stat
+from pathlib import Path
+
+import pytest
+
+from deployment.profile import ProfileError, load_profile, parse_size
+from deployment.secrets import Secrets
+
+
+def test_defaults_then_file_then_environment_override(tmp_path: Path) -> None:
+    override = tmp_path / "site.yaml"
+    override.write_text("server_name: sante.example\nhomeserver:\n  port: 9000\n", encoding="utf-8")
+    env = {"CERCLE__HOMESERVER__PORT": "9100", "CERCLE__BOT__ESCALATION__INTERVAL_MINUTES": "5"}
+    profile = load_profile(override_file=override, env=env)
+    assert profile.server_name == "sante.example"
+    assert profile.section("homeserver")["port"] == 9100  # environment wins over the file
+    assert profile.section("bot")["escalation"]["interval_minutes"] == 5
+    assert profile.bot_user_id == "@cercle-bot:sante.example"
+    assert profile.homeserver_url == "http://127.0.0.1:9100"
+
+
+def test_missing_override_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="introuvable"):
+        load_profile(override_file=tmp_path / "absent.yaml", env={})
+
+
+def test_parse_size() -> None:
+    assert parse_size("50M") == 50 * 1024 * 1024
+    assert parse_size("1K") == 1024
+    assert parse_size(12) == 12
+
+
+def test_secrets_created_once_with_private_modes(tmp_path: Path) -> None:
+    first = Secrets.load_or_create(tmp_path)
+    directory = tmp_path / "secrets"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    files = list(directory.iterdir())
+    assert len(files) >= 10
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
+    second = Secrets.load_or_create(tmp_path)
+    assert second == first
+    assert (
+        len({first.registration_shared_secret, first.bot_pickle_key, first.macaroon_secret_key})
+        == 3
+    )
+    assert first.bot_pickle_key != "DEFAULT_KEY"
+    key = first.signing_key_path.read_text().split()
+    assert key[0] == "ed25519" and key[1].startswith("a_")
+
+
+def test_secrets_never_in_repr(tmp_path: Path) -> None:
+    s = Secrets.load_or_create(tmp_path)
+    # Logging the object by accident must not print any secret.
+    text = repr(s)
+    for value in (s.registration_shared_secret, s.bot_password, s.bot_pickle_key, s.admin_password):
+        assert value not in text

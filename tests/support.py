@@ -1,0 +1,178 @@
+"""Test support: start a real Synapse from the deployment's own rendering code.
+
+The Synapse is rendered by the same code as `make up` (homeserver.render), in a temporary
+directory on a free port, so the tests exercise the real configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deployment.profile import Profile, load_profile
+from deployment.secrets import Secrets
+from homeserver.accounts import ensure_service_accounts
+from homeserver.admin_api import shared_secret_mac
+from homeserver.process import SynapseProcess
+from homeserver.render import render
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Only for tests: many users log in from 127.0.0.1 within seconds. Everything else is the
+# deployment's real configuration.
+TEST_OVERRIDES: dict[str, Any] = {
+    "homeserver": {
+        "rate_limits": {
+            "login_per_second": 100,
+            "login_burst": 1000,
+            "login_failed_per_second": 100,
+            "login_failed_burst": 1000,
+            "registration_per_second": 100,
+            "registration_burst": 1000,
+        }
+    }
+}
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def make_test_profile(
+    var_dir: Path, port: int | None = None, extra: dict[str, Any] | None = None
+) -> Profile:
+    """A deployment profile for tests: its own var dir and free ports."""
+    base = {
+        "var_dir": str(var_dir),
+        "homeserver": {"port": port or free_port()},
+        "dossier": {"port": free_port()},
+    }
+    return load_profile(env={}, extra=_merge(_merge(base, TEST_OVERRIDES), extra or {}))
+
+
+def _http_json(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+@dataclass
+class SynapseUnderTest:
+    profile: Profile
+    secrets: Secrets
+    process: SynapseProcess
+    admin_token: str
+    bot_user_id: str
+
+    @property
+    def base_url(self) -> str:
+        return self.profile.homeserver_url
+
+    @property
+    def server_name(self) -> str:
+        return self.profile.server_name
+
+    @property
+    def var_dir(self) -> Path:
+        return self.profile.var_dir
+
+    @property
+    def db_path(self) -> Path:
+        return self.process.rendered.sqlite_path
+
+    @property
+    def bot_password(self) -> str:
+        return self.secrets.bot_password
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def restart(self) -> None:
+        self.process.stop()
+        self.process.start()
+
+    def register(
+        self, localpart: str, password: str, *, admin: bool = False, displayname: str | None = None
+    ) -> dict[str, Any]:
+        """Shared-secret registration, then a login (a new device), message rate limit lifted.
+        Returns the login answer (user_id, access_token, device_id)."""
+        url = f"{self.base_url}/_synapse/admin/v1/register"
+        nonce = _http_json("GET", url)["nonce"]
+        body = {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": admin,
+            "mac": shared_secret_mac(
+                self.secrets.registration_shared_secret, nonce, localpart, password, admin
+            ),
+        }
+        if displayname:
+            body["displayname"] = displayname
+        body["inhibit_login"] = True
+        user_id = _http_json("POST", url, body)["user_id"]
+        out = _http_json(
+            "POST",
+            f"{self.base_url}/_matrix/client/v3/login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user_id},
+                "password": password,
+            },
+        )
+        path = urllib.parse.quote(out["user_id"], safe="")
+        _http_json(
+            "POST",
+            f"{self.base_url}/_synapse/admin/v1/users/{path}/override_ratelimit",
+            {"messages_per_second": 0, "burst_count": 0},
+            token=self.admin_token,
+        )
+        return dict(out)
+
+
+def start_synapse(var_dir: Path, extra: dict[str, Any] | None = None) -> SynapseUnderTest:
+    profile = make_test_profile(var_dir, extra=extra)
+    secrets = Secrets.load_or_create(profile.var_dir)
+    process = SynapseProcess(render(profile, secrets))
+    process.start()
+    bot = profile.section("bot")
+    accounts = asyncio.run(
+        ensure_service_accounts(
+            profile.homeserver_url,
+            profile.server_name,
+            secrets,
+            bot_localpart=str(bot["localpart"]),
+            bot_display_name=str(bot["display_name"]),
+        )
+    )
+    return SynapseUnderTest(profile, secrets, process, accounts.admin_token, accounts.bot_user_id)
+
+
+@dataclass(frozen=True)
+class TestUser:
+    user_id: str
+    localpart: str
+    password: str
+    access_token: str
+    device_id: str
