@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 SYSTEM_STAMP := $(VENV)/.system-deps
+NODE_DEPS := $(if $(wildcard tests/interop/package.json),$(NODE_STAMP))
 
 .PHONY: up down status test lint typecheck bench clean-var
 
@@ -27,10 +28,9 @@ $(SYSTEM_STAMP): | $(STAMP)
 
 # matrix-js-sdk with its Rust crypto, for the interop tests with Element's stack.
 $(NODE_STAMP): tests/interop/package.json
-	@if [ -f tests/interop/package.json ]; then \
-	  cd tests/interop && (test -f package-lock.json && npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error); \
-	fi
-	mkdir -p tests/interop/node_modules && touch $@
+	cd tests/interop && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; \
+	  else npm install --no-audit --no-fund --loglevel=error; fi
+	touch $@
 
 up: $(STAMP)
 	$(BIN)/cercle up
@@ -41,7 +41,7 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/cercle status
 
-test: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
+test: $(STAMP) $(SYSTEM_STAMP) $(NODE_DEPS)
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
