@@ -1,0 +1,41 @@
+"""Fixtures for the interop tests: js-sdk clients (Element's Rust crypto) in Node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.interop.jsdriver import JsClient, js_available
+
+
+@pytest.fixture
+async def js_client_factory(
+    synapse: Any, user_factory: Callable[..., Any], tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[JsClient]]]:
+    """``await js_client_factory(user=None, strict=True)`` -> a started js-sdk client."""
+    missing = js_available()
+    if missing:
+        pytest.skip(f"interop js-sdk impossible : {missing}")
+    clients: list[JsClient] = []
+
+    async def make(user: Any = None, *, strict: bool = True) -> JsClient:
+        user = user or user_factory()
+        client = await JsClient.spawn(tmp_path / f"jsclient-{user.localpart}.log")
+        clients.append(client)
+        await client.start(
+            synapse.base_url,
+            user.user_id,
+            user.access_token,
+            user.device_id,
+            user.password,
+            strict=strict,
+        )
+        client.test_user = user  # type: ignore[attr-defined]
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -1,0 +1,112 @@
+"""Drive ``jsclient.mjs`` (matrix-js-sdk + Rust crypto in Node) from an async test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PREFIX = "@@CERCLE@@ "
+
+
+def js_available() -> str | None:
+    """None when Node and the npm packages are there, else why not (French)."""
+    if shutil.which("node") is None:
+        return "node absent"
+    if not (HERE / "node_modules" / "matrix-js-sdk").is_dir():
+        return "matrix-js-sdk absent (lancez `make test` ou `npm ci` dans tests/interop)"
+    return None
+
+
+class JsClientError(RuntimeError):
+    pass
+
+
+class JsClient:
+    """One Node process = one js-sdk client (one device)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self._process = process
+        self._ids = itertools.count(1)
+        self.log_path = log_path
+        self.user_id = ""
+        self.device_id = ""
+
+    @classmethod
+    async def spawn(cls, log_path: Path) -> JsClient:
+        log = log_path.open("wb")
+        process = await asyncio.create_subprocess_exec(
+            "node",
+            str(HERE / "jsclient.mjs"),
+            cwd=str(HERE),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "JSCLIENT_LOG_LEVEL": os.environ.get("JSCLIENT_LOG_LEVEL", "info")},
+            limit=16 * 1024 * 1024,
+        )
+        log.close()
+        return cls(process, log_path)
+
+    async def call(self, cmd: str, timeout: float = 90, **args: Any) -> Any:
+        assert self._process.stdin and self._process.stdout
+        msg_id = next(self._ids)
+        self._process.stdin.write((json.dumps({"id": msg_id, "cmd": cmd, **args}) + "\n").encode())
+        await self._process.stdin.drain()
+
+        async def read_answer() -> Any:
+            assert self._process.stdout
+            while True:
+                line = await self._process.stdout.readline()
+                if not line:
+                    raise JsClientError(f"node s'est arrêté pendant {cmd} (voir {self.log_path})")
+                text = line.decode("utf-8", "replace")
+                if not text.startswith(PREFIX):
+                    continue
+                answer = json.loads(text[len(PREFIX) :])
+                if answer.get("id") != msg_id:
+                    continue
+                if not answer["ok"]:
+                    raise JsClientError(f"{cmd}: {answer['error']}")
+                return answer["result"]
+
+        return await asyncio.wait_for(read_answer(), timeout)
+
+    async def start(
+        self,
+        base_url: str,
+        user_id: str,
+        access_token: str,
+        device_id: str,
+        password: str,
+        *,
+        strict: bool = True,
+    ) -> Any:
+        self.user_id, self.device_id = user_id, device_id
+        return await self.call(
+            "start",
+            baseUrl=base_url,
+            userId=user_id,
+            accessToken=access_token,
+            deviceId=device_id,
+            password=password,
+            strict=strict,
+        )
+
+    async def close(self) -> None:
+        if self._process.returncode is None:
+            with contextlib.suppress(
+                JsClientError, TimeoutError, BrokenPipeError, ConnectionResetError
+            ):
+                await self.call("stop", timeout=10)
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
