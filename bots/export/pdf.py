@@ -1,0 +1,332 @@
+"""Draw a transcript with fpdf2: A4, French, DejaVu fonts shipped in `fonts/`.
+
+`render_transcript(header, entries, path)` lays entries out one at a time
+(`layout.py`), draws their lines with `FPDF.text`, embeds downscaled images and
+attaches other files, then writes the document to `path`.  CPU-bound and
+synchronous: run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fpdf import FPDF
+from PIL import Image, ImageOps
+
+from bots.export.layout import (
+    PT,
+    Block,
+    ImageSlot,
+    LayoutStyle,
+    Line,
+    Spacer,
+    Tone,
+    TranscriptLayout,
+)
+from bots.export.transcript import Attachment, Entry, TranscriptHeader
+
+log = logging.getLogger(__name__)
+
+FONTS_DIR = Path(__file__).parent / "fonts"
+FAMILY = "dejavu"
+PARIS = ZoneInfo("Europe/Paris")
+MARGIN = 15.0
+IMAGE_DPI = 150  # pixels kept per inch of printed size
+IMAGE_MAX_PIXELS = 1200
+
+_COLORS: Mapping[Tone, tuple[int, int, int]] = {
+    Tone.TEXT: (25, 25, 25),
+    Tone.MUTED: (115, 115, 115),
+    Tone.NOTICE: (95, 105, 125),
+    Tone.QUOTE: (85, 85, 85),
+    Tone.EVENT: (92, 62, 140),
+    Tone.ALERT: (170, 30, 30),
+    Tone.DAY: (45, 45, 45),
+}
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    messages: int
+    attachments: int
+    digest: str  # SHA-256 of the exported content (see transcript.ContentDigest)
+    pages: int
+
+
+class FpdfFontMetrics:
+    """FontMetrics read from the fonts registered in an FPDF document."""
+
+    def __init__(self, pdf: FPDF, family: str = FAMILY) -> None:
+        self._fonts = {style: pdf.fonts[f"{family}{style}"] for style in ("", "B", "I", "BI")}
+        self._cmap = self._fonts[""].cmap
+
+    def widths(self, style: str) -> Mapping[int, float]:
+        return self._fonts[style].cw
+
+    def covers(self, codepoint: int) -> bool:
+        return codepoint in self._cmap
+
+
+class TranscriptPdf(FPDF):
+    def __init__(self, room_label: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.room_label = room_label
+        self.summary_line: str | None = None
+        self.set_margins(MARGIN, MARGIN, MARGIN)
+        self.set_auto_page_break(False)
+        for style, suffix in (("", ""), ("B", "-Bold"), ("I", "-Oblique"),
+                              ("BI", "-BoldOblique")):
+            self.add_font(FAMILY, style, str(FONTS_DIR / f"DejaVuSans{suffix}.ttf"))
+        self.set_lang("fr-FR")
+        self.set_creator("Cercle")
+
+    def header(self) -> None:
+        if self.page_no() == 1:
+            return
+        self.set_font(FAMILY, "", 7)
+        self.set_text_color(*_COLORS[Tone.MUTED])
+        self.text(MARGIN, 9, f"Cercle — {self.room_label}")
+        self.set_draw_color(200, 200, 200)
+        self.line(MARGIN, 10.5, self.w - MARGIN, 10.5)
+
+    def footer(self) -> None:
+        self.set_font(FAMILY, "", 7)
+        self.set_text_color(*_COLORS[Tone.MUTED])
+        if self.summary_line:  # set once every message is drawn: this is the last page
+            width = self.get_string_width(self.summary_line)
+            self.text((self.w - width) / 2, self.h - 12, self.summary_line)
+        self.set_xy(self.w - MARGIN - 40, self.h - 10)
+        self.cell(40, 4, f"page {self.page_no()} / {{nb}}", align="R")
+
+
+def render_transcript(header: TranscriptHeader, entries: Iterable[Entry], path: Path,
+                      *, style: LayoutStyle | None = None) -> RenderSummary:
+    """Render the entries as a PDF at `path` and return what the footer says."""
+    pdf = TranscriptPdf(header.room_label)
+    pdf.set_title(f"Transcription — {header.room_label}")
+    pdf.set_author(header.exported_by)
+    pdf.set_creation_date(header.exported_at)
+    layout = TranscriptLayout(FpdfFontMetrics(pdf), style or LayoutStyle(
+        width=pdf.w - 2 * MARGIN), with_attachments=header.with_attachments)
+    drawer = _Drawer(pdf, layout, header.with_attachments)
+    pdf.add_page()
+    drawer.y = _draw_document_header(pdf, layout, header)
+    for block in layout.layout_all(entries):
+        drawer.draw(block)
+    digest = layout.digest.hexdigest()
+    messages, attachments = layout.digest.messages, layout.digest.attachments
+    if messages == 0:
+        drawer.draw_note("Aucun message dans la période demandée.")
+    pdf.summary_line = (f"{messages} message{'s' if messages > 1 else ''}, "
+                        f"{attachments} pièce{'s' if attachments > 1 else ''} jointe"
+                        f"{'s' if attachments > 1 else ''} — SHA-256 du contenu : {digest}")
+    pdf.set_subject(f"SHA-256 du contenu : {digest}")
+    pages = pdf.page_no()
+    pdf.output(str(path))
+    return RenderSummary(messages, attachments, digest, pages)
+
+
+def _draw_document_header(pdf: TranscriptPdf, layout: TranscriptLayout,
+                          header: TranscriptHeader) -> float:
+    y = MARGIN
+    pdf.set_text_color(*_COLORS[Tone.TEXT])
+    pdf.set_font(FAMILY, "B", 15)
+    y += 5
+    pdf.text(MARGIN, y, layout.clean("Transcription de la conversation"))
+    pdf.set_font(FAMILY, "B", 12)
+    y += 7
+    pdf.text(MARGIN, y, layout.clean(header.room_label))
+    y += 3
+    rows: list[tuple[str, str]] = []
+    if header.patient:
+        rows.append(("Patient : ", header.patient))
+    if header.participants:
+        names = [f"{p.display_name} ({p.profession})" if p.profession else p.display_name
+                 for p in header.participants]
+        rows.append(("Participants : ", ", ".join(names)))
+    rows.append(("Période : ", header.period_label))
+    exported_at = header.exported_at.astimezone(PARIS)
+    rows.append(("Exporté par : ", f"{header.exported_by}, le {exported_at:%d/%m/%Y à %H:%M} "
+                                   "(heure de Paris)"))
+    if not header.with_attachments:
+        rows.append(("Pièces jointes : ", "non incluses (export sans pièces jointes)"))
+    drawer = _Drawer(pdf, layout, header.with_attachments)
+    drawer.y = y + 1
+    for label, value in rows:
+        for line in layout._wrap([(label, "B"), (value, "")], Tone.TEXT, 9.0, 0.0):
+            drawer.draw_line(line)
+    y = drawer.y + 2
+    pdf.set_draw_color(160, 160, 160)
+    pdf.line(MARGIN, y, pdf.w - MARGIN, y)
+    return y + 2
+
+
+class _Drawer:
+    def __init__(self, pdf: TranscriptPdf, layout: TranscriptLayout,
+                 with_attachments: bool) -> None:
+        self.pdf = pdf
+        self.layout = layout
+        self.with_attachments = with_attachments
+        self.y = MARGIN
+        self.bottom = pdf.h - 20.0
+        self.top = 14.0
+        self.font: tuple[str, float] | None = None
+        self.color: tuple[int, int, int] | None = None
+        self.embedded_names: set[str] = set()
+        self.encoders: dict[int, _GlyphEncoder] = {}
+        self.color_op = ""
+
+    def new_page(self) -> None:
+        self.pdf.add_page()
+        self.font = None
+        self.color = None
+        self.y = self.top
+
+    def draw(self, block: Block) -> None:
+        keep = 0.0
+        for item in block.items[: block.keep_together]:
+            keep += self._height(item)
+        if self.y + keep > self.bottom and self.y > self.top + 1:
+            self.new_page()
+        for item in block.items:
+            if isinstance(item, Line):
+                self.draw_line(item)
+            elif isinstance(item, Spacer):
+                self.y += item.height
+            else:
+                self.draw_image(item)
+        if block.embedded_file is not None:
+            self.embed(block.embedded_file)
+
+    def _height(self, item: Line | ImageSlot | Spacer) -> float:
+        if isinstance(item, ImageSlot):
+            return 20.0
+        return item.height
+
+    def draw_note(self, text: str) -> None:
+        for line in self.layout._wrap([(text, "I")], Tone.MUTED, 9.0, 0.0):
+            self.draw_line(line)
+
+    def draw_line(self, line: Line) -> None:
+        if self.y + line.height > self.bottom:
+            self.new_page()
+        pdf = self.pdf
+        color = _COLORS[line.tone]
+        if color != self.color:
+            pdf.set_text_color(*color)
+            self.color = color
+            self.color_op = pdf.text_color.serialize().lower()
+        baseline = self.y + line.size * PT * 1.0
+        if line.tone is Tone.QUOTE and line.runs:
+            pdf.set_draw_color(190, 190, 190)
+            pdf.line(MARGIN + line.runs[0].x - 1.5, self.y + 0.3, MARGIN + line.runs[0].x - 1.5,
+                     self.y + line.height)
+        offset = MARGIN
+        if line.centered_width is not None:
+            offset = MARGIN + (self.layout.style.width - line.centered_width) / 2
+            pdf.set_draw_color(200, 200, 200)
+            mid = self.y + line.height / 2 - 0.6
+            pdf.line(MARGIN, mid, offset - 3, mid)
+            pdf.line(offset + line.centered_width + 3, mid, pdf.w - MARGIN, mid)
+        for run in line.runs:
+            if not run.text:
+                continue
+            font = (run.style, line.size)
+            if font != self.font:
+                pdf.set_font(FAMILY, run.style, line.size)
+                self.font = font
+            self.put_text(offset + run.x, baseline, run.text)
+        self.y += line.height
+
+    def put_text(self, x: float, y: float, text: str) -> None:
+        """`FPDF.text` without its per-character work: glyph ids cached per font.
+
+        Relies on fpdf2 internals (`_out`, `_set_font_for_page`, the font subset);
+        the tests parse the text back, so a change there shows at once.
+        """
+        pdf = self.pdf
+        font = pdf.current_font
+        if not pdf.current_font_is_set_on_page:
+            pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+        encoder = self.encoders.get(font.i)
+        if encoder is None:
+            encoder = self.encoders[font.i] = _GlyphEncoder(font)
+        mapped = text.translate(encoder).encode("utf-16-be").decode("latin-1")
+        escaped = mapped.replace("\\", "\\\\").replace(")", "\\)").replace(
+            "(", "\\(").replace("\r", "\\r")
+        k = pdf.k
+        pdf._out(f"q {self.color_op} BT {x * k:.2f} {(pdf.h - y) * k:.2f} Td ({escaped}) Tj ET Q")
+
+    def draw_image(self, slot: ImageSlot) -> None:
+        attachment = slot.attachment
+        try:
+            data, width_px, height_px = prepare_image(attachment)
+        except Exception:  # a corrupt or unsupported image must not stop the export
+            log.warning("image illisible dans l'export (taille %s)", attachment.size)
+            self.draw_note("image illisible")
+            return
+        width = width_px * 25.4 / IMAGE_DPI
+        height = height_px * 25.4 / IMAGE_DPI
+        scale = min(1.0, slot.max_width / width, slot.max_height / height)
+        width, height = width * scale, height * scale
+        if self.y + height > self.bottom:
+            self.new_page()
+        self.pdf.image(data, x=MARGIN + slot.indent, y=self.y, w=width, h=height)
+        self.y += height + 1.0
+
+    def embed(self, attachment: Attachment) -> None:
+        if attachment.path is None:
+            return
+        name = attachment.name or "piece-jointe"
+        base, dot, ext = name.rpartition(".")
+        candidate, n = name, 1
+        while candidate in self.embedded_names:
+            n += 1
+            candidate = f"{base} ({n}){dot}{ext}" if dot else f"{name} ({n})"
+        self.embedded_names.add(candidate)
+        self.pdf.embed_file(file_path=attachment.path, basename=candidate,
+                            desc=f"SHA-256 {attachment.sha256}", compress=True,
+                            modification_date=datetime.now().astimezone())
+
+
+class _GlyphEncoder(dict[int, str]):
+    """str.translate table: code point -> the character of its glyph in the font subset."""
+
+    def __init__(self, font: object) -> None:
+        super().__init__()
+        self.font = font
+
+    def __missing__(self, codepoint: int) -> str:
+        mapped = self.font.subset.pick(codepoint)  # type: ignore[attr-defined]
+        value = chr(mapped) if mapped is not None else ""
+        self[codepoint] = value
+        return value
+
+
+def prepare_image(attachment: Attachment) -> tuple[io.BytesIO, int, int]:
+    """Decode, apply the EXIF orientation, downscale and re-encode an image as JPEG/PNG."""
+    assert attachment.path is not None
+    with Image.open(attachment.path) as image:
+        if image.format == "JPEG":
+            image.draft("RGB", (IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS))
+        oriented = ImageOps.exif_transpose(image)
+        oriented.thumbnail((IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS))
+        has_alpha = oriented.mode in ("RGBA", "LA") or (
+            oriented.mode == "P" and "transparency" in oriented.info)
+        out = io.BytesIO()
+        if has_alpha:
+            rgba = oriented.convert("RGBA")
+            background = Image.new("RGB", rgba.size, (255, 255, 255))
+            background.paste(rgba, mask=rgba.getchannel("A"))
+            oriented = background
+        elif oriented.mode != "RGB":
+            oriented = oriented.convert("RGB")
+        oriented.save(out, format="JPEG", quality=80)
+        out.seek(0)
+        return out, oriented.width, oriented.height
