@@ -1,0 +1,149 @@
+"""Shared agendas: events with attendees and recurrence; the secret feed token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.ical import RecurrenceError, normalise_rrule
+from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
+from dossier_service.models.patient import Patient
+from dossier_service.models.types import utcnow
+from dossier_service.policy import Principal
+from dossier_service.schemas import EventIn, EventUpdate
+from dossier_service.services import journal
+from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.text import fr_datetime
+
+
+def _check(event: AgendaEvent, types: Sequence[str]) -> None:
+    if event.type not in types:
+        raise InvalidInput("Type d'événement inconnu.", field="type")
+    if event.ends_at <= event.starts_at:
+        raise InvalidInput("La fin de l'événement doit suivre son début.", field="ends_at")
+    if event.rrule:
+        try:
+            event.rrule = normalise_rrule(event.rrule)
+        except RecurrenceError as exc:
+            raise InvalidInput(str(exc), field="rrule") from exc
+
+
+async def attendees_of(session: AsyncSession, *, event_ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {e: [] for e in event_ids}
+    if event_ids:
+        rows = await session.exec(
+            select(AgendaAttendee).where(col(AgendaAttendee.event_id).in_(event_ids))
+        )
+        for row in rows.all():
+            out[row.event_id].append(row.user_id)
+    return out
+
+
+async def _set_attendees(session: AsyncSession, event: AgendaEvent, users: Sequence[str]) -> None:
+    await session.exec(delete(AgendaAttendee).where(col(AgendaAttendee.event_id) == event.id))
+    for user in dict.fromkeys(users):
+        session.add(AgendaAttendee(event_id=event.id, user_id=user))
+
+
+async def create_event(
+    session: AsyncSession, *, principal: Principal, data: EventIn, patient: Patient | None,
+    event_types: Sequence[str],
+) -> AgendaEvent:  # fmt: skip
+    owner = data.owner if (data.owner and principal.privileged) else principal.author
+    event = AgendaEvent(owner=owner, **data.model_dump(exclude={"attendees", "owner"}))
+    _check(event, event_types)
+    session.add(event)
+    await session.flush()
+    await _set_attendees(session, event, data.attendees)
+    if patient is not None:
+        await journal.notebook_event(
+            session, patient_id=patient.id, author=principal.author,
+            text=f"Ajout à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
+        )  # fmt: skip
+    await session.flush()
+    return event
+
+
+async def get_event(session: AsyncSession, *, event_id: str) -> AgendaEvent:
+    event = await session.get(AgendaEvent, event_id)
+    if event is None:
+        raise NotFound("Événement introuvable.")
+    return event
+
+
+async def update_event(
+    session: AsyncSession, *, principal: Principal, event: AgendaEvent, data: EventUpdate,
+    event_types: Sequence[str],
+) -> AgendaEvent:  # fmt: skip
+    changes = data.model_dump(exclude_unset=True, exclude={"attendees"})
+    for key, value in changes.items():
+        if value is None and key not in ("rrule",):
+            continue
+        setattr(event, key, value)
+    _check(event, event_types)
+    event.updated_at = utcnow()
+    session.add(event)
+    if data.attendees is not None:
+        await _set_attendees(session, event, data.attendees)
+    if event.patient_id is not None:
+        verb = "Annulation" if data.cancelled else "Modification"
+        await journal.notebook_event(
+            session, patient_id=event.patient_id, author=principal.author,
+            text=f"{verb} à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
+        )  # fmt: skip
+    await session.flush()
+    return event
+
+
+async def list_events(
+    session: AsyncSession, *, user_id: str | None, start: datetime | None, end: datetime | None,
+    patient_id: str | None = None, limit: int = 500,
+) -> list[AgendaEvent]:  # fmt: skip
+    """Events owned by or attended by ``user_id`` (or of ``patient_id``) that may overlap
+    [start, end); recurring ones are returned once (expand with ``ical.occurrences``)."""
+    query = select(AgendaEvent)
+    if user_id is not None:
+        attending = select(AgendaAttendee.event_id).where(AgendaAttendee.user_id == user_id)
+        query = query.where(or_(AgendaEvent.owner == user_id, col(AgendaEvent.id).in_(attending)))
+    if patient_id is not None:
+        query = query.where(AgendaEvent.patient_id == patient_id)
+    if end is not None:
+        query = query.where(AgendaEvent.starts_at < end)
+    if start is not None:
+        query = query.where(or_(col(AgendaEvent.rrule).is_not(None), AgendaEvent.ends_at > start))
+    rows = await session.exec(query.order_by(col(AgendaEvent.starts_at)).limit(limit))
+    return list(rows.all())
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+async def rotate_feed_token(session: AsyncSession, *, user_id: str) -> str:
+    """A new secret for the user's iCalendar feed (the old URL stops working)."""
+    secret = secrets.token_urlsafe(32)
+    row = await session.get(AgendaFeedToken, user_id)
+    if row is None:
+        row = AgendaFeedToken(user_id=user_id, token_sha256=_hash(secret))
+    else:
+        row.token_sha256 = _hash(secret)
+        row.created_at = utcnow()
+    session.add(row)
+    await session.flush()
+    return secret
+
+
+async def user_for_feed(session: AsyncSession, *, secret: str) -> str | None:
+    if not secret or len(secret) > 100:
+        return None
+    rows = await session.exec(
+        select(AgendaFeedToken).where(AgendaFeedToken.token_sha256 == _hash(secret))
+    )
+    row = rows.first()
+    return row.user_id if row else None

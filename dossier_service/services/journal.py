@@ -1,0 +1,97 @@
+"""What every change writes beside itself, in the caller's transaction: the liaison notebook
+entry, the outbox event for the conversation side, and the audit row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.models.audit import AuditEntry, OutboxEvent
+from dossier_service.models.notebook import NotebookEntry
+from dossier_service.models.types import utcnow
+from dossier_service.policy import Principal
+
+# Outbox event types (the bot's vocabulary, issue 6).
+TASK_ASSIGNED = "task.assigned"
+TASK_CLOSED = "task.closed"
+DOCUMENT_ADDED = "document.added"
+CIRCLE_ADDED = "circle.added"
+CIRCLE_CHANGED = "circle.changed"
+CIRCLE_ENDED = "circle.ended"
+HOSPITAL_ADMISSION = "hospitalisation.admission"
+HOSPITAL_DISCHARGE = "hospitalisation.discharge"
+DEATH_DECLARED = "death.declared"
+DEATH_CANCELLED = "death.cancelled"
+FORM_CHANGED = "form.changed"
+PATIENT_CREATED = "patient.created"
+NOTEBOOK_ENTRY = "notebook.entry"
+
+_OUTBOX_LOCK = 0x43455243  # "CERC": serialises outbox writers so seq order = commit order
+
+
+async def notebook_event(
+    session: AsyncSession, *, patient_id: str, text: str, author: str, source: str = "web"
+) -> NotebookEntry:
+    """An automatic liaison entry describing a change."""
+    entry = NotebookEntry(
+        patient_id=patient_id, kind="evenement", text=text, author=author, source=source
+    )
+    session.add(entry)
+    return entry
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    type: str,
+    patient_id: str | None,
+    room_id: str | None,
+    actor: str,
+    payload: dict[str, Any],
+) -> None:
+    """Append an outbox event. On PostgreSQL a transaction-scoped advisory lock makes the
+    sequence numbers visible in order, so a reader resuming "after N" never skips one."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_OUTBOX_LOCK))
+    session.add(
+        OutboxEvent(
+            type=type,
+            patient_id=patient_id,
+            room_id=room_id,
+            actor=actor,
+            payload=payload,
+            at=utcnow(),
+        )
+    )
+    await session.flush()
+
+
+async def audit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    action: str,
+    resource: str,
+    patient_id: str | None,
+    remote: str = "",
+    request_id: str = "",
+    outcome: str = "ok",
+) -> AuditEntry:
+    actor = principal.user_id
+    if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
+        actor = f"{principal.user_id} pour {principal.on_behalf_of}"
+    entry = AuditEntry(
+        actor=actor[:255],
+        actor_kind=principal.audit_kind,
+        action=action,
+        resource=resource[:200],
+        patient_id=patient_id,
+        outcome=outcome,
+        remote=remote[:100],
+        request_id=request_id[:40],
+    )
+    session.add(entry)
+    await session.flush()
+    return entry

@@ -1,0 +1,64 @@
+"""Life line episodes (parcours) by configurable theme."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.models.lifeline import Episode
+from dossier_service.models.patient import Patient
+from dossier_service.policy import Principal
+from dossier_service.schemas import EpisodeIn, EpisodeUpdate
+from dossier_service.services import journal
+from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.text import fr_date
+
+
+async def list_episodes(session: AsyncSession, *, patient_id: str) -> list[Episode]:
+    rows = await session.exec(
+        select(Episode).where(Episode.patient_id == patient_id).order_by(col(Episode.starts_on))
+    )
+    return list(rows.all())
+
+
+async def add_episode(
+    session: AsyncSession, *, principal: Principal, patient: Patient, data: EpisodeIn,
+    themes: Sequence[str], form_ids: Sequence[str],
+) -> Episode:  # fmt: skip
+    if data.theme not in themes:
+        raise InvalidInput("Thème de parcours inconnu.", field="theme")
+    if data.ends_on is not None and data.ends_on < data.starts_on:
+        raise InvalidInput("La fin du parcours précède son début.", field="ends_on")
+    if data.form_id is not None and data.form_id not in form_ids:
+        raise InvalidInput("Formulaire inconnu.", field="form_id")
+    episode = Episode(patient_id=patient.id, created_by=principal.author, **data.model_dump())
+    session.add(episode)
+    await journal.notebook_event(
+        session, patient_id=patient.id, author=principal.author,
+        text=f"Création du parcours {episode.theme} du {fr_date(episode.starts_on)}",
+    )  # fmt: skip
+    await session.flush()
+    return episode
+
+
+async def update_episode(
+    session: AsyncSession, *, principal: Principal, patient: Patient, episode_id: str,
+    data: EpisodeUpdate,
+) -> Episode:  # fmt: skip
+    episode = await session.get(Episode, episode_id)
+    if episode is None or episode.patient_id != patient.id:
+        raise NotFound("Parcours introuvable.")
+    for key, value in data.model_dump(exclude_unset=True).items():
+        if value is None and key != "ends_on":
+            continue
+        setattr(episode, key, value)
+    if episode.ends_on is not None and episode.ends_on < episode.starts_on:
+        raise InvalidInput("La fin du parcours précède son début.", field="ends_on")
+    session.add(episode)
+    await journal.notebook_event(
+        session, patient_id=patient.id, author=principal.author,
+        text=f"Modification du parcours {episode.theme} du {fr_date(episode.starts_on)}",
+    )  # fmt: skip
+    return episode

@@ -1,0 +1,45 @@
+"""The liaison notebook as people read and write it: notes, transmissions, signalements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.models.notebook import NotebookEntry
+from dossier_service.models.patient import Patient
+from dossier_service.policy import Principal
+from dossier_service.services import journal
+
+
+async def list_entries(
+    session: AsyncSession, *, patient_id: str, limit: int = 50, before: datetime | None = None,
+    kind: str | None = None,
+) -> list[NotebookEntry]:  # fmt: skip
+    """Newest first; page with ``before`` = the last entry's ``created_at``."""
+    query = select(NotebookEntry).where(NotebookEntry.patient_id == patient_id)
+    if before is not None:
+        query = query.where(NotebookEntry.created_at < before)
+    if kind:
+        query = query.where(NotebookEntry.kind == kind)
+    rows = await session.exec(
+        query.order_by(col(NotebookEntry.created_at).desc(), col(NotebookEntry.id)).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def add_entry(
+    session: AsyncSession, *, principal: Principal, patient: Patient, kind: str, text: str,
+    source: str = "web",
+) -> NotebookEntry:  # fmt: skip
+    entry = NotebookEntry(
+        patient_id=patient.id, kind=kind, text=text, author=principal.author, source=source
+    )
+    session.add(entry)
+    await session.flush()
+    if source != "matrix":  # what came from the conversation is not echoed back to it
+        await journal.emit(session, type=journal.NOTEBOOK_ENTRY, patient_id=patient.id,
+                           room_id=patient.room_id, actor=principal.author,
+                           payload={"entry_id": entry.id, "kind": kind})  # fmt: skip
+    return entry
