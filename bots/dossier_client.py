@@ -1,0 +1,296 @@
+"""The bot's only door to the dossier service: a typed async client.
+
+It authenticates with the bot's service token (``Secrets.dossier_service_token``), says on
+whose behalf it acts (the Matrix user who typed the command) and sends an idempotency key
+with every write, so a write repeated after a crash or a retry is applied once.
+
+Failures are Matrix-shaped: the dossier answers ``{"errcode", "error"}``; a refusal (4xx)
+raises ``Refused(errcode, error, status)``, an unreachable or failing dossier (network
+error, timeout, 5xx, 429) raises ``Unavailable`` — the outbox retries those.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bots.outbox import Refused, Unavailable
+
+log = logging.getLogger(__name__)
+
+ON_BEHALF_HEADER = "X-Cercle-On-Behalf-Of"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int | None = None
+
+
+class DossierClient:
+    """One aiohttp session; ``close()`` when done. Paths are the dossier's ``/api/v1``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        service_token: str,
+        *,
+        timeout_seconds: float = 15.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = service_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session = session
+        self._own_session = session is None
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._own_session = True
+        return self._session
+
+    def patient_page_url(self, patient_id: str) -> str:
+        """The file's page (what the room's widget and the notices link to)."""
+        return f"{self.base_url}/patients/{quote(patient_id, safe='')}"
+
+    # -- transport --
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
+        actor: str | None = None,
+        key: str | None = None,
+        allow_404: bool = False,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        if actor:
+            headers[ON_BEHALF_HEADER] = actor
+        if key:
+            headers[IDEMPOTENCY_HEADER] = key
+        url = f"{self.base_url}/api/v1{path}"
+        try:
+            async with self._http().request(
+                method,
+                url,
+                json=dict(json_body) if json_body is not None else None,
+                params={k: str(v) for k, v in (params or {}).items() if v is not None},
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Unavailable("CERCLE_DOSSIER_UNREACHABLE") from exc
+        if status >= 500 or status == 429:
+            raise Unavailable(f"CERCLE_DOSSIER_{status}")
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        if status == 404 and allow_404:
+            return None
+        if status >= 400:
+            errcode, error = "M_UNKNOWN", ""
+            if isinstance(body, Mapping):
+                errcode = str(body.get("errcode") or errcode)
+                error = str(body.get("error") or "")
+            raise Refused(errcode, error, status)
+        return body
+
+    # -- event feed --
+    async def events(self, after: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Outbox events with ``seq > after``, oldest first."""
+        body = await self.request("GET", "/events", params={"after": after, "limit": limit})
+        return list(_items(body, "events"))
+
+    # -- patients --
+    async def create_patient(
+        self,
+        *,
+        room_id: str | None,
+        label: str,
+        coordinator: str | None,
+        coordinator_name: str | None = None,
+        key: str,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"label": label}
+        if room_id:
+            body["room_id"] = room_id
+        if coordinator:
+            body["coordinator"] = coordinator
+        if coordinator_name:
+            body["coordinator_name"] = coordinator_name
+        return dict(await self.request("POST", "/patients", json_body=body, actor=coordinator, key=key))
+
+    async def get_patient(self, patient_id: str) -> dict[str, Any] | None:
+        body = await self.request("GET", f"/patients/{_q(patient_id)}", allow_404=True)
+        return _unwrap(body, "patient")
+
+    async def patient_by_room(self, room_id: str) -> dict[str, Any] | None:
+        body = await self.request("GET", "/patients", params={"room_id": room_id})
+        items = list(_items(body, "patients"))
+        return items[0] if items else None
+
+    async def link_room(self, patient_id: str, room_id: str, *, actor: str | None, key: str) -> dict[str, Any]:
+        body = await self.request(
+            "PUT", f"/patients/{_q(patient_id)}/room", json_body={"room_id": room_id},
+            actor=actor, key=key,
+        )  # fmt: skip
+        return _unwrap(body, "patient") or {}
+
+    # -- care circle --
+    async def circle(self, patient_id: str) -> list[dict[str, Any]]:
+        body = await self.request("GET", f"/patients/{_q(patient_id)}/circle")
+        return list(_items(body, "members"))
+
+    async def add_circle_member(
+        self, patient_id: str, member: Mapping[str, Any], *, actor: str | None, key: str
+    ) -> dict[str, Any]:
+        body = await self.request(
+            "POST", f"/patients/{_q(patient_id)}/circle", json_body=member, actor=actor, key=key
+        )
+        return _unwrap(body, "member") or {}
+
+    async def end_circle_member(
+        self, patient_id: str, member_id: str, *, actor: str | None, key: str
+    ) -> dict[str, Any]:
+        body = await self.request(
+            "DELETE", f"/patients/{_q(patient_id)}/circle/{_q(member_id)}", actor=actor, key=key
+        )
+        return _unwrap(body, "member") or {}
+
+    async def mark_left_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
+        body = await self.request(
+            "POST", f"/patients/{_q(patient_id)}/circle/left-room",
+            json_body={"matrix_user_id": user_id}, key=key,
+        )  # fmt: skip
+        return dict(body or {})
+
+    # -- liaison notebook --
+    async def add_notebook_entry(
+        self, patient_id: str, *, kind: str, text: str, actor: str | None, key: str
+    ) -> dict[str, Any]:
+        body = await self.request(
+            "POST", f"/patients/{_q(patient_id)}/notebook",
+            json_body={"kind": kind, "text": text, "idempotency_key": key}, actor=actor, key=key,
+        )  # fmt: skip
+        return _unwrap(body, "entry") or {}
+
+    async def notebook(self, patient_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        body = await self.request(
+            "GET", f"/patients/{_q(patient_id)}/notebook", params={"limit": limit}
+        )
+        return list(_items(body, "entries"))
+
+    # -- tasks --
+    async def create_task(
+        self,
+        patient_id: str,
+        *,
+        label: str,
+        type: str,
+        assignees: Sequence[str],
+        due_date: str | None,
+        actor: str | None,
+        key: str,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "patient_id": patient_id,
+            "type": type,
+            "label": label,
+            "assignees": [{"kind": "personne", "ref": a} for a in assignees],
+            "idempotency_key": key,
+        }
+        if due_date:
+            payload["due_date"] = due_date
+        body = await self.request("POST", "/tasks", json_body=payload, actor=actor, key=key)
+        return _unwrap(body, "task") or {}
+
+    async def open_tasks(self, patient_id: str) -> list[dict[str, Any]]:
+        body = await self.request(
+            "GET", "/tasks", params={"patient_id": patient_id, "open": "true", "limit": 100}
+        )
+        tasks = list(_items(body, "tasks"))
+        return [t for t in tasks if t.get("state") in ("à faire", "en cours")]
+
+    async def set_task_state(self, task_id: str, state: str, *, actor: str | None, key: str) -> dict[str, Any]:
+        body = await self.request(
+            "PATCH", f"/tasks/{_q(task_id)}", json_body={"state": state}, actor=actor, key=key
+        )
+        return _unwrap(body, "task") or {}
+
+    # -- documents --
+    async def upload_document(
+        self,
+        patient_id: str,
+        *,
+        category: str,
+        filename: str,
+        data: bytes,
+        actor: str | None,
+        key: str,
+    ) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field("category", category)
+        form.add_field("file", data, filename=filename, content_type="application/octet-stream")
+        body = await self.request(
+            "POST", f"/patients/{_q(patient_id)}/documents", data=form, actor=actor, key=key
+        )
+        return _unwrap(body, "document") or {}
+
+    async def documents(self, patient_id: str) -> list[dict[str, Any]]:
+        body = await self.request("GET", f"/patients/{_q(patient_id)}/documents")
+        return list(_items(body, "documents"))
+
+    async def document_categories(self) -> list[str]:
+        body = await self.request("GET", "/meta")
+        if isinstance(body, Mapping):
+            cats = body.get("document_categories")
+            if isinstance(cats, list):
+                return [str(c) for c in cats]
+        return []
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _items(body: Any, name: str) -> list[dict[str, Any]]:
+    """Lists come as ``{name: [...]}``, ``{"items": [...]}`` or a bare list."""
+    if isinstance(body, list):
+        return [dict(x) for x in body if isinstance(x, Mapping)]
+    if isinstance(body, Mapping):
+        for key in (name, "items", "results", "data"):
+            value = body.get(key)
+            if isinstance(value, list):
+                return [dict(x) for x in value if isinstance(x, Mapping)]
+    return []
+
+
+def _unwrap(body: Any, name: str) -> dict[str, Any] | None:
+    if not isinstance(body, Mapping):
+        return None
+    inner = body.get(name)
+    if isinstance(inner, Mapping):
+        return dict(inner)
+    return dict(body)

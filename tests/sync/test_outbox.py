@@ -1,0 +1,153 @@
+"""The durable outbox: keys dedupe, back-off grows, order is kept, state survives a reopen."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bots.outbox import (
+    DONE,
+    FAILED,
+    PENDING,
+    Outbox,
+    OutboxItem,
+    OutboxWorker,
+    Refused,
+    Unavailable,
+    backoff_ms,
+    idempotency_key,
+    open_outbox_database,
+)
+
+
+def make_outbox(tmp_path: Path) -> Outbox:
+    return Outbox(open_outbox_database(tmp_path / "outbox.sqlite3"), tmp_path / "blobs")
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert backoff_ms(0) == 0
+    assert [backoff_ms(n) for n in (1, 2, 3, 4)] == [500, 1000, 2000, 4000]
+    assert backoff_ms(40) == 60_000
+
+
+def test_idempotency_key_is_stable_and_purpose_specific() -> None:
+    a = idempotency_key("$ev1", "note")
+    assert a == idempotency_key("$ev1", "note")
+    assert a != idempotency_key("$ev1", "task")
+    assert a != idempotency_key("$ev2", "note")
+    assert len(a) <= 200
+
+
+def test_enqueue_twice_keeps_one_row_and_survives_reopen(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    assert box.enqueue("k1", "notebook.add", {"text": "a"}, room_id="!r:x")
+    assert not box.enqueue("k1", "notebook.add", {"text": "a"}, room_id="!r:x")
+    assert box.pending_count() == 1
+    reopened = make_outbox(tmp_path)
+    [item] = reopened.due()
+    assert (item.key, item.operation, item.payload, item.room_id) == (
+        "k1", "notebook.add", {"text": "a"}, "!r:x",
+    )  # fmt: skip
+
+
+def test_retry_postpones_and_done_removes_blob(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    digest = box.store_blob(b"%PDF-1.4 ordonnance")
+    box.enqueue("k", "document.upload", {"blob": digest})
+    [item] = box.due()
+    delay = box.mark_retry(item, "CERCLE_DOSSIER_UNREACHABLE", at_ms=1_000)
+    assert delay == 500
+    assert box.due(at_ms=1_499) == []
+    [again] = box.due(at_ms=1_500)
+    assert again.attempts == 1 and again.last_error == "CERCLE_DOSSIER_UNREACHABLE"
+    assert box.read_blob(digest) == b"%PDF-1.4 ordonnance"
+    box.mark_done(again, {"id": "doc-1"})
+    done = box.get("k")
+    assert done is not None and done.status == DONE and done.result == {"id": "doc-1"}
+    assert not (box.blob_dir / digest).exists()
+
+
+async def test_worker_retries_until_the_dossier_is_back_in_order(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    delivered: list[str] = []
+    available = False
+
+    async def deliver(item: OutboxItem) -> dict[str, str]:
+        if not available:
+            raise Unavailable()
+        delivered.append(item.key)
+        return {"ok": item.key}
+
+    worker = OutboxWorker(box, deliver)
+    for n in range(3):
+        box.enqueue(f"k{n}", "notebook.add", {"n": n})
+    assert await worker.run_once() == 0
+    assert box.pending_count() == 3
+    # the first item got the back-off; the others were not tried (order kept)
+    assert [i.attempts for i in box.due(at_ms=10**15)] == [1, 0, 0]
+    available = True
+    assert await worker.run_once() == 0  # not due yet
+    await asyncio.sleep(0.55)
+    assert await worker.run_once() == 3
+    assert delivered == ["k0", "k1", "k2"]
+    assert box.pending_count() == 0
+
+
+async def test_refused_is_final_and_reported(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    outcomes: list[tuple[str, str | None]] = []
+
+    async def deliver(item: OutboxItem) -> None:
+        raise Refused("M_INVALID_PARAM", "catégorie inconnue", 400)
+
+    async def on_outcome(item: OutboxItem, result: object, refused: Refused | None) -> None:
+        outcomes.append((item.key, refused.errcode if refused else None))
+
+    worker = OutboxWorker(box, deliver, on_outcome=on_outcome)
+    box.enqueue("bad", "document.upload", {})
+    await worker.run_once()
+    item = box.get("bad")
+    assert item is not None and item.status == FAILED and item.last_error == "M_INVALID_PARAM"
+    assert outcomes == [("bad", "M_INVALID_PARAM")]
+
+
+async def test_submit_waits_for_delivery_then_answers_replays_from_the_row(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    calls = 0
+
+    async def deliver(item: OutboxItem) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    worker = OutboxWorker(box, deliver, idle_seconds=0.1)
+    task = asyncio.create_task(worker.run())
+    try:
+        first = await worker.submit("k", "notebook.add", {"text": "x"}, wait_seconds=2)
+        assert first.status == DONE and first.result == {"n": 1}
+        replay = await worker.submit("k", "notebook.add", {"text": "x"}, wait_seconds=2)
+        assert replay.status == DONE and replay.result == {"n": 1}
+        assert calls == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_submit_returns_pending_when_the_dossier_is_down(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+
+    async def deliver(item: OutboxItem) -> None:
+        raise Unavailable()
+
+    worker = OutboxWorker(box, deliver, idle_seconds=0.1)
+    task = asyncio.create_task(worker.run())
+    try:
+        item = await worker.submit("k", "notebook.add", {}, wait_seconds=0.3)
+        assert item.status == PENDING
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
