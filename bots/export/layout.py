@@ -144,8 +144,13 @@ class TranscriptLayout:
             return cached
         covers = self.metrics.covers
         out: list[str] = []
+        joined = False  # inside an emoji sequence: ZWJ, variation selectors, skin tones
         for char in text:
             code = ord(char)
+            if out and out[-1] == EMOJI and (joined or code in _INVISIBLE):
+                joined = code == 0x200D
+                continue
+            joined = False
             if code < 0x250 or covers(code):
                 out.append(char)
             elif code in _INVISIBLE:

@@ -12,7 +12,6 @@ import io
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -290,9 +289,9 @@ class _Drawer:
             n += 1
             candidate = f"{base} ({n}){dot}{ext}" if dot else f"{name} ({n})"
         self.embedded_names.add(candidate)
-        self.pdf.embed_file(file_path=attachment.path, basename=candidate,
-                            desc=f"SHA-256 {attachment.sha256}", compress=True,
-                            modification_date=datetime.now().astimezone())
+        self.pdf.embed_file(bytes=attachment.path.read_bytes(), basename=candidate,
+                            mime_type=attachment.mimetype or None,
+                            desc=f"SHA-256 {attachment.sha256}", compress=True)
 
 
 class _GlyphEncoder(dict[int, str]):
