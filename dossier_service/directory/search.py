@@ -1,0 +1,355 @@
+"""Search the directory: parsed query -> ranked, paginated professionals.
+
+Ranking: exact name first (linked accounts first among them), then the other linked
+accounts, then the rest. Name words drive a range scan of ``search_key`` (covering indexes
+on token and on département + token); a query without a name is driven by the
+``activity`` indexes on département / profession. Totals are counted up to
+:data:`COUNT_CAP` ("plus de 1000").
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .display import display_name, title_case
+from .normalize import joined
+from .query import Commune, Gazetteer, ParsedQuery, parse_query
+from .request_form import national_ids
+from .vocabulary import MODE_LABELS, MODE_WORDS, PROFESSION_WORDS, SPECIALTY_WORDS
+
+COUNT_CAP = 1000
+MAX_PER_PAGE = 50
+MAX_PAGE = 50
+_TOP = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class Practice:
+    specialty: str
+    mode: str
+    structure: str
+    address: str
+    postcode: str
+    city: str
+    dept: str
+    phone: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    national_id: str
+    civility: str
+    last_name: str
+    first_name: str
+    profession_code: str
+    profession: str
+    practices: tuple[Practice, ...]
+    mxid: str | None
+    exact: bool
+
+    @property
+    def city(self) -> str:
+        return title_case(self.practices[0].city) if self.practices else ""
+
+    @property
+    def specialty(self) -> str:
+        return next((p.specialty for p in self.practices if p.specialty), "")
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.last_name, self.first_name, self.profession,
+                            self.practices[0].city if self.practices else "", self.specialty)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.national_id,
+            "civilite": self.civility,
+            "nom": self.last_name,
+            "prenom": self.first_name,
+            "profession": self.profession,
+            "code_profession": self.profession_code,
+            "specialite": self.specialty,
+            "nom_affiche": self.display_name,
+            "compte_matrix": self.mxid,
+            "nom_exact": self.exact,
+            "exercices": [
+                {"specialite": p.specialty, "mode": p.mode, "structure": p.structure,
+                 "adresse": p.address, "code_postal": p.postcode, "ville": title_case(p.city),
+                 "departement": p.dept, "telephone": p.phone, "email": p.email}
+                for p in self.practices
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: ParsedQuery
+    hits: list[Hit]
+    total: int
+    more: bool  # total is a lower bound (more than COUNT_CAP)
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def as_json(self) -> dict[str, Any]:
+        q = self.query
+        return {
+            "resultats": [h.as_json() for h in self.hits],
+            "total": self.total,
+            "total_minimum": self.more,
+            "page": self.page,
+            "par_page": self.per_page,
+            "pages": self.pages,
+            "requete": {
+                "noms": list(q.names), "emails": list(q.emails),
+                "professions": list(q.professions), "specialites": list(q.specialties),
+                "modes": list(q.modes),
+                "lieu": None if q.place is None else {
+                    "type": q.place.kind, "valeur": q.place.label,
+                    "departements": list(q.place.depts)},
+            },
+        }
+
+
+@dataclass
+class _Filters:
+    sql: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add_in(self, column: str, values: Iterable[str]) -> None:
+        values = list(values)
+        if not values:
+            return
+        if len(values) == 1:
+            self.sql.append(f"{column} = ?")
+        else:
+            self.sql.append(f"{column} IN ({','.join('?' * len(values))})")
+        self.args.extend(values)
+
+
+def code_for(value: str | None, words: Any, codes: Iterable[str] = ()) -> str | None:
+    """An explicit filter given as a code ("60", "SM26", "L") or a word ("infirmier")."""
+    if not value:
+        return None
+    value = value.strip()
+    if value in codes or value.upper() in codes:
+        return value.upper() if value.upper() in codes else value
+    found = words.get(joined(value))
+    return str(found) if found else value
+
+
+class Directory:
+    """Search over one connection (one per thread; sqlite3 connections are not shared)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._gazetteer: Gazetteer | None = None
+        self._gazetteer_run: int | None = None
+
+    # --- places -------------------------------------------------------------------------
+    def gazetteer(self) -> Gazetteer:
+        run = self.conn.execute("SELECT max(id) FROM import_run").fetchone()[0]
+        if self._gazetteer is None or run != self._gazetteer_run:
+            cities: dict[str, list[Commune]] = {}
+            postcodes: dict[str, list[Commune]] = {}
+            for code, postcode, dept, name, key in self.conn.execute(
+                "SELECT commune_code, postcode, dept, name, name_key FROM commune"
+            ):
+                commune = Commune(code, dept, title_case(name))
+                if commune not in cities.setdefault(key, []):
+                    cities[key].append(commune)
+                if postcode:
+                    postcodes.setdefault(postcode, []).append(commune)
+            self._gazetteer = Gazetteer(
+                {k: tuple(v) for k, v in cities.items()},
+                {k: tuple(v) for k, v in postcodes.items()},
+            )
+            self._gazetteer_run = run
+        return self._gazetteer
+
+    def parse(self, text: str, *, profession: str | None = None,
+              specialty: str | None = None, dept: str | None = None,
+              mode: str | None = None) -> ParsedQuery:
+        return parse_query(
+            text, self.gazetteer(),
+            profession=code_for(profession, PROFESSION_WORDS),
+            specialty=code_for(specialty, SPECIALTY_WORDS),
+            dept=dept.strip().upper() if dept else None,
+            mode=code_for(mode, MODE_WORDS, MODE_LABELS),
+        )
+
+    # --- search -------------------------------------------------------------------------
+    def search(self, text: str, *, profession: str | None = None,
+               specialty: str | None = None, dept: str | None = None,
+               mode: str | None = None, page: int = 1, per_page: int = 20) -> SearchResult:
+        query = self.parse(text, profession=profession, specialty=specialty, dept=dept,
+                           mode=mode)
+        return self.run(query, page=page, per_page=per_page)
+
+    def run(self, query: ParsedQuery, *, page: int = 1, per_page: int = 20) -> SearchResult:
+        page = min(max(1, page), MAX_PAGE)
+        per_page = min(max(1, per_page), MAX_PER_PAGE)
+        if query.empty:
+            return SearchResult(query, [], 0, False, page, per_page)
+        linked = self._linked_ids()
+        skip = (page - 1) * per_page
+        chosen: list[tuple[int, bool]] = []
+        total = 0
+        more = False
+        for pid, exact in self._ranked(query, linked):
+            if total >= COUNT_CAP:
+                more = True
+                break
+            if skip <= total < skip + per_page:
+                chosen.append((pid, exact))
+            total += 1
+        return SearchResult(query, self._hits(chosen), total, more, page, per_page)
+
+    def _linked_ids(self) -> set[int]:
+        return {row[0] for row in self.conn.execute(
+            "SELECT p.id FROM account_link l CROSS JOIN professional p "
+            "ON p.national_id = l.national_id "
+            "WHERE p.active = 1"
+        )}
+
+    def _key_filters(self, query: ParsedQuery, alias: str) -> _Filters:
+        f = _Filters()
+        if query.place is not None:
+            f.add_in(f"{alias}.dept", query.place.depts)
+            f.add_in(f"{alias}.commune_code", query.place.communes)
+            if query.place.postcode:
+                f.add_in(f"{alias}.postcode", [query.place.postcode])
+        f.add_in(f"{alias}.profession_code", query.professions)
+        f.add_in(f"{alias}.specialty_code", query.specialties)
+        f.add_in(f"{alias}.mode_code", query.modes)
+        return f
+
+    def _ranked(self, query: ParsedQuery, linked: set[int]) -> Iterator[tuple[int, bool]]:
+        seen: set[int] = set()
+
+        def emit(rows: Iterable[tuple[int]], exact: bool,
+                 only_linked: bool | None) -> Iterator[tuple[int, bool]]:
+            for (pid,) in rows:
+                if pid in seen:
+                    continue
+                if only_linked is not None and (pid in linked) != only_linked:
+                    continue
+                seen.add(pid)
+                yield pid, exact
+
+        terms = query.names + query.emails
+        if query.identifiers:
+            yield from emit(self._by_identifier(query), True, None)
+            return
+        if terms:
+            driver = terms[0] if len(terms) == 1 else min(terms, key=self._spread)
+            others = [t for t in terms if t != driver]
+            for exact in (True, False):
+                if linked:
+                    yield from emit(self._by_name(query, driver, others, exact, linked),
+                                    exact, True)
+                yield from emit(self._by_name(query, driver, others, exact, None), exact, False)
+            return
+        if linked:
+            yield from emit(self._by_filters(query, linked), False, True)
+        yield from emit(self._by_filters(query, None), False, False)
+
+    def _spread(self, term: str) -> int:
+        """How many keys start with ``term`` (counted up to a cap): the rarest term drives."""
+        return int(self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM search_key WHERE token >= ? AND token < ? "
+            "LIMIT 5000)", (term, term + _TOP),
+        ).fetchone()[0])
+
+    def _by_name(self, query: ParsedQuery, driver: str, others: list[str], exact: bool,
+                 restrict: set[int] | None) -> Iterable[tuple[int]]:
+        f = self._key_filters(query, "k")
+        if exact:
+            where = ["k.token = ?"]
+            args: list[Any] = [driver]
+        else:
+            where = ["k.token > ?", "k.token < ?"]
+            args = [driver, driver + _TOP]
+        for other in others:
+            where.append(
+                "EXISTS (SELECT 1 FROM search_key o WHERE o.professional_id = k.professional_id "
+                "AND o.token >= ? AND o.token < ?)"
+            )
+            args.extend([other, other + _TOP])
+        if restrict is not None:
+            where.append(f"k.professional_id IN ({','.join('?' * len(restrict))})")
+            args.extend(sorted(restrict))
+        sql = ("SELECT k.professional_id FROM search_key k WHERE "
+               + " AND ".join(where + f.sql))
+        return self.conn.execute(sql, args + f.args)
+
+    def _by_filters(self, query: ParsedQuery,
+                    restrict: set[int] | None) -> Iterable[tuple[int]]:
+        f = self._key_filters(query, "a")
+        where = list(f.sql)
+        args = list(f.args)
+        if restrict is not None:
+            where.append(f"a.professional_id IN ({','.join('?' * len(restrict))})")
+            args.extend(sorted(restrict))
+        sql = ("SELECT a.professional_id FROM activity a "
+               "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
+               + (" WHERE " + " AND ".join(where) if where else ""))
+        return self.conn.execute(sql, args)
+
+    def _by_identifier(self, query: ParsedQuery) -> Iterable[tuple[int]]:
+        marks = ",".join("?" * len(query.identifiers))
+        return self.conn.execute(
+            f"SELECT id FROM professional WHERE active = 1 AND (national_id IN ({marks}) "
+            f"OR substr(national_id, 2) IN ({marks}))",
+            [*query.identifiers, *query.identifiers],
+        )
+
+    def _hits(self, chosen: list[tuple[int, bool]]) -> list[Hit]:
+        if not chosen:
+            return []
+        ids = [pid for pid, _ in chosen]
+        marks = ",".join("?" * len(ids))
+        people = {row[0]: row for row in self.conn.execute(
+            "SELECT p.id, p.national_id, p.civility, p.last_name, p.first_name, "
+            "p.profession_code, p.profession, l.mxid FROM professional p "
+            f"LEFT JOIN account_link l ON l.national_id = p.national_id WHERE p.id IN ({marks})",
+            ids,
+        )}
+        practices: dict[int, list[Practice]] = {}
+        for row in self.conn.execute(
+            "SELECT professional_id, specialty, mode, structure, address, postcode, city, dept, "
+            f"phone, email FROM activity WHERE professional_id IN ({marks}) ORDER BY id", ids,
+        ):
+            practices.setdefault(row[0], []).append(Practice(*row[1:]))
+        hits = []
+        for pid, exact in chosen:
+            p = people[pid]
+            hits.append(Hit(p[1], p[2], p[3], p[4], p[5], p[6], tuple(practices.get(pid, ())),
+                            p[7], exact))
+        return hits
+
+    def professional(self, identifier: str) -> Hit | None:
+        """A professional by "Identification nationale PP", RPPS (11) or ADELI (9) number."""
+        candidates = national_ids(identifier)
+        row = self.conn.execute(
+            f"SELECT id FROM professional WHERE national_id IN ({','.join('?' * len(candidates))}) "
+            "ORDER BY active DESC LIMIT 1", candidates,
+        ).fetchone()
+        if row is None:
+            return None
+        return self._hits([(row[0], True)])[0]
+
+    def by_email(self, email: str) -> list[Hit]:
+        """Active professionals whose practice e-mail is ``email`` (e-mails are search keys)."""
+        ids = [row[0] for row in self.conn.execute(
+            "SELECT DISTINCT professional_id FROM search_key WHERE token = ?",
+            (email.strip().lower(),),
+        )]
+        return self._hits([(pid, True) for pid in ids])
