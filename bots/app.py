@@ -1,0 +1,178 @@
+"""The bot, wired in one place: session, ledger, I/O, command families, sync loop,
+escalation. ``python -m bots`` builds it from the profile and runs it until SIGTERM.
+
+Adding a command family (issue 6 dossier sync, issue 7 ``!trouver``): write
+``bots/commands/<family>.py`` with a ``register(registry, …)`` function and add one line to
+``BotApp._register_families``; its dependencies come from the ``BotServices`` it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from nio import AsyncClient
+
+from bots.commands import flags as flag_commands
+from bots.commands import help as help_commands
+from bots.commands import patients as patient_commands
+from bots.commands.registry import CommandRegistry, PowerLevels
+from bots.config import BotConfig
+from bots.flags.escalation import EscalationStore, Escalator
+from bots.flags.service import FlagService
+from bots.flags.spaces import FolderSpaces
+from bots.handlers import BotHandlers
+from bots.matrix.io import MatrixIO
+from bots.matrix.ledger import EventLedger, open_database
+from bots.matrix.room_state import RoomStateCache
+from bots.matrix.session import open_session
+from bots.matrix.sync_loop import SyncLoop
+from bots.matrix.trust import MemberDeviceTrust
+from bots.matrix.undecryptable import UndecryptableEvents
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BotServices:
+    """What command families may depend on."""
+
+    config: BotConfig
+    client: AsyncClient
+    io: MatrixIO
+    cache: RoomStateCache
+    flags: FlagService
+    patient_hooks: patient_commands.PatientHooks
+    db: sqlite3.Connection
+
+
+@dataclass
+class BotApp:
+    config: BotConfig
+    client: AsyncClient
+    db: sqlite3.Connection
+    ledger: EventLedger
+    registry: CommandRegistry
+    services: BotServices
+    sync_loop: SyncLoop
+    escalator: Escalator
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @classmethod
+    async def create(
+        cls, config: BotConfig, *, password: str, pickle_key: str, cross_signing_key: str
+    ) -> BotApp:
+        client = await open_session(config, password=password, pickle_key=pickle_key)
+        try:
+            await _crypto_extensions(client, config, password, cross_signing_key)
+            return cls._wire(config, client)
+        except BaseException:
+            await client.close()
+            raise
+
+    @classmethod
+    def _wire(cls, config: BotConfig, client: AsyncClient) -> BotApp:
+        db = open_database(config.ledger_path)
+        ledger = EventLedger(db)
+        io = MatrixIO(client, MemberDeviceTrust(client))
+        cache = RoomStateCache()
+        escalator = Escalator(
+            EscalationStore(db),
+            interval_seconds=config.escalation.interval_seconds,
+            max_reminders=config.escalation.max_reminders,
+        )
+        folders = FolderSpaces(io, db, bot_user_id=client.user_id, server_name=config.server_name)
+        flags = FlagService(client, io, cache, folders, escalator, server_name=config.server_name)
+        services = BotServices(
+            config, client, io, cache, flags, patient_commands.PatientHooks(), db
+        )
+        registry = CommandRegistry(
+            config.command_prefix,
+            PowerLevels(flag=config.flag_power_level, admin=config.admin_power_level),
+        )
+        cls._register_families(registry, services)
+        handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
+        sync_loop = SyncLoop(
+            client,
+            ledger,
+            handlers,
+            UndecryptableEvents(client, ledger),
+            timeout_ms=config.sync_timeout_ms,
+            backoff_max_seconds=config.backoff_max_seconds,
+        )
+        return cls(config, client, db, ledger, registry, services, sync_loop, escalator)
+
+    @staticmethod
+    def _register_families(registry: CommandRegistry, s: BotServices) -> None:
+        """The command families, in the order `!aide` lists them."""
+        patient_commands.register(
+            registry,
+            client=s.client,
+            io=s.io,
+            server_name=s.config.server_name,
+            label_max_length=s.config.label_max_length,
+            hooks=s.patient_hooks,
+            patient_rooms=s.cache.patient_rooms,
+        )
+        flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
+        help_commands.register(registry)
+
+    # -- lifecycle --
+    async def start(self) -> None:
+        """Start syncing and escalating; returns once the first sync is handled."""
+        self._tasks = [
+            asyncio.create_task(self.sync_loop.run(), name="bot-sync"),
+            asyncio.create_task(self.escalator.run(), name="bot-escalation"),
+        ]
+        waiter = asyncio.create_task(self.sync_loop.stats.first_sync_done.wait())
+        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            for task in done:
+                task.result()  # raise the failure
+
+    async def wait(self) -> None:
+        """Run until a task fails or the app is stopped."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        self.sync_loop.stop()
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await self.sync_loop.drain(drain_timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sync_loop.close()
+        await self.client.close()
+        self.db.close()
+
+
+async def _crypto_extensions(
+    client: AsyncClient, config: BotConfig, password: str, cross_signing_key: str
+) -> None:
+    """Cross-signing and shared history (the crypto engineer's modules), when present."""
+    try:
+        cross_signing = importlib.import_module("bots.matrix.cross_signing")
+    except ImportError:
+        log.warning("module de signature croisée absent : appareil du bot non signé")
+    else:
+        await cross_signing.ensure_cross_signed(
+            client,
+            key_file=config.cross_signing_key_file,
+            encryption_key=cross_signing_key,
+            password=password,
+        )
+    try:
+        history = importlib.import_module("bots.matrix.history")
+    except ImportError:
+        log.warning("module d'historique partagé absent (MSC3061/MSC4268)")
+    else:
+        history.install_shared_history(client)

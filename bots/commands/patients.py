@@ -1,0 +1,169 @@
+"""Patient rooms: !patient nouveau <libellé> and !inviter @user:server.
+
+A patient room is encrypted, invite-only, ``history_visibility: shared``; its
+``fr.cercle.patient`` state holds only a generated pseudonymous id (the identity belongs to
+the dossier and to encrypted messages); the requester and the bot are admins (100); it is
+named after the label the professional chose.
+
+Extension point (issue 6, dossier sync): ``PatientHooks.created`` listeners are awaited
+after a room is created (e.g. ask the dossier service to open the file).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nio import AsyncClient
+
+from bots.commands.registry import (
+    CommandContext,
+    CommandRegistry,
+    MatrixUser,
+    Power,
+    Text,
+    UserError,
+    Where,
+)
+from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, room_link
+from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
+
+log = logging.getLogger(__name__)
+
+_PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base 32
+
+
+def new_pseudonym() -> str:
+    """A random pseudonymous patient id, e.g. ``P-7K3M9Q2XHD`` (50 bits)."""
+    return "P-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(10))
+
+
+@dataclass(frozen=True)
+class PatientRoomCreated:
+    room_id: str
+    pseudonym: str
+    label: str
+    requester: str
+
+
+@dataclass
+class PatientHooks:
+    created: list[Callable[[PatientRoomCreated], Awaitable[None]]] = field(default_factory=list)
+
+
+def patient_room_request(
+    *, label: str, pseudonym: str, requester: str, bot_user_id: str
+) -> dict[str, object]:
+    """Pure: the arguments of the room creation."""
+    return {
+        "name": label,
+        "invite": [requester],
+        "initial_state": [
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            },
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "shared"},
+            },
+            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            {"type": PATIENT_STATE, "state_key": "", "content": {"id": pseudonym, "version": 1}},
+        ],
+        "power_level_override": {
+            "users": {bot_user_id: 100, requester: 100},
+            "events": {
+                PATIENT_STATE: 100,
+                FLAGS_STATE: 100,
+                "m.room.encryption": 100,
+                "m.room.history_visibility": 100,
+                "m.room.join_rules": 100,
+                "m.room.power_levels": 100,
+            },
+        },
+    }
+
+
+def _share_history_hook() -> Callable[..., Awaitable[None]] | None:
+    """The crypto engineer's MSC4268 bundle sender, when that module provides one."""
+    try:
+        module = importlib.import_module("bots.matrix.history")
+    except ImportError:
+        return None
+    return getattr(module, "share_history_with", None)
+
+
+def register(
+    registry: CommandRegistry,
+    *,
+    client: AsyncClient,
+    io: MatrixIO,
+    server_name: str,
+    label_max_length: int,
+    hooks: PatientHooks,
+    patient_rooms: dict[str, dict[str, object]],
+) -> None:
+    @registry.command(
+        "patient",
+        subcommand="nouveau",
+        sub_aliases=("new",),
+        args=(Text("libellé", max_length=label_max_length, label="le libellé du salon"),),
+        help="crée un salon patient chiffré, nommé d'après le libellé choisi (évitez le nom du patient)",
+    )
+    async def nouveau(ctx: CommandContext, **values: str) -> None:
+        label = values["libellé"]
+        pseudonym = new_pseudonym()
+        room_id = await io.create_room(
+            **patient_room_request(
+                label=label, pseudonym=pseudonym, requester=ctx.sender, bot_user_id=client.user_id
+            )
+        )
+        patient_rooms[room_id] = {"id": pseudonym, "version": 1}
+        log.info("salon patient créé room=%s pour event=%s", room_id, ctx.event_id)
+        for listener in hooks.created:
+            await listener(PatientRoomCreated(room_id, pseudonym, label, ctx.sender))
+        link = room_link(room_id, server_name)
+        plain = f"Salon patient « {label} » créé ({pseudonym}) : {link}\nVous y êtes invité(e) comme administrateur."
+        body = (
+            f'Salon patient <a href="{html.escape(link)}">« {html.escape(label)} »</a> créé '
+            f"(<code>{pseudonym}</code>). Vous y êtes invité(e) comme administrateur."
+        )
+        await ctx.reply(plain, body)
+
+    @registry.command(
+        "inviter",
+        aliases=("invite",),
+        args=(MatrixUser("utilisateur"),),
+        help="invite un professionnel dans ce salon patient (avec l'historique partagé)",
+        where=Where.PATIENT_ROOM,
+        power=Power.ADMIN,
+    )
+    async def inviter(ctx: CommandContext, utilisateur: str) -> None:
+        room = client.rooms.get(ctx.room_id)
+        if room is not None and utilisateur in room.users:
+            state = "déjà invité(e)" if utilisateur in room.invited_users else "déjà membre"
+            raise UserError(f"{utilisateur} est {state} de ce salon.")
+        share = _share_history_hook()
+        if share is not None:
+            try:
+                await share(client, ctx.room_id, utilisateur)
+            except Exception:
+                log.warning("historique non partagé room=%s", ctx.room_id, exc_info=True)
+        try:
+            await io.invite(ctx.room_id, utilisateur)
+        except MatrixRequestError as exc:
+            if exc.errcode in ("M_NOT_FOUND", "M_UNKNOWN", "M_BAD_STATE") or exc.status == 404:
+                raise UserError(f"Impossible d'inviter {utilisateur} : compte introuvable.") from None
+            if exc.errcode == "M_FORBIDDEN":
+                raise UserError(f"L'invitation de {utilisateur} a été refusée par le serveur.") from None
+            raise
+        plain = f"{utilisateur} a été invité(e) dans ce salon par {ctx.sender}."
+        body = f"{mention_html(utilisateur)} a été invité(e) dans ce salon par {mention_html(ctx.sender)}."
+        await ctx.reply(plain, body, mentions=[utilisateur])

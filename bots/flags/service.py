@@ -1,0 +1,253 @@
+"""Raising, clearing and acknowledging flags: each step of the "Flag" flow, in one place.
+
+Raise: encrypted notice (motif only there, mentions of the team) → ``fr.cercle.flags``
+state (who, when, notice id; no motif) → room-name marker → folders → escalation.
+Clear: the same steps undone. Acknowledge: ``!vu`` or a reaction on the bot's urgent notice.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterable
+
+from nio import AsyncClient
+
+from bots.commands.registry import UserError
+from bots.flags.escalation import Escalation, Escalator
+from bots.flags.model import (
+    STATE_TYPE,
+    Flag,
+    FlagError,
+    FlagKind,
+    RoomFlags,
+    format_paris,
+    name_with_markers,
+)
+from bots.flags.spaces import FolderSpaces
+from bots.matrix.io import MatrixIO, mention_html, room_link, txn_for
+from bots.matrix.room_state import RoomStateCache
+
+log = logging.getLogger(__name__)
+
+ACK_HINT = "Pour en accuser réception : !vu, ou une réaction sur ce message."
+
+
+class FlagService:
+    def __init__(
+        self,
+        client: AsyncClient,
+        io: MatrixIO,
+        cache: RoomStateCache,
+        folders: FolderSpaces,
+        escalator: Escalator,
+        *,
+        server_name: str,
+    ) -> None:
+        self.client = client
+        self.io = io
+        self.cache = cache
+        self.folders = folders
+        self.escalator = escalator
+        self.server_name = server_name
+        escalator.set_notify(self._remind)
+
+    # -- helpers --
+    def joined_members(self, room_id: str) -> list[str]:
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return []
+        return [
+            u for u in room.users if u not in room.invited_users and u != self.client.user_id
+        ]
+
+    def _name(self, user_id: str, room_id: str) -> str:
+        room = self.client.rooms.get(room_id)
+        return room.user_name(user_id) if room and room.user_name(user_id) else user_id
+
+    async def current(self, room_id: str) -> RoomFlags:
+        content = await self.io.get_state(room_id, STATE_TYPE)
+        return RoomFlags.from_state(content)
+
+    async def _store(self, room_id: str, flags: RoomFlags) -> None:
+        content = flags.to_state()
+        await self.io.put_state(room_id, STATE_TYPE, content)
+        self.cache.set_flags(room_id, content)
+        room = self.client.rooms.get(room_id)
+        name = room.name if room else None
+        if name:
+            wanted = name_with_markers(name, flags)
+            if wanted != name:
+                await self.io.set_room_name(room_id, wanted)
+        await self.folders.sync_room(room_id, flags, self.joined_members(room_id))
+
+    # -- the three transitions --
+    async def raise_flag(
+        self,
+        room_id: str,
+        kind: FlagKind,
+        *,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
+        flags = await self.current(room_id)
+        flag = Flag(kind=kind, by=by, at_ms=at_ms, assignee=assignee)
+        try:
+            flags = flags.raise_flag(flag)
+        except FlagError as exc:
+            raise UserError(str(exc)) from None
+        if assignee and assignee not in self.joined_members(room_id):
+            raise UserError(f"{assignee} n'est pas membre de ce salon.")
+        members = self.joined_members(room_id)
+        mentions = [assignee] if assignee else [m for m in members if m != by]
+        plain, body = self._raise_text(room_id, kind, by, motif, assignee, mentions)
+        notice_id = await self.io.send_notice(
+            room_id, plain, body, mentions=mentions, txn_id=txn_for(command_event_id, "flag-notice")
+        )
+        flags = flags.with_notice(kind, notice_id)
+        await self._store(room_id, flags)
+        if kind is FlagKind.URGENT:
+            self.escalator.start(room_id, by, at_ms, notice_id)
+
+    async def clear_flag(
+        self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
+    ) -> None:
+        flags = await self.current(room_id)
+        try:
+            flags, cleared = flags.clear(kind)
+        except FlagError as exc:
+            raise UserError(str(exc)) from None
+        await self._store(room_id, flags)
+        if cleared.kind is FlagKind.URGENT:
+            self.escalator.stop(room_id)
+        who = self._name(by, room_id)
+        plain = f"✅ Signalement « {cleared.kind.label} » levé par {who}."
+        body = f"✅ Signalement « {html.escape(cleared.kind.label)} » levé par {mention_html(by, who)}."
+        await self.io.send_notice(
+            room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
+        )
+
+    async def acknowledge(
+        self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False
+    ) -> bool:
+        """Record an acknowledgement of the urgent flag. ``quiet``: a reaction — refusals are
+        not replied to (a reaction is not a command)."""
+        flags = await self.current(room_id)
+        try:
+            flags, flag = flags.acknowledge(by, at_ms)
+        except FlagError as exc:
+            if quiet:
+                return False
+            raise UserError(str(exc)) from None
+        await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
+        self.cache.set_flags(room_id, flags.to_state())
+        self.escalator.acknowledge(room_id, by, at_ms)
+        who = self._name(by, room_id)
+        flagger = self._name(flag.by, room_id)
+        plain = f"👀 Urgence prise en compte par {who} ({format_paris(at_ms)}). Signalée par {flagger}."
+        body = (
+            f"👀 Urgence prise en compte par {mention_html(by, who)} "
+            f"({html.escape(format_paris(at_ms))}). Signalée par {mention_html(flag.by, flagger)}."
+        )
+        await self.io.send_notice(
+            room_id, plain, body, mentions=[flag.by], txn_id=txn_for(source_event_id, "ack-notice")
+        )
+        return True
+
+    async def on_reaction(self, room_id: str, *, sender: str, reacts_to: str, at_ms: int, event_id: str) -> None:
+        if not self.escalator.is_urgent_notice(room_id, reacts_to):
+            return
+        if sender not in self.joined_members(room_id):
+            return
+        await self.acknowledge(room_id, by=sender, at_ms=at_ms, source_event_id=event_id, quiet=True)
+
+    async def on_members_changed(self, room_id: str) -> None:
+        content = self.cache.flags.get(room_id)
+        if content is None and not self.folders.linked_any(room_id):
+            return
+        await self.folders.sync_room(
+            room_id, RoomFlags.from_state(content), self.joined_members(room_id)
+        )
+
+    # -- texts --
+    def _raise_text(
+        self,
+        room_id: str,
+        kind: FlagKind,
+        by: str,
+        motif: str | None,
+        assignee: str | None,
+        mentions: Iterable[str],
+    ) -> tuple[str, str]:
+        who = self._name(by, room_id)
+        titles = {
+            FlagKind.URGENT: "🔴 URGENCE signalée",
+            FlagKind.REQUEST: "❓ Demande signalée",
+            FlagKind.TODO: "📌 À traiter, signalé",
+        }
+        plain = f"{titles[kind]} par {who}"
+        body = f"<strong>{html.escape(titles[kind])}</strong> par {mention_html(by, who)}"
+        if assignee:
+            name = self._name(assignee, room_id)
+            plain += f", pour {name}"
+            body += f", pour {mention_html(assignee, name)}"
+        plain += "."
+        body += "."
+        if motif:
+            plain += f"\nMotif : {motif}"
+            body += f"<br>Motif : {html.escape(motif)}"
+        others = [m for m in mentions if m != assignee]
+        if others:
+            plain += "\nÀ l'attention de : " + ", ".join(self._name(m, room_id) for m in others)
+            body += "<br>À l'attention de : " + ", ".join(
+                mention_html(m, self._name(m, room_id)) for m in others
+            )
+        if kind is FlagKind.URGENT:
+            plain += "\n" + ACK_HINT
+            body += "<br><em>" + html.escape(ACK_HINT) + "</em>"
+        else:
+            plain += f"\nPour lever : !fait {kind.value}"
+            body += f"<br><em>Pour lever : <code>!fait {kind.value}</code></em>"
+        return plain, body
+
+    async def _remind(self, esc: Escalation, number: int) -> str:
+        room_id = esc.room_id
+        members = [m for m in self.joined_members(room_id) if m != esc.flagger]
+        who = self._name(esc.flagger, room_id)
+        last = " Dernier rappel." if number >= self.escalator.max_reminders else ""
+        plain = (
+            f"🔴 Rappel {number}/{self.escalator.max_reminders} : urgence signalée par {who} "
+            f"({format_paris(esc.raised_at_ms)}), toujours sans accusé de réception.{last}\n{ACK_HINT}"
+        )
+        body = (
+            f"<strong>🔴 Rappel {number}/{self.escalator.max_reminders}</strong> : urgence signalée par "
+            f"{mention_html(esc.flagger, who)} ({html.escape(format_paris(esc.raised_at_ms))}), "
+            f"toujours sans accusé de réception.{html.escape(last)}<br>"
+            + ", ".join(mention_html(m, self._name(m, room_id)) for m in members)
+            + f"<br><em>{html.escape(ACK_HINT)}</em>"
+        )
+        return await self.io.send_notice(
+            room_id,
+            plain,
+            body,
+            mentions=members,
+            txn_id=txn_for(f"{room_id}|{esc.raised_at_ms}", f"reminder-{number}"),
+        )
+
+    # -- listing for `!flags` --
+    def flagged_rooms_of(self, user_id: str) -> list[tuple[str, str, RoomFlags]]:
+        out = []
+        for room_id, content in self.cache.flags.items():
+            room = self.client.rooms.get(room_id)
+            if room is None or user_id not in room.users or user_id in room.invited_users:
+                continue
+            flags = RoomFlags.from_state(content)
+            if flags.kinds:
+                out.append((room_id, room.display_name, flags))
+        return sorted(out, key=lambda r: r[1].lower())
+
+    def link(self, room_id: str) -> str:
+        return room_link(room_id, self.server_name)

@@ -1,0 +1,132 @@
+"""What the bot does with the events the sync loop hands it: commands, reactions on its
+urgent notices, membership changes in flagged rooms, invitations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from nio import (
+    AsyncClient,
+    Event,
+    JoinError,
+    MatrixRoom,
+    ReactionEvent,
+    RoomMemberEvent,
+    RoomMessageText,
+)
+
+from bots.commands.registry import CommandContext, CommandRegistry, RoomFacts
+from bots.commands.text import command_text, is_edit
+from bots.flags.service import FlagService
+from bots.matrix.io import MatrixIO, txn_for
+from bots.matrix.room_state import RoomStateCache
+
+log = logging.getLogger(__name__)
+
+
+class _ReplyToCommand:
+    """Replies to one command event; the n-th reply always has the same transaction id."""
+
+    def __init__(self, io: MatrixIO, room_id: str, event_id: str) -> None:
+        self.io = io
+        self.room_id = room_id
+        self.event_id = event_id
+        self.count = 0
+
+    async def reply(
+        self, plain: str, html_body: str | None = None, mentions: Sequence[str] = ()
+    ) -> str | None:
+        self.count += 1
+        return await self.io.send_notice(
+            self.room_id,
+            plain,
+            html_body,
+            mentions=mentions,
+            txn_id=txn_for(self.event_id, f"reply-{self.count}"),
+            reply_to=self.event_id,
+        )
+
+
+class BotHandlers:
+    def __init__(
+        self,
+        client: AsyncClient,
+        io: MatrixIO,
+        registry: CommandRegistry,
+        cache: RoomStateCache,
+        flags: FlagService,
+        *,
+        server_name: str,
+    ) -> None:
+        self.client = client
+        self.io = io
+        self.registry = registry
+        self.cache = cache
+        self.flags = flags
+        self.server_name = server_name
+        self._joining: set[str] = set()
+
+    # -- what reaches the ledger --
+    def wants(self, event: Event, room: MatrixRoom) -> bool:
+        if room.room_id in self.cache.spaces:
+            return False
+        if isinstance(event, RoomMessageText):
+            content = event.source.get("content", {})
+            return not is_edit(content) and self.registry.is_command(command_text(content))
+        if isinstance(event, ReactionEvent):
+            return True
+        if isinstance(event, RoomMemberEvent):
+            return room.room_id in self.cache.flags or self.flags.folders.linked_any(room.room_id)
+        return False
+
+    def observe_state(self, room_id: str, event: Event) -> None:
+        self.cache.observe(room_id, event)
+
+    async def handle(self, event: Event, room: MatrixRoom) -> None:
+        if isinstance(event, RoomMessageText):
+            await self._command(event, room)
+        elif isinstance(event, ReactionEvent):
+            await self.flags.on_reaction(
+                room.room_id,
+                sender=event.sender,
+                reacts_to=event.reacts_to,
+                at_ms=event.server_timestamp,
+                event_id=event.event_id,
+            )
+        elif isinstance(event, RoomMemberEvent):
+            await self.flags.on_members_changed(room.room_id)
+
+    def facts(self, room: MatrixRoom, sender: str) -> RoomFacts:
+        is_patient = self.cache.is_patient_room(room.room_id)
+        return RoomFacts(
+            sender_is_member=sender in room.users and sender not in room.invited_users,
+            sender_power_level=room.power_levels.get_user_level(sender),
+            is_direct=not is_patient and len(room.users) <= 2,
+            is_patient_room=is_patient,
+        )
+
+    async def _command(self, event: RoomMessageText, room: MatrixRoom) -> None:
+        content = event.source.get("content", {})
+        ctx = CommandContext(
+            room_id=room.room_id,
+            sender=event.sender,
+            event_id=event.event_id,
+            facts=self.facts(room, event.sender),
+            replier=_ReplyToCommand(self.io, room.room_id, event.event_id),
+            origin_server_ts=event.server_timestamp,
+        )
+        await self.registry.execute(command_text(content), ctx)
+
+    async def on_invite(self, room_id: str, inviter: str | None) -> None:
+        if room_id in self._joining or room_id in self.client.rooms:
+            return
+        if inviter is None or not inviter.endswith(f":{self.server_name}"):
+            log.info("invitation ignorée room=%s (hors du serveur)", room_id)
+            self._joining.add(room_id)
+            return
+        self._joining.add(room_id)
+        resp = await self.client.join(room_id)
+        if isinstance(resp, JoinError):
+            log.warning("impossible de rejoindre room=%s (%s)", room_id, resp.status_code)
+            self._joining.discard(room_id)

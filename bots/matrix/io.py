@@ -1,0 +1,178 @@
+"""Everything the bot sends to the homeserver, with Matrix errors turned into exceptions.
+
+Notices are ``m.notice``, French, HTML with a plain-text body, with ``m.mentions`` for the
+people concerned. Sends take a transaction id derived from the event being handled, so a
+command replayed after a crash produces the same transaction and the server drops the
+duplicate (idempotent replies and reactions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as _html
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    JoinedMembersError,
+    OlmUnverifiedDeviceError,
+    RoomCreateResponse,
+    RoomGetStateEventError,
+    RoomGetStateEventResponse,
+    RoomPutStateResponse,
+    RoomSendResponse,
+    UploadResponse,
+)
+from nio.crypto.attachments import encrypt_attachment
+
+from bots.matrix.trust import MemberDeviceTrust
+
+log = logging.getLogger(__name__)
+
+
+class MatrixRequestError(Exception):
+    """A request the homeserver refused. ``errcode`` is Matrix's (M_FORBIDDEN, …)."""
+
+    def __init__(self, operation: str, errcode: str | None, status: int | None = None) -> None:
+        super().__init__(f"{operation}: {errcode} ({status})")
+        self.operation = operation
+        self.errcode = errcode or "M_UNKNOWN"
+        self.status = status
+
+
+def txn_for(event_id: str, purpose: str) -> str:
+    """A transaction id that is the same every time the same event is handled."""
+    digest = hashlib.sha256(f"{event_id}|{purpose}".encode()).hexdigest()[:32]
+    return f"cercle.{digest}"
+
+
+def _check(resp: Any, operation: str, ok: type | tuple[type, ...]) -> Any:
+    if isinstance(resp, ok):
+        return resp
+    if isinstance(resp, ErrorResponse):
+        status = getattr(resp.transport_response, "status", None) if resp.transport_response else None
+        raise MatrixRequestError(operation, resp.status_code, status)
+    raise MatrixRequestError(operation, None)
+
+
+def mention_html(user_id: str, name: str | None = None) -> str:
+    return f'<a href="https://matrix.to/#/{_html.escape(user_id)}">{_html.escape(name or user_id)}</a>'
+
+
+def room_link(room_id: str, server_name: str) -> str:
+    return f"https://matrix.to/#/{room_id}?via={server_name}"
+
+
+class MatrixIO:
+    def __init__(self, client: AsyncClient, trust: MemberDeviceTrust) -> None:
+        self.client = client
+        self.trust = trust
+
+    # -- timeline --
+    async def send(
+        self, room_id: str, event_type: str, content: Mapping[str, Any], txn_id: str | None = None
+    ) -> str:
+        await self.trust.prepare_room(room_id)
+        try:
+            resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+        except OlmUnverifiedDeviceError:
+            # a device appeared between the policy and the share: apply the policy again
+            await self.trust.prepare_room(room_id)
+            resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+        return str(_check(resp, "room_send", RoomSendResponse).event_id)
+
+    async def send_notice(
+        self,
+        room_id: str,
+        plain: str,
+        html_body: str | None = None,
+        *,
+        mentions: Sequence[str] = (),
+        txn_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": plain,
+            "m.mentions": {"user_ids": sorted(set(mentions))} if mentions else {},
+        }
+        if html_body is not None:
+            content["format"] = "org.matrix.custom.html"
+            content["formatted_body"] = html_body
+        if reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        return await self.send(room_id, "m.room.message", content, txn_id)
+
+    async def send_reaction(self, room_id: str, event_id: str, key: str, txn_id: str) -> str:
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        return await self.send(room_id, "m.reaction", content, txn_id)
+
+    async def send_file(
+        self,
+        room_id: str,
+        data: bytes,
+        *,
+        filename: str,
+        mimetype: str,
+        txn_id: str | None = None,
+        body: str | None = None,
+    ) -> str:
+        """Upload ``data`` encrypted (AES-CTR attachment) and post it as ``m.file``."""
+        ciphertext, keys = encrypt_attachment(data)
+        resp, _ = await self.client.upload(
+            lambda *_: ciphertext,
+            content_type="application/octet-stream",
+            filename=None,
+            filesize=len(ciphertext),
+        )
+        upload = _check(resp, "upload", UploadResponse)
+        content = {
+            "msgtype": "m.file",
+            "body": body or filename,
+            "filename": filename,
+            "info": {"mimetype": mimetype, "size": len(data)},
+            "file": {
+                "url": upload.content_uri,
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "v": keys["v"],
+                "mimetype": mimetype,
+            },
+        }
+        return await self.send(room_id, "m.room.message", content, txn_id)
+
+    # -- state --
+    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
+        resp = await self.client.room_get_state_event(room_id, event_type, state_key)
+        if isinstance(resp, RoomGetStateEventError) and resp.status_code == "M_NOT_FOUND":
+            return None
+        return dict(_check(resp, "get_state", RoomGetStateEventResponse).content)
+
+    async def put_state(
+        self, room_id: str, event_type: str, content: Mapping[str, Any], state_key: str = ""
+    ) -> str:
+        resp = await self.client.room_put_state(room_id, event_type, dict(content), state_key)
+        return str(_check(resp, "put_state", RoomPutStateResponse).event_id)
+
+    async def set_room_name(self, room_id: str, name: str) -> None:
+        await self.put_state(room_id, "m.room.name", {"name": name})
+
+    # -- rooms and members --
+    async def create_room(self, **kwargs: Any) -> str:
+        resp = await self.client.room_create(**kwargs)
+        return str(_check(resp, "room_create", RoomCreateResponse).room_id)
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        resp = await self.client.room_invite(room_id, user_id)
+        if isinstance(resp, ErrorResponse):
+            _check(resp, "invite", ())
+
+    async def joined_members(self, room_id: str) -> list[str]:
+        resp = await self.client.joined_members(room_id)
+        if isinstance(resp, JoinedMembersError):
+            _check(resp, "joined_members", ())
+        return [m.user_id for m in resp.members]

@@ -1,0 +1,292 @@
+"""The bot's sync loop: at-least-once delivery to the handlers, never twice.
+
+- The sync token lives in the bot's ledger and is saved only once every event of the batch
+  (and of all earlier batches) has been handled: a crash re-reads the unhandled events.
+- Every event handed to the handlers is recorded in the ledger ('started', then 'done'); an
+  event already 'done' is never handled again, after a restart or a replayed sync.
+- Events are handled in order within a room, rooms in parallel; the loop keeps syncing
+  while handlers run.
+- Ignored: the bot's own events, events older than the bot's join in that room, and, on
+  the very first start (no token yet), the backlog of the initial sync.
+- Undecryptable events go to ``UndecryptableEvents`` (logged by id, key requested, retried
+  when keys arrive); they never reach a handler undecrypted.
+- The homeserver going away: nio retries each request with exponential back-off; sync
+  errors answered by the server are retried here with back-off too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nio import (
+    AsyncClient,
+    Event,
+    ForwardedRoomKeyEvent,
+    InviteMemberEvent,
+    MatrixRoom,
+    MegolmEvent,
+    RoomKeyEvent,
+    RoomMemberEvent,
+    SyncError,
+    SyncResponse,
+)
+
+from bots.matrix.ledger import EventLedger
+from bots.matrix.undecryptable import UndecryptableEvents
+
+log = logging.getLogger(__name__)
+
+SYNC_FILTER: dict[str, Any] = {
+    "room": {
+        "timeline": {"limit": 100},
+        "state": {"lazy_load_members": False},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+}
+
+
+class EventHandlers(Protocol):
+    def wants(self, event: Event, room: MatrixRoom) -> bool: ...
+
+    async def handle(self, event: Event, room: MatrixRoom) -> None: ...
+
+    def observe_state(self, room_id: str, event: Event) -> None: ...
+
+    async def on_invite(self, room_id: str, inviter: str | None) -> None: ...
+
+
+@dataclass
+class _Batch:
+    token: str
+    outstanding: int = 0
+    sealed: bool = False
+
+
+@dataclass
+class _Work:
+    event: Event
+    room: MatrixRoom
+    batch: _Batch | None
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass
+class SyncStats:
+    batches: int = 0
+    handled: int = 0
+    skipped_done: int = 0
+    errors: int = 0
+    last_error_ref: str | None = None
+    first_sync_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class SyncLoop:
+    def __init__(
+        self,
+        client: AsyncClient,
+        ledger: EventLedger,
+        handlers: EventHandlers,
+        undecryptable: UndecryptableEvents,
+        *,
+        timeout_ms: int = 30_000,
+        backoff_max_seconds: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.handlers = handlers
+        self.undecryptable = undecryptable
+        self.timeout_ms = timeout_ms
+        self.backoff_max = backoff_max_seconds
+        self._sleep = sleep
+        self._batches: deque[_Batch] = deque()
+        self._queues: dict[str, asyncio.Queue[_Work]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: set[str] = set()
+        self._stopping = False
+        self.stats = SyncStats()
+        undecryptable.set_redeliver(self.redeliver)
+
+    # -- the loop --
+    async def run(self) -> None:
+        token = self.ledger.sync_token()
+        first_ever = token is None
+        full_state = True
+        delay = 0.5
+        await self.undecryptable.retry_all()
+        while not self._stopping:
+            resp = await self.client.sync(
+                timeout=0 if full_state else self.timeout_ms,
+                sync_filter=SYNC_FILTER,
+                since=token,
+                full_state=full_state or None,
+            )
+            if isinstance(resp, SyncError):
+                if resp.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+                    raise RuntimeError("jeton d'accès du bot refusé par le serveur")
+                log.warning("sync refusée (%s), nouvel essai dans %.1f s", resp.status_code, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = 0.5
+            await self._after_sync(resp, skip_timeline=first_ever)
+            token = resp.next_batch
+            first_ever = False
+            full_state = False
+            self.stats.batches += 1
+            self.stats.first_sync_done.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the events already queued to be handled (shutdown, tests)."""
+        queues = [q.join() for q in self._queues.values()]
+        if queues:
+            await asyncio.wait_for(asyncio.gather(*queues), timeout)
+
+    async def close(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        self._workers.clear()
+
+    # -- one sync response --
+    async def _after_sync(self, resp: SyncResponse, *, skip_timeline: bool) -> None:
+        client = self.client
+        # what sync_forever would do: keys and to-device traffic
+        jobs = [client.send_to_device_messages()]
+        if client.should_upload_keys:
+            jobs.append(client.keys_upload())
+        if client.should_query_keys:
+            jobs.append(client.keys_query())
+        if client.should_claim_keys:
+            jobs.append(client.keys_claim(client.get_users_for_key_claiming()))
+        await asyncio.gather(*jobs)
+
+        batch = _Batch(resp.next_batch)
+        self._batches.append(batch)
+
+        for room_id, info in resp.rooms.invite.items():
+            inviter = next(
+                (
+                    e.sender
+                    for e in info.invite_state
+                    if isinstance(e, InviteMemberEvent) and e.state_key == client.user_id
+                ),
+                None,
+            )
+            await self.handlers.on_invite(room_id, inviter)
+
+        for room_id, info in resp.rooms.join.items():
+            room = client.rooms.get(room_id)
+            if room is None:
+                continue
+            for event in info.state:
+                self._observe(room_id, event)
+            for event in info.timeline.events:
+                if getattr(event, "state_key", None) is not None:
+                    self._observe(room_id, event)
+                if skip_timeline:
+                    continue
+                self._route(event, room, batch)
+
+        sessions = {
+            e.session_id
+            for e in resp.to_device_events
+            if isinstance(e, RoomKeyEvent | ForwardedRoomKeyEvent)
+        }
+        for session_id in sessions:
+            await self.undecryptable.retry_session(session_id)
+
+        batch.sealed = True
+        self._commit_tokens()
+
+    def _observe(self, room_id: str, event: Event) -> None:
+        if (
+            isinstance(event, RoomMemberEvent)
+            and event.state_key == self.client.user_id
+            and event.membership == "join"
+            and self.ledger.joined_ts(room_id) is None
+        ):
+            self.ledger.record_join(room_id, event.server_timestamp)
+        self.handlers.observe_state(room_id, event)
+
+    def _route(self, event: Event, room: MatrixRoom, batch: _Batch | None) -> None:
+        if event.sender == self.client.user_id:
+            return
+        joined = self.ledger.joined_ts(room.room_id)
+        if joined is not None and event.server_timestamp < joined:
+            return
+        if isinstance(event, MegolmEvent):
+            self.undecryptable.add(event, room.room_id)
+            return
+        if not self.handlers.wants(event, room):
+            return
+        event_id = event.event_id
+        if event_id in self._in_flight or self.ledger.is_done(event_id):
+            self.stats.skipped_done += 1
+            return
+        self._in_flight.add(event_id)
+        if batch is not None:
+            batch.outstanding += 1
+        self._queue_for(room.room_id).put_nowait(_Work(event, room, batch))
+
+    async def redeliver(self, event: Event, room_id: str) -> None:
+        """A formerly undecryptable event, now decrypted: handle it like a fresh one."""
+        room = self.client.rooms.get(room_id)
+        if room is not None:
+            self._route(event, room, None)
+
+    # -- per-room workers --
+    def _queue_for(self, room_id: str) -> asyncio.Queue[_Work]:
+        queue = self._queues.get(room_id)
+        if queue is None:
+            queue = self._queues[room_id] = asyncio.Queue()
+            self._workers[room_id] = asyncio.create_task(self._worker(queue), name=f"room-{room_id}")
+        return queue
+
+    async def _worker(self, queue: asyncio.Queue[_Work]) -> None:
+        while True:
+            work = await queue.get()
+            try:
+                await self._handle(work)
+            finally:
+                queue.task_done()
+
+    async def _handle(self, work: _Work) -> None:
+        event_id = work.event.event_id
+        room_id = work.room.room_id
+        try:
+            self.ledger.mark_started(event_id, room_id)
+            await self.handlers.handle(work.event, work.room)
+            self.stats.handled += 1
+        except asyncio.CancelledError:
+            raise  # shutdown: not done, the token is not advanced past it
+        except Exception:
+            ref = secrets.token_hex(3).upper()
+            self.stats.errors += 1
+            self.stats.last_error_ref = ref
+            log.exception("échec du traitement réf=%s event=%s room=%s", ref, event_id, room_id)
+        # done even after an unexpected error: a poison event must not loop forever
+        self.ledger.mark_done(event_id, room_id)
+        self._in_flight.discard(event_id)
+        if work.batch is not None:
+            work.batch.outstanding -= 1
+            self._commit_tokens()
+
+    def _commit_tokens(self) -> None:
+        last: str | None = None
+        while self._batches and self._batches[0].sealed and self._batches[0].outstanding == 0:
+            last = self._batches.popleft().token
+        if last is not None:
+            self.ledger.save_sync_token(last)
