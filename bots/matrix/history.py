@@ -1,0 +1,380 @@
+"""Shared history for members invited later: MSC3061 flag and MSC4268 room-key bundles.
+
+matrix-nio 0.26 neither marks the Megolm keys it sends as shareable nor knows key bundles.
+This module adds both at **one seam**: the Olm machine's ``_olm_encrypt(session, device,
+message_type, content)``, through which nio sends every Olm-encrypted to-device message
+(``share_group_session``, ``share_group_session_parallel``, key forwards, dummies). The
+replacement, installed on the client's ``Olm`` instance by :func:`install_shared_history`:
+
+* adds exactly one flag, ``org.matrix.msc3061.shared_history: true``, to ``m.room_key``
+  content when the room's ``history_visibility`` is ``shared`` or ``world_readable`` (never
+  the stable ``m.shared_history`` as well: Rust crypto rejects a key carrying both names as a
+  "duplicate field"). The decision is taken once per Megolm session, recorded in a small
+  ledger next to nio's store, and reused for every later recipient of that session;
+* adds ``sender_device_keys`` (MSC4147: our device keys as ``/keys/query`` returns them,
+  cross-signing signature included) to the Olm plaintext once they are known — Rust crypto
+  drops a key bundle without them;
+* otherwise builds exactly the payload nio builds (see ``nio/crypto/olm_machine.py``; a unit
+  test pins the source of the original so a nio upgrade is noticed).
+
+When a room's history visibility changes, the outgoing Megolm session is rotated so that the
+next messages are encrypted with a session whose flag matches the new visibility.
+
+:func:`share_history_bundle` then implements MSC4268: it exports the room's Megolm sessions
+(export format, ``AQAA…``), puts the ones flagged as shareable in ``room_keys`` and the
+others in ``withheld`` (code ``m.history_not_shared``), encrypts the JSON blob as an
+attachment, uploads it and sends ``io.element.msc4268.room_key_bundle`` Olm-encrypted to every
+cross-signed device of the invitee. The bot must send the invite itself, *after* the bundle
+(the receiver only accepts a bundle from the user who invited it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nio import RoomHistoryVisibilityEvent, ToDeviceError, ToDeviceMessage, UploadResponse
+from nio.api import Api
+from nio.crypto.attachments import encrypt_attachment
+from unpaddedbase64 import encode_base64
+
+from bots.matrix.cross_signing import published_key, verify_signature
+
+if TYPE_CHECKING:
+    import nio
+
+logger = logging.getLogger(__name__)
+
+SHARED_HISTORY_FIELD = "org.matrix.msc3061.shared_history"
+SHAREABLE_VISIBILITIES = frozenset({"shared", "world_readable"})
+MEGOLM = "m.megolm.v1.aes-sha2"
+# matrix-sdk-crypto-wasm 18.x (matrix-js-sdk 43) dispatches decrypted Olm events of this
+# type only; the stable name ``m.room_key_bundle`` is not yet matched there.
+BUNDLE_EVENT_TYPE = "io.element.msc4268.room_key_bundle"
+HISTORY_NOT_SHARED = "m.history_not_shared"
+HISTORY_NOT_SHARED_REASON = "The sender disabled sharing encrypted history."
+
+
+def history_is_shareable(visibility: str | None) -> bool:
+    return visibility in SHAREABLE_VISIBILITIES
+
+
+# --- the ledger of our own outbound sessions -----------------------------------------------
+
+
+class SessionLedger:
+    """``session_id -> {room_id, shared_history}`` for the Megolm sessions we created.
+
+    Persisted as JSON (atomic replace) so a bundle built after a restart still knows which
+    of our sessions were announced as shareable.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            self._entries = dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def get(self, session_id: str) -> bool | None:
+        entry = self._entries.get(session_id)
+        return None if entry is None else bool(entry["shared_history"])
+
+    def record(self, session_id: str, room_id: str, shared: bool) -> None:
+        if self._entries.get(session_id, {}).get("shared_history") == shared:
+            return
+        self._entries[session_id] = {"room_id": room_id, "shared_history": shared}
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._entries, fh, sort_keys=True)
+            os.replace(tmp, self.path)
+
+
+# --- the seam: Olm plaintext payloads -------------------------------------------------------
+
+
+@dataclass
+class SharedHistory:
+    """State of the patched Olm machine (one per client)."""
+
+    olm: Any
+    visibility_of: Callable[[str], str | None]
+    ledger: SessionLedger
+    sender_device_keys: dict[str, Any] | None = None
+    original_olm_encrypt: Callable[..., dict[str, Any]] | None = field(default=None, repr=False)
+
+    def room_key_content(self, content: dict[str, Any]) -> dict[str, Any]:
+        """The ``m.room_key`` content with the shared-history flag decided for its session."""
+        room_id, session_id = content["room_id"], content["session_id"]
+        shared = self.ledger.get(session_id)
+        if shared is None:
+            shared = history_is_shareable(self.visibility_of(room_id))
+            self.ledger.record(session_id, room_id, shared)
+        out = {
+            k: v for k, v in content.items() if k not in (SHARED_HISTORY_FIELD, "m.shared_history")
+        }
+        if shared:
+            out[SHARED_HISTORY_FIELD] = True
+        return out
+
+    def olm_encrypt(
+        self, session: Any, recipient_device: Any, message_type: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replacement of ``Olm._olm_encrypt`` (same payload + flag + sender_device_keys)."""
+        olm = self.olm
+        if message_type == "m.room_key" and content.get("algorithm") == MEGOLM:
+            content = self.room_key_content(content)
+        payload: dict[str, Any] = {
+            "sender": olm.user_id,
+            "sender_device": olm.device_id,
+            "keys": {"ed25519": olm.account.identity_keys["ed25519"]},
+            "recipient": recipient_device.user_id,
+            "recipient_keys": {"ed25519": recipient_device.ed25519},
+            "type": message_type,
+            "content": content,
+        }
+        if self.sender_device_keys is not None:
+            payload["sender_device_keys"] = self.sender_device_keys
+        olm_message = session.encrypt(Api.to_json(payload))
+        olm.store.save_session(recipient_device.curve25519, session)
+        wire_type, ciphertext = olm_message.to_parts()
+        return {
+            "algorithm": olm._olm_algorithm,
+            "sender_key": olm.account.identity_keys["curve25519"],
+            "ciphertext": {
+                recipient_device.curve25519: {"type": wire_type, "body": encode_base64(ciphertext)}
+            },
+        }
+
+    def install(self) -> SharedHistory:
+        if self.original_olm_encrypt is None:
+            self.original_olm_encrypt = self.olm._olm_encrypt
+            self.olm._olm_encrypt = self.olm_encrypt
+        return self
+
+    def settle_current_session(self, room_id: str) -> None:
+        """Decide the flag of the room's current outgoing session if nobody received it yet.
+
+        A session whose key was never sent (the bot alone in the room) is unknown to the
+        ledger; deciding now, from the current visibility, stays consistent: every later
+        recipient gets the same flag, and a visibility change rotates the session.
+        """
+        session = self.olm.outbound_group_sessions.get(room_id)
+        if session is not None and self.ledger.get(session.id) is None:
+            self.ledger.record(
+                session.id, room_id, history_is_shareable(self.visibility_of(room_id))
+            )
+
+    def on_visibility_change(self, room_id: str, visibility: str) -> bool:
+        """Rotate the outgoing session if its flag no longer matches. True if rotated."""
+        session = self.olm.outbound_group_sessions.get(room_id)
+        if session is None:
+            return False
+        recorded = self.ledger.get(session.id)
+        if recorded is None or recorded != history_is_shareable(visibility):
+            self.olm.rotate_outbound_group_session(room_id)
+            logger.info("Session Megolm sortante renouvelée (visibilité de l'historique changée).")
+            return True
+        return False
+
+
+def ledger_path_for(client: Any) -> Path | None:
+    if not getattr(client, "store_path", None):
+        return None
+    return Path(client.store_path) / f"{client.user_id}_{client.device_id}.shared_history.json"
+
+
+def install_shared_history(client: nio.AsyncClient) -> SharedHistory:
+    """Patch the client's Olm machine (call after login / ``restore_login``). Idempotent."""
+    existing: SharedHistory | None = getattr(client, "cercle_shared_history", None)
+    if existing is not None and existing.olm is client.olm:
+        return existing
+    if client.olm is None:
+        raise RuntimeError("install_shared_history : le chiffrement du client n'est pas chargé")
+
+    def visibility_of(room_id: str) -> str | None:
+        room = client.rooms.get(room_id)
+        return None if room is None else room.history_visibility
+
+    state = SharedHistory(client.olm, visibility_of, SessionLedger(ledger_path_for(client)))
+    state.install()
+
+    async def on_visibility(room: Any, event: RoomHistoryVisibilityEvent) -> None:
+        state.on_visibility_change(room.room_id, event.history_visibility)
+
+    client.add_event_callback(on_visibility, RoomHistoryVisibilityEvent)  # type: ignore[arg-type]
+    client.cercle_shared_history = state  # type: ignore[attr-defined]
+    return state
+
+
+# --- MSC4268 key bundles ----------------------------------------------------------------
+
+
+def build_bundle(
+    sessions: list[Any],
+    *,
+    room_id: str,
+    own_curve25519: str,
+    own_device_id: str,
+    ledger: SessionLedger,
+) -> dict[str, Any]:
+    """The bundle blob ``{"room_keys": [...], "withheld": [...]}`` for ``room_id``.
+
+    Only our own sessions recorded as shareable are exported (nio drops the flag of received
+    keys, so for those we cannot tell); every other session is listed as withheld.
+    """
+    room_keys: list[dict[str, Any]] = []
+    withheld: list[dict[str, Any]] = []
+    for session in sessions:
+        if session.room_id != room_id:
+            continue
+        if session.sender_key == own_curve25519 and ledger.get(session.id):
+            room_keys.append(
+                {
+                    "algorithm": MEGOLM,
+                    "room_id": room_id,
+                    "sender_key": session.sender_key,
+                    "session_id": session.id,
+                    "session_key": session.export_session(session.first_known_index),
+                    "sender_claimed_keys": {"ed25519": session.ed25519},
+                }
+            )
+        else:
+            withheld.append(
+                {
+                    "algorithm": MEGOLM,
+                    "code": HISTORY_NOT_SHARED,
+                    "reason": HISTORY_NOT_SHARED_REASON,
+                    "room_id": room_id,
+                    "session_id": session.id,
+                    "sender_key": session.sender_key,
+                    "from_device": own_device_id,
+                }
+            )
+    return {"room_keys": room_keys, "withheld": withheld}
+
+
+def room_sessions(olm: Any, room_id: str) -> list[Any]:
+    """All inbound Megolm sessions nio holds for ``room_id`` (ours included)."""
+    by_sender = olm.inbound_group_store[room_id]
+    return [session for sessions in by_sender.values() for session in sessions.values()]
+
+
+async def _keys_query(client: Any, user_id: str) -> dict[str, Any]:
+    from bots.matrix.cross_signing import _api
+
+    status, answer = await _api(
+        client, "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user_id: []}}
+    )
+    if status != 200:
+        raise RuntimeError(f"keys/query HTTP {status}")
+    return answer
+
+
+def cross_signed_device_ids(answer: dict[str, Any], user_id: str) -> list[str]:
+    """Devices of ``user_id`` signed by its self-signing key (itself signed by its master)."""
+    master = answer.get("master_keys", {}).get(user_id)
+    ssk_obj = answer.get("self_signing_keys", {}).get(user_id)
+    master_pub, ssk = published_key(master), published_key(ssk_obj)
+    if not master_pub or not ssk or not ssk_obj:
+        return []
+    if not verify_signature(ssk_obj, user_id, master_pub, master_pub):
+        return []
+    devices = answer.get("device_keys", {}).get(user_id, {})
+    return sorted(
+        device_id
+        for device_id, keys in devices.items()
+        if verify_signature(keys, user_id, ssk, ssk)
+    )
+
+
+async def refresh_sender_device_keys(client: Any, state: SharedHistory) -> None:
+    """Fetch our own device keys as the server publishes them (with cross-signatures)."""
+    answer = await _keys_query(client, client.user_id)
+    keys = answer.get("device_keys", {}).get(client.user_id, {}).get(client.device_id)
+    if keys:
+        keys = dict(keys)
+        keys.pop("unsigned", None)
+        state.sender_device_keys = keys
+
+
+async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_user_id: str) -> bool:
+    """Send the room's shareable keys to the invitee (MSC4268). Send the invite afterwards.
+
+    Returns False, sending nothing, when the invitee has no cross-signed device (the caller
+    then falls back to a PDF transcript).
+    """
+    state = install_shared_history(client)
+    answer = await _keys_query(client, invitee_user_id)
+    targets = cross_signed_device_ids(answer, invitee_user_id)
+    if not targets:
+        logger.info("Aucun appareil à signature croisée chez l'invité : pas de lot de clés.")
+        return False
+    await refresh_sender_device_keys(client, state)
+    if state.sender_device_keys is None:
+        logger.warning("Clés de l'appareil du bot introuvables : pas de lot de clés.")
+        return False
+
+    # Olm sessions with the invitee's devices (nio only tracks users it shares rooms with).
+    olm = client.olm
+    assert olm is not None
+    olm.users_for_key_query.add(invitee_user_id)
+    await client.keys_query()
+    missing = {
+        user: [d for d in devices if d in targets]
+        for user, devices in olm.get_missing_sessions([invitee_user_id]).items()
+    }
+    missing = {user: devices for user, devices in missing.items() if devices}
+    if missing:
+        await client.keys_claim(missing)
+
+    state.settle_current_session(room_id)
+    bundle = build_bundle(
+        room_sessions(olm, room_id),
+        room_id=room_id,
+        own_curve25519=olm.account.identity_keys["curve25519"],
+        own_device_id=client.device_id,
+        ledger=state.ledger,
+    )
+    ciphertext, keys = encrypt_attachment(json.dumps(bundle).encode("utf-8"))
+    upload, _ = await client.upload(
+        io.BytesIO(ciphertext),
+        content_type="application/octet-stream",
+        filename="room_key_bundle",
+        filesize=len(ciphertext),
+    )
+    if not isinstance(upload, UploadResponse):
+        raise RuntimeError("envoi du lot de clés refusé par le serveur")
+    content = {"room_id": room_id, "file": {**keys, "url": upload.content_uri}}
+
+    sent = 0
+    for device in olm.device_store.active_user_devices(invitee_user_id):
+        if device.id not in targets:
+            continue
+        session = olm.session_store.get(device.curve25519)
+        if session is None:
+            logger.warning("Pas de session Olm avec un appareil de l'invité ; ignoré.")
+            continue
+        olm_dict = olm._olm_encrypt(session, device, BUNDLE_EVENT_TYPE, content)
+        response = await client.to_device(
+            ToDeviceMessage("m.room.encrypted", invitee_user_id, device.id, olm_dict)
+        )
+        if isinstance(response, ToDeviceError):
+            logger.warning("Envoi du lot de clés à un appareil refusé (%s).", response.status_code)
+            continue
+        sent += 1
+    logger.info(
+        "Lot de clés d'historique envoyé à %d appareil(s) (%d clés, %d retenues).",
+        sent,
+        len(bundle["room_keys"]),
+        len(bundle["withheld"]),
+    )
+    return sent > 0
