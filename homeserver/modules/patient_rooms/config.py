@@ -4,6 +4,17 @@ Synapse hands the module the `config:` mapping of its entry in `modules:`;
 `parse_config` turns it into a `PatientRoomsConfig` or raises Synapse's
 `ConfigError` whose path points at the offending key, so that Synapse refuses
 to start with a message naming it.
+
+Sample (in config/default.yaml, `homeserver.modules`; every key is optional)::
+
+    - module: homeserver.modules.patient_rooms.PatientRoomsModule
+      config:
+        marker_event_type: fr.cercle.patient     # state event that makes a patient room
+        allowed_join_rules: [invite]             # never public / knock / knock_restricted
+        plaintext_refused_event_types:           # refused in clear in encrypted rooms;
+          - m.room.message                       # must stay in the list
+          - m.sticker
+          - m.poll.start
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 from unittest.mock import AsyncMock, Mock
 
 import pytest
-from synapse.api.room_versions import RoomVersions
+from synapse.api.room_versions import RoomVersion, RoomVersions
 from synapse.events import make_event_from_dict
 from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
@@ -25,7 +25,11 @@ _timestamps = itertools.count(1)  # distinct timestamps: distinct event ids
 
 
 def ev(
-    event_type: str, content: dict[str, Any], state_key: str | None = None, **extra: Any
+    event_type: str,
+    content: dict[str, Any],
+    state_key: str | None = None,
+    room_version: RoomVersion = RoomVersions.V10,
+    **extra: Any,
 ) -> EventBase:
     event: dict[str, Any] = {
         "type": event_type,
@@ -42,7 +46,7 @@ def ev(
     }
     if state_key is not None:
         event["state_key"] = state_key
-    return make_event_from_dict(event, RoomVersions.V10)
+    return make_event_from_dict(event, room_version)
 
 
 def patient_room_state(*, encrypted: bool = True) -> dict[tuple[str, str], EventBase]:
@@ -138,6 +142,15 @@ async def test_check_event_allowed_refuses_redacting_the_encryption_event() -> N
     state = patient_room_state()
     target = state[("m.room.encryption", "")].event_id
     redaction = ev("m.room.redaction", {}, redacts=target)
+    assert await check(redaction, state) == (False, None)
+
+
+async def test_redaction_target_is_read_from_content_in_room_v11_and_later() -> None:
+    _, api = load()
+    check = registered(api)["check_event_allowed"]
+    state = patient_room_state()
+    target = state[("fr.cercle.patient", "")].event_id
+    redaction = ev("m.room.redaction", {"redacts": target}, room_version=RoomVersions.V11)
     assert await check(redaction, state) == (False, None)
 
 
