@@ -12,6 +12,11 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from nio import MegolmEvent, RoomMessageText, RoomSendResponse
+from support import make_test_profile
+
+from deployment.secrets import Secrets
+from homeserver.process import HomeserverStartError, SynapseProcess
+from homeserver.render import render
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +254,21 @@ async def test_encrypted_messages_go_through_a_patient_room(nio_client_factory: 
             break
         await asyncio.sleep(0.1)
     assert bodies == ["pansement refait, cicatrisation correcte"]
+
+
+def test_synapse_refuses_to_start_with_a_bad_module_config(tmp_path: Any) -> None:
+    """parse_config's ConfigError stops Synapse with a message naming the bad key."""
+    module = {
+        "module": "homeserver.modules.patient_rooms.PatientRoomsModule",
+        "config": {"allowed_join_rules": ["invite", "public"]},
+    }
+    profile = make_test_profile(tmp_path / "var", extra={"homeserver": {"modules": [module]}})
+    process = SynapseProcess(render(profile, Secrets.load_or_create(profile.var_dir)))
+    try:
+        with pytest.raises(HomeserverStartError) as raised:
+            process.start(timeout=60)
+    finally:
+        process.stop()
+    log = raised.value.log_path.read_text(encoding="utf-8")
+    assert "Error in configuration at 'modules.<item 0>.config.allowed_join_rules'" in log
+    assert "une salle patient ne peut pas être « public » (invitation seulement)" in log
