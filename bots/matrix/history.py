@@ -54,8 +54,9 @@ logger = logging.getLogger(__name__)
 SHARED_HISTORY_FIELD = "org.matrix.msc3061.shared_history"
 SHAREABLE_VISIBILITIES = frozenset({"shared", "world_readable"})
 MEGOLM = "m.megolm.v1.aes-sha2"
-# matrix-sdk-crypto-wasm 18.x (matrix-js-sdk 43) dispatches decrypted Olm events of this
-# type only; the stable name ``m.room_key_bundle`` is not yet matched there.
+# matrix-sdk-crypto-wasm 18.9 (matrix-js-sdk 43) accepts both this unstable name and the
+# stable ``m.room_key_bundle`` (both checked by tests/interop); older Rust crypto releases only
+# match the unstable one, so that is what we send.
 BUNDLE_EVENT_TYPE = "io.element.msc4268.room_key_bundle"
 HISTORY_NOT_SHARED = "m.history_not_shared"
 HISTORY_NOT_SHARED_REASON = "The sender disabled sharing encrypted history."
