@@ -1,0 +1,50 @@
+"""Typed settings of the directory component, built from the deployment profile."""
+
+from __future__ import annotations
+
+import secrets as _random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import database_path
+
+ADMIN_TOKEN_FILE = "admin_access_token"  # written by homeserver.accounts
+CSRF_KEY_FILE = "annuaire_csrf_key"
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    database: Path
+    server_name: str
+    homeserver_url: str
+    public_url: str
+    csrf_key: str = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    activation_hours: int = 72
+    request_limit: int = 5          # account requests per IP ...
+    request_window_seconds: int = 600  # ... per window
+    frame_origin: str = "'none'"
+
+
+def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
+    """``annuaire`` section of the profile + the operator admin token and a CSRF key."""
+    from deployment.secrets import read_or_create
+
+    section = profile.section("annuaire") or {}
+    token_path = Path(secrets.directory) / ADMIN_TOKEN_FILE
+    token = token_path.read_text(encoding="utf-8").strip() if token_path.exists() else None
+    dossier = profile.section("dossier") or {}
+    return DirectorySettings(
+        database=database_path(section, Path(profile.var_dir)),
+        server_name=profile.server_name,
+        homeserver_url=profile.homeserver_url,
+        public_url=str(profile.dossier_url),
+        csrf_key=read_or_create(Path(secrets.directory), CSRF_KEY_FILE,
+                                lambda: _random.token_urlsafe(32)),
+        admin_token=token,
+        activation_hours=int(section.get("activation_hours", 72)),
+        request_limit=int(section.get("request_limit", 5)),
+        request_window_seconds=int(section.get("request_window_seconds", 600)),
+        frame_origin=str(dossier.get("element_origin") or "'none'"),
+    )
