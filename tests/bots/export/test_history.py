@@ -1,0 +1,89 @@
+"""History paging and resolution against the real Synapse, with E2EE."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from nio import RoomRedactResponse
+from PIL import Image
+
+from bots.export.history import HistoryRequest, fetch_history
+from bots.export.media import MediaFetcher
+from bots.export.transcript import EntryKind
+
+pytestmark = pytest.mark.integration
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 32), (10, 120, 200)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+async def test_history_resolves_edits_redactions_replies_media_receipts(
+        nio_client_factory, rooms, tmp_path) -> None:
+    alice = await nio_client_factory()
+    bob = await nio_client_factory()
+    exporter = await nio_client_factory()
+    await alice.set_displayname("Élodie Müller")
+    room_id = await rooms.create(alice, bob)
+    before = await rooms.text(alice, room_id, "avant l'arrivée du bot")  # no key for the exporter
+    await rooms.join(room_id, alice, exporter)
+    first = await rooms.text(alice, room_id, "Pansement refait, plaie propre",
+                       format="org.matrix.custom.html",
+                       formatted_body="Pansement <b>refait</b>, plaie propre")
+    await rooms.send(alice, room_id, {
+        "msgtype": "m.text", "body": "* Pansement refait, plaie très propre",
+        "m.new_content": {"msgtype": "m.text", "body": "Pansement refait, plaie très propre"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": first}})
+    gone = await rooms.text(bob, room_id, "message à effacer")
+    redacted = await bob.room_redact(room_id, gone)
+    assert isinstance(redacted, RoomRedactResponse)
+    await rooms.text(bob, room_id, "> <@x> Pansement\n\nBien noté, merci",
+               **{"m.relates_to": {"m.in_reply_to": {"event_id": first}}})
+    photo = jpeg()
+    await rooms.upload_encrypted(alice, room_id, photo, "plaie.jpg", "image/jpeg", "m.image")
+    report = "Compte rendu œ €".encode() * 100
+    await rooms.upload_encrypted(bob, room_id, report, "cr.txt", "text/plain", "m.file")
+    last = await rooms.text(alice, room_id, "dernier message")
+    await bob.room_read_markers(room_id, last, last)
+    for _ in range(3):
+        await exporter.sync(timeout=300)
+
+    async with aiohttp.ClientSession() as session:
+        media = MediaFetcher(session, exporter.homeserver, exporter.access_token, tmp_path)
+        history = await fetch_history(exporter, HistoryRequest(room_id, page_size=3), media)
+
+    by_id = {entry.event_id: entry for entry in history.entries}
+    kinds = [entry.kind for entry in history.entries]
+    assert by_id[before].kind is EntryKind.UNDECRYPTABLE
+    edited = by_id[first]
+    assert edited.edited and edited.body == "Pansement refait, plaie très propre"
+    assert edited.sender_name == "Élodie Müller"
+    assert by_id[gone].kind is EntryKind.REDACTED
+    reply = next(e for e in history.entries if e.body.endswith("Bien noté, merci"))
+    assert reply.quote is not None and reply.quote.text == "Pansement refait, plaie très propre"
+    image = next(e.attachment for e in history.entries if e.attachment and e.attachment.is_image)
+    assert image.path is not None and image.path.read_bytes() == photo
+    assert image.sha256 == hashlib.sha256(photo).hexdigest()
+    file = next(e.attachment for e in history.entries if e.attachment and not e.attachment.is_image)
+    assert file.path.read_bytes() == report and file.size == len(report)
+    assert len(by_id[last].seen_by) == 1  # bob's receipt, by display name (or id)
+    assert by_id[last].seen_by[0] in (bob.user_id, bob.user_id.split(":")[0][1:])
+    assert kinds.count(EntryKind.MESSAGE) >= 5
+    assert history.entries == sorted(history.entries, key=lambda e: e.timestamp)
+
+    # derniers 2 / depuis: bounded selections
+    last_two = await fetch_history(exporter, HistoryRequest(room_id, last=2,
+                                                            with_attachments=False), None)
+    assert [e.event_id for e in last_two.entries][-1] == last
+    assert len([e for e in last_two.entries if e.kind is not EntryKind.EVENT]) == 2
+    from_reply = await fetch_history(exporter, HistoryRequest(room_id, from_event_id=gone), None)
+    assert from_reply.entries[0].event_id == gone
+    future = await fetch_history(exporter, HistoryRequest(
+        room_id, since=datetime(2100, 1, 1, tzinfo=UTC)), None)
+    assert future.entries == []
