@@ -11,6 +11,7 @@ error, timeout, 5xx, 429) raises ``Unavailable`` — the outbox retries those.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ON_BEHALF_HEADER = "X-Cercle-On-Behalf-Of"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SOURCE_HEADER = "X-Cercle-Source"  # "matrix": the write relays a conversation event
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,19 @@ class DossierClient:
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-        data: aiohttp.FormData | None = None,
+        data: Any = None,
         actor: str | None = None,
         key: str | None = None,
         allow_404: bool = False,
+        from_matrix: bool = False,
     ) -> Any:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if actor:
             headers[ON_BEHALF_HEADER] = actor
         if key:
             headers[IDEMPOTENCY_HEADER] = key
+        if from_matrix:
+            headers[SOURCE_HEADER] = "matrix"
         url = f"{self.base_url}/api/v1{path}"
         try:
             async with self._http().request(
@@ -140,14 +145,20 @@ class DossierClient:
             body["coordinator"] = coordinator
         if coordinator_name:
             body["coordinator_name"] = coordinator_name
-        return dict(await self.request("POST", "/patients", json_body=body, actor=coordinator, key=key))
+        out = await self.request("POST", "/patients", json_body=body, actor=coordinator, key=key)
+        return _unwrap(out, "patient") or {}
+
+    async def get_file(self, patient_id: str) -> dict[str, Any] | None:
+        """The whole file (``patient``, ``circle``, ``documents``, ``notebook``, ``tasks`` …)."""
+        body = await self.request("GET", f"/patients/{_q(patient_id)}", allow_404=True)
+        return dict(body) if isinstance(body, Mapping) else None
 
     async def get_patient(self, patient_id: str) -> dict[str, Any] | None:
-        body = await self.request("GET", f"/patients/{_q(patient_id)}", allow_404=True)
+        body = await self.get_file(patient_id)
         return _unwrap(body, "patient")
 
     async def patient_by_room(self, room_id: str) -> dict[str, Any] | None:
-        body = await self.request("GET", "/patients", params={"room_id": room_id})
+        body = await self.request("GET", "/patients", params={"room_id": room_id, "limit": 1})
         items = list(_items(body, "patients"))
         return items[0] if items else None
 
@@ -156,11 +167,12 @@ class DossierClient:
             "PUT", f"/patients/{_q(patient_id)}/room", json_body={"room_id": room_id},
             actor=actor, key=key,
         )  # fmt: skip
-        return _unwrap(body, "patient") or {}
+        return dict(body or {})
 
     # -- care circle --
-    async def circle(self, patient_id: str) -> list[dict[str, Any]]:
-        body = await self.request("GET", f"/patients/{_q(patient_id)}/circle")
+    async def circle(self, patient_id: str, *, include_ended: bool = False) -> list[dict[str, Any]]:
+        params = {"include_ended": "true"} if include_ended else None
+        body = await self.request("GET", f"/patients/{_q(patient_id)}/circle", params=params)
         return list(_items(body, "members"))
 
     async def add_circle_member(
@@ -175,8 +187,9 @@ class DossierClient:
         self, patient_id: str, member_id: str, *, actor: str | None, key: str
     ) -> dict[str, Any]:
         body = await self.request(
-            "DELETE", f"/patients/{_q(patient_id)}/circle/{_q(member_id)}", actor=actor, key=key
-        )
+            "POST", f"/patients/{_q(patient_id)}/circle/{_q(member_id)}/end", json_body={},
+            actor=actor, key=key,
+        )  # fmt: skip
         return _unwrap(body, "member") or {}
 
     async def mark_left_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
@@ -188,11 +201,12 @@ class DossierClient:
 
     # -- liaison notebook --
     async def add_notebook_entry(
-        self, patient_id: str, *, kind: str, text: str, actor: str | None, key: str
-    ) -> dict[str, Any]:
+        self, patient_id: str, *, kind: str, text: str, actor: str | None, key: str,
+        from_matrix: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
         body = await self.request(
             "POST", f"/patients/{_q(patient_id)}/notebook",
-            json_body={"kind": kind, "text": text, "idempotency_key": key}, actor=actor, key=key,
+            json_body={"kind": kind, "text": text}, actor=actor, key=key, from_matrix=from_matrix,
         )  # fmt: skip
         return _unwrap(body, "entry") or {}
 
@@ -219,7 +233,6 @@ class DossierClient:
             "type": type,
             "label": label,
             "assignees": [{"kind": "personne", "ref": a} for a in assignees],
-            "idempotency_key": key,
         }
         if due_date:
             payload["due_date"] = due_date
@@ -227,11 +240,13 @@ class DossierClient:
         return _unwrap(body, "task") or {}
 
     async def open_tasks(self, patient_id: str) -> list[dict[str, Any]]:
-        body = await self.request(
-            "GET", "/tasks", params={"patient_id": patient_id, "open": "true", "limit": 100}
-        )
+        body = await self.request("GET", "/tasks", params={"patient_id": patient_id, "limit": 200})
         tasks = list(_items(body, "tasks"))
         return [t for t in tasks if t.get("state") in ("à faire", "en cours")]
+
+    async def overdue_tasks(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/tasks", params={"overdue": "true", "limit": 500})
+        return [t for t in _items(body, "tasks") if t.get("overdue")]
 
     async def set_task_state(self, task_id: str, state: str, *, actor: str | None, key: str) -> dict[str, Any]:
         body = await self.request(
@@ -250,9 +265,13 @@ class DossierClient:
         actor: str | None,
         key: str,
     ) -> dict[str, Any]:
-        form = aiohttp.FormData()
-        form.add_field("category", category)
-        form.add_field("file", data, filename=filename, content_type="application/octet-stream")
+        # a fixed boundary: the same upload replayed is byte-identical
+        boundary = "cercle-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        form = aiohttp.MultipartWriter("form-data", boundary=boundary)
+        part = form.append(category)
+        part.set_content_disposition("form-data", name="category")
+        part = form.append(data, {"Content-Type": "application/octet-stream"})
+        part.set_content_disposition("form-data", name="file", filename=filename)
         body = await self.request(
             "POST", f"/patients/{_q(patient_id)}/documents", data=form, actor=actor, key=key
         )

@@ -1,0 +1,129 @@
+"""The consumer of the dossier's event feed (``GET /api/v1/events?after=<seq>``).
+
+Events are handled one at a time, in ``seq`` order; the position is saved in the bot's
+SQLite file after each event is fully handled. After a crash the feed is read again from the
+saved position: the event that was in progress is handled a second time, so every step of a
+handler is idempotent (Matrix sends carry a transaction id derived from the event's ``seq``,
+state events are set to a value, invitations and kicks check the membership first). Nothing
+is lost, nothing shows twice.
+
+A dossier that cannot be reached is waited for with back-off; a handler failing on a
+transient problem is retried; a handler failing repeatedly on the same event (a "poison"
+event) is logged under a reference and skipped after ``max_attempts`` so the feed moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from bots.dossier_client import DossierClient
+from bots.outbox import Unavailable, backoff_ms
+from bots.sync.store import SyncStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+class TransientError(Exception):
+    """A handler met a passing problem (homeserver away …): retry the same event later."""
+
+
+class FeedConsumer:
+    def __init__(
+        self,
+        dossier: DossierClient,
+        store: SyncStore,
+        handler: Handler,
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 100,
+        max_attempts: int = 5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.dossier = dossier
+        self.store = store
+        self.handler = handler
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        self.handled = 0
+        self.skipped = 0
+
+    def wake(self) -> None:
+        """Poll now (e.g. the bot just wrote to the dossier)."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Handle every event available now; returns how many. Raises Unavailable when the
+        dossier cannot be reached."""
+        count = 0
+        while True:
+            events = await self.dossier.events(self.store.cursor(), self.batch)
+            if not events:
+                return count
+            for event in events:
+                await self._handle(event)
+                count += 1
+            if len(events) < self.batch:
+                return count
+
+    async def _handle(self, event: Mapping[str, Any]) -> None:
+        seq = int(event["seq"])
+        if seq <= self.store.cursor():
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.handler(event)
+                break
+            except (TransientError, Unavailable) as exc:
+                delay = backoff_ms(attempt, cap_ms=30_000) / 1000
+                log.info("événement du dossier %d : problème passager (%s), réessai dans %.1f s",
+                         seq, type(exc).__name__, delay)  # fmt: skip
+                await self._sleep(delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                ref = secrets.token_hex(3).upper()
+                log.exception("événement du dossier %d (%s) en échec, réf=%s, essai %d",
+                              seq, event.get("type"), ref, attempt)  # fmt: skip
+                if attempt >= self.max_attempts:
+                    log.error("événement du dossier %d abandonné après %d essais (réf=%s)",
+                              seq, attempt, ref)  # fmt: skip
+                    self.skipped += 1
+                    break
+                await self._sleep(backoff_ms(attempt, cap_ms=30_000) / 1000)
+        self.store.save_cursor(seq)
+        self.handled += 1
+
+    async def run(self) -> None:
+        """Forever: read the feed, then wait ``poll_seconds`` (or a wake-up)."""
+        failures = 0
+        while True:
+            try:
+                await self.run_once()
+                failures = 0
+                wait = self.poll_seconds
+            except Unavailable:
+                failures += 1
+                wait = backoff_ms(failures, cap_ms=30_000) / 1000
+                if failures in (1, 5) or failures % 20 == 0:
+                    log.warning("flux du dossier indisponible, nouvel essai dans %.1f s", wait)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                wait = backoff_ms(failures, cap_ms=30_000) / 1000
+                log.exception("lecture du flux du dossier en échec")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)

@@ -1,0 +1,101 @@
+"""What the dossier sync remembers across restarts, in the bot's SQLite file.
+
+- the position in the dossier's event feed (``seq`` of the last event fully handled);
+- the pinned identity message of each patient room (event id, digest of its text);
+- overdue tasks already announced (announced once, direct messages once);
+- the direct chat opened with each person (overdue reminders, transcripts);
+- rooms created for files (so a crash between "room created" and "room linked" does not
+  create a second room).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feed_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_headers (
+    room_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS overdue_notified (task_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS direct_rooms (user_id TEXT PRIMARY KEY, room_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS file_rooms (
+    patient_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+"""
+
+
+class SyncStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._db = conn
+        self._db.executescript(_SCHEMA)
+
+    # -- feed position --
+    def cursor(self, name: str = "dossier") -> int:
+        row = self._db.execute("SELECT seq FROM feed_cursor WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def save_cursor(self, seq: int, name: str = "dossier") -> None:
+        self._db.execute(
+            "INSERT INTO feed_cursor(name, seq) VALUES(?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET seq=max(seq, excluded.seq)",
+            (name, seq),
+        )
+
+    # -- identity message --
+    def identity_header(self, room_id: str) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT event_id, digest FROM identity_headers WHERE room_id=?", (room_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def save_identity_header(self, room_id: str, event_id: str, digest: str) -> None:
+        self._db.execute(
+            "INSERT INTO identity_headers(room_id, event_id, digest) VALUES(?, ?, ?) "
+            "ON CONFLICT(room_id) DO UPDATE SET event_id=excluded.event_id, digest=excluded.digest",
+            (room_id, event_id, digest),
+        )
+
+    # -- overdue tasks --
+    def overdue_announced(self, task_id: str) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM overdue_notified WHERE task_id=?", (task_id,)).fetchone()
+            is not None
+        )
+
+    def mark_overdue_announced(self, task_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO overdue_notified(task_id, at_ms) VALUES(?, ?) ON CONFLICT DO NOTHING",
+            (task_id, int(time.time() * 1000)),
+        )
+
+    # -- direct chats --
+    def direct_room(self, user_id: str) -> str | None:
+        row = self._db.execute("SELECT room_id FROM direct_rooms WHERE user_id=?", (user_id,)).fetchone()
+        return row[0] if row else None
+
+    def save_direct_room(self, user_id: str, room_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO direct_rooms(user_id, room_id) VALUES(?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET room_id=excluded.room_id",
+            (user_id, room_id),
+        )
+
+    # -- rooms created for files --
+    def file_room(self, patient_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT room_id FROM file_rooms WHERE patient_id=?", (patient_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def save_file_room(self, patient_id: str, room_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO file_rooms(patient_id, room_id, created_ms) VALUES(?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (patient_id, room_id, int(time.time() * 1000)),
+        )
