@@ -52,9 +52,13 @@ async def _set_attendees(session: AsyncSession, event: AgendaEvent, users: Seque
 
 
 async def create_event(
-    session: AsyncSession, *, principal: Principal, data: EventIn, patient: Patient | None,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: EventIn,
+    patient: Patient | None,
     event_types: Sequence[str],
-) -> AgendaEvent:  # fmt: skip
+) -> AgendaEvent:
     owner = data.owner if (data.owner and principal.privileged) else principal.author
     event = AgendaEvent(owner=owner, **data.model_dump(exclude={"attendees", "owner"}))
     _check(event, event_types)
@@ -63,9 +67,11 @@ async def create_event(
     await _set_attendees(session, event, data.attendees)
     if patient is not None:
         await journal.notebook_event(
-            session, patient_id=patient.id, author=principal.author,
+            session,
+            patient_id=patient.id,
+            author=principal.author,
             text=f"Ajout à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
-        )  # fmt: skip
+        )
     await session.flush()
     return event
 
@@ -78,9 +84,13 @@ async def get_event(session: AsyncSession, *, event_id: str) -> AgendaEvent:
 
 
 async def update_event(
-    session: AsyncSession, *, principal: Principal, event: AgendaEvent, data: EventUpdate,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    event: AgendaEvent,
+    data: EventUpdate,
     event_types: Sequence[str],
-) -> AgendaEvent:  # fmt: skip
+) -> AgendaEvent:
     changes = data.model_dump(exclude_unset=True, exclude={"attendees"})
     for key, value in changes.items():
         if value is None and key not in ("rrule",):
@@ -94,17 +104,24 @@ async def update_event(
     if event.patient_id is not None:
         verb = "Annulation" if data.cancelled else "Modification"
         await journal.notebook_event(
-            session, patient_id=event.patient_id, author=principal.author,
+            session,
+            patient_id=event.patient_id,
+            author=principal.author,
             text=f"{verb} à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
-        )  # fmt: skip
+        )
     await session.flush()
     return event
 
 
 async def list_events(
-    session: AsyncSession, *, user_id: str | None, start: datetime | None, end: datetime | None,
-    patient_id: str | None = None, limit: int = 500,
-) -> list[AgendaEvent]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    patient_id: str | None = None,
+    limit: int = 500,
+) -> list[AgendaEvent]:
     """Events owned by or attended by ``user_id`` (or of ``patient_id``) that may overlap
     [start, end); recurring ones are returned once (expand with ``ical.occurrences``)."""
     query = select(AgendaEvent)

@@ -65,19 +65,31 @@ async def add_member(
     member = CircleMember(patient_id=patient.id, added_by=principal.author, **data.model_dump())
     session.add(member)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Ajout de {member.display_name} sur le cercle de soins ({ROLE_LABELS[member.role]})",
-    )  # fmt: skip
+    )
     await session.flush()
-    await journal.emit(session, type=journal.CIRCLE_ADDED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload=_payload(member))  # fmt: skip
+    await journal.emit(
+        session,
+        type=journal.CIRCLE_ADDED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload=_payload(member),
+    )
     return member
 
 
 async def update_member(
-    session: AsyncSession, *, principal: Principal, patient: Patient, member: CircleMember,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    member: CircleMember,
     data: CircleMemberUpdate,
-) -> CircleMember:  # fmt: skip
+) -> CircleMember:
     if member.ended_at is not None:
         raise Conflict("Ce membre ne fait plus partie du cercle de soins.")
     changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None}
@@ -94,11 +106,19 @@ async def update_member(
         parts.append("habilité" if member.has_access else "non habilité")
     detail = f" ({', '.join(parts)})" if parts else ""
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Modification de {member.display_name} sur le cercle de soins{detail}",
-    )  # fmt: skip
-    await journal.emit(session, type=journal.CIRCLE_CHANGED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload=_payload(member))  # fmt: skip
+    )
+    await journal.emit(
+        session,
+        type=journal.CIRCLE_CHANGED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload=_payload(member),
+    )
     return member
 
 
@@ -109,20 +129,29 @@ async def end_member(
         raise Conflict("Ce membre ne fait déjà plus partie du cercle de soins.")
     if member.role == "coordinateur" and member.has_access:
         others = [
-            m for m in await list_members(session, patient_id=patient.id)
+            m
+            for m in await list_members(session, patient_id=patient.id)
             if m.id != member.id and m.role == "coordinateur" and m.has_access
-        ]  # fmt: skip
+        ]
         if not others and principal.kind == "user" and not principal.is_admin:
             raise Conflict("Le dossier doit garder au moins un coordinateur.")
     member.ended_at = utcnow()
     member.ended_by = principal.author
     session.add(member)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Retrait de {member.display_name} du cercle de soins",
-    )  # fmt: skip
-    await journal.emit(session, type=journal.CIRCLE_ENDED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload=_payload(member))  # fmt: skip
+    )
+    await journal.emit(
+        session,
+        type=journal.CIRCLE_ENDED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload=_payload(member),
+    )
     return member
 
 
@@ -144,7 +173,9 @@ async def mark_left_room(
     member.left_room_at = utcnow()
     session.add(member)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"{member.display_name} a quitté la conversation du patient",
-    )  # fmt: skip
+    )
     return member

@@ -29,16 +29,21 @@ async def add_memo(
 ) -> Memo:
     memo = Memo(patient_id=patient.id, text=data.text, created_by=principal.author)
     session.add(memo)
-    await journal.notebook_event(session, patient_id=patient.id, author=principal.author,
-                                 text="Ajout d'un mémo")  # fmt: skip
+    await journal.notebook_event(
+        session, patient_id=patient.id, author=principal.author, text="Ajout d'un mémo"
+    )
     await session.flush()
     return memo
 
 
 async def update_memo(
-    session: AsyncSession, *, principal: Principal, patient: Patient, memo_id: str,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    memo_id: str,
     data: MemoUpdate,
-) -> Memo:  # fmt: skip
+) -> Memo:
     memo = await session.get(Memo, memo_id)
     if memo is None or memo.patient_id != patient.id:
         raise NotFound("Mémo introuvable.")
@@ -75,14 +80,25 @@ async def add_hospitalisation(
     session.add(stay)
     where = stay.structure + (f" ({stay.service})" if stay.service else "")
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Hospitalisation : admission le {fr_date(stay.admission_at)} à {where}",
-    )  # fmt: skip
+    )
     await session.flush()
-    payload = {"hospitalisation_id": stay.id, "structure": stay.structure,
-               "admission_at": stay.admission_at.isoformat()}  # fmt: skip
-    await journal.emit(session, type=journal.HOSPITAL_ADMISSION, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload=payload)  # fmt: skip
+    payload = {
+        "hospitalisation_id": stay.id,
+        "structure": stay.structure,
+        "admission_at": stay.admission_at.isoformat(),
+    }
+    await journal.emit(
+        session,
+        type=journal.HOSPITAL_ADMISSION,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload=payload,
+    )
     if stay.discharge_at is not None and stay.discharge_at <= utcnow():
         await _discharged(session, principal=principal, patient=patient, stay=stay)
     return stay
@@ -93,19 +109,33 @@ async def _discharged(
 ) -> None:
     assert stay.discharge_at is not None
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Hospitalisation : sortie le {fr_date(stay.discharge_at)} de {stay.structure}",
-    )  # fmt: skip
-    await journal.emit(session, type=journal.HOSPITAL_DISCHARGE, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author,
-                       payload={"hospitalisation_id": stay.id, "structure": stay.structure,
-                                "discharge_at": stay.discharge_at.isoformat()})  # fmt: skip
+    )
+    await journal.emit(
+        session,
+        type=journal.HOSPITAL_DISCHARGE,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={
+            "hospitalisation_id": stay.id,
+            "structure": stay.structure,
+            "discharge_at": stay.discharge_at.isoformat(),
+        },
+    )
 
 
 async def update_hospitalisation(
-    session: AsyncSession, *, principal: Principal, patient: Patient, stay_id: str,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    stay_id: str,
     data: HospitalisationUpdate,
-) -> Hospitalisation:  # fmt: skip
+) -> Hospitalisation:
     stay = await session.get(Hospitalisation, stay_id)
     if stay is None or stay.patient_id != patient.id:
         raise NotFound("Hospitalisation introuvable.")
@@ -119,6 +149,10 @@ async def update_hospitalisation(
     if stay.discharge_at is not None and stay.discharge_at != had_discharge:
         await _discharged(session, principal=principal, patient=patient, stay=stay)
     else:
-        await journal.notebook_event(session, patient_id=patient.id, author=principal.author,
-                                     text=f"Modification de l'hospitalisation à {stay.structure}")  # fmt: skip
+        await journal.notebook_event(
+            session,
+            patient_id=patient.id,
+            author=principal.author,
+            text=f"Modification de l'hospitalisation à {stay.structure}",
+        )
     return stay

@@ -46,9 +46,15 @@ async def latest_by_form(session: AsyncSession, *, patient_id: str) -> dict[str,
 
 
 async def save_answers(
-    session: AsyncSession, *, principal: Principal, patient: Patient, form: FormDefinition,
-    answers: Mapping[str, Any], base_version: int | None, today: date,
-) -> FormAnswer:  # fmt: skip
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    form: FormDefinition,
+    answers: Mapping[str, Any],
+    base_version: int | None,
+    today: date,
+) -> FormAnswer:
     """Store a new version. ``base_version`` (the version the editor started from) guards
     against overwriting someone else's save: a stale one is a conflict."""
     try:
@@ -65,19 +71,29 @@ async def save_answers(
         return current
     initiated_at = history[-1].initiated_at if history else utcnow()
     row = FormAnswer(
-        patient_id=patient.id, form_id=form.key, version=(current.version + 1) if current else 1,
-        answers=clean, changed_fields=[c.key for c in changes], initiated_at=initiated_at,
+        patient_id=patient.id,
+        form_id=form.key,
+        version=(current.version + 1) if current else 1,
+        answers=clean,
+        changed_fields=[c.key for c in changes],
+        initiated_at=initiated_at,
         created_by=principal.author,
-    )  # fmt: skip
+    )
     session.add(row)
     verb = "Modification" if current else "Création"
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"{verb} du formulaire {form.title} initié le {fr_date(initiated_at)}",
-    )  # fmt: skip
+    )
     await session.flush()
-    await journal.emit(session, type=journal.FORM_CHANGED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author,
-                       payload={"form_id": form.key, "version": row.version,
-                                "title": form.title})  # fmt: skip
+    await journal.emit(
+        session,
+        type=journal.FORM_CHANGED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={"form_id": form.key, "version": row.version, "title": form.title},
+    )
     return row

@@ -25,9 +25,17 @@ async def recall(
 
 
 async def remember(
-    session: AsyncSession, *, actor: str, key: str, request_fingerprint: str, status: int,
+    session: AsyncSession,
+    *,
+    actor: str,
+    key: str,
+    request_fingerprint: str,
+    status: int,
     body: dict[str, Any],
-) -> None:  # fmt: skip
-    session.add(IdempotencyRecord(actor=actor, key=key, request_fingerprint=request_fingerprint,
-                                  status=status, body=body))  # fmt: skip
+) -> None:
+    session.add(
+        IdempotencyRecord(
+            actor=actor, key=key, request_fingerprint=request_fingerprint, status=status, body=body
+        )
+    )
     await session.flush()

@@ -24,9 +24,14 @@ async def list_episodes(session: AsyncSession, *, patient_id: str) -> list[Episo
 
 
 async def add_episode(
-    session: AsyncSession, *, principal: Principal, patient: Patient, data: EpisodeIn,
-    themes: Sequence[str], form_ids: Sequence[str],
-) -> Episode:  # fmt: skip
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    data: EpisodeIn,
+    themes: Sequence[str],
+    form_ids: Sequence[str],
+) -> Episode:
     if data.theme not in themes:
         raise InvalidInput("Thème de parcours inconnu.", field="theme")
     if data.ends_on is not None and data.ends_on < data.starts_on:
@@ -36,17 +41,23 @@ async def add_episode(
     episode = Episode(patient_id=patient.id, created_by=principal.author, **data.model_dump())
     session.add(episode)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Création du parcours {episode.theme} du {fr_date(episode.starts_on)}",
-    )  # fmt: skip
+    )
     await session.flush()
     return episode
 
 
 async def update_episode(
-    session: AsyncSession, *, principal: Principal, patient: Patient, episode_id: str,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    episode_id: str,
     data: EpisodeUpdate,
-) -> Episode:  # fmt: skip
+) -> Episode:
     episode = await session.get(Episode, episode_id)
     if episode is None or episode.patient_id != patient.id:
         raise NotFound("Parcours introuvable.")
@@ -58,7 +69,9 @@ async def update_episode(
         raise InvalidInput("La fin du parcours précède son début.", field="ends_on")
     session.add(episode)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Modification du parcours {episode.theme} du {fr_date(episode.starts_on)}",
-    )  # fmt: skip
+    )
     return episode

@@ -14,9 +14,13 @@ from dossier_service.services import journal
 
 
 async def list_entries(
-    session: AsyncSession, *, patient_id: str, limit: int = 50, before: datetime | None = None,
+    session: AsyncSession,
+    *,
+    patient_id: str,
+    limit: int = 50,
+    before: datetime | None = None,
     kind: str | None = None,
-) -> list[NotebookEntry]:  # fmt: skip
+) -> list[NotebookEntry]:
     """Newest first; page with ``before`` = the last entry's ``created_at``."""
     query = select(NotebookEntry).where(NotebookEntry.patient_id == patient_id)
     if before is not None:
@@ -30,16 +34,26 @@ async def list_entries(
 
 
 async def add_entry(
-    session: AsyncSession, *, principal: Principal, patient: Patient, kind: str, text: str,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    kind: str,
+    text: str,
     source: str = "web",
-) -> NotebookEntry:  # fmt: skip
+) -> NotebookEntry:
     entry = NotebookEntry(
         patient_id=patient.id, kind=kind, text=text, author=principal.author, source=source
     )
     session.add(entry)
     await session.flush()
     if source != "matrix":  # what came from the conversation is not echoed back to it
-        await journal.emit(session, type=journal.NOTEBOOK_ENTRY, patient_id=patient.id,
-                           room_id=patient.room_id, actor=principal.author,
-                           payload={"entry_id": entry.id, "kind": kind})  # fmt: skip
+        await journal.emit(
+            session,
+            type=journal.NOTEBOOK_ENTRY,
+            patient_id=patient.id,
+            room_id=patient.room_id,
+            actor=principal.author,
+            payload={"entry_id": entry.id, "kind": kind},
+        )
     return entry

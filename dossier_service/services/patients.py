@@ -74,8 +74,17 @@ def _apply_identity(patient: Patient, data: IdentityFields, today: date) -> list
                 today,
                 "date de contrôle de la pièce d'identité",
             )
-        for key in ("label", "birth_name", "used_name", "used_first_name", "birth_commune",
-                    "birth_country", "postcode", "address", "email"):  # fmt: skip
+        for key in (
+            "label",
+            "birth_name",
+            "used_name",
+            "used_first_name",
+            "birth_commune",
+            "birth_country",
+            "postcode",
+            "address",
+            "email",
+        ):
             if key in given and given[key] is None:
                 given[key] = ""
         for key in ("birth_first_names", "phones"):
@@ -154,61 +163,97 @@ async def create_patient(
                 added_by=principal.author,
             )
         )
-    session.add(FileStatusChange(patient_id=patient.id, status=patient.file_status,
-                                 changed_by=principal.author, comment="Création du dossier"))  # fmt: skip
+    session.add(
+        FileStatusChange(
+            patient_id=patient.id,
+            status=patient.file_status,
+            changed_by=principal.author,
+            comment="Création du dossier",
+        )
+    )
     await journal.notebook_event(
         session, patient_id=patient.id, text="Création du dossier", author=principal.author
     )
     await journal.emit(
-        session, type=journal.PATIENT_CREATED, patient_id=patient.id, room_id=patient.room_id,
-        actor=principal.author, payload={"coordinator": coordinator},
-    )  # fmt: skip
+        session,
+        type=journal.PATIENT_CREATED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={"coordinator": coordinator},
+    )
     await session.flush()
     return patient
 
 
 async def update_identity(
-    session: AsyncSession, *, principal: Principal, patient: Patient, data: IdentityFields,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    data: IdentityFields,
     today: date,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     old_status = patient.identity_status
     changed = _apply_identity(patient, data, today)
     if not changed:
         return []
     patient.updated_at = utcnow()
     if patient.identity_status != old_status:
-        session.add(IdentityStatusChange(patient_id=patient.id, status=patient.identity_status,
-                                         previous_status=old_status, changed_by=principal.author))  # fmt: skip
+        session.add(
+            IdentityStatusChange(
+                patient_id=patient.id,
+                status=patient.identity_status,
+                previous_status=old_status,
+                changed_by=principal.author,
+            )
+        )
         await journal.notebook_event(
-            session, patient_id=patient.id, author=principal.author,
+            session,
+            patient_id=patient.id,
+            author=principal.author,
             text=f"Statut de l'identité : {ins.STATUS_LABELS[old_status]} → "
             f"{ins.STATUS_LABELS[patient.identity_status]}",
-        )  # fmt: skip
+        )
     others = [c for c in changed if c != "identity_status"]
     if others:
         await journal.notebook_event(
-            session, patient_id=patient.id, author=principal.author,
+            session,
+            patient_id=patient.id,
+            author=principal.author,
             text="Modification des informations administratives",
-        )  # fmt: skip
+        )
     session.add(patient)
     await session.flush()
     return changed
 
 
 async def set_file_status(
-    session: AsyncSession, *, principal: Principal, patient: Patient, status: str, comment: str,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    status: str,
+    comment: str,
     allowed: Sequence[str],
-) -> FileStatusChange:  # fmt: skip
+) -> FileStatusChange:
     if status not in allowed:
         raise InvalidInput("Statut de dossier inconnu.", field="status")
     if status == patient.file_status:
         raise InvalidInput("Le dossier a déjà ce statut.", field="status")
-    change = FileStatusChange(patient_id=patient.id, status=status, previous_status=patient.file_status,
-                              comment=comment, changed_by=principal.author)  # fmt: skip
+    change = FileStatusChange(
+        patient_id=patient.id,
+        status=status,
+        previous_status=patient.file_status,
+        comment=comment,
+        changed_by=principal.author,
+    )
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Statut du dossier : {patient.file_status} → {status}",
-    )  # fmt: skip
+    )
     patient.file_status = status
     patient.updated_at = utcnow()
     session.add_all([change, patient])
@@ -241,11 +286,19 @@ async def declare_death(
     patient.updated_at = utcnow()
     session.add_all([declaration, patient])
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text=f"Déclaration du décès du patient (le {fr_date(death_date)})",
-    )  # fmt: skip
-    await journal.emit(session, type=journal.DEATH_DECLARED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload={})  # fmt: skip
+    )
+    await journal.emit(
+        session,
+        type=journal.DEATH_DECLARED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={},
+    )
     await session.flush()
     return declaration
 
@@ -263,11 +316,19 @@ async def cancel_death(
     patient.updated_at = utcnow()
     session.add_all([declaration, patient])
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text="Annulation de la déclaration du décès du patient",
-    )  # fmt: skip
-    await journal.emit(session, type=journal.DEATH_CANCELLED, patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author, payload={})  # fmt: skip
+    )
+    await journal.emit(
+        session,
+        type=journal.DEATH_CANCELLED,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={},
+    )
     await session.flush()
     return declaration
 
@@ -284,9 +345,11 @@ async def link_room(
     patient.updated_at = utcnow()
     session.add(patient)
     await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author,
+        session,
+        patient_id=patient.id,
+        author=principal.author,
         text="Conversation du patient liée au dossier",
-    )  # fmt: skip
+    )
     await session.flush()
     return patient
 
@@ -304,9 +367,14 @@ def _visible_patients(principal: Principal) -> Any:
 
 
 async def list_patients(
-    session: AsyncSession, *, principal: Principal, search: str = "", room_id: str | None = None,
-    limit: int = 50, offset: int = 0,
-) -> tuple[list[Patient], int]:  # fmt: skip
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    search: str = "",
+    room_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Patient], int]:
     """Files the principal may open (all of them for admins and the bot), newest first."""
     query = _visible_patients(principal)
     if room_id:

@@ -92,9 +92,13 @@ async def _set_assignees(
 
 
 async def create_task(
-    session: AsyncSession, *, principal: Principal, patient: Patient | None, data: TaskIn,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient | None,
+    data: TaskIn,
     task_types: Mapping[str, Sequence[str]],
-) -> Task:  # fmt: skip
+) -> Task:
     _check_type(data.type, data.subtypes, task_types)
     patient_id = patient.id if patient else None
     await _check_documents(session, patient_id, data.document_ids)
@@ -104,24 +108,34 @@ async def create_task(
     await session.flush()
     await _set_assignees(session, task, data.assignees)
     if patient is not None:
-        await journal.notebook_event(session, patient_id=patient.id, author=principal.author,
-                                     text=f"Création de la tâche « {task.label} »")  # fmt: skip
+        await journal.notebook_event(
+            session,
+            patient_id=patient.id,
+            author=principal.author,
+            text=f"Création de la tâche « {task.label} »",
+        )
     if data.assignees:
         await journal.emit(
-            session, type=journal.TASK_ASSIGNED, patient_id=patient_id,
-            room_id=patient.room_id if patient else None, actor=principal.author,
+            session,
+            type=journal.TASK_ASSIGNED,
+            patient_id=patient_id,
+            room_id=patient.room_id if patient else None,
+            actor=principal.author,
             payload=_task_payload(task, data.assignees),
-        )  # fmt: skip
+        )
     await session.flush()
     return task
 
 
 def _task_payload(task: Task, assignees: Sequence[AssigneeIn | TaskAssignee]) -> dict[str, Any]:
     return {
-        "task_id": task.id, "label": task.label, "level": task.level, "state": task.state,
+        "task_id": task.id,
+        "label": task.label,
+        "level": task.level,
+        "state": task.state,
         "due_date": task.due_date.isoformat() if task.due_date else None,
         "assignees": _assignee_payload(assignees),
-    }  # fmt: skip
+    }
 
 
 async def get_task(session: AsyncSession, *, task_id: str) -> Task:
@@ -132,9 +146,14 @@ async def get_task(session: AsyncSession, *, task_id: str) -> Task:
 
 
 async def update_task(
-    session: AsyncSession, *, principal: Principal, task: Task, patient: Patient | None,
-    data: TaskUpdate, task_types: Mapping[str, Sequence[str]],
-) -> Task:  # fmt: skip
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    task: Task,
+    patient: Patient | None,
+    data: TaskUpdate,
+    task_types: Mapping[str, Sequence[str]],
+) -> Task:
     changes = data.model_dump(exclude_unset=True)
     notes: list[str] = []
     if "state" in changes and changes["state"] is not None and changes["state"] != task.state:
@@ -176,18 +195,30 @@ async def update_task(
     await session.flush()
     if patient is not None:
         await journal.notebook_event(
-            session, patient_id=patient.id, author=principal.author,
+            session,
+            patient_id=patient.id,
+            author=principal.author,
             text=f"Tâche « {task.label} » : " + ", ".join(notes),
-        )  # fmt: skip
+        )
     room_id = patient.room_id if patient else None
     if new_assignees:
-        await journal.emit(session, type=journal.TASK_ASSIGNED, patient_id=task.patient_id,
-                           room_id=room_id, actor=principal.author,
-                           payload=_task_payload(task, new_assignees))  # fmt: skip
+        await journal.emit(
+            session,
+            type=journal.TASK_ASSIGNED,
+            patient_id=task.patient_id,
+            room_id=room_id,
+            actor=principal.author,
+            payload=_task_payload(task, new_assignees),
+        )
     if "state" in changes and task.state in CLOSED_STATES:
-        await journal.emit(session, type=journal.TASK_CLOSED, patient_id=task.patient_id,
-                           room_id=room_id, actor=principal.author,
-                           payload=_task_payload(task, []))  # fmt: skip
+        await journal.emit(
+            session,
+            type=journal.TASK_CLOSED,
+            patient_id=task.patient_id,
+            room_id=room_id,
+            actor=principal.author,
+            payload=_task_payload(task, []),
+        )
     return task
 
 
@@ -211,9 +242,13 @@ def _visible(principal: Principal) -> Any:
 
 
 async def list_tasks(
-    session: AsyncSession, *, principal: Principal, filters: TaskFilters, limit: int = 100,
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: TaskFilters,
+    limit: int = 100,
     offset: int = 0,
-) -> list[Task]:  # fmt: skip
+) -> list[Task]:
     """The dashboard: tasks the principal may see, filtered; overdue first, then by due date."""
     query = select(Task)
     visible = _visible(principal)

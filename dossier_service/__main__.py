@@ -1,0 +1,77 @@
+"""``python -m dossier_service``: run the dossier service from the deployment profile.
+
+Reads ``deployment.profile.load_profile()`` and the secrets under ``var/secrets``, applies
+the Alembic migrations (``upgrade head``), then serves on ``dossier.bind_address:port``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from dossier_service.app import create_app
+from dossier_service.config import ConfigError, config_from_profile
+from dossier_service.migrate import upgrade
+
+log = logging.getLogger("dossier_service")
+
+
+def _logging(level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"level": level, "handlers": ["stderr"]},
+            "loggers": {"aiohttp.access": {"level": "WARNING"}},
+        }
+    )
+
+
+async def _serve(config_root: Path | None) -> None:
+    from deployment.profile import load_profile
+    from deployment.secrets import Secrets
+
+    profile = load_profile(root=config_root)
+    secrets = Secrets.load_or_create(profile.var_dir)
+    config = config_from_profile(profile, secrets)
+    await upgrade(config.database_url)
+    config.documents_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.bind_address, config.port)
+    await site.start()
+    log.info("dossier prêt sur %s", config.public_url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dossier_service", description="Service dossier de Cercle"
+    )
+    parser.add_argument("--root", type=Path, default=None, help="racine du projet (config/, var/)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    _logging(args.log_level)
+    try:
+        asyncio.run(_serve(args.root))
+    except ConfigError as exc:
+        print(f"configuration invalide : {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

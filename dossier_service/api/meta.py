@@ -1,0 +1,175 @@
+"""The OpenAPI description (built from the routes and the request schemas) and the
+catalogue of configurable vocabularies."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from dossier_service import appkeys, schemas
+from dossier_service.api.context import context
+from dossier_service.identity import IDENTITY_DOCUMENTS, IDENTITY_STATUSES, STATUS_LABELS
+from dossier_service.models.circle import MEMBER_KINDS, ROLE_LABELS
+from dossier_service.models.notebook import ENTRY_KINDS
+from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES
+
+routes = web.RouteTableDef()
+OPENAPI_KEY = web.AppKey("dossier_openapi", dict)
+
+# request body of each operation (method, path) -> schema
+REQUEST_BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
+    ("POST", "/api/v1/login"): schemas.OpenIdLoginIn,
+    ("POST", "/api/v1/patients"): schemas.PatientCreate,
+    ("PATCH", "/api/v1/patients/{patient_id}/identity"): schemas.IdentityUpdate,
+    ("POST", "/api/v1/patients/{patient_id}/status"): schemas.FileStatusIn,
+    ("POST", "/api/v1/patients/{patient_id}/death"): schemas.DeathIn,
+    ("POST", "/api/v1/patients/{patient_id}/death/cancel"): schemas.DeathCancelIn,
+    ("PUT", "/api/v1/patients/{patient_id}/room"): schemas.RoomLinkIn,
+    ("POST", "/api/v1/patients/{patient_id}/circle"): schemas.CircleMemberIn,
+    ("PATCH", "/api/v1/patients/{patient_id}/circle/{member_id}"): schemas.CircleMemberUpdate,
+    ("POST", "/api/v1/patients/{patient_id}/circle/left-room"): schemas.LeftRoomIn,
+    ("POST", "/api/v1/patients/{patient_id}/memos"): schemas.MemoIn,
+    ("PATCH", "/api/v1/patients/{patient_id}/memos/{memo_id}"): schemas.MemoUpdate,
+    ("POST", "/api/v1/patients/{patient_id}/hospitalisations"): schemas.HospitalisationIn,
+    (
+        "PATCH",
+        "/api/v1/patients/{patient_id}/hospitalisations/{stay_id}",
+    ): schemas.HospitalisationUpdate,
+    ("POST", "/api/v1/patients/{patient_id}/lifeline"): schemas.EpisodeIn,
+    ("PATCH", "/api/v1/patients/{patient_id}/lifeline/{episode_id}"): schemas.EpisodeUpdate,
+    ("POST", "/api/v1/patients/{patient_id}/notebook"): schemas.NotebookIn,
+    ("PUT", "/api/v1/patients/{patient_id}/forms/{form_id}"): schemas.FormAnswersIn,
+    ("POST", "/api/v1/patients/{patient_id}/documents"): "multipart",
+    ("POST", "/api/v1/tasks"): schemas.TaskIn,
+    ("PATCH", "/api/v1/tasks/{task_id}"): schemas.TaskUpdate,
+    ("POST", "/api/v1/agenda/events"): schemas.EventIn,
+    ("PATCH", "/api/v1/agenda/events/{event_id}"): schemas.EventUpdate,
+}
+PUBLIC = {("POST", "/api/v1/login"), ("GET", "/api/v1/openapi.json"), ("POST", "/api/v1/logout")}
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def build_openapi(app: web.Application) -> dict[str, Any]:
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["errcode", "error"],
+            "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}},
+        }
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path")
+        if not path or not path.startswith("/api/v1/") or route.method == "HEAD":
+            continue
+        doc = inspect.getdoc(route.handler) or route.handler.__name__.replace("_", " ")
+        op: dict[str, Any] = {
+            "summary": doc.splitlines()[0],
+            "operationId": f"{route.method.lower()}_{route.handler.__name__}",
+            "tags": [path.split("/")[3]],
+            "parameters": [
+                {"name": name[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in path.split("/")
+                if name.startswith("{")
+            ],
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {
+                    "description": "Requête invalide",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+                "404": {
+                    "description": "Introuvable (ou pas dans le cercle de soins)",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+            },
+        }
+        if (route.method, path) not in PUBLIC:
+            op["security"] = [{"session": []}, {"cookie": []}]
+        body = REQUEST_BODIES.get((route.method, path))
+        if isinstance(body, type):
+            schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components[body.__name__] = schema
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
+                    }
+                },
+            }
+        elif body == "multipart":
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file", "category"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "category": {"type": "string"},
+                                "description": {"type": "string"},
+                                "restricted_to_roles": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
+        paths.setdefault(path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Cercle — dossier de coordination", "version": "1"},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "session": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Jeton de session (POST /api/v1/login) ou jeton de service",
+                },
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "cercle_dossier_session"},
+            },
+        },
+    }
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI description."""
+    app = request.app
+    if OPENAPI_KEY not in app:
+        app[OPENAPI_KEY] = build_openapi(app)  # built once, after every route is in place
+    return web.json_response(app[OPENAPI_KEY])
+
+
+@routes.get("/api/v1/catalogue")
+async def catalogue(request: web.Request) -> web.Response:
+    """The vocabularies of this deployment (categories, themes, roles, types …)."""
+    ctx = context(request)
+    config = ctx.config
+    return web.json_response(
+        {
+            "document_categories": list(config.document_categories),
+            "lifeline_themes": list(config.lifeline_themes),
+            "event_types": list(config.event_types),
+            "task_types": {k: list(v) for k, v in config.task_types.items()},
+            "task_levels": list(TASK_LEVELS),
+            "task_states": list(TASK_STATES),
+            "file_statuses": list(config.file_statuses),
+            "identity_statuses": [
+                {"code": s, "label": STATUS_LABELS[s]} for s in IDENTITY_STATUSES
+            ],
+            "identity_documents": list(IDENTITY_DOCUMENTS),
+            "roles": [{"code": k, "label": v} for k, v in ROLE_LABELS.items()],
+            "member_kinds": list(MEMBER_KINDS),
+            "notebook_kinds": list(ENTRY_KINDS),
+            "forms": [{"id": f.key, "title": f.title} for f in request.app[appkeys.FORMS]],
+        }
+    )

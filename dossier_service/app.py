@@ -1,0 +1,109 @@
+"""``create_app(config) -> web.Application``: wires the database, the document store, the
+form declarations, the HTTP client for OpenID checks, the API routes and (when present) the
+pages of ``dossier_service.web``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from dossier_service import appkeys
+from dossier_service.api import (
+    admin,
+    agenda,
+    circle,
+    documents,
+    followup,
+    meta,
+    notebook,
+    patients,
+    session,
+    tasks,
+)
+from dossier_service.api.errors import error_middleware
+from dossier_service.config import DossierConfig
+from dossier_service.db import build_database
+from dossier_service.documents_store import DocumentStore
+from dossier_service.forms_schema import FormCatalogue, load_forms
+
+log = logging.getLogger(__name__)
+
+API_ROUTES: tuple[web.RouteTableDef, ...] = (
+    session.routes,
+    meta.routes,
+    patients.routes,
+    circle.routes,
+    followup.routes,
+    notebook.routes,
+    documents.routes,
+    tasks.routes,
+    agenda.routes,
+    admin.routes,
+)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        headers.setdefault("Cache-Control", "no-store")
+    else:
+        origin = request.app[appkeys.CONFIG].element_origin
+        ancestors = f"'self' {origin}" if origin else "'self'"
+        headers.setdefault("Content-Security-Policy", f"frame-ancestors {ancestors}")
+
+
+def _load_forms(config: DossierConfig) -> FormCatalogue:
+    if config.forms_dir is None or not config.forms_dir.is_dir():
+        return FormCatalogue()
+    return load_forms(config.forms_dir)
+
+
+def _setup_pages(app: web.Application) -> None:
+    """Plug in the pages (``dossier_service.web.setup(app)``) when that package exists."""
+    try:
+        pages = importlib.import_module("dossier_service.web")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("dossier_service.web",):
+            raise
+        return
+    setup = getattr(pages, "setup", None)
+    if callable(setup):
+        setup(app)
+
+
+def create_app(
+    config: DossierConfig, *, clock: Callable[[], datetime] | None = None, with_pages: bool = True
+) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
+    )
+    app[appkeys.CONFIG] = config
+    app[appkeys.DATABASE] = build_database(config.database_url, echo=config.sql_echo)
+    app[appkeys.STORE] = DocumentStore(config.documents_dir, config.documents_max_size)
+    app[appkeys.FORMS] = _load_forms(config)
+    if clock is not None:
+        app[appkeys.CLOCK] = clock
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        http = aiohttp.ClientSession()
+        app[appkeys.HTTP] = http
+        yield
+        await http.close()
+        await app[appkeys.DATABASE].dispose()
+
+    app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(_security_headers)
+    for table in API_ROUTES:
+        app.router.add_routes(table)
+    if with_pages:
+        _setup_pages(app)
+    return app

@@ -1,0 +1,24 @@
+"""Typed application state (``web.AppKey``) shared by the API and the pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from dossier_service.config import DossierConfig
+from dossier_service.db import Database
+from dossier_service.documents_store import DocumentStore
+from dossier_service.forms_schema import FormCatalogue
+
+CONFIG = web.AppKey("dossier_config", DossierConfig)
+DATABASE = web.AppKey("dossier_database", Database)
+STORE = web.AppKey("dossier_documents", DocumentStore)
+FORMS = web.AppKey("dossier_forms", FormCatalogue)
+HTTP = web.AppKey("dossier_http", aiohttp.ClientSession)
+CLOCK = web.AppKey("dossier_clock", Callable[[], datetime])
+# Pages may replace how refusals and errors are shown outside /api/ (default: plain text).
+ErrorRenderer = Callable[[web.Request, int, str], web.StreamResponse]
+ERROR_RENDERER = web.AppKey("dossier_error_renderer", ErrorRenderer)

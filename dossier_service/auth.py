@@ -1,0 +1,180 @@
+"""Who is calling: Matrix OpenID login, signed session cookies with CSRF, the bot's token.
+
+- People log in by handing a Matrix OpenID token (``/user/{userId}/openid/request_token``);
+  it is verified against the homeserver's ``/_matrix/federation/v1/openid/userinfo`` and
+  exchanged for a session: an HMAC-signed value, sent back both as an HttpOnly SameSite
+  cookie (pages) and in the body (programs, as ``Authorization: Bearer``).
+- Requests authenticated by the cookie must carry the CSRF token on unsafe methods
+  (``X-CSRF-Token`` header for the API, a form field for pages — see :func:`csrf_matches`).
+- The bot presents ``Secrets.dossier_service_token`` as a Bearer token and may say on whose
+  behalf it acts with ``X-Cercle-On-Behalf-Of: @user:server``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from dossier_service.config import DossierConfig
+from dossier_service.policy import Principal
+
+SESSION_COOKIE = "cercle_dossier_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+ON_BEHALF_HEADER = "X-Cercle-On-Behalf-Of"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
+
+
+class AuthError(Exception):
+    """Authentication failed; ``errcode`` is Matrix-shaped, the message French."""
+
+    def __init__(self, errcode: str, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    expires_at: int
+    nonce: str
+    via_cookie: bool = False
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(key: str, message: str) -> str:
+    return _b64(hmac.new(key.encode(), message.encode(), hashlib.sha256).digest())
+
+
+def issue_session(key: str, user_id: str, *, lifetime: int, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    body = _b64(
+        json.dumps(
+            {"u": user_id, "e": int(now) + lifetime, "n": secrets.token_urlsafe(16)}
+        ).encode()
+    )
+    return f"{body}.{_sign(key, 'session|' + body)}"
+
+
+def read_session(key: str, token: str, *, now: float | None = None) -> Session | None:
+    """The session a token stands for, or None (bad signature, expired, malformed)."""
+    if not token or len(token) > 1024 or token.count(".") != 1:
+        return None
+    body, signature = token.split(".")
+    if not hmac.compare_digest(signature, _sign(key, "session|" + body)):
+        return None
+    try:
+        data = json.loads(_unb64(body))
+        session = Session(user_id=str(data["u"]), expires_at=int(data["e"]), nonce=str(data["n"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if session.expires_at < (time.time() if now is None else now):
+        return None
+    return session
+
+
+def csrf_token(key: str, session: Session) -> str:
+    """The CSRF token bound to a session (put it in forms and in ``X-CSRF-Token``)."""
+    return _sign(key, "csrf|" + session.nonce)
+
+
+def csrf_matches(key: str, session: Session, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(csrf_token(key, session), str(token))
+
+
+def set_session_cookie(response: web.StreamResponse, token: str, config: DossierConfig) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=config.session_lifetime_seconds,
+        httponly=True,
+        secure=config.secure_cookies,
+        # None would be needed inside Element's iframe on another site; Lax otherwise.
+        samesite="None" if config.secure_cookies else "Lax",
+        path="/",
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+async def verify_openid_token(
+    http: aiohttp.ClientSession, *, homeserver_url: str, access_token: str, server_name: str
+) -> str:
+    """Ask the homeserver who owns an OpenID token; returns the Matrix user id."""
+    url = f"{homeserver_url}/_matrix/federation/v1/openid/userinfo?access_token={quote(access_token, safe='')}"
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise AuthError("M_UNKNOWN_TOKEN", "Jeton Matrix invalide ou expiré.")
+            data: Any = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise AuthError(
+            "CERCLE_HOMESERVER_UNREACHABLE", "Serveur Matrix injoignable, réessayez.", 503
+        ) from exc
+    user_id = data.get("sub") if isinstance(data, dict) else None
+    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+        raise AuthError("M_UNKNOWN_TOKEN", "Jeton Matrix invalide ou expiré.")
+    if user_id.split(":", 1)[1] != server_name:
+        raise AuthError("M_FORBIDDEN", "Ce compte n'appartient pas à ce serveur.", 403)
+    return user_id
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
+
+
+def authenticate(request: web.Request, config: DossierConfig) -> tuple[Principal, Session | None]:
+    """The principal behind a request, or AuthError. The CSRF check is the caller's
+    (:func:`check_api_csrf` for the API, :func:`csrf_matches` on a form field for pages)."""
+    token = _bearer(request)
+    if token is not None:
+        if hmac.compare_digest(token.encode(), config.service_token.encode()):
+            on_behalf = request.headers.get(ON_BEHALF_HEADER)
+            if on_behalf is not None and not _USER_ID.match(on_behalf):
+                raise AuthError("M_INVALID_PARAM", "Identifiant d'utilisateur invalide.", 400)
+            return Principal(user_id="service:bot", kind="service", on_behalf_of=on_behalf), None
+        session = read_session(config.session_key, token)
+        if session is None:
+            raise AuthError("M_UNKNOWN_TOKEN", "Session invalide ou expirée.")
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = read_session(config.session_key, cookie) if cookie else None
+        if session is None:
+            raise AuthError("M_MISSING_TOKEN", "Connexion requise.")
+        session = Session(session.user_id, session.expires_at, session.nonce, via_cookie=True)
+    principal = Principal(user_id=session.user_id, is_admin=session.user_id in config.admins)
+    return principal, session
+
+
+def check_api_csrf(request: web.Request, config: DossierConfig, session: Session | None) -> None:
+    """Cookie-authenticated unsafe API requests must echo the CSRF token in a header."""
+    if session is None or not session.via_cookie or request.method in SAFE_METHODS:
+        return
+    if not csrf_matches(config.session_key, session, request.headers.get(CSRF_HEADER)):
+        raise AuthError("M_FORBIDDEN", "Jeton anti-falsification (CSRF) manquant ou invalide.", 403)
