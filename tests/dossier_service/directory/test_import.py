@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dossier_service.directory.importer import import_extract
+from dossier_service.directory.rpps_format import FormatError
+from dossier_service.directory.store import SCHEMA_VERSION, connect
+
+from .conftest import SAMPLE
+
+
+def people(path: Path) -> dict[str, list[list[str]]]:
+    """Independent reading of an extract: national id -> its lines' fields."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("|")
+    col = header.index("Identification nationale PP")
+    out: dict[str, list[list[str]]] = {}
+    for line in lines[1:]:
+        fields = line.split("|")
+        out.setdefault(fields[col], []).append(fields)
+    return out
+
+
+def count(conn: sqlite3.Connection, sql: str) -> int:
+    return int(conn.execute(sql).fetchone()[0])
+
+
+def test_schema_is_versioned(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "a.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    conn = connect(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_sample_groups_activities_by_professional(db: sqlite3.Connection) -> None:
+    expected = people(SAMPLE)
+    seen: list[tuple[int, int]] = []
+    report = import_extract(db, SAMPLE, progress=lambda done, total: seen.append((done, total)))
+    assert report.lines == 500
+    assert report.rejected == 0
+    assert report.added == len(expected)
+    assert count(db, "SELECT count(*) FROM professional WHERE active=1") == len(expected)
+    multi = next(k for k, v in expected.items() if len(v) > 1)
+    n = count(db, "SELECT count(*) FROM activity a JOIN professional p ON p.id=a.professional_id "
+                  f"WHERE p.national_id='{multi}'")
+    assert n == len({tuple(f) for f in expected[multi]})
+    assert seen and seen[-1][0] == seen[-1][1] == SAMPLE.stat().st_size
+
+
+def test_reimport_same_file_changes_nothing(db: sqlite3.Connection) -> None:
+    first = import_extract(db, SAMPLE)
+    snapshot = db.execute("SELECT national_id, content_hash, active FROM professional "
+                          "ORDER BY id").fetchall()
+    again = import_extract(db, SAMPLE)
+    assert (again.added, again.updated, again.deactivated) == (0, 0, 0)
+    assert again.unchanged == first.added
+    assert db.execute("SELECT national_id, content_hash, active FROM professional "
+                      "ORDER BY id").fetchall() == snapshot
+
+
+def test_malformed_lines_are_rejected_with_numbers(db: sqlite3.Connection,
+                                                   tmp_path: Path) -> None:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    width = len(lines[0].split("|"))
+    bad = list(lines)
+    bad[3] = "8|123|"  # too few columns (file line 4)
+    fields = bad[10].split("|")
+    fields[2] = ""  # no national id (file line 11)
+    bad[10] = "|".join(fields)
+    fields = bad[20].split("|")
+    fields[7] = ""  # no last name (file line 21)
+    bad[20] = "|".join(fields)
+    path = tmp_path / "bad.txt"
+    data = ("\n".join(bad) + "\n").encode() + b"8|\xff\xfe|broken\n"  # line 502: not UTF-8
+    path.write_bytes(data)
+    report = import_extract(db, path)
+    assert report.rejected == 4
+    numbers = {r.number: r.reason for r in report.rejects}
+    assert set(numbers) == {4, 11, 21, 502}
+    assert "colonnes" in numbers[4] and str(width - 1) in numbers[4]
+    assert "identifiant national" in numbers[11]
+    assert "nom" in numbers[21]
+    assert "UTF-8" in numbers[502]
+    assert report.added > 0 and report.lines == 501
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"\x89PNG\r\n\x1a\n\0\0\0IHDR",
+    "nom;prénom;profession\nDUPONT;Marie;Infirmier\n".encode(),
+    b"Type d'identifiant PP|Identifiant PP|Nom d'exercice|\n8|1|X|\n",
+    "Identification nationale PP|Nom d'exercice\n".encode("latin-1"),
+])
+def test_wrong_format_is_refused_before_writing(db: sqlite3.Connection, tmp_path: Path,
+                                                content: bytes) -> None:
+    import_extract(db, SAMPLE)
+    before = db.execute("SELECT count(*), max(id) FROM import_run").fetchone()
+    path = tmp_path / "autre.txt"
+    path.write_bytes(content)
+    with pytest.raises(FormatError) as err:
+        import_extract(db, path)
+    assert "Format" in str(err.value) or "vide" in str(err.value)
+    assert db.execute("SELECT count(*), max(id) FROM import_run").fetchone() == before
+    assert count(db, "SELECT count(*) FROM professional WHERE active=1") > 0
+
+
+def test_newer_extract_updates_adds_and_deactivates(db: sqlite3.Connection, tmp_path: Path,
+                                                    generate) -> None:  # type: ignore[no-untyped-def]
+    old = generate(3000, seed=5)
+    first = import_extract(db, old)
+    lines = old.read_text(encoding="utf-8").splitlines()
+    header, body = lines[0], lines[1:]
+    col = header.split("|").index("Identification nationale PP")
+    city_col = header.split("|").index("Libellé commune (coord. structure)")
+    ids = list(dict.fromkeys(line.split("|")[col] for line in body))
+    gone = set(ids[:40])
+    changed = set(ids[40:65])
+    new_body = []
+    for line in body:
+        f = line.split("|")
+        if f[col] in gone:
+            continue
+        if f[col] in changed:
+            f[city_col] = "BÉZIERS"
+        new_body.append("|".join(f))
+    extra = generate(120, seed=999).read_text(encoding="utf-8").splitlines()[1:]
+    extra_ids = {line.split("|")[col] for line in extra} - set(ids)
+    extra = [line for line in extra if line.split("|")[col] in extra_ids]
+    newer = tmp_path / "newer.txt"
+    newer.write_text("\n".join([header, *new_body, *extra]) + "\n", encoding="utf-8")
+    report = import_extract(db, newer)
+    assert report.deactivated == len(gone)
+    assert report.updated == len(changed)
+    assert report.added == len(extra_ids)
+    assert report.unchanged == first.added - len(gone) - len(changed)
+    inactive = {r[0] for r in db.execute("SELECT national_id FROM professional WHERE active=0")}
+    assert inactive == gone
+    # deactivated professionals are no longer found; updated ones are found at the new place
+    gone_id = sorted(gone)[0]
+    assert count(db, "SELECT count(*) FROM search_key k JOIN professional p ON "
+                     f"p.id=k.professional_id WHERE p.national_id='{gone_id}'") == 0
+    one = sorted(changed)[0]
+    cities = {r[0] for r in db.execute(
+        "SELECT a.city FROM activity a JOIN professional p ON p.id=a.professional_id "
+        f"WHERE p.national_id='{one}'")}
+    assert cities == {"BÉZIERS"}
+    # the old extract again brings the absent ones back
+    back = import_extract(db, old)
+    assert back.updated == len(gone) + len(changed)
+    assert back.deactivated == len(extra_ids)
