@@ -41,6 +41,7 @@ class BotConfig:
     label_max_length: int = 80
     sync_timeout_ms: int = 30_000
     backoff_max_seconds: float = 60.0
+    cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
 
     @property
     def session_file(self) -> Path:
@@ -56,7 +57,7 @@ class BotConfig:
 
     @property
     def cross_signing_key_file(self) -> Path:
-        return self.data_dir / "cross_signing.enc"
+        return self.cross_signing_key_path or self.data_dir / "cross_signing.enc"
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides: Any) -> BotConfig:

@@ -24,6 +24,8 @@ from bots.matrix.room_state import RoomStateCache
 
 log = logging.getLogger(__name__)
 
+CREATOR_POWER_LEVEL = 2**53  # room v12 creators: above any power level
+
 
 class _ReplyToCommand:
     """Replies to one command event; the n-th reply always has the same transaction id."""
@@ -101,10 +103,15 @@ class BotHandlers:
         is_patient = self.cache.is_patient_room(room.room_id)
         return RoomFacts(
             sender_is_member=sender in room.users and sender not in room.invited_users,
-            sender_power_level=room.power_levels.get_user_level(sender),
+            sender_power_level=self.power_level(room, sender),
             is_direct=not is_patient and len(room.users) <= 2,
             is_patient_room=is_patient,
         )
+
+    def power_level(self, room: MatrixRoom, user_id: str) -> int:
+        if user_id in self.cache.creators.get(room.room_id, ()):
+            return CREATOR_POWER_LEVEL
+        return int(room.power_levels.get_user_level(user_id))
 
     async def _command(self, event: RoomMessageText, room: MatrixRoom) -> None:
         content = event.source.get("content", {})

@@ -77,8 +77,10 @@ def patient_room_request(
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
             {"type": PATIENT_STATE, "state_key": "", "content": {"id": pseudonym, "version": 1}},
         ],
+        # Room version 12 (Synapse's default): the bot, creator, has unlimited power and
+        # must not appear in ``users``; the requester is admin.
         "power_level_override": {
-            "users": {bot_user_id: 100, requester: 100},
+            "users": {requester: 100},
             "events": {
                 PATIENT_STATE: 100,
                 FLAGS_STATE: 100,
@@ -97,7 +99,7 @@ def _share_history_hook() -> Callable[..., Awaitable[None]] | None:
         module = importlib.import_module("bots.matrix.history")
     except ImportError:
         return None
-    return getattr(module, "share_history_with", None)
+    return getattr(module, "share_history_bundle", None)
 
 
 def register(

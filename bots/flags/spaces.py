@@ -120,7 +120,7 @@ class FolderSpaces:
                     {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}},
                 ],
                 power_level_override={
-                    "users": {self.bot_user_id: 100, user_id: 0},
+                    "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
                     "events_default": 100,
                     "state_default": 100,
                     "invite": 100,

@@ -21,11 +21,18 @@ class RoomStateCache:
         self.patient_rooms: dict[str, dict[str, Any]] = {}
         self.spaces: set[str] = set()
         self.flags: dict[str, Mapping[str, Any]] = {}
+        self.creators: dict[str, set[str]] = {}  # room v12+: creators outrank every level
 
     def observe(self, room_id: str, event: Event) -> None:
         if isinstance(event, RoomCreateEvent):
-            if event.source.get("content", {}).get("type") == "m.space":
+            content = event.source.get("content", {})
+            if content.get("type") == "m.space":
                 self.spaces.add(room_id)
+            if _creators_are_privileged(content.get("room_version", "1")):
+                extra = content.get("additional_creators")
+                self.creators[room_id] = {event.sender} | (
+                    {u for u in extra if isinstance(u, str)} if isinstance(extra, list) else set()
+                )
         elif isinstance(event, UnknownEvent) and event.source.get("state_key") == "":
             content = event.source.get("content") or {}
             if event.type == PATIENT_STATE and content:
@@ -41,3 +48,11 @@ class RoomStateCache:
 
     def is_patient_room(self, room_id: str) -> bool:
         return room_id in self.patient_rooms
+
+
+def _creators_are_privileged(room_version: object) -> bool:
+    """MSC4289 (room version 12 and later): the creators have unlimited power."""
+    try:
+        return int(str(room_version)) >= 12
+    except ValueError:
+        return False

@@ -1,0 +1,217 @@
+"""Fixtures for the bot's integration tests: the bot running in-process on the test's event
+loop against the session's real Synapse, and professionals as real E2EE nio clients."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nio import (
+    AsyncClient,
+    InviteMemberEvent,
+    MatrixRoom,
+    MegolmEvent,
+    RoomCreateResponse,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+from bots.app import BotApp
+from bots.config import BotConfig, EscalationConfig
+
+
+def make_bot_config(synapse: Any, data_dir: Path, **overrides: Any) -> BotConfig:
+    # one device per data directory: a new crypto store never reuses a device id
+    device = "CERCLEBOT" + secrets.token_hex(3).upper()
+    base: dict[str, Any] = {"data_dir": data_dir, "device_id": device, "sync_timeout_ms": 5_000,
+                            "backoff_max_seconds": 2.0,
+                            # one bot identity for the whole test session (as `cercle up` keeps)
+                            "cross_signing_key_path": synapse.var_dir / "bot" / "cross_signing.enc"}
+    base.update(overrides)
+    return BotConfig.from_profile(synapse.profile, **base)
+
+
+@dataclass
+class BotRunner:
+    synapse: Any
+    config: BotConfig
+    app: BotApp | None = None
+
+    async def start(self) -> BotApp:
+        self.app = await BotApp.create(
+            self.config,
+            password=self.synapse.secrets.bot_password,
+            pickle_key=self.synapse.secrets.bot_pickle_key,
+            cross_signing_key=self.synapse.secrets.bot_cross_signing_key,
+        )
+        await self.app.start()
+        return self.app
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            app, self.app = self.app, None
+            await app.stop()
+
+    async def kill(self) -> None:
+        """Stop abruptly: no draining (a crash in the middle of handling)."""
+        if self.app is not None:
+            app, self.app = self.app, None
+            for task in app._tasks:
+                task.cancel()
+            await asyncio.gather(*app._tasks, return_exceptions=True)
+            await app.sync_loop.close()
+            await app.client.close()
+            app.db.close()
+
+
+@pytest.fixture
+def bot_data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "bot"
+
+
+@pytest.fixture
+async def bot_factory(synapse: Any, bot_data_dir: Path) -> AsyncIterator[Callable[..., BotRunner]]:
+    runners: list[BotRunner] = []
+
+    def make(data_dir: Path | None = None, **overrides: Any) -> BotRunner:
+        runner = BotRunner(synapse, make_bot_config(synapse, data_dir or bot_data_dir, **overrides))
+        runners.append(runner)
+        return runner
+
+    yield make
+    for runner in runners:
+        await runner.stop()
+
+
+@pytest.fixture
+async def bot(bot_factory: Callable[..., BotRunner]) -> AsyncIterator[BotRunner]:
+    runner = bot_factory(escalation=EscalationConfig(interval_minutes=10, max_reminders=6))
+    await runner.start()
+    yield runner
+
+
+@dataclass
+class Pro:
+    """A professional's E2EE client that records every timeline event it sees."""
+
+    client: AsyncClient
+    events: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str:
+        return str(self.client.user_id)
+
+    async def sync_once(self, timeout_ms: int = 500) -> None:
+        resp = await self.client.sync(timeout=timeout_ms)
+        if not isinstance(resp, SyncResponse):
+            return
+        for room_id, info in resp.rooms.join.items():
+            self.events.setdefault(room_id, []).extend(info.timeline.events)
+        for room_id, info in resp.rooms.invite.items():
+            for ev in info.invite_state:
+                if isinstance(ev, InviteMemberEvent) and ev.state_key == self.user_id:
+                    await self.client.join(room_id)
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+
+    async def wait_for(
+        self, room_id: str, predicate: Callable[[Any], bool], timeout: float = 20.0, start: int = 0
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events.get(room_id, [])[start:]:
+                if predicate(ev):
+                    return ev
+            if time.monotonic() > deadline:
+                raise AssertionError(f"événement attendu non reçu dans {room_id}")
+            await self.sync_once()
+
+    async def wait_notice(self, room_id: str, contains: str, timeout: float = 20.0, start: int = 0) -> Any:
+        def is_notice(ev: Any) -> bool:
+            content = ev.source.get("content", {})
+            return (
+                content.get("msgtype") == "m.notice" and contains in content.get("body", "")
+            )
+
+        return await self.wait_for(room_id, is_notice, timeout, start)
+
+    def mark(self, room_id: str) -> int:
+        return len(self.events.get(room_id, []))
+
+    def notices(self, room_id: str, sender: str | None = None) -> list[str]:
+        return [
+            ev.source["content"]["body"]
+            for ev in self.events.get(room_id, [])
+            if ev.source.get("content", {}).get("msgtype") == "m.notice"
+            and (sender is None or ev.sender == sender)
+        ]
+
+    async def create_room(self, *, invite: list[str], name: str | None = None, direct: bool = False) -> str:
+        resp = await self.client.room_create(
+            name=name,
+            invite=invite,
+            is_direct=direct,
+            initial_state=[
+                {"type": "m.room.encryption", "state_key": "",
+                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                {"type": "m.room.history_visibility", "state_key": "",
+                 "content": {"history_visibility": "shared"}},
+            ],
+        )
+        assert isinstance(resp, RoomCreateResponse), resp
+        await self.sync_once(0)
+        return str(resp.room_id)
+
+    async def wait_member(self, room_id: str, user_id: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            room: MatrixRoom | None = self.client.rooms.get(room_id)
+            if room is not None and user_id in room.users and user_id not in room.invited_users:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{user_id} n'a pas rejoint {room_id}")
+            await self.sync_once()
+
+    async def say(self, room_id: str, body: str, content: dict[str, Any] | None = None) -> str:
+        payload = content or {"msgtype": "m.text", "body": body}
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        resp = await self.client.room_send(
+            room_id, "m.room.message", payload, ignore_unverified_devices=True
+        )
+        assert isinstance(resp, RoomSendResponse), resp
+        return str(resp.event_id)
+
+    async def react(self, room_id: str, event_id: str, key: str = "👍") -> str:
+        resp = await self.client.room_send(
+            room_id,
+            "m.reaction",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}},
+            ignore_unverified_devices=True,
+        )
+        assert isinstance(resp, RoomSendResponse), resp
+        return str(resp.event_id)
+
+    def undecrypted(self, room_id: str) -> list[Any]:
+        return [ev for ev in self.events.get(room_id, []) if isinstance(ev, MegolmEvent)]
+
+
+@pytest.fixture
+async def pro_factory(nio_client_factory: Callable[..., Any]) -> Callable[..., Any]:
+    async def make(user: Any = None) -> Pro:
+        return Pro(await nio_client_factory(user))
+
+    return make
+
+
+async def dm_with_bot(pro: Pro, bot_user_id: str) -> str:
+    """A direct chat between ``pro`` and the bot, the bot joined."""
+    room_id = await pro.create_room(invite=[bot_user_id], direct=True)
+    await pro.wait_member(room_id, bot_user_id)
+    return room_id

@@ -1,0 +1,66 @@
+"""The bot's commands against a real Synapse, in encrypted rooms, with real E2EE clients."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bots.conftest import dm_with_bot
+
+pytestmark = pytest.mark.integration
+
+
+async def test_help_in_direct_chat(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.say(dm, "!aide")
+    notice = await alice.wait_notice(dm, "Commandes du bot Cercle")
+    body = notice.source["content"]["body"]
+    assert "!urgent [motif]" in body and "!patient nouveau <libellé>" in body
+    assert "en anglais : !help" in body
+    assert notice.source["content"]["format"] == "org.matrix.custom.html"
+
+
+async def _get_state(pro, room_id: str, event_type: str, key: str = "") -> dict | None:
+    resp = await pro.client.room_get_state_event(room_id, event_type, key)
+    content = getattr(resp, "content", None)
+    return dict(content) if content is not None and not getattr(resp, "status_code", None) else None
+
+
+async def test_patient_room_created_from_direct_chat(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.say(dm, "!patient nouveau Suivi plaie jambe")
+    notice = await alice.wait_notice(dm, "Salon patient « Suivi plaie jambe » créé")
+    room_id = next(
+        part for part in notice.source["content"]["body"].split() if part.startswith("https://matrix.to/#/!")
+    ).split("#/")[1].split("?")[0]
+    await alice.wait_for(room_id, lambda ev: True, timeout=20)  # invite accepted, timeline seen
+    room = alice.client.rooms[room_id]
+    assert room.encrypted
+    assert room.join_rule == "invite"
+    assert room.name == "Suivi plaie jambe"
+    assert room.power_levels.get_user_level(alice.user_id) == 100
+    state = (await alice.client.room_get_state(room_id)).events
+    create = next(ev for ev in state if ev["type"] == "m.room.create")
+    assert create["sender"] == synapse.bot_user_id  # room v12: the creator outranks level 100
+    history = await _get_state(alice, room_id, "m.room.history_visibility")
+    assert history == {"history_visibility": "shared"}
+    patient = await _get_state(alice, room_id, "fr.cercle.patient")
+    assert set(patient) == {"id", "version"} and patient["id"].startswith("P-")
+
+
+async def test_patient_command_bad_input(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.say(dm, "!patient")
+    n = await alice.wait_notice(dm, "Il manque la sous-commande")
+    assert "Usage : !patient nouveau <libellé>" in n.source["content"]["body"]
+    await alice.say(dm, "!patient nouveau")
+    n = await alice.wait_notice(dm, "Il manque le libellé du salon")
+    assert "Usage : !patient nouveau <libellé>" in n.source["content"]["body"]
+    await alice.say(dm, "!patient nouveau " + "x" * 81)
+    await alice.wait_notice(dm, "trop long : 81 caractères (maximum 80)")
+    await alice.say(dm, "!patientnouveau x")
+    await alice.wait_notice(dm, "Commande inconnue : « !patientnouveau »")
+    await alice.say(dm, "!inviter @bob:" + synapse.server_name)
+    await alice.wait_notice(dm, "Cette commande s'utilise dans un salon patient.")
