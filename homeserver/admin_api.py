@@ -26,6 +26,7 @@ _MESSAGES_FR = {
     "M_BAD_JSON": "requête mal formée",
     "M_LIMIT_EXCEEDED": "trop de requêtes, réessayez dans un instant",
     "M_USER_AWAITING_APPROVAL": "compte en attente de validation",
+    "ORG.MATRIX.MSC3866_USER_AWAITING_APPROVAL": "compte en attente de validation",
     "M_UNKNOWN": "erreur du serveur Matrix",
 }
 
