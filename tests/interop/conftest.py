@@ -39,3 +39,33 @@ async def js_client_factory(
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def cercle_bot(synapse: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """The real Cercle bot (``bots.app.BotApp``) running in-process, with the session's bot
+    identity: the same cross-signing key file as every other bot test of the session."""
+    import secrets
+
+    from bots.app import BotApp
+    from bots.config import BotConfig
+
+    config = BotConfig.from_profile(
+        synapse.profile,
+        data_dir=tmp_path / "bot",
+        device_id="CERCLEBOT" + secrets.token_hex(3).upper(),
+        sync_timeout_ms=5_000,
+        backoff_max_seconds=2.0,
+        cross_signing_key_path=synapse.var_dir / "bot" / "cross_signing.enc",
+    )
+    app = await BotApp.create(
+        config,
+        password=synapse.secrets.bot_password,
+        pickle_key=synapse.secrets.bot_pickle_key,
+        cross_signing_key=synapse.secrets.bot_cross_signing_key,
+    )
+    try:
+        await app.start()
+        yield app
+    finally:
+        await app.stop()

@@ -135,16 +135,17 @@ const commands = {
     },
 
     async waitInvite({ roomId, timeoutMs }) {
+        // without roomId: the first room we are invited to
         const room = await until(
             () => {
-                const r = client.getRoom(roomId);
-                return r && r.getMyMembership() === "invite" ? r : null;
+                const rooms = roomId ? [client.getRoom(roomId)] : client.getRooms();
+                return rooms.find((r) => r && r.getMyMembership() === "invite") ?? null;
             },
             timeoutMs,
             `invite to ${roomId}`,
         );
         const me = room.currentState.getMember(client.getUserId());
-        return { roomId, inviter: me?.events?.member?.getSender() ?? null };
+        return { roomId: room.roomId, inviter: me?.events?.member?.getSender() ?? null };
     },
 
     async join({ roomId }) {
