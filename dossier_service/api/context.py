@@ -69,6 +69,9 @@ class Ctx:
         )
 
 
+CTX_KEY = web.RequestKey("dossier_ctx", Ctx)
+
+
 def context(request: web.Request, *, check_csrf: bool = True) -> Ctx:
     """Authenticate the request (AuthError otherwise); API callers get the CSRF check."""
     config = request.app[appkeys.CONFIG]
@@ -82,7 +85,7 @@ def context(request: web.Request, *, check_csrf: bool = True) -> Ctx:
         config=config,
         db=request.app[appkeys.DATABASE],
     )
-    request["dossier_ctx"] = ctx
+    request[CTX_KEY] = ctx
     return ctx
 
 
@@ -209,7 +212,7 @@ async def open_file(
 
 
 async def audit_refusal(request: web.Request, denied: Denied) -> None:
-    ctx = request.get("dossier_ctx")
+    ctx = request.get(CTX_KEY)
     if not isinstance(ctx, Ctx):
         return
     async with ctx.db.transaction() as session:
