@@ -215,3 +215,24 @@ async def dm_with_bot(pro: Pro, bot_user_id: str) -> str:
     room_id = await pro.create_room(invite=[bot_user_id], direct=True)
     await pro.wait_member(room_id, bot_user_id)
     return room_id
+
+
+def room_id_in(body: str) -> str:
+    link = next(w for w in body.split() if w.startswith("https://matrix.to/#/!"))
+    return link.split("#/")[1].split("?")[0]
+
+
+async def patient_room_with(alice: Pro, others: list[Pro], bot_user_id: str, label: str = "Suivi test") -> str:
+    """A patient room created by ``alice`` through the bot, ``others`` invited by `!inviter`."""
+    dm = await dm_with_bot(alice, bot_user_id)
+    await alice.say(dm, f"!patient nouveau {label}")
+    notice = await alice.wait_notice(dm, f"Salon patient « {label} » créé")
+    room_id = room_id_in(notice.source["content"]["body"])
+    await alice.wait_member(room_id, alice.user_id)
+    for other in others:
+        start = alice.mark(room_id)
+        await alice.say(room_id, f"!inviter {other.user_id}")
+        await alice.wait_notice(room_id, "a été invité(e)", start=start)
+        await other.wait_member(room_id, other.user_id)
+        await alice.wait_member(room_id, other.user_id)
+    return room_id
