@@ -1,0 +1,147 @@
+"""`cercle annuaire …`: the directory of professionals.
+
+    cercle annuaire importer <fichier> [--json]   import an RPPS extract (progress on stderr)
+    cercle annuaire chercher <requête> [--json] [--page N]
+    cercle annuaire lier                          link Matrix accounts (RPPS id / e-mail) and
+                                                  set their display names
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from cercle.context import CliContext, load_context
+from cercle.errors import CliError
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_REJECTS_SHOWN = 20
+
+
+class ProgressBar:
+    """``[#######.............]  35 %  262 Mo / 760 Mo`` on stderr, redrawn in place."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.last = -1.0
+        self.drawn = 0.0
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        now = time.monotonic()
+        if done < total and (share - self.last < 0.005 or now - self.drawn < 0.2):
+            return
+        self.last = share
+        self.drawn = now
+        filled = int(share * self.width)
+        elapsed = time.monotonic() - self.started
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {share * 100:5.1f} %  "
+            f"{done / 1e6:,.1f} Mo / {total / 1e6:,.1f} Mo  {elapsed:5.0f} s"
+        )
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _database(ctx: CliContext) -> Path:
+    from dossier_service.directory.store import database_path
+
+    return database_path(ctx.profile.section("annuaire") or {}, Path(ctx.profile.var_dir))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from dossier_service.directory.importer import import_extract
+    from dossier_service.directory.rpps_format import FormatError
+    from dossier_service.directory.store import connect
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"Fichier introuvable : {path}")
+    ctx = load_context(args.config)
+    conn = connect(_database(ctx))
+    progress = None if args.json or (not sys.stderr.isatty() and not args.progress) else \
+        ProgressBar(sys.stderr)
+    try:
+        report = import_extract(conn, path, progress=progress)
+    except FormatError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"Import de {report.file_name} : {report.lines} lignes en {report.seconds:.0f} s")
+    print(f"  ajoutés : {report.added}  mis à jour : {report.updated}  inchangés : "
+          f"{report.unchanged}  désactivés : {report.deactivated}  lignes rejetées : "
+          f"{report.rejected}")
+    for rej in report.rejects[:MAX_REJECTS_SHOWN]:
+        print(f"  ligne {rej.number} rejetée : {rej.reason}")
+    if report.rejected > MAX_REJECTS_SHOWN:
+        print(f"  … et {report.rejected - MAX_REJECTS_SHOWN} autres (--json pour la liste)")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from dossier_service.directory.search import Directory
+    from dossier_service.directory.store import connect
+
+    ctx = load_context(args.config)
+    conn = connect(_database(ctx))
+    try:
+        result = Directory(conn).search(args.query, page=args.page)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        return 0
+    total = f"plus de {result.total}" if result.more else str(result.total)
+    print(f"{total} résultat(s), page {result.page}/{result.pages}")
+    for hit in result.hits:
+        account = f"  [{hit.mxid}]" if hit.mxid else ""
+        print(f"  {hit.national_id}  {hit.display_name}{account}")
+    return 0
+
+
+async def cmd_link(args: argparse.Namespace) -> int:
+    from dossier_service.directory.accounts import link_accounts
+    from dossier_service.directory.search import Directory
+    from dossier_service.directory.store import connect
+
+    ctx = load_context(args.config)
+    conn = connect(_database(ctx))
+    try:
+        async with ctx.admin_api() as api:
+            report = await link_accounts(conn, Directory(conn), api, actor="cli")
+    finally:
+        conn.close()
+    print(f"{len(report.linked)} compte(s) lié(s), {len(report.renamed)} nom(s) affiché(s) "
+          f"mis à jour, {report.unmatched} compte(s) sans correspondance.")
+    for mxid, national_id in report.linked:
+        print(f"  {mxid} ↔ {national_id}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    annuaire = subparsers.add_parser("annuaire", help="annuaire des professionnels (RPPS)")
+    sub = annuaire.add_subparsers(dest="annuaire_command", metavar="action", required=True)
+    imp = sub.add_parser("importer", help="importe un extrait PS_LibreAcces_Personne_activite")
+    imp.add_argument("file", metavar="fichier")
+    imp.add_argument("--json", action="store_true", help="rapport en JSON")
+    imp.add_argument("--progress", action="store_true",
+                     help="barre de progression même hors terminal")
+    imp.set_defaults(handler=cmd_import)
+    find = sub.add_parser("chercher", help="recherche dans l'annuaire")
+    find.add_argument("query", metavar="requête")
+    find.add_argument("--json", action="store_true")
+    find.add_argument("--page", type=int, default=1)
+    find.set_defaults(handler=cmd_search)
+    link = sub.add_parser("lier", help="lie les comptes Matrix aux professionnels de l'annuaire")
+    link.set_defaults(handler=cmd_link)
