@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS identity_headers (
 );
 CREATE TABLE IF NOT EXISTS overdue_notified (task_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS direct_rooms (user_id TEXT PRIMARY KEY, room_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS room_links (room_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS room_links_patient ON room_links(patient_id);
 CREATE TABLE IF NOT EXISTS file_rooms (
     patient_id TEXT PRIMARY KEY,
     room_id TEXT NOT NULL,
@@ -84,6 +86,24 @@ class SyncStore:
             "INSERT INTO direct_rooms(user_id, room_id) VALUES(?, ?) "
             "ON CONFLICT(user_id) DO UPDATE SET room_id=excluded.room_id",
             (user_id, room_id),
+        )
+
+    # -- room <-> file links known to the bot --
+    def patient_of(self, room_id: str) -> str | None:
+        row = self._db.execute("SELECT patient_id FROM room_links WHERE room_id=?", (room_id,)).fetchone()
+        return row[0] if row else None
+
+    def room_of(self, patient_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT room_id FROM room_links WHERE patient_id=?", (patient_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def save_link(self, room_id: str, patient_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO room_links(room_id, patient_id) VALUES(?, ?) "
+            "ON CONFLICT(room_id) DO UPDATE SET patient_id=excluded.patient_id",
+            (room_id, patient_id),
         )
 
     # -- rooms created for files --
