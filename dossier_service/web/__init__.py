@@ -1,0 +1,68 @@
+"""The dossier's pages for people (jinja2, French), embeddable as an Element widget.
+
+``create_app`` calls :func:`setup` once the API, the database and the app keys are in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from dossier_service import appkeys
+from dossier_service.web import (
+    pages_agenda,
+    pages_documents,
+    pages_forms,
+    pages_login,
+    pages_patients,
+    pages_tasks,
+)
+from dossier_service.web.pages_login import PAGES
+from dossier_service.web.rendering import STATIC_DIR, Pages, add_security_headers
+
+__all__ = ["PAGES", "setup"]
+
+
+def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def page_errors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Refusals and missing pages outside /api/ look like the rest of the site."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if (
+                exc.status < 400
+                or request.path.startswith(("/api/", "/static/"))
+                or request.path.endswith(".ics")
+            ):
+                raise
+            message = exc.text or "" if exc.status == 403 else ""
+            if exc.status == 403 and message:
+                return pages.render(
+                    request, "erreur.html",
+                    {"titre": "Requête refusée", "explication": message.removeprefix("403: ")},
+                    status=403,
+                )  # fmt: skip
+            return pages.error_page(request, exc.status, exc.reason)
+
+    return page_errors
+
+
+def setup(app: web.Application) -> None:
+    config = app[appkeys.CONFIG]
+    pages = Pages(element_origin=config.element_origin, homeserver_url=config.homeserver_url)
+    app[PAGES] = pages
+    app[appkeys.ERROR_RENDERER] = pages.error_page
+    app.middlewares.append(_page_errors(pages))
+    for module in (pages_login, pages_patients, pages_documents, pages_forms, pages_tasks,
+                   pages_agenda):  # fmt: skip
+        app.router.add_routes(module.routes)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
+
+    async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+        add_security_headers(pages, request, response)
+
+    app.on_response_prepare.append(security_headers)

@@ -1,0 +1,124 @@
+"""The task dashboard with the reference's filters and overdue alerts; changing a task's state."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from dossier_service import appkeys
+from dossier_service.api.context import open_file
+from dossier_service.models.tasks import OPEN_STATES, TASK_LEVELS, TASK_STATES
+from dossier_service.policy import Action
+from dossier_service.schemas import TaskUpdate
+from dossier_service.services import patients as patients_service
+from dossier_service.services import tasks as tasks_service
+from dossier_service.services.errors import ServiceError
+from dossier_service.web.pagectx import page_context, posted_form, safe_next, text
+from dossier_service.web.pages_login import PAGES
+from dossier_service.web.rendering import display_name
+
+routes = web.RouteTableDef()
+DASHBOARD_LIMIT = 300
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@routes.get("/taches")
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    ctx = page_context(request)
+    q = request.query
+    config = ctx.config
+    today = ctx.today()
+    state = q.get("etat", "ouvertes")
+    filters: dict[str, Any] = {
+        "type": q.get("type") if q.get("type") in config.task_types else None,
+        "subtypes": [q["sous_type"]] if q.get("sous_type") else [],
+        "patient": q.get("patient", "")[:40] or None,
+        "due_from": _day(q.get("du", "")),
+        "due_to": _day(q.get("au", "")),
+        "member": q.get("membre", "").strip()[:255] or None,
+        "level": q.get("niveau") if q.get("niveau") in TASK_LEVELS else None,
+        "state": state if state in (*TASK_STATES, "ouvertes") else "",
+        "overdue": q.get("retard") == "1",
+        "mine": q.get("miennes") == "1",
+    }
+    states = list(OPEN_STATES) if filters["state"] == "ouvertes" else [filters["state"] or None]
+    async with ctx.db.transaction() as session:
+        rows: list[Any] = []
+        for one_state in states:
+            rows += await tasks_service.list_tasks(
+                session, principal=ctx.principal, limit=DASHBOARD_LIMIT,
+                filters=tasks_service.TaskFilters(
+                    type=filters["type"], subtype=(filters["subtypes"] or [None])[0],
+                    patient_id=filters["patient"], due_from=filters["due_from"],
+                    due_to=filters["due_to"],
+                    member=ctx.principal.user_id if filters["mine"] else filters["member"],
+                    level=filters["level"], state=one_state, overdue_only=filters["overdue"],
+                    today=today,
+                ),
+            )  # fmt: skip
+        rows.sort(key=lambda t: (t.due_date is None, t.due_date or today, t.created_at))
+        rows = rows[:DASHBOARD_LIMIT]
+        visible, _total = await patients_service.list_patients(
+            session, principal=ctx.principal, limit=500
+        )
+        assignees = await tasks_service.assignees_of(session, task_ids=[t.id for t in rows])
+        await ctx.audit(session, action="read", resource="page:tasks", patient_id=filters["patient"])
+    names = {p.id: display_name(p) for p in visible}
+    return request.app[PAGES].render(
+        request, "taches.html",
+        {"nav": "taches", "tasks": rows, "assignees": assignees, "filters": filters,
+         "overdue_count": sum(1 for t in rows if t.is_overdue(today)),
+         "truncated": len(rows) >= DASHBOARD_LIMIT, "task_types": config.task_types,
+         "task_levels": TASK_LEVELS, "task_states": TASK_STATES,
+         "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
+         "patient_names": names, "show_patient": True,
+         "forms": request.app[appkeys.FORMS], "can_write_task": lambda t: True,
+         "return_to": request.path_qs},
+    )  # fmt: skip
+
+
+@routes.post("/taches/{tid}/etat")
+async def change_state(request: web.Request) -> web.StreamResponse:
+    ctx = page_context(request)
+    form = await posted_form(request, ctx)
+    back = safe_next(text(form, "retour"), "/taches")
+    try:
+        data = TaskUpdate.model_validate({"state": text(form, "state")}, strict=False)
+        async with ctx.db.transaction() as session:
+            task = await tasks_service.get_task(session, task_id=request.match_info["tid"][:36])
+            patient = None
+            if task.patient_id is not None:
+                access = await open_file(session, ctx, task.patient_id, Action.WRITE, "page:task")
+                patient = access.patient
+            elif not ctx.principal.privileged:
+                mine = {a.ref for a in (await tasks_service.assignees_of(session, task_ids=[task.id]))[task.id]}
+                if task.created_by != ctx.principal.user_id and ctx.principal.user_id not in mine:
+                    raise web.HTTPNotFound()
+            await tasks_service.update_task(
+                session, principal=ctx.principal, task=task, patient=patient, data=data,
+                task_types=ctx.config.task_types,
+            )  # fmt: skip
+            await ctx.audit(session, action="update", resource="page:task", patient_id=task.patient_id)
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise web.HTTPNotFound() from None
+        return request.app[PAGES].render(
+            request, "erreur.html", {"titre": "Tâche non modifiée", "explication": exc.message},
+            status=exc.status,
+        )  # fmt: skip
+    except ValidationError as exc:
+        message = exc.message if isinstance(exc, ServiceError) else "État de tâche invalide."
+        return request.app[PAGES].render(
+            request, "erreur.html", {"titre": "Tâche non modifiée", "explication": message},
+            status=400,
+        )  # fmt: skip
+    raise web.HTTPSeeOther(back)
