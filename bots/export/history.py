@@ -47,6 +47,7 @@ class HistoryRequest:
     until: datetime | None = None
     last: int | None = None
     from_event_id: str | None = None  # a reply to this event: export from it to the end
+    through_event_id: str | None = None  # the export command: nothing after it is exported
     with_attachments: bool = True
     page_size: int = PAGE_SIZE
 
@@ -161,6 +162,8 @@ async def _page(client: AsyncClient, request: HistoryRequest) -> list[dict[str, 
             started = started or source["event_id"] == request.from_event_id
             if started:
                 out.append(source)
+            if source["event_id"] == request.through_event_id:
+                return out
         if not response.chunk or not response.end or response.end == token:
             return out
         token = response.end
@@ -173,6 +176,7 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
     token: str | None = None
     newest_first: list[dict[str, Any]] = []
     shown = 0
+    reached = request.through_event_id is None  # events after the command are left out
     while shown < request.last:
         response = await client.room_messages(
             request.room_id, start=token, direction=MessageDirection.back,
@@ -181,7 +185,8 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
             raise HistoryError("Impossible de lire l'historique du salon.")
         for event in response.chunk:
             source = _source(event)
-            if until_ms is not None and source["origin_server_ts"] >= until_ms:
+            reached = reached or source["event_id"] == request.through_event_id
+            if not reached or (until_ms is not None and source["origin_server_ts"] >= until_ms):
                 continue
             newest_first.append(source)
             if source.get("type") in _SHOWN_TYPES and not _is_edit(source):

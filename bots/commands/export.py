@@ -1,0 +1,232 @@
+"""!export / !pdf: a PDF transcript of the room, uploaded encrypted.
+
+The command answers at once (« Export en cours… ») and the export runs as its own
+task — the history is paged and decrypted on the event loop, the PDF is drawn in a
+worker thread — so the bot keeps answering other rooms meanwhile.  The PDF goes to
+the room, or with « en privé » to the direct chat with the requester; the export
+is announced in the room (who, when, period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import secrets
+import tempfile
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nio import AsyncClient, MegolmEvent
+
+from bots.commands.registry import CommandContext, CommandRegistry, Text, UserError
+from bots.export.history import History, HistoryError, HistoryRequest, fetch_history
+from bots.export.media import MediaFetcher
+from bots.export.options import PARIS, ExportOptionError, ExportOptions, parse_export_options
+from bots.export.pdf import RenderSummary, render_transcript
+from bots.export.transcript import TranscriptHeader
+from bots.flags.model import MARKERS
+from bots.matrix.io import MatrixIO
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    room_id: str
+    requester: str
+    command_event_id: str
+    options: ExportOptions
+    from_event_id: str | None
+    requested_at: datetime
+
+
+class ExportService:
+    """Runs exports as background tasks, a few at a time (bounded memory)."""
+
+    def __init__(self, client: AsyncClient, io: MatrixIO, *, parallel: int = 2,
+                 work_dir: Path | None = None) -> None:
+        self.client = client
+        self.io = io
+        self.work_dir = work_dir
+        self.room_wait_seconds = 15.0
+        self._slots = asyncio.Semaphore(parallel)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, request: ExportRequest) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run(request), name=f"export-{request.command_event_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _run(self, request: ExportRequest) -> None:
+        try:
+            async with self._slots:
+                await self.export(request)
+        except HistoryError as error:
+            await self._notice(request, error.message)
+        except Exception:
+            ref = secrets.token_hex(3).upper()
+            log.exception("export: erreur interne réf=%s event=%s room=%s", ref,
+                          request.command_event_id, request.room_id)
+            await self._notice(request, f"Erreur interne (réf. {ref}).")
+
+    async def _notice(self, request: ExportRequest, text: str) -> None:
+        try:
+            await self.io.send_notice(request.room_id, text, html.escape(text),
+                                      reply_to=request.command_event_id)
+        except Exception:
+            log.exception("export: notice not sent room=%s", request.room_id)
+
+    async def export(self, request: ExportRequest) -> tuple[str, RenderSummary]:
+        """Fetch, render, upload; return (room the PDF went to, summary)."""
+        options = request.options
+        with tempfile.TemporaryDirectory(prefix="cercle-export-", dir=self.work_dir) as tmp:
+            directory = Path(tmp)
+            history_request = HistoryRequest(
+                request.room_id, since=options.since, until=options.until, last=options.last,
+                from_event_id=request.from_event_id, through_event_id=request.command_event_id,
+                with_attachments=options.with_attachments)
+            async with aiohttp.ClientSession() as session:
+                media = MediaFetcher(session, self.client.homeserver, self.client.access_token,
+                                     directory)
+                history = await fetch_history(self.client, history_request, media)
+            header = self._header(request, history)
+            pdf_path = directory / "transcription.pdf"
+            summary = await asyncio.to_thread(render_transcript, header, history.entries,
+                                              pdf_path)
+            data = pdf_path.read_bytes()
+        filename = export_filename(header.room_label, history, request.requested_at)
+        target = request.room_id
+        if options.private:
+            target = await self._direct_room(request.requester, exclude=request.room_id)
+        await self.io.send_file(target, data, filename=filename, mimetype="application/pdf",
+                                txn_id=f"export-file-{request.command_event_id}")
+        who = self._name(request.room_id, request.requester)
+        when = request.requested_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+        where = "envoyé en privé à son auteur" if options.private else "ci-dessus"
+        text = (f"Export PDF de la conversation par {who} le {when} — période : "
+                f"{header.period_label} — {summary.messages} messages, "
+                f"{summary.attachments} pièces jointes ({where}).")
+        await self.io.send_notice(request.room_id, text, html.escape(text),
+                                  txn_id=f"export-notice-{request.command_event_id}")
+        log.info("export done room=%s event=%s messages=%d pages=%d", request.room_id,
+                 request.command_event_id, summary.messages, summary.pages)
+        return target, summary
+
+    def _header(self, request: ExportRequest, history: History) -> TranscriptHeader:
+        period = request.options.period_label()
+        if request.from_event_id is not None and history.first is not None:
+            start = history.first.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+            period = f"à partir du message du {start}"
+        if history.first is not None and history.last is not None:
+            first = history.first.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+            last = history.last.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+            period = f"{period} (messages du {first} au {last})"
+        return TranscriptHeader(
+            room_label=room_label(self.client, request.room_id),
+            period_label=period,
+            exported_by=self._name(request.room_id, request.requester),
+            exported_at=request.requested_at,
+            participants=history.participants,
+            with_attachments=request.options.with_attachments,
+        )
+
+    def _name(self, room_id: str, user_id: str) -> str:
+        room = self.client.rooms.get(room_id)
+        user = room.users.get(user_id) if room else None
+        return (user.display_name if user and user.display_name else user_id)
+
+    async def _direct_room(self, user_id: str, *, exclude: str) -> str:
+        """The direct chat between the bot and `user_id`; created when there is none."""
+        for room_id, room in self.client.rooms.items():
+            members = set(room.users) - set(room.invited_users)
+            if (room_id != exclude and members == {self.client.user_id, user_id}
+                    and room.encrypted):
+                return room_id
+        room_id = await self.io.create_room(
+            is_direct=True, invite=[user_id],
+            initial_state=[{"type": "m.room.encryption", "state_key": "",
+                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        # nio sends in clear to a room it has not synced yet: wait for the sync loop to see
+        # the room as encrypted before anything is sent there.
+        for _ in range(int(self.room_wait_seconds * 10)):
+            room = self.client.rooms.get(room_id)
+            if room is not None and room.encrypted:
+                return room_id
+            await asyncio.sleep(0.1)
+        raise HistoryError("La conversation privée n'est pas encore prête : réessayez.")
+
+
+def room_label(client: AsyncClient, room_id: str) -> str:
+    room = client.rooms.get(room_id)
+    label = (room.name or room.display_name) if room else None
+    label = label or "Salon"
+    changed = True
+    while changed:  # the flag markers are not part of the room's own name
+        changed = False
+        for marker in MARKERS.values():
+            if label.startswith(marker):
+                label, changed = label[len(marker):], True
+    return label.strip() or "Salon"
+
+
+def export_filename(label: str, history: History, requested_at: datetime) -> str:
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_label).strip("-")[:60] or "salon"
+    start = (history.first or requested_at).astimezone(PARIS).strftime("%Y-%m-%d")
+    end = (history.last or requested_at).astimezone(PARIS).strftime("%Y-%m-%d")
+    period = start if start == end else f"{start}_au_{end}"
+    return f"Transcription_{slug}_{period}.pdf"
+
+
+async def replied_event_id(client: AsyncClient, room_id: str, event_id: str) -> str | None:
+    """The event the command answers (m.in_reply_to), read from the command event itself."""
+    response = await client.room_get_event(room_id, event_id)
+    event = getattr(response, "event", None)
+    if event is None:
+        return None
+    if isinstance(event, MegolmEvent):
+        try:
+            event = client.decrypt_event(event)
+        except Exception:
+            return None
+    content: Any = event.source.get("content", {})
+    if getattr(event, "decrypted", False) and isinstance(event.source, Mapping):
+        content = event.source.get("content", content)
+    relates = content.get("m.relates_to") if isinstance(content, Mapping) else None
+    reply = relates.get("m.in_reply_to") if isinstance(relates, Mapping) else None
+    target = reply.get("event_id") if isinstance(reply, Mapping) else None
+    return target if isinstance(target, str) else None
+
+
+def register(registry: CommandRegistry, exports: ExportService) -> None:
+    @registry.command(
+        "export",
+        aliases=("pdf",),
+        args=(Text("options", optional=True, max_length=200, label="les options"),),
+        help="transcription PDF de la conversation (options : depuis <date>, jusqu'à <date>, "
+             "derniers <N>, sans pièces jointes, en privé ; en réponse à un message : à partir "
+             "de ce message)",
+    )
+    async def export(ctx: CommandContext, options: str | None) -> None:
+        now = (datetime.fromtimestamp(ctx.origin_server_ts / 1000, UTC)
+               if ctx.origin_server_ts else datetime.now(UTC))
+        try:
+            parsed = parse_export_options(options or "", now=now)
+        except ExportOptionError as error:
+            raise UserError(error.message) from None
+        from_event_id = await replied_event_id(exports.client, ctx.room_id, ctx.event_id)
+        await ctx.reply("Export en cours…", "Export en cours…")
+        exports.start(ExportRequest(ctx.room_id, ctx.sender, ctx.event_id, parsed,
+                                    from_event_id, now))

@@ -1,0 +1,209 @@
+"""!export end to end on the real Synapse with E2EE: the command runs through the registry,
+the bot's client pages and decrypts, the PDF is uploaded encrypted, a member downloads and
+decrypts it and reads it back with pypdf."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from nio import AsyncClient, MessageDirection
+from PIL import Image
+from pypdf import PdfReader
+
+from bots.commands.export import ExportService, register
+from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
+from bots.export.history import _source
+from bots.export.media import MediaFetcher, MediaSource
+from bots.matrix.io import MatrixIO
+from bots.matrix.trust import MemberDeviceTrust
+
+pytestmark = pytest.mark.integration
+
+
+class Replies:
+    def __init__(self, io: MatrixIO, room_id: str, event_id: str) -> None:
+        self.io, self.room_id, self.event_id = io, room_id, event_id
+        self.sent: list[str] = []
+
+    async def reply(self, plain: str, html_body: str | None = None,
+                    mentions: Sequence[str] = ()) -> str | None:
+        self.sent.append(plain)
+        return await self.io.send_notice(self.room_id, plain, html_body, reply_to=self.event_id)
+
+
+class Bot:
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.io = MatrixIO(client, MemberDeviceTrust(client))
+        self.exports = ExportService(client, self.io)
+        self.registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
+        register(self.registry, self.exports)
+
+    async def command(self, room_id: str, sender: str, text: str, event_id: str) -> Replies:
+        await self.client.sync(timeout=0)
+        room = self.client.rooms[room_id]
+        facts = RoomFacts(sender_is_member=sender in room.users and sender not in room.invited_users,
+                          sender_power_level=0, is_direct=False, is_patient_room=True)
+        replies = Replies(self.io, room_id, event_id)
+        ctx = CommandContext(room_id, sender, event_id, facts, replies)
+        assert await self.registry.execute(text, ctx)
+        await self.exports.wait_idle()
+        return replies
+
+
+async def contents_from(client: AsyncClient, room_id: str, sender: str) -> list[dict[str, Any]]:
+    await client.sync(timeout=0)
+    response = await client.room_messages(room_id, direction=MessageDirection.back, limit=100)
+    out = []
+    for event in reversed(response.chunk):
+        source = _source(event)
+        if source["sender"] == sender and source.get("type") == "m.room.message":
+            out.append(source["content"])
+    return out
+
+
+async def fetch_pdf(client: AsyncClient, content: dict[str, Any], tmp_path: Path) -> PdfReader:
+    source = MediaSource.from_content(content)
+    assert source is not None and source.key is not None, "the PDF must be an encrypted file"
+    async with aiohttp.ClientSession() as session:
+        fetched = await MediaFetcher(session, client.homeserver, client.access_token,
+                                     tmp_path).fetch(source)
+    return PdfReader(fetched.path)
+
+
+def text_of(reader: PdfReader) -> str:
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (120, 80), (30, 160, 90)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture
+async def care_room(nio_client_factory, rooms):
+    alice = await nio_client_factory()
+    bob = await nio_client_factory()
+    bot_client = await nio_client_factory()
+    await alice.set_displayname("Élodie Müller")
+    await bob.set_displayname("Дмитрий Павлов")
+    room_id = await rooms.create(alice, bob, bot_client, name="🔴 Suivi Mme D.")
+    ids = {}
+    ids["first"] = await rooms.text(alice, room_id, "Bonjour, pansement refait. Œdème léger, 12 €.")
+    ids["bob"] = await rooms.text(bob, room_id, "Привет, merci pour le suivi")
+    ids["image"] = await rooms.upload_encrypted(alice, room_id, photo(), "plaie.jpg", "image/jpeg",
+                                                "m.image")
+    report = b"Compte rendu de passage : tension 13/8\n" * 50
+    ids["file"] = await rooms.upload_encrypted(bob, room_id, report, "compte-rendu.txt",
+                                               "text/plain", "m.file")
+    ids["last"] = await rooms.text(alice, room_id, "À demain, je repasse à 9 h.")
+    await bob.room_read_markers(room_id, ids["last"], ids["last"])
+    await bot_client.sync(timeout=300)
+    await bot_client.sync(timeout=300)
+    return alice, bob, Bot(bot_client), room_id, ids, report
+
+
+async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None:
+    alice, bob, bot, room_id, ids, report = care_room
+    command = await rooms.text(alice, room_id, "!export")
+    replies = await bot.command(room_id, alice.user_id, "!export", command)
+    assert replies.sent == ["Export en cours…"]
+    posted = await contents_from(alice, room_id, bot.client.user_id)
+    files = [c for c in posted if c.get("msgtype") == "m.file"]
+    assert len(files) == 1
+    assert "url" not in files[0]  # encrypted attachment only
+    assert files[0]["body"].startswith("Transcription_Suivi-Mme-D_") and files[0]["body"].endswith(
+        ".pdf")
+    announce = posted[-1]["body"]
+    assert announce.startswith("Export PDF de la conversation par Élodie Müller le ")
+    assert "tout l'historique" in announce
+
+    reader = await fetch_pdf(alice, files[0], tmp_path)
+    text = text_of(reader)
+    for expected in ("Suivi Mme D.", "Élodie Müller", "Дмитрий Павлов",
+                     "Bonjour, pansement refait. Œdème léger, 12 €.",
+                     "Привет, merci pour le suivi", "Vu par Дмитрий Павлов",
+                     "Image : plaie.jpg", "compte-rendu.txt",
+                     f"SHA-256 : {hashlib.sha256(report).hexdigest()}"):
+        assert expected in text, expected
+    assert "🔴" not in text.split("\n")[1]
+    pages = len(reader.pages)
+    assert all(f"page {n} / {pages}" in p.extract_text() for n, p in enumerate(reader.pages, 1))
+    assert sum(len(page.images) for page in reader.pages) == 1
+    assert reader.attachments["compte-rendu.txt"] == [report]
+    # five messages and the command; the bot's « Export en cours… » comes after it
+    assert "6 messages, 2 pièces jointes — SHA-256 du contenu :" in reader.pages[-1].extract_text()
+
+
+async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_path) -> None:
+    alice, bob, bot, room_id, ids, _ = care_room
+    command = await rooms.text(alice, room_id, "!export sans pièces jointes",
+                               **{"m.relates_to": {"m.in_reply_to": {"event_id": ids["image"]}}})
+    await bot.command(room_id, alice.user_id, "!export sans pièces jointes", command)
+    posted = await contents_from(bob, room_id, bot.client.user_id)
+    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
+    reader = await fetch_pdf(bob, pdf, tmp_path)
+    text = text_of(reader)
+    assert "Bonjour, pansement refait" not in text  # before the replied-to message
+    assert "Image : plaie.jpg" in text and "À demain, je repasse à 9 h." in text
+    assert "!export sans pièces jointes" in text  # the command itself is part of the history
+    assert reader.attachments == {}
+    assert sum(len(page.images) for page in reader.pages) == 0
+    assert "non jointe (export sans pièces jointes)" in text
+    assert "à partir du message du" in text
+
+
+async def test_last_messages(care_room, rooms, tmp_path) -> None:
+    alice, bob, bot, room_id, ids, _ = care_room
+    command = await rooms.text(bob, room_id, "!pdf derniers 2")
+    await bot.command(room_id, bob.user_id, "!pdf derniers 2", command)
+    posted = await contents_from(alice, room_id, bot.client.user_id)
+    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
+    text = text_of(await fetch_pdf(alice, pdf, tmp_path))
+    assert "À demain, je repasse à 9 h." in text and "!pdf derniers 2" in text
+    assert "compte-rendu.txt" not in text
+    assert "2 messages, 0 pièce jointe" in text
+
+
+async def test_private_delivery(care_room, rooms, tmp_path) -> None:
+    alice, bob, bot, room_id, ids, _ = care_room
+    syncing = asyncio.create_task(bot.client.sync_forever(timeout=200))
+    try:
+        command = await rooms.text(alice, room_id, "!export en privé")
+        await bot.command(room_id, alice.user_id, "!export en privé", command)
+    finally:
+        syncing.cancel()
+    in_room = await contents_from(alice, room_id, bot.client.user_id)
+    assert not [c for c in in_room if c.get("msgtype") == "m.file"]
+    assert "envoyé en privé" in in_room[-1]["body"]
+    await alice.sync(timeout=0)
+    direct = next(r for r in alice.invited_rooms)
+    await alice.join(direct)
+    await alice.sync(timeout=0)
+    posted = await contents_from(alice, direct, bot.client.user_id)
+    pdf = [c for c in posted if c.get("msgtype") == "m.file"]
+    assert len(pdf) == 1
+    assert "Bonjour, pansement refait" in text_of(await fetch_pdf(alice, pdf[0], tmp_path))
+
+
+async def test_bad_options_and_non_member(care_room, rooms, user_factory) -> None:
+    alice, bob, bot, room_id, ids, _ = care_room
+    command = await rooms.text(alice, room_id, "!export depuis 32/13/2026")
+    replies = await bot.command(room_id, alice.user_id, "!export depuis 32/13/2026", command)
+    assert replies.sent == ["La date « 32/13/2026 » n'existe pas (jour ou mois hors limites)."]
+    command = await rooms.text(alice, room_id, "!export depuis demain")
+    replies = await bot.command(room_id, alice.user_id, "!export depuis demain", command)
+    assert replies.sent[0].startswith("Date invalide après « depuis » : « demain »")
+    outsider = user_factory()
+    replies = await bot.command(room_id, outsider.user_id, "!export", command)
+    assert replies.sent == ["Commande réservée aux membres de ce salon."]
+    posted = await contents_from(alice, room_id, bot.client.user_id)
+    assert not [c for c in posted if c.get("msgtype") == "m.file"]
