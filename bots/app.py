@@ -18,6 +18,7 @@ from typing import Any
 
 from nio import AsyncClient
 
+from bots.commands import export as export_commands
 from bots.commands import flags as flag_commands
 from bots.commands import help as help_commands
 from bots.commands import patients as patient_commands
@@ -120,6 +121,7 @@ class BotApp:
             patient_rooms=s.cache.patient_rooms,
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
+        export_commands.register(registry, export_commands.ExportService(s.client, s.io))
         help_commands.register(registry)
 
     # -- lifecycle --

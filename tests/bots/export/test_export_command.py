@@ -112,7 +112,7 @@ async def care_room(nio_client_factory, rooms):
 
 
 async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None:
-    alice, bob, bot, room_id, ids, report = care_room
+    alice, _bob, bot, room_id, _ids, report = care_room
     command = await rooms.text(alice, room_id, "!export")
     replies = await bot.command(room_id, alice.user_id, "!export", command)
     assert replies.sent == ["Export en cours…"]
@@ -162,7 +162,7 @@ async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_pat
 
 
 async def test_last_messages(care_room, rooms, tmp_path) -> None:
-    alice, bob, bot, room_id, ids, _ = care_room
+    alice, bob, bot, room_id, _ids, _ = care_room
     command = await rooms.text(bob, room_id, "!pdf derniers 2")
     await bot.command(room_id, bob.user_id, "!pdf derniers 2", command)
     posted = await contents_from(alice, room_id, bot.client.user_id)
@@ -174,7 +174,7 @@ async def test_last_messages(care_room, rooms, tmp_path) -> None:
 
 
 async def test_private_delivery(care_room, rooms, tmp_path) -> None:
-    alice, bob, bot, room_id, ids, _ = care_room
+    alice, _bob, bot, room_id, _ids, _ = care_room
     syncing = asyncio.create_task(bot.client.sync_forever(timeout=200))
     try:
         command = await rooms.text(alice, room_id, "!export en privé")
@@ -195,7 +195,7 @@ async def test_private_delivery(care_room, rooms, tmp_path) -> None:
 
 
 async def test_bad_options_and_non_member(care_room, rooms, user_factory) -> None:
-    alice, bob, bot, room_id, ids, _ = care_room
+    alice, _bob, bot, room_id, _ids, _ = care_room
     command = await rooms.text(alice, room_id, "!export depuis 32/13/2026")
     replies = await bot.command(room_id, alice.user_id, "!export depuis 32/13/2026", command)
     assert replies.sent == ["La date « 32/13/2026 » n'existe pas (jour ou mois hors limites)."]
