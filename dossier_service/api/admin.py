@@ -38,6 +38,8 @@ async def events(request: web.Request) -> web.Response:
                 )
             ).all()
         )
+        if rows:  # an empty poll reads nothing of anyone's file
+            await ctx.audit(session, action="read", resource="events", patient_id=None)
         return 200, {"events": dump_all(rows), "next_after": rows[-1].seq if rows else after}
 
     return await run(ctx, work)
