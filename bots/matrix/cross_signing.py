@@ -70,7 +70,7 @@ def sign_json(
 ) -> dict[str, Any]:
     """Return a copy of ``obj`` carrying one more signature ``user_id`` / ``ed25519:key_id``."""
     signature = signing_key.sign(canonical_json(obj)).signature
-    signed = json.loads(json.dumps(obj))
+    signed: dict[str, Any] = json.loads(json.dumps(obj))
     signed.pop("unsigned", None)
     signed.setdefault("signatures", {}).setdefault(user_id, {})[f"ed25519:{key_id}"] = unpadded_b64(
         signature

@@ -17,6 +17,10 @@ replacement, installed on the client's ``Olm`` instance by :func:`install_shared
 * otherwise builds exactly the payload nio builds (see ``nio/crypto/olm_machine.py``; a unit
   test pins the source of the original so a nio upgrade is noticed).
 
+A second, read-only wrap of ``Olm._handle_room_key_event`` records the flag of the keys the
+bot *receives* (nio accepts the key but drops the flag), so a bundle can also pass on the
+other members' sessions that their creators marked as shareable.
+
 When a room's history visibility changes, the outgoing Megolm session is rotated so that the
 next messages are encrypted with a session whose flag matches the new visibility.
 
@@ -34,6 +38,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,37 +71,55 @@ def history_is_shareable(visibility: str | None) -> bool:
     return visibility in SHAREABLE_VISIBILITIES
 
 
-# --- the ledger of our own outbound sessions -----------------------------------------------
+# --- the ledger of shareable sessions --------------------------------------------------
 
 
 class SessionLedger:
-    """``session_id -> {room_id, shared_history}`` for the Megolm sessions we created.
+    """``session_id -> (room_id, shared_history)`` for Megolm sessions the bot knows about.
 
-    Persisted as JSON (atomic replace) so a bundle built after a restart still knows which
-    of our sessions were announced as shareable.
+    Holds the flag we announced for the sessions we created, and the flag announced to us
+    for the sessions we received (nio drops it). SQLite (a file next to nio's store, 0600),
+    so a bundle built after a restart still knows what may be shared; ``None`` = in memory.
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._entries: dict[str, dict[str, Any]] = {}
-        if path is not None and path.exists():
-            self._entries = dict(json.loads(path.read_text(encoding="utf-8")))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(":memory:" if path is None else str(path))
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS megolm_sessions ("
+            " session_id TEXT PRIMARY KEY, room_id TEXT NOT NULL,"
+            " shared_history INTEGER NOT NULL)"
+        )
+        self._db.commit()
 
     def get(self, session_id: str) -> bool | None:
-        entry = self._entries.get(session_id)
-        return None if entry is None else bool(entry["shared_history"])
+        row = self._db.execute(
+            "SELECT shared_history FROM megolm_sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    def shareable(self, session_id: str, room_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT shared_history FROM megolm_sessions WHERE session_id = ? AND room_id = ?",
+            (session_id, room_id),
+        ).fetchone()
+        return bool(row and row[0])
 
     def record(self, session_id: str, room_id: str, shared: bool) -> None:
-        if self._entries.get(session_id, {}).get("shared_history") == shared:
-            return
-        self._entries[session_id] = {"room_id": room_id, "shared_history": shared}
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._entries, fh, sort_keys=True)
-            os.replace(tmp, self.path)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO megolm_sessions (session_id, room_id, shared_history)"
+                " VALUES (?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+                " room_id = excluded.room_id, shared_history = excluded.shared_history",
+                (session_id, room_id, int(shared)),
+            )
+
+    def close(self) -> None:
+        self._db.close()
 
 
 # --- the seam: Olm plaintext payloads -------------------------------------------------------
@@ -111,6 +134,7 @@ class SharedHistory:
     ledger: SessionLedger
     sender_device_keys: dict[str, Any] | None = None
     original_olm_encrypt: Callable[..., dict[str, Any]] | None = field(default=None, repr=False)
+    original_handle_room_key: Callable[..., Any] | None = field(default=None, repr=False)
 
     def room_key_content(self, content: dict[str, Any]) -> dict[str, Any]:
         """The ``m.room_key`` content with the shared-history flag decided for its session."""
@@ -155,10 +179,35 @@ class SharedHistory:
             },
         }
 
+    def handle_room_key_event(self, sender: str, sender_key: str, payload: dict[str, Any]) -> Any:
+        """Wrapper of ``Olm._handle_room_key_event``: remember the flag nio drops.
+
+        Only for a key nio actually accepted (its inbound session now exists), so that the
+        bundle can pass on other members' shareable sessions, as Element does.
+        """
+        assert self.original_handle_room_key is not None
+        event = self.original_handle_room_key(sender, sender_key, payload)
+        content = payload.get("content") or {}
+        flagged = (
+            content.get(SHARED_HISTORY_FIELD) is True or content.get("m.shared_history") is True
+        )
+        room_id, session_id = content.get("room_id"), content.get("session_id")
+        if (
+            isinstance(room_id, str)
+            and isinstance(session_id, str)
+            and self.olm.inbound_group_store.get(room_id, sender_key, session_id) is not None
+            and self.ledger.get(session_id) is None
+        ):
+            self.ledger.record(session_id, room_id, flagged)
+        return event
+
     def install(self) -> SharedHistory:
         if self.original_olm_encrypt is None:
             self.original_olm_encrypt = self.olm._olm_encrypt
             self.olm._olm_encrypt = self.olm_encrypt
+        if self.original_handle_room_key is None:
+            self.original_handle_room_key = self.olm._handle_room_key_event
+            self.olm._handle_room_key_event = self.handle_room_key_event
         return self
 
     def settle_current_session(self, room_id: str) -> None:
@@ -190,7 +239,7 @@ class SharedHistory:
 def ledger_path_for(client: Any) -> Path | None:
     if not getattr(client, "store_path", None):
         return None
-    return Path(client.store_path) / f"{client.user_id}_{client.device_id}.shared_history.json"
+    return Path(client.store_path) / f"{client.user_id}_{client.device_id}.shared_history.db"
 
 
 def install_shared_history(client: nio.AsyncClient) -> SharedHistory:
@@ -211,8 +260,8 @@ def install_shared_history(client: nio.AsyncClient) -> SharedHistory:
     async def on_visibility(room: Any, event: RoomHistoryVisibilityEvent) -> None:
         state.on_visibility_change(room.room_id, event.history_visibility)
 
-    client.add_event_callback(on_visibility, RoomHistoryVisibilityEvent)  # type: ignore[arg-type]
-    client.cercle_shared_history = state  # type: ignore[attr-defined]
+    client.add_event_callback(on_visibility, RoomHistoryVisibilityEvent)
+    client.cercle_shared_history = state
     return state
 
 
@@ -223,21 +272,20 @@ def build_bundle(
     sessions: list[Any],
     *,
     room_id: str,
-    own_curve25519: str,
     own_device_id: str,
     ledger: SessionLedger,
 ) -> dict[str, Any]:
     """The bundle blob ``{"room_keys": [...], "withheld": [...]}`` for ``room_id``.
 
-    Only our own sessions recorded as shareable are exported (nio drops the flag of received
-    keys, so for those we cannot tell); every other session is listed as withheld.
+    Sessions recorded as shareable in the ledger (ours, and received ones whose creator set
+    the flag) are exported; every other session is listed as withheld.
     """
     room_keys: list[dict[str, Any]] = []
     withheld: list[dict[str, Any]] = []
     for session in sessions:
         if session.room_id != room_id:
             continue
-        if session.sender_key == own_curve25519 and ledger.get(session.id):
+        if ledger.shareable(session.id, room_id):
             room_keys.append(
                 {
                     "algorithm": MEGOLM,
@@ -341,7 +389,6 @@ async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_us
     bundle = build_bundle(
         room_sessions(olm, room_id),
         room_id=room_id,
-        own_curve25519=olm.account.identity_keys["curve25519"],
         own_device_id=client.device_id,
         ledger=state.ledger,
     )

@@ -91,7 +91,7 @@ def pair():
 
 
 def patched(bot: Olm, visibility: dict[str, str], tmp_path) -> SharedHistory:
-    ledger = SessionLedger(tmp_path / "ledger.json")
+    ledger = SessionLedger(tmp_path / "ledger.db")
     return SharedHistory(bot, visibility.get, ledger).install()
 
 
@@ -176,7 +176,7 @@ def test_flag_decided_once_per_session(pair, tmp_path) -> None:
 
 
 def test_ledger_survives_a_restart(tmp_path) -> None:
-    path = tmp_path / "l.json"
+    path = tmp_path / "l.db"
     SessionLedger(path).record("S1", ROOM, True)
     SessionLedger(path).record("S2", ROOM, False)
     again = SessionLedger(path)
@@ -184,7 +184,7 @@ def test_ledger_survives_a_restart(tmp_path) -> None:
     assert (path.stat().st_mode & 0o777) == 0o600
 
 
-def test_bundle_exports_flagged_own_sessions_and_withholds_the_rest(pair, tmp_path) -> None:
+def test_bundle_exports_flagged_sessions_and_withholds_the_rest(pair, tmp_path) -> None:
     bot, pro = pair
     visibility = {ROOM: "shared"}
     state = patched(bot, visibility, tmp_path)
@@ -195,28 +195,35 @@ def test_bundle_exports_flagged_own_sessions_and_withholds_the_rest(pair, tmp_pa
     state.on_visibility_change(ROOM, "joined")
     share(bot)
     unflagged_id = bot.outbound_group_sessions[ROOM].id
-    # a session received from someone else (nio dropped any flag it had)
+
+    # sessions received from another member: one announced as shareable, one not
     connect(pro, bot)
+    pro_visibility = {ROOM: "shared"}
+    pro_state = SharedHistory(pro, pro_visibility.get, SessionLedger(None)).install()
     pro.create_outbound_group_session(ROOM)
     _, to_bot = pro.share_group_session(ROOM, [BOT], ignore_unverified_devices=True)
     deliver(pro, bot, to_bot)
-    foreign_id = pro.outbound_group_sessions[ROOM].id
+    foreign_flagged_id = pro.outbound_group_sessions[ROOM].id
+    pro_visibility[ROOM] = "joined"
+    assert pro_state.on_visibility_change(ROOM, "joined")
+    _, to_bot = pro.share_group_session(ROOM, [BOT], ignore_unverified_devices=True)
+    deliver(pro, bot, to_bot)
+    foreign_unflagged_id = pro.outbound_group_sessions[ROOM].id
 
     sessions = room_sessions(bot, ROOM)
-    assert len(sessions) == 3
-    bundle = build_bundle(
-        sessions,
-        room_id=ROOM,
-        own_curve25519=bot.account.identity_keys["curve25519"],
-        own_device_id="BOTDEV",
-        ledger=state.ledger,
-    )
+    assert len(sessions) == 4
+    bundle = build_bundle(sessions, room_id=ROOM, own_device_id="BOTDEV", ledger=state.ledger)
     assert set(bundle) == {"room_keys", "withheld"}
-    (key,) = bundle["room_keys"]
-    assert key["session_id"] == flagged.id
+    keys = {k["session_id"]: k for k in bundle["room_keys"]}
+    assert set(keys) == {flagged.id, foreign_flagged_id}
+    key = keys[flagged.id]
     assert key["session_key"].startswith("AQAA")  # export format, not the AgAA room-key one
     assert key["sender_claimed_keys"] == {"ed25519": bot.account.identity_keys["ed25519"]}
+    assert key["sender_key"] == bot.account.identity_keys["curve25519"]
     assert key["algorithm"] == "m.megolm.v1.aes-sha2" and key["room_id"] == ROOM
+    foreign = keys[foreign_flagged_id]
+    assert foreign["sender_key"] == pro.account.identity_keys["curve25519"]
+    assert foreign["sender_claimed_keys"] == {"ed25519": pro.account.identity_keys["ed25519"]}
     # the exported key really decrypts what the bot sent
     imported = InboundGroupSession.import_session(
         key["session_key"], key["sender_claimed_keys"]["ed25519"], key["sender_key"], ROOM
@@ -225,13 +232,14 @@ def test_bundle_exports_flagged_own_sessions_and_withholds_the_rest(pair, tmp_pa
     assert json.loads(plaintext)["content"]["body"] == "x"
 
     withheld = {w["session_id"]: w for w in bundle["withheld"]}
-    assert set(withheld) == {unflagged_id, foreign_id}
+    assert set(withheld) == {unflagged_id, foreign_unflagged_id}
     for entry in withheld.values():
         assert entry["code"] == HISTORY_NOT_SHARED
         assert entry["room_id"] == ROOM and entry["algorithm"] == "m.megolm.v1.aes-sha2"
         assert entry["sender_key"]
+    # another room's sessions never leak into this room's bundle
     assert build_bundle(
-        [], room_id=ROOM, own_curve25519="x", own_device_id="D", ledger=state.ledger
+        sessions, room_id="!autre:cercle.test", own_device_id="D", ledger=state.ledger
     ) == {"room_keys": [], "withheld": []}
 
 

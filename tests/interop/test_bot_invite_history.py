@@ -1,0 +1,52 @@
+"""History for a newcomer invited by the real bot (issue 6, key bundle path): a js-sdk
+professional opens a patient room, writes, raises a flag, then has the bot invite a colleague
+(``!inviter``). The bot sends its MSC4268 bundle before the invite; the colleague's js-sdk
+client (strict mode) reads the earlier messages — the bot's and the first professional's,
+whose key the bot received with the shared-history flag."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytestmark = [pytest.mark.interop, pytest.mark.integration]
+
+
+async def test_colleague_invited_by_the_bot_reads_the_earlier_conversation(
+    cercle_bot, js_client_factory
+) -> None:
+    bot_user = cercle_bot.client.user_id
+    nurse = await js_client_factory()
+    doctor = await js_client_factory()
+
+    dm = (await nurse.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
+    await nurse.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
+    await nurse.call("send", roomId=dm, body="!patient nouveau Historique interop")
+    room_id = (await nurse.call("waitInvite", timeoutMs=30000))["roomId"]
+    await nurse.call("join", roomId=room_id)
+
+    await nurse.call("send", roomId=room_id, body="constantes du matin : TA 13/8 marqueur-hist")
+    await nurse.call("send", roomId=room_id, body="!demande avis-interop-3")
+    await nurse.call(
+        "waitMessage", roomId=room_id, sender=bot_user, contains="avis-interop-3", timeoutMs=45000
+    )
+
+    await nurse.call("send", roomId=room_id, body=f"!inviter {doctor.user_id}")
+    invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
+    assert invite["inviter"] == bot_user
+    await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
+    await doctor.call("join", roomId=room_id)
+
+    from_nurse = await doctor.call(
+        "waitMessage",
+        roomId=room_id,
+        sender=nurse.user_id,
+        contains="marqueur-hist",
+        timeoutMs=30000,
+    )
+    assert not from_nurse["decryptionFailure"], from_nurse
+    from_bot = await doctor.call(
+        "waitMessage", roomId=room_id, sender=bot_user, contains="avis-interop-3", timeoutMs=30000
+    )
+    assert not from_bot["decryptionFailure"], from_bot
