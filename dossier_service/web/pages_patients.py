@@ -371,7 +371,7 @@ async def end_member(request: web.Request) -> web.StreamResponse:
             session, principal=ctx.principal, patient=access.patient, member=member
         )
 
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work)
+    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
 
 
 @routes.post("/patients/{pid}/parcours")

@@ -88,9 +88,10 @@ class Pages:
     def render(
         self, request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
     ) -> web.Response:
+        from dossier_service.api.context import CTX_KEY
         from dossier_service.web.pagectx import PAGE_CSRF, PAGE_TODAY
 
-        ctx = request.get("dossier_ctx")
+        ctx = request.get(CTX_KEY)
         today = request.get(PAGE_TODAY) or date.today()
         base: dict[str, Any] = {
             "user_id": ctx.principal.user_id if ctx is not None else None,

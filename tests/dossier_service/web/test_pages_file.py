@@ -1,0 +1,252 @@
+"""The patient list and file pages through the real app: who sees what, each section's
+writes (with CSRF), and the audit rows they leave."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import parse_qs, urlsplit
+
+from sqlmodel import col, select
+
+from dossier_service.identity import nir_key
+from dossier_service.models.audit import AuditEntry
+from dossier_service.models.notebook import NotebookEntry
+from dossier_service.policy import Principal
+from dossier_service.schemas import IdentityUpdate
+from dossier_service.services import patients
+
+
+async def audit_rows(site, patient_id: str | None = None) -> list[AuditEntry]:
+    async with site.db.transaction() as session:
+        query = select(AuditEntry).order_by(col(AuditEntry.seq))
+        if patient_id:
+            query = query.where(AuditEntry.patient_id == patient_id)
+        return list((await session.exec(query)).all())
+
+
+async def notebook_texts(site, patient_id: str) -> list[str]:
+    async with site.db.transaction() as session:
+        rows = await session.exec(select(NotebookEntry).where(NotebookEntry.patient_id == patient_id))
+        return [r.text for r in rows.all()]
+
+
+async def qualify(site, patient_id: str) -> str:
+    body = "2401131555123"
+    ins = f"{body}{nir_key(body):02d}"
+    async with site.db.transaction() as session:
+        patient = await patients.get_patient(session, patient_id=patient_id)
+        assert patient is not None
+        for change in (
+            {"identity_status": "VALI", "identity_document_type": "passeport",
+             "identity_document_date": date(2026, 1, 5)},
+            {"identity_status": "QUAL", "ins_number": ins},
+        ):  # fmt: skip
+            await patients.update_identity(
+                session, principal=Principal(site.COORD), patient=patient,
+                data=IdentityUpdate.model_validate(change, strict=False), today=date(2026, 11, 25),
+            )  # fmt: skip
+    return ins
+
+
+IDENTITY = {
+    "birth_name": "DURAND", "birth_first_names": ["Marie", "Louise"], "sex": "F",
+    "birth_date": "1940-11-20", "birth_insee_code": "31555", "birth_commune": "Toulouse",
+}  # fmt: skip
+
+
+async def test_anonymous_people_are_sent_to_the_login_page(site) -> None:
+    status, _, resp = await site.get(None, "/patients?q=x")
+    assert status == 303
+    target = urlsplit(site.location(resp))
+    assert (target.path, parse_qs(target.query)) == ("/connexion", {"suite": ["/patients?q=x"]})
+    status, body, resp = await site.get(None, "/connexion?suite=/patients")
+    assert status == 200
+    assert "Se connecter avec votre compte Matrix" in body
+    assert 'data-homeserver="http://127.0.0.1:9"' in body
+    csp = resp.headers["Content-Security-Policy"]
+    assert f"frame-ancestors {site.ELEMENT_ORIGIN}" in csp
+    assert "script-src 'self'" in csp and "connect-src 'self' http://127.0.0.1:9" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert "cercle_connexion_csrf" in resp.cookies
+    status, _, resp = await site.get(None, "/connexion?suite=//evil.example/x")
+    assert 'data-suite="/patients"' in _
+
+
+async def test_login_exchange_refuses_without_its_csrf_and_with_a_bad_token(site) -> None:
+    resp = await site.client.post("/connexion/openid", json={"access_token": "abc"})
+    assert resp.status == 403
+    assert (await resp.json())["errcode"] == "M_FORBIDDEN"
+    page = await site.client.get("/connexion")
+    token = page.cookies["cercle_connexion_csrf"].value
+    resp = await site.client.post(
+        "/connexion/openid", json={"access_token": "abc", "matrix_server_name": "ailleurs.example"},
+        headers={"X-CSRF-Token": token, "Cookie": f"cercle_connexion_csrf={token}"},
+    )  # fmt: skip
+    assert resp.status == 403
+    resp = await site.client.post(
+        "/connexion/openid", json={"access_token": "abc"},
+        headers={"X-CSRF-Token": token, "Cookie": f"cercle_connexion_csrf={token}"},
+    )  # fmt: skip
+    assert resp.status == 503  # the homeserver of this test is unreachable: no session
+    assert "cercle_dossier_session" not in resp.cookies
+
+
+async def test_list_shows_only_the_files_of_ones_circles_with_search(site) -> None:
+    mine = await site.seed_patient("Dossier Durand", **IDENTITY)
+    await site.seed_patient("Dossier Martin")
+    nurse = site.person(site.NURSE)
+    status, body, _ = await site.get(nurse, "/patients")
+    assert status == 200
+    assert "DURAND Marie" in body and "Dossier Martin" in body  # NURSE is in both circles
+    status, body, _ = await site.get(nurse, "/patients?q=marti")
+    assert "Dossier Martin" in body and "DURAND" not in body
+    for who in (site.OUTSIDER, site.NO_ACCESS):
+        status, body, _ = await site.get(site.person(who), "/patients")
+        assert status == 200 and "DURAND" not in body and "Martin" not in body
+    status, body, _ = await site.get(site.person(site.ADMIN), "/patients")
+    assert "DURAND Marie" in body and "(admin)" in body
+    assert mine.id in body
+
+
+async def test_the_file_shows_every_section_and_the_ins_only_when_qualified(site) -> None:
+    patient = await site.seed_patient(**IDENTITY)
+    coord = site.person(site.COORD)
+    status, body, resp = await site.get(coord, f"/patients/{patient.id}")
+    assert status == 200
+    for title in ("Identité", "Statut du dossier", "Mémos", "Hospitalisations", "Tâches",
+                  "Cercle de soins", "Ligne de vie", "Cahier de liaison", "Documents",
+                  "Formulaires"):  # fmt: skip
+        assert f">{title}" in body, title
+    assert "Identité provisoire" in body
+    assert "affiché seulement pour une identité qualifiée" in body
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="ligne-de-vie"' in body
+    assert "Inès Dupont" in body and "non habilité" in body
+    assert "PPCS — Plan personnalisé de coordination en santé" in body
+    assert resp.headers["Cache-Control"] == "no-store"
+    ins = await qualify(site, patient.id)
+    status, body, _ = await site.get(coord, f"/patients/{patient.id}")
+    assert "Identité qualifiée" in body and ins in body
+    rows = await audit_rows(site, patient.id)
+    assert [(r.actor, r.action, r.resource, r.outcome) for r in rows[-2:]] == [
+        (site.COORD, "read", "page:patient", "ok"), (site.COORD, "read", "page:patient", "ok")
+    ]  # fmt: skip
+
+
+async def test_outsiders_get_a_404_without_data_and_the_refusal_is_audited(site) -> None:
+    patient = await site.seed_patient(**IDENTITY)
+    for who, expected in ((site.OUTSIDER, 404), (site.NO_ACCESS, 403)):
+        for path in (f"/patients/{patient.id}", f"/patients/{patient.id}/formulaires/medical",
+                     f"/patients/{patient.id}/documents/00000000-0000-0000-0000-000000000000"):  # fmt: skip
+            status, body, _ = await site.get(site.person(who), path)
+            assert status == expected, (who, path)
+            assert "DURAND" not in body and "Marie" not in body and patient.id not in body
+    status, body, _ = await site.get(site.person(site.OUTSIDER), "/patients/P-INEXISTANT")
+    assert status == 404 and "Page introuvable" in body
+    refusals = [r for r in await audit_rows(site, patient.id) if r.outcome == "refusé"]
+    assert {(r.actor, r.resource) for r in refusals} >= {
+        (site.OUTSIDER, "page:patient"), (site.NO_ACCESS, "page:patient")
+    }  # fmt: skip
+    status, body, _ = await site.get(site.person(site.ADMIN), f"/patients/{patient.id}")
+    assert status == 200 and "DURAND Marie" in body
+    admin_reads = [r for r in await audit_rows(site, patient.id) if r.actor_kind == "admin"]
+    assert admin_reads and admin_reads[-1].resource == "page:patient"
+
+
+async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    form = {"display_name": "Dr Kinési Thérapeute", "kind": "professionnel", "role": "intervenant",
+            "matrix_user_id": "@kine:cercle.test", "profession": "Masseur-kinésithérapeute",
+            "has_access": "oui"}  # fmt: skip
+    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form, csrf=False)
+    assert status == 403
+    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle",
+                                   {**form, "csrf_token": "faux"}, csrf=False)  # fmt: skip
+    assert status == 403
+    assert len(await site.members(patient.id)) == 3  # nothing written
+    status, _, resp = await site.post(coord, f"/patients/{patient.id}/cercle", form)
+    assert status == 303 and site.location(resp) == f"/patients/{patient.id}?ok=cercle#cercle"
+    status, body, _ = await site.get(coord, site.location(resp))
+    assert "Cercle de soins mis à jour." in body and "Dr Kinési Thérapeute" in body
+    assert "Ajout de Dr Kinési Thérapeute sur le cercle de soins (intervenant)" in body
+    kine = next(m for m in await site.members(patient.id) if m.matrix_user_id == "@kine:cercle.test")
+    assert kine.has_access and kine.added_by == site.COORD
+    # the new member can now open the file
+    assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 200
+    # a duplicate is refused with its message, nothing written
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form)
+    assert status == 409 and "fait déjà partie du cercle de soins" in body
+    # an intervenant may not manage the circle
+    nurse = site.person(site.NURSE)
+    status, body, _ = await site.post(nurse, f"/patients/{patient.id}/cercle/{kine.id}/fin", {})
+    assert status == 403
+    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{kine.id}/fin", {})
+    assert status == 303
+    assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 404
+    texts = await notebook_texts(site, patient.id)
+    assert "Retrait de Dr Kinési Thérapeute du cercle de soins" in texts
+    writes = [r for r in await audit_rows(site, patient.id) if r.resource == "page:cercle"]
+    assert [(r.action, r.outcome) for r in writes] == [
+        ("create", "ok"), ("manage_circle", "refusé"), ("update", "ok")
+    ]  # fmt: skip
+
+
+async def test_bad_input_is_shown_and_nothing_is_written(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    before = len(await notebook_texts(site, patient.id))
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle",
+                                      {"display_name": "X", "kind": "professionnel",
+                                       "role": "chef", "matrix_user_id": "pas-un-id"})  # fmt: skip
+    assert status == 400 and "Champ « identifiant Matrix » : format invalide." in body
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/hospitalisations",
+                                      {"structure": "CHU", "admission_at": "2026-11-20T10:00",
+                                       "discharge_at": "2026-11-01T10:00"})  # fmt: skip
+    assert status == 400 and "La sortie précède l&#39;admission." in body
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/parcours",
+                                      {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"})  # fmt: skip
+    assert status == 400 and "Date invalide" in body
+    assert len(await notebook_texts(site, patient.id)) == before
+
+
+async def test_sections_writes_land_in_the_file(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    pid = patient.id
+    steps = [
+        ("statut", {"status": "en veille", "comment": "Séjour chez sa fille"}),
+        ("memos", {"text": "Clé chez la voisine du 2e"}),
+        ("hospitalisations", {"structure": "CHU Purpan", "service": "Gériatrie",
+                              "admission_at": "2026-11-02T09:30", "discharge_at": "2026-11-10T14:00"}),
+        ("parcours", {"theme": "Sortie d'hospitalisation", "title": "Retour à domicile",
+                      "starts_on": "2026-11-10", "ends_on": "2026-11-24", "form_id": "ppcs"}),
+        ("liaison", {"kind": "transmission", "text": "Pansement refait, plaie propre."}),
+    ]  # fmt: skip
+    for path, form in steps:
+        status, body, _ = await site.post(coord, f"/patients/{pid}/{path}", form)
+        assert status == 303, (path, body[-500:])
+    status, body, _ = await site.get(coord, f"/patients/{pid}")
+    assert "Dossier en veille" in body and "Séjour chez sa fille" in body
+    assert "Clé chez la voisine du 2e" in body
+    assert "CHU Purpan" in body and "02/11/2026 à 09:30" in body and "passée" in body
+    assert 'data-theme="Sortie d\'hospitalisation"' in body and "Retour à domicile" in body
+    assert "Pansement refait, plaie propre." in body and "transmission" in body
+    assert "Création du parcours Sortie d&#39;hospitalisation du 10/11/2026" in body
+    # the member without access cannot write
+    status, _, _ = await site.post(site.person(site.NO_ACCESS), f"/patients/{pid}/liaison",
+                                   {"kind": "note", "text": "x"})  # fmt: skip
+    assert status == 403
+
+
+async def test_widget_entry_opens_the_file_of_the_room(site) -> None:
+    patient = await site.seed_patient(room_id="!salle:cercle.test")
+    status, _, resp = await site.get(None, "/widget?roomId=!salle:cercle.test&widgetId=w1")
+    assert status == 303 and site.location(resp).startswith("/connexion?")
+    assert "widgetId=w1" in site.location(resp)
+    status, body, _ = await site.get(None, site.location(resp))
+    assert 'data-widget-id="w1"' in body
+    status, _, resp = await site.get(site.person(site.NURSE), "/widget?roomId=!salle:cercle.test&widgetId=w1")
+    assert site.location(resp) == f"/patients/{patient.id}?widget=1"
+    status, _, resp = await site.get(site.person(site.OUTSIDER), "/widget?roomId=!salle:cercle.test")
+    assert status == 404
