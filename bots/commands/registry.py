@@ -247,6 +247,8 @@ class CommandRegistry:
         self.levels = levels
         self._commands: list[Command] = []
         self._by_word: dict[str, list[Command]] = {}
+        # issue 6 hook: awaited after a command succeeded, with (ctx, command, values)
+        self.observers: list[Callable[..., Awaitable[None]]] = []
 
     # -- declaration --
     def command(
@@ -395,6 +397,11 @@ class CommandRegistry:
             return True
         try:
             await parsed.command.handler(ctx, **parsed.values)
+            for observe in self.observers:
+                try:
+                    await observe(ctx, parsed.command, parsed.values)
+                except Exception:
+                    log.exception("observateur de commande en échec event=%s", ctx.event_id)
         except UserError as exc:
             await ctx.reply(exc.message, exc.html_message or html.escape(exc.message))
         except UsageError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from nio import AsyncClient
 
@@ -50,6 +51,8 @@ class FlagService:
         self.folders = folders
         self.escalator = escalator
         self.server_name = server_name
+        # issue 6 hook: objects with flag_raised(...) / flag_cleared(...) (dossier notebook)
+        self.observers: list[Any] = []
         escalator.set_notify(self._remind)
 
     # -- helpers --
@@ -111,6 +114,9 @@ class FlagService:
         await self._store(room_id, flags)
         if kind is FlagKind.URGENT:
             self.escalator.start(room_id, by, at_ms, notice_id)
+        for observer in self.observers:
+            await observer.flag_raised(room_id, kind, by=by, at_ms=at_ms, motif=motif,
+                                       assignee=assignee, command_event_id=command_event_id)
 
     async def clear_flag(
         self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
@@ -129,6 +135,8 @@ class FlagService:
         await self.io.send_notice(
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
+        for observer in self.observers:
+            await observer.flag_cleared(room_id, cleared.kind, by=by, command_event_id=command_event_id)
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False
