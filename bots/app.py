@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from bots.matrix.session import open_session
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bots.matrix.undecryptable import UndecryptableEvents
+from bots.sync import service as dossier_sync
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class BotServices:
     flags: FlagService
     patient_hooks: patient_commands.PatientHooks
     db: sqlite3.Connection
+    # long-running jobs of command families, started with the app (issue 6: dossier sync)
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -122,6 +126,7 @@ class BotApp:
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
         export_commands.register(registry, export_commands.ExportService(s.client, s.io))
+        dossier_sync.install(registry, s)
         help_commands.register(registry)
 
     # -- lifecycle --
@@ -130,6 +135,7 @@ class BotApp:
         self._tasks = [
             asyncio.create_task(self.sync_loop.run(), name="bot-sync"),
             asyncio.create_task(self.escalator.run(), name="bot-escalation"),
+            *(asyncio.create_task(job(), name="bot-job") for job in self.services.background),
         ]
         waiter = asyncio.create_task(self.sync_loop.stats.first_sync_done.wait())
         done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)

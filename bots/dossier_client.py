@@ -65,8 +65,12 @@ class DossierClient:
         return self._session
 
     def patient_page_url(self, patient_id: str) -> str:
-        """The file's page (what the room's widget and the notices link to)."""
+        """The file's page (what the notices link to): only the pseudonymous id in it."""
         return f"{self.base_url}/patients/{quote(patient_id, safe='')}"
+
+    def widget_url(self, patient_id: str) -> str:
+        """The file's page framed in Element (``$matrix_widget_id`` is filled in by Element)."""
+        return f"{self.patient_page_url(patient_id)}?widget=1&widgetId=$matrix_widget_id"
 
     # -- transport --
     async def request(
@@ -282,7 +286,7 @@ class DossierClient:
         return list(_items(body, "documents"))
 
     async def document_categories(self) -> list[str]:
-        body = await self.request("GET", "/meta")
+        body = await self.request("GET", "/catalogue")
         if isinstance(body, Mapping):
             cats = body.get("document_categories")
             if isinstance(cats, list):

@@ -302,8 +302,7 @@ class DossierBridge:
     ) -> None:
         """The file as the room's widget, and the pinned identity message."""
         await self._wait_for_room(room_id)
-        url = self.file_url(pid)
-        wanted = widget_content(url, self.bot_user_id)
+        wanted = widget_content(self.dossier.widget_url(pid), self.bot_user_id)
         current = await self.io.get_state(room_id, WIDGET_STATE, WIDGET_ID)
         if current != wanted:
             await self.io.put_state(room_id, WIDGET_STATE, wanted, WIDGET_ID)

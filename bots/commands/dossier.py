@@ -1,0 +1,383 @@
+"""Dossier commands: the patient's file from the conversation.
+
+``!patient lier <id>``, ``!cercle`` (list / ``ajouter @qui rôle`` / ``retirer @qui``),
+``!note``, ``!transmission``, ``!doc <catégorie>`` (in reply to an attachment),
+``!tache <libellé> [pour @qui] [échéance <date>]``, ``!tache fait <n>``, ``!taches``.
+
+Writes go through the durable outbox under an idempotency key derived from the command's
+event id: a command handled twice (replayed sync, restart) writes once, and a dossier that
+is down gets the write as soon as it is back (the reply says so).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nio import AsyncClient, MegolmEvent, RoomGetEventResponse
+
+from bots.commands.registry import (
+    CommandContext,
+    CommandRegistry,
+    Power,
+    Text,
+    UsageError,
+    UserError,
+    Where,
+)
+from bots.dossier_client import DossierClient
+from bots.export.media import MediaError, MediaFetcher, MediaSource
+from bots.matrix.io import mention_html
+from bots.outbox import DONE, FAILED, OutboxItem, Refused, Unavailable, idempotency_key
+from bots.sync.bridge import DossierBridge, NotLinked
+from bots.sync.notices import ROLE_LABELS, fr_date
+from bots.sync.parsing import ParseProblem, parse_task, task_order_key
+
+log = logging.getLogger(__name__)
+
+ROLE_WORDS = {
+    "intervenant": "intervenant",
+    "coordinateur": "coordinateur",
+    "coordinatrice": "coordinateur",
+    "gestionnaire": "coordinateur",
+    "medecin_traitant": "medecin_traitant",
+    "médecin_traitant": "medecin_traitant",
+    "médecin-traitant": "medecin_traitant",
+    "medecin-traitant": "medecin_traitant",
+    "mt": "medecin_traitant",
+    "aidant": "aidant",
+    "aidant_principal": "aidant_principal",
+    "aidant-principal": "aidant_principal",
+    "representant_legal": "representant_legal",
+    "représentant_légal": "representant_legal",
+}
+UNAVAILABLE = "⏳ Le dossier est momentanément indisponible : {what} sera enregistré(e) dès son retour."
+DEFAULT_CATEGORIES = ("compte rendu", "ordonnance", "bilan", "courrier", "photo", "administratif", "autre")
+
+
+def register(
+    registry: CommandRegistry,
+    *,
+    client: AsyncClient,
+    bridge: DossierBridge,
+    dossier: DossierClient,
+    homeserver_url: str,
+    categories: Sequence[str] = DEFAULT_CATEGORIES,
+    wait_seconds: float = 5.0,
+    max_document_bytes: int = 25 * 1024 * 1024,
+) -> None:
+    async def patient_of(ctx: CommandContext) -> str:
+        try:
+            return await bridge.resolve_patient(ctx.room_id)
+        except NotLinked:
+            raise UserError(
+                "Ce salon n'est lié à aucun dossier patient. Un coordinateur peut le lier : "
+                "!patient lier <identifiant du dossier>"
+            ) from None
+        except Unavailable:
+            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+
+    async def write(ctx: CommandContext, purpose: str, operation: str, payload: dict[str, Any],
+                    what: str) -> OutboxItem | None:  # fmt: skip
+        """Submit through the outbox; None (after replying) when the dossier is down."""
+        assert bridge.worker is not None
+        payload = {**payload, "actor": ctx.sender, "room_id": ctx.room_id}
+        item = await bridge.worker.submit(
+            idempotency_key(ctx.event_id, purpose), operation, payload, room_id=ctx.room_id,
+            wait_seconds=wait_seconds,
+        )  # fmt: skip
+        if item.status == DONE:
+            return item
+        if item.status == FAILED:
+            if item.last_error == "CERCLE_NOT_LINKED":
+                raise UserError("Ce salon n'est lié à aucun dossier patient.")
+            raise UserError(f"Le dossier a refusé {what} ({item.last_error}).")
+        msg = UNAVAILABLE.format(what=what)
+        await ctx.reply(msg, html.escape(msg))
+        return None
+
+    async def circle_of(pid: str) -> list[dict[str, Any]]:
+        try:
+            return await dossier.circle(pid)
+        except Unavailable:
+            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+
+    def require_coordinator(members: list[dict[str, Any]], user: str) -> None:
+        if not any(m.get("matrix_user_id") == user and m.get("role") == "coordinateur"
+                   and m.get("has_access") for m in members):  # fmt: skip
+            raise UserError("Réservé aux coordinateurs du cercle de soins de ce patient.")
+
+    # -- !patient lier --
+    @registry.command(
+        "patient",
+        subcommand="lier",
+        sub_aliases=("link",),
+        args=(Text("identifiant", max_length=40, label="l'identifiant du dossier"),),
+        help="lie ce salon au dossier patient indiqué (coordinateurs du dossier)",
+        where=Where.SHARED_ROOM,
+        power=Power.ADMIN,
+    )
+    async def lier(ctx: CommandContext, identifiant: str) -> None:
+        pid = identifiant.strip()
+        if bridge.known_patient(ctx.room_id) == pid:
+            raise UserError(f"Ce salon est déjà lié au dossier {pid}.")
+        try:
+            members = await dossier.circle(pid)
+        except Refused:
+            members = []
+        except Unavailable:
+            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+        if not any(m.get("matrix_user_id") == ctx.sender and m.get("role") == "coordinateur"
+                   and m.get("has_access") for m in members):  # fmt: skip
+            raise UserError("Dossier introuvable, ou vous n'en êtes pas coordinateur.")
+        item = await write(ctx, "link", "patient.link", {"patient_id": pid}, "la liaison au dossier")
+        if item is None:
+            return
+        url = bridge.file_url(pid)
+        await ctx.reply(
+            f"🔗 Salon lié au dossier {pid} : {url}",
+            f'🔗 Salon lié au dossier <a href="{html.escape(url)}">{html.escape(pid)}</a>.',
+        )
+
+    # -- !cercle --
+    @registry.command(
+        "cercle",
+        aliases=("circle",),
+        args=(Text("ajouter @qui rôle | retirer @qui", optional=True, max_length=300,
+                   label="l'action"),),
+        help="liste le cercle de soins ; les coordinateurs y ajoutent ou retirent un professionnel",
+        where=Where.SHARED_ROOM,
+    )
+    async def cercle(ctx: CommandContext, **values: str | None) -> None:
+        action = (values.get("ajouter @qui rôle | retirer @qui") or "").split()
+        pid = await patient_of(ctx)
+        members = await circle_of(pid)
+        if not action:
+            await _list_circle(ctx, pid, members)
+            return
+        verb = action[0].lower()
+        if verb in ("ajouter", "add") and len(action) in (2, 3):
+            require_coordinator(members, ctx.sender)
+            user = action[1]
+            role = ROLE_WORDS.get(action[2].lower() if len(action) == 3 else "intervenant")
+            if role is None:
+                raise UsageError(f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}.")
+            if not user.startswith("@") or ":" not in user:
+                raise UsageError("Identifiant Matrix attendu (forme @nom:serveur).")
+            if any(m.get("matrix_user_id") == user for m in members):
+                raise UserError(f"{user} fait déjà partie du cercle de soins.")
+            room = client.rooms.get(ctx.room_id)
+            name = (room.user_name(user) if room and user in room.users else None) or user
+            member = {"kind": "professionnel", "display_name": name, "matrix_user_id": user,
+                      "role": role, "has_access": True}  # fmt: skip
+            item = await write(ctx, "circle-add", "circle.add", {"member": member}, "l'ajout au cercle de soins")
+            if item is not None:
+                await ctx.reply(
+                    f"👥 {name} ajouté(e) au cercle de soins ({ROLE_LABELS[role]}) ; invitation en cours.",
+                    f"👥 {mention_html(user, name)} ajouté(e) au cercle de soins "
+                    f"({html.escape(ROLE_LABELS[role])}) ; invitation en cours.",
+                )
+            return
+        if verb in ("retirer", "remove") and len(action) == 2:
+            require_coordinator(members, ctx.sender)
+            user = action[1]
+            found = [m for m in members if m.get("matrix_user_id") == user]
+            if not found:
+                raise UserError(f"{user} ne fait pas partie du cercle de soins.")
+            item = await write(ctx, "circle-end", "circle.end", {"member_id": found[0]["id"]},
+                               "le retrait du cercle de soins")  # fmt: skip
+            if item is not None:
+                await ctx.reply(
+                    f"👥 Fin de participation de {user} au cercle de soins enregistrée.",
+                    f"👥 Fin de participation de {mention_html(user)} au cercle de soins enregistrée.",
+                )
+            return
+        raise UsageError("Action inconnue : « ajouter @qui rôle » ou « retirer @qui ».")
+
+    async def _list_circle(ctx: CommandContext, pid: str, members: list[dict[str, Any]]) -> None:
+        if not members:
+            await ctx.reply("Le cercle de soins est vide.", "Le cercle de soins est vide.")
+            return
+        plain = ["Cercle de soins :"]
+        rich = ["<p><strong>Cercle de soins</strong></p><ul>"]
+        for m in members:
+            name = str(m.get("display_name") or m.get("matrix_user_id") or "?")
+            profession = str(m.get("profession") or "").strip() or "—"
+            role = ROLE_LABELS.get(str(m.get("role")), str(m.get("role")))
+            access = "habilité" if m.get("has_access") else "non habilité"
+            left = " (a quitté la conversation)" if m.get("left_room_at") else ""
+            plain.append(f"• {name} — {profession} — {role} — {access}{left}")
+            who = mention_html(m["matrix_user_id"], name) if m.get("matrix_user_id") else html.escape(name)
+            rich.append(f"<li>{who} — {html.escape(profession)} — {html.escape(role)} — {access}{left}</li>")
+        rich.append("</ul>")
+        await ctx.reply("\n".join(plain), "".join(rich))
+
+    # -- !note / !transmission --
+    def notebook_command(name: str, alias: str, kind: str, word: str) -> None:
+        @registry.command(
+            name,
+            aliases=(alias,),
+            args=(Text("texte", max_length=8000, label="le texte"),),
+            help=f"écrit une {word} dans le cahier de liaison du dossier",
+            where=Where.SHARED_ROOM,
+        )
+        async def handler(ctx: CommandContext, texte: str) -> None:
+            item = await write(ctx, kind, "notebook.add", {"kind": kind, "text": texte},
+                               f"la {word}")  # fmt: skip
+            if item is not None:
+                msg = f"🗒 {word[0].upper()}{word[1:]} enregistrée dans le cahier de liaison."
+                await ctx.reply(msg, html.escape(msg))
+
+    notebook_command("note", "memo", "note", "note")
+    notebook_command("transmission", "handover", "transmission", "transmission")
+
+    # -- !doc --
+    @registry.command(
+        "doc",
+        aliases=("document",),
+        args=(Text("catégorie", max_length=100, label="la catégorie"),),
+        help="en réponse à une pièce jointe : la classe dans les documents du dossier",
+        where=Where.SHARED_ROOM,
+    )
+    async def doc(ctx: CommandContext, **values: str) -> None:
+        category = values["catégorie"].strip().lower()
+        valid = await _categories()
+        if category not in valid:
+            listing = ", ".join(valid)
+            raise UserError(f"Catégorie inconnue : « {category[:60]} ». Catégories : {listing}.")
+        command = await _event_content(client, ctx.room_id, ctx.event_id)
+        reply_to = (((command or {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+        if not isinstance(reply_to, str):
+            raise UserError("Répondez au message qui porte la pièce jointe avec !doc <catégorie>.")
+        target = await _event_content(client, ctx.room_id, reply_to)
+        source = MediaSource.from_content(target or {})
+        if target is None or source is None or target.get("msgtype") not in ("m.file", "m.image", "m.video", "m.audio"):
+            raise UserError("Le message auquel vous répondez ne porte pas de pièce jointe lisible.")
+        filename = str(target.get("filename") or target.get("body") or "document")[:200]
+        data = await _download(source)
+        assert bridge.worker is not None
+        blob = bridge.worker.outbox.store_blob(data)
+        item = await write(ctx, "doc", "document.upload",
+                           {"category": category, "filename": filename, "blob": blob},
+                           "le document")  # fmt: skip
+        if item is not None:
+            msg = f"📄 « {filename} » classé dans les documents du dossier (catégorie {category})."
+            await ctx.reply(msg, html.escape(msg))
+
+    async def _categories() -> list[str]:
+        try:
+            found = await dossier.document_categories()
+        except (Unavailable, Refused):
+            found = []
+        return found or list(categories)
+
+    async def _download(source: MediaSource) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="cercle-doc-") as tmp:
+            async with aiohttp.ClientSession() as session:
+                fetcher = MediaFetcher(session, homeserver_url, str(client.access_token), Path(tmp),
+                                       max_bytes=max_document_bytes)  # fmt: skip
+                try:
+                    fetched = await fetcher.fetch(source)
+                except MediaError as exc:
+                    raise UserError(f"Pièce jointe illisible : {exc.reason}.") from None
+                return fetched.path.read_bytes()
+
+    # -- tasks --
+    @registry.command(
+        "tache",
+        aliases=("task", "tâche"),
+        args=(Text("libellé [pour @qui] [échéance date] | fait n", max_length=700, label="la tâche"),),
+        help="crée une tâche sur le dossier (ou « !tache fait 2 » clôt la tâche n° 2 de !taches)",
+        where=Where.SHARED_ROOM,
+    )
+    async def tache(ctx: CommandContext, **values: str) -> None:
+        text = values["libellé [pour @qui] [échéance date] | fait n"].strip()
+        words = text.split()
+        if words and words[0].lower() in ("fait", "done") and len(words) == 2:
+            await _close_task(ctx, words[1])
+            return
+        try:
+            request = parse_task(text, bridge.today())
+        except ParseProblem as exc:
+            raise UsageError(str(exc)) from None
+        await patient_of(ctx)
+        payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
+                                   "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
+        item = await write(ctx, "task", "task.create", payload, "la tâche")
+        if item is None:
+            return
+        due = f" (échéance {fr_date(request.due)})" if request.due else ""
+        who_plain = f" pour {', '.join(request.assignees)}" if request.assignees else ""
+        who_html = f" pour {', '.join(mention_html(u) for u in request.assignees)}" if request.assignees else ""
+        await ctx.reply(
+            f"📋 Tâche créée : « {request.label} »{who_plain}{due}.",
+            f"📋 Tâche créée : « {html.escape(request.label)} »{who_html}{html.escape(due)}.",
+        )
+
+    async def _open_tasks(pid: str) -> list[dict[str, Any]]:
+        try:
+            tasks = await dossier.open_tasks(pid)
+        except Unavailable:
+            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+        return sorted(tasks, key=task_order_key)
+
+    async def _close_task(ctx: CommandContext, number: str) -> None:
+        if not number.isdigit() or int(number) < 1:
+            raise UsageError("Numéro de tâche attendu (voir !taches).")
+        pid = await patient_of(ctx)
+        tasks = await _open_tasks(pid)
+        n = int(number)
+        if n > len(tasks):
+            raise UserError(f"Pas de tâche ouverte n° {n} (voir !taches).")
+        task = tasks[n - 1]
+        item = await write(ctx, "task-close", "task.close", {"task_id": task["id"], "patient_id": pid},
+                           "la clôture de la tâche")  # fmt: skip
+        if item is not None:
+            msg = f"✅ Tâche « {task.get('label')} » close."
+            await ctx.reply(msg, html.escape(msg))
+
+    @registry.command(
+        "taches",
+        aliases=("tasks", "tâches"),
+        help="liste les tâches ouvertes du patient, numérotées",
+        where=Where.SHARED_ROOM,
+    )
+    async def taches(ctx: CommandContext) -> None:
+        pid = await patient_of(ctx)
+        tasks = await _open_tasks(pid)
+        if not tasks:
+            await ctx.reply("Aucune tâche ouverte.", "Aucune tâche ouverte.")
+            return
+        plain = ["Tâches ouvertes :"]
+        rich = ["<p><strong>Tâches ouvertes</strong></p><ol>"]
+        for n, t in enumerate(tasks, 1):
+            people = [a["ref"] for a in t.get("assignees") or [] if isinstance(a, Mapping)]
+            due = f" — échéance {fr_date(t.get('due_date'))}" if t.get("due_date") else ""
+            late = " ⏰ en retard" if t.get("overdue") else ""
+            who = f" — pour {', '.join(people)}" if people else ""
+            plain.append(f"{n}. {t.get('label')}{who}{due}{late}")
+            rich.append(f"<li>{html.escape(str(t.get('label')))}{html.escape(who)}{html.escape(due)}{late}</li>")
+        rich.append("</ol>")
+        plain.append("Pour clore : !tache fait <n>")
+        rich.append("<p>Pour clore : <code>!tache fait &lt;n&gt;</code></p>")
+        await ctx.reply("\n".join(plain), "".join(rich))
+
+
+async def _event_content(client: AsyncClient, room_id: str, event_id: str) -> dict[str, Any] | None:
+    """The (decrypted) content of one event of the room, or None."""
+    resp = await client.room_get_event(room_id, event_id)
+    if not isinstance(resp, RoomGetEventResponse):
+        return None
+    event = resp.event
+    if isinstance(event, MegolmEvent):
+        try:
+            event = client.decrypt_event(event)
+        except Exception:
+            return None
+    content = event.source.get("content")
+    return dict(content) if isinstance(content, Mapping) else None

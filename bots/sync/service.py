@@ -1,0 +1,287 @@
+"""Wiring of the dossier sync into the bot (``install``), called once by ``bots.app``.
+
+It builds the dossier client (service token from the deployment's secrets), the durable
+outbox and the sync store (``<var>/bot/dossier.sqlite3``), the bridge, the dossier command
+family, and returns the background jobs the app runs: the outbox worker, the event-feed
+consumer and the overdue-task announcer. Hooks: ``!patient nouveau`` also opens the file;
+flags raised/cleared, exports, invitations and departures write liaison-notebook entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from nio import AsyncClient, RoomMemberEvent
+
+from bots.commands import dossier as dossier_commands
+from bots.commands.patients import PatientRoomCreated, patient_room_request
+from bots.dossier_client import DossierClient
+from bots.matrix.io import MatrixIO
+from bots.outbox import Outbox, OutboxWorker, idempotency_key, open_outbox_database
+from bots.sync.bridge import DossierBridge
+from bots.sync.feed import FeedConsumer
+from bots.sync.store import SyncStore
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class DossierSync:
+    dossier: DossierClient
+    outbox: Outbox
+    store: SyncStore
+    bridge: DossierBridge
+    worker: OutboxWorker
+    feed: FeedConsumer
+
+    def jobs(self, overdue_interval_seconds: float = 60.0) -> list[Job]:
+        return [
+            self.worker.run,
+            self._feed_then_close,
+            lambda: self.bridge.run_overdue(overdue_interval_seconds),
+        ]
+
+    async def _feed_then_close(self) -> None:
+        try:
+            await self.feed.run()
+        finally:
+            await self.dossier.close()
+
+    async def close(self) -> None:
+        await self.dossier.close()
+
+
+def default_endpoint(var_dir: Path) -> tuple[str, str]:
+    """The dossier's URL and the bot's service token, from the deployment profile/secrets."""
+    from deployment.profile import load_profile
+    from deployment.secrets import Secrets
+
+    profile = load_profile()
+    secrets = Secrets.load_or_create(var_dir)
+    return profile.dossier_url, secrets.dossier_service_token
+
+
+def build(
+    *,
+    client: AsyncClient,
+    io: MatrixIO,
+    patient_rooms: dict[str, dict[str, Any]],
+    data_dir: Path,
+    homeserver_url: str,
+    server_name: str,
+    dossier_url: str,
+    service_token: str,
+    poll_seconds: float = 1.0,
+) -> DossierSync:
+    conn = open_outbox_database(data_dir / "dossier.sqlite3")
+    outbox = Outbox(conn, data_dir / "outbox-blobs")
+    store = SyncStore(conn)
+    dossier = DossierClient(dossier_url, service_token)
+    share = _share_history()
+    bridge = DossierBridge(
+        client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
+        patient_room_request=patient_room_request, server_name=server_name,
+        share_history=share,
+        send_transcript=TranscriptSender(client, io, homeserver_url).send,
+    )  # fmt: skip
+    worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
+    bridge.worker = worker
+    feed = FeedConsumer(dossier, store, bridge.on_file_event, poll_seconds=poll_seconds)
+    return DossierSync(dossier, outbox, store, bridge, worker, feed)
+
+
+def install(registry: Any, services: Any) -> DossierSync | None:
+    """Everything in one call from ``BotApp._register_families`` (services: ``BotServices``).
+    Without a usable profile the bot runs without the dossier (logged), never fails."""
+    config = services.config
+    try:
+        dossier_url, token = default_endpoint(config.data_dir.parent)
+    except Exception:
+        log.exception("dossier non configuré : synchronisation avec le dossier désactivée")
+        return None
+    sync = build(
+        client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
+        data_dir=config.data_dir, homeserver_url=config.homeserver_url,
+        server_name=config.server_name, dossier_url=dossier_url, service_token=token,
+    )  # fmt: skip
+    categories = _categories()
+    dossier_commands.register(
+        registry, client=services.client, bridge=sync.bridge, dossier=sync.dossier,
+        homeserver_url=config.homeserver_url, categories=categories,
+    )  # fmt: skip
+    hook_patient_creation(sync, services.patient_hooks)
+    hook_membership(sync, services.client)
+    hook_flags(sync, services.flags)
+    hook_commands(sync, registry)
+    background = getattr(services, "background", None)
+    if isinstance(background, list):
+        background.extend(sync.jobs())
+    return sync
+
+
+def _categories() -> tuple[str, ...]:
+    from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
+
+    return DEFAULT_DOCUMENT_CATEGORIES
+
+
+def _share_history() -> Callable[[AsyncClient, str, str], Awaitable[bool]] | None:
+    try:
+        from bots.matrix.history import share_history_bundle
+    except ImportError:
+        return None
+    return share_history_bundle
+
+
+# ---------------------------------------------------------------------------------- hooks
+def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
+    """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
+
+    async def created(event: PatientRoomCreated) -> None:
+        sync.outbox.enqueue(
+            idempotency_key(event.room_id, "file"), "patient.create",
+            {"room_id": event.room_id, "label": event.label, "actor": event.requester},
+            room_id=event.room_id,
+        )  # fmt: skip
+        sync.worker.wake()
+
+    hooks.created.append(created)
+
+
+def hook_membership(sync: DossierSync, client: AsyncClient) -> None:
+    """Departures and invitations seen in patient rooms (nio callback, during the sync)."""
+
+    async def on_member(room: Any, event: RoomMemberEvent) -> None:
+        try:
+            await sync.bridge.on_member_event(room.room_id, event)
+        except Exception:
+            log.exception("événement de membre non traité room=%s", room.room_id)
+
+    client.add_event_callback(on_member, RoomMemberEvent)
+
+
+def hook_flags(sync: DossierSync, flags: Any) -> None:
+    """Flags raised and cleared → liaison notebook (kind "signalement"), once per command."""
+    observers = getattr(flags, "observers", None)
+    if not isinstance(observers, list):
+        log.warning("le service des signalements n'expose pas d'observateurs")
+        return
+    observers.append(FlagJournal(sync))
+
+
+class FlagJournal:
+    def __init__(self, sync: DossierSync) -> None:
+        self.sync = sync
+
+    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
+                          assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+        label = getattr(kind, "label", str(kind))
+        when = _paris(at_ms)
+        text = f"Signalement « {label} » par {by} le {when}"
+        if assignee:
+            text += f", à traiter par {assignee}"
+        if motif:
+            text += f" : {motif}"
+        await self._write(room_id, text, by, command_event_id, "flag-raised")
+
+    async def flag_cleared(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
+                           command_event_id: str) -> None:  # fmt: skip
+        label = getattr(kind, "label", str(kind))
+        when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
+        await self._write(room_id, f"Signalement « {label} » levé par {by} le {when}", by,
+                          command_event_id, "flag-cleared")  # fmt: skip
+
+    async def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str) -> None:
+        if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(room_id):
+            return
+        self.sync.outbox.enqueue(
+            idempotency_key(event_id, purpose), "notebook.add",
+            {"kind": "signalement", "text": text, "actor": by, "room_id": room_id},
+        )  # fmt: skip
+        self.sync.worker.wake()
+
+
+def hook_commands(sync: DossierSync, registry: Any) -> None:
+    """Exports → liaison notebook, through the registry's observers when it has some."""
+    observers = getattr(registry, "observers", None)
+    if not isinstance(observers, list):
+        log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")
+        return
+
+    async def observe(ctx: Any, command: Any, values: Mapping[str, Any]) -> None:
+        if command.name != "export":
+            return
+        room_id = ctx.room_id
+        if room_id not in sync.bridge.patient_rooms and not sync.store.patient_of(room_id):
+            return
+        options = values.get("options") or "toute la conversation"
+        text = f"Export PDF de la conversation demandé par {ctx.sender} le {_paris(ctx.origin_server_ts)} ({options})"
+        sync.outbox.enqueue(
+            idempotency_key(ctx.event_id, "export"), "notebook.add",
+            {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
+        )  # fmt: skip
+        sync.worker.wake()
+
+    observers.append(observe)
+
+
+def _paris(at_ms: int) -> str:
+    from bots.flags.model import format_paris
+
+    return format_paris(at_ms or int(datetime.now(UTC).timestamp() * 1000))
+
+
+# ---------------------------------------------------------------------------- transcript
+class TranscriptSender:
+    """The history of a room as a PDF (the export engineer's rendering) in a direct chat."""
+
+    def __init__(self, client: AsyncClient, io: MatrixIO, homeserver_url: str) -> None:
+        self.client = client
+        self.io = io
+        self.homeserver_url = homeserver_url
+
+    async def send(self, room_id: str, invitee: str, dm_room_id: str) -> None:
+        from bots.commands.export import export_filename, room_label
+        from bots.export.history import HistoryRequest, fetch_history
+        from bots.export.media import MediaFetcher
+        from bots.export.pdf import render_transcript
+        from bots.export.transcript import TranscriptHeader
+
+        now = datetime.now(UTC)
+        with tempfile.TemporaryDirectory(prefix="cercle-histoire-") as tmp:
+            directory = Path(tmp)
+            async with aiohttp.ClientSession() as session:
+                media = MediaFetcher(session, self.homeserver_url, str(self.client.access_token), directory)
+                history = await fetch_history(self.client, HistoryRequest(room_id), media)
+            label = room_label(self.client, room_id)
+            header = TranscriptHeader(
+                room_label=label,
+                period_label="historique de la conversation avant votre arrivée",
+                exported_by="Cercle (accueil d'un nouveau membre)",
+                exported_at=now,
+                participants=history.participants,
+            )
+            path = directory / "historique.pdf"
+            await asyncio.to_thread(render_transcript, header, history.entries, path)
+            data = path.read_bytes()
+        filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
+        from bots.matrix.io import txn_for
+
+        await self.io.send_file(
+            dm_room_id, data, filename=filename, mimetype="application/pdf",
+            txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),
+            body=f"Historique de la conversation « {label} » (PDF)",
+        )  # fmt: skip
+        text = (f"Vous avez été invité(e) dans la conversation « {label} ». Votre application ne "
+                "peut pas recevoir les clés de l'historique : le voici en PDF.")  # fmt: skip
+        await self.io.send_notice(dm_room_id, text, text, txn_id=txn_for(f"history-{room_id}-{invitee}", "note"))
