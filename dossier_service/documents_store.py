@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import unquote
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|\x00')
@@ -101,7 +102,8 @@ def _sniff_text(data: bytes) -> str | None:
 
 def safe_filename(name: str) -> str:
     """The display name of an upload: no path, no control character, at most 255 bytes."""
-    cleaned = unicodedata.normalize("NFC", name).strip()
+    # clients may percent-encode the name (aiohttp does): judge the decoded form
+    cleaned = unicodedata.normalize("NFC", unquote(name)).strip()
     if (
         not cleaned
         or cleaned in (".", "..")
