@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html as _html
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from nio import (
     UploadResponse,
 )
 from nio.crypto.attachments import encrypt_attachment
+from nio.exceptions import GroupEncryptionError
 
 from bots.matrix.trust import MemberDeviceTrust
 
@@ -75,13 +77,19 @@ class MatrixIO:
     async def send(
         self, room_id: str, event_type: str, content: Mapping[str, Any], txn_id: str | None = None
     ) -> str:
-        await self.trust.prepare_room(room_id)
-        try:
-            resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
-        except OlmUnverifiedDeviceError:
-            # a device appeared between the policy and the share: apply the policy again
+        txn_id = txn_id or f"cercle.{uuid.uuid4().hex}"
+        for attempt in range(4):
             await self.trust.prepare_room(room_id)
-            resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+            try:
+                resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+                break
+            except (OlmUnverifiedDeviceError, KeyError, GroupEncryptionError):
+                # Membership moved while the room key was being shared (nio drops the outbound
+                # session on member changes, or a new device appeared): nothing was sent yet,
+                # apply the policy and share again.
+                if attempt == 3:
+                    raise
+                log.info("clé de salon à repartager room=%s (essai %d)", room_id, attempt + 2)
         return str(_check(resp, "room_send", RoomSendResponse).event_id)
 
     async def send_notice(

@@ -1,0 +1,143 @@
+"""Restarts and outages: nothing lost, nothing handled twice; edits and non-members."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bots.config import EscalationConfig
+from tests.bots.conftest import dm_with_bot, patient_room_with
+
+pytestmark = pytest.mark.integration
+
+
+def count(pro, room_id: str, text: str, sender: str) -> int:
+    return sum(1 for b in pro.notices(room_id, sender) if text in b)
+
+
+async def settle(pro, seconds: float = 2.0) -> None:
+    """Sync for a while so that anything the bot would (wrongly) send shows up."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        await pro.sync_once(300)
+
+
+async def test_commands_sent_while_down_are_handled_once_after_restart(bot_factory, pro_factory, synapse):
+    runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.05, max_reminders=1))
+    await runner.start()
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Redémarrage")
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.say(dm, "!aide")
+    await alice.wait_notice(dm, "Commandes du bot Cercle")
+
+    await runner.stop()
+    await alice.say(room_id, "!urgent pendant l'arrêt")
+    await alice.say(dm, "!help flags")
+    await runner.start()  # same data directory: same device, token and ledger
+
+    await bob.wait_notice(room_id, "URGENCE signalée")
+    await alice.wait_notice(dm, "!flags")
+    # the escalation scheduled before a second restart is resumed by the next process
+    await runner.stop()
+    await runner.start()
+    await bob.wait_notice(room_id, "Rappel 1/1", timeout=20)
+    await settle(alice)
+    await settle(bob, 1)
+    assert count(alice, dm, "Commandes du bot Cercle", synapse.bot_user_id) == 1
+    assert count(bob, room_id, "URGENCE signalée", synapse.bot_user_id) == 1
+    assert count(bob, room_id, "Rappel 1/1", synapse.bot_user_id) == 1
+    assert runner.app.client.device_id == runner.config.device_id
+
+
+async def test_replayed_events_after_a_crash_produce_no_duplicates(bot, pro_factory, synapse):
+    """A crash after the replies were sent but before the ledger and the token were saved:
+    the events are handled again, and the homeserver drops the repeated transactions."""
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Crash")
+    ledger = bot.app.ledger
+    await asyncio.sleep(0.5)
+    token_before = ledger.sync_token()
+    start = alice.mark(room_id)
+    await alice.say(room_id, "!urgent rejouer")
+    notice = await bob.wait_notice(room_id, "URGENCE signalée")
+    await bob.react(room_id, notice.event_id, "✅")
+    await alice.wait_notice(room_id, "Urgence prise en compte", start=start)
+    await alice.say(room_id, "!aide vu")
+    await alice.wait_notice(room_id, "!vu", start=start)
+
+    await bot.kill()
+    # simulate the crash: forget the handling and the token
+    db = __import__("sqlite3").connect(bot.config.ledger_path)
+    db.execute("DELETE FROM handled_events WHERE room_id=?", (room_id,))
+    db.execute("UPDATE sync_state SET value=? WHERE key='next_batch'", (token_before,))
+    db.commit()
+    db.close()
+    await bot.start()
+    await settle(alice, 4)
+    bot_notices = alice.notices(room_id, synapse.bot_user_id)
+    assert sum("URGENCE signalée" in b for b in bot_notices) == 1
+    assert sum("Urgence prise en compte" in b for b in bot_notices) == 1
+    assert sum("!vu" in b and "accuse réception" in b for b in bot_notices) == 1
+
+
+async def test_abrupt_stop_in_the_middle_loses_nothing(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    words = ["urgent", "demande", "atraiter", "fait", "vu", "flags", "patient", "inviter"]
+    for word in words:
+        await alice.say(dm, f"!aide {word}")
+    await alice.wait_notice(dm, "!urgent [motif]")
+    await bot.kill()
+    await bot.start()
+    for word in words:
+        await alice.wait_notice(dm, f"!{word}")
+    await settle(alice, 3)
+    bodies = alice.notices(dm, synapse.bot_user_id)
+    assert len(bodies) == len(words), bodies
+    assert len(set(bodies)) == len(words)
+
+
+async def test_homeserver_restarted_under_the_bot(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await asyncio.to_thread(synapse.restart)
+    await alice.say(dm, "!aide")
+    await alice.wait_notice(dm, "Commandes du bot Cercle", timeout=60)
+    await alice.say(dm, "!aide urgent")
+    await alice.wait_notice(dm, "!urgent [motif]", timeout=30)
+
+
+async def test_edits_and_non_members_and_unknown_commands(bot_factory, pro_factory, synapse):
+    runner = bot_factory()
+    await runner.start()
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Membres")
+    start = alice.mark(room_id)
+    first = await alice.say(room_id, "!aide fait")
+    await alice.wait_notice(room_id, "!fait [quoi]", start=start)
+    await alice.say(
+        room_id,
+        "* !aide vu",
+        {
+            "msgtype": "m.text",
+            "body": "* !aide vu",
+            "m.new_content": {"msgtype": "m.text", "body": "!aide vu"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+        },
+    )
+    await alice.say(room_id, "!nimportequoi")
+    await alice.wait_notice(room_id, "Commande inconnue : « !nimportequoi »", start=start)
+
+    # bob sends a command while the bot is away, then leaves: not a member when it is handled
+    await runner.stop()
+    await bob.say(room_id, "!urgent parti")
+    await bob.client.room_leave(room_id)
+    await runner.start()
+    await alice.wait_notice(room_id, "réservée aux membres", start=start)
+    await settle(alice, 2)
+    bodies = alice.notices(room_id, synapse.bot_user_id)[-4:]
+    assert not any("URGENCE" in b for b in bodies)
+    assert not any("accuse réception de l'urgence" in b for b in bodies)  # the edit was ignored
