@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .normalize import joined, name_tokens, sort_key
+from .normalize import joined, pair_tokens, sort_key
 from .rpps_format import Activity, FormatError, Layout, LineError, PersonLine
 from .store import BULK_INDEXES
 
@@ -324,9 +324,8 @@ def _activity_rows(pid: int, group: _Group) -> list[tuple[object, ...]]:
 
 def _key_rows(pid: int, group: _Group, first_seq: int) -> list[tuple[object, ...]]:
     p = group.first
-    tokens = name_tokens(p.last_name, p.first_name)
-    emails = {a.email for a in group.activities if a.email}
-    tokens.extend(sorted(emails))
+    tokens = list(pair_tokens(p.last_name, p.first_name))
+    tokens.extend(sorted({f"{a.email} " for a in group.activities if a.email}))
     rows: list[tuple[object, ...]] = []
     seq = first_seq
     for place in _place_rows(group):

@@ -51,5 +51,18 @@ def name_tokens(*names: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
+def pair_tokens(last_name: str, first_name: str) -> tuple[str, ...]:
+    """Search keys of a person: each name token followed by the other name, joined.
+
+    "GARCIA-LOPEZ", "JEAN-PIERRE" -> "garcia jeanpierre", "lopez jeanpierre",
+    "garcialopez jeanpierre", "jean garcialopez", "pierre garcialopez",
+    "jeanpierre garcialopez"."""
+    last, first = joined(last_name), joined(first_name)
+    out = [f"{t} {first}" for t in name_tokens(last_name)]
+    out.extend(f"{t} {last}" for t in name_tokens(first_name))
+    return tuple(dict.fromkeys(out))
+
+
 def sort_key(nom: str, prenom: str) -> str:
     return f"{joined(nom)} {joined(prenom)}"

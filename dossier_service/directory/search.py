@@ -248,14 +248,30 @@ class Directory:
         if query.identifiers:
             yield from emit(self._by_identifier(query), True, None)
             return
+        if len(terms) >= 2:
+            # "martin marie" / "marie martin": one range of the pair keys, both orders
+            first, second, rest = terms[0], terms[1], list(terms[2:])
+            pairs = [f"{first} {second}", f"{second} {first}"]
+            found = False
+            for exact in (True, False):
+                for restrict in ((linked, True), (None, False)) if linked else ((None, False),):
+                    for pair in pairs:
+                        span = (pair, pair) if exact else (pair + "\x00", pair + _TOP)
+                        for hit in emit(self._by_name(query, span, rest, restrict[0]), exact,
+                                        restrict[1]):
+                            found = True
+                            yield hit
+            if found:
+                return
         if terms:
             driver = terms[0] if len(terms) == 1 else min(terms, key=self._spread)
             others = [t for t in terms if t != driver]
-            for exact in (True, False):
+            exact_span = (driver + " ", driver + "!")
+            prefix_span = (driver + "!", driver + _TOP)
+            for exact, span in ((True, exact_span), (False, prefix_span)):
                 if linked:
-                    yield from emit(self._by_name(query, driver, others, exact, linked),
-                                    exact, True)
-                yield from emit(self._by_name(query, driver, others, exact, None), exact, False)
+                    yield from emit(self._by_name(query, span, others, linked), exact, True)
+                yield from emit(self._by_name(query, span, others, None), exact, False)
             return
         if linked:
             yield from emit(self._by_filters(query, linked), False, True)
@@ -268,15 +284,16 @@ class Directory:
             "LIMIT 5000)", (term, term + _TOP),
         ).fetchone()[0])
 
-    def _by_name(self, query: ParsedQuery, driver: str, others: list[str], exact: bool,
+    def _by_name(self, query: ParsedQuery, span: tuple[str, str], others: list[str],
                  restrict: set[int] | None) -> Iterable[tuple[int]]:
+        """Keys whose token is in ``span`` (``(x, x)`` = equal to x; else lo <= t < hi)."""
         f = self._key_filters(query, "k")
-        if exact:
+        if span[0] == span[1]:
             where = ["k.token = ?"]
-            args: list[Any] = [driver]
+            args: list[Any] = [span[0]]
         else:
-            where = ["k.token > ?", "k.token < ?"]
-            args = [driver, driver + _TOP]
+            where = ["k.token >= ?", "k.token < ?"]
+            args = [span[0], span[1]]
         for other in others:
             where.append(
                 "EXISTS (SELECT 1 FROM search_key o WHERE o.professional_id = k.professional_id "

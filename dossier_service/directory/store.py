@@ -4,7 +4,8 @@ Default file ``<var>/annuaire/annuaire.db`` (config ``annuaire.database``). The
 national extract is imported into ``professional`` / ``activity``; ``search_key`` holds one
 row per (name token x place of practice) so that a name prefix together with a place,
 profession or specialty is one range scan of a covering index; ``commune`` is the gazetteer
-the query parser uses; ``account_link``, ``account_request``, ``activation`` and ``audit``
+the query parser uses. A key's token is "<name token> <the other name>" ("martin marie",
+"marie martin"): one range scan answers "martin", "mar", "martin marie" and "marie mart". ``account_link``, ``account_request``, ``activation`` and ``audit``
 belong to account requests.
 """
 
@@ -21,12 +22,8 @@ SCHEMA_VERSION = 1
 BULK_INDEXES = {
     "ix_key_token": "CREATE INDEX IF NOT EXISTS ix_key_token ON search_key("
     "token, dept, commune_code, postcode, profession_code, specialty_code, mode_code)",
-    "ix_key_place": "CREATE INDEX IF NOT EXISTS ix_key_place ON search_key("
-    "dept, token, commune_code, postcode, profession_code, specialty_code, mode_code)",
     "ix_activity_place": "CREATE INDEX IF NOT EXISTS ix_activity_place ON activity("
     "dept, profession_code, commune_code, postcode, specialty_code, mode_code, professional_id)",
-    "ix_activity_profession": "CREATE INDEX IF NOT EXISTS ix_activity_profession ON activity("
-    "profession_code, specialty_code, dept, mode_code, professional_id)",
 }
 
 _SCHEMA_V1 = """

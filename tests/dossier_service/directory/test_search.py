@@ -98,3 +98,17 @@ def test_nothing_and_identifier(sample_directory: Directory) -> None:
     hit = sample_directory.search("10000000008").hits[0]
     assert hit.national_id == "810000000008"
     assert hit.display_name == "BOYER Raphael — Infirmier, Narbonne"
+
+
+def test_first_and_last_name_in_any_order(sample_directory: Directory) -> None:
+    a = sample_directory.search("thomas jean-pierre", per_page=50)
+    b = sample_directory.search("Jean-Pierre THOMAS", per_page=50)
+    assert a.total == b.total > 0
+    assert {(h.last_name, h.first_name) for h in a.hits} == {("THOMAS", "JEAN-PIERRE")}
+    # a prefix of the first name after the full surname, and a prefix of both (fallback path)
+    c = sample_directory.search("thomas jean", per_page=50)
+    assert {h.national_id for h in a.hits} <= {h.national_id for h in c.hits}
+    assert all(h.first_name.startswith("JEAN") or h.last_name.startswith("JEAN")
+               for h in c.hits)
+    d = sample_directory.search("thom jean-p", per_page=50)
+    assert {h.national_id for h in d.hits} == {h.national_id for h in a.hits}
