@@ -1,0 +1,167 @@
+"""The dossier client, the outbox and the feed consumer against the real dossier service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bots.dossier_client import DossierClient
+from bots.outbox import (
+    DONE,
+    PENDING,
+    Outbox,
+    OutboxItem,
+    OutboxWorker,
+    Refused,
+    Unavailable,
+    idempotency_key,
+    open_outbox_database,
+)
+from bots.sync.feed import FeedConsumer
+from bots.sync.store import SyncStore
+
+COORD = "@coord:cercle.test"
+NURSE = "@nurse:cercle.test"
+
+
+async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
+    created = await client.create_patient(room_id=room, label="Mme A.", coordinator=COORD, key="k-create")
+    return str(created["id"])
+
+
+async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) -> None:
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
+    try:
+        pid = await new_file(client)
+        again = await client.create_patient(room_id="!room:cercle.test", label="Mme A.",
+                                            coordinator=COORD, key="k-create")  # fmt: skip
+        assert again["id"] == pid
+        assert (await client.patient_by_room("!room:cercle.test") or {})["id"] == pid
+        for _ in range(2):
+            await client.add_notebook_entry(pid, kind="transmission", text="Pansement refait",
+                                            actor=NURSE, key="k-note")  # fmt: skip
+        entries = [e for e in await client.notebook(pid) if e["text"] == "Pansement refait"]
+        assert len(entries) == 1 and entries[0]["author"] == NURSE and entries[0]["kind"] == "transmission"
+        assert entries[0]["source"] == "matrix"
+        for _ in range(2):
+            await client.upload_document(pid, category="ordonnance", filename="ordo.pdf",
+                                         data=b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+                                         actor=NURSE, key="k-doc")  # fmt: skip
+        docs = await client.documents(pid)
+        assert [(d["category"], d["filename"]) for d in docs] == [("ordonnance", "ordo.pdf")]
+        task = await client.create_task(pid, label="Renouveler", type="Coordination", assignees=[NURSE],
+                                        due_date=None, actor=COORD, key="k-task")  # fmt: skip
+        assert [t["id"] for t in await client.open_tasks(pid)] == [task["id"]]
+        await client.set_task_state(task["id"], "fait", actor=NURSE, key="k-done")
+        assert await client.open_tasks(pid) == []
+        members = await client.circle(pid)
+        assert [(m["matrix_user_id"], m["role"]) for m in members] == [(COORD, "coordinateur")]
+        assert "ordonnance" in await client.document_categories()
+        events = await client.events(0)
+        types = [e["type"] for e in events]
+        assert types[0] == "patient.created" and "document.added" in types and "task.assigned" in types
+        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+        with pytest.raises(Refused) as refused:
+            await client.upload_document(pid, category="inconnue", filename="x.pdf", data=b"%PDF-1.4",
+                                         actor=NURSE, key="k-bad")  # fmt: skip
+        assert refused.value.status == 400 and refused.value.errcode == "M_INVALID_PARAM"
+        assert await client.get_patient("P-NOPE") is None
+    finally:
+        await client.close()
+
+
+async def test_unreachable_dossier_is_unavailable(dossier_server: Any) -> None:
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token, timeout_seconds=2)
+    await dossier_server.stop()
+    try:
+        with pytest.raises(Unavailable):
+            await client.events(0)
+    finally:
+        await client.close()
+
+
+async def test_outbox_survives_a_dossier_outage_and_writes_once(
+    dossier_server: Any, tmp_path: Path
+) -> None:
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token, timeout_seconds=2)
+    pid = await new_file(client)
+    box = Outbox(open_outbox_database(tmp_path / "o.sqlite3"), tmp_path / "blobs")
+    delivered: list[str] = []
+
+    async def deliver(item: OutboxItem) -> Mapping[str, Any]:
+        entry = await client.add_notebook_entry(pid, kind="note", text=item.payload["text"],
+                                                actor=NURSE, key=item.key)  # fmt: skip
+        delivered.append(item.key)
+        return {"id": entry["id"]}
+
+    worker = OutboxWorker(box, deliver, idle_seconds=0.2)
+    runner = asyncio.create_task(worker.run())
+    try:
+        await dossier_server.stop()
+        items = [
+            await worker.submit(idempotency_key(f"$ev{n}", "note"), "notebook.add",
+                                {"text": f"note {n}"}, wait_seconds=0.3)  # fmt: skip
+            for n in range(3)
+        ]
+        assert [i.status for i in items] == [PENDING] * 3
+        # the same room event delivered twice while down: still one item
+        await worker.submit(idempotency_key("$ev1", "note"), "notebook.add", {"text": "note 1"},
+                            wait_seconds=0.1)  # fmt: skip
+        assert box.pending_count() == 3
+        await dossier_server.start()
+        worker.wake()
+        for _ in range(100):
+            if box.pending_count() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert box.pending_count() == 0
+        assert all((box.get(i.key) or i).status == DONE for i in items)
+        texts = [e["text"] for e in await client.notebook(pid) if e["text"].startswith("note ")]
+        assert sorted(texts) == ["note 0", "note 1", "note 2"]
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await client.close()
+
+
+async def test_feed_resumes_after_a_crash_without_loss_or_double(
+    dossier_server: Any, tmp_path: Path
+) -> None:
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
+    try:
+        pid = await new_file(client)
+        for n in range(6):
+            await client.create_task(pid, label=f"tâche {n}", type="Coordination", assignees=[NURSE],
+                                     due_date=None, actor=COORD, key=f"t{n}")  # fmt: skip
+        expected = [e["seq"] for e in await client.events(0)]
+        assert len(expected) == 7
+        conn = open_outbox_database(tmp_path / "sync.sqlite3")
+        completed: list[int] = []
+        crash_at = expected[3]
+
+        async def crashing(event: Mapping[str, Any]) -> None:
+            if event["seq"] == crash_at:
+                raise asyncio.CancelledError  # the process dies in the middle of this event
+            completed.append(int(event["seq"]))
+
+        first = FeedConsumer(client, SyncStore(conn), crashing)
+        with pytest.raises(asyncio.CancelledError):
+            await first.run_once()
+        assert completed == expected[:3]
+        # restart: a new store on the same file, the handler now works
+        conn.close()
+        store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
+        assert store.cursor() == expected[2]
+
+        async def working(event: Mapping[str, Any]) -> None:
+            completed.append(int(event["seq"]))
+
+        assert await FeedConsumer(client, store, working).run_once() == 4
+        assert completed == expected  # each exactly once, in order
+        assert await FeedConsumer(client, store, working).run_once() == 0
+    finally:
+        await client.close()
