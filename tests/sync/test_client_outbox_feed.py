@@ -104,7 +104,7 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
         await dossier_server.stop()
         items = [
             await worker.submit(idempotency_key(f"$ev{n}", "note"), "notebook.add",
-                                {"text": f"note {n}"}, wait_seconds=0.3)  # fmt: skip
+                                {"text": f"note {n}"}, wait_seconds=0.3)
             for n in range(3)
         ]
         assert [i.status for i in items] == [PENDING] * 3
