@@ -31,8 +31,13 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
     )
     async def urgent(ctx: CommandContext, motif: str | None) -> None:
         await flags.raise_flag(
-            ctx.room_id, FlagKind.URGENT, by=ctx.sender, at_ms=ctx.origin_server_ts,
-            motif=motif, assignee=None, command_event_id=ctx.event_id,
+            ctx.room_id,
+            FlagKind.URGENT,
+            by=ctx.sender,
+            at_ms=ctx.origin_server_ts,
+            motif=motif,
+            assignee=None,
+            command_event_id=ctx.event_id,
         )
 
     @registry.command(
@@ -45,8 +50,13 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
     )
     async def demande(ctx: CommandContext, motif: str | None) -> None:
         await flags.raise_flag(
-            ctx.room_id, FlagKind.REQUEST, by=ctx.sender, at_ms=ctx.origin_server_ts,
-            motif=motif, assignee=None, command_event_id=ctx.event_id,
+            ctx.room_id,
+            FlagKind.REQUEST,
+            by=ctx.sender,
+            at_ms=ctx.origin_server_ts,
+            motif=motif,
+            assignee=None,
+            command_event_id=ctx.event_id,
         )
 
     @registry.command(
@@ -59,8 +69,13 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
     )
     async def atraiter(ctx: CommandContext, qui: str | None, motif: str | None) -> None:
         await flags.raise_flag(
-            ctx.room_id, FlagKind.TODO, by=ctx.sender, at_ms=ctx.origin_server_ts,
-            motif=motif, assignee=qui, command_event_id=ctx.event_id,
+            ctx.room_id,
+            FlagKind.TODO,
+            by=ctx.sender,
+            at_ms=ctx.origin_server_ts,
+            motif=motif,
+            assignee=qui,
+            command_event_id=ctx.event_id,
         )
 
     @registry.command(

@@ -74,7 +74,11 @@ def patient_room_request(
                 "state_key": "",
                 "content": {"history_visibility": "shared"},
             },
-            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            {
+                "type": "m.room.guest_access",
+                "state_key": "",
+                "content": {"guest_access": "forbidden"},
+            },
             {"type": PATIENT_STATE, "state_key": "", "content": {"id": pseudonym, "version": 1}},
         ],
         # Room version 12 (Synapse's default): the bot, creator, has unlimited power and
@@ -162,9 +166,13 @@ def register(
             await io.invite(ctx.room_id, utilisateur)
         except MatrixRequestError as exc:
             if exc.errcode in ("M_NOT_FOUND", "M_UNKNOWN", "M_BAD_STATE") or exc.status == 404:
-                raise UserError(f"Impossible d'inviter {utilisateur} : compte introuvable.") from None
+                raise UserError(
+                    f"Impossible d'inviter {utilisateur} : compte introuvable."
+                ) from None
             if exc.errcode == "M_FORBIDDEN":
-                raise UserError(f"L'invitation de {utilisateur} a été refusée par le serveur.") from None
+                raise UserError(
+                    f"L'invitation de {utilisateur} a été refusée par le serveur."
+                ) from None
             raise
         plain = f"{utilisateur} a été invité(e) dans ce salon par {ctx.sender}."
         body = f"{mention_html(utilisateur)} a été invité(e) dans ce salon par {mention_html(ctx.sender)}."

@@ -160,9 +160,7 @@ class PowerLevels:
     admin: int
 
 
-def access_refusal(
-    where: Where, power: Power, facts: RoomFacts, levels: PowerLevels
-) -> str | None:
+def access_refusal(where: Where, power: Power, facts: RoomFacts, levels: PowerLevels) -> str | None:
     """Pure: the French refusal for this sender in this room, or None when allowed."""
     if not facts.sender_is_member:
         return "Commande réservée aux membres de ce salon."
@@ -308,7 +306,8 @@ class CommandRegistry:
         text = text.strip()
         if not text.startswith(self.prefix):
             return None
-        first, rest = _split_first(text[len(self.prefix) :])
+        word, rest = _split_first(text)
+        first = word[len(self.prefix) :]
         candidates = self._by_word.get(first.lower())
         if not first or not candidates:
             return None
@@ -353,7 +352,9 @@ class CommandRegistry:
         else:
             commands = self._commands
         plain_lines = ["Commandes du bot Cercle :"] if not word else []
-        html_lines = ["<p><strong>Commandes du bot Cercle</strong></p><ul>"] if not word else ["<ul>"]
+        html_lines = (
+            ["<p><strong>Commandes du bot Cercle</strong></p><ul>"] if not word else ["<ul>"]
+        )
         for c in commands:
             english = c.english(self.prefix)
             alias = f" (en anglais : {english})" if english else ""
@@ -385,7 +386,7 @@ class CommandRegistry:
             await ctx.reply(plain, body)
             return True
         if parsed is None:
-            word = _split_first(text.strip()[len(self.prefix) :])[0][:40]
+            word = _split_first(text)[0][len(self.prefix) :][:40]
             if not word:
                 return False
             msg = f"Commande inconnue : « {self.prefix}{word} ». Tapez {self.prefix}aide pour la liste."

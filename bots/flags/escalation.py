@@ -59,7 +59,9 @@ class EscalationStore:
         self._db = conn
         self._db.executescript(_SCHEMA)
 
-    def start(self, room_id: str, flagger: str, raised_at_ms: int, first_at_ms: int, notice: str) -> None:
+    def start(
+        self, room_id: str, flagger: str, raised_at_ms: int, first_at_ms: int, notice: str
+    ) -> None:
         self._db.execute("DELETE FROM urgent_notices WHERE room_id=?", (room_id,))
         self._db.execute(
             "INSERT INTO escalations(room_id, flagger, raised_at_ms, next_at_ms, state) "
@@ -154,7 +156,9 @@ class Escalator:
     def start(self, room_id: str, flagger: str, raised_at_ms: int, notice_event_id: str) -> None:
         if self.max_reminders <= 0:
             return
-        self.store.start(room_id, flagger, raised_at_ms, raised_at_ms + self.interval_ms, notice_event_id)
+        self.store.start(
+            room_id, flagger, raised_at_ms, raised_at_ms + self.interval_ms, notice_event_id
+        )
         self._wake.set()
 
     def acknowledge(self, room_id: str, by: str, at_ms: int) -> None:

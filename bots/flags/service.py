@@ -60,9 +60,7 @@ class FlagService:
         room = self.client.rooms.get(room_id)
         if room is None:
             return []
-        return [
-            u for u in room.users if u not in room.invited_users and u != self.client.user_id
-        ]
+        return [u for u in room.users if u not in room.invited_users and u != self.client.user_id]
 
     def _name(self, user_id: str, room_id: str) -> str:
         room = self.client.rooms.get(room_id)
@@ -115,8 +113,15 @@ class FlagService:
         if kind is FlagKind.URGENT:
             self.escalator.start(room_id, by, at_ms, notice_id)
         for observer in self.observers:
-            await observer.flag_raised(room_id, kind, by=by, at_ms=at_ms, motif=motif,
-                                       assignee=assignee, command_event_id=command_event_id)
+            await observer.flag_raised(
+                room_id,
+                kind,
+                by=by,
+                at_ms=at_ms,
+                motif=motif,
+                assignee=assignee,
+                command_event_id=command_event_id,
+            )
 
     async def clear_flag(
         self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
@@ -136,7 +141,9 @@ class FlagService:
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
         for observer in self.observers:
-            await observer.flag_cleared(room_id, cleared.kind, by=by, command_event_id=command_event_id)
+            await observer.flag_cleared(
+                room_id, cleared.kind, by=by, command_event_id=command_event_id
+            )
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False
@@ -155,7 +162,9 @@ class FlagService:
         self.escalator.acknowledge(room_id, by, at_ms)
         who = self._name(by, room_id)
         flagger = self._name(flag.by, room_id)
-        plain = f"👀 Urgence prise en compte par {who} ({format_paris(at_ms)}). Signalée par {flagger}."
+        plain = (
+            f"👀 Urgence prise en compte par {who} ({format_paris(at_ms)}). Signalée par {flagger}."
+        )
         body = (
             f"👀 Urgence prise en compte par {mention_html(by, who)} "
             f"({html.escape(format_paris(at_ms))}). Signalée par {mention_html(flag.by, flagger)}."
@@ -165,12 +174,16 @@ class FlagService:
         )
         return True
 
-    async def on_reaction(self, room_id: str, *, sender: str, reacts_to: str, at_ms: int, event_id: str) -> None:
+    async def on_reaction(
+        self, room_id: str, *, sender: str, reacts_to: str, at_ms: int, event_id: str
+    ) -> None:
         if not self.escalator.is_urgent_notice(room_id, reacts_to):
             return
         if sender not in self.joined_members(room_id):
             return
-        await self.acknowledge(room_id, by=sender, at_ms=at_ms, source_event_id=event_id, quiet=True)
+        await self.acknowledge(
+            room_id, by=sender, at_ms=at_ms, source_event_id=event_id, quiet=True
+        )
 
     async def on_members_changed(self, room_id: str) -> None:
         content = self.cache.flags.get(room_id)

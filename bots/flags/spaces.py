@@ -55,7 +55,9 @@ TOPICS = {
 
 
 class FolderSpaces:
-    def __init__(self, io: MatrixIO, conn: sqlite3.Connection, *, bot_user_id: str, server_name: str) -> None:
+    def __init__(
+        self, io: MatrixIO, conn: sqlite3.Connection, *, bot_user_id: str, server_name: str
+    ) -> None:
         self.io = io
         self._db = conn
         self._db.executescript(_SCHEMA)
@@ -90,7 +92,10 @@ class FolderSpaces:
             for user_id in sorted(wanted - current.keys()):
                 space_id = await self._ensure_space(user_id, kind)
                 await self.io.put_state(
-                    space_id, "m.space.child", {"via": [self.server_name], "suggested": False}, room_id
+                    space_id,
+                    "m.space.child",
+                    {"via": [self.server_name], "suggested": False},
+                    room_id,
                 )
                 self._db.execute(
                     "INSERT INTO folder_links(space_id, room_id, user_id, kind) VALUES(?,?,?,?) "
@@ -116,8 +121,16 @@ class FolderSpaces:
                 topic=TOPICS[kind],
                 invite=[user_id],
                 initial_state=[
-                    {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
-                    {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}},
+                    {
+                        "type": "m.room.join_rules",
+                        "state_key": "",
+                        "content": {"join_rule": "invite"},
+                    },
+                    {
+                        "type": "m.room.history_visibility",
+                        "state_key": "",
+                        "content": {"history_visibility": "joined"},
+                    },
                 ],
                 power_level_override={
                     "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
@@ -135,6 +148,8 @@ class FolderSpaces:
 
     def linked_any(self, room_id: str) -> bool:
         return (
-            self._db.execute("SELECT 1 FROM folder_links WHERE room_id=? LIMIT 1", (room_id,)).fetchone()
+            self._db.execute(
+                "SELECT 1 FROM folder_links WHERE room_id=? LIMIT 1", (room_id,)
+            ).fetchone()
             is not None
         )

@@ -55,13 +55,17 @@ def _check(resp: Any, operation: str, ok: type | tuple[type, ...]) -> Any:
     if isinstance(resp, ok):
         return resp
     if isinstance(resp, ErrorResponse):
-        status = getattr(resp.transport_response, "status", None) if resp.transport_response else None
+        status = (
+            getattr(resp.transport_response, "status", None) if resp.transport_response else None
+        )
         raise MatrixRequestError(operation, resp.status_code, status)
     raise MatrixRequestError(operation, None)
 
 
 def mention_html(user_id: str, name: str | None = None) -> str:
-    return f'<a href="https://matrix.to/#/{_html.escape(user_id)}">{_html.escape(name or user_id)}</a>'
+    return (
+        f'<a href="https://matrix.to/#/{_html.escape(user_id)}">{_html.escape(name or user_id)}</a>'
+    )
 
 
 def room_link(room_id: str, server_name: str) -> str:
@@ -154,7 +158,9 @@ class MatrixIO:
         return await self.send(room_id, "m.room.message", content, txn_id)
 
     # -- state --
-    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
+    async def get_state(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
         resp = await self.client.room_get_state_event(room_id, event_type, state_key)
         if isinstance(resp, RoomGetStateEventError) and resp.status_code == "M_NOT_FOUND":
             return None

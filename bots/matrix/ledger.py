@@ -89,7 +89,11 @@ class EventLedger:
         )
 
     def count_done(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM handled_events WHERE status='done'").fetchone()[0])
+        return int(
+            self._db.execute("SELECT count(*) FROM handled_events WHERE status='done'").fetchone()[
+                0
+            ]
+        )
 
     def prune(self, older_than_ms: int) -> None:
         self._db.execute("DELETE FROM handled_events WHERE updated_at < ?", (older_than_ms,))
@@ -112,7 +116,9 @@ class EventLedger:
         self._db.execute("DELETE FROM room_joins WHERE room_id=?", (room_id,))
 
     # -- events waiting for their room key --
-    def add_undecrypted(self, event_id: str, room_id: str, session_id: str, source: dict[str, Any]) -> bool:
+    def add_undecrypted(
+        self, event_id: str, room_id: str, session_id: str, source: dict[str, Any]
+    ) -> bool:
         cur = self._db.execute(
             "INSERT INTO undecrypted_events(event_id, room_id, session_id, source, first_seen) "
             "VALUES(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -46,7 +46,11 @@ class StoredSession:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(
-                {"user_id": self.user_id, "device_id": self.device_id, "access_token": self.access_token},
+                {
+                    "user_id": self.user_id,
+                    "device_id": self.device_id,
+                    "access_token": self.access_token,
+                },
                 fh,
             )
         os.replace(tmp, path)
@@ -97,7 +101,9 @@ async def open_session(config: BotConfig, *, password: str, pickle_key: str) -> 
             client.restore_login(stored.user_id, stored.device_id, stored.access_token)
             who = await client.whoami()
             if isinstance(who, WhoamiError) and who.status_code in ("M_UNKNOWN_TOKEN",):
-                log.warning("jeton du bot révoqué : nouvelle connexion sur l'appareil %s", device_id)
+                log.warning(
+                    "jeton du bot révoqué : nouvelle connexion sur l'appareil %s", device_id
+                )
                 await _login(client, config, password, device_id)
             elif isinstance(who, WhoamiError):
                 raise SessionError(f"le serveur refuse la session du bot ({who.status_code})")

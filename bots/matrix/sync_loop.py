@@ -252,7 +252,9 @@ class SyncLoop:
         queue = self._queues.get(room_id)
         if queue is None:
             queue = self._queues[room_id] = asyncio.Queue()
-            self._workers[room_id] = asyncio.create_task(self._worker(queue), name=f"room-{room_id}")
+            self._workers[room_id] = asyncio.create_task(
+                self._worker(queue), name=f"room-{room_id}"
+            )
         return queue
 
     async def _worker(self, queue: asyncio.Queue[_Work]) -> None:

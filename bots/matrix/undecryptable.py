@@ -30,7 +30,9 @@ class UndecryptableEvents:
         self._redeliver = redeliver
 
     def add(self, event: MegolmEvent, room_id: str) -> None:
-        if not self._ledger.add_undecrypted(event.event_id, room_id, event.session_id, event.source):
+        if not self._ledger.add_undecrypted(
+            event.event_id, room_id, event.session_id, event.source
+        ):
             return
         log.warning(
             "événement indéchiffrable event=%s room=%s session=%s : clé demandée",

@@ -29,10 +29,14 @@ from bots.config import BotConfig, EscalationConfig
 def make_bot_config(synapse: Any, data_dir: Path, **overrides: Any) -> BotConfig:
     # one device per data directory: a new crypto store never reuses a device id
     device = "CERCLEBOT" + secrets.token_hex(3).upper()
-    base: dict[str, Any] = {"data_dir": data_dir, "device_id": device, "sync_timeout_ms": 5_000,
-                            "backoff_max_seconds": 2.0,
-                            # one bot identity for the whole test session (as `cercle up` keeps)
-                            "cross_signing_key_path": synapse.var_dir / "bot" / "cross_signing.enc"}
+    base: dict[str, Any] = {
+        "data_dir": data_dir,
+        "device_id": device,
+        "sync_timeout_ms": 5_000,
+        "backoff_max_seconds": 2.0,
+        # one bot identity for the whole test session (as `cercle up` keeps)
+        "cross_signing_key_path": synapse.var_dir / "bot" / "cross_signing.enc",
+    }
     base.update(overrides)
     return BotConfig.from_profile(synapse.profile, **base)
 
@@ -132,12 +136,12 @@ class Pro:
                 raise AssertionError(f"événement attendu non reçu dans {room_id}")
             await self.sync_once()
 
-    async def wait_notice(self, room_id: str, contains: str, timeout: float = 20.0, start: int = 0) -> Any:
+    async def wait_notice(
+        self, room_id: str, contains: str, timeout: float = 20.0, start: int = 0
+    ) -> Any:
         def is_notice(ev: Any) -> bool:
             content = ev.source.get("content", {})
-            return (
-                content.get("msgtype") == "m.notice" and contains in content.get("body", "")
-            )
+            return content.get("msgtype") == "m.notice" and contains in content.get("body", "")
 
         return await self.wait_for(room_id, is_notice, timeout, start)
 
@@ -152,16 +156,24 @@ class Pro:
             and (sender is None or ev.sender == sender)
         ]
 
-    async def create_room(self, *, invite: list[str], name: str | None = None, direct: bool = False) -> str:
+    async def create_room(
+        self, *, invite: list[str], name: str | None = None, direct: bool = False
+    ) -> str:
         resp = await self.client.room_create(
             name=name,
             invite=invite,
             is_direct=direct,
             initial_state=[
-                {"type": "m.room.encryption", "state_key": "",
-                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
-                {"type": "m.room.history_visibility", "state_key": "",
-                 "content": {"history_visibility": "shared"}},
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                },
+                {
+                    "type": "m.room.history_visibility",
+                    "state_key": "",
+                    "content": {"history_visibility": "shared"},
+                },
             ],
         )
         assert isinstance(resp, RoomCreateResponse), resp
@@ -222,7 +234,9 @@ def room_id_in(body: str) -> str:
     return link.split("#/")[1].split("?")[0]
 
 
-async def patient_room_with(alice: Pro, others: list[Pro], bot_user_id: str, label: str = "Suivi test") -> str:
+async def patient_room_with(
+    alice: Pro, others: list[Pro], bot_user_id: str, label: str = "Suivi test"
+) -> str:
     """A patient room created by ``alice`` through the bot, ``others`` invited by `!inviter`."""
     dm = await dm_with_bot(alice, bot_user_id)
     await alice.say(dm, f"!patient nouveau {label}")

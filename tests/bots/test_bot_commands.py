@@ -31,9 +31,15 @@ async def test_patient_room_created_from_direct_chat(bot, pro_factory, synapse):
     dm = await dm_with_bot(alice, synapse.bot_user_id)
     await alice.say(dm, "!patient nouveau Suivi plaie jambe")
     notice = await alice.wait_notice(dm, "Salon patient « Suivi plaie jambe » créé")
-    room_id = next(
-        part for part in notice.source["content"]["body"].split() if part.startswith("https://matrix.to/#/!")
-    ).split("#/")[1].split("?")[0]
+    room_id = (
+        next(
+            part
+            for part in notice.source["content"]["body"].split()
+            if part.startswith("https://matrix.to/#/!")
+        )
+        .split("#/")[1]
+        .split("?")[0]
+    )
     await alice.wait_for(room_id, lambda ev: True, timeout=20)  # invite accepted, timeline seen
     room = alice.client.rooms[room_id]
     assert room.encrypted

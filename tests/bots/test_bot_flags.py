@@ -49,7 +49,9 @@ async def test_urgent_flag_lifecycle(bot, pro_factory, synapse):
     assert content["m.mentions"]["user_ids"] == [bob.user_id]
     assert bob.user_id in content["formatted_body"]
 
-    state = await eventually(lambda: flags_state(alice, room_id), lambda s: "urgent" in s.get("flags", {}))
+    state = await eventually(
+        lambda: flags_state(alice, room_id), lambda s: "urgent" in s.get("flags", {})
+    )
     urgent = state["flags"]["urgent"]
     assert urgent["by"] == alice.user_id and urgent["notice"] == notice.event_id
     assert motif not in str(state) and "motif" not in str(state).lower()
@@ -132,10 +134,14 @@ async def test_request_and_todo_keep_the_room_name(bot, pro_factory, synapse):
     await alice.say(room_id, "!atraiter @pas-un-id")
     await alice.wait_notice(room_id, "n'est pas un identifiant Matrix valide", start=start)
     await alice.say(room_id, "!urgent " + "x" * 501)
-    too_long = await alice.wait_notice(room_id, "Le motif est trop long : 501 caractères", start=start)
+    too_long = await alice.wait_notice(
+        room_id, "Le motif est trop long : 501 caractères", start=start
+    )
     assert "Usage : !urgent [motif]" in too_long.source["content"]["body"]
     await alice.say(room_id, "!fait peutetre")
-    await alice.wait_notice(room_id, "valeur inconnue ; attendu : atraiter, demande ou urgent", start=start)
+    await alice.wait_notice(
+        room_id, "valeur inconnue ; attendu : atraiter, demande ou urgent", start=start
+    )
 
 
 async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory, synapse):

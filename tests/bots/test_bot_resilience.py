@@ -24,7 +24,9 @@ async def settle(pro, seconds: float = 2.0) -> None:
         await pro.sync_once(300)
 
 
-async def test_commands_sent_while_down_are_handled_once_after_restart(bot_factory, pro_factory, synapse):
+async def test_commands_sent_while_down_are_handled_once_after_restart(
+    bot_factory, pro_factory, synapse
+):
     runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.05, max_reminders=1))
     await runner.start()
     alice, bob = await pro_factory(), await pro_factory()
