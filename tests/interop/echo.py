@@ -6,20 +6,21 @@ import asyncio
 import contextlib
 from typing import Any
 
-from nio import AsyncClient, MegolmEvent, RoomMessageText
+from nio import AsyncClient, MegolmEvent, RoomMessageNotice, RoomMessageText
 
 
 class EchoPeer:
-    """Syncs in the background; replies ``écho : <body>`` as an ``m.notice``."""
+    """Syncs in the background; answers each ``m.text`` with ``écho : <body>`` (``m.notice``)."""
 
     def __init__(self, client: AsyncClient, *, reply: bool = True) -> None:
         self.client = client
         self.reply = reply
-        self.received: list[RoomMessageText] = []
+        self.received: list[RoomMessageText | RoomMessageNotice] = []
         self.undecryptable: list[MegolmEvent] = []
         self._pending: list[tuple[str, str]] = []
         self._task: asyncio.Task[None] | None = None
         client.add_event_callback(self._on_text, RoomMessageText)  # type: ignore[arg-type]
+        client.add_event_callback(self._on_notice, RoomMessageNotice)  # type: ignore[arg-type]
         client.add_event_callback(self._on_undecryptable, MegolmEvent)  # type: ignore[arg-type]
 
     async def _on_text(self, room: Any, event: RoomMessageText) -> None:
@@ -28,6 +29,10 @@ class EchoPeer:
         self.received.append(event)
         if self.reply:
             self._pending.append((room.room_id, event.body))
+
+    async def _on_notice(self, room: Any, event: RoomMessageNotice) -> None:
+        if event.sender != self.client.user_id:
+            self.received.append(event)  # recorded, never answered (no notice ping-pong)
 
     async def _on_undecryptable(self, room: Any, event: MegolmEvent) -> None:
         self.undecryptable.append(event)
