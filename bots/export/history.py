@@ -12,11 +12,13 @@ member, under the last shown message they read).  Attachments are fetched by
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from nio import AsyncClient, MegolmEvent, MessageDirection, RoomContextError, RoomMessagesError
 
@@ -117,7 +119,8 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
             kept = {id(d) for d in drafts}
             by_id = {k: v for k, v in by_id.items() if id(v) in kept}
             order = {k: i - offset for k, i in order.items() if i >= offset}
-    _place_receipts(client, request.room_id, drafts, order, names)
+    receipts = await read_receipts(client, request.room_id)
+    _place_receipts(client.user_id, receipts, drafts, order, names)
     entries = await _entries(client, request, drafts, by_id, names, media)
     participants = tuple(
         Participant(user_id, name) for user_id, name in sorted(
@@ -263,15 +266,54 @@ def _flag_change(before: RoomFlags, after: RoomFlags) -> str:
     return text[0].upper() + text[1:]
 
 
-def _place_receipts(client: AsyncClient, room_id: str, drafts: list[_Draft],
-                    order: Mapping[str, int], names: Mapping[str, str]) -> None:
-    room = client.rooms.get(room_id)
-    if room is None:
-        return
-    for user_id, receipt in getattr(room, "read_receipts", {}).items():
-        if user_id == client.user_id:
+async def read_receipts(client: AsyncClient, room_id: str) -> dict[str, str]:
+    """The latest public read receipt per member: user id -> event id.
+
+    Read from a one-off filtered initial sync of this room (the server's current view:
+    nio keeps receipts only in memory, so a restarted bot knows none), merged with the
+    receipts the running client has seen since.
+    """
+    latest: dict[str, tuple[int, str]] = {}
+    sync_filter = {
+        "room": {"rooms": [room_id], "timeline": {"limit": 1}, "state": {"types": []},
+                 "ephemeral": {"types": ["m.receipt"]}, "account_data": {"types": []}},
+        "presence": {"types": []}, "account_data": {"types": []},
+    }
+    path = ("/_matrix/client/v3/sync?timeout=0&filter="
+            + quote(json.dumps(sync_filter, separators=(",", ":"))))
+    try:
+        response = await client.send(
+            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"})
+        async with response:
+            body = await response.json() if response.status == 200 else {}
+    except Exception:
+        log.warning("export: receipts unavailable room=%s", room_id)
+        body = {}
+    joined = ((body.get("rooms") or {}).get("join") or {}).get(room_id) or {}
+    for event in (joined.get("ephemeral") or {}).get("events") or []:
+        if event.get("type") != "m.receipt":
             continue
-        index = order.get(receipt.event_id)
+        for event_id, kinds in (event.get("content") or {}).items():
+            for user_id, data in ((kinds or {}).get("m.read") or {}).items():
+                ts = data.get("ts", 0) if isinstance(data, Mapping) else 0
+                if user_id not in latest or ts >= latest[user_id][0]:
+                    latest[user_id] = (int(ts or 0), event_id)
+    room = client.rooms.get(room_id)
+    for user_id, receipt in (getattr(room, "read_receipts", None) or {}).items():
+        ts = int(getattr(receipt, "timestamp", 0) or 0)
+        if user_id not in latest or ts >= latest[user_id][0]:
+            latest[user_id] = (ts, receipt.event_id)
+    return {user_id: event_id for user_id, (_, event_id) in latest.items()}
+
+
+def _place_receipts(own_user_id: str, receipts: Mapping[str, str], drafts: list[_Draft],
+                    order: Mapping[str, int], names: Mapping[str, str]) -> None:
+    """Each member's receipt goes under the last shown message at or before the one read."""
+    for user_id, event_id in sorted(receipts.items(),
+                                    key=lambda item: names.get(item[0], item[0]).lower()):
+        if user_id == own_user_id:
+            continue
+        index = order.get(event_id)
         while index is not None and index >= 0 and drafts[index].kind is EntryKind.EVENT:
             index -= 1
         if index is None or index < 0 or index >= len(drafts):

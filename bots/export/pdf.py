@@ -37,7 +37,7 @@ FAMILY = "dejavu"
 PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
-IMAGE_MAX_PIXELS = 1200
+IMAGE_MAX_PIXELS = 900  # 120 mm at 190 dpi: print quality, small PDF
 
 _COLORS: Mapping[Tone, tuple[int, int, int]] = {
     Tone.TEXT: (25, 25, 25),

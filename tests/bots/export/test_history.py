@@ -84,6 +84,10 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     assert len([e for e in last_two.entries if e.kind is not EntryKind.EVENT]) == 2
     from_reply = await fetch_history(exporter, HistoryRequest(room_id, from_event_id=gone), None)
     assert from_reply.entries[0].event_id == gone
+    # a restarted bot knows no receipt in memory: they are read from the server
+    exporter.rooms[room_id].read_receipts.clear()
+    again = await fetch_history(exporter, HistoryRequest(room_id, last=1), None)
+    assert again.entries[-1].event_id == last and len(again.entries[-1].seen_by) == 1
     future = await fetch_history(exporter, HistoryRequest(
         room_id, since=datetime(2100, 1, 1, tzinfo=UTC)), None)
     assert future.entries == []
