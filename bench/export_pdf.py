@@ -35,12 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-WORDS = ("patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
+WORDS_TEXT = ("patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
          "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
          "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
          "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
          "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
-         "auxiliaire de vie portage repas — coût 12 € ").split()
+         "auxiliaire de vie portage repas — coût 12 € ")
+WORDS = WORDS_TEXT.split()
 
 
 def message_body(rng: random.Random, i: int) -> dict:
