@@ -128,10 +128,12 @@ def render_life_line(
             "Aucun épisode de parcours pour l'instant.</text>"
         )
     x_today = axis.x(today)
+    near_end = x_today > WIDTH - 90
+    label_x, anchor = (x_today - 3, "end") if near_end else (x_today + 3, "start")
     out.append(
         f'<line class="today" x1="{x_today:.1f}" y1="{TOP - 6}" x2="{x_today:.1f}" '
-        f'y2="{bottom}" /><text class="today-label" x="{x_today + 3:.1f}" y="{bottom + 10}">'
-        "aujourd'hui</text>"
+        f'y2="{bottom}" /><text class="today-label" x="{label_x:.1f}" y="{bottom + 10}" '
+        f'text-anchor="{anchor}">aujourd\'hui</text>'
     )
     out.append("</svg>")
     return "".join(out)

@@ -1,0 +1,160 @@
+"""In a real browser (headless Chromium driven by Playwright): a professional logs in with the
+Matrix account of a real Synapse (the page's own JS: /login then an OpenID token exchanged with
+the dossier), opens a patient's file, adds a care-circle member and a task, and sees them.
+Screenshots are kept under ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from support import free_port
+
+from dossier_service import appkeys
+from dossier_service.app import create_app
+from dossier_service.config import DossierConfig
+from dossier_service.migrate import upgrade
+from dossier_service.policy import Principal
+from dossier_service.schemas import EpisodeIn, PatientCreate
+from dossier_service.services import lifeline, patients
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"),
+]
+
+
+@pytest.fixture
+async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Application]]:
+    """The real dossier app served on a free port, checking tokens with the real Synapse."""
+    port = free_port()
+    config = DossierConfig(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        documents_dir=tmp_path / "documents",
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+        session_key="clé-de-session-du-navigateur-" + "z" * 8,
+        service_token="jeton-de-service-du-navigateur-" + "w" * 8,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        element_origin="http://localhost:8080",
+        forms_dir=Path(__file__).resolve().parents[3] / "config" / "forms",
+    )
+    await upgrade(config.database_url)
+    app = create_app(config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        await runner.cleanup()
+
+
+async def test_login_open_file_add_member_and_task(dossier, user_factory) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    base, app = dossier
+    coordinator = user_factory(displayname="Camille Coordinatrice")
+    colleague = user_factory(displayname="Inès Dupont")
+
+    async with app[appkeys.DATABASE].transaction() as session:
+        patient = await patients.create_patient(
+            session, principal=Principal(coordinator.user_id), today=date.today(),
+            data=PatientCreate.model_validate(
+                {"label": "Mme D. — Minimes", "birth_name": "DURAND", "sex": "F",
+                 "birth_first_names": ["Marie", "Louise"], "birth_date": "1940-11-20",
+                 "coordinator_name": "Camille Coordinatrice"}, strict=False),
+        )  # fmt: skip
+        for theme, title, start, end in (
+            ("Sortie d'hospitalisation", "Retour du CHU", 75, 60),
+            ("Intervention / Réunion", "Réunion de concertation", 40, 40),
+            ("Suivi / Réunion", "Suivi infirmier", 30, None),
+        ):
+            await lifeline.add_episode(
+                session, principal=Principal(coordinator.user_id), patient=patient,
+                data=EpisodeIn.model_validate(
+                    {"theme": theme, "title": title,
+                     "starts_on": (date.today() - timedelta(days=start)).isoformat(),
+                     "ends_on": (date.today() - timedelta(days=end)).isoformat() if end else None},
+                    strict=False),
+                themes=app[appkeys.CONFIG].lifeline_themes, form_ids=["ppcs"],
+            )  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+            errors: list[str] = []
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            await page.goto(f"{base}/patients/{patient.id}")
+            await expect(page.get_by_role("heading", name="Se connecter avec votre compte Matrix")).to_be_visible()
+            await page.screenshot(path=str(ARTIFACTS / "dossier-connexion.png"))
+            await page.fill("#identifiant", coordinator.user_id)
+            await page.fill("#mot-de-passe", coordinator.password)
+            await page.click("#bouton-connexion")
+            await page.wait_for_url(f"{base}/patients/{patient.id}", timeout=20_000)
+            await expect(page.locator("h1")).to_contain_text("DURAND Marie")
+            await expect(page.locator(".entete .qui")).to_contain_text(coordinator.user_id)
+
+            # add a care-circle member
+            await page.click("#cercle summary:has-text('Ajouter au cercle de soins')")
+            await page.fill("#c-nom", "Inès Dupont")
+            await page.select_option("#c-type", "professionnel")
+            await page.select_option("#c-role", "intervenant")
+            await page.fill("#c-mxid", colleague.user_id)
+            await page.fill("#c-prof", "Infirmière")
+            await page.check("#c-acces")
+            await page.click("#form-cercle button[type=submit]")
+            await page.wait_for_url(f"**/patients/{patient.id}?ok=cercle#cercle")
+            row = page.locator("#table-cercle tr", has_text="Inès Dupont")
+            await expect(row).to_contain_text("habilité")
+            await expect(row).to_contain_text("intervenant")
+            await expect(page.locator("#fil-liaison")).to_contain_text(
+                "Ajout de Inès Dupont sur le cercle de soins"
+            )
+
+            # add a task, already overdue, for the new member
+            await page.click("#taches summary:has-text('Ajouter une tâche')")
+            await page.fill("#t-label", "Renouveler l'ordonnance d'anticoagulant")
+            await page.select_option("#t-type", "Soins")
+            await page.select_option("#t-niveau", "haute")
+            await page.fill("#t-echeance", (date.today() - timedelta(days=2)).isoformat())
+            await page.check("input[name=subtypes][value='Traitement']")
+            await page.check(f"input[name=assignees][value='personne:{colleague.user_id}']")
+            await page.click("#form-tache button[type=submit]")
+            await page.wait_for_url(f"**/patients/{patient.id}?ok=tache#taches")
+            task_row = page.locator("#taches table tr", has_text="Renouveler l'ordonnance")
+            await expect(task_row).to_contain_text("en retard")
+            await expect(task_row).to_contain_text(colleague.user_id)
+            await expect(page.locator(".patient-entete")).to_contain_text("1 tâche(s) en retard")
+            await expect(page.locator("svg.ligne-de-vie g.episode")).to_have_count(3)
+            await page.screenshot(path=str(ARTIFACTS / "dossier-patient.png"), full_page=True)
+
+            # the dashboard shows it with its alert
+            await page.goto(f"{base}/taches")
+            await expect(page.locator(".alerte-retard")).to_contain_text("1 tâche(s) en retard")
+            await page.screenshot(path=str(ARTIFACTS / "dossier-taches.png"), full_page=True)
+
+            # on a phone
+            phone = await browser.new_page(viewport={"width": 390, "height": 844},
+                                           device_scale_factor=2)  # fmt: skip
+            await phone.context.add_cookies(await page.context.cookies())
+            await phone.goto(f"{base}/patients/{patient.id}")
+            await expect(phone.locator("h1")).to_contain_text("DURAND Marie")
+            width = await phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390 + 1, "la page déborde horizontalement sur mobile"
+            await phone.screenshot(path=str(ARTIFACTS / "dossier-patient-mobile.png"), full_page=True)
+            assert not [e for e in errors if "Content Security Policy" in e], errors
+        finally:
+            await browser.close()
