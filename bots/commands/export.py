@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from bots.export.history import History, HistoryError, HistoryRequest, fetch_his
 from bots.export.media import MediaFetcher
 from bots.export.options import PARIS, ExportOptionError, ExportOptions, parse_export_options
 from bots.export.pdf import RenderSummary, render_transcript
+from bots.export.people import DescribeRoom, RoomPeople
 from bots.export.transcript import TranscriptHeader
 from bots.flags.model import MARKERS
 from bots.matrix.io import MatrixIO
@@ -51,9 +52,10 @@ class ExportService:
     """Runs exports as background tasks, a few at a time (bounded memory)."""
 
     def __init__(self, client: AsyncClient, io: MatrixIO, *, parallel: int = 2,
-                 work_dir: Path | None = None) -> None:
+                 work_dir: Path | None = None, describe_room: DescribeRoom | None = None) -> None:
         self.client = client
         self.io = io
+        self.describe_room = describe_room  # patient and professions, from the dossier
         self.work_dir = work_dir
         self.room_wait_seconds = 15.0
         self._slots = asyncio.Semaphore(parallel)
@@ -101,7 +103,9 @@ class ExportService:
                 media = MediaFetcher(session, self.client.homeserver, self.client.access_token,
                                      directory)
                 history = await fetch_history(self.client, history_request, media)
-            header = self._header(request, history)
+            people = (await self.describe_room(request.room_id) if self.describe_room
+                      else RoomPeople())
+            header = self._header(request, history, people)
             pdf_path = directory / "transcription.pdf"
             summary = await asyncio.to_thread(render_transcript, header, history.entries,
                                               pdf_path)
@@ -124,7 +128,8 @@ class ExportService:
                  request.command_event_id, summary.messages, summary.pages)
         return target, summary
 
-    def _header(self, request: ExportRequest, history: History) -> TranscriptHeader:
+    def _header(self, request: ExportRequest, history: History,
+                people: RoomPeople) -> TranscriptHeader:
         period = request.options.period_label()
         if request.from_event_id is not None and history.first is not None:
             start = history.first.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
@@ -138,7 +143,10 @@ class ExportService:
             period_label=period,
             exported_by=self._name(request.room_id, request.requester),
             exported_at=request.requested_at,
-            participants=history.participants,
+            patient=people.patient,
+            participants=tuple(
+                replace(p, profession=people.professions.get(p.user_id, p.profession))
+                for p in history.participants),
             with_attachments=request.options.with_attachments,
         )
 

@@ -21,6 +21,7 @@ from bots.commands.export import ExportService, register
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
 from bots.export.history import _source
 from bots.export.media import MediaFetcher, MediaSource
+from bots.export.people import RoomPeople
 from bots.matrix.io import MatrixIO
 from bots.matrix.trust import MemberDeviceTrust
 
@@ -42,9 +43,14 @@ class Bot:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.io = MatrixIO(client, MemberDeviceTrust(client))
-        self.exports = ExportService(client, self.io)
+        self.professions: dict[str, str] = {}
+        self.exports = ExportService(client, self.io, describe_room=self.describe)
         self.registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
         register(self.registry, self.exports)
+
+    async def describe(self, room_id: str) -> RoomPeople:
+        """What the dossier would say (its client is tested in tests/bots/export/test_people.py)."""
+        return RoomPeople("Jeanne DUPONT", self.professions)
 
     async def command(self, room_id: str, sender: str, text: str, event_id: str) -> Replies:
         await self.client.sync(timeout=0)
@@ -113,6 +119,7 @@ async def care_room(nio_client_factory, rooms):
 
 async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None:
     alice, _bob, bot, room_id, _ids, report = care_room
+    bot.professions = {alice.user_id: "infirmière"}
     command = await rooms.text(alice, room_id, "!export")
     replies = await bot.command(room_id, alice.user_id, "!export", command)
     assert replies.sent == ["Export en cours…"]
@@ -128,7 +135,8 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
 
     reader = await fetch_pdf(alice, files[0], tmp_path)
     text = text_of(reader)
-    for expected in ("Suivi Mme D.", "Élodie Müller", "Дмитрий Павлов",
+    for expected in ("Suivi Mme D.", "Patient : Jeanne DUPONT",
+                     "Participants : Élodie Müller (infirmière), Дмитрий Павлов",
                      "Bonjour, pansement refait. Œdème léger, 12 €.",
                      "Привет, merci pour le suivi", "Vu par Дмитрий Павлов",
                      "Image : plaie.jpg", "compte-rendu.txt",
