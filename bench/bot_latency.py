@@ -1,0 +1,309 @@
+"""Cercle bot latency beside the physical limit, on a real local Synapse, encrypted rooms.
+
+- the physical limit: a bare nio echo client (encryption on, replies to every message,
+  nothing else), in its own process;
+- Cercle's bot: ``python -m bots``, in its own process, exactly as ``cercle up`` starts it;
+- a professional's client (this process) sends a command, times until it sees the reply.
+Rounds alternate bot / echo so both share the same conditions. Then a burst of 200
+commands over 20 rooms: every command must get exactly one reply; drain time reported.
+
+Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nio import (  # noqa: E402
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    MatrixRoom,
+    RoomMessageText,
+    SyncResponse,
+)
+
+from deployment.profile import load_profile  # noqa: E402
+from deployment.secrets import Secrets  # noqa: E402
+from homeserver.accounts import ensure_service_accounts  # noqa: E402
+from homeserver.admin_api import AdminApi  # noqa: E402
+from homeserver.process import SynapseProcess  # noqa: E402
+from homeserver.render import render  # noqa: E402
+
+ENCRYPTED = [
+    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the bare echo (its own process) ---------------------------------------------------
+
+
+async def echo_main(session_file: str) -> None:
+    s = json.loads(Path(session_file).read_text())
+    client = AsyncClient(
+        s["homeserver"], s["user_id"], device_id=s["device_id"], store_path=s["store"],
+        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
+    )
+    client.restore_login(s["user_id"], s["device_id"], s["access_token"])
+    if client.should_upload_keys:
+        await client.keys_upload()
+
+    async def on_message(room: MatrixRoom, event: RoomMessageText) -> None:
+        if event.sender == client.user_id:
+            return
+        await client.room_send(
+            room.room_id,
+            "m.room.message",
+            {"msgtype": "m.notice", "body": "écho",
+             "m.relates_to": {"m.in_reply_to": {"event_id": event.event_id}}},
+            ignore_unverified_devices=True,
+        )
+
+    async def on_invite(room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key == client.user_id and event.membership == "invite":
+            await client.join(room.room_id)
+
+    first = await client.sync(timeout=0, full_state=True)
+    assert isinstance(first, SyncResponse)
+    client.add_event_callback(on_message, RoomMessageText)
+    client.add_event_callback(on_invite, InviteMemberEvent)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    task = asyncio.create_task(client.sync_forever(timeout=30_000))
+    await stop.wait()
+    task.cancel()
+    await client.close()
+
+
+# --- the measuring professional ----------------------------------------------------------
+
+
+class Pro:
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+        self.replies: Counter[str] = Counter()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30_000)
+            now = time.perf_counter()
+            if not isinstance(resp, SyncResponse):
+                continue
+            for room_id, info in resp.rooms.invite.items():
+                del info
+                await self.client.join(room_id)
+            for info in resp.rooms.join.values():
+                for ev in info.timeline.events:
+                    content = ev.source.get("content", {})
+                    rel = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
+                    target = rel.get("event_id")
+                    if target and ev.sender != self.client.user_id:
+                        self.replies[target] += 1
+                        fut = self.waiters.pop(target, None)
+                        if fut and not fut.done():
+                            fut.set_result(now)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+
+    async def round_trip(self, room_id: str, body: str) -> float:
+        t0 = time.perf_counter()
+        resp = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        fut = asyncio.get_running_loop().create_future()
+        if self.replies.get(resp.event_id):
+            return time.perf_counter() - t0
+        self.waiters[resp.event_id] = fut
+        t1 = await asyncio.wait_for(fut, 30)
+        return t1 - t0
+
+    async def room_with(self, user_id: str) -> str:
+        resp = await self.client.room_create(invite=[user_id], initial_state=ENCRYPTED, is_direct=True)
+        room_id = resp.room_id
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            room = self.client.rooms.get(room_id)
+            if room and user_id in room.users and user_id not in room.invited_users:
+                return room_id
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"{user_id} n'a pas rejoint le salon")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def line(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"{name:<14} n={len(ms):<4} médiane={statistics.median(ms):7.2f} ms  "
+            f"p95={pct(ms, 95):7.2f} ms  p99={pct(ms, 99):7.2f} ms")
+
+
+async def bench(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="cercle-bench-"))
+    var_dir = work / "var"
+    override = {
+        "var_dir": str(var_dir),
+        "homeserver": {"port": free_port(), "rate_limits": {
+            "login_per_second": 100, "login_burst": 1000,
+            "registration_per_second": 100, "registration_burst": 1000}},
+        "dossier": {"port": free_port()},
+    }
+    override_file = work / "bench.yaml"
+    override_file.write_text(yaml.safe_dump(override))
+    profile = load_profile(override_file=override_file, env={})
+    secrets_ = Secrets.load_or_create(profile.var_dir)
+    synapse = SynapseProcess(render(profile, secrets_))
+    synapse.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        bot = profile.section("bot")
+        accounts = await ensure_service_accounts(
+            profile.homeserver_url, profile.server_name, secrets_,
+            bot_localpart=str(bot["localpart"]), bot_display_name=str(bot["display_name"]),
+        )
+        users = {}
+        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
+            for name in ("pro", "echo"):
+                password = secrets.token_urlsafe(12)
+                user_id = await api.register(secrets_.registration_shared_secret, f"bench-{name}", password)
+                users[name] = await api.login(user_id, password)
+                await api.override_ratelimit(user_id)
+
+        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "bots"], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(work / "bot.log", "wb"),  # noqa: SIM115
+        ))
+        echo = users["echo"]
+        echo_session = work / "echo.json"
+        (work / "echo-store").mkdir()
+        echo_session.write_text(json.dumps({
+            "homeserver": profile.homeserver_url, "user_id": echo.user_id,
+            "device_id": echo.device_id, "access_token": echo.access_token,
+            "store": str(work / "echo-store"),
+        }))
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--echo", str(echo_session)], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(work / "echo.log", "wb"),  # noqa: SIM115
+        ))
+
+        me = users["pro"]
+        (work / "pro-store").mkdir()
+        client = AsyncClient(profile.homeserver_url, me.user_id, device_id=me.device_id,
+                             store_path=str(work / "pro-store"),
+                             config=AsyncClientConfig(encryption_enabled=True))
+        client.restore_login(me.user_id, me.device_id, me.access_token)
+        await client.keys_upload()
+        await client.sync(timeout=0, full_state=True)
+        pro = Pro(client)
+        pro.task = asyncio.create_task(pro.run())
+        await asyncio.sleep(2)  # the responders' first syncs
+        bot_room = await pro.room_with(accounts.bot_user_id)
+        echo_room = await pro.room_with(echo.user_id)
+
+        for _ in range(10):  # warm-up: sessions shared, caches filled
+            await pro.round_trip(bot_room, "!aide vu")
+            await pro.round_trip(echo_room, "ping")
+        bot_rtt: list[float] = []
+        echo_rtt: list[float] = []
+        for _ in range(args.rounds):
+            bot_rtt.append(await pro.round_trip(bot_room, "!aide vu"))
+            echo_rtt.append(await pro.round_trip(echo_room, "ping"))
+
+        print(f"Synapse local (SQLite), salons chiffrés, {args.rounds} allers-retours chacun, "
+              f"{os.cpu_count()} cœurs partagés")
+        print(line("écho nio nu", echo_rtt))
+        print(line("bot Cercle", bot_rtt))
+        med_ratio = statistics.median(bot_rtt) / statistics.median(echo_rtt)
+        p95_ratio = pct(bot_rtt, 95) / pct(echo_rtt, 95)
+        overhead = (statistics.median(bot_rtt) - statistics.median(echo_rtt)) * 1000
+        print(f"rapport bot/écho : médiane {med_ratio:.2f}×  p95 {p95_ratio:.2f}×  "
+              f"(objectif ≤ 1.2×) ; surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)")
+
+        # burst: N commands over M rooms, as fast as the client can send them
+        rooms = [await pro.room_with(accounts.bot_user_id) for _ in range(args.rooms)]
+        for room_id in rooms:  # share the room keys first (not part of the burst)
+            await pro.round_trip(room_id, "!aide fait")
+        per_room = args.burst // args.rooms
+        sent: list[str] = []
+        t0 = time.perf_counter()
+
+        async def flood(room_id: str) -> None:
+            for i in range(per_room):
+                resp = await client.room_send(
+                    room_id, "m.room.message", {"msgtype": "m.text", "body": f"!aide {'urgent' if i % 2 else 'demande'}"},
+                    ignore_unverified_devices=True)
+                sent.append(resp.event_id)
+
+        await asyncio.gather(*(flood(r) for r in rooms))
+        t_sent = time.perf_counter() - t0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(pro.replies[e] == 0 for e in sent):
+            await asyncio.sleep(0.02)
+        drain = time.perf_counter() - t0
+        await asyncio.sleep(5)  # anything handled twice would show up now
+        lost = sum(1 for e in sent if pro.replies[e] == 0)
+        twice = sum(1 for e in sent if pro.replies[e] > 1)
+        print(f"rafale : {len(sent)} commandes sur {len(rooms)} salons, envoyées en {t_sent:.2f} s, "
+              f"toutes traitées en {drain:.2f} s ({len(sent) / drain:.0f} commandes/s) ; "
+              f"perdues : {lost}, traitées deux fois : {twice}")
+        pro.task.cancel()
+        await client.close()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        synapse.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--echo", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo:
+        asyncio.run(echo_main(args.echo))
+    else:
+        asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
