@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging.config
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from dossier_service.app import create_app
-from dossier_service.config import ConfigError, config_from_profile
+from dossier_service.app import Extension, create_app
+from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.migrate import upgrade
 
 log = logging.getLogger("dossier_service")
@@ -43,16 +45,38 @@ async def _serve(config_root: Path | None) -> None:
     config = config_from_profile(profile, secrets)
     await upgrade(config.database_url)
     config.documents_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(config)
+    app = create_app(config, extensions=_extensions(profile, secrets, config))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.bind_address, config.port)
     await site.start()
     log.info("dossier prêt sur %s", config.public_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Extension]:
+    """The professional directory (issue 7) lives in the same process when installed."""
+    try:
+        from dossier_service.directory import web as directory_web
+        from dossier_service.directory.settings import settings_from_profile
+    except ModuleNotFoundError:
+        return []
+
+    def mount_directory(app: web.Application) -> None:
+        directory_web.setup(
+            app,
+            settings_from_profile(profile, secrets),
+            authenticate=directory_web.dossier_authenticator(config),
+        )
+
+    return [mount_directory]
 
 
 def main(argv: list[str] | None = None) -> int:

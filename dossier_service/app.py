@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 import aiohttp
@@ -79,9 +79,27 @@ def _setup_pages(app: web.Application) -> None:
         setup(app)
 
 
+Extension = Callable[[web.Application], None]
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness for ``cercle status``: the database answers."""
+    from sqlalchemy import text
+
+    async with request.app[appkeys.DATABASE].sessions() as session:
+        await session.execute(text("SELECT 1"))
+    return web.json_response({"status": "ok"})
+
+
 def create_app(
-    config: DossierConfig, *, clock: Callable[[], datetime] | None = None, with_pages: bool = True
+    config: DossierConfig,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    with_pages: bool = True,
+    extensions: Sequence[Extension] = (),
 ) -> web.Application:
+    """The whole service. ``extensions`` are called last with the app (e.g. the directory's
+    ``setup``); the pages of ``dossier_service.web`` are plugged in when present."""
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
@@ -102,8 +120,11 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_security_headers)
+    app.router.add_get("/health", health)
     for table in API_ROUTES:
         app.router.add_routes(table)
     if with_pages:
         _setup_pages(app)
+    for extend in extensions:
+        extend(app)
     return app
