@@ -145,11 +145,18 @@ async def _page(client: AsyncClient, request: HistoryRequest) -> list[dict[str, 
     if request.last is not None and request.from_event_id is None and request.since is None:
         return await _page_backwards(client, request, until_ms)
     token: str | None = None
-    if request.from_event_id is not None:
-        context = await client.room_context(request.room_id, request.from_event_id, limit=2)
+    anchor = request.from_event_id
+    if anchor is None and request.since is not None:
+        anchor, found = await _first_event_since(client, request.room_id, request.since)
+        if not found:
+            return []
+    if anchor is not None:
+        context = await client.room_context(request.room_id, anchor, limit=2)
         if isinstance(context, RoomContextError):
-            raise HistoryError("Le message auquel vous répondez est introuvable.")
-        token = context.start
+            if request.from_event_id is not None:
+                raise HistoryError("Le message auquel vous répondez est introuvable.")
+        else:
+            token = context.start
     out: list[dict[str, Any]] = []
     started = request.from_event_id is None  # from a replied-to event: skip what precedes it
     while True:
@@ -199,6 +206,29 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
         token = response.end
     newest_first.reverse()
     return newest_first
+
+
+async def _first_event_since(client: AsyncClient, room_id: str,
+                             since: datetime) -> tuple[str | None, bool]:
+    """`/timestamp_to_event` (dir=f): the first event at or after `since`.
+
+    Returns (event id, True); (None, False) when the room has nothing after `since`;
+    (None, True) when the server cannot say (then paging starts from the beginning).
+    """
+    millis = int(since.timestamp() * 1000)
+    path = (f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event"
+            f"?ts={millis}&dir=f")
+    try:
+        response = await client.send(
+            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"})
+        async with response:
+            if response.status == 404:
+                return None, False
+            body = await response.json() if response.status == 200 else {}
+    except Exception:
+        return None, True
+    event_id = body.get("event_id") if isinstance(body, Mapping) else None
+    return (event_id if isinstance(event_id, str) else None), True
 
 
 def _source(event: Any) -> dict[str, Any]:

@@ -84,6 +84,12 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     assert len([e for e in last_two.entries if e.kind is not EntryKind.EVENT]) == 2
     from_reply = await fetch_history(exporter, HistoryRequest(room_id, from_event_id=gone), None)
     assert from_reply.entries[0].event_id == gone
+    # depuis: starts at the first event at or after the moment (timestamp_to_event)
+    since = by_id[gone].timestamp
+    partial = await fetch_history(exporter, HistoryRequest(room_id, since=since), None)
+    assert partial.entries[0].event_id == gone
+    assert all(entry.timestamp >= since for entry in partial.entries)
+    assert partial.entries[-1].event_id == last
     # a restarted bot knows no receipt in memory: they are read from the server
     exporter.rooms[room_id].read_receipts.clear()
     again = await fetch_history(exporter, HistoryRequest(room_id, last=1), None)
