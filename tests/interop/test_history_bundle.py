@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from nio import RoomCreateResponse, RoomVisibility
 
+from bots.matrix import history
 from bots.matrix.cross_signing import ensure_cross_signed
 from bots.matrix.history import install_shared_history, share_history_bundle
 from tests.interop.echo import EchoPeer
@@ -16,9 +17,12 @@ from tests.interop.echo import EchoPeer
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
 
 
+# matrix-js-sdk 43 (matrix-sdk-crypto-wasm 18.9) accepts both names of the to-device event.
+@pytest.mark.parametrize("event_type", ["io.element.msc4268.room_key_bundle", "m.room_key_bundle"])
 async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
-    nio_client_factory, js_client_factory, tmp_path
+    event_type, nio_client_factory, js_client_factory, tmp_path, monkeypatch
 ) -> None:
+    monkeypatch.setattr(history, "BUNDLE_EVENT_TYPE", event_type)
     bot = await nio_client_factory()
     await ensure_cross_signed(bot, key_file=tmp_path / "xs.json", encryption_key="k", password="-")
     install_shared_history(bot)
