@@ -136,7 +136,7 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             await page.wait_for_url(f"**/patients/{patient.id}?ok=tache#taches")
             task_row = page.locator("#taches table tr", has_text="Renouveler l'ordonnance")
             await expect(task_row).to_contain_text("en retard")
-            await expect(task_row).to_contain_text(colleague.user_id)
+            await expect(task_row).to_contain_text("Inès Dupont")
             await expect(page.locator(".patient-entete")).to_contain_text("1 tâche(s) en retard")
             await expect(page.locator("svg.ligne-de-vie g.episode")).to_have_count(3)
             await page.screenshot(path=str(ARTIFACTS / "dossier-patient.png"), full_page=True)
@@ -145,6 +145,25 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             await page.goto(f"{base}/taches")
             await expect(page.locator(".alerte-retard")).to_contain_text("1 tâche(s) en retard")
             await page.screenshot(path=str(ARTIFACTS / "dossier-taches.png"), full_page=True)
+
+            # the agenda: a weekly home visit, seen in the week and month views
+            await page.goto(f"{base}/agenda")
+            monday = date.today() - timedelta(days=date.today().weekday())
+            await page.fill("#n-titre", "Passage infirmier")
+            await page.select_option("#n-type", "Visite à domicile")
+            await page.fill("#n-debut", f"{monday.isoformat()}T09:00")
+            await page.fill("#n-fin", f"{monday.isoformat()}T09:45")
+            await page.select_option("#n-rec", "FREQ=WEEKLY")
+            await page.select_option("#n-patient", patient.id)
+            await page.click("form[action='/agenda/evenements'] button[type=submit]")
+            await page.wait_for_url("**/agenda?ok=rdv")
+            await expect(page.locator(".semaine .evt").first).to_contain_text("09:00 Passage infirmier")
+            await page.screenshot(path=str(ARTIFACTS / "dossier-agenda-semaine.png"), full_page=True)
+            await page.goto(f"{base}/agenda?vue=jour&date={(monday + timedelta(days=21)).isoformat()}")
+            await expect(page.locator("main table")).to_contain_text("Passage infirmier")  # recurs
+            await page.goto(f"{base}/agenda?vue=mois")
+            assert await page.locator(".mois .evt").count() >= 1
+            await page.screenshot(path=str(ARTIFACTS / "dossier-agenda-mois.png"), full_page=True)
 
             # on a phone
             phone = await browser.new_page(viewport={"width": 390, "height": 844},
