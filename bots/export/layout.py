@@ -104,6 +104,7 @@ class LayoutStyle:
     line_factor: float = 1.3
     image_max_height: float = 90.0
     image_max_width: float = 120.0
+    embed_budget_bytes: int = 80 * 1024 * 1024  # files embedded in one PDF, in total
 
 
 class TranscriptLayout:
@@ -121,6 +122,7 @@ class TranscriptLayout:
         self._clean_cache: dict[str, str] = {}
         self._uncovered = _uncovered_pattern(metrics)
         self._day: str | None = None
+        self._embedded_bytes = 0
 
     # measuring ------------------------------------------------------------
     def text_width(self, text: str, style: str, size: float) -> float:
@@ -223,18 +225,16 @@ class TranscriptLayout:
                 if prefix and index == 0:
                     runs = [(prefix, "I"), *runs]
                 items.extend(self._paragraph(paragraph, runs, tone, size, body_indent))
+        embedded = None
         if entry.attachment is not None:
-            items.extend(self._attachment(entry.attachment, body_indent))
+            attachment_items, embed = self._attachment(entry.attachment, body_indent)
+            items.extend(attachment_items)
+            embedded = entry.attachment if embed else None
         if entry.seen_by:
             seen = "Vu par " + ", ".join(entry.seen_by)
             items.extend(self._wrap([(seen, "I")], Tone.MUTED, st.small_size, body_indent))
         items.append(Spacer(2.0))
         self.digest.add(entry, shown)
-        embedded = None
-        attachment = entry.attachment
-        if (attachment is not None and self.with_attachments and not attachment.is_image
-                and attachment.path is not None):
-            embedded = attachment
         return Block(entry, tuple(items), min(keep, len(items)), embedded)
 
     def _paragraphs(self, entry: Entry) -> list[Paragraph]:
@@ -267,7 +267,8 @@ class TranscriptLayout:
     def _header(self, runs: list[tuple[str, str]], size: float, tone: Tone) -> list[Line]:
         return self._wrap(runs, tone, size, 0.0)
 
-    def _attachment(self, attachment: Attachment, indent: float) -> list[Item]:
+    def _attachment(self, attachment: Attachment, indent: float) -> tuple[list[Item], bool]:
+        """The attachment's lines, and whether the file is embedded in the PDF."""
         st = self.style
         items: list[Item] = []
         size_text = human_size(attachment.size) if attachment.size is not None else "taille inconnue"
@@ -277,24 +278,36 @@ class TranscriptLayout:
                                    st.image_max_height))
             items.extend(self._wrap([(f"Image : {attachment.name} — {size_text}", "I")],
                                     Tone.MUTED, st.small_size, indent))
-            return items
+            return items, False
         kind = "Image" if attachment.is_image else "Pièce jointe"
         runs = [(f"{kind} : ", "B"), (attachment.name, ""), (f" — {size_text}", "")]
         items.extend(self._wrap(runs, Tone.TEXT, st.small_size, indent))
         if attachment.sha256:
             items.extend(self._wrap([(f"SHA-256 : {attachment.sha256}", "")], Tone.MUTED,
                                     st.small_size, indent))
+        embed = False
         if attachment.unavailable:
             note = attachment.unavailable
         elif not self.with_attachments:
             note = "non jointe (export sans pièces jointes)"
         elif attachment.path is not None and not attachment.is_image:
-            note = "jointe à ce PDF (pièces jointes du document)"
+            embed = self._fits_budget(attachment)
+            if embed:
+                note = "jointe à ce PDF (pièces jointes du document)"
+            else:
+                note = "non jointe (taille totale des pièces jointes dépassée)"
         else:
             note = ""
         if note:
             items.extend(self._wrap([(note, "I")], Tone.MUTED, st.small_size, indent))
-        return items
+        return items, embed
+
+    def _fits_budget(self, attachment: Attachment) -> bool:
+        size = attachment.size or 0
+        if self._embedded_bytes + size > self.style.embed_budget_bytes:
+            return False
+        self._embedded_bytes += size
+        return True
 
     # wrapping ---------------------------------------------------------------
     def _wrap(self, runs: list[tuple[str, str]], tone: Tone, size: float,

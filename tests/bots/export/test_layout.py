@@ -108,3 +108,16 @@ def test_digest_depends_on_content(metrics) -> None:
     a.layout(entry("dose 5 mg"))
     b.layout(entry("dose 50 mg"))
     assert a.digest.hexdigest() != b.digest.hexdigest()
+
+
+def test_embedded_files_have_a_total_budget(metrics, tmp_path) -> None:
+    from bots.export.layout import LayoutStyle
+
+    layout = TranscriptLayout(metrics, LayoutStyle(embed_budget_bytes=1000))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x")
+    first = layout.layout(entry("a", attachment=Attachment("a.bin", "x/y", False, 800, "aa", path)))
+    second = layout.layout(entry("b", attachment=Attachment("b.bin", "x/y", False, 800, "bb", path)))
+    assert first.embedded_file is not None
+    assert second.embedded_file is None
+    assert "non jointe (taille totale des pièces jointes dépassée)" in texts(second)
