@@ -73,9 +73,10 @@ async def _render(
         await ctx.audit(session, action="read", resource="page:agenda", patient_id=None)
     if type_filter:
         events = [e for e in events if e.type == type_filter]
+    shown: list[Any] = list(events)
     if who != ctx.principal.user_id:
-        events = [_masked(e) if e.patient_id and e.patient_id not in names else e for e in events]
-    page = build_agenda(view, anchor, events, today=today)
+        shown = [_masked(e) if e.patient_id and e.patient_id not in names else e for e in events]
+    page = build_agenda(view, anchor, shown, today=today)
     scope = ""
     if member:
         scope += f"&membre={member}"

@@ -57,7 +57,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 content = b"".join(chunks)
             elif part.name:
                 fields.setdefault(part.name, []).append(await _read_field(part))
-        check_csrf(ctx, (fields.get(auth.CSRF_FIELD) or [None])[0])
+        check_csrf(ctx, next(iter(fields.get(auth.CSRF_FIELD, [])), None))
         if content is None or not filename:
             raise DocumentRejected("M_MISSING_PARAM", "Choisissez un fichier à déposer.")
         name = safe_filename(filename)

@@ -4,15 +4,19 @@ entry point of the Element widget.
 The login page gets an OpenID token from the homeserver (password login in the page, or the
 widget API inside Element) and posts it to ``/connexion/openid``; the token is checked with the
 homeserver (``auth.verify_openid_token``) and exchanged for the session cookie. Before a
-session exists, CSRF is a double-submit value: a random cookie (HttpOnly, SameSite=Strict)
-echoed in the ``X-CSRF-Token`` header; the request's Origin must also be ours.
+session exists, CSRF protection is a signed, short-lived token of the login page echoed in
+the ``X-CSRF-Token`` header (a custom header on a JSON body: a cross-site page cannot send
+it without a CORS preflight, which is never granted), plus an Origin check. No cookie is
+needed before the session, so the login also works inside Element's iframe.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import secrets
+import time
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -27,8 +31,26 @@ from dossier_service.web.pagectx import check_csrf, page_context, safe_next
 from dossier_service.web.rendering import Pages
 
 routes = web.RouteTableDef()
-LOGIN_CSRF_COOKIE = "cercle_connexion_csrf"
 PAGES = web.AppKey("dossier_pages", Pages)
+LOGIN_TOKEN_LIFETIME = 1800
+
+
+def login_token(key: str, *, now: float | None = None) -> str:
+    """A signed token for the login page: ``issued.nonce.signature``."""
+    issued = str(int(time.time() if now is None else now))
+    nonce = secrets.token_urlsafe(12)
+    mac = hmac.new(key.encode(), f"connexion|{issued}|{nonce}".encode(), hashlib.sha256)
+    return f"{issued}.{nonce}.{mac.hexdigest()}"
+
+
+def login_token_valid(key: str, token: str, *, now: float | None = None) -> bool:
+    parts = token.split(".") if 0 < len(token) <= 200 else []
+    if len(parts) != 3 or not parts[0].isdigit():
+        return False
+    issued, nonce, signature = parts
+    mac = hmac.new(key.encode(), f"connexion|{issued}|{nonce}".encode(), hashlib.sha256)
+    age = (time.time() if now is None else now) - int(issued)
+    return hmac.compare_digest(mac.hexdigest(), signature) and 0 <= age <= LOGIN_TOKEN_LIFETIME
 
 
 def _json_error(status: int, errcode: str, message: str) -> web.Response:
@@ -43,11 +65,11 @@ async def home(request: web.Request) -> web.StreamResponse:
 @routes.get("/connexion")
 async def login_page(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.CONFIG]
-    token = secrets.token_urlsafe(24)
+    token = login_token(config.session_key)
     widget_id = request.query.get("widgetId", "")
     if len(widget_id) > 200:
         widget_id = ""
-    response = request.app[PAGES].render(
+    return request.app[PAGES].render(
         request,
         "login.html",
         {
@@ -60,11 +82,6 @@ async def login_page(request: web.Request) -> web.StreamResponse:
             "widget": bool(widget_id),
         },
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, max_age=1800, httponly=True, samesite="Strict",
-        secure=config.secure_cookies, path="/connexion",
-    )  # fmt: skip
-    return response
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -77,9 +94,8 @@ def _same_origin(request: web.Request) -> bool:
 @routes.post("/connexion/openid")
 async def login_exchange(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.CONFIG]
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     given = request.headers.get(auth.CSRF_HEADER, "")
-    if not expected or not hmac.compare_digest(expected, given) or not _same_origin(request):
+    if not login_token_valid(config.session_key, given) or not _same_origin(request):
         return _json_error(403, "M_FORBIDDEN", "Page de connexion expirée : rechargez-la.")
     raw = await request.content.read(4097)
     if len(raw) > 4096:
@@ -111,7 +127,6 @@ async def login_exchange(request: web.Request) -> web.StreamResponse:
         {"user_id": user_id, "redirect": safe_next(suite if isinstance(suite, str) else None)}
     )
     auth.set_session_cookie(response, session, config)
-    response.del_cookie(LOGIN_CSRF_COOKIE, path="/connexion")
     return response
 
 

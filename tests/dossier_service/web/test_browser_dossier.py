@@ -34,6 +34,10 @@ pytestmark = [
 ]
 
 
+ELEMENT_PORT = free_port()
+ELEMENT_ORIGIN = f"http://127.0.0.1:{ELEMENT_PORT}"  # same site as the dossier (ports differ)
+
+
 @pytest.fixture
 async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Application]]:
     """The real dossier app served on a free port, checking tokens with the real Synapse."""
@@ -47,7 +51,7 @@ async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Appli
         service_token="jeton-de-service-du-navigateur-" + "w" * 8,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
-        element_origin="http://localhost:8080",
+        element_origin=ELEMENT_ORIGIN,
         forms_dir=Path(__file__).resolve().parents[3] / "config" / "forms",
     )
     await upgrade(config.database_url)
@@ -177,3 +181,74 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             assert not [e for e in errors if "Content Security Policy" in e], errors
         finally:
             await browser.close()
+
+
+ELEMENT_PAGE = """<!doctype html><html><body><h1>Element (simulé)</h1>
+<iframe id="widget" src="{src}" width="900" height="700"></iframe>
+<script>
+const dossier = {dossier_origin};
+const openid = {openid};
+window.addEventListener("message", (event) => {{
+  if (event.origin !== dossier) return;
+  const msg = event.data;
+  if (msg.api === "fromWidget" && msg.action === "get_openid" && !msg.response) {{
+    document.title = "get_openid:" + msg.widgetId;
+    event.source.postMessage(Object.assign({{}}, msg, {{response: Object.assign({{state: "allowed"}}, openid)}}), dossier);
+  }}
+}});
+</script></body></html>"""
+
+
+async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, synapse) -> None:
+    """Element's side of the widget API, played by a page on the configured Element origin:
+    it answers ``get_openid`` with a real OpenID token of the user; the dossier framed in it
+    logs in and shows the file linked to the room."""
+    import json
+
+    import aiohttp
+    from playwright.async_api import async_playwright, expect
+
+    base, app = dossier
+    nurse = user_factory(displayname="Inès Dupont")
+    async with app[appkeys.DATABASE].transaction() as session:
+        patient = await patients.create_patient(
+            session, principal=Principal(nurse.user_id), today=date.today(),
+            data=PatientCreate.model_validate(
+                {"label": "Mme D.", "birth_name": "DURAND", "birth_first_names": ["Marie"],
+                 "room_id": "!salle-patient:" + synapse.server_name}, strict=False),
+        )  # fmt: skip
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{synapse.base_url}/_matrix/client/v3/user/{nurse.user_id}/openid/request_token",
+        headers={"Authorization": f"Bearer {nurse.access_token}"}, json={},
+    ) as resp:  # fmt: skip
+        openid = await resp.json()
+    src = f"{base}/widget?roomId=!salle-patient:{synapse.server_name}&widgetId=cercle-dossier"
+
+    async def element(request: web.Request) -> web.Response:
+        return web.Response(
+            text=ELEMENT_PAGE.format(src=src, dossier_origin=json.dumps(base),
+                                     openid=json.dumps(openid)),
+            content_type="text/html",
+        )  # fmt: skip
+
+    host = web.Application()
+    host.router.add_get("/", element)
+    runner = web.AppRunner(host)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", ELEMENT_PORT).start()
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1000, "height": 800})
+                await page.goto(ELEMENT_ORIGIN + "/")
+                frame = page.frame_locator("#widget")
+                await expect(frame.locator("h1")).to_contain_text("DURAND Marie", timeout=20_000)
+                assert await page.title() == "get_openid:cercle-dossier"
+                widget = next(f for f in page.frames if f.url.startswith(base))
+                assert widget.url == f"{base}/patients/{patient.id}?widget=1"
+                await page.screenshot(path=str(ARTIFACTS / "dossier-widget.png"))
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()

@@ -3,6 +3,8 @@ writes (with CSRF), and the audit rows they leave."""
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +16,7 @@ from dossier_service.models.notebook import NotebookEntry
 from dossier_service.policy import Principal
 from dossier_service.schemas import IdentityUpdate
 from dossier_service.services import patients
+from dossier_service.web.pages_login import login_token
 
 
 async def audit_rows(site, patient_id: str | None = None) -> list[AuditEntry]:
@@ -68,7 +71,6 @@ async def test_anonymous_people_are_sent_to_the_login_page(site) -> None:
     assert "script-src 'self'" in csp and "connect-src 'self' http://127.0.0.1:9" in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Referrer-Policy"] == "no-referrer"
-    assert "cercle_connexion_csrf" in resp.cookies
     status, _, resp = await site.get(None, "/connexion?suite=//evil.example/x")
     assert 'data-suite="/patients"' in _
 
@@ -77,17 +79,25 @@ async def test_login_exchange_refuses_without_its_csrf_and_with_a_bad_token(site
     resp = await site.client.post("/connexion/openid", json={"access_token": "abc"})
     assert resp.status == 403
     assert (await resp.json())["errcode"] == "M_FORBIDDEN"
-    page = await site.client.get("/connexion")
-    token = page.cookies["cercle_connexion_csrf"].value
+    page = await (await site.client.get("/connexion")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for headers in ({"X-CSRF-Token": forged}, {"X-CSRF-Token": token, "Origin": "https://evil.example"}):
+        resp = await site.client.post("/connexion/openid", json={"access_token": "abc"},
+                                      headers=headers)  # fmt: skip
+        assert resp.status == 403
+    old = login_token(site.config.session_key, now=time.time() - 3600)
+    resp = await site.client.post("/connexion/openid", json={"access_token": "abc"},
+                                  headers={"X-CSRF-Token": old})  # fmt: skip
+    assert resp.status == 403
     resp = await site.client.post(
         "/connexion/openid", json={"access_token": "abc", "matrix_server_name": "ailleurs.example"},
-        headers={"X-CSRF-Token": token, "Cookie": f"cercle_connexion_csrf={token}"},
+        headers={"X-CSRF-Token": token},
     )  # fmt: skip
     assert resp.status == 403
     resp = await site.client.post(
-        "/connexion/openid", json={"access_token": "abc"},
-        headers={"X-CSRF-Token": token, "Cookie": f"cercle_connexion_csrf={token}"},
-    )  # fmt: skip
+        "/connexion/openid", json={"access_token": "abc"}, headers={"X-CSRF-Token": token}
+    )
     assert resp.status == 503  # the homeserver of this test is unreachable: no session
     assert "cercle_dossier_session" not in resp.cookies
 
@@ -237,6 +247,16 @@ async def test_sections_writes_land_in_the_file(site) -> None:
     status, _, _ = await site.post(site.person(site.NO_ACCESS), f"/patients/{pid}/liaison",
                                    {"kind": "note", "text": "x"})  # fmt: skip
     assert status == 403
+
+
+async def test_logout_needs_csrf_and_ends_the_session_cookie(site) -> None:
+    coord = site.person(site.COORD)
+    status, _, _ = await site.post(coord, "/deconnexion", {}, csrf=False)
+    assert status == 403
+    status, _, resp = await site.post(coord, "/deconnexion", {})
+    assert status == 303 and site.location(resp) == "/connexion"
+    cookie = resp.cookies["cercle_dossier_session"]
+    assert cookie.value == "" and cookie["max-age"] == "0"
 
 
 async def test_widget_entry_opens_the_file_of_the_room(site) -> None:
