@@ -64,5 +64,6 @@ def pair_tokens(last_name: str, first_name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+@lru_cache(maxsize=1 << 16)
 def sort_key(nom: str, prenom: str) -> str:
     return f"{joined(nom)} {joined(prenom)}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 COL_ID = "Identification nationale PP"
 COL_ID_TYPE = "Type d'identifiant PP"
@@ -68,8 +68,7 @@ class LineError(ValueError):
     """One malformed line: rejected and reported. Message in French."""
 
 
-@dataclass(frozen=True, slots=True)
-class Activity:
+class Activity(NamedTuple):
     specialty_code: str
     specialty: str
     mode_code: str
@@ -84,8 +83,7 @@ class Activity:
     email: str
 
 
-@dataclass(frozen=True, slots=True)
-class PersonLine:
+class PersonLine(NamedTuple):
     """One line of the extract: who, and one of their activities."""
 
     national_id: str
@@ -175,25 +173,8 @@ class Layout:
         dept = dept or (postcode[:3] if postcode[:2] in ("97", "98") else postcode[:2])
         address = " ".join(x for x in (street_no, street_type, street) if x)
         return PersonLine(
-            national_id=national_id,
-            id_type=id_type or national_id[0],
-            civility=civility,
-            last_name=last,
-            first_name=first.strip(),
-            profession_code=profession_code,
-            profession=profession,
-            activity=Activity(
-                specialty_code=spec_code,
-                specialty=spec,
-                mode_code=mode_code,
-                mode=mode,
-                structure=structure,
-                address=address,
-                postcode=postcode,
-                commune_code=commune,
-                city=city,
-                dept=dept,
-                phone=phone,
-                email=email.lower(),
-            ),
+            national_id, id_type or national_id[0], civility, last, first.strip(),
+            profession_code, profession,
+            Activity(spec_code, spec, mode_code, mode, structure, address, postcode, commune,
+                     city, dept, phone, email.lower()),
         )
