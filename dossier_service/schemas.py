@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MATRIX_USER_ID = r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$"
-ROOM_ID = r"^![A-Za-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$"
+# room versions >= 12 (MSC4291) have no ":server" part: "!<hash of the create event>"
+ROOM_ID = r"^![A-Za-z0-9._=\-/+]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?$"
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
