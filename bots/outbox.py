@@ -330,7 +330,8 @@ class OutboxWorker:
                     break  # keep the order: later items wait for this one
                 except Refused as exc:
                     self.outbox.mark_failed(item, exc.errcode)
-                    log.warning("dossier a refusé l'envoi %s : %s", item.key, exc.errcode)
+                    log.warning("dossier a refusé l'envoi %s (%s) : %s %s", item.key, item.operation,
+                                exc.errcode, exc.message[:200])
                     await self._finish(item.key, None, exc)
                     finished += 1
                     continue

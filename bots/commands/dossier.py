@@ -68,7 +68,7 @@ def register(
     dossier: DossierClient,
     homeserver_url: str,
     categories: Sequence[str] = DEFAULT_CATEGORIES,
-    wait_seconds: float = 5.0,
+    wait_seconds: float = 3.0,
     max_document_bytes: int = 25 * 1024 * 1024,
 ) -> None:
     async def patient_of(ctx: CommandContext) -> str:

@@ -235,7 +235,8 @@ class DossierBridge:
             room_id = await self.resolve_room(pid, event.get("room_id") or None)
             if room_id is None:
                 return
-            await self._wait_for_room(room_id)
+            if room_id not in self.client.rooms:
+                await self._wait_for_room(room_id)  # TransientError: the feed retries, then skips
             if kind.startswith("circle."):
                 await self._circle_to_membership(room_id, pid, event)
             notice = render_event(event, self.file_url(pid), self._names(room_id))

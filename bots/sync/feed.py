@@ -44,6 +44,7 @@ class FeedConsumer:
         poll_seconds: float = 1.0,
         batch: int = 100,
         max_attempts: int = 5,
+        max_transient_attempts: int = 15,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.dossier = dossier
@@ -52,6 +53,7 @@ class FeedConsumer:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.max_attempts = max_attempts
+        self.max_transient_attempts = max_transient_attempts
         self._sleep = sleep
         self._wake = asyncio.Event()
         self.handled = 0
@@ -85,7 +87,16 @@ class FeedConsumer:
             try:
                 await self.handler(event)
                 break
-            except (TransientError, Unavailable) as exc:
+            except Unavailable as exc:  # the dossier is away: wait for it, however long
+                delay = backoff_ms(attempt, cap_ms=30_000) / 1000
+                log.info("événement du dossier %d : dossier indisponible (%s), réessai dans %.1f s",
+                         seq, exc.errcode, delay)  # fmt: skip
+                await self._sleep(delay)
+            except TransientError as exc:
+                if attempt >= self.max_transient_attempts:
+                    log.error("événement du dossier %d abandonné : problème persistant (%s)", seq, exc)
+                    self.skipped += 1
+                    break
                 delay = backoff_ms(attempt, cap_ms=30_000) / 1000
                 log.info("événement du dossier %d : problème passager (%s), réessai dans %.1f s",
                          seq, type(exc).__name__, delay)  # fmt: skip

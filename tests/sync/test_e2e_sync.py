@@ -1,0 +1,338 @@
+"""Room ↔ file, end to end: a real Synapse, the real bot (in-process here), the real dossier
+service on a free port with a fresh SQLite, professionals as E2EE nio clients.
+
+SPICO use case 3 (urgent flag, prescription filed with !doc, flag cleared), use case 2 (a
+hospital professional added to the circle is invited with the history, the discharge shows
+in the room), and the faults: dossier stopped while commands come in, the same room event
+handled twice. (The SIGKILL of the bot process is in test_e2e_kill.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from fpdf import FPDF
+from nio import RoomGetStateEventResponse, UploadResponse
+from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
+from pypdf import PdfReader
+
+from bots.dossier_client import DossierClient
+from deployment.secrets import Secrets
+from tests.bots.conftest import BotRunner, Pro, dm_with_bot, make_bot_config, room_id_in
+from tests.sync.dossier_support import DossierServer, dossier_config
+
+pytestmark = pytest.mark.integration
+
+
+# ------------------------------------------------------------------------------ helpers
+async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool],
+                     timeout: float = 20.0, what: str = "état attendu") -> Any:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} non atteint : {str(value)[:500]}")
+        await asyncio.sleep(0.3)
+
+
+def make_pdf(text: str) -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=14)
+    pdf.cell(text=text)
+    return bytes(pdf.output())
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+
+
+async def send_file(pro: Pro, room_id: str, data: bytes, filename: str) -> str:
+    ciphertext, keys = encrypt_attachment(data)
+    resp, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
+                                      filesize=len(ciphertext))  # fmt: skip
+    assert isinstance(resp, UploadResponse), resp
+    content = {
+        "msgtype": "m.file", "body": filename, "filename": filename,
+        "info": {"mimetype": "application/pdf", "size": len(data)},
+        "file": {"url": resp.content_uri, "key": keys["key"], "iv": keys["iv"],
+                 "hashes": keys["hashes"], "v": keys["v"], "mimetype": "application/pdf"},
+    }  # fmt: skip
+    return await pro.say(room_id, filename, content)
+
+
+async def reply_command(pro: Pro, room_id: str, to_event: str, command: str) -> str:
+    return await pro.say(room_id, command, {
+        "msgtype": "m.text", "body": command,
+        "m.relates_to": {"m.in_reply_to": {"event_id": to_event}},
+    })  # fmt: skip
+
+
+async def download_attachment(pro: Pro, base_url: str, content: dict[str, Any]) -> bytes:
+    file = content["file"]
+    server, media_id = file["url"][len("mxc://"):].split("/", 1)
+    url = f"{base_url}/_matrix/client/v1/media/download/{server}/{media_id}"
+    async with aiohttp.ClientSession() as http, http.get(
+        url, headers={"Authorization": f"Bearer {pro.client.access_token}"}
+    ) as resp:
+        assert resp.status == 200
+        ciphertext = await resp.read()
+    return decrypt_attachment(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+
+
+async def state(pro: Pro, room_id: str, event_type: str, key: str = "") -> dict[str, Any]:
+    resp = await pro.client.room_get_state_event(room_id, event_type, key)
+    return dict(resp.content) if isinstance(resp, RoomGetStateEventResponse) else {}
+
+
+def notebook_texts(file: dict[str, Any]) -> list[str]:
+    return [str(e["text"]) for e in file.get("notebook", [])]
+
+
+# ------------------------------------------------------------------------------ fixtures
+@dataclasses.dataclass
+class Env:
+    synapse: Any
+    server: Any
+    runner: BotRunner
+    dossier: DossierClient
+    make_pro: Callable[..., Awaitable[Pro]]
+
+    @property
+    def bot_id(self) -> str:
+        return str(self.synapse.bot_user_id)
+
+    async def file(self, pid: str) -> dict[str, Any]:
+        return await self.dossier.get_file(pid) or {}
+
+    async def patient_room(self, owner: Pro, label: str) -> tuple[str, str]:
+        """``!patient nouveau`` in a DM with the bot: the room, and its file (same id)."""
+        dm = await dm_with_bot(owner, self.bot_id)
+        await owner.say(dm, f"!patient nouveau {label}")
+        notice = await owner.wait_notice(dm, f"Salon patient « {label} » créé")
+        room_id = room_id_in(notice.source["content"]["body"])
+        await owner.wait_member(room_id, owner.user_id)
+        found = await eventually(lambda: self.dossier.patient_by_room(room_id), bool,
+                                 what="dossier créé pour le salon")  # fmt: skip
+        pid = str(found["id"])
+        await eventually(lambda: state(owner, room_id, "fr.cercle.patient"),
+                         lambda c: c.get("id") == pid, what="identifiant du dossier dans le salon")  # fmt: skip
+        return room_id, pid
+
+
+@pytest.fixture
+async def env(synapse: Any, tmp_path: Path, dossier_template: Path, monkeypatch: pytest.MonkeyPatch,
+              nio_client_factory: Callable[..., Any]) -> AsyncIterator[Env]:  # fmt: skip
+    token = Secrets.load_or_create(tmp_path).dossier_service_token  # the bot's var = tmp_path
+    config = dataclasses.replace(
+        dossier_config(tmp_path / "dossier-files", dossier_template, homeserver_url=synapse.base_url,
+                       server_name=synapse.server_name),
+        service_token=token,
+    )  # fmt: skip
+    server = DossierServer(config)
+    await server.start()
+    monkeypatch.setenv("CERCLE__DOSSIER__PUBLIC_URL", server.url)
+    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot"))
+    await runner.start()
+    dossier = DossierClient(server.url, token)
+
+    async def make_pro(name: str | None = None) -> Pro:
+        return Pro(await nio_client_factory(None))
+
+    try:
+        yield Env(synapse, server, runner, dossier, make_pro)
+    finally:
+        await runner.stop()
+        await dossier.close()
+        await server.stop()
+
+
+# ------------------------------------------------------------------------------ use case 3
+async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) -> None:
+    nurse, gp = await env.make_pro(), await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi Mme D.")
+
+    # the room carries the file: widget in the side panel, identity pinned (encrypted)
+    widget = await eventually(lambda: state(nurse, room_id, "im.vector.modular.widgets", "cercle-dossier"),
+                              lambda c: bool(c.get("url")), what="widget du dossier")  # fmt: skip
+    assert widget["url"].startswith(f"{env.server.url}/patients/{pid}?")
+    layout = await state(nurse, room_id, "io.element.widgets.layout")
+    assert layout["widgets"]["cercle-dossier"]["container"] == "right"
+    header = await nurse.wait_notice(room_id, "🪪 Patient")
+    pinned = await eventually(lambda: state(nurse, room_id, "m.room.pinned_events"),
+                              lambda c: header.event_id in c.get("pinned", []), what="message épinglé")  # fmt: skip
+    assert pinned["pinned"][0] == header.event_id
+
+    # the coordinator brings the GP into the circle from the room: invited by the bot
+    await nurse.say(room_id, f"!cercle ajouter {gp.user_id} medecin_traitant")
+    await nurse.wait_notice(room_id, "ajouté(e) au cercle de soins")
+    await gp.wait_member(room_id, gp.user_id)
+    await nurse.wait_member(room_id, gp.user_id)
+
+    motif = "Plaie surinfectée : le Dr peut-il faire une ordonnance d'antibiotiques ?"
+    start = gp.mark(room_id)
+    await nurse.say(room_id, f"!urgent {motif}")
+    urgent = await gp.wait_notice(room_id, "URGENCE", start=start)
+    assert gp.user_id in urgent.source["content"]["m.mentions"]["user_ids"]  # the team was told
+    assert motif in urgent.source["content"]["body"]
+
+    prescription = make_pdf("Ordonnance : amoxicilline 1 g x 3 / jour pendant 7 jours")
+    file_event = await send_file(gp, room_id, prescription, "ordonnance-mme-d.pdf")
+    start = gp.mark(room_id)
+    await reply_command(gp, room_id, file_event, "!doc recette")
+    refused = await gp.wait_notice(room_id, "Catégorie inconnue", start=start)
+    assert "ordonnance" in refused.source["content"]["body"]  # the valid ones are listed
+    await reply_command(gp, room_id, file_event, "!doc ordonnance")
+    await gp.wait_notice(room_id, "classé dans les documents du dossier (catégorie ordonnance)", start=start)
+    await nurse.wait_notice(room_id, "Document ajouté au dossier dans la catégorie « ordonnance »")
+
+    await gp.say(room_id, "!fait urgent")
+    await nurse.wait_notice(room_id, "levé par")
+    file = await eventually(lambda: env.file(pid),
+                            lambda f: any("levé par" in t for t in notebook_texts(f)),
+                            what="levée du signalement dans le cahier")  # fmt: skip
+    docs = file["documents"]
+    assert [(d["category"], d["sha256"]) for d in docs] == [
+        ("ordonnance", hashlib.sha256(prescription).hexdigest())
+    ]
+    assert docs[0]["uploaded_by"] == gp.user_id
+    texts = notebook_texts(file)
+    raised = [e for e in file["notebook"] if e["text"].startswith("Signalement « urgence » par")]
+    assert len(raised) == 1 and raised[0]["author"] == nurse.user_id and raised[0]["kind"] == "signalement"
+    assert motif in raised[0]["text"]
+    assert sum("Signalement « urgence » levé par " + gp.user_id in t for t in texts) == 1
+    assert any(t.startswith("Document ajouté dans la catégorie ordonnance") for t in texts)
+    assert any(t.startswith("Invitation de") and "transcription PDF" in t for t in texts)
+    assert await state(nurse, room_id, "fr.cercle.flags") in ({}, {"flags": {}})
+
+    # the GP leaves the conversation: marked "left" in the circle, kept in it
+    await gp.client.room_leave(room_id)
+    circle = await eventually(lambda: env.dossier.circle(pid),
+                              lambda ms: any(m["matrix_user_id"] == gp.user_id and m.get("left_room_at")
+                                             for m in ms), what="départ noté")  # fmt: skip
+    assert any(m["matrix_user_id"] == gp.user_id and m["ended_at"] is None for m in circle)
+
+
+# ------------------------------------------------------------------------------ use case 2
+async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows(env: Env) -> None:
+    gp, hospital = await env.make_pro(), await env.make_pro()
+    room_id, pid = await env.patient_room(gp, "Suivi M. H.")
+    marker = "Antécédents : insuffisance cardiaque, marqueur-historique-7Q"
+    await gp.say(room_id, marker)
+
+    # the coordinator adds the hospital professional on the file (the page does this call)
+    await env.dossier.add_circle_member(
+        pid, {"kind": "professionnel", "display_name": "Dr Hôpital", "matrix_user_id": hospital.user_id,
+              "profession": "Médecin hospitalier", "role": "intervenant", "has_access": True},
+        actor=gp.user_id, key="uc2-add",
+    )  # fmt: skip
+    await env.dossier.add_circle_member(
+        pid, {"kind": "aidant", "display_name": "Mme H. (épouse)", "role": "aidant_principal"},
+        actor=gp.user_id, key="uc2-aidant",
+    )  # fmt: skip
+    await hospital.wait_member(room_id, hospital.user_id)
+    await gp.wait_notice(room_id, "Dr Hôpital rejoint le cercle de soins")
+    await gp.wait_notice(room_id, "sans compte : enregistré, non invité")
+
+    # the earlier messages: no cross-signed device here, so a PDF transcript in a direct chat
+    def is_pdf(ev: Any) -> bool:
+        return ev.source.get("content", {}).get("msgtype") == "m.file"
+
+    transcript = None
+    deadline = time.monotonic() + 40
+    while transcript is None and time.monotonic() < deadline:
+        await hospital.sync_once()
+        for rid, events in hospital.events.items():
+            if rid != room_id:
+                transcript = next((e for e in events if is_pdf(e)), None) or transcript
+    assert transcript is not None, "transcription de l'historique non reçue"
+    text = pdf_text(await download_attachment(hospital, env.synapse.base_url, transcript.source["content"]))
+    assert "marqueur-historique-7Q" in text
+
+    # the hospital professional posts the discharge prescription; the discharge is recorded
+    await send_file(hospital, room_id, make_pdf("Ordonnance de sortie"), "ordonnance-sortie.pdf")
+    now = datetime.now(UTC)
+    await env.dossier.request(
+        "POST", f"/patients/{pid}/hospitalisations",
+        json_body={"structure": "CHU Nord", "service": "Cardiologie",
+                   "admission_at": (now - timedelta(days=5)).isoformat(),
+                   "discharge_at": (now - timedelta(minutes=5)).isoformat()},
+        actor=hospital.user_id, key="uc2-stay",
+    )  # fmt: skip
+    await gp.wait_notice(room_id, "Sortie d'hospitalisation le")
+    await gp.wait_notice(room_id, "Hospitalisation : admission le")
+
+    file = await env.file(pid)
+    invitation = [t for t in notebook_texts(file) if t.startswith("Invitation de Dr Hôpital")]
+    assert len(invitation) == 1 and "transcription PDF" in invitation[0]
+
+    # the coordinator ends the hospital professional's participation: removed from the room
+    member = next(m for m in await env.dossier.circle(pid) if m["matrix_user_id"] == hospital.user_id)
+    await env.dossier.end_circle_member(pid, member["id"], actor=gp.user_id, key="uc2-end")
+    leave = await eventually(lambda: state(gp, room_id, "m.room.member", hospital.user_id),
+                             lambda c: c.get("membership") == "leave", what="exclusion")  # fmt: skip
+    assert leave["reason"] == "Fin de participation au cercle de soins du patient"
+
+
+# ------------------------------------------------------------------------------ faults
+async def test_dossier_down_while_commands_come_in_nothing_lost(env: Env) -> None:
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi panne")
+    await env.server.stop()
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, "!note panne-note-1")
+    await nurse.say(room_id, "!transmission panne-transmission-2")
+    await nurse.say(room_id, f"!tache panne-tache-3 pour {nurse.user_id} échéance demain")
+    for what in ("la note", "la transmission", "la tâche"):
+        await nurse.wait_notice(room_id, f"momentanément indisponible : {what}", start=start, timeout=30)
+    await env.server.start()
+    await nurse.wait_notice(room_id, "Nouvelle tâche « panne-tache-3 »", timeout=40)
+    file = await eventually(lambda: env.file(pid),
+                            lambda f: sum(t.startswith("panne-") for t in notebook_texts(f)) >= 2,
+                            timeout=30, what="écritures différées")  # fmt: skip
+    texts = notebook_texts(file)
+    assert texts.count("panne-note-1") == 1 and texts.count("panne-transmission-2") == 1
+    assert [t["label"] for t in file["tasks"]] == ["panne-tache-3"]
+    assert file["tasks"][0]["assignees"] == [{"kind": "personne", "ref": nurse.user_id}]
+    await nurse.wait_notice(room_id, "Dossier de nouveau joignable", start=start)
+    # !taches and !tache fait work on what was queued
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, "!taches")
+    listing = await nurse.wait_notice(room_id, "Tâches ouvertes", start=start)
+    assert "1. panne-tache-3" in listing.source["content"]["body"]
+    await nurse.say(room_id, "!tache fait 1")
+    await nurse.wait_notice(room_id, "Tâche « panne-tache-3 » close", start=start)
+    assert await env.dossier.open_tasks(pid) == []
+
+
+async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi doublon")
+    start = nurse.mark(room_id)
+    event_id = await nurse.say(room_id, "!note doublon-unique")
+    await nurse.wait_notice(room_id, "Note enregistrée", start=start)
+    app = env.runner.app
+    assert app is not None
+    resp = await app.client.room_get_event(room_id, event_id)
+    event = app.client.decrypt_event(resp.event)
+    room = app.client.rooms[room_id]
+    for _ in range(2):  # the same event handed to the bot again (e.g. a replayed sync)
+        await app.sync_loop.handlers.handle(event, room)
+    file = await env.file(pid)
+    assert notebook_texts(file).count("doublon-unique") == 1
+    await asyncio.sleep(1)
+    await nurse.sync_once()
+    replies = [b for b in nurse.notices(room_id) if b.startswith("🗒 Note enregistrée")]
+    assert len(replies) == 1  # same transaction id: the homeserver kept one reply
