@@ -248,6 +248,13 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
                 widget = next(f for f in page.frames if f.url.startswith(base))
                 assert widget.url == f"{base}/patients/{patient.id}?widget=1"
                 await page.screenshot(path=str(ARTIFACTS / "dossier-widget.png"))
+                # any other origin (here "localhost" instead of "127.0.0.1") may not frame it
+                other = await browser.new_page()
+                await other.goto(f"http://localhost:{ELEMENT_PORT}/")
+                await other.wait_for_timeout(1500)
+                framed = [f for f in other.frames if f is not other.main_frame]
+                assert framed and not framed[0].url.startswith(base)
+                assert await other.title() != "get_openid:cercle-dossier"
             finally:
                 await browser.close()
     finally:
