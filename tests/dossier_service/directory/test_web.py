@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import sqlite3
@@ -184,7 +185,7 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
 
 @pytest.mark.integration
 async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: Path,
-                                                 synapse: Any) -> None:
+                                                 synapse: Any, user_factory: Any) -> None:
     from homeserver.admin_api import AdminApi
 
     app, config, db = make_app(tmp_path, homeserver_url=synapse.base_url,
@@ -236,3 +237,20 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
     actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
     assert actions == ["demande.creee", "demande.approuvee", "compte.active"]
     assert conn.execute("SELECT status FROM account_request").fetchone() == ("activee",)
+    # Element's "start chat" search (Synapse's user directory) finds the professional by
+    # profession and city, because they are part of the display name
+    colleague = user_factory()
+    found: list[str] = []
+    for _ in range(40):
+        async with client.session.post(
+            f"{synapse.base_url}/_matrix/client/v3/user_directory/search",
+            json={"search_term": "infirmier narbonne", "limit": 10},
+            headers={"Authorization": f"Bearer {colleague.access_token}"},
+        ) as search:
+            assert search.status == 200
+            found = [r["user_id"] for r in (await search.json())["results"]]
+        if mxid in found:
+            break
+        await asyncio.sleep(0.25)
+    assert mxid in found
+
