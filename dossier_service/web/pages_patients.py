@@ -9,6 +9,7 @@ audit row written in the same transaction. Writes answer with a redirection to t
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -19,14 +20,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
 from dossier_service.api.context import Ctx, FileAccess, open_file
+from dossier_service.identity import ALLOWED_TRANSITIONS, IDENTITY_DOCUMENTS
 from dossier_service.models.patient import FileStatusChange, patient_public
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES
 from dossier_service.policy import Action, Decision, decide
 from dossier_service.schemas import (
     AssigneeIn,
     CircleMemberIn,
+    DeathCancelIn,
     EpisodeIn,
     HospitalisationIn,
+    IdentityUpdate,
     MemoIn,
     MemoUpdate,
     NotebookIn,
@@ -64,6 +68,8 @@ NOTICES = {
     "document": "Document déposé.",
     "formulaire": "Nouvelle version du formulaire enregistrée.",
     "dossier": "Dossier créé : vous en êtes coordinateur·rice.",
+    "identite": "Identité mise à jour.",
+    "deces": "Déclaration de décès enregistrée.",
 }
 
 
@@ -166,6 +172,10 @@ async def file_view(
     return {
         "patient": patient,
         "identity": patient_public(patient),
+        "identity_documents": IDENTITY_DOCUMENTS,
+        "status_choices": [patient.identity_status,
+                           *sorted(ALLOWED_TRANSITIONS[patient.identity_status])],
+        "death": await patients_service.active_death(session, patient_id=patient.id),
         "status_history": list(statuses.all()),
         "memos": await followup.list_memos(session, patient_id=patient.id),
         "hospitalisations": await followup.list_hospitalisations(session, patient_id=patient.id),
@@ -255,6 +265,72 @@ async def write_section(
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form=section)  # fmt: skip
     raise web.HTTPSeeOther(f"/patients/{pid}?ok={section}#{anchor or section}")
+
+
+TEXT_TRAITS = ("label", "birth_name", "used_name", "used_first_name", "birth_commune",
+               "birth_country", "postcode", "address", "email", "identity_document_type")  # fmt: skip
+
+
+def identity_changes(patient: Any, form: Any) -> dict[str, Any]:
+    """Only what the person changed: unchanged traits are not re-sent (the INS rules freeze
+    some of them once the identity is verified); the INS number only when typed."""
+    wanted: dict[str, Any] = {key: text(form, key) for key in TEXT_TRAITS}
+    wanted["birth_name"] = wanted["birth_name"].upper()
+    wanted["birth_first_names"] = text(form, "birth_first_names").split()
+    wanted["phones"] = [p.strip() for p in text(form, "phones").split(",") if p.strip()]
+    wanted["sex"] = optional(form, "sex")
+    wanted["birth_insee_code"] = (optional(form, "birth_insee_code") or "").upper() or None
+    wanted["birth_date"] = parse_day(text(form, "birth_date"))
+    wanted["identity_document_date"] = parse_day(text(form, "identity_document_date"))
+    wanted["identity_document_type"] = wanted["identity_document_type"] or None
+    wanted["identity_status"] = text(form, "identity_status") or patient.identity_status
+    changes = {k: v for k, v in wanted.items() if getattr(patient, k) != v}
+    if text(form, "ins_number"):
+        changes["ins_number"] = text(form, "ins_number").replace(" ", "")
+    return changes
+
+
+@routes.post("/patients/{pid}/identite")
+async def update_identity(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        changes = identity_changes(access.patient, form)
+        if not changes:
+            raise PageInputError("Aucune modification de l'identité.")
+        data = IdentityUpdate.model_validate(
+            {k: (v.isoformat() if isinstance(v, date) else v) for k, v in changes.items()},
+            strict=False,
+        )
+        await patients_service.update_identity(
+            session, principal=ctx.principal, patient=access.patient, data=data, today=ctx.today()
+        )
+
+    return await write_section(request, "identite", Action.WRITE, work, verb="update")
+
+
+@routes.post("/patients/{pid}/deces")
+async def declare_death(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        day = parse_day(text(form, "death_date"))
+        if day is None:
+            raise PageInputError("Indiquez la date du décès.")
+        await patients_service.declare_death(
+            session, principal=ctx.principal, patient=access.patient, death_date=day,
+            today=ctx.today(),
+        )  # fmt: skip
+
+    return await write_section(request, "deces", Action.WRITE, work, anchor="identite")
+
+
+@routes.post("/patients/{pid}/deces/annulation")
+async def cancel_death(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        data = DeathCancelIn.model_validate({"reason": text(form, "reason")}, strict=False)
+        await patients_service.cancel_death(
+            session, principal=ctx.principal, patient=access.patient, reason=data.reason
+        )
+
+    return await write_section(request, "deces", Action.WRITE, work, anchor="identite",
+                               verb="update")  # fmt: skip
 
 
 @routes.post("/patients/{pid}/statut")

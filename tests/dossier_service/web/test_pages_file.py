@@ -270,3 +270,51 @@ async def test_widget_entry_opens_the_file_of_the_room(site) -> None:
     assert site.location(resp) == f"/patients/{patient.id}?widget=1"
     status, _, resp = await site.get(site.person(site.OUTSIDER), "/widget?roomId=!salle:cercle.test")
     assert status == 404
+
+
+async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    url = f"/patients/{patient.id}"
+    traits = {"birth_name": "durand", "birth_first_names": "Marie Louise", "sex": "F",
+              "birth_date": "1940-11-20", "birth_insee_code": "31555", "birth_commune": "Toulouse",
+              "postcode": "31200", "phones": "05 61 00 00 00"}  # fmt: skip
+    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "birth_insee_code": "3155"})
+    assert status == 400 and "code INSEE" in body
+    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "birth_date": "2099-01-01"})
+    assert status == 400 and "ne peut pas être dans le futur" in body
+    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "identity_status": "QUAL"})
+    assert status == 400 and "non autorisé" in body  # PROV → QUAL is not a transition
+    status, _, _ = await site.post(coord, f"{url}/identite", traits)
+    assert status == 303
+    status, _, _ = await site.post(coord, f"{url}/identite", {
+        **traits, "identity_status": "VALI", "identity_document_type": "passeport",
+        "identity_document_date": "2026-01-05"})  # fmt: skip
+    assert status == 303
+    body_ins = "2401131555123"
+    ins = f"{body_ins}{nir_key(body_ins):02d}"
+    status, _, _ = await site.post(coord, f"{url}/identite", {
+        **traits, "identity_status": "QUAL", "identity_document_type": "passeport",
+        "identity_document_date": "2026-01-05", "ins_number": ins})  # fmt: skip
+    assert status == 303
+    status, body, _ = await site.get(coord, url)
+    assert "DURAND Marie" in body and "Identité qualifiée" in body and ins in body
+    assert "Statut de l&#39;identité : Identité validée → Identité qualifiée" in body
+    # verified traits are frozen unless the status changes
+    status, body, _ = await site.post(coord, f"{url}/identite", {
+        **traits, "birth_name": "MARTIN", "identity_status": "QUAL",
+        "identity_document_type": "passeport", "identity_document_date": "2026-01-05"})  # fmt: skip
+    assert status == 400 and "ne peuvent être modifiés" in body
+    # death declared then cancelled, both traced
+    status, _, _ = await site.post(coord, f"{url}/deces", {"death_date": "2026-11-20"})
+    assert status == 303
+    assert "Décès déclaré le 20/11/2026" in (await site.get(coord, url))[1]
+    status, body, _ = await site.post(coord, f"{url}/deces", {"death_date": "2026-11-21"})
+    assert status == 409
+    status, _, _ = await site.post(coord, f"{url}/deces/annulation", {"reason": "Erreur de dossier"})
+    assert status == 303
+    texts = await notebook_texts(site, patient.id)
+    assert "Déclaration du décès du patient (le 20/11/2026)" in texts
+    assert "Annulation de la déclaration du décès du patient" in texts
+    status, body, _ = await site.get(coord, url)
+    assert "Décès déclaré" not in body
