@@ -24,7 +24,7 @@ class DirectorySettings:
     activation_hours: int = 72
     request_limit: int = 5          # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
-    frame_origin: str = "'none'"
+    frame_origin: str = "'self'"  # CSP frame-ancestors: the pages work as an Element widget
 
 
 def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
@@ -46,5 +46,6 @@ def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
         activation_hours=int(section.get("activation_hours", 72)),
         request_limit=int(section.get("request_limit", 5)),
         request_window_seconds=int(section.get("request_window_seconds", 600)),
-        frame_origin=str(dossier.get("element_origin") or "'none'"),
+        frame_origin=f"'self' {dossier['element_origin']}" if dossier.get("element_origin")
+        else "'self'",
     )
