@@ -1,4 +1,4 @@
-"""Fixtures of the page tests: the real app on a fresh SQLite (migrated with Alembic), people
+"""Fixtures of the page tests: the real app on a fresh migrated database, people
 signed in with real session cookies, files seeded through the core's services.
 
 Tests reach the constants through the ``site`` fixture (``site.COORD`` …)."""
@@ -18,7 +18,6 @@ from aiohttp.test_utils import TestClient
 from dossier_service import appkeys, auth
 from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
-from dossier_service.migrate import upgrade
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.patient import Patient
 from dossier_service.policy import Principal
@@ -133,8 +132,11 @@ class Site:
 
 
 @pytest.fixture
-async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[Site]:
-    config = make_config(tmp_path)
-    await upgrade(config.database_url)
+async def site(
+    database_url: str, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]
+) -> AsyncIterator[Site]:
+    """The pages on a fresh, migrated database: SQLite, and PostgreSQL (``database_url`` of
+    ``tests/dossier_service/conftest.py`` runs each page test on both)."""
+    config = make_config(tmp_path, database_url=database_url)
     client = await aiohttp_client(create_app(config))
     yield Site(client=client, config=config)
