@@ -1,0 +1,201 @@
+"""Directory commands: find professionals from the conversation.
+
+``!trouver <requête>`` (alias ``!find``) replies with the best matches of the dossier's
+directory (name, profession, city, whether they have a Cercle account), numbered;
+``!inviter <n>`` in a patient room invites result n of the sender's last search there:
+the word ``inviter`` belongs to the patients family, which resolves a number with
+:func:`result_user` (adding to the care circle of the file stays ``!cercle ajouter``).
+
+The bot reaches the directory only through the dossier's HTTP API
+(``GET /api/v1/annuaire``). Wiring (one line in ``BotApp._register_families``)::
+
+    directory_commands.install(registry, s)
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bots.commands.registry import (
+    CommandContext,
+    CommandRegistry,
+    Text,
+    UsageError,
+    UserError,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_RESULTS = 10
+MAX_QUERY = 200
+
+
+class DirectorySearch(Protocol):
+    async def search(self, query: str, *, per_page: int) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Found:
+    """One line of a reply: enough to invite and to name."""
+
+    name: str
+    profession: str
+    city: str
+    mxid: str | None
+
+
+class DossierDirectory:
+    """``GET /api/v1/annuaire`` through the bot's :class:`bots.dossier_client.DossierClient`."""
+
+    def __init__(self, dossier: Any) -> None:
+        self.dossier = dossier
+
+    async def search(self, query: str, *, per_page: int) -> Mapping[str, Any]:
+        body = await self.dossier.request(
+            "GET", "/annuaire", params={"q": query, "par_page": per_page}
+        )
+        return body if isinstance(body, Mapping) else {}
+
+
+class LastResults:
+    """The last results shown to each (room, person), for ``!inviter <n>`` (bounded, 1 h)."""
+
+    def __init__(self, max_entries: int = 1000, ttl_seconds: float = 3600.0) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl_seconds
+        self._items: OrderedDict[tuple[str, str], tuple[float, list[Found]]] = OrderedDict()
+
+    def remember(self, room_id: str, sender: str, found: list[Found],
+                 now: float | None = None) -> None:
+        key = (room_id, sender)
+        self._items.pop(key, None)
+        self._items[key] = (time.monotonic() if now is None else now, found)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def get(self, room_id: str, sender: str, now: float | None = None) -> list[Found]:
+        entry = self._items.get((room_id, sender))
+        now = time.monotonic() if now is None else now
+        if entry is None or now - entry[0] > self.ttl:
+            return []
+        return entry[1]
+
+
+def _title(word: str) -> str:
+    return "-".join(p[:1].upper() + p[1:].lower() for p in word.split("-"))
+
+
+def found_from_api(items: Sequence[Mapping[str, Any]]) -> list[Found]:
+    out = []
+    for item in items[:MAX_RESULTS]:
+        first = " ".join(_title(w) for w in str(item.get("prenom", "")).split())
+        name = f"{str(item.get('nom', '')).upper()} {first}".strip()
+        profession = str(item.get("profession", ""))
+        specialty = str(item.get("specialite", "") or "")
+        if specialty:
+            profession = f"{profession} ({specialty})"
+        practices = item.get("exercices") or []
+        city = str(practices[0].get("ville", "")) if practices else ""
+        mxid = item.get("compte_matrix")
+        out.append(Found(name, profession, city, str(mxid) if mxid else None))
+    return out
+
+
+def format_results_for_bot(found: Sequence[Found], *, query: str, total: int,
+                           more: bool = False, in_patient_room: bool = False,
+                           prefix: str = "!") -> tuple[str, str]:
+    """Pure: the numbered reply (plain, HTML)."""
+    q = query.strip()
+    if not found:
+        text = f"Aucun professionnel trouvé pour « {q} »."
+        return text, html.escape(text)
+    count = f"plus de {total}" if more else str(total)
+    head = f"{count} résultat{'s' if more or total > 1 else ''} pour « {q} »"
+    if more or total > len(found):
+        head += f" ({len(found)} premiers)"
+    lines = [head + " :"]
+    items = []
+    for n, f in enumerate(found, 1):
+        where = f", {f.city}" if f.city else ""
+        account = f"compte Cercle {f.mxid}" if f.mxid else "pas de compte Cercle"
+        lines.append(f"{n}. {f.name} — {f.profession}{where} — {account}")
+        mx = (f'<a href="https://matrix.to/#/{html.escape(f.mxid)}">{html.escape(f.mxid)}</a>'
+              if f.mxid else "pas de compte Cercle")
+        items.append(f"<li><b>{html.escape(f.name)}</b> — {html.escape(f.profession)}"
+                     f"{html.escape(where)} — {mx}</li>")
+    body = f"<p>{html.escape(head)} :</p><ol>{''.join(items)}</ol>"
+    if in_patient_room and any(f.mxid for f in found):
+        tip = (f"Pour inviter le professionnel n dans ce salon : {prefix}inviter n ; "
+               f"pour l'ajouter au cercle de soins : {prefix}cercle ajouter @qui rôle.")
+        lines.append(tip)
+        body += f"<p>{html.escape(tip)}</p>"
+    return "\n".join(lines), body
+
+
+def result_user(memory: LastResults, room_id: str, sender: str, word: str,
+                prefix: str = "!") -> str:
+    """``!inviter <n>``: the Matrix id of result n of the sender's last search in this room.
+
+    For the patients family's ``!inviter`` (which owns that command word): when its argument
+    is a number, ``user_id = result_user(memory, ctx.room_id, ctx.sender, word)``."""
+    if not word.isdigit() or int(word) < 1:
+        raise UsageError(f"« {word[:20]} » n'est pas un numéro de résultat.")
+    found = memory.get(room_id, sender)
+    if not found:
+        raise UserError(f"Faites d'abord une recherche : {prefix}trouver <requête>.")
+    n = int(word)
+    if n > len(found):
+        raise UserError(f"Votre dernière recherche n'a que {len(found)} résultat(s).")
+    who = found[n - 1]
+    if who.mxid is None:
+        raise UserError(f"{who.name} n'a pas encore de compte Cercle : il peut en demander un "
+                        "sur la page « Demander un compte » du dossier.")
+    return who.mxid
+
+
+def register(registry: CommandRegistry, *, search: DirectorySearch,
+             results: LastResults | None = None) -> LastResults:
+    memory = results or LastResults()
+
+    @registry.command(
+        "trouver", aliases=("find",),
+        args=(Text("requete", max_length=MAX_QUERY, label="la requête"),),
+        help="cherche un professionnel dans l'annuaire (nom, ville, profession…)",
+    )
+    async def find(ctx: CommandContext, requete: str) -> None:
+        try:
+            body = await search.search(requete, per_page=MAX_RESULTS)
+        except Exception as exc:
+            if type(exc).__name__ in ("Unavailable", "Refused"):
+                raise UserError("L'annuaire est momentanément indisponible ; réessayez dans "
+                                "un instant.") from None
+            raise
+        found = found_from_api(list(body.get("resultats") or []))
+        memory.remember(ctx.room_id, ctx.sender, found)
+        plain, body_html = format_results_for_bot(
+            found, query=requete, total=int(body.get("total") or 0),
+            more=bool(body.get("total_minimum")), in_patient_room=ctx.facts.is_patient_room,
+            prefix=registry.prefix,
+        )
+        await ctx.reply(plain, body_html)
+
+    return memory
+
+
+def install(registry: CommandRegistry, services: Any) -> LastResults | None:
+    """From ``BotApp._register_families``: the dossier endpoint from the profile/secrets."""
+    from bots.dossier_client import DossierClient
+    from bots.sync.service import default_endpoint
+
+    try:
+        dossier_url, token = default_endpoint(services.config.data_dir.parent)
+    except Exception:
+        log.exception("dossier non configuré : !trouver désactivé")
+        return None
+    return register(registry, search=DossierDirectory(DossierClient(dossier_url, token)))

@@ -1,0 +1,147 @@
+"""`!trouver` against the real directory routes of the dossier service (HTTP), pure parts."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bots.commands.directory import (
+    DossierDirectory,
+    Found,
+    LastResults,
+    format_results_for_bot,
+    found_from_api,
+    register,
+    result_user,
+)
+from bots.commands.registry import (
+    CommandContext,
+    CommandRegistry,
+    PowerLevels,
+    RoomFacts,
+    UsageError,
+    UserError,
+)
+from bots.dossier_client import DossierClient
+from dossier_service.app import create_app
+from dossier_service.config import DossierConfig
+from dossier_service.directory.importer import import_extract
+from dossier_service.directory.settings import DirectorySettings
+from dossier_service.directory.store import connect
+from dossier_service.directory.web import dossier_authenticator, setup
+
+SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
+if not SAMPLE.exists():
+    SAMPLE = Path(__file__).resolve().parents[4] / "shared" / "data" / "rpps" / SAMPLE.name
+
+
+@dataclass
+class Room:
+    """Where the replies of the bot go: the room's timeline, as text."""
+
+    sent: list[tuple[str, str | None]] = field(default_factory=list)
+
+    async def reply(self, plain: str, html_body: str | None = None,
+                    mentions: Any = ()) -> str | None:
+        self.sent.append((plain, html_body))
+        return f"$event{len(self.sent)}"
+
+
+def ctx(room: Room, *, patient: bool = True, sender: str = "@ide:cercle.test") -> CommandContext:
+    return CommandContext(
+        room_id="!salon:cercle.test", sender=sender, event_id="$cmd",
+        facts=RoomFacts(sender_is_member=True, sender_power_level=100, is_direct=not patient,
+                        is_patient_room=patient),
+        replier=room,
+    )
+
+
+def test_format_is_numbered_and_escaped() -> None:
+    found = [Found("D'ALMEIDA Hélène", "Infirmier", "Foix", "@helene:cercle.test"),
+             Found("<b>X</b>", "Médecin (Cardiologie)", "Albi", None)]
+    plain, html = format_results_for_bot(found, query="d'almeida", total=2,
+                                         in_patient_room=True)
+    assert plain.splitlines()[0] == "2 résultats pour « d'almeida » :"
+    assert "1. D'ALMEIDA Hélène — Infirmier, Foix — compte Cercle @helene:cercle.test" in plain
+    assert "2. <b>X</b> — Médecin (Cardiologie), Albi — pas de compte Cercle" in plain
+    assert "!inviter n" in plain
+    assert "<b>X</b>" not in html and "&lt;b&gt;X&lt;/b&gt;" in html
+    none, _ = format_results_for_bot([], query="zzz", total=0)
+    assert none == "Aucun professionnel trouvé pour « zzz »."
+    many, _ = format_results_for_bot(found, query="ma", total=1000, more=True)
+    assert many.startswith("plus de 1000 résultats pour « ma » (2 premiers)")
+
+
+def test_result_numbers() -> None:
+    memory = LastResults(max_entries=2, ttl_seconds=60)
+    two = [Found("A", "Infirmier", "Albi", "@a2:x"), Found("B", "Infirmier", "Albi", None)]
+    memory.remember("!r", "@a", two)
+    assert result_user(memory, "!r", "@a", "1") == "@a2:x"
+    with pytest.raises(UserError, match="pas encore de compte"):
+        result_user(memory, "!r", "@a", "2")
+    with pytest.raises(UserError, match="n'a que 2"):
+        result_user(memory, "!r", "@a", "3")
+    with pytest.raises(UsageError):
+        result_user(memory, "!r", "@a", "deux")
+    with pytest.raises(UserError, match="Faites d'abord une recherche"):
+        result_user(memory, "!r", "@other", "1")
+    memory.remember("!r", "@a", two, now=0)
+    assert memory.get("!r", "@a", now=59) == two
+    assert memory.get("!r", "@a", now=61) == []  # expired
+    memory.remember("!r2", "@a", [], now=0)
+    memory.remember("!r3", "@a", [], now=0)
+    assert memory.get("!r", "@a", now=1) == []  # bounded: the oldest is forgotten
+
+
+async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Path) -> None:
+    conn = connect(tmp_path / "annuaire.db")
+    import_extract(conn, SAMPLE)
+    conn.execute("INSERT INTO account_link VALUES ('@helene:cercle.test', '810000001128', "
+                 "'test', '2026-01-01T00:00:00+00:00')")
+    conn.close()
+    config = DossierConfig(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        documents_dir=tmp_path / "docs", homeserver_url="http://127.0.0.1:9",
+        server_name="cercle.test", session_key=secrets.token_urlsafe(32),
+        service_token=secrets.token_urlsafe(32))
+    settings = DirectorySettings(
+        database=tmp_path / "annuaire.db", server_name="cercle.test",
+        homeserver_url="http://127.0.0.1:9", public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(16))
+
+    def mount(app: web.Application) -> None:
+        setup(app, settings, authenticate=dossier_authenticator(config))
+
+    server = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
+    dossier = DossierClient(str(server.make_url("")), config.service_token)
+    registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
+    memory = register(registry, search=DossierDirectory(dossier))
+    room = Room()
+    try:
+        assert await registry.execute("!trouver d'almeida", ctx(room))
+        plain, html = room.sent[-1]
+        assert plain.startswith("6 résultats pour « d'almeida »")
+        # the linked professional comes first, with her account
+        assert plain.splitlines()[1] == (
+            "1. D'ALMEIDA Hélène — Infirmier, Foix — compte Cercle @helene:cercle.test")
+        assert result_user(memory, "!salon:cercle.test", "@ide:cercle.test", "1") == \
+            "@helene:cercle.test"
+        assert await registry.execute("!find kiné béziers", ctx(room, patient=False))
+        assert "Masseur-Kinésithérapeute, Béziers" in room.sent[-1][0]
+        assert "!inviter" not in room.sent[-1][0]  # not a patient room
+        assert await registry.execute("!trouver", ctx(room))
+        assert "Il manque la requête" in room.sent[-1][0]
+    finally:
+        await dossier.close()
+
+
+def test_found_from_api_names() -> None:
+    found = found_from_api([{"nom": "GARCIA-LOPEZ", "prenom": "JEAN-PIERRE",
+                             "profession": "Médecin", "specialite": "Gériatrie",
+                             "exercices": [{"ville": "Tarbes"}], "compte_matrix": None}])
+    assert found == [Found("GARCIA-LOPEZ Jean-Pierre", "Médecin (Gériatrie)", "Tarbes", None)]
