@@ -355,6 +355,35 @@ async def refresh_sender_device_keys(client: Any, state: SharedHistory) -> None:
         state.sender_device_keys = keys
 
 
+async def _hand_over_fresh_session(
+    client: Any, room_id: str, user_id: str, devices: list[tuple[Any, Any]]
+) -> None:
+    """Rotate our outgoing session and give the new one to the invitee's devices now.
+
+    The bundle carried our current session as *forwarded* (from index 0): if we kept using
+    it, Rust crypto would keep that copy and show our next messages with an "authenticity
+    not guaranteed" shield. The fresh session is sent directly (Olm, authenticated) before
+    the invite, so our next message decrypts cleanly even if it is sent before our sync has
+    seen the invite (nio only shares with the members it knows).
+    """
+    olm = client.olm
+    olm.rotate_outbound_group_session(room_id)
+    session = olm.outbound_group_sessions[room_id]
+    key_content = {
+        "algorithm": MEGOLM,
+        "room_id": room_id,
+        "session_id": session.id,
+        "session_key": session.session_key,
+    }
+    for device, olm_session in devices:
+        olm_dict = olm._olm_encrypt(olm_session, device, "m.room_key", key_content)
+        response = await client.to_device(
+            ToDeviceMessage("m.room.encrypted", user_id, device.id, olm_dict)
+        )
+        if not isinstance(response, ToDeviceError):
+            session.users_shared_with.add((user_id, device.id))
+
+
 async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_user_id: str) -> bool:
     """Send the room's shareable keys to the invitee (MSC4268). Send the invite afterwards.
 
@@ -403,14 +432,13 @@ async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_us
         raise RuntimeError("envoi du lot de clés refusé par le serveur")
     content = {"room_id": room_id, "file": {**keys, "url": upload.content_uri}}
 
+    devices = [
+        (device, session)
+        for device in olm.device_store.active_user_devices(invitee_user_id)
+        if device.id in targets and (session := olm.session_store.get(device.curve25519))
+    ]
     sent = 0
-    for device in olm.device_store.active_user_devices(invitee_user_id):
-        if device.id not in targets:
-            continue
-        session = olm.session_store.get(device.curve25519)
-        if session is None:
-            logger.warning("Pas de session Olm avec un appareil de l'invité ; ignoré.")
-            continue
+    for device, session in devices:
         olm_dict = olm._olm_encrypt(session, device, BUNDLE_EVENT_TYPE, content)
         response = await client.to_device(
             ToDeviceMessage("m.room.encrypted", invitee_user_id, device.id, olm_dict)
@@ -419,6 +447,8 @@ async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_us
             logger.warning("Envoi du lot de clés à un appareil refusé (%s).", response.status_code)
             continue
         sent += 1
+    if sent:
+        await _hand_over_fresh_session(client, room_id, invitee_user_id, devices)
     logger.info(
         "Lot de clés d'historique envoyé à %d appareil(s) (%d clés, %d retenues).",
         sent,

@@ -50,3 +50,11 @@ async def test_colleague_invited_by_the_bot_reads_the_earlier_conversation(
         "waitMessage", roomId=room_id, sender=bot_user, contains="avis-interop-3", timeoutMs=30000
     )
     assert not from_bot["decryptionFailure"], from_bot
+
+    # after the bundle, the bot's Olm payloads carry sender_device_keys (MSC4147): its next
+    # room key (the invitation notice) is accepted by both Rust crypto clients, no warning
+    for js in (nurse, doctor):
+        notice = await js.call(
+            "waitMessage", roomId=room_id, sender=bot_user, contains="a été invité", timeoutMs=30000
+        )
+        assert notice["encryptionInfo"] == {"shieldColour": "NONE", "shieldReason": None}, notice
