@@ -108,7 +108,8 @@ class EventLedger:
 
     def record_join(self, room_id: str, ts: int) -> None:
         self._db.execute(
-            "INSERT INTO room_joins(room_id, joined_ts) VALUES(?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO room_joins(room_id, joined_ts) VALUES(?, ?) ON CONFLICT(room_id) "
+            "DO UPDATE SET joined_ts=max(joined_ts, excluded.joined_ts)",
             (room_id, ts),
         )
 

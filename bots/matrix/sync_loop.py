@@ -193,11 +193,14 @@ class SyncLoop:
                 continue
             for event in info.state:
                 self._observe(room_id, event)
+            # state first (our own join among it), so that events from before the join,
+            # earlier in the same timeline, are recognised as such
             for event in info.timeline.events:
                 if getattr(event, "state_key", None) is not None:
                     self._observe(room_id, event)
-                if skip_timeline:
-                    continue
+            if skip_timeline:
+                continue
+            for event in info.timeline.events:
                 self._route(event, room, batch)
 
         sessions = {
@@ -216,7 +219,7 @@ class SyncLoop:
             isinstance(event, RoomMemberEvent)
             and event.state_key == self.client.user_id
             and event.membership == "join"
-            and self.ledger.joined_ts(room_id) is None
+            and event.prev_membership != "join"  # a join, not a profile change
         ):
             self.ledger.record_join(room_id, event.server_timestamp)
         self.handlers.observe_state(room_id, event)

@@ -143,3 +143,19 @@ async def test_edits_and_non_members_and_unknown_commands(bot_factory, pro_facto
     bodies = alice.notices(room_id, synapse.bot_user_id)[-4:]
     assert not any("URGENCE" in b for b in bodies)
     assert not any("accuse réception de l'urgence" in b for b in bodies)  # the edit was ignored
+
+
+async def test_events_from_before_the_bot_joined_are_ignored(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    room_id = await alice.create_room(invite=[], name="Avant")
+    early = await alice.say(room_id, "!aide urgent")
+    await alice.client.room_invite(room_id, synapse.bot_user_id)
+    await alice.wait_member(room_id, synapse.bot_user_id)
+    start = alice.mark(room_id)
+    await alice.say(room_id, "!aide vu")
+    await alice.wait_notice(room_id, "!vu", start=start)
+    await settle(alice, 1)
+    assert alice.notices(room_id, synapse.bot_user_id) == [
+        b for b in alice.notices(room_id, synapse.bot_user_id) if "!vu" in b
+    ]
+    assert all(e != early for e, _, _ in bot.app.ledger.all_undecrypted())
