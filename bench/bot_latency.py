@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -67,7 +66,10 @@ def free_port() -> int:
 async def echo_main(session_file: str) -> None:
     s = json.loads(Path(session_file).read_text())
     client = AsyncClient(
-        s["homeserver"], s["user_id"], device_id=s["device_id"], store_path=s["store"],
+        s["homeserver"],
+        s["user_id"],
+        device_id=s["device_id"],
+        store_path=s["store"],
         config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
     )
     client.restore_login(s["user_id"], s["device_id"], s["access_token"])
@@ -80,8 +82,11 @@ async def echo_main(session_file: str) -> None:
         await client.room_send(
             room.room_id,
             "m.room.message",
-            {"msgtype": "m.notice", "body": "écho",
-             "m.relates_to": {"m.in_reply_to": {"event_id": event.event_id}}},
+            {
+                "msgtype": "m.notice",
+                "body": "écho",
+                "m.relates_to": {"m.in_reply_to": {"event_id": event.event_id}},
+            },
             ignore_unverified_devices=True,
         )
 
@@ -136,7 +141,9 @@ class Pro:
     async def round_trip(self, room_id: str, body: str) -> float:
         t0 = time.perf_counter()
         resp = await self.client.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
             ignore_unverified_devices=True,
         )
         fut = asyncio.get_running_loop().create_future()
@@ -147,7 +154,9 @@ class Pro:
         return t1 - t0
 
     async def room_with(self, user_id: str) -> str:
-        resp = await self.client.room_create(invite=[user_id], initial_state=ENCRYPTED, is_direct=True)
+        resp = await self.client.room_create(
+            invite=[user_id], initial_state=ENCRYPTED, is_direct=True
+        )
         room_id = resp.room_id
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -166,8 +175,10 @@ def pct(values: list[float], p: float) -> float:
 
 def line(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"{name:<14} n={len(ms):<4} médiane={statistics.median(ms):7.2f} ms  "
-            f"p95={pct(ms, 95):7.2f} ms  p99={pct(ms, 99):7.2f} ms")
+    return (
+        f"{name:<14} n={len(ms):<4} médiane={statistics.median(ms):7.2f} ms  "
+        f"p95={pct(ms, 95):7.2f} ms  p99={pct(ms, 99):7.2f} ms"
+    )
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -175,9 +186,15 @@ async def bench(args: argparse.Namespace) -> None:
     var_dir = work / "var"
     override = {
         "var_dir": str(var_dir),
-        "homeserver": {"port": free_port(), "rate_limits": {
-            "login_per_second": 100, "login_burst": 1000,
-            "registration_per_second": 100, "registration_burst": 1000}},
+        "homeserver": {
+            "port": free_port(),
+            "rate_limits": {
+                "login_per_second": 100,
+                "login_burst": 1000,
+                "registration_per_second": 100,
+                "registration_burst": 1000,
+            },
+        },
         "dossier": {"port": free_port()},
     }
     override_file = work / "bench.yaml"
@@ -190,40 +207,65 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         bot = profile.section("bot")
         accounts = await ensure_service_accounts(
-            profile.homeserver_url, profile.server_name, secrets_,
-            bot_localpart=str(bot["localpart"]), bot_display_name=str(bot["display_name"]),
+            profile.homeserver_url,
+            profile.server_name,
+            secrets_,
+            bot_localpart=str(bot["localpart"]),
+            bot_display_name=str(bot["display_name"]),
         )
         users = {}
         async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
             for name in ("pro", "echo"):
                 password = secrets.token_urlsafe(12)
-                user_id = await api.register(secrets_.registration_shared_secret, f"bench-{name}", password)
+                user_id = await api.register(
+                    secrets_.registration_shared_secret, f"bench-{name}", password
+                )
                 users[name] = await api.login(user_id, password)
                 await api.override_ratelimit(user_id)
 
         env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "bots"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=open(work / "bot.log", "wb"),  # noqa: SIM115
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bots"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(work / "bot.log", "wb"),  # noqa: SIM115
+            )
+        )
         echo = users["echo"]
         echo_session = work / "echo.json"
         (work / "echo-store").mkdir()
-        echo_session.write_text(json.dumps({
-            "homeserver": profile.homeserver_url, "user_id": echo.user_id,
-            "device_id": echo.device_id, "access_token": echo.access_token,
-            "store": str(work / "echo-store"),
-        }))
-        procs.append(subprocess.Popen(
-            [sys.executable, __file__, "--echo", str(echo_session)], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=open(work / "echo.log", "wb"),  # noqa: SIM115
-        ))
+        echo_session.write_text(
+            json.dumps(
+                {
+                    "homeserver": profile.homeserver_url,
+                    "user_id": echo.user_id,
+                    "device_id": echo.device_id,
+                    "access_token": echo.access_token,
+                    "store": str(work / "echo-store"),
+                }
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--echo", str(echo_session)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(work / "echo.log", "wb"),  # noqa: SIM115
+            )
+        )
 
         me = users["pro"]
         (work / "pro-store").mkdir()
-        client = AsyncClient(profile.homeserver_url, me.user_id, device_id=me.device_id,
-                             store_path=str(work / "pro-store"),
-                             config=AsyncClientConfig(encryption_enabled=True))
+        client = AsyncClient(
+            profile.homeserver_url,
+            me.user_id,
+            device_id=me.device_id,
+            store_path=str(work / "pro-store"),
+            config=AsyncClientConfig(encryption_enabled=True),
+        )
         client.restore_login(me.user_id, me.device_id, me.access_token)
         await client.keys_upload()
         await client.sync(timeout=0, full_state=True)
@@ -242,15 +284,19 @@ async def bench(args: argparse.Namespace) -> None:
             bot_rtt.append(await pro.round_trip(bot_room, "!aide vu"))
             echo_rtt.append(await pro.round_trip(echo_room, "ping"))
 
-        print(f"Synapse local (SQLite), salons chiffrés, {args.rounds} allers-retours chacun, "
-              f"{os.cpu_count()} cœurs partagés")
+        print(
+            f"Synapse local (SQLite), salons chiffrés, {args.rounds} allers-retours chacun, "
+            f"{os.cpu_count()} cœurs partagés"
+        )
         print(line("écho nio nu", echo_rtt))
         print(line("bot Cercle", bot_rtt))
         med_ratio = statistics.median(bot_rtt) / statistics.median(echo_rtt)
         p95_ratio = pct(bot_rtt, 95) / pct(echo_rtt, 95)
         overhead = (statistics.median(bot_rtt) - statistics.median(echo_rtt)) * 1000
-        print(f"rapport bot/écho : médiane {med_ratio:.2f}×  p95 {p95_ratio:.2f}×  "
-              f"(objectif ≤ 1.2×) ; surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)")
+        print(
+            f"rapport bot/écho : médiane {med_ratio:.2f}×  p95 {p95_ratio:.2f}×  "
+            f"(objectif ≤ 1.2×) ; surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)"
+        )
 
         # burst: N commands over M rooms, as fast as the client can send them
         rooms = [await pro.room_with(accounts.bot_user_id) for _ in range(args.rooms)]
@@ -263,8 +309,11 @@ async def bench(args: argparse.Namespace) -> None:
         async def flood(room_id: str) -> None:
             for i in range(per_room):
                 resp = await client.room_send(
-                    room_id, "m.room.message", {"msgtype": "m.text", "body": f"!aide {'urgent' if i % 2 else 'demande'}"},
-                    ignore_unverified_devices=True)
+                    room_id,
+                    "m.room.message",
+                    {"msgtype": "m.text", "body": f"!aide {'urgent' if i % 2 else 'demande'}"},
+                    ignore_unverified_devices=True,
+                )
                 sent.append(resp.event_id)
 
         await asyncio.gather(*(flood(r) for r in rooms))
@@ -276,9 +325,11 @@ async def bench(args: argparse.Namespace) -> None:
         await asyncio.sleep(5)  # anything handled twice would show up now
         lost = sum(1 for e in sent if pro.replies[e] == 0)
         twice = sum(1 for e in sent if pro.replies[e] > 1)
-        print(f"rafale : {len(sent)} commandes sur {len(rooms)} salons, envoyées en {t_sent:.2f} s, "
-              f"toutes traitées en {drain:.2f} s ({len(sent) / drain:.0f} commandes/s) ; "
-              f"perdues : {lost}, traitées deux fois : {twice}")
+        print(
+            f"rafale : {len(sent)} commandes sur {len(rooms)} salons, envoyées en {t_sent:.2f} s, "
+            f"toutes traitées en {drain:.2f} s ({len(sent) / drain:.0f} commandes/s) ; "
+            f"perdues : {lost}, traitées deux fois : {twice}"
+        )
         pro.task.cancel()
         await client.close()
     finally:

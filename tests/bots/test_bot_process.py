@@ -50,7 +50,7 @@ def start_bot(synapse, tmp_path: Path, data_var: Path) -> subprocess.Popen[bytes
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "bot.log", "ab"),  # noqa: SIM115
+        stderr=open(tmp_path / "bot.log", "ab"),
     )
 
 
