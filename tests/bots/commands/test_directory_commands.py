@@ -124,7 +124,7 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
     room = Room()
     try:
         assert await registry.execute("!trouver d'almeida", ctx(room))
-        plain, html = room.sent[-1]
+        plain = room.sent[-1][0]
         assert plain.startswith("6 résultats pour « d'almeida »")
         # the linked professional comes first, with her account
         assert plain.splitlines()[1] == (
