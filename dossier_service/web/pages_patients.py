@@ -106,6 +106,8 @@ async def patient_create(request: web.Request) -> web.StreamResponse:
     ctx = page_context(request)
     form = await posted_form(request, ctx)
     try:
+        if not text(form, "label") and not text(form, "birth_name"):
+            raise PageInputError("Indiquez au moins un libellé ou un nom de naissance.")
         data = PatientCreate.model_validate(
             {
                 "label": text(form, "label"),
@@ -121,7 +123,7 @@ async def patient_create(request: web.Request) -> web.StreamResponse:
                 session, principal=ctx.principal, data=data, today=ctx.today()
             )
             await ctx.audit(session, action="create", resource="page:patient", patient_id=patient.id)
-    except (ValidationError, ServiceError) as exc:
+    except (ValidationError, ServiceError, PageInputError) as exc:
         message = french_validation(exc) if isinstance(exc, ValidationError) else exc.message
         return request.app[PAGES].render(
             request, "patients.html",

@@ -55,6 +55,8 @@ class Pages:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # templates ship with the code: no stat() per render
+            cache_size=100,
         )
         self.static_versions = {
             p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10]

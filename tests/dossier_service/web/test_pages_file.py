@@ -318,3 +318,17 @@ async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) 
     assert "Annulation de la déclaration du décès du patient" in texts
     status, body, _ = await site.get(coord, url)
     assert "Décès déclaré" not in body
+
+
+async def test_a_professional_opens_a_new_file_and_becomes_its_coordinator(site) -> None:
+    someone = site.person("@nouvelle:cercle.test")
+    status, body, _ = await site.post(someone, "/patients", {"label": ""})
+    assert status == 400 and "Indiquez au moins un libellé ou un nom de naissance." in body
+    status, _, resp = await site.post(someone, "/patients", {
+        "label": "M. B. — Rangueil", "birth_name": "Bernard", "birth_first_names": "Jean Paul",
+        "sex": "M", "birth_date": "1938-02-03"})  # fmt: skip
+    assert status == 303
+    status, body, _ = await site.get(someone, site.location(resp))
+    assert "Dossier créé : vous en êtes coordinateur·rice." in body
+    assert "BERNARD Jean" in body and "coordinateur / gestionnaire de cas" in body
+    assert "Ajouter au cercle de soins" in body  # coordinators manage the circle
