@@ -367,6 +367,6 @@ class Directory:
         """Active professionals whose practice e-mail is ``email`` (e-mails are search keys)."""
         ids = [row[0] for row in self.conn.execute(
             "SELECT DISTINCT professional_id FROM search_key WHERE token = ?",
-            (email.strip().lower(),),
+            (email.strip().lower() + " ",),  # e-mail keys end with a space, like names
         )]
         return self._hits([(pid, True) for pid in ids])
