@@ -11,17 +11,19 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import and_
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.config import DossierConfig
 from dossier_service.db import Database
+from dossier_service.models.circle import CircleMember
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import utcnow
 from dossier_service.policy import Action, Decision, Membership, Principal, decide
 from dossier_service.services import journal
-from dossier_service.services.patients import active_membership
 
 PARIS = ZoneInfo("Europe/Paris")
 M = TypeVar("M", bound=BaseModel)
@@ -194,14 +196,32 @@ async def open_file(
     session: AsyncSession, ctx: Ctx, patient_id: str, action: Action, resource: str
 ) -> FileAccess:
     """The patient's file if the caller may ``action`` it; Denied (404/403) otherwise."""
-    patient = await session.get(Patient, patient_id) if len(patient_id) <= 40 else None
+    patient: Patient | None = None
+    member: CircleMember | None = None
+    if len(patient_id) <= 40:
+        if ctx.principal.kind == "user":
+            # the file and the caller's place in its circle, in one query
+            found = await session.exec(
+                select(Patient, CircleMember)
+                .outerjoin(
+                    CircleMember,
+                    and_(
+                        CircleMember.patient_id == Patient.id,
+                        CircleMember.matrix_user_id == ctx.principal.user_id,
+                        col(CircleMember.ended_at).is_(None),
+                    ),
+                )
+                .where(Patient.id == patient_id)
+                .order_by(col(CircleMember.has_access).desc())
+                .limit(1)
+            )
+            row = found.first()
+            if row is not None:
+                patient, member = row
+        else:
+            patient = await session.get(Patient, patient_id)
     if patient is None:
         raise Denied(status=404, patient_id=None, resource=resource, action=action.value)
-    member = (
-        await active_membership(session, patient_id=patient.id, user_id=ctx.principal.user_id)
-        if ctx.principal.kind == "user"
-        else None
-    )
     membership = Membership(role=member.role, has_access=member.has_access) if member else None
     decision = decide(ctx.principal, membership, action)
     if decision is Decision.NOT_FOUND:

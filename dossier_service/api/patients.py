@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service import appkeys
 from dossier_service.api.context import (
     Ctx,
     FileAccess,
@@ -20,10 +21,8 @@ from dossier_service.api.context import (
 )
 from dossier_service.api.errors import ApiError
 from dossier_service.api.runner import idempotency_key, run
-from dossier_service.api.serialize import dump, dump_all, dump_stay, dump_task
+from dossier_service.api.serialize import dump
 from dossier_service.models.patient import (
-    FileStatusChange,
-    IdentityStatusChange,
     Patient,
     patient_public,
 )
@@ -36,17 +35,7 @@ from dossier_service.schemas import (
     PatientCreate,
     RoomLinkIn,
 )
-from dossier_service.services import (
-    circle,
-    documents,
-    followup,
-    forms,
-    lifeline,
-    notebook,
-    patients,
-    tasks,
-)
-from dossier_service.services.tasks import TaskFilters
+from dossier_service.services import patients, views
 
 routes = web.RouteTableDef()
 NOTEBOOK_IN_FILE = 50
@@ -72,58 +61,20 @@ def summary(patient: Patient) -> dict[str, Any]:
 
 async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict[str, Any]:
     """Everything the caller may see of one file (the JSON behind the file's page)."""
-    from sqlmodel import col, select
-
-    p = access.patient
-    now = ctx.now()
-    today = ctx.today()
-    statuses = await session.exec(
-        select(FileStatusChange)
-        .where(FileStatusChange.patient_id == p.id)
-        .order_by(col(FileStatusChange.changed_at).desc())
+    sections = await views.file_sections(
+        session,
+        patient_id=access.patient.id,
+        principal=ctx.principal,
+        membership=access.membership,
+        now=ctx.now(),
+        today=ctx.today(),
+        notebook_limit=NOTEBOOK_IN_FILE,
+        cache=ctx.request.app.get(appkeys.FILE_CACHE),
     )
-    identity_history = await session.exec(
-        select(IdentityStatusChange)
-        .where(IdentityStatusChange.patient_id == p.id)
-        .order_by(col(IdentityStatusChange.changed_at).desc())
-    )
-    death = await patients.active_death(session, patient_id=p.id)
-    open_tasks = await tasks.list_tasks(
-        session, principal=ctx.principal, filters=TaskFilters(patient_id=p.id), limit=200
-    )
-    assignees = await tasks.assignees_of(session, task_ids=[t.id for t in open_tasks])
-    latest_forms = await forms.latest_by_form(session, patient_id=p.id)
     return {
-        "patient": patient_public(p),
+        "patient": patient_public(access.patient),
         "my_role": access.membership.role if access.membership else None,
-        "death": dump(death) if death else None,
-        "status_history": dump_all(statuses.all()),
-        "identity_status_history": dump_all(identity_history.all()),
-        "memos": dump_all(await followup.list_memos(session, patient_id=p.id)),
-        "hospitalisations": [
-            dump_stay(s, now)
-            for s in await followup.list_hospitalisations(session, patient_id=p.id)
-        ],
-        "circle": dump_all(await circle.list_members(session, patient_id=p.id)),
-        "lifeline": dump_all(await lifeline.list_episodes(session, patient_id=p.id)),
-        "documents": dump_all(
-            await documents.list_documents(
-                session, patient_id=p.id, principal=ctx.principal, membership=access.membership
-            )
-        ),
-        "notebook": dump_all(
-            await notebook.list_entries(session, patient_id=p.id, limit=NOTEBOOK_IN_FILE)
-        ),
-        "forms": {
-            key: {
-                "version": row.version,
-                "created_at": row.created_at.isoformat(),
-                "created_by": row.created_by,
-                "initiated_at": row.initiated_at.isoformat(),
-            }
-            for key, row in latest_forms.items()
-        },
-        "tasks": [dump_task(t, assignees[t.id], today) for t in open_tasks],
+        **sections,
     }
 
 

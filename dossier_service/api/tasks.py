@@ -24,7 +24,7 @@ from dossier_service.models.patient import Patient
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES, Task
 from dossier_service.policy import Action
 from dossier_service.schemas import TaskIn, TaskUpdate
-from dossier_service.services import tasks
+from dossier_service.services import tasks, views
 
 routes = web.RouteTableDef()
 
@@ -74,16 +74,18 @@ async def dashboard(request: web.Request) -> web.Response:
         await ctx.audit(
             session, action="read", resource="tasks.dashboard", patient_id=filters.patient_id
         )
-        rows = await tasks.list_tasks(
-            session, principal=ctx.principal, filters=filters, limit=limit, offset=offset
+        items = await views.dashboard(
+            session,
+            principal=ctx.principal,
+            filters=filters,
+            limit=limit,
+            offset=offset,
+            today=ctx.today(),
         )
-        assignees = await tasks.assignees_of(session, task_ids=[t.id for t in rows])
-        today = ctx.today()
-        items = [dump_task(t, assignees[t.id], today) for t in rows]
         return 200, {
             "items": items,
             "overdue": sum(1 for i in items if i["overdue"]),
-            "next": page(limit, offset, len(rows)),
+            "next": page(limit, offset, len(items)),
         }
 
     return await run(ctx, work)

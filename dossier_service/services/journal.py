@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.audit import AuditEntry, OutboxEvent
@@ -78,20 +78,21 @@ async def audit(
     remote: str = "",
     request_id: str = "",
     outcome: str = "ok",
-) -> AuditEntry:
+) -> None:
+    """One audit row (a plain INSERT: it sits on every request's path)."""
     actor = principal.user_id
     if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
         actor = f"{principal.user_id} pour {principal.on_behalf_of}"
-    entry = AuditEntry(
-        actor=actor[:255],
-        actor_kind=principal.audit_kind,
-        action=action,
-        resource=resource[:200],
-        patient_id=patient_id,
-        outcome=outcome,
-        remote=remote[:100],
-        request_id=request_id[:40],
+    await session.execute(
+        insert(AuditEntry.__table__).values(  # type: ignore[arg-type]
+            at=utcnow(),
+            actor=actor[:255],
+            actor_kind=principal.audit_kind,
+            action=action,
+            resource=resource[:200],
+            patient_id=patient_id,
+            outcome=outcome,
+            remote=remote[:100],
+            request_id=request_id[:40],
+        )
     )
-    session.add(entry)
-    await session.flush()
-    return entry

@@ -241,15 +241,9 @@ def _visible(principal: Principal) -> Any:
     )
 
 
-async def list_tasks(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    filters: TaskFilters,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[Task]:
-    """The dashboard: tasks the principal may see, filtered; overdue first, then by due date."""
+def dashboard_query(principal: Principal, filters: TaskFilters) -> Any:
+    """The dashboard's SELECT of task ids (visibility + filters), ordered: overdue and
+    soonest first. Subtypes (a JSON list) are filtered by the callers."""
     query = select(Task)
     visible = _visible(principal)
     if visible is not None:
@@ -274,7 +268,20 @@ async def list_tasks(
     if f.overdue_only:
         today = f.today or date.today()
         query = query.where(col(Task.state).in_(OPEN_STATES), col(Task.due_date) < today)
-    query = query.order_by(col(Task.due_date).is_(None), col(Task.due_date), col(Task.created_at))
+    return query.order_by(col(Task.due_date).is_(None), col(Task.due_date), col(Task.created_at))
+
+
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: TaskFilters,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Task]:
+    """The dashboard: tasks the principal may see, filtered; overdue first, then by due date."""
+    query = dashboard_query(principal, filters)
+    f = filters
     rows = list(
         (await session.exec(query.limit(limit if not f.subtype else 1000).offset(offset))).all()
     )
