@@ -148,6 +148,13 @@ const commands = {
         return { roomId: room.roomId, inviter: me?.events?.member?.getSender() ?? null };
     },
 
+    async invite({ roomId, userId }) {
+        // js-sdk 43 shares the room's history (MSC4268 bundle) on invite when the current
+        // history visibility allows it, as Element does.
+        await client.invite(roomId, userId);
+        return { roomId };
+    },
+
     async join({ roomId }) {
         await client.joinRoom(roomId);
         await until(() => client.getRoom(roomId)?.getMyMembership() === "join", 20000, "joined");
