@@ -19,7 +19,7 @@ from dossier_service.web import (
     pages_tasks,
 )
 from dossier_service.web.pages_login import PAGES
-from dossier_service.web.rendering import STATIC_DIR, Pages, add_security_headers
+from dossier_service.web.rendering import STATIC_DIR, Pages, add_security_headers, is_page_path
 
 __all__ = ["PAGES", "setup"]
 
@@ -33,11 +33,9 @@ def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            if (
-                exc.status < 400
-                or request.path.startswith(("/api/", "/static/"))
-                or request.path.endswith(".ics")
-            ):
+            if exc.status < 400 or not is_page_path(request.path) or request.path.startswith(
+                "/static/"
+            ) or request.path.endswith(".ics"):  # other components keep their own replies
                 raise
             message = exc.text or "" if exc.status == 403 else ""
             if exc.status == 403 and message:
