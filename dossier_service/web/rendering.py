@@ -137,7 +137,11 @@ def login_url(request: web.Request) -> str:
     from urllib.parse import urlencode
 
     target = request.path_qs if request.method == "GET" else "/patients"
-    return "/connexion?" + urlencode({"suite": target})
+    query = {"suite": target}
+    widget_id = request.query.get("widgetId", "")
+    if widget_id and len(widget_id) <= 200:  # framed in Element: log in with the widget API
+        query["widgetId"] = widget_id
+    return "/connexion?" + urlencode(query)
 
 
 def content_security_policy(element_origin: str, homeserver_url: str) -> str:

@@ -143,12 +143,22 @@
     });
   }
 
+  var asked = false;
+  function askForIdentity() {
+    if (asked) { return; }
+    asked = true;
+    window.parent.postMessage({
+      api: "fromWidget", widgetId: widgetId, requestId: requestId, action: "get_openid", data: {}
+    }, elementOrigin);
+  }
+
   window.addEventListener("message", function (event) {
     if (event.origin !== elementOrigin || event.source !== window.parent) { return; }
     var msg = event.data || {};
     if (msg.api === "toWidget" && !msg.response) {
       if (msg.action === "capabilities") {
-        reply(msg, { capabilities: [] });
+        reply(msg, { capabilities: [] });  // nothing but the identity is needed
+        askForIdentity();
       } else if (msg.action === "openid_credentials") {
         reply(msg, {});
         if (msg.data && msg.data.original_request_id === requestId) { useCredentials(msg.data); }
@@ -160,7 +170,6 @@
     }
   });
 
-  window.parent.postMessage({
-    api: "fromWidget", widgetId: widgetId, requestId: requestId, action: "get_openid", data: {}
-  }, elementOrigin);
+  // Element starts with the capabilities exchange; a client that does not still gets asked.
+  window.setTimeout(askForIdentity, 1500);
 })();

@@ -188,11 +188,22 @@ ELEMENT_PAGE = """<!doctype html><html><body><h1>Element (simulé)</h1>
 <script>
 const dossier = {dossier_origin};
 const openid = {openid};
+const frame = document.getElementById("widget");
+const seen = [];
+frame.addEventListener("load", () => {{
+  // as Element does once the widget has loaded: the capabilities exchange comes first
+  frame.contentWindow.postMessage({{api: "toWidget", widgetId: "cercle-dossier",
+    requestId: "cap-" + Date.now(), action: "capabilities", data: {{}}}}, dossier);
+}});
 window.addEventListener("message", (event) => {{
   if (event.origin !== dossier) return;
   const msg = event.data;
+  if (msg.api === "toWidget" && msg.action === "capabilities" && msg.response) {{
+    seen.push("capabilities:" + JSON.stringify(msg.response.capabilities));
+  }}
   if (msg.api === "fromWidget" && msg.action === "get_openid" && !msg.response) {{
-    document.title = "get_openid:" + msg.widgetId;
+    seen.push("get_openid:" + msg.widgetId);
+    document.title = seen.join(" ");
     event.source.postMessage(Object.assign({{}}, msg, {{response: Object.assign({{state: "allowed"}}, openid)}}), dossier);
   }}
 }});
@@ -222,7 +233,8 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
         headers={"Authorization": f"Bearer {nurse.access_token}"}, json={},
     ) as resp:  # fmt: skip
         openid = await resp.json()
-    src = f"{base}/widget?roomId=!salle-patient:{synapse.server_name}&widgetId=cercle-dossier"
+    # the URL the bot puts in the room's widget state (bots/dossier_client.widget_url)
+    src = f"{base}/patients/{patient.id}?widget=1&widgetId=cercle-dossier"
 
     async def element(request: web.Request) -> web.Response:
         return web.Response(
@@ -244,17 +256,20 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
                 await page.goto(ELEMENT_ORIGIN + "/")
                 frame = page.frame_locator("#widget")
                 await expect(frame.locator("h1")).to_contain_text("DURAND Marie", timeout=20_000)
-                assert await page.title() == "get_openid:cercle-dossier"
+                assert await page.title() == "capabilities:[] get_openid:cercle-dossier"
                 widget = next(f for f in page.frames if f.url.startswith(base))
-                assert widget.url == f"{base}/patients/{patient.id}?widget=1"
+                assert widget.url == src
                 await page.screenshot(path=str(ARTIFACTS / "dossier-widget.png"))
+                # the room's own entry point leads to the same file
+                await widget.goto(f"{base}/widget?roomId=!salle-patient:{synapse.server_name}")
+                assert widget.url == f"{base}/patients/{patient.id}?widget=1"
                 # any other origin (here "localhost" instead of "127.0.0.1") may not frame it
                 other = await browser.new_page()
                 await other.goto(f"http://localhost:{ELEMENT_PORT}/")
                 await other.wait_for_timeout(1500)
                 framed = [f for f in other.frames if f is not other.main_frame]
                 assert framed and not framed[0].url.startswith(base)
-                assert await other.title() != "get_openid:cercle-dossier"
+                assert "get_openid" not in await other.title()
             finally:
                 await browser.close()
     finally:
