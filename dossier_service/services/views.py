@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Date, DateTime, Table, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.circle import CircleMember
@@ -46,9 +46,29 @@ def table(model: Any) -> Table:
     return t
 
 
+def _temporal_keys(statement: Any) -> tuple[str, ...]:
+    keys = []
+    for column in statement.selected_columns:
+        kind = column.type
+        impl = getattr(kind, "impl", kind)
+        if isinstance(impl, (DateTime, Date)):
+            keys.append(column.key)
+    return tuple(keys)
+
+
 async def rows(session: AsyncSession, statement: Any) -> list[dict[str, Any]]:
+    """The statement's rows as dicts; only its date/time columns need converting."""
+    temporal = _temporal_keys(statement)
     result = await session.execute(statement)
-    return [jsonable(r) for r in result.mappings().all()]
+    out = []
+    for mapping in result.mappings().all():
+        row = dict(mapping)
+        for key in temporal:
+            value = row[key]
+            if value is not None:
+                row[key] = _value(value)
+        out.append(row)
+    return out
 
 
 def _stay_state(stay: Mapping[str, Any], now: datetime) -> str:

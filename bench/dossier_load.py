@@ -1,0 +1,280 @@
+"""Load benchmark of the dossier service (issue 5).
+
+A file with 1,000 liaison entries, 100 documents and 50 tasks; 32 concurrent clients read
+the patient's JSON file and the task dashboard, and write notes (each with its audit row).
+In the same run, a minimal aiohttp handler reading the same rows with one SQL query gives
+the limit. The service runs in its own process (one process, as deployed); clients here.
+
+    python bench/dossier_load.py [--seconds 5] [--clients 32] [--database-url URL]
+
+Goals: reads ≥ 50 % of the limit, p99 < 50 ms; ≥ 400 writes/s with their audit rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SERVICE_TOKEN = "bench-service-token-0123456789abcdef"
+SESSION_KEY = "bench-session-key"
+COORD = "@coord:bench.local"
+MEMBER = "@member:bench.local"
+FILE_SECTIONS = (  # (table, extra condition, order, limit): what the file's JSON holds
+    ("patients", "id = :pid", "", None),
+    ("death_declarations", "patient_id = :pid AND cancelled_at IS NULL", "", None),
+    ("file_status_changes", "patient_id = :pid", "changed_at DESC", None),
+    ("identity_status_changes", "patient_id = :pid", "changed_at DESC", None),
+    ("memos", "patient_id = :pid", "created_at DESC", None),
+    ("hospitalisations", "patient_id = :pid", "admission_at DESC", None),
+    ("circle_members", "patient_id = :pid AND ended_at IS NULL", "added_at", None),
+    ("lifeline_episodes", "patient_id = :pid", "starts_on", None),
+    ("documents", "patient_id = :pid", "uploaded_at DESC", None),
+    ("notebook_entries", "patient_id = :pid", "created_at DESC", 50),
+    ("form_answers", "patient_id = :pid", "version", None),
+    ("tasks", "patient_id = :pid", "due_date", None),
+    ("task_assignees", "task_id IN (SELECT id FROM tasks WHERE patient_id = :pid)", "", None),
+)
+
+
+def limit_sql(dialect: str) -> tuple[str, str]:
+    """One SQL query returning every row of the file (all columns, as JSON text), and one
+    for the dashboard (every task column and its assignees): the "limit" handlers."""
+    import dossier_service.models as models
+
+    def as_json(table: str) -> str:
+        cols = [c.name for c in models.metadata.tables[table].columns]
+        pairs = ", ".join(f"'{c}', {c}" for c in cols)
+        return f"json_build_object({pairs})::text" if dialect == "postgresql" else f"json_object({pairs})"
+
+    parts = []
+    for table, where, order, limit in FILE_SECTIONS:
+        inner = f"SELECT * FROM {table} WHERE {where}"
+        if order:
+            inner += f" ORDER BY {order}"
+        if limit:
+            inner += f" LIMIT {limit}"
+        parts.append(f"SELECT '{table}' AS section, {as_json(table)} AS row FROM ({inner}) AS s_{table}")
+    task_cols = ", ".join(f"t.{c.name}" for c in models.metadata.tables["tasks"].columns)
+    tasks_sql = (f"SELECT {task_cols}, a.kind, a.ref FROM tasks t LEFT JOIN task_assignees a ON a.task_id = t.id "
+                 "ORDER BY t.due_date IS NULL, t.due_date, t.created_at LIMIT 100")
+    return " UNION ALL ".join(parts), tasks_sql
+
+
+def _config(database_url: str, root: Path) -> Any:
+    from dossier_service.config import DossierConfig
+
+    return DossierConfig(
+        database_url=database_url, documents_dir=root / "documents", homeserver_url="http://127.0.0.1:9",
+        server_name="bench.local", session_key=SESSION_KEY, service_token=SERVICE_TOKEN,
+        forms_dir=Path(__file__).resolve().parents[1] / "config" / "forms",
+    )
+
+
+# ----------------------------------------------------------------------------- server side
+def serve(database_url: str, root: Path, port: int) -> None:
+
+    """Run the real app plus the minimal "limit" handlers, in this (child) process."""
+    from aiohttp import web
+    from sqlalchemy import text
+
+    from dossier_service import appkeys
+    from dossier_service.app import create_app
+
+    app = create_app(_config(database_url, root), with_pages=False)
+    file_sql, tasks_sql = limit_sql("postgresql" if database_url.startswith("postgresql") else "sqlite")
+    file_query, tasks_query = text(file_sql), text(tasks_sql)
+
+    async def limit_file(request: web.Request) -> web.Response:
+        async with app[appkeys.DATABASE].engine.connect() as conn:
+            rows = (await conn.execute(file_query, {"pid": request.match_info["pid"]})).all()
+        return web.Response(text="[" + ",".join(row[1] for row in rows) + "]", content_type="application/json")
+
+    async def limit_tasks(request: web.Request) -> web.Response:
+        async with app[appkeys.DATABASE].engine.connect() as conn:
+            rows = (await conn.execute(tasks_query)).all()
+        return web.json_response([[v if isinstance(v, (str, int, type(None))) else str(v) for v in row]
+                                  for row in rows])
+
+    app.router.add_get("/limit/file/{pid}", limit_file)
+    app.router.add_get("/limit/tasks", limit_tasks)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# ----------------------------------------------------------------------------- seeding
+async def seed(database_url: str, root: Path) -> str:
+    from dossier_service.db import build_database
+    from dossier_service.documents_store import DocumentStore
+    from dossier_service.migrate import upgrade
+    from dossier_service.models.notebook import NotebookEntry
+    from dossier_service.policy import Principal
+    from dossier_service.schemas import AssigneeIn, CircleMemberIn, PatientCreate, TaskIn
+    from dossier_service.services import circle, documents, patients, tasks
+
+    await upgrade(database_url)
+    db = build_database(database_url)
+    store = DocumentStore(root / "documents", 1024 * 1024)
+    coord = Principal(user_id=COORD)
+    config = _config(database_url, root)
+    async with db.transaction() as session:
+        patient = await patients.create_patient(session, principal=coord, data=PatientCreate(label="Bench"),
+                                                today=date.today())
+        await circle.add_member(session, principal=coord, patient=patient, data=CircleMemberIn(
+            kind="professionnel", display_name="Member", matrix_user_id=MEMBER, role="intervenant", has_access=True))
+        for i in range(1000):
+            session.add(NotebookEntry(patient_id=patient.id, kind="note", text=f"Transmission n° {i} : RAS.",
+                                      author=COORD))
+        for i in range(100):
+            blob = await store.put(f"%PDF-1.4\n% document {i}\n%%EOF\n".encode())
+            await documents.add_document(session, principal=coord, patient=patient, blob=blob,
+                                         filename=f"doc-{i}.pdf", category="bilan",
+                                         categories=config.document_categories)
+        for i in range(50):
+            await tasks.create_task(session, principal=coord, patient=patient, task_types=config.task_types,
+                                    data=TaskIn(type="Soins", label=f"Tâche {i}",
+                                                due_date=date.today() + timedelta(days=i - 10),
+                                                assignees=[AssigneeIn(kind="personne", ref=MEMBER)]))
+        pid = patient.id
+    await db.dispose()
+    return pid
+
+
+# ----------------------------------------------------------------------------- load
+async def load(base: str, path: str, *, clients: int, seconds: float, headers: dict[str, str],
+               method: str = "GET", body: Any = None) -> dict[str, float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as http:
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                start = time.perf_counter()
+                payload = body(n, i) if callable(body) else body
+                async with http.request(method, path, json=payload) as resp:
+                    await resp.read()
+                    if resp.status >= 400:
+                        errors += 1
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait(base: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(f"{base}/health") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("le service ne démarre pas")
+
+
+async def count(database_url: str, table: str) -> int:
+    from sqlalchemy import text
+
+    from dossier_service.db import build_database
+
+    db = build_database(database_url)
+    async with db.sessions() as session:
+        n = int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+    await db.dispose()
+    return n
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    return (f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>6.1f} ms   p99 {r['p99_ms']:>6.1f} ms"
+            f"   ({int(r['requests'])} req, {int(r['errors'])} erreurs)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    from dossier_service import auth
+
+    with tempfile.TemporaryDirectory(prefix="dossier-bench-") as tmp:
+        root = Path(tmp)
+        url = args.database_url or f"sqlite+aiosqlite:///{root / 'dossier.db'}"
+        pid = await seed(url, root)
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(root), str(port)],
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await _wait(base)
+            member = {"Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"}
+            kw = {"clients": args.clients, "seconds": args.seconds, "headers": member}
+            print(f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
+                  f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure")
+            await load(base, f"/api/v1/patients/{pid}", **{**kw, "seconds": 1.0})  # warm-up
+            file_ = await load(base, f"/api/v1/patients/{pid}", **kw)
+            limit_file = await load(base, f"/limit/file/{pid}", **kw)
+            board = await load(base, "/api/v1/tasks", **kw)
+            limit_board = await load(base, "/limit/tasks", **kw)
+            audit_before = await count(url, "audit_log")
+            notes_before = await count(url, "notebook_entries")
+            writes = await load(base, f"/api/v1/patients/{pid}/notebook", method="POST",
+                                body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"}, **kw)
+            audit_added = await count(url, "audit_log") - audit_before
+            notes_added = await count(url, "notebook_entries") - notes_before
+            print(line("lecture du dossier JSON", file_))
+            print(line("  limite (1 requête SQL)", limit_file))
+            print(line("tableau de bord des tâches", board))
+            print(line("  limite (1 requête SQL)", limit_board))
+            print(line("écriture de notes (+ audit)", writes))
+            print(f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%}   "
+                  f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%}")
+            print(f"notes écrites : {notes_added}, lignes d'audit écrites : {audit_added} "
+                  f"({'une par note' if audit_added == notes_added == writes['requests'] - writes['errors'] else 'ÉCART'})")
+            print(json.dumps({"file": file_, "file_limit": limit_file, "dashboard": board,
+                              "dashboard_limit": limit_board, "writes": writes}))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
+    else:
+        asyncio.run(main())
