@@ -29,7 +29,9 @@ from dossier_service.schemas import (
     CircleMemberIn,
     DeathCancelIn,
     EpisodeIn,
+    EpisodeUpdate,
     HospitalisationIn,
+    HospitalisationUpdate,
     IdentityUpdate,
     MemoIn,
     MemoUpdate,
@@ -60,10 +62,10 @@ PAGE_SIZE = 25
 NOTICES = {
     "statut": "Statut du dossier modifié.",
     "memo": "Mémo enregistré.",
-    "hospitalisation": "Hospitalisation ajoutée.",
+    "hospitalisation": "Hospitalisations mises à jour.",
     "tache": "Tâche ajoutée.",
     "cercle": "Cercle de soins mis à jour.",
-    "parcours": "Épisode ajouté à la ligne de vie.",
+    "parcours": "Ligne de vie mise à jour.",
     "liaison": "Entrée publiée dans le cahier de liaison.",
     "document": "Document déposé.",
     "formulaire": "Nouvelle version du formulaire enregistrée.",
@@ -195,6 +197,7 @@ async def file_view(
         "life_line_svg": _markup(
             render_life_line(episodes, today=today, themes=config.lifeline_themes)
         ),
+        "documents_by_id": {d.id: d for d in docs},
         "documents_by_category": sorted(by_category.items(), key=lambda kv: order.get(kv[0], 99)),
         "forms": forms,
         "latest_answers": await forms_service.latest_by_form(session, patient_id=patient.id),
@@ -387,6 +390,38 @@ async def add_hospitalisation(request: web.Request) -> web.StreamResponse:
                                anchor="hospitalisations")  # fmt: skip
 
 
+@routes.post("/patients/{pid}/hospitalisations/{hid}/sortie")
+async def discharge(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        moment = parse_local_datetime(text(form, "discharge_at"), "sortie")
+        if moment is None:
+            raise PageInputError("Indiquez la date et l'heure de sortie.")
+        await followup.update_hospitalisation(
+            session, principal=ctx.principal, patient=access.patient,
+            stay_id=request.match_info["hid"][:36],
+            data=HospitalisationUpdate.model_validate({"discharge_at": moment}, strict=False),
+        )  # fmt: skip
+
+    return await write_section(request, "hospitalisation", Action.WRITE, work,
+                               anchor="hospitalisations", verb="update")  # fmt: skip
+
+
+@routes.post("/patients/{pid}/parcours/{eid}/fin")
+async def end_episode(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        day = parse_day(text(form, "ends_on"))
+        if day is None:
+            raise PageInputError("Indiquez la date de fin du parcours.")
+        await lifeline.update_episode(
+            session, principal=ctx.principal, patient=access.patient,
+            episode_id=request.match_info["eid"][:36],
+            data=EpisodeUpdate.model_validate({"ends_on": day}, strict=False),
+        )  # fmt: skip
+
+    return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie",
+                               verb="update")  # fmt: skip
+
+
 def assignees_from(form: Any) -> list[AssigneeIn]:
     out = []
     for raw in form.getall("assignees", []):
@@ -407,6 +442,8 @@ async def add_task(request: web.Request) -> web.StreamResponse:
                 "due_date": parse_day(text(form, "due_date")),
                 "comment": text(form, "comment"),
                 "assignees": assignees_from(form),
+                "form_id": optional(form, "form_id"),
+                "document_ids": [str(d)[:36] for d in form.getall("document_ids", [])],
             },
             strict=False,
         )

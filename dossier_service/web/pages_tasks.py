@@ -81,6 +81,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
          "task_levels": TASK_LEVELS, "task_states": TASK_STATES,
          "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
          "patient_names": names, "show_patient": True, "member_names": {},
+         "documents_by_id": {},
          "forms": request.app[appkeys.FORMS], "can_write_task": lambda t: True,
          "return_to": request.path_qs},
     )  # fmt: skip

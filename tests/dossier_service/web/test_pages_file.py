@@ -332,3 +332,36 @@ async def test_a_professional_opens_a_new_file_and_becomes_its_coordinator(site)
     assert "Dossier créé : vous en êtes coordinateur·rice." in body
     assert "BERNARD Jean" in body and "coordinateur / gestionnaire de cas" in body
     assert "Ajouter au cercle de soins" in body  # coordinators manage the circle
+
+
+async def test_discharge_episode_end_and_task_links(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    pid = patient.id
+    await site.post(coord, f"/patients/{pid}/hospitalisations",
+                    {"structure": "CHU Rangueil", "admission_at": "2026-11-20T08:00"})  # fmt: skip
+    await site.post(coord, f"/patients/{pid}/parcours",
+                    {"theme": "Suivi / Réunion", "title": "Suivi IDE", "starts_on": "2026-10-01"})  # fmt: skip
+    body = (await site.get(coord, f"/patients/{pid}"))[1]
+    stay = re.search(rf'/patients/{pid}/hospitalisations/([0-9a-f-]+)/sortie', body).group(1)  # type: ignore[union-attr]
+    episode = re.search(rf'/patients/{pid}/parcours/([0-9a-f-]+)/fin', body).group(1)  # type: ignore[union-attr]
+    assert "en cours" in body
+    status, body, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
+                                      {"discharge_at": "2026-11-19T08:00"})  # fmt: skip
+    assert status == 400 and "La sortie précède l&#39;admission." in body
+    status, _, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
+                                   {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
+    assert status == 303
+    status, _, _ = await site.post(coord, f"/patients/{pid}/parcours/{episode}/fin", {"ends_on": "2026-11-01"})
+    assert status == 303
+    texts = await notebook_texts(site, pid)
+    assert "Hospitalisation : sortie le 24/11/2026 de CHU Rangueil" in texts
+    assert any(t.startswith("Modification du parcours Suivi / Réunion") for t in texts)
+    body = (await site.get(coord, f"/patients/{pid}"))[1]
+    assert "/sortie" not in body and "/fin\"" not in body.split('id="ligne-de-vie"')[1].split("</section>")[0]
+    assert "(en cours)" not in body
+    # another file's stay cannot be reached through this one
+    other = await site.seed_patient("Autre")
+    status, _, _ = await site.post(coord, f"/patients/{other.id}/hospitalisations/{stay}/sortie",
+                                   {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
+    assert status == 404

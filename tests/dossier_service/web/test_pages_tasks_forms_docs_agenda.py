@@ -157,6 +157,16 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     assert resp.status == 303
     assert "confidentiel.pdf" in (await site.get(coord, f"/patients/{patient.id}"))[1]
     assert "confidentiel.pdf" not in (await site.get(site.person(site.NURSE), f"/patients/{patient.id}"))[1]
+    # a task linking the prescription and the PPCS questionnaire shows both
+    doc_id = doc_url.rsplit("/", 1)[1]
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/taches", {
+        "label": "Transmettre l'ordonnance", "type": "Administratif", "document_ids": doc_id,
+        "form_id": "ppcs"})  # fmt: skip
+    assert status == 303, body[-300:]
+    body = (await site.get(coord, f"/patients/{patient.id}"))[1]
+    row = body[body.index("Transmettre l&#39;ordonnance"):].split("</tr>")[0]
+    assert f'href="{doc_url}">ordonnance sortie.pdf</a>' in row
+    assert f'href="/patients/{patient.id}/formulaires/ppcs">PPCS' in row
 
 
 async def test_agenda_views_new_event_and_subscription(site) -> None:
