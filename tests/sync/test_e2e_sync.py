@@ -168,7 +168,8 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
     widget = await eventually(lambda: state(nurse, room_id, "im.vector.modular.widgets", "cercle-dossier"),
                               lambda c: bool(c.get("url")), what="widget du dossier")  # fmt: skip
     assert widget["url"].startswith(f"{env.server.url}/patients/{pid}?")
-    layout = await state(nurse, room_id, "io.element.widgets.layout")
+    layout = await eventually(lambda: state(nurse, room_id, "io.element.widgets.layout"),
+                              lambda c: "cercle-dossier" in c.get("widgets", {}), what="disposition")  # fmt: skip
     assert layout["widgets"]["cercle-dossier"]["container"] == "right"
     header = await nurse.wait_notice(room_id, "🪪 Patient")
     pinned = await eventually(lambda: state(nurse, room_id, "m.room.pinned_events"),
