@@ -152,6 +152,14 @@ class BotApp:
                 raise task.exception()  # type: ignore[misc]
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
+        own = sorted(self.sync_loop.stats.own_ms)
+        if own:
+            log.info(
+                "temps de traitement propre : médiane %.2f ms, p95 %.2f ms (%d événements)",
+                own[len(own) // 2],
+                own[min(len(own) - 1, round(0.95 * (len(own) - 1)))],
+                len(own),
+            )
         self.sync_loop.stop()
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             await self.sync_loop.drain(drain_timeout)

@@ -14,6 +14,7 @@ from nio import (
     ReactionEvent,
     RoomMemberEvent,
     RoomMessageText,
+    RoomNameEvent,
 )
 
 from bots.commands.registry import CommandContext, CommandRegistry, RoomFacts
@@ -80,6 +81,8 @@ class BotHandlers:
             return True
         if isinstance(event, RoomMemberEvent):
             return room.room_id in self.cache.flags or self.flags.folders.linked_any(room.room_id)
+        if isinstance(event, RoomNameEvent):
+            return room.room_id in self.cache.flags
         return False
 
     def observe_state(self, room_id: str, event: Event) -> None:
@@ -98,6 +101,8 @@ class BotHandlers:
             )
         elif isinstance(event, RoomMemberEvent):
             await self.flags.on_members_changed(room.room_id)
+        elif isinstance(event, RoomNameEvent):
+            await self.flags.on_renamed(room.room_id)
 
     def facts(self, room: MatrixRoom, sender: str) -> RoomFacts:
         is_patient = self.cache.is_patient_room(room.room_id)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
+_COMMAND_WORD = re.compile(r"^[^\W\d_]{2,}$")
 MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
@@ -387,8 +388,8 @@ class CommandRegistry:
             return True
         if parsed is None:
             word = _split_first(text)[0][len(self.prefix) :][:40]
-            if not word:
-                return False
+            if not _COMMAND_WORD.match(word):
+                return False  # "!!!", "!?" …: punctuation in a message, not a command
             msg = f"Commande inconnue : « {self.prefix}{word} ». Tapez {self.prefix}aide pour la liste."
             await ctx.reply(msg, html.escape(msg))
             return True

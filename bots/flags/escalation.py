@@ -192,9 +192,14 @@ class Escalator:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # counted as a reminder, so that a room the bot can no longer write to
+                # stops being retried once the limit is reached
                 log.warning("rappel d'urgence non envoyé room=%s", esc.room_id, exc_info=True)
                 self.store.record_reminder(
-                    esc.room_id, esc.reminders_sent, self.now_ms() + 30_000, exhausted=False
+                    esc.room_id,
+                    number,
+                    self.now_ms() + min(self.interval_ms, 60_000),
+                    exhausted=number >= self.max_reminders,
                 )
                 continue
             current = self.store.get(esc.room_id)

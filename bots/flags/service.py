@@ -113,15 +113,18 @@ class FlagService:
         if kind is FlagKind.URGENT:
             self.escalator.start(room_id, by, at_ms, notice_id)
         for observer in self.observers:
-            await observer.flag_raised(
-                room_id,
-                kind,
-                by=by,
-                at_ms=at_ms,
-                motif=motif,
-                assignee=assignee,
-                command_event_id=command_event_id,
-            )
+            try:
+                await observer.flag_raised(
+                    room_id,
+                    kind,
+                    by=by,
+                    at_ms=at_ms,
+                    motif=motif,
+                    assignee=assignee,
+                    command_event_id=command_event_id,
+                )
+            except Exception:  # the flag is raised; an observer's failure is only logged
+                log.exception("observateur de signalement en échec room=%s", room_id)
 
     async def clear_flag(
         self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
@@ -141,9 +144,12 @@ class FlagService:
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
         for observer in self.observers:
-            await observer.flag_cleared(
-                room_id, cleared.kind, by=by, command_event_id=command_event_id
-            )
+            try:
+                await observer.flag_cleared(
+                    room_id, cleared.kind, by=by, command_event_id=command_event_id
+                )
+            except Exception:
+                log.exception("observateur de signalement en échec room=%s", room_id)
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False
@@ -184,6 +190,16 @@ class FlagService:
         await self.acknowledge(
             room_id, by=sender, at_ms=at_ms, source_event_id=event_id, quiet=True
         )
+
+    async def on_renamed(self, room_id: str) -> None:
+        """Someone renamed a flagged room: put the markers back in front of the new name."""
+        room = self.client.rooms.get(room_id)
+        content = self.cache.flags.get(room_id)
+        if room is None or not room.name or content is None:
+            return
+        wanted = name_with_markers(room.name, RoomFlags.from_state(content))
+        if wanted != room.name:
+            await self.io.set_room_name(room_id, wanted)
 
     async def on_members_changed(self, room_id: str) -> None:
         content = self.cache.flags.get(room_id)

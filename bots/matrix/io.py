@@ -30,6 +30,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 from nio.exceptions import GroupEncryptionError
 
+from bots.matrix.timing import waiting_for_server
 from bots.matrix.trust import MemberDeviceTrust
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class MatrixIO:
         for attempt in range(4):
             await self.trust.prepare_room(room_id)
             try:
-                resp = await self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+                resp = await waiting_for_server(
+                    self.client.room_send(room_id, event_type, dict(content), tx_id=txn_id)
+                )
                 break
             except (OlmUnverifiedDeviceError, KeyError, GroupEncryptionError):
                 # Membership moved while the room key was being shared (nio drops the outbound
@@ -134,11 +137,13 @@ class MatrixIO:
     ) -> str:
         """Upload ``data`` encrypted (AES-CTR attachment) and post it as ``m.file``."""
         ciphertext, keys = encrypt_attachment(data)
-        resp, _ = await self.client.upload(
-            lambda *_: ciphertext,
-            content_type="application/octet-stream",
-            filename=None,
-            filesize=len(ciphertext),
+        resp, _ = await waiting_for_server(
+            self.client.upload(
+                lambda *_: ciphertext,
+                content_type="application/octet-stream",
+                filename=None,
+                filesize=len(ciphertext),
+            )
         )
         upload = _check(resp, "upload", UploadResponse)
         content = {
@@ -161,7 +166,9 @@ class MatrixIO:
     async def get_state(
         self, room_id: str, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None:
-        resp = await self.client.room_get_state_event(room_id, event_type, state_key)
+        resp = await waiting_for_server(
+            self.client.room_get_state_event(room_id, event_type, state_key)
+        )
         if isinstance(resp, RoomGetStateEventError) and resp.status_code == "M_NOT_FOUND":
             return None
         return dict(_check(resp, "get_state", RoomGetStateEventResponse).content)
@@ -169,7 +176,9 @@ class MatrixIO:
     async def put_state(
         self, room_id: str, event_type: str, content: Mapping[str, Any], state_key: str = ""
     ) -> str:
-        resp = await self.client.room_put_state(room_id, event_type, dict(content), state_key)
+        resp = await waiting_for_server(
+            self.client.room_put_state(room_id, event_type, dict(content), state_key)
+        )
         return str(_check(resp, "put_state", RoomPutStateResponse).event_id)
 
     async def set_room_name(self, room_id: str, name: str) -> None:
@@ -177,16 +186,16 @@ class MatrixIO:
 
     # -- rooms and members --
     async def create_room(self, **kwargs: Any) -> str:
-        resp = await self.client.room_create(**kwargs)
+        resp = await waiting_for_server(self.client.room_create(**kwargs))
         return str(_check(resp, "room_create", RoomCreateResponse).room_id)
 
     async def invite(self, room_id: str, user_id: str) -> None:
-        resp = await self.client.room_invite(room_id, user_id)
+        resp = await waiting_for_server(self.client.room_invite(room_id, user_id))
         if isinstance(resp, ErrorResponse):
             _check(resp, "invite", ())
 
     async def joined_members(self, room_id: str) -> list[str]:
-        resp = await self.client.joined_members(room_id)
+        resp = await waiting_for_server(self.client.joined_members(room_id))
         if isinstance(resp, JoinedMembersError):
             _check(resp, "joined_members", ())
         return [m.user_id for m in resp.members]

@@ -37,10 +37,13 @@ from nio import (
     SyncResponse,
 )
 
-from bots.matrix.ledger import EventLedger
+from bots.matrix.ledger import EventLedger, now_ms
+from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
 
 log = logging.getLogger(__name__)
+
+LEDGER_RETENTION_MS = 30 * 24 * 3600 * 1000  # handled-event ids kept 30 days
 
 SYNC_FILTER: dict[str, Any] = {
     "room": {
@@ -87,6 +90,8 @@ class SyncStats:
     errors: int = 0
     last_error_ref: str | None = None
     first_sync_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # the bot's own handling time per event (homeserver waits excluded), most recent 10,000
+    own_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 class SyncLoop:
@@ -123,13 +128,24 @@ class SyncLoop:
         full_state = True
         delay = 0.5
         await self.undecryptable.retry_all()
+        self.ledger.prune(now_ms() - LEDGER_RETENTION_MS)
         while not self._stopping:
-            resp = await self.client.sync(
-                timeout=0 if full_state else self.timeout_ms,
-                sync_filter=SYNC_FILTER,
-                since=token,
-                full_state=full_state or None,
-            )
+            try:
+                resp = await self.client.sync(
+                    timeout=0 if full_state else self.timeout_ms,
+                    sync_filter=SYNC_FILTER,
+                    since=token,
+                    full_state=full_state or None,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # nio retries connection errors itself; anything else (a proxy's garbage
+                # answer …) is logged and retried with back-off, never fatal
+                log.warning("sync en échec, nouvel essai dans %.1f s", delay, exc_info=True)
+                await self._sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
             if isinstance(resp, SyncError):
                 if resp.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
                     raise RuntimeError("jeton d'accès du bot refusé par le serveur")
@@ -185,7 +201,10 @@ class SyncLoop:
                 ),
                 None,
             )
-            await self.handlers.on_invite(room_id, inviter)
+            try:
+                await self.handlers.on_invite(room_id, inviter)
+            except Exception:
+                log.warning("invitation non traitée room=%s", room_id, exc_info=True)
 
         for room_id, info in resp.rooms.join.items():
             room = client.rooms.get(room_id)
@@ -271,19 +290,21 @@ class SyncLoop:
     async def _handle(self, work: _Work) -> None:
         event_id = work.event.event_id
         room_id = work.room.room_id
-        try:
-            self.ledger.mark_started(event_id, room_id)
-            await self.handlers.handle(work.event, work.room)
-            self.stats.handled += 1
-        except asyncio.CancelledError:
-            raise  # shutdown: not done, the token is not advanced past it
-        except Exception:
-            ref = secrets.token_hex(3).upper()
-            self.stats.errors += 1
-            self.stats.last_error_ref = ref
-            log.exception("échec du traitement réf=%s event=%s room=%s", ref, event_id, room_id)
-        # done even after an unexpected error: a poison event must not loop forever
-        self.ledger.mark_done(event_id, room_id)
+        with HandlingClock() as clock:  # ledger writes included, homeserver waits excluded
+            try:
+                self.ledger.mark_started(event_id, room_id)
+                await self.handlers.handle(work.event, work.room)
+                self.stats.handled += 1
+            except asyncio.CancelledError:
+                raise  # shutdown: not done, the token is not advanced past it
+            except Exception:
+                ref = secrets.token_hex(3).upper()
+                self.stats.errors += 1
+                self.stats.last_error_ref = ref
+                log.exception("échec du traitement réf=%s event=%s room=%s", ref, event_id, room_id)
+            # done even after an unexpected error: a poison event must not loop forever
+            self.ledger.mark_done(event_id, room_id)
+        self.stats.own_ms.append(clock.own_seconds * 1000)
         self._in_flight.discard(event_id)
         if work.batch is not None:
             work.batch.outstanding -= 1

@@ -16,6 +16,8 @@ import logging
 
 from nio import AsyncClient
 
+from bots.matrix.timing import waiting_for_server
+
 log = logging.getLogger(__name__)
 
 
@@ -31,11 +33,11 @@ class MemberDeviceTrust:
         if room is None or not room.encrypted or client.olm is None:
             return
         if not room.members_synced:
-            await client.joined_members(room_id)
+            await waiting_for_server(client.joined_members(room_id))
         if client.should_query_keys:
             async with self._query_lock:
                 if client.should_query_keys:
-                    await client.keys_query()
+                    await waiting_for_server(client.keys_query())
         for user_id in list(room.users):
             for device in client.device_store.active_user_devices(user_id):
                 if device.verified or device.ignored or device.blacklisted:
