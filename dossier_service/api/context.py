@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -186,6 +186,24 @@ def page(limit: int, offset: int, count: int) -> int | None:
     return offset + limit if count == limit else None
 
 
+# Built once (an immutable statement, its cache key memoised): the file and the caller's
+# current place in its care circle, the one with access first.
+_FILE_AND_MEMBERSHIP = (
+    select(Patient, CircleMember)
+    .outerjoin(
+        CircleMember,
+        and_(
+            CircleMember.patient_id == Patient.id,
+            CircleMember.matrix_user_id == bindparam("uid"),
+            col(CircleMember.ended_at).is_(None),
+        ),
+    )
+    .where(Patient.id == bindparam("pid"))
+    .order_by(col(CircleMember.has_access).desc())
+    .limit(1)
+)
+
+
 @dataclass(frozen=True)
 class FileAccess:
     patient: Patient
@@ -202,18 +220,7 @@ async def open_file(
         if ctx.principal.kind == "user":
             # the file and the caller's place in its circle, in one query
             found = await session.exec(
-                select(Patient, CircleMember)
-                .outerjoin(
-                    CircleMember,
-                    and_(
-                        CircleMember.patient_id == Patient.id,
-                        CircleMember.matrix_user_id == ctx.principal.user_id,
-                        col(CircleMember.ended_at).is_(None),
-                    ),
-                )
-                .where(Patient.id == patient_id)
-                .order_by(col(CircleMember.has_access).desc())
-                .limit(1)
+                _FILE_AND_MEMBERSHIP, params={"pid": patient_id, "uid": ctx.principal.user_id}
             )
             row = found.first()
             if row is not None:

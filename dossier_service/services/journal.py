@@ -55,8 +55,8 @@ async def emit(
     sequence numbers visible in order, so a reader resuming "after N" never skips one."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_OUTBOX_LOCK))
-    session.add(
-        OutboxEvent(
+    await session.execute(
+        insert(OutboxEvent.__table__).values(  # type: ignore[arg-type]
             type=type,
             patient_id=patient_id,
             room_id=room_id,
@@ -65,7 +65,6 @@ async def emit(
             at=utcnow(),
         )
     )
-    await session.flush()
 
 
 async def audit(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, func, select
+from sqlalchemy import Date, DateTime, Table, bindparam, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.circle import CircleMember
@@ -136,11 +136,14 @@ class FileCache:
             self._entries.popitem(last=False)
 
 
+_NOTEBOOK = NotebookEntry.__table__
+_REVISION = select(func.count(), func.max(_NOTEBOOK.c.created_at)).where(  # type: ignore[attr-defined]
+    _NOTEBOOK.c.patient_id == bindparam("pid")  # type: ignore[attr-defined]
+)
+
+
 async def revision(session: AsyncSession, patient_id: str) -> tuple[int, str]:
-    t = table(NotebookEntry)
-    result = await session.execute(
-        select(func.count(), func.max(t.c.created_at)).where(t.c.patient_id == patient_id)
-    )
+    result = await session.execute(_REVISION, {"pid": patient_id})
     count, newest = result.one()
     return int(count), str(_value(newest))
 

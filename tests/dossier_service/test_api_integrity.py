@@ -26,8 +26,9 @@ async def test_forced_failure_after_the_change_leaves_nothing(api: Api, monkeypa
     before = await counts(api)
     real_emit = journal.emit
 
-    async def emit_then_fail(*args: Any, **kwargs: Any) -> None:
-        await real_emit(*args, **kwargs)  # the change, notebook entry, audit row and event are flushed
+    async def emit_then_fail(session: Any, **kwargs: Any) -> None:
+        await real_emit(session, **kwargs)
+        await session.flush()  # the change, its notebook entry, audit row and event are written
         raise RuntimeError("panne simulée après l'écriture")
 
     monkeypatch.setattr(journal, "emit", emit_then_fail)
