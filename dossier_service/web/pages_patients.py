@@ -27,6 +27,7 @@ from dossier_service.policy import Action, Decision, decide
 from dossier_service.schemas import (
     AssigneeIn,
     CircleMemberIn,
+    CircleMemberUpdate,
     DeathCancelIn,
     EpisodeIn,
     EpisodeUpdate,
@@ -486,6 +487,22 @@ async def end_member(request: web.Request) -> web.StreamResponse:
         await circle.end_member(
             session, principal=ctx.principal, patient=access.patient, member=member
         )
+
+    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
+
+
+@routes.post("/patients/{pid}/cercle/{mid}/acces")
+async def toggle_access(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        member = await circle.get_member(
+            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
+        )
+        if member.matrix_user_id == ctx.principal.user_id:
+            raise PageInputError("Vous ne pouvez pas modifier votre propre habilitation.")
+        await circle.update_member(
+            session, principal=ctx.principal, patient=access.patient, member=member,
+            data=CircleMemberUpdate(has_access=text(form, "has_access") == "oui"),
+        )  # fmt: skip
 
     return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
 

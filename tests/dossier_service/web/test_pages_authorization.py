@@ -13,8 +13,8 @@ from sqlmodel import col, select
 
 from dossier_service.models.audit import AuditEntry
 from dossier_service.policy import Principal
-from dossier_service.schemas import MemoIn
-from dossier_service.services import followup
+from dossier_service.schemas import EpisodeIn, HospitalisationIn, MemoIn
+from dossier_service.services import followup, lifeline
 
 PDF = b"%PDF-1.4\n%%EOF\n"
 ROLES = ("outsider", "noaccess", "member", "coord", "admin")
@@ -49,6 +49,10 @@ CASES = {
     "document-add": Case("POST", "/patients/{pid}/documents", "write", {"category": "bilan"}, upload=True),
     "cercle-add": Case("POST", "/patients/{pid}/cercle", "manage",
                        {"display_name": "Pharmacie du Centre", "kind": "structure", "role": "structure"}),
+    "cercle-acces": Case("POST", "/patients/{pid}/cercle/{member}/acces", "manage", {"has_access": "non"}),
+    "hospitalisation-sortie": Case("POST", "/patients/{pid}/hospitalisations/{stay}/sortie", "write",
+                                   {"discharge_at": "2026-01-09T10:00"}),
+    "parcours-fin": Case("POST", "/patients/{pid}/parcours/{episode}/fin", "write", {"ends_on": "2026-01-09"}),
     "cercle-fin": Case("POST", "/patients/{pid}/cercle/{member}/fin", "manage", {}),
 }  # fmt: skip
 
@@ -62,8 +66,18 @@ EXPECTED = {
 async def prepared_file(site) -> dict[str, str]:
     patient = await site.seed_patient(birth_name="DURAND", birth_first_names=["Marie"])
     async with site.db.transaction() as session:
-        memo = await followup.add_memo(session, principal=Principal(site.COORD), patient=patient,
+        coord_p = Principal(site.COORD)
+        memo = await followup.add_memo(session, principal=coord_p, patient=patient,
                                        data=MemoIn(text="Mémo"))  # fmt: skip
+        stay = await followup.add_hospitalisation(session, principal=coord_p, patient=patient,
+                                                  data=HospitalisationIn.model_validate(
+                                                      {"structure": "CHU", "admission_at":
+                                                       "2026-01-02T10:00:00+01:00"}, strict=False))  # fmt: skip
+        episode = await lifeline.add_episode(
+            session, principal=coord_p, patient=patient, themes=site.config.lifeline_themes,
+            form_ids=[], data=EpisodeIn.model_validate({"theme": "Suivi / Réunion",
+                                                        "starts_on": "2026-01-02"}, strict=False),
+        )  # fmt: skip
     coord = site.person(site.COORD)
     data = FormData()
     data.add_field("csrf_token", coord.csrf)
@@ -75,7 +89,8 @@ async def prepared_file(site) -> dict[str, str]:
     page = await (await site.client.get(f"/patients/{patient.id}", headers=coord.headers)).text()
     doc = page.split(f"/patients/{patient.id}/documents/", 1)[1].split('"', 1)[0]
     nurse = next(m for m in await site.members(patient.id) if m.matrix_user_id == site.NURSE)
-    return {"pid": patient.id, "memo": memo.id, "doc": doc, "member": nurse.id}
+    return {"pid": patient.id, "memo": memo.id, "doc": doc, "member": nurse.id, "stay": stay.id,
+            "episode": episode.id}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -187,6 +187,15 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     # a duplicate is refused with its message, nothing written
     status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form)
     assert status == 409 and "fait déjà partie du cercle de soins" in body
+    # access withdrawn then given back: the member loses and regains the file
+    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "non"})
+    assert status == 303
+    assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 403
+    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "oui"})
+    assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 200
+    me = next(m for m in await site.members(patient.id) if m.matrix_user_id == site.COORD)
+    status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{me.id}/acces", {"has_access": "non"})
+    assert status == 400 and "propre habilitation" in body
     # an intervenant may not manage the circle
     nurse = site.person(site.NURSE)
     status, body, _ = await site.post(nurse, f"/patients/{patient.id}/cercle/{kine.id}/fin", {})
@@ -198,7 +207,8 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     assert "Retrait de Dr Kinési Thérapeute du cercle de soins" in texts
     writes = [r for r in await audit_rows(site, patient.id) if r.resource == "page:cercle"]
     assert [(r.action, r.outcome) for r in writes] == [
-        ("create", "ok"), ("manage_circle", "refusé"), ("update", "ok")
+        ("create", "ok"), ("update", "ok"), ("update", "ok"), ("manage_circle", "refusé"),
+        ("update", "ok"),
     ]  # fmt: skip
 
 
