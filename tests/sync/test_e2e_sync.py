@@ -275,6 +275,22 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     await gp.wait_notice(room_id, "Sortie d'hospitalisation le")
     await gp.wait_notice(room_id, "Hospitalisation : admission le")
 
+    # the identity filled in on the file: the pinned message is edited, never put in state
+    header = await gp.wait_notice(room_id, "🪪 Patient")
+    await env.dossier.request(
+        "PATCH", f"/patients/{pid}/identity",
+        json_body={"birth_name": "Hugo", "birth_first_names": ["Victor"], "sex": "M",
+                   "birth_date": "1948-03-02"},
+        actor=gp.user_id, key="uc2-identity",
+    )  # fmt: skip
+    edit = await gp.wait_notice(room_id, "* 🪪 Patient : HUGO Victor — né(e) le 02/03/1948")
+    relation = edit.source["content"]["m.relates_to"]
+    assert relation == {"rel_type": "m.replace", "event_id": header.event_id}
+    assert "identité provisoire (PROV)" in edit.source["content"]["m.new_content"]["body"]
+    pinned = await state(gp, room_id, "m.room.pinned_events")
+    assert pinned["pinned"] == [header.event_id]
+    assert "Hugo" not in str(await state(gp, room_id, "fr.cercle.patient"))
+
     file = await env.file(pid)
     invitation = [t for t in notebook_texts(file) if t.startswith("Invitation de Dr Hôpital")]
     assert len(invitation) == 1 and "transcription PDF" in invitation[0]
