@@ -126,11 +126,14 @@ async def test_request_and_todo_keep_the_room_name(bot, pro_factory, synapse):
     await eventually(lambda: room_name(alice, room_id), lambda n: n == "❓ 📌 Mme R. pansements")
     state = await flags_state(alice, room_id)
     assert state["flags"]["atraiter"]["assignee"] == bob.user_id
+    # renamed by someone while flagged: the markers come back in front of the new name
+    await alice.client.room_put_state(room_id, "m.room.name", {"name": "Mme R. soins"})
+    await eventually(lambda: room_name(alice, room_id), lambda n: n == "❓ 📌 Mme R. soins")
     await alice.say(room_id, "!fait")
     await alice.wait_notice(room_id, "Plusieurs signalements en cours", start=start)
     await bob.say(room_id, "!fait demande")
     await alice.wait_notice(room_id, "« demande » levé par", start=start)
-    await eventually(lambda: room_name(alice, room_id), lambda n: n == "📌 Mme R. pansements")
+    await eventually(lambda: room_name(alice, room_id), lambda n: n == "📌 Mme R. soins")
     await alice.say(room_id, "!atraiter @pas-un-id")
     await alice.wait_notice(room_id, "n'est pas un identifiant Matrix valide", start=start)
     await alice.say(room_id, "!urgent " + "x" * 501)
@@ -166,3 +169,22 @@ async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory
     await alice.wait_notice(room_id, "Urgence prise en compte par", start=start)
     await bob.say(room_id, "!ack")
     await bob.wait_notice(room_id, "déjà prise en compte", start=start)
+
+
+async def test_folder_follows_membership(bot, pro_factory, synapse):
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Départ")
+    await alice.say(room_id, "!demande bilan")
+    folders = bot.app.services.flags.folders
+    from bots.flags.model import FlagKind
+
+    space_id = await eventually(
+        lambda: _async(folders.space_of(bob.user_id, FlagKind.REQUEST)), bool
+    )
+    await eventually(lambda: _async(folders.children(space_id)), lambda c: c == {room_id})
+    await bob.client.room_leave(room_id)
+    await eventually(lambda: _async(folders.children(space_id)), lambda c: c == set())
+    child = await bot.app.client.room_get_state_event(space_id, "m.space.child", room_id)
+    assert isinstance(child, RoomGetStateEventResponse) and child.content == {}
+    alice_space = folders.space_of(alice.user_id, FlagKind.REQUEST)
+    assert folders.children(alice_space) == {room_id}  # alice still has it

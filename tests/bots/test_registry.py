@@ -6,6 +6,7 @@ import pytest
 
 from bots.commands.registry import (
     Choice,
+    CommandContext,
     CommandRegistry,
     MatrixUser,
     ParseError,
@@ -14,6 +15,7 @@ from bots.commands.registry import (
     RoomFacts,
     SubcommandError,
     Text,
+    UserError,
     Where,
     access_refusal,
 )
@@ -159,3 +161,55 @@ def test_access_rules():
         Where.SHARED_ROOM, Power.FLAG, facts(direct=True, patient=False), levels
     )
     assert access_refusal(Where.PATIENT_ROOM, Power.ADMIN, facts(pl=49), levels) is not None
+
+
+class Recorder:
+    """Collects the replies (a real Replier, not a mock)."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[str, str | None]] = []
+
+    async def reply(self, plain, html_body=None, mentions=()):
+        self.replies.append((plain, html_body))
+        return "$reply"
+
+
+def ctx_for(recorder: Recorder, **facts_kw) -> CommandContext:
+    return CommandContext("!r:s", "@a:s", "$e", facts(**facts_kw), recorder)
+
+
+async def test_internal_error_is_replied_with_a_reference_and_logged(caplog):
+    reg = make_registry()
+
+    @reg.command("casse", help="x")
+    async def casse(ctx):
+        raise RuntimeError("détail confidentiel")
+
+    rec = Recorder()
+    assert await reg.execute("!casse", ctx_for(rec))
+    ((plain, _),) = rec.replies
+    assert plain.startswith("Erreur interne (réf. ") and "confidentiel" not in plain
+    ref = plain.removeprefix("Erreur interne (réf. ").removesuffix(").")
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_user_errors_usage_errors_and_non_commands():
+    reg = make_registry()
+
+    @reg.command("refuse", help="x")
+    async def refuse(ctx):
+        raise UserError("Pas maintenant.")
+
+    rec = Recorder()
+    assert await reg.execute("!refuse", ctx_for(rec))
+    assert await reg.execute("!inviter", ctx_for(rec))
+    assert await reg.execute("!inconnue", ctx_for(rec))
+    assert await reg.execute("!inviter @b:s", ctx_for(rec, member=False))
+    assert not await reg.execute("!!!", ctx_for(rec))
+    assert not await reg.execute("bonjour", ctx_for(rec))
+    assert [p for p, _ in rec.replies] == [
+        "Pas maintenant.",
+        "Il manque l'identifiant de la personne (forme @nom:serveur).\nUsage : !inviter <@utilisateur>",
+        "Commande inconnue : « !inconnue ». Tapez !aide pour la liste.",
+        "Commande réservée aux membres de ce salon.",
+    ]
