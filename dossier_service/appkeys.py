@@ -20,7 +20,7 @@ STORE = web.AppKey("dossier_documents", DocumentStore)
 FORMS = web.AppKey("dossier_forms", FormCatalogue)
 HTTP = web.AppKey("dossier_http", aiohttp.ClientSession)
 FILE_CACHE = web.AppKey("dossier_file_cache", FileCache)
-CLOCK = web.AppKey("dossier_clock", Callable[[], datetime])
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("dossier_clock")
 # Pages may replace how refusals and errors are shown outside /api/ (default: plain text).
 ErrorRenderer = Callable[[web.Request, int, str], web.StreamResponse]
-ERROR_RENDERER = web.AppKey("dossier_error_renderer", ErrorRenderer)
+ERROR_RENDERER: web.AppKey[ErrorRenderer] = web.AppKey("dossier_error_renderer")

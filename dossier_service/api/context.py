@@ -193,8 +193,8 @@ _FILE_AND_MEMBERSHIP = (
     .outerjoin(
         CircleMember,
         and_(
-            CircleMember.patient_id == Patient.id,
-            CircleMember.matrix_user_id == bindparam("uid"),
+            col(CircleMember.patient_id) == col(Patient.id),
+            col(CircleMember.matrix_user_id) == bindparam("uid"),
             col(CircleMember.ended_at).is_(None),
         ),
     )

@@ -78,7 +78,8 @@ def _render(request: web.Request, status: int, errcode: str, message: str) -> we
         return json_error(status, errcode, message)
     renderer = request.app.get(appkeys.ERROR_RENDERER)
     if renderer is not None:
-        return renderer(request, status, message)
+        response: web.StreamResponse = renderer(request, status, message)
+        return response
     return web.Response(status=status, text=message, content_type="text/plain")
 
 

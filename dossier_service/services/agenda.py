@@ -127,13 +127,17 @@ async def list_events(
     query = select(AgendaEvent)
     if user_id is not None:
         attending = select(AgendaAttendee.event_id).where(AgendaAttendee.user_id == user_id)
-        query = query.where(or_(AgendaEvent.owner == user_id, col(AgendaEvent.id).in_(attending)))
+        query = query.where(
+            or_(col(AgendaEvent.owner) == user_id, col(AgendaEvent.id).in_(attending))
+        )
     if patient_id is not None:
         query = query.where(AgendaEvent.patient_id == patient_id)
     if end is not None:
         query = query.where(AgendaEvent.starts_at < end)
     if start is not None:
-        query = query.where(or_(col(AgendaEvent.rrule).is_not(None), AgendaEvent.ends_at > start))
+        query = query.where(
+            or_(col(AgendaEvent.rrule).is_not(None), col(AgendaEvent.ends_at) > start)
+        )
     rows = await session.exec(query.order_by(col(AgendaEvent.starts_at)).limit(limit))
     return list(rows.all())
 

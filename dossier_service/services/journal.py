@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.audit import AuditEntry, OutboxEvent
 from dossier_service.models.notebook import NotebookEntry
-from dossier_service.models.types import utcnow
+from dossier_service.models.types import table_of, utcnow
 from dossier_service.policy import Principal
 
 # Outbox event types (the bot's vocabulary, issue 6).
@@ -54,9 +54,9 @@ async def emit(
     """Append an outbox event. On PostgreSQL a transaction-scoped advisory lock makes the
     sequence numbers visible in order, so a reader resuming "after N" never skips one."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_OUTBOX_LOCK))
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
     await session.execute(
-        insert(OutboxEvent.__table__).values(  # type: ignore[arg-type]
+        insert(table_of(OutboxEvent)).values(
             type=type,
             patient_id=patient_id,
             room_id=room_id,
@@ -83,7 +83,7 @@ async def audit(
     if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
         actor = f"{principal.user_id} pour {principal.on_behalf_of}"
     await session.execute(
-        insert(AuditEntry.__table__).values(  # type: ignore[arg-type]
+        insert(table_of(AuditEntry)).values(
             at=utcnow(),
             actor=actor[:255],
             actor_kind=principal.audit_kind,

@@ -231,13 +231,15 @@ def _visible(principal: Principal) -> Any:
         col(CircleMember.has_access).is_(True),
     )
     assigned = exists().where(
-        TaskAssignee.task_id == Task.id,
-        TaskAssignee.kind == "personne",
-        TaskAssignee.ref == principal.user_id,
+        col(TaskAssignee.task_id) == col(Task.id),
+        col(TaskAssignee.kind) == "personne",
+        col(TaskAssignee.ref) == principal.user_id,
     )
     return or_(
         col(Task.patient_id).in_(member_of),
-        and_(col(Task.patient_id).is_(None), or_(Task.created_by == principal.user_id, assigned)),
+        and_(
+            col(Task.patient_id).is_(None), or_(col(Task.created_by) == principal.user_id, assigned)
+        ),
     )
 
 
@@ -263,7 +265,9 @@ def dashboard_query(principal: Principal, filters: TaskFilters) -> Any:
         query = query.where(col(Task.due_date) <= f.due_to)
     if f.member:
         query = query.where(
-            exists().where(TaskAssignee.task_id == Task.id, TaskAssignee.ref == f.member)
+            exists().where(
+                col(TaskAssignee.task_id) == col(Task.id), col(TaskAssignee.ref) == f.member
+            )
         )
     if f.overdue_only:
         today = f.today or date.today()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, bindparam, func, select
+from sqlalchemy import Date, DateTime, bindparam, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.circle import CircleMember
@@ -23,6 +23,7 @@ from dossier_service.models.lifeline import Episode
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import DeathDeclaration, FileStatusChange, IdentityStatusChange
 from dossier_service.models.tasks import OPEN_STATES, Task, TaskAssignee
+from dossier_service.models.types import table_of
 from dossier_service.policy import Membership, Principal, may_see_document
 from dossier_service.services.tasks import TaskFilters, dashboard_query
 
@@ -40,10 +41,7 @@ def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _value(v) for k, v in row.items()}
 
 
-def table(model: Any) -> Table:
-    t = model.__table__
-    assert isinstance(t, Table)
-    return t
+table = table_of
 
 
 def _temporal_keys(statement: Any) -> tuple[str, ...]:
@@ -136,9 +134,9 @@ class FileCache:
             self._entries.popitem(last=False)
 
 
-_NOTEBOOK = NotebookEntry.__table__
-_REVISION = select(func.count(), func.max(_NOTEBOOK.c.created_at)).where(  # type: ignore[attr-defined]
-    _NOTEBOOK.c.patient_id == bindparam("pid")  # type: ignore[attr-defined]
+_NOTEBOOK = table_of(NotebookEntry)
+_REVISION = select(func.count(), func.max(_NOTEBOOK.c.created_at)).where(
+    _NOTEBOOK.c.patient_id == bindparam("pid")
 )
 
 
