@@ -397,7 +397,12 @@ async def cross_sign(client: Any, *, key_file: Path, encryption_key: str, passwo
                 "La signature de l'appareil du bot n'apparaît pas sur le serveur."
             )
         signed = True
+        device = check["device"]
         logger.info("Appareil %s du bot signé par sa clé d'auto-signature.", client.device_id)
+    # Our device keys as /keys/query publishes them (cross-signature included): the
+    # shared-history module puts them in every Olm payload as ``sender_device_keys``
+    # (MSC4147) once installed on this client.
+    client.cercle_own_device_keys = {k: v for k, v in device.items() if k != "unsigned"}
     return Outcome(uploaded_keys=uploaded, signed_device=signed, created_key_file=created)
 
 

@@ -255,6 +255,8 @@ def install_shared_history(client: nio.AsyncClient) -> SharedHistory:
         return None if room is None else room.history_visibility
 
     state = SharedHistory(client.olm, visibility_of, SessionLedger(ledger_path_for(client)))
+    # published by ensure_cross_signed (bots.matrix.cross_signing) when it ran first
+    state.sender_device_keys = getattr(client, "cercle_own_device_keys", None)
     state.install()
 
     async def on_visibility(room: Any, event: RoomHistoryVisibilityEvent) -> None:

@@ -34,9 +34,12 @@ def spy_room_keys(client: Any) -> list[dict[str, Any]]:
     return seen
 
 
-async def test_flag_on_the_wire_and_rotation_on_visibility_change(nio_client_factory) -> None:
+async def test_flag_on_the_wire_and_rotation_on_visibility_change(
+    nio_client_factory, tmp_path
+) -> None:
     bot = await nio_client_factory()
     member = await nio_client_factory()
+    await ensure_cross_signed(bot, key_file=tmp_path / "xs.json", encryption_key="k", password="-")
     state = install_shared_history(bot)
     assert install_shared_history(bot) is state  # idempotent
     bot_peer, member_peer = EchoPeer(bot, reply=False), EchoPeer(member, reply=False)
@@ -70,6 +73,11 @@ async def test_flag_on_the_wire_and_rotation_on_visibility_change(nio_client_fac
     await member_peer.wait_for(lambda: keys_seen)
     first = keys_seen[0]["content"]
     assert first[SHARED_HISTORY_FIELD] is True
+    # MSC4147: our published device keys, cross-signature included, in the Olm payload
+    published = keys_seen[0]["sender_device_keys"]
+    assert published["device_id"] == bot.device_id and published["user_id"] == bot.user_id
+    assert len(published["signatures"][bot.user_id]) == 2  # device + self-signing key
+    assert "unsigned" not in published
     assert "m.shared_history" not in first
     await member_peer.wait_for(
         lambda: [e for e in member_peer.received if getattr(e, "body", "") == "avant"]
