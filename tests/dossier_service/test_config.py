@@ -1,0 +1,46 @@
+"""The dossier's config is built from the deployment profile and the secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployment.profile import load_profile
+from deployment.secrets import Secrets
+from dossier_service.config import ConfigError, config_from_profile
+
+
+def _config(tmp_path: Path, **dossier: object) -> object:
+    profile = load_profile(env={}, extra={"var_dir": str(tmp_path), "dossier": dossier})
+    return config_from_profile(profile, Secrets.load_or_create(profile.var_dir))
+
+
+def test_defaults_from_the_profile(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    secrets = Secrets.load_or_create(tmp_path)
+    assert config.database_url == f"sqlite+aiosqlite:///{tmp_path / 'dossier' / 'dossier.db'}"
+    assert config.homeserver_url == "http://127.0.0.1:8008"
+    assert config.service_token == secrets.dossier_service_token
+    assert config.session_key == secrets.dossier_session_key
+    assert config.documents_max_size == 25 * 1024 * 1024
+    assert config.public_url == "http://127.0.0.1:8090" and not config.secure_cookies
+    assert "ordonnance" in config.document_categories
+
+
+def test_postgres_url_switch_and_overrides(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path, database_url="postgresql://cercle@db.internal/dossier", homeserver_url="http://hs:8008/",
+        admins=["@admin:cercle.localhost"], public_url="https://dossier.example", document_categories=["a", "b"],
+    )
+    assert config.database_url == "postgresql+asyncpg://cercle@db.internal/dossier"
+    assert config.homeserver_url == "http://hs:8008"
+    assert config.admins == frozenset({"@admin:cercle.localhost"})
+    assert config.secure_cookies
+    assert config.document_categories == ("a", "b")
+
+
+@pytest.mark.parametrize("bad", [{"document_categories": "bilan"}, {"admins": "@a:b"}, {"task_types": ["x"]}])
+def test_bad_values_name_the_key(tmp_path: Path, bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="dossier\\."):
+        _config(tmp_path, **bad)
