@@ -36,29 +36,70 @@ async def seed(app, today: date) -> str:  # type: ignore[no-untyped-def]
     db, store, config = app[appkeys.DATABASE], app[appkeys.STORE], app[appkeys.CONFIG]
     who = Principal(COORD)
     async with db.transaction() as s:
-        patient = await patients.create_patient(s, principal=who, today=today, data=PatientCreate(
-            label="Bench", birth_name="DURAND", birth_first_names=["Marie"]))
-        await circle.add_member(s, principal=who, patient=patient, data=CircleMemberIn(
-            kind="professionnel", display_name="Inès", matrix_user_id=NURSE, role="intervenant",
-            has_access=True))
+        patient = await patients.create_patient(
+            s,
+            principal=who,
+            today=today,
+            data=PatientCreate(label="Bench", birth_name="DURAND", birth_first_names=["Marie"]),
+        )
+        await circle.add_member(
+            s,
+            principal=who,
+            patient=patient,
+            data=CircleMemberIn(
+                kind="professionnel",
+                display_name="Inès",
+                matrix_user_id=NURSE,
+                role="intervenant",
+                has_access=True,
+            ),
+        )
         for i in range(1000):
-            await notebook.add_entry(s, principal=who, patient=patient, kind="note",
-                                     text=f"Transmission {i} : passage, constantes notées.")
+            await notebook.add_entry(
+                s,
+                principal=who,
+                patient=patient,
+                kind="note",
+                text=f"Transmission {i} : passage, constantes notées.",
+            )
         for i in range(100):
             blob = await store.put(PDF + str(i).encode())
-            await documents.add_document(s, principal=who, patient=patient, blob=blob,
-                                         filename=f"cr-{i}.pdf", category="compte rendu",
-                                         categories=config.document_categories)
+            await documents.add_document(
+                s,
+                principal=who,
+                patient=patient,
+                blob=blob,
+                filename=f"cr-{i}.pdf",
+                category="compte rendu",
+                categories=config.document_categories,
+            )
         for i in range(50):
-            await tasks.create_task(s, principal=who, patient=patient, task_types=config.task_types,
-                                    data=TaskIn(type="Soins", subtypes=["Pansement"], label=f"Tâche {i}",
-                                                due_date=today + timedelta(days=i - 10),
-                                                assignees=[AssigneeIn(kind="personne", ref=NURSE)]))
+            await tasks.create_task(
+                s,
+                principal=who,
+                patient=patient,
+                task_types=config.task_types,
+                data=TaskIn(
+                    type="Soins",
+                    subtypes=["Pansement"],
+                    label=f"Tâche {i}",
+                    due_date=today + timedelta(days=i - 10),
+                    assignees=[AssigneeIn(kind="personne", ref=NURSE)],
+                ),
+            )
         for i, theme in enumerate(config.lifeline_themes):
-            await lifeline.add_episode(s, principal=who, patient=patient, themes=config.lifeline_themes,
-                                       form_ids=[], data=EpisodeIn(
-                                           theme=theme, starts_on=today - timedelta(days=200 - 30 * i),
-                                           ends_on=today - timedelta(days=180 - 30 * i)))
+            await lifeline.add_episode(
+                s,
+                principal=who,
+                patient=patient,
+                themes=config.lifeline_themes,
+                form_ids=[],
+                data=EpisodeIn(
+                    theme=theme,
+                    starts_on=today - timedelta(days=200 - 30 * i),
+                    ends_on=today - timedelta(days=180 - 30 * i),
+                ),
+            )
         return patient.id
 
 
@@ -74,8 +115,11 @@ async def run(seconds: float, clients: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config = DossierConfig(
-            database_url=f"sqlite+aiosqlite:///{root / 'dossier.db'}", documents_dir=root / "docs",
-            homeserver_url="http://127.0.0.1:9", server_name="bench.local", session_key=SESSION_KEY,
+            database_url=f"sqlite+aiosqlite:///{root / 'dossier.db'}",
+            documents_dir=root / "docs",
+            homeserver_url="http://127.0.0.1:9",
+            server_name="bench.local",
+            session_key=SESSION_KEY,
             service_token="bench-pages-service-token-0123456789",
             forms_dir=Path(__file__).resolve().parents[1] / "config" / "forms",
         )
@@ -91,7 +135,10 @@ async def run(seconds: float, clients: int) -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession(cookies=cookie) as http:
-                for name, path in (("fiche patient", f"/patients/{pid}"), ("tableau des tâches", "/taches")):
+                for name, path in (
+                    ("fiche patient", f"/patients/{pid}"),
+                    ("tableau des tâches", "/taches"),
+                ):
                     async with http.get(base + path) as resp:
                         size = len(await resp.read())
                         assert resp.status == 200, resp.status
@@ -107,13 +154,17 @@ async def run(seconds: float, clients: int) -> None:
                             latencies.append(time.perf_counter() - t0)
 
                     t0 = time.perf_counter()
-                    await asyncio.gather(*(client(base + path, end, latencies) for _ in range(clients)))
+                    await asyncio.gather(
+                        *(client(base + path, end, latencies) for _ in range(clients))
+                    )
                     elapsed = time.perf_counter() - t0
                     latencies.sort()
                     p99 = latencies[int(len(latencies) * 0.99) - 1]
-                    print(f"{name:20s} {len(latencies) / elapsed:7.1f} req/s  "
-                          f"p50 {statistics.median(latencies) * 1000:6.1f} ms  "
-                          f"p99 {p99 * 1000:6.1f} ms  ({size // 1024} Ko, {clients} clients)")
+                    print(
+                        f"{name:20s} {len(latencies) / elapsed:7.1f} req/s  "
+                        f"p50 {statistics.median(latencies) * 1000:6.1f} ms  "
+                        f"p99 {p99 * 1000:6.1f} ms  ({size // 1024} Ko, {clients} clients)"
+                    )
         finally:
             await runner.cleanup()
 

@@ -33,9 +33,12 @@ def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            if exc.status < 400 or not is_page_path(request.path) or request.path.startswith(
-                "/static/"
-            ) or request.path.endswith(".ics"):  # other components keep their own replies
+            if (
+                exc.status < 400
+                or not is_page_path(request.path)
+                or request.path.startswith("/static/")
+                or request.path.endswith(".ics")
+            ):  # other components keep their own replies
                 raise
             message = exc.text or "" if exc.status == 403 else ""
             if exc.status == 403 and message:

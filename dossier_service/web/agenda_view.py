@@ -90,7 +90,9 @@ def period(view: str, anchor: date) -> tuple[date, date, date, date, str, date, 
         monday = anchor - timedelta(days=anchor.weekday())
         sunday = monday + timedelta(days=6)
         if monday.month == sunday.month:
-            title = f"Semaine du {monday.day} au {sunday.day} {MONTHS[sunday.month - 1]} {sunday.year}"
+            title = (
+                f"Semaine du {monday.day} au {sunday.day} {MONTHS[sunday.month - 1]} {sunday.year}"
+            )
         else:
             title = (f"Semaine du {monday.day} {MONTHS[monday.month - 1]} au {sunday.day} "
                      f"{MONTHS[sunday.month - 1]} {sunday.year}")  # fmt: skip

@@ -52,7 +52,11 @@ async def _render(
     view = request.query.get("vue", "semaine")
     view = view if view in VIEWS else "semaine"
     try:
-        anchor = date.fromisoformat(request.query.get("date", "")) if request.query.get("date") else today
+        anchor = (
+            date.fromisoformat(request.query.get("date", ""))
+            if request.query.get("date")
+            else today
+        )
     except ValueError:
         anchor = today
     member = request.query.get("membre", "").strip()
@@ -65,7 +69,9 @@ async def _render(
     end = paris_day_bounds(page_probe.end)[0]
     async with ctx.db.transaction() as session:
         events = await agenda_service.list_events(session, user_id=who, start=start, end=end)
-        visible, _ = await patients_service.list_patients(session, principal=ctx.principal, limit=500)
+        visible, _ = await patients_service.list_patients(
+            session, principal=ctx.principal, limit=500
+        )
         names = {p.id: display_name(p) for p in visible}
         # a patient's name is shown only to those who may open the file
         attendees = await agenda_service.attendees_of(session, event_ids=[e.id for e in events])

@@ -125,7 +125,9 @@ async def patient_create(request: web.Request) -> web.StreamResponse:
             patient = await patients_service.create_patient(
                 session, principal=ctx.principal, data=data, today=ctx.today()
             )
-            await ctx.audit(session, action="create", resource="page:patient", patient_id=patient.id)
+            await ctx.audit(
+                session, action="create", resource="page:patient", patient_id=patient.id
+            )
     except (ValidationError, ServiceError, PageInputError) as exc:
         message = french_validation(exc) if isinstance(exc, ValidationError) else exc.message
         return request.app[PAGES].render(
@@ -178,8 +180,10 @@ async def file_view(
         "patient": patient,
         "identity": patient_public(patient),
         "identity_documents": IDENTITY_DOCUMENTS,
-        "status_choices": [patient.identity_status,
-                           *sorted(ALLOWED_TRANSITIONS[patient.identity_status])],
+        "status_choices": [
+            patient.identity_status,
+            *sorted(ALLOWED_TRANSITIONS[patient.identity_status]),
+        ],
         "death": await patients_service.active_death(session, patient_id=patient.id),
         "status_history": list(statuses.all()),
         "memos": await followup.list_memos(session, patient_id=patient.id),
@@ -248,7 +252,12 @@ async def patient_file(request: web.Request) -> web.StreamResponse:
 
 
 async def write_section(
-    request: web.Request, section: str, action: Action, work: Any, *, anchor: str | None = None,
+    request: web.Request,
+    section: str,
+    action: Action,
+    work: Any,
+    *,
+    anchor: str | None = None,
     verb: str = "create",
 ) -> web.StreamResponse:
     """Run ``work(session, ctx, access, form)`` as one audited write on the file."""

@@ -71,7 +71,9 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             session, principal=ctx.principal, limit=500
         )
         assignees = await tasks_service.assignees_of(session, task_ids=[t.id for t in rows])
-        await ctx.audit(session, action="read", resource="page:tasks", patient_id=filters["patient"])
+        await ctx.audit(
+            session, action="read", resource="page:tasks", patient_id=filters["patient"]
+        )
     names = {p.id: display_name(p) for p in visible}
     return request.app[PAGES].render(
         request, "taches.html",
@@ -101,14 +103,21 @@ async def change_state(request: web.Request) -> web.StreamResponse:
                 access = await open_file(session, ctx, task.patient_id, Action.WRITE, "page:task")
                 patient = access.patient
             elif not ctx.principal.privileged:
-                mine = {a.ref for a in (await tasks_service.assignees_of(session, task_ids=[task.id]))[task.id]}
+                mine = {
+                    a.ref
+                    for a in (await tasks_service.assignees_of(session, task_ids=[task.id]))[
+                        task.id
+                    ]
+                }
                 if task.created_by != ctx.principal.user_id and ctx.principal.user_id not in mine:
                     raise web.HTTPNotFound()
             await tasks_service.update_task(
                 session, principal=ctx.principal, task=task, patient=patient, data=data,
                 task_types=ctx.config.task_types,
             )  # fmt: skip
-            await ctx.audit(session, action="update", resource="page:task", patient_id=task.patient_id)
+            await ctx.audit(
+                session, action="update", resource="page:task", patient_id=task.patient_id
+            )
     except ServiceError as exc:
         if exc.status == 404:
             raise web.HTTPNotFound() from None

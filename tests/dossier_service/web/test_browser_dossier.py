@@ -30,7 +30,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"
+    ),
 ]
 
 
@@ -102,7 +104,9 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             errors: list[str] = []
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             await page.goto(f"{base}/patients/{patient.id}")
-            await expect(page.get_by_role("heading", name="Se connecter avec votre compte Matrix")).to_be_visible()
+            await expect(
+                page.get_by_role("heading", name="Se connecter avec votre compte Matrix")
+            ).to_be_visible()
             await page.screenshot(path=str(ARTIFACTS / "dossier-connexion.png"))
             await page.fill("#identifiant", coordinator.user_id)
             await page.fill("#mot-de-passe", coordinator.password)
@@ -161,9 +165,15 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             await page.select_option("#n-patient", patient.id)
             await page.click("form[action='/agenda/evenements'] button[type=submit]")
             await page.wait_for_url("**/agenda?ok=rdv")
-            await expect(page.locator(".semaine .evt").first).to_contain_text("09:00 Passage infirmier")
-            await page.screenshot(path=str(ARTIFACTS / "dossier-agenda-semaine.png"), full_page=True)
-            await page.goto(f"{base}/agenda?vue=jour&date={(monday + timedelta(days=21)).isoformat()}")
+            await expect(page.locator(".semaine .evt").first).to_contain_text(
+                "09:00 Passage infirmier"
+            )
+            await page.screenshot(
+                path=str(ARTIFACTS / "dossier-agenda-semaine.png"), full_page=True
+            )
+            await page.goto(
+                f"{base}/agenda?vue=jour&date={(monday + timedelta(days=21)).isoformat()}"
+            )
             await expect(page.locator("main table")).to_contain_text("Passage infirmier")  # recurs
             await page.goto(f"{base}/agenda?vue=mois")
             assert await page.locator(".mois .evt").count() >= 1
@@ -177,7 +187,9 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             await expect(phone.locator("h1")).to_contain_text("DURAND Marie")
             width = await phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390 + 1, "la page déborde horizontalement sur mobile"
-            await phone.screenshot(path=str(ARTIFACTS / "dossier-patient-mobile.png"), full_page=True)
+            await phone.screenshot(
+                path=str(ARTIFACTS / "dossier-patient-mobile.png"), full_page=True
+            )
             assert not [e for e in errors if "Content Security Policy" in e], errors
         finally:
             await browser.close()

@@ -63,8 +63,12 @@ def test_duplicate_field_and_duplicate_form(tmp_path: Path) -> None:
     data["sections"].append({"title": "T", "fields": [{"key": "f", "label": "X", "type": "bool"}]})
     with pytest.raises(FormDeclarationError, match="déclaré deux fois"):
         parse_form(data)
-    (tmp_path / "a.yaml").write_text("key: essai\ntitle: A\nsections: [{title: S, fields: [{key: x, label: X, type: bool}]}]\n")
-    (tmp_path / "b.yaml").write_text("key: essai\ntitle: B\nsections: [{title: S, fields: [{key: x, label: X, type: bool}]}]\n")
+    (tmp_path / "a.yaml").write_text(
+        "key: essai\ntitle: A\nsections: [{title: S, fields: [{key: x, label: X, type: bool}]}]\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "key: essai\ntitle: B\nsections: [{title: S, fields: [{key: x, label: X, type: bool}]}]\n"
+    )
     with pytest.raises(FormDeclarationError, match="déjà déclaré"):
         load_forms(tmp_path)
     (tmp_path / "b.yaml").write_text("key: [\n")

@@ -89,8 +89,14 @@ async def prepared_file(site) -> dict[str, str]:
     page = await (await site.client.get(f"/patients/{patient.id}", headers=coord.headers)).text()
     doc = page.split(f"/patients/{patient.id}/documents/", 1)[1].split('"', 1)[0]
     nurse = next(m for m in await site.members(patient.id) if m.matrix_user_id == site.NURSE)
-    return {"pid": patient.id, "memo": memo.id, "doc": doc, "member": nurse.id, "stay": stay.id,
-            "episode": episode.id}
+    return {
+        "pid": patient.id,
+        "memo": memo.id,
+        "doc": doc,
+        "member": nurse.id,
+        "stay": stay.id,
+        "episode": episode.id,
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -110,7 +116,9 @@ async def test_page_route_authorisation(site, name: str) -> None:
             for key, value in (case.data or {}).items():
                 data.add_field(key, value)
             data.add_field("file", PDF + b"%autre\n", filename="autre.pdf")
-            resp = await site.client.post(path, data=data, headers=who.headers, allow_redirects=False)
+            resp = await site.client.post(
+                path, data=data, headers=who.headers, allow_redirects=False
+            )
             status, body = resp.status, await resp.text()
         else:
             status, body, _ = await site.post(who, path, dict(case.data or {}))

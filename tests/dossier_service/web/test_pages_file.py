@@ -29,7 +29,9 @@ async def audit_rows(site, patient_id: str | None = None) -> list[AuditEntry]:
 
 async def notebook_texts(site, patient_id: str) -> list[str]:
     async with site.db.transaction() as session:
-        rows = await session.exec(select(NotebookEntry).where(NotebookEntry.patient_id == patient_id))
+        rows = await session.exec(
+            select(NotebookEntry).where(NotebookEntry.patient_id == patient_id)
+        )
         return [r.text for r in rows.all()]
 
 
@@ -82,7 +84,10 @@ async def test_login_exchange_refuses_without_its_csrf_and_with_a_bad_token(site
     page = await (await site.client.get("/connexion")).text()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     forged = token[:-1] + ("0" if token[-1] != "0" else "1")
-    for headers in ({"X-CSRF-Token": forged}, {"X-CSRF-Token": token, "Origin": "https://evil.example"}):
+    for headers in (
+        {"X-CSRF-Token": forged},
+        {"X-CSRF-Token": token, "Origin": "https://evil.example"},
+    ):
         resp = await site.client.post("/connexion/openid", json={"access_token": "abc"},
                                       headers=headers)  # fmt: skip
         assert resp.status == 403
@@ -180,7 +185,9 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     status, body, _ = await site.get(coord, site.location(resp))
     assert "Cercle de soins mis à jour." in body and "Dr Kinési Thérapeute" in body
     assert "Ajout de Dr Kinési Thérapeute sur le cercle de soins (intervenant)" in body
-    kine = next(m for m in await site.members(patient.id) if m.matrix_user_id == "@kine:cercle.test")
+    kine = next(
+        m for m in await site.members(patient.id) if m.matrix_user_id == "@kine:cercle.test"
+    )
     assert kine.has_access and kine.added_by == site.COORD
     # the new member can now open the file
     assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 200
@@ -188,13 +195,19 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form)
     assert status == 409 and "fait déjà partie du cercle de soins" in body
     # access withdrawn then given back: the member loses and regains the file
-    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "non"})
+    status, _, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "non"}
+    )
     assert status == 303
     assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 403
-    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "oui"})
+    status, _, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle/{kine.id}/acces", {"has_access": "oui"}
+    )
     assert (await site.get(site.person("@kine:cercle.test"), f"/patients/{patient.id}"))[0] == 200
     me = next(m for m in await site.members(patient.id) if m.matrix_user_id == site.COORD)
-    status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle/{me.id}/acces", {"has_access": "non"})
+    status, body, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle/{me.id}/acces", {"has_access": "non"}
+    )
     assert status == 400 and "propre habilitation" in body
     # an intervenant may not manage the circle
     nurse = site.person(site.NURSE)
@@ -276,9 +289,13 @@ async def test_widget_entry_opens_the_file_of_the_room(site) -> None:
     assert "widgetId=w1" in site.location(resp)
     status, body, _ = await site.get(None, site.location(resp))
     assert 'data-widget-id="w1"' in body
-    status, _, resp = await site.get(site.person(site.NURSE), "/widget?roomId=!salle:cercle.test&widgetId=w1")
+    status, _, resp = await site.get(
+        site.person(site.NURSE), "/widget?roomId=!salle:cercle.test&widgetId=w1"
+    )
     assert site.location(resp) == f"/patients/{patient.id}?widget=1"
-    status, _, resp = await site.get(site.person(site.OUTSIDER), "/widget?roomId=!salle:cercle.test")
+    status, _, resp = await site.get(
+        site.person(site.OUTSIDER), "/widget?roomId=!salle:cercle.test"
+    )
     assert status == 404
 
 
@@ -289,11 +306,17 @@ async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) 
     traits = {"birth_name": "durand", "birth_first_names": "Marie Louise", "sex": "F",
               "birth_date": "1940-11-20", "birth_insee_code": "31555", "birth_commune": "Toulouse",
               "postcode": "31200", "phones": "05 61 00 00 00"}  # fmt: skip
-    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "birth_insee_code": "3155"})
+    status, body, _ = await site.post(
+        coord, f"{url}/identite", {**traits, "birth_insee_code": "3155"}
+    )
     assert status == 400 and "code INSEE" in body
-    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "birth_date": "2099-01-01"})
+    status, body, _ = await site.post(
+        coord, f"{url}/identite", {**traits, "birth_date": "2099-01-01"}
+    )
     assert status == 400 and "ne peut pas être dans le futur" in body
-    status, body, _ = await site.post(coord, f"{url}/identite", {**traits, "identity_status": "QUAL"})
+    status, body, _ = await site.post(
+        coord, f"{url}/identite", {**traits, "identity_status": "QUAL"}
+    )
     assert status == 400 and "non autorisé" in body  # PROV → QUAL is not a transition
     status, _, _ = await site.post(coord, f"{url}/identite", traits)
     assert status == 303
@@ -321,7 +344,9 @@ async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) 
     assert "Décès déclaré le 20/11/2026" in (await site.get(coord, url))[1]
     status, body, _ = await site.post(coord, f"{url}/deces", {"death_date": "2026-11-21"})
     assert status == 409
-    status, _, _ = await site.post(coord, f"{url}/deces/annulation", {"reason": "Erreur de dossier"})
+    status, _, _ = await site.post(
+        coord, f"{url}/deces/annulation", {"reason": "Erreur de dossier"}
+    )
     assert status == 303
     texts = await notebook_texts(site, patient.id)
     assert "Déclaration du décès du patient (le 20/11/2026)" in texts
@@ -353,8 +378,8 @@ async def test_discharge_episode_end_and_task_links(site) -> None:
     await site.post(coord, f"/patients/{pid}/parcours",
                     {"theme": "Suivi / Réunion", "title": "Suivi IDE", "starts_on": "2026-10-01"})  # fmt: skip
     body = (await site.get(coord, f"/patients/{pid}"))[1]
-    stay = re.search(rf'/patients/{pid}/hospitalisations/([0-9a-f-]+)/sortie', body).group(1)  # type: ignore[union-attr]
-    episode = re.search(rf'/patients/{pid}/parcours/([0-9a-f-]+)/fin', body).group(1)  # type: ignore[union-attr]
+    stay = re.search(rf"/patients/{pid}/hospitalisations/([0-9a-f-]+)/sortie", body).group(1)  # type: ignore[union-attr]
+    episode = re.search(rf"/patients/{pid}/parcours/([0-9a-f-]+)/fin", body).group(1)  # type: ignore[union-attr]
     assert "en cours" in body
     status, body, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
                                       {"discharge_at": "2026-11-19T08:00"})  # fmt: skip
@@ -362,13 +387,18 @@ async def test_discharge_episode_end_and_task_links(site) -> None:
     status, _, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
                                    {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
     assert status == 303
-    status, _, _ = await site.post(coord, f"/patients/{pid}/parcours/{episode}/fin", {"ends_on": "2026-11-01"})
+    status, _, _ = await site.post(
+        coord, f"/patients/{pid}/parcours/{episode}/fin", {"ends_on": "2026-11-01"}
+    )
     assert status == 303
     texts = await notebook_texts(site, pid)
     assert "Hospitalisation : sortie le 24/11/2026 de CHU Rangueil" in texts
     assert any(t.startswith("Modification du parcours Suivi / Réunion") for t in texts)
     body = (await site.get(coord, f"/patients/{pid}"))[1]
-    assert "/sortie" not in body and "/fin\"" not in body.split('id="ligne-de-vie"')[1].split("</section>")[0]
+    assert (
+        "/sortie" not in body
+        and '/fin"' not in body.split('id="ligne-de-vie"')[1].split("</section>")[0]
+    )
     assert "(en cours)" not in body
     # another file's stay cannot be reached through this one
     other = await site.seed_patient("Autre")

@@ -22,7 +22,9 @@ def upload(site, who, fields: dict, content: bytes, filename: str) -> FormData:
 
 
 async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site) -> None:
-    patient = await site.seed_patient("Dossier Durand", birth_name="DURAND", birth_first_names=["Marie"])
+    patient = await site.seed_patient(
+        "Dossier Durand", birth_name="DURAND", birth_first_names=["Marie"]
+    )
     coord = site.person(site.COORD)
     yesterday = (date.today() - timedelta(days=1)).isoformat()
     later = (date.today() + timedelta(days=10)).isoformat()
@@ -42,7 +44,7 @@ async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site
     status, body, _ = await site.get(nurse, "/taches")
     assert status == 200
     assert "⚠ 1 tâche(s) en retard" in body
-    table = body[body.index("<table"):]
+    table = body[body.index("<table") :]
     assert table.index("Renouveler") < table.index("Dossier APA à compléter")  # by due date
     assert "DURAND Marie" in body and site.NURSE in body
     for query, present, absent in (
@@ -57,7 +59,7 @@ async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site
     ):
         status, body, _ = await site.get(nurse, f"/taches?{query}")
         assert status == 200
-        table = body[body.index("<table"):]
+        table = body[body.index("<table") :]
         if present:
             assert present in table, query
         if absent:
@@ -96,8 +98,8 @@ async def test_forms_render_from_yaml_validate_per_field_and_keep_versions(site)
     status, _, _ = await site.post(coord, url, {"type_logement": "appartement", "etage": "4",
                                                 "ascenseur": "oui", "_version": "1"})  # fmt: skip
     status, body, _ = await site.get(coord, url)
-    assert "Version 2" in body and "Étage : <span class=\"discret\">3</span> → 4" in body
-    assert "Ascenseur : <span class=\"discret\">Non</span> → Oui" in body
+    assert "Version 2" in body and 'Étage : <span class="discret">3</span> → 4' in body
+    assert 'Ascenseur : <span class="discret">Non</span> → Oui' in body
     # a save based on an old version is refused (someone changed it meanwhile)
     status, body, _ = await site.post(coord, url, {"type_logement": "maison", "_version": "1"})
     assert status == 409 and "modifié entre-temps" in body
@@ -156,7 +158,10 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     )  # fmt: skip
     assert resp.status == 303
     assert "confidentiel.pdf" in (await site.get(coord, f"/patients/{patient.id}"))[1]
-    assert "confidentiel.pdf" not in (await site.get(site.person(site.NURSE), f"/patients/{patient.id}"))[1]
+    assert (
+        "confidentiel.pdf"
+        not in (await site.get(site.person(site.NURSE), f"/patients/{patient.id}"))[1]
+    )
     # a task linking the prescription and the PPCS questionnaire shows both
     doc_id = doc_url.rsplit("/", 1)[1]
     status, body, _ = await site.post(coord, f"/patients/{patient.id}/taches", {
@@ -164,13 +169,15 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
         "form_id": "ppcs"})  # fmt: skip
     assert status == 303, body[-300:]
     body = (await site.get(coord, f"/patients/{patient.id}"))[1]
-    row = body[body.index("Transmettre l&#39;ordonnance"):].split("</tr>")[0]
+    row = body[body.index("Transmettre l&#39;ordonnance") :].split("</tr>")[0]
     assert f'href="{doc_url}">ordonnance sortie.pdf</a>' in row
     assert f'href="/patients/{patient.id}/formulaires/ppcs">PPCS' in row
 
 
 async def test_agenda_views_new_event_and_subscription(site) -> None:
-    patient = await site.seed_patient("Dossier Durand", birth_name="DURAND", birth_first_names=["Marie"])
+    patient = await site.seed_patient(
+        "Dossier Durand", birth_name="DURAND", birth_first_names=["Marie"]
+    )
     coord = site.person(site.COORD)
     status, body, _ = await site.post(coord, "/agenda/evenements", {
         "title": "Passage IDE", "type": "Visite à domicile", "starts_at": "2026-11-23T09:00",
@@ -178,8 +185,12 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
         "until": "2026-12-31", "location": "Domicile", "attendees": site.NURSE,
     })  # fmt: skip
     assert status == 303, body[-500:]
-    for view, needle in (("semaine", "Semaine du 23 au 29 novembre 2026"), ("mois", "Novembre 2026"),
-                         ("jour", "lundi 23 novembre 2026"), ("liste", "Du lundi 23 novembre 2026")):
+    for view, needle in (
+        ("semaine", "Semaine du 23 au 29 novembre 2026"),
+        ("mois", "Novembre 2026"),
+        ("jour", "lundi 23 novembre 2026"),
+        ("liste", "Du lundi 23 novembre 2026"),
+    ):
         status, body, _ = await site.get(coord, f"/agenda?vue={view}&date=2026-11-23")
         assert status == 200 and needle in body, view
         assert "Passage IDE" in body
@@ -188,13 +199,24 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
     status, body, _ = await site.get(coord, "/agenda?vue=liste&date=2026-11-23")
     assert "DURAND Marie" in body and "09:00 – 09:30" in body
     # the attendee sees it too; someone else's view of a file they cannot open says "Occupé"
-    assert "Passage IDE" in (await site.get(site.person(site.NURSE), "/agenda?vue=jour&date=2026-11-30"))[1]
+    assert (
+        "Passage IDE"
+        in (await site.get(site.person(site.NURSE), "/agenda?vue=jour&date=2026-11-30"))[1]
+    )
     status, body, _ = await site.get(site.person(site.OUTSIDER),
                                      f"/agenda?vue=jour&date=2026-11-30&membre={site.COORD}")  # fmt: skip
     assert "Occupé" in body and "Passage IDE" not in body and "DURAND" not in body
     # bad input
-    status, body, _ = await site.post(coord, "/agenda/evenements", {
-        "title": "X", "type": "RDV", "starts_at": "2026-11-23T10:00", "ends_at": "2026-11-23T09:00"})
+    status, body, _ = await site.post(
+        coord,
+        "/agenda/evenements",
+        {
+            "title": "X",
+            "type": "RDV",
+            "starts_at": "2026-11-23T10:00",
+            "ends_at": "2026-11-23T09:00",
+        },
+    )
     assert status == 400 and "La fin de l&#39;événement doit suivre son début." in body
     # the secret subscription, served by the API's feed route
     status, body, _ = await site.post(coord, "/agenda/abonnement", {})

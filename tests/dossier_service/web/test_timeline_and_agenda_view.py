@@ -69,7 +69,9 @@ def test_life_line_empty_and_long_spans_use_years() -> None:
     empty = ET.fromstring(render_life_line([], today=TODAY))
     assert "Aucun épisode" in "".join(empty.itertext())
     long = render_life_line([Ep("Suivi", "", date(2015, 1, 1), date(2016, 1, 1))], today=TODAY)
-    labels = [t.text for t in ET.fromstring(long).iter(f"{SVG}text") if t.get("class") == "tick-label"]
+    labels = [
+        t.text for t in ET.fromstring(long).iter(f"{SVG}text") if t.get("class") == "tick-label"
+    ]
     assert "2020" in labels and all(str(label).isdigit() for label in labels)
 
 
@@ -91,7 +93,9 @@ def test_agenda_places_recurring_and_multi_day_events() -> None:
                 datetime(2026, 11, 2, 9, 0, tzinfo=UTC), "FREQ=WEEKLY;BYDAY=MO,TH")  # fmt: skip
     overnight = Ev("Garde", datetime(2026, 11, 24, 20, 0, tzinfo=PARIS),
                    datetime(2026, 11, 26, 8, 0, tzinfo=PARIS))  # fmt: skip
-    outside = Ev("Ailleurs", datetime(2027, 1, 5, 9, tzinfo=PARIS), datetime(2027, 1, 5, 10, tzinfo=PARIS))
+    outside = Ev(
+        "Ailleurs", datetime(2027, 1, 5, 9, tzinfo=PARIS), datetime(2027, 1, 5, 10, tzinfo=PARIS)
+    )
     page = build_agenda("semaine", TODAY, [weekly, overnight, outside], today=TODAY)
     by_day = {d.day: [o.event.title for o in d.occurrences] for d in page.days}
     assert by_day[date(2026, 11, 23)] == ["Astreinte"]
@@ -100,7 +104,10 @@ def test_agenda_places_recurring_and_multi_day_events() -> None:
     assert by_day[date(2026, 11, 26)] == ["Garde", "Astreinte"]  # by start time
     assert by_day[date(2026, 11, 27)] == []
     monday = page.days[0].occurrences[0]
-    assert (monday.start.hour, monday.start.utcoffset()) == (9, PARIS.utcoffset(monday.start.replace(tzinfo=None)))
+    assert (monday.start.hour, monday.start.utcoffset()) == (
+        9,
+        PARIS.utcoffset(monday.start.replace(tzinfo=None)),
+    )
     assert [d.is_today for d in page.days].index(True) == 2
     month = build_agenda("mois", TODAY, [weekly], today=TODAY)
     assert len(month.weeks) == 6 and all(len(w) == 7 for w in month.weeks)
