@@ -191,14 +191,16 @@ def export_child(spec_path: str) -> None:
             header = TranscriptHeader("Bench — Mme D.", "tout l'historique", "Exporteur",
                                       datetime.now(UTC), participants=history.participants)
             out = Path(tmp) / "export.pdf"
+            cpu = time.process_time()  # the event loop idles: this is the render thread's CPU
             summary = await asyncio.to_thread(render_transcript, header, history.entries, out)
             t2 = time.perf_counter()
+            render_cpu = time.process_time() - cpu
             size = out.stat().st_size
             undecryptable = sum(1 for e in history.entries if e.kind.value == "undecryptable")
             images = sum(1 for e in history.entries if e.attachment and e.attachment.path)
             seen = sum(1 for e in history.entries if e.seen_by)
         await client.close()
-        return {"fetch": t1 - t0, "render": t2 - t1, "entries": len(history.entries),
+        return {"fetch": t1 - t0, "render": t2 - t1, "render_cpu": render_cpu, "entries": len(history.entries),
                 "messages": summary.messages, "attachments": summary.attachments,
                 "images_downloaded": images, "undecryptable": undecryptable,
                 "pages": summary.pages, "pdf_bytes": size, "seen_lines": seen,
@@ -235,6 +237,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the room already filled in --workdir (skips the sending)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -247,11 +251,16 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"Synapse in {workdir} …", file=sys.stderr)
     hs = start_synapse(workdir / "var")
+    spec_path = workdir / "spec.json"
     try:
-        spec = asyncio.run(populate(hs, args.messages, args.images, workdir / "stores"))
-        print(f"room filled: {spec['sent']} encrypted events ({args.images} photos) in "
-              f"{spec['send_seconds']:.1f} s", flush=True)
-        spec_path = workdir / "spec.json"
+        if args.reuse and spec_path.exists():
+            spec = json.loads(spec_path.read_text())
+            spec["base_url"] = hs.base_url  # a new free port at each start
+            print(f"reusing the room filled earlier: {spec['sent']} encrypted events", flush=True)
+        else:
+            spec = asyncio.run(populate(hs, args.messages, args.images, workdir / "stores"))
+            print(f"room filled: {spec['sent']} encrypted events ({args.images} photos) in "
+                  f"{spec['send_seconds']:.1f} s", flush=True)
         spec_path.write_text(json.dumps(spec))
         child = subprocess.run([sys.executable, __file__, "--child", str(spec_path)],
                                capture_output=True, text=True, check=False)
@@ -266,6 +275,7 @@ def main() -> None:
     fetch, render = result["fetch"], result["render"]
     total = fetch + render
     rate = result["entries"] / render
+    cpu_rate = result["entries"] / result["render_cpu"]
     print(f"entries exported: {result['entries']} ({result['messages']} messages, "
           f"{result['attachments']} attachments, {result['images_downloaded']} images "
           f"downloaded+decrypted, {result['undecryptable']} undecryptable, "
@@ -273,13 +283,16 @@ def main() -> None:
     print(f"PDF: {result['pages']} pages, {result['pdf_bytes'] / 1e6:.1f} MB")
     print(f"(a) fetch + decrypt history and media : {fetch:7.2f} s "
           f"({result['entries'] / fetch:,.0f} msg/s)")
-    print(f"(b) render (layout + fpdf2 + output)  : {render:7.2f} s ({rate:,.0f} msg/s)")
+    print(f"(b) render (layout + fpdf2 + output)  : {render:7.2f} s ({rate:,.0f} msg/s); "
+          f"CPU {result['render_cpu']:.2f} s ({cpu_rate:,.0f} msg/s of CPU)")
     print(f"total                                 : {total:7.2f} s = {total / fetch:.2f} x (a)")
     print(f"peak RSS of the export process        : {result['peak_rss_mb']:7.1f} MB "
           f"(after fetch: {result['rss_after_fetch_mb']:.1f} MB)")
     print(f"naive multi_cell baseline             : {naive:,.0f} msg/s -> ours is "
           f"{rate / naive:.1f}x faster")
-    goals = [("rendering >= 3,000 msg/s", rate >= 3000), ("total <= 2 x (a)", total <= 2 * fetch),
+    print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
+    goals = [("rendering >= 3,000 msg/s (wall)", rate >= 3000),
+             ("rendering >= 3,000 msg/s (CPU time)", cpu_rate >= 3000), ("total <= 2 x (a)", total <= 2 * fetch),
              ("peak RSS <= 200 MB", result["peak_rss_mb"] <= 200)]
     for name, ok in goals:
         print(f"  {'OK  ' if ok else 'MISS'} {name}")

@@ -24,6 +24,7 @@ from bots.export.transcript import Attachment, ContentDigest, Entry, EntryKind
 
 PARIS = ZoneInfo("Europe/Paris")
 PT = 25.4 / 72  # one point in mm
+_UNIT = 0.001 * PT  # a glyph advance (1/1000 em) at 1 pt, in mm
 EMOJI = "[emoji]"
 MISSING = "\u25a1"  # □
 MAX_QUOTE_CHARS = 280
@@ -32,6 +33,7 @@ _DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"
 _MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
            "septembre", "octobre", "novembre", "décembre")
 _TOKENS = re.compile(r"\S+|\s+")
+_SPACES = re.compile(r"\s+")
 _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 _INVISIBLE = {0x200D, 0xFE0E, 0xFE0F, 0x20E3} | set(range(0x1F3FB, 0x1F400))
 
@@ -118,6 +120,8 @@ class TranscriptLayout:
         self.with_attachments = with_attachments
         self.digest = ContentDigest()
         self._widths = {s: metrics.widths(s) for s in ("", "B", "I", "BI")}
+        # advance of each code point of the BMP, per style: summed at C speed (`_chars_width`)
+        self._bmp: dict[str, list[float]] = {}
         self._word_cache: dict[tuple[str, str], float] = {}
         self._clean_cache: dict[str, str] = {}
         self._uncovered = _uncovered_pattern(metrics)
@@ -131,11 +135,21 @@ class TranscriptLayout:
         key = (text, style)
         width = cache.get(key)
         if width is None:
-            table = self._widths[style]
-            width = sum(table[ord(c)] for c in text) * 0.001 * PT
+            width = self._chars_width(text, style)
             if len(cache) < 200_000:
                 cache[key] = width
         return width * size
+
+    def _chars_width(self, text: str, style: str) -> float:
+        """Width in mm at 1 pt, without the cache."""
+        bmp = self._bmp.get(style)
+        if bmp is None:
+            bmp = self._bmp[style] = list(map(self._widths[style].__getitem__, range(0x10000)))
+        try:
+            return sum(map(bmp.__getitem__, map(ord, text))) * _UNIT
+        except IndexError:  # beyond the BMP
+            table = self._widths[style]
+            return sum(table[ord(c)] for c in text) * 0.001 * PT
 
     def clean(self, text: str) -> str:
         """Replace what the font cannot draw: emoji by « [emoji] », the rest by □."""
@@ -177,6 +191,8 @@ class TranscriptLayout:
         items: list[Item] = []
         local = entry.timestamp.astimezone(self.tz)
         day = french_day(local)
+        clock = f"{local.hour:02d}:{local.minute:02d}"
+        date = f"{local.day:02d}/{local.month:02d}/{local.year}"
         if day != self._day:
             self._day = day
             width = self.text_width(day, "B", st.body_size)
@@ -184,7 +200,6 @@ class TranscriptLayout:
             items.append(Line((Run(day, "B", 0.0),), Tone.DAY, st.body_size,
                               st.body_size * PT * 1.8, centered_width=width))
         keep = len(items) + 2
-        clock = local.strftime("%H:%M")
         if entry.kind is EntryKind.EVENT:
             text = f"{clock} — {entry.sender_name} : {entry.body}" if entry.sender_name else (
                 f"{clock} — {entry.body}")
@@ -196,7 +211,7 @@ class TranscriptLayout:
         notice = entry.kind is EntryKind.NOTICE
         size = st.small_size if notice else st.body_size
         tone = Tone.NOTICE if notice else Tone.TEXT
-        header = [(entry.sender_name, "B"), (f"  {local.strftime('%d/%m/%Y')} {clock}", "")]
+        header = [(entry.sender_name, "B"), (f"  {date} {clock}", "")]
         if entry.edited:
             header.append(("  (modifié)", "I"))
         items.extend(self._header(header, size, Tone.NOTICE if notice else Tone.TEXT))
@@ -315,6 +330,14 @@ class TranscriptLayout:
         """Greedy line breaking over styled runs; words longer than a line are cut."""
         max_x = self.style.width
         height = size * PT * self.style.line_factor
+        cleaned = [(self.clean(raw), style) for raw, style in runs]
+        one_line = self._one_line(cleaned, tone, size, indent, height)
+        if one_line is not None:
+            return one_line
+        if len(cleaned) == 1:
+            single = self._wrap_single(cleaned[0][0], cleaned[0][1], tone, size, indent, height)
+            if single is not None:
+                return single
         lines: list[Line] = []
         current: list[Run] = []
         seg_text: list[str] = []
@@ -345,8 +368,7 @@ class TranscriptLayout:
             x = indent
             seg_x = indent
 
-        for raw, style in runs:
-            text = self.clean(raw)
+        for text, style in cleaned:
             if not has_rtl and not text.isascii() and _RTL.search(text):
                 has_rtl = True
             if style != seg_style:
@@ -387,6 +409,71 @@ class TranscriptLayout:
         if current:
             new_line()
         return lines
+
+    def _wrap_single(self, text: str, style: str, tone: Tone, size: float, indent: float,
+                     height: float) -> list[Line] | None:
+        """One style, no right-to-left text, no word longer than a line: a tight greedy loop."""
+        if not text.isascii() and _RTL.search(text):
+            return None
+        words = text.split()
+        cache = self._word_cache
+        widths = []
+        for word in words:
+            width = cache.get((word, style))
+            if width is None:
+                width = self._chars_width(word, style)
+                if len(cache) < 200_000:
+                    cache[(word, style)] = width
+            widths.append(width)
+        room = (self.style.width - indent) / size  # in mm at 1 pt
+        if any(width > room for width in widths):
+            return None
+        space = self._chars_width(" ", style)
+        lines: list[Line] = []
+        start = 0
+        x = -space
+        for index, width in enumerate(widths):
+            if x + space + width > room and index > start:
+                lines.append(Line((Run(" ".join(words[start:index]), style, indent),), tone, size,
+                                  height))
+                start = index
+                x = width
+            else:
+                x += space + width
+        if start < len(words):
+            lines.append(Line((Run(" ".join(words[start:]), style, indent),), tone, size, height))
+        return lines
+
+    def _one_line(self, cleaned: list[tuple[str, str]], tone: Tone, size: float, indent: float,
+                  height: float) -> list[Line] | None:
+        """The common case, at C speed: the runs fit on one line (None when they do not)."""
+        max_x = self.style.width
+        x = indent
+        out: list[Run] = []
+        for text, style in cleaned:
+            if not text.isascii() and _RTL.search(text):
+                return None
+            if "  " in text or "\n" in text or "\t" in text:
+                text = _SPACES.sub(" ", text)
+            if not out:
+                text = text.lstrip(" ")
+            if not text:
+                continue
+            width = self._chars_width(text, style) * size
+            if x + width > max_x:
+                last_width = self._chars_width(text.rstrip(" "), style) * size
+                if x + last_width > max_x:
+                    return None
+            out.append(Run(text, style, x))
+            x += width
+        if not out:
+            return []
+        last = out[-1]
+        if last.text.endswith(" "):
+            out[-1] = Run(last.text.rstrip(" "), last.style, last.x)
+            if not out[-1].text:
+                out.pop()
+        return [Line(tuple(out), tone, size, height)]
 
     def _cut(self, word: str, style: str, size: float, first: float,
              full: float) -> Iterator[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
+from fpdf.enums import PDFResourceType
 from PIL import Image, ImageOps
 
 from bots.export.layout import (
@@ -37,7 +38,7 @@ FAMILY = "dejavu"
 PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
-IMAGE_MAX_PIXELS = 900  # 120 mm at 190 dpi: print quality, small PDF
+IMAGE_MAX_PIXELS = 800  # 120 mm wide at 170 dpi: print quality, small PDF
 
 _COLORS: Mapping[Tone, tuple[int, int, int]] = {
     Tone.TEXT: (25, 25, 25),
@@ -175,15 +176,15 @@ class _Drawer:
         self.y = MARGIN
         self.bottom = pdf.h - 20.0
         self.top = 14.0
-        self.font: tuple[str, float] | None = None
         self.color: tuple[int, int, int] | None = None
         self.embedded_names: set[str] = set()
         self.encoders: dict[int, _GlyphEncoder] = {}
+        self.fonts = {style: pdf.fonts[f"{FAMILY}{style}"] for style in ("", "B", "I", "BI")}
+        self.fonts_on_page: set[tuple[int, int]] = set()
         self.color_op = ""
 
     def new_page(self) -> None:
         self.pdf.add_page()
-        self.font = None
         self.color = None
         self.y = self.top
 
@@ -234,25 +235,22 @@ class _Drawer:
             pdf.line(MARGIN, mid, offset - 3, mid)
             pdf.line(offset + line.centered_width + 3, mid, pdf.w - MARGIN, mid)
         for run in line.runs:
-            if not run.text:
-                continue
-            font = (run.style, line.size)
-            if font != self.font:
-                pdf.set_font(FAMILY, run.style, line.size)
-                self.font = font
-            self.put_text(offset + run.x, baseline, run.text)
+            if run.text:
+                self.put_text(offset + run.x, baseline, run.text, run.style, line.size)
         self.y += line.height
 
-    def put_text(self, x: float, y: float, text: str) -> None:
-        """`FPDF.text` without its per-character work: glyph ids cached per font.
+    def put_text(self, x: float, y: float, text: str, style: str, size: float) -> None:
+        """`FPDF.text` without its per-character and per-call work.
 
-        Relies on fpdf2 internals (`_out`, `_set_font_for_page`, the font subset);
-        the tests parse the text back, so a change there shows at once.
+        The font is selected inside the text object and glyph ids are cached per font.
+        Relies on fpdf2 internals (`_out`, `_resource_catalog`, the font subset); the tests
+        parse the text back, so a change there shows at once.
         """
         pdf = self.pdf
-        font = pdf.current_font
-        if not pdf.current_font_is_set_on_page:
-            pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+        font = self.fonts[style]
+        if (font.i, pdf.page) not in self.fonts_on_page:
+            pdf._resource_catalog.add(PDFResourceType.FONT, font.i, pdf.page)
+            self.fonts_on_page.add((font.i, pdf.page))
         encoder = self.encoders.get(font.i)
         if encoder is None:
             encoder = self.encoders[font.i] = _GlyphEncoder(font)
@@ -260,7 +258,8 @@ class _Drawer:
         escaped = mapped.replace("\\", "\\\\").replace(")", "\\)").replace(
             "(", "\\(").replace("\r", "\\r")
         k = pdf.k
-        pdf._out(f"q {self.color_op} BT {x * k:.2f} {(pdf.h - y) * k:.2f} Td ({escaped}) Tj ET Q")
+        pdf._out(f"q {self.color_op} BT /F{font.i} {size:.2f} Tf {x * k:.2f} "
+                 f"{(pdf.h - y) * k:.2f} Td ({escaped}) Tj ET Q")
 
     def draw_image(self, slot: ImageSlot) -> None:
         attachment = slot.attachment
@@ -309,23 +308,28 @@ class _GlyphEncoder(dict[int, str]):
 
 
 def prepare_image(attachment: Attachment) -> tuple[io.BytesIO, int, int]:
-    """Decode, apply the EXIF orientation, downscale and re-encode an image as JPEG/PNG."""
+    """Decode (JPEG: at a reduced scale), apply the EXIF orientation, downscale, re-encode."""
     assert attachment.path is not None
     with Image.open(attachment.path) as image:
         if image.format == "JPEG":
-            image.draft("RGB", (IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS))
-        oriented = ImageOps.exif_transpose(image)
-        oriented.thumbnail((IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS))
-        has_alpha = oriented.mode in ("RGBA", "LA") or (
-            oriented.mode == "P" and "transparency" in oriented.info)
-        out = io.BytesIO()
+            ratio = IMAGE_MAX_PIXELS / max(image.size)
+            if ratio < 1:  # let libjpeg decode at 1/2, 1/4 or 1/8 of the size directly
+                image.draft("RGB", (max(1, int(image.width * ratio)),
+                                    max(1, int(image.height * ratio))))
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+        image.thumbnail((IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS), Image.Resampling.BILINEAR,
+                        reducing_gap=2.0)
+        has_alpha = image.mode in ("RGBA", "LA") or (
+            image.mode == "P" and "transparency" in image.info)
+        prepared = image
         if has_alpha:
-            rgba = oriented.convert("RGBA")
-            background = Image.new("RGB", rgba.size, (255, 255, 255))
-            background.paste(rgba, mask=rgba.getchannel("A"))
-            oriented = background
-        elif oriented.mode != "RGB":
-            oriented = oriented.convert("RGB")
-        oriented.save(out, format="JPEG", quality=80)
+            rgba = image.convert("RGBA")
+            prepared = Image.new("RGB", rgba.size, (255, 255, 255))
+            prepared.paste(rgba, mask=rgba.getchannel("A"))
+        elif image.mode != "RGB":
+            prepared = image.convert("RGB")
+        out = io.BytesIO()
+        prepared.save(out, format="JPEG", quality=80)
         out.seek(0)
-        return out, oriented.width, oriented.height
+        return out, prepared.width, prepared.height
