@@ -1,6 +1,21 @@
 """The dossier's pages for people (jinja2, French), embeddable as an Element widget.
 
 ``create_app`` calls :func:`setup` once the API, the database and the app keys are in place.
+
+Routes (every POST carries the session's CSRF token; every read and write of a file goes
+through ``api.context.open_file`` and the core's services, with its audit row):
+
+- ``/connexion`` (login page: homeserver password login or Element's ``get_openid``),
+  ``POST /connexion/openid`` (OpenID token -> session cookie), ``POST /deconnexion``;
+  ``/widget?roomId=…`` (the room's file);
+- ``/patients`` (list, search, new file), ``/patients/{id}`` (the file) and its writes:
+  ``identite``, ``deces`` (+ ``/annulation``), ``statut``, ``memos`` (+ ``/{id}/archiver``),
+  ``hospitalisations`` (+ ``/{id}/sortie``), ``taches``, ``cercle`` (+ ``/{id}/acces``,
+  ``/{id}/fin``), ``parcours`` (+ ``/{id}/fin``), ``liaison``, ``documents`` (upload,
+  ``/{id}`` download), ``formulaires/{form}`` (form and its versions);
+- ``/taches`` (dashboard with filters), ``POST /taches/{id}/etat``;
+- ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
+  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route).
 """
 
 from __future__ import annotations

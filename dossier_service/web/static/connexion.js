@@ -90,11 +90,12 @@
     }).then(function (openid) {
       return exchange(openid);
     }).finally(function () {
-      if (session) {  // the temporary device is not needed any more
-        fetch(base + "/_matrix/client/v3/logout", {
+      if (session) {  // the temporary device is not needed any more (awaited before leaving)
+        return fetch(base + "/_matrix/client/v3/logout", {
           method: "POST", headers: { "Authorization": "Bearer " + session.access_token }
         }).catch(function () {});
       }
+      return undefined;
     });
   }
 

@@ -67,7 +67,8 @@ async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Appli
         await runner.cleanup()
 
 
-async def test_login_open_file_add_member_and_task(dossier, user_factory) -> None:
+async def test_login_open_file_add_member_and_task(dossier, user_factory, synapse) -> None:
+    import aiohttp
     from playwright.async_api import async_playwright, expect
 
     base, app = dossier
@@ -114,6 +115,14 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory) -> Non
             await page.wait_for_url(f"{base}/patients/{patient.id}", timeout=20_000)
             await expect(page.locator("h1")).to_contain_text("DURAND Marie")
             await expect(page.locator(".entete .qui")).to_contain_text(coordinator.user_id)
+            # the page logged its temporary Matrix device out: only the original one is left
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{synapse.base_url}/_matrix/client/v3/devices",
+                         headers={"Authorization": f"Bearer {coordinator.access_token}"}) as resp,
+            ):  # fmt: skip
+                devices = (await resp.json())["devices"]
+            assert [d["device_id"] for d in devices] == [coordinator.device_id]
 
             # add a care-circle member
             await page.click("#cercle summary:has-text('Ajouter au cercle de soins')")
