@@ -13,7 +13,7 @@ import contextlib
 import importlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,7 @@ class BotServices:
     patient_hooks: patient_commands.PatientHooks
     db: sqlite3.Connection
     # long-running jobs of command families, started with the app (issue 6: dossier sync)
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 @dataclass
