@@ -13,13 +13,14 @@ from pydantic import ValidationError
 
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
+    PARIS,
     RecurrenceError,
     normalise_rrule,
     paris_day_bounds,
 )
 from dossier_service.models.agenda import AgendaFeedToken
 from dossier_service.policy import Action
-from dossier_service.schemas import MATRIX_USER_ID, EventIn
+from dossier_service.schemas import MATRIX_USER_ID, EventIn, EventUpdate
 from dossier_service.services import agenda as agenda_service
 from dossier_service.services import patients as patients_service
 from dossier_service.services.errors import ServiceError
@@ -96,7 +97,7 @@ async def _render(
          "event_types": ctx.config.event_types, "type_filter": type_filter,
          "member_filter": member, "scope_q": scope, "patient_names": names,
          "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
-         "attendees": attendees, "feed_url": feed_url, "has_feed": feed is not None,
+         "attendees": attendees, "feed_url": feed_url, "me": ctx.principal.user_id, "has_feed": feed is not None,
          "error": error, "notice": "Rendez-vous ajouté." if request.query.get("ok") == "rdv" else None},
         status=status,
     )  # fmt: skip
@@ -108,6 +109,7 @@ def _masked(event: Any) -> SimpleNamespace:
         id=event.id, type=event.type, title="Occupé", starts_at=event.starts_at,
         ends_at=event.ends_at, rrule=event.rrule, location="", description="", patient_id=None,
         cancelled=event.cancelled,
+        owner=None,
     )  # fmt: skip
 
 
@@ -163,6 +165,32 @@ async def create_event(request: web.Request) -> web.StreamResponse:
     except ServiceError as exc:
         return await _render(request, error=exc.message, status=exc.status)
     raise web.HTTPSeeOther("/agenda?ok=rdv")
+
+
+@routes.post("/agenda/evenements/{eid}/annulation")
+async def cancel_event(request: web.Request) -> web.StreamResponse:
+    """The owner (or an admin) cancels an appointment; it stays visible, struck through."""
+    ctx = page_context(request)
+    await posted_form(request, ctx)
+    try:
+        async with ctx.db.transaction() as session:
+            event = await agenda_service.get_event(session, event_id=request.match_info["eid"][:36])
+            if event.owner != ctx.principal.user_id and not ctx.principal.privileged:
+                raise web.HTTPNotFound()
+            if event.patient_id:
+                await open_file(session, ctx, event.patient_id, Action.WRITE, "page:agenda")
+            await agenda_service.update_event(
+                session, principal=ctx.principal, event=event,
+                data=EventUpdate(cancelled=True), event_types=ctx.config.event_types,
+            )  # fmt: skip
+            await ctx.audit(session, action="update", resource="page:agenda",
+                            patient_id=event.patient_id)  # fmt: skip
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise web.HTTPNotFound() from None
+        return await _render(request, error=exc.message, status=exc.status)
+    day = event.starts_at.astimezone(PARIS).date().isoformat()
+    raise web.HTTPSeeOther(f"/agenda?vue=jour&date={day}")
 
 
 @routes.post("/agenda/abonnement")

@@ -228,3 +228,23 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
     (event,) = icalendar.Calendar.from_ical(await resp.text()).walk("VEVENT")
     assert str(event["SUMMARY"]) == "Visite à domicile — Passage IDE"
     assert "FREQ=WEEKLY" in event["RRULE"].to_ical().decode()
+
+
+async def test_the_owner_cancels_an_appointment(site) -> None:
+    coord = site.person(site.COORD)
+    status, _, _ = await site.post(coord, "/agenda/evenements", {
+        "title": "Réunion de synthèse", "type": "RDV bureau", "starts_at": "2026-12-02T14:00",
+        "ends_at": "2026-12-02T15:00", "attendees": site.NURSE})  # fmt: skip
+    assert status == 303
+    body = (await site.get(coord, "/agenda?vue=jour&date=2026-12-02"))[1]
+    event_id = re.search(r"/agenda/evenements/([0-9a-f-]+)/annulation", body).group(1)  # type: ignore[union-attr]
+    nurse_view = (await site.get(site.person(site.NURSE), "/agenda?vue=jour&date=2026-12-02"))[1]
+    assert "Réunion de synthèse" in nurse_view and "/annulation" not in nurse_view
+    status, _, _ = await site.post(
+        site.person(site.NURSE), f"/agenda/evenements/{event_id}/annulation", {}
+    )
+    assert status == 404
+    status, _, resp = await site.post(coord, f"/agenda/evenements/{event_id}/annulation", {})
+    assert status == 303 and site.location(resp) == "/agenda?vue=jour&date=2026-12-02"
+    body = (await site.get(coord, "/agenda?vue=jour&date=2026-12-02"))[1]
+    assert '<span class="badge etat-annulé">annulé</span>' in body and "/annulation" not in body
