@@ -126,6 +126,11 @@ def register(
         pid = identifiant.strip()
         if bridge.known_patient(ctx.room_id) == pid:
             raise UserError(f"Ce salon est déjà lié au dossier {pid}.")
+        if not bridge.may_furnish(ctx.room_id):
+            raise UserError(
+                "Le bot doit être administrateur de ce salon (niveau 100) pour le lier à un "
+                "dossier : donnez-lui ce niveau puis recommencez."
+            )
         try:
             members = await dossier.circle(pid)
         except Refused:

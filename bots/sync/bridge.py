@@ -196,8 +196,21 @@ class DossierBridge:
         except NotLinked:
             raise Refused("CERCLE_NOT_LINKED", "Salon non lié à un dossier", 404) from None
         except MatrixRequestError as exc:
+            if exc.errcode == "M_FORBIDDEN":  # e.g. the bot may not set the room's state
+                raise Refused("MATRIX_M_FORBIDDEN", exc.operation, 403) from None
             raise Unavailable(f"MATRIX_{exc.errcode}") from None
         raise Refused("CERCLE_UNKNOWN_OPERATION", op, 400)
+
+    def may_furnish(self, room_id: str) -> bool:
+        """Whether the bot may set the link, the widget and the pins in this room."""
+        room = self.client.rooms.get(room_id)
+        if room is None:
+            return False
+        levels = room.power_levels
+        return all(
+            levels.can_user_send_state(self.bot_user_id, t)
+            for t in (PATIENT_STATE, WIDGET_STATE, LAYOUT_STATE, "m.room.pinned_events")
+        )
 
     async def _pid(self, item: OutboxItem) -> str:
         pid = item.payload.get("patient_id")

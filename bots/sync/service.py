@@ -123,6 +123,7 @@ def install(registry: Any, services: Any) -> DossierSync | None:
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
+    services.dossier_sync = sync  # for the operators' tools and the tests
     background = getattr(services, "background", None)
     if isinstance(background, list):
         background.extend(sync.jobs())

@@ -356,3 +356,65 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     await nurse.sync_once()
     replies = [b for b in nurse.notices(room_id) if b.startswith("🗒 Note enregistrée")]
     assert len(replies) == 1  # same transaction id: the homeserver kept one reply
+
+
+# ------------------------------------------------------------------------------ file first
+async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: Env) -> None:
+    coord = await env.make_pro()
+    created = await env.dossier.create_patient(room_id=None, label="Dossier ouvert sur la page",
+                                               coordinator=coord.user_id, key="page-create")  # fmt: skip
+    pid = str(created["id"])
+    # the bot opens the room (pseudonymous id, no identity in state) and links it
+    patient = await eventually(lambda: env.dossier.get_patient(pid), lambda p: bool(p and p.get("room_id")),
+                               what="salon lié au dossier")  # fmt: skip
+    room_id = str(patient["room_id"])
+    await coord.wait_member(room_id, coord.user_id)  # invited by the bot, joined
+    assert (await state(coord, room_id, "fr.cercle.patient"))["id"] == pid
+    await coord.wait_notice(room_id, "🪪 Patient : identité à compléter dans le dossier")
+
+    # !cercle lists the circle; an overdue task is announced once, its assignee gets one DM
+    start = coord.mark(room_id)
+    await coord.say(room_id, "!cercle")
+    listing = await coord.wait_notice(room_id, "Cercle de soins :", start=start)
+    assert "coordinateur / gestionnaire de cas — habilité" in listing.source["content"]["body"]
+    yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    await env.dossier.create_task(pid, label="Bilan sanguin", type="Soins", assignees=[coord.user_id],
+                                  due_date=yesterday, actor=coord.user_id, key="late-task")  # fmt: skip
+    app = env.runner.app
+    assert app is not None
+    bridge = app.services.dossier_sync.bridge  # type: ignore[attr-defined]
+    assert await bridge.announce_overdue() + await bridge.announce_overdue() <= 1  # once at most
+    late = await coord.wait_notice(room_id, "⏰ Tâche en retard : « Bilan sanguin »")
+    assert coord.user_id in late.source["content"]["m.mentions"]["user_ids"]
+    dms = []
+    deadline = time.monotonic() + 20
+    while not dms and time.monotonic() < deadline:
+        await coord.sync_once()
+        dms = [(rid, b) for rid in coord.events if rid != room_id
+               for b in coord.notices(rid) if b.startswith("⏰ Tâche en retard")]  # fmt: skip
+    assert len(dms) == 1
+    assert sum(b.startswith("⏰ Tâche en retard") for b in coord.notices(room_id)) == 1
+
+    # !patient lier: an existing room of the coordinator, the bot made admin there
+    colleague = await env.make_pro()
+    other = await coord.client.room_create(
+        name="Ancien groupe", invite=[env.bot_id, colleague.user_id],
+        initial_state=[{"type": "m.room.encryption", "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        # room version 11: nio (hence the bot's power check) does not know v12 creators' power
+        room_version="11",
+        power_level_override={"users": {coord.user_id: 100, env.bot_id: 100}},
+    )  # fmt: skip
+    other_id = str(other.room_id)
+    await coord.wait_member(other_id, env.bot_id)
+    await colleague.wait_member(other_id, colleague.user_id)  # a group, not a direct chat
+    await coord.wait_member(other_id, colleague.user_id)
+    start = coord.mark(other_id)
+    await coord.say(other_id, "!patient lier P-INCONNU")
+    await coord.wait_notice(other_id, "Dossier introuvable", start=start)
+    await coord.say(other_id, f"!patient lier {pid}")
+    await coord.wait_notice(other_id, f"Salon lié au dossier {pid}", start=start)
+    assert (await env.dossier.get_patient(pid) or {})["room_id"] == other_id
+    assert (await state(coord, other_id, "fr.cercle.patient"))["id"] == pid
+    widget = await state(coord, other_id, "im.vector.modular.widgets", "cercle-dossier")
+    assert f"/patients/{pid}?" in widget["url"]
