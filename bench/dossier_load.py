@@ -57,7 +57,11 @@ def limit_sql(dialect: str) -> tuple[str, str]:
     def as_json(table: str) -> str:
         cols = [c.name for c in models.metadata.tables[table].columns]
         pairs = ", ".join(f"'{c}', {c}" for c in cols)
-        return f"json_build_object({pairs})::text" if dialect == "postgresql" else f"json_object({pairs})"
+        return (
+            f"json_build_object({pairs})::text"
+            if dialect == "postgresql"
+            else f"json_object({pairs})"
+        )
 
     parts = []
     for table, where, order, limit in FILE_SECTIONS:
@@ -66,10 +70,14 @@ def limit_sql(dialect: str) -> tuple[str, str]:
             inner += f" ORDER BY {order}"
         if limit:
             inner += f" LIMIT {limit}"
-        parts.append(f"SELECT '{table}' AS section, {as_json(table)} AS row FROM ({inner}) AS s_{table}")
+        parts.append(
+            f"SELECT '{table}' AS section, {as_json(table)} AS row FROM ({inner}) AS s_{table}"
+        )
     task_cols = ", ".join(f"t.{c.name}" for c in models.metadata.tables["tasks"].columns)
-    tasks_sql = (f"SELECT {task_cols}, a.kind, a.ref FROM tasks t LEFT JOIN task_assignees a ON a.task_id = t.id "
-                 "ORDER BY t.due_date IS NULL, t.due_date, t.created_at LIMIT 100")
+    tasks_sql = (
+        f"SELECT {task_cols}, a.kind, a.ref FROM tasks t LEFT JOIN task_assignees a ON a.task_id = t.id "
+        "ORDER BY t.due_date IS NULL, t.due_date, t.created_at LIMIT 100"
+    )
     return " UNION ALL ".join(parts), tasks_sql
 
 
@@ -77,15 +85,18 @@ def _config(database_url: str, root: Path) -> Any:
     from dossier_service.config import DossierConfig
 
     return DossierConfig(
-        database_url=database_url, documents_dir=root / "documents", homeserver_url="http://127.0.0.1:9",
-        server_name="bench.local", session_key=SESSION_KEY, service_token=SERVICE_TOKEN,
+        database_url=database_url,
+        documents_dir=root / "documents",
+        homeserver_url="http://127.0.0.1:9",
+        server_name="bench.local",
+        session_key=SESSION_KEY,
+        service_token=SERVICE_TOKEN,
         forms_dir=Path(__file__).resolve().parents[1] / "config" / "forms",
     )
 
 
 # ----------------------------------------------------------------------------- server side
 def serve(database_url: str, root: Path, port: int) -> None:
-
     """Run the real app plus the minimal "limit" handlers, in this (child) process."""
     from aiohttp import web
     from sqlalchemy import text
@@ -94,19 +105,24 @@ def serve(database_url: str, root: Path, port: int) -> None:
     from dossier_service.app import create_app
 
     app = create_app(_config(database_url, root), with_pages=False)
-    file_sql, tasks_sql = limit_sql("postgresql" if database_url.startswith("postgresql") else "sqlite")
+    file_sql, tasks_sql = limit_sql(
+        "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    )
     file_query, tasks_query = text(file_sql), text(tasks_sql)
 
     async def limit_file(request: web.Request) -> web.Response:
         async with app[appkeys.DATABASE].engine.connect() as conn:
             rows = (await conn.execute(file_query, {"pid": request.match_info["pid"]})).all()
-        return web.Response(text="[" + ",".join(row[1] for row in rows) + "]", content_type="application/json")
+        return web.Response(
+            text="[" + ",".join(row[1] for row in rows) + "]", content_type="application/json"
+        )
 
     async def limit_tasks(request: web.Request) -> web.Response:
         async with app[appkeys.DATABASE].engine.connect() as conn:
             rows = (await conn.execute(tasks_query)).all()
-        return web.json_response([[v if isinstance(v, (str, int, type(None))) else str(v) for v in row]
-                                  for row in rows])
+        return web.json_response(
+            [[v if isinstance(v, (str, int, type(None))) else str(v) for v in row] for row in rows]
+        )
 
     app.router.add_get("/limit/file/{pid}", limit_file)
     app.router.add_get("/limit/tasks", limit_tasks)
@@ -129,31 +145,70 @@ async def seed(database_url: str, root: Path) -> str:
     coord = Principal(user_id=COORD)
     config = _config(database_url, root)
     async with db.transaction() as session:
-        patient = await patients.create_patient(session, principal=coord, data=PatientCreate(label="Bench"),
-                                                today=date.today())
-        await circle.add_member(session, principal=coord, patient=patient, data=CircleMemberIn(
-            kind="professionnel", display_name="Member", matrix_user_id=MEMBER, role="intervenant", has_access=True))
+        patient = await patients.create_patient(
+            session, principal=coord, data=PatientCreate(label="Bench"), today=date.today()
+        )
+        await circle.add_member(
+            session,
+            principal=coord,
+            patient=patient,
+            data=CircleMemberIn(
+                kind="professionnel",
+                display_name="Member",
+                matrix_user_id=MEMBER,
+                role="intervenant",
+                has_access=True,
+            ),
+        )
         for i in range(1000):
-            session.add(NotebookEntry(patient_id=patient.id, kind="note", text=f"Transmission n° {i} : RAS.",
-                                      author=COORD))
+            session.add(
+                NotebookEntry(
+                    patient_id=patient.id,
+                    kind="note",
+                    text=f"Transmission n° {i} : RAS.",
+                    author=COORD,
+                )
+            )
         for i in range(100):
             blob = await store.put(f"%PDF-1.4\n% document {i}\n%%EOF\n".encode())
-            await documents.add_document(session, principal=coord, patient=patient, blob=blob,
-                                         filename=f"doc-{i}.pdf", category="bilan",
-                                         categories=config.document_categories)
+            await documents.add_document(
+                session,
+                principal=coord,
+                patient=patient,
+                blob=blob,
+                filename=f"doc-{i}.pdf",
+                category="bilan",
+                categories=config.document_categories,
+            )
         for i in range(50):
-            await tasks.create_task(session, principal=coord, patient=patient, task_types=config.task_types,
-                                    data=TaskIn(type="Soins", label=f"Tâche {i}",
-                                                due_date=date.today() + timedelta(days=i - 10),
-                                                assignees=[AssigneeIn(kind="personne", ref=MEMBER)]))
+            await tasks.create_task(
+                session,
+                principal=coord,
+                patient=patient,
+                task_types=config.task_types,
+                data=TaskIn(
+                    type="Soins",
+                    label=f"Tâche {i}",
+                    due_date=date.today() + timedelta(days=i - 10),
+                    assignees=[AssigneeIn(kind="personne", ref=MEMBER)],
+                ),
+            )
         pid = patient.id
     await db.dispose()
     return pid
 
 
 # ----------------------------------------------------------------------------- load
-async def load(base: str, path: str, *, clients: int, seconds: float, headers: dict[str, str],
-               method: str = "GET", body: Any = None) -> dict[str, float]:
+async def load(
+    base: str,
+    path: str,
+    *,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str],
+    method: str = "GET",
+    body: Any = None,
+) -> dict[str, float]:
     import aiohttp
 
     latencies: list[float] = []
@@ -180,7 +235,9 @@ async def load(base: str, path: str, *, clients: int, seconds: float, headers: d
         elapsed = time.perf_counter() - started
     latencies.sort()
     return {
-        "requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
     }
@@ -220,8 +277,10 @@ async def count(database_url: str, table: str) -> int:
 
 
 def line(name: str, r: dict[str, float]) -> str:
-    return (f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>6.1f} ms   p99 {r['p99_ms']:>6.1f} ms"
-            f"   ({int(r['requests'])} req, {int(r['errors'])} erreurs)")
+    return (
+        f"{name:<34} {r['rps']:>8.0f} req/s   p50 {r['p50_ms']:>6.1f} ms   p99 {r['p99_ms']:>6.1f} ms"
+        f"   ({int(r['requests'])} req, {int(r['errors'])} erreurs)"
+    )
 
 
 async def main() -> None:
@@ -237,15 +296,21 @@ async def main() -> None:
         url = args.database_url or f"sqlite+aiosqlite:///{root / 'dossier.db'}"
         pid = await seed(url, root)
         port = _free_port()
-        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(root), str(port)],
-                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", url, str(root), str(port)],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             await _wait(base)
-            member = {"Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"}
+            member = {
+                "Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"
+            }
             kw = {"clients": args.clients, "seconds": args.seconds, "headers": member}
-            print(f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
-                  f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure")
+            print(
+                f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
+                f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure"
+            )
             await load(base, f"/api/v1/patients/{pid}", **{**kw, "seconds": 1.0})  # warm-up
             file_ = await load(base, f"/api/v1/patients/{pid}", **kw)
             limit_file = await load(base, f"/limit/file/{pid}", **kw)
@@ -253,8 +318,13 @@ async def main() -> None:
             limit_board = await load(base, "/limit/tasks", **kw)
             audit_before = await count(url, "audit_log")
             notes_before = await count(url, "notebook_entries")
-            writes = await load(base, f"/api/v1/patients/{pid}/notebook", method="POST",
-                                body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"}, **kw)
+            writes = await load(
+                base,
+                f"/api/v1/patients/{pid}/notebook",
+                method="POST",
+                body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"},
+                **kw,
+            )
             audit_added = await count(url, "audit_log") - audit_before
             notes_added = await count(url, "notebook_entries") - notes_before
             print(line("lecture du dossier JSON", file_))
@@ -262,12 +332,25 @@ async def main() -> None:
             print(line("tableau de bord des tâches", board))
             print(line("  limite (1 requête SQL)", limit_board))
             print(line("écriture de notes (+ audit)", writes))
-            print(f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%}   "
-                  f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%}")
-            print(f"notes écrites : {notes_added}, lignes d'audit écrites : {audit_added} "
-                  f"({'une par note' if audit_added == notes_added == writes['requests'] - writes['errors'] else 'ÉCART'})")
-            print(json.dumps({"file": file_, "file_limit": limit_file, "dashboard": board,
-                              "dashboard_limit": limit_board, "writes": writes}))
+            print(
+                f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%}   "
+                f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%}"
+            )
+            print(
+                f"notes écrites : {notes_added}, lignes d'audit écrites : {audit_added} "
+                f"({'une par note' if audit_added == notes_added == writes['requests'] - writes['errors'] else 'ÉCART'})"
+            )
+            print(
+                json.dumps(
+                    {
+                        "file": file_,
+                        "file_limit": limit_file,
+                        "dashboard": board,
+                        "dashboard_limit": limit_board,
+                        "writes": writes,
+                    }
+                )
+            )
         finally:
             server.terminate()
             server.wait(timeout=10)

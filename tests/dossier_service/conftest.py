@@ -139,17 +139,38 @@ class Api:
         return body
 
     async def new_patient(self, coordinator: str = COORD, **identity: Any) -> str:
-        body = await self.ok("POST", "/api/v1/patients", 201, as_user=coordinator,
-                             json={"label": "Patient test", **identity})
+        body = await self.ok(
+            "POST",
+            "/api/v1/patients",
+            201,
+            as_user=coordinator,
+            json={"label": "Patient test", **identity},
+        )
         return str(body["id"])
 
-    async def add_member(self, pid: str, user_id: str, *, role: str = "intervenant",
-                         has_access: bool = True, by: str = COORD) -> dict[str, Any]:
-        body = await self.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=by, json={
-            "kind": "professionnel", "display_name": user_id[1:].split(":")[0].title(),
-            "matrix_user_id": user_id, "profession": "Infirmier", "role": role,
-            "has_access": has_access,
-        })
+    async def add_member(
+        self,
+        pid: str,
+        user_id: str,
+        *,
+        role: str = "intervenant",
+        has_access: bool = True,
+        by: str = COORD,
+    ) -> dict[str, Any]:
+        body = await self.ok(
+            "POST",
+            f"/api/v1/patients/{pid}/circle",
+            201,
+            as_user=by,
+            json={
+                "kind": "professionnel",
+                "display_name": user_id[1:].split(":")[0].title(),
+                "matrix_user_id": user_id,
+                "profession": "Infirmier",
+                "role": role,
+                "has_access": has_access,
+            },
+        )
         return dict(body)
 
     async def patient_with_circle(self) -> str:

@@ -22,36 +22,88 @@ async def test_task_dashboard_filters_and_overdue_alerts(api: Api) -> None:
     other = await api.new_patient(coordinator=OUTSIDER)
     yesterday = (date.today() - timedelta(days=2)).isoformat()
     soon = (date.today() + timedelta(days=5)).isoformat()
-    late = await _task(api, pid, label="Renouveler ordonnance", due_date=yesterday, level="haute",
-                       subtypes=["Traitement"], assignees=[{"kind": "personne", "ref": MEMBER}])
-    await _task(api, pid, type="Social", label="Dossier APA", due_date=soon, subtypes=["Dossier APA"],
-                assignees=[{"kind": "structure", "ref": "SSIAD Nord"}])
-    await api.ok("POST", "/api/v1/tasks", 201, as_user=OUTSIDER, json={"patient_id": other, "type": "Soins", "label": "Secret"})
+    late = await _task(
+        api,
+        pid,
+        label="Renouveler ordonnance",
+        due_date=yesterday,
+        level="haute",
+        subtypes=["Traitement"],
+        assignees=[{"kind": "personne", "ref": MEMBER}],
+    )
+    await _task(
+        api,
+        pid,
+        type="Social",
+        label="Dossier APA",
+        due_date=soon,
+        subtypes=["Dossier APA"],
+        assignees=[{"kind": "structure", "ref": "SSIAD Nord"}],
+    )
+    await api.ok(
+        "POST",
+        "/api/v1/tasks",
+        201,
+        as_user=OUTSIDER,
+        json={"patient_id": other, "type": "Soins", "label": "Secret"},
+    )
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
-    assert [t["label"] for t in board["items"]] == ["Renouveler ordonnance", "Dossier APA"]  # overdue first
+    assert [t["label"] for t in board["items"]] == [
+        "Renouveler ordonnance",
+        "Dossier APA",
+    ]  # overdue first
     assert board["overdue"] == 1 and board["items"][0]["overdue"] is True
-    assert (await api.ok("GET", f"/api/v1/tasks?member={MEMBER}", as_user=COORD))["items"][0]["id"] == late["id"]
+    assert (await api.ok("GET", f"/api/v1/tasks?member={MEMBER}", as_user=COORD))["items"][0][
+        "id"
+    ] == late["id"]
     assert len((await api.ok("GET", "/api/v1/tasks?type=Social", as_user=COORD))["items"]) == 1
-    assert len((await api.ok("GET", "/api/v1/tasks?subtype=Traitement", as_user=COORD))["items"]) == 1
+    assert (
+        len((await api.ok("GET", "/api/v1/tasks?subtype=Traitement", as_user=COORD))["items"]) == 1
+    )
     assert len((await api.ok("GET", "/api/v1/tasks?level=haute", as_user=COORD))["items"]) == 1
     assert len((await api.ok("GET", "/api/v1/tasks?overdue=1", as_user=COORD))["items"]) == 1
-    assert len((await api.ok("GET", f"/api/v1/tasks?due_from={soon}&due_to={soon}", as_user=COORD))["items"]) == 1
-    assert len((await api.ok("GET", "/api/v1/tasks?member=SSIAD%20Nord", as_user=COORD))["items"]) == 1
+    assert (
+        len(
+            (await api.ok("GET", f"/api/v1/tasks?due_from={soon}&due_to={soon}", as_user=COORD))[
+                "items"
+            ]
+        )
+        == 1
+    )
+    assert (
+        len((await api.ok("GET", "/api/v1/tasks?member=SSIAD%20Nord", as_user=COORD))["items"]) == 1
+    )
     assert (await api.ok("GET", "/api/v1/tasks", as_user=NOACCESS))["items"] == []
     assert len((await api.ok("GET", "/api/v1/tasks", as_user=ADMIN))["items"]) == 3
     # close the late one: no longer an alert; a closed task only reopens
-    await api.ok("PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "fait", "comment": "Fait ce jour"})
+    await api.ok(
+        "PATCH",
+        f"/api/v1/tasks/{late['id']}",
+        as_user=MEMBER,
+        json={"state": "fait", "comment": "Fait ce jour"},
+    )
     board = await api.ok("GET", "/api/v1/tasks?state=fait", as_user=MEMBER)
     assert board["overdue"] == 0 and board["items"][0]["closed_at"]
-    status, _ = await api.call("PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "en cours"})
+    status, _ = await api.call(
+        "PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "en cours"}
+    )
     assert status == 400
     await api.ok("PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "à faire"})
     notebook = await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD)
-    assert any(e["text"].startswith("Tâche « Renouveler ordonnance » : état « fait »") for e in notebook["items"])
+    assert any(
+        e["text"].startswith("Tâche « Renouveler ordonnance » : état « fait »")
+        for e in notebook["items"]
+    )
 
 
 async def test_personal_task_without_patient(api: Api) -> None:
-    task = await _task(api, None, label="Relancer le laboratoire", by=MEMBER, assignees=[{"kind": "personne", "ref": COORD}])
+    task = await _task(
+        api,
+        None,
+        label="Relancer le laboratoire",
+        by=MEMBER,
+        assignees=[{"kind": "personne", "ref": COORD}],
+    )
     await api.ok("GET", f"/api/v1/tasks/{task['id']}", as_user=COORD)  # assignee sees it
     status, _ = await api.call("GET", f"/api/v1/tasks/{task['id']}", as_user=OUTSIDER)
     assert status == 404
@@ -66,8 +118,12 @@ async def test_task_links_documents_of_its_file_only(api: Api) -> None:
     form.add_field("category", "ordonnance")
     form.add_field("file", b"%PDF-1.4\n%%EOF\n", filename="o.pdf")
     doc = await api.ok("POST", f"/api/v1/patients/{other}/documents", 201, as_user=COORD, data=form)
-    status, _ = await api.call("POST", "/api/v1/tasks", as_user=COORD,
-                               json={"patient_id": pid, "type": "Soins", "label": "x", "document_ids": [doc["id"]]})
+    status, _ = await api.call(
+        "POST",
+        "/api/v1/tasks",
+        as_user=COORD,
+        json={"patient_id": pid, "type": "Soins", "label": "x", "document_ids": [doc["id"]]},
+    )
     assert status == 400
     task = await _task(api, other, document_ids=[doc["id"]])
     assert task["document_ids"] == [doc["id"]]
@@ -75,25 +131,56 @@ async def test_task_links_documents_of_its_file_only(api: Api) -> None:
 
 async def test_bot_writes_are_idempotent(api: Api) -> None:
     pid = await api.patient_with_circle()
-    note = {"kind": "signalement", "text": "Urgence signalée dans la conversation", "idempotency_key": "$event1"}
-    first = await api.ok("POST", f"/api/v1/patients/{pid}/notebook", 201, service=True, json=note,
-                         headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"})
-    again = await api.ok("POST", f"/api/v1/patients/{pid}/notebook", 201, service=True, json=note,
-                         headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"})
+    note = {
+        "kind": "signalement",
+        "text": "Urgence signalée dans la conversation",
+        "idempotency_key": "$event1",
+    }
+    first = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/notebook",
+        201,
+        service=True,
+        json=note,
+        headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"},
+    )
+    again = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/notebook",
+        201,
+        service=True,
+        json=note,
+        headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"},
+    )
     assert first == again
     assert await api.count("notebook_entries", "WHERE kind = 'signalement'") == 1
     assert first["author"] == MEMBER and first["source"] == "matrix"
-    task = {"patient_id": pid, "type": "Coordination", "label": "Rappeler", "idempotency_key": "$event2",
-            "assignees": [{"kind": "personne", "ref": MEMBER}]}
+    task = {
+        "patient_id": pid,
+        "type": "Coordination",
+        "label": "Rappeler",
+        "idempotency_key": "$event2",
+        "assignees": [{"kind": "personne", "ref": MEMBER}],
+    }
     a = await api.ok("POST", "/api/v1/tasks", 201, service=True, json=task)
     b = await api.ok("POST", "/api/v1/tasks", 201, service=True, json=task)
     assert a["id"] == b["id"] and await api.count("tasks") == 1
     events = await api.ok("GET", "/api/v1/events?after=0", service=True)
     assert [e["type"] for e in events["events"]].count("task.assigned") == 1
+    # what the bot relayed from the conversation is not echoed back to it; a person's note is
+    assert "notebook.entry" not in [e["type"] for e in events["events"]]
+    await api.ok("POST", f"/api/v1/patients/{pid}/notebook", 201, as_user=MEMBER, json={"text": "Vu ce jour"})
+    events = await api.ok("GET", f"/api/v1/events?after={events['next_after']}", service=True)
+    assert [e["type"] for e in events["events"]] == ["notebook.entry"]
     # the bot closes the task (PATCH with a key, replayed)
     for _ in range(2):
-        await api.ok("PATCH", f"/api/v1/tasks/{a['id']}", service=True, json={"state": "fait"},
-                     headers={"Idempotency-Key": "$event3"})
+        await api.ok(
+            "PATCH",
+            f"/api/v1/tasks/{a['id']}",
+            service=True,
+            json={"state": "fait"},
+            headers={"Idempotency-Key": "$event3"},
+        )
     events = await api.ok("GET", "/api/v1/events?after=0", service=True)
     assert [e["type"] for e in events["events"]].count("task.closed") == 1
 
@@ -108,10 +195,22 @@ async def test_event_feed_is_monotonic_and_resumable(api: Api) -> None:
     assert all(e["seq"] > page1["next_after"] for e in rest["events"])
     types = [e["type"] for e in page1["events"] + rest["events"]]
     assert types == ["patient.created", "circle.added", "circle.added"]
-    await api.ok("POST", f"/api/v1/patients/{pid}/hospitalisations", 201, as_user=COORD, json={
-        "structure": "CHU", "admission_at": "2025-01-01T10:00:00Z", "discharge_at": "2025-01-03T10:00:00Z"})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/hospitalisations",
+        201,
+        as_user=COORD,
+        json={
+            "structure": "CHU",
+            "admission_at": "2025-01-01T10:00:00Z",
+            "discharge_at": "2025-01-03T10:00:00Z",
+        },
+    )
     newer = await api.ok("GET", f"/api/v1/events?after={rest['next_after']}", service=True)
-    assert [e["type"] for e in newer["events"]] == ["hospitalisation.admission", "hospitalisation.discharge"]
+    assert [e["type"] for e in newer["events"]] == [
+        "hospitalisation.admission",
+        "hospitalisation.discharge",
+    ]
     assert all(e["patient_id"] == pid for e in newer["events"])
     empty = await api.ok("GET", f"/api/v1/events?after={newer['next_after']}", service=True)
     assert empty == {"events": [], "next_after": newer["next_after"]}
@@ -119,35 +218,71 @@ async def test_event_feed_is_monotonic_and_resumable(api: Api) -> None:
 
 async def test_forms_are_versioned_with_conflict_detection(api: Api) -> None:
     pid = await api.patient_with_circle()
-    v1 = await api.ok("PUT", f"/api/v1/patients/{pid}/forms/medical", as_user=COORD,
-                      json={"answers": {"pathologies": "Diabète"}, "base_version": 0})
-    v2 = await api.ok("PUT", f"/api/v1/patients/{pid}/forms/medical", as_user=MEMBER,
-                      json={"answers": {"pathologies": "Diabète de type 2", "allergies": "aucune connue"}, "base_version": 1})
+    v1 = await api.ok(
+        "PUT",
+        f"/api/v1/patients/{pid}/forms/medical",
+        as_user=COORD,
+        json={"answers": {"pathologies": "Diabète"}, "base_version": 0},
+    )
+    v2 = await api.ok(
+        "PUT",
+        f"/api/v1/patients/{pid}/forms/medical",
+        as_user=MEMBER,
+        json={
+            "answers": {"pathologies": "Diabète de type 2", "allergies": "aucune connue"},
+            "base_version": 1,
+        },
+    )
     assert (v1["version"], v2["version"]) == (1, 2)
     assert sorted(v2["changed_fields"]) == ["allergies", "pathologies"]
     assert v2["initiated_at"] == v1["initiated_at"]
-    status, body = await api.call("PUT", f"/api/v1/patients/{pid}/forms/medical", as_user=COORD,
-                                  json={"answers": {"pathologies": "écrase"}, "base_version": 1})
+    status, _body = await api.call(
+        "PUT",
+        f"/api/v1/patients/{pid}/forms/medical",
+        as_user=COORD,
+        json={"answers": {"pathologies": "écrase"}, "base_version": 1},
+    )
     assert status == 409
     form = await api.ok("GET", f"/api/v1/patients/{pid}/forms/medical", as_user=COORD)
     assert [v["version"] for v in form["versions"]] == [2, 1]
     assert [v["created_by"] for v in form["versions"]] == [MEMBER, COORD]
     assert form["current"]["answers"]["pathologies"] == "Diabète de type 2"
     notebook = await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD)
-    assert any(e["text"].startswith("Modification du formulaire Médical initié le ") for e in notebook["items"])
+    assert any(
+        e["text"].startswith("Modification du formulaire Médical initié le ")
+        for e in notebook["items"]
+    )
     status, _ = await api.call("GET", f"/api/v1/patients/{pid}/forms/inconnu", as_user=COORD)
     assert status == 404
 
 
 async def test_hospitalisation_states(api: Api) -> None:
     pid = await api.new_patient()
-    await api.ok("POST", f"/api/v1/patients/{pid}/hospitalisations", 201, as_user=COORD,
-                 json={"structure": "Clinique A", "admission_at": "2999-01-01T10:00:00Z"})
-    cur = await api.ok("POST", f"/api/v1/patients/{pid}/hospitalisations", 201, as_user=COORD,
-                       json={"structure": "CHU B", "service": "Cardiologie", "admission_at": "2025-01-01T10:00:00Z"})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/hospitalisations",
+        201,
+        as_user=COORD,
+        json={"structure": "Clinique A", "admission_at": "2999-01-01T10:00:00Z"},
+    )
+    cur = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/hospitalisations",
+        201,
+        as_user=COORD,
+        json={
+            "structure": "CHU B",
+            "service": "Cardiologie",
+            "admission_at": "2025-01-01T10:00:00Z",
+        },
+    )
     assert cur["state"] == "en cours"
-    done = await api.ok("PATCH", f"/api/v1/patients/{pid}/hospitalisations/{cur['id']}", as_user=COORD,
-                        json={"discharge_at": "2025-01-09T10:00:00Z"})
+    done = await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/hospitalisations/{cur['id']}",
+        as_user=COORD,
+        json={"discharge_at": "2025-01-09T10:00:00Z"},
+    )
     assert done["state"] == "passée"
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
     assert sorted(s["state"] for s in file["hospitalisations"]) == ["passée", "prévue"]
@@ -159,26 +294,72 @@ async def test_care_circle_lifecycle(api: Api) -> None:
     pid = await api.new_patient()
     member = await api.add_member(pid, MEMBER)
     assert member["added_by"] == COORD and member["has_access"] is True
-    status, _ = await api.call("POST", f"/api/v1/patients/{pid}/circle", as_user=COORD, json={
-        "kind": "professionnel", "display_name": "Doublon", "matrix_user_id": MEMBER, "role": "intervenant"})
+    status, _ = await api.call(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        as_user=COORD,
+        json={
+            "kind": "professionnel",
+            "display_name": "Doublon",
+            "matrix_user_id": MEMBER,
+            "role": "intervenant",
+        },
+    )
     assert status == 409
-    await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD, json={
-        "kind": "structure", "display_name": "SSIAD Nord", "role": "structure", "has_access": False})
-    await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD, json={
-        "kind": "representant_legal", "display_name": "Me Durand", "role": "representant_legal"})
-    left = await api.ok("POST", f"/api/v1/patients/{pid}/circle/left-room", service=True, json={"matrix_user_id": MEMBER})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        201,
+        as_user=COORD,
+        json={
+            "kind": "structure",
+            "display_name": "SSIAD Nord",
+            "role": "structure",
+            "has_access": False,
+        },
+    )
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        201,
+        as_user=COORD,
+        json={
+            "kind": "representant_legal",
+            "display_name": "Me Durand",
+            "role": "representant_legal",
+        },
+    )
+    left = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/circle/left-room",
+        service=True,
+        json={"matrix_user_id": MEMBER},
+    )
     assert left["member"]["left_room_at"]
-    coord_id = next(m["id"] for m in (await api.ok("GET", f"/api/v1/patients/{pid}/circle", as_user=COORD))["items"]
-                    if m["matrix_user_id"] == COORD)
-    status, body = await api.call("POST", f"/api/v1/patients/{pid}/circle/{coord_id}/end", as_user=COORD)
+    coord_id = next(
+        m["id"]
+        for m in (await api.ok("GET", f"/api/v1/patients/{pid}/circle", as_user=COORD))["items"]
+        if m["matrix_user_id"] == COORD
+    )
+    status, _body = await api.call(
+        "POST", f"/api/v1/patients/{pid}/circle/{coord_id}/end", as_user=COORD
+    )
     assert status == 409  # the last coordinator stays
-    await api.ok("PATCH", f"/api/v1/patients/{pid}/circle/{member['id']}", as_user=COORD, json={"role": "coordinateur"})
+    await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/circle/{member['id']}",
+        as_user=COORD,
+        json={"role": "coordinateur"},
+    )
     await api.ok("POST", f"/api/v1/patients/{pid}/circle/{coord_id}/end", as_user=COORD)
     everyone = await api.ok("GET", f"/api/v1/patients/{pid}/circle?include_ended=1", as_user=MEMBER)
     assert len(everyone["items"]) == 4
     ended = [m for m in everyone["items"] if m["ended_at"]]
     assert [m["matrix_user_id"] for m in ended] == [COORD]
-    texts = [e["text"] for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=MEMBER))["items"]]
+    texts = [
+        e["text"]
+        for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=MEMBER))["items"]
+    ]
     assert "Ajout de Member sur le cercle de soins (intervenant)" in texts
     assert "Ajout de SSIAD Nord sur le cercle de soins (structure)" in texts
     assert f"Retrait de {COORD} du cercle de soins" in texts
@@ -187,26 +368,62 @@ async def test_care_circle_lifecycle(api: Api) -> None:
 
 async def test_lifeline_episode_with_form(api: Api) -> None:
     pid = await api.new_patient()
-    ep = await api.ok("POST", f"/api/v1/patients/{pid}/lifeline", 201, as_user=COORD, json={
-        "theme": "Intervention / Réunion", "title": "Réunion de concertation", "starts_on": "2025-03-04",
-        "form_id": "ppcs"})
+    ep = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/lifeline",
+        201,
+        as_user=COORD,
+        json={
+            "theme": "Intervention / Réunion",
+            "title": "Réunion de concertation",
+            "starts_on": "2025-03-04",
+            "form_id": "ppcs",
+        },
+    )
     assert ep["form_id"] == "ppcs"
-    status, _ = await api.call("POST", f"/api/v1/patients/{pid}/lifeline", as_user=COORD, json={
-        "theme": "Suivi / Réunion", "starts_on": "2025-03-04", "form_id": "inconnu"})
+    status, _ = await api.call(
+        "POST",
+        f"/api/v1/patients/{pid}/lifeline",
+        as_user=COORD,
+        json={"theme": "Suivi / Réunion", "starts_on": "2025-03-04", "form_id": "inconnu"},
+    )
     assert status == 400
-    texts = [e["text"] for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD))["items"]]
+    texts = [
+        e["text"]
+        for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD))["items"]
+    ]
     assert "Création du parcours Intervention / Réunion du 04/03/2025" in texts
 
 
 async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     pid = await api.patient_with_circle()
-    weekly = await api.ok("POST", "/api/v1/agenda/events", 201, as_user=COORD, json={
-        "type": "Visite à domicile", "title": "Passage infirmier", "patient_id": pid,
-        "starts_at": "2026-03-02T09:00:00+01:00", "ends_at": "2026-03-02T09:30:00+01:00",
-        "rrule": "FREQ=WEEKLY;COUNT=6", "attendees": [MEMBER]})
-    await api.ok("POST", "/api/v1/agenda/events", 201, as_user=MEMBER, json={
-        "type": "RDV bureau", "title": "Réunion d'équipe",
-        "starts_at": "2026-03-10T14:00:00+01:00", "ends_at": "2026-03-10T15:00:00+01:00"})
+    weekly = await api.ok(
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=COORD,
+        json={
+            "type": "Visite à domicile",
+            "title": "Passage infirmier",
+            "patient_id": pid,
+            "starts_at": "2026-03-02T09:00:00+01:00",
+            "ends_at": "2026-03-02T09:30:00+01:00",
+            "rrule": "FREQ=WEEKLY;COUNT=6",
+            "attendees": [MEMBER],
+        },
+    )
+    await api.ok(
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=MEMBER,
+        json={
+            "type": "RDV bureau",
+            "title": "Réunion d'équipe",
+            "starts_at": "2026-03-10T14:00:00+01:00",
+            "ends_at": "2026-03-10T15:00:00+01:00",
+        },
+    )
     window = "from=2026-03-01T00:00:00%2B01:00&to=2026-04-01T00:00:00%2B02:00"
     mine = await api.ok("GET", f"/api/v1/agenda/events?{window}", as_user=MEMBER)
     by_title = {e["title"]: e for e in mine["items"]}
@@ -219,13 +436,31 @@ async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     status, _ = await api.call("GET", f"/api/v1/agenda/events?user={MEMBER}", as_user=COORD)
     assert status == 403
     soon = date.today() + timedelta(days=10)
-    await api.ok("POST", "/api/v1/agenda/events", 201, as_user=MEMBER, json={
-        "type": "RDV astreinte", "title": "Astreinte du week-end",
-        "starts_at": f"{soon.isoformat()}T08:00:00+01:00", "ends_at": f"{soon.isoformat()}T20:00:00+01:00"})
+    await api.ok(
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=MEMBER,
+        json={
+            "type": "RDV astreinte",
+            "title": "Astreinte du week-end",
+            "starts_at": f"{soon.isoformat()}T08:00:00+01:00",
+            "ends_at": f"{soon.isoformat()}T20:00:00+01:00",
+        },
+    )
     old = date.today() - timedelta(days=200)
-    await api.ok("POST", "/api/v1/agenda/events", 201, as_user=MEMBER, json={
-        "type": "RDV bureau", "title": "Vieille réunion",
-        "starts_at": f"{old.isoformat()}T08:00:00+01:00", "ends_at": f"{old.isoformat()}T09:00:00+01:00"})
+    await api.ok(
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=MEMBER,
+        json={
+            "type": "RDV bureau",
+            "title": "Vieille réunion",
+            "starts_at": f"{old.isoformat()}T08:00:00+01:00",
+            "ends_at": f"{old.isoformat()}T09:00:00+01:00",
+        },
+    )
     feed = await api.ok("POST", "/api/v1/agenda/feed", 201, as_user=MEMBER)
     path = feed["url"].split("://", 1)[1].split("/", 1)[1]
     resp = await api.client.get("/" + path)
@@ -236,7 +471,9 @@ async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     assert "Vieille réunion" not in text  # long past: out of the feed's window
     rotated = await api.ok("POST", "/api/v1/agenda/feed", 201, as_user=MEMBER)
     assert (await api.client.get("/" + path)).status == 404  # the old secret stops working
-    assert (await api.client.get("/" + rotated["url"].split("://", 1)[1].split("/", 1)[1])).status == 200
+    assert (
+        await api.client.get("/" + rotated["url"].split("://", 1)[1].split("/", 1)[1])
+    ).status == 200
     assert (await api.client.get("/agenda/not-a-real-secret-at-all-xxxxxxxx.ics")).status == 404
 
 
@@ -246,7 +483,9 @@ async def test_openapi_describes_the_routes(api: Api) -> None:
     doc = await resp.json()
     assert doc["openapi"].startswith("3.")
     assert "post" in doc["paths"]["/api/v1/patients/{patient_id}/circle"]
-    body = doc["paths"]["/api/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = doc["paths"]["/api/v1/tasks"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert body["$ref"] == "#/components/schemas/TaskIn"
     assert "label" in doc["components"]["schemas"]["TaskIn"]["properties"]
     catalogue = await api.ok("GET", "/api/v1/catalogue", as_user=MEMBER)

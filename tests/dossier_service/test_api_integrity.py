@@ -14,14 +14,24 @@ from dossier_service.services import journal
 from tests.dossier_service.conftest import COORD, MEMBER, SESSION_KEY, Api
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n"
-TABLES = ("patients", "notebook_entries", "audit_log", "outbox_events", "circle_members", "documents", "tasks")
+TABLES = (
+    "patients",
+    "notebook_entries",
+    "audit_log",
+    "outbox_events",
+    "circle_members",
+    "documents",
+    "tasks",
+)
 
 
 async def counts(api: Api) -> dict[str, int]:
     return {t: await api.count(t) for t in TABLES}
 
 
-async def test_forced_failure_after_the_change_leaves_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_forced_failure_after_the_change_leaves_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pid = await api.patient_with_circle()
     before = await counts(api)
     real_emit = journal.emit
@@ -32,8 +42,12 @@ async def test_forced_failure_after_the_change_leaves_nothing(api: Api, monkeypa
         raise RuntimeError("panne simulée après l'écriture")
 
     monkeypatch.setattr(journal, "emit", emit_then_fail)
-    status, body = await api.call("POST", f"/api/v1/patients/{pid}/circle", as_user=COORD, json={
-        "kind": "aidant", "display_name": "Paul", "role": "aidant_principal"})
+    status, body = await api.call(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        as_user=COORD,
+        json={"kind": "aidant", "display_name": "Paul", "role": "aidant_principal"},
+    )
     assert status == 500
     assert body["errcode"] == "M_UNKNOWN" and body["error"].startswith("Erreur interne (réf. ")
     assert "panne" not in body["error"]
@@ -41,8 +55,13 @@ async def test_forced_failure_after_the_change_leaves_nothing(api: Api, monkeypa
     assert status == 500
     assert await counts(api) == before  # neither the change nor its audit row, entry, event
     monkeypatch.setattr(journal, "emit", real_emit)
-    await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD, json={
-        "kind": "aidant", "display_name": "Paul", "role": "aidant_principal"})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        201,
+        as_user=COORD,
+        json={"kind": "aidant", "display_name": "Paul", "role": "aidant_principal"},
+    )
     after = await counts(api)
     assert after["circle_members"] == before["circle_members"] + 1
     assert after["audit_log"] == before["audit_log"] + 1
@@ -54,8 +73,11 @@ async def test_read_is_audited_in_its_transaction(api: Api) -> None:
     pid = await api.new_patient()
     before = await api.count("audit_log", f"WHERE patient_id = '{pid}' AND action = 'read'")
     await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD)
-    rows = await api.count("audit_log", f"WHERE patient_id = '{pid}' AND action = 'read' AND resource = 'notebook' "
-                                        f"AND actor = '{COORD}' AND remote <> ''")
+    rows = await api.count(
+        "audit_log",
+        f"WHERE patient_id = '{pid}' AND action = 'read' AND resource = 'notebook' "
+        f"AND actor = '{COORD}' AND remote <> ''",
+    )
     assert rows == before + 1
 
 
@@ -89,8 +111,9 @@ async def test_bad_bodies_are_refused_and_write_nothing(
     api: Api, raw: bytes, content_type: str, status: int, errcode: str
 ) -> None:
     before = await counts(api)
-    got, body = await api.call("POST", "/api/v1/patients", as_user=COORD, data=raw,
-                               headers={"Content-Type": content_type})
+    got, body = await api.call(
+        "POST", "/api/v1/patients", as_user=COORD, data=raw, headers={"Content-Type": content_type}
+    )
     assert (got, body["errcode"]) == (status, errcode), body
     assert set(body) == {"errcode", "error"}
     assert await counts(api) == before
@@ -101,22 +124,82 @@ async def test_bad_values_on_other_resources(api: Api) -> None:
     before = await counts(api)
     ok_writes = await api.count("audit_log", "WHERE outcome = 'ok' AND action <> 'read'")
     bad: list[tuple[str, str, dict[str, Any]]] = [
-        ("POST", f"/api/v1/patients/{pid}/hospitalisations", {"structure": "CHU", "admission_at": "2025-01-02T10:00:00"}),
-        ("POST", f"/api/v1/patients/{pid}/hospitalisations", {"structure": "CHU", "admission_at": "2025-01-02T10:00:00Z",
-                                                              "discharge_at": "2025-01-01T10:00:00Z"}),
-        ("POST", f"/api/v1/patients/{pid}/lifeline", {"theme": "Inconnu", "starts_on": "2025-01-01"}),
-        ("POST", f"/api/v1/patients/{pid}/lifeline", {"theme": "Suivi / Réunion", "starts_on": "2025-01-05", "ends_on": "2025-01-01"}),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/hospitalisations",
+            {"structure": "CHU", "admission_at": "2025-01-02T10:00:00"},
+        ),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/hospitalisations",
+            {
+                "structure": "CHU",
+                "admission_at": "2025-01-02T10:00:00Z",
+                "discharge_at": "2025-01-01T10:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/lifeline",
+            {"theme": "Inconnu", "starts_on": "2025-01-01"},
+        ),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/lifeline",
+            {"theme": "Suivi / Réunion", "starts_on": "2025-01-05", "ends_on": "2025-01-01"},
+        ),
         ("POST", "/api/v1/tasks", {"patient_id": pid, "type": "Inconnu", "label": "x"}),
-        ("POST", "/api/v1/tasks", {"patient_id": pid, "type": "Soins", "subtypes": ["Inconnu"], "label": "x"}),
-        ("POST", "/api/v1/tasks", {"patient_id": pid, "type": "Soins", "label": "x", "level": "extrême"}),
-        ("POST", "/api/v1/tasks", {"patient_id": pid, "type": "Soins", "label": "x", "document_ids": ["nope"]}),
-        ("POST", "/api/v1/agenda/events", {"type": "RDV", "title": "x", "starts_at": "2025-01-01T10:00:00Z",
-                                           "ends_at": "2025-01-01T09:00:00Z"}),
-        ("POST", "/api/v1/agenda/events", {"type": "RDV", "title": "x", "starts_at": "2025-01-01T10:00:00Z",
-                                           "ends_at": "2025-01-01T11:00:00Z", "rrule": "FREQ=SECONDLY"}),
-        ("POST", f"/api/v1/patients/{pid}/circle", {"kind": "professionnel", "display_name": "X", "role": "intervenant",
-                                                    "has_access": True}),
-        ("POST", f"/api/v1/patients/{pid}/circle", {"kind": "professionnel", "display_name": "X", "role": "chef"}),
+        (
+            "POST",
+            "/api/v1/tasks",
+            {"patient_id": pid, "type": "Soins", "subtypes": ["Inconnu"], "label": "x"},
+        ),
+        (
+            "POST",
+            "/api/v1/tasks",
+            {"patient_id": pid, "type": "Soins", "label": "x", "level": "extrême"},
+        ),
+        (
+            "POST",
+            "/api/v1/tasks",
+            {"patient_id": pid, "type": "Soins", "label": "x", "document_ids": ["nope"]},
+        ),
+        (
+            "POST",
+            "/api/v1/agenda/events",
+            {
+                "type": "RDV",
+                "title": "x",
+                "starts_at": "2025-01-01T10:00:00Z",
+                "ends_at": "2025-01-01T09:00:00Z",
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/agenda/events",
+            {
+                "type": "RDV",
+                "title": "x",
+                "starts_at": "2025-01-01T10:00:00Z",
+                "ends_at": "2025-01-01T11:00:00Z",
+                "rrule": "FREQ=SECONDLY",
+            },
+        ),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/circle",
+            {
+                "kind": "professionnel",
+                "display_name": "X",
+                "role": "intervenant",
+                "has_access": True,
+            },
+        ),
+        (
+            "POST",
+            f"/api/v1/patients/{pid}/circle",
+            {"kind": "professionnel", "display_name": "X", "role": "chef"},
+        ),
         ("PUT", f"/api/v1/patients/{pid}/forms/medical", {"answers": {"inconnu": "x"}}),
         ("PUT", f"/api/v1/patients/{pid}/forms/medical", {"answers": {}}),  # required field missing
     ]
@@ -129,12 +212,16 @@ async def test_bad_values_on_other_resources(api: Api) -> None:
     status, reply = await api.call("GET", "/api/v1/tasks?due_from=demain", as_user=COORD)
     assert status == 400
     after = await counts(api)
-    assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
+    assert {k: v for k, v in after.items() if k != "audit_log"} == {
+        k: v for k, v in before.items() if k != "audit_log"
+    }
     # refused writes leave no "ok" audit row either (their transaction rolled back)
     assert await api.count("audit_log", "WHERE outcome = 'ok' AND action <> 'read'") == ok_writes
 
 
-def _upload(content: bytes, filename: str = "x.pdf", category: str = "bilan", ctype: str = "application/pdf") -> aiohttp.FormData:
+def _upload(
+    content: bytes, filename: str = "x.pdf", category: str = "bilan", ctype: str = "application/pdf"
+) -> aiohttp.FormData:
     form = aiohttp.FormData()
     form.add_field("category", category)
     form.add_field("file", content, filename=filename, content_type=ctype)
@@ -160,8 +247,12 @@ async def test_bad_uploads_write_nothing(
 ) -> None:
     pid = await api.new_patient()
     before = await counts(api)
-    got, body = await api.call("POST", f"/api/v1/patients/{pid}/documents", as_user=COORD,
-                               data=_upload(content, filename, category, "image/png"))
+    got, body = await api.call(
+        "POST",
+        f"/api/v1/patients/{pid}/documents",
+        as_user=COORD,
+        data=_upload(content, filename, category, "image/png"),
+    )
     assert got == status, body
     assert await counts(api) == before
     docs_dir = tmp_path / "documents"
@@ -170,19 +261,31 @@ async def test_bad_uploads_write_nothing(
 
 async def test_client_mime_is_ignored_and_content_addressed(api: Api, tmp_path: Path) -> None:
     pid = await api.new_patient()
-    doc = await api.ok("POST", f"/api/v1/patients/{pid}/documents", 201, as_user=COORD,
-                       data=_upload(PDF, "ordonnance.pdf", "ordonnance", "image/png"))
+    doc = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/documents",
+        201,
+        as_user=COORD,
+        data=_upload(PDF, "ordonnance.pdf", "ordonnance", "image/png"),
+    )
     assert doc["mime_type"] == "application/pdf"
     import hashlib
 
     sha = hashlib.sha256(PDF).hexdigest()
     assert doc["sha256"] == sha and doc["size"] == len(PDF)
     assert (tmp_path / "documents" / sha[:2] / sha).read_bytes() == PDF
-    again = await api.ok("POST", f"/api/v1/patients/{pid}/documents", 201, as_user=COORD,
-                         data=_upload(PDF, "copie.pdf", "courrier"))
+    again = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/documents",
+        201,
+        as_user=COORD,
+        data=_upload(PDF, "copie.pdf", "courrier"),
+    )
     assert again["sha256"] == sha
     assert len(list((tmp_path / "documents").rglob("*"))) == 2  # one folder, one blob
-    status, content = await api.call("GET", f"/api/v1/patients/{pid}/documents/{doc['id']}/content", as_user=COORD)
+    status, content = await api.call(
+        "GET", f"/api/v1/patients/{pid}/documents/{doc['id']}/content", as_user=COORD
+    )
     assert status == 200 and content == PDF
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
     texts = [e["text"] for e in file["notebook"]]
@@ -199,10 +302,16 @@ async def test_cookie_session_needs_csrf_on_writes(api: Api) -> None:
     assert status == 200 and body["user_id"] == COORD and body["csrf_token"]
     status, body = await api.call("POST", "/api/v1/patients", json={"label": "sans csrf"})
     assert status == 403 and body["errcode"] == "M_FORBIDDEN"
-    status, body = await api.call("POST", "/api/v1/patients", json={"label": "faux"}, headers={auth.CSRF_HEADER: "x"})
+    status, body = await api.call(
+        "POST", "/api/v1/patients", json={"label": "faux"}, headers={auth.CSRF_HEADER: "x"}
+    )
     assert status == 403
-    status, body = await api.call("POST", "/api/v1/patients", json={"label": "avec csrf"},
-                                  headers={auth.CSRF_HEADER: auth.csrf_token(SESSION_KEY, session)})
+    status, body = await api.call(
+        "POST",
+        "/api/v1/patients",
+        json={"label": "avec csrf"},
+        headers={auth.CSRF_HEADER: auth.csrf_token(SESSION_KEY, session)},
+    )
     assert status == 201
     assert await api.count("patients") == 1
 
@@ -214,7 +323,7 @@ async def test_expired_or_tampered_sessions(api: Api) -> None:
     status, _ = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {expired}"})
     assert status == 401
     good = auth.issue_session(SESSION_KEY, MEMBER, lifetime=600)
-    body, sig = good.split(".")
+    _body, sig = good.split(".")
     forged = auth.issue_session("another-key", COORD, lifetime=600).split(".")[0] + "." + sig
     status, _ = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert status == 401

@@ -39,12 +39,17 @@ async def test_create_patient_makes_requester_coordinator(api: Api) -> None:
 async def test_ins_number_shown_only_when_qualified(api: Api) -> None:
     pid = await api.new_patient()
     ident = {**QUAL_IDENTITY, "ins_number": with_key("2450331555123")}
-    body = await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD,
-                        json={**ident, "identity_status": "VALI"})
+    body = await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/identity",
+        as_user=COORD,
+        json={**ident, "identity_status": "VALI"},
+    )
     assert body["patient"]["identity_status"] == "VALI"
     assert body["patient"]["ins_number"] is None  # stored, not shown
-    body = await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD,
-                        json={"identity_status": "QUAL"})
+    body = await api.ok(
+        "PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={"identity_status": "QUAL"}
+    )
     assert body["patient"]["ins_number"] == ident["ins_number"]
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
     assert [h["status"] for h in file["identity_status_history"]] == ["QUAL", "VALI"]
@@ -66,7 +71,9 @@ async def test_identity_rules_refused_and_nothing_written(api: Api) -> None:
         ({"birth_name": "X", "identity_status": "VALI"}, "identity_status"),  # traits missing
     ]
     for patch, _field in cases:
-        status, body = await api.call("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json=patch)
+        status, body = await api.call(
+            "PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json=patch
+        )
         assert status == 400, (patch, body)
         assert body["errcode"] == "M_INVALID_PARAM"
         assert "MARTIN" not in body["error"]
@@ -79,36 +86,72 @@ async def test_corsican_insee_and_nir_key(api: Api) -> None:
     pid = await api.new_patient()
     nir = "16205" + "2A" + "004123"  # Corsica: 2A counts as 19 in the key
     key = 97 - int("16205" + "19" + "004123") % 97
-    body = await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={
-        "birth_name": "COLONNA", "birth_first_names": ["Pierre"], "sex": "M",
-        "birth_date": "1962-05-01", "birth_insee_code": "2A004", "ins_number": f"{nir}{key:02d}",
-        "identity_status": "RECUP",
-    })
+    body = await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/identity",
+        as_user=COORD,
+        json={
+            "birth_name": "COLONNA",
+            "birth_first_names": ["Pierre"],
+            "sex": "M",
+            "birth_date": "1962-05-01",
+            "birth_insee_code": "2A004",
+            "ins_number": f"{nir}{key:02d}",
+            "identity_status": "RECUP",
+        },
+    )
     assert body["patient"]["identity_status"] == "RECUP"
 
 
 async def test_qualified_traits_frozen_unless_status_changes(api: Api) -> None:
     pid = await api.new_patient()
     ident = {**QUAL_IDENTITY, "ins_number": with_key("2450331555123")}
-    await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={**ident, "identity_status": "VALI"})
-    status, body = await api.call("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD,
-                                  json={"birth_name": "DURAND"})
+    await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/identity",
+        as_user=COORD,
+        json={**ident, "identity_status": "VALI"},
+    )
+    status, body = await api.call(
+        "PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={"birth_name": "DURAND"}
+    )
     assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
     # going back to provisional is allowed, and then the trait may change
-    await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD,
-                 json={"birth_name": "DURAND", "identity_status": "PROV"})
+    await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/identity",
+        as_user=COORD,
+        json={"birth_name": "DURAND", "identity_status": "PROV"},
+    )
     # non-identity fields stay editable
-    await api.ok("PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={"postcode": "31000"})
+    await api.ok(
+        "PATCH", f"/api/v1/patients/{pid}/identity", as_user=COORD, json={"postcode": "31000"}
+    )
 
 
 async def test_death_declared_then_cancelled_both_traced(api: Api) -> None:
     pid = await api.new_patient(birth_date="1940-01-01")
-    await api.ok("POST", f"/api/v1/patients/{pid}/death", 201, as_user=COORD, json={"death_date": "2025-02-03"})
-    status, _ = await api.call("POST", f"/api/v1/patients/{pid}/death", as_user=COORD, json={"death_date": "2025-02-03"})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/death",
+        201,
+        as_user=COORD,
+        json={"death_date": "2025-02-03"},
+    )
+    status, _ = await api.call(
+        "POST", f"/api/v1/patients/{pid}/death", as_user=COORD, json={"death_date": "2025-02-03"}
+    )
     assert status == 409
-    status, _ = await api.call("POST", f"/api/v1/patients/{pid}/death/cancel", as_user=COORD, json={"reason": ""})
+    status, _ = await api.call(
+        "POST", f"/api/v1/patients/{pid}/death/cancel", as_user=COORD, json={"reason": ""}
+    )
     assert status == 400
-    await api.ok("POST", f"/api/v1/patients/{pid}/death/cancel", as_user=COORD, json={"reason": "Erreur de dossier"})
+    await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/death/cancel",
+        as_user=COORD,
+        json={"reason": "Erreur de dossier"},
+    )
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
     assert file["patient"]["death_date"] is None and file["death"] is None
     texts = [e["text"] for e in file["notebook"]]
@@ -123,15 +166,21 @@ async def test_death_declared_then_cancelled_both_traced(api: Api) -> None:
 async def test_death_date_rules(api: Api) -> None:
     pid = await api.new_patient(birth_date="1940-01-01")
     for bad in ("2999-01-01", "1939-12-31"):
-        status, body = await api.call("POST", f"/api/v1/patients/{pid}/death", as_user=COORD, json={"death_date": bad})
+        status, body = await api.call(
+            "POST", f"/api/v1/patients/{pid}/death", as_user=COORD, json={"death_date": bad}
+        )
         assert status == 400, body
     assert await api.count("death_declarations") == 0
 
 
 async def test_file_status_history(api: Api) -> None:
     pid = await api.new_patient()
-    await api.ok("POST", f"/api/v1/patients/{pid}/status", 201, as_user=COORD, json={"status": "en veille"})
-    status, _ = await api.call("POST", f"/api/v1/patients/{pid}/status", as_user=COORD, json={"status": "perdu"})
+    await api.ok(
+        "POST", f"/api/v1/patients/{pid}/status", 201, as_user=COORD, json={"status": "en veille"}
+    )
+    status, _ = await api.call(
+        "POST", f"/api/v1/patients/{pid}/status", as_user=COORD, json={"status": "perdu"}
+    )
     assert status == 400
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
     assert [h["status"] for h in file["status_history"]] == ["en veille", "actif"]
@@ -152,27 +201,55 @@ async def test_list_shows_only_my_files_and_searches(api: Api) -> None:
 
 
 async def test_bot_creates_patient_for_a_coordinator_and_links_room(api: Api) -> None:
-    body = await api.ok("POST", "/api/v1/patients", 201, service=True,
-                        json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
-                        headers={"Idempotency-Key": "create-1"})
-    again = await api.ok("POST", "/api/v1/patients", 201, service=True,
-                         json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
-                         headers={"Idempotency-Key": "create-1"})
+    body = await api.ok(
+        "POST",
+        "/api/v1/patients",
+        201,
+        service=True,
+        json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
+        headers={"Idempotency-Key": "create-1"},
+    )
+    again = await api.ok(
+        "POST",
+        "/api/v1/patients",
+        201,
+        service=True,
+        json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
+        headers={"Idempotency-Key": "create-1"},
+    )
     assert again["id"] == body["id"]
     assert await api.count("patients") == 1
     found = await api.ok("GET", "/api/v1/patients?room_id=!abc:cercle.test", service=True)
     assert [p["id"] for p in found["items"]] == [body["id"]]
     pid2 = await api.new_patient()
-    status, err = await api.call("PUT", f"/api/v1/patients/{pid2}/room", service=True, json={"room_id": "!abc:cercle.test"})
+    status, err = await api.call(
+        "PUT", f"/api/v1/patients/{pid2}/room", service=True, json={"room_id": "!abc:cercle.test"}
+    )
     assert status == 409 and err["errcode"] == "CERCLE_CONFLICT"
-    await api.ok("PUT", f"/api/v1/patients/{pid2}/room", service=True, json={"room_id": "!other:cercle.test"})
+    await api.ok(
+        "PUT", f"/api/v1/patients/{pid2}/room", service=True, json={"room_id": "!other:cercle.test"}
+    )
     # a user cannot name someone else coordinator
-    status, _ = await api.call("POST", "/api/v1/patients", as_user=MEMBER, json={"coordinator": COORD})
+    status, _ = await api.call(
+        "POST", "/api/v1/patients", as_user=MEMBER, json={"coordinator": COORD}
+    )
     assert status == 403
 
 
 async def test_same_idempotency_key_other_request_conflicts(api: Api) -> None:
-    await api.ok("POST", "/api/v1/patients", 201, service=True, json={"label": "A"}, headers={"Idempotency-Key": "k"})
-    status, body = await api.call("POST", "/api/v1/patients", service=True, json={"label": "B"},
-                                  headers={"Idempotency-Key": "k"})
+    await api.ok(
+        "POST",
+        "/api/v1/patients",
+        201,
+        service=True,
+        json={"label": "A"},
+        headers={"Idempotency-Key": "k"},
+    )
+    status, body = await api.call(
+        "POST",
+        "/api/v1/patients",
+        service=True,
+        json={"label": "B"},
+        headers={"Idempotency-Key": "k"},
+    )
     assert status == 409 and body["errcode"] == "CERCLE_CONFLICT"

@@ -30,8 +30,12 @@ def test_defaults_from_the_profile(tmp_path: Path) -> None:
 
 def test_postgres_url_switch_and_overrides(tmp_path: Path) -> None:
     config = _config(
-        tmp_path, database_url="postgresql://cercle@db.internal/dossier", homeserver_url="http://hs:8008/",
-        admins=["@admin:cercle.localhost"], public_url="https://dossier.example", document_categories=["a", "b"],
+        tmp_path,
+        database_url="postgresql://cercle@db.internal/dossier",
+        homeserver_url="http://hs:8008/",
+        admins=["@admin:cercle.localhost"],
+        public_url="https://dossier.example",
+        document_categories=["a", "b"],
     )
     assert config.database_url == "postgresql+asyncpg://cercle@db.internal/dossier"
     assert config.homeserver_url == "http://hs:8008"
@@ -40,7 +44,9 @@ def test_postgres_url_switch_and_overrides(tmp_path: Path) -> None:
     assert config.document_categories == ("a", "b")
 
 
-@pytest.mark.parametrize("bad", [{"document_categories": "bilan"}, {"admins": "@a:b"}, {"task_types": ["x"]}])
+@pytest.mark.parametrize(
+    "bad", [{"document_categories": "bilan"}, {"admins": "@a:b"}, {"task_types": ["x"]}]
+)
 def test_bad_values_name_the_key(tmp_path: Path, bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="dossier\\."):
         _config(tmp_path, **bad)

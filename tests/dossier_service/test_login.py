@@ -20,7 +20,9 @@ async def _userinfo_server(aiohttp_server: Any, tokens: dict[str, str]) -> TestS
     async def userinfo(request: web.Request) -> web.Response:
         sub = tokens.get(request.query.get("access_token", ""))
         if sub is None:
-            return web.json_response({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}, status=401)
+            return web.json_response(
+                {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}, status=401
+            )
         return web.json_response({"sub": sub})
 
     app = web.Application()
@@ -29,24 +31,39 @@ async def _userinfo_server(aiohttp_server: Any, tokens: dict[str, str]) -> TestS
     return server
 
 
-async def test_openid_login_paths(aiohttp_client: Any, aiohttp_server: Any, test_config: DossierConfig) -> None:
-    hs = await _userinfo_server(aiohttp_server, {"good": "@alice:cercle.test", "foreign": "@eve:evil.example"})
+async def test_openid_login_paths(
+    aiohttp_client: Any, aiohttp_server: Any, test_config: DossierConfig
+) -> None:
+    hs = await _userinfo_server(
+        aiohttp_server, {"good": "@alice:cercle.test", "foreign": "@eve:evil.example"}
+    )
     config = replace(test_config, homeserver_url=str(hs.make_url("")).rstrip("/"))
     client = await aiohttp_client(create_app(config, with_pages=False))
-    resp = await client.post("/api/v1/login", json={"access_token": "good", "token_type": "Bearer",
-                                                    "matrix_server_name": "cercle.test", "expires_in": 3600})
+    resp = await client.post(
+        "/api/v1/login",
+        json={
+            "access_token": "good",
+            "token_type": "Bearer",
+            "matrix_server_name": "cercle.test",
+            "expires_in": 3600,
+        },
+    )
     assert resp.status == 200
     body = await resp.json()
     assert body["user_id"] == "@alice:cercle.test"
     cookie = resp.cookies[auth.SESSION_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
-    me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['session_token']}"})
+    me = await client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {body['session_token']}"}
+    )
     assert (await me.json())["user_id"] == "@alice:cercle.test"
     bad = await client.post("/api/v1/login", json={"access_token": "wrong"})
     assert bad.status == 401 and (await bad.json())["errcode"] == "M_UNKNOWN_TOKEN"
     foreign = await client.post("/api/v1/login", json={"access_token": "foreign"})
     assert foreign.status == 403
-    malformed = await client.post("/api/v1/login", data=b"{", headers={"Content-Type": "application/json"})
+    malformed = await client.post(
+        "/api/v1/login", data=b"{", headers={"Content-Type": "application/json"}
+    )
     assert malformed.status == 400
     await hs.close()
     down = await client.post("/api/v1/login", json={"access_token": "good"})
@@ -58,13 +75,16 @@ async def test_login_with_a_real_synapse_openid_token(
     synapse: Any, user_factory: Any, aiohttp_client: Any, test_config: DossierConfig
 ) -> None:
     user = user_factory()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{synapse.base_url}/_matrix/client/v3/user/{user.user_id}/openid/request_token",
-            json={}, headers={"Authorization": f"Bearer {user.access_token}"},
-        ) as resp:
-            assert resp.status == 200
-            openid = await resp.json()
+            json={},
+            headers={"Authorization": f"Bearer {user.access_token}"},
+        ) as resp,
+    ):
+        assert resp.status == 200
+        openid = await resp.json()
     config = replace(test_config, homeserver_url=synapse.base_url, server_name=synapse.server_name)
     client = await aiohttp_client(create_app(config, with_pages=False))
     resp = await client.post("/api/v1/login", json=openid)
@@ -72,8 +92,11 @@ async def test_login_with_a_real_synapse_openid_token(
     session = await resp.json()
     assert session["user_id"] == user.user_id
     # the cookie session works for the API, with its CSRF token on writes
-    created = await client.post("/api/v1/patients", json={"label": "Patient de test"},
-                                headers={auth.CSRF_HEADER: session["csrf_token"]})
+    created = await client.post(
+        "/api/v1/patients",
+        json={"label": "Patient de test"},
+        headers={auth.CSRF_HEADER: session["csrf_token"]},
+    )
     assert created.status == 201
     pid = (await created.json())["id"]
     file = await client.get(f"/api/v1/patients/{pid}")

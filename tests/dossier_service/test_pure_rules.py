@@ -8,7 +8,12 @@ from datetime import date
 import pytest
 
 from dossier_service import auth
-from dossier_service.documents_store import DocumentRejected, DocumentStore, safe_filename, sniff_mime
+from dossier_service.documents_store import (
+    DocumentRejected,
+    DocumentStore,
+    safe_filename,
+    sniff_mime,
+)
 from dossier_service.identity import (
     IdentityError,
     check_ins_matches,
@@ -47,7 +52,9 @@ def test_nir_key_and_corsica() -> None:
     assert check_ins_number(" ".join([nir("2450331555123")[:1], nir("2450331555123")[1:]]))
 
 
-@pytest.mark.parametrize("value", ["245033155512300", "1234", "945033155512345", "2451331555123" + "00"])
+@pytest.mark.parametrize(
+    "value", ["245033155512300", "1234", "945033155512345", "2451331555123" + "00"]
+)
 def test_invalid_ins_numbers(value: str) -> None:
     with pytest.raises(IdentityError):
         check_ins_number(value)
@@ -72,9 +79,18 @@ def test_dates_in_the_past() -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "ok"),
-    [("PROV", "RECUP", True), ("PROV", "VALI", True), ("PROV", "QUAL", False), ("RECUP", "QUAL", True),
-     ("VALI", "QUAL", True), ("VALI", "RECUP", False), ("QUAL", "PROV", True), ("RECUP", "VALI", False),
-     ("PROV", "PROV", True), ("PROV", "XXX", False)],
+    [
+        ("PROV", "RECUP", True),
+        ("PROV", "VALI", True),
+        ("PROV", "QUAL", False),
+        ("RECUP", "QUAL", True),
+        ("VALI", "QUAL", True),
+        ("VALI", "RECUP", False),
+        ("QUAL", "PROV", True),
+        ("RECUP", "VALI", False),
+        ("PROV", "PROV", True),
+        ("PROV", "XXX", False),
+    ],
 )
 def test_status_transitions(old: str, new: str, ok: bool) -> None:
     if ok:
@@ -85,21 +101,55 @@ def test_status_transitions(old: str, new: str, ok: bool) -> None:
 
 
 def test_status_requirements() -> None:
-    traits = {"birth_name": "MARTIN", "birth_first_names": ["Jeanne"], "birth_date": date(1945, 3, 12),
-              "sex": "F", "birth_insee_code": "31555"}
-    check_status_requirements("PROV", ins_number=None, identity_document_type=None, identity_document_date=None,
-                              birth_name="", birth_first_names=[], birth_date=None, sex=None, birth_insee_code=None)
+    traits = {
+        "birth_name": "MARTIN",
+        "birth_first_names": ["Jeanne"],
+        "birth_date": date(1945, 3, 12),
+        "sex": "F",
+        "birth_insee_code": "31555",
+    }
+    check_status_requirements(
+        "PROV",
+        ins_number=None,
+        identity_document_type=None,
+        identity_document_date=None,
+        birth_name="",
+        birth_first_names=[],
+        birth_date=None,
+        sex=None,
+        birth_insee_code=None,
+    )
     with pytest.raises(IdentityError, match="matricule"):
-        check_status_requirements("RECUP", ins_number=None, identity_document_type=None,
-                                  identity_document_date=None, **traits)
+        check_status_requirements(
+            "RECUP",
+            ins_number=None,
+            identity_document_type=None,
+            identity_document_date=None,
+            **traits,
+        )
     with pytest.raises(IdentityError, match="pièce"):
-        check_status_requirements("VALI", ins_number=None, identity_document_type=None,
-                                  identity_document_date=None, **traits)
+        check_status_requirements(
+            "VALI",
+            ins_number=None,
+            identity_document_type=None,
+            identity_document_date=None,
+            **traits,
+        )
     with pytest.raises(IdentityError, match="ne permet pas"):
-        check_status_requirements("VALI", ins_number=None, identity_document_type="carte vitale",
-                                  identity_document_date=date(2025, 1, 1), **traits)
-    check_status_requirements("QUAL", ins_number="x", identity_document_type="passeport",
-                              identity_document_date=date(2025, 1, 1), **traits)
+        check_status_requirements(
+            "VALI",
+            ins_number=None,
+            identity_document_type="carte vitale",
+            identity_document_date=date(2025, 1, 1),
+            **traits,
+        )
+    check_status_requirements(
+        "QUAL",
+        ins_number="x",
+        identity_document_type="passeport",
+        identity_document_date=date(2025, 1, 1),
+        **traits,
+    )
 
 
 USER = Principal(user_id="@a:s")
@@ -137,7 +187,7 @@ def test_confidential_documents() -> None:
         (b"\xff\xd8\xff\xe0..JFIF", "image/jpeg"),
         (b"GIF89a....", "image/gif"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
-        ("Compte rendu de passage : RAS.\n".encode(), "text/plain"),
+        (b"Compte rendu de passage : RAS.\n", "text/plain"),
         (b"<!DOCTYPE html><html></html>", None),
         (b"<svg onload=alert(1)>", None),
         (b"MZ\x90\x00\x03\x00\x00\x00", None),
@@ -157,11 +207,15 @@ def test_office_documents_are_recognised() -> None:
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("word/document.xml", "<w:document/>")
-    assert sniff_mime(buf.getvalue()) == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    assert (
+        sniff_mime(buf.getvalue())
+        == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
 
 
-@pytest.mark.parametrize("name", ["../x.pdf", "a/b.pdf", "a\\b.pdf", "..", ".", "", "x\x00.pdf", "x%2Fy.pdf",
-                                  "a" * 300])
+@pytest.mark.parametrize(
+    "name", ["../x.pdf", "a/b.pdf", "a\\b.pdf", "..", ".", "", "x\x00.pdf", "x%2Fy.pdf", "a" * 300]
+)
 def test_bad_file_names(name: str) -> None:
     with pytest.raises(DocumentRejected):
         safe_filename(name)
@@ -171,7 +225,9 @@ def test_good_file_names() -> None:
     assert safe_filename("Compte rendu été 2025.pdf") == "Compte rendu été 2025.pdf"
 
 
-async def test_store_is_content_addressed_and_checks_integrity(tmp_path: pytest.TempPathFactory) -> None:
+async def test_store_is_content_addressed_and_checks_integrity(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
     from pathlib import Path
 
     root = Path(str(tmp_path))
