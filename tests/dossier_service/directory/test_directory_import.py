@@ -152,3 +152,44 @@ def test_newer_extract_updates_adds_and_deactivates(db: sqlite3.Connection, tmp_
     back = import_extract(db, old)
     assert back.updated == len(gone) + len(changed)
     assert back.deactivated == len(extra_ids)
+
+
+def test_reading_in_a_helper_process_gives_the_same_directory(tmp_path: Path,
+                                                              generate) -> None:  # type: ignore[no-untyped-def]
+    path = generate(4000, seed=11)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[100] = "cassée|"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    here = connect(tmp_path / "here.db")
+    there = connect(tmp_path / "there.db")
+    a = import_extract(here, path, parallel=False)
+    b = import_extract(there, path, parallel=True)
+    assert (a.lines, a.added, a.rejected) == (b.lines, b.added, b.rejected) == (4000, a.added, 1)
+    assert [r.number for r in b.rejects] == [101]
+    dump = "SELECT national_id, last_name, content_hash FROM professional ORDER BY id"
+    assert here.execute(dump).fetchall() == there.execute(dump).fetchall()
+    keys = "SELECT count(*), group_concat(token, ',') FROM search_key"
+    assert here.execute(keys).fetchone() == there.execute(keys).fetchone()
+    again = import_extract(there, path, parallel=True)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, a.added)
+
+
+def test_lines_of_one_professional_far_apart(db: sqlite3.Connection, tmp_path: Path,
+                                             generate) -> None:  # type: ignore[no-untyped-def]
+    path = generate(6000, seed=3)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    col = lines[0].split("|").index("Identification nationale PP")
+    ids = [line.split("|")[col] for line in lines[1:]]
+    target = next(i for i in range(1, len(ids)) if ids[i] == ids[i - 1])  # two adjacent lines
+    moved = lines.pop(target + 1)  # the second line of that professional goes to the end
+    lines.append(moved)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first = import_extract(db, path, parallel=False)
+    assert first.added == len(set(ids))
+    n = count(db, "SELECT count(*) FROM activity a JOIN professional p ON "
+                  f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'")
+    assert n == ids.count(ids[target]) >= 2
+    again = import_extract(db, path, parallel=True)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, first.added)
+    assert count(db, "SELECT count(*) FROM activity a JOIN professional p ON "
+                     f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'") == n
