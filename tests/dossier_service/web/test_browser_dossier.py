@@ -158,6 +158,21 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
             await expect(page.locator("svg.ligne-de-vie g.episode")).to_have_count(3)
             await page.screenshot(path=str(ARTIFACTS / "dossier-patient.png"), full_page=True)
 
+            # a thematic form rendered from its YAML declaration, saved as version 1
+            await page.goto(f"{base}/patients/{patient.id}/formulaires/ppcs")
+            await page.fill("#f-date_elaboration", date.today().isoformat())
+            await page.fill("#f-coordonnateur", "Camille Coordinatrice")
+            await page.select_option("#f-consentement", "oui")
+            await page.fill("#f-synthese", "Vit seule, chute en octobre, retour du CHU.")
+            await page.fill("#f-problemes", "Risque de chute ; observance du traitement.")
+            await page.fill("#f-objectifs", "Rester à domicile en sécurité.")
+            await page.fill("#f-actions", "Kiné 2×/semaine ; pilulier préparé par la pharmacie.")
+            await page.check("input[name=domaines][value=soins]")
+            await page.click("#form-ppcs button[type=submit]")
+            await page.wait_for_url("**/formulaires/ppcs?ok=formulaire")
+            await expect(page.locator("#historique")).to_contain_text("Version 1")
+            await page.screenshot(path=str(ARTIFACTS / "dossier-formulaire.png"), full_page=True)
+
             # the dashboard shows it with its alert
             await page.goto(f"{base}/taches")
             await expect(page.locator(".alerte-retard")).to_contain_text("1 tâche(s) en retard")
