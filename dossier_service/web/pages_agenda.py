@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from types import SimpleNamespace
+from urllib.parse import quote
 from typing import Any
 
 from aiohttp import web
@@ -86,11 +87,9 @@ async def _render(
     page = build_agenda(view, anchor, shown, today=today)
     scope = ""
     if member:
-        scope += f"&membre={member}"
+        scope += f"&membre={quote(member, safe='')}"
     if type_filter:
-        from urllib.parse import quote
-
-        scope += f"&type={quote(type_filter)}"
+        scope += f"&type={quote(type_filter, safe='')}"
     return request.app[PAGES].render(
         request, "agenda.html",
         {"nav": "agenda", "page": page, "weekday_headers": weekday_headers(),
