@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from datetime import date
 from types import SimpleNamespace
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import ValidationError
