@@ -169,7 +169,9 @@ async def test_bot_writes_are_idempotent(api: Api) -> None:
     assert [e["type"] for e in events["events"]].count("task.assigned") == 1
     # what the bot relayed from the conversation is not echoed back to it; a person's note is
     assert "notebook.entry" not in [e["type"] for e in events["events"]]
-    await api.ok("POST", f"/api/v1/patients/{pid}/notebook", 201, as_user=MEMBER, json={"text": "Vu ce jour"})
+    await api.ok(
+        "POST", f"/api/v1/patients/{pid}/notebook", 201, as_user=MEMBER, json={"text": "Vu ce jour"}
+    )
     events = await api.ok("GET", f"/api/v1/events?after={events['next_after']}", service=True)
     assert [e["type"] for e in events["events"]] == ["notebook.entry"]
     # the bot closes the task (PATCH with a key, replayed)
@@ -490,3 +492,20 @@ async def test_openapi_describes_the_routes(api: Api) -> None:
     assert "label" in doc["components"]["schemas"]["TaskIn"]["properties"]
     catalogue = await api.ok("GET", "/api/v1/catalogue", as_user=MEMBER)
     assert "ordonnance" in catalogue["document_categories"] and catalogue["forms"]
+
+
+async def test_concurrent_replays_write_once(api: Api) -> None:
+    import asyncio
+
+    pid = await api.patient_with_circle()
+    note = {"kind": "transmission", "text": "Relève du soir", "idempotency_key": "$concurrent"}
+    results = await asyncio.gather(
+        *(
+            api.call("POST", f"/api/v1/patients/{pid}/notebook", service=True, json=note)
+            for _ in range(8)
+        )
+    )
+    assert {status for status, _ in results} == {201}
+    assert len({body["id"] for _, body in results}) == 1
+    assert await api.count("notebook_entries", "WHERE kind = 'transmission'") == 1
+    assert await api.count("idempotency_records") == 1
