@@ -123,7 +123,10 @@ def open_outbox_database(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")  # an accepted command must survive a power cut
+    # NORMAL in WAL mode: a committed row survives the process being killed; after a power
+    # cut the WAL tail may be lost, but so is the bot's sync token (same setting in the
+    # ledger), so the commands are read again from the homeserver and queued again.
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")
     path.chmod(0o600)
     return conn
