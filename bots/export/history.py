@@ -103,7 +103,8 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
         draft = _draft_of(source, etype, content, by_id)
         if etype == STATE_TYPE and "state_key" in source:
             new_flags = RoomFlags.from_state(content)
-            text = _flag_change(flags, new_flags) if flags_known or new_flags.kinds else ""
+            text = (_flag_change(flags, new_flags, names) if flags_known or new_flags.kinds
+                    else "")
             flags, flags_known = new_flags, True
             if text:
                 draft = _Draft(event_id, sender, ts, EntryKind.EVENT, flag_text=text)
@@ -282,14 +283,16 @@ def _draft_of(source: Mapping[str, Any], etype: Any, content: Mapping[str, Any],
                   reply_to=reply_to if isinstance(reply_to, str) else None)
 
 
-def _flag_change(before: RoomFlags, after: RoomFlags) -> str:
+def _flag_change(before: RoomFlags, after: RoomFlags, names: Mapping[str, str]) -> str:
+    """« Signalement « urgence » posé par Alice », « Signalement « demande » levé »."""
     changes = []
     for kind in after.kinds:
-        if kind not in before.kinds:
-            changes.append(f"signalement « {LABELS[kind]} » levé")
+        flag = after.get(kind)
+        if kind not in before.kinds and flag is not None:
+            changes.append(f"signalement « {LABELS[kind]} » posé par {names.get(flag.by, flag.by)}")
     for kind in before.kinds:
         if kind not in after.kinds:
-            changes.append(f"signalement « {LABELS[kind]} » retiré")
+            changes.append(f"signalement « {LABELS[kind]} » levé")
     if not changes:
         return ""
     text = ", ".join(changes)

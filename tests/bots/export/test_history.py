@@ -49,6 +49,10 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     await rooms.upload_encrypted(alice, room_id, photo, "plaie.jpg", "image/jpeg", "m.image")
     report = "Compte rendu œ €".encode() * 100
     await rooms.upload_encrypted(bob, room_id, report, "cr.txt", "text/plain", "m.file")
+    # a flag raised then cleared (the bot writes this state event; here the room's creator)
+    await alice.room_put_state(room_id, "fr.cercle.flags", {"flags": {"urgent": {
+        "by": alice.user_id, "at": 1}}})
+    await alice.room_put_state(room_id, "fr.cercle.flags", {"flags": {}})
     last = await rooms.text(alice, room_id, "dernier message")
     await bob.room_read_markers(room_id, last, last)
     for _ in range(3):
@@ -75,6 +79,9 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     assert len(by_id[last].seen_by) == 1  # bob's receipt, by display name (or id)
     assert by_id[last].seen_by[0] in (bob.user_id, bob.user_id.split(":")[0][1:])
     assert kinds.count(EntryKind.MESSAGE) >= 5
+    flag_lines = [e.body for e in history.entries if e.kind is EntryKind.EVENT]
+    assert flag_lines == ["Signalement « urgence » posé par Élodie Müller",
+                          "Signalement « urgence » levé"]
     assert history.entries == sorted(history.entries, key=lambda e: e.timestamp)
 
     # derniers 2 / depuis: bounded selections
