@@ -357,6 +357,14 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     replies = [b for b in nurse.notices(room_id) if b.startswith("🗒 Note enregistrée")]
     assert len(replies) == 1  # same transaction id: the homeserver kept one reply
 
+    # an export is traced in the liaison notebook (who, when, what)
+    await nurse.say(room_id, "!export derniers 5")
+    file = await eventually(lambda: env.file(pid),
+                            lambda f: any(t.startswith("Export PDF de la conversation demandé par")
+                                          for t in notebook_texts(f)), what="export noté")  # fmt: skip
+    entry = next(e for e in file["notebook"] if e["text"].startswith("Export PDF"))
+    assert entry["author"] == nurse.user_id and "derniers 5" in entry["text"]
+
 
 # ------------------------------------------------------------------------------ file first
 async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: Env) -> None:
@@ -377,6 +385,16 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
     await coord.say(room_id, "!cercle")
     listing = await coord.wait_notice(room_id, "Cercle de soins :", start=start)
     assert "coordinateur / gestionnaire de cas — habilité" in listing.source["content"]["body"]
+    # a coordinator adds then removes a professional from the room: invited, then kicked
+    colleague = await env.make_pro()
+    await coord.say(room_id, f"!cercle ajouter {colleague.user_id} intervenant")
+    await colleague.wait_member(room_id, colleague.user_id)
+    await coord.say(room_id, f"!cercle retirer {colleague.user_id}")
+    kicked = await eventually(lambda: state(coord, room_id, "m.room.member", colleague.user_id),
+                              lambda c: c.get("membership") == "leave", what="retrait")  # fmt: skip
+    assert kicked["reason"] == "Fin de participation au cercle de soins du patient"
+    assert [m["matrix_user_id"] for m in await env.dossier.circle(pid)] == [coord.user_id]
+
     yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
     await env.dossier.create_task(pid, label="Bilan sanguin", type="Soins", assignees=[coord.user_id],
                                   due_date=yesterday, actor=coord.user_id, key="late-task")  # fmt: skip
@@ -396,7 +414,6 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
     assert sum(b.startswith("⏰ Tâche en retard") for b in coord.notices(room_id)) == 1
 
     # !patient lier: an existing room of the coordinator, the bot made admin there
-    colleague = await env.make_pro()
     other = await coord.client.room_create(
         name="Ancien groupe", invite=[env.bot_id, colleague.user_id],
         initial_state=[{"type": "m.room.encryption", "state_key": "",
