@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -82,7 +82,6 @@ class _Draft:
 async def fetch_history(client: AsyncClient, request: HistoryRequest,
                         media: MediaFetcher | None) -> History:
     room = client.rooms.get(request.room_id)
-    raw = await _page(client, request)
     names: dict[str, str] = {}
     if room is not None:
         for user_id, user in room.users.items():
@@ -92,7 +91,9 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
     order: dict[str, int] = {}  # every event id -> index of the last draft at or before it
     flags = RoomFlags.empty()
     flags_known = False
-    for source in raw:
+    events = 0
+    async for source in _events(client, request):  # page by page: raw events are not kept
+        events += 1
         event_id, sender, ts = source["event_id"], source["sender"], source["origin_server_ts"]
         etype = source.get("type")
         content = source.get("content") or {}
@@ -131,7 +132,7 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
         entries=entries, participants=participants,
         first=entries[0].timestamp if entries else None,
         last=entries[-1].timestamp if entries else None,
-        pages=len(raw) // max(1, request.page_size) + 1, events=len(raw))
+        pages=events // max(1, request.page_size) + 1, events=events)
 
 
 def _in_range(ts: int, request: HistoryRequest) -> bool:
@@ -140,17 +141,20 @@ def _in_range(ts: int, request: HistoryRequest) -> bool:
     return not (request.until is not None and ts >= request.until.timestamp() * 1000)
 
 
-async def _page(client: AsyncClient, request: HistoryRequest) -> list[dict[str, Any]]:
-    """Raw (decrypted where possible) event dicts, oldest first, within the bounds."""
+async def _events(client: AsyncClient,
+                  request: HistoryRequest) -> AsyncIterator[dict[str, Any]]:
+    """Event dicts (decrypted where possible), oldest first, within the bounds."""
     until_ms = request.until.timestamp() * 1000 if request.until else None
     if request.last is not None and request.from_event_id is None and request.since is None:
-        return await _page_backwards(client, request, until_ms)
+        for source in await _page_backwards(client, request, until_ms):
+            yield source
+        return
     token: str | None = None
     anchor = request.from_event_id
     if anchor is None and request.since is not None:
         anchor, found = await _first_event_since(client, request.room_id, request.since)
         if not found:
-            return []
+            return
     if anchor is not None:
         context = await client.room_context(request.room_id, anchor, limit=2)
         if isinstance(context, RoomContextError):
@@ -158,7 +162,6 @@ async def _page(client: AsyncClient, request: HistoryRequest) -> list[dict[str, 
                 raise HistoryError("Le message auquel vous répondez est introuvable.")
         else:
             token = context.start
-    out: list[dict[str, Any]] = []
     started = request.from_event_id is None  # from a replied-to event: skip what precedes it
     while True:
         response = await client.room_messages(
@@ -169,14 +172,14 @@ async def _page(client: AsyncClient, request: HistoryRequest) -> list[dict[str, 
         for event in response.chunk:
             source = _source(event)
             if until_ms is not None and source["origin_server_ts"] >= until_ms:
-                return out
+                return
             started = started or source["event_id"] == request.from_event_id
             if started:
-                out.append(source)
+                yield source
             if source["event_id"] == request.through_event_id:
-                return out
+                return
         if not response.chunk or not response.end or response.end == token:
-            return out
+            return
         token = response.end
 
 
