@@ -15,7 +15,8 @@ through ``api.context.open_file`` and the core's services, with its audit row):
   ``/{id}`` download), ``formulaires/{form}`` (form and its versions);
 - ``/taches`` (dashboard with filters), ``POST /taches/{id}/etat``;
 - ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
-  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route).
+  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route);
+- ``/journal`` (admins: the access log, filtered by file and author).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from dossier_service import appkeys
 from dossier_service.web import (
+    pages_admin,
     pages_agenda,
     pages_documents,
     pages_forms,
@@ -74,7 +76,7 @@ def setup(app: web.Application) -> None:
     app[appkeys.ERROR_RENDERER] = pages.error_page
     app.middlewares.append(_page_errors(pages))
     for module in (pages_login, pages_patients, pages_documents, pages_forms, pages_tasks,
-                   pages_agenda):  # fmt: skip
+                   pages_agenda, pages_admin):  # fmt: skip
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 

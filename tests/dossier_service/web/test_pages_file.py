@@ -405,3 +405,23 @@ async def test_discharge_episode_end_and_task_links(site) -> None:
     status, _, _ = await site.post(coord, f"/patients/{other.id}/hospitalisations/{stay}/sortie",
                                    {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
     assert status == 404
+
+
+async def test_admins_read_the_access_log_others_get_404(site) -> None:
+    patient = await site.seed_patient(birth_name="DURAND")
+    await site.get(site.person(site.NURSE), f"/patients/{patient.id}")
+    await site.get(site.person(site.OUTSIDER), f"/patients/{patient.id}")
+    for who in (site.COORD, site.NURSE, site.OUTSIDER):
+        status, body, _ = await site.get(site.person(who), "/journal")
+        assert status == 404 and "Journal" not in body
+    admin = site.person(site.ADMIN)
+    status, body, _ = await site.get(admin, f"/journal?patient={patient.id}")
+    assert status == 200 and "Journal d'accès aux dossiers" in body
+    table = body[body.index('id="table-journal"') :]
+    assert site.NURSE in table and site.OUTSIDER in table and "refusé" in table
+    assert "page:patient" in table
+    status, body, _ = await site.get(admin, f"/journal?acteur={site.OUTSIDER}")
+    table = body[body.index('id="table-journal"') :]
+    assert site.OUTSIDER in table and site.NURSE not in table
+    rows = [r for r in await audit_rows(site) if r.resource == "page:audit"]
+    assert rows and rows[-1].actor == site.ADMIN and rows[-1].actor_kind == "admin"
