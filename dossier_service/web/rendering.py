@@ -178,7 +178,9 @@ def add_security_headers(pages: Pages, request: web.Request, response: web.Strea
     if not pages.element_origin.strip():
         headers.setdefault("X-Frame-Options", "DENY")
     if response.content_type == "text/html":
-        headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault("Cache-Control", "no-store")  # files' pages stay off disk caches
+    elif request.path.startswith("/static/") and "v" in request.query:
+        headers.setdefault("Cache-Control", "public, max-age=604800")  # versioned URLs
 
 
 def to_paris_input(value: datetime | None) -> str:

@@ -73,8 +73,12 @@ async def test_anonymous_people_are_sent_to_the_login_page(site) -> None:
     assert "script-src 'self'" in csp and "connect-src 'self' http://127.0.0.1:9" in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Referrer-Policy"] == "no-referrer"
-    status, _, resp = await site.get(None, "/connexion?suite=//evil.example/x")
-    assert 'data-suite="/patients"' in _
+    status, body, resp = await site.get(None, "/connexion?suite=//evil.example/x")
+    assert 'data-suite="/patients"' in body
+    script = re.search(r'src="(/static/connexion.js\?v=[0-9a-f]+)"', body).group(1)  # type: ignore[union-attr]
+    status, js, resp = await site.get(None, script)
+    assert status == 200 and "get_openid" in js and "openid/request_token" in js
+    assert resp.headers["Cache-Control"] == "public, max-age=604800"
 
 
 async def test_login_exchange_refuses_without_its_csrf_and_with_a_bad_token(site) -> None:
