@@ -153,7 +153,7 @@ class ExportService:
     def _name(self, room_id: str, user_id: str) -> str:
         room = self.client.rooms.get(room_id)
         user = room.users.get(user_id) if room else None
-        return (user.display_name if user and user.display_name else user_id)
+        return str(user.display_name) if user and user.display_name else user_id
 
     async def _direct_room(self, user_id: str, *, exclude: str) -> str:
         """The direct chat between the bot and `user_id`; created when there is none."""
@@ -161,7 +161,7 @@ class ExportService:
             members = set(room.users) - set(room.invited_users)
             if (room_id != exclude and members == {self.client.user_id, user_id}
                     and room.encrypted):
-                return room_id
+                return str(room_id)
         room_id = await self.io.create_room(
             is_direct=True, invite=[user_id],
             initial_state=[{"type": "m.room.encryption", "state_key": "",

@@ -369,7 +369,8 @@ async def _entries(client: AsyncClient, request: HistoryRequest, drafts: list[_D
         content = draft.content
         if content.get("msgtype") not in _MEDIA_TYPES:
             return None
-        info = content.get("info") if isinstance(content.get("info"), Mapping) else {}
+        raw_info = content.get("info")
+        info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
         name = content.get("filename") or content.get("body") or "fichier"
         mimetype = str(info.get("mimetype") or "application/octet-stream")
         is_image = content.get("msgtype") == "m.image"

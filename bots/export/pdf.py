@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.enums import PDFResourceType
+from fpdf.fonts import TTFFont
 from PIL import Image, ImageOps
 
 from bots.export.layout import (
@@ -63,7 +64,12 @@ class FpdfFontMetrics:
     """FontMetrics read from the fonts registered in an FPDF document."""
 
     def __init__(self, pdf: FPDF, family: str = FAMILY) -> None:
-        self._fonts = {style: pdf.fonts[f"{family}{style}"] for style in ("", "B", "I", "BI")}
+        fonts = {style: pdf.fonts[f"{family}{style}"] for style in ("", "B", "I", "BI")}
+        self._fonts: dict[str, TTFFont] = {}
+        for style, font in fonts.items():
+            if not isinstance(font, TTFFont):
+                raise TypeError("the transcript needs the TrueType fonts of fonts/")
+            self._fonts[style] = font
         self._cmap = self._fonts[""].cmap
 
     def widths(self, style: str) -> Mapping[int, float]:
@@ -221,7 +227,7 @@ class _Drawer:
         if color != self.color:
             pdf.set_text_color(*color)
             self.color = color
-            self.color_op = pdf.text_color.serialize().lower()
+            self.color_op = f"{color[0] / 255:.3f} {color[1] / 255:.3f} {color[2] / 255:.3f} rg"
         baseline = self.y + line.size * PT * 1.0
         if line.tone is Tone.QUOTE and line.runs:
             pdf.set_draw_color(190, 190, 190)
@@ -322,7 +328,7 @@ def prepare_image(attachment: Attachment) -> tuple[io.BytesIO, int, int]:
                         reducing_gap=2.0)
         has_alpha = image.mode in ("RGBA", "LA") or (
             image.mode == "P" and "transparency" in image.info)
-        prepared = image
+        prepared: Image.Image = image
         if has_alpha:
             rgba = image.convert("RGBA")
             prepared = Image.new("RGB", rgba.size, (255, 255, 255))
