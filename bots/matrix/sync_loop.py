@@ -275,17 +275,23 @@ class SyncLoop:
         if queue is None:
             queue = self._queues[room_id] = asyncio.Queue()
             self._workers[room_id] = asyncio.create_task(
-                self._worker(queue), name=f"room-{room_id}"
+                self._worker(room_id, queue), name=f"room-{room_id}"
             )
         return queue
 
-    async def _worker(self, queue: asyncio.Queue[_Work]) -> None:
+    async def _worker(self, room_id: str, queue: asyncio.Queue[_Work]) -> None:
+        """Handles one room's events in order; ends when the room has nothing left, so idle
+        rooms (tens of thousands in a region) cost no task."""
         while True:
             work = await queue.get()
             try:
                 await self._handle(work)
             finally:
                 queue.task_done()
+            if queue.empty():  # nothing can be queued between this check and the return
+                del self._queues[room_id]
+                del self._workers[room_id]
+                return
 
     async def _handle(self, work: _Work) -> None:
         event_id = work.event.event_id
