@@ -70,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     progress = None if args.json or (not sys.stderr.isatty() and not args.progress) else \
         ProgressBar(sys.stderr)
     try:
-        report = import_extract(conn, path, progress=progress)
+        report = import_extract(conn, path, progress=progress, parallel=args.parallel)
     except FormatError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -137,6 +137,8 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--json", action="store_true", help="rapport en JSON")
     imp.add_argument("--progress", action="store_true",
                      help="barre de progression même hors terminal")
+    imp.add_argument("--parallele", dest="parallel", action="store_true",
+                     help="lecture dans un second processus (machine peu chargée)")
     imp.set_defaults(handler=cmd_import)
     find = sub.add_parser("chercher", help="recherche dans l'annuaire")
     find.add_argument("query", metavar="requête")
