@@ -1,4 +1,6 @@
-"""The patient list and the patient's file, with the writes of each section.
+"""The patient list and the patient's file (its sections: ``templates/fiche/*.html``), and
+``write_section``, the frame of every write of a section (``pages_identity_circle``,
+``pages_followup``).
 
 Every read and write runs in one transaction through the core's services, with
 ``open_file`` deciding access (404 for outsiders, 403 for members without access) and an
@@ -9,7 +11,6 @@ audit row written in the same transaction. Writes answer with a redirection to t
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -25,20 +26,7 @@ from dossier_service.models.patient import FileStatusChange, patient_public
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES
 from dossier_service.policy import Action, Decision, decide
 from dossier_service.schemas import (
-    AssigneeIn,
-    CircleMemberIn,
-    CircleMemberUpdate,
-    DeathCancelIn,
-    EpisodeIn,
-    EpisodeUpdate,
-    HospitalisationIn,
-    HospitalisationUpdate,
-    IdentityUpdate,
-    MemoIn,
-    MemoUpdate,
-    NotebookIn,
     PatientCreate,
-    TaskIn,
 )
 from dossier_service.services import circle, followup, lifeline, notebook, tasks
 from dossier_service.services import documents as documents_service
@@ -50,8 +38,6 @@ from dossier_service.web.pagectx import (
     french_validation,
     optional,
     page_context,
-    parse_day,
-    parse_local_datetime,
     posted_form,
     text,
 )
@@ -280,273 +266,3 @@ async def write_section(
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form=section)  # fmt: skip
     raise web.HTTPSeeOther(f"/patients/{pid}?ok={section}#{anchor or section}")
-
-
-TEXT_TRAITS = ("label", "birth_name", "used_name", "used_first_name", "birth_commune",
-               "birth_country", "postcode", "address", "email", "identity_document_type")  # fmt: skip
-
-
-def identity_changes(patient: Any, form: Any) -> dict[str, Any]:
-    """Only what the person changed: unchanged traits are not re-sent (the INS rules freeze
-    some of them once the identity is verified); the INS number only when typed."""
-    wanted: dict[str, Any] = {key: text(form, key) for key in TEXT_TRAITS}
-    wanted["birth_name"] = wanted["birth_name"].upper()
-    wanted["birth_first_names"] = text(form, "birth_first_names").split()
-    wanted["phones"] = [p.strip() for p in text(form, "phones").split(",") if p.strip()]
-    wanted["sex"] = optional(form, "sex")
-    wanted["birth_insee_code"] = (optional(form, "birth_insee_code") or "").upper() or None
-    wanted["birth_date"] = parse_day(text(form, "birth_date"))
-    wanted["identity_document_date"] = parse_day(text(form, "identity_document_date"))
-    wanted["identity_document_type"] = wanted["identity_document_type"] or None
-    wanted["identity_status"] = text(form, "identity_status") or patient.identity_status
-    changes = {k: v for k, v in wanted.items() if getattr(patient, k) != v}
-    if text(form, "ins_number"):
-        changes["ins_number"] = text(form, "ins_number").replace(" ", "")
-    return changes
-
-
-@routes.post("/patients/{pid}/identite")
-async def update_identity(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        changes = identity_changes(access.patient, form)
-        if not changes:
-            raise PageInputError("Aucune modification de l'identité.")
-        data = IdentityUpdate.model_validate(
-            {k: (v.isoformat() if isinstance(v, date) else v) for k, v in changes.items()},
-            strict=False,
-        )
-        await patients_service.update_identity(
-            session, principal=ctx.principal, patient=access.patient, data=data, today=ctx.today()
-        )
-
-    return await write_section(request, "identite", Action.WRITE, work, verb="update")
-
-
-@routes.post("/patients/{pid}/deces")
-async def declare_death(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        day = parse_day(text(form, "death_date"))
-        if day is None:
-            raise PageInputError("Indiquez la date du décès.")
-        await patients_service.declare_death(
-            session, principal=ctx.principal, patient=access.patient, death_date=day,
-            today=ctx.today(),
-        )  # fmt: skip
-
-    return await write_section(request, "deces", Action.WRITE, work, anchor="identite")
-
-
-@routes.post("/patients/{pid}/deces/annulation")
-async def cancel_death(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = DeathCancelIn.model_validate({"reason": text(form, "reason")}, strict=False)
-        await patients_service.cancel_death(
-            session, principal=ctx.principal, patient=access.patient, reason=data.reason
-        )
-
-    return await write_section(request, "deces", Action.WRITE, work, anchor="identite",
-                               verb="update")  # fmt: skip
-
-
-@routes.post("/patients/{pid}/statut")
-async def set_status(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        await patients_service.set_file_status(
-            session, principal=ctx.principal, patient=access.patient, status=text(form, "status"),
-            comment=text(form, "comment")[:1000], allowed=ctx.config.file_statuses,
-        )  # fmt: skip
-
-    return await write_section(request, "statut", Action.WRITE, work, verb="update")
-
-
-@routes.post("/patients/{pid}/memos")
-async def add_memo(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = MemoIn.model_validate({"text": text(form, "text")}, strict=False)
-        await followup.add_memo(session, principal=ctx.principal, patient=access.patient, data=data)
-
-    return await write_section(request, "memo", Action.WRITE, work, anchor="memos")
-
-
-@routes.post("/patients/{pid}/memos/{mid}/archiver")
-async def archive_memo(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        await followup.update_memo(
-            session, principal=ctx.principal, patient=access.patient,
-            memo_id=request.match_info["mid"][:36], data=MemoUpdate(archived=True),
-        )  # fmt: skip
-
-    return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
-
-
-@routes.post("/patients/{pid}/hospitalisations")
-async def add_hospitalisation(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = HospitalisationIn.model_validate(
-            {
-                "structure": text(form, "structure"),
-                "service": text(form, "service"),
-                "admission_at": parse_local_datetime(text(form, "admission_at"), "admission"),
-                "discharge_at": parse_local_datetime(text(form, "discharge_at"), "sortie"),
-                "comment": text(form, "comment"),
-            },
-            strict=False,
-        )
-        await followup.add_hospitalisation(
-            session, principal=ctx.principal, patient=access.patient, data=data
-        )
-
-    return await write_section(request, "hospitalisation", Action.WRITE, work,
-                               anchor="hospitalisations")  # fmt: skip
-
-
-@routes.post("/patients/{pid}/hospitalisations/{hid}/sortie")
-async def discharge(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        moment = parse_local_datetime(text(form, "discharge_at"), "sortie")
-        if moment is None:
-            raise PageInputError("Indiquez la date et l'heure de sortie.")
-        await followup.update_hospitalisation(
-            session, principal=ctx.principal, patient=access.patient,
-            stay_id=request.match_info["hid"][:36],
-            data=HospitalisationUpdate.model_validate({"discharge_at": moment}, strict=False),
-        )  # fmt: skip
-
-    return await write_section(request, "hospitalisation", Action.WRITE, work,
-                               anchor="hospitalisations", verb="update")  # fmt: skip
-
-
-@routes.post("/patients/{pid}/parcours/{eid}/fin")
-async def end_episode(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        day = parse_day(text(form, "ends_on"))
-        if day is None:
-            raise PageInputError("Indiquez la date de fin du parcours.")
-        await lifeline.update_episode(
-            session, principal=ctx.principal, patient=access.patient,
-            episode_id=request.match_info["eid"][:36],
-            data=EpisodeUpdate.model_validate({"ends_on": day}, strict=False),
-        )  # fmt: skip
-
-    return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie",
-                               verb="update")  # fmt: skip
-
-
-def assignees_from(form: Any) -> list[AssigneeIn]:
-    out = []
-    for raw in form.getall("assignees", []):
-        kind, _, ref = str(raw).partition(":")
-        out.append(AssigneeIn.model_validate({"kind": kind, "ref": ref}, strict=False))
-    return out
-
-
-@routes.post("/patients/{pid}/taches")
-async def add_task(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = TaskIn.model_validate(
-            {
-                "type": text(form, "type"),
-                "subtypes": [str(s) for s in form.getall("subtypes", [])],
-                "level": text(form, "level") or "normale",
-                "label": text(form, "label"),
-                "due_date": parse_day(text(form, "due_date")),
-                "comment": text(form, "comment"),
-                "assignees": assignees_from(form),
-                "form_id": optional(form, "form_id"),
-                "document_ids": [str(d)[:36] for d in form.getall("document_ids", [])],
-            },
-            strict=False,
-        )
-        await tasks.create_task(
-            session, principal=ctx.principal, patient=access.patient, data=data,
-            task_types=ctx.config.task_types,
-        )  # fmt: skip
-
-    return await write_section(request, "tache", Action.WRITE, work, anchor="taches")
-
-
-@routes.post("/patients/{pid}/cercle")
-async def add_member(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = CircleMemberIn.model_validate(
-            {
-                "kind": text(form, "kind"),
-                "display_name": text(form, "display_name"),
-                "matrix_user_id": optional(form, "matrix_user_id"),
-                "directory_id": optional(form, "directory_id"),
-                "profession": text(form, "profession"),
-                "specialty": text(form, "specialty"),
-                "role": text(form, "role"),
-                "has_access": text(form, "has_access") == "oui",
-                "description": text(form, "description"),
-            },
-            strict=False,
-        )
-        await circle.add_member(session, principal=ctx.principal, patient=access.patient, data=data)
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work)
-
-
-@routes.post("/patients/{pid}/cercle/{mid}/fin")
-async def end_member(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await circle.get_member(
-            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-        )
-        await circle.end_member(
-            session, principal=ctx.principal, patient=access.patient, member=member
-        )
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
-
-
-@routes.post("/patients/{pid}/cercle/{mid}/acces")
-async def toggle_access(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await circle.get_member(
-            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-        )
-        if member.matrix_user_id == ctx.principal.user_id:
-            raise PageInputError("Vous ne pouvez pas modifier votre propre habilitation.")
-        await circle.update_member(
-            session, principal=ctx.principal, patient=access.patient, member=member,
-            data=CircleMemberUpdate(has_access=text(form, "has_access") == "oui"),
-        )  # fmt: skip
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
-
-
-@routes.post("/patients/{pid}/parcours")
-async def add_episode(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = EpisodeIn.model_validate(
-            {
-                "theme": text(form, "theme"),
-                "title": text(form, "title"),
-                "starts_on": parse_day(text(form, "starts_on")),
-                "ends_on": parse_day(text(form, "ends_on")),
-                "form_id": optional(form, "form_id"),
-            },
-            strict=False,
-        )
-        await lifeline.add_episode(
-            session, principal=ctx.principal, patient=access.patient, data=data,
-            themes=ctx.config.lifeline_themes,
-            form_ids=[f.key for f in request.app[appkeys.FORMS]],
-        )  # fmt: skip
-
-    return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie")
-
-
-@routes.post("/patients/{pid}/liaison")
-async def add_entry(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = NotebookIn.model_validate(
-            {"kind": text(form, "kind") or "note", "text": text(form, "text")}, strict=False
-        )
-        await notebook.add_entry(
-            session, principal=ctx.principal, patient=access.patient, kind=data.kind,
-            text=data.text, source="web",
-        )  # fmt: skip
-
-    return await write_section(request, "liaison", Action.WRITE, work)
