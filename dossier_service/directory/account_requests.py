@@ -225,6 +225,9 @@ class AccountRequests:
         req = self._pending(request_id)
         now = now or datetime.now(UTC)
         hit = self.directory.professional(req.national_id) if req.national_id else None
+        if hit is not None and hit.mxid:
+            raise RequestError("M_USER_IN_USE", f"Ce professionnel a déjà un compte : {hit.mxid}.",
+                               409)
         name = hit.display_name if hit else display_name(
             req.last_name, req.first_name, req.profession)
         mxid = await self._free_user_id(req, api)
@@ -236,7 +239,14 @@ class AccountRequests:
         if hit is not None:
             fields["external_ids"] = [{"auth_provider": RPPS_PROVIDER,
                                        "external_id": hit.national_id}]
-        await api.create_or_modify_user(mxid, **fields)
+        try:
+            await api.create_or_modify_user(mxid, **fields)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 409:  # Synapse: external id already in use
+                raise RequestError(
+                    "M_USER_IN_USE", "Ce numéro RPPS/ADELI est déjà attaché à un autre compte "
+                    "Matrix : liez les comptes avec « cercle annuaire lier ».", 409) from None
+            raise
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.activation_hours)
         with transaction(self.conn):

@@ -98,12 +98,13 @@ def test_approve_from_the_cli(tmp_path: Path, synapse: Any,
                           server_name=synapse.server_name,
                           homeserver={"port": hs["port"], "bind_address": hs["bind_address"]})
     main(["--config", str(config), "annuaire", "importer", str(SAMPLE)])
-    rid = _queue(tmp_path / "annuaire.db", email="cli.boyer@example.org")
+    rid = _queue(tmp_path / "annuaire.db", nom="Thomas", prenom="Jean-Pierre",
+                 identifiant="10000000022", profession="Médecin", email="jp.thomas@example.org")
     capsys.readouterr()
     assert demandes(config, "approuver", str(rid)) == 0
     out = capsys.readouterr().out
     mxid = re.search(r"compte (@\S+)", out)
-    assert mxid and "BOYER Raphael — Infirmier, Narbonne" in out
+    assert mxid and "THOMAS Jean-Pierre — Médecin (Pneumologie), Pamiers" in out
     assert re.search(r"/annuaire/activation/[A-Za-z0-9_\-]{20,}", out)
     row = sqlite3.connect(tmp_path / "annuaire.db").execute(
         "SELECT status, mxid, decided_by FROM account_request WHERE id=?", (rid,)).fetchone()

@@ -28,7 +28,7 @@ async def test_accounts_linked_by_rpps_id_and_email(synapse: Any, user_factory: 
     stranger = user_factory(displayname="Quelqu'un")
     async with AdminApi(synapse.base_url, synapse.admin_token) as api:
         await api.create_or_modify_user(by_id.user_id, external_ids=[
-            {"auth_provider": "rpps", "external_id": "810000000008"}])
+            {"auth_provider": "rpps", "external_id": "810000000015"}])
         await api.create_or_modify_user(by_mail.user_id, threepids=[
             {"medium": "email", "address": "sophie.sabourin@pharmacien.mssante.fr"}])
         report = await link_accounts(conn, directory, api, actor="test")
@@ -36,9 +36,9 @@ async def test_accounts_linked_by_rpps_id_and_email(synapse: Any, user_factory: 
         named_id = (await api.get_user(by_id.user_id) or {}).get("displayname")
         named_mail = (await api.get_user(by_mail.user_id) or {}).get("displayname")
         untouched = (await api.get_user(stranger.user_id) or {}).get("displayname")
-    assert (by_id.user_id, "810000000008") in report.linked
+    assert (by_id.user_id, "810000000015") in report.linked
     assert (by_mail.user_id, "810000000029") in report.linked
-    assert named_id == "BOYER Raphael — Infirmier, Narbonne"
+    assert named_id == "ROBIN Mathilde — Infirmier, Narbonne"
     assert named_mail == "SABOURIN Sophie — Orthophoniste, Castres"
     assert untouched == "Quelqu'un"
     assert again.linked == [] and again.renamed == []  # idempotent

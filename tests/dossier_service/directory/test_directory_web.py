@@ -237,6 +237,17 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
     actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
     assert actions == ["demande.creee", "demande.approuvee", "compte.active"]
     assert conn.execute("SELECT status FROM account_request").fetchone() == ("activee",)
+    # a second request for the same professional cannot create a second account
+    token = csrf_of(await (await client.get("/annuaire/demande")).text())
+    await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token,
+                                                     email="autre@example.org"))
+    page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
+    twice = await client.post("/annuaire/admin/demandes/2/approuver",
+                              data={"csrf_token": csrf_of(await page.text())},
+                              headers=bearer(config, ADMIN))
+    assert f"déjà un compte : {mxid}" in await twice.text()
+    assert conn.execute("SELECT status FROM account_request WHERE id=2").fetchone() == (
+        "en_attente",)
     # Element's "start chat" search (Synapse's user directory) finds the professional by
     # profession and city, because they are part of the display name
     colleague = user_factory()
