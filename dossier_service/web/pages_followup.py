@@ -44,6 +44,18 @@ async def add_memo(request: web.Request) -> web.StreamResponse:
     return await write_section(request, "memo", Action.WRITE, work, anchor="memos")
 
 
+@routes.post("/patients/{pid}/memos/{mid}")
+async def edit_memo(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        data = MemoUpdate.model_validate({"text": text(form, "text")}, strict=False)
+        await followup.update_memo(
+            session, principal=ctx.principal, patient=access.patient,
+            memo_id=request.match_info["mid"][:36], data=data,
+        )  # fmt: skip
+
+    return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
+
+
 @routes.post("/patients/{pid}/memos/{mid}/archiver")
 async def archive_memo(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:

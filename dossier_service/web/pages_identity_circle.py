@@ -142,6 +142,22 @@ async def end_member(request: web.Request) -> web.StreamResponse:
     return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
 
 
+@routes.post("/patients/{pid}/cercle/{mid}/role")
+async def change_role(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
+        member = await circle.get_member(
+            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
+        )
+        if member.matrix_user_id == ctx.principal.user_id:
+            raise PageInputError("Vous ne pouvez pas modifier votre propre rôle.")
+        data = CircleMemberUpdate.model_validate({"role": text(form, "role")}, strict=False)
+        await circle.update_member(
+            session, principal=ctx.principal, patient=access.patient, member=member, data=data
+        )
+
+    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
+
+
 @routes.post("/patients/{pid}/cercle/{mid}/acces")
 async def toggle_access(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:

@@ -49,6 +49,8 @@ CASES = {
     "document-add": Case("POST", "/patients/{pid}/documents", "write", {"category": "bilan"}, upload=True),
     "cercle-add": Case("POST", "/patients/{pid}/cercle", "manage",
                        {"display_name": "Pharmacie du Centre", "kind": "structure", "role": "structure"}),
+    "cercle-role": Case("POST", "/patients/{pid}/cercle/{member}/role", "manage", {"role": "medecin_traitant"}),
+    "memo-edit": Case("POST", "/patients/{pid}/memos/{memo}", "write", {"text": "Nouveau texte"}),
     "cercle-acces": Case("POST", "/patients/{pid}/cercle/{member}/acces", "manage", {"has_access": "non"}),
     "hospitalisation-sortie": Case("POST", "/patients/{pid}/hospitalisations/{stay}/sortie", "write",
                                    {"discharge_at": "2026-01-09T10:00"}),

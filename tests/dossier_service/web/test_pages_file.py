@@ -213,6 +213,14 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
         coord, f"/patients/{patient.id}/cercle/{me.id}/acces", {"has_access": "non"}
     )
     assert status == 400 and "propre habilitation" in body
+    status, _, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle/{kine.id}/role", {"role": "medecin_traitant"}
+    )
+    assert status == 303
+    assert (
+        "Modification de Dr Kinési Thérapeute sur le cercle de soins (rôle médecin traitant)"
+        in (await notebook_texts(site, patient.id))
+    )
     # an intervenant may not manage the circle
     nurse = site.person(site.NURSE)
     status, body, _ = await site.post(nurse, f"/patients/{patient.id}/cercle/{kine.id}/fin", {})
@@ -224,8 +232,8 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     assert "Retrait de Dr Kinési Thérapeute du cercle de soins" in texts
     writes = [r for r in await audit_rows(site, patient.id) if r.resource == "page:cercle"]
     assert [(r.action, r.outcome) for r in writes] == [
-        ("create", "ok"), ("update", "ok"), ("update", "ok"), ("manage_circle", "refusé"),
-        ("update", "ok"),
+        ("create", "ok"), ("update", "ok"), ("update", "ok"), ("update", "ok"),
+        ("manage_circle", "refusé"), ("update", "ok"),
     ]  # fmt: skip
 
 
@@ -266,6 +274,13 @@ async def test_sections_writes_land_in_the_file(site) -> None:
     status, body, _ = await site.get(coord, f"/patients/{pid}")
     assert "Dossier en veille" in body and "Séjour chez sa fille" in body
     assert "Clé chez la voisine du 2e" in body
+    memo_id = re.search(rf"/patients/{pid}/memos/([0-9a-f-]+)/archiver", body).group(1)  # type: ignore[union-attr]
+    status, _, _ = await site.post(
+        coord, f"/patients/{pid}/memos/{memo_id}", {"text": "Clé chez la gardienne"}
+    )
+    assert status == 303
+    body = (await site.get(coord, f"/patients/{pid}"))[1]
+    assert "Clé chez la gardienne" in body and "Clé chez la voisine" not in body
     assert "CHU Purpan" in body and "02/11/2026 à 09:30" in body and "passée" in body
     assert 'data-theme="Sortie d\'hospitalisation"' in body and "Retour à domicile" in body
     assert "Pansement refait, plaie propre." in body and "transmission" in body
