@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -64,6 +65,11 @@ async def room_notices(pro: Pro, base_url: str, room_id: str) -> list[str]:
         if content.get("msgtype") == "m.notice":
             bodies.append(str(content.get("body")))
     return bodies
+
+
+def count_notes(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT count(*) FROM notebook_entries WHERE text LIKE 'kill-note-%'").fetchone()
+    return int(row[0])
 
 
 class BotProcess:
@@ -137,19 +143,27 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         found = await eventually(lambda: dossier.patient_by_room(room_id), bool, what="dossier créé")
         pid = str(found["id"])
 
-        notes = [f"kill-note-{n}" for n in range(25)]
+        notes = [f"kill-note-{n}" for n in range(40)]
         tasks = [f"kill-task-{n}" for n in range(4)]
-        start = nurse.mark(room_id)
-        for text in notes:
-            await nurse.say(room_id, f"!note {text}")
-        for n, label in enumerate(tasks):  # file events arriving while the bot works
+        for n, label in enumerate(tasks):  # file events: the feed is busy with them
             await dossier.create_task(pid, label=label, type="Coordination", assignees=[nurse.user_id],
                                       due_date=None, actor=nurse.user_id, key=f"kill-t{n}")  # fmt: skip
-        await nurse.wait_notice(room_id, "Note enregistrée", start=start, timeout=60)
-        bot.kill()  # in the middle: some notes handled, the rest not, feed events in flight
-        at_kill = [e for e in (await dossier.get_file(pid) or {})["notebook"]
-                   if str(e["text"]).startswith("kill-note-")]  # fmt: skip
-        assert len(at_kill) < len(notes), "le bot a tout traité avant d'être tué"
+
+        async def send_notes() -> None:
+            for text in notes:
+                await nurse.say(room_id, f"!note {text}")
+
+        sending = asyncio.create_task(send_notes())
+        # kill as soon as the first notes reach the file: in the middle of the batch
+        db = sqlite3.connect(config.database_url.split(":///", 1)[1])
+        deadline = time.monotonic() + 60
+        while count_notes(db) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        bot.kill()
+        at_kill = count_notes(db)
+        db.close()
+        assert 2 <= at_kill < len(notes), f"{at_kill} notes écrites au moment du SIGKILL"
+        await sending
 
         bot.start()
         file = await eventually(
