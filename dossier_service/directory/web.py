@@ -19,8 +19,10 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 CSRF_COOKIE = "annuaire_csrf"
 MAX_FORM_BYTES = 16 * 1024
+PARIS = ZoneInfo("Europe/Paris")
 
 
 class Viewer(Protocol):
@@ -314,6 +317,14 @@ async def activation_submit(request: web.Request) -> web.Response:
                  "avec ce mot de passe.")
 
 
+def paris_time(value: str | datetime | None) -> str:
+    """UTC stored, Europe/Paris shown: "25/11/2026 18:04"."""
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+
+
 # --- wiring ---------------------------------------------------------------------------------
 def _default_admin_api(settings: DirectorySettings) -> AdminApiFactory | None:
     if not settings.admin_token:
@@ -339,6 +350,7 @@ def setup(app: web.Application, settings: DirectorySettings, *,
         directory = Directory(search_conn)
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                  autoescape=True, undefined=jinja2.StrictUndefined)
+        env.filters["paris"] = paris_time
         app[STATE] = DirectoryState(
             settings=settings, search_conn=search_conn, write_conn=write_conn,
             directory=directory,
