@@ -156,6 +156,8 @@ def register(
         if room is not None and utilisateur in room.users:
             state = "déjà invité(e)" if utilisateur in room.invited_users else "déjà membre"
             raise UserError(f"{utilisateur} est {state} de ce salon.")
+        if not await io.user_exists(utilisateur):
+            raise UserError(f"Impossible d'inviter {utilisateur} : compte introuvable.")
         share = _share_history_hook()
         if share is not None:
             try:

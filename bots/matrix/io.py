@@ -20,6 +20,7 @@ from nio import (
     ErrorResponse,
     JoinedMembersError,
     OlmUnverifiedDeviceError,
+    ProfileGetError,
     RoomCreateResponse,
     RoomGetStateEventError,
     RoomGetStateEventResponse,
@@ -193,6 +194,16 @@ class MatrixIO:
         resp = await waiting_for_server(self.client.room_invite(room_id, user_id))
         if isinstance(resp, ErrorResponse):
             _check(resp, "invite", ())
+
+    async def user_exists(self, user_id: str) -> bool:
+        """Synapse accepts invitations to local accounts that do not exist: ask the profile."""
+        resp = await waiting_for_server(self.client.get_profile(user_id))
+        if isinstance(resp, ProfileGetError):
+            http = getattr(resp.transport_response, "status", None)
+            if resp.status_code == "M_NOT_FOUND" or http == 404:  # Synapse: 404 M_UNKNOWN
+                return False
+            _check(resp, "get_profile", ())
+        return True
 
     async def joined_members(self, room_id: str) -> list[str]:
         resp = await waiting_for_server(self.client.joined_members(room_id))

@@ -70,3 +70,20 @@ async def test_patient_command_bad_input(bot, pro_factory, synapse):
     await alice.wait_notice(dm, "Commande inconnue : « !patientnouveau »")
     await alice.say(dm, "!inviter @bob:" + synapse.server_name)
     await alice.wait_notice(dm, "Cette commande s'utilise dans un salon patient.")
+
+
+async def test_invite_rules(bot, pro_factory, synapse):
+    from tests.bots.conftest import patient_room_with
+
+    alice, bob, carol = await pro_factory(), await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Invitations")
+    start = alice.mark(room_id)
+    await bob.say(room_id, f"!inviter {carol.user_id}")
+    await alice.wait_notice(room_id, "Droits insuffisants : niveau 50 requis", start=start)
+    await alice.say(room_id, f"!invite {bob.user_id}")
+    await alice.wait_notice(room_id, "est déjà membre de ce salon", start=start)
+    await alice.say(room_id, f"!inviter @personne-{bob.user_id[1:8]}:{synapse.server_name}")
+    await alice.wait_notice(room_id, "compte introuvable", start=start)
+    await alice.say(room_id, f"!inviter {carol.user_id}")
+    await alice.wait_notice(room_id, "a été invité(e) dans ce salon", start=start)
+    await carol.wait_member(room_id, carol.user_id)
