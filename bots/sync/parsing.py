@@ -60,9 +60,15 @@ def parse_task(text: str, today: date) -> TaskRequest:
     for _ in range(2):
         m = _DUE.search(rest)
         if m and due is None:
-            due = parse_day(m.group(1), today)
-            rest = rest[: m.start()]
-            continue
+            strict = m.group(0).split()[0].lower() in ("échéance", "echeance", "due")
+            try:
+                due = parse_day(m.group(1), today)
+            except ParseProblem:
+                if strict:
+                    raise
+            else:
+                rest = rest[: m.start()]
+                continue
         m = _FOR.search(rest)
         if m and not assignees:
             assignees = tuple(dict.fromkeys(_USER_RE.findall(m.group(1))))
