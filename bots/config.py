@@ -77,8 +77,8 @@ class BotConfig:
             ),
             flag_power_level=int(_number(bot, "flag_power_level")),
             admin_power_level=int(_number(bot, "admin_power_level")),
-            motif_max_length=int(bot.get("motif_max_length", 500)),
-            label_max_length=int(bot.get("label_max_length", 80)),
+            motif_max_length=int(_number(bot, "motif_max_length", positive=True)),
+            label_max_length=int(_number(bot, "label_max_length", positive=True)),
         )
         return dataclasses.replace(config, **overrides) if overrides else config
 
