@@ -205,6 +205,7 @@ def export_child(spec_path: str) -> None:
                 "images_downloaded": images, "undecryptable": undecryptable,
                 "pages": summary.pages, "pdf_bytes": size, "seen_lines": seen,
                 "rss_after_fetch_mb": rss_after_fetch,
+                "paging": history.seconds_paging, "media": history.seconds_media,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     print(json.dumps(asyncio.run(run())))
@@ -283,6 +284,8 @@ def main() -> None:
     print(f"PDF: {result['pages']} pages, {result['pdf_bytes'] / 1e6:.1f} MB")
     print(f"(a) fetch + decrypt history and media : {fetch:7.2f} s "
           f"({result['entries'] / fetch:,.0f} msg/s)")
+    print(f"      of which paging + decryption    : {result['paging']:7.2f} s; attachments "
+          f"{result['media']:.2f} s")
     print(f"(b) render (layout + fpdf2 + output)  : {render:7.2f} s ({rate:,.0f} msg/s); "
           f"CPU {result['render_cpu']:.2f} s ({cpu_rate:,.0f} msg/s of CPU)")
     print(f"total                                 : {total:7.2f} s = {total / fetch:.2f} x (a)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from bots.flags.model import LABELS, STATE_TYPE, RoomFlags
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 250
+PAGE_SIZE = 1000  # Synapse's maximum: per-request overhead dominates smaller pages
 MEDIA_PARALLEL = 4
 _MEDIA_TYPES = {"m.image", "m.file", "m.video", "m.audio"}
 _SHOWN_TYPES = {"m.room.message", "m.room.encrypted", "m.sticker"}
@@ -62,6 +63,8 @@ class History:
     last: datetime | None = None
     pages: int = 0
     events: int = 0
+    seconds_paging: float = 0.0  # /messages + decryption
+    seconds_media: float = 0.0  # attachments downloaded and decrypted
 
 
 @dataclass
@@ -92,6 +95,7 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
     flags = RoomFlags.empty()
     flags_known = False
     events = 0
+    started_at = time.perf_counter()
     async for source in _events(client, request):  # page by page: raw events are not kept
         events += 1
         event_id, sender, ts = source["event_id"], source["sender"], source["origin_server_ts"]
@@ -121,8 +125,10 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
             kept = {id(d) for d in drafts}
             by_id = {k: v for k, v in by_id.items() if id(v) in kept}
             order = {k: i - offset for k, i in order.items() if i >= offset}
+    paged_at = time.perf_counter()
     receipts = await read_receipts(client, request.room_id)
     _place_receipts(client.user_id, receipts, drafts, order, names)
+    received_at = time.perf_counter()
     entries = await _entries(client, request, drafts, by_id, names, media)
     participants = tuple(
         Participant(user_id, name) for user_id, name in sorted(
@@ -132,7 +138,9 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
         entries=entries, participants=participants,
         first=entries[0].timestamp if entries else None,
         last=entries[-1].timestamp if entries else None,
-        pages=events // max(1, request.page_size) + 1, events=events)
+        pages=events // max(1, request.page_size) + 1, events=events,
+        seconds_paging=paged_at - started_at,
+        seconds_media=time.perf_counter() - received_at)
 
 
 def _in_range(ts: int, request: HistoryRequest) -> bool:
@@ -194,7 +202,7 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
     while shown < request.last:
         response = await client.room_messages(
             request.room_id, start=token, direction=MessageDirection.back,
-            limit=request.page_size)
+            limit=min(request.page_size, request.last - shown + 50))
         if isinstance(response, RoomMessagesError):
             raise HistoryError("Impossible de lire l'historique du salon.")
         for event in response.chunk:
