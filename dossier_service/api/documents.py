@@ -9,7 +9,7 @@ from aiohttp import BodyPartReader, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import context, open_file
+from dossier_service.api.context import context, open_file, query_int
 from dossier_service.api.errors import ApiError
 from dossier_service.api.runner import idempotency_key, run
 from dossier_service.api.serialize import dump, dump_all
@@ -103,6 +103,8 @@ async def upload(request: web.Request) -> web.Response:
 async def list_documents(request: web.Request) -> web.Response:
     ctx = context(request)
     category = request.query.get("category") or None
+    limit = query_int(request, "limit", 100, low=1, high=500)
+    offset = query_int(request, "offset", 0)
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         access = await open_file(
@@ -116,7 +118,12 @@ async def list_documents(request: web.Request) -> web.Response:
             membership=access.membership,
             category=category,
         )
-        return 200, {"items": dump_all(docs)}
+        window = docs[offset : offset + limit]
+        return 200, {
+            "items": dump_all(window),
+            "total": len(docs),
+            "next": offset + limit if offset + limit < len(docs) else None,
+        }
 
     return await run(ctx, work)
 

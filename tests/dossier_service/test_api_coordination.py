@@ -509,3 +509,19 @@ async def test_concurrent_replays_write_once(api: Api) -> None:
     assert len({body["id"] for _, body in results}) == 1
     assert await api.count("notebook_entries", "WHERE kind = 'transmission'") == 1
     assert await api.count("idempotency_records") == 1
+
+
+async def test_documents_list_is_paginated(api: Api) -> None:
+    import aiohttp
+
+    pid = await api.new_patient()
+    for i in range(3):
+        form = aiohttp.FormData()
+        form.add_field("category", "bilan")
+        form.add_field("file", f"%PDF-1.4\n% {i}\n%%EOF\n".encode(), filename=f"b{i}.pdf")
+        await api.ok("POST", f"/api/v1/patients/{pid}/documents", 201, as_user=COORD, data=form)
+    first = await api.ok("GET", f"/api/v1/patients/{pid}/documents?limit=2", as_user=COORD)
+    assert len(first["items"]) == 2 and first["total"] == 3 and first["next"] == 2
+    rest = await api.ok("GET", f"/api/v1/patients/{pid}/documents?limit=2&offset=2", as_user=COORD)
+    assert len(rest["items"]) == 1 and rest["next"] is None
+    assert {d["id"] for d in first["items"]}.isdisjoint(d["id"] for d in rest["items"])
