@@ -89,7 +89,6 @@ class DossierBridge:
         self.room_wait_seconds = room_wait_seconds
         self.today = today
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
-        self._inviting: set[tuple[str, str]] = set()
 
     @property
     def bot_user_id(self) -> str:
@@ -406,11 +405,9 @@ class DossierBridge:
                 shared = await self.share_history(self.client, room_id, user)
             except Exception:
                 log.warning("lot de clés non envoyé room=%s", room_id, exc_info=True)
-        self._inviting.add((room_id, user))
         try:
             await self.io.invite(room_id, user)
         except MatrixRequestError as exc:
-            self._inviting.discard((room_id, user))
             if exc.errcode == "M_FORBIDDEN" or exc.status in (403, 404):
                 log.warning("invitation refusée room=%s (%s)", room_id, exc.errcode)
                 return "invitation refusée par le serveur"
@@ -491,16 +488,13 @@ class DossierBridge:
                 {"user_id": user, "room_id": room_id},
             )  # fmt: skip
             self.worker.wake()
-        elif event.membership == "invite" and prev not in ("invite", "join"):
-            if (room_id, user) in self._inviting:
-                self._inviting.discard((room_id, user))
-                return
-            by = "" if event.sender == self.bot_user_id else f" par {event.sender}"
+        elif event.membership == "invite" and prev not in ("invite", "join") and event.sender != self.bot_user_id:
+            # an invitation made in the client (the bot's own are noted where it makes them:
+            # care-circle sync, !inviter through the command observer)
             self.worker.outbox.enqueue(
                 idempotency_key(event.event_id, "invited"), "notebook.add",
-                {"kind": "note", "text": f"Invitation de {user} dans la conversation du patient{by}",
-                 "actor": None if event.sender == self.bot_user_id else event.sender,
-                 "room_id": room_id},
+                {"kind": "note", "actor": event.sender, "room_id": room_id,
+                 "text": f"Invitation de {user} dans la conversation du patient par {event.sender}"},
             )  # fmt: skip
             self.worker.wake()
 

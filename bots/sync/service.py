@@ -213,22 +213,27 @@ class FlagJournal:
 
 
 def hook_commands(sync: DossierSync, registry: Any) -> None:
-    """Exports → liaison notebook, through the registry's observers when it has some."""
+    """Exports and ``!inviter`` → liaison notebook, through the registry's observers."""
     observers = getattr(registry, "observers", None)
     if not isinstance(observers, list):
         log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")
         return
 
     async def observe(ctx: Any, command: Any, values: Mapping[str, Any]) -> None:
-        if command.name != "export":
+        if command.name not in ("export", "inviter"):
             return
         room_id = ctx.room_id
         if room_id not in sync.bridge.patient_rooms and not sync.store.patient_of(room_id):
             return
-        options = values.get("options") or "toute la conversation"
-        text = f"Export PDF de la conversation demandé par {ctx.sender} le {_paris(ctx.origin_server_ts)} ({options})"
+        when = _paris(ctx.origin_server_ts)
+        if command.name == "export":
+            options = values.get("options") or "toute la conversation"
+            text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
+        else:
+            text = (f"Invitation de {values.get('utilisateur')} dans la conversation du patient "
+                    f"par {ctx.sender} le {when}")  # fmt: skip
         sync.outbox.enqueue(
-            idempotency_key(ctx.event_id, "export"), "notebook.add",
+            idempotency_key(ctx.event_id, command.name), "notebook.add",
             {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
         )  # fmt: skip
         sync.worker.wake()

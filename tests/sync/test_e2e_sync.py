@@ -365,6 +365,16 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     entry = next(e for e in file["notebook"] if e["text"].startswith("Export PDF"))
     assert entry["author"] == nurse.user_id and "derniers 5" in entry["text"]
 
+    # so is an invitation made with !inviter (who invited whom, when)
+    colleague = await env.make_pro()
+    await nurse.say(room_id, f"!inviter {colleague.user_id}")
+    file = await eventually(lambda: env.file(pid),
+                            lambda f: any(t.startswith(f"Invitation de {colleague.user_id}")
+                                          for t in notebook_texts(f)), what="invitation notée")  # fmt: skip
+    invited = [e for e in file["notebook"] if e["text"].startswith(f"Invitation de {colleague.user_id}")]
+    assert len(invited) == 1 and invited[0]["author"] == nurse.user_id
+    assert f"par {nurse.user_id} le " in invited[0]["text"]
+
 
 # ------------------------------------------------------------------------------ file first
 async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: Env) -> None:
