@@ -29,7 +29,7 @@ from dossier_service.services.text import fr_date
 STRICT_TRAITS = frozenset(
     {"birth_name", "birth_first_names", "sex", "birth_date", "birth_insee_code", "ins_number"}
 )
-_NOT_IDENTITY = frozenset({"room_id", "coordinator", "coordinator_name"})
+_NOT_IDENTITY = frozenset({"id", "room_id", "coordinator", "coordinator_name"})
 
 
 async def get_patient(session: AsyncSession, *, patient_id: str) -> Patient | None:
@@ -57,8 +57,14 @@ async def active_membership(
     return result.first()
 
 
-def _apply_identity(patient: Patient, data: IdentityFields, today: date) -> list[str]:
-    """Validate and apply the fields the client sent; return the names of changed fields."""
+def _apply_identity(
+    patient: Patient, data: IdentityFields, today: date, *, creating: bool = False
+) -> list[str]:
+    """Validate and apply the fields the client sent; return the names of changed fields.
+
+    A new file may start at any status whose requirements are met (an identity retrieved
+    and checked at the first visit is QUAL at once); later changes follow the transitions.
+    """
     given = {k: getattr(data, k) for k in data.model_fields_set if k not in _NOT_IDENTITY}
     try:
         if given.get("birth_insee_code") is not None:
@@ -95,7 +101,8 @@ def _apply_identity(patient: Patient, data: IdentityFields, today: date) -> list
         changed = [k for k, v in given.items() if getattr(patient, k) != v]
         old_status = patient.identity_status
         new_status = given.get("identity_status", old_status)
-        ins.check_transition(old_status, new_status)
+        if not creating:
+            ins.check_transition(old_status, new_status)
         strict_changed = STRICT_TRAITS.intersection(changed)
         if strict_changed and old_status != "PROV" and new_status == old_status:
             raise ins.IdentityError(
@@ -146,8 +153,11 @@ async def create_patient(
     it for someone) becomes its first coordinator, with access."""
     if data.room_id and await patient_by_room(session, room_id=data.room_id):
         raise Conflict("Cette conversation est déjà liée à un dossier.", field="room_id")
-    patient = Patient(created_by=principal.author, room_id=data.room_id)
-    _apply_identity(patient, data, today)
+    if data.id and await session.get(Patient, data.id) is not None:
+        raise Conflict("Cet identifiant de dossier existe déjà.", field="id")
+    given_id = {"id": data.id} if data.id else {}  # issue 6: the room's pseudonymous id
+    patient = Patient(created_by=principal.author, room_id=data.room_id, **given_id)
+    _apply_identity(patient, data, today, creating=True)
     session.add(patient)
     await session.flush()
     coordinator = data.coordinator or (principal.author if principal.kind == "user" else None)

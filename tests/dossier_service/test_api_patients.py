@@ -253,3 +253,15 @@ async def test_same_idempotency_key_other_request_conflicts(api: Api) -> None:
         headers={"Idempotency-Key": "k"},
     )
     assert status == 409 and body["errcode"] == "CERCLE_CONFLICT"
+
+
+async def test_file_may_open_with_a_qualified_identity(api: Api) -> None:
+    ident = {**QUAL_IDENTITY, "ins_number": with_key("2450331555123"), "identity_status": "QUAL"}
+    body = await api.ok("POST", "/api/v1/patients", 201, as_user=COORD, json=ident)
+    assert body["patient"]["identity_status"] == "QUAL"
+    assert body["patient"]["ins_number"] == ident["ins_number"]
+    status, err = await api.call(
+        "POST", "/api/v1/patients", as_user=COORD, json={**ident, "ins_number": None}
+    )
+    assert status == 400 and err["errcode"] == "M_INVALID_PARAM"
+    assert await api.count("patients") == 1
