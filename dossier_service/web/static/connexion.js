@@ -103,8 +103,7 @@
     event.preventDefault();
     var login = form.elements.identifiant.value.trim();
     var password = form.elements.mot_de_passe.value;
-    var homeserver = (form.elements.serveur && form.elements.serveur.value) ||
-                     form.getAttribute("data-homeserver");
+    var homeserver = form.getAttribute("data-homeserver");  // the only one the CSP allows
     if (!login || !password) { showError("Identifiant et mot de passe sont nécessaires."); return; }
     busy("Connexion…");
     loginWithPassword(homeserver, login, password).then(function (body) {
