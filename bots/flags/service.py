@@ -66,6 +66,24 @@ class FlagService:
         room = self.client.rooms.get(room_id)
         return room.user_name(user_id) if room and room.user_name(user_id) else user_id
 
+    def _check_bot_may_flag(self, room_id: str) -> None:
+        """Refuse up front (nothing half done) in a room where the bot may not write the
+        flags' state and the name."""
+        room = self.client.rooms.get(room_id)
+        bot = self.client.user_id
+        if room is None or bot in self.cache.creators.get(room_id, ()):
+            return
+        levels = room.power_levels
+        if not (
+            levels.can_user_send_state(bot, STATE_TYPE)
+            and levels.can_user_send_state(bot, "m.room.name")
+        ):
+            raise UserError(
+                "Le bot n'a pas les droits nécessaires dans ce salon pour le signaler : "
+                "donnez-lui le niveau administrateur, ou créez un salon patient avec "
+                "!patient nouveau."
+            )
+
     async def current(self, room_id: str) -> RoomFlags:
         content = await self.io.get_state(room_id, STATE_TYPE)
         return RoomFlags.from_state(content)
@@ -94,6 +112,7 @@ class FlagService:
         assignee: str | None,
         command_event_id: str,
     ) -> None:
+        self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
         flag = Flag(kind=kind, by=by, at_ms=at_ms, assignee=assignee)
         try:

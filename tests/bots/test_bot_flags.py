@@ -188,3 +188,16 @@ async def test_folder_follows_membership(bot, pro_factory, synapse):
     assert isinstance(child, RoomGetStateEventResponse) and child.content == {}
     alice_space = folders.space_of(alice.user_id, FlagKind.REQUEST)
     assert folders.children(alice_space) == {room_id}  # alice still has it
+
+
+async def test_flag_refused_up_front_where_the_bot_has_no_rights(bot, pro_factory, synapse):
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await alice.create_room(invite=[synapse.bot_user_id, bob.user_id], name="Ordinaire")
+    await bob.wait_member(room_id, bob.user_id)
+    await alice.wait_member(room_id, synapse.bot_user_id)
+    await alice.wait_member(room_id, bob.user_id)
+    await alice.say(room_id, "!urgent test")
+    await alice.wait_notice(room_id, "Le bot n'a pas les droits nécessaires")
+    await alice.sync_once(0)
+    assert not any("URGENCE" in b for b in alice.notices(room_id))
+    assert await flags_state(alice, room_id) == {}
