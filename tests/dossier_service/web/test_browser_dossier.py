@@ -36,14 +36,12 @@ pytestmark = [
 ]
 
 
-ELEMENT_PORT = free_port()
-ELEMENT_ORIGIN = f"http://127.0.0.1:{ELEMENT_PORT}"  # same site as the dossier (ports differ)
-
-
 @pytest.fixture
-async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Application]]:
-    """The real dossier app served on a free port, checking tokens with the real Synapse."""
-    port = free_port()
+async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Application, int]]:
+    """The real dossier app served on a free port, checking tokens with the real Synapse.
+    The third value is the port of the (simulated) Element allowed to frame it: same site
+    as the dossier (127.0.0.1), another origin."""
+    port, element_port = free_port(), free_port()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
         documents_dir=tmp_path / "documents",
@@ -53,7 +51,7 @@ async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Appli
         service_token="jeton-de-service-du-navigateur-" + "w" * 8,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
-        element_origin=ELEMENT_ORIGIN,
+        element_origin=f"http://127.0.0.1:{element_port}",
         forms_dir=Path(__file__).resolve().parents[3] / "config" / "forms",
     )
     await upgrade(config.database_url)
@@ -62,7 +60,7 @@ async def dossier(synapse, tmp_path: Path) -> AsyncIterator[tuple[str, web.Appli
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}", app
+        yield f"http://127.0.0.1:{port}", app, element_port
     finally:
         await runner.cleanup()
 
@@ -71,7 +69,7 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
     import aiohttp
     from playwright.async_api import async_playwright, expect
 
-    base, app = dossier
+    base, app, _ = dossier
     coordinator = user_factory(displayname="Camille Coordinatrice")
     colleague = user_factory(displayname="Inès Dupont")
 
@@ -255,7 +253,7 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
     import aiohttp
     from playwright.async_api import async_playwright, expect
 
-    base, app = dossier
+    base, app, element_port = dossier
     nurse = user_factory(displayname="Inès Dupont")
     async with app[appkeys.DATABASE].transaction() as session:
         patient = await patients.create_patient(
@@ -283,13 +281,13 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
     host.router.add_get("/", element)
     runner = web.AppRunner(host)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", ELEMENT_PORT).start()
+    await web.TCPSite(runner, "127.0.0.1", element_port).start()
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1000, "height": 800})
-                await page.goto(ELEMENT_ORIGIN + "/")
+                await page.goto(f"http://127.0.0.1:{element_port}/")
                 frame = page.frame_locator("#widget")
                 await expect(frame.locator("h1")).to_contain_text("DURAND Marie", timeout=20_000)
                 assert await page.title() == "capabilities:[] get_openid:cercle-dossier"
@@ -301,7 +299,7 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
                 assert widget.url == f"{base}/patients/{patient.id}?widget=1"
                 # any other origin (here "localhost" instead of "127.0.0.1") may not frame it
                 other = await browser.new_page()
-                await other.goto(f"http://localhost:{ELEMENT_PORT}/")
+                await other.goto(f"http://localhost:{element_port}/")
                 await other.wait_for_timeout(1500)
                 framed = [f for f in other.frames if f is not other.main_frame]
                 assert framed and not framed[0].url.startswith(base)
