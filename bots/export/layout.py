@@ -55,6 +55,10 @@ class FontMetrics(Protocol):
 
     def covers(self, codepoint: int) -> bool: ...
 
+    def covered(self) -> Iterable[int]:
+        """Every code point the regular style can draw."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
@@ -497,22 +501,17 @@ class TranscriptLayout:
 
 def _uncovered_pattern(metrics: FontMetrics) -> re.Pattern[str]:
     """A regex matching any character the font lacks (one C-level scan per text)."""
+    codes = sorted({*range(0x20, 0x250), *(c for c in metrics.covered() if c >= 0x20)})
     ranges: list[tuple[int, int]] = []
-    start = prev = -2
-    for code in range(0x20, 0x30000):
-        if code < 0x250 or metrics.covers(code):
-            if code == prev + 1:
-                prev = code
-                continue
-            if start >= 0:
-                ranges.append((start, prev))
-            start = prev = code
-    if start >= 0:
-        ranges.append((start, prev))
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
     parts = "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
         for a, b in ranges)
-    return re.compile(f"[^{parts}\n]")
+    return re.compile(f"[^{parts}\\n]")
 
 
 def french_day(local: datetime) -> str:

@@ -78,6 +78,9 @@ class FpdfFontMetrics:
     def covers(self, codepoint: int) -> bool:
         return codepoint in self._cmap
 
+    def covered(self) -> Iterable[int]:
+        return self._cmap.keys()
+
 
 class TranscriptPdf(FPDF):
     def __init__(self, room_label: str) -> None:
