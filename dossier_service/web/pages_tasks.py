@@ -7,9 +7,11 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlmodel import col, select
 
 from dossier_service import appkeys
 from dossier_service.api.context import open_file
+from dossier_service.models.circle import CircleMember
 from dossier_service.models.tasks import OPEN_STATES, TASK_LEVELS, TASK_STATES
 from dossier_service.policy import Action
 from dossier_service.schemas import TaskUpdate
@@ -49,6 +51,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         "state": state if state in (*TASK_STATES, "ouvertes") else "",
         "overdue": q.get("retard") == "1",
         "mine": q.get("miennes") == "1",
+        "circle": q.get("cercle", "").strip()[:255] or None,
     }
     states = list(OPEN_STATES) if filters["state"] == "ouvertes" else [filters["state"] or None]
     async with ctx.db.transaction() as session:
@@ -65,6 +68,18 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
                     today=today,
                 ),
             )  # fmt: skip
+        if filters["circle"]:  # tasks of the files whose care circle includes that person
+            circle_of = set(
+                (
+                    await session.exec(
+                        select(CircleMember.patient_id).where(
+                            CircleMember.matrix_user_id == filters["circle"],
+                            col(CircleMember.ended_at).is_(None),
+                        )
+                    )
+                ).all()
+            )
+            rows = [t for t in rows if t.patient_id in circle_of]
         rows.sort(key=lambda t: (t.due_date is None, t.due_date or today, t.created_at))
         rows = rows[:DASHBOARD_LIMIT]
         visible, _total = await patients_service.list_patients(

@@ -55,6 +55,8 @@ async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site
         (f"du={later}&au={later}", "Dossier APA à compléter", "Renouveler"),
         (f"membre={site.COORD}", None, "Renouveler"),
         ("miennes=1", "Renouveler", None),
+        (f"cercle={site.NO_ACCESS}", "Renouveler", None),  # NO_ACCESS is in this file's circle
+        ("cercle=@personne:cercle.test", None, "Renouveler"),
         (f"patient={patient.id}", "Dossier APA à compléter", None),
     ):
         status, body, _ = await site.get(nurse, f"/taches?{query}")
