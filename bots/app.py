@@ -109,6 +109,7 @@ class BotApp:
             UndecryptableEvents(client, ledger),
             timeout_ms=config.sync_timeout_ms,
             backoff_max_seconds=config.backoff_max_seconds,
+            timeline_limit=config.sync_timeline_limit,
         )
         return cls(config, client, db, ledger, registry, services, sync_loop, escalator)
 

@@ -40,6 +40,7 @@ class BotConfig:
     motif_max_length: int = 500
     label_max_length: int = 80
     sync_timeout_ms: int = 30_000
+    sync_timeline_limit: int = 100  # per room and sync; a longer absence is fetched back
     backoff_max_seconds: float = 60.0
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
 

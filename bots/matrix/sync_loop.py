@@ -33,6 +33,7 @@ from nio import (
     MegolmEvent,
     RoomKeyEvent,
     RoomMemberEvent,
+    RoomMessagesResponse,
     SyncError,
     SyncResponse,
 )
@@ -45,16 +46,20 @@ log = logging.getLogger(__name__)
 
 LEDGER_RETENTION_MS = 30 * 24 * 3600 * 1000  # handled-event ids kept 30 days
 
-SYNC_FILTER: dict[str, Any] = {
-    "room": {
-        "timeline": {"limit": 100},
-        "state": {"lazy_load_members": False},
-        "ephemeral": {"not_types": ["*"]},
+GAP_PAGES = 20  # at most 20 pages of 100 events fetched back per room after a long absence
+
+
+def sync_filter(timeline_limit: int) -> dict[str, Any]:
+    return {
+        "room": {
+            "timeline": {"limit": timeline_limit},
+            "state": {"lazy_load_members": False},
+            "ephemeral": {"not_types": ["*"]},
+            "account_data": {"not_types": ["*"]},
+        },
+        "presence": {"not_types": ["*"]},
         "account_data": {"not_types": ["*"]},
-    },
-    "presence": {"not_types": ["*"]},
-    "account_data": {"not_types": ["*"]},
-}
+    }
 
 
 class EventHandlers(Protocol):
@@ -104,8 +109,10 @@ class SyncLoop:
         *,
         timeout_ms: int = 30_000,
         backoff_max_seconds: float = 60.0,
+        timeline_limit: int = 100,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self.filter = sync_filter(timeline_limit)
         self.client = client
         self.ledger = ledger
         self.handlers = handlers
@@ -133,7 +140,7 @@ class SyncLoop:
             try:
                 resp = await self.client.sync(
                     timeout=0 if full_state else self.timeout_ms,
-                    sync_filter=SYNC_FILTER,
+                    sync_filter=self.filter,
                     since=token,
                     full_state=full_state or None,
                 )
@@ -154,7 +161,7 @@ class SyncLoop:
                 delay = min(delay * 2, self.backoff_max)
                 continue
             delay = 0.5
-            await self._after_sync(resp, skip_timeline=first_ever)
+            await self._after_sync(resp, skip_timeline=first_ever, since=token)
             token = resp.next_batch
             first_ever = False
             full_state = False
@@ -177,7 +184,9 @@ class SyncLoop:
         self._workers.clear()
 
     # -- one sync response --
-    async def _after_sync(self, resp: SyncResponse, *, skip_timeline: bool) -> None:
+    async def _after_sync(
+        self, resp: SyncResponse, *, skip_timeline: bool, since: str | None = None
+    ) -> None:
         client = self.client
         # what sync_forever would do: keys and to-device traffic
         jobs = [client.send_to_device_messages()]
@@ -219,7 +228,15 @@ class SyncLoop:
                     self._observe(room_id, event)
             if skip_timeline:
                 continue
-            for event in info.timeline.events:
+            events = list(info.timeline.events)
+            if info.timeline.limited and since:
+                # more happened than the sync returns (a long absence): fetch the gap
+                gap = await self._fill_gap(room_id, info.timeline.prev_batch, since)
+                for event in gap:
+                    if getattr(event, "state_key", None) is not None:
+                        self._observe(room_id, event)
+                events = gap + events
+            for event in events:
                 self._route(event, room, batch)
 
         sessions = {
@@ -232,6 +249,25 @@ class SyncLoop:
 
         batch.sealed = True
         self._commit_tokens()
+
+    async def _fill_gap(self, room_id: str, prev_batch: str | None, since: str) -> list[Event]:
+        """The events between ``since`` and the start of a limited timeline, oldest first."""
+        events: list[Event] = []
+        start = prev_batch
+        for _ in range(GAP_PAGES):
+            if not start:
+                break
+            resp = await self.client.room_messages(room_id, start=start, end=since, limit=100)
+            if not isinstance(resp, RoomMessagesResponse) or not resp.chunk:
+                break
+            events.extend(resp.chunk)
+            if not resp.end or resp.end == start:
+                break
+            start = resp.end
+        else:
+            log.warning("trou de plus de %d pages dans room=%s : début ignoré", GAP_PAGES, room_id)
+        events.reverse()
+        return events
 
     def _observe(self, room_id: str, event: Event) -> None:
         if (

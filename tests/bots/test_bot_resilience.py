@@ -159,3 +159,22 @@ async def test_events_from_before_the_bot_joined_are_ignored(bot, pro_factory, s
         b for b in alice.notices(room_id, synapse.bot_user_id) if "!vu" in b
     ]
     assert all(e != early for e, _, _ in bot.app.ledger.all_undecrypted())
+
+
+async def test_long_absence_gap_is_fetched_back(bot_factory, pro_factory, synapse):
+    """More commands while the bot is away than one sync returns: none is lost."""
+    runner = bot_factory(sync_timeline_limit=2)
+    await runner.start()
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await runner.stop()
+    words = ["urgent", "demande", "atraiter", "fait", "vu", "flags"]
+    for word in words:
+        await alice.say(dm, f"!aide {word}")
+    await alice.say(dm, "du texte")
+    await alice.say(dm, "encore du texte")
+    await runner.start()
+    for word in words:
+        await alice.wait_notice(dm, f"• !{word}")
+    await settle(alice, 2)
+    assert len(alice.notices(dm, synapse.bot_user_id)) == len(words)
