@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from nio import AsyncClient, MegolmEvent
@@ -93,10 +94,14 @@ class ExportService:
     async def export(self, request: ExportRequest) -> tuple[str, RenderSummary]:
         """Fetch, render, upload; return (room the PDF went to, summary)."""
         options = request.options
+        since = options.since
+        visible_from = await self.visible_from(request.room_id, request.requester)
+        if visible_from is not None and (since is None or since < visible_from):
+            since = visible_from
         with tempfile.TemporaryDirectory(prefix="cercle-export-", dir=self.work_dir) as tmp:
             directory = Path(tmp)
             history_request = HistoryRequest(
-                request.room_id, since=options.since, until=options.until, last=options.last,
+                request.room_id, since=since, until=options.until, last=options.last,
                 from_event_id=request.from_event_id, through_event_id=request.command_event_id,
                 with_attachments=options.with_attachments)
             async with aiohttp.ClientSession() as session:
@@ -120,13 +125,41 @@ class ExportService:
         when = request.requested_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
         where = "envoyé en privé à son auteur" if options.private else "ci-dessus"
         text = (f"Export PDF de la conversation par {who} le {when} — période : "
-                f"{header.period_label} — {summary.messages} messages, "
-                f"{summary.attachments} pièces jointes ({where}).")
+                f"{header.period_label} — {_count(summary.messages, 'message', 'messages')}, "
+                f"{_count(summary.attachments, 'pièce jointe', 'pièces jointes')} ({where}).")
         await self.io.send_notice(request.room_id, text, html.escape(text),
                                   txn_id=f"export-notice-{request.command_event_id}")
         log.info("export done room=%s event=%s messages=%d pages=%d", request.room_id,
                  request.command_event_id, summary.messages, summary.pages)
         return target, summary
+
+    async def visible_from(self, room_id: str, user_id: str) -> datetime | None:
+        """Where the requester's view of the history starts, when the room restricts it.
+
+        With `history_visibility` « joined » or « invited », a member does not see what was
+        said before they arrived — and neither does their export, although the bot does.
+        """
+        visibility = await self._state_event(room_id, "m.room.history_visibility", "")
+        rule = (visibility or {}).get("content", {}).get("history_visibility", "shared")
+        if rule not in ("joined", "invited"):
+            return None
+        member = await self._state_event(room_id, "m.room.member", user_id)
+        millis = (member or {}).get("origin_server_ts")
+        if not isinstance(millis, int):
+            return datetime.now(UTC)  # unknown arrival: nothing before now
+        return datetime.fromtimestamp(millis / 1000, UTC)
+
+    async def _state_event(self, room_id: str, event_type: str,
+                           state_key: str) -> dict[str, Any] | None:
+        path = (f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(event_type)}/"
+                f"{quote(state_key)}?format=event")
+        response = await self.client.send(
+            "GET", path, headers={"Authorization": f"Bearer {self.client.access_token}"})
+        async with response:
+            if response.status != 200:
+                return None
+            body = await response.json()
+        return body if isinstance(body, dict) else None
 
     def _header(self, request: ExportRequest, history: History,
                 people: RoomPeople) -> TranscriptHeader:
@@ -174,6 +207,10 @@ class ExportService:
                 return room_id
             await asyncio.sleep(0.1)
         raise HistoryError("La conversation privée n'est pas encore prête : réessayez.")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n <= 1 else many}"
 
 
 def room_label(client: AsyncClient, room_id: str) -> str:

@@ -215,3 +215,24 @@ async def test_bad_options_and_non_member(care_room, rooms, user_factory) -> Non
     assert replies.sent == ["Commande réservée aux membres de ce salon."]
     posted = await contents_from(alice, room_id, bot.client.user_id)
     assert not [c for c in posted if c.get("msgtype") == "m.file"]
+
+
+async def test_history_before_arrival_stays_hidden_when_the_room_says_so(
+        nio_client_factory, rooms, tmp_path) -> None:
+    alice = await nio_client_factory()
+    carol = await nio_client_factory()
+    bot = Bot(await nio_client_factory())
+    room_id = await rooms.create(alice, bot.client, name="Salon à historique restreint")
+    await alice.room_put_state(room_id, "m.room.history_visibility",
+                               {"history_visibility": "joined"})
+    await rooms.text(alice, room_id, "dit avant l'arrivée de Carole")
+    await asyncio.sleep(1.1)  # arrival times are compared at the millisecond
+    await rooms.join(room_id, alice, carol)
+    await rooms.text(alice, room_id, "dit après l'arrivée de Carole")
+    command = await rooms.text(carol, room_id, "!export")
+    await bot.command(room_id, carol.user_id, "!export", command)
+    posted = await contents_from(carol, room_id, bot.client.user_id)
+    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
+    text = text_of(await fetch_pdf(carol, pdf, tmp_path))
+    assert "dit après l'arrivée de Carole" in text
+    assert "dit avant l'arrivée de Carole" not in text
