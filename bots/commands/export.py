@@ -16,7 +16,7 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,14 +49,34 @@ class ExportRequest:
     requested_at: datetime
 
 
+@dataclass(frozen=True)
+class ExportRecord:
+    """What traceability keeps of an export (the dossier's notebook): no message content."""
+
+    room_id: str
+    requester: str
+    command_event_id: str
+    exported_at: datetime
+    period_label: str
+    messages: int
+    attachments: int
+    digest: str
+    delivered_to: str  # the room, or the direct chat for « en privé »
+
+
+RecordExport = Callable[[ExportRecord], Awaitable[None]]
+
+
 class ExportService:
     """Runs exports as background tasks, a few at a time (bounded memory)."""
 
     def __init__(self, client: AsyncClient, io: MatrixIO, *, parallel: int = 2,
-                 work_dir: Path | None = None, describe_room: DescribeRoom | None = None) -> None:
+                 work_dir: Path | None = None, describe_room: DescribeRoom | None = None,
+                 record_export: RecordExport | None = None) -> None:
         self.client = client
         self.io = io
         self.describe_room = describe_room  # patient and professions, from the dossier
+        self.record_export = record_export  # e.g. a notebook entry in the dossier
         self.work_dir = work_dir
         self.room_wait_seconds = 15.0
         self._slots = asyncio.Semaphore(parallel)
@@ -131,6 +151,15 @@ class ExportService:
                                   txn_id=f"export-notice-{request.command_event_id}")
         log.info("export done room=%s event=%s messages=%d pages=%d", request.room_id,
                  request.command_event_id, summary.messages, summary.pages)
+        if self.record_export is not None:
+            try:
+                await self.record_export(ExportRecord(
+                    request.room_id, request.requester, request.command_event_id,
+                    request.requested_at, header.period_label, summary.messages,
+                    summary.attachments, summary.digest, target))
+            except Exception:
+                log.exception("export: record failed room=%s event=%s", request.room_id,
+                              request.command_event_id)
         return target, summary
 
     async def visible_from(self, room_id: str, user_id: str) -> datetime | None:

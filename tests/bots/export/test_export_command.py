@@ -17,7 +17,7 @@ from nio import AsyncClient, MessageDirection
 from PIL import Image
 from pypdf import PdfReader
 
-from bots.commands.export import ExportService, register
+from bots.commands.export import ExportRecord, ExportService, register
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
 from bots.export.history import _source
 from bots.export.media import MediaFetcher, MediaSource
@@ -44,13 +44,18 @@ class Bot:
         self.client = client
         self.io = MatrixIO(client, MemberDeviceTrust(client))
         self.professions: dict[str, str] = {}
-        self.exports = ExportService(client, self.io, describe_room=self.describe)
+        self.records: list[ExportRecord] = []
+        self.exports = ExportService(client, self.io, describe_room=self.describe,
+                                     record_export=self.record)
         self.registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
         register(self.registry, self.exports)
 
     async def describe(self, room_id: str) -> RoomPeople:
         """What the dossier would say (its client is tested in tests/bots/export/test_people.py)."""
         return RoomPeople("Jeanne DUPONT", self.professions)
+
+    async def record(self, record: ExportRecord) -> None:
+        self.records.append(record)
 
     async def command(self, room_id: str, sender: str, text: str, event_id: str) -> Replies:
         await self.client.sync(timeout=0)
@@ -148,7 +153,11 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
     assert sum(len(page.images) for page in reader.pages) == 1
     assert reader.attachments["compte-rendu.txt"] == [report]
     # five messages and the command; the bot's « Export en cours… » comes after it
-    assert "6 messages, 2 pièces jointes — SHA-256 du contenu :" in reader.pages[-1].extract_text()
+    last_page = reader.pages[-1].extract_text()
+    assert "6 messages, 2 pièces jointes — SHA-256 du contenu :" in last_page
+    [record] = bot.records  # traceability: who, when, what period, which digest
+    assert (record.requester, record.messages, record.attachments) == (alice.user_id, 6, 2)
+    assert record.digest in last_page and record.delivered_to == room_id
 
 
 async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_path) -> None:
