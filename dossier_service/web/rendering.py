@@ -79,6 +79,13 @@ class Pages:
         )
         self.csp = content_security_policy(element_origin, homeserver_url)
         self.element_origin = element_origin
+        self._directory: bool | None = None
+
+    def _has_directory(self, app: web.Application) -> bool:
+        """Whether the professional directory (``/annuaire``) is mounted in this app."""
+        if self._directory is None:
+            self._directory = any(r.canonical == "/annuaire" for r in app.router.resources())
+        return self._directory
 
     def static_url(self, name: str) -> str:
         return f"/static/{name}?v={self.static_versions.get(name, '0')}"
@@ -106,6 +113,7 @@ class Pages:
             "today": today,
             "age": lambda birth: age_on(birth, today),
         }
+        base["has_directory"] = self._has_directory(request.app)
         base.update(context)
         html = self.env.get_template(template).render(base)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

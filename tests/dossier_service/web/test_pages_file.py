@@ -444,3 +444,27 @@ async def test_admins_read_the_access_log_others_get_404(site) -> None:
     assert site.OUTSIDER in table and site.NURSE not in table
     rows = [r for r in await audit_rows(site) if r.resource == "page:audit"]
     assert rows and rows[-1].actor == site.ADMIN and rows[-1].actor_kind == "admin"
+
+
+async def test_directory_link_only_when_the_directory_is_mounted(
+    site, tmp_path, aiohttp_client
+) -> None:
+    from aiohttp import web
+
+    from dossier_service.app import create_app
+
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    body = (await site.get(coord, f"/patients/{patient.id}"))[1]
+    assert 'href="/annuaire"' not in body
+
+    async def directory(request: web.Request) -> web.Response:
+        return web.Response(text="annuaire")
+
+    app = create_app(site.config, extensions=[lambda a: a.router.add_get("/annuaire", directory)])
+    client = await aiohttp_client(app)
+    resp = await client.get(f"/patients/{patient.id}", headers=coord.headers)
+    body = await resp.text()
+    assert resp.status == 200
+    assert '<a href="/annuaire">Annuaire</a>' in body and "dans l&#39;<a href" not in body
+    assert 'l\'<a href="/annuaire" target="_blank" rel="noopener">annuaire</a>' in body
