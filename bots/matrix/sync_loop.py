@@ -224,7 +224,7 @@ class SyncLoop:
             # state first (our own join among it), so that events from before the join,
             # earlier in the same timeline, are recognised as such
             for event in info.timeline.events:
-                if getattr(event, "state_key", None) is not None:
+                if event.source.get("state_key") is not None:  # nio events lack .state_key
                     self._observe(room_id, event)
             if skip_timeline:
                 continue
@@ -233,7 +233,7 @@ class SyncLoop:
                 # more happened than the sync returns (a long absence): fetch the gap
                 gap = await self._fill_gap(room_id, info.timeline.prev_batch, since)
                 for event in gap:
-                    if getattr(event, "state_key", None) is not None:
+                    if event.source.get("state_key") is not None:  # nio events lack .state_key
                         self._observe(room_id, event)
                 events = gap + events
             for event in events:
