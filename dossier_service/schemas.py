@@ -69,6 +69,8 @@ class PatientCreate(IdentityFields):
     # Who becomes the file's first coordinator when the bot opens it on someone's behalf.
     coordinator: UserId | None = None
     coordinator_name: ShortText | None = None
+    # issue 6: the pseudonymous id the bot already gave the patient's room (service only)
+    id: Annotated[str, StringConstraints(pattern=r"^P-[0-9A-Z]{8,32}$")] | None = None
 
 
 class IdentityUpdate(IdentityFields):

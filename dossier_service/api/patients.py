@@ -118,6 +118,8 @@ async def create_patient(request: web.Request) -> web.Response:
         and data.coordinator != ctx.principal.user_id
     ):
         raise ApiError("M_FORBIDDEN", "Seul le service peut désigner un autre coordinateur.")
+    if data.id and ctx.principal.kind != "service":
+        raise ApiError("M_FORBIDDEN", "Seul le service peut choisir l'identifiant du dossier.")
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         patient = await patients.create_patient(
