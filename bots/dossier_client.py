@@ -140,9 +140,13 @@ class DossierClient:
         label: str,
         coordinator: str | None,
         coordinator_name: str | None = None,
+        patient_id: str | None = None,
         key: str,
     ) -> dict[str, Any]:
+        """Open a file; ``patient_id``: the pseudonymous id the room already carries."""
         body: dict[str, Any] = {"label": label}
+        if patient_id:
+            body["id"] = patient_id
         if room_id:
             body["room_id"] = room_id
         if coordinator:

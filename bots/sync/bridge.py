@@ -147,7 +147,7 @@ class DossierBridge:
             if op == "patient.create":
                 created = await self.dossier.create_patient(
                     room_id=p["room_id"], label=p.get("label") or "", coordinator=actor,
-                    coordinator_name=p.get("actor_name"), key=key,
+                    coordinator_name=p.get("actor_name"), patient_id=p.get("pseudonym"), key=key,
                 )  # fmt: skip
                 pid = str(created["id"])
                 await self._set_patient_state(p["room_id"], pid)

@@ -151,7 +151,8 @@ def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
     async def created(event: PatientRoomCreated) -> None:
         sync.outbox.enqueue(
             idempotency_key(event.room_id, "file"), "patient.create",
-            {"room_id": event.room_id, "label": event.label, "actor": event.requester},
+            {"room_id": event.room_id, "label": event.label, "actor": event.requester,
+             "pseudonym": event.pseudonym},  # the file takes the room's pseudonymous id
             room_id=event.room_id,
         )  # fmt: skip
         sync.worker.wake()

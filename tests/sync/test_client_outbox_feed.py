@@ -61,6 +61,14 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
         members = await client.circle(pid)
         assert [(m["matrix_user_id"], m["role"]) for m in members] == [(COORD, "coordinateur")]
         assert "ordonnance" in await client.document_categories()
+        # the file can take the pseudonymous id the bot gave the room; taken once
+        chosen = await client.create_patient(room_id="!other:cercle.test", label="B", coordinator=COORD,
+                                             patient_id="P-7K3M9Q2XHD", key="k-chosen")  # fmt: skip
+        assert chosen["id"] == "P-7K3M9Q2XHD"
+        with pytest.raises(Refused) as taken:
+            await client.create_patient(room_id=None, label="C", coordinator=COORD,
+                                        patient_id="P-7K3M9Q2XHD", key="k-chosen-2")  # fmt: skip
+        assert taken.value.status == 409
         events = await client.events(0)
         types = [e["type"] for e in events]
         assert types[0] == "patient.created" and "document.added" in types and "task.assigned" in types

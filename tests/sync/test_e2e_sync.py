@@ -127,6 +127,7 @@ class Env:
         found = await eventually(lambda: self.dossier.patient_by_room(room_id), bool,
                                  what="dossier créé pour le salon")  # fmt: skip
         pid = str(found["id"])
+        assert f"({pid})" in notice.source["content"]["body"]  # one id: the room's is the file's
         await eventually(lambda: state(owner, room_id, "fr.cercle.patient"),
                          lambda c: c.get("id") == pid, what="identifiant du dossier dans le salon")  # fmt: skip
         return room_id, pid
