@@ -76,6 +76,7 @@ class DossierBridge:
         send_transcript: SendTranscript | None = None,
         room_wait_seconds: float = 20.0,
         today: Callable[[], date] = today_paris,
+        creators: Mapping[str, set[str]] | None = None,
     ) -> None:
         self.client = client
         self.io = io
@@ -88,6 +89,7 @@ class DossierBridge:
         self.send_transcript = send_transcript
         self.room_wait_seconds = room_wait_seconds
         self.today = today
+        self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
 
     @property
@@ -205,6 +207,8 @@ class DossierBridge:
         room = self.client.rooms.get(room_id)
         if room is None:
             return False
+        if self.bot_user_id in self.creators.get(room_id, ()):
+            return True
         levels = room.power_levels
         return all(
             levels.can_user_send_state(self.bot_user_id, t)

@@ -82,6 +82,7 @@ def build(
     dossier_url: str,
     service_token: str,
     poll_seconds: float = 1.0,
+    creators: Mapping[str, set[str]] | None = None,
 ) -> DossierSync:
     conn = open_outbox_database(data_dir / "dossier.sqlite3")
     outbox = Outbox(conn, data_dir / "outbox-blobs")
@@ -92,7 +93,7 @@ def build(
         client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
         patient_room_request=patient_room_request, server_name=server_name,
         share_history=share,
-        send_transcript=TranscriptSender(client, io, homeserver_url).send,
+        send_transcript=TranscriptSender(client, io, homeserver_url).send, creators=creators,
     )  # fmt: skip
     worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
     bridge.worker = worker
@@ -113,6 +114,7 @@ def install(registry: Any, services: Any) -> DossierSync | None:
         client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
         data_dir=config.data_dir, homeserver_url=config.homeserver_url,
         server_name=config.server_name, dossier_url=dossier_url, service_token=token,
+        creators=getattr(services.cache, "creators", None),
     )  # fmt: skip
     categories = _categories()
     dossier_commands.register(
