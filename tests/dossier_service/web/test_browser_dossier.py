@@ -69,6 +69,8 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
     import aiohttp
     from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=15_000)  # a loaded CI machine is slow
+
     base, app, _ = dossier
     coordinator = user_factory(displayname="Camille Coordinatrice")
     colleague = user_factory(displayname="Inès Dupont")
@@ -252,6 +254,8 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
 
     import aiohttp
     from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=15_000)  # a loaded CI machine is slow
 
     base, app, element_port = dossier
     nurse = user_factory(displayname="Inès Dupont")
