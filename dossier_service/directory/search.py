@@ -23,6 +23,8 @@ from .vocabulary import MODE_LABELS, MODE_WORDS, PROFESSION_WORDS, SPECIALTY_WOR
 COUNT_CAP = 1000
 MAX_PER_PAGE = 50
 MAX_PAGE = 50
+FALLBACK_SCAN = 5_000
+SKIP_SCAN_NAMES = 1_000
 _TOP = "\U0010ffff"
 
 
@@ -249,33 +251,74 @@ class Directory:
             yield from emit(self._by_identifier(query), True, None)
             return
         if len(terms) >= 2:
-            # "martin marie" / "marie martin": one range of the pair keys, both orders
+            # "martin marie" / "marie martin": one range of the pair keys, both orders;
+            # "jean marie" also as the compound "jeanmarie"
             first, second, rest = terms[0], terms[1], list(terms[2:])
-            pairs = [f"{first} {second}", f"{second} {first}"]
+            spans = []
+            for pair in (f"{first} {second}", f"{second} {first}"):
+                spans.append(((pair, pair), (pair + "\x00", pair + _TOP)))
+            compound = first + second
+            spans.append(((compound + " ", compound + "!"), (compound + "!", compound + _TOP)))
             found = False
             for exact in (True, False):
-                for restrict in ((linked, True), (None, False)) if linked else ((None, False),):
-                    for pair in pairs:
-                        span = (pair, pair) if exact else (pair + "\x00", pair + _TOP)
-                        for hit in emit(self._by_name(query, span, rest, restrict[0]), exact,
-                                        restrict[1]):
+                for restrict, is_linked in ((linked, True), (None, False)) if linked else (
+                        (None, False),):
+                    for exact_span, prefix_span in spans:
+                        span = exact_span if exact else prefix_span
+                        for hit in emit(self._by_name(query, span, rest, restrict), exact,
+                                        is_linked):
                             found = True
                             yield hit
+            if found:
+                return
+            # "ma ro": both words are prefixes; walk the distinct names beginning with the
+            # rarer word and look up "<that name> <other word…>" (an index skip-scan)
+            a, b = sorted((first, second), key=self._spread)
+            for word in self._names_starting(a, SKIP_SCAN_NAMES):
+                span = (f"{word} {b}", f"{word} {b}{_TOP}")
+                for restrict, is_linked in ((linked, True), (None, False)) if linked else (
+                        (None, False),):
+                    for hit in emit(self._by_name(query, span, rest, restrict), False,
+                                    is_linked):
+                        found = True
+                        yield hit
+            for word in self._names_starting(b, SKIP_SCAN_NAMES):
+                span = (f"{word} {a}", f"{word} {a}{_TOP}")
+                for hit in emit(self._by_name(query, span, rest, None), False, None):
+                    found = True
+                    yield hit
             if found:
                 return
         if terms:
             driver = terms[0] if len(terms) == 1 else min(terms, key=self._spread)
             others = [t for t in terms if t != driver]
+            # several words none of which is a whole name: each key of the rarest word is
+            # checked against the others, over at most FALLBACK_SCAN keys
+            cap = FALLBACK_SCAN if others else None
             exact_span = (driver + " ", driver + "!")
             prefix_span = (driver + "!", driver + _TOP)
             for exact, span in ((True, exact_span), (False, prefix_span)):
                 if linked:
                     yield from emit(self._by_name(query, span, others, linked), exact, True)
-                yield from emit(self._by_name(query, span, others, None), exact, False)
+                yield from emit(self._by_name(query, span, others, None, cap), exact, False)
             return
         if linked:
             yield from emit(self._by_filters(query, linked), False, True)
         yield from emit(self._by_filters(query, None), False, False)
+
+    def _names_starting(self, prefix: str, limit: int) -> Iterator[str]:
+        """Distinct first words of the keys beginning with ``prefix`` (one seek each)."""
+        low = prefix
+        for _ in range(limit):
+            row = self.conn.execute(
+                "SELECT token FROM search_key WHERE token >= ? AND token < ? ORDER BY token "
+                "LIMIT 1", (low, prefix + _TOP),
+            ).fetchone()
+            if row is None:
+                return
+            word = str(row[0]).split(" ", 1)[0]
+            yield word
+            low = word + "!"
 
     def _spread(self, term: str) -> int:
         """How many keys start with ``term`` (counted up to a cap): the rarest term drives."""
@@ -285,27 +328,36 @@ class Directory:
         ).fetchone()[0])
 
     def _by_name(self, query: ParsedQuery, span: tuple[str, str], others: list[str],
-                 restrict: set[int] | None) -> Iterable[tuple[int]]:
-        """Keys whose token is in ``span`` (``(x, x)`` = equal to x; else lo <= t < hi)."""
+                 restrict: set[int] | None, cap: int | None = None) -> Iterable[tuple[int]]:
+        """Keys whose token is in ``span`` (``(x, x)`` = equal to x; else lo <= t < hi) and
+        that pass the filters; ``others``: words that must begin another name of the same
+        professional; ``cap``: look at no more than that many keys of the span."""
         f = self._key_filters(query, "k")
         if span[0] == span[1]:
-            where = ["k.token = ?"]
+            keys = ["k.token = ?"]
             args: list[Any] = [span[0]]
         else:
-            where = ["k.token >= ?", "k.token < ?"]
+            keys = ["k.token >= ?", "k.token < ?"]
             args = [span[0], span[1]]
+        keys += f.sql
+        args += f.args
+        if restrict is not None:
+            keys.append(f"k.professional_id IN ({','.join('?' * len(restrict))})")
+            args.extend(sorted(restrict))
+        inner = "SELECT k.professional_id FROM search_key k WHERE " + " AND ".join(keys)
+        if not others:
+            return self.conn.execute(inner, args)
+        checks = []
         for other in others:
-            where.append(
-                "EXISTS (SELECT 1 FROM search_key o WHERE o.professional_id = k.professional_id "
+            checks.append(
+                "EXISTS (SELECT 1 FROM search_key o WHERE o.professional_id = c.professional_id "
                 "AND o.token >= ? AND o.token < ?)"
             )
             args.extend([other, other + _TOP])
-        if restrict is not None:
-            where.append(f"k.professional_id IN ({','.join('?' * len(restrict))})")
-            args.extend(sorted(restrict))
-        sql = ("SELECT k.professional_id FROM search_key k WHERE "
-               + " AND ".join(where + f.sql))
-        return self.conn.execute(sql, args + f.args)
+        if cap is not None:
+            inner += f" LIMIT {int(cap)}"
+        sql = f"SELECT c.professional_id FROM ({inner}) c WHERE " + " AND ".join(checks)
+        return self.conn.execute(sql, args)
 
     def _by_filters(self, query: ParsedQuery,
                     restrict: set[int] | None) -> Iterable[tuple[int]]:

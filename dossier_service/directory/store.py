@@ -22,6 +22,8 @@ SCHEMA_VERSION = 1
 BULK_INDEXES = {
     "ix_key_token": "CREATE INDEX IF NOT EXISTS ix_key_token ON search_key("
     "token, dept, commune_code, postcode, profession_code, specialty_code, mode_code)",
+    "ix_key_place": "CREATE INDEX IF NOT EXISTS ix_key_place ON search_key("
+    "dept, token, commune_code, postcode, profession_code, specialty_code, mode_code)",
     "ix_activity_place": "CREATE INDEX IF NOT EXISTS ix_activity_place ON activity("
     "dept, profession_code, commune_code, postcode, specialty_code, mode_code, professional_id)",
 }

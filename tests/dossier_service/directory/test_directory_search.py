@@ -112,3 +112,18 @@ def test_first_and_last_name_in_any_order(sample_directory: Directory) -> None:
                for h in c.hits)
     d = sample_directory.search("thom jean-p", per_page=50)
     assert {h.national_id for h in d.hits} == {h.national_id for h in a.hits}
+
+
+def test_two_prefixes_and_compound_first_names(sample_directory: Directory) -> None:
+    # "ma ro": both words are beginnings of names (one of each part of the name)
+    both = sample_directory.search("ro ma", per_page=50)
+    assert both.total > 0
+    for hit in both.hits:
+        words = (hit.last_name + " " + hit.first_name).replace("-", " ").lower().split()
+        assert any(w.startswith("ro") for w in words) and any(w.startswith("ma") for w in words)
+    assert {h.national_id for h in sample_directory.search("ma ro", per_page=50).hits} == \
+        {h.national_id for h in both.hits}
+    # a compound first name typed with a space
+    jp = sample_directory.search("jean pierre", per_page=50)
+    assert jp.total > 0 and all("JEAN-PIERRE" in h.first_name for h in jp.hits)
+    assert sample_directory.search("zz yy").total == 0
