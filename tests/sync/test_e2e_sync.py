@@ -429,9 +429,7 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
         name="Ancien groupe", invite=[env.bot_id, colleague.user_id],
         initial_state=[{"type": "m.room.encryption", "state_key": "",
                         "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
-        # room version 11: nio (hence the bot's power check) does not know v12 creators' power
-        room_version="11",
-        power_level_override={"users": {coord.user_id: 100, env.bot_id: 100}},
+        power_level_override={"users": {env.bot_id: 100}},  # v12: the creator outranks all
     )  # fmt: skip
     other_id = str(other.room_id)
     await coord.wait_member(other_id, env.bot_id)
