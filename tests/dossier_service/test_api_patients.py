@@ -265,3 +265,25 @@ async def test_file_may_open_with_a_qualified_identity(api: Api) -> None:
     )
     assert status == 400 and err["errcode"] == "M_INVALID_PARAM"
     assert await api.count("patients") == 1
+
+
+async def test_bot_opens_a_file_under_the_rooms_pseudonymous_id(api: Api) -> None:
+    body = await api.ok(
+        "POST",
+        "/api/v1/patients",
+        201,
+        service=True,
+        json={"id": "P-ABCDEFGH23", "coordinator": COORD, "room_id": "!room:cercle.test"},
+    )
+    assert body["id"] == "P-ABCDEFGH23"
+    status, err = await api.call(
+        "POST", "/api/v1/patients", service=True, json={"id": "P-ABCDEFGH23"}
+    )
+    assert status == 409 and err["errcode"] == "CERCLE_CONFLICT"
+    status, _ = await api.call(
+        "POST", "/api/v1/patients", as_user=COORD, json={"id": "P-ZZZZZZZZ23"}
+    )
+    assert status == 403
+    status, _ = await api.call("POST", "/api/v1/patients", service=True, json={"id": "../etc"})
+    assert status == 400
+    assert await api.count("patients") == 1
