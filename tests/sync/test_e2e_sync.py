@@ -292,6 +292,15 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     assert pinned["pinned"] == [header.event_id]
     assert "Hugo" not in str(await state(gp, room_id, "fr.cercle.patient"))
 
+    # a death declared by mistake, then cancelled: both told in the room, identity kept current
+    await env.dossier.request("POST", f"/patients/{pid}/death", json_body={"death_date": now.date().isoformat()},
+                              actor=gp.user_id, key="uc2-death")  # fmt: skip
+    await gp.wait_notice(room_id, "🕊 Décès du patient déclaré dans le dossier")
+    await gp.wait_notice(room_id, "décédé(e) le")  # the pinned identity, edited
+    await env.dossier.request("POST", f"/patients/{pid}/death/cancel", json_body={"reason": "Erreur de dossier"},
+                              actor=gp.user_id, key="uc2-undeath")  # fmt: skip
+    await gp.wait_notice(room_id, "↩ Annulation de la déclaration du décès")
+
     file = await env.file(pid)
     invitation = [t for t in notebook_texts(file) if t.startswith("Invitation de Dr Hôpital")]
     assert len(invitation) == 1 and "transcription PDF" in invitation[0]
