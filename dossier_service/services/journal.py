@@ -29,6 +29,9 @@ PATIENT_CREATED = "patient.created"
 NOTEBOOK_ENTRY = "notebook.entry"
 
 _OUTBOX_LOCK = 0x43455243  # "CERC": serialises outbox writers so seq order = commit order
+# Built once (immutable statements; values are passed as parameters on each call).
+_OUTBOX_INSERT = insert(table_of(OutboxEvent))
+_AUDIT_INSERT = insert(table_of(AuditEntry))
 
 
 async def notebook_event(
@@ -56,14 +59,15 @@ async def emit(
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
     await session.execute(
-        insert(table_of(OutboxEvent)).values(
-            type=type,
-            patient_id=patient_id,
-            room_id=room_id,
-            actor=actor,
-            payload=payload,
-            at=utcnow(),
-        )
+        _OUTBOX_INSERT,
+        {
+            "type": type,
+            "patient_id": patient_id,
+            "room_id": room_id,
+            "actor": actor,
+            "payload": payload,
+            "at": utcnow(),
+        },
     )
 
 
@@ -83,15 +87,16 @@ async def audit(
     if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
         actor = f"{principal.user_id} pour {principal.on_behalf_of}"
     await session.execute(
-        insert(table_of(AuditEntry)).values(
-            at=utcnow(),
-            actor=actor[:255],
-            actor_kind=principal.audit_kind,
-            action=action,
-            resource=resource[:200],
-            patient_id=patient_id,
-            outcome=outcome,
-            remote=remote[:100],
-            request_id=request_id[:40],
-        )
+        _AUDIT_INSERT,
+        {
+            "at": utcnow(),
+            "actor": actor[:255],
+            "actor_kind": principal.audit_kind,
+            "action": action,
+            "resource": resource[:200],
+            "patient_id": patient_id,
+            "outcome": outcome,
+            "remote": remote[:100],
+            "request_id": request_id[:40],
+        },
     )
