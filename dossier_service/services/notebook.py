@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import Patient
+from dossier_service.models.types import table_of
 from dossier_service.policy import Principal
 from dossier_service.services import journal
+
+_ENTRY_INSERT = insert(table_of(NotebookEntry))
 
 
 async def list_entries(
@@ -45,8 +49,8 @@ async def add_entry(
     entry = NotebookEntry(
         patient_id=patient.id, kind=kind, text=text, author=principal.author, source=source
     )
-    session.add(entry)
-    await session.flush()
+    # a plain INSERT (notes are the busiest write; an entry never changes afterwards)
+    await session.execute(_ENTRY_INSERT, entry.model_dump())
     if source != "matrix":  # what came from the conversation is not echoed back to it
         await journal.emit(
             session,
