@@ -91,6 +91,7 @@ class DossierBridge:
         self.today = today
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
+        self._fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
 
     @property
     def bot_user_id(self) -> str:
@@ -131,6 +132,7 @@ class DossierBridge:
         return None
 
     async def _set_patient_state(self, room_id: str, patient_id: str) -> None:
+        self._fresh.add(room_id)
         current = await self.io.get_state(room_id, PATIENT_STATE)
         if not current or current.get("id") != patient_id:
             content = {**(current or {}), "id": patient_id, "version": 1}
@@ -252,6 +254,10 @@ class DossierBridge:
             if room_id is None:
                 return
             if room_id not in self.client.rooms:
+                if room_id not in self._fresh:
+                    # not a room the bot just made: it is not (or no longer) in it
+                    log.info("événement du dossier %s : le bot n'est pas dans le salon", event.get("seq"))
+                    return
                 await self._wait_for_room(room_id)  # TransientError: the feed retries, then skips
             if kind.startswith("circle."):
                 await self._circle_to_membership(room_id, pid, event)
@@ -302,6 +308,7 @@ class DossierBridge:
             if requester == self.bot_user_id:
                 request["invite"] = []
             room_id = await self.io.create_room(**request)
+            self._fresh.add(room_id)
             self.store.save_file_room(pid, room_id)
             self.patient_rooms[room_id] = {"id": pid, "version": 1}
             log.info("salon créé pour le dossier %s : %s", pid, room_id)
@@ -310,9 +317,22 @@ class DossierBridge:
                 pid, room_id, actor=None, key=idempotency_key(f"dossier-seq-{event['seq']}", "link")
             )
         self.store.save_link(room_id, pid)
+        if room_id not in self.client.rooms and room_id not in self._fresh:
+            log.info("dossier %s : le bot n'est pas dans son salon, rien à y installer", pid)
+            return
         await self._wait_for_room(room_id)
         await self._set_patient_state(room_id, pid)
         await self.furnish_room(room_id, pid, patient)
+
+    async def wait_ready(self) -> None:
+        """Until the bot's first sync is in: before it, nio knows none of the bot's rooms."""
+        while not getattr(self.client, "next_batch", None):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # nio sets the token before it has walked the rooms
+
+    def note_fresh(self, room_id: str) -> None:
+        """A room the bot has just created: nio will show it after the next sync."""
+        self._fresh.add(room_id)
 
     async def furnish_room(
         self, room_id: str, pid: str, patient: Mapping[str, Any] | None = None
@@ -533,6 +553,7 @@ class DossierBridge:
         return count
 
     async def run_overdue(self, interval_seconds: float = 60.0) -> None:
+        await self.wait_ready()
         while True:
             try:
                 await self.announce_overdue()

@@ -53,6 +53,7 @@ class DossierSync:
 
     async def _feed_then_close(self) -> None:
         try:
+            await self.bridge.wait_ready()
             await self.feed.run()
         finally:
             await self.dossier.close()
@@ -151,6 +152,7 @@ def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
+        sync.bridge.note_fresh(event.room_id)
         sync.outbox.enqueue(
             idempotency_key(event.room_id, "file"), "patient.create",
             {"room_id": event.room_id, "label": event.label, "actor": event.requester,
