@@ -155,8 +155,9 @@ async def create_patient(
         raise Conflict("Cette conversation est déjà liée à un dossier.", field="room_id")
     if data.id and await session.get(Patient, data.id) is not None:
         raise Conflict("Cet identifiant de dossier existe déjà.", field="id")
-    given_id = {"id": data.id} if data.id else {}  # issue 6: the room's pseudonymous id
-    patient = Patient(created_by=principal.author, room_id=data.room_id, **given_id)
+    patient = Patient(created_by=principal.author, room_id=data.room_id)
+    if data.id:  # issue 6: the file takes the pseudonymous id the room already carries
+        patient.id = data.id
     _apply_identity(patient, data, today, creating=True)
     session.add(patient)
     await session.flush()
