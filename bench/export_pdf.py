@@ -35,12 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-WORDS_TEXT = ("patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
-         "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
-         "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
-         "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
-         "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
-         "auxiliaire de vie portage repas — coût 12 € ")
+WORDS_TEXT = (
+    "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
+    "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
+    "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
+    "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
+    "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
+    "auxiliaire de vie portage repas — coût 12 € "
+)
 WORDS = WORDS_TEXT.split()
 
 
@@ -64,8 +66,10 @@ def photo(rng: random.Random) -> bytes:
     draw = ImageDraw.Draw(image)
     for _ in range(200):
         x, y = rng.randrange(1600), rng.randrange(1200)
-        draw.ellipse((x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)),
-                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        draw.ellipse(
+            (x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)),
+            fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
+        )
     image = image.filter(ImageFilter.GaussianBlur(1))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=88)
@@ -81,10 +85,13 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     async def client_for(login: dict, name: str) -> AsyncClient:
         path = store / name
         path.mkdir(parents=True, exist_ok=True)
-        client = AsyncClient(hs.base_url, login["user_id"], device_id=login["device_id"],
-                             store_path=str(path),
-                             config=AsyncClientConfig(encryption_enabled=True,
-                                                      store_sync_tokens=True))
+        client = AsyncClient(
+            hs.base_url,
+            login["user_id"],
+            device_id=login["device_id"],
+            store_path=str(path),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
         client.restore_login(login["user_id"], login["device_id"], login["access_token"])
         if client.should_upload_keys:
             await client.keys_upload()
@@ -95,8 +102,7 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     alice = await client_for(logins["alice"], "alice")
     bob = await client_for(logins["bob"], "bob")
     exporter = await client_for(logins["exporter"], "exporter")
-    created = await alice.room_create(name="Bench — Mme D.",
-                                      invite=[bob.user_id, exporter.user_id])
+    created = await alice.room_create(name="Bench — Mme D.", invite=[bob.user_id, exporter.user_id])
     room_id = created.room_id
     for member in (bob, exporter):
         await member.sync(timeout=0)
@@ -114,8 +120,9 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
         nonlocal sent
         async with semaphore:
             for _attempt in range(5):
-                response = await alice.room_send(room_id, "m.room.message", content,
-                                                 ignore_unverified_devices=True)
+                response = await alice.room_send(
+                    room_id, "m.room.message", content, ignore_unverified_devices=True
+                )
                 if isinstance(response, RoomSendResponse):
                     sent += 1
                     return
@@ -125,15 +132,28 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     async def send_photo(index: int) -> None:
         data = photo(rng)
         async with semaphore:
-            response, keys = await alice.upload(lambda *_: io.BytesIO(data),
-                                                content_type="image/jpeg",
-                                                filename=f"photo-{index}.jpg", encrypt=True,
-                                                filesize=len(data))
+            response, keys = await alice.upload(
+                lambda *_: io.BytesIO(data),
+                content_type="image/jpeg",
+                filename=f"photo-{index}.jpg",
+                encrypt=True,
+                filesize=len(data),
+            )
         assert isinstance(response, UploadResponse), response
-        await send({"msgtype": "m.image", "body": f"photo-{index}.jpg",
-                    "info": {"mimetype": "image/jpeg", "size": len(data), "w": 1600, "h": 1200},
-                    "file": {"url": response.content_uri, "key": keys["key"], "iv": keys["iv"],
-                             "hashes": keys["hashes"], "v": keys["v"]}})
+        await send(
+            {
+                "msgtype": "m.image",
+                "body": f"photo-{index}.jpg",
+                "info": {"mimetype": "image/jpeg", "size": len(data), "w": 1600, "h": 1200},
+                "file": {
+                    "url": response.content_uri,
+                    "key": keys["key"],
+                    "iv": keys["iv"],
+                    "hashes": keys["hashes"],
+                    "v": keys["v"],
+                },
+            }
+        )
 
     # the first message creates and shares the Megolm session; then everything in parallel
     await send(message_body(rng, 0))
@@ -146,17 +166,26 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
             print(f"  … {sent} messages sent", file=sys.stderr, flush=True)
     await asyncio.gather(*batch)
     elapsed = time.perf_counter() - started
-    last = await alice.room_send(room_id, "m.room.message",
-                                 {"msgtype": "m.text", "body": "Fin du bench."},
-                                 ignore_unverified_devices=True)
+    last = await alice.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": "Fin du bench."},
+        ignore_unverified_devices=True,
+    )
     await bob.sync(timeout=0)
     await bob.room_read_markers(room_id, last.event_id, last.event_id)
     for _ in range(5):  # the exporter receives the room keys (to-device)
         await exporter.sync(timeout=500)
     for client in (alice, bob, exporter):
         await client.close()
-    return {"room_id": room_id, "exporter": logins["exporter"], "base_url": hs.base_url,
-            "store": str(store / "exporter"), "send_seconds": elapsed, "sent": sent + 1}
+    return {
+        "room_id": room_id,
+        "exporter": logins["exporter"],
+        "base_url": hs.base_url,
+        "store": str(store / "exporter"),
+        "send_seconds": elapsed,
+        "sent": sent + 1,
+    }
 
 
 def export_child(spec_path: str) -> None:
@@ -173,10 +202,13 @@ def export_child(spec_path: str) -> None:
         from bots.export.transcript import TranscriptHeader
 
         login = spec["exporter"]
-        client = AsyncClient(spec["base_url"], login["user_id"], device_id=login["device_id"],
-                             store_path=spec["store"],
-                             config=AsyncClientConfig(encryption_enabled=True,
-                                                      store_sync_tokens=True))
+        client = AsyncClient(
+            spec["base_url"],
+            login["user_id"],
+            device_id=login["device_id"],
+            store_path=spec["store"],
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
         client.restore_login(login["user_id"], login["device_id"], login["access_token"])
         await client.sync(timeout=0, full_state=True)
         from datetime import UTC, datetime
@@ -188,8 +220,13 @@ def export_child(spec_path: str) -> None:
                 history = await fetch_history(client, HistoryRequest(spec["room_id"]), media)
             t1 = time.perf_counter()
             rss_after_fetch = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            header = TranscriptHeader("Bench — Mme D.", "tout l'historique", "Exporteur",
-                                      datetime.now(UTC), participants=history.participants)
+            header = TranscriptHeader(
+                "Bench — Mme D.",
+                "tout l'historique",
+                "Exporteur",
+                datetime.now(UTC),
+                participants=history.participants,
+            )
             out = Path(tmp) / "export.pdf"
             cpu = time.process_time()  # the event loop idles: this is the render thread's CPU
             summary = await asyncio.to_thread(render_transcript, header, history.entries, out)
@@ -200,13 +237,23 @@ def export_child(spec_path: str) -> None:
             images = sum(1 for e in history.entries if e.attachment and e.attachment.path)
             seen = sum(1 for e in history.entries if e.seen_by)
         await client.close()
-        return {"fetch": t1 - t0, "render": t2 - t1, "render_cpu": render_cpu, "entries": len(history.entries),
-                "messages": summary.messages, "attachments": summary.attachments,
-                "images_downloaded": images, "undecryptable": undecryptable,
-                "pages": summary.pages, "pdf_bytes": size, "seen_lines": seen,
-                "rss_after_fetch_mb": rss_after_fetch,
-                "paging": history.seconds_paging, "media": history.seconds_media,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return {
+            "fetch": t1 - t0,
+            "render": t2 - t1,
+            "render_cpu": render_cpu,
+            "entries": len(history.entries),
+            "messages": summary.messages,
+            "attachments": summary.attachments,
+            "images_downloaded": images,
+            "undecryptable": undecryptable,
+            "pages": summary.pages,
+            "pdf_bytes": size,
+            "seen_lines": seen,
+            "rss_after_fetch_mb": rss_after_fetch,
+            "paging": history.seconds_paging,
+            "media": history.seconds_media,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
 
     print(json.dumps(asyncio.run(run())))
 
@@ -238,8 +285,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse the room already filled in --workdir (skips the sending)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the room already filled in --workdir (skips the sending)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -260,11 +310,18 @@ def main() -> None:
             print(f"reusing the room filled earlier: {spec['sent']} encrypted events", flush=True)
         else:
             spec = asyncio.run(populate(hs, args.messages, args.images, workdir / "stores"))
-            print(f"room filled: {spec['sent']} encrypted events ({args.images} photos) in "
-                  f"{spec['send_seconds']:.1f} s", flush=True)
+            print(
+                f"room filled: {spec['sent']} encrypted events ({args.images} photos) in "
+                f"{spec['send_seconds']:.1f} s",
+                flush=True,
+            )
         spec_path.write_text(json.dumps(spec))
-        child = subprocess.run([sys.executable, __file__, "--child", str(spec_path)],
-                               capture_output=True, text=True, check=False)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(spec_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if child.returncode != 0:
             print(child.stderr[-4000:], file=sys.stderr)
             raise SystemExit("export child failed")
@@ -277,26 +334,41 @@ def main() -> None:
     total = fetch + render
     rate = result["entries"] / render
     cpu_rate = result["entries"] / result["render_cpu"]
-    print(f"entries exported: {result['entries']} ({result['messages']} messages, "
-          f"{result['attachments']} attachments, {result['images_downloaded']} images "
-          f"downloaded+decrypted, {result['undecryptable']} undecryptable, "
-          f"{result['seen_lines']} « Vu par » lines)")
+    print(
+        f"entries exported: {result['entries']} ({result['messages']} messages, "
+        f"{result['attachments']} attachments, {result['images_downloaded']} images "
+        f"downloaded+decrypted, {result['undecryptable']} undecryptable, "
+        f"{result['seen_lines']} « Vu par » lines)"
+    )
     print(f"PDF: {result['pages']} pages, {result['pdf_bytes'] / 1e6:.1f} MB")
-    print(f"(a) fetch + decrypt history and media : {fetch:7.2f} s "
-          f"({result['entries'] / fetch:,.0f} msg/s)")
-    print(f"      of which paging + decryption    : {result['paging']:7.2f} s; attachments "
-          f"{result['media']:.2f} s")
-    print(f"(b) render (layout + fpdf2 + output)  : {render:7.2f} s ({rate:,.0f} msg/s); "
-          f"CPU {result['render_cpu']:.2f} s ({cpu_rate:,.0f} msg/s of CPU)")
+    print(
+        f"(a) fetch + decrypt history and media : {fetch:7.2f} s "
+        f"({result['entries'] / fetch:,.0f} msg/s)"
+    )
+    print(
+        f"      of which paging + decryption    : {result['paging']:7.2f} s; attachments "
+        f"{result['media']:.2f} s"
+    )
+    print(
+        f"(b) render (layout + fpdf2 + output)  : {render:7.2f} s ({rate:,.0f} msg/s); "
+        f"CPU {result['render_cpu']:.2f} s ({cpu_rate:,.0f} msg/s of CPU)"
+    )
     print(f"total                                 : {total:7.2f} s = {total / fetch:.2f} x (a)")
-    print(f"peak RSS of the export process        : {result['peak_rss_mb']:7.1f} MB "
-          f"(after fetch: {result['rss_after_fetch_mb']:.1f} MB)")
-    print(f"naive multi_cell baseline             : {naive:,.0f} msg/s -> ours is "
-          f"{rate / naive:.1f}x faster")
+    print(
+        f"peak RSS of the export process        : {result['peak_rss_mb']:7.1f} MB "
+        f"(after fetch: {result['rss_after_fetch_mb']:.1f} MB)"
+    )
+    print(
+        f"naive multi_cell baseline             : {naive:,.0f} msg/s -> ours is "
+        f"{rate / naive:.1f}x faster"
+    )
     print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
-    goals = [("rendering >= 3,000 msg/s (wall)", rate >= 3000),
-             ("rendering >= 3,000 msg/s (CPU time)", cpu_rate >= 3000), ("total <= 2 x (a)", total <= 2 * fetch),
-             ("peak RSS <= 200 MB", result["peak_rss_mb"] <= 200)]
+    goals = [
+        ("rendering >= 3,000 msg/s (wall)", rate >= 3000),
+        ("rendering >= 3,000 msg/s (CPU time)", cpu_rate >= 3000),
+        ("total <= 2 x (a)", total <= 2 * fetch),
+        ("peak RSS <= 200 MB", result["peak_rss_mb"] <= 200),
+    ]
     for name, ok in goals:
         print(f"  {'OK  ' if ok else 'MISS'} {name}")
 

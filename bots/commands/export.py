@@ -70,9 +70,16 @@ RecordExport = Callable[[ExportRecord], Awaitable[None]]
 class ExportService:
     """Runs exports as background tasks, a few at a time (bounded memory)."""
 
-    def __init__(self, client: AsyncClient, io: MatrixIO, *, parallel: int = 2,
-                 work_dir: Path | None = None, describe_room: DescribeRoom | None = None,
-                 record_export: RecordExport | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        io: MatrixIO,
+        *,
+        parallel: int = 2,
+        work_dir: Path | None = None,
+        describe_room: DescribeRoom | None = None,
+        record_export: RecordExport | None = None,
+    ) -> None:
         self.client = client
         self.io = io
         self.describe_room = describe_room  # patient and professions, from the dossier
@@ -100,14 +107,19 @@ class ExportService:
             await self._notice(request, error.message)
         except Exception:
             ref = secrets.token_hex(3).upper()
-            log.exception("export: erreur interne réf=%s event=%s room=%s", ref,
-                          request.command_event_id, request.room_id)
+            log.exception(
+                "export: erreur interne réf=%s event=%s room=%s",
+                ref,
+                request.command_event_id,
+                request.room_id,
+            )
             await self._notice(request, f"Erreur interne (réf. {ref}).")
 
     async def _notice(self, request: ExportRequest, text: str) -> None:
         try:
-            await self.io.send_notice(request.room_id, text, html.escape(text),
-                                      reply_to=request.command_event_id)
+            await self.io.send_notice(
+                request.room_id, text, html.escape(text), reply_to=request.command_event_id
+            )
         except Exception:
             log.exception("export: notice not sent room=%s", request.room_id)
 
@@ -121,45 +133,79 @@ class ExportService:
         with tempfile.TemporaryDirectory(prefix="cercle-export-", dir=self.work_dir) as tmp:
             directory = Path(tmp)
             history_request = HistoryRequest(
-                request.room_id, since=since, until=options.until, last=options.last,
-                from_event_id=request.from_event_id, through_event_id=request.command_event_id,
-                with_attachments=options.with_attachments)
+                request.room_id,
+                since=since,
+                until=options.until,
+                last=options.last,
+                from_event_id=request.from_event_id,
+                through_event_id=request.command_event_id,
+                with_attachments=options.with_attachments,
+            )
             async with aiohttp.ClientSession() as session:
-                media = MediaFetcher(session, self.client.homeserver, self.client.access_token,
-                                     directory)
+                media = MediaFetcher(
+                    session, self.client.homeserver, self.client.access_token, directory
+                )
                 history = await fetch_history(self.client, history_request, media)
-            people = (await self.describe_room(request.room_id) if self.describe_room
-                      else RoomPeople())
+            people = (
+                await self.describe_room(request.room_id) if self.describe_room else RoomPeople()
+            )
             header = self._header(request, history, people)
             pdf_path = directory / "transcription.pdf"
-            summary = await asyncio.to_thread(render_transcript, header, history.entries,
-                                              pdf_path)
+            summary = await asyncio.to_thread(render_transcript, header, history.entries, pdf_path)
             data = pdf_path.read_bytes()
         filename = export_filename(header.room_label, history, request.requested_at)
         target = request.room_id
         if options.private:
             target = await self._direct_room(request.requester, exclude=request.room_id)
-        await self.io.send_file(target, data, filename=filename, mimetype="application/pdf",
-                                txn_id=f"export-file-{request.command_event_id}")
+        await self.io.send_file(
+            target,
+            data,
+            filename=filename,
+            mimetype="application/pdf",
+            txn_id=f"export-file-{request.command_event_id}",
+        )
         who = self._name(request.room_id, request.requester)
         when = request.requested_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
         where = "envoyé en privé à son auteur" if options.private else "ci-dessus"
-        text = (f"Export PDF de la conversation par {who} le {when} — période : "
-                f"{header.period_label} — {_count(summary.messages, 'message', 'messages')}, "
-                f"{_count(summary.attachments, 'pièce jointe', 'pièces jointes')} ({where}).")
-        await self.io.send_notice(request.room_id, text, html.escape(text),
-                                  txn_id=f"export-notice-{request.command_event_id}")
-        log.info("export done room=%s event=%s messages=%d pages=%d", request.room_id,
-                 request.command_event_id, summary.messages, summary.pages)
+        text = (
+            f"Export PDF de la conversation par {who} le {when} — période : "
+            f"{header.period_label} — {_count(summary.messages, 'message', 'messages')}, "
+            f"{_count(summary.attachments, 'pièce jointe', 'pièces jointes')} ({where})."
+        )
+        await self.io.send_notice(
+            request.room_id,
+            text,
+            html.escape(text),
+            txn_id=f"export-notice-{request.command_event_id}",
+        )
+        log.info(
+            "export done room=%s event=%s messages=%d pages=%d",
+            request.room_id,
+            request.command_event_id,
+            summary.messages,
+            summary.pages,
+        )
         if self.record_export is not None:
             try:
-                await self.record_export(ExportRecord(
-                    request.room_id, request.requester, request.command_event_id,
-                    request.requested_at, header.period_label, summary.messages,
-                    summary.attachments, summary.digest, target))
+                await self.record_export(
+                    ExportRecord(
+                        request.room_id,
+                        request.requester,
+                        request.command_event_id,
+                        request.requested_at,
+                        header.period_label,
+                        summary.messages,
+                        summary.attachments,
+                        summary.digest,
+                        target,
+                    )
+                )
             except Exception:
-                log.exception("export: record failed room=%s event=%s", request.room_id,
-                              request.command_event_id)
+                log.exception(
+                    "export: record failed room=%s event=%s",
+                    request.room_id,
+                    request.command_event_id,
+                )
         return target, summary
 
     async def visible_from(self, room_id: str, user_id: str) -> datetime | None:
@@ -178,20 +224,25 @@ class ExportService:
             return datetime.now(UTC)  # unknown arrival: nothing before now
         return datetime.fromtimestamp(millis / 1000, UTC)
 
-    async def _state_event(self, room_id: str, event_type: str,
-                           state_key: str) -> dict[str, Any] | None:
-        path = (f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(event_type)}/"
-                f"{quote(state_key)}?format=event")
+    async def _state_event(
+        self, room_id: str, event_type: str, state_key: str
+    ) -> dict[str, Any] | None:
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(event_type)}/"
+            f"{quote(state_key)}?format=event"
+        )
         response = await self.client.send(
-            "GET", path, headers={"Authorization": f"Bearer {self.client.access_token}"})
+            "GET", path, headers={"Authorization": f"Bearer {self.client.access_token}"}
+        )
         async with response:
             if response.status != 200:
                 return None
             body = await response.json()
         return body if isinstance(body, dict) else None
 
-    def _header(self, request: ExportRequest, history: History,
-                people: RoomPeople) -> TranscriptHeader:
+    def _header(
+        self, request: ExportRequest, history: History, people: RoomPeople
+    ) -> TranscriptHeader:
         period = request.options.period_label()
         if request.from_event_id is not None and history.first is not None:
             start = history.first.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
@@ -208,7 +259,8 @@ class ExportService:
             patient=people.patient,
             participants=tuple(
                 replace(p, profession=people.professions.get(p.user_id, p.profession))
-                for p in history.participants),
+                for p in history.participants
+            ),
             with_attachments=request.options.with_attachments,
         )
 
@@ -221,13 +273,19 @@ class ExportService:
         """The direct chat between the bot and `user_id`; created when there is none."""
         for room_id, room in self.client.rooms.items():
             members = set(room.users) - set(room.invited_users)
-            if (room_id != exclude and members == {self.client.user_id, user_id}
-                    and room.encrypted):
+            if room_id != exclude and members == {self.client.user_id, user_id} and room.encrypted:
                 return str(room_id)
         room_id = await self.io.create_room(
-            is_direct=True, invite=[user_id],
-            initial_state=[{"type": "m.room.encryption", "state_key": "",
-                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+            is_direct=True,
+            invite=[user_id],
+            initial_state=[
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+        )
         # nio sends in clear to a room it has not synced yet: wait for the sync loop to see
         # the room as encrypted before anything is sent there.
         for _ in range(int(self.room_wait_seconds * 10)):
@@ -251,7 +309,7 @@ def room_label(client: AsyncClient, room_id: str) -> str:
         changed = False
         for marker in MARKERS.values():
             if label.startswith(marker):
-                label, changed = label[len(marker):], True
+                label, changed = label[len(marker) :], True
     return label.strip() or "Salon"
 
 
@@ -290,17 +348,21 @@ def register(registry: CommandRegistry, exports: ExportService) -> None:
         aliases=("pdf",),
         args=(Text("options", optional=True, max_length=200, label="les options"),),
         help="transcription PDF de la conversation (options : depuis <date>, jusqu'à <date>, "
-             "derniers <N>, sans pièces jointes, en privé ; en réponse à un message : à partir "
-             "de ce message)",
+        "derniers <N>, sans pièces jointes, en privé ; en réponse à un message : à partir "
+        "de ce message)",
     )
     async def export(ctx: CommandContext, options: str | None) -> None:
-        now = (datetime.fromtimestamp(ctx.origin_server_ts / 1000, UTC)
-               if ctx.origin_server_ts else datetime.now(UTC))
+        now = (
+            datetime.fromtimestamp(ctx.origin_server_ts / 1000, UTC)
+            if ctx.origin_server_ts
+            else datetime.now(UTC)
+        )
         try:
             parsed = parse_export_options(options or "", now=now)
         except ExportOptionError as error:
             raise UserError(error.message) from None
         from_event_id = await replied_event_id(exports.client, ctx.room_id, ctx.event_id)
         await ctx.reply("Export en cours…", "Export en cours…")
-        exports.start(ExportRequest(ctx.room_id, ctx.sender, ctx.event_id, parsed,
-                                    from_event_id, now))
+        exports.start(
+            ExportRequest(ctx.room_id, ctx.sender, ctx.event_id, parsed, from_event_id, now)
+        )

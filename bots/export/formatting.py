@@ -97,8 +97,27 @@ def _clean(text: str) -> str:
     return "".join(out)
 
 
-_BLOCKS = {"p", "div", "br", "li", "ul", "ol", "blockquote", "pre", "tr", "table",
-           "h1", "h2", "h3", "h4", "h5", "h6", "hr", "details", "summary"}
+_BLOCKS = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "blockquote",
+    "pre",
+    "tr",
+    "table",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "details",
+    "summary",
+}
 _DROPPED = {"mx-reply", "script", "style", "head", "title"}
 
 

@@ -82,8 +82,9 @@ class _Draft:
     flag_text: str = ""
 
 
-async def fetch_history(client: AsyncClient, request: HistoryRequest,
-                        media: MediaFetcher | None) -> History:
+async def fetch_history(
+    client: AsyncClient, request: HistoryRequest, media: MediaFetcher | None
+) -> History:
     room = client.rooms.get(request.room_id)
     names: dict[str, str] = {}
     if room is not None:
@@ -108,8 +109,7 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
         draft = _draft_of(source, etype, content, by_id)
         if etype == STATE_TYPE and "state_key" in source:
             new_flags = RoomFlags.from_state(content)
-            text = (_flag_change(flags, new_flags, names) if flags_known or new_flags.kinds
-                    else "")
+            text = _flag_change(flags, new_flags, names) if flags_known or new_flags.kinds else ""
             flags, flags_known = new_flags, True
             if text:
                 draft = _Draft(event_id, sender, ts, EntryKind.EVENT, flag_text=text)
@@ -131,16 +131,22 @@ async def fetch_history(client: AsyncClient, request: HistoryRequest,
     received_at = time.perf_counter()
     entries = await _entries(client, request, drafts, by_id, names, media)
     participants = tuple(
-        Participant(user_id, name) for user_id, name in sorted(
-            ((u, names.get(u, u)) for u in (room.users if room else {})
-             if u != client.user_id), key=lambda item: item[1].lower()))
+        Participant(user_id, name)
+        for user_id, name in sorted(
+            ((u, names.get(u, u)) for u in (room.users if room else {}) if u != client.user_id),
+            key=lambda item: item[1].lower(),
+        )
+    )
     return History(
-        entries=entries, participants=participants,
+        entries=entries,
+        participants=participants,
         first=entries[0].timestamp if entries else None,
         last=entries[-1].timestamp if entries else None,
-        pages=events // max(1, request.page_size) + 1, events=events,
+        pages=events // max(1, request.page_size) + 1,
+        events=events,
         seconds_paging=paged_at - started_at,
-        seconds_media=time.perf_counter() - received_at)
+        seconds_media=time.perf_counter() - received_at,
+    )
 
 
 def _in_range(ts: int, request: HistoryRequest) -> bool:
@@ -149,8 +155,7 @@ def _in_range(ts: int, request: HistoryRequest) -> bool:
     return not (request.until is not None and ts >= request.until.timestamp() * 1000)
 
 
-async def _events(client: AsyncClient,
-                  request: HistoryRequest) -> AsyncIterator[dict[str, Any]]:
+async def _events(client: AsyncClient, request: HistoryRequest) -> AsyncIterator[dict[str, Any]]:
     """Event dicts (decrypted where possible), oldest first, within the bounds."""
     until_ms = request.until.timestamp() * 1000 if request.until else None
     if request.last is not None and request.from_event_id is None and request.since is None:
@@ -173,8 +178,8 @@ async def _events(client: AsyncClient,
     started = request.from_event_id is None  # from a replied-to event: skip what precedes it
     while True:
         response = await client.room_messages(
-            request.room_id, start=token, direction=MessageDirection.front,
-            limit=request.page_size)
+            request.room_id, start=token, direction=MessageDirection.front, limit=request.page_size
+        )
         if isinstance(response, RoomMessagesError):
             raise HistoryError("Impossible de lire l'historique du salon.")
         for event in response.chunk:
@@ -191,8 +196,9 @@ async def _events(client: AsyncClient,
         token = response.end
 
 
-async def _page_backwards(client: AsyncClient, request: HistoryRequest,
-                          until_ms: float | None) -> list[dict[str, Any]]:
+async def _page_backwards(
+    client: AsyncClient, request: HistoryRequest, until_ms: float | None
+) -> list[dict[str, Any]]:
     """« derniers N »: page from the end until N shown messages are collected."""
     assert request.last is not None
     token: str | None = None
@@ -201,8 +207,11 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
     reached = request.through_event_id is None  # events after the command are left out
     while shown < request.last:
         response = await client.room_messages(
-            request.room_id, start=token, direction=MessageDirection.back,
-            limit=min(request.page_size, request.last - shown + 50))
+            request.room_id,
+            start=token,
+            direction=MessageDirection.back,
+            limit=min(request.page_size, request.last - shown + 50),
+        )
         if isinstance(response, RoomMessagesError):
             raise HistoryError("Impossible de lire l'historique du salon.")
         for event in response.chunk:
@@ -220,19 +229,20 @@ async def _page_backwards(client: AsyncClient, request: HistoryRequest,
     return newest_first
 
 
-async def _first_event_since(client: AsyncClient, room_id: str,
-                             since: datetime) -> tuple[str | None, bool]:
+async def _first_event_since(
+    client: AsyncClient, room_id: str, since: datetime
+) -> tuple[str | None, bool]:
     """`/timestamp_to_event` (dir=f): the first event at or after `since`.
 
     Returns (event id, True); (None, False) when the room has nothing after `since`;
     (None, True) when the server cannot say (then paging starts from the beginning).
     """
     millis = int(since.timestamp() * 1000)
-    path = (f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event"
-            f"?ts={millis}&dir=f")
+    path = f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event?ts={millis}&dir=f"
     try:
         response = await client.send(
-            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"})
+            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"}
+        )
         async with response:
             if response.status == 404:
                 return None, False
@@ -263,8 +273,9 @@ def _is_edit(source: Mapping[str, Any]) -> bool:
     return isinstance(relates, Mapping) and relates.get("rel_type") == "m.replace"
 
 
-def _draft_of(source: Mapping[str, Any], etype: Any, content: Mapping[str, Any],
-              by_id: dict[str, _Draft]) -> _Draft | None:
+def _draft_of(
+    source: Mapping[str, Any], etype: Any, content: Mapping[str, Any], by_id: dict[str, _Draft]
+) -> _Draft | None:
     event_id, sender, ts = source["event_id"], source["sender"], source["origin_server_ts"]
     unsigned = source.get("unsigned") or {}
     if etype not in _SHOWN_TYPES:
@@ -287,11 +298,18 @@ def _draft_of(source: Mapping[str, Any], etype: Any, content: Mapping[str, Any],
         return None
     msgtype = content.get("msgtype")
     kind = {"m.notice": EntryKind.NOTICE, "m.emote": EntryKind.EMOTE}.get(
-        msgtype if isinstance(msgtype, str) else "", EntryKind.MESSAGE)
+        msgtype if isinstance(msgtype, str) else "", EntryKind.MESSAGE
+    )
     reply = relates.get("m.in_reply_to")
     reply_to = reply.get("event_id") if isinstance(reply, Mapping) else None
-    return _Draft(event_id, sender, ts, kind, dict(content),
-                  reply_to=reply_to if isinstance(reply_to, str) else None)
+    return _Draft(
+        event_id,
+        sender,
+        ts,
+        kind,
+        dict(content),
+        reply_to=reply_to if isinstance(reply_to, str) else None,
+    )
 
 
 def _flag_change(before: RoomFlags, after: RoomFlags, names: Mapping[str, str]) -> str:
@@ -319,15 +337,23 @@ async def read_receipts(client: AsyncClient, room_id: str) -> dict[str, str]:
     """
     latest: dict[str, tuple[int, str]] = {}
     sync_filter = {
-        "room": {"rooms": [room_id], "timeline": {"limit": 1}, "state": {"types": []},
-                 "ephemeral": {"types": ["m.receipt"]}, "account_data": {"types": []}},
-        "presence": {"types": []}, "account_data": {"types": []},
+        "room": {
+            "rooms": [room_id],
+            "timeline": {"limit": 1},
+            "state": {"types": []},
+            "ephemeral": {"types": ["m.receipt"]},
+            "account_data": {"types": []},
+        },
+        "presence": {"types": []},
+        "account_data": {"types": []},
     }
-    path = ("/_matrix/client/v3/sync?timeout=0&filter="
-            + quote(json.dumps(sync_filter, separators=(",", ":"))))
+    path = "/_matrix/client/v3/sync?timeout=0&filter=" + quote(
+        json.dumps(sync_filter, separators=(",", ":"))
+    )
     try:
         response = await client.send(
-            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"})
+            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"}
+        )
         async with response:
             body = await response.json() if response.status == 200 else {}
     except Exception:
@@ -350,11 +376,17 @@ async def read_receipts(client: AsyncClient, room_id: str) -> dict[str, str]:
     return {user_id: event_id for user_id, (_, event_id) in latest.items()}
 
 
-def _place_receipts(own_user_id: str, receipts: Mapping[str, str], drafts: list[_Draft],
-                    order: Mapping[str, int], names: Mapping[str, str]) -> None:
+def _place_receipts(
+    own_user_id: str,
+    receipts: Mapping[str, str],
+    drafts: list[_Draft],
+    order: Mapping[str, int],
+    names: Mapping[str, str],
+) -> None:
     """Each member's receipt goes under the last shown message at or before the one read."""
-    for user_id, event_id in sorted(receipts.items(),
-                                    key=lambda item: names.get(item[0], item[0]).lower()):
+    for user_id, event_id in sorted(
+        receipts.items(), key=lambda item: names.get(item[0], item[0]).lower()
+    ):
         if user_id == own_user_id:
             continue
         index = order.get(event_id)
@@ -367,9 +399,14 @@ def _place_receipts(own_user_id: str, receipts: Mapping[str, str], drafts: list[
             draft.seen_by.append(names.get(user_id, user_id))
 
 
-async def _entries(client: AsyncClient, request: HistoryRequest, drafts: list[_Draft],
-                   by_id: Mapping[str, _Draft], names: Mapping[str, str],
-                   media: MediaFetcher | None) -> list[Entry]:
+async def _entries(
+    client: AsyncClient,
+    request: HistoryRequest,
+    drafts: list[_Draft],
+    by_id: Mapping[str, _Draft],
+    names: Mapping[str, str],
+    media: MediaFetcher | None,
+) -> list[Entry]:
     semaphore = asyncio.Semaphore(MEDIA_PARALLEL)
     outside: dict[str, Quote | None] = {}
 
@@ -403,8 +440,9 @@ async def _entries(client: AsyncClient, request: HistoryRequest, drafts: list[_D
         if target is not None:
             return Quote(names.get(target.sender, target.sender), _quote_text(target))
         if draft.reply_to not in outside:
-            outside[draft.reply_to] = await _fetch_quote(client, request.room_id,
-                                                         draft.reply_to, names)
+            outside[draft.reply_to] = await _fetch_quote(
+                client, request.room_id, draft.reply_to, names
+            )
         return outside[draft.reply_to]
 
     attachments = await asyncio.gather(*(attachment_of(d) for d in drafts))
@@ -414,15 +452,24 @@ async def _entries(client: AsyncClient, request: HistoryRequest, drafts: list[_D
         body = draft.flag_text if draft.kind is EntryKind.EVENT else content.get("body", "")
         formatted = None
         if content.get("format") == "org.matrix.custom.html" and isinstance(
-                content.get("formatted_body"), str):
+            content.get("formatted_body"), str
+        ):
             formatted = content["formatted_body"]
-        entries.append(Entry(
-            event_id=draft.event_id, sender=draft.sender,
-            sender_name=names.get(draft.sender, draft.sender),
-            timestamp=datetime.fromtimestamp(draft.ts / 1000, UTC), kind=draft.kind,
-            body=body if isinstance(body, str) else "", formatted_body=formatted,
-            edited=draft.edited, quote=await quote_of(draft), attachment=attachment,
-            seen_by=tuple(draft.seen_by)))
+        entries.append(
+            Entry(
+                event_id=draft.event_id,
+                sender=draft.sender,
+                sender_name=names.get(draft.sender, draft.sender),
+                timestamp=datetime.fromtimestamp(draft.ts / 1000, UTC),
+                kind=draft.kind,
+                body=body if isinstance(body, str) else "",
+                formatted_body=formatted,
+                edited=draft.edited,
+                quote=await quote_of(draft),
+                attachment=attachment,
+                seen_by=tuple(draft.seen_by),
+            )
+        )
     return entries
 
 
@@ -441,8 +488,9 @@ def _quote_text(draft: _Draft) -> str:
     return " ".join(" ".join(lines).split())
 
 
-async def _fetch_quote(client: AsyncClient, room_id: str, event_id: str,
-                       names: Mapping[str, str]) -> Quote | None:
+async def _fetch_quote(
+    client: AsyncClient, room_id: str, event_id: str, names: Mapping[str, str]
+) -> Quote | None:
     """A replied-to message outside the exported period, fetched and decrypted."""
     response = await client.room_get_event(room_id, event_id)
     event = getattr(response, "event", None)

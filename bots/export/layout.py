@@ -30,8 +30,20 @@ MISSING = "\u25a1"  # □
 MAX_QUOTE_CHARS = 280
 
 _DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre")
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 _TOKENS = re.compile(r"\S+|\s+")
 _SPACES = re.compile(r"\s+")
 _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
@@ -116,8 +128,14 @@ class LayoutStyle:
 class TranscriptLayout:
     """Lays entries out one by one; keeps the word-width cache and the digest."""
 
-    def __init__(self, metrics: FontMetrics, style: LayoutStyle | None = None,
-                 tz: ZoneInfo = PARIS, *, with_attachments: bool = True) -> None:
+    def __init__(
+        self,
+        metrics: FontMetrics,
+        style: LayoutStyle | None = None,
+        tz: ZoneInfo = PARIS,
+        *,
+        with_attachments: bool = True,
+    ) -> None:
         self.metrics = metrics
         self.style = style or LayoutStyle()
         self.tz = tz
@@ -201,12 +219,22 @@ class TranscriptLayout:
             self._day = day
             width = self.text_width(day, "B", st.body_size)
             items.append(Spacer(1.5))
-            items.append(Line((Run(day, "B", 0.0),), Tone.DAY, st.body_size,
-                              st.body_size * PT * 1.8, centered_width=width))
+            items.append(
+                Line(
+                    (Run(day, "B", 0.0),),
+                    Tone.DAY,
+                    st.body_size,
+                    st.body_size * PT * 1.8,
+                    centered_width=width,
+                )
+            )
         keep = len(items) + 2
         if entry.kind is EntryKind.EVENT:
-            text = f"{clock} — {entry.sender_name} : {entry.body}" if entry.sender_name else (
-                f"{clock} — {entry.body}")
+            text = (
+                f"{clock} — {entry.sender_name} : {entry.body}"
+                if entry.sender_name
+                else (f"{clock} — {entry.body}")
+            )
             items.extend(self._wrap([(text, "I")], Tone.EVENT, st.small_size, st.indent))
             items.append(Spacer(1.0))
             self.digest.add(entry, entry.body)
@@ -224,9 +252,14 @@ class TranscriptLayout:
             quoted = " ".join(entry.quote.text.split())
             if len(quoted) > MAX_QUOTE_CHARS:
                 quoted = quoted[:MAX_QUOTE_CHARS] + "…"
-            items.extend(self._wrap(
-                [(f"En réponse à {entry.quote.sender_name} : ", "B"), (quoted, "I")],
-                Tone.QUOTE, st.small_size, body_indent + 2))
+            items.extend(
+                self._wrap(
+                    [(f"En réponse à {entry.quote.sender_name} : ", "B"), (quoted, "I")],
+                    Tone.QUOTE,
+                    st.small_size,
+                    body_indent + 2,
+                )
+            )
 
         shown = entry.body
         if entry.kind is EntryKind.REDACTED:
@@ -265,8 +298,14 @@ class TranscriptLayout:
             return []  # a file's body is its name: shown with the attachment
         return plain_paragraphs(entry.body, is_reply=entry.quote is not None)
 
-    def _paragraph(self, paragraph: Paragraph, runs: list[tuple[str, str]], tone: Tone,
-                   size: float, indent: float) -> list[Line]:
+    def _paragraph(
+        self,
+        paragraph: Paragraph,
+        runs: list[tuple[str, str]],
+        tone: Tone,
+        size: float,
+        indent: float,
+    ) -> list[Line]:
         st = self.style
         level_indent = indent + paragraph.level * st.level_indent
         line_tone = Tone.QUOTE if paragraph.quote else tone
@@ -276,8 +315,12 @@ class TranscriptLayout:
             if not lines:
                 lines = [Line((), line_tone, size, size * PT * st.line_factor)]
             first = lines[0]
-            lines[0] = Line((Run(paragraph.bullet, "", level_indent), *first.runs),
-                            first.tone, first.size, first.height)
+            lines[0] = Line(
+                (Run(paragraph.bullet, "", level_indent), *first.runs),
+                first.tone,
+                first.size,
+                first.height,
+            )
             return lines
         if not runs:
             return [Line((), line_tone, size, size * PT * st.line_factor)]
@@ -290,20 +333,37 @@ class TranscriptLayout:
         """The attachment's lines, and whether the file is embedded in the PDF."""
         st = self.style
         items: list[Item] = []
-        size_text = human_size(attachment.size) if attachment.size is not None else "taille inconnue"
+        size_text = (
+            human_size(attachment.size) if attachment.size is not None else "taille inconnue"
+        )
         if attachment.is_image and attachment.path is not None and attachment.unavailable is None:
             items.append(Spacer(1.0))
-            items.append(ImageSlot(attachment, indent, min(st.image_max_width, st.width - indent),
-                                   st.image_max_height))
-            items.extend(self._wrap([(f"Image : {attachment.name} — {size_text}", "I")],
-                                    Tone.MUTED, st.small_size, indent))
+            items.append(
+                ImageSlot(
+                    attachment,
+                    indent,
+                    min(st.image_max_width, st.width - indent),
+                    st.image_max_height,
+                )
+            )
+            items.extend(
+                self._wrap(
+                    [(f"Image : {attachment.name} — {size_text}", "I")],
+                    Tone.MUTED,
+                    st.small_size,
+                    indent,
+                )
+            )
             return items, False
         kind = "Image" if attachment.is_image else "Pièce jointe"
         runs = [(f"{kind} : ", "B"), (attachment.name, ""), (f" — {size_text}", "")]
         items.extend(self._wrap(runs, Tone.TEXT, st.small_size, indent))
         if attachment.sha256:
-            items.extend(self._wrap([(f"SHA-256 : {attachment.sha256}", "")], Tone.MUTED,
-                                    st.small_size, indent))
+            items.extend(
+                self._wrap(
+                    [(f"SHA-256 : {attachment.sha256}", "")], Tone.MUTED, st.small_size, indent
+                )
+            )
         embed = False
         if attachment.unavailable:
             note = attachment.unavailable
@@ -329,8 +389,9 @@ class TranscriptLayout:
         return True
 
     # wrapping ---------------------------------------------------------------
-    def _wrap(self, runs: list[tuple[str, str]], tone: Tone, size: float,
-              indent: float) -> list[Line]:
+    def _wrap(
+        self, runs: list[tuple[str, str]], tone: Tone, size: float, indent: float
+    ) -> list[Line]:
         """Greedy line breaking over styled runs; words longer than a line are cut."""
         max_x = self.style.width
         height = size * PT * self.style.line_factor
@@ -414,8 +475,9 @@ class TranscriptLayout:
             new_line()
         return lines
 
-    def _wrap_single(self, text: str, style: str, tone: Tone, size: float, indent: float,
-                     height: float) -> list[Line] | None:
+    def _wrap_single(
+        self, text: str, style: str, tone: Tone, size: float, indent: float, height: float
+    ) -> list[Line] | None:
         """One style, no right-to-left text, no word longer than a line: a tight greedy loop."""
         if not text.isascii() and _RTL.search(text):
             return None
@@ -438,8 +500,9 @@ class TranscriptLayout:
         x = -space
         for index, width in enumerate(widths):
             if x + space + width > room and index > start:
-                lines.append(Line((Run(" ".join(words[start:index]), style, indent),), tone, size,
-                                  height))
+                lines.append(
+                    Line((Run(" ".join(words[start:index]), style, indent),), tone, size, height)
+                )
                 start = index
                 x = width
             else:
@@ -448,8 +511,9 @@ class TranscriptLayout:
             lines.append(Line((Run(" ".join(words[start:]), style, indent),), tone, size, height))
         return lines
 
-    def _one_line(self, cleaned: list[tuple[str, str]], tone: Tone, size: float, indent: float,
-                  height: float) -> list[Line] | None:
+    def _one_line(
+        self, cleaned: list[tuple[str, str]], tone: Tone, size: float, indent: float, height: float
+    ) -> list[Line] | None:
         """The common case, at C speed: the runs fit on one line (None when they do not)."""
         max_x = self.style.width
         x = indent
@@ -479,8 +543,7 @@ class TranscriptLayout:
                 out.pop()
         return [Line(tuple(out), tone, size, height)]
 
-    def _cut(self, word: str, style: str, size: float, first: float,
-             full: float) -> Iterator[str]:
+    def _cut(self, word: str, style: str, size: float, first: float, full: float) -> Iterator[str]:
         """Cut a too-long word into pieces fitting `first` then `full` mm."""
         table = self._widths[style]
         scale = 0.001 * PT * size
@@ -510,13 +573,15 @@ def _uncovered_pattern(metrics: FontMetrics) -> re.Pattern[str]:
             ranges.append((code, code))
     parts = "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in ranges)
+        for a, b in ranges
+    )
     return re.compile(f"[^{parts}\\n]")
 
 
 def french_day(local: datetime) -> str:
-    return (f"{_DAYS[local.weekday()].capitalize()} {local.day} "
-            f"{_MONTHS[local.month - 1]} {local.year}")
+    return (
+        f"{_DAYS[local.weekday()].capitalize()} {local.day} {_MONTHS[local.month - 1]} {local.year}"
+    )
 
 
 def human_size(size: int) -> str:

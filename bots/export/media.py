@@ -59,9 +59,14 @@ class MediaSource:
         if isinstance(file, Mapping):
             url, key, iv = file.get("url"), file.get("key"), file.get("iv")
             hashes = file.get("hashes")
-            if (isinstance(url, str) and isinstance(key, Mapping) and isinstance(iv, str)
-                    and isinstance(hashes, Mapping) and isinstance(key.get("k"), str)
-                    and isinstance(hashes.get("sha256"), str)):
+            if (
+                isinstance(url, str)
+                and isinstance(key, Mapping)
+                and isinstance(iv, str)
+                and isinstance(hashes, Mapping)
+                and isinstance(key.get("k"), str)
+                and isinstance(hashes.get("sha256"), str)
+            ):
                 return cls(url, key["k"], iv, hashes["sha256"])
             return None
         url = content.get("url")
@@ -71,8 +76,15 @@ class MediaSource:
 
 
 class MediaFetcher:
-    def __init__(self, session: aiohttp.ClientSession, homeserver_url: str, access_token: str,
-                 directory: Path, *, max_bytes: int = 100 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        homeserver_url: str,
+        access_token: str,
+        directory: Path,
+        *,
+        max_bytes: int = 100 * 1024 * 1024,
+    ) -> None:
         self.session = session
         self.base = homeserver_url.rstrip("/")
         self.token = access_token
@@ -83,7 +95,7 @@ class MediaFetcher:
     async def fetch(self, source: MediaSource) -> FetchedMedia:
         if not source.mxc.startswith("mxc://"):
             raise MediaError("adresse de fichier invalide")
-        server, _, media_id = source.mxc[len("mxc://"):].partition("/")
+        server, _, media_id = source.mxc[len("mxc://") :].partition("/")
         if not server or not media_id or "/" in media_id:
             raise MediaError("adresse de fichier invalide")
         self._count += 1

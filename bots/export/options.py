@@ -86,8 +86,13 @@ _SINCE = {"depuis", "since", "from", "du", "à partir de", "a partir de"}
 _UNTIL = {"jusqu'à", "jusqu'a", "jusqua", "jusquà", "until", "to", "au"}
 _TODAY = {"aujourd'hui", "aujourdhui", "today"}
 _YESTERDAY = {"hier", "yesterday"}
-_WITHOUT_FILES = (("sans", "pièces", "jointes"), ("sans", "pieces", "jointes"),
-                  ("without", "attachments"), ("sans", "pj"), ("no", "attachments"))
+_WITHOUT_FILES = (
+    ("sans", "pièces", "jointes"),
+    ("sans", "pieces", "jointes"),
+    ("without", "attachments"),
+    ("sans", "pj"),
+    ("no", "attachments"),
+)
 _LAST = {"derniers", "dernier", "last"}
 _PRIVATE = (("en", "privé"), ("en", "prive"), ("private",), ("privé",), ("prive",))
 

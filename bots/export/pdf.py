@@ -89,8 +89,7 @@ class TranscriptPdf(FPDF):
         self.summary_line: str | None = None
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(False)
-        for style, suffix in (("", ""), ("B", "-Bold"), ("I", "-Oblique"),
-                              ("BI", "-BoldOblique")):
+        for style, suffix in (("", ""), ("B", "-Bold"), ("I", "-Oblique"), ("BI", "-BoldOblique")):
             self.add_font(FAMILY, style, str(FONTS_DIR / f"DejaVuSans{suffix}.ttf"))
         self.set_lang("fr-FR")
         self.set_creator("Cercle")
@@ -114,15 +113,23 @@ class TranscriptPdf(FPDF):
         self.cell(40, 4, f"page {self.page_no()} / {{nb}}", align="R")
 
 
-def render_transcript(header: TranscriptHeader, entries: Iterable[Entry], path: Path,
-                      *, style: LayoutStyle | None = None) -> RenderSummary:
+def render_transcript(
+    header: TranscriptHeader,
+    entries: Iterable[Entry],
+    path: Path,
+    *,
+    style: LayoutStyle | None = None,
+) -> RenderSummary:
     """Render the entries as a PDF at `path` and return what the footer says."""
     pdf = TranscriptPdf(header.room_label)
     pdf.set_title(f"Transcription — {header.room_label}")
     pdf.set_author(header.exported_by)
     pdf.set_creation_date(header.exported_at)
-    layout = TranscriptLayout(FpdfFontMetrics(pdf), style or LayoutStyle(
-        width=pdf.w - 2 * MARGIN), with_attachments=header.with_attachments)
+    layout = TranscriptLayout(
+        FpdfFontMetrics(pdf),
+        style or LayoutStyle(width=pdf.w - 2 * MARGIN),
+        with_attachments=header.with_attachments,
+    )
     drawer = _Drawer(pdf, layout, header.with_attachments)
     pdf.add_page()
     drawer.y = _draw_document_header(pdf, layout, header)
@@ -132,17 +139,20 @@ def render_transcript(header: TranscriptHeader, entries: Iterable[Entry], path: 
     messages, attachments = layout.digest.messages, layout.digest.attachments
     if messages == 0:
         drawer.draw_note("Aucun message dans la période demandée.")
-    pdf.summary_line = (f"{messages} message{'s' if messages > 1 else ''}, "
-                        f"{attachments} pièce{'s' if attachments > 1 else ''} jointe"
-                        f"{'s' if attachments > 1 else ''} — SHA-256 du contenu : {digest}")
+    pdf.summary_line = (
+        f"{messages} message{'s' if messages > 1 else ''}, "
+        f"{attachments} pièce{'s' if attachments > 1 else ''} jointe"
+        f"{'s' if attachments > 1 else ''} — SHA-256 du contenu : {digest}"
+    )
     pdf.set_subject(f"SHA-256 du contenu : {digest}")
     pages = pdf.page_no()
     pdf.output(str(path))
     return RenderSummary(messages, attachments, digest, pages)
 
 
-def _draw_document_header(pdf: TranscriptPdf, layout: TranscriptLayout,
-                          header: TranscriptHeader) -> float:
+def _draw_document_header(
+    pdf: TranscriptPdf, layout: TranscriptLayout, header: TranscriptHeader
+) -> float:
     y = MARGIN
     pdf.set_text_color(*_COLORS[Tone.TEXT])
     pdf.set_font(FAMILY, "B", 15)
@@ -156,13 +166,19 @@ def _draw_document_header(pdf: TranscriptPdf, layout: TranscriptLayout,
     if header.patient:
         rows.append(("Patient : ", header.patient))
     if header.participants:
-        names = [f"{p.display_name} ({p.profession})" if p.profession else p.display_name
-                 for p in header.participants]
+        names = [
+            f"{p.display_name} ({p.profession})" if p.profession else p.display_name
+            for p in header.participants
+        ]
         rows.append(("Participants : ", ", ".join(names)))
     rows.append(("Période : ", header.period_label))
     exported_at = header.exported_at.astimezone(PARIS)
-    rows.append(("Exporté par : ", f"{header.exported_by}, le {exported_at:%d/%m/%Y à %H:%M} "
-                                   "(heure de Paris)"))
+    rows.append(
+        (
+            "Exporté par : ",
+            f"{header.exported_by}, le {exported_at:%d/%m/%Y à %H:%M} (heure de Paris)",
+        )
+    )
     if not header.with_attachments:
         rows.append(("Pièces jointes : ", "non incluses (export sans pièces jointes)"))
     drawer = _Drawer(pdf, layout, header.with_attachments)
@@ -177,8 +193,9 @@ def _draw_document_header(pdf: TranscriptPdf, layout: TranscriptLayout,
 
 
 class _Drawer:
-    def __init__(self, pdf: TranscriptPdf, layout: TranscriptLayout,
-                 with_attachments: bool) -> None:
+    def __init__(
+        self, pdf: TranscriptPdf, layout: TranscriptLayout, with_attachments: bool
+    ) -> None:
         self.pdf = pdf
         self.layout = layout
         self.with_attachments = with_attachments
@@ -234,8 +251,12 @@ class _Drawer:
         baseline = self.y + line.size * PT * 1.0
         if line.tone is Tone.QUOTE and line.runs:
             pdf.set_draw_color(190, 190, 190)
-            pdf.line(MARGIN + line.runs[0].x - 1.5, self.y + 0.3, MARGIN + line.runs[0].x - 1.5,
-                     self.y + line.height)
+            pdf.line(
+                MARGIN + line.runs[0].x - 1.5,
+                self.y + 0.3,
+                MARGIN + line.runs[0].x - 1.5,
+                self.y + line.height,
+            )
         offset = MARGIN
         if line.centered_width is not None:
             offset = MARGIN + (self.layout.style.width - line.centered_width) / 2
@@ -264,11 +285,17 @@ class _Drawer:
         if encoder is None:
             encoder = self.encoders[font.i] = _GlyphEncoder(font)
         mapped = text.translate(encoder).encode("utf-16-be").decode("latin-1")
-        escaped = mapped.replace("\\", "\\\\").replace(")", "\\)").replace(
-            "(", "\\(").replace("\r", "\\r")
+        escaped = (
+            mapped.replace("\\", "\\\\")
+            .replace(")", "\\)")
+            .replace("(", "\\(")
+            .replace("\r", "\\r")
+        )
         k = pdf.k
-        pdf._out(f"q {self.color_op} BT /F{font.i} {size:.2f} Tf {x * k:.2f} "
-                 f"{(pdf.h - y) * k:.2f} Td ({escaped}) Tj ET Q")
+        pdf._out(
+            f"q {self.color_op} BT /F{font.i} {size:.2f} Tf {x * k:.2f} "
+            f"{(pdf.h - y) * k:.2f} Td ({escaped}) Tj ET Q"
+        )
 
     def draw_image(self, slot: ImageSlot) -> None:
         attachment = slot.attachment
@@ -297,9 +324,13 @@ class _Drawer:
             n += 1
             candidate = f"{base} ({n}){dot}{ext}" if dot else f"{name} ({n})"
         self.embedded_names.add(candidate)
-        self.pdf.embed_file(bytes=attachment.path.read_bytes(), basename=candidate,
-                            mime_type=attachment.mimetype or None,
-                            desc=f"SHA-256 {attachment.sha256}", compress=True)
+        self.pdf.embed_file(
+            bytes=attachment.path.read_bytes(),
+            basename=candidate,
+            mime_type=attachment.mimetype or None,
+            desc=f"SHA-256 {attachment.sha256}",
+            compress=True,
+        )
 
 
 class _GlyphEncoder(dict[int, str]):
@@ -323,14 +354,17 @@ def prepare_image(attachment: Attachment) -> tuple[io.BytesIO, int, int]:
         if image.format == "JPEG":
             ratio = IMAGE_MAX_PIXELS / max(image.size)
             if ratio < 1:  # let libjpeg decode at 1/2, 1/4 or 1/8 of the size directly
-                image.draft("RGB", (max(1, int(image.width * ratio)),
-                                    max(1, int(image.height * ratio))))
+                image.draft(
+                    "RGB", (max(1, int(image.width * ratio)), max(1, int(image.height * ratio)))
+                )
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
-        image.thumbnail((IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS), Image.Resampling.BILINEAR,
-                        reducing_gap=2.0)
+        image.thumbnail(
+            (IMAGE_MAX_PIXELS, IMAGE_MAX_PIXELS), Image.Resampling.BILINEAR, reducing_gap=2.0
+        )
         has_alpha = image.mode in ("RGBA", "LA") or (
-            image.mode == "P" and "transparency" in image.info)
+            image.mode == "P" and "transparency" in image.info
+        )
         prepared: Image.Image = image
         if has_alpha:
             rgba = image.convert("RGBA")

@@ -30,8 +30,9 @@ class PatientDirectory(Protocol):
 
     async def patient_by_room(self, room_id: str) -> dict[str, Any] | None: ...
 
-    async def circle(self, patient_id: str, *, include_ended: bool = False) -> list[
-        dict[str, Any]]: ...
+    async def circle(
+        self, patient_id: str, *, include_ended: bool = False
+    ) -> list[dict[str, Any]]: ...
 
 
 def patient_name(patient: Mapping[str, Any]) -> str | None:
@@ -57,6 +58,7 @@ class DossierRoomPeople:
             return RoomPeople()
         professions = {
             str(m["matrix_user_id"]): str(m["profession"])
-            for m in members if m.get("matrix_user_id") and m.get("profession")
+            for m in members
+            if m.get("matrix_user_id") and m.get("profession")
         }
         return RoomPeople(patient_name(patient), professions)

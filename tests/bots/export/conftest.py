@@ -34,8 +34,9 @@ async def send(client: AsyncClient, room_id: str, content: dict[str, Any]) -> st
     await client.sync(timeout=0)
     if client.should_query_keys:
         await client.keys_query()
-    sent = await client.room_send(room_id, "m.room.message", content,
-                                  ignore_unverified_devices=True)
+    sent = await client.room_send(
+        room_id, "m.room.message", content, ignore_unverified_devices=True
+    )
     assert isinstance(sent, RoomSendResponse), sent
     return sent.event_id
 
@@ -44,15 +45,36 @@ async def text(client: AsyncClient, room_id: str, body: str, **extra: Any) -> st
     return await send(client, room_id, {"msgtype": "m.text", "body": body, **extra})
 
 
-async def upload_encrypted(client: AsyncClient, room_id: str, data: bytes, name: str,
-                           mimetype: str, msgtype: str, info: dict[str, Any] | None = None) -> str:
-    response, keys = await client.upload(lambda *_: io.BytesIO(data), content_type=mimetype,
-                                         filename=name, encrypt=True, filesize=len(data))
+async def upload_encrypted(
+    client: AsyncClient,
+    room_id: str,
+    data: bytes,
+    name: str,
+    mimetype: str,
+    msgtype: str,
+    info: dict[str, Any] | None = None,
+) -> str:
+    response, keys = await client.upload(
+        lambda *_: io.BytesIO(data),
+        content_type=mimetype,
+        filename=name,
+        encrypt=True,
+        filesize=len(data),
+    )
     assert isinstance(response, UploadResponse), response
-    file = {"url": response.content_uri, "key": keys["key"], "iv": keys["iv"],
-            "hashes": keys["hashes"], "v": keys["v"]}
-    content = {"msgtype": msgtype, "body": name, "file": file,
-               "info": {"mimetype": mimetype, "size": len(data), **(info or {})}}
+    file = {
+        "url": response.content_uri,
+        "key": keys["key"],
+        "iv": keys["iv"],
+        "hashes": keys["hashes"],
+        "v": keys["v"],
+    }
+    content = {
+        "msgtype": msgtype,
+        "body": name,
+        "file": file,
+        "info": {"mimetype": mimetype, "size": len(data), **(info or {})},
+    }
     return await send(client, room_id, content)
 
 

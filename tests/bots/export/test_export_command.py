@@ -33,8 +33,9 @@ class Replies:
         self.io, self.room_id, self.event_id = io, room_id, event_id
         self.sent: list[str] = []
 
-    async def reply(self, plain: str, html_body: str | None = None,
-                    mentions: Sequence[str] = ()) -> str | None:
+    async def reply(
+        self, plain: str, html_body: str | None = None, mentions: Sequence[str] = ()
+    ) -> str | None:
         self.sent.append(plain)
         return await self.io.send_notice(self.room_id, plain, html_body, reply_to=self.event_id)
 
@@ -45,8 +46,9 @@ class Bot:
         self.io = MatrixIO(client, MemberDeviceTrust(client))
         self.professions: dict[str, str] = {}
         self.records: list[ExportRecord] = []
-        self.exports = ExportService(client, self.io, describe_room=self.describe,
-                                     record_export=self.record)
+        self.exports = ExportService(
+            client, self.io, describe_room=self.describe, record_export=self.record
+        )
         self.registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
         register(self.registry, self.exports)
 
@@ -60,8 +62,12 @@ class Bot:
     async def command(self, room_id: str, sender: str, text: str, event_id: str) -> Replies:
         await self.client.sync(timeout=0)
         room = self.client.rooms[room_id]
-        facts = RoomFacts(sender_is_member=sender in room.users and sender not in room.invited_users,
-                          sender_power_level=0, is_direct=False, is_patient_room=True)
+        facts = RoomFacts(
+            sender_is_member=sender in room.users and sender not in room.invited_users,
+            sender_power_level=0,
+            is_direct=False,
+            is_patient_room=True,
+        )
         replies = Replies(self.io, room_id, event_id)
         ctx = CommandContext(room_id, sender, event_id, facts, replies)
         assert await self.registry.execute(text, ctx)
@@ -84,8 +90,9 @@ async def fetch_pdf(client: AsyncClient, content: dict[str, Any], tmp_path: Path
     source = MediaSource.from_content(content)
     assert source is not None and source.key is not None, "the PDF must be an encrypted file"
     async with aiohttp.ClientSession() as session:
-        fetched = await MediaFetcher(session, client.homeserver, client.access_token,
-                                     tmp_path).fetch(source)
+        fetched = await MediaFetcher(
+            session, client.homeserver, client.access_token, tmp_path
+        ).fetch(source)
     return PdfReader(fetched.path)
 
 
@@ -110,11 +117,13 @@ async def care_room(nio_client_factory, rooms):
     ids = {}
     ids["first"] = await rooms.text(alice, room_id, "Bonjour, pansement refait. Œdème léger, 12 €.")
     ids["bob"] = await rooms.text(bob, room_id, "Привет, merci pour le suivi")
-    ids["image"] = await rooms.upload_encrypted(alice, room_id, photo(), "plaie.jpg", "image/jpeg",
-                                                "m.image")
+    ids["image"] = await rooms.upload_encrypted(
+        alice, room_id, photo(), "plaie.jpg", "image/jpeg", "m.image"
+    )
     report = b"Compte rendu de passage : tension 13/8\n" * 50
-    ids["file"] = await rooms.upload_encrypted(bob, room_id, report, "compte-rendu.txt",
-                                               "text/plain", "m.file")
+    ids["file"] = await rooms.upload_encrypted(
+        bob, room_id, report, "compte-rendu.txt", "text/plain", "m.file"
+    )
     ids["last"] = await rooms.text(alice, room_id, "À demain, je repasse à 9 h.")
     await bob.room_read_markers(room_id, ids["last"], ids["last"])
     await bot_client.sync(timeout=300)
@@ -133,19 +142,25 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
     assert len(files) == 1
     assert "url" not in files[0]  # encrypted attachment only
     assert files[0]["body"].startswith("Transcription_Suivi-Mme-D_") and files[0]["body"].endswith(
-        ".pdf")
+        ".pdf"
+    )
     announce = posted[-1]["body"]
     assert announce.startswith("Export PDF de la conversation par Élodie Müller le ")
     assert "tout l'historique" in announce
 
     reader = await fetch_pdf(alice, files[0], tmp_path)
     text = text_of(reader)
-    for expected in ("Suivi Mme D.", "Patient : Jeanne DUPONT",
-                     "Participants : Élodie Müller (infirmière), Дмитрий Павлов",
-                     "Bonjour, pansement refait. Œdème léger, 12 €.",
-                     "Привет, merci pour le suivi", "Vu par Дмитрий Павлов",
-                     "Image : plaie.jpg", "compte-rendu.txt",
-                     f"SHA-256 : {hashlib.sha256(report).hexdigest()}"):
+    for expected in (
+        "Suivi Mme D.",
+        "Patient : Jeanne DUPONT",
+        "Participants : Élodie Müller (infirmière), Дмитрий Павлов",
+        "Bonjour, pansement refait. Œdème léger, 12 €.",
+        "Привет, merci pour le suivi",
+        "Vu par Дмитрий Павлов",
+        "Image : plaie.jpg",
+        "compte-rendu.txt",
+        f"SHA-256 : {hashlib.sha256(report).hexdigest()}",
+    ):
         assert expected in text, expected
     assert "🔴" not in text.split("\n")[1]
     pages = len(reader.pages)
@@ -162,8 +177,12 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
 
 async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_path) -> None:
     alice, bob, bot, room_id, ids, _ = care_room
-    command = await rooms.text(alice, room_id, "!export sans pièces jointes",
-                               **{"m.relates_to": {"m.in_reply_to": {"event_id": ids["image"]}}})
+    command = await rooms.text(
+        alice,
+        room_id,
+        "!export sans pièces jointes",
+        **{"m.relates_to": {"m.in_reply_to": {"event_id": ids["image"]}}},
+    )
     await bot.command(room_id, alice.user_id, "!export sans pièces jointes", command)
     posted = await contents_from(bob, room_id, bot.client.user_id)
     pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
@@ -227,13 +246,15 @@ async def test_bad_options_and_non_member(care_room, rooms, user_factory) -> Non
 
 
 async def test_history_before_arrival_stays_hidden_when_the_room_says_so(
-        nio_client_factory, rooms, tmp_path) -> None:
+    nio_client_factory, rooms, tmp_path
+) -> None:
     alice = await nio_client_factory()
     carol = await nio_client_factory()
     bot = Bot(await nio_client_factory())
     room_id = await rooms.create(alice, bot.client, name="Salon à historique restreint")
-    await alice.room_put_state(room_id, "m.room.history_visibility",
-                               {"history_visibility": "joined"})
+    await alice.room_put_state(
+        room_id, "m.room.history_visibility", {"history_visibility": "joined"}
+    )
     await rooms.text(alice, room_id, "dit avant l'arrivée de Carole")
     await asyncio.sleep(1.1)  # arrival times are compared at the millisecond
     await rooms.join(room_id, alice, carol)

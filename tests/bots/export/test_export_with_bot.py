@@ -20,8 +20,9 @@ def is_bot_file(bot_user_id: str):
     return check
 
 
-async def test_export_by_the_running_bot_while_it_answers_elsewhere(bot, pro_factory, synapse,
-                                                                    tmp_path) -> None:
+async def test_export_by_the_running_bot_while_it_answers_elsewhere(
+    bot, pro_factory, synapse, tmp_path
+) -> None:
     alice = await pro_factory()
     bob = await pro_factory()
     room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, label="Suivi plaie")
@@ -33,8 +34,9 @@ async def test_export_by_the_running_bot_while_it_answers_elsewhere(bot, pro_fac
     await bob.say(other, "!aide")
     await alice.wait_notice(room_id, "Export en cours…", start=start)
     await bob.wait_notice(other, "Commandes du bot Cercle")
-    pdf_event = await alice.wait_for(room_id, is_bot_file(synapse.bot_user_id), timeout=60,
-                                     start=start)
+    pdf_event = await alice.wait_for(
+        room_id, is_bot_file(synapse.bot_user_id), timeout=60, start=start
+    )
     announce = await alice.wait_notice(room_id, "Export PDF de la conversation par", start=start)
     assert "ci-dessus" in announce.source["content"]["body"]
 
@@ -42,8 +44,9 @@ async def test_export_by_the_running_bot_while_it_answers_elsewhere(bot, pro_fac
     assert "file" in content and "url" not in content
     assert content["body"].startswith("Transcription_Suivi-plaie_")
     async with aiohttp.ClientSession() as session:
-        fetched = await MediaFetcher(session, alice.client.homeserver, alice.client.access_token,
-                                     tmp_path).fetch(MediaSource.from_content(content))
+        fetched = await MediaFetcher(
+            session, alice.client.homeserver, alice.client.access_token, tmp_path
+        ).fetch(MediaSource.from_content(content))
     text = "\n".join(page.extract_text() for page in PdfReader(fetched.path).pages)
     assert "Pansement refait, plaie propre. Œdème léger, coût 12 €." in text
     assert "Bien noté — Привет" in text

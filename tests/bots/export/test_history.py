@@ -25,7 +25,8 @@ def jpeg() -> bytes:
 
 
 async def test_history_resolves_edits_redactions_replies_media_receipts(
-        nio_client_factory, rooms, tmp_path) -> None:
+    nio_client_factory, rooms, tmp_path
+) -> None:
     alice = await nio_client_factory()
     bob = await nio_client_factory()
     exporter = await nio_client_factory()
@@ -33,25 +34,40 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     room_id = await rooms.create(alice, bob)
     before = await rooms.text(alice, room_id, "avant l'arrivée du bot")  # no key for the exporter
     await rooms.join(room_id, alice, exporter)
-    first = await rooms.text(alice, room_id, "Pansement refait, plaie propre",
-                       format="org.matrix.custom.html",
-                       formatted_body="Pansement <b>refait</b>, plaie propre")
-    await rooms.send(alice, room_id, {
-        "msgtype": "m.text", "body": "* Pansement refait, plaie très propre",
-        "m.new_content": {"msgtype": "m.text", "body": "Pansement refait, plaie très propre"},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": first}})
+    first = await rooms.text(
+        alice,
+        room_id,
+        "Pansement refait, plaie propre",
+        format="org.matrix.custom.html",
+        formatted_body="Pansement <b>refait</b>, plaie propre",
+    )
+    await rooms.send(
+        alice,
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "* Pansement refait, plaie très propre",
+            "m.new_content": {"msgtype": "m.text", "body": "Pansement refait, plaie très propre"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+        },
+    )
     gone = await rooms.text(bob, room_id, "message à effacer")
     redacted = await bob.room_redact(room_id, gone)
     assert isinstance(redacted, RoomRedactResponse)
-    await rooms.text(bob, room_id, "> <@x> Pansement\n\nBien noté, merci",
-               **{"m.relates_to": {"m.in_reply_to": {"event_id": first}}})
+    await rooms.text(
+        bob,
+        room_id,
+        "> <@x> Pansement\n\nBien noté, merci",
+        **{"m.relates_to": {"m.in_reply_to": {"event_id": first}}},
+    )
     photo = jpeg()
     await rooms.upload_encrypted(alice, room_id, photo, "plaie.jpg", "image/jpeg", "m.image")
     report = "Compte rendu œ €".encode() * 100
     await rooms.upload_encrypted(bob, room_id, report, "cr.txt", "text/plain", "m.file")
     # a flag raised then cleared (the bot writes this state event; here the room's creator)
-    await alice.room_put_state(room_id, "fr.cercle.flags", {"flags": {"urgent": {
-        "by": alice.user_id, "at": 1}}})
+    await alice.room_put_state(
+        room_id, "fr.cercle.flags", {"flags": {"urgent": {"by": alice.user_id, "at": 1}}}
+    )
     await alice.room_put_state(room_id, "fr.cercle.flags", {"flags": {}})
     last = await rooms.text(alice, room_id, "dernier message")
     await bob.room_read_markers(room_id, last, last)
@@ -80,13 +96,16 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     assert by_id[last].seen_by[0] in (bob.user_id, bob.user_id.split(":")[0][1:])
     assert kinds.count(EntryKind.MESSAGE) >= 5
     flag_lines = [e.body for e in history.entries if e.kind is EntryKind.EVENT]
-    assert flag_lines == ["Signalement « urgence » posé par Élodie Müller",
-                          "Signalement « urgence » levé"]
+    assert flag_lines == [
+        "Signalement « urgence » posé par Élodie Müller",
+        "Signalement « urgence » levé",
+    ]
     assert history.entries == sorted(history.entries, key=lambda e: e.timestamp)
 
     # derniers 2 / depuis: bounded selections
-    last_two = await fetch_history(exporter, HistoryRequest(room_id, last=2,
-                                                            with_attachments=False), None)
+    last_two = await fetch_history(
+        exporter, HistoryRequest(room_id, last=2, with_attachments=False), None
+    )
     assert [e.event_id for e in last_two.entries][-1] == last
     assert len([e for e in last_two.entries if e.kind is not EntryKind.EVENT]) == 2
     from_reply = await fetch_history(exporter, HistoryRequest(room_id, from_event_id=gone), None)
@@ -101,6 +120,7 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     exporter.rooms[room_id].read_receipts.clear()
     again = await fetch_history(exporter, HistoryRequest(room_id, last=1), None)
     assert again.entries[-1].event_id == last and len(again.entries[-1].seen_by) == 1
-    future = await fetch_history(exporter, HistoryRequest(
-        room_id, since=datetime(2100, 1, 1, tzinfo=UTC)), None)
+    future = await fetch_history(
+        exporter, HistoryRequest(room_id, since=datetime(2100, 1, 1, tzinfo=UTC)), None
+    )
     assert future.entries == []

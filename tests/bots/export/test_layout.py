@@ -15,8 +15,14 @@ def metrics() -> FpdfFontMetrics:
 
 
 def entry(body: str = "", **kwargs) -> Entry:
-    fields = dict(event_id="$1", sender="@alice:x", sender_name="Alice", timestamp=T0,
-                  kind=EntryKind.MESSAGE, body=body)
+    fields = dict(
+        event_id="$1",
+        sender="@alice:x",
+        sender_name="Alice",
+        timestamp=T0,
+        kind=EntryKind.MESSAGE,
+        body=body,
+    )
     fields.update(kwargs)
     return Entry(**fields)
 
@@ -37,9 +43,12 @@ def test_header_shows_day_sender_time_in_paris(metrics) -> None:
 def test_day_separator_only_when_the_day_changes(metrics) -> None:
     layout = TranscriptLayout(metrics)
     layout.layout(entry("a"))
-    assert texts(layout.layout(entry("b", timestamp=T0 + timedelta(hours=1))))[0].startswith("Alice")
+    assert texts(layout.layout(entry("b", timestamp=T0 + timedelta(hours=1))))[0].startswith(
+        "Alice"
+    )
     assert texts(layout.layout(entry("c", timestamp=T0 + timedelta(days=1))))[0] == (
-        "Jeudi 26 novembre 2026")
+        "Jeudi 26 novembre 2026"
+    )
 
 
 def test_lines_never_exceed_the_width(metrics) -> None:
@@ -49,7 +58,9 @@ def test_lines_never_exceed_the_width(metrics) -> None:
         for run in line.runs:
             end = run.x + layout.text_width(run.text, run.style, line.size)
             assert end <= layout.style.width + 0.01
-    assert "".join("".join(r.text for r in line.runs) for line in lines_of(block)).count("x") == 5000
+    assert (
+        "".join("".join(r.text for r in line.runs) for line in lines_of(block)).count("x") == 5000
+    )
 
 
 def test_edit_redaction_undecryptable_notice(metrics) -> None:
@@ -65,8 +76,13 @@ def test_edit_redaction_undecryptable_notice(metrics) -> None:
 
 
 def test_reply_quote_and_seen_by(metrics) -> None:
-    block = TranscriptLayout(metrics).layout(entry(
-        "> <@bob:x> question\n\nréponse", quote=Quote("Bob", "question"), seen_by=("Bob", "Chloé")))
+    block = TranscriptLayout(metrics).layout(
+        entry(
+            "> <@bob:x> question\n\nréponse",
+            quote=Quote("Bob", "question"),
+            seen_by=("Bob", "Chloé"),
+        )
+    )
     shown = texts(block)
     assert "En réponse à Bob : question" in shown
     assert "réponse" in shown
@@ -117,7 +133,9 @@ def test_embedded_files_have_a_total_budget(metrics, tmp_path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x")
     first = layout.layout(entry("a", attachment=Attachment("a.bin", "x/y", False, 800, "aa", path)))
-    second = layout.layout(entry("b", attachment=Attachment("b.bin", "x/y", False, 800, "bb", path)))
+    second = layout.layout(
+        entry("b", attachment=Attachment("b.bin", "x/y", False, 800, "bb", path))
+    )
     assert first.embedded_file is not None
     assert second.embedded_file is None
     assert "non jointe (taille totale des pièces jointes dépassée)" in texts(second)

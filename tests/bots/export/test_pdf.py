@@ -23,18 +23,30 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 def header(**kwargs) -> TranscriptHeader:
-    fields = dict(room_label="Mme D. — plaie", period_label="tout l'historique",
-                  exported_by="Chloé Martin", exported_at=T0 + timedelta(hours=5),
-                  patient="Mme Dupont Œillet",
-                  participants=(Participant("@a:x", "Élodie Müller", "infirmière"),
-                                Participant("@b:x", "Дмитрий", None)))
+    fields = dict(
+        room_label="Mme D. — plaie",
+        period_label="tout l'historique",
+        exported_by="Chloé Martin",
+        exported_at=T0 + timedelta(hours=5),
+        patient="Mme Dupont Œillet",
+        participants=(
+            Participant("@a:x", "Élodie Müller", "infirmière"),
+            Participant("@b:x", "Дмитрий", None),
+        ),
+    )
     fields.update(kwargs)
     return TranscriptHeader(**fields)
 
 
 def message(i: int, body: str, **kwargs) -> Entry:
-    fields = dict(event_id=f"$e{i}", sender="@a:x", sender_name="Élodie Müller",
-                  timestamp=T0 + timedelta(minutes=i), kind=EntryKind.MESSAGE, body=body)
+    fields = dict(
+        event_id=f"$e{i}",
+        sender="@a:x",
+        sender_name="Élodie Müller",
+        timestamp=T0 + timedelta(minutes=i),
+        kind=EntryKind.MESSAGE,
+        body=body,
+    )
     fields.update(kwargs)
     return Entry(**fields)
 
@@ -50,8 +62,9 @@ def rotated_photo(path: Path) -> Attachment:
     exif[0x0112] = 6
     image.save(path, format="JPEG", exif=exif)
     data = path.read_bytes()
-    return Attachment("plaie.jpg", "image/jpeg", True, len(data),
-                      hashlib.sha256(data).hexdigest(), path)
+    return Attachment(
+        "plaie.jpg", "image/jpeg", True, len(data), hashlib.sha256(data).hexdigest(), path
+    )
 
 
 def test_transcript_reads_back(tmp_path: Path) -> None:
@@ -60,16 +73,29 @@ def test_transcript_reads_back(tmp_path: Path) -> None:
     report_hash = hashlib.sha256(report.read_bytes()).hexdigest()
     photo = rotated_photo(tmp_path / "photo.jpg")
     entries = [
-        message(0, "Bonjour, la plaie cicatrise bien. Cœur régulier, 12 € de pansements.",
-                formatted_body="Bonjour, la plaie <b>cicatrise</b> bien. Cœur régulier, 12 € "
-                               "de pansements."),
+        message(
+            0,
+            "Bonjour, la plaie cicatrise bien. Cœur régulier, 12 € de pansements.",
+            formatted_body="Bonjour, la plaie <b>cicatrise</b> bien. Cœur régulier, 12 € "
+            "de pansements.",
+        ),
         message(1, "Привет, Ελληνικά 😀 🧑‍⚕️", sender="@b:x", sender_name="Дмитрий"),
         message(2, "plaie.jpg", attachment=photo),
-        message(3, "compte-rendu.txt", attachment=Attachment(
-            "compte-rendu.txt", "text/plain", False, report.stat().st_size, report_hash, report)),
+        message(
+            3,
+            "compte-rendu.txt",
+            attachment=Attachment(
+                "compte-rendu.txt", "text/plain", False, report.stat().st_size, report_hash, report
+            ),
+        ),
         message(4, "dose corrigée", edited=True, seen_by=("Дмитрий",)),
-        message(5, "> <@a:x> dose corrigée\n\nbien noté", sender="@b:x", sender_name="Дмитрий",
-                quote=Quote("Élodie Müller", "dose corrigée")),
+        message(
+            5,
+            "> <@a:x> dose corrigée\n\nbien noté",
+            sender="@b:x",
+            sender_name="Дмитрий",
+            quote=Quote("Élodie Müller", "dose corrigée"),
+        ),
         message(6, "", kind=EntryKind.REDACTED),
         message(7, "", kind=EntryKind.UNDECRYPTABLE),
         message(8, "Urgence signalée", kind=EntryKind.EVENT, sender_name="Cercle"),
@@ -80,13 +106,26 @@ def test_transcript_reads_back(tmp_path: Path) -> None:
 
     reader = PdfReader(out)
     text = all_text(reader)
-    for expected in ("Transcription de la conversation", "Mme D. — plaie", "Mme Dupont Œillet",
-                     "Élodie Müller (infirmière)", "Дмитрий", "Chloé Martin, le 25/11/2026 à 14:00",
-                     "Cœur régulier, 12 € de pansements", "Привет, Ελληνικά 😀 [emoji]",
-                     "(modifié)", "Vu par Дмитрий", "En réponse à Élodie Müller : dose corrigée",
-                     "bien noté", "message supprimé", "message non déchiffrable",
-                     "09:08 — Cercle : Urgence signalée", "Rappel : visite demain",
-                     f"SHA-256 : {report_hash}", "Image : plaie.jpg"):
+    for expected in (
+        "Transcription de la conversation",
+        "Mme D. — plaie",
+        "Mme Dupont Œillet",
+        "Élodie Müller (infirmière)",
+        "Дмитрий",
+        "Chloé Martin, le 25/11/2026 à 14:00",
+        "Cœur régulier, 12 € de pansements",
+        "Привет, Ελληνικά 😀 [emoji]",
+        "(modifié)",
+        "Vu par Дмитрий",
+        "En réponse à Élodie Müller : dose corrigée",
+        "bien noté",
+        "message supprimé",
+        "message non déchiffrable",
+        "09:08 — Cercle : Urgence signalée",
+        "Rappel : visite demain",
+        f"SHA-256 : {report_hash}",
+        "Image : plaie.jpg",
+    ):
         assert expected in text, expected
     assert "> <@a:x>" not in text
     pages = len(reader.pages)
@@ -96,10 +135,18 @@ def test_transcript_reads_back(tmp_path: Path) -> None:
     assert f"9 messages, 2 pièces jointes — SHA-256 du contenu : {summary.digest}" in last
     # the digest is the documented one, recomputed from the entries
     digest = ContentDigest()
-    shown = ["Bonjour, la plaie cicatrise bien. Cœur régulier, 12 € de pansements.",
-             "Привет, Ελληνικά 😀 🧑‍⚕️", "", "", "dose corrigée", "bien noté",
-             "message supprimé", "message non déchiffrable", "Urgence signalée",
-             "Rappel : visite demain"]
+    shown = [
+        "Bonjour, la plaie cicatrise bien. Cœur régulier, 12 € de pansements.",
+        "Привет, Ελληνικά 😀 🧑‍⚕️",
+        "",
+        "",
+        "dose corrigée",
+        "bien noté",
+        "message supprimé",
+        "message non déchiffrable",
+        "Urgence signalée",
+        "Rappel : visite demain",
+    ]
     for entry, shown_text in zip(entries, shown, strict=True):
         digest.add(entry, shown_text)
     assert digest.hexdigest() == summary.digest
@@ -116,8 +163,9 @@ def test_without_attachments_nothing_is_embedded(tmp_path: Path) -> None:
     report = tmp_path / "cr.txt"
     report.write_text("secret")
     digest = hashlib.sha256(b"secret").hexdigest()
-    entries = [message(0, "cr.txt", attachment=Attachment("cr.txt", "text/plain", False, 6,
-                                                           digest, None))]
+    entries = [
+        message(0, "cr.txt", attachment=Attachment("cr.txt", "text/plain", False, 6, digest, None))
+    ]
     out = tmp_path / "export.pdf"
     render_transcript(header(with_attachments=False), entries, out)
     reader = PdfReader(out)
@@ -141,14 +189,20 @@ def test_robustness_big_inputs(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
     entries = [
-        message(0, "big.png", attachment=Attachment("big.png", "image/png", True,
-                                                     big.stat().st_size, "00", big)),
+        message(
+            0,
+            "big.png",
+            attachment=Attachment("big.png", "image/png", True, big.stat().st_size, "00", big),
+        ),
         message(1, "y" * 5000),
         message(2, "début" + "\n" * 200 + "fin"),
         message(3, "مرحبا بالعالم — שלום עולם — hello"),
         message(4, ("Transmission détaillée " * 2300)[:50_000]),
-        message(5, "broken.jpg", attachment=Attachment("broken.jpg", "image/jpeg", True, 20,
-                                                        "11", broken)),
+        message(
+            5,
+            "broken.jpg",
+            attachment=Attachment("broken.jpg", "image/jpeg", True, 20, "11", broken),
+        ),
         message(6, "x" * 3 + "<b>" * 500, formatted_body="<b>" * 500 + "gras" + "</i>" * 30),
     ]
     out = tmp_path / "export.pdf"
