@@ -229,6 +229,8 @@ class DossierBridge:
         """An item delivered (or refused) after its command was answered: say so in the room."""
         if not item.room_id or item.operation in ("circle.left",):
             return
+        if refused is None and item.attempts == 0:
+            return  # delivered at once: nothing to tell
         what = _OPERATION_WORDS.get(item.operation, "la demande")
         if refused is None:
             plain = f"✅ Dossier de nouveau joignable : {what} est enregistré(e) dans le dossier."

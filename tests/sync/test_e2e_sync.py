@@ -218,6 +218,7 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
     assert any(t.startswith("Document ajouté dans la catégorie ordonnance") for t in texts)
     assert any(t.startswith("Invitation de") and "transcription PDF" in t for t in texts)
     assert await state(nurse, room_id, "fr.cercle.flags") in ({}, {"flags": {}})
+    assert not [b for b in nurse.notices(room_id) if "de nouveau joignable" in b]  # never down here
 
     # the GP leaves the conversation: marked "left" in the circle, kept in it
     await gp.client.room_leave(room_id)
