@@ -184,7 +184,7 @@ def _draw_document_header(
     drawer = _Drawer(pdf, layout, header.with_attachments)
     drawer.y = y + 1
     for label, value in rows:
-        for line in layout._wrap([(label, "B"), (value, "")], Tone.TEXT, 9.0, 0.0):
+        for line in layout.wrap([(label, "B"), (value, "")], Tone.TEXT, 9.0, 0.0):
             drawer.draw_line(line)
     y = drawer.y + 2
     pdf.set_draw_color(160, 160, 160)
@@ -236,7 +236,7 @@ class _Drawer:
         return item.height
 
     def draw_note(self, text: str) -> None:
-        for line in self.layout._wrap([(text, "I")], Tone.MUTED, 9.0, 0.0):
+        for line in self.layout.wrap([(text, "I")], Tone.MUTED, 9.0, 0.0):
             self.draw_line(line)
 
     def draw_line(self, line: Line) -> None:

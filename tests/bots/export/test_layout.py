@@ -2,7 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bots.export.layout import EMOJI, Line, Spacer, Tone, TranscriptLayout
+from bots.export.layout import Line, Spacer, Tone, TranscriptLayout
+from bots.export.lines import EMOJI
 from bots.export.pdf import FpdfFontMetrics, TranscriptPdf
 from bots.export.transcript import Attachment, Entry, EntryKind, Quote
 
