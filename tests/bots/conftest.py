@@ -125,7 +125,7 @@ class Pro:
             await self.client.keys_query()
 
     async def wait_for(
-        self, room_id: str, predicate: Callable[[Any], bool], timeout: float = 20.0, start: int = 0
+        self, room_id: str, predicate: Callable[[Any], bool], timeout: float = 45.0, start: int = 0
     ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
@@ -137,7 +137,7 @@ class Pro:
             await self.sync_once()
 
     async def wait_notice(
-        self, room_id: str, contains: str, timeout: float = 20.0, start: int = 0
+        self, room_id: str, contains: str, timeout: float = 45.0, start: int = 0
     ) -> Any:
         def is_notice(ev: Any) -> bool:
             content = ev.source.get("content", {})
@@ -180,7 +180,7 @@ class Pro:
         await self.sync_once(0)
         return str(resp.room_id)
 
-    async def wait_member(self, room_id: str, user_id: str, timeout: float = 20.0) -> None:
+    async def wait_member(self, room_id: str, user_id: str, timeout: float = 45.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             room: MatrixRoom | None = self.client.rooms.get(room_id)

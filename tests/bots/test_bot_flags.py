@@ -19,7 +19,7 @@ async def flags_state(pro, room_id: str) -> dict:
     return dict(resp.content) if isinstance(resp, RoomGetStateEventResponse) else {}
 
 
-async def eventually(probe, expected_check, timeout: float = 10.0):
+async def eventually(probe, expected_check, timeout: float = 30.0):
     """The bot's later steps (state, name, folders) follow its notice: poll for them."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
