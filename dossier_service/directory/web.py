@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import secrets
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 CSRF_COOKIE = "annuaire_csrf"
 MAX_FORM_BYTES = 16 * 1024
 PARIS = ZoneInfo("Europe/Paris")
+SEARCH_CONNECTIONS = 4  # searches run in worker threads, each with its own connection
 
 
 class Viewer(Protocol):
@@ -56,11 +57,9 @@ AdminApiFactory = Callable[[], AbstractAsyncContextManager[HomeserverAdmin]]
 @dataclass
 class DirectoryState:
     settings: DirectorySettings
-    search_conn: sqlite3.Connection
+    searchers: queue.SimpleQueue[Directory]  # one read connection each, used by one thread
     write_conn: sqlite3.Connection
-    directory: Directory
     requests: AccountRequests
-    search_lock: threading.Lock
     limiter: RateLimiter
     templates: jinja2.Environment
     authenticate: Authenticate
@@ -68,8 +67,11 @@ class DirectoryState:
 
     async def search(self, text: str, **kw: Any) -> SearchResult:
         def run() -> SearchResult:
-            with self.search_lock:
-                return self.directory.search(text, **kw)
+            directory = self.searchers.get()
+            try:
+                return directory.search(text, **kw)
+            finally:
+                self.searchers.put(directory)
 
         return await asyncio.to_thread(run)
 
@@ -345,25 +347,27 @@ def setup(app: web.Application, settings: DirectorySettings, *,
     """Mount the directory's routes on ``app`` (its connections live in ``cleanup_ctx``)."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        search_conn = connect(settings.database, check_same_thread=False)
+        search_conns = [connect(settings.database, check_same_thread=False)
+                        for _ in range(SEARCH_CONNECTIONS)]
+        searchers: queue.SimpleQueue[Directory] = queue.SimpleQueue()
+        for conn in search_conns:
+            searchers.put(Directory(conn))
         write_conn = connect(settings.database, check_same_thread=False)
-        directory = Directory(search_conn)
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                  autoescape=True, undefined=jinja2.StrictUndefined)
         env.filters["paris"] = paris_time
         app[STATE] = DirectoryState(
-            settings=settings, search_conn=search_conn, write_conn=write_conn,
-            directory=directory,
+            settings=settings, searchers=searchers, write_conn=write_conn,
             requests=AccountRequests(write_conn, Directory(write_conn),
                                      server_name=settings.server_name,
                                      activation_hours=settings.activation_hours),
-            search_lock=threading.Lock(),
             limiter=RateLimiter(settings.request_limit, settings.request_window_seconds),
             templates=env, authenticate=authenticate,
             admin_api=admin_api or _default_admin_api(settings),
         )
         yield
-        search_conn.close()
+        for conn in search_conns:
+            conn.close()
         write_conn.close()
 
     app.cleanup_ctx.append(lifecycle)
