@@ -46,6 +46,11 @@ PROFESSIONS = ["infirmier", "infirmière", "IDE", "kiné", "masseur-kinésithér
                "psychologue", "dentiste", "podologue"]
 POSTCODES = ["31000", "31400", "34000", "34500", "30000", "66000", "11100", "81000", "12000",
              "82000", "65000", "46000", "09000", "48000", "32000"]
+# outside the mix: shapes that defeat a naive plan (reported apart, same run)
+HARD = ["jean marie", "marie jean", "ma ro", "ro ma", "ma cardio mende", "ma kiné 48000",
+        "m 09100", "sa foix libéral", "albi", "infirmier", "cardio", "audio", "zz yy",
+        "thom jean-p", "dup mar 31", "lopez pierre", "a", "e 31", "infirmier libéral 31",
+        "psychologue 48"]
 PREFIXES = ["ma", "du", "le", "be", "ro", "mo", "ga", "da", "fo", "la", "ch", "bo", "me", "sa"]
 
 
@@ -242,6 +247,11 @@ def main() -> int:
         result = directory.search(q)
         server.append((time.perf_counter() - t) * 1000)
         nonempty += bool(result.hits)
+    hard = []
+    for q in HARD * 5:
+        t = time.perf_counter()
+        directory.search(q)
+        hard.append((time.perf_counter() - t) * 1000)
     conn.close()
     raw, raw_found = fts_times(fts_db, queries)
 
@@ -264,6 +274,7 @@ def main() -> int:
     print(summary("search, server-side (Directory)", server))
     print(summary("search, HTTP /api/v1/annuaire", http))
     print(summary("raw FTS5 MATCH … ORDER BY rank", raw))
+    print(summary(f"hard queries x5 ({len(HARD)}, not in mix)", hard))
     kinds = {"names": [], "name + city": [], "profession + postcode": [], "2-letter prefix": []}
     for i, t in enumerate(server):
         k = i % 20
