@@ -12,47 +12,33 @@ member, under the last shown message they read).  Attachments are fetched by
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
-from nio import AsyncClient, MegolmEvent, MessageDirection, RoomContextError, RoomMessagesError
+from nio import AsyncClient, MegolmEvent
 
 from bots.export.media import MediaError, MediaFetcher, MediaSource
+from bots.export.paging import (
+    SHOWN_TYPES,
+    HistoryError,
+    HistoryRequest,
+    event_source,
+    events_in_order,
+)
+from bots.export.receipts import read_receipts
 from bots.export.transcript import Attachment, Entry, EntryKind, Participant, Quote
 from bots.flags.model import LABELS, STATE_TYPE, RoomFlags
 
+__all__ = ["History", "HistoryError", "HistoryRequest", "fetch_history"]
+
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000  # Synapse's maximum: per-request overhead dominates smaller pages
 MEDIA_PARALLEL = 4
 _MEDIA_TYPES = {"m.image", "m.file", "m.video", "m.audio"}
-_SHOWN_TYPES = {"m.room.message", "m.room.encrypted", "m.sticker"}
-
-
-class HistoryError(Exception):
-    """The history could not be read; `message` is French, for the requester."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class HistoryRequest:
-    room_id: str
-    since: datetime | None = None
-    until: datetime | None = None
-    last: int | None = None
-    from_event_id: str | None = None  # a reply to this event: export from it to the end
-    through_event_id: str | None = None  # the export command: nothing after it is exported
-    with_attachments: bool = True
-    page_size: int = PAGE_SIZE
 
 
 @dataclass
@@ -97,7 +83,7 @@ async def fetch_history(
     flags_known = False
     events = 0
     started_at = time.perf_counter()
-    async for source in _events(client, request):  # page by page: raw events are not kept
+    async for source in events_in_order(client, request):  # page by page: raw events are not kept
         events += 1
         event_id, sender, ts = source["event_id"], source["sender"], source["origin_server_ts"]
         etype = source.get("type")
@@ -155,130 +141,12 @@ def _in_range(ts: int, request: HistoryRequest) -> bool:
     return not (request.until is not None and ts >= request.until.timestamp() * 1000)
 
 
-async def _events(client: AsyncClient, request: HistoryRequest) -> AsyncIterator[dict[str, Any]]:
-    """Event dicts (decrypted where possible), oldest first, within the bounds."""
-    until_ms = request.until.timestamp() * 1000 if request.until else None
-    if request.last is not None and request.from_event_id is None and request.since is None:
-        for source in await _page_backwards(client, request, until_ms):
-            yield source
-        return
-    token: str | None = None
-    anchor = request.from_event_id
-    if anchor is None and request.since is not None:
-        anchor, found = await _first_event_since(client, request.room_id, request.since)
-        if not found:
-            return
-    if anchor is not None:
-        context = await client.room_context(request.room_id, anchor, limit=2)
-        if isinstance(context, RoomContextError):
-            if request.from_event_id is not None:
-                raise HistoryError("Le message auquel vous répondez est introuvable.")
-        else:
-            token = context.start
-    started = request.from_event_id is None  # from a replied-to event: skip what precedes it
-    while True:
-        response = await client.room_messages(
-            request.room_id, start=token, direction=MessageDirection.front, limit=request.page_size
-        )
-        if isinstance(response, RoomMessagesError):
-            raise HistoryError("Impossible de lire l'historique du salon.")
-        for event in response.chunk:
-            source = _source(event)
-            if until_ms is not None and source["origin_server_ts"] >= until_ms:
-                return
-            started = started or source["event_id"] == request.from_event_id
-            if started:
-                yield source
-            if source["event_id"] == request.through_event_id:
-                return
-        if not response.chunk or not response.end or response.end == token:
-            return
-        token = response.end
-
-
-async def _page_backwards(
-    client: AsyncClient, request: HistoryRequest, until_ms: float | None
-) -> list[dict[str, Any]]:
-    """« derniers N »: page from the end until N shown messages are collected."""
-    assert request.last is not None
-    token: str | None = None
-    newest_first: list[dict[str, Any]] = []
-    shown = 0
-    reached = request.through_event_id is None  # events after the command are left out
-    while shown < request.last:
-        response = await client.room_messages(
-            request.room_id,
-            start=token,
-            direction=MessageDirection.back,
-            limit=min(request.page_size, request.last - shown + 50),
-        )
-        if isinstance(response, RoomMessagesError):
-            raise HistoryError("Impossible de lire l'historique du salon.")
-        for event in response.chunk:
-            source = _source(event)
-            reached = reached or source["event_id"] == request.through_event_id
-            if not reached or (until_ms is not None and source["origin_server_ts"] >= until_ms):
-                continue
-            newest_first.append(source)
-            if source.get("type") in _SHOWN_TYPES and not _is_edit(source):
-                shown += 1
-        if not response.chunk or not response.end or response.end == token:
-            break
-        token = response.end
-    newest_first.reverse()
-    return newest_first
-
-
-async def _first_event_since(
-    client: AsyncClient, room_id: str, since: datetime
-) -> tuple[str | None, bool]:
-    """`/timestamp_to_event` (dir=f): the first event at or after `since`.
-
-    Returns (event id, True); (None, False) when the room has nothing after `since`;
-    (None, True) when the server cannot say (then paging starts from the beginning).
-    """
-    millis = int(since.timestamp() * 1000)
-    path = f"/_matrix/client/v1/rooms/{quote(room_id)}/timestamp_to_event?ts={millis}&dir=f"
-    try:
-        response = await client.send(
-            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"}
-        )
-        async with response:
-            if response.status == 404:
-                return None, False
-            body = await response.json() if response.status == 200 else {}
-    except Exception:
-        return None, True
-    event_id = body.get("event_id") if isinstance(body, Mapping) else None
-    return (event_id if isinstance(event_id, str) else None), True
-
-
-def _source(event: Any) -> dict[str, Any]:
-    """The event as a dict; for a decrypted event, its cleartext type and content."""
-    source = dict(event.source)
-    if isinstance(event, MegolmEvent):
-        source["_undecryptable"] = True
-        return source
-    decrypted = getattr(event, "decrypted", False)
-    if decrypted:
-        # nio puts the decrypted payload's type/content in `source` for parsed events
-        payload = getattr(event, "source", {})
-        source["type"] = payload.get("type", source.get("type"))
-        source["content"] = payload.get("content", source.get("content"))
-    return source
-
-
-def _is_edit(source: Mapping[str, Any]) -> bool:
-    relates = (source.get("content") or {}).get("m.relates_to") or {}
-    return isinstance(relates, Mapping) and relates.get("rel_type") == "m.replace"
-
-
 def _draft_of(
     source: Mapping[str, Any], etype: Any, content: Mapping[str, Any], by_id: dict[str, _Draft]
 ) -> _Draft | None:
     event_id, sender, ts = source["event_id"], source["sender"], source["origin_server_ts"]
     unsigned = source.get("unsigned") or {}
-    if etype not in _SHOWN_TYPES:
+    if etype not in SHOWN_TYPES:
         return None
     if "redacted_because" in unsigned or (not content and etype == "m.room.message"):
         return _Draft(event_id, sender, ts, EntryKind.REDACTED)
@@ -326,54 +194,6 @@ def _flag_change(before: RoomFlags, after: RoomFlags, names: Mapping[str, str]) 
         return ""
     text = ", ".join(changes)
     return text[0].upper() + text[1:]
-
-
-async def read_receipts(client: AsyncClient, room_id: str) -> dict[str, str]:
-    """The latest public read receipt per member: user id -> event id.
-
-    Read from a one-off filtered initial sync of this room (the server's current view:
-    nio keeps receipts only in memory, so a restarted bot knows none), merged with the
-    receipts the running client has seen since.
-    """
-    latest: dict[str, tuple[int, str]] = {}
-    sync_filter = {
-        "room": {
-            "rooms": [room_id],
-            "timeline": {"limit": 1},
-            "state": {"types": []},
-            "ephemeral": {"types": ["m.receipt"]},
-            "account_data": {"types": []},
-        },
-        "presence": {"types": []},
-        "account_data": {"types": []},
-    }
-    path = "/_matrix/client/v3/sync?timeout=0&filter=" + quote(
-        json.dumps(sync_filter, separators=(",", ":"))
-    )
-    try:
-        response = await client.send(
-            "GET", path, headers={"Authorization": f"Bearer {client.access_token}"}
-        )
-        async with response:
-            body = await response.json() if response.status == 200 else {}
-    except Exception:
-        log.warning("export: receipts unavailable room=%s", room_id)
-        body = {}
-    joined = ((body.get("rooms") or {}).get("join") or {}).get(room_id) or {}
-    for event in (joined.get("ephemeral") or {}).get("events") or []:
-        if event.get("type") != "m.receipt":
-            continue
-        for event_id, kinds in (event.get("content") or {}).items():
-            for user_id, data in ((kinds or {}).get("m.read") or {}).items():
-                ts = data.get("ts", 0) if isinstance(data, Mapping) else 0
-                if user_id not in latest or ts >= latest[user_id][0]:
-                    latest[user_id] = (int(ts or 0), event_id)
-    room = client.rooms.get(room_id)
-    for user_id, receipt in (getattr(room, "read_receipts", None) or {}).items():
-        ts = int(getattr(receipt, "timestamp", 0) or 0)
-        if user_id not in latest or ts >= latest[user_id][0]:
-            latest[user_id] = (ts, receipt.event_id)
-    return {user_id: event_id for user_id, (_, event_id) in latest.items()}
 
 
 def _place_receipts(
@@ -501,7 +321,7 @@ async def _fetch_quote(
             event = client.decrypt_event(event)
         except Exception:
             return Quote(names.get(event.sender, event.sender), "message non déchiffrable")
-    source = _source(event)
+    source = event_source(event)
     draft = _draft_of(source, source.get("type"), source.get("content") or {}, {})
     if draft is None:
         return None

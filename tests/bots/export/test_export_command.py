@@ -19,8 +19,8 @@ from pypdf import PdfReader
 
 from bots.commands.export import ExportRecord, ExportService, register
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
-from bots.export.history import _source
 from bots.export.media import MediaFetcher, MediaSource
+from bots.export.paging import event_source
 from bots.export.people import RoomPeople
 from bots.matrix.io import MatrixIO
 from bots.matrix.trust import MemberDeviceTrust
@@ -80,7 +80,7 @@ async def contents_from(client: AsyncClient, room_id: str, sender: str) -> list[
     response = await client.room_messages(room_id, direction=MessageDirection.back, limit=100)
     out = []
     for event in reversed(response.chunk):
-        source = _source(event)
+        source = event_source(event)
         if source["sender"] == sender and source.get("type") == "m.room.message":
             out.append(source["content"])
     return out
