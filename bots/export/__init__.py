@@ -1,11 +1,14 @@
 """PDF transcript export of a room's conversation (`!export` / `!pdf`).
 
     options.py     « depuis 25/11/2026 14:30 jusqu'à hier sans pièces jointes » -> ExportOptions (pure)
-    history.py     /messages paged with nio, decrypted with the bot's keys, resolved -> Entry list
+    paging.py      the timeline in order: /messages in bounded pages, decrypted by nio
+    history.py     events resolved (edits, redactions, replies, flags, receipts) -> Entry list
+    receipts.py    the latest read receipt per member, from the server and the live client
     media.py       authenticated media download streamed to temp files, chunked AES-CTR decryption
     people.py      patient and professions from the dossier (optional)
     formatting.py  formatted_body (safe HTML subset) / body -> styled paragraphs (pure)
-    layout.py      entries -> positioned lines with cached word widths (pure)
+    lines.py       line breaking with cached word widths, emoji placeholder, RTL order (pure)
+    layout.py      entries -> blocks of positioned lines, images, spacers (pure)
     pdf.py         lines -> fpdf2 A4 document, images downscaled, files embedded
     transcript.py  the data in between, and the content digest printed on the last page
 
