@@ -82,6 +82,22 @@ def register(
         except Unavailable:
             raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
 
+    async def require_access(ctx: CommandContext, pid: str, *, reading: bool) -> None:
+        """The dossier's rule, applied by the bot acting for the sender: only members of the
+        care circle with access read or write the file. The dossier away: writes are queued
+        (the sender is in the patient's room), reads are refused."""
+        try:
+            members = await dossier.circle(pid)
+        except Unavailable:
+            if reading:
+                raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+            return
+        if not any(m.get("matrix_user_id") == ctx.sender and m.get("has_access") for m in members):
+            raise UserError(
+                "Vous ne faites pas partie du cercle de soins de ce patient avec accès au dossier : "
+                "demandez à un coordinateur de vous y ajouter (!cercle ajouter)."
+            )
+
     async def write(ctx: CommandContext, purpose: str, operation: str, payload: dict[str, Any],
                     what: str) -> OutboxItem | None:  # fmt: skip
         """Submit through the outbox; None (after replying) when the dossier is down."""
@@ -163,6 +179,7 @@ def register(
         pid = await patient_of(ctx)
         members = await circle_of(pid)
         if not action:
+            await require_access(ctx, pid, reading=True)
             await _list_circle(ctx, pid, members)
             return
         verb = action[0].lower()
@@ -232,6 +249,9 @@ def register(
             where=Where.SHARED_ROOM,
         )
         async def handler(ctx: CommandContext, texte: str) -> None:
+            pid = bridge.known_patient(ctx.room_id)
+            if pid:
+                await require_access(ctx, pid, reading=False)
             item = await write(ctx, kind, "notebook.add", {"kind": kind, "text": texte},
                                f"la {word}")  # fmt: skip
             if item is not None:
@@ -251,6 +271,9 @@ def register(
     )
     async def doc(ctx: CommandContext, **values: str) -> None:
         category = values["catégorie"].strip().lower()
+        pid = bridge.known_patient(ctx.room_id)
+        if pid:
+            await require_access(ctx, pid, reading=False)
         valid = await _categories()
         if category not in valid:
             listing = ", ".join(valid)
@@ -310,7 +333,7 @@ def register(
             request = parse_task(text, bridge.today())
         except ParseProblem as exc:
             raise UsageError(str(exc)) from None
-        await patient_of(ctx)
+        await require_access(ctx, await patient_of(ctx), reading=False)
         payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
                                    "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
         item = await write(ctx, "task", "task.create", payload, "la tâche")
@@ -335,6 +358,7 @@ def register(
         if not number.isdigit() or int(number) < 1:
             raise UsageError("Numéro de tâche attendu (voir !taches).")
         pid = await patient_of(ctx)
+        await require_access(ctx, pid, reading=True)
         tasks = await _open_tasks(pid)
         n = int(number)
         if n > len(tasks):
@@ -354,6 +378,7 @@ def register(
     )
     async def taches(ctx: CommandContext) -> None:
         pid = await patient_of(ctx)
+        await require_access(ctx, pid, reading=True)
         tasks = await _open_tasks(pid)
         if not tasks:
             await ctx.reply("Aucune tâche ouverte.", "Aucune tâche ouverte.")

@@ -386,6 +386,15 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     assert len(invited) == 1 and invited[0]["author"] == nurse.user_id
     assert f"par {nurse.user_id} le " in invited[0]["text"]
 
+    # in the room but not in the care circle: no access to the file through the bot either
+    await colleague.wait_member(room_id, colleague.user_id)
+    start = colleague.mark(room_id)
+    await colleague.say(room_id, "!note intrusion")
+    await colleague.wait_notice(room_id, "Vous ne faites pas partie du cercle de soins", start=start)
+    await colleague.say(room_id, "!taches")
+    await colleague.wait_notice(room_id, "Vous ne faites pas partie du cercle de soins", start=start + 2)
+    assert "intrusion" not in notebook_texts(await env.file(pid))
+
 
 # ------------------------------------------------------------------------------ file first
 async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: Env) -> None:
