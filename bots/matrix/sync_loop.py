@@ -161,7 +161,13 @@ class SyncLoop:
                 delay = min(delay * 2, self.backoff_max)
                 continue
             delay = 0.5
-            await self._after_sync(resp, skip_timeline=first_ever, since=token)
+            try:
+                await self._after_sync(resp, skip_timeline=first_ever, since=token)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                ref = secrets.token_hex(3).upper()
+                log.exception("réponse de sync mal traitée réf=%s", ref)
             token = resp.next_batch
             first_ever = False
             full_state = False
@@ -196,10 +202,23 @@ class SyncLoop:
             jobs.append(client.keys_query())
         if client.should_claim_keys:
             jobs.append(client.keys_claim(client.get_users_for_key_claiming()))
-        await asyncio.gather(*jobs)
+        for result in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(result, Exception):  # e.g. a key query already done concurrently
+                log.warning("requête de clés en échec : %r", type(result).__name__)
 
         batch = _Batch(resp.next_batch)
         self._batches.append(batch)
+        try:
+            await self._dispatch(resp, batch, skip_timeline=skip_timeline, since=since)
+        finally:
+            # sealed even after a failure, or the saved token could never move again
+            batch.sealed = True
+            self._commit_tokens()
+
+    async def _dispatch(
+        self, resp: SyncResponse, batch: _Batch, *, skip_timeline: bool, since: str | None
+    ) -> None:
+        client = self.client
 
         for room_id, info in resp.rooms.invite.items():
             inviter = next(
@@ -246,9 +265,6 @@ class SyncLoop:
         }
         for session_id in sessions:
             await self.undecryptable.retry_session(session_id)
-
-        batch.sealed = True
-        self._commit_tokens()
 
     async def _fill_gap(self, room_id: str, prev_batch: str | None, since: str) -> list[Event]:
         """The events between ``since`` and the start of a limited timeline, oldest first."""

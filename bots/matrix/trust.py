@@ -12,9 +12,10 @@ else in the bot passes ``ignore_unverified_devices=True``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-from nio import AsyncClient
+from nio import AsyncClient, LocalProtocolError
 
 from bots.matrix.timing import waiting_for_server
 
@@ -37,7 +38,9 @@ class MemberDeviceTrust:
         if client.should_query_keys:
             async with self._query_lock:
                 if client.should_query_keys:
-                    await waiting_for_server(client.keys_query())
+                    # LocalProtocolError: the sync loop's own query got there first
+                    with contextlib.suppress(LocalProtocolError):
+                        await waiting_for_server(client.keys_query())
         for user_id in list(room.users):
             for device in client.device_store.active_user_devices(user_id):
                 if device.verified or device.ignored or device.blacklisted:
