@@ -45,8 +45,9 @@ class ExportRequest:
     requester: str
     command_event_id: str
     options: ExportOptions
-    from_event_id: str | None
+    from_event_id: str | None  # the replied-to message: export from it
     requested_at: datetime
+    reply_resolved: bool = True  # False: read `from_event_id` from the command event first
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class ExportService:
 
     async def export(self, request: ExportRequest) -> tuple[str, RenderSummary]:
         """Fetch, render, upload; return (room the PDF went to, summary)."""
+        if not request.reply_resolved:
+            replied = await replied_event_id(self.client, request.room_id, request.command_event_id)
+            request = replace(request, from_event_id=replied, reply_resolved=True)
         options = request.options
         since = options.since
         visible_from = await self.visible_from(request.room_id, request.requester)
@@ -361,8 +365,9 @@ def register(registry: CommandRegistry, exports: ExportService) -> None:
             parsed = parse_export_options(options or "", now=now)
         except ExportOptionError as error:
             raise UserError(error.message) from None
-        from_event_id = await replied_event_id(exports.client, ctx.room_id, ctx.event_id)
         await ctx.reply("Export en cours…", "Export en cours…")
         exports.start(
-            ExportRequest(ctx.room_id, ctx.sender, ctx.event_id, parsed, from_event_id, now)
+            ExportRequest(
+                ctx.room_id, ctx.sender, ctx.event_id, parsed, None, now, reply_resolved=False
+            )
         )
