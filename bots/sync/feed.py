@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bots.dossier_client import DossierClient
-from bots.outbox import Unavailable, backoff_ms
+from bots.outbox import Refused, Unavailable, backoff_ms
 from bots.sync.store import SyncStore
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,12 @@ class FeedConsumer:
                 wait = backoff_ms(failures, cap_ms=30_000) / 1000
                 if failures in (1, 5) or failures % 20 == 0:
                     log.warning("flux du dossier indisponible, nouvel essai dans %.1f s", wait)
+            except Refused as exc:  # e.g. a service token the dossier does not know
+                failures += 1
+                wait = backoff_ms(failures, cap_ms=30_000) / 1000
+                if failures in (1, 5) or failures % 20 == 0:
+                    log.error("flux du dossier refusé (%s, %s) : vérifiez le jeton de service",
+                              exc.errcode, exc.status)  # fmt: skip
             except asyncio.CancelledError:
                 raise
             except Exception:
