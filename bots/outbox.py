@@ -362,10 +362,15 @@ class OutboxWorker:
             except Exception:
                 log.exception("suite d'envoi %s en échec", key)
 
-    async def run(self) -> None:
-        """Forever: deliver what is due, then sleep until the next due time or a wake-up."""
+    async def run(self, *, keep_days: float = 7.0) -> None:
+        """Forever: deliver what is due, then sleep until the next due time or a wake-up.
+        Delivered items are forgotten after ``keep_days`` (checked hourly)."""
+        pruned_at = 0.0
         while True:
             await self.run_once()
+            if time.monotonic() - pruned_at > 3600:
+                self.outbox.prune(now_ms() - int(keep_days * 86_400_000))
+                pruned_at = time.monotonic()
             next_due = self.outbox.next_due_ms()
             timeout = self._idle
             if next_due is not None:
