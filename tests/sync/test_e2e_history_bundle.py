@@ -1,0 +1,93 @@
+"""History for a newcomer added to the care circle, key-bundle path (MSC4268): Element's
+crypto stack (matrix-js-sdk 43, Rust crypto, strict signed-devices mode) on both sides, the
+real bot and the real dossier. The coordinator adds a colleague with ``!cercle ajouter``;
+the bot shares its room keys before inviting; the colleague reads the earlier messages and
+the notebook records the choice."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bots.dossier_client import DossierClient
+from deployment.secrets import Secrets
+from tests.bots.conftest import BotRunner, make_bot_config
+from tests.interop.conftest import js_client_factory  # noqa: F401 - the fixture
+from tests.sync.dossier_support import DossierServer, dossier_config
+
+pytestmark = [pytest.mark.interop, pytest.mark.integration]
+
+
+@pytest.fixture
+async def linked_bot(synapse: Any, tmp_path: Path, dossier_template: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[BotRunner, DossierClient]]:  # fmt: skip
+    token = Secrets.load_or_create(tmp_path).dossier_service_token
+    config = dataclasses.replace(
+        dossier_config(tmp_path / "dossier-files", dossier_template, homeserver_url=synapse.base_url,
+                       server_name=synapse.server_name),
+        service_token=token,
+    )  # fmt: skip
+    server = DossierServer(config)
+    await server.start()
+    monkeypatch.setenv("CERCLE__DOSSIER__PUBLIC_URL", server.url)
+    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot"))
+    await runner.start()
+    dossier = DossierClient(server.url, token)
+    try:
+        yield runner, dossier
+    finally:
+        await runner.stop()
+        await dossier.close()
+        await server.stop()
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool],
+                     timeout: float = 30.0) -> Any:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.3)
+
+
+async def test_colleague_added_to_the_circle_gets_the_room_keys(
+    linked_bot: tuple[BotRunner, DossierClient], js_client_factory: Callable[..., Any]  # noqa: F811
+) -> None:
+    runner, dossier = linked_bot
+    assert runner.app is not None
+    bot_user = runner.app.client.user_id
+    nurse = await js_client_factory()
+    doctor = await js_client_factory()
+
+    dm = (await nurse.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
+    await nurse.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
+    await nurse.call("send", roomId=dm, body="!patient nouveau Historique cercle")
+    room_id = (await nurse.call("waitInvite", timeoutMs=30000))["roomId"]
+    await nurse.call("join", roomId=room_id)
+    found = await eventually(lambda: dossier.patient_by_room(room_id), bool)
+    assert found, "dossier non créé"
+    pid = str(found["id"])
+
+    await nurse.call("send", roomId=room_id, body="pansement refait, marqueur-cercle-hist")
+    await nurse.call("send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant")
+    invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
+    assert invite["inviter"] == bot_user
+    await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
+    await doctor.call("join", roomId=room_id)
+    earlier = await doctor.call("waitMessage", roomId=room_id, sender=nurse.user_id,
+                                contains="marqueur-cercle-hist", timeoutMs=30000)  # fmt: skip
+    assert not earlier["decryptionFailure"], earlier
+
+    file = await eventually(
+        lambda: dossier.get_file(pid),
+        lambda f: any(str(e["text"]).startswith("Invitation de") for e in (f or {}).get("notebook", [])),
+    )
+    invitation = [str(e["text"]) for e in file["notebook"] if str(e["text"]).startswith("Invitation de")]
+    assert len(invitation) == 1 and "clés de l'historique partagées (MSC4268)" in invitation[0]
