@@ -112,3 +112,19 @@ def test_widget_points_at_the_file_and_sits_in_the_side_panel() -> None:
     layout = widget_layout({"widgets": {"other": {"container": "top"}}})
     assert layout["widgets"] == {"other": {"container": "top"}, WIDGET_ID: {"container": "right"}}
     assert LAYOUT_STATE == "io.element.widgets.layout"
+
+
+def test_other_file_events() -> None:
+    closed = render_event({"type": "task.closed", "actor": "@a:x",
+                           "payload": {"label": "Bilan", "state": "annulé"}}, URL)  # fmt: skip
+    assert closed is not None and closed.plain.startswith("✅ Tâche annulée : « Bilan » par @a:x")
+    admission = render_event({"type": "hospitalisation.admission",
+                              "payload": {"structure": "CHU", "admission_at": "2026-01-31T23:30:00+00:00"}},
+                             URL)  # fmt: skip
+    assert admission is not None and "admission le 01/02/2026 à 00:30 — CHU" in admission.plain
+    note = render_event({"type": "notebook.entry", "actor": "@a:x", "payload": {"kind": "transmission"}}, URL)
+    assert note is not None and note.plain.startswith("🗒 Nouvelle transmission dans le cahier de liaison")
+    ended = render_event({"type": "circle.ended", "payload": {"matrix_user_id": "@b:x", "display_name": "B"}},
+                         URL)  # fmt: skip
+    assert ended is not None and ended.mentions == ("@b:x",) and "Fin de participation de B" in ended.plain
+    assert render_event({"type": "patient.identity_changed", "payload": {"fields": ["birth_name"]}}, URL) is None
