@@ -20,24 +20,31 @@ def is_bot_file(bot_user_id: str):
     return check
 
 
-async def test_export_by_the_running_bot_while_it_answers_elsewhere(
+async def test_export_by_the_running_bot_while_it_keeps_answering(
     bot, pro_factory, synapse, tmp_path
 ) -> None:
     alice = await pro_factory()
     bob = await pro_factory()
     room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, label="Suivi plaie")
     await alice.say(room_id, "Pansement refait, plaie propre. Œdème léger, coût 12 €.")
+    for i in range(150):  # enough history for the export to take a while
+        await alice.say(room_id, f"Transmission {i} : constantes stables, à revoir demain.")
     await bob.say(room_id, "Bien noté — Привет")
     other = await patient_room_with(bob, [], synapse.bot_user_id, label="Autre patient")
     start = alice.mark(room_id)
     await alice.say(room_id, "!export")
     await bob.say(other, "!aide")
+    await bob.say(room_id, "!aide")
     await alice.wait_notice(room_id, "Export en cours…", start=start)
-    await bob.wait_notice(other, "Commandes du bot Cercle")
+    help_notice = await bob.wait_notice(other, "Commandes du bot Cercle")
     pdf_event = await alice.wait_for(
         room_id, is_bot_file(synapse.bot_user_id), timeout=60, start=start
     )
     announce = await alice.wait_notice(room_id, "Export PDF de la conversation par", start=start)
+    # the bot answered the other room, and this room too, while the export was running
+    same_room_help = await alice.wait_notice(room_id, "Commandes du bot Cercle", start=start)
+    assert help_notice.server_timestamp < pdf_event.server_timestamp
+    assert same_room_help.server_timestamp < pdf_event.server_timestamp
     assert "ci-dessus" in announce.source["content"]["body"]
 
     content = pdf_event.source["content"]
@@ -51,3 +58,4 @@ async def test_export_by_the_running_bot_while_it_answers_elsewhere(
     assert "Pansement refait, plaie propre. Œdème léger, coût 12 €." in text
     assert "Bien noté — Привет" in text
     assert "page 1 / " in text
+    assert "Transmission 149 : constantes stables" in text
