@@ -156,6 +156,10 @@ class _BodyParser(HTMLParser):
         if tag == "br":
             self.end_paragraph(keep_empty=True)
             return
+        if tag == "img":  # inline images are not fetched: their text stands in
+            alt = next((v for k, v in attrs if k in ("alt", "title") and v), "")
+            self.handle_data(f" [image : {alt}] " if alt else " [image] ")
+            return
         if tag in _BLOCKS:
             self.end_paragraph()
         if tag == "ul":

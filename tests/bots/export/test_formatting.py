@@ -45,3 +45,10 @@ def test_plain_reply_fallback_removed() -> None:
 
 def test_control_characters_dropped_tabs_expanded() -> None:
     assert plain_paragraphs("a\tb\x00c\r")[0].text == "a    bc"
+
+
+def test_inline_images_are_not_fetched_but_named() -> None:
+    paragraphs = html_paragraphs(
+        'voir <img src="mxc://x/y" alt=":plaie:"> et <img src="mxc://x/z">'
+    )
+    assert paragraphs[0].text == "voir [image : :plaie:] et [image]"
