@@ -145,3 +145,45 @@ def test_found_from_api_names() -> None:
                              "profession": "Médecin", "specialite": "Gériatrie",
                              "exercices": [{"ville": "Tarbes"}], "compte_matrix": None}])
     assert found == [Found("GARCIA-LOPEZ Jean-Pierre", "Médecin (Gériatrie)", "Tarbes", None)]
+
+
+@pytest.mark.integration
+async def test_trouver_in_an_encrypted_room(aiohttp_client: Any, tmp_path: Path, synapse: Any,
+                                            bot: Any, pro_factory: Any) -> None:
+    """The running bot (E2EE) answers `!trouver` in an encrypted room, from the directory."""
+    from tests.bots.conftest import dm_with_bot
+
+    conn = connect(tmp_path / "annuaire.db")
+    import_extract(conn, SAMPLE)
+    conn.close()
+    config = DossierConfig(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        documents_dir=tmp_path / "docs", homeserver_url=synapse.base_url,
+        server_name=synapse.server_name, session_key=secrets.token_urlsafe(32),
+        service_token=secrets.token_urlsafe(32))
+    settings = DirectorySettings(
+        database=tmp_path / "annuaire.db", server_name=synapse.server_name,
+        homeserver_url=synapse.base_url, public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(16))
+
+    def mount(app: web.Application) -> None:
+        setup(app, settings, authenticate=dossier_authenticator(config))
+
+    server = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
+    registry = bot.app.registry
+    if any(c.name == "trouver" for c in registry.commands):
+        pytest.skip("!trouver already installed by the bot app with its own dossier endpoint")
+    dossier = DossierClient(str(server.make_url("")), config.service_token)
+    register(registry, search=DossierDirectory(dossier))
+    try:
+        alice = await pro_factory()
+        room_id = await dm_with_bot(alice, synapse.bot_user_id)
+        assert alice.client.rooms[room_id].encrypted
+        await alice.say(room_id, "!trouver kiné béziers")
+        notice = await alice.wait_notice(room_id, "pour « kiné béziers »")
+        body = notice.source["content"]["body"]
+        assert "1. LAURENT Mathilde — Masseur-Kinésithérapeute, Béziers — pas de compte Cercle" \
+            in body
+        assert type(notice).__name__ != "MegolmEvent"  # decrypted by the professional
+    finally:
+        await dossier.close()
