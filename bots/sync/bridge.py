@@ -554,10 +554,27 @@ class DossierBridge:
             count += 1
         return count
 
+    async def refresh_ages(self) -> int:
+        """Once a day: the pinned identities whose text changed (an age after a birthday)."""
+        edited = 0
+        for room_id, pid in self.store.links():
+            if room_id not in self.client.rooms or self.store.identity_header(room_id) is None:
+                continue
+            before = self.store.identity_header(room_id)
+            await self.refresh_identity(room_id, pid)
+            edited += self.store.identity_header(room_id) != before
+            await asyncio.sleep(0.05)  # spread the reads
+        return edited
+
     async def run_overdue(self, interval_seconds: float = 60.0) -> None:
+        """Every ``interval_seconds``: overdue tasks; at each new day (Paris): ages."""
         await self.wait_ready()
+        day = self.today()
         while True:
             try:
+                if self.today() != day:
+                    day = self.today()
+                    await self.refresh_ages()
                 await self.announce_overdue()
             except (Unavailable, TransientError):
                 pass

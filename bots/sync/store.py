@@ -99,6 +99,9 @@ class SyncStore:
         ).fetchone()
         return row[0] if row else None
 
+    def links(self) -> list[tuple[str, str]]:
+        return [(r, p) for r, p in self._db.execute("SELECT room_id, patient_id FROM room_links")]
+
     def save_link(self, room_id: str, patient_id: str) -> None:
         self._db.execute(
             "INSERT INTO room_links(room_id, patient_id) VALUES(?, ?) "

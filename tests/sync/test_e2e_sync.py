@@ -15,7 +15,7 @@ import hashlib
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,14 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     pinned = await state(gp, room_id, "m.room.pinned_events")
     assert pinned["pinned"] == [header.event_id]
     assert "Hugo" not in str(await state(gp, room_id, "fr.cercle.patient"))
+    # a birthday later: the daily pass edits the pinned message with the new age
+    app = env.runner.app
+    assert app is not None
+    bridge = app.services.dossier_sync.bridge  # type: ignore[attr-defined]
+    bridge.today = lambda: date(2027, 3, 2)
+    assert await bridge.refresh_ages() == 1
+    assert await bridge.refresh_ages() == 0  # nothing changed since
+    await gp.wait_notice(room_id, "né(e) le 02/03/1948 (79 ans)")
 
     # a death declared by mistake, then cancelled: both told in the room, identity kept current
     await env.dossier.request("POST", f"/patients/{pid}/death", json_body={"death_date": now.date().isoformat()},
