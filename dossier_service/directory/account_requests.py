@@ -24,6 +24,7 @@ from .display import display_name
 from .normalize import fold, joined
 from .request_form import RequestForm, same_name
 from .search import Directory, Hit
+from .store import mark_linked
 from .vocabulary import PROFESSION_WORDS, SPECIALTY_WORDS
 
 PENDING, APPROVED, REFUSED, ACTIVATED = "en_attente", "approuvee", "refusee", "activee"
@@ -265,6 +266,7 @@ class AccountRequests:
                     "linked_at=excluded.linked_at",
                     (mxid, hit.national_id, "demande", now.isoformat()),
                 )
+                mark_linked(self.conn, hit.national_id, True)
             self.conn.execute(
                 "INSERT INTO activation (token_hash, request_id, mxid, created_at, expires_at) "
                 "VALUES (?,?,?,?,?)",

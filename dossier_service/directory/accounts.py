@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from . import audit
 from .account_requests import RPPS_PROVIDER, transaction
 from .search import Directory, Hit
+from .store import mark_linked
 
 
 class UserAdmin(Protocol):
@@ -36,6 +37,10 @@ def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str,
          actor: str) -> None:
     now = datetime.now(UTC)
     with transaction(conn):
+        previous = conn.execute("SELECT national_id FROM account_link WHERE mxid = ?",
+                                (mxid,)).fetchone()
+        if previous and previous[0] != national_id:
+            mark_linked(conn, previous[0], False)
         conn.execute("DELETE FROM account_link WHERE national_id = ? AND mxid <> ?",
                      (national_id, mxid))
         conn.execute(
@@ -44,6 +49,7 @@ def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str,
             "source=excluded.source, linked_at=excluded.linked_at",
             (mxid, national_id, source, now.isoformat()),
         )
+        mark_linked(conn, national_id, True)
         audit.record(conn, actor=actor, action="compte.lie", target=mxid,
                      detail={"id_national": national_id, "source": source}, at=now)
 

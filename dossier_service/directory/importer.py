@@ -74,6 +74,8 @@ class _Writer:
         self.communes: dict[tuple[str, str], tuple[str, str]] = {}
         # professionals rewritten in this run -> their hash before (lines split in the file)
         self.rewritten: dict[int, bytes] = {}
+        # professionals linked to a Matrix account keep their rows flagged (see store v2)
+        self.linked = {row[0] for row in conn.execute("SELECT national_id FROM account_link")}
         self.next_id = int(conn.execute(
             "SELECT coalesce(max(id), 0) FROM professional").fetchone()[0]) + 1
 
@@ -102,9 +104,10 @@ class _Writer:
             if found is None:
                 pid = self.next_id
                 self.next_id += 1
+                flag = 1 if national_id in self.linked else 0
                 people.append((pid, national_id, *person, digest, self.run_id, self.now))
-                activities.extend((pid, *a) for a in acts)
-                keys.extend((pid, seq, *k) for seq, k in enumerate(group_keys))
+                activities.extend((pid, *a, flag) for a in acts)
+                keys.extend((pid, seq, *k, flag) for seq, k in enumerate(group_keys))
                 report.added += 1
                 continue
             pid, old_digest, seen_run, active = found
@@ -132,18 +135,19 @@ class _Writer:
                   keys: list[tuple[object, ...]]) -> None:
         if activities:
             self.conn.executemany(
-                f"INSERT INTO activity (professional_id, {_ACTIVITY_COLUMNS}) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", activities,
+                f"INSERT INTO activity (professional_id, {_ACTIVITY_COLUMNS}, linked) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", activities,
             )
         if keys:
             self.conn.executemany(
                 "INSERT OR IGNORE INTO search_key (professional_id, seq, token, dept, "
-                "commune_code, postcode, profession_code, specialty_code, mode_code) "
-                "VALUES (?,?,?,?,?,?,?,?,?)", keys,
+                "commune_code, postcode, profession_code, specialty_code, mode_code, linked) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)", keys,
             )
 
     def _rewrite(self, pid: int, group: Prepared) -> None:
-        _, digest, person, acts, group_keys = group
+        national_id, digest, person, acts, group_keys = group
+        flag = 1 if national_id in self.linked else 0
         self.conn.execute("DELETE FROM search_key WHERE professional_id=?", (pid,))
         self.conn.execute("DELETE FROM activity WHERE professional_id=?", (pid,))
         self.conn.execute(
@@ -152,14 +156,15 @@ class _Writer:
             "active=1, updated_at=? WHERE id=?",
             (*person, digest, self.run_id, self.now, pid),
         )
-        self._children([(pid, *a) for a in acts],
-                       [(pid, seq, *k) for seq, k in enumerate(group_keys)])
+        self._children([(pid, *a, flag) for a in acts],
+                       [(pid, seq, *k, flag) for seq, k in enumerate(group_keys)])
 
     def _append(self, pid: int, group: Prepared, report: ImportReport) -> None:
         """More lines of a professional already written in this run (not adjacent in the
         file): their activities are added and the hash combined, so that importing the same
         file again finds the same hash."""
-        _, digest, _, acts, group_keys = group
+        national_id, digest, _, acts, group_keys = group
+        flag = 1 if national_id in self.linked else 0
         present = {tuple(row) for row in self.conn.execute(
             f"SELECT {_ACTIVITY_COLUMNS} FROM activity WHERE professional_id=?", (pid,))}
         fresh = [a for a in acts if a not in present]
@@ -176,8 +181,8 @@ class _Writer:
             del self.rewritten[pid]
             report.updated -= 1
             report.unchanged += 1
-        self._children([(pid, *a) for a in fresh],
-                       [(pid, seq + n, *k) for n, k in enumerate(group_keys)])
+        self._children([(pid, *a, flag) for a in fresh],
+                       [(pid, seq + n, *k, flag) for n, k in enumerate(group_keys)])
 
 
 def _batches_here(path: Path) -> Iterator[Batch]:

@@ -26,6 +26,8 @@ MAX_PAGE = 50
 FALLBACK_SCAN = 5_000
 SKIP_SCAN_NAMES = 1_000
 _TOP = "\U0010ffff"
+_LINKED_IDS = ("SELECT p.id FROM account_link l CROSS JOIN professional p "
+               "ON p.national_id = l.national_id WHERE p.active = 1")
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ class Directory:
         self.conn = conn
         self._gazetteer: Gazetteer | None = None
         self._gazetteer_run: int | None = None
+        self._linked: set[int] | None = None
+        self._linked_version: tuple[int, int] | None = None
 
     # --- places -------------------------------------------------------------------------
     def gazetteer(self) -> Gazetteer:
@@ -215,11 +219,13 @@ class Directory:
         return SearchResult(query, self._hits(chosen), total, more, page, per_page)
 
     def _linked_ids(self) -> set[int]:
-        return {row[0] for row in self.conn.execute(
-            "SELECT p.id FROM account_link l CROSS JOIN professional p "
-            "ON p.national_id = l.national_id "
-            "WHERE p.active = 1"
-        )}
+        """Ids of linked professionals, re-read only when the database changed."""
+        version = (self.conn.execute("PRAGMA data_version").fetchone()[0],
+                   self.conn.total_changes)
+        if self._linked is None or version != self._linked_version:
+            self._linked = {row[0] for row in self.conn.execute(_LINKED_IDS)}
+            self._linked_version = version
+        return self._linked
 
     def _key_filters(self, query: ParsedQuery, alias: str) -> _Filters:
         f = _Filters()
@@ -342,8 +348,7 @@ class Directory:
         keys += f.sql
         args += f.args
         if restrict is not None:
-            keys.append(f"k.professional_id IN ({','.join('?' * len(restrict))})")
-            args.extend(sorted(restrict))
+            keys.append("k.linked = 1")  # the partial index ix_key_linked
         inner = "SELECT k.professional_id FROM search_key k WHERE " + " AND ".join(keys)
         if not others:
             return self.conn.execute(inner, args)
@@ -365,8 +370,7 @@ class Directory:
         where = list(f.sql)
         args = list(f.args)
         if restrict is not None:
-            where.append(f"a.professional_id IN ({','.join('?' * len(restrict))})")
-            args.extend(sorted(restrict))
+            where.append("a.linked = 1")  # the partial index ix_activity_linked
         sql = ("SELECT a.professional_id FROM activity a "
                "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
                + (" WHERE " + " AND ".join(where) if where else ""))

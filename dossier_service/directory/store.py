@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # secondary indexes dropped before a first bulk import and rebuilt after it
 BULK_INDEXES = {
@@ -139,7 +139,38 @@ CREATE TABLE audit (
 );
 """
 
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1 + ";".join(BULK_INDEXES.values()) + ";"}
+# v2: professionals linked to a Matrix account are flagged on their search rows, with small
+# partial indexes, so that "linked accounts first" costs a scan of the linked rows only
+_SCHEMA_V2 = """
+ALTER TABLE search_key ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE activity ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX ix_key_linked ON search_key(
+    token, dept, commune_code, postcode, profession_code, specialty_code, mode_code)
+    WHERE linked = 1;
+CREATE INDEX ix_activity_linked ON activity(
+    dept, profession_code, commune_code, postcode, specialty_code, mode_code, professional_id)
+    WHERE linked = 1;
+UPDATE search_key SET linked = 1 WHERE professional_id IN (
+    SELECT p.id FROM account_link l JOIN professional p ON p.national_id = l.national_id);
+UPDATE activity SET linked = 1 WHERE professional_id IN (
+    SELECT p.id FROM account_link l JOIN professional p ON p.national_id = l.national_id);
+"""
+
+_MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1 + ";".join(BULK_INDEXES.values()) + ";",
+    2: _SCHEMA_V2,
+}
+
+
+def mark_linked(conn: sqlite3.Connection, national_id: str, linked: bool) -> None:
+    """Flag (or unflag) a professional's search rows as linked to a Matrix account.
+    The caller owns the transaction (with the ``account_link`` change)."""
+    flag = 1 if linked else 0
+    for table in ("search_key", "activity"):
+        conn.execute(
+            f"UPDATE {table} SET linked = ? WHERE professional_id IN "
+            "(SELECT id FROM professional WHERE national_id = ?)", (flag, national_id),
+        )
 
 
 class SchemaError(RuntimeError):

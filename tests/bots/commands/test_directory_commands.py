@@ -31,6 +31,7 @@ from bots.commands.registry import (
 from bots.dossier_client import DossierClient
 from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
+from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.settings import DirectorySettings
 from dossier_service.directory.store import connect
@@ -102,8 +103,7 @@ def test_result_numbers() -> None:
 async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Path) -> None:
     conn = connect(tmp_path / "annuaire.db")
     import_extract(conn, SAMPLE)
-    conn.execute("INSERT INTO account_link VALUES ('@helene:cercle.test', '810000001128', "
-                 "'test', '2026-01-01T00:00:00+00:00')")
+    link(conn, "@helene:cercle.test", "810000001128", source="test", actor="test")
     conn.close()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",

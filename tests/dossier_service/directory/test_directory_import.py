@@ -193,3 +193,36 @@ def test_lines_of_one_professional_far_apart(db: sqlite3.Connection, tmp_path: P
     assert (again.added, again.updated, again.unchanged) == (0, 0, first.added)
     assert count(db, "SELECT count(*) FROM activity a JOIN professional p ON "
                      f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'") == n
+
+
+def test_schema_v1_is_migrated_and_links_survive_imports(tmp_path: Path) -> None:
+    from dossier_service.directory import store
+    from dossier_service.directory.accounts import link
+    from dossier_service.directory.search import Directory
+
+    # a directory created by the first version of the schema, with one linked professional
+    old = sqlite3.connect(tmp_path / "v1.db", isolation_level=None)
+    for statement in store._MIGRATIONS[1].split(";"):
+        if statement.strip():
+            old.execute(statement)
+    old.execute("PRAGMA user_version=1")
+    old.close()
+    conn = connect(tmp_path / "v1.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    import_extract(conn, SAMPLE)
+    link(conn, "@boyer:x", "810000000008", source="test", actor="test")
+    flags = "SELECT DISTINCT k.linked FROM search_key k JOIN professional p ON " \
+            "p.id = k.professional_id WHERE p.national_id = '810000000008'"
+    assert conn.execute(flags).fetchall() == [(1,)]
+    # a newer extract changes the professional: the rewritten rows stay flagged
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    newer = tmp_path / "newer.txt"
+    newer.write_text("\n".join([lines[0], lines[1].replace("NARBONNE", "NÎMES"),
+                                *lines[2:]]) + "\n", encoding="utf-8")
+    report = import_extract(conn, newer)
+    assert report.updated == 1
+    assert conn.execute(flags).fetchall() == [(1,)]
+    assert Directory(conn).search("boyer").hits[0].mxid == "@boyer:x"
+    # linking the account to someone else unflags the first professional
+    link(conn, "@boyer:x", "810000000015", source="test", actor="test")
+    assert conn.execute(flags).fetchall() == [(0,)]

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 
+from dossier_service.directory.accounts import link
 from dossier_service.directory.search import Directory
 
 
@@ -72,8 +72,7 @@ def test_exact_name_first_then_linked(sample_directory: Directory) -> None:
     assert result.total > 0
     # link a professional named MARTIN* whose name is not exactly "mar": it must come first
     martin = next(h for h in result.hits if h.last_name == "MARTIN")
-    conn.execute("INSERT INTO account_link VALUES (?,?,?,?)",
-                 ("@m:test", martin.national_id, "test", datetime.now(UTC).isoformat()))
+    link(conn, "@m:test", martin.national_id, source="test", actor="test")
     ranked = sample_directory.search("mar", per_page=50)
     assert ranked.hits[0].national_id == martin.national_id and ranked.hits[0].mxid == "@m:test"
     assert ranked.total == result.total
