@@ -349,7 +349,9 @@ class Directory:
         args += f.args
         if restrict is not None:
             keys.append("k.linked = 1")  # the partial index ix_key_linked
-        inner = "SELECT k.professional_id FROM search_key k WHERE " + " AND ".join(keys)
+        index = " INDEXED BY ix_key_linked" if restrict is not None else ""
+        inner = (f"SELECT k.professional_id FROM search_key k{index} WHERE "
+                 + " AND ".join(keys))
         if not others:
             return self.conn.execute(inner, args)
         checks = []
@@ -371,7 +373,8 @@ class Directory:
         args = list(f.args)
         if restrict is not None:
             where.append("a.linked = 1")  # the partial index ix_activity_linked
-        sql = ("SELECT a.professional_id FROM activity a "
+        index = " INDEXED BY ix_activity_linked" if restrict is not None else ""
+        sql = (f"SELECT a.professional_id FROM activity a{index} "
                "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
                + (" WHERE " + " AND ".join(where) if where else ""))
         return self.conn.execute(sql, args)
