@@ -130,7 +130,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1.0) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
@@ -150,7 +150,7 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
     dossier_up = False
     for spec in SERVICES:
         pid = pids.get(spec.name)
-        alive = bool(pid) and pid_alive(int(pid))
+        alive = pid is not None and pid_alive(int(pid))
         entry: dict[str, Any] = {"pid": pid if alive else None}
         if not spec.present():
             entry["state"] = "absent"

@@ -11,6 +11,7 @@ import os
 import secrets as _random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 # name -> number of random bytes (url-safe base64 text is stored)
@@ -71,7 +72,7 @@ class Secrets:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         values = {
-            name: read_or_create(directory, name, lambda n=size: _random.token_urlsafe(n))
+            name: read_or_create(directory, name, partial(_random.token_urlsafe, size))
             for name, size in _TOKENS.items()
         }
         read_or_create(directory, "synapse.signing.key", _synapse_signing_key)

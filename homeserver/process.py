@@ -26,7 +26,7 @@ class HomeserverStartError(Exception):
 def is_healthy(base_url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/health", timeout=timeout) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
