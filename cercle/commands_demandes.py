@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from dossier_service.directory.mail import smtp_from_section
 
 PARIS = ZoneInfo("Europe/Paris")
 ACTOR = "cli"
@@ -77,6 +78,18 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     print("Lien d'activation (une seule utilisation, valable jusqu'au "
           f"{approval.expires_at.astimezone(PARIS).strftime('%d/%m/%Y %H:%M')}) :")
     print(approval.activation_url(str(ctx.profile.dossier_url)))
+    smtp = smtp_from_section((ctx.profile.section("annuaire") or {}).get("smtp"))
+    if smtp is not None:
+        requests = _requests(ctx)
+        try:
+            to = requests.email_activation(approval, smtp=smtp,
+                                           public_url=str(ctx.profile.dossier_url), actor=ACTOR)
+            print(f"Lien envoyé par e-mail à {to}.")
+        except OSError as exc:
+            raise CliError("Envoi de l'e-mail impossible : transmettez le lien ci-dessus "
+                           f"({type(exc).__name__}).") from exc
+        finally:
+            requests.conn.close()
     return 0
 
 

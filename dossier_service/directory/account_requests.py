@@ -285,6 +285,27 @@ class AccountRequests:
                 return mxid
         raise RequestError("M_USER_IN_USE", "Aucun identifiant Matrix libre pour ce nom.", 409)
 
+    def email_activation(self, approval: Approval, *, smtp: Any, public_url: str,
+                         actor: str) -> str:
+        """Send the activation link by e-mail (blocking: run it in a thread); audited."""
+        from zoneinfo import ZoneInfo
+
+        from .mail import activation_message, send
+
+        req = self.get(approval.request_id)
+        if req is None:
+            raise RequestError("M_NOT_FOUND", "Demande introuvable.", 404)
+        expires = approval.expires_at.astimezone(ZoneInfo("Europe/Paris"))
+        send(smtp, activation_message(
+            sender=smtp.sender, to=req.email, display_name=approval.display_name,
+            mxid=approval.mxid, url=approval.activation_url(public_url),
+            expires=expires.strftime("%d/%m/%Y %H:%M"),
+        ))
+        with transaction(self.conn):
+            audit.record(self.conn, actor=actor, action="demande.lien_envoye",
+                         target=f"demande:{approval.request_id}")
+        return req.email
+
     # --- activation ---------------------------------------------------------------------
     def activation(self, token: str, *, now: datetime | None = None) -> tuple[int, str]:
         """(request id, mxid) of a valid, unused, unexpired link, else RequestError."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .mail import SmtpSettings, smtp_from_section
 from .store import database_path
 
 ADMIN_TOKEN_FILE = "admin_access_token"  # written by homeserver.accounts
@@ -25,6 +26,7 @@ class DirectorySettings:
     request_limit: int = 5          # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
     frame_origin: str = "'self'"  # CSP frame-ancestors: the pages work as an Element widget
+    smtp: SmtpSettings | None = None  # activation links e-mailed when configured
 
 
 def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
@@ -48,4 +50,5 @@ def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
         request_window_seconds=int(section.get("request_window_seconds", 600)),
         frame_origin=f"'self' {dossier['element_origin']}" if dossier.get("element_origin")
         else "'self'",
+        smtp=smtp_from_section(section.get("smtp")),
     )

@@ -257,6 +257,8 @@ async def admin_decide(request: web.Request) -> web.Response:
             async with state.admin_api() as api:
                 approval = await state.requests.approve(rid, actor=viewer.user_id, api=api)
             info = f"Demande {rid} approuvée : compte {approval.mxid}."
+            if state.settings.smtp is not None:
+                info += " " + await _email_link(request, state, approval, viewer.user_id)
     except RequestError as exc:
         info = exc.message
     except Exception:
@@ -267,6 +269,20 @@ async def admin_decide(request: web.Request) -> web.Response:
                  approval=approval,
                  activation_url=approval.activation_url(state.settings.public_url)
                  if approval else None)
+
+
+async def _email_link(request: web.Request, state: DirectoryState, approval: Any,
+                      actor: str) -> str:
+    try:
+        to = await asyncio.to_thread(
+            state.requests.email_activation, approval, smtp=state.settings.smtp,
+            public_url=state.settings.public_url, actor=actor,
+        )
+    except Exception:
+        ref = _internal(request)
+        return (f"Envoi de l'e-mail impossible (réf. {ref}) : transmettez le lien "
+                "ci-dessous au professionnel.")
+    return f"Lien d'activation envoyé par e-mail à {to}."
 
 
 # --- activation -----------------------------------------------------------------------------

@@ -42,3 +42,74 @@ def db(tmp_path: Path) -> Iterator[object]:
 def sample_directory(db: object) -> Directory:
     import_extract(db, SAMPLE)  # type: ignore[arg-type]
     return Directory(db)  # type: ignore[arg-type]
+
+
+class SmtpSink:
+    """A minimal real SMTP server on 127.0.0.1 (EHLO, MAIL, RCPT, DATA, QUIT) keeping mails."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.port = 0
+        self._server: object = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sender, rcpts = "", []
+
+            def say(line: str) -> None:
+                writer.write((line + "\r\n").encode())
+
+            say("220 sink ESMTP")
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    break
+                cmd = raw.decode().strip()
+                verb = cmd.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    say("250 sink")
+                elif verb == "MAIL":
+                    sender = cmd.split(":", 1)[1].strip().strip("<>")
+                    say("250 OK")
+                elif verb == "RCPT":
+                    rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
+                    say("250 OK")
+                elif verb == "DATA":
+                    say("354 End data with <CR><LF>.<CR><LF>")
+                    await writer.drain()
+                    data = b""
+                    while True:
+                        line = await reader.readline()
+                        if line in (b".\r\n", b".\n", b""):
+                            break
+                        data += line
+                    self.messages.append((sender, rcpts, data))
+                    say("250 OK")
+                elif verb == "QUIT":
+                    say("221 bye")
+                    await writer.drain()
+                    break
+                else:
+                    say("250 OK")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        server = self._server
+        if server is not None:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def smtp_sink() -> object:
+    sink = SmtpSink()
+    await sink.start()
+    yield sink
+    await sink.stop()

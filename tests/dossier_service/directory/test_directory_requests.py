@@ -81,3 +81,18 @@ def test_activation_links_are_hashed_single_use_and_expire(sample_directory: Dir
 def test_localparts() -> None:
     assert localpart_for("Hélène", "D'ALMEIDA") == "helene.dalmeida"
     assert localpart_for("Jean-Pierre", "LE GOFF") == "jeanpierre.legoff"
+
+
+def test_activation_mail_is_french_and_carries_the_link() -> None:
+    from dossier_service.directory.mail import activation_message, smtp_from_section
+
+    msg = activation_message(sender="cercle@x", to="a@b.fr", display_name="BOYER Raphael — "
+                             "Infirmier, Narbonne", mxid="@raphael.boyer:x",
+                             url="https://dossier/annuaire/activation/abc", expires="28/11/2026 18:00")
+    body = msg.get_content()
+    assert msg["Subject"] == "Cercle : activez votre compte" and msg["To"] == "a@b.fr"
+    assert "https://dossier/annuaire/activation/abc" in body and "une seule fois" in body
+    assert smtp_from_section(None) is None and smtp_from_section({"host": ""}) is None
+    smtp = smtp_from_section({"host": "mail", "port": 587, "starttls": True, "sender": "c@x",
+                              "password": "secret"})
+    assert smtp is not None and smtp.port == 587 and "secret" not in repr(smtp)

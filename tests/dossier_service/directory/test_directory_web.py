@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import re
 import secrets
 import sqlite3
@@ -15,6 +17,7 @@ from aiohttp import web
 from dossier_service.auth import issue_session
 from dossier_service.config import DossierConfig
 from dossier_service.directory.importer import import_extract
+from dossier_service.directory.mail import SmtpSettings
 from dossier_service.directory.settings import DirectorySettings
 from dossier_service.directory.store import connect
 from dossier_service.directory.web import dossier_authenticator, setup
@@ -27,6 +30,7 @@ PRO = "@pro:cercle.test"
 
 def make_app(tmp_path: Path, *, limit: int = 5, homeserver_url: str = "http://127.0.0.1:9",
              admin_token: str | None = None, server_name: str = "cercle.test",
+             smtp: SmtpSettings | None = None,
              ) -> tuple[web.Application, DossierConfig, Path]:
     db = tmp_path / "annuaire.db"
     conn = connect(db)
@@ -41,7 +45,7 @@ def make_app(tmp_path: Path, *, limit: int = 5, homeserver_url: str = "http://12
     settings = DirectorySettings(
         database=db, server_name=server_name, homeserver_url=homeserver_url,
         public_url="http://dossier.test", csrf_key=secrets.token_urlsafe(32),
-        admin_token=admin_token, request_limit=limit, request_window_seconds=600,
+        admin_token=admin_token, request_limit=limit, request_window_seconds=600, smtp=smtp,
     )
     app = web.Application()
     setup(app, settings, authenticate=dossier_authenticator(config))
@@ -185,12 +189,15 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
 
 @pytest.mark.integration
 async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: Path,
-                                                 synapse: Any, user_factory: Any) -> None:
+                                                 synapse: Any, user_factory: Any,
+                                                 smtp_sink: Any) -> None:
     from homeserver.admin_api import AdminApi
 
     app, config, db = make_app(tmp_path, homeserver_url=synapse.base_url,
                                admin_token=synapse.admin_token,
-                               server_name=synapse.server_name)
+                               server_name=synapse.server_name,
+                               smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port,
+                                                 sender="cercle@cercle.test"))
     client = await aiohttp_client(app)
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
     assert (await client.post("/annuaire/demande",
@@ -203,6 +210,12 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
     assert "approuvée" in text, text
     link = re.search(r"http://dossier\.test(/annuaire/activation/[A-Za-z0-9_\-]+)", text)
     assert link, text
+    # the link also went by e-mail to the address of the request
+    assert "envoyé par e-mail à r.boyer@example.org" in text
+    (sender, rcpts, data), = smtp_sink.messages
+    assert (sender, rcpts) == ("cercle@cercle.test", ["r.boyer@example.org"])
+    mail = email.message_from_bytes(data, policy=email.policy.default)
+    assert link.group(0) in mail.get_body().get_content()  # type: ignore[union-attr]
     conn = sqlite3.connect(db)
     mxid = conn.execute("SELECT mxid FROM account_request").fetchone()[0]
     assert mxid.startswith("@raphael.boyer") and mxid.endswith(":" + synapse.server_name)
@@ -235,7 +248,8 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
         assert login.status == 200, await login.text()
         assert (await login.json())["user_id"] == mxid
     actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
-    assert actions == ["demande.creee", "demande.approuvee", "compte.active"]
+    assert actions == ["demande.creee", "demande.approuvee", "demande.lien_envoye",
+                       "compte.active"]
     assert conn.execute("SELECT status FROM account_request").fetchone() == ("activee",)
     # a second request for the same professional cannot create a second account
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
