@@ -25,6 +25,7 @@ from bots.commands import help as help_commands
 from bots.commands import patients as patient_commands
 from bots.commands.registry import CommandRegistry, PowerLevels
 from bots.config import BotConfig
+from bots.export.people import DossierRoomPeople
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
@@ -126,8 +127,13 @@ class BotApp:
             patient_rooms=s.cache.patient_rooms,
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
-        export_commands.register(registry, export_commands.ExportService(s.client, s.io))
-        dossier_sync.install(registry, s)
+        sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
+        people = DossierRoomPeople(sync.dossier) if sync is not None else None
+        export_commands.register(
+            registry, export_commands.ExportService(s.client, s.io, describe_room=people)
+        )
+        if sync is not None:
+            dossier_sync.install(registry, s, sync)
         help_commands.register(registry)
 
     # -- lifecycle --

@@ -102,21 +102,33 @@ def build(
     return DossierSync(dossier, outbox, store, bridge, worker, feed)
 
 
-def install(registry: Any, services: Any) -> DossierSync | None:
-    """Everything in one call from ``BotApp._register_families`` (services: ``BotServices``).
-    Without a usable profile the bot runs without the dossier (logged), never fails."""
+def connect(services: Any) -> DossierSync | None:
+    """The dossier sync of the bot (services: ``BotServices``), built once by
+    ``BotApp._register_families``: its dossier client is the one every family that reads the
+    file uses (the export's header too). Without a usable profile the bot runs without the
+    dossier (logged), never fails."""
     config = services.config
     try:
         dossier_url, token = default_endpoint(config.data_dir.parent)
     except Exception:
         log.exception("dossier non configuré : synchronisation avec le dossier désactivée")
         return None
-    sync = build(
+    return build(
         client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
         data_dir=config.data_dir, homeserver_url=config.homeserver_url,
         server_name=config.server_name, dossier_url=dossier_url, service_token=token,
         creators=getattr(services.cache, "creators", None),
     )  # fmt: skip
+
+
+def install(registry: Any, services: Any, sync: DossierSync | None = None) -> DossierSync | None:
+    """The dossier command family, hooks and background jobs of ``sync`` (built by
+    ``connect`` when not given)."""
+    if sync is None:
+        sync = connect(services)
+        if sync is None:
+            return None
+    config = services.config
     categories = _categories()
     dossier_commands.register(
         registry, client=services.client, bridge=sync.bridge, dossier=sync.dossier,
