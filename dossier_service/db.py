@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -56,3 +61,12 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     return Database(engine=engine, sessions=sessions)
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, for Core statements on hot paths (same transaction, no
+    ORM machinery). Pending ORM changes are flushed first, as the session's autoflush would
+    before one of its own statements."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    return await session.connection()

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.api.context import Ctx
 from dossier_service.api.errors import ApiError
+from dossier_service.api.serialize import json_response
 from dossier_service.services import idempotency
 
 Work = Callable[[AsyncSession], Awaitable[tuple[int, Any]]]
@@ -37,7 +38,7 @@ async def run(ctx: Ctx, work: Work, *, key: str | None = None, raw: bytes = b"")
                         session, actor=actor, key=key, request_fingerprint=fingerprint
                     )
                     if previous is not None:
-                        return web.json_response(previous.body, status=previous.status)
+                        return json_response(previous.body, status=previous.status)
                 status, body = await work(session)
                 if key is not None:
                     await idempotency.remember(
@@ -48,7 +49,7 @@ async def run(ctx: Ctx, work: Work, *, key: str | None = None, raw: bytes = b"")
                         status=status,
                         body=body,
                     )
-            return web.json_response(body, status=status)
+            return json_response(body, status=status)
         except IntegrityError:
             # a concurrent request with the same key won the race: answer what it stored
             if key is None or attempt == 2:

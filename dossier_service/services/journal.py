@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service.db import connection_of
 from dossier_service.models.audit import AuditEntry, OutboxEvent
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.types import table_of, utcnow
@@ -58,7 +59,8 @@ async def emit(
     sequence numbers visible in order, so a reader resuming "after N" never skips one."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
-    await session.execute(
+    # Core execution on the session's connection: same transaction, no ORM machinery
+    await (await connection_of(session)).execute(
         _OUTBOX_INSERT,
         {
             "type": type,
@@ -86,7 +88,7 @@ async def audit(
     actor = principal.user_id
     if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
         actor = f"{principal.user_id} pour {principal.on_behalf_of}"
-    await session.execute(
+    await (await connection_of(session)).execute(
         _AUDIT_INSERT,
         {
             "at": utcnow(),

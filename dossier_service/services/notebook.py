@@ -8,6 +8,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service.db import connection_of
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import table_of
@@ -50,7 +51,7 @@ async def add_entry(
         patient_id=patient.id, kind=kind, text=text, author=principal.author, source=source
     )
     # a plain INSERT (notes are the busiest write; an entry never changes afterwards)
-    await session.execute(_ENTRY_INSERT, entry.model_dump())
+    await (await connection_of(session)).execute(_ENTRY_INSERT, entry.model_dump())
     if source != "matrix":  # what came from the conversation is not echoed back to it
         await journal.emit(
             session,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Date, DateTime, bindparam, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service.db import connection_of
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.documents import Document
 from dossier_service.models.followup import Hospitalisation, Memo
@@ -57,7 +58,8 @@ def _temporal_keys(statement: Any) -> tuple[str, ...]:
 async def rows(session: AsyncSession, statement: Any) -> list[dict[str, Any]]:
     """The statement's rows as dicts; only its date/time columns need converting."""
     temporal = _temporal_keys(statement)
-    result = await session.execute(statement)
+    # Core execution on the session's connection (same transaction, no ORM machinery)
+    result = await (await connection_of(session)).execute(statement)
     out = []
     for mapping in result.mappings().all():
         row = dict(mapping)
@@ -85,7 +87,7 @@ async def assignees(
     out: dict[str, list[dict[str, str]]] = {t: [] for t in task_ids}
     if task_ids:
         t = table(TaskAssignee)
-        result = await session.execute(
+        result = await (await connection_of(session)).execute(
             select(t.c.task_id, t.c.kind, t.c.ref).where(t.c.task_id.in_(task_ids))
         )
         for task_id, kind, ref in result.all():
@@ -141,7 +143,7 @@ _REVISION = select(func.count(), func.max(_NOTEBOOK.c.created_at)).where(
 
 
 async def revision(session: AsyncSession, patient_id: str) -> tuple[int, str]:
-    result = await session.execute(_REVISION, {"pid": patient_id})
+    result = await (await connection_of(session)).execute(_REVISION, {"pid": patient_id})
     count, newest = result.one()
     return int(count), str(_value(newest))
 
@@ -165,7 +167,7 @@ async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -
         select(t_death).where(t_death.c.patient_id == pid, t_death.c.cancelled_at.is_(None)),
     )
     forms: dict[str, Any] = {}
-    form_rows = await session.execute(
+    form_rows = await (await connection_of(session)).execute(
         select(
             t_form.c.form_id,
             t_form.c.version,
