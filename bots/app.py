@@ -19,6 +19,7 @@ from typing import Any
 
 from nio import AsyncClient
 
+from bots.commands import directory as directory_commands
 from bots.commands import export as export_commands
 from bots.commands import flags as flag_commands
 from bots.commands import help as help_commands
@@ -117,6 +118,7 @@ class BotApp:
     @staticmethod
     def _register_families(registry: CommandRegistry, s: BotServices) -> None:
         """The command families, in the order `!aide` lists them."""
+        directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         patient_commands.register(
             registry,
             client=s.client,
@@ -125,6 +127,7 @@ class BotApp:
             label_max_length=s.config.label_max_length,
             hooks=s.patient_hooks,
             patient_rooms=s.cache.patient_rooms,
+            directory_results=directory_results,
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
@@ -134,6 +137,11 @@ class BotApp:
         )
         if sync is not None:
             dossier_sync.install(registry, s, sync)
+            directory_commands.register(
+                registry,
+                search=directory_commands.DossierDirectory(sync.dossier),
+                results=directory_results,
+            )
         help_commands.register(registry)
 
     # -- lifecycle --

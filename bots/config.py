@@ -43,6 +43,7 @@ class BotConfig:
     sync_timeline_limit: int = 100  # per room and sync; a longer absence is fetched back
     backoff_max_seconds: float = 60.0
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
+    dossier_url: str | None = None  # the dossier service the bot syncs with (None: none)
 
     @property
     def session_file(self) -> Path:
@@ -80,6 +81,7 @@ class BotConfig:
             admin_power_level=int(_number(bot, "admin_power_level")),
             motif_max_length=int(_number(bot, "motif_max_length", positive=True)),
             label_max_length=int(_number(bot, "label_max_length", positive=True)),
+            dossier_url=profile.dossier_url,
         )
         return dataclasses.replace(config, **overrides) if overrides else config
 

@@ -211,7 +211,7 @@ def install(registry: CommandRegistry, services: Any) -> LastResults | None:
     from bots.sync.service import default_endpoint
 
     try:
-        dossier_url, token = default_endpoint(services.config.data_dir.parent)
+        dossier_url, token = default_endpoint(services.config)
     except Exception:
         log.exception("dossier non configuré : !trouver désactivé")
         return None

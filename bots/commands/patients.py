@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from nio import AsyncClient
 
+from bots.commands.directory import LastResults, UserOrResult, result_user
 from bots.commands.registry import (
     CommandContext,
     CommandRegistry,
@@ -115,6 +116,7 @@ def register(
     label_max_length: int,
     hooks: PatientHooks,
     patient_rooms: dict[str, dict[str, object]],
+    directory_results: LastResults | None = None,
 ) -> None:
     @registry.command(
         "patient",
@@ -146,12 +148,18 @@ def register(
     @registry.command(
         "inviter",
         aliases=("invite",),
-        args=(MatrixUser("utilisateur"),),
-        help="invite un professionnel dans ce salon patient (avec l'historique partagé)",
+        args=(UserOrResult("utilisateur") if directory_results is not None else MatrixUser("utilisateur"),),
+        help="invite un professionnel dans ce salon patient (avec l'historique partagé) ; "
+        "ou le résultat n de votre dernier !trouver",
         where=Where.PATIENT_ROOM,
         power=Power.ADMIN,
     )
-    async def inviter(ctx: CommandContext, utilisateur: str) -> None:
+    async def inviter(ctx: CommandContext, utilisateur: str | int) -> None:
+        if isinstance(utilisateur, int):
+            assert directory_results is not None
+            utilisateur = result_user(
+                directory_results, ctx.room_id, ctx.sender, str(utilisateur), registry.prefix
+            )
         room = client.rooms.get(ctx.room_id)
         if room is not None and utilisateur in room.users:
             state = "déjà invité(e)" if utilisateur in room.invited_users else "déjà membre"

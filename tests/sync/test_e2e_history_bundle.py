@@ -35,8 +35,7 @@ async def linked_bot(synapse: Any, tmp_path: Path, dossier_template: Path,
     )  # fmt: skip
     server = DossierServer(config)
     await server.start()
-    monkeypatch.setenv("CERCLE__DOSSIER__PUBLIC_URL", server.url)
-    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot"))
+    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot", dossier_url=server.url))
     await runner.start()
     dossier = DossierClient(server.url, token)
     try:

@@ -158,11 +158,17 @@ def test_found_from_api_names() -> None:
 
 
 @pytest.mark.integration
-async def test_trouver_in_an_encrypted_room(aiohttp_client: Any, tmp_path: Path, synapse: Any,
-                                            bot: Any, pro_factory: Any) -> None:
-    """The running bot (E2EE) answers `!trouver` in an encrypted room, from the directory."""
+async def test_trouver_in_an_encrypted_room(tmp_path: Path, synapse: Any, bot: Any,
+                                            pro_factory: Any) -> None:
+    """The running bot (E2EE) answers `!trouver` in an encrypted room, from the directory of
+    the dossier service it is configured with (served here on that very address)."""
+    from urllib.parse import urlsplit
+
+    from deployment.secrets import Secrets
     from tests.bots.conftest import dm_with_bot
 
+    bot_config = bot.app.services.config
+    assert any(c.name == "trouver" for c in bot.app.registry.commands)  # wired by the bot app
     conn = connect(tmp_path / "annuaire.db")
     import_extract(conn, SAMPLE)
     conn.close()
@@ -170,7 +176,7 @@ async def test_trouver_in_an_encrypted_room(aiohttp_client: Any, tmp_path: Path,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
         documents_dir=tmp_path / "docs", homeserver_url=synapse.base_url,
         server_name=synapse.server_name, session_key=secrets.token_urlsafe(32),
-        service_token=secrets.token_urlsafe(32))
+        service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token)
     settings = DirectorySettings(
         database=tmp_path / "annuaire.db", server_name=synapse.server_name,
         homeserver_url=synapse.base_url, public_url="http://dossier.test",
@@ -179,12 +185,11 @@ async def test_trouver_in_an_encrypted_room(aiohttp_client: Any, tmp_path: Path,
     def mount(app: web.Application) -> None:
         setup(app, settings, authenticate=dossier_authenticator(config))
 
-    server = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
-    registry = bot.app.registry
-    if any(c.name == "trouver" for c in registry.commands):
-        pytest.skip("!trouver already installed by the bot app with its own dossier endpoint")
-    dossier = DossierClient(str(server.make_url("")), config.service_token)
-    register(registry, search=DossierDirectory(dossier))
+    address = urlsplit(bot_config.dossier_url)
+    runner = web.AppRunner(create_app(config, with_pages=False, extensions=[mount]))
+    await runner.setup()
+    site = web.TCPSite(runner, address.hostname, address.port, reuse_address=True)
+    await site.start()
     try:
         alice = await pro_factory()
         room_id = await dm_with_bot(alice, synapse.bot_user_id)
@@ -196,4 +201,4 @@ async def test_trouver_in_an_encrypted_room(aiohttp_client: Any, tmp_path: Path,
             in body
         assert type(notice).__name__ != "MegolmEvent"  # decrypted by the professional
     finally:
-        await dossier.close()
+        await runner.cleanup()
