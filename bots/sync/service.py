@@ -23,6 +23,7 @@ from nio import AsyncClient, RoomMemberEvent
 
 from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
+from bots.config import BotConfig
 from bots.dossier_client import DossierClient
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, open_outbox_database
@@ -62,14 +63,15 @@ class DossierSync:
         await self.dossier.close()
 
 
-def default_endpoint(var_dir: Path) -> tuple[str, str]:
-    """The dossier's URL and the bot's service token, from the deployment profile/secrets."""
-    from deployment.profile import load_profile
+def default_endpoint(config: BotConfig) -> tuple[str, str]:
+    """The dossier's URL (from the bot's config) and the bot's service token (a secret of the
+    deployment, under <var>/secrets)."""
     from deployment.secrets import Secrets
 
-    profile = load_profile()
-    secrets = Secrets.load_or_create(var_dir)
-    return profile.dossier_url, secrets.dossier_service_token
+    if not config.dossier_url:
+        raise LookupError("bot.dossier_url absent")
+    secrets = Secrets.load_or_create(config.data_dir.parent)
+    return config.dossier_url, secrets.dossier_service_token
 
 
 def build(
@@ -109,7 +111,7 @@ def connect(services: Any) -> DossierSync | None:
     dossier (logged), never fails."""
     config = services.config
     try:
-        dossier_url, token = default_endpoint(config.data_dir.parent)
+        dossier_url, token = default_endpoint(config)
     except Exception:
         log.exception("dossier non configuré : synchronisation avec le dossier désactivée")
         return None
