@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cercle.commands_demandes import register_admin as register_demandes
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from homeserver.accounts import ADMIN_LOCALPART
@@ -145,6 +146,7 @@ def format_user_table(users: Iterable[Mapping[str, Any]]) -> str:
 def register(subparsers: Any) -> None:
     admin = subparsers.add_parser("admin", help="administration des comptes")
     admin_sub = admin.add_subparsers(dest="admin_family", metavar="famille", required=True)
+    register_demandes(admin_sub)  # cercle admin demandes … (account requests, directory)
     user = admin_sub.add_parser("user", help="comptes des professionnels")
     user_sub = user.add_subparsers(dest="user_command", metavar="action", required=True)
 
