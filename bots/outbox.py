@@ -159,6 +159,22 @@ class Outbox:
         )
         return cur.rowcount > 0
 
+    def release(self, key: str) -> bool:
+        """A held item (enqueued with a future ``at_ms`` and never tried) is due now."""
+        cur = self._db.execute(
+            "UPDATE dossier_outbox SET next_attempt_ms=0 WHERE key=? AND status='pending' "
+            "AND attempts=0",
+            (key,),
+        )
+        return cur.rowcount > 0
+
+    def cancel(self, key: str) -> bool:
+        """Forget an item never tried (its cause did not happen after all)."""
+        cur = self._db.execute(
+            "DELETE FROM dossier_outbox WHERE key=? AND status='pending' AND attempts=0", (key,)
+        )
+        return cur.rowcount > 0
+
     def store_blob(self, data: bytes) -> str:
         """Keep a document body until delivered; returns its SHA-256 (its file name)."""
         digest = hashlib.sha256(data).hexdigest()

@@ -88,9 +88,9 @@ class FlagService:
         content = await self.io.get_state(room_id, STATE_TYPE)
         return RoomFlags.from_state(content)
 
-    async def _store(self, room_id: str, flags: RoomFlags) -> None:
+    async def _show(self, room_id: str, flags: RoomFlags) -> None:
+        """What follows the saved state: cache, room-name markers, folders."""
         content = flags.to_state()
-        await self.io.put_state(room_id, STATE_TYPE, content)
         self.cache.set_flags(room_id, content)
         room = self.client.rooms.get(room_id)
         name = room.name if room else None
@@ -114,6 +114,15 @@ class FlagService:
     ) -> None:
         self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
+        journal = {"by": by, "at_ms": at_ms, "motif": motif, "assignee": assignee,
+                   "command_event_id": command_event_id}  # fmt: skip
+        existing = flags.get(kind)
+        if existing is not None and (existing.by, existing.at_ms) == (by, at_ms):
+            # this very command again (replayed after a crash once its state was saved):
+            # finish what may be missing instead of refusing it as "already flagged"
+            await self._show(room_id, flags)
+            await self._tell("flag_raised", room_id, kind, **journal)
+            return
         flag = Flag(kind=kind, by=by, at_ms=at_ms, assignee=assignee)
         try:
             flags = flags.raise_flag(flag)
@@ -124,25 +133,39 @@ class FlagService:
         members = self.joined_members(room_id)
         mentions = [assignee] if assignee else [m for m in members if m != by]
         plain, body = self._raise_text(room_id, kind, by, motif, assignee, mentions)
-        notice_id = await self.io.send_notice(
-            room_id, plain, body, mentions=mentions, txn_id=txn_for(command_event_id, "flag-notice")
-        )
-        flags = flags.with_notice(kind, notice_id)
-        await self._store(room_id, flags)
+        # the journal entry is queued (held) before anything changes: a crash after the
+        # state is saved cannot lose it (see bots.sync.service.FlagJournal)
+        await self._tell("flag_raising", room_id, kind, required=True, **journal)
+        try:
+            notice_id = await self.io.send_notice(
+                room_id, plain, body, mentions=mentions,
+                txn_id=txn_for(command_event_id, "flag-notice"),
+            )  # fmt: skip
+            flags = flags.with_notice(kind, notice_id)
+            await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
+        except Exception:
+            await self._tell("flag_not_raised", room_id, kind, command_event_id=command_event_id)
+            raise
+        await self._show(room_id, flags)
         if kind is FlagKind.URGENT:
             self.escalator.start(room_id, by, at_ms, notice_id)
+        await self._tell("flag_raised", room_id, kind, **journal)
+
+    async def _tell(
+        self, method: str, room_id: str, kind: FlagKind, *, required: bool = False, **args: Any
+    ) -> None:
+        """Tell the observers that have ``method``. ``required``: a failure stops the command
+        (nothing is changed yet); otherwise it is only logged (the change is done)."""
         for observer in self.observers:
+            hook = getattr(observer, method, None)
+            if hook is None:
+                continue
+            if required:
+                await hook(room_id, kind, **args)
+                continue
             try:
-                await observer.flag_raised(
-                    room_id,
-                    kind,
-                    by=by,
-                    at_ms=at_ms,
-                    motif=motif,
-                    assignee=assignee,
-                    command_event_id=command_event_id,
-                )
-            except Exception:  # the flag is raised; an observer's failure is only logged
+                await hook(room_id, kind, **args)
+            except Exception:
                 log.exception("observateur de signalement en échec room=%s", room_id)
 
     async def clear_flag(
@@ -153,7 +176,16 @@ class FlagService:
             flags, cleared = flags.clear(kind)
         except FlagError as exc:
             raise UserError(str(exc)) from None
-        await self._store(room_id, flags)
+        journal = {"by": by, "command_event_id": command_event_id}
+        await self._tell("flag_clearing", room_id, cleared.kind, required=True, **journal)
+        try:
+            await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
+        except Exception:
+            await self._tell(
+                "flag_not_cleared", room_id, cleared.kind, command_event_id=command_event_id
+            )
+            raise
+        await self._show(room_id, flags)
         if cleared.kind is FlagKind.URGENT:
             self.escalator.stop(room_id)
         who = self._name(by, room_id)
@@ -162,13 +194,7 @@ class FlagService:
         await self.io.send_notice(
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
-        for observer in self.observers:
-            try:
-                await observer.flag_cleared(
-                    room_id, cleared.kind, by=by, command_event_id=command_event_id
-                )
-            except Exception:
-                log.exception("observateur de signalement en échec room=%s", room_id)
+        await self._tell("flag_cleared", room_id, cleared.kind, **journal)
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False

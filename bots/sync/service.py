@@ -26,7 +26,7 @@ from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
 from bots.matrix.io import MatrixIO
-from bots.outbox import Outbox, OutboxWorker, idempotency_key, open_outbox_database
+from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
 from bots.sync.bridge import DossierBridge
 from bots.sync.feed import FeedConsumer
 from bots.sync.store import SyncStore
@@ -200,35 +200,75 @@ def hook_flags(sync: DossierSync, flags: Any) -> None:
 
 
 class FlagJournal:
+    """The notebook entry of a flag raised or cleared, keyed by the command's event id.
+
+    ``flag_raising`` / ``flag_clearing`` (before the room's state changes) queue it *held* in
+    the durable outbox (due only in ``hold_ms``); ``flag_raised`` / ``flag_cleared`` (once
+    the change is done) release it at once; ``flag_not_*`` (the change failed) forget it.
+    Killed in between, the held entry is delivered when its hold ends, whatever the replay
+    of the command does: the entry can be neither lost nor doubled (one key per command).
+    """
+
+    hold_ms = 60_000
+
     def __init__(self, sync: DossierSync) -> None:
         self.sync = sync
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
-                          assignee: str | None, command_event_id: str) -> None:  # fmt: skip
-        label = getattr(kind, "label", str(kind))
-        when = _paris(at_ms)
-        text = f"Signalement « {label} » par {by} le {when}"
+    @staticmethod
+    def _raised_text(kind: Any, by: str, at_ms: int, motif: str | None,
+                     assignee: str | None) -> str:  # fmt: skip
+        text = f"Signalement « {getattr(kind, 'label', str(kind))} » par {by} le {_paris(at_ms)}"
         if assignee:
             text += f", à traiter par {assignee}"
         if motif:
             text += f" : {motif}"
-        await self._write(room_id, text, by, command_event_id, "flag-raised")
+        return text
+
+    @staticmethod
+    def _cleared_text(kind: Any, by: str, at_ms: int | None) -> str:
+        label = getattr(kind, "label", str(kind))
+        when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
+        return f"Signalement « {label} » levé par {by} le {when}"
+
+    async def flag_raising(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
+                           assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+        text = self._raised_text(kind, by, at_ms, motif, assignee)
+        self._write(room_id, text, by, command_event_id, "flag-raised", held=True)
+
+    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
+                          assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+        text = self._raised_text(kind, by, at_ms, motif, assignee)
+        self._write(room_id, text, by, command_event_id, "flag-raised", held=False)
+
+    async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
+        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
+
+    async def flag_clearing(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
+                            command_event_id: str) -> None:  # fmt: skip
+        text = self._cleared_text(kind, by, at_ms)
+        self._write(room_id, text, by, command_event_id, "flag-cleared", held=True)
 
     async def flag_cleared(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
                            command_event_id: str) -> None:  # fmt: skip
-        label = getattr(kind, "label", str(kind))
-        when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
-        await self._write(room_id, f"Signalement « {label} » levé par {by} le {when}", by,
-                          command_event_id, "flag-cleared")  # fmt: skip
+        text = self._cleared_text(kind, by, at_ms)
+        self._write(room_id, text, by, command_event_id, "flag-cleared", held=False)
 
-    async def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str) -> None:
+    async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
+        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
+
+    def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
+               held: bool) -> None:  # fmt: skip
         if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(room_id):
             return
+        key = idempotency_key(event_id, purpose)
         self.sync.outbox.enqueue(
-            idempotency_key(event_id, purpose), "notebook.add",
+            key, "notebook.add",
             {"kind": "signalement", "text": text, "actor": by, "room_id": room_id},
+            at_ms=now_ms() + self.hold_ms if held else None,
         )  # fmt: skip
-        self.sync.worker.wake()
+        if not held:
+            self.sync.outbox.release(key)
+            self.sync.worker.wake()
 
 
 def hook_commands(sync: DossierSync, registry: Any) -> None:

@@ -52,6 +52,20 @@ def test_enqueue_twice_keeps_one_row_and_survives_reopen(tmp_path: Path) -> None
     )  # fmt: skip
 
 
+def test_held_item_waits_until_released_or_its_hold_ends_and_can_be_cancelled(tmp_path: Path) -> None:
+    box = make_outbox(tmp_path)
+    box.enqueue("held", "notebook.add", {"text": "flag"}, at_ms=10_000)
+    assert box.due(at_ms=9_999) == []
+    assert [i.key for i in make_outbox(tmp_path).due(at_ms=10_000)] == ["held"]  # survives
+    assert box.release("held")
+    assert [i.key for i in box.due(at_ms=0)] == ["held"]
+    box.enqueue("gone", "notebook.add", {"text": "never"}, at_ms=10_000)
+    assert box.cancel("gone") and box.get("gone") is None
+    [item] = box.due(at_ms=0)
+    box.mark_retry(item, "CERCLE_DOSSIER_UNREACHABLE", at_ms=0)
+    assert not box.release("held") and not box.cancel("held")  # tried once: left as it is
+
+
 def test_retry_postpones_and_done_removes_blob(tmp_path: Path) -> None:
     box = make_outbox(tmp_path)
     digest = box.store_blob(b"%PDF-1.4 ordonnance")

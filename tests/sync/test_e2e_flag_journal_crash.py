@@ -1,0 +1,81 @@
+"""The bot dies right after a flag's state is saved, before the liaison-notebook entry was
+written: after the restart the file still gets exactly one entry for the flag raised and one
+for the flag cleared (issue 6: "bot killed in the middle → no lost event").
+
+The death is injected where it hurts: the real ``fr.cercle.flags`` state is sent to Synapse,
+then the handling task is cancelled (what a kill leaves behind: state saved, command only
+"started" in the ledger, sync token not advanced), the bot is stopped abruptly and started
+again on the same data directory, so the command is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bots.flags.model import STATE_TYPE
+from bots.sync.service import FlagJournal
+from tests.sync.test_e2e_sync import Env, env, eventually, notebook_texts, state  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def die_after_flag_state(app: Any) -> asyncio.Event:
+    """The next ``fr.cercle.flags`` write reaches Synapse, then the bot "dies"."""
+    io = app.services.flags.io
+    real = io.put_state
+    died = asyncio.Event()
+
+    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
+        event_id = await real(room_id, event_type, content, state_key)
+        if event_type == STATE_TYPE and not died.is_set():
+            died.set()
+            raise asyncio.CancelledError  # nothing after this line runs, as after a SIGKILL
+        return event_id
+
+    io.put_state = put_then_die
+    return died
+
+
+async def crash_and_restart(e: Env, died: asyncio.Event) -> None:
+    await asyncio.wait_for(died.wait(), 30)
+    await asyncio.sleep(0.2)
+    await e.runner.kill()
+    await e.runner.start()
+
+
+async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) -> None:  # noqa: F811
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi coupure")
+    app = env.runner.app
+    assert app is not None
+
+    died = die_after_flag_state(app)
+    await nurse.say(room_id, "!urgent Chute ce matin, douleur hanche")
+    await crash_and_restart(env, died)
+    assert "urgent" in (await state(nurse, room_id, STATE_TYPE)).get("flags", {})
+    await eventually(lambda: env.file(pid),
+                     lambda f: any(t.startswith("Signalement « urgence » par") for t in notebook_texts(f)),
+                     timeout=30, what="signalement noté")  # fmt: skip
+
+    app = env.runner.app
+    assert app is not None
+    for observer in app.services.flags.observers:
+        if isinstance(observer, FlagJournal):
+            observer.hold_ms = 2_000  # the held entry's delay, short for the test
+    died = die_after_flag_state(app)
+    await nurse.say(room_id, "!fait urgent")
+    await crash_and_restart(env, died)
+    assert (await state(nurse, room_id, STATE_TYPE)).get("flags") == {}
+    await eventually(lambda: env.file(pid),
+                     lambda f: any("levé par" in t for t in notebook_texts(f)),
+                     timeout=30, what="levée du signalement notée")  # fmt: skip
+    await asyncio.sleep(2)
+    texts = notebook_texts(await env.file(pid))
+    assert sum(t.startswith("Signalement « urgence » par") for t in texts) == 1
+    assert sum("Signalement « urgence » levé par" in t for t in texts) == 1
+    # the replay of !urgent was finished quietly, not refused as "already flagged"
+    await nurse.sync_once()
+    assert not [b for b in nurse.notices(room_id) if "déjà signalé" in b]
