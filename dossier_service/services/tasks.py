@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, bindparam, exists, or_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -222,57 +223,96 @@ async def update_task(
     return task
 
 
-def _visible(principal: Principal) -> Any:
-    if principal.privileged:
-        return None
+def _visible() -> Any:
+    """Tasks of the files where ``:uid`` is a member with access, and file-less tasks ``:uid``
+    created or is assigned to."""
+    uid = bindparam("uid")
     member_of = select(CircleMember.patient_id).where(
-        CircleMember.matrix_user_id == principal.user_id,
+        CircleMember.matrix_user_id == uid,
         col(CircleMember.ended_at).is_(None),
         col(CircleMember.has_access).is_(True),
     )
     assigned = exists().where(
         col(TaskAssignee.task_id) == col(Task.id),
         col(TaskAssignee.kind) == "personne",
-        col(TaskAssignee.ref) == principal.user_id,
+        col(TaskAssignee.ref) == uid,
     )
     return or_(
         col(Task.patient_id).in_(member_of),
-        and_(
-            col(Task.patient_id).is_(None), or_(col(Task.created_by) == principal.user_id, assigned)
-        ),
+        and_(col(Task.patient_id).is_(None), or_(col(Task.created_by) == uid, assigned)),
     )
 
 
-def dashboard_query(principal: Principal, filters: TaskFilters) -> Any:
-    """The dashboard's SELECT of task ids (visibility + filters), ordered: overdue and
-    soonest first. Subtypes (a JSON list) are filtered by the callers."""
+@lru_cache(maxsize=1024)
+def _dashboard_shape(
+    privileged: bool,
+    type_: bool,
+    patient_id: bool,
+    level: bool,
+    state: bool,
+    due_from: bool,
+    due_to: bool,
+    member: bool,
+    overdue_only: bool,
+) -> Any:
+    """The statement for one combination of filters, built once: values are bound
+    parameters, so its compiled form is reused by every request of that shape."""
     query = select(Task)
-    visible = _visible(principal)
-    if visible is not None:
-        query = query.where(visible)
-    f = filters
-    if f.type:
-        query = query.where(Task.type == f.type)
-    if f.patient_id:
-        query = query.where(Task.patient_id == f.patient_id)
-    if f.level:
-        query = query.where(Task.level == f.level)
-    if f.state:
-        query = query.where(Task.state == f.state)
-    if f.due_from:
-        query = query.where(col(Task.due_date) >= f.due_from)
-    if f.due_to:
-        query = query.where(col(Task.due_date) <= f.due_to)
-    if f.member:
+    if not privileged:
+        query = query.where(_visible())
+    if type_:
+        query = query.where(Task.type == bindparam("type"))
+    if patient_id:
+        query = query.where(Task.patient_id == bindparam("patient_id"))
+    if level:
+        query = query.where(Task.level == bindparam("level"))
+    if state:
+        query = query.where(Task.state == bindparam("state"))
+    if due_from:
+        query = query.where(col(Task.due_date) >= bindparam("due_from"))
+    if due_to:
+        query = query.where(col(Task.due_date) <= bindparam("due_to"))
+    if member:
         query = query.where(
             exists().where(
-                col(TaskAssignee.task_id) == col(Task.id), col(TaskAssignee.ref) == f.member
+                col(TaskAssignee.task_id) == col(Task.id),
+                col(TaskAssignee.ref) == bindparam("member"),
             )
         )
-    if f.overdue_only:
-        today = f.today or date.today()
-        query = query.where(col(Task.state).in_(OPEN_STATES), col(Task.due_date) < today)
+    if overdue_only:
+        query = query.where(
+            col(Task.state).in_(OPEN_STATES), col(Task.due_date) < bindparam("today")
+        )
     return query.order_by(col(Task.due_date).is_(None), col(Task.due_date), col(Task.created_at))
+
+
+def dashboard_query(principal: Principal, filters: TaskFilters) -> tuple[Any, dict[str, Any]]:
+    """The dashboard's SELECT of tasks (visibility + filters), ordered: overdue and soonest
+    first, and its parameters. Subtypes (a JSON list) are filtered by the callers."""
+    f = filters
+    statement = _dashboard_shape(
+        principal.privileged,
+        bool(f.type),
+        bool(f.patient_id),
+        bool(f.level),
+        bool(f.state),
+        bool(f.due_from),
+        bool(f.due_to),
+        bool(f.member),
+        f.overdue_only,
+    )
+    params = {
+        "uid": principal.user_id,
+        "type": f.type,
+        "patient_id": f.patient_id,
+        "level": f.level,
+        "state": f.state,
+        "due_from": f.due_from,
+        "due_to": f.due_to,
+        "member": f.member,
+        "today": f.today or date.today(),
+    }
+    return statement, params
 
 
 async def list_tasks(
@@ -284,10 +324,14 @@ async def list_tasks(
     offset: int = 0,
 ) -> list[Task]:
     """The dashboard: tasks the principal may see, filtered; overdue first, then by due date."""
-    query = dashboard_query(principal, filters)
+    query, params = dashboard_query(principal, filters)
     f = filters
     rows = list(
-        (await session.exec(query.limit(limit if not f.subtype else 1000).offset(offset))).all()
+        (
+            await session.exec(
+                query.limit(limit if not f.subtype else 1000).offset(offset), params=params
+            )
+        ).all()
     )
     if f.subtype:  # JSON list: filtered here, portable across SQLite and PostgreSQL
         rows = [t for t in rows if f.subtype in t.subtypes][:limit]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Date, DateTime, bindparam, func, select
@@ -55,11 +56,13 @@ def _temporal_keys(statement: Any) -> tuple[str, ...]:
     return tuple(keys)
 
 
-async def rows(session: AsyncSession, statement: Any) -> list[dict[str, Any]]:
+async def rows(
+    session: AsyncSession, statement: Any, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The statement's rows as dicts; only its date/time columns need converting."""
     temporal = _temporal_keys(statement)
     # Core execution on the session's connection (same transaction, no ORM machinery)
-    result = await (await connection_of(session)).execute(statement)
+    result = await (await connection_of(session)).execute(statement, params)
     out = []
     for mapping in result.mappings().all():
         row = dict(mapping)
@@ -95,14 +98,11 @@ async def assignees(
     return out
 
 
-def _with_task_extras(
-    tasks: Iterable[dict[str, Any]], who: Mapping[str, list[dict[str, str]]], today: date
-) -> list[dict[str, Any]]:
+def _with_task_extras(tasks: Iterable[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     iso_today = today.isoformat()
     out = []
     for task in tasks:
         due = task["due_date"]
-        task["assignees"] = who.get(task["id"], [])
         task["overdue"] = task["state"] in OPEN_STATES and due is not None and due < iso_today
         out.append(task)
     return out
@@ -286,6 +286,31 @@ async def file_sections(
     }
 
 
+@lru_cache(maxsize=1024)
+def _dashboard_rows(shape: Any) -> Any:
+    """A dashboard statement with its page (``:limit``, ``:offset``) and each task's
+    assignees joined: one statement per request, built once per filter shape."""
+    t, a = table(Task), table(TaskAssignee)
+    page_of_tasks = (
+        shape.with_only_columns(*t.c)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery("page")
+    )
+    return (
+        select(page_of_tasks, a.c.kind.label("assignee_kind"), a.c.ref.label("assignee_ref"))
+        .select_from(page_of_tasks.outerjoin(a, a.c.task_id == page_of_tasks.c.id))
+        .order_by(
+            page_of_tasks.c.due_date.is_(None),
+            page_of_tasks.c.due_date,
+            page_of_tasks.c.created_at,
+            page_of_tasks.c.id,
+            a.c.kind,
+            a.c.ref,
+        )
+    )
+
+
 async def dashboard(
     session: AsyncSession,
     *,
@@ -296,10 +321,19 @@ async def dashboard(
     today: date,
 ) -> list[dict[str, Any]]:
     """The task dashboard as JSON rows (same filters and order as ``tasks.list_tasks``)."""
-    query = dashboard_query(principal, filters).with_only_columns(*table(Task).c)
-    query = query.limit(limit if not filters.subtype else 1000).offset(offset)
-    found = await rows(session, query)
+    shape, params = dashboard_query(principal, filters)
+    params["limit"] = limit if not filters.subtype else 1000
+    params["offset"] = offset
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in await rows(session, _dashboard_rows(shape), params):
+        kind, ref = row.pop("assignee_kind"), row.pop("assignee_ref")
+        task = by_id.get(row["id"])
+        if task is None:
+            row["assignees"] = []
+            task = by_id[row["id"]] = row
+        if kind is not None:
+            task["assignees"].append({"kind": kind, "ref": ref})
+    found = list(by_id.values())
     if filters.subtype:
         found = [t for t in found if filters.subtype in t["subtypes"]][:limit]
-    who = await assignees(session, [t["id"] for t in found])
-    return _with_task_extras(found, who, today)
+    return _with_task_extras(found, today)
