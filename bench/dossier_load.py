@@ -96,8 +96,9 @@ def _config(database_url: str, root: Path) -> Any:
 
 
 # ----------------------------------------------------------------------------- server side
-def serve(database_url: str, root: Path, port: int) -> None:
-    """Run the real app plus the minimal "limit" handlers, in this (child) process."""
+def serve(database_url: str, root: Path, port: int, *, file_cache: bool = True) -> None:
+    """Run the real app plus the minimal "limit" handlers, in this (child) process.
+    Without ``file_cache`` every file read loads its sections from the database."""
     from aiohttp import web
     from sqlalchemy import text
 
@@ -105,6 +106,8 @@ def serve(database_url: str, root: Path, port: int) -> None:
     from dossier_service.app import create_app
 
     app = create_app(_config(database_url, root), with_pages=False)
+    if not file_cache:
+        del app[appkeys.FILE_CACHE]
     file_sql, tasks_sql = limit_sql(
         "postgresql" if database_url.startswith("postgresql") else "sqlite"
     )
@@ -305,6 +308,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--no-file-cache",
+        action="store_true",
+        help="sans le cache des sections du dossier (chaque lecture relit toutes les lignes)",
+    )
     args = parser.parse_args()
     from dossier_service import auth
 
@@ -314,7 +322,8 @@ async def main() -> None:
         pid = await seed(url, root)
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", url, str(root), str(port)],
+            [sys.executable, __file__, "--serve", url, str(root), str(port)]
+            + (["--no-file-cache"] if args.no_file_cache else []),
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         )
         base = f"http://127.0.0.1:{port}"
@@ -332,6 +341,7 @@ async def main() -> None:
             print(
                 f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
                 f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure"
+                f"{'; sans cache des sections du dossier' if args.no_file_cache else ''}"
             )
             await load(base, f"/api/v1/patients/{pid}", **{**kw, "seconds": 1.0})  # warm-up
             file_ = await load(base, f"/api/v1/patients/{pid}", **kw)
@@ -384,7 +394,12 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--serve":
+        serve(
+            sys.argv[2],
+            Path(sys.argv[3]),
+            int(sys.argv[4]),
+            file_cache=sys.argv[5:] != ["--no-file-cache"],
+        )
     else:
         asyncio.run(main())
