@@ -243,7 +243,10 @@ class DossierBridge:
         )
 
     # ------------------------------------------------------------------ file → conversation
-    async def on_file_event(self, event: Mapping[str, Any]) -> None:
+    async def on_file_event(self, event: Mapping[str, Any], *, announce: bool = True) -> None:
+        """One event of the feed. ``announce=False`` (an old event read at the bot's first
+        start, see ``bots.sync.feed``): its effects on the room (room created, membership,
+        pinned identity) are applied, its notice is not posted."""
         kind = str(event.get("type") or "")
         pid = event.get("patient_id")
         if not isinstance(pid, str) or not pid:
@@ -263,7 +266,7 @@ class DossierBridge:
                 await self._wait_for_room(room_id)  # TransientError: the feed retries, then skips
             if kind.startswith("circle."):
                 await self._circle_to_membership(room_id, pid, event)
-            notice = render_event(event, self.file_url(pid), self._names(room_id))
+            notice = render_event(event, self.file_url(pid), self._names(room_id)) if announce else None
             if notice is not None:
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
@@ -325,6 +328,9 @@ class DossierBridge:
         await self._wait_for_room(room_id)
         await self._set_patient_state(room_id, pid)
         await self.furnish_room(room_id, pid, patient)
+
+    async def on_old_file_event(self, event: Mapping[str, Any]) -> None:
+        await self.on_file_event(event, announce=False)
 
     async def wait_ready(self) -> None:
         """Until the bot's first sync is in: before it, nio knows none of the bot's rooms."""

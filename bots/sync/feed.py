@@ -7,6 +7,17 @@ handler is idempotent (Matrix sends carry a transaction id derived from the even
 state events are set to a value, invitations and kicks check the membership first). Nothing
 is lost, nothing shows twice.
 
+**First start on an existing deployment.** A bot that has no position yet (no cursor saved:
+the dossier sync was never run with this bot's data) reads the feed from the beginning, so
+that nothing structural is missed: a file opened before the bot existed still gets its room,
+the care circle still becomes the room's membership, the pinned identity is still written.
+But events older than ``quiet_after`` (24 h by default) at that first start are applied
+*quietly*: they go to ``quiet_handler`` (the bridge without its notices), so the rooms are not
+flooded with weeks-old "document added" notices. Recent events — e.g. a bot deployed together
+with the dossier, whose first events are minutes old — are announced as usual. Once the bot
+has a position, every event after it is announced, however late (a restart after a long
+outage tells what happened meanwhile: nothing is lost).
+
 A dossier that cannot be reached is waited for with back-off; a handler failing on a
 transient problem is retried; a handler failing repeatedly on the same event (a "poison"
 event) is logged under a reference and skipped after ``max_attempts`` so the feed moves on.
@@ -19,6 +30,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.dossier_client import DossierClient
@@ -46,10 +58,19 @@ class FeedConsumer:
         max_attempts: int = 5,
         max_transient_attempts: int = 15,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        quiet_handler: Handler | None = None,
+        quiet_after: timedelta = timedelta(hours=24),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.dossier = dossier
         self.store = store
         self.handler = handler
+        self.quiet_handler = quiet_handler
+        self.quiet_after = quiet_after
+        self._clock = clock
+        # decided once, when the consumer is built: the bot had no position in the feed
+        self.first_start = not store.has_cursor()
+        self.quieted = 0
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.max_attempts = max_attempts
@@ -81,11 +102,15 @@ class FeedConsumer:
         seq = int(event["seq"])
         if seq <= self.store.cursor():
             return
+        handler = self.handler
+        if self.quiet_handler is not None and self.is_old_at_first_start(event):
+            handler = self.quiet_handler
+            self.quieted += 1
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self.handler(event)
+                await handler(event)
                 break
             except Unavailable as exc:  # the dossier is away: wait for it, however long
                 delay = backoff_ms(attempt, cap_ms=30_000) / 1000
@@ -116,6 +141,14 @@ class FeedConsumer:
         self.store.save_cursor(seq)
         self.handled += 1
 
+    def is_old_at_first_start(self, event: Mapping[str, Any]) -> bool:
+        """Applied without announcing: read at the bot's first start and older than
+        ``quiet_after``. An event without a readable time is announced."""
+        if not self.first_start:
+            return False
+        at = event_time(event)
+        return at is not None and self._clock() - at > self.quiet_after
+
     async def run(self) -> None:
         """Forever: read the feed, then wait ``poll_seconds`` (or a wake-up)."""
         failures = 0
@@ -144,3 +177,15 @@ class FeedConsumer:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+
+def event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When the dossier recorded the event (``at``, ISO 8601; UTC when naive)."""
+    raw = event.get("at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

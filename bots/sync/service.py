@@ -100,7 +100,8 @@ def build(
     )  # fmt: skip
     worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
     bridge.worker = worker
-    feed = FeedConsumer(dossier, store, bridge.on_file_event, poll_seconds=poll_seconds)
+    feed = FeedConsumer(dossier, store, bridge.on_file_event, poll_seconds=poll_seconds,
+                        quiet_handler=bridge.on_old_file_event)  # fmt: skip
     return DossierSync(dossier, outbox, store, bridge, worker, feed)
 
 

@@ -42,6 +42,11 @@ class SyncStore:
         row = self._db.execute("SELECT seq FROM feed_cursor WHERE name=?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
+    def has_cursor(self, name: str = "dossier") -> bool:
+        """Whether the bot ever saved a position in this feed (False: its first start)."""
+        row = self._db.execute("SELECT 1 FROM feed_cursor WHERE name=?", (name,)).fetchone()
+        return row is not None
+
     def save_cursor(self, seq: int, name: str = "dossier") -> None:
         self._db.execute(
             "INSERT INTO feed_cursor(name, seq) VALUES(?, ?) "

@@ -1,0 +1,124 @@
+"""The dossier sync's first start on an existing deployment (real dossier service): events
+older than a day at the bot's very first start are applied quietly (no notice), recent ones
+are announced; once the bot has a position, everything after it is announced."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bots.dossier_client import DossierClient
+from bots.outbox import open_outbox_database
+from bots.sync.feed import FeedConsumer, event_time
+from bots.sync.store import SyncStore
+from tests.sync.test_client_outbox_feed import COORD, NURSE, new_file
+from tests.sync.test_e2e_sync import env, eventually  # noqa: F401
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.announced: list[int] = []
+        self.quiet: list[int] = []
+
+    async def announce(self, event: Mapping[str, Any]) -> None:
+        self.announced.append(int(event["seq"]))
+
+    async def apply_quietly(self, event: Mapping[str, Any]) -> None:
+        self.quiet.append(int(event["seq"]))
+
+    def consumer(self, client: DossierClient, store: SyncStore, now: datetime) -> FeedConsumer:
+        return FeedConsumer(client, store, self.announce, quiet_handler=self.apply_quietly,
+                            clock=lambda: now)  # fmt: skip
+
+
+def test_event_time_reads_iso_and_tolerates_garbage() -> None:
+    assert event_time({"at": "2026-11-25T10:00:00Z"}) == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert event_time({"at": "2026-11-25T10:00:00"}) == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert event_time({"at": "hier"}) is None and event_time({}) is None
+
+
+async def test_first_start_quiets_old_events_then_announces_what_follows(
+    dossier_server: Any, tmp_path: Path
+) -> None:
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
+    try:
+        pid = await new_file(client)
+        for n in range(3):
+            await client.create_task(pid, label=f"ancienne {n}", type="Coordination", assignees=[NURSE],
+                                     due_date=None, actor=COORD, key=f"old{n}")  # fmt: skip
+        old = [e["seq"] for e in await client.events(0)]
+        assert len(old) == 4 and all(event_time(e) for e in await client.events(0))
+        two_days_later = datetime.now(UTC) + timedelta(days=2)
+
+        # an existing deployment: the bot starts for the first time two days after these
+        store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
+        seen = Seen()
+        first = seen.consumer(client, store, two_days_later)
+        assert first.first_start
+        assert await first.run_once() == 4
+        assert (seen.quiet, seen.announced) == (old, [])  # applied, not announced
+        assert store.cursor() == old[-1]
+
+        # the next start has a position: even "old" events after it are announced
+        await client.create_task(pid, label="nouvelle", type="Coordination", assignees=[NURSE],
+                                 due_date=None, actor=COORD, key="new")  # fmt: skip
+        again = seen.consumer(client, SyncStore(open_outbox_database(tmp_path / "sync.sqlite3")),
+                              two_days_later)  # fmt: skip
+        assert not again.first_start
+        assert await again.run_once() == 1
+        assert seen.announced == [old[-1] + 1] and seen.quiet == old
+
+        # a bot new together with the dossier: its first events are recent, all announced
+        fresh = Seen()
+        other = fresh.consumer(client, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")),
+                               datetime.now(UTC))  # fmt: skip
+        assert await other.run_once() == 5
+        assert fresh.quiet == [] and len(fresh.announced) == 5
+    finally:
+        await client.close()
+
+
+# ------------------------------------------------------------------ with the real bot
+@pytest.mark.integration
+async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly(env: Any) -> None:  # noqa: F811
+    """The bot starts its dossier sync on a dossier whose events are two days old: the care
+    circle still becomes the room's membership, no old notice is posted; a new event is."""
+    nurse, gp = await env.make_pro(), await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi ancien")
+    await env.runner.stop()
+    await env.dossier.add_circle_member(
+        pid, {"kind": "professionnel", "display_name": "Dr Ancien", "matrix_user_id": gp.user_id,
+              "profession": "Médecin généraliste", "role": "intervenant", "has_access": True},
+        actor=nurse.user_id, key="old-gp",
+    )  # fmt: skip
+    await env.dossier.create_task(pid, label="Bilan ancien", type="Coordination",
+                                  assignees=[nurse.user_id], due_date=None, actor=nurse.user_id,
+                                  key="old-task")  # fmt: skip
+    # two days pass; the bot had never run the sync with this data (no position in the feed)
+    db_url = env.server.config.database_url
+    with sqlite3.connect(db_url.split("///", 1)[1]) as dossier_db:
+        dossier_db.execute("UPDATE outbox_events SET at = datetime(at, '-2 days')")
+    with sqlite3.connect(env.runner.config.data_dir / "dossier.sqlite3") as bot_db:
+        bot_db.execute("DELETE FROM feed_cursor")
+    start = nurse.mark(room_id)
+    app = await env.runner.start()
+    await gp.wait_member(room_id, gp.user_id)  # the membership side effect was applied
+    feed = app.services.dossier_sync.feed
+    assert feed.first_start
+    await eventually(lambda: _async(feed.quieted), lambda n: n >= 2, what="événements anciens lus")
+    await env.dossier.create_task(pid, label="Bilan nouveau", type="Coordination",
+                                  assignees=[nurse.user_id], due_date=None, actor=nurse.user_id,
+                                  key="new-task")  # fmt: skip
+    await nurse.wait_notice(room_id, "Nouvelle tâche « Bilan nouveau »", start=start)
+    bodies = [b for b in nurse.notices(room_id)]
+    assert not [b for b in bodies if "Bilan ancien" in b]
+    assert not [b for b in bodies if "Dr Ancien rejoint le cercle de soins" in b]
+
+
+async def _async(value: Any) -> Any:
+    return value
