@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service.sqlite_driver import OneTripDBAPI
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -53,6 +55,9 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
+        if url.startswith("sqlite+aiosqlite"):
+            # one trip to aiosqlite's thread per statement instead of three or four
+            kwargs["module"] = OneTripDBAPI()
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
