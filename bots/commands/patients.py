@@ -31,6 +31,7 @@ from bots.commands.registry import (
     Where,
 )
 from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, room_link
+from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
 
 log = logging.getLogger(__name__)
@@ -128,13 +129,19 @@ def register(
     async def nouveau(ctx: CommandContext, **values: str) -> None:
         label = values["libellé"]
         pseudonym = new_pseudonym()
-        room_id = await io.create_room(
-            **patient_room_request(
+        # once per command, even replayed after a crash (bots.matrix.room_once)
+        room_id, created = await create_room_once(
+            client, io, f"patient-nouveau|{ctx.event_id}",
+            patient_room_request(
                 label=label, pseudonym=pseudonym, requester=ctx.sender, bot_user_id=client.user_id
-            )
-        )
+            ),
+        )  # fmt: skip
+        if not created:  # made by the first attempt: its pseudonym is in its state
+            made = await io.get_state(room_id, PATIENT_STATE) or {}
+            pseudonym = str(made.get("id") or pseudonym)
         patient_rooms[room_id] = {"id": pseudonym, "version": 1}
-        log.info("salon patient créé room=%s pour event=%s", room_id, ctx.event_id)
+        log.info("salon patient %s room=%s pour event=%s",
+                 "créé" if created else "retrouvé", room_id, ctx.event_id)  # fmt: skip
         for listener in hooks.created:
             await listener(PatientRoomCreated(room_id, pseudonym, label, ctx.sender))
         link = room_link(room_id, server_name)

@@ -28,6 +28,7 @@ from nio import AsyncClient, ErrorResponse, RoomMemberEvent
 
 from bots.dossier_client import DossierClient
 from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
+from bots.matrix.room_once import create_room_once
 from bots.outbox import OutboxItem, OutboxWorker, Refused, Unavailable, idempotency_key
 from bots.sync.feed import TransientError
 from bots.sync.notices import (
@@ -312,7 +313,8 @@ class DossierBridge:
             )  # fmt: skip
             if requester == self.bot_user_id:
                 request["invite"] = []
-            room_id = await self.io.create_room(**request)
+            # once per file, even when killed before save_file_room (bots.matrix.room_once)
+            room_id, _ = await create_room_once(self.client, self.io, f"file-room|{pid}", request)
             self._fresh.add(room_id)
             self.store.save_file_room(pid, room_id)
             self.patient_rooms[room_id] = {"id": pid, "version": 1}

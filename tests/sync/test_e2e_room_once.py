@@ -1,0 +1,103 @@
+"""A patient room is created once, even when the bot dies between the homeserver creating it
+and the bot recording it: ``!patient nouveau`` replayed after the restart, and the room the
+sync creates for a file opened in the dossier (the feed event read again).
+
+The death is injected right after the real ``createRoom`` answered (the handling task is
+cancelled: nothing after it runs, as after a SIGKILL), then the bot is stopped abruptly and
+started again on the same data directory. The rooms are counted with Synapse's admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bots.matrix.room_once import intent_alias
+from tests.bots.conftest import dm_with_bot, room_id_in
+from tests.sync.test_e2e_sync import Env, env, eventually, state  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def die_after_creating(app: Any, name: str) -> asyncio.Event:
+    io = app.services.io
+    real = io.create_room
+    died = asyncio.Event()
+
+    async def create_then_die(**kwargs: Any) -> str:
+        room_id = await real(**kwargs)
+        if kwargs.get("name") == name and not died.is_set():
+            died.set()
+            raise asyncio.CancelledError  # the room exists; the bot recorded nothing
+        return room_id
+
+    io.create_room = create_then_die
+    return died
+
+
+async def restart_after(e: Env, died: asyncio.Event) -> None:
+    await asyncio.wait_for(died.wait(), 30)
+    await asyncio.sleep(0.2)
+    await e.runner.kill()
+    await e.runner.start()
+
+
+async def rooms_named(e: Env, name: str) -> list[str]:
+    url = f"{e.synapse.base_url}/_synapse/admin/v1/rooms"
+    async with aiohttp.ClientSession() as http, http.get(
+        url, params={"search_term": name, "limit": "50"},
+        headers={"Authorization": f"Bearer {e.synapse.admin_token}"},
+    ) as resp:
+        body = await resp.json()
+    return [r["room_id"] for r in body.get("rooms", []) if r.get("name") == name]
+
+
+def test_intent_alias_is_stable_and_says_nothing() -> None:
+    a = intent_alias("patient-nouveau|$event")
+    assert a == intent_alias("patient-nouveau|$event") != intent_alias("patient-nouveau|$other")
+    assert a.startswith("cercle-") and len(a) == 39 and "event" not in a
+
+
+async def test_patient_nouveau_killed_after_create_room_makes_one_room(env: Env) -> None:  # noqa: F811
+    nurse = await env.make_pro()
+    label = f"Suivi une seule fois {secrets.token_hex(3)}"
+    app = env.runner.app
+    assert app is not None
+    dm = await dm_with_bot(nurse, env.bot_id)
+    died = die_after_creating(app, label)
+    await nurse.say(dm, f"!patient nouveau {label}")
+    await restart_after(env, died)
+
+    notice = await nurse.wait_notice(dm, f"Salon patient « {label} » créé", timeout=60)
+    room_id = room_id_in(notice.source["content"]["body"])
+    assert await rooms_named(env, label) == [room_id]  # the replay found the first room
+    pseudonym = (await state(nurse, room_id, "fr.cercle.patient"))["id"]
+    assert f"({pseudonym})" in notice.source["content"]["body"]
+    found = await eventually(lambda: env.dossier.patient_by_room(room_id), bool,
+                             what="dossier du salon")  # fmt: skip
+    assert found["id"] == pseudonym
+    await asyncio.sleep(1)
+    assert await rooms_named(env, label) == [room_id]
+
+
+async def test_file_room_killed_after_create_room_makes_one_room(env: Env) -> None:  # noqa: F811
+    coord = await env.make_pro()
+    label = f"Dossier une seule fois {secrets.token_hex(3)}"
+    app = env.runner.app
+    assert app is not None
+    died = die_after_creating(app, label)
+    created = await env.dossier.create_patient(room_id=None, label=label, coordinator=coord.user_id,
+                                               key=f"once-{label}")  # fmt: skip
+    pid = str(created["id"])
+    await restart_after(env, died)
+
+    patient = await eventually(lambda: env.dossier.get_patient(pid), lambda p: bool(p and p.get("room_id")),
+                               timeout=60, what="salon lié au dossier")  # fmt: skip
+    assert await rooms_named(env, label) == [patient["room_id"]]
+    await coord.wait_member(patient["room_id"], coord.user_id)
+    await asyncio.sleep(1)
+    assert await rooms_named(env, label) == [patient["room_id"]]
