@@ -104,13 +104,21 @@ def csrf_matches(key: str, session: Session, token: str | None) -> bool:
 
 
 def set_session_cookie(response: web.StreamResponse, token: str, config: DossierConfig) -> None:
+    """The session cookie. Element frames the pages (widget) from another site, and browsers
+    send a ``SameSite=Lax`` cookie only to top-level navigations there: when the dossier's
+    public URL is https (``config.secure_cookies``) the cookie is ``SameSite=None; Secure``
+    so that the framed pages keep the session. Over plain http browsers refuse
+    ``SameSite=None`` without ``Secure``: the cookie stays ``Lax`` (it works for the pages
+    opened on their own), and inside Element's iframe each page that finds no session falls
+    back to the login page, whose exchange needs no cookie (the signed login token of
+    ``web.pages_login`` plus the widget API's OpenID token). Deploy the dossier over https
+    for a framed session that lasts."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
         max_age=config.session_lifetime_seconds,
         httponly=True,
         secure=config.secure_cookies,
-        # None would be needed inside Element's iframe on another site; Lax otherwise.
         samesite="None" if config.secure_cookies else "Lax",
         path="/",
     )

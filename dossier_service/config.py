@@ -49,7 +49,7 @@ class DossierConfig:
 
     database_url: str
     documents_dir: Path
-    homeserver_url: str
+    homeserver_url: str  # server side: where the service checks OpenID tokens (may be internal)
     server_name: str
     session_key: str
     service_token: str
@@ -71,10 +71,18 @@ class DossierConfig:
     file_statuses: tuple[str, ...] = DEFAULT_FILE_STATUSES
     forms_dir: Path | None = None
     sql_echo: bool = False
+    # browser side: the homeserver as people's browsers reach it (the login page's password
+    # login); empty: the same as ``homeserver_url``
+    public_homeserver_url: str = ""
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def browser_homeserver_url(self) -> str:
+        """The homeserver URL given to browsers (login page, CSP ``connect-src``)."""
+        return (self.public_homeserver_url or self.homeserver_url).rstrip("/")
 
 
 def _tuple_of_str(
@@ -126,6 +134,9 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
         ),
         documents_dir=Path(section.get("documents_dir") or var_dir / "dossier" / "documents"),
         homeserver_url=str(section.get("homeserver_url") or profile.homeserver_url).rstrip("/"),
+        public_homeserver_url=str(
+            section.get("public_homeserver_url") or profile.public_baseurl
+        ).rstrip("/"),
         server_name=profile.server_name,
         session_key=secrets.dossier_session_key,
         service_token=secrets.dossier_service_token,

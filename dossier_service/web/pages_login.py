@@ -74,7 +74,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
         "login.html",
         {
             "csrf_token": token,
-            "homeserver_url": config.homeserver_url,
+            "homeserver_url": config.browser_homeserver_url,  # the browser logs in there
             "server_name": config.server_name,
             "next_url": safe_next(request.query.get("suite")),
             "element_origin": config.element_origin,

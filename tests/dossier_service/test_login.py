@@ -104,3 +104,42 @@ async def test_login_with_a_real_synapse_openid_token(
     # an access token is not an OpenID token: refused by the homeserver
     refused = await client.post("/api/v1/login", json={"access_token": user.access_token})
     assert refused.status == 401
+
+
+async def test_login_page_uses_the_public_homeserver_and_the_service_the_internal_one(
+    aiohttp_client: Any, aiohttp_server: Any, test_config: DossierConfig
+) -> None:
+    """Browsers log in at the homeserver's public URL; the service checks the OpenID token at
+    the internal one. Over https the session cookie is ``SameSite=None; Secure`` (Element's
+    iframe is another site); over http it stays ``Lax``."""
+    import re
+
+    hs = await _userinfo_server(aiohttp_server, {"good": "@alice:cercle.test"})
+    internal = str(hs.make_url("")).rstrip("/")
+    public = "https://matrix.cercle.example"
+    for secure in (True, False):
+        config = replace(test_config, homeserver_url=internal, public_homeserver_url=public + "/",
+                         public_url="https://dossier.cercle.example" if secure else test_config.public_url,
+                         secure_cookies=secure)  # fmt: skip
+        client = await aiohttp_client(create_app(config))
+        page = await client.get("/connexion")
+        html = await page.text()
+        assert page.status == 200
+        assert f'data-homeserver="{public}"' in html and internal not in html
+        csp = page.headers["Content-Security-Policy"]
+        assert f"connect-src 'self' {public};" in csp and internal not in csp
+        found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert found is not None
+        resp = await client.post(
+            "/connexion/openid", json={"access_token": "good", "matrix_server_name": "cercle.test"},
+            headers={auth.CSRF_HEADER: found.group(1)},
+        )  # fmt: skip
+        assert resp.status == 200, await resp.text()  # checked at the internal URL
+        assert (await resp.json())["user_id"] == "@alice:cercle.test"
+        cookie = resp.cookies[auth.SESSION_COOKIE]
+        if secure:
+            assert cookie["samesite"] == "None" and cookie["secure"] and cookie["httponly"]
+        else:
+            assert cookie["samesite"] == "Lax" and not cookie["secure"]
+        await client.close()
+    await hs.close()
