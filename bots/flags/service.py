@@ -114,8 +114,8 @@ class FlagService:
     ) -> None:
         self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
-        journal = {"by": by, "at_ms": at_ms, "motif": motif, "assignee": assignee,
-                   "command_event_id": command_event_id}  # fmt: skip
+        journal: dict[str, Any] = {"by": by, "at_ms": at_ms, "motif": motif,
+                                   "assignee": assignee, "command_event_id": command_event_id}  # fmt: skip
         existing = flags.get(kind)
         if existing is not None and (existing.by, existing.at_ms) == (by, at_ms):
             # this very command again (replayed after a crash once its state was saved):
@@ -176,7 +176,7 @@ class FlagService:
             flags, cleared = flags.clear(kind)
         except FlagError as exc:
             raise UserError(str(exc)) from None
-        journal = {"by": by, "command_event_id": command_event_id}
+        journal: dict[str, Any] = {"by": by, "command_event_id": command_event_id}
         await self._tell("flag_clearing", room_id, cleared.kind, required=True, **journal)
         try:
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
