@@ -8,12 +8,14 @@ times more than the query for a file with hundreds of rows.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Date, DateTime, bindparam, func, select
+import orjson
+from sqlalchemy import JSON, Date, DateTime, String, bindparam, func, select, type_coerce
+from sqlalchemy.sql.elements import TypeCoerce
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import connection_of
@@ -25,7 +27,7 @@ from dossier_service.models.lifeline import Episode
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import DeathDeclaration, FileStatusChange, IdentityStatusChange
 from dossier_service.models.tasks import OPEN_STATES, Task, TaskAssignee
-from dossier_service.models.types import table_of
+from dossier_service.models.types import UTCDateTime, table_of
 from dossier_service.policy import Membership, Principal, may_see_document
 from dossier_service.services.tasks import TaskFilters, dashboard_query
 
@@ -46,31 +48,79 @@ def jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
 table = table_of
 
 
-def _temporal_keys(statement: Any) -> tuple[str, ...]:
-    keys = []
-    for column in statement.selected_columns:
-        kind = column.type
-        impl = getattr(kind, "impl", kind)
-        if isinstance(impl, (DateTime, Date)):
-            keys.append(column.key)
-    return tuple(keys)
+def _db_datetime(value: Any) -> str:
+    """A UTC timestamp as the API writes it (``…Z``), from what the driver returned: on
+    SQLite the stored text ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (UTC), elsewhere a datetime."""
+    if isinstance(value, str):
+        if len(value) in (19, 26) and value[10] == " ":
+            text = value.replace(" ", "T", 1)
+            return (text[:-7] if text.endswith(".000000") else text) + "Z"
+        parsed = datetime.fromisoformat(value)
+        value = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return str(_value(value.astimezone(UTC)))
+
+
+def _db_date(value: Any) -> str:
+    if isinstance(value, str):
+        return value if len(value) == 10 else date.fromisoformat(value[:10]).isoformat()
+    return str(value.isoformat())
+
+
+def _db_json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _converter(kind: Any) -> Callable[[Any], Any] | None:
+    if isinstance(kind, UTCDateTime):
+        return _db_datetime
+    if isinstance(kind, Date):
+        return _db_date
+    if isinstance(kind, JSON):
+        return _db_json
+    return None
+
+
+@lru_cache(maxsize=256)
+def plain(selectable: Any) -> tuple[Any, ...]:
+    """The columns of a table or subquery to select for JSON output: timestamps, dates and JSON columns come back
+    as the driver returns them (no parsing into Python objects only to format them back),
+    converted by ``rows`` straight to their JSON form."""
+    return tuple(
+        type_coerce(c, String).label(c.key) if _converter(c.type) is not None else c
+        for c in selectable.c
+    )
+
+
+def _plan(statement: Any) -> list[tuple[int, Callable[[Any], Any]]]:
+    """Which selected columns need converting, and how."""
+    plan: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, column in enumerate(statement.selected_columns):
+        element = getattr(column, "element", None)
+        if isinstance(element, TypeCoerce):
+            convert = _converter(element.clause.type)
+            if convert is not None:
+                plan.append((i, convert))
+        elif isinstance(getattr(column.type, "impl", column.type), (DateTime, Date)):
+            plan.append((i, _value))
+    return plan
 
 
 async def rows(
     session: AsyncSession, statement: Any, params: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """The statement's rows as dicts; only its date/time columns need converting."""
-    temporal = _temporal_keys(statement)
+    """The statement's rows as JSON-ready dicts (see ``plain``)."""
+    plan = _plan(statement)
     # Core execution on the session's connection (same transaction, no ORM machinery)
     result = await (await connection_of(session)).execute(statement, params)
+    keys = list(result.keys())
     out = []
-    for mapping in result.mappings().all():
-        row = dict(mapping)
-        for key in temporal:
-            value = row[key]
+    for row in result.all():
+        values = list(row)
+        for i, convert in plan:
+            value = values[i]
             if value is not None:
-                row[key] = _value(value)
-        out.append(row)
+                values[i] = convert(value)
+        out.append(dict(zip(keys, values, strict=True)))
     return out
 
 
@@ -164,7 +214,9 @@ async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -
     )
     death = await rows(
         session,
-        select(t_death).where(t_death.c.patient_id == pid, t_death.c.cancelled_at.is_(None)),
+        select(*plain(t_death)).where(
+            t_death.c.patient_id == pid, t_death.c.cancelled_at.is_(None)
+        ),
     )
     forms: dict[str, Any] = {}
     form_rows = await (await connection_of(session)).execute(
@@ -187,7 +239,7 @@ async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -
         }
     tasks = await rows(
         session,
-        select(t_task)
+        select(*plain(t_task))
         .where(t_task.c.patient_id == pid)
         .order_by(t_task.c.due_date.is_(None), t_task.c.due_date, t_task.c.created_at),
     )
@@ -198,40 +250,47 @@ async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -
         "death": death[0] if death else None,
         "status_history": await rows(
             session,
-            select(t_status)
+            select(*plain(t_status))
             .where(t_status.c.patient_id == pid)
             .order_by(t_status.c.changed_at.desc()),
         ),
         "identity_status_history": await rows(
             session,
-            select(t_ident)
+            select(*plain(t_ident))
             .where(t_ident.c.patient_id == pid)
             .order_by(t_ident.c.changed_at.desc()),
         ),
         "memos": await rows(
             session,
-            select(t_memo).where(t_memo.c.patient_id == pid).order_by(t_memo.c.created_at.desc()),
+            select(*plain(t_memo))
+            .where(t_memo.c.patient_id == pid)
+            .order_by(t_memo.c.created_at.desc()),
         ),
         "hospitalisations": await rows(
             session,
-            select(t_stay).where(t_stay.c.patient_id == pid).order_by(t_stay.c.admission_at.desc()),
+            select(*plain(t_stay))
+            .where(t_stay.c.patient_id == pid)
+            .order_by(t_stay.c.admission_at.desc()),
         ),
         "circle": await rows(
             session,
-            select(t_member)
+            select(*plain(t_member))
             .where(t_member.c.patient_id == pid, t_member.c.ended_at.is_(None))
             .order_by(t_member.c.added_at, t_member.c.id),
         ),
         "lifeline": await rows(
-            session, select(t_ep).where(t_ep.c.patient_id == pid).order_by(t_ep.c.starts_on)
+            session,
+            select(*plain(t_ep)).where(t_ep.c.patient_id == pid).order_by(t_ep.c.starts_on),
         ),
         "documents": await rows(
             session,
-            select(t_doc).where(t_doc.c.patient_id == pid).order_by(t_doc.c.uploaded_at.desc()),
+            select(*plain(t_doc))
+            .where(t_doc.c.patient_id == pid)
+            .order_by(t_doc.c.uploaded_at.desc()),
         ),
         "notebook": await rows(
             session,
-            select(t_note)
+            select(*plain(t_note))
             .where(t_note.c.patient_id == pid)
             .order_by(t_note.c.created_at.desc(), t_note.c.id)
             .limit(notebook_limit),
@@ -298,7 +357,11 @@ def _dashboard_rows(shape: Any) -> Any:
         .subquery("page")
     )
     return (
-        select(page_of_tasks, a.c.kind.label("assignee_kind"), a.c.ref.label("assignee_ref"))
+        select(
+            *plain(page_of_tasks),
+            a.c.kind.label("assignee_kind"),
+            a.c.ref.label("assignee_ref"),
+        )
         .select_from(page_of_tasks.outerjoin(a, a.c.task_id == page_of_tasks.c.id))
         .order_by(
             page_of_tasks.c.due_date.is_(None),
