@@ -129,6 +129,11 @@ class EscalationStore:
         self._db.execute("DELETE FROM urgent_notices WHERE room_id=?", (room_id,))
 
 
+class StaleEscalation(Exception):
+    """Raised by the notifier: the room's urgent flag is no longer the one being escalated
+    (cleared or acknowledged while the bot died before stopping its escalation)."""
+
+
 class Escalator:
     """The background task sending the reminders when they fall due."""
 
@@ -191,6 +196,10 @@ class Escalator:
                 event_id = await self._notify(esc, number)
             except asyncio.CancelledError:
                 raise
+            except StaleEscalation:
+                log.info("escalade arrêtée : urgence levée ou prise en compte room=%s", esc.room_id)
+                self.store.remove(esc.room_id)
+                continue
             except Exception:
                 # counted as a reminder, so that a room the bot can no longer write to
                 # stops being retried once the limit is reached

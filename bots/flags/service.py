@@ -15,7 +15,7 @@ from typing import Any
 from nio import AsyncClient
 
 from bots.commands.registry import UserError
-from bots.flags.escalation import Escalation, Escalator
+from bots.flags.escalation import Escalation, Escalator, StaleEscalation
 from bots.flags.model import (
     STATE_TYPE,
     Flag,
@@ -297,6 +297,11 @@ class FlagService:
 
     async def _remind(self, esc: Escalation, number: int) -> str:
         room_id = esc.room_id
+        # the room's state decides: a flag cleared or acknowledged by a command whose
+        # handling was cut short (bot killed before stopping the escalation) stops it here
+        urgent = (await self.current(room_id)).get(FlagKind.URGENT)
+        if urgent is None or urgent.at_ms != esc.raised_at_ms or urgent.acknowledged_by:
+            raise StaleEscalation(room_id)
         members = [m for m in self.joined_members(room_id) if m != esc.flagger]
         who = self._name(esc.flagger, room_id)
         last = " Dernier rappel." if number >= self.escalator.max_reminders else ""

@@ -66,3 +66,30 @@ async def test_acknowledged_stops_and_restart_resumes(tmp_path):
     clock.now += 6000
     assert await again.tick() == 1
     assert again.store.get("!b:s").next_at_ms == int(clock.now * 1000) + 600_000
+
+
+async def test_a_stale_escalation_is_dropped_without_a_reminder(tmp_path):
+    """The notifier finds the urgency cleared in the room (the bot died before stopping the
+    escalation): nothing is sent, the escalation is forgotten, other rooms go on."""
+    from bots.flags.escalation import StaleEscalation
+
+    clock, sent = Clock(), []
+    db = open_database(tmp_path / "bot.sqlite3")
+    esc = Escalator(EscalationStore(db), interval_seconds=600, max_reminders=3, clock=clock)
+
+    async def notify(e: Escalation, n: int) -> str:
+        if e.room_id == "!cleared:x":
+            raise StaleEscalation(e.room_id)
+        sent.append((e.room_id, n))
+        return f"$reminder{n}"
+
+    esc.set_notify(notify)
+    esc.start("!cleared:x", "@a:x", 1_000_000, "$n1")
+    esc.start("!live:x", "@a:x", 1_000_000, "$n2")
+    clock.now += 601
+    assert await esc.tick() == 1
+    assert sent == [("!live:x", 1)]
+    assert esc.store.get("!cleared:x") is None and esc.store.get("!live:x") is not None
+    clock.now += 601
+    await esc.tick()
+    assert sent == [("!live:x", 1), ("!live:x", 2)]

@@ -1,0 +1,52 @@
+"""The bot dies right after saving a cleared urgent flag, before stopping its escalation:
+after the restart no reminder is sent for the urgency that is no longer there (the room's
+state decides, not the bot's escalation table). Real Synapse, real E2EE bot in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bots.config import EscalationConfig
+from bots.flags.model import STATE_TYPE
+from tests.bots.conftest import patient_room_with
+from tests.bots.test_bot_flags import eventually, flags_state
+
+pytestmark = pytest.mark.integration
+
+
+def die_after_clearing(app: Any) -> asyncio.Event:
+    io = app.services.flags.io
+    real = io.put_state
+    died = asyncio.Event()
+
+    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
+        event_id = await real(room_id, event_type, content, state_key)
+        if event_type == STATE_TYPE and not content.get("flags") and not died.is_set():
+            died.set()
+            raise asyncio.CancelledError  # state saved; nothing after this runs
+        return event_id
+
+    io.put_state = put_then_die
+    return died
+
+
+async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(bot_factory, pro_factory, synapse):
+    runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.08, max_reminders=3))
+    app = await runner.start()
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Escalade coupée")
+    await alice.say(room_id, "!urgent")
+    await bob.wait_notice(room_id, "URGENCE signalée")
+    died = die_after_clearing(app)
+    await bob.say(room_id, "!fait urgent")
+    await asyncio.wait_for(died.wait(), 30)
+    await runner.kill()
+    await runner.start()
+    await eventually(lambda: flags_state(bob, room_id), lambda c: c.get("flags") == {})
+    await asyncio.sleep(12)  # more than two escalation intervals (4.8 s)
+    await bob.sync_once(0)
+    reminders = [b for b in bob.notices(room_id, synapse.bot_user_id) if "Rappel" in b]
+    assert reminders == []
