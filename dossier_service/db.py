@@ -55,6 +55,10 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
+        # sessions and connections always end their transaction (commit, or rollback on
+        # close), so the pool's extra rollback of every returned connection is only a
+        # wasted trip to SQLite's thread
+        kwargs["pool_reset_on_return"] = None
         if url.startswith("sqlite+aiosqlite"):
             # one trip to aiosqlite's thread per statement instead of three or four
             kwargs["module"] = OneTripDBAPI()

@@ -91,8 +91,9 @@ def plain(selectable: Any) -> tuple[Any, ...]:
     )
 
 
+@lru_cache(maxsize=64)
 def _plan(statement: Any) -> list[tuple[int, Callable[[Any], Any]]]:
-    """Which selected columns need converting, and how."""
+    """Which selected columns need converting, and how (memoised for prebuilt statements)."""
     plan: list[tuple[int, Callable[[Any], Any]]] = []
     for i, column in enumerate(statement.selected_columns):
         element = getattr(column, "element", None)
