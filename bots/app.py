@@ -28,6 +28,7 @@ from bots.commands.registry import CommandRegistry, PowerLevels
 from bots.config import BotConfig
 from bots.export.people import DossierRoomPeople
 from bots.flags.escalation import EscalationStore, Escalator
+from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
@@ -94,7 +95,8 @@ class BotApp:
             max_reminders=config.escalation.max_reminders,
         )
         folders = FolderSpaces(io, db, bot_user_id=client.user_id, server_name=config.server_name)
-        flags = FlagService(client, io, cache, folders, escalator, server_name=config.server_name)
+        flags = FlagService(client, io, cache, folders, escalator, server_name=config.server_name,
+                            intents=ClearIntents(db))  # fmt: skip
         services = BotServices(
             config, client, io, cache, flags, patient_commands.PatientHooks(), db
         )

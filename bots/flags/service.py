@@ -16,6 +16,7 @@ from nio import AsyncClient
 
 from bots.commands.registry import UserError
 from bots.flags.escalation import Escalation, Escalator, StaleEscalation
+from bots.flags.intents import ClearIntents
 from bots.flags.model import (
     STATE_TYPE,
     Flag,
@@ -44,7 +45,9 @@ class FlagService:
         escalator: Escalator,
         *,
         server_name: str,
+        intents: ClearIntents | None = None,
     ) -> None:
+        self.intents = intents  # which flag each `!fait` set out to clear (replay after a kill)
         self.client = client
         self.io = io
         self.cache = cache
@@ -172,11 +175,18 @@ class FlagService:
         self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
     ) -> None:
         flags = await self.current(room_id)
+        journal: dict[str, Any] = {"by": by, "command_event_id": command_event_id}
         try:
             flags, cleared = flags.clear(kind)
         except FlagError as exc:
-            raise UserError(str(exc)) from None
-        journal: dict[str, Any] = {"by": by, "command_event_id": command_event_id}
+            mine = self.intents.cleared_by(command_event_id, room_id) if self.intents else None
+            if mine is None or mine in flags.kinds:
+                raise UserError(str(exc)) from None
+            # this very command, replayed after a kill once its state was saved: finish it
+            await self._after_clear(room_id, flags, mine, journal)
+            return
+        if self.intents is not None:
+            self.intents.record(command_event_id, room_id, cleared.kind)
         await self._tell("flag_clearing", room_id, cleared.kind, required=True, **journal)
         try:
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
@@ -185,16 +195,23 @@ class FlagService:
                 "flag_not_cleared", room_id, cleared.kind, command_event_id=command_event_id
             )
             raise
+        await self._after_clear(room_id, flags, cleared.kind, journal)
+
+    async def _after_clear(
+        self, room_id: str, flags: RoomFlags, kind: FlagKind, journal: dict[str, Any]
+    ) -> None:
+        """Every step after the saved state; each one idempotent (replays come here too)."""
+        by, command_event_id = journal["by"], journal["command_event_id"]
         await self._show(room_id, flags)
-        if cleared.kind is FlagKind.URGENT:
+        if kind is FlagKind.URGENT:
             self.escalator.stop(room_id)
         who = self._name(by, room_id)
-        plain = f"✅ Signalement « {cleared.kind.label} » levé par {who}."
-        body = f"✅ Signalement « {html.escape(cleared.kind.label)} » levé par {mention_html(by, who)}."
+        plain = f"✅ Signalement « {kind.label} » levé par {who}."
+        body = f"✅ Signalement « {html.escape(kind.label)} » levé par {mention_html(by, who)}."
         await self.io.send_notice(
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
-        await self._tell("flag_cleared", room_id, cleared.kind, **journal)
+        await self._tell("flag_cleared", room_id, kind, **journal)
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False

@@ -76,6 +76,15 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
     texts = notebook_texts(await env.file(pid))
     assert sum(t.startswith("Signalement « urgence » par") for t in texts) == 1
     assert sum("Signalement « urgence » levé par" in t for t in texts) == 1
-    # the replay of !urgent was finished quietly, not refused as "already flagged"
+    # the replays were finished, not refused as "already flagged" / "no flag": the clear
+    # notice is posted once and the room name loses its marker
+    await nurse.wait_notice(room_id, "✅ Signalement « urgence » levé par")
+    name = await eventually(lambda: state(nurse, room_id, "m.room.name"),
+                            lambda c: not str(c.get("name", "")).startswith("🔴"),
+                            what="marqueur retiré du nom")  # fmt: skip
+    assert name["name"] == "Suivi coupure"
+    await asyncio.sleep(1)
     await nurse.sync_once()
-    assert not [b for b in nurse.notices(room_id) if "déjà signalé" in b]
+    notices = nurse.notices(room_id)
+    assert not [b for b in notices if "déjà signalé" in b or "Aucun signalement" in b]
+    assert sum("levé par" in b for b in notices) == 1
