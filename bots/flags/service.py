@@ -124,6 +124,9 @@ class FlagService:
             # this very command again (replayed after a crash once its state was saved):
             # finish what may be missing instead of refusing it as "already flagged"
             await self._show(room_id, flags)
+            if (kind is FlagKind.URGENT and not existing.acknowledged_by and existing.notice_event_id
+                    and self.escalator.store.get(room_id) is None):  # fmt: skip
+                self.escalator.start(room_id, by, at_ms, existing.notice_event_id)
             await self._tell("flag_raised", room_id, kind, **journal)
             return
         flag = Flag(kind=kind, by=by, at_ms=at_ms, assignee=assignee)

@@ -62,6 +62,8 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
 
     app = env.runner.app
     assert app is not None
+    escalation = app.escalator.store.get(room_id)  # started by the replay
+    assert escalation is not None and escalation.state == "running"
     for observer in app.services.flags.observers:
         if isinstance(observer, FlagJournal):
             observer.hold_ms = 2_000  # the held entry's delay, short for the test
