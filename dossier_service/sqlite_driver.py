@@ -86,7 +86,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            outcome: _Outcome = await connection._execute(
+            outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
                 _run, connection._conn, operation, parameters, many
             )
         self._description, self._rowcount, self._lastrowid, rows = outcome

@@ -226,7 +226,7 @@ async def update_task(
 def _visible() -> Any:
     """Tasks of the files where ``:uid`` is a member with access, and file-less tasks ``:uid``
     created or is assigned to."""
-    uid = bindparam("uid")
+    uid: Any = bindparam("uid")
     member_of = select(CircleMember.patient_id).where(
         CircleMember.matrix_user_id == uid,
         col(CircleMember.ended_at).is_(None),

@@ -8,7 +8,7 @@ times more than the query for a file with hundreds of rows.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -135,20 +135,6 @@ def _stay_state(stay: Mapping[str, Any], now: datetime) -> str:
     return "passée"
 
 
-async def assignees(
-    session: AsyncSession, task_ids: Sequence[str]
-) -> dict[str, list[dict[str, str]]]:
-    out: dict[str, list[dict[str, str]]] = {t: [] for t in task_ids}
-    if task_ids:
-        t = table(TaskAssignee)
-        result = await (await connection_of(session)).execute(
-            select(t.c.task_id, t.c.kind, t.c.ref).where(t.c.task_id.in_(task_ids))
-        )
-        for task_id, kind, ref in result.all():
-            out[task_id].append({"kind": kind, "ref": ref})
-    return out
-
-
 def _with_task_extras(tasks: Iterable[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     iso_today = today.isoformat()
     out = []
@@ -199,105 +185,100 @@ async def revision(session: AsyncSession, patient_id: str) -> tuple[int, str]:
     return int(count), str(_value(newest))
 
 
-async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -> dict[str, Any]:
+def _with_assignees(found: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of tasks LEFT JOIN their assignees, folded into one dict per task (in order)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in found:
+        kind, ref = row.pop("assignee_kind"), row.pop("assignee_ref")
+        task = by_id.get(row["id"])
+        if task is None:
+            row["assignees"] = []
+            task = by_id[row["id"]] = row
+        if kind is not None:
+            task["assignees"].append({"kind": kind, "ref": ref})
+    return list(by_id.values())
+
+
+_FORM_KEYS = ("form_id", "version", "created_at", "created_by", "initiated_at")
+
+
+@lru_cache(maxsize=1)
+def _section_statements() -> dict[str, Any]:
+    """The file's sections as statements built once (``:pid``, ``:notebook_limit``)."""
+    pid: Any = bindparam("pid")
     t_status, t_ident, t_death = (
         table(FileStatusChange),
         table(IdentityStatusChange),
         table(DeathDeclaration),
     )
     t_memo, t_stay, t_member = table(Memo), table(Hospitalisation), table(CircleMember)
-    t_ep, t_doc, t_note, t_form, t_task = (
+    t_ep, t_doc, t_note, t_form, t_task, t_who = (
         table(Episode),
         table(Document),
         table(NotebookEntry),
         table(FormAnswer),
         table(Task),
+        table(TaskAssignee),
     )
-    death = await rows(
-        session,
-        select(*plain(t_death)).where(
+    return {
+        "death": select(*plain(t_death)).where(
             t_death.c.patient_id == pid, t_death.c.cancelled_at.is_(None)
         ),
-    )
-    forms: dict[str, Any] = {}
-    form_rows = await (await connection_of(session)).execute(
-        select(
-            t_form.c.form_id,
-            t_form.c.version,
-            t_form.c.created_at,
-            t_form.c.created_by,
-            t_form.c.initiated_at,
-        )
+        "forms": select(*(c for c in plain(t_form) if c.key in _FORM_KEYS))
         .where(t_form.c.patient_id == pid)
-        .order_by(t_form.c.version)
-    )
-    for form_id, version, created_at, created_by, initiated_at in form_rows.all():
-        forms[form_id] = {
-            "version": version,
-            "created_at": _value(created_at),
-            "created_by": created_by,
-            "initiated_at": _value(initiated_at),
-        }
-    tasks = await rows(
-        session,
-        select(*plain(t_task))
+        .order_by(t_form.c.version),
+        "tasks": select(
+            *plain(t_task),
+            t_who.c.kind.label("assignee_kind"),
+            t_who.c.ref.label("assignee_ref"),
+        )
+        .select_from(t_task.outerjoin(t_who, t_who.c.task_id == t_task.c.id))
         .where(t_task.c.patient_id == pid)
-        .order_by(t_task.c.due_date.is_(None), t_task.c.due_date, t_task.c.created_at),
-    )
-    who = await assignees(session, [t["id"] for t in tasks])
-    for task in tasks:
-        task["assignees"] = who[task["id"]]
+        .order_by(
+            t_task.c.due_date.is_(None),
+            t_task.c.due_date,
+            t_task.c.created_at,
+            t_task.c.id,
+            t_who.c.kind,
+            t_who.c.ref,
+        ),
+        "status_history": select(*plain(t_status))
+        .where(t_status.c.patient_id == pid)
+        .order_by(t_status.c.changed_at.desc()),
+        "identity_status_history": select(*plain(t_ident))
+        .where(t_ident.c.patient_id == pid)
+        .order_by(t_ident.c.changed_at.desc()),
+        "memos": select(*plain(t_memo))
+        .where(t_memo.c.patient_id == pid)
+        .order_by(t_memo.c.created_at.desc()),
+        "hospitalisations": select(*plain(t_stay))
+        .where(t_stay.c.patient_id == pid)
+        .order_by(t_stay.c.admission_at.desc()),
+        "circle": select(*plain(t_member))
+        .where(t_member.c.patient_id == pid, t_member.c.ended_at.is_(None))
+        .order_by(t_member.c.added_at, t_member.c.id),
+        "lifeline": select(*plain(t_ep)).where(t_ep.c.patient_id == pid).order_by(t_ep.c.starts_on),
+        "documents": select(*plain(t_doc))
+        .where(t_doc.c.patient_id == pid)
+        .order_by(t_doc.c.uploaded_at.desc()),
+        "notebook": select(*plain(t_note))
+        .where(t_note.c.patient_id == pid)
+        .order_by(t_note.c.created_at.desc(), t_note.c.id)
+        .limit(bindparam("notebook_limit")),
+    }
+
+
+async def _load_sections(session: AsyncSession, pid: str, notebook_limit: int) -> dict[str, Any]:
+    params = {"pid": pid, "notebook_limit": notebook_limit}
+    found: dict[str, Any] = {}
+    for name, statement in _section_statements().items():
+        found[name] = await rows(session, statement, params)
+    death, forms, tasks = found.pop("death"), found.pop("forms"), found.pop("tasks")
     return {
         "death": death[0] if death else None,
-        "status_history": await rows(
-            session,
-            select(*plain(t_status))
-            .where(t_status.c.patient_id == pid)
-            .order_by(t_status.c.changed_at.desc()),
-        ),
-        "identity_status_history": await rows(
-            session,
-            select(*plain(t_ident))
-            .where(t_ident.c.patient_id == pid)
-            .order_by(t_ident.c.changed_at.desc()),
-        ),
-        "memos": await rows(
-            session,
-            select(*plain(t_memo))
-            .where(t_memo.c.patient_id == pid)
-            .order_by(t_memo.c.created_at.desc()),
-        ),
-        "hospitalisations": await rows(
-            session,
-            select(*plain(t_stay))
-            .where(t_stay.c.patient_id == pid)
-            .order_by(t_stay.c.admission_at.desc()),
-        ),
-        "circle": await rows(
-            session,
-            select(*plain(t_member))
-            .where(t_member.c.patient_id == pid, t_member.c.ended_at.is_(None))
-            .order_by(t_member.c.added_at, t_member.c.id),
-        ),
-        "lifeline": await rows(
-            session,
-            select(*plain(t_ep)).where(t_ep.c.patient_id == pid).order_by(t_ep.c.starts_on),
-        ),
-        "documents": await rows(
-            session,
-            select(*plain(t_doc))
-            .where(t_doc.c.patient_id == pid)
-            .order_by(t_doc.c.uploaded_at.desc()),
-        ),
-        "notebook": await rows(
-            session,
-            select(*plain(t_note))
-            .where(t_note.c.patient_id == pid)
-            .order_by(t_note.c.created_at.desc(), t_note.c.id)
-            .limit(notebook_limit),
-        ),
-        "forms": forms,
-        "tasks": tasks,
+        **found,
+        "forms": {f["form_id"]: {k: f[k] for k in _FORM_KEYS[1:]} for f in forms},
+        "tasks": _with_assignees(tasks),
     }
 
 
@@ -388,16 +369,7 @@ async def dashboard(
     shape, params = dashboard_query(principal, filters)
     params["limit"] = limit if not filters.subtype else 1000
     params["offset"] = offset
-    by_id: dict[str, dict[str, Any]] = {}
-    for row in await rows(session, _dashboard_rows(shape), params):
-        kind, ref = row.pop("assignee_kind"), row.pop("assignee_ref")
-        task = by_id.get(row["id"])
-        if task is None:
-            row["assignees"] = []
-            task = by_id[row["id"]] = row
-        if kind is not None:
-            task["assignees"].append({"kind": kind, "ref": ref})
-    found = list(by_id.values())
+    found = _with_assignees(await rows(session, _dashboard_rows(shape), params))
     if filters.subtype:
         found = [t for t in found if filters.subtype in t["subtypes"]][:limit]
     return _with_task_extras(found, today)
