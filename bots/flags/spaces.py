@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from bots.flags.model import ORDER, FlagKind, RoomFlags
 from bots.matrix.io import MatrixIO
+from bots.matrix.room_once import create_room_once
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class FolderSpaces:
             existing = self.space_of(user_id, kind)
             if existing:
                 return existing
-            space_id = await self.io.create_room(
+            request = dict(
                 space=True,
                 name=kind.folder,
                 topic=TOPICS[kind],
@@ -138,6 +139,10 @@ class FolderSpaces:
                     "state_default": 100,
                     "invite": 100,
                 },
+            )
+            # once per person and folder, even when killed before the row below is written
+            space_id, _ = await create_room_once(
+                self.io.client, self.io, f"folder|{user_id}|{kind.value}", request
             )
             self._db.execute(
                 "INSERT INTO folder_spaces(user_id, kind, space_id) VALUES(?,?,?)",
