@@ -474,14 +474,15 @@ class DossierBridge:
         if known and known in self.client.rooms:
             return known
         if known is None:
-            known = await self.io.create_room(
-                is_direct=True,
-                invite=[user],
-                initial_state=[
+            # once per person, even when killed before it is saved (bots.matrix.room_once)
+            known, _ = await create_room_once(self.client, self.io, f"direct|{user}", {
+                "is_direct": True,
+                "invite": [user],
+                "initial_state": [
                     {"type": "m.room.encryption", "state_key": "",
                      "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
                 ],
-            )
+            })  # fmt: skip
             self.store.save_direct_room(user, known)
         await self._wait_for_room(known, member=user)
         return known

@@ -101,3 +101,28 @@ async def test_file_room_killed_after_create_room_makes_one_room(env: Env) -> No
     await coord.wait_member(patient["room_id"], coord.user_id)
     await asyncio.sleep(1)
     assert await rooms_named(env, label) == [patient["room_id"]]
+
+
+async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) -> None:  # noqa: F811
+    """The bot's direct chat with a person (overdue reminders, transcripts): killed after
+    createRoom and before remembering it, the next attempt finds the same chat."""
+    nurse = await env.make_pro()
+    app = env.runner.app
+    assert app is not None
+    bridge = app.services.dossier_sync.bridge
+    io = app.services.io
+    real = io.create_room
+    made: list[str] = []
+
+    async def create_then_die(**kwargs: Any) -> str:
+        room_id = await real(**kwargs)
+        made.append(room_id)
+        raise asyncio.CancelledError  # the chat exists; the bot recorded nothing
+
+    io.create_room = create_then_die
+    with pytest.raises(asyncio.CancelledError):
+        await bridge.direct_room(nurse.user_id, "test")
+    io.create_room = real
+    assert bridge.store.direct_room(nurse.user_id) is None  # as after a restart
+    again = await bridge.direct_room(nurse.user_id, "test")
+    assert made == [again]
