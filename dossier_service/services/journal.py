@@ -33,6 +33,7 @@ _OUTBOX_LOCK = 0x43455243  # "CERC": serialises outbox writers so seq order = co
 # Built once (immutable statements; values are passed as parameters on each call).
 _OUTBOX_INSERT = insert(table_of(OutboxEvent))
 _AUDIT_INSERT = insert(table_of(AuditEntry))
+_OUTBOX_LOCK_SQL = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 async def notebook_event(
@@ -57,10 +58,11 @@ async def emit(
 ) -> None:
     """Append an outbox event. On PostgreSQL a transaction-scoped advisory lock makes the
     sequence numbers visible in order, so a reader resuming "after N" never skips one."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OUTBOX_LOCK})
     # Core execution on the session's connection: same transaction, no ORM machinery
-    await (await connection_of(session)).execute(
+    connection = await connection_of(session)
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_OUTBOX_LOCK_SQL, {"k": _OUTBOX_LOCK})
+    await connection.execute(
         _OUTBOX_INSERT,
         {
             "type": type,
