@@ -222,13 +222,17 @@ class FlagService:
         """Record an acknowledgement of the urgent flag. ``quiet``: a reaction — refusals are
         not replied to (a reaction is not a command)."""
         flags = await self.current(room_id)
-        try:
-            flags, flag = flags.acknowledge(by, at_ms)
-        except FlagError as exc:
-            if quiet:
-                return False
-            raise UserError(str(exc)) from None
-        await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
+        urgent = flags.get(FlagKind.URGENT)
+        if urgent is not None and (urgent.acknowledged_by, urgent.acknowledged_at_ms) == (by, at_ms):
+            flag = urgent  # this very acknowledgement, replayed after a kill: finish it
+        else:
+            try:
+                flags, flag = flags.acknowledge(by, at_ms)
+            except FlagError as exc:
+                if quiet:
+                    return False
+                raise UserError(str(exc)) from None
+            await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
         self.cache.set_flags(room_id, flags.to_state())
         self.escalator.acknowledge(room_id, by, at_ms)
         who = self._name(by, room_id)

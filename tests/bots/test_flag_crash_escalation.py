@@ -50,3 +50,41 @@ async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(bot_factor
     await bob.sync_once(0)
     reminders = [b for b in bob.notices(room_id, synapse.bot_user_id) if "Rappel" in b]
     assert reminders == []
+
+
+def die_after_acknowledging(app: Any) -> asyncio.Event:
+    io = app.services.flags.io
+    real = io.put_state
+    died = asyncio.Event()
+
+    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
+        event_id = await real(room_id, event_type, content, state_key)
+        urgent = content.get("flags", {}).get("urgent", {}) if event_type == STATE_TYPE else {}
+        if urgent.get("acknowledged_by") and not died.is_set():
+            died.set()
+            raise asyncio.CancelledError  # acknowledgement saved; nothing after this runs
+        return event_id
+
+    io.put_state = put_then_die
+    return died
+
+
+async def test_acknowledgement_replayed_after_a_crash_is_finished(bot_factory, pro_factory, synapse):
+    runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.08, max_reminders=3))
+    app = await runner.start()
+    alice, bob = await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Accusé coupé")
+    await alice.say(room_id, "!urgent")
+    await bob.wait_notice(room_id, "URGENCE signalée")
+    died = die_after_acknowledging(app)
+    await bob.say(room_id, "!vu")
+    await asyncio.wait_for(died.wait(), 30)
+    await runner.kill()
+    await runner.start()
+    await alice.wait_notice(room_id, "Urgence prise en compte par")
+    await asyncio.sleep(6)  # beyond one escalation interval (4.8 s)
+    await bob.sync_once(0)
+    notices = bob.notices(room_id, synapse.bot_user_id)
+    assert not [b for b in notices if "déjà prise en compte" in b]
+    assert sum("Urgence prise en compte par" in b for b in notices) == 1
+    assert not [b for b in notices if "Rappel" in b]
