@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service.sqlite_driver import OneTripDBAPI
+from dossier_service import sqlite_driver
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -59,9 +59,9 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         # close), so the pool's extra rollback of every returned connection is only a
         # wasted trip to SQLite's thread
         kwargs["pool_reset_on_return"] = None
-        if url.startswith("sqlite+aiosqlite"):
+        if url.startswith("sqlite+aiosqlite") and sqlite_driver.available():
             # one trip to aiosqlite's thread per statement instead of three or four
-            kwargs["module"] = OneTripDBAPI()
+            kwargs["module"] = sqlite_driver.OneTripDBAPI()
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10

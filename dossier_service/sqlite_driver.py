@@ -42,6 +42,13 @@ def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -
         cursor.close()
 
 
+def available() -> bool:
+    """aiosqlite's queueing call (``Connection._execute``) is what this relies on."""
+    return callable(getattr(aiosqlite.Connection, "_execute", None)) and isinstance(
+        getattr(aiosqlite.Connection, "_conn", None), property
+    )
+
+
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A buffered cursor whose ``execute`` is a single call to the SQLite thread."""
 
