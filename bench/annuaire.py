@@ -35,22 +35,104 @@ GENERATOR = Path("/work/shared/data/rpps/make_extract.py")
 if not GENERATOR.exists():
     GENERATOR = ROOT.parent / "shared" / "data" / "rpps" / "make_extract.py"
 
-SURNAMES = ["martin", "bernard", "Dubois", "durand", "LEFÈVRE", "lefevre", "d'almeida",
-            "garcia-lopez", "n'diaye", "le goff", "moreau", "Ménard", "sabatier", "estève",
-            "fontaine", "roux", "garcia", "blanc", "cazalas", "chevalier", "bringaud", "mauger"]
+SURNAMES = [
+    "martin",
+    "bernard",
+    "Dubois",
+    "durand",
+    "LEFÈVRE",
+    "lefevre",
+    "d'almeida",
+    "garcia-lopez",
+    "n'diaye",
+    "le goff",
+    "moreau",
+    "Ménard",
+    "sabatier",
+    "estève",
+    "fontaine",
+    "roux",
+    "garcia",
+    "blanc",
+    "cazalas",
+    "chevalier",
+    "bringaud",
+    "mauger",
+]
 FIRSTNAMES = ["marie", "jean-pierre", "hélène", "nicolas", "chloé", "benoît", "lucy", "maël"]
-CITIES = ["toulouse", "Béziers", "beziers", "montpellier", "nîmes", "nimes", "albi", "sète",
-          "perpignan", "narbonne", "rodez", "mende", "foix", "carcassonne", "Montauban"]
-PROFESSIONS = ["infirmier", "infirmière", "IDE", "kiné", "masseur-kinésithérapeute",
-               "médecin", "cardio", "généraliste", "pharmacien", "sage-femme", "orthophoniste",
-               "psychologue", "dentiste", "podologue"]
-POSTCODES = ["31000", "31400", "34000", "34500", "30000", "66000", "11100", "81000", "12000",
-             "82000", "65000", "46000", "09000", "48000", "32000"]
+CITIES = [
+    "toulouse",
+    "Béziers",
+    "beziers",
+    "montpellier",
+    "nîmes",
+    "nimes",
+    "albi",
+    "sète",
+    "perpignan",
+    "narbonne",
+    "rodez",
+    "mende",
+    "foix",
+    "carcassonne",
+    "Montauban",
+]
+PROFESSIONS = [
+    "infirmier",
+    "infirmière",
+    "IDE",
+    "kiné",
+    "masseur-kinésithérapeute",
+    "médecin",
+    "cardio",
+    "généraliste",
+    "pharmacien",
+    "sage-femme",
+    "orthophoniste",
+    "psychologue",
+    "dentiste",
+    "podologue",
+]
+POSTCODES = [
+    "31000",
+    "31400",
+    "34000",
+    "34500",
+    "30000",
+    "66000",
+    "11100",
+    "81000",
+    "12000",
+    "82000",
+    "65000",
+    "46000",
+    "09000",
+    "48000",
+    "32000",
+]
 # outside the mix: shapes that defeat a naive plan (reported apart, same run)
-HARD = ["jean marie", "marie jean", "ma ro", "ro ma", "ma cardio mende", "ma kiné 48000",
-        "m 09100", "sa foix libéral", "albi", "infirmier", "cardio", "audio", "zz yy",
-        "thom jean-p", "dup mar 31", "lopez pierre", "a", "e 31", "infirmier libéral 31",
-        "psychologue 48"]
+HARD = [
+    "jean marie",
+    "marie jean",
+    "ma ro",
+    "ro ma",
+    "ma cardio mende",
+    "ma kiné 48000",
+    "m 09100",
+    "sa foix libéral",
+    "albi",
+    "infirmier",
+    "cardio",
+    "audio",
+    "zz yy",
+    "thom jean-p",
+    "dup mar 31",
+    "lopez pierre",
+    "a",
+    "e 31",
+    "infirmier libéral 31",
+    "psychologue 48",
+]
 PREFIXES = ["ma", "du", "le", "be", "ro", "mo", "ga", "da", "fo", "la", "ch", "bo", "me", "sa"]
 
 
@@ -79,8 +161,10 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(label: str, times_ms: list[float]) -> str:
-    return (f"{label:<34} p50 {statistics.median(times_ms):7.2f} ms   p99 {pct(times_ms, 99):7.2f}"
-            f" ms   max {max(times_ms):7.2f} ms   >100 ms: {sum(t > 100 for t in times_ms)}")
+    return (
+        f"{label:<34} p50 {statistics.median(times_ms):7.2f} ms   p99 {pct(times_ms, 99):7.2f}"
+        f" ms   max {max(times_ms):7.2f} ms   >100 ms: {sum(t > 100 for t in times_ms)}"
+    )
 
 
 # --- child: import only (for a clean peak RSS) ------------------------------------------------
@@ -94,9 +178,17 @@ def child_import(db: str, extract: str) -> None:
     seconds = time.monotonic() - t
     conn.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024,
-                      "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                      "load": os.getloadavg()[0], **report.as_dict()}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rss_mb": usage.ru_maxrss / 1024,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "load": os.getloadavg()[0],
+                **report.as_dict(),
+            }
+        )
+    )
 
 
 # --- child: HTTP server ----------------------------------------------------------------------
@@ -108,13 +200,20 @@ def child_serve(db: str, port: int, session_key: str) -> None:
     from dossier_service.directory.web import dossier_authenticator, setup
 
     config = DossierConfig(
-        database_url="sqlite+aiosqlite:///unused", documents_dir=Path(db).parent / "docs",
-        homeserver_url="http://127.0.0.1:9", server_name="bench.test", session_key=session_key,
-        service_token=secrets.token_urlsafe(32))
-    settings = DirectorySettings(database=Path(db), server_name="bench.test",
-                                 homeserver_url="http://127.0.0.1:9",
-                                 public_url=f"http://127.0.0.1:{port}",
-                                 csrf_key=secrets.token_urlsafe(16))
+        database_url="sqlite+aiosqlite:///unused",
+        documents_dir=Path(db).parent / "docs",
+        homeserver_url="http://127.0.0.1:9",
+        server_name="bench.test",
+        session_key=session_key,
+        service_token=secrets.token_urlsafe(32),
+    )
+    settings = DirectorySettings(
+        database=Path(db),
+        server_name="bench.test",
+        homeserver_url="http://127.0.0.1:9",
+        public_url=f"http://127.0.0.1:{port}",
+        csrf_key=secrets.token_urlsafe(16),
+    )
     app = web.Application()
     setup(app, settings, authenticate=dossier_authenticator(config))
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
@@ -128,8 +227,7 @@ async def http_times(port: int, token: str, queries: list[str]) -> list[float]:
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
         for _ in range(100):  # wait for the server
             try:
-                async with session.get("/api/v1/annuaire", params={"q": "x"},
-                                       headers=headers) as r:
+                async with session.get("/api/v1/annuaire", params={"q": "x"}, headers=headers) as r:
                     if r.status == 200:
                         break
             except aiohttp.ClientError:
@@ -158,12 +256,14 @@ def build_fts(db: str, fts_db: str) -> float:
     conn.execute(f"ATTACH DATABASE '{db}' AS src")
     conn.execute(
         "CREATE VIRTUAL TABLE fts USING fts5(nom, prenom, profession, specialite, ville, "
-        "code_postal, email, tokenize=\"unicode61 remove_diacritics 2 tokenchars '-'\")")
+        "code_postal, email, tokenize=\"unicode61 remove_diacritics 2 tokenchars '-'\")"
+    )
     conn.execute(
         "INSERT INTO fts (rowid, nom, prenom, profession, specialite, ville, code_postal, email) "
         "SELECT a.id, p.last_name, p.first_name, p.profession, a.specialty, a.city, a.postcode, "
         "a.email FROM src.activity a JOIN src.professional p ON p.id = a.professional_id "
-        "WHERE p.active = 1")
+        "WHERE p.active = 1"
+    )
     conn.commit()
     conn.execute("DETACH DATABASE src")
     conn.close()
@@ -180,12 +280,14 @@ def fts_times(fts_db: str, queries: list[str]) -> tuple[list[float], int]:
     out = []
     found = 0
     for q in queries[:50]:
-        conn.execute("SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT 20",
-                     (fts_query(q),)).fetchall()
+        conn.execute(
+            "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT 20", (fts_query(q),)
+        ).fetchall()
     for q in queries:
         t = time.perf_counter()
-        rows = conn.execute("SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT 20",
-                            (fts_query(q),)).fetchall()
+        rows = conn.execute(
+            "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT 20", (fts_query(q),)
+        ).fetchall()
         out.append((time.perf_counter() - t) * 1000)
         found += bool(rows)
     return out, found
@@ -211,22 +313,41 @@ def main() -> int:
     extract = work / f"PS_LibreAcces_Personne_activite_{a.rows}.txt"
     if not extract.exists():
         t = time.monotonic()
-        subprocess.run([sys.executable, str(GENERATOR), "--rows", str(a.rows), "--seed", "1",
-                        "--out", str(extract)], check=True)
-        print(f"generated {a.rows} lines ({extract.stat().st_size / 1e6:.0f} MB) "
-              f"in {time.monotonic() - t:.0f} s")
+        subprocess.run(
+            [
+                sys.executable,
+                str(GENERATOR),
+                "--rows",
+                str(a.rows),
+                "--seed",
+                "1",
+                "--out",
+                str(extract),
+            ],
+            check=True,
+        )
+        print(
+            f"generated {a.rows} lines ({extract.stat().st_size / 1e6:.0f} MB) "
+            f"in {time.monotonic() - t:.0f} s"
+        )
     db = work / "annuaire.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
 
-    out = subprocess.run([sys.executable, __file__, "--child-import", str(db), str(extract)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-import", str(db), str(extract)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     imp = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"import: {imp['lignes']} lines -> {imp['ajoutes']} professionals, "
-          f"{imp['lignes_rejetees']} rejected, {imp['seconds']:.1f} s wall "
-          f"({imp['cpu_seconds']:.1f} s CPU; machine load {imp['load']:.1f} on "
-          f"{os.cpu_count()} cores), peak RSS {imp['rss_mb']:.0f} MB, database "
-          f"{db.stat().st_size / 1e6:.0f} MB (goals: <= 120 s, <= 500 MB)")
+    print(
+        f"import: {imp['lignes']} lines -> {imp['ajoutes']} professionals, "
+        f"{imp['lignes_rejetees']} rejected, {imp['seconds']:.1f} s wall "
+        f"({imp['cpu_seconds']:.1f} s CPU; machine load {imp['load']:.1f} on "
+        f"{os.cpu_count()} cores), peak RSS {imp['rss_mb']:.0f} MB, database "
+        f"{db.stat().st_size / 1e6:.0f} MB (goals: <= 120 s, <= 500 MB)"
+    )
     print(f"  phases (cumulative s): {imp['phases']}")
 
     fts_db = str(work / "fts.db")
@@ -263,14 +384,17 @@ def main() -> int:
     try:
         from dossier_service.auth import issue_session
 
-        http = asyncio.run(http_times(port, issue_session(key, "@bench:bench.test",
-                                                          lifetime=3600), queries))
+        http = asyncio.run(
+            http_times(port, issue_session(key, "@bench:bench.test", lifetime=3600), queries)
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
-    print(f"queries: {len(queries)} (names, name + city, profession + postcode, 2-letter "
-          f"prefixes); with results: directory {nonempty}, raw FTS5 {raw_found}")
+    print(
+        f"queries: {len(queries)} (names, name + city, profession + postcode, 2-letter "
+        f"prefixes); with results: directory {nonempty}, raw FTS5 {raw_found}"
+    )
     print(summary("search, server-side (Directory)", server))
     print(summary("search, HTTP /api/v1/annuaire", http))
     print(summary("raw FTS5 MATCH … ORDER BY rank", raw))
@@ -278,13 +402,30 @@ def main() -> int:
     kinds = {"names": [], "name + city": [], "profession + postcode": [], "2-letter prefix": []}
     for i, t in enumerate(server):
         k = i % 20
-        kinds["names" if k < 6 else "name + city" if k < 11 else
-              "profession + postcode" if k < 16 else "2-letter prefix"].append(t)
+        kinds[
+            "names"
+            if k < 6
+            else "name + city"
+            if k < 11
+            else "profession + postcode"
+            if k < 16
+            else "2-letter prefix"
+        ].append(t)
     for i, t in enumerate(raw):
         k = i % 20
-        kinds.setdefault("fts " + ("names" if k < 6 else "name + city" if k < 11 else
-                                   "profession + postcode" if k < 16 else "2-letter prefix"),
-                         []).append(t)
+        kinds.setdefault(
+            "fts "
+            + (
+                "names"
+                if k < 6
+                else "name + city"
+                if k < 11
+                else "profession + postcode"
+                if k < 16
+                else "2-letter prefix"
+            ),
+            [],
+        ).append(t)
     for label, times in kinds.items():
         print("  " + summary(label, times))
     return 0

@@ -73,10 +73,14 @@ async def main(writes: int, workdir: Path) -> None:
     runner, url = await serve(workdir)
     client = DossierClient(url, TOKEN)
     try:
-        created = await client.create_patient(room_id=None, label="Bench", coordinator=COORD, key="bench")
+        created = await client.create_patient(
+            room_id=None, label="Bench", coordinator=COORD, key="bench"
+        )
         pid = str(created["id"])
         for n in range(20):  # warm-up
-            await client.add_notebook_entry(pid, kind="note", text=f"warm {n}", actor=COORD, key=f"w{n}")
+            await client.add_notebook_entry(
+                pid, kind="note", text=f"warm {n}", actor=COORD, key=f"w{n}"
+            )
 
         direct: list[float] = []
         for n in range(writes):
@@ -126,10 +130,16 @@ async def main(writes: int, workdir: Path) -> None:
         d50, d95 = quantiles(direct)
         o50, o95 = quantiles(through)
         print(f"writes per series: {writes}")
-        print(f"(a) direct DossierClient write  : median {d50 * 1000:.2f} ms  p95 {d95 * 1000:.2f} ms")
-        print(f"(b) through the durable outbox  : median {o50 * 1000:.2f} ms  p95 {o95 * 1000:.2f} ms")
+        print(
+            f"(a) direct DossierClient write  : median {d50 * 1000:.2f} ms  p95 {d95 * 1000:.2f} ms"
+        )
+        print(
+            f"(b) through the durable outbox  : median {o50 * 1000:.2f} ms  p95 {o95 * 1000:.2f} ms"
+        )
         print(f"    ratio (b)/(a)               : median {o50 / d50:.2f}x  p95 {o95 / d95:.2f}x")
-        print(f"(c) backlog drained             : {writes} items in {drain:.2f} s ({writes / drain:.0f}/s)")
+        print(
+            f"(c) backlog drained             : {writes} items in {drain:.2f} s ({writes / drain:.0f}/s)"
+        )
         print(f"feed read (cursor per event)    : {handled} events in {feed_time:.2f} s "
               f"({handled / feed_time:.0f}/s)")  # fmt: skip
     finally:

@@ -170,7 +170,9 @@ class DossierClient:
         items = list(_items(body, "patients"))
         return items[0] if items else None
 
-    async def link_room(self, patient_id: str, room_id: str, *, actor: str | None, key: str) -> dict[str, Any]:
+    async def link_room(
+        self, patient_id: str, room_id: str, *, actor: str | None, key: str
+    ) -> dict[str, Any]:
         body = await self.request(
             "PUT", f"/patients/{_q(patient_id)}/room", json_body={"room_id": room_id},
             actor=actor, key=key,
@@ -256,7 +258,9 @@ class DossierClient:
         body = await self.request("GET", "/tasks", params={"overdue": "true", "limit": 500})
         return [t for t in _items(body, "tasks") if t.get("overdue")]
 
-    async def set_task_state(self, task_id: str, state: str, *, actor: str | None, key: str) -> dict[str, Any]:
+    async def set_task_state(
+        self, task_id: str, state: str, *, actor: str | None, key: str
+    ) -> dict[str, Any]:
         body = await self.request(
             "PATCH", f"/tasks/{_q(task_id)}", json_body={"state": state}, actor=actor, key=key
         )

@@ -264,7 +264,9 @@ class Outbox:
 
     def pending_count(self) -> int:
         return int(
-            self._db.execute("SELECT count(*) FROM dossier_outbox WHERE status='pending'").fetchone()[0]
+            self._db.execute(
+                "SELECT count(*) FROM dossier_outbox WHERE status='pending'"
+            ).fetchone()[0]
         )
 
     def prune(self, older_than_ms: int) -> None:
@@ -349,14 +351,21 @@ class OutboxWorker:
                     break  # keep the order: later items wait for this one
                 except Refused as exc:
                     self.outbox.mark_failed(item, exc.errcode)
-                    log.warning("dossier a refusé l'envoi %s (%s) : %s %s", item.key, item.operation,
-                                exc.errcode, exc.message[:200])
+                    log.warning(
+                        "dossier a refusé l'envoi %s (%s) : %s %s",
+                        item.key,
+                        item.operation,
+                        exc.errcode,
+                        exc.message[:200],
+                    )
                     await self._finish(item.key, None, exc)
                     finished += 1
                     continue
                 except Exception:
                     delay = self.outbox.mark_retry(item, "CERCLE_INTERNAL")
-                    log.exception("envoi %s en échec inattendu, réessai dans %d ms", item.key, delay)
+                    log.exception(
+                        "envoi %s en échec inattendu, réessai dans %d ms", item.key, delay
+                    )
                     break
                 self.outbox.mark_done(item, result)
                 await self._finish(item.key, result, None)

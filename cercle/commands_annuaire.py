@@ -1,9 +1,9 @@
 """`cercle annuaire …`: the directory of professionals.
 
-    cercle annuaire importer <fichier> [--json]   import an RPPS extract (progress on stderr)
-    cercle annuaire chercher <requête> [--json] [--page N]
-    cercle annuaire lier                          link Matrix accounts (RPPS id / e-mail) and
-                                                  set their display names
+cercle annuaire importer <fichier> [--json]   import an RPPS extract (progress on stderr)
+cercle annuaire chercher <requête> [--json] [--page N]
+cercle annuaire lier                          link Matrix accounts (RPPS id / e-mail) and
+                                              set their display names
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"Fichier introuvable : {path}")
     ctx = load_context(args.config)
     conn = connect(_database(ctx))
-    progress = None if args.json or (not sys.stderr.isatty() and not args.progress) else \
-        ProgressBar(sys.stderr)
+    progress = (
+        None
+        if args.json or (not sys.stderr.isatty() and not args.progress)
+        else ProgressBar(sys.stderr)
+    )
     try:
         report = import_extract(conn, path, progress=progress, parallel=args.parallel)
     except FormatError as exc:
@@ -79,9 +82,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return 0
     print(f"Import de {report.file_name} : {report.lines} lignes en {report.seconds:.0f} s")
-    print(f"  ajoutés : {report.added}  mis à jour : {report.updated}  inchangés : "
-          f"{report.unchanged}  désactivés : {report.deactivated}  lignes rejetées : "
-          f"{report.rejected}")
+    print(
+        f"  ajoutés : {report.added}  mis à jour : {report.updated}  inchangés : "
+        f"{report.unchanged}  désactivés : {report.deactivated}  lignes rejetées : "
+        f"{report.rejected}"
+    )
     for rej in report.rejects[:MAX_REJECTS_SHOWN]:
         print(f"  ligne {rej.number} rejetée : {rej.reason}")
     if report.rejected > MAX_REJECTS_SHOWN:
@@ -122,8 +127,10 @@ async def cmd_link(args: argparse.Namespace) -> int:
             report = await link_accounts(conn, Directory(conn), api, actor="cli")
     finally:
         conn.close()
-    print(f"{len(report.linked)} compte(s) lié(s), {len(report.renamed)} nom(s) affiché(s) "
-          f"mis à jour, {report.unmatched} compte(s) sans correspondance.")
+    print(
+        f"{len(report.linked)} compte(s) lié(s), {len(report.renamed)} nom(s) affiché(s) "
+        f"mis à jour, {report.unmatched} compte(s) sans correspondance."
+    )
     for mxid, national_id in report.linked:
         print(f"  {mxid} ↔ {national_id}")
     return 0
@@ -135,10 +142,15 @@ def register(subparsers: Any) -> None:
     imp = sub.add_parser("importer", help="importe un extrait PS_LibreAcces_Personne_activite")
     imp.add_argument("file", metavar="fichier")
     imp.add_argument("--json", action="store_true", help="rapport en JSON")
-    imp.add_argument("--progress", action="store_true",
-                     help="barre de progression même hors terminal")
-    imp.add_argument("--parallele", dest="parallel", action="store_true",
-                     help="lecture dans un second processus (machine peu chargée)")
+    imp.add_argument(
+        "--progress", action="store_true", help="barre de progression même hors terminal"
+    )
+    imp.add_argument(
+        "--parallele",
+        dest="parallel",
+        action="store_true",
+        help="lecture dans un second processus (machine peu chargée)",
+    )
     imp.set_defaults(handler=cmd_import)
     find = sub.add_parser("chercher", help="recherche dans l'annuaire")
     find.add_argument("query", metavar="requête")

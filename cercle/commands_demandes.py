@@ -31,8 +31,12 @@ def _requests(ctx: CliContext) -> Any:
 
     section = ctx.profile.section("annuaire") or {}
     conn = connect(database_path(section, Path(ctx.profile.var_dir)))
-    return AccountRequests(conn, Directory(conn), server_name=ctx.profile.server_name,
-                           activation_hours=int(section.get("activation_hours", 72)))
+    return AccountRequests(
+        conn,
+        Directory(conn),
+        server_name=ctx.profile.server_name,
+        activation_hours=int(section.get("activation_hours", 72)),
+    )
 
 
 def _paris(stamp: str | None) -> str:
@@ -54,10 +58,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print("Aucune demande.")
     for r in rows:
-        print(f"{r.id:>5}  {_paris(r.created_at)}  {r.status:<10}  {r.last_name.upper()} "
-              f"{r.first_name} — {r.profession} ({r.identifier})  annuaire : {r.match}"
-              + (f"  compte : {r.mxid}" if r.mxid else "")
-              + (f"  motif : {r.refusal_reason}" if r.refusal_reason else ""))
+        print(
+            f"{r.id:>5}  {_paris(r.created_at)}  {r.status:<10}  {r.last_name.upper()} "
+            f"{r.first_name} — {r.profession} ({r.identifier})  annuaire : {r.match}"
+            + (f"  compte : {r.mxid}" if r.mxid else "")
+            + (f"  motif : {r.refusal_reason}" if r.refusal_reason else "")
+        )
     return 0
 
 
@@ -73,21 +79,28 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         raise CliError(exc.message) from exc
     finally:
         requests.conn.close()
-    print(f"Demande {approval.request_id} approuvée : compte {approval.mxid} "
-          f"(« {approval.display_name} »).")
-    print("Lien d'activation (une seule utilisation, valable jusqu'au "
-          f"{approval.expires_at.astimezone(PARIS).strftime('%d/%m/%Y %H:%M')}) :")
+    print(
+        f"Demande {approval.request_id} approuvée : compte {approval.mxid} "
+        f"(« {approval.display_name} »)."
+    )
+    print(
+        "Lien d'activation (une seule utilisation, valable jusqu'au "
+        f"{approval.expires_at.astimezone(PARIS).strftime('%d/%m/%Y %H:%M')}) :"
+    )
     print(approval.activation_url(str(ctx.profile.dossier_url)))
     smtp = smtp_from_section((ctx.profile.section("annuaire") or {}).get("smtp"))
     if smtp is not None:
         requests = _requests(ctx)
         try:
-            to = requests.email_activation(approval, smtp=smtp,
-                                           public_url=str(ctx.profile.dossier_url), actor=ACTOR)
+            to = requests.email_activation(
+                approval, smtp=smtp, public_url=str(ctx.profile.dossier_url), actor=ACTOR
+            )
             print(f"Lien envoyé par e-mail à {to}.")
         except OSError as exc:
-            raise CliError("Envoi de l'e-mail impossible : transmettez le lien ci-dessus "
-                           f"({type(exc).__name__}).") from exc
+            raise CliError(
+                "Envoi de l'e-mail impossible : transmettez le lien ci-dessus "
+                f"({type(exc).__name__})."
+            ) from exc
         finally:
             requests.conn.close()
     return 0

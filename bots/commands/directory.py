@@ -73,8 +73,9 @@ class LastResults:
         self.ttl = ttl_seconds
         self._items: OrderedDict[tuple[str, str], tuple[float, list[Found]]] = OrderedDict()
 
-    def remember(self, room_id: str, sender: str, found: list[Found],
-                 now: float | None = None) -> None:
+    def remember(
+        self, room_id: str, sender: str, found: list[Found], now: float | None = None
+    ) -> None:
         key = (room_id, sender)
         self._items.pop(key, None)
         self._items[key] = (time.monotonic() if now is None else now, found)
@@ -109,9 +110,15 @@ def found_from_api(items: Sequence[Mapping[str, Any]]) -> list[Found]:
     return out
 
 
-def format_results_for_bot(found: Sequence[Found], *, query: str, total: int,
-                           more: bool = False, in_patient_room: bool = False,
-                           prefix: str = "!") -> tuple[str, str]:
+def format_results_for_bot(
+    found: Sequence[Found],
+    *,
+    query: str,
+    total: int,
+    more: bool = False,
+    in_patient_room: bool = False,
+    prefix: str = "!",
+) -> tuple[str, str]:
     """Pure: the numbered reply (plain, HTML)."""
     q = query.strip()
     if not found:
@@ -127,14 +134,21 @@ def format_results_for_bot(found: Sequence[Found], *, query: str, total: int,
         where = f", {f.city}" if f.city else ""
         account = f"compte Cercle {f.mxid}" if f.mxid else "pas de compte Cercle"
         lines.append(f"{n}. {f.name} — {f.profession}{where} — {account}")
-        mx = (f'<a href="https://matrix.to/#/{html.escape(f.mxid)}">{html.escape(f.mxid)}</a>'
-              if f.mxid else "pas de compte Cercle")
-        items.append(f"<li><b>{html.escape(f.name)}</b> — {html.escape(f.profession)}"
-                     f"{html.escape(where)} — {mx}</li>")
+        mx = (
+            f'<a href="https://matrix.to/#/{html.escape(f.mxid)}">{html.escape(f.mxid)}</a>'
+            if f.mxid
+            else "pas de compte Cercle"
+        )
+        items.append(
+            f"<li><b>{html.escape(f.name)}</b> — {html.escape(f.profession)}"
+            f"{html.escape(where)} — {mx}</li>"
+        )
     body = f"<p>{html.escape(head)} :</p><ol>{''.join(items)}</ol>"
     if in_patient_room and any(f.mxid for f in found):
-        tip = (f"Pour inviter le professionnel n dans ce salon : {prefix}inviter n ; "
-               f"pour l'ajouter au cercle de soins : {prefix}cercle ajouter @qui rôle.")
+        tip = (
+            f"Pour inviter le professionnel n dans ce salon : {prefix}inviter n ; "
+            f"pour l'ajouter au cercle de soins : {prefix}cercle ajouter @qui rôle."
+        )
         lines.append(tip)
         body += f"<p>{html.escape(tip)}</p>"
     return "\n".join(lines), body
@@ -154,8 +168,9 @@ class UserOrResult(Argument):
         return MatrixUser(self.name).take(rest)
 
 
-def result_user(memory: LastResults, room_id: str, sender: str, word: str,
-                prefix: str = "!") -> str:
+def result_user(
+    memory: LastResults, room_id: str, sender: str, word: str, prefix: str = "!"
+) -> str:
     """``!inviter <n>``: the Matrix id of result n of the sender's last search in this room.
 
     For the patients family's ``!inviter`` (which owns that command word): declare its
@@ -171,17 +186,21 @@ def result_user(memory: LastResults, room_id: str, sender: str, word: str,
         raise UserError(f"Votre dernière recherche n'a que {len(found)} résultat(s).")
     who = found[n - 1]
     if who.mxid is None:
-        raise UserError(f"{who.name} n'a pas encore de compte Cercle : il peut en demander un "
-                        "sur la page « Demander un compte » du dossier.")
+        raise UserError(
+            f"{who.name} n'a pas encore de compte Cercle : il peut en demander un "
+            "sur la page « Demander un compte » du dossier."
+        )
     return who.mxid
 
 
-def register(registry: CommandRegistry, *, search: DirectorySearch,
-             results: LastResults | None = None) -> LastResults:
+def register(
+    registry: CommandRegistry, *, search: DirectorySearch, results: LastResults | None = None
+) -> LastResults:
     memory = results or LastResults()
 
     @registry.command(
-        "trouver", aliases=("find",),
+        "trouver",
+        aliases=("find",),
         args=(Text("requete", max_length=MAX_QUERY, label="la requête"),),
         help="cherche un professionnel dans l'annuaire (nom, ville, profession…)",
     )
@@ -190,14 +209,18 @@ def register(registry: CommandRegistry, *, search: DirectorySearch,
             body = await search.search(requete, per_page=MAX_RESULTS)
         except Exception as exc:
             if type(exc).__name__ in ("Unavailable", "Refused"):
-                raise UserError("L'annuaire est momentanément indisponible ; réessayez dans "
-                                "un instant.") from None
+                raise UserError(
+                    "L'annuaire est momentanément indisponible ; réessayez dans un instant."
+                ) from None
             raise
         found = found_from_api(list(body.get("resultats") or []))
         memory.remember(ctx.room_id, ctx.sender, found)
         plain, body_html = format_results_for_bot(
-            found, query=requete, total=int(body.get("total") or 0),
-            more=bool(body.get("total_minimum")), in_patient_room=ctx.facts.is_patient_room,
+            found,
+            query=requete,
+            total=int(body.get("total") or 0),
+            more=bool(body.get("total_minimum")),
+            in_patient_room=ctx.facts.is_patient_room,
             prefix=registry.prefix,
         )
         await ctx.reply(plain, body_html)

@@ -56,8 +56,18 @@ ROLE_WORDS = {
     "representant_legal": "representant_legal",
     "représentant_légal": "representant_legal",
 }
-UNAVAILABLE = "⏳ Le dossier est momentanément indisponible : {what} sera enregistré(e) dès son retour."
-DEFAULT_CATEGORIES = ("compte rendu", "ordonnance", "bilan", "courrier", "photo", "administratif", "autre")
+UNAVAILABLE = (
+    "⏳ Le dossier est momentanément indisponible : {what} sera enregistré(e) dès son retour."
+)
+DEFAULT_CATEGORIES = (
+    "compte rendu",
+    "ordonnance",
+    "bilan",
+    "courrier",
+    "photo",
+    "administratif",
+    "autre",
+)
 
 
 def register(
@@ -80,7 +90,9 @@ def register(
                 "!patient lier <identifiant du dossier>"
             ) from None
         except Unavailable:
-            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+            raise UserError(
+                "Le dossier est momentanément indisponible ; réessayez dans un instant."
+            ) from None
 
     async def require_access(ctx: CommandContext, pid: str, *, reading: bool) -> None:
         """The dossier's rule, applied by the bot acting for the sender: only members of the
@@ -90,7 +102,9 @@ def register(
             members = await dossier.circle(pid)
         except Unavailable:
             if reading:
-                raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+                raise UserError(
+                    "Le dossier est momentanément indisponible ; réessayez dans un instant."
+                ) from None
             return
         if not any(m.get("matrix_user_id") == ctx.sender and m.get("has_access") for m in members):
             raise UserError(
@@ -121,7 +135,9 @@ def register(
         try:
             return await dossier.circle(pid)
         except Unavailable:
-            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+            raise UserError(
+                "Le dossier est momentanément indisponible ; réessayez dans un instant."
+            ) from None
 
     def require_coordinator(members: list[dict[str, Any]], user: str) -> None:
         if not any(m.get("matrix_user_id") == user and m.get("role") == "coordinateur"
@@ -152,11 +168,15 @@ def register(
         except Refused:
             members = []
         except Unavailable:
-            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+            raise UserError(
+                "Le dossier est momentanément indisponible ; réessayez dans un instant."
+            ) from None
         if not any(m.get("matrix_user_id") == ctx.sender and m.get("role") == "coordinateur"
                    and m.get("has_access") for m in members):  # fmt: skip
             raise UserError("Dossier introuvable, ou vous n'en êtes pas coordinateur.")
-        item = await write(ctx, "link", "patient.link", {"patient_id": pid}, "la liaison au dossier")
+        item = await write(
+            ctx, "link", "patient.link", {"patient_id": pid}, "la liaison au dossier"
+        )
         if item is None:
             return
         url = bridge.file_url(pid)
@@ -169,8 +189,11 @@ def register(
     @registry.command(
         "cercle",
         aliases=("circle",),
-        args=(Text("ajouter @qui rôle | retirer @qui", optional=True, max_length=300,
-                   label="l'action"),),
+        args=(
+            Text(
+                "ajouter @qui rôle | retirer @qui", optional=True, max_length=300, label="l'action"
+            ),
+        ),
         help="liste le cercle de soins ; les coordinateurs y ajoutent ou retirent un professionnel",
         where=Where.SHARED_ROOM,
     )
@@ -188,7 +211,9 @@ def register(
             user = action[1]
             role = ROLE_WORDS.get(action[2].lower() if len(action) == 3 else "intervenant")
             if role is None:
-                raise UsageError(f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}.")
+                raise UsageError(
+                    f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}."
+                )
             if not user.startswith("@") or ":" not in user:
                 raise UsageError("Identifiant Matrix attendu (forme @nom:serveur).")
             if any(m.get("matrix_user_id") == user for m in members):
@@ -197,7 +222,9 @@ def register(
             name = (room.user_name(user) if room and user in room.users else None) or user
             member = {"kind": "professionnel", "display_name": name, "matrix_user_id": user,
                       "role": role, "has_access": True}  # fmt: skip
-            item = await write(ctx, "circle-add", "circle.add", {"member": member}, "l'ajout au cercle de soins")
+            item = await write(
+                ctx, "circle-add", "circle.add", {"member": member}, "l'ajout au cercle de soins"
+            )
             if item is not None:
                 await ctx.reply(
                     f"👥 {name} ajouté(e) au cercle de soins ({ROLE_LABELS[role]}) ; invitation en cours.",
@@ -234,8 +261,14 @@ def register(
             access = "habilité" if m.get("has_access") else "non habilité"
             left = " (a quitté la conversation)" if m.get("left_room_at") else ""
             plain.append(f"• {name} — {profession} — {role} — {access}{left}")
-            who = mention_html(m["matrix_user_id"], name) if m.get("matrix_user_id") else html.escape(name)
-            rich.append(f"<li>{who} — {html.escape(profession)} — {html.escape(role)} — {access}{left}</li>")
+            who = (
+                mention_html(m["matrix_user_id"], name)
+                if m.get("matrix_user_id")
+                else html.escape(name)
+            )
+            rich.append(
+                f"<li>{who} — {html.escape(profession)} — {html.escape(role)} — {access}{left}</li>"
+            )
         rich.append("</ul>")
         await ctx.reply("\n".join(plain), "".join(rich))
 
@@ -279,12 +312,18 @@ def register(
             listing = ", ".join(valid)
             raise UserError(f"Catégorie inconnue : « {category[:60]} ». Catégories : {listing}.")
         command = await _event_content(client, ctx.room_id, ctx.event_id)
-        reply_to = (((command or {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+        reply_to = (((command or {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}).get(
+            "event_id"
+        )
         if not isinstance(reply_to, str):
             raise UserError("Répondez au message qui porte la pièce jointe avec !doc <catégorie>.")
         target = await _event_content(client, ctx.room_id, reply_to)
         source = MediaSource.from_content(target or {})
-        if target is None or source is None or target.get("msgtype") not in ("m.file", "m.image", "m.video", "m.audio"):
+        if (
+            target is None
+            or source is None
+            or target.get("msgtype") not in ("m.file", "m.image", "m.video", "m.audio")
+        ):
             raise UserError("Le message auquel vous répondez ne porte pas de pièce jointe lisible.")
         filename = str(target.get("filename") or target.get("body") or "document")[:200]
         data = await _download(source)
@@ -319,7 +358,9 @@ def register(
     @registry.command(
         "tache",
         aliases=("task", "tâche"),
-        args=(Text("libellé [pour @qui] [échéance date] | fait n", max_length=700, label="la tâche"),),
+        args=(
+            Text("libellé [pour @qui] [échéance date] | fait n", max_length=700, label="la tâche"),
+        ),
         help="crée une tâche sur le dossier (ou « !tache fait 2 » clôt la tâche n° 2 de !taches)",
         where=Where.SHARED_ROOM,
     )
@@ -341,7 +382,11 @@ def register(
             return
         due = f" (échéance {fr_date(request.due)})" if request.due else ""
         who_plain = f" pour {', '.join(request.assignees)}" if request.assignees else ""
-        who_html = f" pour {', '.join(mention_html(u) for u in request.assignees)}" if request.assignees else ""
+        who_html = (
+            f" pour {', '.join(mention_html(u) for u in request.assignees)}"
+            if request.assignees
+            else ""
+        )
         await ctx.reply(
             f"📋 Tâche créée : « {request.label} »{who_plain}{due}.",
             f"📋 Tâche créée : « {html.escape(request.label)} »{who_html}{html.escape(due)}.",
@@ -351,7 +396,9 @@ def register(
         try:
             tasks = await dossier.open_tasks(pid)
         except Unavailable:
-            raise UserError("Le dossier est momentanément indisponible ; réessayez dans un instant.") from None
+            raise UserError(
+                "Le dossier est momentanément indisponible ; réessayez dans un instant."
+            ) from None
         return sorted(tasks, key=task_order_key)
 
     async def _close_task(ctx: CommandContext, number: str) -> None:
@@ -391,7 +438,9 @@ def register(
             late = " ⏰ en retard" if t.get("overdue") else ""
             who = f" — pour {', '.join(people)}" if people else ""
             plain.append(f"{n}. {t.get('label')}{who}{due}{late}")
-            rich.append(f"<li>{html.escape(str(t.get('label')))}{html.escape(who)}{html.escape(due)}{late}</li>")
+            rich.append(
+                f"<li>{html.escape(str(t.get('label')))}{html.escape(who)}{html.escape(due)}{late}</li>"
+            )
         rich.append("</ol>")
         plain.append("Pour clore : !tache fait <n>")
         rich.append("<p>Pour clore : <code>!tache fait &lt;n&gt;</code></p>")

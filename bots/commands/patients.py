@@ -155,7 +155,11 @@ def register(
     @registry.command(
         "inviter",
         aliases=("invite",),
-        args=(UserOrResult("utilisateur") if directory_results is not None else MatrixUser("utilisateur"),),
+        args=(
+            UserOrResult("utilisateur")
+            if directory_results is not None
+            else MatrixUser("utilisateur"),
+        ),
         help="invite un professionnel dans ce salon patient (avec l'historique partagé) ; "
         "ou le résultat n de votre dernier !trouver",
         where=Where.PATIENT_ROOM,

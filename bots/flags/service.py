@@ -223,7 +223,10 @@ class FlagService:
         not replied to (a reaction is not a command)."""
         flags = await self.current(room_id)
         urgent = flags.get(FlagKind.URGENT)
-        if urgent is not None and (urgent.acknowledged_by, urgent.acknowledged_at_ms) == (by, at_ms):
+        if urgent is not None and (urgent.acknowledged_by, urgent.acknowledged_at_ms) == (
+            by,
+            at_ms,
+        ):
             flag = urgent  # this very acknowledgement, replayed after a kill: finish it
         else:
             try:

@@ -190,9 +190,15 @@ class DossierBridge:
                     pid, category=p["category"], filename=p["filename"], data=data,
                     actor=actor, key=key,
                 )  # fmt: skip
-                return {"patient_id": pid, "document_id": doc.get("id"), "sha256": doc.get("sha256")}
+                return {
+                    "patient_id": pid,
+                    "document_id": doc.get("id"),
+                    "sha256": doc.get("sha256"),
+                }
             if op == "circle.add":
-                member = await self.dossier.add_circle_member(pid, p["member"], actor=actor, key=key)
+                member = await self.dossier.add_circle_member(
+                    pid, p["member"], actor=actor, key=key
+                )
                 return {"patient_id": pid, "member_id": member.get("id")}
             if op == "circle.end":
                 await self.dossier.end_circle_member(pid, p["member_id"], actor=actor, key=key)
@@ -262,12 +268,16 @@ class DossierBridge:
             if room_id not in self.client.rooms:
                 if room_id not in self._fresh:
                     # not a room the bot just made: it is not (or no longer) in it
-                    log.info("événement du dossier %s : le bot n'est pas dans le salon", event.get("seq"))
+                    log.info(
+                        "événement du dossier %s : le bot n'est pas dans le salon", event.get("seq")
+                    )
                     return
                 await self._wait_for_room(room_id)  # TransientError: the feed retries, then skips
             if kind.startswith("circle."):
                 await self._circle_to_membership(room_id, pid, event)
-            notice = render_event(event, self.file_url(pid), self._names(room_id)) if announce else None
+            notice = (
+                render_event(event, self.file_url(pid), self._names(room_id)) if announce else None
+            )
             if notice is not None:
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
@@ -516,14 +526,25 @@ class DossierBridge:
         if self.worker is None:
             return
         user = event.state_key
-        prev = (event.prev_content or {}).get("membership") if hasattr(event, "prev_content") else None
-        if event.membership == "leave" and event.sender == user and user != self.bot_user_id and prev == "join":
+        prev = (
+            (event.prev_content or {}).get("membership") if hasattr(event, "prev_content") else None
+        )
+        if (
+            event.membership == "leave"
+            and event.sender == user
+            and user != self.bot_user_id
+            and prev == "join"
+        ):
             self.worker.outbox.enqueue(
                 idempotency_key(event.event_id, "left"), "circle.left",
                 {"user_id": user, "room_id": room_id},
             )  # fmt: skip
             self.worker.wake()
-        elif event.membership == "invite" and prev not in ("invite", "join") and event.sender != self.bot_user_id:
+        elif (
+            event.membership == "invite"
+            and prev not in ("invite", "join")
+            and event.sender != self.bot_user_id
+        ):
             # an invitation made in the client (the bot's own are noted where it makes them:
             # care-circle sync, !inviter through the command observer)
             self.worker.outbox.enqueue(

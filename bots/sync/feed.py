@@ -119,7 +119,9 @@ class FeedConsumer:
                 await self._sleep(delay)
             except TransientError as exc:
                 if attempt >= self.max_transient_attempts:
-                    log.error("événement du dossier %d abandonné : problème persistant (%s)", seq, exc)
+                    log.error(
+                        "événement du dossier %d abandonné : problème persistant (%s)", seq, exc
+                    )
                     self.skipped += 1
                     break
                 delay = backoff_ms(attempt, cap_ms=30_000) / 1000

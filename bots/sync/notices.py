@@ -55,8 +55,7 @@ def fr_date(value: str | date | datetime | None) -> str:
 
 def _pill(user_id: str, name: str | None = None) -> str:
     return (
-        f'<a href="https://matrix.to/#/{html.escape(user_id)}">'
-        f"{html.escape(name or user_id)}</a>"
+        f'<a href="https://matrix.to/#/{html.escape(user_id)}">{html.escape(name or user_id)}</a>'
     )
 
 
@@ -101,9 +100,7 @@ def render_event(
         due = fr_date(payload.get("due_date"))
         who_plain, who_html = _people(people, names)
         targets_plain = ", ".join(filter(None, [who_plain, ", ".join(structures)]))
-        targets_html = ", ".join(
-            filter(None, [who_html, html.escape(", ".join(structures))])
-        )
+        targets_html = ", ".join(filter(None, [who_html, html.escape(", ".join(structures))]))
         due_txt = f" (échéance {due})" if due else ""
         return notice(
             f"📋 Nouvelle tâche « {label} » pour {targets_plain}{due_txt}",
@@ -116,7 +113,9 @@ def render_event(
         due = fr_date(payload.get("due_date"))
         who_plain, who_html = _people(people, names)
         targets_plain = ", ".join(filter(None, [who_plain, ", ".join(structures)])) or "personne"
-        targets_html = ", ".join(filter(None, [who_html, html.escape(", ".join(structures))])) or "personne"
+        targets_html = (
+            ", ".join(filter(None, [who_html, html.escape(", ".join(structures))])) or "personne"
+        )
         base = notice(
             f"⏰ Tâche en retard : « {label} » (échéance {due}) — pour {targets_plain}",
             f"⏰ <strong>Tâche en retard</strong> : « {html.escape(label)} » (échéance "

@@ -88,4 +88,8 @@ def parse_task(text: str, today: date) -> TaskRequest:
 def task_order_key(task: dict[str, object]) -> tuple[str, str, str]:
     """How `!taches` numbers the open tasks: by due date (none last), then creation."""
     due = task.get("due_date")
-    return (str(due) if due else "9999-99-99", str(task.get("created_at") or ""), str(task.get("id")))
+    return (
+        str(due) if due else "9999-99-99",
+        str(task.get("created_at") or ""),
+        str(task.get("id")),
+    )

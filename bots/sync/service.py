@@ -259,7 +259,9 @@ class FlagJournal:
 
     def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
                held: bool) -> None:  # fmt: skip
-        if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(room_id):
+        if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(
+            room_id
+        ):
             return
         key = idempotency_key(event_id, purpose)
         self.sync.outbox.enqueue(
@@ -327,7 +329,9 @@ class TranscriptSender:
         with tempfile.TemporaryDirectory(prefix="cercle-histoire-") as tmp:
             directory = Path(tmp)
             async with aiohttp.ClientSession() as session:
-                media = MediaFetcher(session, self.homeserver_url, str(self.client.access_token), directory)
+                media = MediaFetcher(
+                    session, self.homeserver_url, str(self.client.access_token), directory
+                )
                 history = await fetch_history(self.client, HistoryRequest(room_id), media)
             label = room_label(self.client, room_id)
             header = TranscriptHeader(
@@ -350,4 +354,6 @@ class TranscriptSender:
         )  # fmt: skip
         text = (f"Vous avez été invité(e) dans la conversation « {label} ». Votre application ne "
                 "peut pas recevoir les clés de l'historique : le voici en PDF.")  # fmt: skip
-        await self.io.send_notice(dm_room_id, text, text, txn_id=txn_for(f"history-{room_id}-{invitee}", "note"))
+        await self.io.send_notice(
+            dm_room_id, text, text, txn_id=txn_for(f"history-{room_id}-{invitee}", "note")
+        )

@@ -71,7 +71,9 @@ class SyncStore:
     # -- overdue tasks --
     def overdue_announced(self, task_id: str) -> bool:
         return (
-            self._db.execute("SELECT 1 FROM overdue_notified WHERE task_id=?", (task_id,)).fetchone()
+            self._db.execute(
+                "SELECT 1 FROM overdue_notified WHERE task_id=?", (task_id,)
+            ).fetchone()
             is not None
         )
 
@@ -83,7 +85,9 @@ class SyncStore:
 
     # -- direct chats --
     def direct_room(self, user_id: str) -> str | None:
-        row = self._db.execute("SELECT room_id FROM direct_rooms WHERE user_id=?", (user_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT room_id FROM direct_rooms WHERE user_id=?", (user_id,)
+        ).fetchone()
         return row[0] if row else None
 
     def save_direct_room(self, user_id: str, room_id: str) -> None:
@@ -95,7 +99,9 @@ class SyncStore:
 
     # -- room <-> file links known to the bot --
     def patient_of(self, room_id: str) -> str | None:
-        row = self._db.execute("SELECT patient_id FROM room_links WHERE room_id=?", (room_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT patient_id FROM room_links WHERE room_id=?", (room_id,)
+        ).fetchone()
         return row[0] if row else None
 
     def room_of(self, patient_id: str) -> str | None:

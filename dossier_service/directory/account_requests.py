@@ -48,8 +48,9 @@ class HomeserverAdmin(Protocol):
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None: ...
     async def create_or_modify_user(self, user_id: str, **fields: Any) -> dict[str, Any]: ...
-    async def reset_password(self, user_id: str, new_password: str, *,
-                             logout_devices: bool = True) -> None: ...
+    async def reset_password(
+        self, user_id: str, new_password: str, *, logout_devices: bool = True
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,23 @@ class AccountRequest:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "cree_le": self.created_at, "statut": self.status,
-            "nom": self.last_name, "prenom": self.first_name, "identifiant": self.identifier,
-            "profession": self.profession, "structure": self.structure, "email": self.email,
-            "telephone": self.phone, "correspondance": self.match,
-            "detail_correspondance": self.match_detail, "id_national": self.national_id,
-            "decide_le": self.decided_at, "decide_par": self.decided_by,
-            "motif_refus": self.refusal_reason, "compte_matrix": self.mxid,
+            "id": self.id,
+            "cree_le": self.created_at,
+            "statut": self.status,
+            "nom": self.last_name,
+            "prenom": self.first_name,
+            "identifiant": self.identifier,
+            "profession": self.profession,
+            "structure": self.structure,
+            "email": self.email,
+            "telephone": self.phone,
+            "correspondance": self.match,
+            "detail_correspondance": self.match_detail,
+            "id_national": self.national_id,
+            "decide_le": self.decided_at,
+            "decide_par": self.decided_by,
+            "motif_refus": self.refusal_reason,
+            "compte_matrix": self.mxid,
         }
 
 
@@ -96,9 +107,11 @@ class Approval:
         return f"{public_url.rstrip('/')}/annuaire/activation/{self.activation_token}"
 
 
-_COLUMNS = ("id, created_at, status, last_name, first_name, identifier, profession, structure, "
-            "email, phone, match, match_detail, national_id, decided_at, decided_by, "
-            "refusal_reason, mxid")
+_COLUMNS = (
+    "id, created_at, status, last_name, first_name, identifier, profession, structure, "
+    "email, phone, match, match_detail, national_id, decided_at, decided_by, "
+    "refusal_reason, mxid"
+)
 
 
 @contextmanager
@@ -128,9 +141,11 @@ def match_request(directory: Directory, form: RequestForm) -> tuple[str, str, Hi
         problems.append(f"prénom dans l'annuaire : {hit.first_name}")
     typed = joined(form.profession)
     code = PROFESSION_WORDS.get(typed) or ("10" if typed in SPECIALTY_WORDS else None)
-    if (code is None and joined(hit.profession) != typed and not fold(hit.profession).startswith(
-        fold(form.profession)
-    )) or (code is not None and code != hit.profession_code):
+    if (
+        code is None
+        and joined(hit.profession) != typed
+        and not fold(hit.profession).startswith(fold(form.profession))
+    ) or (code is not None and code != hit.profession_code):
         problems.append(f"profession dans l'annuaire : {hit.profession}")
     if problems:
         return INCONSISTENT, "Incohérence : " + " ; ".join(problems) + ".", hit
@@ -144,8 +159,14 @@ def localpart_for(first_name: str, last_name: str) -> str:
 
 
 class AccountRequests:
-    def __init__(self, conn: sqlite3.Connection, directory: Directory, *,
-                 server_name: str, activation_hours: int = 72) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        directory: Directory,
+        *,
+        server_name: str,
+        activation_hours: int = 72,
+    ) -> None:
         self.conn = conn
         self.directory = directory
         self.server_name = server_name
@@ -156,16 +177,37 @@ class AccountRequests:
         now = now or datetime.now(UTC)
         match, detail, hit = match_request(self.directory, form)
         with transaction(self.conn):
-            rid = int(self.conn.execute(
-                "INSERT INTO account_request (created_at, status, last_name, first_name, "
-                "identifier, profession, structure, email, phone, consent_at, match, "
-                "match_detail, national_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (now.isoformat(), PENDING, form.last_name, form.first_name, form.identifier,
-                 form.profession, form.structure, form.email, form.phone, now.isoformat(),
-                 match, detail, hit.national_id if hit else None),
-            ).lastrowid or 0)
-            audit.record(self.conn, actor="public", action="demande.creee",
-                         target=f"demande:{rid}", detail={"correspondance": match}, at=now)
+            rid = int(
+                self.conn.execute(
+                    "INSERT INTO account_request (created_at, status, last_name, first_name, "
+                    "identifier, profession, structure, email, phone, consent_at, match, "
+                    "match_detail, national_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        now.isoformat(),
+                        PENDING,
+                        form.last_name,
+                        form.first_name,
+                        form.identifier,
+                        form.profession,
+                        form.structure,
+                        form.email,
+                        form.phone,
+                        now.isoformat(),
+                        match,
+                        detail,
+                        hit.national_id if hit else None,
+                    ),
+                ).lastrowid
+                or 0
+            )
+            audit.record(
+                self.conn,
+                actor="public",
+                action="demande.creee",
+                target=f"demande:{rid}",
+                detail={"correspondance": match},
+                at=now,
+            )
         found = self.get(rid)
         assert found is not None
         return found
@@ -193,13 +235,15 @@ class AccountRequests:
         if req is None:
             raise RequestError("M_NOT_FOUND", f"Demande {request_id} introuvable.", 404)
         if req.status != PENDING:
-            raise RequestError("M_FORBIDDEN",
-                               f"Demande {request_id} déjà traitée ({req.status}).", 409)
+            raise RequestError(
+                "M_FORBIDDEN", f"Demande {request_id} déjà traitée ({req.status}).", 409
+            )
         return req
 
     # --- decisions ----------------------------------------------------------------------
-    def refuse(self, request_id: int, *, reason: str, actor: str,
-               now: datetime | None = None) -> AccountRequest:
+    def refuse(
+        self, request_id: int, *, reason: str, actor: str, now: datetime | None = None
+    ) -> AccountRequest:
         reason = " ".join(reason.split())
         if not reason:
             raise RequestError("M_MISSING_PARAM", "Le motif du refus est obligatoire.")
@@ -213,24 +257,33 @@ class AccountRequests:
                 "refusal_reason=? WHERE id=? AND status=?",
                 (REFUSED, now.isoformat(), actor, reason, request_id, PENDING),
             )
-            audit.record(self.conn, actor=actor, action="demande.refusee",
-                         target=f"demande:{request_id}", detail={"motif": reason}, at=now)
+            audit.record(
+                self.conn,
+                actor=actor,
+                action="demande.refusee",
+                target=f"demande:{request_id}",
+                detail={"motif": reason},
+                at=now,
+            )
         found = self.get(request_id)
         assert found is not None
         return found
 
-    async def approve(self, request_id: int, *, actor: str, api: HomeserverAdmin,
-                      now: datetime | None = None) -> Approval:
+    async def approve(
+        self, request_id: int, *, actor: str, api: HomeserverAdmin, now: datetime | None = None
+    ) -> Approval:
         """Create the Matrix account (approved, directory display name, RPPS id linked)
         and issue a one-time activation link."""
         req = self._pending(request_id)
         now = now or datetime.now(UTC)
         hit = self.directory.professional(req.national_id) if req.national_id else None
         if hit is not None and hit.mxid:
-            raise RequestError("M_USER_IN_USE", f"Ce professionnel a déjà un compte : {hit.mxid}.",
-                               409)
-        name = hit.display_name if hit else display_name(
-            req.last_name, req.first_name, req.profession)
+            raise RequestError(
+                "M_USER_IN_USE", f"Ce professionnel a déjà un compte : {hit.mxid}.", 409
+            )
+        name = (
+            hit.display_name if hit else display_name(req.last_name, req.first_name, req.profession)
+        )
         mxid = await self._free_user_id(req, api)
         fields: dict[str, Any] = {
             "displayname": name,
@@ -238,15 +291,19 @@ class AccountRequests:
             "threepids": [{"medium": "email", "address": req.email}],
         }
         if hit is not None:
-            fields["external_ids"] = [{"auth_provider": RPPS_PROVIDER,
-                                       "external_id": hit.national_id}]
+            fields["external_ids"] = [
+                {"auth_provider": RPPS_PROVIDER, "external_id": hit.national_id}
+            ]
         try:
             await api.create_or_modify_user(mxid, **fields)
         except Exception as exc:
             if getattr(exc, "status", None) == 409:  # Synapse: external id already in use
                 raise RequestError(
-                    "M_USER_IN_USE", "Ce numéro RPPS/ADELI est déjà attaché à un autre compte "
-                    "Matrix : liez les comptes avec « cercle annuaire lier ».", 409) from None
+                    "M_USER_IN_USE",
+                    "Ce numéro RPPS/ADELI est déjà attaché à un autre compte "
+                    "Matrix : liez les comptes avec « cercle annuaire lier ».",
+                    409,
+                ) from None
             raise
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(hours=self.activation_hours)
@@ -272,9 +329,14 @@ class AccountRequests:
                 "VALUES (?,?,?,?,?)",
                 (token_hash(token), request_id, mxid, now.isoformat(), expires.isoformat()),
             )
-            audit.record(self.conn, actor=actor, action="demande.approuvee",
-                         target=f"demande:{request_id}",
-                         detail={"compte": mxid, "lien_rpps": bool(hit)}, at=now)
+            audit.record(
+                self.conn,
+                actor=actor,
+                action="demande.approuvee",
+                target=f"demande:{request_id}",
+                detail={"compte": mxid, "lien_rpps": bool(hit)},
+                at=now,
+            )
         return Approval(request_id, mxid, name, token, expires)
 
     async def _free_user_id(self, req: AccountRequest, api: HomeserverAdmin) -> str:
@@ -285,8 +347,9 @@ class AccountRequests:
                 return mxid
         raise RequestError("M_USER_IN_USE", "Aucun identifiant Matrix libre pour ce nom.", 409)
 
-    def email_activation(self, approval: Approval, *, smtp: Any, public_url: str,
-                         actor: str) -> str:
+    def email_activation(
+        self, approval: Approval, *, smtp: Any, public_url: str, actor: str
+    ) -> str:
         """Send the activation link by e-mail (blocking: run it in a thread); audited."""
         from zoneinfo import ZoneInfo
 
@@ -296,14 +359,24 @@ class AccountRequests:
         if req is None:
             raise RequestError("M_NOT_FOUND", "Demande introuvable.", 404)
         expires = approval.expires_at.astimezone(ZoneInfo("Europe/Paris"))
-        send(smtp, activation_message(
-            sender=smtp.sender, to=req.email, display_name=approval.display_name,
-            mxid=approval.mxid, url=approval.activation_url(public_url),
-            expires=expires.strftime("%d/%m/%Y %H:%M"),
-        ))
+        send(
+            smtp,
+            activation_message(
+                sender=smtp.sender,
+                to=req.email,
+                display_name=approval.display_name,
+                mxid=approval.mxid,
+                url=approval.activation_url(public_url),
+                expires=expires.strftime("%d/%m/%Y %H:%M"),
+            ),
+        )
         with transaction(self.conn):
-            audit.record(self.conn, actor=actor, action="demande.lien_envoye",
-                         target=f"demande:{approval.request_id}")
+            audit.record(
+                self.conn,
+                actor=actor,
+                action="demande.lien_envoye",
+                target=f"demande:{approval.request_id}",
+            )
         return req.email
 
     # --- activation ---------------------------------------------------------------------
@@ -317,17 +390,22 @@ class AccountRequests:
         if row is None or row[3] is not None:
             raise RequestError("M_NOT_FOUND", "Lien d'activation invalide ou déjà utilisé.", 404)
         if datetime.fromisoformat(row[2]) <= now:
-            raise RequestError("M_FORBIDDEN", "Lien d'activation expiré : contactez "
-                               "l'administrateur pour en obtenir un nouveau.", 410)
+            raise RequestError(
+                "M_FORBIDDEN",
+                "Lien d'activation expiré : contactez l'administrateur pour en obtenir un nouveau.",
+                410,
+            )
         return int(row[0]), str(row[1])
 
-    async def activate(self, token: str, password: str, *, api: HomeserverAdmin,
-                       now: datetime | None = None) -> str:
+    async def activate(
+        self, token: str, password: str, *, api: HomeserverAdmin, now: datetime | None = None
+    ) -> str:
         now = now or datetime.now(UTC)
         request_id, mxid = self.activation(token, now=now)
         if len(password) < MIN_PASSWORD:
-            raise RequestError("M_WEAK_PASSWORD",
-                               f"Mot de passe trop court ({MIN_PASSWORD} caractères minimum).")
+            raise RequestError(
+                "M_WEAK_PASSWORD", f"Mot de passe trop court ({MIN_PASSWORD} caractères minimum)."
+            )
         if len(password) > 512:
             raise RequestError("M_INVALID_PARAM", "Mot de passe trop long.")
         with transaction(self.conn):
@@ -338,8 +416,14 @@ class AccountRequests:
             if used != 1:
                 raise RequestError("M_NOT_FOUND", "Lien d'activation déjà utilisé.", 404)
             await api.reset_password(mxid, password, logout_devices=True)
-            self.conn.execute("UPDATE account_request SET status=? WHERE id=?",
-                              (ACTIVATED, request_id))
-            audit.record(self.conn, actor=mxid, action="compte.active",
-                         target=f"demande:{request_id}", at=now)
+            self.conn.execute(
+                "UPDATE account_request SET status=? WHERE id=?", (ACTIVATED, request_id)
+            )
+            audit.record(
+                self.conn,
+                actor=mxid,
+                action="compte.active",
+                target=f"demande:{request_id}",
+                at=now,
+            )
         return mxid

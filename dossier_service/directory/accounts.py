@@ -33,16 +33,17 @@ class LinkReport:
     unmatched: int = 0
 
 
-def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str,
-         actor: str) -> None:
+def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str, actor: str) -> None:
     now = datetime.now(UTC)
     with transaction(conn):
-        previous = conn.execute("SELECT national_id FROM account_link WHERE mxid = ?",
-                                (mxid,)).fetchone()
+        previous = conn.execute(
+            "SELECT national_id FROM account_link WHERE mxid = ?", (mxid,)
+        ).fetchone()
         if previous and previous[0] != national_id:
             mark_linked(conn, previous[0], False)
-        conn.execute("DELETE FROM account_link WHERE national_id = ? AND mxid <> ?",
-                     (national_id, mxid))
+        conn.execute(
+            "DELETE FROM account_link WHERE national_id = ? AND mxid <> ?", (national_id, mxid)
+        )
         conn.execute(
             "INSERT INTO account_link (mxid, national_id, source, linked_at) VALUES (?,?,?,?) "
             "ON CONFLICT(mxid) DO UPDATE SET national_id=excluded.national_id, "
@@ -50,8 +51,14 @@ def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str,
             (mxid, national_id, source, now.isoformat()),
         )
         mark_linked(conn, national_id, True)
-        audit.record(conn, actor=actor, action="compte.lie", target=mxid,
-                     detail={"id_national": national_id, "source": source}, at=now)
+        audit.record(
+            conn,
+            actor=actor,
+            action="compte.lie",
+            target=mxid,
+            detail={"id_national": national_id, "source": source},
+            at=now,
+        )
 
 
 def _match(directory: Directory, user: dict[str, Any]) -> tuple[Hit | None, str]:
@@ -68,8 +75,9 @@ def _match(directory: Directory, user: dict[str, Any]) -> tuple[Hit | None, str]
     return None, ""
 
 
-async def link_accounts(conn: sqlite3.Connection, directory: Directory, api: UserAdmin, *,
-                        actor: str) -> LinkReport:
+async def link_accounts(
+    conn: sqlite3.Connection, directory: Directory, api: UserAdmin, *, actor: str
+) -> LinkReport:
     """Link every Synapse account that carries an RPPS id or a directory e-mail, and set
     the display names of linked accounts."""
     report = LinkReport()

@@ -8,18 +8,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def record(conn: sqlite3.Connection, *, actor: str, action: str, target: str,
-           detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+def record(
+    conn: sqlite3.Connection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
     """Write one audit row; the caller owns the transaction (change + audit commit together)."""
     conn.execute(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        ((at or datetime.now(UTC)).isoformat(), actor, action, target,
-         json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)),
+        (
+            (at or datetime.now(UTC)).isoformat(),
+            actor,
+            action,
+            target,
+            json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+        ),
     )
 
 
-def entries(conn: sqlite3.Connection, *, target: str | None = None,
-            limit: int = 200) -> list[dict[str, Any]]:
+def entries(
+    conn: sqlite3.Connection, *, target: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
     sql = "SELECT id, at, actor, action, target, detail FROM audit"
     args: list[Any] = []
     if target is not None:
@@ -28,7 +41,13 @@ def entries(conn: sqlite3.Connection, *, target: str | None = None,
     sql += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
     return [
-        {"id": r[0], "at": r[1], "actor": r[2], "action": r[3], "target": r[4],
-         "detail": json.loads(r[5])}
+        {
+            "id": r[0],
+            "at": r[1],
+            "actor": r[2],
+            "action": r[3],
+            "target": r[4],
+            "detail": json.loads(r[5]),
+        }
         for r in conn.execute(sql, args)
     ]

@@ -10,17 +10,20 @@ from .search import Hit
 MAX_BOT_RESULTS = 10
 
 
-def format_results_for_bot(results: Sequence[Hit], *, total: int | None = None,
-                           query: str = "") -> tuple[str, str]:
+def format_results_for_bot(
+    results: Sequence[Hit], *, total: int | None = None, query: str = ""
+) -> tuple[str, str]:
     """Numbered list (for ``!inviter <n>``): name, profession, city, Cercle account or not."""
     shown = list(results)[:MAX_BOT_RESULTS]
     if not shown:
-        text = f"Aucun professionnel trouvé pour « {query} »." if query else \
-            "Aucun professionnel trouvé."
+        text = (
+            f"Aucun professionnel trouvé pour « {query} »."
+            if query
+            else "Aucun professionnel trouvé."
+        )
         return text, escape(text)
     count = total if total is not None else len(shown)
-    head = f"{count} résultat{'s' if count > 1 else ''}" + (
-        f" pour « {query} »" if query else "")
+    head = f"{count} résultat{'s' if count > 1 else ''}" + (f" pour « {query} »" if query else "")
     if count > len(shown):
         head += f" ({len(shown)} premiers)"
     lines = [head + " :"]
@@ -30,8 +33,11 @@ def format_results_for_bot(results: Sequence[Hit], *, total: int | None = None,
         what = hit.profession + (f" ({hit.specialty})" if hit.specialty else "")
         place = f", {hit.city}" if hit.city else ""
         lines.append(f"{n}. {hit.last_name} {hit.first_name.title()} — {what}{place} — {account}")
-        mx = (f'<a href="https://matrix.to/#/{escape(hit.mxid)}">compte Cercle</a>'
-              if hit.mxid else "pas de compte Cercle")
+        mx = (
+            f'<a href="https://matrix.to/#/{escape(hit.mxid)}">compte Cercle</a>'
+            if hit.mxid
+            else "pas de compte Cercle"
+        )
         items.append(
             f"<li><b>{escape(hit.last_name)} {escape(hit.first_name.title())}</b> — "
             f"{escape(what)}{escape(place)} — {mx}</li>"

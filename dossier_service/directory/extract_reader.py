@@ -71,12 +71,18 @@ def prepare(first: PersonLine, activities: list[Activity], raw: list[str]) -> Pr
     else:
         tokens = (*names, *sorted({a.email + " " for a in acts if a.email}))
         places = dict.fromkeys(
-            (a.dept, a.commune_code, a.postcode, code, a.specialty_code, a.mode_code)
-            for a in acts
+            (a.dept, a.commune_code, a.postcode, code, a.specialty_code, a.mode_code) for a in acts
         )
         keys = [(t, *place) for place in places for t in tokens]
-    person: tuple[str, ...] = (first.id_type, first.civility, first.last_name, first.first_name, code,
-              first.profession, sort_key(first.last_name, first.first_name))
+    person: tuple[str, ...] = (
+        first.id_type,
+        first.civility,
+        first.last_name,
+        first.first_name,
+        code,
+        first.profession,
+        sort_key(first.last_name, first.first_name),
+    )
     return first.national_id, digest(raw), person, activity_rows, keys
 
 

@@ -53,17 +53,23 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "fichier": self.file_name, "lignes": self.lines, "ajoutes": self.added,
-            "mis_a_jour": self.updated, "inchanges": self.unchanged,
-            "desactives": self.deactivated, "lignes_rejetees": self.rejected,
+            "fichier": self.file_name,
+            "lignes": self.lines,
+            "ajoutes": self.added,
+            "mis_a_jour": self.updated,
+            "inchanges": self.unchanged,
+            "desactives": self.deactivated,
+            "lignes_rejetees": self.rejected,
             "rejets": [{"ligne": r.number, "motif": r.reason} for r in self.rejects],
             "secondes": round(self.seconds, 1),
             "phases": {k: round(v, 1) for k, v in self.phases.items()},
         }
 
 
-_ACTIVITY_COLUMNS = ("profession_code, specialty_code, specialty, mode_code, mode, structure, "
-                     "address, postcode, commune_code, city, dept, phone, email")
+_ACTIVITY_COLUMNS = (
+    "profession_code, specialty_code, specialty, mode_code, mode, structure, "
+    "address, postcode, commune_code, city, dept, phone, email"
+)
 
 
 class _Writer:
@@ -76,19 +82,21 @@ class _Writer:
         self.rewritten: dict[int, bytes] = {}
         # professionals linked to a Matrix account keep their rows flagged (see store v2)
         self.linked = {row[0] for row in conn.execute("SELECT national_id FROM account_link")}
-        self.next_id = int(conn.execute(
-            "SELECT coalesce(max(id), 0) FROM professional").fetchone()[0]) + 1
+        self.next_id = (
+            int(conn.execute("SELECT coalesce(max(id), 0) FROM professional").fetchone()[0]) + 1
+        )
 
     def write(self, groups: list[Prepared], report: ImportReport) -> None:
         if not groups:
             return
         existing: dict[str, tuple[int, bytes, int, int]] = {}
         for start in range(0, len(groups), 500):
-            chunk = [g[0] for g in groups[start:start + 500]]
+            chunk = [g[0] for g in groups[start : start + 500]]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                 "SELECT national_id, id, content_hash, seen_run, active FROM professional "
-                f"WHERE national_id IN ({marks})", chunk,
+                f"WHERE national_id IN ({marks})",
+                chunk,
             ):
                 existing[row[0]] = (row[1], row[2], row[3], row[4])
         people: list[tuple[object, ...]] = []
@@ -127,22 +135,26 @@ class _Writer:
             self.conn.executemany(
                 "INSERT INTO professional (id, national_id, id_type, civility, last_name, "
                 "first_name, profession_code, profession, sort_key, content_hash, seen_run, "
-                "active, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?)", people,
+                "active, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?)",
+                people,
             )
         self._children(activities, keys)
 
-    def _children(self, activities: list[tuple[object, ...]],
-                  keys: list[tuple[object, ...]]) -> None:
+    def _children(
+        self, activities: list[tuple[object, ...]], keys: list[tuple[object, ...]]
+    ) -> None:
         if activities:
             self.conn.executemany(
                 f"INSERT INTO activity (professional_id, {_ACTIVITY_COLUMNS}, linked) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", activities,
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                activities,
             )
         if keys:
             self.conn.executemany(
                 "INSERT OR IGNORE INTO search_key (professional_id, seq, token, dept, "
                 "commune_code, postcode, profession_code, specialty_code, mode_code, linked) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", keys,
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                keys,
             )
 
     def _rewrite(self, pid: int, group: Prepared) -> None:
@@ -156,8 +168,10 @@ class _Writer:
             "active=1, updated_at=? WHERE id=?",
             (*person, digest, self.run_id, self.now, pid),
         )
-        self._children([(pid, *a, flag) for a in acts],
-                       [(pid, seq, *k, flag) for seq, k in enumerate(group_keys)])
+        self._children(
+            [(pid, *a, flag) for a in acts],
+            [(pid, seq, *k, flag) for seq, k in enumerate(group_keys)],
+        )
 
     def _append(self, pid: int, group: Prepared, report: ImportReport) -> None:
         """More lines of a professional already written in this run (not adjacent in the
@@ -165,24 +179,33 @@ class _Writer:
         file again finds the same hash."""
         national_id, digest, _, acts, group_keys = group
         flag = 1 if national_id in self.linked else 0
-        present = {tuple(row) for row in self.conn.execute(
-            f"SELECT {_ACTIVITY_COLUMNS} FROM activity WHERE professional_id=?", (pid,))}
+        present = {
+            tuple(row)
+            for row in self.conn.execute(
+                f"SELECT {_ACTIVITY_COLUMNS} FROM activity WHERE professional_id=?", (pid,)
+            )
+        }
         fresh = [a for a in acts if a not in present]
         if not fresh:
             return
-        seq = int(self.conn.execute(
-            "SELECT coalesce(max(seq), -1) + 1 FROM search_key WHERE professional_id=?", (pid,)
-        ).fetchone()[0])
+        seq = int(
+            self.conn.execute(
+                "SELECT coalesce(max(seq), -1) + 1 FROM search_key WHERE professional_id=?", (pid,)
+            ).fetchone()[0]
+        )
         old = self.conn.execute(
-            "SELECT content_hash FROM professional WHERE id=?", (pid,)).fetchone()[0]
+            "SELECT content_hash FROM professional WHERE id=?", (pid,)
+        ).fetchone()[0]
         combined = hashlib.blake2b(old + digest, digest_size=16).digest()
         self.conn.execute("UPDATE professional SET content_hash=? WHERE id=?", (combined, pid))
         if self.rewritten.get(pid) == combined:  # same lines as before, only split
             del self.rewritten[pid]
             report.updated -= 1
             report.unchanged += 1
-        self._children([(pid, *a, flag) for a in fresh],
-                       [(pid, seq + n, *k, flag) for n, k in enumerate(group_keys)])
+        self._children(
+            [(pid, *a, flag) for a in fresh],
+            [(pid, seq + n, *k, flag) for n, k in enumerate(group_keys)],
+        )
 
 
 def _batches_here(path: Path) -> Iterator[Batch]:
@@ -232,16 +255,19 @@ def import_extract(
         if first_import:
             for name in BULK_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
-        run_id = int(conn.execute(
-            "INSERT INTO import_run (file_name, started_at) VALUES (?, ?)", (path.name, stamp)
-        ).lastrowid or 0)
+        run_id = int(
+            conn.execute(
+                "INSERT INTO import_run (file_name, started_at) VALUES (?, ?)", (path.name, stamp)
+            ).lastrowid
+            or 0
+        )
         writer = _Writer(conn, run_id, stamp)
         batches = _batches_from_helper(path) if parallel else _batches_here(path)
         for lines, done, rejected, rejects, groups in batches:
             report.lines += lines
             report.rejected += rejected
             room = MAX_REJECTS_KEPT - len(report.rejects)
-            report.rejects.extend(RejectedLine(n, r) for n, r in rejects[:max(0, room)])
+            report.rejects.extend(RejectedLine(n, r) for n, r in rejects[: max(0, room)])
             writer.write(groups, report)
             if progress is not None:
                 progress(done, total)
@@ -253,8 +279,10 @@ def import_extract(
             "INSERT INTO commune (commune_code, postcode, dept, name, name_key) VALUES "
             "(?,?,?,?,?) ON CONFLICT(commune_code, postcode) DO UPDATE SET "
             "dept=excluded.dept, name=excluded.name, name_key=excluded.name_key",
-            [(code, pc, dept, city, joined(city))
-             for (code, pc), (dept, city) in writer.communes.items()],
+            [
+                (code, pc, dept, city, joined(city))
+                for (code, pc), (dept, city) in writer.communes.items()
+            ],
         )
         report.phases["desactivation"] = time.monotonic() - clock
         for statement in BULK_INDEXES.values():
@@ -263,8 +291,16 @@ def import_extract(
         conn.execute(
             "UPDATE import_run SET finished_at=?, lines=?, added=?, updated=?, unchanged=?, "
             "deactivated=?, rejected=? WHERE id=?",
-            (datetime.now(UTC).isoformat(), report.lines, report.added, report.updated,
-             report.unchanged, report.deactivated, report.rejected, run_id),
+            (
+                datetime.now(UTC).isoformat(),
+                report.lines,
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.deactivated,
+                report.rejected,
+                run_id,
+            ),
         )
         if first_import:
             conn.execute("PRAGMA analysis_limit=1000")
@@ -278,15 +314,21 @@ def import_extract(
     return report
 
 
-def _deactivate_absent(conn: sqlite3.Connection, run_id: int, stamp: str,
-                       report: ImportReport) -> None:
-    stale = [row[0] for row in conn.execute(
-        "SELECT id FROM professional WHERE active=1 AND seen_run<>?", (run_id,))]
+def _deactivate_absent(
+    conn: sqlite3.Connection, run_id: int, stamp: str, report: ImportReport
+) -> None:
+    stale = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM professional WHERE active=1 AND seen_run<>?", (run_id,)
+        )
+    ]
     for start in range(0, len(stale), 500):
-        chunk = stale[start:start + 500]
+        chunk = stale[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        conn.execute(f"UPDATE professional SET active=0, updated_at=? WHERE id IN ({marks})",
-                     (stamp, *chunk))
+        conn.execute(
+            f"UPDATE professional SET active=0, updated_at=? WHERE id IN ({marks})", (stamp, *chunk)
+        )
         conn.execute(f"DELETE FROM search_key WHERE professional_id IN ({marks})", chunk)
     report.deactivated = len(stale)
 

@@ -26,15 +26,18 @@ def smtp_from_section(section: Mapping[str, Any] | None) -> SmtpSettings | None:
     if not section or not section.get("host"):
         return None
     return SmtpSettings(
-        host=str(section["host"]), port=int(section.get("port", 25)),
+        host=str(section["host"]),
+        port=int(section.get("port", 25)),
         sender=str(section.get("sender") or "cercle@localhost"),
         starttls=bool(section.get("starttls", False)),
-        username=section.get("username"), password=section.get("password"),
+        username=section.get("username"),
+        password=section.get("password"),
     )
 
 
-def activation_message(*, sender: str, to: str, display_name: str, mxid: str, url: str,
-                       expires: str) -> EmailMessage:
+def activation_message(
+    *, sender: str, to: str, display_name: str, mxid: str, url: str, expires: str
+) -> EmailMessage:
     """Pure: the French e-mail that carries the one-time activation link."""
     msg = EmailMessage()
     msg["From"] = sender

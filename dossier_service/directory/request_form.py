@@ -14,17 +14,32 @@ from dataclasses import dataclass
 from .normalize import fold
 
 _NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’\-.])*$")
-_IDENT = re.compile(r"^(?:[0-9]{11}|[0-9]{9}|[0-9]{2}[0-9AB][0-9]{6}|[0-9]{12}|[0-9][0-9A-B][0-9]{8})$")
+_IDENT = re.compile(
+    r"^(?:[0-9]{11}|[0-9]{9}|[0-9]{2}[0-9AB][0-9]{6}|[0-9]{12}|[0-9][0-9A-B][0-9]{8})$"
+)
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+$")
 _PHONE = re.compile(r"^\+?[0-9 .\-]{6,20}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f<>]")
 
-LIMITS = {"nom": 80, "prenom": 80, "identifiant": 12, "profession": 80, "structure": 160,
-          "email": 254, "telephone": 20}
-LABELS = {"nom": "Nom", "prenom": "Prénom", "identifiant": "N° RPPS ou ADELI",
-          "profession": "Profession", "structure": "Structure d'exercice",
-          "email": "Adresse e-mail", "telephone": "Téléphone",
-          "consentement": "Acceptation des conditions d'utilisation"}
+LIMITS = {
+    "nom": 80,
+    "prenom": 80,
+    "identifiant": 12,
+    "profession": 80,
+    "structure": 160,
+    "email": 254,
+    "telephone": 20,
+}
+LABELS = {
+    "nom": "Nom",
+    "prenom": "Prénom",
+    "identifiant": "N° RPPS ou ADELI",
+    "profession": "Profession",
+    "structure": "Structure d'exercice",
+    "email": "Adresse e-mail",
+    "telephone": "Téléphone",
+    "consentement": "Acceptation des conditions d'utilisation",
+}
 
 
 @dataclass(frozen=True)
@@ -49,16 +64,16 @@ def validate(form: Mapping[str, str]) -> tuple[RequestForm | None, dict[str, str
         elif len(value) > limit:
             errors[name] = f"{LABELS[name]} : {limit} caractères au maximum."
         elif _CONTROL.search(value):
-            errors[name] = f"{LABELS[name]} : caractères non autorisés (< > ou caractères de contrôle)."
+            errors[name] = (
+                f"{LABELS[name]} : caractères non autorisés (< > ou caractères de contrôle)."
+            )
         values[name] = value
     for name in ("nom", "prenom"):
         if name not in errors and not _NAME.match(values[name]):
             errors[name] = f"{LABELS[name]} : lettres, espaces, tirets et apostrophes uniquement."
     ident = values["identifiant"].replace(" ", "").upper()
     if "identifiant" not in errors and not _IDENT.match(ident):
-        errors["identifiant"] = (
-            "N° RPPS ou ADELI : 11 chiffres (RPPS) ou 9 caractères (ADELI)."
-        )
+        errors["identifiant"] = "N° RPPS ou ADELI : 11 chiffres (RPPS) ou 9 caractères (ADELI)."
     if "profession" not in errors and not _NAME.match(values["profession"]):
         errors["profession"] = "Profession : lettres, espaces et tirets uniquement."
     if "email" not in errors and not _EMAIL.match(values["email"]):

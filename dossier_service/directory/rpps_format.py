@@ -173,8 +173,25 @@ class Layout:
         dept = dept or (postcode[:3] if postcode[:2] in ("97", "98") else postcode[:2])
         address = " ".join(x for x in (street_no, street_type, street) if x)
         return PersonLine(
-            national_id, id_type or national_id[0], civility, last, first.strip(),
-            profession_code, profession,
-            Activity(spec_code, spec, mode_code, mode, structure, address, postcode, commune,
-                     city, dept, phone, email.lower()),
+            national_id,
+            id_type or national_id[0],
+            civility,
+            last,
+            first.strip(),
+            profession_code,
+            profession,
+            Activity(
+                spec_code,
+                spec,
+                mode_code,
+                mode,
+                structure,
+                address,
+                postcode,
+                commune,
+                city,
+                dept,
+                phone,
+                email.lower(),
+            ),
         )

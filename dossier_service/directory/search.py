@@ -26,8 +26,10 @@ MAX_PAGE = 50
 FALLBACK_SCAN = 5_000
 SKIP_SCAN_NAMES = 1_000
 _TOP = "\U0010ffff"
-_LINKED_IDS = ("SELECT p.id FROM account_link l CROSS JOIN professional p "
-               "ON p.national_id = l.national_id WHERE p.active = 1")
+_LINKED_IDS = (
+    "SELECT p.id FROM account_link l CROSS JOIN professional p "
+    "ON p.national_id = l.national_id WHERE p.active = 1"
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,13 @@ class Hit:
 
     @property
     def display_name(self) -> str:
-        return display_name(self.last_name, self.first_name, self.profession,
-                            self.practices[0].city if self.practices else "", self.specialty)
+        return display_name(
+            self.last_name,
+            self.first_name,
+            self.profession,
+            self.practices[0].city if self.practices else "",
+            self.specialty,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,9 +88,17 @@ class Hit:
             "compte_matrix": self.mxid,
             "nom_exact": self.exact,
             "exercices": [
-                {"specialite": p.specialty, "mode": p.mode, "structure": p.structure,
-                 "adresse": p.address, "code_postal": p.postcode, "ville": title_case(p.city),
-                 "departement": p.dept, "telephone": p.phone, "email": p.email}
+                {
+                    "specialite": p.specialty,
+                    "mode": p.mode,
+                    "structure": p.structure,
+                    "adresse": p.address,
+                    "code_postal": p.postcode,
+                    "ville": title_case(p.city),
+                    "departement": p.dept,
+                    "telephone": p.phone,
+                    "email": p.email,
+                }
                 for p in self.practices
             ],
         }
@@ -112,12 +127,18 @@ class SearchResult:
             "par_page": self.per_page,
             "pages": self.pages,
             "requete": {
-                "noms": list(q.names), "emails": list(q.emails),
-                "professions": list(q.professions), "specialites": list(q.specialties),
+                "noms": list(q.names),
+                "emails": list(q.emails),
+                "professions": list(q.professions),
+                "specialites": list(q.specialties),
                 "modes": list(q.modes),
-                "lieu": None if q.place is None else {
-                    "type": q.place.kind, "valeur": q.place.label,
-                    "departements": list(q.place.depts)},
+                "lieu": None
+                if q.place is None
+                else {
+                    "type": q.place.kind,
+                    "valeur": q.place.label,
+                    "departements": list(q.place.depts),
+                },
             },
         }
 
@@ -180,11 +201,18 @@ class Directory:
             self._gazetteer_run = run
         return self._gazetteer
 
-    def parse(self, text: str, *, profession: str | None = None,
-              specialty: str | None = None, dept: str | None = None,
-              mode: str | None = None) -> ParsedQuery:
+    def parse(
+        self,
+        text: str,
+        *,
+        profession: str | None = None,
+        specialty: str | None = None,
+        dept: str | None = None,
+        mode: str | None = None,
+    ) -> ParsedQuery:
         return parse_query(
-            text, self.gazetteer(),
+            text,
+            self.gazetteer(),
             profession=code_for(profession, PROFESSION_WORDS),
             specialty=code_for(specialty, SPECIALTY_WORDS),
             dept=dept.strip().upper() if dept else None,
@@ -192,11 +220,18 @@ class Directory:
         )
 
     # --- search -------------------------------------------------------------------------
-    def search(self, text: str, *, profession: str | None = None,
-               specialty: str | None = None, dept: str | None = None,
-               mode: str | None = None, page: int = 1, per_page: int = 20) -> SearchResult:
-        query = self.parse(text, profession=profession, specialty=specialty, dept=dept,
-                           mode=mode)
+    def search(
+        self,
+        text: str,
+        *,
+        profession: str | None = None,
+        specialty: str | None = None,
+        dept: str | None = None,
+        mode: str | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> SearchResult:
+        query = self.parse(text, profession=profession, specialty=specialty, dept=dept, mode=mode)
         return self.run(query, page=page, per_page=per_page)
 
     def run(self, query: ParsedQuery, *, page: int = 1, per_page: int = 20) -> SearchResult:
@@ -220,8 +255,7 @@ class Directory:
 
     def _linked_ids(self) -> set[int]:
         """Ids of linked professionals, re-read only when the database changed."""
-        version = (self.conn.execute("PRAGMA data_version").fetchone()[0],
-                   self.conn.total_changes)
+        version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
         if self._linked is None or version != self._linked_version:
             self._linked = {row[0] for row in self.conn.execute(_LINKED_IDS)}
             self._linked_version = version
@@ -242,8 +276,9 @@ class Directory:
     def _ranked(self, query: ParsedQuery, linked: set[int]) -> Iterator[tuple[int, bool]]:
         seen: set[int] = set()
 
-        def emit(rows: Iterable[tuple[int]], exact: bool,
-                 only_linked: bool | None) -> Iterator[tuple[int, bool]]:
+        def emit(
+            rows: Iterable[tuple[int]], exact: bool, only_linked: bool | None
+        ) -> Iterator[tuple[int, bool]]:
             for (pid,) in rows:
                 if pid in seen:
                     continue
@@ -267,12 +302,14 @@ class Directory:
             spans.append(((compound + " ", compound + "!"), (compound + "!", compound + _TOP)))
             found = False
             for exact in (True, False):
-                for restrict, is_linked in ((linked, True), (None, False)) if linked else (
-                        (None, False),):
+                for restrict, is_linked in (
+                    ((linked, True), (None, False)) if linked else ((None, False),)
+                ):
                     for exact_span, prefix_span in spans:
                         span = exact_span if exact else prefix_span
-                        for hit in emit(self._by_name(query, span, rest, restrict), exact,
-                                        is_linked):
+                        for hit in emit(
+                            self._by_name(query, span, rest, restrict), exact, is_linked
+                        ):
                             found = True
                             yield hit
             if found:
@@ -282,10 +319,10 @@ class Directory:
             a, b = sorted((first, second), key=self._spread)
             for word in self._names_starting(a, SKIP_SCAN_NAMES):
                 span = (f"{word} {b}", f"{word} {b}{_TOP}")
-                for restrict, is_linked in ((linked, True), (None, False)) if linked else (
-                        (None, False),):
-                    for hit in emit(self._by_name(query, span, rest, restrict), False,
-                                    is_linked):
+                for restrict, is_linked in (
+                    ((linked, True), (None, False)) if linked else ((None, False),)
+                ):
+                    for hit in emit(self._by_name(query, span, rest, restrict), False, is_linked):
                         found = True
                         yield hit
             for word in self._names_starting(b, SKIP_SCAN_NAMES):
@@ -318,7 +355,8 @@ class Directory:
         for _ in range(limit):
             row = self.conn.execute(
                 "SELECT token FROM search_key WHERE token >= ? AND token < ? ORDER BY token "
-                "LIMIT 1", (low, prefix + _TOP),
+                "LIMIT 1",
+                (low, prefix + _TOP),
             ).fetchone()
             if row is None:
                 return
@@ -328,13 +366,22 @@ class Directory:
 
     def _spread(self, term: str) -> int:
         """How many keys start with ``term`` (counted up to a cap): the rarest term drives."""
-        return int(self.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM search_key WHERE token >= ? AND token < ? "
-            "LIMIT 5000)", (term, term + _TOP),
-        ).fetchone()[0])
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM search_key WHERE token >= ? AND token < ? "
+                "LIMIT 5000)",
+                (term, term + _TOP),
+            ).fetchone()[0]
+        )
 
-    def _by_name(self, query: ParsedQuery, span: tuple[str, str], others: list[str],
-                 restrict: set[int] | None, cap: int | None = None) -> Iterable[tuple[int]]:
+    def _by_name(
+        self,
+        query: ParsedQuery,
+        span: tuple[str, str],
+        others: list[str],
+        restrict: set[int] | None,
+        cap: int | None = None,
+    ) -> Iterable[tuple[int]]:
         """Keys whose token is in ``span`` (``(x, x)`` = equal to x; else lo <= t < hi) and
         that pass the filters; ``others``: words that must begin another name of the same
         professional; ``cap``: look at no more than that many keys of the span."""
@@ -350,8 +397,7 @@ class Directory:
         if restrict is not None:
             keys.append("k.linked = 1")  # the partial index ix_key_linked
         index = " INDEXED BY ix_key_linked" if restrict is not None else ""
-        inner = (f"SELECT k.professional_id FROM search_key k{index} WHERE "
-                 + " AND ".join(keys))
+        inner = f"SELECT k.professional_id FROM search_key k{index} WHERE " + " AND ".join(keys)
         if not others:
             return self.conn.execute(inner, args)
         checks = []
@@ -366,17 +412,18 @@ class Directory:
         sql = f"SELECT c.professional_id FROM ({inner}) c WHERE " + " AND ".join(checks)
         return self.conn.execute(sql, args)
 
-    def _by_filters(self, query: ParsedQuery,
-                    restrict: set[int] | None) -> Iterable[tuple[int]]:
+    def _by_filters(self, query: ParsedQuery, restrict: set[int] | None) -> Iterable[tuple[int]]:
         f = self._key_filters(query, "a")
         where = list(f.sql)
         args = list(f.args)
         if restrict is not None:
             where.append("a.linked = 1")  # the partial index ix_activity_linked
         index = " INDEXED BY ix_activity_linked" if restrict is not None else ""
-        sql = (f"SELECT a.professional_id FROM activity a{index} "
-               "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
-               + (" WHERE " + " AND ".join(where) if where else ""))
+        sql = (
+            f"SELECT a.professional_id FROM activity a{index} "
+            "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
+            + (" WHERE " + " AND ".join(where) if where else "")
+        )
         return self.conn.execute(sql, args)
 
     def _by_identifier(self, query: ParsedQuery) -> Iterable[tuple[int]]:
@@ -392,23 +439,28 @@ class Directory:
             return []
         ids = [pid for pid, _ in chosen]
         marks = ",".join("?" * len(ids))
-        people = {row[0]: row for row in self.conn.execute(
-            "SELECT p.id, p.national_id, p.civility, p.last_name, p.first_name, "
-            "p.profession_code, p.profession, l.mxid FROM professional p "
-            f"LEFT JOIN account_link l ON l.national_id = p.national_id WHERE p.id IN ({marks})",
-            ids,
-        )}
+        people = {
+            row[0]: row
+            for row in self.conn.execute(
+                "SELECT p.id, p.national_id, p.civility, p.last_name, p.first_name, "
+                "p.profession_code, p.profession, l.mxid FROM professional p "
+                f"LEFT JOIN account_link l ON l.national_id = p.national_id WHERE p.id IN ({marks})",
+                ids,
+            )
+        }
         practices: dict[int, list[Practice]] = {}
         for row in self.conn.execute(
             "SELECT professional_id, specialty, mode, structure, address, postcode, city, dept, "
-            f"phone, email FROM activity WHERE professional_id IN ({marks}) ORDER BY id", ids,
+            f"phone, email FROM activity WHERE professional_id IN ({marks}) ORDER BY id",
+            ids,
         ):
             practices.setdefault(row[0], []).append(Practice(*row[1:]))
         hits = []
         for pid, exact in chosen:
             p = people[pid]
-            hits.append(Hit(p[1], p[2], p[3], p[4], p[5], p[6], tuple(practices.get(pid, ())),
-                            p[7], exact))
+            hits.append(
+                Hit(p[1], p[2], p[3], p[4], p[5], p[6], tuple(practices.get(pid, ())), p[7], exact)
+            )
         return hits
 
     def professional(self, identifier: str) -> Hit | None:
@@ -416,7 +468,8 @@ class Directory:
         candidates = national_ids(identifier)
         row = self.conn.execute(
             f"SELECT id FROM professional WHERE national_id IN ({','.join('?' * len(candidates))}) "
-            "ORDER BY active DESC LIMIT 1", candidates,
+            "ORDER BY active DESC LIMIT 1",
+            candidates,
         ).fetchone()
         if row is None:
             return None
@@ -424,8 +477,11 @@ class Directory:
 
     def by_email(self, email: str) -> list[Hit]:
         """Active professionals whose practice e-mail is ``email`` (e-mails are search keys)."""
-        ids = [row[0] for row in self.conn.execute(
-            "SELECT DISTINCT professional_id FROM search_key WHERE token = ?",
-            (email.strip().lower() + " ",),  # e-mail keys end with a space, like names
-        )]
+        ids = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT professional_id FROM search_key WHERE token = ?",
+                (email.strip().lower() + " ",),  # e-mail keys end with a space, like names
+            )
+        ]
         return self._hits([(pid, True) for pid in ids])

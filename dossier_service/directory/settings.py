@@ -23,7 +23,7 @@ class DirectorySettings:
     csrf_key: str = field(repr=False)
     admin_token: str | None = field(default=None, repr=False)
     activation_hours: int = 72
-    request_limit: int = 5          # account requests per IP ...
+    request_limit: int = 5  # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
     frame_origin: str = "'self'"  # CSP frame-ancestors: the pages work as an Element widget
     smtp: SmtpSettings | None = None  # activation links e-mailed when configured
@@ -42,13 +42,15 @@ def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
         server_name=profile.server_name,
         homeserver_url=profile.homeserver_url,
         public_url=str(profile.dossier_url),
-        csrf_key=read_or_create(Path(secrets.directory), CSRF_KEY_FILE,
-                                lambda: _random.token_urlsafe(32)),
+        csrf_key=read_or_create(
+            Path(secrets.directory), CSRF_KEY_FILE, lambda: _random.token_urlsafe(32)
+        ),
         admin_token=token,
         activation_hours=int(section.get("activation_hours", 72)),
         request_limit=int(section.get("request_limit", 5)),
         request_window_seconds=int(section.get("request_window_seconds", 600)),
-        frame_origin=f"'self' {dossier['element_origin']}" if dossier.get("element_origin")
+        frame_origin=f"'self' {dossier['element_origin']}"
+        if dossier.get("element_origin")
         else "'self'",
         smtp=smtp_from_section(section.get("smtp")),
     )

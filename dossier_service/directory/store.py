@@ -169,7 +169,8 @@ def mark_linked(conn: sqlite3.Connection, national_id: str, linked: bool) -> Non
     for table in ("search_key", "activity"):
         conn.execute(
             f"UPDATE {table} SET linked = ? WHERE professional_id IN "
-            "(SELECT id FROM professional WHERE national_id = ?)", (flag, national_id),
+            "(SELECT id FROM professional WHERE national_id = ?)",
+            (flag, national_id),
         )
 
 

@@ -80,8 +80,9 @@ STATE = web.AppKey("directory_state", DirectoryState)
 
 
 def _error(status: int, errcode: str, message: str, **headers: str) -> web.Response:
-    return web.json_response({"errcode": errcode, "error": message}, status=status,
-                             headers=headers or None)
+    return web.json_response(
+        {"errcode": errcode, "error": message}, status=status, headers=headers or None
+    )
 
 
 def _internal(request: web.Request) -> str:
@@ -90,8 +91,13 @@ def _internal(request: web.Request) -> str:
     return ref
 
 
-def _html(state: DirectoryState, name: str, status: int = 200,
-          cookies: dict[str, str] | None = None, **ctx: Any) -> web.Response:
+def _html(
+    state: DirectoryState,
+    name: str,
+    status: int = 200,
+    cookies: dict[str, str] | None = None,
+    **ctx: Any,
+) -> web.Response:
     body = state.templates.get_template(name).render(**ctx)
     resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     resp.headers["Content-Security-Policy"] = (
@@ -101,8 +107,14 @@ def _html(state: DirectoryState, name: str, status: int = 200,
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
     for key, value in (cookies or {}).items():
-        resp.set_cookie(key, value, httponly=True, samesite="Strict",
-                        secure=state.settings.public_url.startswith("https"), path="/annuaire")
+        resp.set_cookie(
+            key,
+            value,
+            httponly=True,
+            samesite="Strict",
+            secure=state.settings.public_url.startswith("https"),
+            path="/annuaire",
+        )
     return resp
 
 
@@ -139,9 +151,12 @@ async def api_search(request: web.Request) -> web.Response:
         return _error(400, "M_INVALID_PARAM", "Requête trop longue (200 caractères au maximum).")
     try:
         result = await state.search(
-            q, profession=request.query.get("profession"),
-            specialty=request.query.get("specialite"), dept=request.query.get("departement"),
-            mode=request.query.get("mode"), page=_int(request.query.get("page"), 1, 1, 50),
+            q,
+            profession=request.query.get("profession"),
+            specialty=request.query.get("specialite"),
+            dept=request.query.get("departement"),
+            mode=request.query.get("mode"),
+            page=_int(request.query.get("page"), 1, 1, 50),
             per_page=_int(request.query.get("par_page"), 20, 1, MAX_PER_PAGE),
         )
     except Exception:
@@ -153,19 +168,28 @@ async def search_page(request: web.Request) -> web.Response:
     state = request.app[STATE]
     viewer = await state.authenticate(request)
     if viewer is None:
-        return _html(state, "message.html", 401, titre="Connexion requise",
-                     message="Connectez-vous au dossier avec votre compte Matrix pour "
-                     "consulter l'annuaire.")
+        return _html(
+            state,
+            "message.html",
+            401,
+            titre="Connexion requise",
+            message="Connectez-vous au dossier avec votre compte Matrix pour consulter l'annuaire.",
+        )
     q = request.query.get("q", "")[:200]
-    filters = {k: request.query.get(k, "")[:40] for k in
-               ("profession", "specialite", "departement", "mode")}
+    filters = {
+        k: request.query.get(k, "")[:40]
+        for k in ("profession", "specialite", "departement", "mode")
+    }
     page = _int(request.query.get("page"), 1, 1, 50)
     result = None
     if q or any(filters.values()):
         result = await state.search(
-            q, profession=filters["profession"] or None,
-            specialty=filters["specialite"] or None, dept=filters["departement"] or None,
-            mode=filters["mode"] or None, page=page,
+            q,
+            profession=filters["profession"] or None,
+            specialty=filters["specialite"] or None,
+            dept=filters["departement"] or None,
+            mode=filters["mode"] or None,
+            page=page,
         )
     return _html(state, "recherche.html", q=q, filters=filters, result=result)
 
@@ -174,38 +198,64 @@ async def search_page(request: web.Request) -> web.Response:
 async def request_form(request: web.Request) -> web.Response:
     state = request.app[STATE]
     token, cookies = _csrf(request, state)
-    return _html(state, "demande.html", cookies=cookies, csrf=token, values={}, errors={},
-                 labels=LABELS)
+    return _html(
+        state, "demande.html", cookies=cookies, csrf=token, values={}, errors={}, labels=LABELS
+    )
 
 
 async def request_submit(request: web.Request) -> web.Response:
     state = request.app[STATE]
     ip = request.remote or "inconnu"
     if not state.limiter.allow(ip):
-        resp = _html(state, "message.html", 429, titre="Trop de demandes",
-                     message="Trop de demandes depuis votre adresse : réessayez plus tard.")
+        resp = _html(
+            state,
+            "message.html",
+            429,
+            titre="Trop de demandes",
+            message="Trop de demandes depuis votre adresse : réessayez plus tard.",
+        )
         resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
         return resp
     form = await _form(request)
-    if not csrf_valid(state.settings.csrf_key, request.cookies.get(CSRF_COOKIE),
-                      form.get("csrf_token")):
-        return _html(state, "message.html", 403, titre="Formulaire expiré",
-                     message="Le formulaire a expiré : rechargez la page et recommencez.")
+    if not csrf_valid(
+        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
+    ):
+        return _html(
+            state,
+            "message.html",
+            403,
+            titre="Formulaire expiré",
+            message="Le formulaire a expiré : rechargez la page et recommencez.",
+        )
     parsed, errors = validate(form)
     if parsed is None:
         token, cookies = _csrf(request, state)
-        return _html(state, "demande.html", 400, cookies=cookies, csrf=token, values=form,
-                     errors=errors, labels=LABELS)
+        return _html(
+            state,
+            "demande.html",
+            400,
+            cookies=cookies,
+            csrf=token,
+            values=form,
+            errors=errors,
+            labels=LABELS,
+        )
     try:
         created = state.requests.submit(parsed).id
     except Exception:
         ref = _internal(request)
-        return _html(state, "message.html", 500, titre="Erreur",
-                     message=f"Erreur interne (réf. {ref}).")
+        return _html(
+            state, "message.html", 500, titre="Erreur", message=f"Erreur interne (réf. {ref})."
+        )
     log.info("directory: account request %s queued", created)
-    return _html(state, "message.html", 201, titre="Demande envoyée",
-                 message="Votre demande de compte a été enregistrée. Un administrateur "
-                 "la vérifiera et vous recevrez un lien d'activation.")
+    return _html(
+        state,
+        "message.html",
+        201,
+        titre="Demande envoyée",
+        message="Votre demande de compte a été enregistrée. Un administrateur "
+        "la vérifiera et vous recevrez un lien d'activation.",
+    )
 
 
 # --- admin ----------------------------------------------------------------------------------
@@ -213,11 +263,21 @@ async def _admin(request: web.Request) -> Viewer | web.Response:
     state = request.app[STATE]
     viewer = await state.authenticate(request)
     if viewer is None:
-        return _html(state, "message.html", 401, titre="Connexion requise",
-                     message="Connectez-vous avec un compte administrateur.")
+        return _html(
+            state,
+            "message.html",
+            401,
+            titre="Connexion requise",
+            message="Connectez-vous avec un compte administrateur.",
+        )
     if not viewer.is_admin:
-        return _html(state, "message.html", 403, titre="Accès refusé",
-                     message="Page réservée aux administrateurs.")
+        return _html(
+            state,
+            "message.html",
+            403,
+            titre="Accès refusé",
+            message="Page réservée aux administrateurs.",
+        )
     return viewer
 
 
@@ -228,9 +288,16 @@ async def admin_requests(request: web.Request) -> web.Response:
         return viewer
     token, cookies = _csrf(request, state)
     status = request.query.get("statut") or None
-    return _html(state, "admin_demandes.html", cookies=cookies, csrf=token,
-                 demandes=state.requests.list(status), statut=status or "",
-                 approval=None, info=None)
+    return _html(
+        state,
+        "admin_demandes.html",
+        cookies=cookies,
+        csrf=token,
+        demandes=state.requests.list(status),
+        statut=status or "",
+        approval=None,
+        info=None,
+    )
 
 
 async def admin_decide(request: web.Request) -> web.Response:
@@ -239,10 +306,16 @@ async def admin_decide(request: web.Request) -> web.Response:
     if isinstance(viewer, web.Response):
         return viewer
     form = await _form(request)
-    if not csrf_valid(state.settings.csrf_key, request.cookies.get(CSRF_COOKIE),
-                      form.get("csrf_token")):
-        return _html(state, "message.html", 403, titre="Formulaire expiré",
-                     message="Le formulaire a expiré : rechargez la page et recommencez.")
+    if not csrf_valid(
+        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
+    ):
+        return _html(
+            state,
+            "message.html",
+            403,
+            titre="Formulaire expiré",
+            message="Le formulaire a expiré : rechargez la page et recommencez.",
+        )
     rid = _int(request.match_info["id"], 0, 0, 2**62)
     approval = None
     info = None
@@ -252,8 +325,11 @@ async def admin_decide(request: web.Request) -> web.Response:
             info = f"Demande {rid} refusée."
         else:
             if state.admin_api is None:
-                raise RequestError("M_UNKNOWN", "Aucun accès administrateur au serveur Matrix "
-                                   "n'est configuré.", 503)
+                raise RequestError(
+                    "M_UNKNOWN",
+                    "Aucun accès administrateur au serveur Matrix n'est configuré.",
+                    503,
+                )
             async with state.admin_api() as api:
                 approval = await state.requests.approve(rid, actor=viewer.user_id, api=api)
             info = f"Demande {rid} approuvée : compte {approval.mxid}."
@@ -264,24 +340,36 @@ async def admin_decide(request: web.Request) -> web.Response:
     except Exception:
         info = f"Erreur interne (réf. {_internal(request)})."
     token, cookies = _csrf(request, state)
-    return _html(state, "admin_demandes.html", cookies=cookies, csrf=token,
-                 demandes=state.requests.list(None), statut="", info=info,
-                 approval=approval,
-                 activation_url=approval.activation_url(state.settings.public_url)
-                 if approval else None)
+    return _html(
+        state,
+        "admin_demandes.html",
+        cookies=cookies,
+        csrf=token,
+        demandes=state.requests.list(None),
+        statut="",
+        info=info,
+        approval=approval,
+        activation_url=approval.activation_url(state.settings.public_url) if approval else None,
+    )
 
 
-async def _email_link(request: web.Request, state: DirectoryState, approval: Any,
-                      actor: str) -> str:
+async def _email_link(
+    request: web.Request, state: DirectoryState, approval: Any, actor: str
+) -> str:
     try:
         to = await asyncio.to_thread(
-            state.requests.email_activation, approval, smtp=state.settings.smtp,
-            public_url=state.settings.public_url, actor=actor,
+            state.requests.email_activation,
+            approval,
+            smtp=state.settings.smtp,
+            public_url=state.settings.public_url,
+            actor=actor,
         )
     except Exception:
         ref = _internal(request)
-        return (f"Envoi de l'e-mail impossible (réf. {ref}) : transmettez le lien "
-                "ci-dessous au professionnel.")
+        return (
+            f"Envoi de l'e-mail impossible (réf. {ref}) : transmettez le lien "
+            "ci-dessous au professionnel."
+        )
     return f"Lien d'activation envoyé par e-mail à {to}."
 
 
@@ -291,8 +379,9 @@ async def activation_form(request: web.Request) -> web.Response:
     try:
         _, mxid = state.requests.activation(request.match_info["token"])
     except RequestError as exc:
-        return _html(state, "message.html", exc.status, titre="Activation impossible",
-                     message=exc.message)
+        return _html(
+            state, "message.html", exc.status, titre="Activation impossible", message=exc.message
+        )
     token, cookies = _csrf(request, state)
     return _html(state, "activation.html", cookies=cookies, csrf=token, mxid=mxid, error=None)
 
@@ -301,13 +390,24 @@ async def activation_submit(request: web.Request) -> web.Response:
     state = request.app[STATE]
     ip = request.remote or "inconnu"
     if not state.limiter.allow("activation:" + ip):
-        return _html(state, "message.html", 429, titre="Trop de tentatives",
-                     message="Trop de tentatives : réessayez plus tard.")
+        return _html(
+            state,
+            "message.html",
+            429,
+            titre="Trop de tentatives",
+            message="Trop de tentatives : réessayez plus tard.",
+        )
     form = await _form(request)
-    if not csrf_valid(state.settings.csrf_key, request.cookies.get(CSRF_COOKIE),
-                      form.get("csrf_token")):
-        return _html(state, "message.html", 403, titre="Formulaire expiré",
-                     message="Le formulaire a expiré : rechargez la page et recommencez.")
+    if not csrf_valid(
+        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
+    ):
+        return _html(
+            state,
+            "message.html",
+            403,
+            titre="Formulaire expiré",
+            message="Le formulaire a expiré : rechargez la page et recommencez.",
+        )
     link = request.match_info["token"]
     mxid = ""
     password = form.get("mot_de_passe", "")
@@ -316,23 +416,42 @@ async def activation_submit(request: web.Request) -> web.Response:
         if password != form.get("confirmation", ""):
             raise RequestError("M_INVALID_PARAM", "Les deux mots de passe diffèrent.")
         if state.admin_api is None:
-            raise RequestError("M_UNKNOWN", "Activation indisponible : serveur Matrix non "
-                               "configuré.", 503)
+            raise RequestError(
+                "M_UNKNOWN", "Activation indisponible : serveur Matrix non configuré.", 503
+            )
         async with state.admin_api() as api:
             await state.requests.activate(link, password, api=api)
     except RequestError as exc:
         if exc.errcode in ("M_WEAK_PASSWORD", "M_INVALID_PARAM"):
             token, cookies = _csrf(request, state)
-            return _html(state, "activation.html", 400, cookies=cookies, csrf=token,
-                         mxid=mxid, error=exc.message)
-        return _html(state, "message.html", exc.status, titre="Activation impossible",
-                     message=exc.message)
+            return _html(
+                state,
+                "activation.html",
+                400,
+                cookies=cookies,
+                csrf=token,
+                mxid=mxid,
+                error=exc.message,
+            )
+        return _html(
+            state, "message.html", exc.status, titre="Activation impossible", message=exc.message
+        )
     except Exception:
-        return _html(state, "message.html", 500, titre="Erreur",
-                     message=f"Erreur interne (réf. {_internal(request)}).")
-    return _html(state, "message.html", 200, titre="Compte activé",
-                 message=f"Votre compte {mxid} est activé : connectez-vous dans Element "
-                 "avec ce mot de passe.")
+        return _html(
+            state,
+            "message.html",
+            500,
+            titre="Erreur",
+            message=f"Erreur interne (réf. {_internal(request)}).",
+        )
+    return _html(
+        state,
+        "message.html",
+        200,
+        titre="Compte activé",
+        message=f"Votre compte {mxid} est activé : connectez-vous dans Element "
+        "avec ce mot de passe.",
+    )
 
 
 def paris_time(value: str | datetime | None) -> str:
@@ -357,28 +476,42 @@ def _default_admin_api(settings: DirectorySettings) -> AdminApiFactory | None:
     return factory
 
 
-def setup(app: web.Application, settings: DirectorySettings, *,
-          authenticate: Authenticate,
-          admin_api: AdminApiFactory | None = None) -> None:
+def setup(
+    app: web.Application,
+    settings: DirectorySettings,
+    *,
+    authenticate: Authenticate,
+    admin_api: AdminApiFactory | None = None,
+) -> None:
     """Mount the directory's routes on ``app`` (its connections live in ``cleanup_ctx``)."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        search_conns = [connect(settings.database, check_same_thread=False)
-                        for _ in range(SEARCH_CONNECTIONS)]
+        search_conns = [
+            connect(settings.database, check_same_thread=False) for _ in range(SEARCH_CONNECTIONS)
+        ]
         searchers: queue.SimpleQueue[Directory] = queue.SimpleQueue()
         for conn in search_conns:
             searchers.put(Directory(conn))
         write_conn = connect(settings.database, check_same_thread=False)
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                                 autoescape=True, undefined=jinja2.StrictUndefined)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
         env.filters["paris"] = paris_time
         app[STATE] = DirectoryState(
-            settings=settings, searchers=searchers, write_conn=write_conn,
-            requests=AccountRequests(write_conn, Directory(write_conn),
-                                     server_name=settings.server_name,
-                                     activation_hours=settings.activation_hours),
+            settings=settings,
+            searchers=searchers,
+            write_conn=write_conn,
+            requests=AccountRequests(
+                write_conn,
+                Directory(write_conn),
+                server_name=settings.server_name,
+                activation_hours=settings.activation_hours,
+            ),
             limiter=RateLimiter(settings.request_limit, settings.request_window_seconds),
-            templates=env, authenticate=authenticate,
+            templates=env,
+            authenticate=authenticate,
             admin_api=admin_api or _default_admin_api(settings),
         )
         yield
@@ -392,8 +525,9 @@ def setup(app: web.Application, settings: DirectorySettings, *,
     app.router.add_get("/annuaire/demande", request_form)
     app.router.add_post("/annuaire/demande", request_submit)
     app.router.add_get("/annuaire/admin/demandes", admin_requests)
-    app.router.add_post(r"/annuaire/admin/demandes/{id:\d+}/{action:approuver|refuser}",
-                        admin_decide)
+    app.router.add_post(
+        r"/annuaire/admin/demandes/{id:\d+}/{action:approuver|refuser}", admin_decide
+    )
     app.router.add_get("/annuaire/activation/{token}", activation_form)
     app.router.add_post("/annuaire/activation/{token}", activation_submit)
 

@@ -74,7 +74,9 @@ def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
 def setup(app: web.Application) -> None:
     config = app[appkeys.CONFIG]
     # the CSP lets the login page reach the homeserver as browsers know it
-    pages = Pages(element_origin=config.element_origin, homeserver_url=config.browser_homeserver_url)
+    pages = Pages(
+        element_origin=config.element_origin, homeserver_url=config.browser_homeserver_url
+    )
     app[PAGES] = pages
     app[appkeys.ERROR_RENDERER] = pages.error_page
     app.middlewares.append(_page_errors(pages))

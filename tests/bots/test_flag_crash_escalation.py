@@ -33,7 +33,9 @@ def die_after_clearing(app: Any) -> asyncio.Event:
     return died
 
 
-async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(bot_factory, pro_factory, synapse):
+async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(
+    bot_factory, pro_factory, synapse
+):
     runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.08, max_reminders=3))
     app = await runner.start()
     alice, bob = await pro_factory(), await pro_factory()
@@ -69,7 +71,9 @@ def die_after_acknowledging(app: Any) -> asyncio.Event:
     return died
 
 
-async def test_acknowledgement_replayed_after_a_crash_is_finished(bot_factory, pro_factory, synapse):
+async def test_acknowledgement_replayed_after_a_crash_is_finished(
+    bot_factory, pro_factory, synapse
+):
     runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.08, max_reminders=3))
     app = await runner.start()
     alice, bob = await pro_factory(), await pro_factory()

@@ -29,7 +29,9 @@ NURSE = "@nurse:cercle.test"
 
 
 async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
-    created = await client.create_patient(room_id=room, label="Mme A.", coordinator=COORD, key="k-create")
+    created = await client.create_patient(
+        room_id=room, label="Mme A.", coordinator=COORD, key="k-create"
+    )
     return str(created["id"])
 
 
@@ -45,7 +47,11 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
             await client.add_notebook_entry(pid, kind="transmission", text="Pansement refait",
                                             actor=NURSE, key="k-note")  # fmt: skip
         entries = [e for e in await client.notebook(pid) if e["text"] == "Pansement refait"]
-        assert len(entries) == 1 and entries[0]["author"] == NURSE and entries[0]["kind"] == "transmission"
+        assert (
+            len(entries) == 1
+            and entries[0]["author"] == NURSE
+            and entries[0]["kind"] == "transmission"
+        )
         assert entries[0]["source"] == "matrix"
         for _ in range(2):
             await client.upload_document(pid, category="ordonnance", filename="ordo.pdf",
@@ -71,7 +77,9 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
         assert taken.value.status == 409
         events = await client.events(0)
         types = [e["type"] for e in events]
-        assert types[0] == "patient.created" and "document.added" in types and "task.assigned" in types
+        assert (
+            types[0] == "patient.created" and "document.added" in types and "task.assigned" in types
+        )
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
         with pytest.raises(Refused) as refused:
             await client.upload_document(pid, category="inconnue", filename="x.pdf", data=b"%PDF-1.4",
@@ -83,7 +91,9 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
 
 
 async def test_unreachable_dossier_is_unavailable(dossier_server: Any) -> None:
-    client = DossierClient(dossier_server.url, dossier_server.config.service_token, timeout_seconds=2)
+    client = DossierClient(
+        dossier_server.url, dossier_server.config.service_token, timeout_seconds=2
+    )
     await dossier_server.stop()
     try:
         with pytest.raises(Unavailable):
@@ -95,7 +105,9 @@ async def test_unreachable_dossier_is_unavailable(dossier_server: Any) -> None:
 async def test_outbox_survives_a_dossier_outage_and_writes_once(
     dossier_server: Any, tmp_path: Path
 ) -> None:
-    client = DossierClient(dossier_server.url, dossier_server.config.service_token, timeout_seconds=2)
+    client = DossierClient(
+        dossier_server.url, dossier_server.config.service_token, timeout_seconds=2
+    )
     pid = await new_file(client)
     box = Outbox(open_outbox_database(tmp_path / "o.sqlite3"), tmp_path / "blobs")
     delivered: list[str] = []
@@ -111,8 +123,12 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
     try:
         await dossier_server.stop()
         items = [
-            await worker.submit(idempotency_key(f"$ev{n}", "note"), "notebook.add",
-                                {"text": f"note {n}"}, wait_seconds=0.3)
+            await worker.submit(
+                idempotency_key(f"$ev{n}", "note"),
+                "notebook.add",
+                {"text": f"note {n}"},
+                wait_seconds=0.3,
+            )
             for n in range(3)
         ]
         assert [i.status for i in items] == [PENDING] * 3

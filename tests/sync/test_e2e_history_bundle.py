@@ -57,7 +57,8 @@ async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any],
 
 
 async def test_colleague_added_to_the_circle_gets_the_room_keys(
-    linked_bot: tuple[BotRunner, DossierClient], js_client_factory: Callable[..., Any]  # noqa: F811
+    linked_bot: tuple[BotRunner, DossierClient],
+    js_client_factory: Callable[..., Any],  # noqa: F811
 ) -> None:
     runner, dossier = linked_bot
     assert runner.app is not None
@@ -75,7 +76,9 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     pid = str(found["id"])
 
     await nurse.call("send", roomId=room_id, body="pansement refait, marqueur-cercle-hist")
-    await nurse.call("send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant")
+    await nurse.call(
+        "send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant"
+    )
     invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
     assert invite["inviter"] == bot_user
     await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
@@ -86,7 +89,11 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
 
     file = await eventually(
         lambda: dossier.get_file(pid),
-        lambda f: any(str(e["text"]).startswith("Invitation de") for e in (f or {}).get("notebook", [])),
+        lambda f: any(
+            str(e["text"]).startswith("Invitation de") for e in (f or {}).get("notebook", [])
+        ),
     )
-    invitation = [str(e["text"]) for e in file["notebook"] if str(e["text"]).startswith("Invitation de")]
+    invitation = [
+        str(e["text"]) for e in file["notebook"] if str(e["text"]).startswith("Invitation de")
+    ]
     assert len(invitation) == 1 and "clés de l'historique partagées (MSC4268)" in invitation[0]

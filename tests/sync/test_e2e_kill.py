@@ -51,10 +51,14 @@ async def room_notices(pro: Pro, base_url: str, room_id: str) -> list[str]:
     """Every notice of the room, read back through /messages (a sync timeline can be
     "limited" and skip events) and decrypted with the professional's keys."""
     url = f"{base_url}/_matrix/client/v3/rooms/{quote(room_id)}/messages"
-    async with aiohttp.ClientSession() as http, http.get(
-        url, params={"dir": "b", "limit": "500"},
-        headers={"Authorization": f"Bearer {pro.client.access_token}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            url,
+            params={"dir": "b", "limit": "500"},
+            headers={"Authorization": f"Bearer {pro.client.access_token}"},
+        ) as resp,
+    ):
         chunk = (await resp.json())["chunk"]
     bodies = []
     for raw in reversed(chunk):
@@ -68,7 +72,9 @@ async def room_notices(pro: Pro, base_url: str, room_id: str) -> list[str]:
 
 
 def count_notes(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT count(*) FROM notebook_entries WHERE text LIKE 'kill-note-%'").fetchone()
+    row = db.execute(
+        "SELECT count(*) FROM notebook_entries WHERE text LIKE 'kill-note-%'"
+    ).fetchone()
     return int(row[0])
 
 
@@ -140,7 +146,9 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         notice = await nurse.wait_notice(dm, "Salon patient « Suivi kill » créé", timeout=60)
         room_id = room_id_in(notice.source["content"]["body"])
         await nurse.wait_member(room_id, nurse.user_id)
-        found = await eventually(lambda: dossier.patient_by_room(room_id), bool, what="dossier créé")
+        found = await eventually(
+            lambda: dossier.patient_by_room(room_id), bool, what="dossier créé"
+        )
         pid = str(found["id"])
 
         notes = [f"kill-note-{n}" for n in range(40)]

@@ -48,10 +48,14 @@ async def restart_after(e: Env, died: asyncio.Event) -> None:
 
 async def rooms_named(e: Env, name: str) -> list[str]:
     url = f"{e.synapse.base_url}/_synapse/admin/v1/rooms"
-    async with aiohttp.ClientSession() as http, http.get(
-        url, params={"search_term": name, "limit": "50"},
-        headers={"Authorization": f"Bearer {e.synapse.admin_token}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            url,
+            params={"search_term": name, "limit": "50"},
+            headers={"Authorization": f"Bearer {e.synapse.admin_token}"},
+        ) as resp,
+    ):
         body = await resp.json()
     return [r["room_id"] for r in body.get("rooms", []) if r.get("name") == name]
 

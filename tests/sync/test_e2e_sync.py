@@ -82,11 +82,12 @@ async def reply_command(pro: Pro, room_id: str, to_event: str, command: str) -> 
 
 async def download_attachment(pro: Pro, base_url: str, content: dict[str, Any]) -> bytes:
     file = content["file"]
-    server, media_id = file["url"][len("mxc://"):].split("/", 1)
+    server, media_id = file["url"][len("mxc://") :].split("/", 1)
     url = f"{base_url}/_matrix/client/v1/media/download/{server}/{media_id}"
-    async with aiohttp.ClientSession() as http, http.get(
-        url, headers={"Authorization": f"Bearer {pro.client.access_token}"}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, headers={"Authorization": f"Bearer {pro.client.access_token}"}) as resp,
+    ):
         assert resp.status == 200
         ciphertext = await resp.read()
     return decrypt_attachment(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
@@ -196,7 +197,9 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
     refused = await gp.wait_notice(room_id, "Catégorie inconnue", start=start)
     assert "ordonnance" in refused.source["content"]["body"]  # the valid ones are listed
     await reply_command(gp, room_id, file_event, "!doc ordonnance")
-    await gp.wait_notice(room_id, "classé dans les documents du dossier (catégorie ordonnance)", start=start)
+    await gp.wait_notice(
+        room_id, "classé dans les documents du dossier (catégorie ordonnance)", start=start
+    )
     await nurse.wait_notice(room_id, "Document ajouté au dossier dans la catégorie « ordonnance »")
 
     await gp.say(room_id, "!fait urgent")
@@ -211,7 +214,11 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
     assert docs[0]["uploaded_by"] == gp.user_id
     texts = notebook_texts(file)
     raised = [e for e in file["notebook"] if e["text"].startswith("Signalement « urgence » par")]
-    assert len(raised) == 1 and raised[0]["author"] == nurse.user_id and raised[0]["kind"] == "signalement"
+    assert (
+        len(raised) == 1
+        and raised[0]["author"] == nurse.user_id
+        and raised[0]["kind"] == "signalement"
+    )
     assert motif in raised[0]["text"]
     assert sum("Signalement « urgence » levé par " + gp.user_id in t for t in texts) == 1
     assert any(t.startswith("Document ajouté dans la catégorie ordonnance") for t in texts)
@@ -260,7 +267,9 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
             if rid != room_id:
                 transcript = next((e for e in events if is_pdf(e)), None) or transcript
     assert transcript is not None, "transcription de l'historique non reçue"
-    text = pdf_text(await download_attachment(hospital, env.synapse.base_url, transcript.source["content"]))
+    text = pdf_text(
+        await download_attachment(hospital, env.synapse.base_url, transcript.source["content"])
+    )
     assert "marqueur-historique-7Q" in text
 
     # the hospital professional posts the discharge prescription; the discharge is recorded
@@ -314,7 +323,9 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     assert len(invitation) == 1 and "transcription PDF" in invitation[0]
 
     # the coordinator ends the hospital professional's participation: removed from the room
-    member = next(m for m in await env.dossier.circle(pid) if m["matrix_user_id"] == hospital.user_id)
+    member = next(
+        m for m in await env.dossier.circle(pid) if m["matrix_user_id"] == hospital.user_id
+    )
     await env.dossier.end_circle_member(pid, member["id"], actor=gp.user_id, key="uc2-end")
     leave = await eventually(lambda: state(gp, room_id, "m.room.member", hospital.user_id),
                              lambda c: c.get("membership") == "leave", what="exclusion")  # fmt: skip
@@ -331,7 +342,9 @@ async def test_dossier_down_while_commands_come_in_nothing_lost(env: Env) -> Non
     await nurse.say(room_id, "!transmission panne-transmission-2")
     await nurse.say(room_id, f"!tache panne-tache-3 pour {nurse.user_id} échéance demain")
     for what in ("la note", "la transmission", "la tâche"):
-        await nurse.wait_notice(room_id, f"momentanément indisponible : {what}", start=start, timeout=30)
+        await nurse.wait_notice(
+            room_id, f"momentanément indisponible : {what}", start=start, timeout=30
+        )
     await env.server.start()
     await nurse.wait_notice(room_id, "Nouvelle tâche « panne-tache-3 »", timeout=40)
     file = await eventually(lambda: env.file(pid),
@@ -389,7 +402,9 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     file = await eventually(lambda: env.file(pid),
                             lambda f: any(t.startswith(f"Invitation de {colleague.user_id}")
                                           for t in notebook_texts(f)), what="invitation notée")  # fmt: skip
-    invited = [e for e in file["notebook"] if e["text"].startswith(f"Invitation de {colleague.user_id}")]
+    invited = [
+        e for e in file["notebook"] if e["text"].startswith(f"Invitation de {colleague.user_id}")
+    ]
     assert len(invited) == 1 and invited[0]["author"] == nurse.user_id
     assert f"par {nurse.user_id} le " in invited[0]["text"]
 
@@ -397,9 +412,13 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
     await colleague.wait_member(room_id, colleague.user_id)
     start = colleague.mark(room_id)
     await colleague.say(room_id, "!note intrusion")
-    await colleague.wait_notice(room_id, "Vous ne faites pas partie du cercle de soins", start=start)
+    await colleague.wait_notice(
+        room_id, "Vous ne faites pas partie du cercle de soins", start=start
+    )
     await colleague.say(room_id, "!taches")
-    await colleague.wait_notice(room_id, "Vous ne faites pas partie du cercle de soins", start=start + 2)
+    await colleague.wait_notice(
+        room_id, "Vous ne faites pas partie du cercle de soins", start=start + 2
+    )
     assert "intrusion" not in notebook_texts(await env.file(pid))
 
 

@@ -37,7 +37,10 @@ def test_task_assigned_mentions_the_people_and_links_the_file() -> None:
     )
     assert notice is not None
     assert notice.mentions == ("@gp:x",)
-    assert "« Renouveler l'ordonnance » pour Dr Martin, SSIAD Nord (échéance 01/12/2026)" in notice.plain
+    assert (
+        "« Renouveler l'ordonnance » pour Dr Martin, SSIAD Nord (échéance 01/12/2026)"
+        in notice.plain
+    )
     assert URL in notice.plain and URL in notice.html
     assert 'href="https://matrix.to/#/@gp:x"' in notice.html
 
@@ -62,7 +65,9 @@ def test_discharge_and_death_and_form_and_circle_texts() -> None:
     assert "Sortie d'hospitalisation le 20/11/2026 à 10:30 — CHU Nord" in discharge.plain
     death = render_event({"type": "death.cancelled", "actor": "@c:x", "payload": {}}, URL)
     assert death is not None and death.plain.startswith("↩ Annulation de la déclaration du décès")
-    form = render_event({"type": "form.changed", "payload": {"title": "Médical", "version": 2}}, URL)
+    form = render_event(
+        {"type": "form.changed", "payload": {"title": "Médical", "version": 2}}, URL
+    )
     assert form is not None and "Formulaire « Médical » modifié (version 2)" in form.plain
     added = render_event(
         {"type": "circle.added", "payload": {"display_name": "Mme Aidante", "role": "aidant_principal",
@@ -75,7 +80,8 @@ def test_discharge_and_death_and_form_and_circle_texts() -> None:
 def test_unknown_event_says_nothing_and_html_is_escaped() -> None:
     assert render_event({"type": "patient.created", "payload": {}}, URL) is None
     notice = render_event(
-        {"type": "document.added", "actor": "@x:y", "payload": {"category": "<b>ordonnance</b>"}}, URL
+        {"type": "document.added", "actor": "@x:y", "payload": {"category": "<b>ordonnance</b>"}},
+        URL,
     )
     assert notice is not None and "<b>" not in notice.html and "&lt;b&gt;" in notice.html
 
@@ -122,9 +128,22 @@ def test_other_file_events() -> None:
                               "payload": {"structure": "CHU", "admission_at": "2026-01-31T23:30:00+00:00"}},
                              URL)  # fmt: skip
     assert admission is not None and "admission le 01/02/2026 à 00:30 — CHU" in admission.plain
-    note = render_event({"type": "notebook.entry", "actor": "@a:x", "payload": {"kind": "transmission"}}, URL)
-    assert note is not None and note.plain.startswith("🗒 Nouvelle transmission dans le cahier de liaison")
+    note = render_event(
+        {"type": "notebook.entry", "actor": "@a:x", "payload": {"kind": "transmission"}}, URL
+    )
+    assert note is not None and note.plain.startswith(
+        "🗒 Nouvelle transmission dans le cahier de liaison"
+    )
     ended = render_event({"type": "circle.ended", "payload": {"matrix_user_id": "@b:x", "display_name": "B"}},
                          URL)  # fmt: skip
-    assert ended is not None and ended.mentions == ("@b:x",) and "Fin de participation de B" in ended.plain
-    assert render_event({"type": "patient.identity_changed", "payload": {"fields": ["birth_name"]}}, URL) is None
+    assert (
+        ended is not None
+        and ended.mentions == ("@b:x",)
+        and "Fin de participation de B" in ended.plain
+    )
+    assert (
+        render_event(
+            {"type": "patient.identity_changed", "payload": {"fields": ["birth_name"]}}, URL
+        )
+        is None
+    )

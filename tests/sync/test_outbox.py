@@ -52,7 +52,9 @@ def test_enqueue_twice_keeps_one_row_and_survives_reopen(tmp_path: Path) -> None
     )  # fmt: skip
 
 
-def test_held_item_waits_until_released_or_its_hold_ends_and_can_be_cancelled(tmp_path: Path) -> None:
+def test_held_item_waits_until_released_or_its_hold_ends_and_can_be_cancelled(
+    tmp_path: Path,
+) -> None:
     box = make_outbox(tmp_path)
     box.enqueue("held", "notebook.add", {"text": "flag"}, at_ms=10_000)
     assert box.due(at_ms=9_999) == []

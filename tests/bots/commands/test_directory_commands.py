@@ -48,26 +48,34 @@ class Room:
 
     sent: list[tuple[str, str | None]] = field(default_factory=list)
 
-    async def reply(self, plain: str, html_body: str | None = None,
-                    mentions: Any = ()) -> str | None:
+    async def reply(
+        self, plain: str, html_body: str | None = None, mentions: Any = ()
+    ) -> str | None:
         self.sent.append((plain, html_body))
         return f"$event{len(self.sent)}"
 
 
 def ctx(room: Room, *, patient: bool = True, sender: str = "@ide:cercle.test") -> CommandContext:
     return CommandContext(
-        room_id="!salon:cercle.test", sender=sender, event_id="$cmd",
-        facts=RoomFacts(sender_is_member=True, sender_power_level=100, is_direct=not patient,
-                        is_patient_room=patient),
+        room_id="!salon:cercle.test",
+        sender=sender,
+        event_id="$cmd",
+        facts=RoomFacts(
+            sender_is_member=True,
+            sender_power_level=100,
+            is_direct=not patient,
+            is_patient_room=patient,
+        ),
         replier=room,
     )
 
 
 def test_format_is_numbered_and_escaped() -> None:
-    found = [Found("D'ALMEIDA Hélène", "Infirmier", "Foix", "@helene:cercle.test"),
-             Found("<b>X</b>", "Médecin (Cardiologie)", "Albi", None)]
-    plain, html = format_results_for_bot(found, query="d'almeida", total=2,
-                                         in_patient_room=True)
+    found = [
+        Found("D'ALMEIDA Hélène", "Infirmier", "Foix", "@helene:cercle.test"),
+        Found("<b>X</b>", "Médecin (Cardiologie)", "Albi", None),
+    ]
+    plain, html = format_results_for_bot(found, query="d'almeida", total=2, in_patient_room=True)
     assert plain.splitlines()[0] == "2 résultats pour « d'almeida » :"
     assert "1. D'ALMEIDA Hélène — Infirmier, Foix — compte Cercle @helene:cercle.test" in plain
     assert "2. <b>X</b> — Médecin (Cardiologie), Albi — pas de compte Cercle" in plain
@@ -107,13 +115,19 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
     conn.close()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "docs", homeserver_url="http://127.0.0.1:9",
-        server_name="cercle.test", session_key=secrets.token_urlsafe(32),
-        service_token=secrets.token_urlsafe(32))
+        documents_dir=tmp_path / "docs",
+        homeserver_url="http://127.0.0.1:9",
+        server_name="cercle.test",
+        session_key=secrets.token_urlsafe(32),
+        service_token=secrets.token_urlsafe(32),
+    )
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9", public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16))
+        database=tmp_path / "annuaire.db",
+        server_name="cercle.test",
+        homeserver_url="http://127.0.0.1:9",
+        public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(16),
+    )
 
     def mount(app: web.Application) -> None:
         setup(app, settings, authenticate=dossier_authenticator(config))
@@ -129,9 +143,12 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
         assert plain.startswith("6 résultats pour « d'almeida »")
         # the linked professional comes first, with her account
         assert plain.splitlines()[1] == (
-            "1. D'ALMEIDA Hélène — Infirmier, Foix — compte Cercle @helene:cercle.test")
-        assert result_user(memory, "!salon:cercle.test", "@ide:cercle.test", "1") == \
-            "@helene:cercle.test"
+            "1. D'ALMEIDA Hélène — Infirmier, Foix — compte Cercle @helene:cercle.test"
+        )
+        assert (
+            result_user(memory, "!salon:cercle.test", "@ide:cercle.test", "1")
+            == "@helene:cercle.test"
+        )
         assert await registry.execute("!find kiné béziers", ctx(room, patient=False))
         assert "Masseur-Kinésithérapeute, Béziers" in room.sent[-1][0]
         assert "!inviter" not in room.sent[-1][0]  # not a patient room
@@ -151,15 +168,25 @@ def test_user_or_result_argument() -> None:
 
 
 def test_found_from_api_names() -> None:
-    found = found_from_api([{"nom": "GARCIA-LOPEZ", "prenom": "JEAN-PIERRE",
-                             "profession": "Médecin", "specialite": "Gériatrie",
-                             "exercices": [{"ville": "Tarbes"}], "compte_matrix": None}])
+    found = found_from_api(
+        [
+            {
+                "nom": "GARCIA-LOPEZ",
+                "prenom": "JEAN-PIERRE",
+                "profession": "Médecin",
+                "specialite": "Gériatrie",
+                "exercices": [{"ville": "Tarbes"}],
+                "compte_matrix": None,
+            }
+        ]
+    )
     assert found == [Found("GARCIA-LOPEZ Jean-Pierre", "Médecin (Gériatrie)", "Tarbes", None)]
 
 
 @pytest.mark.integration
-async def test_trouver_in_an_encrypted_room(tmp_path: Path, synapse: Any, bot: Any,
-                                            pro_factory: Any) -> None:
+async def test_trouver_in_an_encrypted_room(
+    tmp_path: Path, synapse: Any, bot: Any, pro_factory: Any
+) -> None:
     """The running bot (E2EE) answers `!trouver` in an encrypted room, from the directory of
     the dossier service it is configured with (served here on that very address)."""
     from urllib.parse import urlsplit
@@ -174,13 +201,19 @@ async def test_trouver_in_an_encrypted_room(tmp_path: Path, synapse: Any, bot: A
     conn.close()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "docs", homeserver_url=synapse.base_url,
-        server_name=synapse.server_name, session_key=secrets.token_urlsafe(32),
-        service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token)
+        documents_dir=tmp_path / "docs",
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+        session_key=secrets.token_urlsafe(32),
+        service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token,
+    )
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", server_name=synapse.server_name,
-        homeserver_url=synapse.base_url, public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16))
+        database=tmp_path / "annuaire.db",
+        server_name=synapse.server_name,
+        homeserver_url=synapse.base_url,
+        public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(16),
+    )
 
     def mount(app: web.Application) -> None:
         setup(app, settings, authenticate=dossier_authenticator(config))
@@ -197,8 +230,9 @@ async def test_trouver_in_an_encrypted_room(tmp_path: Path, synapse: Any, bot: A
         await alice.say(room_id, "!trouver kiné béziers")
         notice = await alice.wait_notice(room_id, "pour « kiné béziers »")
         body = notice.source["content"]["body"]
-        assert "1. LAURENT Mathilde — Masseur-Kinésithérapeute, Béziers — pas de compte Cercle" \
-            in body
+        assert (
+            "1. LAURENT Mathilde — Masseur-Kinésithérapeute, Béziers — pas de compte Cercle" in body
+        )
         assert type(notice).__name__ != "MegolmEvent"  # decrypted by the professional
     finally:
         await runner.cleanup()

@@ -24,8 +24,19 @@ def generate(tmp_path: Path) -> Callable[..., Path]:
 
     def run(rows: int, seed: int = 1, name: str | None = None) -> Path:
         out = tmp_path / (name or f"extract_{rows}_{seed}.txt")
-        subprocess.run([sys.executable, str(GENERATOR), "--rows", str(rows), "--seed",
-                        str(seed), "--out", str(out)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(GENERATOR),
+                "--rows",
+                str(rows),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+            ],
+            check=True,
+        )
         return out
 
     return run

@@ -24,8 +24,11 @@ from .conftest import SAMPLE
 
 
 def profile_file(tmp_path: Path, **extra: Any) -> Path:
-    data = {"var_dir": str(tmp_path / "var"),
-            "annuaire": {"database": str(tmp_path / "annuaire.db")}, **extra}
+    data = {
+        "var_dir": str(tmp_path / "var"),
+        "annuaire": {"database": str(tmp_path / "annuaire.db")},
+        **extra,
+    }
     path = tmp_path / "profil.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -61,10 +64,19 @@ def test_import_and_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def _queue(db: Path, **fields: str) -> int:
     conn = connect(db)
-    form, errors = validate({"nom": "Boyer", "prenom": "Raphaël", "identifiant": "10000000008",
-                             "profession": "Infirmier", "structure": "", "consentement": "on",
-                             "email": "r.boyer@example.org", "telephone": "0645746282",
-                             **fields})
+    form, errors = validate(
+        {
+            "nom": "Boyer",
+            "prenom": "Raphaël",
+            "identifiant": "10000000008",
+            "profession": "Infirmier",
+            "structure": "",
+            "consentement": "on",
+            "email": "r.boyer@example.org",
+            "telephone": "0645746282",
+            **fields,
+        }
+    )
     assert form is not None, errors
     rid = AccountRequests(conn, Directory(conn), server_name="x").submit(form).id
     conn.close()
@@ -79,7 +91,8 @@ def test_list_and_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert demandes(config, "--json") == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["statut"], r["correspondance"]) for r in listed] == [
-        (rid, "en_attente", "trouve")]
+        (rid, "en_attente", "trouve")
+    ]
     assert demandes(config, "refuser", str(rid), "--motif", "Hors territoire") == 0
     assert demandes(config) == 0
     out = capsys.readouterr().out
@@ -91,21 +104,34 @@ def test_list_and_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.integration
-def test_approve_from_the_cli(tmp_path: Path, synapse: Any,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_approve_from_the_cli(
+    tmp_path: Path, synapse: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     hs = synapse.profile.section("homeserver")
-    config = profile_file(tmp_path, var_dir=str(synapse.var_dir),
-                          server_name=synapse.server_name,
-                          homeserver={"port": hs["port"], "bind_address": hs["bind_address"]})
+    config = profile_file(
+        tmp_path,
+        var_dir=str(synapse.var_dir),
+        server_name=synapse.server_name,
+        homeserver={"port": hs["port"], "bind_address": hs["bind_address"]},
+    )
     main(["--config", str(config), "annuaire", "importer", str(SAMPLE)])
-    rid = _queue(tmp_path / "annuaire.db", nom="Thomas", prenom="Jean-Pierre",
-                 identifiant="10000000022", profession="Médecin", email="jp.thomas@example.org")
+    rid = _queue(
+        tmp_path / "annuaire.db",
+        nom="Thomas",
+        prenom="Jean-Pierre",
+        identifiant="10000000022",
+        profession="Médecin",
+        email="jp.thomas@example.org",
+    )
     capsys.readouterr()
     assert demandes(config, "approuver", str(rid)) == 0
     out = capsys.readouterr().out
     mxid = re.search(r"compte (@\S+)", out)
     assert mxid and "THOMAS Jean-Pierre — Médecin (Pneumologie), Pamiers" in out
     assert re.search(r"/annuaire/activation/[A-Za-z0-9_\-]{20,}", out)
-    row = sqlite3.connect(tmp_path / "annuaire.db").execute(
-        "SELECT status, mxid, decided_by FROM account_request WHERE id=?", (rid,)).fetchone()
+    row = (
+        sqlite3.connect(tmp_path / "annuaire.db")
+        .execute("SELECT status, mxid, decided_by FROM account_request WHERE id=?", (rid,))
+        .fetchone()
+    )
     assert row == ("approuvee", mxid.group(1), "cli")

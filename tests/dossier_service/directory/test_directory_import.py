@@ -45,25 +45,32 @@ def test_sample_groups_activities_by_professional(db: sqlite3.Connection) -> Non
     assert report.added == len(expected)
     assert count(db, "SELECT count(*) FROM professional WHERE active=1") == len(expected)
     multi = next(k for k, v in expected.items() if len(v) > 1)
-    n = count(db, "SELECT count(*) FROM activity a JOIN professional p ON p.id=a.professional_id "
-                  f"WHERE p.national_id='{multi}'")
+    n = count(
+        db,
+        "SELECT count(*) FROM activity a JOIN professional p ON p.id=a.professional_id "
+        f"WHERE p.national_id='{multi}'",
+    )
     assert n == len({tuple(f) for f in expected[multi]})
     assert seen and seen[-1][0] == seen[-1][1] == SAMPLE.stat().st_size
 
 
 def test_reimport_same_file_changes_nothing(db: sqlite3.Connection) -> None:
     first = import_extract(db, SAMPLE)
-    snapshot = db.execute("SELECT national_id, content_hash, active FROM professional "
-                          "ORDER BY id").fetchall()
+    snapshot = db.execute(
+        "SELECT national_id, content_hash, active FROM professional ORDER BY id"
+    ).fetchall()
     again = import_extract(db, SAMPLE)
     assert (again.added, again.updated, again.deactivated) == (0, 0, 0)
     assert again.unchanged == first.added
-    assert db.execute("SELECT national_id, content_hash, active FROM professional "
-                      "ORDER BY id").fetchall() == snapshot
+    assert (
+        db.execute(
+            "SELECT national_id, content_hash, active FROM professional ORDER BY id"
+        ).fetchall()
+        == snapshot
+    )
 
 
-def test_malformed_lines_are_rejected_with_numbers(db: sqlite3.Connection,
-                                                   tmp_path: Path) -> None:
+def test_malformed_lines_are_rejected_with_numbers(db: sqlite3.Connection, tmp_path: Path) -> None:
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     width = len(lines[0].split("|"))
     bad = list(lines)
@@ -88,15 +95,19 @@ def test_malformed_lines_are_rejected_with_numbers(db: sqlite3.Connection,
     assert report.added > 0 and report.lines == 501
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"\x89PNG\r\n\x1a\n\0\0\0IHDR",
-    "nom;prénom;profession\nDUPONT;Marie;Infirmier\n".encode(),
-    b"Type d'identifiant PP|Identifiant PP|Nom d'exercice|\n8|1|X|\n",
-    "Identification nationale PP|Nom d'exercice\n".encode("latin-1"),
-])
-def test_wrong_format_is_refused_before_writing(db: sqlite3.Connection, tmp_path: Path,
-                                                content: bytes) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n\0\0\0IHDR",
+        "nom;prénom;profession\nDUPONT;Marie;Infirmier\n".encode(),
+        b"Type d'identifiant PP|Identifiant PP|Nom d'exercice|\n8|1|X|\n",
+        "Identification nationale PP|Nom d'exercice\n".encode("latin-1"),
+    ],
+)
+def test_wrong_format_is_refused_before_writing(
+    db: sqlite3.Connection, tmp_path: Path, content: bytes
+) -> None:
     import_extract(db, SAMPLE)
     before = db.execute("SELECT count(*), max(id) FROM import_run").fetchone()
     path = tmp_path / "autre.txt"
@@ -108,8 +119,9 @@ def test_wrong_format_is_refused_before_writing(db: sqlite3.Connection, tmp_path
     assert count(db, "SELECT count(*) FROM professional WHERE active=1") > 0
 
 
-def test_newer_extract_updates_adds_and_deactivates(db: sqlite3.Connection, tmp_path: Path,
-                                                    generate) -> None:  # type: ignore[no-untyped-def]
+def test_newer_extract_updates_adds_and_deactivates(
+    db: sqlite3.Connection, tmp_path: Path, generate
+) -> None:  # type: ignore[no-untyped-def]
     old = generate(3000, seed=5)
     first = import_extract(db, old)
     lines = old.read_text(encoding="utf-8").splitlines()
@@ -141,12 +153,22 @@ def test_newer_extract_updates_adds_and_deactivates(db: sqlite3.Connection, tmp_
     assert inactive == gone
     # deactivated professionals are no longer found; updated ones are found at the new place
     gone_id = sorted(gone)[0]
-    assert count(db, "SELECT count(*) FROM search_key k JOIN professional p ON "
-                     f"p.id=k.professional_id WHERE p.national_id='{gone_id}'") == 0
+    assert (
+        count(
+            db,
+            "SELECT count(*) FROM search_key k JOIN professional p ON "
+            f"p.id=k.professional_id WHERE p.national_id='{gone_id}'",
+        )
+        == 0
+    )
     one = sorted(changed)[0]
-    cities = {r[0] for r in db.execute(
-        "SELECT a.city FROM activity a JOIN professional p ON p.id=a.professional_id "
-        f"WHERE p.national_id='{one}'")}
+    cities = {
+        r[0]
+        for r in db.execute(
+            "SELECT a.city FROM activity a JOIN professional p ON p.id=a.professional_id "
+            f"WHERE p.national_id='{one}'"
+        )
+    }
     assert cities == {"BÉZIERS"}
     # the old extract again brings the absent ones back
     back = import_extract(db, old)
@@ -154,8 +176,7 @@ def test_newer_extract_updates_adds_and_deactivates(db: sqlite3.Connection, tmp_
     assert back.deactivated == len(extra_ids)
 
 
-def test_reading_in_a_helper_process_gives_the_same_directory(tmp_path: Path,
-                                                              generate) -> None:  # type: ignore[no-untyped-def]
+def test_reading_in_a_helper_process_gives_the_same_directory(tmp_path: Path, generate) -> None:  # type: ignore[no-untyped-def]
     path = generate(4000, seed=11)
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[100] = "cassée|"
@@ -174,8 +195,9 @@ def test_reading_in_a_helper_process_gives_the_same_directory(tmp_path: Path,
     assert (again.added, again.updated, again.unchanged) == (0, 0, a.added)
 
 
-def test_lines_of_one_professional_far_apart(db: sqlite3.Connection, tmp_path: Path,
-                                             generate) -> None:  # type: ignore[no-untyped-def]
+def test_lines_of_one_professional_far_apart(
+    db: sqlite3.Connection, tmp_path: Path, generate
+) -> None:  # type: ignore[no-untyped-def]
     path = generate(6000, seed=3)
     lines = path.read_text(encoding="utf-8").splitlines()
     col = lines[0].split("|").index("Identification nationale PP")
@@ -186,13 +208,22 @@ def test_lines_of_one_professional_far_apart(db: sqlite3.Connection, tmp_path: P
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     first = import_extract(db, path, parallel=False)
     assert first.added == len(set(ids))
-    n = count(db, "SELECT count(*) FROM activity a JOIN professional p ON "
-                  f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'")
+    n = count(
+        db,
+        "SELECT count(*) FROM activity a JOIN professional p ON "
+        f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'",
+    )
     assert n == ids.count(ids[target]) >= 2
     again = import_extract(db, path, parallel=True)
     assert (again.added, again.updated, again.unchanged) == (0, 0, first.added)
-    assert count(db, "SELECT count(*) FROM activity a JOIN professional p ON "
-                     f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'") == n
+    assert (
+        count(
+            db,
+            "SELECT count(*) FROM activity a JOIN professional p ON "
+            f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'",
+        )
+        == n
+    )
 
 
 def test_schema_v1_is_migrated_and_links_survive_imports(tmp_path: Path) -> None:
@@ -211,14 +242,18 @@ def test_schema_v1_is_migrated_and_links_survive_imports(tmp_path: Path) -> None
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     import_extract(conn, SAMPLE)
     link(conn, "@boyer:x", "810000000008", source="test", actor="test")
-    flags = "SELECT DISTINCT k.linked FROM search_key k JOIN professional p ON " \
-            "p.id = k.professional_id WHERE p.national_id = '810000000008'"
+    flags = (
+        "SELECT DISTINCT k.linked FROM search_key k JOIN professional p ON "
+        "p.id = k.professional_id WHERE p.national_id = '810000000008'"
+    )
     assert conn.execute(flags).fetchall() == [(1,)]
     # a newer extract changes the professional: the rewritten rows stay flagged
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     newer = tmp_path / "newer.txt"
-    newer.write_text("\n".join([lines[0], lines[1].replace("NARBONNE", "NÎMES"),
-                                *lines[2:]]) + "\n", encoding="utf-8")
+    newer.write_text(
+        "\n".join([lines[0], lines[1].replace("NARBONNE", "NÎMES"), *lines[2:]]) + "\n",
+        encoding="utf-8",
+    )
     report = import_extract(conn, newer)
     assert report.updated == 1
     assert conn.execute(flags).fetchall() == [(1,)]

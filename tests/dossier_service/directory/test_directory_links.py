@@ -16,8 +16,9 @@ from .conftest import SAMPLE
 
 
 @pytest.mark.integration
-async def test_accounts_linked_by_rpps_id_and_email(synapse: Any, user_factory: Any,
-                                                    tmp_path: Path) -> None:
+async def test_accounts_linked_by_rpps_id_and_email(
+    synapse: Any, user_factory: Any, tmp_path: Path
+) -> None:
     from homeserver.admin_api import AdminApi
 
     conn = connect(tmp_path / "annuaire.db")
@@ -27,10 +28,13 @@ async def test_accounts_linked_by_rpps_id_and_email(synapse: Any, user_factory: 
     by_mail = user_factory()
     stranger = user_factory(displayname="Quelqu'un")
     async with AdminApi(synapse.base_url, synapse.admin_token) as api:
-        await api.create_or_modify_user(by_id.user_id, external_ids=[
-            {"auth_provider": "rpps", "external_id": "810000000015"}])
-        await api.create_or_modify_user(by_mail.user_id, threepids=[
-            {"medium": "email", "address": "sophie.sabourin@pharmacien.mssante.fr"}])
+        await api.create_or_modify_user(
+            by_id.user_id, external_ids=[{"auth_provider": "rpps", "external_id": "810000000015"}]
+        )
+        await api.create_or_modify_user(
+            by_mail.user_id,
+            threepids=[{"medium": "email", "address": "sophie.sabourin@pharmacien.mssante.fr"}],
+        )
         report = await link_accounts(conn, directory, api, actor="test")
         again = await link_accounts(conn, directory, api, actor="test")
         named_id = (await api.get_user(by_id.user_id) or {}).get("displayname")

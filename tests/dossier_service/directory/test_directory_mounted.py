@@ -23,14 +23,20 @@ async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path
     conn.close()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "docs", homeserver_url="http://127.0.0.1:9",
-        server_name="cercle.test", session_key=secrets.token_urlsafe(32),
-        service_token=secrets.token_urlsafe(32), element_origin="http://element.test",
+        documents_dir=tmp_path / "docs",
+        homeserver_url="http://127.0.0.1:9",
+        server_name="cercle.test",
+        session_key=secrets.token_urlsafe(32),
+        service_token=secrets.token_urlsafe(32),
+        element_origin="http://element.test",
     )
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9", public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(32), frame_origin="'self' http://element.test",
+        database=tmp_path / "annuaire.db",
+        server_name="cercle.test",
+        homeserver_url="http://127.0.0.1:9",
+        public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(32),
+        frame_origin="'self' http://element.test",
     )
 
     def mount(app: Any) -> None:
@@ -41,12 +47,18 @@ async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path
     assert page.status == 200
     assert "frame-ancestors 'self' http://element.test" in page.headers["Content-Security-Policy"]
     # the bot's service token reads the directory
-    resp = await client.get("/api/v1/annuaire", params={"q": "d'almeida"},
-                            headers={"Authorization": f"Bearer {config.service_token}"})
+    resp = await client.get(
+        "/api/v1/annuaire",
+        params={"q": "d'almeida"},
+        headers={"Authorization": f"Bearer {config.service_token}"},
+    )
     assert resp.status == 200
     assert {r["nom"] for r in (await resp.json())["resultats"]} == {"D'ALMEIDA"}
     session = issue_session(config.session_key, "@pro:cercle.test", lifetime=600)
-    resp = await client.get("/api/v1/annuaire", params={"q": "kiné béziers"},
-                            headers={"Authorization": f"Bearer {session}"})
+    resp = await client.get(
+        "/api/v1/annuaire",
+        params={"q": "kiné béziers"},
+        headers={"Authorization": f"Bearer {session}"},
+    )
     assert resp.status == 200 and (await resp.json())["total"] > 0
     assert (await client.get("/api/v1/annuaire", params={"q": "x"})).status == 401

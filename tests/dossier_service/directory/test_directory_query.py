@@ -21,7 +21,13 @@ def test_folding() -> None:
     assert joined("D'ALMEIDA") == joined("d’almeida") == "dalmeida"
     assert joined("Masseur-Kinésithérapeute") == "masseurkinesitherapeute"
     assert name_tokens("GARCIA-LOPEZ", "JEAN-PIERRE") == [
-        "garcia", "lopez", "garcialopez", "jean", "pierre", "jeanpierre"]
+        "garcia",
+        "lopez",
+        "garcialopez",
+        "jean",
+        "pierre",
+        "jeanpierre",
+    ]
     assert name_tokens("D'ALMEIDA", "") == ["almeida", "dalmeida"]
 
 

@@ -16,18 +16,27 @@ from dossier_service.directory.account_requests import (
 from dossier_service.directory.request_form import validate
 from dossier_service.directory.search import Directory
 
-FORM = {"nom": "D'Almeida", "prenom": "Hélène", "identifiant": "10000001128",
-        "profession": "infirmière", "structure": "", "email": "h@example.org",
-        "telephone": "+33 6 12 34 56 78", "consentement": "on"}
+FORM = {
+    "nom": "D'Almeida",
+    "prenom": "Hélène",
+    "identifiant": "10000001128",
+    "profession": "infirmière",
+    "structure": "",
+    "email": "h@example.org",
+    "telephone": "+33 6 12 34 56 78",
+    "consentement": "on",
+}
 
 
 def make(sample_directory: Directory) -> AccountRequests:
-    return AccountRequests(sample_directory.conn, sample_directory, server_name="cercle.test",
-                           activation_hours=72)
+    return AccountRequests(
+        sample_directory.conn, sample_directory, server_name="cercle.test", activation_hours=72
+    )
 
 
 def test_match_accepts_accents_apostrophes_and_profession_words(
-        sample_directory: Directory) -> None:
+    sample_directory: Directory,
+) -> None:
     requests = make(sample_directory)
     form, errors = validate(FORM)
     assert form is not None, errors
@@ -63,11 +72,17 @@ def test_activation_links_are_hashed_single_use_and_expire(sample_directory: Dir
     rid = requests.submit(form).id
     now = datetime(2026, 1, 1, tzinfo=UTC)
     token = "jeton-secret-de-test-0123456789abcdef"
-    conn.execute("INSERT INTO activation VALUES (?,?,?,?,?,NULL)",
-                 (token_hash(token), rid, "@helene:cercle.test", now.isoformat(),
-                  (now + timedelta(hours=72)).isoformat()))
-    assert requests.activation(token, now=now + timedelta(hours=71)) == (
-        rid, "@helene:cercle.test")
+    conn.execute(
+        "INSERT INTO activation VALUES (?,?,?,?,?,NULL)",
+        (
+            token_hash(token),
+            rid,
+            "@helene:cercle.test",
+            now.isoformat(),
+            (now + timedelta(hours=72)).isoformat(),
+        ),
+    )
+    assert requests.activation(token, now=now + timedelta(hours=71)) == (rid, "@helene:cercle.test")
     with pytest.raises(RequestError) as err:
         requests.activation(token, now=now + timedelta(hours=73))
     assert err.value.status == 410
@@ -86,13 +101,19 @@ def test_localparts() -> None:
 def test_activation_mail_is_french_and_carries_the_link() -> None:
     from dossier_service.directory.mail import activation_message, smtp_from_section
 
-    msg = activation_message(sender="cercle@x", to="a@b.fr", display_name="BOYER Raphael — "
-                             "Infirmier, Narbonne", mxid="@raphael.boyer:x",
-                             url="https://dossier/annuaire/activation/abc", expires="28/11/2026 18:00")
+    msg = activation_message(
+        sender="cercle@x",
+        to="a@b.fr",
+        display_name="BOYER Raphael — Infirmier, Narbonne",
+        mxid="@raphael.boyer:x",
+        url="https://dossier/annuaire/activation/abc",
+        expires="28/11/2026 18:00",
+    )
     body = msg.get_content()
     assert msg["Subject"] == "Cercle : activez votre compte" and msg["To"] == "a@b.fr"
     assert "https://dossier/annuaire/activation/abc" in body and "une seule fois" in body
     assert smtp_from_section(None) is None and smtp_from_section({"host": ""}) is None
-    smtp = smtp_from_section({"host": "mail", "port": 587, "starttls": True, "sender": "c@x",
-                              "password": "secret"})
+    smtp = smtp_from_section(
+        {"host": "mail", "port": 587, "starttls": True, "sender": "c@x", "password": "secret"}
+    )
     assert smtp is not None and smtp.port == 587 and "secret" not in repr(smtp)

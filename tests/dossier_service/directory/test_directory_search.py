@@ -28,8 +28,10 @@ def test_profession_words_and_hyphens(sample_directory: Directory) -> None:
     assert {h.profession for h in kine.hits} == {"Masseur-Kinésithérapeute"}
     nurses = sample_directory.search("infirmière toulouse", per_page=50)
     assert nurses.total > 0
-    assert all(h.profession == "Infirmier" and any(p.city == "TOULOUSE" for p in h.practices)
-               for h in nurses.hits)
+    assert all(
+        h.profession == "Infirmier" and any(p.city == "TOULOUSE" for p in h.practices)
+        for h in nurses.hits
+    )
     assert sample_directory.search("IDE toulouse").total == nurses.total
 
 
@@ -62,8 +64,11 @@ def test_filters(sample_directory: Directory) -> None:
     assert r.total > 0
     assert all(h.profession == "Infirmier" for h in r.hits)
     assert all(any(p.dept == "34" and p.mode == "Libéral" for p in h.practices) for h in r.hits)
-    assert sample_directory.search("", specialty="SM26").total == \
-        sample_directory.search("cardiologue").total > 0
+    assert (
+        sample_directory.search("", specialty="SM26").total
+        == sample_directory.search("cardiologue").total
+        > 0
+    )
 
 
 def test_exact_name_first_then_linked(sample_directory: Directory) -> None:
@@ -79,7 +84,8 @@ def test_exact_name_first_then_linked(sample_directory: Directory) -> None:
     # an exact name beats a linked prefix match
     exact = sample_directory.search("martin", per_page=50)
     assert exact.hits[0].exact and all(
-        h.exact for h in exact.hits if h.last_name == "MARTIN" or h.first_name == "MARTIN")
+        h.exact for h in exact.hits if h.last_name == "MARTIN" or h.first_name == "MARTIN"
+    )
     assert exact.hits[0].national_id == martin.national_id  # exact and linked
 
 
@@ -87,7 +93,7 @@ def test_pagination_is_stable_and_complete(sample_directory: Directory) -> None:
     whole = sample_directory.search("toulouse", per_page=50)
     pages = [sample_directory.search("toulouse", page=n, per_page=7) for n in range(1, 9)]
     flat = [h.national_id for p in pages for h in p.hits]
-    assert flat == [h.national_id for h in whole.hits][:len(flat)]
+    assert flat == [h.national_id for h in whole.hits][: len(flat)]
     assert len(set(flat)) == len(flat) == min(whole.total, 56)
 
 
@@ -107,8 +113,7 @@ def test_first_and_last_name_in_any_order(sample_directory: Directory) -> None:
     # a prefix of the first name after the full surname, and a prefix of both (fallback path)
     c = sample_directory.search("thomas jean", per_page=50)
     assert {h.national_id for h in a.hits} <= {h.national_id for h in c.hits}
-    assert all(h.first_name.startswith("JEAN") or h.last_name.startswith("JEAN")
-               for h in c.hits)
+    assert all(h.first_name.startswith("JEAN") or h.last_name.startswith("JEAN") for h in c.hits)
     d = sample_directory.search("thom jean-p", per_page=50)
     assert {h.national_id for h in d.hits} == {h.national_id for h in a.hits}
 
@@ -120,8 +125,9 @@ def test_two_prefixes_and_compound_first_names(sample_directory: Directory) -> N
     for hit in both.hits:
         words = (hit.last_name + " " + hit.first_name).replace("-", " ").lower().split()
         assert any(w.startswith("ro") for w in words) and any(w.startswith("ma") for w in words)
-    assert {h.national_id for h in sample_directory.search("ma ro", per_page=50).hits} == \
-        {h.national_id for h in both.hits}
+    assert {h.national_id for h in sample_directory.search("ma ro", per_page=50).hits} == {
+        h.national_id for h in both.hits
+    }
     # a compound first name typed with a space
     jp = sample_directory.search("jean pierre", per_page=50)
     assert jp.total > 0 and all("JEAN-PIERRE" in h.first_name for h in jp.hits)

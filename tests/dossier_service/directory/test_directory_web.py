@@ -28,24 +28,38 @@ ADMIN = "@admin:cercle.test"
 PRO = "@pro:cercle.test"
 
 
-def make_app(tmp_path: Path, *, limit: int = 5, homeserver_url: str = "http://127.0.0.1:9",
-             admin_token: str | None = None, server_name: str = "cercle.test",
-             smtp: SmtpSettings | None = None,
-             ) -> tuple[web.Application, DossierConfig, Path]:
+def make_app(
+    tmp_path: Path,
+    *,
+    limit: int = 5,
+    homeserver_url: str = "http://127.0.0.1:9",
+    admin_token: str | None = None,
+    server_name: str = "cercle.test",
+    smtp: SmtpSettings | None = None,
+) -> tuple[web.Application, DossierConfig, Path]:
     db = tmp_path / "annuaire.db"
     conn = connect(db)
     import_extract(conn, SAMPLE)
     conn.close()
     config = DossierConfig(
-        database_url="sqlite+aiosqlite:///unused", documents_dir=tmp_path / "docs",
-        homeserver_url=homeserver_url, server_name=server_name,
-        session_key=secrets.token_urlsafe(32), service_token=secrets.token_urlsafe(32),
+        database_url="sqlite+aiosqlite:///unused",
+        documents_dir=tmp_path / "docs",
+        homeserver_url=homeserver_url,
+        server_name=server_name,
+        session_key=secrets.token_urlsafe(32),
+        service_token=secrets.token_urlsafe(32),
         admins=frozenset({ADMIN}),
     )
     settings = DirectorySettings(
-        database=db, server_name=server_name, homeserver_url=homeserver_url,
-        public_url="http://dossier.test", csrf_key=secrets.token_urlsafe(32),
-        admin_token=admin_token, request_limit=limit, request_window_seconds=600, smtp=smtp,
+        database=db,
+        server_name=server_name,
+        homeserver_url=homeserver_url,
+        public_url="http://dossier.test",
+        csrf_key=secrets.token_urlsafe(32),
+        admin_token=admin_token,
+        request_limit=limit,
+        request_window_seconds=600,
+        smtp=smtp,
     )
     app = web.Application()
     setup(app, settings, authenticate=dossier_authenticator(config))
@@ -53,8 +67,7 @@ def make_app(tmp_path: Path, *, limit: int = 5, homeserver_url: str = "http://12
 
 
 def bearer(config: DossierConfig, user_id: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_session(config.session_key, user_id,
-                                                        lifetime=3600)}
+    return {"Authorization": "Bearer " + issue_session(config.session_key, user_id, lifetime=3600)}
 
 
 def csrf_of(html: str) -> str:
@@ -63,9 +76,16 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-VALID = {"nom": "Boyer", "prenom": "Raphaël", "identifiant": "10000000008",
-         "profession": "Infirmier", "structure": "Cabinet Boyer", "email": "r.boyer@example.org",
-         "telephone": "06 45 74 62 82", "consentement": "on"}
+VALID = {
+    "nom": "Boyer",
+    "prenom": "Raphaël",
+    "identifiant": "10000000008",
+    "profession": "Infirmier",
+    "structure": "Cabinet Boyer",
+    "email": "r.boyer@example.org",
+    "telephone": "06 45 74 62 82",
+    "consentement": "on",
+}
 
 
 async def test_search_api(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -74,22 +94,33 @@ async def test_search_api(aiohttp_client: Any, tmp_path: Path) -> None:
     resp = await client.get("/api/v1/annuaire", params={"q": "beziers"})
     assert resp.status == 401
     assert (await resp.json())["errcode"] == "M_MISSING_TOKEN"
-    resp = await client.get("/api/v1/annuaire", params={"q": "kiné béziers", "par_page": "3"},
-                            headers=bearer(config, PRO))
+    resp = await client.get(
+        "/api/v1/annuaire",
+        params={"q": "kiné béziers", "par_page": "3"},
+        headers=bearer(config, PRO),
+    )
     assert resp.status == 200
     body = await resp.json()
     assert body["par_page"] == 3 and len(body["resultats"]) <= 3 and body["total"] > 0
     assert all(r["profession"] == "Masseur-Kinésithérapeute" for r in body["resultats"])
     assert body["requete"]["lieu"]["valeur"] == "Béziers"
-    page2 = await (await client.get("/api/v1/annuaire", params={
-        "q": "toulouse", "page": "2", "par_page": "5"}, headers=bearer(config, PRO))).json()
+    page2 = await (
+        await client.get(
+            "/api/v1/annuaire",
+            params={"q": "toulouse", "page": "2", "par_page": "5"},
+            headers=bearer(config, PRO),
+        )
+    ).json()
     assert page2["page"] == 2
-    resp = await client.get("/api/v1/annuaire", params={"q": "x" * 300},
-                            headers=bearer(config, PRO))
+    resp = await client.get(
+        "/api/v1/annuaire", params={"q": "x" * 300}, headers=bearer(config, PRO)
+    )
     assert resp.status == 400 and (await resp.json())["errcode"] == "M_INVALID_PARAM"
-    resp = await client.get("/api/v1/annuaire", params={"q": "", "profession": "infirmier",
-                                                        "departement": "34", "mode": "L"},
-                            headers=bearer(config, PRO))
+    resp = await client.get(
+        "/api/v1/annuaire",
+        params={"q": "", "profession": "infirmier", "departement": "34", "mode": "L"},
+        headers=bearer(config, PRO),
+    )
     assert all(r["profession"] == "Infirmier" for r in (await resp.json())["resultats"])
     page = await client.get("/annuaire", params={"q": "d'almeida"}, headers=bearer(config, PRO))
     assert page.status == 200 and "ALMEIDA" in await page.text()
@@ -108,12 +139,20 @@ async def test_request_form_validation(aiohttp_client: Any, tmp_path: Path) -> N
     resp = await client.post("/annuaire/demande", data={"csrf_token": token, "nom": "Boyer"})
     assert resp.status == 400
     text = await resp.text()
-    for message in ("Prénom : champ obligatoire", "N° RPPS ou ADELI : champ obligatoire",
-                    "Adresse e-mail : champ obligatoire", "conditions d'utilisation"):
+    for message in (
+        "Prénom : champ obligatoire",
+        "N° RPPS ou ADELI : champ obligatoire",
+        "Adresse e-mail : champ obligatoire",
+        "conditions d'utilisation",
+    ):
         assert message in text
     # scripts in fields: refused, and what was typed comes back escaped
-    evil = dict(VALID, csrf_token=token, nom="<script>alert(1)</script>",
-                structure='"><img src=x onerror=alert(1)>')
+    evil = dict(
+        VALID,
+        csrf_token=token,
+        nom="<script>alert(1)</script>",
+        structure='"><img src=x onerror=alert(1)>',
+    )
     resp = await client.post("/annuaire/demande", data=evil)
     assert resp.status == 400
     text = await resp.text()
@@ -139,8 +178,9 @@ async def test_request_matching(aiohttp_client: Any, tmp_path: Path) -> None:
     client = await aiohttp_client(app)
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
     await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token, nom="Durand"))
-    await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token,
-                                                     identifiant="19999999999"))
+    await client.post(
+        "/annuaire/demande", data=dict(VALID, csrf_token=token, identifiant="19999999999")
+    )
     conn = sqlite3.connect(db)
     rows = conn.execute("SELECT match, match_detail FROM account_request ORDER BY id").fetchall()
     assert rows[0][0] == "incoherent" and "BOYER" in rows[0][1]
@@ -153,8 +193,9 @@ async def test_flooding_is_limited(aiohttp_client: Any, tmp_path: Path) -> None:
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
     statuses = []
     for n in range(6):
-        resp = await client.post("/annuaire/demande",
-                                 data=dict(VALID, csrf_token=token, email=f"x{n}@example.org"))
+        resp = await client.post(
+            "/annuaire/demande", data=dict(VALID, csrf_token=token, email=f"x{n}@example.org")
+        )
         statuses.append(resp.status)
     assert statuses == [201, 201, 201, 429, 429, 429]
     assert int(resp.headers["Retry-After"]) > 0
@@ -169,58 +210,72 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
     await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token))
     assert (await client.get("/annuaire/admin/demandes")).status == 401
     assert (await client.get("/annuaire/admin/demandes", headers=bearer(config, PRO))).status == 403
-    resp = await client.post("/annuaire/admin/demandes/1/refuser",
-                             data={"csrf_token": token, "motif": "x"}, headers=bearer(config, PRO))
+    resp = await client.post(
+        "/annuaire/admin/demandes/1/refuser",
+        data={"csrf_token": token, "motif": "x"},
+        headers=bearer(config, PRO),
+    )
     assert resp.status == 403
     page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
     text = await page.text()
     assert page.status == 200 and "Boyer" in text and "trouve" in text
     admin_token = csrf_of(text)
-    resp = await client.post("/annuaire/admin/demandes/1/refuser",
-                             data={"csrf_token": admin_token, "motif": "Hors région"},
-                             headers=bearer(config, ADMIN))
+    resp = await client.post(
+        "/annuaire/admin/demandes/1/refuser",
+        data={"csrf_token": admin_token, "motif": "Hors région"},
+        headers=bearer(config, ADMIN),
+    )
     assert "Demande 1 refusée" in await resp.text()
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT status, refusal_reason, decided_by FROM account_request"
-                        ).fetchone() == ("refusee", "Hors région", ADMIN)
+    assert conn.execute(
+        "SELECT status, refusal_reason, decided_by FROM account_request"
+    ).fetchone() == ("refusee", "Hors région", ADMIN)
     assert conn.execute("SELECT action, actor FROM audit ORDER BY id DESC").fetchone() == (
-        "demande.refusee", ADMIN)
+        "demande.refusee",
+        ADMIN,
+    )
 
 
 @pytest.mark.integration
-async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: Path,
-                                                 synapse: Any, user_factory: Any,
-                                                 smtp_sink: Any) -> None:
+async def test_request_approval_activation_login(
+    aiohttp_client: Any, tmp_path: Path, synapse: Any, user_factory: Any, smtp_sink: Any
+) -> None:
     from homeserver.admin_api import AdminApi
 
-    app, config, db = make_app(tmp_path, homeserver_url=synapse.base_url,
-                               admin_token=synapse.admin_token,
-                               server_name=synapse.server_name,
-                               smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port,
-                                                 sender="cercle@cercle.test"))
+    app, config, db = make_app(
+        tmp_path,
+        homeserver_url=synapse.base_url,
+        admin_token=synapse.admin_token,
+        server_name=synapse.server_name,
+        smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="cercle@cercle.test"),
+    )
     client = await aiohttp_client(app)
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
-    assert (await client.post("/annuaire/demande",
-                              data=dict(VALID, csrf_token=token))).status == 201
+    assert (
+        await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token))
+    ).status == 201
     page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
-    resp = await client.post("/annuaire/admin/demandes/1/approuver",
-                             data={"csrf_token": csrf_of(await page.text())},
-                             headers=bearer(config, ADMIN))
+    resp = await client.post(
+        "/annuaire/admin/demandes/1/approuver",
+        data={"csrf_token": csrf_of(await page.text())},
+        headers=bearer(config, ADMIN),
+    )
     text = await resp.text()
     assert "approuvée" in text, text
     link = re.search(r"http://dossier\.test(/annuaire/activation/[A-Za-z0-9_\-]+)", text)
     assert link, text
     # the link also went by e-mail to the address of the request
     assert "envoyé par e-mail à r.boyer@example.org" in text
-    (sender, rcpts, data), = smtp_sink.messages
+    ((sender, rcpts, data),) = smtp_sink.messages
     assert (sender, rcpts) == ("cercle@cercle.test", ["r.boyer@example.org"])
     mail = email.message_from_bytes(data, policy=email.policy.default)
     assert link.group(0) in mail.get_body().get_content()  # type: ignore[union-attr]
     conn = sqlite3.connect(db)
     mxid = conn.execute("SELECT mxid FROM account_request").fetchone()[0]
     assert mxid.startswith("@raphael.boyer") and mxid.endswith(":" + synapse.server_name)
-    assert conn.execute("SELECT national_id FROM account_link WHERE mxid=?",
-                        (mxid,)).fetchone() == ("810000000008",)
+    assert conn.execute(
+        "SELECT national_id FROM account_link WHERE mxid=?", (mxid,)
+    ).fetchone() == ("810000000008",)
     async with AdminApi(synapse.base_url, synapse.admin_token) as api:
         user = await api.get_user(mxid)
     assert user is not None
@@ -231,37 +286,46 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
     form = await client.get(link.group(1))
     assert form.status == 200 and mxid in await form.text()
     csrf = csrf_of(await form.text())
-    short = await client.post(link.group(1), data={"csrf_token": csrf, "mot_de_passe": "court",
-                                                    "confirmation": "court"})
+    short = await client.post(
+        link.group(1), data={"csrf_token": csrf, "mot_de_passe": "court", "confirmation": "court"}
+    )
     assert short.status == 400 and "trop court" in await short.text()
     password = secrets.token_urlsafe(16)
-    done = await client.post(link.group(1), data={"csrf_token": csrf, "mot_de_passe": password,
-                                                   "confirmation": password})
+    done = await client.post(
+        link.group(1), data={"csrf_token": csrf, "mot_de_passe": password, "confirmation": password}
+    )
     assert done.status == 200 and "activé" in await done.text()
     again = await client.get(link.group(1))
     assert again.status == 404
     # first login with the new password
-    async with client.session.post(f"{synapse.base_url}/_matrix/client/v3/login", json={
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": mxid},
-        "password": password,
-    }) as login:
+    async with client.session.post(
+        f"{synapse.base_url}/_matrix/client/v3/login",
+        json={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": mxid},
+            "password": password,
+        },
+    ) as login:
         assert login.status == 200, await login.text()
         assert (await login.json())["user_id"] == mxid
     actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
-    assert actions == ["demande.creee", "demande.approuvee", "demande.lien_envoye",
-                       "compte.active"]
+    assert actions == ["demande.creee", "demande.approuvee", "demande.lien_envoye", "compte.active"]
     assert conn.execute("SELECT status FROM account_request").fetchone() == ("activee",)
     # a second request for the same professional cannot create a second account
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
-    await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token,
-                                                     email="autre@example.org"))
+    await client.post(
+        "/annuaire/demande", data=dict(VALID, csrf_token=token, email="autre@example.org")
+    )
     page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
-    twice = await client.post("/annuaire/admin/demandes/2/approuver",
-                              data={"csrf_token": csrf_of(await page.text())},
-                              headers=bearer(config, ADMIN))
+    twice = await client.post(
+        "/annuaire/admin/demandes/2/approuver",
+        data={"csrf_token": csrf_of(await page.text())},
+        headers=bearer(config, ADMIN),
+    )
     assert f"déjà un compte : {mxid}" in await twice.text()
     assert conn.execute("SELECT status FROM account_request WHERE id=2").fetchone() == (
-        "en_attente",)
+        "en_attente",
+    )
     # Element's "start chat" search (Synapse's user directory) finds the professional by
     # profession and city, because they are part of the display name
     colleague = user_factory()
@@ -278,4 +342,3 @@ async def test_request_approval_activation_login(aiohttp_client: Any, tmp_path: 
             break
         await asyncio.sleep(0.25)
     assert mxid in found
-
