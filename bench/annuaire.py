@@ -379,7 +379,7 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    key = secrets.token_urlsafe(32)
+    key = secrets.token_hex(32)  # hex: a token starting with "-" would read as an option
     proc = subprocess.Popen([sys.executable, __file__, "--child-serve", str(db), str(port), key])
     try:
         from dossier_service.auth import issue_session
