@@ -12,8 +12,9 @@ from dossier_service.api.context import context, query_int
 from dossier_service.api.errors import ApiError
 from dossier_service.api.runner import run
 from dossier_service.api.serialize import dump_all
-from dossier_service.models.audit import AuditEntry, OutboxEvent
+from dossier_service.models.audit import OutboxEvent
 from dossier_service.policy import may_read_audit, may_read_events
+from dossier_service.services.audit_log import audit_entries
 
 routes = web.RouteTableDef()
 
@@ -57,15 +58,8 @@ async def audit_log(request: web.Request) -> web.Response:
     actor = request.query.get("actor") or None
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
-        query = select(AuditEntry)
-        if patient_id:
-            query = query.where(AuditEntry.patient_id == patient_id)
-        if actor:
-            query = query.where(AuditEntry.actor == actor)
-        if before:
-            query = query.where(col(AuditEntry.seq) < before)
-        rows = list(
-            (await session.exec(query.order_by(col(AuditEntry.seq).desc()).limit(limit))).all()
+        rows = await audit_entries(
+            session, patient_id=patient_id, actor=actor, before=before, limit=limit
         )
         await ctx.audit(session, action="read", resource="audit", patient_id=patient_id)
         return 200, {

@@ -4,10 +4,9 @@ where, with what outcome. Read-only, like the API's; reading it is itself audite
 from __future__ import annotations
 
 from aiohttp import web
-from sqlmodel import col, select
 
-from dossier_service.models.audit import AuditEntry
 from dossier_service.policy import may_read_audit
+from dossier_service.services.audit_log import audit_entries
 from dossier_service.web.pagectx import page_context
 from dossier_service.web.pages_login import PAGES
 
@@ -27,15 +26,8 @@ async def access_log(request: web.Request) -> web.StreamResponse:
     except ValueError:
         before = 0
     async with ctx.db.transaction() as session:
-        query = select(AuditEntry)
-        if patient_id:
-            query = query.where(AuditEntry.patient_id == patient_id)
-        if actor:
-            query = query.where(AuditEntry.actor == actor)
-        if before:
-            query = query.where(col(AuditEntry.seq) < before)
-        rows = list(
-            (await session.exec(query.order_by(col(AuditEntry.seq).desc()).limit(PAGE_SIZE))).all()
+        rows = await audit_entries(
+            session, patient_id=patient_id, actor=actor, before=before, limit=PAGE_SIZE
         )
         await ctx.audit(session, action="read", resource="page:audit", patient_id=patient_id)
     return request.app[PAGES].render(
