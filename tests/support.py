@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import urllib.parse
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,21 @@ class TestUser:
     password: str
     access_token: str
     device_id: str
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]],
+    check: Callable[[Any], bool],
+    timeout: float = 30.0,
+    what: str = "état attendu",
+    interval: float = 0.3,
+) -> Any:
+    """Poll ``probe`` until ``check`` holds; fail with the last value after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} non atteint : {str(value)[:800]}")
+        await asyncio.sleep(interval)

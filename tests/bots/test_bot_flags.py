@@ -4,9 +4,11 @@ as per-person spaces, acknowledgement by reaction, clearing, escalation."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 from nio import RoomGetStateEventResponse
+from support import eventually as poll_until
 
 from bots.config import EscalationConfig
 from tests.bots.conftest import dm_with_bot, patient_room_with
@@ -19,16 +21,8 @@ async def flags_state(pro, room_id: str) -> dict:
     return dict(resp.content) if isinstance(resp, RoomGetStateEventResponse) else {}
 
 
-async def eventually(probe, expected_check, timeout: float = 30.0):
-    """The bot's later steps (state, name, folders) follow its notice: poll for them."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if expected_check(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"état final non atteint : {value!r}")
-        await asyncio.sleep(0.2)
+# The bot's later steps (state, name, folders) follow its notice: poll for them.
+eventually = partial(poll_until, timeout=30.0, what="état final", interval=0.2)
 
 
 async def room_name(pro, room_id: str) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
@@ -46,14 +47,7 @@ async def linked_bot(synapse: Any, tmp_path: Path, dossier_template: Path,
         await server.stop()
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool],
-                     timeout: float = 30.0) -> Any:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.3)
+eventually = partial(poll_until, timeout=30.0)
 
 
 async def test_colleague_added_to_the_circle_gets_the_room_keys(

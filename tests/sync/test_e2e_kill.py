@@ -17,7 +17,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ import aiohttp
 import pytest
 import yaml
 from nio import Event, MegolmEvent
+from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
@@ -35,16 +37,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool],
-                     timeout: float = 60.0, what: str = "état attendu") -> Any:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} non atteint : {str(value)[:800]}")
-        await asyncio.sleep(0.3)
+eventually = partial(poll_until, timeout=60.0)
 
 
 async def room_notices(pro: Pro, base_url: str, room_id: str) -> list[str]:

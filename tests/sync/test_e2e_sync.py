@@ -16,6 +16,7 @@ import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from fpdf import FPDF
 from nio import MegolmEvent, RoomGetStateEventResponse, UploadResponse
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 from pypdf import PdfReader
+from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
@@ -35,16 +37,7 @@ pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------------------ helpers
-async def eventually(probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool],
-                     timeout: float = 20.0, what: str = "état attendu") -> Any:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} non atteint : {str(value)[:500]}")
-        await asyncio.sleep(0.3)
+eventually = partial(poll_until, timeout=20.0)
 
 
 def make_pdf(text: str) -> bytes:
