@@ -1,7 +1,8 @@
 """Reading a room's timeline in order with nio: bounded pages, decrypted on the way.
 
 Forward from the room's start, from a replied-to event, or from the first event after a
-moment (`/timestamp_to_event`); backward from the end for « derniers N ».  Never further
+moment (`/timestamp_to_event`); backward from the end for « derniers N » (newest first:
+the caller puts them back in order).  Pages are not kept: events are yielded one by one.  Never further
 than the export command itself.
 """
 
@@ -39,15 +40,19 @@ class HistoryRequest:
     page_size: int = PAGE_SIZE
 
 
+def reads_backward(request: HistoryRequest) -> bool:
+    """« derniers N » alone: read from the end (`events_newest_first`), not from the start."""
+    return request.last is not None and request.from_event_id is None and request.since is None
+
+
 async def events_in_order(
     client: AsyncClient, request: HistoryRequest
 ) -> AsyncIterator[dict[str, Any]]:
-    """Event dicts (decrypted where possible), oldest first, within the bounds."""
+    """Event dicts (decrypted where possible), oldest first, within the bounds.
+
+    For a request that `reads_backward`, use `events_newest_first` instead.
+    """
     until_ms = request.until.timestamp() * 1000 if request.until else None
-    if request.last is not None and request.from_event_id is None and request.since is None:
-        for source in await _page_backwards(client, request, until_ms):
-            yield source
-        return
     token: str | None = None
     anchor = request.from_event_id
     if anchor is None and request.since is not None:
@@ -82,13 +87,16 @@ async def events_in_order(
         token = response.end
 
 
-async def _page_backwards(
-    client: AsyncClient, request: HistoryRequest, until_ms: float | None
-) -> list[dict[str, Any]]:
-    """« derniers N »: page from the end until N shown messages are collected."""
+async def events_newest_first(
+    client: AsyncClient, request: HistoryRequest
+) -> AsyncIterator[dict[str, Any]]:
+    """« derniers N »: from the end, newest first, until N shown messages have been read.
+
+    Nothing is kept here: the caller stores what it needs (the export spools them).
+    """
     assert request.last is not None
+    until_ms = request.until.timestamp() * 1000 if request.until else None
     token: str | None = None
-    newest_first: list[dict[str, Any]] = []
     shown = 0
     reached = request.through_event_id is None  # events after the command are left out
     while shown < request.last:
@@ -105,14 +113,12 @@ async def _page_backwards(
             reached = reached or source["event_id"] == request.through_event_id
             if not reached or (until_ms is not None and source["origin_server_ts"] >= until_ms):
                 continue
-            newest_first.append(source)
+            yield source
             if source.get("type") in SHOWN_TYPES and not is_edit(source):
                 shown += 1
         if not response.chunk or not response.end or response.end == token:
             break
         token = response.end
-    newest_first.reverse()
-    return newest_first
 
 
 async def _first_event_since(

@@ -78,29 +78,32 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
         media = MediaFetcher(session, exporter.homeserver, exporter.access_token, tmp_path)
         history = await fetch_history(exporter, HistoryRequest(room_id, page_size=3), media)
 
-    by_id = {entry.event_id: entry for entry in history.entries}
-    kinds = [entry.kind for entry in history.entries]
+    entries = list(history.entries)  # a lazy view over the spool: read it once here
+    assert list(history.entries) == entries and len(history.entries) == len(entries)
+    by_id = {entry.event_id: entry for entry in entries}
+    kinds = [entry.kind for entry in entries]
     assert by_id[before].kind is EntryKind.UNDECRYPTABLE
     edited = by_id[first]
     assert edited.edited and edited.body == "Pansement refait, plaie très propre"
     assert edited.sender_name == "Élodie Müller"
     assert by_id[gone].kind is EntryKind.REDACTED
-    reply = next(e for e in history.entries if e.body.endswith("Bien noté, merci"))
+    reply = next(e for e in entries if e.body.endswith("Bien noté, merci"))
     assert reply.quote is not None and reply.quote.text == "Pansement refait, plaie très propre"
-    image = next(e.attachment for e in history.entries if e.attachment and e.attachment.is_image)
+    image = next(e.attachment for e in entries if e.attachment and e.attachment.is_image)
     assert image.path is not None and image.path.read_bytes() == photo
     assert image.sha256 == hashlib.sha256(photo).hexdigest()
-    file = next(e.attachment for e in history.entries if e.attachment and not e.attachment.is_image)
+    file = next(e.attachment for e in entries if e.attachment and not e.attachment.is_image)
     assert file.path.read_bytes() == report and file.size == len(report)
     assert len(by_id[last].seen_by) == 1  # bob's receipt, by display name (or id)
     assert by_id[last].seen_by[0] in (bob.user_id, bob.user_id.split(":")[0][1:])
     assert kinds.count(EntryKind.MESSAGE) >= 5
-    flag_lines = [e.body for e in history.entries if e.kind is EntryKind.EVENT]
+    flag_lines = [e.body for e in entries if e.kind is EntryKind.EVENT]
     assert flag_lines == [
         "Signalement « urgence » posé par Élodie Müller",
         "Signalement « urgence » levé",
     ]
-    assert history.entries == sorted(history.entries, key=lambda e: e.timestamp)
+    assert entries == sorted(entries, key=lambda e: e.timestamp)
+    assert (history.first, history.last) == (entries[0].timestamp, entries[-1].timestamp)
 
     # derniers 2 / depuis: bounded selections
     last_two = await fetch_history(
@@ -109,18 +112,21 @@ async def test_history_resolves_edits_redactions_replies_media_receipts(
     assert [e.event_id for e in last_two.entries][-1] == last
     assert len([e for e in last_two.entries if e.kind is not EntryKind.EVENT]) == 2
     from_reply = await fetch_history(exporter, HistoryRequest(room_id, from_event_id=gone), None)
-    assert from_reply.entries[0].event_id == gone
+    assert next(iter(from_reply.entries)).event_id == gone
     # depuis: starts at the first event at or after the moment (timestamp_to_event)
     since = by_id[gone].timestamp
     partial = await fetch_history(exporter, HistoryRequest(room_id, since=since), None)
-    assert partial.entries[0].event_id == gone
-    assert all(entry.timestamp >= since for entry in partial.entries)
-    assert partial.entries[-1].event_id == last
+    partial_entries = list(partial.entries)
+    assert partial_entries[0].event_id == gone
+    assert all(entry.timestamp >= since for entry in partial_entries)
+    assert partial_entries[-1].event_id == last
     # a restarted bot knows no receipt in memory: they are read from the server
     exporter.rooms[room_id].read_receipts.clear()
     again = await fetch_history(exporter, HistoryRequest(room_id, last=1), None)
-    assert again.entries[-1].event_id == last and len(again.entries[-1].seen_by) == 1
+    *_, newest = again.entries
+    assert newest.event_id == last and len(newest.seen_by) == 1
     future = await fetch_history(
         exporter, HistoryRequest(room_id, since=datetime(2100, 1, 1, tzinfo=UTC)), None
     )
-    assert future.entries == []
+    assert list(future.entries) == [] and len(future.entries) == 0
+    assert future.first is None and future.last is None
