@@ -1,10 +1,11 @@
 """!export / !pdf: a PDF transcript of the room, uploaded encrypted.
 
 The command answers at once (« Export en cours… ») and the export runs as its own
-task — the history is paged and decrypted on the event loop, the PDF is drawn in a
-worker thread — so the bot keeps answering other rooms meanwhile.  The PDF goes to
-the room, or with « en privé » to the direct chat with the requester; the export
-is announced in the room (who, when, period).
+task — the history is paged and decrypted on the event loop into a spool file, the PDF
+is drawn from it in a worker thread, then encrypted and uploaded from disk — so the bot
+keeps answering other rooms meanwhile, and its memory does not grow with the room.  The
+PDF goes to the room, or with « en privé » to the direct chat with the requester; the
+export is announced in the room (who, when, period).
 """
 
 from __future__ import annotations
@@ -149,25 +150,27 @@ class ExportService:
                 media = MediaFetcher(
                     session, self.client.homeserver, self.client.access_token, directory
                 )
-                history = await fetch_history(self.client, history_request, media)
+                history = await fetch_history(
+                    self.client, history_request, media, directory=directory
+                )
             people = (
                 await self.describe_room(request.room_id) if self.describe_room else RoomPeople()
             )
             header = self._header(request, history, people)
             pdf_path = directory / "transcription.pdf"
+            # the entries are read from the spool as the worker thread draws them
             summary = await asyncio.to_thread(render_transcript, header, history.entries, pdf_path)
-            data = pdf_path.read_bytes()
-        filename = export_filename(header.room_label, history, request.requested_at)
-        target = request.room_id
-        if options.private:
-            target = await self._direct_room(request.requester, exclude=request.room_id)
-        await self.io.send_file(
-            target,
-            data,
-            filename=filename,
-            mimetype="application/pdf",
-            txn_id=f"export-file-{request.command_event_id}",
-        )
+            filename = export_filename(header.room_label, history, request.requested_at)
+            target = request.room_id
+            if options.private:
+                target = await self._direct_room(request.requester, exclude=request.room_id)
+            await self.io.send_file_path(  # encrypted and uploaded from disk, chunk by chunk
+                target,
+                pdf_path,
+                filename=filename,
+                mimetype="application/pdf",
+                txn_id=f"export-file-{request.command_event_id}",
+            )
         who = self._name(request.room_id, request.requester)
         when = request.requested_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
         where = "envoyé en privé à son auteur" if options.private else "ci-dessus"

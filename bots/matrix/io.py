@@ -8,13 +8,19 @@ duplicate (idempotent replies and reactions).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html as _html
 import logging
+import os
+import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import unpaddedbase64
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from nio import (
     AsyncClient,
     ErrorResponse,
@@ -35,6 +41,8 @@ from bots.matrix.timing import waiting_for_server
 from bots.matrix.trust import MemberDeviceTrust
 
 log = logging.getLogger(__name__)
+
+FILE_CHUNK = 256 * 1024  # bytes encrypted, written and uploaded at a time
 
 
 class MatrixRequestError(Exception):
@@ -72,6 +80,66 @@ def mention_html(user_id: str, name: str | None = None) -> str:
 
 def room_link(room_id: str, server_name: str) -> str:
     return f"https://matrix.to/#/{room_id}?via={server_name}"
+
+
+def encrypt_file(source: Path, target: Path) -> dict[str, Any]:
+    """`source` encrypted into `target` as a Matrix encrypted attachment, chunk by chunk.
+
+    AES-256-CTR with a random key and a random 8-byte IV followed by a zero 64-bit
+    counter, SHA-256 of the ciphertext: the same result and the same decryption info
+    (JWK key, unpadded base64 IV and hash, "v2") as `nio.crypto.attachments.encrypt_attachment`,
+    which needs the whole file in memory.
+    """
+    key = os.urandom(32)
+    iv = os.urandom(8) + bytes(8)
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+    digest = hashlib.sha256()
+    with open(source, "rb") as plain, open(target, "wb") as out:
+        while chunk := plain.read(FILE_CHUNK):
+            data = encryptor.update(chunk)
+            digest.update(data)
+            out.write(data)
+        tail = encryptor.finalize()
+        digest.update(tail)
+        out.write(tail)
+    return {
+        "v": "v2",
+        "key": {
+            "kty": "oct",
+            "alg": "A256CTR",
+            "ext": True,
+            "k": unpaddedbase64.encode_base64(key, urlsafe=True),
+            "key_ops": ["encrypt", "decrypt"],
+        },
+        "iv": unpaddedbase64.encode_base64(iv),
+        "hashes": {"sha256": unpaddedbase64.encode_base64(digest.digest())},
+    }
+
+
+async def _chunks_of(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
+            yield chunk
+
+
+def _file_message(
+    url: str, keys: Mapping[str, Any], filename: str, mimetype: str, size: int, body: str | None
+) -> dict[str, Any]:
+    """The ``m.file`` content of an encrypted attachment."""
+    return {
+        "msgtype": "m.file",
+        "body": body or filename,
+        "filename": filename,
+        "info": {"mimetype": mimetype, "size": size},
+        "file": {
+            "url": url,
+            "key": keys["key"],
+            "iv": keys["iv"],
+            "hashes": keys["hashes"],
+            "v": keys["v"],
+            "mimetype": mimetype,
+        },
+    }
 
 
 class MatrixIO:
@@ -147,20 +215,39 @@ class MatrixIO:
             )
         )
         upload = _check(resp, "upload", UploadResponse)
-        content = {
-            "msgtype": "m.file",
-            "body": body or filename,
-            "filename": filename,
-            "info": {"mimetype": mimetype, "size": len(data)},
-            "file": {
-                "url": upload.content_uri,
-                "key": keys["key"],
-                "iv": keys["iv"],
-                "hashes": keys["hashes"],
-                "v": keys["v"],
-                "mimetype": mimetype,
-            },
-        }
+        content = _file_message(upload.content_uri, keys, filename, mimetype, len(data), body)
+        return await self.send(room_id, "m.room.message", content, txn_id)
+
+    async def send_file_path(
+        self,
+        room_id: str,
+        path: Path,
+        *,
+        filename: str,
+        mimetype: str,
+        txn_id: str | None = None,
+        body: str | None = None,
+    ) -> str:
+        """Like `send_file` for a file on disk, never whole in memory: encrypted chunk by chunk
+        (in a thread) into a 0600 temp file beside it, uploaded from there, then removed."""
+        size = path.stat().st_size
+        handle, name = tempfile.mkstemp(prefix=".envoi-", suffix=".chiffre", dir=path.parent)
+        os.close(handle)
+        encrypted = Path(name)
+        try:
+            keys = await asyncio.to_thread(encrypt_file, path, encrypted)
+            resp, _ = await waiting_for_server(
+                self.client.upload(
+                    lambda *_: _chunks_of(encrypted),  # called again from the start on a retry
+                    content_type="application/octet-stream",
+                    filename=None,
+                    filesize=size,  # AES-CTR: the ciphertext is as long as the file
+                )
+            )
+        finally:
+            encrypted.unlink(missing_ok=True)
+        upload = _check(resp, "upload", UploadResponse)
+        content = _file_message(upload.content_uri, keys, filename, mimetype, size, body)
         return await self.send(room_id, "m.room.message", content, txn_id)
 
     # -- state --
