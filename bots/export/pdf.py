@@ -1,15 +1,21 @@
 """Draw a transcript with fpdf2: A4, French, DejaVu fonts shipped in `fonts/`.
 
 `render_transcript(header, entries, path)` lays entries out one at a time
-(`layout.py`), draws their lines with `FPDF.text`, embeds downscaled images and
-attaches other files, then writes the document to `path`.  CPU-bound and
-synchronous: run it in a worker thread.
+(`layout.py`), draws their lines, embeds downscaled images and attaches other files.
+Memory is bounded whatever the room's size: the pages are drawn in parts (one fpdf2
+document per `PAGES_PER_PART` pages), each written to a temp file and appended to `path`
+by `binding.PdfBinder` as soon as it is full; the footer's « page X / N » is stamped when
+the parts are bound, once N is known.  CPU-bound and synchronous: run it in a worker
+thread.
 """
 
 from __future__ import annotations
 
+import copy
+import gc
 import io
 import logging
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from fpdf.enums import PDFResourceType
 from fpdf.fonts import TTFFont
 from PIL import Image, ImageOps
 
+from bots.export.binding import PdfBinder
 from bots.export.layout import (
     PT,
     Block,
@@ -40,6 +47,10 @@ PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
 IMAGE_MAX_PIXELS = 800  # 120 mm wide at 170 dpi: print quality, small PDF
+PAGES_PER_PART = 200  # pages held in memory at most (one fpdf2 document)
+PART_BYTES = 32 * 1024 * 1024  # images and files held by a part before it is written
+FOOTER_PADDING = 1.0  # mm between the page number and the right margin
+FOOTER_BASELINE = 7.3  # mm from the bottom of the page
 
 _COLORS: Mapping[Tone, tuple[int, int, int]] = {
     Tone.TEXT: (25, 25, 25),
@@ -61,31 +72,36 @@ class RenderSummary:
 
 
 class FpdfFontMetrics:
-    """FontMetrics read from the fonts registered in an FPDF document."""
+    """FontMetrics read from the fonts registered in an FPDF document (copied: the
+    document may be dropped, and its font objects subset in place when it is written)."""
 
     def __init__(self, pdf: FPDF, family: str = FAMILY) -> None:
-        fonts = {style: pdf.fonts[f"{family}{style}"] for style in ("", "B", "I", "BI")}
-        self._fonts: dict[str, TTFFont] = {}
-        for style, font in fonts.items():
+        self._widths: dict[str, Mapping[int, float]] = {}
+        for style in ("", "B", "I", "BI"):
+            font = pdf.fonts[f"{family}{style}"]
             if not isinstance(font, TTFFont):
                 raise TypeError("the transcript needs the TrueType fonts of fonts/")
-            self._fonts[style] = font
-        self._cmap = self._fonts[""].cmap
+            self._widths[style] = copy.copy(font.cw)  # a defaultdict: unknown -> .notdef
+            if style == "":
+                self._cmap = frozenset(font.cmap)
 
     def widths(self, style: str) -> Mapping[int, float]:
-        return self._fonts[style].cw
+        return self._widths[style]
 
     def covers(self, codepoint: int) -> bool:
         return codepoint in self._cmap
 
     def covered(self) -> Iterable[int]:
-        return self._cmap.keys()
+        return self._cmap
 
 
 class TranscriptPdf(FPDF):
-    def __init__(self, room_label: str) -> None:
+    """One part of the transcript: pages `first_page` … of the whole document."""
+
+    def __init__(self, room_label: str, first_page: int = 1) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.room_label = room_label
+        self.first_page = first_page
         self.summary_line: str | None = None
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(False)
@@ -94,8 +110,13 @@ class TranscriptPdf(FPDF):
         self.set_lang("fr-FR")
         self.set_creator("Cercle")
 
+    @property
+    def page_number(self) -> int:
+        """The current page's number in the whole document."""
+        return self.first_page + self.page_no() - 1
+
     def header(self) -> None:
-        if self.page_no() == 1:
+        if self.page_number == 1:
             return
         self.set_font(FAMILY, "", 7)
         self.set_text_color(*_COLORS[Tone.MUTED])
@@ -104,13 +125,59 @@ class TranscriptPdf(FPDF):
         self.line(MARGIN, 10.5, self.w - MARGIN, 10.5)
 
     def footer(self) -> None:
-        self.set_font(FAMILY, "", 7)
-        self.set_text_color(*_COLORS[Tone.MUTED])
+        # « page X / N » is stamped when the parts are bound (N is known then), in this
+        # part's regular font: make sure every page lists it among its resources
+        self._resource_catalog.add(PDFResourceType.FONT, self.fonts[FAMILY].i, self.page)
         if self.summary_line:  # set once every message is drawn: this is the last page
+            self.set_font(FAMILY, "", 7)
+            self.set_text_color(*_COLORS[Tone.MUTED])
             width = self.get_string_width(self.summary_line)
             self.text((self.w - width) / 2, self.h - 12, self.summary_line)
-        self.set_xy(self.w - MARGIN - 40, self.h - 10)
-        self.cell(40, 4, f"page {self.page_no()} / {{nb}}", align="R")
+
+
+class PageNumberStamp:
+    """« page X / N », right-aligned in the footer, for the pages of one part.
+
+    Drawn by `PdfBinder.finish` once N is known, after the part's document is gone: the
+    glyphs are picked into the part's font subset when the part is opened and only their
+    ids and widths are kept (each part has its own subset: ids differ from part to part).
+    """
+
+    CHARACTERS = "page 0123456789/"
+    SIZE = 7.0
+
+    def __init__(self, pdf: TranscriptPdf) -> None:
+        font = pdf.fonts[FAMILY]
+        assert isinstance(font, TTFFont)
+        glyphs: dict[str, bytes] = {}
+        self.widths: dict[str, float] = {}
+        for char in self.CHARACTERS:
+            glyph = font.subset.pick(ord(char))
+            if glyph is None:
+                raise ValueError("the footer font lacks a digit")
+            encoded = chr(glyph).encode("utf-16-be")
+            glyphs[char] = (
+                encoded.replace(b"\\", b"\\\\")
+                .replace(b"(", b"\\(")
+                .replace(b")", b"\\)")
+                .replace(b"\r", b"\\r")
+            )
+            self.widths[char] = font.cw[ord(char)] * self.SIZE / 1000  # in points
+        self.glyphs = glyphs
+        red, green, blue = _COLORS[Tone.MUTED]
+        self.prefix = (
+            f"q {red / 255:.3f} {green / 255:.3f} {blue / 255:.3f} rg BT /F{font.i} "
+            f"{self.SIZE:.2f} Tf "
+        ).encode()
+        self.right = (pdf.w - MARGIN - FOOTER_PADDING) * pdf.k  # points from the left
+        self.baseline = FOOTER_BASELINE * pdf.k  # points from the bottom
+
+    def __call__(self, number: int, total: int) -> bytes:
+        text = f"page {number} / {total}"
+        width = sum(map(self.widths.__getitem__, text))
+        glyphs = b"".join(map(self.glyphs.__getitem__, text))
+        position = f"{self.right - width:.2f} {self.baseline:.2f} Td (".encode()
+        return self.prefix + position + glyphs + b") Tj ET Q"
 
 
 def render_transcript(
@@ -119,100 +186,167 @@ def render_transcript(
     path: Path,
     *,
     style: LayoutStyle | None = None,
+    pages_per_part: int = PAGES_PER_PART,
+    workdir: Path | None = None,
 ) -> RenderSummary:
-    """Render the entries as a PDF at `path` and return what the footer says."""
-    pdf = TranscriptPdf(header.room_label)
-    pdf.set_title(f"Transcription — {header.room_label}")
-    pdf.set_author(header.exported_by)
-    pdf.set_creation_date(header.exported_at)
-    layout = TranscriptLayout(
-        FpdfFontMetrics(pdf),
-        style or LayoutStyle(width=pdf.w - 2 * MARGIN),
-        with_attachments=header.with_attachments,
-    )
-    drawer = _Drawer(pdf, layout, header.with_attachments)
-    pdf.add_page()
-    drawer.y = _draw_document_header(pdf, layout, header)
-    for block in layout.layout_all(entries):
-        drawer.draw(block)
-    digest = layout.digest.hexdigest()
-    messages, attachments = layout.digest.messages, layout.digest.attachments
-    if messages == 0:
-        drawer.draw_note("Aucun message dans la période demandée.")
-    pdf.summary_line = (
-        f"{messages} message{'s' if messages > 1 else ''}, "
-        f"{attachments} pièce{'s' if attachments > 1 else ''} jointe"
-        f"{'s' if attachments > 1 else ''} — SHA-256 du contenu : {digest}"
-    )
-    pdf.set_subject(f"SHA-256 du contenu : {digest}")
-    pages = pdf.page_no()
-    pdf.output(str(path))
+    """Render the entries as a PDF at `path` and return what the footer says.
+
+    `entries` is consumed once, in order.  The pages are drawn in parts of at most
+    `pages_per_part` pages, each written to a temp file in `workdir` (default: next to
+    `path`) and bound into `path` at once: memory stays the same whatever the room's size.
+    """
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=".pdf-parts-", dir=workdir or path.parent) as tmp,
+            path.open("wb", buffering=1 << 16) as out,
+        ):
+            parts = _PartSeries(header, PdfBinder(out), Path(tmp), pages_per_part)
+            layout = TranscriptLayout(
+                FpdfFontMetrics(parts.pdf),
+                style or LayoutStyle(width=parts.pdf.w - 2 * MARGIN),
+                with_attachments=header.with_attachments,
+            )
+            drawer = _Drawer(parts, layout, header.with_attachments)
+            drawer.draw_document_header(header)
+            for block in layout.layout_all(entries):
+                drawer.draw(block)
+            digest = layout.digest.hexdigest()
+            messages, attachments = layout.digest.messages, layout.digest.attachments
+            if messages == 0:
+                drawer.draw_note("Aucun message dans la période demandée.")
+            summary_line = (
+                f"{messages} message{'s' if messages > 1 else ''}, "
+                f"{attachments} pièce{'s' if attachments > 1 else ''} jointe"
+                f"{'s' if attachments > 1 else ''} — SHA-256 du contenu : {digest}"
+            )
+            pages = parts.finish(summary_line, f"SHA-256 du contenu : {digest}")
+    except BaseException:
+        path.unlink(missing_ok=True)  # never leave half a PDF behind
+        raise
     return RenderSummary(messages, attachments, digest, pages)
 
 
-def _draw_document_header(
-    pdf: TranscriptPdf, layout: TranscriptLayout, header: TranscriptHeader
-) -> float:
-    y = MARGIN
-    pdf.set_text_color(*_COLORS[Tone.TEXT])
-    pdf.set_font(FAMILY, "B", 15)
-    y += 5
-    pdf.text(MARGIN, y, layout.clean("Transcription de la conversation"))
-    pdf.set_font(FAMILY, "B", 12)
-    y += 7
-    pdf.text(MARGIN, y, layout.clean(header.room_label))
-    y += 3
-    rows: list[tuple[str, str]] = []
-    if header.patient:
-        rows.append(("Patient : ", header.patient))
-    if header.participants:
-        names = [
-            f"{p.display_name} ({p.profession})" if p.profession else p.display_name
-            for p in header.participants
-        ]
-        rows.append(("Participants : ", ", ".join(names)))
-    rows.append(("Période : ", header.period_label))
-    exported_at = header.exported_at.astimezone(PARIS)
-    rows.append(
-        (
-            "Exporté par : ",
-            f"{header.exported_by}, le {exported_at:%d/%m/%Y à %H:%M} (heure de Paris)",
-        )
-    )
-    if not header.with_attachments:
-        rows.append(("Pièces jointes : ", "non incluses (export sans pièces jointes)"))
-    drawer = _Drawer(pdf, layout, header.with_attachments)
-    drawer.y = y + 1
-    for label, value in rows:
-        for line in layout.wrap([(label, "B"), (value, "")], Tone.TEXT, 9.0, 0.0):
-            drawer.draw_line(line)
-    y = drawer.y + 2
-    pdf.set_draw_color(160, 160, 160)
-    pdf.line(MARGIN, y, pdf.w - MARGIN, y)
-    return y + 2
+class _PartSeries:
+    """The transcript's fpdf2 documents: each holds at most `pages_per_part` pages (or
+    `PART_BYTES` of images and files) and is bound into the output as soon as it is full."""
+
+    def __init__(
+        self, header: TranscriptHeader, binder: PdfBinder, workdir: Path, pages_per_part: int
+    ) -> None:
+        if pages_per_part < 1:
+            raise ValueError("a part holds one page at least")
+        self.header = header
+        self.binder = binder
+        self.workdir = workdir
+        self.pages_per_part = pages_per_part
+        self.pages_bound = 0
+        self.parts_bound = 0
+        self.pdf, self.stamp = self._open()
+        self.heavy_bytes = 0  # images and files held by the current part
+
+    def _open(self) -> tuple[TranscriptPdf, PageNumberStamp]:
+        pdf = TranscriptPdf(self.header.room_label, first_page=self.pages_bound + 1)
+        pdf.set_title(f"Transcription — {self.header.room_label}")
+        pdf.set_author(self.header.exported_by)
+        pdf.set_creation_date(self.header.exported_at)
+        return pdf, PageNumberStamp(pdf)
+
+    def add_page(self) -> bool:
+        """Start a page; True when it starts a new part (a new document: new fonts)."""
+        full = self.pdf.page_no() >= self.pages_per_part or self.heavy_bytes >= PART_BYTES
+        if full:
+            self._bind()
+            self.pdf, self.stamp = self._open()
+            self.heavy_bytes = 0
+        self.pdf.add_page()
+        return full
+
+    def finish(self, summary_line: str, subject: str) -> int:
+        """Bind the last part (its last page gets the summary line); the total of pages."""
+        self.pdf.summary_line = summary_line
+        self.pdf.set_subject(subject)
+        self._bind()
+        return self.binder.finish()
+
+    def _bind(self) -> None:
+        path = self.workdir / f"part-{self.parts_bound}.pdf"
+        self.pdf.output(str(path))
+        self.pages_bound += self.binder.bind(path, self.stamp)
+        self.parts_bound += 1
+        path.unlink()
 
 
 class _Drawer:
     def __init__(
-        self, pdf: TranscriptPdf, layout: TranscriptLayout, with_attachments: bool
+        self, parts: _PartSeries, layout: TranscriptLayout, with_attachments: bool
     ) -> None:
-        self.pdf = pdf
+        self.parts = parts
         self.layout = layout
         self.with_attachments = with_attachments
-        self.y = MARGIN
-        self.bottom = pdf.h - 20.0
+        self.embedded_names: set[str] = set()  # unique in the whole document
+        self._use_part(parts.pdf)
+        self.bottom = self.pdf.h - 20.0
         self.top = 14.0
+        parts.add_page()
+        self.y = MARGIN
+
+    def _use_part(self, pdf: TranscriptPdf) -> None:
+        """Per-document state: fonts, glyph ids, resources, colour."""
+        self.pdf = pdf
         self.color: tuple[int, int, int] | None = None
-        self.embedded_names: set[str] = set()
+        self.color_op = ""
         self.encoders: dict[int, _GlyphEncoder] = {}
         self.fonts = {style: pdf.fonts[f"{FAMILY}{style}"] for style in ("", "B", "I", "BI")}
         self.fonts_on_page: set[tuple[int, int]] = set()
-        self.color_op = ""
 
     def new_page(self) -> None:
-        self.pdf.add_page()
+        if self.parts.add_page():
+            self._use_part(self.parts.pdf)
+            # the previous part is unreachable now, but its fonts and subset maps refer to
+            # each other: free it at once rather than at the cyclic collector's next full pass
+            gc.collect()
         self.color = None
         self.y = self.top
+
+    def draw_document_header(self, header: TranscriptHeader) -> None:
+        pdf, layout = self.pdf, self.layout
+        y = MARGIN
+        pdf.set_text_color(*_COLORS[Tone.TEXT])
+        pdf.set_font(FAMILY, "B", 15)
+        y += 5
+        pdf.text(MARGIN, y, layout.clean("Transcription de la conversation"))
+        pdf.set_font(FAMILY, "B", 12)
+        y += 7
+        pdf.text(MARGIN, y, layout.clean(header.room_label))
+        y += 3
+        rows: list[tuple[str, str]] = []
+        if header.patient:
+            rows.append(("Patient : ", header.patient))
+        if header.participants:
+            names = [
+                f"{p.display_name} ({p.profession})" if p.profession else p.display_name
+                for p in header.participants
+            ]
+            rows.append(("Participants : ", ", ".join(names)))
+        rows.append(("Période : ", header.period_label))
+        exported_at = header.exported_at.astimezone(PARIS)
+        rows.append(
+            (
+                "Exporté par : ",
+                f"{header.exported_by}, le {exported_at:%d/%m/%Y à %H:%M} (heure de Paris)",
+            )
+        )
+        if not header.with_attachments:
+            rows.append(("Pièces jointes : ", "non incluses (export sans pièces jointes)"))
+        self.color = None  # set_text_color above: the next line sets its own
+        self.y = y + 1
+        for label, value in rows:
+            for line in layout.wrap([(label, "B"), (value, "")], Tone.TEXT, 9.0, 0.0):
+                self.draw_line(line)
+        y = self.y + 2
+        self.pdf.set_draw_color(160, 160, 160)
+        self.pdf.line(MARGIN, y, self.pdf.w - MARGIN, y)
+        self.y = y + 2
 
     def draw(self, block: Block) -> None:
         keep = 0.0
@@ -312,6 +446,7 @@ class _Drawer:
         if self.y + height > self.bottom:
             self.new_page()
         self.pdf.image(data, x=MARGIN + slot.indent, y=self.y, w=width, h=height)
+        self.parts.heavy_bytes += data.getbuffer().nbytes
         self.y += height + 1.0
 
     def embed(self, attachment: Attachment) -> None:
@@ -324,8 +459,10 @@ class _Drawer:
             n += 1
             candidate = f"{base} ({n}){dot}{ext}" if dot else f"{name} ({n})"
         self.embedded_names.add(candidate)
+        data = attachment.path.read_bytes()
+        self.parts.heavy_bytes += len(data)
         self.pdf.embed_file(
-            bytes=attachment.path.read_bytes(),
+            bytes=data,
             basename=candidate,
             mime_type=attachment.mimetype or None,
             desc=f"SHA-256 {attachment.sha256}",

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Peak memory and speed of the PDF rendering alone, on synthetic rooms of growing size.
+
+    .venv/bin/python bench/export_memory.py [--sizes 10000,50000,100000] [--images-every 500]
+
+Each size is rendered in a fresh child process (so that its peak RSS, `ru_maxrss`, is that
+render's alone) from a lazy generator of entries: French text (1 in 10 formatted, a few
+multi-paragraph, replies, « Vu par » lines), a 1600x1200 photo every `--images-every`
+messages and a small embedded file every `--files-every` (same name each time: made unique
+in the PDF).  Nothing is kept in a list, so what grows with the room is the renderer's alone.
+
+Prints one line per size: pages, PDF size, render time and msg/s (wall and CPU), peak RSS;
+then whether memory stayed flat (largest minus smallest peak < 15 MB) and rendering
+>= 3,000 msg/s at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDS = (
+    "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
+    "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
+    "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
+    "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
+    "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
+    "auxiliaire de vie portage repas — coût 12 € "
+).split()
+FLAT_MB = 15.0
+GOAL_RATE = 3000.0
+
+
+def synthetic_entries(
+    count: int, workdir: Path, *, images_every: int, files_every: int, seed: int = 7
+) -> Iterator:
+    """`count` entries made on the fly (a generator: the caller never holds them all)."""
+    from PIL import Image
+
+    from bots.export.transcript import Attachment, Entry, EntryKind, Quote
+
+    rng = random.Random(seed)
+    photos = []
+    for n, color in enumerate(((200, 40, 40), (40, 140, 60), (30, 60, 170))):
+        path = workdir / f"photo-{n}.jpg"
+        image = Image.new("RGB", (1600, 1200), color)
+        for x in range(0, 1600, 40):  # some detail, so that the JPEG is not trivial
+            image.paste((x % 255, 90, 200 - x % 200), (x, 0, x + 20, 1200))
+        image.save(path, format="JPEG", quality=85)
+        data = path.read_bytes()
+        photos.append(
+            Attachment(
+                "photo.jpg", "image/jpeg", True, len(data), hashlib.sha256(data).hexdigest(), path
+            )
+        )
+    report = workdir / "compte-rendu.txt"
+    report.write_bytes("Compte rendu de visite : pansement refait, 15 €.\n".encode() * 60)
+    report_data = report.read_bytes()
+    report_file = Attachment(
+        "compte-rendu.txt",
+        "text/plain",
+        False,
+        len(report_data),
+        hashlib.sha256(report_data).hexdigest(),
+        report,
+    )
+    start = datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
+    names = ("Élodie Müller", "Dr Martin", "Chloé Bernard", "Karim Haddad")
+    for i in range(count):
+        sender = i % len(names)
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.choice((4, 8, 12, 20, 30, 45, 70))))
+        body = f"[{i}] {words[0].upper()}{words[1:]}."
+        formatted = None
+        if i % 10 == 0:
+            formatted = f"<b>[{i}]</b> {words}<br><ul><li>à revoir</li></ul>"
+        if i % 97 == 0:
+            body += "\n\nSuite :\n- point 1\n- point 2"
+        attachment = None
+        if images_every and i % images_every == images_every - 1:
+            attachment = photos[(i // images_every) % len(photos)]
+            body, formatted = attachment.name, None
+        elif files_every and i % files_every == files_every - 1:
+            attachment = report_file
+            body, formatted = attachment.name, None
+        yield Entry(
+            event_id=f"$ev{i}",
+            sender=f"@u{sender}:cercle.test",
+            sender_name=names[sender],
+            timestamp=start + timedelta(minutes=7 * i),
+            kind=EntryKind.NOTICE if i % 53 == 0 else EntryKind.MESSAGE,
+            body=body,
+            formatted_body=formatted,
+            quote=Quote(names[(sender + 1) % 4], "la dose du soir ?") if i % 13 == 0 else None,
+            attachment=attachment,
+            seen_by=(names[(sender + 2) % 4],) if i % 29 == 0 else (),
+        )
+
+
+def render_child(count: int, images_every: int, files_every: int) -> dict:
+    from bots.export.pdf import render_transcript
+    from bots.export.transcript import TranscriptHeader
+
+    with tempfile.TemporaryDirectory(prefix="cercle-bench-memory-") as tmp:
+        workdir = Path(tmp)
+        entries = synthetic_entries(
+            count, workdir, images_every=images_every, files_every=files_every
+        )
+        header = TranscriptHeader(
+            "Bench — Mme D.", "tout l'historique", "Exporteur", datetime.now(UTC)
+        )
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out = workdir / "export.pdf"
+        cpu, wall = time.process_time(), time.perf_counter()
+        summary = render_transcript(header, entries, out)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {
+            "entries": count,
+            "messages": summary.messages,
+            "pages": summary.pages,
+            "pdf_bytes": out.stat().st_size,
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "rss_before_mb": baseline,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000,100000", help="comma-separated counts")
+    parser.add_argument("--images-every", type=int, default=500)
+    parser.add_argument("--files-every", type=int, default=700)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(render_child(args.child, args.images_every, args.files_every)))
+        return
+
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(size),
+                "--images-every",
+                str(args.images_every),
+                "--files-every",
+                str(args.files_every),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            print(child.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"render of {size} entries failed")
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(
+            f"{result['entries']:>8,} entries: {result['pages']:>6,} pages, "
+            f"{result['pdf_bytes'] / 1e6:6.1f} MB PDF, render {result['seconds']:6.2f} s "
+            f"({result['entries'] / result['seconds']:6,.0f} msg/s wall, "
+            f"{result['entries'] / result['cpu_seconds']:6,.0f} msg/s CPU), "
+            f"peak RSS {result['peak_rss_mb']:6.1f} MB "
+            f"(before rendering {result['rss_before_mb']:.1f} MB)",
+            flush=True,
+        )
+    peaks = [r["peak_rss_mb"] for r in results]
+    growth = max(peaks) - min(peaks)
+    slowest = min(r["entries"] / r["seconds"] for r in results)
+    print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
+    for name, ok in (
+        (f"peak RSS flat: grows by {growth:.1f} MB < {FLAT_MB:.0f} MB", growth < FLAT_MB),
+        (f"rendering >= {GOAL_RATE:,.0f} msg/s at every size ({slowest:,.0f})", slowest >= 3000),
+    ):
+        print(f"  {'OK  ' if ok else 'MISS'} {name}")
+
+
+if __name__ == "__main__":
+    main()
