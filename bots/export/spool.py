@@ -250,7 +250,8 @@ class HistorySpool:
 
     def entries(self, names: Mapping[str, str]) -> SpooledEntries:
         self._db.commit()
-        return SpooledEntries(self.path, dict(names))
+        count = self._db.execute("SELECT count(*) FROM drafts").fetchone()[0]
+        return SpooledEntries(self.path, dict(names), int(count))
 
 
 _ENTRY_ROWS = """
@@ -268,20 +269,18 @@ ORDER BY d.seq
 class SpooledEntries:
     """The export's entries, oldest first, read from the spool at each iteration.
 
-    Re-iterable, `len()` known; nothing is kept between iterations.  Each iteration
-    opens its own read-only connection in the thread that iterates.
+    Re-iterable while the spool file exists (the export's temp directory), `len()` known;
+    nothing is kept between iterations.  Each iteration opens its own read-only
+    connection in the thread that iterates.
     """
 
-    def __init__(self, path: Path, names: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, names: Mapping[str, str], count: int) -> None:
         self.path = path
         self.names = names
+        self.count = count  # known without the file: `len()` works after it is removed
 
     def __len__(self) -> int:
-        connection = _connect(self.path, read_only=True)
-        try:
-            return int(connection.execute("SELECT count(*) FROM drafts").fetchone()[0])
-        finally:
-            connection.close()
+        return self.count
 
     def __iter__(self) -> Iterator[Entry]:
         connection = _connect(self.path, read_only=True)

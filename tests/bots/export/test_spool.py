@@ -279,6 +279,8 @@ def test_entries_are_read_again_at_each_iteration_from_any_thread(tmp_path) -> N
     assert [e.body for e in entries] == in_thread  # re-iterable
     assert oct(spool.path.stat().st_mode & 0o777) == "0o600"  # decrypted messages on disk
     assert spool.path.parent == tmp_path
+    spool.path.unlink()  # the export's directory removed: the count is still known
+    assert len(entries) == 599
 
 
 @pytest.mark.parametrize("raised_first", [True, False])
