@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dossier_service import memory
 from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.migrate import upgrade
@@ -48,6 +49,7 @@ async def _serve(config_root: Path | None) -> None:
     app = create_app(config, extensions=_extensions(profile, secrets, config))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    memory.settle_after_startup()
     site = web.TCPSite(runner, config.bind_address, config.port)
     await site.start()
     log.info("dossier prêt sur %s", config.public_url)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import sqlite_driver
+from dossier_service.fair_pool import FairAsyncPool
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -55,13 +56,16 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
+        # requests wait for that connection in the order they came (see fair_pool)
+        kwargs["poolclass"] = FairAsyncPool
         # sessions and connections always end their transaction (commit, or rollback on
         # close), so the pool's extra rollback of every returned connection is only a
         # wasted trip to SQLite's thread
         kwargs["pool_reset_on_return"] = None
         if url.startswith("sqlite+aiosqlite") and sqlite_driver.available():
-            # one trip to aiosqlite's thread per statement instead of three or four
-            kwargs["module"] = sqlite_driver.OneTripDBAPI()
+            # one call per statement instead of three or four, in the loop's own thread
+            # (one pooled connection: nothing to wait for inside the process)
+            kwargs["module"] = sqlite_driver.InlineDBAPI()
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10

@@ -1,10 +1,13 @@
-"""SQLAlchemy's aiosqlite driver with one trip to the SQLite thread per statement.
+"""SQLAlchemy's aiosqlite driver with one call per statement, in the event loop's thread.
 
 aiosqlite runs every call on the connection's own thread; SQLAlchemy's adapter makes four
 such calls per SELECT (open a cursor, execute, fetch all, close) and three per INSERT, each
 a thread handoff and an event-loop wake-up. Here a statement is one call that executes it,
 fetches its rows and closes its cursor on that thread. Same SQL, same transaction rules,
-same exceptions (raised by ``sqlite3`` on that thread, as before); only the handoffs go.
+same exceptions (raised by ``sqlite3``, as before); only the handoffs go.
+
+``InlineDBAPI`` goes one step further for the service's single pooled connection: no
+thread at all (see ``InlineConnection``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
 
@@ -122,3 +126,64 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         adapted = super().connect(*arg, **kw)
         return OneTripConnection(self, adapted._connection)
+
+
+class _InlineQueue:
+    """Stands for aiosqlite's queue to its thread: runs each call at once, here."""
+
+    def put_nowait(self, item: tuple[Any, Any]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as error:  # handed to the awaiting caller
+            if future is not None and not future.done():
+                future.set_exception(error)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection without its thread: every call runs in the event loop's thread.
+
+    The service pools one SQLite connection, so statements never wait on each other inside
+    the process, and each takes microseconds (WAL, ``synchronous=NORMAL``): the handoff to
+    a thread and back cost more than the statement, and made every request queue twice.
+    What this gives up: a slow statement now holds the event loop (every query of the
+    service is bounded: indexed lookups and paged lists), and a lock held by another
+    process is waited for (``busy_timeout``) without serving meanwhile."""
+
+    def __init__(self, connector: Any) -> None:
+        super().__init__(connector, 64)
+        self._tx = _InlineQueue()  # type: ignore[assignment]
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()  # no thread to start
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class InlineDBAPI(OneTripDBAPI):
+    """Pass as ``create_async_engine(url, module=InlineDBAPI())`` for sqlite+aiosqlite with a
+    pool of one connection: one-trip statements, run in the event loop's thread."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        database = str(arg[0] if arg else kw.pop("database"))
+        kw.pop("async_creator_fn", None)
+        kw["check_same_thread"] = False  # created and used in the loop's thread; kept explicit
+
+        def connector() -> sqlite3.Connection:
+            connection: sqlite3.Connection = sqlite3.connect(database, **kw)
+            return connection
+
+        connection: Any = await_(InlineConnection(connector))
+        return OneTripConnection(self, connection)
