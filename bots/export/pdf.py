@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import PDFResourceType
-from fpdf.fonts import TTFFont
+from fpdf.fonts import SubsetMap, TTFFont
 from PIL import Image, ImageOps
 
 from bots.export.binding import PdfBinder
@@ -95,18 +96,55 @@ class FpdfFontMetrics:
         return self._cmap
 
 
+class Typefaces:
+    """The DejaVu styles, read from their files once per transcript and given to every part.
+
+    `FPDF.add_font` parses a TrueType file (~25 ms a style) and `FPDF.output` subsets that
+    parsed font in place and closes it: a part cannot reuse another part's font objects.
+    What fpdf2 computed from the file (widths, cmap, glyph ids, descriptor) is read-only,
+    though: later parts share it and get only a lazily opened font file and a subset map
+    of their own.  Relies on fpdf2 internals (TTFFont's attributes, SubsetMap, FPDF.fonts),
+    as `_Drawer.put_text` does; the tests read the text of every part back.
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[str, TTFFont] = {}
+
+    def install(self, pdf: FPDF) -> None:
+        if not self._read:
+            for style, suffix in (
+                ("", ""),
+                ("B", "-Bold"),
+                ("I", "-Oblique"),
+                ("BI", "-BoldOblique"),
+            ):
+                pdf.add_font(FAMILY, style, str(FONTS_DIR / f"DejaVuSans{suffix}.ttf"))
+            for key, font in pdf.fonts.items():
+                if not isinstance(font, TTFFont):
+                    raise TypeError("the transcript needs the TrueType fonts of fonts/")
+                self._read[key] = copy.copy(font)
+            return
+        for key, read in self._read.items():
+            font = copy.copy(read)
+            font.i = len(pdf.fonts) + 1
+            font.ttfont = ttLib.TTFont(read.ttffile, recalcTimestamp=False, lazy=True)
+            font.subset = SubsetMap(font)
+            font.missing_glyphs = []
+            font.biggest_size_pt = 0
+            pdf.fonts[key] = font
+
+
 class TranscriptPdf(FPDF):
     """One part of the transcript: pages `first_page` … of the whole document."""
 
-    def __init__(self, room_label: str, first_page: int = 1) -> None:
+    def __init__(self, room_label: str, typefaces: Typefaces, first_page: int = 1) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.room_label = room_label
         self.first_page = first_page
         self.summary_line: str | None = None
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(False)
-        for style, suffix in (("", ""), ("B", "-Bold"), ("I", "-Oblique"), ("BI", "-BoldOblique")):
-            self.add_font(FAMILY, style, str(FONTS_DIR / f"DejaVuSans{suffix}.ttf"))
+        typefaces.install(self)
         self.set_lang("fr-FR")
         self.set_creator("Cercle")
 
@@ -241,11 +279,12 @@ class _PartSeries:
         self.pages_per_part = pages_per_part
         self.pages_bound = 0
         self.parts_bound = 0
+        self.typefaces = Typefaces()
         self.pdf, self.stamp = self._open()
         self.heavy_bytes = 0  # images and files held by the current part
 
     def _open(self) -> tuple[TranscriptPdf, PageNumberStamp]:
-        pdf = TranscriptPdf(self.header.room_label, first_page=self.pages_bound + 1)
+        pdf = TranscriptPdf(self.header.room_label, self.typefaces, first_page=self.pages_bound + 1)
         pdf.set_title(f"Transcription — {self.header.room_label}")
         pdf.set_author(self.header.exported_by)
         pdf.set_creation_date(self.header.exported_at)
