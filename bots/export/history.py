@@ -109,10 +109,12 @@ async def _fetch_into(
         shown = isinstance(item, Draft) and in_period(item.ts, request.since, request.until)
         spool.add(source["event_id"], item, shown=shown)
 
-    if reads_backward(request):
+    if reads_backward(request):  # « derniers N »: newest first, put back in order on disk
         async for source in events_newest_first(client, request):
             events += 1
             spool.stage(source)
+            if events % request.page_size == 0:
+                spool.commit()
         for source in spool.staged():
             read(source)
     else:

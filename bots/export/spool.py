@@ -71,7 +71,7 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
         connection = sqlite3.connect(path)
         connection.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
         connection.execute("PRAGMA synchronous = OFF")
-    connection.execute("PRAGMA cache_size = -2048")  # KiB: SQLite's own default, said out loud
+    connection.execute("PRAGMA cache_size = -2048")  # 2 MiB per connection, about the default
     return connection
 
 
