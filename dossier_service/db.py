@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -18,21 +18,31 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
+from dossier_service.sqlite_checkpoint import WalCheckpointer
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a checkpoint
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(*, checkpoints_elsewhere: bool) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        if checkpoints_elsewhere:  # see sqlite_checkpoint: no fsync inside a request
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    return on_connect
 
 
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    checkpointer: WalCheckpointer | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -46,6 +56,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
 
 def build_database(url: str, *, echo: bool = False) -> Database:
@@ -70,10 +82,20 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
     engine = create_async_engine(url, **kwargs)
+    checkpointer = None
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            checkpointer = WalCheckpointer(path)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            _sqlite_pragmas(checkpoints_elsewhere=checkpointer is not None),
+        )
+        if checkpointer is not None:
+            checkpointer.start()
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions)
+    return Database(engine=engine, sessions=sessions, checkpointer=checkpointer)
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:
