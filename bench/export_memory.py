@@ -33,20 +33,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = (
+WORDS_TEXT = (
     "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
     "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
     "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
     "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
     "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
     "auxiliaire de vie portage repas — coût 12 € "
-).split()
+)
+WORDS = WORDS_TEXT.split()
 FLAT_MB = 15.0
 GOAL_RATE = 3000.0
 
 
 def synthetic_entries(
-    count: int, workdir: Path, *, images_every: int, files_every: int, seed: int = 7
+    count: int,
+    workdir: Path,
+    *,
+    images_every: int,
+    files_every: int,
+    numbered: bool = True,
+    seed: int = 7,
 ) -> Iterator:
     """`count` entries made on the fly (a generator: the caller never holds them all)."""
     from PIL import Image
@@ -80,13 +87,18 @@ def synthetic_entries(
     )
     start = datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
     names = ("Élodie Müller", "Dr Martin", "Chloé Bernard", "Karim Haddad")
+    texts = [  # drawn once: the generator's own cost stays small next to the render's
+        " ".join(rng.choice(WORDS) for _ in range(rng.choice((4, 8, 12, 20, 30, 45, 70))))
+        for _ in range(997)
+    ]
     for i in range(count):
         sender = i % len(names)
-        words = " ".join(rng.choice(WORDS) for _ in range(rng.choice((4, 8, 12, 20, 30, 45, 70))))
-        body = f"[{i}] {words[0].upper()}{words[1:]}."
+        words = texts[i % len(texts)]
+        number = f"[{i}] " if numbered else ""  # one word never seen before per message
+        body = f"{number}{words[0].upper()}{words[1:]}."
         formatted = None
         if i % 10 == 0:
-            formatted = f"<b>[{i}]</b> {words}<br><ul><li>à revoir</li></ul>"
+            formatted = f"<b>{number}</b>{words}<br><ul><li>à revoir</li></ul>"
         if i % 97 == 0:
             body += "\n\nSuite :\n- point 1\n- point 2"
         attachment = None
@@ -110,14 +122,18 @@ def synthetic_entries(
         )
 
 
-def render_child(count: int, images_every: int, files_every: int) -> dict:
+def render_child(count: int, options: argparse.Namespace) -> dict:
     from bots.export.pdf import render_transcript
     from bots.export.transcript import TranscriptHeader
 
     with tempfile.TemporaryDirectory(prefix="cercle-bench-memory-") as tmp:
         workdir = Path(tmp)
         entries = synthetic_entries(
-            count, workdir, images_every=images_every, files_every=files_every
+            count,
+            workdir,
+            images_every=options.images_every,
+            files_every=options.files_every,
+            numbered=not options.no_numbers,
         )
         header = TranscriptHeader(
             "Bench — Mme D.", "tout l'historique", "Exporteur", datetime.now(UTC)
@@ -144,25 +160,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000,100000", help="comma-separated counts")
     parser.add_argument("--images-every", type=int, default=500)
     parser.add_argument("--files-every", type=int, default=700)
+    parser.add_argument(
+        "--no-numbers",
+        action="store_true",
+        help="no « [i] » at the start of each message (no new word per message: the line "
+        "breaker's word cache, bounded at 200,000 words, then stops growing at once)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(render_child(args.child, args.images_every, args.files_every)))
+        print(json.dumps(render_child(args.child, args)))
         return
 
     results = []
+    passed = ["--images-every", str(args.images_every), "--files-every", str(args.files_every)]
+    if args.no_numbers:
+        passed.append("--no-numbers")
     for size in (int(s) for s in args.sizes.split(",")):
         child = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                str(size),
-                "--images-every",
-                str(args.images_every),
-                "--files-every",
-                str(args.files_every),
-            ],
+            [sys.executable, __file__, "--child", str(size), *passed],
             capture_output=True,
             text=True,
             check=False,

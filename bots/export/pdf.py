@@ -48,7 +48,10 @@ PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
 IMAGE_MAX_PIXELS = 800  # 120 mm wide at 170 dpi: print quality, small PDF
-PAGES_PER_PART = 200  # pages held in memory at most (one fpdf2 document)
+# Pages held in memory at most (one fpdf2 document).  Each part makes its own font subsets
+# (~0.1 s; ~25 KB in the file): 400 pages render as fast as one single document did, and
+# peak memory is ~3 MB above what 100 pages would give (measured on 30,000 messages).
+PAGES_PER_PART = 400
 PART_BYTES = 32 * 1024 * 1024  # images and files held by a part before it is written
 FOOTER_PADDING = 1.0  # mm between the page number and the right margin
 FOOTER_BASELINE = 7.3  # mm from the bottom of the page
@@ -122,7 +125,8 @@ class Typefaces:
             for key, font in pdf.fonts.items():
                 if not isinstance(font, TTFFont):
                     raise TypeError("the transcript needs the TrueType fonts of fonts/")
-                self._read[key] = copy.copy(font)
+                read = self._read[key] = copy.copy(font)
+                read.cmap = dict(font.cmap)  # fontTools prunes a cmap when subsetting it
             return
         for key, read in self._read.items():
             font = copy.copy(read)

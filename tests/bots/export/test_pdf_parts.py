@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
+from bots.export import pdf
 from bots.export.pdf import render_transcript
 from bots.export.transcript import Attachment, Entry
 from tests.bots.export.test_pdf import header, message
@@ -40,6 +41,8 @@ def room(
             yield message(i, files[i].name, attachment=files[i])
         elif i in photos:
             yield message(i, photos[i].name, attachment=photos[i])
+        elif i == 159:  # letters no other part has: the last part's font subset has them
+            yield message(i, "Dernier message : ß, Ω, Ж, ∑.")
         else:
             yield message(i, f"Message {i} : le cœur va bien, 12 € de pansements. " * (1 + i % 3))
 
@@ -75,13 +78,14 @@ def test_parts_read_back_as_one_document(tmp_path: Path, caplog: pytest.LogCaptu
         summary_line = f"160 messages, 7 pièces jointes — SHA-256 du contenu : {summary.digest}"
         assert (summary_line in text) == (number == total)
     document = "\n".join(texts)
-    for i in (0, 50, 100, 159):
+    for i in (0, 50, 100, 158):
         assert f"Message {i} : le cœur va bien, 12 € de pansements." in document
+    assert "Dernier message : ß, Ω, Ж, ∑." in texts[-1]
     # the messages quoted above are on pages of different parts
     parts_with_text = {
         (number - 1) // PAGES_PER_PART
         for number, text in enumerate(texts, start=1)
-        if any(f"Message {i} :" in text for i in (0, 50, 100, 159))
+        if any(f"Message {i} :" in text for i in (0, 50, 100, 158))
     }
     assert len(parts_with_text) == 4
     image_parts = {
@@ -104,6 +108,32 @@ def test_parts_read_back_as_one_document(tmp_path: Path, caplog: pytest.LogCaptu
     assert list(tmp_path.glob(".pdf-parts-*")) == []  # the parts are gone
 
 
+def subset_fonts(reader: PdfReader) -> set[str]:
+    """The names of the regular font subsets: one per part."""
+    return {
+        str(font.get_object()["/BaseFont"])
+        for page in reader.pages
+        for font in page["/Resources"]["/Font"].values()
+        if str(font.get_object()["/BaseFont"]).endswith("+DejaVuSansBook")
+    }
+
+
+def test_a_part_full_of_images_and_files_is_written_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "PART_BYTES", 1)  # any image or file fills a part
+    photos = {
+        3: photo(tmp_path / "a.jpg", (200, 30, 30)),
+        40: photo(tmp_path / "b.jpg", (0, 90, 0)),
+    }
+    out = tmp_path / "export.pdf"
+    summary = render_transcript(header(), room(tmp_path, {}, photos), out, pages_per_part=1000)
+    reader = PdfReader(out, strict=True)
+    assert summary.pages == len(reader.pages) >= 3
+    assert len(subset_fonts(reader)) == 3  # image on the first page, on another, then the rest
+    assert sum(len(page.images) for page in reader.pages) == 2
+
+
 def test_one_page_per_part(tmp_path: Path) -> None:
     out = tmp_path / "export.pdf"
     entries = (message(i, "Une ligne " * 40) for i in range(50))
@@ -112,6 +142,7 @@ def test_one_page_per_part(tmp_path: Path) -> None:
     assert summary.pages == len(reader.pages) > 3
     for number, page in enumerate(reader.pages, start=1):
         assert f"page {number} / {summary.pages}" in page.extract_text()
+    assert len(subset_fonts(reader)) == summary.pages
 
 
 def test_a_failed_render_leaves_no_file(tmp_path: Path) -> None:
