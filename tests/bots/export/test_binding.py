@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.generic import IndirectObject
 
+from bots.export import binding
 from bots.export.binding import PdfBinder, PdfBindingError
 from bots.export.pdf import FONTS_DIR
 
@@ -61,7 +63,17 @@ def xref_points_at_objects(data: bytes) -> None:
         assert data[offset:].startswith(b"%d 0 obj\n" % number), number
 
 
-def test_parts_bound_into_one_document(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("small_reads", [False, True])
+def test_parts_bound_into_one_document(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    small_reads: bool,
+) -> None:
+    if small_reads:  # objects re-read whole when their first bytes do not hold them
+        monkeypatch.setattr(binding, "_HEAD_BYTES", 64)
+        monkeypatch.setattr(binding, "_COPY_CHUNK", 1000)
+    big = random.Random(3).randbytes(2_500_000)  # copied in chunks, stored uncompressed
     first = Part("premier")
     first.page("Première page — cœur")
     first.page("Deuxième page — 12 €")
@@ -76,6 +88,7 @@ def test_parts_bound_into_one_document(tmp_path: Path, caplog: pytest.LogCapture
         third.page(text)
     third.pdf.embed_file(bytes=b"gamma\x00\xff", basename="a.bin", compress=False)
     third.pdf.embed_file(bytes=b"delta", basename="z (x).txt", compress=True)
+    third.pdf.embed_file(bytes=big, basename="scan.bin", compress=False)
 
     out = tmp_path / "bound.pdf"
     with caplog.at_level(logging.WARNING):
@@ -103,11 +116,12 @@ def test_parts_bound_into_one_document(tmp_path: Path, caplog: pytest.LogCapture
         "a.bin": [b"gamma\x00\xff"],
         "note (1 0 R) (2).txt": [b"alpha"],
         "z (x).txt": [b"delta"],
+        "scan.bin": [big],
     }
     root = reader.trailer["/Root"]
     names = root["/Names"]["/EmbeddedFiles"]["/Names"][::2]
     assert names == sorted(names)
-    assert len(root["/AF"]) == 3
+    assert len(root["/AF"]) == 4
     assert root["/Lang"] == "fr-FR"
     open_action = root["/OpenAction"][0]
     assert isinstance(open_action, IndirectObject)
