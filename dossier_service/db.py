@@ -68,8 +68,6 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
-        # requests wait for that connection in the order they came (see fair_pool)
-        kwargs["poolclass"] = FairAsyncPool
         # sessions and connections always end their transaction (commit, or rollback on
         # close), so the pool's extra rollback of every returned connection is only a
         # wasted trip to SQLite's thread
@@ -81,6 +79,8 @@ def build_database(url: str, *, echo: bool = False) -> Database:
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
+    # requests wait for a connection in the order they came (see fair_pool)
+    kwargs["poolclass"] = FairAsyncPool
     engine = create_async_engine(url, **kwargs)
     checkpointer = None
     if engine.dialect.name == "sqlite":
