@@ -141,14 +141,16 @@ class Typefaces:
 class TranscriptPdf(FPDF):
     """One part of the transcript: pages `first_page` … of the whole document."""
 
-    def __init__(self, room_label: str, typefaces: Typefaces, first_page: int = 1) -> None:
+    def __init__(
+        self, room_label: str, typefaces: Typefaces | None = None, first_page: int = 1
+    ) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.room_label = room_label
         self.first_page = first_page
         self.summary_line: str | None = None
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(False)
-        typefaces.install(self)
+        (typefaces or Typefaces()).install(self)
         self.set_lang("fr-FR")
         self.set_creator("Cercle")
 
