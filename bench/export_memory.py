@@ -8,10 +8,17 @@ render's alone) from a lazy generator of entries: French text (1 in 10 formatted
 multi-paragraph, replies, « Vu par » lines), a 1600x1200 photo every `--images-every`
 messages and a small embedded file every `--files-every` (same name each time: made unique
 in the PDF).  Nothing is kept in a list, so what grows with the room is the renderer's alone.
+The three photos repeat: one document stored each once, parts store them once per part, so
+the PDF is bigger here than for a real room (whose photos all differ).
 
 Prints one line per size: pages, PDF size, render time and msg/s (wall and CPU), peak RSS;
 then whether memory stayed flat (largest minus smallest peak < 15 MB) and rendering
->= 3,000 msg/s at every size.
+>= 3,000 msg/s at every size (wall time suffers when other work shares the machine: the
+load average is printed, and the CPU-time rate is checked too).
+
+By default each message starts with « [i] », a word never seen before: the line breaker
+caches word widths (up to 200,000 words), so that part of memory grows until the cache is
+full; --no-numbers shows the renderer alone.
 """
 
 from __future__ import annotations
@@ -200,10 +207,18 @@ def main() -> None:
     peaks = [r["peak_rss_mb"] for r in results]
     growth = max(peaks) - min(peaks)
     slowest = min(r["entries"] / r["seconds"] for r in results)
+    slowest_cpu = min(r["entries"] / r["cpu_seconds"] for r in results)
     print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
     for name, ok in (
         (f"peak RSS flat: grows by {growth:.1f} MB < {FLAT_MB:.0f} MB", growth < FLAT_MB),
-        (f"rendering >= {GOAL_RATE:,.0f} msg/s at every size ({slowest:,.0f})", slowest >= 3000),
+        (
+            f"rendering >= {GOAL_RATE:,.0f} msg/s (wall) at every size: {slowest:,.0f}",
+            slowest >= GOAL_RATE,
+        ),
+        (
+            f"rendering >= {GOAL_RATE:,.0f} msg/s (CPU time) at every size: {slowest_cpu:,.0f}",
+            slowest_cpu >= GOAL_RATE,
+        ),
     ):
         print(f"  {'OK  ' if ok else 'MISS'} {name}")
 
