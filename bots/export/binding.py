@@ -104,11 +104,6 @@ class PdfBinder:
         """Append the part's pages (in order) and everything they use; returns its pages."""
         with path.open("rb") as part:
             reader = _PartReader(part)
-            version = reader.version()
-            if not self.version:
-                self.header_version = version
-                self._write(b"%PDF-" + version + b"\n%\xe9\xeb\xf1\xbf\n")
-            self.version = max(self.version, version, key=_version_key)
             trailer = reader.trailer()
             root = _ref(trailer.get(Name(b"Root")), "/Root")
             info = trailer.get(Name(b"Info"))
@@ -129,6 +124,16 @@ class PdfBinder:
             first_stamp = len(self.offsets)
             self.offsets.extend([0] * len(kids))
             page_stamps = {kid.number: first_stamp + index for index, kid in enumerate(kids)}
+            self._merge_catalog(catalog, refs)  # first: a catalog refused, nothing written
+            if isinstance(info, Ref):
+                self.info = _written(reader.object(info.number).value, refs)
+            for identifier in _list(trailer.get(Name(b"ID"), []), "/ID"):
+                self.ids.update(bytes(identifier) if isinstance(identifier, String) else b"")
+            version = reader.version()
+            if not self.header_version:
+                self.header_version = version
+                self._write(b"%PDF-" + version + b"\n%\xe9\xeb\xf1\xbf\n")
+            self.version = max(self.version, version, key=_version_key)
             tag = _subset_tag(len(self.parts))
             for number in reader.numbers():
                 if number in skipped:
@@ -138,14 +143,8 @@ class PdfBinder:
                     self._write_page(refs[number], page, pages_node, refs, page_stamps[number])
                 else:
                     self._copy_object(reader, number, refs[number], refs, tag)
-            self._merge_catalog(catalog, refs)
-            if isinstance(info, Ref):
-                self.info = write_value(reader.object(info.number).value, refs)
-            for identifier in _list(trailer.get(Name(b"ID"), []), "/ID"):
-                self.ids.update(bytes(identifier) if isinstance(identifier, String) else b"")
+        self.parts.append(_BoundPart(stamp, len(self.kids) + 1, len(kids), first_stamp))
         self.kids.extend(refs[kid.number] for kid in kids)
-        first_page = sum(part.page_count for part in self.parts) + 1
-        self.parts.append(_BoundPart(stamp, first_page, len(kids), first_stamp))
         return len(kids)
 
     def _write_page(
@@ -161,7 +160,10 @@ class PdfBinder:
         for key in _INHERITED:
             if key not in page and key in pages_node:
                 page[key] = pages_node[key]
-        bound = renumbered(page, refs)
+        try:
+            bound = renumbered(page, refs)
+        except KeyError as missing:
+            raise PdfBindingError(f"a page refers to object {missing}, not bound") from None
         assert isinstance(bound, dict)
         contents = bound.get(Name(b"Contents"))
         streams = contents if isinstance(contents, list) else [] if contents is None else [contents]
@@ -175,7 +177,7 @@ class PdfBinder:
     ) -> None:
         obj = reader.object(number)
         self._begin(new)
-        self._write(write_value(obj.value, refs, tag))
+        self._write(_written(obj.value, refs, tag))
         if obj.stream_start is not None:
             length = _integer(_dict(obj.value, "stream").get(Name(b"Length")))
             self._write(b"\nstream\n")
@@ -187,14 +189,12 @@ class PdfBinder:
     def _merge_catalog(self, catalog: dict[Name, PdfValue], refs: dict[int, int]) -> None:
         for key, value in catalog.items():
             if key in _FIRST_WINS:
-                self.settings.setdefault(key, write_value(value, refs))
+                self.settings.setdefault(key, _written(value, refs))
             elif key == Name(b"Names"):
                 for tree, node in _dict(value, "/Names").items():
                     self._merge_name_tree(tree, _dict(node, "name tree"), refs)
             elif key == Name(b"AF"):
-                self.associated_files.extend(
-                    write_value(item, refs) for item in _list(value, "/AF")
-                )
+                self.associated_files.extend(_written(item, refs) for item in _list(value, "/AF"))
             elif key == Name(b"Version"):
                 self.version = max(self.version, bytes(_name(value)), key=_version_key)
             elif key not in _REBUILT:
@@ -211,7 +211,7 @@ class PdfBinder:
             key = flat[index]
             if not isinstance(key, String):
                 raise PdfBindingError("a name tree key must be a string")
-            entries.append(_NamedEntry(key.value(), bytes(key), write_value(flat[index + 1], refs)))
+            entries.append(_NamedEntry(key.value(), bytes(key), _written(flat[index + 1], refs)))
 
     # finishing -------------------------------------------------------------------------
     def finish(self) -> int:
@@ -221,7 +221,8 @@ class PdfBinder:
         total = len(self.kids)
         for part in self.parts:
             for index in range(part.page_count):
-                operators = part.stamp(part.first_page + index, total)
+                # after the page's own streams: begin on a token boundary, whatever they end with
+                operators = b"\n" + part.stamp(part.first_page + index, total)
                 self._begin(part.first_stamp_object + index)
                 self._write(b"<</Length %d>>\nstream\n" % len(operators))
                 self._write(operators)
@@ -356,6 +357,13 @@ class _PartReader:
                 raise PdfBindingError("stream shorter than its /Length")
             left -= len(chunk)
             yield chunk
+
+
+def _written(value: PdfValue, refs: dict[int, int], subset_tag: bytes | None = None) -> bytes:
+    try:
+        return write_value(value, refs, subset_tag)
+    except KeyError as missing:
+        raise PdfBindingError(f"a reference to object {missing}, which is not bound") from None
 
 
 def _subset_tag(index: int) -> bytes:

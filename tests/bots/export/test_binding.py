@@ -156,6 +156,7 @@ def test_a_catalog_entry_it_cannot_merge_is_refused(tmp_path: Path) -> None:
     part.pdf.start_section("Chapitre")  # an outline: would need merging across parts
     with pytest.raises(PdfBindingError, match="Outlines"):
         bind(tmp_path / "out.pdf", [(part, tmp_path / "1.pdf")])
+    assert (tmp_path / "out.pdf").stat().st_size == 0  # refused before anything is written
 
 
 def test_nothing_to_bind(tmp_path: Path) -> None:
