@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
+from dossier_service.file_revisions import FileRevisions
 from dossier_service.sqlite_checkpoint import WalCheckpointer
 
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a checkpoint
@@ -43,6 +45,8 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     checkpointer: WalCheckpointer | None = None
+    # this process's count of committed changes per file, where it is the only writer
+    revisions: FileRevisions | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -94,8 +98,18 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         )
         if checkpointer is not None:
             checkpointer.start()
-    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions, checkpointer=checkpointer)
+    revisions = None
+    session_class: type[Session] = Session
+    if engine.dialect.name == "sqlite":  # one service process, one connection: sole writer
+        revisions = FileRevisions()
+        session_class = type("DossierSession", (Session,), {})  # listeners for this db only
+        revisions.watch(session_class)
+    sessions = async_sessionmaker(
+        engine, class_=AsyncSession, sync_session_class=session_class, expire_on_commit=False
+    )
+    return Database(
+        engine=engine, sessions=sessions, checkpointer=checkpointer, revisions=revisions
+    )
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:

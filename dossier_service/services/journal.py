@@ -9,6 +9,7 @@ from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import connection_of
+from dossier_service.file_revisions import mark_changed
 from dossier_service.models.audit import AuditEntry, OutboxEvent
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.types import table_of, utcnow
@@ -44,6 +45,7 @@ async def notebook_event(
         patient_id=patient_id, kind="evenement", text=text, author=author, source=source
     )
     session.add(entry)
+    mark_changed(session, patient_id)
     return entry
 
 

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import connection_of
+from dossier_service.file_revisions import mark_changed
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import table_of
@@ -52,6 +53,7 @@ async def add_entry(
     )
     # a plain INSERT (notes are the busiest write; an entry never changes afterwards)
     await (await connection_of(session)).execute(_ENTRY_INSERT, entry.model_dump())
+    mark_changed(session, patient.id)
     if source != "matrix":  # what came from the conversation is not echoed back to it
         await journal.emit(
             session,

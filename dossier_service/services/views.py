@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import TypeCoerce
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import connection_of
+from dossier_service.file_revisions import FileRevisions
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.documents import Document
 from dossier_service.models.followup import Hospitalisation, Memo
@@ -148,10 +149,11 @@ def _with_task_extras(tasks: Iterable[dict[str, Any]], today: date) -> list[dict
 class FileCache:
     """Per-process cache of files' sections, keyed by the file's *revision*.
 
-    The revision is (number, newest timestamp) of the file's liaison entries: every change
-    to a file writes an entry in the same transaction (the notebook's own rule), so a new
-    entry means new content. It is read *before* the sections: what is stored under a
-    revision is never older than it. Derived values (hospitalisation state, overdue tasks)
+    Every change to a file writes a liaison entry in the same transaction (the notebook's
+    own rule), so a new entry means new content. The revision counts them: this process's
+    commits (``file_revisions``) on SQLite, (number, newest timestamp) of the entries read
+    from PostgreSQL *before* the sections, so that what is stored under a revision is never
+    older than it. Derived values (hospitalisation state, overdue tasks)
     and per-caller filtering (confidential documents) are computed on every read.
     """
 
@@ -292,13 +294,19 @@ async def file_sections(
     today: date,
     notebook_limit: int = 50,
     cache: FileCache | None = None,
+    revisions: FileRevisions | None = None,
 ) -> dict[str, Any]:
-    """Every section of a file but the identity, as the caller may see them."""
+    """Every section of a file but the identity, as the caller may see them. The cache's
+    key is the file's revision: this process's own count where it is the only writer
+    (``revisions``), else read from the database."""
     sections: dict[str, Any] | None = None
     key: tuple[str, int, str] | None = None
-    if cache is not None:
+    if cache is not None and revisions is not None:
+        key = (patient_id, revisions.of(patient_id), f"process|{notebook_limit}")
+    elif cache is not None:
         count, newest = await revision(session, patient_id)
         key = (patient_id, count, f"{newest}|{notebook_limit}")
+    if cache is not None and key is not None:
         sections = cache.get(key)
     if sections is None:
         sections = await _load_sections(session, patient_id, notebook_limit)

@@ -1,0 +1,88 @@
+"""The file's JSON is cached per revision: every committed change shows at the next read,
+a failed change does not move the revision, files don't share revisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from dossier_service import appkeys
+from dossier_service.db import build_database
+from dossier_service.file_revisions import mark_changed
+from tests.dossier_service.conftest import COORD, MEMBER, Api
+
+
+async def test_each_change_shows_at_the_next_read(api: Api) -> None:
+    pid = await api.patient_with_circle()
+    other = await api.new_patient()
+    path = f"/api/v1/patients/{pid}"
+    first = await api.ok("GET", path, as_user=MEMBER)
+    assert await api.ok("GET", path, as_user=MEMBER) == first  # served again, unchanged
+    await api.ok("GET", f"/api/v1/patients/{other}", as_user=COORD)
+
+    await api.ok(
+        "POST", f"{path}/notebook", 201, as_user=MEMBER, json={"kind": "note", "text": "Vu ce jour"}
+    )
+    after_note = await api.ok("GET", path, as_user=MEMBER)
+    assert after_note["notebook"][0]["text"] == "Vu ce jour"
+
+    await api.ok("POST", f"{path}/memos", 201, as_user=COORD, json={"text": "Clés chez la voisine"})
+    after_memo = await api.ok("GET", path, as_user=MEMBER)
+    assert [m["text"] for m in after_memo["memos"]] == ["Clés chez la voisine"]
+
+    await api.ok(
+        "POST",
+        "/api/v1/tasks",
+        201,
+        as_user=COORD,
+        json={"type": "Soins", "label": "Pansement", "patient_id": pid},
+    )
+    after_task = await api.ok("GET", path, as_user=MEMBER)
+    assert [t["label"] for t in after_task["tasks"]] == ["Pansement"]
+
+    untouched = await api.ok("GET", f"/api/v1/patients/{other}", as_user=COORD)
+    assert untouched["memos"] == [] and untouched["tasks"] == []
+
+
+async def test_refused_change_keeps_the_revision(api: Api) -> None:
+    pid = await api.patient_with_circle()
+    revisions = api.app[appkeys.DATABASE].revisions
+    before = revisions.of(pid) if revisions is not None else None
+    status, _ = await api.call(
+        "POST", f"/api/v1/patients/{pid}/memos", as_user=MEMBER, json={"text": 12}
+    )
+    assert status == 400
+    if revisions is not None:  # SQLite: the process counts its own commits
+        assert revisions.of(pid) == before
+
+
+async def test_revision_moves_on_commit_only(tmp_path: Path) -> None:
+    db = build_database(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    assert db.revisions is not None
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE t (k INTEGER)"))
+        try:
+            async with db.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+                mark_changed(session, "P-1")
+                raise RuntimeError("after the change")
+        except RuntimeError:
+            pass
+        assert db.revisions.of("P-1") == 0  # rolled back: same revision
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+            mark_changed(session, "P-1")
+            mark_changed(session, "P-2")
+        assert (db.revisions.of("P-1"), db.revisions.of("P-2"), db.revisions.of("P-3")) == (1, 1, 0)
+        other = build_database(f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+        try:
+            async with other.transaction() as session:
+                mark_changed(session, "P-1")
+            assert other.revisions is not None and other.revisions.of("P-1") == 1
+            assert db.revisions.of("P-1") == 1  # each database follows its own sessions
+        finally:
+            await other.dispose()
+    finally:
+        await db.dispose()
