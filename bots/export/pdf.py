@@ -75,6 +75,19 @@ class RenderSummary:
     pages: int
 
 
+class _Advances(dict[int, float]):
+    """Advance widths by code point; one the font lacks gets .notdef's, without being stored
+    (fpdf2's defaultdict stored every code point the line breaker looked up: 65,536 a style,
+    20 MB for the four)."""
+
+    def __init__(self, widths: Mapping[int, float], missing: float) -> None:
+        super().__init__(widths)
+        self.missing = missing
+
+    def __missing__(self, codepoint: int) -> float:
+        return self.missing
+
+
 class FpdfFontMetrics:
     """FontMetrics read from the fonts registered in an FPDF document (copied: the
     document may be dropped, and its font objects subset in place when it is written)."""
@@ -85,7 +98,8 @@ class FpdfFontMetrics:
             font = pdf.fonts[f"{family}{style}"]
             if not isinstance(font, TTFFont):
                 raise TypeError("the transcript needs the TrueType fonts of fonts/")
-            self._widths[style] = copy.copy(font.cw)  # a defaultdict: unknown -> .notdef
+            factory = getattr(font.cw, "default_factory", None)
+            self._widths[style] = _Advances(font.cw, factory() if factory else 0.0)
             if style == "":
                 self._cmap = frozenset(font.cmap)
 

@@ -5,7 +5,7 @@ lazy generator of entries (nothing held in a list).  The single fpdf2 document t
 replaced grew by about 12 KB per page: from 8,000 to 30,000 messages (474 to 1,775 pages)
 its peak went from 104.8 to 122.5 MB here, +17.7 MB.  Drawn in parts of at most
 `PAGES_PER_PART` (400) pages, both renders go past the first part and peak while one part is
-written (its pages and fpdf2's output buffer): 105.3 MB both (measured).  5 MB leaves room
+written (its pages and fpdf2's output buffer): 93.1 MB both (measured).  5 MB leaves room
 for the allocator's noise and the bounded caches warming up, and is well under what the
 single document grew by.
 """
