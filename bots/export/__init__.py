@@ -2,7 +2,10 @@
 
     options.py     « depuis 25/11/2026 14:30 jusqu'à hier sans pièces jointes » -> ExportOptions (pure)
     paging.py      the timeline in order: /messages in bounded pages, decrypted by nio
-    history.py     events resolved (edits, redactions, replies, flags, receipts) -> Entry list
+    drafts.py      what each event becomes: message, edit, redaction, undecryptable, flag (pure)
+    spool.py       the drafts in a temporary SQLite file: edits, receipts, last N, replies in SQL
+    history.py     events resolved (edits, redactions, replies, flags, receipts) -> a lazy,
+                   re-iterable view of entries read back from the spool (memory stays flat)
     receipts.py    the latest read receipt per member, from the server and the live client
     media.py       authenticated media download streamed to temp files, chunked AES-CTR decryption
     people.py      patient and professions from the dossier (optional)

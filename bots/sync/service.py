@@ -343,15 +343,14 @@ class TranscriptSender:
             )
             path = directory / "historique.pdf"
             await asyncio.to_thread(render_transcript, header, history.entries, path)
-            data = path.read_bytes()
-        filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
-        from bots.matrix.io import txn_for
+            filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
+            from bots.matrix.io import txn_for
 
-        await self.io.send_file(
-            dm_room_id, data, filename=filename, mimetype="application/pdf",
-            txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),
-            body=f"Historique de la conversation « {label} » (PDF)",
-        )  # fmt: skip
+            await self.io.send_file_path(  # streamed: the PDF is never whole in memory
+                dm_room_id, path, filename=filename, mimetype="application/pdf",
+                txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),
+                body=f"Historique de la conversation « {label} » (PDF)",
+            )  # fmt: skip
         text = (f"Vous avez été invité(e) dans la conversation « {label} ». Votre application ne "
                 "peut pas recevoir les clés de l'historique : le voici en PDF.")  # fmt: skip
         await self.io.send_notice(
