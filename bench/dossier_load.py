@@ -385,6 +385,17 @@ async def main() -> None:
             print(
                 f"charge de la machine (1 min) : {os.getloadavg()[0]:.1f} sur {os.cpu_count()} cœurs"
             )
+
+            def verdict(ok: bool) -> str:
+                return "atteint" if ok else "NON atteint"
+
+            reads = ((file_, limit_file), (board, limit_board))
+            print(
+                "objectifs : lectures ≥ 50 % de la limite "
+                f"{verdict(all(r['rps'] >= 0.5 * lim['rps'] for r, lim in reads))}; "
+                f"p99 des lectures < 50 ms {verdict(all(r['p99_ms'] < 50 for r, _ in reads))}; "
+                f"≥ 400 écritures/s avec audit {verdict(writes['rps'] >= 400)}"
+            )
             print(
                 f"notes écrites : {notes_added}, lignes d'audit écrites : {audit_added} "
                 f"({'une par note' if audit_added == notes_added == writes['succeeded_with_warmup'] else 'ÉCART'})"

@@ -30,7 +30,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
 from dossier_service.forms_schema import FormCatalogue, load_forms
-from dossier_service.services.views import FileCache
+from dossier_service.services.views import DashboardCache, FileCache
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def create_app(
     app[appkeys.STORE] = DocumentStore(config.documents_dir, config.documents_max_size)
     app[appkeys.FORMS] = _load_forms(config)
     app[appkeys.FILE_CACHE] = FileCache()
+    app[appkeys.DASHBOARD_CACHE] = DashboardCache()
     if clock is not None:
         app[appkeys.CLOCK] = clock
 

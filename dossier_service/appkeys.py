@@ -12,7 +12,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.db import Database
 from dossier_service.documents_store import DocumentStore
 from dossier_service.forms_schema import FormCatalogue
-from dossier_service.services.views import FileCache
+from dossier_service.services.views import DashboardCache, FileCache
 
 CONFIG = web.AppKey("dossier_config", DossierConfig)
 DATABASE = web.AppKey("dossier_database", Database)
@@ -20,6 +20,7 @@ STORE = web.AppKey("dossier_documents", DocumentStore)
 FORMS = web.AppKey("dossier_forms", FormCatalogue)
 HTTP = web.AppKey("dossier_http", aiohttp.ClientSession)
 FILE_CACHE = web.AppKey("dossier_file_cache", FileCache)
+DASHBOARD_CACHE = web.AppKey("dossier_dashboard_cache", DashboardCache)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("dossier_clock")
 # Pages may replace how refusals and errors are shown outside /api/ (default: plain text).
 ErrorRenderer = Callable[[web.Request, int, str], web.StreamResponse]

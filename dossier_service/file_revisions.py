@@ -22,21 +22,25 @@ from sqlalchemy import event
 CHANGED_FILES = "cercle.changed_files"
 
 
-def mark_changed(session: Any, patient_id: str) -> None:
-    """In a writer of liaison entries: this transaction changes that file."""
+def mark_changed(session: Any, patient_id: str | None) -> None:
+    """In a writer of liaison entries: this transaction changes that file. ``None``: a change
+    outside any file that views across files show (a task without a patient)."""
     session.info.setdefault(CHANGED_FILES, set()).add(patient_id)
 
 
 class FileRevisions:
     def __init__(self) -> None:
         self._revisions: dict[str, int] = {}
+        self.total = 0  # every committed change, in any file or none: views across files
 
     def of(self, patient_id: str) -> int:
         return self._revisions.get(patient_id, 0)
 
-    def bump(self, patient_ids: Iterable[str]) -> None:
+    def bump(self, patient_ids: Iterable[str | None]) -> None:
         for patient_id in patient_ids:
-            self._revisions[patient_id] = self._revisions.get(patient_id, 0) + 1
+            self.total += 1
+            if patient_id is not None:
+                self._revisions[patient_id] = self._revisions.get(patient_id, 0) + 1
 
     def watch(self, session_class: type) -> None:
         """Follow the commits of sessions of ``session_class`` (a class of its own per

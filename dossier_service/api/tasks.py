@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service import appkeys
 from dossier_service.api.context import (
     Ctx,
     context,
@@ -81,6 +82,8 @@ async def dashboard(request: web.Request) -> web.Response:
             limit=limit,
             offset=offset,
             today=ctx.today(),
+            cache=ctx.request.app.get(appkeys.DASHBOARD_CACHE),
+            revisions=ctx.db.revisions,
         )
         return 200, {
             "items": items,

@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, exists, or_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dossier_service.file_revisions import mark_changed
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.documents import Document
 from dossier_service.models.patient import Patient
@@ -108,7 +109,9 @@ async def create_task(
     session.add(task)
     await session.flush()
     await _set_assignees(session, task, data.assignees)
-    if patient is not None:
+    if patient is None:  # no liaison entry, yet the dashboards change
+        mark_changed(session, None)
+    else:
         await journal.notebook_event(
             session,
             patient_id=patient.id,
@@ -194,7 +197,9 @@ async def update_task(
     task.updated_at = utcnow()
     session.add(task)
     await session.flush()
-    if patient is not None:
+    if patient is None:  # no liaison entry, yet the dashboards change
+        mark_changed(session, None)
+    else:
         await journal.notebook_event(
             session,
             patient_id=patient.id,

@@ -364,6 +364,29 @@ def _dashboard_rows(shape: Any) -> Any:
     )
 
 
+class DashboardCache:
+    """Per-process cache of task dashboards where this process counts every committed change
+    (``FileRevisions.total``: any file, or a task without one). A dashboard depends on tasks
+    and on care circles (who sees what), both changed only through writes that bump it; the
+    key holds the caller, the filters, the page and the day (what is overdue)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+        value = self._entries.get(key)
+        if value is None:
+            return None
+        self._entries.move_to_end(key)
+        return [dict(task) for task in value]  # callers may add to their copy
+
+    def put(self, key: tuple[Any, ...], value: list[dict[str, Any]]) -> None:
+        self._entries[key] = [dict(task) for task in value]
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 async def dashboard(
     session: AsyncSession,
     *,
@@ -372,8 +395,30 @@ async def dashboard(
     limit: int,
     offset: int,
     today: date,
+    cache: DashboardCache | None = None,
+    revisions: FileRevisions | None = None,
 ) -> list[dict[str, Any]]:
     """The task dashboard as JSON rows (same filters and order as ``tasks.list_tasks``)."""
+    key: tuple[Any, ...] | None = None
+    if cache is not None and revisions is not None:
+        key = (revisions.total, principal, filters, limit, offset, today)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    found = await _dashboard_rows_of(session, principal, filters, limit, offset, today)
+    if cache is not None and key is not None:
+        cache.put(key, found)
+    return found
+
+
+async def _dashboard_rows_of(
+    session: AsyncSession,
+    principal: Principal,
+    filters: TaskFilters,
+    limit: int,
+    offset: int,
+    today: date,
+) -> list[dict[str, Any]]:
     shape, params = dashboard_query(principal, filters)
     params["limit"] = limit if not filters.subtype else 1000
     params["offset"] = offset

@@ -86,3 +86,47 @@ async def test_revision_moves_on_commit_only(tmp_path: Path) -> None:
             await other.dispose()
     finally:
         await db.dispose()
+
+
+async def test_dashboard_follows_every_change(api: Api) -> None:
+    """The task dashboard is cached between changes: a new task (with or without a file), a
+    state change, an access removed — each shows at the next read."""
+    pid = await api.patient_with_circle()
+    board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+    assert board["items"] == []
+    created = await api.ok(
+        "POST",
+        "/api/v1/tasks",
+        201,
+        as_user=COORD,
+        json={"type": "Soins", "label": "Pansement", "patient_id": pid},
+    )
+    board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+    assert [t["label"] for t in board["items"]] == ["Pansement"]
+    assert await api.ok("GET", "/api/v1/tasks", as_user=MEMBER) == board  # cached, same
+
+    await api.ok(
+        "PATCH", f"/api/v1/tasks/{created['id']}", as_user=COORD, json={"state": "en cours"}
+    )
+    board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+    assert [t["state"] for t in board["items"]] == ["en cours"]
+
+    await api.ok(
+        "POST",
+        "/api/v1/tasks",
+        201,
+        as_user=MEMBER,
+        json={
+            "type": "Soins",
+            "label": "Hors dossier",
+            "assignees": [{"kind": "personne", "ref": MEMBER}],
+        },
+    )
+    board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+    assert sorted(t["label"] for t in board["items"]) == ["Hors dossier", "Pansement"]
+
+    circle = await api.ok("GET", f"/api/v1/patients/{pid}/circle", as_user=COORD)
+    member = next(m for m in circle["items"] if m["matrix_user_id"] == MEMBER)
+    await api.ok("POST", f"/api/v1/patients/{pid}/circle/{member['id']}/end", as_user=COORD)
+    board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+    assert [t["label"] for t in board["items"]] == ["Hors dossier"]  # no access any more
