@@ -12,7 +12,10 @@
     formatting.py  formatted_body (safe HTML subset) / body -> styled paragraphs (pure)
     lines.py       line breaking with cached word widths, emoji placeholder, RTL order (pure)
     layout.py      entries -> blocks of positioned lines, images, spacers (pure)
-    pdf.py         lines -> fpdf2 A4 document, images downscaled, files embedded
+    pdf.py         lines -> fpdf2 A4 documents of 400 pages at most (parts), images downscaled,
+                   files embedded; "page X / N" stamped once N is known
+    binding.py     the parts bound into one PDF, one object at a time (memory stays flat)
+    pdf_syntax.py  the few PDF objects the binder reads and writes, strings kept byte for byte
     transcript.py  the data in between, and the content digest printed on the last page
 
 The digest on the last page is the SHA-256 of one line per entry (see
