@@ -40,15 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS_TEXT = (
-    "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
-    "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
-    "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
-    "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
-    "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
-    "auxiliaire de vie portage repas — coût 12 € "
-)
-WORDS = WORDS_TEXT.split()
+from export_pdf import WORDS  # noqa: E402 - the same vocabulary as the full bench
+
 FLAT_MB = 15.0
 GOAL_RATE = 3000.0
 

@@ -405,24 +405,13 @@ async def dashboard(
         cached = cache.get(key)
         if cached is not None:
             return cached
-    found = await _dashboard_rows_of(session, principal, filters, limit, offset, today)
-    if cache is not None and key is not None:
-        cache.put(key, found)
-    return found
-
-
-async def _dashboard_rows_of(
-    session: AsyncSession,
-    principal: Principal,
-    filters: TaskFilters,
-    limit: int,
-    offset: int,
-    today: date,
-) -> list[dict[str, Any]]:
     shape, params = dashboard_query(principal, filters)
     params["limit"] = limit if not filters.subtype else 1000
     params["offset"] = offset
     found = _with_assignees(await rows(session, _dashboard_rows(shape), params))
     if filters.subtype:
         found = [t for t in found if filters.subtype in t["subtypes"]][:limit]
-    return _with_task_extras(found, today)
+    found = _with_task_extras(found, today)
+    if cache is not None and key is not None:
+        cache.put(key, found)
+    return found
