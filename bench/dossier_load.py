@@ -96,9 +96,10 @@ def _config(database_url: str, root: Path) -> Any:
 
 
 # ----------------------------------------------------------------------------- server side
-def serve(database_url: str, root: Path, port: int, *, file_cache: bool = True) -> None:
+def serve(database_url: str, root: Path, port: int, *, caches: bool = True) -> None:
     """Run the real app plus the minimal "limit" handlers, in this (child) process.
-    Without ``file_cache`` every file read loads its sections from the database."""
+    Without ``caches`` every file read loads its sections, and every dashboard its tasks,
+    from the database."""
     from aiohttp import web
     from sqlalchemy import text
 
@@ -106,8 +107,9 @@ def serve(database_url: str, root: Path, port: int, *, file_cache: bool = True) 
     from dossier_service.app import create_app
 
     app = create_app(_config(database_url, root), with_pages=False)
-    if not file_cache:
+    if not caches:
         del app[appkeys.FILE_CACHE]
+        del app[appkeys.DASHBOARD_CACHE]
     file_sql, tasks_sql = limit_sql(
         "postgresql" if database_url.startswith("postgresql") else "sqlite"
     )
@@ -322,9 +324,9 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
-        "--no-file-cache",
+        "--no-cache",
         action="store_true",
-        help="sans le cache des sections du dossier (chaque lecture relit toutes les lignes)",
+        help="sans les caches du dossier et du tableau de bord (chaque lecture relit la base)",
     )
     args = parser.parse_args()
     from dossier_service import auth
@@ -336,7 +338,7 @@ async def main() -> None:
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", url, str(root), str(port)]
-            + (["--no-file-cache"] if args.no_file_cache else []),
+            + (["--no-cache"] if args.no_cache else []),
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         )
         base = f"http://127.0.0.1:{port}"
@@ -354,7 +356,7 @@ async def main() -> None:
             print(
                 f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
                 f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure"
-                f"{'; sans cache des sections du dossier' if args.no_file_cache else ''}"
+                f"{'; sans cache (dossier ni tableau de bord)' if args.no_cache else ''}"
             )
             file_ = await load(base, f"/api/v1/patients/{pid}", **kw)
             limit_file = await load(base, f"/limit/file/{pid}", **kw)
@@ -422,7 +424,7 @@ if __name__ == "__main__":
             sys.argv[2],
             Path(sys.argv[3]),
             int(sys.argv[4]),
-            file_cache=sys.argv[5:] != ["--no-file-cache"],
+            caches=sys.argv[5:] != ["--no-cache"],
         )
     else:
         asyncio.run(main())
