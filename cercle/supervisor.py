@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,27 @@ class Supervisor:
         for service in self.services:
             announce(f"Démarrage du service {service.spec.name}…")
             service.start()
+        self._wait_for_dossier(announce)
         self._write_run_file(ready=True)
+
+    def _wait_for_dossier(self, announce: Any, timeout: float = 60.0) -> None:
+        """Ready means the dossier answers too (its migrations run first), or has stopped."""
+        dossier = next((s for s in self.services if s.spec.name == "dossier"), None)
+        if dossier is None:
+            return
+        url = f"{self.profile.dossier_url}/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and dossier.running():
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        announce(
+            f"Attention : le dossier ne répond pas encore ; voir {self.log_dir / 'dossier.log'}"
+        )
 
     def request_stop(self, *_: Any) -> None:
         self._stopping = True

@@ -54,6 +54,9 @@ def test_up_status_down_and_second_up_reuses_state(
             assert key in status
         assert status["services"]["homeserver"]["state"] == "running"
         assert status["bot_user_id"] == f"@cercle-bot:{status['server_name']}"
+        if status["services"]["dossier"]["state"] != "absent":  # "prêt" includes the dossier
+            assert status["services"]["dossier"]["state"] == "running"
+            assert status["dossier_url"]
 
         again = cercle(deployment_env, "up", "--detach")
         assert again.returncode == 1
