@@ -36,6 +36,7 @@ from bots.export.people import DescribeRoom, RoomPeople
 from bots.export.transcript import TranscriptHeader
 from bots.flags.model import MARKERS
 from bots.matrix.io import MatrixIO
+from bots.matrix.room_once import create_room_once
 
 log = logging.getLogger(__name__)
 
@@ -282,16 +283,24 @@ class ExportService:
             members = set(room.users) - set(room.invited_users)
             if room_id != exclude and members == {self.client.user_id, user_id} and room.encrypted:
                 return str(room_id)
-        room_id = await self.io.create_room(
-            is_direct=True,
-            invite=[user_id],
-            initial_state=[
-                {
-                    "type": "m.room.encryption",
-                    "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                }
-            ],
+        # once per person, the same room as the bot's other direct messages (sync bridge):
+        # an export sent before the invitation is accepted, or a bot killed after creating
+        # the room, does not make a second one (bots.matrix.room_once)
+        room_id, _ = await create_room_once(
+            self.client,
+            self.io,
+            f"direct|{user_id}",
+            {
+                "is_direct": True,
+                "invite": [user_id],
+                "initial_state": [
+                    {
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }
+                ],
+            },
         )
         # nio sends in clear to a room it has not synced yet: wait for the sync loop to see
         # the room as encrypted before anything is sent there.

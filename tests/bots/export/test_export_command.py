@@ -213,20 +213,23 @@ async def test_private_delivery(care_room, rooms, tmp_path) -> None:
     alice, _bob, bot, room_id, _ids, _ = care_room
     syncing = asyncio.create_task(bot.client.sync_forever(timeout=200))
     try:
-        command = await rooms.text(alice, room_id, "!export en privé")
-        await bot.command(room_id, alice.user_id, "!export en privé", command)
+        for _ in range(2):  # the second before Alice has accepted the direct chat
+            command = await rooms.text(alice, room_id, "!export en privé")
+            await bot.command(room_id, alice.user_id, "!export en privé", command)
     finally:
         syncing.cancel()
     in_room = await contents_from(alice, room_id, bot.client.user_id)
     assert not [c for c in in_room if c.get("msgtype") == "m.file"]
     assert "envoyé en privé" in in_room[-1]["body"]
     await alice.sync(timeout=0)
-    direct = next(r for r in alice.invited_rooms)
+    invited = list(alice.invited_rooms)
+    assert len(invited) == 1  # one direct chat with the bot, not one per export
+    direct = invited[0]
     await alice.join(direct)
     await alice.sync(timeout=0)
     posted = await contents_from(alice, direct, bot.client.user_id)
     pdf = [c for c in posted if c.get("msgtype") == "m.file"]
-    assert len(pdf) == 1
+    assert len(pdf) == 2
     assert "Bonjour, pansement refait" in text_of(await fetch_pdf(alice, pdf[0], tmp_path))
 
 
