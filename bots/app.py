@@ -26,6 +26,7 @@ from bots.commands import help as help_commands
 from bots.commands import patients as patient_commands
 from bots.commands.registry import CommandRegistry, PowerLevels
 from bots.config import BotConfig
+from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.intents import ClearIntents
@@ -134,9 +135,15 @@ class BotApp:
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
-        export_commands.register(
-            registry, export_commands.ExportService(s.client, s.io, describe_room=people)
+        exports = export_commands.ExportService(
+            s.client, s.io, describe_room=people, pending=PendingExports(s.db)
         )
+        export_commands.register(registry, exports)
+
+        async def resume_exports() -> None:  # those a restart cut short
+            await exports.resume()
+
+        s.background.append(resume_exports)
         if sync is not None:
             dossier_sync.install(registry, s, sync)
             directory_commands.register(

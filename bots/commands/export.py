@@ -32,6 +32,7 @@ from bots.export.history import History, HistoryError, HistoryRequest, fetch_his
 from bots.export.media import MediaFetcher
 from bots.export.options import PARIS, ExportOptionError, ExportOptions, parse_export_options
 from bots.export.pdf import RenderSummary, render_transcript
+from bots.export.pending import PendingExport, PendingExports
 from bots.export.people import DescribeRoom, RoomPeople
 from bots.export.transcript import TranscriptHeader
 from bots.flags.model import MARKERS
@@ -39,6 +40,7 @@ from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
 
 log = logging.getLogger(__name__)
+MAX_RESUMES = 3  # an export cut short more often than this is given up (and said so)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ExportRequest:
     from_event_id: str | None  # the replied-to message: export from it
     requested_at: datetime
     reply_resolved: bool = True  # False: read `from_event_id` from the command event first
+    options_text: str = ""  # the command's words: parsed again when resumed after a restart
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,11 @@ class ExportService:
         work_dir: Path | None = None,
         describe_room: DescribeRoom | None = None,
         record_export: RecordExport | None = None,
+        pending: PendingExports | None = None,
     ) -> None:
         self.client = client
         self.io = io
+        self.pending = pending  # exports not yet over, resumed after a restart
         self.describe_room = describe_room  # patient and professions, from the dossier
         self.record_export = record_export  # e.g. a notebook entry in the dossier
         self.work_dir = work_dir
@@ -93,6 +98,21 @@ class ExportService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, request: ExportRequest) -> asyncio.Task[None]:
+        if self.pending is not None:
+            self.pending.add(
+                PendingExport(
+                    request.command_event_id,
+                    request.room_id,
+                    request.requester,
+                    request.options_text,
+                    request.requested_at,
+                    request.from_event_id,
+                    request.reply_resolved,
+                )
+            )
+        return self._start_task(request)
+
+    def _start_task(self, request: ExportRequest) -> asyncio.Task[None]:
         task = asyncio.create_task(self._run(request), name=f"export-{request.command_event_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -101,6 +121,50 @@ class ExportService:
     async def wait_idle(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def resume(self, *, room_wait_seconds: float = 60.0) -> int:
+        """Start again the exports a restart cut short; returns how many were started."""
+        if self.pending is None:
+            return 0
+        started = 0
+        for item in self.pending.all():
+            if self.pending.started_again(item.command_event_id) > MAX_RESUMES:
+                self.pending.remove(item.command_event_id)
+                await self._notice_pending(
+                    item, "L'export demandé n'a pas pu être terminé : relancez « !export »."
+                )
+                continue
+            for _ in range(int(room_wait_seconds * 10)):  # the room, once the sync has it
+                if item.room_id in self.client.rooms:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                log.warning(
+                    "export en attente abandonné : salon inconnu event=%s", item.command_event_id
+                )
+                self.pending.remove(item.command_event_id)
+                continue
+            try:
+                options = parse_export_options(item.options, now=item.requested_at)
+            except ExportOptionError:  # accepted when asked: only a changed parser lands here
+                self.pending.remove(item.command_event_id)
+                continue
+            self._start_task(
+                ExportRequest(
+                    item.room_id,
+                    item.requester,
+                    item.command_event_id,
+                    options,
+                    item.from_event_id,
+                    item.requested_at,
+                    reply_resolved=item.reply_resolved,
+                    options_text=item.options,
+                )
+            )
+            started += 1
+        if started:
+            log.info("exports repris après redémarrage : %d", started)
+        return started
 
     async def _run(self, request: ExportRequest) -> None:
         try:
@@ -117,6 +181,18 @@ class ExportService:
                 request.room_id,
             )
             await self._notice(request, f"Erreur interne (réf. {ref}).")
+        # over (delivered, or answered with an error); a cancelled export (shutdown) stays
+        # pending and is resumed at the next start
+        if self.pending is not None:
+            self.pending.remove(request.command_event_id)
+
+    async def _notice_pending(self, item: PendingExport, text: str) -> None:
+        try:
+            await self.io.send_notice(
+                item.room_id, text, html.escape(text), reply_to=item.command_event_id
+            )
+        except Exception:
+            log.exception("export: notice not sent room=%s", item.room_id)
 
     async def _notice(self, request: ExportRequest, text: str) -> None:
         try:
@@ -380,6 +456,13 @@ def register(registry: CommandRegistry, exports: ExportService) -> None:
         await ctx.reply("Export en cours…", "Export en cours…")
         exports.start(
             ExportRequest(
-                ctx.room_id, ctx.sender, ctx.event_id, parsed, None, now, reply_resolved=False
+                ctx.room_id,
+                ctx.sender,
+                ctx.event_id,
+                parsed,
+                None,
+                now,
+                reply_resolved=False,
+                options_text=options or "",
             )
         )

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,12 @@ from nio import AsyncClient, MessageDirection
 from PIL import Image
 from pypdf import PdfReader
 
-from bots.commands.export import ExportRecord, ExportService, register
+from bots.commands.export import ExportRecord, ExportRequest, ExportService, register
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
 from bots.export.media import MediaFetcher, MediaSource
+from bots.export.options import parse_export_options
 from bots.export.paging import event_source
+from bots.export.pending import PendingExport, PendingExports
 from bots.export.people import RoomPeople
 from bots.matrix.io import MatrixIO
 from bots.matrix.trust import MemberDeviceTrust
@@ -269,3 +273,52 @@ async def test_history_before_arrival_stays_hidden_when_the_room_says_so(
     text = text_of(await fetch_pdf(carol, pdf, tmp_path))
     assert "dit après l'arrivée de Carole" in text
     assert "dit avant l'arrivée de Carole" not in text
+
+
+async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_path) -> None:
+    """The bot stops in the middle of an export: at the next start the export is run again
+    and delivered once; one cut short too often is given up, and said so."""
+    alice, _bob, bot, room_id, _ids, _ = care_room
+    db = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
+    before_restart = ExportService(bot.client, bot.io, pending=PendingExports(db))
+    command = await rooms.text(alice, room_id, "!export derniers 2")
+    now = datetime.now(UTC)
+    request = ExportRequest(
+        room_id,
+        alice.user_id,
+        command,
+        parse_export_options("derniers 2", now=now),
+        None,
+        now,
+        reply_resolved=False,
+        options_text="derniers 2",
+    )
+    task = before_restart.start(request)
+    await asyncio.sleep(0.05)
+    task.cancel()  # the shutdown cancels the running export
+    await asyncio.gather(task, return_exceptions=True)
+    assert [p.command_event_id for p in PendingExports(db).all()] == [command]
+    assert not [
+        c
+        for c in await contents_from(alice, room_id, bot.client.user_id)
+        if "url" in c.get("file", {})
+    ]
+
+    after_restart = ExportService(bot.client, bot.io, pending=PendingExports(db))
+    assert await after_restart.resume() == 1
+    await after_restart.wait_idle()
+    posted = await contents_from(alice, room_id, bot.client.user_id)
+    pdfs = [c for c in posted if c.get("msgtype") == "m.file"]
+    assert len(pdfs) == 1
+    assert "2 messages" in text_of(await fetch_pdf(alice, pdfs[0], tmp_path))
+    assert PendingExports(db).all() == []
+
+    stubborn = await rooms.text(alice, room_id, "!export")
+    pending = PendingExports(db)
+    pending.add(PendingExport(stubborn, room_id, alice.user_id, "", now, None, False))
+    for _ in range(3):
+        pending.started_again(stubborn)  # three starts already cut short
+    assert await ExportService(bot.client, bot.io, pending=pending).resume() == 0
+    assert pending.all() == []
+    notices = await contents_from(alice, room_id, bot.client.user_id)
+    assert notices[-1]["body"].endswith("n'a pas pu être terminé : relancez « !export ».")

@@ -1,0 +1,96 @@
+"""Exports asked for and not yet delivered, kept in the bot's SQLite file.
+
+The command is answered at once (« Export en cours… ») and the export runs in the
+background; a restart in between would lose it. Each export is written here when it
+starts and removed once it is over — delivered, or answered with an error. At the next
+start the bot runs again what is left (`ExportService.resume`). Uploads and notices carry
+transaction ids derived from the command event, so a second run after a late kill does not
+post twice. An export that keeps being interrupted is given up after a few starts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_exports (
+    command_event_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    options TEXT NOT NULL,           -- the command's own words, parsed again at resume
+    requested_at INTEGER NOT NULL,   -- unix ms (UTC): what « hier » meant
+    from_event_id TEXT,
+    reply_resolved INTEGER NOT NULL,
+    starts INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class PendingExport:
+    command_event_id: str
+    room_id: str
+    requester: str
+    options: str
+    requested_at: datetime
+    from_event_id: str | None
+    reply_resolved: bool
+    starts: int = 0
+
+
+class PendingExports:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.db.executescript(_SCHEMA)
+
+    def add(self, export: PendingExport) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO pending_exports (command_event_id, room_id, requester, "
+            "options, requested_at, from_event_id, reply_resolved) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                export.command_event_id,
+                export.room_id,
+                export.requester,
+                export.options,
+                int(export.requested_at.timestamp() * 1000),
+                export.from_event_id,
+                int(export.reply_resolved),
+            ),
+        )
+
+    def started_again(self, command_event_id: str) -> int:
+        """Counts one more start after a restart; returns how many so far."""
+        self.db.execute(
+            "UPDATE pending_exports SET starts = starts + 1 WHERE command_event_id = ?",
+            (command_event_id,),
+        )
+        row = self.db.execute(
+            "SELECT starts FROM pending_exports WHERE command_event_id = ?", (command_event_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def remove(self, command_event_id: str) -> None:
+        self.db.execute(
+            "DELETE FROM pending_exports WHERE command_event_id = ?", (command_event_id,)
+        )
+
+    def all(self) -> list[PendingExport]:
+        rows = self.db.execute(
+            "SELECT command_event_id, room_id, requester, options, requested_at, from_event_id, "
+            "reply_resolved, starts FROM pending_exports ORDER BY requested_at"
+        ).fetchall()
+        return [
+            PendingExport(
+                event_id,
+                room_id,
+                requester,
+                options,
+                datetime.fromtimestamp(at / 1000, UTC),
+                from_event_id,
+                bool(resolved),
+                int(starts),
+            )
+            for event_id, room_id, requester, options, at, from_event_id, resolved, starts in rows
+        ]
