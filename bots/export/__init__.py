@@ -16,6 +16,7 @@
                    files embedded; "page X / N" stamped once N is known
     binding.py     the parts bound into one PDF, one object at a time (memory stays flat)
     pdf_syntax.py  the few PDF objects the binder reads and writes, strings kept byte for byte
+    pending.py     exports asked for and not yet over, resumed after a restart
     transcript.py  the data in between, and the content digest printed on the last page
 
 The digest on the last page is the SHA-256 of one line per entry (see
