@@ -130,7 +130,7 @@ class ExportService:
         for item in self.pending.all():
             if self.pending.started_again(item.command_event_id) > MAX_RESUMES:
                 self.pending.remove(item.command_event_id)
-                await self._notice_pending(
+                await self._notice(
                     item, "L'export demandé n'a pas pu être terminé : relancez « !export »."
                 )
                 continue
@@ -186,15 +186,8 @@ class ExportService:
         if self.pending is not None:
             self.pending.remove(request.command_event_id)
 
-    async def _notice_pending(self, item: PendingExport, text: str) -> None:
-        try:
-            await self.io.send_notice(
-                item.room_id, text, html.escape(text), reply_to=item.command_event_id
-            )
-        except Exception:
-            log.exception("export: notice not sent room=%s", item.room_id)
-
-    async def _notice(self, request: ExportRequest, text: str) -> None:
+    async def _notice(self, request: ExportRequest | PendingExport, text: str) -> None:
+        """A French notice in reply to the export command."""
         try:
             await self.io.send_notice(
                 request.room_id, text, html.escape(text), reply_to=request.command_event_id
