@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -328,6 +329,8 @@ def main() -> None:
         result = json.loads(child.stdout.strip().splitlines()[-1])
     finally:
         hs.stop()
+        if args.workdir is None:  # a room kept for --reuse needs a --workdir of its own
+            shutil.rmtree(workdir, ignore_errors=True)
     naive = naive_multicell_rate()
 
     fetch, render = result["fetch"], result["render"]
