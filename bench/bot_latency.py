@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -350,6 +351,7 @@ async def bench(args: argparse.Namespace) -> None:
     ]
     if own:  # measured inside the bot: handling time minus its waits on the homeserver
         print("bot Cercle, " + own[-1].split(" bots.app ", 1)[-1] + " (objectif ≤ 10 ms)")
+    shutil.rmtree(work, ignore_errors=True)  # Synapse, stores, logs: nothing kept
 
 
 def main() -> None:
