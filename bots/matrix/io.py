@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import unpaddedbase64
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from nio import (
     AsyncClient,
     ErrorResponse,
@@ -34,7 +32,7 @@ from nio import (
     RoomSendResponse,
     UploadResponse,
 )
-from nio.crypto.attachments import encrypt_attachment
+from nio.crypto.attachments import encrypt_attachment, encrypted_attachment_generator
 from nio.exceptions import GroupEncryptionError
 
 from bots.matrix.timing import waiting_for_server
@@ -85,35 +83,17 @@ def room_link(room_id: str, server_name: str) -> str:
 def encrypt_file(source: Path, target: Path) -> dict[str, Any]:
     """`source` encrypted into `target` as a Matrix encrypted attachment, chunk by chunk.
 
-    AES-256-CTR with a random key and a random 8-byte IV followed by a zero 64-bit
-    counter, SHA-256 of the ciphertext: the same result and the same decryption info
-    (JWK key, unpadded base64 IV and hash, "v2") as `nio.crypto.attachments.encrypt_attachment`,
-    which needs the whole file in memory.
+    nio's own `encrypted_attachment_generator` (what `encrypt_attachment` joins in memory)
+    fed with the file's chunks: the same cipher and decryption info, the file never whole.
     """
-    key = os.urandom(32)
-    iv = os.urandom(8) + bytes(8)
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    digest = hashlib.sha256()
+    keys: dict[str, Any] = {}
     with open(source, "rb") as plain, open(target, "wb") as out:
-        while chunk := plain.read(FILE_CHUNK):
-            data = encryptor.update(chunk)
-            digest.update(data)
-            out.write(data)
-        tail = encryptor.finalize()
-        digest.update(tail)
-        out.write(tail)
-    return {
-        "v": "v2",
-        "key": {
-            "kty": "oct",
-            "alg": "A256CTR",
-            "ext": True,
-            "k": unpaddedbase64.encode_base64(key, urlsafe=True),
-            "key_ops": ["encrypt", "decrypt"],
-        },
-        "iv": unpaddedbase64.encode_base64(iv),
-        "hashes": {"sha256": unpaddedbase64.encode_base64(digest.digest())},
-    }
+        for value in encrypted_attachment_generator(iter(lambda: plain.read(FILE_CHUNK), b"")):
+            if isinstance(value, dict):  # the last value: the decryption info
+                keys = value
+            else:
+                out.write(value)
+    return keys
 
 
 async def _chunks_of(path: Path) -> AsyncIterator[bytes]:
