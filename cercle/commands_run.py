@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from cercle.context import CliContext, load_context
@@ -127,14 +125,6 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def status_report(ctx: CliContext) -> dict[str, Any]:
     p = ctx.profile
     state = read_run_file(p) or {}
@@ -155,7 +145,7 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         if not spec.present():
             entry["state"] = "absent"
         elif spec.name == "dossier":
-            dossier_up = alive and _http_ok(f"{p.dossier_url}/health")
+            dossier_up = alive and is_healthy(p.dossier_url)
             entry["state"] = "running" if dossier_up else ("starting" if alive else "stopped")
             entry["url"] = p.dossier_url
         else:

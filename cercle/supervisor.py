@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from typing import Any
 from deployment.profile import Profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
-from homeserver.process import SynapseProcess
+from homeserver.process import SynapseProcess, is_healthy
 from homeserver.render import render
 
 log = logging.getLogger(__name__)
@@ -160,15 +158,10 @@ class Supervisor:
         dossier = next((s for s in self.services if s.spec.name == "dossier"), None)
         if dossier is None:
             return
-        url = f"{self.profile.dossier_url}/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and dossier.running():
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if is_healthy(self.profile.dossier_url):
+                return
             time.sleep(0.2)
         announce(
             f"Attention : le dossier ne répond pas encore ; voir {self.log_dir / 'dossier.log'}"
