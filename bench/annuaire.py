@@ -155,6 +155,18 @@ def query_mix(n: int, seed: int = 7) -> list[str]:
     return out
 
 
+def query_kind(i: int) -> str:
+    """Which part of ``query_mix`` the ``i``-th query belongs to."""
+    k = i % 20
+    if k < 6:
+        return "names"
+    if k < 11:
+        return "name + city"
+    if k < 16:
+        return "profession + postcode"
+    return "2-letter prefix"
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
@@ -401,31 +413,9 @@ def main() -> int:
     print(summary(f"hard queries x5 ({len(HARD)}, not in mix)", hard))
     kinds = {"names": [], "name + city": [], "profession + postcode": [], "2-letter prefix": []}
     for i, t in enumerate(server):
-        k = i % 20
-        kinds[
-            "names"
-            if k < 6
-            else "name + city"
-            if k < 11
-            else "profession + postcode"
-            if k < 16
-            else "2-letter prefix"
-        ].append(t)
+        kinds[query_kind(i)].append(t)
     for i, t in enumerate(raw):
-        k = i % 20
-        kinds.setdefault(
-            "fts "
-            + (
-                "names"
-                if k < 6
-                else "name + city"
-                if k < 11
-                else "profession + postcode"
-                if k < 16
-                else "2-letter prefix"
-            ),
-            [],
-        ).append(t)
+        kinds.setdefault("fts " + query_kind(i), []).append(t)
     for label, times in kinds.items():
         print("  " + summary(label, times))
     return 0
