@@ -25,6 +25,7 @@ from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import PDFResourceType
 from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.util import escape_parens
 from PIL import Image, ImageOps
 
 from bots.export.binding import PdfBinder
@@ -214,12 +215,7 @@ class PageNumberStamp:
             if glyph is None:
                 raise ValueError("the footer font lacks a digit")
             encoded = chr(glyph).encode("utf-16-be")
-            glyphs[char] = (
-                encoded.replace(b"\\", b"\\\\")
-                .replace(b"(", b"\\(")
-                .replace(b")", b"\\)")
-                .replace(b"\r", b"\\r")
-            )
+            glyphs[char] = escape_parens(encoded)
             self.widths[char] = font.cw[ord(char)] * self.SIZE / 1000  # in points
         self.glyphs = glyphs
         red, green, blue = _COLORS[Tone.MUTED]
@@ -478,12 +474,7 @@ class _Drawer:
         if encoder is None:
             encoder = self.encoders[font.i] = _GlyphEncoder(font)
         mapped = text.translate(encoder).encode("utf-16-be").decode("latin-1")
-        escaped = (
-            mapped.replace("\\", "\\\\")
-            .replace(")", "\\)")
-            .replace("(", "\\(")
-            .replace("\r", "\\r")
-        )
+        escaped = escape_parens(mapped)
         k = pdf.k
         pdf._out(
             f"q {self.color_op} BT /F{font.i} {size:.2f} Tf {x * k:.2f} "
