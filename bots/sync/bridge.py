@@ -588,9 +588,11 @@ class DossierBridge:
         """Once a day: the pinned identities whose text changed (an age after a birthday)."""
         edited = 0
         for room_id, pid in self.store.links():
-            if room_id not in self.client.rooms or self.store.identity_header(room_id) is None:
+            if room_id not in self.client.rooms:
                 continue
             before = self.store.identity_header(room_id)
+            if before is None:
+                continue
             await self.refresh_identity(room_id, pid)
             edited += self.store.identity_header(room_id) != before
             await asyncio.sleep(0.05)  # spread the reads
