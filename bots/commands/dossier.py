@@ -106,7 +106,10 @@ def register(
                     "Le dossier est momentanément indisponible ; réessayez dans un instant."
                 ) from None
             return
-        if not any(m.get("matrix_user_id") == ctx.sender and m.get("has_access") for m in members):
+        require_member(members, ctx.sender)
+
+    def require_member(members: list[dict[str, Any]], user: str) -> None:
+        if not any(m.get("matrix_user_id") == user and m.get("has_access") for m in members):
             raise UserError(
                 "Vous ne faites pas partie du cercle de soins de ce patient avec accès au dossier : "
                 "demandez à un coordinateur de vous y ajouter (!cercle ajouter)."
@@ -202,7 +205,7 @@ def register(
         pid = await patient_of(ctx)
         members = await circle_of(pid)
         if not action:
-            await require_access(ctx, pid, reading=True)
+            require_member(members, ctx.sender)  # the circle just read: no second request
             await _list_circle(ctx, pid, members)
             return
         verb = action[0].lower()
