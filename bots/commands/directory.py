@@ -7,15 +7,13 @@ the word ``inviter`` belongs to the patients family, which resolves a number wit
 :func:`result_user` (adding to the care circle of the file stays ``!cercle ajouter``).
 
 The bot reaches the directory only through the dossier's HTTP API
-(``GET /api/v1/annuaire``). Wiring (one line in ``BotApp._register_families``)::
-
-    directory_commands.install(registry, s)
+(``GET /api/v1/annuaire``). Wired by ``BotApp._register_families`` with the dossier
+client of the bot's dossier sync (no dossier configured: no ``!trouver``).
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -31,8 +29,6 @@ from bots.commands.registry import (
     UsageError,
     UserError,
 )
-
-log = logging.getLogger(__name__)
 
 MAX_RESULTS = 10
 MAX_QUERY = 200
@@ -226,16 +222,3 @@ def register(
         await ctx.reply(plain, body_html)
 
     return memory
-
-
-def install(registry: CommandRegistry, services: Any) -> LastResults | None:
-    """From ``BotApp._register_families``: the dossier endpoint from the profile/secrets."""
-    from bots.dossier_client import DossierClient
-    from bots.sync.service import default_endpoint
-
-    try:
-        dossier_url, token = default_endpoint(services.config)
-    except Exception:
-        log.exception("dossier non configuré : !trouver désactivé")
-        return None
-    return register(registry, search=DossierDirectory(DossierClient(dossier_url, token)))

@@ -124,13 +124,8 @@ def connect(services: Any) -> DossierSync | None:
     )  # fmt: skip
 
 
-def install(registry: Any, services: Any, sync: DossierSync | None = None) -> DossierSync | None:
-    """The dossier command family, hooks and background jobs of ``sync`` (built by
-    ``connect`` when not given)."""
-    if sync is None:
-        sync = connect(services)
-        if sync is None:
-            return None
+def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
+    """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
     config = services.config
     categories = _categories()
     dossier_commands.register(
