@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,16 +186,8 @@ class MatrixIO:
     ) -> str:
         """Upload ``data`` encrypted (AES-CTR attachment) and post it as ``m.file``."""
         ciphertext, keys = encrypt_attachment(data)
-        resp, _ = await waiting_for_server(
-            self.client.upload(
-                lambda *_: ciphertext,
-                content_type="application/octet-stream",
-                filename=None,
-                filesize=len(ciphertext),
-            )
-        )
-        upload = _check(resp, "upload", UploadResponse)
-        content = _file_message(upload.content_uri, keys, filename, mimetype, len(data), body)
+        url = await self._upload(lambda *_: ciphertext, len(ciphertext))
+        content = _file_message(url, keys, filename, mimetype, len(data), body)
         return await self.send(room_id, "m.room.message", content, txn_id)
 
     async def send_file_path(
@@ -216,19 +208,22 @@ class MatrixIO:
         encrypted = Path(name)
         try:
             keys = await asyncio.to_thread(encrypt_file, path, encrypted)
-            resp, _ = await waiting_for_server(
-                self.client.upload(
-                    lambda *_: _chunks_of(encrypted),  # called again from the start on a retry
-                    content_type="application/octet-stream",
-                    filename=None,
-                    filesize=size,  # AES-CTR: the ciphertext is as long as the file
-                )
-            )
+            # the provider is called again from the start on a retry; AES-CTR: the
+            # ciphertext is as long as the file
+            url = await self._upload(lambda *_: _chunks_of(encrypted), size)
         finally:
             encrypted.unlink(missing_ok=True)
-        upload = _check(resp, "upload", UploadResponse)
-        content = _file_message(upload.content_uri, keys, filename, mimetype, size, body)
+        content = _file_message(url, keys, filename, mimetype, size, body)
         return await self.send(room_id, "m.room.message", content, txn_id)
+
+    async def _upload(self, provider: Callable[..., Any], size: int) -> str:
+        """An encrypted attachment's ciphertext uploaded; its mxc:// address."""
+        resp, _ = await waiting_for_server(
+            self.client.upload(
+                provider, content_type="application/octet-stream", filename=None, filesize=size
+            )
+        )
+        return str(_check(resp, "upload", UploadResponse).content_uri)
 
     # -- state --
     async def get_state(
