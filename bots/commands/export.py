@@ -134,11 +134,7 @@ class ExportService:
                     item, "L'export demandé n'a pas pu être terminé : relancez « !export »."
                 )
                 continue
-            for _ in range(int(room_wait_seconds * 10)):  # the room, once the sync has it
-                if item.room_id in self.client.rooms:
-                    break
-                await asyncio.sleep(0.1)
-            else:
+            if not await self._synced(item.room_id, room_wait_seconds):
                 log.warning(
                     "export en attente abandonné : salon inconnu event=%s", item.command_event_id
                 )
@@ -373,12 +369,19 @@ class ExportService:
         )
         # nio sends in clear to a room it has not synced yet: wait for the sync loop to see
         # the room as encrypted before anything is sent there.
-        for _ in range(int(self.room_wait_seconds * 10)):
-            room = self.client.rooms.get(room_id)
-            if room is not None and room.encrypted:
-                return room_id
-            await asyncio.sleep(0.1)
+        if await self._synced(room_id, self.room_wait_seconds, encrypted=True):
+            return room_id
         raise HistoryError("La conversation privée n'est pas encore prête : réessayez.")
+
+    async def _synced(self, room_id: str, seconds: float, *, encrypted: bool = False) -> bool:
+        """Whether the sync loop has the room (and, with `encrypted`, sees it encrypted)
+        within `seconds`."""
+        for _ in range(int(seconds * 10)):
+            room = self.client.rooms.get(room_id)
+            if room is not None and (room.encrypted or not encrypted):
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
 
 def _count(n: int, one: str, many: str) -> str:
