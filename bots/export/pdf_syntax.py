@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 _WHITE = b"\x00\t\n\x0c\r "
-_DELIMITERS = b"()<>[]{}/%"
 _REGULAR = rb"[^\x00\t\n\x0c\r ()<>\[\]{}/%]"
 _TOKEN = re.compile(
     rb"(?:[\x00\t\n\x0c\r ]+|%[^\r\n]*)*"  # whitespace and comments between tokens
