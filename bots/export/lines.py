@@ -82,6 +82,10 @@ class LineBreaker:
     # measuring ------------------------------------------------------------
     def text_width(self, text: str, style: str, size: float) -> float:
         """Width in mm; words are cached (per style, at 1 pt)."""
+        return self._word_width(text, style) * size
+
+    def _word_width(self, text: str, style: str) -> float:
+        """Width in mm at 1 pt, cached (at most 200,000 words)."""
         cache = self._word_cache
         key = (text, style)
         width = cache.get(key)
@@ -89,7 +93,7 @@ class LineBreaker:
             width = self._chars_width(text, style)
             if len(cache) < 200_000:
                 cache[key] = width
-        return width * size
+        return width
 
     def _chars_width(self, text: str, style: str) -> float:
         """Width in mm at 1 pt, without the cache."""
@@ -226,15 +230,8 @@ class LineBreaker:
         if not text.isascii() and _RTL.search(text):
             return None
         words = text.split()
-        cache = self._word_cache
-        widths = []
-        for word in words:
-            width = cache.get((word, style))
-            if width is None:
-                width = self._chars_width(word, style)
-                if len(cache) < 200_000:
-                    cache[(word, style)] = width
-            widths.append(width)
+        word_width = self._word_width
+        widths = [word_width(word, style) for word in words]
         room = (self.width - indent) / size  # in mm at 1 pt
         if any(width > room for width in widths):
             return None
