@@ -87,6 +87,8 @@ def build_database(url: str, *, echo: bool = False) -> Database:
     kwargs["poolclass"] = FairAsyncPool
     engine = create_async_engine(url, **kwargs)
     checkpointer = None
+    revisions = None
+    session_class: type[Session] = Session
     if engine.dialect.name == "sqlite":
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:"):
@@ -98,9 +100,7 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         )
         if checkpointer is not None:
             checkpointer.start()
-    revisions = None
-    session_class: type[Session] = Session
-    if engine.dialect.name == "sqlite":  # one service process, one connection: sole writer
+        # one service process, one connection: sole writer
         revisions = FileRevisions()
         session_class = type("DossierSession", (Session,), {})  # listeners for this db only
         revisions.watch(session_class)
