@@ -136,12 +136,16 @@ def _stay_state(stay: Mapping[str, Any], now: datetime) -> str:
     return "passée"
 
 
+def _overdue(task: Mapping[str, Any], iso_today: str) -> bool:
+    due = task["due_date"]
+    return task["state"] in OPEN_STATES and due is not None and due < iso_today
+
+
 def _with_task_extras(tasks: Iterable[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     iso_today = today.isoformat()
     out = []
     for task in tasks:
-        due = task["due_date"]
-        task["overdue"] = task["state"] in OPEN_STATES and due is not None and due < iso_today
+        task["overdue"] = _overdue(task, iso_today)
         out.append(task)
     return out
 
@@ -299,19 +303,19 @@ async def file_sections(
     """Every section of a file but the identity, as the caller may see them. The cache's
     key is the file's revision: this process's own count where it is the only writer
     (``revisions``), else read from the database."""
-    sections: dict[str, Any] | None = None
-    key: tuple[str, int, str] | None = None
-    if cache is not None and revisions is not None:
-        key = (patient_id, revisions.of(patient_id), f"process|{notebook_limit}")
-    elif cache is not None:
-        count, newest = await revision(session, patient_id)
-        key = (patient_id, count, f"{newest}|{notebook_limit}")
-    if cache is not None and key is not None:
-        sections = cache.get(key)
-    if sections is None:
+    if cache is None:
         sections = await _load_sections(session, patient_id, notebook_limit)
-        if cache is not None and key is not None:
-            cache.put(key, sections)
+    else:
+        if revisions is not None:
+            key = (patient_id, revisions.of(patient_id), f"process|{notebook_limit}")
+        else:
+            count, newest = await revision(session, patient_id)
+            key = (patient_id, count, f"{newest}|{notebook_limit}")
+        cached = cache.get(key)
+        if cached is None:
+            cached = await _load_sections(session, patient_id, notebook_limit)
+            cache.put(key, cached)
+        sections = cached
     iso_today = today.isoformat()
     return {
         **sections,
@@ -323,15 +327,7 @@ async def file_sections(
             for d in sections["documents"]
             if may_see_document(principal, membership, d["restricted_to_roles"])
         ],
-        "tasks": [
-            {
-                **t,
-                "overdue": t["state"] in OPEN_STATES
-                and t["due_date"] is not None
-                and t["due_date"] < iso_today,
-            }
-            for t in sections["tasks"]
-        ],
+        "tasks": [{**t, "overdue": _overdue(t, iso_today)} for t in sections["tasks"]],
     }
 
 
