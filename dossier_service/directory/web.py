@@ -133,6 +133,23 @@ async def _form(request: web.Request) -> dict[str, str]:
     return {k: str(v) for k, v in data.items() if isinstance(v, str)}
 
 
+def _expired(
+    request: web.Request, state: DirectoryState, form: dict[str, str]
+) -> web.Response | None:
+    """The refusal of a posted form whose CSRF token does not match its cookie, else None."""
+    if csrf_valid(
+        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
+    ):
+        return None
+    return _html(
+        state,
+        "message.html",
+        403,
+        titre="Formulaire expiré",
+        message="Le formulaire a expiré : rechargez la page et recommencez.",
+    )
+
+
 def _int(value: str | None, default: int, low: int, high: int) -> int:
     try:
         return min(max(int(value or default), low), high)
@@ -217,16 +234,8 @@ async def request_submit(request: web.Request) -> web.Response:
         resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
         return resp
     form = await _form(request)
-    if not csrf_valid(
-        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
-    ):
-        return _html(
-            state,
-            "message.html",
-            403,
-            titre="Formulaire expiré",
-            message="Le formulaire a expiré : rechargez la page et recommencez.",
-        )
+    if (expired := _expired(request, state, form)) is not None:
+        return expired
     parsed, errors = validate(form)
     if parsed is None:
         token, cookies = _csrf(request, state)
@@ -306,16 +315,8 @@ async def admin_decide(request: web.Request) -> web.Response:
     if isinstance(viewer, web.Response):
         return viewer
     form = await _form(request)
-    if not csrf_valid(
-        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
-    ):
-        return _html(
-            state,
-            "message.html",
-            403,
-            titre="Formulaire expiré",
-            message="Le formulaire a expiré : rechargez la page et recommencez.",
-        )
+    if (expired := _expired(request, state, form)) is not None:
+        return expired
     rid = _int(request.match_info["id"], 0, 0, 2**62)
     approval = None
     info = None
@@ -398,16 +399,8 @@ async def activation_submit(request: web.Request) -> web.Response:
             message="Trop de tentatives : réessayez plus tard.",
         )
     form = await _form(request)
-    if not csrf_valid(
-        state.settings.csrf_key, request.cookies.get(CSRF_COOKIE), form.get("csrf_token")
-    ):
-        return _html(
-            state,
-            "message.html",
-            403,
-            titre="Formulaire expiré",
-            message="Le formulaire a expiré : rechargez la page et recommencez.",
-        )
+    if (expired := _expired(request, state, form)) is not None:
+        return expired
     link = request.match_info["token"]
     mxid = ""
     password = form.get("mot_de_passe", "")
