@@ -287,6 +287,8 @@ class Directory:
                 seen.add(pid)
                 yield pid, exact
 
+        # (only linked keys, emitted as linked): the linked tier first when there is one
+        tiers = ((True, True), (False, False)) if linked else ((False, False),)
         terms = query.names + query.emails
         if query.identifiers:
             yield from emit(self._by_identifier(query), True, None)
@@ -302,13 +304,11 @@ class Directory:
             spans.append(((compound + " ", compound + "!"), (compound + "!", compound + _TOP)))
             found = False
             for exact in (True, False):
-                for restrict, is_linked in (
-                    ((linked, True), (None, False)) if linked else ((None, False),)
-                ):
+                for linked_only, is_linked in tiers:
                     for exact_span, prefix_span in spans:
                         span = exact_span if exact else prefix_span
                         for hit in emit(
-                            self._by_name(query, span, rest, restrict), exact, is_linked
+                            self._by_name(query, span, rest, linked_only), exact, is_linked
                         ):
                             found = True
                             yield hit
@@ -319,15 +319,15 @@ class Directory:
             a, b = sorted((first, second), key=self._spread)
             for word in self._names_starting(a, SKIP_SCAN_NAMES):
                 span = (f"{word} {b}", f"{word} {b}{_TOP}")
-                for restrict, is_linked in (
-                    ((linked, True), (None, False)) if linked else ((None, False),)
-                ):
-                    for hit in emit(self._by_name(query, span, rest, restrict), False, is_linked):
+                for linked_only, is_linked in tiers:
+                    for hit in emit(
+                        self._by_name(query, span, rest, linked_only), False, is_linked
+                    ):
                         found = True
                         yield hit
             for word in self._names_starting(b, SKIP_SCAN_NAMES):
                 span = (f"{word} {a}", f"{word} {a}{_TOP}")
-                for hit in emit(self._by_name(query, span, rest, None), False, None):
+                for hit in emit(self._by_name(query, span, rest, False), False, None):
                     found = True
                     yield hit
             if found:
@@ -342,12 +342,12 @@ class Directory:
             prefix_span = (driver + "!", driver + _TOP)
             for exact, span in ((True, exact_span), (False, prefix_span)):
                 if linked:
-                    yield from emit(self._by_name(query, span, others, linked), exact, True)
-                yield from emit(self._by_name(query, span, others, None, cap), exact, False)
+                    yield from emit(self._by_name(query, span, others, True), exact, True)
+                yield from emit(self._by_name(query, span, others, False, cap), exact, False)
             return
         if linked:
-            yield from emit(self._by_filters(query, linked), False, True)
-        yield from emit(self._by_filters(query, None), False, False)
+            yield from emit(self._by_filters(query, True), False, True)
+        yield from emit(self._by_filters(query, False), False, False)
 
     def _names_starting(self, prefix: str, limit: int) -> Iterator[str]:
         """Distinct first words of the keys beginning with ``prefix`` (one seek each)."""
@@ -379,12 +379,13 @@ class Directory:
         query: ParsedQuery,
         span: tuple[str, str],
         others: list[str],
-        restrict: set[int] | None,
+        linked_only: bool,
         cap: int | None = None,
     ) -> Iterable[tuple[int]]:
         """Keys whose token is in ``span`` (``(x, x)`` = equal to x; else lo <= t < hi) and
         that pass the filters; ``others``: words that must begin another name of the same
-        professional; ``cap``: look at no more than that many keys of the span."""
+        professional; ``linked_only``: keys of linked professionals alone; ``cap``: look at no
+        more than that many keys of the span."""
         f = self._key_filters(query, "k")
         if span[0] == span[1]:
             keys = ["k.token = ?"]
@@ -394,9 +395,9 @@ class Directory:
             args = [span[0], span[1]]
         keys += f.sql
         args += f.args
-        if restrict is not None:
+        if linked_only:
             keys.append("k.linked = 1")  # the partial index ix_key_linked
-        index = " INDEXED BY ix_key_linked" if restrict is not None else ""
+        index = " INDEXED BY ix_key_linked" if linked_only else ""
         inner = f"SELECT k.professional_id FROM search_key k{index} WHERE " + " AND ".join(keys)
         if not others:
             return self.conn.execute(inner, args)
@@ -412,13 +413,13 @@ class Directory:
         sql = f"SELECT c.professional_id FROM ({inner}) c WHERE " + " AND ".join(checks)
         return self.conn.execute(sql, args)
 
-    def _by_filters(self, query: ParsedQuery, restrict: set[int] | None) -> Iterable[tuple[int]]:
+    def _by_filters(self, query: ParsedQuery, linked_only: bool) -> Iterable[tuple[int]]:
         f = self._key_filters(query, "a")
         where = list(f.sql)
         args = list(f.args)
-        if restrict is not None:
+        if linked_only:
             where.append("a.linked = 1")  # the partial index ix_activity_linked
-        index = " INDEXED BY ix_activity_linked" if restrict is not None else ""
+        index = " INDEXED BY ix_activity_linked" if linked_only else ""
         sql = (
             f"SELECT a.professional_id FROM activity a{index} "
             "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
