@@ -106,8 +106,6 @@ class ExportService:
                     request.requester,
                     request.options_text,
                     request.requested_at,
-                    request.from_event_id,
-                    request.reply_resolved,
                 )
             )
         return self._start_task(request)
@@ -151,9 +149,9 @@ class ExportService:
                     item.requester,
                     item.command_event_id,
                     options,
-                    item.from_event_id,
+                    None,
                     item.requested_at,
-                    reply_resolved=item.reply_resolved,
+                    reply_resolved=False,  # read again from the command event
                     options_text=item.options,
                 )
             )

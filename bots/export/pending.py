@@ -21,8 +21,6 @@ CREATE TABLE IF NOT EXISTS pending_exports (
     requester TEXT NOT NULL,
     options TEXT NOT NULL,           -- the command's own words, parsed again at resume
     requested_at INTEGER NOT NULL,   -- unix ms (UTC): what « hier » meant
-    from_event_id TEXT,
-    reply_resolved INTEGER NOT NULL,
     starts INTEGER NOT NULL DEFAULT 0
 );
 """
@@ -34,9 +32,7 @@ class PendingExport:
     room_id: str
     requester: str
     options: str
-    requested_at: datetime
-    from_event_id: str | None
-    reply_resolved: bool
+    requested_at: datetime  # the replied-to message is read again from the command event
     starts: int = 0
 
 
@@ -48,15 +44,13 @@ class PendingExports:
     def add(self, export: PendingExport) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO pending_exports (command_event_id, room_id, requester, "
-            "options, requested_at, from_event_id, reply_resolved) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "options, requested_at) VALUES (?, ?, ?, ?, ?)",
             (
                 export.command_event_id,
                 export.room_id,
                 export.requester,
                 export.options,
                 int(export.requested_at.timestamp() * 1000),
-                export.from_event_id,
-                int(export.reply_resolved),
             ),
         )
 
@@ -78,8 +72,8 @@ class PendingExports:
 
     def all(self) -> list[PendingExport]:
         rows = self.db.execute(
-            "SELECT command_event_id, room_id, requester, options, requested_at, from_event_id, "
-            "reply_resolved, starts FROM pending_exports ORDER BY requested_at"
+            "SELECT command_event_id, room_id, requester, options, requested_at, starts "
+            "FROM pending_exports ORDER BY requested_at"
         ).fetchall()
         return [
             PendingExport(
@@ -88,9 +82,7 @@ class PendingExports:
                 requester,
                 options,
                 datetime.fromtimestamp(at / 1000, UTC),
-                from_event_id,
-                bool(resolved),
                 int(starts),
             )
-            for event_id, room_id, requester, options, at, from_event_id, resolved, starts in rows
+            for event_id, room_id, requester, options, at, starts in rows
         ]

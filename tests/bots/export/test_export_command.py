@@ -315,7 +315,7 @@ async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_pa
 
     stubborn = await rooms.text(alice, room_id, "!export")
     pending = PendingExports(db)
-    pending.add(PendingExport(stubborn, room_id, alice.user_id, "", now, None, False))
+    pending.add(PendingExport(stubborn, room_id, alice.user_id, "", now))
     for _ in range(3):
         pending.started_again(stubborn)  # three starts already cut short
     assert await ExportService(bot.client, bot.io, pending=pending).resume() == 0
