@@ -24,7 +24,7 @@ from .display import display_name
 from .normalize import fold, joined
 from .request_form import RequestForm, same_name
 from .search import Directory, Hit
-from .store import mark_linked
+from .store import save_link
 from .vocabulary import PROFESSION_WORDS, SPECIALTY_WORDS
 
 PENDING, APPROVED, REFUSED, ACTIVATED = "en_attente", "approuvee", "refusee", "activee"
@@ -316,14 +316,7 @@ class AccountRequests:
             if changed != 1:
                 raise RequestError("M_FORBIDDEN", f"Demande {request_id} déjà traitée.", 409)
             if hit is not None:
-                self.conn.execute(
-                    "INSERT INTO account_link (mxid, national_id, source, linked_at) "
-                    "VALUES (?,?,?,?) ON CONFLICT(mxid) DO UPDATE SET "
-                    "national_id=excluded.national_id, source=excluded.source, "
-                    "linked_at=excluded.linked_at",
-                    (mxid, hit.national_id, "demande", now.isoformat()),
-                )
-                mark_linked(self.conn, hit.national_id, True)
+                save_link(self.conn, mxid, hit.national_id, source="demande", at=now.isoformat())
             self.conn.execute(
                 "INSERT INTO activation (token_hash, request_id, mxid, created_at, expires_at) "
                 "VALUES (?,?,?,?,?)",

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from . import audit
 from .account_requests import RPPS_PROVIDER, transaction
 from .search import Directory, Hit
-from .store import mark_linked
+from .store import save_link
 
 
 class UserAdmin(Protocol):
@@ -36,21 +36,10 @@ class LinkReport:
 def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str, actor: str) -> None:
     now = datetime.now(UTC)
     with transaction(conn):
-        previous = conn.execute(
-            "SELECT national_id FROM account_link WHERE mxid = ?", (mxid,)
-        ).fetchone()
-        if previous and previous[0] != national_id:
-            mark_linked(conn, previous[0], False)
         conn.execute(
             "DELETE FROM account_link WHERE national_id = ? AND mxid <> ?", (national_id, mxid)
         )
-        conn.execute(
-            "INSERT INTO account_link (mxid, national_id, source, linked_at) VALUES (?,?,?,?) "
-            "ON CONFLICT(mxid) DO UPDATE SET national_id=excluded.national_id, "
-            "source=excluded.source, linked_at=excluded.linked_at",
-            (mxid, national_id, source, now.isoformat()),
-        )
-        mark_linked(conn, national_id, True)
+        save_link(conn, mxid, national_id, source=source, at=now.isoformat())
         audit.record(
             conn,
             actor=actor,

@@ -217,3 +217,23 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def save_link(
+    conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str, at: str
+) -> None:
+    """Record ``mxid`` as the account of the professional ``national_id`` and flag that
+    professional's search rows; one the account was linked to before loses its flag. The
+    caller owns the transaction."""
+    previous = conn.execute(
+        "SELECT national_id FROM account_link WHERE mxid = ?", (mxid,)
+    ).fetchone()
+    if previous and previous[0] != national_id:
+        mark_linked(conn, previous[0], False)
+    conn.execute(
+        "INSERT INTO account_link (mxid, national_id, source, linked_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(mxid) DO UPDATE SET national_id=excluded.national_id, "
+        "source=excluded.source, linked_at=excluded.linked_at",
+        (mxid, national_id, source, at),
+    )
+    mark_linked(conn, national_id, True)
