@@ -7,7 +7,7 @@ fetches its rows and closes its cursor on that thread. Same SQL, same transactio
 same exceptions (raised by ``sqlite3``, as before); only the handoffs go.
 
 ``InlineDBAPI`` goes one step further for the service's single pooled connection: no
-thread at all (see ``InlineConnection``).
+thread at all (see ``InlineConnection``); it is the only way in.
 """
 
 from __future__ import annotations
@@ -117,17 +117,6 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = OneTripCursor
 
 
-class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    """Pass as ``create_async_engine(url, module=OneTripDBAPI())`` for sqlite+aiosqlite."""
-
-    def __init__(self) -> None:
-        super().__init__(aiosqlite, sqlite3)
-
-    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
-        adapted = super().connect(*arg, **kw)
-        return OneTripConnection(self, adapted._connection)
-
-
 class _InlineQueue:
     """Stands for aiosqlite's queue to its thread: runs each call at once, here."""
 
@@ -172,9 +161,12 @@ class InlineConnection(aiosqlite.Connection):
             self._connection = None
 
 
-class InlineDBAPI(OneTripDBAPI):
+class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """Pass as ``create_async_engine(url, module=InlineDBAPI())`` for sqlite+aiosqlite with a
     pool of one connection: one-trip statements, run in the event loop's thread."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         database = str(arg[0] if arg else kw.pop("database"))
