@@ -180,6 +180,24 @@ class TestUser:
     device_id: str
 
 
+def die_after(target: Any, method: str, when: Callable[..., bool]) -> asyncio.Event:
+    """Patch ``target.<method>``: the first call for which ``when(*args, **kwargs)`` holds is
+    carried out, then its caller is cancelled, as if the process died right after it (a
+    SIGKILL: nothing after that call runs). The event is set when that happens."""
+    real = getattr(target, method)
+    died = asyncio.Event()
+
+    async def call_then_die(*args: Any, **kwargs: Any) -> Any:
+        result = await real(*args, **kwargs)
+        if not died.is_set() and when(*args, **kwargs):
+            died.set()
+            raise asyncio.CancelledError
+        return result
+
+    setattr(target, method, call_then_die)
+    return died
+
+
 async def eventually(
     probe: Callable[[], Awaitable[Any]],
     check: Callable[[Any], bool],

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from support import die_after
 
 from bots.config import EscalationConfig
 from bots.flags.model import STATE_TYPE
@@ -18,19 +19,12 @@ pytestmark = pytest.mark.integration
 
 
 def die_after_clearing(app: Any) -> asyncio.Event:
-    io = app.services.flags.io
-    real = io.put_state
-    died = asyncio.Event()
+    """The cleared flags state is saved; nothing after it runs."""
 
-    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
-        event_id = await real(room_id, event_type, content, state_key)
-        if event_type == STATE_TYPE and not content.get("flags") and not died.is_set():
-            died.set()
-            raise asyncio.CancelledError  # state saved; nothing after this runs
-        return event_id
+    def cleared(room_id: str, event_type: str, content: Any, *_: Any) -> bool:
+        return event_type == STATE_TYPE and not content.get("flags")
 
-    io.put_state = put_then_die
-    return died
+    return die_after(app.services.flags.io, "put_state", cleared)
 
 
 async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(
@@ -55,20 +49,13 @@ async def test_no_reminder_for_an_urgency_cleared_just_before_a_crash(
 
 
 def die_after_acknowledging(app: Any) -> asyncio.Event:
-    io = app.services.flags.io
-    real = io.put_state
-    died = asyncio.Event()
+    """The acknowledgement is saved; nothing after it runs."""
 
-    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
-        event_id = await real(room_id, event_type, content, state_key)
+    def acknowledged(room_id: str, event_type: str, content: Any, *_: Any) -> bool:
         urgent = content.get("flags", {}).get("urgent", {}) if event_type == STATE_TYPE else {}
-        if urgent.get("acknowledged_by") and not died.is_set():
-            died.set()
-            raise asyncio.CancelledError  # acknowledgement saved; nothing after this runs
-        return event_id
+        return bool(urgent.get("acknowledged_by"))
 
-    io.put_state = put_then_die
-    return died
+    return die_after(app.services.flags.io, "put_state", acknowledged)
 
 
 async def test_acknowledgement_replayed_after_a_crash_is_finished(

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from support import die_after
 
 from tests.bots.conftest import Pro, patient_room_with
 from tests.bots.test_bot_flags import eventually
@@ -16,19 +17,12 @@ pytestmark = pytest.mark.integration
 
 
 def die_after_creating_a_space(app: Any) -> asyncio.Event:
-    io = app.services.io
-    real = io.create_room
-    died = asyncio.Event()
+    """The space exists; the bot recorded nothing."""
 
-    async def create_then_die(**kwargs: Any) -> str:
-        room_id = await real(**kwargs)
-        if kwargs.get("space") and kwargs.get("name") == "Urgences" and not died.is_set():
-            died.set()
-            raise asyncio.CancelledError  # the space exists; the bot recorded nothing
-        return room_id
+    def urgent_space(**kwargs: Any) -> bool:
+        return bool(kwargs.get("space")) and kwargs.get("name") == "Urgences"
 
-    io.create_room = create_then_die
-    return died
+    return die_after(app.services.io, "create_room", urgent_space)
 
 
 async def urgent_spaces(pro: Pro) -> list[str]:

@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from support import die_after
 
 from bots.flags.model import STATE_TYPE
 from bots.sync.service import FlagJournal
@@ -24,19 +25,9 @@ pytestmark = pytest.mark.integration
 
 def die_after_flag_state(app: Any) -> asyncio.Event:
     """The next ``fr.cercle.flags`` write reaches Synapse, then the bot "dies"."""
-    io = app.services.flags.io
-    real = io.put_state
-    died = asyncio.Event()
-
-    async def put_then_die(room_id: str, event_type: str, content: Any, state_key: str = "") -> str:
-        event_id = await real(room_id, event_type, content, state_key)
-        if event_type == STATE_TYPE and not died.is_set():
-            died.set()
-            raise asyncio.CancelledError  # nothing after this line runs, as after a SIGKILL
-        return event_id
-
-    io.put_state = put_then_die
-    return died
+    return die_after(
+        app.services.flags.io, "put_state", lambda room_id, event_type, *_: event_type == STATE_TYPE
+    )
 
 
 async def crash_and_restart(e: Env, died: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support import die_after
 
 from bots.matrix.room_once import intent_alias
 from tests.bots.conftest import dm_with_bot, room_id_in
@@ -24,19 +25,8 @@ pytestmark = pytest.mark.integration
 
 
 def die_after_creating(app: Any, name: str) -> asyncio.Event:
-    io = app.services.io
-    real = io.create_room
-    died = asyncio.Event()
-
-    async def create_then_die(**kwargs: Any) -> str:
-        room_id = await real(**kwargs)
-        if kwargs.get("name") == name and not died.is_set():
-            died.set()
-            raise asyncio.CancelledError  # the room exists; the bot recorded nothing
-        return room_id
-
-    io.create_room = create_then_die
-    return died
+    """The room exists; the bot recorded nothing."""
+    return die_after(app.services.io, "create_room", lambda **kwargs: kwargs.get("name") == name)
 
 
 async def restart_after(e: Env, died: asyncio.Event) -> None:
