@@ -267,6 +267,25 @@ class MatrixIO:
             _check(resp, "get_profile", ())
         return True
 
+    async def search_users(self, term: str, limit: int = 20) -> list[tuple[str, str | None]]:
+        """The server's user directory (``search_all_users``): (user id, display name)."""
+        from bots.matrix.cross_signing import _api
+
+        status, answer = await _api(
+            self.client, "POST", "/_matrix/client/v3/user_directory/search",
+            {"search_term": term, "limit": limit},
+        )  # fmt: skip
+        if status != 200:
+            raise MatrixRequestError("user_directory", str(answer.get("errcode")), status)
+        return [
+            (
+                str(r["user_id"]),
+                r.get("display_name") if isinstance(r.get("display_name"), str) else None,
+            )
+            for r in answer.get("results") or []
+            if isinstance(r, dict) and isinstance(r.get("user_id"), str)
+        ]
+
     async def joined_members(self, room_id: str) -> list[str]:
         resp = await waiting_for_server(self.client.joined_members(room_id))
         if isinstance(resp, JoinedMembersError):
