@@ -278,6 +278,12 @@ def register(
                 f"<li>{who} — {html.escape(profession)} — {html.escape(role)} — {access}{left}</li>"
             )
         rich.append("</ul>")
+        outside = _outside_circle(client, ctx.room_id, members)
+        if outside:  # members from before issue 11: the room and the circle must agree
+            names = ", ".join(outside)
+            text = f"Dans la conversation sans être dans le cercle de soins : {names}"
+            plain.append(text)
+            rich.append(f"<p>{html.escape(text)}</p>")
         await ctx.reply("\n".join(plain), "".join(rich))
 
     # -- !note / !transmission --
@@ -453,6 +459,19 @@ def register(
         plain.append("Pour clore : !tache fait <n>")
         rich.append("<p>Pour clore : <code>!tache fait &lt;n&gt;</code></p>")
         await ctx.reply("\n".join(plain), "".join(rich))
+
+
+def _outside_circle(client: AsyncClient, room_id: str, members: list[dict[str, Any]]) -> list[str]:
+    """The room's joined members (the bot aside) that the care circle does not list."""
+    room = client.rooms.get(room_id)
+    if room is None:
+        return []
+    listed = {m.get("matrix_user_id") for m in members}
+    return sorted(
+        room.user_name(u) or u
+        for u in room.users
+        if u not in room.invited_users and u != client.user_id and u not in listed
+    )
 
 
 NO_ACCESS_WORDS = ("sans-accès", "sans-acces", "sans_accès", "sans_acces", "salon-seul")

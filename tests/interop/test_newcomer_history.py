@@ -38,7 +38,8 @@ async def patient_room(cercle_bot: Any, js_client_factory: Any) -> tuple[str, Js
 
 
 async def accept(newcomer: JsClient, room_id: str) -> None:
-    await accept(newcomer, room_id)
+    await newcomer.call("waitInvite", roomId=room_id, timeoutMs=30000)
+    await newcomer.call("join", roomId=room_id)
 
 
 async def invite(nurse: JsClient, room_id: str, bot_user: str, who: str) -> str:
