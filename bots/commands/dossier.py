@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from nio import AsyncClient, MegolmEvent, RoomGetEventResponse
+from nio import AsyncClient
 
 from bots.commands.registry import (
     CommandContext,
@@ -325,13 +325,13 @@ def register(
         if category not in valid:
             listing = ", ".join(valid)
             raise UserError(f"Catégorie inconnue : « {category[:60]} ». Catégories : {listing}.")
-        command = await _event_content(client, ctx.room_id, ctx.event_id)
+        command = await bridge.io.event_content(ctx.room_id, ctx.event_id)
         reply_to = (((command or {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}).get(
             "event_id"
         )
         if not isinstance(reply_to, str):
             raise UserError("Répondez au message qui porte la pièce jointe avec !doc <catégorie>.")
-        target = await _event_content(client, ctx.room_id, reply_to)
+        target = await bridge.io.event_content(ctx.room_id, reply_to)
         source = MediaSource.from_content(target or {})
         if (
             target is None
@@ -496,18 +496,3 @@ def _read_addition(words: Sequence[str]) -> tuple[str, str, bool]:
     if role is None:
         raise UsageError(f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}.")
     return user, role, has_access
-
-
-async def _event_content(client: AsyncClient, room_id: str, event_id: str) -> dict[str, Any] | None:
-    """The (decrypted) content of one event of the room, or None."""
-    resp = await client.room_get_event(room_id, event_id)
-    if not isinstance(resp, RoomGetEventResponse):
-        return None
-    event = resp.event
-    if isinstance(event, MegolmEvent):
-        try:
-            event = client.decrypt_event(event)
-        except Exception:
-            return None
-    content = event.source.get("content")
-    return dict(content) if isinstance(content, Mapping) else None
