@@ -108,6 +108,19 @@ def register(
             return
         require_member(members, ctx.sender)
 
+    async def require_in_circle(pid: str, users: Sequence[str]) -> None:
+        """A task goes to people of the care circle (the dossier away: checked on delivery)."""
+        try:
+            members = {m.get("matrix_user_id") for m in await dossier.circle(pid)}
+        except Unavailable:
+            return
+        outside = [u for u in users if u not in members]
+        if outside:
+            raise UserError(
+                f"{', '.join(outside)} ne fait pas partie du cercle de soins de ce patient : "
+                "ajoutez-le d'abord (!cercle ajouter ou !inviter)."
+            )
+
     def require_member(members: list[dict[str, Any]], user: str) -> None:
         if not any(m.get("matrix_user_id") == user and m.get("has_access") for m in members):
             raise UserError(
@@ -388,7 +401,10 @@ def register(
             request = parse_task(text, bridge.today())
         except ParseProblem as exc:
             raise UsageError(str(exc)) from None
-        await require_access(ctx, await patient_of(ctx), reading=False)
+        pid = await patient_of(ctx)
+        await require_access(ctx, pid, reading=False)
+        if request.assignees:
+            await require_in_circle(pid, request.assignees)
         payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
                                    "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
         item = await write(ctx, "task", "task.create", payload, "la tâche")

@@ -356,9 +356,10 @@ def watch(arrivals: Arrivals, client: AsyncClient) -> None:
             return  # an old event (first sync): nothing left to deliver
         prev = (event.prev_content or {}).get("membership")
         if event.membership == "invite" and prev not in ("invite", "join"):
-            # the bot's own invitations are recorded by bring_in (those made at a room's
-            # creation, of its first administrator, are not arrivals)
-            if event.sender != arrivals.bot:
+            # the first administrator, invited by the bot at the room's creation, is no
+            # newcomer; any other invitation is (bring_in records the bot's own as well: the
+            # first of the two writes wins, and both say the bot invited)
+            if event.sender != arrivals.bot or not arrivals.is_admin(room_id, user):
                 arrivals.store.invited(room_id, user, actor=event.sender,
                                        by_bot=event.sender == arrivals.bot,
                                        at_ms=event.server_timestamp)  # fmt: skip

@@ -78,6 +78,14 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     joined = await guest.client.joined_members(room_id)
     assert guest.user_id in {m.user_id for m in joined.members}  # refused the file, still in
 
+    # a task only goes to people of the circle
+    outsider = await env.make_pro()
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, f"!tache rappeler la famille pour {outsider.user_id}")
+    await nurse.wait_notice(room_id, "ne fait pas partie du cercle de soins", start=start)
+    await nurse.say(room_id, f"!tache rappeler la famille pour {colleague.user_id}")
+    await nurse.wait_notice(room_id, "Tâche créée", start=start)
+
     # the guest leaves: recorded on the file
     await guest.client.room_leave(room_id)
     await eventually(lambda: env.file(pid),
