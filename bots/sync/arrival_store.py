@@ -216,6 +216,13 @@ class ArrivalStore:
             )
         return cur.rowcount == 1
 
+    def offer_failed(self, room_id: str, user_id: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE arrivals SET offered_at_ms=NULL WHERE room_id=? AND user_id=?",
+                (room_id, user_id),
+            )
+
     def of_user(self, user_id: str) -> list[Arrival]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM arrivals WHERE user_id=? AND left_at_ms IS NULL", (user_id,)

@@ -112,6 +112,19 @@ class Arrivals:
         room = self.client.rooms.get(room_id)
         return (room.user_name(user) if room and user in room.users else None) or user
 
+    async def _direct_chat(self, user: str, wait_seconds: float = 20.0) -> str:
+        """The bot's direct chat with ``user``, once nio lists them in it: a message sent
+        before nio has handled their invitation would not carry its key to their devices."""
+        dm = await self.direct_room(user)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while loop.time() < deadline:
+            room = self.client.rooms.get(dm)
+            if room is not None and user in room.users:
+                return dm
+            await asyncio.sleep(0.1)
+        raise TimeoutError("conversation directe pas encore synchronisée")
+
     async def _membership(self, room_id: str, user: str) -> str | None:
         content = await self.io.get_state(room_id, "m.room.member", user)
         return str(content.get("membership")) if content else None
@@ -259,7 +272,17 @@ class Arrivals:
                     log.warning("appareils de %s non lus", arrival.room_id, exc_info=True)
                     continue
                 if capable:
+                    # their inviter's client shared its bundle, or not (an Element inviter
+                    # whose own identity is unverified does not): the bot cannot know, and
+                    # Rust crypto does not ask it for keys, so it offers the transcript
                     self.store.devices_sent(arrival.room_id, arrival.user_id, capable, now)
+                    room = self.client.rooms.get(arrival.room_id)
+                    label = (room.display_name if room else None) or arrival.room_id
+                    await self.offer_transcript(
+                        arrival.room_id, arrival.user_id,
+                        f"Vous avez rejoint la conversation « {label} ». Si votre application "
+                        "n'en affiche pas les messages d'avant votre arrivée :",
+                    )  # fmt: skip
                     continue
             reason = "aucun de ses appareils ne pouvait recevoir les clés de l'historique"
             sent += await self.send_transcript_once(arrival.room_id, arrival.user_id, reason)
@@ -272,7 +295,7 @@ class Arrivals:
         if not self.store.transcript_sent(room_id, user, self.now_ms()):
             return False
         try:
-            dm = await self.direct_room(user)
+            dm = await self._direct_chat(user)
             await self.send_transcript(room_id, user, dm)
         except Exception:
             self.store.transcript_failed(room_id, user)
@@ -314,18 +337,22 @@ class Arrivals:
             return
         if self.store.get(room_id, user) is None:  # a member from before: no fallback clock
             self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
+        await self.offer_transcript(
+            room_id, user, f"Votre application n'a pas pu déchiffrer des messages de la "
+            f"conversation « {room.display_name or room_id} »."
+        )  # fmt: skip
+
+    async def offer_transcript(self, room_id: str, user: str, why: str) -> None:
+        """Once per person and room (and never after the transcript itself): the way to ask."""
         if not self.store.offered(room_id, user, self.now_ms()):
             return
-        label = room.display_name or room_id
-        text = (
-            f"Votre application n'a pas pu déchiffrer des messages de la conversation « {label} ». "
-            "Pour recevoir ici leur transcription PDF, écrivez !historique dans cette conversation."
-        )
+        text = f"{why} Écrivez !historique dans la conversation pour recevoir ici son historique en PDF."
         try:
-            dm = await self.direct_room(user)
+            dm = await self._direct_chat(user)
             await self.io.send_notice(dm, text, html.escape(text),
                                       txn_id=txn_for(f"offer|{room_id}|{user}", "offer"))  # fmt: skip
         except Exception:
+            self.store.offer_failed(room_id, user)
             log.warning("proposition de transcription non envoyée room=%s", room_id, exc_info=True)
 
     def spawn(self, job: Awaitable[Any]) -> None:

@@ -134,3 +134,20 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
         "waitMessage", roomId=room_id, sender=bot_user, contains="déjà été envoyé", timeoutMs=30000
     )
     assert again
+
+
+async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_transcript(
+    cercle_bot: Any, js_client_factory: Any
+) -> None:
+    bot_user, nurse, room_id = await patient_room(cercle_bot, js_client_factory)
+    newcomer = await js_client_factory()
+    await nurse.call("invite", roomId=room_id, userId=newcomer.user_id)  # Element's own bundle
+    await accept(newcomer, room_id)
+    await reads_earlier(newcomer, room_id, nurse)
+    # the bot cannot know whether that bundle came: it offers the transcript, once
+    dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]
+    await newcomer.call("join", roomId=dm)
+    offer = await newcomer.call(
+        "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
+    )
+    assert "messages d'avant votre arrivée" in offer["content"]["body"], offer

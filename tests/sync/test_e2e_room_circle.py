@@ -111,7 +111,7 @@ async def test_a_member_asking_the_bot_for_keys_is_offered_the_transcript(env: E
         ToDeviceMessage("m.room_key_request", bot.client.user_id, "*", request)
     )
     assert not hasattr(sent, "status_code"), sent
-    offer = await wait_dm_with(nurse, room_id, "écrivez !historique")
+    offer = await wait_dm_with(nurse, room_id, "Écrivez !historique dans la conversation")
     assert "n'a pas pu déchiffrer" in offer.source["content"]["body"]
 
     start = nurse.mark(room_id)
