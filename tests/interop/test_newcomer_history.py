@@ -151,3 +151,27 @@ async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_
         "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
     )
     assert "messages d'avant votre arrivée" in offer["content"]["body"], offer
+
+
+async def test_device_cross_signed_while_the_bot_is_down_gets_the_history_after_restart(
+    synapse: Any, tmp_path: Any, js_client_factory: Any
+) -> None:
+    from tests.bots.conftest import BotRunner, make_bot_config
+
+    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot",
+                                                history_fallback_seconds=120.0))  # fmt: skip
+    app = await runner.start()
+    try:
+        bot_user, nurse, room_id = await patient_room(app, js_client_factory)
+        newcomer = await js_client_factory(cross_sign=False)
+        reply = await invite(nurse, room_id, bot_user, newcomer.user_id)
+        assert "aucun appareil ne peut encore recevoir les clés" in reply, reply
+        await accept(newcomer, room_id)
+        await nurse.call("waitJoined", roomId=room_id, userId=newcomer.user_id, timeoutMs=30000)
+
+        await runner.stop()  # what the bot remembers of the newcomer is on disk
+        await newcomer.call("bootstrapCrossSigning")
+        await runner.start()  # its next sync carries the device-list change
+        await reads_earlier(newcomer, room_id, nurse)
+    finally:
+        await runner.stop()
