@@ -28,11 +28,13 @@ from bots.commands.registry import CommandRegistry, PowerLevels
 from bots.config import BotConfig
 from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
+from bots.export.welcome import TranscriptSender
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
+from bots.matrix import history
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_state import RoomStateCache
@@ -41,6 +43,9 @@ from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bots.matrix.undecryptable import UndecryptableEvents
 from bots.sync import service as dossier_sync
+from bots.sync.arrival_store import ArrivalStore
+from bots.sync.arrivals import Arrivals, on_sync_response
+from bots.sync.arrivals import watch as watch_arrivals
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ class BotServices:
     db: sqlite3.Connection
     # long-running jobs of command families, started with the app (issue 6: dossier sync)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    arrivals: Arrivals | None = None  # the one way into a patient's conversation (issue 11)
 
 
 @dataclass
@@ -116,12 +122,22 @@ class BotApp:
             backoff_max_seconds=config.backoff_max_seconds,
             timeline_limit=config.sync_timeline_limit,
         )
+        if services.arrivals is not None:
+            sync_loop.observers.append(on_sync_response(services.arrivals))
         return cls(config, client, db, ledger, registry, services, sync_loop, escalator)
 
     @staticmethod
     def _register_families(registry: CommandRegistry, s: BotServices) -> None:
         """The command families, in the order `!aide` lists them."""
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
+        sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
+        people = DossierRoomPeople(sync.dossier) if sync is not None else None
+        exports = export_commands.ExportService(
+            s.client, s.io, describe_room=people, pending=PendingExports(s.db)
+        )
+        s.arrivals = _arrivals(s, exports)
+        if sync is not None:
+            sync.bridge.attach(s.arrivals)
         patient_commands.register(
             registry,
             client=s.client,
@@ -130,14 +146,10 @@ class BotApp:
             label_max_length=s.config.label_max_length,
             hooks=s.patient_hooks,
             patient_rooms=s.cache.patient_rooms,
+            arrivals=s.arrivals,
             directory_results=directory_results,
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
-        sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
-        people = DossierRoomPeople(sync.dossier) if sync is not None else None
-        exports = export_commands.ExportService(
-            s.client, s.io, describe_room=people, pending=PendingExports(s.db)
-        )
         export_commands.register(registry, exports)
 
         async def resume_exports() -> None:  # those a restart cut short
@@ -193,6 +205,31 @@ class BotApp:
         await self.sync_loop.close()
         await self.client.close()
         self.db.close()
+
+
+def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrivals:
+    """Newcomers of patient rooms: bundle, retries on device changes, PDF fallback."""
+    config = s.config
+    arrivals = Arrivals(
+        s.client, s.io, ArrivalStore(s.db),
+        share_bundle=history.share_history_bundle, capable_devices=history.capable_devices,
+        send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
+        direct_room=exports.direct_room, grace_seconds=config.history_fallback_seconds,
+        window_seconds=config.history_watch_days * 86400,
+    )  # fmt: skip
+    cache, admin_level = s.cache, config.admin_power_level
+
+    def is_admin(room_id: str, user: str) -> bool:
+        room = s.client.rooms.get(room_id)
+        if user in cache.creators.get(room_id, ()):
+            return True
+        return room is not None and room.power_levels.get_user_level(user) >= admin_level
+
+    arrivals.is_patient_room = cache.is_patient_room
+    arrivals.is_admin = is_admin
+    watch_arrivals(arrivals, s.client)
+    s.background.append(arrivals.run)
+    return arrivals
 
 
 async def _crypto_extensions(

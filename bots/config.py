@@ -44,6 +44,10 @@ class BotConfig:
     backoff_max_seconds: float = 60.0
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
     dossier_url: str | None = None  # the dossier service the bot syncs with (None: none)
+    # a newcomer none of whose devices can take the history's keys this long after joining
+    # gets the transcript PDF; their new or newly cross-signed devices get the keys this long
+    history_fallback_seconds: float = 180.0
+    history_watch_days: float = 3.0
 
     @property
     def session_file(self) -> Path:
@@ -83,6 +87,12 @@ class BotConfig:
             label_max_length=int(_number(bot, "label_max_length", positive=True)),
             dossier_url=profile.dossier_url,
         )
+        history = {
+            key: _number(bot, key, positive=True)
+            for key in ("history_fallback_seconds", "history_watch_days")
+            if key in bot
+        }
+        overrides = {**history, **overrides}
         return dataclasses.replace(config, **overrides) if overrides else config
 
 

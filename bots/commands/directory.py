@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bots.commands.registry import (
-    Argument,
     CommandContext,
     CommandRegistry,
-    MatrixUser,
     Text,
     UsageError,
     UserError,
@@ -150,28 +148,11 @@ def format_results_for_bot(
     return "\n".join(lines), body
 
 
-@dataclass(frozen=True)
-class UserOrResult(Argument):
-    """``<@utilisateur|n>``: a Matrix id, or the number of a result of ``!trouver`` (int)."""
-
-    def usage(self) -> str:
-        return f"<@{self.name}|n>"
-
-    def take(self, rest: str) -> tuple[Any, str]:
-        parts = rest.strip().split(None, 1)
-        if parts and parts[0].isdigit():
-            return int(parts[0]), (parts[1] if len(parts) > 1 else "")
-        return MatrixUser(self.name).take(rest)
-
-
 def result_user(
     memory: LastResults, room_id: str, sender: str, word: str, prefix: str = "!"
 ) -> str:
-    """``!inviter <n>``: the Matrix id of result n of the sender's last search in this room.
-
-    For the patients family's ``!inviter`` (which owns that command word): declare its
-    argument as ``UserOrResult("utilisateur")`` and, when it is an int,
-    ``utilisateur = result_user(memory, ctx.room_id, ctx.sender, str(utilisateur))``."""
+    """``!inviter <n>``: the Matrix id of result n of the sender's last search in this room
+    (read by :mod:`bots.commands.invitee` for the patients family's ``!inviter``)."""
     if not word.isdigit() or int(word) < 1:
         raise UsageError(f"« {word[:20]} » n'est pas un numéro de résultat.")
     found = memory.get(room_id, sender)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from nio import AsyncClient, MegolmEvent, RoomGetEventResponse
+from nio import AsyncClient
 
 from bots.commands.registry import (
     CommandContext,
@@ -108,6 +108,19 @@ def register(
             return
         require_member(members, ctx.sender)
 
+    async def require_in_circle(pid: str, users: Sequence[str]) -> None:
+        """A task goes to people of the care circle (the dossier away: checked on delivery)."""
+        try:
+            members = {m.get("matrix_user_id") for m in await dossier.circle(pid)}
+        except Unavailable:
+            return
+        outside = [u for u in users if u not in members]
+        if outside:
+            raise UserError(
+                f"{', '.join(outside)} ne fait pas partie du cercle de soins de ce patient : "
+                "ajoutez-le d'abord (!cercle ajouter ou !inviter)."
+            )
+
     def require_member(members: list[dict[str, Any]], user: str) -> None:
         if not any(m.get("matrix_user_id") == user and m.get("has_access") for m in members):
             raise UserError(
@@ -194,14 +207,17 @@ def register(
         aliases=("circle",),
         args=(
             Text(
-                "ajouter @qui rôle | retirer @qui", optional=True, max_length=300, label="l'action"
+                "ajouter @qui [rôle] [sans-accès] | retirer @qui",
+                optional=True,
+                max_length=300,
+                label="l'action",
             ),
         ),
         help="liste le cercle de soins ; les coordinateurs y ajoutent ou retirent un professionnel",
         where=Where.SHARED_ROOM,
     )
     async def cercle(ctx: CommandContext, **values: str | None) -> None:
-        action = (values.get("ajouter @qui rôle | retirer @qui") or "").split()
+        action = (values.get("ajouter @qui [rôle] [sans-accès] | retirer @qui") or "").split()
         pid = await patient_of(ctx)
         members = await circle_of(pid)
         if not action:
@@ -209,31 +225,31 @@ def register(
             await _list_circle(ctx, pid, members)
             return
         verb = action[0].lower()
-        if verb in ("ajouter", "add") and len(action) in (2, 3):
+        if verb in ("ajouter", "add") and len(action) >= 2:
             require_coordinator(members, ctx.sender)
-            user = action[1]
-            role = ROLE_WORDS.get(action[2].lower() if len(action) == 3 else "intervenant")
-            if role is None:
-                raise UsageError(
-                    f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}."
-                )
-            if not user.startswith("@") or ":" not in user:
-                raise UsageError("Identifiant Matrix attendu (forme @nom:serveur).")
+            user, role, has_access = _read_addition(action[1:])
             if any(m.get("matrix_user_id") == user for m in members):
                 raise UserError(f"{user} fait déjà partie du cercle de soins.")
+            arrivals = bridge.arrivals
+            assert arrivals is not None
             room = client.rooms.get(ctx.room_id)
             name = (room.user_name(user) if room and user in room.users else None) or user
-            member = {"kind": "professionnel", "display_name": name, "matrix_user_id": user,
-                      "role": role, "has_access": True}  # fmt: skip
-            item = await write(
-                ctx, "circle-add", "circle.add", {"member": member}, "l'ajout au cercle de soins"
+            welcome = await arrivals.bring_in(
+                ctx.room_id, user, actor=ctx.sender, origin=ctx.event_id, role=role,
+                has_access=has_access, name=name,
+            )  # fmt: skip
+            access = "" if has_access else ", sans accès au dossier"
+            head = f"👥 {name} ajouté(e) au cercle de soins ({ROLE_LABELS[role]}{access})"
+            head_html = (
+                f"👥 {mention_html(user, name)} ajouté(e) au cercle de soins "
+                f"({html.escape(ROLE_LABELS[role] + access)})"
             )
-            if item is not None:
-                await ctx.reply(
-                    f"👥 {name} ajouté(e) au cercle de soins ({ROLE_LABELS[role]}) ; invitation en cours.",
-                    f"👥 {mention_html(user, name)} ajouté(e) au cercle de soins "
-                    f"({html.escape(ROLE_LABELS[role])}) ; invitation en cours.",
-                )
+            tail = f"Historique : {welcome.way}." if welcome.invited else "Déjà dans ce salon."
+            note = f"\n{welcome.circle_note}" if welcome.circle_note else ""
+            await ctx.reply(
+                f"{head}.\n{tail}{note}",
+                f"{head_html}.<br>{html.escape(tail)}{html.escape(note).replace(chr(10), '<br>')}",
+            )
             return
         if verb in ("retirer", "remove") and len(action) == 2:
             require_coordinator(members, ctx.sender)
@@ -249,7 +265,9 @@ def register(
                     f"👥 Fin de participation de {mention_html(user)} au cercle de soins enregistrée.",
                 )
             return
-        raise UsageError("Action inconnue : « ajouter @qui rôle » ou « retirer @qui ».")
+        raise UsageError(
+            "Action inconnue : « ajouter @qui [rôle] [sans-accès] » ou « retirer @qui »."
+        )
 
     async def _list_circle(ctx: CommandContext, pid: str, members: list[dict[str, Any]]) -> None:
         if not members:
@@ -261,7 +279,7 @@ def register(
             name = str(m.get("display_name") or m.get("matrix_user_id") or "?")
             profession = str(m.get("profession") or "").strip() or "—"
             role = ROLE_LABELS.get(str(m.get("role")), str(m.get("role")))
-            access = "habilité" if m.get("has_access") else "non habilité"
+            access = "habilité" if m.get("has_access") else "sans accès au dossier"
             left = " (a quitté la conversation)" if m.get("left_room_at") else ""
             plain.append(f"• {name} — {profession} — {role} — {access}{left}")
             who = (
@@ -273,6 +291,12 @@ def register(
                 f"<li>{who} — {html.escape(profession)} — {html.escape(role)} — {access}{left}</li>"
             )
         rich.append("</ul>")
+        outside = _outside_circle(client, ctx.room_id, members)
+        if outside:  # members from before issue 11: the room and the circle must agree
+            names = ", ".join(outside)
+            text = f"Dans la conversation sans être dans le cercle de soins : {names}"
+            plain.append(text)
+            rich.append(f"<p>{html.escape(text)}</p>")
         await ctx.reply("\n".join(plain), "".join(rich))
 
     # -- !note / !transmission --
@@ -314,13 +338,13 @@ def register(
         if category not in valid:
             listing = ", ".join(valid)
             raise UserError(f"Catégorie inconnue : « {category[:60]} ». Catégories : {listing}.")
-        command = await _event_content(client, ctx.room_id, ctx.event_id)
+        command = await bridge.io.event_content(ctx.room_id, ctx.event_id)
         reply_to = (((command or {}).get("m.relates_to") or {}).get("m.in_reply_to") or {}).get(
             "event_id"
         )
         if not isinstance(reply_to, str):
             raise UserError("Répondez au message qui porte la pièce jointe avec !doc <catégorie>.")
-        target = await _event_content(client, ctx.room_id, reply_to)
+        target = await bridge.io.event_content(ctx.room_id, reply_to)
         source = MediaSource.from_content(target or {})
         if (
             target is None
@@ -377,7 +401,10 @@ def register(
             request = parse_task(text, bridge.today())
         except ParseProblem as exc:
             raise UsageError(str(exc)) from None
-        await require_access(ctx, await patient_of(ctx), reading=False)
+        pid = await patient_of(ctx)
+        await require_access(ctx, pid, reading=False)
+        if request.assignees:
+            await require_in_circle(pid, request.assignees)
         payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
                                    "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
         item = await write(ctx, "task", "task.create", payload, "la tâche")
@@ -450,16 +477,38 @@ def register(
         await ctx.reply("\n".join(plain), "".join(rich))
 
 
-async def _event_content(client: AsyncClient, room_id: str, event_id: str) -> dict[str, Any] | None:
-    """The (decrypted) content of one event of the room, or None."""
-    resp = await client.room_get_event(room_id, event_id)
-    if not isinstance(resp, RoomGetEventResponse):
-        return None
-    event = resp.event
-    if isinstance(event, MegolmEvent):
-        try:
-            event = client.decrypt_event(event)
-        except Exception:
-            return None
-    content = event.source.get("content")
-    return dict(content) if isinstance(content, Mapping) else None
+def _outside_circle(client: AsyncClient, room_id: str, members: list[dict[str, Any]]) -> list[str]:
+    """The room's joined members (the bot aside) that the care circle does not list."""
+    room = client.rooms.get(room_id)
+    if room is None:
+        return []
+    listed = {m.get("matrix_user_id") for m in members}
+    return sorted(
+        room.user_name(u) or u
+        for u in room.users
+        if u not in room.invited_users and u != client.user_id and u not in listed
+    )
+
+
+NO_ACCESS_WORDS = ("sans-accès", "sans-acces", "sans_accès", "sans_acces", "salon-seul")
+
+
+def _read_addition(words: Sequence[str]) -> tuple[str, str, bool]:
+    """Pure: ``@qui [rôle] [sans-accès]`` → (user, role, has_access)."""
+    user, rest = words[0], [w.lower() for w in words[1:]]
+    if not user.startswith("@") or ":" not in user:
+        raise UsageError("Identifiant Matrix attendu (forme @nom:serveur).")
+    text = " ".join(rest)
+    has_access = True
+    for phrase in ("sans accès au dossier", "sans acces au dossier", "sans accès", "sans acces",
+                   *NO_ACCESS_WORDS):  # fmt: skip
+        if phrase in text:
+            text, has_access = text.replace(phrase, " "), False
+            break
+    left = text.split()
+    if len(left) > 1:
+        raise UsageError("Forme attendue : !cercle ajouter @qui [rôle] [sans-accès].")
+    role = ROLE_WORDS.get(left[0] if left else "intervenant")
+    if role is None:
+        raise UsageError(f"Rôle inconnu ; rôles : {', '.join(sorted(set(ROLE_WORDS.values())))}.")
+    return user, role, has_access

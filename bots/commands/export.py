@@ -340,6 +340,10 @@ class ExportService:
         user = room.users.get(user_id) if room else None
         return str(user.display_name) if user and user.display_name else user_id
 
+    async def direct_room(self, user_id: str) -> str:
+        """The bot's direct chat with ``user_id`` (newcomers' transcripts, offers)."""
+        return await self._direct_room(user_id, exclude="")
+
     async def _direct_room(self, user_id: str, *, exclude: str) -> str:
         """The direct chat between the bot and `user_id`; created when there is none."""
         for room_id, room in self.client.rooms.items():

@@ -1,4 +1,4 @@
-"""Patient rooms: !patient nouveau <libellé> and !inviter @user:server.
+"""Patient rooms: !patient nouveau <libellé>, !inviter <qui> and !historique.
 
 A patient room is encrypted, invite-only, ``history_visibility: shared``; its
 ``fr.cercle.patient`` state holds only a generated pseudonymous id (the identity belongs to
@@ -12,7 +12,6 @@ after a room is created (e.g. ask the dossier service to open the file).
 from __future__ import annotations
 
 import html
-import importlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -20,19 +19,20 @@ from dataclasses import dataclass, field
 
 from nio import AsyncClient
 
-from bots.commands.directory import LastResults, UserOrResult, result_user
+from bots.commands.directory import LastResults, result_user
+from bots.commands.invitee import read_invitee, resolve_invitee
 from bots.commands.registry import (
     CommandContext,
     CommandRegistry,
-    MatrixUser,
     Power,
     Text,
     UserError,
     Where,
 )
-from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, room_link
+from bots.matrix.io import MatrixIO, mention_html, room_link
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
+from bots.sync.arrivals import Arrivals
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,6 @@ def patient_room_request(
     }
 
 
-def _share_history_hook() -> Callable[..., Awaitable[None]] | None:
-    """The crypto engineer's MSC4268 bundle sender, when that module provides one."""
-    try:
-        module = importlib.import_module("bots.matrix.history")
-    except ImportError:
-        return None
-    return getattr(module, "share_history_bundle", None)
-
-
 def register(
     registry: CommandRegistry,
     *,
@@ -117,6 +108,7 @@ def register(
     label_max_length: int,
     hooks: PatientHooks,
     patient_rooms: dict[str, dict[str, object]],
+    arrivals: Arrivals,
     directory_results: LastResults | None = None,
 ) -> None:
     @registry.command(
@@ -155,46 +147,55 @@ def register(
     @registry.command(
         "inviter",
         aliases=("invite",),
-        args=(
-            UserOrResult("utilisateur")
-            if directory_results is not None
-            else MatrixUser("utilisateur"),
-        ),
-        help="invite un professionnel dans ce salon patient (avec l'historique partagé) ; "
-        "ou le résultat n de votre dernier !trouver",
+        args=(Text("qui", max_length=200, label="la personne à inviter"),),
+        help="invite un professionnel dans ce salon patient et son cercle de soins, avec "
+        "l'historique : @nom:serveur, nom d'utilisateur, nom affiché exact, ou le résultat n "
+        "de votre dernier !trouver",
         where=Where.PATIENT_ROOM,
         power=Power.ADMIN,
     )
-    async def inviter(ctx: CommandContext, utilisateur: str | int) -> None:
-        if isinstance(utilisateur, int):
-            assert directory_results is not None
-            utilisateur = result_user(
-                directory_results, ctx.room_id, ctx.sender, str(utilisateur), registry.prefix
-            )
+    async def inviter(ctx: CommandContext, qui: str) -> None:
+        def numbered(word: str) -> str:
+            if directory_results is None:
+                raise UserError("L'annuaire n'est pas disponible : indiquez l'identifiant.")
+            return result_user(directory_results, ctx.room_id, ctx.sender, word, registry.prefix)
+
+        user = await resolve_invitee(
+            read_invitee(qui), server_name=server_name, exists=io.user_exists,
+            search=io.search_users, numbered=numbered,
+        )  # fmt: skip
         room = client.rooms.get(ctx.room_id)
-        if room is not None and utilisateur in room.users:
-            state = "déjà invité(e)" if utilisateur in room.invited_users else "déjà membre"
-            raise UserError(f"{utilisateur} est {state} de ce salon.")
-        if not await io.user_exists(utilisateur):
-            raise UserError(f"Impossible d'inviter {utilisateur} : compte introuvable.")
-        share = _share_history_hook()
-        if share is not None:
-            try:
-                await share(client, ctx.room_id, utilisateur)
-            except Exception:
-                log.warning("historique non partagé room=%s", ctx.room_id, exc_info=True)
-        try:
-            await io.invite(ctx.room_id, utilisateur)
-        except MatrixRequestError as exc:
-            if exc.errcode in ("M_NOT_FOUND", "M_UNKNOWN", "M_BAD_STATE") or exc.status == 404:
-                raise UserError(
-                    f"Impossible d'inviter {utilisateur} : compte introuvable."
-                ) from None
-            if exc.errcode == "M_FORBIDDEN":
-                raise UserError(
-                    f"L'invitation de {utilisateur} a été refusée par le serveur."
-                ) from None
-            raise
-        plain = f"{utilisateur} a été invité(e) dans ce salon par {ctx.sender}."
-        body = f"{mention_html(utilisateur)} a été invité(e) dans ce salon par {mention_html(ctx.sender)}."
-        await ctx.reply(plain, body, mentions=[utilisateur])
+        if room is not None and user in room.users:
+            state = "déjà invité(e)" if user in room.invited_users else "déjà membre"
+            raise UserError(f"{user} est {state} de ce salon.")
+        welcome = await arrivals.bring_in(ctx.room_id, user, actor=ctx.sender, origin=ctx.event_id)
+        extra = f"\n{welcome.circle_note}" if welcome.circle_note else ""
+        plain = (
+            f"{user} a été invité(e) dans ce salon par {ctx.sender} (cercle de soins : "
+            f"intervenant). Historique : {welcome.way}.{extra}"
+        )
+        body = (
+            f"{mention_html(user)} a été invité(e) dans ce salon par {mention_html(ctx.sender)} "
+            f"(cercle de soins : intervenant).<br>Historique : {html.escape(welcome.way)}."
+            f"{html.escape(extra).replace(chr(10), '<br>')}"
+        )
+        await ctx.reply(plain, body, mentions=[user])
+
+    @registry.command(
+        "historique",
+        aliases=("history",),
+        help="vous envoie, en conversation directe, l'historique de ce salon en PDF "
+        "(si votre application ne peut pas le déchiffrer ; une fois par salon)",
+        where=Where.PATIENT_ROOM,
+    )
+    async def historique(ctx: CommandContext) -> None:
+        reason = "à sa demande"
+        if await arrivals.send_transcript_once(ctx.room_id, ctx.sender, reason):
+            return  # the notice of the transcript answers
+        arrival = arrivals.store.get(ctx.room_id, ctx.sender)
+        if arrival is not None and arrival.transcript_at_ms is not None:
+            raise UserError(
+                "L'historique de ce salon vous a déjà été envoyé en PDF dans votre conversation "
+                "directe avec le bot."
+            )
+        raise UserError("La transcription n'a pas pu être envoyée ; réessayez dans un instant.")

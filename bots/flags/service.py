@@ -33,6 +33,9 @@ from bots.matrix.room_state import RoomStateCache
 log = logging.getLogger(__name__)
 
 ACK_HINT = "Pour en accuser réception : !vu, ou une réaction sur ce message."
+# in the (encrypted) notice of a flag, so that !vu and the reminders can repeat the motif
+# without it ever being in the room's state
+FLAG_FIELD = "fr.cercle.flag"
 
 
 class FlagService:
@@ -59,6 +62,16 @@ class FlagService:
         escalator.set_notify(self._remind)
 
     # -- helpers --
+    async def motif_of(self, room_id: str, flag: Flag) -> str | None:
+        """The motif of ``flag``, read back from its encrypted notice (None: none, or the
+        notice cannot be read)."""
+        if not flag.notice_event_id:
+            return None
+        content = await self.io.event_content(room_id, flag.notice_event_id) or {}
+        data = content.get(FLAG_FIELD)
+        motif = data.get("motif") if isinstance(data, dict) else None
+        return motif if isinstance(motif, str) and motif else None
+
     def joined_members(self, room_id: str) -> list[str]:
         room = self.client.rooms.get(room_id)
         if room is None:
@@ -146,6 +159,7 @@ class FlagService:
             notice_id = await self.io.send_notice(
                 room_id, plain, body, mentions=mentions,
                 txn_id=txn_for(command_event_id, "flag-notice"),
+                extra={FLAG_FIELD: {"kind": kind.value, "motif": motif}},
             )  # fmt: skip
             flags = flags.with_notice(kind, notice_id)
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
@@ -247,6 +261,7 @@ class FlagService:
             f"👀 Urgence prise en compte par {mention_html(by, who)} "
             f"({html.escape(format_paris(at_ms))}). Signalée par {mention_html(flag.by, flagger)}."
         )
+        plain, body = _with_motif(plain, body, await self.motif_of(room_id, flag))
         await self.io.send_notice(
             room_id, plain, body, mentions=[flag.by], txn_id=txn_for(source_event_id, "ack-notice")
         )
@@ -343,6 +358,7 @@ class FlagService:
             + ", ".join(mention_html(m, self._name(m, room_id)) for m in members)
             + f"<br><em>{html.escape(ACK_HINT)}</em>"
         )
+        plain, body = _with_motif(plain, body, await self.motif_of(room_id, urgent))
         return await self.io.send_notice(
             room_id,
             plain,
@@ -365,3 +381,10 @@ class FlagService:
 
     def link(self, room_id: str) -> str:
         return room_link(room_id, self.server_name)
+
+
+def _with_motif(plain: str, body: str, motif: str | None) -> tuple[str, str]:
+    """Nobody acts blind (issue 11): what is acknowledged or recalled, with its motif."""
+    if not motif:
+        return plain, body
+    return f"{plain}\nMotif : {motif}", f"{body}<br>Motif : {html.escape(motif)}"

@@ -347,6 +347,12 @@ def cross_signed_device_ids(answer: dict[str, Any], user_id: str) -> list[str]:
     )
 
 
+async def capable_devices(client: Any, user_id: str) -> list[str]:
+    """The devices of ``user_id`` that can take room keys from Element's crypto (cross-signed
+    by their owner, MSC4153), as the server publishes them now."""
+    return cross_signed_device_ids(await _keys_query(client, user_id), user_id)
+
+
 async def refresh_sender_device_keys(client: Any, state: SharedHistory) -> None:
     """Fetch our own device keys as the server publishes them (with cross-signatures)."""
     answer = await _keys_query(client, client.user_id)
@@ -386,22 +392,31 @@ async def _hand_over_fresh_session(
             session.users_shared_with.add((user_id, device.id))
 
 
-async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_user_id: str) -> bool:
+async def share_history_bundle(
+    client: nio.AsyncClient,
+    room_id: str,
+    invitee_user_id: str,
+    *,
+    already: frozenset[str] | set[str] = frozenset(),
+) -> list[str]:
     """Send the room's shareable keys to the invitee (MSC4268). Send the invite afterwards.
 
-    Returns False, sending nothing, when the invitee has no cross-signed device (the caller
-    then falls back to a PDF transcript).
+    The bundle goes to each of the invitee's cross-signed devices not in ``already`` (the
+    devices served by an earlier call: at the invitation, at the join, when a device appears
+    or gets cross-signed later, see :mod:`bots.sync.arrivals`). Returns the ids of the
+    devices it reached; empty, sending nothing, when no new device can take keys (the caller
+    then waits for one, or falls back to a PDF transcript).
     """
     state = install_shared_history(client)
     answer = await _keys_query(client, invitee_user_id)
-    targets = cross_signed_device_ids(answer, invitee_user_id)
+    targets = [d for d in cross_signed_device_ids(answer, invitee_user_id) if d not in already]
     if not targets:
-        logger.info("Aucun appareil à signature croisée chez l'invité : pas de lot de clés.")
-        return False
+        logger.info("Aucun nouvel appareil à signature croisée chez l'invité : pas de lot.")
+        return []
     await refresh_sender_device_keys(client, state)
     if state.sender_device_keys is None:
         logger.warning("Clés de l'appareil du bot introuvables : pas de lot de clés.")
-        return False
+        return []
 
     # Olm sessions with the invitee's devices (nio only tracks users it shares rooms with).
     olm = client.olm
@@ -439,7 +454,7 @@ async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_us
         for device in olm.device_store.active_user_devices(invitee_user_id)
         if device.id in targets and (session := olm.session_store.get(device.curve25519))
     ]
-    sent = 0
+    sent: list[str] = []
     for device, session in devices:
         olm_dict = olm._olm_encrypt(session, device, BUNDLE_EVENT_TYPE, content)
         response = await client.to_device(
@@ -448,13 +463,15 @@ async def share_history_bundle(client: nio.AsyncClient, room_id: str, invitee_us
         if isinstance(response, ToDeviceError):
             logger.warning("Envoi du lot de clés à un appareil refusé (%s).", response.status_code)
             continue
-        sent += 1
+        sent.append(device.id)
     if sent:
-        await _hand_over_fresh_session(client, room_id, invitee_user_id, devices)
+        await _hand_over_fresh_session(
+            client, room_id, invitee_user_id, [(d, s) for d, s in devices if d.id in sent]
+        )
     logger.info(
         "Lot de clés d'historique envoyé à %d appareil(s) (%d clés, %d retenues).",
-        sent,
+        len(sent),
         len(bundle["room_keys"]),
         len(bundle["withheld"]),
     )
-    return sent > 0
+    return sent

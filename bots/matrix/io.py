@@ -23,9 +23,11 @@ from nio import (
     AsyncClient,
     ErrorResponse,
     JoinedMembersError,
+    MegolmEvent,
     OlmUnverifiedDeviceError,
     ProfileGetError,
     RoomCreateResponse,
+    RoomGetEventResponse,
     RoomGetStateEventError,
     RoomGetStateEventResponse,
     RoomPutStateResponse,
@@ -157,8 +159,10 @@ class MatrixIO:
         mentions: Sequence[str] = (),
         txn_id: str | None = None,
         reply_to: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
         content: dict[str, Any] = {
+            **(extra or {}),
             "msgtype": "m.notice",
             "body": plain,
             "m.mentions": {"user_ids": sorted(set(mentions))} if mentions else {},
@@ -169,6 +173,20 @@ class MatrixIO:
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         return await self.send(room_id, "m.room.message", content, txn_id)
+
+    async def event_content(self, room_id: str, event_id: str) -> dict[str, Any] | None:
+        """The (decrypted) content of one event of the room, or None."""
+        resp = await waiting_for_server(self.client.room_get_event(room_id, event_id))
+        if not isinstance(resp, RoomGetEventResponse):
+            return None
+        event = resp.event
+        if isinstance(event, MegolmEvent):
+            try:
+                event = self.client.decrypt_event(event)
+            except Exception:
+                return None
+        content = event.source.get("content")
+        return dict(content) if isinstance(content, Mapping) else None
 
     async def send_reaction(self, room_id: str, event_id: str, key: str, txn_id: str) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
@@ -266,6 +284,25 @@ class MatrixIO:
                 return False
             _check(resp, "get_profile", ())
         return True
+
+    async def search_users(self, term: str, limit: int = 20) -> list[tuple[str, str | None]]:
+        """The server's user directory (``search_all_users``): (user id, display name)."""
+        from bots.matrix.cross_signing import _api
+
+        status, answer = await _api(
+            self.client, "POST", "/_matrix/client/v3/user_directory/search",
+            {"search_term": term, "limit": limit},
+        )  # fmt: skip
+        if status != 200:
+            raise MatrixRequestError("user_directory", str(answer.get("errcode")), status)
+        return [
+            (
+                str(r["user_id"]),
+                r.get("display_name") if isinstance(r.get("display_name"), str) else None,
+            )
+            for r in answer.get("results") or []
+            if isinstance(r, dict) and isinstance(r.get("user_id"), str)
+        ]
 
     async def joined_members(self, room_id: str) -> list[str]:
         resp = await waiting_for_server(self.client.joined_members(room_id))

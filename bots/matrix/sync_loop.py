@@ -126,6 +126,9 @@ class SyncLoop:
         self._in_flight: set[str] = set()
         self._stopping = False
         self.stats = SyncStats()
+        # called with every sync response once handled (device-list changes, key requests:
+        # bots.sync.arrivals); they must not block (spawn their work)
+        self.observers: list[Callable[[SyncResponse], None]] = []
         undecryptable.set_redeliver(self.redeliver)
 
     # -- the loop --
@@ -214,6 +217,11 @@ class SyncLoop:
             # sealed even after a failure, or the saved token could never move again
             batch.sealed = True
             self._commit_tokens()
+        for observer in self.observers:
+            try:
+                observer(resp)
+            except Exception:
+                log.exception("observateur de sync en échec")
 
     async def _dispatch(
         self, resp: SyncResponse, batch: _Batch, *, skip_timeline: bool, since: str | None

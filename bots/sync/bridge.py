@@ -18,18 +18,28 @@ import asyncio
 import hashlib
 import html
 import logging
-import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from nio import AsyncClient, ErrorResponse, RoomMemberEvent
 
+from bots.commands.registry import UserError
 from bots.dossier_client import DossierClient
 from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
 from bots.matrix.room_once import create_room_once
-from bots.outbox import OutboxItem, OutboxWorker, Refused, Unavailable, idempotency_key
+from bots.outbox import (
+    DONE,
+    FAILED,
+    OutboxItem,
+    OutboxWorker,
+    Refused,
+    Unavailable,
+    idempotency_key,
+)
+from bots.sync.arrivals import Arrivals
 from bots.sync.feed import TransientError
 from bots.sync.notices import (
     LAYOUT_STATE,
@@ -49,8 +59,6 @@ PARIS = ZoneInfo("Europe/Paris")
 KICK_REASON = "Fin de participation au cercle de soins du patient"
 ACCESS_REMOVED_REASON = "Accès au dossier du patient retiré"
 
-ShareHistory = Callable[[AsyncClient, str, str], Awaitable[bool]]
-SendTranscript = Callable[[str, str, str], Awaitable[None]]  # (room_id, invitee, dm_room_id)
 PatientRoomRequest = Callable[..., dict[str, Any]]
 
 
@@ -73,8 +81,6 @@ class DossierBridge:
         patient_rooms: dict[str, dict[str, Any]],
         patient_room_request: PatientRoomRequest,
         server_name: str,
-        share_history: ShareHistory | None = None,
-        send_transcript: SendTranscript | None = None,
         room_wait_seconds: float = 20.0,
         today: Callable[[], date] = today_paris,
         creators: Mapping[str, set[str]] | None = None,
@@ -86,13 +92,17 @@ class DossierBridge:
         self.patient_rooms = patient_rooms
         self.patient_room_request = patient_room_request
         self.server_name = server_name
-        self.share_history = share_history
-        self.send_transcript = send_transcript
+        self.arrivals: Arrivals | None = None  # the one way in (bots.sync.arrivals), attach()
         self.room_wait_seconds = room_wait_seconds
         self.today = today
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
         self._fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
+
+    def attach(self, arrivals: Arrivals) -> None:
+        """Invitations from the dossier go through ``arrivals``; it adds to this circle."""
+        self.arrivals = arrivals
+        arrivals.circle = self
 
     @property
     def bot_user_id(self) -> str:
@@ -196,6 +206,11 @@ class DossierBridge:
                     "sha256": doc.get("sha256"),
                 }
             if op == "circle.add":
+                user = p["member"].get("matrix_user_id")
+                present = [m for m in await self.dossier.circle(pid)
+                           if user and m.get("matrix_user_id") == user]  # fmt: skip
+                if present:  # already in (e.g. added on the page meanwhile): nothing to add
+                    return {"patient_id": pid, "member_id": present[0].get("id")}
                 member = await self.dossier.add_circle_member(
                     pid, p["member"], actor=actor, key=key
                 )
@@ -273,11 +288,15 @@ class DossierBridge:
                     )
                     return
                 await self._wait_for_room(room_id)  # TransientError: the feed retries, then skips
+            way = None
             if kind.startswith("circle."):
-                await self._circle_to_membership(room_id, pid, event)
+                way = await self._circle_to_membership(room_id, pid, event)
             notice = (
                 render_event(event, self.file_url(pid), self._names(room_id)) if announce else None
             )
+            if notice is not None and way:  # the inviter learns which way the history went
+                notice = replace(notice, plain=f"{notice.plain}\nHistorique : {way}",
+                                 html=f"{notice.html}<br>Historique : {html.escape(way)}")  # fmt: skip
             if notice is not None:
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
@@ -413,22 +432,33 @@ class DossierBridge:
         content = await self.io.get_state(room_id, "m.room.member", user_id)
         return str(content.get("membership")) if content else None
 
-    async def _circle_to_membership(self, room_id: str, pid: str, event: Mapping[str, Any]) -> None:
+    async def _circle_to_membership(
+        self, room_id: str, pid: str, event: Mapping[str, Any]
+    ) -> str | None:
+        """The room follows the circle; returns which way the history went on an invitation."""
         payload: Mapping[str, Any] = event.get("payload") or {}
         user = payload.get("matrix_user_id")
         if not isinstance(user, str) or not user or user == self.bot_user_id:
-            return
+            return None
         kind = event.get("type")
         seq = event["seq"]
         name = str(payload.get("display_name") or user)
+        if kind == "circle.added" and not payload.get("has_access"):
+            return None  # a room-only guest "sans accès au dossier": the room stays as it is
         membership = await self._membership(room_id, user)
         wants_in = kind in ("circle.added", "circle.changed") and bool(payload.get("has_access"))
-        if wants_in and membership not in ("join", "invite"):
-            await self.invite_with_history(
-                room_id, pid, user, name=name, actor=str(event.get("actor") or ""),
-                origin=f"dossier-seq-{seq}",
-            )  # fmt: skip
-        elif not wants_in and membership in ("join", "invite"):
+        if wants_in and membership not in ("join", "invite") and self.arrivals is not None:
+            actor = str(event.get("actor") or "")
+            try:
+                welcome = await self.arrivals.bring_in(
+                    room_id, user, actor=actor if actor.startswith("@") else None,
+                    origin=f"dossier-seq-{seq}", name=name, add_to_circle=False,
+                )  # fmt: skip
+            except UserError:
+                log.warning("invitation impossible depuis le dossier room=%s", room_id)
+                return "invitation impossible (compte introuvable ou refusée par le serveur)"
+            return welcome.way
+        if not wants_in and membership in ("join", "invite"):
             reason = KICK_REASON if kind == "circle.ended" else ACCESS_REMOVED_REASON
             resp = await self.client.room_kick(room_id, user, reason=reason)
             if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
@@ -437,46 +467,42 @@ class DossierBridge:
                 room_id, pid, f"{name} retiré(e) de la conversation du patient ({reason.lower()})",
                 origin=f"dossier-seq-{seq}", purpose="kick", actor=str(event.get("actor") or "") or None,
             )  # fmt: skip
+        return None
 
-    async def invite_with_history(
-        self, room_id: str, pid: str | None, user: str, *, name: str, actor: str, origin: str
-    ) -> str:
-        """Invite ``user`` with the past conversation: MSC4268 key bundle when their client
-        can take it, else a PDF transcript in a direct chat. Returns the French choice."""
-        shared = False
-        if self.share_history is not None:
-            try:
-                shared = await self.share_history(self.client, room_id, user)
-            except Exception:
-                log.warning("lot de clés non envoyé room=%s", room_id, exc_info=True)
+    # -- the care circle as bots.sync.arrivals sees it (CircleDoor) --
+    async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
+                  actor: str | None, origin: str) -> str | None:  # fmt: skip
+        """Add ``user`` to the circle of the room's file (nothing if already there); a note
+        for the inviter when it could not be done at once."""
         try:
-            await self.io.invite(room_id, user)
-        except MatrixRequestError as exc:
-            if exc.errcode == "M_FORBIDDEN" or exc.status in (403, 404):
-                log.warning("invitation refusée room=%s (%s)", room_id, exc.errcode)
-                return "invitation refusée par le serveur"
-            raise
-        choice = "clés de l'historique partagées (MSC4268)"
-        if not shared:
-            choice = "historique envoyé en transcription PDF dans une conversation directe"
-            if self.send_transcript is not None:
-                try:
-                    dm = await self.direct_room(user, origin)
-                    await self.send_transcript(room_id, user, dm)
-                except Exception:
-                    ref = secrets.token_hex(3).upper()
-                    log.exception("transcription non envoyée réf=%s room=%s", ref, room_id)
-                    choice = f"historique non transmis (erreur, réf. {ref})"
-            else:
-                choice = "historique non transmis (transcription indisponible)"
+            pid = await self.resolve_patient(room_id)
+        except NotLinked:
+            return "Ce salon n'est lié à aucun dossier : pas de cercle de soins à compléter."
+        except Unavailable:
+            pid = None
+        assert self.worker is not None
+        member = {"kind": "professionnel", "display_name": name, "matrix_user_id": user,
+                  "role": role, "has_access": has_access}  # fmt: skip
+        payload: dict[str, Any] = {"member": member, "actor": actor, "room_id": room_id}
         if pid:
-            who = f" par {actor}" if actor.startswith("@") else ""
-            await self.record(
-                room_id, pid,
-                f"Invitation de {name} dans la conversation du patient{who} ; {choice}",
-                origin=origin, purpose="invite", actor=actor if actor.startswith("@") else None,
-            )  # fmt: skip
-        return choice
+            payload["patient_id"] = pid
+        item = await self.worker.submit(
+            idempotency_key(origin, "circle-add"), "circle.add", payload, room_id=room_id,
+            wait_seconds=3.0,
+        )  # fmt: skip
+        if item.status == DONE:
+            return None
+        if item.status == FAILED:
+            return "L'ajout au cercle de soins a été refusé par le dossier."
+        return (
+            "⏳ Le dossier est momentanément indisponible : l'ajout au cercle de soins sera "
+            "enregistré dès son retour."
+        )
+
+    async def record_entry(self, room_id: str, text: str, *, actor: str | None, origin: str,
+                           purpose: str) -> None:  # fmt: skip
+        await self.record(room_id, self.known_patient(room_id), text, origin=origin,
+                          purpose=purpose, actor=actor)  # fmt: skip
 
     async def direct_room(self, user: str, origin: str) -> str:
         """The bot's encrypted direct chat with ``user`` (created once, remembered)."""

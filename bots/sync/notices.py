@@ -156,7 +156,7 @@ def render_event(
         who_html = _pill(user, name) if isinstance(user, str) else html.escape(name)
         mentions = [user] if isinstance(user, str) else []
         if kind == "circle.added":
-            access = "habilité" if payload.get("has_access") else "non habilité"
+            access = "habilité" if payload.get("has_access") else "sans accès au dossier"
             extra = ""
             if not isinstance(user, str):
                 extra = " (sans compte : enregistré, non invité)"
@@ -167,7 +167,7 @@ def render_event(
                 mentions,
             )
         if kind == "circle.changed":
-            access = "habilité" if payload.get("has_access") else "non habilité"
+            access = "habilité" if payload.get("has_access") else "sans accès au dossier"
             return notice(
                 f"👥 Cercle de soins : {who_plain} est désormais {role}, {access}",
                 f"👥 Cercle de soins : {who_html} est désormais {html.escape(role)}, {access}",

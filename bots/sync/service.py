@@ -9,16 +9,13 @@ flags raised/cleared, exports, invitations and departures write liaison-notebook
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from nio import AsyncClient, RoomMemberEvent
 
 from bots.commands import dossier as dossier_commands
@@ -91,12 +88,10 @@ def build(
     outbox = Outbox(conn, data_dir / "outbox-blobs")
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
-    share = _share_history()
     bridge = DossierBridge(
         client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
         patient_room_request=patient_room_request, server_name=server_name,
-        share_history=share,
-        send_transcript=TranscriptSender(client, io, homeserver_url).send, creators=creators,
+        creators=creators,
     )  # fmt: skip
     worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
     bridge.worker = worker
@@ -147,14 +142,6 @@ def _categories() -> tuple[str, ...]:
     from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
 
     return DEFAULT_DOCUMENT_CATEGORIES
-
-
-def _share_history() -> Callable[[AsyncClient, str, str], Awaitable[bool]] | None:
-    try:
-        from bots.matrix.history import share_history_bundle
-    except ImportError:
-        return None
-    return share_history_bundle
 
 
 # ---------------------------------------------------------------------------------- hooks
@@ -270,25 +257,22 @@ class FlagJournal:
 
 
 def hook_commands(sync: DossierSync, registry: Any) -> None:
-    """Exports and ``!inviter`` → liaison notebook, through the registry's observers."""
+    """Exports → liaison notebook, through the registry's observers (invitations are noted
+    by ``bots.sync.arrivals``, with the way the history went)."""
     observers = getattr(registry, "observers", None)
     if not isinstance(observers, list):
         log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")
         return
 
     async def observe(ctx: Any, command: Any, values: Mapping[str, Any]) -> None:
-        if command.name not in ("export", "inviter"):
+        if command.name != "export":
             return
         room_id = ctx.room_id
         if room_id not in sync.bridge.patient_rooms and not sync.store.patient_of(room_id):
             return
         when = _paris(ctx.origin_server_ts)
-        if command.name == "export":
-            options = values.get("options") or "toute la conversation"
-            text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
-        else:
-            text = (f"Invitation de {values.get('utilisateur')} dans la conversation du patient "
-                    f"par {ctx.sender} le {when}")  # fmt: skip
+        options = values.get("options") or "toute la conversation"
+        text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
         sync.outbox.enqueue(
             idempotency_key(ctx.event_id, command.name), "notebook.add",
             {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
@@ -302,52 +286,3 @@ def _paris(at_ms: int) -> str:
     from bots.flags.model import format_paris
 
     return format_paris(at_ms or int(datetime.now(UTC).timestamp() * 1000))
-
-
-# ---------------------------------------------------------------------------- transcript
-class TranscriptSender:
-    """The history of a room as a PDF (the export engineer's rendering) in a direct chat."""
-
-    def __init__(self, client: AsyncClient, io: MatrixIO, homeserver_url: str) -> None:
-        self.client = client
-        self.io = io
-        self.homeserver_url = homeserver_url
-
-    async def send(self, room_id: str, invitee: str, dm_room_id: str) -> None:
-        from bots.commands.export import export_filename, room_label
-        from bots.export.history import HistoryRequest, fetch_history
-        from bots.export.media import MediaFetcher
-        from bots.export.pdf import render_transcript
-        from bots.export.transcript import TranscriptHeader
-
-        now = datetime.now(UTC)
-        with tempfile.TemporaryDirectory(prefix="cercle-histoire-") as tmp:
-            directory = Path(tmp)
-            async with aiohttp.ClientSession() as session:
-                media = MediaFetcher(
-                    session, self.homeserver_url, str(self.client.access_token), directory
-                )
-                history = await fetch_history(self.client, HistoryRequest(room_id), media)
-            label = room_label(self.client, room_id)
-            header = TranscriptHeader(
-                room_label=label,
-                period_label="historique de la conversation avant votre arrivée",
-                exported_by="Cercle (accueil d'un nouveau membre)",
-                exported_at=now,
-                participants=history.participants,
-            )
-            path = directory / "historique.pdf"
-            await asyncio.to_thread(render_transcript, header, history.entries, path)
-            filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
-            from bots.matrix.io import txn_for
-
-            await self.io.send_file_path(  # streamed: the PDF is never whole in memory
-                dm_room_id, path, filename=filename, mimetype="application/pdf",
-                txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),
-                body=f"Historique de la conversation « {label} » (PDF)",
-            )  # fmt: skip
-        text = (f"Vous avez été invité(e) dans la conversation « {label} ». Votre application ne "
-                "peut pas recevoir les clés de l'historique : le voici en PDF.")  # fmt: skip
-        await self.io.send_notice(
-            dm_room_id, text, text, txn_id=txn_for(f"history-{room_id}-{invitee}", "note")
-        )

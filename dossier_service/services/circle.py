@@ -103,7 +103,7 @@ async def update_member(
     if "role" in changes:
         parts.append(f"rôle {ROLE_LABELS[member.role]}")
     if "has_access" in changes:
-        parts.append("habilité" if member.has_access else "non habilité")
+        parts.append("habilité" if member.has_access else "sans accès au dossier")
     detail = f" ({', '.join(parts)})" if parts else ""
     await journal.notebook_event(
         session,

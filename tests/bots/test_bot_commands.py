@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tests.bots.conftest import dm_with_bot
@@ -87,3 +89,19 @@ async def test_invite_rules(bot, pro_factory, synapse):
     await alice.say(room_id, f"!inviter {carol.user_id}")
     await alice.wait_notice(room_id, "a été invité(e) dans ce salon", start=start)
     await carol.wait_member(room_id, carol.user_id)
+
+    # issue 11: a bare localpart of this server, an exact display name (one account), or an
+    # ambiguous name that lists the candidates
+    dave, erin, fred = await pro_factory(), await pro_factory(), await pro_factory()
+    await alice.say(room_id, f"!inviter {dave.user_id[1:].split(':')[0]}")
+    await alice.wait_notice(room_id, f"{dave.user_id} a été invité(e)", start=start)
+    tag = secrets.token_hex(3)
+    await erin.client.set_displayname(f"Erin Kiné {tag}")
+    for pro in (dave, fred):
+        await pro.client.set_displayname(f"Homonyme {tag}")
+    await alice.say(room_id, f"!inviter erin kiné {tag}")
+    await alice.wait_notice(room_id, f"{erin.user_id} a été invité(e)", start=start)
+    await alice.say(room_id, f"!inviter Homonyme {tag}")
+    listing = await alice.wait_notice(room_id, "Plusieurs comptes s'appellent", start=start)
+    body = listing.source["content"]["body"]
+    assert dave.user_id in body and fred.user_id in body

@@ -77,6 +77,7 @@ async def test_urgent_flag_lifecycle(bot, pro_factory, synapse):
     await bob.react(room_id, notice.event_id, "👀")
     ack = await alice.wait_notice(room_id, "Urgence prise en compte par", start=start)
     assert alice.user_id in ack.source["content"]["m.mentions"]["user_ids"]
+    assert f"Motif : {motif}" in ack.source["content"]["body"]  # nobody acknowledges blind
     await eventually(
         lambda: flags_state(alice, room_id),
         lambda s: s["flags"]["urgent"].get("acknowledged_by") == bob.user_id,
@@ -147,10 +148,11 @@ async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory
     alice, bob = await pro_factory(), await pro_factory()
     room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Escalade")
     start = alice.mark(room_id)
-    await alice.say(room_id, "!urgent")
+    await alice.say(room_id, "!urgent saignement au point de ponction")
     await bob.wait_notice(room_id, "URGENCE signalée", start=0)
     first = await bob.wait_notice(room_id, "Rappel 1/2", timeout=15)
     assert first.source["content"]["m.mentions"]["user_ids"] == [bob.user_id]
+    assert "Motif : saignement au point de ponction" in first.source["content"]["body"]
     await bob.wait_notice(room_id, "Rappel 2/2", timeout=15)
     await asyncio.sleep(4)  # beyond the limit: no third reminder
     await bob.sync_once(0)
@@ -160,7 +162,8 @@ async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory
     await alice.say(room_id, "!vu")
     await alice.wait_notice(room_id, "par un autre membre", start=start)
     await bob.say(room_id, "!vu")
-    await alice.wait_notice(room_id, "Urgence prise en compte par", start=start)
+    ack = await alice.wait_notice(room_id, "Urgence prise en compte par", start=start)
+    assert "Motif : saignement au point de ponction" in ack.source["content"]["body"]
     await bob.say(room_id, "!ack")
     await bob.wait_notice(room_id, "déjà prise en compte", start=start)
 

@@ -15,15 +15,19 @@ from tests.interop.jsdriver import JsClient, js_available
 async def js_client_factory(
     synapse: Any, user_factory: Callable[..., Any], tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[JsClient]]]:
-    """``await js_client_factory(user=None, strict=True)`` -> a started js-sdk client."""
+    """``await js_client_factory(user=None, strict=True, cross_sign=True, new_device=False)``
+    -> a started js-sdk client (``new_device``: a second login of ``user``)."""
     missing = js_available()
     if missing:
         pytest.skip(f"interop js-sdk impossible : {missing}")
     clients: list[JsClient] = []
 
-    async def make(user: Any = None, *, strict: bool = True) -> JsClient:
+    async def make(
+        user: Any = None, *, strict: bool = True, cross_sign: bool = True, new_device: bool = False
+    ) -> JsClient:
         user = user or user_factory()
-        client = await JsClient.spawn(tmp_path / f"jsclient-{user.localpart}.log")
+        suffix = f"-{len(clients)}" if new_device else ""
+        client = await JsClient.spawn(tmp_path / f"jsclient-{user.localpart}{suffix}.log")
         clients.append(client)
         await client.start(
             synapse.base_url,
@@ -32,6 +36,8 @@ async def js_client_factory(
             user.device_id,
             user.password,
             strict=strict,
+            cross_sign=cross_sign,
+            new_device=new_device,
         )
         client.test_user = user  # type: ignore[attr-defined]
         return client
@@ -57,6 +63,7 @@ async def cercle_bot(synapse: Any, tmp_path: Path) -> AsyncIterator[Any]:
         sync_timeout_ms=5_000,
         backoff_max_seconds=2.0,
         cross_signing_key_path=synapse.var_dir / "bot" / "cross_signing.enc",
+        history_fallback_seconds=6.0,  # a newcomer without any capable device: PDF after 6 s
     )
     app = await BotApp.create(
         config,

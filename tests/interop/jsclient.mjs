@@ -88,22 +88,58 @@ async function until(predicate, timeoutMs, what) {
     }
 }
 
+async function bootstrap() {
+    await client.getCrypto().bootstrapCrossSigning({
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+            await makeRequest({
+                type: "m.login.password",
+                identifier: { type: "m.id.user", user: client.cercleUserId },
+                password: client.cerclePassword,
+            });
+        },
+    });
+}
+
 const commands = {
-    async start({ baseUrl, userId, accessToken, deviceId, password, strict = true }) {
+    async bootstrapCrossSigning() {
+        await bootstrap();
+        return await client.getCrypto().getCrossSigningStatus();
+    },
+
+    async crossSignDevice({ deviceId }) {
+        // sign another device of ours with our self-signing key (as verifying it would)
+        const crypto = client.getCrypto();
+        await until(async () => (await crypto.getUserDeviceInfo([client.getUserId()], true))
+            .get(client.getUserId())?.has(deviceId), 20000, `device ${deviceId} known`);
+        await crypto.crossSignDevice(deviceId);
+        return {};
+    },
+
+    async whoami() {
+        return { userId: client.getUserId(), deviceId: client.getDeviceId() };
+    },
+
+    async start({ baseUrl, userId, accessToken, deviceId, password, strict = true, crossSign = true, newDevice = false }) {
+        if (newDevice) {
+            // a second login of the same person: a new device
+            const login = sdk.createClient({ baseUrl });
+            const answer = await login.loginRequest({
+                type: "m.login.password",
+                identifier: { type: "m.id.user", user: userId },
+                password,
+            });
+            accessToken = answer.access_token;
+            deviceId = answer.device_id;
+        }
         client = sdk.createClient({ baseUrl, userId, accessToken, deviceId });
+        client.cercleUserId = userId;
+        client.cerclePassword = password;
         await client.initRustCrypto({ useIndexedDB: false });
         const crypto = client.getCrypto();
         // Like a fresh Element login: the user has a cross-signing identity (strict mode
-        // refuses to encrypt without one).
-        await crypto.bootstrapCrossSigning({
-            authUploadDeviceSigningKeys: async (makeRequest) => {
-                await makeRequest({
-                    type: "m.login.password",
-                    identifier: { type: "m.id.user", user: userId },
-                    password,
-                });
-            },
-        });
+        // refuses to encrypt without one). crossSign=false: Element before its bootstrap
+        // (it runs a few seconds after the first login), or a client that never does it.
+        if (crossSign) await bootstrap();
         crypto.setDeviceIsolationMode(
             strict
                 ? new cryptoApi.OnlySignedDevicesIsolationMode()
@@ -171,6 +207,8 @@ const commands = {
     },
 
     async send({ roomId, body, msgtype = "m.text" }) {
+        // js-sdk refuses to send before its crypto has seen the room's encryption state
+        await until(() => client.getCrypto().isEncryptionEnabledInRoom(roomId), 20000, "room encryption known");
         const { event_id: eventId } = await client.sendMessage(roomId, { msgtype, body });
         return { eventId };
     },

@@ -87,9 +87,10 @@ class JsClient:
         password: str,
         *,
         strict: bool = True,
+        cross_sign: bool = True,
+        new_device: bool = False,
     ) -> Any:
-        self.user_id, self.device_id = user_id, device_id
-        return await self.call(
+        started = await self.call(
             "start",
             baseUrl=base_url,
             userId=user_id,
@@ -97,7 +98,11 @@ class JsClient:
             deviceId=device_id,
             password=password,
             strict=strict,
+            crossSign=cross_sign,
+            newDevice=new_device,
         )
+        self.user_id, self.device_id = user_id, started["deviceId"]
+        return started
 
     async def close(self) -> None:
         if self._process.returncode is None:

@@ -53,7 +53,7 @@ async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
     newcomer = await js_client_factory()
     outsider = await js_client_factory()
 
-    assert await share_history_bundle(bot, room_id, newcomer.user_id) is True
+    assert await share_history_bundle(bot, room_id, newcomer.user_id)
     for js in (newcomer, outsider):
         invited = await bot.room_invite(room_id, js.user_id)
         assert not hasattr(invited, "status_code"), invited

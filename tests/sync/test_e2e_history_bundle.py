@@ -73,6 +73,12 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     await nurse.call(
         "send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant"
     )
+    # the coordinator is told which way the history went (issue 11)
+    told = await nurse.call("waitMessage", roomId=room_id, sender=bot_user,
+                            contains="ajouté(e) au cercle de soins", timeoutMs=45000)  # fmt: skip
+    assert "Historique : clés de l'historique partagées (MSC4268) avec 1 appareil" in str(
+        told["content"]["body"]
+    ), told
     invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
     assert invite["inviter"] == bot_user
     await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
@@ -91,3 +97,7 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
         str(e["text"]) for e in file["notebook"] if str(e["text"]).startswith("Invitation de")
     ]
     assert len(invitation) == 1 and "clés de l'historique partagées (MSC4268)" in invitation[0]
+    # the room and the circle agree: the colleague is in the circle with the chosen role
+    circle = await dossier.circle(pid)
+    assert [(m["role"], m["has_access"]) for m in circle
+            if m["matrix_user_id"] == doctor.user_id] == [("medecin_traitant", True)]  # fmt: skip

@@ -14,7 +14,6 @@ from bots.commands.directory import (
     DossierDirectory,
     Found,
     LastResults,
-    UserOrResult,
     format_results_for_bot,
     found_from_api,
     register,
@@ -156,15 +155,6 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
         assert "Il manque la requête" in room.sent[-1][0]
     finally:
         await dossier.close()
-
-
-def test_user_or_result_argument() -> None:
-    arg = UserOrResult("utilisateur")
-    assert arg.usage() == "<@utilisateur|n>"
-    assert arg.take("2 reste") == (2, "reste")
-    assert arg.take("@ide:cercle.test") == ("@ide:cercle.test", "")
-    with pytest.raises(UsageError):
-        arg.take("dupont")
 
 
 def test_found_from_api_names() -> None:

@@ -140,7 +140,7 @@ async def test_the_file_shows_every_section_and_the_ins_only_when_qualified(site
     assert "Identité provisoire" in body
     assert "affiché seulement pour une identité qualifiée" in body
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="ligne-de-vie"' in body
-    assert "Inès Dupont" in body and "non habilité" in body
+    assert "Inès Dupont" in body and "sans accès au dossier" in body
     assert "PPCS — Plan personnalisé de coordination en santé" in body
     assert resp.headers["Cache-Control"] == "no-store"
     ins = await qualify(site, patient.id)

@@ -1,0 +1,414 @@
+"""Bringing someone into a patient's conversation: the one way (issue 11).
+
+``!inviter``, ``!cercle ajouter``, the dossier's care-circle page and API (through the
+dossier's feed) and a join made from any client all come here:
+
+* :meth:`Arrivals.bring_in` adds the person to the care circle (role ``intervenant`` unless
+  the coordinator chose another, optionally "sans accès au dossier"), sends the MSC4268 key
+  bundle to each of their devices that can take it, invites them (the bot must be the
+  inviter: Element only imports a bundle from the user who invited), records in the liaison
+  notebook which way the history went, and returns that sentence for the inviter. Rights
+  are checked at each door by its authority: room administrators for ``!inviter``, the
+  circle's coordinators for ``!cercle ajouter``, the dossier's policy for its page and API.
+* History delivery does not give up: at the join, and whenever a device of the newcomer
+  appears or gets cross-signed within the watch window (``device_lists.changed`` of the
+  sync), the devices not served yet get the bundle; a newcomer none of whose devices could
+  take keys ``grace`` seconds after joining gets the transcript PDF in the bot's direct chat,
+  once per person and room.
+* Nobody acts blind: a member whose client asks the bot for room keys of the room
+  (``m.room_key_request``) is offered the transcript (``!historique``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nio import AsyncClient
+
+from bots.commands.registry import UserError
+from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
+from bots.sync.arrival_store import Arrival, ArrivalStore, history_way, transcript_due, watching
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROLE = "intervenant"
+
+ShareBundle = Callable[..., Awaitable[list[str]]]  # (client, room_id, user, *, already)
+CapableDevices = Callable[[AsyncClient, str], Awaitable[list[str]]]
+SendTranscript = Callable[[str, str, str], Awaitable[None]]  # (room_id, user, dm_room_id)
+DirectRoom = Callable[[str], Awaitable[str]]
+
+
+class CircleDoor(Protocol):
+    """The care circle and the liaison notebook of the room's file (the dossier sync)."""
+
+    async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
+                  actor: str | None, origin: str) -> str | None: ...  # fmt: skip
+
+    async def record_entry(self, room_id: str, text: str, *, actor: str | None, origin: str,
+                           purpose: str) -> None: ...  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """The outcome told to the inviter."""
+
+    invited: bool  # False: already invited or member (only the circle changed)
+    way: str  # which way the history went (French)
+    circle_note: str | None = None  # e.g. the dossier is away: added when it is back
+
+
+class Arrivals:
+    def __init__(
+        self,
+        client: AsyncClient,
+        io: MatrixIO,
+        store: ArrivalStore,
+        *,
+        share_bundle: ShareBundle,
+        capable_devices: CapableDevices,
+        send_transcript: SendTranscript,
+        direct_room: DirectRoom,
+        grace_seconds: float = 180.0,
+        window_seconds: float = 3 * 86400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.io = io
+        self.store = store
+        self.share_bundle = share_bundle
+        self.capable_devices = capable_devices
+        self.send_transcript = send_transcript
+        self.direct_room = direct_room
+        self.grace_ms = int(grace_seconds * 1000)
+        self.window_ms = int(window_seconds * 1000)
+        self.clock = clock
+        self.circle: CircleDoor | None = None  # set by the dossier sync when there is one
+        self.is_patient_room: Callable[[str], bool] = lambda room_id: True
+        self.is_admin: Callable[[str, str], bool] = lambda room_id, user: False
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    @property
+    def bot(self) -> str:
+        return str(self.client.user_id)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _lock(self, room_id: str, user: str) -> asyncio.Lock:
+        return self._locks.setdefault((room_id, user), asyncio.Lock())
+
+    def _name(self, room_id: str, user: str) -> str:
+        room = self.client.rooms.get(room_id)
+        return (room.user_name(user) if room and user in room.users else None) or user
+
+    async def _direct_chat(self, user: str, wait_seconds: float = 20.0) -> str:
+        """The bot's direct chat with ``user``, once nio lists them in it: a message sent
+        before nio has handled their invitation would not carry its key to their devices."""
+        dm = await self.direct_room(user)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while loop.time() < deadline:
+            room = self.client.rooms.get(dm)
+            if room is not None and user in room.users:
+                return dm
+            await asyncio.sleep(0.1)
+        raise TimeoutError("conversation directe pas encore synchronisée")
+
+    async def _membership(self, room_id: str, user: str) -> str | None:
+        content = await self.io.get_state(room_id, "m.room.member", user)
+        return str(content.get("membership")) if content else None
+
+    async def _record(self, room_id: str, text: str, *, actor: str | None, origin: str,
+                      purpose: str) -> None:  # fmt: skip
+        if self.circle is not None:
+            await self.circle.record_entry(
+                room_id, text, actor=actor, origin=origin, purpose=purpose
+            )
+
+    # ------------------------------------------------------------------ the one way in
+    async def bring_in(
+        self, room_id: str, user: str, *, actor: str | None, origin: str,
+        role: str = DEFAULT_ROLE, has_access: bool = True, name: str | None = None,
+        add_to_circle: bool = True,
+    ) -> Welcome:  # fmt: skip
+        """Circle, bundle, invitation, notebook; the sentence for the inviter."""
+        if user == self.bot:
+            raise UserError("Le bot fait déjà partie de la conversation.")
+        name = name or self._name(room_id, user)
+        async with self._lock(room_id, user):
+            membership = await self._membership(room_id, user)
+            circle_note = None
+            if add_to_circle and self.circle is not None:
+                circle_note = await self.circle.add(
+                    room_id, user, name=name, role=role, has_access=has_access, actor=actor,
+                    origin=origin,
+                )  # fmt: skip
+            if membership in ("join", "invite"):
+                known = self.store.get(room_id, user)
+                way = history_way(known, self.grace_ms / 60000) if known else "déjà présent(e)"
+                return Welcome(False, way, circle_note)
+            if not await self.io.user_exists(user):
+                raise UserError(f"Impossible d'inviter {user} : compte introuvable.")
+            devices = await self._bundle(room_id, user, frozenset())
+            try:
+                await self.io.invite(room_id, user)
+            except MatrixRequestError as exc:
+                if exc.errcode in ("M_NOT_FOUND", "M_UNKNOWN", "M_BAD_STATE") or exc.status == 404:
+                    raise UserError(f"Impossible d'inviter {user} : compte introuvable.") from None
+                if exc.errcode == "M_FORBIDDEN":
+                    raise UserError(
+                        f"L'invitation de {user} a été refusée par le serveur."
+                    ) from None
+                raise
+            now = self.now_ms()
+            self.store.invited(room_id, user, actor=actor, by_bot=True, at_ms=now)
+            self.store.devices_sent(room_id, user, devices, now)
+            arrival = self.store.get(room_id, user)
+            assert arrival is not None
+            way = history_way(arrival, self.grace_ms / 60000)
+            who = f" par {actor}" if actor and actor.startswith("@") else ""
+            await self._record(
+                room_id, f"Invitation de {name} dans la conversation du patient{who} ; {way}",
+                actor=actor if who else None, origin=origin, purpose="invite",
+            )  # fmt: skip
+            return Welcome(True, way, circle_note)
+
+    async def _bundle(self, room_id: str, user: str, already: frozenset[str]) -> list[str]:
+        """The bundle to the user's devices not served yet; never raises (logged)."""
+        try:
+            return list(await self.share_bundle(self.client, room_id, user, already=already))
+        except Exception:
+            ref = secrets.token_hex(3).upper()
+            log.warning("lot de clés non envoyé réf=%s room=%s", ref, room_id, exc_info=True)
+            return []
+
+    # ------------------------------------------------------------------ after the invitation
+    async def on_join(self, room_id: str, user: str, *, inviter: str | None, at_ms: int) -> None:
+        """A member joined: their devices get the bundle now (Element imports it within 24 h
+        of the join); the fallback clock starts."""
+        if user == self.bot or not self.is_patient_room(room_id):
+            return
+        async with self._lock(room_id, user):
+            arrival = self.store.get(room_id, user)
+            if arrival is None and self.is_admin(room_id, user):
+                return  # the room's first administrator (invited at its creation)
+            if arrival is None or arrival.left_at_ms is not None:
+                arrival = self.store.invited(
+                    room_id, user, actor=inviter, by_bot=inviter == self.bot, at_ms=at_ms
+                )
+            self.store.joined(room_id, user, at_ms)
+            origin = f"join|{room_id}|{user}|{at_ms}"
+            if arrival.by_bot:
+                await self._serve(arrival, origin, "à son arrivée")
+            elif self.circle is not None:
+                # invited from a client: a professional in the conversation is in the circle;
+                # with the file only if an administrator of the room invited them
+                actor = arrival.actor
+                granted = actor is not None and self.is_admin(room_id, actor)
+                await self.circle.add(
+                    room_id, user, name=self._name(room_id, user), role=DEFAULT_ROLE,
+                    has_access=granted, actor=actor, origin=origin,
+                )  # fmt: skip
+        self._wake.set()
+
+    async def on_leave(self, room_id: str, user: str, at_ms: int) -> None:
+        self.store.left(room_id, user, at_ms)
+
+    async def on_devices_changed(self, users: list[str]) -> None:
+        """``device_lists.changed``: a newcomer's new or newly cross-signed device."""
+        now = self.now_ms()
+        for user in users:
+            for arrival in self.store.of_user(user):
+                if not watching(arrival, now, self.window_ms):
+                    continue
+                async with self._lock(arrival.room_id, user):
+                    fresh = self.store.get(arrival.room_id, user)
+                    if fresh is not None:
+                        await self._serve(
+                            fresh, f"devices|{arrival.room_id}|{user}|{now}",
+                            "à un appareil vérifié depuis",
+                        )  # fmt: skip
+
+    async def _serve(self, arrival: Arrival, origin: str, when: str) -> None:
+        devices = await self._bundle(arrival.room_id, arrival.user_id, arrival.devices)
+        if not devices:
+            return
+        self.store.devices_sent(arrival.room_id, arrival.user_id, devices, self.now_ms())
+        n = len(devices)
+        name = self._name(arrival.room_id, arrival.user_id)
+        await self._record(
+            arrival.room_id,
+            f"Historique de la conversation : clés (MSC4268) envoyées à {name} {when} "
+            f"({n} appareil{'s' if n > 1 else ''})",
+            actor=None, origin=origin, purpose="bundle",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ the PDF fallback
+    async def tick(self) -> int:
+        """Send the transcript to each joined newcomer whose grace is over with no device
+        able to take keys. Returns how many were sent."""
+        sent = 0
+        now = self.now_ms()
+        for arrival in self.store.awaiting_history():
+            if not transcript_due(arrival, now, self.grace_ms):
+                continue
+            if not arrival.by_bot:
+                # invited from a client: that client shares its own bundle with the
+                # cross-signed devices; only those without any get the transcript
+                try:
+                    capable = await self.capable_devices(self.client, arrival.user_id)
+                except Exception:
+                    log.warning("appareils de %s non lus", arrival.room_id, exc_info=True)
+                    continue
+                if capable:
+                    # their inviter's client shared its bundle, or not (an Element inviter
+                    # whose own identity is unverified does not): the bot cannot know, and
+                    # Rust crypto does not ask it for keys, so it offers the transcript
+                    self.store.devices_sent(arrival.room_id, arrival.user_id, capable, now)
+                    room = self.client.rooms.get(arrival.room_id)
+                    label = (room.display_name if room else None) or arrival.room_id
+                    await self.offer_transcript(
+                        arrival.room_id, arrival.user_id,
+                        f"Vous avez rejoint la conversation « {label} ». Si votre application "
+                        "n'en affiche pas les messages d'avant votre arrivée :",
+                    )  # fmt: skip
+                    continue
+            reason = "aucun de ses appareils ne pouvait recevoir les clés de l'historique"
+            sent += await self.send_transcript_once(arrival.room_id, arrival.user_id, reason)
+        return sent
+
+    async def send_transcript_once(self, room_id: str, user: str, reason: str) -> bool:
+        """The transcript PDF in the direct chat, once per person and room."""
+        if self.store.get(room_id, user) is None:  # a member from before
+            self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
+        if not self.store.transcript_sent(room_id, user, self.now_ms()):
+            return False
+        try:
+            dm = await self._direct_chat(user)
+            await self.send_transcript(room_id, user, dm)
+        except Exception:
+            self.store.transcript_failed(room_id, user)
+            ref = secrets.token_hex(3).upper()
+            log.exception("transcription non envoyée réf=%s room=%s", ref, room_id)
+            return False
+        name = self._name(room_id, user)
+        await self._record(
+            room_id, f"Historique de la conversation envoyé à {name} en transcription PDF ({reason})",
+            actor=None, origin=f"transcript|{room_id}|{user}", purpose="transcript",
+        )  # fmt: skip
+        plain = f"📜 Historique transmis à {name} en transcription PDF ({reason})."
+        rich = f"📜 Historique transmis à {mention_html(user, name)} en transcription PDF ({html.escape(reason)})."
+        await self.io.send_notice(room_id, plain, rich, mentions=[user],
+                                  txn_id=txn_for(f"transcript|{room_id}|{user}", "notice"))  # fmt: skip
+        return True
+
+    async def run(self, poll_seconds: float | None = None) -> None:
+        """The fallback clock: wakes at each join and at least every ``poll_seconds``."""
+        interval = poll_seconds or max(1.0, min(30.0, self.grace_ms / 4000))
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("envoi des transcriptions en échec")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+
+    # ------------------------------------------------------------------ nobody acts blind
+    async def on_key_request(self, room_id: str, user: str) -> None:
+        """A member's client asked the bot for keys of this room: offer the transcript."""
+        if user == self.bot or not self.is_patient_room(room_id):
+            return
+        room = self.client.rooms.get(room_id)
+        if room is None or user not in room.users or user in room.invited_users:
+            return
+        if self.store.get(room_id, user) is None:  # a member from before: no fallback clock
+            self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
+        await self.offer_transcript(
+            room_id, user, f"Votre application n'a pas pu déchiffrer des messages de la "
+            f"conversation « {room.display_name or room_id} »."
+        )  # fmt: skip
+
+    async def offer_transcript(self, room_id: str, user: str, why: str) -> None:
+        """Once per person and room (and never after the transcript itself): the way to ask."""
+        if not self.store.offered(room_id, user, self.now_ms()):
+            return
+        text = f"{why} Écrivez !historique dans la conversation pour recevoir ici son historique en PDF."
+        try:
+            dm = await self._direct_chat(user)
+            await self.io.send_notice(dm, text, html.escape(text),
+                                      txn_id=txn_for(f"offer|{room_id}|{user}", "offer"))  # fmt: skip
+        except Exception:
+            self.store.offer_failed(room_id, user)
+            log.warning("proposition de transcription non envoyée room=%s", room_id, exc_info=True)
+
+    def spawn(self, job: Awaitable[Any]) -> None:
+        """Run a hook's work beside the sync loop (never blocking it), failures logged."""
+
+        async def guarded() -> None:
+            try:
+                await job
+            except Exception:
+                log.exception("accueil d'un nouveau membre en échec")
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+# ---------------------------------------------------------------------------------- hooks
+def watch(arrivals: Arrivals, client: AsyncClient) -> None:
+    """Joins, departures and invitations (timeline) → :class:`Arrivals`, each handled beside
+    the sync loop (device-list changes and key requests: :func:`on_sync_response`)."""
+    from nio import RoomMemberEvent
+
+    async def on_member(room: Any, event: RoomMemberEvent) -> None:
+        room_id, user = room.room_id, event.state_key
+        if user == arrivals.bot or not arrivals.is_patient_room(room_id):
+            return
+        if arrivals.now_ms() - event.server_timestamp > arrivals.window_ms:
+            return  # an old event (first sync): nothing left to deliver
+        prev = (event.prev_content or {}).get("membership")
+        if event.membership == "invite" and prev not in ("invite", "join"):
+            # the first administrator, invited by the bot at the room's creation, is no
+            # newcomer; any other invitation is (bring_in records the bot's own as well: the
+            # first of the two writes wins, and both say the bot invited)
+            if event.sender != arrivals.bot or not arrivals.is_admin(room_id, user):
+                arrivals.store.invited(room_id, user, actor=event.sender,
+                                       by_bot=event.sender == arrivals.bot,
+                                       at_ms=event.server_timestamp)  # fmt: skip
+        elif event.membership == "join" and prev != "join":
+            arrivals.spawn(arrivals.on_join(room_id, user, inviter=None,
+                                            at_ms=event.server_timestamp))  # fmt: skip
+        elif event.membership in ("leave", "ban") and prev in ("join", "invite"):
+            arrivals.spawn(arrivals.on_leave(room_id, user, event.server_timestamp))
+
+    client.add_event_callback(on_member, RoomMemberEvent)
+
+
+def on_sync_response(arrivals: Arrivals) -> Callable[[Any], None]:
+    """The sync loop's observer: device-list changes and room-key requests of members."""
+    from nio import RoomKeyRequest
+
+    def observe(response: Any) -> None:
+        changed = [u for u in response.device_list.changed if u != arrivals.bot]
+        if changed:
+            arrivals.spawn(arrivals.on_devices_changed(changed))
+        for event in response.to_device_events:
+            if isinstance(event, RoomKeyRequest) and event.sender != arrivals.bot:
+                arrivals.spawn(arrivals.on_key_request(event.room_id, event.sender))
+
+    return observe

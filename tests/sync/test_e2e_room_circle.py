@@ -1,0 +1,121 @@
+"""Issue 11: the room and the care circle say the same thing, and nobody acts blind.
+
+Real Synapse, real dossier, the real bot; professionals on nio (which never cross-signs):
+
+* a professional invited from a client (not through the bot) by a room administrator is in
+  the circle with access; a guest invited by a plain member is in it "sans accès au
+  dossier", shown as such by ``!cercle``, and refused the file; leaving is recorded;
+* both get the transcript PDF (no device of theirs can take keys), once;
+* a member whose client asks the bot for the room's keys is offered the transcript.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from nio import ToDeviceMessage
+
+from tests.bots.conftest import Pro
+from tests.sync.test_e2e_sync import Env, env, eventually, notebook_texts  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def circle_entry(circle: list[dict[str, Any]], user: str) -> dict[str, Any] | None:
+    return next((m for m in circle if m.get("matrix_user_id") == user), None)
+
+
+async def wait_dm_with(pro: Pro, room_id: str, contains: str, timeout: float = 40.0) -> Any:
+    """An event of the bot in a room other than ``room_id`` (the direct chat) with ``contains``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pro.sync_once()
+        for rid, events in pro.events.items():
+            if rid == room_id:
+                continue
+            for ev in events:
+                if contains in str(ev.source.get("content", {}).get("body", "")):
+                    return ev
+    raise AssertionError(f"« {contains} » non reçu en conversation directe")
+
+
+async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  # noqa: F811
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Cercle et salon")
+    await nurse.say(room_id, "pansement du matin, marqueur-cercle")
+
+    # invited from the nurse's own client (she is the room's administrator)
+    colleague, guest = await env.make_pro(), await env.make_pro()
+    await nurse.client.room_invite(room_id, colleague.user_id)
+    await colleague.wait_member(room_id, colleague.user_id)
+    member = await eventually(lambda: env.dossier.circle(pid),
+                              lambda c: circle_entry(c, colleague.user_id) is not None,
+                              what="collègue dans le cercle")  # fmt: skip
+    assert circle_entry(member, colleague.user_id)["has_access"] is True  # type: ignore[index]
+    # no device of theirs can take keys: the transcript, in the bot's direct chat
+    pdf = await wait_dm_with(colleague, room_id, "Historique de la conversation")
+    assert pdf.source["content"]["msgtype"] == "m.file"
+
+    # a plain member invites a guest: in the conversation, not in the file
+    await colleague.client.room_invite(room_id, guest.user_id)
+    await guest.wait_member(room_id, guest.user_id)
+    circle = await eventually(lambda: env.dossier.circle(pid),
+                              lambda c: circle_entry(c, guest.user_id) is not None,
+                              what="invité dans le cercle")  # fmt: skip
+    entry = circle_entry(circle, guest.user_id)
+    assert entry is not None and entry["has_access"] is False and entry["role"] == "intervenant"
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, "!cercle")
+    listing = await nurse.wait_notice(room_id, "Cercle de soins :", start=start)
+    body = listing.source["content"]["body"]
+    assert "sans accès au dossier" in body and "sans être dans le cercle" not in body
+    start = guest.mark(room_id)
+    await guest.say(room_id, "!taches")
+    await guest.wait_notice(room_id, "Vous ne faites pas partie du cercle de soins", start=start)
+    joined = await guest.client.joined_members(room_id)
+    assert guest.user_id in {m.user_id for m in joined.members}  # refused the file, still in
+
+    # a task only goes to people of the circle
+    outsider = await env.make_pro()
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, f"!tache rappeler la famille pour {outsider.user_id}")
+    await nurse.wait_notice(room_id, "ne fait pas partie du cercle de soins", start=start)
+    await nurse.say(room_id, f"!tache rappeler la famille pour {colleague.user_id}")
+    await nurse.wait_notice(room_id, "Tâche créée", start=start)
+
+    # the guest leaves: recorded on the file
+    await guest.client.room_leave(room_id)
+    await eventually(lambda: env.file(pid),
+                     lambda f: any("a quitté la conversation" in t for t in notebook_texts(f)),
+                     what="départ noté")  # fmt: skip
+
+
+async def test_a_member_asking_the_bot_for_keys_is_offered_the_transcript(env: Env) -> None:  # noqa: F811
+    nurse = await env.make_pro()  # a member from the start: no arrival, no fallback clock
+    room_id, _ = await env.patient_room(nurse, "Clés demandées")
+
+    # a client that asks the room's senders for a missing key (m.room_key_request, as
+    # Element's former crypto did), addressed to the bot's devices
+    bot = env.runner.app
+    assert bot is not None
+    request = {
+        "action": "request", "requesting_device_id": nurse.client.device_id,
+        "request_id": uuid.uuid4().hex,
+        "body": {"algorithm": "m.megolm.v1.aes-sha2", "room_id": room_id,
+                 "sender_key": "x" * 43, "session_id": "absente"},
+    }  # fmt: skip
+    sent = await nurse.client.to_device(
+        ToDeviceMessage("m.room_key_request", bot.client.user_id, "*", request)
+    )
+    assert not hasattr(sent, "status_code"), sent
+    offer = await wait_dm_with(nurse, room_id, "Écrivez !historique dans la conversation")
+    assert "n'a pas pu déchiffrer" in offer.source["content"]["body"]
+
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, "!historique")
+    await wait_dm_with(nurse, room_id, "Historique de la conversation")
+    await nurse.say(room_id, "!historique")
+    await nurse.wait_notice(room_id, "déjà été envoyé", start=start)
