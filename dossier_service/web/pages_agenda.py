@@ -12,6 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
+from dossier_service import bounded
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
     PARIS,
@@ -55,7 +56,7 @@ async def _render(
     view = view if view in VIEWS else "semaine"
     try:
         anchor = (
-            date.fromisoformat(request.query.get("date", ""))
+            bounded.parse_day(request.query.get("date", ""))
             if request.query.get("date")
             else today
         )

@@ -260,7 +260,8 @@ CASES: dict[str, Case] = {
     "event-update": Case(
         "PATCH",
         "/api/v1/agenda/events/{event}",
-        {"outsider": 404, "noaccess": 404, "member": 404, "coord": 200, "admin": 200},
+        # a patient's event: the file's access first (403 without it), then only its owner
+        {"outsider": 404, "noaccess": 403, "member": 404, "coord": 200, "admin": 200},
         json=lambda f: {"title": "Visite (décalée)"},
     ),
     "events-feed": Case(
@@ -330,6 +331,7 @@ async def test_every_api_route_is_in_the_matrix_or_listed(api: Api) -> None:
         ("GET", "/api/v1/tasks"),
         ("GET", "/api/v1/agenda/events"),
         ("POST", "/api/v1/agenda/feed"),
+        ("DELETE", "/api/v1/agenda/events/{event_id}/attendees/me"),
         ("POST", "/api/v1/login"),
         ("POST", "/api/v1/logout"),
         ("GET", "/api/v1/me"),
