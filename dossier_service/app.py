@@ -26,6 +26,7 @@ from dossier_service.api import (
     tasks,
 )
 from dossier_service.api.errors import error_middleware
+from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
@@ -102,7 +103,7 @@ def create_app(
     """The whole service. ``extensions`` are called last with the app (e.g. the directory's
     ``setup``); the pages of ``dossier_service.web`` are plugged in when present."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, session_middleware],
         client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
     )
     app[appkeys.CONFIG] = config

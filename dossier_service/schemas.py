@@ -277,3 +277,8 @@ class OpenIdLoginIn(BaseModel):
     token_type: str = "Bearer"
     matrix_server_name: Annotated[str, StringConstraints(max_length=255)] | None = None
     expires_in: int | None = None
+
+
+class SessionsRevokeIn(Input):
+    user_id: UserId
+    reason: Annotated[str, StringConstraints(max_length=40)] = "désactivation"

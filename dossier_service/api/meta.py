@@ -22,6 +22,7 @@ OPENAPI_KEY = web.AppKey("dossier_openapi", dict)
 # request body of each operation (method, path) -> schema
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
     ("POST", "/api/v1/login"): schemas.OpenIdLoginIn,
+    ("POST", "/api/v1/sessions/revoke"): schemas.SessionsRevokeIn,
     ("POST", "/api/v1/patients"): schemas.PatientCreate,
     ("PATCH", "/api/v1/patients/{patient_id}/identity"): schemas.IdentityUpdate,
     ("POST", "/api/v1/patients/{patient_id}/status"): schemas.FileStatusIn,

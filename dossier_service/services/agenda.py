@@ -9,8 +9,8 @@ from datetime import datetime
 
 from sqlalchemy import or_
 from sqlmodel import col, delete, select
-from sqlmodel.sql.expression import Select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from dossier_service.ical import RecurrenceError, normalise_rrule
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
@@ -47,7 +47,7 @@ async def attendees_of(session: AsyncSession, *, event_ids: Sequence[str]) -> di
     return out
 
 
-def _with_file_access(user_id: str) -> Select[tuple[str]]:
+def _with_file_access(user_id: str) -> SelectOfScalar[str]:
     """The files ``user_id`` may read now (current member of the care circle, with access)."""
     return select(CircleMember.patient_id).where(
         CircleMember.matrix_user_id == user_id,
@@ -113,9 +113,7 @@ async def create_event(
     owner = data.owner if (data.owner and principal.privileged) else principal.author
     event = AgendaEvent(owner=owner, **data.model_dump(exclude={"attendees", "owner"}))
     _check(event, event_types)
-    await check_attendees(
-        session, owner=owner, patient_id=event.patient_id, users=data.attendees
-    )
+    await check_attendees(session, owner=owner, patient_id=event.patient_id, users=data.attendees)
     session.add(event)
     await session.flush()
     await _set_attendees(session, event, data.attendees)

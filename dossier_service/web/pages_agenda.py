@@ -4,7 +4,6 @@ iCalendar subscription of each professional (RFC 5545, rendered by ``dossier_ser
 from __future__ import annotations
 
 import re
-from datetime import date
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
@@ -56,9 +55,7 @@ async def _render(
     view = view if view in VIEWS else "semaine"
     try:
         anchor = (
-            bounded.parse_day(request.query.get("date", ""))
-            if request.query.get("date")
-            else today
+            bounded.parse_day(request.query.get("date", "")) if request.query.get("date") else today
         )
     except ValueError:
         anchor = today

@@ -332,6 +332,7 @@ async def test_every_api_route_is_in_the_matrix_or_listed(api: Api) -> None:
         ("GET", "/api/v1/agenda/events"),
         ("POST", "/api/v1/agenda/feed"),
         ("DELETE", "/api/v1/agenda/events/{event_id}/attendees/me"),
+        ("POST", "/api/v1/sessions/revoke"),
         ("POST", "/api/v1/login"),
         ("POST", "/api/v1/logout"),
         ("GET", "/api/v1/me"),

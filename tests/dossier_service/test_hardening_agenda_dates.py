@@ -53,9 +53,7 @@ async def test_a_removed_member_loses_the_patients_agenda(api: Api) -> None:
     notebook_before = await api.count("notebook_entries")
 
     for event in (own, coords):
-        status, body = await api.call(
-            "GET", f"/api/v1/agenda/events/{event['id']}", as_user=MEMBER
-        )
+        status, body = await api.call("GET", f"/api/v1/agenda/events/{event['id']}", as_user=MEMBER)
         assert status == 404 and "Pansement" not in str(body), body
     status, _ = await api.call(
         "PATCH", f"/api/v1/agenda/events/{own['id']}", as_user=MEMBER,
@@ -79,7 +77,9 @@ async def test_attendees_need_a_relation_and_can_always_leave(api: Api) -> None:
                  {**EVENT, "attendees": [OUTSIDER]}):  # fmt: skip
         status, answer = await api.call("POST", "/api/v1/agenda/events", as_user=COORD, json=body)
         assert status == 400 and "Participant" in answer["error"], answer
-    stranger_event = await api.ok("POST", "/api/v1/agenda/events", 201, as_user=OUTSIDER, json=EVENT)
+    stranger_event = await api.ok(
+        "POST", "/api/v1/agenda/events", 201, as_user=OUTSIDER, json=EVENT
+    )
     status, _ = await api.call(
         "PATCH", f"/api/v1/agenda/events/{stranger_event['id']}", as_user=OUTSIDER,
         json={"attendees": [MEMBER]},

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dossier_service.app import create_app
+from dossier_service.migrate import upgrade
 from dossier_service.auth import issue_session
 from dossier_service.config import DossierConfig
 from dossier_service.directory.importer import import_extract
@@ -30,6 +31,7 @@ async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path
         service_token=secrets.token_urlsafe(32),
         element_origin="http://element.test",
     )
+    await upgrade(config.database_url)  # the service migrates before serving (sessions table)
     settings = DirectorySettings(
         database=tmp_path / "annuaire.db",
         server_name="cercle.test",
