@@ -19,6 +19,7 @@ from dossier_service.services import documents
 
 routes = web.RouteTableDef()
 _FIELD_LIMIT = 2000
+_MAX_PARTS = 12  # file, category, description, restricted_to_roles (one per role)
 
 
 async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes]:
@@ -32,7 +33,11 @@ async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes
     filename: str | None = None
     content: bytes | None = None
     reader = await request.multipart()
+    parts = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > _MAX_PARTS:
+            raise ApiError("M_TOO_LARGE", "Envoi invalide (trop de champs).")
         if not isinstance(part, BodyPartReader):
             raise ApiError("M_INVALID_PARAM", "Envoi multipart imbriqué non accepté.")
         if part.name == "file":

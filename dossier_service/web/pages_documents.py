@@ -20,6 +20,8 @@ from dossier_service.web.rendering import OWN_CSP_HEADER
 
 routes = web.RouteTableDef()
 FIELD_MAX = 4096
+# csrf, file, category, description and one box per role that may see a confidential one
+MAX_PARTS = 4 + len(ROLES) + 1
 
 
 async def _read_field(part: BodyPartReader) -> str:
@@ -43,10 +45,18 @@ async def upload(request: web.Request) -> web.StreamResponse:
     filename = ""
     try:
         reader = await request.multipart()
+        # the CSRF token comes first in the form: checked before any other part is read
+        first = await reader.next()
+        token = await _read_field(first) if isinstance(first, BodyPartReader) else None
+        check_csrf(ctx, token if first is not None and first.name == auth.CSRF_FIELD else None)
+        parts = 1
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
+            parts += 1
+            if parts > MAX_PARTS or not isinstance(part, BodyPartReader):
+                raise DocumentRejected("M_TOO_LARGE", "Envoi invalide (trop de champs).", 413)
             if part.name == "file":
+                if content is not None:
+                    raise DocumentRejected("M_INVALID_PARAM", "Un seul fichier par envoi.")
                 filename = part.filename or ""
                 chunks, size = [], 0
                 while chunk := await part.read_chunk(64 * 1024):
@@ -57,7 +67,6 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 content = b"".join(chunks)
             elif part.name:
                 fields.setdefault(part.name, []).append(await _read_field(part))
-        check_csrf(ctx, next(iter(fields.get(auth.CSRF_FIELD, [])), None))
         if content is None or not filename:
             raise DocumentRejected("M_MISSING_PARAM", "Choisissez un fichier à déposer.")
         name = safe_filename(filename)

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from dossier_service.app import create_app
-from dossier_service.migrate import upgrade
 from dossier_service.auth import issue_session
 from dossier_service.config import DossierConfig
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.settings import DirectorySettings
 from dossier_service.directory.store import connect
 from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.migrate import upgrade
 
 from .conftest import SAMPLE
 

@@ -4,6 +4,7 @@ dates and control characters with a French message naming the field."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from dossier_service.models.lifeline import Episode
@@ -35,3 +36,64 @@ async def test_forms_refuse_out_of_range_dates_and_control_characters(site) -> N
     status, body, _ = await site.post(coord, f"/patients/{patient.id}/memos",
                                       {"text": "clé\x00paillasson"})  # fmt: skip
     assert status == 400 and "contrôle" in body
+
+
+async def _held_upload(site, who, path: str, first_part: bytes) -> int:
+    """POST a chunked multipart body of which only the first part (and the next part's head)
+    is sent, the rest held back: a status arrives only if the server answers without
+    reading further."""
+    sent = first_part + (
+        b'--cercle-boundary\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="a.pdf"\r\n\r\n%PDF-1.4\n' + b"x" * 100_000
+    )
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {who.headers['Cookie']}\r\n"
+        "Content-Type: multipart/form-data; boundary=cercle-boundary\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    server = site.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(head + f"{len(sent):x}\r\n".encode() + sent + b"\r\n")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+def _part(name: str, value: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return (
+        f"--cercle-boundary\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        + value
+        + b"\r\n"
+    )
+
+
+async def test_an_upload_is_refused_on_its_csrf_part_before_the_rest_is_read(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    path = f"/patients/{patient.id}/documents"
+    # a wrong token in the first part: refused at once, the held file is never waited for
+    status = await _held_upload(site, coord, path, _part("csrf_token", b"faux"))
+    assert status == 403
+    # another field first (no token before it): refused at once as well
+    assert await _held_upload(site, coord, path, _part("category", b"ordonnance")) == 403
+
+
+async def test_an_upload_with_too_many_parts_is_refused(site) -> None:
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    body = (
+        _part("csrf_token", coord.csrf.encode())
+        + b"".join(_part("description", b"x") for _ in range(40))
+        + b"--cercle-boundary--\r\n"
+    )
+    resp = await site.client.post(
+        f"/patients/{patient.id}/documents", data=body, allow_redirects=False,
+        headers={**coord.headers,
+                 "Content-Type": "multipart/form-data; boundary=cercle-boundary"},
+    )  # fmt: skip
+    assert resp.status == 413
