@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
@@ -92,6 +92,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
     except DocumentRejected as exc:
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form="document")  # fmt: skip
+    except (http_exceptions.HttpProcessingError, ValueError):
+        return await render_file(request, ctx, pid, error="Envoi illisible : recommencez.",
+                                 status=400, open_form="document")  # fmt: skip
     except ServiceError as exc:
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form="document")  # fmt: skip
