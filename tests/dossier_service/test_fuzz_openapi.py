@@ -142,39 +142,50 @@ def _aim(case: Any, live: LiveDossier, real: bool) -> None:
             case.path_parameters[name] = live.ids[name]
 
 
-def _fuzz(live: LiveDossier, who: str, inspect: Any) -> list[str]:
-    """Every operation, FUZZ_EXAMPLES cases each; returns the problems found."""
+def _fuzz(live: LiveDossier, who: str, inspect: Any) -> tuple[list[str], list[int]]:
+    """Every operation, FUZZ_EXAMPLES cases each; the problems found and every status."""
     token = auth.issue_session(SESSION_KEY, who, lifetime=3600)
     headers = {"Authorization": f"Bearer {token}"}
     problems: list[str] = []
+    statuses: list[int] = []
     session = requests.Session()
     for operation in _operations(live):
-        label = f"{operation.method.upper()} {operation.path}"
+        _fuzz_operation(live, operation, session, headers, inspect, problems, statuses)
+    return problems, statuses
 
-        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
-        @given(case=operation.as_strategy(), real=st.booleans())
-        def run(case: Any, real: bool) -> None:
-            _aim(case, live, real)
-            response = case.call(base_url=live.url, session=session, headers=headers)
-            if response.status_code >= 500:
-                problems.append(f"{label}: {response.status_code}")
-                return
-            try:
-                case.validate_response(response, checks=CHECKS, headers=headers)
-            except AssertionError as exc:  # schemathesis' failure groups are AssertionErrors
-                problems.append(f"{label}: {str(exc).splitlines()[0][:200]}")
-            problem = inspect(case, response, label)
-            if problem:
-                problems.append(problem)
 
-        run()
-    return problems
+def _fuzz_operation(
+    live: LiveDossier, operation: Any, session: requests.Session, headers: dict[str, str],
+    inspect: Any, problems: list[str], statuses: list[int],
+) -> None:  # fmt: skip
+    label = f"{operation.method.upper()} {operation.path}"
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=operation.as_strategy(), real=st.booleans())
+    def run(case: Any, real: bool) -> None:
+        _aim(case, live, real)
+        response = case.call(base_url=live.url, session=session, headers=headers)
+        statuses.append(response.status_code)
+        if response.status_code >= 500:
+            problems.append(f"{label}: {response.status_code}")
+            return
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except AssertionError as exc:  # schemathesis' failure groups are AssertionErrors
+            problems.append(f"{label}: {str(exc).splitlines()[0][:200]}")
+        problem = inspect(case, response, label)
+        if problem:
+            problems.append(problem)
+
+    run()
 
 
 def test_fuzz_as_a_circle_member(live: LiveDossier) -> None:
-    problems = _fuzz(live, MEMBER, lambda case, response, label: None)
+    problems, statuses = _fuzz(live, MEMBER, lambda case, response, label: None)
     assert problems == [], "\n".join(sorted(set(problems)))
+    # the fuzzing reached the file, not only refusals
+    assert sum(s < 300 for s in statuses) >= 50, sorted(statuses)
 
 
 def test_fuzz_as_an_outsider_reads_and_writes_nothing(live: LiveDossier) -> None:
@@ -189,5 +200,6 @@ def test_fuzz_as_an_outsider_reads_and_writes_nothing(live: LiveDossier) -> None
             return f"{label}: l'identifiant du dossier révélé à un tiers"
         return None
 
-    problems = _fuzz(live, OUTSIDER, inspect)
+    problems, statuses = _fuzz(live, OUTSIDER, inspect)
+    assert len(statuses) >= 200
     assert problems == [], "\n".join(sorted(set(problems)))
