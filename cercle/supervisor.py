@@ -57,6 +57,7 @@ def read_run_file(profile: Profile) -> dict[str, Any] | None:
 # what each child's command line contains (a pid file pointing elsewhere is ignored)
 CHILD_MARKS = {
     "synapse": "synapse.app.homeserver",
+    "comptes": "-m homeserver.account_gateway",
     "dossier": "-m dossier_service",
     "bot": "-m bots",
 }
@@ -101,7 +102,12 @@ class ServiceSpec:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
 
-SERVICES = (ServiceSpec("dossier", "dossier_service"), ServiceSpec("bot", "bots"))
+SERVICES = (
+    # the only process holding the Synapse admin token, on a Unix socket (issue 12)
+    ServiceSpec("comptes", "homeserver.account_gateway"),
+    ServiceSpec("dossier", "dossier_service"),
+    ServiceSpec("bot", "bots"),
+)
 
 
 @dataclass

@@ -47,8 +47,10 @@ async def upload(request: web.Request) -> web.StreamResponse:
         reader = await request.multipart()
         # the CSRF token comes first in the form: checked before any other part is read
         first = await reader.next()
-        token = await _read_field(first) if isinstance(first, BodyPartReader) else None
-        check_csrf(ctx, token if first is not None and first.name == auth.CSRF_FIELD else None)
+        token = None
+        if isinstance(first, BodyPartReader) and first.name == auth.CSRF_FIELD:
+            token = await _read_field(first)
+        check_csrf(ctx, token)
         parts = 1
         while (part := await reader.next()) is not None:
             parts += 1

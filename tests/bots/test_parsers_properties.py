@@ -80,7 +80,9 @@ TEXTS = st.one_of(
 
 @PROPERTY
 @given(text=TEXTS, facts=FACTS)
-def test_any_text_gets_one_reply_or_none_and_never_an_exception(text: str, facts: RoomFacts) -> None:
+def test_any_text_gets_one_reply_or_none_and_never_an_exception(
+    text: str, facts: RoomFacts
+) -> None:
     replies = Replies()
     ctx = CommandContext(room_id="!r:cercle.test", sender="@a:cercle.test", event_id="$e",
                          facts=facts, replier=replies)  # fmt: skip

@@ -8,6 +8,7 @@ import email.policy
 import re
 import secrets
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def make_app(
     *,
     limit: int = 5,
     homeserver_url: str = "http://127.0.0.1:9",
-    admin_token: str | None = None,
+    gateway: tuple[Path, str] | None = None,
     server_name: str = "cercle.test",
     smtp: SmtpSettings | None = None,
 ) -> tuple[web.Application, DossierConfig, Path]:
@@ -56,7 +57,8 @@ def make_app(
         homeserver_url=homeserver_url,
         public_url="http://dossier.test",
         csrf_key=secrets.token_urlsafe(32),
-        admin_token=admin_token,
+        gateway_socket=gateway[0] if gateway else None,
+        gateway_secret=gateway[1] if gateway else None,
         request_limit=limit,
         request_window_seconds=600,
         smtp=smtp,
@@ -64,6 +66,24 @@ def make_app(
     app = web.Application()
     setup(app, settings, authenticate=dossier_authenticator(config))
     return app, config, db
+
+
+@pytest.fixture
+async def account_gateway(tmp_path: Path, synapse: Any) -> AsyncIterator[tuple[Path, str]]:
+    """The real account gateway on a Unix socket, holding the test Synapse's admin token."""
+    from homeserver.account_gateway import create_gateway_app
+    from homeserver.admin_api import AdminApi
+
+    secret = secrets.token_urlsafe(16)
+    socket = tmp_path / "gateway.sock"
+    async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
+        runner = web.AppRunner(
+            create_gateway_app(admin, secret=secret, server_name=synapse.server_name)
+        )
+        await runner.setup()
+        await web.UnixSite(runner, str(socket)).start()
+        yield socket, secret
+        await runner.cleanup()
 
 
 def bearer(config: DossierConfig, user_id: str) -> dict[str, str]:
@@ -238,14 +258,20 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
 
 @pytest.mark.integration
 async def test_request_approval_activation_login(
-    aiohttp_client: Any, tmp_path: Path, synapse: Any, user_factory: Any, smtp_sink: Any
+    aiohttp_client: Any,
+    tmp_path: Path,
+    synapse: Any,
+    user_factory: Any,
+    smtp_sink: Any,
+    account_gateway: tuple[Path, str],
 ) -> None:
     from homeserver.admin_api import AdminApi
 
+    # approvals go through the account gateway (the dossier holds no admin token)
     app, config, db = make_app(
         tmp_path,
         homeserver_url=synapse.base_url,
-        admin_token=synapse.admin_token,
+        gateway=account_gateway,
         server_name=synapse.server_name,
         smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="cercle@cercle.test"),
     )
