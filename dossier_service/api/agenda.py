@@ -42,7 +42,7 @@ def dump_event(
     return body
 
 
-async def _event_access(
+async def event_access(
     session: AsyncSession, ctx: Ctx, event_id: str, action: Action
 ) -> AgendaEvent:
     """The event if the caller may ``action`` it. A patient's event needs current access to
@@ -138,7 +138,7 @@ async def get_event(request: web.Request) -> web.Response:
     ctx = context(request)
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
-        event = await _event_access(session, ctx, request.match_info["event_id"], Action.READ)
+        event = await event_access(session, ctx, request.match_info["event_id"], Action.READ)
         await ctx.audit(
             session, action="read", resource=f"agenda/{event.id}", patient_id=event.patient_id
         )
@@ -155,7 +155,7 @@ async def update_event(request: web.Request) -> web.Response:
     data = parse_model(EventUpdate, await read_raw(request))
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
-        event = await _event_access(session, ctx, request.match_info["event_id"], Action.WRITE)
+        event = await event_access(session, ctx, request.match_info["event_id"], Action.WRITE)
         await ctx.audit(
             session, action="update", resource=f"agenda/{event.id}", patient_id=event.patient_id
         )

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from dossier_service import bounded
+from dossier_service.api.agenda import event_access
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
     PARIS,
@@ -171,11 +172,8 @@ async def cancel_event(request: web.Request) -> web.StreamResponse:
     await posted_form(request, ctx)
     try:
         async with ctx.db.transaction() as session:
-            event = await agenda_service.get_event(session, event_id=request.match_info["eid"][:36])
-            if event.owner != ctx.principal.user_id and not ctx.principal.privileged:
-                raise web.HTTPNotFound()
-            if event.patient_id:
-                await open_file(session, ctx, event.patient_id, Action.WRITE, "page:agenda")
+            # the API's rule: the patient's file access first, then only the owner writes
+            event = await event_access(session, ctx, request.match_info["eid"][:36], Action.WRITE)
             await agenda_service.update_event(
                 session, principal=ctx.principal, event=event,
                 data=EventUpdate(cancelled=True), event_types=ctx.config.event_types,

@@ -59,7 +59,13 @@ def test_up_status_down_and_second_up_reuses_state(
         assert exposed_paths(var) == []
         assert stat.S_IMODE(var.stat().st_mode) == 0o700
 
+        # issue 12, finding 8: the account gateway runs, on its private socket
+        gateway_socket = var / "run" / "account-gateway.sock"
+        _wait_for(gateway_socket.exists, 30, "socket de la passerelle des comptes")
+        assert stat.S_IMODE(gateway_socket.stat().st_mode) == 0o600
+
         status = json.loads(cercle(deployment_env, "status", "--json").stdout)
+        assert status["services"]["comptes"]["state"] == "running"
         for key in ("homeserver_url", "server_name", "bot_user_id", "dossier_url", "services"):
             assert key in status
         assert status["services"]["homeserver"]["state"] == "running"
