@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from dossier_service import appkeys
+from dossier_service.account_status import AccountChecks
 from dossier_service.api import (
     admin,
     agenda,
@@ -107,6 +108,12 @@ def create_app(
         client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
     )
     app[appkeys.CONFIG] = config
+    if config.account_gateway_socket is not None and config.account_gateway_secret:
+        app[appkeys.ACCOUNT_CHECKS] = AccountChecks(
+            config.account_gateway_socket,
+            config.account_gateway_secret,
+            interval=config.account_check_seconds,
+        )
     app[appkeys.DATABASE] = build_database(config.database_url, echo=config.sql_echo)
     app[appkeys.STORE] = DocumentStore(config.documents_dir, config.documents_max_size)
     app[appkeys.FORMS] = _load_forms(config)

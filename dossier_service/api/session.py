@@ -65,7 +65,15 @@ async def session_middleware(
     presented = auth.presented_session(request, request.app[appkeys.CONFIG])
     if presented is not None:
         async with request.app[appkeys.DATABASE].sessions() as db:
-            request[auth.REVOKED] = await sessions.is_revoked(db, presented)
+            revoked = await sessions.is_revoked(db, presented)
+        checks = request.app.get(appkeys.ACCOUNT_CHECKS)
+        if not revoked and checks is not None and not await checks.still_active(presented.user_id):
+            async with request.app[appkeys.DATABASE].transaction() as db:
+                await sessions.end_all_sessions(
+                    db, user_id=presented.user_id, reason="compte désactivé"
+                )
+            revoked = True
+        request[auth.REVOKED] = revoked
     return await handler(request)
 
 

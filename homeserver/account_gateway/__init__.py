@@ -6,7 +6,8 @@ the account go through this small local service instead, on a Unix socket under
 ``var/run`` (no network, 0700 directory), authenticated with its own secret, and it does
 only three things, each narrowed by a pure rule:
 
-- say whether an account exists (nothing else about it);
+- say whether an account exists and is active (nothing else about it: the dossier ends
+  the sessions of a deactivated account);
 - create a new, approved, non-admin account (display name, e-mail, RPPS external id) —
   never modify an existing one;
 - set the first password of an account that was never used (no device), non-admin and
@@ -98,7 +99,8 @@ async def _body(request: web.Request) -> tuple[str, dict[str, Any]]:
 async def exists(request: web.Request) -> web.Response:
     user_id, _ = await _body(request)
     user = await request.app[ADMIN_KEY].get_user(user_id)
-    return web.json_response({"exists": user is not None})
+    active = user is not None and not user.get("deactivated")
+    return web.json_response({"exists": user is not None, "active": active})
 
 
 async def create(request: web.Request) -> web.Response:

@@ -59,6 +59,10 @@ class GatewayClient:
         found = await self._post("/comptes/existe", {"user_id": user_id})
         return {"name": user_id} if found.get("exists") else None
 
+    async def is_active(self, user_id: str) -> bool:
+        """The account exists and is not deactivated."""
+        return bool((await self._post("/comptes/existe", {"user_id": user_id})).get("active"))
+
     async def create_or_modify_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
         return await self._post("/comptes/creer", {"user_id": user_id, "fields": fields})
 

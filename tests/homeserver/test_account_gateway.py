@@ -6,14 +6,12 @@ against a real Synapse."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from homeserver.account_gateway import create_gateway_app, creation_refusal, password_refusal
+from homeserver.account_gateway import creation_refusal, password_refusal
 from homeserver.account_gateway.client import GatewayClient
 from homeserver.accounts import admin_user_id
 from homeserver.admin_api import AdminApi, AdminApiError
@@ -36,25 +34,11 @@ def test_password_rules() -> None:
     assert password_refusal({}, [{"device_id": "D"}]) is not None  # in use
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path, synapse: Any) -> AsyncIterator[tuple[Path, str]]:
-    secret = secrets.token_urlsafe(16)
-    socket = tmp_path / "gw.sock"
-    async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
-        runner = web.AppRunner(
-            create_gateway_app(admin, secret=secret, server_name=synapse.server_name)
-        )
-        await runner.setup()
-        await web.UnixSite(runner, str(socket)).start()
-        yield socket, secret
-        await runner.cleanup()
-
-
 @pytest.mark.integration
 async def test_the_gateway_does_only_what_approvals_need(
-    gateway: tuple[Path, str], synapse: Any, user_factory: Any
+    account_gateway: tuple[Path, str], synapse: Any, user_factory: Any
 ) -> None:
-    socket, secret = gateway
+    socket, secret = account_gateway
     in_use = user_factory()  # logged in: has a device
     fresh = f"@neuf-{secrets.token_hex(3)}:{synapse.server_name}"
     async with GatewayClient(socket, secret) as client:
@@ -91,3 +75,34 @@ def test_the_dossier_process_gets_no_admin_token(tmp_path: Path) -> None:
 
     names = {f.name for f in fields(DirectorySettings)}
     assert "admin_token" not in names and {"gateway_socket", "gateway_secret"} <= names
+
+
+@pytest.mark.integration
+async def test_a_deactivated_account_loses_its_dossier_sessions(
+    account_gateway: tuple[Path, str], synapse: Any, user_factory: Any, aiohttp_client: Any,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """However the account is deactivated (here straight through Synapse's admin API), the
+    dossier finds out through the gateway and ends the sessions (issue 12, finding 5)."""
+    from dossier_service import auth
+    from dossier_service.app import create_app
+    from dossier_service.config import DossierConfig
+    from dossier_service.migrate import upgrade
+
+    socket, secret = account_gateway
+    config = DossierConfig(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        documents_dir=tmp_path / "documents", homeserver_url=synapse.base_url,
+        server_name=synapse.server_name, session_key="cle-de-session",
+        service_token="jeton-de-service-" + "x" * 20, account_gateway_socket=socket,
+        account_gateway_secret=secret, account_check_seconds=0,
+    )  # fmt: skip
+    await upgrade(config.database_url)
+    client = await aiohttp_client(create_app(config, with_pages=False))
+    person = user_factory()
+    headers = {"Authorization": "Bearer " + auth.issue_session(
+        config.session_key, person.user_id, lifetime=3600)}  # fmt: skip
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
+        await admin.deactivate_user(person.user_id, erase=False)
+    assert (await client.get("/api/v1/me", headers=headers)).status == 401

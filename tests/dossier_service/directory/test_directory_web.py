@@ -8,7 +8,6 @@ import email.policy
 import re
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -66,24 +65,6 @@ def make_app(
     app = web.Application()
     setup(app, settings, authenticate=dossier_authenticator(config))
     return app, config, db
-
-
-@pytest.fixture
-async def account_gateway(tmp_path: Path, synapse: Any) -> AsyncIterator[tuple[Path, str]]:
-    """The real account gateway on a Unix socket, holding the test Synapse's admin token."""
-    from homeserver.account_gateway import create_gateway_app
-    from homeserver.admin_api import AdminApi
-
-    secret = secrets.token_urlsafe(16)
-    socket = tmp_path / "gateway.sock"
-    async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
-        runner = web.AppRunner(
-            create_gateway_app(admin, secret=secret, server_name=synapse.server_name)
-        )
-        await runner.setup()
-        await web.UnixSite(runner, str(socket)).start()
-        yield socket, secret
-        await runner.cleanup()
 
 
 def bearer(config: DossierConfig, user_id: str) -> dict[str, str]:
