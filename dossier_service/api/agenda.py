@@ -173,12 +173,18 @@ async def update_event(request: web.Request) -> web.Response:
     return await run(ctx, work)
 
 
+def _person(request: web.Request, refusal: str) -> Ctx:
+    """The caller, who must be a person (not the bot's service token)."""
+    ctx = context(request)
+    if ctx.principal.kind != "user":
+        raise ApiError("M_FORBIDDEN", refusal)
+    return ctx
+
+
 @routes.delete("/api/v1/agenda/events/{event_id}/attendees/me")
 async def decline_event(request: web.Request) -> web.Response:
     """Leave an event you were added to (always possible, even without access to its file)."""
-    ctx = context(request)
-    if ctx.principal.kind != "user":
-        raise ApiError("M_FORBIDDEN", "Seule une personne peut se retirer d'un événement.")
+    ctx = _person(request, "Seule une personne peut se retirer d'un événement.")
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         event_id = request.match_info["event_id"]
@@ -197,9 +203,7 @@ async def decline_event(request: web.Request) -> web.Response:
 @routes.post("/api/v1/agenda/feed")
 async def rotate_feed(request: web.Request) -> web.Response:
     """A (new) secret address for the caller's iCalendar feed; the previous one stops."""
-    ctx = context(request)
-    if ctx.principal.kind != "user":
-        raise ApiError("M_FORBIDDEN", "Seule une personne peut créer son flux d'agenda.")
+    ctx = _person(request, "Seule une personne peut créer son flux d'agenda.")
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         secret = await agenda.rotate_feed_token(session, user_id=ctx.principal.user_id)
