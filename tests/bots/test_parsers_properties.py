@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bots.commands import dossier as dossier_commands
@@ -115,7 +115,12 @@ def test_task_due_dates_are_bounded_or_refused(word: str) -> None:
 
 
 @PROPERTY
-@given(text=st.text(max_size=300))
+@given(text=st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda w, d: f"{w} {d}", st.sampled_from(["depuis", "jusqu'à", "jusqu'au"]),
+              st.from_regex(r"\A\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?\Z")),
+))  # fmt: skip
+@example(text="jusqu'à 31/12/9999")
 def test_export_options_parse_or_are_a_french_error(text: str) -> None:
     try:
         parse_export_options(text, now=datetime(2026, 12, 2, 9, tzinfo=UTC))
