@@ -7,12 +7,12 @@ NODE_STAMP := tests/interop/node_modules/.installed
 SYSTEM_STAMP := $(VENV)/.system-deps
 NODE_DEPS := $(if $(wildcard tests/interop/package.json),$(NODE_STAMP))
 
-.PHONY: up down status test lint typecheck bench clean-var
+.PHONY: up down status test lint typecheck bench clean-var audit lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
 	touch $@
 
 # What the tests need outside Python: headless Chromium for the browser tests.
@@ -42,7 +42,22 @@ status: $(STAMP)
 	$(BIN)/cercle status
 
 test: $(STAMP) $(SYSTEM_STAMP) $(NODE_DEPS)
+	@$(MAKE) --no-print-directory audit
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Known vulnerabilities of the locked set (pip-audit against PyPI's advisory service).
+# --strict: a package that could not be audited fails the audit (never a false "clean").
+# Where PyPI's JSON API is unreachable (an offline mirror), the audit is skipped LOUDLY.
+audit: $(STAMP)
+	@if $(BIN)/python -c "import urllib.request; urllib.request.urlopen('https://pypi.org/pypi/pip/24.0/json', timeout=20)" 2>/dev/null; then \
+	  $(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --strict --progress-spinner off; \
+	else echo "AVERTISSEMENT : audit des vulnérabilités NON FAIT — l'API JSON de PyPI par version (pypi.org/pypi/<paquet>/<version>/json), que pip-audit interroge, est injoignable d'ici."; fi
+
+# The tested set, written after a dependency change (then commit requirements.lock).
+lock: $(STAMP)
+	@(echo "# The tested set (pip freeze of .venv with the test extras), used as pip constraints by"; \
+	  echo "# 'make' and audited by 'make audit'. Regenerate with 'make lock' after a dependency change."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^cercle==') > requirements.lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

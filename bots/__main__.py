@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import logging.config
+import os
 import signal
 import sys
 
 from bots.app import BotApp
 from bots.config import BotConfig
 from bots.matrix.session import SessionError
+from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
 from deployment.secrets import Secrets
 
@@ -63,6 +65,7 @@ async def run() -> int:
 
 
 def main() -> int:
+    os.umask(PRIVATE_UMASK)  # its crypto store, outbox and spool: the service user's alone
     configure_logging()
     try:
         return asyncio.run(run())

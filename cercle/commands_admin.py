@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
+
 from cercle.commands_demandes import register_admin as register_demandes
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
@@ -273,7 +275,27 @@ async def cmd_deactivate(args: argparse.Namespace, out: Out = _out) -> int:
             return 0
         await api.deactivate_user(user_id, erase=args.erase)
     out(f"Compte désactivé{' et effacé' if args.erase else ''} : {user_id}")
+    if not await end_dossier_sessions(ctx, user_id):
+        out(
+            "Attention : le dossier est injoignable, ses sessions ouvertes par ce compte "
+            "n'ont pas pu être fermées ; relancez cette commande quand Cercle est démarré."
+        )
+        return 1
     return 0
+
+
+async def end_dossier_sessions(ctx: CliContext, user_id: str) -> bool:
+    """The dossier's sessions end with the Matrix account (False: the dossier is down)."""
+    url = f"{ctx.profile.dossier_url}/api/v1/sessions/revoke"
+    headers = {"Authorization": f"Bearer {ctx.secrets.dossier_service_token}"}
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+            url, json={"user_id": user_id}, headers=headers,
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as resp:  # fmt: skip
+            return resp.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
 
 
 async def cmd_reset_password(args: argparse.Namespace, out: Out = _out) -> int:

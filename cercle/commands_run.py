@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,17 @@ from typing import Any
 
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
-from cercle.supervisor import SERVICES, Supervisor, pid_alive, read_run_file, run_file
+from cercle.supervisor import (
+    CHILD_MARKS,
+    SERVICES,
+    PortBusy,
+    Supervisor,
+    check_ports,
+    pid_alive,
+    read_run_file,
+    run_file,
+)
+from deployment.processes import PRIVATE_UMASK, recorded_children, remove_pid_file
 from homeserver.accounts import admin_user_id
 from homeserver.process import HomeserverStartError, is_healthy
 
@@ -57,17 +68,33 @@ def connection_help(ctx: CliContext) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    os.umask(PRIVATE_UMASK)  # before anything is written under var/
     ctx = load_context(args.config)
     running = read_run_file(ctx.profile)
     if running:
         raise CliError(
             f"Cercle tourne déjà (processus {running['pid']}) : « cercle down » pour l'arrêter"
         )
+    leftovers = recorded_children(run_file(ctx.profile).parent, CHILD_MARKS)
+    if leftovers:
+        raise CliError(
+            "des processus d'un Cercle interrompu tournent encore ("
+            + ", ".join(f"{name} : {pid}" for name, pid in leftovers.items())
+            + ") : « cercle down » les arrête"
+        )
+    try:
+        check_ports(ctx.profile, with_dossier=any(s.present() and s.name == "dossier"
+                                                  for s in SERVICES))  # fmt: skip
+    except PortBusy as exc:
+        raise CliError(str(exc)) from None
     if args.detach:
         return _up_detached(ctx)
     supervisor = Supervisor(ctx.profile, ctx.secrets)
     try:
         supervisor.start(_say)
+    except PortBusy as exc:
+        supervisor.stop()
+        raise CliError(str(exc)) from None
     except HomeserverStartError as exc:
         supervisor.stop()
         raise CliError(str(exc)) from exc
@@ -112,8 +139,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     ctx = load_context(args.config)
     state = read_run_file(ctx.profile)
     if not state:
-        _say("Cercle n'était pas démarré.")
-        return 0
+        return _stop_leftovers(ctx)
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
@@ -122,6 +148,33 @@ def cmd_down(args: argparse.Namespace) -> int:
     if pid_alive(pid):
         raise CliError(f"Cercle (processus {pid}) ne s'est pas arrêté en 60 s")
     _say("Cercle est arrêté.")
+    return 0
+
+
+def _stop_leftovers(ctx: CliContext) -> int:
+    """No supervisor: stop what its pid files still name (a supervisor killed before it
+    wrote its run file, on a system without PR_SET_PDEATHSIG)."""
+    run_dir = run_file(ctx.profile).parent
+    leftovers = recorded_children(run_dir, CHILD_MARKS)
+    if not leftovers:
+        _say("Cercle n'était pas démarré.")
+        return 0
+    for pid in leftovers.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(pid_alive(p) for p in leftovers.values()):
+        time.sleep(0.2)
+    for pid in leftovers.values():
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for name in leftovers:
+        remove_pid_file(run_dir, name)
+    _say(
+        "Processus d'un Cercle interrompu arrêtés : "
+        + ", ".join(f"{name} ({pid})" for name, pid in leftovers.items())
+    )
     return 0
 
 

@@ -2,7 +2,9 @@
 
 A run file (var/run/cercle.json) says what runs where, for `cercle status` and
 `cercle down`. A service that crashes is restarted with back-off; Ctrl-C or SIGTERM stops
-everything in reverse order.
+everything in reverse order. Every child dies with the supervisor, even a SIGKILLed one
+(``PR_SET_PDEATHSIG``), and has a pid file from the moment it is spawned
+(var/run/<name>.pid) for `cercle down`. Everything under var/ is private (umask 077).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployment.processes import (
+    PRIVATE_UMASK,
+    busy_port_message,
+    die_with_parent,
+    make_private,
+    port_is_free,
+    remove_pid_file,
+    write_pid_file,
+)
 from deployment.profile import Profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
@@ -41,6 +52,31 @@ def read_run_file(profile: Profile) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and pid_alive(int(data.get("pid", 0))) else None
+
+
+# what each child's command line contains (a pid file pointing elsewhere is ignored)
+CHILD_MARKS = {
+    "synapse": "synapse.app.homeserver",
+    "comptes": "-m homeserver.account_gateway",
+    "dossier": "-m dossier_service",
+    "bot": "-m bots",
+}
+
+
+class PortBusy(Exception):
+    """A port Cercle needs is taken; the message (French) names it and who holds it."""
+
+
+def check_ports(profile: Profile, *, with_dossier: bool) -> None:
+    """Each port Cercle listens on is free, or PortBusy names it and who holds it."""
+    hs = profile.section("homeserver")
+    wanted = [(str(hs["bind_address"]), int(hs["port"]), "serveur Matrix", "homeserver.port")]
+    if with_dossier:
+        d = profile.section("dossier")
+        wanted.append((str(d["bind_address"]), int(d["port"]), "dossier", "dossier.port"))
+    for host, port, role, setting in wanted:
+        if not port_is_free(host, port):
+            raise PortBusy(busy_port_message(port, role, setting))
 
 
 def pid_alive(pid: int) -> bool:
@@ -66,13 +102,19 @@ class ServiceSpec:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
 
-SERVICES = (ServiceSpec("dossier", "dossier_service"), ServiceSpec("bot", "bots"))
+SERVICES = (
+    # the only process holding the Synapse admin token, on a Unix socket (issue 12)
+    ServiceSpec("comptes", "homeserver.account_gateway"),
+    ServiceSpec("dossier", "dossier_service"),
+    ServiceSpec("bot", "bots"),
+)
 
 
 @dataclass
 class ServiceProcess:
     spec: ServiceSpec
     log_path: Path
+    run_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -86,8 +128,10 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         out.close()
+        write_pid_file(self.run_dir, self.spec.name, self.proc.pid)
         self.started_at = time.monotonic()
 
     def running(self) -> bool:
@@ -95,6 +139,7 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
+            remove_pid_file(self.run_dir, self.spec.name)
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -102,6 +147,7 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        remove_pid_file(self.run_dir, self.spec.name)
 
 
 class Supervisor:
@@ -109,9 +155,10 @@ class Supervisor:
         self.profile = profile
         self.secrets = secrets
         self.log_dir = profile.var_dir / "log"
-        self.synapse = SynapseProcess(render(profile, secrets))
+        self.run_dir = profile.var_dir / "run"
+        self.synapse = SynapseProcess(render(profile, secrets), pid_dir=self.run_dir)
         self.services = [
-            ServiceProcess(spec, self.log_dir / f"{spec.name}.log")
+            ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)
             for spec in SERVICES
             if spec.present()
         ]
@@ -132,8 +179,14 @@ class Supervisor:
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(path)
 
+    def check_ports(self) -> None:
+        check_ports(self.profile, with_dossier=any(s.spec.name == "dossier" for s in self.services))
+
     def start(self, announce: Any) -> None:
+        os.umask(PRIVATE_UMASK)  # inherited by every service
+        make_private(self.profile.var_dir)  # files written before the umask (older runs)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.check_ports()
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)
         self.synapse.start()

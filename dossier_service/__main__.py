@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging.config
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from deployment.processes import PRIVATE_UMASK
 from dossier_service import memory
 from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="racine du projet (config/, var/)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # its database, documents and logs: the service user's alone
     _logging(args.log_level)
     try:
         asyncio.run(_serve(args.root))

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from dossier_service import appkeys
+from dossier_service.account_status import AccountChecks
 from dossier_service.api import (
     admin,
     agenda,
@@ -26,6 +27,7 @@ from dossier_service.api import (
     tasks,
 )
 from dossier_service.api.errors import error_middleware
+from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
@@ -102,10 +104,16 @@ def create_app(
     """The whole service. ``extensions`` are called last with the app (e.g. the directory's
     ``setup``); the pages of ``dossier_service.web`` are plugged in when present."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, session_middleware],
         client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
     )
     app[appkeys.CONFIG] = config
+    if config.account_gateway_socket is not None and config.account_gateway_secret:
+        app[appkeys.ACCOUNT_CHECKS] = AccountChecks(
+            config.account_gateway_socket,
+            config.account_gateway_secret,
+            interval=config.account_check_seconds,
+        )
     app[appkeys.DATABASE] = build_database(config.database_url, echo=config.sql_echo)
     app[appkeys.STORE] = DocumentStore(config.documents_dir, config.documents_max_size)
     app[appkeys.FORMS] = _load_forms(config)

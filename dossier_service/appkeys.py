@@ -8,6 +8,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
+from dossier_service.account_status import AccountChecks
 from dossier_service.config import DossierConfig
 from dossier_service.db import Database
 from dossier_service.documents_store import DocumentStore
@@ -15,6 +16,7 @@ from dossier_service.forms_schema import FormCatalogue
 from dossier_service.services.views import DashboardCache, FileCache
 
 CONFIG = web.AppKey("dossier_config", DossierConfig)
+ACCOUNT_CHECKS = web.AppKey("dossier_account_checks", AccountChecks)
 DATABASE = web.AppKey("dossier_database", Database)
 STORE = web.AppKey("dossier_documents", DocumentStore)
 FORMS = web.AppKey("dossier_forms", FormCatalogue)

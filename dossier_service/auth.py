@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +53,7 @@ class Session:
     expires_at: int
     nonce: str
     via_cookie: bool = False
+    issued_at: float = 0.0  # tokens of before issue 12 carry none: ended by any revocation
 
 
 def _b64(data: bytes) -> str:
@@ -71,7 +72,12 @@ def issue_session(key: str, user_id: str, *, lifetime: int, now: float | None = 
     now = time.time() if now is None else now
     body = _b64(
         json.dumps(
-            {"u": user_id, "e": int(now) + lifetime, "n": secrets.token_urlsafe(16)}
+            {
+                "u": user_id,
+                "e": int(now) + lifetime,
+                "n": secrets.token_urlsafe(16),
+                "i": round(now, 6),
+            }
         ).encode()
     )
     return f"{body}.{_sign(key, 'session|' + body)}"
@@ -86,8 +92,13 @@ def read_session(key: str, token: str, *, now: float | None = None) -> Session |
         return None
     try:
         data = json.loads(_unb64(body))
-        session = Session(user_id=str(data["u"]), expires_at=int(data["e"]), nonce=str(data["n"]))
-    except (ValueError, KeyError, TypeError):
+        session = Session(
+            user_id=str(data["u"]),
+            expires_at=int(data["e"]),
+            nonce=str(data["n"]),
+            issued_at=float(data.get("i", 0.0)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if session.expires_at < (time.time() if now is None else now):
         return None
@@ -150,6 +161,21 @@ async def verify_openid_token(
     return user_id
 
 
+# set by the session middleware when the request's session was ended on the server
+REVOKED = web.RequestKey("dossier_session_revoked", bool)
+
+
+def presented_session(request: web.Request, config: DossierConfig) -> Session | None:
+    """The (signed, unexpired) person's session a request carries, bearer or cookie."""
+    token = _bearer(request)
+    if token is not None:
+        if hmac.compare_digest(token.encode(), config.service_token.encode()):
+            return None
+        return read_session(config.session_key, token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return read_session(config.session_key, cookie) if cookie else None
+
+
 def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
@@ -160,6 +186,8 @@ def _bearer(request: web.Request) -> str | None:
 def authenticate(request: web.Request, config: DossierConfig) -> tuple[Principal, Session | None]:
     """The principal behind a request, or AuthError. The CSRF check is the caller's
     (:func:`check_api_csrf` for the API, :func:`csrf_matches` on a form field for pages)."""
+    if request.get(REVOKED):
+        raise AuthError("M_UNKNOWN_TOKEN", "Session terminée : reconnectez-vous.")
     token = _bearer(request)
     if token is not None:
         if hmac.compare_digest(token.encode(), config.service_token.encode()):
@@ -175,7 +203,7 @@ def authenticate(request: web.Request, config: DossierConfig) -> tuple[Principal
         session = read_session(config.session_key, cookie) if cookie else None
         if session is None:
             raise AuthError("M_MISSING_TOKEN", "Connexion requise.")
-        session = Session(session.user_id, session.expires_at, session.nonce, via_cookie=True)
+        session = replace(session, via_cookie=True)
     principal = Principal(user_id=session.user_id, is_admin=session.user_id in config.admins)
     return principal, session
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets as _random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,11 @@ class DossierConfig:
     # browser side: the homeserver as people's browsers reach it (the login page's password
     # login); empty: the same as ``homeserver_url``
     public_homeserver_url: str = ""
+    # issue 12: the account gateway tells whether a person's Matrix account is still active
+    # (asked at most every ``account_check_seconds`` per person); None: not checked
+    account_gateway_socket: Path | None = None
+    account_gateway_secret: str = field(default="", repr=False)
+    account_check_seconds: float = 300.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +118,8 @@ def normalise_database_url(url: str) -> str:
 def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
     """Build the config from ``deployment.profile.Profile`` and ``deployment.secrets.Secrets``."""
     from deployment.profile import parse_size
+    from deployment.secrets import read_or_create
+    from homeserver import account_gateway
 
     section = profile.section("dossier")
     var_dir: Path = profile.var_dir
@@ -156,4 +164,10 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
         task_types=task_types,
         file_statuses=_tuple_of_str(section, "file_statuses", DEFAULT_FILE_STATUSES),
         forms_dir=Path(forms_dir) if forms_dir else profile.root / "config" / "forms",
+        account_gateway_socket=account_gateway.socket_path(var_dir),
+        account_gateway_secret=read_or_create(
+            Path(secrets.directory),
+            account_gateway.SECRET_FILE,
+            lambda: _random.token_urlsafe(32),
+        ),
     )

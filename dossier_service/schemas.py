@@ -6,10 +6,11 @@ accepted as strings). Web forms may use ``Model.model_validate(data, strict=Fals
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from dossier_service.bounded import BoundedDate, BoundedDatetime, check_text
 
 MATRIX_USER_ID = r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$"
 # room versions >= 12 (MSC4291) have no ":server" part: "!<hash of the create event>"
@@ -22,17 +23,24 @@ UserId = Annotated[str, StringConstraints(pattern=MATRIX_USER_ID, max_length=255
 RoomId = Annotated[str, StringConstraints(pattern=ROOM_ID, max_length=255)]
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("l'horodatage doit préciser son fuseau (ex. 2026-01-31T09:00:00+01:00)")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# One bounded type for every date and timestamp received (see dossier_service.bounded).
+AwareDatetime = BoundedDatetime
 
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """NUL and the other control characters are refused in every text field."""
+        if isinstance(value, str):
+            return check_text(value)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    check_text(item)
+        return value
 
 
 # --------------------------------------------------------------------------- identity
@@ -45,14 +53,14 @@ class IdentityFields(Input):
     ) = Field(default=None, max_length=10)
     used_first_name: ShortText | None = None
     sex: Literal["M", "F", "I"] | None = None
-    birth_date: date | None = None
+    birth_date: BoundedDate | None = None
     birth_insee_code: Annotated[str, StringConstraints(max_length=5)] | None = None
     birth_commune: ShortText | None = None
     birth_country: ShortText | None = None
     identity_status: Literal["PROV", "RECUP", "VALI", "QUAL"] | None = None
     ins_number: Annotated[str, StringConstraints(max_length=20)] | None = None
     identity_document_type: ShortText | None = None
-    identity_document_date: date | None = None
+    identity_document_date: BoundedDate | None = None
     postcode: Annotated[str, StringConstraints(pattern=r"^(\d{5})?$")] | None = None
     address: Annotated[str, StringConstraints(max_length=500)] | None = None
     phones: list[Annotated[str, StringConstraints(pattern=r"^\+?[0-9 .\-]{6,20}$")]] | None = Field(
@@ -83,7 +91,7 @@ class FileStatusIn(Input):
 
 
 class DeathIn(Input):
-    death_date: date
+    death_date: BoundedDate
 
 
 class DeathCancelIn(Input):
@@ -170,16 +178,16 @@ class LeftRoomIn(Input):
 class EpisodeIn(Input):
     theme: Label
     title: ShortText = ""
-    starts_on: date
-    ends_on: date | None = None
+    starts_on: BoundedDate
+    ends_on: BoundedDate | None = None
     form_id: Annotated[str, StringConstraints(max_length=100)] | None = None
     description: Text = ""
 
 
 class EpisodeUpdate(Input):
     title: ShortText | None = None
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: BoundedDate | None = None
+    ends_on: BoundedDate | None = None
     description: Text | None = None
 
 
@@ -207,7 +215,7 @@ class TaskIn(Input):
     subtypes: list[ShortText] = Field(default_factory=list, max_length=10)
     level: Literal["basse", "normale", "haute", "urgente"] = "normale"
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    due_date: date | None = None
+    due_date: BoundedDate | None = None
     comment: Text = ""
     form_id: Annotated[str, StringConstraints(max_length=100)] | None = None
     assignees: list[AssigneeIn] = Field(default_factory=list, max_length=20)
@@ -225,7 +233,7 @@ class TaskUpdate(Input):
         | None
     ) = None
     subtypes: list[ShortText] | None = Field(default=None, max_length=10)
-    due_date: date | None = None
+    due_date: BoundedDate | None = None
     comment: Text | None = None
     assignees: list[AssigneeIn] | None = Field(default=None, max_length=20)
     document_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(
@@ -269,3 +277,8 @@ class OpenIdLoginIn(BaseModel):
     token_type: str = "Bearer"
     matrix_server_name: Annotated[str, StringConstraints(max_length=255)] | None = None
     expires_in: int | None = None
+
+
+class SessionsRevokeIn(Input):
+    user_id: UserId
+    reason: Annotated[str, StringConstraints(max_length=40)] = "désactivation"

@@ -183,6 +183,11 @@ class AdminApi:
     async def whoami(self) -> str:
         return str((await self._request("GET", "/_matrix/client/v3/account/whoami"))["user_id"])
 
+    async def devices(self, user_id: str) -> list[dict[str, Any]]:
+        """GET /_synapse/admin/v2/users/<id>/devices (an account never used has none)."""
+        body = await self._request("GET", f"/_synapse/admin/v2/users/{user_path(user_id)}/devices")
+        return list(body.get("devices") or [])
+
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         try:
             return dict(

@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployment.processes import die_with_parent, remove_pid_file, write_pid_file
 from homeserver.render import RenderedHomeserver
 
 
@@ -35,6 +36,8 @@ def is_healthy(base_url: str, timeout: float = 1.0) -> bool:
 class SynapseProcess:
     rendered: RenderedHomeserver
     python: str = sys.executable
+    # where its pid file goes as soon as it is spawned (``cercle down`` after a crash)
+    pid_dir: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -62,8 +65,11 @@ class SynapseProcess:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # never outlives its supervisor
         )
         out.close()
+        if self.pid_dir is not None:
+            write_pid_file(self.pid_dir, "synapse", self._proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -92,6 +98,8 @@ class SynapseProcess:
                 proc.kill()
                 proc.wait(timeout=5)
         self._proc = None
+        if self.pid_dir is not None:
+            remove_pid_file(self.pid_dir, "synapse")
 
     def kill(self) -> None:
         """Stop abruptly (tests of resilience)."""

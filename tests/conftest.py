@@ -71,3 +71,26 @@ async def nio_client_factory(
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def account_gateway(
+    synapse: SynapseUnderTest, tmp_path: Path
+) -> AsyncIterator[tuple[Path, str]]:
+    """The real account gateway (issue 12) on a Unix socket, holding the test Synapse's
+    admin token: (socket, secret)."""
+    from aiohttp import web
+
+    from homeserver.account_gateway import create_gateway_app
+    from homeserver.admin_api import AdminApi
+
+    secret = _random.token_urlsafe(16)
+    socket = tmp_path / "gateway.sock"
+    async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
+        runner = web.AppRunner(
+            create_gateway_app(admin, secret=secret, server_name=synapse.server_name)
+        )
+        await runner.setup()
+        await web.UnixSite(runner, str(socket)).start()
+        yield socket, secret
+        await runner.cleanup()

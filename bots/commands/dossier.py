@@ -121,6 +121,19 @@ def register(
                 "ajoutez-le d'abord (!cercle ajouter ou !inviter)."
             )
 
+    async def check_before_writing(ctx: CommandContext) -> None:
+        """A write in the file for the sender: her access checked now, even when the bot
+        does not know the room's file yet (asked to the dossier). With the dossier away,
+        the write waits in the outbox and the dossier checks her access when it arrives
+        (she is named as the acting person): it is never written unchecked."""
+        try:
+            pid = await bridge.resolve_patient(ctx.room_id)
+        except NotLinked:
+            raise UserError("Ce salon n'est lié à aucun dossier patient.") from None
+        except Unavailable:
+            return
+        await require_access(ctx, pid, reading=False)
+
     def require_member(members: list[dict[str, Any]], user: str) -> None:
         if not any(m.get("matrix_user_id") == user and m.get("has_access") for m in members):
             raise UserError(
@@ -309,9 +322,7 @@ def register(
             where=Where.SHARED_ROOM,
         )
         async def handler(ctx: CommandContext, texte: str) -> None:
-            pid = bridge.known_patient(ctx.room_id)
-            if pid:
-                await require_access(ctx, pid, reading=False)
+            await check_before_writing(ctx)
             item = await write(ctx, kind, "notebook.add", {"kind": kind, "text": texte},
                                f"la {word}")  # fmt: skip
             if item is not None:
@@ -331,9 +342,7 @@ def register(
     )
     async def doc(ctx: CommandContext, **values: str) -> None:
         category = values["catégorie"].strip().lower()
-        pid = bridge.known_patient(ctx.room_id)
-        if pid:
-            await require_access(ctx, pid, reading=False)
+        await check_before_writing(ctx)
         valid = await _categories()
         if category not in valid:
             listing = ", ".join(valid)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from dossier_service.bounded import OutOfRange, check_day
+
 PARIS = ZoneInfo("Europe/Paris")
 MAX_LAST = 100_000
 
@@ -205,7 +207,9 @@ def _parse_moment(
             )
         d, m, y = (int(g) for g in match.groups())
         try:
-            day = date(y, m, d)
+            day = check_day(date(y, m, d))  # the one bound of every date received
+        except OutOfRange as exc:
+            raise ExportOptionError(f"La date « {word} » est hors limites ({exc}).") from None
         except ValueError:
             raise ExportOptionError(
                 f"La date « {word} » n'existe pas (jour ou mois hors limites)."

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from dossier_service.bounded import OutOfRange, check_day
+
 _USER = r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d{1,5})?"
 _DUE = re.compile(r"\s+(?:échéance|echeance|due|pour\s+le|avant\s+le)\s+(\S+)\s*$", re.I)
 _FOR = re.compile(rf"\s+(?:pour|for)\s+((?:{_USER})(?:\s*,?\s*(?:et\s+)?{_USER})*)\s*$", re.I)
@@ -35,9 +37,11 @@ def parse_day(word: str, today: date) -> date:
             year = int(m.group(3)) if m.group(3) else today.year
             if year < 100:
                 year += 2000
-            return date(year, int(m.group(2)), int(m.group(1)))
+            return check_day(date(year, int(m.group(2)), int(m.group(1))))
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", w):
-            return date.fromisoformat(w)
+            return check_day(date.fromisoformat(w))
+    except OutOfRange as exc:
+        raise ParseProblem(f"Date invalide : « {word[:30]} » ({exc}).") from None
     except ValueError:
         raise ParseProblem(f"Date invalide : « {word[:30]} ».") from None
     raise ParseProblem(

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service import appkeys, ical
+from dossier_service import appkeys, bounded, ical
 from dossier_service.api.context import (
     Ctx,
     context,
@@ -42,21 +42,26 @@ def dump_event(
     return body
 
 
-async def _event_access(
+async def event_access(
     session: AsyncSession, ctx: Ctx, event_id: str, action: Action
 ) -> AgendaEvent:
+    """The event if the caller may ``action`` it. A patient's event needs current access to
+    that file for every read and write, its owner's included (a member removed from the care
+    circle loses the file's appointments); then only its owner writes it, and its
+    attendees and the file's circle read it."""
     event = await session.get(AgendaEvent, event_id) if len(event_id) <= 36 else None
     if event is None:
         raise Denied(status=404, patient_id=None, resource="agenda", action=action.value)
-    me = ctx.principal.user_id
+    if event.patient_id is not None:
+        await open_file(session, ctx, event.patient_id, action, f"agenda/{event.id}")
+    me = ctx.principal.author if ctx.principal.kind == "service" else ctx.principal.user_id
     if ctx.principal.privileged or event.owner == me:
         return event
     if action is Action.READ:
+        if event.patient_id is not None:
+            return event
         attendees = (await agenda.attendees_of(session, event_ids=[event.id]))[event.id]
         if me in attendees:
-            return event
-        if event.patient_id is not None:
-            await open_file(session, ctx, event.patient_id, Action.READ, f"agenda/{event.id}")
             return event
     raise Denied(status=404, patient_id=event.patient_id, resource="agenda", action=action.value)
 
@@ -133,7 +138,7 @@ async def get_event(request: web.Request) -> web.Response:
     ctx = context(request)
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
-        event = await _event_access(session, ctx, request.match_info["event_id"], Action.READ)
+        event = await event_access(session, ctx, request.match_info["event_id"], Action.READ)
         await ctx.audit(
             session, action="read", resource=f"agenda/{event.id}", patient_id=event.patient_id
         )
@@ -150,7 +155,7 @@ async def update_event(request: web.Request) -> web.Response:
     data = parse_model(EventUpdate, await read_raw(request))
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
-        event = await _event_access(session, ctx, request.match_info["event_id"], Action.WRITE)
+        event = await event_access(session, ctx, request.match_info["event_id"], Action.WRITE)
         await ctx.audit(
             session, action="update", resource=f"agenda/{event.id}", patient_id=event.patient_id
         )
@@ -168,12 +173,37 @@ async def update_event(request: web.Request) -> web.Response:
     return await run(ctx, work)
 
 
+def _person(request: web.Request, refusal: str) -> Ctx:
+    """The caller, who must be a person (not the bot's service token)."""
+    ctx = context(request)
+    if ctx.principal.kind != "user":
+        raise ApiError("M_FORBIDDEN", refusal)
+    return ctx
+
+
+@routes.delete("/api/v1/agenda/events/{event_id}/attendees/me")
+async def decline_event(request: web.Request) -> web.Response:
+    """Leave an event you were added to (always possible, even without access to its file)."""
+    ctx = _person(request, "Seule une personne peut se retirer d'un événement.")
+
+    async def work(session: AsyncSession) -> tuple[int, Any]:
+        event_id = request.match_info["event_id"]
+        event = await session.get(AgendaEvent, event_id) if len(event_id) <= 36 else None
+        if event is None or not await agenda.withdraw(
+            session, event=event, user_id=ctx.principal.user_id
+        ):
+            raise Denied(status=404, patient_id=None, resource="agenda", action="update")
+        # no notebook entry and no patient id in the audit row: she may have lost the access
+        await ctx.audit(session, action="update", resource=f"agenda/{event.id}", patient_id=None)
+        return 200, {}
+
+    return await run(ctx, work)
+
+
 @routes.post("/api/v1/agenda/feed")
 async def rotate_feed(request: web.Request) -> web.Response:
     """A (new) secret address for the caller's iCalendar feed; the previous one stops."""
-    ctx = context(request)
-    if ctx.principal.kind != "user":
-        raise ApiError("M_FORBIDDEN", "Seule une personne peut créer son flux d'agenda.")
+    ctx = _person(request, "Seule une personne peut créer son flux d'agenda.")
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         secret = await agenda.rotate_feed_token(session, user_id=ctx.principal.user_id)
@@ -206,6 +236,8 @@ async def feed(request: web.Request) -> web.Response:
             patient_id=None,
             remote=request.remote or "",
         )
+    # rows written before dates were bounded (year 9999) are left out rather than break it
+    events = [e for e in events if bounded.in_bounds(e.starts_at) and bounded.in_bounds(e.ends_at)]
     calendar = ical.render_calendar(
         [
             ical.CalendarEvent(

@@ -15,7 +15,7 @@ from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service import appkeys, auth
+from dossier_service import appkeys, auth, bounded
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.config import DossierConfig
 from dossier_service.db import Database
@@ -117,9 +117,10 @@ def parse_model(model: type[M], raw: bytes) -> M:
         if first["type"] == "json_invalid":
             raise ApiError("M_NOT_JSON") from None
         where = ".".join(str(p) for p in first["loc"]) or "corps"
-        raise ApiError(
-            "M_BAD_JSON", f"Champ invalide : {where} ({_french(first['type'])})."
-        ) from None
+        kind = _french(first["type"])
+        if first["type"] == "value_error" and isinstance(first.get("ctx"), dict):
+            kind = str(first["ctx"].get("error") or kind)  # our validators' French text
+        raise ApiError("M_BAD_JSON", f"Champ invalide : {where} ({kind}).") from None
 
 
 def _french(kind: str) -> str:
@@ -165,7 +166,9 @@ def query_date(request: web.Request, name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return bounded.parse_day(raw)
+    except bounded.OutOfRange as exc:
+        raise ApiError("M_INVALID_PARAM", f"Paramètre {name} : {exc}.") from None
     except ValueError:
         raise ApiError("M_INVALID_PARAM", f"Paramètre {name} : date AAAA-MM-JJ attendue.") from None
 
@@ -175,10 +178,11 @@ def query_datetime(request: web.Request, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw)
+        return bounded.parse_moment(raw, default_zone=PARIS)
+    except bounded.OutOfRange as exc:
+        raise ApiError("M_INVALID_PARAM", f"Paramètre {name} : {exc}.") from None
     except ValueError:
         raise ApiError("M_INVALID_PARAM", f"Paramètre {name} : date ISO 8601 attendue.") from None
-    return value if value.tzinfo else value.replace(tzinfo=PARIS)
 
 
 def page(limit: int, offset: int, count: int) -> int | None:
@@ -204,6 +208,16 @@ _FILE_AND_MEMBERSHIP = (
 )
 
 
+def acting_person(ctx: Ctx) -> Principal:
+    """Whose rights apply: the bot acting on someone's behalf (``X-Cercle-On-Behalf-Of``)
+    has exactly that person's access to the file, never more; on its own it is privileged."""
+    principal = ctx.principal
+    if principal.kind == "service" and principal.on_behalf_of:
+        person = principal.on_behalf_of
+        return Principal(user_id=person, is_admin=person in ctx.config.admins)
+    return principal
+
+
 @dataclass(frozen=True)
 class FileAccess:
     patient: Patient
@@ -216,11 +230,12 @@ async def open_file(
     """The patient's file if the caller may ``action`` it; Denied (404/403) otherwise."""
     patient: Patient | None = None
     member: CircleMember | None = None
+    acting = acting_person(ctx)
     if len(patient_id) <= 40:
-        if ctx.principal.kind == "user":
+        if acting.kind == "user":
             # the file and the caller's place in its circle, in one query
             found = await session.exec(
-                _FILE_AND_MEMBERSHIP, params={"pid": patient_id, "uid": ctx.principal.user_id}
+                _FILE_AND_MEMBERSHIP, params={"pid": patient_id, "uid": acting.user_id}
             )
             row = found.first()
             if row is not None:
@@ -230,7 +245,7 @@ async def open_file(
     if patient is None:
         raise Denied(status=404, patient_id=None, resource=resource, action=action.value)
     membership = Membership(role=member.role, has_access=member.has_access) if member else None
-    decision = decide(ctx.principal, membership, action)
+    decision = decide(acting, membership, action)
     if decision is Decision.NOT_FOUND:
         raise Denied(status=404, patient_id=patient.id, resource=resource, action=action.value)
     if decision is Decision.FORBIDDEN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
@@ -19,10 +19,19 @@ from dossier_service.services import documents
 
 routes = web.RouteTableDef()
 _FIELD_LIMIT = 2000
+_MAX_PARTS = 12  # file, category, description, restricted_to_roles (one per role)
 
 
 async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes]:
-    """The form fields, the file's name and its bytes; oversized bodies stop being read."""
+    """The form fields, the file's name and its bytes; oversized bodies stop being read,
+    malformed ones (bad part headers, boundaries) are a 400."""
+    try:
+        return await _read_parts(request)
+    except (http_exceptions.HttpProcessingError, ValueError):
+        raise ApiError("M_INVALID_PARAM", "Envoi multipart illisible.") from None
+
+
+async def _read_parts(request: web.Request) -> tuple[dict[str, str], str, bytes]:
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError("M_INVALID_PARAM", "Envoi attendu en multipart/form-data.")
     max_size = request.app[appkeys.STORE].max_size
@@ -32,7 +41,11 @@ async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes
     filename: str | None = None
     content: bytes | None = None
     reader = await request.multipart()
+    parts = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > _MAX_PARTS:
+            raise ApiError("M_TOO_LARGE", "Envoi invalide (trop de champs).")
         if not isinstance(part, BodyPartReader):
             raise ApiError("M_INVALID_PARAM", "Envoi multipart imbriqué non accepté.")
         if part.name == "file":

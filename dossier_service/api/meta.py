@@ -22,6 +22,7 @@ OPENAPI_KEY = web.AppKey("dossier_openapi", dict)
 # request body of each operation (method, path) -> schema
 REQUEST_BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
     ("POST", "/api/v1/login"): schemas.OpenIdLoginIn,
+    ("POST", "/api/v1/sessions/revoke"): schemas.SessionsRevokeIn,
     ("POST", "/api/v1/patients"): schemas.PatientCreate,
     ("PATCH", "/api/v1/patients/{patient_id}/identity"): schemas.IdentityUpdate,
     ("POST", "/api/v1/patients/{patient_id}/status"): schemas.FileStatusIn,
@@ -50,6 +51,18 @@ REQUEST_BODIES: dict[tuple[str, str], type[BaseModel] | str] = {
 }
 PUBLIC = {("POST", "/api/v1/login"), ("GET", "/api/v1/openapi.json"), ("POST", "/api/v1/logout")}
 ERROR = {"$ref": "#/components/schemas/Error"}
+# every refusal the API answers, each a Matrix-shaped {"errcode", "error"} body
+ERROR_RESPONSES = {
+    "400": "Requête invalide",
+    "401": "Connexion requise, session invalide ou terminée",
+    "403": "Accès refusé (membre sans accès, rôle, CSRF)",
+    "404": "Introuvable (ou pas dans le cercle de soins)",
+    "405": "Méthode non permise",
+    "409": "Conflit avec l'état actuel du dossier",
+    "413": "Requête trop volumineuse",
+    "415": "Type de contenu non accepté",
+    "503": "Serveur Matrix injoignable",
+}
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
@@ -78,13 +91,10 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             ],
             "responses": {
                 "200": {"description": "OK"},
-                "400": {
-                    "description": "Requête invalide",
-                    "content": {"application/json": {"schema": ERROR}},
-                },
-                "404": {
-                    "description": "Introuvable (ou pas dans le cercle de soins)",
-                    "content": {"application/json": {"schema": ERROR}},
+                "201": {"description": "Créé"},
+                **{
+                    code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
+                    for code, text in ERROR_RESPONSES.items()
                 },
             },
         }

@@ -19,7 +19,7 @@ from dossier_service.api.context import (
     query_int,
     read_raw,
 )
-from dossier_service.api.errors import ApiError
+from dossier_service.api.errors import ApiError, Denied
 from dossier_service.api.runner import idempotency_key, run
 from dossier_service.api.serialize import dump
 from dossier_service.models.patient import (
@@ -121,6 +121,8 @@ async def create_patient(request: web.Request) -> web.Response:
         raise ApiError("M_FORBIDDEN", "Seul le service peut désigner un autre coordinateur.")
     if data.id and ctx.principal.kind != "service":
         raise ApiError("M_FORBIDDEN", "Seul le service peut choisir l'identifiant du dossier.")
+    if data.room_id and ctx.principal.kind != "service":
+        raise ApiError("M_FORBIDDEN", ROOM_LINK_BY_BOT)
 
     async def work(session: AsyncSession) -> tuple[int, Any]:
         patient = await patients.create_patient(
@@ -237,8 +239,18 @@ async def cancel_death(request: web.Request) -> web.Response:
     return await run(ctx, work, key=idempotency_key(request), raw=raw)
 
 
+ROOM_LINK_BY_BOT = (
+    "Un dossier se lie à une conversation depuis la conversation elle-même, avec le bot : "
+    "!patient lier <identifiant du dossier>."
+)
+
+
 @routes.put("/api/v1/patients/{patient_id}/room")
 async def link_room(request: web.Request) -> web.Response:
+    """Link the file to its patient room. Only the bot does it: it has seen, in Matrix,
+    that the person asking is a joined member of the room, that the bot is in it with the
+    power to furnish it (a patient room), and it acts on her behalf (her circle role is
+    checked here); a room already linked to another file is a 409."""
     ctx = context(request)
     data = parse_model(RoomLinkIn, await read_raw(request))
 
@@ -246,6 +258,10 @@ async def link_room(request: web.Request) -> web.Response:
         access = await open_file(
             session, ctx, request.match_info["patient_id"], Action.MANAGE_CIRCLE, "patient.room"
         )
+        if ctx.principal.kind != "service":
+            # nobody here can vouch for the person's membership of that room
+            raise Denied(status=403, patient_id=access.patient.id, resource="patient.room",
+                         action=Action.MANAGE_CIRCLE.value)  # fmt: skip
         await ctx.audit(
             session, action="update", resource="patient.room", patient_id=access.patient.id
         )

@@ -10,7 +10,6 @@ from typing import Any
 from .mail import SmtpSettings, smtp_from_section
 from .store import database_path
 
-ADMIN_TOKEN_FILE = "admin_access_token"  # written by homeserver.accounts
 CSRF_KEY_FILE = "annuaire_csrf_key"
 
 
@@ -21,7 +20,10 @@ class DirectorySettings:
     homeserver_url: str
     public_url: str
     csrf_key: str = field(repr=False)
-    admin_token: str | None = field(default=None, repr=False)
+    # approvals and activations go through the account gateway (homeserver.account_gateway):
+    # the dossier serves the internet and holds no Synapse admin credential (issue 12)
+    gateway_socket: Path | None = None
+    gateway_secret: str | None = field(default=None, repr=False)
     activation_hours: int = 72
     request_limit: int = 5  # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
@@ -30,12 +32,12 @@ class DirectorySettings:
 
 
 def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
-    """``annuaire`` section of the profile + the operator admin token and a CSRF key."""
+    """``annuaire`` section of the profile + the account gateway's address and secret and a
+    CSRF key."""
     from deployment.secrets import read_or_create
+    from homeserver.account_gateway import SECRET_FILE, socket_path
 
     section = profile.section("annuaire") or {}
-    token_path = Path(secrets.directory) / ADMIN_TOKEN_FILE
-    token = token_path.read_text(encoding="utf-8").strip() if token_path.exists() else None
     dossier = profile.section("dossier") or {}
     return DirectorySettings(
         database=database_path(section, Path(profile.var_dir)),
@@ -45,7 +47,10 @@ def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
         csrf_key=read_or_create(
             Path(secrets.directory), CSRF_KEY_FILE, lambda: _random.token_urlsafe(32)
         ),
-        admin_token=token,
+        gateway_socket=socket_path(Path(profile.var_dir)),
+        gateway_secret=read_or_create(
+            Path(secrets.directory), SECRET_FILE, lambda: _random.token_urlsafe(32)
+        ),
         activation_hours=int(section.get("activation_hours", 72)),
         request_limit=int(section.get("request_limit", 5)),
         request_window_seconds=int(section.get("request_window_seconds", 600)),

@@ -457,14 +457,15 @@ def paris_time(value: str | datetime | None) -> str:
 
 # --- wiring ---------------------------------------------------------------------------------
 def _default_admin_api(settings: DirectorySettings) -> AdminApiFactory | None:
-    if not settings.admin_token:
+    """The account gateway (never the Synapse admin token: this process serves the internet)."""
+    if not settings.gateway_secret or settings.gateway_socket is None:
         return None
-    token = settings.admin_token
+    socket, secret = settings.gateway_socket, settings.gateway_secret
 
     def factory() -> AbstractAsyncContextManager[HomeserverAdmin]:
-        from homeserver.admin_api import AdminApi
+        from homeserver.account_gateway.client import GatewayClient
 
-        return AdminApi(settings.homeserver_url, token)
+        return GatewayClient(socket, secret)
 
     return factory
 

@@ -16,6 +16,7 @@ from dossier_service.models.patient import (
     IdentityStatusChange,
     Patient,
 )
+from dossier_service.models.sessions import SessionRevocation
 from dossier_service.models.tasks import Task, TaskAssignee
 
 metadata = SQLModel.metadata
@@ -38,6 +39,7 @@ __all__ = [
     "NotebookEntry",
     "OutboxEvent",
     "Patient",
+    "SessionRevocation",
     "Task",
     "TaskAssignee",
     "metadata",

@@ -10,9 +10,11 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from dossier_service.ical import RecurrenceError, normalise_rrule
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
+from dossier_service.models.circle import CircleMember
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
@@ -45,6 +47,55 @@ async def attendees_of(session: AsyncSession, *, event_ids: Sequence[str]) -> di
     return out
 
 
+def _with_file_access(user_id: str) -> SelectOfScalar[str]:
+    """The files ``user_id`` may read now (current member of the care circle, with access)."""
+    return select(CircleMember.patient_id).where(
+        CircleMember.matrix_user_id == user_id,
+        col(CircleMember.ended_at).is_(None),
+        col(CircleMember.has_access).is_(True),
+    )
+
+
+async def check_attendees(
+    session: AsyncSession, *, owner: str, patient_id: str | None, users: Sequence[str]
+) -> None:
+    """Nobody is put in someone's agenda without a relation: for a patient's event, each
+    attendee is a current member of that care circle with access; otherwise each shares a
+    current care circle with the owner."""
+    others = sorted(set(users) - {owner})
+    if not others:
+        return
+    if patient_id is not None:
+        files = select(CircleMember.patient_id).where(CircleMember.patient_id == patient_id)
+    else:
+        files = _with_file_access(owner)
+    rows = await session.exec(
+        select(CircleMember.matrix_user_id).where(
+            col(CircleMember.matrix_user_id).in_(others),
+            col(CircleMember.patient_id).in_(files),
+            col(CircleMember.ended_at).is_(None),
+            col(CircleMember.has_access).is_(True),
+        )
+    )
+    unrelated = set(others) - {u for u in rows.all() if u}
+    if unrelated:
+        where = "du cercle de soins de ce patient" if patient_id else "d'un de vos cercles de soins"
+        raise InvalidInput(
+            f"Participant(s) sans lien avec vous : ajoutez seulement des membres {where}.",
+            field="attendees",
+        )
+
+
+async def withdraw(session: AsyncSession, *, event: AgendaEvent, user_id: str) -> bool:
+    """An attendee leaves an event (she can always do so); False when she was not in it."""
+    result = await session.exec(
+        delete(AgendaAttendee).where(
+            col(AgendaAttendee.event_id) == event.id, col(AgendaAttendee.user_id) == user_id
+        )
+    )
+    return bool(result.rowcount)
+
+
 async def _set_attendees(session: AsyncSession, event: AgendaEvent, users: Sequence[str]) -> None:
     await session.exec(delete(AgendaAttendee).where(col(AgendaAttendee.event_id) == event.id))
     for user in dict.fromkeys(users):
@@ -62,6 +113,7 @@ async def create_event(
     owner = data.owner if (data.owner and principal.privileged) else principal.author
     event = AgendaEvent(owner=owner, **data.model_dump(exclude={"attendees", "owner"}))
     _check(event, event_types)
+    await check_attendees(session, owner=owner, patient_id=event.patient_id, users=data.attendees)
     session.add(event)
     await session.flush()
     await _set_attendees(session, event, data.attendees)
@@ -100,6 +152,9 @@ async def update_event(
     event.updated_at = utcnow()
     session.add(event)
     if data.attendees is not None:
+        before = set((await attendees_of(session, event_ids=[event.id]))[event.id])
+        added = [u for u in data.attendees if u not in before]
+        await check_attendees(session, owner=event.owner, patient_id=event.patient_id, users=added)
         await _set_attendees(session, event, data.attendees)
     if event.patient_id is not None:
         verb = "Annulation" if data.cancelled else "Modification"
@@ -128,7 +183,12 @@ async def list_events(
     if user_id is not None:
         attending = select(AgendaAttendee.event_id).where(AgendaAttendee.user_id == user_id)
         query = query.where(
-            or_(col(AgendaEvent.owner) == user_id, col(AgendaEvent.id).in_(attending))
+            or_(col(AgendaEvent.owner) == user_id, col(AgendaEvent.id).in_(attending)),
+            # a patient's events only while the person has access to that file
+            or_(
+                col(AgendaEvent.patient_id).is_(None),
+                col(AgendaEvent.patient_id).in_(_with_file_access(user_id)),
+            ),
         )
     if patient_id is not None:
         query = query.where(AgendaEvent.patient_id == patient_id)

@@ -12,7 +12,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
-from dossier_service import appkeys, auth
+from dossier_service import appkeys, auth, bounded
 from dossier_service.api.context import Ctx, context
 from dossier_service.web.rendering import login_url
 
@@ -94,7 +94,11 @@ def french_validation(exc: ValidationError) -> str:
     field = FIELD_LABELS.get(loc[0], loc[0]) if loc else "formulaire"
     kind = _KINDS.get(first["type"], "valeur invalide")
     message = first.get("msg", "")
-    if first["type"] == "value_error" and "fuseau" in message:
+    if first["type"] == "value_error" and "hors limites" in message:
+        kind = "date hors limites"
+    elif first["type"] == "value_error" and "contrôle" in message:
+        kind = "caractère de contrôle non permis"
+    elif first["type"] == "value_error" and "fuseau" in message:
         kind = "date et heure invalides"
     return f"Champ « {field} » : {kind}."
 
@@ -112,7 +116,9 @@ def parse_day(value: str | None) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        return bounded.parse_day(value)
+    except bounded.OutOfRange as exc:
+        raise PageInputError(f"Date invalide : {exc}.") from None
     except ValueError:
         raise PageInputError("Date invalide (format AAAA-MM-JJ).") from None
 
@@ -122,10 +128,11 @@ def parse_local_datetime(value: str | None, label: str) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return bounded.parse_moment(value, default_zone=PARIS)
+    except bounded.OutOfRange as exc:
+        raise PageInputError(f"Champ « {label} » : {exc}.") from None
     except ValueError:
         raise PageInputError(f"Champ « {label} » : date et heure invalides.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=PARIS)
 
 
 def safe_next(target: str | None, default: str = "/patients") -> str:

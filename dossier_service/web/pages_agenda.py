@@ -4,7 +4,6 @@ iCalendar subscription of each professional (RFC 5545, rendered by ``dossier_ser
 from __future__ import annotations
 
 import re
-from datetime import date
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +11,8 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
+from dossier_service import bounded
+from dossier_service.api.agenda import event_access
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
     PARIS,
@@ -55,9 +56,7 @@ async def _render(
     view = view if view in VIEWS else "semaine"
     try:
         anchor = (
-            date.fromisoformat(request.query.get("date", ""))
-            if request.query.get("date")
-            else today
+            bounded.parse_day(request.query.get("date", "")) if request.query.get("date") else today
         )
     except ValueError:
         anchor = today
@@ -173,11 +172,8 @@ async def cancel_event(request: web.Request) -> web.StreamResponse:
     await posted_form(request, ctx)
     try:
         async with ctx.db.transaction() as session:
-            event = await agenda_service.get_event(session, event_id=request.match_info["eid"][:36])
-            if event.owner != ctx.principal.user_id and not ctx.principal.privileged:
-                raise web.HTTPNotFound()
-            if event.patient_id:
-                await open_file(session, ctx, event.patient_id, Action.WRITE, "page:agenda")
+            # the API's rule: the patient's file access first, then only the owner writes
+            event = await event_access(session, ctx, request.match_info["eid"][:36], Action.WRITE)
             await agenda_service.update_event(
                 session, principal=ctx.principal, event=event,
                 data=EventUpdate(cancelled=True), event_types=ctx.config.event_types,

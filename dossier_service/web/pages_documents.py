@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
@@ -20,6 +20,8 @@ from dossier_service.web.rendering import OWN_CSP_HEADER
 
 routes = web.RouteTableDef()
 FIELD_MAX = 4096
+# csrf, file, category, description and one box per role that may see a confidential one
+MAX_PARTS = 4 + len(ROLES) + 1
 
 
 async def _read_field(part: BodyPartReader) -> str:
@@ -43,10 +45,20 @@ async def upload(request: web.Request) -> web.StreamResponse:
     filename = ""
     try:
         reader = await request.multipart()
+        # the CSRF token comes first in the form: checked before any other part is read
+        first = await reader.next()
+        token = None
+        if isinstance(first, BodyPartReader) and first.name == auth.CSRF_FIELD:
+            token = await _read_field(first)
+        check_csrf(ctx, token)
+        parts = 1
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                continue
+            parts += 1
+            if parts > MAX_PARTS or not isinstance(part, BodyPartReader):
+                raise DocumentRejected("M_TOO_LARGE", "Envoi invalide (trop de champs).", 413)
             if part.name == "file":
+                if content is not None:
+                    raise DocumentRejected("M_INVALID_PARAM", "Un seul fichier par envoi.")
                 filename = part.filename or ""
                 chunks, size = [], 0
                 while chunk := await part.read_chunk(64 * 1024):
@@ -57,7 +69,6 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 content = b"".join(chunks)
             elif part.name:
                 fields.setdefault(part.name, []).append(await _read_field(part))
-        check_csrf(ctx, next(iter(fields.get(auth.CSRF_FIELD, [])), None))
         if content is None or not filename:
             raise DocumentRejected("M_MISSING_PARAM", "Choisissez un fichier à déposer.")
         name = safe_filename(filename)
@@ -83,6 +94,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
     except DocumentRejected as exc:
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form="document")  # fmt: skip
+    except (http_exceptions.HttpProcessingError, ValueError):
+        return await render_file(request, ctx, pid, error="Envoi illisible : recommencez.",
+                                 status=400, open_form="document")  # fmt: skip
     except ServiceError as exc:
         return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
                                  open_form="document")  # fmt: skip

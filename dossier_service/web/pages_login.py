@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from dossier_service import appkeys, auth
 from dossier_service.api.context import open_file
+from dossier_service.api.session import end_presented_session
 from dossier_service.policy import Action, Principal
 from dossier_service.schemas import OpenIdLoginIn
 from dossier_service.services import journal
@@ -135,6 +136,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     ctx = page_context(request)
     form = await request.post()
     check_csrf(ctx, form.get(auth.CSRF_FIELD))
+    await end_presented_session(request)
     response = web.HTTPSeeOther("/connexion")
     auth.clear_session_cookie(response)
     raise response

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from dossier_service import appkeys
+from dossier_service import appkeys, bounded
 from dossier_service.api.context import open_file
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.tasks import OPEN_STATES, TASK_LEVELS, TASK_STATES
@@ -28,8 +28,8 @@ DASHBOARD_LIMIT = 300
 
 def _day(value: str) -> date | None:
     try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
+        return bounded.parse_day(value) if value else None
+    except ValueError:  # a filter: an unreadable or out-of-range day is no filter
         return None
 
 

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+from dossier_service.bounded import DATE_MAX, DATE_MIN
 from dossier_service.web.fr_dates import MONTHS_SHORT, fmt_date
 
 WIDTH = 960
@@ -51,9 +52,14 @@ class Axis:
         return LABEL_WIDTH + inner * (day - self.start).days / self.days
 
 
+def _clamp(day: date) -> date:
+    """Rows written before dates were bounded (year 1, 9999) are drawn at the bounds."""
+    return min(max(day, DATE_MIN), DATE_MAX)
+
+
 def _axis(episodes: Sequence[EpisodeLike], today: date) -> Axis:
-    first = min((e.starts_on for e in episodes), default=today)
-    last = max([today, *(e.ends_on or e.starts_on for e in episodes)])
+    first = _clamp(min((e.starts_on for e in episodes), default=today))
+    last = _clamp(max([today, *(e.ends_on or e.starts_on for e in episodes)]))
     first = min(first, today)
     span = max((last - first).days, 30)
     pad = max(span // 20, 3)
@@ -76,7 +82,8 @@ def _ticks(axis: Axis) -> list[tuple[date, str]]:
             month = day.month - 1 + step
             day = date(day.year + month // 12, month % 12 + 1, 1)
         return ticks
-    step = 1 if months <= 12 * 12 else 5
+    # at most ~15 labelled years, whatever the span (a bound at 2199 is 175 years away)
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if months <= 12 * 15 * s)
     for year in range(axis.start.year + 1, axis.end.year + 1):
         if year % step == 0:
             ticks.append((date(year, 1, 1), str(year)))

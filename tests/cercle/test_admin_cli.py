@@ -11,13 +11,16 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 from support import free_port
 
 from cercle.cli import main
@@ -131,6 +134,46 @@ def cli_config(synapse: Any, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def dossier_config(synapse: Any, tmp_path: Path) -> Iterator[Path]:
+    """``cli_config`` with a real dossier service running (its own database and port), for
+    the commands that end dossier sessions."""
+    from deployment.profile import load_profile
+    from deployment.secrets import Secrets
+    from dossier_service.app import create_app
+    from dossier_service.config import config_from_profile
+    from dossier_service.migrate import upgrade
+
+    data = dict(synapse.profile.data)
+    data["dossier"] = {**dict(data.get("dossier") or {}), "port": free_port(),
+                       "bind_address": "127.0.0.1", "public_url": None,
+                       "database_url": f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+                       "documents_dir": str(tmp_path / "documents")}  # fmt: skip
+    path = tmp_path / "cercle-dossier.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    profile = load_profile(override_file=path)
+    config = config_from_profile(profile, Secrets.load_or_create(profile.var_dir))
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    async def serve() -> web.AppRunner:
+        await upgrade(config.database_url)
+        runner = web.AppRunner(create_app(config, with_pages=False))
+        await runner.setup()
+        await web.TCPSite(runner, config.bind_address, config.port).start()
+        return runner
+
+    runner = loop.run_until_complete(serve())
+    thread = threading.Thread(target=lambda: (ready.set(), loop.run_forever()), daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield path
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
+
+
 @pytest.mark.integration
 def test_create_with_generated_password_admin_and_display_name(
     synapse: Any, cli_config: Path, capsys: pytest.CaptureFixture[str]
@@ -237,8 +280,9 @@ def test_list_shows_active_and_pending_accounts(
 
 @pytest.mark.integration
 def test_deactivate_with_erase(
-    synapse: Any, cli_config: Path, capsys: pytest.CaptureFixture[str]
+    synapse: Any, dossier_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    cli_config = dossier_config
     localpart = unique("depart")
     user_id = f"@{localpart}:{synapse.server_name}"
     run(
@@ -255,6 +299,10 @@ def test_deactivate_with_erase(
     code, out, err = run(cli_config, "deactivate", user_id, "--erase", capsys=capsys)
     assert (code, err) == (0, "")
     assert out == f"Compte désactivé et effacé : {user_id}\n"
+    # issue 12: the dossier's sessions ended with the account
+    dossier_db = yaml.safe_load(cli_config.read_text())["dossier"]["database_url"]
+    rows = asyncio.run(_revocations(dossier_db))
+    assert rows == [(user_id, None)]
     user = admin_call(synapse, "get_user", user_id)
     assert user["deactivated"] is True
     assert user["erased"] is True
@@ -265,6 +313,21 @@ def test_deactivate_with_erase(
     assert user_id not in {u["user_id"] for u in json.loads(out)}
     code, out, _ = run(cli_config, "list", "--json", "--all", capsys=capsys)
     assert {u["user_id"]: u for u in json.loads(out)}[user_id]["deactivated"] is True
+
+
+async def _revocations(url: str) -> list[tuple[str, str | None]]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT user_id, nonce_sha256 FROM session_revocations")
+            )
+            return [(str(r[0]), r[1]) for r in found.all()]
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.integration

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import stat
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support import free_port
+
+from deployment.processes import command_line, exposed_paths
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +55,17 @@ def test_up_status_down_and_second_up_reuses_state(
         assert "Cercle est prêt" in up.stdout
         assert "cercle admin user create" in up.stdout
 
+        # issue 12, finding 6: var/ is private to the service user (0700 / 0600)
+        assert exposed_paths(var) == []
+        assert stat.S_IMODE(var.stat().st_mode) == 0o700
+
+        # issue 12, finding 8: the account gateway runs, on its private socket
+        gateway_socket = var / "run" / "account-gateway.sock"
+        _wait_for(gateway_socket.exists, 30, "socket de la passerelle des comptes")
+        assert stat.S_IMODE(gateway_socket.stat().st_mode) == 0o600
+
         status = json.loads(cercle(deployment_env, "status", "--json").stdout)
+        assert status["services"]["comptes"]["state"] == "running"
         for key in ("homeserver_url", "server_name", "bot_user_id", "dossier_url", "services"):
             assert key in status
         assert status["services"]["homeserver"]["state"] == "running"
@@ -81,3 +97,92 @@ def test_up_status_down_and_second_up_reuses_state(
         assert json.loads(cercle(deployment_env, "status", "--json").stdout)["running"] is True
     finally:
         cercle(deployment_env, "down")
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"toujours pas après {timeout:.0f} s : {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of this test counts as gone
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return state != "Z"
+
+
+def test_a_killed_supervisor_leaves_no_orphan_and_the_next_up_works(
+    deployment_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 12, finding 9: SIGKILL on `cercle up` while it starts; Synapse dies with it,
+    `cercle down` has nothing left to stop and the next `up` starts."""
+    run_dir = tmp_path / "var" / "run"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cercle", "up"], env=deployment_env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: (run_dir / "synapse.pid").exists(), 60, "pid file de Synapse")
+        synapse_pid = int((run_dir / "synapse.pid").read_text())
+        assert "synapse.app.homeserver" in command_line(synapse_pid)
+        up.kill()
+        up.wait(10)
+        _wait_for(lambda: not _alive(synapse_pid), 30, "Synapse survit à son superviseur")
+        down = cercle(deployment_env, "down")
+        assert down.returncode == 0 and "n'était pas démarré" in down.stdout, down.stdout
+        again = cercle(deployment_env, "up", "--detach")
+        assert again.returncode == 0, again.stderr
+    finally:
+        if up.poll() is None:
+            up.kill()
+        cercle(deployment_env, "down")
+
+
+def test_orphans_recorded_in_pid_files_are_stopped_by_down(
+    deployment_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Where the kernel does not stop them (no PR_SET_PDEATHSIG), `cercle down` finds the
+    children from their pid files; a pid file naming an unrelated process is ignored."""
+    run_dir = tmp_path / "var" / "run"
+    run_dir.mkdir(parents=True)
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "dossier_service"],
+        start_new_session=True,
+    )
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / "dossier.pid").write_text(str(orphan.pid))
+        (run_dir / "bot.pid").write_text(str(unrelated.pid))
+        refused = cercle(deployment_env, "up", "--detach")
+        assert refused.returncode == 1 and "cercle down" in refused.stderr, refused.stderr
+        down = cercle(deployment_env, "down")
+        assert down.returncode == 0 and f"dossier ({orphan.pid})" in down.stdout, down.stdout
+        assert orphan.wait(10) is not None
+        assert unrelated.poll() is None  # never signalled
+    finally:
+        for proc in (orphan, unrelated):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_a_busy_port_is_a_french_error_naming_it_and_its_holder(
+    deployment_env: dict[str, str],
+) -> None:
+    port = int(deployment_env["CERCLE__HOMESERVER__PORT"])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = cercle(deployment_env, "up", "--detach", timeout=60)
+    assert result.returncode == 1
+    assert f"le port {port} (serveur Matrix) est déjà occupé par le processus {os.getpid()}" in (
+        result.stderr
+    ), result.stderr
+    assert "Traceback" not in result.stderr

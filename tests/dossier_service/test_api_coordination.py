@@ -265,7 +265,7 @@ async def test_hospitalisation_states(api: Api) -> None:
         f"/api/v1/patients/{pid}/hospitalisations",
         201,
         as_user=COORD,
-        json={"structure": "Clinique A", "admission_at": "2999-01-01T10:00:00Z"},
+        json={"structure": "Clinique A", "admission_at": "2199-01-01T10:00:00Z"},
     )
     cur = await api.ok(
         "POST",

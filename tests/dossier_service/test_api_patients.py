@@ -63,8 +63,8 @@ async def test_identity_rules_refused_and_nothing_written(api: Api) -> None:
     cases = [
         ({"birth_insee_code": "3155"}, "birth_insee_code"),
         ({"birth_insee_code": "2C001"}, "birth_insee_code"),
-        ({"birth_date": "2999-01-01"}, "birth_date"),
-        ({"identity_document_date": "2999-01-01"}, "identity_document_date"),
+        ({"birth_date": "2150-01-01"}, "birth_date"),
+        ({"identity_document_date": "2150-01-01"}, "identity_document_date"),
         ({"ins_number": "2450331555123" + "00"}, "ins_number"),  # wrong key
         ({"identity_status": "QUAL"}, "identity_status"),  # PROV -> QUAL not allowed
         ({**QUAL_IDENTITY, "ins_number": None, "identity_status": "RECUP"}, "ins_number"),

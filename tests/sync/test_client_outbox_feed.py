@@ -32,6 +32,12 @@ async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> st
     created = await client.create_patient(
         room_id=room, label="Mme A.", coordinator=COORD, key="k-create"
     )
+    # the bot writes on the nurse's behalf: the dossier checks her access (issue 12)
+    member = {"kind": "professionnel", "display_name": "Infirmière", "matrix_user_id": NURSE,
+              "role": "intervenant", "has_access": True}  # fmt: skip
+    await client.add_circle_member(
+        str(created["id"]), member, actor=COORD, key=f"k-nurse-{created['id']}"
+    )
     return str(created["id"])
 
 

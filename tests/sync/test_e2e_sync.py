@@ -485,3 +485,26 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
     assert (await state(coord, other_id, "fr.cercle.patient"))["id"] == pid
     widget = await state(coord, other_id, "im.vector.modular.widgets", "cercle-dossier")
     assert f"/patients/{pid}?" in widget["url"]
+
+
+async def test_a_note_held_while_the_dossier_is_down_is_checked_when_it_arrives(
+    env: Env,
+) -> None:
+    """Issue 12, finding 7: someone in the room but not in the care circle writes !note while
+    the dossier is down; the write waits, and the dossier, checking her access when it
+    arrives, refuses it: never written unchecked."""
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Suivi retenue")
+    colleague = await env.make_pro()
+    await nurse.say(room_id, f"!inviter {colleague.user_id}")
+    await colleague.wait_member(room_id, colleague.user_id)
+    await env.server.stop()
+    start = colleague.mark(room_id)
+    await colleague.say(room_id, "!note retenue-intrusion")
+    await nurse.say(room_id, "!note retenue-legitime")
+    await colleague.wait_notice(room_id, "momentanément indisponible : la note", start=start)
+    await env.server.start()
+    file = await eventually(lambda: env.file(pid),
+                            lambda f: "retenue-legitime" in notebook_texts(f),
+                            timeout=40, what="note différée légitime")  # fmt: skip
+    assert "retenue-intrusion" not in notebook_texts(file)

@@ -13,6 +13,7 @@ from dossier_service.directory.importer import import_extract
 from dossier_service.directory.settings import DirectorySettings
 from dossier_service.directory.store import connect
 from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.migrate import upgrade
 
 from .conftest import SAMPLE
 
@@ -30,6 +31,7 @@ async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path
         service_token=secrets.token_urlsafe(32),
         element_origin="http://element.test",
     )
+    await upgrade(config.database_url)  # the service migrates before serving (sessions table)
     settings = DirectorySettings(
         database=tmp_path / "annuaire.db",
         server_name="cercle.test",

@@ -33,7 +33,7 @@ def make_app(
     *,
     limit: int = 5,
     homeserver_url: str = "http://127.0.0.1:9",
-    admin_token: str | None = None,
+    gateway: tuple[Path, str] | None = None,
     server_name: str = "cercle.test",
     smtp: SmtpSettings | None = None,
 ) -> tuple[web.Application, DossierConfig, Path]:
@@ -56,7 +56,8 @@ def make_app(
         homeserver_url=homeserver_url,
         public_url="http://dossier.test",
         csrf_key=secrets.token_urlsafe(32),
-        admin_token=admin_token,
+        gateway_socket=gateway[0] if gateway else None,
+        gateway_secret=gateway[1] if gateway else None,
         request_limit=limit,
         request_window_seconds=600,
         smtp=smtp,
@@ -238,14 +239,20 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
 
 @pytest.mark.integration
 async def test_request_approval_activation_login(
-    aiohttp_client: Any, tmp_path: Path, synapse: Any, user_factory: Any, smtp_sink: Any
+    aiohttp_client: Any,
+    tmp_path: Path,
+    synapse: Any,
+    user_factory: Any,
+    smtp_sink: Any,
+    account_gateway: tuple[Path, str],
 ) -> None:
     from homeserver.admin_api import AdminApi
 
+    # approvals go through the account gateway (the dossier holds no admin token)
     app, config, db = make_app(
         tmp_path,
         homeserver_url=synapse.base_url,
-        admin_token=synapse.admin_token,
+        gateway=account_gateway,
         server_name=synapse.server_name,
         smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="cercle@cercle.test"),
     )

@@ -233,6 +233,7 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
 
 
 async def test_the_owner_cancels_an_appointment(site) -> None:
+    await site.seed_patient()  # the nurse shares a care circle with the coordinator
     coord = site.person(site.COORD)
     status, _, _ = await site.post(coord, "/agenda/evenements", {
         "title": "Réunion de synthèse", "type": "RDV bureau", "starts_at": "2026-12-02T14:00",
