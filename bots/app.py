@@ -136,8 +136,9 @@ class BotApp:
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
         exports = export_commands.ExportService(
-            s.client, s.io, describe_room=people, pending=PendingExports(s.db)
-        )
+            s.client, s.io, describe_room=people, pending=PendingExports(s.db),
+            command_prefix=s.config.command_prefix,
+        )  # fmt: skip
         export_commands.register(registry, exports)
 
         async def resume_exports() -> None:  # those a restart cut short

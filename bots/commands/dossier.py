@@ -379,10 +379,11 @@ def register(
             raise UsageError(str(exc)) from None
         await require_access(ctx, await patient_of(ctx), reading=False)
         payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
-                                   "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
+                                   "due_date": request.due.isoformat() if request.due else None,
+                                   "command": ctx.event_id}  # fmt: skip
         item = await write(ctx, "task", "task.create", payload, "la tâche")
-        if item is None:
-            return
+        if item is None or request.assignees:
+            return  # assigned: the room's « Nouvelle tâche » notice is the reply (one message)
         due = f" (échéance {fr_date(request.due)})" if request.due else ""
         who_plain = f" pour {', '.join(request.assignees)}" if request.assignees else ""
         who_html = (

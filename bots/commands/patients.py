@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from nio import AsyncClient
 
 from bots.commands.directory import LastResults, UserOrResult, result_user
+from bots.commands.patient_label import confirmed_label
 from bots.commands.registry import (
     CommandContext,
     CommandRegistry,
@@ -127,7 +128,7 @@ def register(
         help="crée un salon patient chiffré, nommé d'après le libellé choisi (évitez le nom du patient)",
     )
     async def nouveau(ctx: CommandContext, **values: str) -> None:
-        label = values["libellé"]
+        label = confirmed_label(values["libellé"], registry.prefix)
         pseudonym = new_pseudonym()
         # once per command, even replayed after a crash (bots.matrix.room_once)
         room_id, created = await create_room_once(

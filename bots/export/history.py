@@ -36,6 +36,7 @@ from bots.export.paging import (
     event_source,
     events_in_order,
     events_newest_first,
+    is_chatter,
     reads_backward,
 )
 from bots.export.receipts import read_receipts
@@ -107,6 +108,8 @@ async def _fetch_into(
     def read(source: dict[str, Any]) -> None:
         item = reader.read(source)
         shown = isinstance(item, Draft) and in_period(item.ts, request.since, request.until)
+        if request.last is not None and is_chatter(source, request.command_prefix):
+            shown = False  # « derniers N »: commands and export notices neither count nor show
         spool.add(source["event_id"], item, shown=shown)
 
     if reads_backward(request):  # « derniers N »: newest first, put back in order on disk

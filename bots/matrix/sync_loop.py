@@ -221,16 +221,18 @@ class SyncLoop:
         client = self.client
 
         for room_id, info in resp.rooms.invite.items():
-            inviter = next(
+            invite = next(
                 (
-                    e.sender
+                    e
                     for e in info.invite_state
                     if isinstance(e, InviteMemberEvent) and e.state_key == client.user_id
                 ),
                 None,
             )
+            inviter = invite.sender if invite is not None else None
+            direct = bool(invite is not None and invite.content.get("is_direct"))
             try:
-                await self.handlers.on_invite(room_id, inviter)
+                await self.handlers.on_invite(room_id, inviter, direct=direct)
             except Exception:
                 log.warning("invitation non traitée room=%s", room_id, exc_info=True)
 

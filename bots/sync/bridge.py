@@ -93,6 +93,8 @@ class DossierBridge:
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
         self._fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
+        # (patient, actor, task label) -> the !tache command: its notice is the command's reply
+        self._task_commands: dict[tuple[str, str, str], str] = {}
 
     @property
     def bot_user_id(self) -> str:
@@ -174,6 +176,7 @@ class DossierBridge:
                 )
                 return {"patient_id": pid, "entry_id": entry.get("id")}
             if op == "task.create":
+                self._remember_task_command(pid, str(actor), p["label"], p.get("command"))
                 task = await self.dossier.create_task(
                     pid, label=p["label"], type=p.get("type") or "Coordination",
                     assignees=p.get("assignees") or [], due_date=p.get("due_date"),
@@ -210,6 +213,21 @@ class DossierBridge:
                 raise Refused("MATRIX_M_FORBIDDEN", exc.operation, 403) from None
             raise Unavailable(f"MATRIX_{exc.errcode}") from None
         raise Refused("CERCLE_UNKNOWN_OPERATION", op, 400)
+
+    def _remember_task_command(self, pid: str, actor: str, label: str, command: Any) -> None:
+        """Noted before the dossier is asked, so the feed cannot post the notice first."""
+        if not isinstance(command, str):
+            return
+        while len(self._task_commands) >= 1000:  # notices never seen (quiet start): bounded
+            self._task_commands.pop(next(iter(self._task_commands)))
+        self._task_commands[(pid, actor, label)] = command
+
+    def _reply_target(self, event: Mapping[str, Any], pid: str) -> str | None:
+        """The !tache command a task notice answers (one action, one message)."""
+        if event.get("type") != "task.assigned":
+            return None
+        label = str((event.get("payload") or {}).get("label") or "")
+        return self._task_commands.pop((pid, str(event.get("actor") or ""), label), None)
 
     def may_furnish(self, room_id: str) -> bool:
         """Whether the bot may set the link, the widget and the pins in this room."""
@@ -282,6 +300,7 @@ class DossierBridge:
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
                     txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"),
+                    reply_to=self._reply_target(event, pid),
                 )  # fmt: skip
             if kind.startswith(("death.", "patient.")):
                 await self.refresh_identity(room_id, pid)
@@ -389,16 +408,7 @@ class DossierBridge:
         }
         txn = txn_for(f"identity-{room_id}-{digest}", "identity")
         if known:
-            edit = {
-                "msgtype": "m.notice",
-                "body": f"* {plain}",
-                "format": "org.matrix.custom.html",
-                "formatted_body": f"* {rich}",
-                "m.new_content": content,
-                "m.relates_to": {"rel_type": "m.replace", "event_id": known[0]},
-                "m.mentions": {},
-            }
-            await self.io.send(room_id, "m.room.message", edit, txn)
+            await self.io.send_edit(room_id, known[0], content, txn)
             self.store.save_identity_header(room_id, known[0], digest)
             return
         event_id = await self.io.send(room_id, "m.room.message", content, txn)
