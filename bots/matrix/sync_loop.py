@@ -69,7 +69,9 @@ class EventHandlers(Protocol):
 
     def observe_state(self, room_id: str, event: Event) -> None: ...
 
-    async def on_invite(self, room_id: str, inviter: str | None) -> None: ...
+    async def on_invite(
+        self, room_id: str, inviter: str | None, *, direct: bool = False
+    ) -> None: ...
 
 
 @dataclass

@@ -176,7 +176,6 @@ async def file_view(
         "hospitalisations": await followup.list_hospitalisations(session, patient_id=patient.id),
         "now": ctx.now(),
         "members": members,
-        "member_names": {m.matrix_user_id: m.display_name for m in members_all if m.matrix_user_id},
         "ended_members": ended,
         "tasks": patient_tasks,
         "assignees": await tasks.assignees_of(session, task_ids=[t.id for t in patient_tasks]),
