@@ -12,7 +12,8 @@ NODE_DEPS := $(if $(wildcard tests/interop/package.json),$(NODE_STAMP))
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	@# quiet when it works (no setuptools "Editable installation" banner), the log when not
+	$(BIN)/pip install -q -e '.[test]' > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
 	touch $@
 
 # What the tests need outside Python: headless Chromium for the browser tests.
