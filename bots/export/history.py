@@ -140,7 +140,8 @@ async def _fetch_into(
     participants = tuple(
         Participant(user_id, name)
         for user_id, name in sorted(
-            ((u, names.get(u, u)) for u in (room.users if room else {}) if u != client.user_id),
+            # those who wrote in the period; someone only invited (or silent) is not listed
+            ((u, names.get(u, u)) for u in spool.senders() if u != client.user_id),
             key=lambda item: item[1].lower(),
         )
     )

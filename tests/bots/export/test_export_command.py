@@ -219,8 +219,10 @@ async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_pat
     assert "à partir du message du" in text
 
 
-async def test_last_messages(care_room, rooms, tmp_path) -> None:
+async def test_last_messages(care_room, rooms, tmp_path, nio_client_factory) -> None:
     alice, bob, bot, room_id, _ids, _ = care_room
+    carol = await nio_client_factory()  # invited, never wrote: not a participant
+    await alice.room_invite(room_id, carol.user_id)
     # a first export leaves its command, notice and PDF in the room: not « messages »
     first = await rooms.text(alice, room_id, "!export sans pièces jointes")
     await bot.command(room_id, alice.user_id, "!export sans pièces jointes", first)
@@ -235,6 +237,8 @@ async def test_last_messages(care_room, rooms, tmp_path) -> None:
         assert chatter not in text, chatter
     assert "Transcription_" not in text
     assert "2 messages, 1 pièce jointe" in text
+    assert "Participants : Élodie Müller, Дмитрий Павлов" in text
+    assert carol.user_id not in text
 
 
 async def test_private_delivery(care_room, rooms, tmp_path) -> None:
