@@ -196,6 +196,19 @@ def register(
                     f"L'invitation de {utilisateur} a été refusée par le serveur."
                 ) from None
             raise
-        plain = f"{utilisateur} a été invité(e) dans ce salon par {ctx.sender}."
-        body = f"{mention_html(utilisateur)} a été invité(e) dans ce salon par {mention_html(ctx.sender)}."
+        # names, not ids: what a nurse reads (and what the PDF transcript prints)
+        invitee = await _display_name(client, utilisateur)
+        inviter = (room.user_name(ctx.sender) if room else None) or ctx.sender
+        plain = f"{invitee} a été invité(e) dans ce salon par {inviter}."
+        body = (
+            f"{mention_html(utilisateur, invitee)} a été invité(e) dans ce salon par "
+            f"{mention_html(ctx.sender, inviter)}."
+        )
         await ctx.reply(plain, body, mentions=[utilisateur])
+
+
+async def _display_name(client: AsyncClient, user_id: str) -> str:
+    """The Matrix profile's display name, or the id when there is none."""
+    response = await client.get_displayname(user_id)
+    name = getattr(response, "displayname", None)
+    return name if isinstance(name, str) and name.strip() else user_id
