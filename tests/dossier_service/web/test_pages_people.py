@@ -80,3 +80,48 @@ async def test_the_only_coordinator_cannot_remove_herself(site) -> None:
     assert "au moins un coordinateur" in body
     [still] = [m for m in await site.members(patient.id) if m.matrix_user_id == site.COORD]
     assert still.ended_at is None
+
+
+def test_flags_in_force_read_in_the_bots_own_wording() -> None:
+    from dataclasses import dataclass
+    from datetime import UTC, datetime
+
+    from bots.flags.model import FlagKind
+    from bots.sync.service import FlagJournal
+    from dossier_service.web.active_flags import active_flags
+
+    @dataclass
+    class E:
+        kind: str
+        text: str
+        created_at: datetime
+
+    def at(minute: int) -> datetime:
+        return datetime(2026, 11, 25, 13, minute, tzinfo=UTC)
+
+    ms = int(at(0).timestamp() * 1000)
+    urgent, request = FlagKind("urgent"), FlagKind("demande")
+    entries = [
+        E("signalement", FlagJournal._raised_text(urgent, "@ide:s", ms, "Plaie : ordonnance ?", None), at(1)),
+        E("signalement", FlagJournal._raised_text(request, "@mt:s", ms, None, "@ide:s"), at(2)),
+        E("note", "Signalement « demande » levé par @x le 25/11/2026", at(3)),  # a note: ignored
+        E("signalement", FlagJournal._cleared_text(request, "@ide:s", ms), at(4)),
+    ]  # fmt: skip
+    [flag] = active_flags(entries)
+    assert (flag.label, flag.by, flag.motif) == (urgent.label, "@ide:s", "Plaie : ordonnance ?")
+    entries.append(E("signalement", FlagJournal._cleared_text(urgent, "@mt:s", ms), at(5)))
+    assert active_flags(entries) == []
+
+
+async def test_the_urgency_in_force_shows_on_the_files_header(site) -> None:
+    patient = await site.seed_patient()
+    nurse = site.person(site.NURSE)
+    text = "Signalement « urgence » par @ide:cercle.test le 25/11/2026 à 14:05 : Plaie surinfectée"
+    status, _, _ = await site.post(
+        nurse, f"/patients/{patient.id}/liaison", {"kind": "signalement", "text": text}
+    )
+    assert status == 303
+    body = (await site.get(nurse, f"/patients/{patient.id}"))[1]
+    header = body.split('<div class="carte patient-entete">')[1].split("</div>")[0]
+    assert "Urgence en cours" in header and "Plaie surinfectée" in header
+    assert "Inès Dupont" in header  # who raised it, by name
