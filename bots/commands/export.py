@@ -367,6 +367,7 @@ class ExportService:
                 replace(p, profession=people.professions.get(p.user_id, p.profession))
                 for p in history.participants
             ),
+            invited=history.invited,
             with_attachments=request.options.with_attachments,
         )
 

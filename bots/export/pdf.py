@@ -410,6 +410,9 @@ class _Drawer:
                 for p in header.participants
             ]
             rows.append(("Participants : ", ", ".join(names)))
+        if header.invited:
+            invited = ", ".join(p.display_name for p in header.invited)
+            rows.append(("Invité(e)s sans avoir rejoint : ", invited))
         rows.append(("Période : ", header.period_label))
         exported_at = header.exported_at.astimezone(PARIS)
         rows.append(
