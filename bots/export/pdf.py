@@ -397,10 +397,11 @@ class _Drawer:
         pdf.set_font(FAMILY, "B", 15)
         y += 5
         pdf.text(MARGIN, y, layout.clean("Transcription de la conversation"))
-        pdf.set_font(FAMILY, "B", 12)
-        y += 7
-        pdf.text(MARGIN, y, layout.clean(header.room_label))
-        y += 3
+        self.color = None  # set_text_color above: the next line sets its own
+        self.y = y + 2
+        for line in layout.wrap([(header.room_label, "B")], Tone.TEXT, 12.0, 0.0):
+            self.draw_line(line)  # an emoji in the room's name: drawn by the emoji typeface
+        y = self.y
         rows: list[tuple[str, str]] = []
         if header.patient:
             rows.append(("Patient : ", header.patient))

@@ -222,12 +222,12 @@ class DossierBridge:
             self._task_commands.pop(next(iter(self._task_commands)))
         self._task_commands[(pid, actor, label)] = command
 
-    def _reply_target(self, event: Mapping[str, Any], pid: str) -> str | None:
-        """The !tache command a task notice answers (one action, one message)."""
+    @staticmethod
+    def _task_key(event: Mapping[str, Any], pid: str) -> tuple[str, str, str] | None:
         if event.get("type") != "task.assigned":
             return None
         label = str((event.get("payload") or {}).get("label") or "")
-        return self._task_commands.pop((pid, str(event.get("actor") or ""), label), None)
+        return (pid, str(event.get("actor") or ""), label)
 
     def may_furnish(self, room_id: str) -> bool:
         """Whether the bot may set the link, the widget and the pins in this room."""
@@ -297,11 +297,15 @@ class DossierBridge:
                 render_event(event, self.file_url(pid), self._names(room_id)) if announce else None
             )
             if notice is not None:
+                # a !tache's notice answers the command (one action, one message)
+                task_key = self._task_key(event, pid)
+                command = self._task_commands.get(task_key) if task_key else None
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
-                    txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"),
-                    reply_to=self._reply_target(event, pid),
+                    txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"), reply_to=command,
                 )  # fmt: skip
+                if task_key:
+                    self._task_commands.pop(task_key, None)
             if kind.startswith(("death.", "patient.")):
                 await self.refresh_identity(room_id, pid)
         except MatrixRequestError as exc:

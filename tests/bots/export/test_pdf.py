@@ -240,3 +240,9 @@ def test_emoji_printed_with_the_emoji_typeface_and_arabic_joined(tmp_path: Path)
     assert any("Symbola" in name for name in fonts), fonts
     assert "\ufeb7" in text or "\ufeb8" in text  # ش in a joined (initial/medial) form
     assert "\u0634" not in text  # not the isolated letter
+
+
+def test_an_emoji_in_the_rooms_name_is_printed(tmp_path: Path) -> None:
+    out = tmp_path / "export.pdf"
+    render_transcript(header(room_label="Suivi 🏥 Mme D."), [message(1, "ok")], out)
+    assert "Suivi 🏥 Mme D." in all_text(PdfReader(out)).split("\n")[1]
