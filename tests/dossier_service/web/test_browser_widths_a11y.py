@@ -134,6 +134,7 @@ async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
         "annuaire": (COORD, "/annuaire?q=dupont"),
         "demande-de-compte": (None, "/annuaire/demande"),
         "journal-admin": (ADMIN, "/journal"),
+        "demandes-admin": (ADMIN, "/annuaire/admin/demandes"),
     }
     ARTIFACTS.mkdir(exist_ok=True)
     axe = Axe()
