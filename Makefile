@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 SYSTEM_STAMP := $(VENV)/.system-deps
+FONTS_STAMP := $(VENV)/.fonts
+EMOJI_FONT := /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf
 NODE_DEPS := $(if $(wildcard tests/interop/package.json),$(NODE_STAMP))
 
 .PHONY: up down status test lint typecheck bench clean-var audit lock
@@ -12,7 +14,8 @@ NODE_DEPS := $(if $(wildcard tests/interop/package.json),$(NODE_STAMP))
 $(STAMP): pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
+	@# quiet when it works (no setuptools "Editable installation" banner), the log when not
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]' > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
 	touch $@
 
 # What the tests need outside Python: headless Chromium for the browser tests.
@@ -26,13 +29,24 @@ $(SYSTEM_STAMP): | $(STAMP)
 	fi
 	touch $@
 
+# The PDF transcripts' monochrome emoji typeface (Debian « fonts-symbola », free for any
+# use; bots/export/pdf.py): without it emoji print as « [emoji] ».
+$(FONTS_STAMP): | $(STAMP)
+	@if [ ! -f $(EMOJI_FONT) ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-symbola >/dev/null) \
+	      || echo "avertissement : installation de fonts-symbola impossible, emoji imprimés « [emoji] » dans les PDF"; \
+	  else echo "avertissement : fonts-symbola absent (apt-get install fonts-symbola) : emoji imprimés « [emoji] » dans les PDF"; fi; \
+	fi
+	touch $@
+
 # matrix-js-sdk with its Rust crypto, for the interop tests with Element's stack.
 $(NODE_STAMP): tests/interop/package.json
 	cd tests/interop && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; \
 	  else npm install --no-audit --no-fund --loglevel=error; fi
 	touch $@
 
-up: $(STAMP)
+up: $(STAMP) $(FONTS_STAMP)
 	$(BIN)/cercle up
 
 down: $(STAMP)
@@ -41,7 +55,7 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/cercle status
 
-test: $(STAMP) $(SYSTEM_STAMP) $(NODE_DEPS)
+test: $(STAMP) $(SYSTEM_STAMP) $(FONTS_STAMP) $(NODE_DEPS)
 	@$(MAKE) --no-print-directory audit
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

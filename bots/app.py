@@ -133,8 +133,9 @@ class BotApp:
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
         exports = export_commands.ExportService(
-            s.client, s.io, describe_room=people, pending=PendingExports(s.db)
-        )
+            s.client, s.io, describe_room=people, pending=PendingExports(s.db),
+            command_prefix=s.config.command_prefix,
+        )  # fmt: skip
         s.arrivals = _arrivals(s, exports)
         if sync is not None:
             sync.bridge.attach(s.arrivals)

@@ -3,6 +3,8 @@ urgent notices, membership changes in flagged rooms, invitations."""
 
 from __future__ import annotations
 
+import asyncio
+import html
 import logging
 from collections.abc import Sequence
 
@@ -69,6 +71,7 @@ class BotHandlers:
         self.flags = flags
         self.server_name = server_name
         self._joining: set[str] = set()
+        self._welcomes: set[asyncio.Task[None]] = set()
 
     # -- what reaches the ledger --
     def wants(self, event: Event, room: MatrixRoom) -> bool:
@@ -130,7 +133,7 @@ class BotHandlers:
         )
         await self.registry.execute(command_text(content), ctx)
 
-    async def on_invite(self, room_id: str, inviter: str | None) -> None:
+    async def on_invite(self, room_id: str, inviter: str | None, *, direct: bool = False) -> None:
         if room_id in self._joining or room_id in self.client.rooms:
             return
         if inviter is None or not inviter.endswith(f":{self.server_name}"):
@@ -142,3 +145,42 @@ class BotHandlers:
         if isinstance(resp, JoinError):
             log.warning("impossible de rejoindre room=%s (%s)", room_id, resp.status_code)
             self._joining.discard(room_id)
+        elif direct:  # a new direct chat: greet once (the invitation comes once per room)
+            task = asyncio.create_task(self._welcome(room_id), name=f"bienvenue-{room_id}")
+            self._welcomes.add(task)
+            task.add_done_callback(self._welcomes.discard)
+
+    async def _welcome(self, room_id: str, wait_seconds: float = 30.0) -> None:
+        """Sent once the sync loop knows the room and its encryption (nio would send in
+        clear to a room it has not synced)."""
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while room_id not in self.client.rooms:
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("bienvenue non envoyée room=%s (salon jamais synchronisé)", room_id)
+                return
+            await asyncio.sleep(0.2)
+        plain, rich = welcome_text(self.registry.prefix)
+        try:
+            await self.io.send_notice(room_id, plain, rich, txn_id=txn_for(room_id, "welcome"))
+        except Exception:
+            log.warning("bienvenue non envoyée room=%s", room_id, exc_info=True)
+
+
+def welcome_text(prefix: str) -> tuple[str, str]:
+    """Pure: the short French greeting of a new direct chat, with the commands that matter."""
+    lines = [
+        (f"{prefix}patient nouveau <libellé>", "crée un salon patient chiffré (sans le nom du patient)"),
+        (f"{prefix}dossiers", "liste vos salons signalés (urgences, demandes)"),
+        (f"{prefix}aide", "toutes les commandes"),
+    ]  # fmt: skip
+    plain = "Bonjour, je suis le bot Cercle. Trois commandes pour commencer :\n" + "\n".join(
+        f"• {c} — {what}" for c, what in lines
+    )
+    rich = (
+        "<p>Bonjour, je suis le bot Cercle. Trois commandes pour commencer :</p><ul>"
+        + "".join(
+            f"<li><code>{html.escape(c)}</code> — {html.escape(what)}</li>" for c, what in lines
+        )
+        + "</ul>"
+    )
+    return plain, rich

@@ -57,11 +57,13 @@ def connection_help(ctx: CliContext) -> str:
         lines.append(f"  Dossier de coordination     : {p.dossier_url}")
     lines += [
         "",
-        "Créer le premier administrateur (dans un autre terminal) :",
-        "  .venv/bin/cercle admin user create prenom.nom --generate-password --admin "
+        "Et maintenant :",
+        "  1. Créer le compte du premier professionnel (dans un autre terminal) :",
+        "     .venv/bin/cercle admin user create prenom.nom --generate-password "
         '--display-name "NOM Prénom"',
-        "Puis, dans Element (web, bureau ou mobile) : « Se connecter », serveur d'accueil "
-        f"personnalisé = {p.public_baseurl}",
+        "  2. L'ouvrir dans Element (web, bureau ou mobile) : « Se connecter », modifier le "
+        f"serveur d'accueil = {p.public_baseurl}",
+        f"  3. Écrire au bot {p.bot_user_id} : !aide",
         "Arrêter : Ctrl-C ici, ou « .venv/bin/cercle down ».",
     ]
     return "\n".join(lines)

@@ -178,10 +178,11 @@ def register(
     @registry.command(
         "trouver",
         aliases=("find",),
-        args=(Text("requete", max_length=MAX_QUERY, label="la requête"),),
+        args=(Text("requête", max_length=MAX_QUERY, label="la requête"),),
         help="cherche un professionnel dans l'annuaire (nom, ville, profession…)",
     )
-    async def find(ctx: CommandContext, requete: str) -> None:
+    async def find(ctx: CommandContext, **values: str) -> None:
+        requete = values["requête"]
         try:
             body = await search.search(requete, per_page=MAX_RESULTS)
         except Exception as exc:

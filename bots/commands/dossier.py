@@ -273,9 +273,11 @@ def register(
             item = await write(ctx, "circle-end", "circle.end", {"member_id": found[0]["id"]},
                                "le retrait du cercle de soins")  # fmt: skip
             if item is not None:
+                name = str(found[0].get("display_name") or user)
                 await ctx.reply(
-                    f"👥 Fin de participation de {user} au cercle de soins enregistrée.",
-                    f"👥 Fin de participation de {mention_html(user)} au cercle de soins enregistrée.",
+                    f"👥 Fin de participation de {name} au cercle de soins enregistrée.",
+                    f"👥 Fin de participation de {mention_html(user, name)} au cercle de soins "
+                    "enregistrée.",
                 )
             return
         raise UsageError(
@@ -415,20 +417,15 @@ def register(
         if request.assignees:
             await require_in_circle(pid, request.assignees)
         payload: dict[str, Any] = {"label": request.label, "assignees": list(request.assignees),
-                                   "due_date": request.due.isoformat() if request.due else None}  # fmt: skip
+                                   "due_date": request.due.isoformat() if request.due else None,
+                                   "command": ctx.event_id}  # fmt: skip
         item = await write(ctx, "task", "task.create", payload, "la tâche")
-        if item is None:
-            return
+        if item is None or request.assignees:
+            return  # assigned: the room's « Nouvelle tâche » notice is the reply (one message)
         due = f" (échéance {fr_date(request.due)})" if request.due else ""
-        who_plain = f" pour {', '.join(request.assignees)}" if request.assignees else ""
-        who_html = (
-            f" pour {', '.join(mention_html(u) for u in request.assignees)}"
-            if request.assignees
-            else ""
-        )
         await ctx.reply(
-            f"📋 Tâche créée : « {request.label} »{who_plain}{due}.",
-            f"📋 Tâche créée : « {html.escape(request.label)} »{who_html}{html.escape(due)}.",
+            f"📋 Tâche créée : « {request.label} »{due}.",
+            f"📋 Tâche créée : « {html.escape(request.label)} »{html.escape(due)}.",
         )
 
     async def _open_tasks(pid: str) -> list[dict[str, Any]]:
@@ -471,8 +468,13 @@ def register(
             return
         plain = ["Tâches ouvertes :"]
         rich = ["<p><strong>Tâches ouvertes</strong></p><ol>"]
+        room = client.rooms.get(ctx.room_id)
+
+        def name(ref: str) -> str:  # a person by the name the room knows, not the id
+            return (room.user_name(ref) if room and ref in room.users else None) or ref
+
         for n, t in enumerate(tasks, 1):
-            people = [a["ref"] for a in t.get("assignees") or [] if isinstance(a, Mapping)]
+            people = [name(a["ref"]) for a in t.get("assignees") or [] if isinstance(a, Mapping)]
             due = f" — échéance {fr_date(t.get('due_date'))}" if t.get("due_date") else ""
             late = " ⏰ en retard" if t.get("overdue") else ""
             who = f" — pour {', '.join(people)}" if people else ""

@@ -31,6 +31,7 @@ from bots.commands.registry import CommandContext, CommandRegistry, Text, UserEr
 from bots.export.history import History, HistoryError, HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
 from bots.export.options import PARIS, ExportOptionError, ExportOptions, parse_export_options
+from bots.export.paging import EXPORT_MARK
 from bots.export.pdf import RenderSummary, render_transcript
 from bots.export.pending import PendingExport, PendingExports
 from bots.export.people import DescribeRoom, RoomPeople
@@ -53,6 +54,7 @@ class ExportRequest:
     requested_at: datetime
     reply_resolved: bool = True  # False: read `from_event_id` from the command event first
     options_text: str = ""  # the command's words: parsed again when resumed after a restart
+    progress_event_id: str | None = None  # « Export en cours… »: edited into the outcome
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ class ExportService:
         describe_room: DescribeRoom | None = None,
         record_export: RecordExport | None = None,
         pending: PendingExports | None = None,
+        command_prefix: str = "!",
     ) -> None:
         self.client = client
+        self.command_prefix = command_prefix
         self.io = io
         self.pending = pending  # exports not yet over, resumed after a restart
         self.describe_room = describe_room  # patient and professions, from the dossier
@@ -106,6 +110,7 @@ class ExportService:
                     request.requester,
                     request.options_text,
                     request.requested_at,
+                    progress_event_id=request.progress_event_id,
                 )
             )
         return self._start_task(request)
@@ -153,6 +158,7 @@ class ExportService:
                     item.requested_at,
                     reply_resolved=False,  # read again from the command event
                     options_text=item.options,
+                    progress_event_id=item.progress_event_id,
                 )
             )
             started += 1
@@ -181,13 +187,45 @@ class ExportService:
             self.pending.remove(request.command_event_id)
 
     async def _notice(self, request: ExportRequest | PendingExport, text: str) -> None:
-        """A French notice in reply to the export command."""
+        """A French notice in reply to the export command (« Export en cours… » edited)."""
         try:
-            await self.io.send_notice(
-                request.room_id, text, html.escape(text), reply_to=request.command_event_id
-            )
+            await self._outcome(request, text, txn_id=None)
         except Exception:
             log.exception("export: notice not sent room=%s", request.room_id)
+
+    async def _outcome(
+        self, request: ExportRequest | PendingExport, text: str, *, txn_id: str | None
+    ) -> str:
+        """The outcome replaces « Export en cours… » (an edit) when that message is known;
+        otherwise it is a new notice in reply to the command. Marked as export chatter."""
+        content = {
+            "msgtype": "m.notice",
+            "body": text,
+            "format": "org.matrix.custom.html",
+            "formatted_body": html.escape(text),
+            "m.mentions": {},
+            EXPORT_MARK: True,
+        }
+        if request.progress_event_id:
+            return await self.io.send_edit(
+                request.room_id, request.progress_event_id, content, txn_id
+            )
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": request.command_event_id}}
+        return await self.io.send(request.room_id, "m.room.message", content, txn_id)
+
+    async def announce(self, room_id: str, command_event_id: str) -> str:
+        """« Export en cours… », in reply to the command, marked as export chatter."""
+        text = "Export en cours…"
+        content = {
+            "msgtype": "m.notice",
+            "body": text,
+            "m.mentions": {},
+            "m.relates_to": {"m.in_reply_to": {"event_id": command_event_id}},
+            EXPORT_MARK: True,
+        }
+        return await self.io.send(
+            room_id, "m.room.message", content, f"export-progress-{command_event_id}"
+        )
 
     async def export(self, request: ExportRequest) -> tuple[str, RenderSummary]:
         """Fetch, render, upload; return (room the PDF went to, summary)."""
@@ -209,6 +247,7 @@ class ExportService:
                 from_event_id=request.from_event_id,
                 through_event_id=request.command_event_id,
                 with_attachments=options.with_attachments,
+                command_prefix=self.command_prefix,
             )
             async with aiohttp.ClientSession() as session:
                 media = MediaFetcher(
@@ -234,6 +273,7 @@ class ExportService:
                 filename=filename,
                 mimetype="application/pdf",
                 txn_id=f"export-file-{request.command_event_id}",
+                extra={EXPORT_MARK: True},
             )
         who = self._name(request.room_id, request.requester)
         when = request.requested_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
@@ -243,12 +283,7 @@ class ExportService:
             f"{header.period_label} — {_count(summary.messages, 'message', 'messages')}, "
             f"{_count(summary.attachments, 'pièce jointe', 'pièces jointes')} ({where})."
         )
-        await self.io.send_notice(
-            request.room_id,
-            text,
-            html.escape(text),
-            txn_id=f"export-notice-{request.command_event_id}",
-        )
+        await self._outcome(request, text, txn_id=f"export-notice-{request.command_event_id}")
         log.info(
             "export done room=%s event=%s messages=%d pages=%d",
             request.room_id,
@@ -332,6 +367,7 @@ class ExportService:
                 replace(p, profession=people.professions.get(p.user_id, p.profession))
                 for p in history.participants
             ),
+            invited=history.invited,
             with_attachments=request.options.with_attachments,
         )
 
@@ -451,7 +487,7 @@ def register(registry: CommandRegistry, exports: ExportService) -> None:
             parsed = parse_export_options(options or "", now=now)
         except ExportOptionError as error:
             raise UserError(error.message) from None
-        await ctx.reply("Export en cours…", "Export en cours…")
+        progress = await exports.announce(ctx.room_id, ctx.event_id)
         exports.start(
             ExportRequest(
                 ctx.room_id,
@@ -462,5 +498,6 @@ def register(registry: CommandRegistry, exports: ExportService) -> None:
                 now,
                 reply_resolved=False,
                 options_text=options or "",
+                progress_event_id=progress,
             )
         )

@@ -102,8 +102,8 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
         )
 
     @registry.command(
-        "flags",
-        aliases=("dossiers",),
+        "dossiers",
+        aliases=("flags",),
         help="liste les salons signalés dont vous êtes membre (dans la conversation directe)",
         where=Where.DIRECT,
     )

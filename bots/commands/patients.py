@@ -21,6 +21,7 @@ from nio import AsyncClient
 
 from bots.commands.directory import LastResults, result_user
 from bots.commands.invitee import read_invitee, resolve_invitee
+from bots.commands.patient_label import confirmed_label
 from bots.commands.registry import (
     CommandContext,
     CommandRegistry,
@@ -119,7 +120,7 @@ def register(
         help="crée un salon patient chiffré, nommé d'après le libellé choisi (évitez le nom du patient)",
     )
     async def nouveau(ctx: CommandContext, **values: str) -> None:
-        label = values["libellé"]
+        label = confirmed_label(values["libellé"], registry.prefix)
         pseudonym = new_pseudonym()
         # once per command, even replayed after a crash (bots.matrix.room_once)
         room_id, created = await create_room_once(
@@ -170,14 +171,17 @@ def register(
             raise UserError(f"{user} est {state} de ce salon.")
         welcome = await arrivals.bring_in(ctx.room_id, user, actor=ctx.sender, origin=ctx.event_id)
         extra = f"\n{welcome.circle_note}" if welcome.circle_note else ""
+        # names, not ids: what a nurse reads (and what the PDF transcript prints)
+        invitee = await _display_name(client, user)
+        inviter = (room.user_name(ctx.sender) if room else None) or ctx.sender
         plain = (
-            f"{user} a été invité(e) dans ce salon par {ctx.sender} (cercle de soins : "
+            f"{invitee} a été invité(e) dans ce salon par {inviter} (cercle de soins : "
             f"intervenant). Historique : {welcome.way}.{extra}"
         )
         body = (
-            f"{mention_html(user)} a été invité(e) dans ce salon par {mention_html(ctx.sender)} "
-            f"(cercle de soins : intervenant).<br>Historique : {html.escape(welcome.way)}."
-            f"{html.escape(extra).replace(chr(10), '<br>')}"
+            f"{mention_html(user, invitee)} a été invité(e) dans ce salon par "
+            f"{mention_html(ctx.sender, inviter)} (cercle de soins : intervenant).<br>"
+            f"Historique : {html.escape(welcome.way)}.{html.escape(extra).replace(chr(10), '<br>')}"
         )
         await ctx.reply(plain, body, mentions=[user])
 
@@ -199,3 +203,10 @@ def register(
                 "directe avec le bot."
             )
         raise UserError("La transcription n'a pas pu être envoyée ; réessayez dans un instant.")
+
+
+async def _display_name(client: AsyncClient, user_id: str) -> str:
+    """The Matrix profile's display name, or the id when there is none."""
+    response = await client.get_displayname(user_id)
+    name = getattr(response, "displayname", None)
+    return name if isinstance(name, str) and name.strip() else user_id

@@ -133,6 +133,7 @@ class _BodyParser(HTMLParser):
         self.quotes = 0
         self.lists: list[list[int]] = []  # [kind (0 ul, 1 ol), counter]
         self.pending_space = False
+        self.links: list[tuple[str | None, int]] = []  # (href to print, text length before)
 
     # paragraphs ---------------------------------------------------------
     def end_paragraph(self, *, keep_empty: bool = False) -> None:
@@ -155,6 +156,13 @@ class _BodyParser(HTMLParser):
             self.italic += 1
         if tag == "br":
             self.end_paragraph(keep_empty=True)
+            return
+        if tag == "a":
+            href = next((v for k, v in attrs if k == "href" and v), None)
+            shown = href if href and href.startswith(("http://", "https://")) else None
+            if shown and shown.startswith("https://matrix.to/"):
+                shown = None  # a mention or a room link: its text says who or where
+            self.links.append((shown, len(self.current.text)))
             return
         if tag == "img":  # inline images are not fetched: their text stands in
             alt = next((v for k, v in attrs if k in ("alt", "title") and v), "")
@@ -184,6 +192,12 @@ class _BodyParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _DROPPED:
             self.dropped = max(0, self.dropped - 1)
+            return
+        if tag == "a" and self.links:
+            href, before = self.links.pop()
+            # a link printed on paper keeps its address (« Ouvrir le dossier (https://…) »)
+            if href and href not in self.current.text[before:] and not self.dropped:
+                self.current.runs.append((f" ({href})", self.style()))
             return
         if tag in ("b", "strong", "h1", "h2", "h3", "h4", "h5", "h6", "th"):
             self.bold = max(0, self.bold - 1)

@@ -36,6 +36,7 @@ from bots.export.paging import (
     event_source,
     events_in_order,
     events_newest_first,
+    is_chatter,
     reads_backward,
 )
 from bots.export.receipts import read_receipts
@@ -53,13 +54,14 @@ MEDIA_BATCH = 64  # attachments handed to the downloads at a time
 @dataclass
 class History:
     entries: SpooledEntries  # re-iterable, lazy: read from the spool at each iteration
-    participants: tuple[Participant, ...]
+    participants: tuple[Participant, ...]  # wrote or joined during the period
     first: datetime | None = None
     last: datetime | None = None
     pages: int = 0
     events: int = 0
     seconds_paging: float = 0.0  # /messages + decryption
     seconds_media: float = 0.0  # attachments downloaded and decrypted
+    invited: tuple[Participant, ...] = ()  # invited, not (yet) joined: listed apart
 
 
 async def fetch_history(
@@ -104,9 +106,19 @@ async def _fetch_into(
     events = 0
     started_at = time.perf_counter()
 
+    joined: set[str] = set()
+
     def read(source: dict[str, Any]) -> None:
+        if source.get("type") == "m.room.member" and in_period(
+            source["origin_server_ts"], request.since, request.until
+        ):
+            content = source.get("content") or {}
+            if content.get("membership") == "join" and isinstance(source.get("state_key"), str):
+                joined.add(source["state_key"])
         item = reader.read(source)
         shown = isinstance(item, Draft) and in_period(item.ts, request.since, request.until)
+        if request.last is not None and is_chatter(source, request.command_prefix):
+            shown = False  # « derniers N »: commands and export notices neither count nor show
         spool.add(source["event_id"], item, shown=shown)
 
     if reads_backward(request):  # « derniers N »: newest first, put back in order on disk
@@ -134,22 +146,29 @@ async def _fetch_into(
     if request.with_attachments and media is not None:
         await _fetch_attachments(spool, media)
     first, last = spool.bounds()
-    participants = tuple(
-        Participant(user_id, name)
-        for user_id, name in sorted(
-            ((u, names.get(u, u)) for u in (room.users if room else {}) if u != client.user_id),
-            key=lambda item: item[1].lower(),
-        )
-    )
+    # those who wrote or joined in the period; someone only invited is listed apart
+    people = (spool.senders() | joined) - {client.user_id}
+    participants = _by_name(people, names)
+    invited = _by_name(set(room.invited_users if room else ()) - people, names)
     return History(
         entries=spool.entries(names),
         participants=participants,
+        invited=invited,
         first=first,
         last=last,
         pages=events // max(1, request.page_size) + 1,
         events=events,
         seconds_paging=paged_at - started_at,
         seconds_media=time.perf_counter() - received_at,
+    )
+
+
+def _by_name(user_ids: set[str], names: dict[str, str]) -> tuple[Participant, ...]:
+    return tuple(
+        Participant(user_id, name)
+        for user_id, name in sorted(
+            ((u, names.get(u, u)) for u in user_ids), key=lambda item: item[1].lower()
+        )
     )
 
 

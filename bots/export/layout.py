@@ -13,9 +13,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bots.export.formatting import Paragraph, html_paragraphs, plain_paragraphs
-from bots.export.lines import PT, FontMetrics, Line, LineBreaker, Run, Tone
+from bots.export.lines import EMOJI_STYLE, PT, FontMetrics, Line, LineBreaker, Run, Tone
 
 __all__ = [
+    "EMOJI_STYLE",
     "PT",
     "Block",
     "FontMetrics",

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+import arabic_reshaper
 from fpdf.bidi import BidiParagraph
 
 PT = 25.4 / 72  # one point in mm
 _UNIT = 0.001 * PT  # a glyph advance (1/1000 em) at 1 pt, in mm
-EMOJI = "[emoji]"
+EMOJI = "[emoji]"  # an emoji neither typeface draws
+EMOJI_STYLE = "E"  # runs drawn with the monochrome emoji typeface
+_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f]")
 MISSING = "\u25a1"  # □
 _TOKENS = re.compile(r"\S+|\s+")
 _SPACES = re.compile(r"\s+")
@@ -43,6 +46,14 @@ class FontMetrics(Protocol):
     def widths(self, style: str) -> Mapping[int, float]: ...
 
     def covers(self, codepoint: int) -> bool: ...
+
+    def emoji_covers(self, codepoint: int) -> bool:
+        """Whether the emoji typeface (style ``EMOJI_STYLE``) draws this code point."""
+        ...
+
+    def emoji_covered(self) -> Iterable[int]:
+        """Every code point the emoji typeface draws (none when it is not installed)."""
+        ...
 
     def covered(self) -> Iterable[int]:
         """Every code point the regular style can draw."""
@@ -72,12 +83,13 @@ class LineBreaker:
         self.metrics = metrics
         self.width = width
         self.line_factor = line_factor
-        self._widths = {s: metrics.widths(s) for s in ("", "B", "I", "BI")}
+        self._widths = {s: metrics.widths(s) for s in ("", "B", "I", "BI", EMOJI_STYLE)}
         # advance of each code point of the BMP, per style: summed at C speed (`_chars_width`)
         self._bmp: dict[str, list[float]] = {}
         self._word_cache: dict[tuple[str, str], float] = {}
         self._clean_cache: dict[str, str] = {}
         self._uncovered = _uncovered_pattern(metrics)
+        self._emoji_only = _emoji_only_pattern(metrics)
 
     # measuring ------------------------------------------------------------
     def text_width(self, text: str, style: str, size: float) -> float:
@@ -107,13 +119,23 @@ class LineBreaker:
             return sum(table[ord(c)] for c in text) * 0.001 * PT
 
     def clean(self, text: str) -> str:
-        """Replace what the font cannot draw: emoji by « [emoji] », the rest by □."""
-        if text.isascii() or not self._uncovered.search(text):
+        """Arabic letters joined (presentation forms, which the font has); what neither
+        typeface can draw replaced: an emoji by « [emoji] » (per glyph: the emoji typeface
+        draws the others), the rest by □."""
+        if text.isascii():
             return text
         cached = self._clean_cache.get(text)
         if cached is not None:
             return cached
+        original = text
+        if _ARABIC.search(text):
+            text = arabic_reshaper.reshape(text)
+        if not self._uncovered.search(text):
+            if len(original) < 64 and len(self._clean_cache) < 50_000:
+                self._clean_cache[original] = text
+            return text
         covers = self.metrics.covers
+        emoji_covers = self.metrics.emoji_covers
         out: list[str] = []
         joined = False  # inside an emoji sequence: ZWJ, variation selectors, skin tones
         for char in text:
@@ -122,19 +144,38 @@ class LineBreaker:
                 joined = code == 0x200D
                 continue
             joined = False
+            if code in _INVISIBLE:  # joiners and selectors: the glyphs are drawn one by one
+                continue
             if code < 0x250 or covers(code):
                 out.append(char)
-            elif code in _INVISIBLE:
-                continue
             elif code >= 0x1F000 or unicodedata.category(char) == "So":
-                if not (out and out[-1] == EMOJI):
+                if emoji_covers(code):
+                    out.append(char)
+                elif not (out and out[-1] == EMOJI):
                     out.append(EMOJI)
             else:
                 out.append(MISSING)
         result = "".join(out)
-        if len(text) < 64 and len(self._clean_cache) < 50_000:
-            self._clean_cache[text] = result
+        if len(original) < 64 and len(self._clean_cache) < 50_000:
+            self._clean_cache[original] = result
         return result
+
+    def _emoji_runs(self, runs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Runs split where the emoji typeface takes over from the text's."""
+        out: list[tuple[str, str]] = []
+        for text, style in runs:
+            if text.isascii() or self._emoji_only is None or not self._emoji_only.search(text):
+                out.append((text, style))
+                continue
+            start = 0
+            for found in self._emoji_only.finditer(text):
+                if found.start() > start:
+                    out.append((text[start : found.start()], style))
+                out.append((found.group(), EMOJI_STYLE))
+                start = found.end()
+            if start < len(text):
+                out.append((text[start:], style))
+        return out
 
     # wrapping ---------------------------------------------------------------
     def wrap(
@@ -143,7 +184,7 @@ class LineBreaker:
         """Greedy line breaking over styled runs; words longer than a line are cut."""
         max_x = self.width
         height = size * PT * self.line_factor
-        cleaned = [(self.clean(raw), style) for raw, style in runs]
+        cleaned = self._emoji_runs([(self.clean(raw), style) for raw, style in runs])
         one_line = self._one_line(cleaned, tone, size, indent, height)
         if one_line is not None:
             return one_line
@@ -303,17 +344,28 @@ class LineBreaker:
             yield word[start:]
 
 
-def _uncovered_pattern(metrics: FontMetrics) -> re.Pattern[str]:
-    """A regex matching any character the font lacks (one C-level scan per text)."""
-    codes = sorted({*range(0x20, 0x250), *(c for c in metrics.covered() if c >= 0x20)})
+def _emoji_only_pattern(metrics: FontMetrics) -> re.Pattern[str] | None:
+    """A regex matching runs of what only the emoji typeface draws (None without it)."""
+    codes = sorted(c for c in metrics.emoji_covered() if c >= 0x2000 and not metrics.covers(c))
+    if not codes:
+        return None
+    return re.compile(f"[{_class_of(codes)}]+")
+
+
+def _class_of(codes: list[int]) -> str:
     ranges: list[tuple[int, int]] = []
     for code in codes:
         if ranges and code == ranges[-1][1] + 1:
             ranges[-1] = (ranges[-1][0], code)
         else:
             ranges.append((code, code))
-    parts = "".join(
+    return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
         for a, b in ranges
     )
-    return re.compile(f"[^{parts}\\n]")
+
+
+def _uncovered_pattern(metrics: FontMetrics) -> re.Pattern[str]:
+    """A regex matching any character the font lacks (one C-level scan per text)."""
+    codes = sorted({*range(0x20, 0x250), *(c for c in metrics.covered() if c >= 0x20)})
+    return re.compile(f"[^{_class_of(codes)}\\n]")

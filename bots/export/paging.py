@@ -16,6 +16,9 @@ from urllib.parse import quote
 
 from nio import AsyncClient, MegolmEvent, MessageDirection, RoomContextError, RoomMessagesError
 
+from bots.commands.text import command_text
+
+EXPORT_MARK = "fr.cercle.export"  # in the content of the bot's export messages (encrypted)
 PAGE_SIZE = 1000  # Synapse's maximum: per-request overhead dominates smaller pages
 SHOWN_TYPES = {"m.room.message", "m.room.encrypted", "m.sticker"}
 
@@ -38,6 +41,22 @@ class HistoryRequest:
     through_event_id: str | None = None  # the export command: nothing after it is exported
     with_attachments: bool = True
     page_size: int = PAGE_SIZE
+    command_prefix: str = "!"  # « derniers N » counts conversation, not commands
+
+
+def is_chatter(source: Mapping[str, Any], prefix: str) -> bool:
+    """Pure: a bot command, or the bot's own export messages (marked ``EXPORT_MARK``):
+    not part of the conversation that « derniers N » counts and shows."""
+    content = source.get("content") or {}
+    if not isinstance(content, Mapping) or source.get("type") != "m.room.message":
+        return False
+    if content.get(EXPORT_MARK):
+        return True
+    new = content.get("m.new_content")
+    if isinstance(new, Mapping) and new.get(EXPORT_MARK):
+        return True
+    text = command_text(content)
+    return text.startswith(prefix) and text[len(prefix) : len(prefix) + 1].isalpha()
 
 
 def reads_backward(request: HistoryRequest) -> bool:
@@ -114,7 +133,11 @@ async def events_newest_first(
             if not reached or (until_ms is not None and source["origin_server_ts"] >= until_ms):
                 continue
             yield source
-            if source.get("type") in SHOWN_TYPES and not is_edit(source):
+            if (
+                source.get("type") in SHOWN_TYPES
+                and not is_edit(source)
+                and not is_chatter(source, request.command_prefix)
+            ):
                 shown += 1
         if not response.chunk or not response.end or response.end == token:
             break

@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 
 from bots.export.binding import PdfBinder
 from bots.export.layout import (
+    EMOJI_STYLE,
     PT,
     Block,
     ImageSlot,
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FAMILY = "dejavu"
+# Emoji: a monochrome typeface from the distribution (Debian « fonts-symbola », installed by
+# the Makefile; free for any use): colour emoji fonts (bitmaps) cannot go into a PDF font.
+# Without it, emoji print as « [emoji] » (and a warning says so once per export).
+EMOJI_FAMILY = "cercle-emoji"
+EMOJI_FONT_FILES = (Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"),)
 PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
@@ -103,6 +109,13 @@ class FpdfFontMetrics:
             self._widths[style] = _Advances(font.cw, factory() if factory else 0.0)
             if style == "":
                 self._cmap = frozenset(font.cmap)
+        emoji = pdf.fonts.get(EMOJI_FAMILY)
+        self._emoji_cmap: frozenset[int] = frozenset()
+        self._widths[EMOJI_STYLE] = _Advances({}, 1000.0)
+        if isinstance(emoji, TTFFont):
+            factory = getattr(emoji.cw, "default_factory", None)
+            self._widths[EMOJI_STYLE] = _Advances(emoji.cw, factory() if factory else 0.0)
+            self._emoji_cmap = frozenset(emoji.cmap)
 
     def widths(self, style: str) -> Mapping[int, float]:
         return self._widths[style]
@@ -112,6 +125,12 @@ class FpdfFontMetrics:
 
     def covered(self) -> Iterable[int]:
         return self._cmap
+
+    def emoji_covers(self, codepoint: int) -> bool:
+        return codepoint in self._emoji_cmap
+
+    def emoji_covered(self) -> Iterable[int]:
+        return self._emoji_cmap
 
 
 class Typefaces:
@@ -137,6 +156,12 @@ class Typefaces:
                 ("BI", "-BoldOblique"),
             ):
                 pdf.add_font(FAMILY, style, str(FONTS_DIR / f"DejaVuSans{suffix}.ttf"))
+            emoji = next((f for f in EMOJI_FONT_FILES if f.exists()), None)
+            if emoji is not None:
+                pdf.add_font(EMOJI_FAMILY, "", str(emoji))
+            else:
+                log.warning("police d'emoji absente (%s) : emoji imprimés « [emoji] »",
+                            EMOJI_FONT_FILES[0])  # fmt: skip
             for key, font in pdf.fonts.items():
                 if not isinstance(font, TTFFont):
                     raise TypeError("the transcript needs the TrueType fonts of fonts/")
@@ -352,6 +377,8 @@ class _Drawer:
         self.color_op = ""
         self.encoders: dict[int, _GlyphEncoder] = {}
         self.fonts = {style: pdf.fonts[f"{FAMILY}{style}"] for style in ("", "B", "I", "BI")}
+        if EMOJI_FAMILY in pdf.fonts:
+            self.fonts[EMOJI_STYLE] = pdf.fonts[EMOJI_FAMILY]
         self.fonts_on_page: set[tuple[int, int]] = set()
 
     def new_page(self) -> None:
@@ -370,10 +397,11 @@ class _Drawer:
         pdf.set_font(FAMILY, "B", 15)
         y += 5
         pdf.text(MARGIN, y, layout.clean("Transcription de la conversation"))
-        pdf.set_font(FAMILY, "B", 12)
-        y += 7
-        pdf.text(MARGIN, y, layout.clean(header.room_label))
-        y += 3
+        self.color = None  # set_text_color above: the next line sets its own
+        self.y = y + 2
+        for line in layout.wrap([(header.room_label, "B")], Tone.TEXT, 12.0, 0.0):
+            self.draw_line(line)  # an emoji in the room's name: drawn by the emoji typeface
+        y = self.y
         rows: list[tuple[str, str]] = []
         if header.patient:
             rows.append(("Patient : ", header.patient))
@@ -383,6 +411,9 @@ class _Drawer:
                 for p in header.participants
             ]
             rows.append(("Participants : ", ", ".join(names)))
+        if header.invited:
+            invited = ", ".join(p.display_name for p in header.invited)
+            rows.append(("Invité(e)s sans avoir rejoint : ", invited))
         rows.append(("Période : ", header.period_label))
         exported_at = header.exported_at.astimezone(PARIS)
         rows.append(

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS pending_exports (
     requester TEXT NOT NULL,
     options TEXT NOT NULL,           -- the command's own words, parsed again at resume
     requested_at INTEGER NOT NULL,   -- unix ms (UTC): what « hier » meant
-    starts INTEGER NOT NULL DEFAULT 0
+    starts INTEGER NOT NULL DEFAULT 0,
+    progress_event_id TEXT           -- « Export en cours… », edited into the outcome
 );
 """
 
@@ -34,23 +35,28 @@ class PendingExport:
     options: str
     requested_at: datetime  # the replied-to message is read again from the command event
     starts: int = 0
+    progress_event_id: str | None = None
 
 
 class PendingExports:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(pending_exports)")}
+        if "progress_event_id" not in columns:  # a bot file from before that column
+            self.db.execute("ALTER TABLE pending_exports ADD COLUMN progress_event_id TEXT")
 
     def add(self, export: PendingExport) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO pending_exports (command_event_id, room_id, requester, "
-            "options, requested_at) VALUES (?, ?, ?, ?, ?)",
+            "options, requested_at, progress_event_id) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 export.command_event_id,
                 export.room_id,
                 export.requester,
                 export.options,
                 int(export.requested_at.timestamp() * 1000),
+                export.progress_event_id,
             ),
         )
 
@@ -72,8 +78,8 @@ class PendingExports:
 
     def all(self) -> list[PendingExport]:
         rows = self.db.execute(
-            "SELECT command_event_id, room_id, requester, options, requested_at, starts "
-            "FROM pending_exports ORDER BY requested_at"
+            "SELECT command_event_id, room_id, requester, options, requested_at, starts, "
+            "progress_event_id FROM pending_exports ORDER BY requested_at"
         ).fetchall()
         return [
             PendingExport(
@@ -83,6 +89,7 @@ class PendingExports:
                 options,
                 datetime.fromtimestamp(at / 1000, UTC),
                 int(starts),
+                progress,
             )
-            for event_id, room_id, requester, options, at, starts in rows
+            for event_id, room_id, requester, options, at, starts, progress in rows
         ]

@@ -248,6 +248,13 @@ class HistorySpool:
         last = self._db.execute("SELECT ts FROM drafts ORDER BY seq DESC LIMIT 1").fetchone()
         return (_moment(first[0]) if first else None, _moment(last[0]) if last else None)
 
+    def senders(self) -> set[str]:
+        """Who wrote an exported message (flag lines aside): the transcript's participants."""
+        rows = self._db.execute(
+            "SELECT DISTINCT sender FROM drafts WHERE kind != ?", (EntryKind.EVENT.value,)
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def entries(self, names: Mapping[str, str]) -> SpooledEntries:
         self._db.commit()
         count = self._db.execute("SELECT count(*) FROM drafts").fetchone()[0]

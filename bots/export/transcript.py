@@ -71,6 +71,7 @@ class TranscriptHeader:
     exported_at: datetime  # aware; shown in Europe/Paris
     patient: str | None = None
     participants: tuple[Participant, ...] = field(default_factory=tuple)
+    invited: tuple[Participant, ...] = field(default_factory=tuple)  # not joined: apart
     with_attachments: bool = True
 
 

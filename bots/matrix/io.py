@@ -72,6 +72,17 @@ def _check(resp: Any, operation: str, ok: type | tuple[type, ...]) -> Any:
     raise MatrixRequestError(operation, None)
 
 
+def edit_content(target: str, new_content: Mapping[str, Any]) -> dict[str, Any]:
+    """Pure: the content of an ``m.replace`` edit of ``target`` (clients without edits show
+    the ``* …`` fallback)."""
+    edit = {**new_content, "m.new_content": dict(new_content)}
+    edit["body"] = f"* {new_content.get('body', '')}"
+    if "formatted_body" in new_content:
+        edit["formatted_body"] = f"* {new_content['formatted_body']}"
+    edit["m.relates_to"] = {"rel_type": "m.replace", "event_id": target}
+    return edit
+
+
 def mention_html(user_id: str, name: str | None = None) -> str:
     return (
         f'<a href="https://matrix.to/#/{_html.escape(user_id)}">{_html.escape(name or user_id)}</a>'
@@ -217,6 +228,7 @@ class MatrixIO:
         mimetype: str,
         txn_id: str | None = None,
         body: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Like `send_file` for a file on disk, never whole in memory: encrypted chunk by chunk
         (in a thread) into a 0600 temp file beside it, uploaded from there, then removed."""
@@ -231,8 +243,14 @@ class MatrixIO:
             url = await self._upload(lambda *_: _chunks_of(encrypted), size)
         finally:
             encrypted.unlink(missing_ok=True)
-        content = _file_message(url, keys, filename, mimetype, size, body)
+        content = {**_file_message(url, keys, filename, mimetype, size, body), **(extra or {})}
         return await self.send(room_id, "m.room.message", content, txn_id)
+
+    async def send_edit(
+        self, room_id: str, target: str, new_content: Mapping[str, Any], txn_id: str | None = None
+    ) -> str:
+        """Replace the bot's own message ``target`` by ``new_content`` (an ``m.replace`` edit)."""
+        return await self.send(room_id, "m.room.message", edit_content(target, new_content), txn_id)
 
     async def _upload(self, provider: Callable[..., Any], size: int) -> str:
         """An encrypted attachment's ciphertext uploaded; its mxc:// address."""

@@ -69,7 +69,9 @@ class EventHandlers(Protocol):
 
     def observe_state(self, room_id: str, event: Event) -> None: ...
 
-    async def on_invite(self, room_id: str, inviter: str | None) -> None: ...
+    async def on_invite(
+        self, room_id: str, inviter: str | None, *, direct: bool = False
+    ) -> None: ...
 
 
 @dataclass
@@ -229,16 +231,18 @@ class SyncLoop:
         client = self.client
 
         for room_id, info in resp.rooms.invite.items():
-            inviter = next(
+            invite = next(
                 (
-                    e.sender
+                    e
                     for e in info.invite_state
                     if isinstance(e, InviteMemberEvent) and e.state_key == client.user_id
                 ),
                 None,
             )
+            inviter = invite.sender if invite is not None else None
+            direct = bool(invite is not None and invite.content.get("is_direct"))
             try:
-                await self.handlers.on_invite(room_id, inviter)
+                await self.handlers.on_invite(room_id, inviter, direct=direct)
             except Exception:
                 log.warning("invitation non traitée room=%s", room_id, exc_info=True)
 

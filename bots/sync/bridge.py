@@ -98,6 +98,8 @@ class DossierBridge:
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.worker: OutboxWorker | None = None  # set by the service that wires the outbox
         self._fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
+        # (patient, actor, task label) -> the !tache command: its notice is the command's reply
+        self._task_commands: dict[tuple[str, str, str], str] = {}
 
     def attach(self, arrivals: Arrivals) -> None:
         """Invitations from the dossier go through ``arrivals``; it adds to this circle."""
@@ -184,6 +186,7 @@ class DossierBridge:
                 )
                 return {"patient_id": pid, "entry_id": entry.get("id")}
             if op == "task.create":
+                self._remember_task_command(pid, str(actor), p["label"], p.get("command"))
                 task = await self.dossier.create_task(
                     pid, label=p["label"], type=p.get("type") or "Coordination",
                     assignees=p.get("assignees") or [], due_date=p.get("due_date"),
@@ -225,6 +228,21 @@ class DossierBridge:
                 raise Refused("MATRIX_M_FORBIDDEN", exc.operation, 403) from None
             raise Unavailable(f"MATRIX_{exc.errcode}") from None
         raise Refused("CERCLE_UNKNOWN_OPERATION", op, 400)
+
+    def _remember_task_command(self, pid: str, actor: str, label: str, command: Any) -> None:
+        """Noted before the dossier is asked, so the feed cannot post the notice first."""
+        if not isinstance(command, str):
+            return
+        while len(self._task_commands) >= 1000:  # notices never seen (quiet start): bounded
+            self._task_commands.pop(next(iter(self._task_commands)))
+        self._task_commands[(pid, actor, label)] = command
+
+    @staticmethod
+    def _task_key(event: Mapping[str, Any], pid: str) -> tuple[str, str, str] | None:
+        if event.get("type") != "task.assigned":
+            return None
+        label = str((event.get("payload") or {}).get("label") or "")
+        return (pid, str(event.get("actor") or ""), label)
 
     def may_furnish(self, room_id: str) -> bool:
         """Whether the bot may set the link, the widget and the pins in this room."""
@@ -298,10 +316,15 @@ class DossierBridge:
                 notice = replace(notice, plain=f"{notice.plain}\nHistorique : {way}",
                                  html=f"{notice.html}<br>Historique : {html.escape(way)}")  # fmt: skip
             if notice is not None:
+                # a !tache's notice answers the command (one action, one message)
+                task_key = self._task_key(event, pid)
+                command = self._task_commands.get(task_key) if task_key else None
                 await self.io.send_notice(
                     room_id, notice.plain, notice.html, mentions=notice.mentions,
-                    txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"),
+                    txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"), reply_to=command,
                 )  # fmt: skip
+                if task_key:
+                    self._task_commands.pop(task_key, None)
             if kind.startswith(("death.", "patient.")):
                 await self.refresh_identity(room_id, pid)
         except MatrixRequestError as exc:
@@ -408,16 +431,7 @@ class DossierBridge:
         }
         txn = txn_for(f"identity-{room_id}-{digest}", "identity")
         if known:
-            edit = {
-                "msgtype": "m.notice",
-                "body": f"* {plain}",
-                "format": "org.matrix.custom.html",
-                "formatted_body": f"* {rich}",
-                "m.new_content": content,
-                "m.relates_to": {"rel_type": "m.replace", "event_id": known[0]},
-                "m.mentions": {},
-            }
-            await self.io.send(room_id, "m.room.message", edit, txn)
+            await self.io.send_edit(room_id, known[0], content, txn)
             self.store.save_identity_header(room_id, known[0], digest)
             return
         event_id = await self.io.send(room_id, "m.room.message", content, txn)

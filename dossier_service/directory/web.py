@@ -75,6 +75,20 @@ class DirectoryState:
 
         return await asyncio.to_thread(run)
 
+    async def is_empty(self) -> bool:
+        """No professional imported yet (the page then says how to import)."""
+
+        def run() -> bool:
+            directory = self.searchers.get()
+            try:
+                return (
+                    directory.conn.execute("SELECT 1 FROM professional LIMIT 1").fetchone() is None
+                )
+            finally:
+                self.searchers.put(directory)
+
+        return await asyncio.to_thread(run)
+
 
 STATE = web.AppKey("directory_state", DirectoryState)
 
@@ -208,7 +222,10 @@ async def search_page(request: web.Request) -> web.Response:
             mode=filters["mode"] or None,
             page=page,
         )
-    return _html(state, "recherche.html", q=q, filters=filters, result=result)
+    empty = result is not None and result.total == 0 and await state.is_empty()
+    return _html(
+        state, "recherche.html", q=q, filters=filters, result=result, directory_empty=empty
+    )
 
 
 # --- public account request -----------------------------------------------------------------

@@ -133,8 +133,16 @@ async def end_member(
             for m in await list_members(session, patient_id=patient.id)
             if m.id != member.id and m.role == "coordinateur" and m.has_access
         ]
-        if not others and principal.kind == "user" and not principal.is_admin:
-            raise Conflict("Le dossier doit garder au moins un coordinateur.")
+        leaving_herself = member.matrix_user_id == principal.author
+        if not others and (
+            leaving_herself or (principal.kind == "user" and not principal.is_admin)
+        ):
+            raise Conflict(
+                "Le dossier doit garder au moins un coordinateur : nommez-en un autre avant "
+                "de vous retirer."
+                if leaving_herself
+                else "Le dossier doit garder au moins un coordinateur."
+            )
     member.ended_at = utcnow()
     member.ended_by = principal.author
     session.add(member)

@@ -38,6 +38,7 @@ from dossier_service.web import (
     pages_tasks,
 )
 from dossier_service.web.pages_login import PAGES
+from dossier_service.web.people import PEOPLE, People, people_middleware
 from dossier_service.web.rendering import STATIC_DIR, Pages, add_security_headers, is_page_path
 
 __all__ = ["PAGES", "setup"]
@@ -78,6 +79,10 @@ def setup(app: web.Application) -> None:
         element_origin=config.element_origin, homeserver_url=config.browser_homeserver_url
     )
     app[PAGES] = pages
+    people = People()
+    app[PEOPLE] = people
+    pages.env.globals.update(person=people.html, person_name=people.name)
+    app.middlewares.append(people_middleware)
     app[appkeys.ERROR_RENDERER] = pages.error_page
     app.middlewares.append(_page_errors(pages))
     for module in (pages_login, pages_patients, pages_identity_circle, pages_followup,

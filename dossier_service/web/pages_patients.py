@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dossier_service import appkeys
 from dossier_service.api.context import Ctx, FileAccess, open_file
 from dossier_service.identity import ALLOWED_TRANSITIONS, IDENTITY_DOCUMENTS
+from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import FileStatusChange, patient_public
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES
 from dossier_service.policy import Action, Decision, decide
@@ -33,6 +34,7 @@ from dossier_service.services import documents as documents_service
 from dossier_service.services import forms as forms_service
 from dossier_service.services import patients as patients_service
 from dossier_service.services.errors import ServiceError
+from dossier_service.web.active_flags import active_flags
 from dossier_service.web.pagectx import (
     PageInputError,
     french_validation,
@@ -152,6 +154,11 @@ async def file_view(
     except ValueError:
         limit = 50
     entries = await notebook.list_entries(session, patient_id=patient.id, limit=limit + 1)
+    flag_entries = await session.exec(
+        select(NotebookEntry).where(
+            NotebookEntry.patient_id == patient.id, NotebookEntry.kind == "signalement"
+        )
+    )
     episodes = await lifeline.list_episodes(session, patient_id=patient.id)
     docs = await documents_service.list_documents(
         session, patient_id=patient.id, principal=ctx.principal, membership=access.membership
@@ -176,11 +183,11 @@ async def file_view(
         "hospitalisations": await followup.list_hospitalisations(session, patient_id=patient.id),
         "now": ctx.now(),
         "members": members,
-        "member_names": {m.matrix_user_id: m.display_name for m in members_all if m.matrix_user_id},
         "ended_members": ended,
         "tasks": patient_tasks,
         "assignees": await tasks.assignees_of(session, task_ids=[t.id for t in patient_tasks]),
         "overdue_count": sum(1 for t in patient_tasks if t.is_overdue(today)),
+        "active_flags": active_flags(flag_entries.all()),
         "entries": entries[:limit],
         "more_entries": len(entries) > limit,
         "entries_limit": limit,

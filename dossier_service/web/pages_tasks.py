@@ -97,7 +97,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
          "truncated": len(rows) >= DASHBOARD_LIMIT, "task_types": config.task_types,
          "task_levels": TASK_LEVELS, "task_states": TASK_STATES,
          "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
-         "patient_names": names, "show_patient": True, "member_names": {},
+         "patient_names": names, "show_patient": True,
          "documents_by_id": {},
          "forms": request.app[appkeys.FORMS], "can_write_task": lambda t: True,
          "return_to": request.path_qs},

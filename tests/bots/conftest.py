@@ -100,6 +100,9 @@ async def bot(bot_factory: Callable[..., BotRunner]) -> AsyncIterator[BotRunner]
     yield runner
 
 
+WELCOME = "Bonjour, je suis le bot Cercle."  # bots.handlers.welcome_text
+
+
 @dataclass
 class Pro:
     """A professional's E2EE client that records every timeline event it sees."""
@@ -149,11 +152,13 @@ class Pro:
         return len(self.events.get(room_id, []))
 
     def notices(self, room_id: str, sender: str | None = None) -> list[str]:
+        """The notices seen in the room (the bot's greeting of a new direct chat aside)."""
         return [
             ev.source["content"]["body"]
             for ev in self.events.get(room_id, [])
             if ev.source.get("content", {}).get("msgtype") == "m.notice"
             and (sender is None or ev.sender == sender)
+            and not ev.source["content"]["body"].startswith(WELCOME)
         ]
 
     async def create_room(

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.bots.conftest import dm_with_bot
+from tests.bots.conftest import WELCOME, dm_with_bot
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +20,38 @@ async def test_help_in_direct_chat(bot, pro_factory, synapse):
     assert "!urgent [motif]" in body and "!patient nouveau <libellé>" in body
     assert "en anglais : !help" in body
     assert notice.source["content"]["format"] == "org.matrix.custom.html"
+
+
+async def test_new_direct_chat_is_greeted_once(bot, pro_factory, synapse):
+    """A newcomer opening a direct chat gets a short French greeting naming the three
+    commands that matter; a command afterwards gets its answer, no second greeting."""
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    greeting = await alice.wait_notice(dm, WELCOME)
+    body = greeting.source["content"]["body"]
+    for command in ("!patient nouveau <libellé>", "!dossiers", "!aide"):
+        assert command in body, command
+    start = alice.mark(dm)
+    await alice.say(dm, "!aide vu")
+    await alice.wait_notice(dm, "!vu", start=start)
+    assert alice.notices(dm, synapse.bot_user_id) == [
+        n for n in alice.notices(dm, synapse.bot_user_id) if not n.startswith(WELCOME)
+    ]
+    bodies = [e.source["content"].get("body", "") for e in alice.events[dm]]
+    assert sum(b.startswith(WELCOME) for b in bodies) == 1
+
+
+async def test_a_label_that_looks_like_a_name_is_questioned(bot, pro_factory, synapse):
+    alice = await pro_factory()
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.say(dm, "!patient nouveau Mme TEST Jeanne")
+    asked = await alice.wait_notice(dm, "ressemble à l'identité d'un patient")
+    assert "!patient nouveau Suivi Mme T." in asked.source["content"]["body"]
+    assert not any("créé" in n for n in alice.notices(dm, synapse.bot_user_id))  # no room
+    await alice.say(dm, "!patient nouveau Suivi Mme T.")
+    await alice.wait_notice(dm, "Salon patient « Suivi Mme T. » créé")
+    await alice.say(dm, "!patient nouveau confirmer Mme TEST Jeanne")
+    await alice.wait_notice(dm, "Salon patient « Mme TEST Jeanne » créé")  # confirmed
 
 
 async def _get_state(pro, room_id: str, event_type: str, key: str = "") -> dict | None:

@@ -168,7 +168,7 @@ async def test_long_absence_gap_is_fetched_back(bot_factory, pro_factory, synaps
     alice = await pro_factory()
     dm = await dm_with_bot(alice, synapse.bot_user_id)
     await runner.stop()
-    words = ["urgent", "demande", "atraiter", "fait", "vu", "flags"]
+    words = ["urgent", "demande", "atraiter", "fait", "vu", "dossiers"]
     for word in words:
         await alice.say(dm, f"!aide {word}")
     await alice.say(dm, "du texte")

@@ -213,3 +213,19 @@ async def test_user_errors_usage_errors_and_non_commands():
         "Commande inconnue : « !inconnue ». Tapez !aide pour la liste.",
         "Commande réservée aux membres de ce salon.",
     ]
+
+
+def test_help_of_the_real_families_spells_french_names_first():
+    """!aide as a nurse reads it: accents in argument names, the French name first and the
+    English one in brackets (it was « !flags … (en anglais : !dossiers) »)."""
+    from bots.commands import directory as directory_commands
+    from bots.commands import flags as flag_commands
+
+    registry = CommandRegistry("!", PowerLevels(flag=0, admin=50))
+    flag_commands.register(registry, None, motif_max_length=100)  # type: ignore[arg-type]
+    directory_commands.register(registry, search=None)  # type: ignore[arg-type]
+    plain, _ = registry.help_text()
+    assert "• !trouver <requête> — " in plain and "requete" not in plain
+    line = next(x for x in plain.splitlines() if "salons signalés" in x)
+    assert line.startswith("• !dossiers — ") and line.endswith("(en anglais : !flags)")
+    assert registry.parse("!flags") is not None  # the English name still works

@@ -26,3 +26,20 @@ def test_command_is_known(argv: list[str]) -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "cercle" in capsys.readouterr().out
+
+
+def test_up_says_only_what_to_do_next() -> None:
+    """A newcomer reads the URL, how to create the first professional and how to open
+    Element — not « Créer le premier administrateur » (the service admin exists)."""
+    from types import SimpleNamespace
+
+    from cercle.commands_run import connection_help
+
+    profile = SimpleNamespace(
+        public_baseurl="http://127.0.0.1:8008/", server_name="cercle.localhost",
+        bot_user_id="@cercle-bot:cercle.localhost", dossier_url="http://127.0.0.1:8090",
+    )  # fmt: skip
+    text = connection_help(SimpleNamespace(profile=profile))  # type: ignore[arg-type]
+    assert "administrateur" not in text and "--admin" not in text
+    assert "premier professionnel" in text and "Element" in text
+    assert text.count("http://127.0.0.1:8008/") == 2 and "!aide" in text

@@ -508,3 +508,23 @@ async def test_a_note_held_while_the_dossier_is_down_is_checked_when_it_arrives(
                             lambda f: "retenue-legitime" in notebook_texts(f),
                             timeout=40, what="note différée légitime")  # fmt: skip
     assert "retenue-intrusion" not in notebook_texts(file)
+
+
+async def test_task_for_someone_is_one_message_the_notice_replying_to_the_command(env: Env) -> None:
+    """« !tache … pour @x » used to post « Tâche créée » and then « Nouvelle tâche »: one
+    action, one message — the room's notice, as the reply to the command."""
+    nurse = await env.make_pro()
+    room_id, _pid = await env.patient_room(nurse, "Suivi tâche unique")
+    start = nurse.mark(room_id)
+    command = await nurse.say(room_id, f"!tache refaire le pansement pour {nurse.user_id}")
+    notice = await nurse.wait_notice(
+        room_id, "Nouvelle tâche « refaire le pansement »", start=start
+    )
+    assert notice.source["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == command
+    await nurse.say(room_id, "!tache appeler le laboratoire")  # nobody named: its own reply
+    await nurse.wait_notice(room_id, "Tâche créée : « appeler le laboratoire »", start=start)
+    await nurse.say(room_id, "!taches")
+    await nurse.wait_notice(room_id, "Tâches ouvertes", start=start)  # the bot is past both
+    bot_notices = [e.source["content"].get("body", "") for e in nurse.events[room_id][start:]
+                   if e.sender == env.bot_id]  # fmt: skip
+    assert sum("refaire le pansement" in b for b in bot_notices if "Tâches ouvertes" not in b) == 1

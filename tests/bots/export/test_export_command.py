@@ -100,6 +100,15 @@ async def fetch_pdf(client: AsyncClient, content: dict[str, Any], tmp_path: Path
     return PdfReader(fetched.path)
 
 
+async def event_id_of(client: AsyncClient, room_id: str, sender: str, body: str) -> str:
+    response = await client.room_messages(room_id, direction=MessageDirection.back, limit=100)
+    return next(
+        e.event_id
+        for e in response.chunk
+        if e.sender == sender and event_source(e)["content"].get("body") == body
+    )
+
+
 def text_of(reader: PdfReader) -> str:
     return "\n".join(page.extract_text() for page in reader.pages)
 
@@ -140,7 +149,7 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
     bot.professions = {alice.user_id: "infirmière"}
     command = await rooms.text(alice, room_id, "!export")
     replies = await bot.command(room_id, alice.user_id, "!export", command)
-    assert replies.sent == ["Export en cours…"]
+    assert replies.sent == []  # « Export en cours… » is sent by the export service, marked
     posted = await contents_from(alice, room_id, bot.client.user_id)
     files = [c for c in posted if c.get("msgtype") == "m.file"]
     assert len(files) == 1
@@ -148,7 +157,16 @@ async def test_whole_export_with_attachments(care_room, rooms, tmp_path) -> None
     assert files[0]["body"].startswith("Transcription_Suivi-Mme-D_") and files[0]["body"].endswith(
         ".pdf"
     )
-    announce = posted[-1]["body"]
+    # « Export en cours… » is replaced by the outcome (one m.replace edit), nothing else posted
+    notices = [c for c in posted if c.get("msgtype") == "m.notice"]
+    assert notices[0]["body"] == "Export en cours…"
+    assert notices[0]["m.relates_to"]["m.in_reply_to"]["event_id"] == command
+    progress_id = await event_id_of(alice, room_id, bot.client.user_id, "Export en cours…")
+    assert len(notices) == 2, [n["body"] for n in notices]
+    edit = notices[1]
+    assert edit["m.relates_to"] == {"rel_type": "m.replace", "event_id": progress_id}
+    announce = edit["m.new_content"]["body"]
+    assert edit["body"] == f"* {announce}"
     assert announce.startswith("Export PDF de la conversation par Élodie Müller le ")
     assert "tout l'historique" in announce
 
@@ -201,16 +219,27 @@ async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_pat
     assert "à partir du message du" in text
 
 
-async def test_last_messages(care_room, rooms, tmp_path) -> None:
+async def test_last_messages(care_room, rooms, tmp_path, nio_client_factory) -> None:
     alice, bob, bot, room_id, _ids, _ = care_room
+    carol = await nio_client_factory()  # invited, never wrote: not a participant
+    await alice.room_invite(room_id, carol.user_id)
+    # a first export leaves its command, notice and PDF in the room: not « messages »
+    first = await rooms.text(alice, room_id, "!export sans pièces jointes")
+    await bot.command(room_id, alice.user_id, "!export sans pièces jointes", first)
+    await rooms.text(bob, room_id, "!aide")
     command = await rooms.text(bob, room_id, "!pdf derniers 2")
     await bot.command(room_id, bob.user_id, "!pdf derniers 2", command)
     posted = await contents_from(alice, room_id, bot.client.user_id)
     pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
     text = text_of(await fetch_pdf(alice, pdf, tmp_path))
-    assert "À demain, je repasse à 9 h." in text and "!pdf derniers 2" in text
-    assert "compte-rendu.txt" not in text
-    assert "2 messages, 0 pièce jointe" in text
+    assert "À demain, je repasse à 9 h." in text and "compte-rendu.txt" in text
+    for chatter in ("!pdf derniers 2", "!aide", "!export", "Export en cours", "Export PDF de"):
+        assert chatter not in text, chatter
+    assert "Transcription_" not in text
+    assert "2 messages, 1 pièce jointe" in text
+    assert "Participants : Élodie Müller, Дмитрий Павлов" in text
+    carol_name = carol.user_id[1:].split(":")[0]  # her display name: Synapse's default
+    assert f"\nInvité(e)s sans avoir rejoint : {carol_name}\n" in text
 
 
 async def test_private_delivery(care_room, rooms, tmp_path) -> None:
@@ -282,6 +311,7 @@ async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_pa
     db = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
     before_restart = ExportService(bot.client, bot.io, pending=PendingExports(db))
     command = await rooms.text(alice, room_id, "!export derniers 2")
+    progress = await before_restart.announce(room_id, command)
     now = datetime.now(UTC)
     request = ExportRequest(
         room_id,
@@ -292,6 +322,7 @@ async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_pa
         now,
         reply_resolved=False,
         options_text="derniers 2",
+        progress_event_id=progress,
     )
     task = before_restart.start(request)
     await asyncio.sleep(0.05)
@@ -312,6 +343,8 @@ async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_pa
     assert len(pdfs) == 1
     assert "2 messages" in text_of(await fetch_pdf(alice, pdfs[0], tmp_path))
     assert PendingExports(db).all() == []
+    edits = [c for c in posted if (c.get("m.relates_to") or {}).get("rel_type") == "m.replace"]
+    assert [e["m.relates_to"]["event_id"] for e in edits] == [progress]  # edited after restart
 
     stubborn = await rooms.text(alice, room_id, "!export")
     pending = PendingExports(db)

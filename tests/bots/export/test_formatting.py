@@ -23,7 +23,7 @@ def test_reply_fallback_scripts_and_unknown_tags_are_safe() -> None:
         "<mx-reply><blockquote>ancien</blockquote></mx-reply><script>alert(1)</script>"
         "<span data-x='1'>réponse <a href='https://x'>lien</a></span>"
     )
-    assert [p.text for p in paragraphs] == ["réponse lien"]
+    assert [p.text for p in paragraphs] == ["réponse lien (https://x)"]  # the address on paper
 
 
 def test_blockquote_is_marked_as_quote() -> None:
@@ -52,3 +52,16 @@ def test_inline_images_are_not_fetched_but_named() -> None:
         'voir <img src="mxc://x/y" alt=":plaie:"> et <img src="mxc://x/z">'
     )
     assert paragraphs[0].text == "voir [image : :plaie:] et [image]"
+
+
+def test_a_link_keeps_its_address_on_paper_a_mention_its_name() -> None:
+    """The pinned identity's « Ouvrir le dossier » was printed without where it leads."""
+    [p] = html_paragraphs(
+        "🪪 <strong>Patient</strong> : X<br>"[:-4]
+        + ' — <a href="http://127.0.0.1:8090/patients/P-1">Ouvrir le dossier</a>'
+    )
+    assert p.text.endswith("Ouvrir le dossier (http://127.0.0.1:8090/patients/P-1)")
+    [p] = html_paragraphs('<a href="https://matrix.to/#/@ines:s">DUPONT Inès</a> invitée')
+    assert p.text == "DUPONT Inès invitée"
+    [p] = html_paragraphs('voir <a href="https://exemple.fr/a">https://exemple.fr/a</a>')
+    assert p.text == "voir https://exemple.fr/a"  # not twice

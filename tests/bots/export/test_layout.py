@@ -91,9 +91,16 @@ def test_reply_quote_and_seen_by(metrics) -> None:
     assert not any(line.startswith(">") for line in shown)
 
 
-def test_unknown_emoji_becomes_a_visible_placeholder(metrics) -> None:
+def test_emoji_drawn_by_the_emoji_typeface_placeholder_per_glyph_otherwise(metrics) -> None:
     layout = TranscriptLayout(metrics)
-    assert layout.clean("ok 🧑‍⚕️ fin") == f"ok {EMOJI} fin"
+    assert layout.clean("ok 🧑‍⚕️ fin 👍🏽") == "ok 🧑⚕ fin 👍"  # joiners, tones dropped
+    assert layout.clean("neuf 🫠 vieux 😀") == f"neuf {EMOJI} vieux 😀"  # 🫠: Unicode 14
+
+
+def test_arabic_letters_are_joined(metrics) -> None:
+    layout = TranscriptLayout(metrics)
+    joined = layout.clean("مرحبا")  # isolated letters would be U+0645 …
+    assert joined == "\ufee3\ufeae\ufea3\ufe92\ufe8e"  # initial, medial … final forms
     assert layout.clean("œ € Привет Ελληνικά") == "œ € Привет Ελληνικά"
 
 

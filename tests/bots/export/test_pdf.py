@@ -114,7 +114,7 @@ def test_transcript_reads_back(tmp_path: Path) -> None:
         "Дмитрий",
         "Chloé Martin, le 25/11/2026 à 14:00",
         "Cœur régulier, 12 € de pansements",
-        "Привет, Ελληνικά 😀 [emoji]",
+        "Привет, Ελληνικά 😀 🧑⚕",  # the emoji typeface draws them (joiner dropped)
         "(modifié)",
         "Vu par Дмитрий",
         "En réponse à Élodie Müller : dose corrigée",
@@ -218,3 +218,31 @@ def test_robustness_big_inputs(tmp_path: Path) -> None:
     assert max(image.image.size) <= 800
     assert re.search(r"page \d+ / \d+", text)
     assert io  # keep import used for readers of this file
+
+
+def test_emoji_printed_with_the_emoji_typeface_and_arabic_joined(tmp_path: Path) -> None:
+    """A nurse's « 👍 🏥 » and a family's Arabic message: printed, not « [emoji] » and not
+    isolated letters; an emoji no typeface draws (Unicode 14) falls back alone."""
+    out = tmp_path / "export.pdf"
+    render_transcript(
+        header(),
+        [message(1, "Visite faite 👍🏽 🏥 🫠 merci"), message(2, "شكرا جزيلا", sender_name="Amal")],
+        out,
+    )
+    reader = PdfReader(out)
+    text = all_text(reader)
+    assert "👍" in text and "🏥" in text and text.count("[emoji]") == 1
+    fonts = {
+        str(font.get_object()["/BaseFont"])
+        for page in reader.pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+    assert any("Symbola" in name for name in fonts), fonts
+    assert "\ufeb7" in text or "\ufeb8" in text  # ش in a joined (initial/medial) form
+    assert "\u0634" not in text  # not the isolated letter
+
+
+def test_an_emoji_in_the_rooms_name_is_printed(tmp_path: Path) -> None:
+    out = tmp_path / "export.pdf"
+    render_transcript(header(room_label="Suivi 🏥 Mme D."), [message(1, "ok")], out)
+    assert "Suivi 🏥 Mme D." in all_text(PdfReader(out)).split("\n")[1]

@@ -114,7 +114,10 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
             await page.click("#bouton-connexion")
             await page.wait_for_url(f"{base}/patients/{patient.id}", timeout=20_000)
             await expect(page.locator("h1")).to_contain_text("DURAND Marie")
-            await expect(page.locator(".entete .qui")).to_contain_text(coordinator.user_id)
+            await expect(page.locator(".entete .qui")).to_contain_text("Camille Coordinatrice")
+            await expect(page.locator(".entete .qui .personne")).to_have_attribute(
+                "title", coordinator.user_id
+            )
             # the page logged its temporary Matrix device out: only the original one is left
             async with (
                 aiohttp.ClientSession() as http,
