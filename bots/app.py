@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -33,6 +32,7 @@ from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
+from bots.matrix import cross_signing, history
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_state import RoomStateCache
@@ -198,21 +198,11 @@ class BotApp:
 async def _crypto_extensions(
     client: AsyncClient, config: BotConfig, password: str, cross_signing_key: str
 ) -> None:
-    """Cross-signing and shared history (the crypto engineer's modules), when present."""
-    try:
-        cross_signing = importlib.import_module("bots.matrix.cross_signing")
-    except ImportError:
-        log.warning("module de signature croisée absent : appareil du bot non signé")
-    else:
-        await cross_signing.ensure_cross_signed(
-            client,
-            key_file=config.cross_signing_key_file,
-            encryption_key=cross_signing_key,
-            password=password,
-        )
-    try:
-        history = importlib.import_module("bots.matrix.history")
-    except ImportError:
-        log.warning("module d'historique partagé absent (MSC3061/MSC4268)")
-    else:
-        history.install_shared_history(client)
+    """The bot's device cross-signed, and shared history (MSC3061/MSC4268) installed."""
+    await cross_signing.ensure_cross_signed(
+        client,
+        key_file=config.cross_signing_key_file,
+        encryption_key=cross_signing_key,
+        password=password,
+    )
+    history.install_shared_history(client)

@@ -25,6 +25,7 @@ from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
+from bots.matrix.history import share_history_bundle
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
 from bots.sync.bridge import DossierBridge
@@ -91,11 +92,10 @@ def build(
     outbox = Outbox(conn, data_dir / "outbox-blobs")
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
-    share = _share_history()
     bridge = DossierBridge(
         client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
         patient_room_request=patient_room_request, server_name=server_name,
-        share_history=share,
+        share_history=share_history_bundle,
         send_transcript=TranscriptSender(client, io, homeserver_url).send, creators=creators,
     )  # fmt: skip
     worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
@@ -147,14 +147,6 @@ def _categories() -> tuple[str, ...]:
     from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
 
     return DEFAULT_DOCUMENT_CATEGORIES
-
-
-def _share_history() -> Callable[[AsyncClient, str, str], Awaitable[bool]] | None:
-    try:
-        from bots.matrix.history import share_history_bundle
-    except ImportError:
-        return None
-    return share_history_bundle
 
 
 # ---------------------------------------------------------------------------------- hooks
