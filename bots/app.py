@@ -41,6 +41,7 @@ from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bots.matrix.undecryptable import UndecryptableEvents
 from bots.sync import service as dossier_sync
+from bots.sync.service import DossierSync
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class BotApp:
     services: BotServices
     sync_loop: SyncLoop
     escalator: Escalator
+    dossier_sync: DossierSync | None = None  # None: no dossier configured
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
@@ -105,7 +107,7 @@ class BotApp:
             config.command_prefix,
             PowerLevels(flag=config.flag_power_level, admin=config.admin_power_level),
         )
-        cls._register_families(registry, services)
+        sync = cls._register_families(registry, services)
         handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
         sync_loop = SyncLoop(
             client,
@@ -116,11 +118,11 @@ class BotApp:
             backoff_max_seconds=config.backoff_max_seconds,
             timeline_limit=config.sync_timeline_limit,
         )
-        return cls(config, client, db, ledger, registry, services, sync_loop, escalator)
+        return cls(config, client, db, ledger, registry, services, sync_loop, escalator, sync)
 
     @staticmethod
-    def _register_families(registry: CommandRegistry, s: BotServices) -> None:
-        """The command families, in the order `!aide` lists them."""
+    def _register_families(registry: CommandRegistry, s: BotServices) -> DossierSync | None:
+        """The command families, in the order `!aide` lists them; the dossier sync, if any."""
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         patient_commands.register(
             registry,
@@ -152,6 +154,7 @@ class BotApp:
                 results=directory_results,
             )
         help_commands.register(registry)
+        return sync
 
     # -- lifecycle --
     async def start(self) -> None:

@@ -136,7 +136,6 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
-    services.dossier_sync = sync  # for the operators' tools and the tests
     background = getattr(services, "background", None)
     if isinstance(background, list):
         background.extend(sync.jobs())
