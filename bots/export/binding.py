@@ -32,7 +32,10 @@ writing.  Peak RSS then grows with the room, and rendering is slower:
      50,000 (3,600)      101.7-101.9 / 151.1-151.2 MB  5,564-6,020 / 4,867-5,108 msg/s
     100,000 (7,200)      107.0       / 211.5-211.7 MB  5,365-6,287 / 4,416-4,756 msg/s
 
-(pikepdf's import alone adds 6 MB.)  The memory goal of the export (peak flat within 15 MB
+(pikepdf's import alone adds 6 MB.)  End to end on a real Synapse (`bench/export_pdf.py
+--messages 3000 --images 20 --binders hand,pikepdf --rounds 2`, load 8.5; 220 pages, one
+part) the two are even: peak 133.4 / 139.8-140.2 MB, render CPU 3,686-3,854 / 3,540-4,072
+msg/s; what differs is the growth past one part, above.  The memory goal of the export (peak flat within 15 MB
 from 10,000 to 100,000 messages) holds here (+5.6 MB) and not with pikepdf (+102 MB), so
 this binder stays.
 """
