@@ -6,14 +6,22 @@ In the same run, a minimal aiohttp handler reading the same rows with one SQL qu
 the limit. The service runs in its own process (one process, as deployed); clients here.
 
     python bench/dossier_load.py [--seconds 5] [--clients 32] [--database-url URL]
+                                 [--designs service,public,inline-line] [--rounds 3]
 
 Goals: reads ≥ 50 % of the limit, p99 < 50 ms; ≥ 400 writes/s with their audit rows.
+
+``--designs`` measures several ways of building the database layer in one run (the service's
+own and alternatives on public APIs only, ``bench/alternatives/dossier_designs.py``): one
+service per design, each on a freshly seeded database of its own, all running; each measure
+is taken on every design in turn, seconds apart (A, B then B, A: the machine's other work
+falls on both alike), round after round; the summary gives each design's median.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,17 +106,22 @@ def _config(database_url: str, root: Path) -> Any:
 
 
 # ----------------------------------------------------------------------------- server side
-def serve(database_url: str, root: Path, port: int, *, caches: bool = True) -> None:
-    """Run the real app plus the minimal "limit" handlers, in this (child) process.
-    Without ``caches`` every file read loads its sections, and every dashboard its tasks,
-    from the database."""
+def serve(database_url: str, root: Path, port: int, *, design: str, caches: bool = True) -> None:
+    """Run the real app plus the minimal "limit" handlers, in this (child) process, its
+    database layer built the ``design`` way. Without ``caches`` every file read loads its
+    sections, and every dashboard its tasks, from the database."""
     from aiohttp import web
+    from alternatives.dossier_designs import build
     from sqlalchemy import text
 
     from dossier_service import appkeys, memory
     from dossier_service.app import create_app
 
     app = create_app(_config(database_url, root), with_pages=False)
+    unused = app[appkeys.DATABASE]  # never connected: only its checkpoint thread runs
+    if unused.checkpointer is not None:
+        unused.checkpointer.stop()
+    app[appkeys.DATABASE] = build(database_url, design)
     if not caches:
         del app[appkeys.FILE_CACHE]
         del app[appkeys.DASHBOARD_CACHE]
@@ -115,15 +130,18 @@ def serve(database_url: str, root: Path, port: int, *, caches: bool = True) -> N
     )
     file_query, tasks_query = text(file_sql), text(tasks_sql)
 
+    # through the service's own transactions: their line, their pool, no ORM
     async def limit_file(request: web.Request) -> web.Response:
-        async with app[appkeys.DATABASE].engine.connect() as conn:
+        async with app[appkeys.DATABASE].transaction() as session:
+            conn = await session.connection()
             rows = (await conn.execute(file_query, {"pid": request.match_info["pid"]})).all()
         return web.Response(
             text="[" + ",".join(row[1] for row in rows) + "]", content_type="application/json"
         )
 
     async def limit_tasks(request: web.Request) -> web.Response:
-        async with app[appkeys.DATABASE].engine.connect() as conn:
+        async with app[appkeys.DATABASE].transaction() as session:
+            conn = await session.connection()
             rows = (await conn.execute(tasks_query)).all()
         return web.json_response(
             [[v if isinstance(v, (str, int, type(None))) else str(v) for v in row] for row in rows]
@@ -318,6 +336,160 @@ def line(name: str, r: dict[str, float]) -> str:
     )
 
 
+@contextlib.contextmanager
+def fresh_database(base_url: str | None, root: Path, run: int) -> Iterator[str]:
+    """A database of its own for one run: a file under ``root``, or a PostgreSQL database
+    ``<name>_<run>`` created next to ``base_url``'s and dropped afterwards."""
+    if base_url is None or not base_url.startswith("postgresql"):
+        yield base_url or f"sqlite+aiosqlite:///{root / 'dossier.db'}"
+        return
+    import psycopg2
+    from sqlalchemy import make_url
+
+    url = make_url(base_url)
+    name = f"{url.database}_{run}"
+    admin = url.set(drivername="postgresql", database="postgres")
+    dsn = admin.render_as_string(hide_password=False)
+
+    def execute(statement: str) -> None:
+        connection = psycopg2.connect(dsn)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+    execute(f'DROP DATABASE IF EXISTS "{name}"')
+    execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Service:
+    """One design's service, on a database of its own."""
+
+    design: str
+    url: str
+    pid: str  # the seeded patient
+    base: str
+    process: subprocess.Popen[bytes]
+
+
+async def start_services(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Service]:
+    services = []
+    for index, design in enumerate(args.designs):
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dossier-bench-")))
+        url = stack.enter_context(fresh_database(args.database_url, root, index))
+        pid = await seed(url, root)
+        port = _free_port()
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", url, str(root), str(port), design]
+            + (["--no-cache"] if args.no_cache else []),
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
+        stack.callback(_stop, process)
+        services.append(Service(design, url, pid, f"http://127.0.0.1:{port}", process))
+    for service in services:
+        await _wait(service.base)
+    return services
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+async def measure_round(
+    args: argparse.Namespace, services: list[Service]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each measure taken on every design in turn (A, B, A, B…), seconds apart."""
+    from dossier_service import auth
+
+    member = {"Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"}
+    results: dict[str, dict[str, dict[str, float]]] = {s.design: {} for s in services}
+    reads = (
+        ("file", lambda s: f"/api/v1/patients/{s.pid}"),
+        ("file_limit", lambda s: f"/limit/file/{s.pid}"),
+        ("dashboard", lambda s: "/api/v1/tasks"),
+        ("dashboard_limit", lambda s: "/limit/tasks"),
+    )
+    for name, path in reads:
+        for s in services:
+            results[s.design][name] = await load(
+                s.base, path(s), clients=args.clients, seconds=args.seconds,
+                headers=member, server_pid=s.process.pid,
+            )  # fmt: skip
+    for s in services:
+        audit_before = await count(s.url, "audit_log")
+        notes_before = await count(s.url, "notebook_entries")
+        writes = await load(
+            s.base,
+            f"/api/v1/patients/{s.pid}/notebook",
+            method="POST",
+            body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"},
+            clients=args.clients,
+            seconds=args.seconds,
+            headers=member,
+            server_pid=s.process.pid,
+        )
+        writes["audit_added"] = await count(s.url, "audit_log") - audit_before
+        writes["notes_added"] = await count(s.url, "notebook_entries") - notes_before
+        results[s.design]["writes"] = writes
+    return results
+
+
+def report(design: str, round_: int, r: dict[str, dict[str, float]]) -> None:
+    file_, limit_file, writes = r["file"], r["file_limit"], r["writes"]
+    board, limit_board = r["dashboard"], r["dashboard_limit"]
+    print(f"--- conception « {design} », tour {round_ + 1}")
+    print(line("lecture du dossier JSON", file_))
+    print(line("  limite (1 requête SQL)", limit_file))
+    print(line("tableau de bord des tâches", board))
+    print(line("  limite (1 requête SQL)", limit_board))
+    print(line("écriture de notes (+ audit)", writes))
+    print(
+        f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%} (débit), "
+        f"{file_['per_cpu_second'] / limit_file['per_cpu_second']:.0%} (par seconde CPU)   "
+        f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%} (débit), "
+        f"{board['per_cpu_second'] / limit_board['per_cpu_second']:.0%} (par seconde CPU)"
+    )
+    reads = ((file_, limit_file), (board, limit_board))
+    print(
+        "objectifs : lectures ≥ 50 % de la limite "
+        f"{verdict(all(x['rps'] >= 0.5 * lim['rps'] for x, lim in reads))}; "
+        f"p99 des lectures < 50 ms {verdict(all(x['p99_ms'] < 50 for x, _ in reads))}; "
+        f"≥ 400 écritures/s avec audit {verdict(writes['rps'] >= 400)}"
+    )
+    one_each = writes["audit_added"] == writes["notes_added"] == writes["succeeded_with_warmup"]
+    print(
+        f"notes écrites : {writes['notes_added']:.0f}, lignes d'audit écrites : "
+        f"{writes['audit_added']:.0f} ({'une par note' if one_each else 'ÉCART'})",
+        flush=True,
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "atteint" if ok else "NON atteint"
+
+
+def summary(design: str, runs: list[dict[str, dict[str, float]]]) -> str:
+    """The design's median over its rounds, per measure: req/s and p99."""
+
+    def median(measure: str, figure: str) -> float:
+        return statistics.median(run[measure][figure] for run in runs)
+
+    parts = [
+        f"{measure} {median(measure, 'rps'):.0f} req/s p99 {median(measure, 'p99_ms'):.1f} ms "
+        f"({median(measure, 'per_cpu_second'):.0f}/s-CPU)"
+        for measure in ("file", "dashboard", "writes")
+    ]
+    return f"{design:<12} " + " | ".join(parts)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -328,103 +500,52 @@ async def main() -> None:
         action="store_true",
         help="sans les caches du dossier et du tableau de bord (chaque lecture relit la base)",
     )
+    parser.add_argument(
+        "--designs",
+        type=lambda value: value.split(","),
+        default=["service"],
+        help="conceptions de la couche base à comparer (bench/alternatives/dossier_designs.py), séparées "
+        "par des virgules",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="tours (A, B, A, B…)")
     args = parser.parse_args()
-    from dossier_service import auth
-
-    with tempfile.TemporaryDirectory(prefix="dossier-bench-") as tmp:
-        root = Path(tmp)
-        url = args.database_url or f"sqlite+aiosqlite:///{root / 'dossier.db'}"
-        pid = await seed(url, root)
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", url, str(root), str(port)]
-            + (["--no-cache"] if args.no_cache else []),
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await _wait(base)
-            member = {
-                "Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"
-            }
-            kw = {
-                "clients": args.clients,
-                "seconds": args.seconds,
-                "headers": member,
-                "server_pid": server.pid,
-            }
-            print(
-                f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
-                f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}; {args.seconds:.0f} s par mesure"
-                f"{'; sans cache (dossier ni tableau de bord)' if args.no_cache else ''}"
-            )
-            file_ = await load(base, f"/api/v1/patients/{pid}", **kw)
-            limit_file = await load(base, f"/limit/file/{pid}", **kw)
-            board = await load(base, "/api/v1/tasks", **kw)
-            limit_board = await load(base, "/limit/tasks", **kw)
-            audit_before = await count(url, "audit_log")
-            notes_before = await count(url, "notebook_entries")
-            writes = await load(
-                base,
-                f"/api/v1/patients/{pid}/notebook",
-                method="POST",
-                body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"},
-                **kw,
-            )
-            audit_added = await count(url, "audit_log") - audit_before
-            notes_added = await count(url, "notebook_entries") - notes_before
-            print(line("lecture du dossier JSON", file_))
-            print(line("  limite (1 requête SQL)", limit_file))
-            print(line("tableau de bord des tâches", board))
-            print(line("  limite (1 requête SQL)", limit_board))
-            print(line("écriture de notes (+ audit)", writes))
-            print(
-                f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%} (débit), "
-                f"{file_['per_cpu_second'] / limit_file['per_cpu_second']:.0%} (par seconde CPU)   "
-                f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%} (débit), "
-                f"{board['per_cpu_second'] / limit_board['per_cpu_second']:.0%} (par seconde CPU)"
-            )
-            print(
-                f"charge de la machine (1 min) : {os.getloadavg()[0]:.1f} sur {os.cpu_count()} cœurs"
-            )
-
-            def verdict(ok: bool) -> str:
-                return "atteint" if ok else "NON atteint"
-
-            reads = ((file_, limit_file), (board, limit_board))
-            print(
-                "objectifs : lectures ≥ 50 % de la limite "
-                f"{verdict(all(r['rps'] >= 0.5 * lim['rps'] for r, lim in reads))}; "
-                f"p99 des lectures < 50 ms {verdict(all(r['p99_ms'] < 50 for r, _ in reads))}; "
-                f"≥ 400 écritures/s avec audit {verdict(writes['rps'] >= 400)}"
-            )
-            print(
-                f"notes écrites : {notes_added}, lignes d'audit écrites : {audit_added} "
-                f"({'une par note' if audit_added == notes_added == writes['succeeded_with_warmup'] else 'ÉCART'})"
-            )
-            print(
-                json.dumps(
-                    {
-                        "file": file_,
-                        "file_limit": limit_file,
-                        "dashboard": board,
-                        "dashboard_limit": limit_board,
-                        "writes": writes,
-                    }
-                )
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    postgres = (args.database_url or "").startswith("postgresql")
+    print(
+        f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
+        f"{'PostgreSQL' if postgres else 'SQLite'}; {args.seconds:.0f} s par mesure"
+        f"{'; sans cache (dossier ni tableau de bord)' if args.no_cache else ''}; "
+        f"conceptions {', '.join(args.designs)} × {args.rounds} tour(s)",
+        flush=True,
+    )
+    results: dict[str, list[dict[str, dict[str, float]]]] = {d: [] for d in args.designs}
+    loads = []
+    with contextlib.ExitStack() as stack:
+        services = await start_services(args, stack)
+        for round_ in range(args.rounds):
+            # A, B then B, A: neither design always measured first
+            measured = await measure_round(args, services[:: 1 if round_ % 2 == 0 else -1])
+            loads.append(os.getloadavg()[0])
+            for design, r in sorted(measured.items(), key=lambda i: args.designs.index(i[0])):
+                report(design, round_, r)
+                results[design].append(r)
+            print(f"charge de la machine (1 min) : {loads[-1]:.1f} sur {os.cpu_count()} cœurs")
+    print(
+        f"médianes sur {args.rounds} tour(s); charge (1 min) de {min(loads):.1f} à "
+        f"{max(loads):.1f} sur {os.cpu_count()} cœurs"
+    )
+    for design, runs in results.items():
+        print(summary(design, runs))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (5, 6) and sys.argv[1] == "--serve":
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--serve":
         serve(
             sys.argv[2],
             Path(sys.argv[3]),
             int(sys.argv[4]),
-            caches=sys.argv[5:] != ["--no-cache"],
+            design=sys.argv[5],
+            caches=sys.argv[6:] != ["--no-cache"],
         )
     else:
         asyncio.run(main())

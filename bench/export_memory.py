@@ -2,6 +2,7 @@
 """Peak memory and speed of the PDF rendering alone, on synthetic rooms of growing size.
 
     .venv/bin/python bench/export_memory.py [--sizes 10000,50000,100000] [--images-every 500]
+                                            [--binders hand,pikepdf] [--rounds 2]
 
 Each size is rendered in a fresh child process (so that its peak RSS, `ru_maxrss`, is that
 render's alone) from a lazy generator of entries: French text (1 in 10 formatted, a few
@@ -19,6 +20,11 @@ load average is printed, and the CPU-time rate is checked too).
 By default each message starts with « [i] », a word never seen before: the line breaker
 caches word widths (up to 200,000 words), so that part of memory grows until the cache is
 full; --no-numbers shows the renderer alone.
+
+``--binders`` renders every size with each way of binding the parts into one PDF: ``hand``
+(`bots.export.binding`, the export's own) and ``pikepdf`` (qpdf, `bench/alternatives/pikepdf_binder.py`),
+interleaved (size after size, binder after binder, round after round) so that the machine's
+other work falls on both alike; each line names its binder.
 """
 
 from __future__ import annotations
@@ -123,8 +129,16 @@ def synthetic_entries(
 
 
 def render_child(count: int, options: argparse.Namespace) -> dict:
+    from bots.export import pdf
     from bots.export.pdf import render_transcript
     from bots.export.transcript import TranscriptHeader
+
+    if options.binder == "pikepdf":
+        from alternatives.pikepdf_binder import PikepdfBinder
+
+        pdf.PdfBinder = PikepdfBinder  # type: ignore[misc,assignment]  # measured here only
+    elif options.binder != "hand":
+        raise SystemExit(f"unknown binder {options.binder}")
 
     with tempfile.TemporaryDirectory(prefix="cercle-bench-memory-") as tmp:
         workdir = Path(tmp)
@@ -166,6 +180,9 @@ def main() -> None:
         help="no « [i] » at the start of each message (no new word per message: the line "
         "breaker's word cache, bounded at 200,000 words, then stops growing at once)",
     )
+    parser.add_argument("--binders", default="hand", help="comma-separated: hand, pikepdf")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--binder", default="hand", help=argparse.SUPPRESS)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -176,9 +193,15 @@ def main() -> None:
     passed = ["--images-every", str(args.images_every), "--files-every", str(args.files_every)]
     if args.no_numbers:
         passed.append("--no-numbers")
-    for size in (int(s) for s in args.sizes.split(",")):
+    runs = [
+        (size, binder)
+        for _ in range(args.rounds)
+        for size in (int(s) for s in args.sizes.split(","))
+        for binder in args.binders.split(",")
+    ]
+    for size, binder in runs:
         child = subprocess.run(
-            [sys.executable, __file__, "--child", str(size), *passed],
+            [sys.executable, __file__, "--child", str(size), "--binder", binder, *passed],
             capture_output=True,
             text=True,
             check=False,
@@ -187,21 +210,29 @@ def main() -> None:
             print(child.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"render of {size} entries failed")
         result = json.loads(child.stdout.strip().splitlines()[-1])
+        result["binder"] = binder
         results.append(result)
         print(
-            f"{result['entries']:>8,} entries: {result['pages']:>6,} pages, "
+            f"{binder:>7} {result['entries']:>8,} entries: {result['pages']:>6,} pages, "
             f"{result['pdf_bytes'] / 1e6:6.1f} MB PDF, render {result['seconds']:6.2f} s "
             f"({result['entries'] / result['seconds']:6,.0f} msg/s wall, "
             f"{result['entries'] / result['cpu_seconds']:6,.0f} msg/s CPU), "
             f"peak RSS {result['peak_rss_mb']:6.1f} MB "
-            f"(before rendering {result['rss_before_mb']:.1f} MB)",
+            f"(before rendering {result['rss_before_mb']:.1f} MB), "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
+    for binder in args.binders.split(","):
+        verdicts([r for r in results if r["binder"] == binder], binder)
+
+
+def verdicts(results: list[dict], binder: str) -> None:
     peaks = [r["peak_rss_mb"] for r in results]
     growth = max(peaks) - min(peaks)
     slowest = min(r["entries"] / r["seconds"] for r in results)
     slowest_cpu = min(r["entries"] / r["cpu_seconds"] for r in results)
-    print(f"machine load average (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
+    print(f"{binder}:")
     for name, ok in (
         (f"peak RSS flat: grows by {growth:.1f} MB < {FLAT_MB:.0f} MB", growth < FLAT_MB),
         (

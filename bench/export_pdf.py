@@ -2,6 +2,7 @@
 """Benchmark of the PDF export on a real local Synapse with E2EE.
 
     .venv/bin/python bench/export_pdf.py [--messages 10000] [--images 50] [--workdir DIR]
+                                         [--binders hand,pikepdf] [--rounds 2]
 
 1. Starts a Synapse rendered by the deployment's own code (as the test fixture does), creates
    an encrypted room with Alice, Bob and an exporter, and fills it with N encrypted messages
@@ -14,6 +15,10 @@
 
 Prints (a), (b), total, peak RSS, and checks the goals: rendering >= 3,000 msg/s,
 total <= 2 x (a), peak RSS <= 200 MB.
+
+``--binders`` exports the same room once per way of binding the PDF's parts (``hand``, the
+export's own; ``pikepdf``, `bench/alternatives/pikepdf_binder.py`), in turn, ``--rounds``
+times (A, B, A, B); each export is reported on its own.
 """
 
 from __future__ import annotations
@@ -189,9 +194,17 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     }
 
 
-def export_child(spec_path: str) -> None:
+def export_child(spec_path: str, binder: str) -> None:
     """Runs in a fresh process: fetch + decrypt (a), then render (b)."""
     spec = json.loads(Path(spec_path).read_text())
+    if binder == "pikepdf":
+        from alternatives.pikepdf_binder import PikepdfBinder
+
+        from bots.export import pdf
+
+        pdf.PdfBinder = PikepdfBinder  # type: ignore[misc,assignment]  # measured here only
+    elif binder != "hand":
+        raise SystemExit(f"unknown binder {binder}")
 
     async def run() -> dict:
         import aiohttp
@@ -291,10 +304,13 @@ def main() -> None:
         action="store_true",
         help="reuse the room already filled in --workdir (skips the sending)",
     )
+    parser.add_argument("--binders", default="hand", help="comma-separated: hand, pikepdf")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--binder", default="hand", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        export_child(args.child)
+        export_child(args.child, args.binder)
         return
 
     from support import start_synapse
@@ -317,22 +333,30 @@ def main() -> None:
                 flush=True,
             )
         spec_path.write_text(json.dumps(spec))
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(spec_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            print(child.stderr[-4000:], file=sys.stderr)
-            raise SystemExit("export child failed")
-        result = json.loads(child.stdout.strip().splitlines()[-1])
+        results = []
+        for binder in [b for _ in range(args.rounds) for b in args.binders.split(",")]:
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", str(spec_path), "--binder", binder],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                print(child.stderr[-4000:], file=sys.stderr)
+                raise SystemExit("export child failed")
+            results.append((binder, json.loads(child.stdout.strip().splitlines()[-1])))
     finally:
         hs.stop()
         if args.workdir is None:  # a room kept for --reuse needs a --workdir of its own
             shutil.rmtree(workdir, ignore_errors=True)
     naive = naive_multicell_rate()
+    for binder, result in results:
+        if len(args.binders.split(",")) > 1 or binder != "hand":
+            print(f"--- binder: {binder}")
+        report(result, naive)
 
+
+def report(result: dict, naive: float) -> None:
     fetch, render = result["fetch"], result["render"]
     total = fetch + render
     rate = result["entries"] / render

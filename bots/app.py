@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -34,7 +33,7 @@ from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import history
+from bots.matrix import cross_signing, history
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_state import RoomStateCache
@@ -46,6 +45,7 @@ from bots.sync import service as dossier_sync
 from bots.sync.arrival_store import ArrivalStore
 from bots.sync.arrivals import Arrivals, on_sync_response
 from bots.sync.arrivals import watch as watch_arrivals
+from bots.sync.service import DossierSync
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class BotApp:
     services: BotServices
     sync_loop: SyncLoop
     escalator: Escalator
+    dossier_sync: DossierSync | None = None  # None: no dossier configured
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
@@ -111,7 +112,7 @@ class BotApp:
             config.command_prefix,
             PowerLevels(flag=config.flag_power_level, admin=config.admin_power_level),
         )
-        cls._register_families(registry, services)
+        sync = cls._register_families(registry, services)
         handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
         sync_loop = SyncLoop(
             client,
@@ -124,11 +125,11 @@ class BotApp:
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
-        return cls(config, client, db, ledger, registry, services, sync_loop, escalator)
+        return cls(config, client, db, ledger, registry, services, sync_loop, escalator, sync)
 
     @staticmethod
-    def _register_families(registry: CommandRegistry, s: BotServices) -> None:
-        """The command families, in the order `!aide` lists them."""
+    def _register_families(registry: CommandRegistry, s: BotServices) -> DossierSync | None:
+        """The command families, in the order `!aide` lists them; the dossier sync, if any."""
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
@@ -165,6 +166,7 @@ class BotApp:
                 results=directory_results,
             )
         help_commands.register(registry)
+        return sync
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -236,21 +238,11 @@ def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrival
 async def _crypto_extensions(
     client: AsyncClient, config: BotConfig, password: str, cross_signing_key: str
 ) -> None:
-    """Cross-signing and shared history (the crypto engineer's modules), when present."""
-    try:
-        cross_signing = importlib.import_module("bots.matrix.cross_signing")
-    except ImportError:
-        log.warning("module de signature croisée absent : appareil du bot non signé")
-    else:
-        await cross_signing.ensure_cross_signed(
-            client,
-            key_file=config.cross_signing_key_file,
-            encryption_key=cross_signing_key,
-            password=password,
-        )
-    try:
-        history = importlib.import_module("bots.matrix.history")
-    except ImportError:
-        log.warning("module d'historique partagé absent (MSC3061/MSC4268)")
-    else:
-        history.install_shared_history(client)
+    """The bot's device cross-signed, and shared history (MSC3061/MSC4268) installed."""
+    await cross_signing.ensure_cross_signed(
+        client,
+        key_file=config.cross_signing_key_file,
+        encryption_key=cross_signing_key,
+        password=password,
+    )
+    history.install_shared_history(client)

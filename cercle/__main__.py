@@ -1,5 +1,11 @@
-import sys
+"""``python -m cercle`` and the ``cercle`` command: the operator's front door (`cercle.cli`)."""
 
-from cercle.cli import main
+from deployment.startup import start
 
-sys.exit(main())
+
+def main() -> None:
+    start("cercle", "cercle.cli:main")
+
+
+if __name__ == "__main__":
+    main()

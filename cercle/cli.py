@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cercle import commands_admin, commands_annuaire, commands_run
 from cercle.errors import CliError
 from deployment.profile import ProfileError
 from homeserver.admin_api import AdminApiError
 
 # Each family of subcommands lives in its own module exposing register(subparsers).
-COMMAND_MODULES = (
-    "cercle.commands_run",
-    "cercle.commands_admin",
-    "cercle.commands_annuaire",
-)
+COMMAND_MODULES = (commands_run, commands_admin, commands_annuaire)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="fichier de configuration en plus"
     )
     sub = parser.add_subparsers(dest="command", metavar="commande")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -1,10 +1,9 @@
 """``create_app(config) -> web.Application``: wires the database, the document store, the
-form declarations, the HTTP client for OpenID checks, the API routes and (when present) the
-pages of ``dossier_service.web``."""
+form declarations, the HTTP client for OpenID checks, the API routes and the pages of
+``dossier_service.web``."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -13,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from dossier_service import appkeys
+from dossier_service import web as pages
 from dossier_service.account_status import AccountChecks
 from dossier_service.api import (
     admin,
@@ -69,19 +69,6 @@ def _load_forms(config: DossierConfig) -> FormCatalogue:
     return load_forms(config.forms_dir)
 
 
-def _setup_pages(app: web.Application) -> None:
-    """Plug in the pages (``dossier_service.web.setup(app)``) when that package exists."""
-    try:
-        pages = importlib.import_module("dossier_service.web")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("dossier_service.web",):
-            raise
-        return
-    setup = getattr(pages, "setup", None)
-    if callable(setup):
-        setup(app)
-
-
 Extension = Callable[[web.Application], None]
 
 
@@ -89,7 +76,7 @@ async def health(request: web.Request) -> web.Response:
     """Liveness for ``cercle status``: the database answers."""
     from sqlalchemy import text
 
-    async with request.app[appkeys.DATABASE].sessions() as session:
+    async with request.app[appkeys.DATABASE].transaction() as session:
         await session.execute(text("SELECT 1"))
     return web.json_response({"status": "ok"})
 
@@ -102,7 +89,7 @@ def create_app(
     extensions: Sequence[Extension] = (),
 ) -> web.Application:
     """The whole service. ``extensions`` are called last with the app (e.g. the directory's
-    ``setup``); the pages of ``dossier_service.web`` are plugged in when present."""
+    ``setup``); ``with_pages=False`` serves the API alone."""
     app = web.Application(
         middlewares=[error_middleware, session_middleware],
         client_max_size=max(config.documents_max_size, config.json_max_size) + 1024 * 1024,
@@ -135,7 +122,7 @@ def create_app(
     for table in API_ROUTES:
         app.router.add_routes(table)
     if with_pages:
-        _setup_pages(app)
+        pages.setup(app)
     for extend in extensions:
         extend(app)
     return app

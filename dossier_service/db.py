@@ -64,8 +64,9 @@ class Database:
             self.checkpointer.stop()
 
 
-def build_database(url: str, *, echo: bool = False) -> Database:
-    kwargs: dict[str, Any] = {"echo": echo}
+def engine_options(url: str) -> dict[str, Any]:
+    """The pool and the driver, as measured (``bench/dossier_load.py --designs``)."""
+    kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # one writer at a time: SQLite serialises writes anyway, a single connection avoids
         # "database is locked" between pooled connections.
@@ -76,7 +77,7 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         # close), so the pool's extra rollback of every returned connection is only a
         # wasted trip to SQLite's thread
         kwargs["pool_reset_on_return"] = None
-        if url.startswith("sqlite+aiosqlite") and sqlite_driver.available():
+        if url.startswith("sqlite+aiosqlite"):
             # one call per statement instead of three or four, in the loop's own thread
             # (one pooled connection: nothing to wait for inside the process)
             kwargs["module"] = sqlite_driver.InlineDBAPI()
@@ -85,7 +86,16 @@ def build_database(url: str, *, echo: bool = False) -> Database:
         kwargs["max_overflow"] = 10
     # requests wait for a connection in the order they came (see fair_pool)
     kwargs["poolclass"] = FairAsyncPool
-    engine = create_async_engine(url, **kwargs)
+    return kwargs
+
+
+def build_database(
+    url: str, *, echo: bool = False, options: dict[str, Any] | None = None
+) -> Database:
+    """``options``: the engine's, when not `engine_options(url)` (the benchmark's designs)."""
+    engine = create_async_engine(
+        url, echo=echo, **(engine_options(url) if options is None else options)
+    )
     checkpointer = None
     revisions = None
     session_class: type[Session] = Session

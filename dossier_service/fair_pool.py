@@ -6,6 +6,26 @@ of the line. With one SQLite connection and many concurrent requests some waited
 of milliseconds while the median waited thirty: the tail of the latency was the line's
 unfairness, not work. Here a returned connection goes straight to the oldest waiter, and
 a newcomer takes a free connection only when nobody is waiting.
+
+This replaces the pool's ``_queue_class``, which SQLAlchemy does not document. The public
+design, SQLAlchemy's own pool behind a first-come-first-served line (an ``asyncio.Semaphore``
+of the pool's size taken by every transaction, ``bench/alternatives/dossier_designs.py``),
+was measured against it in the same run (``bench/dossier_load.py --designs
+service,public,inline-line --rounds 3``, 32 clients, interleaved; requests per second of the
+server's own CPU, medians of 3 rounds). On SQLite, same driver both ways (``inline-line``),
+load average 8.2 to 9.7 on 2 shared cores:
+
+                        here (service)    line       (each round, here / line)
+    file JSON                789 /s         661 /s     789/661  823/668  644/606
+    task dashboard         1,405 /s       1,074 /s   1,427/1,131 1,405/1,074 1,306/830
+    note + audit writes      605 /s         490 /s     667/490  588/531  605/427
+
+The line is held by a whole transaction, the pool only once a statement needs the
+connection: a dashboard or file served from its cache waits in the line for nothing. On
+PostgreSQL (pool of 10 + 10, load average 9.2 to 9.4) the two were within the noise (file
+297 / 273, dashboard 364 / 368, writes 303 / 253 per CPU second). One pool for both
+databases: this one. Its upstream source is pinned by
+tests/dossier_service/test_upstream_pins.py, SQLAlchemy to the tested minor version.
 """
 
 from __future__ import annotations

@@ -8,6 +8,23 @@ same exceptions (raised by ``sqlite3``, as before); only the handoffs go.
 
 ``InlineDBAPI`` goes one step further for the service's single pooled connection: no
 thread at all (see ``InlineConnection``); it is the only way in.
+
+This goes past aiosqlite's public API (``Connection._execute``, ``_tx``, ``_connect``,
+``_running``, ``_connection``) and SQLAlchemy's adapter's (``_execute_mutex``): neither offers
+a way to run a statement in the caller's thread. The public design, aiosqlite's own driver
+(every call a trip to its thread; requests in a first-come-first-served line), was measured
+against this one in the same run: ``bench/dossier_load.py --designs service,public,inline-line
+--rounds 3`` (SQLite, 32 clients, designs interleaved; load average 8.2 to 9.7 on 2 shared
+cores, so requests per second of the server's own CPU are compared, medians of 3 rounds):
+
+                        here (service)    public     (each round, here / public)
+    file JSON                789 /s         500 /s     789/555  823/500  644/486
+    task dashboard         1,405 /s         789 /s   1,427/789 1,405/823 1,306/728
+    note + audit writes      605 /s         372 /s     667/363  588/430  605/372
+
+The upstream source this relies on is pinned by tests/dossier_service/test_upstream_pins.py
+and the two libraries to the tested minor versions in pyproject.toml: an upgrade that
+changes it fails there, naming this module, instead of changing the service quietly.
 """
 
 from __future__ import annotations
@@ -44,13 +61,6 @@ def _run(raw: sqlite3.Connection, operation: str, parameters: Any, many: bool) -
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
-
-
-def available() -> bool:
-    """aiosqlite's queueing call (``Connection._execute``) is what this relies on."""
-    return callable(getattr(aiosqlite.Connection, "_execute", None)) and isinstance(
-        getattr(aiosqlite.Connection, "_conn", None), property
-    )
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):

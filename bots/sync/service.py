@@ -103,14 +103,14 @@ def build(
 def connect(services: Any) -> DossierSync | None:
     """The dossier sync of the bot (services: ``BotServices``), built once by
     ``BotApp._register_families``: its dossier client is the one every family that reads the
-    file uses (the export's header too). Without a usable profile the bot runs without the
-    dossier (logged), never fails."""
+    file uses (the export's header too). Without ``bot.dossier_url`` (a deployment without
+    the dossier) the bot runs without it, said once in the log; any other failure (the
+    service token unreadable…) stops start-up: never a bot quietly cut off from the file."""
     config = services.config
-    try:
-        dossier_url, token = default_endpoint(config)
-    except Exception:
-        log.exception("dossier non configuré : synchronisation avec le dossier désactivée")
+    if not config.dossier_url:
+        log.warning("bot.dossier_url absent : le bot fonctionne sans le dossier")
         return None
+    dossier_url, token = default_endpoint(config)
     return build(
         client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
         data_dir=config.data_dir, homeserver_url=config.homeserver_url,
@@ -131,7 +131,6 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
-    services.dossier_sync = sync  # for the operators' tools and the tests
     background = getattr(services, "background", None)
     if isinstance(background, list):
         background.extend(sync.jobs())

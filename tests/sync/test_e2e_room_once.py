@@ -103,7 +103,7 @@ async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) ->
     nurse = await env.make_pro()
     app = env.runner.app
     assert app is not None
-    bridge = app.services.dossier_sync.bridge
+    bridge = app.dossier_sync.bridge
     io = app.services.io
     real = io.create_room
     made: list[str] = []

@@ -108,7 +108,7 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     start = nurse.mark(room_id)
     app = await env.runner.start()
     await gp.wait_member(room_id, gp.user_id)  # the membership side effect was applied
-    feed = app.services.dossier_sync.feed
+    feed = app.dossier_sync.feed
     assert feed.first_start
     await eventually(lambda: _async(feed.quieted), lambda n: n >= 2, what="événements anciens lus")
     await env.dossier.create_task(pid, label="Bilan nouveau", type="Coordination",

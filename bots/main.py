@@ -1,0 +1,75 @@
+"""The coordination bot as a process (logging, signals, exit status), until SIGTERM /
+SIGINT; ``python -m bots`` starts it through `deployment.startup`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import logging.config
+import os
+import signal
+import sys
+
+from bots.app import BotApp
+from bots.config import BotConfig
+from bots.matrix.session import SessionError
+from deployment.processes import PRIVATE_UMASK
+from deployment.profile import ProfileError, load_profile
+from deployment.secrets import Secrets
+
+log = logging.getLogger("bots")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"level": "WARNING", "handlers": ["stderr"]},
+            "loggers": {"bots": {"level": level}},
+        }
+    )
+
+
+async def run() -> int:
+    profile = load_profile()
+    secrets = Secrets.load_or_create(profile.var_dir)
+    config = BotConfig.from_profile(profile)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = await BotApp.create(
+        config,
+        password=secrets.bot_password,
+        pickle_key=secrets.bot_pickle_key,
+        cross_signing_key=secrets.bot_cross_signing_key,
+    )
+    try:
+        await app.start()
+        log.info("bot démarré : %s (appareil %s)", config.user_id, app.client.device_id)
+        running = asyncio.create_task(app.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await app.stop()
+        log.info("bot arrêté")
+    return 0
+
+
+def main() -> int:
+    os.umask(PRIVATE_UMASK)  # its crypto store, outbox and spool: the service user's alone
+    configure_logging()
+    try:
+        return asyncio.run(run())
+    except (ProfileError, SessionError) as exc:
+        print(f"cercle-bot : {exc}", file=sys.stderr)
+        return 1

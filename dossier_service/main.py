@@ -1,0 +1,100 @@
+"""The dossier service as a process; ``python -m dossier_service`` starts it (through
+`deployment.startup`) from the deployment profile.
+
+Reads ``deployment.profile.load_profile()`` and the secrets under ``var/secrets``, applies
+the Alembic migrations (``upgrade head``), then serves on ``dossier.bind_address:port``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from deployment.processes import PRIVATE_UMASK
+from dossier_service import memory
+from dossier_service.app import Extension, create_app
+from dossier_service.config import ConfigError, DossierConfig, config_from_profile
+from dossier_service.directory import web as directory_web
+from dossier_service.directory.settings import settings_from_profile
+from dossier_service.migrate import upgrade
+
+log = logging.getLogger("dossier_service")
+
+
+def _logging(level: str) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"level": level, "handlers": ["stderr"]},
+            "loggers": {"aiohttp.access": {"level": "WARNING"}},
+        }
+    )
+
+
+async def _serve(config_root: Path | None) -> None:
+    from deployment.profile import load_profile
+    from deployment.secrets import Secrets
+
+    profile = load_profile(root=config_root)
+    secrets = Secrets.load_or_create(profile.var_dir)
+    config = config_from_profile(profile, secrets)
+    await upgrade(config.database_url)
+    config.documents_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config, extensions=_extensions(profile, secrets, config))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    memory.settle_after_startup()
+    site = web.TCPSite(runner, config.bind_address, config.port)
+    await site.start()
+    log.info("dossier prêt sur %s", config.public_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Extension]:
+    """The professional directory (issue 7) lives in the same process."""
+
+    def mount_directory(app: web.Application) -> None:
+        directory_web.setup(
+            app,
+            settings_from_profile(profile, secrets),
+            authenticate=directory_web.dossier_authenticator(config),
+        )
+
+    return [mount_directory]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dossier_service", description="Service dossier de Cercle"
+    )
+    parser.add_argument("--root", type=Path, default=None, help="racine du projet (config/, var/)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # its database, documents and logs: the service user's alone
+    _logging(args.log_level)
+    try:
+        asyncio.run(_serve(args.root))
+    except ConfigError as exc:
+        print(f"configuration invalide : {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
