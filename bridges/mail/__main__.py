@@ -1,0 +1,75 @@
+"""``python -m bridges.mail``: the Courriers bridge, until SIGTERM / SIGINT (started by
+``cercle up`` when ``mail_bridge.enabled`` is true)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from bots.__main__ import configure_logging
+from bots.matrix.session import SessionError
+from bridges.mail.account import (
+    CROSS_SIGNING_SECRET,
+    PASSWORD_SECRET,
+    PICKLE_SECRET,
+    bridge_secret,
+)
+from bridges.mail.app import MailBridge
+from bridges.mail.config import MailBridgeConfig, bridge_enabled
+from bridges.mail.vault import CredentialVault
+from deployment.profile import ProfileError, load_profile
+from deployment.secrets import Secrets
+
+log = logging.getLogger("bridges")
+
+
+async def run() -> int:
+    profile = load_profile()
+    if not bridge_enabled(profile):
+        raise ProfileError("le pont Courriers est désactivé (mail_bridge.enabled: false)")
+    secrets = Secrets.load_or_create(profile.var_dir)
+    config = MailBridgeConfig.from_profile(profile)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bridge = await MailBridge.create(
+        config,
+        password=bridge_secret(secrets, PASSWORD_SECRET),
+        pickle_key=bridge_secret(secrets, PICKLE_SECRET),
+        cross_signing_key=bridge_secret(secrets, CROSS_SIGNING_SECRET),
+        vault=CredentialVault.from_secrets_dir(secrets.directory),
+        dossier_token=secrets.dossier_service_token,
+    )
+    try:
+        await bridge.start()
+        log.info("pont Courriers démarré : %s", config.user_id)
+        running = asyncio.create_task(bridge.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await bridge.stop()
+        log.info("pont Courriers arrêté")
+    return 0
+
+
+def main() -> int:
+    configure_logging()
+    logging.getLogger("bridges").setLevel(logging.INFO)
+    try:
+        return asyncio.run(run())
+    except (ProfileError, SessionError) as exc:
+        print(f"cercle-courrier : {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
