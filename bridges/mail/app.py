@@ -97,7 +97,11 @@ class MailBridge:
         ledger = EventLedger(db)
         io = MatrixIO(client, MemberDeviceTrust(client))
         http = aiohttp.ClientSession()
-        mailboxes = Mailboxes(config, client, io, store, vault, http)
+        dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
+        filing = Filing(dossier) if dossier is not None else None
+        mailboxes = Mailboxes(
+            config, client, io, store, vault, http, filing.proposal if filing else None
+        )
         sender = MailSender(
             store, vault, SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security),
             config.imap_host, config.imap_port, mailboxes.tls,
@@ -109,7 +113,7 @@ class MailBridge:
             connect_mailbox=mailboxes.connect_mailbox,
             fetch_mail=mailboxes.fetch_mail,
             fetch_file=mailboxes.fetch_file,
-            filing=Filing(dossier) if dossier is not None else None,
+            filing=filing,
         )  # fmt: skip
         sync_loop = SyncLoop(
             client, ledger, handlers, UndecryptableEvents(client, ledger),

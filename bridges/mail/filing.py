@@ -106,6 +106,15 @@ class Filing:
             body += html.escape(extra)
         await ctx.reply(plain, body)
 
+    async def proposal(self, owner: str, ins: tuple[str, ...]) -> str | None:
+        """The label of the one file of ``owner`` carrying this INS (shown with the mail);
+        None when none or several match, or the dossier is away (the mail is posted anyway)."""
+        try:
+            found = [p for number in ins for p in await self._visible(owner, number)]
+        except (Unavailable, Refused):
+            return None
+        return str(found[0].get("label") or found[0]["id"]) if len(found) == 1 else None
+
     async def _patient(self, owner: str, words: str, ins: tuple[str, ...]) -> dict[str, Any]:
         if words:
             candidates = await self._visible(owner, words)

@@ -233,7 +233,10 @@ class BridgeHandlers:
             return
         replied = compose_text.replied_event(content)
         if mailbox is not None and replied is not None:
-            await self._reply(ctx, mailbox, replied, text)
+            try:
+                await self._reply(ctx, mailbox, replied, text)
+            except UserError as exc:  # a reply is not a command: the refusal is told the same
+                await ctx.reply(exc.message, exc.html_message or html.escape(exc.message))
 
     # -- mail replies --
     async def _reply(

@@ -47,14 +47,18 @@ class ImapSettings:
     backoff_max_seconds: float
 
 
+Propose = Callable[[str, tuple[str, ...]], Awaitable[str | None]]  # (owner, INS) -> label
+
+
 class MailPoster:
     """Posts one mail (message + files) in a Courriers room; replays give the same events."""
 
-    def __init__(self, io: MatrixIO) -> None:
+    def __init__(self, io: MatrixIO, propose: Propose | None = None) -> None:
         self.io = io
+        self.propose = propose
 
     async def post(
-        self, room_id: str, intent: str, raw: bytes
+        self, room_id: str, intent: str, raw: bytes, owner: str = ""
     ) -> tuple[str, str | None, tuple[str, ...]]:
         """(event id of the mail message, Message-ID, References)."""
         try:
@@ -70,7 +74,10 @@ class MailPoster:
                 txn_id=txn_for(intent, "eml"),
             )  # fmt: skip
             return event_id, None, ()
-        content, cut = mail_message(mail, {"message_id": mail.message_id})
+        proposal = None
+        if mail.ins and self.propose is not None:
+            proposal = await self.propose(owner, mail.ins)
+        content, cut = mail_message(mail, {"message_id": mail.message_id}, proposal)
         event_id = await self.io.send(room_id, "m.room.message", content, txn_for(intent, "mail"))
         for i, attachment in enumerate(mail.attachments):
             await self.io.send_file(
@@ -204,7 +211,7 @@ class MailboxWatcher:
         if message_id and self.store.posted_message_id(self.owner, message_id):
             self.store.advance(self.owner, validity, uid)
             return
-        event_id, message_id, references = await self.poster.post(room_id, intent, raw)
+        event_id, message_id, references = await self.poster.post(room_id, intent, raw, self.owner)
         self._record(validity, uid, event_id, message_id, references)
 
     def _record(

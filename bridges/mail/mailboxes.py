@@ -20,7 +20,13 @@ from bots.export.media import MediaError, MediaFetcher, MediaSource
 from bots.matrix.io import MatrixIO, txn_for
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
-from bridges.mail.inbound import ImapSettings, MailboxWatcher, MailPoster, login_refused_notice
+from bridges.mail.inbound import (
+    ImapSettings,
+    MailboxWatcher,
+    MailPoster,
+    Propose,
+    login_refused_notice,
+)
 from bridges.mail.rooms import ensure_courriers, wait_for_room
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
@@ -37,6 +43,7 @@ class Mailboxes:
         store: BridgeStore,
         vault: CredentialVault,
         http: aiohttp.ClientSession,
+        propose: Propose | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -44,7 +51,7 @@ class Mailboxes:
         self.store = store
         self.vault = vault
         self.http = http
-        self.poster = MailPoster(io)
+        self.poster = MailPoster(io, propose)
         self.tls = tls_context(config.ca_file)
         self.watchers: dict[str, asyncio.Task[None]] = {}
 

@@ -177,12 +177,18 @@ class MailSender:
                 row = self.store.outgoing(event_id)
                 assert row is not None
             state, _, raw = row
+            if state == "refused":
+                return False
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
             if state == "pending" and raw is not None:
                 to = _recipients(raw)
-                await asyncio.to_thread(
-                    submit, self.smtp, self.tls, mailbox.address, password, raw, to
-                )
+                try:
+                    await asyncio.to_thread(
+                        submit, self.smtp, self.tls, mailbox.address, password, raw, to
+                    )
+                except SendRefused:
+                    self.store.set_outgoing(event_id, "refused")  # told once, never retried
+                    raise
                 self.store.set_outgoing(event_id, "sent")
                 log.info("courrier envoyé event=%s", event_id)
                 state = "sent"

@@ -19,8 +19,11 @@ MAX_HTML = 30_000
 MAIL_KEY = "fr.cercle.mail"  # inside the encrypted content: the mail's identity for replies
 
 
-def mail_message(mail: ParsedMail, mail_ref: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The ``m.room.message`` content of an incoming mail, and whether it was cut."""
+def mail_message(
+    mail: ParsedMail, mail_ref: Mapping[str, Any], proposal: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The ``m.room.message`` content of an incoming mail, and whether it was cut.
+    ``proposal``: the label of the patient file matching the mail's INS, if any."""
     text = mail.text
     cut = len(text) > MAX_TEXT or (mail.html is not None and len(mail.html) > MAX_HTML)
     if len(text) > MAX_TEXT:
@@ -35,6 +38,9 @@ def mail_message(mail: ParsedMail, mail_ref: Mapping[str, Any]) -> tuple[dict[st
     plain = "\n".join(head) + "\n\n" + (text or "(message vide)")
     if listing:
         plain += "\n\nPièces jointes :\n" + "\n".join(listing)
+    hint = _ins_hint(mail, proposal)
+    if hint:
+        plain += "\n\n" + hint
     body_html = (
         mail.html
         if mail.html is not None and len(mail.html) <= MAX_HTML
@@ -47,6 +53,7 @@ def mail_message(mail: ParsedMail, mail_ref: Mapping[str, Any]) -> tuple[dict[st
         + "</p><hr>"
         + body_html
         + (_attachments_html(mail) if listing else "")
+        + (f"<p><em>{html.escape(hint)}</em></p>" if hint else "")
     )
     content = {
         "msgtype": "m.text",
@@ -56,6 +63,20 @@ def mail_message(mail: ParsedMail, mail_ref: Mapping[str, Any]) -> tuple[dict[st
         MAIL_KEY: dict(mail_ref),
     }
     return content, cut
+
+
+def _ins_hint(mail: ParsedMail, proposal: str | None) -> str:
+    if not mail.ins:
+        return ""
+    if proposal:
+        return (
+            f"🗂 INS du patient {mail.ins[0]} : dossier « {proposal} ». Répondez « !classer » "
+            "à ce courrier pour l'y classer."
+        )
+    return (
+        f"🗂 INS du patient {mail.ins[0]} : aucun de vos dossiers ne le porte. Répondez "
+        "« !classer <patient> » pour classer ce courrier."
+    )
 
 
 def _attachment_lines(mail: ParsedMail) -> list[str]:

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
     event_id TEXT PRIMARY KEY,        -- the Matrix reply or !courrier command
     owner TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    state TEXT NOT NULL,              -- pending | sent | filed
+    state TEXT NOT NULL,              -- pending | sent | filed | refused
     raw BLOB,                         -- the composed mail until it is filed, then NULL
     updated_at INTEGER NOT NULL
 );
@@ -250,7 +250,8 @@ class BridgeStore:
     def unfinished_outgoing(self) -> list[tuple[str, str]]:
         """(event id, owner) of the mails a crash left pending or unfiled."""
         rows = self._db.execute(
-            "SELECT event_id, owner FROM outgoing WHERE state<>'filed' ORDER BY updated_at"
+            "SELECT event_id, owner FROM outgoing WHERE state IN ('pending', 'sent') "
+            "ORDER BY updated_at"
         )
         return [(r[0], r[1]) for r in rows.fetchall()]
 

@@ -45,6 +45,10 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
         await asyncio.to_thread(mail_servers.deliver, mails.alternative(), marie)
         await asyncio.to_thread(mail_servers.deliver, mails.mssante_xdm(), marie)
         first, second = await wait_count(pro, room_id, mail_events, 2)
+        # the mail carrying an INS proposes her matching file (not the other one)
+        assert (f"🗂 INS du patient {mails.INS} : dossier « Suivi Mme Dupré »"
+                in second.source["content"]["body"])  # fmt: skip
+        assert "🗂" not in first.source["content"]["body"]
 
         def reply(event_id: str, text: str) -> dict[str, Any]:
             return {"msgtype": "m.text", "body": text,

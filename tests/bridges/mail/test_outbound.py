@@ -47,12 +47,12 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     pro = await pro_factory()
     room_id = await connect(pro, bridge_account, marie, marie_pw)
 
-    original = mails.simple("Sortie de M. R.", "Merci de passer demain.",
-                            message_id="<orig-1@chu.mss.test>")  # fmt: skip
-    head, sep, rest = original.partition(b"\n\n")
-    original = (
-        head.replace(b"From: Dr H", b"Reply-To: " + jean.encode() + b"\nFrom: Dr H") + sep + rest
-    )
+    original = mails.base("Sortie de M. R.")
+    del original["Message-ID"]
+    original["Message-ID"] = "<orig-1@chu.mss.test>"
+    original["Reply-To"] = jean
+    original.set_content("Merci de passer demain.")
+    original = original.as_bytes()
     await asyncio.to_thread(mail_servers.deliver, original, marie)
     (mail_event,) = await wait_count(pro, room_id, mail_events, 1)
 
@@ -87,6 +87,11 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     assert "Bonjour,\nCi-joint." in new.get_body(preferencelist=("plain",)).get_content()
     (pdf,) = list(new.iter_attachments())
     assert pdf.get_filename() == "ordonnance.pdf" and pdf.get_content() == mails.PDF
+
+    # a recipient the server refuses: told in French, not retried
+    start = pro.mark(room_id)
+    await pro.say(room_id, "!courrier à inconnu@ailleurs.test objet Perdu\nTexte.")
+    await pro.wait_notice(room_id, "Courrier non envoyé : adresse refusée", start=start)
 
     sent = await wait_mails(mail_servers, marie, 2, folder="Sent")
     assert [m["Subject"] for m in sent] == ["Re: Sortie de M. R.", "Ordonnance de M. R."]

@@ -66,5 +66,5 @@ def test_config_off_by_default_and_bad_values_named() -> None:
     assert config.max_mail_size == 50 * 1024 * 1024
     bad = load_profile(env={}, extra={"mail_bridge": {"enabled": True, "imap_host": "x",
                                                       "smtp_host": "y", "imap_port": 0}})  # fmt: skip
-    with pytest.raises(ProfileError, match="mail_bridge.imap_port"):
+    with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
         MailBridgeConfig.from_profile(bad)
