@@ -56,7 +56,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy homeserver bots dossier_service deployment cercle
+	$(BIN)/mypy homeserver bots dossier_service deployment cercle bridges
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

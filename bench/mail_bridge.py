@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mail_servers import start_mail_servers  # noqa: E402
+from mail_servers import free_port, start_mail_servers  # noqa: E402
 from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
 
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
@@ -48,14 +48,6 @@ PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
 ENCRYPTED = [
     {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], p: float) -> float:

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 
-from bots.__main__ import configure_logging
+from bots.__main__ import configure_logging, serve, stop_on_signals
 from bots.matrix.session import SessionError
 from bridges.mail.account import (
     CROSS_SIGNING_SECRET,
@@ -32,10 +30,7 @@ async def run() -> int:
         raise ProfileError("le pont Courriers est désactivé (mail_bridge.enabled: false)")
     secrets = Secrets.load_or_create(profile.var_dir)
     config = MailBridgeConfig.from_profile(profile)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     bridge = await MailBridge.create(
         config,
         password=bridge_secret(secrets, PASSWORD_SECRET),
@@ -44,20 +39,8 @@ async def run() -> int:
         vault=CredentialVault.from_secrets_dir(secrets.directory),
         dossier_token=secrets.dossier_service_token,
     )
-    try:
-        await bridge.start()
-        log.info("pont Courriers démarré : %s", config.user_id)
-        running = asyncio.create_task(bridge.wait())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-    finally:
-        await bridge.stop()
-        log.info("pont Courriers arrêté")
+    await serve(bridge, stop, lambda: log.info("pont Courriers démarré : %s", config.user_id))
+    log.info("pont Courriers arrêté")
     return 0
 
 

@@ -114,6 +114,7 @@ class MailBridge:
             fetch_mail=mailboxes.fetch_mail,
             fetch_file=mailboxes.fetch_file,
             filing=filing,
+            directory=dossier,
         )  # fmt: skip
         sync_loop = SyncLoop(
             client, ledger, handlers, UndecryptableEvents(client, ledger),

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bots.commands.registry import UsageError
+from bots.commands.registry import UsageError, UserError
 
 _ADDRESS = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$")
 _COMPOSE = re.compile(
@@ -24,9 +24,38 @@ _COMPOSE = re.compile(
 
 @dataclass(frozen=True)
 class Draft:
-    to: tuple[str, ...]
+    to: tuple[str, ...]  # addresses; empty when ``to_words`` must be looked up
     subject: str
     text: str
+    to_words: str = ""  # a colleague's name, completed from the directory
+
+
+MSSANTE_DOMAIN = ".mssante.fr"
+
+
+def directory_choice(query: str, results: Sequence[Mapping[str, Any]]) -> str:
+    """Pure: the one address the directory gives for ``query`` (an MSSanté address first:
+    the RPPS extract's practice e-mail), or a French ``UserError`` saying why not."""
+    people: list[tuple[str, list[str]]] = []
+    for hit in results:
+        mails = [
+            str(p.get("email")).strip().lower()
+            for p in hit.get("exercices") or []
+            if isinstance(p, Mapping) and is_address(str(p.get("email") or "").strip())
+        ]
+        if mails:
+            secure = [m for m in mails if m.endswith(MSSANTE_DOMAIN)]
+            people.append((str(hit.get("nom_affiche") or ""), list(dict.fromkeys(secure or mails))))
+    if not people:
+        raise UserError(
+            f"Aucune adresse de messagerie trouvée dans l'annuaire pour « {query[:80]} » : "
+            "écrivez l'adresse."
+        )
+    if len(people) > 1 or len(people[0][1]) > 1:
+        names = "; ".join(f"{n} : {', '.join(m)}" for n, m in people[:5])
+        raise UserError(f"Plusieurs adresses possibles pour « {query[:80]} » — {names}. "
+                        "Écrivez l'adresse voulue.")  # fmt: skip
+    return people[0][1][0]
 
 
 def is_address(text: str) -> bool:
@@ -53,7 +82,10 @@ def parse_compose(arguments: str, body: str) -> Draft:
     if not text:
         raise UsageError("Le texte du courrier manque : écrivez-le sous la commande, à la ligne.")
     subject = match.group("subject").strip()[:250]
-    return Draft(addresses(match.group("to")), subject, text)
+    to = match.group("to").strip()
+    if "@" not in to:  # a name: completed from the directory
+        return Draft((), subject, text, to_words=to)
+    return Draft(addresses(to), subject, text)
 
 
 def reply_text(content: Mapping[str, Any]) -> str:

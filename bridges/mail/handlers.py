@@ -10,6 +10,7 @@ Anyone else's messages in a Courriers room (there should be none) are ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -36,8 +37,10 @@ from bots.commands.registry import (
     Text,
     UserError,
 )
+from bots.dossier_client import DossierClient
 from bots.handlers import _ReplyToCommand
 from bots.matrix.io import MatrixIO, room_link, txn_for
+from bots.outbox import Refused, Unavailable
 from bridges.mail import compose_text
 from bridges.mail.filing import Filing
 from bridges.mail.message import parse_mail
@@ -79,6 +82,7 @@ class BridgeHandlers:
         fetch_mail: MailFetcher,
         fetch_file: FileFetcher,
         filing: Filing | None,
+        directory: DossierClient | None = None,
     ) -> None:
         self.client = client
         self.io = io
@@ -89,6 +93,7 @@ class BridgeHandlers:
         self.fetch_mail = fetch_mail
         self.fetch_file = fetch_file
         self.filing = filing
+        self.directory = directory
         self.registry = CommandRegistry("!", _levels())
         self._register()
         self._joining: set[str] = set()
@@ -140,6 +145,8 @@ class BridgeHandlers:
             draft = compose_text.parse_compose(
                 values["à … objet …"], str(ctx.content.get("body", ""))
             )
+            if not draft.to:
+                draft = dataclasses.replace(draft, to=(await self._from_directory(draft.to_words),))
             files = await self._room_files(mailbox, ctx.event_id)
             message = compose(
                 sender=mailbox.address, to=draft.to, subject=draft.subject, text=draft.text,
@@ -301,6 +308,20 @@ class BridgeHandlers:
                 )
             )
         return out
+
+    async def _from_directory(self, words: str) -> str:
+        if self.directory is None:
+            raise UserError("Écrivez l'adresse du destinataire (l'annuaire n'est pas configuré).")
+        try:
+            body = await self.directory.request(
+                "GET", "/annuaire", params={"q": words, "par_page": 5}
+            )
+        except (Unavailable, Refused):
+            raise UserError(
+                "L'annuaire ne répond pas : écrivez l'adresse du destinataire."
+            ) from None
+        results = body.get("resultats", []) if isinstance(body, Mapping) else []
+        return compose_text.directory_choice(words, results)
 
     async def _redact(self, ctx: CommandContext) -> bool:
         resp = await self.client.room_redact(ctx.room_id, ctx.event_id, reason="mot de passe")

@@ -23,8 +23,10 @@ from bridges.mail.account import (
 from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.vault import CredentialVault
+from tests.sync.conftest import dossier_server, dossier_template
 
 BRIDGE_LOCALPART = "cercle-courrier"
+__all__ = ["dossier_server", "dossier_template"]  # the real dossier, for !classer
 
 
 @pytest.fixture(scope="session")
@@ -146,24 +148,3 @@ async def bridge_factory(
     yield make
     for runner in runners:
         await runner.stop()
-
-
-@pytest.fixture(scope="session")
-def dossier_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dossier_service.migrate import upgrade
-
-    path = tmp_path_factory.mktemp("mail-dossier-template") / "template.db"
-    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
-    return path
-
-
-@pytest.fixture
-async def dossier_server(tmp_path: Path, dossier_template: Path) -> AsyncIterator[Any]:
-    from tests.sync.dossier_support import DossierServer, dossier_config
-
-    server = DossierServer(dossier_config(tmp_path / "dossier", dossier_template))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()

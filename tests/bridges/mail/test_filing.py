@@ -10,7 +10,13 @@ import pytest
 
 from bots.dossier_client import DossierClient
 from tests.bridges.mail import mails
-from tests.bridges.mail.test_inbound import connect, mail_events, pro_factory, wait_count
+from tests.bridges.mail.test_inbound import (
+    connect,
+    mail_events,
+    pro_factory,
+    wait_count,
+    wait_notice,
+)
 from tests.sync.dossier_support import SERVICE_TOKEN
 
 pytestmark = pytest.mark.integration
@@ -55,13 +61,13 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
                     "m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}  # fmt: skip
 
         await pro.say(room_id, "", reply(first.event_id, "!classer Dupré compte rendu"))
-        done = await pro.wait_notice(room_id, "Courrier classé dans le dossier")
+        done = await wait_notice(pro, room_id, "Courrier classé dans le dossier")
         assert "« Suivi Mme Dupré »" in done.source["content"]["body"]
         assert "catégorie « compte rendu »" in done.source["content"]["body"]
 
         start = pro.mark(room_id)
         await pro.say(room_id, "", reply(second.event_id, "!classer"))  # the INS decides
-        done = await pro.wait_notice(room_id, "Courrier classé", start=start)
+        done = await wait_notice(pro, room_id, "Courrier classé", start=start)
         body = done.source["content"]["body"]
         assert "« Suivi Mme Dupré »" in body and "catégorie « courrier »" in body
         assert "Non classés (format refusé par le dossier) : IHE_XDM.zip, CR-BIO.xml" in body
@@ -81,6 +87,6 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
         # no patient named, no INS: told what to type; not a reply to a mail: told too
         start = pro.mark(room_id)
         await pro.say(room_id, "!classer Dupré")
-        await pro.wait_notice(room_id, "Répondez au courrier à classer", start=start)
+        await wait_notice(pro, room_id, "Répondez au courrier à classer", start=start)
     finally:
         await dossier.close()

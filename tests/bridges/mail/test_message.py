@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bots.commands.registry import UsageError
-from bridges.mail.compose_text import parse_compose, reply_text, split_category
+from bots.commands.registry import UsageError, UserError
+from bridges.mail.compose_text import (
+    directory_choice,
+    parse_compose,
+    reply_text,
+    split_category,
+)
 from bridges.mail.message import UnparseableMail, message_id_of, parse_mail, sanitise_html
 from bridges.mail.outbound import compose, message_id_for, reply_subject
 from bridges.mail.render import MAX_TEXT, mail_message
@@ -79,7 +84,23 @@ def test_compose_command_parsing() -> None:
     with pytest.raises(UsageError, match="texte du courrier manque"):
         parse_compose("à jean@mss.test objet X", "!courrier à jean@mss.test objet X")
     with pytest.raises(UsageError, match="Adresse invalide"):
-        parse_compose("à jean objet X", "!courrier à jean objet X\ntexte")
+        parse_compose("à jean@x objet X", "!courrier à jean@x objet X\ntexte")
+    by_name = parse_compose("à Jean Martin objet X", "!courrier à Jean Martin objet X\ntexte")
+    assert by_name.to == () and by_name.to_words == "Jean Martin"
+
+
+def test_directory_completion_prefers_the_mssante_address() -> None:
+    def hit(name: str, *emails: str) -> dict[str, object]:
+        return {"nom_affiche": name, "exercices": [{"email": e} for e in emails]}
+
+    one = [hit("MARTIN Jean", "cabinet@gmail.test", "jean.martin@medecin.mssante.fr")]
+    assert directory_choice("Martin", one) == "jean.martin@medecin.mssante.fr"
+    assert directory_choice("Martin", [hit("MARTIN Jean", "cab@x.test"), hit("X")]) == "cab@x.test"
+    with pytest.raises(UserError, match="Aucune adresse de messagerie"):
+        directory_choice("Martin", [hit("MARTIN Jean")])
+    with pytest.raises(UserError, match="Plusieurs adresses possibles"):
+        directory_choice("Martin", [hit("MARTIN Jean", "a@a.mssante.fr"),
+                                    hit("MARTIN Jeanne", "b@b.mssante.fr")])  # fmt: skip
 
 
 def test_reply_text_drops_fallback_and_category_split() -> None:

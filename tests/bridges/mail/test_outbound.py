@@ -14,7 +14,14 @@ import pytest
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
-from tests.bridges.mail.test_inbound import connect, mail_events, pro_factory, wait_count
+from tests.bridges.mail.test_inbound import (
+    connect,
+    decrypt_late,
+    mail_events,
+    pro_factory,
+    wait_count,
+    wait_notice,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["pro_factory"]  # the fixture, imported for these tests
@@ -62,7 +69,7 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
         "body": "> <@cercle-courrier:x> ✉️ Courrier de …\n\nBien reçu, je passe demain à 9 h.",
         "m.relates_to": {"m.in_reply_to": {"event_id": mail_event.event_id}},
     })  # fmt: skip
-    await pro.wait_notice(room_id, "Courrier envoyé")
+    await wait_notice(pro, room_id, "Courrier envoyé")
     (answer,) = await wait_mails(mail_servers, jean, 1)
     assert answer["In-Reply-To"] == "<orig-1@chu.mss.test>"
     assert "<orig-1@chu.mss.test>" in answer["References"]
@@ -80,7 +87,7 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
         "url": upload[0].content_uri,
     })  # fmt: skip
     await pro.say(room_id, f"!courrier à {jean} objet Ordonnance de M. R.\nBonjour,\nCi-joint.")
-    await pro.wait_notice(room_id, "Ordonnance de M. R.")
+    await wait_notice(pro, room_id, "Ordonnance de M. R.")
     received = await wait_mails(mail_servers, jean, 2)
     new = received[1]
     assert new["Subject"] == "Ordonnance de M. R." and new["In-Reply-To"] is None
@@ -91,7 +98,7 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     # a recipient the server refuses: told in French, not retried
     start = pro.mark(room_id)
     await pro.say(room_id, "!courrier à inconnu@ailleurs.test objet Perdu\nTexte.")
-    await pro.wait_notice(room_id, "Courrier non envoyé : adresse refusée", start=start)
+    await wait_notice(pro, room_id, "Courrier non envoyé : adresse refusée", start=start)
 
     sent = await wait_mails(mail_servers, marie, 2, folder="Sent")
     assert [m["Subject"] for m in sent] == ["Re: Sortie de M. R.", "Ordonnance de M. R."]
@@ -127,7 +134,7 @@ async def test_killed_between_matrix_reply_and_smtp_sends_once(
 
     runner = bridge_factory(data)
     await runner.start()
-    await pro.wait_notice(room_id, "Une seule fois")
+    await wait_notice(pro, room_id, "Une seule fois")
     (mail,) = await wait_mails(mail_servers, jean, 1)
     # restarted again: the event is done, the mail filed; nothing is sent a second time
     await runner.stop()
@@ -155,14 +162,14 @@ async def test_refused_login_is_told_once_and_not_retried(
     # a wrong password at !connecter: refused at once, nothing stored
     start = pro.mark(pro.dm)
     await pro.say(pro.dm, f"!connecter {marie} mauvais-mot-de-passe")
-    await pro.wait_notice(pro.dm, "a refusé cet identifiant", start=start)
+    await wait_notice(pro, pro.dm, "a refusé cet identifiant", start=start)
 
     # the password changes at the operator: the bridge's next login is refused
     mail_servers.add_mailbox(marie, "nouveau-" + marie_pw)
     await runner.stop()
     runner = bridge_factory(data)
     bridge = await runner.start()
-    await pro.wait_notice(dm_room, "a refusé la connexion de votre boîte")
+    await wait_notice(pro, dm_room, "a refusé la connexion de votre boîte")
     watcher = bridge.mailboxes.watchers[pro.user_id]
     await asyncio.wait_for(watcher, 30)  # the watcher stopped: no retry storm
     state = bridge.store.mailbox(pro.user_id)
@@ -178,6 +185,7 @@ async def test_refused_login_is_told_once_and_not_retried(
     )
     for _ in range(3):
         await pro.sync_once(500)
+    decrypt_late(pro, dm_room)
     refusals = [n for n in pro.notices(dm_room) if "a refusé la connexion de votre boîte" in n]
     assert len(refusals) == 1
 
