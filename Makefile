@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[test]' > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
 	touch $@
 
-# What the tests need outside Python: headless Chromium for the browser tests.
+# What the tests need outside Python: headless Chromium for the browser tests, Dovecot
+# (IMAP + LMTP) for the mail bridge's tests.
 # Installed from the distribution's packages when missing (CI runs as root).
 $(SYSTEM_STAMP): | $(STAMP)
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -26,6 +27,12 @@ $(SYSTEM_STAMP): | $(STAMP)
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "avertissement : installation de chromium impossible, les tests navigateur seront ignorés"; \
 	  else echo "avertissement : chromium absent (lancez en root pour l'installer)"; fi; \
+	fi
+	@if ! command -v dovecot >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd dovecot-lmtpd >/dev/null) \
+	      || echo "avertissement : installation de dovecot impossible, les tests du pont courriel seront ignorés"; \
+	  else echo "avertissement : dovecot absent (lancez en root pour l'installer)"; fi; \
 	fi
 	touch $@
 
@@ -78,7 +85,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy homeserver bots dossier_service deployment cercle
+	$(BIN)/mypy homeserver bots dossier_service deployment cercle bridges
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

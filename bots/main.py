@@ -1,5 +1,6 @@
 """The coordination bot as a process (logging, signals, exit status), until SIGTERM /
-SIGINT; ``python -m bots`` starts it through `deployment.startup`."""
+SIGINT; ``python -m bots`` starts it through `deployment.startup`. `serve` and
+`stop_on_signals` serve the mail bridge's process too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import logging.config
 import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import Protocol
 
 from bots.app import BotApp
 from bots.config import BotConfig
@@ -34,23 +37,29 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
-async def run() -> int:
-    profile = load_profile()
-    secrets = Secrets.load_or_create(profile.var_dir)
-    config = BotConfig.from_profile(profile)
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM / SIGINT (installed before anything starts)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = await BotApp.create(
-        config,
-        password=secrets.bot_password,
-        pickle_key=secrets.bot_pickle_key,
-        cross_signing_key=secrets.bot_cross_signing_key,
-    )
+    return stop
+
+
+async def serve(app: Service, stop: asyncio.Event, started: Callable[[], None]) -> None:
+    """Start ``app``; run it until ``stop`` is set or it fails; stop it in every case
+    (the bot and the mail bridge)."""
     try:
         await app.start()
-        log.info("bot démarré : %s (appareil %s)", config.user_id, app.client.device_id)
+        started()
         running = asyncio.create_task(app.wait())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -61,7 +70,25 @@ async def run() -> int:
             await running
     finally:
         await app.stop()
-        log.info("bot arrêté")
+
+
+async def run() -> int:
+    profile = load_profile()
+    secrets = Secrets.load_or_create(profile.var_dir)
+    config = BotConfig.from_profile(profile)
+    stop = stop_on_signals()
+    app = await BotApp.create(
+        config,
+        password=secrets.bot_password,
+        pickle_key=secrets.bot_pickle_key,
+        cross_signing_key=secrets.bot_cross_signing_key,
+    )
+    await serve(
+        app,
+        stop,
+        lambda: log.info("bot démarré : %s (appareil %s)", config.user_id, app.client.device_id),
+    )
+    log.info("bot arrêté")
     return 0
 
 

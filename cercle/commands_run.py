@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from bridges.mail.status import mailbox_lines, mailbox_report
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (
@@ -199,6 +200,8 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         entry: dict[str, Any] = {"pid": pid if alive else None}
         if not spec.present():
             entry["state"] = "absent"
+        elif not spec.enabled(p):
+            entry["state"] = "disabled"
         elif spec.name == "dossier":
             dossier_up = alive and is_healthy(p.dossier_url)
             entry["state"] = "running" if dossier_up else ("starting" if alive else "stopped")
@@ -206,6 +209,8 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         else:
             entry["state"] = "running" if alive else "stopped"
         services[spec.name] = entry
+    if services.get("courrier", {}).get("state") not in (None, "absent", "disabled"):
+        services["courrier"]["mailboxes"] = mailbox_report(p.var_dir / "mail" / "bridge.sqlite3")
     return {
         "running": bool(state),
         "homeserver_url": p.public_baseurl.rstrip("/"),
@@ -230,7 +235,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "stopped": "arrêté",
         "absent": "absent",
         "starting": "démarrage",
+        "disabled": "désactivé",
     }
     for name, entry in report["services"].items():
         _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}")
+        for line in mailbox_lines(entry.get("mailboxes", [])):
+            _say(line)
     return 0 if report["services"]["homeserver"]["state"] == "running" else 3

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridges.mail.account import ensure_bridge_account
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
@@ -97,16 +98,23 @@ class ServiceSpec:
 
     name: str
     module: str
+    switch: str | None = None  # a profile section whose ``enabled: true`` turns it on
 
     def present(self) -> bool:
         return importlib.util.find_spec(f"{self.module}.__main__") is not None
 
+    def enabled(self, profile: Profile) -> bool:
+        if self.switch is None:
+            return True
+        section = profile.data.get(self.switch)
+        return isinstance(section, dict) and section.get("enabled") is True
 
 SERVICES = (
     # the only process holding the Synapse admin token, on a Unix socket (issue 12)
     ServiceSpec("comptes", "homeserver.account_gateway"),
     ServiceSpec("dossier", "dossier_service"),
     ServiceSpec("bot", "bots"),
+    ServiceSpec("courrier", "bridges.mail", switch="mail_bridge"),
 )
 
 
@@ -160,7 +168,7 @@ class Supervisor:
         self.services = [
             ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)
             for spec in SERVICES
-            if spec.present()
+            if spec.present() and spec.enabled(profile)
         ]
         self._stopping = False
 
@@ -191,7 +199,7 @@ class Supervisor:
         self._write_run_file(ready=False)
         self.synapse.start()
         bot = self.profile.section("bot")
-        asyncio.run(
+        accounts = asyncio.run(
             ensure_service_accounts(
                 self.profile.homeserver_url,
                 self.profile.server_name,
@@ -200,6 +208,15 @@ class Supervisor:
                 bot_display_name=str(bot["display_name"]),
             )
         )
+        if any(s.spec.name == "courrier" for s in self.services):
+            mail = self.profile.section("mail_bridge")
+            asyncio.run(
+                ensure_bridge_account(
+                    self.profile.homeserver_url, accounts.admin_token, self.secrets,
+                    user_id=f"@{mail['localpart']}:{self.profile.server_name}",
+                    display_name=str(mail["display_name"]),
+                )
+            )  # fmt: skip
         for service in self.services:
             announce(f"Démarrage du service {service.spec.name}…")
             service.start()

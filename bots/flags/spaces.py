@@ -24,6 +24,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from bots.flags.model import ORDER, FlagKind, RoomFlags
 from bots.matrix.io import MatrixIO
@@ -53,6 +54,31 @@ TOPICS = {
     FlagKind.REQUEST: "Salons portant une demande dont vous êtes membre (tenu par le bot Cercle).",
     FlagKind.TODO: "Salons à traiter dont vous êtes membre (tenu par le bot Cercle).",
 }
+
+
+def personal_space_request(user_id: str, name: str, topic: str) -> dict[str, Any]:
+    """The creation request of a folder space of one person, held by a bot: the person may
+    read it, only the bot changes it (also the mail bridge's "Courriers" folder)."""
+    return dict(
+        space=True,
+        name=name,
+        topic=topic,
+        invite=[user_id],
+        initial_state=[
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "joined"},
+            },
+        ],
+        power_level_override={
+            "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
+            "events_default": 100,
+            "state_default": 100,
+            "invite": 100,
+        },
+    )
 
 
 class FolderSpaces:
@@ -116,30 +142,7 @@ class FolderSpaces:
             existing = self.space_of(user_id, kind)
             if existing:
                 return existing
-            request = dict(
-                space=True,
-                name=kind.folder,
-                topic=TOPICS[kind],
-                invite=[user_id],
-                initial_state=[
-                    {
-                        "type": "m.room.join_rules",
-                        "state_key": "",
-                        "content": {"join_rule": "invite"},
-                    },
-                    {
-                        "type": "m.room.history_visibility",
-                        "state_key": "",
-                        "content": {"history_visibility": "joined"},
-                    },
-                ],
-                power_level_override={
-                    "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
-                    "events_default": 100,
-                    "state_default": 100,
-                    "invite": 100,
-                },
-            )
+            request = personal_space_request(user_id, kind.folder, TOPICS[kind])
             # once per person and folder, even when killed before the row below is written
             space_id, _ = await create_room_once(
                 self.io.client, self.io, f"folder|{user_id}|{kind.value}", request

@@ -404,6 +404,7 @@ async def list_patients(
                 func.lower(Patient.first_birth_first_name).like(needle),
                 func.lower(Patient.used_first_name).like(needle),
                 func.lower(Patient.id).like(needle),
+                col(Patient.ins_number) == search.replace(" ", "").upper(),  # the mail bridge
             )
         )
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()

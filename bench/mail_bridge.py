@@ -1,0 +1,236 @@
+"""The Courriers bridge under load, through real servers: a temporary Synapse, Dovecot (IMAP
+over TLS with IDLE, LMTP) and the TLS submission relay of the tests, the bridge as its own
+process (``python -m bridges.mail``, exactly as ``cercle up`` starts it).
+
+A sender submits N mails with a PDF attachment (SMTP, TLS + AUTH) at a steady rate to one
+professional's mailbox; her E2EE client times each mail from the submission's 250 answer to
+its message in the Courriers room. Printed: mails/s into Matrix, delay p50 / p99 (goal:
+p50 ≤ 2 s with IDLE), the bridge's resident memory along the run (flat = no growth per
+mail), and that every mail was posted exactly once.
+
+Usage: .venv/bin/python bench/mail_bridge.py [--mails 1000] [--rate 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from email.message import EmailMessage
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from mail_servers import free_port, start_mail_servers  # noqa: E402
+from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
+
+from bridges.mail.account import ensure_bridge_account  # noqa: E402
+from deployment.profile import load_profile  # noqa: E402
+from deployment.secrets import Secrets  # noqa: E402
+from homeserver.accounts import ensure_service_accounts  # noqa: E402
+from homeserver.admin_api import AdminApi  # noqa: E402
+from homeserver.process import SynapseProcess  # noqa: E402
+from homeserver.render import render  # noqa: E402
+
+PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
+ENCRYPTED = [
+    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+
+
+def bench_mail(i: int, sender: str, to: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = f"bench-{i}"
+    msg["Message-ID"] = f"<bench-{i}-{secrets.token_hex(4)}@lab.mss.test>"
+    msg.set_content(f"Résultat n° {i}.")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename=f"resultat-{i}.pdf")
+    return msg.as_bytes()
+
+
+class Watcher:
+    """The professional's client: when each bench mail shows up in the Courriers room."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.seen: dict[str, float] = {}
+        self.counts: Counter[str] = Counter()
+        self.dm_notices: list[str] = []
+
+    async def run(self) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30_000)
+            now = time.perf_counter()
+            if not isinstance(resp, SyncResponse):
+                continue
+            for room_id in resp.rooms.invite:
+                await self.client.join(room_id)
+            for info in resp.rooms.join.values():
+                for ev in info.timeline.events:
+                    body = ev.source.get("content", {}).get("body", "")
+                    if ev.source.get("content", {}).get("msgtype") == "m.notice":
+                        self.dm_notices.append(body)
+                    for line in body.split("\n")[:3]:
+                        if line.startswith("Objet : bench-"):
+                            key = line.removeprefix("Objet : ")
+                            self.counts[key] += 1
+                            self.seen.setdefault(key, now)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+
+
+async def bench(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="cercle-bench-mail-"))
+    servers = start_mail_servers()
+    pro_box, sender_box = "pro@mss.test", "labo@mss.test"
+    servers.add_mailbox(pro_box, secrets.token_urlsafe(12))
+    servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
+    override = {
+        "var_dir": str(work / "var"),
+        "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
+                                                           "login_burst": 1000}},
+        "dossier": {"port": free_port()},
+        "mail_bridge": {
+            "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
+            "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
+            "ca_file": str(servers.ca_file), "backfill": 0,
+        },
+    }  # fmt: skip
+    override_file = work / "bench.yaml"
+    override_file.write_text(yaml.safe_dump(override))
+    profile = load_profile(override_file=override_file, env={})
+    secrets_ = Secrets.load_or_create(profile.var_dir)
+    synapse = SynapseProcess(render(profile, secrets_))
+    synapse.start()
+    bridge_proc: subprocess.Popen[bytes] | None = None
+    client: AsyncClient | None = None
+    try:
+        bot = profile.section("bot")
+        accounts = await ensure_service_accounts(
+            profile.homeserver_url, profile.server_name, secrets_,
+            bot_localpart=str(bot["localpart"]), bot_display_name=str(bot["display_name"]),
+        )  # fmt: skip
+        bridge_user = f"@cercle-courrier:{profile.server_name}"
+        await ensure_bridge_account(
+            profile.homeserver_url, accounts.admin_token, secrets_,
+            user_id=bridge_user, display_name="Courriers",
+        )  # fmt: skip
+        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
+            password = secrets.token_urlsafe(12)
+            user_id = await api.register(secrets_.registration_shared_secret, "bench-pro", password)
+            me = await api.login(user_id, password)
+            await api.override_ratelimit(user_id)
+        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
+        bridge_proc = subprocess.Popen(
+            [sys.executable, "-m", "bridges.mail"], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
+        )  # fmt: skip
+        (work / "pro-store").mkdir()
+        client = AsyncClient(
+            profile.homeserver_url, me.user_id, device_id=me.device_id,
+            store_path=str(work / "pro-store"), config=AsyncClientConfig(encryption_enabled=True),
+        )  # fmt: skip
+        client.restore_login(me.user_id, me.device_id, me.access_token)
+        await client.keys_upload()
+        await client.sync(timeout=0, full_state=True)
+        watcher = Watcher(client)
+        task = asyncio.create_task(watcher.run())
+        dm = (await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED,
+                                       is_direct=True)).room_id  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (
+            bridge_user not in client.rooms[dm].users
+            or bridge_user in client.rooms[dm].invited_users
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("le pont n'a pas rejoint la conversation")
+            await asyncio.sleep(0.1)
+        await client.room_send(dm, "m.room.message", {
+            "msgtype": "m.text", "body": f"!connecter {pro_box} {servers.passwords[pro_box]}",
+        }, ignore_unverified_devices=True)  # fmt: skip
+        while not any("reliée" in n for n in watcher.dm_notices):
+            if time.monotonic() > deadline + 60:
+                raise RuntimeError("boîte non reliée")
+            await asyncio.sleep(0.1)
+
+        proc = psutil.Process(bridge_proc.pid)
+        rss: list[tuple[int, float]] = [(0, proc.memory_info().rss / 2**20)]
+        submitted: dict[str, float] = {}
+        t0 = time.perf_counter()
+        interval = 1.0 / args.rate
+        for i in range(args.mails):
+            target = t0 + i * interval
+            if (delay := target - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            raw = bench_mail(i, sender_box, pro_box)
+            await asyncio.to_thread(servers.submit, raw, sender_box, [pro_box])
+            submitted[f"bench-{i}"] = time.perf_counter()
+            if (i + 1) % max(1, args.mails // 4) == 0:
+                rss.append((i + 1, proc.memory_info().rss / 2**20))
+        deadline = time.monotonic() + 600
+        while len(watcher.seen) < args.mails and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        t_end = max(watcher.seen.values(), default=time.perf_counter())
+        rss.append((args.mails, proc.memory_info().rss / 2**20))
+        await asyncio.sleep(5)  # anything posted twice would show now
+        task.cancel()
+
+        delays = [watcher.seen[k] - submitted[k] for k in submitted if k in watcher.seen]
+        load = os.getloadavg()
+        print(
+            f"{args.mails} courriers (texte + PDF de {len(PDF) // 1024} ko) soumis à "
+            f"{args.rate:g}/s ; Synapse SQLite, Dovecot {servers.imap_port}, "
+            f"{os.cpu_count()} cœurs partagés, charge {load[0]:.1f}"
+        )
+        print(f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
+              f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}")  # fmt: skip
+        if delays:
+            print(
+                f"  débit : {len(delays) / (t_end - t0):.1f} courriers/s ; délai soumission → "
+                f"Matrix p50 = {statistics.median(delays):.2f} s, p99 = {pct(delays, 99):.2f} s "
+                "(objectif p50 ≤ 2 s)"
+            )
+        print("  mémoire du pont (RSS) : " + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss))
+    finally:
+        if client is not None:
+            await client.close()
+        if bridge_proc is not None:
+            bridge_proc.terminate()
+            try:
+                bridge_proc.wait(30)
+            except subprocess.TimeoutExpired:
+                bridge_proc.kill()
+        synapse.stop()
+        servers.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mails", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=10.0)
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""One professional's IMAP connection (TLS from the first byte, aioimaplib): login, the
+INBOX's UIDVALIDITY and UIDs, one mail fetched at a time (``BODY.PEEK[]``: the mail stays
+unread), IDLE for push, APPEND to the Sent folder.
+
+Failures become two exceptions: ``LoginRefused`` (the server said NO to the credentials:
+never retried by itself) and ``MailServerError`` (anything else: retried with back-off).
+Neither carries the server's text, which may echo the login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from pathlib import Path
+
+import aioimaplib
+
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+_FETCH_UID = re.compile(rb"\bUID (\d+)\b")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_LIST_SENT = re.compile(rb'\\Sent\b[^"]*"[^"]*" "?([^"]+?)"?$')
+
+
+class MailServerError(Exception):
+    """The mail server is unreachable or answered something unexpected (retried)."""
+
+
+class LoginRefused(MailServerError):
+    """The server refused the login and password (not retried until they change)."""
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certificates and host names verified; ``ca_file`` trusted in addition to the system."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class ImapSession:
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout: float = 60.0):
+        self._host = host
+        self._port = port
+        self._context = context
+        self._timeout = timeout
+        self._client: aioimaplib.IMAP4_SSL | None = None
+        self.uidvalidity = 0
+        self.uidnext = 0
+
+    async def open(self, login: str, password: str) -> None:
+        try:
+            client = aioimaplib.IMAP4_SSL(
+                self._host, self._port, ssl_context=self._context, timeout=self._timeout
+            )
+            self._client = client
+            await client.wait_hello_from_server()
+            resp = await client.login(login, password)
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            raise MailServerError(type(exc).__name__) from exc
+        if resp.result != "OK":
+            await self.close()
+            raise LoginRefused("login")
+        await self.select_inbox()
+
+    async def select_inbox(self) -> None:
+        resp = await self._run(self._ready().select("INBOX"))
+        if resp.result != "OK":
+            raise MailServerError("select")
+        text = b"\n".join(bytes(line) for line in resp.lines)
+        validity = _UIDVALIDITY.search(text)
+        if validity is None:
+            raise MailServerError("no UIDVALIDITY")
+        self.uidvalidity = int(validity.group(1))
+        nxt = _UIDNEXT.search(text)
+        self.uidnext = int(nxt.group(1)) if nxt else 0
+
+    @property
+    def supports_idle(self) -> bool:
+        return bool(self._ready().has_capability("IDLE"))
+
+    async def uids_after(self, last_uid: int) -> list[int]:
+        """The INBOX's UIDs greater than ``last_uid``, ascending."""
+        resp = await self._run(self._ready().uid_search(f"UID {last_uid + 1}:*", charset=None))
+        if resp.result != "OK":
+            raise MailServerError("search")
+        uids: set[int] = set()
+        for line in resp.lines[:-1]:  # the last line is the completion text
+            words = bytes(line).split()
+            if words and words[0] == b"SEARCH":
+                words = words[1:]
+            if all(w.isdigit() for w in words):
+                uids.update(int(w) for w in words)
+        # "n:*" always matches the last message, even below n (RFC 3501 6.4.8)
+        return sorted(u for u in uids if u > last_uid)
+
+    async def all_uids(self) -> list[int]:
+        return await self.uids_after(0)
+
+    async def size(self, uid: int) -> int | None:
+        resp = await self._run(self._ready().uid("fetch", str(uid), "(RFC822.SIZE)"))
+        for line in resp.lines:
+            found = _SIZE.search(bytes(line))
+            if found:
+                return int(found.group(1))
+        return None
+
+    async def fetch(self, uid: int) -> bytes | None:
+        """The raw mail, or None when it was expunged meanwhile."""
+        resp = await self._run(self._ready().uid("fetch", str(uid), "(UID BODY.PEEK[])"))
+        if resp.result != "OK":
+            raise MailServerError("fetch")
+        lines = resp.lines
+        for i, line in enumerate(lines):
+            if isinstance(line, bytes | bytearray) and b"FETCH" in line and line.endswith(b"}"):
+                found = _FETCH_UID.search(bytes(line))
+                if found and int(found.group(1)) == uid and i + 1 < len(lines):
+                    return bytes(lines[i + 1])
+        return None
+
+    async def wait_for_news(self, timeout: float) -> None:
+        """IDLE until the server announces a change or ``timeout`` s pass."""
+        client = self._ready()
+        try:
+            idle = await client.idle_start(timeout=timeout)
+            while client.has_pending_idle():
+                push = await client.wait_server_push(timeout=timeout + 5)
+                if push == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
+                    b"EXISTS" in bytes(x) or b"EXPUNGE" in bytes(x)
+                    for x in (push if isinstance(push, list) else [])
+                ):
+                    client.idle_done()
+                    await asyncio.wait_for(idle, self._timeout)
+                    return
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            raise MailServerError(type(exc).__name__) from exc
+
+    async def sent_folder(self) -> str:
+        resp = await self._run(self._ready().list('""', "*"))
+        for line in resp.lines:
+            found = _LIST_SENT.search(bytes(line).strip())
+            if found:
+                return found.group(1).decode()
+        return "Sent"
+
+    async def append(self, raw: bytes, folder: str) -> None:
+        resp = await self._run(self._ready().append(raw, mailbox=folder, flags=r"(\Seen)"))
+        if resp.result != "OK":
+            raise MailServerError("append")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.get_state() in ("AUTH", "SELECTED"):
+                await asyncio.wait_for(client.logout(), 5)
+        except Exception:  # closing: nothing to do about a failure
+            pass
+        transport = getattr(client.protocol, "transport", None)
+        if transport is not None:
+            transport.close()
+
+    def _ready(self) -> aioimaplib.IMAP4_SSL:
+        if self._client is None:
+            raise MailServerError("not connected")
+        return self._client
+
+    async def _run(self, call: object) -> aioimaplib.Response:
+        try:
+            resp: aioimaplib.Response = await call  # type: ignore[misc]
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            raise MailServerError(type(exc).__name__) from exc
+        return resp

@@ -1,0 +1,216 @@
+"""Outgoing mail: a reply to a mail in the Courriers room, or ``!courrier``, sent by SMTP
+submission (TLS, the professional's own login) and filed in her Sent folder.
+
+At most once per Matrix event, across crashes: the composed mail (with a Message-ID derived
+from the event) is stored ``pending`` before anything is sent; ``sent`` once the submission
+server accepted it; ``filed`` once it is in the Sent folder. A restart (the sync loop hands
+the unfinished event again, and ``resume`` walks the table) carries on from the recorded
+state, so a crash between the Matrix message and the SMTP submission sends the mail once.
+Only a crash inside the SMTP exchange itself (after the server's 250, before the local
+record) can send it twice; it then carries the same Message-ID, which receivers dedupe on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import hashlib
+import logging
+import smtplib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, getaddresses
+
+from bridges.mail.imap import ImapSession, LoginRefused, MailServerError
+from bridges.mail.store import BridgeStore, Mailbox
+from bridges.mail.vault import CredentialVault
+
+log = logging.getLogger(__name__)
+
+
+class SendRefused(Exception):
+    """The submission server refused this mail for good (French message for the sender)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SendUnavailable(Exception):
+    """The submission server cannot be reached now: the mail stays pending, retried."""
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+# -- pure: composing ----------------------------------------------------------------------
+
+
+def message_id_for(event_id: str, address: str) -> str:
+    domain = address.rsplit("@", 1)[-1] or "cercle.invalid"
+    return f"<cercle.{hashlib.sha256(event_id.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def reply_subject(subject: str) -> str:
+    return subject if subject.lower().startswith(("re:", "re :")) else f"Re: {subject}"
+
+
+def compose(
+    *,
+    sender: str,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    message_id: str,
+    date: datetime,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    files: Sequence[OutgoingFile] = (),
+) -> EmailMessage:
+    """Pure: the mail as submitted (UTF-8, quoted-printable where needed, RFC 2231 names)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date.astimezone(UTC))
+    msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        chain = [r for r in references if r != in_reply_to] + [in_reply_to]
+        msg["References"] = " ".join(chain[-20:])  # RFC 5322 3.6.4: the chain, trimmed
+    msg.set_content(text)
+    for f in files:
+        maintype, _, subtype = f.mimetype.partition("/")
+        msg.add_attachment(
+            f.data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=f.filename,
+        )
+    return msg
+
+
+# -- I/O: submission and the Sent folder ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # tls | starttls
+    timeout: float = 60.0
+
+
+def submit(
+    settings: SmtpSettings,
+    tls: ssl.SSLContext,
+    login: str,
+    password: str,
+    raw: bytes,
+    to: Sequence[str],
+) -> None:
+    """Blocking (run in a thread): one submission, TLS verified, authenticated."""
+    try:
+        if settings.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, context=tls, timeout=settings.timeout
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp.starttls(context=tls)
+        with smtp:
+            smtp.login(login, password)
+            smtp.sendmail(login, list(to), raw)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendRefused("le serveur d'envoi a refusé votre identifiant ou mot de passe") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise SendRefused(
+            "adresse refusée par le serveur d'envoi : " + ", ".join(sorted(exc.recipients))
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600:
+            raise SendRefused(
+                f"courrier refusé par le serveur d'envoi (code {exc.smtp_code})"
+            ) from exc
+        raise SendUnavailable(str(exc.smtp_code)) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SendUnavailable(type(exc).__name__) from exc
+
+
+class MailSender:
+    def __init__(
+        self,
+        store: BridgeStore,
+        vault: CredentialVault,
+        smtp: SmtpSettings,
+        imap_host: str,
+        imap_port: int,
+        tls: ssl.SSLContext,
+    ) -> None:
+        self.store = store
+        self.vault = vault
+        self.smtp = smtp
+        self.imap_host = imap_host
+        self.imap_port = imap_port
+        self.tls = tls
+        self._lock = asyncio.Lock()
+
+    async def send(self, event_id: str, mailbox: Mailbox, message: EmailMessage | None) -> bool:
+        """Carry the mail of ``event_id`` to its end; ``message`` is used the first time.
+        True when the mail was sent by this call or before (False: nothing to send)."""
+        async with self._lock:  # one SMTP exchange at a time per bridge: a small operator quota
+            row = self.store.outgoing(event_id)
+            if row is None:
+                if message is None:
+                    return False
+                self.store.add_outgoing(
+                    event_id, mailbox.owner, str(message["Message-ID"]), message.as_bytes()
+                )
+                row = self.store.outgoing(event_id)
+                assert row is not None
+            state, _, raw = row
+            if state == "refused":
+                return False
+            password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
+            if state == "pending" and raw is not None:
+                to = _recipients(raw)
+                try:
+                    await asyncio.to_thread(
+                        submit, self.smtp, self.tls, mailbox.address, password, raw, to
+                    )
+                except SendRefused:
+                    self.store.set_outgoing(event_id, "refused")  # told once, never retried
+                    raise
+                self.store.set_outgoing(event_id, "sent")
+                log.info("courrier envoyé event=%s", event_id)
+                state = "sent"
+            if state == "sent" and raw is not None:
+                await self._file(mailbox, password, raw)
+                self.store.set_outgoing(event_id, "filed")
+            return True
+
+    async def _file(self, mailbox: Mailbox, password: str, raw: bytes) -> None:
+        session = ImapSession(self.imap_host, self.imap_port, self.tls)
+        try:
+            await session.open(mailbox.address, password)
+            await session.append(raw, await session.sent_folder())
+        except LoginRefused as exc:
+            raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
+        except MailServerError as exc:
+            raise SendUnavailable("imap") from exc
+        finally:
+            await session.close()
+
+
+def _recipients(raw: bytes) -> list[str]:
+    msg = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in msg.get_all(h, [])]
+    return [a for _, a in getaddresses(fields) if a]

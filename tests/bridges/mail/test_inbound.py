@@ -1,0 +1,228 @@
+"""Incoming mail end to end: real Dovecot (IMAP over TLS, IDLE), real Synapse, the bridge
+in-process, a professional as a real E2EE client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nio import (
+    AsyncClient,
+    DownloadResponse,
+    EncryptionError,
+    LocalProtocolError,
+    MegolmEvent,
+    RedactedEvent,
+    RoomGetStateEventResponse,
+)
+from nio.crypto.attachments import decrypt_attachment
+from support import die_after
+
+from tests.bots.conftest import Pro, dm_with_bot
+from tests.bridges.mail import mails
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pro_factory(nio_client_factory: Callable[..., Any]) -> Callable[..., Any]:
+    async def make(user: Any = None) -> Pro:
+        return Pro(await nio_client_factory(user))
+
+    return make
+
+
+def mail_events(pro: Pro, room_id: str) -> list[Any]:
+    return [
+        e for e in pro.events.get(room_id, [])
+        if e.source.get("content", {}).get("body", "").startswith("✉️ Courrier de")
+    ]  # fmt: skip
+
+
+def file_events(pro: Pro, room_id: str) -> list[Any]:
+    return [
+        e for e in pro.events.get(room_id, [])
+        if e.source.get("content", {}).get("msgtype") == "m.file"
+    ]  # fmt: skip
+
+
+def decrypt_late(pro: Pro, room_id: str) -> None:
+    """Events whose room key came in a later sync than themselves, decrypted now (a client
+    retries them; the test's recorder would otherwise keep them undecrypted)."""
+    events = pro.events.get(room_id, [])
+    for i, event in enumerate(events):
+        if isinstance(event, MegolmEvent):
+            event.room_id = room_id
+            with contextlib.suppress(EncryptionError, LocalProtocolError):
+                events[i] = pro.client.decrypt_event(event)
+
+
+async def wait_count(pro: Pro, room_id: str, pick: Callable[[Pro, str], list[Any]], n: int,
+                     timeout: float = 60.0) -> list[Any]:  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        decrypt_late(pro, room_id)
+        found = pick(pro, room_id)
+        if len(found) >= n:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{len(found)} / {n} messages reçus")
+        await pro.sync_once(500)
+
+
+async def wait_notice(pro: Pro, room_id: str, contains: str, timeout: float = 60.0,
+                      start: int = 0) -> Any:  # fmt: skip
+    """``Pro.wait_notice``, with events whose key came late decrypted as they arrive."""
+
+    def matching(p: Pro, r: str) -> list[Any]:
+        return [
+            e for e in p.events.get(r, [])[start:]
+            if e.source.get("content", {}).get("msgtype") == "m.notice"
+            and contains in e.source.get("content", {}).get("body", "")
+        ]  # fmt: skip
+
+    return (await wait_count(pro, room_id, matching, 1, timeout))[0]
+
+
+async def download(client: AsyncClient, content: dict[str, Any]) -> bytes:
+    file = content["file"]
+    server, media = file["url"][len("mxc://") :].split("/", 1)
+    resp = await client.download(server_name=server, media_id=media)
+    assert isinstance(resp, DownloadResponse), resp
+    return bytes(
+        decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+    )
+
+
+async def connect(pro: Pro, bridge_user: str, address: str, password: str) -> str:
+    """`!connecter` in a direct chat with the bridge; the Courriers room joined."""
+    dm = await dm_with_bot(pro, bridge_user)
+    command = await pro.say(dm, f"!connecter {address} {password}")
+    notice = await wait_notice(pro, dm, "reliée")
+    body = notice.source["content"]["body"]
+    room_id = body.split("https://matrix.to/#/")[1].split("?")[0]
+    await pro.wait_member(room_id, pro.user_id)
+    pro.command_event = command  # type: ignore[attr-defined]
+    pro.dm = dm  # type: ignore[attr-defined]
+    return room_id
+
+
+async def test_mail_shapes_reach_the_courriers_room(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str,
+) -> None:  # fmt: skip
+    address, password = mailbox_factory()
+    runner = bridge_factory()
+    bridge = await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, address, password)
+
+    # in her own direct chat the bridge may not erase her message: she is told to
+    assert "supprimez votre message contenant le mot de passe" in pro.notices(pro.dm)[-1]
+    # in the Courriers room (the bridge holds it) a new password's message is erased
+    command = await pro.say(room_id, f"!connecter {address} {password}")
+    await wait_notice(pro, room_id, "a été effacé")
+    await pro.wait_for(room_id, lambda e: (isinstance(e, RedactedEvent) and e.event_id == command)
+                       or e.source.get("redacts") == command)  # fmt: skip
+    mailbox = bridge.store.mailbox(pro.user_id)
+    assert mailbox is not None and mailbox.space_id is not None
+    assert password.encode() not in bridge.config.database_path.read_bytes()
+    child = await pro.client.room_get_state_event(mailbox.space_id, "m.space.child", room_id)
+    assert isinstance(child, RoomGetStateEventResponse) and child.content.get("via")
+    assert pro.client.rooms[room_id].encrypted
+
+    big_raw, big_payload = mails.big()
+    shapes = [
+        mails.alternative(), mails.latin1(), mails.windows1252(), mails.rfc2231_name(),
+        mails.malformed(), mails.mssante_xdm(), big_raw,
+    ]  # fmt: skip
+    for raw in shapes:
+        await asyncio.to_thread(mail_servers.deliver, raw, address)
+
+    posted = await wait_count(pro, room_id, mail_events, 6, timeout=120)
+    bodies = [e.source["content"]["body"] for e in posted]
+    assert "Objet : Compte rendu de sortie" in bodies[0]
+    assert "Dr Hélène Lefèvre <h.lefevre@chu.mss.test>" in bodies[0]
+    assert "<b>Compte rendu</b>" in posted[0].source["content"]["formatted_body"]
+    assert "<script" not in posted[0].source["content"]["formatted_body"]
+    assert "hémoglobine à 12,5" in bodies[1]
+    assert "L’infirmière a noté « 38,5 °C »" in bodies[2] and "Objet : Fièvre" in bodies[2]
+    assert "Lettre de liaison – Mme Dupré.pdf" in bodies[3]
+    assert "IHE_XDM/SUBSET01/DOC0002.PDF" in bodies[4]
+    assert "Imagerie (20 Mo)" in bodies[5]
+
+    # the unparseable mail: a notice and its raw .eml, never dropped
+    notice = await wait_notice(pro, room_id, "n'a pas pu être mis en forme")
+    files = await wait_count(pro, room_id, file_events, 6, timeout=120)
+    names = [f.source["content"]["body"] for f in files]
+    assert names == [
+        "Compte rendu été.pdf", "Lettre de liaison – Mme Dupré.pdf", "courrier.eml",
+        "IHE_XDM.zip", "CR-BIO.xml", "scanner.pdf",
+    ]  # fmt: skip
+    assert notice is not None
+    eml = next(f for f in files if f.source["content"]["body"] == "courrier.eml")
+    assert (await download(pro.client, eml.source["content"])).endswith(mails.malformed())
+    pdf = next(f for f in files if f.source["content"]["body"] == "scanner.pdf")
+    assert await download(pro.client, pdf.source["content"]) == big_payload
+    state = bridge.store.mailbox(pro.user_id)
+    assert state is not None and state.state == "connectée" and state.last_mail_at
+
+
+async def test_exactly_once_across_crashes_and_restarts(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, tmp_path: Any,
+) -> None:  # fmt: skip
+    address, password = mailbox_factory()
+    data = tmp_path / "mail-crash"
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, address, password)
+
+    # 1. killed between the IMAP fetch and the Matrix post
+    from bridges.mail import imap
+
+    real_fetch = imap.ImapSession.fetch
+    died = die_after(imap.ImapSession, "fetch", lambda *a, **k: True)
+    try:
+        await asyncio.to_thread(mail_servers.deliver, mails.simple("Premier"), address)
+        await asyncio.wait_for(died.wait(), 60)
+    finally:
+        imap.ImapSession.fetch = real_fetch  # type: ignore[method-assign]
+    await runner.kill()
+
+    # 2. killed after the mail's message reached Synapse, before the bridge recorded it
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    died = die_after(
+        bridge.io, "send",
+        lambda room, etype, content, txn=None: "fr.cercle.mail" in content,
+    )  # fmt: skip
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Deuxième"), address)
+    await asyncio.wait_for(died.wait(), 60)
+    await runner.kill()
+
+    # 3. mails arriving while the bridge is down
+    for subject in ("Troisième", "Quatrième"):
+        await asyncio.to_thread(mail_servers.deliver, mails.simple(subject), address)
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    # 4. a mail after a clean reconnection (IDLE)
+    await wait_count(pro, room_id, mail_events, 4, timeout=90)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Cinquième"), address)
+    posted = await wait_count(pro, room_id, mail_events, 5, timeout=90)
+    # quiet period: nothing more arrives (the same mails are not posted again)
+    await runner.stop()
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    for _ in range(6):
+        await pro.sync_once(500)
+    decrypt_late(pro, room_id)
+    posted = mail_events(pro, room_id)
+    subjects = [e.source["content"]["body"].split("\n")[1] for e in posted]
+    assert subjects == [f"Objet : {s}" for s in
+                        ("Premier", "Deuxième", "Troisième", "Quatrième", "Cinquième")]  # fmt: skip
+    assert bridge.store.count_posted(pro.user_id) == 5

@@ -1,0 +1,70 @@
+"""The bridge's storage, vault, configuration and status lines (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bots.matrix.ledger import open_database
+from bridges.mail.config import MailBridgeConfig, bridge_enabled
+from bridges.mail.status import mailbox_lines, mailbox_report
+from bridges.mail.store import BridgeStore, PostedMail
+from bridges.mail.vault import CredentialVault, VaultError
+from cercle.supervisor import SERVICES
+from deployment.profile import ProfileError, load_profile
+
+
+def test_vault_binds_the_owner_and_keeps_no_plaintext(tmp_path: Path) -> None:
+    vault = CredentialVault.from_secrets_dir(tmp_path)
+    sealed = vault.seal("s3cret-mot-de-passe", owner="@marie:x")
+    assert b"s3cret" not in sealed
+    assert vault.open(sealed, owner="@marie:x") == "s3cret-mot-de-passe"
+    with pytest.raises(VaultError):
+        vault.open(sealed, owner="@jean:x")  # moved to another account
+    with pytest.raises(VaultError):
+        CredentialVault("une autre clé").open(sealed, owner="@marie:x")
+    assert (tmp_path / "mail_bridge_vault_key").stat().st_mode & 0o777 == 0o600
+    assert CredentialVault.from_secrets_dir(tmp_path).open(sealed, owner="@marie:x")
+
+
+def test_position_moves_with_the_record_and_refusal_is_notified_once(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "bridge.sqlite3")
+    store = BridgeStore(db)
+    store.save_credentials("@m:x", "m@mss.test", b"sealed")
+    store.set_rooms("@m:x", "!r", "!s")
+    store.reset_position("@m:x", 42, 0)
+    store.record_posted(PostedMail("@m:x", 42, 7, "$e7", "<a@b>", ("<r@b>",)))
+    box = store.mailbox("@m:x")
+    assert box is not None and box.last_uid == 7 and box.last_mail_at
+    assert store.posted("@m:x", 42, 7) and store.posted_message_id("@m:x", "<a@b>")
+    assert store.mail_of_event("$e7") == PostedMail("@m:x", 42, 7, "$e7", "<a@b>", ("<r@b>",))
+    assert store.mark_login_refused("@m:x", 1) is True
+    assert store.mark_login_refused("@m:x", 1) is False  # told once per credentials
+    box = store.mailbox("@m:x")
+    assert box is not None and box.login_refused
+    store.save_credentials("@m:x", "m@mss.test", b"new")  # new password: tried again
+    box = store.mailbox("@m:x")
+    assert box is not None and not box.login_refused and box.last_uid == 7
+
+    report = mailbox_report(tmp_path / "bridge.sqlite3")
+    assert report[0]["mails"] == 1 and report[0]["address"] == "m@mss.test"
+    (line,) = mailbox_lines(report)
+    assert line.startswith("    m@mss.test (@m:x) : en attente, dernier courrier le ")
+    assert mailbox_report(tmp_path / "absent.sqlite3") == []
+
+
+def test_config_off_by_default_and_bad_values_named() -> None:
+    profile = load_profile(env={})
+    assert not bridge_enabled(profile)
+    assert not next(s for s in SERVICES if s.name == "courrier").enabled(profile)
+    on = load_profile(env={}, extra={"mail_bridge": {
+        "enabled": True, "imap_host": "imap.mssante.test", "smtp_host": "smtp.mssante.test"}})  # fmt: skip
+    assert next(s for s in SERVICES if s.name == "courrier").enabled(on)
+    config = MailBridgeConfig.from_profile(on)
+    assert config.user_id == "@cercle-courrier:cercle.localhost" and config.imap_port == 993
+    assert config.max_mail_size == 50 * 1024 * 1024
+    bad = load_profile(env={}, extra={"mail_bridge": {"enabled": True, "imap_host": "x",
+                                                      "smtp_host": "y", "imap_port": 0}})  # fmt: skip
+    with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
+        MailBridgeConfig.from_profile(bad)
