@@ -6,6 +6,8 @@
     cercle admin user deactivate <mxid> [--erase]
     cercle admin user reset-password <mxid> [--password P]
     cercle admin user approve <mxid>
+    cercle admin user show <mxid> | export <mxid>     (commands_rgpd: consent, RGPD)
+    cercle admin legal publish <version>               (commands_rgpd)
 
 Every call goes through `homeserver.admin_api.AdminApi` with the operator's admin token
 (kept under var/secrets by `cercle up`). Expected failures are one French line (CliError).
@@ -184,6 +186,13 @@ def register(subparsers: Any) -> None:
     approve.add_argument("user_id", metavar="mxid")
     approve.set_defaults(handler=cmd_approve)
 
+    from cercle.commands_rgpd import register_legal, register_user_commands
+    from cercle.commands_sso import register_sso
+
+    register_user_commands(user_sub)  # show, export (RGPD)
+    register_legal(admin_sub)  # cercle admin legal publish
+    register_sso(admin_sub)  # cercle admin sso icone
+
 
 def _out(text: str) -> None:
     print(text, flush=True)
@@ -193,7 +202,7 @@ def _service_accounts(ctx: CliContext) -> set[str]:
     return {f"@{ADMIN_LOCALPART}:{ctx.profile.server_name}", ctx.profile.bot_user_id}
 
 
-async def _existing_user(api: AdminApi, user_id: str) -> dict[str, Any]:
+async def existing_user(api: AdminApi, user_id: str) -> dict[str, Any]:
     user = await api.get_user(user_id)
     if user is None:
         raise CliError(f"utilisateur inconnu : {user_id}")
@@ -269,11 +278,15 @@ async def cmd_deactivate(args: argparse.Namespace, out: Out = _out) -> int:
     if user_id in _service_accounts(ctx):
         raise CliError(f"{user_id} est un compte de service de Cercle : il ne se désactive pas")
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated") and not args.erase:
             out(f"Compte déjà désactivé : {user_id}")
             return 0
         await api.deactivate_user(user_id, erase=args.erase)
+    if args.erase:  # RGPD erasure: recorded, and the directory link goes with the account
+        from cercle.rgpd import record_erasure
+
+        record_erasure(ctx.directory_database, user_id=user_id, actor="cli")
     out(f"Compte désactivé{' et effacé' if args.erase else ''} : {user_id}")
     if not await end_dossier_sessions(ctx, user_id):
         out(
@@ -309,7 +322,7 @@ async def cmd_reset_password(args: argparse.Namespace, out: Out = _out) -> int:
     if not password:
         raise CliError("mot de passe vide")
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")
         await api.reset_password(user_id, password, logout_devices=True)
@@ -323,7 +336,7 @@ async def cmd_approve(args: argparse.Namespace, out: Out = _out) -> int:
     ctx = load_context(args.config)
     user_id = parse_user_id(args.user_id, ctx.profile.server_name)
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")
         if user.get("approved", True):
