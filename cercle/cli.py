@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cercle.commands_run",
     "cercle.commands_admin",
     "cercle.commands_annuaire",
+    "cercle.commands_backup",
 )
 
 
