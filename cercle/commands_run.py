@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
+from backup.rotation import PARIS
+from backup.schedule import status as backup_status
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from cercle.supervisor import SERVICES, Supervisor, pid_alive, read_run_file, run_file
@@ -161,7 +164,26 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         "var_dir": str(p.var_dir),
         "run_file": str(run_file(p)),
         "services": services,
+        "backup": backup_status(p),
     }
+
+
+def backup_line(state: dict[str, Any]) -> str:
+    shown = {k: paris(state[k]) for k in ("last_success", "last_failure", "next_due")}
+    line = f"  sauvegarde  dernière réussie : {shown['last_success'] or 'aucune'}"
+    if state["last_failure"] and (state["last_success"] or "") < state["last_failure"]:
+        line += f" ; ÉCHEC le {shown['last_failure']} : {state['last_error']}"
+    if state["scheduled"]:
+        line += f" ; prochaine : {shown['next_due']}"
+    else:
+        line += " ; pas de sauvegarde planifiée (backup.schedule.enabled)"
+    return line
+
+
+def paris(iso: str | None) -> str | None:
+    if not iso:
+        return None
+    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -178,4 +200,5 @@ def cmd_status(args: argparse.Namespace) -> int:
     }
     for name, entry in report["services"].items():
         _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}")
+    _say(backup_line(report["backup"]))
     return 0 if report["services"]["homeserver"]["state"] == "running" else 3
