@@ -118,7 +118,7 @@ def _is_sqlite(path: Path) -> bool:
         return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
-class _ArchiveWriter:
+class ArchiveWriter:
     """The encrypted tar being written; every member's hash and size go to the manifest."""
 
     def __init__(self, out: Any, recipient: Any) -> None:
@@ -167,7 +167,7 @@ class BackupRun:
         self.new_blob_bytes = 0
 
     # --- one handler per kind of store -------------------------------------------------
-    def _sqlite(self, archive: _ArchiveWriter, store: Store) -> list[dict[str, Any]]:
+    def _sqlite(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
         assert store.path is not None
         snap = self.work / f"{store.name}.sqlite"
         snapshot_sqlite(store.path, snap)
@@ -175,7 +175,7 @@ class BackupRun:
         snap.unlink()
         return [{"path": store.path.name, **entry}]
 
-    def _postgres(self, archive: _ArchiveWriter, store: Store) -> list[dict[str, Any]]:
+    def _postgres(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
         assert store.dsn is not None
         dump = self.work / f"{store.name}.dump"
         dump_postgres(store.dsn, dump)
@@ -183,7 +183,7 @@ class BackupRun:
         dump.unlink()
         return [{"path": "database.dump", **entry}]
 
-    def _files(self, archive: _ArchiveWriter, store: Store) -> list[dict[str, Any]]:
+    def _files(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
         assert store.path is not None
         entries = []
         for path in _walk(store.path):
@@ -260,7 +260,7 @@ class BackupRun:
         try:
             with open(partial_path, "wb") as out:
                 os.fchmod(out.fileno(), 0o600)
-                archive = _ArchiveWriter(out, self.recipient)
+                archive = ArchiveWriter(out, self.recipient)
                 for store in declared_stores(self.profile):
                     manifest["stores"].append(self._store(archive, store))
                 manifest["totals"] = _totals(manifest, self.new_blobs, self.new_blob_bytes)
@@ -283,7 +283,7 @@ class BackupRun:
         _fsync_dir(self.directory)
         return BackupResult(final, manifest, time.monotonic() - started)
 
-    def _store(self, archive: _ArchiveWriter, store: Store) -> dict[str, Any]:
+    def _store(self, archive: ArchiveWriter, store: Store) -> dict[str, Any]:
         record: dict[str, Any] = {"name": store.name, "kind": store.kind, "present": False}
         if not store.present():
             if not store.optional:

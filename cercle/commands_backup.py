@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from backup import layout
-from backup.crypto import ArchiveError, generate_key_pair, load_private_key, write_private
+from backup.crypto import (
+    ArchiveError,
+    generate_key_pair,
+    load_private_key,
+    load_public_key,
+    write_private,
+)
 from backup.restore import read_archive, restore_archive
+from backup.retention import policy_from_profile
+from backup.retention_job import RetentionJob
 from backup.rotation import prune
 from backup.schedule import record_attempt, settings_from_profile
 from backup.snapshot import BackupError, make_backup, public_key_path
+from backup.transcripts import BotTranscripts
+from bots.dossier_client import DossierClient
+from bots.outbox import Refused, Unavailable
 from cercle.context import load_context
 from cercle.errors import CliError
 from cercle.supervisor import read_run_file
@@ -42,6 +54,13 @@ def register(subparsers: Any) -> None:
     restore.add_argument("archive", type=Path)
     restore.add_argument("--key", type=Path, required=True, help="clé privée de sauvegarde")
     restore.set_defaults(handler=cmd_restore)
+    retention = subparsers.add_parser(
+        "retention", help="dossiers clos depuis la durée légale : archivage puis purge"
+    )
+    retention.add_argument(
+        "--apply", action="store_true", help="archive et purge (sinon : liste seulement)"
+    )
+    retention.set_defaults(handler=cmd_retention)
 
 
 def _say(text: str) -> None:
@@ -144,4 +163,50 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"Restauration faite : {contents.files} fichiers ({contents.bytes / 1e6:.1f} Mo) "
         f"de la sauvegarde du {contents.manifest['created_at']}. Démarrez : « cercle up »."
     )
+    return 0
+
+
+async def cmd_retention(args: argparse.Namespace) -> int:
+    ctx = load_context(args.config)
+    profile = ctx.profile
+    policy = policy_from_profile(profile)
+    key_file = public_key_path(profile)
+    if not key_file.exists():
+        raise CliError("aucune clé de sauvegarde : « cercle backup --init-key FICHIER »")
+    dossier = DossierClient(profile.dossier_url, ctx.secrets.dossier_service_token)
+    try:
+        async with ctx.admin_api() as admin:
+            job = RetentionJob(
+                dossier=dossier,
+                service_token=ctx.secrets.dossier_service_token,
+                admin=admin,
+                transcripts=BotTranscripts(profile, ctx.secrets),
+                out_dir=settings_from_profile(profile).directory / "retention",
+                recipient=load_public_key(key_file.read_text(encoding="utf-8")),
+                policy=policy,
+                server_name=profile.server_name,
+                say=_say,
+            )
+            outcomes = await job.run(datetime.now(UTC), apply=args.apply)
+    except Unavailable as exc:
+        raise CliError("le dossier ne répond pas (Cercle est-il démarré ?)") from exc
+    except Refused as exc:
+        raise CliError(f"le dossier refuse la demande ({exc.errcode})") from exc
+    except BackupError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        await dossier.close()
+    if not outcomes:
+        print(f"Aucun dossier clos depuis plus de {policy.years_after_closure} an(s).")
+    for outcome in outcomes:
+        closed = outcome.closed_at.strftime("%d/%m/%Y")
+        if outcome.already_done:
+            print(f"Déjà archivé : {outcome.patient_id} → {outcome.archive}")
+        elif outcome.archive is None:
+            print(f"À archiver puis purger : {outcome.patient_id} (clos le {closed})")
+        else:
+            room = "salon purgé" if outcome.room_purged else "pas de salon"
+            print(f"Archivé : {outcome.patient_id} → {outcome.archive} ; {room}")
+    if outcomes and not args.apply:
+        print("Relancez avec --apply pour archiver puis purger.")
     return 0

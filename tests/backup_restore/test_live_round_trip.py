@@ -27,6 +27,8 @@ import pytest
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, UploadResponse
 from support import free_port
 
+from backup.crypto import load_private_key
+from backup.restore import read_archive
 from bots.config import BotConfig
 from bots.matrix.session import open_session
 from deployment.profile import load_profile
@@ -165,6 +167,56 @@ async def bot_decrypts_old_events(env: dict[str, str], room: str, acked: set[str
         synapse.stop()
 
 
+async def retention_archives_then_purges(
+    env: dict[str, str], alice: Pro, dossier: Http, admin: Http, bot_id: str, key: Path
+) -> None:
+    """A closed file past its period (0 years here): its conversation, file and documents
+    are archived (encrypted, verifiable), then its room is purged by Synapse; the open
+    file's room is untouched."""
+    room = await alice.create_room(invite=[bot_id], name="Suivi clos")
+    await alice.wait_member(room, bot_id)
+    said = [await alice.say(room, f"passage {i}") for i in range(3)]
+    assert said
+    patient = await dossier.call(
+        "POST",
+        "/api/v1/patients",
+        json={"label": "Suivi clos", "room_id": room, "coordinator": alice.user_id},
+    )
+    pid = patient["id"]
+    form = aiohttp.FormData()
+    form.add_field(
+        "file", b"%PDF-1.4 dernier compte rendu", filename="cr.pdf", content_type="application/pdf"
+    )
+    form.add_field("category", "compte rendu")
+    await dossier.call("POST", f"/api/v1/patients/{pid}/documents", data=form)
+    await dossier.call("POST", f"/api/v1/patients/{pid}/status", json={"status": "clos"})
+
+    legal = dict(env, CERCLE__RETENTION__YEARS_AFTER_CLOSURE="20")
+    listed = ok(await asyncio.to_thread(cercle, legal, "retention"))
+    assert pid not in listed and "Aucun dossier clos" in listed
+    now = dict(env, CERCLE__RETENTION__YEARS_AFTER_CLOSURE="0")
+    listed = ok(await asyncio.to_thread(cercle, now, "retention"))
+    assert f"À archiver puis purger : {pid}" in listed
+    assert await admin.call("GET", f"/_synapse/admin/v1/rooms/{room}")  # nothing done yet
+
+    applied = await asyncio.to_thread(cercle, now, "retention", "--apply")
+    out = ok(applied)
+    assert f"Archivé : {pid}" in out and "salon purgé" in out, (out, applied.stderr)
+    archive = Path(out.split(" → ")[1].split(" ; ")[0])
+    contents = read_archive(archive, load_private_key(key), lambda _: None)
+    members = {e["path"] for e in contents.manifest["stores"][0]["entries"]}
+    assert "conversation.pdf" in members and "dossier.json" in members
+    assert any(m.startswith("documents/") for m in members)
+    async with aiohttp.ClientSession() as http:
+        probe = await http.get(
+            f"{admin.base}/_synapse/admin/v1/rooms/{room}",
+            headers={"Authorization": f"Bearer {admin.token}"},
+        )
+        assert probe.status == 404  # purged by Synapse
+    again = ok(await asyncio.to_thread(cercle, now, "retention", "--apply"))
+    assert f"Déjà archivé : {pid}" in again  # not archived twice, nothing else purged
+
+
 async def test_backup_under_load_restores_everything_on_a_fresh_clone(tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     key = tmp_path / "hors-serveur" / "cercle-backup.key"
@@ -290,6 +342,7 @@ async def test_backup_under_load_restores_everything_on_a_fresh_clone(tmp_path: 
             media = up[0].content_uri.removeprefix("mxc://")
             got = await admin.call("GET", f"/_matrix/client/v1/media/download/{media}")
             assert got == photo
+            await retention_archives_then_purges(env_b, alice, dossier, admin, bot_id, key)
             await alice_client.close()
         assert audit_before <= audit_ids(var_b)
         directory_after = ok(cercle(env_b, "annuaire", "chercher", sample_name, "--json"))
