@@ -24,6 +24,13 @@ $(SYSTEM_STAMP): | $(STAMP)
 	      || echo "avertissement : installation de chromium impossible, les tests navigateur seront ignorés"; \
 	  else echo "avertissement : chromium absent (lancez en root pour l'installer)"; fi; \
 	fi
+	@# pg_dump / pg_restore / psql: backups of PostgreSQL profiles (cercle backup)
+	@if ! command -v pg_dump >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "avertissement : installation de postgresql-client impossible"; \
+	  else echo "avertissement : pg_dump absent (lancez en root pour l'installer)"; fi; \
+	fi
 	touch $@
 
 # matrix-js-sdk with its Rust crypto, for the interop tests with Element's stack.
