@@ -35,3 +35,7 @@ class HashCache:
 
     def commit(self) -> None:
         self._db.commit()
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.close()

@@ -232,6 +232,13 @@ def restore_archive(profile: Profile, archive: Path, key: PrivateKey, say: Say) 
     try:
         say("Lecture et vérification de l'archive…")
         contents = read_archive(archive, key, say, staging)
+        if contents.manifest.get("server_name") != profile.server_name:
+            raise ArchiveError(
+                f"archive du serveur {contents.manifest.get('server_name')}, installation "
+                f"configurée pour {profile.server_name} : même server_name requis"
+            )
+        if contents.manifest.get("kind") == "retention":
+            raise ArchiveError("archive de conservation d'un dossier : à lire, pas à restaurer")
         for record in contents.manifest["stores"]:
             if not record["present"]:
                 continue

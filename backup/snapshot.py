@@ -270,6 +270,7 @@ class BackupRun:
                 os.fsync(out.fileno())
             partial_path.replace(final)
         finally:
+            self.cache.close()
             shutil.rmtree(self.work, ignore_errors=True)
             partial_path.unlink(missing_ok=True)
         blobs = sorted(

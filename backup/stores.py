@@ -65,11 +65,16 @@ def _dossier_database(profile: Profile) -> Store:
 def declared_stores(profile: Profile) -> list[Store]:
     var = profile.var_dir
     dossier = profile.section("dossier")
+    # Order matters (each store is snapshotted in turn, while Cercle runs): the bot's sync
+    # token and feed cursor are taken BEFORE the databases they point into, so after a
+    # restore they are never ahead of them (the bot reads a few events again, it never
+    # skips any); media and documents are written before the rows naming them, so they are
+    # taken AFTER their database.
     return [
         Store("secrets", "files", path=var / "secrets"),
+        Store("bot", "files", path=var / "bot", optional=True),
         _synapse_database(profile),
         Store("synapse-media", "blobs", path=var / "synapse" / "media_store"),
-        Store("bot", "files", path=var / "bot", optional=True),
         _dossier_database(profile),
         Store(
             "dossier-documents",

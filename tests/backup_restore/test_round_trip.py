@@ -13,6 +13,7 @@ from backup import layout
 from backup.crypto import ArchiveError, WrongKey, generate_key_pair, load_private_key
 from backup.restore import read_archive, restore_archive
 from backup.snapshot import BackupError, make_backup
+from deployment.profile import load_profile
 from tests.backup_restore.conftest import Deployment, add_document, add_media, make_profile
 
 
@@ -113,6 +114,16 @@ def test_restore_refuses_a_deployment_that_has_data(deployment: Deployment) -> N
     archive = make_backup(deployment.profile, deployment.backups, quiet).archive
     with pytest.raises(ArchiveError, match="contient déjà des données"):
         restore_archive(deployment.profile, archive, load_private_key(deployment.key_file), quiet)
+
+
+def test_restore_refuses_another_server_name(deployment: Deployment, tmp_path: Path) -> None:
+    archive = make_backup(deployment.profile, deployment.backups, quiet).archive
+    other = load_profile(
+        env={}, extra={"var_dir": str(tmp_path / "autre"), "server_name": "autre.localhost"}
+    )
+    with pytest.raises(ArchiveError, match="même server_name requis"):
+        restore_archive(other, archive, load_private_key(deployment.key_file), quiet)
+    assert not (tmp_path / "autre").exists() or not any((tmp_path / "autre").iterdir())
 
 
 def test_backup_without_a_public_key_says_how_to_make_one(deployment: Deployment) -> None:
