@@ -167,21 +167,21 @@ class BackupRun:
         self.new_blob_bytes = 0
 
     # --- one handler per kind of store -------------------------------------------------
-    def _sqlite(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
-        assert store.path is not None
-        snap = self.work / f"{store.name}.sqlite"
-        snapshot_sqlite(store.path, snap)
-        entry = archive.add_file(f"stores/{store.name}/{store.path.name}", snap)
-        snap.unlink()
-        return [{"path": store.path.name, **entry}]
-
-    def _postgres(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
-        assert store.dsn is not None
-        dump = self.work / f"{store.name}.dump"
-        dump_postgres(store.dsn, dump)
-        entry = archive.add_file(f"stores/{store.name}/database.dump", dump)
-        dump.unlink()
-        return [{"path": "database.dump", **entry}]
+    def _database(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
+        """One database: a consistent copy in the work directory, then into the archive."""
+        if store.kind == "postgres":
+            assert store.dsn is not None
+            name = "database.dump"
+            snapshot = partial(dump_postgres, store.dsn)
+        else:
+            assert store.path is not None
+            name = store.path.name
+            snapshot = partial(snapshot_sqlite, store.path)
+        copy = self.work / f"{store.name}.snapshot"
+        snapshot(copy)
+        entry = archive.add_file(f"stores/{store.name}/{name}", copy)
+        copy.unlink()
+        return [{"path": name, **entry}]
 
     def _files(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
         assert store.path is not None
@@ -293,8 +293,8 @@ class BackupRun:
             return record
         self.progress.step(f"Sauvegarde : {store.name}…")
         handler: dict[str, Callable[[Store], list[dict[str, Any]]]] = {
-            "sqlite": partial(self._sqlite, archive),
-            "postgres": partial(self._postgres, archive),
+            "sqlite": partial(self._database, archive),
+            "postgres": partial(self._database, archive),
             "files": partial(self._files, archive),
             "blobs": self._blobs,
         }

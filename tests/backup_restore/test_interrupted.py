@@ -17,6 +17,7 @@ from backup.crypto import load_private_key
 from backup.restore import read_archive
 from backup.snapshot import make_backup
 from tests.backup_restore.conftest import Deployment, add_media
+from tests.cercle.test_run import cercle
 
 
 def env_for(deployment: Deployment) -> dict[str, str]:
@@ -24,16 +25,6 @@ def env_for(deployment: Deployment) -> dict[str, str]:
     env["CERCLE__VAR_DIR"] = str(deployment.var)
     env["CERCLE__BACKUP__DIRECTORY"] = str(deployment.backups)
     return env
-
-
-def cercle(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cercle", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def pool_files(directory: Path) -> set[Path]:

@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -37,23 +36,12 @@ from homeserver.accounts import ADMIN_TOKEN_FILE
 from homeserver.process import SynapseProcess
 from homeserver.render import render
 from tests.bots.conftest import Pro, dm_with_bot
+from tests.cercle.test_run import cercle
 from tests.dossier_service.directory.conftest import SAMPLE
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct-horse-battery-staple-42"
-
-
-def cercle(
-    env: dict[str, str], *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cercle", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def deployment_env(root: Path, backups: Path) -> dict[str, str]:
