@@ -1,6 +1,7 @@
 """`cercle retention`: find the closed files past their retention period, archive each
 (file export, documents, PDF transcript) in an encrypted archive, then purge its room with
-Synapse's room deletion API. Nothing is purged unless its archive was written completely."""
+Synapse's room deletion API and its documents through the dossier's purge endpoint. Nothing
+is purged unless its archive was written completely."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from nacl.public import PublicKey
@@ -99,6 +101,9 @@ class RetentionJob:
             if closed.room_id and await self.admin.room_details(closed.room_id) is not None:
                 await self.purge_room(closed.room_id)
                 purged = True
+            await self.dossier.request(
+                "POST", f"/patients/{quote(closed.patient_id, safe='')}/retention/purge"
+            )
             outcomes.append(RetentionOutcome(closed.patient_id, closed.closed_at, archive, purged))
         return outcomes
 

@@ -22,6 +22,7 @@ from dossier_service.api import (
     meta,
     notebook,
     patients,
+    retention,
     session,
     tasks,
 )
@@ -45,6 +46,7 @@ API_ROUTES: tuple[web.RouteTableDef, ...] = (
     tasks.routes,
     agenda.routes,
     admin.routes,
+    retention.routes,
 )
 
 

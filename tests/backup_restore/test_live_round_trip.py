@@ -201,6 +201,8 @@ async def retention_archives_then_purges(
             headers={"Authorization": f"Bearer {admin.token}"},
         )
         assert probe.status == 404  # purged by Synapse
+    listed = await dossier.call("GET", f"/api/v1/patients/{pid}/documents")
+    assert listed["items"] == []  # and the documents left the dossier
     again = ok(await asyncio.to_thread(cercle, now, "retention", "--apply"))
     assert f"Déjà archivé : {pid}" in again  # not archived twice, nothing else purged
 
