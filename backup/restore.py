@@ -84,6 +84,9 @@ def read_archive(
     """Check (and, with ``staging``, unpack) an archive and the pool blobs it names."""
     if not archive.is_file():
         raise ArchiveError(f"archive introuvable : {archive}")
+    checksum = layout.sidecar(archive, ".sha256")
+    if checksum.exists() and checksum.read_text().split()[0] != layout.file_sha256(archive):
+        raise ArchiveError("archive corrompue (somme de contrôle différente)")
     seen: dict[str, tuple[str, int]] = {}
     manifest: dict[str, Any] | None = None
     with open(archive, "rb") as raw:

@@ -11,7 +11,7 @@ import pytest
 
 from backup import layout
 from backup.crypto import ArchiveError, WrongKey, generate_key_pair, load_private_key
-from backup.restore import read_archive, restore_archive
+from backup.restore import check_compatible, read_archive, restore_archive
 from backup.snapshot import BackupError, make_backup
 from deployment.profile import load_profile
 from tests.backup_restore.conftest import Deployment, add_document, add_media, make_profile
@@ -108,6 +108,17 @@ def test_wrong_key_corruption_truncation_and_missing_blob_are_refused(
             break
     with pytest.raises(ArchiveError, match="contenu manquant"):
         read_archive(archive, key, quiet)
+
+
+def test_incompatible_versions_are_refused() -> None:
+    installed = {"cercle": "0.1.0", "synapse": "1.163.2"}
+    for manifest, expected in [
+        ({"format": 2, "versions": {"synapse": "1.163.2"}}, "format 2"),
+        ({"format": 1, "versions": {"synapse": "1.170.0"}}, "plus récent"),
+    ]:
+        with pytest.raises(ArchiveError, match=expected):
+            check_compatible(manifest, installed)
+    check_compatible({"format": 1, "versions": {"synapse": "1.150.0rc1"}}, installed)
 
 
 def test_restore_refuses_a_deployment_that_has_data(deployment: Deployment) -> None:
