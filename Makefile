@@ -34,6 +34,13 @@ $(SYSTEM_STAMP): | $(STAMP)
 	      || echo "avertissement : installation de dovecot impossible, les tests du pont courriel seront ignorés"; \
 	  else echo "avertissement : dovecot absent (lancez en root pour l'installer)"; fi; \
 	fi
+	@# pg_dump / pg_restore / psql: backups of PostgreSQL profiles (cercle backup)
+	@if ! command -v pg_dump >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "avertissement : installation de postgresql-client impossible"; \
+	  else echo "avertissement : pg_dump absent (lancez en root pour l'installer)"; fi; \
+	fi
 	touch $@
 
 # The PDF transcripts' monochrome emoji typeface (Debian « fonts-symbola », free for any

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cercle import commands_admin, commands_annuaire, commands_run
+from cercle import commands_admin, commands_annuaire, commands_backup, commands_run
 from cercle.errors import CliError
 from deployment.profile import ProfileError
 from homeserver.admin_api import AdminApiError
 
 # Each family of subcommands lives in its own module exposing register(subparsers).
-COMMAND_MODULES = (commands_run, commands_admin, commands_annuaire)
+COMMAND_MODULES = (commands_run, commands_admin, commands_annuaire, commands_backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

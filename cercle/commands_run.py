@@ -10,9 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 from bridges.mail.status import mailbox_lines, mailbox_report
+from backup.rotation import PARIS
+from backup.schedule import status as backup_status
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (
@@ -221,7 +224,26 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         "var_dir": str(p.var_dir),
         "run_file": str(run_file(p)),
         "services": services,
+        "backup": backup_status(p),
     }
+
+
+def backup_line(state: dict[str, Any]) -> str:
+    shown = {k: paris(state[k]) for k in ("last_success", "last_failure", "next_due")}
+    line = f"  sauvegarde  dernière réussie : {shown['last_success'] or 'aucune'}"
+    if state["last_failure"] and (state["last_success"] or "") < state["last_failure"]:
+        line += f" ; ÉCHEC le {shown['last_failure']} : {state['last_error']}"
+    if state["scheduled"]:
+        line += f" ; prochaine : {shown['next_due']}"
+    else:
+        line += " ; pas de sauvegarde planifiée (backup.schedule.enabled)"
+    return line
+
+
+def paris(iso: str | None) -> str | None:
+    if not iso:
+        return None
+    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -241,4 +263,5 @@ def cmd_status(args: argparse.Namespace) -> int:
         _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}")
         for line in mailbox_lines(entry.get("mailboxes", [])):
             _say(line)
+    _say(backup_line(report["backup"]))
     return 0 if report["services"]["homeserver"]["state"] == "running" else 3

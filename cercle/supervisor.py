@@ -33,6 +33,7 @@ from deployment.processes import (
     remove_pid_file,
     write_pid_file,
 )
+from backup.schedule import BackupScheduler
 from deployment.profile import Profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
@@ -170,6 +171,7 @@ class Supervisor:
             for spec in SERVICES
             if spec.present() and spec.enabled(profile)
         ]
+        self.backups = BackupScheduler(profile, self.log_dir / "backup.log")
         self._stopping = False
 
     def _write_run_file(self, ready: bool) -> None:
@@ -267,9 +269,11 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     self.synapse.start()
                 self._write_run_file(ready=True)
+            self.backups.tick()
             time.sleep(0.5)
 
     def stop(self) -> None:
+        self.backups.stop()
         for service in reversed(self.services):
             service.stop()
         self.synapse.stop()

@@ -23,6 +23,7 @@ from dossier_service.api import (
     meta,
     notebook,
     patients,
+    retention,
     session,
     tasks,
 )
@@ -47,6 +48,7 @@ API_ROUTES: tuple[web.RouteTableDef, ...] = (
     tasks.routes,
     agenda.routes,
     admin.routes,
+    retention.routes,
 )
 
 

@@ -162,6 +162,10 @@ class DocumentStore:
         await asyncio.to_thread(self._write, blob, data)
         return blob
 
+    async def remove(self, sha256: str) -> None:
+        """Delete a content no document names any more (end of its retention period)."""
+        await asyncio.to_thread(self.path_for(sha256).unlink, True)
+
     async def read(self, sha256: str) -> bytes:
         path = self.path_for(sha256)
         data = await asyncio.to_thread(path.read_bytes)

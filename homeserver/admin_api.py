@@ -298,3 +298,20 @@ class AdminApi:
             "GET", f"/_synapse/admin/v1/rooms/{quote(room_id, safe='')}/state"
         )
         return list(out.get("state", []))
+
+    # --- retention (issue 19): Synapse's own room deletion with purge -------------------
+    async def delete_room(self, room_id: str) -> str:
+        """Start purging a room (history, media references, state); returns the delete id."""
+        out = await self._request(
+            "DELETE",
+            f"/_synapse/admin/v2/rooms/{quote(room_id, safe='')}",
+            json={"purge": True, "block": False, "force_purge": True},
+        )
+        return str(out["delete_id"])
+
+    async def delete_status(self, delete_id: str) -> dict[str, Any]:
+        return dict(
+            await self._request(
+                "GET", f"/_synapse/admin/v2/rooms/delete_status/{quote(delete_id, safe='')}"
+            )
+        )

@@ -1,0 +1,1 @@
+"""Backup, restore and retention of everything a Cercle deployment holds."""
