@@ -13,9 +13,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from bridges.mail.status import mailbox_lines, mailbox_report
 from backup.rotation import PARIS
 from backup.schedule import status as backup_status
+from bridges.mail.status import mailbox_lines, mailbox_report
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backup.schedule import BackupScheduler
 from bridges.mail.account import ensure_bridge_account
 from deployment.processes import (
     PRIVATE_UMASK,
@@ -33,7 +34,6 @@ from deployment.processes import (
     remove_pid_file,
     write_pid_file,
 )
-from backup.schedule import BackupScheduler
 from deployment.profile import Profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
@@ -109,6 +109,7 @@ class ServiceSpec:
             return True
         section = profile.data.get(self.switch)
         return isinstance(section, dict) and section.get("enabled") is True
+
 
 SERVICES = (
     # the only process holding the Synapse admin token, on a Unix socket (issue 12)

@@ -201,7 +201,8 @@ class BridgeHandlers:
     def observe_state(self, room_id: str, event: Event) -> None:
         return None
 
-    async def on_invite(self, room_id: str, inviter: str | None) -> None:
+    async def on_invite(self, room_id: str, inviter: str | None, *, direct: bool = False) -> None:
+        """``direct`` (a direct chat) changes nothing here: the bridge greets in its own words."""
         if room_id in self._joining or room_id in self.client.rooms:
             return
         self._joining.add(room_id)
