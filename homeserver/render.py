@@ -13,6 +13,7 @@ import jinja2
 
 from deployment.profile import Profile
 from deployment.secrets import Secrets
+from homeserver import legal, sso
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -39,7 +40,8 @@ def _environment() -> jinja2.Environment:
 
 
 def render_text(profile: Profile, secrets: Secrets, data_dir: Path) -> tuple[str, str]:
-    """Return (homeserver.yaml, log.yaml) as text. Pure apart from reading templates."""
+    """Return (homeserver.yaml, log.yaml) as text. Pure apart from reading templates and
+    the legal publications, and checking that SSO client secrets exist."""
     hs = profile.section("homeserver")
     env = _environment()
     context = {
@@ -51,11 +53,25 @@ def render_text(profile: Profile, secrets: Secrets, data_dir: Path) -> tuple[str
         "hs": hs,
         "rl": hs["rate_limits"],
         "secrets": secrets,
+        "oidc_providers": sso.oidc_providers(profile, secrets),
+        "password_login": sso.password_login(profile),
+        "sso_client_whitelist": [f"{profile.dossier_url.rstrip('/')}/"],
+        "consent": _consent(profile, data_dir),
+        "sso_templates_dir": str(TEMPLATES / "synapse"),
     }
     return (
         env.get_template("homeserver.yaml.j2").render(context),
         env.get_template("log.yaml.j2").render(context),
     )
+
+
+def _consent(profile: Profile, data_dir: Path) -> dict[str, str] | None:
+    if not legal.enabled(profile):
+        return None
+    return {
+        "template_dir": str(data_dir / "consent"),
+        "version": legal.current_version(profile),
+    }
 
 
 def render(profile: Profile, secrets: Secrets) -> RenderedHomeserver:
@@ -64,6 +80,8 @@ def render(profile: Profile, secrets: Secrets) -> RenderedHomeserver:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "media_store").mkdir(exist_ok=True)
     main, log_config = render_text(profile, secrets, data_dir)
+    if legal.enabled(profile):
+        legal.install(profile, data_dir)
     config_path = data_dir / "homeserver.yaml"
     log_path = data_dir / "log.yaml"
     for path, text in ((config_path, main), (log_path, log_config)):

@@ -42,7 +42,10 @@ TEST_OVERRIDES: dict[str, Any] = {
             "login_failed_burst": 1000,
             "registration_per_second": 100,
             "registration_burst": 1000,
-        }
+        },
+        # Test users do not accept the Documents juridiques one by one; the consent tests
+        # (tests/homeserver/test_legal_consent.py) turn them on.
+        "legal": {"enabled": False},
     }
 }
 

@@ -76,6 +76,8 @@ class Pages:
             kind_labels=KIND_LABELS,
             entry_labels=ENTRY_LABELS,
             show=self._show,
+            # the Documents juridiques (Synapse's user_consent page, current version)
+            legal_url=f"{homeserver_url.rstrip('/')}/_matrix/consent",
         )
         self.csp = content_security_policy(element_origin, homeserver_url)
         self.element_origin = element_origin

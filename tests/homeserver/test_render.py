@@ -37,11 +37,12 @@ def test_locked_down_health_deployment(tmp_path: Path) -> None:
     assert cfg["allow_public_rooms_over_federation"] is False
     assert cfg["report_stats"] is False
     assert cfg["trusted_key_servers"] == []
-    # One listener, on loopback, serving the client + admin API and OpenID userinfo only.
+    # One listener, on loopback, serving the client + admin API, OpenID userinfo and the
+    # Documents juridiques (consent) pages only.
     assert len(cfg["listeners"]) == 1
     listener = cfg["listeners"][0]
     assert listener["bind_addresses"] == ["127.0.0.1"]
-    assert listener["resources"][0]["names"] == ["client", "openid"]
+    assert listener["resources"][0]["names"] == ["client", "openid", "consent"]
     assert "federation" not in listener["resources"][0]["names"]
     assert cfg["modules"] == [
         {"module": "homeserver.modules.patient_rooms.PatientRoomsModule", "config": {}}
@@ -82,7 +83,7 @@ def test_public_listener_for_a_reverse_proxy(tmp_path: Path) -> None:
     )
     public = cfg["listeners"][1]
     assert public["port"] == 8448 and public["x_forwarded"] is True
-    assert public["resources"][0]["names"] == ["client"]
+    assert public["resources"][0]["names"] == ["client", "consent"]  # under /_matrix
     assert cfg["public_baseurl"] == "https://matrix.sante.example/"
 
 
@@ -102,3 +103,56 @@ def test_strict_undefined_refuses_a_missing_setting(tmp_path: Path) -> None:
     broken = type(profile)(root=profile.root, data=data)
     with pytest.raises(jinja2.UndefinedError):
         render_module.render_text(broken, Secrets.load_or_create(tmp_path), tmp_path)
+
+
+def test_sso_providers_from_the_profile_with_secrets_from_var(tmp_path: Path) -> None:
+    from deployment.profile import ProfileError
+
+    extra = {
+        "homeserver": {
+            "sso": {
+                "password_login": False,
+                "providers": {"psc": {"enabled": True, "client_id": "cercle-region"}},
+            }
+        }
+    }
+    with pytest.raises(ProfileError, match="oidc_psc_client_secret"):
+        rendered(tmp_path, **extra)
+    secret = tmp_path / "secrets" / "oidc_psc_client_secret"
+    secret.write_text("s3cret")
+    cfg = rendered(tmp_path, **extra)
+    assert "s3cret" not in yaml.safe_dump(cfg)  # Synapse reads the file itself
+    assert cfg["password_config"] == {"enabled": False}
+    [psc] = cfg["oidc_providers"]
+    assert psc["idp_id"] == "psc" and psc["idp_name"] == "Pro Santé Connect"
+    assert psc["client_secret_path"] == str(secret)
+    assert psc["issuer"] == "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet"
+    assert psc["pkce_method"] == "always"
+    assert psc["additional_authorization_parameters"] == {"acr_values": "eidas1"}
+    assert psc["user_profile_method"] == "userinfo_endpoint"
+    mapping = psc["user_mapping_provider"]
+    assert mapping["module"] == "homeserver.modules.pro_sante_connect.PscMappingProvider"
+    assert mapping["config"]["directory_database"] == str(tmp_path / "annuaire" / "annuaire.db")
+    # the dossier's login page is the one client Synapse hands a login token to directly
+    assert cfg["sso"]["client_whitelist"] == ["http://127.0.0.1:8090/"]
+
+
+def test_documents_juridiques_current_version_and_templates(tmp_path: Path) -> None:
+    from homeserver import legal
+
+    cfg = rendered(tmp_path)
+    consent = cfg["user_consent"]
+    assert consent["version"] == "1.0"
+    assert "%(consent_uri)s" in consent["block_events_error"]
+    assert "%(consent_uri)s" in consent["server_notice_content"]["body"]
+    # Synapse reads <template_dir>/en/<version>.html whatever the language
+    pages = Path(consent["template_dir"]) / "en"
+    assert {"1.0.html", "1.1.html", "success.html"} <= {p.name for p in pages.iterdir()}
+    profile = load_profile(env={}, extra={"var_dir": str(tmp_path)})
+    legal.publish(profile, "1.1", actor="@cercle-admin:cercle.localhost")
+    assert rendered(tmp_path)["user_consent"]["version"] == "1.1"
+    assert [p.version for p in legal.publications(profile)] == ["1.1"]
+    with pytest.raises(Exception, match="version inconnue"):
+        legal.publish(profile, "9.9", actor="x")
+    with pytest.raises(Exception, match="déjà la version en vigueur"):
+        legal.publish(profile, "1.1", actor="x")

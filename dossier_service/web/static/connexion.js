@@ -59,18 +59,16 @@
     return "Le serveur Matrix a refusé la connexion.";
   }
 
-  function loginWithPassword(homeserver, login, password) {
+  /* Log in to the homeserver with ``submission`` (password, or the login token that single
+   * sign-on hands back), get an OpenID token, exchange it, then log the temporary device out. */
+  function loginWith(homeserver, submission) {
     var base = homeserver.replace(/\/+$/, "");
     var session = null;
+    submission.initial_device_display_name = "Cercle — connexion au dossier";
     return fetch(base + "/_matrix/client/v3/login", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user: login },
-        password: password,
-        initial_device_display_name: "Cercle — connexion au dossier"
-      })
+      body: JSON.stringify(submission)
     }).catch(function () {
       throw new Error("Serveur Matrix injoignable.");
     }).then(function (resp) {
@@ -96,6 +94,51 @@
         }).catch(function () {});
       }
       return undefined;
+    });
+  }
+
+  function loginWithPassword(homeserver, login, password) {
+    return loginWith(homeserver, {
+      type: "m.login.password", identifier: { type: "m.id.user", user: login }, password: password
+    });
+  }
+
+  /* ----- single sign-on (Pro Santé Connect, regional portal): the homeserver lists its
+   * identity providers; each gets a button that goes through the homeserver's SSO and comes
+   * back here with a one-time login token. ----- */
+  var ssoBox = document.getElementById("sso");
+  var homeserverUrl = (form.getAttribute("data-homeserver") || "").replace(/\/+$/, "");
+  function returnUrl() {
+    return window.location.origin + "/connexion?suite=" + encodeURIComponent(next);
+  }
+  if (ssoBox && !widgetId) {
+    fetch(homeserverUrl + "/_matrix/client/v3/login").then(function (resp) {
+      return resp.ok ? resp.json() : { flows: [] };
+    }).then(function (body) {
+      (body.flows || []).forEach(function (flow) {
+        if (flow.type !== "m.login.sso") { return; }
+        (flow.identity_providers || []).forEach(function (idp) {
+          var link = document.createElement("a");
+          link.className = "bouton sso";
+          link.id = "sso-" + idp.id;
+          link.textContent = "Se connecter avec " + idp.name;
+          link.href = homeserverUrl + "/_matrix/client/v3/login/sso/redirect/" +
+            encodeURIComponent(idp.id) + "?redirectUrl=" + encodeURIComponent(returnUrl());
+          ssoBox.appendChild(link);
+        });
+      });
+      ssoBox.hidden = !ssoBox.children.length;
+    }).catch(function () {});
+  }
+  var loginToken = new URLSearchParams(window.location.search).get("loginToken");
+  if (loginToken) {
+    busy("Connexion…");
+    loginWith(homeserverUrl, { type: "m.login.token", token: loginToken }).then(function (body) {
+      window.location.assign(body.redirect || next);
+    }).catch(function (err) {
+      showError(err.message === "Identifiant ou mot de passe incorrect."
+        ? "La connexion unique a échoué ou votre compte attend sa validation par un administrateur."
+        : err.message);
     });
   }
 

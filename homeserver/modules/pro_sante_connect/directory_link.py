@@ -1,0 +1,39 @@
+"""The directory as the mapping provider sees it: read an entry, record a link.
+
+Runs in Synapse's thread pool (`ModuleApi.defer_to_thread`): one short-lived sqlite3
+connection per call, so nothing is shared between threads. The link and its audit row are
+written by the directory's own `accounts.link` (one implementation with ``cercle annuaire
+lier``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from dossier_service.directory import store
+from dossier_service.directory.accounts import link
+from dossier_service.directory.search import Directory
+
+from .claims import DirectoryEntry
+
+
+def lookup(database: str, national_id: str) -> DirectoryEntry | None:
+    """The directory's entry for ``national_id`` (None if absent or no directory yet)."""
+    if not Path(database).exists():
+        return None
+    with contextlib.closing(store.connect(database)) as conn:
+        hit = Directory(conn).professional(national_id)
+        if hit is None or hit.national_id != national_id:
+            return None
+        (active,) = conn.execute(
+            "SELECT active FROM professional WHERE national_id = ?", (national_id,)
+        ).fetchone()
+        return DirectoryEntry(
+            active=bool(active), display_name=hit.display_name, linked_mxid=hit.mxid
+        )
+
+
+def record_link(database: str, mxid: str, national_id: str, *, source: str) -> None:
+    with contextlib.closing(store.connect(database)) as conn:
+        link(conn, mxid, national_id, source=source, actor=mxid)
