@@ -71,6 +71,7 @@ class Provider:
     challenges: dict[str, str] = field(default_factory=dict)
     pkce_checked: int = 0
     authorize_queries: list[dict[str, str]] = field(default_factory=list)
+    id_tokens: list[str] = field(default_factory=list)  # every ID token handed out
 
     def set_user(self, sub: str, claims: dict[str, Any]) -> None:
         resp = httpx.put(f"{self.issuer}/users/{sub}", json=claims, timeout=10)
@@ -122,6 +123,8 @@ def _install_hooks(app: flask.Flask, provider: Provider) -> None:
             header = {"alg": "RS256", "kid": own_key.as_dict()["kid"]}
             body["id_token"] = jose.jwt.encode(header, dict(claims), key).decode()
             response.set_data(flask.json.dumps(body))
+        if req.path == "/oauth2/token" and response.status_code == 200:
+            provider.id_tokens.append(response.get_json()["id_token"])
         return response
 
 

@@ -5,6 +5,7 @@ sample, all rendered by the deployment's own code."""
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def login_token_of(location: str) -> str:
 
 
 def visible_text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
 @pytest.fixture
