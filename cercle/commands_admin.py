@@ -6,6 +6,8 @@
     cercle admin user deactivate <mxid> [--erase]
     cercle admin user reset-password <mxid> [--password P]
     cercle admin user approve <mxid>
+    cercle admin user show <mxid> | export <mxid>     (commands_rgpd: consent, RGPD)
+    cercle admin legal publish <version>               (commands_rgpd)
 
 Every call goes through `homeserver.admin_api.AdminApi` with the operator's admin token
 (kept under var/secrets by `cercle up`). Expected failures are one French line (CliError).
@@ -182,6 +184,11 @@ def register(subparsers: Any) -> None:
     approve.add_argument("user_id", metavar="mxid")
     approve.set_defaults(handler=cmd_approve)
 
+    from cercle.commands_rgpd import register_legal, register_user_commands  # imports this
+
+    register_user_commands(user_sub)  # show, export (RGPD)
+    register_legal(admin_sub)  # cercle admin legal publish
+
 
 def _out(text: str) -> None:
     print(text, flush=True)
@@ -272,6 +279,10 @@ async def cmd_deactivate(args: argparse.Namespace, out: Out = _out) -> int:
             out(f"Compte déjà désactivé : {user_id}")
             return 0
         await api.deactivate_user(user_id, erase=args.erase)
+    if args.erase:  # RGPD erasure: recorded, and the directory link goes with the account
+        from cercle.rgpd import record_erasure
+
+        record_erasure(ctx.directory_database, user_id=user_id, actor="cli")
     out(f"Compte désactivé{' et effacé' if args.erase else ''} : {user_id}")
     return 0
 

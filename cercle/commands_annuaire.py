@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from cercle.context import CliContext, load_context
+from cercle.context import load_context
 from cercle.errors import CliError
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -51,12 +51,6 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _database(ctx: CliContext) -> Path:
-    from dossier_service.directory.store import database_path
-
-    return database_path(ctx.profile.section("annuaire") or {}, Path(ctx.profile.var_dir))
-
-
 def cmd_import(args: argparse.Namespace) -> int:
     from dossier_service.directory.importer import import_extract
     from dossier_service.directory.rpps_format import FormatError
@@ -66,7 +60,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CliError(f"Fichier introuvable : {path}")
     ctx = load_context(args.config)
-    conn = connect(_database(ctx))
+    conn = connect(ctx.directory_database)
     progress = (
         None
         if args.json or (not sys.stderr.isatty() and not args.progress)
@@ -99,7 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from dossier_service.directory.store import connect
 
     ctx = load_context(args.config)
-    conn = connect(_database(ctx))
+    conn = connect(ctx.directory_database)
     try:
         result = Directory(conn).search(args.query, page=args.page)
     finally:
@@ -121,7 +115,7 @@ async def cmd_link(args: argparse.Namespace) -> int:
     from dossier_service.directory.store import connect
 
     ctx = load_context(args.config)
-    conn = connect(_database(ctx))
+    conn = connect(ctx.directory_database)
     try:
         async with ctx.admin_api() as api:
             report = await link_accounts(conn, Directory(conn), api, actor="cli")

@@ -26,6 +26,13 @@ class CliContext:
             )
         return path.read_text(encoding="utf-8").strip()
 
+    @property
+    def directory_database(self) -> Path:
+        """The directory's SQLite file (``annuaire.database``, default under var/)."""
+        from dossier_service.directory.store import database_path
+
+        return database_path(self.profile.data.get("annuaire") or {}, self.profile.var_dir)
+
     def admin_api(self) -> AdminApi:
         return AdminApi(self.profile.homeserver_url, self.admin_token)
 

@@ -86,7 +86,9 @@ async def _accept(http: aiohttp.ClientSession, consent_uri: str) -> str:
         return await resp.text()
 
 
-async def test_accept_before_joining_or_sending_then_again_for_a_new_version(hs: SynapseUnderTest) -> None:
+async def test_accept_before_joining_or_sending_then_again_for_a_new_version(
+    hs: SynapseUnderTest,
+) -> None:
     user = hs.register("ide.consentement", "mot-de-passe-de-test")
     async with aiohttp.ClientSession() as http:
         admin = Caller(http, hs.base_url, hs.admin_token)  # service account: exempt
@@ -143,3 +145,42 @@ async def test_the_public_page_shows_the_current_documents(hs: SynapseUnderTest)
 def test_every_version_is_kept() -> None:
     root = Path(__file__).resolve().parents[2] / "config" / "legal"
     assert {"1.0.html", "1.1.html", "success.html"} <= {p.name for p in root.iterdir()}
+
+
+def test_admin_user_show_says_which_version_was_accepted_and_when(
+    hs: SynapseUnderTest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    import yaml
+
+    from cercle.cli import main
+
+    config = tmp_path / "cercle.yaml"
+    config.write_text(yaml.safe_dump(dict(hs.profile.data)), encoding="utf-8")
+    user = hs.register("ide.fiche", "mot-de-passe-de-test")
+
+    def show() -> str:
+        assert main(["--config", str(config), "admin", "user", "show", user["user_id"]]) == 0
+        return capsys.readouterr().out
+
+    current = legal.current_version(hs.profile)
+    assert f"Documents juridiques : non acceptés (version en vigueur : {current})" in show()
+
+    async def accept() -> None:
+        async with aiohttp.ClientSession() as http:
+            me = Caller(http, hs.base_url, user["access_token"])
+            _, refused = await me.call("POST", "/createRoom", {"preset": "private_chat"})
+            assert refused["errcode"] == "M_CONSENT_NOT_GIVEN"
+            await _accept(http, refused["consent_uri"])
+
+    asyncio.run(accept())
+    out = show()
+    assert re.search(
+        rf"Documents juridiques : version {re.escape(current)} acceptée le "
+        r"\d\d/\d\d/\d{4} \d\d:\d\d \(Paris\)",
+        out,
+    ), out
+    assert main(["--config", str(config), "admin", "user", "show", f"@cercle-bot:{hs.server_name}"]) == 0
+    assert "dispensé (compte de service)" in capsys.readouterr().out
+    assert main(["--config", str(config), "admin", "user", "show", "@personne:ailleurs"]) == 1
