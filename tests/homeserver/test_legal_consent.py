@@ -181,6 +181,9 @@ def test_admin_user_show_says_which_version_was_accepted_and_when(
         r"\d\d/\d\d/\d{4} \d\d:\d\d \(Paris\)",
         out,
     ), out
-    assert main(["--config", str(config), "admin", "user", "show", f"@cercle-bot:{hs.server_name}"]) == 0
+    assert (
+        main(["--config", str(config), "admin", "user", "show", f"@cercle-bot:{hs.server_name}"])
+        == 0
+    )
     assert "dispensé (compte de service)" in capsys.readouterr().out
     assert main(["--config", str(config), "admin", "user", "show", "@personne:ailleurs"]) == 1
