@@ -62,7 +62,8 @@ class PscMappingProvider:
         )
         decision = decide(person, entry)
         localpart = await self._localpart(person.first_name, person.last_name, decision, failures)
-        self._remember(localpart, person.national_id, decision)
+        if decision.existing_mxid is None:  # a new account: decided on at its creation
+            self._remember(localpart, person.national_id, decision)
         return {
             "localpart": localpart,
             "display_name": decision.display_name,

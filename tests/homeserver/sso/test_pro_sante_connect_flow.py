@@ -157,3 +157,29 @@ async def test_a_name_already_taken_by_someone_else_is_not_taken_over(
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         assert (await resp.json())["external_ids"] == []
+
+
+async def test_an_account_the_directory_links_to_the_professional_is_the_one_used(
+    sso: SsoStack, browser: SsoBrowser
+) -> None:
+    """Created earlier by an admin (password) and linked in the directory: the first PSC
+    login of that professional lands on it, and records the PSC id on it."""
+    from dossier_service.directory.accounts import link
+    from dossier_service.directory.store import connect
+
+    existing = sso.synapse.register("jp.thomas", "mot-de-passe-de-test")
+    conn = connect(sso.directory_db)
+    link(conn, existing["user_id"], "810000000022", source="demande", actor="test")
+    conn.close()
+    sso.provider.set_user("psc-sub-thomas", psc_claims("810000000022", last_name="THOMAS",
+                                                       first_name="JEAN-PIERRE", profession="10"))  # fmt: skip
+    status, location, body = await browser.sso_login("psc-sub-thomas")
+    assert status == 302, body[:300]
+    status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    assert status == 200 and login["user_id"] == existing["user_id"], login
+    async with browser.http.get(
+        f"{sso.base_url}/_synapse/admin/v2/users/{existing['user_id']}",
+        headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
+    ) as resp:
+        user = await resp.json()
+    assert user["external_ids"] == [{"auth_provider": "oidc-psc", "external_id": "810000000022"}]
