@@ -61,8 +61,10 @@ class PscMappingProvider:
             directory_link.lookup, self._config.directory_database, person.national_id
         )
         decision = decide(person, entry)
-        localpart = await self._localpart(person.first_name, person.last_name, decision, failures)
-        if decision.existing_mxid is None:  # a new account: decided on at its creation
+        localpart, existing = await self._localpart(
+            person.first_name, person.last_name, decision, failures
+        )
+        if not existing:  # a new account: approved and linked when Synapse creates it
             self._remember(localpart, person.national_id, decision)
         return {
             "localpart": localpart,
@@ -79,20 +81,20 @@ class PscMappingProvider:
 
     async def _localpart(
         self, first_name: str, last_name: str, decision: Decision, failures: int
-    ) -> str:
-        """The account already linked to this professional (Synapse's
+    ) -> tuple[str, bool]:
+        """(localpart, is an existing account): the account already linked to this professional (Synapse's
         ``allow_existing_users`` then logs into it), else the first free ``prenom.nom[N]``:
         an existing account of someone else is never returned, so it cannot be taken over."""
         server = self._api.server_name
         if decision.existing_mxid:
             existing = UserID.from_string(decision.existing_mxid)
             if existing.domain == server:
-                return str(existing.localpart)
+                return str(existing.localpart), True
         base = localpart_for(first_name, last_name)
         for n in range(failures + 1, failures + 1 + MAX_LOCALPART_TRIES):
             candidate = base if n == 1 else f"{base}{n}"
             if await self._api.check_user_exists(f"@{candidate}:{server}") is None:
-                return candidate
+                return candidate, False
         raise ValueError("Aucun identifiant Matrix libre pour ce nom : contactez l'administrateur.")
 
     def _remember(self, localpart: str, national_id: str, decision: Decision) -> None:
