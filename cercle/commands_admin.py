@@ -184,10 +184,12 @@ def register(subparsers: Any) -> None:
     approve.add_argument("user_id", metavar="mxid")
     approve.set_defaults(handler=cmd_approve)
 
-    from cercle.commands_rgpd import register_legal, register_user_commands  # imports this
+    from cercle.commands_rgpd import register_legal, register_user_commands
+    from cercle.commands_sso import register_sso
 
     register_user_commands(user_sub)  # show, export (RGPD)
     register_legal(admin_sub)  # cercle admin legal publish
+    register_sso(admin_sub)  # cercle admin sso icone
 
 
 def _out(text: str) -> None:

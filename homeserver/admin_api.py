@@ -110,14 +110,19 @@ class AdminApi:
         json: Any = None,
         params: dict[str, str] | None = None,
         auth: bool = True,
+        data: bytes | None = None,
+        content_type: str | None = None,
     ) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
             async with self._session.request(
-                method, f"{self.base_url}{path}", json=json, params=params, headers=headers
-            ) as resp:
+                method, f"{self.base_url}{path}", json=json, params=params, headers=headers,
+                data=data,
+            ) as resp:  # fmt: skip
                 try:
                     body = await resp.json(content_type=None)
                 except ValueError:
@@ -244,6 +249,14 @@ class AdminApi:
 
     async def set_approved(self, user_id: str, approved: bool = True) -> None:
         await self.create_or_modify_user(user_id, approved=approved)
+
+    async def upload_media(self, content: bytes, content_type: str, filename: str) -> str:
+        """Upload a file to the media repository as the admin; returns its ``mxc://`` URI."""
+        body = await self._request(
+            "POST", "/_matrix/media/v3/upload", params={"filename": filename},
+            data=content, content_type=content_type,
+        )  # fmt: skip
+        return str(body["content_uri"])
 
     async def set_displayname(self, user_id: str, displayname: str) -> None:
         await self.create_or_modify_user(user_id, displayname=displayname)

@@ -5,11 +5,14 @@ Two providers are known: ``psc`` (Pro Santé Connect, the national identity of h
 professionals) and ``portail`` (the regional portal), each off until ``enabled: true``.
 The client secret is a file under ``var/secrets`` (``oidc_<id>_client_secret``, mode 0600)
 that Synapse reads itself (``client_secret_path``): it never appears in homeserver.yaml.
-Both use the Pro Santé Connect mapping provider (`homeserver.modules.pro_sante_connect`).
+Both use the Pro Santé Connect mapping provider (`homeserver.modules.pro_sante_connect`). The logo Element shows beside the provider's name
+is an ``mxc://`` URI: ``icon_mxc`` in the profile, else the one uploaded by ``cercle admin
+sso icone`` (recorded in ``var/sso_icons.json``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,31 @@ MAPPING_PROVIDER = "homeserver.modules.pro_sante_connect.PscMappingProvider"
 PROVIDER_IDS = ("psc", "portail")
 
 
+def icons_file(profile: Profile) -> Path:
+    """The logos uploaded with ``cercle admin sso icone`` (idp -> mxc URI)."""
+    return profile.var_dir / "sso_icons.json"
+
+
+def uploaded_icons(profile: Profile) -> dict[str, str]:
+    path = icons_file(profile)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ProfileError(f"fichier des logos illisible : {path}") from exc
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_icon(profile: Profile, idp: str, mxc: str) -> None:
+    icons = {**uploaded_icons(profile), idp: mxc}
+    path = icons_file(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(icons, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
 def client_secret_file(secrets: Secrets, idp: str) -> Path:
     return secrets.path_of(f"oidc_{idp}_client_secret")
 
@@ -32,7 +60,7 @@ def idp_id(idp: str) -> str:
 
 
 def _provider(
-    idp: str, conf: Mapping[str, Any], secret_path: Path, directory_db: Path
+    idp: str, conf: Mapping[str, Any], secret_path: Path, directory_db: Path, icon: str | None
 ) -> dict[str, Any]:
     where = f"homeserver.sso.providers.{idp}"
     for key in ("issuer", "client_id", "name"):
@@ -69,8 +97,8 @@ def _provider(
     }
     if conf.get("acr_values"):
         provider["additional_authorization_parameters"] = {"acr_values": str(conf["acr_values"])}
-    if conf.get("icon_mxc"):
-        provider["idp_icon"] = str(conf["icon_mxc"])
+    if conf.get("icon_mxc") or icon:
+        provider["idp_icon"] = str(conf.get("icon_mxc") or icon)
     if conf.get("brand"):
         provider["idp_brand"] = str(conf["brand"])
     return provider
@@ -87,8 +115,11 @@ def oidc_providers(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
             f"(connus : {', '.join(PROVIDER_IDS)})"
         )
     directory_db = database_path(profile.data.get("annuaire") or {}, profile.var_dir)
+    icons = uploaded_icons(profile)
     return [
-        _provider(idp, providers[idp], client_secret_file(secrets, idp), directory_db)
+        _provider(
+            idp, providers[idp], client_secret_file(secrets, idp), directory_db, icons.get(idp)
+        )
         for idp in PROVIDER_IDS
         if isinstance(providers.get(idp), Mapping) and providers[idp].get("enabled")
     ]

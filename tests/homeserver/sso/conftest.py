@@ -46,7 +46,7 @@ class SsoStack:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
     var = tmp_path_factory.mktemp("cercle-sso")
     secrets_dir = var / "secrets"
