@@ -200,7 +200,7 @@ def _service_accounts(ctx: CliContext) -> set[str]:
     return {f"@{ADMIN_LOCALPART}:{ctx.profile.server_name}", ctx.profile.bot_user_id}
 
 
-async def _existing_user(api: AdminApi, user_id: str) -> dict[str, Any]:
+async def existing_user(api: AdminApi, user_id: str) -> dict[str, Any]:
     user = await api.get_user(user_id)
     if user is None:
         raise CliError(f"utilisateur inconnu : {user_id}")
@@ -276,7 +276,7 @@ async def cmd_deactivate(args: argparse.Namespace, out: Out = _out) -> int:
     if user_id in _service_accounts(ctx):
         raise CliError(f"{user_id} est un compte de service de Cercle : il ne se désactive pas")
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated") and not args.erase:
             out(f"Compte déjà désactivé : {user_id}")
             return 0
@@ -300,7 +300,7 @@ async def cmd_reset_password(args: argparse.Namespace, out: Out = _out) -> int:
     if not password:
         raise CliError("mot de passe vide")
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")
         await api.reset_password(user_id, password, logout_devices=True)
@@ -314,7 +314,7 @@ async def cmd_approve(args: argparse.Namespace, out: Out = _out) -> int:
     ctx = load_context(args.config)
     user_id = parse_user_id(args.user_id, ctx.profile.server_name)
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await _existing_user(api, user_id)
+        user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")
         if user.get("approved", True):

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from cercle import rgpd
-from cercle.commands_admin import PARIS, format_timestamp, parse_user_id, user_summary
+from cercle.commands_admin import (
+    PARIS,
+    existing_user,
+    format_timestamp,
+    parse_user_id,
+    user_summary,
+)
 from cercle.commands_demandes import ACTOR
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
@@ -71,10 +77,7 @@ def consent_line(consent: dict[str, Any], user: dict[str, Any]) -> str:
 
 async def _user(ctx: CliContext, user_id: str) -> dict[str, Any]:
     async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
-        user = await api.get_user(user_id)
-    if user is None:
-        raise CliError(f"utilisateur inconnu : {user_id}")
-    return user
+        return await existing_user(api, user_id)
 
 
 async def cmd_show(args: argparse.Namespace, out: Any = print) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import time
 import urllib.parse
@@ -17,12 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
 from homeserver.admin_api import shared_secret_mac
 from homeserver.process import SynapseProcess
 from homeserver.render import render
+
+# Headless Chromium for the browser tests (installed by `make test`).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"
+    ),
+]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 def free_port() -> int:

@@ -187,3 +187,19 @@ def test_admin_user_show_says_which_version_was_accepted_and_when(
     )
     assert "dispensé (compte de service)" in capsys.readouterr().out
     assert main(["--config", str(config), "admin", "user", "show", "@personne:ailleurs"]) == 1
+
+
+async def test_the_bot_and_the_admin_account_are_exempt(hs: SynapseUnderTest) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{hs.base_url}/_matrix/client/v3/login",
+            json={"type": "m.login.password", "password": hs.bot_password,
+                  "identifier": {"type": "m.id.user", "user": hs.bot_user_id}},
+        ) as resp:  # fmt: skip
+            bot_token = (await resp.json())["access_token"]
+        for token in (bot_token, hs.admin_token):
+            caller = Caller(http, hs.base_url, token)
+            status, room = await caller.call("POST", "/createRoom", {"preset": "private_chat"})
+            assert status == 200, room
+            status, sent = await caller.send(room["room_id"], "sans consentement")
+            assert status == 200, sent

@@ -25,6 +25,8 @@ from typing import Any
 
 from synapse.module_api.errors import ConfigError
 
+from ..config_checks import known_keys_only
+
 MEGOLM = "m.megolm.v1.aes-sha2"
 
 # Join rules that would let someone in without an invitation, or let anyone
@@ -72,13 +74,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> PatientRoomsConfig:
     """Validate the module's `config:` mapping (``None`` or ``{}`` = defaults)."""
     if raw is None:
         return PatientRoomsConfig()
-    if not isinstance(raw, Mapping):
-        raise ConfigError("la configuration du module doit être un dictionnaire")
-    unknown = sorted(str(k) for k in raw if k not in _KEYS)
-    if unknown:
-        raise ConfigError(
-            f"clé inconnue (attendues : {', '.join(sorted(_KEYS))})", path=[unknown[0]]
-        )
+    raw = known_keys_only(raw, _KEYS)
     defaults = PatientRoomsConfig()
 
     marker = raw.get("marker_event_type", defaults.marker_event_type)

@@ -23,6 +23,8 @@ from typing import Any
 
 from synapse.module_api.errors import ConfigError
 
+from ..config_checks import known_keys_only
+
 _KEYS = frozenset({"directory_database", "national_id_claim", "provider_name"})
 
 
@@ -34,13 +36,7 @@ class PscMappingConfig:
 
 
 def parse_config(raw: Mapping[str, Any] | None) -> PscMappingConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("la configuration du fournisseur doit être un dictionnaire")
-    unknown = sorted(str(k) for k in raw if k not in _KEYS)
-    if unknown:
-        raise ConfigError(
-            f"clé inconnue (attendues : {', '.join(sorted(_KEYS))})", path=[unknown[0]]
-        )
+    raw = known_keys_only(raw, _KEYS)
     values: dict[str, str] = {}
     for key in sorted(_KEYS):
         if key not in raw:

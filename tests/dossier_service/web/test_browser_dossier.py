@@ -5,14 +5,13 @@ Screenshots are kept under ``test-artifacts/``."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from support import free_port
+from support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, free_port
 
 from dossier_service import appkeys
 from dossier_service.app import create_app
@@ -22,18 +21,9 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import EpisodeIn, PatientCreate
 from dossier_service.services import lifeline, patients
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture

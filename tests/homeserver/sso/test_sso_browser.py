@@ -4,12 +4,12 @@ callback -> back to the dossier with a login token -> the dossier session."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
 from support_oidc import psc_claims
 
 from dossier_service.app import create_app
@@ -18,17 +18,7 @@ from dossier_service.migrate import upgrade
 
 from .conftest import SsoStack
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
