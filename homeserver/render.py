@@ -54,7 +54,7 @@ def render_text(profile: Profile, secrets: Secrets, data_dir: Path) -> tuple[str
         "rl": hs["rate_limits"],
         "secrets": secrets,
         "oidc_providers": sso.oidc_providers(profile, secrets),
-        "password_login": sso.password_login(profile),
+        "modules": [*hs["modules"], *sso.extra_modules(profile, secrets)],
         "sso_client_whitelist": [f"{profile.dossier_url.rstrip('/')}/"],
         "consent": _consent(profile, data_dir),
         "sso_templates_dir": str(TEMPLATES / "synapse"),

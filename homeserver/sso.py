@@ -125,6 +125,24 @@ def oidc_providers(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
     ]
 
 
+PASSWORD_POLICY = "homeserver.modules.pro_sante_connect.PasswordLoginPolicy"
+
+
 def password_login(profile: Profile) -> bool:
     sso = profile.section("homeserver").get("sso") or {}
     return bool(sso.get("password_login", True))
+
+
+def extra_modules(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
+    """The password-login policy when ``password_login`` is false: Synapse's own password
+    login stays on (the bot and the operator's account use it), the module refuses it to
+    RPPS professionals, who have PSC. Refused without an SSO provider to fall back on."""
+    if password_login(profile):
+        return []
+    if not oidc_providers(profile, secrets):
+        raise ProfileError(
+            "homeserver.sso.password_login: false demande un fournisseur d'identité activé "
+            "(homeserver.sso.providers.psc)"
+        )
+    directory_db = database_path(profile.data.get("annuaire") or {}, profile.var_dir)
+    return [{"module": PASSWORD_POLICY, "config": {"directory_database": str(directory_db)}}]

@@ -118,11 +118,18 @@ def test_sso_providers_from_the_profile_with_secrets_from_var(tmp_path: Path) ->
     }
     with pytest.raises(ProfileError, match="oidc_psc_client_secret"):
         rendered(tmp_path, **extra)
+    with pytest.raises(ProfileError, match="demande un fournisseur"):
+        rendered(tmp_path, homeserver={"sso": {"password_login": False}})
     secret = tmp_path / "secrets" / "oidc_psc_client_secret"
     secret.write_text("s3cret")
     cfg = rendered(tmp_path, **extra)
     assert "s3cret" not in yaml.safe_dump(cfg)  # Synapse reads the file itself
-    assert cfg["password_config"] == {"enabled": False}
+    # passwords stay on in Synapse; the policy module refuses them to RPPS professionals
+    assert "password_config" not in cfg
+    assert cfg["modules"][-1] == {
+        "module": "homeserver.modules.pro_sante_connect.PasswordLoginPolicy",
+        "config": {"directory_database": str(tmp_path / "annuaire" / "annuaire.db")},
+    }
     [psc] = cfg["oidc_providers"]
     assert psc["idp_id"] == "psc" and psc["idp_name"] == "Pro Santé Connect"
     assert psc["client_secret_path"] == str(secret)

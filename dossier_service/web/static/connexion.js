@@ -72,7 +72,11 @@
     }).catch(function () {
       throw new Error("Serveur Matrix injoignable.");
     }).then(function (resp) {
-      if (!resp.ok) { throw new Error(matrixError(resp)); }
+      if (!resp.ok) {  // Cercle's homeserver may say why in French (password policy)
+        return resp.json().catch(function () { return {}; }).then(function (body) {
+          throw new Error(body["fr.cercle.raison"] || matrixError(resp));
+        });
+      }
       return resp.json();
     }).then(function (body) {
       session = body;

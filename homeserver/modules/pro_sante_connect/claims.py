@@ -25,6 +25,11 @@ RPPS_PREFIX = "8"
 RPPS_LENGTH = 12
 
 
+def is_rpps(national_id: str) -> bool:
+    """An RPPS professional (national id "8" + 11 digits): they all have a CPS / e-CPS."""
+    return national_id.startswith(RPPS_PREFIX) and len(national_id) == RPPS_LENGTH
+
+
 class ClaimsRefused(ValueError):
     """The provider's answer cannot open an account; the message is French, for the person
     (Synapse shows it on its SSO error page) and carries no claim value."""
@@ -41,7 +46,7 @@ class Professional:
 
     @property
     def is_rpps(self) -> bool:
-        return self.national_id.startswith(RPPS_PREFIX) and len(self.national_id) == RPPS_LENGTH
+        return is_rpps(self.national_id)
 
     @property
     def profession(self) -> str:

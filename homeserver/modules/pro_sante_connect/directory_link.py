@@ -15,7 +15,7 @@ from dossier_service.directory import store
 from dossier_service.directory.accounts import link
 from dossier_service.directory.search import Directory
 
-from .claims import DirectoryEntry
+from .claims import DirectoryEntry, is_rpps
 
 
 def lookup(database: str, national_id: str) -> DirectoryEntry | None:
@@ -32,6 +32,19 @@ def lookup(database: str, national_id: str) -> DirectoryEntry | None:
         return DirectoryEntry(
             active=bool(active), display_name=hit.display_name, linked_mxid=hit.mxid
         )
+
+
+def linked_to_active_rpps(database: str, mxid: str) -> bool:
+    """Whether ``mxid`` is the account of an active RPPS professional of the directory."""
+    if not Path(database).exists():
+        return False
+    with contextlib.closing(store.connect(database)) as conn:
+        row = conn.execute(
+            "SELECT p.national_id, p.active FROM account_link l "
+            "JOIN professional p ON p.national_id = l.national_id WHERE l.mxid = ?",
+            (mxid,),
+        ).fetchone()
+    return row is not None and bool(row[1]) and is_rpps(str(row[0]))
 
 
 def record_link(database: str, mxid: str, national_id: str, *, source: str) -> None:

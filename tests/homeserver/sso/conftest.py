@@ -1,7 +1,8 @@
 """One Synapse with single sign-on for the SSO tests: Pro Santé Connect served by a real
 OpenID provider on loopback (tests/support_oidc.py), the regional portal pointed at a port
-where nothing listens (a provider that is down), and the directory imported from the RPPS
-sample, all rendered by the deployment's own code."""
+where nothing listens (a provider that is down), the directory imported from the RPPS
+sample, password login closed to RPPS professionals; all rendered by the deployment's own
+code."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
                 "homeserver": {
                     "log_level": "INFO",
                     "sso": {
+                        "password_login": False,  # RPPS professionals must use PSC
                         "providers": {
                             "psc": {"enabled": True, "issuer": provider.issuer,
                                     "client_id": CLIENT_ID,

@@ -1,0 +1,55 @@
+"""With `password_login: false`: an RPPS professional of the directory logs in with Pro Santé
+Connect only; the social sector, admins and service accounts keep their password."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from support_oidc import psc_claims
+
+from dossier_service.directory.accounts import link
+from dossier_service.directory.store import connect
+
+from .conftest import SsoBrowser, SsoStack, login_token_of
+
+pytestmark = pytest.mark.integration
+
+
+async def _password_login(http: aiohttp.ClientSession, base: str, user: str, password: str) -> tuple[int, dict]:  # fmt: skip
+    async with http.post(
+        f"{base}/_matrix/client/v3/login",
+        json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+              "password": password},
+    ) as resp:  # fmt: skip
+        return resp.status, await resp.json()
+
+
+async def test_rpps_professionals_use_psc_the_others_keep_their_password(
+    sso: SsoStack, browser: SsoBrowser
+) -> None:
+    http, base = browser.http, sso.base_url
+    rpps = sso.synapse.register("sophie.sabourin", "mot-de-passe-de-test")
+    conn = connect(sso.directory_db)
+    link(conn, rpps["user_id"], "810000000029", source="demande", actor="test")
+    conn.close()
+    status, refused = await _password_login(http, base, rpps["user_id"], "mot-de-passe-de-test")
+    assert status == 403 and refused["errcode"] == "M_FORBIDDEN", refused
+    assert "Connectez-vous avec Pro Santé Connect" in refused["fr.cercle.raison"]
+
+    # the same person through PSC lands on that account
+    sso.provider.set_user("psc-sub-sabourin", psc_claims("810000000029", last_name="SABOURIN",
+                                                         first_name="SOPHIE", profession="91"))  # fmt: skip
+    status, location, body = await browser.sso_login("psc-sub-sabourin")
+    assert status == 302, body[:300]
+    async with http.post(
+        f"{base}/_matrix/client/v3/login",
+        json={"type": "m.login.token", "token": login_token_of(location)},
+    ) as resp:
+        assert resp.status == 200 and (await resp.json())["user_id"] == rpps["user_id"]
+
+    # a social worker (not in the RPPS), the bot: passwords still work
+    social = sso.synapse.register("assistante.sociale", "mot-de-passe-de-test")
+    status, _ = await _password_login(http, base, social["user_id"], "mot-de-passe-de-test")
+    assert status == 200
+    status, _ = await _password_login(http, base, sso.synapse.bot_user_id, sso.synapse.bot_password)
+    assert status == 200
