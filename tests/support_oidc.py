@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import flask
-import httpx
 import oidc_provider_mock
 import werkzeug.serving
 from authlib import jose
@@ -74,8 +75,13 @@ class Provider:
     id_tokens: list[str] = field(default_factory=list)  # every ID token handed out
 
     def set_user(self, sub: str, claims: dict[str, Any]) -> None:
-        resp = httpx.put(f"{self.issuer}/users/{sub}", json=claims, timeout=10)
-        assert resp.status_code == 204, resp.text
+        """The claims the provider gives for ``sub`` (its ``PUT /users/<sub>``)."""
+        request = urllib.request.Request(
+            f"{self.issuer}/users/{sub}", data=json.dumps(claims).encode(), method="PUT",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 204
 
 
 def _s256(verifier: str) -> str:
