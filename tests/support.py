@@ -40,6 +40,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+# The shared sample of the public RPPS extract (beside the checkout, or the machine's copy).
+RPPS_SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "rpps"
+    / ("PS_LibreAcces_Personne_activite_sample.txt")
+)
+if not RPPS_SAMPLE.exists():
+    RPPS_SAMPLE = Path("/work/shared/data/rpps") / RPPS_SAMPLE.name
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,16 +16,11 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import aiohttp
 import pytest
-from support import SynapseUnderTest, free_port, start_synapse
+from support import RPPS_SAMPLE, SynapseUnderTest, free_port, start_synapse
 from support_oidc import Provider, running_provider
 
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.store import connect
-
-RPPS_SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
-_SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "rpps"
-if (_SHARED / RPPS_SAMPLE.name).exists():
-    RPPS_SAMPLE = _SHARED / RPPS_SAMPLE.name
 
 CLIENT_ID = "cercle-test"
 
