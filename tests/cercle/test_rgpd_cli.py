@@ -135,3 +135,24 @@ def test_export_of_an_unknown_account_is_a_clear_error(
     )
     assert code == 1
     assert "utilisateur inconnu" in capsys.readouterr().err
+
+
+def test_legal_publish_records_the_version_and_refuses_the_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No Synapse needed: the command records the version, applied at the next start."""
+    config = tmp_path / "cercle.yaml"
+    config.write_text(yaml.safe_dump({"var_dir": str(tmp_path / "var")}), encoding="utf-8")
+
+    def publish(version: str) -> tuple[int, str, str]:
+        code = main(["--config", str(config), "admin", "legal", "publish", version])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = publish("1.1")
+    assert code == 0 and "version 1.1 en vigueur" in out and "cercle down" in out
+    rows = json.loads((tmp_path / "var" / "legal" / "publications.json").read_text())
+    assert [(r["version"], r["published_by"]) for r in rows] == [("1.1", "cli")]
+    assert publish("1.1")[0] == 1
+    code, _, err = publish("9.9")
+    assert code == 1 and "version inconnue « 9.9 »" in err and "1.0, 1.1" in err
