@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
 from support_oidc import psc_claims
 
-from .conftest import SsoBrowser, SsoStack, login_token_of
+from .conftest import SsoBrowser, SsoStack, login_token_of, visible_text
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +184,17 @@ async def test_an_account_the_directory_links_to_the_professional_is_the_one_use
     ) as resp:
         user = await resp.json()
     assert user["external_ids"] == [{"auth_provider": "oidc-psc", "external_id": "810000000022"}]
+
+
+async def test_the_provider_picker_page_is_french(sso: SsoStack, browser: SsoBrowser) -> None:
+    """A client that does not pick a provider itself gets Synapse's picker, in French."""
+    status, location, _ = await browser.get(
+        f"{sso.base_url}/_matrix/client/v3/login/sso/redirect"
+        f"?redirectUrl={sso.synapse.profile.dossier_url}/connexion"
+    )
+    assert status == 302 and "/_synapse/client/pick_idp" in location
+    status, _, body = await browser.get(urljoin(sso.base_url, location))
+    text = visible_text(body)
+    assert status == 200
+    assert "Choisissez comment vous connecter" in text
+    assert "Pro Santé Connect" in text and "Portail régional" in text
