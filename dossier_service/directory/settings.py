@@ -27,6 +27,7 @@ class DirectorySettings:
     request_window_seconds: int = 600  # ... per window
     frame_origin: str = "'self'"  # CSP frame-ancestors: the pages work as an Element widget
     smtp: SmtpSettings | None = None  # activation links e-mailed when configured
+    legal_url: str = ""  # the Documents juridiques (Synapse's consent page), footer link
 
 
 def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
@@ -53,4 +54,5 @@ def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
         if dossier.get("element_origin")
         else "'self'",
         smtp=smtp_from_section(section.get("smtp")),
+        legal_url=f"{profile.public_baseurl}_matrix/consent",
     )

@@ -492,6 +492,7 @@ def setup(
             undefined=jinja2.StrictUndefined,
         )
         env.filters["paris"] = paris_time
+        env.globals["legal_url"] = settings.legal_url
         app[STATE] = DirectoryState(
             settings=settings,
             searchers=searchers,
