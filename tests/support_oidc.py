@@ -7,6 +7,7 @@ authorization-code grant, token and userinfo endpoints, claims set per subject w
 
 - PKCE S256 is enforced: the authorization request must carry a ``code_challenge`` and the
   token request the matching ``code_verifier`` (else ``invalid_grant``);
+- ``userinfo_as_jwt`` answers userinfo as a signed JWT (``application/jwt``), as PSC does;
 - ``tamper`` rewrites the ID token of the next token responses, for the refusal tests:
   ``signature`` (signed by another key), ``issuer``, ``audience`` or ``expired`` (re-signed
   with the provider's own key, so only that claim is wrong).
@@ -73,6 +74,8 @@ class Provider:
     pkce_checked: int = 0
     authorize_queries: list[dict[str, str]] = field(default_factory=list)
     id_tokens: list[str] = field(default_factory=list)  # every ID token handed out
+    userinfo_as_jwt: bool = False  # PSC answers its userinfo as a signed JWT
+    userinfo_jwts: int = 0  # how many were served
 
     def set_user(self, sub: str, claims: dict[str, Any]) -> None:
         """The claims the provider gives for ``sub`` (its ``PUT /users/<sub>``)."""
@@ -131,6 +134,13 @@ def _install_hooks(app: flask.Flask, provider: Provider) -> None:
             response.set_data(flask.json.dumps(body))
         if req.path == "/oauth2/token" and response.status_code == 200:
             provider.id_tokens.append(response.get_json()["id_token"])
+        if req.path == "/userinfo" and response.status_code == 200 and provider.userinfo_as_jwt:
+            own_key = flask.g.oidc_provider_mock_storage.jwk
+            header = {"alg": "RS256", "kid": own_key.as_dict()["kid"]}
+            signed = jose.jwt.encode(header, response.get_json(), own_key)
+            response.set_data(signed)
+            response.headers["Content-Type"] = "application/jwt"
+            provider.userinfo_jwts += 1
         return response
 
 

@@ -198,3 +198,19 @@ async def test_the_provider_picker_page_is_french(sso: SsoStack, browser: SsoBro
     assert status == 200
     assert "Choisissez comment vous connecter" in text
     assert "Pro Santé Connect" in text and "Portail régional" in text
+
+
+async def test_userinfo_answered_as_a_signed_jwt(sso: SsoStack, browser: SsoBrowser) -> None:
+    """PSC's userinfo is a signed JWT: Synapse checks it against the provider's keys."""
+    sso.provider.set_user("psc-sub-mercier", psc_claims("810000000036", last_name="MERCIER",
+                                                        first_name="NOEMIE", profession="10"))  # fmt: skip
+    sso.provider.userinfo_as_jwt = True
+    served = sso.provider.userinfo_jwts
+    try:
+        status, location, body = await browser.sso_login("psc-sub-mercier")
+    finally:
+        sso.provider.userinfo_as_jwt = False
+    assert status == 302, visible_text(body)[:300]
+    assert sso.provider.userinfo_jwts == served + 1
+    status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    assert status == 200 and login["user_id"] == f"@noemie.mercier:{sso.synapse.server_name}"
