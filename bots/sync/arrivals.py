@@ -27,6 +27,7 @@ import html
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,7 +95,10 @@ class Arrivals:
         self.circle: CircleDoor | None = None  # set by the dossier sync when there is one
         self.is_patient_room: Callable[[str], bool] = lambda room_id: True
         self.is_admin: Callable[[str, str], bool] = lambda room_id, user: False
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # one lock per (room, person) while someone uses it (weak: no growth over time)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -106,7 +110,10 @@ class Arrivals:
         return int(self.clock() * 1000)
 
     def _lock(self, room_id: str, user: str) -> asyncio.Lock:
-        return self._locks.setdefault((room_id, user), asyncio.Lock())
+        lock = self._locks.get((room_id, user))
+        if lock is None:
+            lock = self._locks[(room_id, user)] = asyncio.Lock()
+        return lock
 
     def _name(self, room_id: str, user: str) -> str:
         room = self.client.rooms.get(room_id)
