@@ -76,6 +76,7 @@ class Arrivals:
         *,
         share_bundle: ShareBundle,
         capable_devices: CapableDevices,
+        all_devices: CapableDevices,
         send_transcript: SendTranscript,
         direct_room: DirectRoom,
         grace_seconds: float = 180.0,
@@ -87,6 +88,7 @@ class Arrivals:
         self.store = store
         self.share_bundle = share_bundle
         self.capable_devices = capable_devices
+        self.all_devices = all_devices
         self.send_transcript = send_transcript
         self.direct_room = direct_room
         self.grace_ms = int(grace_seconds * 1000)
@@ -218,6 +220,15 @@ class Arrivals:
             origin = f"join|{room_id}|{user}|{at_ms}"
             if arrival.by_bot:
                 await self._serve(arrival, origin, "à son arrivée")
+                served = (self.store.get(room_id, user) or arrival).devices
+                if served and set(await self.all_devices(self.client, user)) - served:
+                    # keys on some devices only: the one they joined with may be another
+                    room = self.client.rooms.get(room_id)
+                    label = (room.display_name if room else None) or room_id
+                    self.spawn(self.offer_transcript(
+                        room_id, user, f"Vous avez rejoint la conversation « {label} » ; une "
+                        "de vos applications ne peut pas recevoir les clés de son historique.",
+                    ))  # fmt: skip
             elif self.circle is not None:
                 # invited from a client: a professional in the conversation is in the circle;
                 # with the file only if an administrator of the room invited them
