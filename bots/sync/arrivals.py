@@ -281,6 +281,9 @@ class Arrivals:
         for arrival in self.store.awaiting_history():
             if not transcript_due(arrival, now, self.grace_ms):
                 continue
+            joined = arrival.joined_at_ms or now
+            if now - joined > self.window_ms or arrival.room_id not in self.client.rooms:
+                continue  # tried for the whole window, or the bot left the room: no more
             if not arrival.by_bot:
                 # invited from a client: that client shares its own bundle with the
                 # cross-signed devices; only those without any get the transcript
