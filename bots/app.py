@@ -216,6 +216,7 @@ def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrival
     arrivals = Arrivals(
         s.client, s.io, ArrivalStore(s.db),
         share_bundle=history.share_history_bundle, capable_devices=history.capable_devices,
+        all_devices=history.device_ids,
         send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
         direct_room=exports.direct_room, grace_seconds=config.history_fallback_seconds,
         window_seconds=config.history_watch_days * 86400,

@@ -4,7 +4,7 @@
 directory (name, profession, city, whether they have a Cercle account), numbered;
 ``!inviter <n>`` in a patient room invites result n of the sender's last search there:
 the word ``inviter`` belongs to the patients family, which resolves a number with
-:func:`result_user` (adding to the care circle of the file stays ``!cercle ajouter``).
+:func:`result_user` (and adds the person to the care circle, as ``!cercle ajouter`` does).
 
 The bot reaches the directory only through the dossier's HTTP API
 (``GET /api/v1/annuaire``). Wired by ``BotApp._register_families`` with the dossier
@@ -140,8 +140,9 @@ def format_results_for_bot(
     body = f"<p>{html.escape(head)} :</p><ol>{''.join(items)}</ol>"
     if in_patient_room and any(f.mxid for f in found):
         tip = (
-            f"Pour inviter le professionnel n dans ce salon : {prefix}inviter n ; "
-            f"pour l'ajouter au cercle de soins : {prefix}cercle ajouter @qui rôle."
+            f"Pour inviter le professionnel n dans ce salon et le cercle de soins "
+            f"(intervenant) : {prefix}inviter n ; avec un autre rôle : "
+            f"{prefix}cercle ajouter @qui rôle."
         )
         lines.append(tip)
         body += f"<p>{html.escape(tip)}</p>"

@@ -353,6 +353,12 @@ async def capable_devices(client: Any, user_id: str) -> list[str]:
     return cross_signed_device_ids(await _keys_query(client, user_id), user_id)
 
 
+async def device_ids(client: Any, user_id: str) -> list[str]:
+    """Every device of ``user_id`` with published keys, cross-signed or not."""
+    answer = await _keys_query(client, user_id)
+    return sorted(answer.get("device_keys", {}).get(user_id, {}))
+
+
 async def refresh_sender_device_keys(client: Any, state: SharedHistory) -> None:
     """Fetch our own device keys as the server publishes them (with cross-signatures)."""
     answer = await _keys_query(client, client.user_id)

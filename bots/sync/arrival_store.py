@@ -188,40 +188,37 @@ class ArrivalStore:
                 [(room_id, user_id, d, at_ms) for d in devices],
             )
 
-    def transcript_sent(self, room_id: str, user_id: str, at_ms: int) -> bool:
-        """Claim the transcript for (room, person): False when it was already sent."""
+    def _claim(self, column: str, room_id: str, user_id: str, at_ms: int, also: str = "") -> bool:
         with self._db:
             cur = self._db.execute(
-                "UPDATE arrivals SET transcript_at_ms=? WHERE room_id=? AND user_id=? "
-                "AND transcript_at_ms IS NULL",
+                f"UPDATE arrivals SET {column}=? WHERE room_id=? AND user_id=? "
+                f"AND {column} IS NULL{also}",
                 (at_ms, room_id, user_id),
             )
         return cur.rowcount == 1
+
+    def _release(self, column: str, room_id: str, user_id: str) -> None:
+        with self._db:
+            self._db.execute(
+                f"UPDATE arrivals SET {column}=NULL WHERE room_id=? AND user_id=?",
+                (room_id, user_id),
+            )
+
+    def transcript_sent(self, room_id: str, user_id: str, at_ms: int) -> bool:
+        """Claim the transcript for (room, person): False when it was already sent."""
+        return self._claim("transcript_at_ms", room_id, user_id, at_ms)
 
     def transcript_failed(self, room_id: str, user_id: str) -> None:
         """The claimed transcript could not be sent: it is due again."""
-        with self._db:
-            self._db.execute(
-                "UPDATE arrivals SET transcript_at_ms=NULL WHERE room_id=? AND user_id=?",
-                (room_id, user_id),
-            )
+        self._release("transcript_at_ms", room_id, user_id)
 
     def offered(self, room_id: str, user_id: str, at_ms: int) -> bool:
         """Claim the offer of the transcript: False when already offered (or sent)."""
-        with self._db:
-            cur = self._db.execute(
-                "UPDATE arrivals SET offered_at_ms=? WHERE room_id=? AND user_id=? "
-                "AND offered_at_ms IS NULL AND transcript_at_ms IS NULL",
-                (at_ms, room_id, user_id),
-            )
-        return cur.rowcount == 1
+        return self._claim("offered_at_ms", room_id, user_id, at_ms,
+                           also=" AND transcript_at_ms IS NULL")  # fmt: skip
 
     def offer_failed(self, room_id: str, user_id: str) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE arrivals SET offered_at_ms=NULL WHERE room_id=? AND user_id=?",
-                (room_id, user_id),
-            )
+        self._release("offered_at_ms", room_id, user_id)
 
     def of_user(self, user_id: str) -> list[Arrival]:
         rows = self._db.execute(

@@ -27,6 +27,7 @@ import html
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,6 +76,7 @@ class Arrivals:
         *,
         share_bundle: ShareBundle,
         capable_devices: CapableDevices,
+        all_devices: CapableDevices,
         send_transcript: SendTranscript,
         direct_room: DirectRoom,
         grace_seconds: float = 180.0,
@@ -86,6 +88,7 @@ class Arrivals:
         self.store = store
         self.share_bundle = share_bundle
         self.capable_devices = capable_devices
+        self.all_devices = all_devices
         self.send_transcript = send_transcript
         self.direct_room = direct_room
         self.grace_ms = int(grace_seconds * 1000)
@@ -94,7 +97,10 @@ class Arrivals:
         self.circle: CircleDoor | None = None  # set by the dossier sync when there is one
         self.is_patient_room: Callable[[str], bool] = lambda room_id: True
         self.is_admin: Callable[[str, str], bool] = lambda room_id, user: False
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # one lock per (room, person) while someone uses it (weak: no growth over time)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -106,7 +112,10 @@ class Arrivals:
         return int(self.clock() * 1000)
 
     def _lock(self, room_id: str, user: str) -> asyncio.Lock:
-        return self._locks.setdefault((room_id, user), asyncio.Lock())
+        lock = self._locks.get((room_id, user))
+        if lock is None:
+            lock = self._locks[(room_id, user)] = asyncio.Lock()
+        return lock
 
     def _name(self, room_id: str, user: str) -> str:
         room = self.client.rooms.get(room_id)
@@ -211,6 +220,15 @@ class Arrivals:
             origin = f"join|{room_id}|{user}|{at_ms}"
             if arrival.by_bot:
                 await self._serve(arrival, origin, "à son arrivée")
+                served = (self.store.get(room_id, user) or arrival).devices
+                if served and set(await self.all_devices(self.client, user)) - served:
+                    # keys on some devices only: the one they joined with may be another
+                    room = self.client.rooms.get(room_id)
+                    label = (room.display_name if room else None) or room_id
+                    self.spawn(self.offer_transcript(
+                        room_id, user, f"Vous avez rejoint la conversation « {label} » ; une "
+                        "de vos applications ne peut pas recevoir les clés de son historique.",
+                    ))  # fmt: skip
             elif self.circle is not None:
                 # invited from a client: a professional in the conversation is in the circle;
                 # with the file only if an administrator of the room invited them
@@ -263,6 +281,9 @@ class Arrivals:
         for arrival in self.store.awaiting_history():
             if not transcript_due(arrival, now, self.grace_ms):
                 continue
+            joined = arrival.joined_at_ms or now
+            if now - joined > self.window_ms or arrival.room_id not in self.client.rooms:
+                continue  # tried for the whole window, or the bot left the room: no more
             if not arrival.by_bot:
                 # invited from a client: that client shares its own bundle with the
                 # cross-signed devices; only those without any get the transcript

@@ -175,3 +175,27 @@ async def test_device_cross_signed_while_the_bot_is_down_gets_the_history_after_
         await reads_earlier(newcomer, room_id, nurse)
     finally:
         await runner.stop()
+
+
+async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_transcript(
+    cercle_bot: Any, js_client_factory: Any
+) -> None:
+    bot_user, nurse, room_id = await patient_room(cercle_bot, js_client_factory)
+    signed = await js_client_factory()
+    unsigned = await js_client_factory(signed.test_user, new_device=True, cross_sign=False,
+                                       strict=False)  # fmt: skip
+    reply = await invite(nurse, room_id, bot_user, signed.user_id)
+    assert "MSC4268) avec 1 appareil" in reply, reply
+    await accept(unsigned, room_id)  # the person joins from the other device: no keys there
+    dm = (await unsigned.call("waitInvite", timeoutMs=60000))["roomId"]
+    await unsigned.call("join", roomId=dm)
+    offer = await unsigned.call(
+        "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
+    )
+    assert "ne peut pas recevoir les clés" in offer["content"]["body"], offer
+    await unsigned.call("send", roomId=room_id, body="!historique")
+    pdf = await unsigned.call(
+        "waitMessage", roomId=dm, sender=bot_user, contains="Historique de la conversation",
+        timeoutMs=60000,
+    )  # fmt: skip
+    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf

@@ -250,7 +250,10 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
         actor=gp.user_id, key="uc2-aidant",
     )  # fmt: skip
     await hospital.wait_member(room_id, hospital.user_id)
-    await gp.wait_notice(room_id, "Dr Hôpital rejoint le cercle de soins")
+    added = await gp.wait_notice(room_id, "Dr Hôpital rejoint le cercle de soins")
+    # the page's user learns in the room which way the history went (issue 11)
+    body = added.source["content"]["body"]
+    assert "Historique : aucun appareil ne peut encore recevoir les clés" in body
     await gp.wait_notice(room_id, "sans compte : enregistré, non invité")
 
     # the earlier messages: no cross-signed device here, so a PDF transcript in a direct chat
