@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from dossier_service.db import build_database
 from dossier_service.fair_pool import FairAsyncPool, FairQueue
+from dossier_service.sqlite_checkpoint import WalCheckpointer
+from tests.support import eventually
 
 
 def _engine(tmp_path: Path, poolclass: type, **kw: Any) -> AsyncEngine:
@@ -115,13 +118,36 @@ async def test_wal_checkpoints_happen_outside_the_requests(tmp_path: Path) -> No
             if i % 100 == 0:
                 await asyncio.sleep(0.06)  # requests come and go; the thread works meanwhile
         assert db.checkpointer.checkpoints > 10
-        await asyncio.sleep(0.2)  # the log is copied back...
+        checkpointer = db.checkpointer
+        # the log is copied back by a checkpoint begun after the last write (+1: one may
+        # have been under way)...
+        writes_done = checkpointer.checkpoints
+        await eventually(
+            _probe(checkpointer),
+            lambda seen: seen[0] > writes_done + 1 and _all_copied(seen),
+            timeout=10, what="copie du journal", interval=0.02,
+        )  # fmt: skip
+        before = checkpointer.checkpoints
         async with db.engine.begin() as conn:  # ...and restarted by the next writer
             await conn.execute(text("INSERT INTO t VALUES (-1, 'x')"))
-        await asyncio.sleep(0.2)
-        assert db.checkpointer.last is not None
-        _busy, log_frames, copied = db.checkpointer.last
-        assert log_frames < 20 and copied == log_frames  # a few pages, all copied back
+        # a checkpoint begun after that write: a few pages, all copied back
+        await eventually(
+            _probe(checkpointer),
+            lambda seen: seen[0] > before + 1 and seen[1][1] < 20 and _all_copied(seen),
+            timeout=10, what="journal court", interval=0.02,
+        )  # fmt: skip
     finally:
         await db.dispose()
     assert db.checkpointer._thread is None  # stopped with the database
+
+
+def _probe(checkpointer: WalCheckpointer) -> Callable[[], Awaitable[tuple[int, Any]]]:
+    async def probe() -> tuple[int, Any]:
+        return checkpointer.checkpoints, checkpointer.last
+
+    return probe
+
+
+def _all_copied(seen: tuple[int, Any]) -> bool:
+    last = seen[1]
+    return last is not None and last[2] == last[1]  # every frame in the log copied back
