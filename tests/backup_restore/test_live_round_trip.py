@@ -193,7 +193,7 @@ async def retention_archives_then_purges(
     archive = Path(out.split(" → ")[1].split(" ; ")[0])
     contents = read_archive(archive, load_private_key(key), lambda _: None)
     members = {e["path"] for e in contents.manifest["stores"][0]["entries"]}
-    assert "conversation.pdf" in members and "dossier.json" in members
+    assert {"conversation.pdf", "dossier.json", "cahier.json"} <= members
     assert any(m.startswith("documents/") for m in members)
     async with aiohttp.ClientSession() as http:
         probe = await http.get(
