@@ -127,6 +127,9 @@ class RetentionJob:
             files: list[tuple[str, Path]] = []
             (work / "dossier.json").write_text(json.dumps(export, ensure_ascii=False))
             files.append(("dossier.json", work / "dossier.json"))
+            notebook = await self._whole_notebook(closed.patient_id)
+            (work / "cahier.json").write_text(json.dumps(notebook, ensure_ascii=False))
+            files.append(("cahier.json", work / "cahier.json"))
             for doc in await self.dossier.documents(closed.patient_id):
                 path = work / f"doc-{doc['id']}"
                 await self._download(closed.patient_id, str(doc["id"]), path)
@@ -176,6 +179,22 @@ class RetentionJob:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+
+    async def _whole_notebook(self, patient_id: str) -> list[dict[str, Any]]:
+        """Every liaison entry (the file's export shows only the latest ones)."""
+        entries: list[dict[str, Any]] = []
+        before = None
+        for _ in range(100_000):  # bounded: 20 million entries
+            body = await self.dossier.request(
+                "GET",
+                f"/patients/{quote(patient_id, safe='')}/notebook",
+                params={"limit": 200, "before": before},
+            )
+            entries.extend(body["items"])
+            before = body.get("next_before")
+            if before is None:
+                break
+        return entries
 
     async def _download(self, patient_id: str, document_id: str, target: Path) -> None:
         url = (

@@ -56,8 +56,20 @@ def last_slot(now: datetime, at: time) -> datetime:
     return slot.astimezone(UTC)
 
 
-def is_due(last_attempt: datetime | None, now: datetime, at: time) -> bool:
-    return last_attempt is None or last_attempt < last_slot(now, at)
+RETRY_AFTER = timedelta(hours=1)
+
+
+def is_due(last_attempt: datetime | None, now: datetime, at: time, *, failed: bool = False) -> bool:
+    """Once per daily slot; after a failure, again every hour until one succeeds."""
+    if last_attempt is None or last_attempt < last_slot(now, at):
+        return True
+    return failed and now - last_attempt >= RETRY_AFTER
+
+
+def _failed(state: dict[str, Any]) -> bool:
+    return bool(state.get("last_failure")) and str(state.get("last_failure")) > str(
+        state.get("last_success") or ""
+    )
 
 
 def state_path(profile: Profile) -> Path:
@@ -97,6 +109,8 @@ def status(profile: Profile, now: datetime | None = None) -> dict[str, Any]:
         last = state.get("last_attempt")
         if last is None or is_due(datetime.fromisoformat(last), now, settings.at):
             next_due = now.isoformat()
+        elif _failed(state):
+            next_due = (datetime.fromisoformat(last) + RETRY_AFTER).isoformat()
     return {
         "scheduled": settings.enabled,
         "directory": str(settings.directory),
@@ -125,11 +139,13 @@ class BackupScheduler:
         if not self.settings.enabled or (self._proc and self._proc.poll() is None):
             return
         now = now or datetime.now(UTC)
-        last = read_state(self.profile).get("last_attempt")
+        state = read_state(self.profile)
+        last = state.get("last_attempt")
         attempts = [datetime.fromisoformat(last)] if last else []
         if self._last_spawn:
             attempts.append(self._last_spawn)
-        if not is_due(max(attempts) if attempts else None, now, self.settings.at):
+        latest = max(attempts) if attempts else None
+        if not is_due(latest, now, self.settings.at, failed=_failed(state)):
             return
         self._last_spawn = now
         with open(self.log_path, "ab") as out:

@@ -268,18 +268,19 @@ class BackupRun:
                 archive.close()
                 out.flush()
                 os.fsync(out.fileno())
+            # the sidecars first: a complete archive always has them
+            blobs = sorted(
+                {e["blob"] for s in manifest["stores"] if s["kind"] == "blobs"
+                 for e in s["entries"]}
+            )  # fmt: skip
+            write_private(layout.sidecar(final, ".blobs"), "\n".join(blobs).encode())
+            checksum = f"{layout.file_sha256(partial_path)}  {name}\n"
+            write_private(layout.sidecar(final, ".sha256"), checksum.encode())
             partial_path.replace(final)
         finally:
             self.cache.close()
             shutil.rmtree(self.work, ignore_errors=True)
             partial_path.unlink(missing_ok=True)
-        blobs = sorted(
-            {e["blob"] for s in manifest["stores"] if s["kind"] == "blobs" for e in s["entries"]}
-        )
-        write_private(layout.sidecar(final, ".blobs"), "\n".join(blobs).encode())
-        write_private(
-            layout.sidecar(final, ".sha256"), f"{layout.file_sha256(final)}  {name}\n".encode()
-        )
         write_private(self.directory / layout.LATEST, name.encode())
         _fsync_dir(self.directory)
         return BackupResult(final, manifest, time.monotonic() - started)
@@ -336,6 +337,10 @@ def clean_partials(directory: Path) -> None:
         path.unlink(missing_ok=True)
     for path in directory.glob("blobs/*/.*.tmp"):
         path.unlink(missing_ok=True)
+    for suffix in (".blobs", ".sha256"):  # sidecars of an archive that never got its name
+        for path in directory.glob(f"cercle-*.cbk{suffix}"):
+            if not path.with_name(path.name.removesuffix(suffix)).exists():
+                path.unlink()
 
 
 def make_backup(profile: Profile, directory: Path, say: Say) -> BackupResult:

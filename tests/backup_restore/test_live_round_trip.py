@@ -141,7 +141,7 @@ async def bot_decrypts_old_events(env: dict[str, str], room: str, acked: set[str
     try:
         assert client.device_id == "CERCLEBOT"
         await client.sync(timeout=0, full_state=True)
-        resp = await client.room_messages(room, start="", limit=500)
+        resp = await client.room_messages(room, start="", limit=1000)
         events = {ev.event_id: ev for ev in resp.chunk}
         assert acked <= set(events)
         for event_id in acked:
@@ -162,7 +162,7 @@ async def retention_archives_then_purges(
     are archived (encrypted, verifiable), then its room is purged by Synapse; the open
     file's room is untouched."""
     room = await alice.create_room(invite=[bot_id], name="Suivi clos")
-    await alice.wait_member(room, bot_id)
+    await alice.wait_member(room, bot_id, timeout=120)
     said = [await alice.say(room, f"passage {i}") for i in range(3)]
     assert said
     patient = await dossier.call(
@@ -193,7 +193,7 @@ async def retention_archives_then_purges(
     archive = Path(out.split(" → ")[1].split(" ; ")[0])
     contents = read_archive(archive, load_private_key(key), lambda _: None)
     members = {e["path"] for e in contents.manifest["stores"][0]["entries"]}
-    assert "conversation.pdf" in members and "dossier.json" in members
+    assert {"conversation.pdf", "dossier.json", "cahier.json"} <= members
     assert any(m.startswith("documents/") for m in members)
     async with aiohttp.ClientSession() as http:
         probe = await http.get(
@@ -265,7 +265,7 @@ async def test_backup_under_load_restores_everything_on_a_fresh_clone(tmp_path: 
 
             async def load() -> None:
                 i = 0
-                while not stop.is_set() and i < 400:
+                while not stop.is_set() and i < 150:
                     during.append(await alice.say(room, f"pendant {i}"))
                     await dossier.call(
                         "POST",
@@ -321,7 +321,8 @@ async def test_backup_under_load_restores_everything_on_a_fresh_clone(tmp_path: 
             await alice.sync_once(0)
             mark = alice.mark(room)
             await alice.say(room, "!aide")
-            await alice.wait_notice(room, "Commandes", start=mark)
+            # (the restored bot first reads again what followed its snapshot: under load, slow)
+            await alice.wait_notice(room, "Commandes", start=mark, timeout=150)
             assert not alice.undecrypted(room)
             # documents by hash, the photo byte for byte
             for doc_id, digest in documents.items():

@@ -42,6 +42,9 @@ def test_due_once_per_day_at_the_paris_time() -> None:
     assert is_due(T0, T0 + timedelta(hours=24), at)
     # 01:00 UTC in winter is 02:00 in Paris: not yet today's slot, yesterday's is done
     assert not is_due(T0, T0 + timedelta(days=1, minutes=-30), at)
+    # a failure is tried again every hour, not the next day
+    assert not is_due(T0, T0 + timedelta(minutes=59), at, failed=True)
+    assert is_due(T0, T0 + timedelta(hours=1), at, failed=True)
 
 
 def test_prune_removes_old_archives_and_unreferenced_contents(deployment: Deployment) -> None:

@@ -157,6 +157,11 @@ CASES: dict[str, Case] = {
         json=lambda f: {"room_id": f"!r{f.pid[2:]}:cercle.test"},
     ),
     "circle-list": Case("GET", "/api/v1/patients/{pid}/circle", READ),
+    "retention-purge": Case(  # an admin may, but only once the file is closed
+        "POST",
+        "/api/v1/patients/{pid}/retention/purge",
+        {"outsider": 404, "noaccess": 403, "member": 403, "coord": 403, "admin": 409},
+    ),
     "circle-add": Case(
         "POST",
         "/api/v1/patients/{pid}/circle",
