@@ -28,7 +28,7 @@ from bridges.mail.account import ensure_bridge_account
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
-    die_with_parent,
+    child_setup,
     make_private,
     port_is_free,
     remove_pid_file,
@@ -138,7 +138,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=child_setup(),
         )
         out.close()
         write_pid_file(self.run_dir, self.spec.name, self.proc.pid)

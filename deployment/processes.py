@@ -1,8 +1,9 @@
 """The processes of a deployment: children that die with their supervisor, pid files written
 at spawn, private data files, and who holds a busy port.
 
-- :func:`die_with_parent` is the ``preexec_fn`` of every service: the kernel sends it SIGTERM
-  when the supervisor dies, even by SIGKILL (``PR_SET_PDEATHSIG``, Linux).
+- :func:`die_with_parent` is the ``preexec_fn`` of every service spawned from the main
+  thread (:func:`child_setup`): the kernel sends it SIGTERM when the supervisor dies, even
+  by SIGKILL (``PR_SET_PDEATHSIG``, Linux).
 - :func:`write_pid_file` records each child as soon as it is spawned, so that ``cercle down``
   finds it even when the supervisor died before writing its run file.
 - :func:`make_private` and :data:`PRIVATE_UMASK`: everything under ``var/`` belongs to the
@@ -19,6 +20,8 @@ import os
 import signal
 import socket
 import stat
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,14 @@ def die_with_parent() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
     if os.getppid() != parent:
         os._exit(1)
+
+
+def child_setup() -> Callable[[], None] | None:
+    """The ``preexec_fn`` for a child spawned now. The kernel ties PR_SET_PDEATHSIG to the
+    parent *thread*: a child spawned from a worker thread (``asyncio.to_thread``) would be
+    killed when that thread ends. So only children of the main thread get it (the
+    supervisor spawns from its main thread); the others rely on their pid files."""
+    return die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def pid_file(run_dir: Path, name: str) -> Path:

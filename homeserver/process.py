@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployment.processes import die_with_parent, remove_pid_file, write_pid_file
+from deployment.processes import child_setup, remove_pid_file, write_pid_file
 from homeserver.render import RenderedHomeserver
 
 
@@ -65,7 +65,7 @@ class SynapseProcess:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=die_with_parent,  # never outlives its supervisor
+            preexec_fn=child_setup(),  # never outlives its supervisor
         )
         out.close()
         if self.pid_dir is not None:

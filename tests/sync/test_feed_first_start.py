@@ -52,7 +52,8 @@ async def test_first_start_quiets_old_events_then_announces_what_follows(
             await client.create_task(pid, label=f"ancienne {n}", type="Coordination", assignees=[NURSE],
                                      due_date=None, actor=COORD, key=f"old{n}")  # fmt: skip
         old = [e["seq"] for e in await client.events(0)]
-        assert len(old) == 4 and all(event_time(e) for e in await client.events(0))
+        # the file, the nurse added to its circle, three tasks
+        assert len(old) == 5 and all(event_time(e) for e in await client.events(0))
         two_days_later = datetime.now(UTC) + timedelta(days=2)
 
         # an existing deployment: the bot starts for the first time two days after these
@@ -60,7 +61,7 @@ async def test_first_start_quiets_old_events_then_announces_what_follows(
         seen = Seen()
         first = seen.consumer(client, store, two_days_later)
         assert first.first_start
-        assert await first.run_once() == 4
+        assert await first.run_once() == len(old)
         assert (seen.quiet, seen.announced) == (old, [])  # applied, not announced
         assert store.cursor() == old[-1]
 
@@ -77,8 +78,8 @@ async def test_first_start_quiets_old_events_then_announces_what_follows(
         fresh = Seen()
         other = fresh.consumer(client, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")),
                                datetime.now(UTC))  # fmt: skip
-        assert await other.run_once() == 5
-        assert fresh.quiet == [] and len(fresh.announced) == 5
+        assert await other.run_once() == len(old) + 1
+        assert fresh.quiet == [] and len(fresh.announced) == len(old) + 1
     finally:
         await client.close()
 
