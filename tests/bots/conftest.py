@@ -101,6 +101,7 @@ async def bot(bot_factory: Callable[..., BotRunner]) -> AsyncIterator[BotRunner]
 
 
 WELCOME = "Bonjour, je suis le bot Cercle."  # bots.handlers.welcome_text
+_TIMELINE_FILTER = {"room": {"timeline": {"limit": 200}}}
 
 
 @dataclass
@@ -115,7 +116,9 @@ class Pro:
         return str(self.client.user_id)
 
     async def sync_once(self, timeout_ms: int = 500) -> None:
-        resp = await self.client.sync(timeout=timeout_ms)
+        # a long timeline per sync: a burst of messages between two syncs (Synapse returns
+        # a "limited" timeline of 10 by default) must not hide the earlier ones from the test
+        resp = await self.client.sync(timeout=timeout_ms, sync_filter=_TIMELINE_FILTER)
         if not isinstance(resp, SyncResponse):
             return
         for room_id, info in resp.rooms.join.items():
