@@ -219,6 +219,7 @@ class BridgeHandlers:
         if mailbox is not None and not isinstance(event, RoomMessageText):
             if isinstance(content.get("file") or content.get("url"), Mapping | str):
                 self.store.add_room_file(event.event_id, mailbox.owner, json.dumps(dict(content)))
+                log.info("fichier gardé pour le prochain courrier event=%s", event.event_id)
             return
         ctx = MailCommandContext(
             room_id=room.room_id,

@@ -11,6 +11,7 @@ import email.policy
 from typing import Any
 
 import pytest
+from nio.crypto.attachments import encrypt_attachment
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
@@ -80,12 +81,15 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     assert "Courrier de" not in text  # the reply fallback is not mailed
 
     # !courrier: a new mail, with the file posted before in the room
-    upload = await pro.client.upload(lambda *_: mails.PDF, content_type="application/pdf",
-                                     filename="ordonnance.pdf", filesize=len(mails.PDF))  # fmt: skip
+    # as Element sends a file in an encrypted room: AES-CTR ciphertext, keys in the event
+    ciphertext, keys = encrypt_attachment(mails.PDF)
+    upload, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
+                                        filesize=len(ciphertext))  # fmt: skip
     await pro.say(room_id, "", {
         "msgtype": "m.file", "body": "ordonnance.pdf",
         "info": {"mimetype": "application/pdf", "size": len(mails.PDF)},
-        "url": upload[0].content_uri,
+        "file": {"url": upload.content_uri, "key": keys["key"], "iv": keys["iv"],
+                 "hashes": keys["hashes"], "v": keys["v"]},
     })  # fmt: skip
     await pro.say(room_id, f"!courrier à {jean} objet Ordonnance de M. R.\nBonjour,\nCi-joint.")
     await wait_notice(pro, room_id, "Ordonnance de M. R.")
