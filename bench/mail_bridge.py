@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.policy
 import os
 import secrets
 import statistics
@@ -56,7 +57,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def bench_mail(i: int, sender: str, to: str) -> bytes:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=email.policy.SMTP)  # CRLF, as a mail client submits
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = f"bench-{i}"

@@ -82,12 +82,13 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
 
     # !courrier: a new mail, with the file posted before in the room
     # as Element sends a file in an encrypted room: AES-CTR ciphertext, keys in the event
-    ciphertext, keys = encrypt_attachment(mails.PDF)
+    pdf_data = mails.PDF + bytes(20_000)  # many lines: bare LF would be refused by SMTP
+    ciphertext, keys = encrypt_attachment(pdf_data)
     upload, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
                                         filesize=len(ciphertext))  # fmt: skip
     await pro.say(room_id, "", {
         "msgtype": "m.file", "body": "ordonnance.pdf",
-        "info": {"mimetype": "application/pdf", "size": len(mails.PDF)},
+        "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
         "file": {"url": upload.content_uri, "key": keys["key"], "iv": keys["iv"],
                  "hashes": keys["hashes"], "v": keys["v"]},
     })  # fmt: skip
@@ -99,7 +100,7 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     text = new.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
     assert "Bonjour,\nCi-joint." in text
     (pdf,) = list(new.iter_attachments())
-    assert pdf.get_filename() == "ordonnance.pdf" and pdf.get_content() == mails.PDF
+    assert pdf.get_filename() == "ordonnance.pdf" and pdf.get_content() == pdf_data
 
     # a recipient the server refuses: told in French, not retried
     start = pro.mark(room_id)
