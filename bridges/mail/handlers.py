@@ -194,7 +194,8 @@ class BridgeHandlers:
         mailbox = self.store.mailbox_of_room(room.room_id)
         if mailbox is not None:
             return event.sender == mailbox.owner and isinstance(event, RoomMessage)
-        if isinstance(event, RoomMessageText):
+        if isinstance(event, RoomMessageText) and len(room.users) <= 2:
+            # only its direct chats: in a shared room, "!urgent" is the coordination bot's
             return self.registry.is_command(str(event.source.get("content", {}).get("body", "")))
         return False
 
