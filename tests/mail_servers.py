@@ -223,6 +223,13 @@ class MailServers:
         finally:
             client.logout()
 
+    def kick(self, address: str) -> None:
+        """The server drops every IMAP connection of ``address`` (``doveadm kick``)."""
+        subprocess.run(
+            ["doveadm", "-c", str(self.base / "dovecot.conf"), "kick", address],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
     def stop(self) -> None:
         self.relay.stop()
         if self.dovecot.poll() is None:

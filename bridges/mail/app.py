@@ -13,7 +13,7 @@ conversations it does not need). The professional sees who speaks: mail comes fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import html
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -164,13 +164,19 @@ class MailBridge:
                 mailbox = self.store.mailbox(owner)
                 if mailbox is None or mailbox.room_id is None:
                     continue
-                with contextlib.suppress(SendUnavailable):
-                    try:
-                        await self.sender.send(event_id, mailbox, None)
-                    except SendRefused:
-                        self.store.set_outgoing(event_id, "refused")
-                        continue
-                    plain, body = sent_notice("ses destinataires", "(envoi différé)")
+                try:
+                    carried = await self.sender.send(event_id, mailbox, None)
+                except SendUnavailable:
+                    continue  # next round
+                except SendRefused as exc:  # marked refused: told once, never retried
+                    text = f"Courrier non envoyé : {exc.message}."
+                    await self.io.send_notice(
+                        mailbox.room_id, text, html.escape(text),
+                        txn_id=txn_for(event_id, "refused"), reply_to=event_id,
+                    )  # fmt: skip
+                    continue
+                if carried is not None:
+                    plain, body = sent_notice(*carried)
                     await self.io.send_notice(
                         mailbox.room_id, plain, body, txn_id=txn_for(event_id, "sent"),
                         reply_to=event_id,

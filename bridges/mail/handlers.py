@@ -153,7 +153,7 @@ class BridgeHandlers:
                 message_id=message_id_for(ctx.event_id, mailbox.address),
                 date=_at(ctx.origin_server_ts), files=[f for _, f in files],
             )  # fmt: skip
-            await self._send(ctx, mailbox, message, ", ".join(draft.to), draft.subject)
+            await self._send(ctx, mailbox, message)
             self.store.use_room_files([e for e, _ in files], ctx.event_id)
 
         @r.command(
@@ -194,7 +194,8 @@ class BridgeHandlers:
         mailbox = self.store.mailbox_of_room(room.room_id)
         if mailbox is not None:
             return event.sender == mailbox.owner and isinstance(event, RoomMessage)
-        if isinstance(event, RoomMessageText):
+        if isinstance(event, RoomMessageText) and len(room.users) <= 2:
+            # only its direct chats: in a shared room, "!urgent" is the coordination bot's
             return self.registry.is_command(str(event.source.get("content", {}).get("body", "")))
         return False
 
@@ -220,6 +221,7 @@ class BridgeHandlers:
         if mailbox is not None and not isinstance(event, RoomMessageText):
             if isinstance(content.get("file") or content.get("url"), Mapping | str):
                 self.store.add_room_file(event.event_id, mailbox.owner, json.dumps(dict(content)))
+                log.info("fichier gardé pour le prochain courrier event=%s", event.event_id)
             return
         ctx = MailCommandContext(
             room_id=room.room_id,
@@ -263,15 +265,13 @@ class BridgeHandlers:
                 date=_at(ctx.origin_server_ts), in_reply_to=original.message_id,
                 references=original.references,
             )  # fmt: skip
-            await self._send(ctx, mailbox, message, to, reply_subject(original.subject))
+            await self._send(ctx, mailbox, message)
         else:  # a replay after a crash: the stored mail is carried on
-            await self._send(ctx, mailbox, None, "", "")
+            await self._send(ctx, mailbox, None)
 
-    async def _send(
-        self, ctx: MailCommandContext, mailbox: Mailbox, message: Any, to: str, subject: str
-    ) -> None:
+    async def _send(self, ctx: MailCommandContext, mailbox: Mailbox, message: Any) -> None:
         try:
-            await self.sender.send(ctx.event_id, mailbox, message)
+            carried = await self.sender.send(ctx.event_id, mailbox, message)
         except SendRefused as exc:
             raise UserError(f"Courrier non envoyé : {exc.message}.") from None
         except SendUnavailable:
@@ -279,12 +279,12 @@ class BridgeHandlers:
                 "Courrier non envoyé pour l'instant : le serveur d'envoi ne répond pas. "
                 "Il sera envoyé automatiquement dès que possible."
             ) from None
-        if message is not None:
-            to, subject = str(message["To"]), str(message["Subject"])
-        plain, body = sent_notice(to, subject)
-        await self.io.send_notice(
-            ctx.room_id, plain, body, txn_id=txn_for(ctx.event_id, "sent"), reply_to=ctx.event_id
-        )
+        if carried is not None:  # None: sent before a restart, its notice already posted
+            plain, body = sent_notice(*carried)
+            await self.io.send_notice(
+                ctx.room_id, plain, body, txn_id=txn_for(ctx.event_id, "sent"),
+                reply_to=ctx.event_id,
+            )  # fmt: skip
 
     # -- helpers --
     def _own_mailbox(self, ctx: CommandContext) -> Mailbox:

@@ -46,15 +46,17 @@ class ImapSession:
         self._port = port
         self._context = context
         self._timeout = timeout
-        self._client: aioimaplib.IMAP4_SSL | None = None
+        self._client: aioimaplib.IMAP4 | None = None
+        self._lost = asyncio.Event()  # the connection dropped (seen at once, even in IDLE)
         self.uidvalidity = 0
         self.uidnext = 0
 
     async def open(self, login: str, password: str) -> None:
         try:
-            client = aioimaplib.IMAP4_SSL(
-                self._host, self._port, ssl_context=self._context, timeout=self._timeout
-            )
+            client = aioimaplib.IMAP4(
+                self._host, self._port, timeout=self._timeout, ssl_context=self._context,
+                conn_lost_cb=lambda _exc: self._lost.set(),
+            )  # fmt: skip
             self._client = client
             await client.wait_hello_from_server()
             resp = await client.login(login, password)
@@ -121,21 +123,37 @@ class ImapSession:
         return None
 
     async def wait_for_news(self, timeout: float) -> None:
-        """IDLE until the server announces a change or ``timeout`` s pass."""
+        """IDLE until the server announces a change or ``timeout`` s pass; a dropped
+        connection (or the server's BYE) raises ``MailServerError`` at once."""
         client = self._ready()
         try:
             idle = await client.idle_start(timeout=timeout)
             while client.has_pending_idle():
-                push = await client.wait_server_push(timeout=timeout + 5)
+                push = await self._push_or_lost(client, timeout + 5)
+                lines = [bytes(x) for x in push] if isinstance(push, list) else []
+                if any(line.startswith(b"BYE") for line in lines):
+                    raise MailServerError("BYE")
                 if push == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
-                    b"EXISTS" in bytes(x) or b"EXPUNGE" in bytes(x)
-                    for x in (push if isinstance(push, list) else [])
+                    b"EXISTS" in line or b"EXPUNGE" in line for line in lines
                 ):
                     client.idle_done()
                     await asyncio.wait_for(idle, self._timeout)
                     return
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             raise MailServerError(type(exc).__name__) from exc
+
+    async def _push_or_lost(self, client: aioimaplib.IMAP4, timeout: float) -> object:
+        push = asyncio.ensure_future(client.wait_server_push(timeout=timeout))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait({push, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (push, lost):
+                if not task.done():
+                    task.cancel()
+        if push not in done:
+            raise MailServerError("connexion perdue")
+        return push.result()
 
     async def sent_folder(self) -> str:
         resp = await self._run(self._ready().list('""', "*"))
@@ -163,8 +181,8 @@ class ImapSession:
         if transport is not None:
             transport.close()
 
-    def _ready(self) -> aioimaplib.IMAP4_SSL:
-        if self._client is None:
+    def _ready(self) -> aioimaplib.IMAP4:
+        if self._client is None or self._lost.is_set():
             raise MailServerError("not connected")
         return self._client
 

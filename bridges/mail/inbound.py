@@ -42,7 +42,6 @@ class ImapSettings:
     ca_file: object  # Path | None
     poll_seconds: float
     idle_seconds: float
-    backfill: int
     max_mail_size: int
     backoff_max_seconds: float
 
@@ -169,17 +168,9 @@ class MailboxWatcher:
         assert mailbox is not None
         validity = session.uidvalidity
         last_uid = mailbox.last_uid
-        if mailbox.uidvalidity != validity:
+        if mailbox.uidvalidity != validity:  # the server renumbered its mails
+            log.warning("UIDVALIDITY changée pour %s : relecture (doublons écartés)", self.owner)
             last_uid = 0
-            if mailbox.uidvalidity is None:  # first connection: only the latest few
-                existing = await session.all_uids()
-                keep = self.settings.backfill
-                older = existing[:-keep] if keep else existing
-                last_uid = older[-1] if older else 0
-            else:
-                log.warning(
-                    "UIDVALIDITY changée pour %s : relecture (doublons écartés)", self.owner
-                )
             self.store.reset_position(self.owner, validity, last_uid)
         uids = await session.uids_after(last_uid)
         for uid in uids:

@@ -73,7 +73,7 @@ class Mailboxes:
             old.cancel()
         settings = ImapSettings(
             self.config.imap_host, self.config.imap_port, self.config.ca_file,
-            self.config.poll_seconds, self.config.idle_seconds, self.config.backfill,
+            self.config.poll_seconds, self.config.idle_seconds,
             self.config.max_mail_size, self.config.backoff_max_seconds,
         )  # fmt: skip
         watcher = MailboxWatcher(
@@ -100,6 +100,12 @@ class Mailboxes:
         session = ImapSession(self.config.imap_host, self.config.imap_port, self.tls)
         try:
             await session.open(address, password)  # refused now rather than in the watcher
+            # where the bridge starts: the INBOX as it is now, but the latest `backfill`
+            # mails; fixed here, so a mail arriving from now on is never taken for backlog
+            existing = await session.all_uids()
+            keep = self.config.backfill
+            older = existing[:-keep] if keep else existing
+            start = (session.uidvalidity, older[-1] if older else 0)
         except LoginRefused:
             raise UserError(
                 "La messagerie a refusé cet identifiant ou ce mot de passe : rien n'a été "
@@ -112,7 +118,10 @@ class Mailboxes:
             ) from None
         finally:
             await session.close()
+        known = self.store.mailbox(owner)
         self.store.save_credentials(owner, address, self.vault.seal(password, owner=owner))
+        if known is None or known.address != address or known.uidvalidity is None:
+            self.store.reset_position(owner, *start)
         room_id, space_id = await ensure_courriers(
             self.client, self.io, owner, self.config.server_name
         )

@@ -75,8 +75,9 @@ def compose(
     references: Sequence[str] = (),
     files: Sequence[OutgoingFile] = (),
 ) -> EmailMessage:
-    """Pure: the mail as submitted (UTF-8, quoted-printable where needed, RFC 2231 names)."""
-    msg = EmailMessage()
+    """Pure: the mail as submitted (UTF-8, quoted-printable where needed, RFC 2231 names,
+    CRLF line ends: RFC 5321 servers refuse bare LF lines longer than 1,000 bytes)."""
+    msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject
@@ -163,24 +164,26 @@ class MailSender:
         self.tls = tls
         self._lock = asyncio.Lock()
 
-    async def send(self, event_id: str, mailbox: Mailbox, message: EmailMessage | None) -> bool:
+    async def send(
+        self, event_id: str, mailbox: Mailbox, message: EmailMessage | None
+    ) -> tuple[str, str] | None:
         """Carry the mail of ``event_id`` to its end; ``message`` is used the first time.
-        True when the mail was sent by this call or before (False: nothing to send)."""
+        (To, Subject) of the mail carried, or None when there is nothing (more) to send."""
         async with self._lock:  # one SMTP exchange at a time per bridge: a small operator quota
             row = self.store.outgoing(event_id)
             if row is None:
                 if message is None:
-                    return False
+                    return None
                 self.store.add_outgoing(
                     event_id, mailbox.owner, str(message["Message-ID"]), message.as_bytes()
                 )
                 row = self.store.outgoing(event_id)
                 assert row is not None
             state, _, raw = row
-            if state == "refused":
-                return False
+            if state in ("refused", "filed") or raw is None:
+                return None
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
-            if state == "pending" and raw is not None:
+            if state == "pending":
                 to = _recipients(raw)
                 try:
                     await asyncio.to_thread(
@@ -192,10 +195,11 @@ class MailSender:
                 self.store.set_outgoing(event_id, "sent")
                 log.info("courrier envoyé event=%s", event_id)
                 state = "sent"
-            if state == "sent" and raw is not None:
+            if state == "sent":
                 await self._file(mailbox, password, raw)
                 self.store.set_outgoing(event_id, "filed")
-            return True
+            headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+            return str(headers.get("To", "")), str(headers.get("Subject", ""))
 
     async def _file(self, mailbox: Mailbox, password: str, raw: bytes) -> None:
         session = ImapSession(self.imap_host, self.imap_port, self.tls)

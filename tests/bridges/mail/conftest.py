@@ -101,6 +101,8 @@ class BridgeRunner:
             await asyncio.gather(*tasks, return_exceptions=True)
             await bridge.sync_loop.close()
             await bridge.http.close()
+            if bridge.dossier is not None:
+                await bridge.dossier.close()
             await bridge.client.close()
             bridge.db.close()
 

@@ -226,3 +226,34 @@ async def test_exactly_once_across_crashes_and_restarts(
     assert subjects == [f"Objet : {s}" for s in
                         ("Premier", "Deuxième", "Troisième", "Quatrième", "Cinquième")]  # fmt: skip
     assert bridge.store.count_posted(pro.user_id) == 5
+
+
+async def test_reconnects_when_dropped_and_polls_without_idle(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from bridges.mail.imap import ImapSession
+
+    address, password = mailbox_factory()
+    runner = bridge_factory(poll_seconds=0.5, backoff_max_seconds=1.0)
+    bridge = await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, address, password)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Avant"), address)
+    await wait_count(pro, room_id, mail_events, 1)
+
+    # the server drops the connection in the middle of an IDLE: seen at once, reconnected
+    watcher = bridge.mailboxes.watchers[pro.user_id]
+    await asyncio.to_thread(mail_servers.kick, address)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Après coupure"), address)
+    await wait_count(pro, room_id, mail_events, 2, timeout=30)
+    assert not watcher.done()  # the same watcher, reconnected
+
+    # a server without IDLE: the INBOX is polled
+    monkeypatch.setattr(ImapSession, "supports_idle", property(lambda self: False))
+    await asyncio.to_thread(mail_servers.kick, address)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Sans IDLE"), address)
+    posted = await wait_count(pro, room_id, mail_events, 3, timeout=30)
+    subjects = [e.source["content"]["body"].split("\n")[1] for e in posted]
+    assert subjects == ["Objet : Avant", "Objet : Après coupure", "Objet : Sans IDLE"]
+    assert bridge.store.count_posted(pro.user_id) == 3

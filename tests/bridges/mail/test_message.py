@@ -120,6 +120,8 @@ def test_reply_headers_and_stable_message_id() -> None:
         date=datetime(2026, 12, 1, tzinfo=UTC), in_reply_to="<b@x>", references=("<a@x>",),
     )  # fmt: skip
     assert msg["Subject"] == "Re: CR"
+    raw = msg.as_bytes()
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # SMTP wants CRLF
     assert msg["In-Reply-To"] == "<b@x>"
     assert msg["References"] == "<a@x> <b@x>"
     assert message_id_for("$ev", "marie@mss.test") == msg["Message-ID"]

@@ -11,6 +11,7 @@ import email.policy
 from typing import Any
 
 import pytest
+from nio.crypto.attachments import encrypt_attachment
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
@@ -75,25 +76,31 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     assert "<orig-1@chu.mss.test>" in answer["References"]
     assert answer["Subject"] == "Re: Sortie de M. R."
     assert answer["From"] == marie
-    assert "Bien reçu, je passe demain à 9 h." in answer.get_body().get_content()
-    assert "Courrier de" not in answer.get_body().get_content()  # the fallback is not quoted
+    text = answer.get_body().get_content()
+    assert "Bien reçu, je passe demain à 9 h." in text
+    assert "Courrier de" not in text  # the reply fallback is not mailed
 
     # !courrier: a new mail, with the file posted before in the room
-    upload = await pro.client.upload(lambda *_: mails.PDF, content_type="application/pdf",
-                                     filename="ordonnance.pdf", filesize=len(mails.PDF))  # fmt: skip
+    # as Element sends a file in an encrypted room: AES-CTR ciphertext, keys in the event
+    pdf_data = mails.PDF + bytes(20_000)  # many lines: bare LF would be refused by SMTP
+    ciphertext, keys = encrypt_attachment(pdf_data)
+    upload, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
+                                        filesize=len(ciphertext))  # fmt: skip
     await pro.say(room_id, "", {
         "msgtype": "m.file", "body": "ordonnance.pdf",
-        "info": {"mimetype": "application/pdf", "size": len(mails.PDF)},
-        "url": upload[0].content_uri,
+        "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
+        "file": {"url": upload.content_uri, "key": keys["key"], "iv": keys["iv"],
+                 "hashes": keys["hashes"], "v": keys["v"]},
     })  # fmt: skip
     await pro.say(room_id, f"!courrier à {jean} objet Ordonnance de M. R.\nBonjour,\nCi-joint.")
     await wait_notice(pro, room_id, "Ordonnance de M. R.")
     received = await wait_mails(mail_servers, jean, 2)
     new = received[1]
     assert new["Subject"] == "Ordonnance de M. R." and new["In-Reply-To"] is None
-    assert "Bonjour,\nCi-joint." in new.get_body(preferencelist=("plain",)).get_content()
+    text = new.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert "Bonjour,\nCi-joint." in text
     (pdf,) = list(new.iter_attachments())
-    assert pdf.get_filename() == "ordonnance.pdf" and pdf.get_content() == mails.PDF
+    assert pdf.get_filename() == "ordonnance.pdf" and pdf.get_content() == pdf_data
 
     # a recipient the server refuses: told in French, not retried
     start = pro.mark(room_id)

@@ -68,3 +68,26 @@ def test_config_off_by_default_and_bad_values_named() -> None:
                                                       "smtp_host": "y", "imap_port": 0}})  # fmt: skip
     with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
         MailBridgeConfig.from_profile(bad)
+
+
+def test_cercle_status_lists_each_mailbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cercle.commands_run import status_report
+    from cercle.context import CliContext
+    from deployment.secrets import Secrets
+
+    profile = load_profile(env={}, extra={
+        "var_dir": str(tmp_path), "homeserver": {"port": 9},
+        "mail_bridge": {"enabled": True, "imap_host": "i", "smtp_host": "s"},
+    })  # fmt: skip
+    store = BridgeStore(open_database(tmp_path / "mail" / "bridge.sqlite3"))
+    store.save_credentials("@m:x", "m@mss.test", b"sealed")
+    store.mark_login_refused("@m:x", 1)
+    report = status_report(CliContext(profile, Secrets.load_or_create(tmp_path)))
+    (box,) = report["services"]["courrier"]["mailboxes"]
+    assert box["state"] == "connexion refusée" and box["error"].startswith("identifiant")
+    assert "sealed" not in str(report)
+    off = status_report(CliContext(load_profile(env={}, extra={"var_dir": str(tmp_path)}),
+                                   Secrets.load_or_create(tmp_path)))  # fmt: skip
+    assert off["services"]["courrier"]["state"] == "disabled"
