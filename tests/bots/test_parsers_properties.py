@@ -32,7 +32,8 @@ def _declared_commands() -> CommandRegistry:
     declared = CommandRegistry("!", PowerLevels(flag=0, admin=50))
     nothing: Any = None
     patient_commands.register(declared, client=nothing, io=nothing, server_name="cercle.test",
-                              label_max_length=80, hooks=nothing, patient_rooms={})  # fmt: skip
+                              label_max_length=80, hooks=nothing, patient_rooms={},
+                              arrivals=nothing)  # fmt: skip
     flag_commands.register(declared, nothing, motif_max_length=200)
     export_commands.register(declared, nothing)
     dossier_commands.register(declared, client=nothing, bridge=nothing, dossier=nothing,
