@@ -230,6 +230,14 @@ class MailServers:
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
 
+    def new_uidvalidity(self, address: str, value: int) -> None:
+        """The server renumbers the INBOX (a restored or migrated mailbox)."""
+        subprocess.run(
+            ["doveadm", "-c", str(self.base / "dovecot.conf"), "mailbox", "update",
+             "-u", address, "--uid-validity", str(value), "INBOX"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
     def stop(self) -> None:
         self.relay.stop()
         if self.dovecot.poll() is None:
