@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 # What the tests need outside Python: headless Chromium for the browser tests, Dovecot
 # (IMAP + LMTP) for the mail bridge's tests.
 # Installed from the distribution's packages when missing (CI runs as root).
-$(SYSTEM_STAMP): | $(STAMP)
+$(SYSTEM_STAMP): Makefile | $(STAMP)
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime
 import grp
 import imaplib
@@ -19,6 +20,7 @@ import ipaddress
 import os
 import pwd
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -230,6 +232,14 @@ class MailServers:
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
 
+    def new_uidvalidity(self, address: str, value: int) -> None:
+        """The server renumbers the INBOX (a restored or migrated mailbox)."""
+        subprocess.run(
+            ["doveadm", "-c", str(self.base / "dovecot.conf"), "mailbox", "update",
+             "-u", address, "--uid-validity", str(value), "INBOX"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+
     def stop(self) -> None:
         self.relay.stop()
         if self.dovecot.poll() is None:
@@ -266,6 +276,11 @@ class _Relay:
             lmtp.sendmail(sender, rcpts, content)
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, even killed (no orphan Dovecot)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_mail_servers() -> MailServers:
     base = Path(tempfile.mkdtemp(prefix="cercle-dovecot-"))
     mail_dir = Path(tempfile.mkdtemp(prefix="cercle-maildir-"))
@@ -300,6 +315,7 @@ def start_mail_servers() -> MailServers:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     _wait_port(imaps, proc, base / "dovecot.log")
     _wait_port(lmtp, proc, base / "dovecot.log")

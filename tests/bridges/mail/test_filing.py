@@ -84,6 +84,12 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
                          "la catégorie « compte rendu »") for n in notes
         )  # fmt: skip
 
+        # the dossier's event feed, which the coordination bot turns into notices in the
+        # patient's room, carries the filing (not marked as coming from that room)
+        feed = [e for e in await dossier.events(0, limit=500) if e.get("patient_id") == pid]
+        kinds = [e.get("type") for e in feed]
+        assert kinds.count("document.added") == 3 and kinds.count("notebook.entry") == 2
+
         # no patient named, no INS: told what to type; not a reply to a mail: told too
         start = pro.mark(room_id)
         await pro.say(room_id, "!classer Dupré")

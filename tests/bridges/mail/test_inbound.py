@@ -171,6 +171,7 @@ async def test_mail_shapes_reach_the_courriers_room(
     assert state is not None and state.state == "connectée" and state.last_mail_at
 
 
+@pytest.mark.timeout(600)  # five bridge starts: slow when the shared machine is loaded
 async def test_exactly_once_across_crashes_and_restarts(
     bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
     bridge_account: str, tmp_path: Any,
@@ -257,3 +258,15 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
     subjects = [e.source["content"]["body"].split("\n")[1] for e in posted]
     assert subjects == ["Objet : Avant", "Objet : Après coupure", "Objet : Sans IDLE"]
     assert bridge.store.count_posted(pro.user_id) == 3
+
+    # the server renumbers the INBOX (new UIDVALIDITY): nothing is posted twice
+    await asyncio.to_thread(mail_servers.new_uidvalidity, address, 4242)
+    await asyncio.to_thread(mail_servers.kick, address)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Après renumérotation"), address)
+    posted = await wait_count(pro, room_id, mail_events, 4, timeout=30)
+    box = bridge.store.mailbox(pro.user_id)
+    assert box is not None and box.uidvalidity == 4242
+    assert [e.source["content"]["body"].split("\n")[1] for e in mail_events(pro, room_id)] == [
+        "Objet : Avant", "Objet : Après coupure", "Objet : Sans IDLE",
+        "Objet : Après renumérotation",
+    ]  # fmt: skip

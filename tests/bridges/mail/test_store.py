@@ -91,3 +91,37 @@ def test_cercle_status_lists_each_mailbox(
     off = status_report(CliContext(load_profile(env={}, extra={"var_dir": str(tmp_path)}),
                                    Secrets.load_or_create(tmp_path)))  # fmt: skip
     assert off["services"]["courrier"]["state"] == "disabled"
+
+
+def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
+    tmp_path: Path,
+) -> None:
+    from nio import AsyncClient, MatrixRoom, RoomMessageText
+
+    from bridges.mail.handlers import BridgeHandlers
+
+    client = AsyncClient("http://127.0.0.1:9", "@cercle-courrier:x")
+    store = BridgeStore(open_database(tmp_path / "b.sqlite3"))
+    store.save_credentials("@m:x", "m@mss.test", b"s")
+    store.set_rooms("@m:x", "!courriers", "!space")
+    handlers = BridgeHandlers(
+        client, None, store, None, server_name="x",  # type: ignore[arg-type]
+        connect_mailbox=None, fetch_mail=None, fetch_file=None, filing=None,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+    def room(room_id: str, *members: str) -> MatrixRoom:
+        r = MatrixRoom(room_id, "@cercle-courrier:x")
+        for m in ("@cercle-courrier:x", *members):
+            r.add_member(m, None, None)
+        return r
+
+    def text(sender: str, body: str) -> RoomMessageText:
+        return RoomMessageText.from_dict({
+            "type": "m.room.message", "event_id": "$e", "sender": sender,
+            "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": body},
+        })  # type: ignore[return-value]  # fmt: skip
+
+    assert handlers.wants(text("@m:x", "!aide"), room("!dm", "@m:x"))
+    assert not handlers.wants(text("@m:x", "!urgent"), room("!patient", "@m:x", "@j:x"))
+    assert handlers.wants(text("@m:x", "merci"), room("!courriers", "@m:x"))  # replies, files
+    assert not handlers.wants(text("@j:x", "!courrier à x"), room("!courriers", "@m:x", "@j:x"))
