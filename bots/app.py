@@ -173,7 +173,7 @@ class BotApp:
         """Start syncing and escalating; returns once the first sync is handled."""
         self._tasks = [
             asyncio.create_task(self.sync_loop.run(), name="bot-sync"),
-            asyncio.create_task(self.escalator.run(), name="bot-escalation"),
+            asyncio.create_task(self._escalate_once_synced(), name="bot-escalation"),
             *(asyncio.create_task(job(), name="bot-job") for job in self.services.background),
         ]
         waiter = asyncio.create_task(self.sync_loop.stats.first_sync_done.wait())
@@ -182,6 +182,12 @@ class BotApp:
             waiter.cancel()
             for task in done:
                 task.result()  # raise the failure
+
+    async def _escalate_once_synced(self) -> None:
+        """Reminders wait for the first sync: before it nio knows no room, and a reminder due
+        while the bot was down failed (and was counted as sent) at every restart."""
+        await self.sync_loop.stats.first_sync_done.wait()
+        await self.escalator.run()
 
     async def wait(self) -> None:
         """Run until a task fails or the app is stopped."""

@@ -58,7 +58,8 @@ async def _ensure_admin(base_url: str, server_name: str, secrets: Secrets) -> st
     return token
 
 
-async def _ensure_user_type(api: AdminApi, user_id: str, user_type: str) -> None:
+async def ensure_user_type(api: AdminApi, user_id: str, user_type: str) -> None:
+    """Service accounts (``bot``, ``support``) are exempt from the Documents juridiques."""
     user = await api.get_user(user_id)
     if user is not None and user.get("user_type") != user_type:
         await api.create_or_modify_user(user_id, user_type=user_type)
@@ -77,7 +78,7 @@ async def ensure_service_accounts(
     async with AdminApi(base_url, admin_token) as api:
         await api.override_ratelimit(admin_user_id(server_name))
         # Service accounts never accept the Documents juridiques: Synapse exempts these types.
-        await _ensure_user_type(api, admin_user_id(server_name), "support")
+        await ensure_user_type(api, admin_user_id(server_name), "support")
         if await api.get_user(bot_user_id) is None:
             # No device is created here: the bot logs in itself once, with its fixed device.
             await api.register(
@@ -87,5 +88,5 @@ async def ensure_service_accounts(
                 displayname=bot_display_name,
             )
         await api.override_ratelimit(bot_user_id)
-        await _ensure_user_type(api, bot_user_id, "bot")
+        await ensure_user_type(api, bot_user_id, "bot")
     return ServiceAccounts(admin_user_id(server_name), admin_token, bot_user_id)

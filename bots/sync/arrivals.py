@@ -232,11 +232,14 @@ class Arrivals:
             elif self.circle is not None:
                 # invited from a client: a professional in the conversation is in the circle;
                 # with the file only if an administrator of the room invited them
+                # The bot records a fact (this person is in the conversation) in its own name:
+                # written on the inviter's behalf, the dossier would refuse it whenever she is
+                # not a coordinator of the file (issue 12: on-behalf writes carry her rights).
                 actor = arrival.actor
                 granted = actor is not None and self.is_admin(room_id, actor)
                 await self.circle.add(
                     room_id, user, name=self._name(room_id, user), role=DEFAULT_ROLE,
-                    has_access=granted, actor=actor, origin=origin,
+                    has_access=granted, actor=None, origin=origin,
                 )  # fmt: skip
         self._wake.set()
 

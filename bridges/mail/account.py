@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets as _random
 
 from deployment.secrets import Secrets, read_or_create
+from homeserver.accounts import ensure_user_type
 from homeserver.admin_api import AdminApi
 
 PASSWORD_SECRET = "mail_bridge_password"
@@ -31,3 +32,5 @@ async def ensure_bridge_account(
                 displayname=display_name,
             )
         await api.override_ratelimit(user_id)
+        # a service account: its mail messages are not held back by the Documents juridiques
+        await ensure_user_type(api, user_id, "bot")

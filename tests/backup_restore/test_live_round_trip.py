@@ -52,6 +52,8 @@ def deployment_env(root: Path, backups: Path) -> dict[str, str]:
             "CERCLE__HOMESERVER__PORT": str(free_port()),
             "CERCLE__DOSSIER__PORT": str(free_port()),
             "CERCLE__BACKUP__DIRECTORY": str(backups),
+            # test users do not accept the Documents juridiques (as in tests/support.py)
+            "CERCLE__HOMESERVER__LEGAL__ENABLED": "false",
             "CERCLE__HOMESERVER__RATE_LIMITS__MESSAGE_PER_SECOND": "1000",
             "CERCLE__HOMESERVER__RATE_LIMITS__MESSAGE_BURST": "10000",
             "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_PER_SECOND": "100",

@@ -84,7 +84,8 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     await nurse.say(room_id, f"!tache rappeler la famille pour {outsider.user_id}")
     await nurse.wait_notice(room_id, "ne fait pas partie du cercle de soins", start=start)
     await nurse.say(room_id, f"!tache rappeler la famille pour {colleague.user_id}")
-    await nurse.wait_notice(room_id, "Tâche créée", start=start)
+    # someone named: the room's notice is the one reply (issue 13)
+    await nurse.wait_notice(room_id, "Nouvelle tâche « rappeler la famille »", start=start)
 
     # the guest leaves: recorded on the file
     await guest.client.room_leave(room_id)

@@ -494,13 +494,13 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
 async def test_a_note_held_while_the_dossier_is_down_is_checked_when_it_arrives(
     env: Env,
 ) -> None:
-    """Issue 12, finding 7: someone in the room but not in the care circle writes !note while
-    the dossier is down; the write waits, and the dossier, checking her access when it
-    arrives, refuses it: never written unchecked."""
+    """Issue 12, finding 7: someone in the room without access to the file (a room-only
+    guest, issue 11) writes !note while the dossier is down; the write waits, and the dossier,
+    checking her access when it arrives, refuses it: never written unchecked."""
     nurse = await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Suivi retenue")
     colleague = await env.make_pro()
-    await nurse.say(room_id, f"!inviter {colleague.user_id}")
+    await nurse.say(room_id, f"!cercle ajouter {colleague.user_id} intervenant sans-accès")
     await colleague.wait_member(room_id, colleague.user_id)
     await env.server.stop()
     start = colleague.mark(room_id)
