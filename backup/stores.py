@@ -88,6 +88,7 @@ def declared_stores(profile: Profile) -> list[Store]:
             path=database_path(profile.data.get("annuaire") or {}, var),
             optional=True,
         ),
-        # The mail bridge's state (issue 16): adjust the path to where the bridge keeps it.
+        # The mail bridge's state (bridges/mail: session, crypto store, ledger, bridge.sqlite3
+        # with the mailboxes' UIDs); its vault key is in var/secrets, backed up with them.
         Store("mail", "files", path=var / "mail", optional=True),
     ]
