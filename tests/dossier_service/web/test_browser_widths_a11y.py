@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -53,8 +55,13 @@ OVERFLOWS = """() => {
 }"""
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+@asynccontextmanager
+async def serve_site(
+    tmp_path: Path, *, synapse: Any = None, gateway: tuple[Path, str] | None = None
+) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+    """The dossier with its directory, one patient's file (a nurse in the circle, two tasks,
+    one event) served on a free port: ``(base URL, config, patient id)``. With ``synapse``
+    and its account ``gateway``, the directory's approvals create real accounts."""
     port = free_port()
     config = make_config(
         tmp_path,
@@ -63,8 +70,11 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
         element_origin="http://127.0.0.1:9",
     )
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9", public_url=config.public_url,
+        database=tmp_path / "annuaire.db", public_url=config.public_url,
+        server_name=synapse.server_name if synapse else "cercle.test",
+        homeserver_url=synapse.base_url if synapse else "http://127.0.0.1:9",
+        gateway_socket=gateway[0] if gateway else None,
+        gateway_secret=gateway[1] if gateway else None,
         csrf_key=secrets.token_urlsafe(32),
     )  # fmt: skip
     await upgrade(config.database_url)
@@ -117,6 +127,12 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
         yield f"http://127.0.0.1:{port}", config, patient.id
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+    async with serve_site(tmp_path) as served:
+        yield served
 
 
 async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
