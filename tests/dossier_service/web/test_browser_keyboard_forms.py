@@ -388,3 +388,50 @@ async def test_account_request_then_admin_approves_and_refuses(
         await submit(page)
         await page.goto(f"{base}/annuaire/admin/demandes?statut=refusee")
         assert "Inconnue de l'annuaire" in await page.locator("tr", has_text="ROBERT").inner_text()
+
+
+# the controls a keyboard must reach: shown, enabled, not taken out of the tab order
+UNREACHED = """() => [...document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]')]
+  .filter(e => e.getClientRects().length && !e.disabled && e.tabIndex >= 0 && !e.dataset.vu)
+  .map(e => e.id || e.name || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 40))"""
+
+# one Tab stop: (what has the focus, its focus shown), marked as met; None out of the page
+STOP = f"""(() => {{
+  const e = document.activeElement;
+  if (e === document.body) return [null, false];
+  e.dataset.vu = '1';
+  return [{FOCUSED}, ({FOCUS_SHOWN})()];
+}})()"""
+
+
+async def test_every_control_of_every_page_is_reached_with_focus_shown(browser, served) -> None:
+    """All the forms opened (their ``<details>``), Tab from the top until the focus leaves the
+    page: every control met once at least (no trap, nothing out of reach), each with its
+    focus shown."""
+    base, _, pid = served
+    pages = {
+        None: ["/connexion", "/annuaire/demande"],
+        COORD: ["/patients", f"/patients/{pid}", f"/patients/{pid}/formulaires/ppcs", "/taches",
+                "/agenda", "/annuaire?q=dupont"],
+        ADMIN: ["/journal", "/annuaire/admin/demandes"],
+    }  # fmt: skip
+    problems: list[str] = []
+    for who, paths in pages.items():
+        for path in paths:
+            async with opened(browser, served, who, base + path) as page:
+                await page.evaluate(
+                    "document.querySelectorAll('details').forEach(d => d.open = true)"
+                )
+                for _ in range(1500):
+                    await page.keyboard.press("Tab")
+                    where, shown = await page.evaluate(STOP)
+                    if where is None:
+                        break  # out of the page: the tab order went through it
+                    if not shown:
+                        problems.append(f"{path} : focus invisible sur {where!r}")
+                else:
+                    problems.append(f"{path} : le focus ne quitte jamais la page (piège)")
+                for missed in await page.evaluate(UNREACHED):
+                    problems.append(f"{path} : {missed!r} jamais atteint au clavier")
+    assert not problems, "\n".join(problems)
