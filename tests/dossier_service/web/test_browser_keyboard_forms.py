@@ -157,8 +157,9 @@ def keys_of(day: date, time: str = "") -> str:
 
 async def test_skip_link_is_the_first_stop_and_moves_focus_to_main(browser, served) -> None:
     base, _, pid = served
-    for who, path in ((COORD, f"/patients/{pid}"), (None, "/annuaire/demande"),
-                      (COORD, "/annuaire"), (ADMIN, "/annuaire/admin/demandes")):  # fmt: skip
+    for who, path in ((None, "/connexion"), (COORD, f"/patients/{pid}"), (COORD, "/taches"),
+                      (COORD, "/agenda"), (None, "/annuaire/demande"), (COORD, "/annuaire"),
+                      (ADMIN, "/annuaire/admin/demandes")):  # fmt: skip
         async with opened(browser, served, who, base + path) as page:
             await page.keyboard.press("Tab")
             assert await page.evaluate(FOCUSED) == "Aller au contenu", path
