@@ -172,6 +172,22 @@ async def test_skip_link_is_the_first_stop_and_moves_focus_to_main(browser, serv
             assert await page.evaluate("document.getElementById('contenu').contains(document.activeElement)"), path  # fmt: skip
 
 
+@pytest.mark.integration  # the login checks the password on the real Synapse
+async def test_login(browser, served_with_accounts, user_factory) -> None:
+    """The login form, by keyboard, against the real Synapse: identifier, password, button."""
+    served = served_with_accounts
+    base, _, _ = served
+    nurse = user_factory()
+    async with opened(browser, served, None, f"{base}/connexion") as page:
+        await tab_to(page, "#identifiant", limit=20)
+        await page.keyboard.type(nurse.user_id)
+        await keyboard_fill(page, [("#mot-de-passe", nurse.password)])
+        await tab_to(page, "#bouton-connexion", limit=2)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"{base}/patients")
+        assert nurse.user_id in await page.locator(".entete .qui").inner_text()
+
+
 async def test_open_a_patient_file(browser, served) -> None:
     base, _, _ = served
     async with opened(browser, served, COORD, f"{base}/patients") as page:
