@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets as _random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,24 +74,34 @@ async def nio_client_factory(
         await client.close()
 
 
-@pytest.fixture
-async def account_gateway(
-    synapse: SynapseUnderTest, tmp_path: Path
+@asynccontextmanager
+async def serve_account_gateway(
+    synapse: SynapseUnderTest, socket: Path
 ) -> AsyncIterator[tuple[Path, str]]:
-    """The real account gateway (issue 12) on a Unix socket, holding the test Synapse's
-    admin token: (socket, secret)."""
+    """The real account gateway (issue 12) on the Unix ``socket``, holding the test
+    Synapse's admin token: (socket, secret)."""
     from aiohttp import web
 
     from homeserver.account_gateway import create_gateway_app
     from homeserver.admin_api import AdminApi
 
     secret = _random.token_urlsafe(16)
-    socket = tmp_path / "gateway.sock"
     async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
         runner = web.AppRunner(
             create_gateway_app(admin, secret=secret, server_name=synapse.server_name)
         )
         await runner.setup()
         await web.UnixSite(runner, str(socket)).start()
-        yield socket, secret
-        await runner.cleanup()
+        try:
+            yield socket, secret
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def account_gateway(
+    synapse: SynapseUnderTest, tmp_path: Path
+) -> AsyncIterator[tuple[Path, str]]:
+    """:func:`serve_account_gateway` for one test."""
+    async with serve_account_gateway(synapse, tmp_path / "gateway.sock") as served:
+        yield served

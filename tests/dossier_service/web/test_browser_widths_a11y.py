@@ -1,15 +1,17 @@
 """Every page at the three widths a nurse uses — 360 px (phone), 400 px (the widget inside
 Element) and 1280 px (desktop) — in headless Chromium: no table wider than its container,
 no horizontal scroll of the page, no "serious" or "critical" axe-core violation (RGAA /
-WCAG 2.1 AA), forms reachable with the keyboard. Screenshots of each page at each width
-are kept under ``test-artifacts/`` for a reviewer."""
+WCAG 2.1 AA). Screenshots of each page at each width are kept under ``test-artifacts/`` for
+a reviewer. The forms by keyboard: test_browser_keyboard_forms.py."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -53,18 +55,29 @@ OVERFLOWS = """() => {
 }"""
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+@asynccontextmanager
+async def serve_site(
+    tmp_path: Path, *, synapse: Any = None, gateway: tuple[Path, str] | None = None
+) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+    """The dossier with its directory, one patient's file (a nurse in the circle, two tasks,
+    one event) served on a free port: ``(base URL, config, patient id)``. With ``synapse``
+    (and its account ``gateway``), logins check its accounts and the directory's approvals
+    create real ones."""
     port = free_port()
     config = make_config(
         tmp_path,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         element_origin="http://127.0.0.1:9",
-    )
+        **({"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
+           if synapse else {}),
+    )  # fmt: skip
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9", public_url=config.public_url,
+        database=tmp_path / "annuaire.db", public_url=config.public_url,
+        server_name=synapse.server_name if synapse else "cercle.test",
+        homeserver_url=synapse.base_url if synapse else "http://127.0.0.1:9",
+        gateway_socket=gateway[0] if gateway else None,
+        gateway_secret=gateway[1] if gateway else None,
         csrf_key=secrets.token_urlsafe(32),
     )  # fmt: skip
     await upgrade(config.database_url)
@@ -117,6 +130,12 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
         yield f"http://127.0.0.1:{port}", config, patient.id
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
+    async with serve_site(tmp_path) as served:
+        yield served
 
 
 async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
@@ -179,51 +198,3 @@ async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
             await browser.close()
     assert not problems, "\n".join(problems)
     assert (ARTIFACTS / "dossier-360.png").exists() and (ARTIFACTS / "annuaire-1280.png").exists()
-
-
-async def tab_until(page, selector: str, limit: int = 250) -> list[str]:
-    """Press Tab until ``selector`` has the focus (bounded); the ids met on the way."""
-    met: list[str] = []
-    for _ in range(limit):
-        await page.keyboard.press("Tab")
-        met.append(
-            await page.evaluate("document.activeElement.id || document.activeElement.tagName")
-        )
-        if await page.evaluate(f"document.activeElement.matches({selector!r})"):
-            return met
-    raise AssertionError(f"{selector} jamais atteint au clavier : {met[-10:]}")
-
-
-async def test_forms_work_with_the_keyboard_alone(site) -> None:
-    """Login and « Ajouter au cercle de soins » reached, opened and filled with Tab/Enter,
-    the focus visible (outline) on the way."""
-    from playwright.async_api import async_playwright
-
-    base, config, pid = site
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 400, "height": 800})
-            await page.goto(f"{base}/connexion")
-            met = await tab_until(page, "#bouton-connexion")
-            assert met.index("identifiant") < met.index("mot-de-passe") < len(met) - 1
-            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-            assert outline != "none"  # the focus shows
-
-            context = await browser.new_context(viewport={"width": 400, "height": 800})
-            token = auth.issue_session(config.session_key, COORD, lifetime=3600)
-            await context.add_cookies([{"name": auth.SESSION_COOKIE, "value": token, "url": base}])
-            page = await context.new_page()
-            await page.goto(f"{base}/patients/{pid}")
-            await page.keyboard.press("Tab")
-            assert await page.evaluate("document.activeElement.textContent") == "Aller au contenu"
-            await tab_until(page, "#cercle details.ajout > summary")
-            await page.keyboard.press("Enter")  # opens the form
-            assert len(await tab_until(page, "#c-nom", limit=3)) <= 2  # the directory link, then
-            await page.keyboard.type("KINÉ Paul")
-            await tab_until(page, "#form-cercle button[type=submit]")
-            await page.keyboard.press("Enter")
-            await page.wait_for_url(f"**/patients/{pid}?ok=cercle#cercle")
-            assert await page.locator("#table-cercle", has_text="KINÉ Paul").count() == 1
-        finally:
-            await browser.close()
