@@ -1,6 +1,6 @@
 """session revocations (issue 12: logout and deactivated accounts end dossier sessions)
 
-Revision ID: 0012_session_revocations
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import dossier_service.models.types
 
-revision: str = "0012_session_revocations"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
