@@ -63,6 +63,8 @@ ERROR_RESPONSES = {
     "415": "Type de contenu non accepté",
     "503": "Serveur Matrix injoignable",
 }
+# rows created elsewhere than under their file's path: the new file's id goes in their body
+FILE_IN_BODY = (("post", "/api/v1/tasks"), ("post", "/api/v1/agenda/events"))
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
@@ -132,6 +134,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 },
             }
         paths.setdefault(path, {})[route.method.lower()] = op
+    _link_created_rows(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cercle — dossier de coordination", "version": "1"},
@@ -148,6 +151,44 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             },
         },
     }
+
+
+def _params(path: str) -> list[str]:
+    return [name[1:-1] for name in path.split("/") if name.startswith("{")]
+
+
+def _link_created_rows(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each creation (POST on a collection, answered 201 with the new row's
+    ``id``) to the operations on that row (the collection's path followed by ``/{…_id}``),
+    and from a new file to the tasks and events created for it: clients, and the stateful
+    fuzzing, follow them from a response to the next request."""
+    for collection, operations in paths.items():
+        if "post" not in operations:
+            continue
+        known = _params(collection)
+        links: dict[str, Any] = {}
+        for path, targets in paths.items():
+            if not path.startswith(collection + "/{"):
+                continue
+            new = [name for name in _params(path) if name not in known]
+            if len(new) != 1:  # a deeper row this response does not name
+                continue
+            values = {new[0]: "$response.body#/id"}
+            values.update({name: f"$request.path.{name}" for name in known})
+            for target in targets.values():
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": dict(values),
+                }
+        if collection == "/api/v1/patients":
+            for method, path in FILE_IN_BODY:
+                target_id = paths[path][method]["operationId"]
+                links[target_id] = {
+                    "operationId": target_id,
+                    "requestBody": {"patient_id": "$response.body#/id"},
+                }
+        if links:
+            operations["post"]["responses"]["201"] = {"description": "Créé", "links": links}
 
 
 @routes.get("/api/v1/openapi.json")
