@@ -68,6 +68,7 @@ FILE_IN_BODY = (("post", "/api/v1/tasks"), ("post", "/api/v1/agenda/events"))
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
+    config = app[appkeys.CONFIG]
     components: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -123,9 +124,10 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                         "schema": {
                             "type": "object",
                             "required": ["file", "category"],
+                            "additionalProperties": False,
                             "properties": {
                                 "file": {"type": "string", "format": "binary"},
-                                "category": {"type": "string"},
+                                "category": {"enum": list(config.document_categories)},
                                 "description": {"type": "string"},
                                 "restricted_to_roles": {"type": "string"},
                             },

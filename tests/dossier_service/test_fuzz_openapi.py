@@ -263,7 +263,7 @@ def _run_chains(live: LiveDossier, caller: Any, inspect: Any, opened: Any) -> Ch
             label = f"{case.operation.method.upper()} {case.operation.path}"
             chains.calls.append((label, who, response.status_code))
             if response.status_code >= 500:
-                chains.problems.append(f"{label}: {response.status_code}")
+                chains.problems.append(f"{label}: {response.status_code} {case.body!r}"[:300])
                 return
             try:
                 case.validate_response(response, checks=CHECKS, headers=kwargs["headers"])
@@ -314,8 +314,9 @@ def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
     assert chains.problems == [], "\n".join(sorted(set(chains.problems)))
     reached = chains.reached(MEMBER)
     # the chains went from the new file to the rows created in it, not only refusals
-    assert len(reached) >= 8, chains.calls
-    assert any(label.count("{") == 2 for label in reached), chains.calls  # a row of a new file
+    assert len(reached) >= 10, chains.calls
+    # rows created in the new files: memos, stays, documents …
+    assert len({label for label in reached if label.count("{") == 2}) >= 2, chains.calls
 
 
 def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier) -> None:
@@ -345,5 +346,5 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
     assert chains.problems == [], "\n".join(sorted(set(chains.problems)))
     outsider = [label for label, who, _ in chains.calls if who == OUTSIDER]
     # the outsider followed the links into the coordinator's files and their rows
-    assert "GET /api/v1/patients/{patient_id}" in outsider, chains.calls
-    assert any(label.count("{") == 2 for label in outsider), chains.calls
+    assert len(set(outsider)) >= 15, chains.calls
+    assert len({label for label in outsider if label.count("{") == 2}) >= 2, chains.calls
