@@ -4,6 +4,7 @@ catalogue of configurable vocabularies."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from dossier_service import appkeys, schemas
 from dossier_service.api.context import context
+from dossier_service.config import DossierConfig
 from dossier_service.identity import IDENTITY_DOCUMENTS, IDENTITY_STATUSES, STATUS_LABELS
 from dossier_service.models.circle import MEMBER_KINDS, ROLE_LABELS
 from dossier_service.models.notebook import ENTRY_KINDS
@@ -62,6 +64,14 @@ ERROR_RESPONSES = {
     "413": "Requête trop volumineuse",
     "415": "Type de contenu non accepté",
     "503": "Serveur Matrix injoignable",
+}
+# fields the API checks against the deployment's vocabularies (config): the description lists them
+VOCABULARIES: dict[tuple[str, str], Callable[[DossierConfig], Iterable[str]]] = {
+    ("EventIn", "type"): lambda config: config.event_types,
+    ("EventUpdate", "type"): lambda config: config.event_types,
+    ("EpisodeIn", "theme"): lambda config: config.lifeline_themes,
+    ("TaskIn", "type"): lambda config: config.task_types,
+    ("FileStatusIn", "status"): lambda config: config.file_statuses,
 }
 # rows created elsewhere than under their file's path: the new file's id goes in their body
 FILE_IN_BODY = (("post", "/api/v1/tasks"), ("post", "/api/v1/agenda/events"))
@@ -136,6 +146,13 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 },
             }
         paths.setdefault(path, {})[route.method.lower()] = op
+    for (model, field), values in VOCABULARIES.items():
+        prop = components[model]["properties"][field]
+        for variant in (prop, *prop.get("anyOf", ())):
+            if variant.get("type") == "string":
+                for key in ("type", "pattern", "minLength", "maxLength"):
+                    variant.pop(key, None)
+                variant["enum"] = list(values(config))
     _link_created_rows(paths)
     return {
         "openapi": "3.1.0",

@@ -214,6 +214,7 @@ DECLARED_LINKS_ONLY = schemathesis.Config.from_dict(
     {"phases": {"stateful": {"inference": {"algorithms": []}}}}
 )
 OPEN_FILE = ("POST", "/api/v1/patients")
+DOCUMENT_CONTENT = "/api/v1/patients/{patient_id}/documents/{document_id}/content"
 
 
 @dataclass
@@ -315,8 +316,9 @@ def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
     reached = chains.reached(MEMBER)
     # the chains went from the new file to the rows created in it, not only refusals
     assert len(reached) >= 10, chains.calls
-    # rows created in the new files: memos, stays, documents …
-    assert len({label for label in reached if label.count("{") == 2}) >= 2, chains.calls
+    # rows created in the new files: memos, stays, life line, events, documents and their content
+    assert f"GET {DOCUMENT_CONTENT}" in reached, chains.calls
+    assert len({label for label in reached if label.count("{") == 2}) >= 4, chains.calls
 
 
 def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier) -> None:
@@ -347,4 +349,9 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
     outsider = [label for label, who, _ in chains.calls if who == OUTSIDER]
     # the outsider followed the links into the coordinator's files and their rows
     assert len(set(outsider)) >= 15, chains.calls
-    assert len({label for label in outsider if label.count("{") == 2}) >= 2, chains.calls
+    assert len({label for label in outsider if label.count("{") == 2}) >= 4, chains.calls
+    assert f"GET {DOCUMENT_CONTENT}" in outsider, chains.calls  # tried, and refused
+    # and nothing of the outsider in any of these files (rows, notebook, audit of the file)
+    for pid in chains.files:
+        file = _as(COORD, "GET", f"{live.url}/api/v1/patients/{pid}", None)
+        assert file.status_code == 200 and OUTSIDER not in file.text, pid
