@@ -57,13 +57,17 @@ class LiveDossier:
     ids: dict[str, str]
 
 
+def _as(who: str, method: str, url: str, body: Any) -> requests.Response:
+    token = auth.issue_session(SESSION_KEY, who, lifetime=3600)
+    return requests.request(method, url, json=body, timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
 def _seed(url: str) -> tuple[str, dict[str, str]]:
     """A file with a memo, an event and a task, through the API itself."""
 
     def call(method: str, path: str, who: str, body: Any) -> Any:
-        token = auth.issue_session(SESSION_KEY, who, lifetime=3600)
-        resp = requests.request(method, f"{url}{path}", json=body, timeout=10,
-                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        resp = _as(who, method, f"{url}{path}", body)
         assert resp.status_code < 300, resp.text
         return resp.json()
 
@@ -289,12 +293,6 @@ def _run_chains(live: LiveDossier, caller: Any, inspect: Any, opened: Any) -> Ch
         )
     )
     return chains
-
-
-def _as(who: str, method: str, url: str, body: Any) -> requests.Response:
-    token = auth.issue_session(SESSION_KEY, who, lifetime=3600)
-    return requests.request(method, url, json=body, timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
 
 def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
