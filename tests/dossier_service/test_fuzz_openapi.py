@@ -3,8 +3,12 @@ a real port with a migrated database: as a member of a patient's care circle and
 outsider. No 500, no response that breaks the description, and the outsider never reads
 nor writes the file (issue 12).
 
-Bounded: a fixed number of examples per operation (``FUZZ_EXAMPLES``), no deadline; the
-whole file runs in well under a minute on a loaded two-core machine."""
+Stateless, every operation on its own; stateful, schemathesis' state machine follows the
+OpenAPI links from each created row to the next call (open a file, write a memo, change it …).
+
+Bounded: a fixed number of examples per operation (``FUZZ_EXAMPLES``) and of scenarios
+(``CERCLE_FUZZ_STATEFUL_RUNS``, 12 steps each), no deadline; the whole file runs in well
+under a minute on a loaded two-core machine."""
 
 from __future__ import annotations
 
