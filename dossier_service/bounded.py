@@ -14,14 +14,17 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST_YEAR = 1900
 LAST_YEAR = 2199
 DATE_MIN = date(FIRST_YEAR, 1, 1)
 DATE_MAX = date(LAST_YEAR, 12, 31)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
+# the same rule in the OpenAPI description of every free text field
+TEXT_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
 
 
 class OutOfRange(ValueError):
@@ -73,5 +76,21 @@ def check_text(value: str) -> str:
     return value
 
 
-BoundedDate = Annotated[date, AfterValidator(check_day)]
-BoundedDatetime = Annotated[datetime, AfterValidator(check_moment)]
+# The bounds said in the OpenAPI description too, so that clients (and the fuzzing) send
+# dates the API takes; whether a 29th to 31st exists in its month is left to the check.
+_YEAR_MONTH_DAY = r"(19\d\d|2[01]\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+DAY_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{_YEAR_MONTH_DAY}$",
+    "description": f"Jour ISO 8601 AAAA-MM-JJ, de {FIRST_YEAR} à {LAST_YEAR}",
+}
+MOMENT_SCHEMA = {
+    "type": "string",
+    "pattern": (
+        f"^{_YEAR_MONTH_DAY}T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(Z|[+-](0\\d|1[0-4]):[0-5]\\d)$"
+    ),
+    "description": f"Date et heure ISO 8601 avec fuseau, de {FIRST_YEAR} à {LAST_YEAR}",
+}
+
+BoundedDate = Annotated[date, AfterValidator(check_day), WithJsonSchema(DAY_SCHEMA)]
+BoundedDatetime = Annotated[datetime, AfterValidator(check_moment), WithJsonSchema(MOMENT_SCHEMA)]

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from dossier_service.bounded import BoundedDate, BoundedDatetime, check_text
+from dossier_service.bounded import TEXT_PATTERN, BoundedDate, BoundedDatetime, check_text
 
 MATRIX_USER_ID = r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$"
 # room versions >= 12 (MSC4291) have no ":server" part: "!<hash of the create event>"
@@ -27,8 +27,18 @@ RoomId = Annotated[str, StringConstraints(pattern=ROOM_ID, max_length=255)]
 AwareDatetime = BoundedDatetime
 
 
+def _describe_text(schema: dict[str, Any]) -> None:
+    """The OpenAPI description says that text fields refuse control characters (below)."""
+    for prop in schema.get("properties", {}).values():
+        for variant in (prop, *prop.get("anyOf", ()), prop.get("items", {})):
+            if variant.get("type") == "string" and not variant.keys() & {"pattern", "enum"}:
+                variant["pattern"] = TEXT_PATTERN
+
+
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, str_strip_whitespace=True, json_schema_extra=_describe_text
+    )
 
     @field_validator("*", mode="after")
     @classmethod

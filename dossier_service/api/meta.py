@@ -4,6 +4,7 @@ catalogue of configurable vocabularies."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from dossier_service import appkeys, schemas
 from dossier_service.api.context import context
+from dossier_service.config import DossierConfig
 from dossier_service.identity import IDENTITY_DOCUMENTS, IDENTITY_STATUSES, STATUS_LABELS
 from dossier_service.models.circle import MEMBER_KINDS, ROLE_LABELS
 from dossier_service.models.notebook import ENTRY_KINDS
@@ -63,9 +65,20 @@ ERROR_RESPONSES = {
     "415": "Type de contenu non accepté",
     "503": "Serveur Matrix injoignable",
 }
+# fields the API checks against the deployment's vocabularies (config): the description lists them
+VOCABULARIES: dict[tuple[str, str], Callable[[DossierConfig], Iterable[str]]] = {
+    ("EventIn", "type"): lambda config: config.event_types,
+    ("EventUpdate", "type"): lambda config: config.event_types,
+    ("EpisodeIn", "theme"): lambda config: config.lifeline_themes,
+    ("TaskIn", "type"): lambda config: config.task_types,
+    ("FileStatusIn", "status"): lambda config: config.file_statuses,
+}
+# rows created elsewhere than under their file's path: the new file's id goes in their body
+FILE_IN_BODY = (("post", "/api/v1/tasks"), ("post", "/api/v1/agenda/events"))
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
+    config = app[appkeys.CONFIG]
     components: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -121,9 +134,10 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                         "schema": {
                             "type": "object",
                             "required": ["file", "category"],
+                            "additionalProperties": False,
                             "properties": {
                                 "file": {"type": "string", "format": "binary"},
-                                "category": {"type": "string"},
+                                "category": {"enum": list(config.document_categories)},
                                 "description": {"type": "string"},
                                 "restricted_to_roles": {"type": "string"},
                             },
@@ -132,6 +146,14 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 },
             }
         paths.setdefault(path, {})[route.method.lower()] = op
+    for (model, field), values in VOCABULARIES.items():
+        prop = components[model]["properties"][field]
+        for variant in (prop, *prop.get("anyOf", ())):
+            if variant.get("type") == "string":
+                for key in ("type", "pattern", "minLength", "maxLength"):
+                    variant.pop(key, None)
+                variant["enum"] = list(values(config))
+    _link_created_rows(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cercle — dossier de coordination", "version": "1"},
@@ -148,6 +170,44 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             },
         },
     }
+
+
+def _params(path: str) -> list[str]:
+    return [name[1:-1] for name in path.split("/") if name.startswith("{")]
+
+
+def _link_created_rows(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each creation (POST on a collection, answered 201 with the new row's
+    ``id``) to the operations on that row (the collection's path followed by ``/{…_id}``),
+    and from a new file to the tasks and events created for it: clients, and the stateful
+    fuzzing, follow them from a response to the next request."""
+    for collection, operations in paths.items():
+        if "post" not in operations:
+            continue
+        known = _params(collection)
+        links: dict[str, Any] = {}
+        for path, targets in paths.items():
+            if not path.startswith(collection + "/{"):
+                continue
+            new = [name for name in _params(path) if name not in known]
+            if len(new) != 1:  # a deeper row this response does not name
+                continue
+            values = {new[0]: "$response.body#/id"}
+            values.update({name: f"$request.path.{name}" for name in known})
+            for target in targets.values():
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": dict(values),
+                }
+        if collection == "/api/v1/patients":
+            for method, path in FILE_IN_BODY:
+                target_id = paths[path][method]["operationId"]
+                links[target_id] = {
+                    "operationId": target_id,
+                    "requestBody": {"patient_id": "$response.body#/id"},
+                }
+        if links:
+            operations["post"]["responses"]["201"] = {"description": "Créé", "links": links}
 
 
 @routes.get("/api/v1/openapi.json")

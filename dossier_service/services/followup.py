@@ -141,7 +141,7 @@ async def update_hospitalisation(
         raise NotFound("Hospitalisation introuvable.")
     had_discharge = stay.discharge_at
     for key, value in data.model_dump(exclude_unset=True).items():
-        if key in ("service", "comment") and value is None:
+        if value is None and key != "discharge_at":  # null leaves it; only the discharge clears
             continue
         setattr(stay, key, value)
     _check_stay(stay.admission_at, stay.discharge_at)

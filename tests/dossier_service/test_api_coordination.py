@@ -292,6 +292,28 @@ async def test_hospitalisation_states(api: Api) -> None:
     assert "Hospitalisation : sortie le 09/01/2025 de CHU B" in texts
 
 
+async def test_stay_update_with_null_admission_keeps_it(api: Api) -> None:
+    """Found by the stateful fuzzing: ``"admission_at": null`` in a PATCH answered 500 (the stay
+    lost its admission). Null leaves a field unchanged, as for every other update; only the
+    discharge may be cleared."""
+    pid = await api.new_patient()
+    stay = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/hospitalisations",
+        201,
+        as_user=COORD,
+        json={"structure": "CHU B", "admission_at": "2025-01-01T10:00:00Z"},
+    )
+    url = f"/api/v1/patients/{pid}/hospitalisations/{stay['id']}"
+    body = {"admission_at": None, "service": None, "comment": "ĝ", "discharge_at": None}
+    after = await api.ok("PATCH", url, as_user=COORD, json=body)
+    assert after["admission_at"] == stay["admission_at"] and after["comment"] == "ĝ"
+    out = await api.ok("PATCH", url, as_user=COORD, json={"discharge_at": "2025-01-09T10:00:00Z"})
+    assert out["state"] == "passée"
+    back = await api.ok("PATCH", url, as_user=COORD, json={"discharge_at": None})
+    assert back["state"] == "en cours" and back["discharge_at"] is None
+
+
 async def test_care_circle_lifecycle(api: Api) -> None:
     pid = await api.new_patient()
     member = await api.add_member(pid, MEMBER)
