@@ -67,6 +67,8 @@ def connection_help(ctx: CliContext) -> str:
         '--display-name "NOM Prénom"',
         "  2. L'ouvrir dans Element (web, bureau ou mobile) : « Se connecter », modifier le "
         f"serveur d'accueil = {p.public_baseurl}",
+        "     À la première connexion, accepter les documents juridiques (le lien est donné "
+        "par le serveur avant le premier message).",
         f"  3. Écrire au bot {p.bot_user_id} : !aide",
         "Arrêter : Ctrl-C ici, ou « .venv/bin/cercle down ».",
     ]

@@ -43,3 +43,4 @@ def test_up_says_only_what_to_do_next() -> None:
     assert "administrateur" not in text and "--admin" not in text
     assert "premier professionnel" in text and "Element" in text
     assert text.count("http://127.0.0.1:8008/") == 2 and "!aide" in text
+    assert "documents juridiques" in text  # the first message is refused until accepted
