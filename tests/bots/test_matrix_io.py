@@ -40,15 +40,16 @@ async def test_notice_shape_and_refusals_as_exceptions(bot, pro_factory, synapse
         await alice.sync_once(200)
     io = bot.app.services.io
     await io.send_notice(
-        dm, "Bonjour", "<b>Bonjour</b>", mentions=[alice.user_id], txn_id="cercle.test-1"
+        dm, "Avis d'essai", "<b>Avis d'essai</b>", mentions=[alice.user_id], txn_id="cercle.test-1"
     )
     again = await io.send_notice(
-        dm, "Bonjour", "<b>Bonjour</b>", mentions=[alice.user_id], txn_id="cercle.test-1"
+        dm, "Avis d'essai", "<b>Avis d'essai</b>", mentions=[alice.user_id], txn_id="cercle.test-1"
     )
-    notice = await alice.wait_notice(dm, "Bonjour")
+    # (not « Bonjour »: the bot's own welcome in a new direct chat starts so)
+    notice = await alice.wait_notice(dm, "Avis d'essai")
     assert notice.event_id == again  # same transaction id: one event
     content = notice.source["content"]
-    assert content["msgtype"] == "m.notice" and content["formatted_body"] == "<b>Bonjour</b>"
+    assert content["msgtype"] == "m.notice" and content["formatted_body"] == "<b>Avis d'essai</b>"
     assert content["m.mentions"] == {"user_ids": [alice.user_id]}
     assert await io.get_state(dm, "fr.cercle.absent") is None
     with pytest.raises(MatrixRequestError) as exc:
