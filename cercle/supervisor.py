@@ -25,6 +25,7 @@ from typing import Any
 
 from backup.schedule import BackupScheduler
 from bridges.mail.account import ensure_bridge_account
+from cercle.errors import CliError
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
@@ -95,14 +96,20 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A Cercle service run as ``python -m <module>``; present only once its code exists."""
+    """A Cercle service run as ``python -m <module>``; every one is part of Cercle."""
 
     name: str
     module: str
     switch: str | None = None  # a profile section whose ``enabled: true`` turns it on
 
     def present(self) -> bool:
-        return importlib.util.find_spec(f"{self.module}.__main__") is not None
+        """True; a service whose code is missing stops `cercle` loudly (never skipped)."""
+        if importlib.util.find_spec(f"{self.module}.__main__") is None:
+            raise CliError(
+                f"le service « {self.name} » ne se charge pas (module {self.module}) : "
+                "l'installation est incomplète, réinstallez Cercle (pip install -e .)"
+            )
+        return True
 
     def enabled(self, profile: Profile) -> bool:
         if self.switch is None:
