@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 
 from bots.dossier_client import DossierClient  # noqa: E402
+from bots.dossier_link.feed import FeedConsumer  # noqa: E402
+from bots.dossier_link.store import SyncStore  # noqa: E402
 from bots.outbox import Outbox, OutboxItem, OutboxWorker, idempotency_key, open_outbox_database  # noqa: E402
-from bots.sync.feed import FeedConsumer  # noqa: E402
-from bots.sync.store import SyncStore  # noqa: E402
 from dossier_service.app import create_app  # noqa: E402
 from dossier_service.config import DossierConfig  # noqa: E402
 from dossier_service.migrate import upgrade  # noqa: E402

@@ -1,7 +1,7 @@
 """The bot, wired in one place: session, ledger, I/O, command families, sync loop,
 escalation. ``python -m bots`` builds it from the profile and runs it until SIGTERM.
 
-Adding a command family (issue 6 dossier sync, issue 7 ``!trouver``): write
+Adding a command family (issue 6 dossier link, issue 7 ``!trouver``): write
 ``bots/commands/<family>.py`` with a ``register(registry, …)`` function and add one line to
 ``BotApp._register_families``; its dependencies come from the ``BotServices`` it receives.
 """
@@ -25,6 +25,11 @@ from bots.commands import help as help_commands
 from bots.commands import patients as patient_commands
 from bots.commands.registry import CommandRegistry, PowerLevels
 from bots.config import BotConfig
+from bots.dossier_link import service as dossier_sync
+from bots.dossier_link.arrival_store import ArrivalStore
+from bots.dossier_link.arrivals import Arrivals, on_sync_response
+from bots.dossier_link.arrivals import watch as watch_arrivals
+from bots.dossier_link.service import DossierSync
 from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
 from bots.export.welcome import TranscriptSender
@@ -41,11 +46,6 @@ from bots.matrix.session import open_session
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bots.matrix.undecryptable import UndecryptableEvents
-from bots.sync import service as dossier_sync
-from bots.sync.arrival_store import ArrivalStore
-from bots.sync.arrivals import Arrivals, on_sync_response
-from bots.sync.arrivals import watch as watch_arrivals
-from bots.sync.service import DossierSync
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class BotServices:
     flags: FlagService
     patient_hooks: patient_commands.PatientHooks
     db: sqlite3.Connection
-    # long-running jobs of command families, started with the app (issue 6: dossier sync)
+    # long-running jobs of command families, started with the app (issue 6: dossier link)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     arrivals: Arrivals | None = None  # the one way into a patient's conversation (issue 11)
 
@@ -129,7 +129,7 @@ class BotApp:
 
     @staticmethod
     def _register_families(registry: CommandRegistry, s: BotServices) -> DossierSync | None:
-        """The command families, in the order `!aide` lists them; the dossier sync, if any."""
+        """The command families, in the order `!aide` lists them; the dossier link, if any."""
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None

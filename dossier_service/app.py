@@ -33,7 +33,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
 from dossier_service.forms_schema import FormCatalogue, load_forms
-from dossier_service.services.views import DashboardCache, FileCache
+from dossier_service.services.read_models import DashboardCache, FileCache
 
 log = logging.getLogger(__name__)
 

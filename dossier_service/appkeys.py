@@ -13,7 +13,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.db import Database
 from dossier_service.documents_store import DocumentStore
 from dossier_service.forms_schema import FormCatalogue
-from dossier_service.services.views import DashboardCache, FileCache
+from dossier_service.services.read_models import DashboardCache, FileCache
 
 CONFIG = web.AppKey("dossier_config", DossierConfig)
 ACCOUNT_CHECKS = web.AppKey("dossier_account_checks", AccountChecks)

@@ -9,7 +9,7 @@ every read, growing with the file.
 Only valid when this process is the only writer of the database and its transactions
 never overlap: the SQLite deployment (one service process, one pooled connection, so a
 reader's revision and sections come from one transaction no writer can interleave with).
-With PostgreSQL the revision is read from the database (`views.revision`).
+With PostgreSQL the revision is read from the database (`read_models.revision`).
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ from bots.commands.registry import (
     Where,
 )
 from bots.dossier_client import DossierClient
+from bots.dossier_link.bridge import DossierBridge, NotLinked
+from bots.dossier_link.notices import ROLE_LABELS, fr_date
+from bots.dossier_link.parsing import ParseProblem, parse_task, task_order_key
 from bots.export.media import MediaError, MediaFetcher, MediaSource
 from bots.matrix.io import mention_html
 from bots.outbox import DONE, FAILED, OutboxItem, Refused, Unavailable, idempotency_key
-from bots.sync.bridge import DossierBridge, NotLinked
-from bots.sync.notices import ROLE_LABELS, fr_date
-from bots.sync.parsing import ParseProblem, parse_task, task_order_key
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from bots.commands.registry import (
     UserError,
     Where,
 )
+from bots.dossier_link.arrivals import Arrivals
 from bots.matrix.io import MatrixIO, mention_html, room_link
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
-from bots.sync.arrivals import Arrivals
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The history of a patient's conversation as a PDF, for a newcomer who cannot read it
-(issue 11: the fallback of :mod:`bots.sync.arrivals`), sent in the bot's direct chat."""
+(issue 11: the fallback of :mod:`bots.dossier_link.arrivals`), sent in the bot's direct chat."""
 
 from __future__ import annotations
 

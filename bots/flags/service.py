@@ -153,7 +153,7 @@ class FlagService:
         mentions = [assignee] if assignee else [m for m in members if m != by]
         plain, body = self._raise_text(room_id, kind, by, motif, assignee, mentions)
         # the journal entry is queued (held) before anything changes: a crash after the
-        # state is saved cannot lose it (see bots.sync.service.FlagJournal)
+        # state is saved cannot lose it (see bots.dossier_link.service.FlagJournal)
         await self._tell("flag_raising", room_id, kind, required=True, **journal)
         try:
             notice_id = await self.io.send_notice(

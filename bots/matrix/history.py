@@ -409,7 +409,7 @@ async def share_history_bundle(
 
     The bundle goes to each of the invitee's cross-signed devices not in ``already`` (the
     devices served by an earlier call: at the invitation, at the join, when a device appears
-    or gets cross-signed later, see :mod:`bots.sync.arrivals`). Returns the ids of the
+    or gets cross-signed later, see :mod:`bots.dossier_link.arrivals`). Returns the ids of the
     devices it reached; empty, sending nothing, when no new device can take keys (the caller
     then waits for one, or falls back to a PDF transcript).
     """

@@ -129,7 +129,7 @@ class SyncLoop:
         self._stopping = False
         self.stats = SyncStats()
         # called with every sync response once handled (device-list changes, key requests:
-        # bots.sync.arrivals); they must not block (spawn their work)
+        # bots.dossier_link.arrivals); they must not block (spawn their work)
         self.observers: list[Callable[[SyncResponse], None]] = []
         undecryptable.set_redeliver(self.redeliver)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from bots.commands.registry import CommandContext, UserError
 from bots.dossier_client import DossierClient
+from bots.dossier_link.notices import fr_date
 from bots.outbox import Refused, Unavailable
-from bots.sync.notices import fr_date
 from bridges.mail.compose_text import split_category
 from bridges.mail.message import ParsedMail
 from bridges.mail.store import Mailbox

@@ -11,7 +11,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from bots.sync.notices import fr_date
+from bots.dossier_link.notices import fr_date
 from bridges.mail.message import ParsedMail
 
 MAX_TEXT = 20_000

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bots.sync.notices import fr_date
+from bots.dossier_link.notices import fr_date
 
 STATE_LABELS = {
     "nouvelle": "en attente",

@@ -35,7 +35,7 @@ from dossier_service.schemas import (
     PatientCreate,
     RoomLinkIn,
 )
-from dossier_service.services import patients, views
+from dossier_service.services import patients, read_models
 
 routes = web.RouteTableDef()
 NOTEBOOK_IN_FILE = 50
@@ -61,7 +61,7 @@ def summary(patient: Patient) -> dict[str, Any]:
 
 async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict[str, Any]:
     """Everything the caller may see of one file (the JSON behind the file's page)."""
-    sections = await views.file_sections(
+    sections = await read_models.file_sections(
         session,
         patient_id=access.patient.id,
         principal=ctx.principal,

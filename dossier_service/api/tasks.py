@@ -25,7 +25,7 @@ from dossier_service.models.patient import Patient
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES, Task
 from dossier_service.policy import Action
 from dossier_service.schemas import TaskIn, TaskUpdate
-from dossier_service.services import tasks, views
+from dossier_service.services import read_models, tasks
 
 routes = web.RouteTableDef()
 
@@ -75,7 +75,7 @@ async def dashboard(request: web.Request) -> web.Response:
         await ctx.audit(
             session, action="read", resource="tasks.dashboard", patient_id=filters.patient_id
         )
-        items = await views.dashboard(
+        items = await read_models.dashboard(
             session,
             principal=ctx.principal,
             filters=filters,

@@ -1,7 +1,7 @@
 """Pure: the urgency / request / to-handle flags in force, read from the liaison notebook.
 
 The bot writes every flag raised or cleared in a room into the file's notebook (kind
-``signalement``, ``bots.sync.service.FlagJournal``): « Signalement « urgence » par @x le
+``signalement``, ``bots.dossier_link.service.FlagJournal``): « Signalement « urgence » par @x le
 25/11/2026 à 14:05[, à traiter par @y][ : motif] » and « Signalement « urgence » levé par
 @x le … ». The latest entry of each kind tells whether the flag is in force; the file's
 header shows those that are (a test pins this reading to the bot's own wording).

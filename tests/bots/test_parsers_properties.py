@@ -19,8 +19,8 @@ from bots.commands import flags as flag_commands
 from bots.commands import help as help_commands
 from bots.commands import patients as patient_commands
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
+from bots.dossier_link.parsing import ParseProblem, parse_task
 from bots.export.options import ExportOptionError, parse_export_options
-from bots.sync.parsing import ParseProblem, parse_task
 from dossier_service.directory.rpps_format import OPTIONAL, REQUIRED, Layout, LineError
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None,

@@ -23,7 +23,7 @@ from bridges.mail.account import (
 from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.vault import CredentialVault
-from tests.sync.conftest import dossier_server, dossier_template
+from tests.dossier_link.conftest import dossier_server, dossier_template
 
 BRIDGE_LOCALPART = "cercle-courrier"
 __all__ = ["dossier_server", "dossier_template"]  # the real dossier, for !classer

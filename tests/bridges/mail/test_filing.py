@@ -17,7 +17,7 @@ from tests.bridges.mail.test_inbound import (
     wait_count,
     wait_notice,
 )
-from tests.sync.dossier_support import SERVICE_TOKEN
+from tests.dossier_link.dossier_support import SERVICE_TOKEN
 
 pytestmark = pytest.mark.integration
 __all__ = ["pro_factory"]

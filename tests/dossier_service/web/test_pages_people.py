@@ -86,8 +86,8 @@ def test_flags_in_force_read_in_the_bots_own_wording() -> None:
     from dataclasses import dataclass
     from datetime import UTC, datetime
 
+    from bots.dossier_link.service import FlagJournal
     from bots.flags.model import FlagKind
-    from bots.sync.service import FlagJournal
     from dossier_service.web.active_flags import active_flags
 
     @dataclass

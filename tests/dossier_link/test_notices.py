@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bots.sync.notices import (
+from bots.dossier_link.notices import (
     LAYOUT_STATE,
     WIDGET_ID,
     age_on,

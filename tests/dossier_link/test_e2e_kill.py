@@ -31,7 +31,7 @@ from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
-from tests.sync.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import DossierServer, dossier_config
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

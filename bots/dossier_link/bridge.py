@@ -5,7 +5,7 @@ idempotency key derived from the Matrix event that asked for it; ``deliver`` per
 outbox item against the dossier.
 
 File → conversation: ``on_file_event`` handles one event of the dossier's feed (read by
-``bots.sync.feed.FeedConsumer``): a room for a file created on the dossier's side, notices,
+``bots.dossier_link.feed.FeedConsumer``): a room for a file created on the dossier's side, notices,
 care circle → room membership (with the history for newcomers), the identity header and the
 widget. Each step is idempotent, so the event in progress when the bot died can be handled
 again: sends carry a transaction id derived from the event's ``seq``, memberships are read
@@ -28,6 +28,18 @@ from nio import AsyncClient, ErrorResponse, RoomMemberEvent
 
 from bots.commands.registry import UserError
 from bots.dossier_client import DossierClient
+from bots.dossier_link.arrivals import Arrivals
+from bots.dossier_link.feed import TransientError
+from bots.dossier_link.notices import (
+    LAYOUT_STATE,
+    WIDGET_ID,
+    WIDGET_STATE,
+    identity_header,
+    render_event,
+    widget_content,
+    widget_layout,
+)
+from bots.dossier_link.store import SyncStore
 from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
 from bots.matrix.room_once import create_room_once
 from bots.outbox import (
@@ -39,18 +51,6 @@ from bots.outbox import (
     Unavailable,
     idempotency_key,
 )
-from bots.sync.arrivals import Arrivals
-from bots.sync.feed import TransientError
-from bots.sync.notices import (
-    LAYOUT_STATE,
-    WIDGET_ID,
-    WIDGET_STATE,
-    identity_header,
-    render_event,
-    widget_content,
-    widget_layout,
-)
-from bots.sync.store import SyncStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class DossierBridge:
         self.patient_rooms = patient_rooms
         self.patient_room_request = patient_room_request
         self.server_name = server_name
-        self.arrivals: Arrivals | None = None  # the one way in (bots.sync.arrivals), attach()
+        self.arrivals: Arrivals | None = (
+            None  # the one way in (bots.dossier_link.arrivals), attach()
+        )
         self.room_wait_seconds = room_wait_seconds
         self.today = today
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
@@ -285,7 +287,7 @@ class DossierBridge:
     # ------------------------------------------------------------------ file → conversation
     async def on_file_event(self, event: Mapping[str, Any], *, announce: bool = True) -> None:
         """One event of the feed. ``announce=False`` (an old event read at the bot's first
-        start, see ``bots.sync.feed``): its effects on the room (room created, membership,
+        start, see ``bots.dossier_link.feed``): its effects on the room (room created, membership,
         pinned identity) are applied, its notice is not posted."""
         kind = str(event.get("type") or "")
         pid = event.get("patient_id")
@@ -483,7 +485,7 @@ class DossierBridge:
             )  # fmt: skip
         return None
 
-    # -- the care circle as bots.sync.arrivals sees it (CircleDoor) --
+    # -- the care circle as bots.dossier_link.arrivals sees it (CircleDoor) --
     async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
                   actor: str | None, origin: str) -> str | None:  # fmt: skip
         """Add ``user`` to the circle of the room's file (nothing if already there); a note

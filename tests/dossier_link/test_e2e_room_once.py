@@ -19,7 +19,7 @@ from support import die_after
 
 from bots.matrix.room_once import intent_alias
 from tests.bots.conftest import dm_with_bot, room_id_in
-from tests.sync.test_e2e_sync import Env, env, eventually, state  # noqa: F401
+from tests.dossier_link.test_e2e_sync import Env, env, eventually, state  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

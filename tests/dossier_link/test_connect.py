@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from bots.config import BotConfig
-from bots.sync import service
+from bots.dossier_link import service
 
 
 def _services(tmp_path: Path, dossier_url: str | None) -> SimpleNamespace:
@@ -30,7 +30,7 @@ def _services(tmp_path: Path, dossier_url: str | None) -> SimpleNamespace:
 def test_without_a_dossier_url_the_bot_runs_without_the_dossier_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bots.sync.service"):
+    with caplog.at_level(logging.WARNING, logger="bots.dossier_link.service"):
         assert service.connect(_services(tmp_path, None)) is None
     assert "bot.dossier_url absent" in caplog.text
 

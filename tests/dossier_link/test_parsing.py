@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bots.sync.parsing import ParseProblem, parse_day, parse_task, task_order_key
+from bots.dossier_link.parsing import ParseProblem, parse_day, parse_task, task_order_key
 
 TODAY = date(2026, 11, 25)  # a Wednesday
 

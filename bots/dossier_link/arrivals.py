@@ -35,8 +35,14 @@ from typing import Any, Protocol
 from nio import AsyncClient
 
 from bots.commands.registry import UserError
+from bots.dossier_link.arrival_store import (
+    Arrival,
+    ArrivalStore,
+    history_way,
+    transcript_due,
+    watching,
+)
 from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
-from bots.sync.arrival_store import Arrival, ArrivalStore, history_way, transcript_due, watching
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ DirectRoom = Callable[[str], Awaitable[str]]
 
 
 class CircleDoor(Protocol):
-    """The care circle and the liaison notebook of the room's file (the dossier sync)."""
+    """The care circle and the liaison notebook of the room's file (the dossier link)."""
 
     async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
                   actor: str | None, origin: str) -> str | None: ...  # fmt: skip
@@ -94,7 +100,7 @@ class Arrivals:
         self.grace_ms = int(grace_seconds * 1000)
         self.window_ms = int(window_seconds * 1000)
         self.clock = clock
-        self.circle: CircleDoor | None = None  # set by the dossier sync when there is one
+        self.circle: CircleDoor | None = None  # set by the dossier link when there is one
         self.is_patient_room: Callable[[str], bool] = lambda room_id: True
         self.is_admin: Callable[[str, str], bool] = lambda room_id, user: False
         # one lock per (room, person) while someone uses it (weak: no growth over time)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.sync.test_e2e_sync import Env, download_attachment, env, pdf_text  # noqa: F401
+from tests.dossier_link.test_e2e_sync import Env, download_attachment, env, pdf_text  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

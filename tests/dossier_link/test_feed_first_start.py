@@ -1,4 +1,4 @@
-"""The dossier sync's first start on an existing deployment (real dossier service): events
+"""The dossier link's first start on an existing deployment (real dossier service): events
 older than a day at the bot's very first start are applied quietly (no notice), recent ones
 are announced; once the bot has a position, everything after it is announced."""
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from bots.dossier_client import DossierClient
+from bots.dossier_link.feed import FeedConsumer, event_time
+from bots.dossier_link.store import SyncStore
 from bots.outbox import open_outbox_database
-from bots.sync.feed import FeedConsumer, event_time
-from bots.sync.store import SyncStore
-from tests.sync.test_client_outbox_feed import COORD, NURSE, new_file
-from tests.sync.test_e2e_sync import env, eventually  # noqa: F401
+from tests.dossier_link.test_client_outbox_feed import COORD, NURSE, new_file
+from tests.dossier_link.test_e2e_sync import env, eventually  # noqa: F401
 
 
 class Seen:

@@ -31,7 +31,7 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, Pro, dm_with_bot, make_bot_config, room_id_in
-from tests.sync.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import DossierServer, dossier_config
 
 pytestmark = pytest.mark.integration
 

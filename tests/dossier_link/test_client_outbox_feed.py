@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from bots.dossier_client import DossierClient
+from bots.dossier_link.feed import FeedConsumer
+from bots.dossier_link.store import SyncStore
 from bots.outbox import (
     DONE,
     PENDING,
@@ -21,8 +23,6 @@ from bots.outbox import (
     idempotency_key,
     open_outbox_database,
 )
-from bots.sync.feed import FeedConsumer
-from bots.sync.store import SyncStore
 
 COORD = "@coord:cercle.test"
 NURSE = "@nurse:cercle.test"

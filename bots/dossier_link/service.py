@@ -1,4 +1,4 @@
-"""Wiring of the dossier sync into the bot (``install``), called once by ``bots.app``.
+"""Wiring of the dossier link into the bot (``install``), called once by ``bots.app``.
 
 It builds the dossier client (service token from the deployment's secrets), the durable
 outbox and the sync store (``<var>/bot/dossier.sqlite3``), the bridge, the dossier command
@@ -22,11 +22,11 @@ from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
+from bots.dossier_link.bridge import DossierBridge
+from bots.dossier_link.feed import FeedConsumer
+from bots.dossier_link.store import SyncStore
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
-from bots.sync.bridge import DossierBridge
-from bots.sync.feed import FeedConsumer
-from bots.sync.store import SyncStore
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def build(
 
 
 def connect(services: Any) -> DossierSync | None:
-    """The dossier sync of the bot (services: ``BotServices``), built once by
+    """The dossier link of the bot (services: ``BotServices``), built once by
     ``BotApp._register_families``: its dossier client is the one every family that reads the
     file uses (the export's header too). Without ``bot.dossier_url`` (a deployment without
     the dossier) the bot runs without it, said once in the log; any other failure (the
@@ -257,7 +257,7 @@ class FlagJournal:
 
 def hook_commands(sync: DossierSync, registry: Any) -> None:
     """Exports → liaison notebook, through the registry's observers (invitations are noted
-    by ``bots.sync.arrivals``, with the way the history went)."""
+    by ``bots.dossier_link.arrivals``, with the way the history went)."""
     observers = getattr(registry, "observers", None)
     if not isinstance(observers, list):
         log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")

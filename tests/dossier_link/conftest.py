@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dossier_service.migrate import upgrade
-from tests.sync.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import DossierServer, dossier_config
 
 
 @pytest.fixture(scope="session")

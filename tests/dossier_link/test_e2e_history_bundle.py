@@ -19,8 +19,8 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, make_bot_config
+from tests.dossier_link.dossier_support import DossierServer, dossier_config
 from tests.interop.conftest import js_client_factory  # noqa: F401 - the fixture
-from tests.sync.dossier_support import DossierServer, dossier_config
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
 

@@ -19,7 +19,7 @@ import pytest
 from nio import ToDeviceMessage
 
 from tests.bots.conftest import Pro
-from tests.sync.test_e2e_sync import Env, env, eventually, notebook_texts  # noqa: F401
+from tests.dossier_link.test_e2e_sync import Env, env, eventually, notebook_texts  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

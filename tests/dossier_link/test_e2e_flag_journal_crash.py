@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from support import die_after
 
+from bots.dossier_link.service import FlagJournal
 from bots.flags.model import STATE_TYPE
-from bots.sync.service import FlagJournal
-from tests.sync.test_e2e_sync import Env, env, eventually, notebook_texts, state  # noqa: F401
+from tests.dossier_link.test_e2e_sync import Env, env, eventually, notebook_texts, state  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ state events are set to a value, invitations and kicks check the membership firs
 is lost, nothing shows twice.
 
 **First start on an existing deployment.** A bot that has no position yet (no cursor saved:
-the dossier sync was never run with this bot's data) reads the feed from the beginning, so
+the dossier link was never run with this bot's data) reads the feed from the beginning, so
 that nothing structural is missed: a file opened before the bot existed still gets its room,
 the care circle still becomes the room's membership, the pinned identity is still written.
 But events older than ``quiet_after`` (24 h by default) at that first start are applied
@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bots.dossier_client import DossierClient
+from bots.dossier_link.store import SyncStore
 from bots.outbox import Refused, Unavailable, backoff_ms
-from bots.sync.store import SyncStore
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from bots.sync.arrival_store import ArrivalStore, history_way, transcript_due, watching
+from bots.dossier_link.arrival_store import ArrivalStore, history_way, transcript_due, watching
 
 ROOM, USER = "!r:cercle.test", "@ide:cercle.test"
 MINUTE = 60_000

@@ -1,4 +1,4 @@
-"""What the dossier sync remembers across restarts, in the bot's SQLite file.
+"""What the dossier link remembers across restarts, in the bot's SQLite file.
 
 - the position in the dossier's event feed (``seq`` of the last event fully handled);
 - the pinned identity message of each patient room (event id, digest of its text);
