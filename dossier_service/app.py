@@ -11,7 +11,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
-from dossier_service import appkeys
+from dossier_service import agenda_feed, appkeys
 from dossier_service import web as pages
 from dossier_service.account_status import AccountChecks
 from dossier_service.api import (
@@ -28,6 +28,8 @@ from dossier_service.api import (
     tasks,
 )
 from dossier_service.api.errors import error_middleware
+from dossier_service.api.operation import Operations
+from dossier_service.api.runner import register as register_operations
 from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
@@ -37,18 +39,18 @@ from dossier_service.services.read_models import DashboardCache, FileCache
 
 log = logging.getLogger(__name__)
 
-API_ROUTES: tuple[web.RouteTableDef, ...] = (
-    session.routes,
-    meta.routes,
-    patients.routes,
-    circle.routes,
-    followup.routes,
-    notebook.routes,
-    documents.routes,
-    tasks.routes,
-    agenda.routes,
-    admin.routes,
-    retention.routes,
+API_OPERATIONS: tuple[Operations, ...] = (
+    session.operations,
+    meta.operations,
+    patients.operations,
+    circle.operations,
+    followup.operations,
+    notebook.operations,
+    documents.operations,
+    tasks.operations,
+    agenda.operations,
+    admin.operations,
+    retention.operations,
 )
 
 
@@ -121,8 +123,8 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/health", health)
-    for table in API_ROUTES:
-        app.router.add_routes(table)
+    register_operations(app, API_OPERATIONS)
+    app.router.add_routes(agenda_feed.routes)  # the iCalendar feed, outside /api/v1
     if with_pages:
         pages.setup(app)
     for extend in extensions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -9,15 +10,23 @@ from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import context, open_file, query_int
 from dossier_service.api.errors import ApiError
-from dossier_service.api.runner import idempotency_key, run
+from dossier_service.api.operation import (
+    Audit,
+    BodyReader,
+    Call,
+    Operations,
+    Param,
+    member_of_file,
+)
 from dossier_service.api.serialize import dump, dump_all
-from dossier_service.documents_store import safe_filename
+from dossier_service.documents_store import StoredBlob, safe_filename
+from dossier_service.models.documents import Document
 from dossier_service.policy import Action
 from dossier_service.services import documents
 
-routes = web.RouteTableDef()
+operations = Operations()
+DOCUMENTS = "/api/v1/patients/{patient_id}/documents"
 _FIELD_LIMIT = 2000
 _MAX_PARTS = 12  # file, category, description, restricted_to_roles (one per role)
 
@@ -75,116 +84,129 @@ async def _read_parts(request: web.Request) -> tuple[dict[str, str], str, bytes]
     return fields, safe_filename(filename), content
 
 
-@routes.post("/api/v1/patients/{patient_id}/documents")
-async def upload(request: web.Request) -> web.Response:
-    ctx = context(request)
-    store = request.app[appkeys.STORE]
-    fields, filename, content = await _read_upload(request)
-    roles = [r.strip() for r in fields.get("restricted_to_roles", "").split(",") if r.strip()]
-    # checked before anything is written: unknown category or refused content write nothing
-    if fields["category"] not in ctx.config.document_categories:
-        raise ApiError("M_INVALID_PARAM", "Catégorie de document inconnu.")
-    blob = store.check(content)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "documents"
-        )
-        await ctx.audit(
-            session, action="create", resource="documents", patient_id=access.patient.id
-        )
-        await store.put(content)
-        doc = await documents.add_document(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            blob=blob,
-            filename=filename,
-            category=fields["category"],
-            categories=ctx.config.document_categories,
-            restricted_to_roles=roles,
-            description=fields.get("description", ""),
-        )
-        return 201, dump(doc)
-
-    key = idempotency_key(request)
-    raw = blob.sha256.encode() + fields["category"].encode() + filename.encode()
-    return await run(ctx, work, key=key, raw=raw)
+@dataclass(frozen=True)
+class Upload:
+    fields: dict[str, str]
+    filename: str
+    content: bytes
+    blob: StoredBlob
+    roles: list[str]
 
 
-@routes.get("/api/v1/patients/{patient_id}/documents")
-async def list_documents(request: web.Request) -> web.Response:
-    ctx = context(request)
-    category = request.query.get("category") or None
-    limit = query_int(request, "limit", 100, low=1, high=500)
-    offset = query_int(request, "offset", 0)
+class MultipartUpload(BodyReader):
+    """The upload, checked before anything is written: an unknown category or refused
+    content write nothing. Its fingerprint is the content's hash, category and name."""
 
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "documents"
-        )
-        await ctx.audit(session, action="read", resource="documents", patient_id=access.patient.id)
-        docs = await documents.list_documents(
-            session,
-            patient_id=access.patient.id,
-            principal=ctx.principal,
-            membership=access.membership,
-            category=category,
-        )
-        window = docs[offset : offset + limit]
-        return 200, {
-            "items": dump_all(window),
-            "total": len(docs),
-            "next": offset + limit if offset + limit < len(docs) else None,
+    async def read(self, call: Call) -> tuple[Any, bytes]:
+        fields, filename, content = await _read_upload(call.request)
+        roles = [r.strip() for r in fields.get("restricted_to_roles", "").split(",") if r.strip()]
+        if fields["category"] not in call.ctx.config.document_categories:
+            raise ApiError("M_INVALID_PARAM", "Catégorie de document inconnu.")
+        blob = call.request.app[appkeys.STORE].check(content)
+        raw = blob.sha256.encode() + fields["category"].encode() + filename.encode()
+        return Upload(fields, filename, content, blob, roles), raw
+
+    def openapi(self, app: web.Application) -> dict[str, Any]:
+        categories = list(app[appkeys.CONFIG].document_categories)
+        return {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "category"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "category": {"enum": categories},
+                        "description": {"type": "string"},
+                        "restricted_to_roles": {"type": "string"},
+                    },
+                }
+            }
         }
 
-    return await run(ctx, work)
+
+@operations.post(
+    DOCUMENTS,
+    access=member_of_file(Action.WRITE),
+    audit=Audit("create", "documents"),
+    body=MultipartUpload(),
+    idempotent=True,
+)
+async def upload(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    sent = call.data(Upload)
+    await call.request.app[appkeys.STORE].put(sent.content)
+    doc = await documents.add_document(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        blob=sent.blob,
+        filename=sent.filename,
+        category=sent.fields["category"],
+        categories=call.ctx.config.document_categories,
+        restricted_to_roles=sent.roles,
+        description=sent.fields.get("description", ""),
+    )
+    return 201, dump(doc)
 
 
-@routes.get("/api/v1/patients/{patient_id}/documents/{document_id}")
-async def get_document(request: web.Request) -> web.Response:
-    ctx = context(request)
+@operations.get(
+    DOCUMENTS,
+    access=member_of_file(Action.READ),
+    audit=Audit("read", "documents"),
+    query=(
+        Param("category"),
+        Param("limit", "int", 100, low=1, high=500),
+        Param("offset", "int", 0),
+    ),
+)
+async def list_documents(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    assert call.file is not None
+    limit, offset = call.query["limit"], call.query["offset"]
+    docs = await documents.list_documents(
+        session,
+        patient_id=call.patient.id,
+        principal=call.me,
+        membership=call.file.membership,
+        category=call.query["category"],
+    )
+    window = docs[offset : offset + limit]
+    return 200, {
+        "items": dump_all(window),
+        "total": len(docs),
+        "next": offset + limit if offset + limit < len(docs) else None,
+    }
 
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "documents"
-        )
-        doc = await documents.get_document(
-            session,
-            patient_id=access.patient.id,
-            document_id=request.match_info["document_id"],
-            principal=ctx.principal,
-            membership=access.membership,
-        )
-        await ctx.audit(
-            session, action="read", resource=f"documents/{doc.id}", patient_id=access.patient.id
-        )
-        return 200, dump(doc)
 
-    return await run(ctx, work)
+async def _document(call: Call, session: AsyncSession, suffix: str = "") -> Document:
+    assert call.file is not None
+    doc = await documents.get_document(
+        session,
+        patient_id=call.patient.id,
+        document_id=call.path("document_id"),
+        principal=call.me,
+        membership=call.file.membership,
+    )
+    call.audit_as(f"documents/{doc.id}{suffix}")
+    return doc
 
 
-@routes.get("/api/v1/patients/{patient_id}/documents/{document_id}/content")
-async def download(request: web.Request) -> web.Response:
-    ctx = context(request)
-    async with ctx.db.transaction() as session:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "documents"
-        )
-        doc = await documents.get_document(
-            session,
-            patient_id=access.patient.id,
-            document_id=request.match_info["document_id"],
-            principal=ctx.principal,
-            membership=access.membership,
-        )
-        await ctx.audit(
-            session,
-            action="read",
-            resource=f"documents/{doc.id}/content",
-            patient_id=access.patient.id,
-        )
-        data = await request.app[appkeys.STORE].read(doc.sha256)
+@operations.get(
+    DOCUMENTS + "/{document_id}",
+    access=member_of_file(Action.READ),
+    audit=Audit("read", "documents"),
+)
+async def get_document(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    return 200, dump(await _document(call, session))
+
+
+@operations.get(
+    DOCUMENTS + "/{document_id}/content",
+    access=member_of_file(Action.READ),
+    audit=Audit("read", "documents"),
+)
+async def download(call: Call, session: AsyncSession) -> web.StreamResponse:
+    doc = await _document(call, session, "/content")
+    data = await call.request.app[appkeys.STORE].read(doc.sha256)
     return web.Response(
         body=data,
         content_type=doc.mime_type,

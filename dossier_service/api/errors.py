@@ -51,14 +51,24 @@ class ApiError(Exception):
 
 class Denied(Exception):
     """Access to a patient's file refused (404 for outsiders, 403 for members without
-    access). The middleware writes a "refusé" audit row in its own transaction."""
+    access, 409 with ``error`` for a change the file's state refuses). The middleware writes
+    a "refusé" audit row in its own transaction."""
 
-    def __init__(self, *, status: int, patient_id: str | None, resource: str, action: str) -> None:
+    def __init__(
+        self,
+        *,
+        status: int,
+        patient_id: str | None,
+        resource: str,
+        action: str,
+        error: str | None = None,
+    ) -> None:
         super().__init__("denied")
         self.status = status
         self.patient_id = patient_id
         self.resource = resource
         self.action = action
+        self.error = error
 
 
 def error_body(errcode: str, message: str) -> dict[str, str]:
@@ -106,6 +116,10 @@ async def error_middleware(
         await _audit_denial(request, denied)
         if denied.status == 403:
             return _render(request, 403, "M_FORBIDDEN", FORBIDDEN)
+        if denied.status == 409:
+            return _render(
+                request, 409, "CERCLE_CONFLICT", denied.error or CATALOGUE["CERCLE_CONFLICT"][1]
+            )
         return _render(request, 404, "M_NOT_FOUND", NOT_FOUND)
     except ApiError as exc:
         return _render(request, exc.status, exc.errcode, exc.message)

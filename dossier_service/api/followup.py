@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import context, open_file, parse_model, read_raw
-from dossier_service.api.runner import run
+from dossier_service.api.operation import Audit, Call, Operations, member_of_file
 from dossier_service.api.serialize import dump, dump_all, dump_stay
 from dossier_service.policy import Action
 from dossier_service.schemas import (
@@ -22,184 +20,105 @@ from dossier_service.schemas import (
 )
 from dossier_service.services import followup, lifeline
 
-routes = web.RouteTableDef()
+operations = Operations()
+READ = member_of_file(Action.READ)
+WRITE = member_of_file(Action.WRITE)
+MEMOS = "/api/v1/patients/{patient_id}/memos"
+STAYS = "/api/v1/patients/{patient_id}/hospitalisations"
+EPISODES = "/api/v1/patients/{patient_id}/lifeline"
 
 
-@routes.get("/api/v1/patients/{patient_id}/memos")
-async def list_memos(request: web.Request) -> web.Response:
-    ctx = context(request)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "memos"
-        )
-        await ctx.audit(session, action="read", resource="memos", patient_id=access.patient.id)
-        return 200, {
-            "items": dump_all(await followup.list_memos(session, patient_id=access.patient.id))
-        }
-
-    return await run(ctx, work)
+@operations.get(MEMOS, access=READ, audit=Audit("read", "memos"))
+async def list_memos(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    return 200, {"items": dump_all(await followup.list_memos(session, patient_id=call.patient.id))}
 
 
-@routes.post("/api/v1/patients/{patient_id}/memos")
-async def add_memo(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(MemoIn, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "memos"
-        )
-        await ctx.audit(session, action="create", resource="memos", patient_id=access.patient.id)
-        return 201, dump(
-            await followup.add_memo(
-                session, principal=ctx.principal, patient=access.patient, data=data
-            )
-        )
-
-    return await run(ctx, work)
+@operations.post(MEMOS, access=WRITE, audit=Audit("create", "memos"), body=MemoIn)
+async def add_memo(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    memo = await followup.add_memo(
+        session, principal=call.me, patient=call.patient, data=call.data(MemoIn)
+    )
+    return 201, dump(memo)
 
 
-@routes.patch("/api/v1/patients/{patient_id}/memos/{memo_id}")
-async def update_memo(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(MemoUpdate, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "memos"
-        )
-        await ctx.audit(session, action="update", resource="memos", patient_id=access.patient.id)
-        memo = await followup.update_memo(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            memo_id=request.match_info["memo_id"],
-            data=data,
-        )
-        return 200, dump(memo)
-
-    return await run(ctx, work)
+@operations.patch(
+    MEMOS + "/{memo_id}", access=WRITE, audit=Audit("update", "memos"), body=MemoUpdate
+)
+async def update_memo(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    memo = await followup.update_memo(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        memo_id=call.path("memo_id"),
+        data=call.data(MemoUpdate),
+    )
+    return 200, dump(memo)
 
 
-@routes.get("/api/v1/patients/{patient_id}/hospitalisations")
-async def list_stays(request: web.Request) -> web.Response:
-    ctx = context(request)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "hospitalisations"
-        )
-        await ctx.audit(
-            session, action="read", resource="hospitalisations", patient_id=access.patient.id
-        )
-        stays = await followup.list_hospitalisations(session, patient_id=access.patient.id)
-        return 200, {"items": [dump_stay(s, ctx.now()) for s in stays]}
-
-    return await run(ctx, work)
+@operations.get(STAYS, access=READ, audit=Audit("read", "hospitalisations"))
+async def list_stays(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    stays = await followup.list_hospitalisations(session, patient_id=call.patient.id)
+    return 200, {"items": [dump_stay(s, call.now()) for s in stays]}
 
 
-@routes.post("/api/v1/patients/{patient_id}/hospitalisations")
-async def add_stay(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(HospitalisationIn, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "hospitalisations"
-        )
-        await ctx.audit(
-            session, action="create", resource="hospitalisations", patient_id=access.patient.id
-        )
-        stay = await followup.add_hospitalisation(
-            session, principal=ctx.principal, patient=access.patient, data=data
-        )
-        return 201, dump_stay(stay, ctx.now())
-
-    return await run(ctx, work)
+@operations.post(
+    STAYS, access=WRITE, audit=Audit("create", "hospitalisations"), body=HospitalisationIn
+)
+async def add_stay(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    stay = await followup.add_hospitalisation(
+        session, principal=call.me, patient=call.patient, data=call.data(HospitalisationIn)
+    )
+    return 201, dump_stay(stay, call.now())
 
 
-@routes.patch("/api/v1/patients/{patient_id}/hospitalisations/{stay_id}")
-async def update_stay(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(HospitalisationUpdate, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "hospitalisations"
-        )
-        await ctx.audit(
-            session, action="update", resource="hospitalisations", patient_id=access.patient.id
-        )
-        stay = await followup.update_hospitalisation(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            stay_id=request.match_info["stay_id"],
-            data=data,
-        )
-        return 200, dump_stay(stay, ctx.now())
-
-    return await run(ctx, work)
+@operations.patch(
+    STAYS + "/{stay_id}",
+    access=WRITE,
+    audit=Audit("update", "hospitalisations"),
+    body=HospitalisationUpdate,
+)
+async def update_stay(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    stay = await followup.update_hospitalisation(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        stay_id=call.path("stay_id"),
+        data=call.data(HospitalisationUpdate),
+    )
+    return 200, dump_stay(stay, call.now())
 
 
-@routes.get("/api/v1/patients/{patient_id}/lifeline")
-async def list_episodes(request: web.Request) -> web.Response:
-    ctx = context(request)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "lifeline"
-        )
-        await ctx.audit(session, action="read", resource="lifeline", patient_id=access.patient.id)
-        return 200, {
-            "items": dump_all(await lifeline.list_episodes(session, patient_id=access.patient.id))
-        }
-
-    return await run(ctx, work)
+@operations.get(EPISODES, access=READ, audit=Audit("read", "lifeline"))
+async def list_episodes(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    episodes = await lifeline.list_episodes(session, patient_id=call.patient.id)
+    return 200, {"items": dump_all(episodes)}
 
 
-@routes.post("/api/v1/patients/{patient_id}/lifeline")
-async def add_episode(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(EpisodeIn, await read_raw(request))
-    form_ids = [f.key for f in request.app[appkeys.FORMS]]
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "lifeline"
-        )
-        await ctx.audit(session, action="create", resource="lifeline", patient_id=access.patient.id)
-        episode = await lifeline.add_episode(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            data=data,
-            themes=ctx.config.lifeline_themes,
-            form_ids=form_ids,
-        )
-        return 201, dump(episode)
-
-    return await run(ctx, work)
+@operations.post(EPISODES, access=WRITE, audit=Audit("create", "lifeline"), body=EpisodeIn)
+async def add_episode(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    episode = await lifeline.add_episode(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        data=call.data(EpisodeIn),
+        themes=call.ctx.config.lifeline_themes,
+        form_ids=[f.key for f in call.request.app[appkeys.FORMS]],
+    )
+    return 201, dump(episode)
 
 
-@routes.patch("/api/v1/patients/{patient_id}/lifeline/{episode_id}")
-async def update_episode(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(EpisodeUpdate, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "lifeline"
-        )
-        await ctx.audit(session, action="update", resource="lifeline", patient_id=access.patient.id)
-        episode = await lifeline.update_episode(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            episode_id=request.match_info["episode_id"],
-            data=data,
-        )
-        return 200, dump(episode)
-
-    return await run(ctx, work)
+@operations.patch(
+    EPISODES + "/{episode_id}",
+    access=WRITE,
+    audit=Audit("update", "lifeline"),
+    body=EpisodeUpdate,
+)
+async def update_episode(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    episode = await lifeline.update_episode(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        episode_id=call.path("episode_id"),
+        data=call.data(EpisodeUpdate),
+    )
+    return 200, dump(episode)

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import (
-    Ctx,
-    FileAccess,
-    context,
-    open_file,
-    page,
-    parse_model,
-    query_int,
-    read_raw,
-)
+from dossier_service.api.context import Ctx, FileAccess, page
 from dossier_service.api.errors import ApiError, Denied
-from dossier_service.api.runner import idempotency_key, run
+from dossier_service.api.operation import (
+    SIGNED_IN,
+    Audit,
+    Call,
+    Operations,
+    Param,
+    allowed_when,
+    member_of_file,
+)
 from dossier_service.api.serialize import dump
 from dossier_service.models.patient import (
     Patient,
@@ -37,7 +35,7 @@ from dossier_service.schemas import (
 )
 from dossier_service.services import patients, read_models
 
-routes = web.RouteTableDef()
+operations = Operations()
 NOTEBOOK_IN_FILE = 50
 
 
@@ -79,164 +77,138 @@ async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict
     }
 
 
-@routes.get("/api/v1/patients")
-async def list_patients(request: web.Request) -> web.Response:
-    ctx = context(request)
-    search = request.query.get("q", "").strip()[:100]
-    room_id = request.query.get("room_id") or None
-    limit = query_int(request, "limit", 50, low=1, high=200)
-    offset = query_int(request, "offset", 0)
+@operations.get(
+    "/api/v1/patients",
+    access=SIGNED_IN,
+    audit=Audit("read", "patients.list"),
+    query=(
+        Param("q", max_length=100),
+        Param("room_id"),
+        Param("limit", "int", 50, low=1, high=200),
+        Param("offset", "int", 0),
+    ),
+)
+async def list_patients(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    q = call.query
+    rows, total = await patients.list_patients(
+        session,
+        principal=call.me,
+        search=q["q"],
+        room_id=q["room_id"],
+        limit=q["limit"],
+        offset=q["offset"],
+    )
+    return 200, {
+        "items": [summary(p) for p in rows],
+        "total": total,
+        "next": page(q["limit"], q["offset"], len(rows)),
+    }
 
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        rows, total = await patients.list_patients(
-            session,
-            principal=ctx.principal,
-            search=search,
-            room_id=room_id,
-            limit=limit,
-            offset=offset,
-        )
-        await ctx.audit(session, action="read", resource="patients.list", patient_id=None)
-        return 200, {
-            "items": [summary(p) for p in rows],
-            "total": total,
-            "next": page(limit, offset, len(rows)),
-        }
 
-    return await run(ctx, work)
-
-
-@routes.post("/api/v1/patients")
-async def create_patient(request: web.Request) -> web.Response:
-    ctx = context(request)
-    raw = await read_raw(request)
-    data = parse_model(PatientCreate, raw)
-    if not may_create_patient(ctx.principal):
-        raise ApiError("M_FORBIDDEN")
-    if (
-        data.coordinator
-        and ctx.principal.kind != "service"
-        and data.coordinator != ctx.principal.user_id
-    ):
+async def _who_may_create(call: Call) -> None:
+    """Only the service names another coordinator, the file's id or its room."""
+    data, me = call.data(PatientCreate), call.me
+    if data.coordinator and me.kind != "service" and data.coordinator != me.user_id:
         raise ApiError("M_FORBIDDEN", "Seul le service peut désigner un autre coordinateur.")
-    if data.id and ctx.principal.kind != "service":
+    if data.id and me.kind != "service":
         raise ApiError("M_FORBIDDEN", "Seul le service peut choisir l'identifiant du dossier.")
-    if data.room_id and ctx.principal.kind != "service":
+    if data.room_id and me.kind != "service":
         raise ApiError("M_FORBIDDEN", ROOM_LINK_BY_BOT)
 
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        patient = await patients.create_patient(
-            session, principal=ctx.principal, data=data, today=ctx.today()
-        )
-        await ctx.audit(session, action="create", resource="patient", patient_id=patient.id)
-        return 201, {"id": patient.id, "patient": patient_public(patient)}
 
-    return await run(ctx, work, key=idempotency_key(request), raw=raw)
-
-
-@routes.get("/api/v1/patients/{patient_id}")
-async def get_file(request: web.Request) -> web.Response:
-    ctx = context(request)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.READ, "patient"
-        )
-        await ctx.audit(session, action="read", resource="patient", patient_id=access.patient.id)
-        return 200, await full_file(session, ctx, access)
-
-    return await run(ctx, work)
+@operations.post(
+    "/api/v1/patients",
+    access=allowed_when("may_create_patient", may_create_patient),
+    audit=Audit("create", "patient"),
+    body=PatientCreate,
+    before=_who_may_create,
+    idempotent=True,
+)
+async def create_patient(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    patient = await patients.create_patient(
+        session, principal=call.me, data=call.data(PatientCreate), today=call.today()
+    )
+    call.audit_as(patient_id=patient.id)
+    return 201, {"id": patient.id, "patient": patient_public(patient)}
 
 
-@routes.patch("/api/v1/patients/{patient_id}/identity")
-async def update_identity(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(IdentityUpdate, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "patient.identity"
-        )
-        await ctx.audit(
-            session, action="update", resource="patient.identity", patient_id=access.patient.id
-        )
-        changed = await patients.update_identity(
-            session, principal=ctx.principal, patient=access.patient, data=data, today=ctx.today()
-        )
-        return 200, {"changed": changed, "patient": patient_public(access.patient)}
-
-    return await run(ctx, work)
+@operations.get(
+    "/api/v1/patients/{patient_id}",
+    access=member_of_file(Action.READ),
+    audit=Audit("read", "patient"),
+)
+async def get_file(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    assert call.file is not None
+    return 200, await full_file(session, call.ctx, call.file)
 
 
-@routes.post("/api/v1/patients/{patient_id}/status")
-async def set_status(request: web.Request) -> web.Response:
-    ctx = context(request)
-    data = parse_model(FileStatusIn, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "patient.status"
-        )
-        await ctx.audit(
-            session, action="update", resource="patient.status", patient_id=access.patient.id
-        )
-        change = await patients.set_file_status(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            status=data.status,
-            comment=data.comment,
-            allowed=ctx.config.file_statuses,
-        )
-        return 201, dump(change)
-
-    return await run(ctx, work)
+@operations.patch(
+    "/api/v1/patients/{patient_id}/identity",
+    access=member_of_file(Action.WRITE),
+    audit=Audit("update", "patient.identity"),
+    body=IdentityUpdate,
+)
+async def update_identity(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    changed = await patients.update_identity(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        data=call.data(IdentityUpdate),
+        today=call.today(),
+    )
+    return 200, {"changed": changed, "patient": patient_public(call.patient)}
 
 
-@routes.post("/api/v1/patients/{patient_id}/death")
-async def declare_death(request: web.Request) -> web.Response:
-    ctx = context(request)
-    raw = await read_raw(request)
-    data = parse_model(DeathIn, raw)
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "patient.death"
-        )
-        await ctx.audit(
-            session, action="create", resource="patient.death", patient_id=access.patient.id
-        )
-        declaration = await patients.declare_death(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            death_date=data.death_date,
-            today=ctx.today(),
-        )
-        return 201, dump(declaration)
-
-    return await run(ctx, work, key=idempotency_key(request), raw=raw)
+@operations.post(
+    "/api/v1/patients/{patient_id}/status",
+    access=member_of_file(Action.WRITE),
+    audit=Audit("update", "patient.status"),
+    body=FileStatusIn,
+)
+async def set_status(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    data = call.data(FileStatusIn)
+    change = await patients.set_file_status(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        status=data.status,
+        comment=data.comment,
+        allowed=call.ctx.config.file_statuses,
+    )
+    return 201, dump(change)
 
 
-@routes.post("/api/v1/patients/{patient_id}/death/cancel")
-async def cancel_death(request: web.Request) -> web.Response:
-    ctx = context(request)
-    raw = await read_raw(request)
-    data = parse_model(DeathCancelIn, raw)
+@operations.post(
+    "/api/v1/patients/{patient_id}/death",
+    access=member_of_file(Action.WRITE),
+    audit=Audit("create", "patient.death"),
+    body=DeathIn,
+    idempotent=True,
+)
+async def declare_death(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    declaration = await patients.declare_death(
+        session,
+        principal=call.me,
+        patient=call.patient,
+        death_date=call.data(DeathIn).death_date,
+        today=call.today(),
+    )
+    return 201, dump(declaration)
 
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.WRITE, "patient.death"
-        )
-        await ctx.audit(
-            session, action="update", resource="patient.death.cancel", patient_id=access.patient.id
-        )
-        declaration = await patients.cancel_death(
-            session, principal=ctx.principal, patient=access.patient, reason=data.reason
-        )
-        return 200, dump(declaration)
 
-    return await run(ctx, work, key=idempotency_key(request), raw=raw)
+@operations.post(
+    "/api/v1/patients/{patient_id}/death/cancel",
+    access=member_of_file(Action.WRITE),
+    resource="patient.death",
+    audit=Audit("update", "patient.death.cancel"),
+    body=DeathCancelIn,
+    idempotent=True,
+)
+async def cancel_death(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    declaration = await patients.cancel_death(
+        session, principal=call.me, patient=call.patient, reason=call.data(DeathCancelIn).reason
+    )
+    return 200, dump(declaration)
 
 
 ROOM_LINK_BY_BOT = (
@@ -245,29 +217,22 @@ ROOM_LINK_BY_BOT = (
 )
 
 
-@routes.put("/api/v1/patients/{patient_id}/room")
-async def link_room(request: web.Request) -> web.Response:
+@operations.put(
+    "/api/v1/patients/{patient_id}/room",
+    access=member_of_file(Action.MANAGE_CIRCLE),
+    audit=Audit("update", "patient.room"),
+    body=RoomLinkIn,
+)
+async def link_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """Link the file to its patient room. Only the bot does it: it has seen, in Matrix,
     that the person asking is a joined member of the room, that the bot is in it with the
     power to furnish it (a patient room), and it acts on her behalf (her circle role is
     checked here); a room already linked to another file is a 409."""
-    ctx = context(request)
-    data = parse_model(RoomLinkIn, await read_raw(request))
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(
-            session, ctx, request.match_info["patient_id"], Action.MANAGE_CIRCLE, "patient.room"
-        )
-        if ctx.principal.kind != "service":
-            # nobody here can vouch for the person's membership of that room
-            raise Denied(status=403, patient_id=access.patient.id, resource="patient.room",
-                         action=Action.MANAGE_CIRCLE.value)  # fmt: skip
-        await ctx.audit(
-            session, action="update", resource="patient.room", patient_id=access.patient.id
-        )
-        patient = await patients.link_room(
-            session, principal=ctx.principal, patient=access.patient, room_id=data.room_id
-        )
-        return 200, {"id": patient.id, "room_id": patient.room_id}
-
-    return await run(ctx, work)
+    if call.me.kind != "service":
+        # nobody here can vouch for the person's membership of that room
+        raise Denied(status=403, patient_id=call.patient.id, resource="patient.room",
+                     action=Action.MANAGE_CIRCLE.value)  # fmt: skip
+    patient = await patients.link_room(
+        session, principal=call.me, patient=call.patient, room_id=call.data(RoomLinkIn).room_id
+    )
+    return 200, {"id": patient.id, "room_id": patient.room_id}

@@ -8,56 +8,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import audit_refusal, context, open_file
-from dossier_service.api.errors import ApiError, Denied
-from dossier_service.api.runner import run
+from dossier_service.api.errors import Denied
+from dossier_service.api.operation import Audit, Call, Operations, member_of_file
 from dossier_service.policy import Action
 from dossier_service.services import retention
 
-routes = web.RouteTableDef()
+operations = Operations()
 RESOURCE = "retention"
+NOT_CLOSED = "Le dossier n'est pas clos : rien n'est purgé."
 
 
-class _NotClosed(Exception):
-    pass
-
-
-@routes.post("/api/v1/patients/{patient_id}/retention/purge")
-async def purge(request: web.Request) -> web.Response:
-    ctx = context(request)
-    patient_id = request.match_info["patient_id"]
-    freed: list[str] = []
-
-    async def work(session: AsyncSession) -> tuple[int, Any]:
-        access = await open_file(session, ctx, patient_id, Action.WRITE, RESOURCE)
-        if not ctx.principal.privileged:  # the circle may write, only Cercle itself purges
-            raise Denied(
-                status=403, patient_id=access.patient.id, resource=RESOURCE, action="purge"
-            )
-        if access.patient.file_status != retention.CLOSED:
-            raise _NotClosed
-        await ctx.audit(session, action="purge", resource="documents", patient_id=access.patient.id)
-        freed.extend(
-            await retention.purge_documents(
-                session, principal=ctx.principal, patient=access.patient
-            )
+@operations.post(
+    "/api/v1/patients/{patient_id}/retention/purge",
+    access=member_of_file(Action.WRITE),
+    resource=RESOURCE,
+    audit=Audit("purge", "documents"),
+)
+async def purge(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    patient = call.patient
+    if not call.me.privileged:  # the circle may write, only Cercle itself purges
+        raise Denied(status=403, patient_id=patient.id, resource=RESOURCE, action="purge")
+    if patient.file_status != retention.CLOSED:
+        raise Denied(
+            status=409, patient_id=patient.id, resource=RESOURCE, action="purge", error=NOT_CLOSED
         )
-        return 200, {"documents_purged": len(freed)}
+    freed = await retention.purge_documents(session, principal=call.me, patient=patient)
 
-    try:
-        response = await run(ctx, work)
-    except _NotClosed:
-        refusal = Denied(status=409, patient_id=patient_id, resource=RESOURCE, action="purge")
-        await audit_refusal(request, refusal)
-        raise ApiError("CERCLE_CONFLICT", "Le dossier n'est pas clos : rien n'est purgé.") from None
-    if freed:
-        async with ctx.db.transaction() as session:
-            kept = await retention.still_used(session, freed)
-        store = request.app[appkeys.STORE]
+    async def remove_unused_contents() -> None:
+        async with call.ctx.db.transaction() as later:
+            kept = await retention.still_used(later, freed)
+        store = call.request.app[appkeys.STORE]
         for sha256 in set(freed) - kept:
             await store.remove(sha256)
-    return response
+
+    if freed:
+        call.after_commit.append(remove_unused_contents)
+    return 200, {"documents_purged": len(freed)}

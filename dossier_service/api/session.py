@@ -9,45 +9,55 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
-from dossier_service.api.context import context, read_json
-from dossier_service.api.errors import ApiError
-from dossier_service.api.runner import run
+from dossier_service.api.operation import (
+    PUBLIC,
+    SIGNED_IN,
+    Audit,
+    Call,
+    Operations,
+    allowed_when,
+)
 from dossier_service.policy import Principal
 from dossier_service.schemas import OpenIdLoginIn, SessionsRevokeIn
-from dossier_service.services import journal, sessions
+from dossier_service.services import sessions
 
-routes = web.RouteTableDef()
+operations = Operations()
 
 
-@routes.post("/api/v1/login")
-async def login(request: web.Request) -> web.Response:
-    """Exchange a Matrix OpenID token for a dossier session (cookie + bearer token)."""
-    config = request.app[appkeys.CONFIG]
-    data = await read_json(request, OpenIdLoginIn)
+async def _verify_openid(call: Call) -> None:
+    """The Matrix OpenID token, checked with the homeserver before any transaction."""
+    config = call.request.app[appkeys.CONFIG]
     user_id = await auth.verify_openid_token(
-        request.app[appkeys.HTTP],
+        call.request.app[appkeys.HTTP],
         homeserver_url=config.homeserver_url,
-        access_token=data.access_token,
+        access_token=call.data(OpenIdLoginIn).access_token,
         server_name=config.server_name,
     )
+    call.principal = Principal(user_id=user_id)
+    return None
+
+
+@operations.post(
+    "/api/v1/login",
+    access=PUBLIC,
+    audit=Audit("login", "session"),
+    body=OpenIdLoginIn,
+    before=_verify_openid,
+)
+async def login(call: Call, session: AsyncSession) -> web.StreamResponse:
+    """Exchange a Matrix OpenID token for a dossier session (cookie + bearer token)."""
+    config = call.request.app[appkeys.CONFIG]
+    assert call.principal is not None
+    user_id = call.principal.user_id
     token = auth.issue_session(
         config.session_key, user_id, lifetime=config.session_lifetime_seconds
     )
-    session = auth.read_session(config.session_key, token)
-    assert session is not None
-    async with request.app[appkeys.DATABASE].transaction() as db_session:
-        await journal.audit(
-            db_session,
-            principal=Principal(user_id=user_id),
-            action="login",
-            resource="session",
-            patient_id=None,
-            remote=request.remote or "",
-        )
+    issued = auth.read_session(config.session_key, token)
+    assert issued is not None
     body: dict[str, Any] = {
         "user_id": user_id,
         "session_token": token,
-        "csrf_token": auth.csrf_token(config.session_key, session),
+        "csrf_token": auth.csrf_token(config.session_key, issued),
         "expires_in": config.session_lifetime_seconds,
         "is_admin": user_id in config.admins,
     }
@@ -77,52 +87,48 @@ async def session_middleware(
     return await handler(request)
 
 
-async def end_presented_session(request: web.Request) -> None:
-    """Logout (API and pages): the presented session ends on the server, for good."""
-    presented = auth.presented_session(request, request.app[appkeys.CONFIG])
-    if presented is None or request.get(auth.REVOKED):
-        return
-    async with request.app[appkeys.DATABASE].transaction() as db:
-        await sessions.end_session(db, presented)
-        await sessions.purge_expired(db)
-        await journal.audit(
-            db,
-            principal=Principal(user_id=presented.user_id),
-            action="logout",
-            resource="session",
-            patient_id=None,
-            remote=request.remote or "",
-        )
-
-
-@routes.post("/api/v1/logout")
-async def logout(request: web.Request) -> web.Response:
-    """End this session (bearer token or cookie) on the server."""
-    await end_presented_session(request)
+def _logged_out() -> web.Response:
     response = web.json_response({})
     auth.clear_session_cookie(response)
     return response
 
 
-@routes.post("/api/v1/sessions/revoke")
-async def revoke_sessions(request: web.Request) -> web.Response:
+async def _presented(call: Call) -> web.StreamResponse | None:
+    """No session presented, or one already ended: nothing to end, nothing written."""
+    presented = auth.presented_session(call.request, call.request.app[appkeys.CONFIG])
+    if presented is None or call.request.get(auth.REVOKED):
+        return _logged_out()
+    call.principal = Principal(user_id=presented.user_id)
+    call.state["presented"] = presented
+    return None
+
+
+@operations.post(
+    "/api/v1/logout", access=PUBLIC, audit=Audit("logout", "session"), before=_presented
+)
+async def logout(call: Call, session: AsyncSession) -> web.StreamResponse:
+    """End this session (bearer token or cookie) on the server."""
+    await sessions.end_session(session, call.state["presented"])
+    await sessions.purge_expired(session)
+    return _logged_out()
+
+
+@operations.post(
+    "/api/v1/sessions/revoke",
+    access=allowed_when("privileged", lambda principal: principal.privileged),
+    audit=Audit("update", "sessions"),
+    body=SessionsRevokeIn,
+)
+async def revoke_sessions(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """End every session of a person (admins, and the CLI when an account is deactivated)."""
-    ctx = context(request)
-    if not ctx.principal.privileged:
-        raise ApiError("M_FORBIDDEN")
-    data = await read_json(request, SessionsRevokeIn)
-
-    async def work(db: AsyncSession) -> tuple[int, Any]:
-        await sessions.end_all_sessions(db, user_id=data.user_id, reason=data.reason)
-        await ctx.audit(db, action="update", resource="sessions", patient_id=None)
-        return 200, {}
-
-    return await run(ctx, work)
+    data = call.data(SessionsRevokeIn)
+    await sessions.end_all_sessions(session, user_id=data.user_id, reason=data.reason)
+    return 200, {}
 
 
-@routes.get("/api/v1/me")
-async def me(request: web.Request) -> web.Response:
-    ctx = context(request)
+@operations.answer("GET", "/api/v1/me", access=SIGNED_IN, audit=None)
+async def me(call: Call) -> web.StreamResponse:
+    ctx = call.ctx
     body: dict[str, Any] = {
         "user_id": ctx.principal.user_id,
         "kind": ctx.principal.kind,

@@ -26,6 +26,7 @@ HOSPITAL_ADMISSION = "hospitalisation.admission"
 HOSPITAL_DISCHARGE = "hospitalisation.discharge"
 DEATH_DECLARED = "death.declared"
 DEATH_CANCELLED = "death.cancelled"
+AUDIT_ROWS = "cercle_audit_rows"  # key in the session's info: audit rows written
 FORM_CHANGED = "form.changed"
 PATIENT_CREATED = "patient.created"
 NOTEBOOK_ENTRY = "notebook.entry"
@@ -92,7 +93,7 @@ async def audit(
     actor = principal.user_id
     if principal.on_behalf_of and principal.on_behalf_of != principal.user_id:
         actor = f"{principal.user_id} pour {principal.on_behalf_of}"
-    await (await connection_of(session)).execute(
+    written = await (await connection_of(session)).execute(
         _AUDIT_INSERT,
         {
             "at": utcnow(),
@@ -106,3 +107,5 @@ async def audit(
             "request_id": request_id[:40],
         },
     )
+    # counted per session: the API's runner refuses to commit a call whose row is missing
+    session.info[AUDIT_ROWS] = session.info.get(AUDIT_ROWS, 0) + written.rowcount

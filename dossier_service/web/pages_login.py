@@ -23,10 +23,9 @@ from pydantic import ValidationError
 
 from dossier_service import appkeys, auth
 from dossier_service.api.context import open_file
-from dossier_service.api.session import end_presented_session
 from dossier_service.policy import Action, Principal
 from dossier_service.schemas import OpenIdLoginIn
-from dossier_service.services import journal
+from dossier_service.services import journal, sessions
 from dossier_service.services import patients as patients_service
 from dossier_service.web.pagectx import check_csrf, page_context, safe_next
 from dossier_service.web.rendering import Pages
@@ -129,6 +128,25 @@ async def login_exchange(request: web.Request) -> web.StreamResponse:
     )
     auth.set_session_cookie(response, session, config)
     return response
+
+
+async def end_presented_session(request: web.Request) -> None:
+    """Logout from the pages: the presented session ends on the server, for good (the API's
+    ``POST /api/v1/logout`` does the same as a declared operation)."""
+    presented = auth.presented_session(request, request.app[appkeys.CONFIG])
+    if presented is None or request.get(auth.REVOKED):
+        return
+    async with request.app[appkeys.DATABASE].transaction() as db:
+        await sessions.end_session(db, presented)
+        await sessions.purge_expired(db)
+        await journal.audit(
+            db,
+            principal=Principal(user_id=presented.user_id),
+            action="logout",
+            resource="session",
+            patient_id=None,
+            remote=request.remote or "",
+        )
 
 
 @routes.post("/deconnexion")
