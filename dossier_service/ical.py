@@ -1,10 +1,11 @@
-"""iCalendar (RFC 5545) rendering of a professional's agenda — pure, no I/O.
+"""iCalendar (RFC 5545) rendering of a professional's agenda — pure, no I/O; the
+``icalendar`` library writes the text (escaping, CRLF, folding at 75 octets).
 
 Times are written in local Europe/Paris time with ``TZID=Europe/Paris`` and a matching
 ``VTIMEZONE`` so that a weekly event at 09:00 stays at 09:00 across daylight-saving changes
 (the RRULE is expanded by the subscriber in local time). Timestamps (``DTSTAMP``,
-``LAST-MODIFIED``, ``UNTIL``) are UTC. Lines end with CRLF and are folded at 75 octets
-without splitting a UTF-8 character; TEXT values are escaped (``\\ ; , newline``).
+``LAST-MODIFIED``, ``UNTIL``) are UTC. Recurrence rules are checked and normalised here
+(``normalise_rrule``): Cercle accepts a subset, with French refusals.
 """
 
 from __future__ import annotations
@@ -15,30 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import icalendar
+
 PARIS = ZoneInfo("Europe/Paris")
 PRODID = "-//Cercle//Dossier de coordination//FR"
-MAX_LINE_OCTETS = 75
-
-VTIMEZONE_PARIS = (
-    "BEGIN:VTIMEZONE",
-    "TZID:Europe/Paris",
-    "X-LIC-LOCATION:Europe/Paris",
-    "BEGIN:DAYLIGHT",
-    "TZOFFSETFROM:+0100",
-    "TZOFFSETTO:+0200",
-    "TZNAME:CEST",
-    "DTSTART:19810329T020000",
-    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-    "END:DAYLIGHT",
-    "BEGIN:STANDARD",
-    "TZOFFSETFROM:+0200",
-    "TZOFFSETTO:+0100",
-    "TZNAME:CET",
-    "DTSTART:19961027T030000",
-    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-    "END:STANDARD",
-    "END:VTIMEZONE",
-)
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -70,42 +51,42 @@ class CalendarEvent:
 
 
 def escape_text(value: str) -> str:
-    """RFC 5545 §3.3.11 TEXT escaping."""
+    """RFC 5545 §3.3.11 TEXT escaping (the library's), line breaks normalised first."""
     value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+    return icalendar.vText(value).to_ical().decode()
 
 
-def fold_line(line: str) -> str:
-    """Fold one content line at 75 octets (continuation lines start with a space)."""
-    encoded = line.encode("utf-8")
-    if len(encoded) <= MAX_LINE_OCTETS:
-        return line
-    parts: list[str] = []
-    current = ""
-    size = 0
-    limit = MAX_LINE_OCTETS
-    for char in line:
-        width = len(char.encode("utf-8"))
-        if size + width > limit:
-            parts.append(current)
-            current, size = "", 0
-            limit = MAX_LINE_OCTETS - 1  # the leading space counts
-        current += char
-        size += width
-    parts.append(current)
-    return "\r\n ".join(parts)
+def _text(value: str) -> str:
+    return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("horodatage sans fuseau")
+    return moment
 
 
 def _utc_stamp(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("horodatage sans fuseau")
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _aware(moment).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _paris_local(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("horodatage sans fuseau")
-    return moment.astimezone(PARIS).strftime("%Y%m%dT%H%M%S")
+def _paris_timezone() -> icalendar.Timezone:
+    """Europe/Paris as two yearly rules (EU summer time since 1996), not a list of years."""
+    zone = icalendar.Timezone()
+    zone.add("TZID", "Europe/Paris")
+    zone.add("X-LIC-LOCATION", "Europe/Paris")
+    for kind, offsets, name, start, month in (
+        (icalendar.TimezoneDaylight, (1, 2), "CEST", datetime(1981, 3, 29, 2), 3),
+        (icalendar.TimezoneStandard, (2, 1), "CET", datetime(1996, 10, 27, 3), 10),
+    ):
+        part = kind()
+        part.add("TZOFFSETFROM", timedelta(hours=offsets[0]))
+        part.add("TZOFFSETTO", timedelta(hours=offsets[1]))
+        part.add("TZNAME", name)
+        part.add("DTSTART", start)
+        part.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": month, "BYDAY": "-1SU"})
+        zone.add_component(part)
+    return zone
 
 
 def normalise_rrule(text: str) -> str:
@@ -177,63 +158,60 @@ def _normalise_until(value: str) -> str:
     raise RecurrenceError("UNTIL invalide (date AAAA-MM-JJ ou horodatage UTC)")
 
 
-def _event_lines(event: CalendarEvent, stamp: str) -> list[str]:
-    start, end = _paris_local(event.start), _paris_local(event.end)
+def _vevent(event: CalendarEvent, now: datetime) -> icalendar.Event:
+    start = _aware(event.start).astimezone(PARIS)
+    end = _aware(event.end).astimezone(PARIS)
     if event.end < event.start:
         raise ValueError("fin avant le début")
-    lines = [
-        "BEGIN:VEVENT",
-        f"UID:{escape_text(event.uid)}",
-        f"DTSTAMP:{stamp}",
-        f"DTSTART;TZID=Europe/Paris:{start}",
-        f"DTEND;TZID=Europe/Paris:{end}",
-        f"SUMMARY:{escape_text(event.summary)}",
-    ]
+    vevent = icalendar.Event()
+    vevent.add("UID", _text(event.uid))
+    vevent.add("DTSTAMP", now.astimezone(UTC))
+    vevent.add("DTSTART", start)
+    vevent.add("DTEND", end)
+    vevent.add("SUMMARY", _text(event.summary))
     if event.rrule:
-        lines.append(f"RRULE:{normalise_rrule(event.rrule)}")
+        vevent.add("RRULE", icalendar.vRecur.from_ical(normalise_rrule(event.rrule)))
     if event.description:
-        lines.append(f"DESCRIPTION:{escape_text(event.description)}")
+        vevent.add("DESCRIPTION", _text(event.description))
     if event.location:
-        lines.append(f"LOCATION:{escape_text(event.location)}")
+        vevent.add("LOCATION", _text(event.location))
     if event.categories:
-        lines.append("CATEGORIES:" + ",".join(escape_text(c) for c in event.categories))
+        vevent.add("CATEGORIES", [_text(c) for c in event.categories])
     if event.url:
-        lines.append(f"URL:{event.url}")
+        vevent.add("URL", event.url)
     if event.last_modified is not None:
-        lines.append(f"LAST-MODIFIED:{_utc_stamp(event.last_modified)}")
+        vevent.add("LAST-MODIFIED", _aware(event.last_modified).astimezone(UTC))
     if event.sequence:
-        lines.append(f"SEQUENCE:{int(event.sequence)}")
-    lines.append("STATUS:CANCELLED" if event.cancelled else "STATUS:CONFIRMED")
-    lines.append("TRANSP:OPAQUE")
+        vevent.add("SEQUENCE", int(event.sequence))
+    vevent.add("STATUS", "CANCELLED" if event.cancelled else "CONFIRMED")
+    vevent.add("TRANSP", "OPAQUE")
     for name, value in event.extra:
         if not re.fullmatch(r"X-[A-Z0-9-]{1,60}", name):
             raise ValueError("propriété non standard invalide")
-        lines.append(f"{name}:{escape_text(value)}")
-    lines.append("END:VEVENT")
-    return lines
+        vevent.add(name, icalendar.vText(_text(value)))
+    return vevent
 
 
 def render_calendar(
     events: Iterable[CalendarEvent], *, name: str, now: datetime, refresh_minutes: int = 30
 ) -> str:
     """The whole VCALENDAR as text (CRLF line endings, folded lines)."""
-    stamp = _utc_stamp(now)
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        f"PRODID:{PRODID}",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{escape_text(name)}",
-        "X-WR-TIMEZONE:Europe/Paris",
-        f"REFRESH-INTERVAL;VALUE=DURATION:PT{int(refresh_minutes)}M",
-        f"X-PUBLISHED-TTL:PT{int(refresh_minutes)}M",
-        *VTIMEZONE_PARIS,
-    ]
+    _aware(now)
+    calendar = icalendar.Calendar()
+    calendar.add("VERSION", "2.0")
+    calendar.add("PRODID", PRODID)
+    calendar.add("CALSCALE", "GREGORIAN")
+    calendar.add("METHOD", "PUBLISH")
+    calendar.add("X-WR-CALNAME", icalendar.vText(_text(name)))
+    calendar.add("X-WR-TIMEZONE", "Europe/Paris")
+    refresh = timedelta(minutes=int(refresh_minutes))
+    calendar.add("REFRESH-INTERVAL", refresh, parameters={"VALUE": "DURATION"})
+    calendar.add("X-PUBLISHED-TTL", icalendar.vDuration(refresh))
+    calendar.add_component(_paris_timezone())
     for event in events:
-        lines.extend(_event_lines(event, stamp))
-    lines.append("END:VCALENDAR")
-    return "".join(fold_line(line) + "\r\n" for line in lines)
+        calendar.add_component(_vevent(event, now))
+    text: bytes = calendar.to_ical()
+    return text.decode("utf-8")
 
 
 def occurrences(
