@@ -9,12 +9,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service.forms_schema import (
-    FormAnswerError,
-    FormDefinition,
-    diff_answers,
-    validate_answers,
-)
+from dossier_service.form_answers import FormAnswerError, diff_answers, validate_answers
+from dossier_service.forms_schema import FormDefinition
 from dossier_service.models.forms import FormAnswer
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import utcnow

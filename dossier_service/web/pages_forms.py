@@ -9,13 +9,13 @@ from aiohttp import web
 
 from dossier_service import appkeys
 from dossier_service.api.context import Ctx, open_file
-from dossier_service.forms_schema import (
+from dossier_service.form_answers import (
     FormAnswerError,
-    FormDefinition,
     answers_from_web_form,
     diff_answers,
     validate_answers,
 )
+from dossier_service.forms_schema import FormDefinition
 from dossier_service.policy import Action, Decision, decide
 from dossier_service.services import forms as forms_service
 from dossier_service.services.errors import ServiceError

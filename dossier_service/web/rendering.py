@@ -11,7 +11,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dossier_service.forms_schema import FormField, display_value
+from dossier_service.form_answers import display_value
+from dossier_service.forms_schema import FormField
 from dossier_service.identity import STATUS_LABELS
 from dossier_service.models.circle import MEMBER_KINDS, ROLE_LABELS
 from dossier_service.web.fr_dates import age_on, fmt_date, fmt_datetime, fmt_time, paris

@@ -6,16 +6,14 @@ from pathlib import Path
 import pytest
 from multidict import MultiDict
 
-from dossier_service.forms_schema import (
+from dossier_service.form_answers import (
     FormAnswerError,
-    FormDeclarationError,
     answers_from_web_form,
     diff_answers,
     display_value,
-    load_forms,
-    parse_form,
     validate_answers,
 )
+from dossier_service.forms_schema import FormDeclarationError, load_forms, parse_form
 
 FORMS_DIR = Path(__file__).resolve().parents[3] / "config" / "forms"
 TODAY = date(2026, 11, 25)
@@ -180,3 +178,20 @@ def test_web_form_post_round_trip_and_diff() -> None:
     assert ("Type de logement", "—", "Appartement") in [(c.label, c.before, c.after) for c in first]
     risques = form.field("risques")
     assert risques is not None and display_value(risques, ["chute"]) == "Chute"
+
+
+def test_a_label_cut_by_an_unquoted_comma_is_refused() -> None:
+    """In a YAML flow mapping an unquoted comma ends the label and starts a stray key: the
+    shipped forms had two such labels silently cut short; the declaration is now refused."""
+    import yaml
+
+    raw = yaml.safe_load("{ value: couple, label: Marié(e), pacsé(e) ou en couple }")
+    with pytest.raises(FormDeclarationError) as err:
+        parse_form(small_form(type="choice", choices=[raw]), source="essai.yaml")
+    assert "essai.yaml : sections[0].fields[0] (f).choices[0]" in str(err.value)
+    assert "clé(s) inconnue(s) : pacsé(e) ou en couple" in str(err.value)
+    labels = {
+        c.value: c.label for form in load_forms(FORMS_DIR) for f in form.fields for c in f.choices
+    }
+    assert labels["couple"] == "Marié(e), pacsé(e) ou en couple"
+    assert labels["pompe"] == "Pompe (insuline, antalgie…)"
