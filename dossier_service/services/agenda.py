@@ -118,11 +118,11 @@ async def create_event(
     await session.flush()
     await _set_attendees(session, event, data.attendees)
     if patient is not None:
-        await journal.notebook_event(
+        await journal.note(
             session,
-            patient_id=patient.id,
-            author=principal.author,
-            text=f"Ajout à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
+            principal,
+            patient,
+            f"Ajout à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
         )
     await session.flush()
     return event

@@ -11,7 +11,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import CircleMemberIn, CircleMemberUpdate
 from dossier_service.services import journal
-from dossier_service.services.errors import Conflict, InvalidInput, NotFound
+from dossier_service.services.errors import Conflict, InvalidInput, row_of_file
 
 
 def _payload(member: CircleMember) -> dict[str, object]:
@@ -36,10 +36,7 @@ async def list_members(
 
 
 async def get_member(session: AsyncSession, *, patient_id: str, member_id: str) -> CircleMember:
-    member = await session.get(CircleMember, member_id)
-    if member is None or member.patient_id != patient_id:
-        raise NotFound("Membre introuvable.")
-    return member
+    return await row_of_file(session, CircleMember, member_id, patient_id, "Membre introuvable.")
 
 
 async def add_member(
@@ -64,21 +61,14 @@ async def add_member(
             )
     member = CircleMember(patient_id=patient.id, added_by=principal.author, **data.model_dump())
     session.add(member)
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Ajout de {member.display_name} sur le cercle de soins ({ROLE_LABELS[member.role]})",
+        principal,
+        patient,
+        f"Ajout de {member.display_name} sur le cercle de soins ({ROLE_LABELS[member.role]})",
     )
     await session.flush()
-    await journal.emit(
-        session,
-        type=journal.CIRCLE_ADDED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload=_payload(member),
-    )
+    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     return member
 
 
@@ -105,20 +95,13 @@ async def update_member(
     if "has_access" in changes:
         parts.append("habilité" if member.has_access else "sans accès au dossier")
     detail = f" ({', '.join(parts)})" if parts else ""
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Modification de {member.display_name} sur le cercle de soins{detail}",
+        principal,
+        patient,
+        f"Modification de {member.display_name} sur le cercle de soins{detail}",
     )
-    await journal.emit(
-        session,
-        type=journal.CIRCLE_CHANGED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload=_payload(member),
-    )
+    await journal.tell(session, principal, patient, journal.CIRCLE_CHANGED, _payload(member))
     return member
 
 
@@ -146,20 +129,10 @@ async def end_member(
     member.ended_at = utcnow()
     member.ended_by = principal.author
     session.add(member)
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Retrait de {member.display_name} du cercle de soins",
+    await journal.note(
+        session, principal, patient, f"Retrait de {member.display_name} du cercle de soins"
     )
-    await journal.emit(
-        session,
-        type=journal.CIRCLE_ENDED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload=_payload(member),
-    )
+    await journal.tell(session, principal, patient, journal.CIRCLE_ENDED, _payload(member))
     return member
 
 
@@ -180,10 +153,7 @@ async def mark_left_room(
         return member
     member.left_room_at = utcnow()
     session.add(member)
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"{member.display_name} a quitté la conversation du patient",
+    await journal.note(
+        session, principal, patient, f"{member.display_name} a quitté la conversation du patient"
     )
     return member

@@ -80,20 +80,10 @@ async def add_document(
     )
     session.add(doc)
     confidential = " (confidentiel)" if roles else ""
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Document ajouté dans la catégorie {category}{confidential}",
+    await journal.note(
+        session, principal, patient, f"Document ajouté dans la catégorie {category}{confidential}"
     )
     await session.flush()
     payload = {"document_id": doc.id, "category": category, "confidential": bool(roles)}
-    await journal.emit(
-        session,
-        type=journal.DOCUMENT_ADDED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload=payload,
-    )
+    await journal.tell(session, principal, patient, journal.DOCUMENT_ADDED, payload)
     return doc

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 
 class ServiceError(Exception):
     status = 400
@@ -25,3 +29,21 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status = 409
     errcode = "CERCLE_CONFLICT"
+
+
+class _FileRow(Protocol):
+    patient_id: Any
+
+
+R = TypeVar("R", bound=_FileRow)
+
+
+async def row_of_file(
+    session: AsyncSession, model: type[R], row_id: str, patient_id: str, missing: str
+) -> R:
+    """The row ``row_id`` of this patient's file, or NotFound (``missing``): a row of another
+    file is as absent as one that never was."""
+    row = await session.get(model, row_id)
+    if row is None or row.patient_id != patient_id:
+        raise NotFound(missing)
+    return row

@@ -13,7 +13,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import HospitalisationIn, HospitalisationUpdate, MemoIn, MemoUpdate
 from dossier_service.services import journal
-from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.errors import InvalidInput, row_of_file
 from dossier_service.services.text import fr_date
 
 
@@ -29,9 +29,7 @@ async def add_memo(
 ) -> Memo:
     memo = Memo(patient_id=patient.id, text=data.text, created_by=principal.author)
     session.add(memo)
-    await journal.notebook_event(
-        session, patient_id=patient.id, author=principal.author, text="Ajout d'un mémo"
-    )
+    await journal.note(session, principal, patient, "Ajout d'un mémo")
     await session.flush()
     return memo
 
@@ -44,9 +42,7 @@ async def update_memo(
     memo_id: str,
     data: MemoUpdate,
 ) -> Memo:
-    memo = await session.get(Memo, memo_id)
-    if memo is None or memo.patient_id != patient.id:
-        raise NotFound("Mémo introuvable.")
+    memo = await row_of_file(session, Memo, memo_id, patient.id, "Mémo introuvable.")
     if data.text is not None:
         memo.text = data.text
     if data.archived is not None:
@@ -54,7 +50,7 @@ async def update_memo(
     memo.updated_at = utcnow()
     session.add(memo)
     text = "Archivage d'un mémo" if data.archived else "Modification d'un mémo"
-    await journal.notebook_event(session, patient_id=patient.id, author=principal.author, text=text)
+    await journal.note(session, principal, patient, text)
     return memo
 
 
@@ -79,11 +75,11 @@ async def add_hospitalisation(
     stay = Hospitalisation(patient_id=patient.id, created_by=principal.author, **data.model_dump())
     session.add(stay)
     where = stay.structure + (f" ({stay.service})" if stay.service else "")
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Hospitalisation : admission le {fr_date(stay.admission_at)} à {where}",
+        principal,
+        patient,
+        f"Hospitalisation : admission le {fr_date(stay.admission_at)} à {where}",
     )
     await session.flush()
     payload = {
@@ -91,14 +87,7 @@ async def add_hospitalisation(
         "structure": stay.structure,
         "admission_at": stay.admission_at.isoformat(),
     }
-    await journal.emit(
-        session,
-        type=journal.HOSPITAL_ADMISSION,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload=payload,
-    )
+    await journal.tell(session, principal, patient, journal.HOSPITAL_ADMISSION, payload)
     if stay.discharge_at is not None and stay.discharge_at <= utcnow():
         await _discharged(session, principal=principal, patient=patient, stay=stay)
     return stay
@@ -108,19 +97,18 @@ async def _discharged(
     session: AsyncSession, *, principal: Principal, patient: Patient, stay: Hospitalisation
 ) -> None:
     assert stay.discharge_at is not None
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Hospitalisation : sortie le {fr_date(stay.discharge_at)} de {stay.structure}",
+        principal,
+        patient,
+        f"Hospitalisation : sortie le {fr_date(stay.discharge_at)} de {stay.structure}",
     )
-    await journal.emit(
+    await journal.tell(
         session,
-        type=journal.HOSPITAL_DISCHARGE,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload={
+        principal,
+        patient,
+        journal.HOSPITAL_DISCHARGE,
+        {
             "hospitalisation_id": stay.id,
             "structure": stay.structure,
             "discharge_at": stay.discharge_at.isoformat(),
@@ -136,9 +124,9 @@ async def update_hospitalisation(
     stay_id: str,
     data: HospitalisationUpdate,
 ) -> Hospitalisation:
-    stay = await session.get(Hospitalisation, stay_id)
-    if stay is None or stay.patient_id != patient.id:
-        raise NotFound("Hospitalisation introuvable.")
+    stay = await row_of_file(
+        session, Hospitalisation, stay_id, patient.id, "Hospitalisation introuvable."
+    )
     had_discharge = stay.discharge_at
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is None and key != "discharge_at":  # null leaves it; only the discharge clears
@@ -149,10 +137,7 @@ async def update_hospitalisation(
     if stay.discharge_at is not None and stay.discharge_at != had_discharge:
         await _discharged(session, principal=principal, patient=patient, stay=stay)
     else:
-        await journal.notebook_event(
-            session,
-            patient_id=patient.id,
-            author=principal.author,
-            text=f"Modification de l'hospitalisation à {stay.structure}",
+        await journal.note(
+            session, principal, patient, f"Modification de l'hospitalisation à {stay.structure}"
         )
     return stay

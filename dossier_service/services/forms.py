@@ -77,19 +77,18 @@ async def save_answers(
     )
     session.add(row)
     verb = "Modification" if current else "Création"
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"{verb} du formulaire {form.title} initié le {fr_date(initiated_at)}",
+        principal,
+        patient,
+        f"{verb} du formulaire {form.title} initié le {fr_date(initiated_at)}",
     )
     await session.flush()
-    await journal.emit(
+    await journal.tell(
         session,
-        type=journal.FORM_CHANGED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload={"form_id": form.key, "version": row.version, "title": form.title},
+        principal,
+        patient,
+        journal.FORM_CHANGED,
+        {"form_id": form.key, "version": row.version, "title": form.title},
     )
     return row

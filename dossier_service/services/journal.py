@@ -12,6 +12,7 @@ from dossier_service.db import connection_of
 from dossier_service.file_revisions import mark_changed
 from dossier_service.models.audit import AuditEntry, OutboxEvent
 from dossier_service.models.notebook import NotebookEntry
+from dossier_service.models.patient import Patient
 from dossier_service.models.types import table_of, utcnow
 from dossier_service.policy import Principal
 
@@ -48,6 +49,31 @@ async def notebook_event(
     session.add(entry)
     mark_changed(session, patient_id)
     return entry
+
+
+async def note(
+    session: AsyncSession, principal: Principal, patient: Patient, text: str
+) -> NotebookEntry:
+    """The liaison entry of a change to ``patient``'s file, written by ``principal``."""
+    return await notebook_event(session, patient_id=patient.id, author=principal.author, text=text)
+
+
+async def tell(
+    session: AsyncSession,
+    principal: Principal,
+    patient: Patient,
+    type: str,
+    payload: dict[str, Any],
+) -> None:
+    """The outbox event of a change to ``patient``'s file, for its conversation."""
+    await emit(
+        session,
+        type=type,
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload=payload,
+    )
 
 
 async def emit(

@@ -12,7 +12,7 @@ from dossier_service.models.patient import Patient
 from dossier_service.policy import Principal
 from dossier_service.schemas import EpisodeIn, EpisodeUpdate
 from dossier_service.services import journal
-from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.errors import InvalidInput, row_of_file
 from dossier_service.services.text import fr_date
 
 
@@ -40,11 +40,11 @@ async def add_episode(
         raise InvalidInput("Formulaire inconnu.", field="form_id")
     episode = Episode(patient_id=patient.id, created_by=principal.author, **data.model_dump())
     session.add(episode)
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Création du parcours {episode.theme} du {fr_date(episode.starts_on)}",
+        principal,
+        patient,
+        f"Création du parcours {episode.theme} du {fr_date(episode.starts_on)}",
     )
     await session.flush()
     return episode
@@ -58,9 +58,7 @@ async def update_episode(
     episode_id: str,
     data: EpisodeUpdate,
 ) -> Episode:
-    episode = await session.get(Episode, episode_id)
-    if episode is None or episode.patient_id != patient.id:
-        raise NotFound("Parcours introuvable.")
+    episode = await row_of_file(session, Episode, episode_id, patient.id, "Parcours introuvable.")
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is None and key != "ends_on":
             continue
@@ -68,10 +66,10 @@ async def update_episode(
     if episode.ends_on is not None and episode.ends_on < episode.starts_on:
         raise InvalidInput("La fin du parcours précède son début.", field="ends_on")
     session.add(episode)
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Modification du parcours {episode.theme} du {fr_date(episode.starts_on)}",
+        principal,
+        patient,
+        f"Modification du parcours {episode.theme} du {fr_date(episode.starts_on)}",
     )
     return episode

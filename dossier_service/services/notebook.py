@@ -55,12 +55,11 @@ async def add_entry(
     await (await connection_of(session)).execute(_ENTRY_INSERT, entry.model_dump())
     mark_changed(session, patient.id)
     if source != "matrix":  # what came from the conversation is not echoed back to it
-        await journal.emit(
+        await journal.tell(
             session,
-            type=journal.NOTEBOOK_ENTRY,
-            patient_id=patient.id,
-            room_id=patient.room_id,
-            actor=principal.author,
-            payload={"entry_id": entry.id, "kind": kind},
+            principal,
+            patient,
+            journal.NOTEBOOK_ENTRY,
+            {"entry_id": entry.id, "kind": kind},
         )
     return entry

@@ -182,16 +182,9 @@ async def create_patient(
             comment="Création du dossier",
         )
     )
-    await journal.notebook_event(
-        session, patient_id=patient.id, text="Création du dossier", author=principal.author
-    )
-    await journal.emit(
-        session,
-        type=journal.PATIENT_CREATED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload={"coordinator": coordinator},
+    await journal.note(session, principal, patient, "Création du dossier")
+    await journal.tell(
+        session, principal, patient, journal.PATIENT_CREATED, {"coordinator": coordinator}
     )
     await session.flush()
     return patient
@@ -219,20 +212,17 @@ async def update_identity(
                 changed_by=principal.author,
             )
         )
-        await journal.notebook_event(
+        await journal.note(
             session,
-            patient_id=patient.id,
-            author=principal.author,
-            text=f"Statut de l'identité : {ins.STATUS_LABELS[old_status]} → "
+            principal,
+            patient,
+            f"Statut de l'identité : {ins.STATUS_LABELS[old_status]} → "
             f"{ins.STATUS_LABELS[patient.identity_status]}",
         )
     others = [c for c in changed if c != "identity_status"]
     if others:
-        await journal.notebook_event(
-            session,
-            patient_id=patient.id,
-            author=principal.author,
-            text="Modification des informations administratives",
+        await journal.note(
+            session, principal, patient, "Modification des informations administratives"
         )
     # issue 6: the bot keeps the room's pinned identity message current (field names only)
     await journal.emit(session, type="patient.identity_changed", patient_id=patient.id,
@@ -263,11 +253,8 @@ async def set_file_status(
         comment=comment,
         changed_by=principal.author,
     )
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Statut du dossier : {patient.file_status} → {status}",
+    await journal.note(
+        session, principal, patient, f"Statut du dossier : {patient.file_status} → {status}"
     )
     patient.file_status = status
     patient.updated_at = utcnow()
@@ -300,20 +287,10 @@ async def declare_death(
     patient.death_date = death_date
     patient.updated_at = utcnow()
     session.add_all([declaration, patient])
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Déclaration du décès du patient (le {fr_date(death_date)})",
+    await journal.note(
+        session, principal, patient, f"Déclaration du décès du patient (le {fr_date(death_date)})"
     )
-    await journal.emit(
-        session,
-        type=journal.DEATH_DECLARED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload={},
-    )
+    await journal.tell(session, principal, patient, journal.DEATH_DECLARED, {})
     await session.flush()
     return declaration
 
@@ -330,20 +307,10 @@ async def cancel_death(
     patient.death_date = None
     patient.updated_at = utcnow()
     session.add_all([declaration, patient])
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text="Annulation de la déclaration du décès du patient",
+    await journal.note(
+        session, principal, patient, "Annulation de la déclaration du décès du patient"
     )
-    await journal.emit(
-        session,
-        type=journal.DEATH_CANCELLED,
-        patient_id=patient.id,
-        room_id=patient.room_id,
-        actor=principal.author,
-        payload={},
-    )
+    await journal.tell(session, principal, patient, journal.DEATH_CANCELLED, {})
     await session.flush()
     return declaration
 
@@ -359,12 +326,7 @@ async def link_room(
     patient.room_id = room_id
     patient.updated_at = utcnow()
     session.add(patient)
-    await journal.notebook_event(
-        session,
-        patient_id=patient.id,
-        author=principal.author,
-        text="Conversation du patient liée au dossier",
-    )
+    await journal.note(session, principal, patient, "Conversation du patient liée au dossier")
     await session.flush()
     return patient
 

@@ -24,11 +24,11 @@ async def purge_documents(
     found = await session.exec(select(Document.sha256).where(Document.patient_id == patient.id))
     hashes = list(found.all())
     await session.exec(delete(Document).where(col(Document.patient_id) == patient.id))
-    await journal.notebook_event(
+    await journal.note(
         session,
-        patient_id=patient.id,
-        author=principal.author,
-        text=f"Fin de la durée de conservation : {len(hashes)} document(s) archivé(s) puis "
+        principal,
+        patient,
+        f"Fin de la durée de conservation : {len(hashes)} document(s) archivé(s) puis "
         "retiré(s) du dossier",
     )
     return hashes

@@ -112,12 +112,7 @@ async def create_task(
     if patient is None:  # no liaison entry, yet the dashboards change
         mark_changed(session, None)
     else:
-        await journal.notebook_event(
-            session,
-            patient_id=patient.id,
-            author=principal.author,
-            text=f"Création de la tâche « {task.label} »",
-        )
+        await journal.note(session, principal, patient, f"Création de la tâche « {task.label} »")
     if data.assignees:
         await journal.emit(
             session,
@@ -200,11 +195,8 @@ async def update_task(
     if patient is None:  # no liaison entry, yet the dashboards change
         mark_changed(session, None)
     else:
-        await journal.notebook_event(
-            session,
-            patient_id=patient.id,
-            author=principal.author,
-            text=f"Tâche « {task.label} » : " + ", ".join(notes),
+        await journal.note(
+            session, principal, patient, f"Tâche « {task.label} » : " + ", ".join(notes)
         )
     room_id = patient.room_id if patient else None
     if new_assignees:
