@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import ical
@@ -175,10 +176,15 @@ async def decline_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 200, {}
 
 
+class FeedAddress(BaseModel):
+    url: str  # https://…/agenda/<secret>.ics
+
+
 @operations.post(
     "/api/v1/agenda/feed",
     access=person("Seule une personne peut créer son flux d'agenda."),
     audit=Audit("update", "agenda.feed"),
+    response=FeedAddress,
 )
 async def rotate_feed(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """A (new) secret address for the caller's iCalendar feed; the previous one stops."""

@@ -79,11 +79,10 @@ def describe(op: Operation, app: web.Application, components: dict[str, Any]) ->
             "required": True,
             "content": {"application/json": {"schema": _component(op.body, components)}},
         }
-    if op.response is not None:
-        ok = "201" if op.method == "POST" else "200"
-        entry["responses"][ok]["content"] = {
-            "application/json": {"schema": _component(op.response, components)}
-        }
+    if op.response is not None:  # whichever success the handler answers
+        content = {"application/json": {"schema": _component(op.response, components)}}
+        for ok in ("200", "201"):
+            entry["responses"][ok]["content"] = content
     return entry
 
 

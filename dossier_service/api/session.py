@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
@@ -22,6 +23,25 @@ from dossier_service.schemas import OpenIdLoginIn, SessionsRevokeIn
 from dossier_service.services import sessions
 
 operations = Operations()
+
+
+class Me(BaseModel):
+    """Who is calling (``GET /api/v1/me``)."""
+
+    user_id: str
+    kind: Literal["user", "service"]
+    is_admin: bool
+    csrf_token: str | None = None  # for a cookie session: the header its writes must carry
+
+
+class LoggedIn(BaseModel):
+    """A new dossier session (``POST /api/v1/login``)."""
+
+    user_id: str
+    session_token: str
+    csrf_token: str
+    expires_in: int
+    is_admin: bool
 
 
 async def _verify_openid(call: Call) -> None:
@@ -43,6 +63,7 @@ async def _verify_openid(call: Call) -> None:
     audit=Audit("login", "session"),
     body=OpenIdLoginIn,
     before=_verify_openid,
+    response=LoggedIn,
 )
 async def login(call: Call, session: AsyncSession) -> web.StreamResponse:
     """Exchange a Matrix OpenID token for a dossier session (cookie + bearer token)."""
@@ -126,7 +147,7 @@ async def revoke_sessions(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 200, {}
 
 
-@operations.answer("GET", "/api/v1/me", access=SIGNED_IN, audit=None)
+@operations.answer("GET", "/api/v1/me", access=SIGNED_IN, audit=None, response=Me)
 async def me(call: Call) -> web.StreamResponse:
     ctx = call.ctx
     body: dict[str, Any] = {

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.api.context import Ctx, FileAccess
+from dossier_service.models.circle import CircleMember
 from dossier_service.policy import Action
 from dossier_service.schemas import (
     CircleMemberIn,
@@ -129,12 +130,23 @@ async def add_member(request: web.Request) -> web.StreamResponse:
     return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work)
 
 
+async def _member(
+    session: AsyncSession, ctx: Ctx, access: FileAccess, request: web.Request, own: str = ""
+) -> CircleMember:
+    """The circle member the page's path names; ``own`` (« votre propre rôle ») when the
+    change may not be made to oneself."""
+    member = await circle.get_member(
+        session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
+    )
+    if own and member.matrix_user_id == ctx.principal.user_id:
+        raise PageInputError(f"Vous ne pouvez pas modifier {own}.")
+    return member
+
+
 @routes.post("/patients/{pid}/cercle/{mid}/fin")
 async def end_member(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await circle.get_member(
-            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-        )
+        member = await _member(session, ctx, access, request)
         await circle.end_member(
             session, principal=ctx.principal, patient=access.patient, member=member
         )
@@ -145,11 +157,7 @@ async def end_member(request: web.Request) -> web.StreamResponse:
 @routes.post("/patients/{pid}/cercle/{mid}/role")
 async def change_role(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await circle.get_member(
-            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-        )
-        if member.matrix_user_id == ctx.principal.user_id:
-            raise PageInputError("Vous ne pouvez pas modifier votre propre rôle.")
+        member = await _member(session, ctx, access, request, "votre propre rôle")
         data = CircleMemberUpdate.model_validate({"role": text(form, "role")}, strict=False)
         await circle.update_member(
             session, principal=ctx.principal, patient=access.patient, member=member, data=data
@@ -161,11 +169,7 @@ async def change_role(request: web.Request) -> web.StreamResponse:
 @routes.post("/patients/{pid}/cercle/{mid}/acces")
 async def toggle_access(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await circle.get_member(
-            session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-        )
-        if member.matrix_user_id == ctx.principal.user_id:
-            raise PageInputError("Vous ne pouvez pas modifier votre propre habilitation.")
+        member = await _member(session, ctx, access, request, "votre propre habilitation")
         await circle.update_member(
             session, principal=ctx.principal, patient=access.patient, member=member,
             data=CircleMemberUpdate(has_access=text(form, "has_access") == "oui"),

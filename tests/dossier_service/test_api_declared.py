@@ -53,9 +53,23 @@ async def test_the_openapi_entry_of_each_route_is_derived_from_its_declaration(a
             {"action": op.audit.action, "resource": op.audit.resource} if op.audit else None
         )
         assert ("requestBody" in entry) == (op.body is not None), (method, path)
+        if op.response is not None:
+            schema = entry["responses"]["200"]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": f"#/components/schemas/{op.response.__name__}"}
         if op.query:  # query parameters are documented from the same declaration
             names = {p["name"] for p in entry["parameters"] if p["in"] == "query"}
             assert names == {param.name for param in op.query}
+
+
+async def test_a_declared_response_model_describes_the_answer(api: Api) -> None:
+    """``GET /api/v1/me`` declares ``Me``: its answer fits the schema the document shows."""
+    from tests.dossier_service.conftest import MEMBER
+
+    doc = await api.ok("GET", "/api/v1/openapi.json")
+    schema = doc["components"]["schemas"]["Me"]
+    me = await api.ok("GET", "/api/v1/me", as_user=MEMBER)
+    assert set(schema["required"]) <= set(me) <= set(schema["properties"])
+    assert me["user_id"] == MEMBER and me["kind"] in schema["properties"]["kind"]["enum"]
 
 
 async def test_every_write_declares_its_audit_and_no_handler_writes_one_by_hand(
