@@ -15,7 +15,7 @@ through ``api.context.open_file`` and the core's services, with its audit row):
   ``/{id}`` download), ``formulaires/{form}`` (form and its versions);
 - ``/taches`` (dashboard with filters), ``POST /taches/{id}/etat``;
 - ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
-  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route);
+  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by agenda_feed.py);
 - ``/journal`` (admins: the access log, filtered by file and author).
 """
 

@@ -195,5 +195,5 @@ async def rotate_feed(request: web.Request) -> web.StreamResponse:
     async with ctx.db.transaction() as session:
         secret = await agenda_service.rotate_feed_token(session, user_id=ctx.principal.user_id)
         await ctx.audit(session, action="update", resource="page:agenda.feed", patient_id=None)
-    url = f"{ctx.config.public_url}/agenda/{secret}.ics"  # served by the API's feed route
+    url = f"{ctx.config.public_url}/agenda/{secret}.ics"  # served by agenda_feed.py
     return await _render(request, feed_url=url)
