@@ -56,6 +56,7 @@ def render_text(profile: Profile, secrets: Secrets, data_dir: Path) -> tuple[str
         "data_dir": str(data_dir),
         "signing_key_path": str(secrets.signing_key_path),
         "log_config_path": str(data_dir / "log.yaml"),
+        "log_file": str(data_dir / "homeserver.log"),
         "hs": hs,
         "rl": hs["rate_limits"],
         "secrets": secrets,
@@ -69,6 +70,15 @@ def render_text(profile: Profile, secrets: Secrets, data_dir: Path) -> tuple[str
     return (
         env.get_template("homeserver.yaml.j2").render(context),
         env.get_template("log.yaml.j2").render(context),
+    )
+
+
+def render_worker_log_config(profile: Profile, data_dir: Path, name: str) -> str:
+    """A worker's own log file (one process per file: rotation never races another)."""
+    return (
+        _environment()
+        .get_template("log.yaml.j2")
+        .render(hs=profile.section("homeserver"), log_file=str(data_dir / f"{name}.log"))
     )
 
 
@@ -114,7 +124,9 @@ def render(profile: Profile, secrets: Secrets) -> RenderedHomeserver:
         for spec in topo.workers:
             path = data_dir / "workers" / f"{spec.name}.yaml"
             path.parent.mkdir(exist_ok=True)
-            text = yaml.safe_dump(workers.worker_config(spec, str(log_path)), sort_keys=False)
+            worker_log = data_dir / "workers" / f"{spec.name}.log.yaml"
+            files.append((worker_log, render_worker_log_config(profile, data_dir, spec.name)))
+            text = yaml.safe_dump(workers.worker_config(spec, str(worker_log)), sort_keys=False)
             files.append((path, _RENDERED_HEADER + text))
             worker_configs[spec.name] = path
     for path, text in files:
