@@ -31,7 +31,7 @@ def client_address(remote: str | None, forwarded_for: str | None) -> str | None:
 @web.middleware
 async def forwarded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     remote = client_address(request.remote, request.headers.get("X-Forwarded-For"))
-    if remote != request.remote:
+    if remote is not None and remote != request.remote:
         request = request.clone(remote=remote)
     return await handler(request)
 
