@@ -51,8 +51,14 @@ PASSWORD = "bench-password-region-42"
 
 
 def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
-    done = subprocess.run([sys.executable, "-m", "cercle", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cercle", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"cercle {' '.join(args)} : {done.stderr[-1500:]}")
     return done.stdout
@@ -98,27 +104,52 @@ def deployments(tmp: Path) -> list[Deployment]:
     }
     out = []
     base = free_base()
-    single = {**base_env, **common, "CERCLE__VAR_DIR": str(tmp / "single" / "var"),
-              "CERCLE__SERVER_NAME": f"single-{uuid.uuid4().hex[:6]}.localhost",
-              "CERCLE__HOMESERVER__PORT": str(base + 60),
-              "CERCLE__DOSSIER__PORT": str(base + 61)}  # fmt: skip
-    out.append(Deployment("single", single, (), f"http://127.0.0.1:{base + 60}",
-                          f"http://127.0.0.1:{base + 61}", f"http://127.0.0.1:{base + 60}",
-                          tmp / "single" / "var"))  # fmt: skip
+    single = {
+        **base_env,
+        **common,
+        "CERCLE__VAR_DIR": str(tmp / "single" / "var"),
+        "CERCLE__SERVER_NAME": f"single-{uuid.uuid4().hex[:6]}.localhost",
+        "CERCLE__HOMESERVER__PORT": str(base + 60),
+        "CERCLE__DOSSIER__PORT": str(base + 61),
+    }
+    out.append(
+        Deployment(
+            "single",
+            single,
+            (),
+            f"http://127.0.0.1:{base + 60}",
+            f"http://127.0.0.1:{base + 61}",
+            f"http://127.0.0.1:{base + 60}",
+            tmp / "single" / "var",
+        )
+    )
     tag = uuid.uuid4().hex[:8]
     base = free_base()
     syn, dos = f"cercle_bench_syn_{tag}", f"cercle_bench_dos_{tag}"
-    region = {**base_env, **common, "CERCLE__VAR_DIR": str(tmp / "region" / "var"),
-              "CERCLE__SERVER_NAME": f"region-{tag}.localhost",
-              "CERCLE__REGION__BASE_PORT": str(base),
-              "CERCLE__HOMESERVER__PORT": str(base + 60),
-              "CERCLE__HOMESERVER__DATABASE__NAME": syn,
-              "CERCLE__DOSSIER__PORT": str(base + 61),
-              "CERCLE__DOSSIER__PUBLIC_URL": f"http://127.0.0.1:{base + 61}",
-              "CERCLE__DOSSIER__DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dos}"}  # fmt: skip
-    out.append(Deployment("region", region, ("--profile", "region"),
-                          f"http://127.0.0.1:{base + 60}", f"http://127.0.0.1:{base + 61}",
-                          f"http://127.0.0.1:{base}", tmp / "region" / "var", [syn, dos]))  # fmt: skip
+    region = {
+        **base_env,
+        **common,
+        "CERCLE__VAR_DIR": str(tmp / "region" / "var"),
+        "CERCLE__SERVER_NAME": f"region-{tag}.localhost",
+        "CERCLE__REGION__BASE_PORT": str(base),
+        "CERCLE__HOMESERVER__PORT": str(base + 60),
+        "CERCLE__HOMESERVER__DATABASE__NAME": syn,
+        "CERCLE__DOSSIER__PORT": str(base + 61),
+        "CERCLE__DOSSIER__PUBLIC_URL": f"http://127.0.0.1:{base + 61}",
+        "CERCLE__DOSSIER__DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dos}",
+    }
+    out.append(
+        Deployment(
+            "region",
+            region,
+            ("--profile", "region"),
+            f"http://127.0.0.1:{base + 60}",
+            f"http://127.0.0.1:{base + 61}",
+            f"http://127.0.0.1:{base}",
+            tmp / "region" / "var",
+            [syn, dos],
+        )
+    )
     return out
 
 
@@ -165,28 +196,43 @@ async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> l
         for i in range(users):
             await admin.register(shared, f"pro{i}", PASSWORD)
     for i in range(users):
-        async with http.post(f"{dep.homeserver}/_matrix/client/v3/login", json={
-            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": f"pro{i}"},
-            "password": PASSWORD}) as resp:  # fmt: skip
+        async with http.post(
+            f"{dep.homeserver}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": f"pro{i}"},
+                "password": PASSWORD,
+            },
+        ) as resp:
             tokens.append((await resp.json())["access_token"])
     rooms = []
     for i in range(users):
         invite = [f"@pro{(i + k) % users}:{server}" for k in (1, 2)]
-        async with http.post(f"{dep.homeserver}/_matrix/client/v3/createRoom",
-                             headers={"Authorization": f"Bearer {tokens[i]}"},
-                             json={"preset": "private_chat", "invite": invite}) as resp:  # fmt: skip
+        async with http.post(
+            f"{dep.homeserver}/_matrix/client/v3/createRoom",
+            headers={"Authorization": f"Bearer {tokens[i]}"},
+            json={"preset": "private_chat", "invite": invite},
+        ) as resp:
             rooms.append((await resp.json())["room_id"])
     for i in range(users):
         for k in (1, 2):
             j = (i + k) % users
-            async with http.post(f"{dep.homeserver}/_matrix/client/v3/join/{rooms[i]}",
-                                 headers={"Authorization": f"Bearer {tokens[j]}"}, json={}) as resp:  # fmt: skip
+            async with http.post(
+                f"{dep.homeserver}/_matrix/client/v3/join/{rooms[i]}",
+                headers={"Authorization": f"Bearer {tokens[j]}"},
+                json={},
+            ) as resp:
                 await resp.read()
     return list(zip(tokens, rooms, strict=True))
 
 
-async def load(dep: Deployment, seconds: float, users: list[Any], dossier_clients: int,
-               http: aiohttp.ClientSession) -> Results:  # fmt: skip
+async def load(
+    dep: Deployment,
+    seconds: float,
+    users: list[Any],
+    dossier_clients: int,
+    http: aiohttp.ClientSession,
+) -> Results:
     res = Results()
     stop = time.monotonic() + seconds
     sent_at: dict[str, float] = {}
@@ -196,15 +242,21 @@ async def load(dep: Deployment, seconds: float, users: list[Any], dossier_client
         n = 0
         while time.monotonic() < stop:
             txn = uuid.uuid4().hex
-            body = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": ciphertext,
-                    "device_id": "BENCH", "sender_key": "x" * 43, "session_id": txn}  # fmt: skip
+            body = {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": ciphertext,
+                "device_id": "BENCH",
+                "sender_key": "x" * 43,
+                "session_id": txn,
+            }
             t0 = time.monotonic()
             sent_at[txn] = t0
             try:
                 async with http.put(
                     f"{dep.homeserver}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/{txn}",
-                    headers={"Authorization": f"Bearer {token}"}, json=body,
-                ) as resp:  # fmt: skip
+                    headers={"Authorization": f"Bearer {token}"},
+                    json=body,
+                ) as resp:
                     await resp.read()
                     if resp.status != 200:
                         res.errors += 1
@@ -221,8 +273,11 @@ async def load(dep: Deployment, seconds: float, users: list[Any], dossier_client
         while time.monotonic() < stop + 2:
             params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
             try:
-                async with http.get(f"{dep.homeserver}/_matrix/client/v3/sync", params=params,
-                                    headers={"Authorization": f"Bearer {token}"}) as resp:  # fmt: skip
+                async with http.get(
+                    f"{dep.homeserver}/_matrix/client/v3/sync",
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as resp:
                     data = await resp.json()
                     if resp.status != 200:
                         res.errors += 1
@@ -242,8 +297,11 @@ async def load(dep: Deployment, seconds: float, users: list[Any], dossier_client
     token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
     coord = f"@pro0:{dep.server_name}"
     headers = {"Authorization": f"Bearer {token}", "X-Cercle-On-Behalf-Of": coord}
-    async with http.post(f"{dep.dossier}/api/v1/patients", headers=headers,
-                         json={"label": "Suivi bench", "coordinator": coord}) as resp:  # fmt: skip
+    async with http.post(
+        f"{dep.dossier}/api/v1/patients",
+        headers=headers,
+        json={"label": "Suivi bench", "coordinator": coord},
+    ) as resp:
         body = await resp.json()
         pid = body.get("patient", body).get("id") if resp.status < 300 else None
     if pid is None:
@@ -255,9 +313,11 @@ async def load(dep: Deployment, seconds: float, users: list[Any], dossier_client
             write = n % 5 == 0
             t0 = time.monotonic()
             if write:
-                req = http.post(f"{dep.dossier}/api/v1/patients/{pid}/notebook", headers={
-                    **headers, "Idempotency-Key": uuid.uuid4().hex},
-                    json={"kind": "note", "text": f"note {i}-{n}"})  # fmt: skip
+                req = http.post(
+                    f"{dep.dossier}/api/v1/patients/{pid}/notebook",
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                    json={"kind": "note", "text": f"note {i}-{n}"},
+                )
             else:
                 req = http.get(f"{dep.dossier}/api/v1/patients/{pid}", headers=headers)
             async with req as resp:
@@ -354,9 +414,19 @@ def main() -> int:
             print(json.dumps({dep.name: results[dep.name]}, ensure_ascii=False), flush=True)
     single, region = results["single"], results["region"]
     print(f"\n{'':24}{'single':>12}{'region':>12}")
-    for key in ("msg_per_s", "send_p50_ms", "send_p99_ms", "delivery_p50_ms", "delivery_p99_ms",
-                "dossier_reads_per_s", "dossier_read_p99_ms", "dossier_writes_per_s",
-                "dossier_write_p99_ms", "errors", "start_s"):  # fmt: skip
+    for key in (
+        "msg_per_s",
+        "send_p50_ms",
+        "send_p99_ms",
+        "delivery_p50_ms",
+        "delivery_p99_ms",
+        "dossier_reads_per_s",
+        "dossier_read_p99_ms",
+        "dossier_writes_per_s",
+        "dossier_write_p99_ms",
+        "errors",
+        "start_s",
+    ):
         print(f"{key:24}{single[key]:12.1f}{region[key]:12.1f}")
     ratio = region["msg_per_s"] / single["msg_per_s"] if single["msg_per_s"] else float("nan")
     print(f"\nmessages/s region / single : {ratio:.2f}× sur {os.cpu_count()} cœurs")

@@ -37,8 +37,12 @@ from homeserver.proxy import ProxyError, answers, dossier_ports
 def register(subparsers: Any) -> None:
     up = subparsers.add_parser("up", help="démarre Synapse et les services Cercle")
     for command in (up,):
-        command.add_argument("--profile", dest="sub_profile", default=None,
-                             help="profil config/<nom>.yaml (ex. region)")  # fmt: skip
+        command.add_argument(
+            "--profile",
+            dest="sub_profile",
+            default=None,
+            help="profil config/<nom>.yaml (ex. region)",
+        )
     up.add_argument("--detach", "-d", action="store_true", help="rend la main une fois prêt")
     up.set_defaults(handler=cmd_up)
     down = subparsers.add_parser("down", help="arrête proprement tout Cercle")

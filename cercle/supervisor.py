@@ -220,6 +220,7 @@ class Supervisor:
                 pid_dir=self.run_dir,
             )
         self.restarts: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
         self.services = [
             process
             for spec in SERVICES
@@ -234,24 +235,32 @@ class Supervisor:
             return []
         return [
             SynapseProcess(
-                rendered, pid_dir=self.run_dir, name=spec.name, app=spec.app,
-                worker_config=rendered.worker_configs[spec.name], health_url=spec.base_url,
+                rendered,
+                pid_dir=self.run_dir,
+                name=spec.name,
+                app=spec.app,
+                worker_config=rendered.worker_configs[spec.name],
+                health_url=spec.base_url,
             )
             for spec in rendered.topology.workers
-        ]  # fmt: skip
+        ]
 
     def _processes_of(self, spec: ServiceSpec) -> list[ServiceProcess]:
         if spec.name != "dossier" or not self.profile.is_region:
             return [ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)]
         return [
             ServiceProcess(
-                spec, self.log_dir / f"dossier{i + 1}.log", self.run_dir,
+                spec,
+                self.log_dir / f"dossier{i + 1}.log",
+                self.run_dir,
                 instance=f"dossier{i + 1}",
-                env={"CERCLE__DOSSIER__BIND_ADDRESS": "127.0.0.1",
-                     "CERCLE__DOSSIER__PORT": str(port)},
+                env={
+                    "CERCLE__DOSSIER__BIND_ADDRESS": "127.0.0.1",
+                    "CERCLE__DOSSIER__PORT": str(port),
+                },
             )
             for i, port in enumerate(proxy.dossier_ports(self.profile))
-        ]  # fmt: skip
+        ]
 
     def homeserver_processes(self) -> list[Any]:
         return [self.synapse, *self.workers, *([self.proxy] if self.proxy else [])]
@@ -269,11 +278,15 @@ class Supervisor:
             parsed = make_url(url)
             wanted.append(
                 (
-                    {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432,
-                     "user": parsed.username or "postgres", "password": parsed.password or ""},
+                    {
+                        "host": parsed.host or "127.0.0.1",
+                        "port": parsed.port or 5432,
+                        "user": parsed.username or "postgres",
+                        "password": parsed.password or "",
+                    },
                     str(parsed.database),
                 )
-            )  # fmt: skip
+            )
         try:
             for server, name in wanted:
                 where = {k: server[k] for k in ("host", "port", "user", "password")}
@@ -406,9 +419,12 @@ class Supervisor:
                     self.synapse.start()
                 self._write_run_file(ready=True)
             for process in self.homeserver_processes()[1:]:
-                if not process.running():
+                if not process.running() and now >= self._next_start.get(process.name, 0.0):
+                    # at once the first time; a process dying again and again waits longer
+                    count = self.restarts.get(process.name, 0) + 1
+                    self.restarts[process.name] = count
+                    self._next_start[process.name] = now + min(60.0, 2.0 ** min(count - 1, 6))
                     log.warning("processus %s arrêté ; redémarrage", process.name)
-                    self.restarts[process.name] = self.restarts.get(process.name, 0) + 1
                     with contextlib.suppress(HomeserverStartError, proxy.ProxyError, OSError):
                         process.start(wait=False)
                     self._write_run_file(ready=True)

@@ -21,9 +21,13 @@ def ensure_database(*, host: str, port: int, user: str, password: str, name: str
     """Create ``name`` (UTF8, C collation, template0) if missing; True when created."""
     try:
         connection: Any = psycopg2.connect(
-            host=host, port=port, user=user, password=password or None, dbname="postgres",
+            host=host,
+            port=port,
+            user=user,
+            password=password or None,
+            dbname="postgres",
             connect_timeout=10,
-        )  # fmt: skip
+        )
     except psycopg2.OperationalError as exc:
         raise DatabaseSetupError(
             f"PostgreSQL injoignable sur {host}:{port} (utilisateur {user}) : "
@@ -55,9 +59,13 @@ def ensure_database(*, host: str, port: int, user: str, password: str, name: str
 def check_collation(*, host: str, port: int, user: str, password: str, name: str) -> str | None:
     """A French problem when ``name`` exists without the C collation Synapse needs."""
     connection: Any = psycopg2.connect(
-        host=host, port=port, user=user, password=password or None, dbname="postgres",
+        host=host,
+        port=port,
+        user=user,
+        password=password or None,
+        dbname="postgres",
         connect_timeout=10,
-    )  # fmt: skip
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute(

@@ -128,7 +128,7 @@ class ProxyProcess:
             capture_output=True,
             text=True,
             check=False,
-        )  # fmt: skip
+        )
         if done.returncode != 0:
             raise ProxyError(f"configuration nginx refusée : {done.stderr.strip()[:500]}")
 

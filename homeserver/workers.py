@@ -114,10 +114,13 @@ def topology(region: Mapping[str, Any]) -> Topology:
             MEDIA, "synapse.app.media_repository", base + 40, ("media",), role="médias"
         ),
         background=WorkerSpec(
-            BACKGROUND, "synapse.app.generic_worker", base + 41, ("health",),
+            BACKGROUND,
+            "synapse.app.generic_worker",
+            base + 41,
+            ("health",),
             role="tâches de fond",
         ),
-    )  # fmt: skip
+    )
 
 
 def worker_config(spec: WorkerSpec, log_config_path: str) -> dict[str, Any]:
