@@ -141,7 +141,9 @@ def _up_detached(ctx: CliContext) -> int:
             start_new_session=True,
             env=dict(os.environ),
         )
-    deadline = time.monotonic() + 120
+    # the region profile starts seven Synapse processes, nginx and two dossiers: longer
+    patience = 300 if ctx.profile.is_region else 120
+    deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise CliError(f"le démarrage a échoué ; voir {log_dir / 'cercle.log'}")
@@ -150,7 +152,7 @@ def _up_detached(ctx: CliContext) -> int:
             _say(connection_help(ctx))
             return 0
         time.sleep(0.2)
-    raise CliError(f"Cercle n'est pas prêt après 120 s ; voir {log_dir / 'cercle.log'}")
+    raise CliError(f"Cercle n'est pas prêt après {patience} s ; voir {log_dir / 'cercle.log'}")
 
 
 def cmd_down(args: argparse.Namespace) -> int:

@@ -135,7 +135,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
         }
     )
     try:
-        ok(cercle(env, "up", "--profile", "region", "--detach", timeout=300))
+        ok(cercle(env, "up", "--profile", "region", "--detach", timeout=360))
         yield Region(
             env,
             root / "var",
