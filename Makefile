@@ -34,6 +34,13 @@ $(SYSTEM_STAMP): Makefile | $(STAMP)
 	      || echo "avertissement : installation de dovecot impossible, les tests du pont courriel seront ignorés"; \
 	  else echo "avertissement : dovecot absent (lancez en root pour l'installer)"; fi; \
 	fi
+	@# nginx: the reverse proxy of the region profile (Synapse workers, `make up PROFILE=region`)
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) \
+	      || echo "avertissement : installation de nginx impossible, le profil region ne démarrera pas"; \
+	  else echo "avertissement : nginx absent (lancez en root pour l'installer)"; fi; \
+	fi
 	@# pg_dump / pg_restore / psql: backups of PostgreSQL profiles (cercle backup)
 	@if ! command -v pg_dump >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ]; then \
@@ -60,14 +67,19 @@ $(NODE_STAMP): tests/interop/package.json
 	  else npm install --no-audit --no-fund --loglevel=error; fi
 	touch $@
 
-up: $(STAMP) $(FONTS_STAMP)
-	$(BIN)/cercle up
+# `make up` runs the embedded default (one Synapse process, SQLite); `make up PROFILE=region`
+# the region profile (config/region.yaml: Synapse workers, PostgreSQL, Redis, nginx).
+PROFILE ?=
+PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE))
+
+up: $(STAMP) $(FONTS_STAMP) $(if $(PROFILE),$(SYSTEM_STAMP))
+	$(BIN)/cercle $(PROFILE_ARG) up
 
 down: $(STAMP)
-	$(BIN)/cercle down
+	$(BIN)/cercle $(PROFILE_ARG) down
 
 status: $(STAMP)
-	$(BIN)/cercle status
+	$(BIN)/cercle $(PROFILE_ARG) status
 
 test: $(STAMP) $(SYSTEM_STAMP) $(FONTS_STAMP) $(NODE_DEPS)
 	@$(MAKE) --no-print-directory audit

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from cercle import commands_admin, commands_annuaire, commands_backup, commands_run
 from cercle.errors import CliError
-from deployment.profile import ProfileError
+from deployment.profile import PROJECT_ROOT, ProfileError
 from homeserver.admin_api import AdminApiError
 
 # Each family of subcommands lives in its own module exposing register(subparsers).
@@ -23,16 +24,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, default=None, help="fichier de configuration en plus"
     )
+    parser.add_argument("--profile", default=None, help="profil config/<nom>.yaml (ex. region)")
     sub = parser.add_subparsers(dest="command", metavar="commande")
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
 
+def _choose_profile(args: argparse.Namespace) -> None:
+    """``--profile region`` is ``--config config/region.yaml``; either is handed to every
+    child process through ``CERCLE_CONFIG`` (they load the same profile)."""
+    profile = getattr(args, "profile", None) or getattr(args, "sub_profile", None)
+    if profile:
+        if not profile.replace("-", "").replace("_", "").isalnum():
+            raise CliError(f"nom de profil invalide : {profile}")
+        path = PROJECT_ROOT / "config" / f"{profile}.yaml"
+        if not path.exists():
+            raise CliError(f"profil inconnu : {profile} (pas de {path})")
+        args.config = path
+    if args.config is not None:
+        os.environ["CERCLE_CONFIG"] = str(Path(args.config).resolve())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _choose_profile(args)
+    except CliError as exc:
+        print(f"erreur : {exc.message}", file=sys.stderr)
+        return exc.exit_code
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -217,7 +217,7 @@ async def cmd_create(args: argparse.Namespace, out: Out = _out) -> int:
     localpart = parse_localpart(args.localpart, ctx.profile.server_name)
     user_id = f"@{localpart}:{ctx.profile.server_name}"
     password, generated = _password_for_new_account(args)
-    async with AdminApi(ctx.profile.homeserver_url) as api:
+    async with AdminApi(ctx.profile.admin_url) as api:
         try:
             created = await api.register(
                 ctx.secrets.registration_shared_secret,
@@ -260,7 +260,7 @@ def _password_for_new_account(args: argparse.Namespace) -> tuple[str, bool]:
 
 async def cmd_list(args: argparse.Namespace, out: Out = _out) -> int:
     ctx = load_context(args.config)
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         # Synapse lists only approved accounts unless asked: fetch both and merge.
         users = await api.all_users(approved=True, deactivated=args.all)
         users += await api.all_users(approved=False, deactivated=args.all)
@@ -277,7 +277,7 @@ async def cmd_deactivate(args: argparse.Namespace, out: Out = _out) -> int:
     user_id = parse_user_id(args.user_id, ctx.profile.server_name)
     if user_id in _service_accounts(ctx):
         raise CliError(f"{user_id} est un compte de service de Cercle : il ne se désactive pas")
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         user = await existing_user(api, user_id)
         if user.get("deactivated") and not args.erase:
             out(f"Compte déjà désactivé : {user_id}")
@@ -321,7 +321,7 @@ async def cmd_reset_password(args: argparse.Namespace, out: Out = _out) -> int:
     password = args.password if args.password is not None else generate_password()
     if not password:
         raise CliError("mot de passe vide")
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")
@@ -335,7 +335,7 @@ async def cmd_reset_password(args: argparse.Namespace, out: Out = _out) -> int:
 async def cmd_approve(args: argparse.Namespace, out: Out = _out) -> int:
     ctx = load_context(args.config)
     user_id = parse_user_id(args.user_id, ctx.profile.server_name)
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         user = await existing_user(api, user_id)
         if user.get("deactivated"):
             raise CliError(f"compte désactivé : {user_id}")

@@ -76,7 +76,7 @@ def consent_line(consent: dict[str, Any], user: dict[str, Any]) -> str:
 
 
 async def _user(ctx: CliContext, user_id: str) -> dict[str, Any]:
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         return await existing_user(api, user_id)
 
 

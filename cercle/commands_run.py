@@ -19,11 +19,11 @@ from bridges.mail.status import mailbox_lines, mailbox_report
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (
-    CHILD_MARKS,
     SERVICES,
     PortBusy,
     Supervisor,
     check_ports,
+    child_marks,
     pid_alive,
     read_run_file,
     run_file,
@@ -31,16 +31,26 @@ from cercle.supervisor import (
 from deployment.processes import PRIVATE_UMASK, recorded_children, remove_pid_file
 from homeserver.accounts import admin_user_id
 from homeserver.process import HomeserverStartError, is_healthy
+from homeserver.proxy import ProxyError, answers, dossier_ports
 
 
 def register(subparsers: Any) -> None:
     up = subparsers.add_parser("up", help="démarre Synapse et les services Cercle")
+    for command in (up,):
+        command.add_argument(
+            "--profile",
+            dest="sub_profile",
+            default=None,
+            help="profil config/<nom>.yaml (ex. region)",
+        )
     up.add_argument("--detach", "-d", action="store_true", help="rend la main une fois prêt")
     up.set_defaults(handler=cmd_up)
     down = subparsers.add_parser("down", help="arrête proprement tout Cercle")
+    down.add_argument("--profile", dest="sub_profile", default=None, help="profil (ex. region)")
     down.set_defaults(handler=cmd_down)
     status = subparsers.add_parser("status", help="état des services")
     status.add_argument("--json", action="store_true", help="un objet JSON")
+    status.add_argument("--profile", dest="sub_profile", default=None, help="profil (ex. region)")
     status.set_defaults(handler=cmd_status)
 
 
@@ -83,7 +93,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CliError(
             f"Cercle tourne déjà (processus {running['pid']}) : « cercle down » pour l'arrêter"
         )
-    leftovers = recorded_children(run_file(ctx.profile).parent, CHILD_MARKS)
+    leftovers = recorded_children(run_file(ctx.profile).parent, child_marks(ctx.profile))
     if leftovers:
         raise CliError(
             "des processus d'un Cercle interrompu tournent encore ("
@@ -103,7 +113,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except PortBusy as exc:
         supervisor.stop()
         raise CliError(str(exc)) from None
-    except HomeserverStartError as exc:
+    except (HomeserverStartError, ProxyError) as exc:
         supervisor.stop()
         raise CliError(str(exc)) from exc
     except BaseException:
@@ -124,14 +134,16 @@ def _up_detached(ctx: CliContext) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "cercle.log", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cercle", "up"],
+            [sys.executable, "-m", "cercle", "up"],  # the profile: CERCLE_CONFIG
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=dict(os.environ),
         )
-    deadline = time.monotonic() + 120
+    # the region profile starts seven Synapse processes, nginx and two dossiers: longer
+    patience = 300 if ctx.profile.is_region else 120
+    deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise CliError(f"le démarrage a échoué ; voir {log_dir / 'cercle.log'}")
@@ -140,7 +152,7 @@ def _up_detached(ctx: CliContext) -> int:
             _say(connection_help(ctx))
             return 0
         time.sleep(0.2)
-    raise CliError(f"Cercle n'est pas prêt après 120 s ; voir {log_dir / 'cercle.log'}")
+    raise CliError(f"Cercle n'est pas prêt après {patience} s ; voir {log_dir / 'cercle.log'}")
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -163,7 +175,7 @@ def _stop_leftovers(ctx: CliContext) -> int:
     """No supervisor: stop what its pid files still name (a supervisor killed before it
     wrote its run file, on a system without PR_SET_PDEATHSIG)."""
     run_dir = run_file(ctx.profile).parent
-    leftovers = recorded_children(run_dir, CHILD_MARKS)
+    leftovers = recorded_children(run_dir, child_marks(ctx.profile))
     if not leftovers:
         _say("Cercle n'était pas démarré.")
         return 0
@@ -198,11 +210,30 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
             "url": p.homeserver_url,
         }
     }
+    restarts: dict[str, int] = state.get("restarts", {})
+    services["homeserver"]["restarts"] = restarts.get("synapse", 0)
+    for name, proc in state.get("homeserver_processes", {}).items():
+        if name == "synapse":
+            continue
+        up = proc.get("pid") is not None and pid_alive(int(proc["pid"]))
+        healthy = up and (answers(proc["url"]) if name == "proxy" else is_healthy(proc["url"]))
+        services[name] = {
+            "state": "running" if healthy else ("starting" if up else "stopped"),
+            "pid": proc.get("pid") if up else None,
+            "url": proc["url"],
+            "restarts": restarts.get(name, 0),
+        }
     dossier_up = False
     for spec in SERVICES:
+        if spec.name == "dossier" and p.is_region:
+            dossier_up = _dossier_processes(p, pids, restarts, services)
+            continue
         pid = pids.get(spec.name)
         alive = pid is not None and pid_alive(int(pid))
-        entry: dict[str, Any] = {"pid": pid if alive else None}
+        entry: dict[str, Any] = {
+            "pid": pid if alive else None,
+            "restarts": restarts.get(spec.name, 0),
+        }
         if not spec.present():
             entry["state"] = "absent"
         elif not spec.enabled(p):
@@ -228,6 +259,24 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         "services": services,
         "backup": backup_status(p),
     }
+
+
+def _dossier_processes(
+    p: Any, pids: dict[str, Any], restarts: dict[str, int], services: dict[str, Any]
+) -> bool:
+    """Region: each dossier process behind the proxy, checked on its own port."""
+    for i, port in enumerate(dossier_ports(p)):
+        name = f"dossier{i + 1}"
+        pid = pids.get(name)
+        alive = pid is not None and pid_alive(int(pid))
+        up = alive and is_healthy(f"http://127.0.0.1:{port}")
+        services[name] = {
+            "state": "running" if up else ("starting" if alive else "stopped"),
+            "pid": pid if alive else None,
+            "url": f"http://127.0.0.1:{port}",
+            "restarts": restarts.get(name, 0),
+        }
+    return is_healthy(p.dossier_url)
 
 
 def backup_line(state: dict[str, Any]) -> str:
@@ -262,7 +311,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         "disabled": "désactivé",
     }
     for name, entry in report["services"].items():
-        _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}")
+        again = entry.get("restarts") or 0
+        shown = f" (redémarré {again} fois)" if again else ""
+        _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}{shown}")
         for line in mailbox_lines(entry.get("mailboxes", [])):
             _say(line)
     _say(backup_line(report["backup"]))

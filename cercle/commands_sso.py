@@ -40,7 +40,7 @@ async def cmd_sso_icon(args: argparse.Namespace, out: Any = print) -> int:
     kind = next((t for magic, t in _IMAGE_TYPES.items() if content.startswith(magic)), None)
     if kind is None:
         raise CliError("format non reconnu : une image PNG ou JPEG est attendue")
-    async with AdminApi(ctx.profile.homeserver_url, ctx.admin_token) as api:
+    async with AdminApi(ctx.profile.admin_url, ctx.admin_token) as api:
         mxc = await api.upload_media(content, kind, path.name)
     sso.save_icon(ctx.profile, args.fournisseur, mxc)
     out(f"Logo de {args.fournisseur} : {mxc}")

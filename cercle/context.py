@@ -34,7 +34,7 @@ class CliContext:
         return database_path(self.profile.data.get("annuaire") or {}, self.profile.var_dir)
 
     def admin_api(self) -> AdminApi:
-        return AdminApi(self.profile.homeserver_url, self.admin_token)
+        return AdminApi(self.profile.admin_url, self.admin_token)
 
 
 def load_context(config: Path | None = None) -> CliContext:

@@ -26,6 +26,7 @@ from typing import Any
 from backup.schedule import BackupScheduler
 from bridges.mail.account import ensure_bridge_account
 from cercle.errors import CliError
+from deployment.postgres import DatabaseSetupError, check_collation, ensure_database
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
@@ -37,9 +38,10 @@ from deployment.processes import (
 )
 from deployment.profile import Profile
 from deployment.secrets import Secrets
+from homeserver import proxy
 from homeserver.accounts import ensure_service_accounts
-from homeserver.process import SynapseProcess, is_healthy
-from homeserver.render import render
+from homeserver.process import HomeserverStartError, SynapseProcess, is_healthy
+from homeserver.render import RenderedHomeserver, render
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,20 @@ CHILD_MARKS = {
 }
 
 
+def child_marks(profile: Profile) -> dict[str, str]:
+    """CHILD_MARKS plus, in the region profile, every worker, the proxy and each dossier."""
+    marks = dict(CHILD_MARKS)
+    if profile.is_region:
+        from homeserver.workers import topology
+
+        for spec in topology(profile.section("region")).workers:
+            marks[spec.name] = spec.app
+        marks["proxy"] = "nginx"
+        for i in range(len(proxy.dossier_ports(profile))):
+            marks[f"dossier{i + 1}"] = "-m dossier_service"
+    return marks
+
+
 class PortBusy(Exception):
     """A port Cercle needs is taken; the message (French) names it and who holds it."""
 
@@ -77,6 +93,15 @@ def check_ports(profile: Profile, *, with_dossier: bool) -> None:
     if with_dossier:
         d = profile.section("dossier")
         wanted.append((str(d["bind_address"]), int(d["port"]), "dossier", "dossier.port"))
+    if profile.is_region:
+        from homeserver.workers import topology
+
+        topo = topology(profile.section("region"))
+        internal = [topo.main_port, topo.main_replication_port]
+        for spec in topo.workers:
+            internal += [spec.port] + ([spec.replication_port] if spec.replication_port else [])
+        internal += proxy.dossier_ports(profile) if with_dossier else []
+        wanted += [("127.0.0.1", p, "processus interne", "region.base_port") for p in internal]
     for host, port, role, setting in wanted:
         if not port_is_free(host, port):
             raise PortBusy(busy_port_message(port, role, setting))
@@ -136,11 +161,20 @@ class ServiceProcess:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    # several processes of one service (region: dossier1, dossier2): own name and settings
+    instance: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    restarted: int = 0  # every restart since `cercle up` (shown by `cercle status`)
+
+    @property
+    def name(self) -> str:
+        return self.instance or self.spec.name
 
     def start(self) -> None:
         out = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.spec.module],
+            env={**os.environ, **self.env},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -148,7 +182,7 @@ class ServiceProcess:
             preexec_fn=child_setup(),
         )
         out.close()
-        write_pid_file(self.run_dir, self.spec.name, self.proc.pid)
+        write_pid_file(self.run_dir, self.name, self.proc.pid)
         self.started_at = time.monotonic()
 
     def running(self) -> bool:
@@ -156,7 +190,7 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
-            remove_pid_file(self.run_dir, self.spec.name)
+            remove_pid_file(self.run_dir, self.name)
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -164,7 +198,7 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
-        remove_pid_file(self.run_dir, self.spec.name)
+        remove_pid_file(self.run_dir, self.name)
 
 
 class Supervisor:
@@ -173,26 +207,116 @@ class Supervisor:
         self.secrets = secrets
         self.log_dir = profile.var_dir / "log"
         self.run_dir = profile.var_dir / "run"
-        self.synapse = SynapseProcess(render(profile, secrets), pid_dir=self.run_dir)
+        rendered = render(profile, secrets)
+        self.synapse = SynapseProcess(rendered, pid_dir=self.run_dir)
+        # region: the workers and the proxy, restarted like the main process when they die
+        self.workers = self._workers(rendered)
+        self.proxy: proxy.ProxyProcess | None = None
+        if rendered.topology is not None:
+            self.proxy = proxy.ProxyProcess(
+                proxy.nginx_binary(profile),
+                proxy.render(profile, rendered.topology),
+                profile.homeserver_url,
+                pid_dir=self.run_dir,
+            )
+        self.restarts: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
         self.services = [
-            ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)
+            process
             for spec in SERVICES
             if spec.present() and spec.enabled(profile)
+            for process in self._processes_of(spec)
         ]
         self.backups = BackupScheduler(profile, self.log_dir / "backup.log")
         self._stopping = False
 
+    def _workers(self, rendered: RenderedHomeserver) -> list[SynapseProcess]:
+        if rendered.topology is None:
+            return []
+        return [
+            SynapseProcess(
+                rendered,
+                pid_dir=self.run_dir,
+                name=spec.name,
+                app=spec.app,
+                worker_config=rendered.worker_configs[spec.name],
+                health_url=spec.base_url,
+            )
+            for spec in rendered.topology.workers
+        ]
+
+    def _processes_of(self, spec: ServiceSpec) -> list[ServiceProcess]:
+        if spec.name != "dossier" or not self.profile.is_region:
+            return [ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)]
+        return [
+            ServiceProcess(
+                spec,
+                self.log_dir / f"dossier{i + 1}.log",
+                self.run_dir,
+                instance=f"dossier{i + 1}",
+                env={
+                    "CERCLE__DOSSIER__BIND_ADDRESS": "127.0.0.1",
+                    "CERCLE__DOSSIER__PORT": str(port),
+                },
+            )
+            for i, port in enumerate(proxy.dossier_ports(self.profile))
+        ]
+
+    def homeserver_processes(self) -> list[Any]:
+        return [self.synapse, *self.workers, *([self.proxy] if self.proxy else [])]
+
+    def _ensure_databases(self) -> None:
+        hs = self.profile.section("homeserver")
+        db = hs["database"]
+        wanted = []
+        if db["engine"] == "postgres":
+            wanted.append((db, str(db["name"])))
+        url = str(self.profile.section("dossier").get("database_url") or "")
+        if url.startswith("postgresql"):
+            from sqlalchemy import make_url
+
+            parsed = make_url(url)
+            wanted.append(
+                (
+                    {
+                        "host": parsed.host or "127.0.0.1",
+                        "port": parsed.port or 5432,
+                        "user": parsed.username or "postgres",
+                        "password": parsed.password or "",
+                    },
+                    str(parsed.database),
+                )
+            )
+        try:
+            for server, name in wanted:
+                where = {k: server[k] for k in ("host", "port", "user", "password")}
+                if not ensure_database(**where, name=name) and server is db:
+                    problem = check_collation(**where, name=name)
+                    if problem:
+                        raise CliError(problem)
+        except DatabaseSetupError as exc:
+            raise CliError(str(exc)) from exc
+
     def _write_run_file(self, ready: bool) -> None:
         path = run_file(self.profile)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
+        data: dict[str, Any] = {
             "pid": os.getpid(),
             "ready": ready,
             "homeserver_pid": self.synapse.pid,
             "services": {
-                s.spec.name: (s.proc.pid if s.running() and s.proc else None) for s in self.services
+                s.name: (s.proc.pid if s.running() and s.proc else None) for s in self.services
+            },
+            "restarts": {
+                **self.restarts,
+                **{s.name: s.restarted for s in self.services if s.restarted},
             },
         }
+        if self.proxy is not None:
+            data["homeserver_processes"] = {
+                p.name: {"pid": p.pid if p.running() else None, "url": p.url}
+                for p in self.homeserver_processes()
+            }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(path)
@@ -205,13 +329,25 @@ class Supervisor:
         make_private(self.profile.var_dir)  # files written before the umask (older runs)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.check_ports()
+        if self.profile.is_region:
+            announce("Bases PostgreSQL…")
+            self._ensure_databases()
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)
-        self.synapse.start()
+        self.synapse.start(timeout=120)
+        if self.workers:
+            announce(f"Démarrage des {len(self.workers)} workers Synapse et du proxy…")
+            for worker in self.workers:
+                worker.start(wait=False)
+            for worker in self.workers:
+                worker.wait_ready(timeout=120)
+        if self.proxy is not None:
+            self.proxy.check()
+            self.proxy.start()
         bot = self.profile.section("bot")
         accounts = asyncio.run(
             ensure_service_accounts(
-                self.profile.homeserver_url,
+                self.profile.admin_url,
                 self.profile.server_name,
                 self.secrets,
                 bot_localpart=str(bot["localpart"]),
@@ -222,30 +358,35 @@ class Supervisor:
             mail = self.profile.section("mail_bridge")
             asyncio.run(
                 ensure_bridge_account(
-                    self.profile.homeserver_url, accounts.admin_token, self.secrets,
+                    self.profile.admin_url, accounts.admin_token, self.secrets,
                     user_id=f"@{mail['localpart']}:{self.profile.server_name}",
                     display_name=str(mail["display_name"]),
                 )
             )  # fmt: skip
         for service in self.services:
-            announce(f"Démarrage du service {service.spec.name}…")
+            announce(f"Démarrage du service {service.name}…")
             service.start()
+            if service.instance:  # one dossier migrates the database before the next starts
+                self._wait_for_dossier(announce, service)
         self._wait_for_dossier(announce)
         self._write_run_file(ready=True)
 
-    def _wait_for_dossier(self, announce: Any, timeout: float = 60.0) -> None:
+    def _wait_for_dossier(
+        self, announce: Any, dossier: ServiceProcess | None = None, timeout: float = 60.0
+    ) -> None:
         """Ready means the dossier answers too (its migrations run first), or has stopped."""
-        dossier = next((s for s in self.services if s.spec.name == "dossier"), None)
+        url = self.profile.dossier_url
+        if dossier is not None and dossier.instance:
+            url = f"http://127.0.0.1:{dossier.env['CERCLE__DOSSIER__PORT']}"
+        dossier = dossier or next((s for s in self.services if s.spec.name == "dossier"), None)
         if dossier is None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and dossier.running():
-            if is_healthy(self.profile.dossier_url):
+            if is_healthy(url):
                 return
             time.sleep(0.2)
-        announce(
-            f"Attention : le dossier ne répond pas encore ; voir {self.log_dir / 'dossier.log'}"
-        )
+        announce(f"Attention : le dossier ne répond pas encore ; voir {dossier.log_path}")
 
     def request_stop(self, *_: Any) -> None:
         self._stopping = True
@@ -263,20 +404,30 @@ class Supervisor:
                     if now - service.started_at > 60:
                         service.restarts = 0
                     service.restarts += 1
+                    service.restarted += 1
                     delay = min(60.0, 2.0 ** min(service.restarts, 6))
                     service.next_start = now + delay
                     service.proc = None
-                    log.warning(
-                        "service %s arrêté ; redémarrage dans %.0f s", service.spec.name, delay
-                    )
+                    log.warning("service %s arrêté ; redémarrage dans %.0f s", service.name, delay)
                     continue
                 service.start()
                 self._write_run_file(ready=True)
             if not self.synapse.running():
                 log.warning("Synapse arrêté ; redémarrage")
+                self.restarts["synapse"] = self.restarts.get("synapse", 0) + 1
                 with contextlib.suppress(Exception):
                     self.synapse.start()
                 self._write_run_file(ready=True)
+            for process in self.homeserver_processes()[1:]:
+                if not process.running() and now >= self._next_start.get(process.name, 0.0):
+                    # at once the first time; a process dying again and again waits longer
+                    count = self.restarts.get(process.name, 0) + 1
+                    self.restarts[process.name] = count
+                    self._next_start[process.name] = now + min(60.0, 2.0 ** min(count - 1, 6))
+                    log.warning("processus %s arrêté ; redémarrage", process.name)
+                    with contextlib.suppress(HomeserverStartError, proxy.ProxyError, OSError):
+                        process.start(wait=False)
+                    self._write_run_file(ready=True)
             self.backups.tick()
             time.sleep(0.5)
 
@@ -284,6 +435,10 @@ class Supervisor:
         self.backups.stop()
         for service in reversed(self.services):
             service.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
+        for worker in reversed(self.workers):
+            worker.stop()
         self.synapse.stop()
         with contextlib.suppress(FileNotFoundError):
             run_file(self.profile).unlink()

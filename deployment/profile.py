@@ -104,6 +104,20 @@ class Profile:
         return f"http://{hs['bind_address']}:{hs['port']}"
 
     @property
+    def is_region(self) -> bool:
+        """Synapse workers, PostgreSQL, Redis and a reverse proxy (config/region.yaml)."""
+        region = self.data.get("region")
+        return isinstance(region, Mapping) and region.get("enabled") is True
+
+    @property
+    def admin_url(self) -> str:
+        """Where Cercle's own tools reach Synapse's admin API: the main process on loopback.
+        In the region profile the proxy (``homeserver_url``) never forwards /_synapse/admin."""
+        if self.is_region:
+            return f"http://127.0.0.1:{int(self.section('region')['base_port'])}"
+        return self.homeserver_url
+
+    @property
     def public_baseurl(self) -> str:
         hs = self.section("homeserver")
         url = hs.get("public_baseurl") or f"{self.homeserver_url}/"

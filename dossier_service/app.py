@@ -4,12 +4,15 @@ form declarations, the HTTP client for OpenID checks, the API routes and the pag
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import make_url
 
 from dossier_service import agenda_feed, appkeys
 from dossier_service import web as pages
@@ -34,6 +37,7 @@ from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
+from dossier_service.file_revisions import listen
 from dossier_service.forms_schema import FormCatalogue, load_forms
 from dossier_service.services.read_models import DashboardCache, FileCache
 
@@ -116,9 +120,20 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         http = aiohttp.ClientSession()
         app[appkeys.HTTP] = http
+        database = app[appkeys.DATABASE]
+        listener = None
+        if database.notices is not None:  # several processes: hear the others' changes
+            dsn = make_url(config.database_url).set(drivername="postgresql")
+            listener = asyncio.create_task(
+                listen(dsn.render_as_string(hide_password=False), database.notices)
+            )
         yield
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         await http.close()
-        await app[appkeys.DATABASE].dispose()
+        await database.dispose()
 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_security_headers)

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
-from dossier_service.file_revisions import FileRevisions
+from dossier_service.file_revisions import ChangeNotices, FileRevisions
 from dossier_service.sqlite_checkpoint import WalCheckpointer
 
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a checkpoint
@@ -47,6 +47,8 @@ class Database:
     checkpointer: WalCheckpointer | None = None
     # this process's count of committed changes per file, where it is the only writer
     revisions: FileRevisions | None = None
+    # PostgreSQL: changes committed by any process, NOTIFYed (file_revisions.ChangeNotices)
+    notices: ChangeNotices | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,12 +116,18 @@ def build_database(
         revisions = FileRevisions()
         session_class = type("DossierSession", (Session,), {})  # listeners for this db only
         revisions.watch(session_class)
+    notices = None
+    if engine.dialect.name == "postgresql":
+        notices = ChangeNotices()
+        session_class = type("DossierSession", (Session,), {})
+        notices.watch(session_class)
     sessions = async_sessionmaker(
         engine, class_=AsyncSession, sync_session_class=session_class, expire_on_commit=False
     )
     return Database(
-        engine=engine, sessions=sessions, checkpointer=checkpointer, revisions=revisions
-    )
+        engine=engine, sessions=sessions, checkpointer=checkpointer, revisions=revisions,
+        notices=notices,
+    )  # fmt: skip
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:

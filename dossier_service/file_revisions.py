@@ -9,15 +9,22 @@ every read, growing with the file.
 Only valid when this process is the only writer of the database and its transactions
 never overlap: the SQLite deployment (one service process, one pooled connection, so a
 reader's revision and sections come from one transaction no writer can interleave with).
-With PostgreSQL the revision is read from the database (`read_models.revision`).
+With PostgreSQL the revision is read from the database (`read_models.revision`), so it
+holds with several processes (region profile); :class:`ChangeNotices` tells every process
+of the changes the others commit, for what is kept in memory without a revision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+
+log = logging.getLogger(__name__)
 
 CHANGED_FILES = "cercle.changed_files"
 
@@ -53,3 +60,76 @@ class FileRevisions:
 
     def _after_rollback(self, session: Any) -> None:
         session.info.pop(CHANGED_FILES, None)  # nothing of it was written
+
+
+CHANNEL = "cercle_file_changes"
+ALL = "*"  # "anything may have changed" (the listener was away)
+
+
+class ChangeNotices:
+    """Several dossier processes on one PostgreSQL database (region profile): what one
+    process keeps in memory about files must not outlive a change committed by another.
+
+    The transaction that changes files NOTIFYs their ids (``pg_notify`` in the same
+    transaction: PostgreSQL delivers it only if it commits); every process LISTENs
+    (:func:`listen`) and calls its subscribers, which forget what they derived (the pages'
+    names of people). Reads that must see a change at once never rely on a notice: the file
+    cache's key is read from the database, dashboards are not cached on PostgreSQL.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[str], None]] = []
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        self._subscribers.append(callback)
+
+    def deliver(self, payload: str) -> None:
+        for callback in self._subscribers:
+            try:
+                callback(payload)
+            except Exception:  # one subscriber's bug never stops the others
+                log.exception("abonné aux changements en erreur")
+
+    def watch(self, session_class: type) -> None:
+        event.listen(session_class, "before_commit", self._before_commit)
+        event.listen(session_class, "after_commit", self._forget)
+        event.listen(session_class, "after_rollback", self._forget)
+
+    def _before_commit(self, session: Any) -> None:
+        changed = session.info.get(CHANGED_FILES)
+        if changed:
+            payload = ",".join(sorted(p or "-" for p in changed))
+            if len(payload) > 7000:  # NOTIFY payloads stay under 8000 bytes
+                payload = ALL
+            session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+
+    def _forget(self, session: Any) -> None:
+        session.info.pop(CHANGED_FILES, None)
+
+
+async def listen(dsn: str, notices: ChangeNotices, ready: asyncio.Event | None = None) -> None:
+    """LISTEN on ``dsn`` (asyncpg) until cancelled; reconnects after a lost connection and
+    then tells the subscribers that anything may have changed."""
+    import asyncpg
+
+    while True:
+        try:
+            connection = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("écoute des changements impossible ; nouvel essai dans 1 s")
+            await asyncio.sleep(1)
+            continue
+        closed = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _c, done=closed: done.set())
+            await connection.add_listener(
+                CHANNEL, lambda _c, _pid, _channel, payload: notices.deliver(payload)
+            )
+            notices.deliver(ALL)
+            if ready is not None:
+                ready.set()
+            await closed.wait()
+            log.warning("écoute des changements interrompue ; reconnexion")
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)

@@ -24,6 +24,7 @@ from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.directory import web as directory_web
 from dossier_service.directory.settings import settings_from_profile
+from dossier_service.forwarded import behind_proxy
 from dossier_service.migrate import upgrade
 
 log = logging.getLogger("dossier_service")
@@ -78,6 +79,8 @@ def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Exten
             authenticate=directory_web.dossier_authenticator(config),
         )
 
+    if profile.is_region:  # behind nginx (region profile): the client's address is its word
+        return [mount_directory, behind_proxy]
     return [mount_directory]
 
 

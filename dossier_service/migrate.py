@@ -8,9 +8,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+_LOCK = 0x63657263  # "cerc": the migrations' advisory lock
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -33,6 +35,10 @@ async def upgrade(url: str, revision: str = "head") -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # several dossier processes start together (region profile): one migrates,
+                # the others wait for it, then find nothing left to do
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             await connection.run_sync(_upgrade, alembic_config(url), revision)
     finally:
         await engine.dispose()

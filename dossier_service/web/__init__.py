@@ -81,6 +81,9 @@ def setup(app: web.Application) -> None:
     app[PAGES] = pages
     people = People()
     app[PEOPLE] = people
+    notices = app[appkeys.DATABASE].notices
+    if notices is not None:  # a circle changed by another dossier process
+        notices.subscribe(lambda _changed: people.forget())
     pages.env.globals.update(person=people.html, person_name=people.name)
     app.middlewares.append(people_middleware)
     app[appkeys.ERROR_RENDERER] = pages.error_page

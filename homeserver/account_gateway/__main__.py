@@ -32,7 +32,7 @@ async def serve() -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    async with AdminApi(profile.homeserver_url, token_path.read_text().strip()) as admin:
+    async with AdminApi(profile.admin_url, token_path.read_text().strip()) as admin:
         runner = web.AppRunner(
             create_gateway_app(admin, secret=secret, server_name=profile.server_name),
             access_log=None,

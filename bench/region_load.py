@@ -1,0 +1,437 @@
+"""Region profile vs the single-process default, in one run (issue 15), loopback only.
+
+Each deployment is started in turn with `cercle up` (the default: one Synapse on SQLite, one
+dossier; then `--profile region`: Synapse's workers on PostgreSQL and Redis behind nginx, two
+dossier processes), on fresh data, and receives the same load for ``--seconds``:
+
+- ``--users`` professionals, each in a room of their own with 2 colleagues, each keeping a
+  /sync long-poll open (what Element does) while sending messages back to back
+  (``m.room.encrypted`` events with an opaque ciphertext of Megolm's size: for the server
+  an encrypted message is exactly that; the clients here do no crypto so that the server is
+  what is measured);
+- dossier clients reading a file and writing notebook entries (service token).
+
+Printed per deployment: messages/s, send p50/p99, sync delivery p50/p99 (sent → seen in
+the sender's colleague's /sync), dossier reads and writes/s with p50/p99, errors (must be
+0), CPU seconds per process. Then the ratio region / single.
+
+    python bench/region_load.py [--seconds 20] [--users 30] [--dossier-clients 8]
+
+Needs PostgreSQL (127.0.0.1:5432, user postgres), Redis (127.0.0.1:6379) and nginx; prints
+why and exits 0 without them. The databases it creates are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deployment.processes import port_is_free  # noqa: E402
+from homeserver.admin_api import AdminApi  # noqa: E402
+
+PASSWORD = "bench-password-region-42"
+
+
+def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cercle", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cercle {' '.join(args)} : {done.stderr[-1500:]}")
+    return done.stdout
+
+
+def free_base() -> int:
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(400) * 100
+        if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
+            return base
+    raise RuntimeError("aucune plage de ports libre")
+
+
+@dataclass
+class Deployment:
+    name: str
+    env: dict[str, str]
+    args: tuple[str, ...]  # the profile arguments
+    homeserver: str
+    dossier: str
+    admin_url: str
+    var: Path
+    databases: list[str] = field(default_factory=list)
+
+    @property
+    def server_name(self) -> str:
+        return self.env["CERCLE__SERVER_NAME"]
+
+    def cli(self, *args: str) -> str:
+        return cercle(self.env, *self.args, *args)
+
+
+def deployments(tmp: Path) -> list[Deployment]:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("CERCLE")}
+    common = {
+        "CERCLE__HOMESERVER__LEGAL__ENABLED": "false",
+        # the load, not the anti-abuse limits, is what is measured
+        "CERCLE__HOMESERVER__RATE_LIMITS__MESSAGE_PER_SECOND": "10000",
+        "CERCLE__HOMESERVER__RATE_LIMITS__MESSAGE_BURST": "100000",
+        "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_PER_SECOND": "1000",
+        "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_BURST": "1000",
+        "CERCLE__HOMESERVER__PRESENCE": "false",
+    }
+    out = []
+    base = free_base()
+    single = {
+        **base_env,
+        **common,
+        "CERCLE__VAR_DIR": str(tmp / "single" / "var"),
+        "CERCLE__SERVER_NAME": f"single-{uuid.uuid4().hex[:6]}.localhost",
+        "CERCLE__HOMESERVER__PORT": str(base + 60),
+        "CERCLE__DOSSIER__PORT": str(base + 61),
+    }
+    out.append(
+        Deployment(
+            "single",
+            single,
+            (),
+            f"http://127.0.0.1:{base + 60}",
+            f"http://127.0.0.1:{base + 61}",
+            f"http://127.0.0.1:{base + 60}",
+            tmp / "single" / "var",
+        )
+    )
+    tag = uuid.uuid4().hex[:8]
+    base = free_base()
+    syn, dos = f"cercle_bench_syn_{tag}", f"cercle_bench_dos_{tag}"
+    region = {
+        **base_env,
+        **common,
+        "CERCLE__VAR_DIR": str(tmp / "region" / "var"),
+        "CERCLE__SERVER_NAME": f"region-{tag}.localhost",
+        "CERCLE__REGION__BASE_PORT": str(base),
+        "CERCLE__HOMESERVER__PORT": str(base + 60),
+        "CERCLE__HOMESERVER__DATABASE__NAME": syn,
+        "CERCLE__DOSSIER__PORT": str(base + 61),
+        "CERCLE__DOSSIER__PUBLIC_URL": f"http://127.0.0.1:{base + 61}",
+        "CERCLE__DOSSIER__DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dos}",
+    }
+    out.append(
+        Deployment(
+            "region",
+            region,
+            ("--profile", "region"),
+            f"http://127.0.0.1:{base + 60}",
+            f"http://127.0.0.1:{base + 61}",
+            f"http://127.0.0.1:{base}",
+            tmp / "region" / "var",
+            [syn, dos],
+        )
+    )
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_pids(dep: Deployment) -> dict[str, int]:
+    status = json.loads(dep.cli("status", "--json"))
+    pids = {}
+    for name, entry in status["services"].items():
+        if entry.get("pid"):
+            pids["synapse-main" if name == "homeserver" else name] = int(entry["pid"])
+    return pids
+
+
+@dataclass
+class Results:
+    send: list[float] = field(default_factory=list)
+    delivery: list[float] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> list[Any]:
+    """``users`` accounts logged in through the front door, each with a room shared with two
+    colleagues (the next ones)."""
+    shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
+    server = dep.server_name
+    tokens = []
+    async with AdminApi(dep.admin_url) as admin:
+        for i in range(users):
+            await admin.register(shared, f"pro{i}", PASSWORD)
+    for i in range(users):
+        async with http.post(
+            f"{dep.homeserver}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": f"pro{i}"},
+                "password": PASSWORD,
+            },
+        ) as resp:
+            tokens.append((await resp.json())["access_token"])
+    rooms = []
+    for i in range(users):
+        invite = [f"@pro{(i + k) % users}:{server}" for k in (1, 2)]
+        async with http.post(
+            f"{dep.homeserver}/_matrix/client/v3/createRoom",
+            headers={"Authorization": f"Bearer {tokens[i]}"},
+            json={"preset": "private_chat", "invite": invite},
+        ) as resp:
+            rooms.append((await resp.json())["room_id"])
+    for i in range(users):
+        for k in (1, 2):
+            j = (i + k) % users
+            async with http.post(
+                f"{dep.homeserver}/_matrix/client/v3/join/{rooms[i]}",
+                headers={"Authorization": f"Bearer {tokens[j]}"},
+                json={},
+            ) as resp:
+                await resp.read()
+    return list(zip(tokens, rooms, strict=True))
+
+
+async def load(
+    dep: Deployment,
+    seconds: float,
+    users: list[Any],
+    dossier_clients: int,
+    http: aiohttp.ClientSession,
+) -> Results:
+    res = Results()
+    stop = time.monotonic() + seconds
+    sent_at: dict[str, float] = {}
+    ciphertext = base64.b64encode(os.urandom(400)).decode()
+
+    async def sender(token: str, room: str) -> None:
+        n = 0
+        while time.monotonic() < stop:
+            txn = uuid.uuid4().hex
+            body = {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": ciphertext,
+                "device_id": "BENCH",
+                "sender_key": "x" * 43,
+                "session_id": txn,
+            }
+            t0 = time.monotonic()
+            sent_at[txn] = t0
+            try:
+                async with http.put(
+                    f"{dep.homeserver}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/{txn}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json=body,
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        res.errors += 1
+                        continue
+            except aiohttp.ClientError:
+                res.errors += 1
+                continue
+            res.send.append(time.monotonic() - t0)
+            n += 1
+
+    async def syncer(token: str) -> None:
+        since = None
+        flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
+        while time.monotonic() < stop + 2:
+            params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
+            try:
+                async with http.get(
+                    f"{dep.homeserver}/_matrix/client/v3/sync",
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as resp:
+                    data = await resp.json()
+                    if resp.status != 200:
+                        res.errors += 1
+                        continue
+            except aiohttp.ClientError:
+                res.errors += 1
+                continue
+            now = time.monotonic()
+            if since is not None:
+                for room in data.get("rooms", {}).get("join", {}).values():
+                    for ev in room.get("timeline", {}).get("events", []):
+                        sid = ev.get("content", {}).get("session_id")
+                        if sid in sent_at:
+                            res.delivery.append(now - sent_at[sid])
+            since = data["next_batch"]
+
+    token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
+    coord = f"@pro0:{dep.server_name}"
+    headers = {"Authorization": f"Bearer {token}", "X-Cercle-On-Behalf-Of": coord}
+    async with http.post(
+        f"{dep.dossier}/api/v1/patients",
+        headers=headers,
+        json={"label": "Suivi bench", "coordinator": coord},
+    ) as resp:
+        body = await resp.json()
+        pid = body.get("patient", body).get("id") if resp.status < 300 else None
+    if pid is None:
+        res.errors += 1
+
+    async def dossier_client(i: int) -> None:
+        n = 0
+        while time.monotonic() < stop and pid is not None:
+            write = n % 5 == 0
+            t0 = time.monotonic()
+            if write:
+                req = http.post(
+                    f"{dep.dossier}/api/v1/patients/{pid}/notebook",
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                    json={"kind": "note", "text": f"note {i}-{n}"},
+                )
+            else:
+                req = http.get(f"{dep.dossier}/api/v1/patients/{pid}", headers=headers)
+            async with req as resp:
+                await resp.read()
+                ok = resp.status < 300
+            (res.writes if write else res.reads).append(time.monotonic() - t0)
+            res.errors += 0 if ok else 1
+            n += 1
+
+    # first syncs: their tokens, before the clock starts
+    tasks = [asyncio.create_task(syncer(t)) for t, _ in users]
+    await asyncio.sleep(2)
+    stop = time.monotonic() + seconds
+    tasks += [asyncio.create_task(sender(t, r)) for t, r in users]
+    tasks += [asyncio.create_task(dossier_client(i)) for i in range(dossier_clients)]
+    await asyncio.gather(*tasks)
+    return res
+
+
+def drop(names: list[str]) -> None:
+    if not names:
+        return
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    connection.close()
+
+
+def available() -> str | None:
+    for port, what in ((5432, "PostgreSQL"), (6379, "Redis")):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            return f"{what} absent sur 127.0.0.1:{port}"
+    if not Path("/usr/sbin/nginx").exists():
+        return "nginx absent"
+    return None
+
+
+async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== {dep.name} : démarrage…", flush=True)
+    t0 = time.monotonic()
+    dep.cli("up", "--detach")
+    started = time.monotonic() - t0
+    try:
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            users = await prepare(dep, args.users, http)
+            pids = process_pids(dep)
+            cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+            res = await load(dep, args.seconds, users, args.dossier_clients, http)
+            cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+    finally:
+        dep.cli("down")
+        drop(dep.databases)
+    return {
+        "start_s": started,
+        "msg_per_s": len(res.send) / args.seconds,
+        "send_p50_ms": 1000 * percentile(res.send, 0.5),
+        "send_p99_ms": 1000 * percentile(res.send, 0.99),
+        "delivery_p50_ms": 1000 * percentile(res.delivery, 0.5),
+        "delivery_p99_ms": 1000 * percentile(res.delivery, 0.99),
+        "dossier_reads_per_s": len(res.reads) / args.seconds,
+        "dossier_read_p99_ms": 1000 * percentile(res.reads, 0.99),
+        "dossier_writes_per_s": len(res.writes) / args.seconds,
+        "dossier_write_p99_ms": 1000 * percentile(res.writes, 0.99),
+        "errors": res.errors,
+        "cpu_s": {n: round(v, 1) for n, v in sorted(cpu.items()) if v > 0.05},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--dossier-clients", type=int, default=8)
+    args = parser.parse_args()
+    missing = available()
+    if missing:
+        print(f"region_load : ignoré ({missing})")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="cercle-region-bench-") as tmp:
+        results = {}
+        for dep in deployments(Path(tmp)):
+            results[dep.name] = asyncio.run(run_one(dep, args))
+            print(json.dumps({dep.name: results[dep.name]}, ensure_ascii=False), flush=True)
+    single, region = results["single"], results["region"]
+    print(f"\n{'':24}{'single':>12}{'region':>12}")
+    for key in (
+        "msg_per_s",
+        "send_p50_ms",
+        "send_p99_ms",
+        "delivery_p50_ms",
+        "delivery_p99_ms",
+        "dossier_reads_per_s",
+        "dossier_read_p99_ms",
+        "dossier_writes_per_s",
+        "dossier_write_p99_ms",
+        "errors",
+        "start_s",
+    ):
+        print(f"{key:24}{single[key]:12.1f}{region[key]:12.1f}")
+    ratio = region["msg_per_s"] / single["msg_per_s"] if single["msg_per_s"] else float("nan")
+    print(f"\nmessages/s region / single : {ratio:.2f}× sur {os.cpu_count()} cœurs")
+    return 0 if single["errors"] == 0 and region["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""PostgreSQL databases of a deployment, created when missing (region profile).
+
+Synapse needs its database in UTF8 with the C collation, created from ``template0``
+(Synapse's docs/postgres.md); the dossier's is created the same way (its ordering never
+depends on the collation). Creating needs a role allowed to (``postgres`` on this machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+
+class DatabaseSetupError(Exception):
+    """The server cannot be reached or refuses (French message, no secrets)."""
+
+
+def ensure_database(*, host: str, port: int, user: str, password: str, name: str) -> bool:
+    """Create ``name`` (UTF8, C collation, template0) if missing; True when created."""
+    try:
+        connection: Any = psycopg2.connect(
+            host=host,
+            port=port,
+            user=user,
+            password=password or None,
+            dbname="postgres",
+            connect_timeout=10,
+        )
+    except psycopg2.OperationalError as exc:
+        raise DatabaseSetupError(
+            f"PostgreSQL injoignable sur {host}:{port} (utilisateur {user}) : "
+            "démarrez le serveur ou corrigez homeserver.database"
+        ) from exc
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is not None:
+                return False
+            cursor.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' "
+                    "TEMPLATE template0"
+                ).format(sql.Identifier(name))
+            )
+            return True
+    except psycopg2.errors.DuplicateDatabase:
+        return False  # created meanwhile by another start
+    except psycopg2.Error as exc:
+        raise DatabaseSetupError(
+            f"création de la base {name} refusée par PostgreSQL ({exc.pgcode})"
+        ) from exc
+    finally:
+        connection.close()
+
+
+def check_collation(*, host: str, port: int, user: str, password: str, name: str) -> str | None:
+    """A French problem when ``name`` exists without the C collation Synapse needs."""
+    connection: Any = psycopg2.connect(
+        host=host,
+        port=port,
+        user=user,
+        password=password or None,
+        dbname="postgres",
+        connect_timeout=10,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT datcollate, datctype FROM pg_database WHERE datname = %s", (name,)
+            )
+            row = cursor.fetchone()
+    finally:
+        connection.close()
+    if row is not None and (row[0] != "C" or row[1] != "C"):
+        return (
+            f"la base {name} existe avec la collation {row[0]}/{row[1]} ; Synapse demande C/C "
+            "(recréez-la avec LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"
+        )
+    return None

@@ -1,0 +1,212 @@
+"""The dossier as two real processes on one PostgreSQL database (the region profile): a
+write on one is seen by a read on the other at once — the file (its cache keyed by the
+revision read from the database), the task dashboard, the care circle — and the outbox feed
+keeps its order when both write together. Changes reach every process's memory through
+PostgreSQL NOTIFY (the pages' names of people)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from support import free_port
+
+from bots.dossier_client import DossierClient
+from deployment.secrets import Secrets
+from dossier_service.db import build_database
+from dossier_service.file_revisions import listen, mark_changed
+from tests.dossier_service.conftest import _pg
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+COORD = "@coord:cercle.localhost"
+
+
+@pytest.fixture
+def database(pg_template: str) -> Iterator[str]:
+    name = f"cercle_dossier_2p_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "le dossier s'est arrêté au démarrage"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} ne répond pas")
+
+
+@pytest.fixture
+async def two(database: str, tmp_path: Path) -> AsyncIterator[tuple[DossierClient, DossierClient]]:
+    var = tmp_path / "var"
+    secrets = Secrets.load_or_create(var)  # before the processes: one set, shared
+    token = secrets.dossier_service_token
+    procs, clients = [], []
+    try:
+        for i in range(2):
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CERCLE")}
+            env.update(
+                {
+                    "CERCLE__VAR_DIR": str(var),
+                    "CERCLE__DOSSIER__PORT": str(port),
+                    "CERCLE__DOSSIER__PUBLIC_URL": "http://127.0.0.1:9",
+                    "CERCLE__DOSSIER__DATABASE_URL": database,
+                }
+            )
+            log = open(tmp_path / f"dossier{i}.log", "wb")  # noqa: SIM115
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dossier_service"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            log.close()
+            url = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(_wait_healthy, url, procs[-1])
+            clients.append(DossierClient(url, token))
+        yield clients[0], clients[1]
+    finally:
+        for client in clients:
+            await client.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
+
+
+async def test_a_write_on_one_process_is_read_at_once_on_the_other(
+    two: tuple[DossierClient, DossierClient],
+) -> None:
+    a, b = two
+    patient = await a.create_patient(
+        room_id=None, label="Suivi deux", coordinator=COORD, key=uuid.uuid4().hex
+    )
+    pid = str(patient["id"])
+    for i in range(15):
+        writer, reader = (a, b) if i % 2 == 0 else (b, a)
+        before = await reader.get_file(pid)  # fills the reader's cache
+        assert before is not None
+        await writer.add_notebook_entry(
+            pid, kind="note", text=f"note {i}", actor=COORD, key=uuid.uuid4().hex, from_matrix=False
+        )
+        after = await reader.get_file(pid)
+        assert after is not None
+        assert f"note {i}" in [e["text"] for e in after["notebook"]], i
+    # the task dashboard
+    await b.open_tasks(pid)
+    task = await a.create_task(
+        pid,
+        label="Pansement",
+        type="Coordination",
+        assignees=[COORD],
+        due_date=None,
+        actor=COORD,
+        key=uuid.uuid4().hex,
+    )
+    assert task["id"] in [t["id"] for t in await b.open_tasks(pid)]
+    # the care circle
+    await b.circle(pid)
+    gp = "@gp:cercle.localhost"
+    await a.add_circle_member(
+        pid,
+        {
+            "kind": "professionnel",
+            "display_name": "Dr GP",
+            "matrix_user_id": gp,
+            "role": "medecin_traitant",
+        },
+        actor=COORD,
+        key=uuid.uuid4().hex,
+    )
+    assert gp in [m.get("matrix_user_id") for m in await b.circle(pid)]
+
+
+async def test_the_feed_keeps_its_order_when_both_processes_write(
+    two: tuple[DossierClient, DossierClient],
+) -> None:
+    a, b = two
+    patient = await a.create_patient(
+        room_id=None, label="Suivi fil", coordinator=COORD, key=uuid.uuid4().hex
+    )
+    pid = str(patient["id"])
+    start = max([e["seq"] for e in await a.events(0, limit=1000)] or [0])
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:  # a reader resuming "after N" the whole time
+        after = start
+        while not done.is_set() or after < start + 40:
+            for event in await b.events(after):
+                seen.append(int(event["seq"]))
+                after = int(event["seq"])
+            await asyncio.sleep(0.01)
+
+    reader = asyncio.create_task(follow())
+
+    async def write(client: DossierClient, n: int) -> None:
+        for i in range(n):
+            await client.add_notebook_entry(
+                pid, kind="note", text=f"{i}", actor=COORD, key=uuid.uuid4().hex, from_matrix=False
+            )
+
+    await asyncio.gather(write(a, 20), write(b, 20))
+    done.set()
+    await asyncio.wait_for(reader, 60)
+    everything = [int(e["seq"]) for e in await a.events(start, limit=1000)]
+    assert len(everything) >= 40
+    assert seen == sorted(seen) and seen == everything  # nothing skipped, nothing twice
+
+
+async def test_a_commit_is_notified_to_the_other_processes(database: str) -> None:
+    writer, other = build_database(database), build_database(database)
+    assert writer.notices is not None and other.notices is not None
+    heard: list[str] = []
+    got = asyncio.Event()
+
+    def hear(payload: str) -> None:
+        heard.append(payload)
+        if payload != "*":
+            got.set()
+
+    other.notices.subscribe(hear)
+    ready = asyncio.Event()
+    dsn = database.replace("postgresql+asyncpg://", "postgresql://")
+    listener = asyncio.create_task(listen(dsn, other.notices, ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        from sqlalchemy import text
+
+        with pytest.raises(RuntimeError):  # rolled back: nothing is told
+            async with writer.transaction() as session:
+                await session.execute(text("SELECT 1"))
+                mark_changed(session, "p-rolled-back")
+                raise RuntimeError
+        async with writer.transaction() as session:
+            await session.execute(text("SELECT 1"))
+            mark_changed(session, "p-1")
+        await asyncio.wait_for(got.wait(), 10)
+        assert heard[0] == "*" and heard[1:] == ["p-1"]
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await writer.dispose()
+        await other.dispose()

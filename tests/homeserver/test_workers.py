@@ -1,0 +1,103 @@
+"""The region profile's Synapse topology and proxy, rendered without starting anything: what
+Synapse's docs/workers.md asks for, and nginx's routing (checked by `nginx -t` when present)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployment.profile import load_profile
+from deployment.secrets import Secrets
+from homeserver import proxy, workers
+from homeserver.render import render
+
+REGION = Path(__file__).resolve().parents[2] / "config" / "region.yaml"
+
+
+def _profile(tmp_path: Path, **region: object) -> object:
+    return load_profile(
+        override_file=REGION,
+        env={},
+        extra={"var_dir": str(tmp_path / "var"), "region": {"base_port": 30000, **region}},
+    )
+
+
+def test_topology_follows_synapse_docs() -> None:
+    topo = workers.topology(
+        {"base_port": 9000, "sync_workers": 3, "event_persisters": 2, "dossier_processes": 2}
+    )
+    assert [w.name for w in topo.generic] == ["generic1", "generic2", "generic3"]
+    shared = topo.shared_config()
+    # every stream writer is in the instance map, with the main process
+    assert set(shared["instance_map"]) == {"main", "persister1", "persister2"}
+    assert shared["stream_writers"]["events"] == ["persister1", "persister2"]
+    for single in ("typing", "to_device", "account_data", "presence", "push_rules"):
+        assert shared["stream_writers"][single] == "persister1"
+    assert shared["enable_media_repo"] is False
+    assert shared["media_instance_running_background_jobs"] == "media1"
+    assert shared["run_background_tasks_on"] == "background1"
+    ports = [topo.main_port, topo.main_replication_port]
+    for w in topo.workers:
+        ports += [w.port] + ([w.replication_port] if w.replication_port else [])
+    assert len(ports) == len(set(ports))  # no two listeners on one port
+    with pytest.raises(ValueError):
+        workers.topology({"base_port": 9000, "sync_workers": 0, "event_persisters": 1})
+
+
+def test_rendered_region_config_and_worker_files(tmp_path: Path) -> None:
+    profile = _profile(tmp_path)
+    secrets = Secrets.load_or_create(profile.var_dir)
+    rendered = render(profile, secrets)
+    main = yaml.safe_load(rendered.config_path.read_text())
+    assert main["redis"]["enabled"] is True
+    assert main["database"]["name"] == "psycopg2"
+    assert main["federation_domain_whitelist"] == []
+    listeners = main["listeners"]
+    assert {tuple(r["names"]) for lst in listeners for r in lst["resources"]} >= {("replication",)}
+    assert all(lst["bind_addresses"] == ["127.0.0.1"] for lst in listeners)
+    assert main["worker_replication_secret"]
+    assert set(rendered.worker_configs) == {w.name for w in rendered.topology.workers}
+    persister = yaml.safe_load(rendered.worker_configs["persister1"].read_text())
+    assert persister["worker_app"] == "synapse.app.generic_worker"
+    assert [r["names"] for lst in persister["worker_listeners"] for r in lst["resources"]] == [
+        ["client"],
+        ["replication"],
+    ]
+    assert profile.admin_url == "http://127.0.0.1:30000"  # never the proxy
+
+
+def test_the_proxy_routes_as_synapse_documents_and_hides_the_admin_api(tmp_path: Path) -> None:
+    profile = _profile(tmp_path)
+    topo = workers.topology(profile.section("region"))
+    conf = proxy.render(profile, topo)
+    text = conf.read_text()
+    assert "location ^~ /_synapse/admin" in text and "return 404" in text
+    assert "hash $mxid_localpart consistent;" in text  # one user's /sync on one worker
+    assert '"~Bearer syt_(?<username>.*?)_.*" $username;' in text
+    sync_block = text.split("(r0|v3)/sync")[1].split("}")[0]
+    assert "synapse_generic" in sync_block
+    assert f"server 127.0.0.1:{topo.media.port};" in text
+    for port in proxy.dossier_ports(profile):
+        assert f"server 127.0.0.1:{port};" in text
+    binary = Path("/usr/sbin/nginx")
+    if binary.exists():  # nginx itself accepts it
+        done = subprocess.run(
+            [
+                str(binary),
+                "-t",
+                "-q",
+                "-c",
+                str(conf),
+                "-p",
+                str(conf.parent),
+                "-e",
+                str(conf.parent / "error.log"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
