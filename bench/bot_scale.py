@@ -18,7 +18,11 @@ through the Admin API (override_ratelimit); requests run concurrently. The homes
 size is kept in ``--work`` (default ``/tmp/cercle-bot-scale``) and reused by later runs, so a
 size is populated once. ``--bot-root`` runs the bot from another checkout (a baseline).
 
+``--synthetic`` measures only the bot's side of a restart (room snapshot read back into nio
+rooms, time and memory) for sizes this machine cannot populate, without Synapse.
+
 Usage: .venv/bin/python bench/bot_scale.py [--sizes 1000] [--rounds 30] [--fresh]
+       .venv/bin/python bench/bot_scale.py --synthetic --sizes 20000
        (sizes: any of 1000,5000,20000; 1000 takes a few minutes the first time)
 """
 
@@ -487,6 +491,82 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+def synthetic_restore(rooms: int) -> None:
+    """The bot's side of a restart alone, for sizes this machine cannot populate: a room
+    snapshot of ``rooms`` rooms (3–4 members, the state Cercle's rooms carry) written into a
+    ledger file, then read back into nio rooms as the sync loop does at start, in a fresh
+    process; prints the time and the resident memory it costs. Synapse is not involved."""
+    import tempfile
+
+    from nio import SyncResponse
+
+    from bots.matrix.ledger import EventLedger, open_database
+    from bots.matrix.room_snapshot import RoomSnapshot
+    from bots.matrix.room_state import RoomStateCache
+
+    path = Path(tempfile.mkdtemp(prefix="cercle-snapshot-")) / "bot.sqlite3"
+    db = open_database(path)
+    EventLedger(db)
+    snapshot = RoomSnapshot(db, RoomStateCache())
+    bot = "@cercle-bot:cercle.localhost"
+
+    def ev(kind: str, key: str, content: dict[str, Any], sender: str = bot) -> dict[str, Any]:
+        return {"type": kind, "state_key": key, "sender": sender, "content": content,
+                "event_id": f"${secrets.token_hex(8)}", "origin_server_ts": 1}  # fmt: skip
+
+    t0 = time.perf_counter()
+    for start in range(0, rooms, 1000):
+        join: dict[str, Any] = {}
+        for i in range(start, min(rooms, start + 1000)):
+            members = [bot, *(f"@pro{(i * k) % 5000}:cercle.localhost" for k in (1, 7, 13))]
+            members = members[: 3 + i % 2]
+            state = [
+                ev("m.room.create", "", {"room_version": "10", "creator": bot}),
+                ev("m.room.power_levels", "", {"users": {bot: 100}, "events_default": 0}),
+                ev("m.room.join_rules", "", {"join_rule": "invite"}),
+                ev("m.room.history_visibility", "", {"history_visibility": "shared"}),
+                ev("m.room.guest_access", "", {"guest_access": "forbidden"}),
+                ev("m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"}),
+                ev("m.room.name", "", {"name": f"Suivi P-{i:06d}"}),
+                ev("fr.cercle.patient", "", {"label": f"P-{i:06d}", "created_at": 1}),
+                *(ev("m.room.member", m, {"membership": "join", "displayname": m[1:8]}, m)
+                  for m in members),
+            ]  # fmt: skip
+            join[f"!room{i:06d}:cercle.localhost"] = {
+                "state": {"events": state}, "timeline": {"events": [], "limited": False}
+            }  # fmt: skip
+        resp = SyncResponse.from_dict({"next_batch": "s1", "rooms": {"join": join}})
+        snapshot.record(resp, full_state=start == 0)
+    db.close()
+    print(f"  instantané de {rooms} salons écrit en {time.perf_counter() - t0:.1f} s "
+          f"({path.stat().st_size / 1e6:.0f} Mo)", flush=True)  # fmt: skip
+    code = (
+        "import sys, time\n"
+        "from nio import AsyncClient\n"
+        "from bots.matrix.ledger import open_database\n"
+        "from bots.matrix.room_snapshot import RoomSnapshot\n"
+        "from bots.matrix.room_state import RoomStateCache\n"
+        "def rss():\n"
+        "    return [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')][0] / 1024\n"
+        "db = open_database(__import__('pathlib').Path(sys.argv[1]))\n"
+        "client = AsyncClient('http://127.0.0.1:1', '@cercle-bot:cercle.localhost')\n"
+        "r0 = rss(); t0 = time.perf_counter()\n"
+        "n = RoomSnapshot(db, RoomStateCache()).restore(client)\n"
+        "print(f'{n} {time.perf_counter() - t0:.2f} {r0:.0f} {rss():.0f}')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    ).stdout.split()  # fmt: skip
+    n, seconds, rss0, rss1 = int(out[0]), float(out[1]), float(out[2]), float(out[3])
+    print(
+        f"  relu en {seconds:.2f} s : {n} salons nio ; RSS {rss0:.0f} → {rss1:.0f} Mo "
+        f"({(rss1 - rss0) * 1024 / n:.1f} Ko par salon)",
+        flush=True,
+    )
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
 async def bench(args: argparse.Namespace) -> None:
     work = Path(args.work)
     results: dict[int, dict[str, float]] = {}
@@ -528,8 +608,16 @@ def main() -> None:
     parser.add_argument("--bot-root", default=str(ROOT), help="checkout the bot runs from")
     parser.add_argument("--fresh", action="store_true", help="populate the homeserver again")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="only the bot's snapshot read-back, no Synapse"
+    )
     args = parser.parse_args()
     args.sizes = [int(s) for s in re.split(r"[ ,]+", args.sizes) if s]
+    if args.synthetic:
+        for size in args.sizes:
+            print(f"== reprise du bot seule (sans Synapse), {size} salons")
+            synthetic_restore(size)
+        return
     asyncio.run(bench(args))
 
 
