@@ -40,6 +40,7 @@ from nio import (
     RoomMessagesResponse,
     SyncError,
     SyncResponse,
+    UploadFilterResponse,
 )
 
 from bots.matrix.ledger import EventLedger, now_ms
@@ -157,13 +158,14 @@ class SyncLoop:
             )
         first_sync = True
         delay = 0.5
+        sync_filter = await self._filter_id()
         await self.undecryptable.retry_all()
         self.ledger.prune(now_ms() - LEDGER_RETENTION_MS)
         while not self._stopping:
             try:
                 resp = await self.client.sync(
                     timeout=0 if first_sync else self.timeout_ms,
-                    sync_filter=self.filter,
+                    sync_filter=sync_filter,
                     since=token,
                     full_state=full_state or None,
                 )
@@ -207,6 +209,24 @@ class SyncLoop:
             full_state = False
             self.stats.batches += 1
             self.stats.first_sync_done.set()
+
+    async def _filter_id(self) -> str | dict[str, Any]:
+        """The filter uploaded once: every /sync names it instead of carrying it, so the
+        homeserver does not parse and validate it again at each request. Inline if refused."""
+        try:
+            resp = await self.client.upload_filter(
+                room=self.filter["room"],
+                presence=self.filter["presence"],
+                account_data=self.filter["account_data"],
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            resp = None
+        if isinstance(resp, UploadFilterResponse):
+            return str(resp.filter_id)
+        log.warning("filtre de sync non enregistré par le serveur : envoyé à chaque requête")
+        return self.filter
 
     def stop(self) -> None:
         self._stopping = True
