@@ -7,7 +7,12 @@
 Rounds alternate bot / echo so both share the same conditions. Then a burst of 200
 commands over 20 rooms: every command must get exactly one reply; drain time reported.
 
+With ``--requests``, Synapse's access log is turned on and the requests each responder
+made during the measured rounds are counted by endpoint (what the bot asks for around each
+command, beside the bare echo).
+
 Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
+       [--requests]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -168,6 +174,33 @@ class Pro:
         raise RuntimeError(f"{user_id} n'a pas rejoint le salon")
 
 
+_ACCESS = re.compile(r'\{(@[^}]+)\} Processed request: ([0-9.]+)sec.*?"(\w+) (\S+) HTTP')
+_SEGMENT = re.compile(r"/(![^/]+|%21[^/]+|\$[^/]+|%24[^/]+|@[^/]+|%40[^/]+)")
+_TXN = re.compile(r"/(send|sendToDevice)/([^/]+)/[^/]+$")
+
+
+def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user: str) -> None:
+    """The requests each responder made during the measured rounds, per command, with the
+    time Synapse spent on each (its access log)."""
+    counts: dict[str, Counter[str]] = {bot_user: Counter(), echo_user: Counter()}
+    seconds: dict[str, Counter[str]] = {bot_user: Counter(), echo_user: Counter()}
+    with open(log, "rb") as fh:
+        fh.seek(start)
+        for raw in fh:
+            m = _ACCESS.search(raw.decode("utf-8", "replace"))
+            if m and m.group(1) in counts:
+                path = _SEGMENT.sub("/…", m.group(4).split("?", 1)[0])
+                key = m.group(3) + " " + _TXN.sub(r"/\1/\2/…", path)
+                counts[m.group(1)][key] += 1
+                seconds[m.group(1)][key] += float(m.group(2))
+    for name, user in (("bot Cercle", bot_user), ("écho nio nu", echo_user)):
+        total = sum(counts[user].values())
+        print(f"requêtes de {name} pendant les mesures : {total / rounds:.2f} par commande")
+        for endpoint, n in counts[user].most_common():
+            mean_ms = seconds[user][endpoint] / n * 1000
+            print(f"    {n / rounds:5.2f}  {endpoint}  (Synapse : {mean_ms:.1f} ms en moyenne)")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
@@ -195,6 +228,7 @@ async def bench(args: argparse.Namespace) -> None:
                 "registration_per_second": 100,
                 "registration_burst": 1000,
             },
+            "legal": {"enabled": False},  # bench accounts accept no Documents juridiques
         },
         "dossier": {"port": free_port()},
     }
@@ -202,7 +236,13 @@ async def bench(args: argparse.Namespace) -> None:
     override_file.write_text(yaml.safe_dump(override))
     profile = load_profile(override_file=override_file, env={})
     secrets_ = Secrets.load_or_create(profile.var_dir)
-    synapse = SynapseProcess(render(profile, secrets_))
+    rendered = render(profile, secrets_)
+    if args.requests:  # Synapse's access log, at INFO (bench only)
+        log_yaml = yaml.safe_load(rendered.log_config_path.read_text())
+        log_yaml["loggers"]["synapse.access.http"] = {"level": "INFO"}
+        rendered.log_config_path.write_text(yaml.safe_dump(log_yaml))
+    access_log = rendered.data_dir / "homeserver.log"
+    synapse = SynapseProcess(rendered)
     synapse.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -281,9 +321,14 @@ async def bench(args: argparse.Namespace) -> None:
             await pro.round_trip(echo_room, "ping")
         bot_rtt: list[float] = []
         echo_rtt: list[float] = []
+        await asyncio.sleep(1)
+        log_start = access_log.stat().st_size if access_log.exists() else 0
         for _ in range(args.rounds):
             bot_rtt.append(await pro.round_trip(bot_room, "!aide vu"))
             echo_rtt.append(await pro.round_trip(echo_room, "ping"))
+        if args.requests:
+            await asyncio.sleep(1)
+            print_requests(access_log, log_start, args.rounds, accounts.bot_user_id, echo.user_id)
 
         print(
             f"Synapse local (SQLite), salons chiffrés, {args.rounds} allers-retours chacun, "
@@ -359,6 +404,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--requests", action="store_true", help="count requests per command")
     parser.add_argument("--echo", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo:

@@ -41,6 +41,7 @@ from bots.handlers import BotHandlers
 from bots.matrix import cross_signing, history
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
+from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.room_state import RoomStateCache
 from bots.matrix.session import open_session
 from bots.matrix.sync_loop import SyncLoop
@@ -122,6 +123,7 @@ class BotApp:
             timeout_ms=config.sync_timeout_ms,
             backoff_max_seconds=config.backoff_max_seconds,
             timeline_limit=config.sync_timeline_limit,
+            snapshot=RoomSnapshot(db, cache),
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
@@ -177,11 +179,17 @@ class BotApp:
             *(asyncio.create_task(job(), name="bot-job") for job in self.services.background),
         ]
         waiter = asyncio.create_task(self.sync_loop.stats.first_sync_done.wait())
-        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            waiter.cancel()
+        pending: set[asyncio.Task[Any]] = {waiter, *self._tasks}
+        # the readiness signal (« bot démarré ») is the first sync handled: a background job
+        # that ends early (nothing to resume) must not end the wait (issue 15)
+        while waiter in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()  # raise the failure
+                if task is not waiter and not task.cancelled() and task.exception():
+                    waiter.cancel()
+                    task.result()  # raise the failure
+            if not pending - {waiter} and waiter in pending:  # every task ended cleanly
+                await waiter
 
     async def _escalate_once_synced(self) -> None:
         """Reminders wait for the first sync: before it nio knows no room, and a reminder due

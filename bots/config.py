@@ -62,6 +62,11 @@ class BotConfig:
         return self.data_dir / "bot.sqlite3"
 
     @property
+    def ready_file(self) -> Path:
+        """Holds the bot's pid once its first sync is handled (readiness); removed at stop."""
+        return self.data_dir / "ready"
+
+    @property
     def cross_signing_key_file(self) -> Path:
         return self.cross_signing_key_path or self.data_dir / "cross_signing.enc"
 

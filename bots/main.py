@@ -83,11 +83,16 @@ async def run() -> int:
         pickle_key=secrets.bot_pickle_key,
         cross_signing_key=secrets.bot_cross_signing_key,
     )
-    await serve(
-        app,
-        stop,
-        lambda: log.info("bot démarré : %s (appareil %s)", config.user_id, app.client.device_id),
-    )
+
+    def started() -> None:  # after the first sync is handled: the readiness signal
+        config.ready_file.write_text(str(os.getpid()), encoding="utf-8")
+        log.info("bot démarré : %s (appareil %s)", config.user_id, app.client.device_id)
+
+    config.ready_file.unlink(missing_ok=True)
+    try:
+        await serve(app, stop, started)
+    finally:
+        config.ready_file.unlink(missing_ok=True)
     log.info("bot arrêté")
     return 0
 

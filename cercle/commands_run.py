@@ -15,6 +15,7 @@ from typing import Any
 
 from backup.rotation import PARIS
 from backup.schedule import status as backup_status
+from bots.config import BotConfig
 from bridges.mail.status import mailbox_lines, mailbox_report
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
@@ -242,6 +243,9 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
             dossier_up = alive and is_healthy(p.dossier_url)
             entry["state"] = "running" if dossier_up else ("starting" if alive else "stopped")
             entry["url"] = p.dossier_url
+        elif spec.name == "bot":  # ready once its first sync is handled (bots/main.py)
+            ready = alive and pid is not None and _bot_ready(p, int(pid))
+            entry["state"] = "running" if ready else ("starting" if alive else "stopped")
         else:
             entry["state"] = "running" if alive else "stopped"
         services[spec.name] = entry
@@ -277,6 +281,14 @@ def _dossier_processes(
             "restarts": restarts.get(name, 0),
         }
     return is_healthy(p.dossier_url)
+
+
+def _bot_ready(profile: Any, pid: int) -> bool:
+    ready = BotConfig.from_profile(profile).ready_file
+    try:
+        return ready.read_text(encoding="utf-8").strip() == str(pid)
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def backup_line(state: dict[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """What the bot remembers of its rooms' custom state, fed by the sync loop.
 
 nio keeps names, members and power levels; this keeps the rest the bot needs: which rooms
-are patient rooms, which are spaces, and each room's ``fr.cercle.flags``. A full-state sync
-at every start rebuilds it, so it needs no storage of its own.
+are patient rooms, which are spaces, and each room's ``fr.cercle.flags``. It is fed by the
+sync and, at start, by the room snapshot (``room_snapshot.py``), which stores the state events
+it is built from.
 """
 
 from __future__ import annotations
@@ -24,20 +25,29 @@ class RoomStateCache:
         self.creators: dict[str, set[str]] = {}  # room v12+: creators outrank every level
 
     def observe(self, room_id: str, event: Event) -> None:
-        if isinstance(event, RoomCreateEvent):
-            content = event.source.get("content", {})
+        if isinstance(event, RoomCreateEvent | UnknownEvent):
+            source = event.source
+            state_key = source.get("state_key")
+            content = source.get("content") or {}
+            if isinstance(state_key, str) and isinstance(content, Mapping):
+                self.observe_raw(room_id, source.get("type", ""), state_key, event.sender, content)
+
+    def observe_raw(
+        self, room_id: str, event_type: str, state_key: str, sender: str, content: Mapping[str, Any]
+    ) -> None:
+        """One state event, from its parts (the sync, or the snapshot at start)."""
+        if event_type == "m.room.create":
             if content.get("type") == "m.space":
                 self.spaces.add(room_id)
             if _creators_are_privileged(content.get("room_version", "1")):
                 extra = content.get("additional_creators")
-                self.creators[room_id] = {event.sender} | (
+                self.creators[room_id] = {sender} | (
                     {u for u in extra if isinstance(u, str)} if isinstance(extra, list) else set()
                 )
-        elif isinstance(event, UnknownEvent) and event.source.get("state_key") == "":
-            content = event.source.get("content") or {}
-            if event.type == PATIENT_STATE and content:
+        elif state_key == "":
+            if event_type == PATIENT_STATE and content:
                 self.patient_rooms[room_id] = dict(content)
-            elif event.type == FLAGS_STATE:
+            elif event_type == FLAGS_STATE:
                 self.set_flags(room_id, content)
 
     def set_flags(self, room_id: str, content: Mapping[str, Any]) -> None:

@@ -6,6 +6,10 @@
   event already 'done' is never handled again, after a restart or a replayed sync.
 - Events are handled in order within a room, rooms in parallel; the loop keeps syncing
   while handlers run.
+- At start, the rooms' state comes from the room snapshot (``room_snapshot.py``) and the sync
+  resumes from the saved token, without ``full_state``: a restart costs the homeserver what
+  happened while the bot was away, not the state of every room (issue 15). The full state is
+  asked for only when the snapshot is not complete (first start, first start after upgrade).
 - Ignored: the bot's own events, events older than the bot's join in that room, and, on
   the very first start (no token yet), the backlog of the initial sync.
 - Undecryptable events go to ``UndecryptableEvents`` (logged by id, key requested, retried
@@ -36,9 +40,11 @@ from nio import (
     RoomMessagesResponse,
     SyncError,
     SyncResponse,
+    UploadFilterResponse,
 )
 
 from bots.matrix.ledger import EventLedger, now_ms
+from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
 
@@ -113,6 +119,7 @@ class SyncLoop:
         backoff_max_seconds: float = 60.0,
         timeline_limit: int = 100,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        snapshot: RoomSnapshot | None = None,
     ) -> None:
         self.filter = sync_filter(timeline_limit)
         self.client = client
@@ -122,6 +129,8 @@ class SyncLoop:
         self.timeout_ms = timeout_ms
         self.backoff_max = backoff_max_seconds
         self._sleep = sleep
+        # None: no snapshot, the full state is asked for at every start
+        self.snapshot = snapshot
         self._batches: deque[_Batch] = deque()
         self._queues: dict[str, asyncio.Queue[_Work]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -138,14 +147,25 @@ class SyncLoop:
         token = self.ledger.sync_token()
         first_ever = token is None
         full_state = True
+        if token is not None and self.snapshot is not None and self.snapshot.complete():
+            started = asyncio.get_running_loop().time()
+            rooms = self.snapshot.restore(self.client)
+            full_state = False
+            log.info(
+                "état de %d salons relu en %.1f s ; reprise incrémentale de la sync",
+                rooms,
+                asyncio.get_running_loop().time() - started,
+            )
+        first_sync = True
         delay = 0.5
+        sync_filter = await self._filter_id()
         await self.undecryptable.retry_all()
         self.ledger.prune(now_ms() - LEDGER_RETENTION_MS)
         while not self._stopping:
             try:
                 resp = await self.client.sync(
-                    timeout=0 if full_state else self.timeout_ms,
-                    sync_filter=self.filter,
+                    timeout=0 if first_sync else self.timeout_ms,
+                    sync_filter=sync_filter,
                     since=token,
                     full_state=full_state or None,
                 )
@@ -165,6 +185,16 @@ class SyncLoop:
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
+            if self.snapshot is not None:
+                # before the batch exists, so its token is never saved ahead of the snapshot;
+                # not recorded (disk full …): the same sync is asked for again
+                try:
+                    self.snapshot.record(resp, full_state=token is None or full_state)
+                except Exception:
+                    log.exception("état des salons non enregistré, nouvel essai dans %.1f s", delay)
+                    await self._sleep(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
             delay = 0.5
             try:
                 await self._after_sync(resp, skip_timeline=first_ever, since=token)
@@ -175,9 +205,28 @@ class SyncLoop:
                 log.exception("réponse de sync mal traitée réf=%s", ref)
             token = resp.next_batch
             first_ever = False
+            first_sync = False
             full_state = False
             self.stats.batches += 1
             self.stats.first_sync_done.set()
+
+    async def _filter_id(self) -> str | dict[str, Any]:
+        """The filter uploaded once: every /sync names it instead of carrying it, so the
+        homeserver does not parse and validate it again at each request. Inline if refused."""
+        try:
+            resp = await self.client.upload_filter(
+                room=self.filter["room"],
+                presence=self.filter["presence"],
+                account_data=self.filter["account_data"],
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            resp = None
+        if isinstance(resp, UploadFilterResponse):
+            return str(resp.filter_id)
+        log.warning("filtre de sync non enregistré par le serveur : envoyé à chaque requête")
+        return self.filter
 
     def stop(self) -> None:
         self._stopping = True

@@ -64,6 +64,15 @@ def test_up_status_down_and_second_up_reuses_state(
         _wait_for(gateway_socket.exists, 30, "socket de la passerelle des comptes")
         assert stat.S_IMODE(gateway_socket.stat().st_mode) == 0o600
 
+        # issue 15: the bot is "running" once its first sync is handled (its ready file)
+        def bot_state() -> str:
+            report = json.loads(cercle(deployment_env, "status", "--json").stdout)
+            return str(report["services"]["bot"]["state"])
+
+        assert bot_state() in ("starting", "running")
+        _wait_for(lambda: bot_state() == "running", 60, "bot prêt (première sync traitée)")
+        assert (var / "bot" / "ready").read_text().strip().isdigit()
+
         status = json.loads(cercle(deployment_env, "status", "--json").stdout)
         assert status["services"]["comptes"]["state"] == "running"
         for key in ("homeserver_url", "server_name", "bot_user_id", "dossier_url", "services"):

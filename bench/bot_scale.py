@@ -1,0 +1,644 @@
+"""The bot at regional scale (issue 15): Cercle's bot in N encrypted rooms of 3–4 members, on a
+real local Synapse (loopback, SQLite, one process).
+
+Measured, for each size:
+- first start (no sync token: the one full initial sync) → « bot démarré »;
+- restart → first reply: the bot is stopped, started again, and a professional sends ``!aide``
+  at once; time from the spawn to the reply (and to « bot démarré », its readiness line);
+- resident memory (VmRSS) after the restart and after a few minutes' traffic;
+- CPU: idle (percent of a core over a quiet window) and per incremental sync carrying one
+  ordinary message;
+- ``!aide`` round trip, idle and during a message storm (10 encrypted messages a second in 50
+  other rooms), p50 / p99, and the ratio;
+- Synapse's CPU during the storm.
+
+Rooms are made fast: the bot creates them itself (a token obtained through the Admin API,
+no new device), 2–3 professionals join; rate limits of every bench account are lifted
+through the Admin API (override_ratelimit); requests run concurrently. The homeserver of each
+size is kept in ``--work`` (default ``/tmp/cercle-bot-scale``) and reused by later runs, so a
+size is populated once. ``--bot-root`` runs the bot from another checkout (a baseline).
+
+``--synthetic`` measures only the bot's side of a restart (room snapshot read back into nio
+rooms, time and memory) for sizes this machine cannot populate, without Synapse.
+
+Usage: .venv/bin/python bench/bot_scale.py [--sizes 1000] [--rounds 30] [--fresh]
+       .venv/bin/python bench/bot_scale.py --synthetic --sizes 20000
+       (sizes: any of 1000,5000,20000; 1000 takes a few minutes the first time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
+
+from deployment.profile import load_profile  # noqa: E402
+from deployment.secrets import Secrets  # noqa: E402
+from homeserver.accounts import ensure_service_accounts  # noqa: E402
+from homeserver.admin_api import AdminApi  # noqa: E402
+from homeserver.process import SynapseProcess  # noqa: E402
+from homeserver.render import render  # noqa: E402
+
+ENCRYPTION = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
+POOL = 40  # professionals without E2EE devices, members of the rooms
+STORM_ROOMS = 50
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if ln.startswith("VmRSS:"):
+            return int(ln.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# --- one homeserver per size, populated once -------------------------------------------
+
+
+class Site:
+    def __init__(self, work: Path, size: int) -> None:
+        self.dir = work / str(size)
+        self.size = size
+        self.state_file = self.dir / "state.json"
+        self.override_file = self.dir / "bench.yaml"
+
+    def prepare_profile(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.override_file.exists():
+            rl = {"login_per_second": 100, "login_burst": 1000}
+            rl |= {"registration_per_second": 100, "registration_burst": 1000}
+            override = {
+                "var_dir": str(self.dir / "var"),
+                # bench accounts accept no Documents juridiques one by one
+                "homeserver": {"port": free_port(), "rate_limits": rl, "legal": {"enabled": False}},
+                "dossier": {"port": free_port()},
+            }
+            self.override_file.write_text(yaml.safe_dump(override))
+        self.profile = load_profile(override_file=self.override_file, env={})
+        self.secrets = Secrets.load_or_create(self.profile.var_dir)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        if self.state_file.exists():
+            return dict(json.loads(self.state_file.read_text()))
+        return None
+
+
+async def populate(site: Site, concurrency: int) -> dict[str, Any]:
+    profile, secrets_ = site.profile, site.secrets
+    bot = profile.section("bot")
+    accounts = await ensure_service_accounts(
+        profile.homeserver_url,
+        profile.server_name,
+        secrets_,
+        bot_localpart=str(bot["localpart"]),
+        bot_display_name=str(bot["display_name"]),
+    )
+    users: dict[str, dict[str, str]] = {}
+    async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
+        for name in ["me", "storm", *(f"p{i}" for i in range(POOL))]:
+            password = secrets.token_urlsafe(12)
+            user_id = await api.register(
+                secrets_.registration_shared_secret, f"scale-{name}", password
+            )
+            u = await api.login(user_id, password)
+            await api.override_ratelimit(user_id)
+            users[name] = {"user_id": u.user_id, "token": u.access_token, "device": u.device_id}
+        await api.override_ratelimit(accounts.bot_user_id)
+        bot_token = await api.login_as(accounts.bot_user_id)  # no device: no crypto identity
+    base = profile.homeserver_url
+    t0 = time.monotonic()
+    done = 0
+    sem = asyncio.Semaphore(concurrency)
+
+    async with aiohttp.ClientSession() as http:
+
+        async def call(token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            for _attempt in range(20):
+                async with http.post(
+                    base + path, json=body, headers={"Authorization": f"Bearer {token}"}
+                ) as resp:
+                    data = dict(await resp.json())
+                    if resp.status == 429:
+                        await asyncio.sleep(min(5.0, data.get("retry_after_ms", 500) / 1000))
+                        continue
+                    if resp.status != 200:
+                        raise RuntimeError(f"{path}: {resp.status} {data}")
+                    return data
+            raise RuntimeError(f"{path}: toujours limité")
+
+        async def make_room(i: int) -> str:
+            nonlocal done
+            if i < STORM_ROOMS:
+                members = ["storm", f"p{i % POOL}"]
+            elif i == site.size - 1:
+                members = ["me"]  # the command room: the professional and the bot
+            else:
+                members = [f"p{i % POOL}", f"p{(i * 7 + 3) % POOL}"]
+                if i % 2 and (third := f"p{(i * 13 + 5) % POOL}") not in members:
+                    members.append(third)
+            members = list(dict.fromkeys(members))
+            async with sem:
+                room = await call(
+                    bot_token,
+                    "/_matrix/client/v3/createRoom",
+                    {
+                        "preset": "private_chat",
+                        "initial_state": [ENCRYPTION],
+                        "invite": [users[m]["user_id"] for m in members],
+                    },
+                )
+                room_id = str(room["room_id"])
+                for m in members:
+                    await call(users[m]["token"], f"/_matrix/client/v3/join/{room_id}", {})
+            done += 1
+            if done % 250 == 0:
+                print(f"  {done}/{site.size} salons ({time.monotonic() - t0:.0f} s)", flush=True)
+            return room_id
+
+        rooms = await asyncio.gather(*(make_room(i) for i in range(site.size)))
+    print(f"  {site.size} salons créés en {time.monotonic() - t0:.0f} s", flush=True)
+    state = {
+        "bot_user_id": accounts.bot_user_id,
+        "users": users,
+        "storm_rooms": rooms[:STORM_ROOMS],
+        "command_room": rooms[-1],
+    }
+    site.state_file.write_text(json.dumps(state))
+    return state
+
+
+# --- the bot process ------------------------------------------------------------------------
+
+
+class Bot:
+    def __init__(self, site: Site, bot_root: Path) -> None:
+        self.site = site
+        self.root = bot_root
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = site.dir / "bot.log"
+        self.spawned_at = 0.0
+
+    def start(self) -> None:
+        env = dict(
+            os.environ, CERCLE_CONFIG=str(self.site.override_file), PYTHONPATH=str(self.root)
+        )
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        self.spawned_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bots"],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),  # noqa: SIM115
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def ready(self, timeout: float = 900) -> float:
+        """Seconds from the spawn to « bot démarré »."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as fh:
+                fh.seek(self._log_offset)
+                if b"bot d\xc3\xa9marr\xc3\xa9" in fh.read():
+                    return time.perf_counter() - self.spawned_at
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"le bot s'est arrêté ; voir {self.log}")
+            await asyncio.sleep(0.05)
+        raise RuntimeError("bot jamais prêt")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# --- E2EE clients: the professional who measures, the storm -----------------------------------
+
+
+class Client:
+    def __init__(self, site: Site, name: str) -> None:
+        u = site.state["users"][name]  # type: ignore[index]
+        store = site.dir / f"{name}-store"
+        store.mkdir(exist_ok=True)
+        self.client = AsyncClient(
+            site.profile.homeserver_url,
+            u["user_id"],
+            device_id=u["device"],
+            store_path=str(store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        )
+        self.client.restore_login(u["user_id"], u["device"], u["token"])
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+        self.replied: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        await self.client.sync(timeout=0, full_state=True)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30_000)
+            now = time.perf_counter()
+            if not isinstance(resp, SyncResponse):
+                await asyncio.sleep(0.5)
+                continue
+            for info in resp.rooms.join.values():
+                for ev in info.timeline.events:
+                    content = ev.source.get("content", {})
+                    rel = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
+                    target = rel.get("event_id")
+                    if target and ev.sender != self.client.user_id:
+                        self.replied.add(target)
+                        fut = self.waiters.pop(target, None)
+                        if fut and not fut.done():
+                            fut.set_result(now)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+
+    async def send(self, room_id: str, body: str) -> str:
+        resp = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        return str(resp.event_id)
+
+    async def command(self, room_id: str, body: str = "!aide", timeout: float = 120) -> float:
+        """Seconds until the bot's reply is seen, from the send's start (its perf_counter)."""
+        t0 = time.perf_counter()
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        event_id = await self.send(room_id, body)
+        if event_id in self.replied:
+            return time.perf_counter() - t0
+        self.waiters[event_id] = fut
+        return await asyncio.wait_for(fut, timeout) - t0
+
+    async def close(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.client.close()
+
+
+# --- one size ----------------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return f"p50 {statistics.median(ms):6.1f} ms  p99 {pct(ms, 99):6.1f} ms (n={len(ms)})"
+
+
+async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
+    out: dict[str, float] = {}
+    rendered = render(site.profile, site.secrets)
+    # the bench makes thousands of rooms and joins: Cercle's fixed room-creation and join
+    # limits (0.1 room/s, 1 join/s per user) are lifted here, as the Admin API's per-user
+    # override cannot reach them; messages are limited as deployed (bench accounts overridden)
+    config = yaml.safe_load(rendered.config_path.read_text())
+    unlimited = {"per_second": 10_000, "burst_count": 100_000}
+    config["rc_room_creation"] = unlimited
+    config["rc_joins"] = {"local": unlimited, "remote": unlimited}
+    config["rc_invites"] = {"per_room": unlimited, "per_user": unlimited}
+    rendered.config_path.write_text(yaml.safe_dump(config))
+    synapse = SynapseProcess(rendered)
+    synapse.start(timeout=180)
+    bot = Bot(site, Path(args.bot_root).resolve())
+    me = storm = None
+    try:
+        state = site.state or await populate(site, args.concurrency)
+        site_state = state
+        room = site_state["command_room"]
+        me, storm = Client(site, "me"), Client(site, "storm")
+        await me.open()
+        await storm.open()
+
+        first_ever = not (site.profile.var_dir / "bot" / "bot.sqlite3").exists()
+        bot.start()
+        t_ready = await bot.ready()
+        label = "premier démarrage (sync initiale)" if first_ever else "démarrage"
+        print(f"  {label} → « bot démarré » : {t_ready:.1f} s", flush=True)
+        if first_ever:
+            out["first_start_s"] = t_ready
+        await me.command(room)  # room keys shared, everything warm
+        for i in range(len(site_state["storm_rooms"])):  # storm room keys shared to the bot
+            await storm.send(site_state["storm_rooms"][i], "préparation")
+        await asyncio.sleep(3)
+
+        # restart → first reply
+        restarts = []
+        for _ in range(args.restarts):
+            bot.stop()
+            await asyncio.sleep(1)
+            bot.start()
+            t_spawn = bot.spawned_at
+            reply = asyncio.create_task(me.command(room))
+            t_ready = await bot.ready()
+            await reply
+            t_first = time.perf_counter() - t_spawn
+            rss = rss_mb(bot.pid)
+            restarts.append(t_first)
+            print(
+                f"  redémarrage → première réponse : {t_first:.1f} s "
+                f"(« bot démarré » à {t_ready:.1f} s) ; RSS {rss:.0f} Mo",
+                flush=True,
+            )
+        out["restart_first_reply_s"] = min(restarts)
+        await asyncio.sleep(5)
+        out["rss_mb_after_restart"] = rss_mb(bot.pid)
+
+        # idle CPU, then CPU per incremental sync (one ordinary message each)
+        c0, t0 = cpu_seconds(bot.pid), time.monotonic()
+        await asyncio.sleep(args.idle_seconds)
+        idle_rate = (cpu_seconds(bot.pid) - c0) / (time.monotonic() - t0)
+        n = 20
+        c0, t0 = cpu_seconds(bot.pid), time.monotonic()
+        for i in range(n):
+            await me.send(room, f"message ordinaire {i}")
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+        per_sync = (cpu_seconds(bot.pid) - c0 - idle_rate * (time.monotonic() - t0)) / n
+        out["idle_cpu_pct"] = idle_rate * 100
+        out["cpu_ms_per_sync"] = per_sync * 1000
+        print(
+            f"  CPU au repos : {idle_rate * 100:.2f} % d'un cœur ; "
+            f"par sync incrémentale (1 message) : {per_sync * 1000:.1f} ms",
+            flush=True,
+        )
+
+        # !aide idle
+        idle = [await me.command(room) for _ in range(args.rounds)]
+        print(f"  !aide au repos : {summary(idle)}", flush=True)
+
+        # !aide during a storm: 10 msg/s over 50 other rooms
+        stop = asyncio.Event()
+        sent = 0
+        pending: set[asyncio.Task[str]] = set()
+
+        async def storm_loop() -> None:
+            nonlocal sent
+            rooms = site_state["storm_rooms"]
+            next_at = time.monotonic()
+            while not stop.is_set():
+                target = rooms[sent % len(rooms)]
+                task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))  # type: ignore[union-attr]
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+                next_at += 1 / args.storm_rate
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+        storm_task = asyncio.create_task(storm_loop())
+        await asyncio.sleep(3)
+        s0, st0, b0, t0 = (
+            sent,
+            cpu_seconds(synapse.pid or 0),
+            cpu_seconds(bot.pid),
+            time.monotonic(),
+        )
+        busy: list[float] = []
+        unanswered = 0
+        for _ in range(args.rounds):
+            try:
+                busy.append(await me.command(room, timeout=60))
+            except TimeoutError:  # the homeserver cannot keep up: said, not hidden
+                unanswered += 1
+                if unanswered >= 3:
+                    break
+        elapsed = time.monotonic() - t0
+        syn_cpu = (cpu_seconds(synapse.pid or 0) - st0) / elapsed
+        bot_cpu = (cpu_seconds(bot.pid) - b0) / elapsed
+        stop.set()
+        await storm_task
+        for task in list(pending):
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        rate = (sent - s0) / elapsed
+        if unanswered:
+            print(
+                f"  !aide pendant la tempête : {unanswered} commande(s) sans réponse en 60 s "
+                f"(envoyé {rate:.1f} msg/s ; CPU Synapse {syn_cpu:.2f} cœur, bot {bot_cpu:.2f})",
+                flush=True,
+            )
+        if not busy:
+            busy = [float("nan")]
+        print(
+            f"  !aide pendant la tempête ({rate:.1f} msg/s dans {STORM_ROOMS} salons) : "
+            f"{summary(busy)} ; CPU Synapse {syn_cpu:.2f} cœur, bot {bot_cpu:.2f} cœur",
+            flush=True,
+        )
+        p50_ratio = statistics.median(busy) / statistics.median(idle)
+        p99_ratio = pct(busy, 99) / pct(idle, 99)
+        print(
+            f"  rapport tempête / repos : p50 {p50_ratio:.2f}×  p99 {p99_ratio:.2f}× "
+            "(objectif ≤ 1.2×)",
+            flush=True,
+        )
+        out |= {
+            "aide_idle_p50_ms": statistics.median(idle) * 1000,
+            "aide_idle_p99_ms": pct(idle, 99) * 1000,
+            "aide_storm_p50_ms": statistics.median(busy) * 1000,
+            "aide_storm_p99_ms": pct(busy, 99) * 1000,
+            "storm_ratio_p50": p50_ratio,
+            "storm_ratio_p99": p99_ratio,
+            "synapse_cpu_storm": syn_cpu,
+            "bot_cpu_storm": bot_cpu,
+        }
+        out["rss_mb_end"] = rss_mb(bot.pid)
+        print(f"  RSS du bot en fin de mesure : {out['rss_mb_end']:.0f} Mo", flush=True)
+    finally:
+        bot.stop()
+        for c in (me, storm):
+            if c is not None:
+                await c.close()
+        synapse.stop()
+    return out
+
+
+def synthetic_restore(rooms: int) -> None:
+    """The bot's side of a restart alone, for sizes this machine cannot populate: a room
+    snapshot of ``rooms`` rooms (3–4 members, the state Cercle's rooms carry) written into a
+    ledger file, then read back into nio rooms as the sync loop does at start, in a fresh
+    process; prints the time and the resident memory it costs. Synapse is not involved."""
+    import tempfile
+
+    from nio import SyncResponse
+
+    from bots.matrix.ledger import EventLedger, open_database
+    from bots.matrix.room_snapshot import RoomSnapshot
+    from bots.matrix.room_state import RoomStateCache
+
+    path = Path(tempfile.mkdtemp(prefix="cercle-snapshot-")) / "bot.sqlite3"
+    db = open_database(path)
+    EventLedger(db)
+    snapshot = RoomSnapshot(db, RoomStateCache())
+    bot = "@cercle-bot:cercle.localhost"
+
+    def ev(kind: str, key: str, content: dict[str, Any], sender: str = bot) -> dict[str, Any]:
+        return {"type": kind, "state_key": key, "sender": sender, "content": content,
+                "event_id": f"${secrets.token_hex(8)}", "origin_server_ts": 1}  # fmt: skip
+
+    t0 = time.perf_counter()
+    for start in range(0, rooms, 1000):
+        join: dict[str, Any] = {}
+        for i in range(start, min(rooms, start + 1000)):
+            members = [bot, *(f"@pro{(i * k) % 5000}:cercle.localhost" for k in (1, 7, 13))]
+            members = members[: 3 + i % 2]
+            state = [
+                ev("m.room.create", "", {"room_version": "10", "creator": bot}),
+                ev("m.room.power_levels", "", {"users": {bot: 100}, "events_default": 0}),
+                ev("m.room.join_rules", "", {"join_rule": "invite"}),
+                ev("m.room.history_visibility", "", {"history_visibility": "shared"}),
+                ev("m.room.guest_access", "", {"guest_access": "forbidden"}),
+                ev("m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"}),
+                ev("m.room.name", "", {"name": f"Suivi P-{i:06d}"}),
+                ev("fr.cercle.patient", "", {"label": f"P-{i:06d}", "created_at": 1}),
+                *(ev("m.room.member", m, {"membership": "join", "displayname": m[1:8]}, m)
+                  for m in members),
+            ]  # fmt: skip
+            join[f"!room{i:06d}:cercle.localhost"] = {
+                "state": {"events": state}, "timeline": {"events": [], "limited": False}
+            }  # fmt: skip
+        resp = SyncResponse.from_dict({"next_batch": "s1", "rooms": {"join": join}})
+        snapshot.record(resp, full_state=start == 0)
+    db.close()
+    print(f"  instantané de {rooms} salons écrit en {time.perf_counter() - t0:.1f} s "
+          f"({path.stat().st_size / 1e6:.0f} Mo)", flush=True)  # fmt: skip
+    code = (
+        "import sys, time\n"
+        "from nio import AsyncClient\n"
+        "from bots.matrix.ledger import open_database\n"
+        "from bots.matrix.room_snapshot import RoomSnapshot\n"
+        "from bots.matrix.room_state import RoomStateCache\n"
+        "def rss():\n"
+        "    return [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')][0] / 1024\n"
+        "db = open_database(__import__('pathlib').Path(sys.argv[1]))\n"
+        "client = AsyncClient('http://127.0.0.1:1', '@cercle-bot:cercle.localhost')\n"
+        "r0 = rss(); t0 = time.perf_counter()\n"
+        "n = RoomSnapshot(db, RoomStateCache()).restore(client)\n"
+        "print(f'{n} {time.perf_counter() - t0:.2f} {r0:.0f} {rss():.0f}')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    ).stdout.split()  # fmt: skip
+    n, seconds, rss0, rss1 = int(out[0]), float(out[1]), float(out[2]), float(out[3])
+    print(
+        f"  relu en {seconds:.2f} s : {n} salons nio ; RSS {rss0:.0f} → {rss1:.0f} Mo "
+        f"({(rss1 - rss0) * 1024 / n:.1f} Ko par salon)",
+        flush=True,
+    )
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+async def bench(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    results: dict[int, dict[str, float]] = {}
+    for size in args.sizes:
+        site = Site(work, size)
+        if args.fresh and site.dir.exists():
+            shutil.rmtree(site.dir)
+        site.prepare_profile()
+        print(f"== bot dans {size} salons chiffrés (3–4 membres), {os.cpu_count()} cœurs partagés")
+        results[size] = await measure(site, args)
+    print()
+    print("salons | redémarrage→réponse | RSS | CPU repos | CPU/sync | !aide p50 repos/tempête")
+    for size, r in results.items():
+        print(
+            f"{size:>6} | {r['restart_first_reply_s']:6.1f} s | {r['rss_mb_end']:5.0f} Mo | "
+            f"{r['idle_cpu_pct']:5.2f} % | {r['cpu_ms_per_sync']:5.1f} ms | "
+            f"{r['aide_idle_p50_ms']:.0f} / {r['aide_storm_p50_ms']:.0f} ms "
+            f"({r['storm_ratio_p50']:.2f}×)"
+        )
+    if len(results) >= 2:
+        (s1, r1), (s2, r2) = list(results.items())[-2:]
+        for key, unit in (("restart_first_reply_s", "s"), ("rss_mb_end", "Mo")):
+            slope = (r2[key] - r1[key]) / (s2 - s1)
+            at = r2[key] + slope * (20_000 - s2)
+            print(f"extrapolation linéaire à 20 000 salons, {key} : {at:.1f} {unit}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000", help="e.g. 1000,5000,20000")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--restarts", type=int, default=2)
+    parser.add_argument("--idle-seconds", type=float, default=15)
+    parser.add_argument("--storm-rate", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--work", default="/tmp/cercle-bot-scale")
+    parser.add_argument("--bot-root", default=str(ROOT), help="checkout the bot runs from")
+    parser.add_argument("--fresh", action="store_true", help="populate the homeserver again")
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="only the bot's snapshot read-back, no Synapse"
+    )
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in re.split(r"[ ,]+", args.sizes) if s]
+    if args.synthetic:
+        for size in args.sizes:
+            print(f"== reprise du bot seule (sans Synapse), {size} salons")
+            synthetic_restore(size)
+        return
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

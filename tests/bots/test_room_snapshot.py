@@ -1,0 +1,158 @@
+"""The room snapshot (issue 15): a restart resumes with an incremental sync, never the full
+state, and the rooms it rebuilds are the rooms a full-state sync would have given."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+from nio import AsyncClient, SyncResponse
+
+from bots.config import EscalationConfig
+from bots.matrix.room_snapshot import RoomSnapshot
+from bots.matrix.room_state import RoomStateCache
+from tests.bots.conftest import patient_room_with
+
+pytestmark = pytest.mark.integration
+
+
+def room_view(client: AsyncClient, room_id: str) -> dict[str, Any]:
+    room = client.rooms[room_id]
+    return {
+        "joined": sorted(u for u in room.users if u not in room.invited_users),
+        "invited": sorted(room.invited_users),
+        "names": {u: room.user_name(u) for u in room.users},
+        "levels": {u: room.power_levels.get_user_level(u) for u in room.users},
+        "defaults": room.power_levels.defaults,
+        "events": dict(room.power_levels.events),
+        "encrypted": room.encrypted,
+        "name": room.name,
+        "version": room.room_version,
+        "join_rule": room.join_rule,
+        "history": room.history_visibility,
+    }
+
+
+def cache_view(cache: RoomStateCache, room_id: str) -> dict[str, Any]:
+    return {
+        "patient": cache.patient_rooms.get(room_id),
+        "flags": dict(cache.flags.get(room_id) or {}),
+        "creators": cache.creators.get(room_id),
+        "space": room_id in cache.spaces,
+    }
+
+
+async def test_restart_rebuilds_rooms_without_full_state(bot_factory, pro_factory, synapse):
+    runner = bot_factory(escalation=EscalationConfig(interval_minutes=10, max_reminders=6))
+    app = await runner.start()
+    alice, bob, carol = await pro_factory(), await pro_factory(), await pro_factory()
+    room_id = await patient_room_with(alice, [bob, carol], synapse.bot_user_id, "Instantané")
+    await alice.say(room_id, "!urgent instantané")
+    await bob.wait_notice(room_id, "URGENCE signalée")
+    await asyncio.sleep(0.5)
+    before_rooms = set(app.client.rooms)  # the folder spaces may come later
+    before_cache = cache_view(app.services.cache, room_id)
+    assert before_cache["patient"] and before_cache["flags"]
+    await runner.stop()
+
+    # while the bot is away: carol leaves, dave is invited (a state change to catch up on)
+    dave = await pro_factory()
+    await carol.client.room_leave(room_id)
+    await alice.client.room_invite(room_id, dave.user_id)
+
+    calls: list[dict[str, Any]] = []
+    original = AsyncClient.sync
+
+    async def spy(self: AsyncClient, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return await original(self, *args, **kwargs)
+
+    AsyncClient.sync = spy  # type: ignore[method-assign]
+    try:
+        app = await runner.start()
+    finally:
+        AsyncClient.sync = original  # type: ignore[method-assign]
+    assert calls and not any(c.get("full_state") for c in calls), calls
+    assert calls[0].get("since"), "la reprise part du jeton enregistré"
+
+    after = room_view(app.client, room_id)
+    assert carol.user_id not in after["joined"]
+    assert after["invited"] == [dave.user_id]
+    assert cache_view(app.services.cache, room_id) == before_cache
+    assert before_rooms <= set(app.client.rooms)
+
+    # what a full-state sync gives: the same bot started again with the snapshot marked
+    # incomplete (as after an upgrade) asks for the full state once
+    await asyncio.sleep(1)
+    rebuilt = {r: room_view(app.client, r) for r in app.client.rooms}
+    rebuilt_cache = {r: cache_view(app.services.cache, r) for r in app.client.rooms}
+    await runner.stop()
+    db = sqlite3.connect(runner.config.ledger_path)
+    db.execute("DELETE FROM sync_state WHERE key='room_snapshot_complete'")
+    db.commit()
+    db.close()
+    calls.clear()
+    AsyncClient.sync = spy  # type: ignore[method-assign]
+    try:
+        app = await runner.start()
+    finally:
+        AsyncClient.sync = original  # type: ignore[method-assign]
+    assert calls[0].get("full_state") is True
+    assert {r: room_view(app.client, r) for r in app.client.rooms} == rebuilt
+    assert {r: cache_view(app.services.cache, r) for r in app.client.rooms} == rebuilt_cache
+
+    # and the bot works in the rebuilt room at once (members known: no /joined_members)
+    start = bob.mark(room_id)
+    await alice.say(room_id, "!aide vu")
+    await alice.wait_notice(room_id, "!vu", start=start)
+    await bob.wait_notice(room_id, "!vu", start=start)
+
+
+def test_last_event_of_a_key_wins_and_leaves_delete(tmp_path):
+    """Pure bookkeeping: a join then a leave in one response leaves no member row; a leave
+    then a join leaves one; a room left is forgotten; a full-state response replaces all."""
+    db = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+    db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    snap = RoomSnapshot(db, RoomStateCache())
+
+    def member(user: str, membership: str) -> dict[str, Any]:
+        return {
+            "type": "m.room.member",
+            "state_key": user,
+            "sender": user,
+            "event_id": f"${user}{membership}",
+            "origin_server_ts": 1,
+            "content": {"membership": membership},
+        }
+
+    def response(rooms: dict[str, list[dict[str, Any]]], left: tuple[str, ...] = ()) -> Any:
+        return SyncResponse.from_dict(
+            {
+                "next_batch": "s1",
+                "rooms": {
+                    "join": {
+                        r: {"timeline": {"events": evs, "limited": False}, "state": {"events": []}}
+                        for r, evs in rooms.items()
+                    },
+                    "leave": {r: {"timeline": {"events": []}} for r in left},
+                },
+            }
+        )
+
+    snap.record(
+        response({"!a:x": [member("@u:x", "join"), member("@v:x", "join")]}), full_state=True
+    )
+    assert snap.complete()
+    snap.record(
+        response({"!a:x": [member("@u:x", "leave"), member("@u:x", "join"),
+                           member("@v:x", "join"), member("@v:x", "leave")]}),
+        full_state=False,
+    )  # fmt: skip
+    rows = db.execute("SELECT room_id, state_key FROM room_state").fetchall()
+    assert rows == [("!a:x", "@u:x")]
+    snap.record(response({"!b:x": [member("@w:x", "join")]}, left=("!a:x",)), full_state=False)
+    assert db.execute("SELECT room_id FROM room_state").fetchall() == [("!b:x",)]
+    snap.record(response({"!c:x": [member("@w:x", "join")]}), full_state=True)
+    assert db.execute("SELECT room_id FROM room_state").fetchall() == [("!c:x",)]
