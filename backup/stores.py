@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 from deployment.profile import Profile
 from dossier_service.config import default_database_url, normalise_database_url
-from dossier_service.directory.store import database_path
 
 Kind = Literal["sqlite", "postgres", "files", "blobs"]
 
@@ -80,12 +79,6 @@ def declared_stores(profile: Profile) -> list[Store]:
             "dossier-documents",
             "blobs",
             path=Path(dossier.get("documents_dir") or var / "dossier" / "documents"),
-            optional=True,
-        ),
-        Store(
-            "annuaire-db",
-            "sqlite",
-            path=database_path(profile.data.get("annuaire") or {}, var),
             optional=True,
         ),
         # The mail bridge's state (bridges/mail: session, crypto store, ledger, bridge.sqlite3

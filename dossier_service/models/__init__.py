@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from dossier_service.models import directory as directory
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
 from dossier_service.models.audit import AuditEntry, IdempotencyRecord, OutboxEvent
 from dossier_service.models.circle import CircleMember

@@ -19,10 +19,10 @@ import yaml
 from cercle.cli import main
 from dossier_service.db import build_database
 from dossier_service.directory.accounts import link
-from dossier_service.directory.store import connect
 from dossier_service.migrate import upgrade
 from dossier_service.models.audit import AuditEntry
 from dossier_service.models.tasks import Task
+from tests.directory_support import connect
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
         assert "version_en_vigueur" in json.loads(zf.read("documents_juridiques.json"))
     rows = (
         sqlite3.connect(tmp_path / "annuaire.db")
-        .execute("SELECT action, target FROM audit WHERE action = 'rgpd.export'")
+        .execute("SELECT action, target FROM annuaire_audit WHERE action = 'rgpd.export'")
         .fetchall()
     )
     assert rows == [("rgpd.export", user.user_id)]
@@ -123,11 +123,11 @@ def test_erasure_is_recorded_and_unlinks_the_directory_entry(
     assert "Compte désactivé et effacé" in said.out and "le dossier est injoignable" in said.out
     conn = sqlite3.connect(tmp_path / "annuaire.db")
     assert conn.execute(
-        "SELECT actor, detail FROM audit WHERE action = 'compte.efface' AND target = ?",
+        "SELECT actor, detail FROM annuaire_audit WHERE action = 'compte.efface' AND target = ?",
         (user.user_id,),
     ).fetchall() == [("cli", '{"lien_annuaire_retire": true}')]
     assert conn.execute(
-        "SELECT count(*) FROM account_link WHERE mxid = ?", (user.user_id,)
+        "SELECT count(*) FROM annuaire_account_link WHERE mxid = ?", (user.user_id,)
     ).fetchone() == (0,)
 
 

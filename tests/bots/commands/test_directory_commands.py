@@ -33,8 +33,8 @@ from dossier_service.config import DossierConfig
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect
 from dossier_service.directory.web import dossier_authenticator, setup
+from tests.directory_support import connect
 
 SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
 if not SAMPLE.exists():

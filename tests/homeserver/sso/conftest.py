@@ -20,7 +20,7 @@ from support import RPPS_SAMPLE, SynapseUnderTest, free_port, start_synapse
 from support_oidc import Provider, running_provider
 
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.store import connect
+from tests.directory_support import connect
 
 CLIENT_ID = "cercle-test"
 
