@@ -52,6 +52,13 @@ class PgConnection:
 
         self._conn = psycopg2.connect(dsn)
         self._conn.autocommit = True
+        # bytea as bytes, as sqlite3 gives BLOBs (psycopg2's memoryview compares unequal)
+        binary = psycopg2.extensions.new_type(
+            psycopg2.BINARY.values,
+            "CERCLE_BYTES",
+            lambda value, cursor: None if value is None else bytes(psycopg2.BINARY(value, cursor)),
+        )
+        psycopg2.extensions.register_type(binary, self._conn)
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
         cursor = self._conn.cursor()

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .database import Connection, is_sqlite
-from .display import display_name, title_case
+from .display import title_case
 from .normalize import joined
 from .query import Commune, Gazetteer, ParsedQuery, parse_query
 from .request_form import national_ids
+from .results import Hit, Practice, SearchResult
 from .vocabulary import MODE_LABELS, MODE_WORDS, PROFESSION_WORDS, SPECIALTY_WORDS
+
+__all__ = ["COUNT_CAP", "MAX_PER_PAGE", "Directory", "Hit", "Practice", "SearchResult"]
 
 COUNT_CAP = 1000
 MAX_PER_PAGE = 50
@@ -27,121 +30,11 @@ MAX_PAGE = 50
 FALLBACK_SCAN = 5_000
 SKIP_SCAN_NAMES = 1_000
 _TOP = "\U0010ffff"
+# SQLite's CROSS JOIN keeps the join order (the few links drive); PostgreSQL plans it itself
 _LINKED_IDS = (
-    "SELECT p.id FROM annuaire_account_link l CROSS JOIN annuaire_professional p "
+    "SELECT p.id FROM annuaire_account_link l {join} annuaire_professional p "
     "ON p.national_id = l.national_id WHERE p.active = 1"
 )
-
-
-@dataclass(frozen=True)
-class Practice:
-    specialty: str
-    mode: str
-    structure: str
-    address: str
-    postcode: str
-    city: str
-    dept: str
-    phone: str
-    email: str
-
-
-@dataclass(frozen=True)
-class Hit:
-    national_id: str
-    civility: str
-    last_name: str
-    first_name: str
-    profession_code: str
-    profession: str
-    practices: tuple[Practice, ...]
-    mxid: str | None
-    exact: bool
-
-    @property
-    def city(self) -> str:
-        return title_case(self.practices[0].city) if self.practices else ""
-
-    @property
-    def specialty(self) -> str:
-        return next((p.specialty for p in self.practices if p.specialty), "")
-
-    @property
-    def display_name(self) -> str:
-        return display_name(
-            self.last_name,
-            self.first_name,
-            self.profession,
-            self.practices[0].city if self.practices else "",
-            self.specialty,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.national_id,
-            "civilite": self.civility,
-            "nom": self.last_name,
-            "prenom": self.first_name,
-            "profession": self.profession,
-            "code_profession": self.profession_code,
-            "specialite": self.specialty,
-            "nom_affiche": self.display_name,
-            "compte_matrix": self.mxid,
-            "nom_exact": self.exact,
-            "exercices": [
-                {
-                    "specialite": p.specialty,
-                    "mode": p.mode,
-                    "structure": p.structure,
-                    "adresse": p.address,
-                    "code_postal": p.postcode,
-                    "ville": title_case(p.city),
-                    "departement": p.dept,
-                    "telephone": p.phone,
-                    "email": p.email,
-                }
-                for p in self.practices
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: ParsedQuery
-    hits: list[Hit]
-    total: int
-    more: bool  # total is a lower bound (more than COUNT_CAP)
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    def as_json(self) -> dict[str, Any]:
-        q = self.query
-        return {
-            "resultats": [h.as_json() for h in self.hits],
-            "total": self.total,
-            "total_minimum": self.more,
-            "page": self.page,
-            "par_page": self.per_page,
-            "pages": self.pages,
-            "requete": {
-                "noms": list(q.names),
-                "emails": list(q.emails),
-                "professions": list(q.professions),
-                "specialites": list(q.specialties),
-                "modes": list(q.modes),
-                "lieu": None
-                if q.place is None
-                else {
-                    "type": q.place.kind,
-                    "valeur": q.place.label,
-                    "departements": list(q.place.depts),
-                },
-            },
-        }
 
 
 @dataclass
@@ -259,7 +152,12 @@ class Directory:
         """Ids of linked professionals, re-read only when the database changed."""
         version = self._links_version()
         if self._linked is None or version != self._linked_version:
-            self._linked = {row[0] for row in self.conn.execute(_LINKED_IDS)}
+            self._linked = {
+                row[0]
+                for row in self.conn.execute(
+                    _LINKED_IDS.format(join="CROSS JOIN" if self._sqlite else "JOIN")
+                )
+            }
             self._linked_version = version
         return self._linked
 
@@ -380,8 +278,8 @@ class Directory:
         """How many keys start with ``term`` (counted up to a cap): the rarest term drives."""
         return int(
             self.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM annuaire_search_key WHERE token >= ? AND token < ? "
-                "LIMIT 5000)",
+                "SELECT count(*) FROM (SELECT 1 FROM annuaire_search_key "
+                "WHERE token >= ? AND token < ? LIMIT 5000) spread",
                 (term, term + _TOP),
             ).fetchone()[0]
         )
@@ -413,6 +311,9 @@ class Directory:
         inner = f"SELECT k.professional_id FROM annuaire_search_key k{index} WHERE " + " AND ".join(
             keys
         )
+        # SQLite answers in the order of the index it walks; PostgreSQL is told to (the same
+        # covering index, so no sort), else pages could overlap
+        inner += "" if self._sqlite else " ORDER BY k.token, k.professional_id, k.seq"
         if not others:
             return self.conn.execute(inner, args)
         checks = []
@@ -425,6 +326,7 @@ class Directory:
         if cap is not None:
             inner += f" LIMIT {int(cap)}"
         sql = f"SELECT c.professional_id FROM ({inner}) c WHERE " + " AND ".join(checks)
+        sql += "" if self._sqlite else " ORDER BY c.professional_id"
         return self.conn.execute(sql, args)
 
     def _by_filters(self, query: ParsedQuery, linked_only: bool) -> Iterable[tuple[int]]:
@@ -438,6 +340,7 @@ class Directory:
             f"SELECT a.professional_id FROM annuaire_activity a{index} "
             "JOIN annuaire_professional p ON p.id = a.professional_id AND p.active = 1"
             + (" WHERE " + " AND ".join(where) if where else "")
+            + ("" if self._sqlite else " ORDER BY a.professional_id, a.id")
         )
         return self.conn.execute(sql, args)
 

@@ -31,7 +31,6 @@ pytestmark = pytest.mark.integration
 def cli_config(synapse: Any, tmp_path: Path) -> Path:
     data = dict(synapse.profile.data)
     data["dossier"] = {**data["dossier"], "database_url": f"sqlite:///{tmp_path / 'dossier.db'}"}
-    data["annuaire"] = {**data["annuaire"], "database": str(tmp_path / "annuaire.db")}
     path = tmp_path / "cercle.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -74,7 +73,7 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
         _dossier_with_rows(f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}", user.user_id,
                            other.user_id)
     )  # fmt: skip
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000008", source="test", actor="test")
     conn.close()
 
@@ -99,7 +98,7 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
         assert directory["lien"][0]["national_id"] == "810000000008"
         assert "version_en_vigueur" in json.loads(zf.read("documents_juridiques.json"))
     rows = (
-        sqlite3.connect(tmp_path / "annuaire.db")
+        sqlite3.connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
         .execute("SELECT action, target FROM annuaire_audit WHERE action = 'rgpd.export'")
         .fetchall()
     )
@@ -111,7 +110,7 @@ def test_erasure_is_recorded_and_unlinks_the_directory_entry(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     user = user_factory()
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000015", source="test", actor="test")
     conn.close()
     code = main(["--config", str(cli_config), "admin", "user", "deactivate", user.user_id,
@@ -121,7 +120,7 @@ def test_erasure_is_recorded_and_unlinks_the_directory_entry(
     said = capsys.readouterr()
     assert code == 1, said.err
     assert "Compte désactivé et effacé" in said.out and "le dossier est injoignable" in said.out
-    conn = sqlite3.connect(tmp_path / "annuaire.db")
+    conn = sqlite3.connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     assert conn.execute(
         "SELECT actor, detail FROM annuaire_audit WHERE action = 'compte.efface' AND target = ?",
         (user.user_id,),

@@ -32,8 +32,7 @@ from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.directory.web import setup
 from tests.directory_support import connect
 
 SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
@@ -108,7 +107,7 @@ def test_result_numbers() -> None:
 
 
 async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Path) -> None:
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     link(conn, "@helene:cercle.test", "810000001128", source="test", actor="test")
     conn.close()
@@ -120,16 +119,9 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
         session_key=secrets.token_urlsafe(32),
         service_token=secrets.token_urlsafe(32),
     )
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9",
-        public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16),
-    )
 
     def mount(app: web.Application) -> None:
-        setup(app, settings, authenticate=dossier_authenticator(config))
+        setup(app, config)
 
     server = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
     dossier = DossierClient(str(server.make_url("")), config.service_token)
@@ -186,7 +178,7 @@ async def test_trouver_in_an_encrypted_room(
 
     bot_config = bot.app.services.config
     assert any(c.name == "trouver" for c in bot.app.registry.commands)  # wired by the bot app
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     conn.close()
     config = DossierConfig(
@@ -197,16 +189,9 @@ async def test_trouver_in_an_encrypted_room(
         session_key=secrets.token_urlsafe(32),
         service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token,
     )
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name=synapse.server_name,
-        homeserver_url=synapse.base_url,
-        public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16),
-    )
 
     def mount(app: web.Application) -> None:
-        setup(app, settings, authenticate=dossier_authenticator(config))
+        setup(app, config)
 
     address = urlsplit(bot_config.dossier_url)
     runner = web.AppRunner(create_app(config, with_pages=False, extensions=[mount]))

@@ -12,6 +12,7 @@ import pytest
 
 from dossier_service.directory.account_requests import AccountRequests
 from dossier_service.directory.accounts import link
+from dossier_service.directory.database import connect as open_database
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.legacy import DONE_SUFFIX, LegacyError, import_legacy_database
 from dossier_service.directory.request_form import validate
@@ -66,17 +67,19 @@ def _old_database(tmp_path: Path, version: int) -> tuple[Path, list[str]]:
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_old_directory_is_copied_once_with_its_pending_requests(
-    tmp_path: Path, version: int
+    tmp_path: Path, version: int, database_url: str
 ) -> None:
+    """Into the dossier's database on either engine (``database_url``: SQLite, PostgreSQL)."""
     old_path, expected = _old_database(tmp_path, version)
-    url = f"sqlite:///{migrated_database(tmp_path / 'dossier.db')}"
+    url = database_url
     counts = import_legacy_database(url, old_path)
     assert counts is not None and counts["annuaire_account_request"] == 1
     assert counts["annuaire_professional"] > 100
     assert not old_path.exists() and old_path.with_name("annuaire.db" + DONE_SUFFIX).exists()
-    with contextlib.closing(connect(tmp_path / "dossier.db")) as conn:
+    with contextlib.closing(open_database(url)) as conn:
         directory = Directory(conn)
-        assert [h.national_id for h in directory.search("martin", per_page=50).hits] == expected
+        found = directory.search("martin", per_page=50).hits
+        assert sorted(h.national_id for h in found) == sorted(expected)
         boyer = directory.search("boyer").hits[0]
         assert boyer.mxid == "@boyer:x"
         flags = conn.execute(

@@ -46,7 +46,7 @@ FOCUSED = "(() => { const e = document.activeElement;" \
 def import_sample(tmp: Path) -> None:
     """The shared RPPS sample in the served directory (when present: the search test)."""
     if RPPS_SAMPLE.exists():
-        conn = connect(tmp / "annuaire.db")
+        conn = connect(tmp / "dossier.db")  # the directory is in the dossier's database
         try:
             import_extract(conn, RPPS_SAMPLE)
         finally:
