@@ -28,6 +28,15 @@ from .rpps_format import FormatError
 from .store import bulk_indexes
 
 MAX_REJECTS_KEPT = 1000
+# The directory shares the dossier's database (issue 14): on SQLite one writer at a time, and
+# the dossier's writes wait at most 10 s (busy timeout). The import commits every this many
+# lines (about a second of work) so that they get their turn; readers see a directory being
+# updated, absent professionals are deactivated at the end, and an interrupted import is
+# finished by the next one (same file: the rows already written are unchanged).
+COMMIT_LINES = 20_000
+# after each such commit, on SQLite: the time a waiting writer needs to see the lock free
+# (SQLite's busy handler polls every 1 to 100 ms)
+YIELD_SECONDS = 0.1
 
 Progress = Callable[[int, int], None]  # (bytes read, total bytes)
 
@@ -262,9 +271,10 @@ def import_extract(
         first_import = (
             conn.execute("SELECT 1 FROM annuaire_professional LIMIT 1").fetchone() is None
         )
-        if first_import:
-            for name in indexes:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
+        for name, statement in indexes.items():
+            # dropped for a first import (rebuilt once at its end, faster); otherwise present
+            # (an interrupted first import left them out: they come back before this one)
+            conn.execute(f"DROP INDEX IF EXISTS {name}" if first_import else statement)
         run_id = int(
             conn.execute(
                 "INSERT INTO annuaire_import_run (file_name, started_at) VALUES (?, ?) "
@@ -274,7 +284,14 @@ def import_extract(
         )
         writer = _Writer(conn, run_id, stamp)
         batches = _batches_from_helper(path) if parallel else _batches_here(path)
+        committed = 0
         for lines, done, rejected, rejects, groups in batches:
+            if report.lines - committed >= COMMIT_LINES:  # the dossier's writes get a turn
+                conn.execute("COMMIT")
+                if is_sqlite(conn):
+                    time.sleep(YIELD_SECONDS)
+                conn.execute("BEGIN IMMEDIATE" if is_sqlite(conn) else "BEGIN")
+                committed = report.lines
             report.lines += lines
             report.rejected += rejected
             room = MAX_REJECTS_KEPT - len(report.rejects)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,40 @@ def test_links_survive_imports(db: sqlite3.Connection, tmp_path: Path) -> None:
     # linking the account to someone else unflags the first professional
     link(conn, "@boyer:x", "810000000015", source="test", actor="test")
     assert conn.execute(flags).fetchall() == [(0,)]
+
+
+def test_the_dossiers_writes_get_their_turn_during_an_import(
+    tmp_path: Path, generate, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """One database for the dossier and its directory (issue 14): on SQLite a writer waits at
+    most its busy timeout, so a long import commits along the way."""
+    import threading
+
+    from dossier_service.directory import importer
+
+    monkeypatch.setattr(importer, "COMMIT_LINES", 2000)  # one commit per batch
+    path = generate(8000, seed=5)
+    conn = connect(tmp_path / "dossier.db")
+    written: list[float] = []
+
+    def dossier_write() -> None:
+        other = sqlite3.connect(tmp_path / "dossier.db", timeout=10, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO annuaire_audit (at, actor, action, target) VALUES "
+                      "('t', 'dossier', 'test', 'x')")  # fmt: skip
+        other.execute("COMMIT")
+        written.append(time.monotonic())
+        other.close()
+
+    started: list[threading.Thread] = []
+
+    def progress(done: int, total: int) -> None:
+        if not started:  # the import holds the write lock now
+            started.append(threading.Thread(target=dossier_write))
+            started[0].start()
+
+    report = import_extract(conn, path, progress=progress)
+    finished = time.monotonic()
+    started[0].join(timeout=30)
+    assert report.lines == 8000
+    assert written and written[0] < finished  # written while the import went on
