@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from dossier_service.models.activity import ActivityEvent
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
 from dossier_service.models.audit import AuditEntry, IdempotencyRecord, OutboxEvent
 from dossier_service.models.circle import CircleMember
@@ -22,6 +23,7 @@ from dossier_service.models.tasks import Task, TaskAssignee
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ActivityEvent",
     "AgendaAttendee",
     "AgendaEvent",
     "AgendaFeedToken",

@@ -1,0 +1,48 @@
+"""activity events (issue 18: counts and timestamps the bot reports for the activity extraction)
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import dossier_service.models.types
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "activity_events",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("of_ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("flag_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("day", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "ref", name="uq_activity_events_kind_ref"),
+    )
+    with op.batch_alter_table("activity_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_activity_events_kind_day", ["kind", "day", "patient_id"], unique=False
+        )
+        batch_op.create_index("ix_activity_events_of_ref", ["of_ref"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("activity_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_activity_events_of_ref")
+        batch_op.drop_index("ix_activity_events_kind_day")
+    op.drop_table("activity_events")
