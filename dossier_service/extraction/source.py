@@ -1,14 +1,17 @@
 """The facts of an extraction, read from the dossier's database (SQLite or PostgreSQL).
 
-Every query is bounded by the period and by the scope's patients, and the big series are
-aggregated in SQL (messages per patient and month), so a year of a platform with millions of
-notebook entries reads a few thousand rows: nothing here reads the notebook at all.
+Every query is bounded by the period and by a chunk of the scope's patients, each in a
+transaction of its own (other users' requests are served between two chunks, even on SQLite's
+single connection), and the big series are aggregated in SQL (messages per patient and
+month): nothing here reads the notebook at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -64,16 +67,30 @@ async def patients_of_structure(
     return sorted(r[0] for r in rows)
 
 
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 async def read_facts(
-    session: AsyncSession, period: Period, patients: Collection[str] | None
+    sessions: Sessions, period: Period, patients: Collection[str] | None
 ) -> tuple[Facts, dict[str, str]]:
     """Facts of the period for ``patients`` (``None``: every file), and each file's label."""
     start, end = bounds(period)
     p, s = table_of(Patient).c, table_of(FileStatusChange).c
     labels: dict[str, str] = {}
     opened: dict[str, datetime] = {}
+    scoped = patients is not None
+    if patients is None:  # the platform: every file opened before the end, in chunks too
+        async with sessions() as session:
+            patients = [r[0] for r in await session.execute(select(p.id).where(p.created_at < end))]
+
+    async def rows_of(query: Select[Any]) -> Sequence[Any]:
+        async with sessions() as session:
+            result = (await session.execute(query)).all()
+        await asyncio.sleep(0)  # let the requests waiting for the connection pass
+        return result
+
     for chunk in _chunks(patients):
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(select(p.id, p.label, p.created_at).where(p.created_at < end), p.id, chunk)
         )
         for pid, label, created in rows:
@@ -81,7 +98,7 @@ async def read_facts(
             opened[pid] = _utc(created)
     changes: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
     for chunk in _chunks(patients):
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(s.patient_id, s.status, s.changed_at)
                 .where(s.changed_at < end)
@@ -97,7 +114,7 @@ async def read_facts(
     c = table_of(CircleMember).c
     circle: list[CircleChange] = []
     for chunk in _chunks(patients):
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(c.patient_id, c.kind, c.added_at, c.ended_at).where(
                     or_(
@@ -122,7 +139,7 @@ async def read_facts(
     flags: list[FlagFact] = []
     exports: list[ExportFact] = []
     for chunk in _chunks(patients):
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(a.patient_id, month, func.min(a.day), func.sum(a.count))
                 .where(a.kind == "messages", a.day >= first, a.day <= last)
@@ -140,7 +157,7 @@ async def read_facts(
             .group_by(a.of_ref)
             .subquery()
         )
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(a.patient_id, a.flag_kind, a.at, ack.c.first_ack)
                 .outerjoin(ack, ack.c.of_ref == a.ref)
@@ -153,7 +170,7 @@ async def read_facts(
             FlagFact(pid, kind, _utc(at), _utc(acked) if acked is not None else None)
             for pid, kind, at, acked in rows
         )
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(a.patient_id, a.at).where(a.kind == "export", a.at >= start, a.at < end),
                 a.patient_id,
@@ -164,13 +181,14 @@ async def read_facts(
 
     t = table_of(Task).c
     tasks: list[TaskFact] = []
-    for chunk in _chunks(patients):
-        query = select(t.patient_id, t.created_at, t.closed_at, t.due_date).where(
-            t.created_at < end, or_(t.closed_at.is_(None), t.closed_at >= start)
-        )
-        if chunk is not None:
-            query = query.where(t.patient_id.in_(chunk))
-        rows = await session.execute(query)
+    task_query = select(t.patient_id, t.created_at, t.closed_at, t.due_date).where(
+        t.created_at < end, or_(t.closed_at.is_(None), t.closed_at >= start)
+    )
+    queries = [task_query.where(t.patient_id.in_(c)) for c in _chunks(patients)]
+    if not scoped:  # the platform's tasks tied to no file
+        queries.append(task_query.where(t.patient_id.is_(None)))
+    for query in queries:
+        rows = await rows_of(query)
         tasks.extend(
             TaskFact(pid, _utc(created), _utc(closed) if closed else None, _date(due))
             for pid, created, closed, due in rows
@@ -179,7 +197,7 @@ async def read_facts(
     h = table_of(Hospitalisation).c
     stays: list[HospitalisationFact] = []
     for chunk in _chunks(patients):
-        rows = await session.execute(
+        rows = await rows_of(
             _scoped(
                 select(h.patient_id, h.admission_at, h.discharge_at).where(
                     h.admission_at >= start, h.admission_at < end
@@ -196,15 +214,13 @@ async def read_facts(
     return facts, labels
 
 
-def _chunks(patients: Collection[str] | None) -> list[Sequence[str] | None]:
-    if patients is None:
-        return [None]
+def _chunks(patients: Collection[str]) -> list[Sequence[str]]:
     ordered = sorted(patients)
     return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
 
 
-def _scoped(query: Select[Any], column: Any, chunk: Sequence[str] | None) -> Select[Any]:
-    return query if chunk is None else query.where(column.in_(chunk))
+def _scoped(query: Select[Any], column: Any, chunk: Sequence[str]) -> Select[Any]:
+    return query.where(column.in_(chunk))
 
 
 def _utc(value: Any) -> datetime:

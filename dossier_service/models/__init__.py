@@ -2,7 +2,7 @@
 
 from sqlmodel import SQLModel
 
-from dossier_service.models.activity import ActivityEvent
+from dossier_service.models.activity import ActivityEvent, ExtractionReport
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
 from dossier_service.models.audit import AuditEntry, IdempotencyRecord, OutboxEvent
 from dossier_service.models.circle import CircleMember
@@ -32,6 +32,7 @@ __all__ = [
     "DeathDeclaration",
     "Document",
     "Episode",
+    "ExtractionReport",
     "FileStatusChange",
     "FormAnswer",
     "Hospitalisation",

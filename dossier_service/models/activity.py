@@ -9,14 +9,15 @@ timestamps only, never content.
 - ``export``: a PDF export of the conversation (``ref`` = the command's event id).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from dossier_service.models.types import UTCDateTime, new_id
+from dossier_service.models.types import UTCDateTime, new_id, utcnow
 
 ACTIVITY_KINDS = ("messages", "signalement", "prise_en_compte", "export")
+PENDING, READY, FAILED = "en cours", "prête", "échec"  # extraction report statuses
 
 
 class ActivityEvent(SQLModel, table=True):
@@ -36,3 +37,24 @@ class ActivityEvent(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime)
     day: str = Field(max_length=10)  # Paris day, YYYY-MM-DD
     count: int = Field(default=1)
+
+
+class ExtractionReport(SQLModel, table=True):
+    """An activity extraction asked for (``dossier_service/extraction/reports.py``)."""
+
+    __tablename__ = "extraction_reports"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    requested_by: str = Field(max_length=255, index=True)
+    scope_kind: str = Field(max_length=20)  # "plateforme" | "structure"
+    structure_id: str | None = Field(default=None, max_length=64)
+    scope_label: str = Field(max_length=300)
+    period_start: date
+    period_end: date
+    status: str = Field(default=PENDING, max_length=20)
+    reason: str = Field(default="", max_length=300)
+    title: str = Field(default="", max_length=400)
+    xlsx_sha256: str = Field(default="", max_length=64)
+    csv_sha256: str = Field(default="", max_length=64)
+    requested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""activity events (issue 18: counts and timestamps the bot reports for the activity extraction)
+"""activity events and extraction reports (issue 18: the activity extraction)
 
 Revision ID: 0003
 Revises: 0002
@@ -39,9 +39,38 @@ def upgrade() -> None:
             "ix_activity_events_kind_day", ["kind", "day", "patient_id"], unique=False
         )
         batch_op.create_index("ix_activity_events_of_ref", ["of_ref"], unique=False)
+    op.create_table(
+        "extraction_reports",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("scope_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("structure_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("scope_label", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+        sa.Column("xlsx_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("csv_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "requested_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "done_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("extraction_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_extraction_reports_requested_by"), ["requested_by"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("extraction_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_extraction_reports_requested_by"))
+    op.drop_table("extraction_reports")
     with op.batch_alter_table("activity_events", schema=None) as batch_op:
         batch_op.drop_index("ix_activity_events_of_ref")
         batch_op.drop_index("ix_activity_events_kind_day")
