@@ -22,10 +22,10 @@ import pickle
 import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import Database
@@ -44,6 +44,7 @@ EXTRACTION_READY = "extraction.ready"
 PLATFORM = "plateforme"
 STRUCTURE = "structure"
 MAX_DAYS = 3 * 366  # a longer period is refused: ask for several
+LEASE = timedelta(minutes=15)  # a claim older than this was left by a killed process
 
 
 class ReportRefused(ValueError):
@@ -102,16 +103,33 @@ class ReportWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=30)
 
     async def produce_next(self) -> bool:
-        """Produce the oldest pending report; False when there is none."""
+        """Claim and produce the oldest pending report; False when there is none.
+
+        The claim is an atomic UPDATE, so with several dossier processes on PostgreSQL each
+        report is produced once; a claim older than ``LEASE`` (its process was killed) is
+        taken again."""
         r = table_of(ExtractionReport).c
-        async with self.db.sessions() as session:
-            row = (
-                await session.execute(
-                    select(r.id).where(r.status == PENDING).order_by(r.requested_at).limit(1)
+        while True:
+            now = self.clock()
+            claimable = and_(
+                r.status == PENDING, or_(r.claimed_at.is_(None), r.claimed_at < now - LEASE)
+            )
+            async with self.db.sessions() as session:
+                row = (
+                    await session.execute(
+                        select(r.id).where(claimable).order_by(r.requested_at).limit(1)
+                    )
+                ).first()
+            if row is None:
+                return False
+            async with self.db.transaction() as session:
+                claimed = await session.execute(
+                    update(table_of(ExtractionReport))
+                    .where(r.id == row[0], claimable)
+                    .values(claimed_at=now)
                 )
-            ).first()
-        if row is None:
-            return False
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                break  # else another process took it first: look again
         report_id = row[0]
         try:
             await self._produce(report_id)

@@ -57,4 +57,5 @@ class ExtractionReport(SQLModel, table=True):
     xlsx_sha256: str = Field(default="", max_length=64)
     csv_sha256: str = Field(default="", max_length=64)
     requested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -57,6 +57,9 @@ def upgrade() -> None:
             "requested_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False
         ),
         sa.Column(
+            "claimed_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
             "done_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
         ),
         sa.PrimaryKeyConstraint("id"),

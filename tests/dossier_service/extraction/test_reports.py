@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import stat
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from dossier_service.db import Database
 from dossier_service.extraction import reports
 from dossier_service.extraction.figures import Period
-from dossier_service.models.activity import FAILED, READY, ExtractionReport
+from dossier_service.models.activity import FAILED, PENDING, READY, ExtractionReport
 from dossier_service.models.audit import OutboxEvent
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.tasks import Task, TaskAssignee
@@ -63,12 +63,15 @@ async def test_a_report_is_produced_filed_and_announced(db: Database, tmp_path: 
 
 
 async def test_a_report_left_pending_by_a_killed_process_is_produced_next(
-    db: Database,
-    tmp_path: Path,
+    db: Database, tmp_path: Path
 ) -> None:
     first = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"))
     second = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"),
                        Period(date(2026, 1, 1), date(2026, 12, 31)))  # fmt: skip
+    busy = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"))
+    async with db.transaction() as session:  # a killed process's claim, and a live one's
+        (await session.get(ExtractionReport, first)).claimed_at = at(100) - timedelta(minutes=20)  # type: ignore[union-attr]
+        (await session.get(ExtractionReport, busy)).claimed_at = at(100) - timedelta(minutes=1)  # type: ignore[union-attr]
     worker = reports.ReportWorker(db, tmp_path, clock=lambda: at(100))
     task = asyncio.create_task(worker.run())
     try:
@@ -76,12 +79,12 @@ async def test_a_report_left_pending_by_a_killed_process_is_produced_next(
             async with db.sessions() as session:
                 statuses = [
                     (await session.get(ExtractionReport, rid)).status  # type: ignore[union-attr]
-                    for rid in (first, second)
+                    for rid in (first, second, busy)
                 ]
-            if statuses == [READY, READY]:
+            if statuses[:2] == [READY, READY]:
                 break
             await asyncio.sleep(0.1)
-        assert statuses == [READY, READY]
+        assert statuses == [READY, READY, PENDING]  # the live claim is left to its process
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
