@@ -8,6 +8,7 @@ the given paths and prints the title on its standard output.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from dossier_service.extraction.figures import extract
 
 
 def main(argv: list[str]) -> int:
+    os.nice(10)  # the people using the dossier meanwhile come first
     xlsx_path, zip_path = Path(argv[0]), Path(argv[1])
     facts, period, scope, visible, made_at = pickle.load(sys.stdin.buffer)
     result = extract(facts, period, scope=scope, visible=visible, made_at=made_at)

@@ -90,6 +90,7 @@ class ReportWorker:
         self.documents_dir = documents_dir
         self.clock = clock
         self._wake = asyncio.Event()
+        self.poll_seconds = 30.0  # pending reports of other processes are seen this late
 
     def wake(self) -> None:
         self._wake.set()
@@ -100,7 +101,7 @@ class ReportWorker:
             while await self.produce_next():
                 pass
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=30)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def produce_next(self) -> bool:
         """Claim and produce the oldest pending report; False when there is none.
