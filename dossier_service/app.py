@@ -4,6 +4,8 @@ form declarations, the HTTP client for OpenID checks, the API routes and the pag
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -32,6 +34,7 @@ from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
+from dossier_service.extraction.reports import ReportWorker
 from dossier_service.forms_schema import FormCatalogue, load_forms
 from dossier_service.services.read_models import DashboardCache, FileCache
 
@@ -108,13 +111,18 @@ def create_app(
     app[appkeys.FORMS] = _load_forms(config)
     app[appkeys.FILE_CACHE] = FileCache()
     app[appkeys.DASHBOARD_CACHE] = DashboardCache()
+    app[appkeys.REPORTS] = ReportWorker(app[appkeys.DATABASE], config.documents_dir)
     if clock is not None:
         app[appkeys.CLOCK] = clock
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         http = aiohttp.ClientSession()
         app[appkeys.HTTP] = http
+        reports = asyncio.create_task(app[appkeys.REPORTS].run(), name="extraction-reports")
         yield
+        reports.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reports
         await http.close()
         await app[appkeys.DATABASE].dispose()
 
