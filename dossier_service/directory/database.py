@@ -66,9 +66,15 @@ class PgConnection:
         return cursor
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]]) -> Any:
+        from psycopg2.extras import execute_batch
+
         cursor = self._conn.cursor()
-        cursor.executemany(
-            _PLACEHOLDER.sub("%s", sql.replace("%", "%%")), [tuple(p) for p in seq_of_parameters]
+        # many statements per round trip (psycopg2's own executemany sends them one by one)
+        execute_batch(
+            cursor,
+            _PLACEHOLDER.sub("%s", sql.replace("%", "%%")),
+            [tuple(p) for p in seq_of_parameters],
+            page_size=500,
         )
         return cursor
 

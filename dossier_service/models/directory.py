@@ -221,3 +221,50 @@ class DirectoryAudit(SQLModel, table=True):
 
 # the secondary indexes a first bulk import drops and rebuilds (faster than maintaining them)
 BULK_INDEXES = ("ix_annuaire_key_token", "ix_annuaire_key_place", "ix_annuaire_activity_place")
+
+
+class Structure(SQLModel, table=True):
+    """An establishment of the FINESS extract (issue 18), keyed by its FINESS number."""
+
+    __tablename__ = "annuaire_structure"
+    __table_args__ = (
+        sa.Index("ix_annuaire_structure_siret", "siret"),
+        sa.Index("ix_annuaire_structure_legal", "legal_finess"),
+    )
+
+    finess: str = Field(sa_type=sa.Text, primary_key=True)
+    legal_finess: str = Field(sa_type=sa.Text)
+    name: str = Field(sa_type=sa.Text)
+    long_name: str = Field(sa_type=sa.Text)
+    address: str = Field(sa_type=sa.Text)
+    postcode: str = Field(sa_type=sa.Text)
+    city: str = Field(sa_type=sa.Text)
+    commune_code: str = Field(sa_type=sa.Text)  # INSEE code (département + commune)
+    dept: str = Field(sa_type=sa.Text)
+    phone: str = Field(sa_type=sa.Text)
+    category_code: str = Field(sa_type=sa.Text)
+    category: str = Field(sa_type=sa.Text)
+    aggregate: str = Field(sa_type=sa.Text)
+    siret: str = Field(sa_type=sa.Text)
+    x: float | None = None  # Lambert 93
+    y: float | None = None
+    sort_key: str = Field(sa_type=sa.Text)
+    content_hash: bytes = Field(sa_type=sa.LargeBinary)
+    seen_run: int
+    active: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    updated_at: str = Field(sa_type=sa.Text)
+
+
+class StructureKey(SQLModel, table=True):
+    """One row per (word of the structure's names); a covering index answers a search."""
+
+    __tablename__ = "annuaire_structure_key"
+    __table_args__ = (
+        sa.Index("ix_annuaire_structure_key_token", "token", "dept", "category_code", "finess"),
+        {"sqlite_with_rowid": False},
+    )
+
+    finess: str = Field(sa_type=sa.Text, primary_key=True)
+    token: str = Field(sa_type=TOKEN, primary_key=True)
+    dept: str = Field(sa_type=sa.Text)
+    category_code: str = Field(sa_type=sa.Text)
