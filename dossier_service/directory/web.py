@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from aiohttp import web
@@ -44,6 +45,7 @@ from .web_common import (
 from .web_security import RateLimiter
 
 TEMPLATES = Path(__file__).parent / "templates"
+KINDS = ("tous", "professionnels", "structures")
 SEARCH_CONNECTIONS = 4  # searches run in worker threads, each with its own connection
 
 __all__ = ["STATE", "Viewer", "dossier_authenticator", "setup"]
@@ -57,19 +59,36 @@ async def api_search(request: web.Request) -> web.Response:
     q = request.query.get("q", "")
     if len(q) > 200:
         return error(400, "M_INVALID_PARAM", "Requête trop longue (200 caractères au maximum).")
+    kind = request.query.get("type", "tous")
+    if kind not in KINDS:
+        return error(400, "M_INVALID_PARAM", "Type inconnu : professionnels, structures ou tous.")
+    page = bounded_int(request.query.get("page"), 1, 1, 50)
+    per_page = bounded_int(request.query.get("par_page"), 20, 1, MAX_PER_PAGE)
+    dept = request.query.get("departement")
     try:
-        result = await state.search(
-            q,
-            profession=request.query.get("profession"),
-            specialty=request.query.get("specialite"),
-            dept=request.query.get("departement"),
-            mode=request.query.get("mode"),
-            page=bounded_int(request.query.get("page"), 1, 1, 50),
-            per_page=bounded_int(request.query.get("par_page"), 20, 1, MAX_PER_PAGE),
-        )
+        body: dict[str, Any] = {"type": kind}
+        if kind == "structures":
+            body.update({"resultats": [], "total": 0})
+        else:
+            result = await state.search(
+                q,
+                profession=request.query.get("profession"),
+                specialty=request.query.get("specialite"),
+                dept=dept,
+                mode=request.query.get("mode"),
+                page=page,
+                per_page=per_page,
+            )
+            body.update(result.as_json())
+        if kind != "professionnels":
+            structures = await state.search_structures(
+                q, dept=dept, category=request.query.get("categorie"), page=page,
+                per_page=per_page,
+            )  # fmt: skip
+            body["structures"] = structures.as_json()
     except Exception:
         return error(500, "M_UNKNOWN", f"Erreur interne (réf. {internal(request)}).")
-    return web.json_response(result.as_json())
+    return web.json_response(body)
 
 
 async def search_page(request: web.Request) -> web.Response:
@@ -85,21 +104,32 @@ async def search_page(request: web.Request) -> web.Response:
     q = request.query.get("q", "")[:200]
     filters = {
         k: request.query.get(k, "")[:40]
-        for k in ("profession", "specialite", "departement", "mode")
+        for k in ("profession", "specialite", "departement", "mode", "categorie")
     }
+    kind = request.query.get("type", "tous")
+    kind = kind if kind in KINDS else "tous"
     page = bounded_int(request.query.get("page"), 1, 1, 50)
-    result = None
+    result = structures = None
     if q or any(filters.values()):
-        result = await state.search(
-            q,
-            profession=filters["profession"] or None,
-            specialty=filters["specialite"] or None,
-            dept=filters["departement"] or None,
-            mode=filters["mode"] or None,
-            page=page,
-        )
+        if kind != "structures":
+            result = await state.search(
+                q,
+                profession=filters["profession"] or None,
+                specialty=filters["specialite"] or None,
+                dept=filters["departement"] or None,
+                mode=filters["mode"] or None,
+                page=page,
+            )
+        if kind != "professionnels":
+            structures = await state.search_structures(
+                q, dept=filters["departement"] or None,
+                category=filters["categorie"] or None, page=page,
+            )  # fmt: skip
     empty = result is not None and result.total == 0 and await state.is_empty()
-    return html(state, "recherche.html", q=q, filters=filters, result=result, directory_empty=empty)
+    return html(
+        state, "recherche.html", q=q, filters=filters, kind=kind, result=result,
+        structures=structures, directory_empty=empty,
+    )  # fmt: skip
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from dossier_service.config import DossierConfig
 from .account_requests import AccountRequests, HomeserverAdmin
 from .database import Connection
 from .search import Directory, SearchResult
+from .structures import StructureResult, search_structures
 from .web_security import RateLimiter
 
 log = logging.getLogger("dossier_service.directory.web")
@@ -69,6 +70,16 @@ class DirectoryState:
             directory = self.searchers.get()
             try:
                 return directory.search(text, **kw)
+            finally:
+                self.searchers.put(directory)
+
+        return await asyncio.to_thread(run)
+
+    async def search_structures(self, text: str, **kw: Any) -> StructureResult:
+        def run() -> StructureResult:
+            directory = self.searchers.get()
+            try:
+                return search_structures(directory.conn, text, **kw)
             finally:
                 self.searchers.put(directory)
 

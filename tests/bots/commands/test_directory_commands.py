@@ -80,7 +80,7 @@ def test_format_is_numbered_and_escaped() -> None:
     assert "!inviter n" in plain
     assert "<b>X</b>" not in html and "&lt;b&gt;X&lt;/b&gt;" in html
     none, _ = format_results_for_bot([], query="zzz", total=0)
-    assert none == "Aucun professionnel trouvé pour « zzz »."
+    assert none == "Aucun professionnel ni aucune structure trouvés pour « zzz »."
     many, _ = format_results_for_bot(found, query="ma", total=1000, more=True)
     assert many.startswith("plus de 1000 résultats pour « ma » (2 premiers)")
 
@@ -211,3 +211,19 @@ async def test_trouver_in_an_encrypted_room(
         assert type(notice).__name__ != "MegolmEvent"  # decrypted by the professional
     finally:
         await runner.cleanup()
+
+
+def test_structures_follow_the_professionals_with_their_finess_number() -> None:
+    ssiad = {"raison_sociale": "SSIAD ADMR", "categorie": "Service de Soins Infirmiers A Domicile",
+             "ville": "TOULOUSE", "finess": "310000016"}  # fmt: skip
+    plain, body = format_results_for_bot([], query="ssiad", total=0, structures=[ssiad],
+                                         structures_total=3)  # fmt: skip
+    assert plain.splitlines() == [
+        "3 structures pour « ssiad » (1 premières) :",
+        "• SSIAD ADMR — Service de Soins Infirmiers A Domicile, Toulouse — FINESS 310000016",
+    ]
+    assert "<ul><li>SSIAD ADMR" in body
+    found = [Found("DUPONT Marie", "Infirmier", "Toulouse", None)]
+    both, _ = format_results_for_bot(found, query="admr", total=1, structures=[ssiad],
+                                     structures_total=1)  # fmt: skip
+    assert both.index("DUPONT Marie") < both.index("1 structure pour « admr »")
