@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from deployment.profile import Profile
 from dossier_service.config import default_database_url, normalise_database_url
-from dossier_service.directory.store import database_path
+from dossier_service.directory.store import legacy_database_path
 
 Kind = Literal["sqlite", "postgres", "files", "blobs"]
 
@@ -82,10 +82,12 @@ def declared_stores(profile: Profile) -> list[Store]:
             path=Path(dossier.get("documents_dir") or var / "dossier" / "documents"),
             optional=True,
         ),
+        # The directory is in the dossier's database since issue 14; a deployment upgraded but
+        # not started since still has its own annuaire.db (copied in at the next start)
         Store(
             "annuaire-db",
             "sqlite",
-            path=database_path(profile.data.get("annuaire") or {}, var),
+            path=legacy_database_path(profile.data.get("annuaire") or {}, var),
             optional=True,
         ),
         # The mail bridge's state (bridges/mail: session, crypto store, ledger, bridge.sqlite3

@@ -183,7 +183,9 @@ def summary(label: str, times_ms: list[float]) -> str:
 def child_import(db: str, extract: str) -> None:
     from dossier_service.directory.importer import import_extract
     from dossier_service.directory.store import connect
+    from dossier_service.migrate import upgrade_blocking
 
+    upgrade_blocking(f"sqlite:///{db}")  # the dossier's schema, directory tables included
     conn = connect(db)
     t = time.monotonic()
     report = import_extract(conn, Path(extract))
@@ -208,26 +210,19 @@ def child_serve(db: str, port: int, session_key: str) -> None:
     from aiohttp import web
 
     from dossier_service.config import DossierConfig
-    from dossier_service.directory.settings import DirectorySettings
-    from dossier_service.directory.web import dossier_authenticator, setup
+    from dossier_service.directory.web import setup
 
     config = DossierConfig(
-        database_url="sqlite+aiosqlite:///unused",
+        database_url=f"sqlite+aiosqlite:///{db}",
         documents_dir=Path(db).parent / "docs",
         homeserver_url="http://127.0.0.1:9",
         server_name="bench.test",
         session_key=session_key,
         service_token=secrets.token_urlsafe(32),
-    )
-    settings = DirectorySettings(
-        database=Path(db),
-        server_name="bench.test",
-        homeserver_url="http://127.0.0.1:9",
         public_url=f"http://127.0.0.1:{port}",
-        csrf_key=secrets.token_urlsafe(16),
     )
     app = web.Application()
-    setup(app, settings, authenticate=dossier_authenticator(config))
+    setup(app, config)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -273,7 +268,8 @@ def build_fts(db: str, fts_db: str) -> float:
     conn.execute(
         "INSERT INTO fts (rowid, nom, prenom, profession, specialite, ville, code_postal, email) "
         "SELECT a.id, p.last_name, p.first_name, p.profession, a.specialty, a.city, a.postcode, "
-        "a.email FROM src.activity a JOIN src.professional p ON p.id = a.professional_id "
+        "a.email FROM src.annuaire_activity a JOIN src.annuaire_professional p "
+        "ON p.id = a.professional_id "
         "WHERE p.active = 1"
     )
     conn.commit()

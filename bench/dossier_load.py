@@ -234,9 +234,11 @@ async def load(
     body: Any = None,
     server_pid: int | None = None,
     warmup: float = 0.5,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, float]:
-    """``clients`` closed-loop clients for ``warmup`` + ``seconds``; only requests started
-    after the warm-up count (connections opened, caches and statements warm)."""
+    """``clients`` closed-loop clients for ``warmup`` + ``seconds`` (or until ``stop`` is set);
+    only requests started after the warm-up count (connections opened, caches and statements
+    warm)."""
     import aiohttp
 
     latencies: list[float] = []
@@ -250,7 +252,7 @@ async def load(
         async def worker(n: int) -> None:
             nonlocal errors, succeeded
             i = 0
-            while (start := time.perf_counter()) < deadline:
+            while (start := time.perf_counter()) < deadline and not (stop and stop.is_set()):
                 i += 1
                 payload = body(n, i) if callable(body) else body
                 async with http.request(method, path, json=payload) as resp:
@@ -269,8 +271,10 @@ async def load(
 
         cpu_probe = asyncio.ensure_future(server_cpu_while_measured())
         await asyncio.gather(*(worker(n) for n in range(clients)))
-        cpu = await cpu_probe
-        elapsed = seconds
+        ended = time.perf_counter()
+        cpu = await cpu_probe if not (stop and stop.is_set()) else 0.0
+        cpu_probe.cancel()
+        elapsed = max(1e-9, min(deadline, ended) - measure_from)
     latencies.sort()
     return {
         "requests": len(latencies),

@@ -1,7 +1,9 @@
 """`cercle annuaire …`: the directory of professionals.
 
 cercle annuaire importer <fichier> [--json]   import an RPPS extract (progress on stderr)
-cercle annuaire chercher <requête> [--json] [--page N]
+cercle annuaire importer-finess <fichier> [--json]
+                                              import the FINESS establishments extract
+cercle annuaire chercher <requête> [--json] [--page N] [--type professionnels|structures]
 cercle annuaire lier                          link Matrix accounts (RPPS id / e-mail) and
                                               set their display names
 """
@@ -72,7 +74,35 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     finally:
         conn.close()
-    if args.json:
+    return _print_report(report, as_json=args.json)
+
+
+def cmd_import_finess(args: argparse.Namespace) -> int:
+    from dossier_service.directory.finess_format import FormatError
+    from dossier_service.directory.store import connect
+    from dossier_service.directory.structures import import_finess
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"Fichier introuvable : {path}")
+    ctx = load_context(args.config)
+    conn = connect(ctx.directory_database)
+    progress = (
+        None
+        if args.json or (not sys.stderr.isatty() and not args.progress)
+        else ProgressBar(sys.stderr)
+    )
+    try:
+        report = import_finess(conn, path, progress=progress)
+    except FormatError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        conn.close()
+    return _print_report(report, as_json=args.json)
+
+
+def _print_report(report: Any, *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return 0
     print(f"Import de {report.file_name} : {report.lines} lignes en {report.seconds:.0f} s")
@@ -94,6 +124,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     ctx = load_context(args.config)
     conn = connect(ctx.directory_database)
+    if args.type == "structures":
+        from dossier_service.directory.structures import search_structures
+
+        try:
+            found = search_structures(conn, args.query, page=args.page)
+        finally:
+            conn.close()
+        if args.json:
+            print(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+            return 0
+        print(f"{found.total} structure(s), page {found.page}")
+        for s in found.hits:
+            print(f"  {s.finess}  {s.name} — {s.category}, {s.postcode} {s.city}")
+        return 0
     try:
         result = Directory(conn).search(args.query, page=args.page)
     finally:
@@ -131,7 +175,9 @@ async def cmd_link(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    annuaire = subparsers.add_parser("annuaire", help="annuaire des professionnels (RPPS)")
+    annuaire = subparsers.add_parser(
+        "annuaire", help="annuaire des professionnels (RPPS) et des structures (FINESS)"
+    )
     sub = annuaire.add_subparsers(dest="annuaire_command", metavar="action", required=True)
     imp = sub.add_parser("importer", help="importe un extrait PS_LibreAcces_Personne_activite")
     imp.add_argument("file", metavar="fichier")
@@ -146,10 +192,20 @@ def register(subparsers: Any) -> None:
         help="lecture dans un second processus (machine peu chargée)",
     )
     imp.set_defaults(handler=cmd_import)
+    finess = sub.add_parser(
+        "importer-finess", help="importe l'extraction FINESS des établissements (etalab)"
+    )
+    finess.add_argument("file", metavar="fichier")
+    finess.add_argument("--json", action="store_true", help="rapport en JSON")
+    finess.add_argument(
+        "--progress", action="store_true", help="barre de progression même hors terminal"
+    )
+    finess.set_defaults(handler=cmd_import_finess)
     find = sub.add_parser("chercher", help="recherche dans l'annuaire")
     find.add_argument("query", metavar="requête")
     find.add_argument("--json", action="store_true")
     find.add_argument("--page", type=int, default=1)
+    find.add_argument("--type", choices=("professionnels", "structures"), default="professionnels")
     find.set_defaults(handler=cmd_search)
     link = sub.add_parser("lier", help="lie les comptes Matrix aux professionnels de l'annuaire")
     link.set_defaults(handler=cmd_link)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,15 +26,16 @@ ACTOR = "cli"
 def _requests(ctx: CliContext) -> Any:
     from dossier_service.directory.account_requests import AccountRequests
     from dossier_service.directory.search import Directory
-    from dossier_service.directory.store import connect, database_path
+    from dossier_service.directory.settings import settings_from_section
+    from dossier_service.directory.store import connect
 
-    section = ctx.profile.section("annuaire") or {}
-    conn = connect(database_path(section, Path(ctx.profile.var_dir)))
+    settings = settings_from_section(ctx.profile.data.get("annuaire"), ctx.profile.var_dir)
+    conn = connect(ctx.directory_database)
     return AccountRequests(
         conn,
         Directory(conn),
         server_name=ctx.profile.server_name,
-        activation_hours=int(section.get("activation_hours", 72)),
+        activation_hours=settings.activation_hours,
     )
 
 

@@ -27,11 +27,23 @@ class CliContext:
         return path.read_text(encoding="utf-8").strip()
 
     @property
-    def directory_database(self) -> Path:
-        """The directory's SQLite file (``annuaire.database``, default under var/)."""
-        from dossier_service.directory.store import database_path
+    def directory_database(self) -> str:
+        """The dossier's database, which holds the directory, ready: schema migrated and a
+        directory of before issue 14 (its own ``annuaire.db``) copied in, as the dossier
+        does at start."""
+        from dossier_service.config import database_url_of
+        from dossier_service.directory.legacy import LegacyError, import_legacy_database
+        from dossier_service.directory.store import legacy_database_path
+        from dossier_service.migrate import upgrade_blocking
 
-        return database_path(self.profile.data.get("annuaire") or {}, self.profile.var_dir)
+        url = database_url_of(self.profile)
+        upgrade_blocking(url)
+        legacy = legacy_database_path(self.profile.data.get("annuaire") or {}, self.profile.var_dir)
+        try:
+            import_legacy_database(url, legacy)
+        except LegacyError as exc:
+            raise CliError(f"annuaire : {exc}") from exc
+        return url
 
     def admin_api(self) -> AdminApi:
         return AdminApi(self.profile.admin_url, self.admin_token)

@@ -37,7 +37,7 @@ from sqlmodel import SQLModel
 
 import dossier_service.models  # noqa: F401 - registers every table in SQLModel.metadata
 from dossier_service.directory import audit, store
-from dossier_service.directory.account_requests import transaction
+from dossier_service.directory.database import transaction
 
 PERSON_COLUMNS = frozenset({"actor", "user_id", "matrix_user_id"})
 
@@ -97,26 +97,28 @@ async def dossier_rows(database_url: str, user_id: str) -> dict[str, list[dict[s
     return out
 
 
-def directory_rows(database: Path, user_id: str) -> dict[str, Any]:
-    if not database.exists():
-        return {}
+def directory_rows(database: str, user_id: str) -> dict[str, Any]:
+    """The directory's rows about ``user_id`` in the dossier's database (``database``: its URL)."""
     with contextlib.closing(store.connect(database)) as conn:
-        conn.row_factory = _dict_row
         return {
-            "lien": conn.execute(
-                "SELECT * FROM account_link WHERE mxid = ?", (user_id,)
-            ).fetchall(),
-            "demandes": conn.execute(
-                "SELECT * FROM account_request WHERE mxid = ?", (user_id,)
-            ).fetchall(),
-            "traces": conn.execute(
-                "SELECT * FROM audit WHERE target = ? OR actor = ? ORDER BY id", (user_id, user_id)
-            ).fetchall(),
+            "lien": _dicts(
+                conn.execute("SELECT * FROM annuaire_account_link WHERE mxid = ?", (user_id,))
+            ),
+            "demandes": _dicts(
+                conn.execute("SELECT * FROM annuaire_account_request WHERE mxid = ?", (user_id,))
+            ),
+            "traces": _dicts(
+                conn.execute(
+                    "SELECT * FROM annuaire_audit WHERE target = ? OR actor = ? ORDER BY id",
+                    (user_id, user_id),
+                )
+            ),
         }
 
 
-def _dict_row(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def synapse_export(python: str, config_path: Path, user_id: str, out_dir: Path) -> None:
@@ -170,24 +172,22 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
-def record(
-    database: Path, *, action: str, user_id: str, actor: str, detail: dict[str, Any]
-) -> None:
+def record(database: str, *, action: str, user_id: str, actor: str, detail: dict[str, Any]) -> None:
     """One row of the directory's audit table (exports and erasures are recorded there)."""
     with contextlib.closing(store.connect(database)) as conn, transaction(conn):
         audit.record(conn, actor=actor, action=action, target=user_id, detail=detail)
 
 
-def record_erasure(database: Path, *, user_id: str, actor: str) -> None:
+def record_erasure(database: str, *, user_id: str, actor: str) -> None:
     """The account was erased: write it down, and drop its directory link (with the
     search rows' linked flag) in the same transaction."""
     with contextlib.closing(store.connect(database)) as conn, transaction(conn):
         row = conn.execute(
-            "SELECT national_id FROM account_link WHERE mxid = ?", (user_id,)
+            "SELECT national_id FROM annuaire_account_link WHERE mxid = ?", (user_id,)
         ).fetchone()
         if row is not None:
             store.mark_linked(conn, row[0], False)
-            conn.execute("DELETE FROM account_link WHERE mxid = ?", (user_id,))
+            conn.execute("DELETE FROM annuaire_account_link WHERE mxid = ?", (user_id,))
         audit.record(
             conn,
             actor=actor,

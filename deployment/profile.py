@@ -2,13 +2,14 @@
 
 Order (later wins): ``config/default.yaml``, ``config/local.yaml`` if present, the file
 named by ``CERCLE_CONFIG`` (or passed explicitly), then ``CERCLE__SECTION__KEY=value``
-environment variables whose values are read as YAML scalars.
+environment variables whose values are read as YAML scalars. Every key is declared by the
+typed settings of :mod:`deployment.settings`: an unknown key stops the loading with a French
+error naming the key and the file (or variable) that holds it.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-log = logging.getLogger(__name__)
+from deployment.settings import CercleSettings, first_error, unknown_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CERCLE__"
@@ -27,14 +29,18 @@ class ProfileError(Exception):
     """A configuration problem, worded in French for the operator."""
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any], path: str = "") -> None:
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any], source: str) -> None:
+    """Merge ``override`` (read from ``source``: a file, the environment) into ``base``."""
+    key = unknown_key(override)
+    if key is not None:
+        raise ProfileError(f"clé de configuration inconnue : {key} ({source})")
+    _merge(base, override)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
     for key, value in override.items():
-        where = f"{path}.{key}" if path else key
-        if key not in base:
-            log.warning("clé de configuration inconnue : %s", where)
-            base[key] = copy.deepcopy(value)
-        elif isinstance(base[key], dict) and isinstance(value, Mapping):
-            _deep_merge(base[key], value, where)
+        if isinstance(base.get(key), dict) and isinstance(value, Mapping):
+            _merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
 
@@ -49,18 +55,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, raw in env.items():
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Variable name -> the nested mapping it sets (one each, so an error names it)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
             continue
         keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
         if not keys:
             continue
-        node = out
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        value: Any = yaml.safe_load(raw) if raw != "" else ""
+        for key in reversed(keys):
+            value = {key: value}
+        out[name] = value
     return out
 
 
@@ -77,10 +84,12 @@ def parse_size(value: str | int) -> int:
 
 @dataclass(frozen=True)
 class Profile:
-    """The merged configuration of one deployment and where its data lives."""
+    """The merged configuration of one deployment and where its data lives: ``data`` as
+    written (sections read by the components), ``settings`` the same, typed."""
 
     root: Path
     data: Mapping[str, Any] = field(repr=False)
+    settings: CercleSettings = field(default_factory=CercleSettings, repr=False, compare=False)
 
     @property
     def server_name(self) -> str:
@@ -142,16 +151,25 @@ def load_profile(
     """Merge the default profile with its overrides. ``extra`` is applied last (tests)."""
     root = (root or PROJECT_ROOT).resolve()
     env = os.environ if env is None else env
-    data = _read_yaml(root / "config" / "default.yaml")
+    default = root / "config" / "default.yaml"
+    data = _read_yaml(default)
+    key = unknown_key(data)
+    if key is not None:
+        raise ProfileError(f"clé de configuration inconnue : {key} (fichier {default})")
     local = root / "config" / "local.yaml"
     if local.exists():
-        _deep_merge(data, _read_yaml(local))
+        _deep_merge(data, _read_yaml(local), f"fichier {local}")
     named = override_file or (Path(env["CERCLE_CONFIG"]) if env.get("CERCLE_CONFIG") else None)
     if named is not None:
         if not named.exists():
             raise ProfileError(f"fichier de configuration introuvable : {named}")
-        _deep_merge(data, _read_yaml(named))
-    _deep_merge(data, _env_overrides(env))
+        _deep_merge(data, _read_yaml(named), f"fichier {named}")
+    for name, value in _env_overrides(env).items():
+        _deep_merge(data, value, f"variable d'environnement {name}")
     if extra:
-        _deep_merge(data, extra)
-    return Profile(root=root, data=data)
+        _deep_merge(data, extra, "réglages passés au programme")
+    try:
+        settings = CercleSettings(**data)
+    except ValidationError as exc:
+        raise ProfileError(f"valeur de configuration invalide : {first_error(exc)}") from exc
+    return Profile(root=root, data=data, settings=settings)

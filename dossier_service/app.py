@@ -37,6 +37,7 @@ from dossier_service.api.session import session_middleware
 from dossier_service.config import DossierConfig
 from dossier_service.db import build_database
 from dossier_service.documents_store import DocumentStore
+from dossier_service.extraction.reports import ReportWorker
 from dossier_service.file_revisions import listen
 from dossier_service.forms_schema import FormCatalogue, load_forms
 from dossier_service.services.read_models import DashboardCache, FileCache
@@ -114,6 +115,7 @@ def create_app(
     app[appkeys.FORMS] = _load_forms(config)
     app[appkeys.FILE_CACHE] = FileCache()
     app[appkeys.DASHBOARD_CACHE] = DashboardCache()
+    app[appkeys.REPORTS] = ReportWorker(app[appkeys.DATABASE], config.documents_dir)
     if clock is not None:
         app[appkeys.CLOCK] = clock
 
@@ -127,7 +129,11 @@ def create_app(
             listener = asyncio.create_task(
                 listen(dsn.render_as_string(hide_password=False), database.notices)
             )
+        reports = asyncio.create_task(app[appkeys.REPORTS].run(), name="extraction-reports")
         yield
+        reports.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reports
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ from dossier_service.account_status import AccountChecks
 from dossier_service.config import DossierConfig
 from dossier_service.db import Database
 from dossier_service.documents_store import DocumentStore
+from dossier_service.extraction.reports import ReportWorker
 from dossier_service.forms_schema import FormCatalogue
 from dossier_service.services.read_models import DashboardCache, FileCache
 
@@ -23,6 +24,7 @@ FORMS = web.AppKey("dossier_forms", FormCatalogue)
 HTTP = web.AppKey("dossier_http", aiohttp.ClientSession)
 FILE_CACHE = web.AppKey("dossier_file_cache", FileCache)
 DASHBOARD_CACHE = web.AppKey("dossier_dashboard_cache", DashboardCache)
+REPORTS = web.AppKey("dossier_extraction_reports", ReportWorker)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("dossier_clock")
 # Pages may replace how refusals and errors are shown outside /api/ (default: plain text).
 ErrorRenderer = Callable[[web.Request, int, str], web.StreamResponse]

@@ -114,6 +114,25 @@ def csrf_matches(key: str, session: Session, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(csrf_token(key, session), str(token))
 
 
+# Forms filled in without a session (the directory's "Demander un compte" and activation
+# pages): the same signature, bound to a random nonce kept in a cookie (double submit).
+FORM_CSRF_COOKIE = "cercle_formulaire"
+
+
+def form_csrf_token(key: str) -> str:
+    """A fresh token for a form without a session: put it in the cookie and the form."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_sign(key, 'form-csrf|' + nonce)}"
+
+
+def form_csrf_matches(key: str, cookie: str | None, token: str | None) -> bool:
+    """The posted token equals the cookie, and the cookie was signed with ``key``."""
+    if not cookie or not token or len(cookie) > 256 or not hmac.compare_digest(cookie, token):
+        return False
+    nonce, _, signature = cookie.partition(".")
+    return hmac.compare_digest(signature, _sign(key, "form-csrf|" + nonce))
+
+
 def set_session_cookie(response: web.StreamResponse, token: str, config: DossierConfig) -> None:
     """The session cookie. Element frames the pages (widget) from another site, and browsers
     send a ``SameSite=Lax`` cookie only to top-level navigations there: when the dossier's

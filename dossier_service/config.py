@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dossier_service.directory.settings import DirectorySettings, settings_from_section
+
 DEFAULT_DOCUMENT_CATEGORIES: tuple[str, ...] = (
     "compte rendu",
     "ordonnance",
@@ -80,6 +82,9 @@ class DossierConfig:
     account_gateway_socket: Path | None = None
     account_gateway_secret: str = field(default="", repr=False)
     account_check_seconds: float = 300.0
+    # the directory of professionals (profile section ``annuaire``), same database
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
+    legal_url: str = ""  # the Documents juridiques (Synapse's consent page), footer link
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,6 +120,14 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def database_url_of(profile: Any) -> str:
+    """The dossier's database (with the directory's tables), async driver."""
+    section = profile.section("dossier")
+    return normalise_database_url(
+        str(section.get("database_url") or default_database_url(profile.var_dir))
+    )
+
+
 def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
     """Build the config from ``deployment.profile.Profile`` and ``deployment.secrets.Secrets``."""
     from deployment.profile import parse_size
@@ -137,9 +150,7 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
     )
     forms_dir = section.get("forms_dir")
     return DossierConfig(
-        database_url=normalise_database_url(
-            str(section.get("database_url") or default_database_url(var_dir))
-        ),
+        database_url=database_url_of(profile),
         documents_dir=Path(section.get("documents_dir") or var_dir / "dossier" / "documents"),
         homeserver_url=str(section.get("homeserver_url") or profile.homeserver_url).rstrip("/"),
         public_homeserver_url=str(
@@ -170,4 +181,6 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
             account_gateway.SECRET_FILE,
             lambda: _random.token_urlsafe(32),
         ),
+        directory=settings_from_section(profile.data.get("annuaire"), var_dir),
+        legal_url=f"{profile.public_baseurl}_matrix/consent",
     )

@@ -117,6 +117,23 @@ def safe_filename(name: str) -> str:
     return cleaned
 
 
+def write_private(target: Path, data: bytes) -> None:
+    """``data`` at ``target`` (mode 0600), whole or not at all: written to a temporary file in
+    the same directory, synced, then renamed over the target."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class DocumentStore:
     """Blobs under ``root/ab/abcdef…``; writing the same content twice stores it once."""
 
@@ -143,18 +160,7 @@ class DocumentStore:
         target = self.path_for(blob.sha256)
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_private(target, data)
 
     async def put(self, data: bytes) -> StoredBlob:
         """Check then store ``data`` (in a worker thread); returns what was stored."""

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -23,7 +22,7 @@ from dossier_service import memory
 from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.directory import web as directory_web
-from dossier_service.directory.settings import settings_from_profile
+from dossier_service.directory.legacy import LegacyError, import_legacy_database
 from dossier_service.forwarded import behind_proxy
 from dossier_service.migrate import upgrade
 
@@ -51,8 +50,12 @@ async def _serve(config_root: Path | None) -> None:
     secrets = Secrets.load_or_create(profile.var_dir)
     config = config_from_profile(profile, secrets)
     await upgrade(config.database_url)
+    # a directory of before issue 14 (its own annuaire.db) is copied in once
+    await asyncio.to_thread(
+        import_legacy_database, config.database_url, config.directory.legacy_database
+    )
     config.documents_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(config, extensions=_extensions(profile, secrets, config))
+    app = create_app(config, extensions=_extensions(config, region=profile.is_region))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     memory.settle_after_startup()
@@ -69,17 +72,13 @@ async def _serve(config_root: Path | None) -> None:
         await runner.cleanup()
 
 
-def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Extension]:
-    """The professional directory (issue 7) lives in the same process."""
+def _extensions(config: DossierConfig, *, region: bool = False) -> list[Extension]:
+    """The professional directory (issue 7) lives in the same process and database."""
 
     def mount_directory(app: web.Application) -> None:
-        directory_web.setup(
-            app,
-            settings_from_profile(profile, secrets),
-            authenticate=directory_web.dossier_authenticator(config),
-        )
+        directory_web.setup(app, config)
 
-    if profile.is_region:  # behind nginx (region profile): the client's address is its word
+    if region:  # behind nginx (region profile): the client's address is its word
         return [mount_directory, behind_proxy]
     return [mount_directory]
 
@@ -97,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args.root))
     except ConfigError as exc:
         print(f"configuration invalide : {exc}", file=sys.stderr)
+        return 1
+    except LegacyError as exc:
+        print(f"annuaire : {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

@@ -63,3 +63,26 @@ def schema_differences(connection: Connection) -> list[Any]:
 
     ctx = MigrationContext.configure(connection, opts={"compare_type": True})
     return list(compare_metadata(ctx, models.metadata))
+
+
+def sync_url(url: str) -> str:
+    """The same database through a blocking driver (no event loop needed)."""
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+asyncpg://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def upgrade_blocking(url: str, revision: str = "head") -> None:
+    """``alembic upgrade head`` without an event loop (CLI commands, test fixtures)."""
+    from sqlalchemy import create_engine
+
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            _upgrade(connection, alembic_config(url), revision)
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from typing import Any
 
 from deployment.profile import Profile, ProfileError
 from deployment.secrets import Secrets
-from dossier_service.directory.store import database_path
+from dossier_service.config import database_url_of
 
 MAPPING_PROVIDER = "homeserver.modules.pro_sante_connect.PscMappingProvider"
 PROVIDER_IDS = ("psc", "portail")
@@ -60,7 +60,7 @@ def idp_id(idp: str) -> str:
 
 
 def _provider(
-    idp: str, conf: Mapping[str, Any], secret_path: Path, directory_db: Path, icon: str | None
+    idp: str, conf: Mapping[str, Any], secret_path: Path, directory_db: str, icon: str | None
 ) -> dict[str, Any]:
     where = f"homeserver.sso.providers.{idp}"
     for key in ("issuer", "client_id", "name"):
@@ -114,7 +114,8 @@ def oidc_providers(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
             f"fournisseur d'identité inconnu : homeserver.sso.providers.{unknown[0]} "
             f"(connus : {', '.join(PROVIDER_IDS)})"
         )
-    directory_db = database_path(profile.data.get("annuaire") or {}, profile.var_dir)
+    # the directory is in the dossier's database (issue 14): the module reads it there
+    directory_db = database_url_of(profile)
     icons = uploaded_icons(profile)
     return [
         _provider(
@@ -144,5 +145,5 @@ def extra_modules(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
             "homeserver.sso.password_login: false demande un fournisseur d'identité activé "
             "(homeserver.sso.providers.psc)"
         )
-    directory_db = database_path(profile.data.get("annuaire") or {}, profile.var_dir)
-    return [{"module": PASSWORD_POLICY, "config": {"directory_database": str(directory_db)}}]
+    directory_db = database_url_of(profile)
+    return [{"module": PASSWORD_POLICY, "config": {"directory_database": directory_db}}]

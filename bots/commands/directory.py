@@ -112,12 +112,44 @@ def format_results_for_bot(
     more: bool = False,
     in_patient_room: bool = False,
     prefix: str = "!",
+    structures: Sequence[Mapping[str, Any]] = (),
+    structures_total: int = 0,
 ) -> tuple[str, str]:
-    """Pure: the numbered reply (plain, HTML)."""
+    """Pure: the numbered reply (plain, HTML), then the structures found (issue 18)."""
     q = query.strip()
-    if not found:
-        text = f"Aucun professionnel trouvé pour « {q} »."
+    if not found and not structures:
+        text = f"Aucun professionnel ni aucune structure trouvés pour « {q} »."
         return text, html.escape(text)
+    if not found:
+        return _structures_reply(q, structures, structures_total)
+    plain, body = _professionals_reply(found, q, total, more, in_patient_room, prefix)
+    if structures:
+        more_plain, more_body = _structures_reply(q, structures, structures_total)
+        plain, body = f"{plain}\n{more_plain}", body + more_body
+    return plain, body
+
+
+def _structures_reply(
+    q: str, structures: Sequence[Mapping[str, Any]], total: int
+) -> tuple[str, str]:
+    head = f"{total} structure{'s' if total > 1 else ''} pour « {q} »"
+    if total > len(structures):
+        head += f" ({len(structures)} premières)"
+    lines, items = [head + " :"], []
+    for s in structures:
+        city = str(s.get("ville", "")).title()
+        line = (
+            f"{s.get('raison_sociale', '')} — {s.get('categorie', '')}, {city} — "
+            f"FINESS {s.get('finess', '')}"
+        )
+        lines.append(f"• {line}")
+        items.append(f"<li>{html.escape(line)}</li>")
+    return "\n".join(lines), f"<p>{html.escape(head)} :</p><ul>{''.join(items)}</ul>"
+
+
+def _professionals_reply(
+    found: Sequence[Found], q: str, total: int, more: bool, in_patient_room: bool, prefix: str
+) -> tuple[str, str]:
     count = f"plus de {total}" if more else str(total)
     head = f"{count} résultat{'s' if more or total > 1 else ''} pour « {q} »"
     if more or total > len(found):
@@ -194,6 +226,7 @@ def register(
             raise
         found = found_from_api(list(body.get("resultats") or []))
         memory.remember(ctx.room_id, ctx.sender, found)
+        structures = body.get("structures") or {}
         plain, body_html = format_results_for_bot(
             found,
             query=requete,
@@ -201,6 +234,8 @@ def register(
             more=bool(body.get("total_minimum")),
             in_patient_room=ctx.facts.is_patient_room,
             prefix=registry.prefix,
+            structures=list(structures.get("resultats") or [])[:MAX_RESULTS],
+            structures_total=int(structures.get("total") or 0),
         )
         await ctx.reply(plain, body_html)
 

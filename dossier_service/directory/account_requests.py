@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from . import audit
+from .database import Connection, transaction
 from .display import display_name
 from .normalize import fold, joined
 from .request_form import RequestForm, same_name
@@ -114,17 +112,6 @@ _COLUMNS = (
 )
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -161,7 +148,7 @@ def localpart_for(first_name: str, last_name: str) -> str:
 class AccountRequests:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         directory: Directory,
         *,
         server_name: str,
@@ -179,9 +166,9 @@ class AccountRequests:
         with transaction(self.conn):
             rid = int(
                 self.conn.execute(
-                    "INSERT INTO account_request (created_at, status, last_name, first_name, "
+                    "INSERT INTO annuaire_account_request (created_at, status, last_name, first_name, "
                     "identifier, profession, structure, email, phone, consent_at, match, "
-                    "match_detail, national_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "match_detail, national_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                     (
                         now.isoformat(),
                         PENDING,
@@ -197,8 +184,7 @@ class AccountRequests:
                         detail,
                         hit.national_id if hit else None,
                     ),
-                ).lastrowid
-                or 0
+                ).fetchone()[0]
             )
             audit.record(
                 self.conn,
@@ -214,19 +200,20 @@ class AccountRequests:
 
     def get(self, request_id: int) -> AccountRequest | None:
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM account_request WHERE id = ?", (request_id,)
+            f"SELECT {_COLUMNS} FROM annuaire_account_request WHERE id = ?", (request_id,)
         ).fetchone()
         return AccountRequest(*row) if row else None
 
     def list(self, status: str | None = None, limit: int = 200) -> list[AccountRequest]:
         if status:
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM account_request WHERE status = ? ORDER BY id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM annuaire_account_request WHERE status = ? ORDER BY id LIMIT ?",
                 (status, limit),
             )
         else:
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM account_request ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT {_COLUMNS} FROM annuaire_account_request ORDER BY id DESC LIMIT ?",
+                (limit,),
             )
         return [AccountRequest(*r) for r in rows]
 
@@ -253,7 +240,7 @@ class AccountRequests:
         now = now or datetime.now(UTC)
         with transaction(self.conn):
             self.conn.execute(
-                "UPDATE account_request SET status=?, decided_at=?, decided_by=?, "
+                "UPDATE annuaire_account_request SET status=?, decided_at=?, decided_by=?, "
                 "refusal_reason=? WHERE id=? AND status=?",
                 (REFUSED, now.isoformat(), actor, reason, request_id, PENDING),
             )
@@ -309,7 +296,7 @@ class AccountRequests:
         expires = now + timedelta(hours=self.activation_hours)
         with transaction(self.conn):
             changed = self.conn.execute(
-                "UPDATE account_request SET status=?, decided_at=?, decided_by=?, mxid=? "
+                "UPDATE annuaire_account_request SET status=?, decided_at=?, decided_by=?, mxid=? "
                 "WHERE id=? AND status=?",
                 (APPROVED, now.isoformat(), actor, mxid, request_id, PENDING),
             ).rowcount
@@ -318,7 +305,7 @@ class AccountRequests:
             if hit is not None:
                 save_link(self.conn, mxid, hit.national_id, source="demande", at=now.isoformat())
             self.conn.execute(
-                "INSERT INTO activation (token_hash, request_id, mxid, created_at, expires_at) "
+                "INSERT INTO annuaire_activation (token_hash, request_id, mxid, created_at, expires_at) "
                 "VALUES (?,?,?,?,?)",
                 (token_hash(token), request_id, mxid, now.isoformat(), expires.isoformat()),
             )
@@ -377,7 +364,7 @@ class AccountRequests:
         """(request id, mxid) of a valid, unused, unexpired link, else RequestError."""
         now = now or datetime.now(UTC)
         row = self.conn.execute(
-            "SELECT request_id, mxid, expires_at, used_at FROM activation WHERE token_hash = ?",
+            "SELECT request_id, mxid, expires_at, used_at FROM annuaire_activation WHERE token_hash = ?",
             (token_hash(token),),
         ).fetchone()
         if row is None or row[3] is not None:
@@ -403,14 +390,14 @@ class AccountRequests:
             raise RequestError("M_INVALID_PARAM", "Mot de passe trop long.")
         with transaction(self.conn):
             used = self.conn.execute(
-                "UPDATE activation SET used_at=? WHERE token_hash=? AND used_at IS NULL",
+                "UPDATE annuaire_activation SET used_at=? WHERE token_hash=? AND used_at IS NULL",
                 (now.isoformat(), token_hash(token)),
             ).rowcount
             if used != 1:
                 raise RequestError("M_NOT_FOUND", "Lien d'activation déjà utilisé.", 404)
             await api.reset_password(mxid, password, logout_devices=True)
             self.conn.execute(
-                "UPDATE account_request SET status=? WHERE id=?", (ACTIVATED, request_id)
+                "UPDATE annuaire_account_request SET status=? WHERE id=?", (ACTIVATED, request_id)
             )
             audit.record(
                 self.conn,

@@ -9,13 +9,13 @@ search (Synapse's user directory) matches when someone types a profession or a c
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import audit
-from .account_requests import RPPS_PROVIDER, transaction
+from .account_requests import RPPS_PROVIDER
+from .database import Connection, transaction
 from .search import Directory, Hit
 from .store import save_link
 
@@ -33,11 +33,12 @@ class LinkReport:
     unmatched: int = 0
 
 
-def link(conn: sqlite3.Connection, mxid: str, national_id: str, *, source: str, actor: str) -> None:
+def link(conn: Connection, mxid: str, national_id: str, *, source: str, actor: str) -> None:
     now = datetime.now(UTC)
     with transaction(conn):
         conn.execute(
-            "DELETE FROM account_link WHERE national_id = ? AND mxid <> ?", (national_id, mxid)
+            "DELETE FROM annuaire_account_link WHERE national_id = ? AND mxid <> ?",
+            (national_id, mxid),
         )
         save_link(conn, mxid, national_id, source=source, at=now.isoformat())
         audit.record(
@@ -65,12 +66,12 @@ def _match(directory: Directory, user: dict[str, Any]) -> tuple[Hit | None, str]
 
 
 async def link_accounts(
-    conn: sqlite3.Connection, directory: Directory, api: UserAdmin, *, actor: str
+    conn: Connection, directory: Directory, api: UserAdmin, *, actor: str
 ) -> LinkReport:
     """Link every Synapse account that carries an RPPS id or a directory e-mail, and set
     the display names of linked accounts."""
     report = LinkReport()
-    known = dict(conn.execute("SELECT mxid, national_id FROM account_link").fetchall())
+    known = dict(conn.execute("SELECT mxid, national_id FROM annuaire_account_link").fetchall())
     for summary in await api.all_users():
         mxid = str(summary.get("name", ""))
         user = await api.get_user(mxid) if mxid else None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+from .database import Connection
+
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     actor: str,
     action: str,
@@ -19,7 +20,7 @@ def record(
 ) -> None:
     """Write one audit row; the caller owns the transaction (change + audit commit together)."""
     conn.execute(
-        "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO annuaire_audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
         (
             (at or datetime.now(UTC)).isoformat(),
             actor,
@@ -31,9 +32,9 @@ def record(
 
 
 def entries(
-    conn: sqlite3.Connection, *, target: str | None = None, limit: int = 200
+    conn: Connection, *, target: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    sql = "SELECT id, at, actor, action, target, detail FROM audit"
+    sql = "SELECT id, at, actor, action, target, detail FROM annuaire_audit"
     args: list[Any] = []
     if target is not None:
         sql += " WHERE target = ?"

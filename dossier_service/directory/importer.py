@@ -15,19 +15,28 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .database import Connection, is_sqlite, transaction
 from .extract_reader import Batch, Prepared, check_format, produce, read_batches
 from .normalize import joined
 from .rpps_format import FormatError
-from .store import BULK_INDEXES
+from .store import bulk_indexes
 
 MAX_REJECTS_KEPT = 1000
+# The directory shares the dossier's database (issue 14): on SQLite one writer at a time, and
+# the dossier's writes wait at most 10 s (busy timeout). The import commits every this many
+# lines (about a second of work) so that they get their turn; readers see a directory being
+# updated, absent professionals are deactivated at the end, and an interrupted import is
+# finished by the next one (same file: the rows already written are unchanged).
+COMMIT_LINES = 20_000
+# after each such commit, on SQLite: the time a waiting writer needs to see the lock free
+# (SQLite's busy handler polls every 1 to 100 ms)
+YIELD_SECONDS = 0.1
 
 Progress = Callable[[int, int], None]  # (bytes read, total bytes)
 
@@ -73,7 +82,7 @@ _ACTIVITY_COLUMNS = (
 
 
 class _Writer:
-    def __init__(self, conn: sqlite3.Connection, run_id: int, now: str) -> None:
+    def __init__(self, conn: Connection, run_id: int, now: str) -> None:
         self.conn = conn
         self.run_id = run_id
         self.now = now
@@ -81,9 +90,14 @@ class _Writer:
         # professionals rewritten in this run -> their hash before (lines split in the file)
         self.rewritten: dict[int, bytes] = {}
         # professionals linked to a Matrix account keep their rows flagged (see store v2)
-        self.linked = {row[0] for row in conn.execute("SELECT national_id FROM account_link")}
+        self.linked = {
+            row[0] for row in conn.execute("SELECT national_id FROM annuaire_account_link")
+        }
         self.next_id = (
-            int(conn.execute("SELECT coalesce(max(id), 0) FROM professional").fetchone()[0]) + 1
+            int(
+                conn.execute("SELECT coalesce(max(id), 0) FROM annuaire_professional").fetchone()[0]
+            )
+            + 1
         )
 
     def write(self, groups: list[Prepared], report: ImportReport) -> None:
@@ -94,7 +108,7 @@ class _Writer:
             chunk = [g[0] for g in groups[start : start + 500]]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                "SELECT national_id, id, content_hash, seen_run, active FROM professional "
+                "SELECT national_id, id, content_hash, seen_run, active FROM annuaire_professional "
                 f"WHERE national_id IN ({marks})",
                 chunk,
             ):
@@ -130,10 +144,10 @@ class _Writer:
                 self._rewrite(pid, group)
                 report.updated += 1
         if touch:
-            self.conn.executemany("UPDATE professional SET seen_run=? WHERE id=?", touch)
+            self.conn.executemany("UPDATE annuaire_professional SET seen_run=? WHERE id=?", touch)
         if people:
             self.conn.executemany(
-                "INSERT INTO professional (id, national_id, id_type, civility, last_name, "
+                "INSERT INTO annuaire_professional (id, national_id, id_type, civility, last_name, "
                 "first_name, profession_code, profession, sort_key, content_hash, seen_run, "
                 "active, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?)",
                 people,
@@ -145,25 +159,25 @@ class _Writer:
     ) -> None:
         if activities:
             self.conn.executemany(
-                f"INSERT INTO activity (professional_id, {_ACTIVITY_COLUMNS}, linked) "
+                f"INSERT INTO annuaire_activity (professional_id, {_ACTIVITY_COLUMNS}, linked) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 activities,
             )
         if keys:
             self.conn.executemany(
-                "INSERT OR IGNORE INTO search_key (professional_id, seq, token, dept, "
+                "INSERT INTO annuaire_search_key (professional_id, seq, token, dept, "
                 "commune_code, postcode, profession_code, specialty_code, mode_code, linked) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 keys,
             )
 
     def _rewrite(self, pid: int, group: Prepared) -> None:
         national_id, digest, person, acts, group_keys = group
         flag = 1 if national_id in self.linked else 0
-        self.conn.execute("DELETE FROM search_key WHERE professional_id=?", (pid,))
-        self.conn.execute("DELETE FROM activity WHERE professional_id=?", (pid,))
+        self.conn.execute("DELETE FROM annuaire_search_key WHERE professional_id=?", (pid,))
+        self.conn.execute("DELETE FROM annuaire_activity WHERE professional_id=?", (pid,))
         self.conn.execute(
-            "UPDATE professional SET id_type=?, civility=?, last_name=?, first_name=?, "
+            "UPDATE annuaire_professional SET id_type=?, civility=?, last_name=?, first_name=?, "
             "profession_code=?, profession=?, sort_key=?, content_hash=?, seen_run=?, "
             "active=1, updated_at=? WHERE id=?",
             (*person, digest, self.run_id, self.now, pid),
@@ -182,7 +196,7 @@ class _Writer:
         present = {
             tuple(row)
             for row in self.conn.execute(
-                f"SELECT {_ACTIVITY_COLUMNS} FROM activity WHERE professional_id=?", (pid,)
+                f"SELECT {_ACTIVITY_COLUMNS} FROM annuaire_activity WHERE professional_id=?", (pid,)
             )
         }
         fresh = [a for a in acts if a not in present]
@@ -190,14 +204,17 @@ class _Writer:
             return
         seq = int(
             self.conn.execute(
-                "SELECT coalesce(max(seq), -1) + 1 FROM search_key WHERE professional_id=?", (pid,)
+                "SELECT coalesce(max(seq), -1) + 1 FROM annuaire_search_key WHERE professional_id=?",
+                (pid,),
             ).fetchone()[0]
         )
         old = self.conn.execute(
-            "SELECT content_hash FROM professional WHERE id=?", (pid,)
+            "SELECT content_hash FROM annuaire_professional WHERE id=?", (pid,)
         ).fetchone()[0]
         combined = hashlib.blake2b(old + digest, digest_size=16).digest()
-        self.conn.execute("UPDATE professional SET content_hash=? WHERE id=?", (combined, pid))
+        self.conn.execute(
+            "UPDATE annuaire_professional SET content_hash=? WHERE id=?", (combined, pid)
+        )
         if self.rewritten.get(pid) == combined:  # same lines as before, only split
             del self.rewritten[pid]
             report.updated -= 1
@@ -233,7 +250,7 @@ def _batches_from_helper(path: Path) -> Iterator[Batch]:
 
 
 def import_extract(
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: Path,
     *,
     progress: Progress | None = None,
@@ -249,21 +266,32 @@ def import_extract(
     stamp = (datetime.now(UTC) if now is None else now).isoformat()
     report = ImportReport(file_name=path.name)
     clock = time.monotonic()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        first_import = conn.execute("SELECT 1 FROM professional LIMIT 1").fetchone() is None
-        if first_import:
-            for name in BULK_INDEXES:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
+    indexes = bulk_indexes(conn)
+    with transaction(conn):
+        first_import = (
+            conn.execute("SELECT 1 FROM annuaire_professional LIMIT 1").fetchone() is None
+        )
+        for name, statement in indexes.items():
+            # dropped for a first import (rebuilt once at its end, faster); otherwise present
+            # (an interrupted first import left them out: they come back before this one)
+            conn.execute(f"DROP INDEX IF EXISTS {name}" if first_import else statement)
         run_id = int(
             conn.execute(
-                "INSERT INTO import_run (file_name, started_at) VALUES (?, ?)", (path.name, stamp)
-            ).lastrowid
-            or 0
+                "INSERT INTO annuaire_import_run (file_name, started_at) VALUES (?, ?) "
+                "RETURNING id",
+                (path.name, stamp),
+            ).fetchone()[0]
         )
         writer = _Writer(conn, run_id, stamp)
         batches = _batches_from_helper(path) if parallel else _batches_here(path)
+        committed = 0
         for lines, done, rejected, rejects, groups in batches:
+            if report.lines - committed >= COMMIT_LINES:  # the dossier's writes get a turn
+                conn.execute("COMMIT")
+                if is_sqlite(conn):
+                    time.sleep(YIELD_SECONDS)
+                conn.execute("BEGIN IMMEDIATE" if is_sqlite(conn) else "BEGIN")
+                committed = report.lines
             report.lines += lines
             report.rejected += rejected
             room = MAX_REJECTS_KEPT - len(report.rejects)
@@ -276,7 +304,7 @@ def import_extract(
         report.phases["lecture_ecriture"] = time.monotonic() - clock
         _deactivate_absent(conn, run_id, stamp, report)
         conn.executemany(
-            "INSERT INTO commune (commune_code, postcode, dept, name, name_key) VALUES "
+            "INSERT INTO annuaire_commune (commune_code, postcode, dept, name, name_key) VALUES "
             "(?,?,?,?,?) ON CONFLICT(commune_code, postcode) DO UPDATE SET "
             "dept=excluded.dept, name=excluded.name, name_key=excluded.name_key",
             [
@@ -285,11 +313,11 @@ def import_extract(
             ],
         )
         report.phases["desactivation"] = time.monotonic() - clock
-        for statement in BULK_INDEXES.values():
+        for statement in indexes.values():
             conn.execute(statement)
         report.phases["index"] = time.monotonic() - clock
         conn.execute(
-            "UPDATE import_run SET finished_at=?, lines=?, added=?, updated=?, unchanged=?, "
+            "UPDATE annuaire_import_run SET finished_at=?, lines=?, added=?, updated=?, unchanged=?, "
             "deactivated=?, rejected=? WHERE id=?",
             (
                 datetime.now(UTC).isoformat(),
@@ -303,33 +331,29 @@ def import_extract(
             ),
         )
         if first_import:
-            conn.execute("PRAGMA analysis_limit=1000")
+            if is_sqlite(conn):
+                conn.execute("PRAGMA analysis_limit=1000")
             conn.execute("ANALYZE")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     report.seconds = time.monotonic() - clock
     report.phases["total"] = report.seconds
     return report
 
 
-def _deactivate_absent(
-    conn: sqlite3.Connection, run_id: int, stamp: str, report: ImportReport
-) -> None:
+def _deactivate_absent(conn: Connection, run_id: int, stamp: str, report: ImportReport) -> None:
     stale = [
         row[0]
         for row in conn.execute(
-            "SELECT id FROM professional WHERE active=1 AND seen_run<>?", (run_id,)
+            "SELECT id FROM annuaire_professional WHERE active=1 AND seen_run<>?", (run_id,)
         )
     ]
     for start in range(0, len(stale), 500):
         chunk = stale[start : start + 500]
         marks = ",".join("?" * len(chunk))
         conn.execute(
-            f"UPDATE professional SET active=0, updated_at=? WHERE id IN ({marks})", (stamp, *chunk)
+            f"UPDATE annuaire_professional SET active=0, updated_at=? WHERE id IN ({marks})",
+            (stamp, *chunk),
         )
-        conn.execute(f"DELETE FROM search_key WHERE professional_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM annuaire_search_key WHERE professional_id IN ({marks})", chunk)
     report.deactivated = len(stale)
 
 

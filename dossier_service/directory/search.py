@@ -14,11 +14,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .display import display_name, title_case
+from .database import Connection, is_sqlite
+from .display import title_case
 from .normalize import joined
 from .query import Commune, Gazetteer, ParsedQuery, parse_query
 from .request_form import national_ids
+from .results import Hit, Practice, SearchResult
 from .vocabulary import MODE_LABELS, MODE_WORDS, PROFESSION_WORDS, SPECIALTY_WORDS
+
+__all__ = ["COUNT_CAP", "MAX_PER_PAGE", "Directory", "Hit", "Practice", "SearchResult"]
 
 COUNT_CAP = 1000
 MAX_PER_PAGE = 50
@@ -26,121 +30,11 @@ MAX_PAGE = 50
 FALLBACK_SCAN = 5_000
 SKIP_SCAN_NAMES = 1_000
 _TOP = "\U0010ffff"
+# SQLite's CROSS JOIN keeps the join order (the few links drive); PostgreSQL plans it itself
 _LINKED_IDS = (
-    "SELECT p.id FROM account_link l CROSS JOIN professional p "
+    "SELECT p.id FROM annuaire_account_link l {join} annuaire_professional p "
     "ON p.national_id = l.national_id WHERE p.active = 1"
 )
-
-
-@dataclass(frozen=True)
-class Practice:
-    specialty: str
-    mode: str
-    structure: str
-    address: str
-    postcode: str
-    city: str
-    dept: str
-    phone: str
-    email: str
-
-
-@dataclass(frozen=True)
-class Hit:
-    national_id: str
-    civility: str
-    last_name: str
-    first_name: str
-    profession_code: str
-    profession: str
-    practices: tuple[Practice, ...]
-    mxid: str | None
-    exact: bool
-
-    @property
-    def city(self) -> str:
-        return title_case(self.practices[0].city) if self.practices else ""
-
-    @property
-    def specialty(self) -> str:
-        return next((p.specialty for p in self.practices if p.specialty), "")
-
-    @property
-    def display_name(self) -> str:
-        return display_name(
-            self.last_name,
-            self.first_name,
-            self.profession,
-            self.practices[0].city if self.practices else "",
-            self.specialty,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.national_id,
-            "civilite": self.civility,
-            "nom": self.last_name,
-            "prenom": self.first_name,
-            "profession": self.profession,
-            "code_profession": self.profession_code,
-            "specialite": self.specialty,
-            "nom_affiche": self.display_name,
-            "compte_matrix": self.mxid,
-            "nom_exact": self.exact,
-            "exercices": [
-                {
-                    "specialite": p.specialty,
-                    "mode": p.mode,
-                    "structure": p.structure,
-                    "adresse": p.address,
-                    "code_postal": p.postcode,
-                    "ville": title_case(p.city),
-                    "departement": p.dept,
-                    "telephone": p.phone,
-                    "email": p.email,
-                }
-                for p in self.practices
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: ParsedQuery
-    hits: list[Hit]
-    total: int
-    more: bool  # total is a lower bound (more than COUNT_CAP)
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    def as_json(self) -> dict[str, Any]:
-        q = self.query
-        return {
-            "resultats": [h.as_json() for h in self.hits],
-            "total": self.total,
-            "total_minimum": self.more,
-            "page": self.page,
-            "par_page": self.per_page,
-            "pages": self.pages,
-            "requete": {
-                "noms": list(q.names),
-                "emails": list(q.emails),
-                "professions": list(q.professions),
-                "specialites": list(q.specialties),
-                "modes": list(q.modes),
-                "lieu": None
-                if q.place is None
-                else {
-                    "type": q.place.kind,
-                    "valeur": q.place.label,
-                    "departements": list(q.place.depts),
-                },
-            },
-        }
 
 
 @dataclass
@@ -171,10 +65,11 @@ def code_for(value: str | None, words: Any, codes: Iterable[str] = ()) -> str | 
 
 
 class Directory:
-    """Search over one connection (one per thread; sqlite3 connections are not shared)."""
+    """Search over one connection (one per thread; connections are not shared)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._sqlite = is_sqlite(conn)
         self._gazetteer: Gazetteer | None = None
         self._gazetteer_run: int | None = None
         self._linked: set[int] | None = None
@@ -182,12 +77,12 @@ class Directory:
 
     # --- places -------------------------------------------------------------------------
     def gazetteer(self) -> Gazetteer:
-        run = self.conn.execute("SELECT max(id) FROM import_run").fetchone()[0]
+        run = self.conn.execute("SELECT max(id) FROM annuaire_import_run").fetchone()[0]
         if self._gazetteer is None or run != self._gazetteer_run:
             cities: dict[str, list[Commune]] = {}
             postcodes: dict[str, list[Commune]] = {}
             for code, postcode, dept, name, key in self.conn.execute(
-                "SELECT commune_code, postcode, dept, name, name_key FROM commune"
+                "SELECT commune_code, postcode, dept, name, name_key FROM annuaire_commune"
             ):
                 commune = Commune(code, dept, title_case(name))
                 if commune not in cities.setdefault(key, []):
@@ -255,11 +150,26 @@ class Directory:
 
     def _linked_ids(self) -> set[int]:
         """Ids of linked professionals, re-read only when the database changed."""
-        version = (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+        version = self._links_version()
         if self._linked is None or version != self._linked_version:
-            self._linked = {row[0] for row in self.conn.execute(_LINKED_IDS)}
+            self._linked = {
+                row[0]
+                for row in self.conn.execute(
+                    _LINKED_IDS.format(join="CROSS JOIN" if self._sqlite else "JOIN")
+                )
+            }
             self._linked_version = version
         return self._linked
+
+    def _links_version(self) -> tuple[Any, ...]:
+        if self._sqlite:  # changes by other connections, then by this one: no query at all
+            assert isinstance(self.conn, sqlite3.Connection)
+            return (self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes)
+        return tuple(
+            self.conn.execute(
+                "SELECT count(*), max(linked_at) FROM annuaire_account_link"
+            ).fetchone()
+        )
 
     def _key_filters(self, query: ParsedQuery, alias: str) -> _Filters:
         f = _Filters()
@@ -299,7 +209,7 @@ class Directory:
             first, second, rest = terms[0], terms[1], list(terms[2:])
             spans = []
             for pair in (f"{first} {second}", f"{second} {first}"):
-                spans.append(((pair, pair), (pair + "\x00", pair + _TOP)))
+                spans.append(((pair, pair), (pair + "\x01", pair + _TOP)))
             compound = first + second
             spans.append(((compound + " ", compound + "!"), (compound + "!", compound + _TOP)))
             found = False
@@ -354,7 +264,7 @@ class Directory:
         low = prefix
         for _ in range(limit):
             row = self.conn.execute(
-                "SELECT token FROM search_key WHERE token >= ? AND token < ? ORDER BY token "
+                "SELECT token FROM annuaire_search_key WHERE token >= ? AND token < ? ORDER BY token "
                 "LIMIT 1",
                 (low, prefix + _TOP),
             ).fetchone()
@@ -368,8 +278,8 @@ class Directory:
         """How many keys start with ``term`` (counted up to a cap): the rarest term drives."""
         return int(
             self.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM search_key WHERE token >= ? AND token < ? "
-                "LIMIT 5000)",
+                "SELECT count(*) FROM (SELECT 1 FROM annuaire_search_key "
+                "WHERE token >= ? AND token < ? LIMIT 5000) spread",
                 (term, term + _TOP),
             ).fetchone()[0]
         )
@@ -396,21 +306,27 @@ class Directory:
         keys += f.sql
         args += f.args
         if linked_only:
-            keys.append("k.linked = 1")  # the partial index ix_key_linked
-        index = " INDEXED BY ix_key_linked" if linked_only else ""
-        inner = f"SELECT k.professional_id FROM search_key k{index} WHERE " + " AND ".join(keys)
+            keys.append("k.linked = 1")  # the partial index ix_annuaire_key_linked
+        index = " INDEXED BY ix_annuaire_key_linked" if linked_only and self._sqlite else ""
+        inner = f"SELECT k.professional_id FROM annuaire_search_key k{index} WHERE " + " AND ".join(
+            keys
+        )
+        # SQLite answers in the order of the index it walks; PostgreSQL is told to (the same
+        # covering index, so no sort), else pages could overlap
+        inner += "" if self._sqlite else " ORDER BY k.token, k.professional_id, k.seq"
         if not others:
             return self.conn.execute(inner, args)
         checks = []
         for other in others:
             checks.append(
-                "EXISTS (SELECT 1 FROM search_key o WHERE o.professional_id = c.professional_id "
+                "EXISTS (SELECT 1 FROM annuaire_search_key o WHERE o.professional_id = c.professional_id "
                 "AND o.token >= ? AND o.token < ?)"
             )
             args.extend([other, other + _TOP])
         if cap is not None:
             inner += f" LIMIT {int(cap)}"
         sql = f"SELECT c.professional_id FROM ({inner}) c WHERE " + " AND ".join(checks)
+        sql += "" if self._sqlite else " ORDER BY c.professional_id"
         return self.conn.execute(sql, args)
 
     def _by_filters(self, query: ParsedQuery, linked_only: bool) -> Iterable[tuple[int]]:
@@ -418,19 +334,20 @@ class Directory:
         where = list(f.sql)
         args = list(f.args)
         if linked_only:
-            where.append("a.linked = 1")  # the partial index ix_activity_linked
-        index = " INDEXED BY ix_activity_linked" if linked_only else ""
+            where.append("a.linked = 1")  # the partial index ix_annuaire_activity_linked
+        index = " INDEXED BY ix_annuaire_activity_linked" if linked_only and self._sqlite else ""
         sql = (
-            f"SELECT a.professional_id FROM activity a{index} "
-            "JOIN professional p ON p.id = a.professional_id AND p.active = 1"
+            f"SELECT a.professional_id FROM annuaire_activity a{index} "
+            "JOIN annuaire_professional p ON p.id = a.professional_id AND p.active = 1"
             + (" WHERE " + " AND ".join(where) if where else "")
+            + ("" if self._sqlite else " ORDER BY a.professional_id, a.id")
         )
         return self.conn.execute(sql, args)
 
     def _by_identifier(self, query: ParsedQuery) -> Iterable[tuple[int]]:
         marks = ",".join("?" * len(query.identifiers))
         return self.conn.execute(
-            f"SELECT id FROM professional WHERE active = 1 AND (national_id IN ({marks}) "
+            f"SELECT id FROM annuaire_professional WHERE active = 1 AND (national_id IN ({marks}) "
             f"OR substr(national_id, 2) IN ({marks}))",
             [*query.identifiers, *query.identifiers],
         )
@@ -444,15 +361,15 @@ class Directory:
             row[0]: row
             for row in self.conn.execute(
                 "SELECT p.id, p.national_id, p.civility, p.last_name, p.first_name, "
-                "p.profession_code, p.profession, l.mxid FROM professional p "
-                f"LEFT JOIN account_link l ON l.national_id = p.national_id WHERE p.id IN ({marks})",
+                "p.profession_code, p.profession, l.mxid FROM annuaire_professional p "
+                f"LEFT JOIN annuaire_account_link l ON l.national_id = p.national_id WHERE p.id IN ({marks})",
                 ids,
             )
         }
         practices: dict[int, list[Practice]] = {}
         for row in self.conn.execute(
             "SELECT professional_id, specialty, mode, structure, address, postcode, city, dept, "
-            f"phone, email FROM activity WHERE professional_id IN ({marks}) ORDER BY id",
+            f"phone, email FROM annuaire_activity WHERE professional_id IN ({marks}) ORDER BY id",
             ids,
         ):
             practices.setdefault(row[0], []).append(Practice(*row[1:]))
@@ -468,7 +385,7 @@ class Directory:
         """A professional by "Identification nationale PP", RPPS (11) or ADELI (9) number."""
         candidates = national_ids(identifier)
         row = self.conn.execute(
-            f"SELECT id FROM professional WHERE national_id IN ({','.join('?' * len(candidates))}) "
+            f"SELECT id FROM annuaire_professional WHERE national_id IN ({','.join('?' * len(candidates))}) "
             "ORDER BY active DESC LIMIT 1",
             candidates,
         ).fetchone()
@@ -481,7 +398,7 @@ class Directory:
         ids = [
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT professional_id FROM search_key WHERE token = ?",
+                "SELECT DISTINCT professional_id FROM annuaire_search_key WHERE token = ?",
                 (email.strip().lower() + " ",),  # e-mail keys end with a space, like names
             )
         ]

@@ -1,63 +1,37 @@
-"""Typed settings of the directory component, built from the deployment profile."""
+"""The directory's part of the dossier's settings (profile section ``annuaire``).
+
+Everything else the directory needs (database, server name, URLs, the account gateway, the
+signing key of its forms) is the dossier's own :class:`dossier_service.config.DossierConfig`.
+"""
 
 from __future__ import annotations
 
-import secrets as _random
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .mail import SmtpSettings, smtp_from_section
-from .store import database_path
-
-CSRF_KEY_FILE = "annuaire_csrf_key"
+from .store import legacy_database_path
 
 
 @dataclass(frozen=True)
 class DirectorySettings:
-    database: Path
-    server_name: str
-    homeserver_url: str
-    public_url: str
-    csrf_key: str = field(repr=False)
-    # approvals and activations go through the account gateway (homeserver.account_gateway):
-    # the dossier serves the internet and holds no Synapse admin credential (issue 12)
-    gateway_socket: Path | None = None
-    gateway_secret: str | None = field(default=None, repr=False)
-    activation_hours: int = 72
+    activation_hours: int = 72  # lifetime of a one-time activation link
     request_limit: int = 5  # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
-    frame_origin: str = "'self'"  # CSP frame-ancestors: the pages work as an Element widget
     smtp: SmtpSettings | None = None  # activation links e-mailed when configured
-    legal_url: str = ""  # the Documents juridiques (Synapse's consent page), footer link
+    # the directory's own SQLite file of before issue 14, copied into the dossier's
+    # database once at start (dossier_service.directory.legacy); None: nothing to copy
+    legacy_database: Path | None = None
 
 
-def settings_from_profile(profile: Any, secrets: Any) -> DirectorySettings:
-    """``annuaire`` section of the profile + the account gateway's address and secret and a
-    CSRF key."""
-    from deployment.secrets import read_or_create
-    from homeserver.account_gateway import SECRET_FILE, socket_path
-
-    section = profile.section("annuaire") or {}
-    dossier = profile.section("dossier") or {}
+def settings_from_section(section: Mapping[str, Any] | None, var_dir: Path) -> DirectorySettings:
+    section = section or {}
     return DirectorySettings(
-        database=database_path(section, Path(profile.var_dir)),
-        server_name=profile.server_name,
-        homeserver_url=profile.homeserver_url,
-        public_url=str(profile.dossier_url),
-        csrf_key=read_or_create(
-            Path(secrets.directory), CSRF_KEY_FILE, lambda: _random.token_urlsafe(32)
-        ),
-        gateway_socket=socket_path(Path(profile.var_dir)),
-        gateway_secret=read_or_create(
-            Path(secrets.directory), SECRET_FILE, lambda: _random.token_urlsafe(32)
-        ),
         activation_hours=int(section.get("activation_hours", 72)),
         request_limit=int(section.get("request_limit", 5)),
         request_window_seconds=int(section.get("request_window_seconds", 600)),
-        frame_origin=f"'self' {dossier['element_origin']}"
-        if dossier.get("element_origin")
-        else "'self'",
         smtp=smtp_from_section(section.get("smtp")),
-        legal_url=f"{profile.public_baseurl}_matrix/consent",
+        legacy_database=legacy_database_path(section, var_dir),
     )

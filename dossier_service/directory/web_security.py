@@ -1,27 +1,10 @@
-"""Anti-forgery tokens for forms without a login, and a per-IP rate limit (no I/O)."""
+"""A per-IP rate limit for the public forms (no I/O). Their CSRF is the dossier's
+(:mod:`dossier_service.auth`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import time
 from collections import deque
-
-
-def new_csrf_token(key: str) -> str:
-    nonce = secrets.token_urlsafe(16)
-    mac = hmac.new(key.encode(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{nonce}.{mac}"
-
-
-def csrf_valid(key: str, cookie: str | None, field: str | None) -> bool:
-    """Double submit: the form field equals the cookie, and the cookie is ours."""
-    if not cookie or not field or not hmac.compare_digest(cookie, field):
-        return False
-    nonce, _, mac = cookie.partition(".")
-    good = hmac.new(key.encode(), nonce.encode(), hashlib.sha256).hexdigest()[:32]
-    return hmac.compare_digest(mac, good)
 
 
 class RateLimiter:

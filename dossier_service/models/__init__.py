@@ -2,6 +2,8 @@
 
 from sqlmodel import SQLModel
 
+from dossier_service.models import directory as directory
+from dossier_service.models.activity import ActivityEvent, ExtractionReport
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
 from dossier_service.models.audit import AuditEntry, IdempotencyRecord, OutboxEvent
 from dossier_service.models.circle import CircleMember
@@ -22,6 +24,7 @@ from dossier_service.models.tasks import Task, TaskAssignee
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ActivityEvent",
     "AgendaAttendee",
     "AgendaEvent",
     "AgendaFeedToken",
@@ -30,6 +33,7 @@ __all__ = [
     "DeathDeclaration",
     "Document",
     "Episode",
+    "ExtractionReport",
     "FileStatusChange",
     "FormAnswer",
     "Hospitalisation",

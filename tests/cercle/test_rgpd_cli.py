@@ -19,10 +19,10 @@ import yaml
 from cercle.cli import main
 from dossier_service.db import build_database
 from dossier_service.directory.accounts import link
-from dossier_service.directory.store import connect
 from dossier_service.migrate import upgrade
 from dossier_service.models.audit import AuditEntry
 from dossier_service.models.tasks import Task
+from tests.directory_support import connect
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.integration
 def cli_config(synapse: Any, tmp_path: Path) -> Path:
     data = dict(synapse.profile.data)
     data["dossier"] = {**data["dossier"], "database_url": f"sqlite:///{tmp_path / 'dossier.db'}"}
-    data["annuaire"] = {**data["annuaire"], "database": str(tmp_path / "annuaire.db")}
     path = tmp_path / "cercle.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -74,7 +73,7 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
         _dossier_with_rows(f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}", user.user_id,
                            other.user_id)
     )  # fmt: skip
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000008", source="test", actor="test")
     conn.close()
 
@@ -99,8 +98,8 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
         assert directory["lien"][0]["national_id"] == "810000000008"
         assert "version_en_vigueur" in json.loads(zf.read("documents_juridiques.json"))
     rows = (
-        sqlite3.connect(tmp_path / "annuaire.db")
-        .execute("SELECT action, target FROM audit WHERE action = 'rgpd.export'")
+        sqlite3.connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
+        .execute("SELECT action, target FROM annuaire_audit WHERE action = 'rgpd.export'")
         .fetchall()
     )
     assert rows == [("rgpd.export", user.user_id)]
@@ -111,7 +110,7 @@ def test_erasure_is_recorded_and_unlinks_the_directory_entry(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     user = user_factory()
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000015", source="test", actor="test")
     conn.close()
     code = main(["--config", str(cli_config), "admin", "user", "deactivate", user.user_id,
@@ -121,13 +120,13 @@ def test_erasure_is_recorded_and_unlinks_the_directory_entry(
     said = capsys.readouterr()
     assert code == 1, said.err
     assert "Compte désactivé et effacé" in said.out and "le dossier est injoignable" in said.out
-    conn = sqlite3.connect(tmp_path / "annuaire.db")
+    conn = sqlite3.connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     assert conn.execute(
-        "SELECT actor, detail FROM audit WHERE action = 'compte.efface' AND target = ?",
+        "SELECT actor, detail FROM annuaire_audit WHERE action = 'compte.efface' AND target = ?",
         (user.user_id,),
     ).fetchall() == [("cli", '{"lien_annuaire_retire": true}')]
     assert conn.execute(
-        "SELECT count(*) FROM account_link WHERE mxid = ?", (user.user_id,)
+        "SELECT count(*) FROM annuaire_account_link WHERE mxid = ?", (user.user_id,)
     ).fetchone() == (0,)
 
 

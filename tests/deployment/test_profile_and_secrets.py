@@ -55,3 +55,29 @@ def test_secrets_never_in_repr(tmp_path: Path) -> None:
     text = repr(s)
     for value in (s.registration_shared_secret, s.bot_password, s.bot_pickle_key, s.admin_password):
         assert value not in text
+
+
+def test_an_unknown_key_is_an_error_naming_it_and_its_file(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("dossier:\n  port: 9000\n  prot: 9001\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        load_profile(override_file=site, env={})
+    assert str(refused.value) == f"clé de configuration inconnue : dossier.prot (fichier {site})"
+    with pytest.raises(ProfileError, match=r"bot\.escalation\.intervalle"):
+        load_profile(env={}, extra={"bot": {"escalation": {"intervalle": 5}}})
+    with pytest.raises(ProfileError) as refused:
+        load_profile(env={"CERCLE__DOSIER__PORT": "9000"})
+    assert "dosier (variable d'environnement CERCLE__DOSIER__PORT)" in str(refused.value)
+    provider = {"homeserver": {"sso": {"providers": {"psc": {"enabled": True, "issuer2": "x"}}}}}
+    with pytest.raises(ProfileError, match=r"homeserver\.sso\.providers\.psc\.issuer2"):
+        load_profile(env={}, extra=provider)
+
+
+def test_values_are_typed(tmp_path: Path) -> None:
+    profile = load_profile(env={"CERCLE__DOSSIER__PORT": "9100"})
+    assert profile.settings.dossier.port == 9100 and profile.section("dossier")["port"] == 9100
+    assert profile.settings.annuaire.activation_hours == 72
+    with pytest.raises(ProfileError, match=r"invalide : homeserver\.port"):
+        load_profile(env={"CERCLE__HOMESERVER__PORT": "huit mille"})
+    with pytest.raises(ProfileError, match=r"invalide : homeserver\.database\.engine"):
+        load_profile(env={}, extra={"homeserver": {"database": {"engine": "mysql"}}})

@@ -128,7 +128,10 @@ def test_sso_providers_from_the_profile_with_secrets_from_var(tmp_path: Path) ->
     assert "password_config" not in cfg
     assert cfg["modules"][-1] == {
         "module": "homeserver.modules.pro_sante_connect.PasswordLoginPolicy",
-        "config": {"directory_database": str(tmp_path / "annuaire" / "annuaire.db")},
+        # the directory is in the dossier's database (issue 14)
+        "config": {
+            "directory_database": f"sqlite+aiosqlite:///{tmp_path / 'dossier' / 'dossier.db'}"
+        },
     }
     [psc] = cfg["oidc_providers"]
     assert psc["idp_id"] == "psc" and psc["idp_name"] == "Pro Santé Connect"
@@ -139,7 +142,9 @@ def test_sso_providers_from_the_profile_with_secrets_from_var(tmp_path: Path) ->
     assert psc["user_profile_method"] == "userinfo_endpoint"
     mapping = psc["user_mapping_provider"]
     assert mapping["module"] == "homeserver.modules.pro_sante_connect.PscMappingProvider"
-    assert mapping["config"]["directory_database"] == str(tmp_path / "annuaire" / "annuaire.db")
+    assert mapping["config"]["directory_database"] == (
+        f"sqlite+aiosqlite:///{tmp_path / 'dossier' / 'dossier.db'}"
+    )
     # the dossier's login page is the one client Synapse hands a login token to directly
     assert cfg["sso"]["client_whitelist"] == ["http://127.0.0.1:8090/"]
 

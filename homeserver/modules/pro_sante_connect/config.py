@@ -10,7 +10,7 @@ Sample::
     user_mapping_provider:
       module: homeserver.modules.pro_sante_connect.PscMappingProvider
       config:
-        directory_database: /srv/cercle/var/annuaire/annuaire.db
+        directory_database: sqlite+aiosqlite:////srv/cercle/var/dossier/dossier.db  # the dossier's
         national_id_claim: SubjectNameID     # PSC's national professional id
         provider_name: Pro Santé Connect     # how the audit rows name the provider
 """
@@ -46,5 +46,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> PscMappingConfig:
             raise ConfigError("doit être une chaîne non vide", path=[key])
         values[key] = value.strip()
     if "directory_database" not in values:
-        raise ConfigError("chemin de la base de l'annuaire manquant", path=["directory_database"])
+        raise ConfigError(
+            "base du dossier (qui contient l'annuaire) manquante", path=["directory_database"]
+        )
     return PscMappingConfig(**values)

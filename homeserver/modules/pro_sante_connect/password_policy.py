@@ -38,7 +38,7 @@ class PasswordLoginPolicy:
         database = raw.get("directory_database")
         if not isinstance(database, str) or not database:
             raise ConfigError(
-                "chemin de la base de l'annuaire manquant", path=["directory_database"]
+                "base du dossier (qui contient l'annuaire) manquante", path=["directory_database"]
             )
         return database
 

@@ -32,9 +32,8 @@ from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect
-from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.directory.web import setup
+from tests.directory_support import connect
 
 SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
 if not SAMPLE.exists():
@@ -81,7 +80,7 @@ def test_format_is_numbered_and_escaped() -> None:
     assert "!inviter n" in plain
     assert "<b>X</b>" not in html and "&lt;b&gt;X&lt;/b&gt;" in html
     none, _ = format_results_for_bot([], query="zzz", total=0)
-    assert none == "Aucun professionnel trouvé pour « zzz »."
+    assert none == "Aucun professionnel ni aucune structure trouvés pour « zzz »."
     many, _ = format_results_for_bot(found, query="ma", total=1000, more=True)
     assert many.startswith("plus de 1000 résultats pour « ma » (2 premiers)")
 
@@ -108,7 +107,7 @@ def test_result_numbers() -> None:
 
 
 async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Path) -> None:
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     link(conn, "@helene:cercle.test", "810000001128", source="test", actor="test")
     conn.close()
@@ -120,16 +119,9 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
         session_key=secrets.token_urlsafe(32),
         service_token=secrets.token_urlsafe(32),
     )
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9",
-        public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16),
-    )
 
     def mount(app: web.Application) -> None:
-        setup(app, settings, authenticate=dossier_authenticator(config))
+        setup(app, config)
 
     server = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
     dossier = DossierClient(str(server.make_url("")), config.service_token)
@@ -186,7 +178,7 @@ async def test_trouver_in_an_encrypted_room(
 
     bot_config = bot.app.services.config
     assert any(c.name == "trouver" for c in bot.app.registry.commands)  # wired by the bot app
-    conn = connect(tmp_path / "annuaire.db")
+    conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     conn.close()
     config = DossierConfig(
@@ -197,16 +189,9 @@ async def test_trouver_in_an_encrypted_room(
         session_key=secrets.token_urlsafe(32),
         service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token,
     )
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name=synapse.server_name,
-        homeserver_url=synapse.base_url,
-        public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(16),
-    )
 
     def mount(app: web.Application) -> None:
-        setup(app, settings, authenticate=dossier_authenticator(config))
+        setup(app, config)
 
     address = urlsplit(bot_config.dossier_url)
     runner = web.AppRunner(create_app(config, with_pages=False, extensions=[mount]))
@@ -226,3 +211,19 @@ async def test_trouver_in_an_encrypted_room(
         assert type(notice).__name__ != "MegolmEvent"  # decrypted by the professional
     finally:
         await runner.cleanup()
+
+
+def test_structures_follow_the_professionals_with_their_finess_number() -> None:
+    ssiad = {"raison_sociale": "SSIAD ADMR", "categorie": "Service de Soins Infirmiers A Domicile",
+             "ville": "TOULOUSE", "finess": "310000016"}  # fmt: skip
+    plain, body = format_results_for_bot([], query="ssiad", total=0, structures=[ssiad],
+                                         structures_total=3)  # fmt: skip
+    assert plain.splitlines() == [
+        "3 structures pour « ssiad » (1 premières) :",
+        "• SSIAD ADMR — Service de Soins Infirmiers A Domicile, Toulouse — FINESS 310000016",
+    ]
+    assert "<ul><li>SSIAD ADMR" in body
+    found = [Found("DUPONT Marie", "Infirmier", "Toulouse", None)]
+    both, _ = format_results_for_bot(found, query="admr", total=1, structures=[ssiad],
+                                     structures_total=1)  # fmt: skip
+    assert both.index("DUPONT Marie") < both.index("1 structure pour « admr »")

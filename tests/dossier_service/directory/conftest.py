@@ -9,7 +9,7 @@ import pytest
 
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.search import Directory
-from dossier_service.directory.store import connect
+from tests.directory_support import connect
 
 RPPS_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "rpps"
 if not RPPS_DIR.exists():  # the checkout lives beside ../shared

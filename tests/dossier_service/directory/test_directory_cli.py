@@ -18,7 +18,7 @@ from cercle.commands_demandes import register_admin
 from dossier_service.directory.account_requests import AccountRequests
 from dossier_service.directory.request_form import validate
 from dossier_service.directory.search import Directory
-from dossier_service.directory.store import connect
+from tests.directory_support import connect, migrated_database
 
 from .conftest import SAMPLE
 
@@ -26,7 +26,8 @@ from .conftest import SAMPLE
 def profile_file(tmp_path: Path, **extra: Any) -> Path:
     data = {
         "var_dir": str(tmp_path / "var"),
-        "annuaire": {"database": str(tmp_path / "annuaire.db")},
+        # the directory lives in the dossier's database (issue 14)
+        "dossier": {"database_url": f"sqlite:///{migrated_database(tmp_path / 'dossier.db')}"},
         **extra,
     }
     path = tmp_path / "profil.yaml"
@@ -86,7 +87,7 @@ def _queue(db: Path, **fields: str) -> int:
 def test_list_and_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = profile_file(tmp_path)
     main(["--config", str(config), "annuaire", "importer", str(SAMPLE)])
-    rid = _queue(tmp_path / "annuaire.db")
+    rid = _queue(tmp_path / "dossier.db")
     capsys.readouterr()
     assert demandes(config, "--json") == 0
     listed = json.loads(capsys.readouterr().out)
@@ -116,7 +117,7 @@ def test_approve_from_the_cli(
     )
     main(["--config", str(config), "annuaire", "importer", str(SAMPLE)])
     rid = _queue(
-        tmp_path / "annuaire.db",
+        tmp_path / "dossier.db",
         nom="Thomas",
         prenom="Jean-Pierre",
         identifiant="10000000022",
@@ -130,8 +131,32 @@ def test_approve_from_the_cli(
     assert mxid and "THOMAS Jean-Pierre — Médecin (Pneumologie), Pamiers" in out
     assert re.search(r"/annuaire/activation/[A-Za-z0-9_\-]{20,}", out)
     row = (
-        sqlite3.connect(tmp_path / "annuaire.db")
-        .execute("SELECT status, mxid, decided_by FROM account_request WHERE id=?", (rid,))
+        sqlite3.connect(tmp_path / "dossier.db")
+        .execute("SELECT status, mxid, decided_by FROM annuaire_account_request WHERE id=?", (rid,))
         .fetchone()
     )
     assert row == ("approuvee", mxid.group(1), "cli")
+
+
+def test_an_old_annuaire_db_is_copied_in_by_the_first_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator upgrading: var/annuaire/annuaire.db of before issue 14 is found and copied
+    into the dossier's database by the first `cercle` command (as by the dossier at start)."""
+    from .test_directory_legacy import _old_database
+
+    old_path, expected = _old_database(tmp_path, 2)  # tmp_path/annuaire/annuaire.db
+    data = {
+        "var_dir": str(tmp_path / "var"),
+        "annuaire": {"database": str(old_path)},
+        "dossier": {"database_url": f"sqlite:///{tmp_path / 'var' / 'dossier' / 'dossier.db'}"},
+    }
+    config = tmp_path / "profil.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert main(["--config", str(config), "annuaire", "chercher", "martin", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in found["resultats"]] == expected[:20]
+    assert not old_path.exists()
+    assert demandes(config, "--json") == 0
+    (pending,) = json.loads(capsys.readouterr().out)
+    assert pending["statut"] == "en_attente"

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from dossier_service.directory.database import has_schema
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.rpps_format import FormatError
-from dossier_service.directory.store import SCHEMA_VERSION, connect
+from tests.directory_support import connect
 
 from .conftest import SAMPLE
 
@@ -28,12 +30,19 @@ def count(conn: sqlite3.Connection, sql: str) -> int:
     return int(conn.execute(sql).fetchone()[0])
 
 
-def test_schema_is_versioned(tmp_path: Path) -> None:
+def test_the_tables_are_the_dossiers_alembic_schema(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from dossier_service.migrate import alembic_config
+
     conn = connect(tmp_path / "a.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert has_schema(conn)
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head
+    import_extract(conn, SAMPLE)
     conn.close()
-    conn = connect(tmp_path / "a.db")  # reopening migrates nothing and keeps the data
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn = connect(tmp_path / "a.db")  # reopening keeps the data
+    assert count(conn, "SELECT count(*) FROM annuaire_professional") > 0
 
 
 def test_sample_groups_activities_by_professional(db: sqlite3.Connection) -> None:
@@ -43,11 +52,11 @@ def test_sample_groups_activities_by_professional(db: sqlite3.Connection) -> Non
     assert report.lines == 500
     assert report.rejected == 0
     assert report.added == len(expected)
-    assert count(db, "SELECT count(*) FROM professional WHERE active=1") == len(expected)
+    assert count(db, "SELECT count(*) FROM annuaire_professional WHERE active=1") == len(expected)
     multi = next(k for k, v in expected.items() if len(v) > 1)
     n = count(
         db,
-        "SELECT count(*) FROM activity a JOIN professional p ON p.id=a.professional_id "
+        "SELECT count(*) FROM annuaire_activity a JOIN annuaire_professional p ON p.id=a.professional_id "
         f"WHERE p.national_id='{multi}'",
     )
     assert n == len({tuple(f) for f in expected[multi]})
@@ -57,14 +66,14 @@ def test_sample_groups_activities_by_professional(db: sqlite3.Connection) -> Non
 def test_reimport_same_file_changes_nothing(db: sqlite3.Connection) -> None:
     first = import_extract(db, SAMPLE)
     snapshot = db.execute(
-        "SELECT national_id, content_hash, active FROM professional ORDER BY id"
+        "SELECT national_id, content_hash, active FROM annuaire_professional ORDER BY id"
     ).fetchall()
     again = import_extract(db, SAMPLE)
     assert (again.added, again.updated, again.deactivated) == (0, 0, 0)
     assert again.unchanged == first.added
     assert (
         db.execute(
-            "SELECT national_id, content_hash, active FROM professional ORDER BY id"
+            "SELECT national_id, content_hash, active FROM annuaire_professional ORDER BY id"
         ).fetchall()
         == snapshot
     )
@@ -109,14 +118,14 @@ def test_wrong_format_is_refused_before_writing(
     db: sqlite3.Connection, tmp_path: Path, content: bytes
 ) -> None:
     import_extract(db, SAMPLE)
-    before = db.execute("SELECT count(*), max(id) FROM import_run").fetchone()
+    before = db.execute("SELECT count(*), max(id) FROM annuaire_import_run").fetchone()
     path = tmp_path / "autre.txt"
     path.write_bytes(content)
     with pytest.raises(FormatError) as err:
         import_extract(db, path)
     assert "Format" in str(err.value) or "vide" in str(err.value)
-    assert db.execute("SELECT count(*), max(id) FROM import_run").fetchone() == before
-    assert count(db, "SELECT count(*) FROM professional WHERE active=1") > 0
+    assert db.execute("SELECT count(*), max(id) FROM annuaire_import_run").fetchone() == before
+    assert count(db, "SELECT count(*) FROM annuaire_professional WHERE active=1") > 0
 
 
 def test_newer_extract_updates_adds_and_deactivates(
@@ -149,14 +158,16 @@ def test_newer_extract_updates_adds_and_deactivates(
     assert report.updated == len(changed)
     assert report.added == len(extra_ids)
     assert report.unchanged == first.added - len(gone) - len(changed)
-    inactive = {r[0] for r in db.execute("SELECT national_id FROM professional WHERE active=0")}
+    inactive = {
+        r[0] for r in db.execute("SELECT national_id FROM annuaire_professional WHERE active=0")
+    }
     assert inactive == gone
     # deactivated professionals are no longer found; updated ones are found at the new place
     gone_id = sorted(gone)[0]
     assert (
         count(
             db,
-            "SELECT count(*) FROM search_key k JOIN professional p ON "
+            "SELECT count(*) FROM annuaire_search_key k JOIN annuaire_professional p ON "
             f"p.id=k.professional_id WHERE p.national_id='{gone_id}'",
         )
         == 0
@@ -165,7 +176,7 @@ def test_newer_extract_updates_adds_and_deactivates(
     cities = {
         r[0]
         for r in db.execute(
-            "SELECT a.city FROM activity a JOIN professional p ON p.id=a.professional_id "
+            "SELECT a.city FROM annuaire_activity a JOIN annuaire_professional p ON p.id=a.professional_id "
             f"WHERE p.national_id='{one}'"
         )
     }
@@ -187,9 +198,9 @@ def test_reading_in_a_helper_process_gives_the_same_directory(tmp_path: Path, ge
     b = import_extract(there, path, parallel=True)
     assert (a.lines, a.added, a.rejected) == (b.lines, b.added, b.rejected) == (4000, a.added, 1)
     assert [r.number for r in b.rejects] == [101]
-    dump = "SELECT national_id, last_name, content_hash FROM professional ORDER BY id"
+    dump = "SELECT national_id, last_name, content_hash FROM annuaire_professional ORDER BY id"
     assert here.execute(dump).fetchall() == there.execute(dump).fetchall()
-    keys = "SELECT count(*), group_concat(token, ',') FROM search_key"
+    keys = "SELECT count(*), group_concat(token, ',') FROM annuaire_search_key"
     assert here.execute(keys).fetchone() == there.execute(keys).fetchone()
     again = import_extract(there, path, parallel=True)
     assert (again.added, again.updated, again.unchanged) == (0, 0, a.added)
@@ -210,7 +221,7 @@ def test_lines_of_one_professional_far_apart(
     assert first.added == len(set(ids))
     n = count(
         db,
-        "SELECT count(*) FROM activity a JOIN professional p ON "
+        "SELECT count(*) FROM annuaire_activity a JOIN annuaire_professional p ON "
         f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'",
     )
     assert n == ids.count(ids[target]) >= 2
@@ -219,31 +230,22 @@ def test_lines_of_one_professional_far_apart(
     assert (
         count(
             db,
-            "SELECT count(*) FROM activity a JOIN professional p ON "
+            "SELECT count(*) FROM annuaire_activity a JOIN annuaire_professional p ON "
             f"p.id=a.professional_id WHERE p.national_id='{ids[target]}'",
         )
         == n
     )
 
 
-def test_schema_v1_is_migrated_and_links_survive_imports(tmp_path: Path) -> None:
-    from dossier_service.directory import store
+def test_links_survive_imports(db: sqlite3.Connection, tmp_path: Path) -> None:
     from dossier_service.directory.accounts import link
     from dossier_service.directory.search import Directory
 
-    # a directory created by the first version of the schema, with one linked professional
-    old = sqlite3.connect(tmp_path / "v1.db", isolation_level=None)
-    for statement in store._MIGRATIONS[1].split(";"):
-        if statement.strip():
-            old.execute(statement)
-    old.execute("PRAGMA user_version=1")
-    old.close()
-    conn = connect(tmp_path / "v1.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn = db
     import_extract(conn, SAMPLE)
     link(conn, "@boyer:x", "810000000008", source="test", actor="test")
     flags = (
-        "SELECT DISTINCT k.linked FROM search_key k JOIN professional p ON "
+        "SELECT DISTINCT k.linked FROM annuaire_search_key k JOIN annuaire_professional p ON "
         "p.id = k.professional_id WHERE p.national_id = '810000000008'"
     )
     assert conn.execute(flags).fetchall() == [(1,)]
@@ -261,3 +263,40 @@ def test_schema_v1_is_migrated_and_links_survive_imports(tmp_path: Path) -> None
     # linking the account to someone else unflags the first professional
     link(conn, "@boyer:x", "810000000015", source="test", actor="test")
     assert conn.execute(flags).fetchall() == [(0,)]
+
+
+def test_the_dossiers_writes_get_their_turn_during_an_import(
+    tmp_path: Path, generate, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """One database for the dossier and its directory (issue 14): on SQLite a writer waits at
+    most its busy timeout, so a long import commits along the way."""
+    import threading
+
+    from dossier_service.directory import importer
+
+    monkeypatch.setattr(importer, "COMMIT_LINES", 2000)  # one commit per batch
+    path = generate(8000, seed=5)
+    conn = connect(tmp_path / "dossier.db")
+    written: list[float] = []
+
+    def dossier_write() -> None:
+        other = sqlite3.connect(tmp_path / "dossier.db", timeout=10, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO annuaire_audit (at, actor, action, target) VALUES "
+                      "('t', 'dossier', 'test', 'x')")  # fmt: skip
+        other.execute("COMMIT")
+        written.append(time.monotonic())
+        other.close()
+
+    started: list[threading.Thread] = []
+
+    def progress(done: int, total: int) -> None:
+        if not started:  # the import holds the write lock now
+            started.append(threading.Thread(target=dossier_write))
+            started[0].start()
+
+    report = import_extract(conn, path, progress=progress)
+    finished = time.monotonic()
+    started[0].join(timeout=30)
+    assert report.lines == 8000
+    assert written and written[0] < finished  # written while the import went on

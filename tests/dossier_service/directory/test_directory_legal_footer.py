@@ -3,31 +3,23 @@ juridiques like every other page of the dossier."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect
 from dossier_service.directory.web import setup
+from tests.directory_support import dossier_config
 
 
 async def test_request_form_links_the_documents_juridiques(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    connect(tmp_path / "annuaire.db").close()
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9",
-        public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(32),
-        legal_url="https://matrix.cercle.test/_matrix/consent",
+    config = dossier_config(
+        tmp_path / "dossier.db", legal_url="https://matrix.cercle.test/_matrix/consent"
     )
     app = web.Application()
-    setup(app, settings, authenticate=lambda request: None)
+    setup(app, config, authenticate=lambda request: None)  # type: ignore[arg-type,return-value]
     client = await aiohttp_client(app)
     page = await client.get("/annuaire/demande")
     assert page.status == 200

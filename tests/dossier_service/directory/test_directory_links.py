@@ -10,7 +10,7 @@ import pytest
 from dossier_service.directory.accounts import link_accounts
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.search import Directory
-from dossier_service.directory.store import connect
+from tests.directory_support import connect
 
 from .conftest import SAMPLE
 
@@ -49,5 +49,5 @@ async def test_accounts_linked_by_rpps_id_and_email(
     # linked accounts come first in searches and carry their Matrix id
     hit = directory.search("sabourin").hits[0]
     assert hit.national_id == "810000000029" and hit.mxid == by_mail.user_id
-    actions = {r[0] for r in conn.execute("SELECT action FROM audit")}
+    actions = {r[0] for r in conn.execute("SELECT action FROM annuaire_audit")}
     assert actions == {"compte.lie"}

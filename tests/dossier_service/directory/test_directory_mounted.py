@@ -10,18 +10,15 @@ from dossier_service.app import create_app
 from dossier_service.auth import issue_session
 from dossier_service.config import DossierConfig
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect
-from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.directory.web import setup
 from dossier_service.migrate import upgrade
+from tests.directory_support import connect
 
 from .conftest import SAMPLE
 
 
 async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path) -> None:
-    conn = connect(tmp_path / "annuaire.db")
-    import_extract(conn, SAMPLE)
-    conn.close()
+    # one database: the directory's tables are the dossier's (Alembic, as the service does)
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
         documents_dir=tmp_path / "docs",
@@ -30,19 +27,15 @@ async def test_routes_inside_the_dossier_app(aiohttp_client: Any, tmp_path: Path
         session_key=secrets.token_urlsafe(32),
         service_token=secrets.token_urlsafe(32),
         element_origin="http://element.test",
-    )
-    await upgrade(config.database_url)  # the service migrates before serving (sessions table)
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name="cercle.test",
-        homeserver_url="http://127.0.0.1:9",
         public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(32),
-        frame_origin="'self' http://element.test",
     )
+    await upgrade(config.database_url)
+    conn = connect(tmp_path / "dossier.db")
+    import_extract(conn, SAMPLE)
+    conn.close()
 
     def mount(app: Any) -> None:
-        setup(app, settings, authenticate=dossier_authenticator(config))
+        setup(app, config)
 
     client = await aiohttp_client(create_app(config, with_pages=False, extensions=[mount]))
     page = await client.get("/annuaire/demande")

@@ -73,7 +73,7 @@ def test_activation_links_are_hashed_single_use_and_expire(sample_directory: Dir
     now = datetime(2026, 1, 1, tzinfo=UTC)
     token = "jeton-secret-de-test-0123456789abcdef"
     conn.execute(
-        "INSERT INTO activation VALUES (?,?,?,?,?,NULL)",
+        "INSERT INTO annuaire_activation VALUES (?,?,?,?,?,NULL)",
         (
             token_hash(token),
             rid,

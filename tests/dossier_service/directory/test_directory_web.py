@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dossier_service.auth import issue_session
+from dossier_service.auth import SESSION_COOKIE, csrf_token, issue_session, read_session
 from dossier_service.config import DossierConfig
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.mail import SmtpSettings
 from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect
-from dossier_service.directory.web import dossier_authenticator, setup
+from dossier_service.directory.web import setup
+from tests.directory_support import connect, dossier_config
 
 from .conftest import SAMPLE
 
@@ -41,34 +41,29 @@ def make_app(
     conn = connect(db)
     import_extract(conn, SAMPLE)
     conn.close()
-    config = DossierConfig(
-        database_url="sqlite+aiosqlite:///unused",
-        documents_dir=tmp_path / "docs",
+    config = dossier_config(
+        db,
         homeserver_url=homeserver_url,
         server_name=server_name,
-        session_key=secrets.token_urlsafe(32),
-        service_token=secrets.token_urlsafe(32),
         admins=frozenset({ADMIN}),
-    )
-    settings = DirectorySettings(
-        database=db,
-        server_name=server_name,
-        homeserver_url=homeserver_url,
         public_url="http://dossier.test",
-        csrf_key=secrets.token_urlsafe(32),
-        gateway_socket=gateway[0] if gateway else None,
-        gateway_secret=gateway[1] if gateway else None,
-        request_limit=limit,
-        request_window_seconds=600,
-        smtp=smtp,
+        account_gateway_socket=gateway[0] if gateway else None,
+        account_gateway_secret=gateway[1] if gateway else "",
+        directory=DirectorySettings(request_limit=limit, request_window_seconds=600, smtp=smtp),
     )
     app = web.Application()
-    setup(app, settings, authenticate=dossier_authenticator(config))
+    setup(app, config)
     return app, config, db
 
 
 def bearer(config: DossierConfig, user_id: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + issue_session(config.session_key, user_id, lifetime=3600)}
+
+
+def browser(config: DossierConfig, user_id: str) -> dict[str, str]:
+    """A person's browser: the dossier's session cookie (whose forms carry its CSRF token)."""
+    token = issue_session(config.session_key, user_id, lifetime=3600)
+    return {"Cookie": f"{SESSION_COOKIE}={token}"}
 
 
 def csrf_of(html: str) -> str:
@@ -164,13 +159,13 @@ async def test_request_form_validation(aiohttp_client: Any, tmp_path: Path) -> N
     text = await (await client.post("/annuaire/demande", data=bad)).text()
     assert "11 chiffres" in text and "Adresse e-mail invalide" in text
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM account_request").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM annuaire_account_request").fetchone()[0] == 0
     # a good request is queued and matched against the directory
     resp = await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token))
     assert resp.status == 201
-    row = conn.execute("SELECT status, match, national_id FROM account_request").fetchone()
+    row = conn.execute("SELECT status, match, national_id FROM annuaire_account_request").fetchone()
     assert row == ("en_attente", "trouve", "810000000008")
-    audit = conn.execute("SELECT actor, action FROM audit").fetchall()
+    audit = conn.execute("SELECT actor, action FROM annuaire_audit").fetchall()
     assert audit == [("public", "demande.creee")]
 
 
@@ -183,7 +178,9 @@ async def test_request_matching(aiohttp_client: Any, tmp_path: Path) -> None:
         "/annuaire/demande", data=dict(VALID, csrf_token=token, identifiant="19999999999")
     )
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT match, match_detail FROM account_request ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT match, match_detail FROM annuaire_account_request ORDER BY id"
+    ).fetchall()
     assert rows[0][0] == "incoherent" and "BOYER" in rows[0][1]
     assert rows[1][0] == "introuvable"
 
@@ -201,7 +198,7 @@ async def test_flooding_is_limited(aiohttp_client: Any, tmp_path: Path) -> None:
     assert statuses == [201, 201, 201, 429, 429, 429]
     assert int(resp.headers["Retry-After"]) > 0
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM account_request").fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM annuaire_account_request").fetchone()[0] == 3
 
 
 async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -217,21 +214,30 @@ async def test_admin_page_is_for_admins(aiohttp_client: Any, tmp_path: Path) -> 
         headers=bearer(config, PRO),
     )
     assert resp.status == 403
-    page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
+    admin = browser(config, ADMIN)
+    page = await client.get("/annuaire/admin/demandes", headers=admin)
     text = await page.text()
     assert page.status == 200 and "Boyer" in text and "trouve" in text
+    # the dossier's one CSRF scheme: the token bound to the admin's session
     admin_token = csrf_of(text)
+    session = read_session(config.session_key, admin["Cookie"].split("=", 1)[1])
+    assert session is not None and admin_token == csrf_token(config.session_key, session)
+    for wrong in ({}, {"csrf_token": token}, {"csrf_token": csrf_of(text) + "x"}):
+        resp = await client.post(
+            "/annuaire/admin/demandes/1/refuser", data={**wrong, "motif": "x"}, headers=admin
+        )
+        assert resp.status == 403 and "Formulaire expiré" in await resp.text()
     resp = await client.post(
         "/annuaire/admin/demandes/1/refuser",
         data={"csrf_token": admin_token, "motif": "Hors région"},
-        headers=bearer(config, ADMIN),
+        headers=admin,
     )
     assert "Demande 1 refusée" in await resp.text()
     conn = sqlite3.connect(db)
     assert conn.execute(
-        "SELECT status, refusal_reason, decided_by FROM account_request"
+        "SELECT status, refusal_reason, decided_by FROM annuaire_account_request"
     ).fetchone() == ("refusee", "Hors région", ADMIN)
-    assert conn.execute("SELECT action, actor FROM audit ORDER BY id DESC").fetchone() == (
+    assert conn.execute("SELECT action, actor FROM annuaire_audit ORDER BY id DESC").fetchone() == (
         "demande.refusee",
         ADMIN,
     )
@@ -261,11 +267,12 @@ async def test_request_approval_activation_login(
     assert (
         await client.post("/annuaire/demande", data=dict(VALID, csrf_token=token))
     ).status == 201
-    page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
+    admin = browser(config, ADMIN)
+    page = await client.get("/annuaire/admin/demandes", headers=admin)
     resp = await client.post(
         "/annuaire/admin/demandes/1/approuver",
         data={"csrf_token": csrf_of(await page.text())},
-        headers=bearer(config, ADMIN),
+        headers=admin,
     )
     text = await resp.text()
     assert "approuvée" in text, text
@@ -278,10 +285,10 @@ async def test_request_approval_activation_login(
     mail = email.message_from_bytes(data, policy=email.policy.default)
     assert link.group(0) in mail.get_body().get_content()  # type: ignore[union-attr]
     conn = sqlite3.connect(db)
-    mxid = conn.execute("SELECT mxid FROM account_request").fetchone()[0]
+    mxid = conn.execute("SELECT mxid FROM annuaire_account_request").fetchone()[0]
     assert mxid.startswith("@raphael.boyer") and mxid.endswith(":" + synapse.server_name)
     assert conn.execute(
-        "SELECT national_id FROM account_link WHERE mxid=?", (mxid,)
+        "SELECT national_id FROM annuaire_account_link WHERE mxid=?", (mxid,)
     ).fetchone() == ("810000000008",)
     async with AdminApi(synapse.base_url, synapse.admin_token) as api:
         user = await api.get_user(mxid)
@@ -315,22 +322,22 @@ async def test_request_approval_activation_login(
     ) as login:
         assert login.status == 200, await login.text()
         assert (await login.json())["user_id"] == mxid
-    actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
+    actions = [r[0] for r in conn.execute("SELECT action FROM annuaire_audit ORDER BY id")]
     assert actions == ["demande.creee", "demande.approuvee", "demande.lien_envoye", "compte.active"]
-    assert conn.execute("SELECT status FROM account_request").fetchone() == ("activee",)
+    assert conn.execute("SELECT status FROM annuaire_account_request").fetchone() == ("activee",)
     # a second request for the same professional cannot create a second account
     token = csrf_of(await (await client.get("/annuaire/demande")).text())
     await client.post(
         "/annuaire/demande", data=dict(VALID, csrf_token=token, email="autre@example.org")
     )
-    page = await client.get("/annuaire/admin/demandes", headers=bearer(config, ADMIN))
+    page = await client.get("/annuaire/admin/demandes", headers=admin)
     twice = await client.post(
         "/annuaire/admin/demandes/2/approuver",
         data={"csrf_token": csrf_of(await page.text())},
-        headers=bearer(config, ADMIN),
+        headers=admin,
     )
     assert f"déjà un compte : {mxid}" in await twice.text()
-    assert conn.execute("SELECT status FROM account_request WHERE id=2").fetchone() == (
+    assert conn.execute("SELECT status FROM annuaire_account_request WHERE id=2").fetchone() == (
         "en_attente",
     )
     # Element's "start chat" search (Synapse's user directory) finds the professional by

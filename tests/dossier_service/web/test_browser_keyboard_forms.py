@@ -19,8 +19,8 @@ from support import RPPS_SAMPLE
 
 from dossier_service import auth
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.store import connect
 from tests.conftest import serve_account_gateway
+from tests.directory_support import connect
 from tests.dossier_service.web.conftest import ADMIN
 from tests.dossier_service.web.test_browser_dossier import CHROMIUM, CHROMIUM_ARGS
 from tests.dossier_service.web.test_browser_widths_a11y import COORD, NURSE, serve_site
@@ -46,7 +46,7 @@ FOCUSED = "(() => { const e = document.activeElement;" \
 def import_sample(tmp: Path) -> None:
     """The shared RPPS sample in the served directory (when present: the search test)."""
     if RPPS_SAMPLE.exists():
-        conn = connect(tmp / "annuaire.db")
+        conn = connect(tmp / "dossier.db")  # the directory is in the dossier's database
         try:
             import_extract(conn, RPPS_SAMPLE)
         finally:

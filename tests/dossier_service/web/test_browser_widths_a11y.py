@@ -6,9 +6,9 @@ a reviewer. The forms by keyboard: test_browser_keyboard_forms.py."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,6 @@ from support import free_port
 from dossier_service import appkeys, auth
 from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.web import dossier_authenticator
 from dossier_service.directory.web import setup as mount_directory
 from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
@@ -72,20 +70,14 @@ async def serve_site(
         **({"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
            if synapse else {}),
     )  # fmt: skip
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", public_url=config.public_url,
-        server_name=synapse.server_name if synapse else "cercle.test",
-        homeserver_url=synapse.base_url if synapse else "http://127.0.0.1:9",
-        gateway_socket=gateway[0] if gateway else None,
-        gateway_secret=gateway[1] if gateway else None,
-        csrf_key=secrets.token_urlsafe(32),
-    )  # fmt: skip
+    if gateway:  # approvals go through the account gateway
+        config = replace(
+            config, account_gateway_socket=gateway[0], account_gateway_secret=gateway[1]
+        )
     await upgrade(config.database_url)
     app = create_app(
         config,
-        extensions=[
-            lambda a: mount_directory(a, settings, authenticate=dossier_authenticator(config))
-        ],
+        extensions=[lambda a: mount_directory(a, config)],
     )
     today = date.today()
     async with app[appkeys.DATABASE].transaction() as session:

@@ -10,8 +10,8 @@ from support import RPPS_SAMPLE
 
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.store import connect
 from homeserver.modules.pro_sante_connect.directory_link import linked_to_active_rpps, lookup
+from tests.directory_support import connect
 
 
 @pytest.fixture

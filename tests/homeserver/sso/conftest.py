@@ -20,7 +20,7 @@ from support import RPPS_SAMPLE, SynapseUnderTest, free_port, start_synapse
 from support_oidc import Provider, running_provider
 
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.store import connect
+from tests.directory_support import connect
 
 CLIENT_ID = "cercle-test"
 
@@ -51,7 +51,8 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
         path = secrets_dir / f"oidc_{idp}_client_secret"
         path.write_text("secret-de-test\n")
         path.chmod(0o600)
-    directory_db = var / "annuaire" / "annuaire.db"
+    # the directory is in the dossier's database (its default place), where the module reads it
+    directory_db = var / "dossier" / "dossier.db"
     conn = connect(directory_db)
     import_extract(conn, RPPS_SAMPLE)
     conn.close()

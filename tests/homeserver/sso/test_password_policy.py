@@ -8,7 +8,7 @@ import pytest
 from support_oidc import psc_claims
 
 from dossier_service.directory.accounts import link
-from dossier_service.directory.store import connect
+from tests.directory_support import connect
 
 from .conftest import SsoBrowser, SsoStack, login_token_of
 

@@ -69,10 +69,10 @@ async def test_first_and_second_sso_login_of_an_active_rpps_professional(
     # linked to its directory entry, with its audit row
     conn = sqlite3.connect(sso.directory_db)
     assert conn.execute(
-        "SELECT national_id, source FROM account_link WHERE mxid = ?", (user_id,)
+        "SELECT national_id, source FROM annuaire_account_link WHERE mxid = ?", (user_id,)
     ).fetchall() == [(ACTIVE_RPPS, "Pro Santé Connect")]
     assert conn.execute(
-        "SELECT count(*) FROM audit WHERE action = 'compte.lie' AND target = ?", (user_id,)
+        "SELECT count(*) FROM annuaire_audit WHERE action = 'compte.lie' AND target = ?", (user_id,)
     ).fetchone() == (1,)
     conn.close()
 
@@ -127,7 +127,7 @@ async def test_someone_not_in_the_rpps_waits_for_approval(
     )
     conn = sqlite3.connect(sso.directory_db)
     assert conn.execute(
-        "SELECT national_id FROM account_link WHERE mxid = ?", (user_id,)
+        "SELECT national_id FROM annuaire_account_link WHERE mxid = ?", (user_id,)
     ).fetchall() == [(ADELI,)]
     conn.close()
 
@@ -166,7 +166,7 @@ async def test_an_account_the_directory_links_to_the_professional_is_the_one_use
     """Created earlier by an admin (password) and linked in the directory: the first PSC
     login of that professional lands on it, and records the PSC id on it."""
     from dossier_service.directory.accounts import link
-    from dossier_service.directory.store import connect
+    from tests.directory_support import connect
 
     existing = sso.synapse.register("jp.thomas", "mot-de-passe-de-test")
     conn = connect(sso.directory_db)

@@ -1,0 +1,219 @@
+"""Extraction reports: asked for, produced in the background, announced, downloaded.
+
+``request`` records the demand (status « en cours ») in the request's transaction, with its
+audit row. ``ReportWorker`` (one per dossier process) takes pending reports in order — also
+those left pending by a process that was killed —, reads the facts in short transactions (one
+per chunk of patients, so other users are served between them), computes the figures and
+writes the XLSX and the CSV archive in a separate process (the service's event loop never
+waits on that work), stores both files under ``<documents>/extractions/`` (written to a
+temporary name, then renamed: never half a file), then in one transaction marks the report
+« prête », puts a task on the requester's dashboard and an ``extraction.ready`` outbox event
+for the bot's direct-chat notice. A failure marks it « échec » with a French reason, never
+the exception's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import pickle
+import sys
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, or_, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.db import Database
+from dossier_service.extraction.figures import Period
+from dossier_service.extraction.source import patients_of_structure, read_facts
+from dossier_service.file_revisions import mark_changed
+from dossier_service.models.activity import FAILED, PENDING, READY, ExtractionReport
+from dossier_service.models.circle import CircleMember
+from dossier_service.models.tasks import Task, TaskAssignee
+from dossier_service.models.types import table_of, utcnow
+from dossier_service.services import journal
+
+log = logging.getLogger(__name__)
+
+EXTRACTION_READY = "extraction.ready"
+PLATFORM = "plateforme"
+STRUCTURE = "structure"
+MAX_DAYS = 3 * 366  # a longer period is refused: ask for several
+LEASE = timedelta(minutes=15)  # a claim older than this was left by a killed process
+
+
+class ReportRefused(ValueError):
+    """A demand that cannot be taken (French, for the requester)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str
+    label: str
+    structure_id: str | None = None
+
+
+async def request(
+    session: AsyncSession, *, requester: str, scope: Scope, period: Period
+) -> ExtractionReport:
+    if (period.end - period.start).days > MAX_DAYS:
+        raise ReportRefused("Période trop longue : trois ans au plus par extraction.")
+    report = ExtractionReport(
+        requested_by=requester,
+        scope_kind=scope.kind,
+        structure_id=scope.structure_id,
+        scope_label=scope.label,
+        period_start=period.start,
+        period_end=period.end,
+    )
+    session.add(report)
+    await session.flush()
+    return report
+
+
+def files_of(documents_dir: Path, report_id: str) -> tuple[Path, Path]:
+    folder = documents_dir / "extractions"
+    return folder / f"{report_id}.xlsx", folder / f"{report_id}.zip"
+
+
+class ReportWorker:
+    """Produces pending reports, one at a time, in this process."""
+
+    def __init__(self, db: Database, documents_dir: Path,
+                 clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+        self.db = db
+        self.documents_dir = documents_dir
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self.poll_seconds = 30.0  # pending reports of other processes are seen this late
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            while await self.produce_next():
+                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def produce_next(self) -> bool:
+        """Claim and produce the oldest pending report; False when there is none.
+
+        The claim is an atomic UPDATE, so with several dossier processes on PostgreSQL each
+        report is produced once; a claim older than ``LEASE`` (its process was killed) is
+        taken again."""
+        r = table_of(ExtractionReport).c
+        while True:
+            now = self.clock()
+            claimable = and_(
+                r.status == PENDING, or_(r.claimed_at.is_(None), r.claimed_at < now - LEASE)
+            )
+            async with self.db.sessions() as session:
+                row = (
+                    await session.execute(
+                        select(r.id).where(claimable).order_by(r.requested_at).limit(1)
+                    )
+                ).first()
+            if row is None:
+                return False
+            async with self.db.transaction() as session:
+                claimed = await session.execute(
+                    update(table_of(ExtractionReport))
+                    .where(r.id == row[0], claimable)
+                    .values(claimed_at=now)
+                )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                break  # else another process took it first: look again
+        report_id = row[0]
+        try:
+            await self._produce(report_id)
+        except Exception:
+            log.exception("extraction %s en échec", report_id)
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(table_of(ExtractionReport))
+                    .where(r.id == report_id)
+                    .values(status=FAILED, reason="L'extraction n'a pas pu être produite.",
+                            done_at=self.clock())
+                )  # fmt: skip
+        return True
+
+    async def _produce(self, report_id: str) -> None:
+        async with self.db.sessions() as session:
+            report = await session.get(ExtractionReport, report_id)
+            assert report is not None
+            period = Period(report.period_start, report.period_end)
+            patients: Collection[str] | None = None
+            if report.scope_kind == STRUCTURE and report.structure_id:
+                patients = await patients_of_structure(session, report.structure_id, period)
+            visible = await _circle_labels(session, report.requested_by)
+        facts, labels = await read_facts(self.db.sessions, period, patients)
+        visible_labels = {pid: labels[pid] for pid in visible if pid in labels}
+        made_at = self.clock()
+        xlsx_path, zip_path = files_of(self.documents_dir, report_id)
+        job = pickle.dumps((facts, period, report.scope_label, visible_labels, made_at))
+        title = await _render(job, xlsx_path, zip_path)
+        xlsx, csv_zip = xlsx_path.read_bytes(), zip_path.read_bytes()
+        async with self.db.transaction() as session:
+            report = await session.get(ExtractionReport, report_id)
+            assert report is not None
+            report.status = READY
+            report.title = title[:400]
+            report.xlsx_sha256 = hashlib.sha256(xlsx).hexdigest()
+            report.csv_sha256 = hashlib.sha256(csv_zip).hexdigest()
+            report.done_at = made_at
+            task = Task(
+                type="Administratif",
+                subtypes=["Extraction"],
+                label=title[:500],
+                comment=f"Télécharger le document : /extractions/{report_id}",
+                created_by=report.requested_by,
+            )
+            session.add(task)
+            await session.flush()
+            session.add(TaskAssignee(task_id=task.id, kind="personne", ref=report.requested_by))
+            mark_changed(session, None)
+            await journal.emit(
+                session,
+                type=EXTRACTION_READY,
+                patient_id=None,
+                room_id=None,
+                actor=report.requested_by,
+                payload={"report_id": report_id, "user_id": report.requested_by,
+                         "title": report.title, "task_id": task.id},
+            )  # fmt: skip
+
+
+async def _circle_labels(session: AsyncSession, user_id: str) -> set[str]:
+    """The files whose care circle holds the requester now (their patients may be named)."""
+    c = table_of(CircleMember).c
+    rows = await session.execute(
+        select(c.patient_id).where(c.matrix_user_id == user_id, c.ended_at.is_(None)).distinct()
+    )
+    return {r[0] for r in rows}
+
+
+async def _render(job: bytes, xlsx_path: Path, zip_path: Path) -> str:
+    """Run ``dossier_service.extraction.render`` on ``job``; its title, or RuntimeError."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dossier_service.extraction.render", str(xlsx_path),
+        str(zip_path), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, _ = await child.communicate(job)  # stderr never logged: it may name patients
+    finally:
+        if child.returncode is None:  # cancelled: the helper does not outlive the demand
+            child.kill()
+            await child.wait()
+    if child.returncode != 0:
+        log.error("rendu d'extraction en échec (code %s)", child.returncode)
+        raise RuntimeError("extraction render failed")
+    return out.decode()
