@@ -131,9 +131,13 @@ def create_app(
             )
         reports = asyncio.create_task(app[appkeys.REPORTS].run(), name="extraction-reports")
         yield
-        reports.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reports
+        app[appkeys.REPORTS].stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(reports), timeout=30)
+        except TimeoutError:  # a long production: the process is ending, its claim expires
+            reports.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reports
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -90,18 +90,26 @@ class ReportWorker:
         self.documents_dir = documents_dir
         self.clock = clock
         self._wake = asyncio.Event()
+        self._stopping = False
         self.poll_seconds = 30.0  # pending reports of other processes are seen this late
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
+        """Until :meth:`stop`: produce what is pending, then wait for a wake-up or the poll."""
+        while not self._stopping:
             self._wake.clear()
-            while await self.produce_next():
+            while not self._stopping and await self.produce_next():
                 pass
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to end after the report in production (never cut in a query: a
+        cancelled database call can leave its pooled connection unusable)."""
+        self._stopping = True
+        self._wake.set()
 
     async def produce_next(self) -> bool:
         """Claim and produce the oldest pending report; False when there is none.
