@@ -100,8 +100,11 @@ class ReportWorker:
         """Until :meth:`stop`: produce what is pending, then wait for a wake-up or the poll."""
         while not self._stopping:
             self._wake.clear()
-            while not self._stopping and await self.produce_next():
-                pass
+            try:
+                while not self._stopping and await self.produce_next():
+                    pass
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.warning("extractions en attente : base indisponible (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
