@@ -97,16 +97,17 @@ class ReportWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until :meth:`stop`: produce what is pending, then wait for a wake-up or the poll."""
+        """Until :meth:`stop`: wait for a wake-up (a demand made here) or the poll (demands
+        made on another process, or left by a killed one), then produce what is pending."""
         while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
             try:
                 while not self._stopping and await self.produce_next():
                     pass
             except Exception as exc:  # the database is away: try again at the next poll
                 log.warning("extractions en attente : base indisponible (%s)", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     def stop(self) -> None:
         """Ask :meth:`run` to end after the report in production (never cut in a query: a
