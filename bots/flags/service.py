@@ -137,8 +137,12 @@ class FlagService:
             # this very command again (replayed after a crash once its state was saved):
             # finish what may be missing instead of refusing it as "already flagged"
             await self._show(room_id, flags)
-            if (kind is FlagKind.URGENT and not existing.acknowledged_by and existing.notice_event_id
-                    and self.escalator.store.get(room_id) is None):  # fmt: skip
+            if (
+                kind is FlagKind.URGENT
+                and not existing.acknowledged_by
+                and existing.notice_event_id
+                and self.escalator.store.get(room_id) is None
+            ):
                 self.escalator.start(room_id, by, at_ms, existing.notice_event_id)
             await self._tell("flag_raised", room_id, kind, **journal)
             return
@@ -157,10 +161,13 @@ class FlagService:
         await self._tell("flag_raising", room_id, kind, required=True, **journal)
         try:
             notice_id = await self.io.send_notice(
-                room_id, plain, body, mentions=mentions,
+                room_id,
+                plain,
+                body,
+                mentions=mentions,
                 txn_id=txn_for(command_event_id, "flag-notice"),
                 extra={FLAG_FIELD: {"kind": kind.value, "motif": motif}},
-            )  # fmt: skip
+            )
             flags = flags.with_notice(kind, notice_id)
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
         except Exception:
