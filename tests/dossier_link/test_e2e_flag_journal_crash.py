@@ -47,9 +47,12 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
     await nurse.say(room_id, "!urgent Chute ce matin, douleur hanche")
     await crash_and_restart(env, died)
     assert "urgent" in (await state(nurse, room_id, STATE_TYPE)).get("flags", {})
-    await eventually(lambda: env.file(pid),
-                     lambda f: any(t.startswith("Signalement « urgence » par") for t in notebook_texts(f)),
-                     timeout=30, what="signalement noté")  # fmt: skip
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any(t.startswith("Signalement « urgence » par") for t in notebook_texts(f)),
+        timeout=30,
+        what="signalement noté",
+    )
 
     app = env.runner.app
     assert app is not None
@@ -62,9 +65,12 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
     await nurse.say(room_id, "!fait urgent")
     await crash_and_restart(env, died)
     assert (await state(nurse, room_id, STATE_TYPE)).get("flags") == {}
-    await eventually(lambda: env.file(pid),
-                     lambda f: any("levé par" in t for t in notebook_texts(f)),
-                     timeout=30, what="levée du signalement notée")  # fmt: skip
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any("levé par" in t for t in notebook_texts(f)),
+        timeout=30,
+        what="levée du signalement notée",
+    )
     await asyncio.sleep(2)
     texts = notebook_texts(await env.file(pid))
     assert sum(t.startswith("Signalement « urgence » par") for t in texts) == 1
@@ -72,9 +78,11 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
     # the replays were finished, not refused as "already flagged" / "no flag": the clear
     # notice is posted once and the room name loses its marker
     await nurse.wait_notice(room_id, "✅ Signalement « urgence » levé par")
-    name = await eventually(lambda: state(nurse, room_id, "m.room.name"),
-                            lambda c: not str(c.get("name", "")).startswith("🔴"),
-                            what="marqueur retiré du nom")  # fmt: skip
+    name = await eventually(
+        lambda: state(nurse, room_id, "m.room.name"),
+        lambda c: not str(c.get("name", "")).startswith("🔴"),
+        what="marqueur retiré du nom",
+    )
     assert name["name"] == "Suivi coupure"
     await asyncio.sleep(1)
     await nurse.sync_once()

@@ -48,8 +48,11 @@ def test_enqueue_twice_keeps_one_row_and_survives_reopen(tmp_path: Path) -> None
     reopened = make_outbox(tmp_path)
     [item] = reopened.due()
     assert (item.key, item.operation, item.payload, item.room_id) == (
-        "k1", "notebook.add", {"text": "a"}, "!r:x",
-    )  # fmt: skip
+        "k1",
+        "notebook.add",
+        {"text": "a"},
+        "!r:x",
+    )
 
 
 def test_held_item_waits_until_released_or_its_hold_ends_and_can_be_cancelled(
