@@ -69,17 +69,21 @@ async def serve_site(
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         element_origin="http://127.0.0.1:9",
-        **({"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
-           if synapse else {}),
-    )  # fmt: skip
+        **(
+            {"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
+            if synapse
+            else {}
+        ),
+    )
     settings = DirectorySettings(
-        database=tmp_path / "annuaire.db", public_url=config.public_url,
+        database=tmp_path / "annuaire.db",
+        public_url=config.public_url,
         server_name=synapse.server_name if synapse else "cercle.test",
         homeserver_url=synapse.base_url if synapse else "http://127.0.0.1:9",
         gateway_socket=gateway[0] if gateway else None,
         gateway_secret=gateway[1] if gateway else None,
         csrf_key=secrets.token_urlsafe(32),
-    )  # fmt: skip
+    )
     await upgrade(config.database_url)
     app = create_app(
         config,
@@ -90,39 +94,82 @@ async def serve_site(
     today = date.today()
     async with app[appkeys.DATABASE].transaction() as session:
         patient = await patients.create_patient(
-            session, principal=Principal(COORD), today=today,
+            session,
+            principal=Principal(COORD),
+            today=today,
             data=PatientCreate.model_validate(
-                {"label": "Mme D. — Minimes", "birth_name": "DURAND", "sex": "F",
-                 "birth_first_names": ["Marie"], "birth_date": "1940-11-20",
-                 "coordinator_name": "COORD Camille"}, strict=False),
-        )  # fmt: skip
+                {
+                    "label": "Mme D. — Minimes",
+                    "birth_name": "DURAND",
+                    "sex": "F",
+                    "birth_first_names": ["Marie"],
+                    "birth_date": "1940-11-20",
+                    "coordinator_name": "COORD Camille",
+                },
+                strict=False,
+            ),
+        )
         await circle.add_member(
-            session, principal=Principal(COORD), patient=patient,
+            session,
+            principal=Principal(COORD),
+            patient=patient,
             data=CircleMemberIn.model_validate(
-                {"kind": "professionnel", "display_name": "DUPONT Inès", "matrix_user_id": NURSE,
-                 "role": "intervenant", "has_access": True, "profession": "Infirmière libérale",
-                 "specialty": "Plaies et cicatrisation"}, strict=False),
-        )  # fmt: skip
-        for n, label in enumerate(("Renouveler l'ordonnance d'anticoagulant avant vendredi",
-                                   "Prévoir le bilan sanguin mensuel (INR) au laboratoire")):  # fmt: skip
+                {
+                    "kind": "professionnel",
+                    "display_name": "DUPONT Inès",
+                    "matrix_user_id": NURSE,
+                    "role": "intervenant",
+                    "has_access": True,
+                    "profession": "Infirmière libérale",
+                    "specialty": "Plaies et cicatrisation",
+                },
+                strict=False,
+            ),
+        )
+        for n, label in enumerate(
+            (
+                "Renouveler l'ordonnance d'anticoagulant avant vendredi",
+                "Prévoir le bilan sanguin mensuel (INR) au laboratoire",
+            )
+        ):
             await tasks.create_task(
-                session, principal=Principal(COORD), patient=patient,
+                session,
+                principal=Principal(COORD),
+                patient=patient,
                 task_types=config.task_types,
                 data=TaskIn.model_validate(
-                    {"label": label, "type": "Soins", "level": "haute", "patient_id": patient.id,
-                     "due_date": (today + timedelta(days=n - 1)).isoformat(),
-                     "assignees": [{"kind": "personne", "ref": NURSE},
-                                   {"kind": "personne", "ref": COORD}]}, strict=False),
-            )  # fmt: skip
+                    {
+                        "label": label,
+                        "type": "Soins",
+                        "level": "haute",
+                        "patient_id": patient.id,
+                        "due_date": (today + timedelta(days=n - 1)).isoformat(),
+                        "assignees": [
+                            {"kind": "personne", "ref": NURSE},
+                            {"kind": "personne", "ref": COORD},
+                        ],
+                    },
+                    strict=False,
+                ),
+            )
         monday = today - timedelta(days=today.weekday())
         await agenda.create_event(
-            session, principal=Principal(COORD), patient=patient, event_types=config.event_types,
+            session,
+            principal=Principal(COORD),
+            patient=patient,
+            event_types=config.event_types,
             data=EventIn.model_validate(
-                {"title": "Passage infirmier", "type": "Visite à domicile",
-                 "starts_at": f"{monday.isoformat()}T09:00:00+01:00",
-                 "ends_at": f"{monday.isoformat()}T09:45:00+01:00", "patient_id": patient.id,
-                 "attendees": [NURSE, COORD]}, strict=False),
-        )  # fmt: skip
+                {
+                    "title": "Passage infirmier",
+                    "type": "Visite à domicile",
+                    "starts_at": f"{monday.isoformat()}T09:00:00+01:00",
+                    "ends_at": f"{monday.isoformat()}T09:45:00+01:00",
+                    "patient_id": patient.id,
+                    "attendees": [NURSE, COORD],
+                },
+                strict=False,
+            ),
+        )
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
