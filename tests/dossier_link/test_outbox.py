@@ -108,7 +108,7 @@ async def test_worker_retries_until_the_dossier_is_back_in_order(tmp_path: Path)
     assert [i.attempts for i in box.due(at_ms=10**15)] == [1, 0, 0]
     available = True
     assert await worker.run_once() == 0  # not due yet
-    await asyncio.sleep(0.55)
+    await asyncio.sleep(0.55)  # past the first back-off (0.5 s): the wait is the behaviour
     assert await worker.run_once() == 3
     assert delivered == ["k0", "k1", "k2"]
     assert box.pending_count() == 0
