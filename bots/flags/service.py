@@ -130,8 +130,13 @@ class FlagService:
     ) -> None:
         self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
-        journal: dict[str, Any] = {"by": by, "at_ms": at_ms, "motif": motif,
-                                   "assignee": assignee, "command_event_id": command_event_id}  # fmt: skip
+        journal: dict[str, Any] = {
+            "by": by,
+            "at_ms": at_ms,
+            "motif": motif,
+            "assignee": assignee,
+            "command_event_id": command_event_id,
+        }
         existing = flags.get(kind)
         if existing is not None and (existing.by, existing.at_ms) == (by, at_ms):
             # this very command again (replayed after a crash once its state was saved):

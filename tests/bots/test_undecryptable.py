@@ -34,8 +34,12 @@ async def test_command_handled_when_its_key_arrives_late(bot, pro_factory, synap
     async def undecrypted() -> list[tuple[str, str, Any]]:
         return ledger.all_undecrypted()
 
-    kept = await eventually(undecrypted, lambda rows: any(r[0] == event_id for r in rows),
-                            timeout=10, what="événement indéchiffrable consigné")  # fmt: skip
+    kept = await eventually(
+        undecrypted,
+        lambda rows: any(r[0] == event_id for r in rows),
+        timeout=10,
+        what="événement indéchiffrable consigné",
+    )
     _, _, source = next(r for r in kept if r[0] == event_id)
     assert "!aide" not in str(source)  # only the ciphertext is kept
     assert session_id in bot.app.sync_loop.undecryptable.requested  # key requested

@@ -58,11 +58,19 @@ async def send_file(pro: Pro, room_id: str, data: bytes, filename: str) -> str:
     )
     assert isinstance(resp, UploadResponse), resp
     content = {
-        "msgtype": "m.file", "body": filename, "filename": filename,
+        "msgtype": "m.file",
+        "body": filename,
+        "filename": filename,
         "info": {"mimetype": "application/pdf", "size": len(data)},
-        "file": {"url": resp.content_uri, "key": keys["key"], "iv": keys["iv"],
-                 "hashes": keys["hashes"], "v": keys["v"], "mimetype": "application/pdf"},
-    }  # fmt: skip
+        "file": {
+            "url": resp.content_uri,
+            "key": keys["key"],
+            "iv": keys["iv"],
+            "hashes": keys["hashes"],
+            "v": keys["v"],
+            "mimetype": "application/pdf",
+        },
+    }
     return await pro.say(room_id, filename, content)
 
 

@@ -106,8 +106,10 @@ async def test_a_deactivated_account_loses_its_dossier_sessions(
     await upgrade(config.database_url)
     client = await aiohttp_client(create_app(config, with_pages=False))
     person = user_factory()
-    headers = {"Authorization": "Bearer " + auth.issue_session(
-        config.session_key, person.user_id, lifetime=3600)}  # fmt: skip
+    headers = {
+        "Authorization": "Bearer "
+        + auth.issue_session(config.session_key, person.user_id, lifetime=3600)
+    }
     assert (await client.get("/api/v1/me", headers=headers)).status == 200
     async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
         await admin.deactivate_user(person.user_id, erase=False)
