@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually
 
 from bots.dossier_client import DossierClient
 from bots.dossier_link.feed import FeedConsumer
@@ -179,11 +180,11 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
         assert box.pending_count() == 3
         await dossier_server.start()
         worker.wake()
-        for _ in range(100):
-            if box.pending_count() == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert box.pending_count() == 0
+
+        async def pending() -> int:
+            return box.pending_count()
+
+        await eventually(pending, lambda n: n == 0, timeout=10, what="file d'envoi vidée")
         assert all((box.get(i.key) or i).status == DONE for i in items)
         texts = [e["text"] for e in await client.notebook(pid) if e["text"].startswith("note ")]
         assert sorted(texts) == ["note 0", "note 1", "note 2"]

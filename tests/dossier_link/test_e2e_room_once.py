@@ -30,8 +30,7 @@ def die_after_creating(app: Any, name: str) -> asyncio.Event:
 
 
 async def restart_after(e: Env, died: asyncio.Event) -> None:
-    await asyncio.wait_for(died.wait(), 30)
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(died.wait(), 30)  # the call is done: die at once, as a SIGKILL
     await e.runner.kill()
     await e.runner.start()
 
