@@ -48,7 +48,9 @@ async def test_replayed_events_after_a_crash_produce_no_duplicates(bot, pro_fact
     alice, bob = await pro_factory(), await pro_factory()
     room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Crash")
     ledger = bot.app.ledger
-    await asyncio.sleep(0.5)
+    # the bot is past the room's creation and its own join (a later command answered): the
+    # token to rewind to is after them
+    await alice.bot_notices_so_far(room_id, synapse.bot_user_id)
     token_before = ledger.sync_token()
     start = alice.mark(room_id)
     await alice.say(room_id, "!urgent rejouer")
