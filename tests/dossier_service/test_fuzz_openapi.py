@@ -367,7 +367,7 @@ class Chains:
 
     calls: list[Call]
     problems: list[str]
-    files: list[str]  # the file the run starts from, then each file the coordinator opened
+    files: list[str]  # every file the coordinator opened: one per scenario, and the chains'
 
     def reached(self, who: str) -> set[str]:
         return {c.label for c in self.calls if c.who == who and c.status < 300}
@@ -377,33 +377,42 @@ def _sent(case: Any) -> str:
     return f"{case.formatted_path} {case.body} {case.query}"
 
 
-def _run_chains(
-    live: LiveDossier, start: str, caller: Any, aim: Any, inspect: Any, opened: Any
-) -> Chains:
-    """Schemathesis' state machine over the declared links, from the file ``start``. Each call
-    is made as ``caller(case, turn)`` decides, then ``aim(case, who)`` may point its path at
-    existing rows; ``opened(pid)`` runs after each file the coordinator opens. Derandomized:
+def _run_chains(live: LiveDossier, caller: Any, aim: Any, inspect: Any, opened: Any) -> Chains:
+    """Schemathesis' state machine over the declared links. Each scenario starts from a file
+    the coordinator opens for it (``opened(pid)`` runs after each file opened, this one and
+    those the chain opens); an identifier of a file the chain made up is aimed at one of the
+    scenario's files. Each call is made as ``caller(case, turn)`` decides, then ``aim(case,
+    who)`` may point its path elsewhere. Derandomized, and a scenario's answers depend on its
+    own calls only (hypothesis replays a scenario's beginning and requires the same draws):
     the same API answers the same chains, whatever ran before in the session."""
     spec = requests.get(f"{live.url}/api/v1/openapi.json", timeout=10).json()
     # Linking a room is the bot's (tested on its own): schemathesis reads ``room_id`` as a
     # reference to a "Room" no operation creates and would never start a chain by opening a file
     del spec["components"]["schemas"]["PatientCreate"]["properties"]["room_id"]
     schema = schemathesis.openapi.from_dict(spec, config=DECLARED_LINKS_ONLY)
-    chains = Chains([], [], [start])
+    chains = Chains([], [], [])
     session = requests.Session()
+
+    def file_opened(pid: str, scenario: list[str]) -> None:
+        chains.files.append(pid)
+        scenario.append(pid)
+        opened(pid)
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
             self.turn = 0  # each scenario starts again at its first call
             self.who = ""
+            self.files: list[str] = []
+            resp = _as(COORD, "POST", f"{live.url}/api/v1/patients", {"label": "Scénario"})
+            assert resp.status_code == 201, resp.text
+            file_opened(resp.json()["id"], self.files)
 
         def before_call(self, case: Any) -> None:
             self.turn += 1
             self.who = caller(case, self.turn)
-            # a chain that starts on a made-up file id is aimed at a file of this run
             pid = case.path_parameters.get("patient_id") if case.path_parameters else None
-            if pid is not None and pid not in chains.files:
-                case.path_parameters["patient_id"] = chains.files[self.turn % len(chains.files)]
+            if pid is not None and pid not in self.files:
+                case.path_parameters["patient_id"] = self.files[self.turn % len(self.files)]
             aim(case, self.who)
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
@@ -429,8 +438,7 @@ def _run_chains(
                 chains.problems.append(f"{label}: {str(exc).splitlines()[0][:200]}")
             opening = (case.operation.method.upper(), case.operation.path) == OPEN_FILE
             if opening and response.status_code == 201:
-                chains.files.append(response.json()["id"])
-                opened(chains.files[-1])
+                file_opened(response.json()["id"], self.files)
             problem = inspect(case, response, label, who)
             if problem:
                 chains.problems.append(problem)
@@ -451,7 +459,6 @@ def _run_chains(
 def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
     """The coordinator opens each file and puts the member in its circle; the member then
     follows the links: circle, memos, stays, life line, notebook, tasks, events, documents."""
-    start, _ = _file_with_every_row(live.url)  # the member is in its circle
 
     def caller(case: Any, turn: int) -> str:
         label = (case.operation.method.upper(), case.operation.path)
@@ -472,14 +479,30 @@ def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
         )
         assert resp.status_code == 201, resp.text
 
-    chains = _run_chains(live, start, caller, lambda *args: None, lambda *args: None, opened)
+    chains = _run_chains(live, caller, lambda *args: None, lambda *args: None, opened)
+    # the chains went from the new files to the rows created in them, not only refusals
+    assert len(chains.reached(MEMBER)) >= 10, chains.calls
+    # Which rows the chains reached depends on which generated creations the API accepted;
+    # every operation on a file or a row is also tried on a file holding a row of each kind,
+    # and every read of an existing row must answer the member.
+    pid, rows = _file_with_every_row(live.url)  # the member is in its circle
+
+    def aim(case: Any, who: str) -> None:
+        for name in case.path_parameters or {}:
+            case.path_parameters[name] = pid if name == "patient_id" else rows[name]
+
+    for operation in _row_operations(live):
+        _try_on_rows(live, operation, MEMBER, aim, lambda *args: None, chains)
     assert chains.problems == [], "\n".join(sorted(set(chains.problems)))
-    reached = chains.reached(MEMBER)
-    # the chains went from the new file to the rows created in it, not only refusals
-    assert len(reached) >= 10, chains.calls
-    # rows created in the new files: memos, stays, life line, events, documents and their content
-    assert f"GET {DOCUMENT_CONTENT}" in reached, chains.calls
-    assert len({label for label in reached if label.count("{") == 2}) >= 4, chains.calls
+    reads = {f"GET {op.path}" for op in _row_operations(live) if op.method.upper() == "GET"}
+    seeded = {pid, rows["event_id"], rows["task_id"]}
+    answered = {
+        c.label
+        for c in chains.calls
+        if c.who == MEMBER and c.status == 200 and any(i in c.sent for i in seeded)
+    }
+    assert reads - answered == set(), sorted(reads - answered)
+    assert f"GET {DOCUMENT_CONTENT}" in answered
 
 
 def _row_operations(live: LiveDossier) -> list[Any]:
@@ -508,18 +531,22 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
         return OUTSIDER
 
     def aim(case: Any, who: str) -> None:
-        if who != OUTSIDER or not case.path_parameters:
+        """A row the outsider's chain made up is the existing one of that kind, in its file."""
+        params = case.path_parameters or {}
+        made_up = [n for n, v in params.items() if n in rows and str(v) not in theirs]
+        if who != OUTSIDER or not (made_up or params.get("patient_id", pid) not in theirs):
             return
-        for name, value in case.path_parameters.items():
-            if name == "patient_id" and value not in theirs:
-                case.path_parameters[name] = pid
-            elif name in rows and str(value) not in theirs:
-                case.path_parameters[name] = rows[name]
+        for name in params:
+            if name == "patient_id":
+                params[name] = pid
+            elif name in rows:
+                params[name] = rows[name]
 
     def inspect(case: Any, response: Any, label: str, who: str) -> str | None:
         if who == COORD:
-            if response.status_code == 201 and isinstance(response.json(), dict):
-                theirs.add(str(response.json().get("id")))
+            made = response.json() if response.status_code == 201 else None
+            if isinstance(made, dict) and made.get("id"):
+                theirs.add(str(made["id"]))
             return None
         if SECRET in response.text:
             return f"{label}: contenu du dossier lu par un tiers"
@@ -529,7 +556,7 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
         return None
 
     before = _snapshot(live.url, pid, rows)
-    chains = _run_chains(live, pid, caller, aim, inspect, lambda opened: None)
+    chains = _run_chains(live, caller, aim, inspect, theirs.add)
     outsider = [c for c in chains.calls if c.who == OUTSIDER]
     # the outsider followed the links into the coordinator's files (rows made during the run)
     assert len({c.label for c in outsider}) >= 15, chains.calls
@@ -538,12 +565,9 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
         return call.who == OUTSIDER and any(i in call.sent for i in theirs)
 
     tried = {c.label for c in chains.calls if on_theirs(c)}
-    token = auth.issue_session(SESSION_KEY, OUTSIDER, lifetime=3600)
-    headers = {"Authorization": f"Bearer {token}"}
-    session = requests.Session()
     for operation in row_operations:
         if f"{operation.method.upper()} {operation.path}" not in tried:
-            _try_on_theirs(live, operation, session, headers, aim, inspect, chains)
+            _try_on_rows(live, operation, OUTSIDER, aim, inspect, chains)
 
     assert chains.problems == [], "\n".join(sorted(set(chains.problems)))
     # the guard: every operation on a file or a row was tried by the outsider on an existing
@@ -559,17 +583,14 @@ def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier
     assert _snapshot(live.url, pid, rows) == before
 
 
-def _try_on_theirs(
-    live: LiveDossier,
-    operation: Any,
-    session: requests.Session,
-    headers: dict[str, str],
-    aim: Any,
-    inspect: Any,
-    chains: Chains,
+def _try_on_rows(
+    live: LiveDossier, operation: Any, who: str, aim: Any, inspect: Any, chains: Chains
 ) -> None:
-    """A few derandomized cases of ``operation`` as the outsider, aimed at the existing rows."""
+    """A few derandomized cases of ``operation`` as ``who``, aimed at existing rows."""
     label = f"{operation.method.upper()} {operation.path}"
+    token = auth.issue_session(SESSION_KEY, who, lifetime=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    session = requests.Session()
 
     @settings(
         max_examples=3,
@@ -580,10 +601,10 @@ def _try_on_theirs(
     )
     @given(case=operation.as_strategy())
     def once(case: Any) -> None:
-        aim(case, OUTSIDER)
+        aim(case, who)
         response = case.call(base_url=live.url, session=session, headers=headers)
-        chains.calls.append(Call(label, OUTSIDER, response.status_code, _sent(case)))
-        problem = inspect(case, response, label, OUTSIDER)
+        chains.calls.append(Call(label, who, response.status_code, _sent(case)))
+        problem = inspect(case, response, label, who)
         if response.status_code >= 500 or problem:
             chains.problems.append(problem or f"{label}: {response.status_code}")
 
