@@ -104,8 +104,15 @@ class BotApp:
             max_reminders=config.escalation.max_reminders,
         )
         folders = FolderSpaces(io, db, bot_user_id=client.user_id, server_name=config.server_name)
-        flags = FlagService(client, io, cache, folders, escalator, server_name=config.server_name,
-                            intents=ClearIntents(db))  # fmt: skip
+        flags = FlagService(
+            client,
+            io,
+            cache,
+            folders,
+            escalator,
+            server_name=config.server_name,
+            intents=ClearIntents(db),
+        )
         services = BotServices(
             config, client, io, cache, flags, patient_commands.PatientHooks(), db
         )
@@ -136,9 +143,12 @@ class BotApp:
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
         exports = export_commands.ExportService(
-            s.client, s.io, describe_room=people, pending=PendingExports(s.db),
+            s.client,
+            s.io,
+            describe_room=people,
+            pending=PendingExports(s.db),
             command_prefix=s.config.command_prefix,
-        )  # fmt: skip
+        )
         s.arrivals = _arrivals(s, exports)
         if sync is not None:
             sync.bridge.attach(s.arrivals)
@@ -228,13 +238,17 @@ def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrival
     """Newcomers of patient rooms: bundle, retries on device changes, PDF fallback."""
     config = s.config
     arrivals = Arrivals(
-        s.client, s.io, ArrivalStore(s.db),
-        share_bundle=history.share_history_bundle, capable_devices=history.capable_devices,
+        s.client,
+        s.io,
+        ArrivalStore(s.db),
+        share_bundle=history.share_history_bundle,
+        capable_devices=history.capable_devices,
         all_devices=history.device_ids,
         send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
-        direct_room=exports.direct_room, grace_seconds=config.history_fallback_seconds,
+        direct_room=exports.direct_room,
+        grace_seconds=config.history_fallback_seconds,
         window_seconds=config.history_watch_days * 86400,
-    )  # fmt: skip
+    )
     cache, admin_level = s.cache, config.admin_power_level
 
     def is_admin(room_id: str, user: str) -> bool:

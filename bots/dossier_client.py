@@ -174,9 +174,12 @@ class DossierClient:
         self, patient_id: str, room_id: str, *, actor: str | None, key: str
     ) -> dict[str, Any]:
         body = await self.request(
-            "PUT", f"/patients/{_q(patient_id)}/room", json_body={"room_id": room_id},
-            actor=actor, key=key,
-        )  # fmt: skip
+            "PUT",
+            f"/patients/{_q(patient_id)}/room",
+            json_body={"room_id": room_id},
+            actor=actor,
+            key=key,
+        )
         return dict(body or {})
 
     # -- care circle --
@@ -197,27 +200,42 @@ class DossierClient:
         self, patient_id: str, member_id: str, *, actor: str | None, key: str
     ) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/circle/{_q(member_id)}/end", json_body={},
-            actor=actor, key=key,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/circle/{_q(member_id)}/end",
+            json_body={},
+            actor=actor,
+            key=key,
+        )
         return _unwrap(body, "member") or {}
 
     async def mark_left_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/circle/left-room",
-            json_body={"matrix_user_id": user_id}, key=key,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/circle/left-room",
+            json_body={"matrix_user_id": user_id},
+            key=key,
+        )
         return dict(body or {})
 
     # -- liaison notebook --
     async def add_notebook_entry(
-        self, patient_id: str, *, kind: str, text: str, actor: str | None, key: str,
+        self,
+        patient_id: str,
+        *,
+        kind: str,
+        text: str,
+        actor: str | None,
+        key: str,
         from_matrix: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/notebook",
-            json_body={"kind": kind, "text": text}, actor=actor, key=key, from_matrix=from_matrix,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/notebook",
+            json_body={"kind": kind, "text": text},
+            actor=actor,
+            key=key,
+            from_matrix=from_matrix,
+        )
         return _unwrap(body, "entry") or {}
 
     async def notebook(self, patient_id: str, limit: int = 100) -> list[dict[str, Any]]:

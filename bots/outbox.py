@@ -346,8 +346,10 @@ class OutboxWorker:
                     delay = self.outbox.mark_retry(item, exc.errcode)
                     log.info(
                         "dossier indisponible (%s) : envoi %s réessayé dans %d ms",
-                        exc.errcode, item.key, delay,
-                    )  # fmt: skip
+                        exc.errcode,
+                        item.key,
+                        delay,
+                    )
                     break  # keep the order: later items wait for this one
                 except Refused as exc:
                     self.outbox.mark_failed(item, exc.errcode)

@@ -302,10 +302,15 @@ async def end_dossier_sessions(ctx: CliContext, user_id: str) -> bool:
     url = f"{ctx.profile.dossier_url}/api/v1/sessions/revoke"
     headers = {"Authorization": f"Bearer {ctx.secrets.dossier_service_token}"}
     try:
-        async with aiohttp.ClientSession() as http, http.post(
-            url, json={"user_id": user_id}, headers=headers,
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp:  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                url,
+                json={"user_id": user_id},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as resp,
+        ):
             return resp.status == 200
     except (aiohttp.ClientError, TimeoutError, OSError):
         return False

@@ -102,8 +102,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             + ") : « cercle down » les arrête"
         )
     try:
-        check_ports(ctx.profile, with_dossier=any(s.present() and s.name == "dossier"
-                                                  for s in SERVICES))  # fmt: skip
+        check_ports(
+            ctx.profile, with_dossier=any(s.present() and s.name == "dossier" for s in SERVICES)
+        )
     except PortBusy as exc:
         raise CliError(str(exc)) from None
     if args.detach:

@@ -229,16 +229,30 @@ class MailServers:
         """The server drops every IMAP connection of ``address`` (``doveadm kick``)."""
         subprocess.run(
             ["doveadm", "-c", str(self.base / "dovecot.conf"), "kick", address],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def new_uidvalidity(self, address: str, value: int) -> None:
         """The server renumbers the INBOX (a restored or migrated mailbox)."""
         subprocess.run(
-            ["doveadm", "-c", str(self.base / "dovecot.conf"), "mailbox", "update",
-             "-u", address, "--uid-validity", str(value), "INBOX"],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
+            [
+                "doveadm",
+                "-c",
+                str(self.base / "dovecot.conf"),
+                "mailbox",
+                "update",
+                "-u",
+                address,
+                "--uid-validity",
+                str(value),
+                "INBOX",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def stop(self) -> None:
         self.relay.stop()
@@ -303,11 +317,20 @@ def start_mail_servers() -> MailServers:
     conf = base / "dovecot.conf"
     conf.write_text(
         _DOVECOT_CONF.format(
-            base=base, cert=cert, key=key, mail=mail_dir, login_user=login_user,
-            internal_user=internal_user, internal_group=internal_group, mail_uid=mail_uid,
-            mail_gid=mail_gid, imaps=imaps, lmtp=lmtp, domain=DOMAIN,
+            base=base,
+            cert=cert,
+            key=key,
+            mail=mail_dir,
+            login_user=login_user,
+            internal_user=internal_user,
+            internal_group=internal_group,
+            mail_uid=mail_uid,
+            mail_gid=mail_gid,
+            imaps=imaps,
+            lmtp=lmtp,
+            domain=DOMAIN,
         )
-    )  # fmt: skip
+    )
     (base / "users").write_text("")
     (base / "users").chmod(0o644)
     proc = subprocess.Popen(

@@ -89,14 +89,24 @@ def build(
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
     bridge = DossierBridge(
-        client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
-        patient_room_request=patient_room_request, server_name=server_name,
+        client=client,
+        io=io,
+        dossier=dossier,
+        store=store,
+        patient_rooms=patient_rooms,
+        patient_room_request=patient_room_request,
+        server_name=server_name,
         creators=creators,
-    )  # fmt: skip
+    )
     worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
     bridge.worker = worker
-    feed = FeedConsumer(dossier, store, bridge.on_file_event, poll_seconds=poll_seconds,
-                        quiet_handler=bridge.on_old_file_event)  # fmt: skip
+    feed = FeedConsumer(
+        dossier,
+        store,
+        bridge.on_file_event,
+        poll_seconds=poll_seconds,
+        quiet_handler=bridge.on_old_file_event,
+    )
     return DossierSync(dossier, outbox, store, bridge, worker, feed)
 
 
@@ -112,11 +122,16 @@ def connect(services: Any) -> DossierSync | None:
         return None
     dossier_url, token = default_endpoint(config)
     return build(
-        client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
-        data_dir=config.data_dir, homeserver_url=config.homeserver_url,
-        server_name=config.server_name, dossier_url=dossier_url, service_token=token,
+        client=services.client,
+        io=services.io,
+        patient_rooms=services.cache.patient_rooms,
+        data_dir=config.data_dir,
+        homeserver_url=config.homeserver_url,
+        server_name=config.server_name,
+        dossier_url=dossier_url,
+        service_token=token,
         creators=getattr(services.cache, "creators", None),
-    )  # fmt: skip
+    )
 
 
 def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
@@ -124,9 +139,13 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     config = services.config
     categories = _categories()
     dossier_commands.register(
-        registry, client=services.client, bridge=sync.bridge, dossier=sync.dossier,
-        homeserver_url=config.homeserver_url, categories=categories,
-    )  # fmt: skip
+        registry,
+        client=services.client,
+        bridge=sync.bridge,
+        dossier=sync.dossier,
+        homeserver_url=config.homeserver_url,
+        categories=categories,
+    )
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
@@ -150,11 +169,16 @@ def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
     async def created(event: PatientRoomCreated) -> None:
         sync.bridge.note_fresh(event.room_id)
         sync.outbox.enqueue(
-            idempotency_key(event.room_id, "file"), "patient.create",
-            {"room_id": event.room_id, "label": event.label, "actor": event.requester,
-             "pseudonym": event.pseudonym},  # the file takes the room's pseudonymous id
+            idempotency_key(event.room_id, "file"),
+            "patient.create",
+            {
+                "room_id": event.room_id,
+                "label": event.label,
+                "actor": event.requester,
+                "pseudonym": event.pseudonym,
+            },  # the file takes the room's pseudonymous id
             room_id=event.room_id,
-        )  # fmt: skip
+        )
         sync.worker.wake()
 
     hooks.created.append(created)
@@ -197,8 +221,9 @@ class FlagJournal:
         self.sync = sync
 
     @staticmethod
-    def _raised_text(kind: Any, by: str, at_ms: int, motif: str | None,
-                     assignee: str | None) -> str:  # fmt: skip
+    def _raised_text(
+        kind: Any, by: str, at_ms: int, motif: str | None, assignee: str | None
+    ) -> str:
         text = f"Signalement « {getattr(kind, 'label', str(kind))} » par {by} le {_paris(at_ms)}"
         if assignee:
             text += f", à traiter par {assignee}"
@@ -212,44 +237,66 @@ class FlagJournal:
         when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
         return f"Signalement « {label} » levé par {by} le {when}"
 
-    async def flag_raising(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
-                           assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+    async def flag_raising(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
         text = self._raised_text(kind, by, at_ms, motif, assignee)
         self._write(room_id, text, by, command_event_id, "flag-raised", held=True)
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
-                          assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+    async def flag_raised(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
         text = self._raised_text(kind, by, at_ms, motif, assignee)
         self._write(room_id, text, by, command_event_id, "flag-raised", held=False)
 
     async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
 
-    async def flag_clearing(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
-                            command_event_id: str) -> None:  # fmt: skip
+    async def flag_clearing(
+        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
+    ) -> None:
         text = self._cleared_text(kind, by, at_ms)
         self._write(room_id, text, by, command_event_id, "flag-cleared", held=True)
 
-    async def flag_cleared(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
-                           command_event_id: str) -> None:  # fmt: skip
+    async def flag_cleared(
+        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
+    ) -> None:
         text = self._cleared_text(kind, by, at_ms)
         self._write(room_id, text, by, command_event_id, "flag-cleared", held=False)
 
     async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
 
-    def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
-               held: bool) -> None:  # fmt: skip
+    def _write(
+        self, room_id: str, text: str, by: str, event_id: str, purpose: str, *, held: bool
+    ) -> None:
         if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(
             room_id
         ):
             return
         key = idempotency_key(event_id, purpose)
         self.sync.outbox.enqueue(
-            key, "notebook.add",
+            key,
+            "notebook.add",
             {"kind": "signalement", "text": text, "actor": by, "room_id": room_id},
             at_ms=now_ms() + self.hold_ms if held else None,
-        )  # fmt: skip
+        )
         if not held:
             self.sync.outbox.release(key)
             self.sync.worker.wake()
@@ -273,9 +320,10 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         options = values.get("options") or "toute la conversation"
         text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
         sync.outbox.enqueue(
-            idempotency_key(ctx.event_id, command.name), "notebook.add",
+            idempotency_key(ctx.event_id, command.name),
+            "notebook.add",
             {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
-        )  # fmt: skip
+        )
         sync.worker.wake()
 
     observers.append(observe)

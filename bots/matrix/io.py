@@ -308,9 +308,11 @@ class MatrixIO:
         from bots.matrix.cross_signing import _api
 
         status, answer = await _api(
-            self.client, "POST", "/_matrix/client/v3/user_directory/search",
+            self.client,
+            "POST",
+            "/_matrix/client/v3/user_directory/search",
             {"search_term": term, "limit": limit},
-        )  # fmt: skip
+        )
         if status != 200:
             raise MatrixRequestError("user_directory", str(answer.get("errcode")), status)
         return [

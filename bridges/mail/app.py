@@ -103,23 +103,34 @@ class MailBridge:
             config, client, io, store, vault, http, filing.proposal if filing else None
         )
         sender = MailSender(
-            store, vault, SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security),
-            config.imap_host, config.imap_port, mailboxes.tls,
-        )  # fmt: skip
+            store,
+            vault,
+            SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security),
+            config.imap_host,
+            config.imap_port,
+            mailboxes.tls,
+        )
         dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
         handlers = BridgeHandlers(
-            client, io, store, sender,
+            client,
+            io,
+            store,
+            sender,
             server_name=config.server_name,
             connect_mailbox=mailboxes.connect_mailbox,
             fetch_mail=mailboxes.fetch_mail,
             fetch_file=mailboxes.fetch_file,
             filing=filing,
             directory=dossier,
-        )  # fmt: skip
+        )
         sync_loop = SyncLoop(
-            client, ledger, handlers, UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms, backoff_max_seconds=config.backoff_max_seconds,
-        )  # fmt: skip
+            client,
+            ledger,
+            handlers,
+            UndecryptableEvents(client, ledger),
+            timeout_ms=config.sync_timeout_ms,
+            backoff_max_seconds=config.backoff_max_seconds,
+        )
         return cls(
             config, client, db, store, io, mailboxes, sender, sync_loop, handlers, dossier, http
         )
@@ -171,14 +182,20 @@ class MailBridge:
                 except SendRefused as exc:  # marked refused: told once, never retried
                     text = f"Courrier non envoyé : {exc.message}."
                     await self.io.send_notice(
-                        mailbox.room_id, text, html.escape(text),
-                        txn_id=txn_for(event_id, "refused"), reply_to=event_id,
-                    )  # fmt: skip
+                        mailbox.room_id,
+                        text,
+                        html.escape(text),
+                        txn_id=txn_for(event_id, "refused"),
+                        reply_to=event_id,
+                    )
                     continue
                 if carried is not None:
                     plain, body = sent_notice(*carried)
                     await self.io.send_notice(
-                        mailbox.room_id, plain, body, txn_id=txn_for(event_id, "sent"),
+                        mailbox.room_id,
+                        plain,
+                        body,
+                        txn_id=txn_for(event_id, "sent"),
                         reply_to=event_id,
-                    )  # fmt: skip
+                    )
             await asyncio.sleep(RETRY_SECONDS)

@@ -72,23 +72,35 @@ class Filing:
         stamp = mail.date.strftime("%Y%m%d") if mail.date else "courrier"
         filed = [f"courrier-{stamp}.txt"]
         await self.dossier.upload_document(
-            pid, category=category, filename=filed[0], data=mail_as_text(mail),
-            actor=mailbox.owner, key=f"{key}|mail",
-        )  # fmt: skip
+            pid,
+            category=category,
+            filename=filed[0],
+            data=mail_as_text(mail),
+            actor=mailbox.owner,
+            key=f"{key}|mail",
+        )
         refused: list[str] = []
         for i, attachment in enumerate(mail.attachments):
             try:
                 await self.dossier.upload_document(
-                    pid, category=category, filename=attachment.filename, data=attachment.data,
-                    actor=mailbox.owner, key=f"{key}|file-{i}",
-                )  # fmt: skip
+                    pid,
+                    category=category,
+                    filename=attachment.filename,
+                    data=attachment.data,
+                    actor=mailbox.owner,
+                    key=f"{key}|file-{i}",
+                )
                 filed.append(attachment.filename)
             except Refused:
                 refused.append(attachment.filename)
         await self.dossier.add_notebook_entry(
-            pid, kind="note", text=notebook_text(mail, category), actor=mailbox.owner,
-            key=f"{key}|note", from_matrix=False,
-        )  # fmt: skip
+            pid,
+            kind="note",
+            text=notebook_text(mail, category),
+            actor=mailbox.owner,
+            key=f"{key}|note",
+            from_matrix=False,
+        )
         label = str(patient.get("label") or pid)
         url = self.dossier.patient_page_url(pid)
         plain = (

@@ -149,10 +149,14 @@ class BridgeHandlers:
                 draft = dataclasses.replace(draft, to=(await self._from_directory(draft.to_words),))
             files = await self._room_files(mailbox, ctx.event_id)
             message = compose(
-                sender=mailbox.address, to=draft.to, subject=draft.subject, text=draft.text,
+                sender=mailbox.address,
+                to=draft.to,
+                subject=draft.subject,
+                text=draft.text,
                 message_id=message_id_for(ctx.event_id, mailbox.address),
-                date=_at(ctx.origin_server_ts), files=[f for _, f in files],
-            )  # fmt: skip
+                date=_at(ctx.origin_server_ts),
+                files=[f for _, f in files],
+            )
             await self._send(ctx, mailbox, message)
             self.store.use_room_files([e for e, _ in files], ctx.event_id)
 
@@ -260,11 +264,15 @@ class BridgeHandlers:
             original = parse_mail(await self.fetch_mail(mailbox, replied))
             to = original.reply_to or original.sender_address
             message = compose(
-                sender=mailbox.address, to=[to], subject=reply_subject(original.subject),
-                text=text, message_id=message_id_for(ctx.event_id, mailbox.address),
-                date=_at(ctx.origin_server_ts), in_reply_to=original.message_id,
+                sender=mailbox.address,
+                to=[to],
+                subject=reply_subject(original.subject),
+                text=text,
+                message_id=message_id_for(ctx.event_id, mailbox.address),
+                date=_at(ctx.origin_server_ts),
+                in_reply_to=original.message_id,
                 references=original.references,
-            )  # fmt: skip
+            )
             await self._send(ctx, mailbox, message)
         else:  # a replay after a crash: the stored mail is carried on
             await self._send(ctx, mailbox, None)
@@ -282,9 +290,12 @@ class BridgeHandlers:
         if carried is not None:  # None: sent before a restart, its notice already posted
             plain, body = sent_notice(*carried)
             await self.io.send_notice(
-                ctx.room_id, plain, body, txn_id=txn_for(ctx.event_id, "sent"),
+                ctx.room_id,
+                plain,
+                body,
+                txn_id=txn_for(ctx.event_id, "sent"),
                 reply_to=ctx.event_id,
-            )  # fmt: skip
+            )
 
     # -- helpers --
     def _own_mailbox(self, ctx: CommandContext) -> Mailbox:

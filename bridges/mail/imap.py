@@ -54,9 +54,12 @@ class ImapSession:
     async def open(self, login: str, password: str) -> None:
         try:
             client = aioimaplib.IMAP4(
-                self._host, self._port, timeout=self._timeout, ssl_context=self._context,
+                self._host,
+                self._port,
+                timeout=self._timeout,
+                ssl_context=self._context,
                 conn_lost_cb=lambda _exc: self._lost.set(),
-            )  # fmt: skip
+            )
             self._client = client
             await client.wait_hello_from_server()
             resp = await client.login(login, password)

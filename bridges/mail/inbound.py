@@ -69,9 +69,12 @@ class MailPoster:
                 room_id, plain, body, txn_id=txn_for(intent, "unparseable")
             )
             await self.io.send_file(
-                room_id, raw, filename="courrier.eml", mimetype="message/rfc822",
+                room_id,
+                raw,
+                filename="courrier.eml",
+                mimetype="message/rfc822",
                 txn_id=txn_for(intent, "eml"),
-            )  # fmt: skip
+            )
             return event_id, None, ()
         proposal = None
         if mail.ins and self.propose is not None:
@@ -88,9 +91,12 @@ class MailPoster:
             )
         if cut:
             await self.io.send_file(
-                room_id, raw, filename="courrier.eml", mimetype="message/rfc822",
+                room_id,
+                raw,
+                filename="courrier.eml",
+                mimetype="message/rfc822",
                 txn_id=txn_for(intent, "eml"),
-            )  # fmt: skip
+            )
         return event_id, mail.message_id, mail.references
 
 
@@ -155,8 +161,10 @@ class MailboxWatcher:
                 self.store.set_state(self.owner, STATE_ERROR, "serveur de messagerie injoignable")
                 log.warning(
                     "boîte de %s : serveur injoignable (%s), nouvel essai dans %.0f s",
-                    self.owner, exc, delay,
-                )  # fmt: skip
+                    self.owner,
+                    exc,
+                    delay,
+                )
                 await self._sleep(delay)
                 delay = min(delay * 2, self.settings.backoff_max_seconds)
             finally:

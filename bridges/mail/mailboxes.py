@@ -72,14 +72,22 @@ class Mailboxes:
         if old is not None:
             old.cancel()
         settings = ImapSettings(
-            self.config.imap_host, self.config.imap_port, self.config.ca_file,
-            self.config.poll_seconds, self.config.idle_seconds,
-            self.config.max_mail_size, self.config.backoff_max_seconds,
-        )  # fmt: skip
+            self.config.imap_host,
+            self.config.imap_port,
+            self.config.ca_file,
+            self.config.poll_seconds,
+            self.config.idle_seconds,
+            self.config.max_mail_size,
+            self.config.backoff_max_seconds,
+        )
         watcher = MailboxWatcher(
-            owner, self.store, self.vault, self.poster, settings,
+            owner,
+            self.store,
+            self.vault,
+            self.poster,
+            settings,
             on_login_refused=self._login_refused,
-        )  # fmt: skip
+        )
         self.watchers[owner] = asyncio.create_task(self._guarded(watcher), name=f"imap-{owner}")
 
     async def _guarded(self, watcher: MailboxWatcher) -> None:
@@ -157,9 +165,12 @@ class Mailboxes:
             raise UserError("Un fichier du salon est illisible : il n'a pas pu être joint.")
         with tempfile.TemporaryDirectory(dir=self.config.data_dir) as tmp:
             fetcher = MediaFetcher(
-                self.http, self.config.homeserver_url, str(self.client.access_token), Path(tmp),
+                self.http,
+                self.config.homeserver_url,
+                str(self.client.access_token),
+                Path(tmp),
                 max_bytes=self.config.max_mail_size,
-            )  # fmt: skip
+            )
             try:
                 fetched = await fetcher.fetch(source)
             except MediaError as exc:
@@ -171,6 +182,9 @@ class Mailboxes:
             return
         plain, body = login_refused_notice(mailbox.owner, mailbox.address)
         await self.io.send_notice(
-            mailbox.room_id, plain, body, mentions=[mailbox.owner],
+            mailbox.room_id,
+            plain,
+            body,
+            mentions=[mailbox.owner],
             txn_id=txn_for(f"{mailbox.owner}|{mailbox.credentials_version}", "login-refused"),
-        )  # fmt: skip
+        )

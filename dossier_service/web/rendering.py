@@ -65,9 +65,11 @@ class Pages:
             if p.is_file()
         }
         self.env.filters.update(
-            date=fmt_date, datetime=fmt_datetime, time=fmt_time,
+            date=fmt_date,
+            datetime=fmt_datetime,
+            time=fmt_time,
             role_label=lambda r: ROLE_LABELS.get(r, r),
-        )  # fmt: skip
+        )
         self.env.globals.update(
             static_url=self.static_url,
             display_name=display_name,

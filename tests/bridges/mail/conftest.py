@@ -45,10 +45,13 @@ def bridge_account(synapse: Any) -> str:
     user_id = f"@{BRIDGE_LOCALPART}:{synapse.server_name}"
     asyncio.run(
         ensure_bridge_account(
-            synapse.base_url, synapse.admin_token, synapse.secrets,
-            user_id=user_id, display_name="Courriers",
+            synapse.base_url,
+            synapse.admin_token,
+            synapse.secrets,
+            user_id=user_id,
+            display_name="Courriers",
         )
-    )  # fmt: skip
+    )
     return user_id
 
 

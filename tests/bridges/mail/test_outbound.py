@@ -34,8 +34,9 @@ def parsed(raw: bytes) -> email.message.EmailMessage:
     return msg
 
 
-async def wait_mails(servers: Any, address: str, n: int, folder: str = "INBOX",
-                     timeout: float = 60.0) -> list[email.message.EmailMessage]:  # fmt: skip
+async def wait_mails(
+    servers: Any, address: str, n: int, folder: str = "INBOX", timeout: float = 60.0
+) -> list[email.message.EmailMessage]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = [parsed(r) for r in await asyncio.to_thread(servers.messages, address, folder)]
@@ -45,9 +46,12 @@ async def wait_mails(servers: Any, address: str, n: int, folder: str = "INBOX",
 
 
 async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
     bridge_account: str,
-) -> None:  # fmt: skip
+) -> None:
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     runner = bridge_factory()
@@ -65,11 +69,15 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     (mail_event,) = await wait_count(pro, room_id, mail_events, 1)
 
     # a Matrix reply to the mail: mailed to the Reply-To, threaded
-    await pro.say(room_id, "", {
-        "msgtype": "m.text",
-        "body": "> <@cercle-courrier:x> ✉️ Courrier de …\n\nBien reçu, je passe demain à 9 h.",
-        "m.relates_to": {"m.in_reply_to": {"event_id": mail_event.event_id}},
-    })  # fmt: skip
+    await pro.say(
+        room_id,
+        "",
+        {
+            "msgtype": "m.text",
+            "body": "> <@cercle-courrier:x> ✉️ Courrier de …\n\nBien reçu, je passe demain à 9 h.",
+            "m.relates_to": {"m.in_reply_to": {"event_id": mail_event.event_id}},
+        },
+    )
     await wait_notice(pro, room_id, "Courrier envoyé")
     (answer,) = await wait_mails(mail_servers, jean, 1)
     assert answer["In-Reply-To"] == "<orig-1@chu.mss.test>"
@@ -84,14 +92,25 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     # as Element sends a file in an encrypted room: AES-CTR ciphertext, keys in the event
     pdf_data = mails.PDF + bytes(20_000)  # many lines: bare LF would be refused by SMTP
     ciphertext, keys = encrypt_attachment(pdf_data)
-    upload, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
-                                        filesize=len(ciphertext))  # fmt: skip
-    await pro.say(room_id, "", {
-        "msgtype": "m.file", "body": "ordonnance.pdf",
-        "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
-        "file": {"url": upload.content_uri, "key": keys["key"], "iv": keys["iv"],
-                 "hashes": keys["hashes"], "v": keys["v"]},
-    })  # fmt: skip
+    upload, _ = await pro.client.upload(
+        lambda *_: ciphertext, content_type="application/octet-stream", filesize=len(ciphertext)
+    )
+    await pro.say(
+        room_id,
+        "",
+        {
+            "msgtype": "m.file",
+            "body": "ordonnance.pdf",
+            "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
+            "file": {
+                "url": upload.content_uri,
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "v": keys["v"],
+            },
+        },
+    )
     await pro.say(room_id, f"!courrier à {jean} objet Ordonnance de M. R.\nBonjour,\nCi-joint.")
     await wait_notice(pro, room_id, "Ordonnance de M. R.")
     received = await wait_mails(mail_servers, jean, 2)
@@ -112,9 +131,13 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
 
 
 async def test_killed_between_matrix_reply_and_smtp_sends_once(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Any,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    tmp_path: Any,
+) -> None:
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     data = tmp_path / "mail-out"
@@ -156,9 +179,13 @@ async def test_killed_between_matrix_reply_and_smtp_sends_once(
 
 
 async def test_refused_login_is_told_once_and_not_retried(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Any,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    tmp_path: Any,
+) -> None:
     marie, marie_pw = mailbox_factory()
     data = tmp_path / "mail-refused"
     runner = bridge_factory(data)

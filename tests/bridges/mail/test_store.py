@@ -58,14 +58,26 @@ def test_config_off_by_default_and_bad_values_named() -> None:
     profile = load_profile(env={})
     assert not bridge_enabled(profile)
     assert not next(s for s in SERVICES if s.name == "courrier").enabled(profile)
-    on = load_profile(env={}, extra={"mail_bridge": {
-        "enabled": True, "imap_host": "imap.mssante.test", "smtp_host": "smtp.mssante.test"}})  # fmt: skip
+    on = load_profile(
+        env={},
+        extra={
+            "mail_bridge": {
+                "enabled": True,
+                "imap_host": "imap.mssante.test",
+                "smtp_host": "smtp.mssante.test",
+            }
+        },
+    )
     assert next(s for s in SERVICES if s.name == "courrier").enabled(on)
     config = MailBridgeConfig.from_profile(on)
     assert config.user_id == "@cercle-courrier:cercle.localhost" and config.imap_port == 993
     assert config.max_mail_size == 50 * 1024 * 1024
-    bad = load_profile(env={}, extra={"mail_bridge": {"enabled": True, "imap_host": "x",
-                                                      "smtp_host": "y", "imap_port": 0}})  # fmt: skip
+    bad = load_profile(
+        env={},
+        extra={
+            "mail_bridge": {"enabled": True, "imap_host": "x", "smtp_host": "y", "imap_port": 0}
+        },
+    )
     with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
         MailBridgeConfig.from_profile(bad)
 
@@ -77,10 +89,14 @@ def test_cercle_status_lists_each_mailbox(
     from cercle.context import CliContext
     from deployment.secrets import Secrets
 
-    profile = load_profile(env={}, extra={
-        "var_dir": str(tmp_path), "homeserver": {"port": 9},
-        "mail_bridge": {"enabled": True, "imap_host": "i", "smtp_host": "s"},
-    })  # fmt: skip
+    profile = load_profile(
+        env={},
+        extra={
+            "var_dir": str(tmp_path),
+            "homeserver": {"port": 9},
+            "mail_bridge": {"enabled": True, "imap_host": "i", "smtp_host": "s"},
+        },
+    )
     store = BridgeStore(open_database(tmp_path / "mail" / "bridge.sqlite3"))
     store.save_credentials("@m:x", "m@mss.test", b"sealed")
     store.mark_login_refused("@m:x", 1)
@@ -88,8 +104,11 @@ def test_cercle_status_lists_each_mailbox(
     (box,) = report["services"]["courrier"]["mailboxes"]
     assert box["state"] == "connexion refusée" and box["error"].startswith("identifiant")
     assert "sealed" not in str(report)
-    off = status_report(CliContext(load_profile(env={}, extra={"var_dir": str(tmp_path)}),
-                                   Secrets.load_or_create(tmp_path)))  # fmt: skip
+    off = status_report(
+        CliContext(
+            load_profile(env={}, extra={"var_dir": str(tmp_path)}), Secrets.load_or_create(tmp_path)
+        )
+    )
     assert off["services"]["courrier"]["state"] == "disabled"
 
 
@@ -105,9 +124,16 @@ def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
     store.save_credentials("@m:x", "m@mss.test", b"s")
     store.set_rooms("@m:x", "!courriers", "!space")
     handlers = BridgeHandlers(
-        client, None, store, None, server_name="x",  # type: ignore[arg-type]
-        connect_mailbox=None, fetch_mail=None, fetch_file=None, filing=None,  # type: ignore[arg-type]
-    )  # fmt: skip
+        client,
+        None,
+        store,
+        None,
+        server_name="x",  # type: ignore[arg-type]
+        connect_mailbox=None,
+        fetch_mail=None,
+        fetch_file=None,
+        filing=None,  # type: ignore[arg-type]
+    )
 
     def room(room_id: str, *members: str) -> MatrixRoom:
         r = MatrixRoom(room_id, "@cercle-courrier:x")
@@ -116,10 +142,15 @@ def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
         return r
 
     def text(sender: str, body: str) -> RoomMessageText:
-        return RoomMessageText.from_dict({
-            "type": "m.room.message", "event_id": "$e", "sender": sender,
-            "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": body},
-        })  # type: ignore[return-value]  # fmt: skip
+        return RoomMessageText.from_dict(
+            {
+                "type": "m.room.message",
+                "event_id": "$e",
+                "sender": sender,
+                "origin_server_ts": 1,
+                "content": {"msgtype": "m.text", "body": body},
+            }
+        )  # type: ignore[return-value]
 
     assert handlers.wants(text("@m:x", "!aide"), room("!dm", "@m:x"))
     assert not handlers.wants(text("@m:x", "!urgent"), room("!patient", "@m:x", "@j:x"))
