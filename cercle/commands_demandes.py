@@ -14,13 +14,12 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from deployment.conventions import PARIS
 from dossier_service.directory.mail import smtp_from_section
 
-PARIS = ZoneInfo("Europe/Paris")
 ACTOR = "cli"
 
 

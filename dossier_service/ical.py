@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
+
 PRODID = "-//Cercle//Dossier de coordination//FR"
 MAX_LINE_OCTETS = 75
 

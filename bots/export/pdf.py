@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fontTools import ttLib
 from fpdf import FPDF
@@ -41,6 +40,7 @@ from bots.export.layout import (
     TranscriptLayout,
 )
 from bots.export.transcript import Attachment, Entry, TranscriptHeader
+from deployment.conventions import PARIS
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ FAMILY = "dejavu"
 # Without it, emoji print as « [emoji] » (and a warning says so once per export).
 EMOJI_FAMILY = "cercle-emoji"
 EMOJI_FONT_FILES = (Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"),)
-PARIS = ZoneInfo("Europe/Paris")
 MARGIN = 15.0
 IMAGE_DPI = 150  # pixels kept per inch of printed size
 IMAGE_MAX_PIXELS = 800  # 120 mm wide at 170 dpi: print quality, small PDF

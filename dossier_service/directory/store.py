@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deployment.conventions import sqlite_pragmas
+
 SCHEMA_VERSION = 2
 
 # secondary indexes dropped before a first bulk import and rebuilt after it
@@ -189,10 +191,7 @@ def connect(path: Path | str, *, check_same_thread: bool = True) -> sqlite3.Conn
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=check_same_thread)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
+    sqlite_pragmas(conn, busy_timeout_ms=10000, foreign_keys=True)
     conn.execute("PRAGMA cache_size=-65536")
     migrate(conn)
     return conn

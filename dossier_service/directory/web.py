@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+
+from deployment.conventions import PARIS
 
 from .account_requests import AccountRequests, HomeserverAdmin, RequestError
 from .request_form import LABELS, validate
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 CSRF_COOKIE = "annuaire_csrf"
 MAX_FORM_BYTES = 16 * 1024
-PARIS = ZoneInfo("Europe/Paris")
 SEARCH_CONNECTIONS = 4  # searches run in worker threads, each with its own connection
 
 
