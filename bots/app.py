@@ -139,7 +139,7 @@ class BotApp:
         )  # fmt: skip
         s.arrivals = _arrivals(s, exports)
         if sync is not None:
-            sync.bridge.attach(s.arrivals)
+            sync.membership.attach(s.arrivals)
         patient_commands.register(
             registry,
             client=s.client,
