@@ -32,6 +32,7 @@ from bots.dossier_link.arrivals import watch as watch_arrivals
 from bots.dossier_link.service import DossierSync
 from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
+from bots.export.service import ExportService
 from bots.export.welcome import TranscriptSender
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.intents import ClearIntents
@@ -133,7 +134,7 @@ class BotApp:
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
-        exports = export_commands.ExportService(
+        exports = ExportService(
             s.client, s.io, describe_room=people, pending=PendingExports(s.db),
             command_prefix=s.config.command_prefix,
         )  # fmt: skip
@@ -216,7 +217,7 @@ class BotApp:
         self.db.close()
 
 
-def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrivals:
+def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     """Newcomers of patient rooms: bundle, retries on device changes, PDF fallback."""
     config = s.config
     arrivals = Arrivals(
