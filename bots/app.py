@@ -39,7 +39,7 @@ from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import cross_signing, history
+from bots.matrix import cross_signing, history, history_bundles
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_state import RoomStateCache
@@ -222,8 +222,9 @@ def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     config = s.config
     arrivals = Arrivals(
         s.client, s.io, ArrivalStore(s.db),
-        share_bundle=history.share_history_bundle, capable_devices=history.capable_devices,
-        all_devices=history.device_ids,
+        share_bundle=history_bundles.share_history_bundle,
+        capable_devices=history_bundles.capable_devices,
+        all_devices=history_bundles.device_ids,
         send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
         direct_room=exports.direct_room, grace_seconds=config.history_fallback_seconds,
         window_seconds=config.history_watch_days * 86400,
