@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployment.conventions import open_private_sqlite
+from deployment.conventions import open_private_sqlite, write_private
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +177,7 @@ class Outbox:
         os.chmod(self.blob_dir, 0o700)
         path = self.blob_dir / digest
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_private(path, data)
         return digest
 
     def read_blob(self, digest: str) -> bytes:

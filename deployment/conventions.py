@@ -5,6 +5,7 @@
   (``@localpart:server[:port]``, the localpart in the spec's historical lower-case set).
 * ``sqlite_pragmas`` / ``open_private_sqlite``: how a component's own SQLite file is opened
   (write-ahead log, ``synchronous=NORMAL``, a busy timeout, the file private to the account).
+* ``write_private``: a private file (0600) written atomically (temporary name, fsync, rename).
 
 It lives in ``deployment/`` because every component already depends on it and it depends on
 no component (standard library only): ``bots``, ``dossier_service``, ``bridges``, ``backup``,
@@ -14,6 +15,7 @@ the layering. A top-level package would also need every installed copy re-instal
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -48,3 +50,14 @@ def open_private_sqlite(
     sqlite_pragmas(conn, busy_timeout_ms=busy_timeout_ms)
     path.chmod(0o600)
     return conn
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600) atomically: written to a temporary name, then renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)

@@ -136,11 +136,10 @@ def connect(services: Any) -> DossierSync | None:
 def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
     config = services.config
-    categories = _categories()
     dossier_commands.register(
         registry, client=services.client, links=sync.links, worker=sync.worker,
         arrivals=services.arrivals, dossier=sync.dossier, roles=sync.roles,
-        homeserver_url=config.homeserver_url, categories=categories,
+        homeserver_url=config.homeserver_url,
     )  # fmt: skip
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
@@ -150,12 +149,6 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     if isinstance(background, list):
         background.extend(sync.jobs())
     return sync
-
-
-def _categories() -> tuple[str, ...]:
-    from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
-
-    return DEFAULT_DOCUMENT_CATEGORIES
 
 
 # ---------------------------------------------------------------------------------- hooks

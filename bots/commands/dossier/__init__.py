@@ -8,13 +8,10 @@ is in ``access``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from nio import AsyncClient
 
 from bots.commands.dossier import circle, documents, link, notebook, tasks
 from bots.commands.dossier.access import FileAccess
-from bots.commands.dossier.documents import DEFAULT_CATEGORIES
 from bots.commands.registry import CommandRegistry
 from bots.dossier_client import DossierClient
 from bots.dossier_link.arrivals import Arrivals
@@ -32,7 +29,6 @@ def register(
     arrivals: Arrivals,
     dossier: DossierClient,
     homeserver_url: str,
-    categories: Sequence[str] = DEFAULT_CATEGORIES,
     roles: RoleLabels,
     wait_seconds: float = 3.0,
     max_document_bytes: int = 25 * 1024 * 1024,
@@ -41,6 +37,7 @@ def register(
     link.register(registry, access)
     circle.register(registry, access, arrivals, roles)
     notebook.register(registry, access)
-    documents.register(registry, access, homeserver_url=homeserver_url, categories=categories,
-                       max_document_bytes=max_document_bytes)  # fmt: skip
+    documents.register(
+        registry, access, homeserver_url=homeserver_url, max_document_bytes=max_document_bytes
+    )
     tasks.register(registry, access)

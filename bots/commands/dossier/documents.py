@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -15,15 +15,6 @@ from bots.export.media import MediaError, MediaFetcher, MediaSource
 from bots.matrix.events import replied_to
 from bots.outbox import Refused, Unavailable
 
-DEFAULT_CATEGORIES = (
-    "compte rendu",
-    "ordonnance",
-    "bilan",
-    "courrier",
-    "photo",
-    "administratif",
-    "autre",
-)
 ATTACHMENTS = ("m.file", "m.image", "m.video", "m.audio")
 
 
@@ -32,7 +23,6 @@ def register(
     access: FileAccess,
     *,
     homeserver_url: str,
-    categories: Sequence[str] = DEFAULT_CATEGORIES,
     max_document_bytes: int = 25 * 1024 * 1024,
 ) -> None:
     @registry.command(
@@ -46,7 +36,7 @@ def register(
         category = values["catégorie"].strip().lower()
         await access.check_before_writing(ctx)
         valid = await known_categories()
-        if category not in valid:
+        if valid and category not in valid:
             listing = ", ".join(valid)
             raise UserError(f"Catégorie inconnue : « {category[:60]} ». Catégories : {listing}.")
         reply_to = await replied_to(access.client, ctx.room_id, ctx.event_id, wait_for_server=True)
@@ -65,12 +55,15 @@ def register(
                 f"📄 « {filename} » classé dans les documents du dossier (catégorie {category}).",
             )
 
+    last_read: list[str] = []
+
     async def known_categories() -> list[str]:
-        try:
-            found = await access.dossier.document_categories()
-        except (Unavailable, Refused):
-            found = []
-        return found or list(categories)
+        """The dossier's categories (the deployment's vocabulary, read from its catalogue);
+        while it is away, the last ones read; none read yet: the dossier checks on delivery
+        (a category it refuses is told in the room, like any refused write)."""
+        with contextlib.suppress(Unavailable, Refused):
+            last_read[:] = await access.dossier.document_categories()
+        return list(last_read)
 
     async def download(source: MediaSource) -> bytes:
         with tempfile.TemporaryDirectory(prefix="cercle-doc-") as tmp:
