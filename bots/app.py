@@ -32,13 +32,14 @@ from bots.dossier_link.arrivals import watch as watch_arrivals
 from bots.dossier_link.service import DossierSync
 from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
+from bots.export.service import ExportService
 from bots.export.welcome import TranscriptSender
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import cross_signing, history
+from bots.matrix import cross_signing, history, history_bundles
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
@@ -142,7 +143,7 @@ class BotApp:
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
-        exports = export_commands.ExportService(
+        exports = ExportService(
             s.client,
             s.io,
             describe_room=people,
@@ -151,7 +152,7 @@ class BotApp:
         )
         s.arrivals = _arrivals(s, exports)
         if sync is not None:
-            sync.bridge.attach(s.arrivals)
+            sync.membership.attach(s.arrivals)
         patient_commands.register(
             registry,
             client=s.client,
@@ -234,16 +235,16 @@ class BotApp:
         self.db.close()
 
 
-def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrivals:
+def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     """Newcomers of patient rooms: bundle, retries on device changes, PDF fallback."""
     config = s.config
     arrivals = Arrivals(
         s.client,
         s.io,
         ArrivalStore(s.db),
-        share_bundle=history.share_history_bundle,
-        capable_devices=history.capable_devices,
-        all_devices=history.device_ids,
+        share_bundle=history_bundles.share_history_bundle,
+        capable_devices=history_bundles.capable_devices,
+        all_devices=history_bundles.device_ids,
         send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
         direct_room=exports.direct_room,
         grace_seconds=config.history_fallback_seconds,

@@ -311,13 +311,22 @@ class DossierClient:
         body = await self.request("GET", f"/patients/{_q(patient_id)}/documents")
         return list(_items(body, "documents"))
 
-    async def document_categories(self) -> list[str]:
+    async def catalogue(self) -> Mapping[str, Any]:
+        """The deployment's vocabularies (``/api/v1/catalogue``, dossier_service/api/meta.py)."""
         body = await self.request("GET", "/catalogue")
-        if isinstance(body, Mapping):
-            cats = body.get("document_categories")
-            if isinstance(cats, list):
-                return [str(c) for c in cats]
-        return []
+        return body if isinstance(body, Mapping) else {}
+
+    async def document_categories(self) -> list[str]:
+        cats = (await self.catalogue()).get("document_categories")
+        return [str(c) for c in cats] if isinstance(cats, list) else []
+
+    async def role_labels(self) -> dict[str, str]:
+        """The care circle's roles, code → label, as the dossier names them."""
+        roles = (await self.catalogue()).get("roles")
+        if not isinstance(roles, list):
+            return {}
+        return {str(r["code"]): str(r["label"]) for r in roles
+                if isinstance(r, Mapping) and r.get("code") and r.get("label")}  # fmt: skip
 
 
 def _q(value: str) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 
 from cercle import rgpd
 from cercle.commands_admin import (
-    PARIS,
     existing_user,
     format_timestamp,
     parse_user_id,
@@ -25,6 +24,7 @@ from cercle.commands_admin import (
 from cercle.commands_demandes import ACTOR
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from deployment.conventions import PARIS
 from deployment.profile import ProfileError
 from dossier_service.config import config_from_profile
 from homeserver import legal

@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import icalendar
 
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
+
 PRODID = "-//Cercle//Dossier de coordination//FR"
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")

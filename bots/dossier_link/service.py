@@ -1,8 +1,9 @@
 """Wiring of the dossier link into the bot (``install``), called once by ``bots.app``.
 
 It builds the dossier client (service token from the deployment's secrets), the durable
-outbox and the sync store (``<var>/bot/dossier.sqlite3``), the bridge, the dossier command
-family, and returns the background jobs the app runs: the outbox worker, the event-feed
+outbox and the sync store (``<var>/bot/dossier.sqlite3``), the services of the link (room ↔
+file ``links``, outbox ``delivery``, feed ``file_events``, circle ↔ ``membership``,
+``announcements``), the dossier command families, and returns the background jobs the app runs: the outbox worker, the event-feed
 consumer and the overdue-task announcer. Hooks: ``!patient nouveau`` also opens the file;
 flags raised/cleared, exports, invitations and departures write liaison-notebook entries.
 """
@@ -22,8 +23,14 @@ from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
-from bots.dossier_link.bridge import DossierBridge
+from bots.dossier_link.announcements import Announcements
+from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
+from bots.dossier_link.file_events import FileEvents
+from bots.dossier_link.links import FileLinks
+from bots.dossier_link.membership import CircleMembership
+from bots.dossier_link.operations import AddNotebookEntry, CreatePatient
+from bots.dossier_link.roles import RoleLabels
 from bots.dossier_link.store import SyncStore
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
@@ -38,20 +45,25 @@ class DossierSync:
     dossier: DossierClient
     outbox: Outbox
     store: SyncStore
-    bridge: DossierBridge
+    links: FileLinks
+    roles: RoleLabels
+    announcements: Announcements
+    membership: CircleMembership
+    file_events: FileEvents
     worker: OutboxWorker
     feed: FeedConsumer
 
     def jobs(self, overdue_interval_seconds: float = 60.0) -> list[Job]:
         return [
             self.worker.run,
+            self.roles.load_at_start,
             self._feed_then_close,
-            lambda: self.bridge.run_overdue(overdue_interval_seconds),
+            lambda: self.announcements.run_overdue(overdue_interval_seconds),
         ]
 
     async def _feed_then_close(self) -> None:
         try:
-            await self.bridge.wait_ready()
+            await self.links.wait_ready()
             await self.feed.run()
         finally:
             await self.dossier.close()
@@ -88,26 +100,18 @@ def build(
     outbox = Outbox(conn, data_dir / "outbox-blobs")
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
-    bridge = DossierBridge(
-        client=client,
-        io=io,
-        dossier=dossier,
-        store=store,
-        patient_rooms=patient_rooms,
-        patient_room_request=patient_room_request,
-        server_name=server_name,
-        creators=creators,
-    )
-    worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
-    bridge.worker = worker
-    feed = FeedConsumer(
-        dossier,
-        store,
-        bridge.on_file_event,
-        poll_seconds=poll_seconds,
-        quiet_handler=bridge.on_old_file_event,
-    )
-    return DossierSync(dossier, outbox, store, bridge, worker, feed)
+    links = FileLinks(client=client, io=io, dossier=dossier, store=store,
+                      patient_rooms=patient_rooms, creators=creators)  # fmt: skip
+    roles = RoleLabels(dossier)
+    announcements = Announcements(links, roles)
+    delivery = OutboxDelivery(links, announcements, outbox)
+    worker = OutboxWorker(outbox, delivery.deliver, on_outcome=delivery.on_late_outcome)
+    membership = CircleMembership(links, worker)
+    events = FileEvents(links, membership, announcements, patient_room_request)
+    feed = FeedConsumer(dossier, store, events.on_file_event, poll_seconds=poll_seconds,
+                        quiet_handler=events.on_old_file_event)  # fmt: skip
+    return DossierSync(dossier, outbox, store, links, roles, announcements, membership, events,
+                       worker, feed)  # fmt: skip
 
 
 def connect(services: Any) -> DossierSync | None:
@@ -137,15 +141,11 @@ def connect(services: Any) -> DossierSync | None:
 def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
     config = services.config
-    categories = _categories()
     dossier_commands.register(
-        registry,
-        client=services.client,
-        bridge=sync.bridge,
-        dossier=sync.dossier,
+        registry, client=services.client, links=sync.links, worker=sync.worker,
+        arrivals=services.arrivals, dossier=sync.dossier, roles=sync.roles,
         homeserver_url=config.homeserver_url,
-        categories=categories,
-    )
+    )  # fmt: skip
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
@@ -156,29 +156,16 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     return sync
 
 
-def _categories() -> tuple[str, ...]:
-    from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
-
-    return DEFAULT_DOCUMENT_CATEGORIES
-
-
 # ---------------------------------------------------------------------------------- hooks
 def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
-        sync.bridge.note_fresh(event.room_id)
-        sync.outbox.enqueue(
-            idempotency_key(event.room_id, "file"),
-            "patient.create",
-            {
-                "room_id": event.room_id,
-                "label": event.label,
-                "actor": event.requester,
-                "pseudonym": event.pseudonym,
-            },  # the file takes the room's pseudonymous id
-            room_id=event.room_id,
-        )
+        sync.links.note_fresh(event.room_id)
+        op = CreatePatient(room_id=event.room_id, label=event.label, actor=event.requester,
+                           pseudonym=event.pseudonym)  # fmt: skip
+        sync.outbox.enqueue(idempotency_key(event.room_id, "file"), op.name, op.payload(),
+                            room_id=event.room_id)  # fmt: skip
         sync.worker.wake()
 
     hooks.created.append(created)
@@ -189,7 +176,7 @@ def hook_membership(sync: DossierSync, client: AsyncClient) -> None:
 
     async def on_member(room: Any, event: RoomMemberEvent) -> None:
         try:
-            await sync.bridge.on_member_event(room.room_id, event)
+            await sync.membership.on_member_event(room.room_id, event)
         except Exception:
             log.exception("événement de membre non traité room=%s", room.room_id)
 
@@ -283,20 +270,13 @@ class FlagJournal:
     async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
 
-    def _write(
-        self, room_id: str, text: str, by: str, event_id: str, purpose: str, *, held: bool
-    ) -> None:
-        if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(
-            room_id
-        ):
+    def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
+               held: bool) -> None:  # fmt: skip
+        if not self.sync.links.is_patient_room(room_id):
             return
         key = idempotency_key(event_id, purpose)
-        self.sync.outbox.enqueue(
-            key,
-            "notebook.add",
-            {"kind": "signalement", "text": text, "actor": by, "room_id": room_id},
-            at_ms=now_ms() + self.hold_ms if held else None,
-        )
+        entry = AddNotebookEntry(kind="signalement", text=text, actor=by, room_id=room_id)
+        self.sync.membership.enqueue(key, entry, at_ms=now_ms() + self.hold_ms if held else None)
         if not held:
             self.sync.outbox.release(key)
             self.sync.worker.wake()
@@ -314,17 +294,13 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         if command.name != "export":
             return
         room_id = ctx.room_id
-        if room_id not in sync.bridge.patient_rooms and not sync.store.patient_of(room_id):
+        if not sync.links.is_patient_room(room_id):
             return
         when = _paris(ctx.origin_server_ts)
         options = values.get("options") or "toute la conversation"
         text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
-        sync.outbox.enqueue(
-            idempotency_key(ctx.event_id, command.name),
-            "notebook.add",
-            {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
-        )
-        sync.worker.wake()
+        entry = AddNotebookEntry(text=text, actor=ctx.sender, room_id=room_id)
+        sync.membership.enqueue(idempotency_key(ctx.event_id, command.name), entry)
 
     observers.append(observe)
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from dossier_service.ical import PARIS, occurrences, paris_day_bounds
+from deployment.conventions import PARIS
+from dossier_service.ical import occurrences, paris_day_bounds
 from dossier_service.web.fr_dates import MONTHS, WEEKDAYS, fmt_long_date, fmt_month
 
 VIEWS = ("jour", "semaine", "mois", "liste")

@@ -11,18 +11,18 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
+from deployment.conventions import MATRIX_USER_ID, PARIS
 from dossier_service import bounded
 from dossier_service.api.agenda import event_access
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
-    PARIS,
     RecurrenceError,
     normalise_rrule,
     paris_day_bounds,
 )
 from dossier_service.models.agenda import AgendaFeedToken
 from dossier_service.policy import Action
-from dossier_service.schemas import MATRIX_USER_ID, EventIn, EventUpdate
+from dossier_service.schemas import EventIn, EventUpdate
 from dossier_service.services import agenda as agenda_service
 from dossier_service.services import patients as patients_service
 from dossier_service.services.errors import ServiceError

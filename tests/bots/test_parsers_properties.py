@@ -44,13 +44,9 @@ def _declared_commands() -> CommandRegistry:
     )
     flag_commands.register(declared, nothing, motif_max_length=200)
     export_commands.register(declared, nothing)
-    dossier_commands.register(
-        declared,
-        client=nothing,
-        bridge=nothing,
-        dossier=nothing,
-        homeserver_url="http://127.0.0.1:9",
-    )
+    dossier_commands.register(declared, client=nothing, links=nothing, worker=nothing, roles=nothing,
+                              arrivals=nothing, dossier=nothing,
+                              homeserver_url="http://127.0.0.1:9")  # fmt: skip
     help_commands.register(declared)
     return declared
 

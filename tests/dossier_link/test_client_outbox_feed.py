@@ -238,3 +238,39 @@ async def test_feed_resumes_after_a_crash_without_loss_or_double(
         assert await FeedConsumer(client, store, working).run_once() == 0
     finally:
         await client.close()
+
+
+async def test_role_labels_are_the_dossiers_read_once_it_answers(dossier_server: Any) -> None:
+    """The bot keeps no copy of the care circle's roles: it reads the dossier's catalogue. The
+    dossier away at start: the bot waits for it (never a made-up label), then reads them."""
+    from bots.dossier_link.roles import RoleLabels
+    from dossier_service.models.circle import ROLE_LABELS
+
+    client = DossierClient(
+        dossier_server.url, dossier_server.config.service_token, timeout_seconds=2
+    )
+    roles = RoleLabels(client, retry_max_seconds=0.2)
+    try:
+        await dossier_server.stop()
+        with pytest.raises(Unavailable):
+            await roles.get()
+        loading = asyncio.create_task(roles.load_at_start())
+        await asyncio.sleep(0.5)
+        assert not loading.done() and not roles.loaded  # still waiting for the dossier
+        await dossier_server.start()
+        await asyncio.wait_for(loading, 20)
+        assert dict(await roles.get()) == ROLE_LABELS
+        assert (await roles.get())["medecin_traitant"] == "médecin traitant"
+    finally:
+        await client.close()
+
+
+async def test_role_labels_refused_token_stops_loudly(dossier_server: Any) -> None:
+    from bots.dossier_link.roles import RoleLabels
+
+    client = DossierClient(dossier_server.url, "not-the-service-token", timeout_seconds=2)
+    try:
+        with pytest.raises(Refused):
+            await asyncio.wait_for(RoleLabels(client).load_at_start(), 10)
+    finally:
+        await client.close()

@@ -112,7 +112,7 @@ async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) ->
     nurse = await env.make_pro()
     app = env.runner.app
     assert app is not None
-    bridge = app.dossier_sync.bridge
+    links = app.dossier_sync.links
     io = app.services.io
     real = io.create_room
     made: list[str] = []
@@ -124,8 +124,8 @@ async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) ->
 
     io.create_room = create_then_die
     with pytest.raises(asyncio.CancelledError):
-        await bridge.direct_room(nurse.user_id, "test")
+        await links.direct_room(nurse.user_id, "test")
     io.create_room = real
-    assert bridge.store.direct_room(nurse.user_id) is None  # as after a restart
-    again = await bridge.direct_room(nurse.user_id, "test")
+    assert links.store.direct_room(nurse.user_id) is None  # as after a restart
+    again = await links.direct_room(nurse.user_id, "test")
     assert made == [again]

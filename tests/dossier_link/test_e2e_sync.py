@@ -364,10 +364,10 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     # a birthday later: the daily pass edits the pinned message with the new age
     app = env.runner.app
     assert app is not None
-    bridge = app.dossier_sync.bridge
-    bridge.today = lambda: date(2027, 3, 2)
-    assert await bridge.refresh_ages() == 1
-    assert await bridge.refresh_ages() == 0  # nothing changed since
+    links = app.dossier_sync.links
+    links.today = lambda: date(2027, 3, 2)
+    assert await links.refresh_ages() == 1
+    assert await links.refresh_ages() == 0  # nothing changed since
     await gp.wait_notice(room_id, "né(e) le 02/03/1948 (79 ans)")
 
     # a death declared by mistake, then cancelled: both told in the room, identity kept current
@@ -558,9 +558,9 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
     )
     app = env.runner.app
     assert app is not None
-    bridge = app.dossier_sync.bridge
-    await bridge.announce_overdue()  # announces it, unless the bot's own job just did
-    assert await bridge.announce_overdue() == 0  # announced: never again
+    announcements = app.dossier_sync.announcements
+    await announcements.announce_overdue()  # announces it, unless the bot's own job just did
+    assert await announcements.announce_overdue() == 0  # announced: never again
     late = await coord.wait_notice(room_id, "⏰ Tâche en retard : « Bilan sanguin »")
     assert coord.user_id in late.source["content"]["m.mentions"]["user_ids"]
     dms = []

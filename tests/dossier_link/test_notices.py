@@ -169,3 +169,19 @@ def test_other_file_events() -> None:
         )
         is None
     )
+
+
+def test_circle_notices_name_roles_as_the_dossier_does() -> None:
+    event = {
+        "type": "circle.changed",
+        "payload": {
+            "display_name": "B",
+            "matrix_user_id": "@b:x",
+            "role": "medecin_traitant",
+            "has_access": True,
+        },
+    }
+    labelled = render_event(event, URL, roles={"medecin_traitant": "médecin traitant"})
+    assert labelled is not None and "est désormais médecin traitant, habilité" in labelled.plain
+    unknown = render_event(event, URL, roles={})  # a role the dossier does not name: its code
+    assert unknown is not None and "est désormais medecin_traitant" in unknown.plain

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from dossier_service.ical import PARIS
+from deployment.conventions import PARIS
 from dossier_service.web.agenda_view import build_agenda, period
 from dossier_service.web.fr_dates import age_on, fmt_datetime, fmt_long_date
 from dossier_service.web.timeline import render_life_line
