@@ -103,10 +103,11 @@ class MailBridge:
             config, client, io, store, vault, http, filing.proposal if filing else None
         )
         sender = MailSender(
-            store, vault, SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security),
+            store, vault,
+            SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security,
+                         sent_copy_by_server=config.sent_copy_by_server),
             config.imap_host, config.imap_port, mailboxes.tls,
         )  # fmt: skip
-        dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
         handlers = BridgeHandlers(
             client, io, store, sender,
             server_name=config.server_name,
@@ -162,7 +163,7 @@ class MailBridge:
         while True:
             for event_id, owner in self.store.unfinished_outgoing():
                 mailbox = self.store.mailbox(owner)
-                if mailbox is None or mailbox.room_id is None:
+                if mailbox is None or mailbox.room_id is None or not mailbox.connected:
                     continue
                 try:
                     carried = await self.sender.send(event_id, mailbox, None)

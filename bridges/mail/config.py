@@ -26,6 +26,9 @@ class MailBridgeConfig:
     smtp_host: str
     smtp_port: int
     smtp_security: str = "tls"  # "tls" (implicit, port 465) or "starttls" (port 587)
+    # the operator files a copy of every submitted mail in the Sent folder itself: the bridge
+    # then never APPENDs, and that copy tells after a crash whether a mail left (outbound.py)
+    sent_copy_by_server: bool = False
     ca_file: Path | None = None  # an extra CA (private operator, tests); default: system CAs
     poll_seconds: float = 60.0  # without IDLE
     idle_seconds: float = 600.0  # an IDLE is renewed at least this often
@@ -70,6 +73,7 @@ class MailBridgeConfig:
             smtp_host=_text(section, "smtp_host"),
             smtp_port=_port(section, "smtp_port"),
             smtp_security=_choice(section, "smtp_security", ("tls", "starttls")),
+            sent_copy_by_server=_flag(section, "sent_copy_by_server"),
             ca_file=Path(section["ca_file"]) if section.get("ca_file") else None,
             poll_seconds=_positive(section, "poll_seconds"),
             idle_seconds=_positive(section, "idle_seconds"),
@@ -106,6 +110,13 @@ def _positive(section: Mapping[str, Any], key: str, *, zero_ok: bool = False) ->
     if value < 0 or (value == 0 and not zero_ok):
         raise ProfileError(f"mail_bridge.{key} : valeur hors limites ({value})")
     return float(value)
+
+
+def _flag(section: Mapping[str, Any], key: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise ProfileError(f"mail_bridge.{key} : true ou false attendu")
+    return value
 
 
 def _choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:

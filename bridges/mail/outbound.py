@@ -1,13 +1,28 @@
 """Outgoing mail: a reply to a mail in the Courriers room, or ``!courrier``, sent by SMTP
 submission (TLS, the professional's own login) and filed in her Sent folder.
 
-At most once per Matrix event, across crashes: the composed mail (with a Message-ID derived
-from the event) is stored ``pending`` before anything is sent; ``sent`` once the submission
-server accepted it; ``filed`` once it is in the Sent folder. A restart (the sync loop hands
-the unfinished event again, and ``resume`` walks the table) carries on from the recorded
-state, so a crash between the Matrix message and the SMTP submission sends the mail once.
-Only a crash inside the SMTP exchange itself (after the server's 250, before the local
-record) can send it twice; it then carries the same Message-ID, which receivers dedupe on.
+Once per Matrix event, across crashes. The composed mail, with a Message-ID derived from the
+event, is stored ``pending`` before anything is sent, and moves on through:
+
+- ``submitting``: written (committed) just before the SMTP exchange starts;
+- ``sent``: the submission server answered 250 to DATA;
+- ``filed``: the mail is in the Sent folder (the bridge's APPEND, or the server's own copy).
+
+A restart carries on from the recorded state (the sync loop hands the unfinished event again,
+and the retry task walks the table). The one window a local record cannot close is a crash
+inside the SMTP exchange, after the server accepted DATA and before ``sent`` is written: the
+state is then ``submitting`` and the bridge cannot tell from its own records whether the mail
+left. It asks the mailbox: the Sent folder is searched over IMAP for the mail's Message-ID.
+
+- With ``sent_copy_by_server`` (the operator files a copy of every submitted mail in Sent,
+  as MSSanté webmail operators do), that copy is the server's receipt: found, the mail is
+  marked sent and filed without a second submission; absent, it never left and is submitted.
+- Without it, the bridge files its own copy after the 250, so an absent copy proves nothing:
+  the mail is submitted again, with the same Message-ID (receivers' clients merge the two),
+  and the log says so. At least once rather than maybe never, for clinical mail.
+
+Before its own APPEND the bridge also looks for the Message-ID in Sent, so a crash between
+the APPEND and ``filed`` never files the copy twice.
 """
 
 from __future__ import annotations
@@ -108,6 +123,7 @@ class SmtpSettings:
     port: int
     security: str  # tls | starttls
     timeout: float = 60.0
+    sent_copy_by_server: bool = False  # the server files each submitted mail in Sent itself
 
 
 def submit(
@@ -183,8 +199,20 @@ class MailSender:
             if state in ("refused", "filed") or raw is None:
                 return None
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
-            if state == "pending":
+            message_id = row[1]
+            if state == "submitting" and await self._in_sent(mailbox, password, message_id):
+                # crashed after the server accepted it: its copy in Sent is the receipt
+                log.info("courrier déjà accepté avant l'arrêt event=%s : pas renvoyé", event_id)
+                self.store.set_outgoing(event_id, "filed")
+                state = "filed"
+            elif state == "submitting" and not self.smtp.sent_copy_by_server:
+                log.warning(
+                    "envoi interrompu event=%s : issue inconnue, renvoyé (même Message-ID)",
+                    event_id,
+                )
+            if state in ("pending", "submitting"):
                 to = _recipients(raw)
+                self.store.set_outgoing(event_id, "submitting")
                 try:
                     await asyncio.to_thread(
                         submit, self.smtp, self.tls, mailbox.address, password, raw, to
@@ -192,20 +220,38 @@ class MailSender:
                 except SendRefused:
                     self.store.set_outgoing(event_id, "refused")  # told once, never retried
                     raise
+                except SendUnavailable:
+                    self.store.set_outgoing(event_id, "pending")  # not accepted: plain retry
+                    raise
                 self.store.set_outgoing(event_id, "sent")
                 log.info("courrier envoyé event=%s", event_id)
                 state = "sent"
             if state == "sent":
-                await self._file(mailbox, password, raw)
+                if not self.smtp.sent_copy_by_server:
+                    await self._file(mailbox, password, raw, message_id)
                 self.store.set_outgoing(event_id, "filed")
             headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
             return str(headers.get("To", "")), str(headers.get("Subject", ""))
 
-    async def _file(self, mailbox: Mailbox, password: str, raw: bytes) -> None:
+    async def _in_sent(self, mailbox: Mailbox, password: str, message_id: str) -> bool:
         session = ImapSession(self.imap_host, self.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
-            await session.append(raw, await session.sent_folder())
+            return await session.holds_message_id(await session.sent_folder(), message_id)
+        except LoginRefused as exc:
+            raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
+        except MailServerError as exc:
+            raise SendUnavailable("imap") from exc
+        finally:
+            await session.close()
+
+    async def _file(self, mailbox: Mailbox, password: str, raw: bytes, message_id: str) -> None:
+        session = ImapSession(self.imap_host, self.imap_port, self.tls)
+        try:
+            await session.open(mailbox.address, password)
+            folder = await session.sent_folder()
+            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
+                await session.append(raw, folder)
         except LoginRefused as exc:
             raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
         except MailServerError as exc:

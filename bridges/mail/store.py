@@ -6,7 +6,7 @@
 - ``mails``: each mail posted (UIDVALIDITY, UID → the Matrix event), for exactly-once
   posting, replies (Message-ID, References) and ``!classer``;
 - ``outgoing``: each mail sent from Matrix, keyed by the Matrix event that asked for it,
-  with its state (``pending`` → ``sent`` → ``filed``) so a restart sends it at most once.
+  with its state (``pending`` → ``submitting`` → ``sent`` → ``filed``, see ``outbound``).
 
 No mail content is stored: subjects and bodies stay in the mailbox and the encrypted room.
 """
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
     event_id TEXT PRIMARY KEY,        -- the Matrix reply or !courrier command
     owner TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    state TEXT NOT NULL,              -- pending | sent | filed | refused
+    state TEXT NOT NULL,              -- pending | submitting | sent | filed | refused
     raw BLOB,                         -- the composed mail until it is filed, then NULL
     updated_at INTEGER NOT NULL
 );
@@ -82,6 +82,11 @@ class Mailbox:
     @property
     def login_refused(self) -> bool:
         return self.refused_version == self.credentials_version
+
+    @property
+    def connected(self) -> bool:
+        """False once she disconnected it (the password is gone; room and history stay)."""
+        return bool(self.sealed_password)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,14 @@ class BridgeStore:
             "credentials_version=credentials_version+1, state='nouvelle', error=NULL, "
             "updated_at=excluded.updated_at",
             (owner, address, sealed, now_ms()),
+        )
+
+    def disconnect(self, owner: str) -> None:
+        """The sealed password erased; the room, its mails and the position are kept."""
+        self._db.execute(
+            "UPDATE mailboxes SET sealed_password=x'', credentials_version=credentials_version+1, "
+            "state='déconnectée', error=NULL, updated_at=? WHERE owner=?",
+            (now_ms(), owner),
         )
 
     def set_rooms(self, owner: str, room_id: str, space_id: str) -> None:
@@ -220,6 +233,14 @@ class BridgeStore:
             return None
         return PostedMail(row[0], row[1], row[2], row[3], row[4], tuple(row[5].split()))
 
+    def recent_mails(self, owner: str, limit: int) -> list[PostedMail]:
+        rows = self._db.execute(
+            "SELECT owner, uidvalidity, uid, event_id, message_id, references_ FROM mails "
+            "WHERE owner=? ORDER BY posted_at DESC, uid DESC LIMIT ?",
+            (owner, limit),
+        ).fetchall()
+        return [PostedMail(r[0], r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows]
+
     def count_posted(self, owner: str) -> int:
         return int(
             self._db.execute("SELECT count(*) FROM mails WHERE owner=?", (owner,)).fetchone()[0]
@@ -250,7 +271,7 @@ class BridgeStore:
     def unfinished_outgoing(self) -> list[tuple[str, str]]:
         """(event id, owner) of the mails a crash left pending or unfiled."""
         rows = self._db.execute(
-            "SELECT event_id, owner FROM outgoing WHERE state IN ('pending', 'sent') "
+            "SELECT event_id, owner FROM outgoing WHERE state IN ('pending', 'submitting', 'sent') "
             "ORDER BY updated_at"
         )
         return [(r[0], r[1]) for r in rows.fetchall()]
