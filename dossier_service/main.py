@@ -14,17 +14,23 @@ import os
 import signal
 import sys
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 from aiohttp import web
 
+from bridges.mail.config import bridge_enabled
+from bridges.mail.control_client import SECRET_FILE as CONTROL_SECRET
+from bridges.mail.control_client import MailBridgeClient, control_socket_path
 from deployment.processes import PRIVATE_UMASK
+from deployment.secrets import read_or_create
 from dossier_service import memory
 from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.directory import web as directory_web
 from dossier_service.directory.settings import settings_from_profile
 from dossier_service.migrate import upgrade
+from dossier_service.web import courriers
 
 log = logging.getLogger("dossier_service")
 
@@ -69,7 +75,8 @@ async def _serve(config_root: Path | None) -> None:
 
 
 def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Extension]:
-    """The professional directory (issue 7) lives in the same process."""
+    """The professional directory (issue 7) lives in the same process; the Courriers page
+    (issue 16) when the mail bridge is enabled."""
 
     def mount_directory(app: web.Application) -> None:
         directory_web.setup(
@@ -78,7 +85,14 @@ def _extensions(profile: Any, secrets: Any, config: DossierConfig) -> list[Exten
             authenticate=directory_web.dossier_authenticator(config),
         )
 
-    return [mount_directory]
+    extensions: list[Extension] = [mount_directory]
+    if bridge_enabled(profile):  # the Courriers page talks to the bridge's control socket
+        client = MailBridgeClient(
+            control_socket_path(profile.var_dir),
+            read_or_create(secrets.directory, CONTROL_SECRET, lambda: token_urlsafe(32)),
+        )
+        extensions.append(lambda app: courriers.setup(app, client))
+    return extensions
 
 
 def main(argv: list[str] | None = None) -> int:

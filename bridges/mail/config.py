@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.config import BotConfig
+from bridges.mail.control_client import control_socket_path
 from deployment.profile import Profile, ProfileError, parse_size
 
 
@@ -38,6 +39,7 @@ class MailBridgeConfig:
     dossier_url: str | None = None  # for !classer (None: no filing)
     sync_timeout_ms: int = 30_000
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
+    control_socket: Path | None = None  # the dossier's Courriers page (control.py); None: off
 
     @property
     def database_path(self) -> Path:
@@ -80,6 +82,7 @@ class MailBridgeConfig:
             backfill=int(_positive(section, "backfill", zero_ok=True)),
             max_mail_size=parse_size(section.get("max_mail_size", "50M")),
             dossier_url=profile.dossier_url,
+            control_socket=control_socket_path(profile.var_dir),
         )
         return dataclasses.replace(config, **overrides) if overrides else config
 

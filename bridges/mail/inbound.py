@@ -125,7 +125,12 @@ class MailboxWatcher:
         delay = 1.0
         while True:
             mailbox = self.store.mailbox(self.owner)
-            if mailbox is None or mailbox.room_id is None or mailbox.login_refused:
+            if (
+                mailbox is None
+                or mailbox.room_id is None
+                or mailbox.login_refused
+                or not mailbox.connected
+            ):
                 return  # nothing to watch until `!connecter` starts a new watcher
             session = ImapSession(self.settings.host, self.settings.port, self._tls)
             try:

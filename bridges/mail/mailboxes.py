@@ -57,7 +57,7 @@ class Mailboxes:
 
     def watch_all(self) -> None:
         for mailbox in self.store.mailboxes():
-            if mailbox.room_id is not None:
+            if mailbox.room_id is not None and mailbox.connected:
                 self.watch(mailbox.owner)
 
     async def stop(self) -> None:
@@ -130,6 +130,41 @@ class Mailboxes:
         self.watch(owner)
         log.info("boîte reliée pour %s room=%s", owner, room_id)
         return room_id
+
+    async def disconnect(self, owner: str) -> bool:
+        """Her watcher stopped and her password erased; False when nothing was connected."""
+        mailbox = self.store.mailbox(owner)
+        if mailbox is None or not mailbox.connected:
+            return False
+        task = self.watchers.pop(owner, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.store.disconnect(owner)
+        log.info("boîte déconnectée pour %s", owner)
+        return True
+
+    async def recent(self, mailbox: Mailbox, limit: int) -> list[tuple[str, bytes | None]]:
+        """(event id, header bytes or None when gone) of her latest mails posted."""
+        posted = self.store.recent_mails(mailbox.owner, limit)
+        if not posted:
+            return []
+        session = ImapSession(self.config.imap_host, self.config.imap_port, self.tls)
+        try:
+            await session.open(
+                mailbox.address, self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
+            )
+            out = []
+            for mail in posted:
+                same = session.uidvalidity == mail.uidvalidity
+                out.append((mail.event_id, await session.fetch_headers(mail.uid) if same else None))
+            return out
+        except LoginRefused:
+            raise UserError("La messagerie a refusé la connexion de votre boîte.") from None
+        except MailServerError:
+            raise UserError("La messagerie ne répond pas ; réessayez dans un instant.") from None
+        finally:
+            await session.close()
 
     async def fetch_mail(self, mailbox: Mailbox, event_id: str) -> bytes:
         posted = self.store.mail_of_event(event_id)
