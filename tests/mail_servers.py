@@ -267,7 +267,8 @@ class _Relay:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        if not address.lower().endswith("@" + DOMAIN):
+        known = address.lower() in (a.lower() for a in self.servers.passwords)
+        if not (known or address.lower().endswith("@" + DOMAIN)):
             return "550 5.1.1 destinataire inconnu"
         envelope.rcpt_tos.append(address)
         return "250 OK"
