@@ -222,12 +222,13 @@ def login_refused_notice(owner: str, address: str) -> tuple[str, str]:
     plain = (
         f"La messagerie sécurisée a refusé la connexion de votre boîte {address} "
         "(identifiant ou mot de passe). Les courriers ne sont plus relayés : envoyez à nouveau "
-        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot."
+        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot, ou reliez-la "
+        "sur la page Courriers du dossier."
     )
     body = (
         f"{mention_html(owner)} : la messagerie sécurisée a refusé la connexion de votre boîte "
         f"{html.escape(address)} (identifiant ou mot de passe). Les courriers ne sont plus "
         "relayés : envoyez à nouveau <code>!connecter &lt;adresse&gt; &lt;mot de passe&gt;</code> "
-        "dans votre conversation avec ce bot."
+        "dans votre conversation avec ce bot, ou reliez-la sur la page Courriers du dossier."
     )
     return plain, body

@@ -4,7 +4,9 @@ submission (TLS, the professional's own login) and filed in her Sent folder.
 Once per Matrix event, across crashes. The composed mail, with a Message-ID derived from the
 event, is stored ``pending`` before anything is sent, and moves on through:
 
-- ``submitting``: written (committed) just before the SMTP exchange starts;
+- ``submitting``: written (committed) just before the SMTP exchange starts, and kept when
+  the exchange fails without a clear refusal (a connection lost after DATA may still have
+  delivered the mail);
 - ``sent``: the submission server answered 250 to DATA;
 - ``filed``: the mail is in the Sent folder (the bridge's APPEND, or the server's own copy).
 
@@ -207,7 +209,8 @@ class MailSender:
                 state = "filed"
             elif state == "submitting" and not self.smtp.sent_copy_by_server:
                 log.warning(
-                    "envoi interrompu event=%s : issue inconnue, renvoyé (même Message-ID)",
+                    "envoi précédent sans réponse event=%s : issue inconnue, soumis de nouveau "
+                    "(même Message-ID)",
                     event_id,
                 )
             if state in ("pending", "submitting"):
@@ -219,9 +222,6 @@ class MailSender:
                     )
                 except SendRefused:
                     self.store.set_outgoing(event_id, "refused")  # told once, never retried
-                    raise
-                except SendUnavailable:
-                    self.store.set_outgoing(event_id, "pending")  # not accepted: plain retry
                     raise
                 self.store.set_outgoing(event_id, "sent")
                 log.info("courrier envoyé event=%s", event_id)

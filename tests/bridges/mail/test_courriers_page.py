@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -100,8 +101,9 @@ def key_of(page: str) -> str:
 
 async def test_courriers_page_connects_files_and_disconnects(
     bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, site: tuple[Site, Path, str],
+    bridge_account: str, site: tuple[Site, Path, str], caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
     web_site, socket, secret = site
     marie, marie_pw = mailbox_factory()
     runner = bridge_factory(dossier_url=web_site.config.public_url, control_socket=socket)
@@ -201,6 +203,8 @@ async def test_courriers_page_connects_files_and_disconnects(
     await wait_notice(pro, room_id, "Votre boîte est déconnectée", start=start)
     status, page = await web_site.get(me, "/courriers")
     assert 'name="mot_de_passe"' in page
+    # the password was in no log line (bridge, dossier, aiohttp, nio), at any level
+    assert caplog.records and marie_pw not in caplog.text
 
     # the bridge stopped: the page says so in French, nothing breaks
     await runner.stop()
