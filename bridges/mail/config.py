@@ -15,6 +15,18 @@ from deployment.profile import Profile, ProfileError, parse_size
 
 
 @dataclass(frozen=True)
+class MailHosts:
+    """The servers of one mailbox: the operator's by default (``mail_bridge.imap_host`` …),
+    or those the professional named among ``mail_bridge.allowed_servers``."""
+
+    imap_host: str
+    imap_port: int
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str = "tls"
+
+
+@dataclass(frozen=True)
 class MailBridgeConfig:
     homeserver_url: str
     server_name: str
@@ -40,6 +52,19 @@ class MailBridgeConfig:
     sync_timeout_ms: int = 30_000
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
     control_socket: Path | None = None  # the dossier's Courriers page (control.py); None: off
+    # other mail servers a professional may name for her mailbox (page); empty: only the
+    # operator's above. An allow-list: the bridge connects nowhere a web form alone says
+    allowed_servers: tuple[str, ...] = ()
+
+    def default_hosts(self) -> MailHosts:
+        return MailHosts(
+            self.imap_host, self.imap_port, self.smtp_host, self.smtp_port, self.smtp_security
+        )
+
+    def hosts_allowed(self, hosts: MailHosts) -> bool:
+        allowed = {self.imap_host.lower(), self.smtp_host.lower()}
+        allowed |= {h.lower() for h in self.allowed_servers}
+        return hosts.imap_host.lower() in allowed and hosts.smtp_host.lower() in allowed
 
     @property
     def database_path(self) -> Path:
@@ -83,6 +108,7 @@ class MailBridgeConfig:
             max_mail_size=parse_size(section.get("max_mail_size", "50M")),
             dossier_url=profile.dossier_url,
             control_socket=control_socket_path(profile.var_dir),
+            allowed_servers=_hosts(section, "allowed_servers"),
         )
         return dataclasses.replace(config, **overrides) if overrides else config
 
@@ -113,6 +139,15 @@ def _positive(section: Mapping[str, Any], key: str, *, zero_ok: bool = False) ->
     if value < 0 or (value == 0 and not zero_ok):
         raise ProfileError(f"mail_bridge.{key} : valeur hors limites ({value})")
     return float(value)
+
+
+def _hosts(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = section.get(key) or []
+    if not isinstance(value, list) or not all(
+        isinstance(h, str) and h and " " not in h for h in value
+    ):
+        raise ProfileError(f"mail_bridge.{key} : une liste de noms de serveurs est attendue")
+    return tuple(value)
 
 
 def _flag(section: Mapping[str, Any], key: str) -> bool:

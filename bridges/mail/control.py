@@ -22,6 +22,7 @@ Routes (POST, JSON; errors ``{"errcode","error"}``, a refusal's ``error`` in Fre
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.policy
 import hmac
 import logging
@@ -38,6 +39,7 @@ from aiohttp import web
 from bots.commands.registry import UserError
 from bots.matrix.io import MatrixIO, txn_for
 from bridges.mail.compose_text import is_address
+from bridges.mail.config import MailHosts
 from bridges.mail.control_client import SECRET_FILE
 from bridges.mail.filing import Filing
 from bridges.mail.mailboxes import Mailboxes
@@ -126,8 +128,13 @@ class Control:
     async def state(self, request: web.Request) -> web.Response:
         owner, _ = await self._body(request)
         box = self.store.mailbox(owner)
+        config = self.mailboxes.config
+        default = config.default_hosts()
+        choice = {"servers_choice": bool(config.allowed_servers),
+                  "default_servers": dataclasses.asdict(default)}  # fmt: skip
         if box is None or not box.connected:
-            return web.json_response({"connected": False})
+            return web.json_response({"connected": False, **choice})
+        hosts = box.hosts(default)
         return web.json_response(
             {
                 "connected": True,
@@ -136,8 +143,9 @@ class Control:
                 "error": box.error,
                 "last_mail_at": box.last_mail_at,
                 "room_id": box.room_id,
-                "imap": f"{self.mailboxes.config.imap_host}:{self.mailboxes.config.imap_port}",
-                "smtp": f"{self.mailboxes.config.smtp_host}:{self.mailboxes.config.smtp_port}",
+                "imap": f"{hosts.imap_host}:{hosts.imap_port}",
+                "smtp": f"{hosts.smtp_host}:{hosts.smtp_port} ({hosts.smtp_security})",
+                **choice,
             }
         )
 
@@ -148,7 +156,8 @@ class Control:
             raise web.HTTPBadRequest()
         if not is_address(address.strip()):
             raise UserError(f"Adresse invalide : « {address.strip()[:80]} ».")
-        room_id = await self.mailboxes.connect_mailbox(owner, address.strip(), password)
+        hosts = _hosts(body.get("servers"))
+        room_id = await self.mailboxes.connect_mailbox(owner, address.strip(), password, hosts)
         return web.json_response({"room_id": room_id})
 
     async def disconnect(self, request: web.Request) -> web.Response:
@@ -203,6 +212,27 @@ class Control:
                 "refused": list(filed.refused),
             }
         )
+
+
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _hosts(value: Any) -> MailHosts | None:
+    """The servers she named, checked for shape (the allow-list is the bridge's), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest()
+    hosts, ports = [value.get("imap_host"), value.get("smtp_host")], [
+        value.get("imap_port"), value.get("smtp_port")]  # fmt: skip
+    security = value.get("smtp_security", "tls")
+    if not all(isinstance(h, str) and _HOST.match(h) for h in hosts):
+        raise UserError("Nom de serveur invalide.")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports):
+        raise UserError("Numéro de port invalide (1 à 65535).")
+    if security not in ("tls", "starttls"):
+        raise UserError("Sécurité du serveur d'envoi : TLS ou STARTTLS.")
+    return MailHosts(str(hosts[0]), int(ports[0]), str(hosts[1]), int(ports[1]), str(security))  # type: ignore[arg-type]
 
 
 def _headers(head: bytes | None) -> dict[str, Any]:

@@ -72,8 +72,14 @@ class MailBridgeClient:
     async def mailbox(self, owner: str) -> dict[str, Any]:
         return await self._post("/boite", {"owner": owner})
 
-    async def connect(self, owner: str, address: str, password: str) -> str:
-        body = {"owner": owner, "address": address, "password": password}
+    async def connect(
+        self, owner: str, address: str, password: str, servers: dict[str, Any] | None = None
+    ) -> str:
+        """``servers``: imap_host, imap_port, smtp_host, smtp_port, smtp_security (her own,
+        among those the operator allows), or None for the operator's."""
+        body: dict[str, Any] = {"owner": owner, "address": address, "password": password}
+        if servers is not None:
+            body["servers"] = servers
         return str((await self._post("/boite/connecter", body)).get("room_id", ""))
 
     async def disconnect(self, owner: str) -> bool:

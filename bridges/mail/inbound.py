@@ -132,7 +132,11 @@ class MailboxWatcher:
                 or not mailbox.connected
             ):
                 return  # nothing to watch until `!connecter` starts a new watcher
-            session = ImapSession(self.settings.host, self.settings.port, self._tls)
+            session = ImapSession(
+                mailbox.imap_host or self.settings.host,
+                mailbox.imap_port or self.settings.port,
+                self._tls,
+            )
             try:
                 self.store.set_state(self.owner, STATE_CONNECTING)
                 await session.open(

@@ -30,6 +30,7 @@ the APPEND and ``filed`` never files the copy twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.policy
 import hashlib
 import logging
@@ -42,6 +43,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses
 
+from bridges.mail.config import MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
@@ -164,6 +166,24 @@ def submit(
         raise SendUnavailable(type(exc).__name__) from exc
 
 
+def check_login(settings: SmtpSettings, tls: ssl.SSLContext, login: str, password: str) -> None:
+    """Blocking (run in a thread): the submission server accepts this login (nothing sent)."""
+    try:
+        if settings.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, context=tls, timeout=settings.timeout
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp.starttls(context=tls)
+        with smtp:
+            smtp.login(login, password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendRefused("identifiant ou mot de passe refusé") from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SendUnavailable(type(exc).__name__) from exc
+
+
 class MailSender:
     def __init__(
         self,
@@ -202,7 +222,14 @@ class MailSender:
                 return None
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
             message_id = row[1]
-            if state == "submitting" and await self._in_sent(mailbox, password, message_id):
+            hosts = mailbox.hosts(
+                MailHosts(self.imap_host, self.imap_port, self.smtp.host, self.smtp.port,
+                          self.smtp.security)
+            )  # fmt: skip
+            smtp = dataclasses.replace(
+                self.smtp, host=hosts.smtp_host, port=hosts.smtp_port, security=hosts.smtp_security
+            )
+            if state == "submitting" and await self._in_sent(hosts, mailbox, password, message_id):
                 # crashed after the server accepted it: its copy in Sent is the receipt
                 log.info("courrier déjà accepté avant l'arrêt event=%s : pas renvoyé", event_id)
                 self.store.set_outgoing(event_id, "filed")
@@ -218,7 +245,7 @@ class MailSender:
                 self.store.set_outgoing(event_id, "submitting")
                 try:
                     await asyncio.to_thread(
-                        submit, self.smtp, self.tls, mailbox.address, password, raw, to
+                        submit, smtp, self.tls, mailbox.address, password, raw, to
                     )
                 except SendRefused:
                     self.store.set_outgoing(event_id, "refused")  # told once, never retried
@@ -228,13 +255,15 @@ class MailSender:
                 state = "sent"
             if state == "sent":
                 if not self.smtp.sent_copy_by_server:
-                    await self._file(mailbox, password, raw, message_id)
+                    await self._file(hosts, mailbox, password, raw, message_id)
                 self.store.set_outgoing(event_id, "filed")
             headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
             return str(headers.get("To", "")), str(headers.get("Subject", ""))
 
-    async def _in_sent(self, mailbox: Mailbox, password: str, message_id: str) -> bool:
-        session = ImapSession(self.imap_host, self.imap_port, self.tls)
+    async def _in_sent(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str, message_id: str
+    ) -> bool:
+        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
             return await session.holds_message_id(await session.sent_folder(), message_id)
@@ -245,8 +274,10 @@ class MailSender:
         finally:
             await session.close()
 
-    async def _file(self, mailbox: Mailbox, password: str, raw: bytes, message_id: str) -> None:
-        session = ImapSession(self.imap_host, self.imap_port, self.tls)
+    async def _file(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str, raw: bytes, message_id: str
+    ) -> None:
+        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
             folder = await session.sent_folder()

@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from bots.matrix.ledger import now_ms
+from bridges.mail.config import MailHosts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     refused_version INTEGER,          -- credentials_version whose login was refused
     last_mail_at INTEGER,             -- unix ms of the last mail posted
     updated_at INTEGER NOT NULL
+    -- + imap_host, imap_port, smtp_host, smtp_port, smtp_security (_SERVER_COLUMNS):
+    --   NULL for the operator's servers of the configuration
 );
 CREATE TABLE IF NOT EXISTS mails (
     owner TEXT NOT NULL,
@@ -64,6 +67,15 @@ CREATE TABLE IF NOT EXISTS room_files (
 """
 
 
+_SERVER_COLUMNS = (
+    ("imap_host", "TEXT"),
+    ("imap_port", "INTEGER"),
+    ("smtp_host", "TEXT"),
+    ("smtp_port", "INTEGER"),
+    ("smtp_security", "TEXT"),
+)
+
+
 @dataclass(frozen=True)
 class Mailbox:
     owner: str
@@ -78,6 +90,19 @@ class Mailbox:
     error: str | None
     refused_version: int | None
     last_mail_at: int | None
+    imap_host: str | None = None  # None: the configured operator's servers
+    imap_port: int | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str | None = None
+
+    def hosts(self, default: MailHosts) -> MailHosts:
+        if not self.imap_host or not self.smtp_host or not self.imap_port or not self.smtp_port:
+            return default
+        return MailHosts(
+            self.imap_host, self.imap_port, self.smtp_host, self.smtp_port,
+            self.smtp_security or "tls",
+        )  # fmt: skip
 
     @property
     def login_refused(self) -> bool:
@@ -101,7 +126,8 @@ class PostedMail:
 
 _MAILBOX_COLUMNS = (
     "owner, address, sealed_password, credentials_version, room_id, space_id, uidvalidity, "
-    "last_uid, state, error, refused_version, last_mail_at"
+    "last_uid, state, error, refused_version, last_mail_at, "
+    + ", ".join(name for name, _ in _SERVER_COLUMNS)
 )
 
 
@@ -109,17 +135,31 @@ class BridgeStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._db = conn
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(mailboxes)")}
+        for name, kind in _SERVER_COLUMNS:  # files made before mailboxes had own servers
+            if name not in have:
+                self._db.execute(f"ALTER TABLE mailboxes ADD COLUMN {name} {kind}")
 
     # -- mailboxes --
-    def save_credentials(self, owner: str, address: str, sealed: bytes) -> None:
-        """New or changed credentials: a refused login is forgotten (it is tried again)."""
+    def save_credentials(
+        self, owner: str, address: str, sealed: bytes, hosts: MailHosts | None = None
+    ) -> None:
+        """New or changed credentials: a refused login is forgotten (it is tried again).
+        ``hosts``: her own servers, or None for the operator's."""
+        servers = (
+            (hosts.imap_host, hosts.imap_port, hosts.smtp_host, hosts.smtp_port,
+             hosts.smtp_security) if hosts else (None,) * 5
+        )  # fmt: skip
         self._db.execute(
-            "INSERT INTO mailboxes(owner, address, sealed_password, updated_at) VALUES(?,?,?,?) "
+            "INSERT INTO mailboxes(owner, address, sealed_password, updated_at, imap_host, "
+            "imap_port, smtp_host, smtp_port, smtp_security) VALUES(?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(owner) DO UPDATE SET address=excluded.address, "
             "sealed_password=excluded.sealed_password, "
             "credentials_version=credentials_version+1, state='nouvelle', error=NULL, "
-            "updated_at=excluded.updated_at",
-            (owner, address, sealed, now_ms()),
+            "updated_at=excluded.updated_at, imap_host=excluded.imap_host, "
+            "imap_port=excluded.imap_port, smtp_host=excluded.smtp_host, "
+            "smtp_port=excluded.smtp_port, smtp_security=excluded.smtp_security",
+            (owner, address, sealed, now_ms(), *servers),
         )
 
     def disconnect(self, owner: str) -> None:

@@ -48,7 +48,7 @@ def _when(value: Any) -> str:
 
 async def _render(
     request: web.Request, *, notice: str | None = None, error: str | None = None,
-    address: str = "", status: int = 200,
+    address: str = "", status: int = 200, hosts: dict[str, Any] | None = None,
 ) -> web.Response:  # fmt: skip
     ctx = page_context(request)
     bridge = request.app[BRIDGE]
@@ -56,11 +56,12 @@ async def _render(
     values: dict[str, Any] = {"nav": "courriers", "notice": notice, "error": error,
                               "address": address, "box": {"connected": False}, "mails": [],
                               "patients": [], "unavailable": None,
-                              "servers": {"imap": "—", "smtp": "—"}}  # fmt: skip
+                              "choice": False, "hosts": {}}  # fmt: skip
     try:
         box = await bridge.mailbox(owner)
         values["box"] = {**box, "state_label": STATE_LABELS.get(str(box.get("state")), "")}
-        values["servers"] = {"imap": box.get("imap", "—"), "smtp": box.get("smtp", "—")}
+        values["choice"] = bool(box.get("servers_choice"))
+        values["hosts"] = {**(box.get("default_servers") or {}), **(hosts or {})}
         if box.get("connected"):
             mails = await bridge.recent(owner)
             values["mails"] = [{**m, "date": _when(m.get("date"))} for m in mails]
@@ -96,11 +97,32 @@ async def connect(request: web.Request) -> web.StreamResponse:
     if not isinstance(password, str) or not password or not address:
         return await _render(request, error="L'adresse et le mot de passe sont obligatoires.",
                              address=address, status=400)  # fmt: skip
+    hosts = _posted_hosts(form)
     try:
-        await request.app[BRIDGE].connect(ctx.principal.user_id, address, password[:500])
+        await request.app[BRIDGE].connect(ctx.principal.user_id, address, password[:500], hosts)
     except (CourriersRefused, CourriersUnavailable) as exc:
-        return await _render(request, error=exc.message, address=address, status=400)
+        return await _render(request, error=exc.message, address=address, status=400,
+                             hosts=hosts)  # fmt: skip
     raise web.HTTPSeeOther("/courriers?fait=reliee")
+
+
+def _posted_hosts(form: Any) -> dict[str, Any] | None:
+    """Her servers when the form has them (the operator allows a choice), else None; the
+    bridge checks them (shape, allow-list) and tries them before storing anything."""
+    if not text(form, "imap_hote"):
+        return None
+
+    def port(name: str) -> int:
+        value = text(form, name)
+        return int(value) if value.isdigit() and len(value) <= 5 else 0
+
+    return {
+        "imap_host": text(form, "imap_hote")[:253],
+        "imap_port": port("imap_port"),
+        "smtp_host": text(form, "smtp_hote")[:253],
+        "smtp_port": port("smtp_port"),
+        "smtp_security": text(form, "smtp_securite")[:10] or "tls",
+    }
 
 
 @routes.post("/courriers/deconnexion")

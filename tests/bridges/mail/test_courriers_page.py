@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
+from mail_servers import free_port
 from support import eventually
 
 from bots.dossier_client import DossierClient
@@ -28,6 +29,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.web import courriers
 from tests.bridges.mail import mails
 from tests.bridges.mail.test_inbound import mail_events, pro_factory, wait_count, wait_notice
+from tests.bridges.mail.test_outbound import wait_mails
 from tests.dossier_link.dossier_support import SERVICE_TOKEN, dossier_config
 
 pytestmark = pytest.mark.integration
@@ -210,3 +212,52 @@ async def test_courriers_page_connects_files_and_disconnects(
     await runner.stop()
     status, page = await web_site.get(me, "/courriers")
     assert status == 200 and "Le pont Courriers ne répond pas" in page
+
+
+async def test_courriers_page_with_her_own_servers_among_the_allowed(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, site: tuple[Site, Path, str],
+) -> None:  # fmt: skip
+    """The operator allows other servers (``allowed_servers``): she names hers on the page;
+    a server outside the list is refused, a wrong port is caught before anything is stored,
+    and her servers are the ones the bridge then reads and sends through."""
+    web_site, socket, secret = site
+    marie, marie_pw = mailbox_factory()
+    jean, _ = mailbox_factory()
+    # the operator's default servers answer nothing here: whatever works went through hers
+    runner = bridge_factory(control_socket=socket, allowed_servers=("localhost",),
+                            imap_port=free_port(), smtp_port=free_port())  # fmt: skip
+    runner.control_secret = secret  # type: ignore[attr-defined]
+    bridge = await runner.start()
+    pro = await pro_factory()
+    me, csrf = web_site.login(pro.user_id)
+    status, page = await web_site.get(me, "/courriers")
+    assert 'name="imap_hote"' in page and 'value="127.0.0.1"' in page
+
+    form = {"csrf_token": csrf, "adresse": marie, "mot_de_passe": marie_pw,
+            "imap_hote": "imap.ailleurs.example", "imap_port": str(mail_servers.imap_port),
+            "smtp_hote": "localhost", "smtp_port": str(mail_servers.smtp_port),
+            "smtp_securite": "tls"}  # fmt: skip
+    status, page, _ = await web_site.post(me, "/courriers/boite", form)
+    assert status == 400 and "n'est pas autorisé par l'exploitant" in page
+    form.update(imap_hote="localhost", smtp_port=str(mail_servers.imap_port))  # IMAP's port
+    status, page, _ = await web_site.post(me, "/courriers/boite", form)
+    assert status == 400 and "Le serveur d'envoi ne répond pas" in page
+    assert bridge.store.mailbox(pro.user_id) is None and 'value="localhost"' in page
+    form.update(smtp_port=str(mail_servers.smtp_port))
+    status, _, where = await web_site.post(me, "/courriers/boite", form)
+    assert status == 303, where
+    box = bridge.store.mailbox(pro.user_id)
+    assert box is not None and (box.imap_host, box.smtp_host) == ("localhost", "localhost")
+    assert box.room_id is not None
+    await pro.wait_member(box.room_id, pro.user_id)
+    status, page = await web_site.get(me, "/courriers")
+    assert f"localhost:{mail_servers.imap_port}" in page
+
+    # her servers are used: a mail in, a mail out (and filed in her Sent folder)
+    await asyncio.to_thread(mail_servers.deliver, mails.simple("Par son serveur"), marie)
+    await wait_count(pro, box.room_id, mail_events, 1)
+    await pro.say(box.room_id, f"!courrier à {jean} objet Par localhost\nTexte.")
+    await wait_notice(pro, box.room_id, "Courrier envoyé")
+    (sent,) = await wait_mails(mail_servers, marie, 1, folder="Sent")
+    assert sent["Subject"] == "Par localhost"
