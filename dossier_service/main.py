@@ -19,9 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bridges.mail.config import bridge_enabled
 from bridges.mail.control_client import SECRET_FILE as CONTROL_SECRET
-from bridges.mail.control_client import MailBridgeClient, control_socket_path
+from bridges.mail.control_client import MailBridgeClient, bridge_enabled, control_socket_path
 from deployment.processes import PRIVATE_UMASK
 from deployment.secrets import read_or_create
 from dossier_service import memory

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bots.config import BotConfig
-from bridges.mail.control_client import control_socket_path
+from bridges.mail.control_client import bridge_enabled, control_socket_path
 from deployment.profile import Profile, ProfileError, parse_size
+
+__all__ = ["MailBridgeConfig", "MailHosts", "bridge_enabled"]
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,6 @@ class MailBridgeConfig:
             allowed_servers=_hosts(section, "allowed_servers"),
         )
         return dataclasses.replace(config, **overrides) if overrides else config
-
-
-def bridge_enabled(profile: Profile) -> bool:
-    section = profile.data.get("mail_bridge")
-    return isinstance(section, Mapping) and section.get("enabled") is True
 
 
 def _text(section: Mapping[str, Any], key: str) -> str:

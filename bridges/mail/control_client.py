@@ -5,6 +5,7 @@ account gateway's client)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ SECRET_FILE = "mail_bridge_control_secret"  # under var/secrets, shared by both 
 
 def control_socket_path(var_dir: Path) -> Path:
     return var_dir / "run" / "mail-bridge.sock"
+
+
+def bridge_enabled(profile: Any) -> bool:
+    """Whether the profile turns the bridge on (``mail_bridge.enabled: true``)."""
+    section = profile.data.get("mail_bridge")
+    return isinstance(section, Mapping) and section.get("enabled") is True
 
 
 class CourriersRefused(Exception):
