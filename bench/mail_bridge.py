@@ -107,8 +107,10 @@ async def bench(args: argparse.Namespace) -> None:
     servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
     override = {
         "var_dir": str(work / "var"),
+        # the bench's professional does not accept the Documents juridiques (as in tests)
         "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
-                                                           "login_burst": 1000}},
+                                                           "login_burst": 1000},
+                       "legal": {"enabled": False}},
         "dossier": {"port": free_port()},
         "mail_bridge": {
             "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,

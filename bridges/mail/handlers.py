@@ -58,6 +58,11 @@ from bridges.mail.store import BridgeStore, Mailbox
 
 log = logging.getLogger(__name__)
 
+DISCONNECTED = (
+    "Votre boîte est déconnectée : reliez-la de nouveau (!connecter <adresse> <mot de passe>, "
+    "ou la page Courriers du dossier)."
+)
+
 FileFetcher = Callable[[Mapping[str, Any]], Awaitable[bytes]]
 MailFetcher = Callable[[Mailbox, str], Awaitable[bytes]]  # (mailbox, mail event) -> raw mail
 
@@ -259,6 +264,8 @@ class BridgeHandlers:
         if self.store.outgoing(ctx.event_id) is None:  # first time: compose from the original
             if self.store.mail_of_event(replied) is None:
                 return  # a reply to something else than a mail: a conversation, not a mail
+            if not mailbox.connected:
+                raise UserError(DISCONNECTED)
             if not text:
                 return
             original = parse_mail(await self.fetch_mail(mailbox, replied))
@@ -302,6 +309,8 @@ class BridgeHandlers:
         mailbox = self.store.mailbox_of_room(ctx.room_id)
         if mailbox is None or mailbox.owner != ctx.sender:
             raise UserError("Cette commande s'utilise dans votre salon Courriers.")
+        if not mailbox.connected:
+            raise UserError(DISCONNECTED)
         return mailbox
 
     async def _room_files(self, mailbox: Mailbox, event_id: str) -> list[tuple[str, OutgoingFile]]:

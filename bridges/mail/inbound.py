@@ -131,9 +131,18 @@ class MailboxWatcher:
         delay = 1.0
         while True:
             mailbox = self.store.mailbox(self.owner)
-            if mailbox is None or mailbox.room_id is None or mailbox.login_refused:
+            if (
+                mailbox is None
+                or mailbox.room_id is None
+                or mailbox.login_refused
+                or not mailbox.connected
+            ):
                 return  # nothing to watch until `!connecter` starts a new watcher
-            session = ImapSession(self.settings.host, self.settings.port, self._tls)
+            session = ImapSession(
+                mailbox.imap_host or self.settings.host,
+                mailbox.imap_port or self.settings.port,
+                self._tls,
+            )
             try:
                 self.store.set_state(self.owner, STATE_CONNECTING)
                 await session.open(
@@ -225,12 +234,13 @@ def login_refused_notice(owner: str, address: str) -> tuple[str, str]:
     plain = (
         f"La messagerie sécurisée a refusé la connexion de votre boîte {address} "
         "(identifiant ou mot de passe). Les courriers ne sont plus relayés : envoyez à nouveau "
-        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot."
+        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot, ou reliez-la "
+        "sur la page Courriers du dossier."
     )
     body = (
         f"{mention_html(owner)} : la messagerie sécurisée a refusé la connexion de votre boîte "
         f"{html.escape(address)} (identifiant ou mot de passe). Les courriers ne sont plus "
         "relayés : envoyez à nouveau <code>!connecter &lt;adresse&gt; &lt;mot de passe&gt;</code> "
-        "dans votre conversation avec ce bot."
+        "dans votre conversation avec ce bot, ou reliez-la sur la page Courriers du dossier."
     )
     return plain, body

@@ -18,7 +18,7 @@ from nio import AsyncClient
 from bots.commands.registry import UserError
 from bots.export.media import MediaError, MediaFetcher, MediaSource
 from bots.matrix.io import MatrixIO, txn_for
-from bridges.mail.config import MailBridgeConfig
+from bridges.mail.config import MailBridgeConfig, MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
 from bridges.mail.inbound import (
     ImapSettings,
@@ -27,6 +27,7 @@ from bridges.mail.inbound import (
     Propose,
     login_refused_notice,
 )
+from bridges.mail.outbound import SendRefused, SendUnavailable, SmtpSettings, check_login
 from bridges.mail.rooms import ensure_courriers, wait_for_room
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
@@ -57,7 +58,7 @@ class Mailboxes:
 
     def watch_all(self) -> None:
         for mailbox in self.store.mailboxes():
-            if mailbox.room_id is not None:
+            if mailbox.room_id is not None and mailbox.connected:
                 self.watch(mailbox.owner)
 
     async def stop(self) -> None:
@@ -104,8 +105,21 @@ class Mailboxes:
                 self.store.set_state(watcher.owner, "erreur", "publication dans Matrix en échec")
                 await asyncio.sleep(5)
 
-    async def connect_mailbox(self, owner: str, address: str, password: str) -> str:
-        session = ImapSession(self.config.imap_host, self.config.imap_port, self.tls)
+    async def connect_mailbox(
+        self, owner: str, address: str, password: str, hosts: MailHosts | None = None
+    ) -> str:
+        """``hosts``: servers she named (the page), among ``mail_bridge.allowed_servers``."""
+        default = self.config.default_hosts()
+        if hosts is not None and not self.config.hosts_allowed(hosts):
+            raise UserError(
+                "Ce serveur de messagerie n'est pas autorisé par l'exploitant de Cercle "
+                "(mail_bridge.allowed_servers) : rien n'a été enregistré."
+            )
+        own = hosts if hosts is not None and hosts != default else None
+        use = own or default
+        if own is not None:  # her own submission server: its login checked now too
+            await self._check_submission(use, address, password)
+        session = ImapSession(use.imap_host, use.imap_port, self.tls)
         try:
             await session.open(address, password)  # refused now rather than in the watcher
             # where the bridge starts: the INBOX as it is now, but the latest `backfill`
@@ -127,7 +141,7 @@ class Mailboxes:
         finally:
             await session.close()
         known = self.store.mailbox(owner)
-        self.store.save_credentials(owner, address, self.vault.seal(password, owner=owner))
+        self.store.save_credentials(owner, address, self.vault.seal(password, owner=owner), own)
         if known is None or known.address != address or known.uidvalidity is None:
             self.store.reset_position(owner, *start)
         room_id, space_id = await ensure_courriers(
@@ -139,11 +153,62 @@ class Mailboxes:
         log.info("boîte reliée pour %s room=%s", owner, room_id)
         return room_id
 
+    async def _check_submission(self, hosts: MailHosts, address: str, password: str) -> None:
+        smtp = SmtpSettings(hosts.smtp_host, hosts.smtp_port, hosts.smtp_security, timeout=30)
+        try:
+            await asyncio.to_thread(check_login, smtp, self.tls, address, password)
+        except SendRefused as exc:
+            raise UserError(f"Serveur d'envoi : {exc.message} ; rien n'a été enregistré.") from None
+        except SendUnavailable:
+            raise UserError(
+                "Le serveur d'envoi ne répond pas ; rien n'a été enregistré, vérifiez son nom "
+                "et son port."
+            ) from None
+
+    def _imap(self, mailbox: Mailbox) -> ImapSession:
+        hosts = mailbox.hosts(self.config.default_hosts())
+        return ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
+
+    async def disconnect(self, owner: str) -> bool:
+        """Her watcher stopped and her password erased; False when nothing was connected."""
+        mailbox = self.store.mailbox(owner)
+        if mailbox is None or not mailbox.connected:
+            return False
+        task = self.watchers.pop(owner, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.store.disconnect(owner)
+        log.info("boîte déconnectée pour %s", owner)
+        return True
+
+    async def recent(self, mailbox: Mailbox, limit: int) -> list[tuple[str, bytes | None]]:
+        """(event id, header bytes or None when gone) of her latest mails posted."""
+        posted = self.store.recent_mails(mailbox.owner, limit)
+        if not posted:
+            return []
+        session = self._imap(mailbox)
+        try:
+            await session.open(
+                mailbox.address, self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
+            )
+            out = []
+            for mail in posted:
+                same = session.uidvalidity == mail.uidvalidity
+                out.append((mail.event_id, await session.fetch_headers(mail.uid) if same else None))
+            return out
+        except LoginRefused:
+            raise UserError("La messagerie a refusé la connexion de votre boîte.") from None
+        except MailServerError:
+            raise UserError("La messagerie ne répond pas ; réessayez dans un instant.") from None
+        finally:
+            await session.close()
+
     async def fetch_mail(self, mailbox: Mailbox, event_id: str) -> bytes:
         posted = self.store.mail_of_event(event_id)
         if posted is None:
             raise UserError("Ce message n'est pas un courrier relayé.")
-        session = ImapSession(self.config.imap_host, self.config.imap_port, self.tls)
+        session = self._imap(mailbox)
         try:
             await session.open(
                 mailbox.address, self.vault.open(mailbox.sealed_password, owner=mailbox.owner)

@@ -15,8 +15,10 @@ through ``api.context.open_file`` and the core's services, with its audit row):
   ``/{id}`` download), ``formulaires/{form}`` (form and its versions);
 - ``/taches`` (dashboard with filters), ``POST /taches/{id}/etat``;
 - ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
-  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by agenda_feed.py);
-- ``/journal`` (admins: the access log, filtered by file and author).
+  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route);
+- ``/journal`` (admins: the access log, filtered by file and author);
+- ``/courriers`` (mounted by ``courriers.setup`` as an extension, when the mail bridge is
+  enabled): connect / disconnect one's mailbox, file a mail into a patient's file.
 """
 
 from __future__ import annotations

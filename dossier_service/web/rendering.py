@@ -119,6 +119,9 @@ class Pages:
             "age": lambda birth: age_on(birth, today),
         }
         base["has_directory"] = self._has_directory(request.app)
+        base["has_courriers"] = any(
+            r.canonical == "/courriers" for r in request.app.router.resources()
+        )
         base.update(context)
         html = self.env.get_template(template).render(base)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

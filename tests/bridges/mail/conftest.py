@@ -84,6 +84,7 @@ class BridgeRunner:
             cross_signing_key=bridge_secret(secrets_, CROSS_SIGNING_SECRET),
             vault=CredentialVault.from_secrets_dir(secrets_.directory),
             dossier_token=getattr(self, "dossier_token", None),
+            control_secret=getattr(self, "control_secret", None),
         )
         await self.bridge.start()
         return self.bridge
@@ -97,6 +98,8 @@ class BridgeRunner:
         """Abruptly: every task cancelled where it stands, nothing drained or recorded."""
         if self.bridge is not None:
             bridge, self.bridge = self.bridge, None
+            if bridge._control_runner is not None:
+                await bridge._control_runner.cleanup()
             bridge.sync_loop.stop()
             tasks = [*bridge.mailboxes.watchers.values(), *bridge._tasks]
             for task in tasks:

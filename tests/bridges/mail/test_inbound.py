@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +29,7 @@ from support import die_after
 
 from tests.bots.conftest import Pro, dm_with_bot
 from tests.bridges.mail import mails
+from tests.bridges.mail.bridge_process import config_json
 
 pytestmark = pytest.mark.integration
 
@@ -298,4 +305,52 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
         "Objet : Après coupure",
         "Objet : Sans IDLE",
         "Objet : Après renumérotation",
-    ]
+    ]  # fmt: skip
+
+
+async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, tmp_path: Path, synapse: Any,
+) -> None:  # fmt: skip
+    """The bridge as a process of its own, SIGKILLed while it posts a burst of mails (just
+    after the first shows in the room: some fetched, some posted, some recorded, one maybe
+    half-way), then restarted: every mail is in the room exactly once."""
+    address, password = mailbox_factory()
+    data = tmp_path / "mail-burst"
+    runner = bridge_factory(data)
+    await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, address, password)
+    await runner.stop()
+
+    subjects = [f"Rafale {i:02d}" for i in range(30)]
+    for subject in subjects:
+        await asyncio.to_thread(mail_servers.deliver, mails.simple(subject), address)
+    config_file = tmp_path / "bridge.json"
+    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
+    root = Path(__file__).resolve().parents[3]
+    with (tmp_path / "bridge.log").open("wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            await wait_count(pro, room_id, mail_events, 1, timeout=120)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    with contextlib.closing(sqlite3.connect(runner.config.database_path)) as db:
+        (recorded,) = db.execute("SELECT count(*) FROM mails").fetchone()
+    assert 0 < recorded < len(subjects)  # killed in the middle of the burst
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    await wait_count(pro, room_id, mail_events, len(subjects), timeout=120)
+    for _ in range(4):  # a quiet moment: nothing more comes
+        await pro.sync_once(500)
+    decrypt_late(pro, room_id)
+    seen = [e.source["content"]["body"].split("\n")[1] for e in mail_events(pro, room_id)]
+    assert sorted(seen) == [f"Objet : {s}" for s in subjects]  # each once
+    assert bridge.store.count_posted(pro.user_id) == len(subjects)

@@ -8,6 +8,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +22,7 @@ from nio.crypto.attachments import encrypt_attachment
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
+from tests.bridges.mail.bridge_process import config_json
 from tests.bridges.mail.test_inbound import (
     connect,
     decrypt_late,
@@ -176,6 +184,69 @@ async def test_killed_between_matrix_reply_and_smtp_sends_once(
     assert len(await wait_mails(mail_servers, jean, 2, timeout=2)) == 1
     assert len(await wait_mails(mail_servers, marie, 2, folder="Sent", timeout=2)) == 1
     assert mail["Subject"] == "Une seule fois"
+
+
+async def test_sigkilled_after_smtp_accepted_data_sends_once(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, tmp_path: Path, synapse: Any,
+) -> None:  # fmt: skip
+    """The bridge, a process of its own, is SIGKILLed by the submission server once it has
+    taken the mail (delivered it, filed its Sent copy) and before its 250 reaches the bridge:
+    the bridge recorded nothing after ``submitting``. Restarted, it finds the mail's
+    Message-ID in Sent and does not submit again: one mail, one Sent copy, one notice."""
+    marie, marie_pw = mailbox_factory()
+    jean, _ = mailbox_factory()
+    mail_servers.sent_copy.add(marie)  # this operator files what it sends in Sent
+    data = tmp_path / "mail-sigkill"
+    runner = bridge_factory(data, sent_copy_by_server=True)
+    await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, marie, marie_pw)
+    await runner.stop()
+
+    config_file = tmp_path / "bridge.json"
+    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
+    root = Path(__file__).resolve().parents[3]
+    log = (tmp_path / "bridge.log").open("wb")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
+    )  # fmt: skip
+    killed = threading.Event()
+
+    def kill_bridge(login: str, raw: bytes) -> None:
+        if login == marie and b"Une seule fois" in raw and not killed.is_set():
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(30)
+            killed.set()
+
+    mail_servers.after_data = kill_bridge
+    try:
+        await pro.say(room_id, f"!courrier à {jean} objet Une seule fois\nTexte.")
+        assert await asyncio.to_thread(killed.wait, 120), (tmp_path / "bridge.log").read_text()
+    finally:
+        mail_servers.after_data = None
+        if child.poll() is None:
+            child.kill()
+        child.wait(30)
+        log.close()
+    assert child.returncode == -signal.SIGKILL
+    with sqlite3.connect(runner.config.database_path) as db:
+        states = [r[0] for r in db.execute("SELECT state FROM outgoing")]
+    assert states == ["submitting"]  # the 250 never reached it: the outcome is unknown
+    assert len(await wait_mails(mail_servers, jean, 1)) == 1  # the mail did leave
+
+    runner = bridge_factory(data, sent_copy_by_server=True)
+    bridge = await runner.start()
+    await wait_notice(pro, room_id, "Une seule fois")
+    for _ in range(4):
+        await pro.sync_once(500)
+    decrypt_late(pro, room_id)
+    sent_notices = [n for n in pro.notices(room_id) if "Courrier envoyé" in n]
+    assert len(sent_notices) == 1 and "Une seule fois" in sent_notices[0]
+    assert bridge.store.unfinished_outgoing() == []
+    assert len(await wait_mails(mail_servers, jean, 2, timeout=2)) == 1
+    assert len(await wait_mails(mail_servers, marie, 2, folder="Sent", timeout=2)) == 1
 
 
 async def test_refused_login_is_told_once_and_not_retried(

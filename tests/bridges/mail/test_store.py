@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bots.matrix.ledger import open_database
-from bridges.mail.config import MailBridgeConfig, bridge_enabled
+from bridges.mail.config import MailBridgeConfig, MailHosts, bridge_enabled
 from bridges.mail.status import mailbox_lines, mailbox_report
 from bridges.mail.store import BridgeStore, PostedMail
 from bridges.mail.vault import CredentialVault, VaultError
@@ -156,3 +156,50 @@ def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
     assert not handlers.wants(text("@m:x", "!urgent"), room("!patient", "@m:x", "@j:x"))
     assert handlers.wants(text("@m:x", "merci"), room("!courriers", "@m:x"))  # replies, files
     assert not handlers.wants(text("@j:x", "!courrier à x"), room("!courriers", "@m:x", "@j:x"))
+
+
+def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_password(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "bridge.sqlite3"
+    old = sqlite3.connect(path)  # the mailboxes table as the first bridge made it
+    old.execute(
+        "CREATE TABLE mailboxes (owner TEXT PRIMARY KEY, address TEXT NOT NULL, "
+        "sealed_password BLOB NOT NULL, credentials_version INTEGER NOT NULL DEFAULT 1, "
+        "room_id TEXT, space_id TEXT, uidvalidity INTEGER, last_uid INTEGER NOT NULL DEFAULT 0, "
+        "state TEXT NOT NULL DEFAULT 'nouvelle', error TEXT, refused_version INTEGER, "
+        "last_mail_at INTEGER, updated_at INTEGER NOT NULL)"
+    )
+    old.execute("INSERT INTO mailboxes(owner, address, sealed_password, updated_at) "
+                "VALUES('@m:x', 'm@mss.test', x'01', 1)")  # fmt: skip
+    old.commit()
+    old.close()
+    store = BridgeStore(open_database(path))
+    operator = MailHosts("imap.op.test", 993, "smtp.op.test", 465)
+    box = store.mailbox("@m:x")
+    assert box is not None and box.connected and box.hosts(operator) == operator
+    own = MailHosts("imap.elle.test", 1993, "smtp.elle.test", 1587, "starttls")
+    store.save_credentials("@m:x", "m@mss.test", b"\x01new", own)
+    box = store.mailbox("@m:x")
+    assert box is not None and box.hosts(operator) == own
+    store.save_credentials("@m:x", "m@mss.test", b"\x01again")  # back to the operator's
+    box = store.mailbox("@m:x")
+    assert box is not None and box.hosts(operator) == operator
+    version = box.credentials_version
+    store.disconnect("@m:x")
+    box = store.mailbox("@m:x")
+    assert box is not None and not box.connected and box.sealed_password == b""
+    assert box.credentials_version == version + 1 and box.state == "déconnectée"
+    (line,) = mailbox_lines(mailbox_report(path))
+    assert "déconnectée par sa titulaire" in line
+
+    config = MailBridgeConfig(
+        homeserver_url="http://h", server_name="x", user_id="@b:x", device_id="D",
+        display_name="C", data_dir=tmp_path, imap_host="imap.op.test", imap_port=993,
+        smtp_host="smtp.op.test", smtp_port=465, allowed_servers=("imap.elle.test",),
+    )  # fmt: skip
+    assert config.hosts_allowed(operator)
+    assert not config.hosts_allowed(own)  # smtp.elle.test is not in the list
+    assert config.hosts_allowed(MailHosts("IMAP.elle.test", 1, "smtp.op.test", 2))
