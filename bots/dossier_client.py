@@ -311,6 +311,11 @@ class DossierClient:
         body = await self.request("GET", f"/patients/{_q(patient_id)}/documents")
         return list(_items(body, "documents"))
 
+    async def record_activity(self, payload: Mapping[str, Any], *, key: str) -> dict[str, Any]:
+        """Counts and timestamps of a patient room (issue 18's activity extraction)."""
+        body = await self.request("POST", "/activity", json_body=dict(payload), key=key)
+        return body if isinstance(body, dict) else {}
+
     async def catalogue(self) -> Mapping[str, Any]:
         """The deployment's vocabularies (``/api/v1/catalogue``, dossier_service/api/meta.py)."""
         body = await self.request("GET", "/catalogue")

@@ -27,6 +27,7 @@ from bots.dossier_link.operations import (
     LinkRoom,
     OnFile,
     Operation,
+    RecordActivity,
     UploadDocument,
     parse_operation,
     words_of,
@@ -54,6 +55,7 @@ class OutboxDelivery:
             UploadDocument: self._upload_document,
             AddToCircle: self._add_to_circle,
             EndInCircle: self._end_in_circle,
+            RecordActivity: self._record_activity,
         }
 
     async def deliver(self, item: OutboxItem) -> Mapping[str, Any] | None:
@@ -143,13 +145,16 @@ class OutboxDelivery:
         await self.dossier.end_circle_member(pid, op.member_id, actor=op.actor, key=key)
         return {"patient_id": pid}
 
+    async def _record_activity(self, op: RecordActivity, key: str) -> Result:
+        return await self.dossier.record_activity(op.payload(), key=key)
+
     # -- told in the room --
     async def on_late_outcome(
         self, item: OutboxItem, result: Mapping[str, Any] | None, refused: Refused | None
     ) -> None:
         """An item delivered (or refused) after its command was answered: say so in the room."""
-        if not item.room_id or item.operation == LeftRoom.name:
-            return
+        if not item.room_id or item.operation in (LeftRoom.name, RecordActivity.name):
+            return  # nobody asked for these in the room: nothing to tell
         if refused is None and item.attempts == 0:
             return  # delivered at once: nothing to tell
         what = words_of(item.operation)

@@ -20,11 +20,13 @@ from bots.dossier_link.announcements import Announcements
 from bots.dossier_link.feed import TransientError
 from bots.dossier_link.links import FileLinks
 from bots.dossier_link.membership import CircleMembership
-from bots.matrix.io import MatrixRequestError
+from bots.matrix.io import MatrixRequestError, txn_for
 from bots.matrix.room_once import create_room_once
 from bots.outbox import idempotency_key
 
 log = logging.getLogger(__name__)
+
+EXTRACTION_READY = "extraction.ready"  # the dossier's outbox event (dossier_service.extraction)
 
 PatientRoomRequest = Callable[..., dict[str, Any]]
 
@@ -50,6 +52,10 @@ class FileEvents:
         start, see ``bots.dossier_link.feed``): its effects on the room (room created, membership,
         pinned identity) are applied, its notice is not posted."""
         kind = str(event.get("type") or "")
+        if kind == EXTRACTION_READY:
+            if announce:
+                await self._extraction_ready(event)
+            return
         pid = event.get("patient_id")
         if not isinstance(pid, str) or not pid:
             return
@@ -85,6 +91,31 @@ class FileEvents:
             if exc.errcode in ("M_LIMIT_EXCEEDED", "M_UNKNOWN") or (exc.status or 500) >= 500:
                 raise TransientError(exc.errcode) from None
             raise
+
+    async def _extraction_ready(self, event: Mapping[str, Any]) -> None:
+        """An activity extraction is ready: its requester is told in her direct chat with the
+        bot (SPICO's « Document d'extraction brute des données … »), with the link."""
+        payload = event.get("payload") or {}
+        user, report = payload.get("user_id"), payload.get("report_id")
+        if not isinstance(user, str) or not isinstance(report, str):
+            return
+        title = str(payload.get("title") or "Document d'extraction brute des données")
+        url = f"{self.links.dossier.base_url}/extractions/{report}"
+        plain = f"📊 {title}. Le document est prêt : {url}"
+        body = (
+            f"📊 {html.escape(title)}. Le document est prêt : "
+            f'<a href="{html.escape(url)}">{html.escape(url)}</a>'
+        )
+        try:
+            room_id = await self.links.direct_room(user, "extraction")
+            await self.links.io.send_notice(
+                room_id, plain, body,
+                txn_id=txn_for(f"dossier-seq-{event.get('seq')}", "extraction-ready"),
+            )  # fmt: skip
+        except MatrixRequestError as exc:
+            if exc.errcode in ("M_LIMIT_EXCEEDED", "M_UNKNOWN") or (exc.status or 500) >= 500:
+                raise TransientError(exc.errcode) from None
+            log.warning("extraction prête : message direct impossible (%s)", exc.errcode)
 
     async def _room_for_file(self, event: Mapping[str, Any], pid: str) -> None:
         """A file opened in the dossier (page or API): its room, created once and linked."""

@@ -113,10 +113,27 @@ class EndInCircle(OnFile):
     member_id: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecordActivity(Operation):
+    """Counts and timestamps for the activity extraction (``bots.dossier_link.activity``):
+    never content; the dossier finds the file from the room and keeps a day's largest total."""
+
+    name = "activity.record"
+    words = "l'activité du salon"
+    kind: str
+    room_id: str
+    ref: str
+    at_ms: int
+    of_ref: str | None = None
+    flag_kind: str = ""
+    day: str | None = None
+    count: int = 1
+
+
 OPERATIONS: dict[str, type[Operation]] = {
     op.name: op
     for op in (CreatePatient, LinkRoom, LeftRoom, AddNotebookEntry, CreateTask, CloseTask,
-               UploadDocument, AddToCircle, EndInCircle)
+               UploadDocument, AddToCircle, EndInCircle, RecordActivity)
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ flags raised/cleared, exports, invitations and departures write liaison-notebook
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,12 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, RoomMemberEvent
+from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessage
 
 from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
+from bots.dossier_link.activity import Activity
 from bots.dossier_link.announcements import Announcements
 from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
@@ -52,6 +54,7 @@ class DossierSync:
     file_events: FileEvents
     worker: OutboxWorker
     feed: FeedConsumer
+    activity: Activity
 
     def jobs(self, overdue_interval_seconds: float = 60.0) -> list[Job]:
         return [
@@ -59,7 +62,15 @@ class DossierSync:
             self.roles.load_at_start,
             self._feed_then_close,
             lambda: self.announcements.run_overdue(overdue_interval_seconds),
+            self._report_activity,
         ]
+
+    async def _report_activity(self, interval_seconds: float = 60.0) -> None:
+        """Each minute, the message counts that changed go to the outbox (then the dossier)."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            if self.activity.flush():
+                self.worker.wake()
 
     async def _feed_then_close(self) -> None:
         try:
@@ -111,7 +122,7 @@ def build(
     feed = FeedConsumer(dossier, store, events.on_file_event, poll_seconds=poll_seconds,
                         quiet_handler=events.on_old_file_event)  # fmt: skip
     return DossierSync(dossier, outbox, store, links, roles, announcements, membership, events,
-                       worker, feed)  # fmt: skip
+                       worker, feed, Activity(conn, outbox))  # fmt: skip
 
 
 def connect(services: Any) -> DossierSync | None:
@@ -150,6 +161,7 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
+    hook_messages(sync, services.client)
     background = getattr(services, "background", None)
     if isinstance(background, list):
         background.extend(sync.jobs())
@@ -190,6 +202,39 @@ def hook_flags(sync: DossierSync, flags: Any) -> None:
         log.warning("le service des signalements n'expose pas d'observateurs")
         return
     observers.append(FlagJournal(sync))
+    observers.append(FlagActivity(sync))
+
+
+class FlagActivity:
+    """Flags raised and urgencies acknowledged → the activity extraction (counts and times)."""
+
+    def __init__(self, sync: DossierSync) -> None:
+        self.sync = sync
+
+    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int,
+                          **_: Any) -> None:  # fmt: skip
+        if self.sync.links.is_patient_room(room_id):
+            self.sync.activity.flag_raised(room_id, str(getattr(kind, "value", kind)), by=by,
+                                           at_ms=at_ms)  # fmt: skip
+            self.sync.worker.wake()
+
+    async def flag_acknowledged(self, room_id: str, kind: Any, *, by: str, at_ms: int,
+                                flag_by: str, flag_at_ms: int) -> None:  # fmt: skip
+        if self.sync.links.is_patient_room(room_id):
+            self.sync.activity.flag_acknowledged(room_id, by=by, at_ms=at_ms, flag_by=flag_by,
+                                                 flag_at_ms=flag_at_ms)  # fmt: skip
+            self.sync.worker.wake()
+
+
+def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
+    """Every message of a patient room counted once (never read) for the activity extraction."""
+
+    async def on_message(room: Any, event: Any) -> None:
+        if event.sender == client.user_id or not sync.links.is_patient_room(room.room_id):
+            return
+        sync.activity.message(room.room_id, event.event_id, event.server_timestamp)
+
+    client.add_event_callback(on_message, (RoomMessage, MegolmEvent))
 
 
 class FlagJournal:
@@ -301,6 +346,7 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
         entry = AddNotebookEntry(text=text, actor=ctx.sender, room_id=room_id)
         sync.membership.enqueue(idempotency_key(ctx.event_id, command.name), entry)
+        sync.activity.exported(room_id, event_id=ctx.event_id, at_ms=ctx.origin_server_ts)
 
     observers.append(observe)
 
