@@ -13,6 +13,7 @@ from bots.dossier_link.operations import (
     CreatePatient,
     CreateTask,
     LeftRoom,
+    RecordActivity,
     parse_operation,
     words_of,
 )
@@ -35,11 +36,20 @@ def test_every_operation_reads_back_what_it_wrote() -> None:
         ),
         AddToCircle(member={"matrix_user_id": "@n:x", "role": "intervenant"}, room_id="!r:x"),
         LeftRoom(user_id="@n:x", room_id="!r:x"),
+        RecordActivity(
+            kind="messages",
+            room_id="!r:x",
+            ref="!r:x|2026-12-02",
+            day="2026-12-02",
+            count=4,
+            at_ms=1,
+        ),  # fmt: skip
+        RecordActivity(kind="prise_en_compte", room_id="!r:x", ref="a", of_ref="f", at_ms=2),
     ]
     for op in ops:
         stored = json.loads(json.dumps(op.payload()))  # as the outbox keeps it
         assert parse_operation(op.name, stored) == op
-    assert len(OPERATIONS) == 9 and all(words_of(name) != "la demande" for name in OPERATIONS)
+    assert len(OPERATIONS) == 10 and all(words_of(name) != "la demande" for name in OPERATIONS)
 
 
 def test_an_outbox_written_by_an_older_bot_is_still_read() -> None:
