@@ -43,7 +43,7 @@ def test_every_operation_reads_back_what_it_wrote() -> None:
             day="2026-12-02",
             count=4,
             at_ms=1,
-        ),  # fmt: skip
+        ),
         RecordActivity(kind="prise_en_compte", room_id="!r:x", ref="a", of_ref="f", at_ms=2),
     ]
     for op in ops:
