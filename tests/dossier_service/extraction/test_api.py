@@ -133,7 +133,17 @@ async def test_activity_is_idempotent_and_keeps_the_largest_count(api: Api) -> N
     assert (await record(kind="prise_en_compte", ref="f1|vu", of_ref="f1"))[0] == 200
     assert (await record(kind="export", ref="$e"))[0] == 200
 
+    # the same day's totals sent at once (a replaying bot): no conflict error, the largest stands
+    other = {"kind": "messages", "ref": f"{ROOM}|2026-03-03", "day": "2026-03-03"}
+    sent = await asyncio.gather(*(record(**other, count=n) for n in (4, 9, 2, 9, 6, 1, 8)))
+    assert [status for status, _ in sent] == [200] * 7
     db = api.app[appkeys.DATABASE]
+    async with db.sessions() as session:
+        assert (await session.execute(text(
+            "SELECT count FROM activity_events WHERE ref = :r"), {"r": other["ref"]})).scalar() == 9  # fmt: skip
+        await session.execute(text("DELETE FROM activity_events WHERE ref = :r"),
+                              {"r": other["ref"]})  # fmt: skip
+        await session.commit()
     async with db.sessions() as session:
         rows = (await session.execute(text(
             "SELECT kind, count, day, patient_id FROM activity_events ORDER BY kind"))).all()  # fmt: skip
