@@ -102,6 +102,14 @@ async def test_a_non_admin_is_refused_and_bad_demands_are_refused_in_french(api:
         status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN, json=wrong)
         assert status == 400 and err["errcode"].startswith("M_"), (wrong, err)
     status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
+                                 json={"scope": "plateforme", "start": "2026-05-01",
+                                       "end": "2026-04-01"})  # fmt: skip
+    assert err["error"] == "Champ invalide : corps (la fin de la période précède son début)."
+    status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
+                                 json={"scope": "plateforme", "start": "2020-01-01",
+                                       "end": "2026-04-01"})  # fmt: skip
+    assert err["error"] == "Période trop longue : trois ans au plus par extraction."
+    status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
                                  json={"scope": "999999999", **PERIOD})  # fmt: skip
     assert (status, err["error"]) == (404, "Structure inconnue (numéro FINESS).")
 
