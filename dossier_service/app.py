@@ -22,6 +22,7 @@ from dossier_service.api import (
     agenda,
     circle,
     documents,
+    extractions,
     followup,
     meta,
     notebook,
@@ -56,6 +57,7 @@ API_OPERATIONS: tuple[Operations, ...] = (
     agenda.operations,
     admin.operations,
     retention.operations,
+    extractions.operations,
 )
 
 

@@ -199,7 +199,7 @@ class Api:
 
 
 @pytest.fixture
-async def api(aiohttp_client: Any, test_config: DossierConfig) -> AsyncIterator[Api]:
+async def api(test_config: DossierConfig, aiohttp_client: Any) -> AsyncIterator[Api]:
     app = create_app(test_config, with_pages=False)
     client = await aiohttp_client(app)
     yield Api(client=client, app=app)

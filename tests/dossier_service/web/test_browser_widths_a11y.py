@@ -6,6 +6,7 @@ a reviewer. The forms by keyboard: test_browser_keyboard_forms.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -13,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from support import free_port
@@ -130,11 +132,31 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, DossierConfig, str]]:
         yield served
 
 
+async def _ready_extraction(base: str, config: DossierConfig) -> str:
+    """An extraction of the platform asked for by the admin, once the app produced it."""
+    token = auth.issue_session(config.session_key, ADMIN, lifetime=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    today = date.today()
+    async with aiohttp.ClientSession(base, headers=headers) as http:
+        body = {"scope": "plateforme", "start": (today - timedelta(days=90)).isoformat(),
+                "end": today.isoformat()}  # fmt: skip
+        async with http.post("/api/v1/extractions", json=body) as resp:
+            assert resp.status == 202
+            report = str((await resp.json())["id"])
+        for _ in range(300):
+            async with http.get(f"/api/v1/extractions/{report}") as resp:
+                if (await resp.json())["status"] == "prête":
+                    return report
+            await asyncio.sleep(0.1)
+    raise AssertionError("extraction jamais produite")
+
+
 async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
     from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
 
     base, config, pid = site
+    report = await _ready_extraction(base, config)
     pages = {
         "connexion": (None, "/connexion"),
         "patients": (COORD, "/patients"),
@@ -146,6 +168,8 @@ async def test_every_page_fits_and_passes_axe_at_three_widths(site) -> None:
         "demande-de-compte": (None, "/annuaire/demande"),
         "journal-admin": (ADMIN, "/journal"),
         "demandes-admin": (ADMIN, "/annuaire/admin/demandes"),
+        "extractions-admin": (ADMIN, "/extractions"),
+        "extraction-admin": (ADMIN, f"/extractions/{report}"),  # its SVG charts and tables
     }
     ARTIFACTS.mkdir(exist_ok=True)
     axe = Axe()
