@@ -13,6 +13,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from dossier_service import agenda_feed, appkeys
 from dossier_service import web as pages
@@ -28,6 +29,7 @@ from dossier_service.api import (
     patients,
     retention,
     session,
+    structures,
     tasks,
 )
 from dossier_service.api.errors import error_middleware
@@ -56,6 +58,7 @@ API_OPERATIONS: tuple[Operations, ...] = (
     agenda.operations,
     admin.operations,
     retention.operations,
+    structures.operations,
 )
 
 
@@ -132,7 +135,9 @@ def create_app(
         reports = asyncio.create_task(app[appkeys.REPORTS].run(), name="extraction-reports")
         yield
         reports.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # cancelled in the middle of asyncpg's first connection, the driver raises its own
+        # "another operation is in progress" instead of CancelledError: stopping anyway
+        with contextlib.suppress(asyncio.CancelledError, SQLAlchemyError):
             await reports
         if listener is not None:
             listener.cancel()

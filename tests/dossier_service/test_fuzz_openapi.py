@@ -244,6 +244,10 @@ def _run_chains(live: LiveDossier, caller: Any, inspect: Any, opened: Any) -> Ch
     # Linking a room is the bot's (tested on its own): schemathesis reads ``room_id`` as a
     # reference to a "Room" no operation creates and would never start a chain by opening a file
     del spec["components"]["schemas"]["PatientCreate"]["properties"]["room_id"]
+    # A structure's members (issue 18) lead to no file: no chain of a file's rows goes
+    # through them (their rules are tested in test_structures_circle.py)
+    for path in [p for p in spec["paths"] if p.startswith("/api/v1/structures/")]:
+        del spec["paths"][path]
     schema = schemathesis.openapi.from_dict(spec, config=DECLARED_LINKS_ONLY)
     chains = Chains([], [], [live.pid])
     session = requests.Session()
