@@ -94,3 +94,20 @@ async def end_structure_member(call: Call, session: AsyncSession) -> tuple[int, 
         ),
     )
     return 200, dump(member)
+
+
+@operations.post(
+    "/api/v1/structures/{finess}/members/rpps",
+    access=SIGNED_IN,
+    audit=Audit("update", "structures"),
+)
+async def sync_structure_members_from_rpps(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """Members from the RPPS: linked professionals whose activity names the structure's
+    FINESS (or SIRET) join it; those whose activity no longer does leave it."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}/members")
+    added, ended = await _refused_audited(
+        call,
+        structures.sync_rpps_members(session, principal=acting_person(call.ctx), finess=finess),
+    )
+    return 200, {"added": dump_all(added), "ended": dump_all(ended)}

@@ -8,6 +8,7 @@ member who leaves loses the places the structure gave her (the conversation remo
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,3 +112,53 @@ async def end_member(
             session, principal, patient, row, only_user=member.matrix_user_id
         )
     return member
+
+
+_RPPS_MEMBERS = text(
+    "SELECT DISTINCT l.mxid, p.first_name, p.last_name FROM annuaire_account_link l "
+    "JOIN annuaire_professional p ON p.national_id = l.national_id AND p.active = 1 "
+    "JOIN annuaire_activity a ON a.professional_id = p.id "
+    "WHERE a.finess = :finess OR (:siret <> '' AND a.siret = :siret) ORDER BY l.mxid"
+)
+
+
+async def sync_rpps_members(
+    session: AsyncSession, *, principal: Principal, finess: str
+) -> tuple[list[StructureMember], list[StructureMember]]:
+    """The structure's members from the RPPS: every professional linked to an account whose
+    activity names this structure (its FINESS number, or its SIRET) becomes a member (source
+    « rpps »); one whose activity no longer names it stops being one. Members added by hand
+    or by request are left alone. Returns (added, ended)."""
+    found = await structure_of(session, finess)
+    if not await may_manage(session, principal, found.finess):
+        raise Forbidden(
+            "Seuls un administrateur et les référents de la structure gèrent ses membres."
+        )
+    rows = await session.execute(_RPPS_MEMBERS, {"finess": found.finess, "siret": found.siret})
+    wanted = {mxid: f"{first} {last}".strip() for mxid, first, last in rows.all()}
+    current = {
+        m.matrix_user_id: m for m in await circle.active_structure_members(session, found.finess)
+    }
+    added = []
+    for mxid, name in wanted.items():
+        if mxid in current:
+            continue
+        added.append(
+            await add_member(
+                session,
+                principal=principal,
+                finess=found.finess,
+                data=StructureMemberIn(matrix_user_id=mxid, display_name=name or mxid),
+                source="rpps",
+                check_rights=False,
+            )
+        )
+    ended = []
+    for mxid, member in current.items():
+        if member.source == "rpps" and mxid not in wanted:
+            ended.append(
+                await end_member(
+                    session, principal=principal, finess=found.finess, member_id=member.id
+                )
+            )
+    return added, ended

@@ -186,3 +186,74 @@ async def test_only_admins_and_referents_manage_members(api: Api) -> None:
     assert (await api.call("GET", "/api/v1/structures/999999999/members", as_user=ADMIN))[0] == 404
     # every call is audited
     assert await api.count("audit_log", "WHERE resource LIKE 'structures%'") >= 8
+
+
+async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: str) -> None:
+    from dossier_service.models.directory import AccountLink, Activity, Professional
+
+    db = api.app[appkeys.DATABASE]
+    async with db.sessions() as session:
+        session.add(
+            Professional(
+                id=pid, national_id=f"8100{pid:07d}", id_type="8", civility="MME",
+                last_name=f"NOM{pid}", first_name="Claire", profession_code="60",
+                profession="Infirmier", sort_key=f"nom{pid}", content_hash=b"x", seen_run=1,
+                updated_at="2026",
+            )
+        )  # fmt: skip
+        await session.flush()
+        session.add(
+            Activity(
+                professional_id=pid, profession_code="60", specialty_code="", specialty="",
+                mode_code="S", mode="Salarié", structure="SSIAD", address="", postcode="75003",
+                commune_code="75103", city="PARIS", dept="75", phone="", email="",
+                siret=siret, finess=finess, linked=1,
+            )
+        )  # fmt: skip
+        session.add(
+            AccountLink(mxid=mxid, national_id=f"8100{pid:07d}", source="test", linked_at="2026")
+        )
+        await session.commit()
+
+
+async def test_members_from_the_rpps_activity(api: Api) -> None:
+    """A linked professional whose RPPS activity names the structure (FINESS, or its SIRET)
+    becomes a member (source rpps) and, through a circle "avec accès", reads the file."""
+    await _structures(api)
+    db = api.app[appkeys.DATABASE]
+    async with db.sessions() as session:
+        found = await session.get(Structure, FINESS)
+        assert found is not None
+        found.siret = "12345678900011"
+        session.add(found)
+        await session.commit()
+    by_finess, by_siret, elsewhere = "@ide1:cercle.test", "@ide2:cercle.test", "@ide3:cercle.test"
+    await _rpps_professional(api, 1, by_finess, FINESS, "")
+    await _rpps_professional(api, 2, by_siret, "", "12345678900011")
+    await _rpps_professional(api, 3, elsewhere, OTHER_FINESS, "99999999900011")
+    await _member(api, REFERENT, "referent")
+    pid = await api.new_patient()
+    await _add_structure(api, pid, FINESS, True)
+    status, _ = await api.call("POST", f"/api/v1/structures/{FINESS}/members/rpps", as_user=SOCIAL)
+    assert status == 403
+    body = await api.ok("POST", f"/api/v1/structures/{FINESS}/members/rpps", as_user=REFERENT)
+    assert {m["matrix_user_id"] for m in body["added"]} == {by_finess, by_siret}
+    assert {m["source"] for m in body["added"]} == {"rpps"} and body["ended"] == []
+    for user, expected in ((by_finess, 200), (by_siret, 200), (elsewhere, 404)):
+        assert (await api.call("GET", f"/api/v1/patients/{pid}", as_user=user))[0] == expected
+    again = await api.ok("POST", f"/api/v1/structures/{FINESS}/members/rpps", as_user=ADMIN)
+    assert again == {"added": [], "ended": []}
+    # the activity moves elsewhere: the membership (and the file) go
+    async with db.sessions() as session:
+        from sqlalchemy import text
+
+        await session.execute(
+            text("UPDATE annuaire_activity SET finess = '' WHERE professional_id = 1")
+        )
+        await session.commit()
+    body = await api.ok("POST", f"/api/v1/structures/{FINESS}/members/rpps", as_user=REFERENT)
+    assert [m["matrix_user_id"] for m in body["ended"]] == [by_finess]
+    assert (await api.call("GET", f"/api/v1/patients/{pid}", as_user=by_finess))[0] == 404
+    # a referent is never ended by the sync (added by hand)
+    members = await api.ok("GET", f"/api/v1/structures/{FINESS}/members", as_user=REFERENT)
+    assert {m["matrix_user_id"] for m in members["items"]} == {REFERENT, by_siret}

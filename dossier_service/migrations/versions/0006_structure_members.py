@@ -48,9 +48,19 @@ def upgrade() -> None:
             sa.Column("via_member_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True)
         )
         batch_op.create_index("ix_circle_members_via", ["via_member_id"], unique=False)
+    with op.batch_alter_table("annuaire_activity", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("siret", sa.Text(), server_default="", nullable=False))
+        batch_op.add_column(sa.Column("finess", sa.Text(), server_default="", nullable=False))
+        batch_op.create_index("ix_annuaire_activity_finess", ["finess"], unique=False)
+        batch_op.create_index("ix_annuaire_activity_siret", ["siret"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("annuaire_activity", schema=None) as batch_op:
+        batch_op.drop_index("ix_annuaire_activity_siret")
+        batch_op.drop_index("ix_annuaire_activity_finess")
+        batch_op.drop_column("finess")
+        batch_op.drop_column("siret")
     with op.batch_alter_table("circle_members", schema=None) as batch_op:
         batch_op.drop_index("ix_circle_members_via")
         batch_op.drop_column("via_member_id")
