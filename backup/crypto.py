@@ -13,7 +13,6 @@ chunks of (u32 length | ciphertext).
 from __future__ import annotations
 
 import base64
-import os
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +20,8 @@ from typing import BinaryIO
 import nacl.bindings as sodium
 import nacl.exceptions
 from nacl.public import PrivateKey, PublicKey, SealedBox
+
+from deployment.conventions import write_private as write_private  # one place, re-exported
 
 MAGIC = b"CERCLEBK"
 CONTAINER_VERSION = 1
@@ -169,14 +170,3 @@ class DecryptingReader:
         while not self._final:
             self._pull()
             self._buffer.clear()
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (mode 0600) atomically: written to a temporary name, then renamed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from backup import layout
-
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
 
 
 def archives_to_keep(times: list[datetime], keep_daily: int, keep_weekly: int) -> set[datetime]:

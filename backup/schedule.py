@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from backup.crypto import write_private
-from backup.rotation import PARIS
+from deployment.conventions import PARIS
 from deployment.profile import Profile, ProfileError
 
 

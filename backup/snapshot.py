@@ -270,9 +270,13 @@ class BackupRun:
                 os.fsync(out.fileno())
             # the sidecars first: a complete archive always has them
             blobs = sorted(
-                {e["blob"] for s in manifest["stores"] if s["kind"] == "blobs"
-                 for e in s["entries"]}
-            )  # fmt: skip
+                {
+                    e["blob"]
+                    for s in manifest["stores"]
+                    if s["kind"] == "blobs"
+                    for e in s["entries"]
+                }
+            )
             write_private(layout.sidecar(final, ".blobs"), "\n".join(blobs).encode())
             checksum = f"{layout.file_sha256(partial_path)}  {name}\n"
             write_private(layout.sidecar(final, ".sha256"), checksum.encode())

@@ -1,18 +1,32 @@
 """The conversation of a room as a PDF, for the retention archive: the bot's own export
 (history paging, decryption, rendering) with the bot's device and keys.
 
-The bot's crypto store is opened for reading only: no sync (the running bot's to-device
-messages stay its own), no key upload; its stored access token and device are reused."""
+The running bot is the only writer of its crypto store (olm account, megolm and olm
+sessions): the retention job never opens that store for writing. It reads a **snapshot**,
+taken with SQLite's online backup API from read-only connections (consistent while the bot
+writes), into a private temporary directory deleted afterwards; whatever nio writes while
+exporting (sessions touched, a key request recorded) goes into the copy and is thrown away.
+No sync (the running bot's to-device messages stay its own), no key upload; the stored
+access token and device are reused for the read-only history requests. So the job may run
+while the bot runs (no need to stop it, no refusal) and cannot corrupt the bot's sessions.
+Keys the bot received after the snapshot are not in it: the job reads closed files, whose
+conversations ended long before."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import sqlite3
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 from nio import AsyncClient
 
+from backup.snapshot import SQLITE_HEADER
 from bots.config import BotConfig
 from bots.export.history import HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
@@ -23,20 +37,60 @@ from deployment.profile import Profile
 from deployment.secrets import Secrets
 
 
+def read_only_copy(source: Path, target: Path) -> None:
+    """SQLite's online backup API from a connection that cannot write (``mode=ro``): the
+    running bot's database is read, consistently, and never changed."""
+    src = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.chmod(target, 0o600)
+
+
+def snapshot_store(source: Path, target: Path) -> None:
+    """A consistent private copy of the bot's crypto store directory: SQLite databases
+    through the online backup API (their -wal/-shm/-journal files are part of that copy),
+    other files copied as they are."""
+    target.mkdir(mode=0o700, parents=True)
+    if not source.is_dir():
+        return
+    for path in sorted(source.iterdir()):
+        if not path.is_file() or path.name.endswith(("-wal", "-shm", "-journal")):
+            continue
+        with open(path, "rb") as fh:
+            is_sqlite = fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+        if is_sqlite:
+            read_only_copy(path, target / path.name)
+        else:
+            shutil.copy2(path, target / path.name)
+            os.chmod(target / path.name, 0o600)
+
+
 class BotTranscripts:
-    def __init__(self, profile: Profile, secrets: Secrets) -> None:
-        self.config = BotConfig.from_profile(profile)
+    def __init__(self, profile: Profile, secrets: Secrets, config: BotConfig | None = None):
+        self.config = config or BotConfig.from_profile(profile)
         self.pickle_key = secrets.bot_pickle_key
 
     async def __call__(self, room_id: str, title: str, target: Path) -> None:
         stored = StoredSession.load(self.config.session_file)
         if stored is None:
             raise RuntimeError("session du bot absente : la conversation ne peut être relue")
+        with tempfile.TemporaryDirectory(prefix="cercle-bot-store-") as copy:
+            store = Path(copy) / "store"
+            await asyncio.to_thread(snapshot_store, self.config.store_dir, store)
+            await self._export(stored, store, room_id, title, target)
+
+    async def _export(
+        self, stored: StoredSession, store: Path, room_id: str, title: str, target: Path
+    ) -> None:
         client = AsyncClient(
             self.config.homeserver_url,
             stored.user_id,
             device_id=stored.device_id,
-            store_path=str(self.config.store_dir),
+            store_path=str(store),  # the snapshot, never the running bot's store
             config=client_config(self.pickle_key, self.config.backoff_max_seconds),
         )
         client.restore_login(stored.user_id, stored.device_id, stored.access_token)

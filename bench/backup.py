@@ -6,9 +6,10 @@ backup after 1 % of change, side by side in one run.
                                      [--documents-mb 100] [--workdir DIR]
     .venv/bin/python bench/backup.py --full   # the issue's 1,000 rooms / 100,000 messages / 2 GB
 
-A real Synapse (the deployment's rendering, tests/support.py) gets ``--rooms`` rooms and
-``--messages`` encrypted-shaped messages (300 bytes of ciphertext, a short message) through
-the client API. Media (1 MiB random files) are written straight into Synapse's media store and
+A real Synapse (the deployment's rendering, tests/support.py) gets ``--rooms`` encrypted
+rooms and ``--messages`` real ``m.room.encrypted`` events (megolm, one outbound session per
+room and sender, as a client has) through the client API, from ``--senders`` accounts whose
+rate limit is lifted (admin ``override_ratelimit``), ``--workers`` requests in flight. Media (1 MiB random files) are written straight into Synapse's media store and
 documents into the dossier's content-addressed store: the backup reads files, so their
 origin does not change its cost. Then: a full backup while Synapse runs, a verify + restore
 into an empty var directory, 1 % more messages and media, an incremental backup. Printed:
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import hashlib
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import aiohttp  # noqa: E402
-from support import start_synapse  # noqa: E402
+import vodozemac  # noqa: E402
+from support import SynapseUnderTest, start_synapse  # noqa: E402
 
 from backup.crypto import generate_key_pair, load_private_key  # noqa: E402
 from backup.layout import PUBLIC_KEY_FILE  # noqa: E402
@@ -48,47 +51,119 @@ def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-async def fill_rooms(base: str, token: str, rooms: list[str] | int, messages: int) -> list[str]:
-    """Create rooms (an int) or reuse them (a list), then send ``messages`` spread over them."""
-    headers = {"Authorization": f"Bearer {token}"}
-    # what an encrypted message weighs (the rooms are encrypted: plain text is refused)
-    content = {
-        "algorithm": "m.megolm.v1.aes-sha2",
-        "ciphertext": base64.b64encode(os.urandom(300)).decode(),
-        "sender_key": base64.b64encode(os.urandom(32)).decode(),
-        "session_id": base64.b64encode(os.urandom(32)).decode(),
-        "device_id": "BENCH",
-    }
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.get(f"{base}/_matrix/client/v3/account/whoami") as resp:
-            me = (await resp.json())["user_id"]
-        async with http.post(  # the default 10 messages/s would make this a 1,000 s wait
-            f"{base}/_synapse/admin/v1/users/{me}/override_ratelimit",
-            json={"messages_per_second": 0, "burst_count": 0},
-        ) as resp:
-            assert resp.status == 200, await resp.text()
+@dataclass
+class Sender:
+    """A professional's account and device: its own connection, its own megolm sessions."""
+
+    user_id: str
+    token: str
+    device_id: str
+    curve25519: str  # the device's identity key, as real m.room.encrypted events carry
+    sessions: dict[str, vodozemac.GroupSession] = field(default_factory=dict)
+
+    def encrypt(self, room_id: str, body: str) -> dict[str, str]:
+        """A real megolm event: one outbound session per room and sender, as a client has."""
+        session = self.sessions.setdefault(room_id, vodozemac.GroupSession())
+        payload = {"type": "m.room.message", "room_id": room_id,
+                   "content": {"msgtype": "m.text", "body": body}}  # fmt: skip
+        return {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": session.encrypt(json.dumps(payload).encode()).to_base64(),
+            "sender_key": self.curve25519,
+            "session_id": session.session_id,
+            "device_id": self.device_id,
+        }
+
+
+def make_senders(synapse: SynapseUnderTest, count: int) -> list[Sender]:
+    """``count`` accounts, their message rate limit lifted (``override_ratelimit``, in
+    ``support.register``): the bench measures the backup, not Synapse's anti-flood."""
+    senders = []
+    for i in range(count):
+        login = synapse.register(f"bench{i}-{os.urandom(3).hex()}", os.urandom(12).hex())
+        key = vodozemac.Account().curve25519_key.to_base64()
+        senders.append(Sender(login["user_id"], login["access_token"], login["device_id"], key))
+    return senders
+
+
+class Progress:
+    def __init__(self, what: str, total: int) -> None:
+        self.what, self.total, self.done = what, total, 0
+        self.start = self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= 15 or self.done == self.total:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            left = (self.total - self.done) / rate if rate else 0
+            print(f"  {self.what} : {self.done}/{self.total} ({rate:.0f}/s, reste ~{left:.0f} s, "
+                  f"charge {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.start, 1e-9)
+
+
+async def fill_rooms(
+    base: str, senders: list[Sender], rooms: list[tuple[int, str]] | int, messages: int,
+    workers: int,
+) -> tuple[list[tuple[int, str]], float]:  # fmt: skip
+    """Create encrypted rooms (an int) or reuse them, then send ``messages`` real megolm
+    events spread over them, ``workers`` requests at a time over one connection pool per
+    sender. Rooms are (sender index, room id). Returns the rooms and messages per second."""
+    sessions = [
+        aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {s.token}"},
+            connector=aiohttp.TCPConnector(limit=max(2, workers // len(senders) + 1)),
+        )
+        for s in senders
+    ]
+    try:
         if isinstance(rooms, int):
-            created = []
-            for i in range(rooms):
-                async with http.post(
-                    f"{base}/_matrix/client/v3/createRoom", json={"name": f"Suivi {i}"}
-                ) as resp:
-                    created.append((await resp.json())["room_id"])
+            wanted, made = rooms, Progress("salons chiffrés créés", rooms)
+            created: list[tuple[int, str]] = []
+            indexes: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(wanted):
+                indexes.put_nowait(i)
+
+            async def creator() -> None:
+                while not indexes.empty():
+                    i = indexes.get_nowait()
+                    owner = i % len(senders)
+                    body = {"name": f"Suivi {i}", "preset": "private_chat", "initial_state": [
+                        {"type": "m.room.encryption", "state_key": "",
+                         "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}  # fmt: skip
+                    url = f"{base}/_matrix/client/v3/createRoom"
+                    async with sessions[owner].post(url, json=body) as resp:
+                        assert resp.status == 200, await resp.text()
+                        created.append((owner, (await resp.json())["room_id"]))
+                    made.tick()
+
+            await asyncio.gather(*(creator() for _ in range(min(workers, 8))))
             rooms = created
+        progress = Progress("messages chiffrés envoyés", messages)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for n in range(messages):
             queue.put_nowait(n)
+        run = os.urandom(4).hex()
 
         async def sender() -> None:
             while not queue.empty():
                 n = queue.get_nowait()
-                room = rooms[n % len(rooms)]
-                url = f"{base}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/b{time.time_ns()}{n}"
-                async with http.put(url, json=content) as resp:
+                owner, room = rooms[n % len(rooms)]
+                content = senders[owner].encrypt(room, f"Transmission {n} : constantes stables")
+                url = f"{base}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/b{run}-{n}"
+                async with sessions[owner].put(url, json=content) as resp:
                     assert resp.status == 200, await resp.text()
+                progress.tick()
 
-        await asyncio.gather(*(sender() for _ in range(8)))
-    return rooms
+        await asyncio.gather(*(sender() for _ in range(workers)))
+        return rooms, progress.rate
+    finally:
+        for http in sessions:
+            await http.close()
 
 
 def write_media(var: Path, count: int, start: int = 0) -> None:
@@ -115,6 +190,8 @@ def main() -> None:
     parser.add_argument("--media-mb", type=int, default=300)
     parser.add_argument("--documents-mb", type=int, default=100)
     parser.add_argument("--full", action="store_true", help="1,000 rooms, 100,000 messages, 2 GB")
+    parser.add_argument("--senders", type=int, default=4, help="accounts sending, one pool each")
+    parser.add_argument("--workers", type=int, default=24, help="requests in flight")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     if args.full:
@@ -128,12 +205,16 @@ def main() -> None:
     synapse = start_synapse(var)
     try:
         t = time.monotonic()
-        rooms = asyncio.run(
-            fill_rooms(synapse.base_url, synapse.admin_token, args.rooms, args.messages)
+        senders = make_senders(synapse, args.senders)
+        rooms, rate = asyncio.run(
+            fill_rooms(synapse.base_url, senders, args.rooms, args.messages, args.workers)
         )
         write_media(var, args.media_mb)
         write_documents(var, args.documents_mb)
-        print(f"Génération : {time.monotonic() - t:.0f} s")
+        print(
+            f"Génération : {time.monotonic() - t:.0f} s ({rate:.0f} messages/s ; "
+            f"100 000 messages prendraient ~{100_000 / rate / 60:.0f} min à ce débit)"
+        )
         private, public = generate_key_pair()
         (var / "secrets" / PUBLIC_KEY_FILE).write_text(public)
         key_file = work / "backup.key"
@@ -157,7 +238,7 @@ def main() -> None:
         # 1 % of change: messages and media
         t = time.monotonic()
         asyncio.run(
-            fill_rooms(synapse.base_url, synapse.admin_token, rooms, max(1, args.messages // 100))
+            fill_rooms(synapse.base_url, senders, rooms, max(1, args.messages // 100), args.workers)
         )
         write_media(var, max(1, args.media_mb // 100), start=args.media_mb)
         print(f"Changement de 1 % : {time.monotonic() - t:.0f} s")
@@ -169,6 +250,16 @@ def main() -> None:
             f"complet ; objectif ≤ 10 %), {added:.0f} Mo ajoutés, "
             f"{incremental.manifest['totals']['new_blobs']} contenus nouveaux"
         )
+        # what the issue's size would cost at the rates measured here (linear in bytes read)
+        live_mb = db_mb + args.media_mb * MIB / 1e6 + args.documents_mb * MIB / 1e6
+        full_mb = db_mb * 100_000 / args.messages + 2048 * MIB / 1e6
+        if args.messages < 100_000 or args.media_mb + args.documents_mb < 2048:
+            print(
+                f"Échelle : {live_mb:.0f} Mo vivants sauvegardés à {live_mb / full.seconds:.0f} Mo/s, "
+                f"restaurés à {live_mb / restore_s:.0f} Mo/s ; la taille du ticket "
+                f"(~{full_mb:.0f} Mo, base extrapolée) prendrait ~{full_mb / live_mb * full.seconds:.0f} s "
+                f"à sauvegarder et ~{full_mb / live_mb * restore_s:.0f} s à restaurer"
+            )
         print(f"Charge à la fin : {os.getloadavg()[0]:.1f} (2 cœurs partagés)")
     finally:
         synapse.stop()

@@ -424,9 +424,13 @@ async def measure_round(
     for name, path in reads:
         for s in services:
             results[s.design][name] = await load(
-                s.base, path(s), clients=args.clients, seconds=args.seconds,
-                headers=member, server_pid=s.process.pid,
-            )  # fmt: skip
+                s.base,
+                path(s),
+                clients=args.clients,
+                seconds=args.seconds,
+                headers=member,
+                server_pid=s.process.pid,
+            )
     for s in services:
         audit_before = await count(s.url, "audit_log")
         notes_before = await count(s.url, "notebook_entries")

@@ -276,7 +276,7 @@ def naive_multicell_rate(n: int = 1000) -> float:
     """fpdf2's own wrapping (multi_cell per message), the baseline of the issue."""
     from fpdf import FPDF
 
-    from bots.export.pdf import FONTS_DIR
+    from bots.export.typefaces import FONTS_DIR
 
     rng = random.Random(4)
     bodies = [message_body(rng, i)["body"] for i in range(n)]

@@ -107,8 +107,10 @@ async def bench(args: argparse.Namespace) -> None:
     servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
     override = {
         "var_dir": str(work / "var"),
+        # the bench's professional does not accept the Documents juridiques (as in tests)
         "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
-                                                           "login_burst": 1000}},
+                                                           "login_burst": 1000},
+                       "legal": {"enabled": False}},
         "dossier": {"port": free_port()},
         "mail_bridge": {
             "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
@@ -127,14 +129,20 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         bot = profile.section("bot")
         accounts = await ensure_service_accounts(
-            profile.homeserver_url, profile.server_name, secrets_,
-            bot_localpart=str(bot["localpart"]), bot_display_name=str(bot["display_name"]),
-        )  # fmt: skip
+            profile.homeserver_url,
+            profile.server_name,
+            secrets_,
+            bot_localpart=str(bot["localpart"]),
+            bot_display_name=str(bot["display_name"]),
+        )
         bridge_user = f"@cercle-courrier:{profile.server_name}"
         await ensure_bridge_account(
-            profile.homeserver_url, accounts.admin_token, secrets_,
-            user_id=bridge_user, display_name="Courriers",
-        )  # fmt: skip
+            profile.homeserver_url,
+            accounts.admin_token,
+            secrets_,
+            user_id=bridge_user,
+            display_name="Courriers",
+        )
         async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
             password = secrets.token_urlsafe(12)
             user_id = await api.register(secrets_.registration_shared_secret, "bench-pro", password)
@@ -142,21 +150,28 @@ async def bench(args: argparse.Namespace) -> None:
             await api.override_ratelimit(user_id)
         env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
         bridge_proc = subprocess.Popen(
-            [sys.executable, "-m", "bridges.mail"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
-        )  # fmt: skip
+            [sys.executable, "-m", "bridges.mail"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
+        )
         (work / "pro-store").mkdir()
         client = AsyncClient(
-            profile.homeserver_url, me.user_id, device_id=me.device_id,
-            store_path=str(work / "pro-store"), config=AsyncClientConfig(encryption_enabled=True),
-        )  # fmt: skip
+            profile.homeserver_url,
+            me.user_id,
+            device_id=me.device_id,
+            store_path=str(work / "pro-store"),
+            config=AsyncClientConfig(encryption_enabled=True),
+        )
         client.restore_login(me.user_id, me.device_id, me.access_token)
         await client.keys_upload()
         await client.sync(timeout=0, full_state=True)
         watcher = Watcher(client)
         task = asyncio.create_task(watcher.run())
-        dm = (await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED,
-                                       is_direct=True)).room_id  # fmt: skip
+        dm = (
+            await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED, is_direct=True)
+        ).room_id
         deadline = time.monotonic() + 60
         while (
             bridge_user not in client.rooms[dm].users
@@ -165,9 +180,15 @@ async def bench(args: argparse.Namespace) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("le pont n'a pas rejoint la conversation")
             await asyncio.sleep(0.1)
-        await client.room_send(dm, "m.room.message", {
-            "msgtype": "m.text", "body": f"!connecter {pro_box} {servers.passwords[pro_box]}",
-        }, ignore_unverified_devices=True)  # fmt: skip
+        await client.room_send(
+            dm,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": f"!connecter {pro_box} {servers.passwords[pro_box]}",
+            },
+            ignore_unverified_devices=True,
+        )
         while not any("reliée" in n for n in watcher.dm_notices):
             if time.monotonic() > deadline + 60:
                 raise RuntimeError("boîte non reliée")
@@ -198,8 +219,11 @@ async def bench(args: argparse.Namespace) -> None:
             return max(watcher.seen.values(), default=time.perf_counter())
 
         def delays(keys: range) -> list[float]:
-            return [watcher.seen[f"bench-{i}"] - submitted[f"bench-{i}"] for i in keys
-                    if f"bench-{i}" in watcher.seen]  # fmt: skip
+            return [
+                watcher.seen[f"bench-{i}"] - submitted[f"bench-{i}"]
+                for i in keys
+                if f"bench-{i}" in watcher.seen
+            ]
 
         # 1. latency: mails at a pace the bridge keeps up with (IDLE wakes it per mail)
         latency_n = min(args.latency_mails, args.mails)
@@ -218,8 +242,10 @@ async def bench(args: argparse.Namespace) -> None:
             f"TLS, Dovecot (IDLE), pont en processus séparé, Synapse SQLite ; "
             f"{os.cpu_count()} cœurs partagés, charge {load[0]:.1f}"
         )
-        print(f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
-              f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}")  # fmt: skip
+        print(
+            f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
+            f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}"
+        )
         lat = delays(range(latency_n))
         if lat:
             print(

@@ -52,8 +52,13 @@ def register(hs: SynapseUnderTest, name: str) -> tuple[str, str, str, str]:
 async def nurse_client(hs: SynapseUnderTest, store: Path) -> AsyncClient:
     user_id, token, device_id, _ = register(hs, "ide")
     store.mkdir(parents=True, exist_ok=True)
-    client = AsyncClient(hs.base_url, user_id, device_id=device_id, store_path=str(store),
-                         config=AsyncClientConfig(encryption_enabled=True))  # fmt: skip
+    client = AsyncClient(
+        hs.base_url,
+        user_id,
+        device_id=device_id,
+        store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True),
+    )
     client.restore_login(user_id, device_id, token)
     await client.keys_upload()
     await ensure_cross_signed(client, key_file=store / "xs.json", encryption_key="k", password="-")
@@ -75,27 +80,38 @@ async def until(probe: Any, what: str, timeout: float = 120.0) -> Any:
 async def say(nurse: AsyncClient, room_id: str, body: str) -> None:
     if nurse.should_query_keys:
         await nurse.keys_query()
-    resp = await nurse.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body},
-                                 ignore_unverified_devices=True)  # fmt: skip
+    resp = await nurse.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": body},
+        ignore_unverified_devices=True,
+    )
     assert isinstance(resp, RoomSendResponse), resp
 
 
 async def js(hs: SynapseUnderTest, log: Path, *, cross_sign: bool) -> JsClient:
     user_id, token, device_id, password = register(hs, "nouveau")
     client = await JsClient.spawn(log)
-    await client.start(hs.base_url, user_id, token, device_id, password,
-                       strict=cross_sign, cross_sign=cross_sign)  # fmt: skip
+    await client.start(
+        hs.base_url, user_id, token, device_id, password, strict=cross_sign, cross_sign=cross_sign
+    )
     return client
 
 
 async def run(hs: SynapseUnderTest, tmp: Path, messages: int, grace: float) -> None:
     config = BotConfig.from_profile(
-        hs.profile, data_dir=tmp / "bot", device_id="CERCLEBOT" + secrets.token_hex(3).upper(),
-        sync_timeout_ms=5_000, history_fallback_seconds=grace,
-    )  # fmt: skip
-    app = await BotApp.create(config, password=hs.secrets.bot_password,
-                              pickle_key=hs.secrets.bot_pickle_key,
-                              cross_signing_key=hs.secrets.bot_cross_signing_key)  # fmt: skip
+        hs.profile,
+        data_dir=tmp / "bot",
+        device_id="CERCLEBOT" + secrets.token_hex(3).upper(),
+        sync_timeout_ms=5_000,
+        history_fallback_seconds=grace,
+    )
+    app = await BotApp.create(
+        config,
+        password=hs.secrets.bot_password,
+        pickle_key=hs.secrets.bot_pickle_key,
+        cross_signing_key=hs.secrets.bot_cross_signing_key,
+    )
     await app.start()
     nurse = await nurse_client(hs, tmp / "nurse")
     clients: list[JsClient] = []
@@ -121,30 +137,39 @@ async def run(hs: SynapseUnderTest, tmp: Path, messages: int, grace: float) -> N
         joined = time.perf_counter()
         await reader.call("join", roomId=room_id)
         await say(nurse, room_id, "nouveau message après l'arrivée")
-        await reader.call("waitMessage", roomId=room_id, contains="après l'arrivée",
-                          timeoutMs=120000)  # fmt: skip
+        await reader.call(
+            "waitMessage", roomId=room_id, contains="après l'arrivée", timeoutMs=120000
+        )
         fresh = time.perf_counter() - joined
-        await reader.call("waitMessage", roomId=room_id, contains=f"message {messages} de",
-                          timeoutMs=300000)  # fmt: skip
+        await reader.call(
+            "waitMessage", roomId=room_id, contains=f"message {messages} de", timeoutMs=300000
+        )
         bundle = time.perf_counter() - joined
 
         joined = time.perf_counter()
         await blind.call("join", roomId=room_id)
         direct = (await blind.call("waitInvite", timeoutMs=300000))["roomId"]
         await blind.call("join", roomId=direct)
-        await blind.call("waitMessage", roomId=direct, contains="Historique de la conversation",
-                         timeoutMs=600000)  # fmt: skip
+        await blind.call(
+            "waitMessage", roomId=direct, contains="Historique de la conversation", timeoutMs=600000
+        )
         transcript = time.perf_counter() - joined
 
         bare = await _bare_transcript(app, room_id, tmp)
         print(f"salon de {messages} messages (machine : charge {_load()}) :")
         print(f"  arrivée → nouveau message lisible (limite physique)  {fresh:7.2f} s")
-        print(f"  arrivée → historique lisible (lot MSC4268)           {bundle:7.2f} s"
-              f"  (x{bundle / fresh:.1f})")  # fmt: skip
-        print(f"  arrivée → transcription PDF reçue (repli)            {transcript:7.2f} s"
-              f"  dont {grace:g} s d'attente configurée")  # fmt: skip
-        print(f"  lecture + rendu seuls du même historique             {bare:7.2f} s"
-              f"  (x{(transcript - grace) / bare:.1f} hors attente)")  # fmt: skip
+        print(
+            f"  arrivée → historique lisible (lot MSC4268)           {bundle:7.2f} s"
+            f"  (x{bundle / fresh:.1f})"
+        )
+        print(
+            f"  arrivée → transcription PDF reçue (repli)            {transcript:7.2f} s"
+            f"  dont {grace:g} s d'attente configurée"
+        )
+        print(
+            f"  lecture + rendu seuls du même historique             {bare:7.2f} s"
+            f"  (x{(transcript - grace) / bare:.1f} hors attente)"
+        )
     finally:
         for client in clients:
             await client.close()
@@ -167,8 +192,13 @@ async def _bare_transcript(app: BotApp, room_id: str, tmp: Path) -> float:
     async with aiohttp.ClientSession() as session:
         media = MediaFetcher(session, app.config.homeserver_url, str(app.client.access_token), tmp)
         history = await fetch_history(app.client, HistoryRequest(room_id), media)
-    header = TranscriptHeader(room_label="banc", period_label="tout", exported_by="banc",
-                              exported_at=datetime.now(UTC), participants=history.participants)  # fmt: skip
+    header = TranscriptHeader(
+        room_label="banc",
+        period_label="tout",
+        exported_by="banc",
+        exported_at=datetime.now(UTC),
+        participants=history.participants,
+    )
     await asyncio.to_thread(render_transcript, header, history.entries, tmp / "banc.pdf")
     return time.perf_counter() - start
 

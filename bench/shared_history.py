@@ -29,7 +29,8 @@ from nio.crypto.device import OlmDevice
 from nio.store import SqliteMemoryStore
 
 from bots.matrix.cross_signing import CrossSigningKeys, sign_device_keys
-from bots.matrix.history import SessionLedger, SharedHistory, build_bundle, room_sessions
+from bots.matrix.history import SessionLedger, SharedHistory
+from bots.matrix.history_bundles import build_bundle, room_sessions
 
 ROOM = "!bench:cercle.test"
 BOT = "@cercle-bot:cercle.test"

@@ -59,10 +59,15 @@ async def serve(workdir: Path) -> tuple[web.AppRunner, str]:
     await upgrade(f"sqlite+aiosqlite:///{db}")
     port = free_port()
     config = DossierConfig(
-        database_url=f"sqlite+aiosqlite:///{db}", documents_dir=workdir / "docs",
-        homeserver_url="http://127.0.0.1:9", server_name="cercle.bench", session_key="bench",
-        service_token=TOKEN, port=port, public_url=f"http://127.0.0.1:{port}",
-    )  # fmt: skip
+        database_url=f"sqlite+aiosqlite:///{db}",
+        documents_dir=workdir / "docs",
+        homeserver_url="http://127.0.0.1:9",
+        server_name="cercle.bench",
+        session_key="bench",
+        service_token=TOKEN,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+    )
     runner = web.AppRunner(create_app(config, with_pages=False), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -85,24 +90,34 @@ async def main(writes: int, workdir: Path) -> None:
         direct: list[float] = []
         for n in range(writes):
             t0 = time.perf_counter()
-            await client.add_notebook_entry(pid, kind="note", text=f"direct {n}", actor=COORD,
-                                            key=idempotency_key(f"$d{n}", "note"),
-                                            from_matrix=False)  # written on the page: an event  # fmt: skip
+            await client.add_notebook_entry(
+                pid,
+                kind="note",
+                text=f"direct {n}",
+                actor=COORD,
+                key=idempotency_key(f"$d{n}", "note"),
+                from_matrix=False,
+            )  # written on the page: an event
             direct.append(time.perf_counter() - t0)
 
         box = Outbox(open_outbox_database(workdir / "outbox.sqlite3"), workdir / "blobs")
 
         async def deliver(item: OutboxItem) -> dict[str, Any]:
-            return await client.add_notebook_entry(pid, kind="note", text=item.payload["text"],
-                                                   actor=COORD, key=item.key)  # fmt: skip
+            return await client.add_notebook_entry(
+                pid, kind="note", text=item.payload["text"], actor=COORD, key=item.key
+            )
 
         worker = OutboxWorker(box, deliver, idle_seconds=1.0)
         task = asyncio.create_task(worker.run())
         through: list[float] = []
         for n in range(writes):
             t0 = time.perf_counter()
-            item = await worker.submit(idempotency_key(f"$o{n}", "note"), "notebook.add",
-                                       {"text": f"outbox {n}"}, wait_seconds=10)  # fmt: skip
+            item = await worker.submit(
+                idempotency_key(f"$o{n}", "note"),
+                "notebook.add",
+                {"text": f"outbox {n}"},
+                wait_seconds=10,
+            )
             assert item.status == "done"
             through.append(time.perf_counter() - t0)
         task.cancel()
@@ -140,8 +155,10 @@ async def main(writes: int, workdir: Path) -> None:
         print(
             f"(c) backlog drained             : {writes} items in {drain:.2f} s ({writes / drain:.0f}/s)"
         )
-        print(f"feed read (cursor per event)    : {handled} events in {feed_time:.2f} s "
-              f"({handled / feed_time:.0f}/s)")  # fmt: skip
+        print(
+            f"feed read (cursor per event)    : {handled} events in {feed_time:.2f} s "
+            f"({handled / feed_time:.0f}/s)"
+        )
     finally:
         await client.close()
         await runner.cleanup()

@@ -32,13 +32,14 @@ from bots.dossier_link.arrivals import watch as watch_arrivals
 from bots.dossier_link.service import DossierSync
 from bots.export.pending import PendingExports
 from bots.export.people import DossierRoomPeople
+from bots.export.service import ExportService
 from bots.export.welcome import TranscriptSender
 from bots.flags.escalation import EscalationStore, Escalator
 from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import cross_signing, history
+from bots.matrix import cross_signing, history, history_bundles
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
@@ -104,8 +105,15 @@ class BotApp:
             max_reminders=config.escalation.max_reminders,
         )
         folders = FolderSpaces(io, db, bot_user_id=client.user_id, server_name=config.server_name)
-        flags = FlagService(client, io, cache, folders, escalator, server_name=config.server_name,
-                            intents=ClearIntents(db))  # fmt: skip
+        flags = FlagService(
+            client,
+            io,
+            cache,
+            folders,
+            escalator,
+            server_name=config.server_name,
+            intents=ClearIntents(db),
+        )
         services = BotServices(
             config, client, io, cache, flags, patient_commands.PatientHooks(), db
         )
@@ -135,13 +143,16 @@ class BotApp:
         directory_results = directory_commands.LastResults()  # !trouver -> !inviter <n>
         sync = dossier_sync.connect(s)  # one dossier client, passed to whoever reads the file
         people = DossierRoomPeople(sync.dossier) if sync is not None else None
-        exports = export_commands.ExportService(
-            s.client, s.io, describe_room=people, pending=PendingExports(s.db),
+        exports = ExportService(
+            s.client,
+            s.io,
+            describe_room=people,
+            pending=PendingExports(s.db),
             command_prefix=s.config.command_prefix,
-        )  # fmt: skip
+        )
         s.arrivals = _arrivals(s, exports)
         if sync is not None:
-            sync.bridge.attach(s.arrivals)
+            sync.membership.attach(s.arrivals)
         patient_commands.register(
             registry,
             client=s.client,
@@ -224,17 +235,21 @@ class BotApp:
         self.db.close()
 
 
-def _arrivals(s: BotServices, exports: export_commands.ExportService) -> Arrivals:
+def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     """Newcomers of patient rooms: bundle, retries on device changes, PDF fallback."""
     config = s.config
     arrivals = Arrivals(
-        s.client, s.io, ArrivalStore(s.db),
-        share_bundle=history.share_history_bundle, capable_devices=history.capable_devices,
-        all_devices=history.device_ids,
+        s.client,
+        s.io,
+        ArrivalStore(s.db),
+        share_bundle=history_bundles.share_history_bundle,
+        capable_devices=history_bundles.capable_devices,
+        all_devices=history_bundles.device_ids,
         send_transcript=TranscriptSender(s.client, s.io, config.homeserver_url).send,
-        direct_room=exports.direct_room, grace_seconds=config.history_fallback_seconds,
+        direct_room=exports.direct_room,
+        grace_seconds=config.history_fallback_seconds,
         window_seconds=config.history_watch_days * 86400,
-    )  # fmt: skip
+    )
     cache, admin_level = s.cache, config.admin_power_level
 
     def is_admin(room_id: str, user: str) -> bool:

@@ -174,9 +174,12 @@ class DossierClient:
         self, patient_id: str, room_id: str, *, actor: str | None, key: str
     ) -> dict[str, Any]:
         body = await self.request(
-            "PUT", f"/patients/{_q(patient_id)}/room", json_body={"room_id": room_id},
-            actor=actor, key=key,
-        )  # fmt: skip
+            "PUT",
+            f"/patients/{_q(patient_id)}/room",
+            json_body={"room_id": room_id},
+            actor=actor,
+            key=key,
+        )
         return dict(body or {})
 
     # -- care circle --
@@ -197,27 +200,42 @@ class DossierClient:
         self, patient_id: str, member_id: str, *, actor: str | None, key: str
     ) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/circle/{_q(member_id)}/end", json_body={},
-            actor=actor, key=key,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/circle/{_q(member_id)}/end",
+            json_body={},
+            actor=actor,
+            key=key,
+        )
         return _unwrap(body, "member") or {}
 
     async def mark_left_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/circle/left-room",
-            json_body={"matrix_user_id": user_id}, key=key,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/circle/left-room",
+            json_body={"matrix_user_id": user_id},
+            key=key,
+        )
         return dict(body or {})
 
     # -- liaison notebook --
     async def add_notebook_entry(
-        self, patient_id: str, *, kind: str, text: str, actor: str | None, key: str,
+        self,
+        patient_id: str,
+        *,
+        kind: str,
+        text: str,
+        actor: str | None,
+        key: str,
         from_matrix: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         body = await self.request(
-            "POST", f"/patients/{_q(patient_id)}/notebook",
-            json_body={"kind": kind, "text": text}, actor=actor, key=key, from_matrix=from_matrix,
-        )  # fmt: skip
+            "POST",
+            f"/patients/{_q(patient_id)}/notebook",
+            json_body={"kind": kind, "text": text},
+            actor=actor,
+            key=key,
+            from_matrix=from_matrix,
+        )
         return _unwrap(body, "entry") or {}
 
     async def notebook(self, patient_id: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -293,13 +311,27 @@ class DossierClient:
         body = await self.request("GET", f"/patients/{_q(patient_id)}/documents")
         return list(_items(body, "documents"))
 
-    async def document_categories(self) -> list[str]:
+    async def record_activity(self, payload: Mapping[str, Any], *, key: str) -> dict[str, Any]:
+        """Counts and timestamps of a patient room (issue 18's activity extraction)."""
+        body = await self.request("POST", "/activity", json_body=dict(payload), key=key)
+        return body if isinstance(body, dict) else {}
+
+    async def catalogue(self) -> Mapping[str, Any]:
+        """The deployment's vocabularies (``/api/v1/catalogue``, dossier_service/api/meta.py)."""
         body = await self.request("GET", "/catalogue")
-        if isinstance(body, Mapping):
-            cats = body.get("document_categories")
-            if isinstance(cats, list):
-                return [str(c) for c in cats]
-        return []
+        return body if isinstance(body, Mapping) else {}
+
+    async def document_categories(self) -> list[str]:
+        cats = (await self.catalogue()).get("document_categories")
+        return [str(c) for c in cats] if isinstance(cats, list) else []
+
+    async def role_labels(self) -> dict[str, str]:
+        """The care circle's roles, code → label, as the dossier names them."""
+        roles = (await self.catalogue()).get("roles")
+        if not isinstance(roles, list):
+            return {}
+        return {str(r["code"]): str(r["label"]) for r in roles
+                if isinstance(r, Mapping) and r.get("code") and r.get("label")}  # fmt: skip
 
 
 def _q(value: str) -> str:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployment.conventions import open_private_sqlite, write_private
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -120,16 +122,9 @@ _COLUMNS = (
 
 
 def open_outbox_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode: a committed row survives the process being killed; after a power
-    # cut the WAL tail may be lost, but so is the bot's sync token (same setting in the
-    # ledger), so the commands are read again from the homeserver and queued again.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    path.chmod(0o600)
-    return conn
+    # synchronous=NORMAL: after a power cut the WAL tail may be lost, but so is the bot's sync
+    # token (same setting in the ledger), so the commands are read again and queued again.
+    return open_private_sqlite(path, busy_timeout_ms=5000)
 
 
 class Outbox:
@@ -182,13 +177,7 @@ class Outbox:
         os.chmod(self.blob_dir, 0o700)
         path = self.blob_dir / digest
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_private(path, data)
         return digest
 
     def read_blob(self, digest: str) -> bytes:
@@ -346,8 +335,10 @@ class OutboxWorker:
                     delay = self.outbox.mark_retry(item, exc.errcode)
                     log.info(
                         "dossier indisponible (%s) : envoi %s réessayé dans %d ms",
-                        exc.errcode, item.key, delay,
-                    )  # fmt: skip
+                        exc.errcode,
+                        item.key,
+                        delay,
+                    )
                     break  # keep the order: later items wait for this one
                 except Refused as exc:
                     self.outbox.mark_failed(item, exc.errcode)

@@ -24,17 +24,15 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from cercle.commands_demandes import register_admin as register_demandes
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from deployment.conventions import PARIS
 from homeserver.accounts import ADMIN_LOCALPART
 from homeserver.admin_api import AdminApi, AdminApiError
-
-PARIS = ZoneInfo("Europe/Paris")
 
 # Synapse's rule for new user ids (synapse.types.contains_invalid_mxid_characters).
 _LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
@@ -302,10 +300,15 @@ async def end_dossier_sessions(ctx: CliContext, user_id: str) -> bool:
     url = f"{ctx.profile.dossier_url}/api/v1/sessions/revoke"
     headers = {"Authorization": f"Bearer {ctx.secrets.dossier_service_token}"}
     try:
-        async with aiohttp.ClientSession() as http, http.post(
-            url, json={"user_id": user_id}, headers=headers,
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as resp:  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                url,
+                json={"user_id": user_id},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as resp,
+        ):
             return resp.status == 200
     except (aiohttp.ClientError, TimeoutError, OSError):
         return False

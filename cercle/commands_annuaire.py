@@ -16,12 +16,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from cercle.context import load_context
 from cercle.errors import CliError
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_REJECTS_SHOWN = 20
 
 

@@ -13,13 +13,12 @@ import argparse
 import json
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from deployment.conventions import PARIS
 from dossier_service.directory.mail import smtp_from_section
 
-PARIS = ZoneInfo("Europe/Paris")
 ACTOR = "cli"
 
 

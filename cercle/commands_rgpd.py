@@ -16,7 +16,6 @@ from typing import Any
 
 from cercle import rgpd
 from cercle.commands_admin import (
-    PARIS,
     existing_user,
     format_timestamp,
     parse_user_id,
@@ -25,6 +24,7 @@ from cercle.commands_admin import (
 from cercle.commands_demandes import ACTOR
 from cercle.context import CliContext, load_context
 from cercle.errors import CliError
+from deployment.conventions import PARIS
 from deployment.profile import ProfileError
 from dossier_service.config import config_from_profile
 from homeserver import legal
@@ -95,8 +95,11 @@ async def cmd_show(args: argparse.Namespace, out: Any = print) -> int:
     if args.json:
         out(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
-    state = "désactivé" if summary["deactivated"] else (
-        "actif" if summary["approved"] else "en attente de validation")  # fmt: skip
+    state = (
+        "désactivé"
+        if summary["deactivated"]
+        else ("actif" if summary["approved"] else "en attente de validation")
+    )
     sso = ", ".join(f"{e['auth_provider']}" for e in summary["identifiants_externes"]) or "—"
     out(f"Compte : {user_id}")
     out(f"Nom affiché : {summary['display_name'] or '—'}")
@@ -132,8 +135,9 @@ async def cmd_export(args: argparse.Namespace, out: Any = print) -> int:
         )
     except rgpd.ExportError as exc:
         raise CliError(str(exc)) from exc
-    rgpd.record(directory, action="rgpd.export", user_id=user_id, actor=ACTOR,
-                detail={"archive": path.name})  # fmt: skip
+    rgpd.record(
+        directory, action="rgpd.export", user_id=user_id, actor=ACTOR, detail={"archive": path.name}
+    )
     out(f"Archive des données de {user_id} : {path}")
     out("Elle contient des données personnelles : remettez-la à la personne, puis supprimez-la.")
     return 0

@@ -13,7 +13,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-from backup.rotation import PARIS
 from backup.schedule import status as backup_status
 from bots.config import BotConfig
 from bridges.mail.status import mailbox_lines, mailbox_report
@@ -29,6 +28,7 @@ from cercle.supervisor import (
     read_run_file,
     run_file,
 )
+from deployment.conventions import PARIS
 from deployment.processes import PRIVATE_UMASK, recorded_children, remove_pid_file
 from homeserver.accounts import admin_user_id
 from homeserver.process import HomeserverStartError, is_healthy
@@ -102,8 +102,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             + ") : « cercle down » les arrête"
         )
     try:
-        check_ports(ctx.profile, with_dossier=any(s.present() and s.name == "dossier"
-                                                  for s in SERVICES))  # fmt: skip
+        check_ports(
+            ctx.profile, with_dossier=any(s.present() and s.name == "dossier" for s in SERVICES)
+        )
     except PortBusy as exc:
         raise CliError(str(exc)) from None
     if args.detach:

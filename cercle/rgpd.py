@@ -124,10 +124,22 @@ def _dicts(cursor: Any) -> list[dict[str, Any]]:
 def synapse_export(python: str, config_path: Path, user_id: str, out_dir: Path) -> None:
     """Synapse's own export (``admin_cmd export-data``), run beside the running server."""
     done = subprocess.run(
-        [python, "-m", "synapse.app.admin_cmd", "-c", str(config_path), "export-data",
-         user_id, "--output-directory", str(out_dir)],
-        cwd=config_path.parent, capture_output=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            python,
+            "-m",
+            "synapse.app.admin_cmd",
+            "-c",
+            str(config_path),
+            "export-data",
+            user_id,
+            "--output-directory",
+            str(out_dir),
+        ],
+        cwd=config_path.parent,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0 or not out_dir.exists():
         raise ExportError(
             f"l'export de Synapse a échoué (code {done.returncode}) ; voir "

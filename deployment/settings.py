@@ -41,6 +41,8 @@ class SynapseDatabase(Section):
     user: str = "postgres"
     password: str = ""
     name: str = "synapse"
+    cp_min: int = 2  # connections per Synapse process (pool bounds; region: 1–5)
+    cp_max: int = 10
 
 
 class SsoProvider(Section):
@@ -157,6 +159,8 @@ class MailBridge(Section):
     idle_seconds: Any = 600
     backfill: Any = 20
     max_mail_size: Any = "50M"
+    sent_copy_by_server: Any = False
+    allowed_servers: Any = []
 
 
 class BackupSchedule(Section):
@@ -169,6 +173,24 @@ class Backup(Section):
     keep_daily: int = 7
     keep_weekly: int = 4
     schedule: BackupSchedule = BackupSchedule()
+
+
+class Redis(Section):
+    host: str = "127.0.0.1"
+    port: int = 6379
+    dbid: int = 0
+
+
+class Region(Section):
+    """Synapse workers + PostgreSQL + Redis behind nginx (config/region.yaml)."""
+
+    enabled: bool = False
+    base_port: int = 8200
+    sync_workers: int = 2
+    event_persisters: int = 2
+    dossier_processes: int = 2
+    redis: Redis = Redis()
+    nginx: str = "/usr/sbin/nginx"
 
 
 class Retention(Section):
@@ -189,6 +211,7 @@ class CercleSettings(BaseSettings):
     annuaire: Annuaire = Annuaire()
     mail_bridge: MailBridge = MailBridge()
     backup: Backup = Backup()
+    region: Region = Region()
     retention: Retention = Retention()
 
     @classmethod

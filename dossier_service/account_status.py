@@ -17,9 +17,13 @@ log = logging.getLogger(__name__)
 
 class AccountChecks:
     def __init__(
-        self, socket: Path, secret: str, *, interval: float,
+        self,
+        socket: Path,
+        secret: str,
+        *,
+        interval: float,
         clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._socket = socket
         self._secret = secret
         self._interval = interval

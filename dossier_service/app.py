@@ -13,7 +13,6 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 from sqlalchemy import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from dossier_service import agenda_feed, appkeys
 from dossier_service import web as pages
@@ -134,11 +133,13 @@ def create_app(
             )
         reports = asyncio.create_task(app[appkeys.REPORTS].run(), name="extraction-reports")
         yield
-        reports.cancel()
-        # cancelled in the middle of asyncpg's first connection, the driver raises its own
-        # "another operation is in progress" instead of CancelledError: stopping anyway
-        with contextlib.suppress(asyncio.CancelledError, SQLAlchemyError):
-            await reports
+        app[appkeys.REPORTS].stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(reports), timeout=30)
+        except TimeoutError:  # a long production: the process is ending, its claim expires
+            reports.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reports
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
+from deployment.conventions import MATRIX_USER_ID as _USER_ID
 from dossier_service.config import DossierConfig
 from dossier_service.policy import Principal
 
@@ -34,7 +34,6 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 ON_BEHALF_HEADER = "X-Cercle-On-Behalf-Of"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
 class AuthError(Exception):

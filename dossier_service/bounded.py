@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, WithJsonSchema
 
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
+
 FIRST_YEAR = 1900
 LAST_YEAR = 2199
 DATE_MIN = date(FIRST_YEAR, 1, 1)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import sqlite_pragmas
 from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
 from dossier_service.file_revisions import ChangeNotices, FileRevisions
@@ -28,10 +29,7 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a ch
 def _sqlite_pragmas(*, checkpoints_elsewhere: bool) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        sqlite_pragmas(cursor, busy_timeout_ms=10000, foreign_keys=True)
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         if checkpoints_elsewhere:  # see sqlite_checkpoint: no fsync inside a request
             cursor.execute("PRAGMA wal_autocheckpoint=0")

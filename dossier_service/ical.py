@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import icalendar
 
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
+
 PRODID = "-//Cercle//Dossier de coordination//FR"
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
@@ -109,8 +109,16 @@ def normalise_rrule(text: str) -> str:
         if name in parts:
             raise RecurrenceError(f"{name} répété dans la récurrence")
         parts[name] = value
-    unknown = set(parts) - {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY",
-                            "BYMONTH", "WKST"}  # fmt: skip
+    unknown = set(parts) - {
+        "FREQ",
+        "INTERVAL",
+        "COUNT",
+        "UNTIL",
+        "BYDAY",
+        "BYMONTHDAY",
+        "BYMONTH",
+        "WKST",
+    }
     if unknown:
         raise RecurrenceError(f"élément de récurrence non pris en charge : {sorted(unknown)[0]}")
     if parts.get("FREQ") not in FREQUENCIES:
@@ -215,9 +223,14 @@ def render_calendar(
 
 
 def occurrences(
-    start: datetime, end: datetime, rrule: str | None, window_start: datetime,
-    window_end: datetime, *, limit: int = 500,
-) -> list[tuple[datetime, datetime]]:  # fmt: skip
+    start: datetime,
+    end: datetime,
+    rrule: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    limit: int = 500,
+) -> list[tuple[datetime, datetime]]:
     """Occurrences (start, end) of an event overlapping [window_start, window_end).
 
     Recurrences are expanded in Paris wall-clock time (as a subscriber does with the feed).

@@ -14,17 +14,22 @@ import os
 import signal
 import sys
 from pathlib import Path
+from secrets import token_urlsafe
+from typing import Any
 
 from aiohttp import web
 
+from bridges.mail.control_client import SECRET_FILE as CONTROL_SECRET
+from bridges.mail.control_client import MailBridgeClient, bridge_enabled, control_socket_path
 from deployment.processes import PRIVATE_UMASK
+from deployment.secrets import read_or_create
 from dossier_service import memory
 from dossier_service.app import Extension, create_app
 from dossier_service.config import ConfigError, DossierConfig, config_from_profile
 from dossier_service.directory import web as directory_web
 from dossier_service.directory.legacy import LegacyError, import_legacy_database
-from dossier_service.forwarded import behind_proxy
 from dossier_service.migrate import upgrade
+from dossier_service.web import courriers
 
 log = logging.getLogger("dossier_service")
 
@@ -55,7 +60,9 @@ async def _serve(config_root: Path | None) -> None:
         import_legacy_database, config.database_url, config.directory.legacy_database
     )
     config.documents_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(config, extensions=_extensions(config, region=profile.is_region))
+    app = create_app(
+        config, extensions=_extensions(profile, secrets, config, region=profile.is_region)
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     memory.settle_after_startup()
@@ -72,15 +79,23 @@ async def _serve(config_root: Path | None) -> None:
         await runner.cleanup()
 
 
-def _extensions(config: DossierConfig, *, region: bool = False) -> list[Extension]:
-    """The professional directory (issue 7) lives in the same process and database."""
+def _extensions(
+    profile: Any, secrets: Any, config: DossierConfig, *, region: bool = False
+) -> list[Extension]:
+    """The professional directory (issue 7) lives in the same process and database; the
+    Courriers page (issue 16) when the mail bridge is enabled."""
 
     def mount_directory(app: web.Application) -> None:
         directory_web.setup(app, config)
 
-    if region:  # behind nginx (region profile): the client's address is its word
-        return [mount_directory, behind_proxy]
-    return [mount_directory]
+    extensions: list[Extension] = [mount_directory]
+    if bridge_enabled(profile):  # the Courriers page talks to the bridge's control socket
+        client = MailBridgeClient(
+            control_socket_path(profile.var_dir),
+            read_or_create(secrets.directory, CONTROL_SECRET, lambda: token_urlsafe(32)),
+        )
+        extensions.append(lambda app: courriers.setup(app, client))
+    return extensions
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from deployment.conventions import MATRIX_USER_ID_PATTERN as MATRIX_USER_ID
 from dossier_service.bounded import TEXT_PATTERN, BoundedDate, BoundedDatetime, check_text
 
-MATRIX_USER_ID = r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$"
 # room versions >= 12 (MSC4291) have no ":server" part: "!<hash of the create event>"
 ROOM_ID = r"^![A-Za-z0-9._=\-/+]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?$"
 

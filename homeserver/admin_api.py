@@ -120,9 +120,13 @@ class AdminApi:
             headers["Content-Type"] = content_type
         try:
             async with self._session.request(
-                method, f"{self.base_url}{path}", json=json, params=params, headers=headers,
+                method,
+                f"{self.base_url}{path}",
+                json=json,
+                params=params,
+                headers=headers,
                 data=data,
-            ) as resp:  # fmt: skip
+            ) as resp:
                 try:
                     body = await resp.json(content_type=None)
                 except ValueError:
@@ -258,9 +262,12 @@ class AdminApi:
     async def upload_media(self, content: bytes, content_type: str, filename: str) -> str:
         """Upload a file to the media repository as the admin; returns its ``mxc://`` URI."""
         body = await self._request(
-            "POST", "/_matrix/media/v3/upload", params={"filename": filename},
-            data=content, content_type=content_type,
-        )  # fmt: skip
+            "POST",
+            "/_matrix/media/v3/upload",
+            params={"filename": filename},
+            data=content,
+            content_type=content_type,
+        )
         return str(body["content_uri"])
 
     async def set_displayname(self, user_id: str, displayname: str) -> None:

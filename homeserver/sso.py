@@ -19,7 +19,6 @@ from typing import Any
 
 from deployment.profile import Profile, ProfileError
 from deployment.secrets import Secrets
-from dossier_service.config import database_url_of
 
 MAPPING_PROVIDER = "homeserver.modules.pro_sante_connect.PscMappingProvider"
 PROVIDER_IDS = ("psc", "portail")
@@ -115,6 +114,8 @@ def oidc_providers(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
             f"(connus : {', '.join(PROVIDER_IDS)})"
         )
     # the directory is in the dossier's database (issue 14): the module reads it there
+    from dossier_service.config import database_url_of
+
     directory_db = database_url_of(profile)
     icons = uploaded_icons(profile)
     return [
@@ -145,5 +146,7 @@ def extra_modules(profile: Profile, secrets: Secrets) -> list[dict[str, Any]]:
             "homeserver.sso.password_login: false demande un fournisseur d'identité activé "
             "(homeserver.sso.providers.psc)"
         )
+    from dossier_service.config import database_url_of
+
     directory_db = database_url_of(profile)
     return [{"module": PASSWORD_POLICY, "config": {"directory_database": directory_db}}]

@@ -6,7 +6,10 @@
   as root, its processes drop to Dovecot's own users and the mail to ``nobody``.
 - **A submission relay** (aiosmtpd): SMTP over TLS with AUTH PLAIN/LOGIN checked against the
   same passwd-file; every accepted mail is delivered into Dovecot over LMTP, so a mail sent
-  by one test mailbox lands in another's INBOX, as with an MSSanté operator.
+  by one test mailbox lands in another's INBOX, as with an MSSanté operator. For the logins
+  in ``sent_copy``, it also files a copy in the sender's Sent folder (IMAP APPEND), as
+  operators that keep sent mail do; ``after_data`` (if set) runs once a mail is delivered,
+  before the 250 answer (a test kills the bridge there).
 """
 
 from __future__ import annotations
@@ -182,6 +185,8 @@ class MailServers:
     relay: Controller
     passwords: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)  # logins the relay refused
+    sent_copy: set[str] = field(default_factory=set)  # logins whose mails are filed in Sent
+    after_data: Any = None  # called (login, raw) once a submitted mail is delivered
 
     # -- mailboxes --
     def add_mailbox(self, address: str, password: str) -> None:
@@ -229,16 +234,30 @@ class MailServers:
         """The server drops every IMAP connection of ``address`` (``doveadm kick``)."""
         subprocess.run(
             ["doveadm", "-c", str(self.base / "dovecot.conf"), "kick", address],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def new_uidvalidity(self, address: str, value: int) -> None:
         """The server renumbers the INBOX (a restored or migrated mailbox)."""
         subprocess.run(
-            ["doveadm", "-c", str(self.base / "dovecot.conf"), "mailbox", "update",
-             "-u", address, "--uid-validity", str(value), "INBOX"],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
+            [
+                "doveadm",
+                "-c",
+                str(self.base / "dovecot.conf"),
+                "mailbox",
+                "update",
+                "-u",
+                address,
+                "--uid-validity",
+                str(value),
+                "INBOX",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def stop(self) -> None:
         self.relay.stop()
@@ -262,14 +281,28 @@ class _Relay:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        if not address.lower().endswith("@" + DOMAIN):
+        known = address.lower() in (a.lower() for a in self.servers.passwords)
+        if not (known or address.lower().endswith("@" + DOMAIN)):
             return "550 5.1.1 destinataire inconnu"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         await asyncio.to_thread(self._lmtp, envelope.mail_from, envelope.rcpt_tos, envelope.content)
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else ""
+        if login in self.servers.sent_copy:
+            await asyncio.to_thread(self._file_sent, login, envelope.content)
+        if self.servers.after_data is not None:
+            await asyncio.to_thread(self.servers.after_data, login, envelope.content)
         return "250 Message accepted for delivery"
+
+    def _file_sent(self, login: str, content: bytes) -> None:
+        client = self.servers.imap(login)
+        try:
+            client.append("Sent", r"(\Seen)", None, content)
+        finally:
+            client.logout()
 
     def _lmtp(self, sender: str, rcpts: list[str], content: bytes) -> None:
         with smtplib.LMTP("127.0.0.1", self.servers.lmtp_port) as lmtp:
@@ -303,11 +336,20 @@ def start_mail_servers() -> MailServers:
     conf = base / "dovecot.conf"
     conf.write_text(
         _DOVECOT_CONF.format(
-            base=base, cert=cert, key=key, mail=mail_dir, login_user=login_user,
-            internal_user=internal_user, internal_group=internal_group, mail_uid=mail_uid,
-            mail_gid=mail_gid, imaps=imaps, lmtp=lmtp, domain=DOMAIN,
+            base=base,
+            cert=cert,
+            key=key,
+            mail=mail_dir,
+            login_user=login_user,
+            internal_user=internal_user,
+            internal_group=internal_group,
+            mail_uid=mail_uid,
+            mail_gid=mail_gid,
+            imaps=imaps,
+            lmtp=lmtp,
+            domain=DOMAIN,
         )
-    )  # fmt: skip
+    )
     (base / "users").write_text("")
     (base / "users").chmod(0o644)
     proc = subprocess.Popen(
@@ -332,7 +374,7 @@ def start_mail_servers() -> MailServers:
         )
         if not ok:
             servers.refused.append(data.login.decode() if isinstance(data, LoginPassword) else "?")
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
     warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
     warnings.filterwarnings("ignore", "Session.login_data is deprecated")

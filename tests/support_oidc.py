@@ -80,9 +80,11 @@ class Provider:
     def set_user(self, sub: str, claims: dict[str, Any]) -> None:
         """The claims the provider gives for ``sub`` (its ``PUT /users/<sub>``)."""
         request = urllib.request.Request(
-            f"{self.issuer}/users/{sub}", data=json.dumps(claims).encode(), method="PUT",
+            f"{self.issuer}/users/{sub}",
+            data=json.dumps(claims).encode(),
+            method="PUT",
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 204
 

@@ -21,43 +21,35 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
     def motif() -> Text:
         return Text("motif", optional=True, max_length=motif_max_length, label="le motif")
 
-    @registry.command(
-        "urgent",
-        aliases=("urgence",),
-        args=(motif(),),
-        help="signale une urgence sur ce salon ; l'équipe est relancée jusqu'à un accusé de réception",
-        where=Where.SHARED_ROOM,
-        power=Power.FLAG,
-    )
-    async def urgent(ctx: CommandContext, motif: str | None) -> None:
-        await flags.raise_flag(
-            ctx.room_id,
-            FlagKind.URGENT,
-            by=ctx.sender,
-            at_ms=ctx.origin_server_ts,
-            motif=motif,
-            assignee=None,
-            command_event_id=ctx.event_id,
-        )
+    def raising(name: str, alias: str, kind: FlagKind, help_text: str) -> None:
+        """A command that raises ``kind`` on the room, with an optional motif."""
 
-    @registry.command(
-        "demande",
-        aliases=("request",),
-        args=(motif(),),
-        help="signale que ce salon porte une demande",
-        where=Where.SHARED_ROOM,
-        power=Power.FLAG,
-    )
-    async def demande(ctx: CommandContext, motif: str | None) -> None:
-        await flags.raise_flag(
-            ctx.room_id,
-            FlagKind.REQUEST,
-            by=ctx.sender,
-            at_ms=ctx.origin_server_ts,
-            motif=motif,
-            assignee=None,
-            command_event_id=ctx.event_id,
+        @registry.command(
+            name,
+            aliases=(alias,),
+            args=(motif(),),
+            help=help_text,
+            where=Where.SHARED_ROOM,
+            power=Power.FLAG,
         )
+        async def handler(ctx: CommandContext, motif: str | None) -> None:
+            await flags.raise_flag(
+                ctx.room_id,
+                kind,
+                by=ctx.sender,
+                at_ms=ctx.origin_server_ts,
+                motif=motif,
+                assignee=None,
+                command_event_id=ctx.event_id,
+            )
+
+    raising(
+        "urgent",
+        "urgence",
+        FlagKind.URGENT,
+        "signale une urgence sur ce salon ; l'équipe est relancée jusqu'à un accusé de réception",
+    )
+    raising("demande", "request", FlagKind.REQUEST, "signale que ce salon porte une demande")
 
     @registry.command(
         "atraiter",

@@ -8,7 +8,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bots.commands.registry import MATRIX_USER_ID, UsageError, UserError
+from bots.commands.registry import UsageError, UserError
+from deployment.conventions import MATRIX_USER_ID
 
 LOCALPART = re.compile(r"^@?[a-z0-9._=\-/+]+$")
 MAX_CANDIDATES = 8

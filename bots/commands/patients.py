@@ -124,17 +124,23 @@ def register(
         pseudonym = new_pseudonym()
         # once per command, even replayed after a crash (bots.matrix.room_once)
         room_id, created = await create_room_once(
-            client, io, f"patient-nouveau|{ctx.event_id}",
+            client,
+            io,
+            f"patient-nouveau|{ctx.event_id}",
             patient_room_request(
                 label=label, pseudonym=pseudonym, requester=ctx.sender, bot_user_id=client.user_id
             ),
-        )  # fmt: skip
+        )
         if not created:  # made by the first attempt: its pseudonym is in its state
             made = await io.get_state(room_id, PATIENT_STATE) or {}
             pseudonym = str(made.get("id") or pseudonym)
         patient_rooms[room_id] = {"id": pseudonym, "version": 1}
-        log.info("salon patient %s room=%s pour event=%s",
-                 "créé" if created else "retrouvé", room_id, ctx.event_id)  # fmt: skip
+        log.info(
+            "salon patient %s room=%s pour event=%s",
+            "créé" if created else "retrouvé",
+            room_id,
+            ctx.event_id,
+        )
         for listener in hooks.created:
             await listener(PatientRoomCreated(room_id, pseudonym, label, ctx.sender))
         link = room_link(room_id, server_name)
@@ -162,9 +168,12 @@ def register(
             return result_user(directory_results, ctx.room_id, ctx.sender, word, registry.prefix)
 
         user = await resolve_invitee(
-            read_invitee(qui), server_name=server_name, exists=io.user_exists,
-            search=io.search_users, numbered=numbered,
-        )  # fmt: skip
+            read_invitee(qui),
+            server_name=server_name,
+            exists=io.user_exists,
+            search=io.search_users,
+            numbered=numbered,
+        )
         room = client.rooms.get(ctx.room_id)
         if room is not None and user in room.users:
             state = "déjà invité(e)" if user in room.invited_users else "déjà membre"

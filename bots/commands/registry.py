@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deployment.conventions import MATRIX_USER_ID
+
 log = logging.getLogger(__name__)
 
 _COMMAND_WORD = re.compile(r"^[^\W\d_]{2,}$")
-MATRIX_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
 class UserError(Exception):

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from bots.dossier_link.operations import RecordActivity
 from deployment.conventions import PARIS
 
 SEEN_DAYS = 3
-ACTIVITY = "activity.record"
+ACTIVITY = RecordActivity.name
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity_counts (
@@ -32,8 +34,15 @@ CREATE TABLE IF NOT EXISTS activity_seen (
 
 
 class Queue(Protocol):
-    def enqueue(self, key: str, operation: str, payload: dict[str, Any], *,
-                room_id: str | None = None, at_ms: int | None = None) -> bool: ...  # fmt: skip
+    def enqueue(
+        self,
+        key: str,
+        operation: str,
+        payload: Mapping[str, Any],
+        *,
+        room_id: str | None = None,
+        at_ms: int | None = None,
+    ) -> bool: ...
 
 
 def paris_day(ts_ms: int) -> str:
@@ -81,7 +90,6 @@ class Activity:
                     ACTIVITY,
                     {"kind": "messages", "room_id": room_id, "ref": f"{room_id}|{day}",
                      "day": day, "count": count, "at_ms": _noon_ms(day)},
-                    room_id=room_id,
                 )  # fmt: skip
                 self.db.execute(
                     "UPDATE activity_counts SET reported = ? WHERE room_id = ? AND day = ?",
@@ -101,7 +109,6 @@ class Activity:
             f"activity:signalement:{ref}", ACTIVITY,
             {"kind": "signalement", "room_id": room_id, "ref": ref, "flag_kind": kind,
              "at_ms": at_ms},
-            room_id=room_id,
         )  # fmt: skip
 
     def flag_acknowledged(self, room_id: str, *, by: str, at_ms: int, flag_by: str,
@@ -111,14 +118,12 @@ class Activity:
             f"activity:prise_en_compte:{ref}", ACTIVITY,
             {"kind": "prise_en_compte", "room_id": room_id, "ref": ref,
              "of_ref": flag_ref(room_id, flag_by, flag_at_ms), "at_ms": at_ms},
-            room_id=room_id,
         )  # fmt: skip
 
     def exported(self, room_id: str, *, event_id: str, at_ms: int) -> None:
         self.outbox.enqueue(
             f"activity:export:{event_id}", ACTIVITY,
             {"kind": "export", "room_id": room_id, "ref": event_id, "at_ms": at_ms},
-            room_id=room_id,
         )  # fmt: skip
 
 

@@ -143,8 +143,9 @@ class ArrivalStore:
             devices=devices,
         )
 
-    def invited(self, room_id: str, user_id: str, *, actor: str | None, by_bot: bool,
-                at_ms: int) -> Arrival:  # fmt: skip
+    def invited(
+        self, room_id: str, user_id: str, *, actor: str | None, by_bot: bool, at_ms: int
+    ) -> Arrival:
         """A new invitation (a former one, left since, starts again: its devices will need
         the bundle again on the new join; the transcript stays sent)."""
         with self._db:
@@ -214,8 +215,9 @@ class ArrivalStore:
 
     def offered(self, room_id: str, user_id: str, at_ms: int) -> bool:
         """Claim the offer of the transcript: False when already offered (or sent)."""
-        return self._claim("offered_at_ms", room_id, user_id, at_ms,
-                           also=" AND transcript_at_ms IS NULL")  # fmt: skip
+        return self._claim(
+            "offered_at_ms", room_id, user_id, at_ms, also=" AND transcript_at_ms IS NULL"
+        )
 
     def offer_failed(self, room_id: str, user_id: str) -> None:
         self._release("offered_at_ms", room_id, user_id)

@@ -57,11 +57,21 @@ DirectRoom = Callable[[str], Awaitable[str]]
 class CircleDoor(Protocol):
     """The care circle and the liaison notebook of the room's file (the dossier link)."""
 
-    async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
-                  actor: str | None, origin: str) -> str | None: ...  # fmt: skip
+    async def add(
+        self,
+        room_id: str,
+        user: str,
+        *,
+        name: str,
+        role: str,
+        has_access: bool,
+        actor: str | None,
+        origin: str,
+    ) -> str | None: ...
 
-    async def record_entry(self, room_id: str, text: str, *, actor: str | None, origin: str,
-                           purpose: str) -> None: ...  # fmt: skip
+    async def record_entry(
+        self, room_id: str, text: str, *, actor: str | None, origin: str, purpose: str
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -144,8 +154,9 @@ class Arrivals:
         content = await self.io.get_state(room_id, "m.room.member", user)
         return str(content.get("membership")) if content else None
 
-    async def _record(self, room_id: str, text: str, *, actor: str | None, origin: str,
-                      purpose: str) -> None:  # fmt: skip
+    async def _record(
+        self, room_id: str, text: str, *, actor: str | None, origin: str, purpose: str
+    ) -> None:
         if self.circle is not None:
             await self.circle.record_entry(
                 room_id, text, actor=actor, origin=origin, purpose=purpose
@@ -153,10 +164,17 @@ class Arrivals:
 
     # ------------------------------------------------------------------ the one way in
     async def bring_in(
-        self, room_id: str, user: str, *, actor: str | None, origin: str,
-        role: str = DEFAULT_ROLE, has_access: bool = True, name: str | None = None,
+        self,
+        room_id: str,
+        user: str,
+        *,
+        actor: str | None,
+        origin: str,
+        role: str = DEFAULT_ROLE,
+        has_access: bool = True,
+        name: str | None = None,
         add_to_circle: bool = True,
-    ) -> Welcome:  # fmt: skip
+    ) -> Welcome:
         """Circle, bundle, invitation, notebook; the sentence for the inviter."""
         if user == self.bot:
             raise UserError("Le bot fait déjà partie de la conversation.")
@@ -166,9 +184,14 @@ class Arrivals:
             circle_note = None
             if add_to_circle and self.circle is not None:
                 circle_note = await self.circle.add(
-                    room_id, user, name=name, role=role, has_access=has_access, actor=actor,
+                    room_id,
+                    user,
+                    name=name,
+                    role=role,
+                    has_access=has_access,
+                    actor=actor,
                     origin=origin,
-                )  # fmt: skip
+                )
             if membership in ("join", "invite"):
                 known = self.store.get(room_id, user)
                 way = history_way(known, self.grace_ms / 60000) if known else "déjà présent(e)"
@@ -194,9 +217,12 @@ class Arrivals:
             way = history_way(arrival, self.grace_ms / 60000)
             who = f" par {actor}" if actor and actor.startswith("@") else ""
             await self._record(
-                room_id, f"Invitation de {name} dans la conversation du patient{who} ; {way}",
-                actor=actor if who else None, origin=origin, purpose="invite",
-            )  # fmt: skip
+                room_id,
+                f"Invitation de {name} dans la conversation du patient{who} ; {way}",
+                actor=actor if who else None,
+                origin=origin,
+                purpose="invite",
+            )
             return Welcome(True, way, circle_note)
 
     async def _bundle(self, room_id: str, user: str, already: frozenset[str]) -> list[str]:
@@ -231,10 +257,14 @@ class Arrivals:
                     # keys on some devices only: the one they joined with may be another
                     room = self.client.rooms.get(room_id)
                     label = (room.display_name if room else None) or room_id
-                    self.spawn(self.offer_transcript(
-                        room_id, user, f"Vous avez rejoint la conversation « {label} » ; une "
-                        "de vos applications ne peut pas recevoir les clés de son historique.",
-                    ))  # fmt: skip
+                    self.spawn(
+                        self.offer_transcript(
+                            room_id,
+                            user,
+                            f"Vous avez rejoint la conversation « {label} » ; une "
+                            "de vos applications ne peut pas recevoir les clés de son historique.",
+                        )
+                    )
             elif self.circle is not None:
                 # invited from a client: a professional in the conversation is in the circle;
                 # with the file only if an administrator of the room invited them
@@ -244,9 +274,14 @@ class Arrivals:
                 actor = arrival.actor
                 granted = actor is not None and self.is_admin(room_id, actor)
                 await self.circle.add(
-                    room_id, user, name=self._name(room_id, user), role=DEFAULT_ROLE,
-                    has_access=granted, actor=None, origin=origin,
-                )  # fmt: skip
+                    room_id,
+                    user,
+                    name=self._name(room_id, user),
+                    role=DEFAULT_ROLE,
+                    has_access=granted,
+                    actor=None,
+                    origin=origin,
+                )
         self._wake.set()
 
     async def on_leave(self, room_id: str, user: str, at_ms: int) -> None:
@@ -263,9 +298,10 @@ class Arrivals:
                     fresh = self.store.get(arrival.room_id, user)
                     if fresh is not None:
                         await self._serve(
-                            fresh, f"devices|{arrival.room_id}|{user}|{now}",
+                            fresh,
+                            f"devices|{arrival.room_id}|{user}|{now}",
                             "à un appareil vérifié depuis",
-                        )  # fmt: skip
+                        )
 
     async def _serve(self, arrival: Arrival, origin: str, when: str) -> None:
         devices = await self._bundle(arrival.room_id, arrival.user_id, arrival.devices)
@@ -278,8 +314,10 @@ class Arrivals:
             arrival.room_id,
             f"Historique de la conversation : clés (MSC4268) envoyées à {name} {when} "
             f"({n} appareil{'s' if n > 1 else ''})",
-            actor=None, origin=origin, purpose="bundle",
-        )  # fmt: skip
+            actor=None,
+            origin=origin,
+            purpose="bundle",
+        )
 
     # ------------------------------------------------------------------ the PDF fallback
     async def tick(self) -> int:
@@ -309,10 +347,11 @@ class Arrivals:
                     room = self.client.rooms.get(arrival.room_id)
                     label = (room.display_name if room else None) or arrival.room_id
                     await self.offer_transcript(
-                        arrival.room_id, arrival.user_id,
+                        arrival.room_id,
+                        arrival.user_id,
                         f"Vous avez rejoint la conversation « {label} ». Si votre application "
                         "n'en affiche pas les messages d'avant votre arrivée :",
-                    )  # fmt: skip
+                    )
                     continue
             reason = "aucun de ses appareils ne pouvait recevoir les clés de l'historique"
             sent += await self.send_transcript_once(arrival.room_id, arrival.user_id, reason)
@@ -334,13 +373,21 @@ class Arrivals:
             return False
         name = self._name(room_id, user)
         await self._record(
-            room_id, f"Historique de la conversation envoyé à {name} en transcription PDF ({reason})",
-            actor=None, origin=f"transcript|{room_id}|{user}", purpose="transcript",
-        )  # fmt: skip
+            room_id,
+            f"Historique de la conversation envoyé à {name} en transcription PDF ({reason})",
+            actor=None,
+            origin=f"transcript|{room_id}|{user}",
+            purpose="transcript",
+        )
         plain = f"📜 Historique transmis à {name} en transcription PDF ({reason})."
         rich = f"📜 Historique transmis à {mention_html(user, name)} en transcription PDF ({html.escape(reason)})."
-        await self.io.send_notice(room_id, plain, rich, mentions=[user],
-                                  txn_id=txn_for(f"transcript|{room_id}|{user}", "notice"))  # fmt: skip
+        await self.io.send_notice(
+            room_id,
+            plain,
+            rich,
+            mentions=[user],
+            txn_id=txn_for(f"transcript|{room_id}|{user}", "notice"),
+        )
         return True
 
     async def run(self, poll_seconds: float | None = None) -> None:
@@ -368,9 +415,11 @@ class Arrivals:
         if self.store.get(room_id, user) is None:  # a member from before: no fallback clock
             self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
         await self.offer_transcript(
-            room_id, user, f"Votre application n'a pas pu déchiffrer des messages de la "
-            f"conversation « {room.display_name or room_id} »."
-        )  # fmt: skip
+            room_id,
+            user,
+            f"Votre application n'a pas pu déchiffrer des messages de la "
+            f"conversation « {room.display_name or room_id} ».",
+        )
 
     async def offer_transcript(self, room_id: str, user: str, why: str) -> None:
         """Once per person and room (and never after the transcript itself): the way to ask."""
@@ -379,8 +428,9 @@ class Arrivals:
         text = f"{why} Écrivez !historique dans la conversation pour recevoir ici son historique en PDF."
         try:
             dm = await self._direct_chat(user)
-            await self.io.send_notice(dm, text, html.escape(text),
-                                      txn_id=txn_for(f"offer|{room_id}|{user}", "offer"))  # fmt: skip
+            await self.io.send_notice(
+                dm, text, html.escape(text), txn_id=txn_for(f"offer|{room_id}|{user}", "offer")
+            )
         except Exception:
             self.store.offer_failed(room_id, user)
             log.warning("proposition de transcription non envoyée room=%s", room_id, exc_info=True)
@@ -417,12 +467,17 @@ def watch(arrivals: Arrivals, client: AsyncClient) -> None:
             # newcomer; any other invitation is (bring_in records the bot's own as well: the
             # first of the two writes wins, and both say the bot invited)
             if event.sender != arrivals.bot or not arrivals.is_admin(room_id, user):
-                arrivals.store.invited(room_id, user, actor=event.sender,
-                                       by_bot=event.sender == arrivals.bot,
-                                       at_ms=event.server_timestamp)  # fmt: skip
+                arrivals.store.invited(
+                    room_id,
+                    user,
+                    actor=event.sender,
+                    by_bot=event.sender == arrivals.bot,
+                    at_ms=event.server_timestamp,
+                )
         elif event.membership == "join" and prev != "join":
-            arrivals.spawn(arrivals.on_join(room_id, user, inviter=None,
-                                            at_ms=event.server_timestamp))  # fmt: skip
+            arrivals.spawn(
+                arrivals.on_join(room_id, user, inviter=None, at_ms=event.server_timestamp)
+            )
         elif event.membership in ("leave", "ban") and prev in ("join", "invite"):
             arrivals.spawn(arrivals.on_leave(room_id, user, event.server_timestamp))
 

@@ -114,8 +114,12 @@ class FeedConsumer:
                 break
             except Unavailable as exc:  # the dossier is away: wait for it, however long
                 delay = backoff_ms(attempt, cap_ms=30_000) / 1000
-                log.info("événement du dossier %d : dossier indisponible (%s), réessai dans %.1f s",
-                         seq, exc.errcode, delay)  # fmt: skip
+                log.info(
+                    "événement du dossier %d : dossier indisponible (%s), réessai dans %.1f s",
+                    seq,
+                    exc.errcode,
+                    delay,
+                )
                 await self._sleep(delay)
             except TransientError as exc:
                 if attempt >= self.max_transient_attempts:
@@ -125,18 +129,31 @@ class FeedConsumer:
                     self.skipped += 1
                     break
                 delay = backoff_ms(attempt, cap_ms=30_000) / 1000
-                log.info("événement du dossier %d : problème passager (%s), réessai dans %.1f s",
-                         seq, type(exc).__name__, delay)  # fmt: skip
+                log.info(
+                    "événement du dossier %d : problème passager (%s), réessai dans %.1f s",
+                    seq,
+                    type(exc).__name__,
+                    delay,
+                )
                 await self._sleep(delay)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 ref = secrets.token_hex(3).upper()
-                log.exception("événement du dossier %d (%s) en échec, réf=%s, essai %d",
-                              seq, event.get("type"), ref, attempt)  # fmt: skip
+                log.exception(
+                    "événement du dossier %d (%s) en échec, réf=%s, essai %d",
+                    seq,
+                    event.get("type"),
+                    ref,
+                    attempt,
+                )
                 if attempt >= self.max_attempts:
-                    log.error("événement du dossier %d abandonné après %d essais (réf=%s)",
-                              seq, attempt, ref)  # fmt: skip
+                    log.error(
+                        "événement du dossier %d abandonné après %d essais (réf=%s)",
+                        seq,
+                        attempt,
+                        ref,
+                    )
                     self.skipped += 1
                     break
                 await self._sleep(backoff_ms(attempt, cap_ms=30_000) / 1000)
@@ -168,8 +185,11 @@ class FeedConsumer:
                 failures += 1
                 wait = backoff_ms(failures, cap_ms=30_000) / 1000
                 if failures in (1, 5) or failures % 20 == 0:
-                    log.error("flux du dossier refusé (%s, %s) : vérifiez le jeton de service",
-                              exc.errcode, exc.status)  # fmt: skip
+                    log.error(
+                        "flux du dossier refusé (%s, %s) : vérifiez le jeton de service",
+                        exc.errcode,
+                        exc.status,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -13,19 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
-
-ROLE_LABELS = {
-    "intervenant": "intervenant",
-    "coordinateur": "coordinateur / gestionnaire de cas",
-    "medecin_traitant": "médecin traitant",
-    "aidant_principal": "aidant principal",
-    "aidant": "aidant",
-    "representant_legal": "représentant légal",
-    "structure": "structure",
-}
+from deployment.conventions import PARIS
 
 
 @dataclass(frozen=True)
@@ -80,10 +69,16 @@ def _person_assignees(payload: Mapping[str, Any]) -> tuple[list[str], list[str]]
 
 
 def render_event(
-    event: Mapping[str, Any], file_url: str, names: Mapping[str, str] | None = None
+    event: Mapping[str, Any],
+    file_url: str,
+    names: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> Notice | None:
-    """The notice for one outbox event, or None when the conversation needs none."""
+    """The notice for one outbox event, or None when the conversation needs none. ``roles``:
+    the care circle's role labels, code → label, as the dossier names them
+    (``bots.dossier_link.roles``)."""
     names = names or {}
+    roles = roles or {}
     kind = str(event.get("type") or "")
     payload: Mapping[str, Any] = event.get("payload") or {}
     actor = str(event.get("actor") or "")
@@ -151,7 +146,7 @@ def render_event(
     if kind in ("circle.added", "circle.changed", "circle.ended"):
         user = payload.get("matrix_user_id")
         name = str(payload.get("display_name") or user or "")
-        role = ROLE_LABELS.get(str(payload.get("role") or ""), str(payload.get("role") or ""))
+        role = roles.get(str(payload.get("role") or ""), str(payload.get("role") or ""))
         who_plain = name
         who_html = _pill(user, name) if isinstance(user, str) else html.escape(name)
         mentions = [user] if isinstance(user, str) else []

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from deployment.conventions import MATRIX_USER_ID_TEXT as _USER
 from dossier_service.bounded import OutOfRange, check_day
 
-_USER = r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d{1,5})?"
 _DUE = re.compile(r"\s+(?:échéance|echeance|due|pour\s+le|avant\s+le)\s+(\S+)\s*$", re.I)
 _FOR = re.compile(rf"\s+(?:pour|for)\s+((?:{_USER})(?:\s*,?\s*(?:et\s+)?{_USER})*)\s*$", re.I)
 _USER_RE = re.compile(_USER)

@@ -1,14 +1,16 @@
 """Wiring of the dossier link into the bot (``install``), called once by ``bots.app``.
 
 It builds the dossier client (service token from the deployment's secrets), the durable
-outbox and the sync store (``<var>/bot/dossier.sqlite3``), the bridge, the dossier command
-family, and returns the background jobs the app runs: the outbox worker, the event-feed
+outbox and the sync store (``<var>/bot/dossier.sqlite3``), the services of the link (room ↔
+file ``links``, outbox ``delivery``, feed ``file_events``, circle ↔ ``membership``,
+``announcements``), the dossier command families, and returns the background jobs the app runs: the outbox worker, the event-feed
 consumer and the overdue-task announcer. Hooks: ``!patient nouveau`` also opens the file;
 flags raised/cleared, exports, invitations and departures write liaison-notebook entries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -16,14 +18,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, RoomMemberEvent
+from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessage
 
 from bots.commands import dossier as dossier_commands
 from bots.commands.patients import PatientRoomCreated, patient_room_request
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
-from bots.dossier_link.bridge import DossierBridge
+from bots.dossier_link.activity import Activity
+from bots.dossier_link.announcements import Announcements
+from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
+from bots.dossier_link.file_events import FileEvents
+from bots.dossier_link.links import FileLinks
+from bots.dossier_link.membership import CircleMembership
+from bots.dossier_link.operations import AddNotebookEntry, CreatePatient
+from bots.dossier_link.roles import RoleLabels
 from bots.dossier_link.store import SyncStore
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
@@ -38,20 +47,34 @@ class DossierSync:
     dossier: DossierClient
     outbox: Outbox
     store: SyncStore
-    bridge: DossierBridge
+    links: FileLinks
+    roles: RoleLabels
+    announcements: Announcements
+    membership: CircleMembership
+    file_events: FileEvents
     worker: OutboxWorker
     feed: FeedConsumer
+    activity: Activity
 
     def jobs(self, overdue_interval_seconds: float = 60.0) -> list[Job]:
         return [
             self.worker.run,
+            self.roles.load_at_start,
             self._feed_then_close,
-            lambda: self.bridge.run_overdue(overdue_interval_seconds),
+            lambda: self.announcements.run_overdue(overdue_interval_seconds),
+            self._report_activity,
         ]
+
+    async def _report_activity(self, interval_seconds: float = 60.0) -> None:
+        """Each minute, the message counts that changed go to the outbox (then the dossier)."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            if self.activity.flush():
+                self.worker.wake()
 
     async def _feed_then_close(self) -> None:
         try:
-            await self.bridge.wait_ready()
+            await self.links.wait_ready()
             await self.feed.run()
         finally:
             await self.dossier.close()
@@ -88,16 +111,18 @@ def build(
     outbox = Outbox(conn, data_dir / "outbox-blobs")
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
-    bridge = DossierBridge(
-        client=client, io=io, dossier=dossier, store=store, patient_rooms=patient_rooms,
-        patient_room_request=patient_room_request, server_name=server_name,
-        creators=creators,
-    )  # fmt: skip
-    worker = OutboxWorker(outbox, bridge.deliver, on_outcome=bridge.on_late_outcome)
-    bridge.worker = worker
-    feed = FeedConsumer(dossier, store, bridge.on_file_event, poll_seconds=poll_seconds,
-                        quiet_handler=bridge.on_old_file_event)  # fmt: skip
-    return DossierSync(dossier, outbox, store, bridge, worker, feed)
+    links = FileLinks(client=client, io=io, dossier=dossier, store=store,
+                      patient_rooms=patient_rooms, creators=creators)  # fmt: skip
+    roles = RoleLabels(dossier)
+    announcements = Announcements(links, roles)
+    delivery = OutboxDelivery(links, announcements, outbox)
+    worker = OutboxWorker(outbox, delivery.deliver, on_outcome=delivery.on_late_outcome)
+    membership = CircleMembership(links, worker)
+    events = FileEvents(links, membership, announcements, patient_room_request)
+    feed = FeedConsumer(dossier, store, events.on_file_event, poll_seconds=poll_seconds,
+                        quiet_handler=events.on_old_file_event)  # fmt: skip
+    return DossierSync(dossier, outbox, store, links, roles, announcements, membership, events,
+                       worker, feed, Activity(conn, outbox))  # fmt: skip
 
 
 def connect(services: Any) -> DossierSync | None:
@@ -112,35 +137,35 @@ def connect(services: Any) -> DossierSync | None:
         return None
     dossier_url, token = default_endpoint(config)
     return build(
-        client=services.client, io=services.io, patient_rooms=services.cache.patient_rooms,
-        data_dir=config.data_dir, homeserver_url=config.homeserver_url,
-        server_name=config.server_name, dossier_url=dossier_url, service_token=token,
+        client=services.client,
+        io=services.io,
+        patient_rooms=services.cache.patient_rooms,
+        data_dir=config.data_dir,
+        homeserver_url=config.homeserver_url,
+        server_name=config.server_name,
+        dossier_url=dossier_url,
+        service_token=token,
         creators=getattr(services.cache, "creators", None),
-    )  # fmt: skip
+    )
 
 
 def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
     config = services.config
-    categories = _categories()
     dossier_commands.register(
-        registry, client=services.client, bridge=sync.bridge, dossier=sync.dossier,
-        homeserver_url=config.homeserver_url, categories=categories,
+        registry, client=services.client, links=sync.links, worker=sync.worker,
+        arrivals=services.arrivals, dossier=sync.dossier, roles=sync.roles,
+        homeserver_url=config.homeserver_url,
     )  # fmt: skip
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
+    hook_messages(sync, services.client)
     background = getattr(services, "background", None)
     if isinstance(background, list):
         background.extend(sync.jobs())
     return sync
-
-
-def _categories() -> tuple[str, ...]:
-    from dossier_service.config import DEFAULT_DOCUMENT_CATEGORIES
-
-    return DEFAULT_DOCUMENT_CATEGORIES
 
 
 # ---------------------------------------------------------------------------------- hooks
@@ -148,13 +173,11 @@ def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
-        sync.bridge.note_fresh(event.room_id)
-        sync.outbox.enqueue(
-            idempotency_key(event.room_id, "file"), "patient.create",
-            {"room_id": event.room_id, "label": event.label, "actor": event.requester,
-             "pseudonym": event.pseudonym},  # the file takes the room's pseudonymous id
-            room_id=event.room_id,
-        )  # fmt: skip
+        sync.links.note_fresh(event.room_id)
+        op = CreatePatient(room_id=event.room_id, label=event.label, actor=event.requester,
+                           pseudonym=event.pseudonym)  # fmt: skip
+        sync.outbox.enqueue(idempotency_key(event.room_id, "file"), op.name, op.payload(),
+                            room_id=event.room_id)  # fmt: skip
         sync.worker.wake()
 
     hooks.created.append(created)
@@ -165,7 +188,7 @@ def hook_membership(sync: DossierSync, client: AsyncClient) -> None:
 
     async def on_member(room: Any, event: RoomMemberEvent) -> None:
         try:
-            await sync.bridge.on_member_event(room.room_id, event)
+            await sync.membership.on_member_event(room.room_id, event)
         except Exception:
             log.exception("événement de membre non traité room=%s", room.room_id)
 
@@ -179,6 +202,39 @@ def hook_flags(sync: DossierSync, flags: Any) -> None:
         log.warning("le service des signalements n'expose pas d'observateurs")
         return
     observers.append(FlagJournal(sync))
+    observers.append(FlagActivity(sync))
+
+
+class FlagActivity:
+    """Flags raised and urgencies acknowledged → the activity extraction (counts and times)."""
+
+    def __init__(self, sync: DossierSync) -> None:
+        self.sync = sync
+
+    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int,
+                          **_: Any) -> None:  # fmt: skip
+        if self.sync.links.is_patient_room(room_id):
+            self.sync.activity.flag_raised(room_id, str(getattr(kind, "value", kind)), by=by,
+                                           at_ms=at_ms)  # fmt: skip
+            self.sync.worker.wake()
+
+    async def flag_acknowledged(self, room_id: str, kind: Any, *, by: str, at_ms: int,
+                                flag_by: str, flag_at_ms: int) -> None:  # fmt: skip
+        if self.sync.links.is_patient_room(room_id):
+            self.sync.activity.flag_acknowledged(room_id, by=by, at_ms=at_ms, flag_by=flag_by,
+                                                 flag_at_ms=flag_at_ms)  # fmt: skip
+            self.sync.worker.wake()
+
+
+def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
+    """Every message of a patient room counted once (never read) for the activity extraction."""
+
+    async def on_message(room: Any, event: Any) -> None:
+        if event.sender == client.user_id or not sync.links.is_patient_room(room.room_id):
+            return
+        sync.activity.message(room.room_id, event.event_id, event.server_timestamp)
+
+    client.add_event_callback(on_message, (RoomMessage, MegolmEvent))
 
 
 class FlagJournal:
@@ -197,8 +253,9 @@ class FlagJournal:
         self.sync = sync
 
     @staticmethod
-    def _raised_text(kind: Any, by: str, at_ms: int, motif: str | None,
-                     assignee: str | None) -> str:  # fmt: skip
+    def _raised_text(
+        kind: Any, by: str, at_ms: int, motif: str | None, assignee: str | None
+    ) -> str:
         text = f"Signalement « {getattr(kind, 'label', str(kind))} » par {by} le {_paris(at_ms)}"
         if assignee:
             text += f", à traiter par {assignee}"
@@ -212,26 +269,46 @@ class FlagJournal:
         when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
         return f"Signalement « {label} » levé par {by} le {when}"
 
-    async def flag_raising(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
-                           assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+    async def flag_raising(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
         text = self._raised_text(kind, by, at_ms, motif, assignee)
         self._write(room_id, text, by, command_event_id, "flag-raised", held=True)
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, motif: str | None,
-                          assignee: str | None, command_event_id: str) -> None:  # fmt: skip
+    async def flag_raised(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
         text = self._raised_text(kind, by, at_ms, motif, assignee)
         self._write(room_id, text, by, command_event_id, "flag-raised", held=False)
 
     async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
 
-    async def flag_clearing(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
-                            command_event_id: str) -> None:  # fmt: skip
+    async def flag_clearing(
+        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
+    ) -> None:
         text = self._cleared_text(kind, by, at_ms)
         self._write(room_id, text, by, command_event_id, "flag-cleared", held=True)
 
-    async def flag_cleared(self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None,
-                           command_event_id: str) -> None:  # fmt: skip
+    async def flag_cleared(
+        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
+    ) -> None:
         text = self._cleared_text(kind, by, at_ms)
         self._write(room_id, text, by, command_event_id, "flag-cleared", held=False)
 
@@ -240,16 +317,11 @@ class FlagJournal:
 
     def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
                held: bool) -> None:  # fmt: skip
-        if room_id not in self.sync.bridge.patient_rooms and not self.sync.store.patient_of(
-            room_id
-        ):
+        if not self.sync.links.is_patient_room(room_id):
             return
         key = idempotency_key(event_id, purpose)
-        self.sync.outbox.enqueue(
-            key, "notebook.add",
-            {"kind": "signalement", "text": text, "actor": by, "room_id": room_id},
-            at_ms=now_ms() + self.hold_ms if held else None,
-        )  # fmt: skip
+        entry = AddNotebookEntry(kind="signalement", text=text, actor=by, room_id=room_id)
+        self.sync.membership.enqueue(key, entry, at_ms=now_ms() + self.hold_ms if held else None)
         if not held:
             self.sync.outbox.release(key)
             self.sync.worker.wake()
@@ -267,16 +339,14 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         if command.name != "export":
             return
         room_id = ctx.room_id
-        if room_id not in sync.bridge.patient_rooms and not sync.store.patient_of(room_id):
+        if not sync.links.is_patient_room(room_id):
             return
         when = _paris(ctx.origin_server_ts)
         options = values.get("options") or "toute la conversation"
         text = f"Export PDF de la conversation demandé par {ctx.sender} le {when} ({options})"
-        sync.outbox.enqueue(
-            idempotency_key(ctx.event_id, command.name), "notebook.add",
-            {"kind": "note", "text": text, "actor": ctx.sender, "room_id": room_id},
-        )  # fmt: skip
-        sync.worker.wake()
+        entry = AddNotebookEntry(text=text, actor=ctx.sender, room_id=room_id)
+        sync.membership.enqueue(idempotency_key(ctx.event_id, command.name), entry)
+        sync.activity.exported(room_id, event_id=ctx.event_id, at_ms=ctx.origin_server_ts)
 
     observers.append(observe)
 

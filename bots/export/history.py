@@ -42,6 +42,7 @@ from bots.export.paging import (
 from bots.export.receipts import read_receipts
 from bots.export.spool import HistorySpool, SpooledEntries
 from bots.export.transcript import Participant
+from bots.matrix.events import fetch_event
 
 __all__ = ["History", "HistoryError", "HistoryRequest", "fetch_history"]
 
@@ -194,15 +195,11 @@ async def _fetch_attachments(spool: HistorySpool, media: MediaFetcher) -> None:
 async def _fetch_quote(client: AsyncClient, room_id: str, event_id: str) -> tuple[str, str] | None:
     """A replied-to message outside the exported period, fetched and decrypted:
     (sender, quoted text), or None when it cannot be read."""
-    response = await client.room_get_event(room_id, event_id)
-    event = getattr(response, "event", None)
+    event = await fetch_event(client, room_id, event_id)
     if event is None:
         return None
     if isinstance(event, MegolmEvent):
-        try:
-            event = client.decrypt_event(event)
-        except Exception:
-            return event.sender, "message non déchiffrable"
+        return event.sender, "message non déchiffrable"
     draft = draft_of(event_source(event))
     if not isinstance(draft, Draft):
         return None

@@ -29,8 +29,8 @@ __all__ = [
     "TranscriptLayout",
 ]
 from bots.export.transcript import Attachment, ContentDigest, Entry, EntryKind
+from deployment.conventions import PARIS
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_QUOTE_CHARS = 280
 
 _DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from deployment.conventions import PARIS
 from dossier_service.bounded import OutOfRange, check_day
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_LAST = 100_000
 
 USAGE = (

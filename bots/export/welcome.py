@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 from nio import AsyncClient
 
-from bots.commands.export import export_filename, room_label
 from bots.export.history import HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
+from bots.export.naming import export_filename, room_label
 from bots.export.pdf import render_transcript
 from bots.export.transcript import TranscriptHeader
 from bots.matrix.io import MatrixIO, txn_for

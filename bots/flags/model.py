@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from deployment.conventions import PARIS
 
 STATE_TYPE = "fr.cercle.flags"
-PARIS = ZoneInfo("Europe/Paris")
 
 
 class FlagKind(enum.Enum):

@@ -130,15 +130,24 @@ class FlagService:
     ) -> None:
         self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
-        journal: dict[str, Any] = {"by": by, "at_ms": at_ms, "motif": motif,
-                                   "assignee": assignee, "command_event_id": command_event_id}  # fmt: skip
+        journal: dict[str, Any] = {
+            "by": by,
+            "at_ms": at_ms,
+            "motif": motif,
+            "assignee": assignee,
+            "command_event_id": command_event_id,
+        }
         existing = flags.get(kind)
         if existing is not None and (existing.by, existing.at_ms) == (by, at_ms):
             # this very command again (replayed after a crash once its state was saved):
             # finish what may be missing instead of refusing it as "already flagged"
             await self._show(room_id, flags)
-            if (kind is FlagKind.URGENT and not existing.acknowledged_by and existing.notice_event_id
-                    and self.escalator.store.get(room_id) is None):  # fmt: skip
+            if (
+                kind is FlagKind.URGENT
+                and not existing.acknowledged_by
+                and existing.notice_event_id
+                and self.escalator.store.get(room_id) is None
+            ):
                 self.escalator.start(room_id, by, at_ms, existing.notice_event_id)
             await self._tell("flag_raised", room_id, kind, **journal)
             return
@@ -157,10 +166,13 @@ class FlagService:
         await self._tell("flag_raising", room_id, kind, required=True, **journal)
         try:
             notice_id = await self.io.send_notice(
-                room_id, plain, body, mentions=mentions,
+                room_id,
+                plain,
+                body,
+                mentions=mentions,
                 txn_id=txn_for(command_event_id, "flag-notice"),
                 extra={FLAG_FIELD: {"kind": kind.value, "motif": motif}},
-            )  # fmt: skip
+            )
             flags = flags.with_notice(kind, notice_id)
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
         except Exception:
@@ -265,6 +277,8 @@ class FlagService:
         await self.io.send_notice(
             room_id, plain, body, mentions=[flag.by], txn_id=txn_for(source_event_id, "ack-notice")
         )
+        await self._tell("flag_acknowledged", room_id, FlagKind.URGENT, by=by, at_ms=at_ms,
+                         flag_by=flag.by, flag_at_ms=flag.at_ms)  # fmt: skip
         return True
 
     async def on_reaction(

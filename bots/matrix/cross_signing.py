@@ -31,6 +31,8 @@ from canonicaljson import encode_canonical_json
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from deployment.conventions import write_private
+
 if TYPE_CHECKING:
     import nio
 
@@ -203,13 +205,7 @@ def load_or_create_keys(
     keys = CrossSigningKeys.generate()
     blob = seal_keys(keys, user_id=user_id, encryption_key=encryption_key)
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = key_file.with_name(key_file.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(blob)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, key_file)
+    write_private(key_file, blob)
     return keys, True
 
 

@@ -23,11 +23,9 @@ from nio import (
     AsyncClient,
     ErrorResponse,
     JoinedMembersError,
-    MegolmEvent,
     OlmUnverifiedDeviceError,
     ProfileGetError,
     RoomCreateResponse,
-    RoomGetEventResponse,
     RoomGetStateEventError,
     RoomGetStateEventResponse,
     RoomPutStateResponse,
@@ -37,6 +35,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment, encrypted_attachment_generator
 from nio.exceptions import GroupEncryptionError
 
+from bots.matrix.events import fetch_content
 from bots.matrix.timing import waiting_for_server
 from bots.matrix.trust import MemberDeviceTrust
 
@@ -187,17 +186,7 @@ class MatrixIO:
 
     async def event_content(self, room_id: str, event_id: str) -> dict[str, Any] | None:
         """The (decrypted) content of one event of the room, or None."""
-        resp = await waiting_for_server(self.client.room_get_event(room_id, event_id))
-        if not isinstance(resp, RoomGetEventResponse):
-            return None
-        event = resp.event
-        if isinstance(event, MegolmEvent):
-            try:
-                event = self.client.decrypt_event(event)
-            except Exception:
-                return None
-        content = event.source.get("content")
-        return dict(content) if isinstance(content, Mapping) else None
+        return await fetch_content(self.client, room_id, event_id, wait_for_server=True)
 
     async def send_reaction(self, room_id: str, event_id: str, key: str, txn_id: str) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
@@ -308,9 +297,11 @@ class MatrixIO:
         from bots.matrix.cross_signing import _api
 
         status, answer = await _api(
-            self.client, "POST", "/_matrix/client/v3/user_directory/search",
+            self.client,
+            "POST",
+            "/_matrix/client/v3/user_directory/search",
             {"search_term": term, "limit": limit},
-        )  # fmt: skip
+        )
         if status != 200:
             raise MatrixRequestError("user_directory", str(answer.get("errcode")), status)
         return [

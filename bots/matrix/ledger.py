@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deployment.conventions import open_private_sqlite
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS handled_events (
@@ -36,13 +38,7 @@ CREATE INDEX IF NOT EXISTS undecrypted_by_session ON undecrypted_events(session_
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    path.chmod(0o600)
-    return conn
+    return open_private_sqlite(path, busy_timeout_ms=5000)
 
 
 def now_ms() -> int:

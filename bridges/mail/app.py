@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from nio import AsyncClient
 
 from bots.dossier_client import DossierClient
@@ -31,6 +32,7 @@ from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bots.matrix.undecryptable import UndecryptableEvents
 from bridges.mail.config import MailBridgeConfig
+from bridges.mail.control import Control, serve
 from bridges.mail.filing import Filing
 from bridges.mail.handlers import BridgeHandlers
 from bridges.mail.mailboxes import Mailboxes
@@ -57,7 +59,9 @@ class MailBridge:
     handlers: BridgeHandlers
     dossier: DossierClient | None
     http: aiohttp.ClientSession
+    control: Control | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _control_runner: web.AppRunner | None = None
 
     @classmethod
     async def create(
@@ -69,6 +73,7 @@ class MailBridge:
         cross_signing_key: str,
         vault: CredentialVault,
         dossier_token: str | None = None,
+        control_secret: str | None = None,
     ) -> MailBridge:
         session_config = config.session_config()
         client = await open_session(session_config, password=password, pickle_key=pickle_key)
@@ -82,7 +87,7 @@ class MailBridge:
         except BaseException:
             await client.close()
             raise
-        return cls._wire(config, client, vault, dossier_token)
+        return cls._wire(config, client, vault, dossier_token, control_secret)
 
     @classmethod
     def _wire(
@@ -91,6 +96,7 @@ class MailBridge:
         client: AsyncClient,
         vault: CredentialVault,
         token: str | None,
+        control_secret: str | None = None,
     ) -> MailBridge:
         db = open_database(config.database_path)
         store = BridgeStore(db)
@@ -103,26 +109,37 @@ class MailBridge:
             config, client, io, store, vault, http, filing.proposal if filing else None
         )
         sender = MailSender(
-            store, vault, SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security),
+            store, vault,
+            SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security,
+                         sent_copy_by_server=config.sent_copy_by_server),
             config.imap_host, config.imap_port, mailboxes.tls,
         )  # fmt: skip
-        dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
         handlers = BridgeHandlers(
-            client, io, store, sender,
+            client,
+            io,
+            store,
+            sender,
             server_name=config.server_name,
             connect_mailbox=mailboxes.connect_mailbox,
             fetch_mail=mailboxes.fetch_mail,
             fetch_file=mailboxes.fetch_file,
             filing=filing,
             directory=dossier,
-        )  # fmt: skip
+        )
         sync_loop = SyncLoop(
             client, ledger, handlers, UndecryptableEvents(client, ledger),
             timeout_ms=config.sync_timeout_ms, backoff_max_seconds=config.backoff_max_seconds,
         )  # fmt: skip
+        control = (
+            Control(store, mailboxes, filing, io, secret=control_secret,
+                    server_name=config.server_name)
+            if control_secret and config.control_socket is not None
+            else None
+        )  # fmt: skip
         return cls(
-            config, client, db, store, io, mailboxes, sender, sync_loop, handlers, dossier, http
-        )
+            config, client, db, store, io, mailboxes, sender, sync_loop, handlers, dossier, http,
+            control,
+        )  # fmt: skip
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -135,9 +152,13 @@ class MailBridge:
             for task in done:
                 task.result()
         self.mailboxes.watch_all()
+        if self.control is not None and self.config.control_socket is not None:
+            self._control_runner = await serve(self.control, self.config.control_socket)
         self._tasks.append(asyncio.create_task(self._retry_outgoing(), name="courrier-retry"))
 
     async def stop(self) -> None:
+        if self._control_runner is not None:
+            await self._control_runner.cleanup()
         self.sync_loop.stop()
         await self.mailboxes.stop()
         for task in self._tasks:
@@ -162,7 +183,7 @@ class MailBridge:
         while True:
             for event_id, owner in self.store.unfinished_outgoing():
                 mailbox = self.store.mailbox(owner)
-                if mailbox is None or mailbox.room_id is None:
+                if mailbox is None or mailbox.room_id is None or not mailbox.connected:
                     continue
                 try:
                     carried = await self.sender.send(event_id, mailbox, None)
@@ -171,14 +192,20 @@ class MailBridge:
                 except SendRefused as exc:  # marked refused: told once, never retried
                     text = f"Courrier non envoyé : {exc.message}."
                     await self.io.send_notice(
-                        mailbox.room_id, text, html.escape(text),
-                        txn_id=txn_for(event_id, "refused"), reply_to=event_id,
-                    )  # fmt: skip
+                        mailbox.room_id,
+                        text,
+                        html.escape(text),
+                        txn_id=txn_for(event_id, "refused"),
+                        reply_to=event_id,
+                    )
                     continue
                 if carried is not None:
                     plain, body = sent_notice(*carried)
                     await self.io.send_notice(
-                        mailbox.room_id, plain, body, txn_id=txn_for(event_id, "sent"),
+                        mailbox.room_id,
+                        plain,
+                        body,
+                        txn_id=txn_for(event_id, "sent"),
                         reply_to=event_id,
-                    )  # fmt: skip
+                    )
             await asyncio.sleep(RETRY_SECONDS)

@@ -53,8 +53,10 @@ def directory_choice(query: str, results: Sequence[Mapping[str, Any]]) -> str:
         )
     if len(people) > 1 or len(people[0][1]) > 1:
         names = "; ".join(f"{n} : {', '.join(m)}" for n, m in people[:5])
-        raise UserError(f"Plusieurs adresses possibles pour « {query[:80]} » — {names}. "
-                        "Écrivez l'adresse voulue.")  # fmt: skip
+        raise UserError(
+            f"Plusieurs adresses possibles pour « {query[:80]} » — {names}. "
+            "Écrivez l'adresse voulue."
+        )
     return people[0][1][0]
 
 

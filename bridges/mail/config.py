@@ -10,7 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from bots.config import BotConfig
+from bridges.mail.control_client import bridge_enabled, control_socket_path
 from deployment.profile import Profile, ProfileError, parse_size
+
+__all__ = ["MailBridgeConfig", "MailHosts", "bridge_enabled"]
+
+
+@dataclass(frozen=True)
+class MailHosts:
+    """The servers of one mailbox: the operator's by default (``mail_bridge.imap_host`` …),
+    or those the professional named among ``mail_bridge.allowed_servers``."""
+
+    imap_host: str
+    imap_port: int
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str = "tls"
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,9 @@ class MailBridgeConfig:
     smtp_host: str
     smtp_port: int
     smtp_security: str = "tls"  # "tls" (implicit, port 465) or "starttls" (port 587)
+    # the operator files a copy of every submitted mail in the Sent folder itself: the bridge
+    # then never APPENDs, and that copy tells after a crash whether a mail left (outbound.py)
+    sent_copy_by_server: bool = False
     ca_file: Path | None = None  # an extra CA (private operator, tests); default: system CAs
     poll_seconds: float = 60.0  # without IDLE
     idle_seconds: float = 600.0  # an IDLE is renewed at least this often
@@ -35,6 +53,20 @@ class MailBridgeConfig:
     dossier_url: str | None = None  # for !classer (None: no filing)
     sync_timeout_ms: int = 30_000
     cross_signing_key_path: Path | None = None  # default <data_dir>/cross_signing.enc
+    control_socket: Path | None = None  # the dossier's Courriers page (control.py); None: off
+    # other mail servers a professional may name for her mailbox (page); empty: only the
+    # operator's above. An allow-list: the bridge connects nowhere a web form alone says
+    allowed_servers: tuple[str, ...] = ()
+
+    def default_hosts(self) -> MailHosts:
+        return MailHosts(
+            self.imap_host, self.imap_port, self.smtp_host, self.smtp_port, self.smtp_security
+        )
+
+    def hosts_allowed(self, hosts: MailHosts) -> bool:
+        allowed = {self.imap_host.lower(), self.smtp_host.lower()}
+        allowed |= {h.lower() for h in self.allowed_servers}
+        return hosts.imap_host.lower() in allowed and hosts.smtp_host.lower() in allowed
 
     @property
     def database_path(self) -> Path:
@@ -70,19 +102,17 @@ class MailBridgeConfig:
             smtp_host=_text(section, "smtp_host"),
             smtp_port=_port(section, "smtp_port"),
             smtp_security=_choice(section, "smtp_security", ("tls", "starttls")),
+            sent_copy_by_server=_flag(section, "sent_copy_by_server"),
             ca_file=Path(section["ca_file"]) if section.get("ca_file") else None,
             poll_seconds=_positive(section, "poll_seconds"),
             idle_seconds=_positive(section, "idle_seconds"),
             backfill=int(_positive(section, "backfill", zero_ok=True)),
             max_mail_size=parse_size(section.get("max_mail_size", "50M")),
             dossier_url=profile.dossier_url,
+            control_socket=control_socket_path(profile.var_dir),
+            allowed_servers=_hosts(section, "allowed_servers"),
         )
         return dataclasses.replace(config, **overrides) if overrides else config
-
-
-def bridge_enabled(profile: Profile) -> bool:
-    section = profile.data.get("mail_bridge")
-    return isinstance(section, Mapping) and section.get("enabled") is True
 
 
 def _text(section: Mapping[str, Any], key: str) -> str:
@@ -106,6 +136,22 @@ def _positive(section: Mapping[str, Any], key: str, *, zero_ok: bool = False) ->
     if value < 0 or (value == 0 and not zero_ok):
         raise ProfileError(f"mail_bridge.{key} : valeur hors limites ({value})")
     return float(value)
+
+
+def _hosts(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = section.get(key) or []
+    if not isinstance(value, list) or not all(
+        isinstance(h, str) and h and " " not in h for h in value
+    ):
+        raise ProfileError(f"mail_bridge.{key} : une liste de noms de serveurs est attendue")
+    return tuple(value)
+
+
+def _flag(section: Mapping[str, Any], key: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise ProfileError(f"mail_bridge.{key} : true ou false attendu")
+    return value
 
 
 def _choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:

@@ -16,6 +16,7 @@ the dossier's HTTP API with the service token, acting for the professional.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from typing import Any
 
 from bots.commands.registry import CommandContext, UserError
@@ -47,64 +48,118 @@ def notebook_text(mail: ParsedMail, category: str) -> str:
     return f"Courrier de {mail.sender} classé dans la catégorie « {category} » (objet : {mail.subject})"
 
 
+@dataclass(frozen=True)
+class Filed:
+    """What one filing did (told in the Courriers room and on the dossier's page)."""
+
+    patient_id: str
+    label: str
+    url: str
+    category: str
+    filed: tuple[str, ...]
+    refused: tuple[str, ...]
+
+    def message(self) -> tuple[str, str]:
+        """Pure: (plain, HTML) of the notice."""
+        names = ", ".join(self.filed)
+        plain = (
+            f"Courrier classé dans le dossier « {self.label} », catégorie « {self.category} » : "
+            f"{len(self.filed)} document(s) ({names}). {self.url}"
+        )
+        body = (
+            f'Courrier classé dans le dossier <a href="{html.escape(self.url)}">'
+            f"« {html.escape(self.label)} »</a>, catégorie « {html.escape(self.category)} » : "
+            f"{len(self.filed)} document(s) ({html.escape(names)})."
+        )
+        if self.refused:
+            extra = " Non classés (format refusé par le dossier) : " + ", ".join(self.refused) + "."
+            plain += extra
+            body += html.escape(extra)
+        return plain, body
+
+
 class Filing:
+    """The one implementation of filing a mail, for ``!classer`` and the dossier's page."""
+
     def __init__(self, dossier: DossierClient) -> None:
         self.dossier = dossier
 
     async def file(
         self, ctx: CommandContext, mailbox: Mailbox, mail: ParsedMail, arguments: str
     ) -> None:
+        """``!classer [patient] [catégorie]`` as a reply to the mail."""
+        categories = await self._categories()
+        words, category = split_category(arguments, categories, DEFAULT_CATEGORY)
+        filed = await self.file_mail(
+            owner=mailbox.owner, mail=mail, words=words, category=category,
+            key=f"classer|{ctx.event_id}", categories=categories,
+        )  # fmt: skip
+        await ctx.reply(*filed.message())
+
+    async def file_mail(
+        self,
+        *,
+        owner: str,
+        mail: ParsedMail,
+        words: str,
+        category: str,
+        key: str,
+        categories: list[str] | None = None,
+    ) -> Filed:
+        """File ``mail`` in the patient's file that ``words`` (or the mail's INS) names, among
+        those whose care circle gives ``owner`` access; ``key`` makes every write idempotent."""
         try:
-            await self._file(ctx, mailbox, mail, arguments)
+            if categories is None:
+                categories = await self.dossier.document_categories()
+            if category not in categories:
+                raise UserError(f"Catégorie inconnue : « {category[:80]} ».")
+            return await self._file(owner, mail, words, category, key)
+        except Unavailable:
+            raise UserError(
+                "Le dossier est momentanément indisponible ; réessayez dans un instant."
+            ) from None
+
+    async def _categories(self) -> list[str]:
+        try:
+            return list(await self.dossier.document_categories())
         except Unavailable:
             raise UserError(
                 "Le dossier est momentanément indisponible ; réessayez dans un instant."
             ) from None
 
     async def _file(
-        self, ctx: CommandContext, mailbox: Mailbox, mail: ParsedMail, arguments: str
-    ) -> None:
-        categories = await self.dossier.document_categories()
-        words, category = split_category(arguments, categories, DEFAULT_CATEGORY)
-        patient = await self._patient(mailbox.owner, words, mail.ins)
+        self, owner: str, mail: ParsedMail, words: str, category: str, key: str
+    ) -> Filed:
+        patient = await self._patient(owner, words, mail.ins)
         pid = str(patient["id"])
-        key = f"classer|{ctx.event_id}"
         stamp = mail.date.strftime("%Y%m%d") if mail.date else "courrier"
         filed = [f"courrier-{stamp}.txt"]
         await self.dossier.upload_document(
             pid, category=category, filename=filed[0], data=mail_as_text(mail),
-            actor=mailbox.owner, key=f"{key}|mail",
+            actor=owner, key=f"{key}|mail",
         )  # fmt: skip
         refused: list[str] = []
         for i, attachment in enumerate(mail.attachments):
             try:
                 await self.dossier.upload_document(
                     pid, category=category, filename=attachment.filename, data=attachment.data,
-                    actor=mailbox.owner, key=f"{key}|file-{i}",
+                    actor=owner, key=f"{key}|file-{i}",
                 )  # fmt: skip
                 filed.append(attachment.filename)
             except Refused:
                 refused.append(attachment.filename)
         await self.dossier.add_notebook_entry(
-            pid, kind="note", text=notebook_text(mail, category), actor=mailbox.owner,
+            pid, kind="note", text=notebook_text(mail, category), actor=owner,
             key=f"{key}|note", from_matrix=False,
         )  # fmt: skip
-        label = str(patient.get("label") or pid)
-        url = self.dossier.patient_page_url(pid)
-        plain = (
-            f"Courrier classé dans le dossier « {label} », catégorie « {category} » : "
-            f"{len(filed)} document(s) ({', '.join(filed)}). {url}"
+        return Filed(
+            pid,
+            str(patient.get("label") or pid),
+            self.dossier.patient_page_url(pid),
+            category,
+            tuple(filed),
+            tuple(refused),
         )
-        body = (
-            f'Courrier classé dans le dossier <a href="{html.escape(url)}">« {html.escape(label)} »</a>, '
-            f"catégorie « {html.escape(category)} » : {len(filed)} document(s) "
-            f"({html.escape(', '.join(filed))})."
-        )
-        if refused:
-            extra = " Non classés (format refusé par le dossier) : " + ", ".join(refused) + "."
-            plain += extra
-            body += html.escape(extra)
-        await ctx.reply(plain, body)
 
     async def proposal(self, owner: str, ins: tuple[str, ...]) -> str | None:
         """The label of the one file of ``owner`` carrying this INS (shown with the mail);

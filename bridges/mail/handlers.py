@@ -58,6 +58,11 @@ from bridges.mail.store import BridgeStore, Mailbox
 
 log = logging.getLogger(__name__)
 
+DISCONNECTED = (
+    "Votre boîte est déconnectée : reliez-la de nouveau (!connecter <adresse> <mot de passe>, "
+    "ou la page Courriers du dossier)."
+)
+
 FileFetcher = Callable[[Mapping[str, Any]], Awaitable[bytes]]
 MailFetcher = Callable[[Mailbox, str], Awaitable[bytes]]  # (mailbox, mail event) -> raw mail
 
@@ -149,10 +154,14 @@ class BridgeHandlers:
                 draft = dataclasses.replace(draft, to=(await self._from_directory(draft.to_words),))
             files = await self._room_files(mailbox, ctx.event_id)
             message = compose(
-                sender=mailbox.address, to=draft.to, subject=draft.subject, text=draft.text,
+                sender=mailbox.address,
+                to=draft.to,
+                subject=draft.subject,
+                text=draft.text,
                 message_id=message_id_for(ctx.event_id, mailbox.address),
-                date=_at(ctx.origin_server_ts), files=[f for _, f in files],
-            )  # fmt: skip
+                date=_at(ctx.origin_server_ts),
+                files=[f for _, f in files],
+            )
             await self._send(ctx, mailbox, message)
             self.store.use_room_files([e for e, _ in files], ctx.event_id)
 
@@ -255,16 +264,22 @@ class BridgeHandlers:
         if self.store.outgoing(ctx.event_id) is None:  # first time: compose from the original
             if self.store.mail_of_event(replied) is None:
                 return  # a reply to something else than a mail: a conversation, not a mail
+            if not mailbox.connected:
+                raise UserError(DISCONNECTED)
             if not text:
                 return
             original = parse_mail(await self.fetch_mail(mailbox, replied))
             to = original.reply_to or original.sender_address
             message = compose(
-                sender=mailbox.address, to=[to], subject=reply_subject(original.subject),
-                text=text, message_id=message_id_for(ctx.event_id, mailbox.address),
-                date=_at(ctx.origin_server_ts), in_reply_to=original.message_id,
+                sender=mailbox.address,
+                to=[to],
+                subject=reply_subject(original.subject),
+                text=text,
+                message_id=message_id_for(ctx.event_id, mailbox.address),
+                date=_at(ctx.origin_server_ts),
+                in_reply_to=original.message_id,
                 references=original.references,
-            )  # fmt: skip
+            )
             await self._send(ctx, mailbox, message)
         else:  # a replay after a crash: the stored mail is carried on
             await self._send(ctx, mailbox, None)
@@ -282,15 +297,20 @@ class BridgeHandlers:
         if carried is not None:  # None: sent before a restart, its notice already posted
             plain, body = sent_notice(*carried)
             await self.io.send_notice(
-                ctx.room_id, plain, body, txn_id=txn_for(ctx.event_id, "sent"),
+                ctx.room_id,
+                plain,
+                body,
+                txn_id=txn_for(ctx.event_id, "sent"),
                 reply_to=ctx.event_id,
-            )  # fmt: skip
+            )
 
     # -- helpers --
     def _own_mailbox(self, ctx: CommandContext) -> Mailbox:
         mailbox = self.store.mailbox_of_room(ctx.room_id)
         if mailbox is None or mailbox.owner != ctx.sender:
             raise UserError("Cette commande s'utilise dans votre salon Courriers.")
+        if not mailbox.connected:
+            raise UserError(DISCONNECTED)
         return mailbox
 
     async def _room_files(self, mailbox: Mailbox, event_id: str) -> list[tuple[str, OutgoingFile]]:

@@ -54,9 +54,12 @@ class ImapSession:
     async def open(self, login: str, password: str) -> None:
         try:
             client = aioimaplib.IMAP4(
-                self._host, self._port, timeout=self._timeout, ssl_context=self._context,
+                self._host,
+                self._port,
+                timeout=self._timeout,
+                ssl_context=self._context,
                 conn_lost_cb=lambda _exc: self._lost.set(),
-            )  # fmt: skip
+            )
             self._client = client
             await client.wait_hello_from_server()
             resp = await client.login(login, password)
@@ -122,6 +125,23 @@ class ImapSession:
                     return bytes(lines[i + 1])
         return None
 
+    async def fetch_headers(self, uid: int) -> bytes | None:
+        """From, Subject and Date of a mail (not marked read), or None when expunged."""
+        resp = await self._run(
+            self._ready().uid(
+                "fetch", str(uid), "(UID BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"
+            )
+        )
+        if resp.result != "OK":
+            raise MailServerError("fetch")
+        lines = resp.lines
+        for i, line in enumerate(lines):
+            if isinstance(line, bytes | bytearray) and b"FETCH" in line and line.endswith(b"}"):
+                found = _FETCH_UID.search(bytes(line))
+                if found and int(found.group(1)) == uid and i + 1 < len(lines):
+                    return bytes(lines[i + 1])
+        return None
+
     async def wait_for_news(self, timeout: float) -> None:
         """IDLE until the server announces a change or ``timeout`` s pass; a dropped
         connection (or the server's BYE) raises ``MailServerError`` at once."""
@@ -162,6 +182,24 @@ class ImapSession:
             if found:
                 return found.group(1).decode()
         return "Sent"
+
+    async def holds_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether ``folder`` holds a mail with this Message-ID (the INBOX stays selected)."""
+        if not message_id or any(c in message_id for c in '"\\\r\n'):
+            return False
+        resp = await self._run(self._ready().examine(f'"{folder}"'))
+        if resp.result != "OK":
+            raise MailServerError("examine")
+        try:
+            found = await self._run(
+                self._ready().uid_search(f'HEADER Message-ID "{message_id}"', charset=None)
+            )
+            if found.result != "OK":
+                raise MailServerError("search")
+            words = [w for line in found.lines[:-1] for w in bytes(line).split()]
+            return any(w.isdigit() for w in words)
+        finally:
+            await self.select_inbox()
 
     async def append(self, raw: bytes, folder: str) -> None:
         resp = await self._run(self._ready().append(raw, mailbox=folder, flags=r"(\Seen)"))

@@ -69,9 +69,12 @@ class MailPoster:
                 room_id, plain, body, txn_id=txn_for(intent, "unparseable")
             )
             await self.io.send_file(
-                room_id, raw, filename="courrier.eml", mimetype="message/rfc822",
+                room_id,
+                raw,
+                filename="courrier.eml",
+                mimetype="message/rfc822",
                 txn_id=txn_for(intent, "eml"),
-            )  # fmt: skip
+            )
             return event_id, None, ()
         proposal = None
         if mail.ins and self.propose is not None:
@@ -88,9 +91,12 @@ class MailPoster:
             )
         if cut:
             await self.io.send_file(
-                room_id, raw, filename="courrier.eml", mimetype="message/rfc822",
+                room_id,
+                raw,
+                filename="courrier.eml",
+                mimetype="message/rfc822",
                 txn_id=txn_for(intent, "eml"),
-            )  # fmt: skip
+            )
         return event_id, mail.message_id, mail.references
 
 
@@ -125,9 +131,18 @@ class MailboxWatcher:
         delay = 1.0
         while True:
             mailbox = self.store.mailbox(self.owner)
-            if mailbox is None or mailbox.room_id is None or mailbox.login_refused:
+            if (
+                mailbox is None
+                or mailbox.room_id is None
+                or mailbox.login_refused
+                or not mailbox.connected
+            ):
                 return  # nothing to watch until `!connecter` starts a new watcher
-            session = ImapSession(self.settings.host, self.settings.port, self._tls)
+            session = ImapSession(
+                mailbox.imap_host or self.settings.host,
+                mailbox.imap_port or self.settings.port,
+                self._tls,
+            )
             try:
                 self.store.set_state(self.owner, STATE_CONNECTING)
                 await session.open(
@@ -155,8 +170,10 @@ class MailboxWatcher:
                 self.store.set_state(self.owner, STATE_ERROR, "serveur de messagerie injoignable")
                 log.warning(
                     "boîte de %s : serveur injoignable (%s), nouvel essai dans %.0f s",
-                    self.owner, exc, delay,
-                )  # fmt: skip
+                    self.owner,
+                    exc,
+                    delay,
+                )
                 await self._sleep(delay)
                 delay = min(delay * 2, self.settings.backoff_max_seconds)
             finally:
@@ -217,12 +234,13 @@ def login_refused_notice(owner: str, address: str) -> tuple[str, str]:
     plain = (
         f"La messagerie sécurisée a refusé la connexion de votre boîte {address} "
         "(identifiant ou mot de passe). Les courriers ne sont plus relayés : envoyez à nouveau "
-        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot."
+        "!connecter <adresse> <mot de passe> dans votre conversation avec ce bot, ou reliez-la "
+        "sur la page Courriers du dossier."
     )
     body = (
         f"{mention_html(owner)} : la messagerie sécurisée a refusé la connexion de votre boîte "
         f"{html.escape(address)} (identifiant ou mot de passe). Les courriers ne sont plus "
         "relayés : envoyez à nouveau <code>!connecter &lt;adresse&gt; &lt;mot de passe&gt;</code> "
-        "dans votre conversation avec ce bot."
+        "dans votre conversation avec ce bot, ou reliez-la sur la page Courriers du dossier."
     )
     return plain, body

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from secrets import token_urlsafe
 
 from bots.main import configure_logging, serve, stop_on_signals
 from bots.matrix.session import SessionError
@@ -18,10 +19,11 @@ from bridges.mail.account import (
 )
 from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig, bridge_enabled
+from bridges.mail.control import SECRET_FILE as CONTROL_SECRET
 from bridges.mail.vault import CredentialVault
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
-from deployment.secrets import Secrets
+from deployment.secrets import Secrets, read_or_create
 
 log = logging.getLogger("bridges")
 
@@ -40,6 +42,7 @@ async def run() -> int:
         cross_signing_key=bridge_secret(secrets, CROSS_SIGNING_SECRET),
         vault=CredentialVault.from_secrets_dir(secrets.directory),
         dossier_token=secrets.dossier_service_token,
+        control_secret=read_or_create(secrets.directory, CONTROL_SECRET, lambda: token_urlsafe(32)),
     )
     await serve(bridge, stop, lambda: log.info("pont Courriers démarré : %s", config.user_id))
     log.info("pont Courriers arrêté")

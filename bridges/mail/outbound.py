@@ -1,18 +1,36 @@
 """Outgoing mail: a reply to a mail in the Courriers room, or ``!courrier``, sent by SMTP
 submission (TLS, the professional's own login) and filed in her Sent folder.
 
-At most once per Matrix event, across crashes: the composed mail (with a Message-ID derived
-from the event) is stored ``pending`` before anything is sent; ``sent`` once the submission
-server accepted it; ``filed`` once it is in the Sent folder. A restart (the sync loop hands
-the unfinished event again, and ``resume`` walks the table) carries on from the recorded
-state, so a crash between the Matrix message and the SMTP submission sends the mail once.
-Only a crash inside the SMTP exchange itself (after the server's 250, before the local
-record) can send it twice; it then carries the same Message-ID, which receivers dedupe on.
+Once per Matrix event, across crashes. The composed mail, with a Message-ID derived from the
+event, is stored ``pending`` before anything is sent, and moves on through:
+
+- ``submitting``: written (committed) just before the SMTP exchange starts, and kept when
+  the exchange fails without a clear refusal (a connection lost after DATA may still have
+  delivered the mail);
+- ``sent``: the submission server answered 250 to DATA;
+- ``filed``: the mail is in the Sent folder (the bridge's APPEND, or the server's own copy).
+
+A restart carries on from the recorded state (the sync loop hands the unfinished event again,
+and the retry task walks the table). The one window a local record cannot close is a crash
+inside the SMTP exchange, after the server accepted DATA and before ``sent`` is written: the
+state is then ``submitting`` and the bridge cannot tell from its own records whether the mail
+left. It asks the mailbox: the Sent folder is searched over IMAP for the mail's Message-ID.
+
+- With ``sent_copy_by_server`` (the operator files a copy of every submitted mail in Sent,
+  as MSSanté webmail operators do), that copy is the server's receipt: found, the mail is
+  marked sent and filed without a second submission; absent, it never left and is submitted.
+- Without it, the bridge files its own copy after the 250, so an absent copy proves nothing:
+  the mail is submitted again, with the same Message-ID (receivers' clients merge the two),
+  and the log says so. At least once rather than maybe never, for clinical mail.
+
+Before its own APPEND the bridge also looks for the Message-ID in Sent, so a crash between
+the APPEND and ``filed`` never files the copy twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.policy
 import hashlib
 import logging
@@ -25,6 +43,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses
 
+from bridges.mail.config import MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
@@ -108,6 +127,7 @@ class SmtpSettings:
     port: int
     security: str  # tls | starttls
     timeout: float = 60.0
+    sent_copy_by_server: bool = False  # the server files each submitted mail in Sent itself
 
 
 def submit(
@@ -142,6 +162,24 @@ def submit(
                 f"courrier refusé par le serveur d'envoi (code {exc.smtp_code})"
             ) from exc
         raise SendUnavailable(str(exc.smtp_code)) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SendUnavailable(type(exc).__name__) from exc
+
+
+def check_login(settings: SmtpSettings, tls: ssl.SSLContext, login: str, password: str) -> None:
+    """Blocking (run in a thread): the submission server accepts this login (nothing sent)."""
+    try:
+        if settings.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, context=tls, timeout=settings.timeout
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp.starttls(context=tls)
+        with smtp:
+            smtp.login(login, password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendRefused("identifiant ou mot de passe refusé") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise SendUnavailable(type(exc).__name__) from exc
 
@@ -183,11 +221,31 @@ class MailSender:
             if state in ("refused", "filed") or raw is None:
                 return None
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
-            if state == "pending":
+            message_id = row[1]
+            hosts = mailbox.hosts(
+                MailHosts(self.imap_host, self.imap_port, self.smtp.host, self.smtp.port,
+                          self.smtp.security)
+            )  # fmt: skip
+            smtp = dataclasses.replace(
+                self.smtp, host=hosts.smtp_host, port=hosts.smtp_port, security=hosts.smtp_security
+            )
+            if state == "submitting" and await self._in_sent(hosts, mailbox, password, message_id):
+                # crashed after the server accepted it: its copy in Sent is the receipt
+                log.info("courrier déjà accepté avant l'arrêt event=%s : pas renvoyé", event_id)
+                self.store.set_outgoing(event_id, "filed")
+                state = "filed"
+            elif state == "submitting" and not self.smtp.sent_copy_by_server:
+                log.warning(
+                    "envoi précédent sans réponse event=%s : issue inconnue, soumis de nouveau "
+                    "(même Message-ID)",
+                    event_id,
+                )
+            if state in ("pending", "submitting"):
                 to = _recipients(raw)
+                self.store.set_outgoing(event_id, "submitting")
                 try:
                     await asyncio.to_thread(
-                        submit, self.smtp, self.tls, mailbox.address, password, raw, to
+                        submit, smtp, self.tls, mailbox.address, password, raw, to
                     )
                 except SendRefused:
                     self.store.set_outgoing(event_id, "refused")  # told once, never retried
@@ -196,16 +254,35 @@ class MailSender:
                 log.info("courrier envoyé event=%s", event_id)
                 state = "sent"
             if state == "sent":
-                await self._file(mailbox, password, raw)
+                if not self.smtp.sent_copy_by_server:
+                    await self._file(hosts, mailbox, password, raw, message_id)
                 self.store.set_outgoing(event_id, "filed")
             headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
             return str(headers.get("To", "")), str(headers.get("Subject", ""))
 
-    async def _file(self, mailbox: Mailbox, password: str, raw: bytes) -> None:
-        session = ImapSession(self.imap_host, self.imap_port, self.tls)
+    async def _in_sent(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str, message_id: str
+    ) -> bool:
+        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
-            await session.append(raw, await session.sent_folder())
+            return await session.holds_message_id(await session.sent_folder(), message_id)
+        except LoginRefused as exc:
+            raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
+        except MailServerError as exc:
+            raise SendUnavailable("imap") from exc
+        finally:
+            await session.close()
+
+    async def _file(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str, raw: bytes, message_id: str
+    ) -> None:
+        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
+        try:
+            await session.open(mailbox.address, password)
+            folder = await session.sent_folder()
+            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
+                await session.append(raw, folder)
         except LoginRefused as exc:
             raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
         except MailServerError as exc:

@@ -16,6 +16,7 @@ STATE_LABELS = {
     "connectée": "connectée",
     "connexion refusée": "connexion refusée",
     "erreur": "erreur",
+    "déconnectée": "déconnectée par sa titulaire",
 }
 
 

@@ -6,7 +6,7 @@
 - ``mails``: each mail posted (UIDVALIDITY, UID → the Matrix event), for exactly-once
   posting, replies (Message-ID, References) and ``!classer``;
 - ``outgoing``: each mail sent from Matrix, keyed by the Matrix event that asked for it,
-  with its state (``pending`` → ``sent`` → ``filed``) so a restart sends it at most once.
+  with its state (``pending`` → ``submitting`` → ``sent`` → ``filed``, see ``outbound``).
 
 No mail content is stored: subjects and bodies stay in the mailbox and the encrypted room.
 """
@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from bots.matrix.ledger import now_ms
+from bridges.mail.config import MailHosts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     refused_version INTEGER,          -- credentials_version whose login was refused
     last_mail_at INTEGER,             -- unix ms of the last mail posted
     updated_at INTEGER NOT NULL
+    -- + imap_host, imap_port, smtp_host, smtp_port, smtp_security (_SERVER_COLUMNS):
+    --   NULL for the operator's servers of the configuration
 );
 CREATE TABLE IF NOT EXISTS mails (
     owner TEXT NOT NULL,
@@ -50,7 +53,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
     event_id TEXT PRIMARY KEY,        -- the Matrix reply or !courrier command
     owner TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    state TEXT NOT NULL,              -- pending | sent | filed | refused
+    state TEXT NOT NULL,              -- pending | submitting | sent | filed | refused
     raw BLOB,                         -- the composed mail until it is filed, then NULL
     updated_at INTEGER NOT NULL
 );
@@ -62,6 +65,15 @@ CREATE TABLE IF NOT EXISTS room_files (
     posted_at INTEGER NOT NULL
 );
 """
+
+
+_SERVER_COLUMNS = (
+    ("imap_host", "TEXT"),
+    ("imap_port", "INTEGER"),
+    ("smtp_host", "TEXT"),
+    ("smtp_port", "INTEGER"),
+    ("smtp_security", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,28 @@ class Mailbox:
     error: str | None
     refused_version: int | None
     last_mail_at: int | None
+    imap_host: str | None = None  # None: the configured operator's servers
+    imap_port: int | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str | None = None
+
+    def hosts(self, default: MailHosts) -> MailHosts:
+        if not self.imap_host or not self.smtp_host or not self.imap_port or not self.smtp_port:
+            return default
+        return MailHosts(
+            self.imap_host, self.imap_port, self.smtp_host, self.smtp_port,
+            self.smtp_security or "tls",
+        )  # fmt: skip
 
     @property
     def login_refused(self) -> bool:
         return self.refused_version == self.credentials_version
+
+    @property
+    def connected(self) -> bool:
+        """False once she disconnected it (the password is gone; room and history stay)."""
+        return bool(self.sealed_password)
 
 
 @dataclass(frozen=True)
@@ -96,7 +126,8 @@ class PostedMail:
 
 _MAILBOX_COLUMNS = (
     "owner, address, sealed_password, credentials_version, room_id, space_id, uidvalidity, "
-    "last_uid, state, error, refused_version, last_mail_at"
+    "last_uid, state, error, refused_version, last_mail_at, "
+    + ", ".join(name for name, _ in _SERVER_COLUMNS)
 )
 
 
@@ -104,17 +135,39 @@ class BridgeStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._db = conn
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(mailboxes)")}
+        for name, kind in _SERVER_COLUMNS:  # files made before mailboxes had own servers
+            if name not in have:
+                self._db.execute(f"ALTER TABLE mailboxes ADD COLUMN {name} {kind}")
 
     # -- mailboxes --
-    def save_credentials(self, owner: str, address: str, sealed: bytes) -> None:
-        """New or changed credentials: a refused login is forgotten (it is tried again)."""
+    def save_credentials(
+        self, owner: str, address: str, sealed: bytes, hosts: MailHosts | None = None
+    ) -> None:
+        """New or changed credentials: a refused login is forgotten (it is tried again).
+        ``hosts``: her own servers, or None for the operator's."""
+        servers = (
+            (hosts.imap_host, hosts.imap_port, hosts.smtp_host, hosts.smtp_port,
+             hosts.smtp_security) if hosts else (None,) * 5
+        )  # fmt: skip
         self._db.execute(
-            "INSERT INTO mailboxes(owner, address, sealed_password, updated_at) VALUES(?,?,?,?) "
+            "INSERT INTO mailboxes(owner, address, sealed_password, updated_at, imap_host, "
+            "imap_port, smtp_host, smtp_port, smtp_security) VALUES(?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(owner) DO UPDATE SET address=excluded.address, "
             "sealed_password=excluded.sealed_password, "
             "credentials_version=credentials_version+1, state='nouvelle', error=NULL, "
-            "updated_at=excluded.updated_at",
-            (owner, address, sealed, now_ms()),
+            "updated_at=excluded.updated_at, imap_host=excluded.imap_host, "
+            "imap_port=excluded.imap_port, smtp_host=excluded.smtp_host, "
+            "smtp_port=excluded.smtp_port, smtp_security=excluded.smtp_security",
+            (owner, address, sealed, now_ms(), *servers),
+        )
+
+    def disconnect(self, owner: str) -> None:
+        """The sealed password erased; the room, its mails and the position are kept."""
+        self._db.execute(
+            "UPDATE mailboxes SET sealed_password=x'', credentials_version=credentials_version+1, "
+            "state='déconnectée', error=NULL, updated_at=? WHERE owner=?",
+            (now_ms(), owner),
         )
 
     def set_rooms(self, owner: str, room_id: str, space_id: str) -> None:
@@ -220,6 +273,14 @@ class BridgeStore:
             return None
         return PostedMail(row[0], row[1], row[2], row[3], row[4], tuple(row[5].split()))
 
+    def recent_mails(self, owner: str, limit: int) -> list[PostedMail]:
+        rows = self._db.execute(
+            "SELECT owner, uidvalidity, uid, event_id, message_id, references_ FROM mails "
+            "WHERE owner=? ORDER BY posted_at DESC, uid DESC LIMIT ?",
+            (owner, limit),
+        ).fetchall()
+        return [PostedMail(r[0], r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows]
+
     def count_posted(self, owner: str) -> int:
         return int(
             self._db.execute("SELECT count(*) FROM mails WHERE owner=?", (owner,)).fetchone()[0]
@@ -250,7 +311,7 @@ class BridgeStore:
     def unfinished_outgoing(self) -> list[tuple[str, str]]:
         """(event id, owner) of the mails a crash left pending or unfiled."""
         rows = self._db.execute(
-            "SELECT event_id, owner FROM outgoing WHERE state IN ('pending', 'sent') "
+            "SELECT event_id, owner FROM outgoing WHERE state IN ('pending', 'submitting', 'sent') "
             "ORDER BY updated_at"
         )
         return [(r[0], r[1]) for r in rows.fetchall()]

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -15,6 +14,7 @@ from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import PARIS
 from dossier_service import appkeys, auth, bounded
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.config import DossierConfig
@@ -25,7 +25,6 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Action, Decision, Membership, Principal, decide
 from dossier_service.services import journal
 
-PARIS = ZoneInfo("Europe/Paris")
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from deployment.conventions import PARIS
+
 from . import audit
 from .database import Connection, transaction
 from .display import display_name
@@ -331,14 +333,13 @@ class AccountRequests:
         self, approval: Approval, *, smtp: Any, public_url: str, actor: str
     ) -> str:
         """Send the activation link by e-mail (blocking: run it in a thread); audited."""
-        from zoneinfo import ZoneInfo
 
         from .mail import activation_message, send
 
         req = self.get(approval.request_id)
         if req is None:
             raise RequestError("M_NOT_FOUND", "Demande introuvable.", 404)
-        expires = approval.expires_at.astimezone(ZoneInfo("Europe/Paris"))
+        expires = approval.expires_at.astimezone(PARIS)
         send(
             smtp,
             activation_message(

@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import make_url
-
 
 class Cursor(Protocol):
     @property
@@ -87,13 +85,23 @@ def is_sqlite(conn: Connection) -> bool:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file behind a SQLite URL (or a bare path), None for another engine."""
+    """The file behind a SQLite URL (``sqlite[+driver]:///path``) or a bare path, None for
+    another engine. Standard library only: this module also runs inside Synapse."""
     if "://" not in url:
         return url
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    scheme, rest = url.split("://", 1)
+    if scheme.split("+", 1)[0] != "sqlite":
         return None
-    return parsed.database or ":memory:"
+    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///x relative, ////x absolute
+    return path.split("?", 1)[0] or ":memory:"
+
+
+def libpq_dsn(url: str) -> str:
+    """``postgresql+asyncpg://…`` (the dossier's URL) as libpq reads it."""
+    scheme, rest = url.split("://", 1)
+    if scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise ValueError("base de données non prise en charge par l'annuaire")
+    return "postgresql://" + rest
 
 
 def connect(url: str | Path, *, check_same_thread: bool = True) -> Connection:
@@ -102,8 +110,7 @@ def connect(url: str | Path, *, check_same_thread: bool = True) -> Connection:
     url = str(url)
     path = sqlite_path(url)
     if path is None:
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return PgConnection(dsn)
+        return PgConnection(libpq_dsn(url))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -11,9 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dossier_service.models.directory import BULK_INDEXES as _BULK_INDEX_NAMES
-from dossier_service.models.directory import Activity, SearchKey
-
 from .database import Connection, connect, is_sqlite
 
 __all__ = ["Connection", "bulk_indexes", "connect", "legacy_database_path", "save_link"]
@@ -21,9 +18,13 @@ __all__ = ["Connection", "bulk_indexes", "connect", "legacy_database_path", "sav
 
 def bulk_indexes(conn: Connection) -> dict[str, str]:
     """name -> ``CREATE INDEX`` of the secondary indexes a first bulk import drops and
-    rebuilds, compiled from the models for this connection's engine (one declaration)."""
+    rebuilds, compiled from the models for this connection's engine (one declaration).
+    The models are imported here, not at the top: the Synapse module imports this package."""
     from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.schema import CreateIndex
+
+    from dossier_service.models.directory import BULK_INDEXES as _BULK_INDEX_NAMES
+    from dossier_service.models.directory import Activity, SearchKey
 
     dialect = sqlite.dialect() if is_sqlite(conn) else postgresql.dialect()  # type: ignore[no-untyped-call]
     statements = {}

@@ -20,13 +20,13 @@ from typing import Any, Protocol
 import jinja2
 from aiohttp import web
 
+from deployment.conventions import PARIS
 from dossier_service.auth import (
     CSRF_FIELD,
     FORM_CSRF_COOKIE,
     form_csrf_matches,
     form_csrf_token,
 )
-from dossier_service.bounded import PARIS
 from dossier_service.config import DossierConfig
 
 from .account_requests import AccountRequests, HomeserverAdmin

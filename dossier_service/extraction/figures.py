@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median_low
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")  # TODO(merge): the shared zone of issue 14
+from deployment.conventions import PARIS
 
 
 @dataclass(frozen=True)

@@ -90,18 +90,30 @@ class ReportWorker:
         self.documents_dir = documents_dir
         self.clock = clock
         self._wake = asyncio.Event()
+        self._stopping = False
         self.poll_seconds = 30.0  # pending reports of other processes are seen this late
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            while await self.produce_next():
-                pass
+        """Until :meth:`stop`: wait for a wake-up (a demand made here) or the poll (demands
+        made on another process, or left by a killed one), then produce what is pending."""
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            try:
+                while not self._stopping and await self.produce_next():
+                    pass
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.warning("extractions en attente : base indisponible (%s)", type(exc).__name__)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to end after the report in production (never cut in a query: a
+        cancelled database call can leave its pooled connection unusable)."""
+        self._stopping = True
+        self._wake.set()
 
     async def produce_next(self) -> bool:
         """Claim and produce the oldest pending report; False when there is none.

@@ -19,8 +19,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import Select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import PARIS
 from dossier_service.extraction.figures import (
-    PARIS,
     CircleChange,
     ExportFact,
     Facts,

@@ -225,9 +225,14 @@ async def update_identity(
             session, principal, patient, "Modification des informations administratives"
         )
     # issue 6: the bot keeps the room's pinned identity message current (field names only)
-    await journal.emit(session, type="patient.identity_changed", patient_id=patient.id,
-                       room_id=patient.room_id, actor=principal.author,
-                       payload={"fields": sorted(changed)})  # fmt: skip
+    await journal.emit(
+        session,
+        type="patient.identity_changed",
+        patient_id=patient.id,
+        room_id=patient.room_id,
+        actor=principal.author,
+        payload={"fields": sorted(changed)},
+    )
     session.add(patient)
     await session.flush()
     return changed

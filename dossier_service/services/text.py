@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
+from deployment.conventions import PARIS
 
 
 def fr_date(value: date | datetime) -> str:

@@ -15,8 +15,10 @@ through ``api.context.open_file`` and the core's services, with its audit row):
   ``/{id}`` download), ``formulaires/{form}`` (form and its versions);
 - ``/taches`` (dashboard with filters), ``POST /taches/{id}/etat``;
 - ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
-  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by agenda_feed.py);
-- ``/journal`` (admins: the access log, filtered by file and author).
+  ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route);
+- ``/journal`` (admins: the access log, filtered by file and author);
+- ``/courriers`` (mounted by ``courriers.setup`` as an extension, when the mail bridge is
+  enabled): connect / disconnect one's mailbox, file a mail into a patient's file.
 """
 
 from __future__ import annotations
@@ -63,10 +65,11 @@ def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
             message = exc.text or "" if exc.status == 403 else ""
             if exc.status == 403 and message:
                 return pages.render(
-                    request, "erreur.html",
+                    request,
+                    "erreur.html",
                     {"titre": "Requête refusée", "explication": message.removeprefix("403: ")},
                     status=403,
-                )  # fmt: skip
+                )
             return pages.error_page(request, exc.status, exc.reason)
 
     return page_errors
@@ -88,8 +91,17 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(people_middleware)
     app[appkeys.ERROR_RENDERER] = pages.error_page
     app.middlewares.append(_page_errors(pages))
-    for module in (pages_login, pages_patients, pages_identity_circle, pages_followup,
-                   pages_documents, pages_forms, pages_tasks, pages_agenda, pages_admin):  # fmt: skip
+    for module in (
+        pages_login,
+        pages_patients,
+        pages_identity_circle,
+        pages_followup,
+        pages_documents,
+        pages_forms,
+        pages_tasks,
+        pages_agenda,
+        pages_admin,
+    ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 

@@ -48,6 +48,11 @@ def active_flags(entries: Iterable[FlagEntry]) -> list[ActiveFlag]:
         if found["cleared"]:
             state[label] = None
         else:
-            state[label] = ActiveFlag(label, found["by"], entry.created_at,
-                                      (found["motif"] or "").strip(), found["assignee"])  # fmt: skip
+            state[label] = ActiveFlag(
+                label,
+                found["by"],
+                entry.created_at,
+                (found["motif"] or "").strip(),
+                found["assignee"],
+            )
     return sorted((f for f in state.values() if f is not None), key=lambda f: f.at)

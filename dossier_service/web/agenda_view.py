@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from dossier_service.ical import PARIS, occurrences, paris_day_bounds
+from deployment.conventions import PARIS
+from dossier_service.ical import occurrences, paris_day_bounds
 from dossier_service.web.fr_dates import MONTHS, WEEKDAYS, fmt_long_date, fmt_month
 
 VIEWS = ("jour", "semaine", "mois", "liste")
@@ -84,8 +85,15 @@ def _add_months(day: date, months: int) -> date:
 def period(view: str, anchor: date) -> tuple[date, date, date, date, str, date, date]:
     """(shown_start, shown_end, period_start, period_end, title, previous, following)."""
     if view == "jour":
-        return (anchor, anchor + timedelta(days=1), anchor, anchor + timedelta(days=1),
-                fmt_long_date(anchor), anchor - timedelta(days=1), anchor + timedelta(days=1))  # fmt: skip
+        return (
+            anchor,
+            anchor + timedelta(days=1),
+            anchor,
+            anchor + timedelta(days=1),
+            fmt_long_date(anchor),
+            anchor - timedelta(days=1),
+            anchor + timedelta(days=1),
+        )
     if view == "semaine":
         monday = anchor - timedelta(days=anchor.weekday())
         sunday = monday + timedelta(days=6)
@@ -94,10 +102,19 @@ def period(view: str, anchor: date) -> tuple[date, date, date, date, str, date, 
                 f"Semaine du {monday.day} au {sunday.day} {MONTHS[sunday.month - 1]} {sunday.year}"
             )
         else:
-            title = (f"Semaine du {monday.day} {MONTHS[monday.month - 1]} au {sunday.day} "
-                     f"{MONTHS[sunday.month - 1]} {sunday.year}")  # fmt: skip
-        return (monday, monday + timedelta(days=7), monday, monday + timedelta(days=7), title,
-                monday - timedelta(days=7), monday + timedelta(days=7))  # fmt: skip
+            title = (
+                f"Semaine du {monday.day} {MONTHS[monday.month - 1]} au {sunday.day} "
+                f"{MONTHS[sunday.month - 1]} {sunday.year}"
+            )
+        return (
+            monday,
+            monday + timedelta(days=7),
+            monday,
+            monday + timedelta(days=7),
+            title,
+            monday - timedelta(days=7),
+            monday + timedelta(days=7),
+        )
     if view == "mois":
         first = anchor.replace(day=1)
         following = _add_months(first, 1)

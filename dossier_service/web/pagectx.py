@@ -6,17 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
+from deployment.conventions import PARIS
 from dossier_service import appkeys, auth, bounded
 from dossier_service.api.context import Ctx, context
 from dossier_service.web.rendering import login_url
 
-PARIS = ZoneInfo("Europe/Paris")
 PAGE_CSRF = web.RequestKey("page_csrf", str)
 PAGE_TODAY = web.RequestKey("page_today", date)
 FORM_MAX_SIZE = 256 * 1024

@@ -11,18 +11,18 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
+from deployment.conventions import MATRIX_USER_ID, PARIS
 from dossier_service import bounded
 from dossier_service.api.agenda import event_access
 from dossier_service.api.context import open_file
 from dossier_service.ical import (
-    PARIS,
     RecurrenceError,
     normalise_rrule,
     paris_day_bounds,
 )
 from dossier_service.models.agenda import AgendaFeedToken
 from dossier_service.policy import Action
-from dossier_service.schemas import MATRIX_USER_ID, EventIn, EventUpdate
+from dossier_service.schemas import EventIn, EventUpdate
 from dossier_service.services import agenda as agenda_service
 from dossier_service.services import patients as patients_service
 from dossier_service.services.errors import ServiceError
@@ -47,9 +47,12 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 
 
 async def _render(
-    request: web.Request, *, feed_url: str | None = None, error: str | None = None,
+    request: web.Request,
+    *,
+    feed_url: str | None = None,
+    error: str | None = None,
     status: int = 200,
-) -> web.Response:  # fmt: skip
+) -> web.Response:
     ctx = page_context(request)
     today = ctx.today()
     view = request.query.get("vue", "semaine")
@@ -90,25 +93,44 @@ async def _render(
     if type_filter:
         scope += f"&type={quote(type_filter, safe='')}"
     return request.app[PAGES].render(
-        request, "agenda.html",
-        {"nav": "agenda", "page": page, "weekday_headers": weekday_headers(),
-         "event_types": ctx.config.event_types, "type_filter": type_filter,
-         "member_filter": member, "scope_q": scope, "patient_names": names,
-         "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
-         "attendees": attendees, "feed_url": feed_url, "me": ctx.principal.user_id, "has_feed": feed is not None,
-         "error": error, "notice": "Rendez-vous ajouté." if request.query.get("ok") == "rdv" else None},
+        request,
+        "agenda.html",
+        {
+            "nav": "agenda",
+            "page": page,
+            "weekday_headers": weekday_headers(),
+            "event_types": ctx.config.event_types,
+            "type_filter": type_filter,
+            "member_filter": member,
+            "scope_q": scope,
+            "patient_names": names,
+            "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
+            "attendees": attendees,
+            "feed_url": feed_url,
+            "me": ctx.principal.user_id,
+            "has_feed": feed is not None,
+            "error": error,
+            "notice": "Rendez-vous ajouté." if request.query.get("ok") == "rdv" else None,
+        },
         status=status,
-    )  # fmt: skip
+    )
 
 
 def _masked(event: Any) -> SimpleNamespace:
     """Someone else's appointment about a file the viewer cannot open: only "busy"."""
     return SimpleNamespace(
-        id=event.id, type=event.type, title="Occupé", starts_at=event.starts_at,
-        ends_at=event.ends_at, rrule=event.rrule, location="", description="", patient_id=None,
+        id=event.id,
+        type=event.type,
+        title="Occupé",
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        rrule=event.rrule,
+        location="",
+        description="",
+        patient_id=None,
         cancelled=event.cancelled,
         owner=None,
-    )  # fmt: skip
+    )
 
 
 @routes.get("/agenda")
@@ -136,26 +158,33 @@ async def create_event(request: web.Request) -> web.StreamResponse:
         attendees = [a.strip() for a in text(form, "attendees").split(",") if a.strip()]
         data = EventIn.model_validate(
             {
-                "type": text(form, "type"), "title": text(form, "title"),
+                "type": text(form, "type"),
+                "title": text(form, "title"),
                 "patient_id": optional(form, "patient_id"),
                 "starts_at": parse_local_datetime(text(form, "starts_at"), "début"),
                 "ends_at": parse_local_datetime(text(form, "ends_at"), "fin"),
-                "rrule": _rrule_from(form), "location": text(form, "location"),
+                "rrule": _rrule_from(form),
+                "location": text(form, "location"),
                 "attendees": attendees,
             },
             strict=False,
-        )  # fmt: skip
+        )
         async with ctx.db.transaction() as session:
             patient = None
             if data.patient_id:
-                patient = (await open_file(session, ctx, data.patient_id, Action.WRITE,
-                                           "page:agenda")).patient  # fmt: skip
+                patient = (
+                    await open_file(session, ctx, data.patient_id, Action.WRITE, "page:agenda")
+                ).patient
             await agenda_service.create_event(
-                session, principal=ctx.principal, data=data, patient=patient,
+                session,
+                principal=ctx.principal,
+                data=data,
+                patient=patient,
                 event_types=ctx.config.event_types,
-            )  # fmt: skip
-            await ctx.audit(session, action="create", resource="page:agenda",
-                            patient_id=data.patient_id)  # fmt: skip
+            )
+            await ctx.audit(
+                session, action="create", resource="page:agenda", patient_id=data.patient_id
+            )
     except ValidationError as exc:
         return await _render(request, error=french_validation(exc), status=400)
     except PageInputError as exc:
@@ -175,11 +204,15 @@ async def cancel_event(request: web.Request) -> web.StreamResponse:
             # the API's rule: the patient's file access first, then only the owner writes
             event = await event_access(session, ctx, request.match_info["eid"][:36], Action.WRITE)
             await agenda_service.update_event(
-                session, principal=ctx.principal, event=event,
-                data=EventUpdate(cancelled=True), event_types=ctx.config.event_types,
-            )  # fmt: skip
-            await ctx.audit(session, action="update", resource="page:agenda",
-                            patient_id=event.patient_id)  # fmt: skip
+                session,
+                principal=ctx.principal,
+                event=event,
+                data=EventUpdate(cancelled=True),
+                event_types=ctx.config.event_types,
+            )
+            await ctx.audit(
+                session, action="update", resource="page:agenda", patient_id=event.patient_id
+            )
     except ServiceError as exc:
         if exc.status == 404:
             raise web.HTTPNotFound() from None

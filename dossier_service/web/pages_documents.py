@@ -38,8 +38,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     limit = store.max_size
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        return await render_file(request, ctx, pid, error="Document trop volumineux.", status=413,
-                                 open_form="document")  # fmt: skip
+        return await render_file(
+            request, ctx, pid, error="Document trop volumineux.", status=413, open_form="document"
+        )
     fields: dict[str, list[str]] = {}
     content: bytes | None = None
     filename = ""
@@ -83,23 +84,36 @@ async def upload(request: web.Request) -> web.StreamResponse:
             access = await open_file(session, ctx, pid, Action.WRITE, "page:document")
             blob = store.check(content)
             document = await documents_service.add_document(
-                session, principal=ctx.principal, patient=access.patient, blob=blob,
-                filename=name, category=category, categories=ctx.config.document_categories,
+                session,
+                principal=ctx.principal,
+                patient=access.patient,
+                blob=blob,
+                filename=name,
+                category=category,
+                categories=ctx.config.document_categories,
                 restricted_to_roles=roles or None,
                 description=(fields.get("description") or [""])[0][:1000],
-            )  # fmt: skip
+            )
             await ctx.audit(session, action="create", resource="page:document", patient_id=pid)
             await store.put(content)  # inside the transaction: a failed write stores no row
             del document
     except DocumentRejected as exc:
-        return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
-                                 open_form="document")  # fmt: skip
+        return await render_file(
+            request, ctx, pid, error=exc.message, status=exc.status, open_form="document"
+        )
     except (http_exceptions.HttpProcessingError, ValueError):
-        return await render_file(request, ctx, pid, error="Envoi illisible : recommencez.",
-                                 status=400, open_form="document")  # fmt: skip
+        return await render_file(
+            request,
+            ctx,
+            pid,
+            error="Envoi illisible : recommencez.",
+            status=400,
+            open_form="document",
+        )
     except ServiceError as exc:
-        return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
-                                 open_form="document")  # fmt: skip
+        return await render_file(
+            request, ctx, pid, error=exc.message, status=exc.status, open_form="document"
+        )
     raise web.HTTPSeeOther(f"/patients/{pid}?ok=document#documents")
 
 
@@ -111,11 +125,15 @@ async def download(request: web.Request) -> web.StreamResponse:
     async with ctx.db.transaction() as session:
         access = await open_file(session, ctx, pid, Action.READ, "page:document")
         document = await documents_service.get_document(
-            session, patient_id=access.patient.id, document_id=request.match_info["did"][:36],
-            principal=ctx.principal, membership=access.membership,
-        )  # fmt: skip
-        await ctx.audit(session, action="read", resource=f"page:document:{document.id}",
-                        patient_id=pid)  # fmt: skip
+            session,
+            patient_id=access.patient.id,
+            document_id=request.match_info["did"][:36],
+            principal=ctx.principal,
+            membership=access.membership,
+        )
+        await ctx.audit(
+            session, action="read", resource=f"page:document:{document.id}", patient_id=pid
+        )
     data = await request.app[appkeys.STORE].read(document.sha256)
     ancestors = ctx.config.element_origin.strip() or "'none'"
     disposition = (

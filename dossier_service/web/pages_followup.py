@@ -49,9 +49,12 @@ async def edit_memo(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
         data = MemoUpdate.model_validate({"text": text(form, "text")}, strict=False)
         await followup.update_memo(
-            session, principal=ctx.principal, patient=access.patient,
-            memo_id=request.match_info["mid"][:36], data=data,
-        )  # fmt: skip
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            memo_id=request.match_info["mid"][:36],
+            data=data,
+        )
 
     return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
 
@@ -60,9 +63,12 @@ async def edit_memo(request: web.Request) -> web.StreamResponse:
 async def archive_memo(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
         await followup.update_memo(
-            session, principal=ctx.principal, patient=access.patient,
-            memo_id=request.match_info["mid"][:36], data=MemoUpdate(archived=True),
-        )  # fmt: skip
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            memo_id=request.match_info["mid"][:36],
+            data=MemoUpdate(archived=True),
+        )
 
     return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
 
@@ -84,8 +90,9 @@ async def add_hospitalisation(request: web.Request) -> web.StreamResponse:
             session, principal=ctx.principal, patient=access.patient, data=data
         )
 
-    return await write_section(request, "hospitalisation", Action.WRITE, work,
-                               anchor="hospitalisations")  # fmt: skip
+    return await write_section(
+        request, "hospitalisation", Action.WRITE, work, anchor="hospitalisations"
+    )
 
 
 @routes.post("/patients/{pid}/hospitalisations/{hid}/sortie")
@@ -95,13 +102,16 @@ async def discharge(request: web.Request) -> web.StreamResponse:
         if moment is None:
             raise PageInputError("Indiquez la date et l'heure de sortie.")
         await followup.update_hospitalisation(
-            session, principal=ctx.principal, patient=access.patient,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
             stay_id=request.match_info["hid"][:36],
             data=HospitalisationUpdate.model_validate({"discharge_at": moment}, strict=False),
-        )  # fmt: skip
+        )
 
-    return await write_section(request, "hospitalisation", Action.WRITE, work,
-                               anchor="hospitalisations", verb="update")  # fmt: skip
+    return await write_section(
+        request, "hospitalisation", Action.WRITE, work, anchor="hospitalisations", verb="update"
+    )
 
 
 @routes.post("/patients/{pid}/parcours/{eid}/fin")
@@ -111,13 +121,16 @@ async def end_episode(request: web.Request) -> web.StreamResponse:
         if day is None:
             raise PageInputError("Indiquez la date de fin du parcours.")
         await lifeline.update_episode(
-            session, principal=ctx.principal, patient=access.patient,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
             episode_id=request.match_info["eid"][:36],
             data=EpisodeUpdate.model_validate({"ends_on": day}, strict=False),
-        )  # fmt: skip
+        )
 
-    return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie",
-                               verb="update")  # fmt: skip
+    return await write_section(
+        request, "parcours", Action.WRITE, work, anchor="ligne-de-vie", verb="update"
+    )
 
 
 def assignees_from(form: Any) -> list[AssigneeIn]:
@@ -146,9 +159,12 @@ async def add_task(request: web.Request) -> web.StreamResponse:
             strict=False,
         )
         await tasks.create_task(
-            session, principal=ctx.principal, patient=access.patient, data=data,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            data=data,
             task_types=ctx.config.task_types,
-        )  # fmt: skip
+        )
 
     return await write_section(request, "tache", Action.WRITE, work, anchor="taches")
 
@@ -167,10 +183,13 @@ async def add_episode(request: web.Request) -> web.StreamResponse:
             strict=False,
         )
         await lifeline.add_episode(
-            session, principal=ctx.principal, patient=access.patient, data=data,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            data=data,
             themes=ctx.config.lifeline_themes,
             form_ids=[f.key for f in request.app[appkeys.FORMS]],
-        )  # fmt: skip
+        )
 
     return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie")
 
@@ -182,8 +201,12 @@ async def add_entry(request: web.Request) -> web.StreamResponse:
             {"kind": text(form, "kind") or "note", "text": text(form, "text")}, strict=False
         )
         await notebook.add_entry(
-            session, principal=ctx.principal, patient=access.patient, kind=data.kind,
-            text=data.text, source="web",
-        )  # fmt: skip
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            kind=data.kind,
+            text=data.text,
+            source="web",
+        )
 
     return await write_section(request, "liaison", Action.WRITE, work)

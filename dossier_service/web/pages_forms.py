@@ -34,9 +34,15 @@ def _form(request: web.Request) -> FormDefinition:
 
 
 async def _render(
-    request: web.Request, ctx: Ctx, form: FormDefinition, *, values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None, error: str | None = None, status: int = 200,
-) -> web.Response:  # fmt: skip
+    request: web.Request,
+    ctx: Ctx,
+    form: FormDefinition,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> web.Response:
     pid = request.match_info["pid"]
     async with ctx.db.transaction() as session:
         access = await open_file(session, ctx, pid, Action.READ, f"page:form:{form.key}")
@@ -45,20 +51,32 @@ async def _render(
     versions = []
     for i, row in enumerate(history):  # newest first
         previous = history[i + 1].answers if i + 1 < len(history) else None
-        versions.append({
-            "version": row.version, "created_at": row.created_at, "created_by": row.created_by,
-            "changes": diff_answers(form, previous, row.answers),
-        })  # fmt: skip
+        versions.append(
+            {
+                "version": row.version,
+                "created_at": row.created_at,
+                "created_by": row.created_by,
+                "changes": diff_answers(form, previous, row.answers),
+            }
+        )
     current = history[0] if history else None
     return request.app[PAGES].render(
-        request, "formulaire.html",
-        {"nav": "patients", "patient": access.patient, "form": form, "current": current,
-         "values": values if values is not None else dict(current.answers if current else {}),
-         "errors": errors or {}, "history": versions, "error": error,
-         "notice": None if (error or errors) else notice_of(request),
-         "can_write": decide(ctx.principal, access.membership, Action.WRITE) is Decision.ALLOW},
+        request,
+        "formulaire.html",
+        {
+            "nav": "patients",
+            "patient": access.patient,
+            "form": form,
+            "current": current,
+            "values": values if values is not None else dict(current.answers if current else {}),
+            "errors": errors or {},
+            "history": versions,
+            "error": error,
+            "notice": None if (error or errors) else notice_of(request),
+            "can_write": decide(ctx.principal, access.membership, Action.WRITE) is Decision.ALLOW,
+        },
         status=status,
-    )  # fmt: skip
+    )
 
 
 @routes.get("/patients/{pid}/formulaires/{form}")
@@ -88,9 +106,14 @@ async def form_save(request: web.Request) -> web.StreamResponse:
         async with ctx.db.transaction() as session:
             access = await open_file(session, ctx, pid, Action.WRITE, f"page:form:{form.key}")
             await forms_service.save_answers(
-                session, principal=ctx.principal, patient=access.patient, form=form, answers=raw,
-                base_version=base_version, today=ctx.today(),
-            )  # fmt: skip
+                session,
+                principal=ctx.principal,
+                patient=access.patient,
+                form=form,
+                answers=raw,
+                base_version=base_version,
+                today=ctx.today(),
+            )
             await ctx.audit(
                 session, action="update", resource=f"page:form:{form.key}", patient_id=pid
             )

@@ -78,9 +78,12 @@ async def declare_death(request: web.Request) -> web.StreamResponse:
         if day is None:
             raise PageInputError("Indiquez la date du décès.")
         await patients_service.declare_death(
-            session, principal=ctx.principal, patient=access.patient, death_date=day,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            death_date=day,
             today=ctx.today(),
-        )  # fmt: skip
+        )
 
     return await write_section(request, "deces", Action.WRITE, work, anchor="identite")
 
@@ -93,17 +96,22 @@ async def cancel_death(request: web.Request) -> web.StreamResponse:
             session, principal=ctx.principal, patient=access.patient, reason=data.reason
         )
 
-    return await write_section(request, "deces", Action.WRITE, work, anchor="identite",
-                               verb="update")  # fmt: skip
+    return await write_section(
+        request, "deces", Action.WRITE, work, anchor="identite", verb="update"
+    )
 
 
 @routes.post("/patients/{pid}/statut")
 async def set_status(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
         await patients_service.set_file_status(
-            session, principal=ctx.principal, patient=access.patient, status=text(form, "status"),
-            comment=text(form, "comment")[:1000], allowed=ctx.config.file_statuses,
-        )  # fmt: skip
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            status=text(form, "status"),
+            comment=text(form, "comment")[:1000],
+            allowed=ctx.config.file_statuses,
+        )
 
     return await write_section(request, "statut", Action.WRITE, work, verb="update")
 
@@ -171,8 +179,11 @@ async def toggle_access(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
         member = await _member(session, ctx, access, request, "votre propre habilitation")
         await circle.update_member(
-            session, principal=ctx.principal, patient=access.patient, member=member,
+            session,
+            principal=ctx.principal,
+            patient=access.patient,
+            member=member,
             data=CircleMemberUpdate(has_access=text(form, "has_access") == "oui"),
-        )  # fmt: skip
+        )
 
     return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")

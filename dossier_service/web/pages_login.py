@@ -111,17 +111,25 @@ async def login_exchange(request: web.Request) -> web.StreamResponse:
         return _json_error(403, "M_FORBIDDEN", "Ce compte n'appartient pas à ce serveur.")
     try:
         user_id = await auth.verify_openid_token(
-            request.app[appkeys.HTTP], homeserver_url=config.homeserver_url,
-            access_token=login.access_token, server_name=config.server_name,
-        )  # fmt: skip
+            request.app[appkeys.HTTP],
+            homeserver_url=config.homeserver_url,
+            access_token=login.access_token,
+            server_name=config.server_name,
+        )
     except auth.AuthError as exc:
         return _json_error(exc.status, exc.errcode, exc.message)
     session = auth.issue_session(
         config.session_key, user_id, lifetime=config.session_lifetime_seconds
     )
     async with request.app[appkeys.DATABASE].transaction() as db_session:
-        await journal.audit(db_session, principal=Principal(user_id=user_id), action="login",
-                            resource="page:session", patient_id=None, remote=request.remote or "")  # fmt: skip
+        await journal.audit(
+            db_session,
+            principal=Principal(user_id=user_id),
+            action="login",
+            resource="page:session",
+            patient_id=None,
+            remote=request.remote or "",
+        )
     suite = body.get("suite") if isinstance(body, dict) else None
     response = web.json_response(
         {"user_id": user_id, "redirect": safe_next(suite if isinstance(suite, str) else None)}

@@ -81,15 +81,26 @@ async def patient_list(request: web.Request) -> web.StreamResponse:
         page = 1
     async with ctx.db.transaction() as session:
         rows, total = await patients_service.list_patients(
-            session, principal=ctx.principal, search=q, limit=PAGE_SIZE,
+            session,
+            principal=ctx.principal,
+            search=q,
+            limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
-        )  # fmt: skip
+        )
         await ctx.audit(session, action="read", resource="page:patients", patient_id=None)
     return request.app[PAGES].render(
-        request, "patients.html",
-        {"nav": "patients", "patients": rows, "total": total, "q": q, "page": page,
-         "pages": (total + PAGE_SIZE - 1) // PAGE_SIZE, "notice": notice_of(request)},
-    )  # fmt: skip
+        request,
+        "patients.html",
+        {
+            "nav": "patients",
+            "patients": rows,
+            "total": total,
+            "q": q,
+            "page": page,
+            "pages": (total + PAGE_SIZE - 1) // PAGE_SIZE,
+            "notice": notice_of(request),
+        },
+    )
 
 
 @routes.post("/patients")
@@ -119,11 +130,19 @@ async def patient_create(request: web.Request) -> web.StreamResponse:
     except (ValidationError, ServiceError, PageInputError) as exc:
         message = french_validation(exc) if isinstance(exc, ValidationError) else exc.message
         return request.app[PAGES].render(
-            request, "patients.html",
-            {"nav": "patients", "patients": [], "total": 0, "q": "", "page": 1, "pages": 0,
-             "error": message},
+            request,
+            "patients.html",
+            {
+                "nav": "patients",
+                "patients": [],
+                "total": 0,
+                "q": "",
+                "page": 1,
+                "pages": 0,
+                "error": message,
+            },
             status=400,
-        )  # fmt: skip
+        )
     raise web.HTTPSeeOther(f"/patients/{patient.id}?ok=dossier")
 
 
@@ -146,9 +165,11 @@ async def file_view(
         .limit(20)
     )
     patient_tasks = await tasks.list_tasks(
-        session, principal=ctx.principal,
-        filters=tasks.TaskFilters(patient_id=patient.id, today=ctx.today()), limit=200,
-    )  # fmt: skip
+        session,
+        principal=ctx.principal,
+        filters=tasks.TaskFilters(patient_id=patient.id, today=ctx.today()),
+        limit=200,
+    )
     try:
         limit = max(20, min(int(request.query.get("liaison", "50")), 1000))
     except ValueError:
@@ -223,15 +244,24 @@ def _markup(svg: str) -> Markup:
 
 
 async def render_file(
-    request: web.Request, ctx: Ctx, patient_id: str, *, error: str | None = None,
-    status: int = 200, open_form: str | None = None,
-) -> web.Response:  # fmt: skip
+    request: web.Request,
+    ctx: Ctx,
+    patient_id: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    open_form: str | None = None,
+) -> web.Response:
     async with ctx.db.transaction() as session:
         access = await open_file(session, ctx, patient_id, Action.READ, "page:patient")
         view = await file_view(session, ctx, request, access)
         await ctx.audit(session, action="read", resource="page:patient", patient_id=patient_id)
-    view.update(nav="patients", error=error, notice=None if error else notice_of(request),
-                open_form=open_form)  # fmt: skip
+    view.update(
+        nav="patients",
+        error=error,
+        notice=None if error else notice_of(request),
+        open_form=open_form,
+    )
     return request.app[PAGES].render(request, "patient.html", view, status=status)
 
 
@@ -263,13 +293,15 @@ async def write_section(
             await work(session, ctx, access, form)
             await ctx.audit(session, action=verb, resource=f"page:{section}", patient_id=pid)
     except ValidationError as exc:
-        return await render_file(request, ctx, pid, error=french_validation(exc), status=400,
-                                 open_form=section)  # fmt: skip
+        return await render_file(
+            request, ctx, pid, error=french_validation(exc), status=400, open_form=section
+        )
     except PageInputError as exc:
         return await render_file(
             request, ctx, pid, error=exc.message, status=400, open_form=section
         )
     except ServiceError as exc:
-        return await render_file(request, ctx, pid, error=exc.message, status=exc.status,
-                                 open_form=section)  # fmt: skip
+        return await render_file(
+            request, ctx, pid, error=exc.message, status=exc.status, open_form=section
+        )
     raise web.HTTPSeeOther(f"/patients/{pid}?ok={section}#{anchor or section}")

@@ -58,16 +58,22 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         rows: list[Any] = []
         for one_state in states:
             rows += await tasks_service.list_tasks(
-                session, principal=ctx.principal, limit=DASHBOARD_LIMIT,
+                session,
+                principal=ctx.principal,
+                limit=DASHBOARD_LIMIT,
                 filters=tasks_service.TaskFilters(
-                    type=filters["type"], subtype=(filters["subtypes"] or [None])[0],
-                    patient_id=filters["patient"], due_from=filters["due_from"],
+                    type=filters["type"],
+                    subtype=(filters["subtypes"] or [None])[0],
+                    patient_id=filters["patient"],
+                    due_from=filters["due_from"],
                     due_to=filters["due_to"],
                     member=ctx.principal.user_id if filters["mine"] else filters["member"],
-                    level=filters["level"], state=one_state, overdue_only=filters["overdue"],
+                    level=filters["level"],
+                    state=one_state,
+                    overdue_only=filters["overdue"],
                     today=today,
                 ),
-            )  # fmt: skip
+            )
         if filters["circle"]:  # tasks of the files whose care circle includes that person
             circle_of = set(
                 (
@@ -91,17 +97,27 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         )
     names = {p.id: display_name(p) for p in visible}
     return request.app[PAGES].render(
-        request, "taches.html",
-        {"nav": "taches", "tasks": rows, "assignees": assignees, "filters": filters,
-         "overdue_count": sum(1 for t in rows if t.is_overdue(today)),
-         "truncated": len(rows) >= DASHBOARD_LIMIT, "task_types": config.task_types,
-         "task_levels": TASK_LEVELS, "task_states": TASK_STATES,
-         "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
-         "patient_names": names, "show_patient": True,
-         "documents_by_id": {},
-         "forms": request.app[appkeys.FORMS], "can_write_task": lambda t: True,
-         "return_to": request.path_qs},
-    )  # fmt: skip
+        request,
+        "taches.html",
+        {
+            "nav": "taches",
+            "tasks": rows,
+            "assignees": assignees,
+            "filters": filters,
+            "overdue_count": sum(1 for t in rows if t.is_overdue(today)),
+            "truncated": len(rows) >= DASHBOARD_LIMIT,
+            "task_types": config.task_types,
+            "task_levels": TASK_LEVELS,
+            "task_states": TASK_STATES,
+            "patient_choices": sorted(names.items(), key=lambda kv: kv[1]),
+            "patient_names": names,
+            "show_patient": True,
+            "documents_by_id": {},
+            "forms": request.app[appkeys.FORMS],
+            "can_write_task": lambda t: True,
+            "return_to": request.path_qs,
+        },
+    )
 
 
 @routes.post("/taches/{tid}/etat")
@@ -127,9 +143,13 @@ async def change_state(request: web.Request) -> web.StreamResponse:
                 if task.created_by != ctx.principal.user_id and ctx.principal.user_id not in mine:
                     raise web.HTTPNotFound()
             await tasks_service.update_task(
-                session, principal=ctx.principal, task=task, patient=patient, data=data,
+                session,
+                principal=ctx.principal,
+                task=task,
+                patient=patient,
+                data=data,
                 task_types=ctx.config.task_types,
-            )  # fmt: skip
+            )
             await ctx.audit(
                 session, action="update", resource="page:task", patient_id=task.patient_id
             )
@@ -137,13 +157,17 @@ async def change_state(request: web.Request) -> web.StreamResponse:
         if exc.status == 404:
             raise web.HTTPNotFound() from None
         return request.app[PAGES].render(
-            request, "erreur.html", {"titre": "Tâche non modifiée", "explication": exc.message},
+            request,
+            "erreur.html",
+            {"titre": "Tâche non modifiée", "explication": exc.message},
             status=exc.status,
-        )  # fmt: skip
+        )
     except ValidationError as exc:
         message = exc.message if isinstance(exc, ServiceError) else "État de tâche invalide."
         return request.app[PAGES].render(
-            request, "erreur.html", {"titre": "Tâche non modifiée", "explication": message},
+            request,
+            "erreur.html",
+            {"titre": "Tâche non modifiée", "explication": message},
             status=400,
-        )  # fmt: skip
+        )
     raise web.HTTPSeeOther(back)

@@ -65,9 +65,11 @@ class Pages:
             if p.is_file()
         }
         self.env.filters.update(
-            date=fmt_date, datetime=fmt_datetime, time=fmt_time,
+            date=fmt_date,
+            datetime=fmt_datetime,
+            time=fmt_time,
             role_label=lambda r: ROLE_LABELS.get(r, r),
-        )  # fmt: skip
+        )
         self.env.globals.update(
             static_url=self.static_url,
             display_name=display_name,
@@ -117,6 +119,9 @@ class Pages:
             "age": lambda birth: age_on(birth, today),
         }
         base["has_directory"] = self._has_directory(request.app)
+        base["has_courriers"] = any(
+            r.canonical == "/courriers" for r in request.app.router.resources()
+        )
         base.update(context)
         html = self.env.get_template(template).render(base)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

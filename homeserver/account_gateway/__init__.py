@@ -22,20 +22,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from deployment.conventions import MATRIX_USER_ID as _USER_ID
 from homeserver.admin_api import AdminApi, AdminApiError
 
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "account_gateway_secret"
 CREATE_FIELDS = frozenset({"displayname", "approved", "threepids", "external_ids"})
-_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
 def socket_path(var_dir: Path) -> Path:

@@ -37,9 +37,10 @@ class GatewayClient:
         assert self._http is not None, "async with GatewayClient(...)"
         try:
             async with self._http.post(
-                f"http://passerelle{path}", json=body,
+                f"http://passerelle{path}",
+                json=body,
                 headers={"Authorization": f"Bearer {self._secret}"},
-            ) as resp:  # fmt: skip
+            ) as resp:
                 try:
                     data = json.loads(await resp.read() or b"{}")
                 except ValueError:
@@ -51,9 +52,10 @@ class GatewayClient:
                 return data
         except (aiohttp.ClientError, OSError) as exc:
             raise AdminApiError(
-                "CERCLE_GATEWAY_UNREACHABLE", 503,
+                "CERCLE_GATEWAY_UNREACHABLE",
+                503,
                 "passerelle des comptes injoignable (Cercle est-il démarré ?)",
-            ) from exc  # fmt: skip
+            ) from exc
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         found = await self._post("/comptes/existe", {"user_id": user_id})

@@ -151,6 +151,32 @@ class Pro:
 
         return await self.wait_for(room_id, is_notice, timeout, start)
 
+    async def bot_notices_so_far(self, room_id: str, bot_id: str) -> list[str]:
+        """The bot's notices in the room (as ``notices``) once it has handled everything said
+        there before this call. The bot handles a room's events one after the other, so its
+        answer to a new command comes after every reply, wanted or duplicated, to the earlier
+        ones: a barrier, where a fixed sleep only hoped the bot was done. The barrier's own
+        command and answer are left out."""
+        start = self.mark(room_id)
+        barrier = await self.say(room_id, "!aide demande")
+
+        def answers_barrier(ev: Any) -> bool:
+            content = ev.source.get("content", {})
+            return (
+                content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == barrier
+                and content.get("msgtype") == "m.notice"
+            )
+
+        answer = await self.wait_for(room_id, answers_barrier, start=start)
+        return [
+            body
+            for ev in self.events.get(room_id, [])
+            if ev is not answer and ev.sender == bot_id
+            for body in [ev.source.get("content", {}).get("body", "")]
+            if ev.source.get("content", {}).get("msgtype") == "m.notice"
+            and not body.startswith(WELCOME)
+        ]
+
     def mark(self, room_id: str) -> int:
         return len(self.events.get(room_id, []))
 

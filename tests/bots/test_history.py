@@ -22,11 +22,9 @@ from bots.matrix.cross_signing import (
     device_signing_upload_body,
     sign_device_keys,
 )
-from bots.matrix.history import (
+from bots.matrix.history import SHARED_HISTORY_FIELD, SessionLedger, SharedHistory
+from bots.matrix.history_bundles import (
     HISTORY_NOT_SHARED,
-    SHARED_HISTORY_FIELD,
-    SessionLedger,
-    SharedHistory,
     build_bundle,
     cross_signed_device_ids,
     room_sessions,

@@ -10,11 +10,8 @@ import pytest
 from nio import RoomCreateResponse, RoomPutStateResponse, RoomVisibility
 
 from bots.matrix.cross_signing import ensure_cross_signed
-from bots.matrix.history import (
-    SHARED_HISTORY_FIELD,
-    install_shared_history,
-    share_history_bundle,
-)
+from bots.matrix.history import SHARED_HISTORY_FIELD, install_shared_history
+from bots.matrix.history_bundles import share_history_bundle
 from tests.interop.echo import EchoPeer
 
 pytestmark = pytest.mark.integration

@@ -23,20 +23,29 @@ from bots.dossier_link.parsing import ParseProblem, parse_task
 from bots.export.options import ExportOptionError, parse_export_options
 from dossier_service.directory.rpps_format import OPTIONAL, REQUIRED, Layout, LineError
 
-PROPERTY = settings(max_examples=300, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+PROPERTY = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _declared_commands() -> CommandRegistry:
     """Every command family the bot declares (their handlers are never called here)."""
     declared = CommandRegistry("!", PowerLevels(flag=0, admin=50))
     nothing: Any = None
-    patient_commands.register(declared, client=nothing, io=nothing, server_name="cercle.test",
-                              label_max_length=80, hooks=nothing, patient_rooms={},
-                              arrivals=nothing)  # fmt: skip
+    patient_commands.register(
+        declared,
+        client=nothing,
+        io=nothing,
+        server_name="cercle.test",
+        label_max_length=80,
+        hooks=nothing,
+        patient_rooms={},
+        arrivals=nothing,
+    )
     flag_commands.register(declared, nothing, motif_max_length=200)
     export_commands.register(declared, nothing)
-    dossier_commands.register(declared, client=nothing, bridge=nothing, dossier=nothing,
+    dossier_commands.register(declared, client=nothing, links=nothing, worker=nothing, roles=nothing,
+                              arrivals=nothing, dossier=nothing,
                               homeserver_url="http://127.0.0.1:9")  # fmt: skip
     help_commands.register(declared)
     return declared
@@ -68,9 +77,13 @@ def _registry() -> CommandRegistry:
 
 REGISTRY = _registry()
 WORDS = sorted({w for c in REGISTRY.commands for w in (c.name, *c.aliases)})
-FACTS = st.builds(RoomFacts, sender_is_member=st.booleans(),
-                  sender_power_level=st.integers(-10, 200), is_direct=st.booleans(),
-                  is_patient_room=st.booleans())  # fmt: skip
+FACTS = st.builds(
+    RoomFacts,
+    sender_is_member=st.booleans(),
+    sender_power_level=st.integers(-10, 200),
+    is_direct=st.booleans(),
+    is_patient_room=st.booleans(),
+)
 TEXTS = st.one_of(
     st.text(max_size=3000),
     st.builds(lambda w, rest: f"!{w} {rest}", st.sampled_from(WORDS), st.text(max_size=9000)),
@@ -85,8 +98,13 @@ def test_any_text_gets_one_reply_or_none_and_never_an_exception(
     text: str, facts: RoomFacts
 ) -> None:
     replies = Replies()
-    ctx = CommandContext(room_id="!r:cercle.test", sender="@a:cercle.test", event_id="$e",
-                         facts=facts, replier=replies)  # fmt: skip
+    ctx = CommandContext(
+        room_id="!r:cercle.test",
+        sender="@a:cercle.test",
+        event_id="$e",
+        facts=facts,
+        replier=replies,
+    )
     handled = asyncio.run(REGISTRY.execute(text, ctx))
     assert len(replies.sent) == (1 if handled else 0), (text[:80], replies.sent)
     if handled:
@@ -116,11 +134,16 @@ def test_task_due_dates_are_bounded_or_refused(word: str) -> None:
 
 
 @PROPERTY
-@given(text=st.one_of(
-    st.text(max_size=300),
-    st.builds(lambda w, d: f"{w} {d}", st.sampled_from(["depuis", "jusqu'à", "jusqu'au"]),
-              st.from_regex(r"\A\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?\Z")),
-))  # fmt: skip
+@given(
+    text=st.one_of(
+        st.text(max_size=300),
+        st.builds(
+            lambda w, d: f"{w} {d}",
+            st.sampled_from(["depuis", "jusqu'à", "jusqu'au"]),
+            st.from_regex(r"\A\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?\Z"),
+        ),
+    )
+)
 @example(text="jusqu'à 31/12/9999")
 def test_export_options_parse_or_are_a_french_error(text: str) -> None:
     try:
@@ -135,11 +158,15 @@ FIELD = st.text(st.characters(blacklist_characters="|\r\n"), max_size=60)
 
 
 @PROPERTY
-@given(line=st.one_of(
-    st.text(max_size=2000),
-    st.lists(FIELD, min_size=LAYOUT.width, max_size=LAYOUT.width).map(lambda f: "|".join(f) + "|"),
-    st.lists(FIELD, min_size=0, max_size=LAYOUT.width + 3).map("|".join),
-))  # fmt: skip
+@given(
+    line=st.one_of(
+        st.text(max_size=2000),
+        st.lists(FIELD, min_size=LAYOUT.width, max_size=LAYOUT.width).map(
+            lambda f: "|".join(f) + "|"
+        ),
+        st.lists(FIELD, min_size=0, max_size=LAYOUT.width + 3).map("|".join),
+    )
+)
 def test_rpps_lines_parse_or_are_a_line_error(line: str) -> None:
     try:
         person = LAYOUT.parse(line)

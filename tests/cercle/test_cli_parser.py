@@ -36,9 +36,11 @@ def test_up_says_only_what_to_do_next() -> None:
     from cercle.commands_run import connection_help
 
     profile = SimpleNamespace(
-        public_baseurl="http://127.0.0.1:8008/", server_name="cercle.localhost",
-        bot_user_id="@cercle-bot:cercle.localhost", dossier_url="http://127.0.0.1:8090",
-    )  # fmt: skip
+        public_baseurl="http://127.0.0.1:8008/",
+        server_name="cercle.localhost",
+        bot_user_id="@cercle-bot:cercle.localhost",
+        dossier_url="http://127.0.0.1:8090",
+    )
     text = connection_help(SimpleNamespace(profile=profile))  # type: ignore[arg-type]
     assert "administrateur" not in text and "--admin" not in text
     assert "premier professionnel" in text and "Element" in text

@@ -134,9 +134,11 @@ def test_a_killed_supervisor_leaves_no_orphan_and_the_next_up_works(
     `cercle down` has nothing left to stop and the next `up` starts."""
     run_dir = tmp_path / "var" / "run"
     up = subprocess.Popen(
-        [sys.executable, "-m", "cercle", "up"], env=deployment_env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "cercle", "up"],
+        env=deployment_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for(lambda: (run_dir / "synapse.pid").exists(), 60, "pid file de Synapse")
         synapse_pid = int((run_dir / "synapse.pid").read_text())

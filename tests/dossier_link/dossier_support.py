@@ -56,8 +56,13 @@ class DossierServer:
             self.runner = None
 
 
-def dossier_config(tmp_path: Path, template: Path, *, homeserver_url: str = "http://127.0.0.1:9",
-                   server_name: str = "cercle.test") -> DossierConfig:  # fmt: skip
+def dossier_config(
+    tmp_path: Path,
+    template: Path,
+    *,
+    homeserver_url: str = "http://127.0.0.1:9",
+    server_name: str = "cercle.test",
+) -> DossierConfig:
     tmp_path.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "dossier.db"
     shutil.copyfile(template, db)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually
 
 from bots.dossier_client import DossierClient
 from bots.dossier_link.feed import FeedConsumer
@@ -45,13 +46,15 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
     client = DossierClient(dossier_server.url, dossier_server.config.service_token)
     try:
         pid = await new_file(client)
-        again = await client.create_patient(room_id="!room:cercle.test", label="Mme A.",
-                                            coordinator=COORD, key="k-create")  # fmt: skip
+        again = await client.create_patient(
+            room_id="!room:cercle.test", label="Mme A.", coordinator=COORD, key="k-create"
+        )
         assert again["id"] == pid
         assert (await client.patient_by_room("!room:cercle.test") or {})["id"] == pid
         for _ in range(2):
-            await client.add_notebook_entry(pid, kind="transmission", text="Pansement refait",
-                                            actor=NURSE, key="k-note")  # fmt: skip
+            await client.add_notebook_entry(
+                pid, kind="transmission", text="Pansement refait", actor=NURSE, key="k-note"
+            )
         entries = [e for e in await client.notebook(pid) if e["text"] == "Pansement refait"]
         assert (
             len(entries) == 1
@@ -60,13 +63,25 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
         )
         assert entries[0]["source"] == "matrix"
         for _ in range(2):
-            await client.upload_document(pid, category="ordonnance", filename="ordo.pdf",
-                                         data=b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
-                                         actor=NURSE, key="k-doc")  # fmt: skip
+            await client.upload_document(
+                pid,
+                category="ordonnance",
+                filename="ordo.pdf",
+                data=b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+                actor=NURSE,
+                key="k-doc",
+            )
         docs = await client.documents(pid)
         assert [(d["category"], d["filename"]) for d in docs] == [("ordonnance", "ordo.pdf")]
-        task = await client.create_task(pid, label="Renouveler", type="Coordination", assignees=[NURSE],
-                                        due_date=None, actor=COORD, key="k-task")  # fmt: skip
+        task = await client.create_task(
+            pid,
+            label="Renouveler",
+            type="Coordination",
+            assignees=[NURSE],
+            due_date=None,
+            actor=COORD,
+            key="k-task",
+        )
         assert [t["id"] for t in await client.open_tasks(pid)] == [task["id"]]
         await client.set_task_state(task["id"], "fait", actor=NURSE, key="k-done")
         assert await client.open_tasks(pid) == []
@@ -77,12 +92,22 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
         ]
         assert "ordonnance" in await client.document_categories()
         # the file can take the pseudonymous id the bot gave the room; taken once
-        chosen = await client.create_patient(room_id="!other:cercle.test", label="B", coordinator=COORD,
-                                             patient_id="P-7K3M9Q2XHD", key="k-chosen")  # fmt: skip
+        chosen = await client.create_patient(
+            room_id="!other:cercle.test",
+            label="B",
+            coordinator=COORD,
+            patient_id="P-7K3M9Q2XHD",
+            key="k-chosen",
+        )
         assert chosen["id"] == "P-7K3M9Q2XHD"
         with pytest.raises(Refused) as taken:
-            await client.create_patient(room_id=None, label="C", coordinator=COORD,
-                                        patient_id="P-7K3M9Q2XHD", key="k-chosen-2")  # fmt: skip
+            await client.create_patient(
+                room_id=None,
+                label="C",
+                coordinator=COORD,
+                patient_id="P-7K3M9Q2XHD",
+                key="k-chosen-2",
+            )
         assert taken.value.status == 409
         events = await client.events(0)
         types = [e["type"] for e in events]
@@ -91,8 +116,14 @@ async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) ->
         )
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
         with pytest.raises(Refused) as refused:
-            await client.upload_document(pid, category="inconnue", filename="x.pdf", data=b"%PDF-1.4",
-                                         actor=NURSE, key="k-bad")  # fmt: skip
+            await client.upload_document(
+                pid,
+                category="inconnue",
+                filename="x.pdf",
+                data=b"%PDF-1.4",
+                actor=NURSE,
+                key="k-bad",
+            )
         assert refused.value.status == 400 and refused.value.errcode == "M_INVALID_PARAM"
         assert await client.get_patient("P-NOPE") is None
     finally:
@@ -122,8 +153,9 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
     delivered: list[str] = []
 
     async def deliver(item: OutboxItem) -> Mapping[str, Any]:
-        entry = await client.add_notebook_entry(pid, kind="note", text=item.payload["text"],
-                                                actor=NURSE, key=item.key)  # fmt: skip
+        entry = await client.add_notebook_entry(
+            pid, kind="note", text=item.payload["text"], actor=NURSE, key=item.key
+        )
         delivered.append(item.key)
         return {"id": entry["id"]}
 
@@ -142,16 +174,17 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
         ]
         assert [i.status for i in items] == [PENDING] * 3
         # the same room event delivered twice while down: still one item
-        await worker.submit(idempotency_key("$ev1", "note"), "notebook.add", {"text": "note 1"},
-                            wait_seconds=0.1)  # fmt: skip
+        await worker.submit(
+            idempotency_key("$ev1", "note"), "notebook.add", {"text": "note 1"}, wait_seconds=0.1
+        )
         assert box.pending_count() == 3
         await dossier_server.start()
         worker.wake()
-        for _ in range(100):
-            if box.pending_count() == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert box.pending_count() == 0
+
+        async def pending() -> int:
+            return box.pending_count()
+
+        await eventually(pending, lambda n: n == 0, timeout=10, what="file d'envoi vidée")
         assert all((box.get(i.key) or i).status == DONE for i in items)
         texts = [e["text"] for e in await client.notebook(pid) if e["text"].startswith("note ")]
         assert sorted(texts) == ["note 0", "note 1", "note 2"]
@@ -168,8 +201,15 @@ async def test_feed_resumes_after_a_crash_without_loss_or_double(
     try:
         pid = await new_file(client)
         for n in range(6):
-            await client.create_task(pid, label=f"tâche {n}", type="Coordination", assignees=[NURSE],
-                                     due_date=None, actor=COORD, key=f"t{n}")  # fmt: skip
+            await client.create_task(
+                pid,
+                label=f"tâche {n}",
+                type="Coordination",
+                assignees=[NURSE],
+                due_date=None,
+                actor=COORD,
+                key=f"t{n}",
+            )
         expected = [e["seq"] for e in await client.events(0)]
         assert len(expected) == 8  # the file, the nurse added to its circle, six tasks
         conn = open_outbox_database(tmp_path / "sync.sqlite3")
@@ -196,5 +236,41 @@ async def test_feed_resumes_after_a_crash_without_loss_or_double(
         assert await FeedConsumer(client, store, working).run_once() == len(expected) - 3
         assert completed == expected  # each exactly once, in order
         assert await FeedConsumer(client, store, working).run_once() == 0
+    finally:
+        await client.close()
+
+
+async def test_role_labels_are_the_dossiers_read_once_it_answers(dossier_server: Any) -> None:
+    """The bot keeps no copy of the care circle's roles: it reads the dossier's catalogue. The
+    dossier away at start: the bot waits for it (never a made-up label), then reads them."""
+    from bots.dossier_link.roles import RoleLabels
+    from dossier_service.models.circle import ROLE_LABELS
+
+    client = DossierClient(
+        dossier_server.url, dossier_server.config.service_token, timeout_seconds=2
+    )
+    roles = RoleLabels(client, retry_max_seconds=0.2)
+    try:
+        await dossier_server.stop()
+        with pytest.raises(Unavailable):
+            await roles.get()
+        loading = asyncio.create_task(roles.load_at_start())
+        await asyncio.sleep(0.5)
+        assert not loading.done() and not roles.loaded  # still waiting for the dossier
+        await dossier_server.start()
+        await asyncio.wait_for(loading, 20)
+        assert dict(await roles.get()) == ROLE_LABELS
+        assert (await roles.get())["medecin_traitant"] == "médecin traitant"
+    finally:
+        await client.close()
+
+
+async def test_role_labels_refused_token_stops_loudly(dossier_server: Any) -> None:
+    from bots.dossier_link.roles import RoleLabels
+
+    client = DossierClient(dossier_server.url, "not-the-service-token", timeout_seconds=2)
+    try:
+        with pytest.raises(Refused):
+            await asyncio.wait_for(RoleLabels(client).load_at_start(), 10)
     finally:
         await client.close()

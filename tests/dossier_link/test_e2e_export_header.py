@@ -17,16 +17,30 @@ async def test_export_header_shows_patient_and_professions(env: Env) -> None:  #
     nurse, gp = await env.make_pro(), await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Suivi export")
     await env.dossier.request(
-        "PATCH", f"/patients/{pid}/identity",
-        json_body={"birth_name": "Dupont", "birth_first_names": ["Jeanne"], "sex": "F",
-                   "birth_date": "1940-05-17"},
-        actor=nurse.user_id, key="hdr-identity",
-    )  # fmt: skip
+        "PATCH",
+        f"/patients/{pid}/identity",
+        json_body={
+            "birth_name": "Dupont",
+            "birth_first_names": ["Jeanne"],
+            "sex": "F",
+            "birth_date": "1940-05-17",
+        },
+        actor=nurse.user_id,
+        key="hdr-identity",
+    )
     await env.dossier.add_circle_member(
-        pid, {"kind": "professionnel", "display_name": "Dr Généraliste", "matrix_user_id": gp.user_id,
-              "profession": "Médecin généraliste", "role": "medecin_traitant", "has_access": True},
-        actor=nurse.user_id, key="hdr-gp",
-    )  # fmt: skip
+        pid,
+        {
+            "kind": "professionnel",
+            "display_name": "Dr Généraliste",
+            "matrix_user_id": gp.user_id,
+            "profession": "Médecin généraliste",
+            "role": "medecin_traitant",
+            "has_access": True,
+        },
+        actor=nurse.user_id,
+        key="hdr-gp",
+    )
     await gp.wait_member(room_id, gp.user_id)
     await nurse.wait_member(room_id, gp.user_id)
     await gp.say(room_id, "Je passe demain pour le renouvellement.")

@@ -26,14 +26,19 @@ pytestmark = [pytest.mark.interop, pytest.mark.integration]
 
 
 @pytest.fixture
-async def linked_bot(synapse: Any, tmp_path: Path, dossier_template: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[BotRunner, DossierClient]]:  # fmt: skip
+async def linked_bot(
+    synapse: Any, tmp_path: Path, dossier_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[BotRunner, DossierClient]]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token
     config = dataclasses.replace(
-        dossier_config(tmp_path / "dossier-files", dossier_template, homeserver_url=synapse.base_url,
-                       server_name=synapse.server_name),
+        dossier_config(
+            tmp_path / "dossier-files",
+            dossier_template,
+            homeserver_url=synapse.base_url,
+            server_name=synapse.server_name,
+        ),
         service_token=token,
-    )  # fmt: skip
+    )
     server = DossierServer(config)
     await server.start()
     runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot", dossier_url=server.url))
@@ -74,8 +79,13 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
         "send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant"
     )
     # the coordinator is told which way the history went (issue 11)
-    told = await nurse.call("waitMessage", roomId=room_id, sender=bot_user,
-                            contains="ajouté(e) au cercle de soins", timeoutMs=45000)  # fmt: skip
+    told = await nurse.call(
+        "waitMessage",
+        roomId=room_id,
+        sender=bot_user,
+        contains="ajouté(e) au cercle de soins",
+        timeoutMs=45000,
+    )
     assert "Historique : clés de l'historique partagées (MSC4268) avec 1 appareil" in str(
         told["content"]["body"]
     ), told
@@ -83,8 +93,13 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     assert invite["inviter"] == bot_user
     await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
     await doctor.call("join", roomId=room_id)
-    earlier = await doctor.call("waitMessage", roomId=room_id, sender=nurse.user_id,
-                                contains="marqueur-cercle-hist", timeoutMs=30000)  # fmt: skip
+    earlier = await doctor.call(
+        "waitMessage",
+        roomId=room_id,
+        sender=nurse.user_id,
+        contains="marqueur-cercle-hist",
+        timeoutMs=30000,
+    )
     assert not earlier["decryptionFailure"], earlier
 
     file = await eventually(
@@ -99,5 +114,6 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     assert len(invitation) == 1 and "clés de l'historique partagées (MSC4268)" in invitation[0]
     # the room and the circle agree: the colleague is in the circle with the chosen role
     circle = await dossier.circle(pid)
-    assert [(m["role"], m["has_access"]) for m in circle
-            if m["matrix_user_id"] == doctor.user_id] == [("medecin_traitant", True)]  # fmt: skip
+    assert [
+        (m["role"], m["has_access"]) for m in circle if m["matrix_user_id"] == doctor.user_id
+    ] == [("medecin_traitant", True)]

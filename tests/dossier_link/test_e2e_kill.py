@@ -81,8 +81,9 @@ class BotProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CERCLE")}
         env["CERCLE_CONFIG"] = str(self.profile_file)
         log = open(self.log_file, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "bots"], cwd=ROOT, env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bots"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
 
     def kill(self) -> None:
@@ -114,10 +115,14 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         shutil.copy(shared_key, var / "bot" / "cross_signing.enc")
     token = synapse.secrets.dossier_service_token
     config = dataclasses.replace(
-        dossier_config(tmp_path / "dossier", dossier_template, homeserver_url=synapse.base_url,
-                       server_name=synapse.server_name),
+        dossier_config(
+            tmp_path / "dossier",
+            dossier_template,
+            homeserver_url=synapse.base_url,
+            server_name=synapse.server_name,
+        ),
         service_token=token,
-    )  # fmt: skip
+    )
     server = DossierServer(config)
     await server.start()
     profile = {
@@ -147,8 +152,15 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         notes = [f"kill-note-{n}" for n in range(40)]
         tasks = [f"kill-task-{n}" for n in range(4)]
         for n, label in enumerate(tasks):  # file events: the feed is busy with them
-            await dossier.create_task(pid, label=label, type="Coordination", assignees=[nurse.user_id],
-                                      due_date=None, actor=nurse.user_id, key=f"kill-t{n}")  # fmt: skip
+            await dossier.create_task(
+                pid,
+                label=label,
+                type="Coordination",
+                assignees=[nurse.user_id],
+                due_date=None,
+                actor=nurse.user_id,
+                key=f"kill-t{n}",
+            )
 
         async def send_notes() -> None:
             for text in notes:
@@ -169,9 +181,12 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         bot.start()
         file = await eventually(
             lambda: dossier.get_file(pid),
-            lambda f: sum(str(e["text"]).startswith("kill-note-") for e in f["notebook"]) >= len(notes),
-            timeout=90, what="toutes les notes",
-        )  # fmt: skip
+            lambda f: (
+                sum(str(e["text"]).startswith("kill-note-") for e in f["notebook"]) >= len(notes)
+            ),
+            timeout=90,
+            what="toutes les notes",
+        )
         texts = [str(e["text"]) for e in file["notebook"]]
         assert sorted(t for t in texts if t.startswith("kill-note-")) == sorted(notes)  # once each
 
@@ -179,9 +194,11 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
             return sum(b.startswith(prefix) for b in bodies)
 
         await nurse.sync_once()  # the room keys of the bot's latest messages
-        await eventually(lambda: room_notices(nurse, synapse.base_url, room_id),
-                         lambda bs: count(bs, "📋 Nouvelle tâche « kill-task-") >= len(tasks),
-                         what="annonces des tâches")  # fmt: skip
+        await eventually(
+            lambda: room_notices(nurse, synapse.base_url, room_id),
+            lambda bs: count(bs, "📋 Nouvelle tâche « kill-task-") >= len(tasks),
+            what="annonces des tâches",
+        )
         await asyncio.sleep(2)  # anything sent twice would have arrived now
         await nurse.sync_once()
         shown = await room_notices(nurse, synapse.base_url, room_id)

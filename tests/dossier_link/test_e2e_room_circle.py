@@ -51,9 +51,11 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     colleague, guest = await env.make_pro(), await env.make_pro()
     await nurse.client.room_invite(room_id, colleague.user_id)
     await colleague.wait_member(room_id, colleague.user_id)
-    member = await eventually(lambda: env.dossier.circle(pid),
-                              lambda c: circle_entry(c, colleague.user_id) is not None,
-                              what="collègue dans le cercle")  # fmt: skip
+    member = await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda c: circle_entry(c, colleague.user_id) is not None,
+        what="collègue dans le cercle",
+    )
     assert circle_entry(member, colleague.user_id)["has_access"] is True  # type: ignore[index]
     # no device of theirs can take keys: the transcript, in the bot's direct chat
     pdf = await wait_dm_with(colleague, room_id, "Historique de la conversation")
@@ -62,9 +64,11 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     # a plain member invites a guest: in the conversation, not in the file
     await colleague.client.room_invite(room_id, guest.user_id)
     await guest.wait_member(room_id, guest.user_id)
-    circle = await eventually(lambda: env.dossier.circle(pid),
-                              lambda c: circle_entry(c, guest.user_id) is not None,
-                              what="invité dans le cercle")  # fmt: skip
+    circle = await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda c: circle_entry(c, guest.user_id) is not None,
+        what="invité dans le cercle",
+    )
     entry = circle_entry(circle, guest.user_id)
     assert entry is not None and entry["has_access"] is False and entry["role"] == "intervenant"
     start = nurse.mark(room_id)
@@ -89,9 +93,11 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
 
     # the guest leaves: recorded on the file
     await guest.client.room_leave(room_id)
-    await eventually(lambda: env.file(pid),
-                     lambda f: any("a quitté la conversation" in t for t in notebook_texts(f)),
-                     what="départ noté")  # fmt: skip
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any("a quitté la conversation" in t for t in notebook_texts(f)),
+        what="départ noté",
+    )
 
 
 async def test_a_member_asking_the_bot_for_keys_is_offered_the_transcript(env: Env) -> None:  # noqa: F811

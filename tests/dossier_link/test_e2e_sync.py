@@ -9,7 +9,6 @@ handled twice. (The SIGKILL of the bot process is in test_e2e_kill.py.)
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import io
@@ -54,23 +53,37 @@ def pdf_text(data: bytes) -> str:
 
 async def send_file(pro: Pro, room_id: str, data: bytes, filename: str) -> str:
     ciphertext, keys = encrypt_attachment(data)
-    resp, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
-                                      filesize=len(ciphertext))  # fmt: skip
+    resp, _ = await pro.client.upload(
+        lambda *_: ciphertext, content_type="application/octet-stream", filesize=len(ciphertext)
+    )
     assert isinstance(resp, UploadResponse), resp
     content = {
-        "msgtype": "m.file", "body": filename, "filename": filename,
+        "msgtype": "m.file",
+        "body": filename,
+        "filename": filename,
         "info": {"mimetype": "application/pdf", "size": len(data)},
-        "file": {"url": resp.content_uri, "key": keys["key"], "iv": keys["iv"],
-                 "hashes": keys["hashes"], "v": keys["v"], "mimetype": "application/pdf"},
-    }  # fmt: skip
+        "file": {
+            "url": resp.content_uri,
+            "key": keys["key"],
+            "iv": keys["iv"],
+            "hashes": keys["hashes"],
+            "v": keys["v"],
+            "mimetype": "application/pdf",
+        },
+    }
     return await pro.say(room_id, filename, content)
 
 
 async def reply_command(pro: Pro, room_id: str, to_event: str, command: str) -> str:
-    return await pro.say(room_id, command, {
-        "msgtype": "m.text", "body": command,
-        "m.relates_to": {"m.in_reply_to": {"event_id": to_event}},
-    })  # fmt: skip
+    return await pro.say(
+        room_id,
+        command,
+        {
+            "msgtype": "m.text",
+            "body": command,
+            "m.relates_to": {"m.in_reply_to": {"event_id": to_event}},
+        },
+    )
 
 
 async def download_attachment(pro: Pro, base_url: str, content: dict[str, Any]) -> bytes:
@@ -118,24 +131,37 @@ class Env:
         notice = await owner.wait_notice(dm, f"Salon patient « {label} » créé")
         room_id = room_id_in(notice.source["content"]["body"])
         await owner.wait_member(room_id, owner.user_id)
-        found = await eventually(lambda: self.dossier.patient_by_room(room_id), bool,
-                                 what="dossier créé pour le salon")  # fmt: skip
+        found = await eventually(
+            lambda: self.dossier.patient_by_room(room_id), bool, what="dossier créé pour le salon"
+        )
         pid = str(found["id"])
         assert f"({pid})" in notice.source["content"]["body"]  # one id: the room's is the file's
-        await eventually(lambda: state(owner, room_id, "fr.cercle.patient"),
-                         lambda c: c.get("id") == pid, what="identifiant du dossier dans le salon")  # fmt: skip
+        await eventually(
+            lambda: state(owner, room_id, "fr.cercle.patient"),
+            lambda c: c.get("id") == pid,
+            what="identifiant du dossier dans le salon",
+        )
         return room_id, pid
 
 
 @pytest.fixture
-async def env(synapse: Any, tmp_path: Path, dossier_template: Path, monkeypatch: pytest.MonkeyPatch,
-              nio_client_factory: Callable[..., Any]) -> AsyncIterator[Env]:  # fmt: skip
+async def env(
+    synapse: Any,
+    tmp_path: Path,
+    dossier_template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    nio_client_factory: Callable[..., Any],
+) -> AsyncIterator[Env]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token  # the bot's var = tmp_path
     config = dataclasses.replace(
-        dossier_config(tmp_path / "dossier-files", dossier_template, homeserver_url=synapse.base_url,
-                       server_name=synapse.server_name),
+        dossier_config(
+            tmp_path / "dossier-files",
+            dossier_template,
+            homeserver_url=synapse.base_url,
+            server_name=synapse.server_name,
+        ),
         service_token=token,
-    )  # fmt: skip
+    )
     server = DossierServer(config)
     await server.start()
     runner = BotRunner(
@@ -164,15 +190,24 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
     room_id, pid = await env.patient_room(nurse, "Suivi Mme D.")
 
     # the room carries the file: widget in the side panel, identity pinned (encrypted)
-    widget = await eventually(lambda: state(nurse, room_id, "im.vector.modular.widgets", "cercle-dossier"),
-                              lambda c: bool(c.get("url")), what="widget du dossier")  # fmt: skip
+    widget = await eventually(
+        lambda: state(nurse, room_id, "im.vector.modular.widgets", "cercle-dossier"),
+        lambda c: bool(c.get("url")),
+        what="widget du dossier",
+    )
     assert widget["url"].startswith(f"{env.server.url}/patients/{pid}?")
-    layout = await eventually(lambda: state(nurse, room_id, "io.element.widgets.layout"),
-                              lambda c: "cercle-dossier" in c.get("widgets", {}), what="disposition")  # fmt: skip
+    layout = await eventually(
+        lambda: state(nurse, room_id, "io.element.widgets.layout"),
+        lambda c: "cercle-dossier" in c.get("widgets", {}),
+        what="disposition",
+    )
     assert layout["widgets"]["cercle-dossier"]["container"] == "right"
     header = await nurse.wait_notice(room_id, "🪪 Patient")
-    pinned = await eventually(lambda: state(nurse, room_id, "m.room.pinned_events"),
-                              lambda c: header.event_id in c.get("pinned", []), what="message épinglé")  # fmt: skip
+    pinned = await eventually(
+        lambda: state(nurse, room_id, "m.room.pinned_events"),
+        lambda c: header.event_id in c.get("pinned", []),
+        what="message épinglé",
+    )
     assert pinned["pinned"][0] == header.event_id
 
     # the coordinator brings the GP into the circle from the room: invited by the bot
@@ -202,9 +237,11 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
 
     await gp.say(room_id, "!fait urgent")
     await nurse.wait_notice(room_id, "levé par")
-    file = await eventually(lambda: env.file(pid),
-                            lambda f: any("levé par" in t for t in notebook_texts(f)),
-                            what="levée du signalement dans le cahier")  # fmt: skip
+    file = await eventually(
+        lambda: env.file(pid),
+        lambda f: any("levé par" in t for t in notebook_texts(f)),
+        what="levée du signalement dans le cahier",
+    )
     docs = file["documents"]
     assert [(d["category"], d["sha256"]) for d in docs] == [
         ("ordonnance", hashlib.sha256(prescription).hexdigest())
@@ -226,9 +263,11 @@ async def test_spico_use_case_3_urgent_prescription_filed_and_cleared(env: Env) 
 
     # the GP leaves the conversation: marked "left" in the circle, kept in it
     await gp.client.room_leave(room_id)
-    circle = await eventually(lambda: env.dossier.circle(pid),
-                              lambda ms: any(m["matrix_user_id"] == gp.user_id and m.get("left_room_at")
-                                             for m in ms), what="départ noté")  # fmt: skip
+    circle = await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda ms: any(m["matrix_user_id"] == gp.user_id and m.get("left_room_at") for m in ms),
+        what="départ noté",
+    )
     assert any(m["matrix_user_id"] == gp.user_id and m["ended_at"] is None for m in circle)
 
 
@@ -241,14 +280,24 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
 
     # the coordinator adds the hospital professional on the file (the page does this call)
     await env.dossier.add_circle_member(
-        pid, {"kind": "professionnel", "display_name": "Dr Hôpital", "matrix_user_id": hospital.user_id,
-              "profession": "Médecin hospitalier", "role": "intervenant", "has_access": True},
-        actor=gp.user_id, key="uc2-add",
-    )  # fmt: skip
+        pid,
+        {
+            "kind": "professionnel",
+            "display_name": "Dr Hôpital",
+            "matrix_user_id": hospital.user_id,
+            "profession": "Médecin hospitalier",
+            "role": "intervenant",
+            "has_access": True,
+        },
+        actor=gp.user_id,
+        key="uc2-add",
+    )
     await env.dossier.add_circle_member(
-        pid, {"kind": "aidant", "display_name": "Mme H. (épouse)", "role": "aidant_principal"},
-        actor=gp.user_id, key="uc2-aidant",
-    )  # fmt: skip
+        pid,
+        {"kind": "aidant", "display_name": "Mme H. (épouse)", "role": "aidant_principal"},
+        actor=gp.user_id,
+        key="uc2-aidant",
+    )
     await hospital.wait_member(room_id, hospital.user_id)
     added = await gp.wait_notice(room_id, "Dr Hôpital rejoint le cercle de soins")
     # the page's user learns in the room which way the history went (issue 11)
@@ -277,23 +326,34 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     await send_file(hospital, room_id, make_pdf("Ordonnance de sortie"), "ordonnance-sortie.pdf")
     now = datetime.now(UTC)
     await env.dossier.request(
-        "POST", f"/patients/{pid}/hospitalisations",
-        json_body={"structure": "CHU Nord", "service": "Cardiologie",
-                   "admission_at": (now - timedelta(days=5)).isoformat(),
-                   "discharge_at": (now - timedelta(minutes=5)).isoformat()},
-        actor=hospital.user_id, key="uc2-stay",
-    )  # fmt: skip
+        "POST",
+        f"/patients/{pid}/hospitalisations",
+        json_body={
+            "structure": "CHU Nord",
+            "service": "Cardiologie",
+            "admission_at": (now - timedelta(days=5)).isoformat(),
+            "discharge_at": (now - timedelta(minutes=5)).isoformat(),
+        },
+        actor=hospital.user_id,
+        key="uc2-stay",
+    )
     await gp.wait_notice(room_id, "Sortie d'hospitalisation le")
     await gp.wait_notice(room_id, "Hospitalisation : admission le")
 
     # the identity filled in on the file: the pinned message is edited, never put in state
     header = await gp.wait_notice(room_id, "🪪 Patient")
     await env.dossier.request(
-        "PATCH", f"/patients/{pid}/identity",
-        json_body={"birth_name": "Hugo", "birth_first_names": ["Victor"], "sex": "M",
-                   "birth_date": "1948-03-02"},
-        actor=gp.user_id, key="uc2-identity",
-    )  # fmt: skip
+        "PATCH",
+        f"/patients/{pid}/identity",
+        json_body={
+            "birth_name": "Hugo",
+            "birth_first_names": ["Victor"],
+            "sex": "M",
+            "birth_date": "1948-03-02",
+        },
+        actor=gp.user_id,
+        key="uc2-identity",
+    )
     edit = await gp.wait_notice(room_id, "* 🪪 Patient : HUGO Victor — né(e) le 02/03/1948")
     relation = edit.source["content"]["m.relates_to"]
     assert relation == {"rel_type": "m.replace", "event_id": header.event_id}
@@ -304,19 +364,29 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     # a birthday later: the daily pass edits the pinned message with the new age
     app = env.runner.app
     assert app is not None
-    bridge = app.dossier_sync.bridge
-    bridge.today = lambda: date(2027, 3, 2)
-    assert await bridge.refresh_ages() == 1
-    assert await bridge.refresh_ages() == 0  # nothing changed since
+    links = app.dossier_sync.links
+    links.today = lambda: date(2027, 3, 2)
+    assert await links.refresh_ages() == 1
+    assert await links.refresh_ages() == 0  # nothing changed since
     await gp.wait_notice(room_id, "né(e) le 02/03/1948 (79 ans)")
 
     # a death declared by mistake, then cancelled: both told in the room, identity kept current
-    await env.dossier.request("POST", f"/patients/{pid}/death", json_body={"death_date": now.date().isoformat()},
-                              actor=gp.user_id, key="uc2-death")  # fmt: skip
+    await env.dossier.request(
+        "POST",
+        f"/patients/{pid}/death",
+        json_body={"death_date": now.date().isoformat()},
+        actor=gp.user_id,
+        key="uc2-death",
+    )
     await gp.wait_notice(room_id, "🕊 Décès du patient déclaré dans le dossier")
     await gp.wait_notice(room_id, "décédé(e) le")  # the pinned identity, edited
-    await env.dossier.request("POST", f"/patients/{pid}/death/cancel", json_body={"reason": "Erreur de dossier"},
-                              actor=gp.user_id, key="uc2-undeath")  # fmt: skip
+    await env.dossier.request(
+        "POST",
+        f"/patients/{pid}/death/cancel",
+        json_body={"reason": "Erreur de dossier"},
+        actor=gp.user_id,
+        key="uc2-undeath",
+    )
     await gp.wait_notice(room_id, "↩ Annulation de la déclaration du décès")
 
     file = await env.file(pid)
@@ -328,8 +398,11 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
         m for m in await env.dossier.circle(pid) if m["matrix_user_id"] == hospital.user_id
     )
     await env.dossier.end_circle_member(pid, member["id"], actor=gp.user_id, key="uc2-end")
-    leave = await eventually(lambda: state(gp, room_id, "m.room.member", hospital.user_id),
-                             lambda c: c.get("membership") == "leave", what="exclusion")  # fmt: skip
+    leave = await eventually(
+        lambda: state(gp, room_id, "m.room.member", hospital.user_id),
+        lambda c: c.get("membership") == "leave",
+        what="exclusion",
+    )
     assert leave["reason"] == "Fin de participation au cercle de soins du patient"
 
 
@@ -348,9 +421,12 @@ async def test_dossier_down_while_commands_come_in_nothing_lost(env: Env) -> Non
         )
     await env.server.start()
     await nurse.wait_notice(room_id, "Nouvelle tâche « panne-tache-3 »", timeout=40)
-    file = await eventually(lambda: env.file(pid),
-                            lambda f: sum(t.startswith("panne-") for t in notebook_texts(f)) >= 2,
-                            timeout=30, what="écritures différées")  # fmt: skip
+    file = await eventually(
+        lambda: env.file(pid),
+        lambda f: sum(t.startswith("panne-") for t in notebook_texts(f)) >= 2,
+        timeout=30,
+        what="écritures différées",
+    )
     texts = notebook_texts(file)
     assert texts.count("panne-note-1") == 1 and texts.count("panne-transmission-2") == 1
     assert [t["label"] for t in file["tasks"]] == ["panne-tache-3"]
@@ -384,25 +460,34 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
         await app.sync_loop.handlers.handle(event, room)
     file = await env.file(pid)
     assert notebook_texts(file).count("doublon-unique") == 1
-    await asyncio.sleep(1)
-    await nurse.sync_once()
-    replies = [b for b in nurse.notices(room_id) if b.startswith("🗒 Note enregistrée")]
+    # handle() sent its replies before returning; past the bot's answer to a later command,
+    # the room shows every one of them
+    shown = await nurse.bot_notices_so_far(room_id, env.bot_id)
+    replies = [b for b in shown if b.startswith("🗒 Note enregistrée")]
     assert len(replies) == 1  # same transaction id: the homeserver kept one reply
 
     # an export is traced in the liaison notebook (who, when, what)
     await nurse.say(room_id, "!export derniers 5")
-    file = await eventually(lambda: env.file(pid),
-                            lambda f: any(t.startswith("Export PDF de la conversation demandé par")
-                                          for t in notebook_texts(f)), what="export noté")  # fmt: skip
+    file = await eventually(
+        lambda: env.file(pid),
+        lambda f: any(
+            t.startswith("Export PDF de la conversation demandé par") for t in notebook_texts(f)
+        ),
+        what="export noté",
+    )
     entry = next(e for e in file["notebook"] if e["text"].startswith("Export PDF"))
     assert entry["author"] == nurse.user_id and "derniers 5" in entry["text"]
 
     # so is an invitation made with !inviter (who invited whom, which way the history went)
     colleague = await env.make_pro()
     await nurse.say(room_id, f"!inviter {colleague.user_id}")
-    file = await eventually(lambda: env.file(pid),
-                            lambda f: any(t.startswith(f"Invitation de {colleague.user_id}")
-                                          for t in notebook_texts(f)), what="invitation notée")  # fmt: skip
+    file = await eventually(
+        lambda: env.file(pid),
+        lambda f: any(
+            t.startswith(f"Invitation de {colleague.user_id}") for t in notebook_texts(f)
+        ),
+        what="invitation notée",
+    )
     invited = [
         e for e in file["notebook"] if e["text"].startswith(f"Invitation de {colleague.user_id}")
     ]
@@ -412,8 +497,9 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
 
     # issue 11: invited into the conversation = in the care circle (intervenant, habilité)
     circle = await env.dossier.circle(pid)
-    assert [(m["role"], m["has_access"]) for m in circle
-            if m["matrix_user_id"] == colleague.user_id] == [("intervenant", True)]  # fmt: skip
+    assert [
+        (m["role"], m["has_access"]) for m in circle if m["matrix_user_id"] == colleague.user_id
+    ] == [("intervenant", True)]
     await colleague.wait_member(room_id, colleague.user_id)
     start = colleague.mark(room_id)
     await colleague.say(room_id, "!note note du nouveau venu")
@@ -424,12 +510,19 @@ async def test_same_room_event_handled_twice_writes_one_entry(env: Env) -> None:
 # ------------------------------------------------------------------------------ file first
 async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: Env) -> None:
     coord = await env.make_pro()
-    created = await env.dossier.create_patient(room_id=None, label="Dossier ouvert sur la page",
-                                               coordinator=coord.user_id, key="page-create")  # fmt: skip
+    created = await env.dossier.create_patient(
+        room_id=None,
+        label="Dossier ouvert sur la page",
+        coordinator=coord.user_id,
+        key="page-create",
+    )
     pid = str(created["id"])
     # the bot opens the room (pseudonymous id, no identity in state) and links it
-    patient = await eventually(lambda: env.dossier.get_patient(pid), lambda p: bool(p and p.get("room_id")),
-                               what="salon lié au dossier")  # fmt: skip
+    patient = await eventually(
+        lambda: env.dossier.get_patient(pid),
+        lambda p: bool(p and p.get("room_id")),
+        what="salon lié au dossier",
+    )
     room_id = str(patient["room_id"])
     await coord.wait_member(room_id, coord.user_id)  # invited by the bot, joined
     assert (await state(coord, room_id, "fr.cercle.patient"))["id"] == pid
@@ -445,37 +538,58 @@ async def test_file_opened_in_dossier_gets_its_room_then_overdue_and_link(env: E
     await coord.say(room_id, f"!cercle ajouter {colleague.user_id} intervenant")
     await colleague.wait_member(room_id, colleague.user_id)
     await coord.say(room_id, f"!cercle retirer {colleague.user_id}")
-    kicked = await eventually(lambda: state(coord, room_id, "m.room.member", colleague.user_id),
-                              lambda c: c.get("membership") == "leave", what="retrait")  # fmt: skip
+    kicked = await eventually(
+        lambda: state(coord, room_id, "m.room.member", colleague.user_id),
+        lambda c: c.get("membership") == "leave",
+        what="retrait",
+    )
     assert kicked["reason"] == "Fin de participation au cercle de soins du patient"
     assert [m["matrix_user_id"] for m in await env.dossier.circle(pid)] == [coord.user_id]
 
     yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
-    await env.dossier.create_task(pid, label="Bilan sanguin", type="Soins", assignees=[coord.user_id],
-                                  due_date=yesterday, actor=coord.user_id, key="late-task")  # fmt: skip
+    await env.dossier.create_task(
+        pid,
+        label="Bilan sanguin",
+        type="Soins",
+        assignees=[coord.user_id],
+        due_date=yesterday,
+        actor=coord.user_id,
+        key="late-task",
+    )
     app = env.runner.app
     assert app is not None
-    bridge = app.dossier_sync.bridge
-    await bridge.announce_overdue()  # announces it, unless the bot's own job just did
-    assert await bridge.announce_overdue() == 0  # announced: never again
+    announcements = app.dossier_sync.announcements
+    await announcements.announce_overdue()  # announces it, unless the bot's own job just did
+    assert await announcements.announce_overdue() == 0  # announced: never again
     late = await coord.wait_notice(room_id, "⏰ Tâche en retard : « Bilan sanguin »")
     assert coord.user_id in late.source["content"]["m.mentions"]["user_ids"]
     dms = []
     deadline = time.monotonic() + 20
     while not dms and time.monotonic() < deadline:
         await coord.sync_once()
-        dms = [(rid, b) for rid in coord.events if rid != room_id
-               for b in coord.notices(rid) if b.startswith("⏰ Tâche en retard")]  # fmt: skip
+        dms = [
+            (rid, b)
+            for rid in coord.events
+            if rid != room_id
+            for b in coord.notices(rid)
+            if b.startswith("⏰ Tâche en retard")
+        ]
     assert len(dms) == 1
     assert sum(b.startswith("⏰ Tâche en retard") for b in coord.notices(room_id)) == 1
 
     # !patient lier: an existing room of the coordinator, the bot made admin there
     other = await coord.client.room_create(
-        name="Ancien groupe", invite=[env.bot_id, colleague.user_id],
-        initial_state=[{"type": "m.room.encryption", "state_key": "",
-                        "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        name="Ancien groupe",
+        invite=[env.bot_id, colleague.user_id],
+        initial_state=[
+            {
+                "type": "m.room.encryption",
+                "state_key": "",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+            }
+        ],
         power_level_override={"users": {env.bot_id: 100}},  # v12: the creator outranks all
-    )  # fmt: skip
+    )
     other_id = str(other.room_id)
     await coord.wait_member(other_id, env.bot_id)
     await colleague.wait_member(other_id, colleague.user_id)  # a group, not a direct chat
@@ -508,9 +622,12 @@ async def test_a_note_held_while_the_dossier_is_down_is_checked_when_it_arrives(
     await nurse.say(room_id, "!note retenue-legitime")
     await colleague.wait_notice(room_id, "momentanément indisponible : la note", start=start)
     await env.server.start()
-    file = await eventually(lambda: env.file(pid),
-                            lambda f: "retenue-legitime" in notebook_texts(f),
-                            timeout=40, what="note différée légitime")  # fmt: skip
+    file = await eventually(
+        lambda: env.file(pid),
+        lambda f: "retenue-legitime" in notebook_texts(f),
+        timeout=40,
+        what="note différée légitime",
+    )
     assert "retenue-intrusion" not in notebook_texts(file)
 
 
@@ -529,6 +646,9 @@ async def test_task_for_someone_is_one_message_the_notice_replying_to_the_comman
     await nurse.wait_notice(room_id, "Tâche créée : « appeler le laboratoire »", start=start)
     await nurse.say(room_id, "!taches")
     await nurse.wait_notice(room_id, "Tâches ouvertes", start=start)  # the bot is past both
-    bot_notices = [e.source["content"].get("body", "") for e in nurse.events[room_id][start:]
-                   if e.sender == env.bot_id]  # fmt: skip
+    bot_notices = [
+        e.source["content"].get("body", "")
+        for e in nurse.events[room_id][start:]
+        if e.sender == env.bot_id
+    ]
     assert sum("refaire le pansement" in b for b in bot_notices if "Tâches ouvertes" not in b) == 1

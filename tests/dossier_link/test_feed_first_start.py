@@ -32,8 +32,9 @@ class Seen:
         self.quiet.append(int(event["seq"]))
 
     def consumer(self, client: DossierClient, store: SyncStore, now: datetime) -> FeedConsumer:
-        return FeedConsumer(client, store, self.announce, quiet_handler=self.apply_quietly,
-                            clock=lambda: now)  # fmt: skip
+        return FeedConsumer(
+            client, store, self.announce, quiet_handler=self.apply_quietly, clock=lambda: now
+        )
 
 
 def test_event_time_reads_iso_and_tolerates_garbage() -> None:
@@ -49,8 +50,15 @@ async def test_first_start_quiets_old_events_then_announces_what_follows(
     try:
         pid = await new_file(client)
         for n in range(3):
-            await client.create_task(pid, label=f"ancienne {n}", type="Coordination", assignees=[NURSE],
-                                     due_date=None, actor=COORD, key=f"old{n}")  # fmt: skip
+            await client.create_task(
+                pid,
+                label=f"ancienne {n}",
+                type="Coordination",
+                assignees=[NURSE],
+                due_date=None,
+                actor=COORD,
+                key=f"old{n}",
+            )
         old = [e["seq"] for e in await client.events(0)]
         # the file, the nurse added to its circle, three tasks
         assert len(old) == 5 and all(event_time(e) for e in await client.events(0))
@@ -66,18 +74,27 @@ async def test_first_start_quiets_old_events_then_announces_what_follows(
         assert store.cursor() == old[-1]
 
         # the next start has a position: even "old" events after it are announced
-        await client.create_task(pid, label="nouvelle", type="Coordination", assignees=[NURSE],
-                                 due_date=None, actor=COORD, key="new")  # fmt: skip
-        again = seen.consumer(client, SyncStore(open_outbox_database(tmp_path / "sync.sqlite3")),
-                              two_days_later)  # fmt: skip
+        await client.create_task(
+            pid,
+            label="nouvelle",
+            type="Coordination",
+            assignees=[NURSE],
+            due_date=None,
+            actor=COORD,
+            key="new",
+        )
+        again = seen.consumer(
+            client, SyncStore(open_outbox_database(tmp_path / "sync.sqlite3")), two_days_later
+        )
         assert not again.first_start
         assert await again.run_once() == 1
         assert seen.announced == [old[-1] + 1] and seen.quiet == old
 
         # a bot new together with the dossier: its first events are recent, all announced
         fresh = Seen()
-        other = fresh.consumer(client, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")),
-                               datetime.now(UTC))  # fmt: skip
+        other = fresh.consumer(
+            client, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")), datetime.now(UTC)
+        )
         assert await other.run_once() == len(old) + 1
         assert fresh.quiet == [] and len(fresh.announced) == len(old) + 1
     finally:
@@ -93,13 +110,27 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     room_id, pid = await env.patient_room(nurse, "Suivi ancien")
     await env.runner.stop()
     await env.dossier.add_circle_member(
-        pid, {"kind": "professionnel", "display_name": "Dr Ancien", "matrix_user_id": gp.user_id,
-              "profession": "Médecin généraliste", "role": "intervenant", "has_access": True},
-        actor=nurse.user_id, key="old-gp",
-    )  # fmt: skip
-    await env.dossier.create_task(pid, label="Bilan ancien", type="Coordination",
-                                  assignees=[nurse.user_id], due_date=None, actor=nurse.user_id,
-                                  key="old-task")  # fmt: skip
+        pid,
+        {
+            "kind": "professionnel",
+            "display_name": "Dr Ancien",
+            "matrix_user_id": gp.user_id,
+            "profession": "Médecin généraliste",
+            "role": "intervenant",
+            "has_access": True,
+        },
+        actor=nurse.user_id,
+        key="old-gp",
+    )
+    await env.dossier.create_task(
+        pid,
+        label="Bilan ancien",
+        type="Coordination",
+        assignees=[nurse.user_id],
+        due_date=None,
+        actor=nurse.user_id,
+        key="old-task",
+    )
     # two days pass; the bot had never run the sync with this data (no position in the feed)
     db_url = env.server.config.database_url
     with sqlite3.connect(db_url.split("///", 1)[1]) as dossier_db:
@@ -112,9 +143,15 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     feed = app.dossier_sync.feed
     assert feed.first_start
     await eventually(lambda: _async(feed.quieted), lambda n: n >= 2, what="événements anciens lus")
-    await env.dossier.create_task(pid, label="Bilan nouveau", type="Coordination",
-                                  assignees=[nurse.user_id], due_date=None, actor=nurse.user_id,
-                                  key="new-task")  # fmt: skip
+    await env.dossier.create_task(
+        pid,
+        label="Bilan nouveau",
+        type="Coordination",
+        assignees=[nurse.user_id],
+        due_date=None,
+        actor=nurse.user_id,
+        key="new-task",
+    )
     await nurse.wait_notice(room_id, "Nouvelle tâche « Bilan nouveau »", start=start)
     bodies = [b for b in nurse.notices(room_id)]
     assert not [b for b in bodies if "Bilan ancien" in b]

@@ -47,20 +47,28 @@ def test_task_assigned_mentions_the_people_and_links_the_file() -> None:
 
 def test_overdue_task_asks_for_direct_messages_to_assignees() -> None:
     notice = render_event(
-        {"type": "task.overdue", "payload": {"label": "Bilan", "due_date": "2026-11-01",
-                                             "assignees": [{"kind": "personne", "ref": "@a:x"}]}},
+        {
+            "type": "task.overdue",
+            "payload": {
+                "label": "Bilan",
+                "due_date": "2026-11-01",
+                "assignees": [{"kind": "personne", "ref": "@a:x"}],
+            },
+        },
         URL,
-    )  # fmt: skip
+    )
     assert notice is not None and notice.direct_to == ("@a:x",)
     assert "en retard" in notice.plain and "01/11/2026" in notice.plain
 
 
 def test_discharge_and_death_and_form_and_circle_texts() -> None:
     discharge = render_event(
-        {"type": "hospitalisation.discharge",
-         "payload": {"structure": "CHU Nord", "discharge_at": "2026-11-20T09:30:00+00:00"}},
+        {
+            "type": "hospitalisation.discharge",
+            "payload": {"structure": "CHU Nord", "discharge_at": "2026-11-20T09:30:00+00:00"},
+        },
         URL,
-    )  # fmt: skip
+    )
     assert discharge is not None
     assert "Sortie d'hospitalisation le 20/11/2026 à 10:30 — CHU Nord" in discharge.plain
     death = render_event({"type": "death.cancelled", "actor": "@c:x", "payload": {}}, URL)
@@ -70,10 +78,17 @@ def test_discharge_and_death_and_form_and_circle_texts() -> None:
     )
     assert form is not None and "Formulaire « Médical » modifié (version 2)" in form.plain
     added = render_event(
-        {"type": "circle.added", "payload": {"display_name": "Mme Aidante", "role": "aidant_principal",
-                                             "has_access": False, "matrix_user_id": None}},
+        {
+            "type": "circle.added",
+            "payload": {
+                "display_name": "Mme Aidante",
+                "role": "aidant_principal",
+                "has_access": False,
+                "matrix_user_id": None,
+            },
+        },
         URL,
-    )  # fmt: skip
+    )
     assert added is not None and "sans compte" in added.plain and added.mentions == ()
 
 
@@ -135,12 +150,18 @@ def test_widget_points_at_the_file_and_sits_in_the_side_panel() -> None:
 
 
 def test_other_file_events() -> None:
-    closed = render_event({"type": "task.closed", "actor": "@a:x",
-                           "payload": {"label": "Bilan", "state": "annulé"}}, URL)  # fmt: skip
+    closed = render_event(
+        {"type": "task.closed", "actor": "@a:x", "payload": {"label": "Bilan", "state": "annulé"}},
+        URL,
+    )
     assert closed is not None and closed.plain.startswith("✅ Tâche annulée : « Bilan » par @a:x")
-    admission = render_event({"type": "hospitalisation.admission",
-                              "payload": {"structure": "CHU", "admission_at": "2026-01-31T23:30:00+00:00"}},
-                             URL)  # fmt: skip
+    admission = render_event(
+        {
+            "type": "hospitalisation.admission",
+            "payload": {"structure": "CHU", "admission_at": "2026-01-31T23:30:00+00:00"},
+        },
+        URL,
+    )
     assert admission is not None and "admission le 01/02/2026 à 00:30 — CHU" in admission.plain
     note = render_event(
         {"type": "notebook.entry", "actor": "@a:x", "payload": {"kind": "transmission"}}, URL
@@ -148,8 +169,9 @@ def test_other_file_events() -> None:
     assert note is not None and note.plain.startswith(
         "🗒 Nouvelle transmission dans le cahier de liaison"
     )
-    ended = render_event({"type": "circle.ended", "payload": {"matrix_user_id": "@b:x", "display_name": "B"}},
-                         URL)  # fmt: skip
+    ended = render_event(
+        {"type": "circle.ended", "payload": {"matrix_user_id": "@b:x", "display_name": "B"}}, URL
+    )
     assert (
         ended is not None
         and ended.mentions == ("@b:x",)
@@ -161,3 +183,19 @@ def test_other_file_events() -> None:
         )
         is None
     )
+
+
+def test_circle_notices_name_roles_as_the_dossier_does() -> None:
+    event = {
+        "type": "circle.changed",
+        "payload": {
+            "display_name": "B",
+            "matrix_user_id": "@b:x",
+            "role": "medecin_traitant",
+            "has_access": True,
+        },
+    }
+    labelled = render_event(event, URL, roles={"medecin_traitant": "médecin traitant"})
+    assert labelled is not None and "est désormais médecin traitant, habilité" in labelled.plain
+    unknown = render_event(event, URL, roles={})  # a role the dossier does not name: its code
+    assert unknown is not None and "est désormais medecin_traitant" in unknown.plain

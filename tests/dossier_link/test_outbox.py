@@ -48,8 +48,11 @@ def test_enqueue_twice_keeps_one_row_and_survives_reopen(tmp_path: Path) -> None
     reopened = make_outbox(tmp_path)
     [item] = reopened.due()
     assert (item.key, item.operation, item.payload, item.room_id) == (
-        "k1", "notebook.add", {"text": "a"}, "!r:x",
-    )  # fmt: skip
+        "k1",
+        "notebook.add",
+        {"text": "a"},
+        "!r:x",
+    )
 
 
 def test_held_item_waits_until_released_or_its_hold_ends_and_can_be_cancelled(
@@ -105,7 +108,7 @@ async def test_worker_retries_until_the_dossier_is_back_in_order(tmp_path: Path)
     assert [i.attempts for i in box.due(at_ms=10**15)] == [1, 0, 0]
     available = True
     assert await worker.run_once() == 0  # not due yet
-    await asyncio.sleep(0.55)
+    await asyncio.sleep(0.55)  # past the first back-off (0.5 s): the wait is the behaviour
     assert await worker.run_once() == 3
     assert delivered == ["k0", "k1", "k2"]
     assert box.pending_count() == 0

@@ -116,9 +116,16 @@ class Api:
     app: web.Application
 
     async def call(
-        self, method: str, path: str, *, as_user: str | None = None, service: bool = False,
-        json: Any = None, data: Any = None, headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        as_user: str | None = None,
+        service: bool = False,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         h: dict[str, str] = {}
         if service:
             h.update(service_headers())

@@ -56,11 +56,14 @@ def test_bad_values_name_the_key(tmp_path: Path, bad: dict[str, object]) -> None
 def test_public_homeserver_url_for_browsers_internal_one_for_checks(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert config.public_homeserver_url == "http://127.0.0.1:8008"  # public_baseurl's default
-    profile = load_profile(env={}, extra={
-        "var_dir": str(tmp_path),
-        "homeserver": {"public_baseurl": "https://matrix.cercle.example/"},
-        "dossier": {"public_url": "https://dossier.cercle.example"},
-    })  # fmt: skip
+    profile = load_profile(
+        env={},
+        extra={
+            "var_dir": str(tmp_path),
+            "homeserver": {"public_baseurl": "https://matrix.cercle.example/"},
+            "dossier": {"public_url": "https://dossier.cercle.example"},
+        },
+    )
     behind_proxy = config_from_profile(profile, Secrets.load_or_create(profile.var_dir))
     assert behind_proxy.homeserver_url == "http://127.0.0.1:8008"  # OpenID checks stay inside
     assert behind_proxy.browser_homeserver_url == "https://matrix.cercle.example"

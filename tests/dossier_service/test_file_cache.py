@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from dossier_service import appkeys
@@ -63,13 +64,11 @@ async def test_revision_moves_on_commit_only(tmp_path: Path) -> None:
     try:
         async with db.transaction() as session:
             await session.execute(text("CREATE TABLE t (k INTEGER)"))
-        try:
+        with pytest.raises(RuntimeError, match="after the change"):  # passed on, rolled back
             async with db.transaction() as session:
                 await session.execute(text("INSERT INTO t VALUES (1)"))
                 mark_changed(session, "P-1")
                 raise RuntimeError("after the change")
-        except RuntimeError:
-            pass
         assert db.revisions.of("P-1") == 0  # rolled back: same revision
         async with db.transaction() as session:
             await session.execute(text("INSERT INTO t VALUES (2)"))

@@ -40,13 +40,19 @@ async def test_a_removed_member_loses_the_patients_agenda(api: Api) -> None:
         "POST", "/api/v1/agenda/events", 201, as_user=MEMBER, json={**EVENT, "patient_id": pid}
     )
     coords = await api.ok(
-        "POST", "/api/v1/agenda/events", 201, as_user=COORD,
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=COORD,
         json={**EVENT, "patient_id": pid, "attendees": [MEMBER]},
-    )  # fmt: skip
+    )
     private = await api.ok(
-        "POST", "/api/v1/agenda/events", 201, as_user=MEMBER,
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=MEMBER,
         json={**EVENT, "title": "Formation", "description": ""},
-    )  # fmt: skip
+    )
     status, feed = await _feed(api, MEMBER)
     assert status == 200 and "Pansement" in feed
     await _remove(api, pid, MEMBER)
@@ -56,9 +62,11 @@ async def test_a_removed_member_loses_the_patients_agenda(api: Api) -> None:
         status, body = await api.call("GET", f"/api/v1/agenda/events/{event['id']}", as_user=MEMBER)
         assert status == 404 and "Pansement" not in str(body), body
     status, _ = await api.call(
-        "PATCH", f"/api/v1/agenda/events/{own['id']}", as_user=MEMBER,
+        "PATCH",
+        f"/api/v1/agenda/events/{own['id']}",
+        as_user=MEMBER,
         json={"title": "Toujours là"},
-    )  # fmt: skip
+    )
     assert status == 404
     assert await api.count("notebook_entries") == notebook_before  # nothing written in the file
     listing = await api.ok("GET", "/api/v1/agenda/events", as_user=MEMBER)
@@ -73,23 +81,30 @@ async def test_a_removed_member_loses_the_patients_agenda(api: Api) -> None:
 async def test_attendees_need_a_relation_and_can_always_leave(api: Api) -> None:
     pid = await api.patient_with_circle()
     # an outsider (no shared care circle) cannot be put in anyone's agenda
-    for body in ({**EVENT, "patient_id": pid, "attendees": [OUTSIDER]},
-                 {**EVENT, "attendees": [OUTSIDER]}):  # fmt: skip
+    for body in (
+        {**EVENT, "patient_id": pid, "attendees": [OUTSIDER]},
+        {**EVENT, "attendees": [OUTSIDER]},
+    ):
         status, answer = await api.call("POST", "/api/v1/agenda/events", as_user=COORD, json=body)
         assert status == 400 and "Participant" in answer["error"], answer
     stranger_event = await api.ok(
         "POST", "/api/v1/agenda/events", 201, as_user=OUTSIDER, json=EVENT
     )
     status, _ = await api.call(
-        "PATCH", f"/api/v1/agenda/events/{stranger_event['id']}", as_user=OUTSIDER,
+        "PATCH",
+        f"/api/v1/agenda/events/{stranger_event['id']}",
+        as_user=OUTSIDER,
         json={"attendees": [MEMBER]},
-    )  # fmt: skip
+    )
     assert status == 400
     # a colleague of a shared circle may be invited, and leaves when she wants
     event = await api.ok(
-        "POST", "/api/v1/agenda/events", 201, as_user=COORD,
+        "POST",
+        "/api/v1/agenda/events",
+        201,
+        as_user=COORD,
         json={**EVENT, "patient_id": pid, "attendees": [MEMBER]},
-    )  # fmt: skip
+    )
     await api.ok("DELETE", f"/api/v1/agenda/events/{event['id']}/attendees/me", as_user=MEMBER)
     again = await api.ok("GET", f"/api/v1/agenda/events/{event['id']}", as_user=COORD)
     assert again["attendees"] == []
@@ -102,10 +117,16 @@ async def test_attendees_need_a_relation_and_can_always_leave(api: Api) -> None:
 async def test_a_far_future_event_cannot_break_a_colleagues_feed(api: Api) -> None:
     pid = await api.patient_with_circle()
     status, body = await api.call(
-        "POST", "/api/v1/agenda/events", as_user=COORD,
-        json={**EVENT, "attendees": [MEMBER], "starts_at": "9999-12-31T22:30:00+00:00",
-              "ends_at": "9999-12-31T23:00:00+00:00"},
-    )  # fmt: skip
+        "POST",
+        "/api/v1/agenda/events",
+        as_user=COORD,
+        json={
+            **EVENT,
+            "attendees": [MEMBER],
+            "starts_at": "9999-12-31T22:30:00+00:00",
+            "ends_at": "9999-12-31T23:00:00+00:00",
+        },
+    )
     assert status == 400 and "starts_at" in body["error"], body
     del pid
     status, feed = await _feed(api, MEMBER)
@@ -139,9 +160,11 @@ async def test_out_of_range_dates_and_control_characters_are_a_400_naming_the_fi
 async def test_task_due_dates_are_bounded(api: Api, due: str) -> None:
     pid = await api.patient_with_circle()
     status, answer = await api.call(
-        "POST", "/api/v1/tasks", as_user=COORD,
+        "POST",
+        "/api/v1/tasks",
+        as_user=COORD,
         json={"patient_id": pid, "type": "Soins", "label": "Pansement", "due_date": due},
-    )  # fmt: skip
+    )
     assert status == 400 and "due_date" in answer["error"], answer
 
 

@@ -9,15 +9,19 @@ from tests.dossier_service.conftest import COORD, MEMBER, NOACCESS, OUTSIDER, Ap
 
 async def test_a_person_cannot_link_a_room_by_the_api(api: Api) -> None:
     status, body = await api.call(
-        "POST", "/api/v1/patients", as_user=COORD,
+        "POST",
+        "/api/v1/patients",
+        as_user=COORD,
         json={"label": "Dossier", "room_id": "!autre:cercle.test"},
-    )  # fmt: skip
+    )
     assert status == 403 and "!patient lier" in body["error"]
     pid = await api.patient_with_circle()
     status, _ = await api.call(
-        "PUT", f"/api/v1/patients/{pid}/room", as_user=COORD,
+        "PUT",
+        f"/api/v1/patients/{pid}/room",
+        as_user=COORD,
         json={"room_id": "!autre:cercle.test"},
-    )  # fmt: skip
+    )
     assert status == 403
     assert await api.count("patients", "WHERE room_id IS NOT NULL") == 0
 
@@ -44,12 +48,17 @@ async def test_writes_on_behalf_of_someone_need_her_access(api: Api) -> None:
     before = await api.count("notebook_entries")
     for person, expected in ((OUTSIDER, 404), (NOACCESS, 403)):
         status, _ = await api.call(
-            "POST", f"/api/v1/patients/{pid}/notebook", json={"text": "Passage fait"},
+            "POST",
+            f"/api/v1/patients/{pid}/notebook",
+            json={"text": "Passage fait"},
             headers=service_headers(person),
-        )  # fmt: skip
+        )
         assert status == expected, person
     assert await api.count("notebook_entries") == before
     await api.ok(
-        "POST", f"/api/v1/patients/{pid}/notebook", 201, json={"text": "Passage fait"},
+        "POST",
+        f"/api/v1/patients/{pid}/notebook",
+        201,
+        json={"text": "Passage fait"},
         headers=service_headers(MEMBER),
-    )  # fmt: skip
+    )

@@ -118,9 +118,13 @@ async def test_login_page_uses_the_public_homeserver_and_the_service_the_interna
     internal = str(hs.make_url("")).rstrip("/")
     public = "https://matrix.cercle.example"
     for secure in (True, False):
-        config = replace(test_config, homeserver_url=internal, public_homeserver_url=public + "/",
-                         public_url="https://dossier.cercle.example" if secure else test_config.public_url,
-                         secure_cookies=secure)  # fmt: skip
+        config = replace(
+            test_config,
+            homeserver_url=internal,
+            public_homeserver_url=public + "/",
+            public_url="https://dossier.cercle.example" if secure else test_config.public_url,
+            secure_cookies=secure,
+        )
         client = await aiohttp_client(create_app(config))
         page = await client.get("/connexion")
         html = await page.text()
@@ -131,9 +135,10 @@ async def test_login_page_uses_the_public_homeserver_and_the_service_the_interna
         found = re.search(r'name="csrf_token" value="([^"]+)"', html)
         assert found is not None
         resp = await client.post(
-            "/connexion/openid", json={"access_token": "good", "matrix_server_name": "cercle.test"},
+            "/connexion/openid",
+            json={"access_token": "good", "matrix_server_name": "cercle.test"},
             headers={auth.CSRF_HEADER: found.group(1)},
-        )  # fmt: skip
+        )
         assert resp.status == 200, await resp.text()  # checked at the internal URL
         assert (await resp.json())["user_id"] == "@alice:cercle.test"
         cookie = resp.cookies[auth.SESSION_COOKIE]

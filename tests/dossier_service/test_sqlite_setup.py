@@ -125,8 +125,10 @@ async def test_wal_checkpoints_happen_outside_the_requests(tmp_path: Path) -> No
         await eventually(
             _probe(checkpointer),
             lambda seen: seen[0] > writes_done + 1 and _all_copied(seen),
-            timeout=10, what="copie du journal", interval=0.02,
-        )  # fmt: skip
+            timeout=10,
+            what="copie du journal",
+            interval=0.02,
+        )
         before = checkpointer.checkpoints
         async with db.engine.begin() as conn:  # ...and restarted by the next writer
             await conn.execute(text("INSERT INTO t VALUES (-1, 'x')"))
@@ -134,8 +136,10 @@ async def test_wal_checkpoints_happen_outside_the_requests(tmp_path: Path) -> No
         await eventually(
             _probe(checkpointer),
             lambda seen: seen[0] > before + 1 and seen[1][1] < 20 and _all_copied(seen),
-            timeout=10, what="journal court", interval=0.02,
-        )  # fmt: skip
+            timeout=10,
+            what="journal court",
+            interval=0.02,
+        )
     finally:
         await db.dispose()
     assert db.checkpointer._thread is None  # stopped with the database

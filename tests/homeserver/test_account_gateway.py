@@ -45,8 +45,7 @@ async def test_the_gateway_does_only_what_approvals_need(
         assert await client.get_user(in_use.user_id) == {"name": in_use.user_id}
         assert await client.get_user(fresh) is None
         with pytest.raises(AdminApiError) as refused:
-            await client.create_or_modify_user(in_use.user_id, displayname="Pirate",
-                                               approved=True)  # fmt: skip
+            await client.create_or_modify_user(in_use.user_id, displayname="Pirate", approved=True)
         assert refused.value.status == 403
         with pytest.raises(AdminApiError):
             await client.create_or_modify_user(fresh, displayname="X", approved=True, admin=True)
@@ -81,9 +80,12 @@ def test_the_dossier_process_gets_no_admin_token(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 async def test_a_deactivated_account_loses_its_dossier_sessions(
-    account_gateway: tuple[Path, str], synapse: Any, user_factory: Any, aiohttp_client: Any,
+    account_gateway: tuple[Path, str],
+    synapse: Any,
+    user_factory: Any,
+    aiohttp_client: Any,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """However the account is deactivated (here straight through Synapse's admin API), the
     dossier finds out through the gateway and ends the sessions (issue 12, finding 5)."""
     from dossier_service import auth
@@ -94,16 +96,22 @@ async def test_a_deactivated_account_loses_its_dossier_sessions(
     socket, secret = account_gateway
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "documents", homeserver_url=synapse.base_url,
-        server_name=synapse.server_name, session_key="cle-de-session",
-        service_token="jeton-de-service-" + "x" * 20, account_gateway_socket=socket,
-        account_gateway_secret=secret, account_check_seconds=0,
-    )  # fmt: skip
+        documents_dir=tmp_path / "documents",
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+        session_key="cle-de-session",
+        service_token="jeton-de-service-" + "x" * 20,
+        account_gateway_socket=socket,
+        account_gateway_secret=secret,
+        account_check_seconds=0,
+    )
     await upgrade(config.database_url)
     client = await aiohttp_client(create_app(config, with_pages=False))
     person = user_factory()
-    headers = {"Authorization": "Bearer " + auth.issue_session(
-        config.session_key, person.user_id, lifetime=3600)}  # fmt: skip
+    headers = {
+        "Authorization": "Bearer "
+        + auth.issue_session(config.session_key, person.user_id, lifetime=3600)
+    }
     assert (await client.get("/api/v1/me", headers=headers)).status == 200
     async with AdminApi(synapse.base_url, synapse.admin_token) as admin:
         await admin.deactivate_user(person.user_id, erase=False)

@@ -53,9 +53,14 @@ class Caller:
         return await self.call(
             "PUT",
             f"/rooms/{quote(room_id)}/send/m.room.encrypted/t{self.txn}",
-            {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": text, "session_id": "s",
-             "sender_key": "k", "device_id": "D"},
-        )  # fmt: skip
+            {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": text,
+                "session_id": "s",
+                "sender_key": "k",
+                "device_id": "D",
+            },
+        )
 
 
 async def _notice_text(me: Caller, notices_user: str) -> str:
@@ -92,8 +97,9 @@ async def test_accept_before_joining_or_sending_then_again_for_a_new_version(
     user = hs.register("ide.consentement", "mot-de-passe-de-test")
     async with aiohttp.ClientSession() as http:
         admin = Caller(http, hs.base_url, hs.admin_token)  # service account: exempt
-        status, room = await admin.call("POST", "/createRoom", {"preset": "private_chat",
-                                                                "invite": [user["user_id"]]})  # fmt: skip
+        status, room = await admin.call(
+            "POST", "/createRoom", {"preset": "private_chat", "invite": [user["user_id"]]}
+        )
         assert status == 200, room
         room_id = room["room_id"]
         me = Caller(http, hs.base_url, user["access_token"])
@@ -193,9 +199,12 @@ async def test_the_bot_and_the_admin_account_are_exempt(hs: SynapseUnderTest) ->
     async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{hs.base_url}/_matrix/client/v3/login",
-            json={"type": "m.login.password", "password": hs.bot_password,
-                  "identifier": {"type": "m.id.user", "user": hs.bot_user_id}},
-        ) as resp:  # fmt: skip
+            json={
+                "type": "m.login.password",
+                "password": hs.bot_password,
+                "identifier": {"type": "m.id.user", "user": hs.bot_user_id},
+            },
+        ) as resp:
             bot_token = (await resp.json())["access_token"]
         for token in (bot_token, hs.admin_token):
             caller = Caller(http, hs.base_url, token)

@@ -26,6 +26,7 @@ def test_locked_down_health_deployment(tmp_path: Path) -> None:
         "enabled": True,
         "require_approval_for_new_accounts": True,
     }
+    assert cfg["experimental_features"]["msc4222_enabled"] is True  # Element's state_after
     assert cfg["encryption_enabled_by_default_for_room_type"] == "all"
     assert cfg["federation_domain_whitelist"] == []
     assert cfg["url_preview_enabled"] is False

@@ -3,10 +3,9 @@ exchanged end-to-end encrypted between two nio clients on the real Synapse."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from nio import MegolmEvent, RoomCreateResponse, RoomMessageText, RoomSendResponse
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +32,15 @@ async def test_new_room_is_encrypted_and_messages_decrypt(nio_client_factory) ->
     assert isinstance(sent, RoomSendResponse)
 
     bodies: list[str] = []
-    for _ in range(20):
+
+    async def received() -> list[str]:
         resp = await bob.sync(timeout=500)
-        timeline = resp.rooms.join.get(created.room_id)
-        for event in timeline.timeline.events if timeline else []:
+        joined = resp.rooms.join.get(created.room_id)
+        for event in joined.timeline.events if joined else []:
             assert not isinstance(event, MegolmEvent), "undecryptable"
             if isinstance(event, RoomMessageText):
                 bodies.append(event.body)
-        if bodies:
-            break
-        await asyncio.sleep(0.1)
+        return bodies
+
+    await eventually(received, bool, timeout=15, what="message reçu", interval=0.1)
     assert bodies == ["bonjour, œ et €"]

@@ -35,6 +35,28 @@ logger.setLevel(process.env.JSCLIENT_LOG_LEVEL || "info");
 let client = null;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// JSCLIENT_TRACE_SYNC=1: log each /sync's own-membership view per room (debugging only)
+async function tracingFetch(input, init) {
+    const response = await fetch(input, init);
+    const url = String(input?.url ?? input);
+    if (process.env.JSCLIENT_TRACE_SYNC && url.includes("/sync") && response.ok) {
+        const body = await response.clone().json();
+        for (const [section, rooms] of Object.entries(body.rooms ?? {})) {
+            for (const [roomId, room] of Object.entries(rooms)) {
+                const mine = (events) => (events ?? [])
+                    .filter((e) => e.type === "m.room.member")
+                    .map((e) => `${e.state_key}=${e.content?.membership}`);
+                process.stderr.write(`[sync-trace] ${section} ${roomId} limited=${room.timeline?.limited} ` +
+                    `timeline=${JSON.stringify(mine(room.timeline?.events))} ` +
+                    `state=${JSON.stringify(mine(room.state?.events))} ` +
+                    `state_after=${JSON.stringify(mine((room["org.matrix.msc4222.state_after"] ?? room.state_after)?.events))} ` +
+                    `invite_state=${JSON.stringify(mine(room.invite_state?.events))} keys=${Object.keys(room)}\n`);
+            }
+        }
+    }
+    return response;
+}
+
 function reply(obj) {
     process.stdout.write(`@@CERCLE@@ ${JSON.stringify(obj)}\n`);
 }
@@ -131,7 +153,7 @@ const commands = {
             accessToken = answer.access_token;
             deviceId = answer.device_id;
         }
-        client = sdk.createClient({ baseUrl, userId, accessToken, deviceId });
+        client = sdk.createClient({ baseUrl, userId, accessToken, deviceId, fetchFn: tracingFetch });
         client.cercleUserId = userId;
         client.cerclePassword = password;
         await client.initRustCrypto({ useIndexedDB: false });

@@ -9,9 +9,10 @@ import asyncio
 import pytest
 from nio import RoomCreateResponse, RoomVisibility
 
-from bots.matrix import history
+from bots.matrix import history_bundles
 from bots.matrix.cross_signing import ensure_cross_signed
-from bots.matrix.history import install_shared_history, share_history_bundle
+from bots.matrix.history import install_shared_history
+from bots.matrix.history_bundles import share_history_bundle
 from tests.interop.echo import EchoPeer
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.integration]
 async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
     event_type, nio_client_factory, js_client_factory, tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(history, "BUNDLE_EVENT_TYPE", event_type)
+    monkeypatch.setattr(history_bundles, "BUNDLE_EVENT_TYPE", event_type)
     bot = await nio_client_factory()
     await ensure_cross_signed(bot, key_file=tmp_path / "xs.json", encryption_key="k", password="-")
     install_shared_history(bot)

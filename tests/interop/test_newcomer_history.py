@@ -136,10 +136,6 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
     assert again
 
 
-@pytest.mark.xfail(
-    reason="full runs only: the bot's new direct chat for the offer is never seen joined by js-sdk (open, issue 11)",
-    strict=False,
-)
 async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_transcript(
     cercle_bot: Any, js_client_factory: Any
 ) -> None:
@@ -181,10 +177,6 @@ async def test_device_cross_signed_while_the_bot_is_down_gets_the_history_after_
         await runner.stop()
 
 
-@pytest.mark.xfail(
-    reason="full runs only: the bot's new direct chat for the offer is never seen joined by js-sdk (open, issue 11)",
-    strict=False,
-)
 async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_transcript(
     cercle_bot: Any, js_client_factory: Any
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.commands.dossier import _read_addition
+from bots.commands.dossier.circle import read_addition as _read_addition
 from bots.commands.registry import UsageError
 
 

@@ -16,7 +16,7 @@ from pypdf.generic import IndirectObject
 
 from bots.export import binding
 from bots.export.binding import PdfBinder, PdfBindingError
-from bots.export.pdf import FONTS_DIR
+from bots.export.typefaces import FONTS_DIR
 
 
 class Part:

@@ -19,13 +19,14 @@ from nio import AsyncClient, MessageDirection
 from PIL import Image
 from pypdf import PdfReader
 
-from bots.commands.export import ExportRecord, ExportRequest, ExportService, register
+from bots.commands.export import register
 from bots.commands.registry import CommandContext, CommandRegistry, PowerLevels, RoomFacts
 from bots.export.media import MediaFetcher, MediaSource
 from bots.export.options import parse_export_options
 from bots.export.paging import event_source
 from bots.export.pending import PendingExport, PendingExports
 from bots.export.people import RoomPeople
+from bots.export.service import ExportRecord, ExportRequest, ExportService
 from bots.matrix.io import MatrixIO
 from bots.matrix.trust import MemberDeviceTrust
 

@@ -4,8 +4,9 @@ import pytest
 
 from bots.export.layout import Line, Spacer, Tone, TranscriptLayout
 from bots.export.lines import EMOJI
-from bots.export.pdf import FpdfFontMetrics, TranscriptPdf
+from bots.export.parts import TranscriptPdf
 from bots.export.transcript import Attachment, Entry, EntryKind, Quote
+from bots.export.typefaces import FpdfFontMetrics
 
 T0 = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 

@@ -1,7 +1,8 @@
 import pytest
 
 from bots.export.lines import LineBreaker, Tone
-from bots.export.pdf import FpdfFontMetrics, TranscriptPdf
+from bots.export.parts import TranscriptPdf
+from bots.export.typefaces import FpdfFontMetrics
 
 
 @pytest.fixture(scope="module")

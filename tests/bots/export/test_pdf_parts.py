@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from bots.export import pdf
+from bots.export import parts
 from bots.export.pdf import render_transcript
 from bots.export.transcript import Attachment, Entry
 from tests.bots.export.test_pdf import header, message
@@ -121,7 +121,7 @@ def subset_fonts(reader: PdfReader) -> set[str]:
 def test_a_part_full_of_images_and_files_is_written_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pdf, "PART_BYTES", 1)  # any image or file fills a part
+    monkeypatch.setattr(parts, "PART_BYTES", 1)  # any image or file fills a part
     photos = {
         3: photo(tmp_path / "a.jpg", (200, 30, 30)),
         40: photo(tmp_path / "b.jpg", (0, 90, 0)),

@@ -45,10 +45,13 @@ def bridge_account(synapse: Any) -> str:
     user_id = f"@{BRIDGE_LOCALPART}:{synapse.server_name}"
     asyncio.run(
         ensure_bridge_account(
-            synapse.base_url, synapse.admin_token, synapse.secrets,
-            user_id=user_id, display_name="Courriers",
+            synapse.base_url,
+            synapse.admin_token,
+            synapse.secrets,
+            user_id=user_id,
+            display_name="Courriers",
         )
-    )  # fmt: skip
+    )
     return user_id
 
 
@@ -81,6 +84,7 @@ class BridgeRunner:
             cross_signing_key=bridge_secret(secrets_, CROSS_SIGNING_SECRET),
             vault=CredentialVault.from_secrets_dir(secrets_.directory),
             dossier_token=getattr(self, "dossier_token", None),
+            control_secret=getattr(self, "control_secret", None),
         )
         await self.bridge.start()
         return self.bridge
@@ -94,6 +98,8 @@ class BridgeRunner:
         """Abruptly: every task cancelled where it stands, nothing drained or recorded."""
         if self.bridge is not None:
             bridge, self.bridge = self.bridge, None
+            if bridge._control_runner is not None:
+                await bridge._control_runner.cleanup()
             bridge.sync_loop.stop()
             tasks = [*bridge.mailboxes.watchers.values(), *bridge._tasks]
             for task in tasks:

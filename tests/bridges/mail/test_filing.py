@@ -24,9 +24,13 @@ __all__ = ["pro_factory"]
 
 
 async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, dossier_server: Any,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    dossier_server: Any,
+) -> None:
     marie, marie_pw = mailbox_factory()
     runner = bridge_factory(dossier_url=dossier_server.url)
     runner.dossier_token = SERVICE_TOKEN  # type: ignore[attr-defined]
@@ -41,8 +45,13 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
             room_id=None, label="Suivi Mme Dupré", coordinator=pro.user_id, key="p1"
         )
         pid = str(patient["id"])
-        await dossier.request("PATCH", f"/patients/{pid}/identity", json_body={"ins_number": mails.INS},
-                              actor=pro.user_id, key="p1-ins")  # fmt: skip
+        await dossier.request(
+            "PATCH",
+            f"/patients/{pid}/identity",
+            json_body={"ins_number": mails.INS},
+            actor=pro.user_id,
+            key="p1-ins",
+        )
         # a file she is not in the circle of, with a similar label: never proposed
         await dossier.create_patient(
             room_id=None, label="Suivi Mme Dupré-Autre", coordinator=other.user_id, key="p2"
@@ -52,13 +61,18 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
         await asyncio.to_thread(mail_servers.deliver, mails.mssante_xdm(), marie)
         first, second = await wait_count(pro, room_id, mail_events, 2)
         # the mail carrying an INS proposes her matching file (not the other one)
-        assert (f"🗂 INS du patient {mails.INS} : dossier « Suivi Mme Dupré »"
-                in second.source["content"]["body"])  # fmt: skip
+        assert (
+            f"🗂 INS du patient {mails.INS} : dossier « Suivi Mme Dupré »"
+            in second.source["content"]["body"]
+        )
         assert "🗂" not in first.source["content"]["body"]
 
         def reply(event_id: str, text: str) -> dict[str, Any]:
-            return {"msgtype": "m.text", "body": text,
-                    "m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}  # fmt: skip
+            return {
+                "msgtype": "m.text",
+                "body": text,
+                "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+            }
 
         await pro.say(room_id, "", reply(first.event_id, "!classer Dupré compte rendu"))
         done = await wait_notice(pro, room_id, "Courrier classé dans le dossier")
@@ -80,9 +94,12 @@ async def test_classer_files_mail_and_attachments_by_name_and_by_ins(
         assert cats == {"compte rendu", "courrier"}
         notes = [e["text"] for e in await dossier.notebook(pid)]
         assert any(
-            n.startswith("Courrier de Dr Hélène Lefèvre <h.lefevre@chu.mss.test> classé dans "
-                         "la catégorie « compte rendu »") for n in notes
-        )  # fmt: skip
+            n.startswith(
+                "Courrier de Dr Hélène Lefèvre <h.lefevre@chu.mss.test> classé dans "
+                "la catégorie « compte rendu »"
+            )
+            for n in notes
+        )
 
         # the dossier's event feed, which the coordination bot turns into notices in the
         # patient's room, carries the filing (not marked as coming from that room)

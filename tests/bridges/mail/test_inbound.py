@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +29,7 @@ from support import die_after
 
 from tests.bots.conftest import Pro, dm_with_bot
 from tests.bridges.mail import mails
+from tests.bridges.mail.bridge_process import config_json
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +44,18 @@ async def pro_factory(nio_client_factory: Callable[..., Any]) -> Callable[..., A
 
 def mail_events(pro: Pro, room_id: str) -> list[Any]:
     return [
-        e for e in pro.events.get(room_id, [])
+        e
+        for e in pro.events.get(room_id, [])
         if e.source.get("content", {}).get("body", "").startswith("✉️ Courrier de")
-    ]  # fmt: skip
+    ]
 
 
 def file_events(pro: Pro, room_id: str) -> list[Any]:
     return [
-        e for e in pro.events.get(room_id, [])
+        e
+        for e in pro.events.get(room_id, [])
         if e.source.get("content", {}).get("msgtype") == "m.file"
-    ]  # fmt: skip
+    ]
 
 
 def decrypt_late(pro: Pro, room_id: str) -> None:
@@ -60,8 +69,9 @@ def decrypt_late(pro: Pro, room_id: str) -> None:
                 events[i] = pro.client.decrypt_event(event)
 
 
-async def wait_count(pro: Pro, room_id: str, pick: Callable[[Pro, str], list[Any]], n: int,
-                     timeout: float = 60.0) -> list[Any]:  # fmt: skip
+async def wait_count(
+    pro: Pro, room_id: str, pick: Callable[[Pro, str], list[Any]], n: int, timeout: float = 60.0
+) -> list[Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         decrypt_late(pro, room_id)
@@ -73,16 +83,18 @@ async def wait_count(pro: Pro, room_id: str, pick: Callable[[Pro, str], list[Any
         await pro.sync_once(500)
 
 
-async def wait_notice(pro: Pro, room_id: str, contains: str, timeout: float = 60.0,
-                      start: int = 0) -> Any:  # fmt: skip
+async def wait_notice(
+    pro: Pro, room_id: str, contains: str, timeout: float = 60.0, start: int = 0
+) -> Any:
     """``Pro.wait_notice``, with events whose key came late decrypted as they arrive."""
 
     def matching(p: Pro, r: str) -> list[Any]:
         return [
-            e for e in p.events.get(r, [])[start:]
+            e
+            for e in p.events.get(r, [])[start:]
             if e.source.get("content", {}).get("msgtype") == "m.notice"
             and contains in e.source.get("content", {}).get("body", "")
-        ]  # fmt: skip
+        ]
 
     return (await wait_count(pro, room_id, matching, 1, timeout))[0]
 
@@ -111,9 +123,12 @@ async def connect(pro: Pro, bridge_user: str, address: str, password: str) -> st
 
 
 async def test_mail_shapes_reach_the_courriers_room(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
     bridge_account: str,
-) -> None:  # fmt: skip
+) -> None:
     address, password = mailbox_factory()
     runner = bridge_factory()
     bridge = await runner.start()
@@ -125,8 +140,13 @@ async def test_mail_shapes_reach_the_courriers_room(
     # in the Courriers room (the bridge holds it) a new password's message is erased
     command = await pro.say(room_id, f"!connecter {address} {password}")
     await wait_notice(pro, room_id, "a été effacé")
-    await pro.wait_for(room_id, lambda e: (isinstance(e, RedactedEvent) and e.event_id == command)
-                       or e.source.get("redacts") == command)  # fmt: skip
+    await pro.wait_for(
+        room_id,
+        lambda e: (
+            (isinstance(e, RedactedEvent) and e.event_id == command)
+            or e.source.get("redacts") == command
+        ),
+    )
     mailbox = bridge.store.mailbox(pro.user_id)
     assert mailbox is not None and mailbox.space_id is not None
     assert password.encode() not in bridge.config.database_path.read_bytes()
@@ -159,9 +179,13 @@ async def test_mail_shapes_reach_the_courriers_room(
     files = await wait_count(pro, room_id, file_events, 6, timeout=120)
     names = [f.source["content"]["body"] for f in files]
     assert names == [
-        "Compte rendu été.pdf", "Lettre de liaison – Mme Dupré.pdf", "courrier.eml",
-        "IHE_XDM.zip", "CR-BIO.xml", "scanner.pdf",
-    ]  # fmt: skip
+        "Compte rendu été.pdf",
+        "Lettre de liaison – Mme Dupré.pdf",
+        "courrier.eml",
+        "IHE_XDM.zip",
+        "CR-BIO.xml",
+        "scanner.pdf",
+    ]
     assert notice is not None
     eml = next(f for f in files if f.source["content"]["body"] == "courrier.eml")
     assert (await download(pro.client, eml.source["content"])).endswith(mails.malformed())
@@ -173,9 +197,13 @@ async def test_mail_shapes_reach_the_courriers_room(
 
 @pytest.mark.timeout(600)  # five bridge starts: slow when the shared machine is loaded
 async def test_exactly_once_across_crashes_and_restarts(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Any,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    tmp_path: Any,
+) -> None:
     address, password = mailbox_factory()
     data = tmp_path / "mail-crash"
     runner = bridge_factory(data)
@@ -199,9 +227,10 @@ async def test_exactly_once_across_crashes_and_restarts(
     runner = bridge_factory(data)
     bridge = await runner.start()
     died = die_after(
-        bridge.io, "send",
+        bridge.io,
+        "send",
         lambda room, etype, content, txn=None: "fr.cercle.mail" in content,
-    )  # fmt: skip
+    )
     await asyncio.to_thread(mail_servers.deliver, mails.simple("Deuxième"), address)
     await asyncio.wait_for(died.wait(), 60)
     await runner.kill()
@@ -224,15 +253,20 @@ async def test_exactly_once_across_crashes_and_restarts(
     decrypt_late(pro, room_id)
     posted = mail_events(pro, room_id)
     subjects = [e.source["content"]["body"].split("\n")[1] for e in posted]
-    assert subjects == [f"Objet : {s}" for s in
-                        ("Premier", "Deuxième", "Troisième", "Quatrième", "Cinquième")]  # fmt: skip
+    assert subjects == [
+        f"Objet : {s}" for s in ("Premier", "Deuxième", "Troisième", "Quatrième", "Cinquième")
+    ]
     assert bridge.store.count_posted(pro.user_id) == 5
 
 
 async def test_reconnects_when_dropped_and_polls_without_idle(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from bridges.mail.imap import ImapSession
 
     address, password = mailbox_factory()
@@ -267,6 +301,56 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
     box = bridge.store.mailbox(pro.user_id)
     assert box is not None and box.uidvalidity == 4242
     assert [e.source["content"]["body"].split("\n")[1] for e in mail_events(pro, room_id)] == [
-        "Objet : Avant", "Objet : Après coupure", "Objet : Sans IDLE",
+        "Objet : Avant",
+        "Objet : Après coupure",
+        "Objet : Sans IDLE",
         "Objet : Après renumérotation",
     ]  # fmt: skip
+
+
+async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_account: str, tmp_path: Path, synapse: Any,
+) -> None:  # fmt: skip
+    """The bridge as a process of its own, SIGKILLed while it posts a burst of mails (just
+    after the first shows in the room: some fetched, some posted, some recorded, one maybe
+    half-way), then restarted: every mail is in the room exactly once."""
+    address, password = mailbox_factory()
+    data = tmp_path / "mail-burst"
+    runner = bridge_factory(data)
+    await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, address, password)
+    await runner.stop()
+
+    subjects = [f"Rafale {i:02d}" for i in range(30)]
+    for subject in subjects:
+        await asyncio.to_thread(mail_servers.deliver, mails.simple(subject), address)
+    config_file = tmp_path / "bridge.json"
+    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
+    root = Path(__file__).resolve().parents[3]
+    with (tmp_path / "bridge.log").open("wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            await wait_count(pro, room_id, mail_events, 1, timeout=120)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    with contextlib.closing(sqlite3.connect(runner.config.database_path)) as db:
+        (recorded,) = db.execute("SELECT count(*) FROM mails").fetchone()
+    assert 0 < recorded < len(subjects)  # killed in the middle of the burst
+    runner = bridge_factory(data)
+    bridge = await runner.start()
+    await wait_count(pro, room_id, mail_events, len(subjects), timeout=120)
+    for _ in range(4):  # a quiet moment: nothing more comes
+        await pro.sync_once(500)
+    decrypt_late(pro, room_id)
+    seen = [e.source["content"]["body"].split("\n")[1] for e in mail_events(pro, room_id)]
+    assert sorted(seen) == [f"Objet : {s}" for s in subjects]  # each once
+    assert bridge.store.count_posted(pro.user_id) == len(subjects)

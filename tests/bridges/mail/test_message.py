@@ -99,8 +99,9 @@ def test_directory_completion_prefers_the_mssante_address() -> None:
     with pytest.raises(UserError, match="Aucune adresse de messagerie"):
         directory_choice("Martin", [hit("MARTIN Jean")])
     with pytest.raises(UserError, match="Plusieurs adresses possibles"):
-        directory_choice("Martin", [hit("MARTIN Jean", "a@a.mssante.fr"),
-                                    hit("MARTIN Jeanne", "b@b.mssante.fr")])  # fmt: skip
+        directory_choice(
+            "Martin", [hit("MARTIN Jean", "a@a.mssante.fr"), hit("MARTIN Jeanne", "b@b.mssante.fr")]
+        )
 
 
 def test_reply_text_drops_fallback_and_category_split() -> None:
@@ -115,10 +116,15 @@ def test_reply_headers_and_stable_message_id() -> None:
     from datetime import UTC, datetime
 
     msg = compose(
-        sender="marie@mss.test", to=["h@chu.mss.test"], subject=reply_subject("CR"),
-        text="Merci", message_id=message_id_for("$ev", "marie@mss.test"),
-        date=datetime(2026, 12, 1, tzinfo=UTC), in_reply_to="<b@x>", references=("<a@x>",),
-    )  # fmt: skip
+        sender="marie@mss.test",
+        to=["h@chu.mss.test"],
+        subject=reply_subject("CR"),
+        text="Merci",
+        message_id=message_id_for("$ev", "marie@mss.test"),
+        date=datetime(2026, 12, 1, tzinfo=UTC),
+        in_reply_to="<b@x>",
+        references=("<a@x>",),
+    )
     assert msg["Subject"] == "Re: CR"
     raw = msg.as_bytes()
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # SMTP wants CRLF

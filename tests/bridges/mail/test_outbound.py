@@ -8,6 +8,13 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +22,7 @@ from nio.crypto.attachments import encrypt_attachment
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
+from tests.bridges.mail.bridge_process import config_json
 from tests.bridges.mail.test_inbound import (
     connect,
     decrypt_late,
@@ -34,8 +42,9 @@ def parsed(raw: bytes) -> email.message.EmailMessage:
     return msg
 
 
-async def wait_mails(servers: Any, address: str, n: int, folder: str = "INBOX",
-                     timeout: float = 60.0) -> list[email.message.EmailMessage]:  # fmt: skip
+async def wait_mails(
+    servers: Any, address: str, n: int, folder: str = "INBOX", timeout: float = 60.0
+) -> list[email.message.EmailMessage]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = [parsed(r) for r in await asyncio.to_thread(servers.messages, address, folder)]
@@ -45,9 +54,12 @@ async def wait_mails(servers: Any, address: str, n: int, folder: str = "INBOX",
 
 
 async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
     bridge_account: str,
-) -> None:  # fmt: skip
+) -> None:
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     runner = bridge_factory()
@@ -65,11 +77,15 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     (mail_event,) = await wait_count(pro, room_id, mail_events, 1)
 
     # a Matrix reply to the mail: mailed to the Reply-To, threaded
-    await pro.say(room_id, "", {
-        "msgtype": "m.text",
-        "body": "> <@cercle-courrier:x> ✉️ Courrier de …\n\nBien reçu, je passe demain à 9 h.",
-        "m.relates_to": {"m.in_reply_to": {"event_id": mail_event.event_id}},
-    })  # fmt: skip
+    await pro.say(
+        room_id,
+        "",
+        {
+            "msgtype": "m.text",
+            "body": "> <@cercle-courrier:x> ✉️ Courrier de …\n\nBien reçu, je passe demain à 9 h.",
+            "m.relates_to": {"m.in_reply_to": {"event_id": mail_event.event_id}},
+        },
+    )
     await wait_notice(pro, room_id, "Courrier envoyé")
     (answer,) = await wait_mails(mail_servers, jean, 1)
     assert answer["In-Reply-To"] == "<orig-1@chu.mss.test>"
@@ -84,14 +100,25 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
     # as Element sends a file in an encrypted room: AES-CTR ciphertext, keys in the event
     pdf_data = mails.PDF + bytes(20_000)  # many lines: bare LF would be refused by SMTP
     ciphertext, keys = encrypt_attachment(pdf_data)
-    upload, _ = await pro.client.upload(lambda *_: ciphertext, content_type="application/octet-stream",
-                                        filesize=len(ciphertext))  # fmt: skip
-    await pro.say(room_id, "", {
-        "msgtype": "m.file", "body": "ordonnance.pdf",
-        "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
-        "file": {"url": upload.content_uri, "key": keys["key"], "iv": keys["iv"],
-                 "hashes": keys["hashes"], "v": keys["v"]},
-    })  # fmt: skip
+    upload, _ = await pro.client.upload(
+        lambda *_: ciphertext, content_type="application/octet-stream", filesize=len(ciphertext)
+    )
+    await pro.say(
+        room_id,
+        "",
+        {
+            "msgtype": "m.file",
+            "body": "ordonnance.pdf",
+            "info": {"mimetype": "application/pdf", "size": len(pdf_data)},
+            "file": {
+                "url": upload.content_uri,
+                "key": keys["key"],
+                "iv": keys["iv"],
+                "hashes": keys["hashes"],
+                "v": keys["v"],
+            },
+        },
+    )
     await pro.say(room_id, f"!courrier à {jean} objet Ordonnance de M. R.\nBonjour,\nCi-joint.")
     await wait_notice(pro, room_id, "Ordonnance de M. R.")
     received = await wait_mails(mail_servers, jean, 2)
@@ -112,9 +139,13 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
 
 
 async def test_killed_between_matrix_reply_and_smtp_sends_once(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Any,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    tmp_path: Any,
+) -> None:
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     data = tmp_path / "mail-out"
@@ -155,10 +186,77 @@ async def test_killed_between_matrix_reply_and_smtp_sends_once(
     assert mail["Subject"] == "Une seule fois"
 
 
-async def test_refused_login_is_told_once_and_not_retried(
+async def test_sigkilled_after_smtp_accepted_data_sends_once(
     bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Any,
+    bridge_account: str, tmp_path: Path, synapse: Any,
 ) -> None:  # fmt: skip
+    """The bridge, a process of its own, is SIGKILLed by the submission server once it has
+    taken the mail (delivered it, filed its Sent copy) and before its 250 reaches the bridge:
+    the bridge recorded nothing after ``submitting``. Restarted, it finds the mail's
+    Message-ID in Sent and does not submit again: one mail, one Sent copy, one notice."""
+    marie, marie_pw = mailbox_factory()
+    jean, _ = mailbox_factory()
+    mail_servers.sent_copy.add(marie)  # this operator files what it sends in Sent
+    data = tmp_path / "mail-sigkill"
+    runner = bridge_factory(data, sent_copy_by_server=True)
+    await runner.start()
+    pro = await pro_factory()
+    room_id = await connect(pro, bridge_account, marie, marie_pw)
+    await runner.stop()
+
+    config_file = tmp_path / "bridge.json"
+    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
+    root = Path(__file__).resolve().parents[3]
+    log = (tmp_path / "bridge.log").open("wb")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
+    )  # fmt: skip
+    killed = threading.Event()
+
+    def kill_bridge(login: str, raw: bytes) -> None:
+        if login == marie and b"Une seule fois" in raw and not killed.is_set():
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(30)
+            killed.set()
+
+    mail_servers.after_data = kill_bridge
+    try:
+        await pro.say(room_id, f"!courrier à {jean} objet Une seule fois\nTexte.")
+        assert await asyncio.to_thread(killed.wait, 120), (tmp_path / "bridge.log").read_text()
+    finally:
+        mail_servers.after_data = None
+        if child.poll() is None:
+            child.kill()
+        child.wait(30)
+        log.close()
+    assert child.returncode == -signal.SIGKILL
+    with sqlite3.connect(runner.config.database_path) as db:
+        states = [r[0] for r in db.execute("SELECT state FROM outgoing")]
+    assert states == ["submitting"]  # the 250 never reached it: the outcome is unknown
+    assert len(await wait_mails(mail_servers, jean, 1)) == 1  # the mail did leave
+
+    runner = bridge_factory(data, sent_copy_by_server=True)
+    bridge = await runner.start()
+    await wait_notice(pro, room_id, "Une seule fois")
+    for _ in range(4):
+        await pro.sync_once(500)
+    decrypt_late(pro, room_id)
+    sent_notices = [n for n in pro.notices(room_id) if "Courrier envoyé" in n]
+    assert len(sent_notices) == 1 and "Une seule fois" in sent_notices[0]
+    assert bridge.store.unfinished_outgoing() == []
+    assert len(await wait_mails(mail_servers, jean, 2, timeout=2)) == 1
+    assert len(await wait_mails(mail_servers, marie, 2, folder="Sent", timeout=2)) == 1
+
+
+async def test_refused_login_is_told_once_and_not_retried(
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    tmp_path: Any,
+) -> None:
     marie, marie_pw = mailbox_factory()
     data = tmp_path / "mail-refused"
     runner = bridge_factory(data)

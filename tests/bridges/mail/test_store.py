@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bots.matrix.ledger import open_database
-from bridges.mail.config import MailBridgeConfig, bridge_enabled
+from bridges.mail.config import MailBridgeConfig, MailHosts, bridge_enabled
 from bridges.mail.status import mailbox_lines, mailbox_report
 from bridges.mail.store import BridgeStore, PostedMail
 from bridges.mail.vault import CredentialVault, VaultError
@@ -58,14 +58,26 @@ def test_config_off_by_default_and_bad_values_named() -> None:
     profile = load_profile(env={})
     assert not bridge_enabled(profile)
     assert not next(s for s in SERVICES if s.name == "courrier").enabled(profile)
-    on = load_profile(env={}, extra={"mail_bridge": {
-        "enabled": True, "imap_host": "imap.mssante.test", "smtp_host": "smtp.mssante.test"}})  # fmt: skip
+    on = load_profile(
+        env={},
+        extra={
+            "mail_bridge": {
+                "enabled": True,
+                "imap_host": "imap.mssante.test",
+                "smtp_host": "smtp.mssante.test",
+            }
+        },
+    )
     assert next(s for s in SERVICES if s.name == "courrier").enabled(on)
     config = MailBridgeConfig.from_profile(on)
     assert config.user_id == "@cercle-courrier:cercle.localhost" and config.imap_port == 993
     assert config.max_mail_size == 50 * 1024 * 1024
-    bad = load_profile(env={}, extra={"mail_bridge": {"enabled": True, "imap_host": "x",
-                                                      "smtp_host": "y", "imap_port": 0}})  # fmt: skip
+    bad = load_profile(
+        env={},
+        extra={
+            "mail_bridge": {"enabled": True, "imap_host": "x", "smtp_host": "y", "imap_port": 0}
+        },
+    )
     with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
         MailBridgeConfig.from_profile(bad)
 
@@ -77,10 +89,14 @@ def test_cercle_status_lists_each_mailbox(
     from cercle.context import CliContext
     from deployment.secrets import Secrets
 
-    profile = load_profile(env={}, extra={
-        "var_dir": str(tmp_path), "homeserver": {"port": 9},
-        "mail_bridge": {"enabled": True, "imap_host": "i", "smtp_host": "s"},
-    })  # fmt: skip
+    profile = load_profile(
+        env={},
+        extra={
+            "var_dir": str(tmp_path),
+            "homeserver": {"port": 9},
+            "mail_bridge": {"enabled": True, "imap_host": "i", "smtp_host": "s"},
+        },
+    )
     store = BridgeStore(open_database(tmp_path / "mail" / "bridge.sqlite3"))
     store.save_credentials("@m:x", "m@mss.test", b"sealed")
     store.mark_login_refused("@m:x", 1)
@@ -88,8 +104,11 @@ def test_cercle_status_lists_each_mailbox(
     (box,) = report["services"]["courrier"]["mailboxes"]
     assert box["state"] == "connexion refusée" and box["error"].startswith("identifiant")
     assert "sealed" not in str(report)
-    off = status_report(CliContext(load_profile(env={}, extra={"var_dir": str(tmp_path)}),
-                                   Secrets.load_or_create(tmp_path)))  # fmt: skip
+    off = status_report(
+        CliContext(
+            load_profile(env={}, extra={"var_dir": str(tmp_path)}), Secrets.load_or_create(tmp_path)
+        )
+    )
     assert off["services"]["courrier"]["state"] == "disabled"
 
 
@@ -105,9 +124,16 @@ def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
     store.save_credentials("@m:x", "m@mss.test", b"s")
     store.set_rooms("@m:x", "!courriers", "!space")
     handlers = BridgeHandlers(
-        client, None, store, None, server_name="x",  # type: ignore[arg-type]
-        connect_mailbox=None, fetch_mail=None, fetch_file=None, filing=None,  # type: ignore[arg-type]
-    )  # fmt: skip
+        client,
+        None,
+        store,
+        None,
+        server_name="x",  # type: ignore[arg-type]
+        connect_mailbox=None,
+        fetch_mail=None,
+        fetch_file=None,
+        filing=None,  # type: ignore[arg-type]
+    )
 
     def room(room_id: str, *members: str) -> MatrixRoom:
         r = MatrixRoom(room_id, "@cercle-courrier:x")
@@ -116,12 +142,64 @@ def test_commands_are_read_only_in_direct_chats_and_the_owners_courriers_room(
         return r
 
     def text(sender: str, body: str) -> RoomMessageText:
-        return RoomMessageText.from_dict({
-            "type": "m.room.message", "event_id": "$e", "sender": sender,
-            "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": body},
-        })  # type: ignore[return-value]  # fmt: skip
+        return RoomMessageText.from_dict(
+            {
+                "type": "m.room.message",
+                "event_id": "$e",
+                "sender": sender,
+                "origin_server_ts": 1,
+                "content": {"msgtype": "m.text", "body": body},
+            }
+        )  # type: ignore[return-value]
 
     assert handlers.wants(text("@m:x", "!aide"), room("!dm", "@m:x"))
     assert not handlers.wants(text("@m:x", "!urgent"), room("!patient", "@m:x", "@j:x"))
     assert handlers.wants(text("@m:x", "merci"), room("!courriers", "@m:x"))  # replies, files
     assert not handlers.wants(text("@j:x", "!courrier à x"), room("!courriers", "@m:x", "@j:x"))
+
+
+def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_password(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "bridge.sqlite3"
+    old = sqlite3.connect(path)  # the mailboxes table as the first bridge made it
+    old.execute(
+        "CREATE TABLE mailboxes (owner TEXT PRIMARY KEY, address TEXT NOT NULL, "
+        "sealed_password BLOB NOT NULL, credentials_version INTEGER NOT NULL DEFAULT 1, "
+        "room_id TEXT, space_id TEXT, uidvalidity INTEGER, last_uid INTEGER NOT NULL DEFAULT 0, "
+        "state TEXT NOT NULL DEFAULT 'nouvelle', error TEXT, refused_version INTEGER, "
+        "last_mail_at INTEGER, updated_at INTEGER NOT NULL)"
+    )
+    old.execute("INSERT INTO mailboxes(owner, address, sealed_password, updated_at) "
+                "VALUES('@m:x', 'm@mss.test', x'01', 1)")  # fmt: skip
+    old.commit()
+    old.close()
+    store = BridgeStore(open_database(path))
+    operator = MailHosts("imap.op.test", 993, "smtp.op.test", 465)
+    box = store.mailbox("@m:x")
+    assert box is not None and box.connected and box.hosts(operator) == operator
+    own = MailHosts("imap.elle.test", 1993, "smtp.elle.test", 1587, "starttls")
+    store.save_credentials("@m:x", "m@mss.test", b"\x01new", own)
+    box = store.mailbox("@m:x")
+    assert box is not None and box.hosts(operator) == own
+    store.save_credentials("@m:x", "m@mss.test", b"\x01again")  # back to the operator's
+    box = store.mailbox("@m:x")
+    assert box is not None and box.hosts(operator) == operator
+    version = box.credentials_version
+    store.disconnect("@m:x")
+    box = store.mailbox("@m:x")
+    assert box is not None and not box.connected and box.sealed_password == b""
+    assert box.credentials_version == version + 1 and box.state == "déconnectée"
+    (line,) = mailbox_lines(mailbox_report(path))
+    assert "déconnectée par sa titulaire" in line
+
+    config = MailBridgeConfig(
+        homeserver_url="http://h", server_name="x", user_id="@b:x", device_id="D",
+        display_name="C", data_dir=tmp_path, imap_host="imap.op.test", imap_port=993,
+        smtp_host="smtp.op.test", smtp_port=465, allowed_servers=("imap.elle.test",),
+    )  # fmt: skip
+    assert config.hosts_allowed(operator)
+    assert not config.hosts_allowed(own)  # smtp.elle.test is not in the list
+    assert config.hosts_allowed(MailHosts("IMAP.elle.test", 1, "smtp.op.test", 2))

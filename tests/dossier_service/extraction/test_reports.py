@@ -73,6 +73,7 @@ async def test_a_report_left_pending_by_a_killed_process_is_produced_next(
         (await session.get(ExtractionReport, first)).claimed_at = at(100) - timedelta(minutes=20)  # type: ignore[union-attr]
         (await session.get(ExtractionReport, busy)).claimed_at = at(100) - timedelta(minutes=1)  # type: ignore[union-attr]
     worker = reports.ReportWorker(db, tmp_path, clock=lambda: at(100))
+    worker.poll_seconds = 0.1  # what a restarted process finds at its first poll
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(600):

@@ -84,8 +84,9 @@ class Site:
         return self.client.server.app[appkeys.DATABASE]  # type: ignore[union-attr]
 
     async def get(self, who: Person | None, path: str, **kw: Any) -> tuple[int, str, Any]:
-        resp = await self.client.get(path, headers=who.headers if who else {},
-                                     allow_redirects=False, **kw)  # fmt: skip
+        resp = await self.client.get(
+            path, headers=who.headers if who else {}, allow_redirects=False, **kw
+        )
         return resp.status, await resp.text(), resp
 
     async def post(
@@ -93,29 +94,41 @@ class Site:
     ) -> tuple[int, str, Any]:
         if csrf and isinstance(data, dict):
             data = {"csrf_token": who.csrf, **data}
-        resp = await self.client.post(path, data=data, headers=who.headers,
-                                      allow_redirects=False, **kw)  # fmt: skip
+        resp = await self.client.post(
+            path, data=data, headers=who.headers, allow_redirects=False, **kw
+        )
         return resp.status, await resp.text(), resp
 
     async def seed_patient(self, label: str = "Dossier Durand", **identity: Any) -> Patient:
         """A file opened by COORD, with NURSE (access) and NO_ACCESS (no access) in its circle."""
         async with self.db.transaction() as session:
             patient = await patients.create_patient(
-                session, principal=Principal(COORD), today=date(2026, 11, 25),
-                data=PatientCreate.model_validate({"label": label, "coordinator_name": "Camille Coord",
-                                                   **identity}, strict=False),
-            )  # fmt: skip
+                session,
+                principal=Principal(COORD),
+                today=date(2026, 11, 25),
+                data=PatientCreate.model_validate(
+                    {"label": label, "coordinator_name": "Camille Coord", **identity}, strict=False
+                ),
+            )
             for user, role, access, name in (
                 (NURSE, "intervenant", True, "Inès Dupont"),
                 (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
             ):
                 await circle.add_member(
-                    session, principal=Principal(COORD), patient=patient,
+                    session,
+                    principal=Principal(COORD),
+                    patient=patient,
                     data=CircleMemberIn.model_validate(
-                        {"kind": "professionnel" if access else "aidant", "display_name": name,
-                         "matrix_user_id": user, "role": role, "has_access": access},
-                        strict=False),
-                )  # fmt: skip
+                        {
+                            "kind": "professionnel" if access else "aidant",
+                            "display_name": name,
+                            "matrix_user_id": user,
+                            "role": role,
+                            "has_access": access,
+                        },
+                        strict=False,
+                    ),
+                )
         return patient
 
     async def members(self, patient_id: str) -> list[CircleMember]:

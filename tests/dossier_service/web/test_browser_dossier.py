@@ -67,26 +67,44 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
 
     async with app[appkeys.DATABASE].transaction() as session:
         patient = await patients.create_patient(
-            session, principal=Principal(coordinator.user_id), today=date.today(),
+            session,
+            principal=Principal(coordinator.user_id),
+            today=date.today(),
             data=PatientCreate.model_validate(
-                {"label": "Mme D. — Minimes", "birth_name": "DURAND", "sex": "F",
-                 "birth_first_names": ["Marie", "Louise"], "birth_date": "1940-11-20",
-                 "coordinator_name": "Camille Coordinatrice"}, strict=False),
-        )  # fmt: skip
+                {
+                    "label": "Mme D. — Minimes",
+                    "birth_name": "DURAND",
+                    "sex": "F",
+                    "birth_first_names": ["Marie", "Louise"],
+                    "birth_date": "1940-11-20",
+                    "coordinator_name": "Camille Coordinatrice",
+                },
+                strict=False,
+            ),
+        )
         for theme, title, start, end in (
             ("Sortie d'hospitalisation", "Retour du CHU", 75, 60),
             ("Intervention / Réunion", "Réunion de concertation", 40, 40),
             ("Suivi / Réunion", "Suivi infirmier", 30, None),
         ):
             await lifeline.add_episode(
-                session, principal=Principal(coordinator.user_id), patient=patient,
+                session,
+                principal=Principal(coordinator.user_id),
+                patient=patient,
                 data=EpisodeIn.model_validate(
-                    {"theme": theme, "title": title,
-                     "starts_on": (date.today() - timedelta(days=start)).isoformat(),
-                     "ends_on": (date.today() - timedelta(days=end)).isoformat() if end else None},
-                    strict=False),
-                themes=app[appkeys.CONFIG].lifeline_themes, form_ids=["ppcs"],
-            )  # fmt: skip
+                    {
+                        "theme": theme,
+                        "title": title,
+                        "starts_on": (date.today() - timedelta(days=start)).isoformat(),
+                        "ends_on": (date.today() - timedelta(days=end)).isoformat()
+                        if end
+                        else None,
+                    },
+                    strict=False,
+                ),
+                themes=app[appkeys.CONFIG].lifeline_themes,
+                form_ids=["ppcs"],
+            )
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -111,9 +129,11 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
             # the page logged its temporary Matrix device out: only the original one is left
             async with (
                 aiohttp.ClientSession() as http,
-                http.get(f"{synapse.base_url}/_matrix/client/v3/devices",
-                         headers={"Authorization": f"Bearer {coordinator.access_token}"}) as resp,
-            ):  # fmt: skip
+                http.get(
+                    f"{synapse.base_url}/_matrix/client/v3/devices",
+                    headers={"Authorization": f"Bearer {coordinator.access_token}"},
+                ) as resp,
+            ):
                 devices = (await resp.json())["devices"]
             assert [d["device_id"] for d in devices] == [coordinator.device_id]
 
@@ -197,8 +217,9 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
             await page.screenshot(path=str(ARTIFACTS / "dossier-agenda-mois.png"), full_page=True)
 
             # on a phone
-            phone = await browser.new_page(viewport={"width": 390, "height": 844},
-                                           device_scale_factor=2)  # fmt: skip
+            phone = await browser.new_page(
+                viewport={"width": 390, "height": 844}, device_scale_factor=2
+            )
             await phone.context.add_cookies(await page.context.cookies())
             await phone.goto(f"{base}/patients/{patient.id}")
             await expect(phone.locator("h1")).to_contain_text("DURAND Marie")
@@ -254,25 +275,38 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
     nurse = user_factory(displayname="Inès Dupont")
     async with app[appkeys.DATABASE].transaction() as session:
         patient = await patients.create_patient(
-            session, principal=Principal(nurse.user_id), today=date.today(),
+            session,
+            principal=Principal(nurse.user_id),
+            today=date.today(),
             data=PatientCreate.model_validate(
-                {"label": "Mme D.", "birth_name": "DURAND", "birth_first_names": ["Marie"],
-                 "room_id": "!salle-patient:" + synapse.server_name}, strict=False),
-        )  # fmt: skip
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{synapse.base_url}/_matrix/client/v3/user/{nurse.user_id}/openid/request_token",
-        headers={"Authorization": f"Bearer {nurse.access_token}"}, json={},
-    ) as resp:  # fmt: skip
+                {
+                    "label": "Mme D.",
+                    "birth_name": "DURAND",
+                    "birth_first_names": ["Marie"],
+                    "room_id": "!salle-patient:" + synapse.server_name,
+                },
+                strict=False,
+            ),
+        )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{synapse.base_url}/_matrix/client/v3/user/{nurse.user_id}/openid/request_token",
+            headers={"Authorization": f"Bearer {nurse.access_token}"},
+            json={},
+        ) as resp,
+    ):
         openid = await resp.json()
     # the URL the bot puts in the room's widget state (bots/dossier_client.widget_url)
     src = f"{base}/patients/{patient.id}?widget=1&widgetId=cercle-dossier"
 
     async def element(request: web.Request) -> web.Response:
         return web.Response(
-            text=ELEMENT_PAGE.format(src=src, dossier_origin=json.dumps(base),
-                                     openid=json.dumps(openid)),
+            text=ELEMENT_PAGE.format(
+                src=src, dossier_origin=json.dumps(base), openid=json.dumps(openid)
+            ),
             content_type="text/html",
-        )  # fmt: skip
+        )
 
     host = web.Application()
     host.router.add_get("/", element)

@@ -39,8 +39,10 @@ FOCUS_SHOWN = """() => {
   const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
   return outline || (s.boxShadow && s.boxShadow !== 'none');
 }"""
-FOCUSED = "(() => { const e = document.activeElement;" \
-          " return e.id || e.name || e.textContent.trim().slice(0, 40) || e.tagName; })()"  # fmt: skip
+FOCUSED = (
+    "(() => { const e = document.activeElement;"
+    " return e.id || e.name || e.textContent.trim().slice(0, 40) || e.tagName; })()"
+)
 
 
 def import_sample(tmp: Path) -> None:
@@ -157,9 +159,15 @@ def keys_of(day: date, time: str = "") -> str:
 
 async def test_skip_link_is_the_first_stop_and_moves_focus_to_main(browser, served) -> None:
     base, _, pid = served
-    for who, path in ((None, "/connexion"), (COORD, f"/patients/{pid}"), (COORD, "/taches"),
-                      (COORD, "/agenda"), (None, "/annuaire/demande"), (COORD, "/annuaire"),
-                      (ADMIN, "/annuaire/admin/demandes")):  # fmt: skip
+    for who, path in (
+        (None, "/connexion"),
+        (COORD, f"/patients/{pid}"),
+        (COORD, "/taches"),
+        (COORD, "/agenda"),
+        (None, "/annuaire/demande"),
+        (COORD, "/annuaire"),
+        (ADMIN, "/annuaire/admin/demandes"),
+    ):
         async with opened(browser, served, who, base + path) as page:
             await page.keyboard.press("Tab")
             assert await page.evaluate(FOCUSED) == "Aller au contenu", path
@@ -169,7 +177,9 @@ async def test_skip_link_is_the_first_stop_and_moves_focus_to_main(browser, serv
             await page.keyboard.press("Enter")
             assert await page.evaluate("document.activeElement.id") == "contenu", path
             await page.keyboard.press("Tab")  # the next stop is inside main
-            assert await page.evaluate("document.getElementById('contenu').contains(document.activeElement)"), path  # fmt: skip
+            assert await page.evaluate(
+                "document.getElementById('contenu').contains(document.activeElement)"
+            ), path
 
 
 @pytest.mark.integration  # the login checks the password on the real Synapse
@@ -192,10 +202,16 @@ async def test_open_a_patient_file(browser, served) -> None:
     base, _, _ = served
     async with opened(browser, served, COORD, f"{base}/patients") as page:
         await open_section(page, "details.ajout > summary")
-        await keyboard_fill(page, [
-            ("#np-label", "M. K. — Clavier"), ("#np-nom", "KEYBOARD"), ("#np-prenoms", "Jean"),
-            ("#np-sexe", "M"), ("#np-naiss", keys_of(date(1950, 3, 4))),
-        ])  # fmt: skip
+        await keyboard_fill(
+            page,
+            [
+                ("#np-label", "M. K. — Clavier"),
+                ("#np-nom", "KEYBOARD"),
+                ("#np-prenoms", "Jean"),
+                ("#np-sexe", "M"),
+                ("#np-naiss", keys_of(date(1950, 3, 4))),
+            ],
+        )
         await tab_to(page, "button[type=submit]", limit=2)
         await submit(page)
         assert "KEYBOARD Jean" in await page.locator("h1").inner_text()
@@ -206,12 +222,23 @@ async def test_identity_edit(browser, served) -> None:
     base, _, pid = served
     async with opened(browser, served, COORD, f"{base}/patients/{pid}") as page:
         await open_section(page, "details:has(#form-identite) > summary")
-        steps: list[tuple[str, str | None]] = [(f"#i-{f}", None) for f in (
-            "label", "nom", "usage", "prenoms", "prenom-usage", "sexe", "naiss", "insee")]  # fmt: skip
-        steps += [("#i-commune", "Albi"), ("#i-pays", None), ("#i-statut", None), ("#i-ins", None),
-                  ("#i-piece", None), ("#i-piece-date", None), ("#i-cp", None),
-                  ("#i-adresse", "3 rue des Lilas"), ("#i-tel", None), ("#i-mail", None),
-                  ("#form-identite button[type=submit]", None)]  # fmt: skip
+        steps: list[tuple[str, str | None]] = [
+            (f"#i-{f}", None)
+            for f in ("label", "nom", "usage", "prenoms", "prenom-usage", "sexe", "naiss", "insee")
+        ]
+        steps += [
+            ("#i-commune", "Albi"),
+            ("#i-pays", None),
+            ("#i-statut", None),
+            ("#i-ins", None),
+            ("#i-piece", None),
+            ("#i-piece-date", None),
+            ("#i-cp", None),
+            ("#i-adresse", "3 rue des Lilas"),
+            ("#i-tel", None),
+            ("#i-mail", None),
+            ("#form-identite button[type=submit]", None),
+        ]
         await keyboard_fill(page, steps)
         await submit(page, "Space")
         text = await page.locator("main").inner_text()
@@ -222,12 +249,21 @@ async def test_care_circle_add_change_role_and_remove(browser, served) -> None:
     base, _, pid = served
     async with opened(browser, served, COORD, f"{base}/patients/{pid}") as page:
         await open_section(page, "details:has(#form-cercle) > summary")
-        await keyboard_fill(page, [
-            ("#c-nom", "MARTIN Luc"), ("#c-type", None), ("#c-role", None),
-            ("#c-mxid", "@luc.martin:cercle.test"), ("#c-prof", "Kinésithérapeute"),
-            ("#c-spec", None), ("#c-rpps", None), ("#c-acces", " "), ("#c-desc", None),
-            ("#form-cercle button[type=submit]", None),
-        ])  # fmt: skip
+        await keyboard_fill(
+            page,
+            [
+                ("#c-nom", "MARTIN Luc"),
+                ("#c-type", None),
+                ("#c-role", None),
+                ("#c-mxid", "@luc.martin:cercle.test"),
+                ("#c-prof", "Kinésithérapeute"),
+                ("#c-spec", None),
+                ("#c-rpps", None),
+                ("#c-acces", " "),
+                ("#c-desc", None),
+                ("#form-cercle button[type=submit]", None),
+            ],
+        )
         await submit(page)
         row = page.locator("#table-cercle tr", has_text="MARTIN Luc")
         assert "habilité" in await row.inner_text()
@@ -266,16 +302,22 @@ async def test_task_create_and_change_state(browser, served) -> None:
     base, _, pid = served
     async with opened(browser, served, COORD, f"{base}/patients/{pid}") as page:
         await open_section(page, "details:has(#form-tache) > summary")
-        await keyboard_fill(page, [
-            ("#t-label", "Commander le lit médicalisé"), ("#t-type", None), ("#t-niveau", None),
-            ("#t-echeance", keys_of(date.today() + timedelta(days=3))),
-        ])  # fmt: skip
+        await keyboard_fill(
+            page,
+            [
+                ("#t-label", "Commander le lit médicalisé"),
+                ("#t-type", None),
+                ("#t-niveau", None),
+                ("#t-echeance", keys_of(date.today() + timedelta(days=3))),
+            ],
+        )
         # the first subtype, then the nurse among the recipients (after the other subtypes)
         await keyboard_fill(page, [("input[name=subtypes]", " ")])
         await keyboard_fill(page, [(f"input[name=assignees][value='personne:{NURSE}']", " ")], 40)
         await keyboard_fill(page, [("#t-form", None)], 6)
-        await keyboard_fill(page, [("#t-com", "Voir avec la famille"),
-                                   ("#form-tache button[type=submit]", None)])  # fmt: skip
+        await keyboard_fill(
+            page, [("#t-com", "Voir avec la famille"), ("#form-tache button[type=submit]", None)]
+        )
         await submit(page)
         row = page.locator("#taches table tr", has_text="Commander le lit médicalisé")
         assert "DUPONT Inès" in await row.inner_text()
@@ -301,11 +343,20 @@ async def test_agenda_event(browser, served) -> None:
         name = await page.locator(f"#n-patient option[value='{pid}']").inner_text()
         await tab_to(page, "#n-titre", limit=250)
         await page.keyboard.type("Visite du kiné")
-        await keyboard_fill(page, [
-            ("#n-type", None), ("#n-debut", keys_of(day, "1000")), ("#n-fin", keys_of(day, "1030")),
-            ("#n-patient", name.split()[0]), ("#n-rec", None), ("#n-jusqua", None), ("#n-lieu", "Domicile"),
-            ("#n-part", None), ("form[action='/agenda/evenements'] button[type=submit]", None),
-        ])  # fmt: skip
+        await keyboard_fill(
+            page,
+            [
+                ("#n-type", None),
+                ("#n-debut", keys_of(day, "1000")),
+                ("#n-fin", keys_of(day, "1030")),
+                ("#n-patient", name.split()[0]),
+                ("#n-rec", None),
+                ("#n-jusqua", None),
+                ("#n-lieu", "Domicile"),
+                ("#n-part", None),
+                ("form[action='/agenda/evenements'] button[type=submit]", None),
+            ],
+        )
         assert await page.input_value("#n-debut") == f"{day.isoformat()}T10:00"
         assert await page.input_value("#n-patient") == pid  # chosen by its first letters
         await submit(page)
@@ -341,8 +392,12 @@ async def test_thematic_form(browser, served) -> None:
         await keyboard_fill(page, [("#f-coordonnateur", "COORD Camille")])
         await tab_to(page, "#f-consentement", limit=6)
         await page.keyboard.type("oui")
-        for field, text in (("#f-synthese", "Vit seule."), ("#f-problemes", "Chutes."),
-                            ("#f-objectifs", "Rester à domicile."), ("#f-actions", "Kiné.")):  # fmt: skip
+        for field, text in (
+            ("#f-synthese", "Vit seule."),
+            ("#f-problemes", "Chutes."),
+            ("#f-objectifs", "Rester à domicile."),
+            ("#f-actions", "Kiné."),
+        ):
             await tab_to(page, field, limit=12)
             await page.keyboard.type(text)
         await tab_to(page, "#form-ppcs button[type=submit]", limit=40)
@@ -357,9 +412,16 @@ async def test_directory_search(browser, served) -> None:
     async with opened(browser, served, COORD, f"{base}/annuaire") as page:
         await tab_to(page, "#q", limit=20)
         await page.keyboard.type("boyer")
-        await keyboard_fill(page, [("#profession", "infirmier"), ("#specialite", None),
-                                   ("#departement", None), ("#mode", None),
-                                   ("main button[type=submit]", None)])  # fmt: skip
+        await keyboard_fill(
+            page,
+            [
+                ("#profession", "infirmier"),
+                ("#specialite", None),
+                ("#departement", None),
+                ("#mode", None),
+                ("main button[type=submit]", None),
+            ],
+        )
         await submit(page)
         assert "BOYER" in await page.locator("main").inner_text()
 
@@ -370,17 +432,26 @@ async def test_account_request_then_admin_approves_and_refuses(
 ) -> None:
     served = served_with_accounts
     base, _, _ = served
-    for last, first, rpps, job in (("MAUGER", "Maël", "10000000043", "Sage-Femme"),
-                              ("ROBERT", "Nicolas", "10000000050", "Orthophoniste")):  # fmt: skip
+    for last, first, rpps, job in (
+        ("MAUGER", "Maël", "10000000043", "Sage-Femme"),
+        ("ROBERT", "Nicolas", "10000000050", "Orthophoniste"),
+    ):
         async with opened(browser, served, None, f"{base}/annuaire/demande") as page:
             await tab_to(page, "#nom", limit=20)
             await page.keyboard.type(last)
-            await keyboard_fill(page, [
-                ("#prenom", first), ("#identifiant", rpps), ("#profession", job),
-                ("#structure", None), ("#email", f"{last.lower()}@exemple.fr"),
-                ("#telephone", "0611223344"), ("input[name=consentement]", " "),
-                ("main button[type=submit]", None),
-            ])  # fmt: skip
+            await keyboard_fill(
+                page,
+                [
+                    ("#prenom", first),
+                    ("#identifiant", rpps),
+                    ("#profession", job),
+                    ("#structure", None),
+                    ("#email", f"{last.lower()}@exemple.fr"),
+                    ("#telephone", "0611223344"),
+                    ("input[name=consentement]", " "),
+                    ("main button[type=submit]", None),
+                ],
+            )
             await submit(page)
             assert "erreur" not in (await page.locator("main").inner_text()).lower()
 

@@ -157,12 +157,22 @@ def test_web_form_post_round_trip_and_diff() -> None:
     form = load_forms(FORMS_DIR).get("cadre_de_vie")
     assert form is not None
     post = MultiDict(
-        [("type_logement", "appartement"), ("etage", "3"), ("ascenseur", "non"),
-         ("risques", "chute"), ("risques", "isolement_inexistant"), ("commentaire", "")]
-    )  # fmt: skip
+        [
+            ("type_logement", "appartement"),
+            ("etage", "3"),
+            ("ascenseur", "non"),
+            ("risques", "chute"),
+            ("risques", "isolement_inexistant"),
+            ("commentaire", ""),
+        ]
+    )
     raw = answers_from_web_form(form, post)
-    assert raw == {"type_logement": "appartement", "etage": "3", "ascenseur": "non",
-                   "risques": ["chute", "isolement_inexistant"]}  # fmt: skip
+    assert raw == {
+        "type_logement": "appartement",
+        "etage": "3",
+        "ascenseur": "non",
+        "risques": ["chute", "isolement_inexistant"],
+    }
     with pytest.raises(FormAnswerError) as err:
         validate_answers(form, raw)
     assert set(err.value.errors) == {"risques"}

@@ -93,16 +93,24 @@ def test_weekly_recurrence_keeps_wall_clock_time_across_dst() -> None:
     rule = vevent["RRULE"].to_ical().decode()
     dates = list(rrulestr(rule, dtstart=vevent.decoded("DTSTART")))
     assert [d.date() for d in dates] == [
-        date(2026, 3, 23), date(2026, 3, 30), date(2026, 4, 6), date(2026, 4, 13)
-    ]  # fmt: skip
+        date(2026, 3, 23),
+        date(2026, 3, 30),
+        date(2026, 4, 6),
+        date(2026, 4, 13),
+    ]
     # the same expansion used by the agenda pages: 09:00 Paris before and after 29 March
     occ = occurrences(
-        event().start, event().end, "FREQ=WEEKLY;BYDAY=MO;COUNT=3",
-        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC),
-    )  # fmt: skip
+        event().start,
+        event().end,
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=3",
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 5, 1, tzinfo=UTC),
+    )
     assert [(s.astimezone(PARIS).hour, s.utcoffset()) for s, _ in occ] == [
-        (9, timedelta(hours=1)), (9, timedelta(hours=2)), (9, timedelta(hours=2))
-    ]  # fmt: skip
+        (9, timedelta(hours=1)),
+        (9, timedelta(hours=2)),
+        (9, timedelta(hours=2)),
+    ]
     assert all(e - s == timedelta(minutes=45) for s, e in occ)
 
 
@@ -112,9 +120,12 @@ def test_occurrences_of_a_single_event_and_window() -> None:
     assert inside == [(e.start, e.end)]
     assert occurrences(e.start, e.end, None, e.end, e.end + timedelta(days=1)) == []
     daily = occurrences(
-        e.start, e.end, "FREQ=DAILY", datetime(2026, 6, 1, tzinfo=PARIS),
+        e.start,
+        e.end,
+        "FREQ=DAILY",
+        datetime(2026, 6, 1, tzinfo=PARIS),
         datetime(2026, 6, 8, tzinfo=PARIS),
-    )  # fmt: skip
+    )
     assert len(daily) == 7
 
 

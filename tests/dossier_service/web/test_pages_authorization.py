@@ -69,24 +69,35 @@ async def prepared_file(site) -> dict[str, str]:
     patient = await site.seed_patient(birth_name="DURAND", birth_first_names=["Marie"])
     async with site.db.transaction() as session:
         coord_p = Principal(site.COORD)
-        memo = await followup.add_memo(session, principal=coord_p, patient=patient,
-                                       data=MemoIn(text="Mémo"))  # fmt: skip
-        stay = await followup.add_hospitalisation(session, principal=coord_p, patient=patient,
-                                                  data=HospitalisationIn.model_validate(
-                                                      {"structure": "CHU", "admission_at":
-                                                       "2026-01-02T10:00:00+01:00"}, strict=False))  # fmt: skip
+        memo = await followup.add_memo(
+            session, principal=coord_p, patient=patient, data=MemoIn(text="Mémo")
+        )
+        stay = await followup.add_hospitalisation(
+            session,
+            principal=coord_p,
+            patient=patient,
+            data=HospitalisationIn.model_validate(
+                {"structure": "CHU", "admission_at": "2026-01-02T10:00:00+01:00"}, strict=False
+            ),
+        )
         episode = await lifeline.add_episode(
-            session, principal=coord_p, patient=patient, themes=site.config.lifeline_themes,
-            form_ids=[], data=EpisodeIn.model_validate({"theme": "Suivi / Réunion",
-                                                        "starts_on": "2026-01-02"}, strict=False),
-        )  # fmt: skip
+            session,
+            principal=coord_p,
+            patient=patient,
+            themes=site.config.lifeline_themes,
+            form_ids=[],
+            data=EpisodeIn.model_validate(
+                {"theme": "Suivi / Réunion", "starts_on": "2026-01-02"}, strict=False
+            ),
+        )
     coord = site.person(site.COORD)
     data = FormData()
     data.add_field("csrf_token", coord.csrf)
     data.add_field("category", "bilan")
     data.add_field("file", PDF, filename="bilan.pdf")
-    resp = await site.client.post(f"/patients/{patient.id}/documents", data=data,
-                                  headers=coord.headers, allow_redirects=False)  # fmt: skip
+    resp = await site.client.post(
+        f"/patients/{patient.id}/documents", data=data, headers=coord.headers, allow_redirects=False
+    )
     assert resp.status == 303
     page = await (await site.client.get(f"/patients/{patient.id}", headers=coord.headers)).text()
     doc = page.split(f"/patients/{patient.id}/documents/", 1)[1].split('"', 1)[0]
@@ -134,11 +145,13 @@ async def test_page_route_authorisation(site, name: str) -> None:
         if status in (403, 404):
             assert "DURAND" not in body and ids["pid"] not in body and "Mémo" not in body
         async with site.db.transaction() as session:
-            rows = (await session.exec(
-                select(AuditEntry).where(AuditEntry.patient_id == ids["pid"],
-                                         AuditEntry.actor == users[role])
-                .order_by(col(AuditEntry.seq))
-            )).all()  # fmt: skip
+            rows = (
+                await session.exec(
+                    select(AuditEntry)
+                    .where(AuditEntry.patient_id == ids["pid"], AuditEntry.actor == users[role])
+                    .order_by(col(AuditEntry.seq))
+                )
+            ).all()
         assert rows, (name, role, "pas de ligne d'audit")
         outcome = "refusé" if status in (403, 404) else "ok"
         assert rows[-1].outcome == outcome, (name, role)

@@ -42,14 +42,20 @@ async def qualify(site, patient_id: str) -> str:
         patient = await patients.get_patient(session, patient_id=patient_id)
         assert patient is not None
         for change in (
-            {"identity_status": "VALI", "identity_document_type": "passeport",
-             "identity_document_date": date(2026, 1, 5)},
+            {
+                "identity_status": "VALI",
+                "identity_document_type": "passeport",
+                "identity_document_date": date(2026, 1, 5),
+            },
             {"identity_status": "QUAL", "ins_number": ins},
-        ):  # fmt: skip
+        ):
             await patients.update_identity(
-                session, principal=Principal(site.COORD), patient=patient,
-                data=IdentityUpdate.model_validate(change, strict=False), today=date(2026, 11, 25),
-            )  # fmt: skip
+                session,
+                principal=Principal(site.COORD),
+                patient=patient,
+                data=IdentityUpdate.model_validate(change, strict=False),
+                today=date(2026, 11, 25),
+            )
     return ins
 
 
@@ -92,17 +98,20 @@ async def test_login_exchange_refuses_without_its_csrf_and_with_a_bad_token(site
         {"X-CSRF-Token": forged},
         {"X-CSRF-Token": token, "Origin": "https://evil.example"},
     ):
-        resp = await site.client.post("/connexion/openid", json={"access_token": "abc"},
-                                      headers=headers)  # fmt: skip
+        resp = await site.client.post(
+            "/connexion/openid", json={"access_token": "abc"}, headers=headers
+        )
         assert resp.status == 403
     old = login_token(site.config.session_key, now=time.time() - 3600)
-    resp = await site.client.post("/connexion/openid", json={"access_token": "abc"},
-                                  headers={"X-CSRF-Token": old})  # fmt: skip
+    resp = await site.client.post(
+        "/connexion/openid", json={"access_token": "abc"}, headers={"X-CSRF-Token": old}
+    )
     assert resp.status == 403
     resp = await site.client.post(
-        "/connexion/openid", json={"access_token": "abc", "matrix_server_name": "ailleurs.example"},
+        "/connexion/openid",
+        json={"access_token": "abc", "matrix_server_name": "ailleurs.example"},
         headers={"X-CSRF-Token": token},
-    )  # fmt: skip
+    )
     assert resp.status == 403
     resp = await site.client.post(
         "/connexion/openid", json={"access_token": "abc"}, headers={"X-CSRF-Token": token}
@@ -133,9 +142,18 @@ async def test_the_file_shows_every_section_and_the_ins_only_when_qualified(site
     coord = site.person(site.COORD)
     status, body, resp = await site.get(coord, f"/patients/{patient.id}")
     assert status == 200
-    for title in ("Identité", "Statut du dossier", "Mémos", "Hospitalisations", "Tâches",
-                  "Cercle de soins", "Ligne de vie", "Cahier de liaison", "Documents",
-                  "Formulaires"):  # fmt: skip
+    for title in (
+        "Identité",
+        "Statut du dossier",
+        "Mémos",
+        "Hospitalisations",
+        "Tâches",
+        "Cercle de soins",
+        "Ligne de vie",
+        "Cahier de liaison",
+        "Documents",
+        "Formulaires",
+    ):
         assert f">{title}" in body, title
     assert "Identité provisoire" in body
     assert "affiché seulement pour une identité qualifiée" in body
@@ -148,15 +166,19 @@ async def test_the_file_shows_every_section_and_the_ins_only_when_qualified(site
     assert "Identité qualifiée" in body and ins in body
     rows = await audit_rows(site, patient.id)
     assert [(r.actor, r.action, r.resource, r.outcome) for r in rows[-2:]] == [
-        (site.COORD, "read", "page:patient", "ok"), (site.COORD, "read", "page:patient", "ok")
-    ]  # fmt: skip
+        (site.COORD, "read", "page:patient", "ok"),
+        (site.COORD, "read", "page:patient", "ok"),
+    ]
 
 
 async def test_outsiders_get_a_404_without_data_and_the_refusal_is_audited(site) -> None:
     patient = await site.seed_patient(**IDENTITY)
     for who, expected in ((site.OUTSIDER, 404), (site.NO_ACCESS, 403)):
-        for path in (f"/patients/{patient.id}", f"/patients/{patient.id}/formulaires/medical",
-                     f"/patients/{patient.id}/documents/00000000-0000-0000-0000-000000000000"):  # fmt: skip
+        for path in (
+            f"/patients/{patient.id}",
+            f"/patients/{patient.id}/formulaires/medical",
+            f"/patients/{patient.id}/documents/00000000-0000-0000-0000-000000000000",
+        ):
             status, body, _ = await site.get(site.person(who), path)
             assert status == expected, (who, path)
             assert "DURAND" not in body and "Marie" not in body and patient.id not in body
@@ -164,8 +186,9 @@ async def test_outsiders_get_a_404_without_data_and_the_refusal_is_audited(site)
     assert status == 404 and "Page introuvable" in body
     refusals = [r for r in await audit_rows(site, patient.id) if r.outcome == "refusé"]
     assert {(r.actor, r.resource) for r in refusals} >= {
-        (site.OUTSIDER, "page:patient"), (site.NO_ACCESS, "page:patient")
-    }  # fmt: skip
+        (site.OUTSIDER, "page:patient"),
+        (site.NO_ACCESS, "page:patient"),
+    }
     status, body, _ = await site.get(site.person(site.ADMIN), f"/patients/{patient.id}")
     assert status == 200 and "DURAND Marie" in body
     admin_reads = [r for r in await audit_rows(site, patient.id) if r.actor_kind == "admin"]
@@ -180,8 +203,9 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
             "has_access": "oui"}  # fmt: skip
     status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form, csrf=False)
     assert status == 403
-    status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle",
-                                   {**form, "csrf_token": "faux"}, csrf=False)  # fmt: skip
+    status, _, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle", {**form, "csrf_token": "faux"}, csrf=False
+    )
     assert status == 403
     assert len(await site.members(patient.id)) == 3  # nothing written
     status, _, resp = await site.post(coord, f"/patients/{patient.id}/cercle", form)
@@ -232,25 +256,45 @@ async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None
     assert "Retrait de Dr Kinési Thérapeute du cercle de soins" in texts
     writes = [r for r in await audit_rows(site, patient.id) if r.resource == "page:cercle"]
     assert [(r.action, r.outcome) for r in writes] == [
-        ("create", "ok"), ("update", "ok"), ("update", "ok"), ("update", "ok"),
-        ("manage_circle", "refusé"), ("update", "ok"),
-    ]  # fmt: skip
+        ("create", "ok"),
+        ("update", "ok"),
+        ("update", "ok"),
+        ("update", "ok"),
+        ("manage_circle", "refusé"),
+        ("update", "ok"),
+    ]
 
 
 async def test_bad_input_is_shown_and_nothing_is_written(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     before = len(await notebook_texts(site, patient.id))
-    status, body, _ = await site.post(coord, f"/patients/{patient.id}/cercle",
-                                      {"display_name": "X", "kind": "professionnel",
-                                       "role": "chef", "matrix_user_id": "pas-un-id"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"/patients/{patient.id}/cercle",
+        {
+            "display_name": "X",
+            "kind": "professionnel",
+            "role": "chef",
+            "matrix_user_id": "pas-un-id",
+        },
+    )
     assert status == 400 and "Champ « identifiant Matrix » : format invalide." in body
-    status, body, _ = await site.post(coord, f"/patients/{patient.id}/hospitalisations",
-                                      {"structure": "CHU", "admission_at": "2026-11-20T10:00",
-                                       "discharge_at": "2026-11-01T10:00"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"/patients/{patient.id}/hospitalisations",
+        {
+            "structure": "CHU",
+            "admission_at": "2026-11-20T10:00",
+            "discharge_at": "2026-11-01T10:00",
+        },
+    )
     assert status == 400 and "La sortie précède l&#39;admission." in body
-    status, body, _ = await site.post(coord, f"/patients/{patient.id}/parcours",
-                                      {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"/patients/{patient.id}/parcours",
+        {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"},
+    )
     assert status == 400 and "Date invalide" in body
     assert len(await notebook_texts(site, patient.id)) == before
 
@@ -286,8 +330,9 @@ async def test_sections_writes_land_in_the_file(site) -> None:
     assert "Pansement refait, plaie propre." in body and "transmission" in body
     assert "Création du parcours Sortie d&#39;hospitalisation du 10/11/2026" in body
     # the member without access cannot write
-    status, _, _ = await site.post(site.person(site.NO_ACCESS), f"/patients/{pid}/liaison",
-                                   {"kind": "note", "text": "x"})  # fmt: skip
+    status, _, _ = await site.post(
+        site.person(site.NO_ACCESS), f"/patients/{pid}/liaison", {"kind": "note", "text": "x"}
+    )
     assert status == 403
 
 
@@ -339,23 +384,46 @@ async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) 
     assert status == 400 and "non autorisé" in body  # PROV → QUAL is not a transition
     status, _, _ = await site.post(coord, f"{url}/identite", traits)
     assert status == 303
-    status, _, _ = await site.post(coord, f"{url}/identite", {
-        **traits, "identity_status": "VALI", "identity_document_type": "passeport",
-        "identity_document_date": "2026-01-05"})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        f"{url}/identite",
+        {
+            **traits,
+            "identity_status": "VALI",
+            "identity_document_type": "passeport",
+            "identity_document_date": "2026-01-05",
+        },
+    )
     assert status == 303
     body_ins = "2401131555123"
     ins = f"{body_ins}{nir_key(body_ins):02d}"
-    status, _, _ = await site.post(coord, f"{url}/identite", {
-        **traits, "identity_status": "QUAL", "identity_document_type": "passeport",
-        "identity_document_date": "2026-01-05", "ins_number": ins})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        f"{url}/identite",
+        {
+            **traits,
+            "identity_status": "QUAL",
+            "identity_document_type": "passeport",
+            "identity_document_date": "2026-01-05",
+            "ins_number": ins,
+        },
+    )
     assert status == 303
     status, body, _ = await site.get(coord, url)
     assert "DURAND Marie" in body and "Identité qualifiée" in body and ins in body
     assert "Statut de l&#39;identité : Identité validée → Identité qualifiée" in body
     # verified traits are frozen unless the status changes
-    status, body, _ = await site.post(coord, f"{url}/identite", {
-        **traits, "birth_name": "MARTIN", "identity_status": "QUAL",
-        "identity_document_type": "passeport", "identity_document_date": "2026-01-05"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"{url}/identite",
+        {
+            **traits,
+            "birth_name": "MARTIN",
+            "identity_status": "QUAL",
+            "identity_document_type": "passeport",
+            "identity_document_date": "2026-01-05",
+        },
+    )
     assert status == 400 and "ne peuvent être modifiés" in body
     # death declared then cancelled, both traced
     status, _, _ = await site.post(coord, f"{url}/deces", {"death_date": "2026-11-20"})
@@ -378,9 +446,17 @@ async def test_a_professional_opens_a_new_file_and_becomes_its_coordinator(site)
     someone = site.person("@nouvelle:cercle.test")
     status, body, _ = await site.post(someone, "/patients", {"label": ""})
     assert status == 400 and "Indiquez au moins un libellé ou un nom de naissance." in body
-    status, _, resp = await site.post(someone, "/patients", {
-        "label": "M. B. — Rangueil", "birth_name": "Bernard", "birth_first_names": "Jean Paul",
-        "sex": "M", "birth_date": "1938-02-03"})  # fmt: skip
+    status, _, resp = await site.post(
+        someone,
+        "/patients",
+        {
+            "label": "M. B. — Rangueil",
+            "birth_name": "Bernard",
+            "birth_first_names": "Jean Paul",
+            "sex": "M",
+            "birth_date": "1938-02-03",
+        },
+    )
     assert status == 303
     status, body, _ = await site.get(someone, site.location(resp))
     assert "Dossier créé : vous en êtes coordinateur·rice." in body
@@ -392,19 +468,31 @@ async def test_discharge_episode_end_and_task_links(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     pid = patient.id
-    await site.post(coord, f"/patients/{pid}/hospitalisations",
-                    {"structure": "CHU Rangueil", "admission_at": "2026-11-20T08:00"})  # fmt: skip
-    await site.post(coord, f"/patients/{pid}/parcours",
-                    {"theme": "Suivi / Réunion", "title": "Suivi IDE", "starts_on": "2026-10-01"})  # fmt: skip
+    await site.post(
+        coord,
+        f"/patients/{pid}/hospitalisations",
+        {"structure": "CHU Rangueil", "admission_at": "2026-11-20T08:00"},
+    )
+    await site.post(
+        coord,
+        f"/patients/{pid}/parcours",
+        {"theme": "Suivi / Réunion", "title": "Suivi IDE", "starts_on": "2026-10-01"},
+    )
     body = (await site.get(coord, f"/patients/{pid}"))[1]
     stay = re.search(rf"/patients/{pid}/hospitalisations/([0-9a-f-]+)/sortie", body).group(1)  # type: ignore[union-attr]
     episode = re.search(rf"/patients/{pid}/parcours/([0-9a-f-]+)/fin", body).group(1)  # type: ignore[union-attr]
     assert "en cours" in body
-    status, body, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
-                                      {"discharge_at": "2026-11-19T08:00"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"/patients/{pid}/hospitalisations/{stay}/sortie",
+        {"discharge_at": "2026-11-19T08:00"},
+    )
     assert status == 400 and "La sortie précède l&#39;admission." in body
-    status, _, _ = await site.post(coord, f"/patients/{pid}/hospitalisations/{stay}/sortie",
-                                   {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        f"/patients/{pid}/hospitalisations/{stay}/sortie",
+        {"discharge_at": "2026-11-24T15:00"},
+    )
     assert status == 303
     status, _, _ = await site.post(
         coord, f"/patients/{pid}/parcours/{episode}/fin", {"ends_on": "2026-11-01"}
@@ -421,8 +509,11 @@ async def test_discharge_episode_end_and_task_links(site) -> None:
     assert "(en cours)" not in body
     # another file's stay cannot be reached through this one
     other = await site.seed_patient("Autre")
-    status, _, _ = await site.post(coord, f"/patients/{other.id}/hospitalisations/{stay}/sortie",
-                                   {"discharge_at": "2026-11-24T15:00"})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        f"/patients/{other.id}/hospitalisations/{stay}/sortie",
+        {"discharge_at": "2026-11-24T15:00"},
+    )
     assert status == 404
 
 

@@ -47,10 +47,18 @@ async def test_names_not_ids_on_the_file_the_dashboard_and_the_agenda(site) -> N
     coord, nurse = site.person(site.COORD), site.person(site.NURSE)
     due = (date.today() + timedelta(days=3)).isoformat()
     for path, data in (
-        (f"/patients/{patient.id}/taches", {"label": "Pansement", "type": "Soins", "level": "normale",
-                                            "due_date": due, "assignees": f"personne:{site.NURSE}"}),
+        (
+            f"/patients/{patient.id}/taches",
+            {
+                "label": "Pansement",
+                "type": "Soins",
+                "level": "normale",
+                "due_date": due,
+                "assignees": f"personne:{site.NURSE}",
+            },
+        ),
         (f"/patients/{patient.id}/liaison", {"kind": "transmission", "text": "Plaie propre."}),
-    ):  # fmt: skip
+    ):
         status, body, _ = await site.post(nurse if "liaison" in path else coord, path, data)
         assert status == 303, body[-300:]
     for who, path in ((coord, f"/patients/{patient.id}"), (coord, "/taches"), (nurse, "/taches")):

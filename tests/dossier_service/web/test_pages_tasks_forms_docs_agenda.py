@@ -33,10 +33,18 @@ async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site
         ("Dossier APA à compléter", "normale", later, "Social", "Dossier APA"),
     ):
         status, body, _ = await site.post(
-            coord, f"/patients/{patient.id}/taches",
-            {"label": label, "type": ttype, "subtypes": sub, "level": level, "due_date": due,
-             "assignees": f"personne:{site.NURSE}", "comment": "à voir"},
-        )  # fmt: skip
+            coord,
+            f"/patients/{patient.id}/taches",
+            {
+                "label": label,
+                "type": ttype,
+                "subtypes": sub,
+                "level": level,
+                "due_date": due,
+                "assignees": f"personne:{site.NURSE}",
+                "comment": "à voir",
+            },
+        )
         assert status == 303, body[-400:]
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")
     assert "1 tâche(s) en retard" in body and "Renouveler l&#39;ordonnance" in body
@@ -68,16 +76,18 @@ async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site
             assert absent not in table, query
     # close a task from the dashboard: it leaves the open list
     task_id = re.search(r'action="/taches/([0-9a-f-]+)/etat"', body).group(1)  # type: ignore[union-attr]
-    status, _, resp = await site.post(nurse, f"/taches/{task_id}/etat",
-                                      {"state": "fait", "retour": "/taches"})  # fmt: skip
+    status, _, resp = await site.post(
+        nurse, f"/taches/{task_id}/etat", {"state": "fait", "retour": "/taches"}
+    )
     assert status == 303 and site.location(resp) == "/taches"
     status, body, _ = await site.get(nurse, "/taches?etat=fait")
     assert "fait" in body
     # outsiders see nothing and cannot touch the task
     status, body, _ = await site.get(site.person(site.OUTSIDER), "/taches?etat=")
     assert "Renouveler" not in body and "Dossier APA à compléter" not in body
-    status, _, _ = await site.post(site.person(site.OUTSIDER), f"/taches/{task_id}/etat",
-                                   {"state": "à faire"})  # fmt: skip
+    status, _, _ = await site.post(
+        site.person(site.OUTSIDER), f"/taches/{task_id}/etat", {"state": "à faire"}
+    )
     assert status == 404
 
 
@@ -94,11 +104,17 @@ async def test_forms_render_from_yaml_validate_per_field_and_keep_versions(site)
     assert status == 400
     assert '<span class="erreur-champ" id="err-type_logement">champ obligatoire</span>' in body
     assert '<span class="erreur-champ" id="err-etage">nombre attendu</span>' in body
-    status, _, _ = await site.post(coord, url, {"type_logement": "appartement", "etage": "3",
-                                                   "ascenseur": "non", "_version": "0"})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        url,
+        {"type_logement": "appartement", "etage": "3", "ascenseur": "non", "_version": "0"},
+    )
     assert status == 303
-    status, _, _ = await site.post(coord, url, {"type_logement": "appartement", "etage": "4",
-                                                "ascenseur": "oui", "_version": "1"})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        url,
+        {"type_logement": "appartement", "etage": "4", "ascenseur": "oui", "_version": "1"},
+    )
     status, body, _ = await site.get(coord, url)
     assert "Version 2" in body and 'Étage : <span class="discret">3</span> → 4' in body
     assert 'Ascenseur : <span class="discret">Non</span> → Oui' in body
@@ -119,10 +135,17 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     coord = site.person(site.COORD)
     url = f"/patients/{patient.id}/documents"
     resp = await site.client.post(
-        url, data=upload(site, coord, {"category": "ordonnance", "description": "Sortie"}, PDF,
-                         "ordonnance sortie.pdf"),
-        headers=coord.headers, allow_redirects=False,
-    )  # fmt: skip
+        url,
+        data=upload(
+            site,
+            coord,
+            {"category": "ordonnance", "description": "Sortie"},
+            PDF,
+            "ordonnance sortie.pdf",
+        ),
+        headers=coord.headers,
+        allow_redirects=False,
+    )
     assert resp.status == 303, await resp.text()
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")
     assert "Ordonnance" in body and "ordonnance sortie.pdf" in body
@@ -138,8 +161,12 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
         ({"category": "bilan"}, PDF, "../../etc/passwd", 400),
         ({"category": "inconnue"}, PDF, "a.pdf", 400),
     ):
-        resp = await site.client.post(url, data=upload(site, coord, fields, content, name),
-                                      headers=coord.headers, allow_redirects=False)  # fmt: skip
+        resp = await site.client.post(
+            url,
+            data=upload(site, coord, fields, content, name),
+            headers=coord.headers,
+            allow_redirects=False,
+        )
         assert resp.status == expected, name
     data = FormData()
     data.add_field("category", "bilan")
@@ -147,17 +174,28 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     resp = await site.client.post(url, data=data, headers=coord.headers, allow_redirects=False)
     assert resp.status == 403
     too_big = b"%PDF-1.4\n" + b"0" * (site.config.documents_max_size + 10)
-    resp = await site.client.post(url, data=upload(site, coord, {"category": "bilan"}, too_big, "g.pdf"),
-                                  headers=coord.headers, allow_redirects=False)  # fmt: skip
+    resp = await site.client.post(
+        url,
+        data=upload(site, coord, {"category": "bilan"}, too_big, "g.pdf"),
+        headers=coord.headers,
+        allow_redirects=False,
+    )
     assert resp.status == 413
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")
     assert body.count(f'href="{url}/') == 1  # only the first upload was stored
     # a document restricted to coordinators is hidden from the nurse
     resp = await site.client.post(
-        url, data=upload(site, coord, {"category": "courrier", "restricted_to_roles": "coordinateur"},
-                         PDF, "confidentiel.pdf"),
-        headers=coord.headers, allow_redirects=False,
-    )  # fmt: skip
+        url,
+        data=upload(
+            site,
+            coord,
+            {"category": "courrier", "restricted_to_roles": "coordinateur"},
+            PDF,
+            "confidentiel.pdf",
+        ),
+        headers=coord.headers,
+        allow_redirects=False,
+    )
     assert resp.status == 303
     assert "confidentiel.pdf" in (await site.get(coord, f"/patients/{patient.id}"))[1]
     assert (
@@ -166,9 +204,16 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     )
     # a task linking the prescription and the PPCS questionnaire shows both
     doc_id = doc_url.rsplit("/", 1)[1]
-    status, body, _ = await site.post(coord, f"/patients/{patient.id}/taches", {
-        "label": "Transmettre l'ordonnance", "type": "Administratif", "document_ids": doc_id,
-        "form_id": "ppcs"})  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        f"/patients/{patient.id}/taches",
+        {
+            "label": "Transmettre l'ordonnance",
+            "type": "Administratif",
+            "document_ids": doc_id,
+            "form_id": "ppcs",
+        },
+    )
     assert status == 303, body[-300:]
     body = (await site.get(coord, f"/patients/{patient.id}"))[1]
     row = body[body.index("Transmettre l&#39;ordonnance") :].split("</tr>")[0]
@@ -181,11 +226,21 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
         "Dossier Durand", birth_name="DURAND", birth_first_names=["Marie"]
     )
     coord = site.person(site.COORD)
-    status, body, _ = await site.post(coord, "/agenda/evenements", {
-        "title": "Passage IDE", "type": "Visite à domicile", "starts_at": "2026-11-23T09:00",
-        "ends_at": "2026-11-23T09:30", "patient_id": patient.id, "recurrence": "FREQ=WEEKLY",
-        "until": "2026-12-31", "location": "Domicile", "attendees": site.NURSE,
-    })  # fmt: skip
+    status, body, _ = await site.post(
+        coord,
+        "/agenda/evenements",
+        {
+            "title": "Passage IDE",
+            "type": "Visite à domicile",
+            "starts_at": "2026-11-23T09:00",
+            "ends_at": "2026-11-23T09:30",
+            "patient_id": patient.id,
+            "recurrence": "FREQ=WEEKLY",
+            "until": "2026-12-31",
+            "location": "Domicile",
+            "attendees": site.NURSE,
+        },
+    )
     assert status == 303, body[-500:]
     for view, needle in (
         ("semaine", "Semaine du 23 au 29 novembre 2026"),
@@ -205,8 +260,9 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
         "Passage IDE"
         in (await site.get(site.person(site.NURSE), "/agenda?vue=jour&date=2026-11-30"))[1]
     )
-    status, body, _ = await site.get(site.person(site.OUTSIDER),
-                                     f"/agenda?vue=jour&date=2026-11-30&membre={site.COORD}")  # fmt: skip
+    status, body, _ = await site.get(
+        site.person(site.OUTSIDER), f"/agenda?vue=jour&date=2026-11-30&membre={site.COORD}"
+    )
     assert "Occupé" in body and "Passage IDE" not in body and "DURAND" not in body
     # bad input
     status, body, _ = await site.post(
@@ -235,9 +291,17 @@ async def test_agenda_views_new_event_and_subscription(site) -> None:
 async def test_the_owner_cancels_an_appointment(site) -> None:
     await site.seed_patient()  # the nurse shares a care circle with the coordinator
     coord = site.person(site.COORD)
-    status, _, _ = await site.post(coord, "/agenda/evenements", {
-        "title": "Réunion de synthèse", "type": "RDV bureau", "starts_at": "2026-12-02T14:00",
-        "ends_at": "2026-12-02T15:00", "attendees": site.NURSE})  # fmt: skip
+    status, _, _ = await site.post(
+        coord,
+        "/agenda/evenements",
+        {
+            "title": "Réunion de synthèse",
+            "type": "RDV bureau",
+            "starts_at": "2026-12-02T14:00",
+            "ends_at": "2026-12-02T15:00",
+            "attendees": site.NURSE,
+        },
+    )
     assert status == 303
     body = (await site.get(coord, "/agenda?vue=jour&date=2026-12-02"))[1]
     event_id = re.search(r"/agenda/evenements/([0-9a-f-]+)/annulation", body).group(1)  # type: ignore[union-attr]

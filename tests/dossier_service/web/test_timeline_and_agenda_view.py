@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from dossier_service.ical import PARIS
+from deployment.conventions import PARIS
 from dossier_service.web.agenda_view import build_agenda, period
 from dossier_service.web.fr_dates import age_on, fmt_datetime, fmt_long_date
 from dossier_service.web.timeline import render_life_line
@@ -37,14 +37,17 @@ def test_life_line_draws_one_lane_per_theme_and_bars_in_time_order() -> None:
         Ep("Sortie d'hospitalisation", "Sortie clinique", date(2026, 10, 1), date(2026, 10, 15)),
     ]
     svg = render_life_line(
-        episodes, today=TODAY,
+        episodes,
+        today=TODAY,
         themes=("Sortie d'hospitalisation", "Intervention / Réunion", "Suivi / Réunion"),
-    )  # fmt: skip
+    )
     root = ET.fromstring(svg)  # well-formed XML: text is escaped
     lanes = root.findall(f"{SVG}g[@class='lane']")
     assert [g.get("data-theme") for g in lanes] == [
-        "Sortie d'hospitalisation", "Intervention / Réunion", "Suivi / Réunion"
-    ]  # fmt: skip
+        "Sortie d'hospitalisation",
+        "Intervention / Réunion",
+        "Suivi / Réunion",
+    ]
     bars = lanes[0].findall(f"{SVG}g/{SVG}rect")
     assert len(bars) == 2
     x_first, x_second = (float(b.get("x") or 0) for b in bars)
@@ -89,10 +92,17 @@ def test_periods_of_each_view() -> None:
 
 
 def test_agenda_places_recurring_and_multi_day_events() -> None:
-    weekly = Ev("Astreinte", datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
-                datetime(2026, 11, 2, 9, 0, tzinfo=UTC), "FREQ=WEEKLY;BYDAY=MO,TH")  # fmt: skip
-    overnight = Ev("Garde", datetime(2026, 11, 24, 20, 0, tzinfo=PARIS),
-                   datetime(2026, 11, 26, 8, 0, tzinfo=PARIS))  # fmt: skip
+    weekly = Ev(
+        "Astreinte",
+        datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+        "FREQ=WEEKLY;BYDAY=MO,TH",
+    )
+    overnight = Ev(
+        "Garde",
+        datetime(2026, 11, 24, 20, 0, tzinfo=PARIS),
+        datetime(2026, 11, 26, 8, 0, tzinfo=PARIS),
+    )
     outside = Ev(
         "Ailleurs", datetime(2027, 1, 5, 9, tzinfo=PARIS), datetime(2027, 1, 5, 10, tzinfo=PARIS)
     )

@@ -3,7 +3,6 @@ rendered like `make up`): forbidden changes get 403 M_FORBIDDEN, E2EE messages p
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from nio import MegolmEvent, RoomMessageText, RoomSendResponse
-from support import make_test_profile
+from support import eventually, make_test_profile
 
 from deployment.secrets import Secrets
 from homeserver.process import HomeserverStartError, SynapseProcess
@@ -243,16 +242,17 @@ async def test_encrypted_messages_go_through_a_patient_room(nio_client_factory: 
     assert isinstance(sent, RoomSendResponse)
 
     bodies: list[str] = []
-    for _ in range(20):
+
+    async def received() -> list[str]:
         resp = await bob.sync(timeout=500)
         joined = resp.rooms.join.get(room_id)
         for event in joined.timeline.events if joined else []:
             assert not isinstance(event, MegolmEvent), "undecryptable"
             if isinstance(event, RoomMessageText):
                 bodies.append(event.body)
-        if bodies:
-            break
-        await asyncio.sleep(0.1)
+        return bodies
+
+    await eventually(received, bool, timeout=15, what="message reçu", interval=0.1)
     assert bodies == ["pansement refait, cicatrisation correcte"]
 
 

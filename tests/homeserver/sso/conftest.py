@@ -66,16 +66,18 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
                     "sso": {
                         "password_login": False,  # RPPS professionals must use PSC
                         "providers": {
-                            "psc": {"enabled": True, "issuer": provider.issuer,
-                                    "client_id": CLIENT_ID,
-                                    "scopes": ["openid", "profile"]},
-                            "portail": {"enabled": True, "issuer": dead,
-                                        "client_id": CLIENT_ID},
-                        }
+                            "psc": {
+                                "enabled": True,
+                                "issuer": provider.issuer,
+                                "client_id": CLIENT_ID,
+                                "scopes": ["openid", "profile"],
+                            },
+                            "portail": {"enabled": True, "issuer": dead, "client_id": CLIENT_ID},
+                        },
                     },
                 }
             },
-        )  # fmt: skip
+        )
         try:
             yield SsoStack(hs, provider, directory_db)
         finally:

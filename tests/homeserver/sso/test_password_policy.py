@@ -15,12 +15,17 @@ from .conftest import SsoBrowser, SsoStack, login_token_of
 pytestmark = pytest.mark.integration
 
 
-async def _password_login(http: aiohttp.ClientSession, base: str, user: str, password: str) -> tuple[int, dict]:  # fmt: skip
+async def _password_login(
+    http: aiohttp.ClientSession, base: str, user: str, password: str
+) -> tuple[int, dict]:
     async with http.post(
         f"{base}/_matrix/client/v3/login",
-        json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
-              "password": password},
-    ) as resp:  # fmt: skip
+        json={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password,
+        },
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -37,8 +42,10 @@ async def test_rpps_professionals_use_psc_the_others_keep_their_password(
     assert "Connectez-vous avec Pro Santé Connect" in refused["fr.cercle.raison"]
 
     # the same person through PSC lands on that account
-    sso.provider.set_user("psc-sub-sabourin", psc_claims("810000000029", last_name="SABOURIN",
-                                                         first_name="SOPHIE", profession="91"))  # fmt: skip
+    sso.provider.set_user(
+        "psc-sub-sabourin",
+        psc_claims("810000000029", last_name="SABOURIN", first_name="SOPHIE", profession="91"),
+    )
     status, location, body = await browser.sso_login("psc-sub-sabourin")
     assert status == 302, body[:300]
     async with http.post(

@@ -106,8 +106,10 @@ async def test_first_and_second_sso_login_of_an_active_rpps_professional(
 async def test_someone_not_in_the_rpps_waits_for_approval(
     sso: SsoStack, browser: SsoBrowser
 ) -> None:
-    sso.provider.set_user("psc-sub-cazalas", psc_claims(ADELI, last_name="CAZALAS",
-                                                        first_name="MATHIEU", profession="10"))  # fmt: skip
+    sso.provider.set_user(
+        "psc-sub-cazalas",
+        psc_claims(ADELI, last_name="CAZALAS", first_name="MATHIEU", profession="10"),
+    )
     status, location, body = await browser.sso_login("psc-sub-cazalas")
     assert status == 302, body[:500]
     status, answer = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
@@ -172,8 +174,10 @@ async def test_an_account_the_directory_links_to_the_professional_is_the_one_use
     conn = connect(sso.directory_db)
     link(conn, existing["user_id"], "810000000022", source="demande", actor="test")
     conn.close()
-    sso.provider.set_user("psc-sub-thomas", psc_claims("810000000022", last_name="THOMAS",
-                                                       first_name="JEAN-PIERRE", profession="10"))  # fmt: skip
+    sso.provider.set_user(
+        "psc-sub-thomas",
+        psc_claims("810000000022", last_name="THOMAS", first_name="JEAN-PIERRE", profession="10"),
+    )
     status, location, body = await browser.sso_login("psc-sub-thomas")
     assert status == 302, body[:300]
     status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
@@ -202,8 +206,10 @@ async def test_the_provider_picker_page_is_french(sso: SsoStack, browser: SsoBro
 
 async def test_userinfo_answered_as_a_signed_jwt(sso: SsoStack, browser: SsoBrowser) -> None:
     """PSC's userinfo is a signed JWT: Synapse checks it against the provider's keys."""
-    sso.provider.set_user("psc-sub-mercier", psc_claims("810000000036", last_name="MERCIER",
-                                                        first_name="NOEMIE", profession="10"))  # fmt: skip
+    sso.provider.set_user(
+        "psc-sub-mercier",
+        psc_claims("810000000036", last_name="MERCIER", first_name="NOEMIE", profession="10"),
+    )
     sso.provider.userinfo_as_jwt = True
     served = sso.provider.userinfo_jwts
     try:

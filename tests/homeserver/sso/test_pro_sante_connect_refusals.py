@@ -41,8 +41,12 @@ async def test_a_provider_that_is_down_gets_a_french_page_and_passwords_still_wo
 async def test_an_id_token_that_cannot_be_trusted_is_refused(
     sso: SsoStack, browser: SsoBrowser, tamper: str
 ) -> None:
-    national_id = {"signature": "810000000015", "issuer": "810000000022",
-                   "audience": "810000000039", "expired": "810000000046"}[tamper]  # fmt: skip
+    national_id = {
+        "signature": "810000000015",
+        "issuer": "810000000022",
+        "audience": "810000000039",
+        "expired": "810000000046",
+    }[tamper]
     sub = f"psc-sub-{tamper}"
     sso.provider.set_user(sub, psc_claims(national_id, last_name="FALSIFIE", first_name=tamper))
     sso.provider.tamper = tamper

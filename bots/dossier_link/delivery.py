@@ -1,0 +1,169 @@
+"""Conversation → file: one outbox item performed against the dossier.
+
+Every write of the bot goes through the durable outbox (``bots.outbox``) with an idempotency
+key derived from the Matrix event that asked for it. ``deliver`` reads the item as a typed
+operation (``bots.dossier_link.operations``) and runs its handler from one table; a Matrix
+follow-up (the room's link state, its widget) is part of the same delivery.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from bots.dossier_client import DossierClient
+from bots.dossier_link.announcements import Announcements
+from bots.dossier_link.links import FileLinks, NotLinked
+from bots.dossier_link.operations import (
+    AddNotebookEntry,
+    AddToCircle,
+    CloseTask,
+    CreatePatient,
+    CreateTask,
+    EndInCircle,
+    LeftRoom,
+    LinkRoom,
+    OnFile,
+    Operation,
+    RecordActivity,
+    UploadDocument,
+    parse_operation,
+    words_of,
+)
+from bots.matrix.io import MatrixRequestError, txn_for
+from bots.outbox import Outbox, OutboxItem, Refused, Unavailable
+
+Result = dict[str, Any]
+Handler = Callable[[Any, str], Awaitable[Result]]  # (operation, idempotency key)
+
+
+class OutboxDelivery:
+    def __init__(self, links: FileLinks, announcements: Announcements, outbox: Outbox) -> None:
+        self.links = links
+        self.dossier: DossierClient = links.dossier
+        self.announcements = announcements
+        self.outbox = outbox
+        self.handlers: dict[type[Operation], Handler] = {
+            CreatePatient: self._create_patient,
+            LinkRoom: self._link_room,
+            LeftRoom: self._left_room,
+            AddNotebookEntry: self._add_notebook_entry,
+            CreateTask: self._create_task,
+            CloseTask: self._close_task,
+            UploadDocument: self._upload_document,
+            AddToCircle: self._add_to_circle,
+            EndInCircle: self._end_in_circle,
+            RecordActivity: self._record_activity,
+        }
+
+    async def deliver(self, item: OutboxItem) -> Mapping[str, Any] | None:
+        """Perform one outbox item against the dossier (and its Matrix follow-up)."""
+        op = parse_operation(item.operation, item.payload)
+        handler = self.handlers.get(type(op)) if op is not None else None
+        if handler is None:
+            raise Refused("CERCLE_UNKNOWN_OPERATION", item.operation, 400)
+        if isinstance(op, OnFile) and not op.room_id and item.room_id:
+            op = replace(op, room_id=item.room_id)
+        try:
+            return await handler(op, item.key)
+        except NotLinked:
+            raise Refused("CERCLE_NOT_LINKED", "Salon non lié à un dossier", 404) from None
+        except MatrixRequestError as exc:
+            if exc.errcode == "M_FORBIDDEN":  # e.g. the bot may not set the room's state
+                raise Refused("MATRIX_M_FORBIDDEN", exc.operation, 403) from None
+            raise Unavailable(f"MATRIX_{exc.errcode}") from None
+
+    async def _pid(self, op: OnFile) -> str:
+        if op.patient_id:
+            return op.patient_id
+        return await self.links.resolve_patient(str(op.room_id))
+
+    # -- the handler table --
+    async def _create_patient(self, op: CreatePatient, key: str) -> Result:
+        created = await self.dossier.create_patient(
+            room_id=op.room_id, label=op.label or "", coordinator=op.actor,
+            coordinator_name=op.actor_name, patient_id=op.pseudonym, key=key,
+        )  # fmt: skip
+        pid = str(created["id"])
+        await self.links.set_patient_state(op.room_id, pid)
+        return {"patient_id": pid}
+
+    async def _link_room(self, op: LinkRoom, key: str) -> Result:
+        await self.dossier.link_room(op.patient_id, op.room_id, actor=op.actor, key=key)
+        await self.links.set_patient_state(op.room_id, op.patient_id)
+        await self.links.furnish_room(op.room_id, op.patient_id)
+        return {"patient_id": op.patient_id}
+
+    async def _left_room(self, op: LeftRoom, key: str) -> Result:
+        pid = await self._pid(op)
+        await self.dossier.mark_left_room(pid, op.user_id, key=key)
+        return {"patient_id": pid}
+
+    async def _add_notebook_entry(self, op: AddNotebookEntry, key: str) -> Result:
+        pid = await self._pid(op)
+        entry = await self.dossier.add_notebook_entry(
+            pid, kind=op.kind, text=op.text, actor=op.actor, key=key
+        )
+        return {"patient_id": pid, "entry_id": entry.get("id")}
+
+    async def _create_task(self, op: CreateTask, key: str) -> Result:
+        pid = await self._pid(op)
+        self.announcements.remember_task_command(pid, str(op.actor), op.label, op.command)
+        task = await self.dossier.create_task(
+            pid, label=op.label, type=op.type or "Coordination", assignees=op.assignees or [],
+            due_date=op.due_date, actor=op.actor, key=key,
+        )  # fmt: skip
+        return {"patient_id": pid, "task_id": task.get("id"), "label": task.get("label")}
+
+    async def _close_task(self, op: CloseTask, key: str) -> Result:
+        pid = await self._pid(op)
+        task = await self.dossier.set_task_state(op.task_id, "fait", actor=op.actor, key=key)
+        return {"patient_id": pid, "task_id": task.get("id"), "label": task.get("label")}
+
+    async def _upload_document(self, op: UploadDocument, key: str) -> Result:
+        pid = await self._pid(op)
+        doc = await self.dossier.upload_document(
+            pid, category=op.category, filename=op.filename, data=self.outbox.read_blob(op.blob),
+            actor=op.actor, key=key,
+        )  # fmt: skip
+        return {"patient_id": pid, "document_id": doc.get("id"), "sha256": doc.get("sha256")}
+
+    async def _add_to_circle(self, op: AddToCircle, key: str) -> Result:
+        pid = await self._pid(op)
+        user = op.member.get("matrix_user_id")
+        present = [m for m in await self.dossier.circle(pid)
+                   if user and m.get("matrix_user_id") == user]  # fmt: skip
+        if present:  # already in (e.g. added on the page meanwhile): nothing to add
+            return {"patient_id": pid, "member_id": present[0].get("id")}
+        member = await self.dossier.add_circle_member(pid, dict(op.member), actor=op.actor, key=key)
+        return {"patient_id": pid, "member_id": member.get("id")}
+
+    async def _end_in_circle(self, op: EndInCircle, key: str) -> Result:
+        pid = await self._pid(op)
+        await self.dossier.end_circle_member(pid, op.member_id, actor=op.actor, key=key)
+        return {"patient_id": pid}
+
+    async def _record_activity(self, op: RecordActivity, key: str) -> Result:
+        return await self.dossier.record_activity(op.payload(), key=key)
+
+    # -- told in the room --
+    async def on_late_outcome(
+        self, item: OutboxItem, result: Mapping[str, Any] | None, refused: Refused | None
+    ) -> None:
+        """An item delivered (or refused) after its command was answered: say so in the room."""
+        if not item.room_id or item.operation in (LeftRoom.name, RecordActivity.name):
+            return  # nobody asked for these in the room: nothing to tell
+        if refused is None and item.attempts == 0:
+            return  # delivered at once: nothing to tell
+        what = words_of(item.operation)
+        if refused is None:
+            plain = f"✅ Dossier de nouveau joignable : {what} est enregistré(e) dans le dossier."
+        elif refused.errcode == "CERCLE_NOT_LINKED":
+            plain = f"⚠ {what[0].upper()}{what[1:]} n'a pas pu être enregistré(e) : ce salon n'est lié à aucun dossier."
+        else:
+            plain = f"⚠ {what[0].upper()}{what[1:]} a été refusé(e) par le dossier."
+        await self.links.io.send_notice(
+            item.room_id, plain, html.escape(plain), txn_id=txn_for(item.key, "late-outcome")
+        )

@@ -1,0 +1,63 @@
+"""What every component of one deployment agrees on, written once.
+
+* ``PARIS``: the zone people read times in (timestamps are stored in UTC, shown in Paris).
+* ``MATRIX_USER_ID`` (and its text): the form of a Matrix user id the components accept
+  (``@localpart:server[:port]``, the localpart in the spec's historical lower-case set).
+* ``sqlite_pragmas`` / ``open_private_sqlite``: how a component's own SQLite file is opened
+  (write-ahead log, ``synchronous=NORMAL``, a busy timeout, the file private to the account).
+* ``write_private``: a private file (0600) written atomically (temporary name, fsync, rename).
+
+It lives in ``deployment/`` because every component already depends on it and it depends on
+no component (standard library only): ``bots``, ``dossier_service``, ``bridges``, ``backup``,
+``cercle`` and the Synapse modules of ``homeserver`` can all import it without a new edge in
+the layering. A top-level package would also need every installed copy re-installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+
+MATRIX_USER_ID_TEXT = r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d{1,5})?"  # to embed in a pattern
+MATRIX_USER_ID_PATTERN = rf"^{MATRIX_USER_ID_TEXT}$"  # for pydantic's ``pattern``
+MATRIX_USER_ID = re.compile(MATRIX_USER_ID_PATTERN)
+
+
+def sqlite_pragmas(conn: Any, *, busy_timeout_ms: int, foreign_keys: bool = False) -> None:
+    """WAL, ``synchronous=NORMAL`` and a busy timeout on ``conn`` (a sqlite3 connection or a
+    DB-API cursor). NORMAL in WAL mode: a committed row survives the process being killed;
+    after a power cut the WAL tail may be lost (each store says why that is acceptable)."""
+    if foreign_keys:
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+
+def open_private_sqlite(
+    path: Path, *, busy_timeout_ms: int = 5000, check_same_thread: bool = False
+) -> sqlite3.Connection:
+    """A component's own SQLite file (its folder made if needed), in autocommit mode, with
+    ``sqlite_pragmas``, readable by the deployment's account only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    sqlite_pragmas(conn, busy_timeout_ms=busy_timeout_ms)
+    path.chmod(0o600)
+    return conn
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600) atomically: written to a temporary name, then renamed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)

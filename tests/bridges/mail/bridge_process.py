@@ -1,0 +1,59 @@
+"""The mail bridge as a process of its own, for the tests that SIGKILL it (a cancelled task
+in the test's process still runs its ``finally`` blocks; a killed process runs nothing).
+
+``python -m tests.bridges.mail.bridge_process <config.json>``: the config is the test's
+``MailBridgeConfig`` (paths as text) plus ``secrets_dir``; runs until killed. The production
+entry point (``python -m bridges.mail``) needs a whole profile; this builds the same
+``MailBridge`` from the test's config instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from bridges.mail.account import (
+    CROSS_SIGNING_SECRET,
+    PASSWORD_SECRET,
+    PICKLE_SECRET,
+    bridge_secret,
+)
+from bridges.mail.app import MailBridge
+from bridges.mail.config import MailBridgeConfig
+from bridges.mail.vault import CredentialVault
+
+_PATHS = ("data_dir", "ca_file", "cross_signing_key_path")
+
+
+def config_json(config: MailBridgeConfig, secrets_dir: Path) -> str:
+    values = dataclasses.asdict(config)
+    for key in _PATHS:
+        values[key] = str(values[key]) if values[key] is not None else None
+    values["secrets_dir"] = str(secrets_dir)
+    return json.dumps(values)
+
+
+async def run(values: dict[str, Any]) -> None:
+    secrets = SimpleNamespace(directory=Path(values.pop("secrets_dir")))
+    for key in _PATHS:
+        values[key] = Path(values[key]) if values[key] is not None else None
+    config = MailBridgeConfig(**values)
+    bridge = await MailBridge.create(
+        config,
+        password=bridge_secret(secrets, PASSWORD_SECRET),  # type: ignore[arg-type]
+        pickle_key=bridge_secret(secrets, PICKLE_SECRET),  # type: ignore[arg-type]
+        cross_signing_key=bridge_secret(secrets, CROSS_SIGNING_SECRET),  # type: ignore[arg-type]
+        vault=CredentialVault.from_secrets_dir(secrets.directory),
+    )
+    await bridge.start()
+    print("pont démarré", flush=True)
+    await bridge.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(run(json.loads(Path(sys.argv[1]).read_text())))
