@@ -29,6 +29,7 @@ from dossier_service.api import (
     patients,
     retention,
     session,
+    structures,
     tasks,
 )
 from dossier_service.api.errors import error_middleware
@@ -58,6 +59,7 @@ API_OPERATIONS: tuple[Operations, ...] = (
     admin.operations,
     retention.operations,
     extractions.operations,
+    structures.operations,
 )
 
 

@@ -184,6 +184,14 @@ class LeftRoomIn(Input):
     matrix_user_id: UserId
 
 
+class StructureMemberIn(Input):
+    """Someone working for a structure (issue 18), added by an admin or its referent."""
+
+    matrix_user_id: UserId
+    display_name: Label
+    role: Literal["referent", "membre"] = "membre"
+
+
 # --------------------------------------------------------------------------- life line
 class EpisodeIn(Input):
     theme: Label

@@ -150,6 +150,16 @@ def render_event(
         who_plain = name
         who_html = _pill(user, name) if isinstance(user, str) else html.escape(name)
         mentions = [user] if isinstance(user, str) else []
+        if payload.get("kind") == "structure" and kind != "circle.ended":  # issue 18
+            finess = f" (FINESS {payload['directory_id']})" if payload.get("directory_id") else ""
+            access = (
+                "avec accès au dossier : ses membres sont invités"
+                if payload.get("has_access")
+                else "sans accès au dossier : enregistrée, personne n'est invité"
+            )
+            verb = "rejoint le cercle de soins" if kind == "circle.added" else "est désormais"
+            text = f"🏢 La structure {name}{finess} {verb} ({access})"
+            return notice(text, html.escape(text))
         if kind == "circle.added":
             access = "habilité" if payload.get("has_access") else "sans accès au dossier"
             extra = ""

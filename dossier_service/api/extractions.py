@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import PARIS
 from dossier_service import appkeys
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.api.operation import Audit, Call, Operations, allowed_when, person
-from dossier_service.bounded import PARIS, BoundedDate, OutOfRange, check_moment, parse_day
+from dossier_service.bounded import BoundedDate, OutOfRange, check_moment, parse_day
 from dossier_service.extraction import reports
 from dossier_service.extraction.access import may_extract
 from dossier_service.extraction.figures import Period

@@ -77,7 +77,7 @@ class ImportReport:
 
 _ACTIVITY_COLUMNS = (
     "profession_code, specialty_code, specialty, mode_code, mode, structure, "
-    "address, postcode, commune_code, city, dept, phone, email"
+    "address, postcode, commune_code, city, dept, phone, email, siret, finess"
 )
 
 
@@ -160,7 +160,7 @@ class _Writer:
         if activities:
             self.conn.executemany(
                 f"INSERT INTO annuaire_activity (professional_id, {_ACTIVITY_COLUMNS}, linked) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"VALUES ({','.join('?' * (_ACTIVITY_COLUMNS.count(',') + 3))})",
                 activities,
             )
         if keys:

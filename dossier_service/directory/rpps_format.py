@@ -34,6 +34,8 @@ COL_CITY = "Libellé commune (coord. structure)"
 COL_PHONE = "Téléphone (coord. structure)"
 COL_EMAIL = "Adresse e-mail (coord. structure)"
 COL_DEPT = "Code Département (structure)"
+COL_SIRET_SITE = "Numéro SIRET site"  # issue 18: a structure's members from their activity
+COL_FINESS_SITE = "Numéro FINESS site"
 
 REQUIRED = (COL_ID, COL_LAST, COL_FIRST, COL_PROF_CODE, COL_PROF)
 OPTIONAL = (
@@ -54,6 +56,8 @@ OPTIONAL = (
     COL_PHONE,
     COL_EMAIL,
     COL_DEPT,
+    COL_SIRET_SITE,
+    COL_FINESS_SITE,
 )
 
 _NATIONAL_ID = re.compile(r"^[0-9][0-9A-Z]{5,19}$")
@@ -81,6 +85,8 @@ class Activity(NamedTuple):
     dept: str
     phone: str
     email: str
+    siret: str = ""
+    finess: str = ""
 
 
 class PersonLine(NamedTuple):
@@ -156,6 +162,8 @@ class Layout:
             phone,
             email,
             dept,
+            siret,
+            finess,
         ) = self._getter(fields)
         national_id = national_id.strip()
         if not national_id:
@@ -193,5 +201,7 @@ class Layout:
                 dept,
                 phone,
                 email.lower(),
+                siret.strip(),
+                finess.strip().upper(),
             ),
         )

@@ -6,7 +6,7 @@ from dossier_service.models import directory as directory
 from dossier_service.models.activity import ActivityEvent, ExtractionReport
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
 from dossier_service.models.audit import AuditEntry, IdempotencyRecord, OutboxEvent
-from dossier_service.models.circle import CircleMember
+from dossier_service.models.circle import CircleMember, StructureMember
 from dossier_service.models.documents import Document
 from dossier_service.models.followup import Hospitalisation, Memo
 from dossier_service.models.forms import FormAnswer
@@ -44,6 +44,7 @@ __all__ = [
     "OutboxEvent",
     "Patient",
     "SessionRevocation",
+    "StructureMember",
     "Task",
     "TaskAssignee",
     "metadata",

@@ -36,6 +36,7 @@ class CircleMember(SQLModel, table=True):
     __table_args__ = (
         Index("ix_circle_members_patient", "patient_id", "ended_at"),
         Index("ix_circle_members_user", "matrix_user_id", "ended_at"),
+        Index("ix_circle_members_via", "via_member_id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -54,3 +55,34 @@ class CircleMember(SQLModel, table=True):
     ended_by: str | None = Field(default=None, max_length=255)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     left_room_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # issue 18: a professional in the circle because her structure is "avec accès au dossier"
+    # (the id of the structure's row in this circle); ends with it or when she leaves it
+    via_member_id: str | None = Field(default=None, max_length=36)
+
+
+STRUCTURE_ROLES = ("referent", "membre")
+STRUCTURE_SOURCES = ("admin", "rpps", "demande")
+
+
+class StructureMember(SQLModel, table=True):
+    """Someone working for a FINESS structure (issue 18): its referents manage its members;
+    when a structure is in a care circle "avec accès au dossier", its members are too.
+    Ending it keeps the row (ended_at) for the history."""
+
+    __tablename__ = "structure_members"
+    __table_args__ = (
+        Index("ix_structure_members_finess", "finess", "ended_at"),
+        Index("ix_structure_members_user", "matrix_user_id", "ended_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    finess: str = Field(max_length=9)
+    matrix_user_id: str = Field(max_length=255)
+    display_name: str = Field(max_length=300)
+    role: str = Field(default="membre", max_length=20)  # referent | membre
+    source: str = Field(default="admin", max_length=20)  # admin | rpps | demande
+    without_rpps: bool = False
+    added_by: str = Field(max_length=255)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ended_by: str | None = Field(default=None, max_length=255)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -71,6 +71,8 @@ class Activity(SQLModel, table=True):
     __tablename__ = "annuaire_activity"
     __table_args__ = (
         sa.Index("ix_annuaire_activity_professional", "professional_id"),
+        sa.Index("ix_annuaire_activity_finess", "finess"),
+        sa.Index("ix_annuaire_activity_siret", "siret"),
         sa.Index(
             "ix_annuaire_activity_place",
             "dept",
@@ -110,6 +112,10 @@ class Activity(SQLModel, table=True):
     dept: str = Field(sa_type=sa.Text)
     phone: str = Field(sa_type=sa.Text)
     email: str = Field(sa_type=sa.Text)
+    # issue 18: the site's SIRET / FINESS numbers (a linked professional is a member of the
+    # structure they name)
+    siret: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    finess: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
     # flagged while the professional is linked to a Matrix account (partial index above)
     linked: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service.models.circle import ROLE_LABELS, CircleMember
+from dossier_service.models.circle import ROLE_LABELS, CircleMember, StructureMember
+from dossier_service.models.directory import Structure
 from dossier_service.models.patient import Patient
 from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
@@ -22,6 +23,8 @@ def _payload(member: CircleMember) -> dict[str, object]:
         "role": member.role,
         "has_access": member.has_access,
         "display_name": member.display_name,
+        "directory_id": member.directory_id,
+        "via_member_id": member.via_member_id,
     }
 
 
@@ -47,6 +50,8 @@ async def add_member(
             "Un professionnel habilité doit avoir un compte (identifiant Matrix).",
             field="matrix_user_id",
         )
+    if data.kind == "structure":
+        return await _add_structure(session, principal=principal, patient=patient, data=data)
     if data.matrix_user_id:
         existing = await session.exec(
             select(CircleMember).where(
@@ -89,6 +94,11 @@ async def update_member(
     for key, value in changes.items():
         setattr(member, key, value)
     session.add(member)
+    if member.kind == "structure" and "has_access" in changes:
+        if member.has_access:
+            await bring_structure_members(session, principal, patient, member)
+        else:
+            await withdraw_structure_members(session, principal, patient, member)
     parts = []
     if "role" in changes:
         parts.append(f"rôle {ROLE_LABELS[member.role]}")
@@ -133,7 +143,163 @@ async def end_member(
         session, principal, patient, f"Retrait de {member.display_name} du cercle de soins"
     )
     await journal.tell(session, principal, patient, journal.CIRCLE_ENDED, _payload(member))
+    if member.kind == "structure":
+        await withdraw_structure_members(session, principal, patient, member)
     return member
+
+
+# -- issue 18: structures in the care circle ------------------------------------------------
+async def _add_structure(
+    session: AsyncSession, *, principal: Principal, patient: Patient, data: CircleMemberIn
+) -> CircleMember:
+    """A FINESS structure joins the circle: "sans accès au dossier" it is only recorded and
+    shown; "avec accès" its members join the circle with access (and so the conversation)."""
+    finess = (data.directory_id or "").strip().upper()
+    found = await session.get(Structure, finess) if finess else None
+    if found is None or not found.active:
+        raise InvalidInput(
+            "Structure introuvable dans l'annuaire FINESS (numéro FINESS attendu).",
+            field="directory_id",
+        )
+    existing = await session.exec(
+        select(CircleMember).where(
+            CircleMember.patient_id == patient.id,
+            CircleMember.kind == "structure",
+            CircleMember.directory_id == finess,
+            col(CircleMember.ended_at).is_(None),
+        )
+    )
+    if existing.first() is not None:
+        raise Conflict("Cette structure fait déjà partie du cercle de soins.", field="directory_id")
+    values = data.model_dump()
+    values.update(
+        directory_id=finess,
+        display_name=found.name or found.long_name or finess,
+        role="structure",
+        matrix_user_id=None,
+        profession=found.category,
+    )
+    member = CircleMember(patient_id=patient.id, added_by=principal.author, **values)
+    session.add(member)
+    access = "avec accès au dossier" if member.has_access else "sans accès au dossier"
+    await journal.note(
+        session,
+        principal,
+        patient,
+        f"Ajout de la structure {member.display_name} sur le cercle de soins ({access})",
+    )
+    await session.flush()
+    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
+    if member.has_access:
+        await bring_structure_members(session, principal, patient, member)
+    return member
+
+
+async def active_structure_members(session: AsyncSession, finess: str) -> list[StructureMember]:
+    rows = await session.exec(
+        select(StructureMember)
+        .where(StructureMember.finess == finess, col(StructureMember.ended_at).is_(None))
+        .order_by(col(StructureMember.added_at), col(StructureMember.id))
+    )
+    return list(rows.all())
+
+
+async def bring_structure_members(
+    session: AsyncSession,
+    principal: Principal,
+    patient: Patient,
+    structure: CircleMember,
+    only: StructureMember | None = None,
+) -> list[CircleMember]:
+    """The structure's members (or ``only`` one) join the circle with access, each told to
+    the conversation (``circle.added``: the bot invites them with the history). Someone
+    already in the circle keeps her own place."""
+    assert structure.directory_id is not None
+    people = [only] if only else await active_structure_members(session, structure.directory_id)
+    added = []
+    for person in people:
+        existing = await session.exec(
+            select(CircleMember.id).where(
+                CircleMember.patient_id == patient.id,
+                CircleMember.matrix_user_id == person.matrix_user_id,
+                col(CircleMember.ended_at).is_(None),
+            )
+        )
+        if existing.first() is not None:
+            continue
+        row = CircleMember(
+            patient_id=patient.id,
+            kind="professionnel",
+            display_name=person.display_name,
+            matrix_user_id=person.matrix_user_id,
+            role="intervenant",
+            has_access=True,
+            description=f"Membre de la structure {structure.display_name}",
+            added_by=principal.author,
+            via_member_id=structure.id,
+        )
+        session.add(row)
+        await journal.note(
+            session,
+            principal,
+            patient,
+            f"Ajout de {row.display_name} sur le cercle de soins "
+            f"(membre de la structure {structure.display_name})",
+        )
+        await session.flush()
+        await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(row))
+        added.append(row)
+    return added
+
+
+async def withdraw_structure_members(
+    session: AsyncSession,
+    principal: Principal,
+    patient: Patient,
+    structure: CircleMember,
+    only_user: str | None = None,
+) -> list[CircleMember]:
+    """The places the structure gave (all, or ``only_user``'s) end, each told to the
+    conversation (``circle.ended``: the bot removes them from the room)."""
+    query = select(CircleMember).where(
+        CircleMember.patient_id == patient.id,
+        CircleMember.via_member_id == structure.id,
+        col(CircleMember.ended_at).is_(None),
+    )
+    if only_user is not None:
+        query = query.where(CircleMember.matrix_user_id == only_user)
+    ended = list((await session.exec(query)).all())
+    for row in ended:
+        row.ended_at = utcnow()
+        row.ended_by = principal.author
+        session.add(row)
+        await journal.note(
+            session,
+            principal,
+            patient,
+            f"Retrait de {row.display_name} du cercle de soins "
+            f"(plus d'accès par la structure {structure.display_name})",
+        )
+        await journal.tell(session, principal, patient, journal.CIRCLE_ENDED, _payload(row))
+    return ended
+
+
+async def circles_with_access_through(
+    session: AsyncSession, finess: str
+) -> list[tuple[Patient, CircleMember]]:
+    """Every file whose circle holds this structure "avec accès au dossier"."""
+    rows = await session.exec(
+        select(Patient, CircleMember)
+        .where(
+            col(CircleMember.patient_id) == col(Patient.id),
+            CircleMember.kind == "structure",
+            CircleMember.directory_id == finess,
+            CircleMember.has_access == True,  # noqa: E712
+            col(CircleMember.ended_at).is_(None),
+        )
+        .order_by(col(CircleMember.added_at))
+    )
+    return [(p, m) for p, m in rows.all()]
 
 
 async def mark_left_room(

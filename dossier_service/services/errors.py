@@ -26,6 +26,11 @@ class NotFound(ServiceError):
     errcode = "M_NOT_FOUND"
 
 
+class Forbidden(ServiceError):
+    status = 403
+    errcode = "M_FORBIDDEN"
+
+
 class Conflict(ServiceError):
     status = 409
     errcode = "CERCLE_CONFLICT"

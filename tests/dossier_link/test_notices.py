@@ -92,6 +92,20 @@ def test_discharge_and_death_and_form_and_circle_texts() -> None:
     assert added is not None and "sans compte" in added.plain and added.mentions == ()
 
 
+def test_a_structure_in_the_circle_is_announced_as_such() -> None:
+    """Issue 18: a structure has no account; the room says whether its members come in."""
+    base = {"display_name": "SSIAD <Marais>", "role": "structure", "kind": "structure",
+            "matrix_user_id": None, "directory_id": "750000001"}  # fmt: skip
+    shown = render_event({"type": "circle.added", "payload": {**base, "has_access": False}}, URL)
+    assert shown is not None and "personne n'est invité" in shown.plain
+    assert "FINESS 750000001" in shown.plain and "&lt;Marais&gt;" in shown.html
+    with_access = render_event(
+        {"type": "circle.changed", "payload": {**base, "has_access": True}}, URL
+    )
+    assert with_access is not None and "ses membres sont invités" in with_access.plain
+    assert with_access.mentions == ()
+
+
 def test_unknown_event_says_nothing_and_html_is_escaped() -> None:
     assert render_event({"type": "patient.created", "payload": {}}, URL) is None
     notice = render_event(

@@ -351,6 +351,11 @@ async def test_every_api_route_is_in_the_matrix_or_listed(api: Api) -> None:
         ("GET", "/api/v1/extractions/{report_id}/xlsx"),
         ("GET", "/api/v1/extractions/{report_id}/csv"),
         ("POST", "/api/v1/activity"),
+        # a structure's members: their own rules, tested in test_structures_circle.py
+        ("GET", "/api/v1/structures/{finess}/members"),
+        ("POST", "/api/v1/structures/{finess}/members"),
+        ("POST", "/api/v1/structures/{finess}/members/{member_id}/end"),
+        ("POST", "/api/v1/structures/{finess}/members/rpps"),
     }
     covered = {(c.method, c.path.split("?")[0]) for c in CASES.values()}
     templates = {

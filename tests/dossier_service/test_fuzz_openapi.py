@@ -389,6 +389,10 @@ def _run_chains(live: LiveDossier, caller: Any, aim: Any, inspect: Any, opened: 
     # Linking a room is the bot's (tested on its own): schemathesis reads ``room_id`` as a
     # reference to a "Room" no operation creates and would never start a chain by opening a file
     del spec["components"]["schemas"]["PatientCreate"]["properties"]["room_id"]
+    # A structure's members (issue 18) lead to no file: no chain of a file's rows goes
+    # through them (their rules are tested in test_structures_circle.py)
+    for path in [p for p in spec["paths"] if p.startswith("/api/v1/structures/")]:
+        del spec["paths"][path]
     schema = schemathesis.openapi.from_dict(spec, config=DECLARED_LINKS_ONLY)
     chains = Chains([], [], [])
     session = requests.Session()
@@ -506,8 +510,13 @@ def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
 
 
 def _row_operations(live: LiveDossier) -> list[Any]:
-    """Every operation that names a file or a row of it in its path."""
-    return [op for op in _operations(live) if "{" in op.path]
+    """Every operation that names a file or a row of it in its path (a structure's members,
+    issue 18, are no row of a file: test_structures_circle.py tests their rules)."""
+    return [
+        op
+        for op in _operations(live)
+        if "{" in op.path and not op.path.startswith("/api/v1/structures/")
+    ]
 
 
 def test_stateful_chains_as_an_outsider_read_and_write_nothing(live: LiveDossier) -> None:

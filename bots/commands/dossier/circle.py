@@ -141,6 +141,13 @@ def register(
             profession = str(m.get("profession") or "").strip() or "—"
             role = labels.get(str(m.get("role")), str(m.get("role")))
             access_word = "habilité" if m.get("has_access") else "sans accès au dossier"
+            if m.get("kind") == "structure":  # issue 18: its members hold the access
+                finess = f"FINESS {m.get('directory_id')}, " if m.get("directory_id") else ""
+                access_word = finess + (
+                    "avec accès au dossier (ses membres)"
+                    if m.get("has_access")
+                    else "sans accès au dossier"
+                )
             left = " (a quitté la conversation)" if m.get("left_room_at") else ""
             plain.append(f"• {name} — {profession} — {role} — {access_word}{left}")
             who = (

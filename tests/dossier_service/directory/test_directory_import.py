@@ -300,3 +300,18 @@ def test_the_dossiers_writes_get_their_turn_during_an_import(
     started[0].join(timeout=30)
     assert report.lines == 8000
     assert written and written[0] < finished  # written while the import went on
+
+
+def test_the_sites_finess_and_siret_are_read() -> None:
+    """Issue 18: « Numéro FINESS site » / « Numéro SIRET site » (optional columns) are kept
+    with the activity, for the structures' members from the RPPS."""
+    from dossier_service.directory.rpps_format import Layout
+
+    header = "Identification nationale PP|Nom d'exercice|Prénom d'exercice|Code profession|"
+    header += "Libellé profession|Numéro SIRET site|Numéro FINESS site|"
+    layout = Layout(header)
+    line = layout.parse("810001234567|DUPONT|Claire|60|Infirmier| 12345678900011 |750000001|\n")
+    assert (line.activity.siret, line.activity.finess) == ("12345678900011", "750000001")
+    old = Layout(header.replace("Numéro SIRET site|Numéro FINESS site|", ""))
+    line = old.parse("810001234567|DUPONT|Claire|60|Infirmier|\n")
+    assert (line.activity.siret, line.activity.finess) == ("", "")

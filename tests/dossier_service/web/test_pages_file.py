@@ -559,3 +559,44 @@ async def test_directory_link_only_when_the_directory_is_mounted(
     assert resp.status == 200
     assert '<a href="/annuaire">Annuaire</a>' in body and "dans l&#39;<a href" not in body
     assert 'l\'<a href="/annuaire" target="_blank" rel="noopener">annuaire</a>' in body
+
+
+async def test_a_structure_joins_the_circle_from_the_page_without_then_with_access(site) -> None:
+    """Issue 18: "Ajouter une structure" by its FINESS number; sans accès it is only shown;
+    "Habiliter" gives its members the file."""
+    from dossier_service.models.circle import StructureMember
+    from dossier_service.models.directory import Structure
+
+    patient = await site.seed_patient()
+    worker = "@assistante.sociale:cercle.test"
+    async with site.db.transaction() as session:
+        session.add(
+            Structure(
+                finess="750000001", legal_finess="750000000", name="CCAS DE PARIS",
+                long_name="CCAS DE PARIS", address="", postcode="75004", city="PARIS",
+                commune_code="75104", dept="75", phone="", category_code="370",
+                category="Centre Communal d'Action Sociale", aggregate="", siret="",
+                sort_key="ccas de paris", content_hash=b"x", seen_run=1, updated_at="2026",
+            )
+        )  # fmt: skip
+        session.add(StructureMember(finess="750000001", matrix_user_id=worker,
+                                    display_name="Mme Sociale", added_by=site.ADMIN))  # fmt: skip
+    coord = site.person(site.COORD)
+    form = {"display_name": "CCAS", "kind": "structure", "role": "structure",
+            "directory_id": "750000001"}  # fmt: skip
+    status, _, resp = await site.post(coord, f"/patients/{patient.id}/cercle", form)
+    assert status == 303, site.location(resp)
+    status, body, _ = await site.get(coord, f"/patients/{patient.id}")
+    text = site.text_of(body)
+    assert "CCAS DE PARIS" in text and "FINESS 750000001" in text
+    assert "sans accès au dossier" in text and "Mme Sociale" not in text
+    assert (await site.get(site.person(worker), f"/patients/{patient.id}"))[0] == 404
+    row = next(m for m in await site.members(patient.id) if m.kind == "structure")
+    status, _, _ = await site.post(
+        coord, f"/patients/{patient.id}/cercle/{row.id}/acces", {"has_access": "oui"}
+    )
+    assert status == 303
+    status, body, _ = await site.get(coord, f"/patients/{patient.id}")
+    assert "avec accès au dossier (ses membres)" in site.text_of(body)
+    assert "Membre de la structure CCAS DE PARIS" in site.text_of(body)
+    assert (await site.get(site.person(worker), f"/patients/{patient.id}"))[0] == 200

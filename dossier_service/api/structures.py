@@ -1,0 +1,113 @@
+"""/api/v1/structures/{finess}/members: a structure's members and referents (issue 18)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from dossier_service.api.context import acting_person
+from dossier_service.api.errors import Denied
+from dossier_service.api.operation import SIGNED_IN, Audit, Call, Operations
+from dossier_service.api.serialize import dump, dump_all
+from dossier_service.schemas import StructureMemberIn
+from dossier_service.services import structures
+from dossier_service.services.errors import Forbidden
+
+operations = Operations()
+T = TypeVar("T")
+
+
+async def _refused_audited(call: Call, work: Awaitable[T]) -> T:
+    """A refusal leaves its "refusé" audit row (as one on a patient's file does)."""
+    try:
+        return await work
+    except Forbidden as exc:
+        assert call.op.audit is not None
+        raise Denied(
+            status=403,
+            patient_id=None,
+            resource=call.audit_resource or call.op.audit.resource,
+            action=call.op.audit.action,
+            error=exc.message,
+        ) from None
+
+
+@operations.get(
+    "/api/v1/structures/{finess}/members",
+    access=SIGNED_IN,
+    audit=Audit("read", "structures"),
+)
+async def list_structure_members(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """The structure's current members (its members and admins only)."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}")
+    members = await _refused_audited(
+        call, structures.list_members(session, principal=acting_person(call.ctx), finess=finess)
+    )
+    return 200, {"items": dump_all(members)}
+
+
+@operations.post(
+    "/api/v1/structures/{finess}/members",
+    access=SIGNED_IN,
+    audit=Audit("create", "structures"),
+    body=StructureMemberIn,
+    idempotent=True,
+)
+async def add_structure_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """An admin or a referent adds a member; the circles holding the structure "avec accès"
+    take her in."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}")
+    member = await _refused_audited(
+        call,
+        structures.add_member(
+            session,
+            principal=acting_person(call.ctx),
+            finess=finess,
+            data=call.data(StructureMemberIn),
+        ),
+    )
+    return 201, dump(member)
+
+
+@operations.post(
+    "/api/v1/structures/{finess}/members/{member_id}/end",
+    access=SIGNED_IN,
+    audit=Audit("update", "structures"),
+    idempotent=True,
+)
+async def end_structure_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """An admin, a referent or the member herself ends a membership; the places in care
+    circles it gave end with it."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}/members")
+    member = await _refused_audited(
+        call,
+        structures.end_member(
+            session,
+            principal=acting_person(call.ctx),
+            finess=finess,
+            member_id=call.path("member_id"),
+        ),
+    )
+    return 200, dump(member)
+
+
+@operations.post(
+    "/api/v1/structures/{finess}/members/rpps",
+    access=SIGNED_IN,
+    audit=Audit("update", "structures"),
+)
+async def sync_structure_members_from_rpps(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """Members from the RPPS: linked professionals whose activity names the structure's
+    FINESS (or SIRET) join it; those whose activity no longer does leave it."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}/members")
+    added, ended = await _refused_audited(
+        call,
+        structures.sync_rpps_members(session, principal=acting_person(call.ctx), finess=finess),
+    )
+    return 200, {"added": dump_all(added), "ended": dump_all(ended)}
