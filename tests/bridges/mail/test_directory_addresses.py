@@ -14,10 +14,8 @@ import pytest
 from aiohttp import web
 
 from dossier_service.app import create_app
+from dossier_service.directory.database import connect as connect_directory
 from dossier_service.directory.importer import import_extract
-from dossier_service.directory.settings import DirectorySettings
-from dossier_service.directory.store import connect as connect_directory
-from dossier_service.directory.web import dossier_authenticator
 from dossier_service.directory.web import setup as mount_directory
 from tests.bridges.mail.test_inbound import connect, pro_factory, wait_notice
 from tests.bridges.mail.test_outbound import wait_mails
@@ -59,21 +57,13 @@ def extract(path: Path) -> Path:
 async def dossier_with_directory(
     tmp_path: Path, dossier_template: Path, synapse: Any
 ) -> AsyncIterator[str]:
-    db = connect_directory(tmp_path / "annuaire.db")
+    config = dossier_config(tmp_path / "dossier", dossier_template, server_name=synapse.server_name)
+    db = connect_directory(config.database_url)  # the directory is in the dossier's database
     import_extract(db, extract(tmp_path / "extrait.txt"))
     db.close()
-    config = dossier_config(tmp_path / "dossier", dossier_template, server_name=synapse.server_name)
-    settings = DirectorySettings(
-        database=tmp_path / "annuaire.db",
-        server_name=synapse.server_name,
-        homeserver_url="http://127.0.0.1:9",
-        public_url=config.public_url,
-        csrf_key=secrets.token_urlsafe(32),
-        frame_origin="'self'",
-    )
 
     def mount(app: web.Application) -> None:
-        mount_directory(app, settings, authenticate=dossier_authenticator(config))
+        mount_directory(app, config)
 
     runner = web.AppRunner(create_app(config, with_pages=False, extensions=[mount]))
     await runner.setup()
