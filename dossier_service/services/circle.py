@@ -95,6 +95,11 @@ async def update_member(
         setattr(member, key, value)
     session.add(member)
     if member.kind == "structure" and "has_access" in changes:
+        if member.has_access and not member.directory_id:
+            raise InvalidInput(
+                "Une structure hors annuaire FINESS ne peut pas recevoir l'accès au dossier.",
+                field="has_access",
+            )
         if member.has_access:
             await bring_structure_members(session, principal, patient, member)
         else:
@@ -155,7 +160,15 @@ async def _add_structure(
     """A FINESS structure joins the circle: "sans accès au dossier" it is only recorded and
     shown; "avec accès" its members join the circle with access (and so the conversation)."""
     finess = (data.directory_id or "").strip().upper()
-    found = await session.get(Structure, finess) if finess else None
+    if not finess:
+        if data.has_access:
+            raise InvalidInput(
+                "Une structure avec accès au dossier doit venir de l'annuaire FINESS "
+                "(numéro FINESS) : ses membres y sont connus.",
+                field="directory_id",
+            )
+        return await _add_unlisted_structure(session, principal, patient, data)
+    found = await session.get(Structure, finess)
     if found is None or not found.active:
         raise InvalidInput(
             "Structure introuvable dans l'annuaire FINESS (numéro FINESS attendu).",
@@ -192,6 +205,28 @@ async def _add_structure(
     await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     if member.has_access:
         await bring_structure_members(session, principal, patient, member)
+    return member
+
+
+async def _add_unlisted_structure(
+    session: AsyncSession, principal: Principal, patient: Patient, data: CircleMemberIn
+) -> CircleMember:
+    """A structure outside FINESS (an association, a social service…): recorded and shown by
+    its name, "sans accès au dossier" (it has no members Cercle knows of)."""
+    if not data.display_name.strip():
+        raise InvalidInput("Nom de la structure requis.", field="display_name")
+    values = data.model_dump()
+    values.update(role="structure", matrix_user_id=None, directory_id=None, has_access=False)
+    member = CircleMember(patient_id=patient.id, added_by=principal.author, **values)
+    session.add(member)
+    await journal.note(
+        session,
+        principal,
+        patient,
+        f"Ajout de la structure {member.display_name} sur le cercle de soins (sans accès au dossier)",
+    )
+    await session.flush()
+    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     return member
 
 

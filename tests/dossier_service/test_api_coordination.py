@@ -385,7 +385,9 @@ async def test_care_circle_lifecycle(api: Api) -> None:
         for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=MEMBER))["items"]
     ]
     assert "Ajout de Member sur le cercle de soins (intervenant)" in texts
-    assert "Ajout de SSIAD Nord sur le cercle de soins (structure)" in texts
+    assert (
+        "Ajout de la structure SSIAD Nord sur le cercle de soins (sans accès au dossier)" in texts
+    )
     assert f"Retrait de {COORD} du cercle de soins" in texts
     assert "Member a quitté la conversation du patient" in texts
 

@@ -257,3 +257,18 @@ async def test_members_from_the_rpps_activity(api: Api) -> None:
     # a referent is never ended by the sync (added by hand)
     members = await api.ok("GET", f"/api/v1/structures/{FINESS}/members", as_user=REFERENT)
     assert {m["matrix_user_id"] for m in members["items"]} == {REFERENT, by_siret}
+
+
+async def test_a_structure_outside_finess_is_recorded_without_access_only(api: Api) -> None:
+    pid = await api.new_patient()
+    body = {"kind": "structure", "display_name": "Association Aide 31", "role": "structure"}
+    refused = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 400, as_user=COORD,
+                           json={**body, "has_access": True})  # fmt: skip
+    assert "annuaire FINESS" in refused["error"]
+    added = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD,
+                         json={**body, "has_access": False})  # fmt: skip
+    member = added.get("member", added)
+    assert member["display_name"] == "Association Aide 31" and not member["has_access"]
+    grant = await api.ok("PATCH", f"/api/v1/patients/{pid}/circle/{member['id']}", 400,
+                         as_user=COORD, json={"has_access": True})  # fmt: skip
+    assert "hors annuaire FINESS" in grant["error"]
