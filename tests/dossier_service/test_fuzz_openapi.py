@@ -42,6 +42,9 @@ from dossier_service.config import DossierConfig
 from dossier_service.migrate import upgrade
 from tests.dossier_service.conftest import COORD, MEMBER, OUTSIDER, SERVICE_TOKEN, SESSION_KEY
 
+# paths with identifiers that are no row of a file (issue 18), tested in their own files
+NOT_FILE_ROWS = ("/api/v1/structures/", "/api/v1/extractions")
+
 FUZZ_EXAMPLES = int(os.environ.get("CERCLE_FUZZ_EXAMPLES", "12"))
 SECRET = "Code porte 4242"  # written in the file; no outsider answer may carry it
 # not fuzzed: login needs the homeserver, logout and revoke end the fuzzing session itself
@@ -389,9 +392,10 @@ def _run_chains(live: LiveDossier, caller: Any, aim: Any, inspect: Any, opened: 
     # Linking a room is the bot's (tested on its own): schemathesis reads ``room_id`` as a
     # reference to a "Room" no operation creates and would never start a chain by opening a file
     del spec["components"]["schemas"]["PatientCreate"]["properties"]["room_id"]
-    # A structure's members (issue 18) lead to no file: no chain of a file's rows goes
-    # through them (their rules are tested in test_structures_circle.py)
-    for path in [p for p in spec["paths"] if p.startswith("/api/v1/structures/")]:
+    # A structure's members and one's extraction reports (issue 18) lead to no file: no chain
+    # of a file's rows goes through them (their rules: test_structures_circle.py,
+    # extraction/test_api.py)
+    for path in [p for p in spec["paths"] if p.startswith(NOT_FILE_ROWS)]:
         del spec["paths"][path]
     schema = schemathesis.openapi.from_dict(spec, config=DECLARED_LINKS_ONLY)
     chains = Chains([], [], [])
@@ -510,12 +514,10 @@ def test_stateful_chains_as_a_circle_member(live: LiveDossier) -> None:
 
 
 def _row_operations(live: LiveDossier) -> list[Any]:
-    """Every operation that names a file or a row of it in its path (a structure's members,
-    issue 18, are no row of a file: test_structures_circle.py tests their rules)."""
+    """Every operation that names a file or a row of it in its path (a structure's members
+    and one's extraction reports, issue 18, are no row of a file: see ``NOT_FILE_ROWS``)."""
     return [
-        op
-        for op in _operations(live)
-        if "{" in op.path and not op.path.startswith("/api/v1/structures/")
+        op for op in _operations(live) if "{" in op.path and not op.path.startswith(NOT_FILE_ROWS)
     ]
 
 
