@@ -25,6 +25,7 @@ from .normalize import fold, joined
 from .request_form import RequestForm, same_name
 from .search import Directory, Hit
 from .store import save_link
+from .structure_rows import join_structure
 from .vocabulary import PROFESSION_WORDS, SPECIALTY_WORDS
 
 PENDING, APPROVED, REFUSED, ACTIVATED = "en_attente", "approuvee", "refusee", "activee"
@@ -72,6 +73,8 @@ class AccountRequest:
     decided_by: str | None
     refusal_reason: str | None
     mxid: str | None
+    finess: str | None = None  # without RPPS: the structure, its referents decide too
+    social_role: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +95,8 @@ class AccountRequest:
             "decide_par": self.decided_by,
             "motif_refus": self.refusal_reason,
             "compte_matrix": self.mxid,
+            "finess": self.finess,
+            "role_social": self.social_role,
         }
 
 
@@ -110,7 +115,7 @@ class Approval:
 _COLUMNS = (
     "id, created_at, status, last_name, first_name, identifier, profession, structure, "
     "email, phone, match, match_detail, national_id, decided_at, decided_by, "
-    "refusal_reason, mxid"
+    "refusal_reason, mxid, finess, social_role"
 )
 
 
@@ -306,6 +311,8 @@ class AccountRequests:
                 raise RequestError("M_FORBIDDEN", f"Demande {request_id} déjà traitée.", 409)
             if hit is not None:
                 save_link(self.conn, mxid, hit.national_id, source="demande", at=now.isoformat())
+            if req.finess:  # without RPPS: a member of the structure the request names
+                join_structure(self.conn, req.finess, mxid, name, actor=actor, at=now)
             self.conn.execute(
                 "INSERT INTO annuaire_activation (token_hash, request_id, mxid, created_at, expires_at) "
                 "VALUES (?,?,?,?,?)",

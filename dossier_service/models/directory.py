@@ -177,7 +177,10 @@ class AccountRequest(SQLModel, table=True):
     """A "Demander un compte" form, waiting for (or after) an administrator's decision."""
 
     __tablename__ = "annuaire_account_request"
-    __table_args__ = (sa.Index("ix_annuaire_request_status", "status", "id"),)
+    __table_args__ = (
+        sa.Index("ix_annuaire_request_status", "status", "id"),
+        sa.Index("ix_annuaire_request_finess", "finess", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: str = Field(sa_type=sa.Text)
@@ -197,6 +200,10 @@ class AccountRequest(SQLModel, table=True):
     decided_by: str | None = Field(default=None, sa_type=sa.Text)
     refusal_reason: str | None = Field(default=None, sa_type=sa.Text)
     mxid: str | None = Field(default=None, sa_type=sa.Text)
+    # issue 18: a professional without RPPS names a FINESS structure and a social role
+    # (``identifier`` is then empty); its referents decide it beside the admins
+    finess: str | None = Field(default=None, sa_type=sa.Text)
+    social_role: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class Activation(SQLModel, table=True):

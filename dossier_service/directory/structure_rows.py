@@ -1,0 +1,121 @@
+"""The directory's plain-SQL view of ``structure_members`` (declared in
+:mod:`dossier_service.models.circle`): who is a structure's referent, the approval of a
+request without RPPS making its author a member, and the search of members without RPPS.
+
+Standard library only, as the rest of the directory's door (it also runs inside Synapse).
+Places in care circles are not this module's business: the dossier's service
+(:func:`dossier_service.services.structures.bring_into_circles`) gives them after the approval.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import audit
+from .database import Connection, is_sqlite
+from .normalize import fold
+
+MAX_SCANNED = 5000  # members without RPPS read per search (a region has far fewer)
+
+
+def _stamp(conn: Connection, at: datetime) -> Any:
+    """A timestamp as the dossier's ``UTCDateTime`` column stores it on each engine."""
+    at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite(conn) else at
+
+
+def is_referent(conn: Connection, finess: str, user_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM structure_members WHERE finess = ? AND matrix_user_id = ? "
+        "AND role = 'referent' AND ended_at IS NULL",
+        (finess, user_id),
+    ).fetchone()
+    return row is not None
+
+
+def is_member(conn: Connection, finess: str, user_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM structure_members WHERE finess = ? AND matrix_user_id = ? "
+        "AND ended_at IS NULL",
+        (finess, user_id),
+    ).fetchone()
+    return row is not None
+
+
+def join_structure(
+    conn: Connection, finess: str, mxid: str, display_name: str, *, actor: str, at: datetime
+) -> None:
+    """The approved person becomes a member (source « demande », without RPPS), audited; the
+    caller owns the transaction (the approval's)."""
+    if is_member(conn, finess, mxid):
+        return
+    conn.execute(
+        "INSERT INTO structure_members (id, finess, matrix_user_id, display_name, role, source, "
+        "without_rpps, added_by, added_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            str(uuid.uuid4()),
+            finess,
+            mxid,
+            display_name[:300],
+            "membre",
+            "demande",
+            True,
+            actor,
+            _stamp(conn, at),
+        ),
+    )
+    audit.record(
+        conn,
+        actor=actor,
+        action="structure.membre_ajoute",
+        target=f"structure:{finess}",
+        detail={"compte": mxid, "source": "demande", "sans_rpps": True},
+        at=at,
+    )
+
+
+@dataclass(frozen=True)
+class WithoutRpps:
+    """A member without RPPS, as the search shows her (« sans RPPS », with her structure)."""
+
+    mxid: str
+    display_name: str
+    finess: str
+    structure: str
+    city: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "compte_matrix": self.mxid,
+            "nom_affiche": self.display_name,
+            "sans_rpps": True,
+            "structure": {"finess": self.finess, "nom": self.structure, "ville": self.city},
+        }
+
+
+def search_without_rpps(conn: Connection, text: str, *, limit: int = 20) -> list[WithoutRpps]:
+    """Members without RPPS whose name, role, structure or city holds every word of ``text``
+    (each word a prefix of one of theirs, accents and case ignored)."""
+    words = [w for w in fold(text).replace("-", " ").split() if len(w) > 1][:8]
+    if not words:
+        return []
+    rows = conn.execute(
+        "SELECT m.matrix_user_id, m.display_name, m.finess, s.name, s.city "
+        "FROM structure_members m JOIN annuaire_structure s ON s.finess = m.finess "
+        "WHERE m.without_rpps = ? AND m.ended_at IS NULL ORDER BY m.display_name LIMIT ?",
+        (True, MAX_SCANNED),
+    ).fetchall()
+    found: list[WithoutRpps] = []
+    seen: set[str] = set()
+    for mxid, name, finess, structure, city in rows:
+        haystack = fold(f"{name} {structure} {city}").replace("-", " ").replace("—", " ").split()
+        if mxid in seen or not all(any(h.startswith(w) for h in haystack) for w in words):
+            continue
+        seen.add(mxid)
+        found.append(WithoutRpps(mxid, name, finess, structure, city))
+        if len(found) >= limit:
+            break
+    return found

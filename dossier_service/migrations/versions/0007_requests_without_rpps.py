@@ -1,0 +1,29 @@
+"""account requests without RPPS: a FINESS structure and a social role (issue 18)
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("annuaire_account_request", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("finess", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("social_role", sa.Text(), nullable=True))
+        batch_op.create_index("ix_annuaire_request_finess", ["finess", "status"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("annuaire_account_request", schema=None) as batch_op:
+        batch_op.drop_index("ix_annuaire_request_finess")
+        batch_op.drop_column("social_role")
+        batch_op.drop_column("finess")
