@@ -11,6 +11,7 @@ cercle annuaire lier                          link Matrix accounts (RPPS id / e-
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -52,6 +53,7 @@ class ProgressBar:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from dossier_service.config import database_url_of
     from dossier_service.directory.importer import import_extract
     from dossier_service.directory.rpps_format import FormatError
     from dossier_service.directory.store import connect
@@ -72,7 +74,30 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     finally:
         conn.close()
-    return _print_report(report, as_json=args.json)
+    refreshed = asyncio.run(refresh_memberships(database_url_of(ctx.profile)))
+    if args.json:
+        print(json.dumps({**report.as_dict(), "membres_des_structures": refreshed.as_dict()},
+                         ensure_ascii=False, indent=2))  # fmt: skip
+        return 0
+    _print_report(report, as_json=False)
+    print(
+        f"Membres des structures (RPPS) : {len(refreshed.added)} ajouté(s), "
+        f"{len(refreshed.ended)} retiré(s), sur {refreshed.structures} structure(s)."
+    )
+    return 0
+
+
+async def refresh_memberships(url: str) -> Any:
+    """After an RPPS import: the structures' members from the professionals' activities
+    (``structure_refresh``), with the dossier's own database layer."""
+    from dossier_service.db import build_database
+    from dossier_service.services.structure_refresh import refresh_after_import
+
+    database = build_database(url)
+    try:
+        return await refresh_after_import(database)
+    finally:
+        await database.dispose()
 
 
 def cmd_import_finess(args: argparse.Namespace) -> int:

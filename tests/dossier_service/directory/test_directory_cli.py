@@ -52,9 +52,13 @@ def test_import_and_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["--config", str(config), "annuaire", "importer", str(SAMPLE), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["lignes"] == 500 and report["ajoutes"] == 406
+    # each import ends by refreshing the structures' members from the RPPS (issue 18; the
+    # rule itself: tests/dossier_service/test_structure_refresh.py); no account linked yet
+    assert report["membres_des_structures"] == {"structures": 0, "ajoutes": [], "retires": []}
     assert main(["--config", str(config), "annuaire", "importer", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "ajoutés : 0" in out and "inchangés : 406" in out
+    assert "Membres des structures (RPPS) : 0 ajouté(s), 0 retiré(s)" in out
     assert main(["--config", str(config), "annuaire", "chercher", "kiné béziers"]) == 0
     assert "LAURENT Mathilde — Masseur-Kinésithérapeute, Béziers" in capsys.readouterr().out
     wrong = tmp_path / "patients.csv"
