@@ -104,6 +104,19 @@ def found_from_api(items: Sequence[Mapping[str, Any]]) -> list[Found]:
     return out
 
 
+def found_without_rpps(items: Sequence[Mapping[str, Any]]) -> list[Found]:
+    """Members of a structure without RPPS (issue 18): « sans RPPS » and their structure."""
+    out = []
+    for item in items[:MAX_RESULTS]:
+        name, _, role = str(item.get("nom_affiche", "")).partition(" — ")
+        structure = item.get("structure") or {}
+        what = f"{role or 'professionnel'} (sans RPPS, {structure.get('nom', '')})"
+        city = str(structure.get("ville", "")).title()
+        mxid = item.get("compte_matrix")
+        out.append(Found(name, what, city, str(mxid) if mxid else None))
+    return out
+
+
 def format_results_for_bot(
     found: Sequence[Found],
     *,
@@ -224,13 +237,14 @@ def register(
                     "L'annuaire est momentanément indisponible ; réessayez dans un instant."
                 ) from None
             raise
-        found = found_from_api(list(body.get("resultats") or []))
+        without_rpps = found_without_rpps(list(body.get("sans_rpps") or []))
+        found = (found_from_api(list(body.get("resultats") or [])) + without_rpps)[:MAX_RESULTS]
         memory.remember(ctx.room_id, ctx.sender, found)
         structures = body.get("structures") or {}
         plain, body_html = format_results_for_bot(
             found,
             query=requete,
-            total=int(body.get("total") or 0),
+            total=int(body.get("total") or 0) + len(without_rpps),
             more=bool(body.get("total_minimum")),
             in_patient_room=ctx.facts.is_patient_room,
             prefix=registry.prefix,

@@ -193,6 +193,13 @@ def _checked(
 ) -> AccountRequest:
     req = requests.get(request_id)
     if req is None or not may_decide(requests, req, user_id, admin):
+        with transaction(requests.conn):  # the refusal leaves its row
+            audit.record(
+                requests.conn,
+                actor=user_id,
+                action="demande.decision_refusee",
+                target=f"demande:{request_id}",
+            )
         # a referent learns nothing of other structures' requests
         raise RequestError(
             "M_FORBIDDEN",

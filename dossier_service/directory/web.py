@@ -5,7 +5,9 @@
 - ``GET /annuaire`` the search page;
 - the account pages (:mod:`.web_accounts`): ``GET|POST /annuaire/demande``,
   ``GET /annuaire/admin/demandes`` and ``POST …/{id}/approuver|refuser``,
-  ``GET|POST /annuaire/activation/{token}``.
+  ``GET|POST /annuaire/activation/{token}``;
+- the requests without RPPS (:mod:`.web_social`): ``GET|POST /annuaire/demande-sans-rpps``,
+  ``GET /api/v1/annuaire/demandes``, ``POST /api/v1/annuaire/demandes/{id}/…``.
 
 The directory's tables are in the dossier's database (``DossierConfig.database_url``);
 searches run in worker threads, each with its own connection.
@@ -25,7 +27,7 @@ from aiohttp import web
 
 from dossier_service.config import DossierConfig
 
-from . import web_accounts
+from . import web_accounts, web_social
 from .account_requests import AccountRequests, HomeserverAdmin
 from .database import connect
 from .search import MAX_PER_PAGE, Directory
@@ -80,6 +82,10 @@ async def api_search(request: web.Request) -> web.Response:
                 per_page=per_page,
             )
             body.update(result.as_json())
+            # professionals without RPPS (issue 18): members of a structure, marked so
+            body["sans_rpps"] = (
+                [h.as_json() for h in await state.without_rpps(q, per_page)] if page == 1 else []
+            )
         if kind != "professionnels":
             structures = await state.search_structures(
                 q, dept=dept, category=request.query.get("categorie"), page=page,
@@ -110,7 +116,10 @@ async def search_page(request: web.Request) -> web.Response:
     kind = kind if kind in KINDS else "tous"
     page = bounded_int(request.query.get("page"), 1, 1, 50)
     result = structures = None
+    without_rpps: list[Any] = []
     if q or any(filters.values()):
+        if kind != "structures" and page == 1:
+            without_rpps = await state.without_rpps(q)
         if kind != "structures":
             result = await state.search(
                 q,
@@ -128,7 +137,7 @@ async def search_page(request: web.Request) -> web.Response:
     empty = result is not None and result.total == 0 and await state.is_empty()
     return html(
         state, "recherche.html", q=q, filters=filters, kind=kind, result=result,
-        structures=structures, directory_empty=empty,
+        structures=structures, directory_empty=empty, without_rpps=without_rpps,
     )  # fmt: skip
 
 
@@ -201,6 +210,7 @@ def setup(
     app.router.add_post(
         r"/annuaire/admin/demandes/{id:\d+}/{action:approuver|refuser}", web_accounts.admin_decide
     )
+    web_social.setup_routes(app)
     app.router.add_get("/annuaire/activation/{token}", web_accounts.activation_form)
     app.router.add_post("/annuaire/activation/{token}", web_accounts.activation_submit)
 

@@ -4,16 +4,12 @@ one-time activation page that sets the password."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from aiohttp import web
 
 from .account_requests import RequestError
 from .request_form import LABELS, validate
 from .web_common import (
     STATE,
-    DirectoryState,
     Viewer,
     bounded_int,
     expired,
@@ -24,6 +20,7 @@ from .web_common import (
     message,
     read_form,
 )
+from .web_social import decide
 
 
 # --- public account request -----------------------------------------------------------------
@@ -117,23 +114,11 @@ async def admin_decide(request: web.Request) -> web.Response:
         return refused
     rid = bounded_int(request.match_info["id"], 0, 0, 2**62)
     approval = None
-    info = None
     try:
-        if request.match_info["action"] == "refuser":
-            state.requests.refuse(rid, reason=form.get("motif", ""), actor=viewer.user_id)
-            info = f"Demande {rid} refusée."
-        else:
-            if state.admin_api is None:
-                raise RequestError(
-                    "M_UNKNOWN",
-                    "Aucun accès administrateur au serveur Matrix n'est configuré.",
-                    503,
-                )
-            async with state.admin_api() as api:
-                approval = await state.requests.approve(rid, actor=viewer.user_id, api=api)
-            info = f"Demande {rid} approuvée : compte {approval.mxid}."
-            if state.config.directory.smtp is not None:
-                info += " " + await _email_link(request, state, approval, viewer.user_id)
+        info, approval = await decide(
+            request, rid, request.match_info["action"],
+            actor=viewer.user_id, admin=True, reason=form.get("motif", ""),
+        )  # fmt: skip
     except RequestError as exc:
         info = exc.message
     except Exception:
@@ -148,26 +133,6 @@ async def admin_decide(request: web.Request) -> web.Response:
         approval=approval,
         activation_url=approval.activation_url(state.config.public_url) if approval else None,
     )
-
-
-async def _email_link(
-    request: web.Request, state: DirectoryState, approval: Any, actor: str
-) -> str:
-    try:
-        to = await asyncio.to_thread(
-            state.requests.email_activation,
-            approval,
-            smtp=state.config.directory.smtp,
-            public_url=state.config.public_url,
-            actor=actor,
-        )
-    except Exception:
-        ref = internal(request)
-        return (
-            f"Envoi de l'e-mail impossible (réf. {ref}) : transmettez le lien "
-            "ci-dessous au professionnel."
-        )
-    return f"Lien d'activation envoyé par e-mail à {to}."
 
 
 # --- activation -----------------------------------------------------------------------------

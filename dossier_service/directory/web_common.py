@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import jinja2
 from aiohttp import web
@@ -32,10 +32,12 @@ from dossier_service.config import DossierConfig
 from .account_requests import AccountRequests, HomeserverAdmin
 from .database import Connection
 from .search import Directory, SearchResult
-from .structures import StructureResult, search_structures
+from .structure_rows import WithoutRpps, search_without_rpps
+from .structures import StructureHit, StructureResult, search_structures, structure
 from .web_security import RateLimiter
 
 log = logging.getLogger("dossier_service.directory.web")
+T = TypeVar("T")
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -84,6 +86,25 @@ class DirectoryState:
                 self.searchers.put(directory)
 
         return await asyncio.to_thread(run)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a search connection, in a worker thread."""
+
+        def run() -> T:
+            directory = self.searchers.get()
+            try:
+                return work(directory.conn)
+            finally:
+                self.searchers.put(directory)
+
+        return await asyncio.to_thread(run)
+
+    async def structure(self, finess: str) -> StructureHit | None:
+        return await self.read(lambda conn: structure(conn, finess))
+
+    async def without_rpps(self, text: str, limit: int = 20) -> list[WithoutRpps]:
+        """Members without RPPS found by name, role, structure or city (issue 18)."""
+        return await self.read(lambda conn: search_without_rpps(conn, text, limit=limit))
 
     async def is_empty(self) -> bool:
         """No professional imported yet (the page then says how to import)."""

@@ -162,3 +162,40 @@ async def sync_rpps_members(
                 )
             )
     return added, ended
+
+
+async def set_role(
+    session: AsyncSession, *, principal: Principal, finess: str, member_id: str, role: str
+) -> StructureMember:
+    """An admin or a referent names a member referent, or makes a referent a member again."""
+    found = await structure_of(session, finess)
+    if not await may_manage(session, principal, found.finess):
+        raise Forbidden(
+            "Seuls un administrateur et les référents de la structure gèrent ses membres."
+        )
+    if role not in ("referent", "membre"):
+        raise Conflict("Rôle inconnu : référent ou membre.", field="role")
+    member = await session.get(StructureMember, member_id)
+    if member is None or member.finess != found.finess or member.ended_at is not None:
+        raise NotFound("Membre introuvable.")
+    member.role = role
+    session.add(member)
+    await session.flush()
+    return member
+
+
+async def bring_into_circles(
+    session: AsyncSession, *, principal: Principal, finess: str, user_id: str
+) -> int:
+    """Someone who became a member outside this service (an approved account request
+    without RPPS, written with the approval) takes her places in the circles holding the
+    structure « avec accès »; already there, nothing changes. Returns the places given."""
+    member = await membership(session, finess, user_id)
+    if member is None:
+        return 0
+    given = 0
+    for patient, row in await circle.circles_with_access_through(session, finess):
+        given += len(
+            await circle.bring_structure_members(session, principal, patient, row, only=member)
+        )
+    return given

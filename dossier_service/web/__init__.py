@@ -17,6 +17,8 @@ through ``api.context.open_file`` and the core's services, with its audit row):
 - ``/agenda?vue=jour|semaine|mois|liste&date=…``, ``POST /agenda/evenements``,
   ``POST /agenda/abonnement`` (new secret iCalendar URL, served by the API's feed route);
 - ``/journal`` (admins: the access log, filtered by file and author);
+- ``/structures/{finess}`` (its referents, admins): members and referents, account requests
+  naming the structure (``pages_structures``);
 - ``/courriers`` (mounted by ``courriers.setup`` as an extension, when the mail bridge is
   enabled): connect / disconnect one's mailbox, file a mail into a patient's file.
 """
@@ -38,6 +40,7 @@ from dossier_service.web import (
     pages_identity_circle,
     pages_login,
     pages_patients,
+    pages_structures,
     pages_tasks,
 )
 from dossier_service.web.pages_login import PAGES
@@ -94,7 +97,7 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(_page_errors(pages))
     for module in (pages_login, pages_patients, pages_identity_circle, pages_followup,
                    pages_documents, pages_forms, pages_tasks, pages_agenda, pages_admin,
-                   pages_extractions):  # fmt: skip
+                   pages_extractions, pages_structures):  # fmt: skip
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 

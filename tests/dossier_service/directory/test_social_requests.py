@@ -39,6 +39,12 @@ def add_structure(conn: Any, finess: str, name: str) -> None:
         (finess, "750000000", name, name, "1 RUE DU TEMPLE", "75003", "PARIS", "75103", "75",
          "", "354", "SSIAD", "", "", name.lower(), b"x", 1, 1, "2026-01-01T00:00:00Z"),
     )  # fmt: skip
+    for word in {w.lower() for w in name.split() if len(w) > 1}:  # what its search reads
+        conn.execute(
+            "INSERT INTO annuaire_structure_key (finess, token, dept, category_code) "
+            "VALUES (?,?,?,?)",
+            (finess, word, "75", "354"),
+        )
 
 
 def add_referent(conn: Any, finess: str, mxid: str) -> None:
