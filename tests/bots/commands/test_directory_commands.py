@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
+from dossier_service.directory.structure_rows import join_structure
 from dossier_service.directory.web import setup
 from tests.directory_support import connect
+from tests.dossier_service.directory.test_social_requests import add_structure
 
 SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
 if not SAMPLE.exists():
@@ -110,6 +113,11 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
     conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     link(conn, "@helene:cercle.test", "810000001128", source="test", actor="test")
+    # a member without RPPS of a structure (issue 18), as an approved request leaves her
+    add_structure(conn, "750000001", "SSIAD DU MARAIS")
+    join_structure(conn, "750000001", "@ines:cercle.test",
+                   "LEFÈVRE Inès — Éducateur·rice spécialisé·e", actor="test",
+                   at=datetime.now(UTC))  # fmt: skip
     conn.close()
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
@@ -143,6 +151,15 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
         assert await registry.execute("!find kiné béziers", ctx(room, patient=False))
         assert "Masseur-Kinésithérapeute, Béziers" in room.sent[-1][0]
         assert "!inviter" not in room.sent[-1][0]  # not a patient room
+        assert await registry.execute("!trouver lefèvre educateur", ctx(room))
+        plain = room.sent[-1][0]
+        assert plain.splitlines()[1] == (
+            "1. LEFÈVRE Inès — Éducateur·rice spécialisé·e (sans RPPS, SSIAD DU MARAIS), Paris "
+            "— compte Cercle @ines:cercle.test"
+        ), plain
+        assert result_user(memory, "!salon:cercle.test", "@ide:cercle.test", "1") == (
+            "@ines:cercle.test"
+        )
         assert await registry.execute("!trouver", ctx(room))
         assert "Il manque la requête" in room.sent[-1][0]
     finally:

@@ -153,7 +153,17 @@ async def test_a_referent_decides_only_for_her_structure(requests: AccountReques
         assert err.value.status == 403
         with pytest.raises(RequestError):
             social.refuse(requests, rid, reason="non", actor=who, admin=False)
-    assert counts(requests.conn) == before and hs.users == {}
+    requests_, audits, members = counts(requests.conn)
+    assert (requests_, audits, members) == (before[0], before[1] + 4, before[2])
+    assert hs.users == {}
+    refusals = requests.conn.execute(
+        "SELECT actor FROM annuaire_audit WHERE action = 'demande.decision_refusee'"
+    ).fetchall()
+    assert sorted({r[0] for r in refusals}) == [
+        "@autre-referent:cercle.test",
+        "@quelquun:cercle.test",
+    ]
+    assert requests.get(rid).status == "en_attente"  # type: ignore[union-attr]
     assert [r.id for r in social.pending_for(requests, FINESS)] == [rid]
     assert social.pending_for(requests, OTHER) == []
     approval = await social.approve(requests, rid, actor=REFERENT, admin=False, api=hs)
@@ -168,7 +178,8 @@ async def test_a_referent_decides_only_for_her_structure(requests: AccountReques
         (approval.mxid,),
     ).fetchall() == [(FINESS, "membre", "demande", 1, REFERENT)]
     actions = [r[0] for r in conn.execute("SELECT action FROM annuaire_audit ORDER BY id")]
-    assert actions == ["demande.creee", "structure.membre_ajoute", "demande.approuvee"]
+    assert actions == ["demande.creee", *["demande.decision_refusee"] * 4,
+                       "structure.membre_ajoute", "demande.approuvee"]  # fmt: skip
     # searchable, marked without RPPS, with the structure
     (hit,) = search_without_rpps(conn, "lefevre assistant")
     assert hit.as_json()["sans_rpps"] is True and hit.structure == "SSIAD DU MARAIS"
