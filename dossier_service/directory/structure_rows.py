@@ -27,22 +27,18 @@ def _stamp(conn: Connection, at: datetime) -> Any:
     return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if is_sqlite(conn) else at
 
 
-def is_referent(conn: Connection, finess: str, user_id: str) -> bool:
+def is_member(conn: Connection, finess: str, user_id: str, *, referent: bool = False) -> bool:
+    """An active member of the structure (``referent``: one of its referents)."""
     row = conn.execute(
-        "SELECT 1 FROM structure_members WHERE finess = ? AND matrix_user_id = ? "
-        "AND role = 'referent' AND ended_at IS NULL",
-        (finess, user_id),
-    ).fetchone()
-    return row is not None
-
-
-def is_member(conn: Connection, finess: str, user_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM structure_members WHERE finess = ? AND matrix_user_id = ? "
+        "SELECT role FROM structure_members WHERE finess = ? AND matrix_user_id = ? "
         "AND ended_at IS NULL",
         (finess, user_id),
     ).fetchone()
-    return row is not None
+    return row is not None and (not referent or row[0] == "referent")
+
+
+def is_referent(conn: Connection, finess: str, user_id: str) -> bool:
+    return is_member(conn, finess, user_id, referent=True)
 
 
 def join_structure(

@@ -73,24 +73,14 @@ async def refresh_structure(
     except NotFound:  # a number of no active FINESS structure: nothing to be a member of
         return
     report.structures += 1
-    for member in added:
-        report.added.append((member.finess, member.matrix_user_id))
-        await journal.audit(
-            session,
-            principal=principal,
-            action="create",
-            resource=f"structures/{member.finess}/members/{member.id}",
-            patient_id=None,
-        )
-    for member in ended:
-        report.ended.append((member.finess, member.matrix_user_id))
-        await journal.audit(
-            session,
-            principal=principal,
-            action="update",
-            resource=f"structures/{member.finess}/members/{member.id}",
-            patient_id=None,
-        )
+    for members, action, listed in ((added, "create", report.added),
+                                    (ended, "update", report.ended)):  # fmt: skip
+        for member in members:
+            listed.append((member.finess, member.matrix_user_id))
+            await journal.audit(
+                session, principal=principal, action=action,
+                resource=f"structures/{member.finess}/members/{member.id}", patient_id=None,
+            )  # fmt: skip
 
 
 async def refresh_after_import(

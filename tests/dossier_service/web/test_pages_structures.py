@@ -24,21 +24,19 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import CircleMemberIn, StructureMemberIn
 from dossier_service.services import circle, structures
 from tests.dossier_service.directory.conftest import SAMPLE
-from tests.dossier_service.directory.test_social_requests import FakeHomeserver, add_structure
+from tests.dossier_service.directory.test_social_requests import (
+    FINESS,
+    OTHER,
+    REFERENT,
+    STRANGER,
+    FakeHomeserver,
+    add_structure,
+)
+from tests.dossier_service.directory.test_social_requests import FORM as SOCIAL_FORM
 
 from .conftest import ADMIN, Site, make_config
 
-FINESS, OTHER = "750000001", "750000002"
-REFERENT, STRANGER = "@referente:cercle.test", "@autre-referent:cercle.test"
-FORM = {
-    "nom": "Lefèvre",
-    "prenom": "Inès",
-    "email": "ines.lefevre@example.org",
-    "telephone": "06 11 22 33 44",
-    "finess": FINESS,
-    "role": "educateur_specialise",
-    "consentement": "on",
-}
+FORM = {**SOCIAL_FORM, "role": "educateur_specialise"}
 
 
 @pytest.fixture
