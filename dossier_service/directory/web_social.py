@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from dossier_service import appkeys
+from dossier_service.auth import CSRF_HEADER
 from dossier_service.policy import Principal
 from dossier_service.services import journal, structures
 
@@ -184,6 +186,10 @@ async def api_decide(request: web.Request) -> web.Response:
     viewer = await state.authenticate(request)
     if viewer is None:
         return error(401, "M_MISSING_TOKEN", "Connexion requise.")
+    posted = request.headers.get(CSRF_HEADER, "")
+    if viewer.csrf is not None and not secrets.compare_digest(viewer.csrf, posted):
+        # a browser's cookie session: the API's own rule, the token in X-CSRF-Token
+        return error(403, "M_FORBIDDEN", "Jeton anti-falsification (CSRF) manquant ou invalide.")
     try:
         body: Any = json.loads(await request.text() or "{}")
     except ValueError:

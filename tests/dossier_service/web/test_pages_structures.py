@@ -146,6 +146,11 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
         f"/api/v1/annuaire/demandes?finess={FINESS}", headers=bearer(web, REFERENT)
     )
     assert [d["id"] for d in (await pending.json())["demandes"]] == [1]
+    # the JSON API from a browser's cookie session wants the CSRF header
+    resp = await client.post(
+        "/api/v1/annuaire/demandes/1/refuser", json={"motif": "x"}, headers=referent.headers
+    )
+    assert resp.status == 403 and "CSRF" in (await resp.json())["error"]
     status, _, _ = await web.post(
         referent, f"/structures/{FINESS}/demandes/1/approuver", {}, csrf=False
     )
@@ -158,6 +163,17 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
     mxid = "@ines.lefevre:cercle.test"
     assert homeserver.users[mxid]["displayname"] == "LEFÈVRE Inès — Éducateur·rice spécialisé·e"
     assert await _reads_file(web, mxid, pid) == 200  # through the structure « avec accès »
+
+    # a second request, refused by the referent through the JSON API (a program's bearer)
+    second = {**FORM, "email": "autre@example.org", "nom": "Martin", "csrf_token": token.group(1)}
+    assert (await client.post("/annuaire/demande-sans-rpps", data=second)).status == 201
+    resp = await client.post(
+        "/api/v1/annuaire/demandes/2/refuser", json={"motif": "Inconnue du service"},
+        headers=bearer(web, REFERENT),
+    )  # fmt: skip
+    body = await resp.json()
+    assert resp.status == 200 and body["demande"]["statut"] == "refusee", body
+    assert body["demande"]["decide_par"] == REFERENT
 
     # found in the directory like other professionals, marked « sans RPPS », her structure
     resp = await client.get("/api/v1/annuaire?q=lefevre", headers=bearer(web, ADMIN))
@@ -217,7 +233,8 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
     assert (f"page:structures/{FINESS}", "refusé") in rows
     assert sum(1 for r in rows if r[1] == "ok") >= 6
     assert actions[:2] == ["compte.lie", "demande.creee"] and "demande.decision_refusee" in actions
-    assert actions[-2:] == ["structure.membre_ajoute", "demande.approuvee"]
+    assert actions[-4:] == [
+        "structure.membre_ajoute", "demande.approuvee", "demande.creee", "demande.refusee"]  # fmt: skip
 
 
 async def web_count(site: Site, table: str) -> int:
