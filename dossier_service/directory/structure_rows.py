@@ -9,6 +9,7 @@ Places in care circles are not this module's business: the dossier's service
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from . import audit
 from .database import Connection, is_sqlite
 from .normalize import fold
 
-MAX_SCANNED = 5000  # members without RPPS read per search (a region has far fewer)
+_WORD = re.compile(r"[a-z0-9]+")  # folded words; "%" and "_" never reach a LIKE
 
 
 def _stamp(conn: Connection, at: datetime) -> Any:
@@ -48,9 +49,12 @@ def join_structure(
     caller owns the transaction (the approval's)."""
     if is_member(conn, finess, mxid):
         return
+    place = conn.execute(
+        "SELECT name, city FROM annuaire_structure WHERE finess = ?", (finess,)
+    ).fetchone()
     conn.execute(
         "INSERT INTO structure_members (id, finess, matrix_user_id, display_name, role, source, "
-        "without_rpps, added_by, added_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        "without_rpps, added_by, added_at, search_text) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             str(uuid.uuid4()),
             finess,
@@ -61,6 +65,7 @@ def join_structure(
             True,
             actor,
             _stamp(conn, at),
+            search_text(display_name, *(place or ())),
         ),
     )
     audit.record(
@@ -92,26 +97,32 @@ class WithoutRpps:
         }
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+def search_text(*parts: str) -> str:
+    """What the search reads: every word, folded, each after a space (a prefix of a word is
+    ``LIKE '% word%'``)."""
+    return "".join(f" {w}" for w in _words(" ".join(parts)))
+
+
 def search_without_rpps(conn: Connection, text: str, *, limit: int = 20) -> list[WithoutRpps]:
     """Members without RPPS whose name, role, structure or city holds every word of ``text``
     (each word a prefix of one of theirs, accents and case ignored)."""
-    words = [w for w in fold(text).replace("-", " ").split() if len(w) > 1][:8]
+    words = [w for w in _words(text) if len(w) > 1][:8]
     if not words:
         return []
     rows = conn.execute(
         "SELECT m.matrix_user_id, m.display_name, m.finess, s.name, s.city "
         "FROM structure_members m JOIN annuaire_structure s ON s.finess = m.finess "
-        "WHERE m.without_rpps = ? AND m.ended_at IS NULL ORDER BY m.display_name LIMIT ?",
-        (True, MAX_SCANNED),
+        "WHERE m.without_rpps = ? AND m.ended_at IS NULL "
+        + "".join(" AND m.search_text LIKE ?" for _ in words)
+        + " ORDER BY m.display_name LIMIT ?",
+        (True, *(f"% {w}%" for w in words), limit * 2),
     ).fetchall()
     found: list[WithoutRpps] = []
-    seen: set[str] = set()
     for mxid, name, finess, structure, city in rows:
-        haystack = fold(f"{name} {structure} {city}").replace("-", " ").replace("—", " ").split()
-        if mxid in seen or not all(any(h.startswith(w) for h in haystack) for w in words):
-            continue
-        seen.add(mxid)
-        found.append(WithoutRpps(mxid, name, finess, structure, city))
-        if len(found) >= limit:
-            break
+        if mxid not in {f.mxid for f in found} and len(found) < limit:
+            found.append(WithoutRpps(mxid, name, finess, structure, city))
     return found

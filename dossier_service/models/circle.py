@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
@@ -82,6 +83,9 @@ class StructureMember(SQLModel, table=True):
     role: str = Field(default="membre", max_length=20)  # referent | membre
     source: str = Field(default="admin", max_length=20)  # admin | rpps | demande
     without_rpps: bool = False
+    # without RPPS: " <words of name, role, structure, city>" folded, what the directory's
+    # search reads (a LIKE per word; the RPPS professionals have their own search keys)
+    search_text: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
     added_by: str = Field(max_length=255)
     added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     ended_by: str | None = Field(default=None, max_length=255)

@@ -1,4 +1,5 @@
-"""account requests without RPPS: a FINESS structure and a social role (issue 18)
+"""account requests without RPPS: a FINESS structure and a social role; the search text
+of a structure's members without RPPS (issue 18)
 
 Revision ID: 0007
 Revises: 0006
@@ -20,9 +21,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("finess", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("social_role", sa.Text(), nullable=True))
         batch_op.create_index("ix_annuaire_request_finess", ["finess", "status"], unique=False)
+    with op.batch_alter_table("structure_members", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("search_text", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("structure_members", schema=None) as batch_op:
+        batch_op.drop_column("search_text")
     with op.batch_alter_table("annuaire_account_request", schema=None) as batch_op:
         batch_op.drop_index("ix_annuaire_request_finess")
         batch_op.drop_column("social_role")
