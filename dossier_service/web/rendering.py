@@ -173,7 +173,7 @@ def content_security_policy(element_origin: str, homeserver_url: str) -> str:
 
 
 PAGE_PREFIXES = ("/journal", "/patients", "/taches", "/agenda", "/connexion", "/deconnexion", "/widget",
-                 "/structures/", "/static/")  # fmt: skip
+                 "/structures/", "/courriers", "/extractions", "/static/")  # fmt: skip
 OWN_CSP_HEADER = "X-Cercle-Own-CSP"
 
 

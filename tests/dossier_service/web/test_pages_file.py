@@ -600,3 +600,26 @@ async def test_a_structure_joins_the_circle_from_the_page_without_then_with_acce
     assert "avec accès au dossier (ses membres)" in site.text_of(body)
     assert "Membre de la structure CCAS DE PARIS" in site.text_of(body)
     assert (await site.get(site.person(worker), f"/patients/{patient.id}"))[0] == 200
+
+
+async def test_every_page_carries_the_pages_security_policy(site) -> None:
+    """Every page the dossier serves (not its JSON API nor calendar files) gets the pages'
+    policy — framing only by Element, scripts only from ourselves — even the ones added
+    later (the Courriers and extraction pages had been left out)."""
+    paths = set()
+    for resource in site.client.app.router.resources():
+        path = resource.canonical
+        if (
+            "{" in path
+            or path.startswith(("/api", "/_", "/health", "/static"))
+            or path.endswith(".ics")
+        ):
+            continue
+        if any(route.method == "GET" for route in resource):
+            paths.add(path)
+    assert {"/extractions", "/patients", "/taches"} <= paths
+    for path in sorted(paths):
+        _, _, resp = await site.get(None, path)
+        csp = resp.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors" in csp and "script-src 'self'" in csp, path
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", path
