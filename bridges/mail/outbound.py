@@ -130,6 +130,16 @@ class SmtpSettings:
     sent_copy_by_server: bool = False  # the server files each submitted mail in Sent itself
 
 
+def _connect(settings: SmtpSettings, tls: ssl.SSLContext) -> smtplib.SMTP:
+    """Blocking: a connection to the submission server, TLS verified from the first byte
+    (``tls``) or after STARTTLS (``starttls``); not yet authenticated."""
+    if settings.security == "tls":
+        return smtplib.SMTP_SSL(settings.host, settings.port, context=tls, timeout=settings.timeout)
+    smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    smtp.starttls(context=tls)
+    return smtp
+
+
 def submit(
     settings: SmtpSettings,
     tls: ssl.SSLContext,
@@ -140,14 +150,7 @@ def submit(
 ) -> None:
     """Blocking (run in a thread): one submission, TLS verified, authenticated."""
     try:
-        if settings.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, context=tls, timeout=settings.timeout
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-            smtp.starttls(context=tls)
-        with smtp:
+        with _connect(settings, tls) as smtp:
             smtp.login(login, password)
             smtp.sendmail(login, list(to), raw)
     except smtplib.SMTPAuthenticationError as exc:
@@ -169,14 +172,7 @@ def submit(
 def check_login(settings: SmtpSettings, tls: ssl.SSLContext, login: str, password: str) -> None:
     """Blocking (run in a thread): the submission server accepts this login (nothing sent)."""
     try:
-        if settings.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, context=tls, timeout=settings.timeout
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-            smtp.starttls(context=tls)
-        with smtp:
+        with _connect(settings, tls) as smtp:
             smtp.login(login, password)
     except smtplib.SMTPAuthenticationError as exc:
         raise SendRefused("identifiant ou mot de passe refusé") from exc
