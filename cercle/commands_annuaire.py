@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,31 +55,34 @@ class ProgressBar:
 def cmd_import(args: argparse.Namespace) -> int:
     from dossier_service.directory.importer import import_extract
     from dossier_service.directory.rpps_format import FormatError
-    from dossier_service.directory.store import connect
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"Fichier introuvable : {path}")
-    ctx = load_context(args.config)
-    conn = connect(ctx.directory_database)
-    progress = (
-        None
-        if args.json or (not sys.stderr.isatty() and not args.progress)
-        else ProgressBar(sys.stderr)
+    return _import_file(
+        args,
+        lambda conn, path, progress: import_extract(
+            conn, path, progress=progress, parallel=args.parallel
+        ),
+        FormatError,
     )
-    try:
-        report = import_extract(conn, path, progress=progress, parallel=args.parallel)
-    except FormatError as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        conn.close()
-    return _print_report(report, as_json=args.json)
 
 
 def cmd_import_finess(args: argparse.Namespace) -> int:
     from dossier_service.directory.finess_format import FormatError
-    from dossier_service.directory.store import connect
     from dossier_service.directory.structures import import_finess
+
+    return _import_file(
+        args, lambda conn, path, progress: import_finess(conn, path, progress=progress), FormatError
+    )
+
+
+def _import_file(
+    args: argparse.Namespace,
+    run: Callable[[Any, Path, ProgressBar | None], Any],
+    format_error: type[Exception],
+) -> int:
+    """One extract (``args.file``) imported into the directory by ``run``, a progress bar on
+    a terminal unless ``--json``; a file that is not such an extract (``format_error``) is
+    refused as a CLI error."""
+    from dossier_service.directory.store import connect
 
     path = Path(args.file)
     if not path.is_file():
@@ -91,8 +95,8 @@ def cmd_import_finess(args: argparse.Namespace) -> int:
         else ProgressBar(sys.stderr)
     )
     try:
-        report = import_finess(conn, path, progress=progress)
-    except FormatError as exc:
+        report = run(conn, path, progress)
+    except format_error as exc:
         raise CliError(str(exc)) from exc
     finally:
         conn.close()
