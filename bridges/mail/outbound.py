@@ -36,7 +36,8 @@ import hashlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -259,26 +260,26 @@ class MailSender:
     async def _in_sent(
         self, hosts: MailHosts, mailbox: Mailbox, password: str, message_id: str
     ) -> bool:
-        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
-        try:
-            await session.open(mailbox.address, password)
-            return await session.holds_message_id(await session.sent_folder(), message_id)
-        except LoginRefused as exc:
-            raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
-        except MailServerError as exc:
-            raise SendUnavailable("imap") from exc
-        finally:
-            await session.close()
+        async with self._sent_folder(hosts, mailbox, password) as (session, folder):
+            return await session.holds_message_id(folder, message_id)
 
     async def _file(
         self, hosts: MailHosts, mailbox: Mailbox, password: str, raw: bytes, message_id: str
     ) -> None:
+        async with self._sent_folder(hosts, mailbox, password) as (session, folder):
+            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
+                await session.append(raw, folder)
+
+    @asynccontextmanager
+    async def _sent_folder(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str
+    ) -> AsyncIterator[tuple[ImapSession, str]]:
+        """An IMAP session on the mailbox and the name of its Sent folder; a refused login
+        or a failing server, then or while it is used, ends the sending as such."""
         session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
-            folder = await session.sent_folder()
-            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
-                await session.append(raw, folder)
+            yield session, await session.sent_folder()
         except LoginRefused as exc:
             raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
         except MailServerError as exc:
