@@ -13,6 +13,7 @@ from typing import Any
 
 from backup.crypto import write_private
 from deployment.conventions import PARIS
+from deployment.processes import stop_child
 from deployment.profile import Profile, ProfileError
 
 
@@ -159,10 +160,5 @@ class BackupScheduler:
 
     def stop(self) -> None:
         """A backup cut short leaves the previous archive valid and LATEST unchanged."""
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+        if self._proc is not None:
+            stop_child(self._proc, timeout=10)

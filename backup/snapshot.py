@@ -26,6 +26,7 @@ from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from backup import layout
 from backup.crypto import EncryptingWriter, load_public_key, write_private
@@ -90,9 +91,15 @@ def backup_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def snapshot_sqlite(source: Path, target: Path) -> None:
-    """A consistent copy of a live SQLite database (the backup API, in one step)."""
-    src = sqlite3.connect(source, timeout=60)
+def snapshot_sqlite(source: Path, target: Path, *, read_only: bool = False) -> None:
+    """A consistent private copy (0600) of a live SQLite database (the backup API, in one
+    step). ``read_only``: from a connection that cannot write (``mode=ro``), so another
+    process's database is read, consistently, and never changed."""
+    src = (
+        sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)
+        if read_only
+        else sqlite3.connect(source, timeout=60)
+    )
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)

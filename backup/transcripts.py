@@ -17,16 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sqlite3
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 from nio import AsyncClient
 
-from backup.snapshot import SQLITE_HEADER
+from backup.snapshot import SQLITE_HEADER, snapshot_sqlite
 from bots.config import BotConfig
 from bots.export.history import HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
@@ -35,19 +33,6 @@ from bots.export.transcript import TranscriptHeader
 from bots.matrix.session import StoredSession, client_config
 from deployment.profile import Profile
 from deployment.secrets import Secrets
-
-
-def read_only_copy(source: Path, target: Path) -> None:
-    """SQLite's online backup API from a connection that cannot write (``mode=ro``): the
-    running bot's database is read, consistently, and never changed."""
-    src = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    os.chmod(target, 0o600)
 
 
 def snapshot_store(source: Path, target: Path) -> None:
@@ -63,7 +48,7 @@ def snapshot_store(source: Path, target: Path) -> None:
         with open(path, "rb") as fh:
             is_sqlite = fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
         if is_sqlite:
-            read_only_copy(path, target / path.name)
+            snapshot_sqlite(path, target / path.name, read_only=True)  # the running bot's
         else:
             shutil.copy2(path, target / path.name)
             os.chmod(target / path.name, 0o600)

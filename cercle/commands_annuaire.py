@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,24 +57,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from dossier_service.config import database_url_of
     from dossier_service.directory.importer import import_extract
     from dossier_service.directory.rpps_format import FormatError
-    from dossier_service.directory.store import connect
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"Fichier introuvable : {path}")
     ctx = load_context(args.config)
-    conn = connect(ctx.directory_database)
-    progress = (
-        None
-        if args.json or (not sys.stderr.isatty() and not args.progress)
-        else ProgressBar(sys.stderr)
+    report = _import_file(
+        args,
+        ctx,
+        lambda conn, path, progress: import_extract(
+            conn, path, progress=progress, parallel=args.parallel
+        ),
+        FormatError,
     )
-    try:
-        report = import_extract(conn, path, progress=progress, parallel=args.parallel)
-    except FormatError as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        conn.close()
     refreshed = asyncio.run(refresh_memberships(database_url_of(ctx.profile)))
     if args.json:
         print(json.dumps({**report.as_dict(), "membres_des_structures": refreshed.as_dict()},
@@ -102,13 +95,31 @@ async def refresh_memberships(url: str) -> Any:
 
 def cmd_import_finess(args: argparse.Namespace) -> int:
     from dossier_service.directory.finess_format import FormatError
-    from dossier_service.directory.store import connect
     from dossier_service.directory.structures import import_finess
+
+    report = _import_file(
+        args,
+        load_context(args.config),
+        lambda conn, path, progress: import_finess(conn, path, progress=progress),
+        FormatError,
+    )
+    return _print_report(report, as_json=args.json)
+
+
+def _import_file(
+    args: argparse.Namespace,
+    ctx: Any,
+    run: Callable[[Any, Path, ProgressBar | None], Any],
+    format_error: type[Exception],
+) -> Any:
+    """One extract (``args.file``) imported into the directory by ``run``, a progress bar on
+    a terminal unless ``--json``; a file that is not such an extract (``format_error``) is
+    refused as a CLI error. The import's report."""
+    from dossier_service.directory.store import connect
 
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"Fichier introuvable : {path}")
-    ctx = load_context(args.config)
     conn = connect(ctx.directory_database)
     progress = (
         None
@@ -116,12 +127,11 @@ def cmd_import_finess(args: argparse.Namespace) -> int:
         else ProgressBar(sys.stderr)
     )
     try:
-        report = import_finess(conn, path, progress=progress)
-    except FormatError as exc:
+        return run(conn, path, progress)
+    except format_error as exc:
         raise CliError(str(exc)) from exc
     finally:
         conn.close()
-    return _print_report(report, as_json=args.json)
 
 
 def _print_report(report: Any, *, as_json: bool) -> int:

@@ -30,11 +30,11 @@ from deployment.postgres import DatabaseSetupError, check_collation, ensure_data
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
-    child_setup,
     make_private,
     port_is_free,
     remove_pid_file,
-    write_pid_file,
+    spawn_service,
+    stop_child,
 )
 from deployment.profile import Profile
 from deployment.secrets import Secrets
@@ -171,33 +171,21 @@ class ServiceProcess:
         return self.instance or self.spec.name
 
     def start(self) -> None:
-        out = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
+        self.proc = spawn_service(
             [sys.executable, "-m", self.spec.module],
+            log_path=self.log_path,
+            run_dir=self.run_dir,
+            name=self.name,
             env={**os.environ, **self.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=child_setup(),
         )
-        out.close()
-        write_pid_file(self.run_dir, self.name, self.proc.pid)
         self.started_at = time.monotonic()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            remove_pid_file(self.run_dir, self.name)
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_child(self.proc, timeout=timeout)
         remove_pid_file(self.run_dir, self.name)
 
 

@@ -1,6 +1,8 @@
 """What every component of one deployment agrees on, written once.
 
 * ``PARIS``: the zone people read times in (timestamps are stored in UTC, shown in Paris).
+* ``FRENCH_MONTHS``, ``FRENCH_MONTHS_SHORT``, ``FRENCH_WEEKDAYS``: the names people read
+  dates in (transcripts, reports, pages), Monday first like ``date.weekday()``.
 * ``MATRIX_USER_ID`` (and its text): the form of a Matrix user id the components accept
   (``@localpart:server[:port]``, the localpart in the spec's historical lower-case set).
 * ``sqlite_pragmas`` / ``open_private_sqlite``: how a component's own SQLite file is opened
@@ -23,6 +25,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
+
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                 "septembre", "octobre", "novembre", "décembre")  # fmt: skip
+FRENCH_MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août",
+                       "sept.", "oct.", "nov.", "déc.")  # fmt: skip
+FRENCH_WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 MATRIX_USER_ID_TEXT = r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d{1,5})?"  # to embed in a pattern
 MATRIX_USER_ID_PATTERN = rf"^{MATRIX_USER_ID_TEXT}$"  # for pydantic's ``pattern``

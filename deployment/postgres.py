@@ -17,17 +17,23 @@ class DatabaseSetupError(Exception):
     """The server cannot be reached or refuses (French message, no secrets)."""
 
 
+def _maintenance_connection(*, host: str, port: int, user: str, password: str) -> Any:
+    """A connection to the server's ``postgres`` database (where databases are created and
+    looked up), given up after 10 s."""
+    return psycopg2.connect(
+        host=host,
+        port=port,
+        user=user,
+        password=password or None,
+        dbname="postgres",
+        connect_timeout=10,
+    )
+
+
 def ensure_database(*, host: str, port: int, user: str, password: str, name: str) -> bool:
     """Create ``name`` (UTF8, C collation, template0) if missing; True when created."""
     try:
-        connection: Any = psycopg2.connect(
-            host=host,
-            port=port,
-            user=user,
-            password=password or None,
-            dbname="postgres",
-            connect_timeout=10,
-        )
+        connection = _maintenance_connection(host=host, port=port, user=user, password=password)
     except psycopg2.OperationalError as exc:
         raise DatabaseSetupError(
             f"PostgreSQL injoignable sur {host}:{port} (utilisateur {user}) : "
@@ -58,14 +64,7 @@ def ensure_database(*, host: str, port: int, user: str, password: str, name: str
 
 def check_collation(*, host: str, port: int, user: str, password: str, name: str) -> str | None:
     """A French problem when ``name`` exists without the C collation Synapse needs."""
-    connection: Any = psycopg2.connect(
-        host=host,
-        port=port,
-        user=user,
-        password=password or None,
-        dbname="postgres",
-        connect_timeout=10,
-    )
+    connection = _maintenance_connection(host=host, port=port, user=user, password=password)
     try:
         with connection.cursor() as cursor:
             cursor.execute(

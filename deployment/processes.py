@@ -6,6 +6,8 @@ at spawn, private data files, and who holds a busy port.
   by SIGKILL (``PR_SET_PDEATHSIG``, Linux).
 - :func:`write_pid_file` records each child as soon as it is spawned, so that ``cercle down``
   finds it even when the supervisor died before writing its run file.
+- :func:`spawn_service` starts a service that way (its own session, output to its log,
+  its pid file written); :func:`stop_child` asks a child to end, then kills it after a grace.
 - :func:`make_private` and :data:`PRIVATE_UMASK`: everything under ``var/`` belongs to the
   service user alone (0700 directories, 0600 files).
 - :func:`port_holder` names the process listening on a TCP port (``/proc``), for a clear
@@ -20,6 +22,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +66,46 @@ def write_pid_file(run_dir: Path, name: str, pid: int) -> None:
 def remove_pid_file(run_dir: Path, name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         pid_file(run_dir, name).unlink()
+
+
+def spawn_service(
+    argv: list[str],
+    *,
+    log_path: Path,
+    run_dir: Path | None,
+    name: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a service in its own session, stdout and stderr appended to ``log_path``, no
+    stdin, tied to this process (:func:`child_setup`); its pid file is written in ``run_dir``
+    at once (none when ``run_dir`` is None)."""
+    with open(log_path, "ab") as out:  # the child holds its own copy
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=child_setup(),
+        )
+    if run_dir is not None:
+        write_pid_file(run_dir, name, proc.pid)
+    return proc
+
+
+def stop_child(proc: subprocess.Popen[bytes], *, timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Ask a running child to end (``sig``); kill it when it has not within ``timeout`` s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def command_line(pid: int) -> str:

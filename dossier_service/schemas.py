@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from deployment.conventions import MATRIX_USER_ID_PATTERN as MATRIX_USER_ID
 from dossier_service.bounded import TEXT_PATTERN, BoundedDate, BoundedDatetime, check_text
+from dossier_service.models.circle import CircleRole, MemberKind
 
 # room versions >= 12 (MSC4291) have no ":server" part: "!<hash of the create event>"
 ROOM_ID = r"^![A-Za-z0-9._=\-/+]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?$"
@@ -142,38 +143,19 @@ class HospitalisationUpdate(Input):
 
 # --------------------------------------------------------------------------- care circle
 class CircleMemberIn(Input):
-    kind: Literal["professionnel", "aidant", "representant_legal", "structure"]
+    kind: MemberKind
     display_name: Label
     matrix_user_id: UserId | None = None
     directory_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     profession: ShortText = ""
     specialty: ShortText = ""
-    role: Literal[
-        "intervenant",
-        "coordinateur",
-        "medecin_traitant",
-        "aidant_principal",
-        "aidant",
-        "representant_legal",
-        "structure",
-    ]
+    role: CircleRole
     has_access: bool = False
     description: Text = ""
 
 
 class CircleMemberUpdate(Input):
-    role: (
-        Literal[
-            "intervenant",
-            "coordinateur",
-            "medecin_traitant",
-            "aidant_principal",
-            "aidant",
-            "representant_legal",
-            "structure",
-        ]
-        | None
-    ) = None
+    role: CircleRole | None = None
     has_access: bool | None = None
     profession: ShortText | None = None
     specialty: ShortText | None = None

@@ -4,7 +4,6 @@ region profile the main process or one worker (its own file beside homeserver.ya
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deployment.processes import child_setup, remove_pid_file, write_pid_file
+from deployment.processes import remove_pid_file, spawn_service, stop_child
 from homeserver.render import RenderedHomeserver
 
 
@@ -64,25 +63,19 @@ class SynapseProcess:
     def start(self, timeout: float = 60.0, *, wait: bool = True) -> None:
         if self.running():
             return
-        out = open(self.stdout_log, "ab")  # noqa: SIM115 - handed to the child
         env = dict(os.environ)
         env.setdefault("SYNAPSE_ASYNC_IO_REACTOR", "0")
         argv = [self.python, "-m", self.app, "-c", str(self.rendered.config_path)]
         if self.worker_config is not None:
             argv += ["-c", str(self.worker_config)]
-        self._proc = subprocess.Popen(
+        self._proc = spawn_service(  # never outlives its supervisor
             argv,
+            log_path=self.stdout_log,
+            run_dir=self.pid_dir,
+            name=self.name,
             cwd=self.rendered.data_dir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
             env=env,
-            start_new_session=True,
-            preexec_fn=child_setup(),  # never outlives its supervisor
         )
-        out.close()
-        if self.pid_dir is not None:
-            write_pid_file(self.pid_dir, self.name, self._proc.pid)
         if wait:
             self.wait_ready(timeout)
 
@@ -107,16 +100,9 @@ class SynapseProcess:
         )
 
     def stop(self, timeout: float = 20.0) -> None:
-        proc = self._proc
-        if proc is None:
+        if self._proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_child(self._proc, timeout=timeout)
         self._proc = None
         if self.pid_dir is not None:
             remove_pid_file(self.pid_dir, self.name)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from deployment.processes import child_setup, remove_pid_file, write_pid_file
+from deployment.processes import remove_pid_file, spawn_service, stop_child
 from deployment.profile import Profile, parse_size
 from homeserver.workers import Topology
 
@@ -135,18 +135,12 @@ class ProxyProcess:
     def start(self, timeout: float = 20.0, *, wait: bool = True) -> None:
         if self.running():
             return
-        out = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self._proc = subprocess.Popen(
+        self._proc = spawn_service(
             [self.binary, *self._paths()],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=child_setup(),
+            log_path=self.log_path,
+            run_dir=self.pid_dir,
+            name=self.name,
         )
-        out.close()
-        if self.pid_dir is not None:
-            write_pid_file(self.pid_dir, self.name, self._proc.pid)
         if not wait:
             return
         deadline = time.monotonic() + timeout
@@ -161,16 +155,9 @@ class ProxyProcess:
         raise ProxyError(f"nginx ne répond pas en {timeout:.0f} s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc = self._proc
-        if proc is None:
+        if self._proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)  # graceful: ends open requests first
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_child(self._proc, timeout=timeout, sig=signal.SIGQUIT)  # ends open requests first
         self._proc = None
         if self.pid_dir is not None:
             remove_pid_file(self.pid_dir, self.name)

@@ -29,25 +29,9 @@ __all__ = [
     "TranscriptLayout",
 ]
 from bots.export.transcript import Attachment, ContentDigest, Entry, EntryKind
-from deployment.conventions import PARIS
+from deployment.conventions import FRENCH_MONTHS, FRENCH_WEEKDAYS, PARIS
 
 MAX_QUOTE_CHARS = 280
-
-_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +290,7 @@ class TranscriptLayout:
 
 
 def french_day(local: datetime) -> str:
-    return (
-        f"{_DAYS[local.weekday()].capitalize()} {local.day} {_MONTHS[local.month - 1]} {local.year}"
-    )
+    return f"{FRENCH_WEEKDAYS[local.weekday()].capitalize()} {local.day} {FRENCH_MONTHS[local.month - 1]} {local.year}"
 
 
 def human_size(size: int) -> str:

@@ -114,24 +114,16 @@ class ImapSession:
 
     async def fetch(self, uid: int) -> bytes | None:
         """The raw mail, or None when it was expunged meanwhile."""
-        resp = await self._run(self._ready().uid("fetch", str(uid), "(UID BODY.PEEK[])"))
-        if resp.result != "OK":
-            raise MailServerError("fetch")
-        lines = resp.lines
-        for i, line in enumerate(lines):
-            if isinstance(line, bytes | bytearray) and b"FETCH" in line and line.endswith(b"}"):
-                found = _FETCH_UID.search(bytes(line))
-                if found and int(found.group(1)) == uid and i + 1 < len(lines):
-                    return bytes(lines[i + 1])
-        return None
+        return await self._fetch_part(uid, "BODY.PEEK[]")
 
     async def fetch_headers(self, uid: int) -> bytes | None:
         """From, Subject and Date of a mail (not marked read), or None when expunged."""
-        resp = await self._run(
-            self._ready().uid(
-                "fetch", str(uid), "(UID BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"
-            )
-        )
+        return await self._fetch_part(uid, "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)]")
+
+    async def _fetch_part(self, uid: int, part: str) -> bytes | None:
+        """The literal the server sends for ``part`` of mail ``uid`` (``PEEK``: not marked
+        read), or None when that mail was expunged meanwhile."""
+        resp = await self._run(self._ready().uid("fetch", str(uid), f"(UID {part})"))
         if resp.result != "OK":
             raise MailServerError("fetch")
         lines = resp.lines

@@ -68,13 +68,7 @@ class MailPoster:
             event_id = await self.io.send_notice(
                 room_id, plain, body, txn_id=txn_for(intent, "unparseable")
             )
-            await self.io.send_file(
-                room_id,
-                raw,
-                filename="courrier.eml",
-                mimetype="message/rfc822",
-                txn_id=txn_for(intent, "eml"),
-            )
+            await self._post_whole_mail(room_id, raw, intent)
             return event_id, None, ()
         proposal = None
         if mail.ins and self.propose is not None:
@@ -90,14 +84,19 @@ class MailPoster:
                 txn_id=txn_for(intent, f"file-{i}"),
             )
         if cut:
-            await self.io.send_file(
-                room_id,
-                raw,
-                filename="courrier.eml",
-                mimetype="message/rfc822",
-                txn_id=txn_for(intent, "eml"),
-            )
+            await self._post_whole_mail(room_id, raw, intent)
         return event_id, mail.message_id, mail.references
+
+    async def _post_whole_mail(self, room_id: str, raw: bytes, intent: str) -> None:
+        """The mail as received, ``courrier.eml``: when it could not be read, or its text was
+        cut to fit a message."""
+        await self.io.send_file(
+            room_id,
+            raw,
+            filename="courrier.eml",
+            mimetype="message/rfc822",
+            txn_id=txn_for(intent, "eml"),
+        )
 
 
 Notify = Callable[[Mailbox], Awaitable[None]]

@@ -36,7 +36,8 @@ import hashlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -130,6 +131,16 @@ class SmtpSettings:
     sent_copy_by_server: bool = False  # the server files each submitted mail in Sent itself
 
 
+def _connect(settings: SmtpSettings, tls: ssl.SSLContext) -> smtplib.SMTP:
+    """Blocking: a connection to the submission server, TLS verified from the first byte
+    (``tls``) or after STARTTLS (``starttls``); not yet authenticated."""
+    if settings.security == "tls":
+        return smtplib.SMTP_SSL(settings.host, settings.port, context=tls, timeout=settings.timeout)
+    smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    smtp.starttls(context=tls)
+    return smtp
+
+
 def submit(
     settings: SmtpSettings,
     tls: ssl.SSLContext,
@@ -140,14 +151,7 @@ def submit(
 ) -> None:
     """Blocking (run in a thread): one submission, TLS verified, authenticated."""
     try:
-        if settings.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, context=tls, timeout=settings.timeout
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-            smtp.starttls(context=tls)
-        with smtp:
+        with _connect(settings, tls) as smtp:
             smtp.login(login, password)
             smtp.sendmail(login, list(to), raw)
     except smtplib.SMTPAuthenticationError as exc:
@@ -169,14 +173,7 @@ def submit(
 def check_login(settings: SmtpSettings, tls: ssl.SSLContext, login: str, password: str) -> None:
     """Blocking (run in a thread): the submission server accepts this login (nothing sent)."""
     try:
-        if settings.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, context=tls, timeout=settings.timeout
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-            smtp.starttls(context=tls)
-        with smtp:
+        with _connect(settings, tls) as smtp:
             smtp.login(login, password)
     except smtplib.SMTPAuthenticationError as exc:
         raise SendRefused("identifiant ou mot de passe refusé") from exc
@@ -263,26 +260,26 @@ class MailSender:
     async def _in_sent(
         self, hosts: MailHosts, mailbox: Mailbox, password: str, message_id: str
     ) -> bool:
-        session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
-        try:
-            await session.open(mailbox.address, password)
-            return await session.holds_message_id(await session.sent_folder(), message_id)
-        except LoginRefused as exc:
-            raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
-        except MailServerError as exc:
-            raise SendUnavailable("imap") from exc
-        finally:
-            await session.close()
+        async with self._sent_folder(hosts, mailbox, password) as (session, folder):
+            return await session.holds_message_id(folder, message_id)
 
     async def _file(
         self, hosts: MailHosts, mailbox: Mailbox, password: str, raw: bytes, message_id: str
     ) -> None:
+        async with self._sent_folder(hosts, mailbox, password) as (session, folder):
+            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
+                await session.append(raw, folder)
+
+    @asynccontextmanager
+    async def _sent_folder(
+        self, hosts: MailHosts, mailbox: Mailbox, password: str
+    ) -> AsyncIterator[tuple[ImapSession, str]]:
+        """An IMAP session on the mailbox and the name of its Sent folder; a refused login
+        or a failing server, then or while it is used, ends the sending as such."""
         session = ImapSession(hosts.imap_host, hosts.imap_port, self.tls)
         try:
             await session.open(mailbox.address, password)
-            folder = await session.sent_folder()
-            if not await session.holds_message_id(folder, message_id):  # a replay: filed once
-                await session.append(raw, folder)
+            yield session, await session.sent_folder()
         except LoginRefused as exc:
             raise SendRefused("la messagerie a refusé la connexion (dossier Envoyés)") from exc
         except MailServerError as exc:

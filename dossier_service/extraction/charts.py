@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from deployment.conventions import FRENCH_MONTHS, FRENCH_MONTHS_SHORT
+
 WIDTH, HEIGHT = 640, 220
 MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 48, 42, 16
 
@@ -81,44 +83,14 @@ def svg(title: str, labels: list[str], values: list[int], *, chart_id: str) -> s
     return "".join(parts)
 
 
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-_SHORT = (
-    "janv.",
-    "févr.",
-    "mars",
-    "avr.",
-    "mai",
-    "juin",
-    "juil.",
-    "août",
-    "sept.",
-    "oct.",
-    "nov.",
-    "déc.",
-)
-
-
 def _month(label: str) -> str:
     year, month = label.split("-")
-    return f"{_MONTHS[int(month) - 1]} {year}"
+    return f"{FRENCH_MONTHS[int(month) - 1]} {year}"
 
 
 def _short(label: str) -> str:
     year, month = label.split("-")
-    return f"{_SHORT[int(month) - 1]} {year[2:]}"
+    return f"{FRENCH_MONTHS_SHORT[int(month) - 1]} {year[2:]}"
 
 
 def _round_up(value: int) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median_low
 
-from deployment.conventions import PARIS
+from deployment.conventions import FRENCH_MONTHS, PARIS
 
 
 @dataclass(frozen=True)
@@ -395,21 +395,5 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
 
 
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
-
 def _fr_day(day: date) -> str:
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"

@@ -1,6 +1,7 @@
 """The care circle (cercle de soins): professionals, caregivers, representatives, structures."""
 
 from datetime import datetime
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy import Index
@@ -8,8 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from dossier_service.models.types import UTCDateTime, new_id, utcnow
 
-MEMBER_KINDS = ("professionnel", "aidant", "representant_legal", "structure")
-ROLES = (
+# Who a member is, and her role in the circle: written once, the API's inputs take these types.
+MemberKind = Literal["professionnel", "aidant", "representant_legal", "structure"]
+CircleRole = Literal[
     "intervenant",
     "coordinateur",
     "medecin_traitant",
@@ -17,7 +19,9 @@ ROLES = (
     "aidant",
     "representant_legal",
     "structure",
-)
+]
+MEMBER_KINDS: tuple[str, ...] = get_args(MemberKind)
+ROLES: tuple[str, ...] = get_args(CircleRole)
 COORDINATOR_ROLES = frozenset({"coordinateur"})
 ROLE_LABELS = {
     "intervenant": "intervenant",

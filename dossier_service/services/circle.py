@@ -28,6 +28,21 @@ def _payload(member: CircleMember) -> dict[str, object]:
     }
 
 
+async def _joins(
+    session: AsyncSession,
+    principal: Principal,
+    patient: Patient,
+    member: CircleMember,
+    note: str,
+) -> None:
+    """``member`` joins the circle: recorded, ``note`` written in the file's journal, and told
+    to the conversation (``circle.added``: the bot invites the person)."""
+    session.add(member)
+    await journal.note(session, principal, patient, note)
+    await session.flush()
+    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
+
+
 async def list_members(
     session: AsyncSession, *, patient_id: str, include_ended: bool = False
 ) -> list[CircleMember]:
@@ -65,15 +80,13 @@ async def add_member(
                 "Cette personne fait déjà partie du cercle de soins.", field="matrix_user_id"
             )
     member = CircleMember(patient_id=patient.id, added_by=principal.author, **data.model_dump())
-    session.add(member)
-    await journal.note(
+    await _joins(
         session,
         principal,
         patient,
+        member,
         f"Ajout de {member.display_name} sur le cercle de soins ({ROLE_LABELS[member.role]})",
     )
-    await session.flush()
-    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     return member
 
 
@@ -193,16 +206,14 @@ async def _add_structure(
         profession=found.category,
     )
     member = CircleMember(patient_id=patient.id, added_by=principal.author, **values)
-    session.add(member)
     access = "avec accès au dossier" if member.has_access else "sans accès au dossier"
-    await journal.note(
+    await _joins(
         session,
         principal,
         patient,
+        member,
         f"Ajout de la structure {member.display_name} sur le cercle de soins ({access})",
     )
-    await session.flush()
-    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     if member.has_access:
         await bring_structure_members(session, principal, patient, member)
     return member
@@ -218,15 +229,13 @@ async def _add_unlisted_structure(
     values = data.model_dump()
     values.update(role="structure", matrix_user_id=None, directory_id=None, has_access=False)
     member = CircleMember(patient_id=patient.id, added_by=principal.author, **values)
-    session.add(member)
-    await journal.note(
+    await _joins(
         session,
         principal,
         patient,
+        member,
         f"Ajout de la structure {member.display_name} sur le cercle de soins (sans accès au dossier)",
     )
-    await session.flush()
-    await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(member))
     return member
 
 
@@ -273,16 +282,14 @@ async def bring_structure_members(
             added_by=principal.author,
             via_member_id=structure.id,
         )
-        session.add(row)
-        await journal.note(
+        await _joins(
             session,
             principal,
             patient,
+            row,
             f"Ajout de {row.display_name} sur le cercle de soins "
             f"(membre de la structure {structure.display_name})",
         )
-        await session.flush()
-        await journal.tell(session, principal, patient, journal.CIRCLE_ADDED, _payload(row))
         added.append(row)
     return added
 

@@ -109,21 +109,41 @@ async def create_task(
     session.add(task)
     await session.flush()
     await _set_assignees(session, task, data.assignees)
-    if patient is None:  # no liaison entry, yet the dashboards change
-        mark_changed(session, None)
-    else:
-        await journal.note(session, principal, patient, f"Création de la tâche « {task.label} »")
+    await _note(session, principal, patient, f"Création de la tâche « {task.label} »")
     if data.assignees:
-        await journal.emit(
-            session,
-            type=journal.TASK_ASSIGNED,
-            patient_id=patient_id,
-            room_id=patient.room_id if patient else None,
-            actor=principal.author,
-            payload=_task_payload(task, data.assignees),
-        )
+        await _tell(session, principal, task, patient, journal.TASK_ASSIGNED, data.assignees)
     await session.flush()
     return task
+
+
+async def _note(
+    session: AsyncSession, principal: Principal, patient: Patient | None, text: str
+) -> None:
+    """A task's change written in its patient's notebook; a task of no file has no notebook
+    entry, yet the dashboards change."""
+    if patient is None:
+        mark_changed(session, None)
+    else:
+        await journal.note(session, principal, patient, text)
+
+
+async def _tell(
+    session: AsyncSession,
+    principal: Principal,
+    task: Task,
+    patient: Patient | None,
+    type: str,
+    assignees: Sequence[AssigneeIn | TaskAssignee],
+) -> None:
+    """The outbox event of a change to ``task`` (to its patient's conversation, if any)."""
+    await journal.emit(
+        session,
+        type=type,
+        patient_id=task.patient_id,
+        room_id=patient.room_id if patient else None,
+        actor=principal.author,
+        payload=_task_payload(task, assignees),
+    )
 
 
 def _task_payload(task: Task, assignees: Sequence[AssigneeIn | TaskAssignee]) -> dict[str, Any]:
@@ -192,31 +212,11 @@ async def update_task(
     task.updated_at = utcnow()
     session.add(task)
     await session.flush()
-    if patient is None:  # no liaison entry, yet the dashboards change
-        mark_changed(session, None)
-    else:
-        await journal.note(
-            session, principal, patient, f"Tâche « {task.label} » : " + ", ".join(notes)
-        )
-    room_id = patient.room_id if patient else None
+    await _note(session, principal, patient, f"Tâche « {task.label} » : " + ", ".join(notes))
     if new_assignees:
-        await journal.emit(
-            session,
-            type=journal.TASK_ASSIGNED,
-            patient_id=task.patient_id,
-            room_id=room_id,
-            actor=principal.author,
-            payload=_task_payload(task, new_assignees),
-        )
+        await _tell(session, principal, task, patient, journal.TASK_ASSIGNED, new_assignees)
     if "state" in changes and task.state in CLOSED_STATES:
-        await journal.emit(
-            session,
-            type=journal.TASK_CLOSED,
-            patient_id=task.patient_id,
-            room_id=room_id,
-            actor=principal.author,
-            payload=_task_payload(task, []),
-        )
+        await _tell(session, principal, task, patient, journal.TASK_CLOSED, [])
     return task
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from deployment.conventions import PARIS
+from deployment.conventions import FRENCH_MONTHS, FRENCH_MONTHS_SHORT, FRENCH_WEEKDAYS, PARIS
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")  # fmt: skip
-MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
-                "oct.", "nov.", "déc.")  # fmt: skip
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS = FRENCH_MONTHS
+MONTHS_SHORT = FRENCH_MONTHS_SHORT
+WEEKDAYS = FRENCH_WEEKDAYS
 WEEKDAYS_SHORT = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
 
 

@@ -9,7 +9,7 @@ import asyncio
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from openpyxl import load_workbook
@@ -164,15 +164,17 @@ async def extraction_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/extractions/{rid}/xlsx")
 async def extraction_xlsx(request: web.Request) -> web.StreamResponse:
-    report = await _own(request, "/xlsx")
-    if report.status != READY:
-        raise web.HTTPNotFound()
-    return await serve(request, report, "xlsx")
+    return await _download(request, "xlsx")
 
 
 @routes.get("/extractions/{rid}/csv")
 async def extraction_csv(request: web.Request) -> web.StreamResponse:
-    report = await _own(request, "/csv")
+    return await _download(request, "csv")
+
+
+async def _download(request: web.Request, form: Literal["xlsx", "csv"]) -> web.StreamResponse:
+    """One's own ready extraction, as a file of ``form`` (``xlsx`` or ``csv``)."""
+    report = await _own(request, f"/{form}")
     if report.status != READY:
         raise web.HTTPNotFound()
-    return await serve(request, report, "csv")
+    return await serve(request, report, form)
