@@ -71,12 +71,10 @@ async def _add_structure(
 async def _member(
     api: Api, user: str, role: str = "membre", by: str = ADMIN, finess: str = FINESS
 ) -> Any:
-    return await api.ok(
-        "POST",
+    return await api.created(
         f"/api/v1/structures/{finess}/members",
-        201,
+        {"matrix_user_id": user, "display_name": user[1:].split(":")[0].title(), "role": role},
         as_user=by,
-        json={"matrix_user_id": user, "display_name": user[1:].split(":")[0].title(), "role": role},
     )
 
 
@@ -265,8 +263,7 @@ async def test_a_structure_outside_finess_is_recorded_without_access_only(api: A
     refused = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 400, as_user=COORD,
                            json={**body, "has_access": True})  # fmt: skip
     assert "annuaire FINESS" in refused["error"]
-    added = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD,
-                         json={**body, "has_access": False})  # fmt: skip
+    added = await api.created(f"/api/v1/patients/{pid}/circle", {**body, "has_access": False}, as_user=COORD)  # fmt: skip
     member = added.get("member", added)
     assert member["display_name"] == "Association Aide 31" and not member["has_access"]
     grant = await api.ok("PATCH", f"/api/v1/patients/{pid}/circle/{member['id']}", 400,
