@@ -1,16 +1,19 @@
 """A real dossier service (the real app, a fresh migrated SQLite file) on a free port, which
-a test can stop and start again."""
+a test can stop and start again, and what the tests write in it through the bot's client."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from bots.dossier_client import DossierClient
 from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
 
@@ -77,3 +80,55 @@ def dossier_config(
         port=port,
         public_url=f"http://127.0.0.1:{port}",
     )
+
+
+# ------------------------------------------------------- what the tests write in it
+COORD = "@coord:cercle.test"
+NURSE = "@nurse:cercle.test"
+
+
+async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
+    """A file for `room` coordinated by COORD, with NURSE in its circle, with access."""
+    created = await client.create_patient(
+        room_id=room, label="Mme A.", coordinator=COORD, key="k-create"
+    )
+    # the bot writes on the nurse's behalf: the dossier checks her access (issue 12)
+    member = {"kind": "professionnel", "display_name": "Infirmière", "matrix_user_id": NURSE,
+              "role": "intervenant", "has_access": True}  # fmt: skip
+    await client.add_circle_member(
+        str(created["id"]), member, actor=COORD, key=f"k-nurse-{created['id']}"
+    )
+    return str(created["id"])
+
+
+async def coordination_task(
+    client: DossierClient,
+    pid: str,
+    label: str,
+    *,
+    assignee: str,
+    key: str,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """A "Coordination" task without a due date for `assignee`, written on `actor`'s behalf
+    (by default the assignee's own)."""
+    return await client.create_task(
+        pid,
+        label=label,
+        type="Coordination",
+        assignees=[assignee],
+        due_date=None,
+        actor=actor or assignee,
+        key=key,
+    )
+
+
+async def file_with_tasks(
+    client: DossierClient, labels: Sequence[str]
+) -> tuple[str, list[dict[str, Any]]]:
+    """`new_file`, then a coordination task for NURSE per label: the file and the feed's events
+    (the file, the nurse added to its circle, one per task)."""
+    pid = await new_file(client)
+    for label in labels:
+        await coordination_task(client, pid, label, assignee=NURSE, actor=COORD, key=label)
+    return pid, await client.events(0)

@@ -31,7 +31,7 @@ from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
-from tests.dossier_link.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import DossierServer, coordination_task, dossier_config
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,15 +152,7 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         notes = [f"kill-note-{n}" for n in range(40)]
         tasks = [f"kill-task-{n}" for n in range(4)]
         for n, label in enumerate(tasks):  # file events: the feed is busy with them
-            await dossier.create_task(
-                pid,
-                label=label,
-                type="Coordination",
-                assignees=[nurse.user_id],
-                due_date=None,
-                actor=nurse.user_id,
-                key=f"kill-t{n}",
-            )
+            await coordination_task(dossier, pid, label, assignee=nurse.user_id, key=f"kill-t{n}")
 
         async def send_notes() -> None:
             for text in notes:

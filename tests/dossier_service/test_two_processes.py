@@ -22,6 +22,7 @@ from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from dossier_service.db import build_database
 from dossier_service.file_revisions import listen, mark_changed
+from tests.dossier_link.dossier_support import coordination_task
 from tests.dossier_service.conftest import _pg
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -113,15 +114,7 @@ async def test_a_write_on_one_process_is_read_at_once_on_the_other(
         assert f"note {i}" in [e["text"] for e in after["notebook"]], i
     # the task dashboard
     await b.open_tasks(pid)
-    task = await a.create_task(
-        pid,
-        label="Pansement",
-        type="Coordination",
-        assignees=[COORD],
-        due_date=None,
-        actor=COORD,
-        key=uuid.uuid4().hex,
-    )
+    task = await coordination_task(a, pid, "Pansement", assignee=COORD, key=uuid.uuid4().hex)
     assert task["id"] in [t["id"] for t in await b.open_tasks(pid)]
     # the care circle
     await b.circle(pid)
