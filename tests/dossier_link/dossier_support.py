@@ -65,6 +65,7 @@ def dossier_config(
     *,
     homeserver_url: str = "http://127.0.0.1:9",
     server_name: str = "cercle.test",
+    service_token: str = SERVICE_TOKEN,
 ) -> DossierConfig:
     tmp_path.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "dossier.db"
@@ -76,10 +77,25 @@ def dossier_config(
         homeserver_url=homeserver_url,
         server_name=server_name,
         session_key="sync-test-session-key",
-        service_token=SERVICE_TOKEN,
+        service_token=service_token,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
     )
+
+
+async def dossier_beside(synapse: Any, folder: Path, template: Path, token: str) -> DossierServer:
+    """A dossier service started for the users of ``synapse``, its files in ``folder``, taking
+    the bot's service ``token``."""
+    config = dossier_config(
+        folder,
+        template,
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+        service_token=token,
+    )
+    server = DossierServer(config)
+    await server.start()
+    return server
 
 
 # ------------------------------------------------------- what the tests write in it

@@ -30,7 +30,7 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, Pro, dm_with_bot, make_bot_config, room_id_in
-from tests.dossier_link.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import dossier_beside
 
 pytestmark = pytest.mark.integration
 
@@ -153,17 +153,7 @@ async def env(
     nio_client_factory: Callable[..., Any],
 ) -> AsyncIterator[Env]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token  # the bot's var = tmp_path
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier-files",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
-        service_token=token,
-    )
-    server = DossierServer(config)
-    await server.start()
+    server = await dossier_beside(synapse, tmp_path / "dossier-files", dossier_template, token)
     runner = BotRunner(
         synapse,
         make_bot_config(
