@@ -103,6 +103,14 @@ COORD = "@coord:cercle.test"
 NURSE = "@nurse:cercle.test"
 
 
+def professional(
+    user_id: str, name: str, profession: str, role: str = "intervenant"
+) -> dict[str, Any]:
+    """A professional of the care circle with access to the file, as the dossier takes one."""
+    return {"kind": "professionnel", "display_name": name, "matrix_user_id": user_id,
+            "profession": profession, "role": role, "has_access": True}  # fmt: skip
+
+
 async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
     """A file for `room` coordinated by COORD, with NURSE in its circle, with access."""
     created = await client.create_patient(
@@ -148,3 +156,22 @@ async def file_with_tasks(
     for label in labels:
         await coordination_task(client, pid, label, assignee=NURSE, actor=COORD, key=label)
     return pid, await client.events(0)
+
+
+async def set_identity(
+    client: DossierClient,
+    pid: str,
+    birth_name: str,
+    first_name: str,
+    sex: str,
+    birth_date: str,
+    *,
+    actor: str,
+    key: str,
+) -> None:
+    """The patient's identity on the file, written on ``actor``'s behalf."""
+    identity = {"birth_name": birth_name, "birth_first_names": [first_name], "sex": sex,
+                "birth_date": birth_date}  # fmt: skip
+    await client.request(
+        "PATCH", f"/patients/{pid}/identity", json_body=identity, actor=actor, key=key
+    )

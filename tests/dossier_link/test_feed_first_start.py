@@ -21,6 +21,7 @@ from tests.dossier_link.dossier_support import (
     NURSE,
     coordination_task,
     file_with_tasks,
+    professional,
 )
 from tests.dossier_link.test_e2e_sync import env, eventually  # noqa: F401
 
@@ -92,19 +93,8 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     nurse, gp = await env.make_pro(), await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Suivi ancien")
     await env.runner.stop()
-    await env.dossier.add_circle_member(
-        pid,
-        {
-            "kind": "professionnel",
-            "display_name": "Dr Ancien",
-            "matrix_user_id": gp.user_id,
-            "profession": "Médecin généraliste",
-            "role": "intervenant",
-            "has_access": True,
-        },
-        actor=nurse.user_id,
-        key="old-gp",
-    )
+    gp_member = professional(gp.user_id, "Dr Ancien", "Médecin généraliste")
+    await env.dossier.add_circle_member(pid, gp_member, actor=nurse.user_id, key="old-gp")
     await coordination_task(
         env.dossier, pid, "Bilan ancien", assignee=nurse.user_id, key="old-task"
     )
