@@ -7,16 +7,16 @@ signing key of its forms) is the dossier's own :class:`dossier_service.config.Do
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from deployment.typed_config import ConfigModel
 
 from .mail import SmtpSettings, smtp_from_section
 from .store import legacy_database_path
 
 
-@dataclass(frozen=True)
-class DirectorySettings:
+class DirectorySettings(ConfigModel):
     activation_hours: int = 72  # lifetime of a one-time activation link
     request_limit: int = 5  # account requests per IP ...
     request_window_seconds: int = 600  # ... per window

@@ -7,7 +7,6 @@ the notebook records the choice."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
@@ -30,13 +29,12 @@ async def linked_bot(
     synapse: Any, tmp_path: Path, dossier_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[BotRunner, DossierClient]]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier-files",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
+    config = dossier_config(
+        tmp_path / "dossier-files",
+        dossier_template,
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)

@@ -8,7 +8,6 @@ dossier service (in this process, real app, fresh SQLite).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import secrets
 import shutil
@@ -114,13 +113,12 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
     if shared_key.exists():
         shutil.copy(shared_key, var / "bot" / "cross_signing.enc")
     token = synapse.secrets.dossier_service_token
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
+    config = dossier_config(
+        tmp_path / "dossier",
+        dossier_template,
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)

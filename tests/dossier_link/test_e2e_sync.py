@@ -153,13 +153,12 @@ async def env(
     nio_client_factory: Callable[..., Any],
 ) -> AsyncIterator[Env]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token  # the bot's var = tmp_path
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier-files",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
+    config = dossier_config(
+        tmp_path / "dossier-files",
+        dossier_template,
+        homeserver_url=synapse.base_url,
+        server_name=synapse.server_name,
+    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)
