@@ -57,7 +57,7 @@ def validated(
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        raise ProfileError(french(exc.errors()[0], source, prefix)) from None
+        raise ProfileError(french(exc.errors(), source, prefix)) from None
 
 
 def check_source(model: type[BaseModel], values: Mapping[str, Any], source: str) -> None:
@@ -66,9 +66,9 @@ def check_source(model: type[BaseModel], values: Mapping[str, Any], source: str)
     try:
         model.model_validate(dict(values))
     except ValidationError as exc:
-        for error in exc.errors():
-            if error["type"] != "missing":
-                raise ProfileError(french(error, source)) from None
+        errors = [error for error in exc.errors() if error["type"] != "missing"]
+        if errors:
+            raise ProfileError(french(errors, source)) from None
 
 
 _REASONS = {
@@ -97,17 +97,40 @@ _REASONS = {
     "model_attributes_type": "un objet est attendu",
     "dataclass_type": "un objet est attendu",
     "path_type": "un chemin est attendu",
+    "union": "valeur d'un type inattendu",
 }
 
 
-def french(error: ErrorDetails, source: str, prefix: str = "") -> str:
-    """One pydantic error as the operator's line: the dotted key, where, and why."""
-    key = prefix + ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
+def french(errors: list[ErrorDetails], source: str, prefix: str = "") -> str:
+    """The first of pydantic's errors as the operator's line: the dotted key, where, why."""
+    error = errors[0]
+    loc = error["loc"]
+    kind = error["type"]
+    # a value that fits none of a union's types (e.g. a size: bytes or "50M") is reported
+    # once per type, each under a tag named after the type: the key is the part before it
+    if (
+        kind != "extra_forbidden"
+        and len(loc) > 1
+        and isinstance(loc[-1], str)
+        and any(_same_value_other_type(error, other) for other in errors[1:])
+    ):
+        loc, kind = loc[:-1], "union"
+    key = prefix + ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden":
         return f"clé de configuration inconnue : {key} ({source})"
-    if error["type"] == "literal_error":
+    if kind == "literal_error":
         expected = str((error.get("ctx") or {}).get("expected", "")).replace(" or ", " ou ")
         reason = f"attendu {expected}"
     else:
-        reason = _REASONS.get(error["type"], "valeur invalide")
+        reason = _REASONS.get(kind, "valeur invalide")
     return f"valeur de configuration invalide : {key} ({source}) : {reason}"
+
+
+def _same_value_other_type(error: ErrorDetails, other: ErrorDetails) -> bool:
+    """Whether ``other`` judges the same value as ``error`` under another type of a union."""
+    return (
+        other["input"] is error["input"]
+        and other["loc"][:-1] == error["loc"][:-1]
+        and isinstance(other["loc"][-1], str)
+        and other["loc"][-1] != error["loc"][-1]
+    )

@@ -163,7 +163,7 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
             account_gateway.SECRET_FILE,
             lambda: _random.token_urlsafe(32),
         ),
-        "directory": settings_from_section(profile.data.get("annuaire"), var_dir),
+        "directory": settings_from_section(profile.settings.annuaire, var_dir),
         "legal_url": f"{profile.public_baseurl}_matrix/consent",
     }
     return validated(DossierConfig, values, "section dossier du profil", "dossier.")

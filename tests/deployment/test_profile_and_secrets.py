@@ -92,6 +92,9 @@ def test_a_bad_value_names_its_file_and_why_in_french(tmp_path: Path) -> None:
         "valeur de configuration invalide : bot.escalation.max_reminders "
         f"(fichier {site}) : valeur hors limites"
     )
+    # a size is bytes or "50M": a list is neither, said once for the key
+    with pytest.raises(ProfileError, match=r"homeserver\.max_upload_size \(réglages.*inattendu$"):
+        load_profile(env={}, extra={"homeserver": {"max_upload_size": [50]}})
     # a value is never quoted back (a profile holds passwords)
     secret = tmp_path / "secret.yaml"
     secret.write_text("annuaire:\n  smtp:\n    password: [s3cr3t]\n", encoding="utf-8")

@@ -62,6 +62,7 @@ def dossier_config(
     *,
     homeserver_url: str = "http://127.0.0.1:9",
     server_name: str = "cercle.test",
+    service_token: str = SERVICE_TOKEN,
 ) -> DossierConfig:
     tmp_path.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "dossier.db"
@@ -73,7 +74,7 @@ def dossier_config(
         homeserver_url=homeserver_url,
         server_name=server_name,
         session_key="sync-test-session-key",
-        service_token=SERVICE_TOKEN,
+        service_token=service_token,
         port=port,
         public_url=f"http://127.0.0.1:{port}",
     )

@@ -34,7 +34,6 @@ async def linked_bot(
         dossier_template,
         homeserver_url=synapse.base_url,
         server_name=synapse.server_name,
-    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)

@@ -118,7 +118,6 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         dossier_template,
         homeserver_url=synapse.base_url,
         server_name=synapse.server_name,
-    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)

@@ -158,7 +158,6 @@ async def env(
         dossier_template,
         homeserver_url=synapse.base_url,
         server_name=synapse.server_name,
-    ).replaced(
         service_token=token,
     )
     server = DossierServer(config)
