@@ -7,9 +7,11 @@ read as YAML scalars), then the ``extra`` mapping of tests. Each source is check
 against the models, so that the error names the file (or variable) holding the bad key; the
 merged result is then validated once (types, nested sections).
 
-Every section is a `deployment.typed_config.ConfigModel` (the loader shared with the
-components' own configurations, ``bots/config.py``, ``bridges/mail/config.py``,
-``dossier_service/config.py``, which are built from the sections typed here).
+Every section has the configuration of a `deployment.typed_config.ConfigModel` (frozen, every
+key declared) and is read by the loader shared with the components' own configurations
+(``bots/config.py``, ``bridges/mail/config.py``, ``dossier_service/config.py``), which are
+built from the sections typed here. (A section derives from pydantic's ``BaseModel`` itself so
+that ruff knows its list defaults are pydantic's, copied per instance.)
 """
 
 from __future__ import annotations

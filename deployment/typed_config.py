@@ -38,9 +38,7 @@ class ConfigModel(BaseModel):
 Model = TypeVar("Model", bound=BaseModel)
 
 # Values as YAML writes them: a number is not a boolean, a boolean is not the text "yes".
-Number = Annotated[float, Strict()]
 PositiveNumber = Annotated[float, Strict(), Field(gt=0)]
-Integer = Annotated[int, Strict()]
 Count = Annotated[int, Strict(), Field(ge=0)]
 PositiveCount = Annotated[int, Strict(), Field(gt=0)]
 Flag = Annotated[bool, Strict()]
