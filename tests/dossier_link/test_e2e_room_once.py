@@ -124,8 +124,22 @@ async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) ->
 
     io.create_room = create_then_die
     with pytest.raises(asyncio.CancelledError):
-        await links.direct_room(nurse.user_id, "test")
+        await links.direct_room(nurse.user_id)
     io.create_room = real
     assert links.store.direct_room(nurse.user_id) is None  # as after a restart
-    again = await links.direct_room(nurse.user_id, "test")
+    again = await links.direct_room(nurse.user_id)
     assert made == [again]
+
+
+async def test_one_direct_chat_for_reminders_and_transcripts(env: Env) -> None:  # noqa: F811
+    """Reminders (the dossier link) and transcripts or private exports (the export service)
+    reach a person in the same direct chat: one lookup (bots.matrix.direct_chat)."""
+    nurse = await env.make_pro()
+    app = env.runner.app
+    assert app is not None and app.services.arrivals is not None
+    for_transcripts = await app.services.arrivals.fallback.direct_room(nurse.user_id)
+    for_reminders = await app.dossier_sync.links.direct_room(nurse.user_id)
+    assert for_reminders == for_transcripts
+    assert app.dossier_sync.links.store.direct_room(nurse.user_id) == for_reminders
+    room = app.client.rooms[for_reminders]
+    assert room.encrypted and nurse.user_id in room.users

@@ -8,7 +8,7 @@ import secrets
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +204,7 @@ async def api(test_config: DossierConfig, aiohttp_client: Any) -> AsyncIterator[
 
 
 def with_config(config: DossierConfig, **changes: Any) -> DossierConfig:
-    return replace(config, **changes)
+    return config.replaced(**changes)
 
 
 def random_user() -> str:
