@@ -86,10 +86,16 @@ class DirectChats:
         # room made now with the person invited in it, before anything is sent there
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.room_wait_seconds
+        invited_again = False
         while True:
             room = self.client.rooms.get(known)
-            if room is not None and room.encrypted and (user_id in room.users or not made_now):
-                return known
+            if room is not None and room.encrypted and user_id in room.users:
+                return known  # joined or invited: she will read it
+            if room is not None and room.encrypted and not made_now and not invited_again:
+                # she left the chat (or refused it): invited again, or nothing would reach
+                # her; sent once the sync loop shows her invited (keys go to members only)
+                await self.io.invite(known, user_id)
+                invited_again = True
             if loop.time() >= deadline:
                 raise DirectChatNotReady(
                     "La conversation privée n'est pas encore prête : réessayez."
