@@ -4,8 +4,6 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,8 +11,6 @@ from dossier_service.migrations.columns import moment, text
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -6,7 +6,6 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +15,6 @@ from dossier_service.migrations.columns import counter, unbounded
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 # the search keys' and the activities' indexes: the whole key, and its linked rows only
 _KEY_TOKEN_FIRST = [

@@ -4,8 +4,6 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,8 +11,6 @@ from dossier_service.migrations.columns import moment, text
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,8 +4,6 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,8 +11,6 @@ from dossier_service.migrations.columns import counter, unbounded
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TOKEN = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 

@@ -5,16 +5,12 @@ Revision ID: 0007
 Revises: 0006
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from dossier_service.migrations.columns import unbounded
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
