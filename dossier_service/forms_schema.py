@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -66,8 +67,12 @@ def _non_empty(value: str) -> str:
     return value.strip()
 
 
+Text = Annotated[StrictStr, AfterValidator(_non_empty)]  # stripped, never empty
+Stripped = Annotated[StrictStr, AfterValidator(str.strip)]
+
+
 class Choice(_Declared):
-    value: StrictStr
+    value: Text
     label: StrictStr = ""
 
     @checks(mode="before")
@@ -78,11 +83,6 @@ class Choice(_Declared):
         if not isinstance(raw, Mapping):
             raise ValueError("choix invalide")
         return raw
-
-    @field_validator("value")
-    @classmethod
-    def _value(cls, value: str) -> str:
-        return _non_empty(value)
 
     @checks(mode="after")
     def _label(self) -> Choice:
@@ -95,10 +95,10 @@ class Choice(_Declared):
 
 class FormField(_Declared):
     key: StrictStr
-    label: StrictStr
+    label: Text
     type: FieldType
     required: StrictBool = False
-    help: StrictStr = ""
+    help: Stripped = ""
     choices: tuple[Choice, ...] = ()
     minimum: Number | None = Field(default=None, alias="min")
     maximum: Number | None = Field(default=None, alias="max")
@@ -113,16 +113,6 @@ class FormField(_Declared):
         if not KEY_RE.match(key.strip()):
             raise ValueError("clé invalide (minuscules, chiffres, _)")
         return key.strip()
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, label: str) -> str:
-        return _non_empty(label)
-
-    @field_validator("help")
-    @classmethod
-    def _help(cls, text: str) -> str:
-        return text.strip()
 
     @checks(mode="after")
     def _per_type(self) -> FormField:
@@ -160,21 +150,16 @@ class FormField(_Declared):
 
 
 class FormSection(_Declared):
-    title: StrictStr
+    title: Text
     fields: tuple[FormField, ...] = Field(min_length=1)
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, title: str) -> str:
-        return _non_empty(title)
 
 
 class FormDefinition(_Declared):
     key: StrictStr
-    title: StrictStr
+    title: Text
     version: StrictInt = Field(default=1, ge=1)
     sections: tuple[FormSection, ...] = Field(min_length=1)
-    description: StrictStr = ""
+    description: Stripped = ""
     source: str = ""
 
     @field_validator("key")
@@ -183,16 +168,6 @@ class FormDefinition(_Declared):
         if not KEY_RE.match(key.strip()):
             raise ValueError(f"clé de formulaire invalide « {key} »")
         return key.strip()
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, title: str) -> str:
-        return _non_empty(title)
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, text: str) -> str:
-        return text.strip()
 
     @checks(mode="after")
     def _unique_fields(self) -> FormDefinition:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,10 +19,20 @@ operations = Operations()
 T = TypeVar("T")
 
 
-async def _refused_audited(call: Call, work: Awaitable[T]) -> T:
-    """A refusal leaves its "refusé" audit row (as one on a patient's file does)."""
+async def _on_structure(
+    call: Call,
+    session: AsyncSession,
+    work: Callable[..., Awaitable[T]],
+    audit_suffix: str = "",
+    **arguments: Any,
+) -> T:
+    """``work(session, principal=…, finess=…, **arguments)``: the acting person, on the
+    path's structure, which the audit row names (``structures/<finess><audit_suffix>``). A
+    refusal leaves its "refusé" audit row (as one on a patient's file does)."""
+    finess = call.path("finess")
+    call.audit_as(f"structures/{finess[:9]}{audit_suffix}")
     try:
-        return await work
+        return await work(session, principal=acting_person(call.ctx), finess=finess, **arguments)
     except Forbidden as exc:
         assert call.op.audit is not None
         raise Denied(
@@ -41,11 +51,7 @@ async def _refused_audited(call: Call, work: Awaitable[T]) -> T:
 )
 async def list_structure_members(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """The structure's current members (its members and admins only)."""
-    finess = call.path("finess")
-    call.audit_as(f"structures/{finess[:9]}")
-    members = await _refused_audited(
-        call, structures.list_members(session, principal=acting_person(call.ctx), finess=finess)
-    )
+    members = await _on_structure(call, session, structures.list_members)
     return 200, {"items": dump_all(members)}
 
 
@@ -59,16 +65,8 @@ async def list_structure_members(call: Call, session: AsyncSession) -> tuple[int
 async def add_structure_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """An admin or a referent adds a member; the circles holding the structure "avec accès"
     take her in."""
-    finess = call.path("finess")
-    call.audit_as(f"structures/{finess[:9]}")
-    member = await _refused_audited(
-        call,
-        structures.add_member(
-            session,
-            principal=acting_person(call.ctx),
-            finess=finess,
-            data=call.data(StructureMemberIn),
-        ),
+    member = await _on_structure(
+        call, session, structures.add_member, data=call.data(StructureMemberIn)
     )
     return 201, dump(member)
 
@@ -82,16 +80,8 @@ async def add_structure_member(call: Call, session: AsyncSession) -> tuple[int, 
 async def end_structure_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """An admin, a referent or the member herself ends a membership; the places in care
     circles it gave end with it."""
-    finess = call.path("finess")
-    call.audit_as(f"structures/{finess[:9]}/members")
-    member = await _refused_audited(
-        call,
-        structures.end_member(
-            session,
-            principal=acting_person(call.ctx),
-            finess=finess,
-            member_id=call.path("member_id"),
-        ),
+    member = await _on_structure(
+        call, session, structures.end_member, "/members", member_id=call.path("member_id")
     )
     return 200, dump(member)
 
@@ -104,10 +94,5 @@ async def end_structure_member(call: Call, session: AsyncSession) -> tuple[int, 
 async def sync_structure_members_from_rpps(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """Members from the RPPS: linked professionals whose activity names the structure's
     FINESS (or SIRET) join it; those whose activity no longer does leave it."""
-    finess = call.path("finess")
-    call.audit_as(f"structures/{finess[:9]}/members")
-    added, ended = await _refused_audited(
-        call,
-        structures.sync_rpps_members(session, principal=acting_person(call.ctx), finess=finess),
-    )
+    added, ended = await _on_structure(call, session, structures.sync_rpps_members, "/members")
     return 200, {"added": dump_all(added), "ended": dump_all(ended)}

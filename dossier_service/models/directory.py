@@ -21,12 +21,28 @@ changed only through Alembic.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 # code point order on both engines (see the module's docstring)
 TOKEN = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 _PLACE = ("dept", "commune_code", "postcode", "profession_code", "specialty_code", "mode_code")
+_ACTIVITY_PLACE = (
+    "dept",
+    "profession_code",
+    "commune_code",
+    "postcode",
+    "specialty_code",
+    "mode_code",
+    "professional_id",
+)
+# the partial indexes of the rows of a professional linked to a Matrix account
+_LINKED_ONLY: dict[str, Any] = {
+    "sqlite_where": sa.text("linked = 1"),
+    "postgresql_where": sa.text("linked = 1"),
+}
 
 
 class ImportRun(SQLModel, table=True):
@@ -73,28 +89,8 @@ class Activity(SQLModel, table=True):
         sa.Index("ix_annuaire_activity_professional", "professional_id"),
         sa.Index("ix_annuaire_activity_finess", "finess"),
         sa.Index("ix_annuaire_activity_siret", "siret"),
-        sa.Index(
-            "ix_annuaire_activity_place",
-            "dept",
-            "profession_code",
-            "commune_code",
-            "postcode",
-            "specialty_code",
-            "mode_code",
-            "professional_id",
-        ),
-        sa.Index(
-            "ix_annuaire_activity_linked",
-            "dept",
-            "profession_code",
-            "commune_code",
-            "postcode",
-            "specialty_code",
-            "mode_code",
-            "professional_id",
-            sqlite_where=sa.text("linked = 1"),
-            postgresql_where=sa.text("linked = 1"),
-        ),
+        sa.Index("ix_annuaire_activity_place", *_ACTIVITY_PLACE),
+        sa.Index("ix_annuaire_activity_linked", *_ACTIVITY_PLACE, **_LINKED_ONLY),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -127,13 +123,7 @@ class SearchKey(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_annuaire_key_token", "token", *_PLACE),
         sa.Index("ix_annuaire_key_place", "dept", "token", *_PLACE[1:]),
-        sa.Index(
-            "ix_annuaire_key_linked",
-            "token",
-            *_PLACE,
-            sqlite_where=sa.text("linked = 1"),
-            postgresql_where=sa.text("linked = 1"),
-        ),
+        sa.Index("ix_annuaire_key_linked", "token", *_PLACE, **_LINKED_ONLY),
         {"sqlite_with_rowid": False},
     )
 

@@ -20,7 +20,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import EventIn, EventUpdate
 from dossier_service.services import journal
-from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.errors import InvalidInput
 from dossier_service.services.text import fr_datetime
 
 
@@ -125,13 +125,6 @@ async def create_event(
             f"Ajout à l'agenda : {event.type} le {fr_datetime(event.starts_at)}",
         )
     await session.flush()
-    return event
-
-
-async def get_event(session: AsyncSession, *, event_id: str) -> AgendaEvent:
-    event = await session.get(AgendaEvent, event_id)
-    if event is None:
-        raise NotFound("Événement introuvable.")
     return event
 
 

@@ -226,6 +226,11 @@ def _section_statements() -> dict[str, Any]:
         table(Task),
         table(TaskAssignee),
     )
+
+    def of_file(t: Any, *order: Any) -> Any:
+        """``t``'s rows of the file, in ``order``."""
+        return select(*plain(t)).where(t.c.patient_id == pid).order_by(*order)
+
     return {
         "death": select(*plain(t_death)).where(
             t_death.c.patient_id == pid, t_death.c.cancelled_at.is_(None)
@@ -248,29 +253,18 @@ def _section_statements() -> dict[str, Any]:
             t_who.c.kind,
             t_who.c.ref,
         ),
-        "status_history": select(*plain(t_status))
-        .where(t_status.c.patient_id == pid)
-        .order_by(t_status.c.changed_at.desc()),
-        "identity_status_history": select(*plain(t_ident))
-        .where(t_ident.c.patient_id == pid)
-        .order_by(t_ident.c.changed_at.desc()),
-        "memos": select(*plain(t_memo))
-        .where(t_memo.c.patient_id == pid)
-        .order_by(t_memo.c.created_at.desc()),
-        "hospitalisations": select(*plain(t_stay))
-        .where(t_stay.c.patient_id == pid)
-        .order_by(t_stay.c.admission_at.desc()),
+        "status_history": of_file(t_status, t_status.c.changed_at.desc()),
+        "identity_status_history": of_file(t_ident, t_ident.c.changed_at.desc()),
+        "memos": of_file(t_memo, t_memo.c.created_at.desc()),
+        "hospitalisations": of_file(t_stay, t_stay.c.admission_at.desc()),
         "circle": select(*plain(t_member))
         .where(t_member.c.patient_id == pid, t_member.c.ended_at.is_(None))
         .order_by(t_member.c.added_at, t_member.c.id),
-        "lifeline": select(*plain(t_ep)).where(t_ep.c.patient_id == pid).order_by(t_ep.c.starts_on),
-        "documents": select(*plain(t_doc))
-        .where(t_doc.c.patient_id == pid)
-        .order_by(t_doc.c.uploaded_at.desc()),
-        "notebook": select(*plain(t_note))
-        .where(t_note.c.patient_id == pid)
-        .order_by(t_note.c.created_at.desc(), t_note.c.id)
-        .limit(bindparam("notebook_limit")),
+        "lifeline": of_file(t_ep, t_ep.c.starts_on),
+        "documents": of_file(t_doc, t_doc.c.uploaded_at.desc()),
+        "notebook": of_file(t_note, t_note.c.created_at.desc(), t_note.c.id).limit(
+            bindparam("notebook_limit")
+        ),
     }
 
 

@@ -4,33 +4,24 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
-import dossier_service.models.types
+from dossier_service.migrations.columns import moment, text
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.create_table(
         "session_revocations",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("nonce_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column(
-            "revoked_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "expires_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        text("id", 36),
+        text("user_id", 255),
+        text("nonce_sha256", 64, nullable=True),
+        moment("revoked_at"),
+        moment("expires_at", nullable=True),
+        text("reason", 40),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("session_revocations", schema=None) as batch_op:

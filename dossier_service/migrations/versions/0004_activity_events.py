@@ -4,31 +4,26 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
-import dossier_service.models.types
+from dossier_service.migrations.columns import moment, text
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.create_table(
         "activity_events",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("of_ref", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
-        sa.Column("flag_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("day", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        text("id", 36),
+        text("patient_id", 40),
+        text("kind", 20),
+        text("ref", 300),
+        text("of_ref", 300, nullable=True),
+        text("flag_kind", 20),
+        moment("at"),
+        text("day", 10),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["patient_id"], ["patients.id"]),
         sa.PrimaryKeyConstraint("id"),
@@ -41,27 +36,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_activity_events_of_ref", ["of_ref"], unique=False)
     op.create_table(
         "extraction_reports",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("scope_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("structure_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("scope_label", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        text("id", 36),
+        text("requested_by", 255),
+        text("scope_kind", 20),
+        text("structure_id", 64, nullable=True),
+        text("scope_label", 300),
         sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("period_end", sa.Date(), nullable=False),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
-        sa.Column("xlsx_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("csv_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column(
-            "requested_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "claimed_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "done_at", dossier_service.models.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        text("status", 20),
+        text("reason", 300),
+        text("title", 400),
+        text("xlsx_sha256", 64),
+        text("csv_sha256", 64),
+        moment("requested_at"),
+        moment("claimed_at", nullable=True),
+        moment("done_at", nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("extraction_reports", schema=None) as batch_op:

@@ -5,24 +5,21 @@ Revision ID: 0007
 Revises: 0006
 """
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
 from alembic import op
+
+from dossier_service.migrations.columns import unbounded
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     with op.batch_alter_table("annuaire_account_request", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("finess", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("social_role", sa.Text(), nullable=True))
+        batch_op.add_column(unbounded("finess", nullable=True))
+        batch_op.add_column(unbounded("social_role", nullable=True))
         batch_op.create_index("ix_annuaire_request_finess", ["finess", "status"], unique=False)
     with op.batch_alter_table("structure_members", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("search_text", sa.Text(), nullable=False, server_default=""))
+        batch_op.add_column(unbounded("search_text", default=""))
 
 
 def downgrade() -> None:
