@@ -44,6 +44,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common.measures import cpu_seconds, pct  # noqa: E402
 from deployment.processes import port_is_free  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
 
@@ -153,21 +154,6 @@ def deployments(tmp: Path) -> list[Deployment]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def process_pids(dep: Deployment) -> dict[str, int]:
     status = json.loads(dep.cli("status", "--json"))
     pids = {}
@@ -238,6 +224,23 @@ async def load(
     sent_at: dict[str, float] = {}
     ciphertext = base64.b64encode(os.urandom(400)).decode()
 
+    async def client_api(method: str, path: str, token: str, **kwargs: Any) -> Any:
+        """The JSON answer of a client-API request; None for a failure (an error counted)."""
+        try:
+            async with http.request(
+                method,
+                f"{dep.homeserver}/_matrix/client/v3/{path}",
+                headers={"Authorization": f"Bearer {token}"},
+                **kwargs,
+            ) as resp:
+                data = await resp.json()
+                if resp.status == 200:
+                    return data
+        except aiohttp.ClientError:
+            pass
+        res.errors += 1
+        return None
+
     async def sender(token: str, room: str) -> None:
         n = 0
         while time.monotonic() < stop:
@@ -251,18 +254,8 @@ async def load(
             }
             t0 = time.monotonic()
             sent_at[txn] = t0
-            try:
-                async with http.put(
-                    f"{dep.homeserver}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/{txn}",
-                    headers={"Authorization": f"Bearer {token}"},
-                    json=body,
-                ) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        res.errors += 1
-                        continue
-            except aiohttp.ClientError:
-                res.errors += 1
+            path = f"rooms/{room}/send/m.room.encrypted/{txn}"
+            if await client_api("PUT", path, token, json=body) is None:
                 continue
             res.send.append(time.monotonic() - t0)
             n += 1
@@ -272,18 +265,8 @@ async def load(
         flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
         while time.monotonic() < stop + 2:
             params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
-            try:
-                async with http.get(
-                    f"{dep.homeserver}/_matrix/client/v3/sync",
-                    params=params,
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as resp:
-                    data = await resp.json()
-                    if resp.status != 200:
-                        res.errors += 1
-                        continue
-            except aiohttp.ClientError:
-                res.errors += 1
+            data = await client_api("GET", "sync", token, params=params)
+            if data is None:
                 continue
             now = time.monotonic()
             if since is not None:
@@ -384,14 +367,14 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "start_s": started,
         "msg_per_s": len(res.send) / args.seconds,
-        "send_p50_ms": 1000 * percentile(res.send, 0.5),
-        "send_p99_ms": 1000 * percentile(res.send, 0.99),
-        "delivery_p50_ms": 1000 * percentile(res.delivery, 0.5),
-        "delivery_p99_ms": 1000 * percentile(res.delivery, 0.99),
+        "send_p50_ms": 1000 * pct(res.send, 50),
+        "send_p99_ms": 1000 * pct(res.send, 99),
+        "delivery_p50_ms": 1000 * pct(res.delivery, 50),
+        "delivery_p99_ms": 1000 * pct(res.delivery, 99),
         "dossier_reads_per_s": len(res.reads) / args.seconds,
-        "dossier_read_p99_ms": 1000 * percentile(res.reads, 0.99),
+        "dossier_read_p99_ms": 1000 * pct(res.reads, 99),
         "dossier_writes_per_s": len(res.writes) / args.seconds,
-        "dossier_write_p99_ms": 1000 * percentile(res.writes, 0.99),
+        "dossier_write_p99_ms": 1000 * pct(res.writes, 99),
         "errors": res.errors,
         "cpu_s": {n: round(v, 1) for n, v in sorted(cpu.items()) if v > 0.05},
     }
