@@ -201,15 +201,19 @@ class AccountRequests:
                 detail={"correspondance": match},
                 at=now,
             )
-        found = self.get(rid)
-        assert found is not None
-        return found
+        return self.written(rid)
 
     def get(self, request_id: int) -> AccountRequest | None:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM annuaire_account_request WHERE id = ?", (request_id,)
         ).fetchone()
         return AccountRequest(*row) if row else None
+
+    def written(self, request_id: int) -> AccountRequest:
+        """A request this store has just written (there, or the store is broken)."""
+        found = self.get(request_id)
+        assert found is not None
+        return found
 
     def list(self, status: str | None = None, limit: int = 200) -> list[AccountRequest]:
         if status:
@@ -259,9 +263,7 @@ class AccountRequests:
                 detail={"motif": reason},
                 at=now,
             )
-        found = self.get(request_id)
-        assert found is not None
-        return found
+        return self.written(request_id)
 
     async def approve(
         self, request_id: int, *, actor: str, api: HomeserverAdmin, now: datetime | None = None
