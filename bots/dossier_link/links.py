@@ -27,6 +27,7 @@ from bots.dossier_link.notices import (
     widget_layout,
 )
 from bots.dossier_link.store import SyncStore
+from bots.matrix.initial_state import ENCRYPTED
 from bots.matrix.io import MatrixIO, txn_for
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import PATIENT_STATE
@@ -167,10 +168,7 @@ class FileLinks:
             known, _ = await create_room_once(self.client, self.io, f"direct|{user}", {
                 "is_direct": True,
                 "invite": [user],
-                "initial_state": [
-                    {"type": "m.room.encryption", "state_key": "",
-                     "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
-                ],
+                "initial_state": [ENCRYPTED],
             })  # fmt: skip
             self.store.save_direct_room(user, known)
         await self.wait_for_room(known, member=user)

@@ -8,6 +8,7 @@ import asyncio
 from nio import AsyncClient
 
 from bots.export.history import HistoryError
+from bots.matrix.initial_state import ENCRYPTED
 from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
 
@@ -34,13 +35,7 @@ class DirectChats:
             {
                 "is_direct": True,
                 "invite": [user_id],
-                "initial_state": [
-                    {
-                        "type": "m.room.encryption",
-                        "state_key": "",
-                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                    }
-                ],
+                "initial_state": [ENCRYPTED],
             },
         )
         # nio sends in clear to a room it has not synced yet: wait for the sync loop to see
