@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from deployment.conventions import PARIS
+from dossier_service.refusal import Refusal
 
 from . import audit
 from .database import Connection, transaction
@@ -34,14 +35,8 @@ MIN_PASSWORD = 10
 RPPS_PROVIDER = "rpps"
 
 
-class RequestError(Exception):
-    """A refused operation; ``errcode`` Matrix-shaped, message French."""
-
-    def __init__(self, errcode: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.errcode = errcode
-        self.message = message
-        self.status = status
+class RequestError(Refusal):
+    """A refused operation on an account request."""
 
 
 class HomeserverAdmin(Protocol):
