@@ -386,6 +386,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--dossier-clients", type=int, default=8)
     args = parser.parse_args()
+    if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
+        parser.error("--users : 3 au moins")
     missing = available()
     if missing:
         print(f"region_load : ignoré ({missing})")
