@@ -15,7 +15,17 @@ Printed per deployment: messages/s, send p50/p99, sync delivery p50/p99 (sent �
 the sender's colleague's /sync), dossier reads and writes/s with p50/p99, errors (must be
 0), CPU seconds per process. Then the ratio region / single.
 
+Nothing lost, nothing doubled: every message the server accepted must reach the /sync of
+each of the room's three members exactly once (one event id per transaction id), and every
+notebook entry written must be in the file once. A client that gets no answer (a worker
+killed under it) retries with the same transaction id / Idempotency-Key, as Element does;
+such retries are counted apart, and a request that never succeeds is an error. With
+``--kill NAME`` (default for the region profile: ``persister2``, an event persister) that
+process is SIGKILLed in the middle of the load; the supervisor must restart it (checked in
+``cercle status``) and the counts above must still hold.
+
     python bench/region_load.py [--seconds 20] [--users 30] [--dossier-clients 8]
+                                [--kill persister2|generic1|…|none]
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres), Redis (127.0.0.1:6379) and nginx; prints
 why and exits 0 without them. The databases it creates are dropped at the end.
@@ -29,12 +39,14 @@ import base64
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +182,12 @@ class Results:
     reads: list[float] = field(default_factory=list)
     writes: list[float] = field(default_factory=list)
     errors: int = 0
+    retries: int = 0  # requests repeated after no answer (a worker killed under them)
+    lost: int = 0  # accepted messages a member never saw, notebook entries missing
+    doubled: int = 0  # a transaction persisted as two events, an entry written twice
+    redelivered: int = 0  # the same event id twice in one member's /sync (harmless)
+    killed: str = ""
+    restarted: bool = False
 
 
 async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> list[Any]:
@@ -218,31 +236,38 @@ async def load(
     users: list[Any],
     dossier_clients: int,
     http: aiohttp.ClientSession,
+    kill: str | None = None,
 ) -> Results:
     res = Results()
     stop = time.monotonic() + seconds
+    drain_until = stop + 60  # what is accepted must be seen by then
     sent_at: dict[str, float] = {}
+    accepted: dict[str, int] = {}  # transaction id -> index of the room (= of its sender)
+    # member index -> transaction id -> event ids seen in that member's /sync
+    seen: list[dict[str, set[str]]] = [defaultdict(set) for _ in users]
     ciphertext = base64.b64encode(os.urandom(400)).decode()
+    count = len(users)
 
-    async def client_api(method: str, path: str, token: str, **kwargs: Any) -> Any:
-        """The JSON answer of a client-API request; None for a failure (an error counted)."""
-        try:
-            async with http.request(
-                method,
-                f"{dep.homeserver}/_matrix/client/v3/{path}",
-                headers={"Authorization": f"Bearer {token}"},
-                **kwargs,
-            ) as resp:
-                data = await resp.json()
-                if resp.status == 200:
-                    return data
-        except aiohttp.ClientError:
-            pass
-        res.errors += 1
+    async def until_answered(method: str, url: str, **kwargs: Any) -> tuple[int, Any] | None:
+        """One request, repeated as a client would (same transaction id) while no answer
+        comes back; None when it never did before the drain deadline."""
+        first = True
+        while time.monotonic() < drain_until:
+            if not first:
+                res.retries += 1
+                await asyncio.sleep(0.5)
+            first = False
+            try:
+                async with http.request(method, url, **kwargs) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status in (502, 503, 504):  # the proxy: no worker answered
+                        continue
+                    return resp.status, body
+            except (TimeoutError, aiohttp.ClientError):
+                continue
         return None
 
-    async def sender(token: str, room: str) -> None:
-        n = 0
+    async def sender(index: int, token: str, room: str) -> None:
         while time.monotonic() < stop:
             txn = uuid.uuid4().hex
             body = {
@@ -254,27 +279,57 @@ async def load(
             }
             t0 = time.monotonic()
             sent_at[txn] = t0
-            path = f"rooms/{room}/send/m.room.encrypted/{txn}"
-            if await client_api("PUT", path, token, json=body) is None:
+            answer = await until_answered(
+                "PUT",
+                f"{dep.homeserver}/_matrix/client/v3/rooms/{room}/send/m.room.encrypted/{txn}",
+                headers={"Authorization": f"Bearer {token}"},
+                json=body,
+            )
+            if answer is None or answer[0] != 200:
+                res.errors += 1
                 continue
+            accepted[txn] = index
             res.send.append(time.monotonic() - t0)
-            n += 1
 
-    async def syncer(token: str) -> None:
+    def all_seen() -> bool:
+        return all(
+            txn in seen[(room + k) % count] for txn, room in accepted.items() for k in (0, 1, 2)
+        )
+
+    async def syncer(index: int, token: str) -> None:
         since = None
         flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
-        while time.monotonic() < stop + 2:
+        mine = seen[index]
+        while time.monotonic() < drain_until:
+            if time.monotonic() > stop + 2 and all_seen():
+                return
             params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
-            data = await client_api("GET", "sync", token, params=params)
-            if data is None:
+            answer = await until_answered(
+                "GET",
+                f"{dep.homeserver}/_matrix/client/v3/sync",
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if answer is None:
+                return
+            status, data = answer
+            if status != 200:
+                res.errors += 1
+                await asyncio.sleep(0.5)
                 continue
             now = time.monotonic()
             if since is not None:
                 for room in data.get("rooms", {}).get("join", {}).values():
                     for ev in room.get("timeline", {}).get("events", []):
                         sid = ev.get("content", {}).get("session_id")
-                        if sid in sent_at:
+                        if sid not in sent_at:
+                            continue
+                        if ev["event_id"] in mine[sid]:
+                            res.redelivered += 1
+                            continue
+                        if not mine[sid] and index != accepted.get(sid, index):
                             res.delivery.append(now - sent_at[sid])
+                        mine[sid].add(ev["event_id"])
             since = data["next_batch"]
 
     token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
@@ -289,6 +344,7 @@ async def load(
         pid = body.get("patient", body).get("id") if resp.status < 300 else None
     if pid is None:
         res.errors += 1
+    written: list[str] = []
 
     async def dossier_client(i: int) -> None:
         n = 0
@@ -296,28 +352,83 @@ async def load(
             write = n % 5 == 0
             t0 = time.monotonic()
             if write:
-                req = http.post(
+                text = f"note {i}-{n}"
+                answer = await until_answered(
+                    "POST",
                     f"{dep.dossier}/api/v1/patients/{pid}/notebook",
                     headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                    json={"kind": "note", "text": f"note {i}-{n}"},
+                    json={"kind": "note", "text": text},
                 )
             else:
-                req = http.get(f"{dep.dossier}/api/v1/patients/{pid}", headers=headers)
-            async with req as resp:
-                await resp.read()
-                ok = resp.status < 300
+                answer = await until_answered(
+                    "GET", f"{dep.dossier}/api/v1/patients/{pid}", headers=headers
+                )
+            ok = answer is not None and answer[0] < 300
+            if ok and write:
+                written.append(text)
             (res.writes if write else res.reads).append(time.monotonic() - t0)
             res.errors += 0 if ok else 1
             n += 1
 
+    async def killer() -> None:
+        if not kill:
+            return
+        await asyncio.sleep(seconds / 2)
+        pid_of = await asyncio.to_thread(process_pids, dep)
+        if kill not in pid_of:
+            raise RuntimeError(f"--kill {kill} : processus inconnu ({', '.join(sorted(pid_of))})")
+        os.kill(pid_of[kill], signal.SIGKILL)
+        res.killed = kill
+        print(f"   {kill} tué (SIGKILL) à mi-parcours", flush=True)
+
     # first syncs: their tokens, before the clock starts
-    tasks = [asyncio.create_task(syncer(t)) for t, _ in users]
+    tasks = [asyncio.create_task(syncer(i, t)) for i, (t, _) in enumerate(users)]
     await asyncio.sleep(2)
     stop = time.monotonic() + seconds
-    tasks += [asyncio.create_task(sender(t, r)) for t, r in users]
+    drain_until = stop + 60
+    tasks += [asyncio.create_task(sender(i, t, r)) for i, (t, r) in enumerate(users)]
     tasks += [asyncio.create_task(dossier_client(i)) for i in range(dossier_clients)]
+    tasks.append(asyncio.create_task(killer()))
     await asyncio.gather(*tasks)
+
+    for txn, room in accepted.items():
+        for k in (0, 1, 2):
+            events = seen[(room + k) % count].get(txn, set())
+            res.lost += not events
+            res.doubled += max(0, len(events) - 1)
+    if pid is not None:
+        found = await notebook_texts(dep, pid, headers, http)
+        res.lost += sum(1 for text in written if found.get(text, 0) == 0)
+        res.doubled += sum(max(0, found.get(text, 0) - 1) for text in written)
+    if kill:  # restarted by the supervisor, and serving again
+        for _ in range(60):
+            status = json.loads(await asyncio.to_thread(dep.cli, "status", "--json"))
+            entry = status["services"].get(kill, {})
+            res.restarted = entry.get("restarts", 0) >= 1 and entry.get("state") == "running"
+            if res.restarted:
+                break
+            await asyncio.sleep(1)
     return res
+
+
+async def notebook_texts(
+    dep: Deployment, pid: Any, headers: dict[str, str], http: aiohttp.ClientSession
+) -> dict[str, int]:
+    """How many times each note's text is in the file (every page of the notebook)."""
+    found: dict[str, int] = defaultdict(int)
+    before = None
+    for _ in range(10_000):
+        params = {"limit": "200", "kind": "note", **({"before": before} if before else {})}
+        async with http.get(
+            f"{dep.dossier}/api/v1/patients/{pid}/notebook", headers=headers, params=params
+        ) as resp:
+            page = await resp.json()
+        for item in page["items"]:
+            found[item.get("text", "")] += 1
+        before = page.get("next_before")
+        if not before:
+            break
+    return found
 
 
 def drop(names: list[str]) -> None:
@@ -359,7 +470,8 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
             users = await prepare(dep, args.users, http)
             pids = process_pids(dep)
             cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
-            res = await load(dep, args.seconds, users, args.dossier_clients, http)
+            kill = None if args.kill == "none" or dep.name == "single" else args.kill
+            res = await load(dep, args.seconds, users, args.dossier_clients, http, kill)
             cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
     finally:
         dep.cli("down")
@@ -376,6 +488,12 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         "dossier_writes_per_s": len(res.writes) / args.seconds,
         "dossier_write_p99_ms": 1000 * pct(res.writes, 99),
         "errors": res.errors,
+        "lost": res.lost,
+        "doubled": res.doubled,
+        "retries": res.retries,
+        "redelivered": res.redelivered,
+        "killed": res.killed or "-",
+        "restarted": res.restarted,
         "cpu_s": {n: round(v, 1) for n, v in sorted(cpu.items()) if v > 0.05},
     }
 
@@ -385,6 +503,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--dossier-clients", type=int, default=8)
+    parser.add_argument(
+        "--kill",
+        default="persister2",
+        help="process of the region profile SIGKILLed mid-run (none: no kill)",
+    )
     args = parser.parse_args()
     if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
         parser.error("--users : 3 au moins")
@@ -410,12 +533,24 @@ def main() -> int:
         "dossier_writes_per_s",
         "dossier_write_p99_ms",
         "errors",
+        "lost",
+        "doubled",
+        "retries",
+        "redelivered",
         "start_s",
     ):
         print(f"{key:24}{single[key]:12.1f}{region[key]:12.1f}")
     ratio = region["msg_per_s"] / single["msg_per_s"] if single["msg_per_s"] else float("nan")
     print(f"\nmessages/s region / single : {ratio:.2f}× sur {os.cpu_count()} cœurs")
-    return 0 if single["errors"] == 0 and region["errors"] == 0 else 1
+    if region["killed"] != "-":
+        print(
+            f"{region['killed']} tué à mi-parcours : "
+            + ("redémarré par le superviseur" if region["restarted"] else "PAS redémarré")
+        )
+    sound = all(r["errors"] == 0 and r["lost"] == 0 and r["doubled"] == 0 for r in results.values())
+    sound = sound and (region["killed"] == "-" or region["restarted"])
+    print("rien de perdu ni de doublé" if sound else "ÉCHEC : erreurs, pertes ou doublons")
+    return 0 if sound else 1
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     arrivals.is_patient_room = cache.is_patient_room
     arrivals.is_admin = is_admin
     watch_arrivals(arrivals, s.client)
-    s.background.append(arrivals.run)
+    s.background.append(arrivals.fallback.run)
     return arrivals
 
 

@@ -28,7 +28,7 @@ def _requests(ctx: CliContext) -> Any:
     from dossier_service.directory.settings import settings_from_section
     from dossier_service.directory.store import connect
 
-    settings = settings_from_section(ctx.profile.data.get("annuaire"), ctx.profile.var_dir)
+    settings = settings_from_section(ctx.profile.settings.annuaire, ctx.profile.var_dir)
     conn = connect(ctx.directory_database)
     return AccountRequests(
         conn,

@@ -3,8 +3,9 @@
 Order (later wins): ``config/default.yaml``, ``config/local.yaml`` if present, the file
 named by ``CERCLE_CONFIG`` (or passed explicitly), then ``CERCLE__SECTION__KEY=value``
 environment variables whose values are read as YAML scalars. Every key is declared by the
-typed settings of :mod:`deployment.settings`: an unknown key stops the loading with a French
-error naming the key and the file (or variable) that holds it.
+typed settings of :mod:`deployment.settings`: an unknown key, or a value of the wrong kind,
+stops the loading with a French error naming the key and the file (or variable) that holds
+it (:mod:`deployment.typed_config`, the loader every component shares).
 """
 
 from __future__ import annotations
@@ -17,23 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from deployment.settings import CercleSettings, first_error, unknown_key
+from deployment.settings import CercleSettings
+from deployment.typed_config import ProfileError, check_source, validated
+
+__all__ = ["PROJECT_ROOT", "Profile", "ProfileError", "load_profile", "parse_size"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CERCLE__"
 
 
-class ProfileError(Exception):
-    """A configuration problem, worded in French for the operator."""
-
-
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any], source: str) -> None:
     """Merge ``override`` (read from ``source``: a file, the environment) into ``base``."""
-    key = unknown_key(override)
-    if key is not None:
-        raise ProfileError(f"clé de configuration inconnue : {key} ({source})")
+    check_source(CercleSettings, override, source)
     _merge(base, override)
 
 
@@ -153,9 +150,7 @@ def load_profile(
     env = os.environ if env is None else env
     default = root / "config" / "default.yaml"
     data = _read_yaml(default)
-    key = unknown_key(data)
-    if key is not None:
-        raise ProfileError(f"clé de configuration inconnue : {key} (fichier {default})")
+    check_source(CercleSettings, data, f"fichier {default}")
     local = root / "config" / "local.yaml"
     if local.exists():
         _deep_merge(data, _read_yaml(local), f"fichier {local}")
@@ -168,8 +163,5 @@ def load_profile(
         _deep_merge(data, value, f"variable d'environnement {name}")
     if extra:
         _deep_merge(data, extra, "réglages passés au programme")
-    try:
-        settings = CercleSettings(**data)
-    except ValidationError as exc:
-        raise ProfileError(f"valeur de configuration invalide : {first_error(exc)}") from exc
+    settings = validated(CercleSettings, data, "profil fusionné")
     return Profile(root=root, data=data, settings=settings)

@@ -7,22 +7,36 @@ read as YAML scalars), then the ``extra`` mapping of tests. Each source is check
 against the models, so that the error names the file (or variable) holding the bad key; the
 merged result is then validated once (types, nested sections).
 
-Values whose rules belong to a component that checks them itself with its own French
-messages (the bot's section: ``bots/config.py``; the mail bridge's: ``bridges/mail/config.py``)
-are declared here by key and read as given.
+Every section has the configuration of a `deployment.typed_config.ConfigModel` (frozen, every
+key declared) and is read by the loader shared with the components' own configurations
+(``bots/config.py``, ``bridges/mail/config.py``, ``dossier_service/config.py``), which are
+built from the sections typed here. (A section derives from pydantic's ``BaseModel`` itself so
+that ruff knows its list defaults are pydantic's, copied per instance.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from deployment.typed_config import (
+    ConfigModel,
+    Count,
+    Flag,
+    HostName,
+    Port,
+    PositiveCount,
+    PositiveNumber,
+    Text,
+)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A section of the profile: frozen, every key declared (as every `ConfigModel`)."""
+
+    model_config = ConfigModel.model_config
 
 
 Size = int | str  # bytes, or "50M" / "256K" (deployment.profile.parse_size)
@@ -87,22 +101,22 @@ class Homeserver(Section):
 
 
 class Escalation(Section):
-    interval_minutes: Any = 10
-    max_reminders: Any = 6
+    interval_minutes: PositiveNumber = 10.0
+    max_reminders: Count = 6
 
 
 class Bot(Section):
-    localpart: str = "cercle-bot"
-    display_name: str = "Cercle"
-    device_id: str = "CERCLEBOT"
-    command_prefix: Any = "!"
+    localpart: Text = "cercle-bot"
+    display_name: Text = "Cercle"
+    device_id: Text = "CERCLEBOT"
+    command_prefix: Text = "!"
     escalation: Escalation = Escalation()
-    flag_power_level: Any = 0
-    admin_power_level: Any = 50
-    motif_max_length: Any = 500
-    label_max_length: Any = 80
-    history_fallback_seconds: Any = 180
-    history_watch_days: Any = 3
+    flag_power_level: Count = 0
+    admin_power_level: Count = 50
+    motif_max_length: PositiveCount = 500
+    label_max_length: PositiveCount = 80
+    history_fallback_seconds: PositiveNumber = 180.0
+    history_watch_days: PositiveNumber = 3.0
 
 
 class Dossier(Section):
@@ -117,12 +131,12 @@ class Dossier(Section):
     element_origin: str | None = "http://localhost:8080"
     homeserver_url: str | None = None
     public_homeserver_url: str | None = None
-    admins: list[str] = []
-    document_categories: list[str] | None = None
-    lifeline_themes: list[str] | None = None
-    event_types: list[str] | None = None
-    task_types: dict[str, list[str] | None] | None = None
-    file_statuses: list[str] | None = None
+    admins: list[Text] = []  # Matrix ids
+    document_categories: list[Text] | None = None
+    lifeline_themes: list[Text] | None = None
+    event_types: list[Text] | None = None
+    task_types: dict[str, list[Text] | None] | None = None  # type -> its kinds
+    file_statuses: list[Text] | None = None
 
 
 class Smtp(Section):
@@ -145,22 +159,22 @@ class Annuaire(Section):
 
 
 class MailBridge(Section):
-    enabled: Any = False
-    localpart: Any = "cercle-courrier"
-    display_name: Any = "Courriers"
-    device_id: Any = "CERCLECOURRIER"
-    imap_host: Any = None
-    imap_port: Any = 993
-    smtp_host: Any = None
-    smtp_port: Any = 465
-    smtp_security: Any = "tls"
-    ca_file: Any = None
-    poll_seconds: Any = 60
-    idle_seconds: Any = 600
-    backfill: Any = 20
-    max_mail_size: Any = "50M"
-    sent_copy_by_server: Any = False
-    allowed_servers: Any = []
+    enabled: Flag = False
+    localpart: Text = "cercle-courrier"
+    display_name: Text = "Courriers"
+    device_id: Text = "CERCLECOURRIER"
+    imap_host: Text | None = None  # required once enabled (bridges/mail/config.py)
+    imap_port: Port = 993
+    smtp_host: Text | None = None
+    smtp_port: Port = 465
+    smtp_security: Literal["tls", "starttls"] = "tls"
+    ca_file: Text | None = None
+    poll_seconds: PositiveNumber = 60.0
+    idle_seconds: PositiveNumber = 600.0
+    backfill: Count = 20
+    max_mail_size: Size = "50M"
+    sent_copy_by_server: Flag = False
+    allowed_servers: list[HostName] = []
 
 
 class BackupSchedule(Section):
@@ -224,38 +238,3 @@ class CercleSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
-
-
-def unknown_key(data: Mapping[str, Any], model: type[BaseModel] = CercleSettings) -> str | None:
-    """The dotted path of the first key of ``data`` that ``model`` does not declare."""
-    for key, value in data.items():
-        field = model.model_fields.get(key)
-        if field is None:
-            return key
-        inner = _section_model(field.annotation)
-        if inner is not None and isinstance(value, Mapping):
-            found = unknown_key(value, inner)
-            if found is not None:
-                return f"{key}.{found}"
-        elif key == "providers" and isinstance(value, Mapping):  # id -> provider
-            for idp, provider in value.items():
-                if isinstance(provider, Mapping):
-                    found = unknown_key(provider, SsoProvider)
-                    if found is not None:
-                        return f"{key}.{idp}.{found}"
-    return None
-
-
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    """The model of a section (``Section`` or ``Section | None``), None for other types."""
-    if get_origin(annotation) in (dict, list):
-        return None
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-def first_error(exc: ValidationError) -> str:
-    """The dotted key of the first invalid value."""
-    return ".".join(str(p) for p in exc.errors()[0]["loc"])

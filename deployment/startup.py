@@ -5,12 +5,20 @@ missing (the bot's cross-signing, the directory, the dossier's pages, a family o
 commands). The entry points — ``python -m bots``, ``python -m dossier_service``, ``cercle`` —
 load their program through `start`, so that an incomplete installation stops start-up with
 one clear line for the operator instead of a traceback, and a status of its own.
+
+No import is guarded: the program's modules are imported plainly, and an import that fails
+reaches the interpreter's top level, where the hook `start` installs (``sys.excepthook``)
+says which module does not load and ends the process with `MISSING_PART`. Any other
+uncaught error keeps Python's own report.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from functools import partial
+from types import TracebackType
 from typing import NoReturn
 
 MISSING_PART = 3  # exit status: a part of Cercle does not load (1 and 2 are taken)
@@ -18,13 +26,29 @@ MISSING_PART = 3  # exit status: a part of Cercle does not load (1 and 2 are tak
 
 def start(program: str, entry: str) -> NoReturn:
     """Import ``entry`` (``"package.module:function"``) and exit with what it returns."""
+    sys.excepthook = partial(_report_missing_part, program, sys.excepthook)
     module_name, _, function_name = entry.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        print(missing_part(program, error), file=sys.stderr)
-        raise SystemExit(MISSING_PART) from None
+    module = importlib.import_module(module_name)
     raise SystemExit(getattr(module, function_name)())
+
+
+def _report_missing_part(
+    program: str,
+    previous: object,
+    kind: type[BaseException],
+    error: BaseException,
+    trace: TracebackType | None,
+) -> None:
+    """The top-level hook: an import that failed is the operator's French line and status 3;
+    anything else goes to the hook that was there before."""
+    if isinstance(error, ImportError):
+        print(missing_part(program, error), file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # an uncaught error always ends Python with status 1: this one has its own status
+        os._exit(MISSING_PART)
+    if callable(previous):
+        previous(kind, error, trace)
 
 
 def missing_part(program: str, error: ImportError) -> str:

@@ -1,13 +1,22 @@
-"""The dossier service's frozen, typed configuration, built from the deployment profile."""
+"""The dossier service's frozen, typed configuration, built from the deployment profile.
+
+The profile's ``dossier`` section is typed and checked as the profile loads
+(``deployment.settings``); `DossierConfig` is a `ConfigModel` built by the same loader
+(``deployment.typed_config``): a bad value raises ``ProfileError`` naming the key, in French.
+Its secrets (the session key, the service token, the account gateway's secret) are read from
+their files (``deployment.secrets``), never from the profile.
+"""
 
 from __future__ import annotations
 
 import secrets as _random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from deployment.typed_config import ConfigModel, validated
 from dossier_service.directory.settings import DirectorySettings, settings_from_section
 
 DEFAULT_DOCUMENT_CATEGORIES: tuple[str, ...] = (
@@ -42,20 +51,15 @@ DEFAULT_TASK_TYPES: Mapping[str, tuple[str, ...]] = {
 DEFAULT_FILE_STATUSES: tuple[str, ...] = ("actif", "en veille", "clos")
 
 
-class ConfigError(Exception):
-    """A bad configuration value; the message names the key (French)."""
-
-
-@dataclass(frozen=True)
-class DossierConfig:
+class DossierConfig(ConfigModel):
     """Everything the dossier service needs; no I/O happens on construction."""
 
     database_url: str
     documents_dir: Path
     homeserver_url: str  # server side: where the service checks OpenID tokens (may be internal)
     server_name: str
-    session_key: str
-    service_token: str
+    session_key: str = Field(repr=False)
+    service_token: str = Field(repr=False)
     bind_address: str = "127.0.0.1"
     port: int = 8090
     public_url: str = "http://127.0.0.1:8090"
@@ -68,7 +72,7 @@ class DossierConfig:
     document_categories: tuple[str, ...] = DEFAULT_DOCUMENT_CATEGORIES
     lifeline_themes: tuple[str, ...] = DEFAULT_LIFELINE_THEMES
     event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
-    task_types: Mapping[str, tuple[str, ...]] = field(
+    task_types: Mapping[str, tuple[str, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_TASK_TYPES)
     )
     file_statuses: tuple[str, ...] = DEFAULT_FILE_STATUSES
@@ -80,10 +84,10 @@ class DossierConfig:
     # issue 12: the account gateway tells whether a person's Matrix account is still active
     # (asked at most every ``account_check_seconds`` per person); None: not checked
     account_gateway_socket: Path | None = None
-    account_gateway_secret: str = field(default="", repr=False)
+    account_gateway_secret: str = Field(default="", repr=False)
     account_check_seconds: float = 300.0
     # the directory of professionals (profile section ``annuaire``), same database
-    directory: DirectorySettings = field(default_factory=DirectorySettings)
+    directory: DirectorySettings = DirectorySettings()
     legal_url: str = ""  # the Documents juridiques (Synapse's consent page), footer link
 
     @property
@@ -94,17 +98,6 @@ class DossierConfig:
     def browser_homeserver_url(self) -> str:
         """The homeserver URL given to browsers (login page, CSP ``connect-src``)."""
         return (self.public_homeserver_url or self.homeserver_url).rstrip("/")
-
-
-def _tuple_of_str(
-    section: Mapping[str, Any], key: str, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    value = section.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"dossier.{key} doit être une liste de textes non vides")
-    return tuple(value)
 
 
 def default_database_url(var_dir: Path) -> str:
@@ -134,53 +127,43 @@ def config_from_profile(profile: Any, secrets: Any) -> DossierConfig:
     from deployment.secrets import read_or_create
     from homeserver import account_gateway
 
-    section = profile.section("dossier")
+    section = profile.settings.dossier
     var_dir: Path = profile.var_dir
-    raw_task_types = section.get("task_types")
-    task_types: Mapping[str, tuple[str, ...]] = dict(DEFAULT_TASK_TYPES)
-    if raw_task_types is not None:
-        if not isinstance(raw_task_types, Mapping):
-            raise ConfigError("dossier.task_types doit associer un type à ses sous-types")
-        task_types = {str(k): tuple(str(s) for s in (v or [])) for k, v in raw_task_types.items()}
-    admins = section.get("admins") or []
-    if not isinstance(admins, list):
-        raise ConfigError("dossier.admins doit être une liste d'identifiants Matrix")
-    public_url = str(
-        section.get("public_url") or f"http://{section['bind_address']}:{section['port']}"
-    )
-    forms_dir = section.get("forms_dir")
-    return DossierConfig(
-        database_url=database_url_of(profile),
-        documents_dir=Path(section.get("documents_dir") or var_dir / "dossier" / "documents"),
-        homeserver_url=str(section.get("homeserver_url") or profile.homeserver_url).rstrip("/"),
-        public_homeserver_url=str(
-            section.get("public_homeserver_url") or profile.public_baseurl
-        ).rstrip("/"),
-        server_name=profile.server_name,
-        session_key=secrets.dossier_session_key,
-        service_token=secrets.dossier_service_token,
-        bind_address=str(section["bind_address"]),
-        port=int(section["port"]),
-        public_url=public_url.rstrip("/"),
-        element_origin=str(section.get("element_origin") or ""),
-        documents_max_size=parse_size(section.get("documents_max_size") or "25M"),
-        json_max_size=parse_size(section.get("json_max_size") or "256K"),
-        admins=frozenset(str(a) for a in admins),
-        secure_cookies=public_url.startswith("https://"),
-        document_categories=_tuple_of_str(
-            section, "document_categories", DEFAULT_DOCUMENT_CATEGORIES
+    public_url = section.public_url or f"http://{section.bind_address}:{section.port}"
+    lists: dict[str, object] = {
+        key: tuple(value)
+        for key in ("document_categories", "lifeline_themes", "event_types", "file_statuses")
+        if (value := getattr(section, key)) is not None
+    }
+    if section.task_types is not None:
+        lists["task_types"] = {k: tuple(v or ()) for k, v in section.task_types.items()}
+    values = {
+        "database_url": database_url_of(profile),
+        "documents_dir": section.documents_dir or var_dir / "dossier" / "documents",
+        "homeserver_url": (section.homeserver_url or profile.homeserver_url).rstrip("/"),
+        "public_homeserver_url": (section.public_homeserver_url or profile.public_baseurl).rstrip(
+            "/"
         ),
-        lifeline_themes=_tuple_of_str(section, "lifeline_themes", DEFAULT_LIFELINE_THEMES),
-        event_types=_tuple_of_str(section, "event_types", DEFAULT_EVENT_TYPES),
-        task_types=task_types,
-        file_statuses=_tuple_of_str(section, "file_statuses", DEFAULT_FILE_STATUSES),
-        forms_dir=Path(forms_dir) if forms_dir else profile.root / "config" / "forms",
-        account_gateway_socket=account_gateway.socket_path(var_dir),
-        account_gateway_secret=read_or_create(
+        "server_name": profile.server_name,
+        "session_key": secrets.dossier_session_key,
+        "service_token": secrets.dossier_service_token,
+        "bind_address": section.bind_address,
+        "port": section.port,
+        "public_url": public_url.rstrip("/"),
+        "element_origin": section.element_origin or "",
+        "documents_max_size": parse_size(section.documents_max_size or "25M"),
+        "json_max_size": parse_size(section.json_max_size or "256K"),
+        "admins": frozenset(section.admins),
+        "secure_cookies": public_url.startswith("https://"),
+        **lists,
+        "forms_dir": section.forms_dir or profile.root / "config" / "forms",
+        "account_gateway_socket": account_gateway.socket_path(var_dir),
+        "account_gateway_secret": read_or_create(
             Path(secrets.directory),
             account_gateway.SECRET_FILE,
             lambda: _random.token_urlsafe(32),
         ),
-        directory=settings_from_section(profile.data.get("annuaire"), var_dir),
-        legal_url=f"{profile.public_baseurl}_matrix/consent",
-    )
+        "directory": settings_from_section(profile.settings.annuaire, var_dir),
+        "legal_url": f"{profile.public_baseurl}_matrix/consent",
+    }
+    return validated(DossierConfig, values, "section dossier du profil", "dossier.")

@@ -22,10 +22,11 @@ from aiohttp import web
 from bridges.mail.control_client import SECRET_FILE as CONTROL_SECRET
 from bridges.mail.control_client import MailBridgeClient, bridge_enabled, control_socket_path
 from deployment.processes import PRIVATE_UMASK
+from deployment.profile import ProfileError, load_profile
 from deployment.secrets import read_or_create
 from dossier_service import memory
 from dossier_service.app import Extension, create_app
-from dossier_service.config import ConfigError, DossierConfig, config_from_profile
+from dossier_service.config import DossierConfig, config_from_profile
 from dossier_service.directory import web as directory_web
 from dossier_service.directory.legacy import LegacyError, import_legacy_database
 from dossier_service.migrate import upgrade
@@ -48,7 +49,6 @@ def _logging(level: str) -> None:
 
 
 async def _serve(config_root: Path | None) -> None:
-    from deployment.profile import load_profile
     from deployment.secrets import Secrets
 
     profile = load_profile(root=config_root)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     _logging(args.log_level)
     try:
         asyncio.run(_serve(args.root))
-    except ConfigError as exc:
+    except ProfileError as exc:
         print(f"configuration invalide : {exc}", file=sys.stderr)
         return 1
     except LegacyError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nio import MegolmEvent, RoomMessageText, RoomSendResponse
 
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
@@ -244,3 +245,49 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} non atteint : {str(value)[:800]}")
         await asyncio.sleep(interval)
+
+
+def encrypted_room_state(history_visibility: str | None = "shared") -> list[dict[str, Any]]:
+    """The initial state of an encrypted (Megolm) room, with this history visibility (None:
+    the server's default), as a room_create call takes it."""
+    state: list[dict[str, Any]] = [
+        {
+            "type": "m.room.encryption",
+            "state_key": "",
+            "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+        }
+    ]
+    if history_visibility is not None:
+        state.append(
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": history_visibility},
+            }
+        )
+    return state
+
+
+async def send_and_decrypt(sender: Any, receiver: Any, room_id: str, body: str) -> list[str]:
+    """`sender` sends `body` as an encrypted text into a room both nio clients joined; the
+    texts `receiver` then decrypts there (at least one; an undecryptable event fails)."""
+    await sender.keys_query()
+    sent = await sender.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": body},
+        ignore_unverified_devices=True,
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    bodies: list[str] = []
+
+    async def received() -> list[str]:
+        resp = await receiver.sync(timeout=500)
+        joined = resp.rooms.join.get(room_id)
+        for event in joined.timeline.events if joined else []:
+            assert not isinstance(event, MegolmEvent), "undecryptable"
+            if isinstance(event, RoomMessageText):
+                bodies.append(event.body)
+        return bodies
+
+    return await eventually(received, bool, timeout=15, what="message reçu", interval=0.1)

@@ -194,7 +194,7 @@ def register(
     )
     async def historique(ctx: CommandContext) -> None:
         reason = "à sa demande"
-        if await arrivals.send_transcript_once(ctx.room_id, ctx.sender, reason):
+        if await arrivals.fallback.send_transcript_once(ctx.room_id, ctx.sender, reason):
             return  # the notice of the transcript answers
         arrival = arrivals.store.get(ctx.room_id, ctx.sender)
         if arrival is not None and arrival.transcript_at_ms is not None:

@@ -81,7 +81,7 @@ class Announcements:
                 txn_id=txn_for(f"overdue-{task_id}", "room"),
             )  # fmt: skip
             for user in notice.direct_to:
-                dm = await links.direct_room(user, f"overdue-{task_id}")
+                dm = await links.direct_room(user)
                 await self.io.send_notice(
                     dm, notice.plain, notice.html, mentions=[user],
                     txn_id=txn_for(f"overdue-{task_id}", f"dm-{user}"),

@@ -17,13 +17,14 @@ dossier's feed) and a join made from any client all come here:
   once per person and room.
 * Nobody acts blind: a member whose client asks the bot for room keys of the room
   (``m.room_key_request``) is offered the transcript (``!historique``).
+
+The transcript and its offer are :mod:`bots.dossier_link.history_fallback`
+(`Arrivals.fallback`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import html
 import logging
 import secrets
 import time
@@ -35,23 +36,21 @@ from typing import Any, Protocol
 from nio import AsyncClient
 
 from bots.commands.registry import UserError
-from bots.dossier_link.arrival_store import (
-    Arrival,
-    ArrivalStore,
-    history_way,
-    transcript_due,
-    watching,
+from bots.dossier_link.arrival_store import Arrival, ArrivalStore, history_way, watching
+from bots.dossier_link.history_fallback import (
+    CapableDevices,
+    DirectRoom,
+    HistoryFallback,
+    SendTranscript,
+    member_name,
 )
-from bots.matrix.io import MatrixIO, MatrixRequestError, mention_html, txn_for
+from bots.matrix.io import MatrixIO, MatrixRequestError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROLE = "intervenant"
 
 ShareBundle = Callable[..., Awaitable[list[str]]]  # (client, room_id, user, *, already)
-CapableDevices = Callable[[AsyncClient, str], Awaitable[list[str]]]
-SendTranscript = Callable[[str, str, str], Awaitable[None]]  # (room_id, user, dm_room_id)
-DirectRoom = Callable[[str], Awaitable[str]]
 
 
 class CircleDoor(Protocol):
@@ -103,10 +102,7 @@ class Arrivals:
         self.io = io
         self.store = store
         self.share_bundle = share_bundle
-        self.capable_devices = capable_devices
         self.all_devices = all_devices
-        self.send_transcript = send_transcript
-        self.direct_room = direct_room
         self.grace_ms = int(grace_seconds * 1000)
         self.window_ms = int(window_seconds * 1000)
         self.clock = clock
@@ -118,7 +114,19 @@ class Arrivals:
             weakref.WeakValueDictionary()
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self.fallback = HistoryFallback(
+            client,
+            io,
+            store,
+            send_transcript=send_transcript,
+            direct_room=direct_room,
+            capable_devices=capable_devices,
+            record=self._record,
+            is_patient_room=lambda room_id: self.is_patient_room(room_id),  # set later
+            now_ms=self.now_ms,
+            grace_ms=self.grace_ms,
+            window_ms=self.window_ms,
+        )
 
     @property
     def bot(self) -> str:
@@ -134,21 +142,7 @@ class Arrivals:
         return lock
 
     def _name(self, room_id: str, user: str) -> str:
-        room = self.client.rooms.get(room_id)
-        return (room.user_name(user) if room and user in room.users else None) or user
-
-    async def _direct_chat(self, user: str, wait_seconds: float = 20.0) -> str:
-        """The bot's direct chat with ``user``, once nio lists them in it: a message sent
-        before nio has handled their invitation would not carry its key to their devices."""
-        dm = await self.direct_room(user)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        while loop.time() < deadline:
-            room = self.client.rooms.get(dm)
-            if room is not None and user in room.users:
-                return dm
-            await asyncio.sleep(0.1)
-        raise TimeoutError("conversation directe pas encore synchronisée")
+        return member_name(self.client, room_id, user)
 
     async def _membership(self, room_id: str, user: str) -> str | None:
         content = await self.io.get_state(room_id, "m.room.member", user)
@@ -258,7 +252,7 @@ class Arrivals:
                     room = self.client.rooms.get(room_id)
                     label = (room.display_name if room else None) or room_id
                     self.spawn(
-                        self.offer_transcript(
+                        self.fallback.offer_transcript(
                             room_id,
                             user,
                             f"Vous avez rejoint la conversation « {label} » ; une "
@@ -282,7 +276,7 @@ class Arrivals:
                     actor=None,
                     origin=origin,
                 )
-        self._wake.set()
+        self.fallback.wake()
 
     async def on_leave(self, room_id: str, user: str, at_ms: int) -> None:
         self.store.left(room_id, user, at_ms)
@@ -318,122 +312,6 @@ class Arrivals:
             origin=origin,
             purpose="bundle",
         )
-
-    # ------------------------------------------------------------------ the PDF fallback
-    async def tick(self) -> int:
-        """Send the transcript to each joined newcomer whose grace is over with no device
-        able to take keys. Returns how many were sent."""
-        sent = 0
-        now = self.now_ms()
-        for arrival in self.store.awaiting_history():
-            if not transcript_due(arrival, now, self.grace_ms):
-                continue
-            joined = arrival.joined_at_ms or now
-            if now - joined > self.window_ms or arrival.room_id not in self.client.rooms:
-                continue  # tried for the whole window, or the bot left the room: no more
-            if not arrival.by_bot:
-                # invited from a client: that client shares its own bundle with the
-                # cross-signed devices; only those without any get the transcript
-                try:
-                    capable = await self.capable_devices(self.client, arrival.user_id)
-                except Exception:
-                    log.warning("appareils de %s non lus", arrival.room_id, exc_info=True)
-                    continue
-                if capable:
-                    # their inviter's client shared its bundle, or not (an Element inviter
-                    # whose own identity is unverified does not): the bot cannot know, and
-                    # Rust crypto does not ask it for keys, so it offers the transcript
-                    self.store.devices_sent(arrival.room_id, arrival.user_id, capable, now)
-                    room = self.client.rooms.get(arrival.room_id)
-                    label = (room.display_name if room else None) or arrival.room_id
-                    await self.offer_transcript(
-                        arrival.room_id,
-                        arrival.user_id,
-                        f"Vous avez rejoint la conversation « {label} ». Si votre application "
-                        "n'en affiche pas les messages d'avant votre arrivée :",
-                    )
-                    continue
-            reason = "aucun de ses appareils ne pouvait recevoir les clés de l'historique"
-            sent += await self.send_transcript_once(arrival.room_id, arrival.user_id, reason)
-        return sent
-
-    async def send_transcript_once(self, room_id: str, user: str, reason: str) -> bool:
-        """The transcript PDF in the direct chat, once per person and room."""
-        if self.store.get(room_id, user) is None:  # a member from before
-            self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
-        if not self.store.transcript_sent(room_id, user, self.now_ms()):
-            return False
-        try:
-            dm = await self._direct_chat(user)
-            await self.send_transcript(room_id, user, dm)
-        except Exception:
-            self.store.transcript_failed(room_id, user)
-            ref = secrets.token_hex(3).upper()
-            log.exception("transcription non envoyée réf=%s room=%s", ref, room_id)
-            return False
-        name = self._name(room_id, user)
-        await self._record(
-            room_id,
-            f"Historique de la conversation envoyé à {name} en transcription PDF ({reason})",
-            actor=None,
-            origin=f"transcript|{room_id}|{user}",
-            purpose="transcript",
-        )
-        plain = f"📜 Historique transmis à {name} en transcription PDF ({reason})."
-        rich = f"📜 Historique transmis à {mention_html(user, name)} en transcription PDF ({html.escape(reason)})."
-        await self.io.send_notice(
-            room_id,
-            plain,
-            rich,
-            mentions=[user],
-            txn_id=txn_for(f"transcript|{room_id}|{user}", "notice"),
-        )
-        return True
-
-    async def run(self, poll_seconds: float | None = None) -> None:
-        """The fallback clock: wakes at each join and at least every ``poll_seconds``."""
-        interval = poll_seconds or max(1.0, min(30.0, self.grace_ms / 4000))
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("envoi des transcriptions en échec")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-
-    # ------------------------------------------------------------------ nobody acts blind
-    async def on_key_request(self, room_id: str, user: str) -> None:
-        """A member's client asked the bot for keys of this room: offer the transcript."""
-        if user == self.bot or not self.is_patient_room(room_id):
-            return
-        room = self.client.rooms.get(room_id)
-        if room is None or user not in room.users or user in room.invited_users:
-            return
-        if self.store.get(room_id, user) is None:  # a member from before: no fallback clock
-            self.store.invited(room_id, user, actor=None, by_bot=False, at_ms=self.now_ms())
-        await self.offer_transcript(
-            room_id,
-            user,
-            f"Votre application n'a pas pu déchiffrer des messages de la "
-            f"conversation « {room.display_name or room_id} ».",
-        )
-
-    async def offer_transcript(self, room_id: str, user: str, why: str) -> None:
-        """Once per person and room (and never after the transcript itself): the way to ask."""
-        if not self.store.offered(room_id, user, self.now_ms()):
-            return
-        text = f"{why} Écrivez !historique dans la conversation pour recevoir ici son historique en PDF."
-        try:
-            dm = await self._direct_chat(user)
-            await self.io.send_notice(
-                dm, text, html.escape(text), txn_id=txn_for(f"offer|{room_id}|{user}", "offer")
-            )
-        except Exception:
-            self.store.offer_failed(room_id, user)
-            log.warning("proposition de transcription non envoyée room=%s", room_id, exc_info=True)
 
     def spawn(self, job: Awaitable[Any]) -> None:
         """Run a hook's work beside the sync loop (never blocking it), failures logged."""
@@ -494,6 +372,6 @@ def on_sync_response(arrivals: Arrivals) -> Callable[[Any], None]:
             arrivals.spawn(arrivals.on_devices_changed(changed))
         for event in response.to_device_events:
             if isinstance(event, RoomKeyRequest) and event.sender != arrivals.bot:
-                arrivals.spawn(arrivals.on_key_request(event.room_id, event.sender))
+                arrivals.spawn(arrivals.fallback.on_key_request(event.room_id, event.sender))
 
     return observe

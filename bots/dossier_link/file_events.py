@@ -107,7 +107,7 @@ class FileEvents:
             f'<a href="{html.escape(url)}">{html.escape(url)}</a>'
         )
         try:
-            room_id = await self.links.direct_room(user, "extraction")
+            room_id = await self.links.direct_room(user)
             await self.links.io.send_notice(
                 room_id, plain, body,
                 txn_id=txn_for(f"dossier-seq-{event.get('seq')}", "extraction-ready"),

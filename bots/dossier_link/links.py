@@ -27,9 +27,8 @@ from bots.dossier_link.notices import (
     widget_layout,
 )
 from bots.dossier_link.store import SyncStore
-from bots.matrix.initial_state import ENCRYPTED
+from bots.matrix.direct_chat import DirectChatNotReady, DirectChats
 from bots.matrix.io import MatrixIO, txn_for
-from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import PATIENT_STATE
 from deployment.conventions import PARIS
 
@@ -66,6 +65,7 @@ class FileLinks:
         self.today = today
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
+        self.direct_chats = DirectChats(client, io, store, room_wait_seconds)
 
     @property
     def bot_user_id(self) -> str:
@@ -158,21 +158,13 @@ class FileLinks:
         if self.client.rooms.get(room_id) is None:
             raise TransientError("room not synced yet")
 
-    async def direct_room(self, user: str, origin: str) -> str:
-        """The bot's encrypted direct chat with ``user`` (created once, remembered)."""
-        known = self.store.direct_room(user)
-        if known and known in self.client.rooms:
-            return known
-        if known is None:
-            # once per person, even when killed before it is saved (bots.matrix.room_once)
-            known, _ = await create_room_once(self.client, self.io, f"direct|{user}", {
-                "is_direct": True,
-                "invite": [user],
-                "initial_state": [ENCRYPTED],
-            })  # fmt: skip
-            self.store.save_direct_room(user, known)
-        await self.wait_for_room(known, member=user)
-        return known
+    async def direct_room(self, user: str) -> str:
+        """The bot's encrypted direct chat with ``user`` (created once, remembered in the
+        store; ``bots.matrix.direct_chat``, the same room as the exports')."""
+        try:
+            return await self.direct_chats.direct_room(user)
+        except DirectChatNotReady:
+            raise TransientError("direct chat not synced yet") from None
 
     # -- the room furnished for its file --
     async def furnish_room(

@@ -23,7 +23,6 @@ from pathlib import Path
 import aiohttp
 from nio import AsyncClient
 
-from bots.export.direct_chat import DirectChats
 from bots.export.history import History, HistoryError, HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
 from bots.export.naming import count_words, export_filename, room_label
@@ -34,6 +33,7 @@ from bots.export.pending import PendingExport, PendingExports
 from bots.export.people import DescribeRoom, RoomPeople
 from bots.export.transcript import TranscriptHeader
 from bots.export.visibility import visible_from
+from bots.matrix.direct_chat import DirectChatNotReady, DirectChats
 from bots.matrix.events import replied_to
 from bots.matrix.io import MatrixIO
 from deployment.conventions import PARIS
@@ -264,9 +264,7 @@ class ExportService:
             filename = export_filename(header.room_label, history, request.requested_at)
             target = request.room_id
             if options.private:
-                target = await self.direct_chats.direct_room(
-                    request.requester, exclude=request.room_id
-                )
+                target = await self.direct_room(request.requester)
             await self.io.send_file_path(  # encrypted and uploaded from disk, chunk by chunk
                 target,
                 pdf_path,
@@ -345,5 +343,9 @@ class ExportService:
         return str(user.display_name) if user and user.display_name else user_id
 
     async def direct_room(self, user_id: str) -> str:
-        """The bot's direct chat with ``user_id`` (newcomers' transcripts, offers)."""
-        return await self.direct_chats.direct_room(user_id)
+        """The bot's direct chat with ``user_id`` (exports « en privé », newcomers'
+        transcripts, offers)."""
+        try:
+            return await self.direct_chats.direct_room(user_id)
+        except DirectChatNotReady as exc:
+            raise HistoryError(str(exc)) from None

@@ -6,17 +6,16 @@ signing key of its forms) is the dossier's own :class:`dossier_service.config.Do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from deployment.settings import Annuaire
+from deployment.typed_config import ConfigModel
 
 from .mail import SmtpSettings, smtp_from_section
 from .store import legacy_database_path
 
 
-@dataclass(frozen=True)
-class DirectorySettings:
+class DirectorySettings(ConfigModel):
     activation_hours: int = 72  # lifetime of a one-time activation link
     request_limit: int = 5  # account requests per IP ...
     request_window_seconds: int = 600  # ... per window
@@ -26,12 +25,12 @@ class DirectorySettings:
     legacy_database: Path | None = None
 
 
-def settings_from_section(section: Mapping[str, Any] | None, var_dir: Path) -> DirectorySettings:
-    section = section or {}
+def settings_from_section(section: Annuaire, var_dir: Path) -> DirectorySettings:
+    """From the profile's typed ``annuaire`` section (checked as the profile loads)."""
     return DirectorySettings(
-        activation_hours=int(section.get("activation_hours", 72)),
-        request_limit=int(section.get("request_limit", 5)),
-        request_window_seconds=int(section.get("request_window_seconds", 600)),
-        smtp=smtp_from_section(section.get("smtp")),
-        legacy_database=legacy_database_path(section, var_dir),
+        activation_hours=section.activation_hours,
+        request_limit=section.request_limit,
+        request_window_seconds=section.request_window_seconds,
+        smtp=smtp_from_section(section.smtp.model_dump() if section.smtp else None),
+        legacy_database=legacy_database_path({"database": section.database}, var_dir),
     )

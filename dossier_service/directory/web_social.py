@@ -141,7 +141,8 @@ async def _places(request: web.Request, finess: str, mxid: str, actor: str, admi
     except Exception:
         return (
             f"Membre de la structure, mais l'accès à ses dossiers n'a pas pu être donné "
-            f"(réf. {internal(request)})."
+            f"(réf. {internal(request)}) : « Vérifier les accès aux dossiers » sur la page "
+            "de la structure le redonne."
         )
     return f"Membre de la structure ; accès à {given} dossier(s) par la structure."
 

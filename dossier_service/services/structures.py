@@ -184,6 +184,22 @@ async def set_role(
     return member
 
 
+async def give_places(session: AsyncSession, *, principal: Principal, finess: str) -> int:
+    """Every current member of the structure takes her places in the circles holding it
+    « avec accès » — the repair when giving them failed after an approval (the approval and
+    the places are two transactions); someone already there is left as she is. Returns the
+    places given."""
+    found = await structure_of(session, finess)
+    if not await may_manage(session, principal, found.finess):
+        raise Forbidden(
+            "Seuls un administrateur et les référents de la structure gèrent ses membres."
+        )
+    given = 0
+    for patient, row in await circle.circles_with_access_through(session, found.finess):
+        given += len(await circle.bring_structure_members(session, principal, patient, row))
+    return given
+
+
 async def bring_into_circles(
     session: AsyncSession, *, principal: Principal, finess: str, user_id: str
 ) -> int:

@@ -159,6 +159,19 @@ async def change_role(request: web.Request) -> web.StreamResponse:
     return await _write(request, "update", f"/membres/{request.match_info['mid'][:36]}", work)
 
 
+@routes.post(f"/structures/{FINESS}/acces")
+async def give_places(request: web.Request) -> web.StreamResponse:
+    async def work(session: AsyncSession, ctx: Ctx, form: Any) -> str:
+        given = await structures.give_places(
+            session, principal=ctx.principal, finess=request.match_info["finess"].upper()
+        )
+        if not given:
+            return "Chaque membre a déjà accès aux dossiers où la structure est « avec accès »."
+        return f"{given} accès à des dossiers donné(s) aux membres de la structure."
+
+    return await _write(request, "update", "/acces", work)
+
+
 @routes.post(f"/structures/{FINESS}/demandes/{{rid:\\d+}}/{{action:approuver|refuser}}")
 async def decide_request(request: web.Request) -> web.StreamResponse:
     ctx = page_context(request)

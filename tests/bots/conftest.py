@@ -21,6 +21,7 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
+from support import encrypted_room_state
 
 from bots.app import BotApp
 from bots.config import BotConfig, EscalationConfig
@@ -197,18 +198,7 @@ class Pro:
             name=name,
             invite=invite,
             is_direct=direct,
-            initial_state=[
-                {
-                    "type": "m.room.encryption",
-                    "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                },
-                {
-                    "type": "m.room.history_visibility",
-                    "state_key": "",
-                    "content": {"history_visibility": "shared"},
-                },
-            ],
+            initial_state=encrypted_room_state(),
         )
         assert isinstance(resp, RoomCreateResponse), resp
         await self.sync_once(0)

@@ -92,18 +92,21 @@ async def test_patient_room_created_from_direct_chat(bot, pro_factory, synapse):
 async def test_patient_command_bad_input(bot, pro_factory, synapse):
     alice = await pro_factory()
     dm = await dm_with_bot(alice, synapse.bot_user_id)
-    await alice.say(dm, "!patient")
-    n = await alice.wait_notice(dm, "Il manque la sous-commande")
-    assert "Usage : !patient nouveau <libellé>" in n.source["content"]["body"]
-    await alice.say(dm, "!patient nouveau")
-    n = await alice.wait_notice(dm, "Il manque le libellé du salon")
-    assert "Usage : !patient nouveau <libellé>" in n.source["content"]["body"]
-    await alice.say(dm, "!patient nouveau " + "x" * 81)
-    await alice.wait_notice(dm, "trop long : 81 caractères (maximum 80)")
-    await alice.say(dm, "!patientnouveau x")
-    await alice.wait_notice(dm, "Commande inconnue : « !patientnouveau »")
-    await alice.say(dm, "!inviter @bob:" + synapse.server_name)
-    await alice.wait_notice(dm, "Cette commande s'utilise dans un salon patient.")
+    usage = "Usage : !patient nouveau <libellé>"
+    for command, reply, with_usage in (
+        ("!patient", "Il manque la sous-commande", True),
+        ("!patient nouveau", "Il manque le libellé du salon", True),
+        ("!patient nouveau " + "x" * 81, "trop long : 81 caractères (maximum 80)", False),
+        ("!patientnouveau x", "Commande inconnue : « !patientnouveau »", False),
+        (
+            f"!inviter @bob:{synapse.server_name}",
+            "Cette commande s'utilise dans un salon patient.",
+            False,
+        ),
+    ):
+        await alice.say(dm, command)
+        notice = await alice.wait_notice(dm, reply)
+        assert not with_usage or usage in notice.source["content"]["body"], command
 
 
 async def test_invite_rules(bot, pro_factory, synapse):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from pydantic import ValidationError
 
 from bots.config import BotConfig
 from deployment.profile import ProfileError, load_profile
@@ -20,7 +19,7 @@ def test_defaults_from_the_profile(tmp_path):
     assert config.cross_signing_key_file == tmp_path / "bot" / "cross_signing.enc"
     assert config.escalation.interval_seconds == 600 and config.escalation.max_reminders == 6
     assert (config.flag_power_level, config.admin_power_level) == (0, 50)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError):
         config.device_id = "X"  # type: ignore[misc]
 
 
@@ -28,9 +27,20 @@ def test_environment_override_and_bad_values_name_the_key(tmp_path):
     env = {"CERCLE__BOT__ESCALATION__INTERVAL_MINUTES": "2"}
     profile = load_profile(env=env, extra={"var_dir": str(tmp_path)})
     assert BotConfig.from_profile(profile).escalation.interval_seconds == 120
-    bad = load_profile(env={}, extra={"bot": {"escalation": {"interval_minutes": 0}}})
-    with pytest.raises(ProfileError, match=r"bot\.escalation\.interval_minutes"):
-        BotConfig.from_profile(bad)
-    bad = load_profile(env={}, extra={"bot": {"admin_power_level": "haut"}})
-    with pytest.raises(ProfileError, match=r"bot\.admin_power_level"):
-        BotConfig.from_profile(bad)
+    # refused as the profile loads, naming the key and where it was written
+    with pytest.raises(ProfileError, match=r"bot\.escalation\.interval_minutes \(réglages"):
+        load_profile(env={}, extra={"bot": {"escalation": {"interval_minutes": 0}}})
+    with pytest.raises(ProfileError, match=r"bot\.admin_power_level \(variable .*entier"):
+        load_profile(env={"CERCLE__BOT__ADMIN_POWER_LEVEL": "haut"})
+    with pytest.raises(ProfileError, match=r"bot\.flag_power_level .*entier"):
+        load_profile(env={}, extra={"bot": {"flag_power_level": True}})  # not a number
+
+
+def test_the_component_s_own_values_are_checked_by_the_same_loader(tmp_path):
+    profile = load_profile(env={}, extra={"var_dir": str(tmp_path)})
+    with pytest.raises(ProfileError, match=r"invalide : bot\.motif_max_length .*hors limites"):
+        BotConfig.from_profile(profile, motif_max_length=0)
+    with pytest.raises(ProfileError, match=r"inconnue : bot\.motif_max"):
+        BotConfig.from_profile(profile, motif_max=3)
+    changed = BotConfig.from_profile(profile).replaced(history_watch_days=1)
+    assert changed.history_watch_days == 1.0 and changed.device_id == "CERCLEBOT"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from nio import RoomCreateResponse, RoomPutStateResponse, RoomVisibility
+from support import encrypted_room_state
 
 from bots.matrix.cross_signing import ensure_cross_signed
 from bots.matrix.history import SHARED_HISTORY_FIELD, install_shared_history
@@ -45,18 +46,7 @@ async def test_flag_on_the_wire_and_rotation_on_visibility_change(
     created = await bot.room_create(
         visibility=RoomVisibility.private,
         invite=[member.user_id],
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            },
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "shared"},
-            },
-        ],
+        initial_state=encrypted_room_state(),
     )
     assert isinstance(created, RoomCreateResponse)
     room_id = created.room_id
@@ -103,13 +93,7 @@ async def test_no_bundle_for_an_invitee_without_cross_signed_device(
     install_shared_history(bot)
     created = await bot.room_create(
         visibility=RoomVisibility.private,
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            }
-        ],
+        initial_state=encrypted_room_state(None),
     )
     assert isinstance(created, RoomCreateResponse)
     plain = await nio_client_factory()  # a nio device: never cross-signed

@@ -178,13 +178,19 @@ def ctx_for(recorder: Recorder, **facts_kw) -> CommandContext:
     return CommandContext("!r:s", "@a:s", "$e", facts(**facts_kw), recorder)
 
 
-async def test_internal_error_is_replied_with_a_reference_and_logged(caplog):
+def registry_failing_with(name: str, error: Exception) -> CommandRegistry:
+    """The test registry and a command ``!name`` that raises ``error``."""
     reg = make_registry()
 
-    @reg.command("casse", help="x")
-    async def casse(ctx):
-        raise RuntimeError("détail confidentiel")
+    @reg.command(name, help="x")
+    async def fails(ctx):
+        raise error
 
+    return reg
+
+
+async def test_internal_error_is_replied_with_a_reference_and_logged(caplog):
+    reg = registry_failing_with("casse", RuntimeError("détail confidentiel"))
     rec = Recorder()
     assert await reg.execute("!casse", ctx_for(rec))
     ((plain, _),) = rec.replies
@@ -194,12 +200,7 @@ async def test_internal_error_is_replied_with_a_reference_and_logged(caplog):
 
 
 async def test_user_errors_usage_errors_and_non_commands():
-    reg = make_registry()
-
-    @reg.command("refuse", help="x")
-    async def refuse(ctx):
-        raise UserError("Pas maintenant.")
-
+    reg = registry_failing_with("refuse", UserError("Pas maintenant."))
     rec = Recorder()
     assert await reg.execute("!refuse", ctx_for(rec))
     assert await reg.execute("!inviter", ctx_for(rec))

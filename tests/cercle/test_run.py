@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from support import free_port
 
 from deployment.processes import command_line, exposed_paths
+from tests.cercle.warm_cli import run_cercle
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +26,9 @@ pytestmark = pytest.mark.integration
 def cercle(
     env: dict[str, str], *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cercle", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``python -m cercle *args``, a process of its own (forked from a warm interpreter:
+    `tests.cercle.warm_cli`)."""
+    return run_cercle(env, args, timeout)
 
 
 @pytest.fixture
@@ -156,6 +155,11 @@ def test_a_killed_supervisor_leaves_no_orphan_and_the_next_up_works(
         cercle(deployment_env, "down")
 
 
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(90)
+
+
 def test_orphans_recorded_in_pid_files_are_stopped_by_down(
     deployment_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -168,6 +172,9 @@ def test_orphans_recorded_in_pid_files_are_stopped_by_down(
         start_new_session=True,
     )
     unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # An orphan's parent (init) reaps it when it dies: here the test is its parent, so a
+    # thread waits on it, or `down` would take its zombie for alive and wait 30 s.
+    threading.Thread(target=_reap, args=(orphan,), daemon=True).start()
     try:
         (run_dir / "dossier.pid").write_text(str(orphan.pid))
         (run_dir / "bot.pid").write_text(str(unrelated.pid))

@@ -81,3 +81,32 @@ def test_values_are_typed(tmp_path: Path) -> None:
         load_profile(env={"CERCLE__HOMESERVER__PORT": "huit mille"})
     with pytest.raises(ProfileError, match=r"invalide : homeserver\.database\.engine"):
         load_profile(env={}, extra={"homeserver": {"database": {"engine": "mysql"}}})
+
+
+def test_a_bad_value_names_its_file_and_why_in_french(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("bot:\n  escalation:\n    max_reminders: -1\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        load_profile(override_file=site, env={})
+    assert str(refused.value) == (
+        "valeur de configuration invalide : bot.escalation.max_reminders "
+        f"(fichier {site}) : valeur hors limites"
+    )
+    # a size is bytes or "50M": a list is neither, said once for the key
+    with pytest.raises(ProfileError, match=r"homeserver\.max_upload_size \(réglages.*inattendu$"):
+        load_profile(env={}, extra={"homeserver": {"max_upload_size": [50]}})
+    # a value is never quoted back (a profile holds passwords)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("annuaire:\n  smtp:\n    password: [s3cr3t]\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        load_profile(override_file=secret, env={})
+    assert "annuaire.smtp.password" in str(refused.value) and "s3cr3t" not in str(refused.value)
+    # a key another source gives (the SMTP host) is not asked of each file on its own
+    host = tmp_path / "host.yaml"
+    host.write_text("annuaire:\n  smtp:\n    host: smtp.test\n", encoding="utf-8")
+    profile = load_profile(override_file=host, env={}, extra={"annuaire": {"smtp": {"port": 587}}})
+    assert profile.settings.annuaire.smtp is not None
+    assert (profile.settings.annuaire.smtp.host, profile.settings.annuaire.smtp.port) == (
+        "smtp.test",
+        587,
+    )

@@ -77,3 +77,22 @@ def test_the_message_names_the_module_only() -> None:
     message = missing_part("cercle-bot", error)
     assert message.startswith("cercle-bot : démarrage impossible")
     assert "bots.matrix.trust" in message and "/secret/path" not in message
+
+
+def test_any_other_error_keeps_python_s_own_report(tmp_path: Path) -> None:
+    # the hook answers for a part that does not load only: a bug stays a bug, status 1
+    program = tmp_path / "broken.py"
+    program.write_text("def main():\n    raise ValueError('un défaut')\n", encoding="utf-8")
+    launch = "from deployment.startup import start\nstart('cercle-test', 'broken:main')\n"
+    done = subprocess.run(
+        [sys.executable, "-c", launch],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" in done.stderr and "ValueError: un défaut" in done.stderr
+    assert "démarrage impossible" not in done.stderr

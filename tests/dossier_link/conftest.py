@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.dossier_client import DossierClient
 from dossier_service.migrate import upgrade
 from tests.dossier_link.dossier_support import DossierServer, dossier_config
 
@@ -27,3 +28,13 @@ async def dossier_server(tmp_path: Path, dossier_template: Path) -> AsyncIterato
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def dossier(dossier_server: DossierServer) -> AsyncIterator[DossierClient]:
+    """The bot's client to that dossier service, with its service token."""
+    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -24,110 +24,87 @@ from bots.outbox import (
     idempotency_key,
     open_outbox_database,
 )
+from tests.dossier_link.dossier_support import (
+    COORD,
+    NURSE,
+    coordination_task,
+    file_with_tasks,
+    new_file,
+)
 
-COORD = "@coord:cercle.test"
-NURSE = "@nurse:cercle.test"
 
-
-async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
-    created = await client.create_patient(
-        room_id=room, label="Mme A.", coordinator=COORD, key="k-create"
+async def test_client_writes_once_per_key_and_reads_back(dossier: DossierClient) -> None:
+    pid = await new_file(dossier)
+    again = await dossier.create_patient(
+        room_id="!room:cercle.test", label="Mme A.", coordinator=COORD, key="k-create"
     )
-    # the bot writes on the nurse's behalf: the dossier checks her access (issue 12)
-    member = {"kind": "professionnel", "display_name": "Infirmière", "matrix_user_id": NURSE,
-              "role": "intervenant", "has_access": True}  # fmt: skip
-    await client.add_circle_member(
-        str(created["id"]), member, actor=COORD, key=f"k-nurse-{created['id']}"
+    assert again["id"] == pid
+    assert (await dossier.patient_by_room("!room:cercle.test") or {})["id"] == pid
+    for _ in range(2):
+        await dossier.add_notebook_entry(
+            pid, kind="transmission", text="Pansement refait", actor=NURSE, key="k-note"
+        )
+    entries = [e for e in await dossier.notebook(pid) if e["text"] == "Pansement refait"]
+    assert (
+        len(entries) == 1 and entries[0]["author"] == NURSE and entries[0]["kind"] == "transmission"
     )
-    return str(created["id"])
-
-
-async def test_client_writes_once_per_key_and_reads_back(dossier_server: Any) -> None:
-    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
-    try:
-        pid = await new_file(client)
-        again = await client.create_patient(
-            room_id="!room:cercle.test", label="Mme A.", coordinator=COORD, key="k-create"
-        )
-        assert again["id"] == pid
-        assert (await client.patient_by_room("!room:cercle.test") or {})["id"] == pid
-        for _ in range(2):
-            await client.add_notebook_entry(
-                pid, kind="transmission", text="Pansement refait", actor=NURSE, key="k-note"
-            )
-        entries = [e for e in await client.notebook(pid) if e["text"] == "Pansement refait"]
-        assert (
-            len(entries) == 1
-            and entries[0]["author"] == NURSE
-            and entries[0]["kind"] == "transmission"
-        )
-        assert entries[0]["source"] == "matrix"
-        for _ in range(2):
-            await client.upload_document(
-                pid,
-                category="ordonnance",
-                filename="ordo.pdf",
-                data=b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
-                actor=NURSE,
-                key="k-doc",
-            )
-        docs = await client.documents(pid)
-        assert [(d["category"], d["filename"]) for d in docs] == [("ordonnance", "ordo.pdf")]
-        task = await client.create_task(
+    assert entries[0]["source"] == "matrix"
+    for _ in range(2):
+        await dossier.upload_document(
             pid,
-            label="Renouveler",
-            type="Coordination",
-            assignees=[NURSE],
-            due_date=None,
-            actor=COORD,
-            key="k-task",
+            category="ordonnance",
+            filename="ordo.pdf",
+            data=b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+            actor=NURSE,
+            key="k-doc",
         )
-        assert [t["id"] for t in await client.open_tasks(pid)] == [task["id"]]
-        await client.set_task_state(task["id"], "fait", actor=NURSE, key="k-done")
-        assert await client.open_tasks(pid) == []
-        members = await client.circle(pid)
-        assert [(m["matrix_user_id"], m["role"]) for m in members] == [
-            (COORD, "coordinateur"),
-            (NURSE, "intervenant"),
-        ]
-        assert "ordonnance" in await client.document_categories()
-        # the file can take the pseudonymous id the bot gave the room; taken once
-        chosen = await client.create_patient(
-            room_id="!other:cercle.test",
-            label="B",
+    docs = await dossier.documents(pid)
+    assert [(d["category"], d["filename"]) for d in docs] == [("ordonnance", "ordo.pdf")]
+    task = await coordination_task(
+        dossier, pid, "Renouveler", assignee=NURSE, actor=COORD, key="k-task"
+    )
+    assert [t["id"] for t in await dossier.open_tasks(pid)] == [task["id"]]
+    await dossier.set_task_state(task["id"], "fait", actor=NURSE, key="k-done")
+    assert await dossier.open_tasks(pid) == []
+    members = await dossier.circle(pid)
+    assert [(m["matrix_user_id"], m["role"]) for m in members] == [
+        (COORD, "coordinateur"),
+        (NURSE, "intervenant"),
+    ]
+    assert "ordonnance" in await dossier.document_categories()
+    # the file can take the pseudonymous id the bot gave the room; taken once
+    chosen = await dossier.create_patient(
+        room_id="!other:cercle.test",
+        label="B",
+        coordinator=COORD,
+        patient_id="P-7K3M9Q2XHD",
+        key="k-chosen",
+    )
+    assert chosen["id"] == "P-7K3M9Q2XHD"
+    with pytest.raises(Refused) as taken:
+        await dossier.create_patient(
+            room_id=None,
+            label="C",
             coordinator=COORD,
             patient_id="P-7K3M9Q2XHD",
-            key="k-chosen",
+            key="k-chosen-2",
         )
-        assert chosen["id"] == "P-7K3M9Q2XHD"
-        with pytest.raises(Refused) as taken:
-            await client.create_patient(
-                room_id=None,
-                label="C",
-                coordinator=COORD,
-                patient_id="P-7K3M9Q2XHD",
-                key="k-chosen-2",
-            )
-        assert taken.value.status == 409
-        events = await client.events(0)
-        types = [e["type"] for e in events]
-        assert (
-            types[0] == "patient.created" and "document.added" in types and "task.assigned" in types
+    assert taken.value.status == 409
+    events = await dossier.events(0)
+    types = [e["type"] for e in events]
+    assert types[0] == "patient.created" and "document.added" in types and "task.assigned" in types
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    with pytest.raises(Refused) as refused:
+        await dossier.upload_document(
+            pid,
+            category="inconnue",
+            filename="x.pdf",
+            data=b"%PDF-1.4",
+            actor=NURSE,
+            key="k-bad",
         )
-        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
-        with pytest.raises(Refused) as refused:
-            await client.upload_document(
-                pid,
-                category="inconnue",
-                filename="x.pdf",
-                data=b"%PDF-1.4",
-                actor=NURSE,
-                key="k-bad",
-            )
-        assert refused.value.status == 400 and refused.value.errcode == "M_INVALID_PARAM"
-        assert await client.get_patient("P-NOPE") is None
-    finally:
-        await client.close()
+    assert refused.value.status == 400 and refused.value.errcode == "M_INVALID_PARAM"
+    assert await dossier.get_patient("P-NOPE") is None
 
 
 async def test_unreachable_dossier_is_unavailable(dossier_server: Any) -> None:
@@ -195,49 +172,35 @@ async def test_outbox_survives_a_dossier_outage_and_writes_once(
 
 
 async def test_feed_resumes_after_a_crash_without_loss_or_double(
-    dossier_server: Any, tmp_path: Path
+    dossier: DossierClient, tmp_path: Path
 ) -> None:
-    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
-    try:
-        pid = await new_file(client)
-        for n in range(6):
-            await client.create_task(
-                pid,
-                label=f"tâche {n}",
-                type="Coordination",
-                assignees=[NURSE],
-                due_date=None,
-                actor=COORD,
-                key=f"t{n}",
-            )
-        expected = [e["seq"] for e in await client.events(0)]
-        assert len(expected) == 8  # the file, the nurse added to its circle, six tasks
-        conn = open_outbox_database(tmp_path / "sync.sqlite3")
-        completed: list[int] = []
-        crash_at = expected[3]
+    _, events = await file_with_tasks(dossier, [f"tâche {n}" for n in range(6)])
+    expected = [e["seq"] for e in events]
+    assert len(expected) == 8  # the file, the nurse added to its circle, six tasks
+    conn = open_outbox_database(tmp_path / "sync.sqlite3")
+    completed: list[int] = []
+    crash_at = expected[3]
 
-        async def crashing(event: Mapping[str, Any]) -> None:
-            if event["seq"] == crash_at:
-                raise asyncio.CancelledError  # the process dies in the middle of this event
-            completed.append(int(event["seq"]))
+    async def crashing(event: Mapping[str, Any]) -> None:
+        if event["seq"] == crash_at:
+            raise asyncio.CancelledError  # the process dies in the middle of this event
+        completed.append(int(event["seq"]))
 
-        first = FeedConsumer(client, SyncStore(conn), crashing)
-        with pytest.raises(asyncio.CancelledError):
-            await first.run_once()
-        assert completed == expected[:3]
-        # restart: a new store on the same file, the handler now works
-        conn.close()
-        store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
-        assert store.cursor() == expected[2]
+    first = FeedConsumer(dossier, SyncStore(conn), crashing)
+    with pytest.raises(asyncio.CancelledError):
+        await first.run_once()
+    assert completed == expected[:3]
+    # restart: a new store on the same file, the handler now works
+    conn.close()
+    store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
+    assert store.cursor() == expected[2]
 
-        async def working(event: Mapping[str, Any]) -> None:
-            completed.append(int(event["seq"]))
+    async def working(event: Mapping[str, Any]) -> None:
+        completed.append(int(event["seq"]))
 
-        assert await FeedConsumer(client, store, working).run_once() == len(expected) - 3
-        assert completed == expected  # each exactly once, in order
-        assert await FeedConsumer(client, store, working).run_once() == 0
-    finally:
-        await client.close()
+    assert await FeedConsumer(dossier, store, working).run_once() == len(expected) - 3
+    assert completed == expected  # each exactly once, in order
+    assert await FeedConsumer(dossier, store, working).run_once() == 0
 
 
 async def test_role_labels_are_the_dossiers_read_once_it_answers(dossier_server: Any) -> None:

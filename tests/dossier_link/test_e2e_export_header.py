@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.dossier_link.dossier_support import professional, set_identity
 from tests.dossier_link.test_e2e_sync import Env, download_attachment, env, pdf_text  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -16,31 +17,13 @@ pytestmark = pytest.mark.integration
 async def test_export_header_shows_patient_and_professions(env: Env) -> None:  # noqa: F811
     nurse, gp = await env.make_pro(), await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Suivi export")
-    await env.dossier.request(
-        "PATCH",
-        f"/patients/{pid}/identity",
-        json_body={
-            "birth_name": "Dupont",
-            "birth_first_names": ["Jeanne"],
-            "sex": "F",
-            "birth_date": "1940-05-17",
-        },
-        actor=nurse.user_id,
-        key="hdr-identity",
+    await set_identity(
+        env.dossier, pid, "Dupont", "Jeanne", "F", "1940-05-17", actor=nurse.user_id, key="hdr-id"
     )
-    await env.dossier.add_circle_member(
-        pid,
-        {
-            "kind": "professionnel",
-            "display_name": "Dr Généraliste",
-            "matrix_user_id": gp.user_id,
-            "profession": "Médecin généraliste",
-            "role": "medecin_traitant",
-            "has_access": True,
-        },
-        actor=nurse.user_id,
-        key="hdr-gp",
+    gp_member = professional(
+        gp.user_id, "Dr Généraliste", "Médecin généraliste", "medecin_traitant"
     )
+    await env.dossier.add_circle_member(pid, gp_member, actor=nurse.user_id, key="hdr-gp")
     await gp.wait_member(room_id, gp.user_id)
     await nurse.wait_member(room_id, gp.user_id)
     await gp.say(room_id, "Je passe demain pour le renouvellement.")

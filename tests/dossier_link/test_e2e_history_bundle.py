@@ -7,7 +7,6 @@ the notebook records the choice."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,7 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, make_bot_config
-from tests.dossier_link.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import dossier_beside
 from tests.interop.conftest import js_client_factory  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
@@ -30,17 +29,7 @@ async def linked_bot(
     synapse: Any, tmp_path: Path, dossier_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[BotRunner, DossierClient]]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier-files",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
-        service_token=token,
-    )
-    server = DossierServer(config)
-    await server.start()
+    server = await dossier_beside(synapse, tmp_path / "dossier-files", dossier_template, token)
     runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot", dossier_url=server.url))
     await runner.start()
     dossier = DossierClient(server.url, token)
@@ -65,11 +54,7 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     nurse = await js_client_factory()
     doctor = await js_client_factory()
 
-    dm = (await nurse.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
-    await nurse.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
-    await nurse.call("send", roomId=dm, body="!patient nouveau Historique cercle")
-    room_id = (await nurse.call("waitInvite", timeoutMs=30000))["roomId"]
-    await nurse.call("join", roomId=room_id)
+    room_id = await nurse.new_patient_room(bot_user, "Historique cercle")
     found = await eventually(lambda: dossier.patient_by_room(room_id), bool)
     assert found, "dossier non créé"
     pid = str(found["id"])
@@ -93,14 +78,7 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     assert invite["inviter"] == bot_user
     await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
     await doctor.call("join", roomId=room_id)
-    earlier = await doctor.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=nurse.user_id,
-        contains="marqueur-cercle-hist",
-        timeoutMs=30000,
-    )
-    assert not earlier["decryptionFailure"], earlier
+    await doctor.decrypted(room_id, nurse.user_id, "marqueur-cercle-hist")
 
     file = await eventually(
         lambda: dossier.get_file(pid),

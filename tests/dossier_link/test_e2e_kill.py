@@ -8,7 +8,6 @@ dossier service (in this process, real app, fresh SQLite).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import secrets
 import shutil
@@ -31,7 +30,7 @@ from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
-from tests.dossier_link.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import coordination_task, dossier_beside
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,17 +113,7 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
     if shared_key.exists():
         shutil.copy(shared_key, var / "bot" / "cross_signing.enc")
     token = synapse.secrets.dossier_service_token
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
-        service_token=token,
-    )
-    server = DossierServer(config)
-    await server.start()
+    server = await dossier_beside(synapse, tmp_path / "dossier", dossier_template, token)
     profile = {
         "var_dir": str(var),
         "server_name": synapse.server_name,
@@ -152,15 +141,7 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
         notes = [f"kill-note-{n}" for n in range(40)]
         tasks = [f"kill-task-{n}" for n in range(4)]
         for n, label in enumerate(tasks):  # file events: the feed is busy with them
-            await dossier.create_task(
-                pid,
-                label=label,
-                type="Coordination",
-                assignees=[nurse.user_id],
-                due_date=None,
-                actor=nurse.user_id,
-                key=f"kill-t{n}",
-            )
+            await coordination_task(dossier, pid, label, assignee=nurse.user_id, key=f"kill-t{n}")
 
         async def send_notes() -> None:
             for text in notes:
@@ -168,7 +149,7 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
 
         sending = asyncio.create_task(send_notes())
         # kill as soon as the first notes reach the file: in the middle of the batch
-        db = sqlite3.connect(config.database_url.split(":///", 1)[1])
+        db = sqlite3.connect(server.config.database_url.split(":///", 1)[1])
         deadline = time.monotonic() + 60
         while count_notes(db) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.005)

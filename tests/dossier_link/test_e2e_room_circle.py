@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from nio import ToDeviceMessage
 
+from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro
 from tests.dossier_link.test_e2e_sync import Env, env, eventually, notebook_texts  # noqa: F401
 
@@ -26,6 +27,16 @@ pytestmark = pytest.mark.integration
 
 def circle_entry(circle: list[dict[str, Any]], user: str) -> dict[str, Any] | None:
     return next((m for m in circle if m.get("matrix_user_id") == user), None)
+
+
+async def in_circle(dossier: DossierClient, pid: str, user: str, what: str) -> dict[str, Any]:
+    """The entry of ``user`` in the file's care circle, once it is there."""
+    circle = await eventually(
+        lambda: dossier.circle(pid), lambda c: circle_entry(c, user) is not None, what=what
+    )
+    entry = circle_entry(circle, user)
+    assert entry is not None
+    return entry
 
 
 async def wait_dm_with(pro: Pro, room_id: str, contains: str, timeout: float = 40.0) -> Any:
@@ -51,12 +62,8 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     colleague, guest = await env.make_pro(), await env.make_pro()
     await nurse.client.room_invite(room_id, colleague.user_id)
     await colleague.wait_member(room_id, colleague.user_id)
-    member = await eventually(
-        lambda: env.dossier.circle(pid),
-        lambda c: circle_entry(c, colleague.user_id) is not None,
-        what="collègue dans le cercle",
-    )
-    assert circle_entry(member, colleague.user_id)["has_access"] is True  # type: ignore[index]
+    member = await in_circle(env.dossier, pid, colleague.user_id, "collègue dans le cercle")
+    assert member["has_access"] is True
     # no device of theirs can take keys: the transcript, in the bot's direct chat
     pdf = await wait_dm_with(colleague, room_id, "Historique de la conversation")
     assert pdf.source["content"]["msgtype"] == "m.file"
@@ -64,13 +71,8 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     # a plain member invites a guest: in the conversation, not in the file
     await colleague.client.room_invite(room_id, guest.user_id)
     await guest.wait_member(room_id, guest.user_id)
-    circle = await eventually(
-        lambda: env.dossier.circle(pid),
-        lambda c: circle_entry(c, guest.user_id) is not None,
-        what="invité dans le cercle",
-    )
-    entry = circle_entry(circle, guest.user_id)
-    assert entry is not None and entry["has_access"] is False and entry["role"] == "intervenant"
+    entry = await in_circle(env.dossier, pid, guest.user_id, "invité dans le cercle")
+    assert entry["has_access"] is False and entry["role"] == "intervenant"
     start = nurse.mark(room_id)
     await nurse.say(room_id, "!cercle")
     listing = await nurse.wait_notice(room_id, "Cercle de soins :", start=start)

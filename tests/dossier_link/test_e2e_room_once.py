@@ -124,8 +124,44 @@ async def test_direct_chat_for_reminders_created_once_across_a_kill(env: Env) ->
 
     io.create_room = create_then_die
     with pytest.raises(asyncio.CancelledError):
-        await links.direct_room(nurse.user_id, "test")
+        await links.direct_room(nurse.user_id)
     io.create_room = real
     assert links.store.direct_room(nurse.user_id) is None  # as after a restart
-    again = await links.direct_room(nurse.user_id, "test")
+    again = await links.direct_room(nurse.user_id)
     assert made == [again]
+
+
+async def test_one_direct_chat_for_reminders_and_transcripts(env: Env) -> None:  # noqa: F811
+    """Reminders (the dossier link) and transcripts or private exports (the export service)
+    reach a person in the same direct chat: one lookup (bots.matrix.direct_chat)."""
+    nurse = await env.make_pro()
+    app = env.runner.app
+    assert app is not None and app.services.arrivals is not None
+    for_transcripts = await app.services.arrivals.fallback.direct_room(nurse.user_id)
+    for_reminders = await app.dossier_sync.links.direct_room(nurse.user_id)
+    assert for_reminders == for_transcripts
+    assert app.dossier_sync.links.store.direct_room(nurse.user_id) == for_reminders
+    room = app.client.rooms[for_reminders]
+    assert room.encrypted and nurse.user_id in room.users
+
+
+async def test_a_person_who_left_the_direct_chat_is_invited_back(env: Env) -> None:  # noqa: F811
+    """Someone who left the bot's direct chat would receive nothing there: the next thing the
+    bot tells her alone invites her back first, and she reads it once she has joined."""
+    nurse = await env.make_pro()
+    app = env.runner.app
+    assert app is not None
+    links = app.dossier_sync.links
+    room_id = await links.direct_room(nurse.user_id)
+    await nurse.wait_member(room_id, nurse.user_id)
+    await nurse.client.room_leave(room_id)
+
+    async def bot_sees_her() -> bool:
+        return nurse.user_id in app.client.rooms[room_id].users
+
+    await eventually(bot_sees_her, lambda inside: not inside, what="départ vu par le bot")
+    assert await links.direct_room(nurse.user_id) == room_id  # the same chat, she is invited
+    assert nurse.user_id in app.client.rooms[room_id].invited_users
+    await nurse.wait_member(room_id, nurse.user_id)  # her client accepts the invitation
+    await app.services.io.send_notice(room_id, "Rappel : une tâche est en retard.")
+    await nurse.wait_notice(room_id, "une tâche est en retard")

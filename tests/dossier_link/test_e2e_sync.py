@@ -30,7 +30,7 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, Pro, dm_with_bot, make_bot_config, room_id_in
-from tests.dossier_link.dossier_support import DossierServer, dossier_config
+from tests.dossier_link.dossier_support import dossier_beside, professional, set_identity
 
 pytestmark = pytest.mark.integration
 
@@ -153,17 +153,7 @@ async def env(
     nio_client_factory: Callable[..., Any],
 ) -> AsyncIterator[Env]:
     token = Secrets.load_or_create(tmp_path).dossier_service_token  # the bot's var = tmp_path
-    config = dataclasses.replace(
-        dossier_config(
-            tmp_path / "dossier-files",
-            dossier_template,
-            homeserver_url=synapse.base_url,
-            server_name=synapse.server_name,
-        ),
-        service_token=token,
-    )
-    server = DossierServer(config)
-    await server.start()
+    server = await dossier_beside(synapse, tmp_path / "dossier-files", dossier_template, token)
     runner = BotRunner(
         synapse,
         make_bot_config(
@@ -279,19 +269,8 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
     await gp.say(room_id, marker)
 
     # the coordinator adds the hospital professional on the file (the page does this call)
-    await env.dossier.add_circle_member(
-        pid,
-        {
-            "kind": "professionnel",
-            "display_name": "Dr Hôpital",
-            "matrix_user_id": hospital.user_id,
-            "profession": "Médecin hospitalier",
-            "role": "intervenant",
-            "has_access": True,
-        },
-        actor=gp.user_id,
-        key="uc2-add",
-    )
+    hospital_member = professional(hospital.user_id, "Dr Hôpital", "Médecin hospitalier")
+    await env.dossier.add_circle_member(pid, hospital_member, actor=gp.user_id, key="uc2-add")
     await env.dossier.add_circle_member(
         pid,
         {"kind": "aidant", "display_name": "Mme H. (épouse)", "role": "aidant_principal"},
@@ -342,17 +321,8 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
 
     # the identity filled in on the file: the pinned message is edited, never put in state
     header = await gp.wait_notice(room_id, "🪪 Patient")
-    await env.dossier.request(
-        "PATCH",
-        f"/patients/{pid}/identity",
-        json_body={
-            "birth_name": "Hugo",
-            "birth_first_names": ["Victor"],
-            "sex": "M",
-            "birth_date": "1948-03-02",
-        },
-        actor=gp.user_id,
-        key="uc2-identity",
+    await set_identity(
+        env.dossier, pid, "Hugo", "Victor", "M", "1948-03-02", actor=gp.user_id, key="uc2-identity"
     )
     edit = await gp.wait_notice(room_id, "* 🪪 Patient : HUGO Victor — né(e) le 02/03/1948")
     relation = edit.source["content"]["m.relates_to"]

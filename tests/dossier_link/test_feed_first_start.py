@@ -16,7 +16,13 @@ from bots.dossier_client import DossierClient
 from bots.dossier_link.feed import FeedConsumer, event_time
 from bots.dossier_link.store import SyncStore
 from bots.outbox import open_outbox_database
-from tests.dossier_link.test_client_outbox_feed import COORD, NURSE, new_file
+from tests.dossier_link.dossier_support import (
+    COORD,
+    NURSE,
+    coordination_task,
+    file_with_tasks,
+    professional,
+)
 from tests.dossier_link.test_e2e_sync import env, eventually  # noqa: F401
 
 
@@ -44,61 +50,39 @@ def test_event_time_reads_iso_and_tolerates_garbage() -> None:
 
 
 async def test_first_start_quiets_old_events_then_announces_what_follows(
-    dossier_server: Any, tmp_path: Path
+    dossier: DossierClient, tmp_path: Path
 ) -> None:
-    client = DossierClient(dossier_server.url, dossier_server.config.service_token)
-    try:
-        pid = await new_file(client)
-        for n in range(3):
-            await client.create_task(
-                pid,
-                label=f"ancienne {n}",
-                type="Coordination",
-                assignees=[NURSE],
-                due_date=None,
-                actor=COORD,
-                key=f"old{n}",
-            )
-        old = [e["seq"] for e in await client.events(0)]
-        # the file, the nurse added to its circle, three tasks
-        assert len(old) == 5 and all(event_time(e) for e in await client.events(0))
-        two_days_later = datetime.now(UTC) + timedelta(days=2)
+    pid, events = await file_with_tasks(dossier, [f"ancienne {n}" for n in range(3)])
+    old = [e["seq"] for e in events]
+    # the file, the nurse added to its circle, three tasks
+    assert len(old) == 5 and all(event_time(e) for e in events)
+    two_days_later = datetime.now(UTC) + timedelta(days=2)
 
-        # an existing deployment: the bot starts for the first time two days after these
-        store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
-        seen = Seen()
-        first = seen.consumer(client, store, two_days_later)
-        assert first.first_start
-        assert await first.run_once() == len(old)
-        assert (seen.quiet, seen.announced) == (old, [])  # applied, not announced
-        assert store.cursor() == old[-1]
+    # an existing deployment: the bot starts for the first time two days after these
+    store = SyncStore(open_outbox_database(tmp_path / "sync.sqlite3"))
+    seen = Seen()
+    first = seen.consumer(dossier, store, two_days_later)
+    assert first.first_start
+    assert await first.run_once() == len(old)
+    assert (seen.quiet, seen.announced) == (old, [])  # applied, not announced
+    assert store.cursor() == old[-1]
 
-        # the next start has a position: even "old" events after it are announced
-        await client.create_task(
-            pid,
-            label="nouvelle",
-            type="Coordination",
-            assignees=[NURSE],
-            due_date=None,
-            actor=COORD,
-            key="new",
-        )
-        again = seen.consumer(
-            client, SyncStore(open_outbox_database(tmp_path / "sync.sqlite3")), two_days_later
-        )
-        assert not again.first_start
-        assert await again.run_once() == 1
-        assert seen.announced == [old[-1] + 1] and seen.quiet == old
+    # the next start has a position: even "old" events after it are announced
+    await coordination_task(dossier, pid, "nouvelle", assignee=NURSE, actor=COORD, key="new")
+    again = seen.consumer(
+        dossier, SyncStore(open_outbox_database(tmp_path / "sync.sqlite3")), two_days_later
+    )
+    assert not again.first_start
+    assert await again.run_once() == 1
+    assert seen.announced == [old[-1] + 1] and seen.quiet == old
 
-        # a bot new together with the dossier: its first events are recent, all announced
-        fresh = Seen()
-        other = fresh.consumer(
-            client, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")), datetime.now(UTC)
-        )
-        assert await other.run_once() == len(old) + 1
-        assert fresh.quiet == [] and len(fresh.announced) == len(old) + 1
-    finally:
-        await client.close()
+    # a bot new together with the dossier: its first events are recent, all announced
+    fresh = Seen()
+    other = fresh.consumer(
+        dossier, SyncStore(open_outbox_database(tmp_path / "b.sqlite3")), datetime.now(UTC)
+    )
+    assert await other.run_once() == len(old) + 1
+    assert fresh.quiet == [] and len(fresh.announced) == len(old) + 1
 
 
 # ------------------------------------------------------------------ with the real bot
@@ -109,27 +93,10 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     nurse, gp = await env.make_pro(), await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Suivi ancien")
     await env.runner.stop()
-    await env.dossier.add_circle_member(
-        pid,
-        {
-            "kind": "professionnel",
-            "display_name": "Dr Ancien",
-            "matrix_user_id": gp.user_id,
-            "profession": "Médecin généraliste",
-            "role": "intervenant",
-            "has_access": True,
-        },
-        actor=nurse.user_id,
-        key="old-gp",
-    )
-    await env.dossier.create_task(
-        pid,
-        label="Bilan ancien",
-        type="Coordination",
-        assignees=[nurse.user_id],
-        due_date=None,
-        actor=nurse.user_id,
-        key="old-task",
+    gp_member = professional(gp.user_id, "Dr Ancien", "Médecin généraliste")
+    await env.dossier.add_circle_member(pid, gp_member, actor=nurse.user_id, key="old-gp")
+    await coordination_task(
+        env.dossier, pid, "Bilan ancien", assignee=nurse.user_id, key="old-task"
     )
     # two days pass; the bot had never run the sync with this data (no position in the feed)
     db_url = env.server.config.database_url
@@ -143,14 +110,8 @@ async def test_bot_first_start_on_existing_deployment_applies_old_events_quietly
     feed = app.dossier_sync.feed
     assert feed.first_start
     await eventually(lambda: _async(feed.quieted), lambda n: n >= 2, what="événements anciens lus")
-    await env.dossier.create_task(
-        pid,
-        label="Bilan nouveau",
-        type="Coordination",
-        assignees=[nurse.user_id],
-        due_date=None,
-        actor=nurse.user_id,
-        key="new-task",
+    await coordination_task(
+        env.dossier, pid, "Bilan nouveau", assignee=nurse.user_id, key="new-task"
     )
     await nurse.wait_notice(room_id, "Nouvelle tâche « Bilan nouveau »", start=start)
     bodies = [b for b in nurse.notices(room_id)]

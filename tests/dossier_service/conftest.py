@@ -8,7 +8,7 @@ import secrets
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +145,13 @@ class Api:
         assert status == expect, (status, body)
         return body
 
+    async def created(self, path: str, json: Any, **kw: Any) -> Any:
+        """POST `json` to `path`, which must answer 201 Created; the body it returns."""
+        return await self.ok("POST", path, 201, json=json, **kw)
+
     async def new_patient(self, coordinator: str = COORD, **identity: Any) -> str:
-        body = await self.ok(
-            "POST",
-            "/api/v1/patients",
-            201,
-            as_user=coordinator,
-            json={"label": "Patient test", **identity},
+        body = await self.created(
+            "/api/v1/patients", {"label": "Patient test", **identity}, as_user=coordinator
         )
         return str(body["id"])
 
@@ -164,12 +164,9 @@ class Api:
         has_access: bool = True,
         by: str = COORD,
     ) -> dict[str, Any]:
-        body = await self.ok(
-            "POST",
+        body = await self.created(
             f"/api/v1/patients/{pid}/circle",
-            201,
-            as_user=by,
-            json={
+            {
                 "kind": "professionnel",
                 "display_name": user_id[1:].split(":")[0].title(),
                 "matrix_user_id": user_id,
@@ -177,6 +174,7 @@ class Api:
                 "role": role,
                 "has_access": has_access,
             },
+            as_user=by,
         )
         return dict(body)
 
@@ -206,7 +204,7 @@ async def api(test_config: DossierConfig, aiohttp_client: Any) -> AsyncIterator[
 
 
 def with_config(config: DossierConfig, **changes: Any) -> DossierConfig:
-    return replace(config, **changes)
+    return config.replaced(**changes)
 
 
 def random_user() -> str:

@@ -14,7 +14,7 @@ async def _task(api: Api, pid: str | None, **kw: Any) -> dict[str, Any]:
     body = {"type": "Soins", "label": "Pansement", **kw}
     if pid:
         body["patient_id"] = pid
-    return dict(await api.ok("POST", "/api/v1/tasks", 201, as_user=by, json=body))
+    return dict(await api.created("/api/v1/tasks", body, as_user=by))
 
 
 async def test_task_dashboard_filters_and_overdue_alerts(api: Api) -> None:
@@ -40,12 +40,8 @@ async def test_task_dashboard_filters_and_overdue_alerts(api: Api) -> None:
         subtypes=["Dossier APA"],
         assignees=[{"kind": "structure", "ref": "SSIAD Nord"}],
     )
-    await api.ok(
-        "POST",
-        "/api/v1/tasks",
-        201,
-        as_user=OUTSIDER,
-        json={"patient_id": other, "type": "Soins", "label": "Secret"},
+    await api.created(
+        "/api/v1/tasks", {"patient_id": other, "type": "Soins", "label": "Secret"}, as_user=OUTSIDER
     )
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert [t["label"] for t in board["items"]] == [
@@ -136,20 +132,16 @@ async def test_bot_writes_are_idempotent(api: Api) -> None:
         "text": "Urgence signalée dans la conversation",
         "idempotency_key": "$event1",
     }
-    first = await api.ok(
-        "POST",
+    first = await api.created(
         f"/api/v1/patients/{pid}/notebook",
-        201,
+        note,
         service=True,
-        json=note,
         headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"},
     )
-    again = await api.ok(
-        "POST",
+    again = await api.created(
         f"/api/v1/patients/{pid}/notebook",
-        201,
+        note,
         service=True,
-        json=note,
         headers={"X-Cercle-On-Behalf-Of": MEMBER, "X-Cercle-Source": "matrix"},
     )
     assert first == again
@@ -162,16 +154,14 @@ async def test_bot_writes_are_idempotent(api: Api) -> None:
         "idempotency_key": "$event2",
         "assignees": [{"kind": "personne", "ref": MEMBER}],
     }
-    a = await api.ok("POST", "/api/v1/tasks", 201, service=True, json=task)
-    b = await api.ok("POST", "/api/v1/tasks", 201, service=True, json=task)
+    a = await api.created("/api/v1/tasks", task, service=True)
+    b = await api.created("/api/v1/tasks", task, service=True)
     assert a["id"] == b["id"] and await api.count("tasks") == 1
     events = await api.ok("GET", "/api/v1/events?after=0", service=True)
     assert [e["type"] for e in events["events"]].count("task.assigned") == 1
     # what the bot relayed from the conversation is not echoed back to it; a person's note is
     assert "notebook.entry" not in [e["type"] for e in events["events"]]
-    await api.ok(
-        "POST", f"/api/v1/patients/{pid}/notebook", 201, as_user=MEMBER, json={"text": "Vu ce jour"}
-    )
+    await api.created(f"/api/v1/patients/{pid}/notebook", {"text": "Vu ce jour"}, as_user=MEMBER)
     events = await api.ok("GET", f"/api/v1/events?after={events['next_after']}", service=True)
     assert [e["type"] for e in events["events"]] == ["notebook.entry"]
     # the bot closes the task (PATCH with a key, replayed)
@@ -197,16 +187,14 @@ async def test_event_feed_is_monotonic_and_resumable(api: Api) -> None:
     assert all(e["seq"] > page1["next_after"] for e in rest["events"])
     types = [e["type"] for e in page1["events"] + rest["events"]]
     assert types == ["patient.created", "circle.added", "circle.added"]
-    await api.ok(
-        "POST",
+    await api.created(
         f"/api/v1/patients/{pid}/hospitalisations",
-        201,
-        as_user=COORD,
-        json={
+        {
             "structure": "CHU",
             "admission_at": "2025-01-01T10:00:00Z",
             "discharge_at": "2025-01-03T10:00:00Z",
         },
+        as_user=COORD,
     )
     newer = await api.ok("GET", f"/api/v1/events?after={rest['next_after']}", service=True)
     assert [e["type"] for e in newer["events"]] == [
@@ -260,23 +248,19 @@ async def test_forms_are_versioned_with_conflict_detection(api: Api) -> None:
 
 async def test_hospitalisation_states(api: Api) -> None:
     pid = await api.new_patient()
-    await api.ok(
-        "POST",
+    await api.created(
         f"/api/v1/patients/{pid}/hospitalisations",
-        201,
+        {"structure": "Clinique A", "admission_at": "2199-01-01T10:00:00Z"},
         as_user=COORD,
-        json={"structure": "Clinique A", "admission_at": "2199-01-01T10:00:00Z"},
     )
-    cur = await api.ok(
-        "POST",
+    cur = await api.created(
         f"/api/v1/patients/{pid}/hospitalisations",
-        201,
-        as_user=COORD,
-        json={
+        {
             "structure": "CHU B",
             "service": "Cardiologie",
             "admission_at": "2025-01-01T10:00:00Z",
         },
+        as_user=COORD,
     )
     assert cur["state"] == "en cours"
     done = await api.ok(
@@ -297,12 +281,10 @@ async def test_stay_update_with_null_admission_keeps_it(api: Api) -> None:
     lost its admission). Null leaves a field unchanged, as for every other update; only the
     discharge may be cleared."""
     pid = await api.new_patient()
-    stay = await api.ok(
-        "POST",
+    stay = await api.created(
         f"/api/v1/patients/{pid}/hospitalisations",
-        201,
+        {"structure": "CHU B", "admission_at": "2025-01-01T10:00:00Z"},
         as_user=COORD,
-        json={"structure": "CHU B", "admission_at": "2025-01-01T10:00:00Z"},
     )
     url = f"/api/v1/patients/{pid}/hospitalisations/{stay['id']}"
     body = {"admission_at": None, "service": None, "comment": "ĝ", "discharge_at": None}
@@ -330,28 +312,24 @@ async def test_care_circle_lifecycle(api: Api) -> None:
         },
     )
     assert status == 409
-    await api.ok(
-        "POST",
+    await api.created(
         f"/api/v1/patients/{pid}/circle",
-        201,
-        as_user=COORD,
-        json={
+        {
             "kind": "structure",
             "display_name": "SSIAD Nord",
             "role": "structure",
             "has_access": False,
         },
-    )
-    await api.ok(
-        "POST",
-        f"/api/v1/patients/{pid}/circle",
-        201,
         as_user=COORD,
-        json={
+    )
+    await api.created(
+        f"/api/v1/patients/{pid}/circle",
+        {
             "kind": "representant_legal",
             "display_name": "Me Durand",
             "role": "representant_legal",
         },
+        as_user=COORD,
     )
     left = await api.ok(
         "POST",
@@ -394,17 +372,15 @@ async def test_care_circle_lifecycle(api: Api) -> None:
 
 async def test_lifeline_episode_with_form(api: Api) -> None:
     pid = await api.new_patient()
-    ep = await api.ok(
-        "POST",
+    ep = await api.created(
         f"/api/v1/patients/{pid}/lifeline",
-        201,
-        as_user=COORD,
-        json={
+        {
             "theme": "Intervention / Réunion",
             "title": "Réunion de concertation",
             "starts_on": "2025-03-04",
             "form_id": "ppcs",
         },
+        as_user=COORD,
     )
     assert ep["form_id"] == "ppcs"
     status, _ = await api.call(
@@ -423,12 +399,9 @@ async def test_lifeline_episode_with_form(api: Api) -> None:
 
 async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     pid = await api.patient_with_circle()
-    weekly = await api.ok(
-        "POST",
+    weekly = await api.created(
         "/api/v1/agenda/events",
-        201,
-        as_user=COORD,
-        json={
+        {
             "type": "Visite à domicile",
             "title": "Passage infirmier",
             "patient_id": pid,
@@ -437,18 +410,17 @@ async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
             "rrule": "FREQ=WEEKLY;COUNT=6",
             "attendees": [MEMBER],
         },
+        as_user=COORD,
     )
-    await api.ok(
-        "POST",
+    await api.created(
         "/api/v1/agenda/events",
-        201,
-        as_user=MEMBER,
-        json={
+        {
             "type": "RDV bureau",
             "title": "Réunion d'équipe",
             "starts_at": "2026-03-10T14:00:00+01:00",
             "ends_at": "2026-03-10T15:00:00+01:00",
         },
+        as_user=MEMBER,
     )
     window = "from=2026-03-01T00:00:00%2B01:00&to=2026-04-01T00:00:00%2B02:00"
     mine = await api.ok("GET", f"/api/v1/agenda/events?{window}", as_user=MEMBER)
@@ -462,30 +434,26 @@ async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     status, _ = await api.call("GET", f"/api/v1/agenda/events?user={MEMBER}", as_user=COORD)
     assert status == 403
     soon = date.today() + timedelta(days=10)
-    await api.ok(
-        "POST",
+    await api.created(
         "/api/v1/agenda/events",
-        201,
-        as_user=MEMBER,
-        json={
+        {
             "type": "RDV astreinte",
             "title": "Astreinte du week-end",
             "starts_at": f"{soon.isoformat()}T08:00:00+01:00",
             "ends_at": f"{soon.isoformat()}T20:00:00+01:00",
         },
+        as_user=MEMBER,
     )
     old = date.today() - timedelta(days=200)
-    await api.ok(
-        "POST",
+    await api.created(
         "/api/v1/agenda/events",
-        201,
-        as_user=MEMBER,
-        json={
+        {
             "type": "RDV bureau",
             "title": "Vieille réunion",
             "starts_at": f"{old.isoformat()}T08:00:00+01:00",
             "ends_at": f"{old.isoformat()}T09:00:00+01:00",
         },
+        as_user=MEMBER,
     )
     feed = await api.ok("POST", "/api/v1/agenda/feed", 201, as_user=MEMBER)
     path = feed["url"].split("://", 1)[1].split("/", 1)[1]

@@ -55,12 +55,10 @@ async def test_forced_failure_after_the_change_leaves_nothing(
     assert status == 500
     assert await counts(api) == before  # neither the change nor its audit row, entry, event
     monkeypatch.setattr(journal, "emit", real_emit)
-    await api.ok(
-        "POST",
+    await api.created(
         f"/api/v1/patients/{pid}/circle",
-        201,
+        {"kind": "aidant", "display_name": "Paul", "role": "aidant_principal"},
         as_user=COORD,
-        json={"kind": "aidant", "display_name": "Paul", "role": "aidant_principal"},
     )
     after = await counts(api)
     assert after["circle_members"] == before["circle_members"] + 1

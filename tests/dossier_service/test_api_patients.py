@@ -25,7 +25,7 @@ def with_key(nir13: str) -> str:
 
 
 async def test_create_patient_makes_requester_coordinator(api: Api) -> None:
-    body = await api.ok("POST", "/api/v1/patients", 201, as_user=COORD, json={"label": "Mme M."})
+    body = await api.created("/api/v1/patients", {"label": "Mme M."}, as_user=COORD)
     pid = body["id"]
     assert pid.startswith("P-") and len(pid) > 10
     file = await api.ok("GET", f"/api/v1/patients/{pid}", as_user=COORD)
@@ -131,13 +131,7 @@ async def test_qualified_traits_frozen_unless_status_changes(api: Api) -> None:
 
 async def test_death_declared_then_cancelled_both_traced(api: Api) -> None:
     pid = await api.new_patient(birth_date="1940-01-01")
-    await api.ok(
-        "POST",
-        f"/api/v1/patients/{pid}/death",
-        201,
-        as_user=COORD,
-        json={"death_date": "2025-02-03"},
-    )
+    await api.created(f"/api/v1/patients/{pid}/death", {"death_date": "2025-02-03"}, as_user=COORD)
     status, _ = await api.call(
         "POST", f"/api/v1/patients/{pid}/death", as_user=COORD, json={"death_date": "2025-02-03"}
     )
@@ -175,9 +169,7 @@ async def test_death_date_rules(api: Api) -> None:
 
 async def test_file_status_history(api: Api) -> None:
     pid = await api.new_patient()
-    await api.ok(
-        "POST", f"/api/v1/patients/{pid}/status", 201, as_user=COORD, json={"status": "en veille"}
-    )
+    await api.created(f"/api/v1/patients/{pid}/status", {"status": "en veille"}, as_user=COORD)
     status, _ = await api.call(
         "POST", f"/api/v1/patients/{pid}/status", as_user=COORD, json={"status": "perdu"}
     )
@@ -201,20 +193,16 @@ async def test_list_shows_only_my_files_and_searches(api: Api) -> None:
 
 
 async def test_bot_creates_patient_for_a_coordinator_and_links_room(api: Api) -> None:
-    body = await api.ok(
-        "POST",
+    body = await api.created(
         "/api/v1/patients",
-        201,
+        {"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
         service=True,
-        json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
         headers={"Idempotency-Key": "create-1"},
     )
-    again = await api.ok(
-        "POST",
+    again = await api.created(
         "/api/v1/patients",
-        201,
+        {"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
         service=True,
-        json={"label": "Nouveau", "coordinator": COORD, "room_id": "!abc:cercle.test"},
         headers={"Idempotency-Key": "create-1"},
     )
     assert again["id"] == body["id"]
@@ -237,13 +225,8 @@ async def test_bot_creates_patient_for_a_coordinator_and_links_room(api: Api) ->
 
 
 async def test_same_idempotency_key_other_request_conflicts(api: Api) -> None:
-    await api.ok(
-        "POST",
-        "/api/v1/patients",
-        201,
-        service=True,
-        json={"label": "A"},
-        headers={"Idempotency-Key": "k"},
+    await api.created(
+        "/api/v1/patients", {"label": "A"}, service=True, headers={"Idempotency-Key": "k"}
     )
     status, body = await api.call(
         "POST",
@@ -257,7 +240,7 @@ async def test_same_idempotency_key_other_request_conflicts(api: Api) -> None:
 
 async def test_file_may_open_with_a_qualified_identity(api: Api) -> None:
     ident = {**QUAL_IDENTITY, "ins_number": with_key("2450331555123"), "identity_status": "QUAL"}
-    body = await api.ok("POST", "/api/v1/patients", 201, as_user=COORD, json=ident)
+    body = await api.created("/api/v1/patients", ident, as_user=COORD)
     assert body["patient"]["identity_status"] == "QUAL"
     assert body["patient"]["ins_number"] == ident["ins_number"]
     status, err = await api.call(
@@ -268,12 +251,10 @@ async def test_file_may_open_with_a_qualified_identity(api: Api) -> None:
 
 
 async def test_bot_opens_a_file_under_the_rooms_pseudonymous_id(api: Api) -> None:
-    body = await api.ok(
-        "POST",
+    body = await api.created(
         "/api/v1/patients",
-        201,
+        {"id": "P-ABCDEFGH23", "coordinator": COORD, "room_id": "!room:cercle.test"},
         service=True,
-        json={"id": "P-ABCDEFGH23", "coordinator": COORD, "room_id": "!room:cercle.test"},
     )
     assert body["id"] == "P-ABCDEFGH23"
     status, err = await api.call(

@@ -37,55 +37,43 @@ class File:
 async def setup_file(api: Api) -> File:
     pid = await api.patient_with_circle()
     f = File(pid)
-    memo = await api.ok(
-        "POST",
-        f"/api/v1/patients/{pid}/memos",
-        201,
-        as_user=COORD,
-        json={"text": "Clé sous le paillasson"},
+    memo = await api.created(
+        f"/api/v1/patients/{pid}/memos", {"text": "Clé sous le paillasson"}, as_user=COORD
     )
-    stay = await api.ok(
-        "POST",
+    stay = await api.created(
         f"/api/v1/patients/{pid}/hospitalisations",
-        201,
+        {"structure": "CHU Purpan", "admission_at": "2025-01-02T10:00:00+01:00"},
         as_user=COORD,
-        json={"structure": "CHU Purpan", "admission_at": "2025-01-02T10:00:00+01:00"},
     )
-    ep = await api.ok(
-        "POST",
+    ep = await api.created(
         f"/api/v1/patients/{pid}/lifeline",
-        201,
+        {"theme": "Suivi / Réunion", "starts_on": "2025-01-05"},
         as_user=COORD,
-        json={"theme": "Suivi / Réunion", "starts_on": "2025-01-05"},
     )
     form = aiohttp.FormData()
     form.add_field("category", "ordonnance")
     form.add_field("file", PDF, filename="ordo.pdf", content_type="application/pdf")
     doc = await api.ok("POST", f"/api/v1/patients/{pid}/documents", 201, as_user=COORD, data=form)
-    task = await api.ok(
-        "POST",
+    task = await api.created(
         "/api/v1/tasks",
-        201,
-        as_user=COORD,
-        json={
+        {
             "patient_id": pid,
             "type": "Soins",
             "label": "Pansement",
             "assignees": [{"kind": "personne", "ref": MEMBER}],
         },
-    )
-    event = await api.ok(
-        "POST",
-        "/api/v1/agenda/events",
-        201,
         as_user=COORD,
-        json={
+    )
+    event = await api.created(
+        "/api/v1/agenda/events",
+        {
             "patient_id": pid,
             "type": "Visite à domicile",
             "title": "Visite",
             "starts_at": "2025-03-01T09:00:00+01:00",
             "ends_at": "2025-03-01T10:00:00+01:00",
         },
+        as_user=COORD,
     )
     circle = await api.ok("GET", f"/api/v1/patients/{pid}/circle", as_user=COORD)
     member_id = next(m["id"] for m in circle["items"] if m["matrix_user_id"] == MEMBER)
@@ -122,12 +110,8 @@ class Case:
 
 
 async def _declare_death(api: Api, f: File) -> None:
-    await api.ok(
-        "POST",
-        f"/api/v1/patients/{f.pid}/death",
-        201,
-        as_user=COORD,
-        json={"death_date": "2025-01-01"},
+    await api.created(
+        f"/api/v1/patients/{f.pid}/death", {"death_date": "2025-01-01"}, as_user=COORD
     )
 
 

@@ -22,22 +22,16 @@ async def test_each_change_shows_at_the_next_read(api: Api) -> None:
     assert await api.ok("GET", path, as_user=MEMBER) == first  # served again, unchanged
     await api.ok("GET", f"/api/v1/patients/{other}", as_user=COORD)
 
-    await api.ok(
-        "POST", f"{path}/notebook", 201, as_user=MEMBER, json={"kind": "note", "text": "Vu ce jour"}
-    )
+    await api.created(f"{path}/notebook", {"kind": "note", "text": "Vu ce jour"}, as_user=MEMBER)
     after_note = await api.ok("GET", path, as_user=MEMBER)
     assert after_note["notebook"][0]["text"] == "Vu ce jour"
 
-    await api.ok("POST", f"{path}/memos", 201, as_user=COORD, json={"text": "Clés chez la voisine"})
+    await api.created(f"{path}/memos", {"text": "Clés chez la voisine"}, as_user=COORD)
     after_memo = await api.ok("GET", path, as_user=MEMBER)
     assert [m["text"] for m in after_memo["memos"]] == ["Clés chez la voisine"]
 
-    await api.ok(
-        "POST",
-        "/api/v1/tasks",
-        201,
-        as_user=COORD,
-        json={"type": "Soins", "label": "Pansement", "patient_id": pid},
+    await api.created(
+        "/api/v1/tasks", {"type": "Soins", "label": "Pansement", "patient_id": pid}, as_user=COORD
     )
     after_task = await api.ok("GET", path, as_user=MEMBER)
     assert [t["label"] for t in after_task["tasks"]] == ["Pansement"]
@@ -93,12 +87,8 @@ async def test_dashboard_follows_every_change(api: Api) -> None:
     pid = await api.patient_with_circle()
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert board["items"] == []
-    created = await api.ok(
-        "POST",
-        "/api/v1/tasks",
-        201,
-        as_user=COORD,
-        json={"type": "Soins", "label": "Pansement", "patient_id": pid},
+    created = await api.created(
+        "/api/v1/tasks", {"type": "Soins", "label": "Pansement", "patient_id": pid}, as_user=COORD
     )
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert [t["label"] for t in board["items"]] == ["Pansement"]
@@ -110,16 +100,14 @@ async def test_dashboard_follows_every_change(api: Api) -> None:
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert [t["state"] for t in board["items"]] == ["en cours"]
 
-    await api.ok(
-        "POST",
+    await api.created(
         "/api/v1/tasks",
-        201,
-        as_user=MEMBER,
-        json={
+        {
             "type": "Soins",
             "label": "Hors dossier",
             "assignees": [{"kind": "personne", "ref": MEMBER}],
         },
+        as_user=MEMBER,
     )
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert sorted(t["label"] for t in board["items"]) == ["Hors dossier", "Pansement"]

@@ -36,22 +36,12 @@ async def _remove(api: Api, pid: str, user: str) -> None:
 
 async def test_a_removed_member_loses_the_patients_agenda(api: Api) -> None:
     pid = await api.patient_with_circle()
-    own = await api.ok(
-        "POST", "/api/v1/agenda/events", 201, as_user=MEMBER, json={**EVENT, "patient_id": pid}
+    own = await api.created("/api/v1/agenda/events", {**EVENT, "patient_id": pid}, as_user=MEMBER)
+    coords = await api.created(
+        "/api/v1/agenda/events", {**EVENT, "patient_id": pid, "attendees": [MEMBER]}, as_user=COORD
     )
-    coords = await api.ok(
-        "POST",
-        "/api/v1/agenda/events",
-        201,
-        as_user=COORD,
-        json={**EVENT, "patient_id": pid, "attendees": [MEMBER]},
-    )
-    private = await api.ok(
-        "POST",
-        "/api/v1/agenda/events",
-        201,
-        as_user=MEMBER,
-        json={**EVENT, "title": "Formation", "description": ""},
+    private = await api.created(
+        "/api/v1/agenda/events", {**EVENT, "title": "Formation", "description": ""}, as_user=MEMBER
     )
     status, feed = await _feed(api, MEMBER)
     assert status == 200 and "Pansement" in feed
@@ -87,9 +77,7 @@ async def test_attendees_need_a_relation_and_can_always_leave(api: Api) -> None:
     ):
         status, answer = await api.call("POST", "/api/v1/agenda/events", as_user=COORD, json=body)
         assert status == 400 and "Participant" in answer["error"], answer
-    stranger_event = await api.ok(
-        "POST", "/api/v1/agenda/events", 201, as_user=OUTSIDER, json=EVENT
-    )
+    stranger_event = await api.created("/api/v1/agenda/events", EVENT, as_user=OUTSIDER)
     status, _ = await api.call(
         "PATCH",
         f"/api/v1/agenda/events/{stranger_event['id']}",
@@ -98,12 +86,8 @@ async def test_attendees_need_a_relation_and_can_always_leave(api: Api) -> None:
     )
     assert status == 400
     # a colleague of a shared circle may be invited, and leaves when she wants
-    event = await api.ok(
-        "POST",
-        "/api/v1/agenda/events",
-        201,
-        as_user=COORD,
-        json={**EVENT, "patient_id": pid, "attendees": [MEMBER]},
+    event = await api.created(
+        "/api/v1/agenda/events", {**EVENT, "patient_id": pid, "attendees": [MEMBER]}, as_user=COORD
     )
     await api.ok("DELETE", f"/api/v1/agenda/events/{event['id']}/attendees/me", as_user=MEMBER)
     again = await api.ok("GET", f"/api/v1/agenda/events/{event['id']}", as_user=COORD)

@@ -55,10 +55,8 @@ async def test_writes_on_behalf_of_someone_need_her_access(api: Api) -> None:
         )
         assert status == expected, person
     assert await api.count("notebook_entries") == before
-    await api.ok(
-        "POST",
+    await api.created(
         f"/api/v1/patients/{pid}/notebook",
-        201,
-        json={"text": "Passage fait"},
+        {"text": "Passage fait"},
         headers=service_headers(MEMBER),
     )

@@ -3,7 +3,6 @@ paths, and end to end against the real Synapse (integration)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -37,7 +36,7 @@ async def test_openid_login_paths(
     hs = await _userinfo_server(
         aiohttp_server, {"good": "@alice:cercle.test", "foreign": "@eve:evil.example"}
     )
-    config = replace(test_config, homeserver_url=str(hs.make_url("")).rstrip("/"))
+    config = test_config.replaced(homeserver_url=str(hs.make_url("")).rstrip("/"))
     client = await aiohttp_client(create_app(config, with_pages=False))
     resp = await client.post(
         "/api/v1/login",
@@ -85,7 +84,7 @@ async def test_login_with_a_real_synapse_openid_token(
     ):
         assert resp.status == 200
         openid = await resp.json()
-    config = replace(test_config, homeserver_url=synapse.base_url, server_name=synapse.server_name)
+    config = test_config.replaced(homeserver_url=synapse.base_url, server_name=synapse.server_name)
     client = await aiohttp_client(create_app(config, with_pages=False))
     resp = await client.post("/api/v1/login", json=openid)
     assert resp.status == 200, await resp.text()
@@ -118,8 +117,7 @@ async def test_login_page_uses_the_public_homeserver_and_the_service_the_interna
     internal = str(hs.make_url("")).rstrip("/")
     public = "https://matrix.cercle.example"
     for secure in (True, False):
-        config = replace(
-            test_config,
+        config = test_config.replaced(
             homeserver_url=internal,
             public_homeserver_url=public + "/",
             public_url="https://dossier.cercle.example" if secure else test_config.public_url,

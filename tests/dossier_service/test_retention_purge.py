@@ -30,9 +30,7 @@ async def test_purge_of_a_closed_file_removes_its_documents_only(api: Api, tmp_p
 
     status, body = await api.call("POST", path, service=True)
     assert status == 409 and body["errcode"] == "CERCLE_CONFLICT"  # still active
-    await api.ok(
-        "POST", f"/api/v1/patients/{closed}/status", 201, service=True, json={"status": "clos"}
-    )
+    await api.created(f"/api/v1/patients/{closed}/status", {"status": "clos"}, service=True)
     status, body = await api.call("POST", path, as_user=COORD)
     assert status == 403, body  # the coordinator cannot purge
 

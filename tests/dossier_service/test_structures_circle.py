@@ -71,12 +71,10 @@ async def _add_structure(
 async def _member(
     api: Api, user: str, role: str = "membre", by: str = ADMIN, finess: str = FINESS
 ) -> Any:
-    return await api.ok(
-        "POST",
+    return await api.created(
         f"/api/v1/structures/{finess}/members",
-        201,
+        {"matrix_user_id": user, "display_name": user[1:].split(":")[0].title(), "role": role},
         as_user=by,
-        json={"matrix_user_id": user, "display_name": user[1:].split(":")[0].title(), "role": role},
     )
 
 
@@ -141,21 +139,11 @@ async def test_structure_without_access_is_shown_and_nobody_gains_access(api: Ap
     # twice the same structure, an unknown FINESS: refused
     await _add_structure(api, pid, FINESS, True, expect=409)
     await _add_structure(api, pid, "999999999", True, expect=400)
-    # granting access later brings the members in
-    await api.ok(
-        "PATCH",
-        f"/api/v1/patients/{pid}/circle/{shown[0]['id']}",
-        as_user=COORD,
-        json={"has_access": True},
-    )
-    assert (await api.call("GET", f"/api/v1/patients/{pid}", as_user=SOCIAL))[0] == 200
-    await api.ok(
-        "PATCH",
-        f"/api/v1/patients/{pid}/circle/{shown[0]['id']}",
-        as_user=COORD,
-        json={"has_access": False},
-    )
-    assert (await api.call("GET", f"/api/v1/patients/{pid}", as_user=SOCIAL))[0] == 404
+    # granting access later brings the members in; taking it back sends them out
+    structure = f"/api/v1/patients/{pid}/circle/{shown[0]['id']}"
+    for access, member_sees in ((True, 200), (False, 404)):
+        await api.ok("PATCH", structure, as_user=COORD, json={"has_access": access})
+        assert (await api.call("GET", f"/api/v1/patients/{pid}", as_user=SOCIAL))[0] == member_sees
 
 
 async def test_only_admins_and_referents_manage_members(api: Api) -> None:
@@ -265,8 +253,7 @@ async def test_a_structure_outside_finess_is_recorded_without_access_only(api: A
     refused = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 400, as_user=COORD,
                            json={**body, "has_access": True})  # fmt: skip
     assert "annuaire FINESS" in refused["error"]
-    added = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 201, as_user=COORD,
-                         json={**body, "has_access": False})  # fmt: skip
+    added = await api.created(f"/api/v1/patients/{pid}/circle", {**body, "has_access": False}, as_user=COORD)  # fmt: skip
     member = added.get("member", added)
     assert member["display_name"] == "Association Aide 31" and not member["has_access"]
     grant = await api.ok("PATCH", f"/api/v1/patients/{pid}/circle/{member['id']}", 400,

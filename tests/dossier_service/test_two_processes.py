@@ -22,6 +22,7 @@ from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from dossier_service.db import build_database
 from dossier_service.file_revisions import listen, mark_changed
+from tests.dossier_link.dossier_support import coordination_task
 from tests.dossier_service.conftest import _pg
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -93,14 +94,19 @@ async def two(database: str, tmp_path: Path) -> AsyncIterator[tuple[DossierClien
             proc.wait(timeout=20)
 
 
+async def open_file(client: DossierClient, label: str) -> str:
+    """A file without a room, coordinated by COORD: its id."""
+    patient = await client.create_patient(
+        room_id=None, label=label, coordinator=COORD, key=uuid.uuid4().hex
+    )
+    return str(patient["id"])
+
+
 async def test_a_write_on_one_process_is_read_at_once_on_the_other(
     two: tuple[DossierClient, DossierClient],
 ) -> None:
     a, b = two
-    patient = await a.create_patient(
-        room_id=None, label="Suivi deux", coordinator=COORD, key=uuid.uuid4().hex
-    )
-    pid = str(patient["id"])
+    pid = await open_file(a, "Suivi deux")
     for i in range(15):
         writer, reader = (a, b) if i % 2 == 0 else (b, a)
         before = await reader.get_file(pid)  # fills the reader's cache
@@ -113,15 +119,7 @@ async def test_a_write_on_one_process_is_read_at_once_on_the_other(
         assert f"note {i}" in [e["text"] for e in after["notebook"]], i
     # the task dashboard
     await b.open_tasks(pid)
-    task = await a.create_task(
-        pid,
-        label="Pansement",
-        type="Coordination",
-        assignees=[COORD],
-        due_date=None,
-        actor=COORD,
-        key=uuid.uuid4().hex,
-    )
+    task = await coordination_task(a, pid, "Pansement", assignee=COORD, key=uuid.uuid4().hex)
     assert task["id"] in [t["id"] for t in await b.open_tasks(pid)]
     # the care circle
     await b.circle(pid)
@@ -144,10 +142,7 @@ async def test_the_feed_keeps_its_order_when_both_processes_write(
     two: tuple[DossierClient, DossierClient],
 ) -> None:
     a, b = two
-    patient = await a.create_patient(
-        room_id=None, label="Suivi fil", coordinator=COORD, key=uuid.uuid4().hex
-    )
-    pid = str(patient["id"])
+    pid = await open_file(a, "Suivi fil")
     start = max([e["seq"] for e in await a.events(0, limit=1000)] or [0])
     seen: list[int] = []
     done = asyncio.Event()

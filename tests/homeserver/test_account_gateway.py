@@ -68,12 +68,10 @@ async def test_the_gateway_does_only_what_approvals_need(
 
 def test_the_dossier_process_gets_no_admin_token(tmp_path: Path) -> None:
     """The dossier's settings (the directory's included) carry the gateway, not the token."""
-    from dataclasses import fields
-
     from dossier_service.config import DossierConfig
     from dossier_service.directory.settings import DirectorySettings
 
-    names = {f.name for f in fields(DossierConfig)} | {f.name for f in fields(DirectorySettings)}
+    names = set(DossierConfig.model_fields) | set(DirectorySettings.model_fields)
     assert not any("admin_token" in name for name in names)
     assert {"account_gateway_socket", "account_gateway_secret"} <= names
 

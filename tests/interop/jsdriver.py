@@ -78,6 +78,27 @@ class JsClient:
 
         return await asyncio.wait_for(read_answer(), timeout)
 
+    async def new_patient_room(self, bot_user: str, label: str) -> str:
+        """``!patient nouveau <label>`` in a direct chat with the bot; the patient room the
+        bot then invites this user to, joined."""
+        dm = (await self.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
+        await self.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
+        await self.call("send", roomId=dm, body=f"!patient nouveau {label}")
+        room_id = str((await self.call("waitInvite", timeoutMs=30000))["roomId"])
+        await self.call("join", roomId=room_id)
+        return room_id
+
+    async def decrypted(
+        self, room_id: str, sender: str, contains: str, timeout_ms: int = 30000
+    ) -> Any:
+        """The message of ``sender`` containing ``contains`` in the room, once it arrives: it
+        must have come encrypted and been decrypted."""
+        message = await self.call(
+            "waitMessage", roomId=room_id, sender=sender, contains=contains, timeoutMs=timeout_ms
+        )
+        assert message["encrypted"] and not message["decryptionFailure"], message
+        return message
+
     async def start(
         self,
         base_url: str,

@@ -20,11 +20,7 @@ async def test_colleague_invited_by_the_bot_reads_the_earlier_conversation(
     nurse = await js_client_factory()
     doctor = await js_client_factory()
 
-    dm = (await nurse.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
-    await nurse.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
-    await nurse.call("send", roomId=dm, body="!patient nouveau Historique interop")
-    room_id = (await nurse.call("waitInvite", timeoutMs=30000))["roomId"]
-    await nurse.call("join", roomId=room_id)
+    room_id = await nurse.new_patient_room(bot_user, "Historique interop")
 
     await nurse.call("send", roomId=room_id, body="constantes du matin : TA 13/8 marqueur-hist")
     await nurse.call("send", roomId=room_id, body="!demande avis-interop-3")
@@ -38,18 +34,8 @@ async def test_colleague_invited_by_the_bot_reads_the_earlier_conversation(
     await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
     await doctor.call("join", roomId=room_id)
 
-    from_nurse = await doctor.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=nurse.user_id,
-        contains="marqueur-hist",
-        timeoutMs=30000,
-    )
-    assert not from_nurse["decryptionFailure"], from_nurse
-    from_bot = await doctor.call(
-        "waitMessage", roomId=room_id, sender=bot_user, contains="avis-interop-3", timeoutMs=30000
-    )
-    assert not from_bot["decryptionFailure"], from_bot
+    await doctor.decrypted(room_id, nurse.user_id, "marqueur-hist")
+    await doctor.decrypted(room_id, bot_user, "avis-interop-3")
 
     # after the bundle, the bot's Olm payloads carry sender_device_keys (MSC4147): its next
     # room key (the invitation notice) is accepted by both Rust crypto clients, no warning

@@ -27,14 +27,7 @@ async def test_js_user_raises_urgent_in_a_patient_room(cercle_bot, js_client_fac
     await js.call("join", roomId=room_id)
 
     await js.call("send", roomId=room_id, body="!urgent ordonnance-interop-7")
-    notice = await js.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=bot_user,
-        contains="ordonnance-interop-7",
-        timeoutMs=45000,
-    )
-    assert notice["encrypted"] and not notice["decryptionFailure"], notice
+    notice = await js.decrypted(room_id, bot_user, "ordonnance-interop-7", timeout_ms=45000)
     assert notice["content"]["msgtype"] == "m.notice"
     assert notice["senderDeviceId"] == bot_device
     assert notice["encryptionInfo"] == {"shieldColour": "NONE", "shieldReason": None}, notice

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from nio import RoomCreateResponse, RoomVisibility
+from support import encrypted_room_state
 
 from bots.matrix.cross_signing import ensure_cross_signed
 from tests.interop.echo import EchoPeer
@@ -20,18 +21,7 @@ async def create_patient_like_room(client, invitee: str) -> str:
         visibility=RoomVisibility.private,
         name="Interop",
         invite=[invitee],
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            },
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "shared"},
-            },
-        ],
+        initial_state=encrypted_room_state(),
     )
     assert isinstance(response, RoomCreateResponse), response
     return str(response.room_id)
@@ -70,14 +60,7 @@ async def test_strict_js_client_and_nio_device(
             got = await peer.wait_for(lambda: [e for e in peer.received if "42" in e.body])
             assert got[0].sender == js.user_id
             # ...and the nio reply decrypts on the js-sdk side without any warning
-            reply = await js.call(
-                "waitMessage",
-                roomId=room_id,
-                sender=nio_client.user_id,
-                contains="écho : ping interop 42",
-                timeoutMs=30000,
-            )
-            assert reply["encrypted"] and not reply["decryptionFailure"]
+            reply = await js.decrypted(room_id, nio_client.user_id, "écho : ping interop 42")
             assert reply["senderDeviceId"] == nio_client.device_id
             assert reply["encryptionInfo"]["shieldReason"] != "UNSIGNED_DEVICE"
             # sender identity not verified by the js user (TOFU), but the device is signed:

@@ -46,14 +46,7 @@ async def test_element_inviter_shares_the_bot_messages_only_when_flagged(
     await colleague.call("join", roomId=room_id)
 
     if flagged:
-        seen = await colleague.call(
-            "waitMessage",
-            roomId=room_id,
-            sender=bot.user_id,
-            contains="marqueur-elt",
-            timeoutMs=30000,
-        )
-        assert not seen["decryptionFailure"], seen
+        await colleague.decrypted(room_id, bot.user_id, "marqueur-elt")
     else:
         await asyncio.sleep(5)
         from_bot = [

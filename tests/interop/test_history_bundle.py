@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from nio import RoomCreateResponse, RoomVisibility
+from support import encrypted_room_state
 
 from bots.matrix import history_bundles
 from bots.matrix.cross_signing import ensure_cross_signed
@@ -32,18 +33,7 @@ async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
     created = await bot.room_create(
         visibility=RoomVisibility.private,
         name="Historique",
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            },
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "shared"},
-            },
-        ],
+        initial_state=encrypted_room_state(),
     )
     assert isinstance(created, RoomCreateResponse)
     room_id = created.room_id
@@ -64,10 +54,7 @@ async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
         await js.call("join", roomId=room_id)
 
     for body in ("historique 1 : tension 14/9", "historique 2 : pansement refait"):
-        seen = await newcomer.call(
-            "waitMessage", roomId=room_id, sender=bot.user_id, contains=body, timeoutMs=30000
-        )
-        assert seen["encrypted"] and not seen["decryptionFailure"], seen
+        seen = await newcomer.decrypted(room_id, bot.user_id, body)
         # imported from a bundle: Element shows the grey "authenticity not guaranteed" shield
         assert seen["encryptionInfo"] == {
             "shieldColour": "GREY",

@@ -27,11 +27,7 @@ async def patient_room(cercle_bot: Any, js_client_factory: Any) -> tuple[str, Js
     """A nurse opens a patient room through the bot and writes in it: (bot, nurse, room)."""
     bot_user = str(cercle_bot.client.user_id)
     nurse = await js_client_factory()
-    dm = (await nurse.call("createRoom", name="Cercle", invite=[bot_user]))["roomId"]
-    await nurse.call("waitJoined", roomId=dm, userId=bot_user, timeoutMs=30000)
-    await nurse.call("send", roomId=dm, body="!patient nouveau Arrivée interop")
-    room_id = str((await nurse.call("waitInvite", timeoutMs=30000))["roomId"])
-    await nurse.call("join", roomId=room_id)
+    room_id = await nurse.new_patient_room(bot_user, "Arrivée interop")
     await nurse.call("waitJoined", roomId=room_id, userId=bot_user, timeoutMs=30000)
     await nurse.call("send", roomId=room_id, body=EARLIER)
     return bot_user, nurse, room_id

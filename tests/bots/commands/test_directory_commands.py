@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +29,11 @@ from bots.commands.registry import (
 )
 from bots.dossier_client import DossierClient
 from dossier_service.app import create_app
-from dossier_service.config import DossierConfig
 from dossier_service.directory.accounts import link
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.structure_rows import join_structure
 from dossier_service.directory.web import setup
-from tests.directory_support import connect
+from tests.directory_support import connect, dossier_config
 from tests.dossier_service.directory.test_social_requests import add_structure
 
 SAMPLE = Path("/work/shared/data/rpps/PS_LibreAcces_Personne_activite_sample.txt")
@@ -119,14 +117,7 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
                    "LEFÈVRE Inès — Éducateur·rice spécialisé·e", actor="test",
                    at=datetime.now(UTC))  # fmt: skip
     conn.close()
-    config = DossierConfig(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "docs",
-        homeserver_url="http://127.0.0.1:9",
-        server_name="cercle.test",
-        session_key=secrets.token_urlsafe(32),
-        service_token=secrets.token_urlsafe(32),
-    )
+    config = dossier_config(tmp_path / "dossier.db")
 
     def mount(app: web.Application) -> None:
         setup(app, config)
@@ -198,12 +189,10 @@ async def test_trouver_in_an_encrypted_room(
     conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     import_extract(conn, SAMPLE)
     conn.close()
-    config = DossierConfig(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-        documents_dir=tmp_path / "docs",
+    config = dossier_config(
+        tmp_path / "dossier.db",
         homeserver_url=synapse.base_url,
         server_name=synapse.server_name,
-        session_key=secrets.token_urlsafe(32),
         service_token=Secrets.load_or_create(bot_config.data_dir.parent).dossier_service_token,
     )
 

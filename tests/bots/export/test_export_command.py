@@ -101,6 +101,14 @@ async def fetch_pdf(client: AsyncClient, content: dict[str, Any], tmp_path: Path
     return PdfReader(fetched.path)
 
 
+async def last_pdf(client: AsyncClient, room_id: str, bot_user: str, tmp_path: Path) -> PdfReader:
+    """The last PDF `bot_user` posted in the room, as `client` downloads it."""
+    posted = await contents_from(client, room_id, bot_user)
+    return await fetch_pdf(
+        client, [c for c in posted if c.get("msgtype") == "m.file"][-1], tmp_path
+    )
+
+
 async def event_id_of(client: AsyncClient, room_id: str, sender: str, body: str) -> str:
     response = await client.room_messages(room_id, direction=MessageDirection.back, limit=100)
     return next(
@@ -207,9 +215,7 @@ async def test_export_by_reply_and_without_attachments(care_room, rooms, tmp_pat
         **{"m.relates_to": {"m.in_reply_to": {"event_id": ids["image"]}}},
     )
     await bot.command(room_id, alice.user_id, "!export sans pièces jointes", command)
-    posted = await contents_from(bob, room_id, bot.client.user_id)
-    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
-    reader = await fetch_pdf(bob, pdf, tmp_path)
+    reader = await last_pdf(bob, room_id, bot.client.user_id, tmp_path)
     text = text_of(reader)
     assert "Bonjour, pansement refait" not in text  # before the replied-to message
     assert "Image : plaie.jpg" in text and "À demain, je repasse à 9 h." in text
@@ -230,9 +236,7 @@ async def test_last_messages(care_room, rooms, tmp_path, nio_client_factory) -> 
     await rooms.text(bob, room_id, "!aide")
     command = await rooms.text(bob, room_id, "!pdf derniers 2")
     await bot.command(room_id, bob.user_id, "!pdf derniers 2", command)
-    posted = await contents_from(alice, room_id, bot.client.user_id)
-    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
-    text = text_of(await fetch_pdf(alice, pdf, tmp_path))
+    text = text_of(await last_pdf(alice, room_id, bot.client.user_id, tmp_path))
     assert "À demain, je repasse à 9 h." in text and "compte-rendu.txt" in text
     for chatter in ("!pdf derniers 2", "!aide", "!export", "Export en cours", "Export PDF de"):
         assert chatter not in text, chatter
@@ -298,9 +302,7 @@ async def test_history_before_arrival_stays_hidden_when_the_room_says_so(
     await rooms.text(alice, room_id, "dit après l'arrivée de Carole")
     command = await rooms.text(carol, room_id, "!export")
     await bot.command(room_id, carol.user_id, "!export", command)
-    posted = await contents_from(carol, room_id, bot.client.user_id)
-    pdf = [c for c in posted if c.get("msgtype") == "m.file"][-1]
-    text = text_of(await fetch_pdf(carol, pdf, tmp_path))
+    text = text_of(await last_pdf(carol, room_id, bot.client.user_id, tmp_path))
     assert "dit après l'arrivée de Carole" in text
     assert "dit avant l'arrivée de Carole" not in text
 

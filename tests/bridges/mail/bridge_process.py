@@ -10,7 +10,6 @@ entry point (``python -m bridges.mail``) needs a whole profile; this builds the 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,22 +26,16 @@ from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.vault import CredentialVault
 
-_PATHS = ("data_dir", "ca_file", "cross_signing_key_path")
-
 
 def config_json(config: MailBridgeConfig, secrets_dir: Path) -> str:
-    values = dataclasses.asdict(config)
-    for key in _PATHS:
-        values[key] = str(values[key]) if values[key] is not None else None
+    values = config.model_dump(mode="json")  # paths as text
     values["secrets_dir"] = str(secrets_dir)
     return json.dumps(values)
 
 
 async def run(values: dict[str, Any]) -> None:
     secrets = SimpleNamespace(directory=Path(values.pop("secrets_dir")))
-    for key in _PATHS:
-        values[key] = Path(values[key]) if values[key] is not None else None
-    config = MailBridgeConfig(**values)
+    config = MailBridgeConfig.model_validate(values)
     bridge = await MailBridge.create(
         config,
         password=bridge_secret(secrets, PASSWORD_SECRET),  # type: ignore[arg-type]

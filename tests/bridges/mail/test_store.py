@@ -72,14 +72,16 @@ def test_config_off_by_default_and_bad_values_named() -> None:
     config = MailBridgeConfig.from_profile(on)
     assert config.user_id == "@cercle-courrier:cercle.localhost" and config.imap_port == 993
     assert config.max_mail_size == 50 * 1024 * 1024
-    bad = load_profile(
-        env={},
-        extra={
-            "mail_bridge": {"enabled": True, "imap_host": "x", "smtp_host": "y", "imap_port": 0}
-        },
-    )
-    with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port"):
-        MailBridgeConfig.from_profile(bad)
+    with pytest.raises(ProfileError, match=r"mail_bridge\.imap_port \(réglages.*hors limites"):
+        load_profile(env={}, extra={"mail_bridge": {"imap_port": 0}})
+    with pytest.raises(ProfileError, match=r"mail_bridge\.smtp_security .*attendu 'tls' ou"):
+        load_profile(env={"CERCLE__MAIL_BRIDGE__SMTP_SECURITY": "ssl"})
+    with pytest.raises(ProfileError, match=r"mail_bridge\.allowed_servers\.0 .*forme"):
+        load_profile(env={}, extra={"mail_bridge": {"allowed_servers": ["a b"]}})
+    # enabled without its servers: refused as the bridge reads its section
+    half = load_profile(env={}, extra={"mail_bridge": {"enabled": True, "imap_host": "x"}})
+    with pytest.raises(ProfileError, match=r"mail_bridge\.smtp_host .*texte"):
+        MailBridgeConfig.from_profile(half)
 
 
 def test_cercle_status_lists_each_mailbox(

@@ -16,6 +16,17 @@ if not RPPS_DIR.exists():  # the checkout lives beside ../shared
     RPPS_DIR = Path("/work/shared/data/rpps")
 SAMPLE = RPPS_DIR / "PS_LibreAcces_Personne_activite_sample.txt"
 GENERATOR = RPPS_DIR / "make_extract.py"
+# an account request as the form posts it, from a nurse of SAMPLE
+REQUEST_FORM = {
+    "nom": "D'Almeida",
+    "prenom": "Hélène",
+    "identifiant": "10000001128",
+    "profession": "infirmière",
+    "structure": "",
+    "email": "h@example.org",
+    "telephone": "+33 6 12 34 56 78",
+    "consentement": "on",
+}
 
 
 @pytest.fixture

@@ -19,19 +19,9 @@ from dossier_service.directory.request_form import validate
 from dossier_service.directory.search import Directory
 from tests.directory_support import connect, migrated_database
 
-from .conftest import SAMPLE
+from .conftest import REQUEST_FORM, SAMPLE
 from .legacy_schema import OLD_V1, OLD_V2
 
-FORM = {
-    "nom": "D'Almeida",
-    "prenom": "Hélène",
-    "identifiant": "10000001128",
-    "profession": "infirmière",
-    "structure": "",
-    "email": "h@example.org",
-    "telephone": "+33 6 12 34 56 78",
-    "consentement": "on",
-}
 OLD_TABLES = ("import_run", "professional", "activity", "search_key", "commune",
               "account_link", "account_request", "activation", "audit")  # fmt: skip
 
@@ -44,7 +34,7 @@ def _old_database(tmp_path: Path, version: int) -> tuple[Path, list[str]]:
     import_extract(source, SAMPLE)
     link(source, "@boyer:x", "810000000008", source="test", actor="test")
     directory = Directory(source)
-    form, errors = validate(FORM)
+    form, errors = validate(REQUEST_FORM)
     assert form is not None, errors
     pending = AccountRequests(source, directory, server_name="x", activation_hours=72)
     pending.submit(form)
@@ -91,7 +81,7 @@ def test_an_old_directory_is_copied_once_with_its_pending_requests(
         (waiting,) = requests.list("en_attente")
         assert (waiting.last_name, waiting.national_id) == ("D'Almeida", "810000001128")
         # new rows continue after the copied ones, and a re-import changes nothing
-        form, _ = validate(dict(FORM, nom="Autre"))
+        form, _ = validate(dict(REQUEST_FORM, nom="Autre"))
         assert form is not None
         assert requests.submit(form).id == waiting.id + 1
         again = import_extract(conn, SAMPLE)

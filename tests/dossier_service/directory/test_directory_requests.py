@@ -16,16 +16,7 @@ from dossier_service.directory.account_requests import (
 from dossier_service.directory.request_form import validate
 from dossier_service.directory.search import Directory
 
-FORM = {
-    "nom": "D'Almeida",
-    "prenom": "Hélène",
-    "identifiant": "10000001128",
-    "profession": "infirmière",
-    "structure": "",
-    "email": "h@example.org",
-    "telephone": "+33 6 12 34 56 78",
-    "consentement": "on",
-}
+from .conftest import REQUEST_FORM
 
 
 def make(sample_directory: Directory) -> AccountRequests:
@@ -38,11 +29,11 @@ def test_match_accepts_accents_apostrophes_and_profession_words(
     sample_directory: Directory,
 ) -> None:
     requests = make(sample_directory)
-    form, errors = validate(FORM)
+    form, errors = validate(REQUEST_FORM)
     assert form is not None, errors
     req = requests.submit(form)
     assert (req.match, req.national_id) == ("trouve", "810000001128")
-    other, _ = validate(dict(FORM, profession="Kinésithérapeute"))
+    other, _ = validate(dict(REQUEST_FORM, profession="Kinésithérapeute"))
     assert other is not None
     wrong = requests.submit(other)
     assert wrong.match == "incoherent" and "Infirmier" in wrong.match_detail
@@ -50,7 +41,7 @@ def test_match_accepts_accents_apostrophes_and_profession_words(
 
 def test_refusal_needs_a_reason_and_happens_once(sample_directory: Directory) -> None:
     requests = make(sample_directory)
-    form, _ = validate(FORM)
+    form, _ = validate(REQUEST_FORM)
     assert form is not None
     rid = requests.submit(form).id
     with pytest.raises(RequestError, match="motif"):
@@ -67,7 +58,7 @@ def test_refusal_needs_a_reason_and_happens_once(sample_directory: Directory) ->
 def test_activation_links_are_hashed_single_use_and_expire(sample_directory: Directory) -> None:
     conn: sqlite3.Connection = sample_directory.conn
     requests = make(sample_directory)
-    form, _ = validate(FORM)
+    form, _ = validate(REQUEST_FORM)
     assert form is not None
     rid = requests.submit(form).id
     now = datetime(2026, 1, 1, tzinfo=UTC)

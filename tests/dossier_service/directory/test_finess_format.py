@@ -94,25 +94,17 @@ def test_any_line_is_either_parsed_or_a_line_error(line: str) -> None:
         ff.parse_line(line)
 
 
+def _generate_extract(out: Path) -> None:
+    """3,000 establishments (6,000 lines) with seed 7, one line in 40 malformed, into `out`."""
+    args = ["--rows", "3000", "--seed", "7", "--malformed", "40", "--out", str(out)]
+    subprocess.run([sys.executable, str(GENERATOR), *args], check=True)
+
+
 def test_the_generator_writes_the_etalab_shape_with_the_asked_share_of_malformed_lines(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "finess.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            str(GENERATOR),
-            "--rows",
-            "3000",
-            "--seed",
-            "7",
-            "--malformed",
-            "40",
-            "--out",
-            str(out),
-        ],
-        check=True,
-    )
+    _generate_extract(out)
     raw = out.read_bytes()
     raw.decode("iso-8859-1")  # the whole file is ISO-8859-1
     lines = raw.splitlines()
@@ -128,19 +120,5 @@ def test_the_generator_writes_the_etalab_shape_with_the_asked_share_of_malformed
     assert 6000 / 80 < rejected < 6000 / 20  # about one line in 40
     assert kinds["Establishment"] > 2800 and kinds["Geolocation"] > 2800
     again = tmp_path / "again.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            str(GENERATOR),
-            "--rows",
-            "3000",
-            "--seed",
-            "7",
-            "--malformed",
-            "40",
-            "--out",
-            str(again),
-        ],
-        check=True,
-    )
+    _generate_extract(again)
     assert again.read_bytes() == raw  # deterministic for a seed

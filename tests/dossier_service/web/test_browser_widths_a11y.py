@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,8 +72,8 @@ async def serve_site(
            if synapse else {}),
     )  # fmt: skip
     if gateway:  # approvals go through the account gateway
-        config = replace(
-            config, account_gateway_socket=gateway[0], account_gateway_secret=gateway[1]
+        config = config.replaced(
+            account_gateway_socket=gateway[0], account_gateway_secret=gateway[1]
         )
     await upgrade(config.database_url)
     app = create_app(

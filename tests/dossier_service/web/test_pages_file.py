@@ -269,33 +269,18 @@ async def test_bad_input_is_shown_and_nothing_is_written(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     before = len(await notebook_texts(site, patient.id))
-    status, body, _ = await site.post(
-        coord,
-        f"/patients/{patient.id}/cercle",
-        {
-            "display_name": "X",
-            "kind": "professionnel",
-            "role": "chef",
-            "matrix_user_id": "pas-un-id",
-        },
-    )
-    assert status == 400 and "Champ « identifiant Matrix » : format invalide." in body
-    status, body, _ = await site.post(
-        coord,
-        f"/patients/{patient.id}/hospitalisations",
-        {
-            "structure": "CHU",
-            "admission_at": "2026-11-20T10:00",
-            "discharge_at": "2026-11-01T10:00",
-        },
-    )
-    assert status == 400 and "La sortie précède l&#39;admission." in body
-    status, body, _ = await site.post(
-        coord,
-        f"/patients/{patient.id}/parcours",
-        {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"},
-    )
-    assert status == 400 and "Date invalide" in body
+    member = {"display_name": "X", "kind": "professionnel", "role": "chef",
+              "matrix_user_id": "pas-un-id"}  # fmt: skip
+    stay = {"structure": "CHU", "admission_at": "2026-11-20T10:00",
+            "discharge_at": "2026-11-01T10:00"}  # fmt: skip
+    episode = {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"}
+    for page, form, error in (
+        ("cercle", member, "Champ « identifiant Matrix » : format invalide."),
+        ("hospitalisations", stay, "La sortie précède l&#39;admission."),
+        ("parcours", episode, "Date invalide"),
+    ):
+        status, body, _ = await site.post(coord, f"/patients/{patient.id}/{page}", form)
+        assert status == 400 and error in body, page
     assert len(await notebook_texts(site, patient.id)) == before
 
 

@@ -242,3 +242,30 @@ async def web_count(site: Site, table: str) -> int:
 
     async with site.db.transaction() as session:
         return int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_members_left_without_their_files_get_them_back_from_the_structure_page(
+    site: tuple[Site, FakeHomeserver],
+) -> None:
+    """An approval commits the membership, then gives the places in a second transaction;
+    when that second step failed, « Vérifier les accès aux dossiers » gives them (once), for
+    the structure's referents only."""
+    from dossier_service.models.circle import StructureMember
+
+    web, _ = site
+    pid = await _seed(web)
+    newcomer = "@sans-acces:cercle.test"
+    async with web.db.transaction() as session:  # the membership without its places
+        session.add(StructureMember(finess=FINESS, matrix_user_id=newcomer,
+                                    display_name="SANS ACCÈS Léa", role="membre",
+                                    source="demande", without_rpps=True, added_by=ADMIN))  # fmt: skip
+    assert await _reads_file(web, newcomer, pid) == 404  # not in the circle
+    stranger = web.person(STRANGER)
+    status, _, _ = await web.post(stranger, f"/structures/{FINESS}/acces", {})
+    assert status == 403 and await _reads_file(web, newcomer, pid) == 404
+    referent = web.person(REFERENT)
+    status, text, _ = await web.post(referent, f"/structures/{FINESS}/acces", {})
+    assert status == 200 and "1 accès à des dossiers donné(s)" in web.text_of(text)
+    assert await _reads_file(web, newcomer, pid) == 200
+    status, text, _ = await web.post(referent, f"/structures/{FINESS}/acces", {})
+    assert status == 200 and "déjà accès" in web.text_of(text)

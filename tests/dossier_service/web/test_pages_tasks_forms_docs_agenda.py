@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import Any
 
 import icalendar
 from aiohttp import FormData
@@ -19,6 +20,12 @@ def upload(site, who, fields: dict, content: bytes, filename: str) -> FormData:
             data.add_field(key, v)
     data.add_field("file", content, filename=filename, content_type="application/pdf")
     return data
+
+
+async def post_upload(site, who, url: str, fields: dict, content: bytes, filename: str) -> Any:
+    """The page's upload form (CSRF included) posted by ``who``: the response, unfollowed."""
+    data = upload(site, who, fields, content, filename)
+    return await site.client.post(url, data=data, headers=who.headers, allow_redirects=False)
 
 
 async def test_tasks_from_the_file_to_the_dashboard_with_filters_and_alerts(site) -> None:
@@ -134,18 +141,8 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     url = f"/patients/{patient.id}/documents"
-    resp = await site.client.post(
-        url,
-        data=upload(
-            site,
-            coord,
-            {"category": "ordonnance", "description": "Sortie"},
-            PDF,
-            "ordonnance sortie.pdf",
-        ),
-        headers=coord.headers,
-        allow_redirects=False,
-    )
+    prescription = {"category": "ordonnance", "description": "Sortie"}
+    resp = await post_upload(site, coord, url, prescription, PDF, "ordonnance sortie.pdf")
     assert resp.status == 303, await resp.text()
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")
     assert "Ordonnance" in body and "ordonnance sortie.pdf" in body
@@ -161,12 +158,7 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
         ({"category": "bilan"}, PDF, "../../etc/passwd", 400),
         ({"category": "inconnue"}, PDF, "a.pdf", 400),
     ):
-        resp = await site.client.post(
-            url,
-            data=upload(site, coord, fields, content, name),
-            headers=coord.headers,
-            allow_redirects=False,
-        )
+        resp = await post_upload(site, coord, url, fields, content, name)
         assert resp.status == expected, name
     data = FormData()
     data.add_field("category", "bilan")
@@ -174,28 +166,13 @@ async def test_documents_upload_sniffed_and_download_audited(site) -> None:
     resp = await site.client.post(url, data=data, headers=coord.headers, allow_redirects=False)
     assert resp.status == 403
     too_big = b"%PDF-1.4\n" + b"0" * (site.config.documents_max_size + 10)
-    resp = await site.client.post(
-        url,
-        data=upload(site, coord, {"category": "bilan"}, too_big, "g.pdf"),
-        headers=coord.headers,
-        allow_redirects=False,
-    )
+    resp = await post_upload(site, coord, url, {"category": "bilan"}, too_big, "g.pdf")
     assert resp.status == 413
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")
     assert body.count(f'href="{url}/') == 1  # only the first upload was stored
     # a document restricted to coordinators is hidden from the nurse
-    resp = await site.client.post(
-        url,
-        data=upload(
-            site,
-            coord,
-            {"category": "courrier", "restricted_to_roles": "coordinateur"},
-            PDF,
-            "confidentiel.pdf",
-        ),
-        headers=coord.headers,
-        allow_redirects=False,
-    )
+    restricted = {"category": "courrier", "restricted_to_roles": "coordinateur"}
+    resp = await post_upload(site, coord, url, restricted, PDF, "confidentiel.pdf")
     assert resp.status == 303
     assert "confidentiel.pdf" in (await site.get(coord, f"/patients/{patient.id}"))[1]
     assert (

@@ -10,8 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from nio import MegolmEvent, RoomMessageText, RoomSendResponse
-from support import eventually, make_test_profile
+from support import make_test_profile, send_and_decrypt
 
 from deployment.secrets import Secrets
 from homeserver.process import HomeserverStartError, SynapseProcess
@@ -232,28 +231,8 @@ async def test_encrypted_messages_go_through_a_patient_room(nio_client_factory: 
     await alice.sync(timeout=0)
     assert alice.rooms[room_id].encrypted
 
-    await alice.keys_query()
-    sent = await alice.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": "pansement refait, cicatrisation correcte"},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(sent, RoomSendResponse)
-
-    bodies: list[str] = []
-
-    async def received() -> list[str]:
-        resp = await bob.sync(timeout=500)
-        joined = resp.rooms.join.get(room_id)
-        for event in joined.timeline.events if joined else []:
-            assert not isinstance(event, MegolmEvent), "undecryptable"
-            if isinstance(event, RoomMessageText):
-                bodies.append(event.body)
-        return bodies
-
-    await eventually(received, bool, timeout=15, what="message reçu", interval=0.1)
-    assert bodies == ["pansement refait, cicatrisation correcte"]
+    text = "pansement refait, cicatrisation correcte"
+    assert await send_and_decrypt(alice, bob, room_id, text) == [text]
 
 
 def test_synapse_refuses_to_start_with_a_bad_module_config(tmp_path: Any) -> None:
