@@ -21,7 +21,6 @@ import os
 import random
 import resource
 import secrets
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -31,6 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common.dossier import bench_config  # noqa: E402
+from bench.common.measures import free_port, pct  # noqa: E402
+
 GENERATOR = Path("/work/shared/data/rpps/make_extract.py")
 if not GENERATOR.exists():
     GENERATOR = ROOT.parent / "shared" / "data" / "rpps" / "make_extract.py"
@@ -167,11 +170,6 @@ def query_kind(i: int) -> str:
     return "2-letter prefix"
 
 
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
-
-
 def summary(label: str, times_ms: list[float]) -> str:
     return (
         f"{label:<34} p50 {statistics.median(times_ms):7.2f} ms   p99 {pct(times_ms, 99):7.2f}"
@@ -209,13 +207,11 @@ def child_import(db: str, extract: str) -> None:
 def child_serve(db: str, port: int, session_key: str) -> None:
     from aiohttp import web
 
-    from dossier_service.config import DossierConfig
     from dossier_service.directory.web import setup
 
-    config = DossierConfig(
-        database_url=f"sqlite+aiosqlite:///{db}",
-        documents_dir=Path(db).parent / "docs",
-        homeserver_url="http://127.0.0.1:9",
+    config = bench_config(
+        f"sqlite+aiosqlite:///{db}",
+        Path(db).parent,
         server_name="bench.test",
         session_key=session_key,
         service_token=secrets.token_urlsafe(32),
@@ -384,9 +380,7 @@ def main() -> int:
     conn.close()
     raw, raw_found = fts_times(fts_db, queries)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     key = secrets.token_hex(32)  # hex: a token starting with "-" would read as an option
     proc = subprocess.Popen([sys.executable, __file__, "--child-serve", str(db), str(port), key])
     try:

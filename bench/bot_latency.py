@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import statistics
@@ -39,49 +38,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nio import (  # noqa: E402
-    AsyncClient,
-    AsyncClientConfig,
     InviteMemberEvent,
     MatrixRoom,
     RoomMessageText,
-    SyncResponse,
 )
 
-from deployment.profile import load_profile  # noqa: E402
-from deployment.secrets import Secrets  # noqa: E402
-from homeserver.accounts import ensure_service_accounts  # noqa: E402
-from homeserver.admin_api import AdminApi  # noqa: E402
-from homeserver.process import SynapseProcess  # noqa: E402
-from homeserver.render import render  # noqa: E402
-
-ENCRYPTED = [
-    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
-]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from bench.common.clients import Professional, e2ee_client  # noqa: E402
+from bench.common.homeserver import BenchSite, stop  # noqa: E402
+from bench.common.measures import pct  # noqa: E402
 
 # --- the bare echo (its own process) ---------------------------------------------------
 
 
 async def echo_main(session_file: str) -> None:
     s = json.loads(Path(session_file).read_text())
-    client = AsyncClient(
+    client = await e2ee_client(
         s["homeserver"],
         s["user_id"],
-        device_id=s["device_id"],
-        store_path=s["store"],
-        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
+        s["device_id"],
+        s["access_token"],
+        Path(s["store"]),
+        store_sync_tokens=False,
     )
-    client.restore_login(s["user_id"], s["device_id"], s["access_token"])
-    if client.should_upload_keys:
-        await client.keys_upload()
 
     async def on_message(room: MatrixRoom, event: RoomMessageText) -> None:
         if event.sender == client.user_id:
@@ -101,77 +79,14 @@ async def echo_main(session_file: str) -> None:
         if event.state_key == client.user_id and event.membership == "invite":
             await client.join(room.room_id)
 
-    first = await client.sync(timeout=0, full_state=True)
-    assert isinstance(first, SyncResponse)
     client.add_event_callback(on_message, RoomMessageText)
     client.add_event_callback(on_invite, InviteMemberEvent)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ended = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
     task = asyncio.create_task(client.sync_forever(timeout=30_000))
-    await stop.wait()
+    await ended.wait()
     task.cancel()
     await client.close()
-
-
-# --- the measuring professional ----------------------------------------------------------
-
-
-class Pro:
-    def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self.waiters: dict[str, asyncio.Future[float]] = {}
-        self.replies: Counter[str] = Counter()
-        self.task: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        while True:
-            resp = await self.client.sync(timeout=30_000)
-            now = time.perf_counter()
-            if not isinstance(resp, SyncResponse):
-                continue
-            for room_id, info in resp.rooms.invite.items():
-                del info
-                await self.client.join(room_id)
-            for info in resp.rooms.join.values():
-                for ev in info.timeline.events:
-                    content = ev.source.get("content", {})
-                    rel = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
-                    target = rel.get("event_id")
-                    if target and ev.sender != self.client.user_id:
-                        self.replies[target] += 1
-                        fut = self.waiters.pop(target, None)
-                        if fut and not fut.done():
-                            fut.set_result(now)
-            if self.client.should_query_keys:
-                await self.client.keys_query()
-
-    async def round_trip(self, room_id: str, body: str) -> float:
-        t0 = time.perf_counter()
-        resp = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": body},
-            ignore_unverified_devices=True,
-        )
-        fut = asyncio.get_running_loop().create_future()
-        if self.replies.get(resp.event_id):
-            return time.perf_counter() - t0
-        self.waiters[resp.event_id] = fut
-        t1 = await asyncio.wait_for(fut, 30)
-        return t1 - t0
-
-    async def room_with(self, user_id: str) -> str:
-        resp = await self.client.room_create(
-            invite=[user_id], initial_state=ENCRYPTED, is_direct=True
-        )
-        room_id = resp.room_id
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            room = self.client.rooms.get(room_id)
-            if room and user_id in room.users and user_id not in room.invited_users:
-                return room_id
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"{user_id} n'a pas rejoint le salon")
 
 
 _ACCESS = re.compile(r'\{(@[^}]+)\} Processed request: ([0-9.]+)sec.*?"(\w+) (\S+) HTTP')
@@ -201,12 +116,6 @@ def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user:
             print(f"    {n / rounds:5.2f}  {endpoint}  (Synapse : {mean_ms:.1f} ms en moyenne)")
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def line(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return (
@@ -217,70 +126,27 @@ def line(name: str, values: list[float]) -> str:
 
 async def bench(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="cercle-bench-"))
-    var_dir = work / "var"
-    override = {
-        "var_dir": str(var_dir),
-        "homeserver": {
-            "port": free_port(),
-            "rate_limits": {
-                "login_per_second": 100,
-                "login_burst": 1000,
-                "registration_per_second": 100,
-                "registration_burst": 1000,
-            },
-            "legal": {"enabled": False},  # bench accounts accept no Documents juridiques
-        },
-        "dossier": {"port": free_port()},
-    }
-    override_file = work / "bench.yaml"
-    override_file.write_text(yaml.safe_dump(override))
-    profile = load_profile(override_file=override_file, env={})
-    secrets_ = Secrets.load_or_create(profile.var_dir)
-    rendered = render(profile, secrets_)
+    site = BenchSite.create(work)
+    rendered = site.render()
     if args.requests:  # Synapse's access log, at INFO (bench only)
         log_yaml = yaml.safe_load(rendered.log_config_path.read_text())
         log_yaml["loggers"]["synapse.access.http"] = {"level": "INFO"}
         rendered.log_config_path.write_text(yaml.safe_dump(log_yaml))
     access_log = rendered.data_dir / "homeserver.log"
-    synapse = SynapseProcess(rendered)
+    synapse = site.synapse(rendered)
     synapse.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        bot = profile.section("bot")
-        accounts = await ensure_service_accounts(
-            profile.homeserver_url,
-            profile.server_name,
-            secrets_,
-            bot_localpart=str(bot["localpart"]),
-            bot_display_name=str(bot["display_name"]),
-        )
-        users = {}
-        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
-            for name in ("pro", "echo"):
-                password = secrets.token_urlsafe(12)
-                user_id = await api.register(
-                    secrets_.registration_shared_secret, f"bench-{name}", password
-                )
-                users[name] = await api.login(user_id, password)
-                await api.override_ratelimit(user_id)
-
-        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bots"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=open(work / "bot.log", "wb"),  # noqa: SIM115
-            )
-        )
-        echo = users["echo"]
+        accounts = await site.service_accounts()
+        users = await site.users(accounts.admin_token, ("bench-pro", "bench-echo"))
+        procs.append(site.spawn("-m", "bots", log=work / "bot.log"))
+        echo = users["bench-echo"]
         echo_session = work / "echo.json"
         (work / "echo-store").mkdir()
         echo_session.write_text(
             json.dumps(
                 {
-                    "homeserver": profile.homeserver_url,
+                    "homeserver": site.homeserver_url,
                     "user_id": echo.user_id,
                     "device_id": echo.device_id,
                     "access_token": echo.access_token,
@@ -288,44 +154,33 @@ async def bench(args: argparse.Namespace) -> None:
                 }
             )
         )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, __file__, "--echo", str(echo_session)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=open(work / "echo.log", "wb"),  # noqa: SIM115
-            )
-        )
+        procs.append(site.spawn(__file__, "--echo", str(echo_session), log=work / "echo.log"))
 
-        me = users["pro"]
-        (work / "pro-store").mkdir()
-        client = AsyncClient(
-            profile.homeserver_url,
+        me = users["bench-pro"]
+        client = await e2ee_client(
+            site.homeserver_url,
             me.user_id,
-            device_id=me.device_id,
-            store_path=str(work / "pro-store"),
-            config=AsyncClientConfig(encryption_enabled=True),
+            me.device_id,
+            me.access_token,
+            work / "pro-store",
+            store_sync_tokens=False,
         )
-        client.restore_login(me.user_id, me.device_id, me.access_token)
-        await client.keys_upload()
-        await client.sync(timeout=0, full_state=True)
-        pro = Pro(client)
-        pro.task = asyncio.create_task(pro.run())
+        pro = Professional(client)
+        pro.start()
         await asyncio.sleep(2)  # the responders' first syncs
         bot_room = await pro.room_with(accounts.bot_user_id)
         echo_room = await pro.room_with(echo.user_id)
 
         for _ in range(10):  # warm-up: sessions shared, caches filled
-            await pro.round_trip(bot_room, "!aide vu")
-            await pro.round_trip(echo_room, "ping")
+            await pro.command(bot_room, "!aide vu")
+            await pro.command(echo_room, "ping")
         bot_rtt: list[float] = []
         echo_rtt: list[float] = []
         await asyncio.sleep(1)
         log_start = access_log.stat().st_size if access_log.exists() else 0
         for _ in range(args.rounds):
-            bot_rtt.append(await pro.round_trip(bot_room, "!aide vu"))
-            echo_rtt.append(await pro.round_trip(echo_room, "ping"))
+            bot_rtt.append(await pro.command(bot_room, "!aide vu"))
+            echo_rtt.append(await pro.command(echo_room, "ping"))
         if args.requests:
             await asyncio.sleep(1)
             print_requests(access_log, log_start, args.rounds, accounts.bot_user_id, echo.user_id)
@@ -347,20 +202,14 @@ async def bench(args: argparse.Namespace) -> None:
         # burst: N commands over M rooms, as fast as the client can send them
         rooms = [await pro.room_with(accounts.bot_user_id) for _ in range(args.rooms)]
         for room_id in rooms:  # share the room keys first (not part of the burst)
-            await pro.round_trip(room_id, "!aide fait")
+            await pro.command(room_id, "!aide fait")
         per_room = args.burst // args.rooms
         sent: list[str] = []
         t0 = time.perf_counter()
 
         async def flood(room_id: str) -> None:
             for i in range(per_room):
-                resp = await client.room_send(
-                    room_id,
-                    "m.room.message",
-                    {"msgtype": "m.text", "body": f"!aide {'urgent' if i % 2 else 'demande'}"},
-                    ignore_unverified_devices=True,
-                )
-                sent.append(resp.event_id)
+                sent.append(await pro.send(room_id, f"!aide {'urgent' if i % 2 else 'demande'}"))
 
         await asyncio.gather(*(flood(r) for r in rooms))
         t_sent = time.perf_counter() - t0
@@ -378,16 +227,9 @@ async def bench(args: argparse.Namespace) -> None:
             f"{after_last_send:.2f} s après le dernier envoi ; perdues : {lost}, "
             f"traitées deux fois : {twice}"
         )
-        pro.task.cancel()
-        await client.close()
+        await pro.close()
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         synapse.stop()
     own = [
         ln

@@ -35,7 +35,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,49 +48,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
-
-from deployment.profile import load_profile  # noqa: E402
-from deployment.secrets import Secrets  # noqa: E402
-from homeserver.accounts import ensure_service_accounts  # noqa: E402
+from bench.common.clients import ENCRYPTED, Professional, e2ee_client  # noqa: E402
+from bench.common.homeserver import BenchSite, stop  # noqa: E402
+from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
-from homeserver.process import SynapseProcess  # noqa: E402
-from homeserver.render import render  # noqa: E402
 
-ENCRYPTION = {
-    "type": "m.room.encryption",
-    "state_key": "",
-    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-}
 POOL = 40  # professionals without E2EE devices, members of the rooms
 STORM_ROOMS = 50
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if ln.startswith("VmRSS:"):
-            return int(ln.split()[1]) / 1024
-    return float("nan")
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 # --- one homeserver per size, populated once -------------------------------------------
@@ -102,22 +65,9 @@ class Site:
         self.dir = work / str(size)
         self.size = size
         self.state_file = self.dir / "state.json"
-        self.override_file = self.dir / "bench.yaml"
 
     def prepare_profile(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not self.override_file.exists():
-            rl = {"login_per_second": 100, "login_burst": 1000}
-            rl |= {"registration_per_second": 100, "registration_burst": 1000}
-            override = {
-                "var_dir": str(self.dir / "var"),
-                # bench accounts accept no Documents juridiques one by one
-                "homeserver": {"port": free_port(), "rate_limits": rl, "legal": {"enabled": False}},
-                "dossier": {"port": free_port()},
-            }
-            self.override_file.write_text(yaml.safe_dump(override))
-        self.profile = load_profile(override_file=self.override_file, env={})
-        self.secrets = Secrets.load_or_create(self.profile.var_dir)
+        self.bench = BenchSite.create(self.dir)
 
     @property
     def state(self) -> dict[str, Any] | None:
@@ -127,28 +77,23 @@ class Site:
 
 
 async def populate(site: Site, concurrency: int) -> dict[str, Any]:
-    profile, secrets_ = site.profile, site.secrets
-    bot = profile.section("bot")
-    accounts = await ensure_service_accounts(
-        profile.homeserver_url,
-        profile.server_name,
-        secrets_,
-        bot_localpart=str(bot["localpart"]),
-        bot_display_name=str(bot["display_name"]),
+    accounts = await site.bench.service_accounts()
+    logins = await site.bench.users(
+        accounts.admin_token,
+        [f"scale-{n}" for n in ["me", "storm", *(f"p{i}" for i in range(POOL))]],
     )
-    users: dict[str, dict[str, str]] = {}
-    async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
-        for name in ["me", "storm", *(f"p{i}" for i in range(POOL))]:
-            password = secrets.token_urlsafe(12)
-            user_id = await api.register(
-                secrets_.registration_shared_secret, f"scale-{name}", password
-            )
-            u = await api.login(user_id, password)
-            await api.override_ratelimit(user_id)
-            users[name] = {"user_id": u.user_id, "token": u.access_token, "device": u.device_id}
+    users = {
+        name.removeprefix("scale-"): {
+            "user_id": u.user_id,
+            "token": u.access_token,
+            "device": u.device_id,
+        }
+        for name, u in logins.items()
+    }
+    async with AdminApi(site.bench.homeserver_url, accounts.admin_token) as api:
         await api.override_ratelimit(accounts.bot_user_id)
         bot_token = await api.login_as(accounts.bot_user_id)  # no device: no crypto identity
-    base = profile.homeserver_url
+    base = site.bench.homeserver_url
     t0 = time.monotonic()
     done = 0
     sem = asyncio.Semaphore(concurrency)
@@ -186,7 +131,7 @@ async def populate(site: Site, concurrency: int) -> dict[str, Any]:
                     "/_matrix/client/v3/createRoom",
                     {
                         "preset": "private_chat",
-                        "initial_state": [ENCRYPTION],
+                        "initial_state": ENCRYPTED,
                         "invite": [users[m]["user_id"] for m in members],
                     },
                 )
@@ -222,18 +167,9 @@ class Bot:
         self.spawned_at = 0.0
 
     def start(self) -> None:
-        env = dict(
-            os.environ, CERCLE_CONFIG=str(self.site.override_file), PYTHONPATH=str(self.root)
-        )
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bots"],
-            cwd=self.root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "ab"),  # noqa: SIM115
-        )
+        self.proc = self.site.bench.spawn("-m", "bots", log=self.log, root=self.root, append=True)
 
     @property
     def pid(self) -> int:
@@ -255,98 +191,30 @@ class Bot:
         raise RuntimeError("bot jamais prêt")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop([self.proc], grace=60)
         self.proc = None
 
 
 # --- E2EE clients: the professional who measures, the storm -----------------------------------
 
 
-class Client:
-    def __init__(self, site: Site, name: str) -> None:
-        u = site.state["users"][name]  # type: ignore[index]
-        store = site.dir / f"{name}-store"
-        store.mkdir(exist_ok=True)
-        self.client = AsyncClient(
-            site.profile.homeserver_url,
-            u["user_id"],
-            device_id=u["device"],
-            store_path=str(store),
-            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
-        )
-        self.client.restore_login(u["user_id"], u["device"], u["token"])
-        self.waiters: dict[str, asyncio.Future[float]] = {}
-        self.replied: set[str] = set()
-        self.task: asyncio.Task[None] | None = None
-
-    async def open(self) -> None:
-        if self.client.should_upload_keys:
-            await self.client.keys_upload()
-        await self.client.sync(timeout=0, full_state=True)
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            resp = await self.client.sync(timeout=30_000)
-            now = time.perf_counter()
-            if not isinstance(resp, SyncResponse):
-                await asyncio.sleep(0.5)
-                continue
-            for info in resp.rooms.join.values():
-                for ev in info.timeline.events:
-                    content = ev.source.get("content", {})
-                    rel = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
-                    target = rel.get("event_id")
-                    if target and ev.sender != self.client.user_id:
-                        self.replied.add(target)
-                        fut = self.waiters.pop(target, None)
-                        if fut and not fut.done():
-                            fut.set_result(now)
-            if self.client.should_query_keys:
-                await self.client.keys_query()
-
-    async def send(self, room_id: str, body: str) -> str:
-        resp = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": body},
-            ignore_unverified_devices=True,
-        )
-        return str(resp.event_id)
-
-    async def command(self, room_id: str, body: str = "!aide", timeout: float = 120) -> float:
-        """Seconds until the bot's reply is seen, from the send's start (its perf_counter)."""
-        t0 = time.perf_counter()
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        event_id = await self.send(room_id, body)
-        if event_id in self.replied:
-            return time.perf_counter() - t0
-        self.waiters[event_id] = fut
-        return await asyncio.wait_for(fut, timeout) - t0
-
-    async def close(self) -> None:
-        if self.task:
-            self.task.cancel()
-        await self.client.close()
+async def open_client(site: Site, name: str) -> Professional:
+    u = site.state["users"][name]  # type: ignore[index]
+    client = await e2ee_client(
+        site.bench.homeserver_url, u["user_id"], u["device"], u["token"], site.dir / f"{name}-store"
+    )
+    professional = Professional(client)
+    professional.start()
+    return professional
 
 
 # --- one size ----------------------------------------------------------------------------------
 
 
-def summary(values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return f"p50 {statistics.median(ms):6.1f} ms  p99 {pct(ms, 99):6.1f} ms (n={len(ms)})"
-
-
 async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
-    rendered = render(site.profile, site.secrets)
+    rendered = site.bench.render()
     # the bench makes thousands of rooms and joins: Cercle's fixed room-creation and join
     # limits (0.1 room/s, 1 join/s per user) are lifted here, as the Admin API's per-user
     # override cannot reach them; messages are limited as deployed (bench accounts overridden)
@@ -356,7 +224,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     config["rc_joins"] = {"local": unlimited, "remote": unlimited}
     config["rc_invites"] = {"per_room": unlimited, "per_user": unlimited}
     rendered.config_path.write_text(yaml.safe_dump(config))
-    synapse = SynapseProcess(rendered)
+    synapse = site.bench.synapse(rendered)
     synapse.start(timeout=180)
     bot = Bot(site, Path(args.bot_root).resolve())
     me = storm = None
@@ -364,18 +232,17 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         state = site.state or await populate(site, args.concurrency)
         site_state = state
         room = site_state["command_room"]
-        me, storm = Client(site, "me"), Client(site, "storm")
-        await me.open()
-        await storm.open()
+        me = await open_client(site, "me")
+        storm = await open_client(site, "storm")
 
-        first_ever = not (site.profile.var_dir / "bot" / "bot.sqlite3").exists()
+        first_ever = not (site.bench.profile.var_dir / "bot" / "bot.sqlite3").exists()
         bot.start()
         t_ready = await bot.ready()
         label = "premier démarrage (sync initiale)" if first_ever else "démarrage"
         print(f"  {label} → « bot démarré » : {t_ready:.1f} s", flush=True)
         if first_ever:
             out["first_start_s"] = t_ready
-        await me.command(room)  # room keys shared, everything warm
+        await me.command(room, "!aide", timeout=120)  # room keys shared, everything warm
         for i in range(len(site_state["storm_rooms"])):  # storm room keys shared to the bot
             await storm.send(site_state["storm_rooms"][i], "préparation")
         await asyncio.sleep(3)
@@ -387,7 +254,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             await asyncio.sleep(1)
             bot.start()
             t_spawn = bot.spawned_at
-            reply = asyncio.create_task(me.command(room))
+            reply = asyncio.create_task(me.command(room, "!aide", timeout=120))
             t_ready = await bot.ready()
             await reply
             t_first = time.perf_counter() - t_spawn
@@ -422,8 +289,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         )
 
         # !aide idle
-        idle = [await me.command(room) for _ in range(args.rounds)]
-        print(f"  !aide au repos : {summary(idle)}", flush=True)
+        idle = [await me.command(room, "!aide", timeout=120) for _ in range(args.rounds)]
+        print(f"  !aide au repos : {latency_ms(idle)}", flush=True)
 
         # !aide during a storm: 10 msg/s over 50 other rooms
         stop = asyncio.Event()
@@ -455,7 +322,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         unanswered = 0
         for _ in range(args.rounds):
             try:
-                busy.append(await me.command(room, timeout=60))
+                busy.append(await me.command(room, "!aide", timeout=60))
             except TimeoutError:  # the homeserver cannot keep up: said, not hidden
                 unanswered += 1
                 if unanswered >= 3:
@@ -479,7 +346,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             busy = [float("nan")]
         print(
             f"  !aide pendant la tempête ({rate:.1f} msg/s dans {STORM_ROOMS} salons) : "
-            f"{summary(busy)} ; CPU Synapse {syn_cpu:.2f} cœur, bot {bot_cpu:.2f} cœur",
+            f"{latency_ms(busy)} ; CPU Synapse {syn_cpu:.2f} cœur, bot {bot_cpu:.2f} cœur",
             flush=True,
         )
         p50_ratio = statistics.median(busy) / statistics.median(idle)

@@ -24,24 +24,28 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SERVICE_TOKEN = "bench-service-token-0123456789abcdef"
-SESSION_KEY = "bench-session-key"
-COORD = "@coord:bench.local"
-MEMBER = "@member:bench.local"
+from bench.common.dossier import (
+    MEMBER,
+    SESSION_KEY,
+    bench_config,
+    line,
+    load,
+    seed_file,
+    wait_healthy,
+)
+from bench.common.measures import free_port
+
 FILE_SECTIONS = (  # (table, extra condition, order, limit): what the file's JSON holds
     ("patients", "id = :pid", "", None),
     ("death_declarations", "patient_id = :pid AND cancelled_at IS NULL", "", None),
@@ -91,20 +95,6 @@ def limit_sql(dialect: str) -> tuple[str, str]:
     return " UNION ALL ".join(parts), tasks_sql
 
 
-def _config(database_url: str, root: Path) -> Any:
-    from dossier_service.config import DossierConfig
-
-    return DossierConfig(
-        database_url=database_url,
-        documents_dir=root / "documents",
-        homeserver_url="http://127.0.0.1:9",
-        server_name="bench.local",
-        session_key=SESSION_KEY,
-        service_token=SERVICE_TOKEN,
-        forms_dir=Path(__file__).resolve().parents[1] / "config" / "forms",
-    )
-
-
 # ----------------------------------------------------------------------------- server side
 def serve(database_url: str, root: Path, port: int, *, design: str, caches: bool = True) -> None:
     """Run the real app plus the minimal "limit" handlers, in this (child) process, its
@@ -117,7 +107,7 @@ def serve(database_url: str, root: Path, port: int, *, design: str, caches: bool
     from dossier_service import appkeys, memory
     from dossier_service.app import create_app
 
-    app = create_app(_config(database_url, root), with_pages=False)
+    app = create_app(bench_config(database_url, root), with_pages=False)
     unused = app[appkeys.DATABASE]  # never connected: only its checkpoint thread runs
     if unused.checkpointer is not None:
         unused.checkpointer.stop()
@@ -158,166 +148,13 @@ async def seed(database_url: str, root: Path) -> str:
     from dossier_service.db import build_database
     from dossier_service.documents_store import DocumentStore
     from dossier_service.migrate import upgrade
-    from dossier_service.models.notebook import NotebookEntry
-    from dossier_service.policy import Principal
-    from dossier_service.schemas import AssigneeIn, CircleMemberIn, PatientCreate, TaskIn
-    from dossier_service.services import circle, documents, patients, tasks
 
     await upgrade(database_url)
     db = build_database(database_url)
     store = DocumentStore(root / "documents", 1024 * 1024)
-    coord = Principal(user_id=COORD)
-    config = _config(database_url, root)
-    async with db.transaction() as session:
-        patient = await patients.create_patient(
-            session, principal=coord, data=PatientCreate(label="Bench"), today=date.today()
-        )
-        await circle.add_member(
-            session,
-            principal=coord,
-            patient=patient,
-            data=CircleMemberIn(
-                kind="professionnel",
-                display_name="Member",
-                matrix_user_id=MEMBER,
-                role="intervenant",
-                has_access=True,
-            ),
-        )
-        for i in range(1000):
-            session.add(
-                NotebookEntry(
-                    patient_id=patient.id,
-                    kind="note",
-                    text=f"Transmission n° {i} : RAS.",
-                    author=COORD,
-                )
-            )
-        for i in range(100):
-            blob = await store.put(f"%PDF-1.4\n% document {i}\n%%EOF\n".encode())
-            await documents.add_document(
-                session,
-                principal=coord,
-                patient=patient,
-                blob=blob,
-                filename=f"doc-{i}.pdf",
-                category="bilan",
-                categories=config.document_categories,
-            )
-        for i in range(50):
-            await tasks.create_task(
-                session,
-                principal=coord,
-                patient=patient,
-                task_types=config.task_types,
-                data=TaskIn(
-                    type="Soins",
-                    label=f"Tâche {i}",
-                    due_date=date.today() + timedelta(days=i - 10),
-                    assignees=[AssigneeIn(kind="personne", ref=MEMBER)],
-                ),
-            )
-        pid = patient.id
+    pid = await seed_file(db, store, bench_config(database_url, root), date.today())
     await db.dispose()
     return pid
-
-
-# ----------------------------------------------------------------------------- load
-async def load(
-    base: str,
-    path: str,
-    *,
-    clients: int,
-    seconds: float,
-    headers: dict[str, str],
-    method: str = "GET",
-    body: Any = None,
-    server_pid: int | None = None,
-    warmup: float = 0.5,
-    stop: asyncio.Event | None = None,
-) -> dict[str, float]:
-    """``clients`` closed-loop clients for ``warmup`` + ``seconds`` (or until ``stop`` is set);
-    only requests started after the warm-up count (connections opened, caches and statements
-    warm)."""
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    succeeded = 0  # warm-up included: what the server did (rows written)
-    measure_from = time.perf_counter() + warmup
-    deadline = measure_from + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as http:
-
-        async def worker(n: int) -> None:
-            nonlocal errors, succeeded
-            i = 0
-            while (start := time.perf_counter()) < deadline and not (stop and stop.is_set()):
-                i += 1
-                payload = body(n, i) if callable(body) else body
-                async with http.request(method, path, json=payload) as resp:
-                    await resp.read()
-                    failed = resp.status >= 400
-                succeeded += not failed
-                if start >= measure_from:
-                    errors += failed
-                    latencies.append(time.perf_counter() - start)
-
-        async def server_cpu_while_measured() -> float:
-            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = _cpu_seconds(server_pid)
-            await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
-            return _cpu_seconds(server_pid) - before
-
-        cpu_probe = asyncio.ensure_future(server_cpu_while_measured())
-        await asyncio.gather(*(worker(n) for n in range(clients)))
-        ended = time.perf_counter()
-        cpu = await cpu_probe if not (stop and stop.is_set()) else 0.0
-        cpu_probe.cancel()
-        elapsed = max(1e-9, min(deadline, ended) - measure_from)
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "succeeded_with_warmup": succeeded,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        # requests per second of the server's own CPU: what one dedicated core would serve,
-        # whatever else the (shared) machine is doing
-        "per_cpu_second": len(latencies) / cpu if cpu > 0 else 0.0,
-        "server_cpu_share": cpu / elapsed,
-    }
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait(base: str) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(f"{base}/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("le service ne démarre pas")
 
 
 async def count(database_url: str, table: str) -> int:
@@ -330,14 +167,6 @@ async def count(database_url: str, table: str) -> int:
         n = int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
     await db.dispose()
     return n
-
-
-def line(name: str, r: dict[str, float]) -> str:
-    return (
-        f"{name:<30} {r['rps']:>6.0f} req/s  p50 {r['p50_ms']:>6.1f} ms  p99 {r['p99_ms']:>6.1f} ms"
-        f"  | {r['per_cpu_second']:>5.0f} req/s-CPU (CPU serveur {r['server_cpu_share']:.0%})"
-        f"  ({int(r['requests'])} req, {int(r['errors'])} err.)"
-    )
 
 
 @contextlib.contextmanager
@@ -389,7 +218,7 @@ async def start_services(args: argparse.Namespace, stack: contextlib.ExitStack) 
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dossier-bench-")))
         url = stack.enter_context(fresh_database(args.database_url, root, index))
         pid = await seed(url, root)
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, __file__, "--serve", url, str(root), str(port), design]
             + (["--no-cache"] if args.no_cache else []),
@@ -398,7 +227,7 @@ async def start_services(args: argparse.Namespace, stack: contextlib.ExitStack) 
         stack.callback(_stop, process)
         services.append(Service(design, url, pid, f"http://127.0.0.1:{port}", process))
     for service in services:
-        await _wait(service.base)
+        await wait_healthy(service.base)
     return services
 
 

@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench.common.clients import e2ee_client  # noqa: E402
+
 WORDS_TEXT = (
     "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
     "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
@@ -83,26 +85,15 @@ def photo(rng: random.Random) -> bytes:
 
 
 async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
-    from nio import AsyncClient, AsyncClientConfig, RoomSendResponse, UploadResponse
+    from nio import AsyncClient, RoomSendResponse, UploadResponse
 
     def user(name: str) -> dict:
         return hs.register(f"{name}-{os.getpid()}", "bench-password-" + name, displayname=name)
 
     async def client_for(login: dict, name: str) -> AsyncClient:
-        path = store / name
-        path.mkdir(parents=True, exist_ok=True)
-        client = AsyncClient(
-            hs.base_url,
-            login["user_id"],
-            device_id=login["device_id"],
-            store_path=str(path),
-            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+        return await e2ee_client(
+            hs.base_url, login["user_id"], login["device_id"], login["access_token"], store / name
         )
-        client.restore_login(login["user_id"], login["device_id"], login["access_token"])
-        if client.should_upload_keys:
-            await client.keys_upload()
-        await client.sync(timeout=0, full_state=True)
-        return client
 
     logins = {name: user(name) for name in ("alice", "bob", "exporter")}
     alice = await client_for(logins["alice"], "alice")
@@ -208,7 +199,6 @@ def export_child(spec_path: str, binder: str) -> None:
 
     async def run() -> dict:
         import aiohttp
-        from nio import AsyncClient, AsyncClientConfig
 
         from bots.export.history import HistoryRequest, fetch_history
         from bots.export.media import MediaFetcher
@@ -216,15 +206,13 @@ def export_child(spec_path: str, binder: str) -> None:
         from bots.export.transcript import TranscriptHeader
 
         login = spec["exporter"]
-        client = AsyncClient(
+        client = await e2ee_client(
             spec["base_url"],
             login["user_id"],
-            device_id=login["device_id"],
-            store_path=spec["store"],
-            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True),
+            login["device_id"],
+            login["access_token"],
+            Path(spec["store"]),
         )
-        client.restore_login(login["user_id"], login["device_id"], login["access_token"])
-        await client.sync(timeout=0, full_state=True)
         from datetime import UTC, datetime
 
         with tempfile.TemporaryDirectory() as tmp:

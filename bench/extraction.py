@@ -31,9 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import dossier_load as harness  # noqa: E402  (same directory: load, ports, config)
+from bench.common.dossier import (  # noqa: E402
+    MEMBER,
+    SESSION_KEY,
+    bench_config,
+    line,
+    load,
+    wait_healthy,
+)
+from bench.common.measures import free_port  # noqa: E402
 
-MEMBER = harness.MEMBER
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 
 
@@ -44,7 +51,7 @@ def serve(database_url: str, root: Path, port: int) -> None:
     from dossier_service import appkeys, memory
     from dossier_service.app import create_app
 
-    app = create_app(harness._config(database_url, root), with_pages=False)
+    app = create_app(bench_config(database_url, root), with_pages=False)
     app[appkeys.REPORTS].poll_seconds = 0.2
     memory.settle_after_startup()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
@@ -219,7 +226,7 @@ async def main() -> None:
         t0 = time.perf_counter()
         pids = await seed(url, args.patients, args.notebook)
         print(f"seeding took {time.perf_counter() - t0:.0f} s")
-        port = harness._free_port()
+        port = free_port()
         code = (
             f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]; "
             f"import extraction; extraction.serve({url!r}, "
@@ -228,13 +235,13 @@ async def main() -> None:
         service = subprocess.Popen([sys.executable, "-c", code])
         try:
             base = f"http://127.0.0.1:{port}"
-            await harness._wait(base)
+            await wait_healthy(base)
             member = {"Authorization": "Bearer "
-                      + auth.issue_session(harness.SESSION_KEY, MEMBER, lifetime=3600)}  # fmt: skip
+                      + auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}  # fmt: skip
             path = f"/api/v1/patients/{pids[0]}"
-            await harness.load(base, path, clients=args.clients, seconds=2, headers=member)
-            before = await harness.load(base, path, clients=args.clients, seconds=args.seconds,
-                                        headers=member, server_pid=service.pid)  # fmt: skip
+            await load(base, path, clients=args.clients, seconds=2, headers=member)
+            before = await load(base, path, clients=args.clients, seconds=args.seconds,
+                                headers=member, server_pid=service.pid)  # fmt: skip
             rss_before = tree_rss(service.pid)
             report_id = await ask_year(url)
             peak = rss_before
@@ -261,8 +268,8 @@ async def main() -> None:
                     done.set()
 
             watcher = asyncio.ensure_future(extraction())
-            during = await harness.load(base, path, clients=args.clients, seconds=600,
-                                        headers=member, warmup=0.0, stop=done)  # fmt: skip
+            during = await load(base, path, clients=args.clients, seconds=600,
+                                headers=member, warmup=0.0, stop=done)  # fmt: skip
             extraction_s = await watcher
             size = sum(f.stat().st_size for f in (root / "documents" / "extractions").iterdir())
         finally:
@@ -274,8 +281,8 @@ async def main() -> None:
           f"(goal ≤ 30 s) {'OK' if extraction_s <= 30 else 'NOT MET'}")  # fmt: skip
     print(f"memory during it: +{grown_mb:.0f} MB over the service's {rss_before / 2**20:.0f} MB "
           f"(goal ≤ 300 MB) {'OK' if grown_mb <= 300 else 'NOT MET'}; documents {size / 1e6:.1f} MB")  # fmt: skip
-    print(harness.line("file reads before", before))
-    print(harness.line("file reads during", during))
+    print(line("file reads before", before))
+    print(line("file reads during", during))
     print(f"p99 during / before: {ratio:.2f} (goal 0.80–1.20) "
           f"{'OK' if 0.8 <= ratio <= 1.2 else 'NOT MET'}")  # fmt: skip
 

@@ -19,6 +19,7 @@ import asyncio
 import email.policy
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,34 +28,23 @@ import time
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import psutil
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mail_servers import free_port, start_mail_servers  # noqa: E402
-from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
+from mail_servers import start_mail_servers  # noqa: E402
+from nio import AsyncClient  # noqa: E402
 
+from bench.common.clients import ENCRYPTED, Watcher, e2ee_client, until  # noqa: E402
+from bench.common.homeserver import BenchSite, stop  # noqa: E402
+from bench.common.measures import pct  # noqa: E402
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
-from deployment.profile import load_profile  # noqa: E402
-from deployment.secrets import Secrets  # noqa: E402
-from homeserver.accounts import ensure_service_accounts  # noqa: E402
-from homeserver.admin_api import AdminApi  # noqa: E402
-from homeserver.process import SynapseProcess  # noqa: E402
-from homeserver.render import render  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
-ENCRYPTED = [
-    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
-]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 def bench_mail(i: int, sender: str, to: str) -> bytes:
@@ -68,35 +58,25 @@ def bench_mail(i: int, sender: str, to: str) -> bytes:
     return msg.as_bytes()
 
 
-class Watcher:
+class MailWatcher(Watcher):
     """The professional's client: when each bench mail shows up in the Courriers room."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self.seen: dict[str, float] = {}
+        super().__init__(client)
+        self.arrivals: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
         self.dm_notices: list[str] = []
 
-    async def run(self) -> None:
-        while True:
-            resp = await self.client.sync(timeout=30_000)
-            now = time.perf_counter()
-            if not isinstance(resp, SyncResponse):
-                continue
-            for room_id in resp.rooms.invite:
-                await self.client.join(room_id)
-            for info in resp.rooms.join.values():
-                for ev in info.timeline.events:
-                    body = ev.source.get("content", {}).get("body", "")
-                    if ev.source.get("content", {}).get("msgtype") == "m.notice":
-                        self.dm_notices.append(body)
-                    for line in body.split("\n")[:3]:
-                        if line.startswith("Objet : bench-"):
-                            key = line.removeprefix("Objet : ")
-                            self.counts[key] += 1
-                            self.seen.setdefault(key, now)
-            if self.client.should_query_keys:
-                await self.client.keys_query()
+    def seen(self, event: Any, now: float) -> None:
+        content = event.source.get("content", {})
+        body = content.get("body", "")
+        if content.get("msgtype") == "m.notice":
+            self.dm_notices.append(body)
+        for line in body.split("\n")[:3]:
+            if line.startswith("Objet : bench-"):
+                key = line.removeprefix("Objet : ")
+                self.counts[key] += 1
+                self.arrivals.setdefault(key, now)
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -105,36 +85,23 @@ async def bench(args: argparse.Namespace) -> None:
     pro_box, sender_box = "pro@mss.test", "labo@mss.test"
     servers.add_mailbox(pro_box, secrets.token_urlsafe(12))
     servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
-    override = {
-        "var_dir": str(work / "var"),
-        # the bench's professional does not accept the Documents juridiques (as in tests)
-        "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
-                                                           "login_burst": 1000},
-                       "legal": {"enabled": False}},
-        "dossier": {"port": free_port()},
-        "mail_bridge": {
-            "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
-            "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
-            "ca_file": str(servers.ca_file), "backfill": 0,
+    site = BenchSite.create(
+        work,
+        {
+            "mail_bridge": {
+                "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
+                "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
+                "ca_file": str(servers.ca_file), "backfill": 0,
+            },
         },
-    }  # fmt: skip
-    override_file = work / "bench.yaml"
-    override_file.write_text(yaml.safe_dump(override))
-    profile = load_profile(override_file=override_file, env={})
-    secrets_ = Secrets.load_or_create(profile.var_dir)
-    synapse = SynapseProcess(render(profile, secrets_))
+    )  # fmt: skip
+    profile, secrets_ = site.profile, site.secrets
+    synapse = site.synapse()
     synapse.start()
     bridge_proc: subprocess.Popen[bytes] | None = None
-    client: AsyncClient | None = None
+    watcher: MailWatcher | None = None
     try:
-        bot = profile.section("bot")
-        accounts = await ensure_service_accounts(
-            profile.homeserver_url,
-            profile.server_name,
-            secrets_,
-            bot_localpart=str(bot["localpart"]),
-            bot_display_name=str(bot["display_name"]),
-        )
+        accounts = await site.service_accounts()
         bridge_user = f"@cercle-courrier:{profile.server_name}"
         await ensure_bridge_account(
             profile.homeserver_url,
@@ -143,43 +110,23 @@ async def bench(args: argparse.Namespace) -> None:
             user_id=bridge_user,
             display_name="Courriers",
         )
-        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
-            password = secrets.token_urlsafe(12)
-            user_id = await api.register(secrets_.registration_shared_secret, "bench-pro", password)
-            me = await api.login(user_id, password)
-            await api.override_ratelimit(user_id)
-        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
-        bridge_proc = subprocess.Popen(
-            [sys.executable, "-m", "bridges.mail"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
+        me = (await site.users(accounts.admin_token, ["bench-pro"]))["bench-pro"]
+        bridge_proc = site.spawn("-m", "bridges.mail", log=work / "bridge.log")
+        client = await e2ee_client(
+            profile.homeserver_url, me.user_id, me.device_id, me.access_token, work / "pro-store"
         )
-        (work / "pro-store").mkdir()
-        client = AsyncClient(
-            profile.homeserver_url,
-            me.user_id,
-            device_id=me.device_id,
-            store_path=str(work / "pro-store"),
-            config=AsyncClientConfig(encryption_enabled=True),
-        )
-        client.restore_login(me.user_id, me.device_id, me.access_token)
-        await client.keys_upload()
-        await client.sync(timeout=0, full_state=True)
-        watcher = Watcher(client)
-        task = asyncio.create_task(watcher.run())
+        watcher = MailWatcher(client)
+        watcher.start()
         dm = (
             await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED, is_direct=True)
         ).room_id
-        deadline = time.monotonic() + 60
-        while (
-            bridge_user not in client.rooms[dm].users
-            or bridge_user in client.rooms[dm].invited_users
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("le pont n'a pas rejoint la conversation")
-            await asyncio.sleep(0.1)
+        await until(
+            lambda: (
+                bridge_user in client.rooms[dm].users
+                and bridge_user not in client.rooms[dm].invited_users
+            ),
+            "le pont n'a pas rejoint la conversation",
+        )
         await client.room_send(
             dm,
             "m.room.message",
@@ -189,10 +136,7 @@ async def bench(args: argparse.Namespace) -> None:
             },
             ignore_unverified_devices=True,
         )
-        while not any("reliée" in n for n in watcher.dm_notices):
-            if time.monotonic() > deadline + 60:
-                raise RuntimeError("boîte non reliée")
-            await asyncio.sleep(0.1)
+        await until(lambda: any("reliée" in n for n in watcher.dm_notices), "boîte non reliée")
 
         proc = psutil.Process(bridge_proc.pid)
         rss: list[tuple[int, float]] = [(0, proc.memory_info().rss / 2**20)]
@@ -214,15 +158,15 @@ async def bench(args: argparse.Namespace) -> None:
 
         async def arrived(upto: int) -> float:
             deadline = time.monotonic() + 900
-            while len(watcher.seen) < upto and time.monotonic() < deadline:
+            while len(watcher.arrivals) < upto and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            return max(watcher.seen.values(), default=time.perf_counter())
+            return max(watcher.arrivals.values(), default=time.perf_counter())
 
         def delays(keys: range) -> list[float]:
             return [
-                watcher.seen[f"bench-{i}"] - submitted[f"bench-{i}"]
+                watcher.arrivals[f"bench-{i}"] - submitted[f"bench-{i}"]
                 for i in keys
-                if f"bench-{i}" in watcher.seen
+                if f"bench-{i}" in watcher.arrivals
             ]
 
         # 1. latency: mails at a pace the bridge keeps up with (IDLE wakes it per mail)
@@ -234,7 +178,6 @@ async def bench(args: argparse.Namespace) -> None:
         t_end = await arrived(args.mails)
         rss.append((args.mails, proc.memory_info().rss / 2**20))
         await asyncio.sleep(5)  # anything posted twice would show now
-        task.cancel()
 
         load = os.getloadavg()
         print(
@@ -243,7 +186,7 @@ async def bench(args: argparse.Namespace) -> None:
             f"{os.cpu_count()} cœurs partagés, charge {load[0]:.1f}"
         )
         print(
-            f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
+            f"  reçus dans Matrix : {len(watcher.arrivals)} / {args.mails} ; "
             f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}"
         )
         lat = delays(range(latency_n))
@@ -262,18 +205,12 @@ async def bench(args: argparse.Namespace) -> None:
             )
         print("  mémoire du pont (RSS) : " + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss))
     finally:
-        if client is not None:
-            await client.close()
+        if watcher is not None:
+            await watcher.close()
         if bridge_proc is not None:
-            bridge_proc.terminate()
-            try:
-                bridge_proc.wait(30)
-            except subprocess.TimeoutExpired:
-                bridge_proc.kill()
+            stop([bridge_proc], grace=30)
         synapse.stop()
         servers.stop()
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -56,6 +56,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common.measures import cpu_seconds, pct  # noqa: E402
 from deployment.processes import port_is_free  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
 
@@ -163,21 +164,6 @@ def deployments(tmp: Path) -> list[Deployment]:
         )
     )
     return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_pids(dep: Deployment) -> dict[str, int]:
@@ -493,14 +479,14 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "start_s": started,
         "msg_per_s": len(res.send) / args.seconds,
-        "send_p50_ms": 1000 * percentile(res.send, 0.5),
-        "send_p99_ms": 1000 * percentile(res.send, 0.99),
-        "delivery_p50_ms": 1000 * percentile(res.delivery, 0.5),
-        "delivery_p99_ms": 1000 * percentile(res.delivery, 0.99),
+        "send_p50_ms": 1000 * pct(res.send, 50),
+        "send_p99_ms": 1000 * pct(res.send, 99),
+        "delivery_p50_ms": 1000 * pct(res.delivery, 50),
+        "delivery_p99_ms": 1000 * pct(res.delivery, 99),
         "dossier_reads_per_s": len(res.reads) / args.seconds,
-        "dossier_read_p99_ms": 1000 * percentile(res.reads, 0.99),
+        "dossier_read_p99_ms": 1000 * pct(res.reads, 99),
         "dossier_writes_per_s": len(res.writes) / args.seconds,
-        "dossier_write_p99_ms": 1000 * percentile(res.writes, 0.99),
+        "dossier_write_p99_ms": 1000 * pct(res.writes, 99),
         "errors": res.errors,
         "lost": res.lost,
         "doubled": res.doubled,
@@ -523,6 +509,8 @@ def main() -> int:
         help="process of the region profile SIGKILLed mid-run (none: no kill)",
     )
     args = parser.parse_args()
+    if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
+        parser.error("--users : 3 au moins")
     missing = available()
     if missing:
         print(f"region_load : ignoré ({missing})")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,39 +30,31 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
+from bench.common.dossier import bench_config  # noqa: E402
+from bench.common.measures import free_port, pct  # noqa: E402
 from bots.dossier_client import DossierClient  # noqa: E402
 from bots.dossier_link.feed import FeedConsumer  # noqa: E402
 from bots.dossier_link.store import SyncStore  # noqa: E402
 from bots.outbox import Outbox, OutboxItem, OutboxWorker, idempotency_key, open_outbox_database  # noqa: E402
 from dossier_service.app import create_app  # noqa: E402
-from dossier_service.config import DossierConfig  # noqa: E402
 from dossier_service.migrate import upgrade  # noqa: E402
 
 TOKEN = "bench-service-token-" + "z" * 20
 COORD = "@coord:cercle.bench"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def quantiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+    return statistics.median(samples), pct(samples, 95)
 
 
 async def serve(workdir: Path) -> tuple[web.AppRunner, str]:
     db = workdir / "dossier.db"
     await upgrade(f"sqlite+aiosqlite:///{db}")
     port = free_port()
-    config = DossierConfig(
-        database_url=f"sqlite+aiosqlite:///{db}",
-        documents_dir=workdir / "docs",
-        homeserver_url="http://127.0.0.1:9",
+    config = bench_config(
+        f"sqlite+aiosqlite:///{db}",
+        workdir,
         server_name="cercle.bench",
-        session_key="bench",
         service_token=TOKEN,
         port=port,
         public_url=f"http://127.0.0.1:{port}",

@@ -28,6 +28,7 @@ from aiohttp import web
 from deployment.conventions import MATRIX_USER_ID as _USER_ID
 from dossier_service.config import DossierConfig
 from dossier_service.policy import Principal
+from dossier_service.refusal import Refusal
 
 SESSION_COOKIE = "cercle_dossier_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -36,14 +37,10 @@ ON_BEHALF_HEADER = "X-Cercle-On-Behalf-Of"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class AuthError(Exception):
-    """Authentication failed; ``errcode`` is Matrix-shaped, the message French."""
+class AuthError(Refusal):
+    """Authentication failed (401 unless said otherwise)."""
 
-    def __init__(self, errcode: str, message: str, status: int = 401) -> None:
-        super().__init__(message)
-        self.errcode = errcode
-        self.message = message
-        self.status = status
+    default_status = 401
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,14 @@ from io import BytesIO
 from pathlib import Path
 from urllib.parse import unquote
 
+from dossier_service.refusal import Refusal
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|\x00')
 
 
-class DocumentRejected(ValueError):
-    """Upload refused; ``code`` is an errcode, the message is French."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+class DocumentRejected(Refusal, ValueError):
+    """Upload refused."""
 
 
 @dataclass(frozen=True)

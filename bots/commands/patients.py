@@ -31,6 +31,7 @@ from bots.commands.registry import (
     Where,
 )
 from bots.dossier_link.arrivals import Arrivals
+from bots.matrix.initial_state import private_room
 from bots.matrix.io import MatrixIO, mention_html, room_link
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
@@ -66,17 +67,7 @@ def patient_room_request(
         "name": label,
         "invite": [requester],
         "initial_state": [
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            },
-            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "shared"},
-            },
+            *private_room(),
             {
                 "type": "m.room.guest_access",
                 "state_key": "",

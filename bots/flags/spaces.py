@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bots.flags.model import ORDER, FlagKind, RoomFlags
+from bots.matrix.initial_state import INVITE_ONLY, history_visible
 from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
 
@@ -64,14 +65,7 @@ def personal_space_request(user_id: str, name: str, topic: str) -> dict[str, Any
         name=name,
         topic=topic,
         invite=[user_id],
-        initial_state=[
-            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "joined"},
-            },
-        ],
+        initial_state=[INVITE_ONLY, history_visible("joined")],
         power_level_override={
             "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
             "events_default": 100,

@@ -16,19 +16,11 @@ from typing import Protocol
 
 from nio import AsyncClient
 
+from bots.matrix.initial_state import ENCRYPTED
 from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
 
-ENCRYPTED_DIRECT_CHAT = {
-    "is_direct": True,
-    "initial_state": [
-        {
-            "type": "m.room.encryption",
-            "state_key": "",
-            "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-        }
-    ],
-}
+ENCRYPTED_DIRECT_CHAT = {"is_direct": True, "initial_state": [ENCRYPTED]}
 
 
 class DirectChatNotReady(Exception):

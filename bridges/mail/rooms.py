@@ -15,6 +15,7 @@ import time
 from nio import AsyncClient
 
 from bots.flags.spaces import personal_space_request
+from bots.matrix.initial_state import private_room
 from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
 
@@ -32,19 +33,7 @@ def courriers_room_request(owner: str) -> dict[str, object]:
         name=ROOM_NAME,
         topic=ROOM_TOPIC,
         invite=[owner],
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            },
-            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
-            {
-                "type": "m.room.history_visibility",
-                "state_key": "",
-                "content": {"history_visibility": "shared"},
-            },
-        ],
+        initial_state=private_room(),
         power_level_override={
             "users": {owner: 50},  # the bridge is the creator (room v12: unlimited)
             "invite": 100,

@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from dossier_service import appkeys
-from dossier_service.auth import AuthError
-from dossier_service.documents_store import DocumentRejected
+from dossier_service.refusal import Refusal
 from dossier_service.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -123,12 +122,8 @@ async def error_middleware(
         return _render(request, 404, "M_NOT_FOUND", NOT_FOUND)
     except ApiError as exc:
         return _render(request, exc.status, exc.errcode, exc.message)
-    except AuthError as exc:
+    except (Refusal, ServiceError) as exc:
         return _render(request, exc.status, exc.errcode, exc.message)
-    except ServiceError as exc:
-        return _render(request, exc.status, exc.errcode, exc.message)
-    except DocumentRejected as exc:
-        return _render(request, exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if not _is_api(request) or exc.status < 400:
             raise

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from deployment.conventions import PARIS
+from dossier_service.refusal import Refusal
 
 from . import audit
 from .database import Connection, transaction
@@ -34,14 +35,8 @@ MIN_PASSWORD = 10
 RPPS_PROVIDER = "rpps"
 
 
-class RequestError(Exception):
-    """A refused operation; ``errcode`` Matrix-shaped, message French."""
-
-    def __init__(self, errcode: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.errcode = errcode
-        self.message = message
-        self.status = status
+class RequestError(Refusal):
+    """A refused operation on an account request."""
 
 
 class HomeserverAdmin(Protocol):
@@ -201,15 +196,19 @@ class AccountRequests:
                 detail={"correspondance": match},
                 at=now,
             )
-        found = self.get(rid)
-        assert found is not None
-        return found
+        return self.written(rid)
 
     def get(self, request_id: int) -> AccountRequest | None:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM annuaire_account_request WHERE id = ?", (request_id,)
         ).fetchone()
         return AccountRequest(*row) if row else None
+
+    def written(self, request_id: int) -> AccountRequest:
+        """A request this store has just written (there, or the store is broken)."""
+        found = self.get(request_id)
+        assert found is not None
+        return found
 
     def list(self, status: str | None = None, limit: int = 200) -> list[AccountRequest]:
         if status:
@@ -259,9 +258,7 @@ class AccountRequests:
                 detail={"motif": reason},
                 at=now,
             )
-        found = self.get(request_id)
-        assert found is not None
-        return found
+        return self.written(request_id)
 
     async def approve(
         self, request_id: int, *, actor: str, api: HomeserverAdmin, now: datetime | None = None

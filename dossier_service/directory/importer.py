@@ -5,8 +5,8 @@ The file is read line by line (never held in memory), lines are grouped by profe
 (``parallel=True``) reading and parsing (:mod:`.extract_reader`) run in a helper process so
 that reading and writing use two cores; it costs ~40 % more CPU in all (batches cross a
 pipe), so it only pays on an otherwise idle machine — on the shared 2-core machine of the
-benchmark it was slower (245 s vs 212 s wall), hence off by default. The whole import is one transaction: readers keep seeing the
-previous directory until it commits, and a crash leaves it intact. Re-importing the same
+benchmark it was slower (245 s vs 212 s wall), hence off by default. It commits along the way (:mod:`.import_run`: the dossier's writes get
+their turn) and an interrupted import is finished by the next one. Re-importing the same
 file changes nothing; a newer extract updates, adds, and marks professionals absent from it
 as inactive. A malformed line is rejected with its number and reason, never aborting.
 """
@@ -16,64 +16,16 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .database import Connection, is_sqlite, transaction
 from .extract_reader import Batch, Prepared, check_format, produce, read_batches
+from .import_run import COMMIT_LINES, ImportReport, ImportRun, Progress, RejectedLine
 from .normalize import joined
 from .rpps_format import FormatError
 from .store import bulk_indexes
-
-MAX_REJECTS_KEPT = 1000
-# The directory shares the dossier's database (issue 14): on SQLite one writer at a time, and
-# the dossier's writes wait at most 10 s (busy timeout). The import commits every this many
-# lines (about a second of work) so that they get their turn; readers see a directory being
-# updated, absent professionals are deactivated at the end, and an interrupted import is
-# finished by the next one (same file: the rows already written are unchanged).
-COMMIT_LINES = 20_000
-# after each such commit, on SQLite: the time a waiting writer needs to see the lock free
-# (SQLite's busy handler polls every 1 to 100 ms)
-YIELD_SECONDS = 0.1
-
-Progress = Callable[[int, int], None]  # (bytes read, total bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedLine:
-    number: int
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    file_name: str
-    lines: int = 0
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
-    rejected: int = 0
-    rejects: list[RejectedLine] = field(default_factory=list)
-    seconds: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "fichier": self.file_name,
-            "lignes": self.lines,
-            "ajoutes": self.added,
-            "mis_a_jour": self.updated,
-            "inchanges": self.unchanged,
-            "desactives": self.deactivated,
-            "lignes_rejetees": self.rejected,
-            "rejets": [{"ligne": r.number, "motif": r.reason} for r in self.rejects],
-            "secondes": round(self.seconds, 1),
-            "phases": {k: round(v, 1) for k, v in self.phases.items()},
-        }
-
 
 _ACTIVITY_COLUMNS = (
     "profession_code, specialty_code, specialty, mode_code, mode, structure, "
@@ -264,7 +216,6 @@ def import_extract(
     check_format(path)
     total = path.stat().st_size
     stamp = (datetime.now(UTC) if now is None else now).isoformat()
-    report = ImportReport(file_name=path.name)
     clock = time.monotonic()
     indexes = bulk_indexes(conn)
     with transaction(conn):
@@ -275,34 +226,24 @@ def import_extract(
             # dropped for a first import (rebuilt once at its end, faster); otherwise present
             # (an interrupted first import left them out: they come back before this one)
             conn.execute(f"DROP INDEX IF EXISTS {name}" if first_import else statement)
-        run_id = int(
-            conn.execute(
-                "INSERT INTO annuaire_import_run (file_name, started_at) VALUES (?, ?) "
-                "RETURNING id",
-                (path.name, stamp),
-            ).fetchone()[0]
-        )
-        writer = _Writer(conn, run_id, stamp)
+        run = ImportRun(conn, "rpps", path.name, stamp, commit_lines=COMMIT_LINES)
+        report = run.report
+        writer = _Writer(conn, run.id, stamp)
         batches = _batches_from_helper(path) if parallel else _batches_here(path)
-        committed = 0
         for lines, done, rejected, rejects, groups in batches:
-            if report.lines - committed >= COMMIT_LINES:  # the dossier's writes get a turn
-                conn.execute("COMMIT")
-                if is_sqlite(conn):
-                    time.sleep(YIELD_SECONDS)
-                conn.execute("BEGIN IMMEDIATE" if is_sqlite(conn) else "BEGIN")
-                committed = report.lines
+            if run.turn_due():
+                run.give_turn()
             report.lines += lines
-            report.rejected += rejected
-            room = MAX_REJECTS_KEPT - len(report.rejects)
-            report.rejects.extend(RejectedLine(n, r) for n, r in rejects[: max(0, room)])
+            report.reject(rejected, rejects)
             writer.write(groups, report)
             if progress is not None:
                 progress(done, total)
         if progress is not None:
             progress(total, total)
         report.phases["lecture_ecriture"] = time.monotonic() - clock
-        _deactivate_absent(conn, run_id, stamp, report)
+        run.deactivate_absent(
+            "annuaire_professional", "id", "annuaire_search_key", "professional_id"
+        )
         conn.executemany(
             "INSERT INTO annuaire_commune (commune_code, postcode, dept, name, name_key) VALUES "
             "(?,?,?,?,?) ON CONFLICT(commune_code, postcode) DO UPDATE SET "
@@ -316,20 +257,7 @@ def import_extract(
         for statement in indexes.values():
             conn.execute(statement)
         report.phases["index"] = time.monotonic() - clock
-        conn.execute(
-            "UPDATE annuaire_import_run SET finished_at=?, lines=?, added=?, updated=?, unchanged=?, "
-            "deactivated=?, rejected=? WHERE id=?",
-            (
-                datetime.now(UTC).isoformat(),
-                report.lines,
-                report.added,
-                report.updated,
-                report.unchanged,
-                report.deactivated,
-                report.rejected,
-                run_id,
-            ),
-        )
+        run.finish()
         if first_import:
             if is_sqlite(conn):
                 conn.execute("PRAGMA analysis_limit=1000")
@@ -339,22 +267,11 @@ def import_extract(
     return report
 
 
-def _deactivate_absent(conn: Connection, run_id: int, stamp: str, report: ImportReport) -> None:
-    stale = [
-        row[0]
-        for row in conn.execute(
-            "SELECT id FROM annuaire_professional WHERE active=1 AND seen_run<>?", (run_id,)
-        )
-    ]
-    for start in range(0, len(stale), 500):
-        chunk = stale[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        conn.execute(
-            f"UPDATE annuaire_professional SET active=0, updated_at=? WHERE id IN ({marks})",
-            (stamp, *chunk),
-        )
-        conn.execute(f"DELETE FROM annuaire_search_key WHERE professional_id IN ({marks})", chunk)
-    report.deactivated = len(stale)
-
-
-__all__ = ["FormatError", "ImportReport", "RejectedLine", "check_format", "import_extract"]
+__all__ = [
+    "FormatError",
+    "ImportReport",
+    "Progress",
+    "RejectedLine",
+    "check_format",
+    "import_extract",
+]

@@ -176,9 +176,7 @@ def submit(
             detail={"correspondance": WITHOUT_RPPS, "finess": form.finess, "role": form.role},
             at=now,
         )
-    found = requests.get(rid)
-    assert found is not None
-    return found
+    return requests.written(rid)
 
 
 def may_decide(requests: AccountRequests, req: AccountRequest, user_id: str, admin: bool) -> bool:

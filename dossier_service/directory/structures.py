@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from . import finess_format as ff
-from .database import Connection, is_sqlite, transaction
-from .importer import MAX_REJECTS_KEPT, ImportReport, Progress, RejectedLine
+from .database import Connection, transaction
+from .import_run import COMMIT_LINES, ImportReport, ImportRun, Progress
 from .normalize import fold, joined, name_tokens
 
-COMMIT_LINES = 20_000
 BATCH = 2_000  # lines written together (one lookup query, a few multi-row writes)
-YIELD_SECONDS = 0.1
 MAX_PER_PAGE = 50
 _TOP = "\U0010ffff"
 
@@ -155,17 +153,10 @@ def import_finess(
     check_format(path)
     total = path.stat().st_size
     stamp = (datetime.now(UTC) if now is None else now).isoformat()
-    report = ImportReport(file_name=path.name)
     clock = time.monotonic()
     with transaction(conn):
-        run_id = int(
-            conn.execute(
-                "INSERT INTO annuaire_import_run (kind, file_name, started_at) VALUES "
-                "('finess', ?, ?) RETURNING id",
-                (path.name, stamp),
-            ).fetchone()[0]
-        )
-        committed = 0
+        run = ImportRun(conn, "finess", path.name, stamp, commit_lines=COMMIT_LINES)
+        report = run.report
         batch: list[ff.Establishment] = []
         places: list[tuple[float, float, str]] = []
         for number, done, line in _lines(path):
@@ -173,51 +164,24 @@ def import_finess(
             try:
                 parsed = ff.parse_line(line)
             except ff.LineError as exc:
-                report.rejected += 1
-                if len(report.rejects) < MAX_REJECTS_KEPT:
-                    report.rejects.append(RejectedLine(number, str(exc)))
+                report.reject(1, [(number, str(exc))])
                 parsed = None
             if isinstance(parsed, ff.Establishment):
                 batch.append(parsed)
             elif isinstance(parsed, ff.Geolocation):
                 places.append((parsed.x, parsed.y, parsed.finess))
-            if len(batch) + len(places) >= BATCH:
-                _flush(conn, batch, places, run_id, stamp, report)
+            if len(batch) + len(places) >= BATCH or run.turn_due():
+                _flush(conn, batch, places, run.id, stamp, report)
                 batch, places = [], []
                 if progress is not None:
                     progress(done, total)
-            if report.lines - committed >= COMMIT_LINES:  # the dossier's writes get a turn
-                _flush(conn, batch, places, run_id, stamp, report)
-                batch, places = [], []
-                conn.execute("COMMIT")
-                if is_sqlite(conn):
-                    time.sleep(YIELD_SECONDS)
-                conn.execute("BEGIN IMMEDIATE" if is_sqlite(conn) else "BEGIN")
-                committed = report.lines
-        _flush(conn, batch, places, run_id, stamp, report)
+            if run.turn_due():
+                run.give_turn()
+        _flush(conn, batch, places, run.id, stamp, report)
         if progress is not None:
             progress(total, total)
-        stale = [
-            r[0]
-            for r in conn.execute(
-                "SELECT finess FROM annuaire_structure WHERE active=1 AND seen_run<>?", (run_id,)
-            )
-        ]
-        for start in range(0, len(stale), 500):
-            chunk = stale[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            conn.execute(
-                f"UPDATE annuaire_structure SET active=0, updated_at=? WHERE finess IN ({marks})",
-                (stamp, *chunk),
-            )
-            conn.execute(f"DELETE FROM annuaire_structure_key WHERE finess IN ({marks})", chunk)
-        report.deactivated = len(stale)
-        conn.execute(
-            "UPDATE annuaire_import_run SET finished_at=?, lines=?, added=?, updated=?, "
-            "unchanged=?, deactivated=?, rejected=? WHERE id=?",
-            (datetime.now(UTC).isoformat(), report.lines, report.added, report.updated,
-             report.unchanged, report.deactivated, report.rejected, run_id),
-        )  # fmt: skip
+        run.deactivate_absent("annuaire_structure", "finess", "annuaire_structure_key", "finess")
+        run.finish()
     report.seconds = time.monotonic() - clock
     report.phases["total"] = report.seconds
     return report

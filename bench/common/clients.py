@@ -1,0 +1,136 @@
+"""The E2EE clients of the benches: a professional's device restored from its login, and
+the sync loop that notes when what is awaited shows up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from nio import AsyncClient, AsyncClientConfig, SyncResponse
+
+ENCRYPTED = [
+    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+]
+
+
+async def e2ee_client(
+    homeserver: str,
+    user_id: str,
+    device_id: str,
+    access_token: str,
+    store: Path,
+    *,
+    store_sync_tokens: bool = True,
+) -> AsyncClient:
+    """The device of a login, its keys uploaded and its first (full) sync done."""
+    store.mkdir(parents=True, exist_ok=True)
+    client = AsyncClient(
+        homeserver,
+        user_id,
+        device_id=device_id,
+        store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=store_sync_tokens),
+    )
+    client.restore_login(user_id, device_id, access_token)
+    if client.should_upload_keys:
+        await client.keys_upload()
+    await client.sync(timeout=0, full_state=True)
+    return client
+
+
+async def until(probe: Any, what: str, timeout: float = 60) -> None:
+    """Wait until ``probe()`` holds, polling; RuntimeError(``what``) after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise RuntimeError(what)
+        await asyncio.sleep(0.05)
+
+
+class Watcher:
+    """A client's sync loop (invitations joined, keys queried): each timeline event goes to
+    ``seen`` with the time its sync came back."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    def seen(self, event: Any, now: float) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30_000)
+            now = time.perf_counter()
+            if not isinstance(resp, SyncResponse):
+                await asyncio.sleep(0.5)
+                continue
+            for room_id in resp.rooms.invite:
+                await self.client.join(room_id)
+            for info in resp.rooms.join.values():
+                for event in info.timeline.events:
+                    self.seen(event, now)
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+
+    async def close(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.client.close()
+
+
+class Professional(Watcher):
+    """Sends commands and times the replies (``m.in_reply_to``) others make to them."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        super().__init__(client)
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+        self.replies: Counter[str] = Counter()
+
+    def seen(self, event: Any, now: float) -> None:
+        content = event.source.get("content", {})
+        target = ((content.get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id")
+        if target and event.sender != self.client.user_id:
+            self.replies[target] += 1
+            waiter = self.waiters.pop(target, None)
+            if waiter and not waiter.done():
+                waiter.set_result(now)
+
+    async def send(self, room_id: str, body: str) -> str:
+        resp = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        return str(resp.event_id)
+
+    async def command(self, room_id: str, body: str, timeout: float = 30) -> float:
+        """Seconds from the send's start until a reply to it is seen."""
+        t0 = time.perf_counter()
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        event_id = await self.send(room_id, body)
+        if self.replies[event_id]:
+            return time.perf_counter() - t0
+        self.waiters[event_id] = waiter
+        return await asyncio.wait_for(waiter, timeout) - t0
+
+    async def room_with(self, user_id: str, timeout: float = 30) -> str:
+        """A new encrypted direct room, once ``user_id`` has joined it."""
+        resp = await self.client.room_create(
+            invite=[user_id], initial_state=ENCRYPTED, is_direct=True
+        )
+        room_id = str(resp.room_id)
+
+        def joined() -> bool:
+            room = self.client.rooms.get(room_id)
+            return bool(room and user_id in room.users and user_id not in room.invited_users)
+
+        await until(joined, f"{user_id} n'a pas rejoint le salon", timeout)
+        return room_id
