@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import email.policy
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -68,12 +69,64 @@ def bench_mail(i: int, sender: str, to: str) -> bytes:
     return msg.as_bytes()
 
 
+_POSTED = re.compile(r"courrier publié .*?uid=(\d+) .*?t0=([\d.]+) (.*)$")
+
+
+def bridge_steps(log_file: Path) -> dict[int, dict[str, float]]:
+    """Per UID, the monotonic time of each step the bridge logged (``Stopwatch``)."""
+    steps: dict[int, dict[str, float]] = {}
+    for line in log_file.read_text(errors="replace").splitlines():
+        found = _POSTED.search(line)
+        if found is None:
+            continue
+        t0 = float(found.group(2))
+        marks = {"avis": t0}
+        for item in found.group(3).split():
+            name, _, value = item.partition("=+")
+            marks[name] = t0 + float(value)
+        steps[int(found.group(1))] = marks
+    return steps
+
+
+def where_time_goes(
+    steps: dict[int, dict[str, float]],
+    keys: list[str],
+    submitted: dict[str, float],
+    watcher: Watcher,
+) -> list[str]:
+    """Median of each leg, SMTP 250 → IDLE announcement → … → the client sees it. The bench's
+    mails are the mailbox's only ones, submitted one after the other: mail i has UID i + 1."""
+    legs: dict[str, list[float]] = {}
+
+    def leg(name: str, value: float) -> None:
+        legs.setdefault(name, []).append(value)
+
+    for i, key in enumerate(keys):
+        marks = steps.get(i + 1)
+        if marks is None or key not in watcher.seen:
+            continue
+        previous, at = "livraison", submitted[key]
+        for name in ("avis", "liste", "lu", "analyse", "message"):
+            if name in marks:
+                leg(f"{previous} → {name}", marks[name] - at)
+                previous, at = name, marks[name]
+        leg("message → enregistré par Synapse", watcher.server_at[key] - at)
+        leg("Synapse → vu par le client", watcher.seen[key] - watcher.server_at[key])
+        if "fichiers" in marks and "message" in marks:
+            leg("(message → fichiers postés)", marks["fichiers"] - marks["message"])
+    return [
+        f"    {name} : p50 {statistics.median(v) * 1000:.0f} ms, p99 {pct(v, 99) * 1000:.0f} ms"
+        for name, v in legs.items()
+    ]
+
+
 class Watcher:
     """The professional's client: when each bench mail shows up in the Courriers room."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.seen: dict[str, float] = {}
+        self.server_at: dict[str, float] = {}  # Synapse's origin_server_ts, as monotonic time
         self.counts: Counter[str] = Counter()
         self.dm_notices: list[str] = []
 
@@ -95,6 +148,10 @@ class Watcher:
                             key = line.removeprefix("Objet : ")
                             self.counts[key] += 1
                             self.seen.setdefault(key, now)
+                            self.server_at.setdefault(
+                                key,
+                                ev.server_timestamp / 1000 - (time.time() - time.perf_counter()),
+                            )
             if self.client.should_query_keys:
                 await self.client.keys_query()
 
@@ -195,7 +252,17 @@ async def bench(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.1)
 
         proc = psutil.Process(bridge_proc.pid)
+        assert synapse.pid is not None
+        servers_proc = psutil.Process(synapse.pid)
         rss: list[tuple[int, float]] = [(0, proc.memory_info().rss / 2**20)]
+
+        def cpu() -> tuple[float, float]:
+            """CPU seconds used so far by the bridge and by Synapse (user + system): the work
+            per mail, which the load of the machine does not change."""
+            a, b = proc.cpu_times(), servers_proc.cpu_times()
+            return a.user + a.system, b.user + b.system
+
+        cpu_start = cpu()
         submitted: dict[str, float] = {}
 
         async def submit_paced(first: int, count: int, rate: float) -> float:
@@ -227,11 +294,15 @@ async def bench(args: argparse.Namespace) -> None:
 
         # 1. latency: mails at a pace the bridge keeps up with (IDLE wakes it per mail)
         latency_n = min(args.latency_mails, args.mails)
+        load_start = os.getloadavg()[0]
         await submit_paced(0, latency_n, args.latency_rate)
         await arrived(latency_n)
+        load_latency = (load_start, os.getloadavg()[0])
+        cpu_latency = cpu()
         # 2. throughput: the rest as a burst at --rate (faster than Synapse can take them)
         t_burst = await submit_paced(latency_n, args.mails - latency_n, args.rate)
         t_end = await arrived(args.mails)
+        cpu_end = cpu()
         rss.append((args.mails, proc.memory_info().rss / 2**20))
         await asyncio.sleep(5)  # anything posted twice would show now
         task.cancel()
@@ -251,8 +322,15 @@ async def bench(args: argparse.Namespace) -> None:
             print(
                 f"  délai soumission → message Matrix, {latency_n} courriers à "
                 f"{args.latency_rate:g}/s : p50 = {statistics.median(lat):.2f} s, "
-                f"p99 = {pct(lat, 99):.2f} s (objectif p50 ≤ 2 s)"
+                f"p99 = {pct(lat, 99):.2f} s (objectif p50 ≤ 2 s ; charge pendant cette phase "
+                f"{load_latency[0]:.1f} → {load_latency[1]:.1f})"
             )
+            steps = bridge_steps(work / "bridge.log")
+            print("  où passe le délai (phase de délai) :")
+            for line in where_time_goes(
+                steps, [f"bench-{i}" for i in range(latency_n)], submitted, watcher
+            ):
+                print(line)
         burst = delays(range(latency_n, args.mails))
         if burst:
             print(
@@ -260,7 +338,26 @@ async def bench(args: argparse.Namespace) -> None:
                 f"{len(burst) / (t_end - t_burst):.1f} courriers/s dans Matrix "
                 f"(délai p50 {statistics.median(burst):.1f} s, file d'attente comprise)"
             )
-        print("  mémoire du pont (RSS) : " + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss))
+        per_mail = [
+            (after - before) * 1000 / n
+            for before, after, n in (
+                (cpu_start[0], cpu_latency[0], latency_n),
+                (cpu_start[1], cpu_latency[1], latency_n),
+                (cpu_latency[0], cpu_end[0], max(1, args.mails - latency_n)),
+                (cpu_latency[1], cpu_end[1], max(1, args.mails - latency_n)),
+            )
+        ]
+        print(
+            f"  temps CPU par courrier (indépendant de la charge) : pont {per_mail[0]:.0f} ms, "
+            f"Synapse {per_mail[1]:.0f} ms (phase de délai) ; pont {per_mail[2]:.0f} ms, "
+            f"Synapse {per_mail[3]:.0f} ms (rafale)"
+        )
+        middle = min(rss, key=lambda r: abs(r[0] - args.mails // 2))
+        print(
+            f"  mémoire du pont (RSS) : début {rss[0][1]:.0f} Mo, milieu {middle[1]:.0f} Mo, "
+            f"fin {rss[-1][1]:.0f} Mo (" + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss) + ")"
+        )
+        print(f"  charge (uptime) à la fin : {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if client is not None:
             await client.close()

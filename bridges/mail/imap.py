@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import time
 from pathlib import Path
 
 import aioimaplib
@@ -50,6 +51,7 @@ class ImapSession:
         self._lost = asyncio.Event()  # the connection dropped (seen at once, even in IDLE)
         self.uidvalidity = 0
         self.uidnext = 0
+        self.news_at: float | None = None  # when IDLE last announced a change (monotonic)
 
     async def open(self, login: str, password: str) -> None:
         try:
@@ -101,16 +103,25 @@ class ImapSession:
         # "n:*" always matches the last message, even below n (RFC 3501 6.4.8)
         return sorted(u for u in uids if u > last_uid)
 
+    async def new_mails(self, last_uid: int) -> list[tuple[int, int | None]]:
+        """(UID, size in bytes) of the INBOX's mails past ``last_uid``, ascending: one
+        command where a SEARCH then a FETCH of each size would take a round trip each."""
+        resp = await self._run(self._ready().uid("fetch", f"{last_uid + 1}:*", "(UID RFC822.SIZE)"))
+        if resp.result != "OK":
+            raise MailServerError("fetch sizes")
+        found: dict[int, int | None] = {}
+        for line in resp.lines[:-1]:  # the last line is the completion text
+            text = bytes(line)
+            uid = _FETCH_UID.search(text)
+            if b"FETCH" not in text or uid is None:
+                continue
+            size = _SIZE.search(text)
+            found[int(uid.group(1))] = int(size.group(1)) if size else None
+        # "n:*" always matches the last message, even below n (RFC 3501 6.4.8)
+        return sorted((uid, size) for uid, size in found.items() if uid > last_uid)
+
     async def all_uids(self) -> list[int]:
         return await self.uids_after(0)
-
-    async def size(self, uid: int) -> int | None:
-        resp = await self._run(self._ready().uid("fetch", str(uid), "(RFC822.SIZE)"))
-        for line in resp.lines:
-            found = _SIZE.search(bytes(line))
-            if found:
-                return int(found.group(1))
-        return None
 
     async def fetch(self, uid: int) -> bytes | None:
         """The raw mail, or None when it was expunged meanwhile."""
@@ -156,6 +167,7 @@ class ImapSession:
                 if push == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
                     b"EXISTS" in line or b"EXPUNGE" in line for line in lines
                 ):
+                    self.news_at = time.monotonic()
                     client.idle_done()
                     await asyncio.wait_for(idle, self._timeout)
                     return
