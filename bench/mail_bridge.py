@@ -20,6 +20,7 @@ import email.policy
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -369,9 +370,10 @@ async def bench(args: argparse.Namespace) -> None:
                 bridge_proc.kill()
         synapse.stop()
         servers.stop()
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"  dossier de travail gardé : {work} (bridge.log, var/)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -380,6 +382,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="burst phase, mails/s")
     parser.add_argument("--latency-mails", type=int, default=100)
     parser.add_argument("--latency-rate", type=float, default=1.0)
+    parser.add_argument("--keep", action="store_true", help="keep the logs and data")
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -20,7 +20,6 @@ the current one is posted (the store is only read and written in UID order, by t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,12 +28,13 @@ from dataclasses import dataclass
 from bots.matrix.io import mention_html, txn_for
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
 from bridges.mail.message import ParsedMail, UnparseableMail, message_id_of, parse_mail
-from bridges.mail.posting import MailPoster, Stopwatch
+from bridges.mail.posting import MailPoster, Stopwatch, abandon
 from bridges.mail.store import BridgeStore, Mailbox, PostedMail
 from bridges.mail.vault import CredentialVault
 
 log = logging.getLogger(__name__)
 
+READ_AHEAD_MAX = 5 * 1024 * 1024  # a larger mail is fetched in its turn (memory: two at most)
 STATE_CONNECTING = "connexion"
 STATE_CONNECTED = "connectée"
 STATE_ERROR = "erreur"
@@ -143,26 +143,23 @@ class MailboxWatcher:
         news_at, session.news_at = session.news_at, None
         listed = await session.new_mails(last_uid)
 
-        def read(i: int) -> asyncio.Task[_Read] | None:
-            if i >= len(listed):
-                return None
+        def read(i: int) -> asyncio.Task[_Read]:
             clock = Stopwatch(news_at)
             clock.mark("liste")
             uid, size = listed[i]
             return asyncio.ensure_future(self._read(session, uid, size, clock))
 
-        ahead = read(0)
+        ahead: asyncio.Task[_Read] | None = None
         try:
             for i in range(len(listed)):
-                assert ahead is not None
-                incoming = await ahead
-                ahead = read(i + 1)  # the IMAP connection is the reader's alone
+                incoming = await (ahead or read(i))
+                ahead = None
+                if i + 1 < len(listed) and (listed[i + 1][1] or 0) <= READ_AHEAD_MAX:
+                    ahead = read(i + 1)  # the IMAP connection is the reader's alone
                 await self._post(room_id, validity, incoming)
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()  # the connection is closed after this: no answer is awaited
-                with contextlib.suppress(BaseException):
-                    await ahead
+            if ahead is not None:
+                abandon(ahead)  # the connection is closed after this: no answer is awaited
         return len(listed)
 
     async def _read(

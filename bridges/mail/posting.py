@@ -13,17 +13,14 @@ memory at once, and the room shows message, file 1, file 2 … in that order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bots.matrix.io import MatrixIO, UploadedFile, txn_for
 from bridges.mail.message import Attachment, ParsedMail
 from bridges.mail.render import mail_message, unparseable_notice
-
-log = logging.getLogger(__name__)
 
 Propose = Callable[[str, tuple[str, ...]], Awaitable[str | None]]  # (owner, INS) -> label
 
@@ -42,6 +39,13 @@ class Stopwatch:
     def __str__(self) -> str:
         steps = " ".join(f"{step}=+{at - self.start:.3f}" for step, at in self.marks)
         return f"t0={self.start:.3f} {steps}"
+
+
+def abandon(task: asyncio.Task[Any]) -> None:
+    """Cancel work started ahead that will not be used, without waiting for it (awaiting it
+    here could swallow a cancellation of the caller); its outcome is collected when done."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 @dataclass(frozen=True)
@@ -119,28 +123,17 @@ class MailPoster:
             clock.mark("fichiers")
             return event_id
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-                with contextlib.suppress(BaseException):
-                    await ahead
+            if ahead is not None:
+                abandon(ahead)
 
     async def _send(self, room_id: str, file: _File, uploaded: UploadedFile, txn_id: str) -> str:
-        attachment = file.attachment
-        if attachment.image is None:
-            return await self.io.send_uploaded(
-                room_id,
-                uploaded,
-                filename=attachment.filename,
-                mimetype=attachment.mimetype,
-                txn_id=txn_id,
-            )
-        image = attachment.image
+        attachment, image = file.attachment, file.attachment.image
         return await self.io.send_uploaded(
             room_id,
             uploaded,
             filename=attachment.filename,
-            mimetype=image.mimetype,
+            mimetype=image.mimetype if image else attachment.mimetype,
             txn_id=txn_id,
-            msgtype="m.image",
-            info={"w": image.width, "h": image.height},
+            msgtype="m.image" if image else "m.file",
+            info={"w": image.width, "h": image.height} if image else None,
         )

@@ -195,17 +195,21 @@ async def test_mail_shapes_reach_the_courriers_room(
     assert state is not None and state.state == "connectée" and state.last_mail_at
 
 
-async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-) -> None:
+@pytest.fixture
+async def courriers(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, bridge_account: str
+) -> tuple[Pro, str, str]:
+    """A running bridge, a professional and her connected mailbox: (pro, room, address)."""
     address, password = mailbox_factory()
     await bridge_factory().start()
     pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, address, password)
+    return pro, await connect(pro, bridge_account, address, password), address
+
+
+async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
+    courriers: tuple[Pro, str, str], mail_servers: Any
+) -> None:
+    pro, room_id, address = courriers
     raw, cut = mails.with_images()
     await asyncio.to_thread(mail_servers.deliver, raw, address)
 
