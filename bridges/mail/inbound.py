@@ -103,9 +103,8 @@ class MailboxWatcher:
                 log.info("boîte de %s connectée", self.owner)
                 delay = 1.0
                 while True:
-                    # until a pass finds nothing: a mail that arrived during the pass was
-                    # announced in an answer to a FETCH (aioimaplib drops such untagged
-                    # EXISTS), and IDLE would not announce it again
+                    # until a pass finds nothing and the server announced nothing during
+                    # it: IDLE only tells of mail the server has not announced yet
                     while await self.catch_up(session, mailbox.room_id):
                         pass
                     if session.supports_idle:
@@ -130,8 +129,9 @@ class MailboxWatcher:
             finally:
                 await session.close()
 
-    async def catch_up(self, session: ImapSession, room_id: str) -> int:
-        """Post every mail of the INBOX past the saved position; how many UIDs were new."""
+    async def catch_up(self, session: ImapSession, room_id: str) -> bool:
+        """Post every mail of the INBOX past the saved position; whether to look again (mails
+        were new, or the server announced more during the pass)."""
         mailbox = self.store.mailbox(self.owner)
         assert mailbox is not None
         validity = session.uidvalidity
@@ -141,7 +141,7 @@ class MailboxWatcher:
             last_uid = 0
             self.store.reset_position(self.owner, validity, last_uid)
         news_at, session.news_at = session.news_at, None
-        listed = await session.new_mails(last_uid)
+        listed, announced = await session.new_mails(last_uid)
 
         def read(i: int) -> asyncio.Task[_Read]:
             clock = Stopwatch(news_at)
@@ -160,7 +160,7 @@ class MailboxWatcher:
         finally:
             if ahead is not None:
                 abandon(ahead)  # the connection is closed after this: no answer is awaited
-        return len(listed)
+        return bool(listed) or announced
 
     async def _read(
         self, session: ImapSession, uid: int, size: int | None, clock: Stopwatch
