@@ -342,8 +342,8 @@ async def bench(args: argparse.Namespace) -> None:
         per_mail = [
             (after - before) * 1000 / n
             for before, after, n in (
-                (cpu_start[0], cpu_latency[0], latency_n),
-                (cpu_start[1], cpu_latency[1], latency_n),
+                (cpu_start[0], cpu_latency[0], max(1, latency_n)),
+                (cpu_start[1], cpu_latency[1], max(1, latency_n)),
                 (cpu_latency[0], cpu_end[0], max(1, args.mails - latency_n)),
                 (cpu_latency[1], cpu_end[1], max(1, args.mails - latency_n)),
             )
