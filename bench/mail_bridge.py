@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import email.policy
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -28,23 +29,34 @@ import time
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mail_servers import start_mail_servers  # noqa: E402
-from nio import AsyncClient  # noqa: E402
+from mail_servers import free_port, start_mail_servers  # noqa: E402
+from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
 
-from bench.common.clients import ENCRYPTED, Watcher, e2ee_client, until  # noqa: E402
-from bench.common.homeserver import BenchSite, stop  # noqa: E402
-from bench.common.measures import pct  # noqa: E402
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
+from deployment.profile import load_profile  # noqa: E402
+from deployment.secrets import Secrets  # noqa: E402
+from homeserver.accounts import ensure_service_accounts  # noqa: E402
+from homeserver.admin_api import AdminApi  # noqa: E402
+from homeserver.process import SynapseProcess  # noqa: E402
+from homeserver.render import render  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
+ENCRYPTED = [
+    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 def bench_mail(i: int, sender: str, to: str) -> bytes:
@@ -58,25 +70,91 @@ def bench_mail(i: int, sender: str, to: str) -> bytes:
     return msg.as_bytes()
 
 
-class MailWatcher(Watcher):
+_POSTED = re.compile(r"courrier publié .*?uid=(\d+) .*?t0=([\d.]+) (.*)$")
+
+
+def bridge_steps(log_file: Path) -> dict[int, dict[str, float]]:
+    """Per UID, the monotonic time of each step the bridge logged (``Stopwatch``)."""
+    steps: dict[int, dict[str, float]] = {}
+    for line in log_file.read_text(errors="replace").splitlines():
+        found = _POSTED.search(line)
+        if found is None:
+            continue
+        t0 = float(found.group(2))
+        marks = {"avis": t0}
+        for item in found.group(3).split():
+            name, _, value = item.partition("=+")
+            marks[name] = t0 + float(value)
+        steps[int(found.group(1))] = marks
+    return steps
+
+
+def where_time_goes(
+    steps: dict[int, dict[str, float]],
+    keys: list[str],
+    submitted: dict[str, float],
+    watcher: Watcher,
+) -> list[str]:
+    """Median of each leg, SMTP 250 → IDLE announcement → … → the client sees it. The bench's
+    mails are the mailbox's only ones, submitted one after the other: mail i has UID i + 1."""
+    legs: dict[str, list[float]] = {}
+
+    def leg(name: str, value: float) -> None:
+        legs.setdefault(name, []).append(value)
+
+    for i, key in enumerate(keys):
+        marks = steps.get(i + 1)
+        if marks is None or key not in watcher.seen:
+            continue
+        previous, at = "livraison", submitted[key]
+        for name in ("avis", "liste", "lu", "analyse", "message"):
+            if name in marks:
+                leg(f"{previous} → {name}", marks[name] - at)
+                previous, at = name, marks[name]
+        leg("message → enregistré par Synapse", watcher.server_at[key] - at)
+        leg("Synapse → vu par le client", watcher.seen[key] - watcher.server_at[key])
+        if "fichiers" in marks and "message" in marks:
+            leg("(message → fichiers postés)", marks["fichiers"] - marks["message"])
+    return [
+        f"    {name} : p50 {statistics.median(v) * 1000:.0f} ms, p99 {pct(v, 99) * 1000:.0f} ms"
+        for name, v in legs.items()
+    ]
+
+
+class Watcher:
     """The professional's client: when each bench mail shows up in the Courriers room."""
 
     def __init__(self, client: AsyncClient) -> None:
-        super().__init__(client)
-        self.arrivals: dict[str, float] = {}
+        self.client = client
+        self.seen: dict[str, float] = {}
+        self.server_at: dict[str, float] = {}  # Synapse's origin_server_ts, as monotonic time
         self.counts: Counter[str] = Counter()
         self.dm_notices: list[str] = []
 
-    def seen(self, event: Any, now: float) -> None:
-        content = event.source.get("content", {})
-        body = content.get("body", "")
-        if content.get("msgtype") == "m.notice":
-            self.dm_notices.append(body)
-        for line in body.split("\n")[:3]:
-            if line.startswith("Objet : bench-"):
-                key = line.removeprefix("Objet : ")
-                self.counts[key] += 1
-                self.arrivals.setdefault(key, now)
+    async def run(self) -> None:
+        while True:
+            resp = await self.client.sync(timeout=30_000)
+            now = time.perf_counter()
+            if not isinstance(resp, SyncResponse):
+                continue
+            for room_id in resp.rooms.invite:
+                await self.client.join(room_id)
+            for info in resp.rooms.join.values():
+                for ev in info.timeline.events:
+                    body = ev.source.get("content", {}).get("body", "")
+                    if ev.source.get("content", {}).get("msgtype") == "m.notice":
+                        self.dm_notices.append(body)
+                    for line in body.split("\n")[:3]:
+                        if line.startswith("Objet : bench-"):
+                            key = line.removeprefix("Objet : ")
+                            self.counts[key] += 1
+                            self.seen.setdefault(key, now)
+                            self.server_at.setdefault(
+                                key,
+                                ev.server_timestamp / 1000 - (time.time() - time.perf_counter()),
+                            )
+            if self.client.should_query_keys:
+                await self.client.keys_query()
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -85,23 +163,36 @@ async def bench(args: argparse.Namespace) -> None:
     pro_box, sender_box = "pro@mss.test", "labo@mss.test"
     servers.add_mailbox(pro_box, secrets.token_urlsafe(12))
     servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
-    site = BenchSite.create(
-        work,
-        {
-            "mail_bridge": {
-                "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
-                "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
-                "ca_file": str(servers.ca_file), "backfill": 0,
-            },
+    override = {
+        "var_dir": str(work / "var"),
+        # the bench's professional does not accept the Documents juridiques (as in tests)
+        "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
+                                                           "login_burst": 1000},
+                       "legal": {"enabled": False}},
+        "dossier": {"port": free_port()},
+        "mail_bridge": {
+            "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
+            "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
+            "ca_file": str(servers.ca_file), "backfill": 0,
         },
-    )  # fmt: skip
-    profile, secrets_ = site.profile, site.secrets
-    synapse = site.synapse()
+    }  # fmt: skip
+    override_file = work / "bench.yaml"
+    override_file.write_text(yaml.safe_dump(override))
+    profile = load_profile(override_file=override_file, env={})
+    secrets_ = Secrets.load_or_create(profile.var_dir)
+    synapse = SynapseProcess(render(profile, secrets_))
     synapse.start()
     bridge_proc: subprocess.Popen[bytes] | None = None
-    watcher: MailWatcher | None = None
+    client: AsyncClient | None = None
     try:
-        accounts = await site.service_accounts()
+        bot = profile.section("bot")
+        accounts = await ensure_service_accounts(
+            profile.homeserver_url,
+            profile.server_name,
+            secrets_,
+            bot_localpart=str(bot["localpart"]),
+            bot_display_name=str(bot["display_name"]),
+        )
         bridge_user = f"@cercle-courrier:{profile.server_name}"
         await ensure_bridge_account(
             profile.homeserver_url,
@@ -110,23 +201,43 @@ async def bench(args: argparse.Namespace) -> None:
             user_id=bridge_user,
             display_name="Courriers",
         )
-        me = (await site.users(accounts.admin_token, ["bench-pro"]))["bench-pro"]
-        bridge_proc = site.spawn("-m", "bridges.mail", log=work / "bridge.log")
-        client = await e2ee_client(
-            profile.homeserver_url, me.user_id, me.device_id, me.access_token, work / "pro-store"
+        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
+            password = secrets.token_urlsafe(12)
+            user_id = await api.register(secrets_.registration_shared_secret, "bench-pro", password)
+            me = await api.login(user_id, password)
+            await api.override_ratelimit(user_id)
+        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
+        bridge_proc = subprocess.Popen(
+            [sys.executable, "-m", "bridges.mail"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
         )
-        watcher = MailWatcher(client)
-        watcher.start()
+        (work / "pro-store").mkdir()
+        client = AsyncClient(
+            profile.homeserver_url,
+            me.user_id,
+            device_id=me.device_id,
+            store_path=str(work / "pro-store"),
+            config=AsyncClientConfig(encryption_enabled=True),
+        )
+        client.restore_login(me.user_id, me.device_id, me.access_token)
+        await client.keys_upload()
+        await client.sync(timeout=0, full_state=True)
+        watcher = Watcher(client)
+        task = asyncio.create_task(watcher.run())
         dm = (
             await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED, is_direct=True)
         ).room_id
-        await until(
-            lambda: (
-                bridge_user in client.rooms[dm].users
-                and bridge_user not in client.rooms[dm].invited_users
-            ),
-            "le pont n'a pas rejoint la conversation",
-        )
+        deadline = time.monotonic() + 60
+        while (
+            bridge_user not in client.rooms[dm].users
+            or bridge_user in client.rooms[dm].invited_users
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("le pont n'a pas rejoint la conversation")
+            await asyncio.sleep(0.1)
         await client.room_send(
             dm,
             "m.room.message",
@@ -136,10 +247,23 @@ async def bench(args: argparse.Namespace) -> None:
             },
             ignore_unverified_devices=True,
         )
-        await until(lambda: any("reliée" in n for n in watcher.dm_notices), "boîte non reliée")
+        while not any("reliée" in n for n in watcher.dm_notices):
+            if time.monotonic() > deadline + 60:
+                raise RuntimeError("boîte non reliée")
+            await asyncio.sleep(0.1)
 
         proc = psutil.Process(bridge_proc.pid)
+        assert synapse.pid is not None
+        servers_proc = psutil.Process(synapse.pid)
         rss: list[tuple[int, float]] = [(0, proc.memory_info().rss / 2**20)]
+
+        def cpu() -> tuple[float, float]:
+            """CPU seconds used so far by the bridge and by Synapse (user + system): the work
+            per mail, which the load of the machine does not change."""
+            a, b = proc.cpu_times(), servers_proc.cpu_times()
+            return a.user + a.system, b.user + b.system
+
+        cpu_start = cpu()
         submitted: dict[str, float] = {}
 
         async def submit_paced(first: int, count: int, rate: float) -> float:
@@ -158,26 +282,31 @@ async def bench(args: argparse.Namespace) -> None:
 
         async def arrived(upto: int) -> float:
             deadline = time.monotonic() + 900
-            while len(watcher.arrivals) < upto and time.monotonic() < deadline:
+            while len(watcher.seen) < upto and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            return max(watcher.arrivals.values(), default=time.perf_counter())
+            return max(watcher.seen.values(), default=time.perf_counter())
 
         def delays(keys: range) -> list[float]:
             return [
-                watcher.arrivals[f"bench-{i}"] - submitted[f"bench-{i}"]
+                watcher.seen[f"bench-{i}"] - submitted[f"bench-{i}"]
                 for i in keys
-                if f"bench-{i}" in watcher.arrivals
+                if f"bench-{i}" in watcher.seen
             ]
 
         # 1. latency: mails at a pace the bridge keeps up with (IDLE wakes it per mail)
         latency_n = min(args.latency_mails, args.mails)
+        load_start = os.getloadavg()[0]
         await submit_paced(0, latency_n, args.latency_rate)
         await arrived(latency_n)
+        load_latency = (load_start, os.getloadavg()[0])
+        cpu_latency = cpu()
         # 2. throughput: the rest as a burst at --rate (faster than Synapse can take them)
         t_burst = await submit_paced(latency_n, args.mails - latency_n, args.rate)
         t_end = await arrived(args.mails)
+        cpu_end = cpu()
         rss.append((args.mails, proc.memory_info().rss / 2**20))
         await asyncio.sleep(5)  # anything posted twice would show now
+        task.cancel()
 
         load = os.getloadavg()
         print(
@@ -186,7 +315,7 @@ async def bench(args: argparse.Namespace) -> None:
             f"{os.cpu_count()} cœurs partagés, charge {load[0]:.1f}"
         )
         print(
-            f"  reçus dans Matrix : {len(watcher.arrivals)} / {args.mails} ; "
+            f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
             f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}"
         )
         lat = delays(range(latency_n))
@@ -194,8 +323,15 @@ async def bench(args: argparse.Namespace) -> None:
             print(
                 f"  délai soumission → message Matrix, {latency_n} courriers à "
                 f"{args.latency_rate:g}/s : p50 = {statistics.median(lat):.2f} s, "
-                f"p99 = {pct(lat, 99):.2f} s (objectif p50 ≤ 2 s)"
+                f"p99 = {pct(lat, 99):.2f} s (objectif p50 ≤ 2 s ; charge pendant cette phase "
+                f"{load_latency[0]:.1f} → {load_latency[1]:.1f})"
             )
+            steps = bridge_steps(work / "bridge.log")
+            print("  où passe le délai (phase de délai) :")
+            for line in where_time_goes(
+                steps, [f"bench-{i}" for i in range(latency_n)], submitted, watcher
+            ):
+                print(line)
         burst = delays(range(latency_n, args.mails))
         if burst:
             print(
@@ -203,15 +339,41 @@ async def bench(args: argparse.Namespace) -> None:
                 f"{len(burst) / (t_end - t_burst):.1f} courriers/s dans Matrix "
                 f"(délai p50 {statistics.median(burst):.1f} s, file d'attente comprise)"
             )
-        print("  mémoire du pont (RSS) : " + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss))
+        per_mail = [
+            (after - before) * 1000 / n
+            for before, after, n in (
+                (cpu_start[0], cpu_latency[0], max(1, latency_n)),
+                (cpu_start[1], cpu_latency[1], max(1, latency_n)),
+                (cpu_latency[0], cpu_end[0], max(1, args.mails - latency_n)),
+                (cpu_latency[1], cpu_end[1], max(1, args.mails - latency_n)),
+            )
+        ]
+        print(
+            f"  temps CPU par courrier (indépendant de la charge) : pont {per_mail[0]:.0f} ms, "
+            f"Synapse {per_mail[1]:.0f} ms (phase de délai) ; pont {per_mail[2]:.0f} ms, "
+            f"Synapse {per_mail[3]:.0f} ms (rafale)"
+        )
+        middle = min(rss, key=lambda r: abs(r[0] - args.mails // 2))
+        print(
+            f"  mémoire du pont (RSS) : début {rss[0][1]:.0f} Mo, milieu {middle[1]:.0f} Mo, "
+            f"fin {rss[-1][1]:.0f} Mo (" + ", ".join(f"{n} → {m:.0f} Mo" for n, m in rss) + ")"
+        )
+        print(f"  charge (uptime) à la fin : {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
-        if watcher is not None:
-            await watcher.close()
+        if client is not None:
+            await client.close()
         if bridge_proc is not None:
-            stop([bridge_proc], grace=30)
+            bridge_proc.terminate()
+            try:
+                bridge_proc.wait(30)
+            except subprocess.TimeoutExpired:
+                bridge_proc.kill()
         synapse.stop()
         servers.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"  dossier de travail gardé : {work} (bridge.log, var/)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -220,6 +382,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="burst phase, mails/s")
     parser.add_argument("--latency-mails", type=int, default=100)
     parser.add_argument("--latency-rate", type=float, default=1.0)
+    parser.add_argument("--keep", action="store_true", help="keep the logs and data")
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -16,6 +16,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from bots.matrix.trust import MemberDeviceTrust
 log = logging.getLogger(__name__)
 
 FILE_CHUNK = 256 * 1024  # bytes encrypted, written and uploaded at a time
+ENCRYPT_IN_THREAD = 1024 * 1024  # a larger attachment is encrypted off the event loop
 
 
 class MatrixRequestError(Exception):
@@ -114,15 +116,33 @@ async def _chunks_of(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """An encrypted attachment on the homeserver, not yet posted: where it is, its keys, the
+    size of the plain file."""
+
+    url: str
+    keys: Mapping[str, Any]
+    size: int
+
+
 def _file_message(
-    url: str, keys: Mapping[str, Any], filename: str, mimetype: str, size: int, body: str | None
+    url: str,
+    keys: Mapping[str, Any],
+    filename: str,
+    mimetype: str,
+    size: int,
+    body: str | None,
+    msgtype: str = "m.file",
+    info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``m.file`` content of an encrypted attachment."""
+    """The ``m.file`` (or ``m.image`` …) content of an encrypted attachment; ``info`` adds to
+    its mimetype and size (``w``/``h`` of an image)."""
     return {
-        "msgtype": "m.file",
+        "msgtype": msgtype,
         "body": body or filename,
         "filename": filename,
-        "info": {"mimetype": mimetype, "size": size},
+        "info": {"mimetype": mimetype, "size": size, **(info or {})},
         "file": {
             "url": url,
             "key": keys["key"],
@@ -203,9 +223,38 @@ class MatrixIO:
         body: str | None = None,
     ) -> str:
         """Upload ``data`` encrypted (AES-CTR attachment) and post it as ``m.file``."""
-        ciphertext, keys = encrypt_attachment(data)
+        uploaded = await self.upload_encrypted(data)
+        return await self.send_uploaded(
+            room_id, uploaded, filename=filename, mimetype=mimetype, txn_id=txn_id, body=body
+        )
+
+    async def upload_encrypted(self, data: bytes) -> UploadedFile:
+        """``data`` encrypted and uploaded, not posted: a caller may upload while it sends
+        something else, then post it with `send_uploaded`."""
+        if len(data) > ENCRYPT_IN_THREAD:
+            ciphertext, keys = await asyncio.to_thread(encrypt_attachment, data)
+        else:
+            ciphertext, keys = encrypt_attachment(data)
         url = await self._upload(lambda *_: ciphertext, len(ciphertext))
-        content = _file_message(url, keys, filename, mimetype, len(data), body)
+        return UploadedFile(url, keys, len(data))
+
+    async def send_uploaded(
+        self,
+        room_id: str,
+        uploaded: UploadedFile,
+        *,
+        filename: str,
+        mimetype: str,
+        txn_id: str | None = None,
+        body: str | None = None,
+        msgtype: str = "m.file",
+        info: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Post an uploaded attachment (``msgtype`` ``m.image`` with ``info`` ``w``/``h``:
+        clients show it inline)."""
+        content = _file_message(
+            uploaded.url, uploaded.keys, filename, mimetype, uploaded.size, body, msgtype, info
+        )
         return await self.send(room_id, "m.room.message", content, txn_id)
 
     async def send_file_path(

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aioimaplib
 
@@ -21,6 +24,9 @@ _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)\b")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 _LIST_SENT = re.compile(rb'\\Sent\b[^"]*"[^"]*" "?([^"]+?)"?$')
+
+
+T = TypeVar("T")
 
 
 class MailServerError(Exception):
@@ -50,6 +56,7 @@ class ImapSession:
         self._lost = asyncio.Event()  # the connection dropped (seen at once, even in IDLE)
         self.uidvalidity = 0
         self.uidnext = 0
+        self.news_at: float | None = None  # when IDLE last announced a change (monotonic)
 
     async def open(self, login: str, password: str) -> None:
         try:
@@ -101,16 +108,46 @@ class ImapSession:
         # "n:*" always matches the last message, even below n (RFC 3501 6.4.8)
         return sorted(u for u in uids if u > last_uid)
 
+    async def new_mails(self, last_uid: int) -> tuple[list[tuple[int, int | None]], bool]:
+        """(UID, size in bytes) of the INBOX's mails past ``last_uid``, ascending, in one
+        command where a SEARCH then a FETCH of each size would take a round trip each; and
+        whether the server announced more mail meanwhile (list again before an IDLE)."""
+        sizes, announced = await self._announcing(lambda: self._sizes(f"{last_uid + 1}:*"))
+        if sizes is None:  # some servers refuse "n:*" on an empty INBOX: SEARCH first
+            uids, announced = await self._announcing(lambda: self.uids_after(last_uid))
+            sizes = await self._sizes(",".join(map(str, uids))) if uids else {}
+            if sizes is None:
+                raise MailServerError("fetch sizes")
+        # "n:*" always matches the last message, even below n (RFC 3501 6.4.8)
+        return sorted((uid, size) for uid, size in sizes.items() if uid > last_uid), announced
+
+    async def _announcing(self, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """``call``'s result, and whether the server announced new mail (EXISTS) while it
+        ran. The server tells of a mail once, at the end of whichever command follows its
+        arrival, and aioimaplib drops that announcement during a FETCH or a SEARCH: a mail
+        delivered just before the last listing would then wait until another woke the IDLE.
+        A NOOP sent right behind ``call`` collects it (the library hands unsolicited
+        responses to a pending NOOP), in the same round trip."""
+        client = self._ready()
+        result, noop = await asyncio.gather(call(), self._run(client.noop()))
+        return result, any(b"EXISTS" in bytes(line) for line in noop.lines)
+
+    async def _sizes(self, uid_set: str) -> dict[int, int | None] | None:
+        """UID → RFC822.SIZE of the mails in ``uid_set``; None when the server refuses."""
+        resp = await self._run(self._ready().uid("fetch", uid_set, "(UID RFC822.SIZE)"))
+        if resp.result != "OK":
+            return None
+        found: dict[int, int | None] = {}
+        for line in resp.lines[:-1]:  # the last line is the completion text
+            text = bytes(line)
+            uid = _FETCH_UID.search(text)
+            if b"FETCH" in text and uid is not None:
+                size = _SIZE.search(text)
+                found[int(uid.group(1))] = int(size.group(1)) if size else None
+        return found
+
     async def all_uids(self) -> list[int]:
         return await self.uids_after(0)
-
-    async def size(self, uid: int) -> int | None:
-        resp = await self._run(self._ready().uid("fetch", str(uid), "(RFC822.SIZE)"))
-        for line in resp.lines:
-            found = _SIZE.search(bytes(line))
-            if found:
-                return int(found.group(1))
-        return None
 
     async def fetch(self, uid: int) -> bytes | None:
         """The raw mail, or None when it was expunged meanwhile."""
@@ -148,6 +185,7 @@ class ImapSession:
                 if push == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
                     b"EXISTS" in line or b"EXPUNGE" in line for line in lines
                 ):
+                    self.news_at = time.monotonic()
                     client.idle_done()
                     await asyncio.wait_for(idle, self._timeout)
                     return

@@ -11,6 +11,10 @@ Exactly once, across restarts, crashes and reconnections:
   everything) is skipped.
 A mail the bridge cannot parse is posted as a notice with its raw ``.eml``; a mail larger
 than the configured limit as a notice saying so. Nothing is dropped silently.
+
+The delay from the server's announcement to the message in the room is kept short: the new
+mails are listed with their sizes in one command, and the next mail is read and parsed while
+the current one is posted (the store is only read and written in UID order, by the poster).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bots.matrix.io import MatrixIO, mention_html, txn_for
+from bots.matrix.io import mention_html, txn_for
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
-from bridges.mail.message import UnparseableMail, message_id_of, parse_mail
-from bridges.mail.render import mail_message, unparseable_notice
+from bridges.mail.message import ParsedMail, UnparseableMail, message_id_of, parse_mail
+from bridges.mail.posting import MailPoster, Stopwatch, abandon
 from bridges.mail.store import BridgeStore, Mailbox, PostedMail
 from bridges.mail.vault import CredentialVault
 
 log = logging.getLogger(__name__)
 
+READ_AHEAD_MAX = 5 * 1024 * 1024  # a larger mail is fetched in its turn (memory: two at most)
 STATE_CONNECTING = "connexion"
 STATE_CONNECTED = "connectée"
 STATE_ERROR = "erreur"
@@ -44,59 +49,6 @@ class ImapSettings:
     idle_seconds: float
     max_mail_size: int
     backoff_max_seconds: float
-
-
-Propose = Callable[[str, tuple[str, ...]], Awaitable[str | None]]  # (owner, INS) -> label
-
-
-class MailPoster:
-    """Posts one mail (message + files) in a Courriers room; replays give the same events."""
-
-    def __init__(self, io: MatrixIO, propose: Propose | None = None) -> None:
-        self.io = io
-        self.propose = propose
-
-    async def post(
-        self, room_id: str, intent: str, raw: bytes, owner: str = ""
-    ) -> tuple[str, str | None, tuple[str, ...]]:
-        """(event id of the mail message, Message-ID, References)."""
-        try:
-            mail = await asyncio.to_thread(parse_mail, raw)  # seconds for a 20 MB mail
-        except UnparseableMail as exc:
-            log.warning("courrier illisible (%s) %s : publié tel quel", exc, intent.split("|")[0])
-            plain, body = unparseable_notice()
-            event_id = await self.io.send_notice(
-                room_id, plain, body, txn_id=txn_for(intent, "unparseable")
-            )
-            await self._post_whole_mail(room_id, raw, intent)
-            return event_id, None, ()
-        proposal = None
-        if mail.ins and self.propose is not None:
-            proposal = await self.propose(owner, mail.ins)
-        content, cut = mail_message(mail, {"message_id": mail.message_id}, proposal)
-        event_id = await self.io.send(room_id, "m.room.message", content, txn_for(intent, "mail"))
-        for i, attachment in enumerate(mail.attachments):
-            await self.io.send_file(
-                room_id,
-                attachment.data,
-                filename=attachment.filename,
-                mimetype=attachment.mimetype,
-                txn_id=txn_for(intent, f"file-{i}"),
-            )
-        if cut:
-            await self._post_whole_mail(room_id, raw, intent)
-        return event_id, mail.message_id, mail.references
-
-    async def _post_whole_mail(self, room_id: str, raw: bytes, intent: str) -> None:
-        """The mail as received, ``courrier.eml``: when it could not be read, or its text was
-        cut to fit a message."""
-        await self.io.send_file(
-            room_id,
-            raw,
-            filename="courrier.eml",
-            mimetype="message/rfc822",
-            txn_id=txn_for(intent, "eml"),
-        )
 
 
 Notify = Callable[[Mailbox], Awaitable[None]]
@@ -151,9 +103,8 @@ class MailboxWatcher:
                 log.info("boîte de %s connectée", self.owner)
                 delay = 1.0
                 while True:
-                    # until a pass finds nothing: a mail that arrived during the pass was
-                    # announced in an answer to a FETCH (aioimaplib drops such untagged
-                    # EXISTS), and IDLE would not announce it again
+                    # until a pass finds nothing and the server announced nothing during
+                    # it: IDLE only tells of mail the server has not announced yet
                     while await self.catch_up(session, mailbox.room_id):
                         pass
                     if session.supports_idle:
@@ -178,8 +129,9 @@ class MailboxWatcher:
             finally:
                 await session.close()
 
-    async def catch_up(self, session: ImapSession, room_id: str) -> int:
-        """Post every mail of the INBOX past the saved position; how many UIDs were new."""
+    async def catch_up(self, session: ImapSession, room_id: str) -> bool:
+        """Post every mail of the INBOX past the saved position; whether to look again (mails
+        were new, or the server announced more during the pass)."""
         mailbox = self.store.mailbox(self.owner)
         assert mailbox is not None
         validity = session.uidvalidity
@@ -188,17 +140,55 @@ class MailboxWatcher:
             log.warning("UIDVALIDITY changée pour %s : relecture (doublons écartés)", self.owner)
             last_uid = 0
             self.store.reset_position(self.owner, validity, last_uid)
-        uids = await session.uids_after(last_uid)
-        for uid in uids:
-            await self._one(session, room_id, validity, uid)
-        return len(uids)
+        news_at, session.news_at = session.news_at, None
+        listed, announced = await session.new_mails(last_uid)
 
-    async def _one(self, session: ImapSession, room_id: str, validity: int, uid: int) -> None:
+        def read(i: int) -> asyncio.Task[_Read]:
+            clock = Stopwatch(news_at)
+            clock.mark("liste")
+            uid, size = listed[i]
+            return asyncio.ensure_future(self._read(session, uid, size, clock))
+
+        ahead: asyncio.Task[_Read] | None = None
+        try:
+            for i in range(len(listed)):
+                incoming = await (ahead or read(i))
+                ahead = None
+                if i + 1 < len(listed) and (listed[i + 1][1] or 0) <= READ_AHEAD_MAX:
+                    ahead = read(i + 1)  # the IMAP connection is the reader's alone
+                await self._post(room_id, validity, incoming)
+        finally:
+            if ahead is not None:
+                abandon(ahead)  # the connection is closed after this: no answer is awaited
+        return bool(listed) or announced
+
+    async def _read(
+        self, session: ImapSession, uid: int, size: int | None, clock: Stopwatch
+    ) -> _Read:
+        """One mail fetched and parsed; nothing decided yet (the store is the poster's)."""
+        if size is not None and size > self.settings.max_mail_size:
+            return _Read(uid, clock, size, None)
+        raw = await session.fetch(uid)
+        clock.mark("lu")
+        if raw is None:  # expunged meanwhile
+            return _Read(uid, clock, size, None)
+        try:
+            mail: ParsedMail | None = await asyncio.to_thread(parse_mail, raw)  # s for 20 MB
+        except UnparseableMail as exc:
+            log.warning("courrier illisible (%s) %s : publié tel quel", exc, self.owner)
+            mail = None
+        clock.mark("analyse")
+        message_id = mail.message_id if mail is not None else message_id_of(raw)
+        return _Read(uid, clock, size, raw, mail, message_id)
+
+    async def _post(self, room_id: str, validity: int, incoming: _Read) -> None:
+        """The mail posted (or skipped) and the position moved past it, in UID order."""
+        uid, clock = incoming.uid, incoming.clock
         if self.store.posted(self.owner, validity, uid):
             self.store.advance(self.owner, validity, uid)
             return
         intent = f"{self.owner}|{validity}|{uid}"
-        size = await session.size(uid)
+        size = incoming.size
         if size is not None and size > self.settings.max_mail_size:
             plain = (
                 f"Un courrier de {size // (1024 * 1024)} Mo dépasse la taille que Cercle relaie "
@@ -208,25 +198,42 @@ class MailboxWatcher:
             event_id = await self.poster.io.send_notice(
                 room_id, plain, html.escape(plain), txn_id=txn_for(intent, "too-big")
             )
-            self._record(validity, uid, event_id, None, ())
+            self._record(validity, uid, event_id, None, (), clock)
             return
-        raw = await session.fetch(uid)
-        if raw is None:  # expunged meanwhile
-            self.store.advance(self.owner, validity, uid)
+        raw, mail, message_id = incoming.raw, incoming.mail, incoming.message_id
+        if raw is None or (message_id and self.store.posted_message_id(self.owner, message_id)):
+            self.store.advance(self.owner, validity, uid)  # expunged, or posted under another UID
             return
-        message_id = message_id_of(raw)
-        if message_id and self.store.posted_message_id(self.owner, message_id):
-            self.store.advance(self.owner, validity, uid)
-            return
-        event_id, message_id, references = await self.poster.post(room_id, intent, raw, self.owner)
-        self._record(validity, uid, event_id, message_id, references)
+        event_id = await self.poster.post(room_id, intent, raw, mail, self.owner, clock)
+        references = mail.references if mail is not None else ()
+        message_id = mail.message_id if mail is not None else None
+        self._record(validity, uid, event_id, message_id, references, clock)
 
     def _record(
-        self, validity: int, uid: int, event_id: str, message_id: str | None, refs: tuple[str, ...]
+        self,
+        validity: int,
+        uid: int,
+        event_id: str,
+        message_id: str | None,
+        refs: tuple[str, ...],
+        clock: Stopwatch,
     ) -> None:
         self.store.record_posted(PostedMail(self.owner, validity, uid, event_id, message_id, refs))
+        clock.mark("noté")
         self.posted_count += 1
-        log.info("courrier publié owner=%s uid=%d event=%s", self.owner, uid, event_id)
+        log.info("courrier publié owner=%s uid=%d event=%s %s", self.owner, uid, event_id, clock)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One mail as read from the INBOX, waiting for its turn to be posted."""
+
+    uid: int
+    clock: Stopwatch
+    size: int | None
+    raw: bytes | None  # None: too big (not fetched) or expunged meanwhile
+    mail: ParsedMail | None = None  # None with raw: unparseable, posted as its .eml
+    message_id: str | None = None
 
 
 def login_refused_notice(owner: str, address: str) -> tuple[str, str]:

@@ -20,14 +20,9 @@ from bots.export.media import MediaError, MediaFetcher, MediaSource
 from bots.matrix.io import MatrixIO, txn_for
 from bridges.mail.config import MailBridgeConfig, MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
-from bridges.mail.inbound import (
-    ImapSettings,
-    MailboxWatcher,
-    MailPoster,
-    Propose,
-    login_refused_notice,
-)
+from bridges.mail.inbound import ImapSettings, MailboxWatcher, login_refused_notice
 from bridges.mail.outbound import SendRefused, SendUnavailable, SmtpSettings, check_login
+from bridges.mail.posting import MailPoster, Propose
 from bridges.mail.rooms import ensure_courriers, wait_for_room
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault

@@ -28,6 +28,8 @@ from email.message import EmailMessage, MIMEPart
 
 import nh3
 
+from bridges.mail.images import ImageInfo, image_info
+
 MAX_ZIP_ENTRIES = 500  # an XDM zip lists at most this many names
 MAX_XML_SCAN = 5 * 1024 * 1024  # bytes of one CDA / METADATA file searched for an INS
 
@@ -61,6 +63,7 @@ class Attachment:
     mimetype: str
     data: bytes = field(repr=False)
     listing: tuple[str, ...] = ()  # an XDM / zip: "name (size)" of each entry
+    image: ImageInfo | None = None  # an image a client shows inline (``m.image``)
 
     @property
     def is_xdm(self) -> bool:
@@ -206,7 +209,13 @@ def _attachments(msg: EmailMessage, body_parts: set[int]) -> Iterator[Attachment
         if not isinstance(data, bytes):
             data = part.as_bytes() if mimetype == "message/rfc822" else b""
         name = _safe_name(filename) or f"piece-jointe-{count}{_extension(mimetype)}"
-        yield Attachment(name, mimetype, data, _zip_listing(data) if _is_zip(name, data) else ())
+        yield Attachment(
+            name,
+            mimetype,
+            data,
+            _zip_listing(data) if _is_zip(name, data) else (),
+            image_info(data, mimetype),
+        )
 
 
 def _safe_name(name: str | None) -> str:
@@ -221,6 +230,8 @@ def _extension(mimetype: str) -> str:
         "application/pdf": ".pdf",
         "image/jpeg": ".jpg",
         "image/png": ".png",
+        "image/gif": ".gif",
+        "image/webp": ".webp",
         "application/zip": ".zip",
         "text/xml": ".xml",
         "application/xml": ".xml",

@@ -134,3 +134,38 @@ def simple(subject: str, text: str = "Bonjour", message_id: str | None = None) -
         msg["Message-ID"] = message_id
     msg.set_content(text)
     return msg.as_bytes()
+
+
+def image(fmt: str, size: tuple[int, int] = (64, 48), exif_orientation: int | None = None) -> bytes:
+    """A small real image (PNG, JPEG, GIF or WEBP) made with Pillow."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    picture = Image.new("RGB", size, (200, 30, 30))
+    extra = {}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        extra["exif"] = exif.tobytes()
+    picture.save(out, format=fmt, **extra)
+    return out.getvalue()
+
+
+IMAGES = (  # (file name, subtype, bytes): what a radiology centre or a nurse's phone sends
+    ("radio-thorax.png", "png", image("PNG", (64, 48))),
+    ("plaie-talon.jpg", "jpeg", image("JPEG", (40, 30), exif_orientation=6)),
+    ("schema.gif", "gif", image("GIF", (20, 10))),
+    ("photo.webp", "webp", image("WEBP", (33, 22))),
+)
+
+
+def with_images(subject: str = "Photos de la plaie") -> tuple[bytes, bytes]:
+    """A mail with one image of each inline type and a PNG cut short in transit (its bytes
+    returned too: posted as a plain file, not lost)."""
+    msg = base(subject, "Cabinet infirmier <idel@sante.mss.test>")
+    msg.set_content("Bonjour, les photos de ce matin.")
+    for name, subtype, data in IMAGES:
+        msg.add_attachment(data, maintype="image", subtype=subtype, filename=name)
+    cut = image("PNG", (64, 48))[:-40]
+    msg.add_attachment(cut, maintype="image", subtype="png", filename="coupee.png")
+    return msg.as_bytes(), cut

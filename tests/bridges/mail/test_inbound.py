@@ -195,6 +195,58 @@ async def test_mail_shapes_reach_the_courriers_room(
     assert state is not None and state.state == "connectée" and state.last_mail_at
 
 
+@pytest.fixture
+async def courriers(
+    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, bridge_account: str
+) -> tuple[Pro, str, str]:
+    """A running bridge, a professional and her connected mailbox: (pro, room, address)."""
+    address, password = mailbox_factory()
+    await bridge_factory().start()
+    pro = await pro_factory()
+    return pro, await connect(pro, bridge_account, address, password), address
+
+
+async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
+    courriers: tuple[Pro, str, str], mail_servers: Any
+) -> None:
+    pro, room_id, address = courriers
+    raw, cut = mails.with_images()
+    await asyncio.to_thread(mail_servers.deliver, raw, address)
+
+    def posted(p: Pro, r: str) -> list[Any]:
+        return [
+            e
+            for e in p.events.get(r, [])
+            if e.source.get("content", {}).get("msgtype") in ("m.image", "m.file")
+            or e.source.get("content", {}).get("body", "").startswith("✉️ Courrier de")
+        ]
+
+    message, *files = await wait_count(pro, room_id, posted, 6, timeout=90)
+    assert "Objet : Photos de la plaie" in message.source["content"]["body"]
+    contents = [f.source["content"] for f in files]
+    assert [(c["msgtype"], c["body"]) for c in contents] == [
+        ("m.image", "radio-thorax.png"),
+        ("m.image", "plaie-talon.jpg"),
+        ("m.image", "schema.gif"),
+        ("m.image", "photo.webp"),
+        ("m.file", "coupee.png"),  # cut short in transit: a file, not a broken image
+    ]
+    shown = {"radio-thorax.png": (64, 48), "plaie-talon.jpg": (30, 40),  # turned by EXIF
+             "schema.gif": (20, 10), "photo.webp": (33, 22)}  # fmt: skip
+    sent = {name: data for name, _, data in mails.IMAGES} | {"coupee.png": cut}
+    for content in contents:
+        name = content["body"]
+        assert "url" not in content and content["file"]["url"].startswith("mxc://")  # encrypted
+        assert await download(pro.client, content) == sent[name]
+        info = content["info"]
+        assert info["size"] == len(sent[name])
+        if name in shown:
+            assert info["mimetype"] == f"image/{name.rsplit('.', 1)[1].replace('jpg', 'jpeg')}"
+            assert (info["w"], info["h"]) == shown[name]
+        else:
+            assert info["mimetype"] == "image/png" and "w" not in info
+
+
 @pytest.mark.timeout(600)  # five bridge starts: slow when the shared machine is loaded
 async def test_exactly_once_across_crashes_and_restarts(
     bridge_factory: Any,
