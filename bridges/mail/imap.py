@@ -241,6 +241,8 @@ class ImapSession:
         if client is None:
             return
         try:
+            if client.has_pending_idle():  # LOGOUT inside IDLE waits out its 5 s for nothing
+                client.idle_done()
             if client.get_state() in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 5)
         except Exception:  # closing: nothing to do about a failure
