@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -126,6 +127,24 @@ def build_database(
         engine=engine, sessions=sessions, checkpointer=checkpointer, revisions=revisions,
         notices=notices,
     )  # fmt: skip
+
+
+def build_reader(url: str) -> Database:
+    """A read-only handle on ``url`` for another process than the service (an extraction's
+    child): one connection, no pool kept, no checkpoints (the service does them), and on
+    SQLite ``query_only`` — this process never writes."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return Database(engine=engine, sessions=sessions)
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:

@@ -12,14 +12,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import Select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deployment.conventions import PARIS
 from dossier_service.extraction.figures import (
     CircleChange,
     ExportFact,
@@ -43,9 +42,7 @@ _CHUNK = 500  # patient ids per IN (...) list
 
 def bounds(period: Period) -> tuple[datetime, datetime]:
     """The period as UTC instants: [first Paris midnight, the midnight after the last day)."""
-    start = datetime.combine(period.start, time.min, PARIS)
-    end = datetime.combine(period.end + timedelta(days=1), time.min, PARIS)
-    return start, end
+    return period.instants
 
 
 async def patients_of_structure(
