@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -131,9 +130,10 @@ def build_database(
 
 def build_reader(url: str) -> Database:
     """A read-only handle on ``url`` for another process than the service (an extraction's
-    child): one connection, no pool kept, no checkpoints (the service does them), and on
-    SQLite ``query_only`` — this process never writes."""
-    engine = create_async_engine(url, poolclass=NullPool)
+    child): one connection, kept for all its short transactions (not one per transaction: a
+    thread each on SQLite, a login each on PostgreSQL), no checkpoints (the service does
+    them), and on SQLite ``query_only`` — this process never writes."""
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
     if engine.dialect.name == "sqlite":
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
