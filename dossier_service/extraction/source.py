@@ -148,24 +148,29 @@ async def read_facts(
         messages.extend(
             RoomMessages(pid, date.fromisoformat(day), int(total)) for pid, _, day, total in rows
         )
-        ack = (
-            select(a.of_ref, func.min(a.at).label("first_ack"))
-            .where(a.kind == "prise_en_compte")
-            .group_by(a.of_ref)
-            .subquery()
-        )
         rows = await rows_of(
             _scoped(
-                select(a.patient_id, a.flag_kind, a.at, ack.c.first_ack)
-                .outerjoin(ack, ack.c.of_ref == a.ref)
-                .where(a.kind == "signalement", a.at >= start, a.at < end),
+                select(a.patient_id, a.flag_kind, a.at, a.ref).where(
+                    a.kind == "signalement", a.at >= start, a.at < end
+                ),
                 a.patient_id,
                 chunk,
             )
         )
+        # their first acknowledgements in a query of their own, by the flags' refs: a join
+        # with the aggregate of every acknowledgement was planned by PostgreSQL, on stale
+        # statistics, as that aggregate again for each flag (minutes for 500 files)
+        refs = [ref for *_, ref in rows]
+        first_acks: dict[str, datetime] = {}
+        for i in range(0, len(refs), _CHUNK):
+            for ref, acked in await rows_of(
+                select(a.of_ref, func.min(a.at))
+                .where(a.kind == "prise_en_compte", a.of_ref.in_(refs[i : i + _CHUNK]))
+                .group_by(a.of_ref)
+            ):
+                first_acks[ref] = _utc(acked)
         flags.extend(
-            FlagFact(pid, kind, _utc(at), _utc(acked) if acked is not None else None)
-            for pid, kind, at, acked in rows
+            FlagFact(pid, kind, _utc(at), first_acks.get(ref)) for pid, kind, at, ref in rows
         )
         rows = await rows_of(
             _scoped(
