@@ -24,7 +24,31 @@ worker (facts read in the service, the workbook written by its render child).
 Goals: the year's extraction ≤ 30 s and ≤ 300 MB (the service's growth plus the render
 process); the others' p99 during it within ±20 % of the p99 without it.
 
-Figures: see the end of this docstring (filled by hand from the runs).
+Figures (2026-12-02, the shared 2-core machine under 6–13 of load average from the other
+engineers' tests and benchmarks: wall times there are 4–8× the CPU times, and the render
+child, at nice 10, gets what the others leave; CPU times are the comparable figures).
+10,000 patients, 1,000,000 notebook entries, 360,010 activity events, 50,000 tasks (1.46 M
+rows; built in 194 s on SQLite, 111 s on PostgreSQL, then 1 s to copy from the cache).
+
+  year of the whole platform       wall     CPU service + render   peak growth   xlsx / csv.zip
+  SQLite, before (load 8–10)      71.5 s     4.0 s  +  18.7 s        +306 MB     3.62 / 1.05 MB
+  SQLite, after  (load 7–10)   49.0–71.2 s   1.1 s  +   8.9 s        +199 MB     3.62 / 1.05 MB
+  PostgreSQL, before (load 9)    706.6 s       —    +   8.2 s        +207 MB     3.62 / 1.05 MB
+  PostgreSQL, after  (load 9)    315.6 s       —    +   7.7 s        +202 MB     3.62 / 1.05 MB
+  a structure (~100 files)      2.2–7.1 s    0.1 s  +   1.2 s         +77 MB     0.06 / 0.02 MB
+  1,000 patients / 50,000 notes   14.1 s     0.3 s  +   1.9 s         +87 MB     (baseline 8.4 s)
+
+The render child's work alone, at nice 0 (``facts_of`` + ``extract`` + both documents, same
+load): 7.1 s CPU — reading 4.5 s, figures 1.2 s, documents 1.3 s — and 208 MB at most; so
+≤ 30 s and ≤ 300 MB hold wherever the extraction gets a core's share (it is ~9 s of CPU in
+all), and memory holds everywhere. "Service" CPU is mostly the benchmark's status polls.
+PostgreSQL's wall time is its server's CPU (not counted above) under that load, plus the
+starved child. The workbook's summary matched the built scenario in every run.
+
+Other users' p99 (8 clients, file page and dashboard, same run, interleaved windows): not
+shown to hold on this machine — ratios during / without from 1.06 to 3.5 (SQLite) and 1.9–2.8
+(PostgreSQL), with a p50 itself of 0.3–1 s without any extraction (the service starved too),
+and windows of a few hundred reads. See the last run below for the cleanest figures.
 """
 
 from __future__ import annotations
@@ -34,6 +58,7 @@ import asyncio
 import contextlib
 import io
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -163,6 +188,8 @@ async def extract(http: Any, base: str, token: str, scope: str, tree: Tree | Non
         run.service_cpu_s, run.child_cpu_s = own1 - own0, children1 - children0
         run.peak_growth_mb = (tree.peak_total - rss0) / 2**20
         run.peak_child_mb = tree.peak_child / 2**20
+    if tree is None:  # under load: parsing the workbook here would hold the readers' loop
+        return run
     async with http.get(base + report["xlsx"], headers=headers) as r:
         xlsx = await r.read()
     async with http.get(base + report["csv"], headers=headers) as r:
@@ -199,9 +226,12 @@ class Reads:
     windows: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: int = 0
     current: str = "warm-up"
+    slow: list[tuple[float, float, str]] = field(default_factory=list)  # (seconds, start, page)
 
-    def add(self, page: str, window: str, seconds: float) -> None:
+    def add(self, page: str, window: str, seconds: float, start: float = 0.0) -> None:
         self.windows.setdefault(window, {}).setdefault(page, []).append(seconds)
+        if window == "during":
+            self.slow.append((seconds, start, page))
 
 
 async def readers(
@@ -221,7 +251,7 @@ async def readers(
                     await resp.read()
                     if resp.status != 200:
                         reads.errors += 1
-                reads.add(page, window, time.perf_counter() - t0)
+                reads.add(page, window, time.perf_counter() - t0, t0)
 
         await asyncio.gather(*(reader(n) for n in range(clients)))
 
@@ -273,6 +303,8 @@ async def main() -> None:
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cercle-bench",
     )  # fmt: skip
     args = parser.parse_args()
+    # killed: the finally blocks still stop the service and drop the run's database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import aiohttp
 
@@ -311,6 +343,7 @@ async def main() -> None:
             try:
                 await asyncio.sleep(2)  # warm-up: connections, caches
                 loaded: list[Run] = []
+                spans: list[tuple[str, float, float]] = []  # (scope, asked, ready)
                 for _ in range(args.rounds):
                     for scope in ("plateforme", bench_platform.STRUCTURES[0]):
                         reads.current = "quiet"
@@ -318,8 +351,10 @@ async def main() -> None:
                         reads.current = "during"
                         t0 = time.perf_counter()
                         while True:  # a structure's extraction is short: repeat it
+                            asked = time.perf_counter()
                             run = await extract(http, base, tokens[scope], scope, None)
                             loaded.append(run)
+                            spans.append((scope, asked, asked + run.wall_s))
                             if time.perf_counter() - t0 >= min(args.quiet, 4):
                                 break
                 reads.current = "quiet"
@@ -340,7 +375,18 @@ async def main() -> None:
         print(f"  {page:<10} without: {len(quiet):5} reads p50 {pct(quiet, 0.5):6.1f} ms p99 "
               f"{pct(quiet, 0.99):6.1f} ms | during: {len(during):5} reads p50 "
               f"{pct(during, 0.5):6.1f} ms p99 {pct(during, 0.99):6.1f} ms | p99 ratio "
-              f"{ratio:.2f} {'OK' if 0.8 <= ratio <= 1.2 else 'NOT MET'} (0.80–1.20)")  # fmt: skip
+              f"{ratio:.2f} {'OK' if ratio <= 1.2 else 'NOT MET'} (≤ 1.20; under 0.80, the "
+              "machine's noise fell on the quiet windows)")  # fmt: skip
+
+    print("slowest reads during the extractions (where in the extraction they started):")
+    for seconds, start, page in sorted(reads.slow, reverse=True)[:5]:
+        span = next((x for x in spans if x[1] <= start <= x[2]), None)
+        where = (
+            f"{start - span[1]:5.1f} s after asking {span[0]} (ready after {span[2] - span[1]:.1f} s)"
+            if span
+            else "while the documents were downloaded"
+        )
+        print(f"  {page:<10} {1000 * seconds:6.0f} ms, started {where}")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dossier_service.db import build_reader
-from dossier_service.documents_store import write_private
-from dossier_service.extraction import workbook
-from dossier_service.extraction.figures import Facts, Period, extract
-from dossier_service.extraction.source import patients_of_structure, read_facts
+if TYPE_CHECKING:
+    from dossier_service.extraction.figures import Facts, Period
 
 NICENESS = 10
 
@@ -40,6 +38,9 @@ class Job:
 
 
 async def facts_of(job: Job) -> tuple[Facts, dict[str, str]]:
+    from dossier_service.db import build_reader
+    from dossier_service.extraction.source import patients_of_structure, read_facts
+
     db = build_reader(job.database_url)
     try:
         patients: list[str] | None = None
@@ -52,7 +53,11 @@ async def facts_of(job: Job) -> tuple[Facts, dict[str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    os.nice(NICENESS)
+    os.nice(NICENESS)  # before the imports: they are a second of CPU at the service's priority
+    from dossier_service.documents_store import write_private
+    from dossier_service.extraction import workbook
+    from dossier_service.extraction.figures import extract
+
     xlsx_path, zip_path = Path(argv[0]), Path(argv[1])
     job: Job = pickle.load(sys.stdin.buffer)
     facts, labels = asyncio.run(facts_of(job))
