@@ -128,6 +128,25 @@ def build_database(
     )  # fmt: skip
 
 
+def build_reader(url: str) -> Database:
+    """A read-only handle on ``url`` for another process than the service (an extraction's
+    child): one connection, kept for all its short transactions (not one per transaction: a
+    thread each on SQLite, a login each on PostgreSQL), no checkpoints (the service does
+    them), and on SQLite ``query_only`` — this process never writes."""
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    if engine.dialect.name == "sqlite":
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return Database(engine=engine, sessions=sessions)
+
+
 async def connection_of(session: AsyncSession) -> AsyncConnection:
     """The session's connection, for Core statements on hot paths (same transaction, no
     ORM machinery). Pending ORM changes are flushed first, as the session's autoflush would

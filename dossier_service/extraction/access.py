@@ -4,7 +4,7 @@ One function, ``may_extract``, used by the API and the page: an admin may extrac
 platform or any structure; a structure's current referent (``structure_members``) only his
 structure. No patient identity is
 ever decided here: the report names a patient only to a requester in that patient's care
-circle (``reports._circle_labels``).
+circle (``reports._circle_files``).
 """
 
 from __future__ import annotations

@@ -1,28 +1,70 @@
-"""``python -m dossier_service.extraction.render XLSX ZIP``: the CPU-bound half of an
-extraction, in a process of its own so the dossier's event loop never waits on it.
+"""``python -m dossier_service.extraction.render XLSX ZIP``: the work of an extraction, in a
+process of its own at a lower priority, so that the dossier's event loop never waits on it
+and the people using the dossier meanwhile come first.
 
-Reads the pickled ``(facts, period, scope, visible, made_at)`` that the dossier wrote on its
-standard input (trusted: written by the parent, never by a user), writes both documents to
-the given paths and prints the title on its standard output.
+Reads the pickled :class:`Job` that the dossier wrote on its standard input (trusted: written
+by the parent, never by a user; it holds the database's URL, so it is never an argument),
+reads the facts from the database itself (read-only, in short transactions), computes the
+figures, writes both documents to the given paths and prints the title on its standard
+output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import sys
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dossier_service.documents_store import write_private
-from dossier_service.extraction import workbook
-from dossier_service.extraction.figures import extract
+if TYPE_CHECKING:
+    from dossier_service.extraction.figures import Facts, Period
+
+NICENESS = 10
+
+
+@dataclass(frozen=True)
+class Job:
+    database_url: str
+    period: Period
+    structure_id: str | None  # None: the whole platform
+    scope_label: str
+    visible: Collection[str]  # the files whose care circle holds the requester
+    made_at: datetime
+
+
+async def facts_of(job: Job) -> tuple[Facts, dict[str, str]]:
+    from dossier_service.db import build_reader
+    from dossier_service.extraction.source import patients_of_structure, read_facts
+
+    db = build_reader(job.database_url)
+    try:
+        patients: list[str] | None = None
+        if job.structure_id is not None:
+            async with db.sessions() as session:
+                patients = await patients_of_structure(session, job.structure_id, job.period)
+        return await read_facts(db.sessions, job.period, patients)
+    finally:
+        await db.dispose()
 
 
 def main(argv: list[str]) -> int:
-    os.nice(10)  # the people using the dossier meanwhile come first
+    os.nice(NICENESS)  # before the imports: they are a second of CPU at the service's priority
+    from dossier_service.documents_store import write_private
+    from dossier_service.extraction import workbook
+    from dossier_service.extraction.figures import extract
+
     xlsx_path, zip_path = Path(argv[0]), Path(argv[1])
-    facts, period, scope, visible, made_at = pickle.load(sys.stdin.buffer)
-    result = extract(facts, period, scope=scope, visible=visible, made_at=made_at)
+    job: Job = pickle.load(sys.stdin.buffer)
+    facts, labels = asyncio.run(facts_of(job))
+    visible = {pid: labels[pid] for pid in job.visible if pid in labels}
+    result = extract(facts, job.period, scope=job.scope_label, visible=visible,
+                     made_at=job.made_at)  # fmt: skip
+    del facts
     write_private(xlsx_path, workbook.xlsx(result))
     write_private(zip_path, workbook.csv_zip(result))
     sys.stdout.write(result.title)

@@ -2,14 +2,14 @@
 
 ``request`` records the demand (status « en cours ») in the request's transaction, with its
 audit row. ``ReportWorker`` (one per dossier process) takes pending reports in order — also
-those left pending by a process that was killed —, reads the facts in short transactions (one
-per chunk of patients, so other users are served between them), computes the figures and
-writes the XLSX and the CSV archive in a separate process (the service's event loop never
-waits on that work), stores both files under ``<documents>/extractions/`` (written to a
-temporary name, then renamed: never half a file), then in one transaction marks the report
-« prête », puts a task on the requester's dashboard and an ``extraction.ready`` outbox event
-for the bot's direct-chat notice. A failure marks it « échec » with a French reason, never
-the exception's text.
+those left pending by a process that was killed — and hands each to a child process at a
+lower priority (``render``), which reads the facts itself (read-only, in short transactions),
+computes the figures and writes the XLSX and the CSV archive under
+``<documents>/extractions/`` (written to a temporary name, then renamed: never half a file):
+the service's event loop never waits on that work, nor holds its rows. Then, in one
+transaction, the worker marks the report « prête », puts a task on the requester's dashboard
+and an ``extraction.ready`` outbox event for the bot's direct-chat notice. A failure marks it
+« échec » with a French reason, never the exception's text.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import hashlib
 import logging
 import pickle
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import Database
 from dossier_service.extraction.figures import Period
-from dossier_service.extraction.source import patients_of_structure, read_facts
+from dossier_service.extraction.render import Job
 from dossier_service.file_revisions import mark_changed
 from dossier_service.models.activity import FAILED, PENDING, READY, ExtractionReport
 from dossier_service.models.circle import CircleMember
@@ -161,17 +161,16 @@ class ReportWorker:
         async with self.db.sessions() as session:
             report = await session.get(ExtractionReport, report_id)
             assert report is not None
-            period = Period(report.period_start, report.period_end)
-            patients: Collection[str] | None = None
+            structure_id = None
             if report.scope_kind == STRUCTURE and report.structure_id:
-                patients = await patients_of_structure(session, report.structure_id, period)
-            visible = await _circle_labels(session, report.requested_by)
-        facts, labels = await read_facts(self.db.sessions, period, patients)
-        visible_labels = {pid: labels[pid] for pid in visible if pid in labels}
+                structure_id = report.structure_id
+            visible = await _circle_files(session, report.requested_by)
         made_at = self.clock()
         xlsx_path, zip_path = files_of(self.documents_dir, report_id)
-        job = pickle.dumps((facts, period, report.scope_label, visible_labels, made_at))
-        title = await _render(job, xlsx_path, zip_path)
+        url = self.db.engine.url.render_as_string(hide_password=False)
+        job = Job(url, Period(report.period_start, report.period_end), structure_id,
+                  report.scope_label, visible, made_at)  # fmt: skip
+        title = await _render(pickle.dumps(job), xlsx_path, zip_path)
         xlsx, csv_zip = xlsx_path.read_bytes(), zip_path.read_bytes()
         async with self.db.transaction() as session:
             report = await session.get(ExtractionReport, report_id)
@@ -180,7 +179,7 @@ class ReportWorker:
             report.title = title[:400]
             report.xlsx_sha256 = hashlib.sha256(xlsx).hexdigest()
             report.csv_sha256 = hashlib.sha256(csv_zip).hexdigest()
-            report.done_at = made_at
+            report.done_at = self.clock()
             task = Task(
                 type="Administratif",
                 subtypes=["Extraction"],
@@ -203,7 +202,7 @@ class ReportWorker:
             )  # fmt: skip
 
 
-async def _circle_labels(session: AsyncSession, user_id: str) -> set[str]:
+async def _circle_files(session: AsyncSession, user_id: str) -> set[str]:
     """The files whose care circle holds the requester now (their patients may be named)."""
     c = table_of(CircleMember).c
     rows = await session.execute(

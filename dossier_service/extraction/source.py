@@ -12,14 +12,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import Select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deployment.conventions import PARIS
 from dossier_service.extraction.figures import (
     CircleChange,
     ExportFact,
@@ -43,9 +42,7 @@ _CHUNK = 500  # patient ids per IN (...) list
 
 def bounds(period: Period) -> tuple[datetime, datetime]:
     """The period as UTC instants: [first Paris midnight, the midnight after the last day)."""
-    start = datetime.combine(period.start, time.min, PARIS)
-    end = datetime.combine(period.end + timedelta(days=1), time.min, PARIS)
-    return start, end
+    return period.instants
 
 
 async def patients_of_structure(
@@ -133,51 +130,64 @@ async def read_facts(
                 circle.append(CircleChange(pid, _utc(ended), "retrait", kind))
 
     a = table_of(ActivityEvent).c
-    first, last = period.start.isoformat(), period.end.isoformat()
     month = func.substr(a.day, 1, 7)
     messages: list[RoomMessages] = []
     flags: list[FlagFact] = []
     exports: list[ExportFact] = []
-    for chunk in _chunks(patients):
-        rows = await rows_of(
-            _scoped(
-                select(a.patient_id, month, func.min(a.day), func.sum(a.count))
-                .where(a.kind == "messages", a.day >= first, a.day <= last)
-                .group_by(a.patient_id, month),
-                a.patient_id,
-                chunk,
+    # a month of the period at a time, and for a structure a chunk of its files: every query
+    # is one range of the (kind, day) index; the platform's need no list of files at all
+    groups: list[Sequence[str] | None] = [*_chunks(patients)] if scoped else [None]
+    for group in groups:
+        for first, last, window in _months(period):
+            w_start, w_end = window.instants
+
+            def of(query: Select[Any], files: Sequence[str] | None = group) -> Select[Any]:
+                return query if files is None else query.where(a.patient_id.in_(files))
+
+            rows = await rows_of(
+                of(
+                    select(a.patient_id, month, func.min(a.day), func.sum(a.count))
+                    .where(a.kind == "messages", a.day >= first, a.day <= last)
+                    .group_by(a.patient_id, month)
+                )
             )
-        )
-        messages.extend(
-            RoomMessages(pid, date.fromisoformat(day), int(total)) for pid, _, day, total in rows
-        )
-        ack = (
-            select(a.of_ref, func.min(a.at).label("first_ack"))
-            .where(a.kind == "prise_en_compte")
-            .group_by(a.of_ref)
-            .subquery()
-        )
-        rows = await rows_of(
-            _scoped(
-                select(a.patient_id, a.flag_kind, a.at, ack.c.first_ack)
-                .outerjoin(ack, ack.c.of_ref == a.ref)
-                .where(a.kind == "signalement", a.at >= start, a.at < end),
-                a.patient_id,
-                chunk,
+            messages.extend(
+                RoomMessages(pid, date.fromisoformat(day), int(total))
+                for pid, _, day, total in rows
+                if pid in opened
             )
-        )
-        flags.extend(
-            FlagFact(pid, kind, _utc(at), _utc(acked) if acked is not None else None)
-            for pid, kind, at, acked in rows
-        )
-        rows = await rows_of(
-            _scoped(
-                select(a.patient_id, a.at).where(a.kind == "export", a.at >= start, a.at < end),
-                a.patient_id,
-                chunk,
+            rows = await rows_of(
+                of(
+                    select(a.patient_id, a.flag_kind, a.at, a.ref).where(
+                        a.kind == "signalement", a.at >= w_start, a.at < w_end
+                    )
+                )
             )
-        )
-        exports.extend(ExportFact(pid, _utc(at)) for pid, at in rows)
+            # their first acknowledgements in a query of their own, by the flags' refs: a
+            # join with the aggregate of every acknowledgement was planned by PostgreSQL, on
+            # stale statistics, as that aggregate again for each flag (minutes for 500 files)
+            refs = [ref for *_, ref in rows]
+            first_acks: dict[str, datetime] = {}
+            for i in range(0, len(refs), _CHUNK):
+                for ref, acked in await rows_of(
+                    select(a.of_ref, func.min(a.at))
+                    .where(a.kind == "prise_en_compte", a.of_ref.in_(refs[i : i + _CHUNK]))
+                    .group_by(a.of_ref)
+                ):
+                    first_acks[ref] = _utc(acked)
+            flags.extend(
+                FlagFact(pid, kind, _utc(at), first_acks.get(ref))
+                for pid, kind, at, ref in rows
+                if pid in opened
+            )
+            rows = await rows_of(
+                of(
+                    select(a.patient_id, a.at).where(
+                        a.kind == "export", a.at >= w_start, a.at < w_end
+                    )
+                )
+            )
+            exports.extend(ExportFact(pid, _utc(at)) for pid, at in rows if pid in opened)
 
     t = table_of(Task).c
     tasks: list[TaskFact] = []
@@ -212,6 +222,18 @@ async def read_facts(
         )
     facts = Facts(files, circle, messages, flags, tasks, exports, stays)
     return facts, labels
+
+
+def _months(period: Period) -> list[tuple[str, str, Period]]:
+    """(first day, last day, as a period) of each month of ``period``, cut to it."""
+    out = []
+    for label in period.months():
+        year, number = int(label[:4]), int(label[5:7])
+        after = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+        window = Period(max(date(year, number, 1), period.start),
+                        min(after - timedelta(days=1), period.end))  # fmt: skip
+        out.append((window.start.isoformat(), window.end.isoformat(), window))
+    return out
 
 
 def _chunks(patients: Collection[str]) -> list[Sequence[str]]:

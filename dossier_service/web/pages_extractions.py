@@ -44,6 +44,8 @@ def read_figures(data: bytes) -> Figures:
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     rows = list(book[workbook.SUMMARY].iter_rows(values_only=True))
     book.close()
+    width = max((len(r) for r in rows), default=0)  # rows written one by one are not padded
+    rows = [tuple(r) + (None,) * (width - len(r)) for r in rows]
     figures = Figures()
     i = next((n for n, r in enumerate(rows) if r[:2] == ("Indicateur", "Valeur")), len(rows))
     for row in rows[i + 1 :]:

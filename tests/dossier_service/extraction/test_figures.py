@@ -164,6 +164,16 @@ def test_cells_that_look_like_formulas_are_neutralised() -> None:
     assert rows[1][0] == '\'=HYPERLINK("x")'
 
 
+def test_labels_with_markup_spaces_or_control_characters_come_back_as_written() -> None:
+    labels = {"P-1": "Dupont <Jean> & fils", "P-2": "  Martin ", "P-3": "Durand\x01\x0b"}
+    files = [FileFact(pid, label, at(1)) for pid, label in labels.items()]
+    result = extract(Facts(files=files), PERIOD, scope="x", visible=labels, made_at=at(100))
+    book = load_workbook(io.BytesIO(workbook.xlsx(result)))
+    rows = list(book["Patients"].iter_rows(min_row=2, values_only=True))
+    assert sorted(r[0] for r in rows) == ["  Martin ", "Dupont <Jean> & fils", "Durand"]
+    assert {r[2] for r in rows} == {0}  # numbers stay numbers
+
+
 def test_the_csv_archive_has_one_file_per_sheet() -> None:
     result = extract(scenario(), PERIOD, scope="x", visible={}, made_at=at(100))
     archive = zipfile.ZipFile(io.BytesIO(workbook.csv_zip(result)))
