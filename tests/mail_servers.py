@@ -113,6 +113,7 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 auth_mechanisms = plain login
+auth_failure_delay = 0
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
@@ -196,6 +197,17 @@ class MailServers:
         tmp.write_text("".join(f"{a}:{{PLAIN}}{p}\n" for a, p in self.passwords.items()))
         tmp.chmod(0o644)
         os.replace(tmp, users)
+        # Dovecot looks at the passwd-file at most once a second: a mailbox added in the
+        # second of an earlier login is unknown to it until the next one. Ready once it logs in.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.imap(address).logout()
+                return
+            except imaplib.IMAP4.error:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     # -- delivering and reading, as a test (blocking; call through asyncio.to_thread) --
     def client_tls(self) -> ssl.SSLContext:
