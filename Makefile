@@ -83,7 +83,7 @@ status: $(STAMP)
 
 test: $(STAMP) $(SYSTEM_STAMP) $(FONTS_STAMP) $(NODE_DEPS)
 	@$(MAKE) --no-print-directory audit
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 # Known vulnerabilities of the locked set (pip-audit against PyPI's advisory service).
 # --strict: a package that could not be audited fails the audit (never a false "clean").
