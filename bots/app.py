@@ -51,6 +51,15 @@ from bots.matrix.undecryptable import UndecryptableEvents
 
 log = logging.getLogger(__name__)
 
+# The mail bridge's commands (bridges/mail/handlers.py), typed to this bot by mistake: told
+# where they go rather than « Commande inconnue ».
+_IN_COURRIERS = (
+    "commande des Courriers (messagerie sécurisée de santé) : elle se tape dans votre salon "
+    "Courriers ou votre conversation avec le bot des courriers, quand les courriers sont "
+    "activés sur ce serveur (demandez à votre administrateur)."
+)
+MAIL_BRIDGE_COMMANDS = dict.fromkeys(("courrier", "mail", "classer", "connecter"), _IN_COURRIERS)
+
 
 @dataclass
 class BotServices:
@@ -120,6 +129,7 @@ class BotApp:
         registry = CommandRegistry(
             config.command_prefix,
             PowerLevels(flag=config.flag_power_level, admin=config.admin_power_level),
+            elsewhere=MAIL_BRIDGE_COMMANDS,
         )
         sync = cls._register_families(registry, services)
         handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)

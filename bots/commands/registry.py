@@ -242,9 +242,13 @@ class Parsed:
 
 
 class CommandRegistry:
-    def __init__(self, prefix: str, levels: PowerLevels) -> None:
+    def __init__(
+        self, prefix: str, levels: PowerLevels, elsewhere: Mapping[str, str] | None = None
+    ) -> None:
         self.prefix = prefix
         self.levels = levels
+        # words that are another bot's commands: where to type them, instead of « inconnue »
+        self.elsewhere: Mapping[str, str] = elsewhere or {}
         self._commands: list[Command] = []
         self._by_word: dict[str, list[Command]] = {}
         # issue 6 hook: awaited after a command succeeded, with (ctx, command, values)
@@ -392,6 +396,8 @@ class CommandRegistry:
             if not _COMMAND_WORD.match(word):
                 return False  # "!!!", "!?" …: punctuation in a message, not a command
             msg = f"Commande inconnue : « {self.prefix}{word} ». Tapez {self.prefix}aide pour la liste."
+            if word.lower() in self.elsewhere:
+                msg = f"« {self.prefix}{word} » : {self.elsewhere[word.lower()]}"
             await ctx.reply(msg, html.escape(msg))
             return True
         refusal = access_refusal(parsed.command.where, parsed.command.power, ctx.facts, self.levels)

@@ -230,3 +230,16 @@ def test_help_of_the_real_families_spells_french_names_first():
     line = next(x for x in plain.splitlines() if "salons signalés" in x)
     assert line.startswith("• !dossiers — ") and line.endswith("(en anglais : !flags)")
     assert registry.parse("!flags") is not None  # the English name still works
+
+
+async def test_another_bots_command_is_told_where_it_goes() -> None:
+    """!courrier typed to Cercle's bot (a command of the mail bridge): where to type it, not
+    « Commande inconnue »; other unknown words keep the usual reply."""
+    rec = Recorder()
+    reg = CommandRegistry("!", PowerLevels(flag=0, admin=50), elsewhere={"courrier": "ailleurs."})
+    assert await reg.execute("!Courrier à x objet y", ctx_for(rec))
+    assert await reg.execute("!inconnue", ctx_for(rec))
+    assert [p for p, _ in rec.replies] == [
+        "« !Courrier » : ailleurs.",
+        "Commande inconnue : « !inconnue ». Tapez !aide pour la liste.",
+    ]
