@@ -83,8 +83,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import dossier_load as harness  # noqa: E402  (same directory: ports, wait)
 import extraction_platform as bench_platform  # noqa: E402
+
+from bench.common.dossier import wait_healthy  # noqa: E402
+from bench.common.measures import free_port  # noqa: E402
 
 YEAR = bench_platform.YEAR
 SESSION_KEY = "bench-extraction-session-key"
@@ -274,7 +276,7 @@ def pct(values: list[float], q: float) -> float:
 # ----------------------------------------------------------------------------- main
 @contextlib.asynccontextmanager
 async def service(url: str, root: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = harness._free_port()
+    port = free_port()
     code = (
         f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]; "
         f"import extraction; extraction.serve({url!r}, "
@@ -283,7 +285,7 @@ async def service(url: str, root: Path) -> AsyncIterator[tuple[str, subprocess.P
     process = subprocess.Popen([sys.executable, "-c", code])
     try:
         base = f"http://127.0.0.1:{port}"
-        await harness._wait(base)
+        await wait_healthy(base)
         yield base, process
     finally:
         process.terminate()

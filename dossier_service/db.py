@@ -128,12 +128,28 @@ def build_database(
     )  # fmt: skip
 
 
+READER_SETTINGS = (
+    ("default_transaction_read_only", "on"),
+    ("max_parallel_workers_per_gather", "0"),
+    ("jit", "off"),
+)
+
+
 def build_reader(url: str) -> Database:
     """A read-only handle on ``url`` for another process than the service (an extraction's
     child): one connection, kept for all its short transactions (not one per transaction: a
     thread each on SQLite, a login each on PostgreSQL), no checkpoints (the service does
-    them), and on SQLite ``query_only`` — this process never writes."""
-    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    them), and read-only in the database's own terms — this process never writes.
+
+    On PostgreSQL its backend runs at the same priority as the service's (the server has no
+    other), so the reader also asks it to stay within one process: no parallel workers (a
+    year's aggregate would otherwise take two more backends, three cores' worth of the
+    machine the readers of the dossier share) and no JIT compilation (bursts of CPU for
+    queries that run once)."""
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "postgresql":  # asyncpg (config.py's URLs)
+        connect_args["server_settings"] = dict(READER_SETTINGS)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -117,3 +117,18 @@ async def test_a_period_over_three_years_is_refused(db: Database) -> None:
         await ask(
             db, reports.Scope(reports.PLATFORM, "x"), Period(date(2020, 1, 1), date(2026, 1, 1))
         )
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="Linux only")
+def test_the_render_process_runs_only_on_idle_cpu_time() -> None:
+    """The extraction's child leaves the CPU to the service's users: idle class, not nice."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os; from dossier_service.extraction.render import yield_to_others; "
+        "before = os.sched_getscheduler(0); yield_to_others(); "
+        "print(before == os.SCHED_OTHER, os.sched_getscheduler(0) == os.SCHED_IDLE)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

@@ -3,7 +3,11 @@ known scenario as the pure figures, written as rows, gives the same counts."""
 
 from __future__ import annotations
 
-from dossier_service.db import Database
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from dossier_service.db import Database, build_reader
 from dossier_service.extraction.figures import extract
 from dossier_service.extraction.source import patients_of_structure, read_facts
 from tests.dossier_service.extraction.conftest import PERIOD, SSIAD, at
@@ -37,3 +41,29 @@ async def test_a_structure_sees_the_patients_it_followed_during_the_period(db: D
     assert summary["Patients suivis"] == 1
     assert summary["Messages échangés"] == 20
     assert summary["Signalements"] == 2
+
+
+async def test_the_render_process_reader_reads_the_same_and_never_writes(
+    db: Database, database_url: str
+) -> None:
+    """The reader of the extraction's own process (``build_reader``): the same facts, a
+    write refused by the database itself, and on PostgreSQL a backend that stays one process
+    (no parallel workers, no JIT) since the server cannot lower its priority."""
+    reader = build_reader(database_url)
+    try:
+        facts, _ = await read_facts(reader.sessions, PERIOD, None)
+        summary = dict(extract(facts, PERIOD, scope="x", visible={}, made_at=at(100)).summary)
+        assert summary["Messages échangés"] == 25
+        async with reader.sessions() as s:
+            if reader.engine.dialect.name == "postgresql":
+                shown = [
+                    (await s.execute(text(f"SHOW {name}"))).scalar_one()
+                    for name in ("max_parallel_workers_per_gather", "jit")
+                ]
+                assert shown == ["0", "off"]
+            with pytest.raises((DBAPIError, OperationalError)):
+                await s.execute(text("DELETE FROM patients"))
+    finally:
+        await reader.dispose()
+    async with db.sessions() as s:  # nothing was deleted
+        assert (await s.execute(text("SELECT count(*) FROM patients"))).scalar_one() == 5
