@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +66,7 @@ def join_structure(
             True,
             actor,
             _stamp(conn, at),
-            search_text(display_name, *(place or ())),
+            member_text(display_name, *(place or ("", ""))),
         ),
     )
     audit.record(
@@ -105,6 +106,31 @@ def search_text(*parts: str) -> str:
     """What the search reads: every word, folded, each after a space (a prefix of a word is
     ``LIKE '% word%'``)."""
     return "".join(f" {w}" for w in _words(" ".join(parts)))
+
+
+def member_text(display_name: str, structure: str | None, city: str | None) -> str:
+    """The search text of a member without RPPS: her name and role, her structure's name and
+    city (kept here for the search, so refreshed when FINESS renames the structure)."""
+    return search_text(display_name, structure or "", city or "")
+
+
+def refresh_member_texts(conn: Connection, numbers: Sequence[str]) -> None:
+    """After an import changed these structures (name, city): their members without RPPS are
+    found by what the structure is called now, not by its old name."""
+    for start in range(0, len(numbers), 500):
+        chunk = numbers[start : start + 500]
+        rows = conn.execute(
+            "SELECT m.id, m.display_name, s.name, s.city FROM structure_members m "
+            "JOIN annuaire_structure s ON s.finess = m.finess WHERE m.without_rpps = ? "
+            f"AND m.finess IN ({','.join('?' * len(chunk))})",
+            (True, *chunk),
+        ).fetchall()
+        if rows:
+            conn.executemany(
+                "UPDATE structure_members SET search_text = ? WHERE id = ?",
+                [(member_text(name, structure, city), row_id)
+                 for row_id, name, structure, city in rows],
+            )  # fmt: skip
 
 
 def search_without_rpps(conn: Connection, text: str, *, limit: int = 20) -> list[WithoutRpps]:

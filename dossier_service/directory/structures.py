@@ -27,6 +27,7 @@ from . import finess_format as ff
 from .database import Connection, transaction
 from .import_run import COMMIT_LINES, ImportReport, ImportRun, Progress
 from .normalize import fold, joined, name_tokens
+from .structure_rows import refresh_member_texts
 
 BATCH = 2_000  # lines written together (one lookup query, a few multi-row writes)
 MAX_PER_PAGE = 50
@@ -253,6 +254,7 @@ def _flush(
             updates,
         )
         conn.executemany("DELETE FROM annuaire_structure_key WHERE finess=?", rekeyed)
+        refresh_member_texts(conn, [finess for (finess,) in rekeyed])
     if keys:
         conn.executemany(
             "INSERT INTO annuaire_structure_key (finess, token, dept, category_code) VALUES "

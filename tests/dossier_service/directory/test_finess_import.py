@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from dossier_service.directory import finess_format as ff
-from dossier_service.directory.database import connect
+from dossier_service.directory.database import connect, transaction
+from dossier_service.directory.structure_rows import join_structure, search_without_rpps
 from dossier_service.directory.structures import import_finess, search_structures, structure
 
 GENERATOR = Path(__file__).resolve().parents[2] / "fixtures" / "make_finess_extract.py"
@@ -133,3 +135,30 @@ def test_a_file_that_is_not_a_finess_extract_is_refused_before_writing(
         with pytest.raises(ff.FormatError, match="finess;etalab"):
             import_finess(conn, rpps)
         assert conn.execute("SELECT count(*) FROM annuaire_import_run").fetchone()[0] == 0
+
+
+def test_members_without_rpps_are_found_by_their_structure_s_new_name_after_a_reimport(
+    database_url: str, structures: Path, tmp_path: Path
+) -> None:
+    """A FINESS extract that renames a structure (or moves it) refreshes the search text of
+    its members without RPPS: searching the new name finds them, the old one no longer."""
+    with contextlib.closing(connect(database_url)) as conn:
+        import_finess(conn, structures)
+        with transaction(conn):
+            join_structure(conn, "310000016", "@ines:cercle.test", "Inès Lefèvre — Éducatrice",
+                           actor="@admin:cercle.test", at=datetime(2026, 11, 2, tzinfo=UTC))  # fmt: skip
+        assert [m.mxid for m in search_without_rpps(conn, "admr ines")] == ["@ines:cercle.test"]
+        renamed = tmp_path / "renamed.csv"
+        renamed.write_bytes(
+            structures.read_bytes()
+            .replace(b"2026-11-02", b"2026-12-02")
+            .replace(b";SSIAD ADMR;SSIAD ADMR DU LAURAGAIS;", b";SSIAD AUTAN;SSIAD AUTAN;")
+            .replace(b"31000 TOULOUSE;0561000000", b"31400 BALMA;0561000000")
+        )
+        report = import_finess(conn, renamed)
+        assert report.updated == 1
+        (hit,) = search_without_rpps(conn, "autan ines")
+        assert (hit.mxid, hit.structure, hit.city) == ("@ines:cercle.test", "SSIAD AUTAN", "BALMA")
+        assert search_without_rpps(conn, "balma educatrice")[0].mxid == "@ines:cercle.test"
+        assert search_without_rpps(conn, "admr ines") == []
+        assert search_without_rpps(conn, "toulouse ines") == []
