@@ -47,6 +47,30 @@ async def may_manage(session: AsyncSession, principal: Principal, finess: str) -
     return mine is not None and mine.role == "referent"
 
 
+async def _keep_a_referent(
+    session: AsyncSession, principal: Principal, member: StructureMember
+) -> None:
+    """A referent leaving, removed or made a member again by someone other than an admin never
+    leaves the structure without referent: nobody but the admins could then decide its
+    account requests or manage its members. (An admin may; the RPPS refresh, privileged,
+    follows the directory.)"""
+    if principal.privileged or member.role != "referent":
+        return
+    others = await session.exec(
+        select(StructureMember.id).where(
+            StructureMember.finess == member.finess,
+            StructureMember.role == "referent",
+            StructureMember.id != member.id,
+            col(StructureMember.ended_at).is_(None),
+        )
+    )
+    if others.first() is None:
+        raise Conflict(
+            "La structure n'aurait plus de référent : nommez d'abord un autre référent, ou "
+            "demandez-le à un administrateur."
+        )
+
+
 async def list_members(
     session: AsyncSession, *, principal: Principal, finess: str
 ) -> list[StructureMember]:
@@ -104,6 +128,7 @@ async def end_member(
         )
     if member.ended_at is not None:
         raise Conflict("Cette personne ne fait déjà plus partie de la structure.")
+    await _keep_a_referent(session, principal, member)
     member.ended_at = utcnow()
     member.ended_by = principal.author
     session.add(member)
@@ -178,6 +203,8 @@ async def set_role(
     member = await session.get(StructureMember, member_id)
     if member is None or member.finess != found.finess or member.ended_at is not None:
         raise NotFound("Membre introuvable.")
+    if role == "membre":
+        await _keep_a_referent(session, principal, member)
     member.role = role
     session.add(member)
     await session.flush()

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from dossier_service import appkeys
 from dossier_service.models.directory import Structure
+from dossier_service.policy import Principal
+from dossier_service.services import structures
+from dossier_service.services.errors import Conflict
 from tests.dossier_service.conftest import ADMIN, COORD, OUTSIDER, Api
 
 FINESS = "750000001"
@@ -174,6 +179,26 @@ async def test_only_admins_and_referents_manage_members(api: Api) -> None:
     assert (await api.call("GET", "/api/v1/structures/999999999/members", as_user=ADMIN))[0] == 404
     # every call is audited
     assert await api.count("audit_log", "WHERE resource LIKE 'structures%'") >= 8
+
+
+async def test_the_last_referent_cannot_leave_the_structure_without_one(api: Api) -> None:
+    await _structures(api)
+    only = await _member(api, REFERENT, "referent")
+    end = f"/api/v1/structures/{FINESS}/members/{only['id']}/end"
+    status, body = await api.call("POST", end, as_user=REFERENT)
+    assert status == 409 and body["errcode"] == "CERCLE_CONFLICT", body
+    assert "plus de référent" in body["error"]
+    db = api.app[appkeys.DATABASE]
+    with pytest.raises(Conflict, match="plus de référent"):  # made a member again: the same
+        async with db.transaction() as session:
+            await structures.set_role(session, principal=Principal(REFERENT), finess=FINESS,
+                                      member_id=only["id"], role="membre")  # fmt: skip
+    members = await api.ok("GET", f"/api/v1/structures/{FINESS}/members", as_user=REFERENT)
+    assert [m["role"] for m in members["items"]] == ["referent"]
+    # with another referent she may go; an admin may remove the last one
+    other = await _member(api, EDUC, "referent")
+    await api.ok("POST", end, as_user=REFERENT)
+    await api.ok("POST", f"/api/v1/structures/{FINESS}/members/{other['id']}/end", as_user=ADMIN)
 
 
 async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: str) -> None:
