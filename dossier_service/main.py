@@ -95,6 +95,8 @@ def _extensions(
             read_or_create(secrets.directory, CONTROL_SECRET, lambda: token_urlsafe(32)),
         )
         extensions.append(lambda app: courriers.setup(app, client))
+    else:
+        extensions.append(courriers.setup_off)
     return extensions
 
 

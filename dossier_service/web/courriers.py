@@ -40,6 +40,25 @@ def setup(app: web.Application, client: MailBridgeClient) -> None:
     app.router.add_routes(routes)
 
 
+OFF = (
+    "Le courrier sécurisé (MSSanté) n'est pas activé sur ce déploiement de Cercle : vos "
+    "courriers ne peuvent pas arriver ici. L'administrateur l'active dans la configuration "
+    "(section « mail_bridge »)."
+)
+
+
+def setup_off(app: web.Application) -> None:
+    """Without the mail bridge: ``/courriers`` (a bookmark, a colleague's link, the bot's
+    hint) says that mail is off on this deployment instead of « page introuvable »; the
+    navigation does not show it."""
+
+    async def off(request: web.Request) -> web.StreamResponse:
+        values = {"titre": "Courrier sécurisé non activé", "explication": OFF}
+        return request.app[PAGES].render(request, "erreur.html", values, status=404)
+
+    app.router.add_route("*", "/courriers{tail:(/.*)?}", off)
+
+
 def _when(value: Any) -> str:
     try:
         return datetime.fromisoformat(str(value)).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
