@@ -68,7 +68,7 @@ def _page_errors(pages: Pages) -> Callable[..., Awaitable[web.StreamResponse]]:
                 raise
             message = exc.text or "" if exc.status == 403 else ""
             if exc.status == 403 and message:
-                return pages.render(
+                return await pages.render(
                     request,
                     "erreur.html",
                     {"titre": "Requête refusée", "explication": message.removeprefix("403: ")},

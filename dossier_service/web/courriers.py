@@ -54,7 +54,7 @@ def setup_off(app: web.Application) -> None:
 
     async def off(request: web.Request) -> web.StreamResponse:
         values = {"titre": "Courrier sécurisé non activé", "explication": OFF}
-        return request.app[PAGES].render(request, "erreur.html", values, status=404)
+        return await request.app[PAGES].render(request, "erreur.html", values, status=404)
 
     app.router.add_route("*", "/courriers{tail:(/.*)?}", off)
 
@@ -99,7 +99,7 @@ async def _render(
                                     key=lambda kv: kv[1])  # fmt: skip
     values["categories"] = ctx.config.document_categories
     values["filing_key"] = secrets.token_urlsafe(16)  # one filing per page shown
-    return request.app[PAGES].render(request, "courriers.html", values, status=status)
+    return await request.app[PAGES].render(request, "courriers.html", values, status=status)
 
 
 @routes.get("/courriers")

@@ -30,7 +30,7 @@ async def access_log(request: web.Request) -> web.StreamResponse:
             session, patient_id=patient_id, actor=actor, before=before, limit=PAGE_SIZE
         )
         await ctx.audit(session, action="read", resource="page:audit", patient_id=patient_id)
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "journal.html",
         {

@@ -92,7 +92,7 @@ async def _render(
         scope += f"&membre={quote(member, safe='')}"
     if type_filter:
         scope += f"&type={quote(type_filter, safe='')}"
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "agenda.html",
         {

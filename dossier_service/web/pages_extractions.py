@@ -77,7 +77,7 @@ async def _list_page(
         items = await mine(session, ctx.principal.user_id)
         await ctx.audit(session, action="read", resource=RESOURCE, patient_id=None)
     today = ctx.today()
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "extractions.html",
         {
@@ -157,7 +157,7 @@ async def extraction_page(request: web.Request) -> web.StreamResponse:
             charts.svg(f"{theme} par mois", figures.months, values, chart_id=f"graphique-{j}")
             for j, (theme, values) in enumerate(figures.series)
         ]
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "extraction.html",
         {"report": report, "figures": figures, "charts": svgs, "READY": READY},

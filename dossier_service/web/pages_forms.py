@@ -60,7 +60,7 @@ async def _render(
             }
         )
     current = history[0] if history else None
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "formulaire.html",
         {

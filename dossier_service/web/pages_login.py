@@ -69,7 +69,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     widget_id = request.query.get("widgetId", "")
     if len(widget_id) > 200:
         widget_id = ""
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "login.html",
         {

@@ -88,7 +88,7 @@ async def patient_list(request: web.Request) -> web.StreamResponse:
             offset=(page - 1) * PAGE_SIZE,
         )
         await ctx.audit(session, action="read", resource="page:patients", patient_id=None)
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "patients.html",
         {
@@ -129,7 +129,7 @@ async def patient_create(request: web.Request) -> web.StreamResponse:
             )
     except (ValidationError, ServiceError, PageInputError) as exc:
         message = french_validation(exc) if isinstance(exc, ValidationError) else exc.message
-        return request.app[PAGES].render(
+        return await request.app[PAGES].render(
             request,
             "patients.html",
             {
@@ -262,7 +262,7 @@ async def render_file(
         notice=None if error else notice_of(request),
         open_form=open_form,
     )
-    return request.app[PAGES].render(request, "patient.html", view, status=status)
+    return await request.app[PAGES].render(request, "patient.html", view, status=status)
 
 
 @routes.get("/patients/{pid}")

@@ -67,7 +67,7 @@ async def _page(
         if q:
             hits = [h for h in (await state.search(q, per_page=20)).hits if h.mxid][:10]
             without_rpps = await state.without_rpps(q, limit=10)
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request, "structure.html",
         {"structure": found, "members": members, "pending": pending, "q": q, "hits": hits,
          "without_rpps": without_rpps, "has_directory": state is not None, "notice": info,

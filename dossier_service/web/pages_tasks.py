@@ -96,7 +96,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             session, action="read", resource="page:tasks", patient_id=filters["patient"]
         )
     names = {p.id: display_name(p) for p in visible}
-    return request.app[PAGES].render(
+    return await request.app[PAGES].render(
         request,
         "taches.html",
         {
@@ -156,7 +156,7 @@ async def change_state(request: web.Request) -> web.StreamResponse:
     except ServiceError as exc:
         if exc.status == 404:
             raise web.HTTPNotFound() from None
-        return request.app[PAGES].render(
+        return await request.app[PAGES].render(
             request,
             "erreur.html",
             {"titre": "Tâche non modifiée", "explication": exc.message},
@@ -164,7 +164,7 @@ async def change_state(request: web.Request) -> web.StreamResponse:
         )
     except ValidationError as exc:
         message = exc.message if isinstance(exc, ServiceError) else "État de tâche invalide."
-        return request.app[PAGES].render(
+        return await request.app[PAGES].render(
             request,
             "erreur.html",
             {"titre": "Tâche non modifiée", "explication": message},

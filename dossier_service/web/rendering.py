@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from dossier_service import appkeys
 from dossier_service.form_answers import display_value
 from dossier_service.forms_schema import FormField
 from dossier_service.identity import STATUS_LABELS
@@ -99,8 +100,25 @@ class Pages:
     def _show(f: FormField, value: Any) -> str:
         return display_value(f, value)
 
-    def render(
+    async def render(
         self, request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
+    ) -> web.Response:
+        """The page; the names of the people it shows read first when not known yet (the
+        template is rendered once more after reading them: see ``people.People``)."""
+        from dossier_service.web.people import PEOPLE
+
+        people = request.app.get(PEOPLE)
+        if people is None:
+            return self._render(request, template, context, status)
+        with people.noting_missing() as missing:
+            response = self._render(request, template, context, status)
+        if missing:
+            await people.load(request.app[appkeys.DATABASE], missing)
+            response = self._render(request, template, context, status)
+        return response
+
+    def _render(
+        self, request: web.Request, template: str, context: Mapping[str, Any], status: int
     ) -> web.Response:
         from dossier_service.api.context import CTX_KEY
         from dossier_service.web.pagectx import PAGE_CSRF, PAGE_TODAY
@@ -144,8 +162,8 @@ class Pages:
             title, explanation = "Erreur", message  # "Erreur interne (réf. …)"
         else:
             title, explanation = "Requête refusée", message
-        return self.render(
-            request, "erreur.html", {"titre": title, "explication": explanation}, status=status
+        return self._render(  # the header shows the id of someone not yet named: never a query here
+            request, "erreur.html", {"titre": title, "explication": explanation}, status
         )
 
 

@@ -133,3 +133,24 @@ async def test_the_urgency_in_force_shows_on_the_files_header(site) -> None:
     header = body.split('<div class="carte patient-entete">')[1].split("</div>")[0]
     assert "Urgence en cours" in header and "Plaie surinfectée" in header
     assert "Inès Dupont" in header  # who raised it, by name
+
+
+async def test_a_page_reads_the_names_it_shows_not_every_circle(site) -> None:
+    """Names are read for the people a page shows (one query, then kept), never the whole
+    platform's care circles: that read stalled every request at 10,000 files."""
+    from dossier_service.web.people import PEOPLE
+
+    patient = await site.seed_patient()
+    async with site.db.transaction() as session:
+        session.add(CircleMember(patient_id=patient.id, kind="professionnel",
+                                 display_name="LOIN Zoé", matrix_user_id="@loin:cercle.test",
+                                 role="intervenant", added_by=site.COORD, has_access=False))  # fmt: skip
+    people = site.client.server.app[PEOPLE]
+    people.forget()
+    status, html, _ = await site.get(site.person(site.COORD), "/taches")
+    assert status == 200
+    assert set(people.known) == {site.COORD}  # the header's name: nobody else is shown there
+    assert "@loin:cercle.test" not in people.known
+    status, html, _ = await site.get(site.person(site.COORD), f"/patients/{patient.id}")
+    assert status == 200 and "LOIN Zoé" in visible(html)
+    assert "@loin:cercle.test" in people.known
