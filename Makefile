@@ -104,7 +104,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy homeserver bots dossier_service deployment cercle bridges backup
+	$(BIN)/mypy homeserver bots dossier_service deployment cercle bridges backup bench
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

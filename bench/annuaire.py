@@ -401,7 +401,12 @@ def main() -> int:
     print(summary("search, HTTP /api/v1/annuaire", http))
     print(summary("raw FTS5 MATCH … ORDER BY rank", raw))
     print(summary(f"hard queries x5 ({len(HARD)}, not in mix)", hard))
-    kinds = {"names": [], "name + city": [], "profession + postcode": [], "2-letter prefix": []}
+    kinds: dict[str, list[float]] = {
+        "names": [],
+        "name + city": [],
+        "profession + postcode": [],
+        "2-letter prefix": [],
+    }
     for i, t in enumerate(server):
         kinds[query_kind(i)].append(t)
     for i, t in enumerate(raw):

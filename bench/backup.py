@@ -32,17 +32,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import aiohttp  # noqa: E402
 import vodozemac  # noqa: E402
-from support import SynapseUnderTest, start_synapse  # noqa: E402
 
 from backup.crypto import generate_key_pair, load_private_key  # noqa: E402
 from backup.layout import PUBLIC_KEY_FILE  # noqa: E402
 from backup.restore import restore_archive  # noqa: E402
 from backup.snapshot import make_backup  # noqa: E402
 from deployment.profile import load_profile  # noqa: E402
+from tests.support import SynapseUnderTest, start_synapse  # noqa: E402
 
 MIB = 1 << 20
 

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
@@ -98,7 +98,10 @@ def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user:
     """The requests each responder made during the measured rounds, per command, with the
     time Synapse spent on each (its access log)."""
     counts: dict[str, Counter[str]] = {bot_user: Counter(), echo_user: Counter()}
-    seconds: dict[str, Counter[str]] = {bot_user: Counter(), echo_user: Counter()}
+    seconds: dict[str, defaultdict[str, float]] = {
+        bot_user: defaultdict(float),
+        echo_user: defaultdict(float),
+    }
     with open(log, "rb") as fh:
         fh.seek(start)
         for raw in fh:

@@ -303,7 +303,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             next_at = time.monotonic()
             while not stop.is_set():
                 target = rooms[sent % len(rooms)]
-                task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))  # type: ignore[union-attr]
+                task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 sent += 1

@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -101,9 +101,9 @@ def serve(database_url: str, root: Path, port: int, *, design: str, caches: bool
     database layer built the ``design`` way. Without ``caches`` every file read loads its
     sections, and every dashboard its tasks, from the database."""
     from aiohttp import web
-    from alternatives.dossier_designs import build
     from sqlalchemy import text
 
+    from bench.alternatives.dossier_designs import build
     from dossier_service import appkeys, memory
     from dossier_service.app import create_app
 
@@ -244,7 +244,7 @@ async def measure_round(
 
     member = {"Authorization": f"Bearer {auth.issue_session(SESSION_KEY, MEMBER, lifetime=3600)}"}
     results: dict[str, dict[str, dict[str, float]]] = {s.design: {} for s in services}
-    reads = (
+    reads: tuple[tuple[str, Callable[[Service], str]], ...] = (
         ("file", lambda s: f"/api/v1/patients/{s.pid}"),
         ("file_limit", lambda s: f"/limit/file/{s.pid}"),
         ("dashboard", lambda s: "/api/v1/tasks"),

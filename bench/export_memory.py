@@ -42,11 +42,15 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from export_pdf import WORDS  # noqa: E402 - the same vocabulary as the full bench
+from bench.export_pdf import WORDS, part_binder  # noqa: E402 - the full bench's own
+
+if TYPE_CHECKING:
+    from bots.export.transcript import Entry
 
 FLAT_MB = 15.0
 GOAL_RATE = 3000.0
@@ -60,7 +64,7 @@ def synthetic_entries(
     files_every: int,
     numbered: bool = True,
     seed: int = 7,
-) -> Iterator:
+) -> Iterator[Entry]:
     """`count` entries made on the fly (a generator: the caller never holds them all)."""
     from PIL import Image
 
@@ -128,17 +132,11 @@ def synthetic_entries(
         )
 
 
-def render_child(count: int, options: argparse.Namespace) -> dict:
-    from bots.export import pdf
+def render_child(count: int, options: argparse.Namespace) -> dict[str, float]:
     from bots.export.pdf import render_transcript
     from bots.export.transcript import TranscriptHeader
 
-    if options.binder == "pikepdf":
-        from alternatives.pikepdf_binder import PikepdfBinder
-
-        pdf.PdfBinder = PikepdfBinder  # type: ignore[misc,assignment]  # measured here only
-    elif options.binder != "hand":
-        raise SystemExit(f"unknown binder {options.binder}")
+    binder = part_binder(options.binder)
 
     with tempfile.TemporaryDirectory(prefix="cercle-bench-memory-") as tmp:
         workdir = Path(tmp)
@@ -155,7 +153,7 @@ def render_child(count: int, options: argparse.Namespace) -> dict:
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out = workdir / "export.pdf"
         cpu, wall = time.process_time(), time.perf_counter()
-        summary = render_transcript(header, entries, out)
+        summary = render_transcript(header, entries, out, binder=binder)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return {
             "entries": count,
@@ -227,7 +225,7 @@ def main() -> None:
         verdicts([r for r in results if r["binder"] == binder], binder)
 
 
-def verdicts(results: list[dict], binder: str) -> None:
+def verdicts(results: list[dict[str, Any]], binder: str) -> None:
     peaks = [r["peak_rss_mb"] for r in results]
     growth = max(peaks) - min(peaks)
     slowest = min(r["entries"] / r["seconds"] for r in results)

@@ -35,13 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from bench.common.clients import e2ee_client  # noqa: E402
+
+if TYPE_CHECKING:
+    from bots.export.binding import PartBinder
+    from tests.support import SynapseUnderTest
 
 WORDS_TEXT = (
     "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
@@ -54,7 +59,7 @@ WORDS_TEXT = (
 WORDS = WORDS_TEXT.split()
 
 
-def message_body(rng: random.Random, i: int) -> dict:
+def message_body(rng: random.Random, i: int) -> dict[str, str]:
     length = rng.choice((4, 8, 12, 20, 30, 45, 70))
     words = " ".join(rng.choice(WORDS) for _ in range(length))
     body = f"[{i}] {words[0].upper()}{words[1:]}."
@@ -84,13 +89,15 @@ def photo(rng: random.Random) -> bytes:
     return out.getvalue()
 
 
-async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
+async def populate(
+    hs: SynapseUnderTest, n_messages: int, n_images: int, store: Path
+) -> dict[str, Any]:
     from nio import AsyncClient, RoomSendResponse, UploadResponse
 
-    def user(name: str) -> dict:
+    def user(name: str) -> dict[str, Any]:
         return hs.register(f"{name}-{os.getpid()}", "bench-password-" + name, displayname=name)
 
-    async def client_for(login: dict, name: str) -> AsyncClient:
+    async def client_for(login: dict[str, Any], name: str) -> AsyncClient:
         return await e2ee_client(
             hs.base_url, login["user_id"], login["device_id"], login["access_token"], store / name
         )
@@ -113,7 +120,7 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     semaphore = asyncio.Semaphore(24)
     sent = 0
 
-    async def send(content: dict) -> None:
+    async def send(content: dict[str, Any]) -> None:
         nonlocal sent
         async with semaphore:
             for _attempt in range(5):
@@ -154,7 +161,7 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
 
     # the first message creates and shares the Megolm session; then everything in parallel
     await send(message_body(rng, 0))
-    batch: list = []
+    batch: list[Coroutine[Any, Any, None]] = []
     for i in range(1, n_messages):
         batch.append(send_photo(i) if i in image_at else send(message_body(rng, i)))
         if len(batch) >= 500:
@@ -185,19 +192,25 @@ async def populate(hs, n_messages: int, n_images: int, store: Path) -> dict:
     }
 
 
-def export_child(spec_path: str, binder: str) -> None:
+def part_binder(name: str) -> Callable[[BinaryIO], PartBinder]:
+    """The way of binding the PDF's parts named `name` in ``--binders``."""
+    if name == "hand":
+        from bots.export.binding import PdfBinder
+
+        return PdfBinder
+    if name == "pikepdf":
+        from bench.alternatives.pikepdf_binder import PikepdfBinder  # the `bench` extra
+
+        return PikepdfBinder
+    raise SystemExit(f"unknown binder {name}")
+
+
+def export_child(spec_path: str, binder_name: str) -> None:
     """Runs in a fresh process: fetch + decrypt (a), then render (b)."""
     spec = json.loads(Path(spec_path).read_text())
-    if binder == "pikepdf":
-        from alternatives.pikepdf_binder import PikepdfBinder
+    binder = part_binder(binder_name)
 
-        from bots.export import pdf
-
-        pdf.PdfBinder = PikepdfBinder  # type: ignore[misc,assignment]  # measured here only
-    elif binder != "hand":
-        raise SystemExit(f"unknown binder {binder}")
-
-    async def run() -> dict:
+    async def run() -> dict[str, float]:
         import aiohttp
 
         from bots.export.history import HistoryRequest, fetch_history
@@ -231,7 +244,9 @@ def export_child(spec_path: str, binder: str) -> None:
             )
             out = Path(tmp) / "export.pdf"
             cpu = time.process_time()  # the event loop idles: this is the render thread's CPU
-            summary = await asyncio.to_thread(render_transcript, header, history.entries, out)
+            summary = await asyncio.to_thread(
+                render_transcript, header, history.entries, out, binder=binder
+            )
             t2 = time.perf_counter()
             render_cpu = time.process_time() - cpu
             size = out.stat().st_size
@@ -301,7 +316,7 @@ def main() -> None:
         export_child(args.child, args.binder)
         return
 
-    from support import start_synapse
+    from tests.support import start_synapse
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cercle-bench-export-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -344,7 +359,7 @@ def main() -> None:
         report(result, naive)
 
 
-def report(result: dict, naive: float) -> None:
+def report(result: dict[str, float], naive: float) -> None:
     fetch, render = result["fetch"], result["render"]
     total = fetch + render
     rate = result["entries"] / render

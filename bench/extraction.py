@@ -81,10 +81,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import extraction_platform as bench_platform  # noqa: E402
-
+from bench import extraction_platform as bench_platform  # noqa: E402
 from bench.common.dossier import wait_healthy  # noqa: E402
 from bench.common.measures import free_port  # noqa: E402
 
@@ -278,8 +276,8 @@ def pct(values: list[float], q: float) -> float:
 async def service(url: str, root: Path) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     code = (
-        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]; "
-        f"import extraction; extraction.serve({url!r}, "
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        f"from bench.extraction import serve; serve({url!r}, "
         f"__import__('pathlib').Path({str(root)!r}), {port})"
     )
     process = subprocess.Popen([sys.executable, "-c", code])

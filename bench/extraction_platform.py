@@ -238,7 +238,7 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
         if p in in_structure:
             structure[label] += n
 
-    events = []
+    events: list[dict[str, Any]] = []  # rows, as `put` takes them
     for p in ids:
         for d in rng.sample(range(365), 30):  # 30 days with messages in the year
             day = YEAR[0] + timedelta(days=d)

@@ -35,9 +35,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from mail_servers import free_port, start_mail_servers  # noqa: E402
 from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
 
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
@@ -47,6 +45,7 @@ from homeserver.accounts import ensure_service_accounts  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
 from homeserver.process import SynapseProcess  # noqa: E402
 from homeserver.render import render  # noqa: E402
+from tests.mail_servers import free_port, start_mail_servers  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
 ENCRYPTED = [

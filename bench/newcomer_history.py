@@ -31,16 +31,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse  # noqa: E402
-from support import SynapseUnderTest, start_synapse  # noqa: E402
 
 from bots.app import BotApp  # noqa: E402
 from bots.config import BotConfig  # noqa: E402
 from bots.matrix.cross_signing import ensure_cross_signed  # noqa: E402
 from bots.matrix.history import install_shared_history  # noqa: E402
 from tests.interop.jsdriver import JsClient, js_available  # noqa: E402
+from tests.support import SynapseUnderTest, start_synapse  # noqa: E402
 
 
 def register(hs: SynapseUnderTest, name: str) -> tuple[str, str, str, str]:

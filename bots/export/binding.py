@@ -47,7 +47,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from bots.export.pdf_syntax import (
     IndirectObject,
@@ -63,10 +63,25 @@ from bots.export.pdf_syntax import (
     write_value,
 )
 
-__all__ = ["PageStamp", "PdfBinder", "PdfBindingError"]
+__all__ = ["PageStamp", "PartBinder", "PdfBinder", "PdfBindingError"]
 
 PageStamp = Callable[[int, int], bytes]
 """(page number in the whole document, total pages) -> content stream operators."""
+
+
+class PartBinder(Protocol):
+    """What binds the renderer's parts into its output (`render_transcript`'s ``binder``,
+    made with the output file): `PdfBinder`; other binders are only measured against it
+    (bench/alternatives/pikepdf_binder.py)."""
+
+    def bind(self, path: Path, stamp: PageStamp) -> int:
+        """Append the part at `path` (its pages, in order); returns its number of pages."""
+        ...
+
+    def finish(self) -> int:
+        """Stamp every page, write what binds the parts together; the total of pages."""
+        ...
+
 
 _PAGES, _CATALOG, _INFO = 1, 2, 3  # numbers of the objects written by `finish`
 _INHERITED = (Name(b"Resources"), Name(b"MediaBox"), Name(b"CropBox"), Name(b"Rotate"))

@@ -13,7 +13,7 @@ from fpdf.enums import PDFResourceType
 from fpdf.fonts import TTFFont
 from fpdf.util import escape_parens
 
-from bots.export.binding import PdfBinder
+from bots.export.binding import PartBinder
 from bots.export.layout import (
     Tone,
 )
@@ -131,7 +131,7 @@ class PartSeries:
     `PART_BYTES` of images and files) and is bound into the output as soon as it is full."""
 
     def __init__(
-        self, header: TranscriptHeader, binder: PdfBinder, workdir: Path, pages_per_part: int
+        self, header: TranscriptHeader, binder: PartBinder, workdir: Path, pages_per_part: int
     ) -> None:
         if pages_per_part < 1:
             raise ValueError("a part holds one page at least")

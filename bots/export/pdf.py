@@ -12,11 +12,12 @@ thread.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from bots.export.binding import PdfBinder
+from bots.export.binding import PartBinder, PdfBinder
 from bots.export.drawing import PageDrawer
 from bots.export.layout import (
     LayoutStyle,
@@ -45,19 +46,22 @@ def render_transcript(
     style: LayoutStyle | None = None,
     pages_per_part: int = PAGES_PER_PART,
     workdir: Path | None = None,
+    binder: Callable[[BinaryIO], PartBinder] = PdfBinder,
 ) -> RenderSummary:
     """Render the entries as a PDF at `path` and return what the footer says.
 
     `entries` is consumed once, in order.  The pages are drawn in parts of at most
     `pages_per_part` pages, each written to a temp file in `workdir` (default: next to
-    `path`) and bound into `path` at once: memory stays the same whatever the room's size.
+    `path`) and bound into `path` at once by a `binder` made with the output file (the
+    export's own, `PdfBinder`; the benchmarks measure others against it): memory stays the
+    same whatever the room's size.
     """
     try:
         with (
             tempfile.TemporaryDirectory(prefix=".pdf-parts-", dir=workdir or path.parent) as tmp,
             path.open("wb", buffering=1 << 16) as out,
         ):
-            parts = PartSeries(header, PdfBinder(out), Path(tmp), pages_per_part)
+            parts = PartSeries(header, binder(out), Path(tmp), pages_per_part)
             layout = TranscriptLayout(
                 FpdfFontMetrics(parts.pdf),
                 style or LayoutStyle(width=parts.pdf.w - 2 * MARGIN),
