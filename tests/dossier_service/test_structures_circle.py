@@ -176,16 +176,6 @@ async def test_only_admins_and_referents_manage_members(api: Api) -> None:
     assert await api.count("audit_log", "WHERE resource LIKE 'structures%'") >= 8
 
 
-async def _give_siret(api: Api, finess: str, siret: str) -> None:
-    """The structure ``finess`` now has this SIRET (as a FINESS import would record it)."""
-    async with api.app[appkeys.DATABASE].sessions() as session:
-        found = await session.get(Structure, finess)
-        assert found is not None
-        found.siret = siret
-        session.add(found)
-        await session.commit()
-
-
 async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: str) -> None:
     from dossier_service.models.directory import AccountLink, Activity, Professional
 
@@ -211,6 +201,16 @@ async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: 
         session.add(
             AccountLink(mxid=mxid, national_id=f"8100{pid:07d}", source="test", linked_at="2026")
         )
+        await session.commit()
+
+
+async def _give_siret(api: Api, finess: str, siret: str) -> None:
+    """The structure ``finess`` now has this SIRET (as a FINESS import would record it)."""
+    async with api.app[appkeys.DATABASE].sessions() as session:
+        found = await session.get(Structure, finess)
+        assert found is not None
+        found.siret = siret
+        session.add(found)
         await session.commit()
 
 
