@@ -45,6 +45,7 @@ from bench.common.dossier import (
     wait_healthy,
 )
 from bench.common.measures import free_port
+from bench.common.postgres import Server
 
 FILE_SECTIONS = (  # (table, extra condition, order, limit): what the file's JSON holds
     ("patients", "id = :pid", "", None),
@@ -176,29 +177,14 @@ def fresh_database(base_url: str | None, root: Path, run: int) -> Iterator[str]:
     if base_url is None or not base_url.startswith("postgresql"):
         yield base_url or f"sqlite+aiosqlite:///{root / 'dossier.db'}"
         return
-    import psycopg2
-    from sqlalchemy import make_url
-
-    url = make_url(base_url)
-    name = f"{url.database}_{run}"
-    admin = url.set(drivername="postgresql", database="postgres")
-    dsn = admin.render_as_string(hide_password=False)
-
-    def execute(statement: str) -> None:
-        connection = psycopg2.connect(dsn)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(statement)
-        finally:
-            connection.close()
-
-    execute(f'DROP DATABASE IF EXISTS "{name}"')
-    execute(f'CREATE DATABASE "{name}"')
+    server = Server(base_url)
+    name = f"{server.base.database}_{run}"
+    server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    server.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield url.set(database=name).render_as_string(hide_password=False)
+        yield server.url(name)
     finally:
-        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.drop([name])
 
 
 @dataclass

@@ -25,6 +25,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common.postgres import Server
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED_VERSION = 3  # change it when the rows change: the cache is rebuilt
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
@@ -75,56 +77,23 @@ async def platform(
         yield f"sqlite+aiosqlite:///{copy}", Expected(**json.loads(facts.read_text()))
         return
     template = f"cercle_bench_extraction_{key}"
-    with _postgres(base_url) as (execute, exists, url):
-        if not exists(template) or not facts.exists():
-            execute(f'DROP DATABASE IF EXISTS "{template}_building"')
-            execute(f'CREATE DATABASE "{template}_building"')
-            building = url.set(database=f"{template}_building").render_as_string(False)
-            expected = await _build(building, patients, notebook)
-            execute(f'DROP DATABASE IF EXISTS "{template}"')
-            execute(f'ALTER DATABASE "{template}_building" RENAME TO "{template}"')
-            facts.write_text(json.dumps(asdict(expected)))
-        else:
-            print(f"platform from the cache: database {template}")
-        run = f"cercle_bench_extraction_run_{key}"
-        execute(f'DROP DATABASE IF EXISTS "{run}" WITH (FORCE)')
-        execute(f'CREATE DATABASE "{run}" TEMPLATE "{template}"')
-        try:
-            yield (
-                url.set(database=run).render_as_string(False),
-                Expected(**json.loads(facts.read_text())),
-            )
-        finally:
-            execute(f'DROP DATABASE IF EXISTS "{run}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def _postgres(base_url: str) -> Iterator[Any]:
-    import psycopg2
-    from sqlalchemy import make_url
-
-    url = make_url(base_url)
-    dsn = url.set(drivername="postgresql", database="postgres").render_as_string(False)
-
-    def execute(statement: str) -> None:
-        connection = psycopg2.connect(dsn)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(statement)
-        finally:
-            connection.close()
-
-    def exists(name: str) -> bool:
-        connection = psycopg2.connect(dsn)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                return cursor.fetchone() is not None
-        finally:
-            connection.close()
-
-    yield execute, exists, url
+    server = Server(base_url)
+    if not server.exists(template) or not facts.exists():
+        server.execute(f'DROP DATABASE IF EXISTS "{template}_building"')
+        server.execute(f'CREATE DATABASE "{template}_building"')
+        expected = await _build(server.url(f"{template}_building"), patients, notebook)
+        server.execute(f'DROP DATABASE IF EXISTS "{template}"')
+        server.execute(f'ALTER DATABASE "{template}_building" RENAME TO "{template}"')
+        facts.write_text(json.dumps(asdict(expected)))
+    else:
+        print(f"platform from the cache: database {template}")
+    run = f"cercle_bench_extraction_run_{key}"
+    server.drop([run])
+    server.execute(f'CREATE DATABASE "{run}" TEMPLATE "{template}"')
+    try:
+        yield server.url(run), Expected(**json.loads(facts.read_text()))
+    finally:
+        server.drop([run])
 
 
 async def _build(url: str, patients: int, notebook: int) -> Expected:

@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -36,8 +37,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nio import AsyncClient, AsyncClientConfig, SyncResponse  # noqa: E402
+from nio import AsyncClient  # noqa: E402
 
+from bench.common.clients import Watcher, e2ee_client, until  # noqa: E402
+from bench.common.measures import pct  # noqa: E402
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
 from deployment.profile import load_profile  # noqa: E402
 from deployment.secrets import Secrets  # noqa: E402
@@ -48,14 +51,6 @@ from homeserver.render import render  # noqa: E402
 from tests.mail_servers import free_port, start_mail_servers  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
-ENCRYPTED = [
-    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
-]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 def bench_mail(i: int, sender: str, to: str) -> bytes:
@@ -92,7 +87,7 @@ def where_time_goes(
     steps: dict[int, dict[str, float]],
     keys: list[str],
     submitted: dict[str, float],
-    watcher: Watcher,
+    watcher: CourrierWatcher,
 ) -> list[str]:
     """Median of each leg, SMTP 250 → IDLE announcement → … → the client sees it. The bench's
     mails are the mailbox's only ones, submitted one after the other: mail i has UID i + 1."""
@@ -103,7 +98,7 @@ def where_time_goes(
 
     for i, key in enumerate(keys):
         marks = steps.get(i + 1)
-        if marks is None or key not in watcher.seen:
+        if marks is None or key not in watcher.arrived:
             continue
         previous, at = "livraison", submitted[key]
         for name in ("avis", "liste", "lu", "analyse", "message"):
@@ -111,7 +106,7 @@ def where_time_goes(
                 leg(f"{previous} → {name}", marks[name] - at)
                 previous, at = name, marks[name]
         leg("message → enregistré par Synapse", watcher.server_at[key] - at)
-        leg("Synapse → vu par le client", watcher.seen[key] - watcher.server_at[key])
+        leg("Synapse → vu par le client", watcher.arrived[key] - watcher.server_at[key])
         if "fichiers" in marks and "message" in marks:
             leg("(message → fichiers postés)", marks["fichiers"] - marks["message"])
     return [
@@ -120,40 +115,28 @@ def where_time_goes(
     ]
 
 
-class Watcher:
+class CourrierWatcher(Watcher):
     """The professional's client: when each bench mail shows up in the Courriers room."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self.client = client
-        self.seen: dict[str, float] = {}
+        super().__init__(client)
+        self.arrived: dict[str, float] = {}
         self.server_at: dict[str, float] = {}  # Synapse's origin_server_ts, as monotonic time
         self.counts: Counter[str] = Counter()
         self.dm_notices: list[str] = []
 
-    async def run(self) -> None:
-        while True:
-            resp = await self.client.sync(timeout=30_000)
-            now = time.perf_counter()
-            if not isinstance(resp, SyncResponse):
-                continue
-            for room_id in resp.rooms.invite:
-                await self.client.join(room_id)
-            for info in resp.rooms.join.values():
-                for ev in info.timeline.events:
-                    body = ev.source.get("content", {}).get("body", "")
-                    if ev.source.get("content", {}).get("msgtype") == "m.notice":
-                        self.dm_notices.append(body)
-                    for line in body.split("\n")[:3]:
-                        if line.startswith("Objet : bench-"):
-                            key = line.removeprefix("Objet : ")
-                            self.counts[key] += 1
-                            self.seen.setdefault(key, now)
-                            self.server_at.setdefault(
-                                key,
-                                ev.server_timestamp / 1000 - (time.time() - time.perf_counter()),
-                            )
-            if self.client.should_query_keys:
-                await self.client.keys_query()
+    def seen(self, event: Any, now: float) -> None:
+        body = event.source.get("content", {}).get("body", "")
+        if event.source.get("content", {}).get("msgtype") == "m.notice":
+            self.dm_notices.append(body)
+        for line in body.split("\n")[:3]:
+            if line.startswith("Objet : bench-"):
+                key = line.removeprefix("Objet : ")
+                self.counts[key] += 1
+                self.arrived.setdefault(key, now)
+                self.server_at.setdefault(
+                    key, event.server_timestamp / 1000 - (time.time() - time.perf_counter())
+                )
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -213,43 +196,19 @@ async def bench(args: argparse.Namespace) -> None:
             stdout=subprocess.DEVNULL,
             stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
         )
-        (work / "pro-store").mkdir()
-        client = AsyncClient(
+        client = await e2ee_client(
             profile.homeserver_url,
             me.user_id,
-            device_id=me.device_id,
-            store_path=str(work / "pro-store"),
-            config=AsyncClientConfig(encryption_enabled=True),
+            me.device_id,
+            me.access_token,
+            work / "pro-store",
+            store_sync_tokens=False,
         )
-        client.restore_login(me.user_id, me.device_id, me.access_token)
-        await client.keys_upload()
-        await client.sync(timeout=0, full_state=True)
-        watcher = Watcher(client)
-        task = asyncio.create_task(watcher.run())
-        dm = (
-            await client.room_create(invite=[bridge_user], initial_state=ENCRYPTED, is_direct=True)
-        ).room_id
-        deadline = time.monotonic() + 60
-        while (
-            bridge_user not in client.rooms[dm].users
-            or bridge_user in client.rooms[dm].invited_users
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("le pont n'a pas rejoint la conversation")
-            await asyncio.sleep(0.1)
-        await client.room_send(
-            dm,
-            "m.room.message",
-            {
-                "msgtype": "m.text",
-                "body": f"!connecter {pro_box} {servers.passwords[pro_box]}",
-            },
-            ignore_unverified_devices=True,
-        )
-        while not any("reliée" in n for n in watcher.dm_notices):
-            if time.monotonic() > deadline + 60:
-                raise RuntimeError("boîte non reliée")
-            await asyncio.sleep(0.1)
+        watcher = CourrierWatcher(client)
+        watcher.start()
+        dm = await watcher.room_with(bridge_user, timeout=60)
+        await watcher.send(dm, f"!connecter {pro_box} {servers.passwords[pro_box]}")
+        await until(lambda: any("reliée" in n for n in watcher.dm_notices), "boîte non reliée", 120)
 
         proc = psutil.Process(bridge_proc.pid)
         assert synapse.pid is not None
@@ -281,15 +240,15 @@ async def bench(args: argparse.Namespace) -> None:
 
         async def arrived(upto: int) -> float:
             deadline = time.monotonic() + 900
-            while len(watcher.seen) < upto and time.monotonic() < deadline:
+            while len(watcher.arrived) < upto and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            return max(watcher.seen.values(), default=time.perf_counter())
+            return max(watcher.arrived.values(), default=time.perf_counter())
 
         def delays(keys: range) -> list[float]:
             return [
-                watcher.seen[f"bench-{i}"] - submitted[f"bench-{i}"]
+                watcher.arrived[f"bench-{i}"] - submitted[f"bench-{i}"]
                 for i in keys
-                if f"bench-{i}" in watcher.seen
+                if f"bench-{i}" in watcher.arrived
             ]
 
         # 1. latency: mails at a pace the bridge keeps up with (IDLE wakes it per mail)
@@ -305,7 +264,7 @@ async def bench(args: argparse.Namespace) -> None:
         cpu_end = cpu()
         rss.append((args.mails, proc.memory_info().rss / 2**20))
         await asyncio.sleep(5)  # anything posted twice would show now
-        task.cancel()
+        await watcher.close()
 
         load = os.getloadavg()
         print(
@@ -314,7 +273,7 @@ async def bench(args: argparse.Namespace) -> None:
             f"{os.cpu_count()} cœurs partagés, charge {load[0]:.1f}"
         )
         print(
-            f"  reçus dans Matrix : {len(watcher.seen)} / {args.mails} ; "
+            f"  reçus dans Matrix : {len(watcher.arrived)} / {args.mails} ; "
             f"en double : {sum(1 for c in watcher.counts.values() if c > 1)}"
         )
         lat = delays(range(latency_n))

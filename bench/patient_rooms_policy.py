@@ -10,37 +10,15 @@ prints the time per event for rooms of growing membership, with real Synapse eve
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from typing import Any
 from unittest.mock import Mock
 
-from synapse.api.room_versions import RoomVersions
-from synapse.events import make_event_from_dict
 from synapse.module_api import EventBase, ModuleApi
 
 from homeserver.modules.patient_rooms import PatientRoomsModule
 from homeserver.modules.patient_rooms.config import MEGOLM
-
-_ts = itertools.count(1)
-
-
-def event(event_type: str, content: dict[str, Any], state_key: str | None = None) -> EventBase:
-    data: dict[str, Any] = {
-        "type": event_type,
-        "room_id": "!bench:cercle.test",
-        "sender": "@alice:cercle.test",
-        "content": content,
-        "origin_server_ts": next(_ts),
-        "depth": 1,
-        "auth_events": [],
-        "prev_events": [],
-        "hashes": {"sha256": "aGFzaA"},
-        "signatures": {},
-    }
-    if state_key is not None:
-        data["state_key"] = state_key
-    return make_event_from_dict(data, RoomVersions.V10)
+from tests.homeserver.modules.synapse_events import ev as event
 
 
 def patient_room(members: int) -> dict[tuple[str, str], EventBase]:

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common.measures import cpu_seconds, pct  # noqa: E402
+from bench.common.postgres import Server  # noqa: E402
 from deployment.processes import port_is_free  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
 
@@ -432,19 +433,8 @@ async def notebook_texts(
 
 
 def drop(names: list[str]) -> None:
-    if not names:
-        return
-    import psycopg2
-    from psycopg2 import sql
-
-    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        for name in names:
-            cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    connection.close()
+    if names:
+        Server("postgresql://postgres@127.0.0.1:5432/postgres").drop(names)
 
 
 def available() -> str | None:

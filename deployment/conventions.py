@@ -8,6 +8,8 @@
 * ``sqlite_pragmas`` / ``open_private_sqlite``: how a component's own SQLite file is opened
   (write-ahead log, ``synchronous=NORMAL``, a busy timeout, the file private to the account).
 * ``write_private``: a private file (0600) written atomically (temporary name, fsync, rename).
+* ``ToldError``: an expected failure whose French ``message`` is shown to the person as is
+  (a command's refusal, a form to correct, a mail refused …); each component subclasses it.
 
 It lives in ``deployment/`` because every component already depends on it and it depends on
 no component (standard library only): ``bots``, ``dossier_service``, ``bridges``, ``backup``,
@@ -69,3 +71,12 @@ def write_private(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
+
+
+class ToldError(Exception):
+    """An expected failure told to a person as is: ``message`` is French and carries neither
+    exception text nor patient data (``str(error)`` is the same text)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

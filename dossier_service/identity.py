@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
+from deployment.conventions import ToldError
+
 IDENTITY_STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
 STATUS_LABELS = {
     "PROV": "Identité provisoire",
@@ -38,13 +40,12 @@ _INSEE = re.compile(r"^(?:\d{2}|2[AB])\d{3}$")
 _NIR = re.compile(r"^([1-478])(\d{2})(\d{2})(\d{2}|2A|2B)(\d{3})(\d{3})(\d{2})$")
 
 
-class IdentityError(ValueError):
+class IdentityError(ToldError, ValueError):
     """An invalid identity trait; ``field`` names it, the message is for people (French)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-        self.message = message
 
 
 def check_insee_code(code: str) -> str:

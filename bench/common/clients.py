@@ -52,7 +52,7 @@ async def until(probe: Any, what: str, timeout: float = 60) -> None:
 
 class Watcher:
     """A client's sync loop (invitations joined, keys queried): each timeline event goes to
-    ``seen`` with the time its sync came back."""
+    ``seen`` with the time its sync came back. It sends texts and opens direct rooms."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
@@ -84,6 +84,29 @@ class Watcher:
             self.task.cancel()
         await self.client.close()
 
+    async def send(self, room_id: str, body: str) -> str:
+        resp = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        return str(resp.event_id)
+
+    async def room_with(self, user_id: str, timeout: float = 30) -> str:
+        """A new encrypted direct room, once ``user_id`` has joined it."""
+        resp = await self.client.room_create(
+            invite=[user_id], initial_state=ENCRYPTED, is_direct=True
+        )
+        room_id = str(resp.room_id)
+
+        def joined() -> bool:
+            room = self.client.rooms.get(room_id)
+            return bool(room and user_id in room.users and user_id not in room.invited_users)
+
+        await until(joined, f"{user_id} n'a pas rejoint le salon", timeout)
+        return room_id
+
 
 class Professional(Watcher):
     """Sends commands and times the replies (``m.in_reply_to``) others make to them."""
@@ -102,15 +125,6 @@ class Professional(Watcher):
             if waiter and not waiter.done():
                 waiter.set_result(now)
 
-    async def send(self, room_id: str, body: str) -> str:
-        resp = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": body},
-            ignore_unverified_devices=True,
-        )
-        return str(resp.event_id)
-
     async def command(self, room_id: str, body: str, timeout: float = 30) -> float:
         """Seconds from the send's start until a reply to it is seen."""
         t0 = time.perf_counter()
@@ -120,17 +134,3 @@ class Professional(Watcher):
             return time.perf_counter() - t0
         self.waiters[event_id] = waiter
         return await asyncio.wait_for(waiter, timeout) - t0
-
-    async def room_with(self, user_id: str, timeout: float = 30) -> str:
-        """A new encrypted direct room, once ``user_id`` has joined it."""
-        resp = await self.client.room_create(
-            invite=[user_id], initial_state=ENCRYPTED, is_direct=True
-        )
-        room_id = str(resp.room_id)
-
-        def joined() -> bool:
-            room = self.client.rooms.get(room_id)
-            return bool(room and user_id in room.users and user_id not in room.invited_users)
-
-        await until(joined, f"{user_id} n'a pas rejoint le salon", timeout)
-        return room_id

@@ -19,28 +19,23 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from deployment.conventions import MATRIX_USER_ID
+from deployment.conventions import MATRIX_USER_ID, ToldError
 
 log = logging.getLogger(__name__)
 
 _COMMAND_WORD = re.compile(r"^[^\W\d_]{2,}$")
 
 
-class UserError(Exception):
+class UserError(ToldError):
     """An expected refusal, replied as is (French)."""
 
     def __init__(self, message: str, html_message: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.html_message = html_message
 
 
-class UsageError(Exception):
+class UsageError(ToldError):
     """Bad arguments: the reply is this precise message followed by the usage line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 # --- typed arguments ---------------------------------------------------------------------
@@ -430,15 +425,13 @@ class CommandRegistry:
         return True
 
 
-class ParseError(Exception):
+class ParseError(ToldError):
     def __init__(self, command: Command, message: str) -> None:
         super().__init__(message)
         self.command = command
-        self.message = message
 
 
-class SubcommandError(Exception):
+class SubcommandError(ToldError):
     def __init__(self, message: str, usages: list[str]) -> None:
         super().__init__(message)
-        self.message = message
         self.usages = usages

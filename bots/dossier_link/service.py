@@ -269,51 +269,51 @@ class FlagJournal:
         when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
         return f"Signalement « {label} » levé par {by} le {when}"
 
-    async def flag_raising(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        by: str,
-        at_ms: int,
-        motif: str | None,
-        assignee: str | None,
-        command_event_id: str,
-    ) -> None:
-        text = self._raised_text(kind, by, at_ms, motif, assignee)
-        self._write(room_id, text, by, command_event_id, "flag-raised", held=True)
+    async def flag_raising(self, room_id: str, kind: Any, **journal: Any) -> None:
+        self._raised(room_id, kind, held=True, **journal)
 
-    async def flag_raised(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        by: str,
-        at_ms: int,
-        motif: str | None,
-        assignee: str | None,
-        command_event_id: str,
-    ) -> None:
-        text = self._raised_text(kind, by, at_ms, motif, assignee)
-        self._write(room_id, text, by, command_event_id, "flag-raised", held=False)
+    async def flag_raised(self, room_id: str, kind: Any, **journal: Any) -> None:
+        self._raised(room_id, kind, held=False, **journal)
 
     async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
 
-    async def flag_clearing(
-        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
-    ) -> None:
-        text = self._cleared_text(kind, by, at_ms)
-        self._write(room_id, text, by, command_event_id, "flag-cleared", held=True)
+    async def flag_clearing(self, room_id: str, kind: Any, **journal: Any) -> None:
+        self._cleared(room_id, kind, held=True, **journal)
 
-    async def flag_cleared(
-        self, room_id: str, kind: Any, *, by: str, at_ms: int | None = None, command_event_id: str
-    ) -> None:
-        text = self._cleared_text(kind, by, at_ms)
-        self._write(room_id, text, by, command_event_id, "flag-cleared", held=False)
+    async def flag_cleared(self, room_id: str, kind: Any, **journal: Any) -> None:
+        self._cleared(room_id, kind, held=False, **journal)
 
     async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
         self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
+
+    def _raised(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        held: bool,
+        by: str,
+        at_ms: int,
+        motif: str | None,
+        assignee: str | None,
+        command_event_id: str,
+    ) -> None:
+        text = self._raised_text(kind, by, at_ms, motif, assignee)
+        self._write(room_id, text, by, command_event_id, "flag-raised", held=held)
+
+    def _cleared(
+        self,
+        room_id: str,
+        kind: Any,
+        *,
+        held: bool,
+        by: str,
+        at_ms: int | None = None,
+        command_event_id: str,
+    ) -> None:
+        text = self._cleared_text(kind, by, at_ms)
+        self._write(room_id, text, by, command_event_id, "flag-cleared", held=held)
 
     def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
                held: bool) -> None:  # fmt: skip

@@ -37,6 +37,11 @@ class SyncStore:
         self._db = conn
         self._db.executescript(_SCHEMA)
 
+    def _first(self, query: str, key: str) -> str | None:
+        """The first column (as text) of the row ``query`` finds for ``key``; None: no row."""
+        row = self._db.execute(query, (key,)).fetchone()
+        return str(row[0]) if row else None
+
     # -- feed position --
     def cursor(self, name: str = "dossier") -> int:
         row = self._db.execute("SELECT seq FROM feed_cursor WHERE name=?", (name,)).fetchone()
@@ -44,8 +49,7 @@ class SyncStore:
 
     def has_cursor(self, name: str = "dossier") -> bool:
         """Whether the bot ever saved a position in this feed (False: its first start)."""
-        row = self._db.execute("SELECT 1 FROM feed_cursor WHERE name=?", (name,)).fetchone()
-        return row is not None
+        return self._first("SELECT 1 FROM feed_cursor WHERE name=?", name) is not None
 
     def save_cursor(self, seq: int, name: str = "dossier") -> None:
         self._db.execute(
@@ -70,12 +74,7 @@ class SyncStore:
 
     # -- overdue tasks --
     def overdue_announced(self, task_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM overdue_notified WHERE task_id=?", (task_id,)
-            ).fetchone()
-            is not None
-        )
+        return self._first("SELECT 1 FROM overdue_notified WHERE task_id=?", task_id) is not None
 
     def mark_overdue_announced(self, task_id: str) -> None:
         self._db.execute(
@@ -85,10 +84,7 @@ class SyncStore:
 
     # -- direct chats --
     def direct_room(self, user_id: str) -> str | None:
-        row = self._db.execute(
-            "SELECT room_id FROM direct_rooms WHERE user_id=?", (user_id,)
-        ).fetchone()
-        return row[0] if row else None
+        return self._first("SELECT room_id FROM direct_rooms WHERE user_id=?", user_id)
 
     def save_direct_room(self, user_id: str, room_id: str) -> None:
         self._db.execute(
@@ -99,16 +95,10 @@ class SyncStore:
 
     # -- room <-> file links known to the bot --
     def patient_of(self, room_id: str) -> str | None:
-        row = self._db.execute(
-            "SELECT patient_id FROM room_links WHERE room_id=?", (room_id,)
-        ).fetchone()
-        return row[0] if row else None
+        return self._first("SELECT patient_id FROM room_links WHERE room_id=?", room_id)
 
     def room_of(self, patient_id: str) -> str | None:
-        row = self._db.execute(
-            "SELECT room_id FROM room_links WHERE patient_id=?", (patient_id,)
-        ).fetchone()
-        return row[0] if row else None
+        return self._first("SELECT room_id FROM room_links WHERE patient_id=?", patient_id)
 
     def links(self) -> list[tuple[str, str]]:
         return [(r, p) for r, p in self._db.execute("SELECT room_id, patient_id FROM room_links")]
@@ -122,10 +112,7 @@ class SyncStore:
 
     # -- rooms created for files --
     def file_room(self, patient_id: str) -> str | None:
-        row = self._db.execute(
-            "SELECT room_id FROM file_rooms WHERE patient_id=?", (patient_id,)
-        ).fetchone()
-        return row[0] if row else None
+        return self._first("SELECT room_id FROM file_rooms WHERE patient_id=?", patient_id)
 
     def save_file_room(self, patient_id: str, room_id: str) -> None:
         self._db.execute(

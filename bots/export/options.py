@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from deployment.conventions import PARIS
+from deployment.conventions import PARIS, ToldError
 from dossier_service.bounded import OutOfRange, check_day
 
 MAX_LAST = 100_000
@@ -34,12 +34,8 @@ USAGE = (
 )
 
 
-class ExportOptionError(ValueError):
+class ExportOptionError(ToldError, ValueError):
     """A bad option: ``message`` is French, meant to be shown to the requester."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,15 @@ from urllib.parse import quote
 from nio import AsyncClient, MegolmEvent, MessageDirection, RoomContextError, RoomMessagesError
 
 from bots.commands.text import command_text
+from deployment.conventions import ToldError
 
 EXPORT_MARK = "fr.cercle.export"  # in the content of the bot's export messages (encrypted)
 PAGE_SIZE = 1000  # Synapse's maximum: per-request overhead dominates smaller pages
 SHOWN_TYPES = {"m.room.message", "m.room.encrypted", "m.sticker"}
 
 
-class HistoryError(Exception):
+class HistoryError(ToldError):
     """The history could not be read; `message` is French, for the requester."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.policy
-import hmac
 import logging
 import re
 import secrets as _random
@@ -45,12 +44,12 @@ from bridges.mail.filing import Filing
 from bridges.mail.mailboxes import Mailboxes
 from bridges.mail.message import parse_mail
 from bridges.mail.store import BridgeStore, Mailbox
+from deployment.local_requests import user_request
 
 log = logging.getLogger(__name__)
 __all__ = ["SECRET_FILE", "Control", "serve"]
 
 MAX_RECENT = 50
-_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 _KEY = re.compile(r"^[A-Za-z0-9_\-|.:@]{8,200}$")
 
 
@@ -104,20 +103,9 @@ class Control:
             return _error(500, "M_UNKNOWN", f"Erreur interne (réf. {ref})")
 
     async def _body(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        if not hmac.compare_digest(
-            request.headers.get("Authorization", "").encode(), f"Bearer {self.secret}".encode()
-        ):
-            raise web.HTTPUnauthorized()
-        try:
-            body = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest() from None
-        owner = body.get("owner") if isinstance(body, dict) else None
-        if not isinstance(owner, str) or not _USER_ID.match(owner):
-            raise web.HTTPBadRequest()
-        if owner.split(":", 1)[1] != self.server_name:
-            raise web.HTTPForbidden()
-        return owner, body
+        return await user_request(
+            request, secret=self.secret, server_name=self.server_name, user_key="owner"
+        )
 
     def _connected(self, owner: str) -> Mailbox:
         mailbox = self.store.mailbox(owner)

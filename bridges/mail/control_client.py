@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from deployment.conventions import ToldError
+
 SECRET_FILE = "mail_bridge_control_secret"  # under var/secrets, shared by both ends
 
 
@@ -24,20 +26,12 @@ def bridge_enabled(profile: Any) -> bool:
     return isinstance(section, Mapping) and section.get("enabled") is True
 
 
-class CourriersRefused(Exception):
+class CourriersRefused(ToldError):
     """The bridge refused (French message for the professional)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class CourriersUnavailable(Exception):
+class CourriersUnavailable(ToldError):
     """The bridge cannot be reached (not started, or an internal error: a reference)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class MailBridgeClient:

@@ -48,16 +48,13 @@ from bridges.mail.config import MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
+from deployment.conventions import ToldError
 
 log = logging.getLogger(__name__)
 
 
-class SendRefused(Exception):
+class SendRefused(ToldError):
     """The submission server refused this mail for good (French message for the sender)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class SendUnavailable(Exception):

@@ -6,14 +6,15 @@ from typing import Any, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import ToldError
 
-class ServiceError(Exception):
+
+class ServiceError(ToldError):
     status = 400
     errcode = "M_INVALID_PARAM"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.field = field
 
 

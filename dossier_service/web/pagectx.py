@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
-from deployment.conventions import PARIS
+from deployment.conventions import PARIS, ToldError
 from dossier_service import appkeys, auth, bounded
 from dossier_service.api.context import Ctx, context
 from dossier_service.web.rendering import login_url
@@ -47,12 +47,8 @@ _KINDS = {
 }
 
 
-class PageInputError(Exception):
+class PageInputError(ToldError):
     """A form the person must correct; the message (French) is shown on the page."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def page_context(request: web.Request) -> Ctx:

@@ -1,16 +1,13 @@
 """Writes of the file's follow-up: memos, hospitalisations, tasks, life-line episodes and
-the liaison notebook. Each is one audited transaction (``write_section``)."""
+the liaison notebook. Each is one audited transaction (``section_write``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import Ctx, FileAccess
-from dossier_service.policy import Action
 from dossier_service.schemas import (
     AssigneeIn,
     EpisodeIn,
@@ -23,113 +20,91 @@ from dossier_service.schemas import (
     TaskIn,
 )
 from dossier_service.services import followup, lifeline, notebook, tasks
-from dossier_service.web.pagectx import (
-    PageInputError,
-    optional,
-    parse_day,
-    parse_local_datetime,
-    text,
-)
-from dossier_service.web.pages_patients import write_section
+from dossier_service.web.pagectx import PageInputError, parse_day, parse_local_datetime
+from dossier_service.web.pages_patients import FileWrite, section_write
 
 routes = web.RouteTableDef()
 
 
-@routes.post("/patients/{pid}/memos")
-async def add_memo(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = MemoIn.model_validate({"text": text(form, "text")}, strict=False)
-        await followup.add_memo(session, principal=ctx.principal, patient=access.patient, data=data)
-
-    return await write_section(request, "memo", Action.WRITE, work, anchor="memos")
+@section_write(routes, "/patients/{pid}/memos", "memo", anchor="memos")
+async def add_memo(w: FileWrite) -> None:
+    data = MemoIn.model_validate({"text": w.text("text")}, strict=False)
+    await followup.add_memo(w.session, principal=w.principal, patient=w.patient, data=data)
 
 
-@routes.post("/patients/{pid}/memos/{mid}")
-async def edit_memo(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = MemoUpdate.model_validate({"text": text(form, "text")}, strict=False)
-        await followup.update_memo(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            memo_id=request.match_info["mid"][:36],
-            data=data,
-        )
-
-    return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
-
-
-@routes.post("/patients/{pid}/memos/{mid}/archiver")
-async def archive_memo(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        await followup.update_memo(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            memo_id=request.match_info["mid"][:36],
-            data=MemoUpdate(archived=True),
-        )
-
-    return await write_section(request, "memo", Action.WRITE, work, anchor="memos", verb="update")
-
-
-@routes.post("/patients/{pid}/hospitalisations")
-async def add_hospitalisation(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = HospitalisationIn.model_validate(
-            {
-                "structure": text(form, "structure"),
-                "service": text(form, "service"),
-                "admission_at": parse_local_datetime(text(form, "admission_at"), "admission"),
-                "discharge_at": parse_local_datetime(text(form, "discharge_at"), "sortie"),
-                "comment": text(form, "comment"),
-            },
-            strict=False,
-        )
-        await followup.add_hospitalisation(
-            session, principal=ctx.principal, patient=access.patient, data=data
-        )
-
-    return await write_section(
-        request, "hospitalisation", Action.WRITE, work, anchor="hospitalisations"
+@section_write(routes, "/patients/{pid}/memos/{mid}", "memo", anchor="memos", verb="update")
+async def edit_memo(w: FileWrite) -> None:
+    data = MemoUpdate.model_validate({"text": w.text("text")}, strict=False)
+    await followup.update_memo(
+        w.session, principal=w.principal, patient=w.patient, memo_id=w.row_id("mid"), data=data
     )
 
 
-@routes.post("/patients/{pid}/hospitalisations/{hid}/sortie")
-async def discharge(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        moment = parse_local_datetime(text(form, "discharge_at"), "sortie")
-        if moment is None:
-            raise PageInputError("Indiquez la date et l'heure de sortie.")
-        await followup.update_hospitalisation(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            stay_id=request.match_info["hid"][:36],
-            data=HospitalisationUpdate.model_validate({"discharge_at": moment}, strict=False),
-        )
-
-    return await write_section(
-        request, "hospitalisation", Action.WRITE, work, anchor="hospitalisations", verb="update"
+@section_write(
+    routes, "/patients/{pid}/memos/{mid}/archiver", "memo", anchor="memos", verb="update"
+)
+async def archive_memo(w: FileWrite) -> None:
+    await followup.update_memo(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        memo_id=w.row_id("mid"),
+        data=MemoUpdate(archived=True),
     )
 
 
-@routes.post("/patients/{pid}/parcours/{eid}/fin")
-async def end_episode(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        day = parse_day(text(form, "ends_on"))
-        if day is None:
-            raise PageInputError("Indiquez la date de fin du parcours.")
-        await lifeline.update_episode(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            episode_id=request.match_info["eid"][:36],
-            data=EpisodeUpdate.model_validate({"ends_on": day}, strict=False),
-        )
+@section_write(
+    routes, "/patients/{pid}/hospitalisations", "hospitalisation", anchor="hospitalisations"
+)
+async def add_hospitalisation(w: FileWrite) -> None:
+    data = HospitalisationIn.model_validate(
+        {
+            "structure": w.text("structure"),
+            "service": w.text("service"),
+            "admission_at": parse_local_datetime(w.text("admission_at"), "admission"),
+            "discharge_at": parse_local_datetime(w.text("discharge_at"), "sortie"),
+            "comment": w.text("comment"),
+        },
+        strict=False,
+    )
+    await followup.add_hospitalisation(
+        w.session, principal=w.principal, patient=w.patient, data=data
+    )
 
-    return await write_section(
-        request, "parcours", Action.WRITE, work, anchor="ligne-de-vie", verb="update"
+
+@section_write(
+    routes,
+    "/patients/{pid}/hospitalisations/{hid}/sortie",
+    "hospitalisation",
+    anchor="hospitalisations",
+    verb="update",
+)
+async def discharge(w: FileWrite) -> None:
+    moment = parse_local_datetime(w.text("discharge_at"), "sortie")
+    if moment is None:
+        raise PageInputError("Indiquez la date et l'heure de sortie.")
+    await followup.update_hospitalisation(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        stay_id=w.row_id("hid"),
+        data=HospitalisationUpdate.model_validate({"discharge_at": moment}, strict=False),
+    )
+
+
+@section_write(
+    routes, "/patients/{pid}/parcours/{eid}/fin", "parcours", anchor="ligne-de-vie", verb="update"
+)
+async def end_episode(w: FileWrite) -> None:
+    day = parse_day(w.text("ends_on"))
+    if day is None:
+        raise PageInputError("Indiquez la date de fin du parcours.")
+    await lifeline.update_episode(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        episode_id=w.row_id("eid"),
+        data=EpisodeUpdate.model_validate({"ends_on": day}, strict=False),
     )
 
 
@@ -141,72 +116,63 @@ def assignees_from(form: Any) -> list[AssigneeIn]:
     return out
 
 
-@routes.post("/patients/{pid}/taches")
-async def add_task(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = TaskIn.model_validate(
-            {
-                "type": text(form, "type"),
-                "subtypes": [str(s) for s in form.getall("subtypes", [])],
-                "level": text(form, "level") or "normale",
-                "label": text(form, "label"),
-                "due_date": parse_day(text(form, "due_date")),
-                "comment": text(form, "comment"),
-                "assignees": assignees_from(form),
-                "form_id": optional(form, "form_id"),
-                "document_ids": [str(d)[:36] for d in form.getall("document_ids", [])],
-            },
-            strict=False,
-        )
-        await tasks.create_task(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            data=data,
-            task_types=ctx.config.task_types,
-        )
-
-    return await write_section(request, "tache", Action.WRITE, work, anchor="taches")
+@section_write(routes, "/patients/{pid}/taches", "tache", anchor="taches")
+async def add_task(w: FileWrite) -> None:
+    data = TaskIn.model_validate(
+        {
+            "type": w.text("type"),
+            "subtypes": [str(s) for s in w.form.getall("subtypes", [])],
+            "level": w.text("level") or "normale",
+            "label": w.text("label"),
+            "due_date": parse_day(w.text("due_date")),
+            "comment": w.text("comment"),
+            "assignees": assignees_from(w.form),
+            "form_id": w.optional("form_id"),
+            "document_ids": [str(d)[:36] for d in w.form.getall("document_ids", [])],
+        },
+        strict=False,
+    )
+    await tasks.create_task(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        data=data,
+        task_types=w.ctx.config.task_types,
+    )
 
 
-@routes.post("/patients/{pid}/parcours")
-async def add_episode(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = EpisodeIn.model_validate(
-            {
-                "theme": text(form, "theme"),
-                "title": text(form, "title"),
-                "starts_on": parse_day(text(form, "starts_on")),
-                "ends_on": parse_day(text(form, "ends_on")),
-                "form_id": optional(form, "form_id"),
-            },
-            strict=False,
-        )
-        await lifeline.add_episode(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            data=data,
-            themes=ctx.config.lifeline_themes,
-            form_ids=[f.key for f in request.app[appkeys.FORMS]],
-        )
-
-    return await write_section(request, "parcours", Action.WRITE, work, anchor="ligne-de-vie")
+@section_write(routes, "/patients/{pid}/parcours", "parcours", anchor="ligne-de-vie")
+async def add_episode(w: FileWrite) -> None:
+    data = EpisodeIn.model_validate(
+        {
+            "theme": w.text("theme"),
+            "title": w.text("title"),
+            "starts_on": parse_day(w.text("starts_on")),
+            "ends_on": parse_day(w.text("ends_on")),
+            "form_id": w.optional("form_id"),
+        },
+        strict=False,
+    )
+    await lifeline.add_episode(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        data=data,
+        themes=w.ctx.config.lifeline_themes,
+        form_ids=[f.key for f in w.request.app[appkeys.FORMS]],
+    )
 
 
-@routes.post("/patients/{pid}/liaison")
-async def add_entry(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = NotebookIn.model_validate(
-            {"kind": text(form, "kind") or "note", "text": text(form, "text")}, strict=False
-        )
-        await notebook.add_entry(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            kind=data.kind,
-            text=data.text,
-            source="web",
-        )
-
-    return await write_section(request, "liaison", Action.WRITE, work)
+@section_write(routes, "/patients/{pid}/liaison", "liaison")
+async def add_entry(w: FileWrite) -> None:
+    data = NotebookIn.model_validate(
+        {"kind": w.text("kind") or "note", "text": w.text("text")}, strict=False
+    )
+    await notebook.add_entry(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        kind=data.kind,
+        text=data.text,
+        source="web",
+    )

@@ -1,5 +1,5 @@
 """Writes of the file's administrative side: INS identity, death declaration, file status,
-and the care circle (coordinators). Each is one audited transaction (``write_section``)."""
+and the care circle (coordinators). Each is one audited transaction (``section_write``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dossier_service.api.context import Ctx, FileAccess
 from dossier_service.models.circle import CircleMember
 from dossier_service.policy import Action
 from dossier_service.schemas import (
@@ -26,7 +24,7 @@ from dossier_service.web.pagectx import (
     parse_day,
     text,
 )
-from dossier_service.web.pages_patients import write_section
+from dossier_service.web.pages_patients import FileWrite, section_write
 
 routes = web.RouteTableDef()
 
@@ -54,136 +52,108 @@ def identity_changes(patient: Any, form: Any) -> dict[str, Any]:
     return changes
 
 
-@routes.post("/patients/{pid}/identite")
-async def update_identity(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        changes = identity_changes(access.patient, form)
-        if not changes:
-            raise PageInputError("Aucune modification de l'identité.")
-        data = IdentityUpdate.model_validate(
-            {k: (v.isoformat() if isinstance(v, date) else v) for k, v in changes.items()},
-            strict=False,
-        )
-        await patients_service.update_identity(
-            session, principal=ctx.principal, patient=access.patient, data=data, today=ctx.today()
-        )
-
-    return await write_section(request, "identite", Action.WRITE, work, verb="update")
-
-
-@routes.post("/patients/{pid}/deces")
-async def declare_death(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        day = parse_day(text(form, "death_date"))
-        if day is None:
-            raise PageInputError("Indiquez la date du décès.")
-        await patients_service.declare_death(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            death_date=day,
-            today=ctx.today(),
-        )
-
-    return await write_section(request, "deces", Action.WRITE, work, anchor="identite")
-
-
-@routes.post("/patients/{pid}/deces/annulation")
-async def cancel_death(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = DeathCancelIn.model_validate({"reason": text(form, "reason")}, strict=False)
-        await patients_service.cancel_death(
-            session, principal=ctx.principal, patient=access.patient, reason=data.reason
-        )
-
-    return await write_section(
-        request, "deces", Action.WRITE, work, anchor="identite", verb="update"
+@section_write(routes, "/patients/{pid}/identite", "identite", verb="update")
+async def update_identity(w: FileWrite) -> None:
+    changes = identity_changes(w.patient, w.form)
+    if not changes:
+        raise PageInputError("Aucune modification de l'identité.")
+    data = IdentityUpdate.model_validate(
+        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in changes.items()},
+        strict=False,
+    )
+    await patients_service.update_identity(
+        w.session, principal=w.principal, patient=w.patient, data=data, today=w.ctx.today()
     )
 
 
-@routes.post("/patients/{pid}/statut")
-async def set_status(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        await patients_service.set_file_status(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            status=text(form, "status"),
-            comment=text(form, "comment")[:1000],
-            allowed=ctx.config.file_statuses,
-        )
-
-    return await write_section(request, "statut", Action.WRITE, work, verb="update")
+@section_write(routes, "/patients/{pid}/deces", "deces", anchor="identite")
+async def declare_death(w: FileWrite) -> None:
+    day = parse_day(w.text("death_date"))
+    if day is None:
+        raise PageInputError("Indiquez la date du décès.")
+    await patients_service.declare_death(
+        w.session, principal=w.principal, patient=w.patient, death_date=day, today=w.ctx.today()
+    )
 
 
-@routes.post("/patients/{pid}/cercle")
-async def add_member(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        data = CircleMemberIn.model_validate(
-            {
-                "kind": text(form, "kind"),
-                "display_name": text(form, "display_name"),
-                "matrix_user_id": optional(form, "matrix_user_id"),
-                "directory_id": optional(form, "directory_id"),
-                "profession": text(form, "profession"),
-                "specialty": text(form, "specialty"),
-                "role": text(form, "role"),
-                "has_access": text(form, "has_access") == "oui",
-                "description": text(form, "description"),
-            },
-            strict=False,
-        )
-        await circle.add_member(session, principal=ctx.principal, patient=access.patient, data=data)
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work)
+@section_write(
+    routes, "/patients/{pid}/deces/annulation", "deces", anchor="identite", verb="update"
+)
+async def cancel_death(w: FileWrite) -> None:
+    data = DeathCancelIn.model_validate({"reason": w.text("reason")}, strict=False)
+    await patients_service.cancel_death(
+        w.session, principal=w.principal, patient=w.patient, reason=data.reason
+    )
 
 
-async def _member(
-    session: AsyncSession, ctx: Ctx, access: FileAccess, request: web.Request, own: str = ""
-) -> CircleMember:
+@section_write(routes, "/patients/{pid}/statut", "statut", verb="update")
+async def set_status(w: FileWrite) -> None:
+    await patients_service.set_file_status(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        status=w.text("status"),
+        comment=w.text("comment")[:1000],
+        allowed=w.ctx.config.file_statuses,
+    )
+
+
+@section_write(routes, "/patients/{pid}/cercle", "cercle", Action.MANAGE_CIRCLE)
+async def add_member(w: FileWrite) -> None:
+    data = CircleMemberIn.model_validate(
+        {
+            "kind": w.text("kind"),
+            "display_name": w.text("display_name"),
+            "matrix_user_id": w.optional("matrix_user_id"),
+            "directory_id": w.optional("directory_id"),
+            "profession": w.text("profession"),
+            "specialty": w.text("specialty"),
+            "role": w.text("role"),
+            "has_access": w.text("has_access") == "oui",
+            "description": w.text("description"),
+        },
+        strict=False,
+    )
+    await circle.add_member(w.session, principal=w.principal, patient=w.patient, data=data)
+
+
+async def _member(w: FileWrite, own: str = "") -> CircleMember:
     """The circle member the page's path names; ``own`` (« votre propre rôle ») when the
     change may not be made to oneself."""
-    member = await circle.get_member(
-        session, patient_id=access.patient.id, member_id=request.match_info["mid"][:36]
-    )
-    if own and member.matrix_user_id == ctx.principal.user_id:
+    member = await circle.get_member(w.session, patient_id=w.patient.id, member_id=w.row_id("mid"))
+    if own and member.matrix_user_id == w.principal.user_id:
         raise PageInputError(f"Vous ne pouvez pas modifier {own}.")
     return member
 
 
-@routes.post("/patients/{pid}/cercle/{mid}/fin")
-async def end_member(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await _member(session, ctx, access, request)
-        await circle.end_member(
-            session, principal=ctx.principal, patient=access.patient, member=member
-        )
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
+@section_write(
+    routes, "/patients/{pid}/cercle/{mid}/fin", "cercle", Action.MANAGE_CIRCLE, verb="update"
+)
+async def end_member(w: FileWrite) -> None:
+    member = await _member(w)
+    await circle.end_member(w.session, principal=w.principal, patient=w.patient, member=member)
 
 
-@routes.post("/patients/{pid}/cercle/{mid}/role")
-async def change_role(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await _member(session, ctx, access, request, "votre propre rôle")
-        data = CircleMemberUpdate.model_validate({"role": text(form, "role")}, strict=False)
-        await circle.update_member(
-            session, principal=ctx.principal, patient=access.patient, member=member, data=data
-        )
+@section_write(
+    routes, "/patients/{pid}/cercle/{mid}/role", "cercle", Action.MANAGE_CIRCLE, verb="update"
+)
+async def change_role(w: FileWrite) -> None:
+    member = await _member(w, "votre propre rôle")
+    data = CircleMemberUpdate.model_validate({"role": w.text("role")}, strict=False)
+    await circle.update_member(
+        w.session, principal=w.principal, patient=w.patient, member=member, data=data
+    )
 
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
 
-
-@routes.post("/patients/{pid}/cercle/{mid}/acces")
-async def toggle_access(request: web.Request) -> web.StreamResponse:
-    async def work(session: AsyncSession, ctx: Ctx, access: FileAccess, form: Any) -> None:
-        member = await _member(session, ctx, access, request, "votre propre habilitation")
-        await circle.update_member(
-            session,
-            principal=ctx.principal,
-            patient=access.patient,
-            member=member,
-            data=CircleMemberUpdate(has_access=text(form, "has_access") == "oui"),
-        )
-
-    return await write_section(request, "cercle", Action.MANAGE_CIRCLE, work, verb="update")
+@section_write(
+    routes, "/patients/{pid}/cercle/{mid}/acces", "cercle", Action.MANAGE_CIRCLE, verb="update"
+)
+async def toggle_access(w: FileWrite) -> None:
+    member = await _member(w, "votre propre habilitation")
+    await circle.update_member(
+        w.session,
+        principal=w.principal,
+        patient=w.patient,
+        member=member,
+        data=CircleMemberUpdate(has_access=w.text("has_access") == "oui"),
+    )

@@ -1,5 +1,5 @@
 """The patient list and the patient's file (its sections: ``templates/fiche/*.html``), and
-``write_section``, the frame of every write of a section (``pages_identity_circle``,
+``section_write``, the frame of every write of a section (``pages_identity_circle``,
 ``pages_followup``).
 
 Every read and write runs in one transaction through the core's services, with
@@ -10,7 +10,10 @@ audit row written in the same transaction. Writes answer with a redirection to t
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -23,9 +26,9 @@ from dossier_service import appkeys
 from dossier_service.api.context import Ctx, FileAccess, open_file
 from dossier_service.identity import ALLOWED_TRANSITIONS, IDENTITY_DOCUMENTS
 from dossier_service.models.notebook import NotebookEntry
-from dossier_service.models.patient import FileStatusChange, patient_public
+from dossier_service.models.patient import FileStatusChange, Patient, patient_public
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES
-from dossier_service.policy import Action, Decision, decide
+from dossier_service.policy import Action, Decision, Principal, decide
 from dossier_service.schemas import (
     PatientCreate,
 )
@@ -274,23 +277,73 @@ async def patient_file(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- writes
 
 
+@dataclass(frozen=True)
+class FileWrite:
+    """What a write of a file's section works with: its transaction, the page's context and
+    who writes, the file (opened for the section's action) and the posted form."""
+
+    request: web.Request
+    session: AsyncSession
+    ctx: Ctx
+    principal: Principal
+    patient: Patient
+    form: Any
+
+    def text(self, name: str) -> str:
+        return text(self.form, name)
+
+    def optional(self, name: str) -> str | None:
+        return optional(self.form, name)
+
+    def row_id(self, name: str) -> str:
+        """The id of the row the path's ``{name}`` names (36 characters at most)."""
+        return self.request.match_info[name][:36]
+
+
+Work = Callable[[FileWrite], Awaitable[None]]
+
+
+def section_write(
+    routes: web.RouteTableDef,
+    path: str,
+    section: str,
+    action: Action = Action.WRITE,
+    *,
+    anchor: str | None = None,
+    verb: str = "create",
+) -> Callable[[Work], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Declare the form POSTed to ``path`` that writes ``section`` of the file: the decorated
+    ``work(write)`` runs as ``write_section`` (one audited transaction, the section named in
+    the redirection, ``#anchor`` or the section)."""
+
+    def declare(work: Work) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @routes.post(path)
+        @functools.wraps(work)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await write_section(request, section, action, work, anchor=anchor, verb=verb)
+
+        return handler
+
+    return declare
+
+
 async def write_section(
     request: web.Request,
     section: str,
     action: Action,
-    work: Any,
+    work: Work,
     *,
     anchor: str | None = None,
     verb: str = "create",
 ) -> web.StreamResponse:
-    """Run ``work(session, ctx, access, form)`` as one audited write on the file."""
+    """Run ``work(write)`` as one audited write on the file."""
     ctx = page_context(request)
     pid = request.match_info["pid"]
     form = await posted_form(request, ctx)
     try:
         async with ctx.db.transaction() as session:
             access = await open_file(session, ctx, pid, action, f"page:{section}")
-            await work(session, ctx, access, form)
+            await work(FileWrite(request, session, ctx, ctx.principal, access.patient, form))
             await ctx.audit(session, action=verb, resource=f"page:{section}", patient_id=pid)
     except ValidationError as exc:
         return await render_file(

@@ -20,7 +20,6 @@ deactivate anyone.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from deployment.conventions import MATRIX_USER_ID as _USER_ID
+from deployment.local_requests import user_request
 from homeserver.admin_api import AdminApi, AdminApiError
 
 log = logging.getLogger(__name__)
@@ -78,21 +77,12 @@ def _refuse(status: int, errcode: str, message: str) -> web.Response:
 
 
 async def _body(request: web.Request) -> tuple[str, dict[str, Any]]:
-    if not hmac.compare_digest(
-        request.headers.get("Authorization", "").encode(),
-        f"Bearer {request.app[SECRET_KEY]}".encode(),
-    ):
-        raise web.HTTPUnauthorized()
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest() from None
-    user_id = body.get("user_id") if isinstance(body, dict) else None
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
-        raise web.HTTPBadRequest()
-    if user_id.split(":", 1)[1] != request.app[SERVER_KEY]:
-        raise web.HTTPForbidden()
-    return user_id, body
+    return await user_request(
+        request,
+        secret=request.app[SECRET_KEY],
+        server_name=request.app[SERVER_KEY],
+        user_key="user_id",
+    )
 
 
 async def exists(request: web.Request) -> web.Response:

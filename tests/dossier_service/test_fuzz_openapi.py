@@ -74,6 +74,19 @@ def _as(who: str, method: str, url: str, body: Any) -> requests.Response:
     )
 
 
+def _visit(pid: str, **more: Any) -> dict[str, Any]:
+    """An appointment of the file whose description is the SECRET."""
+    return {
+        "type": "Visite à domicile",
+        "title": "Passage",
+        "patient_id": pid,
+        "description": SECRET,
+        "starts_at": "2026-12-03T09:00:00+01:00",
+        "ends_at": "2026-12-03T09:30:00+01:00",
+        **more,
+    }
+
+
 def _seed(url: str) -> tuple[str, dict[str, str]]:
     """A file with a memo, an event and a task, through the API itself."""
 
@@ -100,15 +113,7 @@ def _seed(url: str) -> tuple[str, dict[str, str]]:
         "POST",
         "/api/v1/agenda/events",
         COORD,
-        {
-            "type": "Visite à domicile",
-            "title": "Passage",
-            "patient_id": pid,
-            "description": SECRET,
-            "starts_at": "2026-12-03T09:00:00+01:00",
-            "ends_at": "2026-12-03T09:30:00+01:00",
-            "attendees": [MEMBER],
-        },
+        _visit(pid, attendees=[MEMBER]),
     )
     task = call(
         "POST",
@@ -323,14 +328,7 @@ def _file_with_every_row(url: str) -> tuple[str, dict[str, str]]:
     event = call(
         "POST",
         "/api/v1/agenda/events",
-        {
-            "type": "Visite à domicile",
-            "title": "Passage",
-            "patient_id": pid,
-            "description": SECRET,
-            "starts_at": "2026-12-03T09:00:00+01:00",
-            "ends_at": "2026-12-03T09:30:00+01:00",
-        },
+        _visit(pid),
     )
     task = call(
         "POST",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from dossier_service import appkeys
-from dossier_service.models.directory import Structure
 from dossier_service.services.structure_refresh import refresh_after_import
 from tests.dossier_service.conftest import ADMIN, Api
 from tests.dossier_service.test_structures_circle import (
@@ -14,6 +13,7 @@ from tests.dossier_service.test_structures_circle import (
     OTHER_FINESS,
     REFERENT,
     _add_structure,
+    _give_siret,
     _member,
     _rpps_professional,
     _structures,
@@ -22,13 +22,8 @@ from tests.dossier_service.test_structures_circle import (
 
 async def test_refresh_after_an_import_adds_and_removes_rpps_members(api: Api) -> None:
     await _structures(api)
+    await _give_siret(api, OTHER_FINESS, "12345678900011")
     db = api.app[appkeys.DATABASE]
-    async with db.sessions() as session:
-        found = await session.get(Structure, OTHER_FINESS)
-        assert found is not None
-        found.siret = "12345678900011"
-        session.add(found)
-        await session.commit()
     ide1, ide2, unlinked_place = "@ide1:cercle.test", "@ide2:cercle.test", "@ide3:cercle.test"
     await _rpps_professional(api, 1, ide1, FINESS, "")
     await _rpps_professional(api, 2, ide2, "", "12345678900011")  # OTHER_FINESS by its SIRET

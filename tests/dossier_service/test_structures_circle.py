@@ -229,17 +229,22 @@ async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: 
         await session.commit()
 
 
+async def _give_siret(api: Api, finess: str, siret: str) -> None:
+    """The structure ``finess`` now has this SIRET (as a FINESS import would record it)."""
+    async with api.app[appkeys.DATABASE].sessions() as session:
+        found = await session.get(Structure, finess)
+        assert found is not None
+        found.siret = siret
+        session.add(found)
+        await session.commit()
+
+
 async def test_members_from_the_rpps_activity(api: Api) -> None:
     """A linked professional whose RPPS activity names the structure (FINESS, or its SIRET)
     becomes a member (source rpps) and, through a circle "avec accès", reads the file."""
     await _structures(api)
+    await _give_siret(api, FINESS, "12345678900011")
     db = api.app[appkeys.DATABASE]
-    async with db.sessions() as session:
-        found = await session.get(Structure, FINESS)
-        assert found is not None
-        found.siret = "12345678900011"
-        session.add(found)
-        await session.commit()
     by_finess, by_siret, elsewhere = "@ide1:cercle.test", "@ide2:cercle.test", "@ide3:cercle.test"
     await _rpps_professional(api, 1, by_finess, FINESS, "")
     await _rpps_professional(api, 2, by_siret, "", "12345678900011")

@@ -10,9 +10,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from nio import (
@@ -122,18 +122,8 @@ async def connect(pro: Pro, bridge_user: str, address: str, password: str) -> st
     return room_id
 
 
-async def test_mail_shapes_reach_the_courriers_room(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-) -> None:
-    address, password = mailbox_factory()
-    runner = bridge_factory()
-    bridge = await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, address, password)
+async def test_mail_shapes_reach_the_courriers_room(connected: Any, mail_servers: Any) -> None:
+    address, password, _, bridge, pro, room_id = await connected()
 
     # in her own direct chat the bridge may not erase her message: she is told to
     assert "supprimez votre message contenant le mot de passe" in pro.notices(pro.dm)[-1]
@@ -195,15 +185,38 @@ async def test_mail_shapes_reach_the_courriers_room(
     assert state is not None and state.state == "connectée" and state.last_mail_at
 
 
+class Connected(NamedTuple):
+    address: str
+    password: str
+    runner: Any  # conftest.BridgeRunner: stop() / kill(), restarted with bridge_factory(data)
+    bridge: Any
+    pro: Pro
+    room_id: str
+
+
 @pytest.fixture
-async def courriers(
+def connected(
     bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, bridge_account: str
-) -> tuple[Pro, str, str]:
+) -> Callable[..., Awaitable[Connected]]:
+    """``await connected(data_dir, **config)``: a new mailbox, the bridge started on
+    ``data_dir`` (the test's by default), a professional who connected the mailbox."""
+
+    async def make(data_dir: Path | None = None, **overrides: Any) -> Connected:
+        address, password = mailbox_factory()
+        runner = bridge_factory(data_dir, **overrides)
+        bridge = await runner.start()
+        pro = await pro_factory()
+        room_id = await connect(pro, bridge_account, address, password)
+        return Connected(address, password, runner, bridge, pro, room_id)
+
+    return make
+
+
+@pytest.fixture
+async def courriers(connected: Callable[..., Awaitable[Connected]]) -> tuple[Pro, str, str]:
     """A running bridge, a professional and her connected mailbox: (pro, room, address)."""
-    address, password = mailbox_factory()
-    await bridge_factory().start()
-    pro = await pro_factory()
-    return pro, await connect(pro, bridge_account, address, password), address
+    mailbox = await connected()
+    return mailbox.pro, mailbox.room_id, mailbox.address
 
 
 async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
@@ -249,19 +262,10 @@ async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
 
 @pytest.mark.timeout(600)  # five bridge starts: slow when the shared machine is loaded
 async def test_exactly_once_across_crashes_and_restarts(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-    tmp_path: Any,
+    connected: Any, bridge_factory: Any, mail_servers: Any, tmp_path: Any
 ) -> None:
-    address, password = mailbox_factory()
     data = tmp_path / "mail-crash"
-    runner = bridge_factory(data)
-    bridge = await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, address, password)
+    address, _, runner, bridge, pro, room_id = await connected(data)
 
     # 1. killed between the IMAP fetch and the Matrix post
     from bridges.mail import imap
@@ -312,20 +316,11 @@ async def test_exactly_once_across_crashes_and_restarts(
 
 
 async def test_reconnects_when_dropped_and_polls_without_idle(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-    monkeypatch: pytest.MonkeyPatch,
+    connected: Any, mail_servers: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bridges.mail.imap import ImapSession
 
-    address, password = mailbox_factory()
-    runner = bridge_factory(poll_seconds=0.5, backoff_max_seconds=1.0)
-    bridge = await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, address, password)
+    address, _, _, bridge, pro, room_id = await connected(poll_seconds=0.5, backoff_max_seconds=1.0)
     await asyncio.to_thread(mail_servers.deliver, mails.simple("Avant"), address)
     await wait_count(pro, room_id, mail_events, 1)
 
@@ -361,18 +356,13 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
 
 
 async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Path, synapse: Any,
-) -> None:  # fmt: skip
+    connected: Any, bridge_factory: Any, mail_servers: Any, tmp_path: Path, synapse: Any
+) -> None:
     """The bridge as a process of its own, SIGKILLed while it posts a burst of mails (just
     after the first shows in the room: some fetched, some posted, some recorded, one maybe
     half-way), then restarted: every mail is in the room exactly once."""
-    address, password = mailbox_factory()
     data = tmp_path / "mail-burst"
-    runner = bridge_factory(data)
-    await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, address, password)
+    address, _, runner, _, pro, room_id = await connected(data)
     await runner.stop()
 
     subjects = [f"Rafale {i:02d}" for i in range(30)]

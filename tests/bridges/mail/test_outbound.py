@@ -24,7 +24,7 @@ from bridges.mail import outbound
 from tests.bridges.mail import mails
 from tests.bridges.mail.bridge_process import config_json
 from tests.bridges.mail.test_inbound import (
-    connect,
+    connected,
     decrypt_late,
     mail_events,
     pro_factory,
@@ -33,7 +33,7 @@ from tests.bridges.mail.test_inbound import (
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["pro_factory"]  # the fixture, imported for these tests
+__all__ = ["connected", "pro_factory"]  # the fixtures, imported for these tests
 
 
 def parsed(raw: bytes) -> email.message.EmailMessage:
@@ -54,18 +54,10 @@ async def wait_mails(
 
 
 async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
+    connected: Any, mailbox_factory: Any, mail_servers: Any
 ) -> None:
-    marie, marie_pw = mailbox_factory()
+    marie, _, _, _, pro, room_id = await connected()
     jean, _ = mailbox_factory()
-    runner = bridge_factory()
-    await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, marie, marie_pw)
 
     original = mails.base("Sortie de M. R.")
     del original["Message-ID"]
@@ -139,20 +131,11 @@ async def test_reply_and_compose_go_out_by_smtp_and_into_sent(
 
 
 async def test_killed_between_matrix_reply_and_smtp_sends_once(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-    tmp_path: Any,
+    connected: Any, bridge_factory: Any, mailbox_factory: Any, mail_servers: Any, tmp_path: Any
 ) -> None:
-    marie, marie_pw = mailbox_factory()
-    jean, _ = mailbox_factory()
     data = tmp_path / "mail-out"
-    runner = bridge_factory(data)
-    await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, marie, marie_pw)
+    marie, _, runner, _, pro, room_id = await connected(data)
+    jean, _ = mailbox_factory()
 
     real_submit = outbound.submit
     died = asyncio.Event()
@@ -187,21 +170,21 @@ async def test_killed_between_matrix_reply_and_smtp_sends_once(
 
 
 async def test_sigkilled_after_smtp_accepted_data_sends_once(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, tmp_path: Path, synapse: Any,
-) -> None:  # fmt: skip
+    connected: Any,
+    bridge_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    tmp_path: Path,
+    synapse: Any,
+) -> None:
     """The bridge, a process of its own, is SIGKILLed by the submission server once it has
     taken the mail (delivered it, filed its Sent copy) and before its 250 reaches the bridge:
     the bridge recorded nothing after ``submitting``. Restarted, it finds the mail's
     Message-ID in Sent and does not submit again: one mail, one Sent copy, one notice."""
-    marie, marie_pw = mailbox_factory()
+    data = tmp_path / "mail-sigkill"
+    marie, _, runner, _, pro, room_id = await connected(data, sent_copy_by_server=True)
     jean, _ = mailbox_factory()
     mail_servers.sent_copy.add(marie)  # this operator files what it sends in Sent
-    data = tmp_path / "mail-sigkill"
-    runner = bridge_factory(data, sent_copy_by_server=True)
-    await runner.start()
-    pro = await pro_factory()
-    room_id = await connect(pro, bridge_account, marie, marie_pw)
     await runner.stop()
 
     config_file = tmp_path / "bridge.json"
@@ -250,19 +233,10 @@ async def test_sigkilled_after_smtp_accepted_data_sends_once(
 
 
 async def test_refused_login_is_told_once_and_not_retried(
-    bridge_factory: Any,
-    pro_factory: Any,
-    mailbox_factory: Any,
-    mail_servers: Any,
-    bridge_account: str,
-    tmp_path: Any,
+    connected: Any, bridge_factory: Any, mail_servers: Any, tmp_path: Any
 ) -> None:
-    marie, marie_pw = mailbox_factory()
     data = tmp_path / "mail-refused"
-    runner = bridge_factory(data)
-    bridge = await runner.start()
-    pro = await pro_factory()
-    dm_room = await connect(pro, bridge_account, marie, marie_pw)
+    marie, marie_pw, runner, bridge, pro, dm_room = await connected(data)
 
     # a wrong password at !connecter: refused at once, nothing stored
     start = pro.mark(pro.dm)

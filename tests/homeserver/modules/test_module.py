@@ -6,47 +6,17 @@ conversion from Synapse's objects to the pure rules is exercised too.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 from unittest.mock import AsyncMock, Mock
 
 import pytest
-from synapse.api.room_versions import RoomVersion, RoomVersions
-from synapse.events import make_event_from_dict
+from synapse.api.room_versions import RoomVersions
 from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
 from synapse.module_api.errors import Codes, ConfigError, SynapseError
 
 from homeserver.modules.patient_rooms import PatientRoomsConfig, PatientRoomsModule
 from homeserver.modules.patient_rooms.config import MEGOLM
-
-ROOM = "!patient:cercle.test"
-ALICE = "@alice:cercle.test"
-_timestamps = itertools.count(1)  # distinct timestamps: distinct event ids
-
-
-def ev(
-    event_type: str,
-    content: dict[str, Any],
-    state_key: str | None = None,
-    room_version: RoomVersion = RoomVersions.V10,
-    **extra: Any,
-) -> EventBase:
-    event: dict[str, Any] = {
-        "type": event_type,
-        "room_id": ROOM,
-        "sender": ALICE,
-        "content": content,
-        "origin_server_ts": next(_timestamps),
-        "depth": 1,
-        "auth_events": [],
-        "prev_events": [],
-        "hashes": {"sha256": "aGFzaA"},
-        "signatures": {},
-        **extra,
-    }
-    if state_key is not None:
-        event["state_key"] = state_key
-    return make_event_from_dict(event, room_version)
+from tests.homeserver.modules.synapse_events import ALICE, ROOM, ev
 
 
 def patient_room_state(*, encrypted: bool = True) -> dict[tuple[str, str], EventBase]:
