@@ -419,6 +419,12 @@ def _run_chains(live: LiveDossier, caller: Any, aim: Any, inspect: Any, opened: 
             pid = case.path_parameters.get("patient_id") if case.path_parameters else None
             if pid is not None and pid not in self.files:
                 case.path_parameters["patient_id"] = self.files[self.turn % len(self.files)]
+            # an idempotency key is remembered by the API across scenarios: a replayed
+            # scenario would get « already used » where its first run got 201, and hypothesis
+            # refuses answers that depend on earlier scenarios. Each scenario's keys are its own
+            # (its first file's id before them); a key repeated within it stays repeated.
+            if isinstance(case.body, dict) and isinstance(case.body.get("idempotency_key"), str):
+                case.body["idempotency_key"] = f"{self.files[0]}:{case.body['idempotency_key']}"
             aim(case, self.who)
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
