@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from typing import Any
 
 import pytest
-from nio import DownloadResponse, RoomEncryptedFile
+from nio import (
+    DownloadResponse,
+    RoomEncryptedFile,
+    RoomInviteResponse,
+    ShareGroupSessionResponse,
+)
 from nio.crypto.attachments import decrypt_attachment
+from support import eventually as poll_until
 
 from bots.matrix.io import MatrixRequestError
-from tests.bots.conftest import dm_with_bot
+from tests.bots.conftest import WELCOME, dm_with_bot
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +64,51 @@ async def test_notice_shape_and_refusals_as_exceptions(bot, pro_factory, synapse
     with pytest.raises(MatrixRequestError) as exc:
         await io.put_state("!inexistant:" + synapse.server_name, "m.room.topic", {"topic": "x"})
     assert exc.value.errcode in ("M_FORBIDDEN", "M_NOT_FOUND")
+
+
+async def test_a_member_who_joins_while_the_room_key_is_shared_can_read_what_follows(
+    bot, pro_factory, synapse, monkeypatch
+):
+    """nio drops the invalidation a join makes while the room's Megolm session is being
+    shared, and marks that session shared without the newcomer: the bot's next message must
+    still reach them (bots.matrix.trust.session_reaches_members). Bob is someone the bot
+    already knows (his device accepted in another room), as a colleague added to a patient
+    room usually is: no new device to accept invalidates the session later."""
+    alice, bob = await pro_factory(), await pro_factory()
+    client = bot.app.client
+    await bob.wait_notice(await dm_with_bot(bob, synapse.bot_user_id), WELCOME)
+
+    async def bob_devices_accepted() -> list[bool]:
+        return [d.ignored for d in client.device_store.active_user_devices(bob.user_id)]
+
+    await poll_until(bob_devices_accepted, lambda a: bool(a) and all(a), what="Bob connu du bot")
+    dm = await dm_with_bot(alice, synapse.bot_user_id)
+    await alice.wait_notice(dm, WELCOME)  # the bot's own first share in the room is over
+    sharing, real_send = asyncio.Event(), client._send
+
+    def bob_joined_for_the_bot() -> bool:
+        member = client.rooms[dm].users.get(bob.user_id)
+        return member is not None and not member.invited
+
+    async def held_send(response_class: Any, *args: Any, **kwargs: Any) -> Any:
+        # the room key's to-device messages wait until Bob's join is in the bot's state
+        room_id = kwargs.get("response_data", (None,))[0]
+        if response_class is ShareGroupSessionResponse and room_id == dm and not sharing.is_set():
+            sharing.set()
+            deadline = time.monotonic() + 45
+            while not bob_joined_for_the_bot() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        return await real_send(response_class, *args, **kwargs)
+
+    monkeypatch.setattr(client, "_send", held_send)
+    client.invalidate_outbound_session(dm)  # the next message shares a new session
+    first = asyncio.create_task(bot.app.services.io.send_notice(dm, "Avis un"))
+    await asyncio.wait_for(sharing.wait(), 45)  # shared with Alice only, not yet marked
+    invited = await alice.client.room_invite(dm, bob.user_id)
+    assert isinstance(invited, RoomInviteResponse), invited
+    await bob.wait_member(dm, bob.user_id)
+    await asyncio.wait_for(first, 60)
+    assert bob_joined_for_the_bot()
+    await bot.app.services.io.send_notice(dm, "Avis deux")
+    notice = await bob.wait_notice(dm, "Avis deux", timeout=30)
+    assert notice.source["content"]["msgtype"] == "m.notice"
