@@ -52,6 +52,7 @@ class Job:
 
 async def facts_of(job: Job) -> tuple[Facts, dict[str, str]]:
     from dossier_service.db import build_reader
+    from dossier_service.extraction.pace import Pace
     from dossier_service.extraction.source import patients_of_structure, read_facts
 
     db = build_reader(job.database_url)
@@ -60,7 +61,7 @@ async def facts_of(job: Job) -> tuple[Facts, dict[str, str]]:
         if job.structure_id is not None:
             async with db.sessions() as session:
                 patients = await patients_of_structure(session, job.structure_id, job.period)
-        return await read_facts(db.sessions, job.period, patients)
+        return await read_facts(db.sessions, job.period, patients, pace=Pace())
     finally:
         await db.dispose()
 

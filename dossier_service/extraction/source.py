@@ -30,6 +30,7 @@ from dossier_service.extraction.figures import (
     RoomMessages,
     TaskFact,
 )
+from dossier_service.extraction.pace import Pace
 from dossier_service.models.activity import ActivityEvent
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.followup import Hospitalisation
@@ -68,9 +69,14 @@ Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 async def read_facts(
-    sessions: Sessions, period: Period, patients: Collection[str] | None
+    sessions: Sessions,
+    period: Period,
+    patients: Collection[str] | None,
+    *,
+    pace: Pace | None = None,
 ) -> tuple[Facts, dict[str, str]]:
-    """Facts of the period for ``patients`` (``None``: every file), and each file's label."""
+    """Facts of the period for ``patients`` (``None``: every file), and each file's label;
+    each read given way to the dossier's users by ``pace`` (the render process's)."""
     start, end = bounds(period)
     p, s = table_of(Patient).c, table_of(FileStatusChange).c
     labels: dict[str, str] = {}
@@ -80,9 +86,14 @@ async def read_facts(
         async with sessions() as session:
             patients = [r[0] for r in await session.execute(select(p.id).where(p.created_at < end))]
 
-    async def rows_of(query: Select[Any]) -> Sequence[Any]:
+    async def read(query: Select[Any]) -> Sequence[Any]:
         async with sessions() as session:
-            result = (await session.execute(query)).all()
+            return (await session.execute(query)).all()
+
+    async def rows_of(query: Select[Any]) -> Sequence[Any]:
+        if pace is not None:
+            return await pace.read(lambda: read(query))
+        result = await read(query)
         await asyncio.sleep(0)  # let the requests waiting for the connection pass
         return result
 
