@@ -62,6 +62,11 @@ def main() -> None:
     parser.add_argument(
         "--generate-only", action="store_true", help="fill the cache, measure nothing"
     )
+    parser.add_argument(
+        "--measure-checkpoint",
+        action="store_true",
+        help="measure on the generation's last checkpoint (partial: its messages so far)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="the run's copy (on the disk)")
     args = parser.parse_args()
     if args.full:
@@ -74,6 +79,13 @@ def main() -> None:
         f"{args.documents_mb} Mo de documents ; charge au départ {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    try:
+        run(args, size)
+    except bench_deployment.GenerationIncomplete as exc:
+        sys.exit(f"Génération incomplète : {exc}")
+
+
+def run(args: argparse.Namespace, size: Size) -> None:
     if args.generate_only:
         cache = args.cache_dir / f"backup-{size.key()}"
         if not (cache / "deployment.json").exists():
@@ -86,6 +98,7 @@ def main() -> None:
         deployment = bench_deployment.prepare(
             size, args.cache_dir, args.build_dir, work, senders=args.senders,
             workers=args.workers, timeout=args.generation_timeout,
+            checkpoint=args.measure_checkpoint,
         )  # fmt: skip
         measure(deployment, work, args.workers)
     finally:
@@ -156,7 +169,7 @@ def measure(deployment: bench_deployment.Deployment, work: Path, workers: int) -
         )
         # what the size would cost at the rates measured here (linear in bytes read)
         if size.messages < 100_000 or size.media_mb + size.documents_mb < 2048:
-            full_mb = db_mb * 100_000 / size.messages + 2048 * MIB / 1e6
+            full_mb = db_mb * 100_000 / max(size.messages, 1) + 2048 * MIB / 1e6
             print(
                 f"Échelle : {live_mb:.0f} Mo vivants sauvegardés à {live_mb / full.seconds:.0f} Mo/s, "
                 f"restaurés à {live_mb / restore_s:.0f} Mo/s ; la taille du ticket "

@@ -225,7 +225,12 @@ def copy_cold(source: Path, target: Path) -> None:
     """Copy a tree, then flush it and drop it from the page cache (these files only), so
     what reads it next reads the disk."""
     shutil.copytree(source, target, symlinks=True)
-    for path in target.rglob("*"):
+    evict(target)
+
+
+def evict(tree: Path) -> None:
+    """Flush a tree's files and drop them from the page cache (these files only)."""
+    for path in tree.rglob("*"):
         if path.is_file() and not path.is_symlink():
             fd = os.open(path, os.O_RDONLY)
             try:
@@ -251,7 +256,11 @@ def generate(
     """Generate (or resume generating) the deployment of ``size`` into ``cache``."""
     deadline = time.monotonic() + timeout
     building = build_dir / f"cercle-bench-{cache.name}.building"
+    parked = cache.with_name(cache.name + ".partial")  # a checkpoint kept on the disk
     state_file = building / "state.json"
+    if not state_file.exists() and (parked / "state.json").exists():
+        shutil.rmtree(building, ignore_errors=True)
+        shutil.copytree(parked, building, symlinks=True)
     state: dict[str, Any] = json.loads(state_file.read_text()) if state_file.exists() else {}
     if not state:  # nothing usable: from scratch
         shutil.rmtree(building, ignore_errors=True)
@@ -264,7 +273,7 @@ def generate(
             accounts = make_senders(synapse, senders)
             rooms = asyncio.run(create_rooms(synapse.base_url, accounts, size.rooms, workers))
             state = {"senders": [s.saved() for s in accounts], "rooms": rooms, "sent": 0,
-                     "seconds": time.monotonic() - t, "started": time.time(),
+                     "seconds": 0.0, "rooms_seconds": time.monotonic() - t, "started": time.time(),
                      "loads": [os.getloadavg()[0]]}  # fmt: skip
             _save(state_file, state)
         accounts = [Sender(**s) for s in state["senders"]]
@@ -272,9 +281,11 @@ def generate(
         progress = Progress("messages chiffrés envoyés", size.messages, state["sent"])
         while state["sent"] < size.messages:
             if time.monotonic() > deadline:
+                synapse.stop()
+                park(building, parked)
                 raise GenerationIncomplete(
                     f"délai de génération atteint : {state['sent']}/{size.messages} messages "
-                    f"envoyés, reprise au prochain lancement ({building})"
+                    f"envoyés, reprise au prochain lancement (point de reprise : {parked})"
                 )
             t = time.monotonic()
             chunk = range(state["sent"], min(size.messages, state["sent"] + CHUNK))
@@ -302,6 +313,7 @@ def generate(
         "senders": state["senders"],
         "rooms": state["rooms"],
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "rooms_seconds": round(state.get("rooms_seconds", 0)),
         "message_seconds": round(state["seconds"]),
         "messages_per_second": round(size.messages / max(state["seconds"], 1e-9), 1),
         "load_mean": round(sum(loads) / len(loads), 1),
@@ -311,14 +323,30 @@ def generate(
     (tmp / "deployment.json").write_text(json.dumps(facts, indent=1))
     tmp.rename(cache)
     shutil.rmtree(building, ignore_errors=True)
+    shutil.rmtree(parked, ignore_errors=True)
+
+
+def park(building: Path, parked: Path) -> None:
+    """Keep the checkpoint on the disk too (tmpfs does not outlive a reboot); Synapse is
+    stopped, its database whole."""
+    tmp = parked.with_name(parked.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(building, tmp, symlinks=True)
+    shutil.rmtree(parked, ignore_errors=True)
+    tmp.rename(parked)
+    print(f"Point de reprise gardé sur le disque : {parked}", flush=True)
 
 
 def prepare(
     size: Size, cache_dir: Path, build_dir: Path, run_dir: Path, *, senders: int, workers: int,
-    timeout: float,
+    timeout: float, checkpoint: bool = False,
 ) -> Deployment:  # fmt: skip
-    """The run's own copy (``run_dir/var``) of the cached deployment, generated if missing."""
+    """The run's own copy (``run_dir/var``) of the cached deployment, generated if missing.
+    ``checkpoint``: instead, the generation's last checkpoint (its messages so far), media and
+    documents written into the copy: a partial deployment, said as such."""
     cache = cache_dir / f"backup-{size.key()}"
+    if checkpoint:
+        return _from_checkpoint(size, cache, build_dir, run_dir)
     if not (cache / "deployment.json").exists():
         generate(size, cache, build_dir, senders=senders, workers=workers, timeout=timeout)
     facts = json.loads((cache / "deployment.json").read_text())
@@ -334,3 +362,30 @@ def prepare(
     senders_ = [Sender(**s) for s in facts["senders"]]
     rooms = [(int(o), str(r)) for o, r in facts["rooms"]]
     return Deployment(run_dir / "var", size, senders_, rooms, facts)
+
+
+def _from_checkpoint(size: Size, cache: Path, build_dir: Path, run_dir: Path) -> Deployment:
+    """A run's copy of the generation's checkpoint (its generation must not be running)."""
+    source = build_dir / f"cercle-bench-{cache.name}.building"
+    if not (source / "state.json").exists():
+        source = cache.with_name(cache.name + ".partial")
+    state = json.loads((source / "state.json").read_text())
+    print(
+        f"PARTIEL : point de reprise {source}, {state['sent']}/{size.messages} messages "
+        f"(générés à {state['sent'] / max(state['seconds'], 1e-9):.1f}/s)",
+        flush=True,
+    )
+    t = time.monotonic()
+    var = run_dir / "var"
+    copy_cold(source / "var", var)
+    write_media(var, size.media_mb)
+    write_documents(var, size.documents_mb)
+    evict(var)
+    print(
+        f"Copié et complété pour ce passage (hors cache de pages) en {time.monotonic() - t:.0f} s"
+    )
+    partial = Size(size.rooms, state["sent"], size.media_mb, size.documents_mb)
+    senders = [Sender(**s) for s in state["senders"]]
+    rooms = [(int(o), str(r)) for o, r in state["rooms"]]
+    facts = {"partial": True, "generated": "(point de reprise)", "sent": state["sent"]}
+    return Deployment(var, partial, senders, rooms, facts)
