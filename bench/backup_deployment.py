@@ -279,7 +279,7 @@ def generate(
                      "loads": [os.getloadavg()[0]]}  # fmt: skip
             _save(state_file, state)
         accounts = [Sender(**s) for s in state["senders"]]
-        rooms = [tuple(r) for r in state["rooms"]]
+        rooms = [(int(o), str(r)) for o, r in state["rooms"]]
         progress = Progress("messages chiffrés envoyés", size.messages, state["sent"])
         while state["sent"] < size.messages:
             if time.monotonic() > deadline:
@@ -292,7 +292,7 @@ def generate(
             t = time.monotonic()
             chunk = range(state["sent"], min(size.messages, state["sent"] + CHUNK))
             asyncio.run(
-                send_messages(synapse.base_url, accounts, rooms, chunk, workers, "g", progress)  # type: ignore[arg-type]
+                send_messages(synapse.base_url, accounts, rooms, chunk, workers, "g", progress)
             )
             state["sent"] = chunk.stop
             state["seconds"] += time.monotonic() - t
