@@ -33,7 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common.measures import cpu_seconds, pct  # noqa: E402
-from bench.region_load import Deployment, available, deployments, drop, process_pids  # noqa: E402
+from bench.region_load import (  # noqa: E402
+    Deployment,
+    available,
+    deployments,
+    drop,
+    open_file,
+    process_pids,
+)
 
 
 def _cpu(pids: dict[str, int]) -> dict[str, float]:
@@ -104,16 +111,10 @@ async def _run(deps: list[Deployment], args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         files = {}
         for dep in deps:
-            token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
-            coord = f"@pro0:{dep.server_name}"
-            headers = {"Authorization": f"Bearer {token}", "X-Cercle-On-Behalf-Of": coord}
-            async with http.post(
-                f"{dep.dossier}/api/v1/patients",
-                headers=headers,
-                json={"label": "Suivi bench", "coordinator": coord},
-            ) as resp:
-                body = await resp.json()
-            files[dep.name] = (headers, str(body.get("patient", body)["id"]))
+            headers, pid = await open_file(http, dep)
+            if pid is None:
+                raise SystemExit(f"{dep.name} : le dossier du banc n'a pas pu être ouvert")
+            files[dep.name] = (headers, pid)
         for rnd in range(args.rounds):
             for label, dep, url, pids in targets:
                 headers, pid = files[dep.name]

@@ -231,6 +231,24 @@ async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> l
     return list(zip(tokens, rooms, strict=True))
 
 
+async def open_file(
+    http: aiohttp.ClientSession, dep: Deployment
+) -> tuple[dict[str, str], str | None]:
+    """The bench's patient file, opened by the bot's token on behalf of its first
+    professional: (the headers to use it, its id or None when refused)."""
+    token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
+    coord = f"@pro0:{dep.server_name}"
+    headers = {"Authorization": f"Bearer {token}", "X-Cercle-On-Behalf-Of": coord}
+    async with http.post(
+        f"{dep.dossier}/api/v1/patients",
+        headers=headers,
+        json={"label": "Suivi bench", "coordinator": coord},
+    ) as resp:
+        body = await resp.json()
+        pid = body.get("patient", body).get("id") if resp.status < 300 else None
+    return headers, pid
+
+
 async def load(
     dep: Deployment,
     seconds: float,
@@ -333,16 +351,7 @@ async def load(
                         mine[sid].add(ev["event_id"])
             since = data["next_batch"]
 
-    token = (dep.var / "secrets" / "dossier_service_token").read_text().strip()
-    coord = f"@pro0:{dep.server_name}"
-    headers = {"Authorization": f"Bearer {token}", "X-Cercle-On-Behalf-Of": coord}
-    async with http.post(
-        f"{dep.dossier}/api/v1/patients",
-        headers=headers,
-        json={"label": "Suivi bench", "coordinator": coord},
-    ) as resp:
-        body = await resp.json()
-        pid = body.get("patient", body).get("id") if resp.status < 300 else None
+    headers, pid = await open_file(http, dep)
     if pid is None:
         res.errors += 1
     written: list[str] = []
