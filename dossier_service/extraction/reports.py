@@ -44,7 +44,8 @@ EXTRACTION_READY = "extraction.ready"
 PLATFORM = "plateforme"
 STRUCTURE = "structure"
 MAX_DAYS = 3 * 366  # a longer period is refused: ask for several
-LEASE = timedelta(minutes=15)  # a claim older than this was left by a killed process
+LEASE = timedelta(minutes=2)  # a claim not renewed for this long was left by a killed process
+RENEW_SECONDS = 30.0  # how often the process producing a report renews its claim
 
 
 class ReportRefused(ValueError):
@@ -144,6 +145,8 @@ class ReportWorker:
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
                 break  # else another process took it first: look again
         report_id = row[0]
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew_claim(report_id, done))
         try:
             await self._produce(report_id)
         except Exception:
@@ -155,7 +158,29 @@ class ReportWorker:
                     .values(status=FAILED, reason="L'extraction n'a pas pu être produite.",
                             done_at=self.clock())
                 )  # fmt: skip
+        finally:
+            done.set()
+            await renewing  # ends between two renewals: never cut inside a database call
         return True
+
+    async def _renew_claim(self, report_id: str, done: asyncio.Event) -> None:
+        """While this process produces the report, its claim stays fresh: a process killed
+        midway stops renewing, and after ``LEASE`` (not a quarter of an hour) the report is
+        taken again — by the same process once restarted, or by another."""
+        r = table_of(ExtractionReport).c
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=RENEW_SECONDS)
+                return
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(table_of(ExtractionReport))
+                        .where(r.id == report_id, r.status == PENDING)
+                        .values(claimed_at=self.clock())
+                    )
+            except Exception as exc:  # the database away: tried again at the next renewal
+                log.warning("extraction : réservation non renouvelée (%s)", type(exc).__name__)
 
     async def _produce(self, report_id: str) -> None:
         async with self.db.sessions() as session:

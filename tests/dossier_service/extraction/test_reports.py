@@ -132,3 +132,27 @@ def test_the_render_process_runs_only_on_idle_cpu_time() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+async def test_a_claim_is_renewed_while_producing_and_a_stale_one_is_retaken_in_minutes(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process killed midway leaves its claim: taken again after ``LEASE`` (minutes, not a
+    quarter of an hour); the process producing a long report keeps renewing its own."""
+    left = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"))
+    async with db.transaction() as session:
+        (await session.get(ExtractionReport, left)).claimed_at = at(100) - timedelta(minutes=3)  # type: ignore[union-attr]
+    ticks = iter(at(100) + timedelta(seconds=s) for s in range(10_000))
+    worker = reports.ReportWorker(db, tmp_path, clock=lambda: next(ticks))
+    monkeypatch.setattr(reports, "RENEW_SECONDS", 0.05)
+    claims: list[object] = []
+
+    async def slow_produce(report_id: str) -> None:  # a long render: the claim must move on
+        for _ in range(4):
+            await asyncio.sleep(0.1)
+            async with db.sessions() as session:
+                claims.append((await session.get(ExtractionReport, report_id)).claimed_at)  # type: ignore[union-attr]
+
+    monkeypatch.setattr(worker, "_produce", slow_produce)
+    assert await worker.produce_next() is True  # the 3-minute-old claim was stale
+    assert len(set(claims)) >= 3, claims  # renewed during the production
