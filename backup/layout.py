@@ -4,20 +4,26 @@
 <dir>/cercle-20261202T061500Z.cbk.sha256   checksum of the archive file (no key needed)
 <dir>/cercle-20261202T061500Z.cbk.blobs    names of the pool blobs it refers to (rotation)
 <dir>/blobs/ab/ab12…                       media and documents, one encrypted file per
-                                           content (named by a keyed hash of it)
+                                           content (named by a keyed hash of it), and the
+                                           packs of SQLite pages (backup/pages.py)
 <dir>/LATEST                               name of the newest COMPLETE archive
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-FORMAT = 1  # manifest format; a restore refuses any other
+FORMAT = 2  # manifest format written (2: SQLite databases by page, backup/pages.py)
+READABLE_FORMATS = (1, 2)  # what a restore reads
 ARCHIVE_RE = re.compile(r"^cercle-(\d{8}T\d{6}Z)\.cbk$")
 LATEST = "LATEST"
 MANIFEST = "manifest.json"
@@ -41,6 +47,22 @@ def archives(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if ARCHIVE_RE.match(p.name))
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, *, wait: bool) -> Iterator[bool]:
+    """The backup directory's lock: one writer at a time (a backup, or a rotation that
+    removes blobs). Yields False, without the lock, when it is taken and ``wait`` is off."""
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def sidecar(archive: Path, suffix: str) -> Path:

@@ -11,18 +11,20 @@ deployment keeps it, with files 0600 and directories 0700.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nacl.public import PrivateKey
 
-from backup import layout
+from backup import layout, pages
 from backup.crypto import ArchiveError, DecryptingReader
 from backup.snapshot import Say, versions
 from backup.stores import Store, declared_stores
@@ -45,10 +47,10 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def check_compatible(manifest: dict[str, Any], installed: dict[str, str]) -> None:
-    if manifest.get("format") != layout.FORMAT:
+    if manifest.get("format") not in layout.READABLE_FORMATS:
         raise ArchiveError(
             f"archive d'une version incompatible de Cercle (format {manifest.get('format')}, "
-            f"attendu {layout.FORMAT})"
+            f"attendu {' ou '.join(map(str, layout.READABLE_FORMATS))})"
         )
     theirs = str(manifest.get("versions", {}).get("synapse", "0"))
     if _version_tuple(theirs) > _version_tuple(installed["synapse"]):
@@ -88,6 +90,7 @@ def read_archive(
     if checksum.exists() and checksum.read_text().split()[0] != layout.file_sha256(archive):
         raise ArchiveError("archive corrompue (somme de contrôle différente)")
     seen: dict[str, tuple[str, int]] = {}
+    maps: dict[str, bytes] = {}
     manifest: dict[str, Any] | None = None
     with open(archive, "rb") as raw:
         reader = DecryptingReader(raw, key)
@@ -103,6 +106,9 @@ def read_archive(
                     target = None
                     if staging is not None:
                         target = staging / layout.safe_relpath(member.name)
+                    if member.name.endswith(pages.MAP_SUFFIX):  # perhaps a page map: kept
+                        maps[member.name] = src.read()
+                        src = io.BytesIO(maps[member.name])
                     seen[member.name] = _hash_into(src, target)
         except (tarfile.TarError, ValueError, EOFError) as exc:
             raise ArchiveError("archive corrompue (contenu illisible)") from exc
@@ -117,6 +123,11 @@ def read_archive(
             got: tuple[str, int] | None
             if store["kind"] == "blobs":
                 got = _read_blob(archive.parent, entry, key, staging, member)
+            elif "pages" in entry:
+                page_map = maps.get(f"stores/{store['name']}/{entry['pages']['map']}")
+                if page_map is None:
+                    raise ArchiveError(f"archive corrompue : carte des pages absente ({member})")
+                got = _assemble(archive.parent, entry["pages"], page_map, key, staging, member)
             else:
                 got = seen.get(member)
             if got != (entry["sha256"], entry["size"]):
@@ -140,6 +151,24 @@ def _read_blob(
         got = _hash_into(reader, target)
         reader.drain()
     return got
+
+
+def _assemble(
+    directory: Path,
+    record: dict[str, Any],
+    page_map: bytes,
+    key: PrivateKey,
+    staging: Path | None,
+    member: str,
+) -> tuple[str, int]:
+    """A database stored by page: rebuilt into the staging directory (restore), or into a
+    temporary file that is checked then removed (verify)."""
+    if staging is not None:
+        return pages.assemble(
+            record, page_map, directory, key, staging / layout.safe_relpath(member)
+        )
+    with tempfile.TemporaryDirectory(prefix="cercle-verif-") as tmp:
+        return pages.assemble(record, page_map, directory, key, Path(tmp) / "base")
 
 
 def _empty(path: Path) -> bool:

@@ -30,7 +30,14 @@ def archives_to_keep(times: list[datetime], keep_daily: int, keep_weekly: int) -
 
 
 def prune(directory: Path, keep_daily: int, keep_weekly: int) -> list[Path]:
-    """Delete the archives not kept, then the pool blobs that no kept archive names."""
+    """Delete the archives not kept, then the pool blobs that no kept archive names —
+    holding the directory's lock, so that a backup writing new blobs (not yet named by
+    any archive) is never pruned under its feet."""
+    with layout.directory_lock(directory, wait=True):
+        return _prune(directory, keep_daily, keep_weekly)
+
+
+def _prune(directory: Path, keep_daily: int, keep_weekly: int) -> list[Path]:
     found = {t: p for p in layout.archives(directory) if (t := layout.archive_time(p))}
     kept = archives_to_keep(list(found), keep_daily, keep_weekly)
     removed = []

@@ -10,7 +10,6 @@ file (removed by the next run) and LATEST still naming the previous, complete ar
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets as _random
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from backup import layout
+from backup import layout, pages
 from backup.crypto import EncryptingWriter, load_public_key, write_private
 from backup.hash_cache import HashCache
 from backup.stores import Store, declared_stores
@@ -80,15 +79,10 @@ def public_key_path(profile: Profile) -> Path:
 
 @contextlib.contextmanager
 def backup_lock(directory: Path) -> Iterator[None]:
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise BackupError("une sauvegarde est déjà en cours vers ce répertoire") from exc
+    with layout.directory_lock(directory, wait=False) as held:
+        if not held:
+            raise BackupError("une sauvegarde est déjà en cours vers ce répertoire")
         yield
-    finally:
-        os.close(fd)
 
 
 def snapshot_sqlite(source: Path, target: Path, *, read_only: bool = False) -> None:
@@ -170,25 +164,35 @@ class BackupRun:
         )
         self.work = profile.var_dir / "backup" / f"work-{os.getpid()}"
         self.cache = HashCache(profile.var_dir / "backup" / "hashes.db")
+        self.page_index = pages.PageIndex.open(profile.var_dir / "backup" / "pages.db", directory)
         self.new_blobs = 0
         self.new_blob_bytes = 0
 
     # --- one handler per kind of store -------------------------------------------------
     def _database(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
-        """One database: a consistent copy in the work directory, then into the archive."""
+        """One database: a consistent copy in the work directory, then into the archive
+        (PostgreSQL: its dump, whole; SQLite: by page, only the pages the directory's packs
+        lack are written: backup/pages.py)."""
+        copy = self.work / f"{store.name}.snapshot"
         if store.kind == "postgres":
             assert store.dsn is not None
-            name = "database.dump"
-            snapshot = partial(dump_postgres, store.dsn)
-        else:
-            assert store.path is not None
-            name = store.path.name
-            snapshot = partial(snapshot_sqlite, store.path)
-        copy = self.work / f"{store.name}.snapshot"
-        snapshot(copy)
-        entry = archive.add_file(f"stores/{store.name}/{name}", copy)
+            dump_postgres(store.dsn, copy)
+            entry = archive.add_file(f"stores/{store.name}/database.dump", copy)
+            copy.unlink()
+            return [{"path": "database.dump", **entry}]
+        assert store.path is not None
+        snapshot_sqlite(store.path, copy)
+        paged = pages.store_database(
+            copy, self.page_index, self.directory, self.recipient, self.name_key
+        )
         copy.unlink()
-        return [{"path": name, **entry}]
+        name = store.path.name
+        archive.add_bytes(
+            f"stores/{store.name}/{name}{pages.MAP_SUFFIX}", paged.page_map, self.work
+        )
+        self.new_blobs += 1 if paged.new_pages else 0
+        self.new_blob_bytes += paged.new_pages * paged.page_size
+        return [paged.manifest_entry(name)]
 
     def _files(self, archive: ArchiveWriter, store: Store) -> list[dict[str, Any]]:
         assert store.path is not None
@@ -276,18 +280,12 @@ class BackupRun:
                 out.flush()
                 os.fsync(out.fileno())
             # the sidecars first: a complete archive always has them
-            blobs = sorted(
-                {
-                    e["blob"]
-                    for s in manifest["stores"]
-                    if s["kind"] == "blobs"
-                    for e in s["entries"]
-                }
-            )
+            blobs = sorted(referenced_blobs(manifest))
             write_private(layout.sidecar(final, ".blobs"), "\n".join(blobs).encode())
             checksum = f"{layout.file_sha256(partial_path)}  {name}\n"
             write_private(layout.sidecar(final, ".sha256"), checksum.encode())
             partial_path.replace(final)
+            self.page_index.save()  # the new packs are named by a complete archive now
         finally:
             self.cache.close()
             shutil.rmtree(self.work, ignore_errors=True)
@@ -322,6 +320,17 @@ def _walk(root: Path) -> Iterator[Path]:
             path = Path(dirpath) / name
             if path.is_file() and not path.is_symlink():
                 yield path
+
+
+def referenced_blobs(manifest: dict[str, Any]) -> set[str]:
+    """The pool blobs an archive needs: media and documents, and its databases' packs."""
+    names = set()
+    for store in manifest["stores"]:
+        for entry in store["entries"]:
+            if store["kind"] == "blobs":
+                names.add(entry["blob"])
+            names.update(entry.get("pages", {}).get("packs", ()))
+    return names
 
 
 def _totals(manifest: dict[str, Any], new_blobs: int, new_blob_bytes: int) -> dict[str, int]:

@@ -65,10 +65,11 @@ def test_backup_restores_every_store_identically_with_private_modes(
 
 def test_incremental_backup_writes_only_new_contents(deployment: Deployment) -> None:
     first = make_backup(deployment.profile, deployment.backups, quiet)
-    assert first.manifest["totals"]["new_blobs"] == 2
+    # a medium, a document, and one pack of pages for each of the three SQLite databases
+    assert first.manifest["totals"]["new_blobs"] == 2 + 3
     add_document(deployment.var, b"%PDF-1.4 nouvelle ordonnance")
     second = make_backup(deployment.profile, deployment.backups, quiet)
-    assert second.manifest["totals"]["new_blobs"] == 1
+    assert second.manifest["totals"]["new_blobs"] == 1  # the databases did not change
     assert second.archive != first.archive
     # both archives restore: the pool serves them both
     key = load_private_key(deployment.key_file)
@@ -115,7 +116,7 @@ def test_wrong_key_corruption_truncation_and_missing_blob_are_refused(
 def test_incompatible_versions_are_refused() -> None:
     installed = {"cercle": "0.1.0", "synapse": "1.163.2"}
     for manifest, expected in [
-        ({"format": 2, "versions": {"synapse": "1.163.2"}}, "format 2"),
+        ({"format": 3, "versions": {"synapse": "1.163.2"}}, "format 3"),
         ({"format": 1, "versions": {"synapse": "1.170.0"}}, "plus récent"),
     ]:
         with pytest.raises(ArchiveError, match=expected):
@@ -148,4 +149,4 @@ def test_backup_without_a_public_key_says_how_to_make_one(deployment: Deployment
 def test_media_removed_after_the_snapshot_started_is_not_fatal(deployment: Deployment) -> None:
     add_media(deployment.var, "zzMEDIA2", b"x" * 10)
     result = make_backup(deployment.profile, deployment.backups, quiet)
-    assert result.manifest["totals"]["new_blobs"] == 3
+    assert result.manifest["totals"]["new_blobs"] == 3 + 3  # + a pack per SQLite database
