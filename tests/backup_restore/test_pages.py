@@ -143,3 +143,19 @@ def test_when_old_packs_are_mostly_replaced_pages_the_database_is_written_whole(
 
 def load_private_key_of(deployment: Deployment) -> PrivateKey:
     return load_private_key(deployment.key_file)
+
+
+def test_rotation_waits_for_a_backup_writing_into_the_same_directory(
+    deployment: Deployment,
+) -> None:
+    import threading
+
+    make_backup(deployment.profile, deployment.backups, quiet)
+    done = threading.Event()
+    with layout.directory_lock(deployment.backups, wait=False) as held:  # a backup running
+        assert held
+        worker = threading.Thread(target=lambda: (prune(deployment.backups, 1, 0), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # its new blobs, named by no archive yet, stay
+    worker.join(timeout=30)
+    assert done.is_set()
