@@ -196,58 +196,77 @@ def store_database(
     name_key: str,
     max_packed: float = MAX_PACKED,
 ) -> PagedDatabase:
-    """Writes the pages of ``snapshot`` that the directory's packs lack into one new pack."""
+    """Writes the pages of ``snapshot`` that the directory's packs lack into one new pack
+    (in one reading of the snapshot; a second one only when the database goes whole)."""
     page_size = page_size_of(snapshot)
     key = page_key(name_key)
-    whole = hashlib.sha256()
-    digests = []
-    for page in _pages(snapshot, page_size):
-        whole.update(page)
-        digests.append(hashlib.blake2b(page, digest_size=16, key=key).digest())
-    known = index.known
-    needed = {known[d][0] for d in digests if d in known}
-    if sum(index.pack_pages[p] for p in needed) > max_packed * max(len(digests), 1):
-        known = {}  # too many replaced pages in the old packs: the database whole again
-
+    written = _write_pages(snapshot, page_size, key, index.known, directory, recipient, name_key)
+    old = {name for name, _ in written.records if name is not None}
+    if sum(index.pack_pages[p] for p in old) > max_packed * max(len(written.records), 1):
+        # too many replaced pages in the old packs: the database whole again (the pack just
+        # written is named by no archive: the next rotation takes it)
+        written = _write_pages(snapshot, page_size, key, {}, directory, recipient, name_key)
+    if written.pack is not None:
+        index.record(written.pack, written.pack_digests)
     packs: list[str] = []
     numbers: dict[str, int] = {}
-    records: list[tuple[str | None, int]] = []  # (pack name, or None for the new pack; page)
-    fresh: dict[bytes, int] = {}
-    pack: PackWriter | None = None
-    try:
-        for page, digest in zip(_pages(snapshot, page_size), digests, strict=True):
-            if digest in known:
-                records.append(known[digest])
-            elif digest in fresh:
-                records.append((None, fresh[digest]))
-            else:
-                if pack is None:
-                    pack = PackWriter(directory, recipient)
-                fresh[digest] = pack.add(page, digest)
-                records.append((None, fresh[digest]))
-        new_name = pack.finish(name_key) if pack is not None else None
-    except BaseException:
-        if pack is not None:
-            pack.abandon()
-        raise
-    if pack is not None and new_name is not None:
-        index.record(new_name, pack.digests)
     page_map = bytearray()
-    for name, number in records:
-        name = name if name is not None else new_name
+    for name, number in written.records:
+        name = name if name is not None else written.pack
         assert name is not None
         if name not in numbers:
             numbers[name] = len(packs)
             packs.append(name)
         page_map += MAP_RECORD.pack(numbers[name], number)
     return PagedDatabase(
-        whole.hexdigest(),
-        len(digests) * page_size,
+        written.sha256,
+        len(written.records) * page_size,
         page_size,
         packs,
         bytes(page_map),
-        len(fresh),
+        len(written.pack_digests),
     )
+
+
+@dataclass(frozen=True)
+class _Written:
+    sha256: str  # of the whole database
+    records: list[tuple[str | None, int]]  # per page: (pack, or None for the new one; place)
+    pack: str | None  # the new pack, if any page was new
+    pack_digests: list[bytes]
+
+
+def _write_pages(
+    snapshot: Path,
+    page_size: int,
+    key: bytes,
+    known: dict[bytes, tuple[str, int]],
+    directory: Path,
+    recipient: PublicKey,
+    name_key: str,
+) -> _Written:
+    whole = hashlib.sha256()
+    records: list[tuple[str | None, int]] = []
+    fresh: dict[bytes, int] = {}
+    pack: PackWriter | None = None
+    try:
+        for page in _pages(snapshot, page_size):
+            whole.update(page)
+            digest = hashlib.blake2b(page, digest_size=16, key=key).digest()
+            if digest in known:
+                records.append(known[digest])
+                continue
+            if digest not in fresh:
+                if pack is None:
+                    pack = PackWriter(directory, recipient)
+                fresh[digest] = pack.add(page, digest)
+            records.append((None, fresh[digest]))
+        name = pack.finish(name_key) if pack is not None else None
+    except BaseException:
+        if pack is not None:
+            pack.abandon()
+        raise
+    return _Written(whole.hexdigest(), records, name, pack.digests if pack else [])
 
 
 def assemble(
