@@ -37,21 +37,21 @@ the machine's load at 8–11 (other benches), SCHED_IDLE leaves ~15–18 message
 messages take ~1 h 45 min. The CPU sets the pace, not the disk: tmpfs gains little (one
 short sample each), it is kept because it costs nothing.
 
-Measured at the issue's full size (2026-12-02 20:41 UTC, this machine: 2 shared vCPU Xeon,
-24 GB, ext4 on a virtio disk; bench and Synapse at ``nice -n 19 chrt --idle 0``):
-1,000 rooms / 100,000 messages / 1,536 MiB media + 512 MiB documents, 2,463 MB live
-(Synapse database 316 MB, ~2.8 kB a message), copied cold onto the disk. Generation
-(1 h 20 min over three runs, resumed from checkpoints, load 3–12) is not part of it.
+Measured at the issue's full size (2026-12-03 08:10 UTC, this machine: 2 shared vCPU Xeon,
+24 GB, ext4 on a virtio disk; bench and Synapse at normal priority, two helper sessions'
+tests in the idle class beside it): 1,000 rooms / 100,000 messages / 1,536 MiB media + 512
+MiB documents, 2,463 MB live (Synapse database 316 MB, ~2.8 kB a message), copied cold onto
+the disk. Generation (25 min, load 3–6) is not part of it.
 
-- full backup while Synapse runs: 28.2 s (~87 MB/s), archive + pool 2,464 MB (load 1.7);
-- verify + restore into an empty var directory: 18.6 s (~132 MB/s), 2,463 MB (load 1.7);
-- 1 % of change (1,000 messages through Synapse, 15 MiB media): incremental backup 3.7 s,
-  13.1 % of the full: the goal (≤ 10 %) does NOT hold; 335 MB added (load 1.4).
+- full backup while Synapse runs: 22.5 s (~109 MB/s), archive + pool 2,457 MB (load 2.8);
+- verify + restore into an empty var directory: 12.1 s (~204 MB/s), 2,463 MB (load 3.1);
+- 1 % of change (1,000 messages through Synapse, 15 MiB media): incremental backup 1.9 s,
+  **8.4 % of the full** (goal ≤ 10 %), 66 MB added: the changed SQLite pages (~50 MB: new
+  events touch pages all over the indexes) and the new media (load 2.8).
 
-Why: the incremental copies the whole Synapse database again (SQLite backup API; only media
-and documents go by content hash): 316 of its 335 MB. Earlier, on a partial checkpoint
-(38,000 messages, database 139 MB, load 7–11) the same run gave full 55.1 s, restore 27.3 s,
-incremental 4.8 s = 8.7 %: the ratio grows with the database.
+Before SQLite databases went by page (backup/pages.py; 2026-12-02 20:41, load 1.4–1.7):
+full 28.2 s, restore 18.6 s, incremental 3.7 s = 13.1 %, 335 MB added — the whole
+Synapse database copied again (316 of the 335 MB).
 Re-run from the cache (generation resumed first if it is not complete):
 ``nice -n 19 chrt --idle 0 .venv/bin/python bench/backup.py --full``.
 """
