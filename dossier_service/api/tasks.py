@@ -9,8 +9,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dossier_service import appkeys
 from dossier_service.api.context import Ctx, open_file, page
 from dossier_service.api.errors import Denied
-from dossier_service.api.operation import SIGNED_IN, Audit, Call, Operations, Param, row_access
-from dossier_service.api.runner import open_optional_file
+from dossier_service.api.operation import (
+    Audit,
+    Call,
+    Operations,
+    Param,
+    row_access,
+    signed_in_naming_file,
+)
 from dossier_service.api.serialize import dump_task
 from dossier_service.models.patient import Patient
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES, Task
@@ -56,7 +62,7 @@ async def _dumped(call: Call, session: AsyncSession, task: Task) -> dict[str, An
 
 @operations.get(
     "/api/v1/tasks",
-    access=SIGNED_IN,
+    access=signed_in_naming_file(Action.READ),
     audit=Audit("read", "tasks.dashboard"),
     resource="tasks",
     query=(
@@ -87,8 +93,6 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
         overdue_only=q["overdue"],
         today=call.today(),
     )
-    await open_optional_file(call, session, filters.patient_id, Action.READ)
-    call.audit_as(patient_id=filters.patient_id)
     items = await read_models.dashboard(
         session,
         principal=call.me,
@@ -107,15 +111,18 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/tasks", access=SIGNED_IN, audit=Audit("create", "tasks"), body=TaskIn, idempotent=True
+    "/api/v1/tasks",
+    access=signed_in_naming_file(Action.WRITE),
+    audit=Audit("create", "tasks"),
+    body=TaskIn,
+    idempotent=True,
 )
 async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(TaskIn)
-    patient = await open_optional_file(call, session, data.patient_id, Action.WRITE)
     task = await tasks.create_task(
         session,
         principal=call.me,
-        patient=patient,
+        patient=call.named_patient,
         data=data,
         task_types=call.ctx.config.task_types,
     )
