@@ -12,13 +12,14 @@ from dossier_service import ical
 from dossier_service.api.context import Ctx, open_file
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.api.operation import (
+    READ_NAMED_FILE,
+    WRITE_NAMED_FILE,
     Audit,
     Call,
     Operations,
     Param,
     person,
     row_access,
-    signed_in_naming_file,
 )
 from dossier_service.api.serialize import dump
 from dossier_service.models.agenda import AgendaEvent
@@ -86,7 +87,7 @@ async def _check_period(call: Call) -> None:
 
 @operations.get(
     EVENTS,
-    access=signed_in_naming_file(Action.READ),
+    access=READ_NAMED_FILE,
     audit=Audit("read", "agenda"),
     query=(
         Param("from", "datetime"),
@@ -115,11 +116,7 @@ async def list_events(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    EVENTS,
-    access=signed_in_naming_file(Action.WRITE),
-    audit=Audit("create", "agenda"),
-    body=EventIn,
-    idempotent=True,
+    EVENTS, access=WRITE_NAMED_FILE, audit=Audit("create", "agenda"), body=EventIn, idempotent=True
 )
 async def create_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(EventIn)

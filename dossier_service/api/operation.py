@@ -46,17 +46,15 @@ class Access:
 
 PUBLIC = Access("public", authenticated=False)
 SIGNED_IN = Access("signed_in")
+# signed in; and when the request names a file (the body's or the query's patient_id: a task,
+# an event may belong to none), the right to read or to write it
+READ_NAMED_FILE = Access("signed_in+named_file:read", named_file=Action.READ)
+WRITE_NAMED_FILE = Access("signed_in+named_file:write", named_file=Action.WRITE)
 
 
 def member_of_file(action: Action) -> Access:
     """A member of the file's care circle with the right to ``action`` (or the service)."""
     return Access(f"file:{action.value}", file=action)
-
-
-def signed_in_naming_file(action: Action) -> Access:
-    """Signed in; and when the request names a file (the body's or the query's
-    ``patient_id``: a task, an event may belong to none), the right to ``action`` on it."""
-    return Access(f"signed_in+named_file:{action.value}", named_file=action)
 
 
 def allowed_when(name: str, rule: Callable[[Principal], bool]) -> Access:

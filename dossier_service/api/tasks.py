@@ -10,12 +10,13 @@ from dossier_service import appkeys
 from dossier_service.api.context import Ctx, open_file, page
 from dossier_service.api.errors import Denied
 from dossier_service.api.operation import (
+    READ_NAMED_FILE,
+    WRITE_NAMED_FILE,
     Audit,
     Call,
     Operations,
     Param,
     row_access,
-    signed_in_naming_file,
 )
 from dossier_service.api.serialize import dump_task
 from dossier_service.models.patient import Patient
@@ -25,6 +26,7 @@ from dossier_service.schemas import TaskIn, TaskUpdate
 from dossier_service.services import read_models, tasks
 
 operations = Operations()
+TASKS = "/api/v1/tasks"
 
 
 async def task_access(
@@ -61,8 +63,8 @@ async def _dumped(call: Call, session: AsyncSession, task: Task) -> dict[str, An
 
 
 @operations.get(
-    "/api/v1/tasks",
-    access=signed_in_naming_file(Action.READ),
+    TASKS,
+    access=READ_NAMED_FILE,
     audit=Audit("read", "tasks.dashboard"),
     resource="tasks",
     query=(
@@ -111,11 +113,7 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/tasks",
-    access=signed_in_naming_file(Action.WRITE),
-    audit=Audit("create", "tasks"),
-    body=TaskIn,
-    idempotent=True,
+    TASKS, access=WRITE_NAMED_FILE, audit=Audit("create", "tasks"), body=TaskIn, idempotent=True
 )
 async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(TaskIn)
@@ -131,7 +129,7 @@ async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.get(
-    "/api/v1/tasks/{task_id}",
+    TASKS + "/{task_id}",
     access=row_access("task", _task_access, Action.READ),
     audit=Audit("read", "tasks"),
 )
@@ -140,7 +138,7 @@ async def get(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.patch(
-    "/api/v1/tasks/{task_id}",
+    TASKS + "/{task_id}",
     access=row_access("task", _task_access, Action.WRITE),
     audit=Audit("update", "tasks"),
     body=TaskUpdate,
