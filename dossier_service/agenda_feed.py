@@ -10,7 +10,6 @@ from aiohttp import web
 
 from dossier_service import appkeys, bounded, ical
 from dossier_service.models.types import utcnow
-from dossier_service.policy import Principal
 from dossier_service.services import agenda, journal
 
 routes = web.RouteTableDef()
@@ -32,13 +31,8 @@ async def feed(request: web.Request) -> web.Response:
         events = await agenda.list_events(
             session, user_id=user_id, start=now - timedelta(days=180), end=None, limit=2000
         )
-        await journal.audit(
-            session,
-            principal=Principal(user_id=user_id),
-            action="read",
-            resource="agenda.feed",
-            patient_id=None,
-            remote=request.remote or "",
+        await journal.audit_own_act(
+            session, user_id, action="read", resource="agenda.feed", remote=request.remote
         )
     # rows written before dates were bounded (year 9999) are left out rather than break it
     events = [e for e in events if bounded.in_bounds(e.starts_at) and bounded.in_bounds(e.ends_at)]

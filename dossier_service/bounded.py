@@ -95,3 +95,12 @@ MOMENT_SCHEMA = {
 
 BoundedDate = Annotated[date, AfterValidator(check_day), WithJsonSchema(DAY_SCHEMA)]
 BoundedDatetime = Annotated[datetime, AfterValidator(check_moment), WithJsonSchema(MOMENT_SCHEMA)]
+
+
+def bounded_int(value: str | None, default: int, low: int, high: int) -> int:
+    """A number from a page's query or path: clamped into [low, high]; the default when
+    missing or not a number (a page shows something rather than an error)."""
+    try:
+        return min(max(int(value or default), low), high)
+    except ValueError:
+        return default

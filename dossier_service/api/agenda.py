@@ -12,7 +12,8 @@ from dossier_service import ical
 from dossier_service.api.context import Ctx, open_file
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.api.operation import (
-    SIGNED_IN,
+    READ_NAMED_FILE,
+    WRITE_NAMED_FILE,
     Audit,
     Call,
     Operations,
@@ -20,7 +21,6 @@ from dossier_service.api.operation import (
     person,
     row_access,
 )
-from dossier_service.api.runner import open_optional_file
 from dossier_service.api.serialize import dump
 from dossier_service.models.agenda import AgendaEvent
 from dossier_service.policy import Action
@@ -87,7 +87,7 @@ async def _check_period(call: Call) -> None:
 
 @operations.get(
     EVENTS,
-    access=SIGNED_IN,
+    access=READ_NAMED_FILE,
     audit=Audit("read", "agenda"),
     query=(
         Param("from", "datetime"),
@@ -99,8 +99,6 @@ async def _check_period(call: Call) -> None:
 )
 async def list_events(call: Call, session: AsyncSession) -> tuple[int, Any]:
     start, end, patient_id, user = (call.query[k] for k in ("from", "to", "patient_id", "user"))
-    await open_optional_file(call, session, patient_id, Action.READ)
-    call.audit_as(patient_id=patient_id)
     who = None if patient_id else (user or (None if call.me.kind == "service" else call.me.user_id))
     events = await agenda.list_events(
         session, user_id=who, start=start, end=end, patient_id=patient_id
@@ -118,16 +116,15 @@ async def list_events(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    EVENTS, access=SIGNED_IN, audit=Audit("create", "agenda"), body=EventIn, idempotent=True
+    EVENTS, access=WRITE_NAMED_FILE, audit=Audit("create", "agenda"), body=EventIn, idempotent=True
 )
 async def create_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(EventIn)
-    patient = await open_optional_file(call, session, data.patient_id, Action.WRITE)
     event = await agenda.create_event(
         session,
         principal=call.me,
         data=data,
-        patient=patient,
+        patient=call.named_patient,
         event_types=call.ctx.config.event_types,
     )
     call.audit_as(f"agenda/{event.id}")

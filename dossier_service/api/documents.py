@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,7 +18,7 @@ from dossier_service.api.operation import (
     Param,
     member_of_file,
 )
-from dossier_service.api.serialize import dump, dump_all
+from dossier_service.api.serialize import dump, dump_all, file_download
 from dossier_service.documents_store import StoredBlob, safe_filename
 from dossier_service.models.documents import Document
 from dossier_service.policy import Action
@@ -207,12 +206,4 @@ async def get_document(call: Call, session: AsyncSession) -> tuple[int, Any]:
 async def download(call: Call, session: AsyncSession) -> web.StreamResponse:
     doc = await _document(call, session, "/content")
     data = await call.request.app[appkeys.STORE].read(doc.sha256)
-    return web.Response(
-        body=data,
-        content_type=doc.mime_type,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename, safe='')}",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return file_download(data, content_type=doc.mime_type, filename=doc.filename)

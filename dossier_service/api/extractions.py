@@ -11,7 +11,6 @@ import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import Field, model_validator
@@ -23,6 +22,7 @@ from deployment.conventions import PARIS
 from dossier_service import appkeys
 from dossier_service.api.errors import ApiError, Denied
 from dossier_service.api.operation import Audit, Call, Operations, allowed_when, person
+from dossier_service.api.serialize import file_download
 from dossier_service.bounded import BoundedDate, OutOfRange, check_moment, parse_day
 from dossier_service.extraction import reports
 from dossier_service.extraction.access import may_extract
@@ -194,17 +194,7 @@ async def serve(
         data = read_checked(zip_path, report.csv_sha256)
         content_type, name = "application/zip", download_name(report, "zip")
     fallback = f"extraction-{report.period_start}-{report.period_end}.{name.rsplit('.', 1)[1]}"
-    return web.Response(
-        body=data,
-        content_type=content_type,
-        headers={
-            "Content-Disposition": (
-                f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-            ),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return file_download(data, content_type=content_type, filename=name, ascii_filename=fallback)
 
 
 @operations.get(

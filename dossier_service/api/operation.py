@@ -39,12 +39,17 @@ class Access:
     allowed: Callable[[Principal], bool] | None = None  # checked before anything is read
     refusal: str | None = None
     file: Action | None = None  # the file named by the path's {patient_id}
+    named_file: Action | None = None  # the file a body's or the query's patient_id names, if any
     row: RowLoader | None = None  # a row outside a file's path (a task, an event)
     row_action: Action | None = None
 
 
 PUBLIC = Access("public", authenticated=False)
 SIGNED_IN = Access("signed_in")
+# signed in; and when the request names a file (the body's or the query's patient_id: a task,
+# an event may belong to none), the right to read or to write it
+READ_NAMED_FILE = Access("signed_in+named_file:read", named_file=Action.READ)
+WRITE_NAMED_FILE = Access("signed_in+named_file:write", named_file=Action.WRITE)
 
 
 def member_of_file(action: Action) -> Access:
@@ -149,6 +154,14 @@ class Operation:
             raise TypeError(f"{self.method} {self.path}: rien à exécuter")
         if (self.access.file is not None) != ("{patient_id}" in self.path):
             raise TypeError(f"{self.method} {self.path}: l'accès au dossier suit le chemin")
+        if self.access.named_file is not None and not self.names_file:
+            raise TypeError(f"{self.method} {self.path}: aucun patient_id ne nomme le dossier")
+
+    @property
+    def names_file(self) -> bool:
+        """A ``patient_id`` in the query or the JSON body may name a file."""
+        in_body = isinstance(self.body, type) and "patient_id" in self.body.model_fields
+        return in_body or any(param.name == "patient_id" for param in self.query)
 
     @property
     def writes(self) -> bool:
@@ -207,6 +220,14 @@ class Call:
     def patient(self) -> Any:
         assert self.file is not None
         return self.file.patient
+
+    @property
+    def named_patient(self) -> Any:
+        """The file the request named (``Access.named_file``); None when it named none."""
+        return self.file.patient if self.file is not None else None
+
+    def named_file_id(self) -> str | None:
+        return self.query.get("patient_id") or getattr(self.body, "patient_id", None)
 
     def path(self, name: str) -> str:
         return self.request.match_info[name]

@@ -21,7 +21,6 @@ from dossier_service.api.context import Ctx, context, open_file, parse_model, re
 from dossier_service.api.errors import ApiError
 from dossier_service.api.operation import Call, Operation, Reply
 from dossier_service.api.serialize import json_response
-from dossier_service.policy import Action
 from dossier_service.services import idempotency, journal
 
 Work = Callable[[AsyncSession], Awaitable[Reply]]
@@ -130,27 +129,20 @@ async def serve(op: Operation, request: web.Request) -> web.StreamResponse:
 
 
 async def _enter(call: Call, session: AsyncSession) -> None:
-    """The access the operation declares, checked in the request's transaction."""
+    """The access the operation declares, checked in the request's transaction: the file the
+    path names, or the one the request names if it names one, is named in the audit row."""
     access = call.op.access
-    if access.file is not None:
-        call.file = await open_file(
-            session, call.ctx, call.path("patient_id"), access.file, call.op.refused_resource
-        )
-        call.audit_patient_id = call.file.patient.id
+    action = access.file or access.named_file
+    if action is not None:
+        patient_id = call.path("patient_id") if access.file else call.named_file_id()
+        if patient_id:
+            call.file = await open_file(
+                session, call.ctx, patient_id, action, call.op.refused_resource
+            )
+            call.audit_patient_id = call.file.patient.id
     elif access.row is not None:
         assert access.row_action is not None
         await access.row(call, session, access.row_action)
-
-
-async def open_optional_file(
-    call: Call, session: AsyncSession, patient_id: str | None, action: Action
-) -> Any:
-    """The file a body or a query names (tasks, events): checked, and named in the audit."""
-    if not patient_id:
-        return None
-    access = await open_file(session, call.ctx, patient_id, action, call.op.refused_resource)
-    call.audit_patient_id = access.patient.id
-    return access.patient
 
 
 async def _write_audit(call: Call, session: AsyncSession) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -22,6 +23,34 @@ def json_response(body: Any, *, status: int = 200) -> web.Response:
         status=status,
         content_type="application/json",
         charset="utf-8",
+    )
+
+
+def file_download(
+    data: bytes,
+    *,
+    content_type: str,
+    filename: str,
+    inline: bool = False,
+    ascii_filename: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A stored file sent as it is (a document, an extraction; API and pages): its name in
+    RFC 5987 form (beside an ASCII ``filename`` for older clients when given), never sniffed
+    as another type, never kept by a cache."""
+    disposition = "inline" if inline else "attachment"
+    if ascii_filename is not None:
+        disposition += f'; filename="{ascii_filename}"'
+    disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return web.Response(
+        body=data,
+        content_type=content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            **(headers or {}),
+        },
     )
 
 

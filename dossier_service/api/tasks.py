@@ -7,36 +7,54 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
-from dossier_service.api.context import open_file, page
+from dossier_service.api.context import Ctx, open_file, page
 from dossier_service.api.errors import Denied
-from dossier_service.api.operation import SIGNED_IN, Audit, Call, Operations, Param, row_access
-from dossier_service.api.runner import open_optional_file
+from dossier_service.api.operation import (
+    READ_NAMED_FILE,
+    WRITE_NAMED_FILE,
+    Audit,
+    Call,
+    Operations,
+    Param,
+    row_access,
+)
 from dossier_service.api.serialize import dump_task
+from dossier_service.models.patient import Patient
 from dossier_service.models.tasks import TASK_LEVELS, TASK_STATES, Task
 from dossier_service.policy import Action
 from dossier_service.schemas import TaskIn, TaskUpdate
 from dossier_service.services import read_models, tasks
 
 operations = Operations()
+TASKS = "/api/v1/tasks"
 
 
-async def _task_access(call: Call, session: AsyncSession, action: Action) -> None:
-    """The task the path names, if the caller may ``action`` it: through its file's circle,
-    or (a task outside any file) as its author, one of its assignees or the service."""
-    task_id, me = call.path("task_id"), call.me
+async def task_access(
+    session: AsyncSession, ctx: Ctx, task_id: str, action: Action, resource: str = ""
+) -> tuple[Task, Patient | None]:
+    """The task and its file's patient if the caller may ``action`` it (API and pages): through
+    its file's circle, or (a task outside any file) as its author, one of its assignees or the
+    service. ``resource`` names a refusal in the audit (``tasks/<id>`` by default)."""
     task = await session.get(Task, task_id) if len(task_id) <= 36 else None
     if task is None:
-        raise Denied(status=404, patient_id=None, resource="tasks", action=action.value)
-    call.row, call.state["patient"] = task, None
-    call.audit_as(f"tasks/{task.id}", patient_id=task.patient_id)
+        raise Denied(status=404, patient_id=None, resource=resource or "tasks", action=action.value)
     if task.patient_id is not None:
-        access = await open_file(session, call.ctx, task.patient_id, action, f"tasks/{task.id}")
-        call.state["patient"] = access.patient
-        return
+        resource = resource or f"tasks/{task.id}"
+        return task, (await open_file(session, ctx, task.patient_id, action, resource)).patient
+    me = ctx.principal
     if not me.privileged and task.created_by != me.user_id:
         assignees = (await tasks.assignees_of(session, task_ids=[task.id]))[task.id]
         if not any(a.kind == "personne" and a.ref == me.user_id for a in assignees):
-            raise Denied(status=404, patient_id=None, resource="tasks", action=action.value)
+            raise Denied(
+                status=404, patient_id=None, resource=resource or "tasks", action=action.value
+            )
+    return task, None
+
+
+async def _task_access(call: Call, session: AsyncSession, action: Action) -> None:
+    task, call.state["patient"] = await task_access(session, call.ctx, call.path("task_id"), action)
+    call.row = task
+    call.audit_as(f"tasks/{task.id}", patient_id=task.patient_id)
 
 
 async def _dumped(call: Call, session: AsyncSession, task: Task) -> dict[str, Any]:
@@ -45,8 +63,8 @@ async def _dumped(call: Call, session: AsyncSession, task: Task) -> dict[str, An
 
 
 @operations.get(
-    "/api/v1/tasks",
-    access=SIGNED_IN,
+    TASKS,
+    access=READ_NAMED_FILE,
     audit=Audit("read", "tasks.dashboard"),
     resource="tasks",
     query=(
@@ -77,8 +95,6 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
         overdue_only=q["overdue"],
         today=call.today(),
     )
-    await open_optional_file(call, session, filters.patient_id, Action.READ)
-    call.audit_as(patient_id=filters.patient_id)
     items = await read_models.dashboard(
         session,
         principal=call.me,
@@ -97,15 +113,14 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/tasks", access=SIGNED_IN, audit=Audit("create", "tasks"), body=TaskIn, idempotent=True
+    TASKS, access=WRITE_NAMED_FILE, audit=Audit("create", "tasks"), body=TaskIn, idempotent=True
 )
 async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(TaskIn)
-    patient = await open_optional_file(call, session, data.patient_id, Action.WRITE)
     task = await tasks.create_task(
         session,
         principal=call.me,
-        patient=patient,
+        patient=call.named_patient,
         data=data,
         task_types=call.ctx.config.task_types,
     )
@@ -114,7 +129,7 @@ async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.get(
-    "/api/v1/tasks/{task_id}",
+    TASKS + "/{task_id}",
     access=row_access("task", _task_access, Action.READ),
     audit=Audit("read", "tasks"),
 )
@@ -123,7 +138,7 @@ async def get(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.patch(
-    "/api/v1/tasks/{task_id}",
+    TASKS + "/{task_id}",
     access=row_access("task", _task_access, Action.WRITE),
     audit=Audit("update", "tasks"),
     body=TaskUpdate,

@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from dossier_service.bounded import bounded_int
 from dossier_service.config import DossierConfig
 
 from . import web_accounts, web_social
@@ -37,7 +38,6 @@ from .web_common import (
     Authenticate,
     DirectoryState,
     Viewer,
-    bounded_int,
     error,
     html,
     internal,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dossier_service.bounded import bounded_int
+
 from .account_requests import RequestError
 from .request_form import LABELS, validate
 from .web_common import (
     STATE,
     Viewer,
-    bounded_int,
     expired,
     form_csrf,
     html,

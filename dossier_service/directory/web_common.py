@@ -210,13 +210,6 @@ def expired(
     )
 
 
-def bounded_int(value: str | None, default: int, low: int, high: int) -> int:
-    try:
-        return min(max(int(value or default), low), high)
-    except ValueError:
-        return default
-
-
 def paris_time(value: str | datetime | None) -> str:
     """UTC stored, Europe/Paris shown: "25/11/2026 18:04"."""
     if not value:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dossier_service import appkeys
 from dossier_service.auth import CSRF_HEADER
+from dossier_service.bounded import bounded_int
 from dossier_service.policy import Principal
 from dossier_service.services import journal, structures
 
@@ -29,7 +30,6 @@ from .structure_rows import is_referent
 from .web_common import (
     STATE,
     DirectoryState,
-    bounded_int,
     error,
     expired,
     form_csrf,

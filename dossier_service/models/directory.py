@@ -63,7 +63,19 @@ class ImportRun(SQLModel, table=True):
     rejected: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
-class Professional(SQLModel, table=True):
+class ImportedEntry(SQLModel):
+    """What an import run keeps of each entry it reads (a professional, a structure): how it
+    sorts, the digest that tells an unchanged line, the last run that saw it (an entry no
+    longer seen is deactivated, ``ImportRun.deactivate_absent``), when it last changed."""
+
+    sort_key: str = Field(sa_type=sa.Text)
+    content_hash: bytes = Field(sa_type=sa.LargeBinary)
+    seen_run: int
+    active: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    updated_at: str = Field(sa_type=sa.Text)
+
+
+class Professional(ImportedEntry, table=True):
     __tablename__ = "annuaire_professional"
 
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
@@ -74,11 +86,6 @@ class Professional(SQLModel, table=True):
     first_name: str = Field(sa_type=sa.Text)
     profession_code: str = Field(sa_type=sa.Text)
     profession: str = Field(sa_type=sa.Text)
-    sort_key: str = Field(sa_type=sa.Text)
-    content_hash: bytes = Field(sa_type=sa.LargeBinary)
-    seen_run: int
-    active: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
-    updated_at: str = Field(sa_type=sa.Text)
 
 
 class Activity(SQLModel, table=True):
@@ -226,7 +233,7 @@ class DirectoryAudit(SQLModel, table=True):
 BULK_INDEXES = ("ix_annuaire_key_token", "ix_annuaire_key_place", "ix_annuaire_activity_place")
 
 
-class Structure(SQLModel, table=True):
+class Structure(ImportedEntry, table=True):
     """An establishment of the FINESS extract (issue 18), keyed by its FINESS number."""
 
     __tablename__ = "annuaire_structure"
@@ -251,11 +258,6 @@ class Structure(SQLModel, table=True):
     siret: str = Field(sa_type=sa.Text)
     x: float | None = None  # Lambert 93
     y: float | None = None
-    sort_key: str = Field(sa_type=sa.Text)
-    content_hash: bytes = Field(sa_type=sa.LargeBinary)
-    seen_run: int
-    active: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
-    updated_at: str = Field(sa_type=sa.Text)
 
 
 class StructureKey(SQLModel, table=True):

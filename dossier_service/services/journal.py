@@ -135,3 +135,18 @@ async def audit(
     )
     # counted per session: the API's runner refuses to commit a call whose row is missing
     session.info[AUDIT_ROWS] = session.info.get(AUDIT_ROWS, 0) + written.rowcount
+
+
+async def audit_own_act(
+    session: AsyncSession, user_id: str, *, action: str, resource: str, remote: str | None
+) -> None:
+    """The audit row of a person's act on her own account, about no file, where no
+    request context was authenticated (logging in or out, reading her agenda feed)."""
+    await audit(
+        session,
+        principal=Principal(user_id=user_id),
+        action=action,
+        resource=resource,
+        patient_id=None,
+        remote=remote or "",
+    )

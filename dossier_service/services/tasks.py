@@ -21,7 +21,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import AssigneeIn, TaskIn, TaskUpdate
 from dossier_service.services import journal
-from dossier_service.services.errors import InvalidInput, NotFound
+from dossier_service.services.errors import InvalidInput
 
 CLOSED_STATES = frozenset({"fait", "annulé"})
 
@@ -155,13 +155,6 @@ def _task_payload(task: Task, assignees: Sequence[AssigneeIn | TaskAssignee]) ->
         "due_date": task.due_date.isoformat() if task.due_date else None,
         "assignees": _assignee_payload(assignees),
     }
-
-
-async def get_task(session: AsyncSession, *, task_id: str) -> Task:
-    task = await session.get(Task, task_id)
-    if task is None:
-        raise NotFound("Tâche introuvable.")
-    return task
 
 
 async def update_task(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dossier_service.bounded import bounded_int
 from dossier_service.policy import may_read_audit
 from dossier_service.services.audit_log import audit_entries
 from dossier_service.web.pagectx import page_context
@@ -21,10 +22,7 @@ async def access_log(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     patient_id = request.query.get("patient", "").strip()[:40] or None
     actor = request.query.get("acteur", "").strip()[:255] or None
-    try:
-        before = max(0, int(request.query.get("avant", "0")))
-    except ValueError:
-        before = 0
+    before = bounded_int(request.query.get("avant"), 0, 0, 2**62)
     async with ctx.db.transaction() as session:
         rows = await audit_entries(
             session, patient_id=patient_id, actor=actor, before=before, limit=PAGE_SIZE

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import BodyPartReader, http_exceptions, web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
 from dossier_service.api.context import open_file
+from dossier_service.api.serialize import file_download
 from dossier_service.documents_store import DocumentRejected, safe_filename
 from dossier_service.models.circle import ROLES
 from dossier_service.policy import Action
@@ -136,17 +135,12 @@ async def download(request: web.Request) -> web.StreamResponse:
         )
     data = await request.app[appkeys.STORE].read(document.sha256)
     ancestors = ctx.config.element_origin.strip() or "'none'"
-    disposition = (
-        "inline"
-        if document.mime_type in ("application/pdf", "image/png", "image/jpeg")
-        else "attachment"
-    )
-    return web.Response(
-        body=data,
+    return file_download(
+        data,
         content_type=document.mime_type,
+        filename=document.filename,
+        inline=document.mime_type in ("application/pdf", "image/png", "image/jpeg"),
         headers={
-            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(document.filename)}",
-            "Cache-Control": "no-store",
             OWN_CSP_HEADER: "1",
             "Content-Security-Policy": "default-src 'none'; img-src 'self'; "
             f"style-src 'unsafe-inline'; sandbox; frame-ancestors {ancestors}",

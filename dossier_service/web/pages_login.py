@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from dossier_service import appkeys, auth
 from dossier_service.api.context import open_file
-from dossier_service.policy import Action, Principal
+from dossier_service.policy import Action
 from dossier_service.schemas import OpenIdLoginIn
 from dossier_service.services import journal, sessions
 from dossier_service.services import patients as patients_service
@@ -122,13 +122,8 @@ async def login_exchange(request: web.Request) -> web.StreamResponse:
         config.session_key, user_id, lifetime=config.session_lifetime_seconds
     )
     async with request.app[appkeys.DATABASE].transaction() as db_session:
-        await journal.audit(
-            db_session,
-            principal=Principal(user_id=user_id),
-            action="login",
-            resource="page:session",
-            patient_id=None,
-            remote=request.remote or "",
+        await journal.audit_own_act(
+            db_session, user_id, action="login", resource="page:session", remote=request.remote
         )
     suite = body.get("suite") if isinstance(body, dict) else None
     response = web.json_response(
@@ -147,13 +142,8 @@ async def end_presented_session(request: web.Request) -> None:
     async with request.app[appkeys.DATABASE].transaction() as db:
         await sessions.end_session(db, presented)
         await sessions.purge_expired(db)
-        await journal.audit(
-            db,
-            principal=Principal(user_id=presented.user_id),
-            action="logout",
-            resource="session",
-            patient_id=None,
-            remote=request.remote or "",
+        await journal.audit_own_act(
+            db, presented.user_id, action="logout", resource="session", remote=request.remote
         )
 
 

@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys
 from dossier_service.api.context import Ctx, FileAccess, open_file
+from dossier_service.bounded import bounded_int
 from dossier_service.identity import ALLOWED_TRANSITIONS, IDENTITY_DOCUMENTS
 from dossier_service.models.notebook import NotebookEntry
 from dossier_service.models.patient import FileStatusChange, Patient, patient_public
@@ -78,10 +79,7 @@ def notice_of(request: web.Request) -> str | None:
 async def patient_list(request: web.Request) -> web.StreamResponse:
     ctx = page_context(request)
     q = request.query.get("q", "").strip()[:100]
-    try:
-        page = max(1, min(int(request.query.get("page", "1")), 10_000))
-    except ValueError:
-        page = 1
+    page = bounded_int(request.query.get("page"), 1, 1, 10_000)
     async with ctx.db.transaction() as session:
         rows, total = await patients_service.list_patients(
             session,
@@ -173,10 +171,7 @@ async def file_view(
         filters=tasks.TaskFilters(patient_id=patient.id, today=ctx.today()),
         limit=200,
     )
-    try:
-        limit = max(20, min(int(request.query.get("liaison", "50")), 1000))
-    except ValueError:
-        limit = 50
+    limit = bounded_int(request.query.get("liaison"), 50, 20, 1000)
     entries = await notebook.list_entries(session, patient_id=patient.id, limit=limit + 1)
     flag_entries = await session.exec(
         select(NotebookEntry).where(

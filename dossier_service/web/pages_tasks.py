@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from dossier_service import appkeys, bounded
-from dossier_service.api.context import open_file
+from dossier_service.api.tasks import task_access
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.tasks import OPEN_STATES, TASK_LEVELS, TASK_STATES
 from dossier_service.policy import Action
@@ -128,20 +128,10 @@ async def change_state(request: web.Request) -> web.StreamResponse:
     try:
         data = TaskUpdate.model_validate({"state": text(form, "state")}, strict=False)
         async with ctx.db.transaction() as session:
-            task = await tasks_service.get_task(session, task_id=request.match_info["tid"][:36])
-            patient = None
-            if task.patient_id is not None:
-                access = await open_file(session, ctx, task.patient_id, Action.WRITE, "page:task")
-                patient = access.patient
-            elif not ctx.principal.privileged:
-                mine = {
-                    a.ref
-                    for a in (await tasks_service.assignees_of(session, task_ids=[task.id]))[
-                        task.id
-                    ]
-                }
-                if task.created_by != ctx.principal.user_id and ctx.principal.user_id not in mine:
-                    raise web.HTTPNotFound()
+            # the API's rule: through the task's file, or as its author or an assignee
+            task, patient = await task_access(
+                session, ctx, request.match_info["tid"][:36], Action.WRITE, "page:task"
+            )
             await tasks_service.update_task(
                 session,
                 principal=ctx.principal,
