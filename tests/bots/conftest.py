@@ -3,7 +3,6 @@ loop against the session's real Synapse, and professionals as real E2EE nio clie
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -67,12 +66,7 @@ class BotRunner:
         """Stop abruptly: no draining (a crash in the middle of handling)."""
         if self.app is not None:
             app, self.app = self.app, None
-            for task in app._tasks:
-                task.cancel()
-            await asyncio.gather(*app._tasks, return_exceptions=True)
-            await app.sync_loop.close()
-            await app.client.close()
-            app.db.close()
+            await app.close()
 
 
 @pytest.fixture
