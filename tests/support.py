@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from nio import MegolmEvent, RoomMessageText, RoomSendResponse
 
@@ -97,6 +98,25 @@ def make_test_profile(
     return load_profile(env={}, extra=_merge(_merge(base, TEST_OVERRIDES), extra or {}))
 
 
+def password_login_body(user_id: str, password: str) -> dict[str, Any]:
+    """The body of a Matrix password login (``POST /_matrix/client/v3/login``)."""
+    return {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id},
+        "password": password,
+    }
+
+
+async def password_login(
+    http: aiohttp.ClientSession, base_url: str, user_id: str, password: str
+) -> tuple[int, dict[str, Any]]:
+    """A password login: the status and the answer (a session, or the refusal)."""
+    async with http.post(
+        f"{base_url}/_matrix/client/v3/login", json=password_login_body(user_id, password)
+    ) as resp:
+        return resp.status, await resp.json()
+
+
 def _http_json(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
@@ -168,11 +188,7 @@ class SynapseUnderTest:
         out = _http_json(
             "POST",
             f"{self.base_url}/_matrix/client/v3/login",
-            {
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": user_id},
-                "password": password,
-            },
+            password_login_body(user_id, password),
         )
         path = urllib.parse.quote(out["user_id"], safe="")
         _http_json(
