@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import socket
 import time
@@ -22,6 +23,7 @@ import aiohttp
 import pytest
 from nio import MegolmEvent, RoomMessageText, RoomSendResponse
 
+from deployment.processes import port_is_free
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
@@ -77,6 +79,16 @@ TEST_OVERRIDES: dict[str, Any] = {
         "legal": {"enabled": False},
     }
 }
+
+
+def free_region_base() -> int:
+    """A base port whose region offsets are all free: the workers and the dossier processes
+    from +0, Synapse's and the dossier's public ports at +60 and +61."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(400) * 100
+        if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
+            return base
+    raise RuntimeError("aucune plage de ports libre")
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -284,17 +296,23 @@ def encrypted_room_state(history_visibility: str | None = "shared") -> list[dict
     return state
 
 
+async def send_message(client: Any, room_id: str, content: dict[str, Any]) -> str:
+    """A nio client sends an ``m.room.message`` into an encrypted room, the members' devices
+    queried first when its list is out of date; the event id (a refused send fails)."""
+    if client.should_query_keys:
+        await client.keys_query()
+    sent = await client.room_send(
+        room_id, "m.room.message", content, ignore_unverified_devices=True
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    return str(sent.event_id)
+
+
 async def send_and_decrypt(sender: Any, receiver: Any, room_id: str, body: str) -> list[str]:
     """`sender` sends `body` as an encrypted text into a room both nio clients joined; the
     texts `receiver` then decrypts there (at least one; an undecryptable event fails)."""
     await sender.keys_query()
-    sent = await sender.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": body},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(sent, RoomSendResponse), sent
+    await send_message(sender, room_id, {"msgtype": "m.text", "body": body})
     bodies: list[str] = []
 
     async def received() -> list[str]:

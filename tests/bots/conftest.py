@@ -20,7 +20,7 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
-from support import encrypted_room_state
+from support import encrypted_room_state, send_message
 
 from bots.app import BotApp
 from bots.config import BotConfig, EscalationConfig
@@ -209,14 +209,9 @@ class Pro:
             await self.sync_once()
 
     async def say(self, room_id: str, body: str, content: dict[str, Any] | None = None) -> str:
-        payload = content or {"msgtype": "m.text", "body": body}
-        if self.client.should_query_keys:
-            await self.client.keys_query()
-        resp = await self.client.room_send(
-            room_id, "m.room.message", payload, ignore_unverified_devices=True
+        return await send_message(
+            self.client, room_id, content or {"msgtype": "m.text", "body": body}
         )
-        assert isinstance(resp, RoomSendResponse), resp
-        return str(resp.event_id)
 
     async def react(self, room_id: str, event_id: str, key: str = "👍") -> str:
         resp = await self.client.room_send(
