@@ -34,6 +34,26 @@ OUTSIDER = "@autre:cercle.test"
 ADMIN = "@admin:cercle.test"
 
 
+async def open_file(session: Any, by: str, today: date, **fields: Any) -> Patient:
+    """A patient file opened by ``by`` through the core's service, from the form's fields."""
+    return await patients.create_patient(
+        session,
+        principal=Principal(by),
+        today=today,
+        data=PatientCreate.model_validate(fields, strict=False),
+    )
+
+
+async def add_to_circle(session: Any, by: str, patient: Patient, **fields: Any) -> CircleMember:
+    """``by`` adds a member to the file's care circle through the core's service."""
+    return await circle.add_member(
+        session,
+        principal=Principal(by),
+        patient=patient,
+        data=CircleMemberIn.model_validate(fields, strict=False),
+    )
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> DossierConfig:
     values: dict[str, Any] = dict(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
@@ -102,32 +122,25 @@ class Site:
     async def seed_patient(self, label: str = "Dossier Durand", **identity: Any) -> Patient:
         """A file opened by COORD, with NURSE (access) and NO_ACCESS (no access) in its circle."""
         async with self.db.transaction() as session:
-            patient = await patients.create_patient(
+            patient = await open_file(
                 session,
-                principal=Principal(COORD),
-                today=date(2026, 11, 25),
-                data=PatientCreate.model_validate(
-                    {"label": label, "coordinator_name": "Camille Coord", **identity}, strict=False
-                ),
+                COORD,
+                date(2026, 11, 25),
+                **{"label": label, "coordinator_name": "Camille Coord", **identity},
             )
             for user, role, access, name in (
                 (NURSE, "intervenant", True, "Inès Dupont"),
                 (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
             ):
-                await circle.add_member(
+                await add_to_circle(
                     session,
-                    principal=Principal(COORD),
-                    patient=patient,
-                    data=CircleMemberIn.model_validate(
-                        {
-                            "kind": "professionnel" if access else "aidant",
-                            "display_name": name,
-                            "matrix_user_id": user,
-                            "role": role,
-                            "has_access": access,
-                        },
-                        strict=False,
-                    ),
+                    COORD,
+                    patient,
+                    kind="professionnel" if access else "aidant",
+                    display_name=name,
+                    matrix_user_id=user,
+                    role=role,
+                    has_access=access,
                 )
         return patient
 
