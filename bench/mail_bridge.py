@@ -42,6 +42,7 @@ from nio import AsyncClient  # noqa: E402
 from bench.common.clients import Watcher, e2ee_client, until  # noqa: E402
 from bench.common.measures import pct  # noqa: E402
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
+from deployment.processes import stop_child  # noqa: E402
 from deployment.profile import load_profile  # noqa: E402
 from deployment.secrets import Secrets  # noqa: E402
 from homeserver.accounts import ensure_service_accounts  # noqa: E402
@@ -321,11 +322,7 @@ async def bench(args: argparse.Namespace) -> None:
         if client is not None:
             await client.close()
         if bridge_proc is not None:
-            bridge_proc.terminate()
-            try:
-                bridge_proc.wait(30)
-            except subprocess.TimeoutExpired:
-                bridge_proc.kill()
+            stop_child(bridge_proc, timeout=30)
         synapse.stop()
         servers.stop()
         if args.keep:
