@@ -6,7 +6,7 @@ Tests reach the constants through the ``site`` fixture (``site.COORD`` …)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,24 +34,30 @@ OUTSIDER = "@autre:cercle.test"
 ADMIN = "@admin:cercle.test"
 
 
-async def open_file(session: Any, by: str, today: date, **fields: Any) -> Patient:
-    """A patient file opened by ``by`` through the core's service, from the form's fields."""
-    return await patients.create_patient(
+async def open_file(
+    session: Any,
+    by: str,
+    today: date,
+    *,
+    members: Sequence[dict[str, Any]] = (),
+    **fields: Any,
+) -> Patient:
+    """A patient file opened by ``by`` through the core's services, from the form's fields,
+    then ``members`` (the circle form's fields) added to its care circle."""
+    patient = await patients.create_patient(
         session,
         principal=Principal(by),
         today=today,
         data=PatientCreate.model_validate(fields, strict=False),
     )
-
-
-async def add_to_circle(session: Any, by: str, patient: Patient, **fields: Any) -> CircleMember:
-    """``by`` adds a member to the file's care circle through the core's service."""
-    return await circle.add_member(
-        session,
-        principal=Principal(by),
-        patient=patient,
-        data=CircleMemberIn.model_validate(fields, strict=False),
-    )
+    for member in members:
+        await circle.add_member(
+            session,
+            principal=Principal(by),
+            patient=patient,
+            data=CircleMemberIn.model_validate(member, strict=False),
+        )
+    return patient
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> DossierConfig:
@@ -126,22 +132,21 @@ class Site:
                 session,
                 COORD,
                 date(2026, 11, 25),
+                members=[
+                    {
+                        "kind": "professionnel" if access else "aidant",
+                        "display_name": name,
+                        "matrix_user_id": user,
+                        "role": role,
+                        "has_access": access,
+                    }
+                    for user, role, access, name in (
+                        (NURSE, "intervenant", True, "Inès Dupont"),
+                        (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
+                    )
+                ],
                 **{"label": label, "coordinator_name": "Camille Coord", **identity},
             )
-            for user, role, access, name in (
-                (NURSE, "intervenant", True, "Inès Dupont"),
-                (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
-            ):
-                await add_to_circle(
-                    session,
-                    COORD,
-                    patient,
-                    kind="professionnel" if access else "aidant",
-                    display_name=name,
-                    matrix_user_id=user,
-                    role=role,
-                    has_access=access,
-                )
         return patient
 
     async def members(self, patient_id: str) -> list[CircleMember]:

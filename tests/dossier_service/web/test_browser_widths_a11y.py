@@ -26,7 +26,7 @@ from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
 from dossier_service.schemas import EventIn, TaskIn
 from dossier_service.services import agenda, tasks
-from tests.dossier_service.web.conftest import ADMIN, add_to_circle, make_config, open_file
+from tests.dossier_service.web.conftest import ADMIN, make_config, open_file
 from tests.dossier_service.web.test_browser_dossier import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -85,11 +85,10 @@ async def serve_site(
         patient = await open_file(
             session, COORD, today, label="Mme D. — Minimes", birth_name="DURAND", sex="F",
             birth_first_names=["Marie"], birth_date="1940-11-20", coordinator_name="COORD Camille",
-        )  # fmt: skip
-        await add_to_circle(
-            session, COORD, patient, kind="professionnel", display_name="DUPONT Inès",
-            matrix_user_id=NURSE, role="intervenant", has_access=True,
-            profession="Infirmière libérale", specialty="Plaies et cicatrisation",
+            members=[{"kind": "professionnel", "display_name": "DUPONT Inès",
+                      "matrix_user_id": NURSE, "role": "intervenant", "has_access": True,
+                      "profession": "Infirmière libérale",
+                      "specialty": "Plaies et cicatrisation"}],
         )  # fmt: skip
         for n, label in enumerate(("Renouveler l'ordonnance d'anticoagulant avant vendredi",
                                    "Prévoir le bilan sanguin mensuel (INR) au laboratoire")):  # fmt: skip

@@ -21,8 +21,8 @@ from dossier_service.directory.database import connect
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.web import setup
 from dossier_service.policy import Principal
-from dossier_service.schemas import StructureMemberIn
-from dossier_service.services import structures
+from dossier_service.schemas import CircleMemberIn, StructureMemberIn
+from dossier_service.services import circle, structures
 from tests.dossier_service.directory.conftest import SAMPLE
 from tests.dossier_service.directory.test_social_requests import (
     FINESS,
@@ -34,7 +34,7 @@ from tests.dossier_service.directory.test_social_requests import (
 )
 from tests.dossier_service.directory.test_social_requests import FORM as SOCIAL_FORM
 
-from .conftest import ADMIN, Site, add_to_circle, make_config
+from .conftest import ADMIN, Site, make_config
 
 FORM = {**SOCIAL_FORM, "role": "educateur_specialise"}
 
@@ -81,9 +81,11 @@ async def _seed(site: Site) -> str:
             )  # fmt: skip
     patient = await site.seed_patient()
     async with site.db.transaction() as session:
-        await add_to_circle(
-            session, site.COORD, patient, kind="structure", display_name="x",
-            directory_id=FINESS, role="structure", has_access=True,
+        await circle.add_member(
+            session, principal=Principal(site.COORD), patient=patient,
+            data=CircleMemberIn.model_validate(
+                {"kind": "structure", "display_name": "x", "directory_id": FINESS,
+                 "role": "structure", "has_access": True}, strict=False),
         )  # fmt: skip
     return patient.id
 
