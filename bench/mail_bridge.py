@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,15 +39,11 @@ sys.path.insert(0, str(ROOT))
 from nio import AsyncClient  # noqa: E402
 
 from bench.common.clients import Watcher, e2ee_client, until  # noqa: E402
+from bench.common.homeserver import BenchSite  # noqa: E402
 from bench.common.measures import pct  # noqa: E402
 from bridges.mail.account import ensure_bridge_account  # noqa: E402
-from deployment.profile import load_profile  # noqa: E402
-from deployment.secrets import Secrets  # noqa: E402
-from homeserver.accounts import ensure_service_accounts  # noqa: E402
-from homeserver.admin_api import AdminApi  # noqa: E402
-from homeserver.process import SynapseProcess  # noqa: E402
-from homeserver.render import render  # noqa: E402
-from tests.mail_servers import free_port, start_mail_servers  # noqa: E402
+from deployment.processes import stop_child  # noqa: E402
+from tests.mail_servers import start_mail_servers  # noqa: E402
 
 PDF = b"%PDF-1.4\n" + b"0" * 30_000 + b"\n%%EOF\n"
 
@@ -145,57 +140,33 @@ async def bench(args: argparse.Namespace) -> None:
     pro_box, sender_box = "pro@mss.test", "labo@mss.test"
     servers.add_mailbox(pro_box, secrets.token_urlsafe(12))
     servers.add_mailbox(sender_box, secrets.token_urlsafe(12))
-    override = {
-        "var_dir": str(work / "var"),
-        # the bench's professional does not accept the Documents juridiques (as in tests)
-        "homeserver": {"port": free_port(), "rate_limits": {"login_per_second": 100,
-                                                           "login_burst": 1000},
-                       "legal": {"enabled": False}},
-        "dossier": {"port": free_port()},
-        "mail_bridge": {
-            "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
-            "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
-            "ca_file": str(servers.ca_file), "backfill": 0,
+    site = BenchSite.create(
+        work,
+        extra={
+            "mail_bridge": {
+                "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
+                "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
+                "ca_file": str(servers.ca_file), "backfill": 0,
+            }
         },
-    }  # fmt: skip
-    override_file = work / "bench.yaml"
-    override_file.write_text(yaml.safe_dump(override))
-    profile = load_profile(override_file=override_file, env={})
-    secrets_ = Secrets.load_or_create(profile.var_dir)
-    synapse = SynapseProcess(render(profile, secrets_))
+    )  # fmt: skip
+    profile = site.profile
+    synapse = site.synapse()
     synapse.start()
     bridge_proc: subprocess.Popen[bytes] | None = None
     client: AsyncClient | None = None
     try:
-        bot = profile.section("bot")
-        accounts = await ensure_service_accounts(
-            profile.homeserver_url,
-            profile.server_name,
-            secrets_,
-            bot_localpart=str(bot["localpart"]),
-            bot_display_name=str(bot["display_name"]),
-        )
+        accounts = await site.service_accounts()
         bridge_user = f"@cercle-courrier:{profile.server_name}"
         await ensure_bridge_account(
             profile.homeserver_url,
             accounts.admin_token,
-            secrets_,
+            site.secrets,
             user_id=bridge_user,
             display_name="Courriers",
         )
-        async with AdminApi(profile.homeserver_url, accounts.admin_token) as api:
-            password = secrets.token_urlsafe(12)
-            user_id = await api.register(secrets_.registration_shared_secret, "bench-pro", password)
-            me = await api.login(user_id, password)
-            await api.override_ratelimit(user_id)
-        env = dict(os.environ, CERCLE_CONFIG=str(override_file), PYTHONPATH=str(ROOT))
-        bridge_proc = subprocess.Popen(
-            [sys.executable, "-m", "bridges.mail"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "bridge.log", "wb"),  # noqa: SIM115
-        )
+        me = (await site.users(accounts.admin_token, ["bench-pro"]))["bench-pro"]
+        bridge_proc = site.spawn("-m", "bridges.mail", log=work / "bridge.log")
         client = await e2ee_client(
             profile.homeserver_url,
             me.user_id,
@@ -321,11 +292,7 @@ async def bench(args: argparse.Namespace) -> None:
         if client is not None:
             await client.close()
         if bridge_proc is not None:
-            bridge_proc.terminate()
-            try:
-                bridge_proc.wait(30)
-            except subprocess.TimeoutExpired:
-                bridge_proc.kill()
+            stop_child(bridge_proc, timeout=30)
         synapse.stop()
         servers.stop()
         if args.keep:

@@ -32,14 +32,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nio import AsyncClient, AsyncClientConfig, RoomSendResponse  # noqa: E402
+from nio import AsyncClient, AsyncClientConfig  # noqa: E402
 
 from bots.app import BotApp  # noqa: E402
 from bots.config import BotConfig  # noqa: E402
 from bots.matrix.cross_signing import ensure_cross_signed  # noqa: E402
 from bots.matrix.history import install_shared_history  # noqa: E402
 from tests.interop.jsdriver import JsClient, js_available  # noqa: E402
-from tests.support import SynapseUnderTest, start_synapse  # noqa: E402
+from tests.support import SynapseUnderTest, send_message, start_synapse  # noqa: E402
 
 
 def register(hs: SynapseUnderTest, name: str) -> tuple[str, str, str, str]:
@@ -77,15 +77,7 @@ async def until(probe: Any, what: str, timeout: float = 120.0) -> Any:
 
 
 async def say(nurse: AsyncClient, room_id: str, body: str) -> None:
-    if nurse.should_query_keys:
-        await nurse.keys_query()
-    resp = await nurse.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": body},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(resp, RoomSendResponse), resp
+    await send_message(nurse, room_id, {"msgtype": "m.text", "body": body})
 
 
 async def js(hs: SynapseUnderTest, log: Path, *, cross_sign: bool) -> JsClient:

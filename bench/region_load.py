@@ -38,7 +38,6 @@ import asyncio
 import base64
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -58,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common.measures import cpu_seconds, pct  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
-from deployment.processes import port_is_free  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
+from tests.support import free_region_base  # noqa: E402
 
 PASSWORD = "bench-password-region-42"
 
@@ -76,14 +75,6 @@ def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"cercle {' '.join(args)} : {done.stderr[-1500:]}")
     return done.stdout
-
-
-def free_base() -> int:
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(400) * 100
-        if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
-            return base
-    raise RuntimeError("aucune plage de ports libre")
 
 
 @dataclass
@@ -117,7 +108,7 @@ def deployments(tmp: Path) -> list[Deployment]:
         "CERCLE__HOMESERVER__PRESENCE": "false",
     }
     out = []
-    base = free_base()
+    base = free_region_base()
     single = {
         **base_env,
         **common,
@@ -138,7 +129,7 @@ def deployments(tmp: Path) -> list[Deployment]:
         )
     )
     tag = uuid.uuid4().hex[:8]
-    base = free_base()
+    base = free_region_base()
     syn, dos = f"cercle_bench_syn_{tag}", f"cercle_bench_dos_{tag}"
     region = {
         **base_env,

@@ -237,6 +237,11 @@ class BotApp:
         self.sync_loop.stop()
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             await self.sync_loop.drain(drain_timeout)
+        await self.close()
+
+    async def close(self) -> None:
+        """Every task cancelled where it stands, then the client and the database closed:
+        the end of ``stop`` once the sync loop drained; alone, a crash mid-handling."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

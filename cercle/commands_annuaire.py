@@ -212,11 +212,8 @@ def register(subparsers: Any) -> None:
         "annuaire", help="annuaire des professionnels (RPPS) et des structures (FINESS)"
     )
     sub = annuaire.add_subparsers(dest="annuaire_command", metavar="action", required=True)
-    imp = sub.add_parser("importer", help="importe un extrait PS_LibreAcces_Personne_activite")
-    imp.add_argument("file", metavar="fichier")
-    imp.add_argument("--json", action="store_true", help="rapport en JSON")
-    imp.add_argument(
-        "--progress", action="store_true", help="barre de progression même hors terminal"
+    imp = _import_command(
+        sub, "importer", "importe un extrait PS_LibreAcces_Personne_activite", cmd_import
     )
     imp.add_argument(
         "--parallele",
@@ -224,16 +221,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="lecture dans un second processus (machine peu chargée)",
     )
-    imp.set_defaults(handler=cmd_import)
-    finess = sub.add_parser(
-        "importer-finess", help="importe l'extraction FINESS des établissements (etalab)"
+    _import_command(
+        sub,
+        "importer-finess",
+        "importe l'extraction FINESS des établissements (etalab)",
+        cmd_import_finess,
     )
-    finess.add_argument("file", metavar="fichier")
-    finess.add_argument("--json", action="store_true", help="rapport en JSON")
-    finess.add_argument(
-        "--progress", action="store_true", help="barre de progression même hors terminal"
-    )
-    finess.set_defaults(handler=cmd_import_finess)
     find = sub.add_parser("chercher", help="recherche dans l'annuaire")
     find.add_argument("query", metavar="requête")
     find.add_argument("--json", action="store_true")
@@ -242,3 +235,15 @@ def register(subparsers: Any) -> None:
     find.set_defaults(handler=cmd_search)
     link = sub.add_parser("lier", help="lie les comptes Matrix aux professionnels de l'annuaire")
     link.set_defaults(handler=cmd_link)
+
+
+def _import_command(sub: Any, name: str, help_: str, handler: Any) -> Any:
+    """An import of an extract file: its report in JSON on demand, its progress bar."""
+    command = sub.add_parser(name, help=help_)
+    command.add_argument("file", metavar="fichier")
+    command.add_argument("--json", action="store_true", help="rapport en JSON")
+    command.add_argument(
+        "--progress", action="store_true", help="barre de progression même hors terminal"
+    )
+    command.set_defaults(handler=handler)
+    return command

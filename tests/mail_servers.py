@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from deployment.processes import stop_child
+
 DOMAIN = "mss.test"
 
 
@@ -273,13 +275,7 @@ class MailServers:
 
     def stop(self) -> None:
         self.relay.stop()
-        if self.dovecot.poll() is None:
-            self.dovecot.terminate()
-            try:
-                self.dovecot.wait(15)
-            except subprocess.TimeoutExpired:
-                self.dovecot.kill()
-                self.dovecot.wait(5)
+        stop_child(self.dovecot, timeout=15)
         shutil.rmtree(self.mail_dir, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
 

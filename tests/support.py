@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import socket
 import time
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from nio import MegolmEvent, RoomMessageText, RoomSendResponse
 
+from deployment.processes import port_is_free
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ensure_service_accounts
@@ -78,6 +81,16 @@ TEST_OVERRIDES: dict[str, Any] = {
 }
 
 
+def free_region_base() -> int:
+    """A base port whose region offsets are all free: the workers and the dossier processes
+    from +0, Synapse's and the dossier's public ports at +60 and +61."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(400) * 100
+        if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
+            return base
+    raise RuntimeError("aucune plage de ports libre")
+
+
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
@@ -95,6 +108,25 @@ def make_test_profile(
         "dossier": {"port": free_port()},
     }
     return load_profile(env={}, extra=_merge(_merge(base, TEST_OVERRIDES), extra or {}))
+
+
+def password_login_body(user_id: str, password: str) -> dict[str, Any]:
+    """The body of a Matrix password login (``POST /_matrix/client/v3/login``)."""
+    return {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id},
+        "password": password,
+    }
+
+
+async def password_login(
+    http: aiohttp.ClientSession, base_url: str, user_id: str, password: str
+) -> tuple[int, dict[str, Any]]:
+    """A password login: the status and the answer (a session, or the refusal)."""
+    async with http.post(
+        f"{base_url}/_matrix/client/v3/login", json=password_login_body(user_id, password)
+    ) as resp:
+        return resp.status, await resp.json()
 
 
 def _http_json(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
@@ -168,11 +200,7 @@ class SynapseUnderTest:
         out = _http_json(
             "POST",
             f"{self.base_url}/_matrix/client/v3/login",
-            {
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": user_id},
-                "password": password,
-            },
+            password_login_body(user_id, password),
         )
         path = urllib.parse.quote(out["user_id"], safe="")
         _http_json(
@@ -268,17 +296,23 @@ def encrypted_room_state(history_visibility: str | None = "shared") -> list[dict
     return state
 
 
+async def send_message(client: Any, room_id: str, content: dict[str, Any]) -> str:
+    """A nio client sends an ``m.room.message`` into an encrypted room, the members' devices
+    queried first when its list is out of date; the event id (a refused send fails)."""
+    if client.should_query_keys:
+        await client.keys_query()
+    sent = await client.room_send(
+        room_id, "m.room.message", content, ignore_unverified_devices=True
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    return str(sent.event_id)
+
+
 async def send_and_decrypt(sender: Any, receiver: Any, room_id: str, body: str) -> list[str]:
     """`sender` sends `body` as an encrypted text into a room both nio clients joined; the
     texts `receiver` then decrypts there (at least one; an undecryptable event fails)."""
     await sender.keys_query()
-    sent = await sender.room_send(
-        room_id,
-        "m.room.message",
-        {"msgtype": "m.text", "body": body},
-        ignore_unverified_devices=True,
-    )
-    assert isinstance(sent, RoomSendResponse), sent
+    await send_message(sender, room_id, {"msgtype": "m.text", "body": body})
     bodies: list[str] = []
 
     async def received() -> list[str]:

@@ -161,6 +161,11 @@ class MailBridge:
             await self._control_runner.cleanup()
         self.sync_loop.stop()
         await self.mailboxes.stop()
+        await self.close()
+
+    async def close(self) -> None:
+        """The bridge's tasks cancelled where they stand, then its connections and database
+        closed: the end of ``stop`` once the mailboxes stopped."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

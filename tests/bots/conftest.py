@@ -3,7 +3,6 @@ loop against the session's real Synapse, and professionals as real E2EE nio clie
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
-from support import encrypted_room_state
+from support import encrypted_room_state, send_message
 
 from bots.app import BotApp
 from bots.config import BotConfig, EscalationConfig
@@ -67,12 +66,7 @@ class BotRunner:
         """Stop abruptly: no draining (a crash in the middle of handling)."""
         if self.app is not None:
             app, self.app = self.app, None
-            for task in app._tasks:
-                task.cancel()
-            await asyncio.gather(*app._tasks, return_exceptions=True)
-            await app.sync_loop.close()
-            await app.client.close()
-            app.db.close()
+            await app.close()
 
 
 @pytest.fixture
@@ -215,14 +209,9 @@ class Pro:
             await self.sync_once()
 
     async def say(self, room_id: str, body: str, content: dict[str, Any] | None = None) -> str:
-        payload = content or {"msgtype": "m.text", "body": body}
-        if self.client.should_query_keys:
-            await self.client.keys_query()
-        resp = await self.client.room_send(
-            room_id, "m.room.message", payload, ignore_unverified_devices=True
+        return await send_message(
+            self.client, room_id, content or {"msgtype": "m.text", "body": body}
         )
-        assert isinstance(resp, RoomSendResponse), resp
-        return str(resp.event_id)
 
     async def react(self, room_id: str, event_id: str, key: str = "👍") -> str:
         resp = await self.client.room_send(

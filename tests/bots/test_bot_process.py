@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployment.processes import stop_child
 from deployment.profile import PROJECT_ROOT
 from tests.bots.conftest import dm_with_bot
 
@@ -107,8 +108,4 @@ async def test_process_answers_stops_on_sigterm_and_restarts_on_the_same_device(
         ]
         assert crypto_stores == [f"{synapse.bot_user_id}_CERCLEBOTPROC.db"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_child(proc, timeout=20)

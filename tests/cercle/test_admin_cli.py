@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from support import free_port
+from support import free_port, password_login_body
 
 from cercle.cli import main
 from cercle.commands_admin import (
@@ -96,14 +96,9 @@ def run(config: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[i
 
 
 def login(base_url: str, user_id: str, password: str) -> tuple[int, dict[str, Any]]:
-    body = {
-        "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": user_id},
-        "password": password,
-    }
     request = urllib.request.Request(
         f"{base_url}/_matrix/client/v3/login",
-        data=json.dumps(body).encode(),
+        data=json.dumps(password_login_body(user_id, password)).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )

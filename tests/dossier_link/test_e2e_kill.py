@@ -29,6 +29,7 @@ from nio import Event, MegolmEvent
 from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
+from deployment.processes import stop_child
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
 from tests.dossier_link.dossier_support import coordination_task, dossier_beside
 
@@ -92,13 +93,8 @@ class BotProcess:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_child(self.proc, timeout=15)
         self.proc = None
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
-from support import SynapseUnderTest, eventually, start_synapse
+from support import SynapseUnderTest, eventually, password_login, start_synapse
 
 from homeserver import legal
 from homeserver.render import render
@@ -197,15 +197,8 @@ def test_admin_user_show_says_which_version_was_accepted_and_when(
 
 async def test_the_bot_and_the_admin_account_are_exempt(hs: SynapseUnderTest) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{hs.base_url}/_matrix/client/v3/login",
-            json={
-                "type": "m.login.password",
-                "password": hs.bot_password,
-                "identifier": {"type": "m.id.user", "user": hs.bot_user_id},
-            },
-        ) as resp:
-            bot_token = (await resp.json())["access_token"]
+        _, session = await password_login(http, hs.base_url, hs.bot_user_id, hs.bot_password)
+        bot_token = session["access_token"]
         for token in (bot_token, hs.admin_token):
             caller = Caller(http, hs.base_url, token)
             status, room = await caller.call("POST", "/createRoom", {"preset": "private_chat"})

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from nio import AsyncClient, MegolmEvent, RoomMessageNotice, RoomMessageText
+from support import send_message
 
 
 class EchoPeer:
@@ -50,13 +51,7 @@ class EchoPeer:
             await self.send(room_id, f"écho : {body}")
 
     async def send(self, room_id: str, body: str) -> str:
-        response = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.notice", "body": body},
-            ignore_unverified_devices=True,
-        )
-        return str(response.event_id)
+        return await send_message(self.client, room_id, {"msgtype": "m.notice", "body": body})
 
     def start(self) -> None:
         async def loop() -> None:

@@ -31,11 +31,11 @@ import pytest
 from psycopg2 import sql
 
 from bots.dossier_client import DossierClient
-from deployment.processes import port_is_free
 from homeserver.accounts import ADMIN_TOKEN_FILE
 from tests.backup_restore.test_live_round_trip import PASSWORD, login, ok
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
 from tests.cercle.test_run import cercle
+from tests.support import free_region_base
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -62,15 +62,6 @@ def _redis_answers() -> bool:
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _free_base() -> int:
-    """A base port whose region offsets (0…60) are all free."""
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(400) * 100
-        if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
-            return base
-    raise RuntimeError("aucune plage de ports libre")
 
 
 @dataclass(frozen=True)
@@ -112,7 +103,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
         pytest.skip("nginx absent (installé par make test)")
     tag = secrets.token_hex(4)
     root = tmp_path_factory.mktemp("region")
-    base = _free_base()
+    base = free_region_base()
     hs_port, dossier_port = base + 60, base + 61
     synapse_db, dossier_db = f"cercle_region_syn_{tag}", f"cercle_region_dos_{tag}"
     server_name = f"region-{tag}.localhost"

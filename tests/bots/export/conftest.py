@@ -6,7 +6,8 @@ import io
 from typing import Any
 
 import pytest
-from nio import AsyncClient, RoomCreateResponse, RoomSendResponse, UploadResponse
+from nio import AsyncClient, RoomCreateResponse, UploadResponse
+from support import send_message
 
 
 async def create_room(owner: AsyncClient, *members: AsyncClient, name: str = "Suivi Mme D.") -> str:
@@ -32,13 +33,7 @@ async def join(room_id: str, owner: AsyncClient, member: AsyncClient) -> None:
 
 async def send(client: AsyncClient, room_id: str, content: dict[str, Any]) -> str:
     await client.sync(timeout=0)
-    if client.should_query_keys:
-        await client.keys_query()
-    sent = await client.room_send(
-        room_id, "m.room.message", content, ignore_unverified_devices=True
-    )
-    assert isinstance(sent, RoomSendResponse), sent
-    return sent.event_id
+    return await send_message(client, room_id, content)
 
 
 async def text(client: AsyncClient, room_id: str, body: str, **extra: Any) -> str:

@@ -101,16 +101,11 @@ class BridgeRunner:
             if bridge._control_runner is not None:
                 await bridge._control_runner.cleanup()
             bridge.sync_loop.stop()
-            tasks = [*bridge.mailboxes.watchers.values(), *bridge._tasks]
-            for task in tasks:
+            watchers = list(bridge.mailboxes.watchers.values())
+            for task in [*watchers, *bridge._tasks]:  # all at once: none finishes its work
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await bridge.sync_loop.close()
-            await bridge.http.close()
-            if bridge.dossier is not None:
-                await bridge.dossier.close()
-            await bridge.client.close()
-            bridge.db.close()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            await bridge.close()
 
 
 def make_bridge_config(

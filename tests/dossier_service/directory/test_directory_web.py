@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from support import password_login
 
 from dossier_service.auth import SESSION_COOKIE, csrf_token, issue_session, read_session
 from dossier_service.config import DossierConfig
@@ -312,16 +313,9 @@ async def test_request_approval_activation_login(
     again = await client.get(link.group(1))
     assert again.status == 404
     # first login with the new password
-    async with client.session.post(
-        f"{synapse.base_url}/_matrix/client/v3/login",
-        json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": mxid},
-            "password": password,
-        },
-    ) as login:
-        assert login.status == 200, await login.text()
-        assert (await login.json())["user_id"] == mxid
+    status, session = await password_login(client.session, synapse.base_url, mxid, password)
+    assert status == 200, session
+    assert session["user_id"] == mxid
     actions = [r[0] for r in conn.execute("SELECT action FROM annuaire_audit ORDER BY id")]
     assert actions == ["demande.creee", "demande.approuvee", "demande.lien_envoye", "compte.active"]
     assert conn.execute("SELECT status FROM annuaire_account_request").fetchone() == ("activee",)

@@ -6,7 +6,7 @@ Tests reach the constants through the ``site`` fixture (``site.COORD`` …)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +32,32 @@ NURSE = "@ide:cercle.test"
 NO_ACCESS = "@aidant:cercle.test"
 OUTSIDER = "@autre:cercle.test"
 ADMIN = "@admin:cercle.test"
+
+
+async def open_file(
+    session: Any,
+    by: str,
+    today: date,
+    *,
+    members: Sequence[dict[str, Any]] = (),
+    **fields: Any,
+) -> Patient:
+    """A patient file opened by ``by`` through the core's services, from the form's fields,
+    then ``members`` (the circle form's fields) added to its care circle."""
+    patient = await patients.create_patient(
+        session,
+        principal=Principal(by),
+        today=today,
+        data=PatientCreate.model_validate(fields, strict=False),
+    )
+    for member in members:
+        await circle.add_member(
+            session,
+            principal=Principal(by),
+            patient=patient,
+            data=CircleMemberIn.model_validate(member, strict=False),
+        )
+    return patient
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> DossierConfig:
@@ -102,33 +128,25 @@ class Site:
     async def seed_patient(self, label: str = "Dossier Durand", **identity: Any) -> Patient:
         """A file opened by COORD, with NURSE (access) and NO_ACCESS (no access) in its circle."""
         async with self.db.transaction() as session:
-            patient = await patients.create_patient(
+            patient = await open_file(
                 session,
-                principal=Principal(COORD),
-                today=date(2026, 11, 25),
-                data=PatientCreate.model_validate(
-                    {"label": label, "coordinator_name": "Camille Coord", **identity}, strict=False
-                ),
+                COORD,
+                date(2026, 11, 25),
+                members=[
+                    {
+                        "kind": "professionnel" if access else "aidant",
+                        "display_name": name,
+                        "matrix_user_id": user,
+                        "role": role,
+                        "has_access": access,
+                    }
+                    for user, role, access, name in (
+                        (NURSE, "intervenant", True, "Inès Dupont"),
+                        (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
+                    )
+                ],
+                **{"label": label, "coordinator_name": "Camille Coord", **identity},
             )
-            for user, role, access, name in (
-                (NURSE, "intervenant", True, "Inès Dupont"),
-                (NO_ACCESS, "aidant_principal", False, "Paul Durand"),
-            ):
-                await circle.add_member(
-                    session,
-                    principal=Principal(COORD),
-                    patient=patient,
-                    data=CircleMemberIn.model_validate(
-                        {
-                            "kind": "professionnel" if access else "aidant",
-                            "display_name": name,
-                            "matrix_user_id": user,
-                            "role": role,
-                            "has_access": access,
-                        },
-                        strict=False,
-                    ),
-                )
         return patient
 
     async def members(self, patient_id: str) -> list[CircleMember]:

@@ -18,8 +18,9 @@ from dossier_service.app import create_app
 from dossier_service.config import DossierConfig
 from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
-from dossier_service.schemas import EpisodeIn, PatientCreate
-from dossier_service.services import lifeline, patients
+from dossier_service.schemas import EpisodeIn
+from dossier_service.services import lifeline
+from tests.dossier_service.web.conftest import open_file
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
@@ -66,21 +67,16 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
     colleague = user_factory(displayname="Inès Dupont")
 
     async with app[appkeys.DATABASE].transaction() as session:
-        patient = await patients.create_patient(
+        patient = await open_file(
             session,
-            principal=Principal(coordinator.user_id),
-            today=date.today(),
-            data=PatientCreate.model_validate(
-                {
-                    "label": "Mme D. — Minimes",
-                    "birth_name": "DURAND",
-                    "sex": "F",
-                    "birth_first_names": ["Marie", "Louise"],
-                    "birth_date": "1940-11-20",
-                    "coordinator_name": "Camille Coordinatrice",
-                },
-                strict=False,
-            ),
+            coordinator.user_id,
+            date.today(),
+            label="Mme D. — Minimes",
+            birth_name="DURAND",
+            sex="F",
+            birth_first_names=["Marie", "Louise"],
+            birth_date="1940-11-20",
+            coordinator_name="Camille Coordinatrice",
         )
         for theme, title, start, end in (
             ("Sortie d'hospitalisation", "Retour du CHU", 75, 60),
@@ -274,19 +270,14 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
     base, app, element_port = dossier
     nurse = user_factory(displayname="Inès Dupont")
     async with app[appkeys.DATABASE].transaction() as session:
-        patient = await patients.create_patient(
+        patient = await open_file(
             session,
-            principal=Principal(nurse.user_id),
-            today=date.today(),
-            data=PatientCreate.model_validate(
-                {
-                    "label": "Mme D.",
-                    "birth_name": "DURAND",
-                    "birth_first_names": ["Marie"],
-                    "room_id": "!salle-patient:" + synapse.server_name,
-                },
-                strict=False,
-            ),
+            nurse.user_id,
+            date.today(),
+            label="Mme D.",
+            birth_name="DURAND",
+            birth_first_names=["Marie"],
+            room_id="!salle-patient:" + synapse.server_name,
         )
     async with (
         aiohttp.ClientSession() as http,

@@ -24,9 +24,9 @@ from dossier_service.config import DossierConfig
 from dossier_service.directory.web import setup as mount_directory
 from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
-from dossier_service.schemas import CircleMemberIn, EventIn, PatientCreate, TaskIn
-from dossier_service.services import agenda, circle, patients, tasks
-from tests.dossier_service.web.conftest import ADMIN, make_config
+from dossier_service.schemas import EventIn, TaskIn
+from dossier_service.services import agenda, tasks
+from tests.dossier_service.web.conftest import ADMIN, make_config, open_file
 from tests.dossier_service.web.test_browser_dossier import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -82,19 +82,13 @@ async def serve_site(
     )
     today = date.today()
     async with app[appkeys.DATABASE].transaction() as session:
-        patient = await patients.create_patient(
-            session, principal=Principal(COORD), today=today,
-            data=PatientCreate.model_validate(
-                {"label": "Mme D. — Minimes", "birth_name": "DURAND", "sex": "F",
-                 "birth_first_names": ["Marie"], "birth_date": "1940-11-20",
-                 "coordinator_name": "COORD Camille"}, strict=False),
-        )  # fmt: skip
-        await circle.add_member(
-            session, principal=Principal(COORD), patient=patient,
-            data=CircleMemberIn.model_validate(
-                {"kind": "professionnel", "display_name": "DUPONT Inès", "matrix_user_id": NURSE,
-                 "role": "intervenant", "has_access": True, "profession": "Infirmière libérale",
-                 "specialty": "Plaies et cicatrisation"}, strict=False),
+        patient = await open_file(
+            session, COORD, today, label="Mme D. — Minimes", birth_name="DURAND", sex="F",
+            birth_first_names=["Marie"], birth_date="1940-11-20", coordinator_name="COORD Camille",
+            members=[{"kind": "professionnel", "display_name": "DUPONT Inès",
+                      "matrix_user_id": NURSE, "role": "intervenant", "has_access": True,
+                      "profession": "Infirmière libérale",
+                      "specialty": "Plaies et cicatrisation"}],
         )  # fmt: skip
         for n, label in enumerate(("Renouveler l'ordonnance d'anticoagulant avant vendredi",
                                    "Prévoir le bilan sanguin mensuel (INR) au laboratoire")):  # fmt: skip

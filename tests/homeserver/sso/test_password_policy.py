@@ -3,8 +3,8 @@ Connect only; the social sector, admins and service accounts keep their password
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
+from support import password_login
 from support_oidc import psc_claims
 
 from dossier_service.directory.accounts import link
@@ -15,20 +15,6 @@ from .conftest import SsoBrowser, SsoStack, login_token_of
 pytestmark = pytest.mark.integration
 
 
-async def _password_login(
-    http: aiohttp.ClientSession, base: str, user: str, password: str
-) -> tuple[int, dict]:
-    async with http.post(
-        f"{base}/_matrix/client/v3/login",
-        json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user},
-            "password": password,
-        },
-    ) as resp:
-        return resp.status, await resp.json()
-
-
 async def test_rpps_professionals_use_psc_the_others_keep_their_password(
     sso: SsoStack, browser: SsoBrowser
 ) -> None:
@@ -37,7 +23,7 @@ async def test_rpps_professionals_use_psc_the_others_keep_their_password(
     conn = connect(sso.directory_db)
     link(conn, rpps["user_id"], "810000000029", source="demande", actor="test")
     conn.close()
-    status, refused = await _password_login(http, base, rpps["user_id"], "mot-de-passe-de-test")
+    status, refused = await password_login(http, base, rpps["user_id"], "mot-de-passe-de-test")
     assert status == 403 and refused["errcode"] == "M_FORBIDDEN", refused
     assert "Connectez-vous avec Pro Santé Connect" in refused["fr.cercle.raison"]
 
@@ -56,7 +42,7 @@ async def test_rpps_professionals_use_psc_the_others_keep_their_password(
 
     # a social worker (not in the RPPS), the bot: passwords still work
     social = sso.synapse.register("assistante.sociale", "mot-de-passe-de-test")
-    status, _ = await _password_login(http, base, social["user_id"], "mot-de-passe-de-test")
+    status, _ = await password_login(http, base, social["user_id"], "mot-de-passe-de-test")
     assert status == 200
-    status, _ = await _password_login(http, base, sso.synapse.bot_user_id, sso.synapse.bot_password)
+    status, _ = await password_login(http, base, sso.synapse.bot_user_id, sso.synapse.bot_password)
     assert status == 200
