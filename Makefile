@@ -81,9 +81,13 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/cercle $(PROFILE_ARG) status
 
+# Test files run in TEST_WORKERS processes side by side (pytest-xdist; a file's tests stay
+# together in one process, so its fixtures start once): most tests wait on Synapse, the bot
+# or a browser, so more processes than cores shorten the run. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
 test: $(STAMP) $(SYSTEM_STAMP) $(FONTS_STAMP) $(NODE_DEPS)
 	@$(MAKE) --no-print-directory audit
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # Known vulnerabilities of the locked set (pip-audit against PyPI's advisory service).
 # --strict: a package that could not be audited fails the audit (never a false "clean").
