@@ -127,6 +127,9 @@ async def run(hs: SynapseUnderTest, tmp: Path, messages: int, grace: float) -> N
 
         joined = time.perf_counter()
         await reader.call("join", roomId=room_id)
+        # the sender must see the join before sending, or the room key is not shared with
+        # the newcomer (any client: keys go to the members it knows); part of the limit
+        await until(lambda: _synced_member(nurse, room_id, reader.user_id), "arrivée vue")
         await say(nurse, room_id, "nouveau message après l'arrivée")
         await reader.call(
             "waitMessage", roomId=room_id, contains="après l'arrivée", timeoutMs=120000
