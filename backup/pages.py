@@ -27,7 +27,7 @@ import os
 import sqlite3
 import struct
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,17 +195,25 @@ def store_database(
     recipient: PublicKey,
     name_key: str,
     max_packed: float = MAX_PACKED,
+    tick: Callable[[str], None] | None = None,
 ) -> PagedDatabase:
     """Writes the pages of ``snapshot`` that the directory's packs lack into one new pack
     (in one reading of the snapshot; a second one only when the database goes whole)."""
     page_size = page_size_of(snapshot)
     key = page_key(name_key)
-    written = _write_pages(snapshot, page_size, key, index.known, directory, recipient, name_key)
+    total = snapshot.stat().st_size // page_size
+
+    def write(known: dict[bytes, tuple[str, int]]) -> _Written:
+        return _write_pages(
+            snapshot, page_size, key, known, directory, recipient, name_key, total, tick
+        )
+
+    written = write(index.known)
     old = {name for name, _ in written.records if name is not None}
     if sum(index.pack_pages[p] for p in old) > max_packed * max(len(written.records), 1):
         # too many replaced pages in the old packs: the database whole again (the pack just
         # written is named by no archive: the next rotation takes it)
-        written = _write_pages(snapshot, page_size, key, {}, directory, recipient, name_key)
+        written = write({})
     if written.pack is not None:
         index.record(written.pack, written.pack_digests)
     packs: list[str] = []
@@ -244,6 +252,8 @@ def _write_pages(
     directory: Path,
     recipient: PublicKey,
     name_key: str,
+    total: int,
+    tick: Callable[[str], None] | None,
 ) -> _Written:
     whole = hashlib.sha256()
     records: list[tuple[str | None, int]] = []
@@ -253,6 +263,8 @@ def _write_pages(
         for page in _pages(snapshot, page_size):
             whole.update(page)
             digest = hashlib.blake2b(page, digest_size=16, key=key).digest()
+            if tick is not None and len(records) % 4096 == 0:
+                tick(f"  {len(records)}/{total} pages lues, {len(fresh)} nouvelles")
             if digest in known:
                 records.append(known[digest])
                 continue

@@ -163,12 +163,17 @@ def _assemble(
 ) -> tuple[str, int]:
     """A database stored by page: rebuilt into the staging directory (restore), or into a
     temporary file that is checked then removed (verify)."""
-    if staging is not None:
-        return pages.assemble(
-            record, page_map, directory, key, staging / layout.safe_relpath(member)
-        )
-    with tempfile.TemporaryDirectory(prefix="cercle-verif-") as tmp:
-        return pages.assemble(record, page_map, directory, key, Path(tmp) / "base")
+    try:
+        if staging is not None:
+            target = staging / layout.safe_relpath(member)
+            return pages.assemble(record, page_map, directory, key, target)
+        with tempfile.TemporaryDirectory(prefix="cercle-verif-") as tmp:
+            return pages.assemble(record, page_map, directory, key, Path(tmp) / "base")
+    except OSError as exc:
+        where = "le répertoire de restauration" if staging is not None else tempfile.gettempdir()
+        raise ArchiveError(
+            f"{member} non reconstituée : écriture impossible dans {where} (espace disque ?)"
+        ) from exc
 
 
 def _empty(path: Path) -> bool:

@@ -183,7 +183,12 @@ class BackupRun:
         assert store.path is not None
         snapshot_sqlite(store.path, copy)
         paged = pages.store_database(
-            copy, self.page_index, self.directory, self.recipient, self.name_key
+            copy,
+            self.page_index,
+            self.directory,
+            self.recipient,
+            self.name_key,
+            tick=lambda text: self.progress.tick(f"  {store.name} :{text[1:]}"),
         )
         copy.unlink()
         name = store.path.name

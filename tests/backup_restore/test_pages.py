@@ -159,3 +159,14 @@ def test_rotation_waits_for_a_backup_writing_into_the_same_directory(
         assert not done.wait(0.5)  # its new blobs, named by no archive yet, stay
     worker.join(timeout=30)
     assert done.is_set()
+
+
+def test_verify_without_room_to_rebuild_a_database_says_so(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    result = make_backup(deployment.profile, deployment.backups, quiet)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "absent"))  # TMPDIR unusable
+    with pytest.raises(ArchiveError, match="non reconstituée : écriture impossible"):
+        read_archive(result.archive, load_private_key_of(deployment), quiet)
