@@ -29,8 +29,18 @@ from dossier_service.web.pages_patients import FileWrite, section_write
 routes = web.RouteTableDef()
 
 
-TEXT_TRAITS = ("label", "birth_name", "used_name", "used_first_name", "birth_commune",
-               "birth_country", "postcode", "address", "email", "identity_document_type")  # fmt: skip
+TEXT_TRAITS = (
+    "label",
+    "birth_name",
+    "used_name",
+    "used_first_name",
+    "birth_commune",
+    "birth_country",
+    "postcode",
+    "address",
+    "email",
+    "identity_document_type",
+)
 
 
 def identity_changes(patient: Any, form: Any) -> dict[str, Any]:
