@@ -49,9 +49,12 @@ async def invite(nurse: JsClient, room_id: str, bot_user: str, who: str) -> str:
 
 async def reads_earlier(newcomer: JsClient, room_id: str, nurse: JsClient) -> dict[str, Any]:
     seen = await newcomer.call(
-        "waitMessage", roomId=room_id, sender=nurse.user_id, contains="marqueur-arrivee",
+        "waitMessage",
+        roomId=room_id,
+        sender=nurse.user_id,
+        contains="marqueur-arrivee",
         timeoutMs=45000,
-    )  # fmt: skip
+    )
     assert not seen["decryptionFailure"], seen
     return dict(seen)
 
@@ -115,14 +118,20 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
     dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]  # the bot's direct chat
     await newcomer.call("join", roomId=dm)
     pdf = await newcomer.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="Historique de la conversation",
+        "waitMessage",
+        roomId=dm,
+        sender=bot_user,
+        contains="Historique de la conversation",
         timeoutMs=60000,
-    )  # fmt: skip
+    )
     assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
     told = await nurse.call(
-        "waitMessage", roomId=room_id, sender=bot_user, contains="Historique transmis",
+        "waitMessage",
+        roomId=room_id,
+        sender=bot_user,
+        contains="Historique transmis",
         timeoutMs=30000,
-    )  # fmt: skip
+    )
     assert "en transcription PDF" in told["content"]["body"]
     # once per person and room: asking again is refused
     await newcomer.call("send", roomId=room_id, body="!historique")
@@ -154,8 +163,9 @@ async def test_device_cross_signed_while_the_bot_is_down_gets_the_history_after_
 ) -> None:
     from tests.bots.conftest import BotRunner, make_bot_config
 
-    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot",
-                                                history_fallback_seconds=120.0))  # fmt: skip
+    runner = BotRunner(
+        synapse, make_bot_config(synapse, tmp_path / "bot", history_fallback_seconds=120.0)
+    )
     app = await runner.start()
     try:
         bot_user, nurse, room_id = await patient_room(app, js_client_factory)
@@ -178,8 +188,9 @@ async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_tran
 ) -> None:
     bot_user, nurse, room_id = await patient_room(cercle_bot, js_client_factory)
     signed = await js_client_factory()
-    unsigned = await js_client_factory(signed.test_user, new_device=True, cross_sign=False,
-                                       strict=False)  # fmt: skip
+    unsigned = await js_client_factory(
+        signed.test_user, new_device=True, cross_sign=False, strict=False
+    )
     reply = await invite(nurse, room_id, bot_user, signed.user_id)
     assert "MSC4268) avec 1 appareil" in reply, reply
     await accept(unsigned, room_id)  # the person joins from the other device: no keys there
@@ -191,7 +202,10 @@ async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_tran
     assert "ne peut pas recevoir les clés" in offer["content"]["body"], offer
     await unsigned.call("send", roomId=room_id, body="!historique")
     pdf = await unsigned.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="Historique de la conversation",
+        "waitMessage",
+        roomId=dm,
+        sender=bot_user,
+        contains="Historique de la conversation",
         timeoutMs=60000,
-    )  # fmt: skip
+    )
     assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf

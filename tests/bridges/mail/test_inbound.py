@@ -146,9 +146,14 @@ async def test_mail_shapes_reach_the_courriers_room(connected: Any, mail_servers
 
     big_raw, big_payload = mails.big()
     shapes = [
-        mails.alternative(), mails.latin1(), mails.windows1252(), mails.rfc2231_name(),
-        mails.malformed(), mails.mssante_xdm(), big_raw,
-    ]  # fmt: skip
+        mails.alternative(),
+        mails.latin1(),
+        mails.windows1252(),
+        mails.rfc2231_name(),
+        mails.malformed(),
+        mails.mssante_xdm(),
+        big_raw,
+    ]
     for raw in shapes:
         await asyncio.to_thread(mail_servers.deliver, raw, address)
 
@@ -244,8 +249,12 @@ async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
         ("m.image", "photo.webp"),
         ("m.file", "coupee.png"),  # cut short in transit: a file, not a broken image
     ]
-    shown = {"radio-thorax.png": (64, 48), "plaie-talon.jpg": (30, 40),  # turned by EXIF
-             "schema.gif": (20, 10), "photo.webp": (33, 22)}  # fmt: skip
+    shown = {
+        "radio-thorax.png": (64, 48),
+        "plaie-talon.jpg": (30, 40),  # turned by EXIF
+        "schema.gif": (20, 10),
+        "photo.webp": (33, 22),
+    }
     sent = {name: data for name, _, data in mails.IMAGES} | {"coupee.png": cut}
     for content in contents:
         name = content["body"]
@@ -352,7 +361,7 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
         "Objet : Après coupure",
         "Objet : Sans IDLE",
         "Objet : Après renumérotation",
-    ]  # fmt: skip
+    ]
 
 
 async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
@@ -374,8 +383,11 @@ async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
     with (tmp_path / "bridge.log").open("wb") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
-            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
-        )  # fmt: skip
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdout=log,
+            stderr=log,
+        )
         try:
             await wait_count(pro, room_id, mail_events, 1, timeout=120)
             os.kill(child.pid, signal.SIGKILL)

@@ -193,8 +193,11 @@ async def test_sigkilled_after_smtp_accepted_data_sends_once(
     log = (tmp_path / "bridge.log").open("wb")
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
-    )  # fmt: skip
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=log,
+        stderr=log,
+    )
     killed = threading.Event()
 
     def kill_bridge(login: str, raw: bytes) -> None:
