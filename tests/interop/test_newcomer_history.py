@@ -59,6 +59,25 @@ async def reads_earlier(newcomer: JsClient, room_id: str, nurse: JsClient) -> di
     return dict(seen)
 
 
+async def direct_chat(newcomer: JsClient) -> str:
+    """The bot's direct chat with ``newcomer``, joined."""
+    dm = str((await newcomer.call("waitInvite", timeoutMs=60000))["roomId"])
+    await newcomer.call("join", roomId=dm)
+    return dm
+
+
+async def receives_transcript(newcomer: JsClient, dm: str, bot_user: str) -> None:
+    """The transcript PDF arrives in the bot's direct chat, readable."""
+    pdf = await newcomer.call(
+        "waitMessage",
+        roomId=dm,
+        sender=bot_user,
+        contains="Historique de la conversation",
+        timeoutMs=60000,
+    )
+    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
+
+
 async def test_newcomer_logging_in_after_the_invitation_reads_the_history(
     cercle_bot: Any, js_client_factory: Any, user_factory: Any
 ) -> None:
@@ -115,16 +134,7 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
     assert "sinon une transcription PDF" in reply, reply
     await accept(newcomer, room_id)
 
-    dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]  # the bot's direct chat
-    await newcomer.call("join", roomId=dm)
-    pdf = await newcomer.call(
-        "waitMessage",
-        roomId=dm,
-        sender=bot_user,
-        contains="Historique de la conversation",
-        timeoutMs=60000,
-    )
-    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
+    await receives_transcript(newcomer, await direct_chat(newcomer), bot_user)
     told = await nurse.call(
         "waitMessage",
         roomId=room_id,
@@ -150,8 +160,7 @@ async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_
     await accept(newcomer, room_id)
     await reads_earlier(newcomer, room_id, nurse)
     # the bot cannot know whether that bundle came: it offers the transcript, once
-    dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]
-    await newcomer.call("join", roomId=dm)
+    dm = await direct_chat(newcomer)
     offer = await newcomer.call(
         "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
     )
@@ -194,18 +203,10 @@ async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_tran
     reply = await invite(nurse, room_id, bot_user, signed.user_id)
     assert "MSC4268) avec 1 appareil" in reply, reply
     await accept(unsigned, room_id)  # the person joins from the other device: no keys there
-    dm = (await unsigned.call("waitInvite", timeoutMs=60000))["roomId"]
-    await unsigned.call("join", roomId=dm)
+    dm = await direct_chat(unsigned)
     offer = await unsigned.call(
         "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
     )
     assert "ne peut pas recevoir les clés" in offer["content"]["body"], offer
     await unsigned.call("send", roomId=room_id, body="!historique")
-    pdf = await unsigned.call(
-        "waitMessage",
-        roomId=dm,
-        sender=bot_user,
-        contains="Historique de la conversation",
-        timeoutMs=60000,
-    )
-    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
+    await receives_transcript(unsigned, dm, bot_user)
