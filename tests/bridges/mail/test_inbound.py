@@ -8,8 +8,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,7 +27,7 @@ from support import die_after
 
 from tests.bots.conftest import Pro, dm_with_bot
 from tests.bridges.mail import mails
-from tests.bridges.mail.bridge_process import config_json
+from tests.bridges.mail.bridge_process import spawn
 
 pytestmark = pytest.mark.integration
 
@@ -377,17 +375,8 @@ async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
     subjects = [f"Rafale {i:02d}" for i in range(30)]
     for subject in subjects:
         await asyncio.to_thread(mail_servers.deliver, mails.simple(subject), address)
-    config_file = tmp_path / "bridge.json"
-    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
-    root = Path(__file__).resolve().parents[3]
     with (tmp_path / "bridge.log").open("wb") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
-            cwd=root,
-            env={**os.environ, "PYTHONPATH": str(root)},
-            stdout=log,
-            stderr=log,
-        )
+        child = spawn(runner.config, synapse.secrets.directory, tmp_path / "bridge.json", log)
         try:
             await wait_count(pro, room_id, mail_events, 1, timeout=120)
             os.kill(child.pid, signal.SIGKILL)
