@@ -12,6 +12,7 @@ from dossier_service.models.directory import Structure
 from dossier_service.policy import Principal
 from dossier_service.services import structures
 from dossier_service.services.errors import Conflict
+from tests.directory_support import structure_row
 from tests.dossier_service.conftest import ADMIN, COORD, OUTSIDER, Api
 
 FINESS = "750000001"
@@ -26,25 +27,8 @@ async def _structures(api: Api) -> None:
     async with db.sessions() as session:
         for finess, name in ((FINESS, "SSIAD DU MARAIS"), (OTHER_FINESS, "CCAS DE PARIS")):
             session.add(
-                Structure(
-                    finess=finess,
-                    legal_finess="750000000",
-                    name=name,
-                    long_name=name,
-                    address="1 RUE DU TEMPLE",
-                    postcode="75003",
-                    city="PARIS",
-                    commune_code="75103",
-                    dept="75",
-                    phone="",
-                    category_code="354",
-                    category="Service de soins infirmiers à domicile",
-                    aggregate="",
-                    siret="",
-                    sort_key=name.lower(),
-                    content_hash=b"x",
-                    seen_run=1,
-                    updated_at="2026-01-01T00:00:00Z",
+                structure_row(
+                    finess, name, city="PARIS", category="Service de soins infirmiers à domicile"
                 )
             )
         await session.commit()

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import text
 
 from dossier_service import appkeys
-from dossier_service.models.directory import Structure
+from tests.directory_support import structure_row
 from tests.dossier_service.conftest import ADMIN, COORD, MEMBER, Api
 
 PERIOD = {"start": "2026-03-01", "end": "2026-05-31"}
@@ -33,28 +33,7 @@ async def wait_ready(api: Api, report_id: str, user: str = ADMIN) -> dict[str, A
 
 async def add_structure(api: Api) -> None:
     async with api.app[appkeys.DATABASE].transaction() as session:
-        session.add(
-            Structure(
-                finess=FINESS,
-                legal_finess="310000000",
-                name="SSIAD Garonne",
-                long_name="SSIAD Garonne",
-                address="",
-                postcode="31000",
-                city="TOULOUSE",
-                commune_code="31555",
-                dept="31",
-                phone="",
-                category_code="354",
-                category="SSIAD",
-                aggregate="",
-                siret="",
-                sort_key="ssiad garonne",
-                content_hash=b"x",
-                seen_run=1,
-                updated_at="2026-01-01",
-            )
-        )
+        session.add(structure_row(FINESS, "SSIAD Garonne", city="TOULOUSE", category="SSIAD"))
 
 
 async def test_an_admin_asks_gets_and_downloads_an_extraction(api: Api) -> None:

@@ -573,31 +573,17 @@ async def test_a_structure_joins_the_circle_from_the_page_without_then_with_acce
     """Issue 18: "Ajouter une structure" by its FINESS number; sans accès it is only shown;
     "Habiliter" gives its members the file."""
     from dossier_service.models.circle import StructureMember
-    from dossier_service.models.directory import Structure
+    from tests.directory_support import structure_row
 
     patient = await site.seed_patient()
     worker = "@assistante.sociale:cercle.test"
     async with site.db.transaction() as session:
         session.add(
-            Structure(
-                finess="750000001",
-                legal_finess="750000000",
-                name="CCAS DE PARIS",
-                long_name="CCAS DE PARIS",
-                address="",
-                postcode="75004",
+            structure_row(
+                "750000001",
+                "CCAS DE PARIS",
                 city="PARIS",
-                commune_code="75104",
-                dept="75",
-                phone="",
-                category_code="370",
                 category="Centre Communal d'Action Sociale",
-                aggregate="",
-                siret="",
-                sort_key="ccas de paris",
-                content_hash=b"x",
-                seen_run=1,
-                updated_at="2026",
             )
         )
         session.add(
