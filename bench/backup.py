@@ -96,13 +96,24 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="1,000 rooms, 100,000 messages, 2 GB")
     parser.add_argument("--senders", type=int, default=4, help="accounts sending, one pool each")
     parser.add_argument("--workers", type=int, default=24, help="requests in flight")
-    parser.add_argument("--cache-dir", type=Path, default=Path("/var/tmp/cercle-bench-cache"),
-                        help="where generated deployments are kept, by size (on the disk)")  # fmt: skip
-    parser.add_argument("--build-dir", type=Path, default=Path("/dev/shm"),
-                        help="where Synapse writes while generating (tmpfs: fsync is free)")  # fmt: skip
-    parser.add_argument("--generation-timeout", type=float, default=3 * 3600,
-                        help="seconds; past it the generation stops at a checkpoint, resumed "
-                        "by the next run")  # fmt: skip
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("/var/tmp/cercle-bench-cache"),
+        help="where generated deployments are kept, by size (on the disk)",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=Path("/dev/shm"),
+        help="where Synapse writes while generating (tmpfs: fsync is free)",
+    )
+    parser.add_argument(
+        "--generation-timeout",
+        type=float,
+        default=3 * 3600,
+        help="seconds; past it the generation stops at a checkpoint, resumed by the next run",
+    )
     parser.add_argument(
         "--generate-only", action="store_true", help="fill the cache, measure nothing"
     )
@@ -133,17 +144,28 @@ def run(args: argparse.Namespace, size: Size) -> None:
     if args.generate_only:
         cache = args.cache_dir / f"backup-{size.key()}"
         if not (cache / "deployment.json").exists():
-            bench_deployment.generate(size, cache, args.build_dir, senders=args.senders,
-                                      workers=args.workers, timeout=args.generation_timeout)  # fmt: skip
+            bench_deployment.generate(
+                size,
+                cache,
+                args.build_dir,
+                senders=args.senders,
+                workers=args.workers,
+                timeout=args.generation_timeout,
+            )
         print(f"Déploiement en cache : {cache}")
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cercle-bench-backup-", dir="/var/tmp"))
     try:
         deployment = bench_deployment.prepare(
-            size, args.cache_dir, args.build_dir, work, senders=args.senders,
-            workers=args.workers, timeout=args.generation_timeout,
+            size,
+            args.cache_dir,
+            args.build_dir,
+            work,
+            senders=args.senders,
+            workers=args.workers,
+            timeout=args.generation_timeout,
             checkpoint=args.measure_checkpoint,
-        )  # fmt: skip
+        )
         measure(deployment, work, args.workers)
     finally:
         if args.workdir is None:

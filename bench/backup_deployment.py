@@ -73,8 +73,11 @@ class Sender:
     def encrypt(self, room_id: str, body: str) -> dict[str, str]:
         """A real megolm event: one outbound session per room and sender, as a client has."""
         session = self.sessions.setdefault(room_id, vodozemac.GroupSession())
-        payload = {"type": "m.room.message", "room_id": room_id,
-                   "content": {"msgtype": "m.text", "body": body}}  # fmt: skip
+        payload = {
+            "type": "m.room.message",
+            "room_id": room_id,
+            "content": {"msgtype": "m.text", "body": body},
+        }
         return {
             "algorithm": "m.megolm.v1.aes-sha2",
             "ciphertext": session.encrypt(json.dumps(payload).encode()).to_base64(),
@@ -121,8 +124,11 @@ class Progress:
             self.last = now
             rate = self.rate
             left = (self.total - self.done) / rate if rate else 0
-            print(f"  {self.what} : {self.done}/{self.total} ({rate:.0f}/s, reste ~{left:.0f} s, "
-                  f"charge {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+            print(
+                f"  {self.what} : {self.done}/{self.total} ({rate:.0f}/s, reste ~{left:.0f} s, "
+                f"charge {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
 
     @property
     def rate(self) -> float:
@@ -155,9 +161,17 @@ async def create_rooms(
         while not indexes.empty():
             i = indexes.get_nowait()
             owner = i % len(senders)
-            body = {"name": f"Suivi {i}", "preset": "private_chat", "initial_state": [
-                {"type": "m.room.encryption", "state_key": "",
-                 "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}  # fmt: skip
+            body = {
+                "name": f"Suivi {i}",
+                "preset": "private_chat",
+                "initial_state": [
+                    {
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }
+                ],
+            }
             url = f"{base}/_matrix/client/v3/createRoom"
             async with pools[owner].post(url, json=body) as resp:
                 assert resp.status == 200, resp.status
@@ -173,9 +187,14 @@ async def create_rooms(
 
 
 async def send_messages(
-    base: str, senders: list[Sender], rooms: list[tuple[int, str]], numbers: range,
-    workers: int, txn_prefix: str, progress: Progress,
-) -> float:  # fmt: skip
+    base: str,
+    senders: list[Sender],
+    rooms: list[tuple[int, str]],
+    numbers: range,
+    workers: int,
+    txn_prefix: str,
+    progress: Progress,
+) -> float:
     """Messages ``numbers`` (message n in room n mod len(rooms), by its owner), ``workers``
     requests in flight. Transaction ids ``<prefix>-<n>``: the same message sent again (a
     resumed chunk) is answered with the first event, not doubled. Returns messages/s."""
@@ -275,9 +294,15 @@ def generate(
             t = time.monotonic()
             accounts = make_senders(synapse, senders)
             rooms = asyncio.run(create_rooms(synapse.base_url, accounts, size.rooms, workers))
-            state = {"senders": [s.saved() for s in accounts], "rooms": rooms, "sent": 0,
-                     "seconds": 0.0, "rooms_seconds": time.monotonic() - t, "started": time.time(),
-                     "loads": [os.getloadavg()[0]]}  # fmt: skip
+            state = {
+                "senders": [s.saved() for s in accounts],
+                "rooms": rooms,
+                "sent": 0,
+                "seconds": 0.0,
+                "rooms_seconds": time.monotonic() - t,
+                "started": time.time(),
+                "loads": [os.getloadavg()[0]],
+            }
             _save(state_file, state)
         accounts = [Sender(**s) for s in state["senders"]]
         rooms = [(int(o), str(r)) for o, r in state["rooms"]]
@@ -341,9 +366,16 @@ def park(building: Path, parked: Path) -> None:
 
 
 def prepare(
-    size: Size, cache_dir: Path, build_dir: Path, run_dir: Path, *, senders: int, workers: int,
-    timeout: float, checkpoint: bool = False,
-) -> Deployment:  # fmt: skip
+    size: Size,
+    cache_dir: Path,
+    build_dir: Path,
+    run_dir: Path,
+    *,
+    senders: int,
+    workers: int,
+    timeout: float,
+    checkpoint: bool = False,
+) -> Deployment:
     """The run's own copy (``run_dir/var``) of the cached deployment, generated if missing.
     ``checkpoint``: instead, the generation's last checkpoint (its messages so far), media and
     documents written into the copy: a partial deployment, said as such."""

@@ -397,8 +397,14 @@ def synthetic_restore(rooms: int) -> None:
     bot = "@cercle-bot:cercle.localhost"
 
     def ev(kind: str, key: str, content: dict[str, Any], sender: str = bot) -> dict[str, Any]:
-        return {"type": kind, "state_key": key, "sender": sender, "content": content,
-                "event_id": f"${secrets.token_hex(8)}", "origin_server_ts": 1}  # fmt: skip
+        return {
+            "type": kind,
+            "state_key": key,
+            "sender": sender,
+            "content": content,
+            "event_id": f"${secrets.token_hex(8)}",
+            "origin_server_ts": 1,
+        }
 
     t0 = time.perf_counter()
     for start in range(0, rooms, 1000):
@@ -415,17 +421,23 @@ def synthetic_restore(rooms: int) -> None:
                 ev("m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"}),
                 ev("m.room.name", "", {"name": f"Suivi P-{i:06d}"}),
                 ev("fr.cercle.patient", "", {"label": f"P-{i:06d}", "created_at": 1}),
-                *(ev("m.room.member", m, {"membership": "join", "displayname": m[1:8]}, m)
-                  for m in members),
-            ]  # fmt: skip
+                *(
+                    ev("m.room.member", m, {"membership": "join", "displayname": m[1:8]}, m)
+                    for m in members
+                ),
+            ]
             join[f"!room{i:06d}:cercle.localhost"] = {
-                "state": {"events": state}, "timeline": {"events": [], "limited": False}
-            }  # fmt: skip
+                "state": {"events": state},
+                "timeline": {"events": [], "limited": False},
+            }
         resp = SyncResponse.from_dict({"next_batch": "s1", "rooms": {"join": join}})
         snapshot.record(resp, full_state=start == 0)
     db.close()
-    print(f"  instantané de {rooms} salons écrit en {time.perf_counter() - t0:.1f} s "
-          f"({path.stat().st_size / 1e6:.0f} Mo)", flush=True)  # fmt: skip
+    print(
+        f"  instantané de {rooms} salons écrit en {time.perf_counter() - t0:.1f} s "
+        f"({path.stat().st_size / 1e6:.0f} Mo)",
+        flush=True,
+    )
     code = (
         "import sys, time\n"
         "from nio import AsyncClient\n"
@@ -441,9 +453,12 @@ def synthetic_restore(rooms: int) -> None:
         "print(f'{n} {time.perf_counter() - t0:.2f} {r0:.0f} {rss():.0f}')\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    ).stdout.split()  # fmt: skip
+    ).stdout.split()
     n, seconds, rss0, rss1 = int(out[0]), float(out[1]), float(out[2]), float(out[3])
     print(
         f"  relu en {seconds:.2f} s : {n} salons nio ; RSS {rss0:.0f} → {rss1:.0f} Mo "

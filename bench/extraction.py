@@ -269,9 +269,13 @@ class Reads:
 
 
 async def readers(
-    base: str, pages: dict[str, str], cookie: dict[str, str], clients: int, reads: Reads,
+    base: str,
+    pages: dict[str, str],
+    cookie: dict[str, str],
+    clients: int,
+    reads: Reads,
     stop: asyncio.Event,
-) -> None:  # fmt: skip
+) -> None:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=clients)
@@ -333,9 +337,10 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
-        "--cache-dir", type=Path,
+        "--cache-dir",
+        type=Path,
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cercle-bench",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     # killed: the finally blocks still stop the service and drop the run's database
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -347,9 +352,11 @@ async def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     tokens = {
         scope: auth.issue_session(SESSION_KEY, who, lifetime=7200)
-        for scope, who in (("plateforme", bench_platform.ADMIN),
-                           (bench_platform.STRUCTURES[0], bench_platform.REFERENT))
-    }  # fmt: skip
+        for scope, who in (
+            ("plateforme", bench_platform.ADMIN),
+            (bench_platform.STRUCTURES[0], bench_platform.REFERENT),
+        )
+    }
     with tempfile.TemporaryDirectory(prefix="cercle-bench-extraction-") as tmp:
         root = Path(tmp)
         async with (
@@ -362,15 +369,20 @@ async def main() -> None:
             tree = Tree(process.pid)
             print(f"service: {tree.rss() / 2**20:.0f} MB RSS at rest")
             alone = []
-            for scope, wanted in (("plateforme", expected.platform),
-                                  (bench_platform.STRUCTURES[0], expected.structure)):  # fmt: skip
+            for scope, wanted in (
+                ("plateforme", expected.platform),
+                (bench_platform.STRUCTURES[0], expected.structure),
+            ):
                 run = await extract(http, base, tokens[scope], scope, tree)
                 run.scope = "platform" if scope == "plateforme" else "structure"
                 print(show(run), "|", check(run, wanted))
                 alone.append(run)
 
-            member = {auth.SESSION_COOKIE: auth.issue_session(SESSION_KEY, bench_platform.MEMBER,
-                                                              lifetime=7200)}  # fmt: skip
+            member = {
+                auth.SESSION_COOKIE: auth.issue_session(
+                    SESSION_KEY, bench_platform.MEMBER, lifetime=7200
+                )
+            }
             pages = {"file page": f"/patients/{expected.read_files[0]}", "dashboard": "/taches"}
             reads, stop = Reads(), asyncio.Event()
             load = asyncio.ensure_future(readers(base, pages, member, args.clients, reads, stop))
@@ -400,17 +412,21 @@ async def main() -> None:
     print("\nextractions under load (wall, asked → ready):")
     for scope in ("plateforme", bench_platform.STRUCTURES[0]):
         walls = [r.wall_s for r in loaded if r.scope == scope]
-        print(f"  {scope:<10} {len(walls)} runs, median {statistics.median(walls):.1f} s, "
-              f"max {max(walls):.1f} s")  # fmt: skip
+        print(
+            f"  {scope:<10} {len(walls)} runs, median {statistics.median(walls):.1f} s, "
+            f"max {max(walls):.1f} s"
+        )
     print(f"\nother users' reads ({args.clients} clients, {reads.errors} errors):")
     for page in pages:
         quiet, during = reads.windows["quiet"][page], reads.windows["during"][page]
         ratio = pct(during, 0.99) / pct(quiet, 0.99)
-        print(f"  {page:<10} without: {len(quiet):5} reads p50 {pct(quiet, 0.5):6.1f} ms p99 "
-              f"{pct(quiet, 0.99):6.1f} ms | during: {len(during):5} reads p50 "
-              f"{pct(during, 0.5):6.1f} ms p99 {pct(during, 0.99):6.1f} ms | p99 ratio "
-              f"{ratio:.2f} {'OK' if ratio <= 1.2 else 'NOT MET'} (≤ 1.20; under 0.80, the "
-              "machine's noise fell on the quiet windows)")  # fmt: skip
+        print(
+            f"  {page:<10} without: {len(quiet):5} reads p50 {pct(quiet, 0.5):6.1f} ms p99 "
+            f"{pct(quiet, 0.99):6.1f} ms | during: {len(during):5} reads p50 "
+            f"{pct(during, 0.5):6.1f} ms p99 {pct(during, 0.99):6.1f} ms | p99 ratio "
+            f"{ratio:.2f} {'OK' if ratio <= 1.2 else 'NOT MET'} (≤ 1.20; under 0.80, the "
+            "machine's noise fell on the quiet windows)"
+        )
 
     print("slowest reads during the extractions (where in the extraction they started):")
     for seconds, start, page in sorted(reads.slow, reverse=True)[:5]:

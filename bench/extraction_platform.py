@@ -144,31 +144,85 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
             await connection.execute(insert(table_of(model)), batch)
         counted["rows"] += len(batch)
 
-    await put(Structure, (
-        {"finess": f, "legal_finess": f, "name": f"Structure {i}", "long_name": f"Structure {i}",
-         "address": "", "postcode": "31000", "city": "Toulouse", "commune_code": "31555",
-         "dept": "31", "phone": "", "category_code": "", "category": "", "aggregate": "",
-         "siret": "", "x": None, "y": None, "sort_key": f"structure {i}",
-         "content_hash": bytes(8), "seen_run": 1, "updated_at": "2024-01-01"}
-        for i, f in enumerate(STRUCTURES)
-    ))  # fmt: skip
-    await put(StructureMember, [
-        {"id": new_id(), "finess": STRUCTURES[0], "matrix_user_id": REFERENT,
-         "display_name": "Référente", "role": "referent", "source": "admin",
-         "without_rpps": False, "added_by": ADMIN, "added_at": start}
-    ])  # fmt: skip
-    await put(Patient, (
-        {"id": p, "label": f"Bench {p}", "created_by": "@c:b", "created_at": created[p],
-         "updated_at": created[p], "registered_on": created[p].date(), "file_status": "actif",
-         "birth_first_names": [], "phones": [], "birth_country": "France",
-         "identity_status": "PROV"}
-        for p in ids
-    ))  # fmt: skip
-    await put(FileStatusChange, [
-        {"id": new_id(), "patient_id": p, "status": "clos", "previous_status": "actif",
-         "comment": "", "changed_by": "@c:b", "changed_at": created[p] + timedelta(days=200)}
-        for p in ids if rng.random() < 0.15
-    ])  # fmt: skip
+    await put(
+        Structure,
+        (
+            {
+                "finess": f,
+                "legal_finess": f,
+                "name": f"Structure {i}",
+                "long_name": f"Structure {i}",
+                "address": "",
+                "postcode": "31000",
+                "city": "Toulouse",
+                "commune_code": "31555",
+                "dept": "31",
+                "phone": "",
+                "category_code": "",
+                "category": "",
+                "aggregate": "",
+                "siret": "",
+                "x": None,
+                "y": None,
+                "sort_key": f"structure {i}",
+                "content_hash": bytes(8),
+                "seen_run": 1,
+                "updated_at": "2024-01-01",
+            }
+            for i, f in enumerate(STRUCTURES)
+        ),
+    )
+    await put(
+        StructureMember,
+        [
+            {
+                "id": new_id(),
+                "finess": STRUCTURES[0],
+                "matrix_user_id": REFERENT,
+                "display_name": "Référente",
+                "role": "referent",
+                "source": "admin",
+                "without_rpps": False,
+                "added_by": ADMIN,
+                "added_at": start,
+            }
+        ],
+    )
+    await put(
+        Patient,
+        (
+            {
+                "id": p,
+                "label": f"Bench {p}",
+                "created_by": "@c:b",
+                "created_at": created[p],
+                "updated_at": created[p],
+                "registered_on": created[p].date(),
+                "file_status": "actif",
+                "birth_first_names": [],
+                "phones": [],
+                "birth_country": "France",
+                "identity_status": "PROV",
+            }
+            for p in ids
+        ),
+    )
+    await put(
+        FileStatusChange,
+        [
+            {
+                "id": new_id(),
+                "patient_id": p,
+                "status": "clos",
+                "previous_status": "actif",
+                "comment": "",
+                "changed_by": "@c:b",
+                "changed_at": created[p] + timedelta(days=200),
+            }
+            for p in ids
+            if rng.random() < 0.15
+        ],
+    )
     in_structure: set[str] = set()  # patients whose circle holds STRUCTURES[0] in the year
     circle = []
     for n, p in enumerate(ids):
@@ -178,28 +232,55 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
             finess = rng.choice(STRUCTURES) if kind == "structure" else None
             if finess == STRUCTURES[0] and added < year_end:
                 in_structure.add(p)
-            circle.append({
-                "id": new_id(), "patient_id": p, "kind": kind, "display_name": f"m{k}",
-                "matrix_user_id": MEMBER if k == 0 and n < READ_FILES else
-                f"@u{rng.randrange(2000)}:b" if kind != "structure" else None,
-                "directory_id": finess, "profession": "", "specialty": "",
-                "role": "intervenant", "has_access": True, "description": "",
-                "added_by": "@c:b", "added_at": added,
-            })  # fmt: skip
+            circle.append(
+                {
+                    "id": new_id(),
+                    "patient_id": p,
+                    "kind": kind,
+                    "display_name": f"m{k}",
+                    "matrix_user_id": (
+                        MEMBER
+                        if k == 0 and n < READ_FILES
+                        else (f"@u{rng.randrange(2000)}:b" if kind != "structure" else None)
+                    ),
+                    "directory_id": finess,
+                    "profession": "",
+                    "specialty": "",
+                    "role": "intervenant",
+                    "has_access": True,
+                    "description": "",
+                    "added_by": "@c:b",
+                    "added_at": added,
+                }
+            )
     await put(CircleMember, circle)
     del circle
 
     def notes() -> Iterator[dict[str, Any]]:
         step = timedelta(days=700) / max(1, notebook)
         for i in range(notebook):
-            yield {"id": new_id(), "patient_id": ids[i % patients], "kind": "note",
-                   "text": f"Transmission {i} : RAS, patient vu à domicile.", "author": "@c:b",
-                   "source": "web", "created_at": start + step * i}  # fmt: skip
+            yield {
+                "id": new_id(),
+                "patient_id": ids[i % patients],
+                "kind": "note",
+                "text": f"Transmission {i} : RAS, patient vu à domicile.",
+                "author": "@c:b",
+                "source": "web",
+                "created_at": start + step * i,
+            }
 
     await put(NotebookEntry, notes())
     platform: dict[str, int] = dict.fromkeys(
-        ("Messages échangés", "Signalements", "dont urgences", "Tâches créées", "Exports",
-         "Hospitalisations"), 0)  # fmt: skip
+        (
+            "Messages échangés",
+            "Signalements",
+            "dont urgences",
+            "Tâches créées",
+            "Exports",
+            "Hospitalisations",
+        ),
+        0,
+    )
     structure = dict(platform)
 
     def count(p: str, label: str, n: int = 1) -> None:
@@ -213,30 +294,69 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
             day = YEAR[0] + timedelta(days=d)
             n = rng.randint(1, 40)
             count(p, "Messages échangés", n)
-            events.append({"id": new_id(), "patient_id": p, "kind": "messages",
-                           "ref": f"!{p}|{day}", "of_ref": None, "flag_kind": "",
-                           "at": datetime.combine(day, datetime.min.time(), UTC) +
-                           timedelta(hours=12), "day": day.isoformat(), "count": n})  # fmt: skip
+            events.append(
+                {
+                    "id": new_id(),
+                    "patient_id": p,
+                    "kind": "messages",
+                    "ref": f"!{p}|{day}",
+                    "of_ref": None,
+                    "flag_kind": "",
+                    "at": datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12),
+                    "day": day.isoformat(),
+                    "count": n,
+                }
+            )
         for f in range(3):
             raised = year_start + timedelta(minutes=rng.randrange(525_000))
             ref = f"$flag-{p}-{f}"
             kind = rng.choice(["urgent", "demande"])
             count(p, "Signalements")
             count(p, "dont urgences", kind == "urgent")
-            events.append({"id": new_id(), "patient_id": p, "kind": "signalement", "ref": ref,
-                           "of_ref": None, "flag_kind": kind, "at": raised,
-                           "day": raised.date().isoformat(), "count": 1})  # fmt: skip
+            events.append(
+                {
+                    "id": new_id(),
+                    "patient_id": p,
+                    "kind": "signalement",
+                    "ref": ref,
+                    "of_ref": None,
+                    "flag_kind": kind,
+                    "at": raised,
+                    "day": raised.date().isoformat(),
+                    "count": 1,
+                }
+            )
             if rng.random() < 0.9:
                 acked = raised + timedelta(minutes=rng.expovariate(1 / 20))
-                events.append({"id": new_id(), "patient_id": p, "kind": "prise_en_compte",
-                               "ref": f"$ack-{p}-{f}", "of_ref": ref, "flag_kind": "",
-                               "at": acked, "day": acked.date().isoformat(), "count": 1})  # fmt: skip
+                events.append(
+                    {
+                        "id": new_id(),
+                        "patient_id": p,
+                        "kind": "prise_en_compte",
+                        "ref": f"$ack-{p}-{f}",
+                        "of_ref": ref,
+                        "flag_kind": "",
+                        "at": acked,
+                        "day": acked.date().isoformat(),
+                        "count": 1,
+                    }
+                )
         if rng.random() < 0.3:
             at = year_start + timedelta(minutes=rng.randrange(525_000))
             count(p, "Exports")
-            events.append({"id": new_id(), "patient_id": p, "kind": "export", "ref": f"$e-{p}",
-                           "of_ref": None, "flag_kind": "", "at": at,
-                           "day": at.date().isoformat(), "count": 1})  # fmt: skip
+            events.append(
+                {
+                    "id": new_id(),
+                    "patient_id": p,
+                    "kind": "export",
+                    "ref": f"$e-{p}",
+                    "of_ref": None,
+                    "flag_kind": "",
+                    "at": at,
+                    "day": at.date().isoformat(),
+                    "count": 1,
+                }
+            )
     events.sort(key=lambda e: e["at"])  # written as they happened
     await put(ActivityEvent, events)
     n_events = len(events)
@@ -248,12 +368,25 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
             done = made + timedelta(days=rng.uniform(0, 20)) if rng.random() < 0.7 else None
             count(p, "Tâches créées")
             task = new_id()
-            tasks.append({"id": task, "patient_id": p, "type": "Soins", "subtypes": [],
-                          "level": "normale", "label": "Passage infirmier", "due_date": (made +
-                          timedelta(days=7)).date(), "state": "fait" if done else "à faire",
-                          "comment": "", "form_id": None, "document_ids": [],
-                          "created_by": "@c:b", "created_at": made, "updated_at": made,
-                          "closed_at": done})  # fmt: skip
+            tasks.append(
+                {
+                    "id": task,
+                    "patient_id": p,
+                    "type": "Soins",
+                    "subtypes": [],
+                    "level": "normale",
+                    "label": "Passage infirmier",
+                    "due_date": (made + timedelta(days=7)).date(),
+                    "state": "fait" if done else "à faire",
+                    "comment": "",
+                    "form_id": None,
+                    "document_ids": [],
+                    "created_by": "@c:b",
+                    "created_at": made,
+                    "updated_at": made,
+                    "closed_at": done,
+                }
+            )
             if n < READ_FILES:
                 assignees.append({"task_id": task, "kind": "personne", "ref": MEMBER})
     await put(Task, tasks)
@@ -262,14 +395,26 @@ async def _build(url: str, patients: int, notebook: int) -> Expected:
     for p in ids:
         if rng.random() < 0.2:
             count(p, "Hospitalisations")
-            stays.append({"id": new_id(), "patient_id": p, "structure": "CHU", "service": "",
-                          "admission_at": datetime(2025, 3, 1, tzinfo=UTC) +
-                          timedelta(days=rng.randrange(250)), "discharge_at": None,
-                          "comment": "", "created_by": "@c:b",
-                          "created_at": datetime(2025, 3, 1, tzinfo=UTC)})  # fmt: skip
+            stays.append(
+                {
+                    "id": new_id(),
+                    "patient_id": p,
+                    "structure": "CHU",
+                    "service": "",
+                    "admission_at": (
+                        datetime(2025, 3, 1, tzinfo=UTC) + timedelta(days=rng.randrange(250))
+                    ),
+                    "discharge_at": None,
+                    "comment": "",
+                    "created_by": "@c:b",
+                    "created_at": datetime(2025, 3, 1, tzinfo=UTC),
+                }
+            )
     await put(Hospitalisation, stays)
     await db.dispose()
-    print(f"platform built in {time.perf_counter() - t0:.0f} s: {patients:,} patients, "
-          f"{notebook:,} notebook entries, {n_events:,} activity events, {len(tasks):,} "
-          f"tasks, {counted['rows']:,} rows in all")  # fmt: skip
+    print(
+        f"platform built in {time.perf_counter() - t0:.0f} s: {patients:,} patients, "
+        f"{notebook:,} notebook entries, {n_events:,} activity events, {len(tasks):,} "
+        f"tasks, {counted['rows']:,} rows in all"
+    )
     return Expected(platform, structure, ids[:READ_FILES])

@@ -144,12 +144,16 @@ async def bench(args: argparse.Namespace) -> None:
         work,
         extra={
             "mail_bridge": {
-                "enabled": True, "imap_host": "127.0.0.1", "imap_port": servers.imap_port,
-                "smtp_host": "127.0.0.1", "smtp_port": servers.smtp_port,
-                "ca_file": str(servers.ca_file), "backfill": 0,
+                "enabled": True,
+                "imap_host": "127.0.0.1",
+                "imap_port": servers.imap_port,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": servers.smtp_port,
+                "ca_file": str(servers.ca_file),
+                "backfill": 0,
             }
         },
-    )  # fmt: skip
+    )
     profile = site.profile
     synapse = site.synapse()
     synapse.start()

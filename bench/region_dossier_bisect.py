@@ -66,9 +66,14 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 
 async def _turn(
-    http: aiohttp.ClientSession, url: str, headers: dict[str, str], pid: str, pattern: str,
-    seconds: float, clients: int,
-) -> dict[str, Any]:  # fmt: skip
+    http: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    pid: str,
+    pattern: str,
+    seconds: float,
+    clients: int,
+) -> dict[str, Any]:
     reads: list[float] = []
     writes: list[float] = []
     errors = 0
@@ -126,14 +131,14 @@ async def _run(deps: list[Deployment], args: argparse.Namespace) -> None:
                     cpu = " ".join(
                         f"{k} {after[k] - before[k]:.1f} s ({1000 * (after[k] - before[k]) / max(done, 1):.1f} ms/req)"
                         for k in after
-                    )  # fmt: skip
+                    )
                     print(
                         f"{rnd} {label:17} {pattern:6} reads/s {len(res['reads']) / args.seconds:6.1f} "
                         f"p50/p99 {1000 * pct(res['reads'], 50):5.0f}/{1000 * pct(res['reads'], 99):5.0f} ms "
                         f"writes/s {len(res['writes']) / args.seconds:5.1f} err {res['errors']} | "
                         f"CPU {cpu} | load {os.getloadavg()[0]:.1f}",
                         flush=True,
-                    )  # fmt: skip
+                    )
 
 
 def main() -> int:

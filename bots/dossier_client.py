@@ -330,8 +330,11 @@ class DossierClient:
         roles = (await self.catalogue()).get("roles")
         if not isinstance(roles, list):
             return {}
-        return {str(r["code"]): str(r["label"]) for r in roles
-                if isinstance(r, Mapping) and r.get("code") and r.get("label")}  # fmt: skip
+        return {
+            str(r["code"]): str(r["label"])
+            for r in roles
+            if isinstance(r, Mapping) and r.get("code") and r.get("label")
+        }
 
 
 def _q(value: str) -> str:

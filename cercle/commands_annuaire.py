@@ -69,8 +69,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     refreshed = asyncio.run(refresh_memberships(database_url_of(ctx.profile)))
     if args.json:
-        print(json.dumps({**report.as_dict(), "membres_des_structures": refreshed.as_dict()},
-                         ensure_ascii=False, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {**report.as_dict(), "membres_des_structures": refreshed.as_dict()},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     _print_report(report, as_json=False)
     print(

@@ -346,11 +346,13 @@ class Supervisor:
             mail = self.profile.section("mail_bridge")
             asyncio.run(
                 ensure_bridge_account(
-                    self.profile.admin_url, accounts.admin_token, self.secrets,
+                    self.profile.admin_url,
+                    accounts.admin_token,
+                    self.secrets,
                     user_id=f"@{mail['localpart']}:{self.profile.server_name}",
                     display_name=str(mail["display_name"]),
                 )
-            )  # fmt: skip
+            )
         for service in self.services:
             announce(f"Démarrage du service {service.name}…")
             service.start()

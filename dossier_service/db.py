@@ -123,9 +123,12 @@ def build_database(
         engine, class_=AsyncSession, sync_session_class=session_class, expire_on_commit=False
     )
     return Database(
-        engine=engine, sessions=sessions, checkpointer=checkpointer, revisions=revisions,
+        engine=engine,
+        sessions=sessions,
+        checkpointer=checkpointer,
+        revisions=revisions,
         notices=notices,
-    )  # fmt: skip
+    )
 
 
 READER_SETTINGS = (

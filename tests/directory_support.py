@@ -15,6 +15,7 @@ from dossier_service.config import DossierConfig
 from dossier_service.directory.database import Connection
 from dossier_service.directory.database import connect as _connect
 from dossier_service.migrate import upgrade_blocking
+from dossier_service.models.directory import Structure
 
 _template: list[Path] = []
 
@@ -58,3 +59,27 @@ def dossier_config(db: Path | str, **fields: Any) -> DossierConfig:
     }
     values.update(fields)
     return DossierConfig(**values)
+
+
+def structure_row(finess: str, name: str, **fields: Any) -> Structure:
+    """A structure of the FINESS extract as its import leaves it: ``name``, what the test
+    names in ``fields`` (``city``, ``category`` …), the other columns blank."""
+    values: dict[str, Any] = {
+        "legal_finess": "",
+        "long_name": name,
+        "address": "",
+        "postcode": "",
+        "city": "",
+        "commune_code": "",
+        "dept": "",
+        "phone": "",
+        "category_code": "",
+        "category": "",
+        "aggregate": "",
+        "siret": "",
+        "sort_key": name.lower(),
+        "content_hash": b"x",
+        "seen_run": 1,
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    return Structure(finess=finess, name=name, **(values | fields))

@@ -40,8 +40,15 @@ BROWSER_MARKS = [
         not Path(CHROMIUM).exists(), reason="chromium absent (installé par make test)"
     ),
 ]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 # The shared sample of the public RPPS extract (beside the checkout, or the machine's copy).

@@ -19,8 +19,15 @@ import pikepdf
 
 from bots.export.binding import PageStamp, PdfBindingError
 
-_FIRST_WINS = ("/Lang", "/OpenAction", "/PageLayout", "/PageMode", "/ViewerPreferences",
-               "/MarkInfo", "/Metadata")  # fmt: skip
+_FIRST_WINS = (
+    "/Lang",
+    "/OpenAction",
+    "/PageLayout",
+    "/PageMode",
+    "/ViewerPreferences",
+    "/MarkInfo",
+    "/Metadata",
+)
 _REBUILT = {"/Type", "/Pages", "/Names", "/AF", "/Version"}
 _SUBSET_TAG = re.compile(r"/[A-Z]{6}\+")
 

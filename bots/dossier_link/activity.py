@@ -88,9 +88,15 @@ class Activity:
                 self.outbox.enqueue(
                     f"activity:messages:{room_id}|{day}:{count}",
                     ACTIVITY,
-                    {"kind": "messages", "room_id": room_id, "ref": f"{room_id}|{day}",
-                     "day": day, "count": count, "at_ms": _noon_ms(day)},
-                )  # fmt: skip
+                    {
+                        "kind": "messages",
+                        "room_id": room_id,
+                        "ref": f"{room_id}|{day}",
+                        "day": day,
+                        "count": count,
+                        "at_ms": _noon_ms(day),
+                    },
+                )
                 self.db.execute(
                     "UPDATE activity_counts SET reported = ? WHERE room_id = ? AND day = ?",
                     (count, room_id, day),
@@ -106,25 +112,39 @@ class Activity:
     def flag_raised(self, room_id: str, kind: str, *, by: str, at_ms: int) -> None:
         ref = flag_ref(room_id, by, at_ms)
         self.outbox.enqueue(
-            f"activity:signalement:{ref}", ACTIVITY,
-            {"kind": "signalement", "room_id": room_id, "ref": ref, "flag_kind": kind,
-             "at_ms": at_ms},
-        )  # fmt: skip
+            f"activity:signalement:{ref}",
+            ACTIVITY,
+            {
+                "kind": "signalement",
+                "room_id": room_id,
+                "ref": ref,
+                "flag_kind": kind,
+                "at_ms": at_ms,
+            },
+        )
 
-    def flag_acknowledged(self, room_id: str, *, by: str, at_ms: int, flag_by: str,
-                          flag_at_ms: int) -> None:  # fmt: skip
+    def flag_acknowledged(
+        self, room_id: str, *, by: str, at_ms: int, flag_by: str, flag_at_ms: int
+    ) -> None:
         ref = f"{flag_ref(room_id, flag_by, flag_at_ms)}|vu|{by}|{at_ms}"
         self.outbox.enqueue(
-            f"activity:prise_en_compte:{ref}", ACTIVITY,
-            {"kind": "prise_en_compte", "room_id": room_id, "ref": ref,
-             "of_ref": flag_ref(room_id, flag_by, flag_at_ms), "at_ms": at_ms},
-        )  # fmt: skip
+            f"activity:prise_en_compte:{ref}",
+            ACTIVITY,
+            {
+                "kind": "prise_en_compte",
+                "room_id": room_id,
+                "ref": ref,
+                "of_ref": flag_ref(room_id, flag_by, flag_at_ms),
+                "at_ms": at_ms,
+            },
+        )
 
     def exported(self, room_id: str, *, event_id: str, at_ms: int) -> None:
         self.outbox.enqueue(
-            f"activity:export:{event_id}", ACTIVITY,
+            f"activity:export:{event_id}",
+            ACTIVITY,
             {"kind": "export", "room_id": room_id, "ref": event_id, "at_ms": at_ms},
-        )  # fmt: skip
+        )
 
 
 def _noon_ms(day: str) -> int:

@@ -54,9 +54,13 @@ class Announcements:
         task_key = _task_key(event, pid)
         command = self._task_commands.get(task_key) if task_key else None
         await self.io.send_notice(
-            room_id, notice.plain, notice.html, mentions=notice.mentions,
-            txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"), reply_to=command,
-        )  # fmt: skip
+            room_id,
+            notice.plain,
+            notice.html,
+            mentions=notice.mentions,
+            txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"),
+            reply_to=command,
+        )
         if task_key:
             self._task_commands.pop(task_key, None)
 
@@ -73,19 +77,26 @@ class Announcements:
             if room_id is None:
                 continue
             await links.wait_for_room(room_id)
-            notice = await self.render({"type": "task.overdue", "payload": task, "patient_id": pid},
-                                 pid, room_id)  # fmt: skip
+            notice = await self.render(
+                {"type": "task.overdue", "payload": task, "patient_id": pid}, pid, room_id
+            )
             assert notice is not None
             await self.io.send_notice(
-                room_id, notice.plain, notice.html, mentions=notice.mentions,
+                room_id,
+                notice.plain,
+                notice.html,
+                mentions=notice.mentions,
                 txn_id=txn_for(f"overdue-{task_id}", "room"),
-            )  # fmt: skip
+            )
             for user in notice.direct_to:
                 dm = await links.direct_room(user)
                 await self.io.send_notice(
-                    dm, notice.plain, notice.html, mentions=[user],
+                    dm,
+                    notice.plain,
+                    notice.html,
+                    mentions=[user],
                     txn_id=txn_for(f"overdue-{task_id}", f"dm-{user}"),
-                )  # fmt: skip
+                )
             links.store.mark_overdue_announced(task_id)
             count += 1
         return count

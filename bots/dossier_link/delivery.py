@@ -83,9 +83,13 @@ class OutboxDelivery:
     # -- the handler table --
     async def _create_patient(self, op: CreatePatient, key: str) -> Result:
         created = await self.dossier.create_patient(
-            room_id=op.room_id, label=op.label or "", coordinator=op.actor,
-            coordinator_name=op.actor_name, patient_id=op.pseudonym, key=key,
-        )  # fmt: skip
+            room_id=op.room_id,
+            label=op.label or "",
+            coordinator=op.actor,
+            coordinator_name=op.actor_name,
+            patient_id=op.pseudonym,
+            key=key,
+        )
         pid = str(created["id"])
         await self.links.set_patient_state(op.room_id, pid)
         return {"patient_id": pid}
@@ -112,9 +116,14 @@ class OutboxDelivery:
         pid = await self._pid(op)
         self.announcements.remember_task_command(pid, str(op.actor), op.label, op.command)
         task = await self.dossier.create_task(
-            pid, label=op.label, type=op.type or "Coordination", assignees=op.assignees or [],
-            due_date=op.due_date, actor=op.actor, key=key,
-        )  # fmt: skip
+            pid,
+            label=op.label,
+            type=op.type or "Coordination",
+            assignees=op.assignees or [],
+            due_date=op.due_date,
+            actor=op.actor,
+            key=key,
+        )
         return {"patient_id": pid, "task_id": task.get("id"), "label": task.get("label")}
 
     async def _close_task(self, op: CloseTask, key: str) -> Result:
@@ -125,16 +134,21 @@ class OutboxDelivery:
     async def _upload_document(self, op: UploadDocument, key: str) -> Result:
         pid = await self._pid(op)
         doc = await self.dossier.upload_document(
-            pid, category=op.category, filename=op.filename, data=self.outbox.read_blob(op.blob),
-            actor=op.actor, key=key,
-        )  # fmt: skip
+            pid,
+            category=op.category,
+            filename=op.filename,
+            data=self.outbox.read_blob(op.blob),
+            actor=op.actor,
+            key=key,
+        )
         return {"patient_id": pid, "document_id": doc.get("id"), "sha256": doc.get("sha256")}
 
     async def _add_to_circle(self, op: AddToCircle, key: str) -> Result:
         pid = await self._pid(op)
         user = op.member.get("matrix_user_id")
-        present = [m for m in await self.dossier.circle(pid)
-                   if user and m.get("matrix_user_id") == user]  # fmt: skip
+        present = [
+            m for m in await self.dossier.circle(pid) if user and m.get("matrix_user_id") == user
+        ]
         if present:  # already in (e.g. added on the page meanwhile): nothing to add
             return {"patient_id": pid, "member_id": present[0].get("id")}
         member = await self.dossier.add_circle_member(pid, dict(op.member), actor=op.actor, key=key)

@@ -81,8 +81,11 @@ class FileEvents:
             # the role labels not read yet (dossier away): Unavailable, the feed waits for it
             notice = await self.announcements.render(event, pid, room_id) if announce else None
             if notice is not None and way:  # the inviter learns which way the history went
-                notice = replace(notice, plain=f"{notice.plain}\nHistorique : {way}",
-                                 html=f"{notice.html}<br>Historique : {html.escape(way)}")  # fmt: skip
+                notice = replace(
+                    notice,
+                    plain=f"{notice.plain}\nHistorique : {way}",
+                    html=f"{notice.html}<br>Historique : {html.escape(way)}",
+                )
             if notice is not None:
                 await self.announcements.post_file_notice(room_id, pid, event, notice)
             if kind.startswith(("death.", "patient.")):
@@ -109,9 +112,11 @@ class FileEvents:
         try:
             room_id = await self.links.direct_room(user)
             await self.links.io.send_notice(
-                room_id, plain, body,
+                room_id,
+                plain,
+                body,
                 txn_id=txn_for(f"dossier-seq-{event.get('seq')}", "extraction-ready"),
-            )  # fmt: skip
+            )
         except MatrixRequestError as exc:
             if exc.errcode in ("M_LIMIT_EXCEEDED", "M_UNKNOWN") or (exc.status or 500) >= 500:
                 raise TransientError(exc.errcode) from None
@@ -129,9 +134,11 @@ class FileEvents:
             bot = links.bot_user_id
             requester = coordinator if isinstance(coordinator, str) else bot
             request = self.patient_room_request(
-                label=str(patient.get("label") or f"Patient {pid}"), pseudonym=pid,
-                requester=requester, bot_user_id=bot,
-            )  # fmt: skip
+                label=str(patient.get("label") or f"Patient {pid}"),
+                pseudonym=pid,
+                requester=requester,
+                bot_user_id=bot,
+            )
             if requester == bot:
                 request["invite"] = []
             # once per file, even when killed before save_file_room (bots.matrix.room_once)

@@ -66,9 +66,13 @@ class CircleMembership:
             actor = str(event.get("actor") or "")
             try:
                 welcome = await self.arrivals.bring_in(
-                    room_id, user, actor=actor if actor.startswith("@") else None,
-                    origin=f"dossier-seq-{seq}", name=name, add_to_circle=False,
-                )  # fmt: skip
+                    room_id,
+                    user,
+                    actor=actor if actor.startswith("@") else None,
+                    origin=f"dossier-seq-{seq}",
+                    name=name,
+                    add_to_circle=False,
+                )
             except UserError:
                 log.warning("invitation impossible depuis le dossier room=%s", room_id)
                 return "invitation impossible (compte introuvable ou refusée par le serveur)"
@@ -79,14 +83,27 @@ class CircleMembership:
             if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
                 raise TransientError(str(resp.status_code))
             await self.record(
-                room_id, pid, f"{name} retiré(e) de la conversation du patient ({reason.lower()})",
-                origin=f"dossier-seq-{seq}", purpose="kick", actor=str(event.get("actor") or "") or None,
-            )  # fmt: skip
+                room_id,
+                pid,
+                f"{name} retiré(e) de la conversation du patient ({reason.lower()})",
+                origin=f"dossier-seq-{seq}",
+                purpose="kick",
+                actor=str(event.get("actor") or "") or None,
+            )
         return None
 
     # -- the care circle as bots.dossier_link.arrivals sees it (CircleDoor) --
-    async def add(self, room_id: str, user: str, *, name: str, role: str, has_access: bool,
-                  actor: str | None, origin: str) -> str | None:  # fmt: skip
+    async def add(
+        self,
+        room_id: str,
+        user: str,
+        *,
+        name: str,
+        role: str,
+        has_access: bool,
+        actor: str | None,
+        origin: str,
+    ) -> str | None:
         """Add ``user`` to the circle of the room's file (nothing if already there); a note
         for the inviter when it could not be done at once."""
         try:
@@ -95,13 +112,21 @@ class CircleMembership:
             return "Ce salon n'est lié à aucun dossier : pas de cercle de soins à compléter."
         except Unavailable:
             pid = None
-        member = {"kind": "professionnel", "display_name": name, "matrix_user_id": user,
-                  "role": role, "has_access": has_access}  # fmt: skip
+        member = {
+            "kind": "professionnel",
+            "display_name": name,
+            "matrix_user_id": user,
+            "role": role,
+            "has_access": has_access,
+        }
         op = AddToCircle(member=member, actor=actor, room_id=room_id, patient_id=pid)
         item = await self.worker.submit(
-            idempotency_key(origin, "circle-add"), op.name, op.payload(), room_id=room_id,
+            idempotency_key(origin, "circle-add"),
+            op.name,
+            op.payload(),
+            room_id=room_id,
             wait_seconds=3.0,
-        )  # fmt: skip
+        )
         if item.status == DONE:
             return None
         if item.status == FAILED:
@@ -111,19 +136,35 @@ class CircleMembership:
             "enregistré dès son retour."
         )
 
-    async def record_entry(self, room_id: str, text: str, *, actor: str | None, origin: str,
-                           purpose: str) -> None:  # fmt: skip
-        await self.record(room_id, self.links.known_patient(room_id), text, origin=origin,
-                          purpose=purpose, actor=actor)  # fmt: skip
+    async def record_entry(
+        self, room_id: str, text: str, *, actor: str | None, origin: str, purpose: str
+    ) -> None:
+        await self.record(
+            room_id,
+            self.links.known_patient(room_id),
+            text,
+            origin=origin,
+            purpose=purpose,
+            actor=actor,
+        )
 
     async def record(
-        self, room_id: str, pid: str | None, text: str, *, origin: str, purpose: str,
-        actor: str | None = None, kind: str = "note", wait_seconds: float = 0.0,
-    ) -> OutboxItem | None:  # fmt: skip
+        self,
+        room_id: str,
+        pid: str | None,
+        text: str,
+        *,
+        origin: str,
+        purpose: str,
+        actor: str | None = None,
+        kind: str = "note",
+        wait_seconds: float = 0.0,
+    ) -> OutboxItem | None:
         """A liaison-notebook entry (with who and when: the dossier stamps the time, the
         author is ``actor``), keyed by the event that caused it: written once."""
-        op = AddNotebookEntry(kind=kind, text=text[:8000], actor=actor, room_id=room_id,
-                              patient_id=pid or None)  # fmt: skip
+        op = AddNotebookEntry(
+            kind=kind, text=text[:8000], actor=actor, room_id=room_id, patient_id=pid or None
+        )
         key = idempotency_key(origin, purpose)
         if wait_seconds <= 0:
             self.enqueue(key, op)

@@ -132,9 +132,19 @@ class RecordActivity(Operation):
 
 OPERATIONS: dict[str, type[Operation]] = {
     op.name: op
-    for op in (CreatePatient, LinkRoom, LeftRoom, AddNotebookEntry, CreateTask, CloseTask,
-               UploadDocument, AddToCircle, EndInCircle, RecordActivity)
-}  # fmt: skip
+    for op in (
+        CreatePatient,
+        LinkRoom,
+        LeftRoom,
+        AddNotebookEntry,
+        CreateTask,
+        CloseTask,
+        UploadDocument,
+        AddToCircle,
+        EndInCircle,
+        RecordActivity,
+    )
+}
 
 
 def parse_operation(name: str, payload: Mapping[str, Any]) -> Operation | None:

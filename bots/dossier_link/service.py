@@ -111,18 +111,40 @@ def build(
     outbox = Outbox(conn, data_dir / "outbox-blobs")
     store = SyncStore(conn)
     dossier = DossierClient(dossier_url, service_token)
-    links = FileLinks(client=client, io=io, dossier=dossier, store=store,
-                      patient_rooms=patient_rooms, creators=creators)  # fmt: skip
+    links = FileLinks(
+        client=client,
+        io=io,
+        dossier=dossier,
+        store=store,
+        patient_rooms=patient_rooms,
+        creators=creators,
+    )
     roles = RoleLabels(dossier)
     announcements = Announcements(links, roles)
     delivery = OutboxDelivery(links, announcements, outbox)
     worker = OutboxWorker(outbox, delivery.deliver, on_outcome=delivery.on_late_outcome)
     membership = CircleMembership(links, worker)
     events = FileEvents(links, membership, announcements, patient_room_request)
-    feed = FeedConsumer(dossier, store, events.on_file_event, poll_seconds=poll_seconds,
-                        quiet_handler=events.on_old_file_event)  # fmt: skip
-    return DossierSync(dossier, outbox, store, links, roles, announcements, membership, events,
-                       worker, feed, Activity(conn, outbox))  # fmt: skip
+    feed = FeedConsumer(
+        dossier,
+        store,
+        events.on_file_event,
+        poll_seconds=poll_seconds,
+        quiet_handler=events.on_old_file_event,
+    )
+    return DossierSync(
+        dossier,
+        outbox,
+        store,
+        links,
+        roles,
+        announcements,
+        membership,
+        events,
+        worker,
+        feed,
+        Activity(conn, outbox),
+    )
 
 
 def connect(services: Any) -> DossierSync | None:
@@ -153,10 +175,15 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
     config = services.config
     dossier_commands.register(
-        registry, client=services.client, links=sync.links, worker=sync.worker,
-        arrivals=services.arrivals, dossier=sync.dossier, roles=sync.roles,
+        registry,
+        client=services.client,
+        links=sync.links,
+        worker=sync.worker,
+        arrivals=services.arrivals,
+        dossier=sync.dossier,
+        roles=sync.roles,
         homeserver_url=config.homeserver_url,
-    )  # fmt: skip
+    )
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
     hook_flags(sync, services.flags)
@@ -174,10 +201,15 @@ def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
 
     async def created(event: PatientRoomCreated) -> None:
         sync.links.note_fresh(event.room_id)
-        op = CreatePatient(room_id=event.room_id, label=event.label, actor=event.requester,
-                           pseudonym=event.pseudonym)  # fmt: skip
-        sync.outbox.enqueue(idempotency_key(event.room_id, "file"), op.name, op.payload(),
-                            room_id=event.room_id)  # fmt: skip
+        op = CreatePatient(
+            room_id=event.room_id,
+            label=event.label,
+            actor=event.requester,
+            pseudonym=event.pseudonym,
+        )
+        sync.outbox.enqueue(
+            idempotency_key(event.room_id, "file"), op.name, op.payload(), room_id=event.room_id
+        )
         sync.worker.wake()
 
     hooks.created.append(created)
@@ -211,18 +243,20 @@ class FlagActivity:
     def __init__(self, sync: DossierSync) -> None:
         self.sync = sync
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int,
-                          **_: Any) -> None:  # fmt: skip
+    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, **_: Any) -> None:
         if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_raised(room_id, str(getattr(kind, "value", kind)), by=by,
-                                           at_ms=at_ms)  # fmt: skip
+            self.sync.activity.flag_raised(
+                room_id, str(getattr(kind, "value", kind)), by=by, at_ms=at_ms
+            )
             self.sync.worker.wake()
 
-    async def flag_acknowledged(self, room_id: str, kind: Any, *, by: str, at_ms: int,
-                                flag_by: str, flag_at_ms: int) -> None:  # fmt: skip
+    async def flag_acknowledged(
+        self, room_id: str, kind: Any, *, by: str, at_ms: int, flag_by: str, flag_at_ms: int
+    ) -> None:
         if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_acknowledged(room_id, by=by, at_ms=at_ms, flag_by=flag_by,
-                                                 flag_at_ms=flag_at_ms)  # fmt: skip
+            self.sync.activity.flag_acknowledged(
+                room_id, by=by, at_ms=at_ms, flag_by=flag_by, flag_at_ms=flag_at_ms
+            )
             self.sync.worker.wake()
 
 
@@ -315,8 +349,9 @@ class FlagJournal:
         text = self._cleared_text(kind, by, at_ms)
         self._write(room_id, text, by, command_event_id, "flag-cleared", held=held)
 
-    def _write(self, room_id: str, text: str, by: str, event_id: str, purpose: str, *,
-               held: bool) -> None:  # fmt: skip
+    def _write(
+        self, room_id: str, text: str, by: str, event_id: str, purpose: str, *, held: bool
+    ) -> None:
         if not self.sync.links.is_patient_room(room_id):
             return
         key = idempotency_key(event_id, purpose)

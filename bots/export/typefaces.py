@@ -104,8 +104,9 @@ class Typefaces:
             if emoji is not None:
                 pdf.add_font(EMOJI_FAMILY, "", str(emoji))
             else:
-                log.warning("police d'emoji absente (%s) : emoji imprimés « [emoji] »",
-                            EMOJI_FONT_FILES[0])  # fmt: skip
+                log.warning(
+                    "police d'emoji absente (%s) : emoji imprimés « [emoji] »", EMOJI_FONT_FILES[0]
+                )
             for key, font in pdf.fonts.items():
                 if not isinstance(font, TTFFont):
                     raise TypeError("the transcript needs the TrueType fonts of fonts/")

@@ -48,12 +48,17 @@ class TranscriptSender:
             await asyncio.to_thread(render_transcript, header, history.entries, path)
             filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
             await self.io.send_file_path(  # streamed: the PDF is never whole in memory
-                dm_room_id, path, filename=filename, mimetype="application/pdf",
+                dm_room_id,
+                path,
+                filename=filename,
+                mimetype="application/pdf",
                 txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),
                 body=f"Historique de la conversation « {label} » (PDF)",
-            )  # fmt: skip
-        text = (f"Vous avez rejoint la conversation « {label} ». Votre application ne peut pas "
-                "lire l'historique chiffré d'avant votre arrivée : le voici en PDF.")  # fmt: skip
+            )
+        text = (
+            f"Vous avez rejoint la conversation « {label} ». Votre application ne peut pas "
+            "lire l'historique chiffré d'avant votre arrivée : le voici en PDF."
+        )
         await self.io.send_notice(
             dm_room_id, text, text, txn_id=txn_for(f"history-{room_id}-{invitee}", "note")
         )

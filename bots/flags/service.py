@@ -277,8 +277,15 @@ class FlagService:
         await self.io.send_notice(
             room_id, plain, body, mentions=[flag.by], txn_id=txn_for(source_event_id, "ack-notice")
         )
-        await self._tell("flag_acknowledged", room_id, FlagKind.URGENT, by=by, at_ms=at_ms,
-                         flag_by=flag.by, flag_at_ms=flag.at_ms)  # fmt: skip
+        await self._tell(
+            "flag_acknowledged",
+            room_id,
+            FlagKind.URGENT,
+            by=by,
+            at_ms=at_ms,
+            flag_by=flag.by,
+            flag_at_ms=flag.at_ms,
+        )
         return True
 
     async def on_reaction(

@@ -156,8 +156,15 @@ class RoomSnapshot:
 def _default_levels(content: Mapping[str, Any]) -> DefaultLevels:
     """nio's defaults for the keys the content leaves out (its schema fills them the same)."""
     levels = DefaultLevels()
-    for name in ("ban", "invite", "kick", "redact", "state_default", "events_default",
-                 "users_default"):  # fmt: skip
+    for name in (
+        "ban",
+        "invite",
+        "kick",
+        "redact",
+        "state_default",
+        "events_default",
+        "users_default",
+    ):
         value = content.get(name)
         if isinstance(value, int):
             setattr(levels, name, value)

@@ -109,11 +109,18 @@ class MailBridge:
             config, client, io, store, vault, http, filing.proposal if filing else None
         )
         sender = MailSender(
-            store, vault,
-            SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_security,
-                         sent_copy_by_server=config.sent_copy_by_server),
-            config.imap_host, config.imap_port, mailboxes.tls,
-        )  # fmt: skip
+            store,
+            vault,
+            SmtpSettings(
+                config.smtp_host,
+                config.smtp_port,
+                config.smtp_security,
+                sent_copy_by_server=config.sent_copy_by_server,
+            ),
+            config.imap_host,
+            config.imap_port,
+            mailboxes.tls,
+        )
         handlers = BridgeHandlers(
             client,
             io,
@@ -127,19 +134,34 @@ class MailBridge:
             directory=dossier,
         )
         sync_loop = SyncLoop(
-            client, ledger, handlers, UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms, backoff_max_seconds=config.backoff_max_seconds,
-        )  # fmt: skip
+            client,
+            ledger,
+            handlers,
+            UndecryptableEvents(client, ledger),
+            timeout_ms=config.sync_timeout_ms,
+            backoff_max_seconds=config.backoff_max_seconds,
+        )
         control = (
-            Control(store, mailboxes, filing, io, secret=control_secret,
-                    server_name=config.server_name)
+            Control(
+                store, mailboxes, filing, io, secret=control_secret, server_name=config.server_name
+            )
             if control_secret and config.control_socket is not None
             else None
-        )  # fmt: skip
+        )
         return cls(
-            config, client, db, store, io, mailboxes, sender, sync_loop, handlers, dossier, http,
+            config,
+            client,
+            db,
+            store,
+            io,
+            mailboxes,
+            sender,
+            sync_loop,
+            handlers,
+            dossier,
+            http,
             control,
-        )  # fmt: skip
+        )
 
     # -- lifecycle --
     async def start(self) -> None:

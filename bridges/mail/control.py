@@ -118,8 +118,10 @@ class Control:
         box = self.store.mailbox(owner)
         config = self.mailboxes.config
         default = config.default_hosts()
-        choice = {"servers_choice": bool(config.allowed_servers),
-                  "default_servers": dataclasses.asdict(default)}  # fmt: skip
+        choice = {
+            "servers_choice": bool(config.allowed_servers),
+            "default_servers": dataclasses.asdict(default),
+        }
         if box is None or not box.connected:
             return web.json_response({"connected": False, **choice})
         hosts = box.hosts(default)
@@ -182,15 +184,21 @@ class Control:
         raw = await self.mailboxes.fetch_mail(mailbox, event_id)
         mail = await asyncio.to_thread(parse_mail, raw)
         filed = await self.filing.file_mail(
-            owner=owner, mail=mail, words=patient[:200], category=category[:100],
+            owner=owner,
+            mail=mail,
+            words=patient[:200],
+            category=category[:100],
             key=f"page|{owner}|{key}",
-        )  # fmt: skip
+        )
         plain, html_body = filed.message()
         assert mailbox.room_id is not None
         await self.io.send_notice(
-            mailbox.room_id, plain, html_body, txn_id=txn_for(f"page|{owner}|{key}", "filed"),
+            mailbox.room_id,
+            plain,
+            html_body,
+            txn_id=txn_for(f"page|{owner}|{key}", "filed"),
             reply_to=event_id,
-        )  # fmt: skip
+        )
         return web.json_response(
             {
                 "patient_id": filed.patient_id,
@@ -211,8 +219,10 @@ def _hosts(value: Any) -> MailHosts | None:
         return None
     if not isinstance(value, dict):
         raise web.HTTPBadRequest()
-    hosts, ports = [value.get("imap_host"), value.get("smtp_host")], [
-        value.get("imap_port"), value.get("smtp_port")]  # fmt: skip
+    hosts, ports = (
+        [value.get("imap_host"), value.get("smtp_host")],
+        [value.get("imap_port"), value.get("smtp_port")],
+    )
     security = value.get("smtp_security", "tls")
     if not all(isinstance(h, str) and _HOST.match(h) for h in hosts):
         raise UserError("Nom de serveur invalide.")

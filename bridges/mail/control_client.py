@@ -48,10 +48,11 @@ class MailBridgeClient:
                     timeout=aiohttp.ClientTimeout(total=self._timeout),
                 ) as http,
                 http.post(
-                    f"http://courriers{path}", json=body,
+                    f"http://courriers{path}",
+                    json=body,
                     headers={"Authorization": f"Bearer {self._secret}"},
                 ) as resp,
-            ):  # fmt: skip
+            ):
                 try:
                     data = json.loads(await resp.read() or b"{}")
                 except ValueError:
@@ -95,6 +96,11 @@ class MailBridgeClient:
     ) -> dict[str, Any]:
         return await self._post(
             "/courriers/classer",
-            {"owner": owner, "event_id": event_id, "patient": patient, "category": category,
-             "key": key},
-        )  # fmt: skip
+            {
+                "owner": owner,
+                "event_id": event_id,
+                "patient": patient,
+                "category": category,
+                "key": key,
+            },
+        )

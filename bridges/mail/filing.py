@@ -91,9 +91,13 @@ class Filing:
         categories = await self._categories()
         words, category = split_category(arguments, categories, DEFAULT_CATEGORY)
         filed = await self.file_mail(
-            owner=mailbox.owner, mail=mail, words=words, category=category,
-            key=f"classer|{ctx.event_id}", categories=categories,
-        )  # fmt: skip
+            owner=mailbox.owner,
+            mail=mail,
+            words=words,
+            category=category,
+            key=f"classer|{ctx.event_id}",
+            categories=categories,
+        )
         await ctx.reply(*filed.message())
 
     async def file_mail(
@@ -135,23 +139,35 @@ class Filing:
         stamp = mail.date.strftime("%Y%m%d") if mail.date else "courrier"
         filed = [f"courrier-{stamp}.txt"]
         await self.dossier.upload_document(
-            pid, category=category, filename=filed[0], data=mail_as_text(mail),
-            actor=owner, key=f"{key}|mail",
-        )  # fmt: skip
+            pid,
+            category=category,
+            filename=filed[0],
+            data=mail_as_text(mail),
+            actor=owner,
+            key=f"{key}|mail",
+        )
         refused: list[str] = []
         for i, attachment in enumerate(mail.attachments):
             try:
                 await self.dossier.upload_document(
-                    pid, category=category, filename=attachment.filename, data=attachment.data,
-                    actor=owner, key=f"{key}|file-{i}",
-                )  # fmt: skip
+                    pid,
+                    category=category,
+                    filename=attachment.filename,
+                    data=attachment.data,
+                    actor=owner,
+                    key=f"{key}|file-{i}",
+                )
                 filed.append(attachment.filename)
             except Refused:
                 refused.append(attachment.filename)
         await self.dossier.add_notebook_entry(
-            pid, kind="note", text=notebook_text(mail, category), actor=owner,
-            key=f"{key}|note", from_matrix=False,
-        )  # fmt: skip
+            pid,
+            kind="note",
+            text=notebook_text(mail, category),
+            actor=owner,
+            key=f"{key}|note",
+            from_matrix=False,
+        )
         return Filed(
             pid,
             str(patient.get("label") or pid),

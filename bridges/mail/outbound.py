@@ -217,9 +217,14 @@ class MailSender:
             password = self.vault.open(mailbox.sealed_password, owner=mailbox.owner)
             message_id = row[1]
             hosts = mailbox.hosts(
-                MailHosts(self.imap_host, self.imap_port, self.smtp.host, self.smtp.port,
-                          self.smtp.security)
-            )  # fmt: skip
+                MailHosts(
+                    self.imap_host,
+                    self.imap_port,
+                    self.smtp.host,
+                    self.smtp.port,
+                    self.smtp.security,
+                )
+            )
             smtp = dataclasses.replace(
                 self.smtp, host=hosts.smtp_host, port=hosts.smtp_port, security=hosts.smtp_security
             )

@@ -100,9 +100,12 @@ class Mailbox:
         if not self.imap_host or not self.smtp_host or not self.imap_port or not self.smtp_port:
             return default
         return MailHosts(
-            self.imap_host, self.imap_port, self.smtp_host, self.smtp_port,
+            self.imap_host,
+            self.imap_port,
+            self.smtp_host,
+            self.smtp_port,
             self.smtp_security or "tls",
-        )  # fmt: skip
+        )
 
     @property
     def login_refused(self) -> bool:
@@ -147,9 +150,16 @@ class BridgeStore:
         """New or changed credentials: a refused login is forgotten (it is tried again).
         ``hosts``: her own servers, or None for the operator's."""
         servers = (
-            (hosts.imap_host, hosts.imap_port, hosts.smtp_host, hosts.smtp_port,
-             hosts.smtp_security) if hosts else (None,) * 5
-        )  # fmt: skip
+            (
+                hosts.imap_host,
+                hosts.imap_port,
+                hosts.smtp_host,
+                hosts.smtp_port,
+                hosts.smtp_security,
+            )
+            if hosts
+            else (None,) * 5
+        )
         self._db.execute(
             "INSERT INTO mailboxes(owner, address, sealed_password, updated_at, imap_host, "
             "imap_port, smtp_host, smtp_port, smtp_security) VALUES(?,?,?,?,?,?,?,?,?) "

@@ -230,8 +230,12 @@ async def link_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
     checked here); a room already linked to another file is a 409."""
     if call.me.kind != "service":
         # nobody here can vouch for the person's membership of that room
-        raise Denied(status=403, patient_id=call.patient.id, resource="patient.room",
-                     action=Action.MANAGE_CIRCLE.value)  # fmt: skip
+        raise Denied(
+            status=403,
+            patient_id=call.patient.id,
+            resource="patient.room",
+            action=Action.MANAGE_CIRCLE.value,
+        )
     patient = await patients.link_room(
         session, principal=call.me, patient=call.patient, room_id=call.data(RoomLinkIn).room_id
     )

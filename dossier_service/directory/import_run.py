@@ -134,6 +134,14 @@ class ImportRun:
         self.conn.execute(
             "UPDATE annuaire_import_run SET finished_at=?, lines=?, added=?, updated=?, "
             "unchanged=?, deactivated=?, rejected=? WHERE id=?",
-            (datetime.now(UTC).isoformat(), r.lines, r.added, r.updated, r.unchanged,
-             r.deactivated, r.rejected, self.id),
-        )  # fmt: skip
+            (
+                datetime.now(UTC).isoformat(),
+                r.lines,
+                r.added,
+                r.updated,
+                r.unchanged,
+                r.deactivated,
+                r.rejected,
+                self.id,
+            ),
+        )

@@ -128,9 +128,11 @@ def refresh_member_texts(conn: Connection, numbers: Sequence[str]) -> None:
         if rows:
             conn.executemany(
                 "UPDATE structure_members SET search_text = ? WHERE id = ?",
-                [(member_text(name, structure, city), row_id)
-                 for row_id, name, structure, city in rows],
-            )  # fmt: skip
+                [
+                    (member_text(name, structure, city), row_id)
+                    for row_id, name, structure, city in rows
+                ],
+            )
 
 
 def search_without_rpps(conn: Connection, text: str, *, limit: int = 20) -> list[WithoutRpps]:

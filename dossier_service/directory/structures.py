@@ -129,9 +129,20 @@ def _lines(path: Path) -> Iterator[tuple[int, int, str]]:
 def _row(est: ff.Establishment) -> tuple[Any, ...]:
     insee = est.dept[:2] + est.commune_code if len(est.commune_code) == 3 else est.commune_code
     return (
-        est.legal_finess, est.name, est.long_name, est.address, est.postcode, est.city, insee,
-        est.dept, est.phone, est.category_code, est.category, est.aggregate, est.siret,
-    )  # fmt: skip
+        est.legal_finess,
+        est.name,
+        est.long_name,
+        est.address,
+        est.postcode,
+        est.city,
+        insee,
+        est.dept,
+        est.phone,
+        est.category_code,
+        est.category,
+        est.aggregate,
+        est.siret,
+    )
 
 
 def _tokens(est: ff.Establishment) -> list[str]:

@@ -88,9 +88,12 @@ async def api_search(request: web.Request) -> web.Response:
             )
         if kind != "professionnels":
             structures = await state.search_structures(
-                q, dept=dept, category=request.query.get("categorie"), page=page,
+                q,
+                dept=dept,
+                category=request.query.get("categorie"),
+                page=page,
                 per_page=per_page,
-            )  # fmt: skip
+            )
             body["structures"] = structures.as_json()
     except Exception:
         return error(500, "M_UNKNOWN", f"Erreur interne (réf. {internal(request)}).")
@@ -131,14 +134,23 @@ async def search_page(request: web.Request) -> web.Response:
             )
         if kind != "professionnels":
             structures = await state.search_structures(
-                q, dept=filters["departement"] or None,
-                category=filters["categorie"] or None, page=page,
-            )  # fmt: skip
+                q,
+                dept=filters["departement"] or None,
+                category=filters["categorie"] or None,
+                page=page,
+            )
     empty = result is not None and result.total == 0 and await state.is_empty()
     return html(
-        state, "recherche.html", q=q, filters=filters, kind=kind, result=result,
-        structures=structures, directory_empty=empty, without_rpps=without_rpps,
-    )  # fmt: skip
+        state,
+        "recherche.html",
+        q=q,
+        filters=filters,
+        kind=kind,
+        result=result,
+        structures=structures,
+        directory_empty=empty,
+        without_rpps=without_rpps,
+    )
 
 
 # --- wiring ---------------------------------------------------------------------------------

@@ -117,9 +117,13 @@ async def admin_decide(request: web.Request) -> web.Response:
     approval = None
     try:
         info, approval = await decide(
-            request, rid, request.match_info["action"],
-            actor=viewer.user_id, admin=True, reason=form.get("motif", ""),
-        )  # fmt: skip
+            request,
+            rid,
+            request.match_info["action"],
+            actor=viewer.user_id,
+            admin=True,
+            reason=form.get("motif", ""),
+        )
     except RequestError as exc:
         info = exc.message
     except Exception:

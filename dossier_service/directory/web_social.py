@@ -55,11 +55,19 @@ async def _form_page(
     finess = values.get("finess") or request.query.get("finess", "")[:9]
     chosen = await state.structure(finess) if finess.strip() else None
     return html(
-        state, "demande_sans_rpps.html", status, cookies=cookies, csrf=token,
-        values={**values, "finess": finess}, errors=errors, labels=social.LABELS,
-        roles=social.ROLES, structure_q=q, found=found,
+        state,
+        "demande_sans_rpps.html",
+        status,
+        cookies=cookies,
+        csrf=token,
+        values={**values, "finess": finess},
+        errors=errors,
+        labels=social.LABELS,
+        roles=social.ROLES,
+        structure_q=q,
+        found=found,
         chosen=chosen,
-    )  # fmt: skip
+    )
 
 
 async def request_form(request: web.Request) -> web.Response:
@@ -71,9 +79,11 @@ async def request_submit(request: web.Request) -> web.Response:
     ip = request.remote or "inconnu"
     if not state.limiter.allow(ip):
         resp = message(
-            state, 429, "Trop de demandes",
+            state,
+            429,
+            "Trop de demandes",
             "Trop de demandes depuis votre adresse : réessayez plus tard.",
-        )  # fmt: skip
+        )
         resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
         return resp
     form = await read_form(request)
@@ -91,10 +101,12 @@ async def request_submit(request: web.Request) -> web.Response:
         return message(state, 500, "Erreur", f"Erreur interne (réf. {internal(request)}).")
     log.info("directory: account request %s (without RPPS) queued", created)
     return message(
-        state, 201, "Demande envoyée",
+        state,
+        201,
+        "Demande envoyée",
         "Votre demande de compte a été enregistrée. Un référent de votre structure ou un "
         "administrateur la vérifiera et vous recevrez un lien d'activation.",
-    )  # fmt: skip
+    )
 
 
 # --- the one decision -----------------------------------------------------------------------
@@ -135,9 +147,12 @@ async def _places(request: web.Request, finess: str, mxid: str, actor: str, admi
                 session, principal=principal, finess=finess, user_id=mxid
             )
             await journal.audit(
-                session, principal=principal, action="create",
-                resource=f"structures/{finess}/members/demande", patient_id=None,
-            )  # fmt: skip
+                session,
+                principal=principal,
+                action="create",
+                resource=f"structures/{finess}/members/demande",
+                patient_id=None,
+            )
     except Exception:
         return (
             f"Membre de la structure, mais l'accès à ses dossiers n'a pas pu être donné "
@@ -199,9 +214,13 @@ async def api_decide(request: web.Request) -> web.Response:
     rid = bounded_int(request.match_info["id"], 0, 0, 2**62)
     try:
         info, approval = await decide(
-            request, rid, request.match_info["action"],
-            actor=viewer.user_id, admin=viewer.is_admin, reason=reason,
-        )  # fmt: skip
+            request,
+            rid,
+            request.match_info["action"],
+            actor=viewer.user_id,
+            admin=viewer.is_admin,
+            reason=reason,
+        )
     except RequestError as exc:
         return error(exc.status, exc.errcode, exc.message)
     except Exception:

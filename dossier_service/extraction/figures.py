@@ -360,10 +360,14 @@ def _followed(files: Iterable[FileFact], period: Period) -> dict[str, date]:
 
 def _by_month(months: list[str], dated: Iterable[tuple[datetime | date, int]]) -> list[int]:
     index = {m: i for i, m in enumerate(months)}
-    firsts = [  # each month's first Paris midnight, in UTC, and the one after the last month
-        datetime(int(m[:4]), int(m[5:7]), 1, tzinfo=PARIS).astimezone(UTC)
-        for m in (*months, _next_month(months[-1]))
-    ] if months else []  # fmt: skip
+    firsts = (
+        [  # each month's first Paris midnight, in UTC, and the one after the last month
+            datetime(int(m[:4]), int(m[5:7]), 1, tzinfo=PARIS).astimezone(UTC)
+            for m in (*months, _next_month(months[-1]))
+        ]
+        if months
+        else []
+    )
     values = [0] * len(months)
     for at, n in dated:
         if isinstance(at, datetime):

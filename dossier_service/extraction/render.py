@@ -76,8 +76,7 @@ def main(argv: list[str]) -> int:
     job: Job = pickle.load(sys.stdin.buffer)
     facts, labels = asyncio.run(facts_of(job))
     visible = {pid: labels[pid] for pid in job.visible if pid in labels}
-    result = extract(facts, job.period, scope=job.scope_label, visible=visible,
-                     made_at=job.made_at)  # fmt: skip
+    result = extract(facts, job.period, scope=job.scope_label, visible=visible, made_at=job.made_at)
     del facts
     write_private(xlsx_path, workbook.xlsx(result))
     write_private(zip_path, workbook.csv_zip(result))

@@ -85,8 +85,9 @@ def files_of(documents_dir: Path, report_id: str) -> tuple[Path, Path]:
 class ReportWorker:
     """Produces pending reports, one at a time, in this process."""
 
-    def __init__(self, db: Database, documents_dir: Path,
-                 clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+    def __init__(
+        self, db: Database, documents_dir: Path, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.db = db
         self.documents_dir = documents_dir
         self.clock = clock
@@ -155,9 +156,12 @@ class ReportWorker:
                 await session.execute(
                     update(table_of(ExtractionReport))
                     .where(r.id == report_id)
-                    .values(status=FAILED, reason="L'extraction n'a pas pu être produite.",
-                            done_at=self.clock())
-                )  # fmt: skip
+                    .values(
+                        status=FAILED,
+                        reason="L'extraction n'a pas pu être produite.",
+                        done_at=self.clock(),
+                    )
+                )
         finally:
             done.set()
             await renewing  # ends between two renewals: never cut inside a database call
@@ -193,8 +197,14 @@ class ReportWorker:
         made_at = self.clock()
         xlsx_path, zip_path = files_of(self.documents_dir, report_id)
         url = self.db.engine.url.render_as_string(hide_password=False)
-        job = Job(url, Period(report.period_start, report.period_end), structure_id,
-                  report.scope_label, visible, made_at)  # fmt: skip
+        job = Job(
+            url,
+            Period(report.period_start, report.period_end),
+            structure_id,
+            report.scope_label,
+            visible,
+            made_at,
+        )
         title = await _render(pickle.dumps(job), xlsx_path, zip_path)
         xlsx, csv_zip = xlsx_path.read_bytes(), zip_path.read_bytes()
         async with self.db.transaction() as session:
@@ -222,9 +232,13 @@ class ReportWorker:
                 patient_id=None,
                 room_id=None,
                 actor=report.requested_by,
-                payload={"report_id": report_id, "user_id": report.requested_by,
-                         "title": report.title, "task_id": task.id},
-            )  # fmt: skip
+                payload={
+                    "report_id": report_id,
+                    "user_id": report.requested_by,
+                    "title": report.title,
+                    "task_id": task.id,
+                },
+            )
 
 
 async def _circle_files(session: AsyncSession, user_id: str) -> set[str]:
@@ -239,10 +253,15 @@ async def _circle_files(session: AsyncSession, user_id: str) -> set[str]:
 async def _render(job: bytes, xlsx_path: Path, zip_path: Path) -> str:
     """Run ``dossier_service.extraction.render`` on ``job``; its title, or RuntimeError."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dossier_service.extraction.render", str(xlsx_path),
-        str(zip_path), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "dossier_service.extraction.render",
+        str(xlsx_path),
+        str(zip_path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         out, _ = await child.communicate(job)  # stderr never logged: it may name patients
     finally:

@@ -241,8 +241,9 @@ def _months(period: Period) -> list[tuple[str, str, Period]]:
     for label in period.months():
         year, number = int(label[:4]), int(label[5:7])
         after = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
-        window = Period(max(date(year, number, 1), period.start),
-                        min(after - timedelta(days=1), period.end))  # fmt: skip
+        window = Period(
+            max(date(year, number, 1), period.start), min(after - timedelta(days=1), period.end)
+        )
         out.append((window.start.isoformat(), window.end.isoformat(), window))
     return out
 

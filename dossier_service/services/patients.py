@@ -30,6 +30,18 @@ STRICT_TRAITS = frozenset(
     {"birth_name", "birth_first_names", "sex", "birth_date", "birth_insee_code", "ins_number"}
 )
 _NOT_IDENTITY = frozenset({"id", "room_id", "coordinator", "coordinator_name"})
+# the file's traits held as text, never None: "" when unknown
+TEXT_TRAITS = (
+    "label",
+    "birth_name",
+    "used_name",
+    "used_first_name",
+    "birth_commune",
+    "birth_country",
+    "postcode",
+    "address",
+    "email",
+)
 
 
 async def get_patient(session: AsyncSession, *, patient_id: str) -> Patient | None:
@@ -80,17 +92,7 @@ def _apply_identity(
                 today,
                 "date de contrôle de la pièce d'identité",
             )
-        for key in (
-            "label",
-            "birth_name",
-            "used_name",
-            "used_first_name",
-            "birth_commune",
-            "birth_country",
-            "postcode",
-            "address",
-            "email",
-        ):
+        for key in TEXT_TRAITS:
             if key in given and given[key] is None:
                 given[key] = ""
         for key in ("birth_first_names", "phones"):

@@ -73,14 +73,19 @@ async def refresh_structure(
     except NotFound:  # a number of no active FINESS structure: nothing to be a member of
         return
     report.structures += 1
-    for members, action, listed in ((added, "create", report.added),
-                                    (ended, "update", report.ended)):  # fmt: skip
+    for members, action, listed in (
+        (added, "create", report.added),
+        (ended, "update", report.ended),
+    ):
         for member in members:
             listed.append((member.finess, member.matrix_user_id))
             await journal.audit(
-                session, principal=principal, action=action,
-                resource=f"structures/{member.finess}/members/{member.id}", patient_id=None,
-            )  # fmt: skip
+                session,
+                principal=principal,
+                action=action,
+                resource=f"structures/{member.finess}/members/{member.id}",
+                patient_id=None,
+            )
 
 
 async def refresh_after_import(

@@ -95,9 +95,19 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(people_middleware)
     app[appkeys.ERROR_RENDERER] = pages.error_page
     app.middlewares.append(_page_errors(pages))
-    for module in (pages_login, pages_patients, pages_identity_circle, pages_followup,
-                   pages_documents, pages_forms, pages_tasks, pages_agenda, pages_admin,
-                   pages_extractions, pages_structures):  # fmt: skip
+    for module in (
+        pages_login,
+        pages_patients,
+        pages_identity_circle,
+        pages_followup,
+        pages_documents,
+        pages_forms,
+        pages_tasks,
+        pages_agenda,
+        pages_admin,
+        pages_extractions,
+        pages_structures,
+    ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 

@@ -67,16 +67,29 @@ def _when(value: Any) -> str:
 
 
 async def _render(
-    request: web.Request, *, notice: str | None = None, error: str | None = None,
-    address: str = "", status: int = 200, hosts: dict[str, Any] | None = None,
-) -> web.Response:  # fmt: skip
+    request: web.Request,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    address: str = "",
+    status: int = 200,
+    hosts: dict[str, Any] | None = None,
+) -> web.Response:
     ctx = page_context(request)
     bridge = request.app[BRIDGE]
     owner = ctx.principal.user_id
-    values: dict[str, Any] = {"nav": "courriers", "notice": notice, "error": error,
-                              "address": address, "box": {"connected": False}, "mails": [],
-                              "patients": [], "unavailable": None,
-                              "choice": False, "hosts": {}}  # fmt: skip
+    values: dict[str, Any] = {
+        "nav": "courriers",
+        "notice": notice,
+        "error": error,
+        "address": address,
+        "box": {"connected": False},
+        "mails": [],
+        "patients": [],
+        "unavailable": None,
+        "choice": False,
+        "hosts": {},
+    }
     try:
         box = await bridge.mailbox(owner)
         values["box"] = {**box, "state_label": STATE_LABELS.get(str(box.get("state")), "")}
@@ -95,8 +108,9 @@ async def _render(
                 session, principal=ctx.principal, limit=500
             )
             await ctx.audit(session, action="read", resource="page:courriers", patient_id=None)
-        values["patients"] = sorted(((p.id, display_name(p)) for p in visible),
-                                    key=lambda kv: kv[1])  # fmt: skip
+        values["patients"] = sorted(
+            ((p.id, display_name(p)) for p in visible), key=lambda kv: kv[1]
+        )
     values["categories"] = ctx.config.document_categories
     values["filing_key"] = secrets.token_urlsafe(16)  # one filing per page shown
     return await request.app[PAGES].render(request, "courriers.html", values, status=status)
@@ -104,8 +118,10 @@ async def _render(
 
 @routes.get("/courriers")
 async def page(request: web.Request) -> web.StreamResponse:
-    notices = {"reliee": "Boîte reliée : vos courriers arrivent dans votre salon Courriers.",
-               "deconnectee": "Boîte déconnectée : son mot de passe est effacé."}  # fmt: skip
+    notices = {
+        "reliee": "Boîte reliée : vos courriers arrivent dans votre salon Courriers.",
+        "deconnectee": "Boîte déconnectée : son mot de passe est effacé.",
+    }
     return await _render(request, notice=notices.get(request.query.get("fait", "")))
 
 
@@ -115,14 +131,17 @@ async def connect(request: web.Request) -> web.StreamResponse:
     form = await posted_form(request, ctx)
     address, password = text(form, "adresse")[:254], form.get("mot_de_passe")
     if not isinstance(password, str) or not password or not address:
-        return await _render(request, error="L'adresse et le mot de passe sont obligatoires.",
-                             address=address, status=400)  # fmt: skip
+        return await _render(
+            request,
+            error="L'adresse et le mot de passe sont obligatoires.",
+            address=address,
+            status=400,
+        )
     hosts = _posted_hosts(form)
     try:
         await request.app[BRIDGE].connect(ctx.principal.user_id, address, password[:500], hosts)
     except (CourriersRefused, CourriersUnavailable) as exc:
-        return await _render(request, error=exc.message, address=address, status=400,
-                             hosts=hosts)  # fmt: skip
+        return await _render(request, error=exc.message, address=address, status=400, hosts=hosts)
     raise web.HTTPSeeOther("/courriers?fait=reliee")
 
 
@@ -173,8 +192,10 @@ async def file_mail(request: web.Request) -> web.StreamResponse:
     except (CourriersRefused, CourriersUnavailable) as exc:
         return await _render(request, error=exc.message, status=400)
     filed = done.get("filed") or []
-    notice = (f"Courrier classé dans le dossier « {done.get('label')} », catégorie "
-              f"« {done.get('category')} » : {len(filed)} document(s).")  # fmt: skip
+    notice = (
+        f"Courrier classé dans le dossier « {done.get('label')} », catégorie "
+        f"« {done.get('category')} » : {len(filed)} document(s)."
+    )
     refused = done.get("refused") or []
     if refused:
         notice += " Non classés (format refusé par le dossier) : " + ", ".join(refused) + "."

@@ -69,9 +69,12 @@ def _xlsx_of(request: web.Request, report: ExtractionReport) -> bytes:
 
 
 async def _list_page(
-    request: web.Request, *, error: str | None = None, form: dict[str, str] | None = None,
+    request: web.Request,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
     status: int = 200,
-) -> web.Response:  # fmt: skip
+) -> web.Response:
     ctx = page_context(request)
     async with ctx.db.transaction() as session:
         items = await mine(session, ctx.principal.user_id)
@@ -115,8 +118,9 @@ async def request_extraction(request: web.Request) -> web.StreamResponse:
             if first["type"] == "value_error" and not first["loc"]
             else french_validation(exc)
         )
-        return await _list_page(request, error=message[:1].upper() + message[1:], form=fields,
-                                status=400)  # fmt: skip
+        return await _list_page(
+            request, error=message[:1].upper() + message[1:], form=fields, status=400
+        )
     try:
         async with ctx.db.transaction() as session:
             report = await ask(session, ctx.principal, data.scope, data.start, data.end)

@@ -29,14 +29,14 @@ from dossier_service.web.pages_patients import FileWrite, section_write
 routes = web.RouteTableDef()
 
 
-TEXT_TRAITS = ("label", "birth_name", "used_name", "used_first_name", "birth_commune",
-               "birth_country", "postcode", "address", "email", "identity_document_type")  # fmt: skip
+# the identity form's fields read as they are typed (the document type: None when blank)
+TEXT_FIELDS = (*patients_service.TEXT_TRAITS, "identity_document_type")
 
 
 def identity_changes(patient: Any, form: Any) -> dict[str, Any]:
     """Only what the person changed: unchanged traits are not re-sent (the INS rules freeze
     some of them once the identity is verified); the INS number only when typed."""
-    wanted: dict[str, Any] = {key: text(form, key) for key in TEXT_TRAITS}
+    wanted: dict[str, Any] = {key: text(form, key) for key in TEXT_FIELDS}
     wanted["birth_name"] = wanted["birth_name"].upper()
     wanted["birth_first_names"] = text(form, "birth_first_names").split()
     wanted["phones"] = [p.strip() for p in text(form, "phones").split(",") if p.strip()]

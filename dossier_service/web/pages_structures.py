@@ -55,8 +55,13 @@ async def _page(
             raise web.HTTPNotFound() from None
         allowed = await structures.may_manage(session, ctx.principal, finess)
         members = await circle.active_structure_members(session, finess) if allowed else []
-        await ctx.audit(session, action="read", resource=_resource(request), patient_id=None,
-                        outcome="ok" if allowed else "refusé")  # fmt: skip
+        await ctx.audit(
+            session,
+            action="read",
+            resource=_resource(request),
+            patient_id=None,
+            outcome="ok" if allowed else "refusé",
+        )
     if not allowed:
         raise web.HTTPForbidden(text=REFUSED)
     state = request.app.get(STATE)
@@ -68,14 +73,24 @@ async def _page(
             hits = [h for h in (await state.search(q, per_page=20)).hits if h.mxid][:10]
             without_rpps = await state.without_rpps(q, limit=10)
     return await request.app[PAGES].render(
-        request, "structure.html",
-        {"structure": found, "members": members, "pending": pending, "q": q, "hits": hits,
-         "without_rpps": without_rpps, "has_directory": state is not None, "notice": info,
-         "error": error, "approval": approval,
-         "activation_url": approval.activation_url(ctx.config.public_url) if approval else None,
-         "created": {d.id: datetime.fromisoformat(d.created_at) for d in pending}},
+        request,
+        "structure.html",
+        {
+            "structure": found,
+            "members": members,
+            "pending": pending,
+            "q": q,
+            "hits": hits,
+            "without_rpps": without_rpps,
+            "has_directory": state is not None,
+            "notice": info,
+            "error": error,
+            "approval": approval,
+            "activation_url": approval.activation_url(ctx.config.public_url) if approval else None,
+            "created": {d.id: datetime.fromisoformat(d.created_at) for d in pending},
+        },
         status=status,
-    )  # fmt: skip
+    )
 
 
 @routes.get(f"/structures/{FINESS}")
@@ -98,8 +113,13 @@ async def _write(request: web.Request, action: str, suffix: str, work: Work) -> 
             )
     except Forbidden:
         async with ctx.db.transaction() as session:
-            await ctx.audit(session, action=action, resource=_resource(request, suffix),
-                            patient_id=None, outcome="refusé")  # fmt: skip
+            await ctx.audit(
+                session,
+                action=action,
+                resource=_resource(request, suffix),
+                patient_id=None,
+                outcome="refusé",
+            )
         raise web.HTTPForbidden(text=REFUSED) from None
     except NotFound as exc:
         if "Structure" in exc.message:
@@ -116,15 +136,19 @@ async def _write(request: web.Request, action: str, suffix: str, work: Work) -> 
 async def add_member(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, form: Any) -> str:
         data = StructureMemberIn.model_validate(
-            {"matrix_user_id": text(form, "matrix_user_id"),
-             "display_name": text(form, "display_name") or text(form, "matrix_user_id"),
-             "role": text(form, "role") or "membre"},
+            {
+                "matrix_user_id": text(form, "matrix_user_id"),
+                "display_name": text(form, "display_name") or text(form, "matrix_user_id"),
+                "role": text(form, "role") or "membre",
+            },
             strict=False,
-        )  # fmt: skip
+        )
         member = await structures.add_member(
-            session, principal=ctx.principal, finess=request.match_info["finess"].upper(),
+            session,
+            principal=ctx.principal,
+            finess=request.match_info["finess"].upper(),
             data=data,
-        )  # fmt: skip
+        )
         return f"{member.display_name} est membre de la structure."
 
     return await _write(request, "create", "/membres", work)
@@ -134,9 +158,11 @@ async def add_member(request: web.Request) -> web.StreamResponse:
 async def remove_member(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, form: Any) -> str:
         member = await structures.end_member(
-            session, principal=ctx.principal, finess=request.match_info["finess"].upper(),
+            session,
+            principal=ctx.principal,
+            finess=request.match_info["finess"].upper(),
             member_id=request.match_info["mid"][:36],
-        )  # fmt: skip
+        )
         return (
             f"{member.display_name} ne fait plus partie de la structure (et perd les dossiers "
             "auxquels elle lui donnait accès)."
@@ -150,9 +176,12 @@ async def change_role(request: web.Request) -> web.StreamResponse:
     async def work(session: AsyncSession, ctx: Ctx, form: Any) -> str:
         role = text(form, "role")
         member = await structures.set_role(
-            session, principal=ctx.principal, finess=request.match_info["finess"].upper(),
-            member_id=request.match_info["mid"][:36], role=role,
-        )  # fmt: skip
+            session,
+            principal=ctx.principal,
+            finess=request.match_info["finess"].upper(),
+            member_id=request.match_info["mid"][:36],
+            role=role,
+        )
         what = "référent·e" if member.role == "referent" else "membre (sans rôle de référent)"
         return f"{member.display_name} est désormais {what}."
 
@@ -184,9 +213,13 @@ async def decide_request(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     try:
         info, approval = await decide(
-            request, rid, request.match_info["action"], actor=ctx.principal.user_id,
-            admin=ctx.principal.is_admin, reason=text(form, "motif"),
-        )  # fmt: skip
+            request,
+            rid,
+            request.match_info["action"],
+            actor=ctx.principal.user_id,
+            admin=ctx.principal.is_admin,
+            reason=text(form, "motif"),
+        )
     except RequestError as exc:
         if exc.status == 403:  # its « refusée » row is written by the decision itself
             raise web.HTTPForbidden(text=exc.message) from None

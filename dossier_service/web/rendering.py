@@ -190,8 +190,19 @@ def content_security_policy(element_origin: str, homeserver_url: str) -> str:
     )
 
 
-PAGE_PREFIXES = ("/journal", "/patients", "/taches", "/agenda", "/connexion", "/deconnexion", "/widget",
-                 "/structures/", "/courriers", "/extractions", "/static/")  # fmt: skip
+PAGE_PREFIXES = (
+    "/journal",
+    "/patients",
+    "/taches",
+    "/agenda",
+    "/connexion",
+    "/deconnexion",
+    "/widget",
+    "/structures/",
+    "/courriers",
+    "/extractions",
+    "/static/",
+)
 OWN_CSP_HEADER = "X-Cercle-Own-CSP"
 
 

@@ -44,9 +44,16 @@ def _declared_commands() -> CommandRegistry:
     )
     flag_commands.register(declared, nothing, motif_max_length=200)
     export_commands.register(declared, nothing)
-    dossier_commands.register(declared, client=nothing, links=nothing, worker=nothing, roles=nothing,
-                              arrivals=nothing, dossier=nothing,
-                              homeserver_url="http://127.0.0.1:9")  # fmt: skip
+    dossier_commands.register(
+        declared,
+        client=nothing,
+        links=nothing,
+        worker=nothing,
+        roles=nothing,
+        arrivals=nothing,
+        dossier=nothing,
+        homeserver_url="http://127.0.0.1:9",
+    )
     help_commands.register(declared)
     return declared
 

@@ -146,10 +146,18 @@ def test_last_event_of_a_key_wins_and_leaves_delete(tmp_path):
     )
     assert snap.complete()
     snap.record(
-        response({"!a:x": [member("@u:x", "leave"), member("@u:x", "join"),
-                           member("@v:x", "join"), member("@v:x", "leave")]}),
+        response(
+            {
+                "!a:x": [
+                    member("@u:x", "leave"),
+                    member("@u:x", "join"),
+                    member("@v:x", "join"),
+                    member("@v:x", "leave"),
+                ]
+            }
+        ),
         full_state=False,
-    )  # fmt: skip
+    )
     rows = db.execute("SELECT room_id, state_key FROM room_state").fetchall()
     assert rows == [("!a:x", "@u:x")]
     snap.record(response({"!b:x": [member("@w:x", "join")]}, left=("!a:x",)), full_state=False)

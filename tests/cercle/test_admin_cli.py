@@ -140,10 +140,14 @@ def dossier_config(synapse: Any, tmp_path: Path) -> Iterator[Path]:
     from dossier_service.migrate import upgrade
 
     data = dict(synapse.profile.data)
-    data["dossier"] = {**dict(data.get("dossier") or {}), "port": free_port(),
-                       "bind_address": "127.0.0.1", "public_url": None,
-                       "database_url": f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
-                       "documents_dir": str(tmp_path / "documents")}  # fmt: skip
+    data["dossier"] = {
+        **dict(data.get("dossier") or {}),
+        "port": free_port(),
+        "bind_address": "127.0.0.1",
+        "public_url": None,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        "documents_dir": str(tmp_path / "documents"),
+    }
     path = tmp_path / "cercle-dossier.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     profile = load_profile(override_file=path)

@@ -43,10 +43,24 @@ async def _dossier_with_rows(url: str, user_id: str, other: str) -> None:
         async with db.transaction() as session:
             session.add(Task(type="soin", label="Pansement", created_by=user_id))
             session.add(Task(type="soin", label="Autre", created_by=other))
-            session.add(AuditEntry(actor=user_id, actor_kind="user", action="read",
-                                   resource="patient:P1", patient_id="P1"))  # fmt: skip
-            session.add(AuditEntry(actor=other, actor_kind="user", action="read",
-                                   resource="patient:P2", patient_id="P2"))  # fmt: skip
+            session.add(
+                AuditEntry(
+                    actor=user_id,
+                    actor_kind="user",
+                    action="read",
+                    resource="patient:P1",
+                    patient_id="P1",
+                )
+            )
+            session.add(
+                AuditEntry(
+                    actor=other,
+                    actor_kind="user",
+                    action="read",
+                    resource="patient:P2",
+                    patient_id="P2",
+                )
+            )
     finally:
         await db.dispose()
 
@@ -64,15 +78,19 @@ async def _write_something(base_url: str, token: str) -> str:
 
 
 def test_export_archive_has_synapse_data_dossier_rows_and_directory(
-    synapse: Any, user_factory: Any, cli_config: Path, tmp_path: Path,
+    synapse: Any,
+    user_factory: Any,
+    cli_config: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     user, other = user_factory(), user_factory()
     room_id = asyncio.run(_write_something(synapse.base_url, user.access_token))
     asyncio.run(
-        _dossier_with_rows(f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}", user.user_id,
-                           other.user_id)
-    )  # fmt: skip
+        _dossier_with_rows(
+            f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}", user.user_id, other.user_id
+        )
+    )
     conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000008", source="test", actor="test")
     conn.close()
@@ -106,15 +124,19 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
 
 
 def test_erasure_is_recorded_and_unlinks_the_directory_entry(
-    synapse: Any, user_factory: Any, cli_config: Path, tmp_path: Path,
+    synapse: Any,
+    user_factory: Any,
+    cli_config: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     user = user_factory()
     conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database
     link(conn, user.user_id, "810000000015", source="test", actor="test")
     conn.close()
-    code = main(["--config", str(cli_config), "admin", "user", "deactivate", user.user_id,
-                 "--erase"])  # fmt: skip
+    code = main(
+        ["--config", str(cli_config), "admin", "user", "deactivate", user.user_id, "--erase"]
+    )
     # no dossier runs beside this Synapse: the account is erased, and the operator is told
     # (exit 1) that the dossier's sessions could not be ended yet (issue 12)
     said = capsys.readouterr()

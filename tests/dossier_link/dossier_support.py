@@ -107,8 +107,14 @@ def professional(
     user_id: str, name: str, profession: str, role: str = "intervenant"
 ) -> dict[str, Any]:
     """A professional of the care circle with access to the file, as the dossier takes one."""
-    return {"kind": "professionnel", "display_name": name, "matrix_user_id": user_id,
-            "profession": profession, "role": role, "has_access": True}  # fmt: skip
+    return {
+        "kind": "professionnel",
+        "display_name": name,
+        "matrix_user_id": user_id,
+        "profession": profession,
+        "role": role,
+        "has_access": True,
+    }
 
 
 async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> str:
@@ -117,8 +123,13 @@ async def new_file(client: DossierClient, room: str = "!room:cercle.test") -> st
         room_id=room, label="Mme A.", coordinator=COORD, key="k-create"
     )
     # the bot writes on the nurse's behalf: the dossier checks her access (issue 12)
-    member = {"kind": "professionnel", "display_name": "Infirmière", "matrix_user_id": NURSE,
-              "role": "intervenant", "has_access": True}  # fmt: skip
+    member = {
+        "kind": "professionnel",
+        "display_name": "Infirmière",
+        "matrix_user_id": NURSE,
+        "role": "intervenant",
+        "has_access": True,
+    }
     await client.add_circle_member(
         str(created["id"]), member, actor=COORD, key=f"k-nurse-{created['id']}"
     )
@@ -170,8 +181,12 @@ async def set_identity(
     key: str,
 ) -> None:
     """The patient's identity on the file, written on ``actor``'s behalf."""
-    identity = {"birth_name": birth_name, "birth_first_names": [first_name], "sex": sex,
-                "birth_date": birth_date}  # fmt: skip
+    identity = {
+        "birth_name": birth_name,
+        "birth_first_names": [first_name],
+        "sex": sex,
+        "birth_date": birth_date,
+    }
     await client.request(
         "PATCH", f"/patients/{pid}/identity", json_body=identity, actor=actor, key=key
     )

@@ -21,8 +21,11 @@ def activity(tmp_path: Path) -> tuple[Activity, Outbox]:
 
 
 def queued(outbox: Outbox) -> list[dict[str, object]]:
-    return [dict(i.payload) for i in outbox.due(at_ms=ms(2030, 1, 1), limit=500)
-            if i.operation == ACTIVITY]  # fmt: skip
+    return [
+        dict(i.payload)
+        for i in outbox.due(at_ms=ms(2030, 1, 1), limit=500)
+        if i.operation == ACTIVITY
+    ]
 
 
 def test_each_message_counts_once_per_paris_day(tmp_path: Path) -> None:

@@ -111,11 +111,16 @@ async def test_a_member_asking_the_bot_for_keys_is_offered_the_transcript(env: E
     bot = env.runner.app
     assert bot is not None
     request = {
-        "action": "request", "requesting_device_id": nurse.client.device_id,
+        "action": "request",
+        "requesting_device_id": nurse.client.device_id,
         "request_id": uuid.uuid4().hex,
-        "body": {"algorithm": "m.megolm.v1.aes-sha2", "room_id": room_id,
-                 "sender_key": "x" * 43, "session_id": "absente"},
-    }  # fmt: skip
+        "body": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": room_id,
+            "sender_key": "x" * 43,
+            "session_id": "absente",
+        },
+    }
     sent = await nurse.client.to_device(
         ToDeviceMessage("m.room_key_request", bot.client.user_id, "*", request)
     )

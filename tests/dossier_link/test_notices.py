@@ -94,8 +94,13 @@ def test_discharge_and_death_and_form_and_circle_texts() -> None:
 
 def test_a_structure_in_the_circle_is_announced_as_such() -> None:
     """Issue 18: a structure has no account; the room says whether its members come in."""
-    base = {"display_name": "SSIAD <Marais>", "role": "structure", "kind": "structure",
-            "matrix_user_id": None, "directory_id": "750000001"}  # fmt: skip
+    base = {
+        "display_name": "SSIAD <Marais>",
+        "role": "structure",
+        "kind": "structure",
+        "matrix_user_id": None,
+        "directory_id": "750000001",
+    }
     shown = render_event({"type": "circle.added", "payload": {**base, "has_access": False}}, URL)
     assert shown is not None and "personne n'est invité" in shown.plain
     assert "FINESS 750000001" in shown.plain and "&lt;Marais&gt;" in shown.html

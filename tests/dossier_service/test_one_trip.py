@@ -30,8 +30,10 @@ async def _rich_file(api: Api) -> str:
         await api.created(f"{base}/notebook", {"kind": "note", "text": text}, as_user=MEMBER)
     for text in ("Clés chez la voisine", "Chien au jardin"):
         await api.created(f"{base}/memos", {"text": text}, as_user=COORD)
-    for admission, discharge in (("2025-01-01T10:00:00Z", "2025-01-03T10:00:00Z"),
-                                 ("2031-05-02T08:30:00.250000Z", None)):  # fmt: skip
+    for admission, discharge in (
+        ("2025-01-01T10:00:00Z", "2025-01-03T10:00:00Z"),
+        ("2031-05-02T08:30:00.250000Z", None),
+    ):
         await api.created(
             f"{base}/hospitalisations",
             {"structure": "CHU", "admission_at": admission, "discharge_at": discharge},
@@ -55,10 +57,18 @@ async def _rich_file(api: Api) -> str:
     ):
         await api.created(
             "/api/v1/tasks",
-            {"type": "Soins", "label": label, "patient_id": pid, "due_date": due,
-             "assignees": [{"kind": "personne", "ref": MEMBER}, {"kind": "personne", "ref": COORD}]},
+            {
+                "type": "Soins",
+                "label": label,
+                "patient_id": pid,
+                "due_date": due,
+                "assignees": [
+                    {"kind": "personne", "ref": MEMBER},
+                    {"kind": "personne", "ref": COORD},
+                ],
+            },
             as_user=COORD,
-        )  # fmt: skip
+        )
     await api.ok(
         "PATCH",
         f"{base}/identity",

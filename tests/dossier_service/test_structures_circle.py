@@ -12,6 +12,7 @@ from dossier_service.models.directory import Structure
 from dossier_service.policy import Principal
 from dossier_service.services import structures
 from dossier_service.services.errors import Conflict
+from tests.directory_support import structure_row
 from tests.dossier_service.conftest import ADMIN, COORD, OUTSIDER, Api
 
 FINESS = "750000001"
@@ -26,25 +27,8 @@ async def _structures(api: Api) -> None:
     async with db.sessions() as session:
         for finess, name in ((FINESS, "SSIAD DU MARAIS"), (OTHER_FINESS, "CCAS DE PARIS")):
             session.add(
-                Structure(
-                    finess=finess,
-                    legal_finess="750000000",
-                    name=name,
-                    long_name=name,
-                    address="1 RUE DU TEMPLE",
-                    postcode="75003",
-                    city="PARIS",
-                    commune_code="75103",
-                    dept="75",
-                    phone="",
-                    category_code="354",
-                    category="Service de soins infirmiers à domicile",
-                    aggregate="",
-                    siret="",
-                    sort_key=name.lower(),
-                    content_hash=b"x",
-                    seen_run=1,
-                    updated_at="2026-01-01T00:00:00Z",
+                structure_row(
+                    finess, name, city="PARIS", category="Service de soins infirmiers à domicile"
                 )
             )
         await session.commit()
@@ -191,8 +175,13 @@ async def test_the_last_referent_cannot_leave_the_structure_without_one(api: Api
     db = api.app[appkeys.DATABASE]
     with pytest.raises(Conflict, match="plus de référent"):  # made a member again: the same
         async with db.transaction() as session:
-            await structures.set_role(session, principal=Principal(REFERENT), finess=FINESS,
-                                      member_id=only["id"], role="membre")  # fmt: skip
+            await structures.set_role(
+                session,
+                principal=Principal(REFERENT),
+                finess=FINESS,
+                member_id=only["id"],
+                role="membre",
+            )
     members = await api.ok("GET", f"/api/v1/structures/{FINESS}/members", as_user=REFERENT)
     assert [m["role"] for m in members["items"]] == ["referent"]
     # with another referent she may go; an admin may remove the last one
@@ -208,21 +197,42 @@ async def _rpps_professional(api: Api, pid: int, mxid: str, finess: str, siret: 
     async with db.sessions() as session:
         session.add(
             Professional(
-                id=pid, national_id=f"8100{pid:07d}", id_type="8", civility="MME",
-                last_name=f"NOM{pid}", first_name="Claire", profession_code="60",
-                profession="Infirmier", sort_key=f"nom{pid}", content_hash=b"x", seen_run=1,
+                id=pid,
+                national_id=f"8100{pid:07d}",
+                id_type="8",
+                civility="MME",
+                last_name=f"NOM{pid}",
+                first_name="Claire",
+                profession_code="60",
+                profession="Infirmier",
+                sort_key=f"nom{pid}",
+                content_hash=b"x",
+                seen_run=1,
                 updated_at="2026",
             )
-        )  # fmt: skip
+        )
         await session.flush()
         session.add(
             Activity(
-                professional_id=pid, profession_code="60", specialty_code="", specialty="",
-                mode_code="S", mode="Salarié", structure="SSIAD", address="", postcode="75003",
-                commune_code="75103", city="PARIS", dept="75", phone="", email="",
-                siret=siret, finess=finess, linked=1,
+                professional_id=pid,
+                profession_code="60",
+                specialty_code="",
+                specialty="",
+                mode_code="S",
+                mode="Salarié",
+                structure="SSIAD",
+                address="",
+                postcode="75003",
+                commune_code="75103",
+                city="PARIS",
+                dept="75",
+                phone="",
+                email="",
+                siret=siret,
+                finess=finess,
+                linked=1,
             )
-        )  # fmt: skip
+        )
         session.add(
             AccountLink(mxid=mxid, national_id=f"8100{pid:07d}", source="test", linked_at="2026")
         )
@@ -280,12 +290,24 @@ async def test_members_from_the_rpps_activity(api: Api) -> None:
 async def test_a_structure_outside_finess_is_recorded_without_access_only(api: Api) -> None:
     pid = await api.new_patient()
     body = {"kind": "structure", "display_name": "Association Aide 31", "role": "structure"}
-    refused = await api.ok("POST", f"/api/v1/patients/{pid}/circle", 400, as_user=COORD,
-                           json={**body, "has_access": True})  # fmt: skip
+    refused = await api.ok(
+        "POST",
+        f"/api/v1/patients/{pid}/circle",
+        400,
+        as_user=COORD,
+        json={**body, "has_access": True},
+    )
     assert "annuaire FINESS" in refused["error"]
-    added = await api.created(f"/api/v1/patients/{pid}/circle", {**body, "has_access": False}, as_user=COORD)  # fmt: skip
+    added = await api.created(
+        f"/api/v1/patients/{pid}/circle", {**body, "has_access": False}, as_user=COORD
+    )
     member = added.get("member", added)
     assert member["display_name"] == "Association Aide 31" and not member["has_access"]
-    grant = await api.ok("PATCH", f"/api/v1/patients/{pid}/circle/{member['id']}", 400,
-                         as_user=COORD, json={"has_access": True})  # fmt: skip
+    grant = await api.ok(
+        "PATCH",
+        f"/api/v1/patients/{pid}/circle/{member['id']}",
+        400,
+        as_user=COORD,
+        json={"has_access": True},
+    )
     assert "hors annuaire FINESS" in grant["error"]

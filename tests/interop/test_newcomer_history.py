@@ -49,11 +49,33 @@ async def invite(nurse: JsClient, room_id: str, bot_user: str, who: str) -> str:
 
 async def reads_earlier(newcomer: JsClient, room_id: str, nurse: JsClient) -> dict[str, Any]:
     seen = await newcomer.call(
-        "waitMessage", roomId=room_id, sender=nurse.user_id, contains="marqueur-arrivee",
+        "waitMessage",
+        roomId=room_id,
+        sender=nurse.user_id,
+        contains="marqueur-arrivee",
         timeoutMs=45000,
-    )  # fmt: skip
+    )
     assert not seen["decryptionFailure"], seen
     return dict(seen)
+
+
+async def direct_chat(newcomer: JsClient) -> str:
+    """The bot's direct chat with ``newcomer``, joined."""
+    dm = str((await newcomer.call("waitInvite", timeoutMs=60000))["roomId"])
+    await newcomer.call("join", roomId=dm)
+    return dm
+
+
+async def receives_transcript(newcomer: JsClient, dm: str, bot_user: str) -> None:
+    """The transcript PDF arrives in the bot's direct chat, readable."""
+    pdf = await newcomer.call(
+        "waitMessage",
+        roomId=dm,
+        sender=bot_user,
+        contains="Historique de la conversation",
+        timeoutMs=60000,
+    )
+    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
 
 
 async def test_newcomer_logging_in_after_the_invitation_reads_the_history(
@@ -112,17 +134,14 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
     assert "sinon une transcription PDF" in reply, reply
     await accept(newcomer, room_id)
 
-    dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]  # the bot's direct chat
-    await newcomer.call("join", roomId=dm)
-    pdf = await newcomer.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="Historique de la conversation",
-        timeoutMs=60000,
-    )  # fmt: skip
-    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
+    await receives_transcript(newcomer, await direct_chat(newcomer), bot_user)
     told = await nurse.call(
-        "waitMessage", roomId=room_id, sender=bot_user, contains="Historique transmis",
+        "waitMessage",
+        roomId=room_id,
+        sender=bot_user,
+        contains="Historique transmis",
         timeoutMs=30000,
-    )  # fmt: skip
+    )
     assert "en transcription PDF" in told["content"]["body"]
     # once per person and room: asking again is refused
     await newcomer.call("send", roomId=room_id, body="!historique")
@@ -141,8 +160,7 @@ async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_
     await accept(newcomer, room_id)
     await reads_earlier(newcomer, room_id, nurse)
     # the bot cannot know whether that bundle came: it offers the transcript, once
-    dm = (await newcomer.call("waitInvite", timeoutMs=60000))["roomId"]
-    await newcomer.call("join", roomId=dm)
+    dm = await direct_chat(newcomer)
     offer = await newcomer.call(
         "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
     )
@@ -154,8 +172,9 @@ async def test_device_cross_signed_while_the_bot_is_down_gets_the_history_after_
 ) -> None:
     from tests.bots.conftest import BotRunner, make_bot_config
 
-    runner = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot",
-                                                history_fallback_seconds=120.0))  # fmt: skip
+    runner = BotRunner(
+        synapse, make_bot_config(synapse, tmp_path / "bot", history_fallback_seconds=120.0)
+    )
     app = await runner.start()
     try:
         bot_user, nurse, room_id = await patient_room(app, js_client_factory)
@@ -178,20 +197,16 @@ async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_tran
 ) -> None:
     bot_user, nurse, room_id = await patient_room(cercle_bot, js_client_factory)
     signed = await js_client_factory()
-    unsigned = await js_client_factory(signed.test_user, new_device=True, cross_sign=False,
-                                       strict=False)  # fmt: skip
+    unsigned = await js_client_factory(
+        signed.test_user, new_device=True, cross_sign=False, strict=False
+    )
     reply = await invite(nurse, room_id, bot_user, signed.user_id)
     assert "MSC4268) avec 1 appareil" in reply, reply
     await accept(unsigned, room_id)  # the person joins from the other device: no keys there
-    dm = (await unsigned.call("waitInvite", timeoutMs=60000))["roomId"]
-    await unsigned.call("join", roomId=dm)
+    dm = await direct_chat(unsigned)
     offer = await unsigned.call(
         "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
     )
     assert "ne peut pas recevoir les clés" in offer["content"]["body"], offer
     await unsigned.call("send", roomId=room_id, body="!historique")
-    pdf = await unsigned.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="Historique de la conversation",
-        timeoutMs=60000,
-    )  # fmt: skip
-    assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
+    await receives_transcript(unsigned, dm, bot_user)

@@ -104,9 +104,12 @@ class FileAccess:
     ) -> OutboxItem | None:
         """Submit through the outbox; None (after replying) when the dossier is down."""
         item = await self.worker.submit(
-            idempotency_key(ctx.event_id, purpose), op.name, op.payload(), room_id=ctx.room_id,
+            idempotency_key(ctx.event_id, purpose),
+            op.name,
+            op.payload(),
+            room_id=ctx.room_id,
             wait_seconds=self.wait_seconds,
-        )  # fmt: skip
+        )
         if item.status == DONE:
             return item
         if item.status == FAILED:
@@ -127,8 +130,10 @@ def require_member(members: list[dict[str, Any]], user: str) -> None:
 
 
 def is_coordinator(members: list[dict[str, Any]], user: str) -> bool:
-    return any(m.get("matrix_user_id") == user and m.get("role") == "coordinateur"
-               and m.get("has_access") for m in members)  # fmt: skip
+    return any(
+        m.get("matrix_user_id") == user and m.get("role") == "coordinateur" and m.get("has_access")
+        for m in members
+    )
 
 
 def require_coordinator(members: list[dict[str, Any]], user: str) -> None:

@@ -92,17 +92,23 @@ def register(
         except Unavailable:
             raise away() from None
 
-    async def add(ctx: CommandContext, members: list[dict[str, Any]], user: str, role: str,
-                  has_access: bool) -> None:  # fmt: skip
+    async def add(
+        ctx: CommandContext, members: list[dict[str, Any]], user: str, role: str, has_access: bool
+    ) -> None:
         if any(m.get("matrix_user_id") == user for m in members):
             raise UserError(f"{user} fait déjà partie du cercle de soins.")
         room = client.rooms.get(ctx.room_id)
         name = (room.user_name(user) if room and user in room.users else None) or user
         labels = await role_labels()  # before anyone is invited: the reply needs it
         welcome = await arrivals.bring_in(
-            ctx.room_id, user, actor=ctx.sender, origin=ctx.event_id, role=role,
-            has_access=has_access, name=name,
-        )  # fmt: skip
+            ctx.room_id,
+            user,
+            actor=ctx.sender,
+            origin=ctx.event_id,
+            role=role,
+            has_access=has_access,
+            name=name,
+        )
         label = labels.get(role, role) + ("" if has_access else ", sans accès au dossier")
         head = f"👥 {name} ajouté(e) au cercle de soins ({label})"
         head_html = (
@@ -188,8 +194,13 @@ def read_addition(words: Sequence[str]) -> tuple[str, str, bool]:
         raise UsageError("Identifiant Matrix attendu (forme @nom:serveur).")
     text = " ".join(rest)
     has_access = True
-    for phrase in ("sans accès au dossier", "sans acces au dossier", "sans accès", "sans acces",
-                   *NO_ACCESS_WORDS):  # fmt: skip
+    for phrase in (
+        "sans accès au dossier",
+        "sans acces au dossier",
+        "sans accès",
+        "sans acces",
+        *NO_ACCESS_WORDS,
+    ):
         if phrase in text:
             text, has_access = text.replace(phrase, " "), False
             break

@@ -68,8 +68,13 @@ def register(
     async def download(source: MediaSource) -> bytes:
         with tempfile.TemporaryDirectory(prefix="cercle-doc-") as tmp:
             async with aiohttp.ClientSession() as session:
-                fetcher = MediaFetcher(session, homeserver_url, str(access.client.access_token),
-                                       Path(tmp), max_bytes=max_document_bytes)  # fmt: skip
+                fetcher = MediaFetcher(
+                    session,
+                    homeserver_url,
+                    str(access.client.access_token),
+                    Path(tmp),
+                    max_bytes=max_document_bytes,
+                )
                 try:
                     fetched = await fetcher.fetch(source)
                 except MediaError as exc:

@@ -45,9 +45,13 @@ def register(registry: CommandRegistry, access: FileAccess) -> None:
         await access.require_access(ctx, pid, reading=False)
         if request.assignees:
             await access.require_in_circle(pid, request.assignees)
-        op = CreateTask(label=request.label, assignees=list(request.assignees),
-                        due_date=request.due.isoformat() if request.due else None,
-                        command=ctx.event_id, **by(ctx))  # fmt: skip
+        op = CreateTask(
+            label=request.label,
+            assignees=list(request.assignees),
+            due_date=request.due.isoformat() if request.due else None,
+            command=ctx.event_id,
+            **by(ctx),
+        )
         item = await access.write(ctx, "task", op, "la tâche")
         if item is None or request.assignees:
             return  # assigned: the room's « Nouvelle tâche » notice is the reply (one message)

@@ -113,9 +113,14 @@ async def test_trouver_through_the_dossier_api(aiohttp_client: Any, tmp_path: Pa
     link(conn, "@helene:cercle.test", "810000001128", source="test", actor="test")
     # a member without RPPS of a structure (issue 18), as an approved request leaves her
     add_structure(conn, "750000001", "SSIAD DU MARAIS")
-    join_structure(conn, "750000001", "@ines:cercle.test",
-                   "LEFÈVRE Inès — Éducateur·rice spécialisé·e", actor="test",
-                   at=datetime.now(UTC))  # fmt: skip
+    join_structure(
+        conn,
+        "750000001",
+        "@ines:cercle.test",
+        "LEFÈVRE Inès — Éducateur·rice spécialisé·e",
+        actor="test",
+        at=datetime.now(UTC),
+    )
     conn.close()
     config = dossier_config(tmp_path / "dossier.db")
 
@@ -220,16 +225,22 @@ async def test_trouver_in_an_encrypted_room(
 
 
 def test_structures_follow_the_professionals_with_their_finess_number() -> None:
-    ssiad = {"raison_sociale": "SSIAD ADMR", "categorie": "Service de Soins Infirmiers A Domicile",
-             "ville": "TOULOUSE", "finess": "310000016"}  # fmt: skip
-    plain, body = format_results_for_bot([], query="ssiad", total=0, structures=[ssiad],
-                                         structures_total=3)  # fmt: skip
+    ssiad = {
+        "raison_sociale": "SSIAD ADMR",
+        "categorie": "Service de Soins Infirmiers A Domicile",
+        "ville": "TOULOUSE",
+        "finess": "310000016",
+    }
+    plain, body = format_results_for_bot(
+        [], query="ssiad", total=0, structures=[ssiad], structures_total=3
+    )
     assert plain.splitlines() == [
         "3 structures pour « ssiad » (1 premières) :",
         "• SSIAD ADMR — Service de Soins Infirmiers A Domicile, Toulouse — FINESS 310000016",
     ]
     assert "<ul><li>SSIAD ADMR" in body
     found = [Found("DUPONT Marie", "Infirmier", "Toulouse", None)]
-    both, _ = format_results_for_bot(found, query="admr", total=1, structures=[ssiad],
-                                     structures_total=1)  # fmt: skip
+    both, _ = format_results_for_bot(
+        found, query="admr", total=1, structures=[ssiad], structures_total=1
+    )
     assert both.index("DUPONT Marie") < both.index("1 structure pour « admr »")

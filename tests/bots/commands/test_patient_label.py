@@ -31,9 +31,17 @@ def test_identities_are_recognised_with_a_pseudonymous_suggestion(
 
 @pytest.mark.parametrize(
     "label",
-    ["Suivi Mme D.", "Suivi M. H.", "Mme D. — plaie", "Suivi plaie jambe", "Suivi PLAIE",
-     "Dossier APA", "Historique interop", "Suivi 2026"],
-)  # fmt: skip
+    [
+        "Suivi Mme D.",
+        "Suivi M. H.",
+        "Mme D. — plaie",
+        "Suivi plaie jambe",
+        "Suivi PLAIE",
+        "Dossier APA",
+        "Historique interop",
+        "Suivi 2026",
+    ],
+)
 def test_pseudonymous_labels_pass(label: str) -> None:
     assert identity_hint(label) is None
     assert confirmed_label(label) == label

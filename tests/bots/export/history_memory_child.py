@@ -87,9 +87,13 @@ class SyntheticRoom:
             f"$e{self.count - 1 - n}": {"m.read": {user: {"ts": 1}}}
             for n, user in enumerate(MEMBERS)
         }
-        sync = {"rooms": {"join": {ROOM: {"ephemeral": {"events": [
-            {"type": "m.receipt", "content": receipts}
-        ]}}}}}  # fmt: skip
+        sync = {
+            "rooms": {
+                "join": {
+                    ROOM: {"ephemeral": {"events": [{"type": "m.receipt", "content": receipts}]}}
+                }
+            }
+        }
         return Response(sync)
 
 

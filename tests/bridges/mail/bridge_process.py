@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import IO, Any
 
 from bridges.mail.account import (
     CROSS_SIGNING_SECRET,
@@ -26,11 +28,28 @@ from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.vault import CredentialVault
 
+ROOT = Path(__file__).resolve().parents[3]
+
 
 def config_json(config: MailBridgeConfig, secrets_dir: Path) -> str:
     values = config.model_dump(mode="json")  # paths as text
     values["secrets_dir"] = str(secrets_dir)
     return json.dumps(values)
+
+
+def spawn(
+    config: MailBridgeConfig, secrets_dir: Path, config_file: Path, log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """This module as a child process running ``config`` (written to ``config_file``), its
+    output in ``log``."""
+    config_file.write_text(config_json(config, secrets_dir))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=log,
+    )
 
 
 async def run(values: dict[str, Any]) -> None:

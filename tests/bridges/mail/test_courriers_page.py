@@ -102,9 +102,14 @@ def key_of(page: str) -> str:
 
 
 async def test_courriers_page_connects_files_and_disconnects(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, site: tuple[Site, Path, str], caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    site: tuple[Site, Path, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     web_site, socket, secret = site
     marie, marie_pw = mailbox_factory()
@@ -121,16 +126,21 @@ async def test_courriers_page_connects_files_and_disconnects(
     assert (
         status == 200 and 'name="mot_de_passe"' in page and 'aria-current="page">Courriers' in page
     )
-    status, _, _ = await web_site.post(me, "/courriers/boite",
-                                       {"adresse": marie, "mot_de_passe": marie_pw})  # fmt: skip
+    status, _, _ = await web_site.post(
+        me, "/courriers/boite", {"adresse": marie, "mot_de_passe": marie_pw}
+    )
     assert status == 403
-    status, page, _ = await web_site.post(me, "/courriers/boite", {
-        "csrf_token": csrf, "adresse": marie, "mot_de_passe": "faux-mot-de-passe"})  # fmt: skip
+    status, page, _ = await web_site.post(
+        me,
+        "/courriers/boite",
+        {"csrf_token": csrf, "adresse": marie, "mot_de_passe": "faux-mot-de-passe"},
+    )
     assert status == 400 and "a refusé cet identifiant" in page
     assert "faux-mot-de-passe" not in page and bridge.store.mailbox(pro.user_id) is None
 
-    status, _, where = await web_site.post(me, "/courriers/boite", {
-        "csrf_token": csrf, "adresse": marie, "mot_de_passe": marie_pw})  # fmt: skip
+    status, _, where = await web_site.post(
+        me, "/courriers/boite", {"csrf_token": csrf, "adresse": marie, "mot_de_passe": marie_pw}
+    )
     assert status == 303 and where == "/courriers?fait=reliee"
     box = bridge.store.mailbox(pro.user_id)
     assert box is not None and box.connected and box.room_id is not None
@@ -146,8 +156,11 @@ async def test_courriers_page_connects_files_and_disconnects(
     await asyncio.to_thread(mail_servers.deliver, mails.mssante_xdm(), marie)
     first, second = await wait_count(pro, room_id, mail_events, 2)
     # recorded once its attachments are posted too, a moment after its message shows
-    await eventually(lambda: asyncio.sleep(0, bridge.store.count_posted(pro.user_id)),
-                     lambda n: n == 2, what="deux courriers enregistrés")  # fmt: skip
+    await eventually(
+        lambda: asyncio.sleep(0, bridge.store.count_posted(pro.user_id)),
+        lambda n: n == 2,
+        what="deux courriers enregistrés",
+    )
     dossier = DossierClient(web_site.config.public_url, SERVICE_TOKEN)
     try:
         mine = await dossier.create_patient(
@@ -162,8 +175,13 @@ async def test_courriers_page_connects_files_and_disconnects(
         assert "Compte rendu de sortie" in page and "Résultats avec dossier XDM" in page
         assert f'value="{pid}"' in page and f'value="{other_pid}"' not in page
 
-        form = {"csrf_token": csrf, "courrier": first.event_id, "patient": pid,
-                "categorie": "compte rendu", "cle": key_of(page)}  # fmt: skip
+        form = {
+            "csrf_token": csrf,
+            "courrier": first.event_id,
+            "patient": pid,
+            "categorie": "compte rendu",
+            "cle": key_of(page),
+        }
         status, page, _ = await web_site.post(me, "/courriers/classer", form)
         assert status == 200, page
         assert (
@@ -188,8 +206,9 @@ async def test_courriers_page_connects_files_and_disconnects(
         assert await dossier.documents(other_pid) == []
         # someone else's session cannot file her mail (her mailbox is hers)
         them, their_csrf = web_site.login(other.user_id)
-        status, page, _ = await web_site.post(them, "/courriers/classer",
-                                              {**form, "csrf_token": their_csrf})  # fmt: skip
+        status, page, _ = await web_site.post(
+            them, "/courriers/classer", {**form, "csrf_token": their_csrf}
+        )
         assert status == 400 and "Aucune boîte n'est reliée" in page
     finally:
         await dossier.close()
@@ -215,9 +234,13 @@ async def test_courriers_page_connects_files_and_disconnects(
 
 
 async def test_courriers_page_with_her_own_servers_among_the_allowed(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, site: tuple[Site, Path, str],
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    site: tuple[Site, Path, str],
+) -> None:
     """The operator allows other servers (``allowed_servers``): she names hers on the page;
     a server outside the list is refused, a wrong port is caught before anything is stored,
     and her servers are the ones the bridge then reads and sends through."""
@@ -225,8 +248,12 @@ async def test_courriers_page_with_her_own_servers_among_the_allowed(
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     # the operator's default servers answer nothing here: whatever works went through hers
-    runner = bridge_factory(control_socket=socket, allowed_servers=("localhost",),
-                            imap_port=free_port(), smtp_port=free_port())  # fmt: skip
+    runner = bridge_factory(
+        control_socket=socket,
+        allowed_servers=("localhost",),
+        imap_port=free_port(),
+        smtp_port=free_port(),
+    )
     runner.control_secret = secret  # type: ignore[attr-defined]
     bridge = await runner.start()
     pro = await pro_factory()
@@ -234,10 +261,16 @@ async def test_courriers_page_with_her_own_servers_among_the_allowed(
     status, page = await web_site.get(me, "/courriers")
     assert 'name="imap_hote"' in page and 'value="127.0.0.1"' in page
 
-    form = {"csrf_token": csrf, "adresse": marie, "mot_de_passe": marie_pw,
-            "imap_hote": "imap.ailleurs.example", "imap_port": str(mail_servers.imap_port),
-            "smtp_hote": "localhost", "smtp_port": str(mail_servers.smtp_port),
-            "smtp_securite": "tls"}  # fmt: skip
+    form = {
+        "csrf_token": csrf,
+        "adresse": marie,
+        "mot_de_passe": marie_pw,
+        "imap_hote": "imap.ailleurs.example",
+        "imap_port": str(mail_servers.imap_port),
+        "smtp_hote": "localhost",
+        "smtp_port": str(mail_servers.smtp_port),
+        "smtp_securite": "tls",
+    }
     status, page, _ = await web_site.post(me, "/courriers/boite", form)
     assert status == 400 and "n'est pas autorisé par l'exploitant" in page
     form.update(imap_hote="localhost", smtp_port=str(mail_servers.imap_port))  # IMAP's port

@@ -40,10 +40,12 @@ def extract(path: Path) -> Path:
     addresses, one without any address."""
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], [r.split("|") for r in lines[1:] if r.count("|") > EMAIL]
-    people = [("LEROUXTEST", "AGATHE", AGATHE),
-              ("VASSEURTEST", "JULIEN", "julien.vasseur@medecin.mssante.fr"),
-              ("VASSEURTEST", "CLAIRE", "claire.vasseur@infirmier.mssante.fr"),
-              ("PONSARDTEST", "LUC", "")]  # fmt: skip
+    people = [
+        ("LEROUXTEST", "AGATHE", AGATHE),
+        ("VASSEURTEST", "JULIEN", "julien.vasseur@medecin.mssante.fr"),
+        ("VASSEURTEST", "CLAIRE", "claire.vasseur@infirmier.mssante.fr"),
+        ("PONSARDTEST", "LUC", ""),
+    ]
     out = []
     for row, (nom, prenom, mail) in zip(rows, people, strict=False):
         row = list(row)
@@ -75,9 +77,13 @@ async def dossier_with_directory(
 
 
 async def test_courrier_to_a_name_takes_the_directory_mssante_address(
-    bridge_factory: Any, pro_factory: Any, mailbox_factory: Any, mail_servers: Any,
-    bridge_account: str, dossier_with_directory: str,
-) -> None:  # fmt: skip
+    bridge_factory: Any,
+    pro_factory: Any,
+    mailbox_factory: Any,
+    mail_servers: Any,
+    bridge_account: str,
+    dossier_with_directory: str,
+) -> None:
     marie, marie_pw = mailbox_factory()
     mail_servers.add_mailbox(AGATHE, secrets.token_urlsafe(12))  # her operator's mailbox
     runner = bridge_factory(dossier_url=dossier_with_directory)

@@ -8,8 +8,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,7 +27,7 @@ from support import die_after
 
 from tests.bots.conftest import Pro, dm_with_bot
 from tests.bridges.mail import mails
-from tests.bridges.mail.bridge_process import config_json
+from tests.bridges.mail.bridge_process import spawn
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +144,14 @@ async def test_mail_shapes_reach_the_courriers_room(connected: Any, mail_servers
 
     big_raw, big_payload = mails.big()
     shapes = [
-        mails.alternative(), mails.latin1(), mails.windows1252(), mails.rfc2231_name(),
-        mails.malformed(), mails.mssante_xdm(), big_raw,
-    ]  # fmt: skip
+        mails.alternative(),
+        mails.latin1(),
+        mails.windows1252(),
+        mails.rfc2231_name(),
+        mails.malformed(),
+        mails.mssante_xdm(),
+        big_raw,
+    ]
     for raw in shapes:
         await asyncio.to_thread(mail_servers.deliver, raw, address)
 
@@ -244,8 +247,12 @@ async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
         ("m.image", "photo.webp"),
         ("m.file", "coupee.png"),  # cut short in transit: a file, not a broken image
     ]
-    shown = {"radio-thorax.png": (64, 48), "plaie-talon.jpg": (30, 40),  # turned by EXIF
-             "schema.gif": (20, 10), "photo.webp": (33, 22)}  # fmt: skip
+    shown = {
+        "radio-thorax.png": (64, 48),
+        "plaie-talon.jpg": (30, 40),  # turned by EXIF
+        "schema.gif": (20, 10),
+        "photo.webp": (33, 22),
+    }
     sent = {name: data for name, _, data in mails.IMAGES} | {"coupee.png": cut}
     for content in contents:
         name = content["body"]
@@ -352,7 +359,7 @@ async def test_reconnects_when_dropped_and_polls_without_idle(
         "Objet : Après coupure",
         "Objet : Sans IDLE",
         "Objet : Après renumérotation",
-    ]  # fmt: skip
+    ]
 
 
 async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
@@ -368,14 +375,8 @@ async def test_sigkilled_in_the_middle_of_a_burst_posts_each_mail_once(
     subjects = [f"Rafale {i:02d}" for i in range(30)]
     for subject in subjects:
         await asyncio.to_thread(mail_servers.deliver, mails.simple(subject), address)
-    config_file = tmp_path / "bridge.json"
-    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
-    root = Path(__file__).resolve().parents[3]
     with (tmp_path / "bridge.log").open("wb") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
-            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
-        )  # fmt: skip
+        child = spawn(runner.config, synapse.secrets.directory, tmp_path / "bridge.json", log)
         try:
             await wait_count(pro, room_id, mail_events, 1, timeout=120)
             os.kill(child.pid, signal.SIGKILL)

@@ -11,8 +11,6 @@ import email.policy
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from nio.crypto.attachments import encrypt_attachment
 
 from bridges.mail import outbound
 from tests.bridges.mail import mails
-from tests.bridges.mail.bridge_process import config_json
+from tests.bridges.mail.bridge_process import spawn
 from tests.bridges.mail.test_inbound import (
     connected,
     decrypt_late,
@@ -187,14 +185,8 @@ async def test_sigkilled_after_smtp_accepted_data_sends_once(
     mail_servers.sent_copy.add(marie)  # this operator files what it sends in Sent
     await runner.stop()
 
-    config_file = tmp_path / "bridge.json"
-    config_file.write_text(config_json(runner.config, synapse.secrets.directory))
-    root = Path(__file__).resolve().parents[3]
     log = (tmp_path / "bridge.log").open("wb")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.bridges.mail.bridge_process", str(config_file)],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=log, stderr=log,
-    )  # fmt: skip
+    child = spawn(runner.config, synapse.secrets.directory, tmp_path / "bridge.json", log)
     killed = threading.Event()
 
     def kill_bridge(login: str, raw: bytes) -> None:

@@ -174,8 +174,10 @@ def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_pas
         "state TEXT NOT NULL DEFAULT 'nouvelle', error TEXT, refused_version INTEGER, "
         "last_mail_at INTEGER, updated_at INTEGER NOT NULL)"
     )
-    old.execute("INSERT INTO mailboxes(owner, address, sealed_password, updated_at) "
-                "VALUES('@m:x', 'm@mss.test', x'01', 1)")  # fmt: skip
+    old.execute(
+        "INSERT INTO mailboxes(owner, address, sealed_password, updated_at) "
+        "VALUES('@m:x', 'm@mss.test', x'01', 1)"
+    )
     old.commit()
     old.close()
     store = BridgeStore(open_database(path))
@@ -198,10 +200,18 @@ def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_pas
     assert "déconnectée par sa titulaire" in line
 
     config = MailBridgeConfig(
-        homeserver_url="http://h", server_name="x", user_id="@b:x", device_id="D",
-        display_name="C", data_dir=tmp_path, imap_host="imap.op.test", imap_port=993,
-        smtp_host="smtp.op.test", smtp_port=465, allowed_servers=("imap.elle.test",),
-    )  # fmt: skip
+        homeserver_url="http://h",
+        server_name="x",
+        user_id="@b:x",
+        device_id="D",
+        display_name="C",
+        data_dir=tmp_path,
+        imap_host="imap.op.test",
+        imap_port=993,
+        smtp_host="smtp.op.test",
+        smtp_port=465,
+        allowed_servers=("imap.elle.test",),
+    )
     assert config.hosts_allowed(operator)
     assert not config.hosts_allowed(own)  # smtp.elle.test is not in the list
     assert config.hosts_allowed(MailHosts("IMAP.elle.test", 1, "smtp.op.test", 2))

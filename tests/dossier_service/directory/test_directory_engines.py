@@ -20,10 +20,24 @@ from dossier_service.directory.search import Directory
 from homeserver.modules.pro_sante_connect.directory_link import linked_to_active_rpps, lookup
 from tests.directory_support import connect as sqlite_connect
 
-from .conftest import SAMPLE
+from .conftest import REQUEST_FORM, SAMPLE
 
-QUERIES = ("martin", "ma", "kiné béziers", "infirmier 34", "d'almeida", "garcia lopez", "jean marie",
-           "ma ro", "cardio", "31", "10000001128", "boyer narbonne", "Lefèvre", "st pons")  # fmt: skip
+QUERIES = (
+    "martin",
+    "ma",
+    "kiné béziers",
+    "infirmier 34",
+    "d'almeida",
+    "garcia lopez",
+    "jean marie",
+    "ma ro",
+    "cardio",
+    "31",
+    "10000001128",
+    "boyer narbonne",
+    "Lefèvre",
+    "st pons",
+)
 
 
 def _answers(directory: Directory) -> dict[str, tuple[int, list[str]]]:
@@ -75,11 +89,7 @@ def test_the_same_directory_on_either_engine(
         again = import_extract(conn, SAMPLE)
         assert (again.added, again.updated, again.unchanged) == (0, 0, 406)
         # account requests: queued with their audit row, ids from the engine
-        form, errors = validate(
-            {"nom": "D'Almeida", "prenom": "Hélène", "identifiant": "10000001128",
-             "profession": "infirmière", "structure": "", "email": "h@example.org",
-             "telephone": "+33 6 12 34 56 78", "consentement": "on"}
-        )  # fmt: skip
+        form, errors = validate(REQUEST_FORM)
         assert form is not None, errors
         requests = AccountRequests(conn, directory, server_name="x", activation_hours=72)
         first = requests.submit(form)

@@ -282,8 +282,10 @@ def test_the_dossiers_writes_get_their_turn_during_an_import(
     def dossier_write() -> None:
         other = sqlite3.connect(tmp_path / "dossier.db", timeout=10, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
-        other.execute("INSERT INTO annuaire_audit (at, actor, action, target) VALUES "
-                      "('t', 'dossier', 'test', 'x')")  # fmt: skip
+        other.execute(
+            "INSERT INTO annuaire_audit (at, actor, action, target) VALUES "
+            "('t', 'dossier', 'test', 'x')"
+        )
         other.execute("COMMIT")
         written.append(time.monotonic())
         other.close()

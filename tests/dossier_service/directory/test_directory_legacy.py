@@ -22,8 +22,17 @@ from tests.directory_support import connect, migrated_database
 from .conftest import REQUEST_FORM, SAMPLE
 from .legacy_schema import OLD_V1, OLD_V2
 
-OLD_TABLES = ("import_run", "professional", "activity", "search_key", "commune",
-              "account_link", "account_request", "activation", "audit")  # fmt: skip
+OLD_TABLES = (
+    "import_run",
+    "professional",
+    "activity",
+    "search_key",
+    "commune",
+    "account_link",
+    "account_request",
+    "activation",
+    "audit",
+)
 
 
 def _old_database(tmp_path: Path, version: int) -> tuple[Path, list[str]]:

@@ -68,9 +68,7 @@ def test_a_large_extract_with_malformed_lines_imports_streaming_and_idempotent(
         ).fetchone()[0]
         assert located > good * 0.9
         again = import_finess(conn, path)
-        assert (again.added, again.updated, again.unchanged, again.deactivated) == (
-            0, 0, good, 0,
-        )  # fmt: skip
+        assert (again.added, again.updated, again.unchanged, again.deactivated) == (0, 0, good, 0)
         smaller = extract(tmp_path, rows // 2)  # another draw: some numbers kept, most gone
         newer_good, _, newer_numbers = expected(smaller)
         newer = import_finess(conn, smaller)
@@ -145,8 +143,14 @@ def test_members_without_rpps_are_found_by_their_structure_s_new_name_after_a_re
     with contextlib.closing(connect(database_url)) as conn:
         import_finess(conn, structures)
         with transaction(conn):
-            join_structure(conn, "310000016", "@ines:cercle.test", "Inès Lefèvre — Éducatrice",
-                           actor="@admin:cercle.test", at=datetime(2026, 11, 2, tzinfo=UTC))  # fmt: skip
+            join_structure(
+                conn,
+                "310000016",
+                "@ines:cercle.test",
+                "Inès Lefèvre — Éducatrice",
+                actor="@admin:cercle.test",
+                at=datetime(2026, 11, 2, tzinfo=UTC),
+            )
         assert [m.mxid for m in search_without_rpps(conn, "admr ines")] == ["@ines:cercle.test"]
         renamed = tmp_path / "renamed.csv"
         renamed.write_bytes(

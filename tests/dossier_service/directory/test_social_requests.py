@@ -51,9 +51,18 @@ def add_referent(conn: Any, finess: str, mxid: str) -> None:
     conn.execute(
         "INSERT INTO structure_members (id, finess, matrix_user_id, display_name, role, source, "
         "without_rpps, added_by, added_at) VALUES (?,?,?,?,?,?,?,?,?)",
-        (mxid + finess, finess, mxid, "Référente", "referent", "admin", False, ADMIN,
-         "2026-01-01 00:00:00.000000"),
-    )  # fmt: skip
+        (
+            mxid + finess,
+            finess,
+            mxid,
+            "Référente",
+            "referent",
+            "admin",
+            False,
+            ADMIN,
+            "2026-01-01 00:00:00.000000",
+        ),
+    )
 
 
 class FakeHomeserver:
@@ -131,7 +140,11 @@ def test_unknown_structure_duplicates_and_existing_accounts_write_nothing(
     assert good is not None
     req = social.submit(requests, good)
     assert (req.match, req.finess, req.social_role, req.identifier) == (
-        "sans_rpps", FINESS, "assistant_service_social", "")  # fmt: skip
+        "sans_rpps",
+        FINESS,
+        "assistant_service_social",
+        "",
+    )
     assert req.structure == "SSIAD DU MARAIS" and req.profession == "Assistant·e de service social"
     before = counts(conn)
     upper, _ = social.validate({**FORM, "email": "INES.Lefevre@example.org"})
@@ -178,8 +191,12 @@ async def test_a_referent_decides_only_for_her_structure(requests: AccountReques
         (approval.mxid,),
     ).fetchall() == [(FINESS, "membre", "demande", 1, REFERENT)]
     actions = [r[0] for r in conn.execute("SELECT action FROM annuaire_audit ORDER BY id")]
-    assert actions == ["demande.creee", *["demande.decision_refusee"] * 4,
-                       "structure.membre_ajoute", "demande.approuvee"]  # fmt: skip
+    assert actions == [
+        "demande.creee",
+        *["demande.decision_refusee"] * 4,
+        "structure.membre_ajoute",
+        "demande.approuvee",
+    ]
     # searchable, marked without RPPS, with the structure
     (hit,) = search_without_rpps(conn, "lefevre assistant")
     assert hit.as_json()["sans_rpps"] is True and hit.structure == "SSIAD DU MARAIS"
@@ -210,6 +227,7 @@ async def test_a_failed_account_creation_leaves_the_request_waiting(
     assert counts(requests.conn) == before
     req = requests.get(rid)
     assert req is not None and req.status == "en_attente"
-    refused = social.refuse(requests, rid, reason="Inconnue de la structure", actor=REFERENT,
-                            admin=False)  # fmt: skip
+    refused = social.refuse(
+        requests, rid, reason="Inconnue de la structure", actor=REFERENT, admin=False
+    )
     assert refused.status == "refusee" and refused.decided_by == REFERENT

@@ -25,9 +25,17 @@ async def test_admins_everything_referents_their_structure_only(db: Database) ->
             ("@ide:t", "membre", None),
             ("@old:t", "referent", datetime(2026, 1, 1, tzinfo=UTC)),
         ):
-            session.add(StructureMember(finess=SSIAD, matrix_user_id=who, display_name=who,
-                                        role=role, added_by="@admin:t", ended_at=ended,
-                                        ended_by="@admin:t" if ended else None))  # fmt: skip
+            session.add(
+                StructureMember(
+                    finess=SSIAD,
+                    matrix_user_id=who,
+                    display_name=who,
+                    role=role,
+                    added_by="@admin:t",
+                    ended_at=ended,
+                    ended_by="@admin:t" if ended else None,
+                )
+            )
     async with db.sessions() as session:
         assert await may_extract(session, admin, "plateforme")
         assert await may_extract(session, admin, SSIAD)

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import text
 
 from dossier_service import appkeys
-from dossier_service.models.directory import Structure
+from tests.directory_support import structure_row
 from tests.dossier_service.conftest import ADMIN, COORD, MEMBER, Api
 
 PERIOD = {"start": "2026-03-01", "end": "2026-05-31"}
@@ -33,19 +33,15 @@ async def wait_ready(api: Api, report_id: str, user: str = ADMIN) -> dict[str, A
 
 async def add_structure(api: Api) -> None:
     async with api.app[appkeys.DATABASE].transaction() as session:
-        session.add(Structure(finess=FINESS, legal_finess="310000000", name="SSIAD Garonne",
-                              long_name="SSIAD Garonne", address="", postcode="31000",
-                              city="TOULOUSE", commune_code="31555", dept="31", phone="",
-                              category_code="354", category="SSIAD", aggregate="", siret="",
-                              sort_key="ssiad garonne", content_hash=b"x", seen_run=1,
-                              updated_at="2026-01-01"))  # fmt: skip
+        session.add(structure_row(FINESS, "SSIAD Garonne", city="TOULOUSE", category="SSIAD"))
 
 
 async def test_an_admin_asks_gets_and_downloads_an_extraction(api: Api) -> None:
     pid = await api.new_patient()
     await api.add_member(pid, MEMBER)
-    body = await api.ok("POST", "/api/v1/extractions", 202, as_user=ADMIN,
-                        json={"scope": "plateforme", **PERIOD})  # fmt: skip
+    body = await api.ok(
+        "POST", "/api/v1/extractions", 202, as_user=ADMIN, json={"scope": "plateforme", **PERIOD}
+    )
     assert body["status"] == "en cours" and body["xlsx"] is None
     ready = await wait_ready(api, body["id"])
     assert ready["status"] == "prête", ready
@@ -82,11 +78,13 @@ async def test_an_admin_asks_gets_and_downloads_an_extraction(api: Api) -> None:
 async def test_a_non_admin_is_refused_and_bad_demands_are_refused_in_french(api: Api) -> None:
     await add_structure(api)
     for scope in ("plateforme", FINESS):
-        status, err = await api.call("POST", "/api/v1/extractions", as_user=COORD,
-                                     json={"scope": scope, **PERIOD})  # fmt: skip
+        status, err = await api.call(
+            "POST", "/api/v1/extractions", as_user=COORD, json={"scope": scope, **PERIOD}
+        )
         assert (status, err["errcode"], err["error"]) == (403, "M_FORBIDDEN", "Accès refusé.")
-    status, err = await api.call("POST", "/api/v1/extractions", service=True,
-                                 json={"scope": "plateforme", **PERIOD})  # fmt: skip
+    status, err = await api.call(
+        "POST", "/api/v1/extractions", service=True, json={"scope": "plateforme", **PERIOD}
+    )
     assert status == 403
     assert await api.count("extraction_reports") == 0
     refusals = await api.count("audit_log", "WHERE resource = 'extractions' AND outcome = 'refusé'")
@@ -101,20 +99,28 @@ async def test_a_non_admin_is_refused_and_bad_demands_are_refused_in_french(api:
     ):
         status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN, json=wrong)
         assert status == 400 and err["errcode"].startswith("M_"), (wrong, err)
-    status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
-                                 json={"scope": "plateforme", "start": "2026-05-01",
-                                       "end": "2026-04-01"})  # fmt: skip
+    status, err = await api.call(
+        "POST",
+        "/api/v1/extractions",
+        as_user=ADMIN,
+        json={"scope": "plateforme", "start": "2026-05-01", "end": "2026-04-01"},
+    )
     assert err["error"] == "Champ invalide : corps (la fin de la période précède son début)."
-    status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
-                                 json={"scope": "plateforme", "start": "2020-01-01",
-                                       "end": "2026-04-01"})  # fmt: skip
+    status, err = await api.call(
+        "POST",
+        "/api/v1/extractions",
+        as_user=ADMIN,
+        json={"scope": "plateforme", "start": "2020-01-01", "end": "2026-04-01"},
+    )
     assert err["error"] == "Période trop longue : trois ans au plus par extraction."
-    status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN,
-                                 json={"scope": "999999999", **PERIOD})  # fmt: skip
+    status, err = await api.call(
+        "POST", "/api/v1/extractions", as_user=ADMIN, json={"scope": "999999999", **PERIOD}
+    )
     assert (status, err["error"]) == (404, "Structure inconnue (numéro FINESS).")
 
-    body = await api.ok("POST", "/api/v1/extractions", 202, as_user=ADMIN,
-                        json={"scope": FINESS, **PERIOD})  # fmt: skip
+    body = await api.ok(
+        "POST", "/api/v1/extractions", 202, as_user=ADMIN, json={"scope": FINESS, **PERIOD}
+    )
     assert body["scope"] == FINESS and body["scope_label"] == "la structure SSIAD Garonne"
     ready = await wait_ready(api, body["id"])
     assert "pour la structure SSIAD Garonne" in ready["title"]
@@ -125,12 +131,17 @@ async def test_a_non_admin_is_refused_and_bad_demands_are_refused_in_french(api:
 async def test_activity_is_idempotent_and_keeps_the_largest_count(api: Api) -> None:
     pid = await api.new_patient()
     async with api.app[appkeys.DATABASE].transaction() as session:
-        await session.execute(text("UPDATE patients SET room_id = :r WHERE id = :p"),
-                              {"r": ROOM, "p": pid})  # fmt: skip
+        await session.execute(
+            text("UPDATE patients SET room_id = :r WHERE id = :p"), {"r": ROOM, "p": pid}
+        )
 
     async def record(**payload: Any) -> tuple[int, Any]:
-        return await api.call("POST", "/api/v1/activity", service=True,
-                              json={"room_id": ROOM, "at_ms": 1772442000000, **payload})  # fmt: skip
+        return await api.call(
+            "POST",
+            "/api/v1/activity",
+            service=True,
+            json={"room_id": ROOM, "at_ms": 1772442000000, **payload},
+        )
 
     day = {"kind": "messages", "ref": f"{ROOM}|2026-03-02", "day": "2026-03-02"}
     for count in (3, 7, 5, 7):  # a late replay of 5 never lowers the total
@@ -147,14 +158,21 @@ async def test_activity_is_idempotent_and_keeps_the_largest_count(api: Api) -> N
     assert [status for status, _ in sent] == [200] * 7
     db = api.app[appkeys.DATABASE]
     async with db.sessions() as session:
-        assert (await session.execute(text(
-            "SELECT count FROM activity_events WHERE ref = :r"), {"r": other["ref"]})).scalar() == 9  # fmt: skip
-        await session.execute(text("DELETE FROM activity_events WHERE ref = :r"),
-                              {"r": other["ref"]})  # fmt: skip
+        assert (
+            await session.execute(
+                text("SELECT count FROM activity_events WHERE ref = :r"), {"r": other["ref"]}
+            )
+        ).scalar() == 9
+        await session.execute(
+            text("DELETE FROM activity_events WHERE ref = :r"), {"r": other["ref"]}
+        )
         await session.commit()
     async with db.sessions() as session:
-        rows = (await session.execute(text(
-            "SELECT kind, count, day, patient_id FROM activity_events ORDER BY kind"))).all()  # fmt: skip
+        rows = (
+            await session.execute(
+                text("SELECT kind, count, day, patient_id FROM activity_events ORDER BY kind")
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [
         ("export", 1, "2026-03-02", pid),
         ("messages", 7, "2026-03-02", pid),
@@ -162,20 +180,28 @@ async def test_activity_is_idempotent_and_keeps_the_largest_count(api: Api) -> N
         ("signalement", 1, "2026-03-02", pid),
     ]
     async with db.sessions() as session:
-        at = (await session.execute(text(
-            "SELECT at FROM activity_events WHERE kind = 'signalement'"))).scalar()  # fmt: skip
+        at = (
+            await session.execute(text("SELECT at FROM activity_events WHERE kind = 'signalement'"))
+        ).scalar()
     assert "1772442999" not in str(at)  # the first moment stands
 
-    status, err = await api.call("POST", "/api/v1/activity", service=True,
-                                 json={**day, "room_id": "!inconnue:cercle.test",
-                                       "at_ms": 1772442000000, "count": 2})  # fmt: skip
+    status, err = await api.call(
+        "POST",
+        "/api/v1/activity",
+        service=True,
+        json={**day, "room_id": "!inconnue:cercle.test", "at_ms": 1772442000000, "count": 2},
+    )
     assert (status, err["errcode"], err["error"]) == (
         404,
         "M_NOT_FOUND",
         "Aucun dossier pour ce salon.",
     )
-    status, _ = await api.call("POST", "/api/v1/activity", as_user=ADMIN,
-                               json={**day, "room_id": ROOM, "at_ms": 1, "count": 2})  # fmt: skip
+    status, _ = await api.call(
+        "POST",
+        "/api/v1/activity",
+        as_user=ADMIN,
+        json={**day, "room_id": ROOM, "at_ms": 1, "count": 2},
+    )
     assert status == 403  # the bot's token only
     for wrong in (
         {"kind": "messages", "ref": "r", "count": 2},  # no day

@@ -32,9 +32,17 @@ async def ask(db: Database, scope: reports.Scope, period: Period = PERIOD) -> st
 
 async def test_a_report_is_produced_filed_and_announced(db: Database, tmp_path: Path) -> None:
     async with db.transaction() as session:  # the requester is in P-A's circle only
-        session.add(CircleMember(patient_id="P-A", kind="professionnel", display_name="R",
-                                 role="coordinateur", added_by="@c:t", matrix_user_id=REFERENT,
-                                 added_at=at(0)))  # fmt: skip
+        session.add(
+            CircleMember(
+                patient_id="P-A",
+                kind="professionnel",
+                display_name="R",
+                role="coordinateur",
+                added_by="@c:t",
+                matrix_user_id=REFERENT,
+                added_at=at(0),
+            )
+        )
     report_id = await ask(db, reports.Scope(reports.STRUCTURE, "la structure SSIAD", SSIAD))
     worker = reports.ReportWorker(db, tmp_path, clock=lambda: at(100))
     assert await worker.produce_next() is True
@@ -47,11 +55,15 @@ async def test_a_report_is_produced_filed_and_announced(db: Database, tmp_path: 
             "Document d'extraction brute des données pour la structure SSIAD réalisée le"
         )
         task = (await session.exec(select(Task).where(Task.label == report.title))).one()[0]
-        assignee = (await session.exec(select(TaskAssignee).where(
-            TaskAssignee.task_id == task.id))).one()[0]  # fmt: skip
+        assignee = (
+            await session.exec(select(TaskAssignee).where(TaskAssignee.task_id == task.id))
+        ).one()[0]
         assert assignee.ref == REFERENT and task.state == "à faire"
-        event = (await session.exec(select(OutboxEvent).where(
-            OutboxEvent.type == reports.EXTRACTION_READY))).one()[0]  # fmt: skip
+        event = (
+            await session.exec(
+                select(OutboxEvent).where(OutboxEvent.type == reports.EXTRACTION_READY)
+            )
+        ).one()[0]
         assert event.payload["user_id"] == REFERENT and event.payload["report_id"] == report_id
 
     xlsx, archive = reports.files_of(tmp_path, report_id)
@@ -66,8 +78,11 @@ async def test_a_report_left_pending_by_a_killed_process_is_produced_next(
     db: Database, tmp_path: Path
 ) -> None:
     first = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"))
-    second = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"),
-                       Period(date(2026, 1, 1), date(2026, 12, 31)))  # fmt: skip
+    second = await ask(
+        db,
+        reports.Scope(reports.PLATFORM, "toute la plateforme"),
+        Period(date(2026, 1, 1), date(2026, 12, 31)),
+    )
     busy = await ask(db, reports.Scope(reports.PLATFORM, "toute la plateforme"))
     async with db.transaction() as session:  # a killed process's claim, and a live one's
         (await session.get(ExtractionReport, first)).claimed_at = at(100) - timedelta(minutes=20)  # type: ignore[union-attr]

@@ -500,10 +500,16 @@ async def test_every_control_of_every_page_is_reached_with_focus_shown(browser, 
     base, _, pid = served
     pages = {
         None: ["/connexion", "/annuaire/demande"],
-        COORD: ["/patients", f"/patients/{pid}", f"/patients/{pid}/formulaires/ppcs", "/taches",
-                "/agenda", "/annuaire?q=dupont"],
+        COORD: [
+            "/patients",
+            f"/patients/{pid}",
+            f"/patients/{pid}/formulaires/ppcs",
+            "/taches",
+            "/agenda",
+            "/annuaire?q=dupont",
+        ],
         ADMIN: ["/journal", "/annuaire/admin/demandes"],
-    }  # fmt: skip
+    }
     problems: list[str] = []
     for who, paths in pages.items():
         for path in paths:

@@ -68,9 +68,12 @@ async def serve_site(
         port=port,
         public_url=f"http://127.0.0.1:{port}",
         element_origin="http://127.0.0.1:9",
-        **({"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
-           if synapse else {}),
-    )  # fmt: skip
+        **(
+            {"homeserver_url": synapse.base_url, "server_name": synapse.server_name}
+            if synapse
+            else {}
+        ),
+    )
     if gateway:  # approvals go through the account gateway
         config = config.replaced(
             account_gateway_socket=gateway[0], account_gateway_secret=gateway[1]
@@ -83,33 +86,71 @@ async def serve_site(
     today = date.today()
     async with app[appkeys.DATABASE].transaction() as session:
         patient = await open_file(
-            session, COORD, today, label="Mme D. — Minimes", birth_name="DURAND", sex="F",
-            birth_first_names=["Marie"], birth_date="1940-11-20", coordinator_name="COORD Camille",
-            members=[{"kind": "professionnel", "display_name": "DUPONT Inès",
-                      "matrix_user_id": NURSE, "role": "intervenant", "has_access": True,
-                      "profession": "Infirmière libérale",
-                      "specialty": "Plaies et cicatrisation"}],
-        )  # fmt: skip
-        for n, label in enumerate(("Renouveler l'ordonnance d'anticoagulant avant vendredi",
-                                   "Prévoir le bilan sanguin mensuel (INR) au laboratoire")):  # fmt: skip
+            session,
+            COORD,
+            today,
+            label="Mme D. — Minimes",
+            birth_name="DURAND",
+            sex="F",
+            birth_first_names=["Marie"],
+            birth_date="1940-11-20",
+            coordinator_name="COORD Camille",
+            members=[
+                {
+                    "kind": "professionnel",
+                    "display_name": "DUPONT Inès",
+                    "matrix_user_id": NURSE,
+                    "role": "intervenant",
+                    "has_access": True,
+                    "profession": "Infirmière libérale",
+                    "specialty": "Plaies et cicatrisation",
+                }
+            ],
+        )
+        for n, label in enumerate(
+            (
+                "Renouveler l'ordonnance d'anticoagulant avant vendredi",
+                "Prévoir le bilan sanguin mensuel (INR) au laboratoire",
+            )
+        ):
             await tasks.create_task(
-                session, principal=Principal(COORD), patient=patient,
+                session,
+                principal=Principal(COORD),
+                patient=patient,
                 task_types=config.task_types,
                 data=TaskIn.model_validate(
-                    {"label": label, "type": "Soins", "level": "haute", "patient_id": patient.id,
-                     "due_date": (today + timedelta(days=n - 1)).isoformat(),
-                     "assignees": [{"kind": "personne", "ref": NURSE},
-                                   {"kind": "personne", "ref": COORD}]}, strict=False),
-            )  # fmt: skip
+                    {
+                        "label": label,
+                        "type": "Soins",
+                        "level": "haute",
+                        "patient_id": patient.id,
+                        "due_date": (today + timedelta(days=n - 1)).isoformat(),
+                        "assignees": [
+                            {"kind": "personne", "ref": NURSE},
+                            {"kind": "personne", "ref": COORD},
+                        ],
+                    },
+                    strict=False,
+                ),
+            )
         monday = today - timedelta(days=today.weekday())
         await agenda.create_event(
-            session, principal=Principal(COORD), patient=patient, event_types=config.event_types,
+            session,
+            principal=Principal(COORD),
+            patient=patient,
+            event_types=config.event_types,
             data=EventIn.model_validate(
-                {"title": "Passage infirmier", "type": "Visite à domicile",
-                 "starts_at": f"{monday.isoformat()}T09:00:00+01:00",
-                 "ends_at": f"{monday.isoformat()}T09:45:00+01:00", "patient_id": patient.id,
-                 "attendees": [NURSE, COORD]}, strict=False),
-        )  # fmt: skip
+                {
+                    "title": "Passage infirmier",
+                    "type": "Visite à domicile",
+                    "starts_at": f"{monday.isoformat()}T09:00:00+01:00",
+                    "ends_at": f"{monday.isoformat()}T09:45:00+01:00",
+                    "patient_id": patient.id,
+                    "attendees": [NURSE, COORD],
+                },
+                strict=False,
+            ),
+        )
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -131,8 +172,11 @@ async def _ready_extraction(base: str, config: DossierConfig) -> str:
     headers = {"Authorization": f"Bearer {token}"}
     today = date.today()
     async with aiohttp.ClientSession(base, headers=headers) as http:
-        body = {"scope": "plateforme", "start": (today - timedelta(days=90)).isoformat(),
-                "end": today.isoformat()}  # fmt: skip
+        body = {
+            "scope": "plateforme",
+            "start": (today - timedelta(days=90)).isoformat(),
+            "end": today.isoformat(),
+        }
         async with http.post("/api/v1/extractions", json=body) as resp:
             assert resp.status == 202
             report = str((await resp.json())["id"])

@@ -65,9 +65,16 @@ def test_text_is_escaped_and_round_trips() -> None:
     assert str(vevent["SUMMARY"]) == nasty.replace("\r\n", "\n")
     assert str(vevent["LOCATION"]) == "12, rue d'Alsace; Toulouse"
     assert set(vevent) == {  # no injected property line
-        "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "LOCATION", "CATEGORIES", "STATUS",
+        "UID",
+        "DTSTAMP",
+        "DTSTART",
+        "DTEND",
+        "SUMMARY",
+        "LOCATION",
+        "CATEGORIES",
+        "STATUS",
         "TRANSP",
-    }  # fmt: skip
+    }
     assert "\nligne 2" not in text
 
 

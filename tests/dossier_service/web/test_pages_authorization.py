@@ -115,8 +115,13 @@ async def prepared_file(site) -> dict[str, str]:
 @pytest.mark.parametrize("name", list(CASES))
 async def test_page_route_authorisation(site, name: str) -> None:
     case = CASES[name]
-    users = {"outsider": site.OUTSIDER, "noaccess": site.NO_ACCESS, "member": site.NURSE,
-             "coord": site.COORD, "admin": site.ADMIN}  # fmt: skip
+    users = {
+        "outsider": site.OUTSIDER,
+        "noaccess": site.NO_ACCESS,
+        "member": site.NURSE,
+        "coord": site.COORD,
+        "admin": site.ADMIN,
+    }
     shared: dict[str, str] | None = None
     for role in ROLES:
         expected = EXPECTED[case.kind][role]

@@ -19,11 +19,21 @@ from tests.dossier_service.extraction.conftest import at
 async def test_an_admin_asks_reads_the_charts_and_downloads(site) -> None:
     patient = await site.seed_patient()
     async with site.db.transaction() as session:  # a file followed since February
-        await session.execute(text("UPDATE patients SET created_at = :t WHERE id = :p"),
-                              {"t": at(-28), "p": patient.id})  # fmt: skip
+        await session.execute(
+            text("UPDATE patients SET created_at = :t WHERE id = :p"),
+            {"t": at(-28), "p": patient.id},
+        )
         for n, (day, count) in enumerate((("2026-03-02", 12), ("2026-04-02", 8))):
-            session.add(ActivityEvent(patient_id=patient.id, kind="messages", ref=f"!r|{day}",
-                                      at=at(n * 31), day=day, count=count))  # fmt: skip
+            session.add(
+                ActivityEvent(
+                    patient_id=patient.id,
+                    kind="messages",
+                    ref=f"!r|{day}",
+                    at=at(n * 31),
+                    day=day,
+                    count=count,
+                )
+            )
     admin = site.person(site.ADMIN)
     status, html, _ = await site.get(admin, "/extractions")
     assert status == 200 and "Aucune extraction demandée." in html
@@ -62,21 +72,21 @@ async def test_an_admin_asks_reads_the_charts_and_downloads(site) -> None:
 
 async def test_a_non_admin_and_a_wrong_period_are_refused_in_french(site) -> None:
     coord = site.person(site.COORD)
-    status, html, _ = await site.post(coord, "/extractions",
-                                      {"scope": "plateforme", "start": "2026-03-01",
-                                       "end": "2026-05-31"})  # fmt: skip
+    status, html, _ = await site.post(
+        coord, "/extractions", {"scope": "plateforme", "start": "2026-03-01", "end": "2026-05-31"}
+    )
     assert status == 403
     assert "Vous ne pouvez extraire que l'activité de votre structure" in unescape(html)
     admin = site.person(site.ADMIN)
-    status, html, _ = await site.post(admin, "/extractions",
-                                      {"scope": "plateforme", "start": "2026-05-01",
-                                       "end": "2026-03-01"})  # fmt: skip
+    status, html, _ = await site.post(
+        admin, "/extractions", {"scope": "plateforme", "start": "2026-05-01", "end": "2026-03-01"}
+    )
     assert status == 400 and "La fin de la période précède son début" in html
-    status, html, _ = await site.post(admin, "/extractions",
-                                      {"scope": "plateforme", "start": "0001-01-01",
-                                       "end": "2026-03-01"})  # fmt: skip
+    status, html, _ = await site.post(
+        admin, "/extractions", {"scope": "plateforme", "start": "0001-01-01", "end": "2026-03-01"}
+    )
     assert status == 400 and 'role="alert"' in html
-    status, html, _ = await site.post(admin, "/extractions",
-                                      {"scope": "123456789", "start": "2026-01-01",
-                                       "end": "2026-03-01"})  # fmt: skip
+    status, html, _ = await site.post(
+        admin, "/extractions", {"scope": "123456789", "start": "2026-01-01", "end": "2026-03-01"}
+    )
     assert status == 404 and "Structure inconnue" in html

@@ -60,9 +60,13 @@ async def qualify(site, patient_id: str) -> str:
 
 
 IDENTITY = {
-    "birth_name": "DURAND", "birth_first_names": ["Marie", "Louise"], "sex": "F",
-    "birth_date": "1940-11-20", "birth_insee_code": "31555", "birth_commune": "Toulouse",
-}  # fmt: skip
+    "birth_name": "DURAND",
+    "birth_first_names": ["Marie", "Louise"],
+    "sex": "F",
+    "birth_date": "1940-11-20",
+    "birth_insee_code": "31555",
+    "birth_commune": "Toulouse",
+}
 
 
 async def test_anonymous_people_are_sent_to_the_login_page(site) -> None:
@@ -198,9 +202,14 @@ async def test_outsiders_get_a_404_without_data_and_the_refusal_is_audited(site)
 async def test_coordinator_adds_and_ends_a_circle_member_with_csrf(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
-    form = {"display_name": "Dr Kinési Thérapeute", "kind": "professionnel", "role": "intervenant",
-            "matrix_user_id": "@kine:cercle.test", "profession": "Masseur-kinésithérapeute",
-            "has_access": "oui"}  # fmt: skip
+    form = {
+        "display_name": "Dr Kinési Thérapeute",
+        "kind": "professionnel",
+        "role": "intervenant",
+        "matrix_user_id": "@kine:cercle.test",
+        "profession": "Masseur-kinésithérapeute",
+        "has_access": "oui",
+    }
     status, _, _ = await site.post(coord, f"/patients/{patient.id}/cercle", form, csrf=False)
     assert status == 403
     status, _, _ = await site.post(
@@ -269,10 +278,17 @@ async def test_bad_input_is_shown_and_nothing_is_written(site) -> None:
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     before = len(await notebook_texts(site, patient.id))
-    member = {"display_name": "X", "kind": "professionnel", "role": "chef",
-              "matrix_user_id": "pas-un-id"}  # fmt: skip
-    stay = {"structure": "CHU", "admission_at": "2026-11-20T10:00",
-            "discharge_at": "2026-11-01T10:00"}  # fmt: skip
+    member = {
+        "display_name": "X",
+        "kind": "professionnel",
+        "role": "chef",
+        "matrix_user_id": "pas-un-id",
+    }
+    stay = {
+        "structure": "CHU",
+        "admission_at": "2026-11-20T10:00",
+        "discharge_at": "2026-11-01T10:00",
+    }
     episode = {"theme": "Suivi / Réunion", "starts_on": "31/12/2026"}
     for page, form, error in (
         ("cercle", member, "Champ « identifiant Matrix » : format invalide."),
@@ -352,9 +368,16 @@ async def test_identity_is_edited_under_the_ins_rules_and_death_is_traced(site) 
     patient = await site.seed_patient()
     coord = site.person(site.COORD)
     url = f"/patients/{patient.id}"
-    traits = {"birth_name": "durand", "birth_first_names": "Marie Louise", "sex": "F",
-              "birth_date": "1940-11-20", "birth_insee_code": "31555", "birth_commune": "Toulouse",
-              "postcode": "31200", "phones": "05 61 00 00 00"}  # fmt: skip
+    traits = {
+        "birth_name": "durand",
+        "birth_first_names": "Marie Louise",
+        "sex": "F",
+        "birth_date": "1940-11-20",
+        "birth_insee_code": "31555",
+        "birth_commune": "Toulouse",
+        "postcode": "31200",
+        "phones": "05 61 00 00 00",
+    }
     status, body, _ = await site.post(
         coord, f"{url}/identite", {**traits, "birth_insee_code": "3155"}
     )
@@ -550,25 +573,34 @@ async def test_a_structure_joins_the_circle_from_the_page_without_then_with_acce
     """Issue 18: "Ajouter une structure" by its FINESS number; sans accès it is only shown;
     "Habiliter" gives its members the file."""
     from dossier_service.models.circle import StructureMember
-    from dossier_service.models.directory import Structure
+    from tests.directory_support import structure_row
 
     patient = await site.seed_patient()
     worker = "@assistante.sociale:cercle.test"
     async with site.db.transaction() as session:
         session.add(
-            Structure(
-                finess="750000001", legal_finess="750000000", name="CCAS DE PARIS",
-                long_name="CCAS DE PARIS", address="", postcode="75004", city="PARIS",
-                commune_code="75104", dept="75", phone="", category_code="370",
-                category="Centre Communal d'Action Sociale", aggregate="", siret="",
-                sort_key="ccas de paris", content_hash=b"x", seen_run=1, updated_at="2026",
+            structure_row(
+                "750000001",
+                "CCAS DE PARIS",
+                city="PARIS",
+                category="Centre Communal d'Action Sociale",
             )
-        )  # fmt: skip
-        session.add(StructureMember(finess="750000001", matrix_user_id=worker,
-                                    display_name="Mme Sociale", added_by=site.ADMIN))  # fmt: skip
+        )
+        session.add(
+            StructureMember(
+                finess="750000001",
+                matrix_user_id=worker,
+                display_name="Mme Sociale",
+                added_by=site.ADMIN,
+            )
+        )
     coord = site.person(site.COORD)
-    form = {"display_name": "CCAS", "kind": "structure", "role": "structure",
-            "directory_id": "750000001"}  # fmt: skip
+    form = {
+        "display_name": "CCAS",
+        "kind": "structure",
+        "role": "structure",
+        "directory_id": "750000001",
+    }
     status, _, resp = await site.post(coord, f"/patients/{patient.id}/cercle", form)
     assert status == 303, site.location(resp)
     status, body, _ = await site.get(coord, f"/patients/{patient.id}")

@@ -142,9 +142,17 @@ async def test_a_page_reads_the_names_it_shows_not_every_circle(site) -> None:
 
     patient = await site.seed_patient()
     async with site.db.transaction() as session:
-        session.add(CircleMember(patient_id=patient.id, kind="professionnel",
-                                 display_name="LOIN Zoé", matrix_user_id="@loin:cercle.test",
-                                 role="intervenant", added_by=site.COORD, has_access=False))  # fmt: skip
+        session.add(
+            CircleMember(
+                patient_id=patient.id,
+                kind="professionnel",
+                display_name="LOIN Zoé",
+                matrix_user_id="@loin:cercle.test",
+                role="intervenant",
+                added_by=site.COORD,
+                has_access=False,
+            )
+        )
     people = site.client.server.app[PEOPLE]
     people.forget()
     status, html, _ = await site.get(site.person(site.COORD), "/taches")

@@ -76,17 +76,28 @@ async def _seed(site: Site) -> str:
     async with site.db.transaction() as session:
         for finess, who in ((FINESS, REFERENT), (OTHER, STRANGER)):
             await structures.add_member(
-                session, principal=admin, finess=finess,
+                session,
+                principal=admin,
+                finess=finess,
                 data=StructureMemberIn(matrix_user_id=who, display_name="Réf", role="referent"),
-            )  # fmt: skip
+            )
     patient = await site.seed_patient()
     async with site.db.transaction() as session:
         await circle.add_member(
-            session, principal=Principal(site.COORD), patient=patient,
+            session,
+            principal=Principal(site.COORD),
+            patient=patient,
             data=CircleMemberIn.model_validate(
-                {"kind": "structure", "display_name": "x", "directory_id": FINESS,
-                 "role": "structure", "has_access": True}, strict=False),
-        )  # fmt: skip
+                {
+                    "kind": "structure",
+                    "display_name": "x",
+                    "directory_id": FINESS,
+                    "role": "structure",
+                    "has_access": True,
+                },
+                strict=False,
+            ),
+        )
     return patient.id
 
 
@@ -168,9 +179,10 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
     second = {**FORM, "email": "autre@example.org", "nom": "Martin", "csrf_token": token.group(1)}
     assert (await client.post("/annuaire/demande-sans-rpps", data=second)).status == 201
     resp = await client.post(
-        "/api/v1/annuaire/demandes/2/refuser", json={"motif": "Inconnue du service"},
+        "/api/v1/annuaire/demandes/2/refuser",
+        json={"motif": "Inconnue du service"},
         headers=bearer(web, REFERENT),
-    )  # fmt: skip
+    )
     body = await resp.json()
     assert resp.status == 200 and body["demande"]["statut"] == "refusee", body
     assert body["demande"]["decide_par"] == REFERENT
@@ -200,14 +212,19 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
     ended = await client.get(
         "/api/v1/events?limit=1000", headers={"Authorization": f"Bearer {web.config.service_token}"}
     )
-    assert any(e["type"] == "circle.ended" and e["payload"]["matrix_user_id"] == mxid
-               for e in (await ended.json())["events"])  # fmt: skip
+    assert any(
+        e["type"] == "circle.ended" and e["payload"]["matrix_user_id"] == mxid
+        for e in (await ended.json())["events"]
+    )
 
     # a member added from the directory search reads the file
     status, text, _ = await web.get(referent, f"/structures/{FINESS}?q=d%27almeida")
     assert "@helene:cercle.test" in text and "Ajouter" in text
-    status, text, _ = await web.post(referent, f"/structures/{FINESS}/membres",
-                                     {"matrix_user_id": "@helene:cercle.test", "display_name": "D'ALMEIDA Hélène"})  # fmt: skip
+    status, text, _ = await web.post(
+        referent,
+        f"/structures/{FINESS}/membres",
+        {"matrix_user_id": "@helene:cercle.test", "display_name": "D'ALMEIDA Hélène"},
+    )
     assert status == 200 and "est membre de la structure" in text
     assert await _reads_file(web, "@helene:cercle.test", pid) == 200
     status, text, _ = await web.post(
@@ -234,7 +251,11 @@ async def test_a_request_without_rpps_from_the_form_to_the_files(
     assert sum(1 for r in rows if r[1] == "ok") >= 6
     assert actions[:2] == ["compte.lie", "demande.creee"] and "demande.decision_refusee" in actions
     assert actions[-4:] == [
-        "structure.membre_ajoute", "demande.approuvee", "demande.creee", "demande.refusee"]  # fmt: skip
+        "structure.membre_ajoute",
+        "demande.approuvee",
+        "demande.creee",
+        "demande.refusee",
+    ]
 
 
 async def web_count(site: Site, table: str) -> int:
@@ -256,9 +277,17 @@ async def test_members_left_without_their_files_get_them_back_from_the_structure
     pid = await _seed(web)
     newcomer = "@sans-acces:cercle.test"
     async with web.db.transaction() as session:  # the membership without its places
-        session.add(StructureMember(finess=FINESS, matrix_user_id=newcomer,
-                                    display_name="SANS ACCÈS Léa", role="membre",
-                                    source="demande", without_rpps=True, added_by=ADMIN))  # fmt: skip
+        session.add(
+            StructureMember(
+                finess=FINESS,
+                matrix_user_id=newcomer,
+                display_name="SANS ACCÈS Léa",
+                role="membre",
+                source="demande",
+                without_rpps=True,
+                added_by=ADMIN,
+            )
+        )
     assert await _reads_file(web, newcomer, pid) == 404  # not in the circle
     stranger = web.person(STRANGER)
     status, _, _ = await web.post(stranger, f"/structures/{FINESS}/acces", {})
