@@ -27,12 +27,25 @@ from .web_social import decide
 
 
 # --- public account request -----------------------------------------------------------------
-async def request_form(request: web.Request) -> web.Response:
+def _form_page(
+    request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> web.Response:
     state = request.app[STATE]
     token, cookies = form_csrf(request, state)
     return html(
-        state, "demande.html", cookies=cookies, csrf=token, values={}, errors={}, labels=LABELS
+        state,
+        "demande.html",
+        status,
+        cookies=cookies,
+        csrf=token,
+        values=values,
+        errors=errors,
+        labels=LABELS,
     )
+
+
+async def request_form(request: web.Request) -> web.Response:
+    return _form_page(request, {}, {})
 
 
 async def request_submit(request: web.Request) -> web.Response:
@@ -42,17 +55,7 @@ async def request_submit(request: web.Request) -> web.Response:
         return form
     parsed, errors = validate(form)
     if parsed is None:
-        token, cookies = form_csrf(request, state)
-        return html(
-            state,
-            "demande.html",
-            400,
-            cookies=cookies,
-            csrf=token,
-            values=form,
-            errors=errors,
-            labels=LABELS,
-        )
+        return _form_page(request, form, errors, 400)
     try:
         created = state.requests.submit(parsed).id
     except Exception:
