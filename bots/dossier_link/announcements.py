@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bots.dossier_link.feed import TransientError
@@ -53,16 +53,31 @@ class Announcements:
         """The notice of one feed event; a !tache's notice answers the command."""
         task_key = _task_key(event, pid)
         command = self._task_commands.get(task_key) if task_key else None
+        await self._send(
+            room_id, notice, txn_for(f"dossier-seq-{event['seq']}", "notice"), reply_to=command
+        )
+        if task_key:
+            self._task_commands.pop(task_key, None)
+
+    async def _send(
+        self,
+        room_id: str,
+        notice: Notice,
+        txn_id: str,
+        *,
+        mentions: Sequence[str] | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        """Post ``notice`` (text and HTML) once under ``txn_id``, mentioning its own
+        ``mentions`` unless told whom."""
         await self.io.send_notice(
             room_id,
             notice.plain,
             notice.html,
-            mentions=notice.mentions,
-            txn_id=txn_for(f"dossier-seq-{event['seq']}", "notice"),
-            reply_to=command,
+            mentions=notice.mentions if mentions is None else mentions,
+            txn_id=txn_id,
+            reply_to=reply_to,
         )
-        if task_key:
-            self._task_commands.pop(task_key, None)
 
     async def announce_overdue(self) -> int:
         """Announce each overdue task once in its room; DM each assignee once."""
@@ -81,21 +96,11 @@ class Announcements:
                 {"type": "task.overdue", "payload": task, "patient_id": pid}, pid, room_id
             )
             assert notice is not None
-            await self.io.send_notice(
-                room_id,
-                notice.plain,
-                notice.html,
-                mentions=notice.mentions,
-                txn_id=txn_for(f"overdue-{task_id}", "room"),
-            )
+            await self._send(room_id, notice, txn_for(f"overdue-{task_id}", "room"))
             for user in notice.direct_to:
                 dm = await links.direct_room(user)
-                await self.io.send_notice(
-                    dm,
-                    notice.plain,
-                    notice.html,
-                    mentions=[user],
-                    txn_id=txn_for(f"overdue-{task_id}", f"dm-{user}"),
+                await self._send(
+                    dm, notice, txn_for(f"overdue-{task_id}", f"dm-{user}"), mentions=[user]
                 )
             links.store.mark_overdue_announced(task_id)
             count += 1

@@ -95,8 +95,7 @@ class MailBridgeConfig(ConfigModel):
             data_dir=self.data_dir,
             backoff_max_seconds=self.backoff_max_seconds,
             sync_timeout_ms=self.sync_timeout_ms,
-            cross_signing_key_path=self.cross_signing_key_path
-            or self.data_dir / "cross_signing.enc",
+            cross_signing_key_path=self.cross_signing_key_path,  # None: BotConfig's default
         )
 
     @classmethod

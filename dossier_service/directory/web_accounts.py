@@ -19,60 +19,49 @@ from .web_common import (
     internal,
     log,
     message,
+    posted_request,
     read_form,
+    request_recorded,
 )
 from .web_social import decide
 
 
 # --- public account request -----------------------------------------------------------------
-async def request_form(request: web.Request) -> web.Response:
+def _form_page(
+    request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> web.Response:
     state = request.app[STATE]
     token, cookies = form_csrf(request, state)
     return html(
-        state, "demande.html", cookies=cookies, csrf=token, values={}, errors={}, labels=LABELS
+        state,
+        "demande.html",
+        status,
+        cookies=cookies,
+        csrf=token,
+        values=values,
+        errors=errors,
+        labels=LABELS,
     )
+
+
+async def request_form(request: web.Request) -> web.Response:
+    return _form_page(request, {}, {})
 
 
 async def request_submit(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    ip = request.remote or "inconnu"
-    if not state.limiter.allow(ip):
-        resp = message(
-            state,
-            429,
-            "Trop de demandes",
-            "Trop de demandes depuis votre adresse : réessayez plus tard.",
-        )
-        resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
-        return resp
-    form = await read_form(request)
-    if (refused := expired(request, state, form, None)) is not None:
-        return refused
+    form = await posted_request(request, state)
+    if isinstance(form, web.Response):
+        return form
     parsed, errors = validate(form)
     if parsed is None:
-        token, cookies = form_csrf(request, state)
-        return html(
-            state,
-            "demande.html",
-            400,
-            cookies=cookies,
-            csrf=token,
-            values=form,
-            errors=errors,
-            labels=LABELS,
-        )
+        return _form_page(request, form, errors, 400)
     try:
         created = state.requests.submit(parsed).id
     except Exception:
         return message(state, 500, "Erreur", f"Erreur interne (réf. {internal(request)}).")
     log.info("directory: account request %s queued", created)
-    return message(
-        state,
-        201,
-        "Demande envoyée",
-        "Votre demande de compte a été enregistrée. Un administrateur "
-        "la vérifiera et vous recevrez un lien d'activation.",
-    )
+    return request_recorded(state, "Un administrateur")
 
 
 # --- admin ----------------------------------------------------------------------------------

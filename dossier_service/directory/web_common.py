@@ -210,6 +210,38 @@ def expired(
     )
 
 
+async def posted_request(
+    request: web.Request, state: DirectoryState
+) -> dict[str, str] | web.Response:
+    """The form of a public account request (either kind), or its refusal: too many requests
+    from this address (429, with Retry-After), or an expired CSRF token."""
+    ip = request.remote or "inconnu"
+    if not state.limiter.allow(ip):
+        resp = message(
+            state,
+            429,
+            "Trop de demandes",
+            "Trop de demandes depuis votre adresse : réessayez plus tard.",
+        )
+        resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
+        return resp
+    form = await read_form(request)
+    if (refused := expired(request, state, form, None)) is not None:
+        return refused
+    return form
+
+
+def request_recorded(state: DirectoryState, checked_by: str) -> web.Response:
+    """The page after a public account request was queued."""
+    return message(
+        state,
+        201,
+        "Demande envoyée",
+        f"Votre demande de compte a été enregistrée. {checked_by} la vérifiera et vous "
+        "recevrez un lien d'activation.",
+    )
+
+
 def paris_time(value: str | datetime | None) -> str:
     """UTC stored, Europe/Paris shown: "25/11/2026 18:04"."""
     if not value:

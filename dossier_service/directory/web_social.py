@@ -31,13 +31,13 @@ from .web_common import (
     STATE,
     DirectoryState,
     error,
-    expired,
     form_csrf,
     html,
     internal,
     log,
     message,
-    read_form,
+    posted_request,
+    request_recorded,
 )
 
 
@@ -76,19 +76,9 @@ async def request_form(request: web.Request) -> web.Response:
 
 async def request_submit(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    ip = request.remote or "inconnu"
-    if not state.limiter.allow(ip):
-        resp = message(
-            state,
-            429,
-            "Trop de demandes",
-            "Trop de demandes depuis votre adresse : réessayez plus tard.",
-        )
-        resp.headers["Retry-After"] = str(state.limiter.retry_after(ip))
-        return resp
-    form = await read_form(request)
-    if (refused := expired(request, state, form, None)) is not None:
-        return refused
+    form = await posted_request(request, state)
+    if isinstance(form, web.Response):
+        return form
     parsed, errors = social.validate(form)
     if parsed is None:
         return await _form_page(request, form, errors, 400)
@@ -100,13 +90,7 @@ async def request_submit(request: web.Request) -> web.Response:
     except Exception:
         return message(state, 500, "Erreur", f"Erreur interne (réf. {internal(request)}).")
     log.info("directory: account request %s (without RPPS) queued", created)
-    return message(
-        state,
-        201,
-        "Demande envoyée",
-        "Votre demande de compte a été enregistrée. Un référent de votre structure ou un "
-        "administrateur la vérifiera et vous recevrez un lien d'activation.",
-    )
+    return request_recorded(state, "Un référent de votre structure ou un administrateur")
 
 
 # --- the one decision -----------------------------------------------------------------------

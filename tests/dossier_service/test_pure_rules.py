@@ -4,6 +4,7 @@ sniffing and names, signed sessions."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -100,56 +101,54 @@ def test_status_transitions(old: str, new: str, ok: bool) -> None:
             check_transition(old, new)
 
 
-def test_status_requirements() -> None:
-    traits = {
-        "birth_name": "MARTIN",
-        "birth_first_names": ["Jeanne"],
-        "birth_date": date(1945, 3, 12),
-        "sex": "F",
-        "birth_insee_code": "31555",
-    }
-    check_status_requirements(
-        "PROV",
-        ins_number=None,
-        identity_document_type=None,
-        identity_document_date=None,
-        birth_name="",
-        birth_first_names=[],
-        birth_date=None,
-        sex=None,
-        birth_insee_code=None,
-    )
-    with pytest.raises(IdentityError, match="matricule"):
+TRAITS = {
+    "birth_name": "MARTIN",
+    "birth_first_names": ["Jeanne"],
+    "birth_date": date(1945, 3, 12),
+    "sex": "F",
+    "birth_insee_code": "31555",
+}
+NO_TRAITS = {
+    "birth_name": "",
+    "birth_first_names": [],
+    "birth_date": None,
+    "sex": None,
+    "birth_insee_code": None,
+}
+DOCUMENT = date(2025, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "ins_number", "document", "traits", "refusal"),
+    [
+        ("PROV", None, (None, None), NO_TRAITS, None),
+        ("RECUP", None, (None, None), TRAITS, "matricule"),
+        ("VALI", None, (None, None), TRAITS, "pièce"),
+        ("VALI", None, ("carte vitale", DOCUMENT), TRAITS, "ne permet pas"),
+        ("QUAL", "x", ("passeport", DOCUMENT), TRAITS, None),
+    ],
+)
+def test_status_requirements(
+    status: str,
+    ins_number: str | None,
+    document: tuple[str | None, date | None],
+    traits: dict[str, Any],
+    refusal: str | None,
+) -> None:
+    def check() -> None:
         check_status_requirements(
-            "RECUP",
-            ins_number=None,
-            identity_document_type=None,
-            identity_document_date=None,
+            status,
+            ins_number=ins_number,
+            identity_document_type=document[0],
+            identity_document_date=document[1],
             **traits,
         )
-    with pytest.raises(IdentityError, match="pièce"):
-        check_status_requirements(
-            "VALI",
-            ins_number=None,
-            identity_document_type=None,
-            identity_document_date=None,
-            **traits,
-        )
-    with pytest.raises(IdentityError, match="ne permet pas"):
-        check_status_requirements(
-            "VALI",
-            ins_number=None,
-            identity_document_type="carte vitale",
-            identity_document_date=date(2025, 1, 1),
-            **traits,
-        )
-    check_status_requirements(
-        "QUAL",
-        ins_number="x",
-        identity_document_type="passeport",
-        identity_document_date=date(2025, 1, 1),
-        **traits,
-    )
+
+    if refusal is None:
+        check()
+    else:
+        with pytest.raises(IdentityError, match=refusal):
+            check()
 
 
 USER = Principal(user_id="@a:s")

@@ -215,3 +215,8 @@ def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_pas
     assert config.hosts_allowed(operator)
     assert not config.hosts_allowed(own)  # smtp.elle.test is not in the list
     assert config.hosts_allowed(MailHosts("IMAP.elle.test", 1, "smtp.op.test", 2))
+    # the Matrix session's cross-signing keys: beside the bridge's data unless configured
+    assert config.session_config().cross_signing_key_file == tmp_path / "cross_signing.enc"
+    chosen = tmp_path / "ailleurs.enc"
+    moved = config.replaced(cross_signing_key_path=chosen)
+    assert moved.session_config().cross_signing_key_file == chosen

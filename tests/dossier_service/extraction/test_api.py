@@ -90,29 +90,23 @@ async def test_a_non_admin_is_refused_and_bad_demands_are_refused_in_french(api:
     refusals = await api.count("audit_log", "WHERE resource = 'extractions' AND outcome = 'refusé'")
     assert refusals >= 2
 
-    for wrong in (
-        {"scope": "plateforme", "start": "2026-05-01", "end": "2026-04-01"},
-        {"scope": "plateforme", "start": "0001-01-01", "end": "2026-04-01"},
-        {"scope": "plateforme", "start": "2020-01-01", "end": "2026-04-01"},
-        {"scope": "ma structure", **PERIOD},
-        {"scope": "plateforme", **PERIOD, "extra": 1},
+    for wrong, said in (
+        (
+            {"scope": "plateforme", "start": "2026-05-01", "end": "2026-04-01"},
+            "Champ invalide : corps (la fin de la période précède son début).",
+        ),
+        ({"scope": "plateforme", "start": "0001-01-01", "end": "2026-04-01"}, None),
+        (
+            {"scope": "plateforme", "start": "2020-01-01", "end": "2026-04-01"},
+            "Période trop longue : trois ans au plus par extraction.",
+        ),
+        ({"scope": "ma structure", **PERIOD}, None),
+        ({"scope": "plateforme", **PERIOD, "extra": 1}, None),
     ):
         status, err = await api.call("POST", "/api/v1/extractions", as_user=ADMIN, json=wrong)
         assert status == 400 and err["errcode"].startswith("M_"), (wrong, err)
-    status, err = await api.call(
-        "POST",
-        "/api/v1/extractions",
-        as_user=ADMIN,
-        json={"scope": "plateforme", "start": "2026-05-01", "end": "2026-04-01"},
-    )
-    assert err["error"] == "Champ invalide : corps (la fin de la période précède son début)."
-    status, err = await api.call(
-        "POST",
-        "/api/v1/extractions",
-        as_user=ADMIN,
-        json={"scope": "plateforme", "start": "2020-01-01", "end": "2026-04-01"},
-    )
-    assert err["error"] == "Période trop longue : trois ans au plus par extraction."
+        if said is not None:
+            assert err["error"] == said
     status, err = await api.call(
         "POST", "/api/v1/extractions", as_user=ADMIN, json={"scope": "999999999", **PERIOD}
     )

@@ -136,27 +136,26 @@ async def test_check_event_allowed_plaintext_allowed_in_ordinary_unencrypted_roo
     )
 
 
-async def test_on_create_room_refuses_a_public_patient_room() -> None:
+async def create_patient_room(preset: str) -> object:
+    """What the module's ``on_create_room`` says of a patient room created with ``preset``."""
     _, api = load()
     on_create_room = registered(api)["on_create_room"]
     request = {
-        "preset": "public_chat",
+        "preset": preset,
         "initial_state": [{"type": "fr.cercle.patient", "state_key": "", "content": {"id": "P"}}],
     }
+    return await on_create_room(Mock(), request, False)
+
+
+async def test_on_create_room_refuses_a_public_patient_room() -> None:
     with pytest.raises(SynapseError) as raised:
-        await on_create_room(Mock(), request, False)
+        await create_patient_room("public_chat")
     assert raised.value.code == 403
     assert raised.value.errcode == Codes.FORBIDDEN
 
 
 async def test_on_create_room_lets_a_private_patient_room_through() -> None:
-    _, api = load()
-    on_create_room = registered(api)["on_create_room"]
-    request = {
-        "preset": "private_chat",
-        "initial_state": [{"type": "fr.cercle.patient", "state_key": "", "content": {"id": "P"}}],
-    }
-    assert await on_create_room(Mock(), request, False) is None
+    assert await create_patient_room("private_chat") is None
 
 
 async def test_user_may_publish_room_reads_the_marker_from_the_room_state() -> None:
