@@ -70,16 +70,9 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
         timeout=30,
         what="levée du signalement notée",
     )
-    # nothing left in the restarted bot's outbox: the held entry (hold_ms) was released or
-    # delivered, and a second entry, had the replay queued one, has reached the file too
-    app = env.runner.app
-    assert app is not None
-    outbox = next(o.sync.outbox for o in app.services.flags.observers if isinstance(o, FlagJournal))
-
-    async def pending() -> int:
-        return outbox.pending_count()
-
-    await eventually(pending, lambda n: n == 0, timeout=30, what="boîte d'envoi vidée")
+    # the restarted bot's outbox empty: the held entry (hold_ms) was released or delivered,
+    # and a second entry, had the replay queued one, has reached the file too
+    await env.dossier_work_done()
     texts = notebook_texts(await env.file(pid))
     assert sum(t.startswith("Signalement « urgence » par") for t in texts) == 1
     assert sum("Signalement « urgence » levé par" in t for t in texts) == 1
