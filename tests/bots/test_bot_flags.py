@@ -3,7 +3,6 @@ as per-person spaces, acknowledgement by reaction, clearing, escalation."""
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 
 import pytest
@@ -144,7 +143,7 @@ async def test_request_and_todo_keep_the_room_name(bot, pro_factory, synapse):
 
 async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory, synapse):
     runner = bot_factory(escalation=EscalationConfig(interval_minutes=0.03, max_reminders=2))
-    await runner.start()
+    app = await runner.start()
     alice, bob = await pro_factory(), await pro_factory()
     room_id = await patient_room_with(alice, [bob], synapse.bot_user_id, "Escalade")
     start = alice.mark(room_id)
@@ -154,7 +153,14 @@ async def test_escalation_until_acknowledged_then_limit(bot_factory, pro_factory
     assert first.source["content"]["m.mentions"]["user_ids"] == [bob.user_id]
     assert "Motif : saignement au point de ponction" in first.source["content"]["body"]
     await bob.wait_notice(room_id, "Rappel 2/2", timeout=15)
-    await asyncio.sleep(4)  # beyond the limit: no third reminder
+
+    # the limit reached, the escalation is "exhausted": never due again, so a third
+    # reminder, had the bot sent one, is already in the room
+    async def escalation_state() -> str | None:
+        esc = app.escalator.store.get(room_id)
+        return esc.state if esc else None
+
+    await eventually(escalation_state, lambda state: state == "exhausted")
     await bob.sync_once(0)
     reminders = [b for b in bob.notices(room_id, synapse.bot_user_id) if "Rappel" in b]
     assert len(reminders) == 2 and "Dernier rappel" in reminders[-1]

@@ -3,7 +3,6 @@ state, and the rooms it rebuilds are the rooms a full-state sync would have give
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from typing import Any
 
@@ -51,7 +50,8 @@ async def test_restart_rebuilds_rooms_without_full_state(bot_factory, pro_factor
     room_id = await patient_room_with(alice, [bob, carol], synapse.bot_user_id, "Instantané")
     await alice.say(room_id, "!urgent instantané")
     await bob.wait_notice(room_id, "URGENCE signalée")
-    await asyncio.sleep(0.5)
+    # answered after everything said before: the bot's sync has seen its own flag state
+    await bob.bot_notices_so_far(room_id, synapse.bot_user_id)
     before_rooms = set(app.client.rooms)  # the folder spaces may come later
     before_cache = cache_view(app.services.cache, room_id)
     assert before_cache["patient"] and before_cache["flags"]
@@ -84,8 +84,9 @@ async def test_restart_rebuilds_rooms_without_full_state(bot_factory, pro_factor
     assert before_rooms <= set(app.client.rooms)
 
     # what a full-state sync gives: the same bot started again with the snapshot marked
-    # incomplete (as after an upgrade) asks for the full state once
-    await asyncio.sleep(1)
+    # incomplete (as after an upgrade) asks for the full state once; first the restarted
+    # bot catches up (a command answered after everything before it, as above)
+    await alice.bot_notices_so_far(room_id, synapse.bot_user_id)
     rebuilt = {r: room_view(app.client, r) for r in app.client.rooms}
     rebuilt_cache = {r: cache_view(app.services.cache, r) for r in app.client.rooms}
     await runner.stop()

@@ -190,3 +190,11 @@ async def set_identity(
     await client.request(
         "PATCH", f"/patients/{pid}/identity", json_body=identity, actor=actor, key=key
     )
+
+
+async def last_file_event(dossier: DossierClient) -> int:
+    """The ``seq`` of the dossier's latest event (0: none yet)."""
+    seq = 0
+    while events := await dossier.events(seq):
+        seq = int(events[-1]["seq"])
+    return seq

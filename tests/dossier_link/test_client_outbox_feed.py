@@ -217,8 +217,22 @@ async def test_role_labels_are_the_dossiers_read_once_it_answers(dossier_server:
         await dossier_server.stop()
         with pytest.raises(Unavailable):
             await roles.get()
+        refused, asked_again = 0, asyncio.Event()
+        ask_dossier = client.role_labels
+
+        async def counted() -> Any:
+            nonlocal refused
+            try:
+                return await ask_dossier()
+            except Unavailable:
+                refused += 1
+                if refused == 2:
+                    asked_again.set()
+                raise
+
+        client.role_labels = counted  # type: ignore[method-assign]
         loading = asyncio.create_task(roles.load_at_start())
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(asked_again.wait(), 20)  # turned away twice: it retries
         assert not loading.done() and not roles.loaded  # still waiting for the dossier
         await dossier_server.start()
         await asyncio.wait_for(loading, 20)

@@ -70,9 +70,9 @@ async def test_flag_journal_survives_a_death_after_the_state_is_saved(env: Env) 
         timeout=30,
         what="levée du signalement notée",
     )
-    # past the held entry's delay (hold_ms): the wait is the check, a second entry would
-    # have been written by now
-    await asyncio.sleep(2)
+    # the restarted bot's outbox empty: the held entry (hold_ms) was released or delivered,
+    # and a second entry, had the replay queued one, has reached the file too
+    await env.dossier_work_done()
     texts = notebook_texts(await env.file(pid))
     assert sum(t.startswith("Signalement « urgence » par") for t in texts) == 1
     assert sum("Signalement « urgence » levé par" in t for t in texts) == 1

@@ -6,7 +6,6 @@ the notebook records the choice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
@@ -76,7 +75,7 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
     ), told
     invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
     assert invite["inviter"] == bot_user
-    await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
+    await doctor.key_bundle(room_id, bot_user)  # sent before the invite, by to-device
     await doctor.call("join", roomId=room_id)
     await doctor.decrypted(room_id, nurse.user_id, "marqueur-cercle-hist")
 

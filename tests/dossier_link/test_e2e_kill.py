@@ -31,7 +31,7 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.processes import stop_child
 from tests.bots.conftest import Pro, dm_with_bot, room_id_in
-from tests.dossier_link.dossier_support import coordination_task, dossier_beside
+from tests.dossier_link.dossier_support import coordination_task, dossier_beside, last_file_event
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +69,18 @@ def count_notes(db: sqlite3.Connection) -> int:
         "SELECT count(*) FROM notebook_entries WHERE text LIKE 'kill-note-%'"
     ).fetchone()
     return int(row[0])
+
+
+async def bot_backlog(bot_db: Path) -> tuple[int, int]:
+    """The bot process's position in the dossier's feed and its outbox items not delivered
+    yet, read from its own SQLite file."""
+    db = sqlite3.connect(bot_db)
+    try:
+        cursor = db.execute("SELECT seq FROM feed_cursor WHERE name='dossier'").fetchone()
+        pending = db.execute("SELECT count(*) FROM dossier_outbox WHERE status='pending'")
+        return (int(cursor[0]) if cursor else 0, int(pending.fetchone()[0]))
+    finally:
+        db.close()
 
 
 class BotProcess:
@@ -176,7 +188,16 @@ async def test_bot_sigkilled_mid_sync_loses_nothing_and_doubles_nothing(
             lambda bs: count(bs, "📋 Nouvelle tâche « kill-task-") >= len(tasks),
             what="annonces des tâches",
         )
-        await asyncio.sleep(2)  # anything sent twice would have arrived now
+        # the restarted bot has done everything, so anything it sent twice is in the room:
+        # every file event handled (announced before its feed position moves past it), its
+        # outbox empty, and the commands answered before a later one
+        last = await last_file_event(dossier)
+        await eventually(
+            lambda: bot_backlog(var / "bot" / "dossier.sqlite3"),
+            lambda backlog: backlog[0] >= last and backlog[1] == 0,
+            what="fil du dossier et boîte d'envoi du bot traités",
+        )
+        await nurse.bot_notices_so_far(room_id, synapse.bot_user_id)
         await nurse.sync_once()
         shown = await room_notices(nurse, synapse.base_url, room_id)
         for label in tasks:

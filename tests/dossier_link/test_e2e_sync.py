@@ -30,7 +30,12 @@ from support import eventually as poll_until
 from bots.dossier_client import DossierClient
 from deployment.secrets import Secrets
 from tests.bots.conftest import BotRunner, Pro, dm_with_bot, make_bot_config, room_id_in
-from tests.dossier_link.dossier_support import dossier_beside, professional, set_identity
+from tests.dossier_link.dossier_support import (
+    dossier_beside,
+    last_file_event,
+    professional,
+    set_identity,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +128,23 @@ class Env:
 
     async def file(self, pid: str) -> dict[str, Any]:
         return await self.dossier.get_file(pid) or {}
+
+    async def dossier_work_done(self) -> None:
+        """Wait until the bot has nothing left to do from the dossier: every file event read
+        (its feed position at the dossier's last event) and its outbox empty."""
+        app = self.runner.app
+        assert app is not None and app.dossier_sync is not None
+        sync = app.dossier_sync
+
+        async def backlog() -> tuple[int, int, int]:
+            last = await last_file_event(self.dossier)
+            return last, sync.store.cursor(), sync.outbox.pending_count()
+
+        await eventually(
+            backlog,
+            lambda b: b[1] >= b[0] and b[2] == 0,
+            what="fil du dossier et boîte d'envoi du bot traités",
+        )
 
     async def patient_room(self, owner: Pro, label: str) -> tuple[str, str]:
         """``!patient nouveau`` in a DM with the bot: the room, and its file (same id)."""

@@ -42,7 +42,9 @@ async def test_a_waiting_request_is_not_overtaken_by_a_newcomer(queue_class: typ
     line.put_nowait("connection")
     held = line.get_nowait()
     first = asyncio.create_task(greenlet_spawn(line.get, True, None), name="A")
-    await asyncio.sleep(0.01)  # A is in line
+    # A is in line: a moment for the loop to run it there (neither queue shows its waiters
+    # but through private attributes, so there is no event to wait on)
+    await asyncio.sleep(0.01)
     newcomer = asyncio.create_task(greenlet_spawn(line.get, True, None), name="B")
     line.put_nowait(held)  # given back before B has run
     done, _ = await asyncio.wait({first, newcomer}, return_when=asyncio.FIRST_COMPLETED)
@@ -62,7 +64,7 @@ async def test_a_request_that_gives_up_leaves_the_line(tmp_path: Path) -> None:
         with pytest.raises(PoolTimeout):
             await engine.connect()  # waits 50 ms in line, then gives up
         waiting = asyncio.create_task(_connect(engine))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # in line, as above (well within its 50 ms pool timeout)
         waiting.cancel()  # cancelled while in line
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -33,6 +33,8 @@ for (const level of ["trace", "debug", "info", "log", "warn", "error"]) {
 logger.setLevel(process.env.JSCLIENT_LOG_LEVEL || "info");
 
 let client = null;
+// every to-device message received since start (decrypted where possible): waitToDevice
+const toDevice = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // JSCLIENT_TRACE_SYNC=1: log each /sync's own-membership view per room (debugging only)
@@ -167,6 +169,9 @@ const commands = {
                 ? new cryptoApi.OnlySignedDevicesIsolationMode()
                 : new cryptoApi.AllDevicesIsolationMode(false),
         );
+        client.on(sdk.ClientEvent.ReceivedToDeviceMessage, ({ message }) => {
+            toDevice.push({ type: message.type, sender: message.sender, roomId: message.content?.room_id ?? null });
+        });
         const prepared = new Promise((resolve) => {
             client.on(sdk.ClientEvent.Sync, (state) => {
                 if (state === "PREPARED" || state === "SYNCING") resolve();
@@ -251,6 +256,16 @@ const commands = {
             },
             timeoutMs,
             `message from ${sender} containing ${contains}`,
+        );
+    },
+
+    async waitToDevice({ types, sender, roomId, timeoutMs }) {
+        // a to-device message of one of these types (from sender, about roomId) has arrived
+        return await until(
+            () => toDevice.find((m) => types.includes(m.type)
+                && (!sender || m.sender === sender) && (!roomId || m.roomId === roomId)) ?? null,
+            timeoutMs,
+            `to-device ${types} from ${sender} for ${roomId}`,
         );
     },
 

@@ -13,6 +13,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "@@CERCLE@@ "
+# The MSC4268 key bundle's to-device event, both names js-sdk 43 accepts.
+KEY_BUNDLE_TYPES = ["io.element.msc4268.room_key_bundle", "m.room_key_bundle"]
 
 
 def js_available() -> str | None:
@@ -98,6 +100,17 @@ class JsClient:
         )
         assert message["encrypted"] and not message["decryptionFailure"], message
         return message
+
+    async def key_bundle(self, room_id: str, sender: str, timeout_ms: int = 30000) -> Any:
+        """Wait until the MSC4268 key bundle of ``sender`` for the room has reached this
+        device (to-device, decrypted): joining then imports it at once."""
+        return await self.call(
+            "waitToDevice",
+            types=KEY_BUNDLE_TYPES,
+            sender=sender,
+            roomId=room_id,
+            timeoutMs=timeout_ms,
+        )
 
     async def start(
         self,

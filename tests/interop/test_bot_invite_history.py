@@ -6,8 +6,6 @@ whose key the bot received with the shared-history flag."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 pytestmark = [pytest.mark.interop, pytest.mark.integration]
@@ -31,7 +29,7 @@ async def test_colleague_invited_by_the_bot_reads_the_earlier_conversation(
     await nurse.call("send", roomId=room_id, body=f"!inviter {doctor.user_id}")
     invite = await doctor.call("waitInvite", roomId=room_id, timeoutMs=45000)
     assert invite["inviter"] == bot_user
-    await asyncio.sleep(1.5)  # the bundle (sent before the invite) arrives by to-device
+    await doctor.key_bundle(room_id, bot_user)  # sent before the invite, by to-device
     await doctor.call("join", roomId=room_id)
 
     await doctor.decrypted(room_id, nurse.user_id, "marqueur-hist")

@@ -5,8 +5,6 @@ colleague reads the nio message; without it (plain nio), the key is withheld."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bots.matrix.cross_signing import ensure_cross_signed
@@ -42,13 +40,17 @@ async def test_element_inviter_shares_the_bot_messages_only_when_flagged(
 
     await inviter.call("invite", roomId=room_id, userId=colleague.user_id)
     await colleague.call("waitInvite", roomId=room_id, timeoutMs=30000)
-    await asyncio.sleep(1.5)
+    await colleague.key_bundle(room_id, inviter.user_id)  # js-sdk's own, sent on invite
     await colleague.call("join", roomId=room_id)
 
     if flagged:
         await colleague.decrypted(room_id, bot.user_id, "marqueur-elt")
     else:
-        await asyncio.sleep(5)
+        # a negative check: the key never comes. The bundle was imported when join returned
+        # (it had arrived); a message sent after that, once read, outlasts the decryption
+        # retries the import set off (no other source of keys: no backup, no key requests)
+        await inviter.call("send", roomId=room_id, body="repère après l'arrivée")
+        await colleague.decrypted(room_id, inviter.user_id, "repère après l'arrivée")
         from_bot = [
             m
             for m in await colleague.call("messages", roomId=room_id)

@@ -4,8 +4,6 @@ messages. Control: a user invited without a bundle cannot read them."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from nio import RoomCreateResponse, RoomVisibility
 from support import encrypted_room_state
@@ -49,7 +47,7 @@ async def test_invited_js_user_reads_earlier_messages_with_the_bundle(
         invited = await bot.room_invite(room_id, js.user_id)
         assert not hasattr(invited, "status_code"), invited
         await js.call("waitInvite", roomId=room_id, timeoutMs=30000)
-    await asyncio.sleep(1.5)  # let the to-device bundle arrive in a sync before joining
+    await newcomer.key_bundle(room_id, bot.user_id)  # arrived before joining
     for js in (newcomer, outsider):
         await js.call("join", roomId=room_id)
 

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import io
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,8 +297,11 @@ async def test_history_before_arrival_stays_hidden_when_the_room_says_so(
     await alice.room_put_state(
         room_id, "m.room.history_visibility", {"history_visibility": "joined"}
     )
-    await rooms.text(alice, room_id, "dit avant l'arrivée de Carole")
-    await asyncio.sleep(1.1)  # arrival times are compared at the millisecond
+    said = await rooms.text(alice, room_id, "dit avant l'arrivée de Carole")
+    # arrival times are compared at the millisecond: Carole arrives in a later one
+    said_at = (await alice.room_get_event(room_id, said)).event.server_timestamp
+    while time.time() * 1000 <= said_at:
+        await asyncio.sleep(0.001)
     await rooms.join(room_id, alice, carol)
     await rooms.text(alice, room_id, "dit après l'arrivée de Carole")
     command = await rooms.text(carol, room_id, "!export")
@@ -327,8 +331,15 @@ async def test_export_cut_by_a_restart_is_done_after_it(care_room, rooms, tmp_pa
         options_text="derniers 2",
         progress_event_id=progress,
     )
+    running, export = asyncio.Event(), before_restart.export
+
+    async def export_begun(request: ExportRequest) -> Any:
+        running.set()
+        return await export(request)
+
+    before_restart.export = export_begun  # type: ignore[method-assign]
     task = before_restart.start(request)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(running.wait(), 10)
     task.cancel()  # the shutdown cancels the running export
     await asyncio.gather(task, return_exceptions=True)
     assert [p.command_event_id for p in PendingExports(db).all()] == [command]

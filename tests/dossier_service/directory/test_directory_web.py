@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import re
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from support import password_login
+from support import eventually, password_login
 
 from dossier_service.auth import SESSION_COOKIE, csrf_token, issue_session, read_session
 from dossier_service.config import DossierConfig
@@ -337,16 +336,17 @@ async def test_request_approval_activation_login(
     # Element's "start chat" search (Synapse's user directory) finds the professional by
     # profession and city, because they are part of the display name
     colleague = user_factory()
-    found: list[str] = []
-    for _ in range(40):
+
+    async def directory_search() -> list[str]:
         async with client.session.post(
             f"{synapse.base_url}/_matrix/client/v3/user_directory/search",
             json={"search_term": "infirmier narbonne", "limit": 10},
             headers={"Authorization": f"Bearer {colleague.access_token}"},
         ) as search:
             assert search.status == 200
-            found = [r["user_id"] for r in (await search.json())["results"]]
-        if mxid in found:
-            break
-        await asyncio.sleep(0.25)
-    assert mxid in found
+            return [r["user_id"] for r in (await search.json())["results"]]
+
+    # indexed by Synapse's user directory in the background
+    await eventually(
+        directory_search, lambda found: mxid in found, timeout=10, what="recherche d'Element"
+    )
