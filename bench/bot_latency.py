@@ -1,6 +1,6 @@
 """Cercle bot latency beside the physical limit, on a real local Synapse, encrypted rooms.
 
-- the physical limit: a bare nio echo client (encryption on, replies to every message,
+- the physical limit: a bare nio echo client (encryption on, replies to every « ping »,
   nothing else), in its own process;
 - Cercle's bot: ``python -m bots``, in its own process, exactly as ``cercle up`` starts it;
 - a professional's client (this process) sends a command, times until it sees the reply.
@@ -62,7 +62,9 @@ async def echo_main(session_file: str) -> None:
     )
 
     async def on_message(room: MatrixRoom, event: RoomMessageText) -> None:
-        if event.sender == client.user_id:
+        # « ping » only, as the bot answers only its commands: in bench/bot_scale.py the echo
+        # sits in the storm's rooms and must not answer the storm
+        if event.sender == client.user_id or event.body != "ping":
             return
         await client.room_send(
             room.room_id,
@@ -196,10 +198,12 @@ async def bench(args: argparse.Namespace) -> None:
         print(line("bot Cercle", bot_rtt))
         med_ratio = statistics.median(bot_rtt) / statistics.median(echo_rtt)
         p95_ratio = pct(bot_rtt, 95) / pct(echo_rtt, 95)
+        p99_ratio = pct(bot_rtt, 99) / pct(echo_rtt, 99)
         overhead = (statistics.median(bot_rtt) - statistics.median(echo_rtt)) * 1000
         print(
             f"rapport bot/écho : médiane {med_ratio:.2f}×  p95 {p95_ratio:.2f}×  "
-            f"(objectif ≤ 1.2×) ; surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)"
+            f"p99 {p99_ratio:.2f}× (objectif issue 15 : ≤ 1.05× à p50 et p99) ; "
+            f"surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)"
         )
 
         # burst: N commands over M rooms, as fast as the client can send them

@@ -48,7 +48,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common.clients import ENCRYPTED, Professional, e2ee_client  # noqa: E402
+from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
@@ -209,6 +209,96 @@ async def open_client(site: Site, name: str) -> Professional:
     return professional
 
 
+async def start_echo(
+    site: Site, me: Professional, storm: Professional
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A bare nio echo (``bench/bot_latency.py``'s, its own process) in the storm's rooms as
+    the bot is, and its direct room with the professional: what the homeserver and the
+    machine alone add to a round trip during the storm, beside what the bot adds."""
+    state = site.state
+    assert state is not None
+    accounts = await site.bench.service_accounts()
+    if "echo" not in state["users"]:  # homeservers populated before the echo existed
+        u = (await site.bench.users(accounts.admin_token, ["scale-echo"]))["scale-echo"]
+        state["users"]["echo"] = {
+            "user_id": u.user_id,
+            "token": u.access_token,
+            "device": u.device_id,
+        }
+        site.state_file.write_text(json.dumps(state))
+    echo = state["users"]["echo"]
+    session = site.dir / "echo.json"
+    session.write_text(
+        json.dumps(
+            {
+                "homeserver": site.bench.homeserver_url,
+                "user_id": echo["user_id"],
+                "device_id": echo["device"],
+                "access_token": echo["token"],
+                "store": str(site.dir / "echo-store"),
+            }
+        )
+    )
+    (site.dir / "echo-store").mkdir(exist_ok=True)
+    proc = site.bench.spawn(
+        str(ROOT / "bench" / "bot_latency.py"), "--echo", str(session), log=site.dir / "echo.log"
+    )
+
+    def member(room_id: str) -> bool:
+        room = storm.client.rooms.get(room_id)
+        return bool(room and echo["user_id"] in room.users)
+
+    def joined(room_id: str) -> bool:
+        return member(room_id) and echo["user_id"] not in storm.client.rooms[room_id].invited_users
+
+    missing = [r for r in state["storm_rooms"] if not joined(r)]
+    if missing:  # invited by the bot, which made the rooms, then joined with the echo's token
+        async with AdminApi(site.bench.homeserver_url, accounts.admin_token) as api:
+            bot_token = await api.login_as(accounts.bot_user_id)
+        async with aiohttp.ClientSession() as http:
+
+            async def post(token: str, path: str, body: dict[str, Any]) -> None:
+                async with http.post(
+                    site.bench.homeserver_url + path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as resp:
+                    if resp.status != 200:
+                        raise RuntimeError(f"écho dans les salons de la tempête : {resp.status}")
+
+            for room_id in missing:
+                if not member(room_id):
+                    await post(
+                        bot_token,
+                        f"/_matrix/client/v3/rooms/{room_id}/invite",
+                        {"user_id": echo["user_id"]},
+                    )
+                await post(echo["token"], f"/_matrix/client/v3/join/{room_id}", {})
+    await until(lambda: all(map(joined, state["storm_rooms"])), "écho absent de la tempête", 120)
+    return proc, await me.room_with(echo["user_id"], timeout=60)
+
+
+async def alternate(
+    me: Professional, room: str, echo_room: str | None, rounds: int, timeout: float
+) -> tuple[list[float], list[float], int]:
+    """``rounds`` × (``!aide`` to the bot, then « ping » to the echo): round trips in
+    seconds, and how many were left unanswered (three end the rounds)."""
+    bot: list[float] = []
+    echo: list[float] = []
+    unanswered = 0
+    for _ in range(rounds):
+        for target, body, out in ((room, "!aide", bot), (echo_room, "ping", echo)):
+            if target is None:
+                continue
+            try:
+                out.append(await me.command(target, body, timeout=timeout))
+            except TimeoutError:  # the homeserver cannot keep up: said, not hidden
+                unanswered += 1
+        if unanswered >= 3:
+            break
+    return bot, echo, unanswered
+
+
 # --- one size ----------------------------------------------------------------------------------
 
 
@@ -228,6 +318,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     synapse.start(timeout=180)
     bot = Bot(site, Path(args.bot_root).resolve())
     me = storm = None
+    echo_proc: subprocess.Popen[bytes] | None = None
+    echo_room: str | None = None
     try:
         state = site.state or await populate(site, args.concurrency)
         site_state = state
@@ -243,7 +335,12 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         if first_ever:
             out["first_start_s"] = t_ready
         await me.command(room, "!aide", timeout=120)  # room keys shared, everything warm
-        for i in range(len(site_state["storm_rooms"])):  # storm room keys shared to the bot
+        if args.echo:
+            echo_proc, echo_room = await start_echo(site, me, storm)
+            site_state = site.state or site_state
+            for _ in range(3):
+                await me.command(echo_room, "ping", timeout=120)
+        for i in range(len(site_state["storm_rooms"])):  # storm room keys shared to bot, echo
             await storm.send(site_state["storm_rooms"][i], "préparation")
         await asyncio.sleep(3)
 
@@ -288,12 +385,14 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             flush=True,
         )
 
-        # !aide idle
-        idle = [await me.command(room, "!aide", timeout=120) for _ in range(args.rounds)]
+        # !aide idle (each round: the bot, then the bare echo)
+        idle, echo_idle, _ = await alternate(me, room, echo_room, args.rounds, 120)
         print(f"  !aide au repos : {latency_ms(idle)}", flush=True)
+        if echo_idle:
+            print(f"  écho nio nu au repos : {latency_ms(echo_idle)}", flush=True)
 
         # !aide during a storm: 10 msg/s over 50 other rooms
-        stop = asyncio.Event()
+        storm_over = asyncio.Event()
         sent = 0
         pending: set[asyncio.Task[str]] = set()
 
@@ -301,7 +400,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             nonlocal sent
             rooms = site_state["storm_rooms"]
             next_at = time.monotonic()
-            while not stop.is_set():
+            while not storm_over.is_set():
                 target = rooms[sent % len(rooms)]
                 task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))
                 pending.add(task)
@@ -318,19 +417,11 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             cpu_seconds(bot.pid),
             time.monotonic(),
         )
-        busy: list[float] = []
-        unanswered = 0
-        for _ in range(args.rounds):
-            try:
-                busy.append(await me.command(room, "!aide", timeout=60))
-            except TimeoutError:  # the homeserver cannot keep up: said, not hidden
-                unanswered += 1
-                if unanswered >= 3:
-                    break
+        busy, echo_busy, unanswered = await alternate(me, room, echo_room, args.rounds, 60)
         elapsed = time.monotonic() - t0
         syn_cpu = (cpu_seconds(synapse.pid or 0) - st0) / elapsed
         bot_cpu = (cpu_seconds(bot.pid) - b0) / elapsed
-        stop.set()
+        storm_over.set()
         await storm_task
         for task in list(pending):
             task.cancel()
@@ -356,6 +447,22 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             "(objectif ≤ 1.2×)",
             flush=True,
         )
+        if echo_idle and echo_busy:
+            out |= {
+                "echo_idle_p50_ms": statistics.median(echo_idle) * 1000,
+                "echo_idle_p99_ms": pct(echo_idle, 99) * 1000,
+                "echo_storm_p50_ms": statistics.median(echo_busy) * 1000,
+                "echo_storm_p99_ms": pct(echo_busy, 99) * 1000,
+                "echo_storm_ratio_p50": statistics.median(echo_busy) / statistics.median(echo_idle),
+                "echo_storm_ratio_p99": pct(echo_busy, 99) / pct(echo_idle, 99),
+            }
+            print(
+                f"  écho nio nu pendant la tempête : {latency_ms(echo_busy)} ; rapport "
+                f"tempête / repos p50 {out['echo_storm_ratio_p50']:.2f}×  "
+                f"p99 {out['echo_storm_ratio_p99']:.2f}× (ce que le serveur et la machine "
+                "ajoutent seuls)",
+                flush=True,
+            )
         out |= {
             "aide_idle_p50_ms": statistics.median(idle) * 1000,
             "aide_idle_p99_ms": pct(idle, 99) * 1000,
@@ -370,6 +477,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         print(f"  RSS du bot en fin de mesure : {out['rss_mb_end']:.0f} Mo", flush=True)
     finally:
         bot.stop()
+        if echo_proc is not None:
+            stop([echo_proc])
         for c in (me, storm):
             if c is not None:
                 await c.close()
@@ -494,6 +603,12 @@ def main() -> None:
     parser.add_argument("--bot-root", default=str(ROOT), help="checkout the bot runs from")
     parser.add_argument("--fresh", action="store_true", help="populate the homeserver again")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--no-echo",
+        dest="echo",
+        action="store_false",
+        help="without the bare nio echo beside the bot (in the storm's rooms, timed alike)",
+    )
     parser.add_argument(
         "--synthetic", action="store_true", help="only the bot's snapshot read-back, no Synapse"
     )
