@@ -68,12 +68,15 @@ What this says about issue 15's goals, for 20,000 rooms (not populated here: ext
   its rooms (98–203 ms at 1,000 / 5,000 on the quieter runs) while its CPU per sync does not
   (3.1–3.5 ms), and the echo (51 rooms) answered in 128 ms in run C: the homeserver's
   incremental /sync of an account in 5,000 rooms costs more. Run B had one command answered
-  after 30.8 s, the length of a long-poll: a wake-up missed once under load (whose sync, the
-  bot's or the professional's, not found).
+  after 30.8 s: Synapse's timestamps show the bot's reply made 17.5 s after the command (and
+  another 10.2 s after), the rest lost on the professional's side, while the bot used 0.01
+  core: the bot was waiting for its syncs, not working.
 - bot round trip ≤ 1.05× a bare nio echo (``bench/bot_latency.py``, 150 rounds, same run):
-  **holds at p99, not at p50**: 09:02 (load 5.0→3.2) echo 57.1 / 92.3 ms, bot 64.8 / 87.3 ms,
-  1.13× / 0.95×; 09:08 with ``--requests`` (load 9.4→5.0) echo 65.7 / 117.9 ms, bot
-  72.6 / 119.8 ms, 1.10× / 1.02×. The bot adds ≈ 7 ms at the median, of which its own
+  **does not hold at p50, holds at p99 in two runs of three**: 09:02 (load 5.0→3.2) echo
+  57.1 / 92.3 ms, bot 64.8 / 87.3 ms, 1.13× / 0.95×; 09:08 with ``--requests`` (load
+  9.4→5.0) echo 65.7 / 117.9 ms, bot 72.6 / 119.8 ms, 1.10× / 1.02×; 09:11 (load 3.1→10.7)
+  echo 102.2 / 187.8 ms, bot 112.1 / 207.8 ms, 1.10× / 1.11×. The bot adds 7–10 ms at the
+  median, of which its own
   handling is 0.3 ms; both make the same requests per command (2 syncs + 1 send, Synapse
   22 ms per send for each); the bot's syncs lasted 71 ms on average against the echo's 58 ms
   (long-polls included): the gap is around the bot's sync, not located further. Burst: 200
