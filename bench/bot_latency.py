@@ -87,6 +87,8 @@ async def echo_main(session_file: str) -> None:
 
     client.add_event_callback(on_message, RoomMessageText)
     client.add_event_callback(on_invite, InviteMemberEvent)
+    for room_id in list(client.invited_rooms):  # invited before the callbacks were there
+        await client.join(room_id)
     ended = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
     task = asyncio.create_task(client.sync_forever(timeout=30_000))

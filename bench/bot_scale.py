@@ -298,9 +298,6 @@ async def start_echo(
         )
     )
     (site.dir / "echo-store").mkdir(exist_ok=True)
-    proc = site.bench.spawn(
-        str(ROOT / "bench" / "bot_latency.py"), "--echo", str(session), log=site.dir / "echo.log"
-    )
 
     def member(room_id: str) -> bool:
         room = storm.client.rooms.get(room_id)
@@ -309,31 +306,42 @@ async def start_echo(
     def joined(room_id: str) -> bool:
         return member(room_id) and echo["user_id"] not in storm.client.rooms[room_id].invited_users
 
-    missing = [r for r in state["storm_rooms"] if not joined(r)]
-    if missing:  # invited by the bot, which made the rooms, then joined with the echo's token
-        async with AdminApi(site.bench.homeserver_url, accounts.admin_token) as api:
-            bot_token = await api.login_as(accounts.bot_user_id)
-        async with aiohttp.ClientSession() as http:
+    proc = site.bench.spawn(
+        str(ROOT / "bench" / "bot_latency.py"), "--echo", str(session), log=site.dir / "echo.log"
+    )
+    try:
+        missing = [r for r in state["storm_rooms"] if not joined(r)]
+        if missing:  # invited by the bot, which made the rooms, then joined with the echo's token
+            async with AdminApi(site.bench.homeserver_url, accounts.admin_token) as api:
+                bot_token = await api.login_as(accounts.bot_user_id)
+            async with aiohttp.ClientSession() as http:
 
-            async def post(token: str, path: str, body: dict[str, Any]) -> None:
-                async with http.post(
-                    site.bench.homeserver_url + path,
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as resp:
-                    if resp.status != 200:
-                        raise RuntimeError(f"écho dans les salons de la tempête : {resp.status}")
+                async def post(token: str, path: str, body: dict[str, Any]) -> None:
+                    async with http.post(
+                        site.bench.homeserver_url + path,
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as resp:
+                        if resp.status != 200:
+                            raise RuntimeError(
+                                f"écho dans les salons de la tempête : {resp.status}"
+                            )
 
-            for room_id in missing:
-                if not member(room_id):
-                    await post(
-                        bot_token,
-                        f"/_matrix/client/v3/rooms/{room_id}/invite",
-                        {"user_id": echo["user_id"]},
-                    )
-                await post(echo["token"], f"/_matrix/client/v3/join/{room_id}", {})
-    await until(lambda: all(map(joined, state["storm_rooms"])), "écho absent de la tempête", 120)
-    return proc, await me.room_with(echo["user_id"], timeout=60)
+                for room_id in missing:
+                    if not member(room_id):
+                        await post(
+                            bot_token,
+                            f"/_matrix/client/v3/rooms/{room_id}/invite",
+                            {"user_id": echo["user_id"]},
+                        )
+                    await post(echo["token"], f"/_matrix/client/v3/join/{room_id}", {})
+        await until(
+            lambda: all(map(joined, state["storm_rooms"])), "écho absent de la tempête", 120
+        )
+        return proc, await me.room_with(echo["user_id"], timeout=60)
+    except BaseException:  # not left running when the bench stops here
+        stop([proc])
+        raise
 
 
 async def alternate(
