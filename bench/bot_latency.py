@@ -14,7 +14,7 @@ command, beside the bare echo).
 Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
        [--requests]
 
-Measured 2026-12-03 (three runs, load average 3–11): bot / echo 1.10–1.13× at p50 and
+Measured 2026-12-03 (four runs, load average 3–11): bot / echo 1.05–1.13× at p50 and
 0.95–1.11× at p99 (issue 15's goal: ≤ 1.05× at both); figures and reading in
 ``bench/bot_scale.py``'s docstring.
 """

@@ -72,16 +72,18 @@ What this says about issue 15's goals, for 20,000 rooms (not populated here: ext
   another 10.2 s after), the rest lost on the professional's side, while the bot used 0.01
   core: the bot was waiting for its syncs, not working.
 - bot round trip ≤ 1.05× a bare nio echo (``bench/bot_latency.py``, 150 rounds, same run):
-  **does not hold at p50, holds at p99 in two runs of three**: 09:02 (load 5.0→3.2) echo 57.1 /
-  92.3 ms, bot 64.8 / 87.3 ms, 1.13× / 0.95×; 09:08 with ``--requests`` (load 9.4→5.0) echo 65.7
-  / 117.9 ms, bot 72.6 / 119.8 ms, 1.10× / 1.02×; 09:11 (load 3.1→10.7) echo 102.2 / 187.8 ms,
-  bot 112.1 / 207.8 ms, 1.10× / 1.11×. The bot adds 7–10 ms at the median, of which its own
-  handling is 0.3 ms; both make the same requests per command (2 syncs + 1 send, Synapse 22 ms
-  per send for each; the syncs' durations are long-polls spanning the other responder's round,
-  not comparable). So the gap is in the bot's process outside its handling (its sync response's
-  parsing and decryption, the sync loop's steps before the event is queued: 3.1–3.5 ms of CPU
-  per incremental sync in the scale runs), not located further. Burst: 200 commands over 20
-  rooms, none lost, none twice, drained 1.1 s after the last send.
+  **does not hold at p50 (just above in the best run), holds at p99 in three runs of four**:
+  09:02 (load 5.0→3.2) echo 57.1 / 92.3 ms, bot 64.8 / 87.3 ms, 1.13× / 0.95×; 09:08 with
+  ``--requests`` (load 9.4→5.0) echo 65.7 / 117.9 ms, bot 72.6 / 119.8 ms, 1.10× / 1.02×; 09:11
+  (load 3.1→10.7) echo 102.2 / 187.8 ms, bot 112.1 / 207.8 ms, 1.10× / 1.11×; 09:16 (load
+  5.8→7.2) echo 76.5 / 186.4 ms, bot 80.3 / 192.3 ms, 1.05× (1.0505) / 1.03×. The bot adds 4–10
+  ms at the median, of which its own handling is 0.3 ms; both make the same requests per command
+  (2 syncs + 1 send, Synapse 22 ms per send for each; the syncs' durations are long-polls
+  spanning the other responder's round, not comparable). So the gap is in the bot's process
+  outside its handling (its sync response's parsing and decryption, the sync loop's steps before
+  the event is queued: 3.1–3.5 ms of CPU per incremental sync in the scale runs), not located
+  further. Burst: 200 commands over 20 rooms, none lost, none twice, drained 1.1 s after the
+  last send.
 """
 
 from __future__ import annotations
