@@ -1,6 +1,6 @@
 """Cercle bot latency beside the physical limit, on a real local Synapse, encrypted rooms.
 
-- the physical limit: a bare nio echo client (encryption on, replies to every message,
+- the physical limit: a bare nio echo client (encryption on, replies to every « ping »,
   nothing else), in its own process;
 - Cercle's bot: ``python -m bots``, in its own process, exactly as ``cercle up`` starts it;
 - a professional's client (this process) sends a command, times until it sees the reply.
@@ -13,6 +13,10 @@ command, beside the bare echo).
 
 Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
        [--requests]
+
+Measured 2026-12-03 (four runs, load average 3–11): bot / echo 1.05–1.13× at p50 and
+0.95–1.11× at p99 (issue 15's goal: ≤ 1.05× at both); figures and reading in
+``bench/bot_scale.py``'s docstring.
 """
 
 from __future__ import annotations
@@ -62,7 +66,9 @@ async def echo_main(session_file: str) -> None:
     )
 
     async def on_message(room: MatrixRoom, event: RoomMessageText) -> None:
-        if event.sender == client.user_id:
+        # « ping » only, as the bot answers only its commands: in bench/bot_scale.py the echo
+        # sits in the storm's rooms and must not answer the storm
+        if event.sender == client.user_id or event.body != "ping":
             return
         await client.room_send(
             room.room_id,
@@ -81,6 +87,8 @@ async def echo_main(session_file: str) -> None:
 
     client.add_event_callback(on_message, RoomMessageText)
     client.add_event_callback(on_invite, InviteMemberEvent)
+    for room_id in list(client.invited_rooms):  # invited before the callbacks were there
+        await client.join(room_id)
     ended = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
     task = asyncio.create_task(client.sync_forever(timeout=30_000))
@@ -196,10 +204,12 @@ async def bench(args: argparse.Namespace) -> None:
         print(line("bot Cercle", bot_rtt))
         med_ratio = statistics.median(bot_rtt) / statistics.median(echo_rtt)
         p95_ratio = pct(bot_rtt, 95) / pct(echo_rtt, 95)
+        p99_ratio = pct(bot_rtt, 99) / pct(echo_rtt, 99)
         overhead = (statistics.median(bot_rtt) - statistics.median(echo_rtt)) * 1000
         print(
             f"rapport bot/écho : médiane {med_ratio:.2f}×  p95 {p95_ratio:.2f}×  "
-            f"(objectif ≤ 1.2×) ; surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)"
+            f"p99 {p99_ratio:.2f}× (objectif issue 15 : ≤ 1.05× à p50 et p99) ; "
+            f"surcoût propre du bot (médiane) {overhead:.2f} ms (objectif ≤ 10 ms)"
         )
 
         # burst: N commands over M rooms, as fast as the client can send them
