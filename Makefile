@@ -83,8 +83,9 @@ status: $(STAMP)
 
 # Test files run in TEST_WORKERS processes side by side (pytest-xdist; a file's tests stay
 # together in one process, so its fixtures start once): most tests wait on Synapse, the bot
-# or a browser, so more processes than cores shorten the run. TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 3
+# or a browser. 3 processes were faster still (7 min) but made timing races of other
+# clients (Chromium, matrix-sdk-crypto) show more often on 2 cores. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(SYSTEM_STAMP) $(FONTS_STAMP) $(NODE_DEPS)
 	@$(MAKE) --no-print-directory audit
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
