@@ -46,6 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common.measures import cpu_seconds, pct  # noqa: E402
+from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
+from bench.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
 from homeserver.admin_api import AdminApi  # noqa: E402
 from tests.support import free_region_base  # noqa: E402
 
 PASSWORD = "bench-password-region-42"
+OP_TIMEOUT = 60.0  # an E2EE operation not answered by then is an error
+EXPORT_EVERY = 12  # one E2EE operation in 12 (per room) is an export
 
 
 def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
@@ -96,7 +100,9 @@ class Deployment:
         return cercle(self.env, *self.args, *args)
 
 
-def deployments(tmp: Path) -> list[Deployment]:
+def deployments(tmp: Path) -> Iterator[Deployment]:
+    """The single-process deployment, then the region one (its ports chosen only once the
+    first is done: a port free at the start can be taken meanwhile)."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("CERCLE")}
     common = {
         "CERCLE__HOMESERVER__LEGAL__ENABLED": "false",
@@ -107,7 +113,6 @@ def deployments(tmp: Path) -> list[Deployment]:
         "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_BURST": "1000",
         "CERCLE__HOMESERVER__PRESENCE": "false",
     }
-    out = []
     base = free_region_base()
     single = {
         **base_env,
@@ -117,16 +122,14 @@ def deployments(tmp: Path) -> list[Deployment]:
         "CERCLE__HOMESERVER__PORT": str(base + 60),
         "CERCLE__DOSSIER__PORT": str(base + 61),
     }
-    out.append(
-        Deployment(
-            "single",
-            single,
-            (),
-            f"http://127.0.0.1:{base + 60}",
-            f"http://127.0.0.1:{base + 61}",
-            f"http://127.0.0.1:{base + 60}",
-            tmp / "single" / "var",
-        )
+    yield Deployment(
+        "single",
+        single,
+        (),
+        f"http://127.0.0.1:{base + 60}",
+        f"http://127.0.0.1:{base + 61}",
+        f"http://127.0.0.1:{base + 60}",
+        tmp / "single" / "var",
     )
     tag = uuid.uuid4().hex[:8]
     base = free_region_base()
@@ -143,19 +146,16 @@ def deployments(tmp: Path) -> list[Deployment]:
         "CERCLE__DOSSIER__PUBLIC_URL": f"http://127.0.0.1:{base + 61}",
         "CERCLE__DOSSIER__DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dos}",
     }
-    out.append(
-        Deployment(
-            "region",
-            region,
-            ("--profile", "region"),
-            f"http://127.0.0.1:{base + 60}",
-            f"http://127.0.0.1:{base + 61}",
-            f"http://127.0.0.1:{base}",
-            tmp / "region" / "var",
-            [syn, dos],
-        )
+    yield Deployment(
+        "region",
+        region,
+        ("--profile", "region"),
+        f"http://127.0.0.1:{base + 60}",
+        f"http://127.0.0.1:{base + 61}",
+        f"http://127.0.0.1:{base}",
+        tmp / "region" / "var",
+        [syn, dos],
     )
-    return out
 
 
 def process_pids(dep: Deployment) -> dict[str, int]:
@@ -222,6 +222,29 @@ async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> l
     return list(zip(tokens, rooms, strict=True))
 
 
+async def e2ee_logins(
+    dep: Deployment, count: int, http: aiohttp.ClientSession
+) -> list[tuple[str, str, str]]:
+    """``count`` accounts for the E2EE professionals: (user id, device id, access token)."""
+    shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
+    async with AdminApi(dep.admin_url) as admin:
+        for i in range(count):
+            await admin.register(shared, f"e2ee{i}", PASSWORD)
+    logins = []
+    for i in range(count):
+        async with http.post(
+            f"{dep.homeserver}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": f"e2ee{i}"},
+                "password": PASSWORD,
+            },
+        ) as resp:
+            body = await resp.json()
+        logins.append((body["user_id"], body["device_id"], body["access_token"]))
+    return logins
+
+
 async def open_file(
     http: aiohttp.ClientSession, dep: Deployment
 ) -> tuple[dict[str, str], str | None]:
@@ -247,6 +270,7 @@ async def load(
     dossier_clients: int,
     http: aiohttp.ClientSession,
     kill: str | None = None,
+    e2ee: E2eeLoad | None = None,
 ) -> Results:
     res = Results()
     stop = time.monotonic() + seconds
@@ -390,7 +414,11 @@ async def load(
     tasks += [asyncio.create_task(sender(i, t, r)) for i, (t, r) in enumerate(users)]
     tasks += [asyncio.create_task(dossier_client(i)) for i in range(dossier_clients)]
     tasks.append(asyncio.create_task(killer()))
+    if e2ee is not None:
+        tasks.append(asyncio.create_task(e2ee.run(stop, OP_TIMEOUT, EXPORT_EVERY)))
     await asyncio.gather(*tasks)
+    if e2ee is not None:
+        await e2ee.settle(max(5.0, drain_until - time.monotonic()))
 
     for txn, room in accepted.items():
         for k in (0, 1, 2):
@@ -450,6 +478,7 @@ def available() -> str | None:
 
 async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     print(f"== {dep.name} : démarrage…", flush=True)
+    e2ee: E2eeLoad | None = None
     t0 = time.monotonic()
     dep.cli("up", "--detach")
     started = time.monotonic() - t0
@@ -458,12 +487,22 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             users = await prepare(dep, args.users, http)
+            if args.e2ee:
+                bot = f"@cercle-bot:{dep.server_name}"
+                e2ee = E2eeLoad(dep.homeserver, bot, dep.var / "bench-e2ee", http)
+                t1 = time.monotonic()
+                await e2ee.prepare(await e2ee_logins(dep, args.e2ee, http))
+                print(f"   {args.e2ee} salons patients E2EE prêts en "
+                      f"{time.monotonic() - t1:.0f} s", flush=True)  # fmt: skip
             pids = process_pids(dep)
             cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
             kill = None if args.kill == "none" or dep.name == "single" else args.kill
-            res = await load(dep, args.seconds, users, args.dossier_clients, http, kill)
+            res = await load(dep, args.seconds, users, args.dossier_clients, http, kill, e2ee)
             cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+            rss = {n: rss_mb(p) for n, p in process_pids(dep).items()}
     finally:
+        if e2ee is not None:
+            await e2ee.close()
         dep.cli("down")
         drop(dep.databases)
     return {
@@ -485,7 +524,24 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         "killed": res.killed or "-",
         "restarted": res.restarted,
         "cpu_s": {n: round(v, 1) for n, v in sorted(cpu.items()) if v > 0.05},
+        "rss_mb": {n: round(v) for n, v in sorted(rss.items())},
+        **({"e2ee": e2ee.summary(args.seconds)} if e2ee is not None else {}),
     }
+
+
+CHECKED = ("errors", "lost", "doubled")
+
+
+def print_e2ee(single: dict[str, Any], region: dict[str, Any]) -> None:
+    print(f"\nE2EE{'':16}{'single /s':>10}{'p50':>8}{'p99 ms':>8}{'region /s':>11}{'p50':>8}"
+          f"{'p99 ms':>8}{'ratio':>7}")  # fmt: skip
+    for op in OPERATIONS:
+        s, r = single[op], region[op]
+        ratio = r["per_s"] / s["per_s"] if s["per_s"] else float("nan")
+        print(f"{op:20}{s['per_s']:10.2f}{s['p50_ms'] or 0:8}{s['p99_ms'] or 0:8}"
+              f"{r['per_s']:11.2f}{r['p50_ms'] or 0:8}{r['p99_ms'] or 0:8}{ratio:7.2f}")  # fmt: skip
+    for key in ("errors", "lost", "doubled", "undecryptable", "retries", "redelivered"):
+        print(f"{key:20}{single[key]:10}{'':16}{region[key]:11}")
 
 
 def main() -> int:
@@ -498,7 +554,15 @@ def main() -> int:
         default="persister2",
         help="process of the region profile SIGKILLed mid-run (none: no kill)",
     )
+    parser.add_argument(
+        "--e2ee",
+        type=int,
+        default=0,
+        help="E2EE professionals (nio, real Megolm) in patient rooms with the bot (0: none)",
+    )
     args = parser.parse_args()
+    if args.e2ee == 1:  # each patient room holds two of them: one alone reads nobody
+        parser.error("--e2ee : 0, ou 2 au moins")
     if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
         parser.error("--users : 3 au moins")
     missing = available()
@@ -537,7 +601,10 @@ def main() -> int:
             f"{region['killed']} tué à mi-parcours : "
             + ("redémarré par le superviseur" if region["restarted"] else "PAS redémarré")
         )
-    sound = all(r["errors"] == 0 and r["lost"] == 0 and r["doubled"] == 0 for r in results.values())
+    if args.e2ee:
+        print_e2ee(single["e2ee"], region["e2ee"])
+    checked = [*results.values(), *(r["e2ee"] for r in results.values() if "e2ee" in r)]
+    sound = all(r[k] == 0 for r in checked for k in CHECKED)
     sound = sound and (region["killed"] == "-" or region["restarted"])
     print("rien de perdu ni de doublé" if sound else "ÉCHEC : erreurs, pertes ou doublons")
     return 0 if sound else 1
