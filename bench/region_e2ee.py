@@ -332,7 +332,7 @@ class E2eeLoad:
         n = 0
         while time.monotonic() < stop:
             # staggered by room: the rooms' exports (and flags) do not all start together
-            if export_every and (n + i) % export_every == export_every - 1:
+            if export_every and (n + i) % export_every == 0:
                 await self._export(i, me, room, op_timeout)
             elif (n + i) % 6 == 3:
                 await self._flag_cycle(i, me, other, room, f"{TAG} {i}-{n}", op_timeout)
