@@ -13,7 +13,9 @@ dossier processes), on fresh data, and receives the same load for ``--seconds``:
 
 Printed per deployment: messages/s, send p50/p99, sync delivery p50/p99 (sent → seen in
 the sender's colleague's /sync), dossier reads and writes/s with p50/p99, errors (must be
-0), CPU seconds per process. Then the ratio region / single.
+0), CPU seconds per process and their resident memory at the end. Then the ratio region /
+single. A lost message is told apart: in the room's history (``/messages``: only ``/sync``
+missed it) or absent; ``limited`` counts the /sync timelines the server cut short.
 
 Nothing lost, nothing doubled: every message the server accepted must reach the /sync of
 each of the room's three members exactly once (one event id per transaction id), and every
@@ -26,17 +28,18 @@ process is SIGKILLed in the middle of the load; the supervisor must restart it (
 
 With ``--e2ee N``, beside that load, N real E2EE professionals (matrix-nio with encryption
 and a store, their own devices) work in patient rooms with the deployment's bot: each creates
-one through the bot (``!patient nouveau`` in a direct chat with it) and has the next one
-invited (``!inviter``), then loops in it (closed loop, staggered between rooms): Megolm-
-encrypted messages (round trip: sent → decrypted by the other member), a flag cycle now and
-then (``!urgent <motif>`` → « URGENCE signalée » decrypted by the sender; the other member's
-``!vu`` → « Urgence prise en compte »; ``!fait urgent`` → « … levé »), and an ``!export`` one
-operation in 12 (round trip: asked → the PDF event decrypted, the file downloaded, decrypted,
-``%PDF``). Printed per operation and profile: per second, p50/p99 of the round trip, the bot's
-part (its notice's server timestamp minus the command's), errors (an answer not there within
-60 s is one: nothing waits without a deadline); and lost / doubled: each message decrypted by
-the other member exactly once, each command answered by exactly one notice of its kind, each
-export by one PDF (see bench/region_e2ee.py). The same with the worker killed mid-run.
+one through the bot (``!patient nouveau`` in a direct chat with it), has the next one invited
+(``!inviter``) and does one flag cycle there before the clock starts (a person's first flag
+creates their folder space); then loops in it, closed loop, staggered between rooms:
+Megolm-encrypted messages (round trip: sent → decrypted by the other member), a flag cycle
+one operation in 6 (``!urgent <motif>`` → « URGENCE signalée » decrypted by the sender; the
+other member's ``!vu`` → « Urgence prise en compte »; ``!fait urgent`` → « … levé »), an
+``!export`` one in 12 (asked → the PDF event decrypted, the file downloaded and decrypted,
+``%PDF``). Printed per operation and profile: per second, p50/p99 of the round trip, the
+bot's part (its notice's server timestamp minus the command's), errors (an answer not there
+within 60 s is one: nothing waits without a deadline); lost / doubled: each message
+decrypted by the other member exactly once, each command answered by exactly one notice of
+its kind, each export by one PDF (bench/region_e2ee.py). The worker is killed mid-run as above.
 
 Figures (2026-12-03, the shared 2-core machine, another benchmark running, load average 8–12;
 far from the issue's 1,000 professionals and 5,000 rooms): see docs/capacity.md, « Real E2EE
