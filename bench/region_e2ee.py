@@ -237,14 +237,10 @@ class E2eeLoad:
         # a first flag cycle per room, untimed: a person's first flag of a kind creates their
         # folder (a space), once in the deployment's life; the load measures the next ones
         # (a room's first cycle took 3–8× longer in the functional runs)
-        size = len(self.members)
+        left = max(1.0, deadline - time.monotonic())
         await asyncio.gather(
-            *(
-                self._flag_cycle(i, m, self.members[(i + 1) % size], self.rooms[i],
-                                 f"{TAG} {i}-prep", max(1.0, deadline - time.monotonic()))
-                for i, m in enumerate(self.members)
-            )
-        )  # fmt: skip
+            *(self._flag_cycle(i, f"{TAG} {i}-prep", left) for i in range(len(logins)))
+        )
 
     async def _patient_room(self, i: int, deadline: float) -> str:
         me = self.members[i]
@@ -269,8 +265,7 @@ class E2eeLoad:
         return room_id
 
     async def _invite_next(self, i: int, deadline: float) -> None:
-        me, other = self.members[i], self.members[(i + 1) % len(self.members)]
-        room_id = self.rooms[i]
+        me, other, room_id = self._room(i)
         start = me.mark(room_id)
         await self._command(me, room_id, f"!inviter {other.user_id}", deadline)
         if await me.wait(room_id, _notice("a été invité(e)"), deadline, start) is None:
@@ -327,18 +322,15 @@ class E2eeLoad:
         )
 
     async def _room_loop(self, i: int, stop: float, op_timeout: float, export_every: int) -> None:
-        me, other = self.members[i], self.members[(i + 1) % len(self.members)]
-        room = self.rooms[i]
         n = 0
         while time.monotonic() < stop:
             # staggered by room: the rooms' exports (and flags) do not all start together
             if export_every and (n + i) % export_every == 0:
-                await self._export(i, me, room, op_timeout)
+                await self._export(i, op_timeout)
             elif (n + i) % 6 == 3:
-                await self._flag_cycle(i, me, other, room, f"{TAG} {i}-{n}", op_timeout)
+                await self._flag_cycle(i, f"{TAG} {i}-{n}", op_timeout)
             else:
-                await self._message(i, me, other, room, f"{TAG} {i}-{n} {uuid.uuid4().hex}",
-                                    op_timeout)  # fmt: skip
+                await self._message(i, f"{TAG} {i}-{n} {uuid.uuid4().hex}", op_timeout)
             n += 1
 
     def _timed(self, op: str, t0: float, seen: Seen | None) -> bool:
@@ -348,9 +340,12 @@ class E2eeLoad:
         self.results.round_trips[op].append(seen.at - t0)
         return True
 
-    async def _message(
-        self, i: int, me: Member, other: Member, room: str, text: str, op_timeout: float
-    ) -> None:
+    def _room(self, i: int) -> tuple[Member, Member, str]:
+        """Room i's creator, its other E2EE member, its id."""
+        return self.members[i], self.members[(i + 1) % len(self.members)], self.rooms[i]
+
+    async def _message(self, i: int, text: str, op_timeout: float) -> None:
+        me, other, room = self._room(i)
         t0 = time.monotonic()
         deadline = t0 + op_timeout
         start = other.mark(room)
@@ -376,9 +371,8 @@ class E2eeLoad:
             self.results.bot_side[op].append((notice.ts - command.ts) / 1000)
         return self._timed(op, t0, notice)
 
-    async def _flag_cycle(
-        self, i: int, me: Member, other: Member, room: str, motif: str, t: float
-    ) -> None:
+    async def _flag_cycle(self, i: int, motif: str, t: float) -> None:
+        me, other, room = self._room(i)
         self.commands[(i, URGENT, motif)] += 1
         if not await self._ask("urgent", me, room, f"!urgent {motif}", URGENT, motif, t):
             return
@@ -387,7 +381,8 @@ class E2eeLoad:
         self.commands[(i, CLEAR, "")] += 1
         await self._ask("clear", me, room, "!fait urgent", CLEAR, None, t)
 
-    async def _export(self, i: int, me: Member, room: str, op_timeout: float) -> None:
+    async def _export(self, i: int, op_timeout: float) -> None:
+        me, _, room = self._room(i)
         t0 = time.monotonic()
         deadline = t0 + op_timeout
         start = me.mark(room)

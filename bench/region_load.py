@@ -550,8 +550,10 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
                 e2ee = E2eeLoad(dep.homeserver, bot, dep.var / "bench-e2ee", http)
                 t1 = time.monotonic()
                 await e2ee.prepare(await e2ee_logins(dep, args.e2ee, http))
-                print(f"   {args.e2ee} salons patients E2EE prêts en "
-                      f"{time.monotonic() - t1:.0f} s", flush=True)  # fmt: skip
+                print(
+                    f"   {args.e2ee} salons patients E2EE prêts en {time.monotonic() - t1:.0f} s",
+                    flush=True,
+                )
             pids = process_pids(dep)
             cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
             kill = None if args.kill == "none" or dep.name == "single" else args.kill
@@ -600,8 +602,10 @@ def print_e2ee(single: dict[str, Any], region: dict[str, Any]) -> None:
     print(f"\nE2EE (ms){'':11}single{head[6:]}   region{head[6:]}   ratio")
     for op in OPERATIONS:
         row = [single[op].get(c) for c in cols] + [region[op].get(c) for c in cols]
-        cells = "".join("        -" if v is None else f"{v:9.2f}" if isinstance(v, float)
-                        else f"{v:9}" for v in row)  # fmt: skip
+        cells = "".join(
+            "        -" if v is None else f"{v:9.2f}" if isinstance(v, float) else f"{v:9}"
+            for v in row
+        )
         per_s = single[op]["per_s"]
         ratio = region[op]["per_s"] / per_s if per_s else float("nan")
         print(f"{op:20}{cells[:36]}   {cells[36:]}{ratio:8.2f}")
