@@ -207,7 +207,10 @@ class Results:
     # what was lost: "message on the server" (missed by /sync only), "message" (absent from
     # the room's history too), "note"
     lost_detail: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # a few lost messages: which member missed it, when it was sent relative to the kill
+    lost_samples: list[str] = field(default_factory=list)
     killed: str = ""
+    killed_at: float = 0.0
     restarted: bool = False
 
 
@@ -433,7 +436,7 @@ async def load(
         if kill not in pid_of:
             raise RuntimeError(f"--kill {kill} : processus inconnu ({', '.join(sorted(pid_of))})")
         os.kill(pid_of[kill], signal.SIGKILL)
-        res.killed = kill
+        res.killed, res.killed_at = kill, time.monotonic()
         print(f"   {kill} tué (SIGKILL) à mi-parcours", flush=True)
 
     # first syncs: their tokens, before the clock starts
@@ -459,6 +462,10 @@ async def load(
                 where = users[room][1]
                 on_server = await in_history(dep, http, users[member][0], where, txn)
                 res.lost_detail["message on the server" if on_server else "message"] += 1
+                if len(res.lost_samples) < 10:
+                    who = "sender" if k == 0 else "colleague"
+                    when = sent_at[txn] - res.killed_at if res.killed_at else float("nan")
+                    res.lost_samples.append(f"{who}, sent {when:+.1f} s from the kill")
             res.doubled += max(0, len(events) - 1)
     if pid is not None:
         found = await notebook_texts(dep, pid, headers, http)
@@ -583,6 +590,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         "redelivered": res.redelivered,
         "limited": res.limited,
         "lost_detail": dict(res.lost_detail),
+        "lost_samples": res.lost_samples,
         "killed": res.killed or "-",
         "restarted": res.restarted,
         "cpu_s": {n: round(v, 1) for n, v in sorted(cpu.items()) if v > 0.05},
