@@ -221,7 +221,7 @@ class E2eeLoad:
     # -- setting up, before the clock starts --
     async def prepare(self, logins: list[tuple[str, str, str]]) -> None:
         """``logins``: (user id, device id, access token) of each professional."""
-        deadline = time.monotonic() + 120 + 5 * len(logins)
+        deadline = time.monotonic() + 240 + 10 * len(logins)
         for i, (user_id, device, token) in enumerate(logins):
             client = await asyncio.wait_for(
                 e2ee_client(self.homeserver, user_id, device, token, self.work / f"store{i}"),
@@ -256,7 +256,10 @@ class E2eeLoad:
         await self._command(me, dm, f"!patient nouveau {label}", deadline)
         notice = await me.wait(dm, _notice(f"Salon patient « {label} » créé"), deadline)
         if notice is None:
-            raise RuntimeError("salon patient non créé à temps")
+            said = [
+                str(x.content.get("body", ""))[:80] for x in me.timeline[dm] if x.sender == self.bot
+            ]
+            raise RuntimeError(f"salon patient non créé à temps ; le bot a dit : {said}")
         body = str(notice.content["body"])
         link = next(w for w in body.split() if w.startswith("https://matrix.to/#/!"))
         room_id = link.split("#/")[1].split("?")[0]
