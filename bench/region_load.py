@@ -63,6 +63,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -567,6 +568,11 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
             res = await load(dep, args.seconds, users, args.dossier_clients, http, kill, e2ee)
             cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
             rss = {n: rss_mb(p) for n, p in process_pids(dep).items()}
+    except BaseException:  # the processes' logs outlive the run's temporary directory
+        kept = Path(tempfile.mkdtemp(prefix=f"cercle-region-bench-{dep.name}-logs-"))
+        shutil.copytree(dep.var / "log", kept, dirs_exist_ok=True)
+        print(f"   échec : journaux des processus gardés dans {kept}", flush=True)
+        raise
     finally:
         if e2ee is not None:
             await e2ee.close()
