@@ -155,13 +155,12 @@ def main() -> int:
         print(f"region_dossier_bisect : ignoré ({missing})")
         return 0
     with tempfile.TemporaryDirectory(prefix="cercle-region-bisect-") as tmp:
-        deps = deployments(Path(tmp))
         started = []
         try:
-            for dep in deps:
+            for dep in deployments(Path(tmp)):  # the region's ports picked once single is up
                 started.append(dep)
                 dep.cli("up", "--detach")
-            asyncio.run(_run(deps, args))
+            asyncio.run(_run(started, args))
         finally:
             for dep in started:
                 dep.cli("down")

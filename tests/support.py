@@ -90,9 +90,12 @@ TEST_OVERRIDES: dict[str, Any] = {
 
 def free_region_base() -> int:
     """A base port whose region offsets are all free: the workers and the dossier processes
-    from +0, Synapse's and the dossier's public ports at +60 and +61."""
+    from +0, Synapse's and the dossier's public ports at +60 and +61. Below the kernel's
+    ephemeral range (32768 up): a port there, free when picked, can be taken by any outgoing
+    connection before `cercle up` binds it (seen by bench/region_load.py: « le port 44220 est
+    déjà occupé » minutes after the pick)."""
     for _ in range(200):
-        base = 20000 + secrets.randbelow(400) * 100
+        base = 20000 + secrets.randbelow(127) * 100  # at most 32600 + 61
         if all(port_is_free("127.0.0.1", base + i) for i in range(62)):
             return base
     raise RuntimeError("aucune plage de ports libre")
