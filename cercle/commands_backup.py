@@ -109,6 +109,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     profile = _profile(args.config)
     settings = settings_from_profile(profile)
     directory = args.to or settings.directory
+    if directory.exists() and not directory.is_dir():
+        raise CliError(
+            f"{directory} n'est pas un répertoire : --to attend un répertoire de sauvegardes"
+        )
     if args.init_key:
         init_key(profile, args.init_key, directory)
         print(f"Clé privée écrite dans {args.init_key} : gardez-la hors du serveur ;")

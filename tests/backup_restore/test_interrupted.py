@@ -87,6 +87,7 @@ def test_cli_refusals_are_french_lines(deployment: Deployment, tmp_path: Path) -
         (("backup", "--verify", str(archive)), "--key"),
         (("restore", str(archive), "--key", str(deployment.key_file)), "contient déjà"),
         (("backup", "--init-key", str(deployment.var / "k")), "gardée à part"),
+        (("backup", "--to", str(archive)), "n'est pas un répertoire"),
     ]:
         out = cercle(env, *args)
         assert out.returncode == 1, args
