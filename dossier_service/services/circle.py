@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from dossier_service.models.circle import ROLE_LABELS, CircleMember, StructureMember
 from dossier_service.models.directory import Structure
@@ -13,6 +16,16 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import CircleMemberIn, CircleMemberUpdate
 from dossier_service.services import journal
 from dossier_service.services.errors import Conflict, InvalidInput, row_of_file
+
+
+def files_with_access(user_id: Any) -> SelectOfScalar[str]:
+    """The files ``user_id`` may read now: she is a current member of their care circle, with
+    access (``user_id`` a text, or the bound parameter of a cached statement)."""
+    return select(CircleMember.patient_id).where(
+        CircleMember.matrix_user_id == user_id,
+        col(CircleMember.ended_at).is_(None),
+        col(CircleMember.has_access).is_(True),
+    )
 
 
 def _payload(member: CircleMember) -> dict[str, object]:

@@ -22,6 +22,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import IdentityFields, PatientCreate
 from dossier_service.services import journal
+from dossier_service.services.circle import files_with_access
 from dossier_service.services.errors import Conflict, InvalidInput
 from dossier_service.services.text import fr_date
 
@@ -341,12 +342,7 @@ async def link_room(
 def _visible_patients(principal: Principal) -> Any:
     query = select(Patient)
     if not principal.privileged:
-        members = select(CircleMember.patient_id).where(
-            CircleMember.matrix_user_id == principal.user_id,
-            col(CircleMember.ended_at).is_(None),
-            col(CircleMember.has_access).is_(True),
-        )
-        query = query.where(col(Patient.id).in_(members))
+        query = query.where(col(Patient.id).in_(files_with_access(principal.user_id)))
     return query
 
 
