@@ -54,22 +54,6 @@ async def patient_by_room(session: AsyncSession, *, room_id: str) -> Patient | N
     return result.first()
 
 
-async def active_membership(
-    session: AsyncSession, *, patient_id: str, user_id: str
-) -> CircleMember | None:
-    """The user's current place in the care circle (the one with access first)."""
-    result = await session.exec(
-        select(CircleMember)
-        .where(
-            CircleMember.patient_id == patient_id,
-            CircleMember.matrix_user_id == user_id,
-            col(CircleMember.ended_at).is_(None),
-        )
-        .order_by(col(CircleMember.has_access).desc(), col(CircleMember.added_at))
-    )
-    return result.first()
-
-
 def _apply_identity(
     patient: Patient, data: IdentityFields, today: date, *, creating: bool = False
 ) -> list[str]:
