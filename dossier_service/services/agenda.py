@@ -10,7 +10,6 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from dossier_service.ical import RecurrenceError, normalise_rrule
 from dossier_service.models.agenda import AgendaAttendee, AgendaEvent, AgendaFeedToken
@@ -20,7 +19,9 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import EventIn, EventUpdate
 from dossier_service.services import journal
+from dossier_service.services.circle import files_with_access
 from dossier_service.services.errors import InvalidInput
+from dossier_service.services.patch import apply_patch
 from dossier_service.services.text import fr_datetime
 
 
@@ -47,15 +48,6 @@ async def attendees_of(session: AsyncSession, *, event_ids: Sequence[str]) -> di
     return out
 
 
-def _with_file_access(user_id: str) -> SelectOfScalar[str]:
-    """The files ``user_id`` may read now (current member of the care circle, with access)."""
-    return select(CircleMember.patient_id).where(
-        CircleMember.matrix_user_id == user_id,
-        col(CircleMember.ended_at).is_(None),
-        col(CircleMember.has_access).is_(True),
-    )
-
-
 async def check_attendees(
     session: AsyncSession, *, owner: str, patient_id: str | None, users: Sequence[str]
 ) -> None:
@@ -68,7 +60,7 @@ async def check_attendees(
     if patient_id is not None:
         files = select(CircleMember.patient_id).where(CircleMember.patient_id == patient_id)
     else:
-        files = _with_file_access(owner)
+        files = files_with_access(owner)
     rows = await session.exec(
         select(CircleMember.matrix_user_id).where(
             col(CircleMember.matrix_user_id).in_(others),
@@ -136,11 +128,7 @@ async def update_event(
     data: EventUpdate,
     event_types: Sequence[str],
 ) -> AgendaEvent:
-    changes = data.model_dump(exclude_unset=True, exclude={"attendees"})
-    for key, value in changes.items():
-        if value is None and key not in ("rrule",):
-            continue
-        setattr(event, key, value)
+    apply_patch(event, data, clearable={"rrule"}, exclude={"attendees"})
     _check(event, event_types)
     event.updated_at = utcnow()
     session.add(event)
@@ -180,7 +168,7 @@ async def list_events(
             # a patient's events only while the person has access to that file
             or_(
                 col(AgendaEvent.patient_id).is_(None),
-                col(AgendaEvent.patient_id).in_(_with_file_access(user_id)),
+                col(AgendaEvent.patient_id).in_(files_with_access(user_id)),
             ),
         )
     if patient_id is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from dossier_service.models.circle import ROLE_LABELS, CircleMember, StructureMember
 from dossier_service.models.directory import Structure
@@ -13,6 +16,25 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import CircleMemberIn, CircleMemberUpdate
 from dossier_service.services import journal
 from dossier_service.services.errors import Conflict, InvalidInput, row_of_file
+
+
+def files_with_access(user_id: Any) -> SelectOfScalar[str]:
+    """The files ``user_id`` may read now: she is a current member of their care circle, with
+    access (``user_id`` a text, or the bound parameter of a cached statement)."""
+    return select(CircleMember.patient_id).where(
+        CircleMember.matrix_user_id == user_id,
+        col(CircleMember.ended_at).is_(None),
+        col(CircleMember.has_access).is_(True),
+    )
+
+
+def _current_places(patient_id: str, user_id: str | None) -> SelectOfScalar[CircleMember]:
+    """The person's current places in this care circle (her own, one a structure gives)."""
+    return select(CircleMember).where(
+        CircleMember.patient_id == patient_id,
+        CircleMember.matrix_user_id == user_id,
+        col(CircleMember.ended_at).is_(None),
+    )
 
 
 def _payload(member: CircleMember) -> dict[str, object]:
@@ -68,13 +90,7 @@ async def add_member(
     if data.kind == "structure":
         return await _add_structure(session, principal=principal, patient=patient, data=data)
     if data.matrix_user_id:
-        existing = await session.exec(
-            select(CircleMember).where(
-                CircleMember.patient_id == patient.id,
-                CircleMember.matrix_user_id == data.matrix_user_id,
-                col(CircleMember.ended_at).is_(None),
-            )
-        )
+        existing = await session.exec(_current_places(patient.id, data.matrix_user_id))
         if existing.first() is not None:
             raise Conflict(
                 "Cette personne fait déjà partie du cercle de soins.", field="matrix_user_id"
@@ -262,13 +278,7 @@ async def bring_structure_members(
     people = [only] if only else await active_structure_members(session, structure.directory_id)
     added = []
     for person in people:
-        existing = await session.exec(
-            select(CircleMember.id).where(
-                CircleMember.patient_id == patient.id,
-                CircleMember.matrix_user_id == person.matrix_user_id,
-                col(CircleMember.ended_at).is_(None),
-            )
-        )
+        existing = await session.exec(_current_places(patient.id, person.matrix_user_id))
         if existing.first() is not None:
             continue
         row = CircleMember(
@@ -349,14 +359,7 @@ async def mark_left_room(
 ) -> CircleMember | None:
     """Issue 6: a member left the patient's conversation. Idempotent; no outbox event (the
     conversation already knows)."""
-    rows = await session.exec(
-        select(CircleMember).where(
-            CircleMember.patient_id == patient.id,
-            CircleMember.matrix_user_id == matrix_user_id,
-            col(CircleMember.ended_at).is_(None),
-        )
-    )
-    member = rows.first()
+    member = (await session.exec(_current_places(patient.id, matrix_user_id))).first()
     if member is None or member.left_room_at is not None:
         return member
     member.left_room_at = utcnow()

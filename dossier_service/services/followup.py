@@ -14,6 +14,7 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import HospitalisationIn, HospitalisationUpdate, MemoIn, MemoUpdate
 from dossier_service.services import journal
 from dossier_service.services.errors import InvalidInput, row_of_file
+from dossier_service.services.patch import apply_patch
 from dossier_service.services.text import fr_date
 
 
@@ -128,10 +129,7 @@ async def update_hospitalisation(
         session, Hospitalisation, stay_id, patient.id, "Hospitalisation introuvable."
     )
     had_discharge = stay.discharge_at
-    for key, value in data.model_dump(exclude_unset=True).items():
-        if value is None and key != "discharge_at":  # null leaves it; only the discharge clears
-            continue
-        setattr(stay, key, value)
+    apply_patch(stay, data, clearable={"discharge_at"})
     _check_stay(stay.admission_at, stay.discharge_at)
     session.add(stay)
     if stay.discharge_at is not None and stay.discharge_at != had_discharge:

@@ -13,6 +13,7 @@ from dossier_service.policy import Principal
 from dossier_service.schemas import EpisodeIn, EpisodeUpdate
 from dossier_service.services import journal
 from dossier_service.services.errors import InvalidInput, row_of_file
+from dossier_service.services.patch import apply_patch
 from dossier_service.services.text import fr_date
 
 
@@ -59,10 +60,7 @@ async def update_episode(
     data: EpisodeUpdate,
 ) -> Episode:
     episode = await row_of_file(session, Episode, episode_id, patient.id, "Parcours introuvable.")
-    for key, value in data.model_dump(exclude_unset=True).items():
-        if value is None and key != "ends_on":
-            continue
-        setattr(episode, key, value)
+    apply_patch(episode, data, clearable={"ends_on"})
     if episode.ends_on is not None and episode.ends_on < episode.starts_on:
         raise InvalidInput("La fin du parcours précède son début.", field="ends_on")
     session.add(episode)

@@ -22,6 +22,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import IdentityFields, PatientCreate
 from dossier_service.services import journal
+from dossier_service.services.circle import files_with_access
 from dossier_service.services.errors import Conflict, InvalidInput
 from dossier_service.services.text import fr_date
 
@@ -50,22 +51,6 @@ async def get_patient(session: AsyncSession, *, patient_id: str) -> Patient | No
 
 async def patient_by_room(session: AsyncSession, *, room_id: str) -> Patient | None:
     result = await session.exec(select(Patient).where(Patient.room_id == room_id))
-    return result.first()
-
-
-async def active_membership(
-    session: AsyncSession, *, patient_id: str, user_id: str
-) -> CircleMember | None:
-    """The user's current place in the care circle (the one with access first)."""
-    result = await session.exec(
-        select(CircleMember)
-        .where(
-            CircleMember.patient_id == patient_id,
-            CircleMember.matrix_user_id == user_id,
-            col(CircleMember.ended_at).is_(None),
-        )
-        .order_by(col(CircleMember.has_access).desc(), col(CircleMember.added_at))
-    )
     return result.first()
 
 
@@ -341,12 +326,7 @@ async def link_room(
 def _visible_patients(principal: Principal) -> Any:
     query = select(Patient)
     if not principal.privileged:
-        members = select(CircleMember.patient_id).where(
-            CircleMember.matrix_user_id == principal.user_id,
-            col(CircleMember.ended_at).is_(None),
-            col(CircleMember.has_access).is_(True),
-        )
-        query = query.where(col(Patient.id).in_(members))
+        query = query.where(col(Patient.id).in_(files_with_access(principal.user_id)))
     return query
 
 

@@ -13,7 +13,6 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.file_revisions import mark_changed
-from dossier_service.models.circle import CircleMember
 from dossier_service.models.documents import Document
 from dossier_service.models.patient import Patient
 from dossier_service.models.tasks import OPEN_STATES, Task, TaskAssignee
@@ -21,6 +20,7 @@ from dossier_service.models.types import utcnow
 from dossier_service.policy import Principal
 from dossier_service.schemas import AssigneeIn, TaskIn, TaskUpdate
 from dossier_service.services import journal
+from dossier_service.services.circle import files_with_access
 from dossier_service.services.errors import InvalidInput
 
 CLOSED_STATES = frozenset({"fait", "annulé"})
@@ -217,18 +217,13 @@ def _visible() -> Any:
     """Tasks of the files where ``:uid`` is a member with access, and file-less tasks ``:uid``
     created or is assigned to."""
     uid: Any = bindparam("uid")
-    member_of = select(CircleMember.patient_id).where(
-        CircleMember.matrix_user_id == uid,
-        col(CircleMember.ended_at).is_(None),
-        col(CircleMember.has_access).is_(True),
-    )
     assigned = exists().where(
         col(TaskAssignee.task_id) == col(Task.id),
         col(TaskAssignee.kind) == "personne",
         col(TaskAssignee.ref) == uid,
     )
     return or_(
-        col(Task.patient_id).in_(member_of),
+        col(Task.patient_id).in_(files_with_access(uid)),
         and_(col(Task.patient_id).is_(None), or_(col(Task.created_by) == uid, assigned)),
     )
 
