@@ -312,6 +312,10 @@ async def load(
     stop = time.monotonic() + seconds
     drain_until = stop + 60  # what is accepted must be seen by then
     sent_at: dict[str, float] = {}
+    answered_at: dict[str, float] = {}  # transaction id -> when its send was answered 200
+    # member index -> when its first /sync answered, when its /sync loop ended
+    first_synced: dict[int, float] = {}
+    sync_ended: dict[int, float] = {}
     accepted: dict[str, int] = {}  # transaction id -> index of the room (= of its sender)
     # member index -> transaction id -> event ids seen in that member's /sync
     seen: list[dict[str, set[str]]] = [defaultdict(set) for _ in users]
@@ -359,6 +363,7 @@ async def load(
                 res.errors += 1
                 continue
             accepted[txn] = index
+            answered_at[txn] = time.monotonic()
             res.send.append(time.monotonic() - t0)
 
     def all_seen() -> bool:
@@ -367,6 +372,12 @@ async def load(
         )
 
     async def syncer(index: int, token: str) -> None:
+        try:
+            await sync_loop(index, token)
+        finally:
+            sync_ended[index] = time.monotonic()
+
+    async def sync_loop(index: int, token: str) -> None:
         since = None
         flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
         mine = seen[index]
@@ -388,6 +399,7 @@ async def load(
                 await asyncio.sleep(0.5)
                 continue
             now = time.monotonic()
+            first_synced.setdefault(index, now)
             if since is not None:
                 for room in data.get("rooms", {}).get("join", {}).values():
                     res.limited += bool(room.get("timeline", {}).get("limited"))
@@ -432,21 +444,28 @@ async def load(
             res.errors += 0 if ok else 1
             n += 1
 
+    # the pid looked up before the clock: `cercle status` at idle priority on a busy machine
+    # took over 10 s, which put the "mid-run" kill of an 8-s run after its end
+    victim = 0
+    if kill:
+        pid_of = await asyncio.to_thread(process_pids, dep)
+        if kill not in pid_of:
+            raise RuntimeError(f"--kill {kill} : processus inconnu ({', '.join(sorted(pid_of))})")
+        victim = pid_of[kill]
+
     async def killer() -> None:
         if not kill:
             return
         await asyncio.sleep(seconds / 2)
-        pid_of = await asyncio.to_thread(process_pids, dep)
-        if kill not in pid_of:
-            raise RuntimeError(f"--kill {kill} : processus inconnu ({', '.join(sorted(pid_of))})")
-        os.kill(pid_of[kill], signal.SIGKILL)
+        os.kill(victim, signal.SIGKILL)
         res.killed, res.killed_at = kill, time.monotonic()
         print(f"   {kill} tué (SIGKILL) à mi-parcours", flush=True)
 
     # first syncs: their tokens, before the clock starts
     tasks = [asyncio.create_task(syncer(i, t)) for i, (t, _) in enumerate(users)]
     await asyncio.sleep(2)
-    stop = time.monotonic() + seconds
+    start = time.monotonic()
+    stop = start + seconds
     drain_until = stop + 60
     tasks += [asyncio.create_task(sender(i, t, r)) for i, (t, r) in enumerate(users)]
     tasks += [asyncio.create_task(dossier_client(i)) for i in range(dossier_clients)]
@@ -467,9 +486,16 @@ async def load(
                 on_server = await in_history(dep, http, users[member][0], where, txn)
                 res.lost_detail["message on the server" if on_server else "message"] += 1
                 if len(res.lost_samples) < 10:
-                    who = "sender" if k == 0 else "colleague"
-                    when = sent_at[txn] - res.killed_at if res.killed_at else float("nan")
-                    res.lost_samples.append(f"{who}, sent {when:+.1f} s from the kill")
+                    res.lost_samples.append(
+                        lost_sample(
+                            "sender" if k == 0 else "colleague",
+                            sent_at[txn] - start,
+                            answered_at[txn] - start,
+                            res.killed_at - start if res.killed_at else None,
+                            first_synced.get(member, float("nan")) - start,
+                            sync_ended.get(member, float("nan")) - start,
+                        )
+                    )
             res.doubled += max(0, len(events) - 1)
     if pid is not None:
         found = await notebook_texts(dep, pid, headers, http)
@@ -486,6 +512,20 @@ async def load(
                 break
             await asyncio.sleep(1)
     return res
+
+
+def lost_sample(
+    who: str, sent: float, answered: float, kill: float | None, first_sync: float, ended: float
+) -> str:
+    """One lost message told in seconds from the start of the load: when it was sent and
+    answered, the kill, and the /sync loop of the member that missed it (its first answer,
+    its end) — a send answered after that loop ended, or before its first /sync answered,
+    is one the bench could not see."""
+    killed = f", kill at {kill:+.1f}" if kill is not None else ""
+    return (
+        f"{who}: sent {sent:+.1f} s, answered {answered:+.1f} s{killed}; that member's "
+        f"first /sync answered {first_sync:+.1f} s, its /sync loop ended {ended:+.1f} s"
+    )
 
 
 async def in_history(
