@@ -316,6 +316,7 @@ async def load(
     # member index -> when its first /sync answered, when its /sync loop ended
     first_synced: dict[int, float] = {}
     sync_ended: dict[int, float] = {}
+    sending: set[int] = set()  # the senders not finished yet: one may still be answered
     accepted: dict[str, int] = {}  # transaction id -> index of the room (= of its sender)
     # member index -> transaction id -> event ids seen in that member's /sync
     seen: list[dict[str, set[str]]] = [defaultdict(set) for _ in users]
@@ -342,6 +343,13 @@ async def load(
         return None
 
     async def sender(index: int, token: str, room: str) -> None:
+        sending.add(index)
+        try:
+            await send_loop(index, token, room)
+        finally:
+            sending.discard(index)
+
+    async def send_loop(index: int, token: str, room: str) -> None:
         while time.monotonic() < stop:
             txn = uuid.uuid4().hex
             body = {
@@ -382,7 +390,10 @@ async def load(
         flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
         mine = seen[index]
         while time.monotonic() < drain_until:
-            if time.monotonic() > stop + 2 and all_seen():
+            # a send still waiting for its answer (held by a generic worker until the killed
+            # persister is back: 17 s in one run) is accepted after the end of the load, so
+            # each /sync loop goes on until every sender is done and every message seen
+            if time.monotonic() > stop + 2 and not sending and all_seen():
                 return
             params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
             answer = await until_answered(
@@ -461,9 +472,14 @@ async def load(
         res.killed, res.killed_at = kill, time.monotonic()
         print(f"   {kill} tué (SIGKILL) à mi-parcours", flush=True)
 
-    # first syncs: their tokens, before the clock starts
+    # first syncs: their tokens, before the clock starts — every one of them answered (a
+    # message persisted before a member's first /sync is in that answer, which is not read)
     tasks = [asyncio.create_task(syncer(i, t)) for i, (t, _) in enumerate(users)]
-    await asyncio.sleep(2)
+    give_up = time.monotonic() + 120
+    while len(first_synced) < count:
+        if time.monotonic() > give_up or any(task.done() for task in tasks):
+            raise RuntimeError("region_load : des premières /sync restent sans réponse")
+        await asyncio.sleep(0.1)
     start = time.monotonic()
     stop = start + seconds
     drain_until = stop + 60
