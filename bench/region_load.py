@@ -48,8 +48,10 @@ persister2 killed and restarted, at 3 to 10 E2EE professionals (at normal priori
 30 s: message p50 1.4 / 1.8 s, `!urgent` 3.0 / 4.3 s, single / region); the flag round trips are
 dominated by the bot's handling, which runs a room's events one after the other, so an
 ``!vu`` sent at once waits for the end of the ``!urgent`` it answers (room name, folders).
-The opaque load, though, lost messages in 2 of 13 region runs with persister2 killed: in the
-room's history, never in a member's /sync (cause not established; docs/capacity.md).
+The opaque load's "lost" messages in 2 of 13 region runs with persister2 killed (in the room's
+history, never in a member's /sync) were this bench's counting: its /sync loops ended while a
+send held by a generic worker during the persister's restart was still unanswered, and its
+clock started before every first /sync had answered; both fixed (docs/capacity.md).
 
     python bench/region_load.py [--seconds 20] [--users 30] [--dossier-clients 8]
                                 [--kill persister2|generic1|…|none] [--e2ee 0]
