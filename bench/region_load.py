@@ -537,8 +537,8 @@ def lost_sample(
 ) -> str:
     """One lost message told in seconds from the start of the load: when it was sent and
     answered, the kill, and the /sync loop of the member that missed it (its first answer,
-    its end) — a send answered after that loop ended, or before its first /sync answered,
-    is one the bench could not see."""
+    its end) — a message answered after that loop ended, or sent before its first /sync
+    answered, is one the bench could not see."""
     killed = f", kill at {kill:+.1f}" if kill is not None else ""
     return (
         f"{who}: sent {sent:+.1f} s, answered {answered:+.1f} s{killed}; that member's "
