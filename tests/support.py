@@ -177,6 +177,13 @@ class SynapseUnderTest:
     def bot_password(self) -> str:
         return self.secrets.bot_password
 
+    @property
+    def log_text(self) -> str:
+        """The homeserver's log so far."""
+        return (self.process.rendered.data_dir / "homeserver.log").read_text(
+            encoding="utf-8", errors="replace"
+        )
+
     def start(self) -> None:
         self.process.start()
 
