@@ -47,7 +47,7 @@ from nio import (  # noqa: E402
     RoomMessageText,
 )
 
-from bench.common.clients import Professional, e2ee_client  # noqa: E402
+from bench.common.clients import Professional, e2ee_client, login_of  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import pct  # noqa: E402
 
@@ -57,12 +57,7 @@ from bench.common.measures import pct  # noqa: E402
 async def echo_main(session_file: str) -> None:
     s = json.loads(Path(session_file).read_text())
     client = await e2ee_client(
-        s["homeserver"],
-        s["user_id"],
-        s["device_id"],
-        s["access_token"],
-        Path(s["store"]),
-        store_sync_tokens=False,
+        s["homeserver"], login_of(s), Path(s["store"]), store_sync_tokens=False
     )
 
     async def on_message(room: MatrixRoom, event: RoomMessageText) -> None:
@@ -169,12 +164,7 @@ async def bench(args: argparse.Namespace) -> None:
 
         me = users["bench-pro"]
         client = await e2ee_client(
-            site.homeserver_url,
-            me.user_id,
-            me.device_id,
-            me.access_token,
-            work / "pro-store",
-            store_sync_tokens=False,
+            site.homeserver_url, me, work / "pro-store", store_sync_tokens=False
         )
         pro = Professional(client)
         pro.start()

@@ -111,7 +111,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
-from homeserver.admin_api import AdminApi  # noqa: E402
+from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 POOL = 40  # professionals without E2EE devices, members of the rooms
 STORM_ROOMS = 50
@@ -261,9 +261,8 @@ class Bot:
 
 async def open_client(site: Site, name: str) -> Professional:
     u = site.state["users"][name]  # type: ignore[index]
-    client = await e2ee_client(
-        site.bench.homeserver_url, u["user_id"], u["device"], u["token"], site.dir / f"{name}-store"
-    )
+    login = RegisteredUser(user_id=u["user_id"], access_token=u["token"], device_id=u["device"])
+    client = await e2ee_client(site.bench.homeserver_url, login, site.dir / f"{name}-store")
     professional = Professional(client)
     professional.start()
     return professional

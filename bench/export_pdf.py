@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common.clients import e2ee_client  # noqa: E402
+from bench.common.clients import e2ee_client, login_of  # noqa: E402
 
 if TYPE_CHECKING:
     from bots.export.binding import PartBinder
@@ -98,9 +98,7 @@ async def populate(
         return hs.register(f"{name}-{os.getpid()}", "bench-password-" + name, displayname=name)
 
     async def client_for(login: dict[str, Any], name: str) -> AsyncClient:
-        return await e2ee_client(
-            hs.base_url, login["user_id"], login["device_id"], login["access_token"], store / name
-        )
+        return await e2ee_client(hs.base_url, login_of(login), store / name)
 
     logins = {name: user(name) for name in ("alice", "bob", "exporter")}
     alice = await client_for(logins["alice"], "alice")
@@ -219,13 +217,7 @@ def export_child(spec_path: str, binder_name: str) -> None:
         from bots.export.transcript import TranscriptHeader
 
         login = spec["exporter"]
-        client = await e2ee_client(
-            spec["base_url"],
-            login["user_id"],
-            login["device_id"],
-            login["access_token"],
-            Path(spec["store"]),
-        )
+        client = await e2ee_client(spec["base_url"], login_of(login), Path(spec["store"]))
         from datetime import UTC, datetime
 
         with tempfile.TemporaryDirectory() as tmp:

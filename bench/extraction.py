@@ -107,12 +107,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import extraction_platform as bench_platform  # noqa: E402
-from bench.common.dossier import wait_healthy  # noqa: E402
+from bench.common.dossier import SESSION_KEY, bench_config, wait_healthy  # noqa: E402
 from bench.common.measures import free_port  # noqa: E402
 
 YEAR = bench_platform.YEAR
-SESSION_KEY = "bench-extraction-session-key"
-SERVICE_TOKEN = "bench-extraction-service-token-0123456789"
 
 
 def serve(database_url: str, root: Path, port: int) -> None:
@@ -121,18 +119,8 @@ def serve(database_url: str, root: Path, port: int) -> None:
 
     from dossier_service import memory
     from dossier_service.app import create_app
-    from dossier_service.config import DossierConfig
 
-    config = DossierConfig(
-        database_url=database_url,
-        documents_dir=root / "documents",
-        homeserver_url="http://127.0.0.1:9",
-        server_name="bench.local",
-        session_key=SESSION_KEY,
-        service_token=SERVICE_TOKEN,
-        forms_dir=ROOT / "config" / "forms",
-        admins=frozenset({bench_platform.ADMIN}),
-    )
+    config = bench_config(database_url, root, admins=frozenset({bench_platform.ADMIN}))
     app = create_app(config)
     memory.settle_after_startup()
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)

@@ -172,12 +172,7 @@ async def bench(args: argparse.Namespace) -> None:
         me = (await site.users(accounts.admin_token, ["bench-pro"]))["bench-pro"]
         bridge_proc = site.spawn("-m", "bridges.mail", log=work / "bridge.log")
         client = await e2ee_client(
-            profile.homeserver_url,
-            me.user_id,
-            me.device_id,
-            me.access_token,
-            work / "pro-store",
-            store_sync_tokens=False,
+            profile.homeserver_url, me, work / "pro-store", store_sync_tokens=False
         )
         watcher = CourrierWatcher(client)
         watcher.start()

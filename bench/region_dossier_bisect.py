@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 from bench.common.measures import cpu_seconds, pct  # noqa: E402
 from bench.region_load import (  # noqa: E402
     Deployment,
-    available,
     deployments,
     drop,
     open_file,
     process_pids,
+    skipped,
 )
 
 
@@ -150,9 +150,7 @@ def main() -> int:
     args = parser.parse_args()
     if set(args.patterns) - set("WR,"):
         parser.error("--patterns : des W et des R, séparés par des virgules")
-    missing = available()
-    if missing:
-        print(f"region_dossier_bisect : ignoré ({missing})")
+    if skipped("region_dossier_bisect"):
         return 0
     with tempfile.TemporaryDirectory(prefix="cercle-region-bisect-") as tmp:
         started = []

@@ -44,6 +44,7 @@ from nio import AsyncClient, MegolmEvent, RoomCreateResponse, RoomSendResponse, 
 from bench.common.clients import ENCRYPTED, e2ee_client
 from bench.common.measures import pct
 from bots.export.media import MediaFetcher, MediaSource
+from homeserver.admin_api import RegisteredUser
 
 OPERATIONS = ("message", "urgent", "ack", "clear", "export")
 TAG = "bench-e2ee"
@@ -219,12 +220,12 @@ class E2eeLoad:
         self.exports: Counter[int] = Counter()  # room index -> exports asked
 
     # -- setting up, before the clock starts --
-    async def prepare(self, logins: list[tuple[str, str, str]]) -> None:
-        """``logins``: (user id, device id, access token) of each professional."""
+    async def prepare(self, logins: list[RegisteredUser]) -> None:
+        """``logins``: each professional's."""
         deadline = time.monotonic() + 240 + 10 * len(logins)
-        for i, (user_id, device, token) in enumerate(logins):
+        for i, login in enumerate(logins):
             client = await asyncio.wait_for(
-                e2ee_client(self.homeserver, user_id, device, token, self.work / f"store{i}"),
+                e2ee_client(self.homeserver, login, self.work / f"store{i}"),
                 max(1.0, deadline - time.monotonic()),
             )
             self.members.append(Member(client, self.results))

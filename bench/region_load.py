@@ -87,11 +87,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common.clients import login_of  # noqa: E402
 from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
 from bench.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
-from homeserver.admin_api import AdminApi  # noqa: E402
-from tests.support import free_region_base  # noqa: E402
+from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
+from tests.support import free_region_base, password_login  # noqa: E402
 
 PASSWORD = "bench-password-region-42"
 OP_TIMEOUT = 60.0  # an E2EE operation not answered by then is an error
@@ -220,25 +221,28 @@ class Results:
     restarted: bool = False
 
 
+async def register_and_log_in(
+    dep: Deployment, localparts: list[str], http: aiohttp.ClientSession
+) -> list[RegisteredUser]:
+    """Accounts registered on the main process (the admin API, loopback), then each logged in
+    through the front door, in order."""
+    shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
+    async with AdminApi(dep.admin_url) as admin:
+        for localpart in localparts:
+            await admin.register(shared, localpart, PASSWORD)
+    logins = []
+    for localpart in localparts:
+        _, body = await password_login(http, dep.homeserver, localpart, PASSWORD)
+        logins.append(login_of(body))
+    return logins
+
+
 async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> list[Any]:
     """``users`` accounts logged in through the front door, each with a room shared with two
     colleagues (the next ones)."""
-    shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
     server = dep.server_name
-    tokens = []
-    async with AdminApi(dep.admin_url) as admin:
-        for i in range(users):
-            await admin.register(shared, f"pro{i}", PASSWORD)
-    for i in range(users):
-        async with http.post(
-            f"{dep.homeserver}/_matrix/client/v3/login",
-            json={
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": f"pro{i}"},
-                "password": PASSWORD,
-            },
-        ) as resp:
-            tokens.append((await resp.json())["access_token"])
+    logins = await register_and_log_in(dep, [f"pro{i}" for i in range(users)], http)
+    tokens = [login.access_token for login in logins]
     rooms = []
     for i in range(users):
         invite = [f"@pro{(i + k) % users}:{server}" for k in (1, 2)]
@@ -258,29 +262,6 @@ async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> l
             ) as resp:
                 await resp.read()
     return list(zip(tokens, rooms, strict=True))
-
-
-async def e2ee_logins(
-    dep: Deployment, count: int, http: aiohttp.ClientSession
-) -> list[tuple[str, str, str]]:
-    """``count`` accounts for the E2EE professionals: (user id, device id, access token)."""
-    shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
-    async with AdminApi(dep.admin_url) as admin:
-        for i in range(count):
-            await admin.register(shared, f"e2ee{i}", PASSWORD)
-    logins = []
-    for i in range(count):
-        async with http.post(
-            f"{dep.homeserver}/_matrix/client/v3/login",
-            json={
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": f"e2ee{i}"},
-                "password": PASSWORD,
-            },
-        ) as resp:
-            body = await resp.json()
-        logins.append((body["user_id"], body["device_id"], body["access_token"]))
-    return logins
 
 
 async def open_file(
@@ -592,7 +573,8 @@ def drop(names: list[str]) -> None:
         Server("postgresql://postgres@127.0.0.1:5432/postgres").drop(names)
 
 
-def available() -> str | None:
+def missing() -> str | None:
+    """What the region profile needs and this machine lacks, or None."""
     for port, what in ((5432, "PostgreSQL"), (6379, "Redis")):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -601,6 +583,15 @@ def available() -> str | None:
     if not Path("/usr/sbin/nginx").exists():
         return "nginx absent"
     return None
+
+
+def skipped(bench: str) -> bool:
+    """True, once ``bench : ignoré (…)`` is printed, when the region profile cannot run here
+    (the bench then ends with success: nothing to measure)."""
+    lacking = missing()
+    if lacking:
+        print(f"{bench} : ignoré ({lacking})")
+    return lacking is not None
 
 
 async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
@@ -618,7 +609,8 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
                 bot = f"@cercle-bot:{dep.server_name}"
                 e2ee = E2eeLoad(dep.homeserver, bot, dep.var / "bench-e2ee", http)
                 t1 = time.monotonic()
-                await e2ee.prepare(await e2ee_logins(dep, args.e2ee, http))
+                e2ee_pros = [f"e2ee{i}" for i in range(args.e2ee)]
+                await e2ee.prepare(await register_and_log_in(dep, e2ee_pros, http))
                 print(
                     f"   {args.e2ee} salons patients E2EE prêts en {time.monotonic() - t1:.0f} s",
                     flush=True,
@@ -712,9 +704,7 @@ def main() -> int:
     logging.getLogger("nio").setLevel(logging.ERROR)
     if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
         parser.error("--users : 3 au moins")
-    missing = available()
-    if missing:
-        print(f"region_load : ignoré ({missing})")
+    if skipped("region_load"):
         return 0
     with tempfile.TemporaryDirectory(prefix="cercle-region-bench-") as tmp:
         results = {}

@@ -14,14 +14,15 @@ import socket
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from nio import MegolmEvent, RoomMessageText, RoomSendResponse
+from nio import AsyncClient, DownloadResponse, MegolmEvent, RoomMessageText, RoomSendResponse
+from nio.crypto.attachments import decrypt_attachment
 
 from deployment.processes import port_is_free
 from deployment.profile import Profile, load_profile
@@ -176,6 +177,13 @@ class SynapseUnderTest:
     @property
     def bot_password(self) -> str:
         return self.secrets.bot_password
+
+    @property
+    def log_text(self) -> str:
+        """The homeserver's log so far."""
+        return (self.process.rendered.data_dir / "homeserver.log").read_text(
+            encoding="utf-8", errors="replace"
+        )
 
     def start(self) -> None:
         self.process.start()
@@ -335,3 +343,20 @@ async def send_and_decrypt(sender: Any, receiver: Any, room_id: str, body: str) 
         return bodies
 
     return await eventually(received, bool, timeout=15, what="message reçu", interval=0.1)
+
+
+async def download_media(client: AsyncClient, mxc: str) -> bytes:
+    """What the server holds behind ``mxc`` (an encrypted file: its ciphertext), fetched by
+    ``client`` through the authenticated media API."""
+    resp = await client.download(mxc)
+    assert isinstance(resp, DownloadResponse), resp
+    return bytes(resp.body)
+
+
+async def download_attachment(client: AsyncClient, content: Mapping[str, Any]) -> bytes:
+    """A message's encrypted attachment (``content.file``), fetched by ``client`` and
+    decrypted by nio's own function."""
+    file = content["file"]
+    ciphertext = await download_media(client, file["url"])
+    key, sha256, iv = file["key"]["k"], file["hashes"]["sha256"], file["iv"]
+    return bytes(decrypt_attachment(ciphertext, key, sha256, iv))

@@ -6,35 +6,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, SyncResponse
+
+from homeserver.admin_api import RegisteredUser
 
 ENCRYPTED = [
     {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 ]
 
 
+def login_of(fields: Mapping[str, Any]) -> RegisteredUser:
+    """A login passed on as JSON (to a child process, in a bench's saved state), read back."""
+    return RegisteredUser(
+        user_id=fields["user_id"],
+        access_token=fields["access_token"],
+        device_id=fields["device_id"],
+    )
+
+
 async def e2ee_client(
-    homeserver: str,
-    user_id: str,
-    device_id: str,
-    access_token: str,
-    store: Path,
-    *,
-    store_sync_tokens: bool = True,
+    homeserver: str, login: RegisteredUser, store: Path, *, store_sync_tokens: bool = True
 ) -> AsyncClient:
     """The device of a login, its keys uploaded and its first (full) sync done."""
     store.mkdir(parents=True, exist_ok=True)
     client = AsyncClient(
         homeserver,
-        user_id,
-        device_id=device_id,
+        login.user_id,
+        device_id=login.device_id,
         store_path=str(store),
         config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=store_sync_tokens),
     )
-    client.restore_login(user_id, device_id, access_token)
+    client.restore_login(login.user_id, login.device_id, login.access_token)
     if client.should_upload_keys:
         await client.keys_upload()
     await client.sync(timeout=0, full_state=True)

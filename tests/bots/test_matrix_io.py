@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from nio import (
-    DownloadResponse,
     RoomEncryptedFile,
     RoomInviteResponse,
     ShareGroupSessionResponse,
 )
 from nio.crypto.attachments import decrypt_attachment
+from support import download_media
 from support import eventually as poll_until
 
 from bots.matrix.io import MatrixRequestError
@@ -35,10 +35,9 @@ async def test_file_is_uploaded_encrypted_and_readable_by_the_member(bot, pro_fa
     )
     event = await alice.wait_for(dm, lambda ev: isinstance(ev, RoomEncryptedFile))
     assert event.source["content"]["filename"] == "synthese.pdf"
-    resp = await alice.client.download(event.url)
-    assert isinstance(resp, DownloadResponse)
-    assert resp.body != data  # the server holds ciphertext only
-    plain = decrypt_attachment(resp.body, event.key["k"], event.hashes["sha256"], event.iv)
+    ciphertext = await download_media(alice.client, event.url)
+    assert ciphertext != data  # the server holds ciphertext only
+    plain = decrypt_attachment(ciphertext, event.key["k"], event.hashes["sha256"], event.iv)
     assert plain == data
 
 

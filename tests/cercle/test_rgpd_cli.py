@@ -124,11 +124,7 @@ def test_export_archive_has_synapse_data_dossier_rows_and_directory(
 
 
 def test_erasure_is_recorded_and_unlinks_the_directory_entry(
-    synapse: Any,
-    user_factory: Any,
-    cli_config: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    user_factory: Any, cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     user = user_factory()
     conn = connect(tmp_path / "dossier.db")  # the directory is in the dossier's database

@@ -12,18 +12,12 @@ import pytest
 
 from bots.config import BotConfig
 from bots.dossier_link import service
+from deployment.profile import load_profile
 
 
 def _services(tmp_path: Path, dossier_url: str | None) -> SimpleNamespace:
-    config = BotConfig(
-        homeserver_url="http://127.0.0.1:9",
-        server_name="cercle.test",
-        user_id="@cercle-bot:cercle.test",
-        device_id="BOT",
-        display_name="Cercle",
-        data_dir=tmp_path / "var" / "bot",
-        dossier_url=dossier_url,
-    )
+    profile = load_profile(env={}, extra={"var_dir": str(tmp_path / "var")})
+    config = BotConfig.from_profile(profile, dossier_url=dossier_url)
     return SimpleNamespace(config=config)
 
 

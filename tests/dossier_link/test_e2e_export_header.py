@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support import download_attachment
 
 from tests.dossier_link.dossier_support import professional, set_identity
-from tests.dossier_link.test_e2e_sync import Env, download_attachment, env, pdf_text  # noqa: F401
+from tests.dossier_link.test_e2e_sync import Env, env, pdf_text  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ async def test_export_header_shows_patient_and_professions(env: Env) -> None:  #
         return ev.sender == env.bot_id and content.get("msgtype") == "m.file"
 
     event = await nurse.wait_for(room_id, is_pdf, timeout=60, start=start)
-    text = pdf_text(await download_attachment(nurse, env.synapse.base_url, event.source["content"]))
+    text = pdf_text(await download_attachment(nurse.client, event.source["content"]))
     header = text.split("Exporté par", 1)[0]
     assert "Patient : Jeanne DUPONT" in header
     assert "(Médecin généraliste)" in " ".join(header.split())

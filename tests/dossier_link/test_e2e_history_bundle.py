@@ -63,13 +63,7 @@ async def test_colleague_added_to_the_circle_gets_the_room_keys(
         "send", roomId=room_id, body=f"!cercle ajouter {doctor.user_id} medecin_traitant"
     )
     # the coordinator is told which way the history went (issue 11)
-    told = await nurse.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=bot_user,
-        contains="ajouté(e) au cercle de soins",
-        timeoutMs=45000,
-    )
+    told = await nurse.message(room_id, bot_user, "ajouté(e) au cercle de soins", 45000)
     assert "Historique : clés de l'historique partagées (MSC4268) avec 1 appareil" in str(
         told["content"]["body"]
     ), told

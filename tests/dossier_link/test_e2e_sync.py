@@ -19,12 +19,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from fpdf import FPDF
 from nio import MegolmEvent, RoomGetStateEventResponse, UploadResponse
-from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
+from nio.crypto.attachments import encrypt_attachment
 from pypdf import PdfReader
+from support import download_attachment
 from support import eventually as poll_until
 
 from bots.dossier_client import DossierClient
@@ -89,19 +89,6 @@ async def reply_command(pro: Pro, room_id: str, to_event: str, command: str) -> 
             "m.relates_to": {"m.in_reply_to": {"event_id": to_event}},
         },
     )
-
-
-async def download_attachment(pro: Pro, base_url: str, content: dict[str, Any]) -> bytes:
-    file = content["file"]
-    server, media_id = file["url"][len("mxc://") :].split("/", 1)
-    url = f"{base_url}/_matrix/client/v1/media/download/{server}/{media_id}"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(url, headers={"Authorization": f"Bearer {pro.client.access_token}"}) as resp,
-    ):
-        assert resp.status == 200
-        ciphertext = await resp.read()
-    return decrypt_attachment(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
 
 
 async def state(pro: Pro, room_id: str, event_type: str, key: str = "") -> dict[str, Any]:
@@ -318,9 +305,7 @@ async def test_use_case_2_hospital_professional_gets_history_and_discharge_shows
             if rid != room_id:
                 transcript = next((e for e in events if is_pdf(e)), None) or transcript
     assert transcript is not None, "transcription de l'historique non reçue"
-    text = pdf_text(
-        await download_attachment(hospital, env.synapse.base_url, transcript.source["content"])
-    )
+    text = pdf_text(await download_attachment(hospital.client, transcript.source["content"]))
     assert "marqueur-historique-7Q" in text
 
     # the hospital professional posts the discharge prescription; the discharge is recorded

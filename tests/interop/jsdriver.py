@@ -90,14 +90,20 @@ class JsClient:
         await self.call("join", roomId=room_id)
         return room_id
 
+    async def message(
+        self, room_id: str, sender: str, contains: str, timeout_ms: int = 30000
+    ) -> Any:
+        """The message of ``sender`` containing ``contains`` in the room, once it arrives."""
+        return await self.call(
+            "waitMessage", roomId=room_id, sender=sender, contains=contains, timeoutMs=timeout_ms
+        )
+
     async def decrypted(
         self, room_id: str, sender: str, contains: str, timeout_ms: int = 30000
     ) -> Any:
         """The message of ``sender`` containing ``contains`` in the room, once it arrives: it
         must have come encrypted and been decrypted."""
-        message = await self.call(
-            "waitMessage", roomId=room_id, sender=sender, contains=contains, timeoutMs=timeout_ms
-        )
+        message = await self.message(room_id, sender, contains, timeout_ms)
         assert message["encrypted"] and not message["decryptionFailure"], message
         return message
 

@@ -41,20 +41,12 @@ async def accept(newcomer: JsClient, room_id: str) -> None:
 async def invite(nurse: JsClient, room_id: str, bot_user: str, who: str) -> str:
     """``!inviter`` and the bot's reply (plain text)."""
     await nurse.call("send", roomId=room_id, body=f"!inviter {who}")
-    reply = await nurse.call(
-        "waitMessage", roomId=room_id, sender=bot_user, contains="a été invité", timeoutMs=60000
-    )
+    reply = await nurse.message(room_id, bot_user, "a été invité", 60000)
     return str(reply["content"]["body"])
 
 
 async def reads_earlier(newcomer: JsClient, room_id: str, nurse: JsClient) -> dict[str, Any]:
-    seen = await newcomer.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=nurse.user_id,
-        contains="marqueur-arrivee",
-        timeoutMs=45000,
-    )
+    seen = await newcomer.message(room_id, nurse.user_id, "marqueur-arrivee", 45000)
     assert not seen["decryptionFailure"], seen
     return dict(seen)
 
@@ -68,13 +60,7 @@ async def direct_chat(newcomer: JsClient) -> str:
 
 async def receives_transcript(newcomer: JsClient, dm: str, bot_user: str) -> None:
     """The transcript PDF arrives in the bot's direct chat, readable."""
-    pdf = await newcomer.call(
-        "waitMessage",
-        roomId=dm,
-        sender=bot_user,
-        contains="Historique de la conversation",
-        timeoutMs=60000,
-    )
+    pdf = await newcomer.message(dm, bot_user, "Historique de la conversation", 60000)
     assert pdf["content"]["msgtype"] == "m.file" and not pdf["decryptionFailure"], pdf
 
 
@@ -135,19 +121,11 @@ async def test_client_that_never_cross_signs_gets_the_transcript(
     await accept(newcomer, room_id)
 
     await receives_transcript(newcomer, await direct_chat(newcomer), bot_user)
-    told = await nurse.call(
-        "waitMessage",
-        roomId=room_id,
-        sender=bot_user,
-        contains="Historique transmis",
-        timeoutMs=30000,
-    )
+    told = await nurse.message(room_id, bot_user, "Historique transmis", 30000)
     assert "en transcription PDF" in told["content"]["body"]
     # once per person and room: asking again is refused
     await newcomer.call("send", roomId=room_id, body="!historique")
-    again = await newcomer.call(
-        "waitMessage", roomId=room_id, sender=bot_user, contains="déjà été envoyé", timeoutMs=30000
-    )
+    again = await newcomer.message(room_id, bot_user, "déjà été envoyé", 30000)
     assert again
 
 
@@ -161,9 +139,7 @@ async def test_invited_from_element_reads_through_its_bundle_and_is_offered_the_
     await reads_earlier(newcomer, room_id, nurse)
     # the bot cannot know whether that bundle came: it offers the transcript, once
     dm = await direct_chat(newcomer)
-    offer = await newcomer.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
-    )
+    offer = await newcomer.message(dm, bot_user, "!historique", 60000)
     assert "messages d'avant votre arrivée" in offer["content"]["body"], offer
 
 
@@ -204,9 +180,7 @@ async def test_joining_with_the_device_that_cannot_take_keys_is_offered_the_tran
     assert "MSC4268) avec 1 appareil" in reply, reply
     await accept(unsigned, room_id)  # the person joins from the other device: no keys there
     dm = await direct_chat(unsigned)
-    offer = await unsigned.call(
-        "waitMessage", roomId=dm, sender=bot_user, contains="!historique", timeoutMs=60000
-    )
+    offer = await unsigned.message(dm, bot_user, "!historique", 60000)
     assert "ne peut pas recevoir les clés" in offer["content"]["body"], offer
     await unsigned.call("send", roomId=room_id, body="!historique")
     await receives_transcript(unsigned, dm, bot_user)

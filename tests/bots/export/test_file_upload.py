@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
-import aiohttp
 import pytest
 from nio import MessageDirection
 from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
+from support import download_media
 
 from bots.export.paging import event_source
 from bots.matrix.io import FILE_CHUNK, MatrixIO, encrypt_file
@@ -74,16 +73,7 @@ async def test_file_sent_from_disk_is_decrypted_by_a_member(
     assert content["msgtype"] == "m.file" and "url" not in content  # encrypted attachment only
     assert content["info"] == {"mimetype": "application/pdf", "size": len(plain)}
     file = content["file"]
-    server, _, media_id = file["url"][len("mxc://") :].partition("/")
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"{alice.homeserver}/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}",
-            headers={"Authorization": f"Bearer {alice.access_token}"},
-        ) as download,
-    ):
-        assert download.status == 200
-        ciphertext = await download.read()
+    ciphertext = await download_media(alice, file["url"])
     assert ciphertext != plain
     assert decrypt_attachment(
         ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"]

@@ -14,16 +14,13 @@ from typing import Any, NamedTuple
 
 import pytest
 from nio import (
-    AsyncClient,
-    DownloadResponse,
     EncryptionError,
     LocalProtocolError,
     MegolmEvent,
     RedactedEvent,
     RoomGetStateEventResponse,
 )
-from nio.crypto.attachments import decrypt_attachment
-from support import die_after
+from support import die_after, download_attachment
 
 from tests.bots.conftest import Pro, dm_with_bot
 from tests.bridges.mail import mails
@@ -95,16 +92,6 @@ async def wait_notice(
         ]
 
     return (await wait_count(pro, room_id, matching, 1, timeout))[0]
-
-
-async def download(client: AsyncClient, content: dict[str, Any]) -> bytes:
-    file = content["file"]
-    server, media = file["url"][len("mxc://") :].split("/", 1)
-    resp = await client.download(server_name=server, media_id=media)
-    assert isinstance(resp, DownloadResponse), resp
-    return bytes(
-        decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
-    )
 
 
 async def connect(pro: Pro, bridge_user: str, address: str, password: str) -> str:
@@ -181,9 +168,11 @@ async def test_mail_shapes_reach_the_courriers_room(connected: Any, mail_servers
     ]
     assert notice is not None
     eml = next(f for f in files if f.source["content"]["body"] == "courrier.eml")
-    assert (await download(pro.client, eml.source["content"])).endswith(mails.malformed())
+    assert (await download_attachment(pro.client, eml.source["content"])).endswith(
+        mails.malformed()
+    )
     pdf = next(f for f in files if f.source["content"]["body"] == "scanner.pdf")
-    assert await download(pro.client, pdf.source["content"]) == big_payload
+    assert await download_attachment(pro.client, pdf.source["content"]) == big_payload
     state = bridge.store.mailbox(pro.user_id)
     assert state is not None and state.state == "connectée" and state.last_mail_at
 
@@ -257,7 +246,7 @@ async def test_images_shown_inline_and_a_cut_one_kept_as_a_file(
     for content in contents:
         name = content["body"]
         assert "url" not in content and content["file"]["url"].startswith("mxc://")  # encrypted
-        assert await download(pro.client, content) == sent[name]
+        assert await download_attachment(pro.client, content) == sent[name]
         info = content["info"]
         assert info["size"] == len(sent[name])
         if name in shown:

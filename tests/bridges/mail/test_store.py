@@ -199,24 +199,19 @@ def test_a_file_from_before_own_servers_gains_them_and_disconnect_erases_the_pas
     (line,) = mailbox_lines(mailbox_report(path))
     assert "déconnectée par sa titulaire" in line
 
-    config = MailBridgeConfig(
-        homeserver_url="http://h",
-        server_name="x",
-        user_id="@b:x",
-        device_id="D",
-        display_name="C",
-        data_dir=tmp_path,
-        imap_host="imap.op.test",
-        imap_port=993,
-        smtp_host="smtp.op.test",
-        smtp_port=465,
-        allowed_servers=("imap.elle.test",),
-    )
+    section = {
+        "imap_host": "imap.op.test",
+        "smtp_host": "smtp.op.test",
+        "allowed_servers": ["imap.elle.test"],
+    }
+    profile = load_profile(env={}, extra={"var_dir": str(tmp_path), "mail_bridge": section})
+    config = MailBridgeConfig.from_profile(profile)
     assert config.hosts_allowed(operator)
     assert not config.hosts_allowed(own)  # smtp.elle.test is not in the list
     assert config.hosts_allowed(MailHosts("IMAP.elle.test", 1, "smtp.op.test", 2))
     # the Matrix session's cross-signing keys: beside the bridge's data unless configured
-    assert config.session_config().cross_signing_key_file == tmp_path / "cross_signing.enc"
+    beside = tmp_path / "mail" / "cross_signing.enc"
+    assert config.session_config().cross_signing_key_file == beside
     chosen = tmp_path / "ailleurs.enc"
     moved = config.replaced(cross_signing_key_path=chosen)
     assert moved.session_config().cross_signing_key_file == chosen

@@ -31,16 +31,6 @@ class SsoStack:
     provider: Provider
     directory_db: Path
 
-    @property
-    def base_url(self) -> str:
-        return self.synapse.base_url
-
-    @property
-    def log_text(self) -> str:
-        return (self.synapse.process.rendered.data_dir / "homeserver.log").read_text(
-            encoding="utf-8", errors="replace"
-        )
-
 
 @pytest.fixture(scope="package")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoStack]:
@@ -108,7 +98,7 @@ class SsoBrowser:
         is the dossier's login page unless said (the one address Synapse trusts)."""
         client = client or f"{self.stack.synapse.profile.dossier_url}/connexion"
         status, location, body = await self.get(
-            f"{self.stack.base_url}/_matrix/client/v3/login/sso/redirect/{idp}?redirectUrl={client}"
+            f"{self.stack.synapse.base_url}/_matrix/client/v3/login/sso/redirect/{idp}?redirectUrl={client}"
         )
         if status != 302:
             return status, location, body
@@ -122,6 +112,22 @@ class SsoBrowser:
             assert resp.status in (302, 303), await resp.text()
             callback = urljoin(location, resp.headers["Location"])
         return await self.get(callback, session_cookies)
+
+    async def token_login(self, location: str) -> tuple[int, Any]:
+        """The client's part after ``sso_login``: the login token of the redirect
+        ``location`` traded at Synapse for a session; (status, answer)."""
+        async with self.http.post(
+            f"{self.stack.synapse.base_url}/_matrix/client/v3/login",
+            json={"type": "m.login.token", "token": login_token_of(location)},
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def psc_session(self, sub: str) -> tuple[int, Any]:
+        """``sub`` logs in through Pro Santé Connect, is sent back to the client (302), whose
+        login token is then traded for a session: (status, answer)."""
+        status, location, body = await self.sso_login(sub)
+        assert status == 302, body[:500]
+        return await self.token_login(location)
 
 
 def login_token_of(location: str) -> str:

@@ -10,7 +10,7 @@ from support_oidc import psc_claims
 from dossier_service.directory.accounts import link
 from tests.directory_support import connect
 
-from .conftest import SsoBrowser, SsoStack, login_token_of
+from .conftest import SsoBrowser, SsoStack
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 async def test_rpps_professionals_use_psc_the_others_keep_their_password(
     sso: SsoStack, browser: SsoBrowser
 ) -> None:
-    http, base = browser.http, sso.base_url
+    http, base = browser.http, sso.synapse.base_url
     rpps = sso.synapse.register("sophie.sabourin", "mot-de-passe-de-test")
     conn = connect(sso.directory_db)
     link(conn, rpps["user_id"], "810000000029", source="demande", actor="test")
@@ -32,13 +32,8 @@ async def test_rpps_professionals_use_psc_the_others_keep_their_password(
         "psc-sub-sabourin",
         psc_claims("810000000029", last_name="SABOURIN", first_name="SOPHIE", profession="91"),
     )
-    status, location, body = await browser.sso_login("psc-sub-sabourin")
-    assert status == 302, body[:300]
-    async with http.post(
-        f"{base}/_matrix/client/v3/login",
-        json={"type": "m.login.token", "token": login_token_of(location)},
-    ) as resp:
-        assert resp.status == 200 and (await resp.json())["user_id"] == rpps["user_id"]
+    status, session = await browser.psc_session("psc-sub-sabourin")
+    assert status == 200 and session["user_id"] == rpps["user_id"]
 
     # a social worker (not in the RPPS), the bot: passwords still work
     social = sso.synapse.register("assistante.sociale", "mot-de-passe-de-test")

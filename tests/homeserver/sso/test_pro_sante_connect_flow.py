@@ -5,14 +5,13 @@ directory; the same person again lands on the same account."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
 import pytest
 from support_oidc import psc_claims
 
-from .conftest import SsoBrowser, SsoStack, login_token_of, visible_text
+from .conftest import SsoBrowser, SsoStack, visible_text
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +19,10 @@ ACTIVE_RPPS = "810000000008"  # BOYER Raphael, Infirmier, Narbonne (RPPS sample)
 ADELI = "0000000016"  # CAZALAS Mathieu, Médecin: in the directory, but not an RPPS number
 
 
-async def _login_with_token(http: aiohttp.ClientSession, base: str, token: str) -> Any:
-    async with http.post(
-        f"{base}/_matrix/client/v3/login", json={"type": "m.login.token", "token": token}
-    ) as resp:
-        return resp.status, await resp.json()
-
-
 async def test_login_flows_offer_pro_sante_connect_and_the_password(sso: SsoStack) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{sso.base_url}/_matrix/client/v3/login") as resp,
+        http.get(f"{sso.synapse.base_url}/_matrix/client/v3/login") as resp,
     ):
         flows = (await resp.json())["flows"]
     types = [f["type"] for f in flows]
@@ -56,12 +48,12 @@ async def test_first_and_second_sso_login_of_an_active_rpps_professional(
     assert sso.provider.pkce_checked == checked + 1  # the verifier matched at /token
     assert location.startswith(f"{sso.synapse.profile.dossier_url}/connexion?loginToken=")
 
-    status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, login = await browser.token_login(location)
     assert status == 200, login  # approved at once: an active RPPS entry
     user_id = login["user_id"]
     assert user_id == f"@raphael.boyer:{sso.synapse.server_name}"
     async with browser.http.get(
-        f"{sso.base_url}/_matrix/client/v3/profile/{user_id}/displayname",
+        f"{sso.synapse.base_url}/_matrix/client/v3/profile/{user_id}/displayname",
         headers={"Authorization": f"Bearer {login['access_token']}"},
     ) as resp:
         assert (await resp.json())["displayname"] == "BOYER Raphael — Infirmier, Narbonne"
@@ -77,15 +69,13 @@ async def test_first_and_second_sso_login_of_an_active_rpps_professional(
     conn.close()
 
     # the same person again (another session, another device): the same account
-    status, location, _ = await browser.sso_login("psc-sub-boyer")
-    assert status == 302
-    status, again = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, again = await browser.psc_session("psc-sub-boyer")
     assert status == 200 and again["user_id"] == user_id
     assert again["device_id"] != login["device_id"]
 
     # the dossier accepts this SSO account like any other (Matrix OpenID token)
     async with browser.http.post(
-        f"{sso.base_url}/_matrix/client/v3/user/{user_id}/openid/request_token",
+        f"{sso.synapse.base_url}/_matrix/client/v3/user/{user_id}/openid/request_token",
         json={},
         headers={"Authorization": f"Bearer {again['access_token']}"},
     ) as resp:
@@ -95,7 +85,7 @@ async def test_first_and_second_sso_login_of_an_active_rpps_professional(
     assert (
         await auth.verify_openid_token(
             browser.http,
-            homeserver_url=sso.base_url,
+            homeserver_url=sso.synapse.base_url,
             access_token=openid["access_token"],
             server_name=sso.synapse.server_name,
         )
@@ -110,16 +100,14 @@ async def test_someone_not_in_the_rpps_waits_for_approval(
         "psc-sub-cazalas",
         psc_claims(ADELI, last_name="CAZALAS", first_name="MATHIEU", profession="10"),
     )
-    status, location, body = await browser.sso_login("psc-sub-cazalas")
-    assert status == 302, body[:500]
-    status, answer = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, answer = await browser.psc_session("psc-sub-cazalas")
     assert status == 403 and answer["errcode"] == "ORG.MATRIX.MSC3866_USER_AWAITING_APPROVAL", (
         answer
     )
     # the account exists, waits, and is linked to its directory entry (ADELI)
     user_id = f"@mathieu.cazalas:{sso.synapse.server_name}"
     async with browser.http.get(
-        f"{sso.base_url}/_synapse/admin/v2/users/{user_id}",
+        f"{sso.synapse.base_url}/_synapse/admin/v2/users/{user_id}",
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         user = await resp.json()
@@ -143,20 +131,18 @@ async def test_a_name_already_taken_by_someone_else_is_not_taken_over(
     sso.provider.set_user(
         "psc-sub-leroy", psc_claims("899700000001", last_name="LEROY", first_name="MARIE")
     )
-    status, location, body = await browser.sso_login("psc-sub-leroy")
-    assert status == 302, body[:500]
-    status, answer = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, answer = await browser.psc_session("psc-sub-leroy")
     # not in the directory: waits for approval, under a new id
     assert status == 403, answer
     async with browser.http.get(
-        f"{sso.base_url}/_synapse/admin/v2/users/@marie.leroy2:{sso.synapse.server_name}",
+        f"{sso.synapse.base_url}/_synapse/admin/v2/users/@marie.leroy2:{sso.synapse.server_name}",
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         assert resp.status == 200
         created = await resp.json()
     assert created["external_ids"] == [{"auth_provider": "oidc-psc", "external_id": "899700000001"}]
     async with browser.http.get(
-        f"{sso.base_url}/_synapse/admin/v2/users/{other['user_id']}",
+        f"{sso.synapse.base_url}/_synapse/admin/v2/users/{other['user_id']}",
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         assert (await resp.json())["external_ids"] == []
@@ -178,12 +164,10 @@ async def test_an_account_the_directory_links_to_the_professional_is_the_one_use
         "psc-sub-thomas",
         psc_claims("810000000022", last_name="THOMAS", first_name="JEAN-PIERRE", profession="10"),
     )
-    status, location, body = await browser.sso_login("psc-sub-thomas")
-    assert status == 302, body[:300]
-    status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, login = await browser.psc_session("psc-sub-thomas")
     assert status == 200 and login["user_id"] == existing["user_id"], login
     async with browser.http.get(
-        f"{sso.base_url}/_synapse/admin/v2/users/{existing['user_id']}",
+        f"{sso.synapse.base_url}/_synapse/admin/v2/users/{existing['user_id']}",
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         user = await resp.json()
@@ -193,11 +177,11 @@ async def test_an_account_the_directory_links_to_the_professional_is_the_one_use
 async def test_the_provider_picker_page_is_french(sso: SsoStack, browser: SsoBrowser) -> None:
     """A client that does not pick a provider itself gets Synapse's picker, in French."""
     status, location, _ = await browser.get(
-        f"{sso.base_url}/_matrix/client/v3/login/sso/redirect"
+        f"{sso.synapse.base_url}/_matrix/client/v3/login/sso/redirect"
         f"?redirectUrl={sso.synapse.profile.dossier_url}/connexion"
     )
     assert status == 302 and "/_synapse/client/pick_idp" in location
-    status, _, body = await browser.get(urljoin(sso.base_url, location))
+    status, _, body = await browser.get(urljoin(sso.synapse.base_url, location))
     text = visible_text(body)
     assert status == 200
     assert "Choisissez comment vous connecter" in text
@@ -218,5 +202,5 @@ async def test_userinfo_answered_as_a_signed_jwt(sso: SsoStack, browser: SsoBrow
         sso.provider.userinfo_as_jwt = False
     assert status == 302, visible_text(body)[:300]
     assert sso.provider.userinfo_jwts == served + 1
-    status, login = await _login_with_token(browser.http, sso.base_url, login_token_of(location))
+    status, login = await browser.token_login(location)
     assert status == 200 and login["user_id"] == f"@noemie.mercier:{sso.synapse.server_name}"

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 async def _user_exists(sso: SsoStack, http: aiohttp.ClientSession, localpart: str) -> bool:
     async with http.get(
-        f"{sso.base_url}/_synapse/admin/v2/users/@{localpart}:{sso.synapse.server_name}",
+        f"{sso.synapse.base_url}/_synapse/admin/v2/users/@{localpart}:{sso.synapse.server_name}",
         headers={"Authorization": f"Bearer {sso.synapse.admin_token}"},
     ) as resp:
         return resp.status == 200
@@ -32,7 +32,7 @@ async def test_a_provider_that_is_down_gets_a_french_page_and_passwords_still_wo
     # password login is still offered, and works
     user = sso.synapse.register("pro.sans.psc", "mot-de-passe-de-test")
     assert user["access_token"]
-    async with browser.http.get(f"{sso.base_url}/_matrix/client/v3/login") as resp:
+    async with browser.http.get(f"{sso.synapse.base_url}/_matrix/client/v3/login") as resp:
         flows = [f["type"] for f in (await resp.json())["flows"]]
     assert "m.login.password" in flows
 
@@ -59,7 +59,7 @@ async def test_an_id_token_that_cannot_be_trusted_is_refused(
     assert "La connexion a échoué" in text and "vérifiée" in text
     assert not await _user_exists(sso, browser.http, f"{tamper}.falsifie")
     # logged, without the token nor what it says
-    log = sso.log_text
+    log = sso.synapse.log_text
     token = sso.provider.id_tokens[-1]
     assert token.split(".")[1] not in log and token.split(".")[2] not in log
     assert national_id not in log and "FALSIFIE" not in log
@@ -89,4 +89,4 @@ async def test_claims_without_the_national_id_are_refused_with_a_clear_message(
     assert "n'a pas transmis votre identifiant national de professionnel de santé" in text
     assert "Aucun compte n'a été créé" in text
     assert not await _user_exists(sso, browser.http, "raphael.sansid")
-    assert "SANSID" not in sso.log_text
+    assert "SANSID" not in sso.synapse.log_text

@@ -28,7 +28,7 @@ async def dossier(sso: SsoStack, tmp_path: Path) -> AsyncIterator[str]:
     config = DossierConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
         documents_dir=tmp_path / "documents",
-        homeserver_url=sso.base_url,
+        homeserver_url=sso.synapse.base_url,
         server_name=sso.synapse.server_name,
         session_key="clé-de-session-sso-" + "z" * 16,
         service_token="jeton-de-service-sso-" + "w" * 16,
@@ -66,7 +66,7 @@ async def test_dossier_login_through_pro_sante_connect_in_chromium(
                 page.get_by_role("link", name="Se connecter avec Portail régional")
             ).to_be_visible()
             await expect(page.get_by_role("link", name="Documents juridiques")).to_have_attribute(
-                "href", f"{sso.base_url}/_matrix/consent"
+                "href", f"{sso.synapse.base_url}/_matrix/consent"
             )
             await psc.click()
             await page.wait_for_url(f"{sso.provider.issuer}/oauth2/authorize?**")

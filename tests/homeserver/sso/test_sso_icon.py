@@ -40,7 +40,9 @@ def test_logo_uploaded_then_advertised_with_the_name(
 
     render(sso.synapse.profile, sso.synapse.secrets)  # what `cercle up` does at start
     sso.synapse.restart()
-    with urllib.request.urlopen(f"{sso.base_url}/_matrix/client/v3/login", timeout=10) as resp:
+    with urllib.request.urlopen(
+        f"{sso.synapse.base_url}/_matrix/client/v3/login", timeout=10
+    ) as resp:
         flows = json.loads(resp.read())["flows"]
     idps = next(f for f in flows if f["type"] == "m.login.sso")["identity_providers"]
     assert {"id": "oidc-psc", "name": "Pro Santé Connect", "icon": mxc} in idps
