@@ -44,10 +44,9 @@ from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.room_state import RoomStateCache
-from bots.matrix.session import open_session
+from bots.matrix.session import open_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
-from bots.matrix.undecryptable import UndecryptableEvents
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +132,8 @@ class BotApp:
         )
         sync = cls._register_families(registry, services)
         handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
-        sync_loop = SyncLoop(
-            client,
-            ledger,
-            handlers,
-            UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms,
-            backoff_max_seconds=config.backoff_max_seconds,
-            timeline_limit=config.sync_timeline_limit,
-            snapshot=RoomSnapshot(db, cache),
+        sync_loop = session_sync_loop(
+            client, ledger, handlers, config, snapshot=RoomSnapshot(db, cache)
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))

@@ -16,6 +16,7 @@ import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from nio import AsyncClient
 
@@ -36,34 +37,21 @@ def member_name(client: AsyncClient, room_id: str, user: str) -> str:
     return (room.user_name(user) if room and user in room.users else None) or user
 
 
+@dataclass
 class HistoryFallback:
-    def __init__(
-        self,
-        client: AsyncClient,
-        io: MatrixIO,
-        store: ArrivalStore,
-        *,
-        send_transcript: SendTranscript,
-        direct_room: DirectRoom,
-        capable_devices: CapableDevices,
-        record: Record,
-        is_patient_room: Callable[[str], bool],
-        now_ms: Callable[[], int],
-        grace_ms: int,
-        window_ms: int,
-    ) -> None:
-        self.client = client
-        self.io = io
-        self.store = store
-        self.send_transcript = send_transcript
-        self.direct_room = direct_room
-        self.capable_devices = capable_devices
-        self.record = record
-        self.is_patient_room = is_patient_room
-        self.now_ms = now_ms
-        self.grace_ms = grace_ms
-        self.window_ms = window_ms
-        self._wake = asyncio.Event()
+    client: AsyncClient
+    io: MatrixIO
+    store: ArrivalStore
+    _: KW_ONLY
+    send_transcript: SendTranscript
+    direct_room: DirectRoom
+    capable_devices: CapableDevices
+    record: Record
+    is_patient_room: Callable[[str], bool]
+    now_ms: Callable[[], int]
+    grace_ms: int
+    window_ms: int
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     @property
     def bot(self) -> str:

@@ -19,6 +19,10 @@ from pathlib import Path
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
 
 from bots.config import BotConfig
+from bots.matrix.ledger import EventLedger
+from bots.matrix.room_snapshot import RoomSnapshot
+from bots.matrix.sync_loop import EventHandlers, SyncLoop
+from bots.matrix.undecryptable import UndecryptableEvents
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,28 @@ async def open_session(config: BotConfig, *, password: str, pickle_key: str) -> 
         await client.close()
         raise
     return client
+
+
+def session_sync_loop(
+    client: AsyncClient,
+    ledger: EventLedger,
+    handlers: EventHandlers,
+    config: BotConfig,
+    *,
+    snapshot: RoomSnapshot | None = None,
+) -> SyncLoop:
+    """The sync loop of a session `open_session` opened (the bot's, the mail bridge's), timed
+    by the same configuration; its undecryptable events kept in the same ledger."""
+    return SyncLoop(
+        client,
+        ledger,
+        handlers,
+        UndecryptableEvents(client, ledger),
+        timeout_ms=config.sync_timeout_ms,
+        backoff_max_seconds=config.backoff_max_seconds,
+        timeline_limit=config.sync_timeline_limit,
+        snapshot=snapshot,
+    )
 
 
 async def _login(client: AsyncClient, config: BotConfig, password: str, device_id: str) -> None:

@@ -27,10 +27,9 @@ from bots.dossier_client import DossierClient
 from bots.matrix import cross_signing
 from bots.matrix.io import MatrixIO, txn_for
 from bots.matrix.ledger import EventLedger, open_database
-from bots.matrix.session import open_session
+from bots.matrix.session import open_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
-from bots.matrix.undecryptable import UndecryptableEvents
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.control import Control, serve
 from bridges.mail.filing import Filing
@@ -133,14 +132,7 @@ class MailBridge:
             filing=filing,
             directory=dossier,
         )
-        sync_loop = SyncLoop(
-            client,
-            ledger,
-            handlers,
-            UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms,
-            backoff_max_seconds=config.backoff_max_seconds,
-        )
+        sync_loop = session_sync_loop(client, ledger, handlers, config.session_config())
         control = (
             Control(
                 store, mailboxes, filing, io, secret=control_secret, server_name=config.server_name
