@@ -21,7 +21,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from nio import AsyncClient
 
 from bots.dossier_link.arrival_store import ArrivalStore, transcript_due
-from bots.matrix.io import MatrixIO, mention_html, txn_for
+from bots.matrix.io import MatrixIO, member_name, mention_html, txn_for
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,6 @@ CapableDevices = Callable[[AsyncClient, str], Awaitable[list[str]]]
 SendTranscript = Callable[[str, str, str], Awaitable[None]]  # (room_id, user, dm_room_id)
 DirectRoom = Callable[[str], Awaitable[str]]
 Record = Callable[..., Awaitable[None]]  # (room_id, text, *, actor, origin, purpose)
-
-
-def member_name(client: AsyncClient, room_id: str, user: str) -> str:
-    """How the room shows ``user`` (their Matrix id when nio does not know them there)."""
-    room = client.rooms.get(room_id)
-    return (room.user_name(user) if room and user in room.users else None) or user
 
 
 @dataclass

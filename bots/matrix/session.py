@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
@@ -23,6 +23,7 @@ from bots.matrix.ledger import EventLedger
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.sync_loop import EventHandlers, SyncLoop
 from bots.matrix.undecryptable import UndecryptableEvents
+from deployment.conventions import write_private
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,7 @@ class StoredSession:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    "user_id": self.user_id,
-                    "device_id": self.device_id,
-                    "access_token": self.access_token,
-                },
-                fh,
-            )
-        os.replace(tmp, path)
+        write_private(path, json.dumps(asdict(self)).encode("utf-8"))
 
 
 def client_config(pickle_key: str, backoff_max_seconds: float) -> AsyncClientConfig:

@@ -36,6 +36,7 @@ from bridges.mail.filing import Filing
 from bridges.mail.handlers import BridgeHandlers
 from bridges.mail.mailboxes import Mailboxes
 from bridges.mail.outbound import MailSender, SendRefused, SendUnavailable, SmtpSettings
+from bridges.mail.posting import MailPoster
 from bridges.mail.render import sent_notice
 from bridges.mail.store import BridgeStore
 from bridges.mail.vault import CredentialVault
@@ -104,9 +105,8 @@ class MailBridge:
         http = aiohttp.ClientSession()
         dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
         filing = Filing(dossier) if dossier is not None else None
-        mailboxes = Mailboxes(
-            config, client, io, store, vault, http, filing.proposal if filing else None
-        )
+        poster = MailPoster(io, filing.proposal if filing else None)
+        mailboxes = Mailboxes(config, client, io, store, vault, http, poster)
         sender = MailSender(
             store,
             vault,
