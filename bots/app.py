@@ -39,12 +39,12 @@ from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import cross_signing, history, history_bundles
+from bots.matrix import history, history_bundles
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.room_state import RoomStateCache
-from bots.matrix.session import open_session, session_sync_loop
+from bots.matrix.session import open_cross_signed_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 
@@ -93,9 +93,11 @@ class BotApp:
     async def create(
         cls, config: BotConfig, *, password: str, pickle_key: str, cross_signing_key: str
     ) -> BotApp:
-        client = await open_session(config, password=password, pickle_key=pickle_key)
+        client = await open_cross_signed_session(
+            config, password=password, pickle_key=pickle_key, cross_signing_key=cross_signing_key
+        )
         try:
-            await _crypto_extensions(client, config, password, cross_signing_key)
+            history.install_shared_history(client)  # MSC3061 / MSC4268, once cross-signed
             return cls._wire(config, client)
         except BaseException:
             await client.close()
@@ -270,16 +272,3 @@ def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     watch_arrivals(arrivals, s.client)
     s.background.append(arrivals.fallback.run)
     return arrivals
-
-
-async def _crypto_extensions(
-    client: AsyncClient, config: BotConfig, password: str, cross_signing_key: str
-) -> None:
-    """The bot's device cross-signed, and shared history (MSC3061/MSC4268) installed."""
-    await cross_signing.ensure_cross_signed(
-        client,
-        key_file=config.cross_signing_key_file,
-        encryption_key=cross_signing_key,
-        password=password,
-    )
-    history.install_shared_history(client)

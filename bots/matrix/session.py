@@ -19,6 +19,7 @@ from pathlib import Path
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
 
 from bots.config import BotConfig
+from bots.matrix.cross_signing import ensure_cross_signed
 from bots.matrix.ledger import EventLedger
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.sync_loop import EventHandlers, SyncLoop
@@ -105,6 +106,25 @@ async def open_session(config: BotConfig, *, password: str, pickle_key: str) -> 
             await _login(client, config, password, device_id)
         if client.should_upload_keys:
             await client.keys_upload()
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def open_cross_signed_session(
+    config: BotConfig, *, password: str, pickle_key: str, cross_signing_key: str
+) -> AsyncClient:
+    """`open_session`, then the device cross-signed with the account's kept keys
+    (``bots.matrix.cross_signing``); the client closed again when that fails."""
+    client = await open_session(config, password=password, pickle_key=pickle_key)
+    try:
+        await ensure_cross_signed(
+            client,
+            key_file=config.cross_signing_key_file,
+            encryption_key=cross_signing_key,
+            password=password,
+        )
     except BaseException:
         await client.close()
         raise

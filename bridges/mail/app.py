@@ -24,10 +24,9 @@ from aiohttp import web
 from nio import AsyncClient
 
 from bots.dossier_client import DossierClient
-from bots.matrix import cross_signing
 from bots.matrix.io import MatrixIO, txn_for
 from bots.matrix.ledger import EventLedger, open_database
-from bots.matrix.session import open_session, session_sync_loop
+from bots.matrix.session import open_cross_signed_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
 from bridges.mail.config import MailBridgeConfig
@@ -75,18 +74,12 @@ class MailBridge:
         dossier_token: str | None = None,
         control_secret: str | None = None,
     ) -> MailBridge:
-        session_config = config.session_config()
-        client = await open_session(session_config, password=password, pickle_key=pickle_key)
-        try:
-            await cross_signing.ensure_cross_signed(
-                client,
-                key_file=session_config.cross_signing_key_file,
-                encryption_key=cross_signing_key,
-                password=password,
-            )
-        except BaseException:
-            await client.close()
-            raise
+        client = await open_cross_signed_session(
+            config.session_config(),
+            password=password,
+            pickle_key=pickle_key,
+            cross_signing_key=cross_signing_key,
+        )
         return cls._wire(config, client, vault, dossier_token, control_secret)
 
     @classmethod
