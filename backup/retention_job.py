@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,29 +38,17 @@ class RetentionOutcome:
     already_done: bool = False
 
 
+@dataclass(kw_only=True)
 class RetentionJob:
-    def __init__(
-        self,
-        *,
-        dossier: DossierClient,
-        service_token: str,
-        admin: AdminApi,
-        transcripts: TranscriptMaker,
-        out_dir: Path,
-        recipient: PublicKey,
-        policy: RetentionPolicy,
-        server_name: str,
-        say: Say,
-    ) -> None:
-        self.dossier = dossier
-        self.service_token = service_token
-        self.admin = admin
-        self.transcripts = transcripts
-        self.out_dir = out_dir
-        self.recipient = recipient
-        self.policy = policy
-        self.server_name = server_name
-        self.say = say
+    dossier: DossierClient
+    service_token: str = field(repr=False)
+    admin: AdminApi
+    transcripts: TranscriptMaker
+    out_dir: Path
+    recipient: PublicKey
+    policy: RetentionPolicy
+    server_name: str
+    say: Say
 
     async def closed_files(self) -> list[tuple[ClosedFile, dict[str, Any]]]:
         found = []

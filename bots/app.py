@@ -39,15 +39,14 @@ from bots.flags.intents import ClearIntents
 from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
-from bots.matrix import cross_signing, history, history_bundles
+from bots.matrix import history, history_bundles
 from bots.matrix.io import MatrixIO
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.room_state import RoomStateCache
-from bots.matrix.session import open_session
+from bots.matrix.session import open_cross_signed_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
-from bots.matrix.undecryptable import UndecryptableEvents
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,11 @@ class BotApp:
     async def create(
         cls, config: BotConfig, *, password: str, pickle_key: str, cross_signing_key: str
     ) -> BotApp:
-        client = await open_session(config, password=password, pickle_key=pickle_key)
+        client = await open_cross_signed_session(
+            config, password=password, pickle_key=pickle_key, cross_signing_key=cross_signing_key
+        )
         try:
-            await _crypto_extensions(client, config, password, cross_signing_key)
+            history.install_shared_history(client)  # MSC3061 / MSC4268, once cross-signed
             return cls._wire(config, client)
         except BaseException:
             await client.close()
@@ -133,15 +134,8 @@ class BotApp:
         )
         sync = cls._register_families(registry, services)
         handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
-        sync_loop = SyncLoop(
-            client,
-            ledger,
-            handlers,
-            UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms,
-            backoff_max_seconds=config.backoff_max_seconds,
-            timeline_limit=config.sync_timeline_limit,
-            snapshot=RoomSnapshot(db, cache),
+        sync_loop = session_sync_loop(
+            client, ledger, handlers, config, snapshot=RoomSnapshot(db, cache)
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
@@ -278,16 +272,3 @@ def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
     watch_arrivals(arrivals, s.client)
     s.background.append(arrivals.fallback.run)
     return arrivals
-
-
-async def _crypto_extensions(
-    client: AsyncClient, config: BotConfig, password: str, cross_signing_key: str
-) -> None:
-    """The bot's device cross-signed, and shared history (MSC3061/MSC4268) installed."""
-    await cross_signing.ensure_cross_signed(
-        client,
-        key_file=config.cross_signing_key_file,
-        encryption_key=cross_signing_key,
-        password=password,
-    )
-    history.install_shared_history(client)

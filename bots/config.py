@@ -80,11 +80,21 @@ class BotConfig(ConfigModel):
         bot = profile.settings.bot
         values = {
             **bot.model_dump(exclude={"localpart"}),
-            "homeserver_url": profile.homeserver_url,
-            "server_name": profile.server_name,
-            "user_id": profile.bot_user_id,
-            "data_dir": profile.var_dir / "bot",
-            "dossier_url": profile.dossier_url,
+            **matrix_account(
+                profile, user_id=profile.bot_user_id, data_dir=profile.var_dir / "bot"
+            ),
             **overrides,
         }
         return validated(cls, values, "section bot du profil", "bot.")
+
+
+def matrix_account(profile: Profile, *, user_id: str, data_dir: Path) -> dict[str, Any]:
+    """What the configuration of a Matrix component (the bot, the mail bridge) takes from the
+    profile: where the homeserver and the dossier are, its account, its folder."""
+    return {
+        "homeserver_url": profile.homeserver_url,
+        "server_name": profile.server_name,
+        "user_id": user_id,
+        "data_dir": data_dir,
+        "dossier_url": profile.dossier_url,
+    }

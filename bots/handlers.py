@@ -7,6 +7,7 @@ import asyncio
 import html
 import logging
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 from nio import (
     AsyncClient,
@@ -53,25 +54,17 @@ class _ReplyToCommand:
         )
 
 
+@dataclass
 class BotHandlers:
-    def __init__(
-        self,
-        client: AsyncClient,
-        io: MatrixIO,
-        registry: CommandRegistry,
-        cache: RoomStateCache,
-        flags: FlagService,
-        *,
-        server_name: str,
-    ) -> None:
-        self.client = client
-        self.io = io
-        self.registry = registry
-        self.cache = cache
-        self.flags = flags
-        self.server_name = server_name
-        self._joining: set[str] = set()
-        self._welcomes: set[asyncio.Task[None]] = set()
+    client: AsyncClient
+    io: MatrixIO
+    registry: CommandRegistry
+    cache: RoomStateCache
+    flags: FlagService
+    _: KW_ONLY
+    server_name: str
+    _joining: set[str] = field(default_factory=set, init=False, repr=False)
+    _welcomes: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     # -- what reaches the ledger --
     def wants(self, event: Event, room: MatrixRoom) -> bool:

@@ -6,7 +6,8 @@
 * ``MATRIX_USER_ID`` (and its text): the form of a Matrix user id the components accept
   (``@localpart:server[:port]``, the localpart in the spec's historical lower-case set).
 * ``sqlite_pragmas`` / ``open_private_sqlite``: how a component's own SQLite file is opened
-  (write-ahead log, ``synchronous=NORMAL``, a busy timeout, the file private to the account).
+  (write-ahead log, ``synchronous=NORMAL``, a busy timeout, the file private to the account);
+  ``has_row``: whether a query finds a row in it.
 * ``write_private``: a private file (0600) written atomically (temporary name, fsync, rename).
 * ``ToldError``: an expected failure whose French ``message`` is shown to the person as is
   (a command's refusal, a form to correct, a mail refused …); each component subclasses it.
@@ -60,6 +61,11 @@ def open_private_sqlite(
     sqlite_pragmas(conn, busy_timeout_ms=busy_timeout_ms)
     path.chmod(0o600)
     return conn
+
+
+def has_row(conn: sqlite3.Connection, query: str, params: tuple[Any, ...]) -> bool:
+    """Whether ``query`` (``SELECT 1 FROM … WHERE …``) finds a row."""
+    return conn.execute(query, params).fetchone() is not None
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -32,7 +32,7 @@ from bots.commands.registry import (
 )
 from bots.dossier_link.arrivals import Arrivals
 from bots.matrix.initial_state import private_room
-from bots.matrix.io import MatrixIO, mention_html, room_link
+from bots.matrix.io import MatrixIO, member_name, mention_html, room_link
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
 
@@ -173,7 +173,7 @@ def register(
         extra = f"\n{welcome.circle_note}" if welcome.circle_note else ""
         # names, not ids: what a nurse reads (and what the PDF transcript prints)
         invitee = await _display_name(client, user)
-        inviter = (room.user_name(ctx.sender) if room else None) or ctx.sender
+        inviter = member_name(client, ctx.room_id, ctx.sender)
         plain = (
             f"{invitee} a été invité(e) dans ce salon par {inviter} (cercle de soins : "
             f"intervenant). Historique : {welcome.way}.{extra}"

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
 
 from bots.dossier_link.operations import RecordActivity
+from bots.outbox import Outbox
 from deployment.conventions import PARIS
 
 SEEN_DAYS = 3
@@ -33,18 +32,6 @@ CREATE TABLE IF NOT EXISTS activity_seen (
 """
 
 
-class Queue(Protocol):
-    def enqueue(
-        self,
-        key: str,
-        operation: str,
-        payload: Mapping[str, Any],
-        *,
-        room_id: str | None = None,
-        at_ms: int | None = None,
-    ) -> bool: ...
-
-
 def paris_day(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).astimezone(PARIS).date().isoformat()
 
@@ -55,7 +42,7 @@ def flag_ref(room_id: str, by: str, at_ms: int) -> str:
 
 
 class Activity:
-    def __init__(self, db: sqlite3.Connection, outbox: Queue) -> None:
+    def __init__(self, db: sqlite3.Connection, outbox: Outbox) -> None:
         self.db = db
         self.outbox = outbox
         with db:

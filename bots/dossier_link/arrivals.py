@@ -42,9 +42,8 @@ from bots.dossier_link.history_fallback import (
     DirectRoom,
     HistoryFallback,
     SendTranscript,
-    member_name,
 )
-from bots.matrix.io import MatrixIO, MatrixRequestError
+from bots.matrix.io import MatrixIO, MatrixRequestError, member_name
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bots.dossier_link.announcements import Announcements
@@ -31,18 +31,12 @@ EXTRACTION_READY = "extraction.ready"  # the dossier's outbox event (dossier_ser
 PatientRoomRequest = Callable[..., dict[str, Any]]
 
 
+@dataclass
 class FileEvents:
-    def __init__(
-        self,
-        links: FileLinks,
-        membership: CircleMembership,
-        announcements: Announcements,
-        patient_room_request: PatientRoomRequest,
-    ) -> None:
-        self.links = links
-        self.membership = membership
-        self.announcements = announcements
-        self.patient_room_request = patient_room_request
+    links: FileLinks
+    membership: CircleMembership
+    announcements: Announcements
+    patient_room_request: PatientRoomRequest
 
     async def on_old_file_event(self, event: Mapping[str, Any]) -> None:
         await self.on_file_event(event, announce=False)

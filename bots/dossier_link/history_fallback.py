@@ -16,11 +16,12 @@ import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from nio import AsyncClient
 
 from bots.dossier_link.arrival_store import ArrivalStore, transcript_due
-from bots.matrix.io import MatrixIO, mention_html, txn_for
+from bots.matrix.io import MatrixIO, member_name, mention_html, txn_for
 
 log = logging.getLogger(__name__)
 
@@ -30,40 +31,21 @@ DirectRoom = Callable[[str], Awaitable[str]]
 Record = Callable[..., Awaitable[None]]  # (room_id, text, *, actor, origin, purpose)
 
 
-def member_name(client: AsyncClient, room_id: str, user: str) -> str:
-    """How the room shows ``user`` (their Matrix id when nio does not know them there)."""
-    room = client.rooms.get(room_id)
-    return (room.user_name(user) if room and user in room.users else None) or user
-
-
+@dataclass
 class HistoryFallback:
-    def __init__(
-        self,
-        client: AsyncClient,
-        io: MatrixIO,
-        store: ArrivalStore,
-        *,
-        send_transcript: SendTranscript,
-        direct_room: DirectRoom,
-        capable_devices: CapableDevices,
-        record: Record,
-        is_patient_room: Callable[[str], bool],
-        now_ms: Callable[[], int],
-        grace_ms: int,
-        window_ms: int,
-    ) -> None:
-        self.client = client
-        self.io = io
-        self.store = store
-        self.send_transcript = send_transcript
-        self.direct_room = direct_room
-        self.capable_devices = capable_devices
-        self.record = record
-        self.is_patient_room = is_patient_room
-        self.now_ms = now_ms
-        self.grace_ms = grace_ms
-        self.window_ms = window_ms
-        self._wake = asyncio.Event()
+    client: AsyncClient
+    io: MatrixIO
+    store: ArrivalStore
+    _: KW_ONLY
+    send_transcript: SendTranscript
+    direct_room: DirectRoom
+    capable_devices: CapableDevices
+    record: Record
+    is_patient_room: Callable[[str], bool]
+    now_ms: Callable[[], int]
+    grace_ms: int
+    window_ms: int
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     @property
     def bot(self) -> str:

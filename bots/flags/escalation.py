@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from deployment.conventions import has_row
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -80,11 +82,10 @@ class EscalationStore:
         )
 
     def is_notice(self, room_id: str, event_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM urgent_notices WHERE room_id=? AND event_id=?", (room_id, event_id)
-            ).fetchone()
-            is not None
+        return has_row(
+            self._db,
+            "SELECT 1 FROM urgent_notices WHERE room_id=? AND event_id=?",
+            (room_id, event_id),
         )
 
     def get(self, room_id: str) -> Escalation | None:

@@ -27,7 +27,7 @@ from bots.flags.model import (
     name_with_markers,
 )
 from bots.flags.spaces import FolderSpaces
-from bots.matrix.io import MatrixIO, mention_html, room_link, txn_for
+from bots.matrix.io import MatrixIO, member_name, mention_html, room_link, txn_for
 from bots.matrix.room_state import RoomStateCache
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ class FlagService:
         return [u for u in room.users if u not in room.invited_users and u != self.client.user_id]
 
     def _name(self, user_id: str, room_id: str) -> str:
-        room = self.client.rooms.get(room_id)
-        return room.user_name(user_id) if room and room.user_name(user_id) else user_id
+        return member_name(self.client, room_id, user_id)
 
     def _check_bot_may_flag(self, room_id: str) -> None:
         """Refuse up front (nothing half done) in a room where the bot may not write the

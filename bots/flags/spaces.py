@@ -30,6 +30,7 @@ from bots.flags.model import ORDER, FlagKind, RoomFlags
 from bots.matrix.initial_state import INVITE_ONLY, history_visible
 from bots.matrix.io import MatrixIO
 from bots.matrix.room_once import create_room_once
+from deployment.conventions import has_row
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,4 @@ class FolderSpaces:
             return space_id
 
     def linked_any(self, room_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM folder_links WHERE room_id=? LIMIT 1", (room_id,)
-            ).fetchone()
-            is not None
-        )
+        return has_row(self._db, "SELECT 1 FROM folder_links WHERE room_id=? LIMIT 1", (room_id,))

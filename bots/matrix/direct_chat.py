@@ -12,6 +12,7 @@ them in its ``SyncStore``; otherwise in this process) spares the homeserver the 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nio import AsyncClient
@@ -47,18 +48,12 @@ class InProcessMemory:
         self._rooms[user_id] = room_id
 
 
+@dataclass
 class DirectChats:
-    def __init__(
-        self,
-        client: AsyncClient,
-        io: MatrixIO,
-        memory: DirectRoomMemory | None = None,
-        room_wait_seconds: float = 15.0,
-    ) -> None:
-        self.client = client
-        self.io = io
-        self.memory: DirectRoomMemory = memory if memory is not None else InProcessMemory()
-        self.room_wait_seconds = room_wait_seconds
+    client: AsyncClient
+    io: MatrixIO
+    memory: DirectRoomMemory = field(default_factory=InProcessMemory)
+    room_wait_seconds: float = 15.0
 
     async def direct_room(self, user_id: str) -> str:
         """The direct chat between the bot and ``user_id``, created when there is none;

@@ -90,6 +90,12 @@ def mention_html(user_id: str, name: str | None = None) -> str:
     )
 
 
+def member_name(client: AsyncClient, room_id: str, user: str) -> str:
+    """How the room shows ``user`` (their Matrix id when nio does not know them there)."""
+    room = client.rooms.get(room_id)
+    return (room.user_name(user) if room and user in room.users else None) or user
+
+
 def room_link(room_id: str, server_name: str) -> str:
     return f"https://matrix.to/#/{room_id}?via={server_name}"
 

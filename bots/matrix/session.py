@@ -13,12 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
 
 from bots.config import BotConfig
+from bots.matrix.cross_signing import ensure_cross_signed
+from bots.matrix.ledger import EventLedger
+from bots.matrix.room_snapshot import RoomSnapshot
+from bots.matrix.sync_loop import EventHandlers, SyncLoop
+from bots.matrix.undecryptable import UndecryptableEvents
+from deployment.conventions import write_private
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +48,7 @@ class StoredSession:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    "user_id": self.user_id,
-                    "device_id": self.device_id,
-                    "access_token": self.access_token,
-                },
-                fh,
-            )
-        os.replace(tmp, path)
+        write_private(path, json.dumps(asdict(self)).encode("utf-8"))
 
 
 def client_config(pickle_key: str, backoff_max_seconds: float) -> AsyncClientConfig:
@@ -115,6 +110,47 @@ async def open_session(config: BotConfig, *, password: str, pickle_key: str) -> 
         await client.close()
         raise
     return client
+
+
+async def open_cross_signed_session(
+    config: BotConfig, *, password: str, pickle_key: str, cross_signing_key: str
+) -> AsyncClient:
+    """`open_session`, then the device cross-signed with the account's kept keys
+    (``bots.matrix.cross_signing``); the client closed again when that fails."""
+    client = await open_session(config, password=password, pickle_key=pickle_key)
+    try:
+        await ensure_cross_signed(
+            client,
+            key_file=config.cross_signing_key_file,
+            encryption_key=cross_signing_key,
+            password=password,
+        )
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+def session_sync_loop(
+    client: AsyncClient,
+    ledger: EventLedger,
+    handlers: EventHandlers,
+    config: BotConfig,
+    *,
+    snapshot: RoomSnapshot | None = None,
+) -> SyncLoop:
+    """The sync loop of a session `open_session` opened (the bot's, the mail bridge's), timed
+    by the same configuration; its undecryptable events kept in the same ledger."""
+    return SyncLoop(
+        client,
+        ledger,
+        handlers,
+        UndecryptableEvents(client, ledger),
+        timeout_ms=config.sync_timeout_ms,
+        backoff_max_seconds=config.backoff_max_seconds,
+        timeline_limit=config.sync_timeline_limit,
+        snapshot=snapshot,
+    )
 
 
 async def _login(client: AsyncClient, config: BotConfig, password: str, device_id: str) -> None:

@@ -24,19 +24,18 @@ from aiohttp import web
 from nio import AsyncClient
 
 from bots.dossier_client import DossierClient
-from bots.matrix import cross_signing
 from bots.matrix.io import MatrixIO, txn_for
 from bots.matrix.ledger import EventLedger, open_database
-from bots.matrix.session import open_session
+from bots.matrix.session import open_cross_signed_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
-from bots.matrix.undecryptable import UndecryptableEvents
 from bridges.mail.config import MailBridgeConfig
 from bridges.mail.control import Control, serve
 from bridges.mail.filing import Filing
 from bridges.mail.handlers import BridgeHandlers
 from bridges.mail.mailboxes import Mailboxes
 from bridges.mail.outbound import MailSender, SendRefused, SendUnavailable, SmtpSettings
+from bridges.mail.posting import MailPoster
 from bridges.mail.render import sent_notice
 from bridges.mail.store import BridgeStore
 from bridges.mail.vault import CredentialVault
@@ -75,18 +74,12 @@ class MailBridge:
         dossier_token: str | None = None,
         control_secret: str | None = None,
     ) -> MailBridge:
-        session_config = config.session_config()
-        client = await open_session(session_config, password=password, pickle_key=pickle_key)
-        try:
-            await cross_signing.ensure_cross_signed(
-                client,
-                key_file=session_config.cross_signing_key_file,
-                encryption_key=cross_signing_key,
-                password=password,
-            )
-        except BaseException:
-            await client.close()
-            raise
+        client = await open_cross_signed_session(
+            config.session_config(),
+            password=password,
+            pickle_key=pickle_key,
+            cross_signing_key=cross_signing_key,
+        )
         return cls._wire(config, client, vault, dossier_token, control_secret)
 
     @classmethod
@@ -105,9 +98,8 @@ class MailBridge:
         http = aiohttp.ClientSession()
         dossier = DossierClient(config.dossier_url, token) if config.dossier_url and token else None
         filing = Filing(dossier) if dossier is not None else None
-        mailboxes = Mailboxes(
-            config, client, io, store, vault, http, filing.proposal if filing else None
-        )
+        poster = MailPoster(io, filing.proposal if filing else None)
+        mailboxes = Mailboxes(config, client, io, store, vault, http, poster)
         sender = MailSender(
             store,
             vault,
@@ -133,14 +125,7 @@ class MailBridge:
             filing=filing,
             directory=dossier,
         )
-        sync_loop = SyncLoop(
-            client,
-            ledger,
-            handlers,
-            UndecryptableEvents(client, ledger),
-            timeout_ms=config.sync_timeout_ms,
-            backoff_max_seconds=config.backoff_max_seconds,
-        )
+        sync_loop = session_sync_loop(client, ledger, handlers, config.session_config())
         control = (
             Control(
                 store, mailboxes, filing, io, secret=control_secret, server_name=config.server_name

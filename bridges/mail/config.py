@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bots.config import BotConfig
+from bots.config import BotConfig, matrix_account
 from bridges.mail.control_client import bridge_enabled, control_socket_path
 from deployment.profile import Profile, parse_size
 from deployment.typed_config import (
@@ -103,12 +103,12 @@ class MailBridgeConfig(ConfigModel):
         section = profile.settings.mail_bridge
         values = {
             **section.model_dump(exclude={"enabled", "localpart"}),
-            "homeserver_url": profile.homeserver_url,
-            "server_name": profile.server_name,
-            "user_id": f"@{section.localpart}:{profile.server_name}",
-            "data_dir": profile.var_dir / "mail",
+            **matrix_account(
+                profile,
+                user_id=f"@{section.localpart}:{profile.server_name}",
+                data_dir=profile.var_dir / "mail",
+            ),
             "max_mail_size": parse_size(section.max_mail_size),
-            "dossier_url": profile.dossier_url,
             "control_socket": control_socket_path(profile.var_dir),
             **overrides,
         }

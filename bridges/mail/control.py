@@ -22,12 +22,12 @@ Routes (POST, JSON; errors ``{"errcode","error"}``, a refusal's ``error`` in Fre
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import email.policy
 import logging
 import re
 import secrets as _random
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -57,23 +57,15 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
 
+@dataclass
 class Control:
-    def __init__(
-        self,
-        store: BridgeStore,
-        mailboxes: Mailboxes,
-        filing: Filing | None,
-        io: MatrixIO,
-        *,
-        secret: str,
-        server_name: str,
-    ) -> None:
-        self.store = store
-        self.mailboxes = mailboxes
-        self.filing = filing
-        self.io = io
-        self.secret = secret
-        self.server_name = server_name
+    store: BridgeStore
+    mailboxes: Mailboxes
+    filing: Filing | None
+    io: MatrixIO
+    _: KW_ONLY
+    secret: str = field(repr=False)
+    server_name: str
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024, middlewares=[self._errors])
@@ -120,7 +112,7 @@ class Control:
         default = config.default_hosts()
         choice = {
             "servers_choice": bool(config.allowed_servers),
-            "default_servers": dataclasses.asdict(default),
+            "default_servers": asdict(default),
         }
         if box is None or not box.connected:
             return web.json_response({"connected": False, **choice})

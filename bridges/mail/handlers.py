@@ -15,7 +15,7 @@ import html
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,34 +74,25 @@ class MailCommandContext(CommandContext):
     content: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass
 class BridgeHandlers:
-    def __init__(
-        self,
-        client: AsyncClient,
-        io: MatrixIO,
-        store: BridgeStore,
-        sender: MailSender,
-        *,
-        server_name: str,
-        connect_mailbox: Callable[[str, str, str], Awaitable[str]],
-        fetch_mail: MailFetcher,
-        fetch_file: FileFetcher,
-        filing: Filing | None,
-        directory: DossierClient | None = None,
-    ) -> None:
-        self.client = client
-        self.io = io
-        self.store = store
-        self.sender = sender
-        self.server_name = server_name
-        self.connect_mailbox = connect_mailbox
-        self.fetch_mail = fetch_mail
-        self.fetch_file = fetch_file
-        self.filing = filing
-        self.directory = directory
+    client: AsyncClient
+    io: MatrixIO
+    store: BridgeStore
+    sender: MailSender
+    _: KW_ONLY
+    server_name: str
+    connect_mailbox: Callable[[str, str, str], Awaitable[str]]
+    fetch_mail: MailFetcher
+    fetch_file: FileFetcher
+    filing: Filing | None
+    directory: DossierClient | None = None
+    registry: CommandRegistry = field(init=False)
+    _joining: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self.registry = CommandRegistry("!", _levels())
         self._register()
-        self._joining: set[str] = set()
 
     # -- commands --
     def _register(self) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from bridges.mail.config import MailBridgeConfig, MailHosts
 from bridges.mail.imap import ImapSession, LoginRefused, MailServerError, tls_context
 from bridges.mail.inbound import ImapSettings, MailboxWatcher, login_refused_notice
 from bridges.mail.outbound import SendRefused, SendUnavailable, SmtpSettings, check_login
-from bridges.mail.posting import MailPoster, Propose
+from bridges.mail.posting import MailPoster
 from bridges.mail.rooms import ensure_courriers, wait_for_room
 from bridges.mail.store import BridgeStore, Mailbox
 from bridges.mail.vault import CredentialVault
@@ -30,26 +32,20 @@ from bridges.mail.vault import CredentialVault
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Mailboxes:
-    def __init__(
-        self,
-        config: MailBridgeConfig,
-        client: AsyncClient,
-        io: MatrixIO,
-        store: BridgeStore,
-        vault: CredentialVault,
-        http: aiohttp.ClientSession,
-        propose: Propose | None = None,
-    ) -> None:
-        self.config = config
-        self.client = client
-        self.io = io
-        self.store = store
-        self.vault = vault
-        self.http = http
-        self.poster = MailPoster(io, propose)
-        self.tls = tls_context(config.ca_file)
-        self.watchers: dict[str, asyncio.Task[None]] = {}
+    config: MailBridgeConfig
+    client: AsyncClient
+    io: MatrixIO
+    store: BridgeStore
+    vault: CredentialVault
+    http: aiohttp.ClientSession
+    poster: MailPoster  # every watcher posts its mails into the Courriers rooms through it
+    tls: ssl.SSLContext = field(init=False)
+    watchers: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.tls = tls_context(self.config.ca_file)
 
     def watch_all(self) -> None:
         for mailbox in self.store.mailboxes():

@@ -38,7 +38,7 @@ import smtplib
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -178,23 +178,15 @@ def check_login(settings: SmtpSettings, tls: ssl.SSLContext, login: str, passwor
         raise SendUnavailable(type(exc).__name__) from exc
 
 
+@dataclass
 class MailSender:
-    def __init__(
-        self,
-        store: BridgeStore,
-        vault: CredentialVault,
-        smtp: SmtpSettings,
-        imap_host: str,
-        imap_port: int,
-        tls: ssl.SSLContext,
-    ) -> None:
-        self.store = store
-        self.vault = vault
-        self.smtp = smtp
-        self.imap_host = imap_host
-        self.imap_port = imap_port
-        self.tls = tls
-        self._lock = asyncio.Lock()
+    store: BridgeStore
+    vault: CredentialVault
+    smtp: SmtpSettings
+    imap_host: str
+    imap_port: int
+    tls: ssl.SSLContext
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def send(
         self, event_id: str, mailbox: Mailbox, message: EmailMessage | None

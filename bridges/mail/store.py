@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bots.matrix.ledger import now_ms
 from bridges.mail.config import MailHosts
+from deployment.conventions import has_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -226,20 +227,15 @@ class BridgeStore:
 
     # -- mails posted --
     def posted(self, owner: str, uidvalidity: int, uid: int) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM mails WHERE owner=? AND uidvalidity=? AND uid=?",
-                (owner, uidvalidity, uid),
-            ).fetchone()
-            is not None
+        return has_row(
+            self._db,
+            "SELECT 1 FROM mails WHERE owner=? AND uidvalidity=? AND uid=?",
+            (owner, uidvalidity, uid),
         )
 
     def posted_message_id(self, owner: str, message_id: str) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM mails WHERE owner=? AND message_id=?", (owner, message_id)
-            ).fetchone()
-            is not None
+        return has_row(
+            self._db, "SELECT 1 FROM mails WHERE owner=? AND message_id=?", (owner, message_id)
         )
 
     def record_posted(self, mail: PostedMail) -> None:

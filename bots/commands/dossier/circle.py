@@ -27,7 +27,7 @@ from bots.commands.registry import (
 from bots.dossier_link.arrivals import Arrivals
 from bots.dossier_link.operations import EndInCircle
 from bots.dossier_link.roles import RoleLabels
-from bots.matrix.io import mention_html
+from bots.matrix.io import member_name, mention_html
 from bots.outbox import Unavailable
 
 ROLE_WORDS = {
@@ -97,8 +97,7 @@ def register(
     ) -> None:
         if any(m.get("matrix_user_id") == user for m in members):
             raise UserError(f"{user} fait déjà partie du cercle de soins.")
-        room = client.rooms.get(ctx.room_id)
-        name = (room.user_name(user) if room and user in room.users else None) or user
+        name = member_name(client, ctx.room_id, user)
         labels = await role_labels()  # before anyone is invited: the reply needs it
         welcome = await arrivals.bring_in(
             ctx.room_id,

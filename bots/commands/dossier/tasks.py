@@ -18,6 +18,7 @@ from bots.commands.registry import (
 from bots.dossier_link.notices import fr_date
 from bots.dossier_link.operations import CloseTask, CreateTask
 from bots.dossier_link.parsing import ParseProblem, parse_task, task_order_key
+from bots.matrix.io import member_name
 from bots.outbox import Unavailable
 
 TASK_ARGS = "libellé [pour @qui] [échéance date] | fait n"
@@ -94,10 +95,9 @@ def register(registry: CommandRegistry, access: FileAccess) -> None:
         if not tasks:
             await ctx.reply("Aucune tâche ouverte.", "Aucune tâche ouverte.")
             return
-        room = access.client.rooms.get(ctx.room_id)
 
         def name(ref: str) -> str:  # a person by the name the room knows, not the id
-            return (room.user_name(ref) if room and ref in room.users else None) or ref
+            return member_name(access.client, ctx.room_id, ref)
 
         plain = ["Tâches ouvertes :"]
         rich = ["<p><strong>Tâches ouvertes</strong></p><ol>"]
