@@ -27,7 +27,8 @@ rooms, time and memory) for sizes this machine cannot populate, without Synapse.
 
 Usage: .venv/bin/python bench/bot_scale.py [--sizes 1000] [--rounds 30] [--fresh]
        .venv/bin/python bench/bot_scale.py --synthetic --sizes 20000
-       (sizes: any of 1000,5000,20000; 1000 takes a few minutes the first time)
+       (sizes: any of 1000,5000,20000; 1000 takes a few minutes the first time; at least
+       51 rooms, the storm's 50 and the command room: a smaller size is refused)
 
 Measured 2026-12-03 (shared 2-core machine, single profile: one Synapse on SQLite; other
 helpers' tests and benches running in the idle class; load average at each run in brackets).
@@ -115,6 +116,7 @@ from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 POOL = 40  # professionals without E2EE devices, members of the rooms
 STORM_ROOMS = 50
+SMALLEST = STORM_ROOMS + 1  # the storm's rooms, then the professional's command room
 
 
 # --- one homeserver per size, populated once -------------------------------------------
@@ -673,9 +675,32 @@ async def bench(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
 
+def sizes(parser: argparse.ArgumentParser, text: str, *, synthetic: bool) -> list[int]:
+    """The sizes asked for. A homeserver holds the storm's rooms, then the command room (the
+    last one made): a smaller one would make its command room among the storm's, without the
+    professional, and fail at the first command; so it is refused here, before any work."""
+    try:
+        out = [int(s) for s in re.split(r"[ ,]+", text) if s]
+    except ValueError:
+        parser.error(f"--sizes : des nombres de salons séparés par des virgules, pas « {text} »")
+    smallest, why = (
+        (1, "")
+        if synthetic
+        else (SMALLEST, f" ({STORM_ROOMS} pour la tempête et celui des commandes)")
+    )
+    if not out or min(out) < smallest:
+        parser.error(f"--sizes : au moins {smallest} salon{'s' * (smallest > 1)}{why}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1000", help="e.g. 1000,5000,20000")
+    parser.add_argument(
+        "--sizes",
+        default="1000",
+        help=f"e.g. 1000,5000,20000; at least {SMALLEST} ({STORM_ROOMS} storm rooms and the "
+        "command room), 1 with --synthetic",
+    )
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--restarts", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=15)
@@ -695,7 +720,7 @@ def main() -> None:
         "--synthetic", action="store_true", help="only the bot's snapshot read-back, no Synapse"
     )
     args = parser.parse_args()
-    args.sizes = [int(s) for s in re.split(r"[ ,]+", args.sizes) if s]
+    args.sizes = sizes(parser, args.sizes, synthetic=args.synthetic)
     if args.synthetic:
         for size in args.sizes:
             print(f"== reprise du bot seule (sans Synapse), {size} salons")

@@ -12,10 +12,14 @@ worker (facts read in the service, the workbook written by its render child).
    time and peak RSS of the service plus its render child, the documents' sizes; the
    workbook's summary checked against the figures the platform was built with.
 2. Under load: ``--clients`` closed-loop clients read, as a care-circle member, a patient's
-   file page (``/patients/{id}``) and the task dashboard (``/taches``) the whole time, while
+   file page (``/patients/{id}``) and the task dashboard (``/taches``) the whole time, each
+   client both pages in turn (client n starting with page n % 2, so that one client reads
+   both and any number reads them evenly; until 2026-12-03 client n read page n % 2 only,
+   which left the dashboard unread with one client: the figures below are from then), while
    quiet windows and extractions alternate (quiet, platform, quiet, structure, quiet, … for
    ``--rounds``); each read is counted in the window it started in, so the p50/p99 with and
-   without an extraction come from the same run, interleaved.
+   without an extraction come from the same run, interleaved. A page without reads in a
+   window is said so, not measured.
 
     python bench/extraction.py [--patients 10000] [--notebook 1000000] [--rounds 2]
                                [--quiet 8] [--clients 8] [--database-url URL]
@@ -270,8 +274,11 @@ async def readers(
     async with aiohttp.ClientSession(base, connector=connector, cookies=cookie) as http:
 
         async def reader(n: int) -> None:
-            page, path = list(pages.items())[n % len(pages)]
+            order = list(pages.items())
+            turn = n  # every page in turn, from page n: one client reads them all
             while not stop.is_set():
+                page, path = order[turn % len(order)]
+                turn += 1
                 window, t0 = reads.current, time.perf_counter()
                 async with http.get(path, allow_redirects=False) as resp:
                     await resp.read()
@@ -322,7 +329,9 @@ async def main() -> None:
     parser.add_argument("--notebook", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quiet", type=float, default=8.0, help="seconds of each quiet window")
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--clients", type=int, default=8, help="readers, each reading both pages in turn"
+    )
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
         "--cache-dir",
@@ -403,10 +412,19 @@ async def main() -> None:
         print(
             f"  {scope:<10} {len(walls)} runs, median {statistics.median(walls):.1f} s, "
             f"max {max(walls):.1f} s"
+            if walls
+            else f"  {scope:<10} no run (--rounds 0)"
         )
     print(f"\nother users' reads ({args.clients} clients, {reads.errors} errors):")
     for page in pages:
-        quiet, during = reads.windows["quiet"][page], reads.windows["during"][page]
+        quiet = reads.windows.get("quiet", {}).get(page, [])
+        during = reads.windows.get("during", {}).get(page, [])
+        if not quiet or not during:
+            print(
+                f"  {page:<10} not measured: {len(quiet)} reads without an extraction, "
+                f"{len(during)} during one (no extraction under load, or a window too short)"
+            )
+            continue
         ratio = pct(during, 0.99) / pct(quiet, 0.99)
         print(
             f"  {page:<10} without: {len(quiet):5} reads p50 {pct(quiet, 0.5):6.1f} ms p99 "

@@ -8,7 +8,7 @@ its fixed device id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deployment.secrets import Secrets, read_or_create
 from homeserver.admin_api import AdminApi, AdminApiError
@@ -20,7 +20,7 @@ ADMIN_TOKEN_FILE = "admin_access_token"
 @dataclass(frozen=True)
 class ServiceAccounts:
     admin_user_id: str
-    admin_token: str
+    admin_token: str = field(repr=False)
     bot_user_id: str
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -59,7 +59,7 @@ def shared_secret_mac(secret: str, nonce: str, user: str, password: str, admin: 
 @dataclass(frozen=True)
 class RegisteredUser:
     user_id: str
-    access_token: str
+    access_token: str = field(repr=False)
     device_id: str
 
 

@@ -15,7 +15,7 @@ import hmac
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,7 +49,7 @@ class MediaSource:
     """Where an attachment lives: a plain mxc URL, or an encrypted `file` object."""
 
     mxc: str
-    key: str | None = None  # JWK "k" (unpadded url-safe base64)
+    key: str | None = field(default=None, repr=False)  # JWK "k" (unpadded url-safe base64)
     iv: str | None = None
     ciphertext_sha256: str | None = None  # unpadded base64
 

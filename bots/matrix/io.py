@@ -16,7 +16,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class UploadedFile:
     size of the plain file."""
 
     url: str
-    keys: Mapping[str, Any]
+    keys: Mapping[str, Any] = field(repr=False)  # the file's decryption key among them
     size: int
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
@@ -37,7 +37,7 @@ class SessionError(Exception):
 class StoredSession:
     user_id: str
     device_id: str
-    access_token: str
+    access_token: str = field(repr=False)  # the bot's credential: never in a log line
 
     @classmethod
     def load(cls, path: Path) -> StoredSession | None:

@@ -14,7 +14,7 @@ No mail content is stored: subjects and bodies stay in the mailbox and the encry
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bots.matrix.ledger import now_ms
 from bridges.mail.config import MailHosts
@@ -81,7 +81,7 @@ _SERVER_COLUMNS = (
 class Mailbox:
     owner: str
     address: str
-    sealed_password: bytes
+    sealed_password: bytes = field(repr=False)
     credentials_version: int
     room_id: str | None
     space_id: str | None
