@@ -18,7 +18,7 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -47,7 +47,7 @@ class AuthError(Refusal):
 class Session:
     user_id: str
     expires_at: int
-    nonce: str
+    nonce: str = field(repr=False)
     via_cookie: bool = False
     issued_at: float = 0.0  # tokens of before issue 12 carry none: ended by any revocation
 

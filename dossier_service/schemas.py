@@ -273,7 +273,9 @@ class OpenIdLoginIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    access_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    access_token: Annotated[str, StringConstraints(min_length=1, max_length=512)] = Field(
+        repr=False
+    )
     token_type: str = "Bearer"
     matrix_server_name: Annotated[str, StringConstraints(max_length=255)] | None = None
     expires_in: int | None = None

@@ -4,12 +4,18 @@ in ``tests/deployment/test_profile_and_secrets.py``)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bots.export.media import MediaSource
 from bots.matrix.io import UploadedFile
 from bots.matrix.session import StoredSession
 from bridges.mail.store import Mailbox
+from dossier_service.api.session import LoggedIn, Me
+from dossier_service.auth import Session
+from dossier_service.directory.account_requests import Approval
+from dossier_service.schemas import OpenIdLoginIn
 from homeserver.accounts import ServiceAccounts
 from homeserver.admin_api import RegisteredUser
 
@@ -37,6 +43,21 @@ HOLDERS = {
     ),
     "service accounts": ServiceAccounts("@cercle-admin:example.org", SECRET, "@bot:example.org"),
     "registered user": RegisteredUser("@pro:example.org", SECRET, "DEVICE"),
+    "account approved": Approval(
+        1, "@pro:example.org", "Dr Pro", SECRET, datetime(2026, 12, 3, tzinfo=UTC)
+    ),
+    "dossier session": Session("@pro:example.org", 0, SECRET),
+    "dossier login": LoggedIn(
+        user_id="@pro:example.org",
+        session_token=SECRET,
+        csrf_token=SECRET,
+        expires_in=60,
+        is_admin=False,
+    ),
+    "who is calling": Me(
+        user_id="@pro:example.org", kind="user", is_admin=False, csrf_token=SECRET
+    ),
+    "OpenID token": OpenIdLoginIn(access_token=SECRET),
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service import appkeys, auth
@@ -31,15 +31,17 @@ class Me(BaseModel):
     user_id: str
     kind: Literal["user", "service"]
     is_admin: bool
-    csrf_token: str | None = None  # for a cookie session: the header its writes must carry
+    csrf_token: str | None = Field(
+        default=None, repr=False
+    )  # for a cookie session: the header its writes must carry
 
 
 class LoggedIn(BaseModel):
     """A new dossier session (``POST /api/v1/login``)."""
 
     user_id: str
-    session_token: str
-    csrf_token: str
+    session_token: str = Field(repr=False)
+    csrf_token: str = Field(repr=False)
     expires_in: int
     is_admin: bool
 

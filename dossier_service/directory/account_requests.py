@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -100,7 +100,7 @@ class Approval:
     request_id: int
     mxid: str
     display_name: str
-    activation_token: str
+    activation_token: str = field(repr=False)
     expires_at: datetime
 
     def activation_url(self, public_url: str) -> str:
