@@ -1,0 +1,161 @@
+"""A join racing another event of the same room: Synapse's ``state`` block (clients that do not
+ask for MSC4222 ``state_after``, nio among them, so the bot) can say « invited » for a person
+the server holds as joined.
+
+Why: both events are made from the same forward extremity, so the room's DAG forks (two forward
+extremities). Synapse's current state (``/members``, ``/joined_members``) resolves both branches
+— joined. But a /sync ``state`` block is built from the state *after an event*: after the room's
+last event in stream order for a full-state sync with nothing new in the timeline
+(``get_state_ids_at``, "FIXME … might not be the same as the current state … if there were
+multiple forward extremities"), after the timeline's first event for an incremental one. When
+the join was persisted first, that last / first event is the other branch's, whose state
+still has the invitation.
+
+This is what a leftover two-member room of the bot's test account showed (the bot's direct
+chat: the bot's first message racing the professional's auto-join): the room snapshot, built
+from the incremental syncs that carried the join in their timeline, said joined — right; the
+full-state /sync said invited — stale. ``state_after`` (the room's current state) is right.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+import pytest
+from support import _http_json
+
+pytestmark = pytest.mark.integration
+
+STATE_AFTER = "org.matrix.msc4222.state_after"
+
+
+def sync(
+    synapse: Any, token: str, since: str | None, *, full_state: bool = False, after: bool = False
+) -> Any:
+    # a filter of its own at each call: Synapse answers identical /sync requests from a cache
+    query = {
+        "timeout": "0",
+        "filter": json.dumps({"presence": {"not_types": [secrets.token_hex(4)]}}),
+    }
+    if since:
+        query["since"] = since
+    if full_state:
+        query["full_state"] = "true"
+    if after:
+        query["org.matrix.msc4222.use_state_after"] = "true"
+    url = f"{synapse.base_url}/_matrix/client/v3/sync?{urllib.parse.urlencode(query)}"
+    return _http_json("GET", url, token=token)
+
+
+def membership(block: dict[str, Any], user_id: str) -> str | None:
+    return next(
+        (
+            e["content"]["membership"]
+            for e in block.get("events", [])
+            if e["type"] == "m.room.member" and e["state_key"] == user_id
+        ),
+        None,
+    )
+
+
+def synced_room(synapse: Any, token: str, since: str, room: str) -> tuple[dict[str, Any], str]:
+    for _ in range(50):
+        resp = sync(synapse, token, since)
+        if room in resp["rooms"].get("join", {}):
+            return resp["rooms"]["join"][room], str(resp["next_batch"])
+        time.sleep(0.1)
+    raise AssertionError("salon absent de la sync")
+
+
+def race_join_and_topic(base: str, room: str, guest: Any, host: Any, delay: float) -> None:
+    """``guest`` joins while ``host`` changes the topic ``delay`` seconds later (a join takes
+    ~30 ms: the topic is made inside it, from the same forward extremity)."""
+    start = threading.Barrier(2)
+
+    def join() -> None:
+        start.wait()
+        _http_json("POST", f"{base}/_matrix/client/v3/join/{room}", {}, token=guest.access_token)
+
+    def topic() -> None:
+        start.wait()
+        time.sleep(delay)
+        _http_json(
+            "PUT",
+            f"{base}/_matrix/client/v3/rooms/{room}/state/m.room.topic/",
+            {"topic": "en même temps"},
+            token=host.access_token,
+        )
+
+    threads = [threading.Thread(target=join), threading.Thread(target=topic)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_factory: Any) -> None:
+    base = synapse.base_url
+    host = user_factory()
+    for attempt in range(40):
+        guest = user_factory()
+        room = _http_json(
+            "POST",
+            f"{base}/_matrix/client/v3/createRoom",
+            {"preset": "private_chat", "invite": [guest.user_id], "is_direct": True},
+            token=host.access_token,
+        )["room_id"]
+        before = sync(synapse, host.access_token, None)["next_batch"]
+        race_join_and_topic(base, room, guest, host, 0.004 + (attempt % 8) * 0.002)
+        quoted = urllib.parse.quote(room)
+        extremities = _http_json(
+            "GET",
+            f"{base}/_synapse/admin/v1/rooms/{quoted}/forward_extremities",
+            token=synapse.admin_token,
+        )["count"]
+        incremental, now = synced_room(synapse, host.access_token, before, room)
+        order = [e["type"] for e in incremental["timeline"]["events"]]
+        if extremities == 2 and order[-2:] == ["m.room.member", "m.room.topic"]:
+            break
+    else:
+        pytest.skip("pas de fourche jointure puis sujet obtenue")
+
+    # the server's truth: joined
+    joined = _http_json(
+        "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/joined_members", token=host.access_token
+    )["joined"]
+    assert guest.user_id in joined
+    members = _http_json(
+        "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/members", token=host.access_token
+    )
+    assert membership({"events": members["chunk"]}, guest.user_id) == "join"
+
+    # the incremental sync that carried both events: the join in the timeline, no state block
+    # for her — what the bot's room snapshot records (joined)
+    assert membership(incremental.get("state", {}), guest.user_id) is None
+    assert any(
+        e["type"] == "m.room.member" and e["state_key"] == guest.user_id
+        for e in incremental["timeline"]["events"]
+    )
+
+    # a full-state sync, nothing new since: the state after the room's last event — invited
+    full = sync(synapse, host.access_token, now, full_state=True)["rooms"]["join"][room]
+    assert full["timeline"]["events"] == []
+    assert membership(full["state"], guest.user_id) == "invite"
+
+    # an incremental sync whose timeline starts after the join (the join was in the previous
+    # one): its state block repeats the invitation (element-hq/synapse#17430). The token is
+    # the current one one event back (Synapse's ``s<room position>_…`` tokens).
+    position, rest = now[1:].split("_", 1)
+    between = f"s{int(position) - 1}_{rest}"
+    later = sync(synapse, host.access_token, between)["rooms"]["join"][room]
+    assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
+    assert membership(later["state"], guest.user_id) == "invite"
+
+    # MSC4222's state_after is the room's current state: joined
+    after = sync(synapse, host.access_token, now, full_state=True, after=True)
+    assert membership(after["rooms"]["join"][room][STATE_AFTER], guest.user_id) == "join"
