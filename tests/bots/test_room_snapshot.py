@@ -171,3 +171,64 @@ def test_last_event_of_a_key_wins_and_leaves_delete(tmp_path):
     assert db.execute("SELECT room_id FROM room_state").fetchall() == [("!b:x",)]
     snap.record(response({"!c:x": [member("@w:x", "join")]}), full_state=True)
     assert db.execute("SELECT room_id FROM room_state").fetchall() == [("!c:x",)]
+
+
+async def test_a_repeated_invitation_does_not_demote_a_joined_member(tmp_path):
+    """Synapse's incremental state block can repeat the invitation of a person whose join an
+    earlier timeline carried (a join that forked the room: element-hq/synapse#17430,
+    tests/homeserver/test_sync_full_state_fork.py). nio keeps her joined; the snapshot too,
+    or after a restart her commands would be refused as from a non-member."""
+    db = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+    db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    snap = RoomSnapshot(db, RoomStateCache())
+    live = AsyncClient("http://localhost", "@bot:x")
+
+    def event(event_type: str, key: str, sender: str, content: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": event_type,
+            "state_key": key,
+            "sender": sender,
+            "event_id": f"${len(content)}{event_type}{key}{sorted(content.items())}",
+            "origin_server_ts": 1,
+            "content": content,
+        }
+
+    def invite(user: str) -> dict[str, Any]:
+        return event("m.room.member", user, "@bot:x", {"membership": "invite"})
+
+    def join(user: str) -> dict[str, Any]:
+        return event("m.room.member", user, user, {"membership": "join", "displayname": "U"})
+
+    def leave(user: str) -> dict[str, Any]:
+        return event("m.room.member", user, user, {"membership": "leave"})
+
+    topic = event("m.room.topic", "", "@bot:x", {"topic": "t"})
+    responses = [  # (state block, timeline, full state)
+        ([join("@bot:x")], [invite("@u:x"), join("@u:x"), invite("@v:x")], True),
+        ([invite("@u:x")], [topic], False),  # the stale repeat: she stays joined
+        ([], [leave("@v:x"), invite("@v:x"), join("@w:x")], False),  # re-invited: invited
+        ([invite("@w:x")], [join("@x:x")], False),  # stale in the same response as a join
+        ([invite("@x:x")], [], False),
+    ]
+    for n, (state, timeline, full_state) in enumerate(responses):
+        resp = SyncResponse.from_dict(
+            {
+                "next_batch": f"s{n}",
+                "rooms": {
+                    "join": {
+                        "!a:x": {
+                            "timeline": {"events": timeline, "limited": False},
+                            "state": {"events": state},
+                        }
+                    }
+                },
+            }
+        )
+        await live.receive_response(resp)
+        snap.record(resp, full_state=full_state)
+
+    restored = AsyncClient("http://localhost", "@bot:x")
+    snap.restore(restored)
+    assert room_view(restored, "!a:x") == room_view(live, "!a:x")
+    assert room_view(restored, "!a:x")["joined"] == ["@bot:x", "@u:x", "@w:x", "@x:x"]
+    assert room_view(restored, "!a:x")["invited"] == ["@v:x"]
