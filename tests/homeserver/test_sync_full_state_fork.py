@@ -72,14 +72,16 @@ def synced_room(synapse: Any, token: str, since: str, room: str) -> tuple[dict[s
     raise AssertionError("salon absent de la sync")
 
 
-def race_join_and_topic(base: str, room: str, guest: Any, host: Any, delay: float) -> None:
-    """``guest`` joins while ``host`` changes the topic ``delay`` seconds later (a join takes
-    ~30 ms: the topic is made inside it, from the same forward extremity)."""
+def race(base: str, room: str, guest: Any, host: Any, move: str, delay: float) -> None:
+    """``guest`` joins or leaves (``move``) while ``host`` changes the topic ``delay`` seconds
+    later (a membership change takes ~30 ms: the topic is made inside it, from the same
+    forward extremity)."""
     start = threading.Barrier(2)
+    path = f"join/{room}" if move == "join" else f"rooms/{room}/leave"
 
-    def join() -> None:
+    def membership() -> None:
         start.wait()
-        _http_json("POST", f"{base}/_matrix/client/v3/join/{room}", {}, token=guest.access_token)
+        _http_json("POST", f"{base}/_matrix/client/v3/{path}", {}, token=guest.access_token)
 
     def topic() -> None:
         start.wait()
@@ -91,14 +93,16 @@ def race_join_and_topic(base: str, room: str, guest: Any, host: Any, delay: floa
             token=host.access_token,
         )
 
-    threads = [threading.Thread(target=join), threading.Thread(target=topic)]
+    threads = [threading.Thread(target=membership), threading.Thread(target=topic)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
 
-def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_factory: Any) -> None:
+def forked_room(synapse: Any, user_factory: Any, move: str) -> tuple[Any, Any, str, Any, str]:
+    """(host, guest, room, the host's incremental sync of the race, its token): a room whose
+    DAG forked, ``guest``'s join or leave persisted before the host's concurrent topic."""
     base = synapse.base_url
     host = user_factory()
     for attempt in range(40):
@@ -109,20 +113,34 @@ def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_fac
             {"preset": "private_chat", "invite": [guest.user_id], "is_direct": True},
             token=host.access_token,
         )["room_id"]
+        if move == "leave":
+            _http_json(
+                "POST", f"{base}/_matrix/client/v3/join/{room}", {}, token=guest.access_token
+            )
         before = sync(synapse, host.access_token, None)["next_batch"]
-        race_join_and_topic(base, room, guest, host, 0.004 + (attempt % 8) * 0.002)
-        quoted = urllib.parse.quote(room)
+        race(base, room, guest, host, move, 0.004 + (attempt % 8) * 0.002)
         extremities = _http_json(
             "GET",
-            f"{base}/_synapse/admin/v1/rooms/{quoted}/forward_extremities",
+            f"{base}/_synapse/admin/v1/rooms/{urllib.parse.quote(room)}/forward_extremities",
             token=synapse.admin_token,
         )["count"]
         incremental, now = synced_room(synapse, host.access_token, before, room)
         order = [e["type"] for e in incremental["timeline"]["events"]]
         if extremities == 2 and order[-2:] == ["m.room.member", "m.room.topic"]:
-            break
-    else:
-        pytest.skip("pas de fourche jointure puis sujet obtenue")
+            return host, guest, room, incremental, now
+    pytest.skip("pas de fourche membre puis sujet obtenue")
+
+
+def one_event_back(token: str) -> str:
+    """The sync token one room event before ``token`` (Synapse's ``s<position>_…``)."""
+    position, rest = token[1:].split("_", 1)
+    return f"s{int(position) - 1}_{rest}"
+
+
+def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_factory: Any) -> None:
+    base = synapse.base_url
+    host, guest, room, incremental, now = forked_room(synapse, user_factory, "join")
+    quoted = urllib.parse.quote(room)
 
     # the server's truth: joined
     joined = _http_json(
@@ -148,14 +166,34 @@ def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_fac
     assert membership(full["state"], guest.user_id) == "invite"
 
     # an incremental sync whose timeline starts after the join (the join was in the previous
-    # one): its state block repeats the invitation (element-hq/synapse#17430). The token is
-    # the current one one event back (Synapse's ``s<room position>_…`` tokens).
-    position, rest = now[1:].split("_", 1)
-    between = f"s{int(position) - 1}_{rest}"
-    later = sync(synapse, host.access_token, between)["rooms"]["join"][room]
+    # one): its state block repeats the invitation (element-hq/synapse#17430)
+    later = sync(synapse, host.access_token, one_event_back(now))["rooms"]["join"][room]
     assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
     assert membership(later["state"], guest.user_id) == "invite"
 
     # MSC4222's state_after is the room's current state: joined
     after = sync(synapse, host.access_token, now, full_state=True, after=True)
     assert membership(after["rooms"]["join"][room][STATE_AFTER], guest.user_id) == "join"
+
+
+def test_full_state_sync_says_joined_after_a_forked_leave(synapse: Any, user_factory: Any) -> None:
+    """The other way round, the one that matters more: someone who left is shown joined — by
+    the full state, and by the state block of an incremental sync, which nio applies (it
+    re-adds her; the invitation case above, nio ignores)."""
+    base = synapse.base_url
+    host, guest, room, incremental, now = forked_room(synapse, user_factory, "leave")
+    quoted = urllib.parse.quote(room)
+    joined = _http_json(
+        "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/joined_members", token=host.access_token
+    )["joined"]
+    assert guest.user_id not in joined
+    assert membership(incremental.get("state", {}), guest.user_id) is None
+
+    full = sync(synapse, host.access_token, now, full_state=True)["rooms"]["join"][room]
+    assert membership(full["state"], guest.user_id) == "join"
+    later = sync(synapse, host.access_token, one_event_back(now))["rooms"]["join"][room]
+    assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
+    assert membership(later["state"], guest.user_id) == "join"
+
+    after = sync(synapse, host.access_token, now, full_state=True, after=True)
+    assert membership(after["rooms"]["join"][room][STATE_AFTER], guest.user_id) == "leave"
