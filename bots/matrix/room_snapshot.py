@@ -60,6 +60,8 @@ class RoomSnapshot:
         latest: dict[tuple[str, str, str], tuple[str, str] | None] = {}
         for room_id, info in resp.rooms.join.items():
             events: Iterable[Any] = [*info.state, *info.timeline.events]
+            # no gap: every membership change since the last sync is in the timeline
+            gapless = not info.timeline.limited
             for event in events:
                 source = getattr(event, "source", None)
                 if not isinstance(source, Mapping):
@@ -75,10 +77,16 @@ class RoomSnapshot:
                     continue
                 key = (room_id, event_type, state_key)
                 membership = content.get("membership") if event_type == "m.room.member" else None
-                if membership == "invite" and self._joined(key, latest, full_state=full_state):
-                    # a joined member is never invited (the auth rules refuse it): a stale
-                    # state block (a join that forked the room, element-hq/synapse#17430).
-                    # nio keeps her joined; the snapshot too, so a restart rebuilds the same
+                if (
+                    membership == "invite"
+                    and gapless
+                    and self._joined(key, latest, full_state=full_state)
+                ):
+                    # a joined member is invited only after leaving (the auth rules), and
+                    # without a gap her leave would be here: a stale state block (a join that
+                    # forked the room, element-hq/synapse#17430). nio keeps her joined; the
+                    # snapshot too, so a restart rebuilds the same. After a gap, she may
+                    # have left and been invited again in it: the invitation is kept.
                     continue
                 if event_type == "m.room.member" and membership not in ("join", "invite"):
                     latest[key] = None
