@@ -1,20 +1,18 @@
-"""A join racing another event of the same room: Synapse's ``state`` block (clients that do not
-ask for MSC4222 ``state_after``, nio among them, so the bot) can say « invited » for a person
-the server holds as joined.
+"""A join or a leave racing another event of the same room: Synapse's ``state`` block (for
+clients that do not ask for MSC4222 ``state_after``: nio, so the bot) can show the person's
+previous membership — « invited » once she joined, « joined » once she left.
 
 Why: both events are made from the same forward extremity, so the room's DAG forks (two forward
-extremities). Synapse's current state (``/members``, ``/joined_members``) resolves both branches
-— joined. But a /sync ``state`` block is built from the state *after an event*: after the room's
-last event in stream order for a full-state sync with nothing new in the timeline
-(``get_state_ids_at``, "FIXME … might not be the same as the current state … if there were
-multiple forward extremities"), after the timeline's first event for an incremental one. When
-the join was persisted first, that last / first event is the other branch's, whose state
-still has the invitation.
+extremities). Synapse's current state (``/members``) resolves both branches. But a /sync
+``state`` block is built from the state *after one event*: the room's last event in stream
+order for a full-state sync with nothing new in the timeline (``get_state_ids_at``: "FIXME …
+might not be the same as the current state … if there were multiple forward extremities"),
+the timeline's first event for an incremental one. When the membership change was persisted
+first, that event is the other branch's, whose state still has the old membership.
 
-This is what a leftover two-member room of the bot's test account showed (the bot's direct
-chat: the bot's first message racing the professional's auto-join): the room snapshot, built
-from the incremental syncs that carried the join in their timeline, said joined — right; the
-full-state /sync said invited — stale. ``state_after`` (the room's current state) is right.
+This is what a leftover two-member room of the bot's test account showed: the room snapshot,
+built from the incremental syncs that carried the join in their timeline, said joined — as the
+server does; the full-state /sync said invited — stale. ``state_after`` is the current state.
 """
 
 from __future__ import annotations
@@ -137,63 +135,59 @@ def one_event_back(token: str) -> str:
     return f"s{int(position) - 1}_{rest}"
 
 
-def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_factory: Any) -> None:
+def views(synapse: Any, host: Any, room: str, user_id: str, now: str) -> dict[str, Any]:
+    """``user_id``'s membership as the server holds it and as each kind of /sync shows it to
+    ``host``, nothing having happened since ``now``."""
     base = synapse.base_url
-    host, guest, room, incremental, now = forked_room(synapse, user_factory, "join")
     quoted = urllib.parse.quote(room)
-
-    # the server's truth: joined
-    joined = _http_json(
-        "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/joined_members", token=host.access_token
-    )["joined"]
-    assert guest.user_id in joined
     members = _http_json(
         "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/members", token=host.access_token
-    )
-    assert membership({"events": members["chunk"]}, guest.user_id) == "join"
+    )["chunk"]
+    full = sync(synapse, host.access_token, now, full_state=True)["rooms"]["join"][room]
+    assert full["timeline"]["events"] == []
+    # a sync whose timeline starts after her join or leave (carried by the previous one)
+    later = sync(synapse, host.access_token, one_event_back(now))["rooms"]["join"][room]
+    assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
+    after = sync(synapse, host.access_token, now, full_state=True, after=True)
+    return {
+        "server": membership({"events": members}, user_id),
+        "full state": membership(full["state"], user_id),
+        "next state block": membership(later["state"], user_id),
+        "state_after": membership(after["rooms"]["join"][room][STATE_AFTER], user_id),
+    }
 
-    # the incremental sync that carried both events: the join in the timeline, no state block
-    # for her — what the bot's room snapshot records (joined)
-    assert membership(incremental.get("state", {}), guest.user_id) is None
-    assert any(
-        e["type"] == "m.room.member" and e["state_key"] == guest.user_id
+
+def carried_in_timeline(incremental: dict[str, Any], user_id: str) -> bool:
+    """The incremental sync that carried the race: her change in the timeline, none in state
+    (what nio and the room snapshot apply)."""
+    return membership(incremental.get("state", {}), user_id) is None and any(
+        e["type"] == "m.room.member" and e["state_key"] == user_id
         for e in incremental["timeline"]["events"]
     )
 
-    # a full-state sync, nothing new since: the state after the room's last event — invited
-    full = sync(synapse, host.access_token, now, full_state=True)["rooms"]["join"][room]
-    assert full["timeline"]["events"] == []
-    assert membership(full["state"], guest.user_id) == "invite"
 
-    # an incremental sync whose timeline starts after the join (the join was in the previous
-    # one): its state block repeats the invitation (element-hq/synapse#17430)
-    later = sync(synapse, host.access_token, one_event_back(now))["rooms"]["join"][room]
-    assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
-    assert membership(later["state"], guest.user_id) == "invite"
-
-    # MSC4222's state_after is the room's current state: joined
-    after = sync(synapse, host.access_token, now, full_state=True, after=True)
-    assert membership(after["rooms"]["join"][room][STATE_AFTER], guest.user_id) == "join"
+def test_full_state_sync_says_invited_after_a_forked_join(synapse: Any, user_factory: Any) -> None:
+    host, guest, room, incremental, now = forked_room(synapse, user_factory, "join")
+    assert carried_in_timeline(incremental, guest.user_id)  # the snapshot: joined
+    assert views(synapse, host, room, guest.user_id, now) == {
+        "server": "join",
+        # the state after the room's last event
+        "full state": "invite",
+        # repeats the invitation (element-hq/synapse#17430)
+        "next state block": "invite",
+        "state_after": "join",  # MSC4222: the room's current state
+    }
 
 
 def test_full_state_sync_says_joined_after_a_forked_leave(synapse: Any, user_factory: Any) -> None:
     """The other way round, the one that matters more: someone who left is shown joined — by
     the full state, and by the state block of an incremental sync, which nio applies (it
     re-adds her; the invitation case above, nio ignores)."""
-    base = synapse.base_url
     host, guest, room, incremental, now = forked_room(synapse, user_factory, "leave")
-    quoted = urllib.parse.quote(room)
-    joined = _http_json(
-        "GET", f"{base}/_matrix/client/v3/rooms/{quoted}/joined_members", token=host.access_token
-    )["joined"]
-    assert guest.user_id not in joined
-    assert membership(incremental.get("state", {}), guest.user_id) is None
-
-    full = sync(synapse, host.access_token, now, full_state=True)["rooms"]["join"][room]
-    assert membership(full["state"], guest.user_id) == "join"
-    later = sync(synapse, host.access_token, one_event_back(now))["rooms"]["join"][room]
-    assert [e["type"] for e in later["timeline"]["events"]] == ["m.room.topic"]
-    assert membership(later["state"], guest.user_id) == "join"
-
-    after = sync(synapse, host.access_token, now, full_state=True, after=True)
-    assert membership(after["rooms"]["join"][room][STATE_AFTER], guest.user_id) == "leave"
+    assert carried_in_timeline(incremental, guest.user_id)
+    assert views(synapse, host, room, guest.user_id, now) == {
+        "server": "leave",
+        "full state": "join",
+        "next state block": "join",
+        "state_after": "leave",
+    }
