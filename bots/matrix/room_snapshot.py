@@ -60,6 +60,8 @@ class RoomSnapshot:
         latest: dict[tuple[str, str, str], tuple[str, str] | None] = {}
         for room_id, info in resp.rooms.join.items():
             events: Iterable[Any] = [*info.state, *info.timeline.events]
+            # no gap: every membership change since the last sync is in the timeline
+            gapless = not info.timeline.limited
             for event in events:
                 source = getattr(event, "source", None)
                 if not isinstance(source, Mapping):
@@ -74,10 +76,19 @@ class RoomSnapshot:
                 ):
                     continue
                 key = (room_id, event_type, state_key)
-                if event_type == "m.room.member" and content.get("membership") not in (
-                    "join",
-                    "invite",
+                membership = content.get("membership") if event_type == "m.room.member" else None
+                if (
+                    membership == "invite"
+                    and gapless
+                    and self._joined(key, latest, full_state=full_state)
                 ):
+                    # a joined member is invited only after leaving (the auth rules), and
+                    # without a gap her leave would be here: a stale state block (a join that
+                    # forked the room, element-hq/synapse#17430). nio keeps her joined; the
+                    # snapshot too, so a restart rebuilds the same. After a gap, she may
+                    # have left and been invited again in it: the invitation is kept.
+                    continue
+                if event_type == "m.room.member" and membership not in ("join", "invite"):
                     latest[key] = None
                 else:
                     sender = str(source.get("sender", ""))
@@ -112,6 +123,27 @@ class RoomSnapshot:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _joined(
+        self,
+        key: tuple[str, str, str],
+        latest: Mapping[tuple[str, str, str], tuple[str, str] | None],
+        *,
+        full_state: bool,
+    ) -> bool:
+        """Whether the member of ``key`` is joined: by this response so far, else by the
+        snapshot (replaced by a full-state response, so not read for one)."""
+        if key in latest:
+            value = latest[key]
+            raw = value[1] if value is not None else None
+        elif full_state:
+            raw = None
+        else:
+            row = self._db.execute(
+                "SELECT content FROM room_state WHERE room_id=? AND type=? AND state_key=?", key
+            ).fetchone()
+            raw = row[0] if row else None
+        return raw is not None and json.loads(raw).get("membership") == "join"
 
     # -- read once at start --
     def restore(self, client: AsyncClient) -> int:
