@@ -124,6 +124,36 @@ class RoomSnapshot:
             db.execute("ROLLBACK")
             raise
 
+    def replace_members(self, room_id: str, events: Iterable[Mapping[str, Any]]) -> None:
+        """The room's members replaced by ``events`` (raw member events of its whole current
+        state, as the server returns it): those joined or invited are kept."""
+        rows = [
+            (
+                room_id,
+                "m.room.member",
+                str(event["state_key"]),
+                str(event.get("sender", "")),
+                json.dumps(event["content"], separators=(",", ":")),
+            )
+            for event in events
+            if event["content"].get("membership") in ("join", "invite")
+        ]
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "DELETE FROM room_state WHERE room_id=? AND type='m.room.member'", (room_id,)
+            )
+            db.executemany(
+                "INSERT INTO room_state(room_id, type, state_key, sender, content) "
+                "VALUES(?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def _joined(
         self,
         key: tuple[str, str, str],

@@ -44,6 +44,7 @@ from nio import (
 )
 
 from bots.matrix.ledger import EventLedger, now_ms
+from bots.matrix.member_repair import repair_members, rooms_to_check
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
@@ -197,6 +198,8 @@ class SyncLoop:
                     continue
             delay = 0.5
             try:
+                if not (token is None or full_state):
+                    await self._repair_members(resp)
                 await self._after_sync(resp, skip_timeline=first_ever, since=token)
             except asyncio.CancelledError:
                 raise
@@ -209,6 +212,16 @@ class SyncLoop:
             full_state = False
             self.stats.batches += 1
             self.stats.first_sync_done.set()
+
+    async def _repair_members(self, resp: SyncResponse) -> None:
+        """Before any handler: no former member re-added by a stale state block."""
+        for room_id in rooms_to_check(resp):
+            try:
+                await repair_members(self.client, room_id, self.snapshot)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("membres du salon non relus room=%s", room_id, exc_info=True)
 
     async def _filter_id(self) -> str | dict[str, Any]:
         """The filter uploaded once: every /sync names it instead of carrying it, so the
