@@ -5,6 +5,9 @@ from the server, nio's room and the snapshot corrected (``bots.matrix.member_rep
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,56 +33,69 @@ def snapshot_members(db: sqlite3.Connection, room_id: str) -> dict[str, str]:
     }
 
 
-async def stale_view(synapse: Any, user_factory: Any, tmp_path: Path, move: str) -> tuple[Any, ...]:
+@dataclass
+class Stale:
     """The host's client after the sync whose state block is stale, and its snapshot."""
+
+    client: AsyncClient
+    snapshot: RoomSnapshot
+    db: sqlite3.Connection
+    resp: SyncResponse
+    host: Any
+    guest: Any
+    room: str
+
+
+@asynccontextmanager
+async def stale_view(
+    synapse: Any, user_factory: Any, tmp_path: Path, move: str
+) -> AsyncIterator[Stale]:
     host, guest, room, _, now = forked_room(synapse, user_factory, move)
     client = AsyncClient(
         synapse.base_url, host.user_id, config=AsyncClientConfig(encryption_enabled=False)
     )
     client.access_token, client.device_id = host.access_token, host.device_id
-    resp = await client.sync(timeout=0, since=one_event_back(now))
-    assert isinstance(resp, SyncResponse)
-    db = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
-    db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    snapshot = RoomSnapshot(db, RoomStateCache())
-    snapshot.record(resp, full_state=False)
-    return client, snapshot, db, resp, host, guest, room
+    try:
+        resp = await client.sync(timeout=0, since=one_event_back(now))
+        assert isinstance(resp, SyncResponse)
+        db = sqlite3.connect(tmp_path / "bot.sqlite3", isolation_level=None)
+        db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        snapshot = RoomSnapshot(db, RoomStateCache())
+        snapshot.record(resp, full_state=False)
+        yield Stale(client, snapshot, db, resp, host, guest, room)
+    finally:
+        await client.close()
 
 
 async def test_a_member_who_left_is_not_brought_back(
     synapse: Any, user_factory: Any, tmp_path: Path
 ) -> None:
-    client, snapshot, db, resp, host, guest, room = await stale_view(
-        synapse, user_factory, tmp_path, "leave"
-    )
-    try:
+    async with stale_view(synapse, user_factory, tmp_path, "leave") as s:
+        members = s.client.rooms[s.room]
         # what Synapse and nio give without the repair: she is back (synapse#17430)
-        assert guest.user_id in client.rooms[room].users
-        assert snapshot_members(db, room)[guest.user_id] == "join"
-        assert rooms_to_check(resp) == [room]
+        assert s.guest.user_id in members.users
+        assert snapshot_members(s.db, s.room)[s.guest.user_id] == "join"
+        assert rooms_to_check(s.resp) == [s.room]
 
-        assert await repair_members(client, room, snapshot)
-        assert guest.user_id not in client.rooms[room].users
-        assert host.user_id in client.rooms[room].users
-        assert snapshot_members(db, room) == {host.user_id: "join"}
-        assert not await repair_members(client, room, snapshot)  # nothing left to correct
-    finally:
-        await client.close()
+        assert await repair_members(s.client, s.room, s.snapshot)
+        assert s.guest.user_id not in members.users
+        assert s.host.user_id in members.users
+        assert snapshot_members(s.db, s.room) == {s.host.user_id: "join"}
+        assert not await repair_members(s.client, s.room, s.snapshot)  # nothing left to correct
 
 
 async def test_a_member_who_joined_is_not_left_invited(
     synapse: Any, user_factory: Any, tmp_path: Path
 ) -> None:
-    client, snapshot, db, resp, host, guest, room = await stale_view(
-        synapse, user_factory, tmp_path, "join"
-    )
-    try:
-        assert guest.user_id in client.rooms[room].invited_users  # the stale invitation
-        assert rooms_to_check(resp) == [room]
+    async with stale_view(synapse, user_factory, tmp_path, "join") as s:
+        members = s.client.rooms[s.room]
+        assert s.guest.user_id in members.invited_users  # the stale invitation
+        assert rooms_to_check(s.resp) == [s.room]
 
-        assert await repair_members(client, room, snapshot)
-        assert guest.user_id in client.rooms[room].users
-        assert guest.user_id not in client.rooms[room].invited_users
-        assert snapshot_members(db, room) == {host.user_id: "join", guest.user_id: "join"}
-    finally:
-        await client.close()
+        assert await repair_members(s.client, s.room, s.snapshot)
+        assert s.guest.user_id in members.users
+        assert s.guest.user_id not in members.invited_users
+        assert snapshot_members(s.db, s.room) == {
+            s.host.user_id: "join",
+            s.guest.user_id: "join",
+        }
