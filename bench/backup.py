@@ -6,7 +6,7 @@ backup after 1 % of change, side by side in one run.
                                      [--documents-mb 100] [--cache-dir DIR] [--workdir DIR]
     .venv/bin/python bench/backup.py --full   # the 1,000 rooms / 100,000 messages / 2 GB
 
-The deployment (bench/backup_deployment.py) is generated once per size and kept in
+The deployment (bench/common/backup_deployment.py) is generated once per size and kept in
 ``--cache-dir`` (``/var/tmp/cercle-bench-cache``, on the disk; its path is printed): a real
 Synapse (the deployment's rendering, tests/support.py) gets ``--rooms`` encrypted rooms and
 ``--messages`` real ``m.room.encrypted`` events (megolm, one outbound session per room and
@@ -74,8 +74,8 @@ from backup.crypto import generate_key_pair, load_private_key  # noqa: E402
 from backup.layout import PUBLIC_KEY_FILE  # noqa: E402
 from backup.restore import restore_archive  # noqa: E402
 from backup.snapshot import make_backup  # noqa: E402
-from bench import backup_deployment as bench_deployment  # noqa: E402
-from bench.backup_deployment import (  # noqa: E402
+from bench.common import backup_deployment as bench_deployment  # noqa: E402
+from bench.common.backup_deployment import (  # noqa: E402
     MIB,
     Progress,
     Size,

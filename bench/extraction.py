@@ -2,7 +2,7 @@
 
 A platform with 10,000 patients and 1,000,000 notebook entries, plus a year of activity
 (messages per room and day, flags and their acknowledgements, tasks, circle changes, exports,
-hospitalisations, file closures; ``extraction_platform.py``, cached on disk by its parameters:
+hospitalisations, file closures; ``common/extraction_platform.py``, cached on disk by its parameters:
 a re-run copies it instead of building it). The real service runs in its own process, its
 pages included. Extractions of the year are asked through the HTTP API, as an admin (whole
 platform) and as a structure's referent (his structure), and produced by the service's own
@@ -110,7 +110,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import extraction_platform as bench_platform  # noqa: E402
+from bench.common import extraction_platform as bench_platform  # noqa: E402
 from bench.common.dossier import SESSION_KEY, bench_config, wait_healthy  # noqa: E402
 from bench.common.measures import free_port  # noqa: E402
 

@@ -9,10 +9,15 @@ prints the time per event for rooms of growing membership, with real Synapse eve
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synapse.module_api import EventBase, ModuleApi
 
@@ -65,4 +70,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     asyncio.run(main())

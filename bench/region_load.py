@@ -39,7 +39,7 @@ other member's ``!vu`` → « Urgence prise en compte »; ``!fait urgent`` → �
 bot's part (its notice's server timestamp minus the command's), errors (an answer not there
 within 60 s is one: nothing waits without a deadline); lost / doubled: each message
 decrypted by the other member exactly once, each command answered by exactly one notice of
-its kind, each export by one PDF (bench/region_e2ee.py). The worker is killed mid-run as above.
+its kind, each export by one PDF (bench/common/region_e2ee.py). The worker is killed mid-run as above.
 
 Figures (2026-12-03, the shared 2-core machine, another benchmark running, load average 8–12;
 far from the issue's 1,000 professionals and 5,000 rooms): see docs/capacity.md, « Real E2EE
@@ -90,7 +90,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common.clients import login_of  # noqa: E402
 from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
-from bench.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
+from bench.common.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 from tests.support import free_region_base, password_login  # noqa: E402
 

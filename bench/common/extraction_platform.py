@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.common.postgres import Server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED_VERSION = 3  # change it when the rows change: the cache is rebuilt
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 MEMBER = "@member:bench.local"  # in the care circle of the files read during the load
