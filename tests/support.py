@@ -150,6 +150,18 @@ def _http_json(method: str, url: str, body: Any = None, token: str | None = None
         return json.loads(resp.read() or b"{}")
 
 
+def create_direct_room(base_url: str, host: TestUser, guest: TestUser) -> str:
+    """The id of a direct chat ``host`` opens with ``guest`` invited (a private chat, as a
+    client opens one)."""
+    created = _http_json(
+        "POST",
+        f"{base_url}/_matrix/client/v3/createRoom",
+        {"preset": "private_chat", "invite": [guest.user_id], "is_direct": True},
+        token=host.access_token,
+    )
+    return str(created["room_id"])
+
+
 @dataclass
 class SynapseUnderTest:
     profile: Profile

@@ -96,24 +96,6 @@ class Directory:
             self._gazetteer_run = run
         return self._gazetteer
 
-    def parse(
-        self,
-        text: str,
-        *,
-        profession: str | None = None,
-        specialty: str | None = None,
-        dept: str | None = None,
-        mode: str | None = None,
-    ) -> ParsedQuery:
-        return parse_query(
-            text,
-            self.gazetteer(),
-            profession=code_for(profession, PROFESSION_WORDS),
-            specialty=code_for(specialty, SPECIALTY_WORDS),
-            dept=dept.strip().upper() if dept else None,
-            mode=code_for(mode, MODE_WORDS, MODE_LABELS),
-        )
-
     # --- search -------------------------------------------------------------------------
     def search(
         self,
@@ -126,7 +108,15 @@ class Directory:
         page: int = 1,
         per_page: int = 20,
     ) -> SearchResult:
-        query = self.parse(text, profession=profession, specialty=specialty, dept=dept, mode=mode)
+        """The search box and the form's filters (in words or codes), one page of hits."""
+        query = parse_query(
+            text,
+            self.gazetteer(),
+            profession=code_for(profession, PROFESSION_WORDS),
+            specialty=code_for(specialty, SPECIALTY_WORDS),
+            dept=dept.strip().upper() if dept else None,
+            mode=code_for(mode, MODE_WORDS, MODE_LABELS),
+        )
         return self.run(query, page=page, per_page=per_page)
 
     def run(self, query: ParsedQuery, *, page: int = 1, per_page: int = 20) -> SearchResult:

@@ -25,7 +25,7 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from support import _http_json
+from support import _http_json, create_direct_room
 
 pytestmark = pytest.mark.integration
 
@@ -105,12 +105,7 @@ def forked_room(synapse: Any, user_factory: Any, move: str) -> tuple[Any, Any, s
     host = user_factory()
     for attempt in range(40):
         guest = user_factory()
-        room = _http_json(
-            "POST",
-            f"{base}/_matrix/client/v3/createRoom",
-            {"preset": "private_chat", "invite": [guest.user_id], "is_direct": True},
-            token=host.access_token,
-        )["room_id"]
+        room = create_direct_room(base, host, guest)
         if move == "leave":
             _http_json(
                 "POST", f"{base}/_matrix/client/v3/join/{room}", {}, token=guest.access_token

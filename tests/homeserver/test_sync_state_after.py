@@ -10,7 +10,7 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from support import _http_json
+from support import _http_json, create_direct_room
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +35,7 @@ def memberships(block: dict[str, Any]) -> dict[str, str]:
 
 def test_join_after_invite_is_in_state_after(synapse: Any, user_factory: Any) -> None:
     host, guest = user_factory(), user_factory()
-    room = _http_json(
-        "POST",
-        f"{synapse.base_url}/_matrix/client/v3/createRoom",
-        {"preset": "private_chat", "invite": [guest.user_id], "is_direct": True},
-        token=host.access_token,
-    )["room_id"]
+    room = create_direct_room(synapse.base_url, host, guest)
     first = sync(synapse, guest.access_token, None)
     assert room in first["rooms"]["invite"]
 
