@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.config
 import os
 import signal
 import sys
@@ -17,24 +16,12 @@ from typing import Protocol
 from bots.app import BotApp
 from bots.config import BotConfig
 from bots.matrix.session import SessionError
+from deployment.incidents import configure_logging
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
 from deployment.secrets import Secrets
 
 log = logging.getLogger("bots")
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"level": "WARNING", "handlers": ["stderr"]},
-            "loggers": {"bots": {"level": level}},
-        }
-    )
 
 
 class Service(Protocol):
@@ -99,7 +86,7 @@ async def run() -> int:
 
 def main() -> int:
     os.umask(PRIVATE_UMASK)  # its crypto store, outbox and spool: the service user's alone
-    configure_logging()
+    configure_logging(root="WARNING", levels={"bots": "INFO"})
     try:
         return asyncio.run(run())
     except (ProfileError, SessionError) as exc:

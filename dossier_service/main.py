@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging.config
+import logging
 import os
 import signal
 import sys
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bridges.mail.control_client import SECRET_FILE as CONTROL_SECRET
 from bridges.mail.control_client import MailBridgeClient, bridge_enabled, control_socket_path
+from deployment.incidents import configure_logging
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
 from deployment.secrets import read_or_create
@@ -33,19 +34,6 @@ from dossier_service.migrate import upgrade
 from dossier_service.web import courriers
 
 log = logging.getLogger("dossier_service")
-
-
-def _logging(level: str) -> None:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"level": level, "handlers": ["stderr"]},
-            "loggers": {"aiohttp.access": {"level": "WARNING"}},
-        }
-    )
 
 
 async def _serve(config_root: Path | None) -> None:
@@ -108,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     os.umask(PRIVATE_UMASK)  # its database, documents and logs: the service user's alone
-    _logging(args.log_level)
+    configure_logging(root=args.log_level, levels={"aiohttp.access": "WARNING"})
     try:
         asyncio.run(_serve(args.root))
     except ProfileError as exc:

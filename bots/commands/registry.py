@@ -14,12 +14,12 @@ import enum
 import html
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deployment.conventions import MATRIX_USER_ID, ToldError
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ class CommandRegistry:
             plain, body = self.usage_reply(parsed.command, exc.message)
             await ctx.reply(plain, body)
         except Exception:
-            ref = secrets.token_hex(3).upper()
+            ref = new_reference()
             log.exception(
                 "erreur interne réf=%s commande=%s event=%s room=%s",
                 ref,

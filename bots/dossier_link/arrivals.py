@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -44,6 +43,7 @@ from bots.dossier_link.history_fallback import (
     SendTranscript,
 )
 from bots.matrix.io import MatrixIO, MatrixRequestError, member_name
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Arrivals:
         try:
             return list(await self.share_bundle(self.client, room_id, user, already=already))
         except Exception:
-            ref = secrets.token_hex(3).upper()
+            ref = new_reference()
             log.warning("lot de clés non envoyé réf=%s room=%s", ref, room_id, exc_info=True)
             return []
 

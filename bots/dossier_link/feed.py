@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from bots.dossier_client import DossierClient
 from bots.dossier_link.store import SyncStore
 from bots.outbox import Refused, Unavailable, backoff_ms
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class FeedConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                ref = secrets.token_hex(3).upper()
+                ref = new_reference()
                 log.exception(
                     "événement du dossier %d (%s) en échec, réf=%s, essai %d",
                     seq,

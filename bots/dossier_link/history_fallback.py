@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import html
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -22,6 +21,7 @@ from nio import AsyncClient
 
 from bots.dossier_link.arrival_store import ArrivalStore, transcript_due
 from bots.matrix.io import MatrixIO, member_name, mention_html, txn_for
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class HistoryFallback:
             await self.send_transcript(room_id, user, dm)
         except Exception:
             self.store.transcript_failed(room_id, user)
-            ref = secrets.token_hex(3).upper()
+            ref = new_reference()
             log.exception("transcription non envoyée réf=%s room=%s", ref, room_id)
             return False
         name = self.name(room_id, user)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from bots.matrix.direct_chat import DirectChatNotReady, DirectChats
 from bots.matrix.events import replied_to
 from bots.matrix.io import MatrixIO
 from deployment.conventions import PARIS
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 MAX_RESUMES = 3  # an export cut short more often than this is given up (and said so)
@@ -171,7 +171,7 @@ class ExportService:
         except HistoryError as error:
             await self._notice(request, error.message)
         except Exception:
-            ref = secrets.token_hex(3).upper()
+            ref = new_reference()
             log.exception(
                 "export: erreur interne réf=%s event=%s room=%s",
                 ref,

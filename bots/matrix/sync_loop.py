@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from bots.matrix.member_repair import repair_members, rooms_to_check
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class SyncLoop:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                ref = secrets.token_hex(3).upper()
+                ref = new_reference()
                 log.exception("réponse de sync mal traitée réf=%s", ref)
             token = resp.next_batch
             first_ever = False
@@ -430,7 +430,7 @@ class SyncLoop:
             except asyncio.CancelledError:
                 raise  # shutdown: not done, the token is not advanced past it
             except Exception:
-                ref = secrets.token_hex(3).upper()
+                ref = new_reference()
                 self.stats.errors += 1
                 self.stats.last_error_ref = ref
                 log.exception("échec du traitement réf=%s event=%s room=%s", ref, event_id, room_id)

@@ -25,7 +25,6 @@ import asyncio
 import email.policy
 import logging
 import re
-import secrets as _random
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from email.parser import BytesHeaderParser
@@ -44,6 +43,7 @@ from bridges.mail.filing import Filing
 from bridges.mail.mailboxes import Mailboxes
 from bridges.mail.message import parse_mail
 from bridges.mail.store import BridgeStore, Mailbox
+from deployment.incidents import new_reference
 from deployment.local_requests import user_request
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Control:
         except web.HTTPException:
             raise
         except Exception:
-            ref = _random.token_hex(4)
+            ref = new_reference()
             log.exception("socket de contrôle : erreur interne réf=%s", ref)
             return _error(500, "M_UNKNOWN", f"Erreur interne (réf. {ref})")
 

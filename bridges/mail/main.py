@@ -9,7 +9,7 @@ import os
 import sys
 from secrets import token_urlsafe
 
-from bots.main import configure_logging, serve, stop_on_signals
+from bots.main import serve, stop_on_signals
 from bots.matrix.session import SessionError
 from bridges.mail.account import (
     CROSS_SIGNING_SECRET,
@@ -21,6 +21,7 @@ from bridges.mail.app import MailBridge
 from bridges.mail.config import MailBridgeConfig, bridge_enabled
 from bridges.mail.control import SECRET_FILE as CONTROL_SECRET
 from bridges.mail.vault import CredentialVault
+from deployment.incidents import configure_logging
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
 from deployment.secrets import Secrets, read_or_create
@@ -51,8 +52,7 @@ async def run() -> int:
 
 def main() -> int:
     os.umask(PRIVATE_UMASK)  # its vault, crypto store and mail state: the service user's alone
-    configure_logging()
-    logging.getLogger("bridges").setLevel(logging.INFO)
+    configure_logging(root="WARNING", levels={"bots": "INFO", "bridges": "INFO"})
     try:
         return asyncio.run(run())
     except (ProfileError, SessionError) as exc:

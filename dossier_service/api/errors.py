@@ -7,11 +7,11 @@ and logs the traceback under that reference (never the request's content).
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from deployment.incidents import new_reference
 from dossier_service import appkeys
 from dossier_service.refusal import Refusal
 from dossier_service.services.errors import ServiceError
@@ -101,7 +101,7 @@ async def _audit_denial(request: web.Request, denied: Denied) -> None:
     try:
         await audit_refusal(request, denied)
     except Exception:  # the refusal stands even if its trace cannot be written
-        ref = secrets.token_hex(4).upper()
+        ref = new_reference()
         log.exception("échec de l'audit d'un refus (réf. %s)", ref)
 
 
@@ -133,7 +133,7 @@ async def error_middleware(
         message = CATALOGUE.get(errcode, (exc.status, "Requête refusée."))[1]
         return json_error(exc.status, errcode, message)
     except Exception:
-        ref = secrets.token_hex(4).upper()
+        ref = new_reference()
         log.exception(
             "erreur interne (réf. %s) sur %s %s",
             ref,

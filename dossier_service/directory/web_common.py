@@ -21,6 +21,7 @@ import jinja2
 from aiohttp import web
 
 from deployment.conventions import PARIS
+from deployment.incidents import new_reference
 from dossier_service.auth import (
     CSRF_FIELD,
     FORM_CSRF_COOKIE,
@@ -128,7 +129,7 @@ def error(status: int, errcode: str, message: str) -> web.Response:
 
 
 def internal(request: web.Request) -> str:
-    ref = secrets.token_hex(4).upper()
+    ref = new_reference()
     log.exception("directory: internal error ref=%s path=%s", ref, request.path)
     return ref
 

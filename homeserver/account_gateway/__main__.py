@@ -13,6 +13,7 @@ import sys
 
 from aiohttp import web
 
+from deployment.incidents import configure_logging
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
 from deployment.secrets import Secrets, read_or_create
@@ -51,7 +52,7 @@ async def serve() -> None:
 
 def main() -> int:
     os.umask(PRIVATE_UMASK)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(root="INFO")
     try:
         asyncio.run(serve())
     except ProfileError as exc:
