@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.export_pdf import WORDS, part_binder  # noqa: E402 - the full bench's own
+from bench.common.transcripts import WORDS, part_binder  # noqa: E402
 
 if TYPE_CHECKING:
     from bots.export.transcript import Entry

@@ -35,28 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common.clients import e2ee_client, login_of  # noqa: E402
+from bench.common.transcripts import WORDS, part_binder  # noqa: E402
 
 if TYPE_CHECKING:
-    from bots.export.binding import PartBinder
     from tests.support import SynapseUnderTest
-
-WORDS_TEXT = (
-    "patiente pansement plaie propre tension artérielle glycémie infirmière médecin "
-    "traitant kinésithérapeute rééducation œdème ordonnance renouvelée Doliprane matin "
-    "soir visite domicile aidante fille appelle demain douleur évaluée cicatrisation "
-    "bonne évolution surveiller fièvre 38,2 °C bilan sanguin prise de sang laboratoire "
-    "résultat créatinine hémoglobine chute fauteuil barrières lit médicalisé "
-    "auxiliaire de vie portage repas — coût 12 € "
-)
-WORDS = WORDS_TEXT.split()
 
 
 def message_body(rng: random.Random, i: int) -> dict[str, str]:
@@ -188,19 +178,6 @@ async def populate(
         "send_seconds": elapsed,
         "sent": sent + 1,
     }
-
-
-def part_binder(name: str) -> Callable[[BinaryIO], PartBinder]:
-    """The way of binding the PDF's parts named `name` in ``--binders``."""
-    if name == "hand":
-        from bots.export.binding import PdfBinder
-
-        return PdfBinder
-    if name == "pikepdf":
-        from bench.alternatives.pikepdf_binder import PikepdfBinder  # the `bench` extra
-
-        return PikepdfBinder
-    raise SystemExit(f"unknown binder {name}")
 
 
 def export_child(spec_path: str, binder_name: str) -> None:
