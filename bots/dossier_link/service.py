@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessage
 
@@ -34,6 +34,18 @@ from bots.dossier_link.membership import CircleMembership
 from bots.dossier_link.operations import AddNotebookEntry, CreatePatient
 from bots.dossier_link.roles import RoleLabels
 from bots.dossier_link.store import SyncStore
+from bots.flags.events import (
+    FlagAcknowledged,
+    FlagCleared,
+    FlagClearing,
+    FlagEvent,
+    FlagNotCleared,
+    FlagNotRaised,
+    FlagRaised,
+    FlagRaising,
+)
+from bots.flags.model import FlagKind, format_paris
+from bots.flags.service import FlagService
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
 
@@ -227,14 +239,11 @@ def hook_membership(sync: DossierSync, client: AsyncClient) -> None:
     client.add_event_callback(on_member, RoomMemberEvent)
 
 
-def hook_flags(sync: DossierSync, flags: Any) -> None:
-    """Flags raised and cleared → liaison notebook (kind "signalement"), once per command."""
-    observers = getattr(flags, "observers", None)
-    if not isinstance(observers, list):
-        log.warning("le service des signalements n'expose pas d'observateurs")
-        return
-    observers.append(FlagJournal(sync))
-    observers.append(FlagActivity(sync))
+def hook_flags(sync: DossierSync, flags: FlagService) -> None:
+    """Flags raised and cleared → liaison notebook (kind "signalement"), once per command;
+    raised and acknowledged → the activity extraction."""
+    flags.observers.append(FlagJournal(sync))
+    flags.observers.append(FlagActivity(sync))
 
 
 class FlagActivity:
@@ -243,21 +252,25 @@ class FlagActivity:
     def __init__(self, sync: DossierSync) -> None:
         self.sync = sync
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, **_: Any) -> None:
-        if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_raised(
-                room_id, str(getattr(kind, "value", kind)), by=by, at_ms=at_ms
-            )
-            self.sync.worker.wake()
-
-    async def flag_acknowledged(
-        self, room_id: str, kind: Any, *, by: str, at_ms: int, flag_by: str, flag_at_ms: int
-    ) -> None:
-        if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_acknowledged(
-                room_id, by=by, at_ms=at_ms, flag_by=flag_by, flag_at_ms=flag_at_ms
-            )
-            self.sync.worker.wake()
+    async def on_flag(self, event: FlagEvent) -> None:
+        """Counted once done (neither the steps before a change nor its failures), in patient
+        rooms only."""
+        match event:
+            case FlagRaised() if self.sync.links.is_patient_room(event.room_id):
+                self.sync.activity.flag_raised(
+                    event.room_id, event.kind.value, by=event.by, at_ms=event.at_ms
+                )
+            case FlagAcknowledged() if self.sync.links.is_patient_room(event.room_id):
+                self.sync.activity.flag_acknowledged(
+                    event.room_id,
+                    by=event.by,
+                    at_ms=event.at_ms,
+                    flag_by=event.flag_by,
+                    flag_at_ms=event.flag_at_ms,
+                )
+            case _:
+                return
+        self.sync.worker.wake()
 
 
 def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
@@ -274,9 +287,9 @@ def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
 class FlagJournal:
     """The notebook entry of a flag raised or cleared, keyed by the command's event id.
 
-    ``flag_raising`` / ``flag_clearing`` (before the room's state changes) queue it *held* in
-    the durable outbox (due only in ``hold_ms``); ``flag_raised`` / ``flag_cleared`` (once
-    the change is done) release it at once; ``flag_not_*`` (the change failed) forget it.
+    ``FlagRaising`` / ``FlagClearing`` (before the room's state changes) queue it *held* in
+    the durable outbox (due only in ``hold_ms``); ``FlagRaised`` / ``FlagCleared`` (once
+    the change is done) release it at once; ``FlagNot*`` (the change failed) forget it.
     Killed in between, the held entry is delivered when its hold ends, whatever the replay
     of the command does: the entry can be neither lost nor doubled (one key per command).
     """
@@ -288,9 +301,9 @@ class FlagJournal:
 
     @staticmethod
     def _raised_text(
-        kind: Any, by: str, at_ms: int, motif: str | None, assignee: str | None
+        kind: FlagKind, by: str, at_ms: int, motif: str | None, assignee: str | None
     ) -> str:
-        text = f"Signalement « {getattr(kind, 'label', str(kind))} » par {by} le {_paris(at_ms)}"
+        text = f"Signalement « {kind.label} » par {by} le {_paris(at_ms)}"
         if assignee:
             text += f", à traiter par {assignee}"
         if motif:
@@ -298,56 +311,38 @@ class FlagJournal:
         return text
 
     @staticmethod
-    def _cleared_text(kind: Any, by: str, at_ms: int | None) -> str:
-        label = getattr(kind, "label", str(kind))
+    def _cleared_text(kind: FlagKind, by: str, at_ms: int | None) -> str:
         when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
-        return f"Signalement « {label} » levé par {by} le {when}"
+        return f"Signalement « {kind.label} » levé par {by} le {when}"
 
-    async def flag_raising(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._raised(room_id, kind, held=True, **journal)
+    async def on_flag(self, event: FlagEvent) -> None:
+        match event:
+            case FlagRaising():
+                self._raised(event, held=True)
+            case FlagRaised():
+                self._raised(event, held=False)
+            case FlagNotRaised():
+                self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-raised"))
+            case FlagClearing():
+                self._cleared(event, held=True)
+            case FlagCleared():
+                self._cleared(event, held=False)
+            case FlagNotCleared():
+                self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-cleared"))
+            case FlagAcknowledged():
+                pass  # in the activity extraction (FlagActivity), not in the notebook
+            case _:
+                assert_never(event)
 
-    async def flag_raised(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._raised(room_id, kind, held=False, **journal)
+    def _raised(self, event: FlagRaising | FlagRaised, *, held: bool) -> None:
+        text = self._raised_text(event.kind, event.by, event.at_ms, event.motif, event.assignee)
+        self._write(event.room_id, text, event.by, event.command_event_id, "flag-raised", held=held)
 
-    async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
-        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
-
-    async def flag_clearing(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._cleared(room_id, kind, held=True, **journal)
-
-    async def flag_cleared(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._cleared(room_id, kind, held=False, **journal)
-
-    async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
-        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
-
-    def _raised(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        held: bool,
-        by: str,
-        at_ms: int,
-        motif: str | None,
-        assignee: str | None,
-        command_event_id: str,
-    ) -> None:
-        text = self._raised_text(kind, by, at_ms, motif, assignee)
-        self._write(room_id, text, by, command_event_id, "flag-raised", held=held)
-
-    def _cleared(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        held: bool,
-        by: str,
-        at_ms: int | None = None,
-        command_event_id: str,
-    ) -> None:
-        text = self._cleared_text(kind, by, at_ms)
-        self._write(room_id, text, by, command_event_id, "flag-cleared", held=held)
+    def _cleared(self, event: FlagClearing | FlagCleared, *, held: bool) -> None:
+        text = self._cleared_text(event.kind, event.by, None)
+        self._write(
+            event.room_id, text, event.by, event.command_event_id, "flag-cleared", held=held
+        )
 
     def _write(
         self, room_id: str, text: str, by: str, event_id: str, purpose: str, *, held: bool
@@ -387,6 +382,4 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
 
 
 def _paris(at_ms: int) -> str:
-    from bots.flags.model import format_paris
-
     return format_paris(at_ms or int(datetime.now(UTC).timestamp() * 1000))
