@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessage
 
 from bots.commands import dossier as dossier_commands
-from bots.commands.patients import PatientRoomCreated, patient_room_request
+from bots.commands.patients import PatientHooks, PatientRoomCreated, patient_room_request
+from bots.commands.registry import Command, CommandContext, CommandRegistry
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
 from bots.dossier_link.activity import Activity
 from bots.dossier_link.announcements import Announcements
+from bots.dossier_link.arrivals import Arrivals
 from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
 from bots.dossier_link.file_events import FileEvents
@@ -49,9 +51,12 @@ from bots.flags.service import FlagService
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
 
+if TYPE_CHECKING:  # bots.app wires this module: the import would be circular at run time
+    from bots.app import BotServices
+
 log = logging.getLogger(__name__)
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -116,8 +121,8 @@ def build(
     server_name: str,
     dossier_url: str,
     service_token: str,
+    creators: Mapping[str, set[str]],
     poll_seconds: float = 1.0,
-    creators: Mapping[str, set[str]] | None = None,
 ) -> DossierSync:
     conn = open_outbox_database(data_dir / "dossier.sqlite3")
     outbox = Outbox(conn, data_dir / "outbox-blobs")
@@ -159,12 +164,12 @@ def build(
     )
 
 
-def connect(services: Any) -> DossierSync | None:
-    """The dossier link of the bot (services: ``BotServices``), built once by
-    ``BotApp._register_families``: its dossier client is the one every family that reads the
-    file uses (the export's header too). Without ``bot.dossier_url`` (a deployment without
-    the dossier) the bot runs without it, said once in the log; any other failure (the
-    service token unreadable…) stops start-up: never a bot quietly cut off from the file."""
+def connect(services: BotServices) -> DossierSync | None:
+    """The dossier link of the bot, built once by ``BotApp._register_families``: its dossier
+    client is the one every family that reads the file uses (the export's header too).
+    Without ``bot.dossier_url`` (a deployment without the dossier) the bot runs without it,
+    said once in the log; any other failure (the service token unreadable…) stops start-up:
+    never a bot quietly cut off from the file."""
     config = services.config
     if not config.dossier_url:
         log.warning("bot.dossier_url absent : le bot fonctionne sans le dossier")
@@ -179,19 +184,22 @@ def connect(services: Any) -> DossierSync | None:
         server_name=config.server_name,
         dossier_url=dossier_url,
         service_token=token,
-        creators=getattr(services.cache, "creators", None),
+        creators=services.cache.creators,
     )
 
 
-def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
-    """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
+def install(
+    registry: CommandRegistry, services: BotServices, sync: DossierSync, *, arrivals: Arrivals
+) -> DossierSync:
+    """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``);
+    ``arrivals``: the one way into a patient's conversation (``services.arrivals``, built)."""
     config = services.config
     dossier_commands.register(
         registry,
         client=services.client,
         links=sync.links,
         worker=sync.worker,
-        arrivals=services.arrivals,
+        arrivals=arrivals,
         dossier=sync.dossier,
         roles=sync.roles,
         homeserver_url=config.homeserver_url,
@@ -201,14 +209,12 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
     hook_messages(sync, services.client)
-    background = getattr(services, "background", None)
-    if isinstance(background, list):
-        background.extend(sync.jobs())
+    services.background.extend(sync.jobs())
     return sync
 
 
 # ---------------------------------------------------------------------------------- hooks
-def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
+def hook_patient_creation(sync: DossierSync, hooks: PatientHooks) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
@@ -357,15 +363,11 @@ class FlagJournal:
             self.sync.worker.wake()
 
 
-def hook_commands(sync: DossierSync, registry: Any) -> None:
+def hook_commands(sync: DossierSync, registry: CommandRegistry) -> None:
     """Exports → liaison notebook, through the registry's observers (invitations are noted
     by ``bots.dossier_link.arrivals``, with the way the history went)."""
-    observers = getattr(registry, "observers", None)
-    if not isinstance(observers, list):
-        log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")
-        return
 
-    async def observe(ctx: Any, command: Any, values: Mapping[str, Any]) -> None:
+    async def observe(ctx: CommandContext, command: Command, values: Mapping[str, Any]) -> None:
         if command.name != "export":
             return
         room_id = ctx.room_id
@@ -378,7 +380,7 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         sync.membership.enqueue(idempotency_key(ctx.event_id, command.name), entry)
         sync.activity.exported(room_id, event_id=ctx.event_id, at_ms=ctx.origin_server_ts)
 
-    observers.append(observe)
+    registry.observers.append(observe)
 
 
 def _paris(at_ms: int) -> str:
