@@ -176,7 +176,7 @@ class BotApp:
 
         s.background.append(resume_exports)
         if sync is not None:
-            dossier_sync.install(registry, s, sync)
+            dossier_sync.install(registry, s, sync, arrivals=s.arrivals)
             directory_commands.register(
                 registry,
                 search=directory_commands.DossierDirectory(sync.dossier),

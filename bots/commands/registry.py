@@ -230,6 +230,10 @@ class Command:
         return " ".join(words)
 
 
+# told after a command succeeded: (ctx, command, its parsed values); a failure is logged
+CommandObserver = Callable[[CommandContext, Command, Mapping[str, Any]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Parsed:
     command: Command
@@ -247,7 +251,7 @@ class CommandRegistry:
         self._commands: list[Command] = []
         self._by_word: dict[str, list[Command]] = {}
         # issue 6 hook: awaited after a command succeeded, with (ctx, command, values)
-        self.observers: list[Callable[..., Awaitable[None]]] = []
+        self.observers: list[CommandObserver] = []
 
     # -- declaration --
     def command(

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from nio import AsyncClient, MegolmEvent, RoomMemberEvent, RoomMessage
 
 from bots.commands import dossier as dossier_commands
-from bots.commands.patients import PatientRoomCreated, patient_room_request
+from bots.commands.patients import PatientHooks, PatientRoomCreated, patient_room_request
+from bots.commands.registry import Command, CommandContext, CommandRegistry
 from bots.config import BotConfig
 from bots.dossier_client import DossierClient
 from bots.dossier_link.activity import Activity
 from bots.dossier_link.announcements import Announcements
+from bots.dossier_link.arrivals import Arrivals
 from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
 from bots.dossier_link.file_events import FileEvents
@@ -34,12 +36,27 @@ from bots.dossier_link.membership import CircleMembership
 from bots.dossier_link.operations import AddNotebookEntry, CreatePatient
 from bots.dossier_link.roles import RoleLabels
 from bots.dossier_link.store import SyncStore
+from bots.flags.events import (
+    FlagAcknowledged,
+    FlagCleared,
+    FlagClearing,
+    FlagEvent,
+    FlagNotCleared,
+    FlagNotRaised,
+    FlagRaised,
+    FlagRaising,
+)
+from bots.flags.model import FlagKind, format_paris
+from bots.flags.service import FlagService
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
 
+if TYPE_CHECKING:  # bots.app wires this module: the import would be circular at run time
+    from bots.app import BotServices
+
 log = logging.getLogger(__name__)
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -104,8 +121,8 @@ def build(
     server_name: str,
     dossier_url: str,
     service_token: str,
+    creators: Mapping[str, set[str]],
     poll_seconds: float = 1.0,
-    creators: Mapping[str, set[str]] | None = None,
 ) -> DossierSync:
     conn = open_outbox_database(data_dir / "dossier.sqlite3")
     outbox = Outbox(conn, data_dir / "outbox-blobs")
@@ -147,12 +164,12 @@ def build(
     )
 
 
-def connect(services: Any) -> DossierSync | None:
-    """The dossier link of the bot (services: ``BotServices``), built once by
-    ``BotApp._register_families``: its dossier client is the one every family that reads the
-    file uses (the export's header too). Without ``bot.dossier_url`` (a deployment without
-    the dossier) the bot runs without it, said once in the log; any other failure (the
-    service token unreadable…) stops start-up: never a bot quietly cut off from the file."""
+def connect(services: BotServices) -> DossierSync | None:
+    """The dossier link of the bot, built once by ``BotApp._register_families``: its dossier
+    client is the one every family that reads the file uses (the export's header too).
+    Without ``bot.dossier_url`` (a deployment without the dossier) the bot runs without it,
+    said once in the log; any other failure (the service token unreadable…) stops start-up:
+    never a bot quietly cut off from the file."""
     config = services.config
     if not config.dossier_url:
         log.warning("bot.dossier_url absent : le bot fonctionne sans le dossier")
@@ -167,19 +184,22 @@ def connect(services: Any) -> DossierSync | None:
         server_name=config.server_name,
         dossier_url=dossier_url,
         service_token=token,
-        creators=getattr(services.cache, "creators", None),
+        creators=services.cache.creators,
     )
 
 
-def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
-    """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``)."""
+def install(
+    registry: CommandRegistry, services: BotServices, sync: DossierSync, *, arrivals: Arrivals
+) -> DossierSync:
+    """The dossier command family, hooks and background jobs of ``sync`` (from ``connect``);
+    ``arrivals``: the one way into a patient's conversation (``services.arrivals``, built)."""
     config = services.config
     dossier_commands.register(
         registry,
         client=services.client,
         links=sync.links,
         worker=sync.worker,
-        arrivals=services.arrivals,
+        arrivals=arrivals,
         dossier=sync.dossier,
         roles=sync.roles,
         homeserver_url=config.homeserver_url,
@@ -189,14 +209,12 @@ def install(registry: Any, services: Any, sync: DossierSync) -> DossierSync:
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
     hook_messages(sync, services.client)
-    background = getattr(services, "background", None)
-    if isinstance(background, list):
-        background.extend(sync.jobs())
+    services.background.extend(sync.jobs())
     return sync
 
 
 # ---------------------------------------------------------------------------------- hooks
-def hook_patient_creation(sync: DossierSync, hooks: Any) -> None:
+def hook_patient_creation(sync: DossierSync, hooks: PatientHooks) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
@@ -227,14 +245,11 @@ def hook_membership(sync: DossierSync, client: AsyncClient) -> None:
     client.add_event_callback(on_member, RoomMemberEvent)
 
 
-def hook_flags(sync: DossierSync, flags: Any) -> None:
-    """Flags raised and cleared → liaison notebook (kind "signalement"), once per command."""
-    observers = getattr(flags, "observers", None)
-    if not isinstance(observers, list):
-        log.warning("le service des signalements n'expose pas d'observateurs")
-        return
-    observers.append(FlagJournal(sync))
-    observers.append(FlagActivity(sync))
+def hook_flags(sync: DossierSync, flags: FlagService) -> None:
+    """Flags raised and cleared → liaison notebook (kind "signalement"), once per command;
+    raised and acknowledged → the activity extraction."""
+    flags.observers.append(FlagJournal(sync))
+    flags.observers.append(FlagActivity(sync))
 
 
 class FlagActivity:
@@ -243,21 +258,25 @@ class FlagActivity:
     def __init__(self, sync: DossierSync) -> None:
         self.sync = sync
 
-    async def flag_raised(self, room_id: str, kind: Any, *, by: str, at_ms: int, **_: Any) -> None:
-        if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_raised(
-                room_id, str(getattr(kind, "value", kind)), by=by, at_ms=at_ms
-            )
-            self.sync.worker.wake()
-
-    async def flag_acknowledged(
-        self, room_id: str, kind: Any, *, by: str, at_ms: int, flag_by: str, flag_at_ms: int
-    ) -> None:
-        if self.sync.links.is_patient_room(room_id):
-            self.sync.activity.flag_acknowledged(
-                room_id, by=by, at_ms=at_ms, flag_by=flag_by, flag_at_ms=flag_at_ms
-            )
-            self.sync.worker.wake()
+    async def on_flag(self, event: FlagEvent) -> None:
+        """Counted once done (neither the steps before a change nor its failures), in patient
+        rooms only."""
+        match event:
+            case FlagRaised() if self.sync.links.is_patient_room(event.room_id):
+                self.sync.activity.flag_raised(
+                    event.room_id, event.kind.value, by=event.by, at_ms=event.at_ms
+                )
+            case FlagAcknowledged() if self.sync.links.is_patient_room(event.room_id):
+                self.sync.activity.flag_acknowledged(
+                    event.room_id,
+                    by=event.by,
+                    at_ms=event.at_ms,
+                    flag_by=event.flag_by,
+                    flag_at_ms=event.flag_at_ms,
+                )
+            case _:
+                return
+        self.sync.worker.wake()
 
 
 def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
@@ -274,9 +293,9 @@ def hook_messages(sync: DossierSync, client: AsyncClient) -> None:
 class FlagJournal:
     """The notebook entry of a flag raised or cleared, keyed by the command's event id.
 
-    ``flag_raising`` / ``flag_clearing`` (before the room's state changes) queue it *held* in
-    the durable outbox (due only in ``hold_ms``); ``flag_raised`` / ``flag_cleared`` (once
-    the change is done) release it at once; ``flag_not_*`` (the change failed) forget it.
+    ``FlagRaising`` / ``FlagClearing`` (before the room's state changes) queue it *held* in
+    the durable outbox (due only in ``hold_ms``); ``FlagRaised`` / ``FlagCleared`` (once
+    the change is done) release it at once; ``FlagNot*`` (the change failed) forget it.
     Killed in between, the held entry is delivered when its hold ends, whatever the replay
     of the command does: the entry can be neither lost nor doubled (one key per command).
     """
@@ -288,9 +307,9 @@ class FlagJournal:
 
     @staticmethod
     def _raised_text(
-        kind: Any, by: str, at_ms: int, motif: str | None, assignee: str | None
+        kind: FlagKind, by: str, at_ms: int, motif: str | None, assignee: str | None
     ) -> str:
-        text = f"Signalement « {getattr(kind, 'label', str(kind))} » par {by} le {_paris(at_ms)}"
+        text = f"Signalement « {kind.label} » par {by} le {_paris(at_ms)}"
         if assignee:
             text += f", à traiter par {assignee}"
         if motif:
@@ -298,56 +317,38 @@ class FlagJournal:
         return text
 
     @staticmethod
-    def _cleared_text(kind: Any, by: str, at_ms: int | None) -> str:
-        label = getattr(kind, "label", str(kind))
+    def _cleared_text(kind: FlagKind, by: str, at_ms: int | None) -> str:
         when = _paris(at_ms) if at_ms else _paris(int(datetime.now(UTC).timestamp() * 1000))
-        return f"Signalement « {label} » levé par {by} le {when}"
+        return f"Signalement « {kind.label} » levé par {by} le {when}"
 
-    async def flag_raising(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._raised(room_id, kind, held=True, **journal)
+    async def on_flag(self, event: FlagEvent) -> None:
+        match event:
+            case FlagRaising():
+                self._raised(event, held=True)
+            case FlagRaised():
+                self._raised(event, held=False)
+            case FlagNotRaised():
+                self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-raised"))
+            case FlagClearing():
+                self._cleared(event, held=True)
+            case FlagCleared():
+                self._cleared(event, held=False)
+            case FlagNotCleared():
+                self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-cleared"))
+            case FlagAcknowledged():
+                pass  # in the activity extraction (FlagActivity), not in the notebook
+            case _:
+                assert_never(event)
 
-    async def flag_raised(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._raised(room_id, kind, held=False, **journal)
+    def _raised(self, event: FlagRaising | FlagRaised, *, held: bool) -> None:
+        text = self._raised_text(event.kind, event.by, event.at_ms, event.motif, event.assignee)
+        self._write(event.room_id, text, event.by, event.command_event_id, "flag-raised", held=held)
 
-    async def flag_not_raised(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
-        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-raised"))
-
-    async def flag_clearing(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._cleared(room_id, kind, held=True, **journal)
-
-    async def flag_cleared(self, room_id: str, kind: Any, **journal: Any) -> None:
-        self._cleared(room_id, kind, held=False, **journal)
-
-    async def flag_not_cleared(self, room_id: str, kind: Any, *, command_event_id: str) -> None:
-        self.sync.outbox.cancel(idempotency_key(command_event_id, "flag-cleared"))
-
-    def _raised(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        held: bool,
-        by: str,
-        at_ms: int,
-        motif: str | None,
-        assignee: str | None,
-        command_event_id: str,
-    ) -> None:
-        text = self._raised_text(kind, by, at_ms, motif, assignee)
-        self._write(room_id, text, by, command_event_id, "flag-raised", held=held)
-
-    def _cleared(
-        self,
-        room_id: str,
-        kind: Any,
-        *,
-        held: bool,
-        by: str,
-        at_ms: int | None = None,
-        command_event_id: str,
-    ) -> None:
-        text = self._cleared_text(kind, by, at_ms)
-        self._write(room_id, text, by, command_event_id, "flag-cleared", held=held)
+    def _cleared(self, event: FlagClearing | FlagCleared, *, held: bool) -> None:
+        text = self._cleared_text(event.kind, event.by, None)
+        self._write(
+            event.room_id, text, event.by, event.command_event_id, "flag-cleared", held=held
+        )
 
     def _write(
         self, room_id: str, text: str, by: str, event_id: str, purpose: str, *, held: bool
@@ -362,15 +363,11 @@ class FlagJournal:
             self.sync.worker.wake()
 
 
-def hook_commands(sync: DossierSync, registry: Any) -> None:
+def hook_commands(sync: DossierSync, registry: CommandRegistry) -> None:
     """Exports → liaison notebook, through the registry's observers (invitations are noted
     by ``bots.dossier_link.arrivals``, with the way the history went)."""
-    observers = getattr(registry, "observers", None)
-    if not isinstance(observers, list):
-        log.warning("le registre des commandes n'expose pas d'observateurs (exports non notés)")
-        return
 
-    async def observe(ctx: Any, command: Any, values: Mapping[str, Any]) -> None:
+    async def observe(ctx: CommandContext, command: Command, values: Mapping[str, Any]) -> None:
         if command.name != "export":
             return
         room_id = ctx.room_id
@@ -383,10 +380,8 @@ def hook_commands(sync: DossierSync, registry: Any) -> None:
         sync.membership.enqueue(idempotency_key(ctx.event_id, command.name), entry)
         sync.activity.exported(room_id, event_id=ctx.event_id, at_ms=ctx.origin_server_ts)
 
-    observers.append(observe)
+    registry.observers.append(observe)
 
 
 def _paris(at_ms: int) -> str:
-    from bots.flags.model import format_paris
-
     return format_paris(at_ms or int(datetime.now(UTC).timestamp() * 1000))

@@ -10,12 +10,20 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from nio import AsyncClient
 
 from bots.commands.registry import UserError
 from bots.flags.escalation import Escalation, Escalator, StaleEscalation
+from bots.flags.events import (
+    FlagAcknowledged,
+    FlagChange,
+    FlagCleared,
+    FlagClearing,
+    FlagObserver,
+    FlagOutcome,
+    FlagRaising,
+)
 from bots.flags.intents import ClearIntents
 from bots.flags.model import (
     STATE_TYPE,
@@ -29,6 +37,7 @@ from bots.flags.model import (
 from bots.flags.spaces import FolderSpaces
 from bots.matrix.io import MatrixIO, member_name, mention_html, room_link, txn_for
 from bots.matrix.room_state import RoomStateCache
+from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +66,8 @@ class FlagService:
         self.folders = folders
         self.escalator = escalator
         self.server_name = server_name
-        # issue 6 hook: objects with flag_raised(...) / flag_cleared(...) (dossier notebook)
-        self.observers: list[Any] = []
+        # issue 6 hook: the liaison notebook and the activity extraction (bots.dossier_link)
+        self.observers: list[FlagObserver] = []
         escalator.set_notify(self._remind)
 
     # -- helpers --
@@ -129,13 +138,15 @@ class FlagService:
     ) -> None:
         self._check_bot_may_flag(room_id)
         flags = await self.current(room_id)
-        journal: dict[str, Any] = {
-            "by": by,
-            "at_ms": at_ms,
-            "motif": motif,
-            "assignee": assignee,
-            "command_event_id": command_event_id,
-        }
+        raising = FlagRaising(
+            room_id=room_id,
+            kind=kind,
+            by=by,
+            at_ms=at_ms,
+            motif=motif,
+            assignee=assignee,
+            command_event_id=command_event_id,
+        )
         existing = flags.get(kind)
         if existing is not None and (existing.by, existing.at_ms) == (by, at_ms):
             # this very command again (replayed after a crash once its state was saved):
@@ -148,7 +159,7 @@ class FlagService:
                 and self.escalator.store.get(room_id) is None
             ):
                 self.escalator.start(room_id, by, at_ms, existing.notice_event_id)
-            await self._tell("flag_raised", room_id, kind, **journal)
+            await self._tell(raising.done())
             return
         flag = Flag(kind=kind, by=by, at_ms=at_ms, assignee=assignee)
         try:
@@ -162,7 +173,7 @@ class FlagService:
         plain, body = self._raise_text(room_id, kind, by, motif, assignee, mentions)
         # the journal entry is queued (held) before anything changes: a crash after the
         # state is saved cannot lose it (see bots.dossier_link.service.FlagJournal)
-        await self._tell("flag_raising", room_id, kind, required=True, **journal)
+        await self._tell_before(raising)
         try:
             notice_id = await self.io.send_notice(
                 room_id,
@@ -175,35 +186,33 @@ class FlagService:
             flags = flags.with_notice(kind, notice_id)
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
         except Exception:
-            await self._tell("flag_not_raised", room_id, kind, command_event_id=command_event_id)
+            await self._tell(raising.failed())
             raise
         await self._show(room_id, flags)
         if kind is FlagKind.URGENT:
             self.escalator.start(room_id, by, at_ms, notice_id)
-        await self._tell("flag_raised", room_id, kind, **journal)
+        await self._tell(raising.done())
 
-    async def _tell(
-        self, method: str, room_id: str, kind: FlagKind, *, required: bool = False, **args: Any
-    ) -> None:
-        """Tell the observers that have ``method``. ``required``: a failure stops the command
-        (nothing is changed yet); otherwise it is only logged (the change is done)."""
+    async def _tell_before(self, event: FlagChange) -> None:
+        """Before the change: an observer's failure stops the command (nothing is changed)."""
         for observer in self.observers:
-            hook = getattr(observer, method, None)
-            if hook is None:
-                continue
-            if required:
-                await hook(room_id, kind, **args)
-                continue
+            await observer.on_flag(event)
+
+    async def _tell(self, event: FlagOutcome) -> None:
+        """Once the change is done (or failed): an observer's failure is logged, not raised."""
+        for observer in self.observers:
             try:
-                await hook(room_id, kind, **args)
+                await observer.on_flag(event)
             except Exception:
-                log.exception("observateur de signalement en échec room=%s", room_id)
+                ref = new_reference()
+                log.exception(
+                    "observateur de signalement en échec réf=%s room=%s", ref, event.room_id
+                )
 
     async def clear_flag(
         self, room_id: str, kind: FlagKind | None, *, by: str, command_event_id: str
     ) -> None:
         flags = await self.current(room_id)
-        journal: dict[str, Any] = {"by": by, "command_event_id": command_event_id}
         try:
             flags, cleared = flags.clear(kind)
         except FlagError as exc:
@@ -211,25 +220,26 @@ class FlagService:
             if mine is None or mine in flags.kinds:
                 raise UserError(str(exc)) from None
             # this very command, replayed after a kill once its state was saved: finish it
-            await self._after_clear(room_id, flags, mine, journal)
+            done = FlagCleared(room_id=room_id, kind=mine, by=by, command_event_id=command_event_id)
+            await self._after_clear(flags, done)
             return
         if self.intents is not None:
             self.intents.record(command_event_id, room_id, cleared.kind)
-        await self._tell("flag_clearing", room_id, cleared.kind, required=True, **journal)
+        clearing = FlagClearing(
+            room_id=room_id, kind=cleared.kind, by=by, command_event_id=command_event_id
+        )
+        await self._tell_before(clearing)
         try:
             await self.io.put_state(room_id, STATE_TYPE, flags.to_state())
         except Exception:
-            await self._tell(
-                "flag_not_cleared", room_id, cleared.kind, command_event_id=command_event_id
-            )
+            await self._tell(clearing.failed())
             raise
-        await self._after_clear(room_id, flags, cleared.kind, journal)
+        await self._after_clear(flags, clearing.done())
 
-    async def _after_clear(
-        self, room_id: str, flags: RoomFlags, kind: FlagKind, journal: dict[str, Any]
-    ) -> None:
+    async def _after_clear(self, flags: RoomFlags, cleared: FlagCleared) -> None:
         """Every step after the saved state; each one idempotent (replays come here too)."""
-        by, command_event_id = journal["by"], journal["command_event_id"]
+        room_id, kind, by = cleared.room_id, cleared.kind, cleared.by
+        command_event_id = cleared.command_event_id
         await self._show(room_id, flags)
         if kind is FlagKind.URGENT:
             self.escalator.stop(room_id)
@@ -239,7 +249,7 @@ class FlagService:
         await self.io.send_notice(
             room_id, plain, body, mentions=[by], txn_id=txn_for(command_event_id, "clear-notice")
         )
-        await self._tell("flag_cleared", room_id, kind, **journal)
+        await self._tell(cleared)
 
     async def acknowledge(
         self, room_id: str, *, by: str, at_ms: int, source_event_id: str, quiet: bool = False
@@ -277,13 +287,9 @@ class FlagService:
             room_id, plain, body, mentions=[flag.by], txn_id=txn_for(source_event_id, "ack-notice")
         )
         await self._tell(
-            "flag_acknowledged",
-            room_id,
-            FlagKind.URGENT,
-            by=by,
-            at_ms=at_ms,
-            flag_by=flag.by,
-            flag_at_ms=flag.at_ms,
+            FlagAcknowledged(
+                room_id=room_id, by=by, at_ms=at_ms, flag_by=flag.by, flag_at_ms=flag.at_ms
+            )
         )
         return True
 
