@@ -54,7 +54,9 @@ async def client(tmp_path: Path) -> Any:
     await client.close()
 
 
-async def test_a_sync_with_no_newly_encrypted_room_writes_nothing(client, monkeypatch):
+async def test_a_sync_with_no_newly_encrypted_room_writes_nothing(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     statements: list[str] = []
     database = client.store.database
     run = database.execute_sql

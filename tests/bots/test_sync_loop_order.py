@@ -41,7 +41,7 @@ def command(event_id: str) -> dict[str, Any]:
     }
 
 
-class ScriptedServer(AsyncClient):
+class ScriptedServer(AsyncClient):  # type: ignore[misc]  # nio has no type hints
     """A client whose /sync answers come from a script; every request is written down in
     ``requests``. Past the script, /sync long-polls until cancelled."""
 
@@ -58,7 +58,7 @@ class ScriptedServer(AsyncClient):
     async def send_to_device_messages(self) -> list[Any]:
         return []
 
-    async def sync(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def sync(self, *args: Any, **kwargs: Any) -> Any:
         self.requests.append("/sync")
         if not self._responses:
             self.waiting.set()
@@ -107,7 +107,7 @@ async def run_script(tmp_path: Path, handlers: Replier, requests: list[str], **k
         await client.close()
 
 
-async def test_the_reply_goes_out_before_the_next_sync(tmp_path):
+async def test_the_reply_goes_out_before_the_next_sync(tmp_path: Path) -> None:
     """Asked for earlier, the next /sync reached the homeserver ahead of the reply, and the
     reply, once stored, woke the bot's own /sync together with the recipient's: two sync
     answers computed at once, the recipient's sometimes second (issue 15's bot/echo gap)."""
@@ -116,7 +116,7 @@ async def test_the_reply_goes_out_before_the_next_sync(tmp_path):
     assert requests == ["/sync", "/sync", "reply to $cmd", "/sync", "reply to $next", "/sync"]
 
 
-async def test_a_handler_that_takes_long_does_not_hold_the_sync(tmp_path):
+async def test_a_handler_that_takes_long_does_not_hold_the_sync(tmp_path: Path) -> None:
     """Past the reply window the loop syncs on while the handler runs: other rooms' events are
     not held behind a slow command."""
     requests: list[str] = []
