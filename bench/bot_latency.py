@@ -9,7 +9,10 @@ commands over 20 rooms: every command must get exactly one reply; drain time rep
 
 With ``--requests``, Synapse's access log is turned on and the requests each responder
 made during the measured rounds are counted by endpoint (what the bot asks for around each
-command, beside the bare echo).
+command, beside the bare echo), and their order is read from it: how many replies reached
+Synapse while the responder's own next /sync was already waiting there (a reply stored then
+wakes that /sync together with the recipient's; the bare echo asks for its next /sync only
+once its reply is sent). Counts and order, which the machine's load does not change.
 
 Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
        [--requests]
@@ -95,6 +98,33 @@ async def echo_main(session_file: str) -> None:
 _ACCESS = re.compile(r'\{(@[^}]+)\} Processed request: ([0-9.]+)sec.*?"(\w+) (\S+) HTTP')
 _SEGMENT = re.compile(r"/(![^/]+|%21[^/]+|\$[^/]+|%24[^/]+|@[^/]+|%40[^/]+)")
 _TXN = re.compile(r"/(send|sendToDevice)/([^/]+)/[^/]+$")
+_RECEIVED = re.compile(r" - ((?:GET|PUT|POST)-\d+) - .*Received request: (\w+) (\S+)")
+_PROCESSED = re.compile(r" - ((?:GET|PUT|POST)-\d+) - .*\{(@[^}]+)\} Processed request")
+
+
+def replies_behind_own_sync(log: Path, start: int, users: list[str]) -> dict[str, tuple[int, int]]:
+    """Per user: (replies received by Synapse while a /sync of the same user was waiting
+    there, replies), from the order of the access log's "Received" and "Processed" lines."""
+    received: dict[str, tuple[int, str, str]] = {}  # request → (line, method, path)
+    processed: dict[str, tuple[int, str]] = {}  # request → (line, user)
+    with open(log, "rb") as fh:
+        fh.seek(start)
+        for n, raw in enumerate(fh):
+            text = raw.decode("utf-8", "replace")
+            if m := _RECEIVED.search(text):
+                received[m.group(1)] = (n, m.group(2), m.group(3).split("?", 1)[0])
+            elif m := _PROCESSED.search(text):
+                processed[m.group(1)] = (n, m.group(2))
+    out: dict[str, tuple[int, int]] = {}
+    for user in users:
+        mine = [
+            (received[r], processed[r][0]) for r in received if processed.get(r, (0, ""))[1] == user
+        ]
+        syncs = [(got[0], done) for got, done in mine if got[2].endswith("/sync")]
+        sends = [got[0] for got, _ in mine if got[1] == "PUT" and "/send/" in got[2]]
+        behind = sum(1 for at in sends if any(a < at < d for a, d in syncs))
+        out[user] = (behind, len(sends))
+    return out
 
 
 def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user: str) -> None:
@@ -114,12 +144,15 @@ def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user:
                 key = m.group(3) + " " + _TXN.sub(r"/\1/\2/…", path)
                 counts[m.group(1)][key] += 1
                 seconds[m.group(1)][key] += float(m.group(2))
+    order = replies_behind_own_sync(log, start, [bot_user, echo_user])
     for name, user in (("bot Cercle", bot_user), ("écho nio nu", echo_user)):
         total = sum(counts[user].values())
         print(f"requêtes de {name} pendant les mesures : {total / rounds:.2f} par commande")
         for endpoint, n in counts[user].most_common():
             mean_ms = seconds[user][endpoint] / n * 1000
             print(f"    {n / rounds:5.2f}  {endpoint}  (Synapse : {mean_ms:.1f} ms en moyenne)")
+        behind, sends = order[user]
+        print(f"    réponses arrivées avec sa /sync suivante déjà en attente : {behind} / {sends}")
 
 
 def line(name: str, values: list[float]) -> str:
@@ -134,9 +167,10 @@ async def bench(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="cercle-bench-"))
     site = BenchSite.create(work)
     rendered = site.render()
-    if args.requests:  # Synapse's access log, at INFO (bench only)
+    if args.requests:  # Synapse's access log (bench only)
         log_yaml = yaml.safe_load(rendered.log_config_path.read_text())
-        log_yaml["loggers"]["synapse.access.http"] = {"level": "INFO"}
+        # DEBUG: each request's "Received" line too (the order of arrival)
+        log_yaml["loggers"]["synapse.access.http"] = {"level": "DEBUG"}
         rendered.log_config_path.write_text(yaml.safe_dump(log_yaml))
     access_log = rendered.data_dir / "homeserver.log"
     synapse = site.synapse(rendered)

@@ -85,6 +85,19 @@ What this says about issue 15's goals, for 20,000 rooms (not populated here: ext
   the event is queued: 3.1–3.5 ms of CPU per incremental sync in the scale runs), not located
   further. Burst: 200 commands over 20 rooms, none lost, none twice, drained 1.1 s after the
   last send.
+  Located later the same day by order, not timing (the three processes' client sessions
+  traced; ``--requests`` now prints it from Synapse's log): (1) the bot asked for its next
+  /sync before sending the reply (27 of 27 rounds; the echo, whose nio sends from inside the
+  sync response's walk, 0 of 29): that /sync reached Synapse ahead of the reply, and the
+  stored reply woke it together with the professional's, the bot's answered first in 14 of 27
+  rounds (the echo's own next sync in 2 of 29) — the sync loop now waits for a batch's
+  handlers up to 0.2 s before the next /sync; (2) nio's ``store.save_encrypted_rooms`` after
+  every sync, an empty transaction of ~1 ms (0.8–2.7 ms under load) that the echo pays after
+  its reply and the bot paid before it — skipped when empty (``bots/matrix/crypto_store.py``).
+  After both, 20 rounds: replies arriving with the responder's own /sync waiting 0 / 20 for
+  each (18 / 20 for the bot before); from the /sync answer to the reply's request the bot
+  spends ~0.5 ms more than the echo (the sync loop's steps and the worker's start; the
+  ratio itself not re-timed here, the machine being shared).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiError
 
 from bots.config import BotConfig
 from bots.matrix.cross_signing import ensure_cross_signed
+from bots.matrix.crypto_store import CercleStore
 from bots.matrix.ledger import EventLedger
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.sync_loop import EventHandlers, SyncLoop
@@ -56,6 +57,7 @@ def client_config(pickle_key: str, backoff_max_seconds: float) -> AsyncClientCon
         raise SessionError("clé de chiffrement du magasin du bot absente (secrets/bot_pickle_key)")
     return AsyncClientConfig(
         encryption_enabled=True,
+        store=CercleStore,  # nio's store without its empty write after every sync
         pickle_key=pickle_key,
         store_sync_tokens=False,  # the bot saves its token itself, after handling a batch
         max_timeouts=None,  # homeserver away: nio retries with exponential back-off …

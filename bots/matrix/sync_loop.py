@@ -4,8 +4,13 @@
   (and of all earlier batches) has been handled: a crash re-reads the unhandled events.
 - Every event handed to the handlers is recorded in the ledger ('started', then 'done'); an
   event already 'done' is never handled again, after a restart or a replayed sync.
-- Events are handled in order within a room, rooms in parallel; the loop keeps syncing
-  while handlers run.
+- Events are handled in order within a room, rooms in parallel. The next /sync waits for a
+  batch's handlers, up to ``reply_window_seconds``: a quick command's reply is sent before the
+  bot long-polls again, as nio's ``sync_forever`` does. Asked for while the reply was on its
+  way, the /sync reached Synapse ahead of it, and the stored reply woke the bot's own /sync
+  together with the recipient's, two sync answers computed at once (the recipient's second
+  in 14 of 27 measured rounds; never the case for a bare nio echo, issue 15). Past the window
+  the loop keeps syncing while handlers run: a slow command does not hold other rooms.
 - At start, the rooms' state comes from the room snapshot (``room_snapshot.py``) and the sync
   resumes from the saved token, without ``full_state``: a restart costs the homeserver what
   happened while the bot was away, not the state of every room (issue 15). The full state is
@@ -21,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -55,6 +61,12 @@ LEDGER_RETENTION_MS = 30 * 24 * 3600 * 1000  # handled-event ids kept 30 days
 
 GAP_PAGES = 20  # at most 20 pages of 100 events fetched back per room after a long absence
 
+# how long the next /sync waits for a batch's handlers: above a quick command's reply round
+# trip (20–60 ms, p99 ~120 ms on the 2-core bench machine under load); what a slow handler
+# can add to other rooms' events; a handler waiting for a room to appear in a later sync
+# (a room just created) waits this much more
+REPLY_WINDOW_SECONDS = 0.2
+
 
 def sync_filter(timeline_limit: int) -> dict[str, Any]:
     return {
@@ -86,6 +98,8 @@ class _Batch:
     token: str
     outstanding: int = 0
     sealed: bool = False
+    # set once every event of this batch is handled (the next /sync may go)
+    handled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -121,6 +135,7 @@ class SyncLoop:
         timeline_limit: int = 100,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         snapshot: RoomSnapshot | None = None,
+        reply_window_seconds: float = REPLY_WINDOW_SECONDS,
     ) -> None:
         self.filter = sync_filter(timeline_limit)
         self.client = client
@@ -129,6 +144,7 @@ class SyncLoop:
         self.undecryptable = undecryptable
         self.timeout_ms = timeout_ms
         self.backoff_max = backoff_max_seconds
+        self.reply_window = reply_window_seconds
         self._sleep = sleep
         # None: no snapshot, the full state is asked for at every start
         self.snapshot = snapshot
@@ -197,10 +213,11 @@ class SyncLoop:
                     delay = min(delay * 2, self.backoff_max)
                     continue
             delay = 0.5
+            batch: _Batch | None = None
             try:
                 if not (token is None or full_state):
                     await self._repair_members(resp)
-                await self._after_sync(resp, skip_timeline=first_ever, since=token)
+                batch = await self._after_sync(resp, skip_timeline=first_ever, since=token)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -212,6 +229,13 @@ class SyncLoop:
             full_state = False
             self.stats.batches += 1
             self.stats.first_sync_done.set()
+            if batch is not None and batch.outstanding:
+                await self._await_replies(batch)
+
+    async def _await_replies(self, batch: _Batch) -> None:
+        """Until the batch's handlers are done, or the reply window has passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(batch.handled.wait(), self.reply_window)
 
     async def _repair_members(self, resp: SyncResponse) -> None:
         """Before any handler: no former member re-added by a stale state block."""
@@ -259,7 +283,7 @@ class SyncLoop:
     # -- one sync response --
     async def _after_sync(
         self, resp: SyncResponse, *, skip_timeline: bool, since: str | None = None
-    ) -> None:
+    ) -> _Batch:
         client = self.client
         # what sync_forever would do: keys and to-device traffic
         jobs = [client.send_to_device_messages()]
@@ -286,6 +310,7 @@ class SyncLoop:
                 observer(resp)
             except Exception:
                 log.exception("observateur de sync en échec")
+        return batch
 
     async def _dispatch(
         self, resp: SyncResponse, batch: _Batch, *, skip_timeline: bool, since: str | None
@@ -440,6 +465,8 @@ class SyncLoop:
         self._in_flight.discard(event_id)
         if work.batch is not None:
             work.batch.outstanding -= 1
+            if not work.batch.outstanding:
+                work.batch.handled.set()
             self._commit_tokens()
 
     def _commit_tokens(self) -> None:
