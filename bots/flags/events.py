@@ -15,99 +15,85 @@ same events as the first run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bots.flags.model import FlagKind
 
 
 @dataclass(frozen=True, kw_only=True)
-class FlagRaising:
+class _Raise:
+    room_id: str
+    kind: FlagKind
+    by: str
+    at_ms: int
+    motif: str | None
+    assignee: str | None
+    command_event_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Clear:
+    room_id: str
+    kind: FlagKind
+    by: str
+    command_event_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Failure:
+    room_id: str
+    kind: FlagKind
+    command_event_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlagRaising(_Raise):
     """A flag is about to be raised (told before its notice and its state)."""
 
-    room_id: str
-    kind: FlagKind
-    by: str
-    at_ms: int
-    motif: str | None
-    assignee: str | None
-    command_event_id: str
-
     def done(self) -> FlagRaised:
-        return FlagRaised(
-            room_id=self.room_id,
-            kind=self.kind,
-            by=self.by,
-            at_ms=self.at_ms,
-            motif=self.motif,
-            assignee=self.assignee,
-            command_event_id=self.command_event_id,
-        )
+        return FlagRaised(**vars(self))
 
     def failed(self) -> FlagNotRaised:
-        return FlagNotRaised(
-            room_id=self.room_id, kind=self.kind, command_event_id=self.command_event_id
-        )
+        return FlagNotRaised(**_failure(self))
 
 
 @dataclass(frozen=True, kw_only=True)
-class FlagRaised:
+class FlagRaised(_Raise):
     """The flag's state is saved (the first run, or a replay finishing it)."""
 
-    room_id: str
-    kind: FlagKind
-    by: str
-    at_ms: int
-    motif: str | None
-    assignee: str | None
-    command_event_id: str
-
 
 @dataclass(frozen=True, kw_only=True)
-class FlagNotRaised:
+class FlagNotRaised(_Failure):
     """Sending the notice or saving the state failed: nothing was raised."""
 
-    room_id: str
-    kind: FlagKind
-    command_event_id: str
-
 
 @dataclass(frozen=True, kw_only=True)
-class FlagClearing:
+class FlagClearing(_Clear):
     """A flag is about to be cleared (told before its state)."""
 
-    room_id: str
-    kind: FlagKind
-    by: str
-    command_event_id: str
-
     def done(self) -> FlagCleared:
-        return FlagCleared(
-            room_id=self.room_id, kind=self.kind, by=self.by, command_event_id=self.command_event_id
-        )
+        return FlagCleared(**vars(self))
 
     def failed(self) -> FlagNotCleared:
-        return FlagNotCleared(
-            room_id=self.room_id, kind=self.kind, command_event_id=self.command_event_id
-        )
+        return FlagNotCleared(**_failure(self))
 
 
 @dataclass(frozen=True, kw_only=True)
-class FlagCleared:
+class FlagCleared(_Clear):
     """The flag's state is cleared (the first run, or a replay finishing it)."""
 
-    room_id: str
-    kind: FlagKind
-    by: str
-    command_event_id: str
-
 
 @dataclass(frozen=True, kw_only=True)
-class FlagNotCleared:
+class FlagNotCleared(_Failure):
     """Saving the state failed: the flag is still raised."""
 
-    room_id: str
-    kind: FlagKind
-    command_event_id: str
+
+def _failure(change: _Raise | _Clear) -> dict[str, Any]:
+    return {
+        "room_id": change.room_id,
+        "kind": change.kind,
+        "command_event_id": change.command_event_id,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,12 +5,8 @@
 - Every event handed to the handlers is recorded in the ledger ('started', then 'done'); an
   event already 'done' is never handled again, after a restart or a replayed sync.
 - Events are handled in order within a room, rooms in parallel. The next /sync waits for a
-  batch's handlers, up to ``reply_window_seconds``: a quick command's reply is sent before the
-  bot long-polls again, as nio's ``sync_forever`` does. Asked for while the reply was on its
-  way, the /sync reached Synapse ahead of it, and the stored reply woke the bot's own /sync
-  together with the recipient's, two sync answers computed at once (the recipient's second
-  in 14 of 27 measured rounds; never the case for a bare nio echo, issue 15). Past the window
-  the loop keeps syncing while handlers run: a slow command does not hold other rooms.
+  batch's handlers, up to ``reply_window_seconds`` (``REPLY_WINDOW_SECONDS``, why below); past
+  it the loop keeps syncing while handlers run: a slow command does not hold other rooms.
 - At start, the rooms' state comes from the room snapshot (``room_snapshot.py``) and the sync
   resumes from the saved token, without ``full_state``: a restart costs the homeserver what
   happened while the bot was away, not the state of every room (issue 15). The full state is
@@ -42,7 +38,6 @@ from nio import (
     MegolmEvent,
     RoomKeyEvent,
     RoomMemberEvent,
-    RoomMessagesResponse,
     SyncError,
     SyncResponse,
     UploadFilterResponse,
@@ -51,6 +46,7 @@ from nio import (
 from bots.matrix.ledger import EventLedger, now_ms
 from bots.matrix.member_repair import repair_members, rooms_to_check
 from bots.matrix.room_snapshot import RoomSnapshot
+from bots.matrix.timeline_gap import fetch_gap
 from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
 from deployment.incidents import new_reference
@@ -59,12 +55,13 @@ log = logging.getLogger(__name__)
 
 LEDGER_RETENTION_MS = 30 * 24 * 3600 * 1000  # handled-event ids kept 30 days
 
-GAP_PAGES = 20  # at most 20 pages of 100 events fetched back per room after a long absence
-
-# how long the next /sync waits for a batch's handlers: above a quick command's reply round
-# trip (20–60 ms, p99 ~120 ms on the 2-core bench machine under load); what a slow handler
-# can add to other rooms' events; a handler waiting for a room to appear in a later sync
-# (a room just created) waits this much more
+# how long the next /sync waits for a batch's handlers, as nio's ``sync_forever`` does. Asked
+# for while a reply was on its way, the /sync reached Synapse ahead of it and the stored reply
+# woke the bot's /sync together with the recipient's: two answers computed at once (the
+# recipient's second in 14 of 27 measured rounds, never for a bare nio echo; issue 15).
+# Above a quick command's reply (20–60 ms, p99 ~120 ms on the loaded 2-core bench machine);
+# what a slow handler adds to other rooms' events, and a handler waiting for a room to appear
+# in a later sync (one just created) waits this much more.
 REPLY_WINDOW_SECONDS = 0.2
 
 
@@ -349,7 +346,7 @@ class SyncLoop:
             events = list(info.timeline.events)
             if info.timeline.limited and since:
                 # more happened than the sync returns (a long absence): fetch the gap
-                gap = await self._fill_gap(room_id, info.timeline.prev_batch, since)
+                gap = await fetch_gap(self.client, room_id, info.timeline.prev_batch, since)
                 for event in gap:
                     if event.source.get("state_key") is not None:  # nio events lack .state_key
                         self._observe(room_id, event)
@@ -364,25 +361,6 @@ class SyncLoop:
         }
         for session_id in sessions:
             await self.undecryptable.retry_session(session_id)
-
-    async def _fill_gap(self, room_id: str, prev_batch: str | None, since: str) -> list[Event]:
-        """The events between ``since`` and the start of a limited timeline, oldest first."""
-        events: list[Event] = []
-        start = prev_batch
-        for _ in range(GAP_PAGES):
-            if not start:
-                break
-            resp = await self.client.room_messages(room_id, start=start, end=since, limit=100)
-            if not isinstance(resp, RoomMessagesResponse) or not resp.chunk:
-                break
-            events.extend(resp.chunk)
-            if not resp.end or resp.end == start:
-                break
-            start = resp.end
-        else:
-            log.warning("trou de plus de %d pages dans room=%s : début ignoré", GAP_PAGES, room_id)
-        events.reverse()
-        return events
 
     def _observe(self, room_id: str, event: Event) -> None:
         if (
