@@ -21,7 +21,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from nio import AsyncClient, DownloadResponse, MegolmEvent, RoomMessageText, RoomSendResponse
+from nio import (
+    AsyncClient,
+    DownloadResponse,
+    MegolmEvent,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+)
 from nio.crypto.attachments import decrypt_attachment
 
 from deployment.processes import port_is_free
@@ -372,3 +379,17 @@ async def download_attachment(client: AsyncClient, content: Mapping[str, Any]) -
     ciphertext = await download_media(client, file["url"])
     key, sha256, iv = file["key"]["k"], file["hashes"]["sha256"], file["iv"]
     return bytes(decrypt_attachment(ciphertext, key, sha256, iv))
+
+
+def one_room_sync(room_id: str, token: str, *timeline: dict[str, Any]) -> SyncResponse:
+    """A /sync answer (nio's own parse) whose one joined room carries ``timeline``, no gap."""
+    return SyncResponse.from_dict(
+        {
+            "next_batch": token,
+            "rooms": {
+                "join": {
+                    room_id: {"timeline": {"events": list(timeline), "limited": False}, "state": {}}
+                }
+            },
+        }
+    )

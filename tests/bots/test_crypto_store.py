@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from nio import AsyncClient, SyncResponse
+from support import one_room_sync
 
 from bots.matrix.session import client_config
 
@@ -17,16 +18,7 @@ BOT = "@bot:cercle.test"
 
 
 def response(token: str, *timeline: dict[str, Any]) -> SyncResponse:
-    return SyncResponse.from_dict(
-        {
-            "next_batch": token,
-            "rooms": {
-                "join": {
-                    ROOM: {"timeline": {"events": list(timeline), "limited": False}, "state": {}}
-                }
-            },
-        }
-    )
+    return one_room_sync(ROOM, token, *timeline)
 
 
 def event(event_type: str, content: dict[str, Any], **extra: Any) -> dict[str, Any]:

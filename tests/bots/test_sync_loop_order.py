@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nio import AsyncClient, Event, MatrixRoom, RoomMessageText, SyncResponse
+from support import one_room_sync
 
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.sync_loop import SyncLoop
@@ -19,16 +20,7 @@ BOT = "@bot:cercle.test"
 
 
 def response(token: str, *events: dict[str, Any]) -> SyncResponse:
-    return SyncResponse.from_dict(
-        {
-            "next_batch": token,
-            "rooms": {
-                "join": {
-                    ROOM: {"timeline": {"events": list(events), "limited": False}, "state": {}}
-                }
-            },
-        }
-    )
+    return one_room_sync(ROOM, token, *events)
 
 
 def command(event_id: str) -> dict[str, Any]:
