@@ -21,6 +21,7 @@ from deployment.conventions import sqlite_pragmas
 from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
 from dossier_service.file_revisions import ChangeNotices, FileRevisions
+from dossier_service.revoked_sessions import RevokedSessions
 from dossier_service.sqlite_checkpoint import WalCheckpointer
 
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a checkpoint
@@ -47,6 +48,8 @@ class Database:
     revisions: FileRevisions | None = None
     # PostgreSQL: changes committed by any process, NOTIFYed (file_revisions.ChangeNotices)
     notices: ChangeNotices | None = None
+    # the sessions ended before their time, in memory where this process is the sole writer
+    revoked: RevokedSessions | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -98,6 +101,7 @@ def build_database(
     )
     checkpointer = None
     revisions = None
+    revoked = None
     session_class: type[Session] = Session
     if engine.dialect.name == "sqlite":
         path = make_url(url).database
@@ -112,8 +116,10 @@ def build_database(
             checkpointer.start()
         # one service process, one connection: sole writer
         revisions = FileRevisions()
+        revoked = RevokedSessions()
         session_class = type("DossierSession", (Session,), {})  # listeners for this db only
         revisions.watch(session_class)
+        revoked.watch(session_class)
     notices = None
     if engine.dialect.name == "postgresql":
         notices = ChangeNotices()
@@ -128,6 +134,7 @@ def build_database(
         checkpointer=checkpointer,
         revisions=revisions,
         notices=notices,
+        revoked=revoked,
     )
 
 

@@ -97,8 +97,15 @@ async def session_middleware(
     (logout, deactivated account): a signature alone is not enough."""
     presented = auth.presented_session(request, request.app[appkeys.CONFIG])
     if presented is not None:
-        async with request.app[appkeys.DATABASE].sessions() as db:
-            revoked = await sessions.is_revoked(db, presented)
+        database = request.app[appkeys.DATABASE]
+        memory = database.revoked  # SQLite: the sole writer keeps the ended sessions in memory
+        revoked = memory.answer(presented) if memory is not None else None
+        if revoked is None:
+            async with database.sessions() as db:
+                if memory is not None:
+                    revoked = await memory.is_revoked(db, presented)
+                else:
+                    revoked = await sessions.is_revoked(db, presented)
         checks = request.app.get(appkeys.ACCOUNT_CHECKS)
         if not revoked and checks is not None and not await checks.still_active(presented.user_id):
             async with request.app[appkeys.DATABASE].transaction() as db:

@@ -20,6 +20,10 @@ from dossier_service.auth import Session
 from dossier_service.models.sessions import SessionRevocation
 from dossier_service.models.types import utcnow
 
+# set in the transaction that writes session_revocations: what a process keeps in memory of
+# the table is stale once it commits (dossier_service/revoked_sessions.py)
+ENDED = "cercle.sessions_ended"
+
 
 def nonce_hash(nonce: str) -> str:
     return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
@@ -54,15 +58,18 @@ async def end_session(db: AsyncSession, session: Session) -> None:
             reason="logout",
         )
     )
+    db.info[ENDED] = True
     await db.flush()
 
 
 async def end_all_sessions(db: AsyncSession, *, user_id: str, reason: str) -> None:
     """Every session of ``user_id`` issued until now ends (a new login makes a new one)."""
     db.add(SessionRevocation(user_id=user_id, nonce_sha256=None, reason=reason[:40]))
+    db.info[ENDED] = True
     await db.flush()
 
 
 async def purge_expired(db: AsyncSession) -> None:
     """Logged-out sessions past their expiry need no row any more."""
+    db.info[ENDED] = True
     await db.exec(delete(SessionRevocation).where(col(SessionRevocation.expires_at) < utcnow()))
