@@ -7,6 +7,11 @@ the limit. The service runs in its own process (one process, as deployed); clien
 
     python bench/dossier_load.py [--seconds 5] [--clients 32] [--database-url URL]
                                  [--designs service,public,inline-line] [--rounds 3]
+                                 [--processes 2]
+
+``--processes N`` (PostgreSQL only) runs N processes of the service on one database, as the
+region profile does, each also serving the limit handlers; clients are spread over them and
+the server CPU is the sum of theirs (issue 15: reads ≥ 100 % of the limit, p99 ≤ 1.2× its).
 
 Goals: reads ≥ 50 % of the limit, p99 < 50 ms; ≥ 400 writes/s with their audit rows.
 
@@ -189,13 +194,18 @@ def fresh_database(base_url: str | None, root: Path, run: int) -> Iterator[str]:
 
 @dataclass
 class Service:
-    """One design's service, on a database of its own."""
+    """One design's service, on a database of its own: ``--processes`` of it, clients spread
+    over them (several only on PostgreSQL, as the region profile deploys them)."""
 
     design: str
     url: str
     pid: str  # the seeded patient
-    base: str
-    process: subprocess.Popen[bytes]
+    bases: list[str]
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
 
 
 async def start_services(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Service]:
@@ -204,16 +214,21 @@ async def start_services(args: argparse.Namespace, stack: contextlib.ExitStack) 
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dossier-bench-")))
         url = stack.enter_context(fresh_database(args.database_url, root, index))
         pid = await seed(url, root)
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", url, str(root), str(port), design]
-            + (["--no-cache"] if args.no_cache else []),
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        )
-        stack.callback(_stop, process)
-        services.append(Service(design, url, pid, f"http://127.0.0.1:{port}", process))
+        bases, processes = [], []
+        for _ in range(args.processes):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, __file__, "--serve", url, str(root), str(port), design]
+                + (["--no-cache"] if args.no_cache else []),
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            )
+            stack.callback(_stop, process)
+            bases.append(f"http://127.0.0.1:{port}")
+            processes.append(process)
+        services.append(Service(design, url, pid, bases, processes))
     for service in services:
-        await wait_healthy(service.base)
+        for base in service.bases:
+            await wait_healthy(base)
     return services
 
 
@@ -239,25 +254,25 @@ async def measure_round(
     for name, path in reads:
         for s in services:
             results[s.design][name] = await load(
-                s.base,
+                s.bases,
                 path(s),
                 clients=args.clients,
                 seconds=args.seconds,
                 headers=member,
-                server_pid=s.process.pid,
+                server_pid=s.pids,
             )
     for s in services:
         audit_before = await count(s.url, "audit_log")
         notes_before = await count(s.url, "notebook_entries")
         writes = await load(
-            s.base,
+            s.bases,
             f"/api/v1/patients/{s.pid}/notebook",
             method="POST",
             body=lambda n, i: {"kind": "note", "text": f"Note {n}-{i}"},
             clients=args.clients,
             seconds=args.seconds,
             headers=member,
-            server_pid=s.process.pid,
+            server_pid=s.pids,
         )
         writes["audit_added"] = await count(s.url, "audit_log") - audit_before
         writes["notes_added"] = await count(s.url, "notebook_entries") - notes_before
@@ -276,8 +291,10 @@ def report(design: str, round_: int, r: dict[str, dict[str, float]]) -> None:
     print(line("écriture de notes (+ audit)", writes))
     print(
         f"ratio dossier / limite : {file_['rps'] / limit_file['rps']:.0%} (débit), "
+        f"p99 {file_['p99_ms'] / limit_file['p99_ms']:.2f}×, "
         f"{file_['per_cpu_second'] / limit_file['per_cpu_second']:.0%} (par seconde CPU)   "
         f"ratio tableau de bord / limite : {board['rps'] / limit_board['rps']:.0%} (débit), "
+        f"p99 {board['p99_ms'] / limit_board['p99_ms']:.2f}×, "
         f"{board['per_cpu_second'] / limit_board['per_cpu_second']:.0%} (par seconde CPU)"
     )
     reads = ((file_, limit_file), (board, limit_board))
@@ -331,11 +348,23 @@ async def main() -> None:
         "par des virgules",
     )
     parser.add_argument("--rounds", type=int, default=1, help="tours (A, B, A, B…)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processus du service (et de la limite), clients répartis ; > 1 : PostgreSQL",
+    )
     args = parser.parse_args()
     postgres = (args.database_url or "").startswith("postgresql")
+    if args.processes < 1 or (args.processes > 1 and not postgres):
+        parser.error(
+            "--processes > 1 demande PostgreSQL (--database-url postgresql+asyncpg://…) : "
+            "un fichier SQLite n'a qu'un processus pour écrire"
+        )
     print(
         f"dossier: 1000 entrées, 100 documents, 50 tâches; {args.clients} clients; "
-        f"{'PostgreSQL' if postgres else 'SQLite'}; {args.seconds:.0f} s par mesure"
+        f"{'PostgreSQL' if postgres else 'SQLite'}; {args.processes} processus; "
+        f"{args.seconds:.0f} s par mesure"
         f"{'; sans cache (dossier ni tableau de bord)' if args.no_cache else ''}; "
         f"conceptions {', '.join(args.designs)} × {args.rounds} tour(s)",
         flush=True,

@@ -5,8 +5,10 @@ HTTP clients that time its answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,7 @@ async def wait_healthy(base: str) -> None:
 
 
 async def load(
-    base: str,
+    base: str | Sequence[str],
     path: str,
     *,
     clients: int,
@@ -130,25 +132,37 @@ async def load(
     headers: dict[str, str],
     method: str = "GET",
     body: Any = None,
-    server_pid: int | None = None,
+    server_pid: int | Sequence[int] | None = None,
     warmup: float = 0.5,
     stop: asyncio.Event | None = None,
 ) -> dict[str, float]:
     """``clients`` closed-loop clients for ``warmup`` + ``seconds`` (or until ``stop`` is set);
     only requests started after the warm-up count (connections opened, caches and statements
-    warm)."""
+    warm). Several ``base`` URLs (processes of one service): client n calls the n-th in turn;
+    the server CPU is then the sum of every ``server_pid``'s."""
     import aiohttp
+
+    bases = [base] if isinstance(base, str) else list(base)
+    pids = [server_pid] if isinstance(server_pid, int) else list(server_pid or ())
 
     latencies: list[float] = []
     errors = 0
     succeeded = 0  # warm-up included: what the server did (rows written)
     measure_from = time.perf_counter() + warmup
     deadline = measure_from + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    one, connector=aiohttp.TCPConnector(limit=clients), headers=headers
+                )
+            )
+            for one in bases
+        ]
 
         async def worker(n: int) -> None:
             nonlocal errors, succeeded
+            http = sessions[n % len(sessions)]
             i = 0
             while (start := time.perf_counter()) < deadline and not (stop and stop.is_set()):
                 i += 1
@@ -162,12 +176,12 @@ async def load(
                     latencies.append(time.perf_counter() - start)
 
         async def server_cpu_while_measured() -> float:
-            if server_pid is None:
+            if not pids:
                 return 0.0
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = cpu_seconds(server_pid)
+            before = sum(map(cpu_seconds, pids))
             await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
-            return cpu_seconds(server_pid) - before
+            return sum(map(cpu_seconds, pids)) - before
 
         cpu_probe = asyncio.ensure_future(server_cpu_while_measured())
         await asyncio.gather(*(worker(n) for n in range(clients)))
