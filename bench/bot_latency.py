@@ -19,7 +19,11 @@ Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--roo
 
 Measured 2026-12-03 (four runs, load average 3–11): bot / echo 1.05–1.13× at p50 and
 0.95–1.11× at p99 (issue 15's goal: ≤ 1.05× at both); figures and reading in
-``bench/bot_scale.py``'s docstring.
+``bench/bot_scale.py``'s docstring. After the two fixes found there (the next /sync waits for
+the batch's replies; no empty crypto-store write per sync), idle machine, 19:03–19:08 UTC:
+default size, p50 / p99 1.03× / 0.53× and 1.02× / 0.71× (the echo's p99 with one 0.6 s
+outlier in the first run); 60 rounds beside the code before issue 14 (``bench/compare_trees.py``):
+0.99× / 0.99× and 1.01× / 0.91×.
 """
 
 from __future__ import annotations
