@@ -131,10 +131,12 @@ class People:
         if not user_id:
             return Markup("—")
         person = self._person(user_id)
+        # escape() and an f-string, not Markup.format: that one runs string.Formatter in
+        # Python, ~20 µs a call, and a file page names a hundred people
         if person is None:
-            return Markup('<span class="personne">{}</span>').format(user_id)
+            return Markup(f'<span class="personne">{escape(user_id)}</span>')
         text = person.label() if profession else person.name
-        return Markup('<span class="personne" title="{}">{}</span>').format(user_id, escape(text))
+        return Markup(f'<span class="personne" title="{escape(user_id)}">{escape(text)}</span>')
 
 
 PEOPLE = web.AppKey("dossier_people", People)
