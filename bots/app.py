@@ -50,6 +50,8 @@ from bots.matrix.trust import MemberDeviceTrust
 
 log = logging.getLogger(__name__)
 
+CLOSE_SECONDS = 10.0  # how long close() waits for its cancelled tasks
+
 # The mail bridge's commands (bridges/mail/handlers.py), typed to this bot by mistake: told
 # where they go rather than « Commande inconnue ».
 _IN_COURRIERS = (
@@ -238,7 +240,11 @@ class BotApp:
         the end of ``stop`` once the sync loop drained; alone, a crash mid-handling."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # bounded: a task that does not stop is named, not waited for forever
+            _, running = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
+            for task in running:
+                log.error("tâche du bot toujours en cours à l'arrêt : %s", task.get_name())
         await self.sync_loop.close()
         await self.client.close()
         self.db.close()

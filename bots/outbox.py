@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployment.conventions import open_private_sqlite, write_private
+from deployment.conventions import open_private_sqlite, wait_set, write_private
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,8 @@ class OutboxWorker:
         self._waiters.setdefault(key, []).append(future)
         self.wake()
         with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(asyncio.shield(future), wait_seconds)
+            async with asyncio.timeout(wait_seconds):  # not wait_for: see conventions.wait_set
+                return await asyncio.shield(future)
         waiters = self._waiters.get(key, [])
         if future in waiters:
             waiters.remove(future)
@@ -392,5 +393,4 @@ class OutboxWorker:
             if next_due is not None:
                 timeout = max(0.05, min(self._idle, (next_due - now_ms()) / 1000))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_set(self._wake, timeout)

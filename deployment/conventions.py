@@ -11,6 +11,9 @@
 * ``write_private``: a private file (0600) written atomically (temporary name, fsync, rename).
 * ``ToldError``: an expected failure whose French ``message`` is shown to the person as is
   (a command's refusal, a form to correct, a mail refused …); each component subclasses it.
+* ``wait_set``: how a worker loop sleeps until woken or a timeout passes, without the
+  ``asyncio.wait_for`` of Python 3.11, which swallows a cancellation that arrives as the event
+  is set: the loop then runs on and whoever stops it waits forever.
 
 It lives in ``deployment/`` because every component already depends on it and it depends on
 no component (standard library only): ``bots``, ``dossier_service``, ``bridges``, ``backup``,
@@ -20,6 +23,7 @@ the layering. A top-level package would also need every installed copy re-instal
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
@@ -86,3 +90,20 @@ class ToldError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+async def wait_set(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until ``event`` is set (True) or ``timeout`` seconds pass (False; None: no limit).
+
+    ``asyncio.wait_for(event.wait(), timeout)`` on Python 3.11 returns normally when the task
+    is cancelled in the same turn as the event is set (the inner wait is done, so it hands back
+    its result and drops the cancellation): a worker loop stopped at that moment goes on
+    looping, and the ``gather`` that stops it never returns. ``asyncio.timeout`` raises the
+    cancellation.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True

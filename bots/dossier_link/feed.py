@@ -26,7 +26,6 @@ event) is logged under a reference and skipped after ``max_attempts`` so the fee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from typing import Any
 from bots.dossier_client import DossierClient
 from bots.dossier_link.store import SyncStore
 from bots.outbox import Refused, Unavailable, backoff_ms
+from deployment.conventions import wait_set
 from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,7 @@ class FeedConsumer:
                 wait = backoff_ms(failures, cap_ms=30_000) / 1000
                 log.exception("lecture du flux du dossier en échec")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await wait_set(self._wake, wait)
 
 
 def event_time(event: Mapping[str, Any]) -> datetime | None:

@@ -11,7 +11,6 @@ room keys, or who joined with a device the keys did not reach, is offered the tr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from nio import AsyncClient
 
 from bots.dossier_link.arrival_store import ArrivalStore, transcript_due
 from bots.matrix.io import MatrixIO, member_name, mention_html, txn_for
+from deployment.conventions import wait_set
 from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,7 @@ class HistoryFallback:
             except Exception:
                 log.exception("envoi des transcriptions en échec")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            await wait_set(self._wake, interval)
 
     # ------------------------------------------------------------------ nobody acts blind
     async def on_key_request(self, room_id: str, user: str) -> None:

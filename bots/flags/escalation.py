@@ -10,14 +10,13 @@ crash between sending a reminder and recording it cannot produce a second copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from deployment.conventions import has_row
+from deployment.conventions import has_row, wait_set
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +183,7 @@ class Escalator:
             next_ms = self.store.next_due_ms()
             wait = None if next_ms is None else max(0.0, (next_ms - self.now_ms()) / 1000)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            await wait_set(self._wake, wait)
 
     async def tick(self) -> int:
         """Send every reminder due now; returns how many were sent."""

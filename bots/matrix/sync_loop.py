@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -49,6 +48,7 @@ from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.timeline_gap import fetch_gap
 from bots.matrix.timing import HandlingClock
 from bots.matrix.undecryptable import UndecryptableEvents
+from deployment.conventions import wait_set
 from deployment.incidents import new_reference
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,7 @@ class SyncLoop:
 
     async def _await_replies(self, batch: _Batch) -> None:
         """Until the batch's handlers are done, or the reply window has passed."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(batch.handled.wait(), self.reply_window)
+        await wait_set(batch.handled, self.reply_window)
 
     async def _repair_members(self, resp: SyncResponse) -> None:
         """Before any handler: no former member re-added by a stale state block."""

@@ -187,7 +187,8 @@ class ImapSession:
                 ):
                     self.news_at = time.monotonic()
                     client.idle_done()
-                    await asyncio.wait_for(idle, self._timeout)
+                    async with asyncio.timeout(self._timeout):  # see conventions.wait_set
+                        await idle
                     return
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             raise MailServerError(type(exc).__name__) from exc

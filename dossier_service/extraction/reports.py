@@ -15,7 +15,6 @@ and an ``extraction.ready`` outbox event for the bot's direct-chat notice. A fai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import pickle
@@ -28,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import and_, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deployment.conventions import wait_set
 from dossier_service.db import Database
 from dossier_service.extraction.figures import Period
 from dossier_service.extraction.render import Job
@@ -102,8 +102,7 @@ class ReportWorker:
         """Until :meth:`stop`: wait for a wake-up (a demand made here) or the poll (demands
         made on another process, or left by a killed one), then produce what is pending."""
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            await wait_set(self._wake, self.poll_seconds)
             self._wake.clear()
             try:
                 while not self._stopping and await self.produce_next():
@@ -173,8 +172,7 @@ class ReportWorker:
         taken again — by the same process once restarted, or by another."""
         r = table_of(ExtractionReport).c
         while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=RENEW_SECONDS)
+            if await wait_set(done, RENEW_SECONDS):
                 return
             try:
                 async with self.db.transaction() as session:
