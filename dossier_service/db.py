@@ -55,6 +55,17 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def change_epoch(self) -> int | None:
+        """The key of what is kept in memory across files (the task dashboards): a number
+        that moves with every committed change this process knows of — its own count where it
+        is the only writer, the others' notices too on PostgreSQL; ``None`` when it cannot
+        know (PostgreSQL, the listener away), and nothing may then be served from memory."""
+        if self.revisions is not None:
+            return self.revisions.total
+        if self.notices is not None:
+            return self.notices.epoch()
+        return None
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on any exception."""

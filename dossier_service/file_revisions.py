@@ -73,17 +73,34 @@ class ChangeNotices:
     The transaction that changes files NOTIFYs their ids (``pg_notify`` in the same
     transaction: PostgreSQL delivers it only if it commits); every process LISTENs
     (:func:`listen`) and calls its subscribers, which forget what they derived (the pages'
-    names of people). Reads that must see a change at once never rely on a notice: the file
-    cache's key is read from the database, dashboards are not cached on PostgreSQL.
+    names of people).
+
+    :meth:`epoch` is the key of what is kept across files (the task dashboards): it moves at
+    each of this process's own commits that change a file (at once, in the commit) and at each
+    notice heard from the others. While the listener is not connected it is ``None``: nothing
+    may be served from memory then, since the others' changes would go unheard. What remains
+    is the notice's own delay — from another process's commit to its notice being handled
+    here, on one machine well under a millisecond — during which a dashboard already in memory
+    may be served once more; Synapse's workers invalidate their caches across processes the
+    same way (its replication stream). The file, which a professional reads right after
+    writing to it, keeps a key read from the database (``read_models.revision``).
     """
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[str], None]] = []
+        self._epoch = 0
+        self.hearing = False  # the listener is connected: set and cleared by `listen`
+
+    def epoch(self) -> int | None:
+        """A number that moves with every change committed by any process; ``None`` while the
+        others' changes cannot be heard."""
+        return self._epoch if self.hearing else None
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         self._subscribers.append(callback)
 
     def deliver(self, payload: str) -> None:
+        self._epoch += 1
         for callback in self._subscribers:
             try:
                 callback(payload)
@@ -92,7 +109,7 @@ class ChangeNotices:
 
     def watch(self, session_class: type) -> None:
         event.listen(session_class, "before_commit", self._before_commit)
-        event.listen(session_class, "after_commit", self._forget)
+        event.listen(session_class, "after_commit", self._after_commit)
         event.listen(session_class, "after_rollback", self._forget)
 
     def _before_commit(self, session: Any) -> None:
@@ -102,6 +119,10 @@ class ChangeNotices:
             if len(payload) > 7000:  # NOTIFY payloads stay under 8000 bytes
                 payload = ALL
             session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+
+    def _after_commit(self, session: Any) -> None:
+        if session.info.pop(CHANGED_FILES, None):
+            self._epoch += 1  # this process's next read sees its own change, notice or not
 
     def _forget(self, session: Any) -> None:
         session.info.pop(CHANGED_FILES, None)
@@ -126,10 +147,12 @@ async def listen(dsn: str, notices: ChangeNotices, ready: asyncio.Event | None =
                 CHANNEL, lambda _c, _pid, _channel, payload: notices.deliver(payload)
             )
             notices.deliver(ALL)
+            notices.hearing = True
             if ready is not None:
                 ready.set()
             await closed.wait()
             log.warning("écoute des changements interrompue ; reconnexion")
         finally:
+            notices.hearing = False
             with contextlib.suppress(Exception):
                 await connection.close(timeout=2)

@@ -103,7 +103,7 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
         offset=q["offset"],
         today=call.today(),
         cache=call.request.app.get(appkeys.DASHBOARD_CACHE),
-        revisions=call.ctx.db.revisions,
+        epoch=call.ctx.db.change_epoch(),
     )
     return 200, {
         "items": items,

@@ -361,10 +361,13 @@ def _dashboard_rows(shape: Any) -> Any:
 
 
 class DashboardCache:
-    """Per-process cache of task dashboards where this process counts every committed change
-    (``FileRevisions.total``: any file, or a task without one). A dashboard depends on tasks
-    and on care circles (who sees what), both changed only through writes that bump it; the
-    key holds the caller, the filters, the page and the day (what is overdue)."""
+    """Per-process cache of task dashboards, keyed by the database's change epoch
+    (``Database.change_epoch``: every committed change to any file, or to a task without
+    one, moves it — on PostgreSQL the other processes' too, through their notices). A
+    dashboard depends on tasks and on care circles (who sees what), both changed only through
+    writes that move it; the key holds the caller, the filters, the page and the day (what
+    is overdue). One key for all files: at a region's write rate it misses more often, never
+    serves a dashboard older than the last change heard."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
@@ -392,12 +395,13 @@ async def dashboard(
     offset: int,
     today: date,
     cache: DashboardCache | None = None,
-    revisions: FileRevisions | None = None,
+    epoch: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The task dashboard as JSON rows (same filters and order as ``tasks.list_tasks``)."""
+    """The task dashboard as JSON rows (same filters and order as ``tasks.list_tasks``);
+    kept in ``cache`` under ``epoch`` (``Database.change_epoch``) when there is one."""
     key: tuple[Any, ...] | None = None
-    if cache is not None and revisions is not None:
-        key = (revisions.total, principal, filters, limit, offset, today)
+    if cache is not None and epoch is not None:
+        key = (epoch, principal, filters, limit, offset, today)
         cached = cache.get(key)
         if cached is not None:
             return cached

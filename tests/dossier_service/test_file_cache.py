@@ -117,3 +117,37 @@ async def test_dashboard_follows_every_change(api: Api) -> None:
     await api.ok("POST", f"/api/v1/patients/{pid}/circle/{member['id']}/end", as_user=COORD)
     board = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
     assert [t["label"] for t in board["items"]] == ["Hors dossier"]  # no access any more
+
+
+async def test_a_dashboard_read_again_is_served_from_memory(api: Api) -> None:
+    """On both engines (PostgreSQL: once this process hears the others' changes) the same
+    dashboard read twice with no change between asks the database for its tasks once."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    pid = await api.patient_with_circle()
+    await api.created(
+        "/api/v1/tasks", {"type": "Soins", "label": "Pansement", "patient_id": pid}, as_user=COORD
+    )
+    db = api.app[appkeys.DATABASE]
+    for _ in range(500):  # PostgreSQL: the app's listener connects as it starts
+        if db.change_epoch() is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert db.change_epoch() is not None
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        first = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+        asked = len([s for s in statements if "task_assignees" in s or "FROM tasks" in s])
+        again = await api.ok("GET", "/api/v1/tasks", as_user=MEMBER)
+        asked_again = len([s for s in statements if "task_assignees" in s or "FROM tasks" in s])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert again == first and [t["label"] for t in first["items"]] == ["Pansement"]
+    assert asked >= 1 and asked_again == asked

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -205,3 +205,81 @@ async def test_a_commit_is_notified_to_the_other_processes(database: str) -> Non
         await asyncio.gather(listener, return_exceptions=True)
         await writer.dispose()
         await other.dispose()
+
+
+async def _until(predicate: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "attendu en vain"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_dashboards_key_moves_with_every_change_and_is_none_while_deaf(
+    database: str,
+) -> None:
+    """What the task dashboards are kept under on PostgreSQL: this process's own commit moves
+    it at once, another's once its notice is heard; while the listener is away (never
+    connected yet, or its connection cut by the server) nothing may be served from memory."""
+    writer, here = build_database(database), build_database(database)
+    assert here.notices is not None
+    heard: list[str] = []
+    here.notices.subscribe(heard.append)
+    assert here.change_epoch() is None  # not listening yet
+    ready = asyncio.Event()
+    dsn = database.replace("postgresql+asyncpg://", "postgresql://")
+    listener = asyncio.create_task(listen(dsn, here.notices, ready))
+    from sqlalchemy import text
+
+    try:
+        await asyncio.wait_for(ready.wait(), 20)
+        first = here.change_epoch()
+        assert first is not None
+        async with here.transaction() as session:  # no change: the key stays
+            await session.execute(text("SELECT 1"))
+        assert here.change_epoch() == first
+        async with here.transaction() as session:
+            await session.execute(text("SELECT 1"))
+            mark_changed(session, "p-own")
+        own = here.change_epoch()
+        assert own is not None and own > first  # at once, before any notice
+        async with writer.transaction() as session:
+            await session.execute(text("SELECT 1"))
+            mark_changed(session, "p-other")
+        await _until(lambda: "p-other" in heard)
+        assert (here.change_epoch() or 0) > own
+
+        # the server cuts the listener's connection: reconnected, told "anything changed"
+        before = here.change_epoch()
+        name = database.rsplit("/", 1)[1]
+        await _pg(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND query LIKE 'LISTEN%'"
+        )
+        await _until(lambda: heard.count("*") == 2)
+        after = here.change_epoch()
+        assert after is not None and before is not None and after > before
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await writer.dispose()
+        await here.dispose()
+    assert here.change_epoch() is None  # stopped listening: nothing from memory
+
+
+async def test_dashboards_on_two_processes_follow_each_others_changes(
+    two: tuple[DossierClient, DossierClient],
+) -> None:
+    """Each process keeps dashboards in memory (PostgreSQL notices move their key): a task
+    created or changed on one shows on the other's next dashboard, round after round."""
+    a, b = two
+    pid = await open_file(a, "Tableau deux")
+    labels: list[str] = []
+    for i in range(8):
+        writer, reader = (a, b) if i % 2 == 0 else (b, a)
+        assert [t["label"] for t in await reader.open_tasks(pid)] == labels  # in memory now
+        assert [t["label"] for t in await reader.open_tasks(pid)] == labels
+        task = await coordination_task(
+            writer, pid, f"Soin {i}", assignee=COORD, key=uuid.uuid4().hex
+        )
+        labels.append(task["label"])
+        assert sorted(t["label"] for t in await reader.open_tasks(pid)) == sorted(labels), i
