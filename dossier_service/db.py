@@ -22,6 +22,8 @@ from dossier_service import sqlite_driver
 from dossier_service.fair_pool import FairAsyncPool
 from dossier_service.file_revisions import ChangeNotices, FileRevisions
 from dossier_service.revoked_sessions import RevokedSessions
+from dossier_service.revoked_sessions import words as revoked_words
+from dossier_service.services.sessions import ENDED
 from dossier_service.sqlite_checkpoint import WalCheckpointer
 
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the log file is cut back to this after a checkpoint
@@ -48,7 +50,7 @@ class Database:
     revisions: FileRevisions | None = None
     # PostgreSQL: changes committed by any process, NOTIFYed (file_revisions.ChangeNotices)
     notices: ChangeNotices | None = None
-    # the sessions ended before their time, in memory where this process is the sole writer
+    # the sessions ended before their time, in memory (PostgreSQL: while hearing the others)
     revoked: RevokedSessions | None = None
 
     @property
@@ -136,6 +138,11 @@ def build_database(
         notices = ChangeNotices()
         session_class = type("DossierSession", (Session,), {})
         notices.watch(session_class)
+        # the ended sessions in memory too, while this process hears the others' notices
+        revoked = RevokedSessions(trusted=lambda: notices is not None and notices.hearing)
+        notices.also_tell(ENDED, revoked_words)
+        notices.subscribe(revoked.heard)
+        revoked.watch(session_class)
     sessions = async_sessionmaker(
         engine, class_=AsyncSession, sync_session_class=session_class, expire_on_commit=False
     )

@@ -88,6 +88,7 @@ class ChangeNotices:
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[str], None]] = []
+        self._also: dict[str, Callable[[Any], list[str]]] = {}  # see also_tell
         self._epoch = 0
         self.hearing = False  # the listener is connected: set and cleared by `listen`
 
@@ -98,6 +99,11 @@ class ChangeNotices:
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         self._subscribers.append(callback)
+
+    def also_tell(self, info_key: str, words: Callable[[Any], list[str]]) -> None:
+        """A transaction whose ``session.info`` holds ``info_key`` adds ``words(that value)`` to
+        its notice (the sessions it ended: ``revoked_sessions``). Words never hold a comma."""
+        self._also[info_key] = words
 
     def deliver(self, payload: str) -> None:
         self._epoch += 1
@@ -113,9 +119,12 @@ class ChangeNotices:
         event.listen(session_class, "after_rollback", self._forget)
 
     def _before_commit(self, session: Any) -> None:
-        changed = session.info.get(CHANGED_FILES)
-        if changed:
-            payload = ",".join(sorted(p or "-" for p in changed))
+        said = sorted(p or "-" for p in session.info.get(CHANGED_FILES) or ())
+        for key, words in self._also.items():
+            if session.info.get(key):
+                said += words(session.info[key])
+        if said:
+            payload = ",".join(said)
             if len(payload) > 7000:  # NOTIFY payloads stay under 8000 bytes
                 payload = ALL
             session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})

@@ -98,7 +98,7 @@ async def session_middleware(
     presented = auth.presented_session(request, request.app[appkeys.CONFIG])
     if presented is not None:
         database = request.app[appkeys.DATABASE]
-        memory = database.revoked  # SQLite: the sole writer keeps the ended sessions in memory
+        memory = database.revoked  # the ended sessions in memory (revoked_sessions.py)
         revoked = memory.answer(presented) if memory is not None else None
         if revoked is None:
             async with database.sessions() as db:

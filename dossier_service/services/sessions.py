@@ -20,9 +20,17 @@ from dossier_service.auth import Session
 from dossier_service.models.sessions import SessionRevocation
 from dossier_service.models.types import utcnow
 
-# set in the transaction that writes session_revocations: what a process keeps in memory of
-# the table is stale once it commits (dossier_service/revoked_sessions.py)
+# the rows a transaction writes to session_revocations, as ``Ended``: what the processes keep
+# in memory of the table gets them once it commits (dossier_service/revoked_sessions.py)
 ENDED = "cercle.sessions_ended"
+Ended = tuple[str | None, str, datetime, datetime | None]  # nonce hash, user, revoked, expires
+
+
+def _ended(db: AsyncSession, row: SessionRevocation) -> None:
+    db.add(row)
+    db.info.setdefault(ENDED, []).append(
+        (row.nonce_sha256, row.user_id, row.revoked_at, row.expires_at)
+    )
 
 
 def nonce_hash(nonce: str) -> str:
@@ -50,26 +58,25 @@ async def is_revoked(db: AsyncSession, session: Session) -> bool:
 
 async def end_session(db: AsyncSession, session: Session) -> None:
     """Logout: this session stops answering at once."""
-    db.add(
+    _ended(
+        db,
         SessionRevocation(
             user_id=session.user_id,
             nonce_sha256=nonce_hash(session.nonce),
             expires_at=datetime.fromtimestamp(session.expires_at, UTC),
             reason="logout",
-        )
+        ),
     )
-    db.info[ENDED] = True
     await db.flush()
 
 
 async def end_all_sessions(db: AsyncSession, *, user_id: str, reason: str) -> None:
     """Every session of ``user_id`` issued until now ends (a new login makes a new one)."""
-    db.add(SessionRevocation(user_id=user_id, nonce_sha256=None, reason=reason[:40]))
-    db.info[ENDED] = True
+    _ended(db, SessionRevocation(user_id=user_id, nonce_sha256=None, reason=reason[:40]))
     await db.flush()
 
 
 async def purge_expired(db: AsyncSession) -> None:
-    """Logged-out sessions past their expiry need no row any more."""
-    db.info[ENDED] = True
+    """Logged-out sessions past their expiry need no row any more (what memory keeps of them
+    goes by itself: ``RevokedSessions``)."""
     await db.exec(delete(SessionRevocation).where(col(SessionRevocation.expires_at) < utcnow()))

@@ -283,3 +283,49 @@ async def test_dashboards_on_two_processes_follow_each_others_changes(
         )
         labels.append(task["label"])
         assert sorted(t["label"] for t in await reader.open_tasks(pid)) == sorted(labels), i
+
+
+async def test_a_session_ended_on_one_process_is_refused_by_the_other(
+    two: tuple[DossierClient, DossierClient], tmp_path: Path
+) -> None:
+    """Both processes answer "was this session ended?" from memory; a logout on one, and an
+    account's every session ended on the other, are refused by both (within a notice's delay:
+    asked again for at most 2 s)."""
+    import aiohttp
+
+    from dossier_service import auth
+
+    a, b = two
+    key = Secrets.load_or_create(tmp_path / "var").dossier_session_key
+
+    def bearer(user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {auth.issue_session(key, user, lifetime=3600)}"}
+
+    async def status(http: aiohttp.ClientSession, base: str, headers: dict[str, str]) -> int:
+        async with http.get(f"{base}/api/v1/me", headers=headers) as resp:
+            return resp.status
+
+    async def refused_by(http: aiohttp.ClientSession, base: str, headers: dict[str, str]) -> None:
+        deadline = time.monotonic() + 2
+        while await status(http, base, headers) != 401:
+            assert time.monotonic() < deadline, f"{base} accepte encore la session terminée"
+            await asyncio.sleep(0.01)
+
+    async with aiohttp.ClientSession() as http:
+        gone, kept = bearer(COORD), bearer(COORD)
+        for base in (a.base_url, b.base_url):  # both have read the table now
+            assert await status(http, base, gone) == 200
+        async with http.post(f"{a.base_url}/api/v1/logout", headers=gone) as resp:
+            assert resp.status == 200
+        await refused_by(http, b.base_url, gone)
+        assert await status(http, a.base_url, gone) == 401  # its own: at once
+        for base in (a.base_url, b.base_url):
+            assert await status(http, base, kept) == 200  # the other device goes on
+
+        await b.request("POST", "/sessions/revoke", json_body={"user_id": COORD})
+        await refused_by(http, a.base_url, kept)
+        assert await status(http, b.base_url, kept) == 401
+        fresh = bearer(COORD)  # a new login works again, on both
+        await asyncio.sleep(0.01)
+        for base in (a.base_url, b.base_url):
+            assert await status(http, base, fresh) == 200
