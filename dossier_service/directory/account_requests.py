@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,17 +50,13 @@ class HomeserverAdmin(Protocol):
 
 
 @dataclass(frozen=True)
-class AccountRequest:
+class AccountRequest(RequestForm):
+    """A request as stored: the form as it was sent, then its place in the queue (each field
+    is the column of the same name)."""
+
     id: int
     created_at: str
     status: str
-    last_name: str
-    first_name: str
-    identifier: str
-    profession: str
-    structure: str
-    email: str
-    phone: str
     match: str
     match_detail: str
     national_id: str | None
@@ -107,11 +103,7 @@ class Approval:
         return f"{public_url.rstrip('/')}/annuaire/activation/{self.activation_token}"
 
 
-_COLUMNS = (
-    "id, created_at, status, last_name, first_name, identifier, profession, structure, "
-    "email, phone, match, match_detail, national_id, decided_at, decided_by, "
-    "refusal_reason, mxid, finess, social_role"
-)
+_COLUMNS = ", ".join(f.name for f in fields(AccountRequest))  # in the dataclass's order
 
 
 def token_hash(token: str) -> str:

@@ -14,13 +14,13 @@ from datetime import date, datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, new_id, utcnow
 
 ACTIVITY_KINDS = ("messages", "signalement", "prise_en_compte", "export")
 PENDING, READY, FAILED = "en cours", "prête", "échec"  # extraction report statuses
 
 
-class ActivityEvent(SQLModel, table=True):
+class ActivityEvent(FileRow, table=True):
     __tablename__ = "activity_events"
     __table_args__ = (
         UniqueConstraint("kind", "ref", name="uq_activity_events_kind_ref"),
@@ -28,8 +28,6 @@ class ActivityEvent(SQLModel, table=True):
         Index("ix_activity_events_of_ref", "of_ref"),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40)
     kind: str = Field(max_length=20)
     ref: str = Field(max_length=300)
     of_ref: str | None = Field(default=None, max_length=300)

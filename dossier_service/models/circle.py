@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, new_id, utcnow
 
 # Who a member is, and her role in the circle: written once, the API's inputs take these types.
 MemberKind = Literal["professionnel", "aidant", "representant_legal", "structure"]
@@ -34,7 +34,7 @@ ROLE_LABELS = {
 }
 
 
-class CircleMember(SQLModel, table=True):
+class CircleMember(FileRow, table=True):
     """One membership; ending it keeps the row (ended_on) for the history."""
 
     __tablename__ = "circle_members"
@@ -44,8 +44,6 @@ class CircleMember(SQLModel, table=True):
         Index("ix_circle_members_via", "via_member_id"),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40)
     kind: str = Field(max_length=30)
     display_name: str = Field(max_length=300)
     matrix_user_id: str | None = Field(default=None, max_length=255)

@@ -2,17 +2,16 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, utcnow
 
 
-class Document(SQLModel, table=True):
+class Document(FileRow, table=True):
     __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_patient_id", "patient_id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     category: str = Field(max_length=100)
     filename: str = Field(max_length=255)
     sha256: str = Field(max_length=64, index=True)

@@ -2,16 +2,16 @@
 
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Index
+from sqlmodel import Field
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, utcnow
 
 
-class Memo(SQLModel, table=True):
+class Memo(FileRow, table=True):
     __tablename__ = "memos"
+    __table_args__ = (Index("ix_memos_patient_id", "patient_id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     text: str = Field(max_length=4000)
     archived: bool = False
     created_by: str = Field(max_length=255)
@@ -19,13 +19,12 @@ class Memo(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class Hospitalisation(SQLModel, table=True):
+class Hospitalisation(FileRow, table=True):
     """A stay: planned (admission ahead), current (admitted, not discharged) or past."""
 
     __tablename__ = "hospitalisations"
+    __table_args__ = (Index("ix_hospitalisations_patient_id", "patient_id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     structure: str = Field(max_length=300)
     service: str = Field(default="", max_length=300)
     admission_at: datetime = Field(sa_type=UTCDateTime)

@@ -3,20 +3,19 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, utcnow
 
 
-class FormAnswer(SQLModel, table=True):
+class FormAnswer(FileRow, table=True):
     __tablename__ = "form_answers"
     __table_args__ = (
+        Index("ix_form_answers_patient_id", "patient_id"),
         UniqueConstraint("patient_id", "form_id", "version", name="uq_form_answers_version"),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     form_id: str = Field(max_length=100)
     version: int
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

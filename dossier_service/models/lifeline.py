@@ -2,16 +2,16 @@
 
 from datetime import date, datetime
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Index
+from sqlmodel import Field
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, utcnow
 
 
-class Episode(SQLModel, table=True):
+class Episode(FileRow, table=True):
     __tablename__ = "lifeline_episodes"
+    __table_args__ = (Index("ix_lifeline_episodes_patient_id", "patient_id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     theme: str = Field(max_length=200)
     title: str = Field(default="", max_length=300)
     starts_on: date

@@ -3,20 +3,18 @@
 from datetime import datetime
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from dossier_service.models.types import UTCDateTime, new_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, utcnow
 
 # "evenement": written automatically by a change; the others are written by people.
 ENTRY_KINDS = ("evenement", "note", "transmission", "signalement")
 
 
-class NotebookEntry(SQLModel, table=True):
+class NotebookEntry(FileRow, table=True):
     __tablename__ = "notebook_entries"
     __table_args__ = (Index("ix_notebook_entries_patient", "patient_id", "created_at"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40)
     kind: str = Field(max_length=20)
     text: str = Field(max_length=8000)
     author: str = Field(max_length=255)

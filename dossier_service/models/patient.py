@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from dossier_service.models.types import UTCDateTime, new_id, new_patient_id, utcnow
+from dossier_service.models.types import FileRow, UTCDateTime, new_patient_id, utcnow
 
 
 class Patient(SQLModel, table=True):
@@ -43,14 +43,12 @@ class Patient(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class FileStatusChange(SQLModel, table=True):
+class FileStatusChange(FileRow, table=True):
     """One line of the file status history (actif, en veille, clos …)."""
 
     __tablename__ = "file_status_changes"
     __table_args__ = (Index("ix_file_status_changes_patient", "patient_id", "changed_at"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40)
     status: str = Field(max_length=40)
     previous_status: str | None = Field(default=None, max_length=40)
     comment: str = Field(default="", max_length=1000)
@@ -58,27 +56,24 @@ class FileStatusChange(SQLModel, table=True):
     changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class IdentityStatusChange(SQLModel, table=True):
+class IdentityStatusChange(FileRow, table=True):
     """Trace of every identity status transition (PROV → VALI → QUAL …)."""
 
     __tablename__ = "identity_status_changes"
     __table_args__ = (Index("ix_identity_status_changes_patient", "patient_id", "changed_at"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40)
     status: str = Field(max_length=5)
     previous_status: str = Field(max_length=5)
     changed_by: str = Field(max_length=255)
     changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class DeathDeclaration(SQLModel, table=True):
+class DeathDeclaration(FileRow, table=True):
     """A declared death; a cancellation keeps the row and records who cancelled, when, why."""
 
     __tablename__ = "death_declarations"
+    __table_args__ = (Index("ix_death_declarations_patient_id", "patient_id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    patient_id: str = Field(foreign_key="patients.id", max_length=40, index=True)
     death_date: date
     declared_by: str = Field(max_length=255)
     declared_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

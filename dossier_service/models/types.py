@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -52,3 +53,11 @@ def new_patient_id() -> str:
     """A pseudonymous patient id, e.g. ``P-K3XQ7M2D9A4TB``: carries no identity."""
     raw = base64.b32encode(secrets.token_bytes(10)).decode("ascii").rstrip("=")
     return f"P-{raw}"
+
+
+class FileRow(SQLModel):
+    """The columns of a row of a patient's file, first in its table: its id and the file's.
+    The table indexes ``patient_id`` itself (alone, or with the column it is read by)."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    patient_id: str = Field(foreign_key="patients.id", max_length=40)
