@@ -21,6 +21,19 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
     def motif() -> Text:
         return Text("motif", optional=True, max_length=motif_max_length, label="le motif")
 
+    async def raise_flag(
+        ctx: CommandContext, kind: FlagKind, motif: str | None, assignee: str | None = None
+    ) -> None:
+        await flags.raise_flag(
+            ctx.room_id,
+            kind,
+            by=ctx.sender,
+            at_ms=ctx.origin_server_ts,
+            motif=motif,
+            assignee=assignee,
+            command_event_id=ctx.event_id,
+        )
+
     def raising(name: str, alias: str, kind: FlagKind, help_text: str) -> None:
         """A command that raises ``kind`` on the room, with an optional motif."""
 
@@ -33,15 +46,7 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
             power=Power.FLAG,
         )
         async def handler(ctx: CommandContext, motif: str | None) -> None:
-            await flags.raise_flag(
-                ctx.room_id,
-                kind,
-                by=ctx.sender,
-                at_ms=ctx.origin_server_ts,
-                motif=motif,
-                assignee=None,
-                command_event_id=ctx.event_id,
-            )
+            await raise_flag(ctx, kind, motif)
 
     raising(
         "urgent",
@@ -60,15 +65,7 @@ def register(registry: CommandRegistry, flags: FlagService, *, motif_max_length:
         power=Power.FLAG,
     )
     async def atraiter(ctx: CommandContext, qui: str | None, motif: str | None) -> None:
-        await flags.raise_flag(
-            ctx.room_id,
-            FlagKind.TODO,
-            by=ctx.sender,
-            at_ms=ctx.origin_server_ts,
-            motif=motif,
-            assignee=qui,
-            command_event_id=ctx.event_id,
-        )
+        await raise_flag(ctx, FlagKind.TODO, motif, assignee=qui)
 
     @registry.command(
         "fait",

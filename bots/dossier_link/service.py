@@ -38,6 +38,7 @@ from bots.dossier_link.roles import RoleLabels
 from bots.dossier_link.store import SyncStore
 from bots.flags.events import (
     FlagAcknowledged,
+    FlagChange,
     FlagCleared,
     FlagClearing,
     FlagEvent,
@@ -322,17 +323,14 @@ class FlagJournal:
         return f"Signalement « {kind.label} » levé par {by} le {when}"
 
     async def on_flag(self, event: FlagEvent) -> None:
+        held = isinstance(event, FlagChange)  # told before the change: its entry waits for it
         match event:
-            case FlagRaising():
-                self._raised(event, held=True)
-            case FlagRaised():
-                self._raised(event, held=False)
+            case FlagRaising() | FlagRaised():
+                self._raised(event, held=held)
+            case FlagClearing() | FlagCleared():
+                self._cleared(event, held=held)
             case FlagNotRaised():
                 self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-raised"))
-            case FlagClearing():
-                self._cleared(event, held=True)
-            case FlagCleared():
-                self._cleared(event, held=False)
             case FlagNotCleared():
                 self.sync.outbox.cancel(idempotency_key(event.command_event_id, "flag-cleared"))
             case FlagAcknowledged():

@@ -42,6 +42,16 @@ class SyncStore:
         row = self._db.execute(query, (key,)).fetchone()
         return str(row[0]) if row else None
 
+    def _put(self, table: str, key: str, **row: str) -> None:
+        """``row`` written into ``table``, in place of the one with the same ``key`` column."""
+        columns, marks = ", ".join(row), ", ".join("?" * len(row))
+        changes = ", ".join(f"{column}=excluded.{column}" for column in row if column != key)
+        self._db.execute(
+            f"INSERT INTO {table}({columns}) VALUES({marks}) "
+            f"ON CONFLICT({key}) DO UPDATE SET {changes}",
+            tuple(row.values()),
+        )
+
     # -- feed position --
     def cursor(self, name: str = "dossier") -> int:
         row = self._db.execute("SELECT seq FROM feed_cursor WHERE name=?", (name,)).fetchone()
@@ -66,11 +76,7 @@ class SyncStore:
         return (row[0], row[1]) if row else None
 
     def save_identity_header(self, room_id: str, event_id: str, digest: str) -> None:
-        self._db.execute(
-            "INSERT INTO identity_headers(room_id, event_id, digest) VALUES(?, ?, ?) "
-            "ON CONFLICT(room_id) DO UPDATE SET event_id=excluded.event_id, digest=excluded.digest",
-            (room_id, event_id, digest),
-        )
+        self._put("identity_headers", "room_id", room_id=room_id, event_id=event_id, digest=digest)
 
     # -- overdue tasks --
     def overdue_announced(self, task_id: str) -> bool:
@@ -87,11 +93,7 @@ class SyncStore:
         return self._first("SELECT room_id FROM direct_rooms WHERE user_id=?", user_id)
 
     def save_direct_room(self, user_id: str, room_id: str) -> None:
-        self._db.execute(
-            "INSERT INTO direct_rooms(user_id, room_id) VALUES(?, ?) "
-            "ON CONFLICT(user_id) DO UPDATE SET room_id=excluded.room_id",
-            (user_id, room_id),
-        )
+        self._put("direct_rooms", "user_id", user_id=user_id, room_id=room_id)
 
     # -- room <-> file links known to the bot --
     def patient_of(self, room_id: str) -> str | None:
@@ -104,11 +106,7 @@ class SyncStore:
         return [(r, p) for r, p in self._db.execute("SELECT room_id, patient_id FROM room_links")]
 
     def save_link(self, room_id: str, patient_id: str) -> None:
-        self._db.execute(
-            "INSERT INTO room_links(room_id, patient_id) VALUES(?, ?) "
-            "ON CONFLICT(room_id) DO UPDATE SET patient_id=excluded.patient_id",
-            (room_id, patient_id),
-        )
+        self._put("room_links", "room_id", room_id=room_id, patient_id=patient_id)
 
     # -- rooms created for files --
     def file_room(self, patient_id: str) -> str | None:

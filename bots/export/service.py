@@ -265,9 +265,9 @@ class ExportService:
             target = request.room_id
             if options.private:
                 target = await self.direct_room(request.requester)
-            await self.io.send_file_path(  # encrypted and uploaded from disk, chunk by chunk
+            await self.io.send_uploaded(
                 target,
-                pdf_path,
+                await self.io.upload_encrypted_file(pdf_path),  # from disk, chunk by chunk
                 filename=filename,
                 mimetype="application/pdf",
                 txn_id=f"export-file-{request.command_event_id}",

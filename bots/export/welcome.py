@@ -47,9 +47,9 @@ class TranscriptSender:
             path = directory / "historique.pdf"
             await asyncio.to_thread(render_transcript, header, history.entries, path)
             filename = export_filename(label, history, now).replace("Transcription_", "Historique_")
-            await self.io.send_file_path(  # streamed: the PDF is never whole in memory
+            await self.io.send_uploaded(
                 dm_room_id,
-                path,
+                await self.io.upload_encrypted_file(path),  # the PDF never whole in memory
                 filename=filename,
                 mimetype="application/pdf",
                 txn_id=txn_for(f"history-{room_id}-{invitee}", "pdf"),

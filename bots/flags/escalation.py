@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from deployment.conventions import has_row, wait_set
 
@@ -49,6 +49,10 @@ class Escalation:
     acknowledged_by: str | None
     acknowledged_at_ms: int | None
     state: str
+
+
+# an escalation's row, its columns in the order of Escalation's fields: Escalation(*row)
+_SELECT = f"SELECT {', '.join(f.name for f in fields(Escalation))} FROM escalations"
 
 
 # notify(escalation, reminder_number) -> event id of the reminder notice
@@ -88,19 +92,12 @@ class EscalationStore:
         )
 
     def get(self, room_id: str) -> Escalation | None:
-        row = self._db.execute(
-            "SELECT room_id, flagger, raised_at_ms, next_at_ms, reminders_sent, acknowledged_by, "
-            "acknowledged_at_ms, state FROM escalations WHERE room_id=?",
-            (room_id,),
-        ).fetchone()
+        row = self._db.execute(f"{_SELECT} WHERE room_id=?", (room_id,)).fetchone()
         return Escalation(*row) if row else None
 
     def due(self, now_ms: int) -> list[Escalation]:
         rows = self._db.execute(
-            "SELECT room_id, flagger, raised_at_ms, next_at_ms, reminders_sent, acknowledged_by, "
-            "acknowledged_at_ms, state FROM escalations WHERE state='running' AND next_at_ms<=? "
-            "ORDER BY next_at_ms",
-            (now_ms,),
+            f"{_SELECT} WHERE state='running' AND next_at_ms<=? ORDER BY next_at_ms", (now_ms,)
         ).fetchall()
         return [Escalation(*r) for r in rows]
 

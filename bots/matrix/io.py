@@ -218,31 +218,33 @@ class MatrixIO:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         return await self.send(room_id, "m.reaction", content, txn_id)
 
-    async def send_file(
-        self,
-        room_id: str,
-        data: bytes,
-        *,
-        filename: str,
-        mimetype: str,
-        txn_id: str | None = None,
-        body: str | None = None,
-    ) -> str:
-        """Upload ``data`` encrypted (AES-CTR attachment) and post it as ``m.file``."""
-        uploaded = await self.upload_encrypted(data)
-        return await self.send_uploaded(
-            room_id, uploaded, filename=filename, mimetype=mimetype, txn_id=txn_id, body=body
-        )
-
+    # An attachment is posted in two steps, uploaded (from memory or from disk) then posted
+    # with `send_uploaded`: a caller may upload while it sends something else.
     async def upload_encrypted(self, data: bytes) -> UploadedFile:
-        """``data`` encrypted and uploaded, not posted: a caller may upload while it sends
-        something else, then post it with `send_uploaded`."""
+        """``data`` encrypted (AES-CTR attachment) and uploaded, not posted."""
         if len(data) > ENCRYPT_IN_THREAD:
             ciphertext, keys = await asyncio.to_thread(encrypt_attachment, data)
         else:
             ciphertext, keys = encrypt_attachment(data)
         url = await self._upload(lambda *_: ciphertext, len(ciphertext))
         return UploadedFile(url, keys, len(data))
+
+    async def upload_encrypted_file(self, path: Path) -> UploadedFile:
+        """The file at ``path`` encrypted and uploaded, not posted, never whole in memory:
+        encrypted chunk by chunk (in a thread) into a 0600 temp file beside it, uploaded from
+        there, then removed."""
+        size = path.stat().st_size
+        handle, name = tempfile.mkstemp(prefix=".envoi-", suffix=".chiffre", dir=path.parent)
+        os.close(handle)
+        encrypted = Path(name)
+        try:
+            keys = await asyncio.to_thread(encrypt_file, path, encrypted)
+            # the provider is called again from the start on a retry; AES-CTR: the
+            # ciphertext is as long as the file
+            url = await self._upload(lambda *_: _chunks_of(encrypted), size)
+        finally:
+            encrypted.unlink(missing_ok=True)
+        return UploadedFile(url, keys, size)
 
     async def send_uploaded(
         self,
@@ -255,40 +257,14 @@ class MatrixIO:
         body: str | None = None,
         msgtype: str = "m.file",
         info: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Post an uploaded attachment (``msgtype`` ``m.image`` with ``info`` ``w``/``h``:
-        clients show it inline)."""
+        clients show it inline; ``extra``: more keys of the content)."""
         content = _file_message(
             uploaded.url, uploaded.keys, filename, mimetype, uploaded.size, body, msgtype, info
         )
-        return await self.send(room_id, "m.room.message", content, txn_id)
-
-    async def send_file_path(
-        self,
-        room_id: str,
-        path: Path,
-        *,
-        filename: str,
-        mimetype: str,
-        txn_id: str | None = None,
-        body: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Like `send_file` for a file on disk, never whole in memory: encrypted chunk by chunk
-        (in a thread) into a 0600 temp file beside it, uploaded from there, then removed."""
-        size = path.stat().st_size
-        handle, name = tempfile.mkstemp(prefix=".envoi-", suffix=".chiffre", dir=path.parent)
-        os.close(handle)
-        encrypted = Path(name)
-        try:
-            keys = await asyncio.to_thread(encrypt_file, path, encrypted)
-            # the provider is called again from the start on a retry; AES-CTR: the
-            # ciphertext is as long as the file
-            url = await self._upload(lambda *_: _chunks_of(encrypted), size)
-        finally:
-            encrypted.unlink(missing_ok=True)
-        content = {**_file_message(url, keys, filename, mimetype, size, body), **(extra or {})}
-        return await self.send(room_id, "m.room.message", content, txn_id)
+        return await self.send(room_id, "m.room.message", {**content, **(extra or {})}, txn_id)
 
     async def send_edit(
         self, room_id: str, target: str, new_content: Mapping[str, Any], txn_id: str | None = None

@@ -16,7 +16,6 @@ the first start after an upgrade); until then the sync loop asks for the full st
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -26,8 +25,6 @@ from nio import AsyncClient, MatrixRoom, SyncResponse
 from nio.events.room_events import DefaultLevels, PowerLevels
 
 from bots.matrix.room_state import RoomStateCache
-
-log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS room_state (

@@ -30,8 +30,9 @@ async def test_file_is_uploaded_encrypted_and_readable_by_the_member(bot, pro_fa
     while dm not in bot.app.client.rooms:  # the bot's own sync has seen the room
         await alice.sync_once(200)
     data = b"%PDF-1.7 " + os.urandom(3000)
-    await bot.app.services.io.send_file(
-        dm, data, filename="synthese.pdf", mimetype="application/pdf"
+    io = bot.app.services.io
+    await io.send_uploaded(
+        dm, await io.upload_encrypted(data), filename="synthese.pdf", mimetype="application/pdf"
     )
     event = await alice.wait_for(dm, lambda ev: isinstance(ev, RoomEncryptedFile))
     assert event.source["content"]["filename"] == "synthese.pdf"

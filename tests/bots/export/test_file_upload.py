@@ -57,8 +57,9 @@ async def test_file_sent_from_disk_is_decrypted_by_a_member(
     path = export_dir / "transcription.pdf"
     path.write_bytes(plain)
 
-    await io.send_file_path(
-        room_id, path, filename="Transcription.pdf", mimetype="application/pdf", txn_id="t1"
+    uploaded = await io.upload_encrypted_file(path)
+    await io.send_uploaded(
+        room_id, uploaded, filename="Transcription.pdf", mimetype="application/pdf", txn_id="t1"
     )
 
     assert [p.name for p in export_dir.iterdir()] == ["transcription.pdf"]  # no ciphertext left
