@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,9 @@ def keys_query(base_url: str, token: str, user_id: str) -> dict[str, Any]:
         return dict(json.loads(resp.read()))
 
 
-async def second_device(synapse: Any, user: Any, store: Path) -> AsyncClient:
-    """Log the same account in again: a new device with its own store."""
+@asynccontextmanager
+async def second_device(synapse: Any, user: Any, store: Path) -> AsyncIterator[AsyncClient]:
+    """Log the same account in again: a new device with its own store (closed after)."""
     store.mkdir(parents=True, exist_ok=True)
     client = AsyncClient(
         synapse.base_url,
@@ -43,9 +46,32 @@ async def second_device(synapse: Any, user: Any, store: Path) -> AsyncClient:
         store_path=str(store),
         config=AsyncClientConfig(encryption_enabled=True),
     )
-    await client.login(user.password, device_name="second")
-    await client.keys_upload()
-    return client
+    try:
+        await client.login(user.password, device_name="second")
+        await client.keys_upload()
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def same_device_again(
+    synapse: Any, user: Any, client: AsyncClient
+) -> AsyncIterator[AsyncClient]:
+    """A new client object on ``client``'s device and store, as after a restart (closed
+    after)."""
+    restarted = AsyncClient(
+        synapse.base_url,
+        user.user_id,
+        device_id=client.device_id,
+        store_path=client.store_path,
+        config=AsyncClientConfig(encryption_enabled=True),
+    )
+    restarted.restore_login(user.user_id, client.device_id, client.access_token)
+    try:
+        yield restarted
+    finally:
+        await restarted.close()
 
 
 async def test_device_ends_up_signed_and_visible_to_others(
@@ -87,21 +113,11 @@ async def test_device_ends_up_signed_and_visible_to_others(
     )
 
     # restart: a new client object on the same device and store reuses the keys
-    restarted = AsyncClient(
-        synapse.base_url,
-        owner.user_id,
-        device_id=client.device_id,
-        store_path=client.store_path,
-        config=AsyncClientConfig(encryption_enabled=True),
-    )
-    restarted.restore_login(owner.user_id, client.device_id, client.access_token)
-    try:
+    async with same_device_again(synapse, owner, client) as restarted:
         await ensure_cross_signed(restarted, key_file=key_file, encryption_key=SECRET, password="x")
         after = keys_query(synapse.base_url, observer.access_token, owner.user_id)
         assert after["master_keys"] == seen["master_keys"]
         assert after["self_signing_keys"] == seen["self_signing_keys"]
-    finally:
-        await restarted.close()
 
 
 async def test_new_device_of_the_same_account_is_signed_with_the_same_keys(
@@ -111,8 +127,7 @@ async def test_new_device_of_the_same_account_is_signed_with_the_same_keys(
     client = await nio_client_factory(owner)
     key_file = tmp_path / "xs.json"
     await ensure_cross_signed(client, key_file=key_file, encryption_key=SECRET, password="x")
-    other = await second_device(synapse, owner, tmp_path / "second")
-    try:
+    async with second_device(synapse, owner, tmp_path / "second") as other:
         outcome = await cross_sign(other, key_file=key_file, encryption_key=SECRET, password="x")
         assert (outcome.uploaded_keys, outcome.signed_device) == (False, True)
         keys, _ = load_or_create_keys(key_file, user_id=owner.user_id, encryption_key=SECRET)
@@ -122,8 +137,6 @@ async def test_new_device_of_the_same_account_is_signed_with_the_same_keys(
             assert verify_signature(
                 seen["device_keys"][owner.user_id][device_id], owner.user_id, ssk, ssk
             )
-    finally:
-        await other.close()
 
 
 async def test_other_master_key_on_the_server_fails_loudly(

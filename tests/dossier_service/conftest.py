@@ -145,6 +145,11 @@ class Api:
         assert status == expect, (status, body)
         return body
 
+    async def refused(self, method: str, path: str, status: int, **kw: Any) -> Any:
+        """`method` on `path` must be refused with `status` (4xx or 5xx); the body it returns."""
+        assert status >= 400, status
+        return await self.ok(method, path, status, **kw)
+
     async def created(self, path: str, json: Any, **kw: Any) -> Any:
         """POST `json` to `path`, which must answer 201 Created; the body it returns."""
         return await self.ok("POST", path, 201, json=json, **kw)

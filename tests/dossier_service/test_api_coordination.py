@@ -80,10 +80,9 @@ async def test_task_dashboard_filters_and_overdue_alerts(api: Api) -> None:
     )
     board = await api.ok("GET", "/api/v1/tasks?state=fait", as_user=MEMBER)
     assert board["overdue"] == 0 and board["items"][0]["closed_at"]
-    status, _ = await api.call(
-        "PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "en cours"}
+    await api.refused(
+        "PATCH", f"/api/v1/tasks/{late['id']}", 400, as_user=MEMBER, json={"state": "en cours"}
     )
-    assert status == 400
     await api.ok("PATCH", f"/api/v1/tasks/{late['id']}", as_user=MEMBER, json={"state": "à faire"})
     notebook = await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD)
     assert any(
@@ -101,8 +100,7 @@ async def test_personal_task_without_patient(api: Api) -> None:
         assignees=[{"kind": "personne", "ref": COORD}],
     )
     await api.ok("GET", f"/api/v1/tasks/{task['id']}", as_user=COORD)  # assignee sees it
-    status, _ = await api.call("GET", f"/api/v1/tasks/{task['id']}", as_user=OUTSIDER)
-    assert status == 404
+    await api.refused("GET", f"/api/v1/tasks/{task['id']}", 404, as_user=OUTSIDER)
 
 
 async def test_task_links_documents_of_its_file_only(api: Api) -> None:
@@ -114,13 +112,13 @@ async def test_task_links_documents_of_its_file_only(api: Api) -> None:
     form.add_field("category", "ordonnance")
     form.add_field("file", b"%PDF-1.4\n%%EOF\n", filename="o.pdf")
     doc = await api.ok("POST", f"/api/v1/patients/{other}/documents", 201, as_user=COORD, data=form)
-    status, _ = await api.call(
+    await api.refused(
         "POST",
         "/api/v1/tasks",
+        400,
         as_user=COORD,
         json={"patient_id": pid, "type": "Soins", "label": "x", "document_ids": [doc["id"]]},
     )
-    assert status == 400
     task = await _task(api, other, document_ids=[doc["id"]])
     assert task["document_ids"] == [doc["id"]]
 
@@ -242,8 +240,7 @@ async def test_forms_are_versioned_with_conflict_detection(api: Api) -> None:
         e["text"].startswith("Modification du formulaire Médical initié le ")
         for e in notebook["items"]
     )
-    status, _ = await api.call("GET", f"/api/v1/patients/{pid}/forms/inconnu", as_user=COORD)
-    assert status == 404
+    await api.refused("GET", f"/api/v1/patients/{pid}/forms/inconnu", 404, as_user=COORD)
 
 
 async def test_hospitalisation_states(api: Api) -> None:
@@ -300,9 +297,10 @@ async def test_care_circle_lifecycle(api: Api) -> None:
     pid = await api.new_patient()
     member = await api.add_member(pid, MEMBER)
     assert member["added_by"] == COORD and member["has_access"] is True
-    status, _ = await api.call(
+    await api.refused(
         "POST",
         f"/api/v1/patients/{pid}/circle",
+        409,
         as_user=COORD,
         json={
             "kind": "professionnel",
@@ -311,7 +309,6 @@ async def test_care_circle_lifecycle(api: Api) -> None:
             "role": "intervenant",
         },
     )
-    assert status == 409
     await api.created(
         f"/api/v1/patients/{pid}/circle",
         {
@@ -383,13 +380,13 @@ async def test_lifeline_episode_with_form(api: Api) -> None:
         as_user=COORD,
     )
     assert ep["form_id"] == "ppcs"
-    status, _ = await api.call(
+    await api.refused(
         "POST",
         f"/api/v1/patients/{pid}/lifeline",
+        400,
         as_user=COORD,
         json={"theme": "Suivi / Réunion", "starts_on": "2025-03-04", "form_id": "inconnu"},
     )
-    assert status == 400
     texts = [
         e["text"]
         for e in (await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD))["items"]
@@ -431,8 +428,7 @@ async def test_agenda_recurrence_and_ical_feed(api: Api) -> None:
     assert occ[-1]["starts_at"].startswith("2026-03-30T09:00:00+02:00")  # stays 09:00 after DST
     coord_view = await api.ok("GET", f"/api/v1/agenda/events?{window}", as_user=COORD)
     assert [e["title"] for e in coord_view["items"]] == ["Passage infirmier"]
-    status, _ = await api.call("GET", f"/api/v1/agenda/events?user={MEMBER}", as_user=COORD)
-    assert status == 403
+    await api.refused("GET", f"/api/v1/agenda/events?user={MEMBER}", 403, as_user=COORD)
     soon = date.today() + timedelta(days=10)
     await api.created(
         "/api/v1/agenda/events",

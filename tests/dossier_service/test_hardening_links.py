@@ -8,21 +8,13 @@ from tests.dossier_service.conftest import COORD, MEMBER, NOACCESS, OUTSIDER, Ap
 
 
 async def test_a_person_cannot_link_a_room_by_the_api(api: Api) -> None:
-    status, body = await api.call(
-        "POST",
-        "/api/v1/patients",
-        as_user=COORD,
-        json={"label": "Dossier", "room_id": "!autre:cercle.test"},
+    room = {"room_id": "!autre:cercle.test"}
+    body = await api.refused(
+        "POST", "/api/v1/patients", 403, as_user=COORD, json={"label": "Dossier", **room}
     )
-    assert status == 403 and "!patient lier" in body["error"]
+    assert "!patient lier" in body["error"]
     pid = await api.patient_with_circle()
-    status, _ = await api.call(
-        "PUT",
-        f"/api/v1/patients/{pid}/room",
-        as_user=COORD,
-        json={"room_id": "!autre:cercle.test"},
-    )
-    assert status == 403
+    await api.refused("PUT", f"/api/v1/patients/{pid}/room", 403, as_user=COORD, json=room)
     assert await api.count("patients", "WHERE room_id IS NOT NULL") == 0
 
 
@@ -32,15 +24,13 @@ async def test_the_bot_links_for_a_coordinator_only_and_never_a_room_linked_else
     pid = await api.patient_with_circle()
     other = await api.patient_with_circle()
     room = {"room_id": "!salon:cercle.test"}
-    status, _ = await api.call(
-        "PUT", f"/api/v1/patients/{pid}/room", json=room, headers=service_headers(MEMBER)
+    await api.refused(  # a member, not a coordinator
+        "PUT", f"/api/v1/patients/{pid}/room", 403, json=room, headers=service_headers(MEMBER)
     )
-    assert status == 403  # a member, not a coordinator
     await api.ok("PUT", f"/api/v1/patients/{pid}/room", json=room, headers=service_headers(COORD))
-    status, _ = await api.call(
-        "PUT", f"/api/v1/patients/{other}/room", json=room, headers=service_headers(COORD)
+    await api.refused(
+        "PUT", f"/api/v1/patients/{other}/room", 409, json=room, headers=service_headers(COORD)
     )
-    assert status == 409
 
 
 async def test_writes_on_behalf_of_someone_need_her_access(api: Api) -> None:

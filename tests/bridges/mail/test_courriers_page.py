@@ -37,14 +37,25 @@ __all__ = ["pro_factory"]
 
 
 class Site:
-    """The dossier with its pages and the Courriers page, on loopback."""
+    """The dossier with its pages and the Courriers page, on loopback; the page talks to the
+    mail bridge on ``socket``, its requests signed with ``secret``."""
 
-    def __init__(self, config: DossierConfig, socket: Path, secret: str) -> None:
+    def __init__(
+        self, config: DossierConfig, socket: Path, secret: str, bridge_factory: Any
+    ) -> None:
         self.config = config
+        self.socket, self.secret = socket, secret
+        self.bridge_factory = bridge_factory
         client = MailBridgeClient(socket, secret, timeout=60)
         self.app = create_app(config, extensions=[lambda app: courriers.setup(app, client)])
         self.runner = web.AppRunner(self.app, access_log=None)
         self.http: ClientSession | None = None
+
+    def bridge(self, **overrides: Any) -> Any:
+        """A mail bridge (not started) that the page controls: on its socket, with its secret."""
+        runner = self.bridge_factory(control_socket=self.socket, **overrides)
+        runner.control_secret = self.secret
+        return runner
 
     async def start(self) -> None:
         await self.runner.setup()
@@ -78,15 +89,15 @@ class Site:
 
 @pytest.fixture
 async def site(
-    tmp_path: Path, dossier_template: Path, synapse: Any
-) -> AsyncIterator[tuple[Site, Path, str]]:
+    tmp_path: Path, dossier_template: Path, synapse: Any, bridge_factory: Any
+) -> AsyncIterator[Site]:
     socket = tmp_path / "run" / "mail-bridge.sock"
     secret = secrets.token_urlsafe(24)
     config = dossier_config(tmp_path / "dossier", dossier_template, server_name=synapse.server_name)
-    one = Site(config, socket, secret)
+    one = Site(config, socket, secret, bridge_factory)
     await one.start()
     try:
-        yield one, socket, secret
+        yield one
     finally:
         await one.stop()
 
@@ -102,35 +113,31 @@ def key_of(page: str) -> str:
 
 
 async def test_courriers_page_connects_files_and_disconnects(
-    bridge_factory: Any,
     pro_factory: Any,
     mailbox_factory: Any,
     mail_servers: Any,
-    bridge_account: str,
-    site: tuple[Site, Path, str],
+    site: Site,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    web_site, socket, secret = site
     marie, marie_pw = mailbox_factory()
-    runner = bridge_factory(dossier_url=web_site.config.public_url, control_socket=socket)
-    runner.dossier_token = SERVICE_TOKEN  # type: ignore[attr-defined]
-    runner.control_secret = secret  # type: ignore[attr-defined]
+    runner = site.bridge(dossier_url=site.config.public_url)
+    runner.dossier_token = SERVICE_TOKEN
     bridge = await runner.start()
     pro = await pro_factory()
     other = await pro_factory()
-    me, csrf = web_site.login(pro.user_id)
+    me, csrf = site.login(pro.user_id)
 
     # not connected: the form; CSRF required; a wrong password stores nothing
-    status, page = await web_site.get(me, "/courriers")
+    status, page = await site.get(me, "/courriers")
     assert (
         status == 200 and 'name="mot_de_passe"' in page and 'aria-current="page">Courriers' in page
     )
-    status, _, _ = await web_site.post(
+    status, _, _ = await site.post(
         me, "/courriers/boite", {"adresse": marie, "mot_de_passe": marie_pw}
     )
     assert status == 403
-    status, page, _ = await web_site.post(
+    status, page, _ = await site.post(
         me,
         "/courriers/boite",
         {"csrf_token": csrf, "adresse": marie, "mot_de_passe": "faux-mot-de-passe"},
@@ -138,7 +145,7 @@ async def test_courriers_page_connects_files_and_disconnects(
     assert status == 400 and "a refusé cet identifiant" in page
     assert "faux-mot-de-passe" not in page and bridge.store.mailbox(pro.user_id) is None
 
-    status, _, where = await web_site.post(
+    status, _, where = await site.post(
         me, "/courriers/boite", {"csrf_token": csrf, "adresse": marie, "mot_de_passe": marie_pw}
     )
     assert status == 303 and where == "/courriers?fait=reliee"
@@ -147,7 +154,7 @@ async def test_courriers_page_connects_files_and_disconnects(
     room_id = box.room_id
     assert marie_pw.encode() not in bridge.config.database_path.read_bytes()
     await pro.wait_member(room_id, pro.user_id)
-    status, page = await web_site.get(me, "/courriers?fait=reliee")
+    status, page = await site.get(me, "/courriers?fait=reliee")
     assert "Boîte reliée" in page and marie in page and marie_pw not in page
     assert 'name="mot_de_passe"' not in page
 
@@ -161,7 +168,7 @@ async def test_courriers_page_connects_files_and_disconnects(
         lambda n: n == 2,
         what="deux courriers enregistrés",
     )
-    dossier = DossierClient(web_site.config.public_url, SERVICE_TOKEN)
+    dossier = DossierClient(site.config.public_url, SERVICE_TOKEN)
     try:
         mine = await dossier.create_patient(
             room_id=None, label="Suivi Mme Dupré", coordinator=pro.user_id, key="page-p1"
@@ -170,7 +177,7 @@ async def test_courriers_page_connects_files_and_disconnects(
             room_id=None, label="Suivi M. Autre", coordinator=other.user_id, key="page-p2"
         )
         pid, other_pid = str(mine["id"]), str(theirs["id"])
-        status, page = await web_site.get(me, "/courriers")
+        status, page = await site.get(me, "/courriers")
         assert radio_values(page) == [second.event_id, first.event_id]  # newest first
         assert "Compte rendu de sortie" in page and "Résultats avec dossier XDM" in page
         assert f'value="{pid}"' in page and f'value="{other_pid}"' not in page
@@ -182,14 +189,14 @@ async def test_courriers_page_connects_files_and_disconnects(
             "categorie": "compte rendu",
             "cle": key_of(page),
         }
-        status, page, _ = await web_site.post(me, "/courriers/classer", form)
+        status, page, _ = await site.post(me, "/courriers/classer", form)
         assert status == 200, page
         assert (
             "Courrier classé dans le dossier « Suivi Mme Dupré », catégorie « compte rendu »"
             in page
         )
         docs = await dossier.documents(pid)
-        status, page, _ = await web_site.post(me, "/courriers/classer", form)  # resubmitted
+        status, page, _ = await site.post(me, "/courriers/classer", form)  # resubmitted
         assert status == 200 and len(await dossier.documents(pid)) == len(docs) == 2
         notes = [e["text"] for e in await dossier.notebook(pid)]
         assert sum(1 for n in notes if "classé dans la catégorie « compte rendu »" in n) == 1
@@ -201,12 +208,12 @@ async def test_courriers_page_connects_files_and_disconnects(
 
         # a file whose care circle she is not in: refused, nothing written there
         form = {**form, "patient": other_pid, "cle": secrets.token_urlsafe(12)}
-        status, page, _ = await web_site.post(me, "/courriers/classer", form)
+        status, page, _ = await site.post(me, "/courriers/classer", form)
         assert status == 400 and "Aucun dossier ne correspond" in page
         assert await dossier.documents(other_pid) == []
         # someone else's session cannot file her mail (her mailbox is hers)
-        them, their_csrf = web_site.login(other.user_id)
-        status, page, _ = await web_site.post(
+        them, their_csrf = site.login(other.user_id)
+        status, page, _ = await site.post(
             them, "/courriers/classer", {**form, "csrf_token": their_csrf}
         )
         assert status == 400 and "Aucune boîte n'est reliée" in page
@@ -214,7 +221,7 @@ async def test_courriers_page_connects_files_and_disconnects(
         await dossier.close()
 
     # disconnected: the password erased, the watcher stopped, the room kept
-    status, _, where = await web_site.post(me, "/courriers/deconnexion", {"csrf_token": csrf})
+    status, _, where = await site.post(me, "/courriers/deconnexion", {"csrf_token": csrf})
     assert status == 303 and where == "/courriers?fait=deconnectee"
     box = bridge.store.mailbox(pro.user_id)
     assert box is not None and not box.connected and box.room_id == room_id
@@ -222,43 +229,36 @@ async def test_courriers_page_connects_files_and_disconnects(
     start = pro.mark(room_id)
     await pro.say(room_id, "!courrier à quelqu.un@mss.test objet Test\nTexte.")
     await wait_notice(pro, room_id, "Votre boîte est déconnectée", start=start)
-    status, page = await web_site.get(me, "/courriers")
+    status, page = await site.get(me, "/courriers")
     assert 'name="mot_de_passe"' in page
     # the password was in no log line (bridge, dossier, aiohttp, nio), at any level
     assert caplog.records and marie_pw not in caplog.text
 
     # the bridge stopped: the page says so in French, nothing breaks
     await runner.stop()
-    status, page = await web_site.get(me, "/courriers")
+    status, page = await site.get(me, "/courriers")
     assert status == 200 and "Le pont Courriers ne répond pas" in page
 
 
 async def test_courriers_page_with_her_own_servers_among_the_allowed(
-    bridge_factory: Any,
     pro_factory: Any,
     mailbox_factory: Any,
     mail_servers: Any,
-    bridge_account: str,
-    site: tuple[Site, Path, str],
+    site: Site,
 ) -> None:
     """The operator allows other servers (``allowed_servers``): she names hers on the page;
     a server outside the list is refused, a wrong port is caught before anything is stored,
     and her servers are the ones the bridge then reads and sends through."""
-    web_site, socket, secret = site
     marie, marie_pw = mailbox_factory()
     jean, _ = mailbox_factory()
     # the operator's default servers answer nothing here: whatever works went through hers
-    runner = bridge_factory(
-        control_socket=socket,
-        allowed_servers=("localhost",),
-        imap_port=free_port(),
-        smtp_port=free_port(),
+    runner = site.bridge(
+        allowed_servers=("localhost",), imap_port=free_port(), smtp_port=free_port()
     )
-    runner.control_secret = secret  # type: ignore[attr-defined]
     bridge = await runner.start()
     pro = await pro_factory()
-    me, csrf = web_site.login(pro.user_id)
-    status, page = await web_site.get(me, "/courriers")
+    me, csrf = site.login(pro.user_id)
+    status, page = await site.get(me, "/courriers")
     assert 'name="imap_hote"' in page and 'value="127.0.0.1"' in page
 
     form = {
@@ -271,20 +271,20 @@ async def test_courriers_page_with_her_own_servers_among_the_allowed(
         "smtp_port": str(mail_servers.smtp_port),
         "smtp_securite": "tls",
     }
-    status, page, _ = await web_site.post(me, "/courriers/boite", form)
+    status, page, _ = await site.post(me, "/courriers/boite", form)
     assert status == 400 and "n'est pas autorisé par l'exploitant" in page
     form.update(imap_hote="localhost", smtp_port=str(mail_servers.imap_port))  # IMAP's port
-    status, page, _ = await web_site.post(me, "/courriers/boite", form)
+    status, page, _ = await site.post(me, "/courriers/boite", form)
     assert status == 400 and "Le serveur d'envoi ne répond pas" in page
     assert bridge.store.mailbox(pro.user_id) is None and 'value="localhost"' in page
     form.update(smtp_port=str(mail_servers.smtp_port))
-    status, _, where = await web_site.post(me, "/courriers/boite", form)
+    status, _, where = await site.post(me, "/courriers/boite", form)
     assert status == 303, where
     box = bridge.store.mailbox(pro.user_id)
     assert box is not None and (box.imap_host, box.smtp_host) == ("localhost", "localhost")
     assert box.room_id is not None
     await pro.wait_member(box.room_id, pro.user_id)
-    status, page = await web_site.get(me, "/courriers")
+    status, page = await site.get(me, "/courriers")
     assert f"localhost:{mail_servers.imap_port}" in page
 
     # her servers are used: a mail in, a mail out (and filed in her Sent folder)

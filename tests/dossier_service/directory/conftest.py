@@ -6,16 +6,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import RPPS_SAMPLE
 
 from dossier_service.directory.importer import import_extract
 from dossier_service.directory.search import Directory
 from tests.directory_support import connect
 
-RPPS_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "rpps"
-if not RPPS_DIR.exists():  # the checkout lives beside ../shared
-    RPPS_DIR = Path("/work/shared/data/rpps")
-SAMPLE = RPPS_DIR / "PS_LibreAcces_Personne_activite_sample.txt"
-GENERATOR = RPPS_DIR / "make_extract.py"
+SAMPLE = RPPS_SAMPLE
+GENERATOR = RPPS_SAMPLE.with_name("make_extract.py")  # the shared extract's generator
 # an account request as the form posts it, from a nurse of SAMPLE
 REQUEST_FORM = {
     "nom": "D'Almeida",

@@ -23,13 +23,7 @@ from dossier_service.extraction.figures import (
     TaskFact,
     extract,
 )
-
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-PERIOD = Period(date(2026, 3, 1), date(2026, 5, 31))
-
-
-def at(days: float, minutes: float = 0) -> datetime:
-    return T0 + timedelta(days=days, minutes=minutes)
+from tests.dossier_service.extraction.conftest import PERIOD, T0, at
 
 
 def scenario() -> Facts:

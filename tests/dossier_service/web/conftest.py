@@ -32,6 +32,14 @@ NURSE = "@ide:cercle.test"
 NO_ACCESS = "@aidant:cercle.test"
 OUTSIDER = "@autre:cercle.test"
 ADMIN = "@admin:cercle.test"
+# the patient of the browser tests, as the new-file form fills her identity
+MME_DURAND: dict[str, Any] = {
+    "label": "Mme D. — Minimes",
+    "birth_name": "DURAND",
+    "sex": "F",
+    "birth_first_names": ["Marie"],
+    "birth_date": "1940-11-20",
+}
 
 
 async def open_file(
@@ -58,6 +66,12 @@ async def open_file(
             data=CircleMemberIn.model_validate(member, strict=False),
         )
     return patient
+
+
+async def file_opened_today(app: Any, by: str, **fields: Any) -> Patient:
+    """A patient file opened today by ``by`` (``open_file``) in a transaction of its own."""
+    async with app[appkeys.DATABASE].transaction() as session:
+        return await open_file(session, by, date.today(), **fields)
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> DossierConfig:

@@ -20,7 +20,7 @@ from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
 from dossier_service.schemas import EpisodeIn
 from dossier_service.services import lifeline
-from tests.dossier_service.web.conftest import open_file
+from tests.dossier_service.web.conftest import MME_DURAND, file_opened_today
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
@@ -66,18 +66,10 @@ async def test_login_open_file_add_member_and_task(dossier, user_factory, synaps
     coordinator = user_factory(displayname="Camille Coordinatrice")
     colleague = user_factory(displayname="Inès Dupont")
 
+    patient = await file_opened_today(
+        app, coordinator.user_id, coordinator_name="Camille Coordinatrice", **MME_DURAND
+    )
     async with app[appkeys.DATABASE].transaction() as session:
-        patient = await open_file(
-            session,
-            coordinator.user_id,
-            date.today(),
-            label="Mme D. — Minimes",
-            birth_name="DURAND",
-            sex="F",
-            birth_first_names=["Marie", "Louise"],
-            birth_date="1940-11-20",
-            coordinator_name="Camille Coordinatrice",
-        )
         for theme, title, start, end in (
             ("Sortie d'hospitalisation", "Retour du CHU", 75, 60),
             ("Intervention / Réunion", "Réunion de concertation", 40, 40),
@@ -269,16 +261,9 @@ async def test_inside_element_the_widget_api_logs_in(dossier, user_factory, syna
 
     base, app, element_port = dossier
     nurse = user_factory(displayname="Inès Dupont")
-    async with app[appkeys.DATABASE].transaction() as session:
-        patient = await open_file(
-            session,
-            nurse.user_id,
-            date.today(),
-            label="Mme D.",
-            birth_name="DURAND",
-            birth_first_names=["Marie"],
-            room_id="!salle-patient:" + synapse.server_name,
-        )
+    patient = await file_opened_today(
+        app, nurse.user_id, room_id="!salle-patient:" + synapse.server_name, **MME_DURAND
+    )
     async with (
         aiohttp.ClientSession() as http,
         http.post(

@@ -26,7 +26,7 @@ from dossier_service.migrate import upgrade
 from dossier_service.policy import Principal
 from dossier_service.schemas import EventIn, TaskIn
 from dossier_service.services import agenda, tasks
-from tests.dossier_service.web.conftest import ADMIN, make_config, open_file
+from tests.dossier_service.web.conftest import ADMIN, MME_DURAND, make_config, open_file
 from tests.dossier_service.web.test_browser_dossier import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -89,11 +89,6 @@ async def serve_site(
             session,
             COORD,
             today,
-            label="Mme D. — Minimes",
-            birth_name="DURAND",
-            sex="F",
-            birth_first_names=["Marie"],
-            birth_date="1940-11-20",
             coordinator_name="COORD Camille",
             members=[
                 {
@@ -106,6 +101,7 @@ async def serve_site(
                     "specialty": "Plaies et cicatrisation",
                 }
             ],
+            **MME_DURAND,
         )
         for n, label in enumerate(
             (
