@@ -68,12 +68,15 @@ class People:
         self.ttl = ttl
         self.capacity = capacity
         self.known: dict[str, Person | None] = {}  # None: read, nobody named her
+        # what html() made of a known person (a file page names the same few a hundred times)
+        self._shown: dict[tuple[str, bool], Markup] = {}
         self._since = time.monotonic()
         self._missing: ContextVar[set[str] | None] = ContextVar("people_missing", default=None)
 
     def forget(self) -> None:
         """Read again when next shown (a circle just changed)."""
         self.known.clear()
+        self._shown.clear()
         self._since = time.monotonic()
 
     def expire(self) -> None:
@@ -111,6 +114,8 @@ class People:
             found = people_from((str(r[0]), r[1] or "", r[2] or "", r[3] or "") for r in rows)
             for user_id in chunk:
                 self.known[user_id] = found.get(user_id)
+                self._shown.pop((user_id, True), None)
+                self._shown.pop((user_id, False), None)
 
     def _person(self, user_id: str) -> Person | None:
         if user_id in self.known:
@@ -130,13 +135,22 @@ class People:
         """``<span title="@id">NOM Prénom — profession</span>``; the id alone when unknown."""
         if not user_id:
             return Markup("—")
+        shown = self._shown.get((user_id, profession))
+        if shown is not None:
+            return shown
         person = self._person(user_id)
         # escape() and an f-string, not Markup.format: that one runs string.Formatter in
         # Python, ~20 µs a call, and a file page names a hundred people
         if person is None:
-            return Markup(f'<span class="personne">{escape(user_id)}</span>')
-        text = person.label() if profession else person.name
-        return Markup(f'<span class="personne" title="{escape(user_id)}">{escape(text)}</span>')
+            shown = Markup(f'<span class="personne">{escape(user_id)}</span>')
+        else:
+            text = person.label() if profession else person.name
+            shown = Markup(
+                f'<span class="personne" title="{escape(user_id)}">{escape(text)}</span>'
+            )
+        if user_id in self.known:  # read: what it shows stays until forgotten or read again
+            self._shown[(user_id, profession)] = shown
+        return shown
 
 
 PEOPLE = web.AppKey("dossier_people", People)

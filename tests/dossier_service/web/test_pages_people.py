@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from sqlmodel import select
 
 from dossier_service.models.circle import CircleMember
-from dossier_service.web.people import Person, people_from
+from dossier_service.web.people import People, Person, people_from
 
 
 def visible(html: str) -> str:
@@ -32,6 +32,22 @@ def test_latest_name_wins_and_an_id_is_never_a_name() -> None:
         "@mt:s": Person("MARTIN Paul", "médecin — médecine générale"),
     }
     assert people_from([("@x:s", "@x:s", "", "")]) == {}
+
+
+def test_what_a_person_shows_is_made_once_and_never_outlives_her_name() -> None:
+    """html() keeps what it made of a person read (a file page names the same few a hundred
+    times); a person not read yet is not kept as her id, and forgetting forgets it too."""
+    people = People()
+    with people.noting_missing() as missing:
+        assert "@ide:x" in str(people.html("@ide:x"))
+    assert missing == {"@ide:x"}
+    people.known["@ide:x"] = Person("DUPONT Marie", "infirmière")  # as load() reads her
+    shown = people.html("@ide:x")
+    assert "DUPONT Marie — infirmière" in str(shown) and people.html("@ide:x") is shown
+    assert "infirmière" not in str(people.html("@ide:x", profession=False))
+    people.forget()
+    people.known["@ide:x"] = Person("MARTIN Marie")
+    assert "MARTIN Marie" in str(people.html("@ide:x"))
 
 
 async def test_names_not_ids_on_the_file_the_dashboard_and_the_agenda(site) -> None:
