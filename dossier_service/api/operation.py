@@ -232,6 +232,14 @@ class Call:
     def path(self, name: str) -> str:
         return self.request.match_info[name]
 
+    async def on_file(
+        self, work: Callable[..., Awaitable[T]], session: AsyncSession, /, **arguments: Any
+    ) -> T:
+        """``work(session, principal=…, patient=…, **arguments)``: a service's change made by
+        the caller on the file the path names (every such service is told who and which file
+        this one way)."""
+        return await work(session, principal=self.me, patient=self.patient, **arguments)
+
     def data(self, model: type[T]) -> T:
         assert isinstance(self.body, model)
         return self.body
