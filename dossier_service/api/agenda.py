@@ -29,6 +29,7 @@ from dossier_service.services import agenda
 
 operations = Operations()
 EVENTS = "/api/v1/agenda/events"
+EVENT = EVENTS + "/{event_id}"
 
 
 def dump_event(
@@ -70,6 +71,10 @@ async def _event_row(call: Call, session: AsyncSession, action: Action) -> None:
     event = await event_access(session, call.ctx, call.path("event_id"), action)
     call.row = event
     call.audit_as(f"agenda/{event.id}", patient_id=event.patient_id)
+
+
+READ_EVENT = row_access("event", _event_row, Action.READ)
+WRITE_EVENT = row_access("event", _event_row, Action.WRITE)
 
 
 async def _attendees(session: AsyncSession, event: AgendaEvent) -> list[str]:
@@ -120,32 +125,19 @@ async def list_events(call: Call, session: AsyncSession) -> tuple[int, Any]:
 )
 async def create_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(EventIn)
-    event = await agenda.create_event(
-        session,
-        principal=call.me,
-        data=data,
-        patient=call.named_patient,
-        event_types=call.ctx.config.event_types,
+    event = await call.on_file(
+        agenda.create_event, session, data=data, event_types=call.ctx.config.event_types
     )
     call.audit_as(f"agenda/{event.id}")
     return 201, dump_event(event, list(dict.fromkeys(data.attendees)))
 
 
-@operations.get(
-    EVENTS + "/{event_id}",
-    access=row_access("event", _event_row, Action.READ),
-    audit=Audit("read", "agenda"),
-)
+@operations.get(EVENT, access=READ_EVENT, audit=Audit("read", "agenda"))
 async def get_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 200, dump_event(call.row, await _attendees(session, call.row))
 
 
-@operations.patch(
-    EVENTS + "/{event_id}",
-    access=row_access("event", _event_row, Action.WRITE),
-    audit=Audit("update", "agenda"),
-    body=EventUpdate,
-)
+@operations.patch(EVENT, access=WRITE_EVENT, audit=Audit("update", "agenda"), body=EventUpdate)
 async def update_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
     event = await agenda.update_event(
         session,
@@ -158,7 +150,7 @@ async def update_event(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.delete(
-    EVENTS + "/{event_id}/attendees/me",
+    EVENT + "/attendees/me",
     access=person("Seule une personne peut se retirer d'un événement."),
     audit=Audit("update", "agenda"),
 )

@@ -14,11 +14,12 @@ from dossier_service.schemas import CircleMemberIn, CircleMemberUpdate, LeftRoom
 from dossier_service.services import circle
 
 operations = Operations()
+CIRCLE = "/api/v1/patients/{patient_id}/circle"
 MANAGE = member_of_file(Action.MANAGE_CIRCLE)
 
 
 @operations.get(
-    "/api/v1/patients/{patient_id}/circle",
+    CIRCLE,
     access=member_of_file(Action.READ),
     audit=Audit("read", "circle"),
     query=(Param("include_ended", "flag"),),
@@ -31,17 +32,10 @@ async def list_circle(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/circle",
-    access=MANAGE,
-    audit=Audit("create", "circle"),
-    body=CircleMemberIn,
-    idempotent=True,
+    CIRCLE, access=MANAGE, audit=Audit("create", "circle"), body=CircleMemberIn, idempotent=True
 )
 async def add_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    member = await circle.add_member(
-        session, principal=call.me, patient=call.patient, data=call.data(CircleMemberIn)
-    )
-    return 201, dump(member)
+    return 201, dump(await call.on_file(circle.add_member, session, data=call.data(CircleMemberIn)))
 
 
 async def _member(call: Call, session: AsyncSession, suffix: str = "") -> CircleMember:
@@ -53,16 +47,12 @@ async def _member(call: Call, session: AsyncSession, suffix: str = "") -> Circle
 
 
 @operations.patch(
-    "/api/v1/patients/{patient_id}/circle/{member_id}",
-    access=MANAGE,
-    audit=Audit("update", "circle"),
-    body=CircleMemberUpdate,
+    CIRCLE + "/{member_id}", access=MANAGE, audit=Audit("update", "circle"), body=CircleMemberUpdate
 )
 async def update_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    member = await circle.update_member(
+    member = await call.on_file(
+        circle.update_member,
         session,
-        principal=call.me,
-        patient=call.patient,
         member=await _member(call, session),
         data=call.data(CircleMemberUpdate),
     )
@@ -70,23 +60,17 @@ async def update_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/circle/{member_id}/end",
-    access=MANAGE,
-    audit=Audit("update", "circle"),
-    idempotent=True,
+    CIRCLE + "/{member_id}/end", access=MANAGE, audit=Audit("update", "circle"), idempotent=True
 )
 async def end_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    member = await circle.end_member(
-        session,
-        principal=call.me,
-        patient=call.patient,
-        member=await _member(call, session, "/end"),
+    member = await call.on_file(
+        circle.end_member, session, member=await _member(call, session, "/end")
     )
     return 200, dump(member)
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/circle/left-room",
+    CIRCLE + "/left-room",
     access=MANAGE,
     resource="circle",
     audit=Audit("update", "circle.left_room"),
@@ -94,10 +78,7 @@ async def end_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
 )
 async def left_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """Issue 6: the bot saw a member leave the patient's conversation."""
-    member = await circle.mark_left_room(
-        session,
-        principal=call.me,
-        patient=call.patient,
-        matrix_user_id=call.data(LeftRoomIn).matrix_user_id,
+    member = await call.on_file(
+        circle.mark_left_room, session, matrix_user_id=call.data(LeftRoomIn).matrix_user_id
     )
     return 200, {"member": dump(member) if member else None}

@@ -26,6 +26,7 @@ from dossier_service.services import documents
 
 operations = Operations()
 DOCUMENTS = "/api/v1/patients/{patient_id}/documents"
+READ = member_of_file(Action.READ)
 _FIELD_LIMIT = 2000
 _MAX_PARTS = 12  # file, category, description, restricted_to_roles (one per role)
 
@@ -134,10 +135,9 @@ class MultipartUpload(BodyReader):
 async def upload(call: Call, session: AsyncSession) -> tuple[int, Any]:
     sent = call.data(Upload)
     await call.request.app[appkeys.STORE].put(sent.content)
-    doc = await documents.add_document(
+    doc = await call.on_file(
+        documents.add_document,
         session,
-        principal=call.me,
-        patient=call.patient,
         blob=sent.blob,
         filename=sent.filename,
         category=sent.fields["category"],
@@ -150,7 +150,7 @@ async def upload(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 @operations.get(
     DOCUMENTS,
-    access=member_of_file(Action.READ),
+    access=READ,
     audit=Audit("read", "documents"),
     query=(
         Param("category"),
@@ -189,20 +189,12 @@ async def _document(call: Call, session: AsyncSession, suffix: str = "") -> Docu
     return doc
 
 
-@operations.get(
-    DOCUMENTS + "/{document_id}",
-    access=member_of_file(Action.READ),
-    audit=Audit("read", "documents"),
-)
+@operations.get(DOCUMENTS + "/{document_id}", access=READ, audit=Audit("read", "documents"))
 async def get_document(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 200, dump(await _document(call, session))
 
 
-@operations.get(
-    DOCUMENTS + "/{document_id}/content",
-    access=member_of_file(Action.READ),
-    audit=Audit("read", "documents"),
-)
+@operations.get(DOCUMENTS + "/{document_id}/content", access=READ, audit=Audit("read", "documents"))
 async def download(call: Call, session: AsyncSession) -> web.StreamResponse:
     doc = await _document(call, session, "/content")
     data = await call.request.app[appkeys.STORE].read(doc.sha256)

@@ -7,9 +7,9 @@ and logs the traceback under that reference (never the request's content).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from deployment.incidents import new_reference
 from dossier_service import appkeys
@@ -106,9 +106,7 @@ async def _audit_denial(request: web.Request, denied: Denied) -> None:
 
 
 @web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Denied as denied:

@@ -39,6 +39,8 @@ FINESS = re.compile(r"^[0-9A-B]{9}$")  # 2A/2B: Corsica's départements
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NOT_READY = "L'extraction n'est pas encore prête."
 PERSON_ONLY = "Une extraction est demandée par une personne connectée."
+BY_PERSON = person(PERSON_ONLY)
+REPORT = "/api/v1/extractions/{report_id}"
 
 
 class ExtractionIn(Input):
@@ -103,10 +105,7 @@ async def ask(
 
 
 @operations.post(
-    "/api/v1/extractions",
-    access=person(PERSON_ONLY),
-    audit=Audit("create", RESOURCE),
-    body=ExtractionIn,
+    "/api/v1/extractions", access=BY_PERSON, audit=Audit("create", RESOURCE), body=ExtractionIn
 )
 async def request_extraction(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """Ask for an activity extraction (produced in the background: 202)."""
@@ -133,7 +132,7 @@ async def mine(session: AsyncSession, user_id: str) -> list[ExtractionReport]:
     return [row[0] for row in rows]
 
 
-@operations.get("/api/v1/extractions", access=person(PERSON_ONLY), audit=Audit("read", RESOURCE))
+@operations.get("/api/v1/extractions", access=BY_PERSON, audit=Audit("read", RESOURCE))
 async def my_extractions(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """My extractions, newest first, with their status."""
     return 200, {"items": [dump_report(r) for r in await mine(session, call.me.user_id)]}
@@ -156,11 +155,7 @@ async def _own(call: Call, session: AsyncSession, suffix: str = "") -> Extractio
     return report
 
 
-@operations.get(
-    "/api/v1/extractions/{report_id}",
-    access=person(PERSON_ONLY),
-    audit=Audit("read", RESOURCE),
-)
+@operations.get(REPORT, access=BY_PERSON, audit=Audit("read", RESOURCE))
 async def get_extraction(call: Call, session: AsyncSession) -> tuple[int, Any]:
     """One of my extractions."""
     return 200, dump_report(await _own(call, session))
@@ -197,21 +192,13 @@ async def serve(
     return file_download(data, content_type=content_type, filename=name, ascii_filename=fallback)
 
 
-@operations.get(
-    "/api/v1/extractions/{report_id}/xlsx",
-    access=person(PERSON_ONLY),
-    audit=Audit("read", RESOURCE),
-)
+@operations.get(REPORT + "/xlsx", access=BY_PERSON, audit=Audit("read", RESOURCE))
 async def download_xlsx(call: Call, session: AsyncSession) -> web.StreamResponse:
     """The extraction as a workbook (one sheet per theme, a summary with charts)."""
     return await serve(call.request, await _own(call, session, "/xlsx"), "xlsx")
 
 
-@operations.get(
-    "/api/v1/extractions/{report_id}/csv",
-    access=person(PERSON_ONLY),
-    audit=Audit("read", RESOURCE),
-)
+@operations.get(REPORT + "/csv", access=BY_PERSON, audit=Audit("read", RESOURCE))
 async def download_csv(call: Call, session: AsyncSession) -> web.StreamResponse:
     """The extraction as CSV files in a zip archive."""
     return await serve(call.request, await _own(call, session, "/csv"), "csv")

@@ -35,22 +35,15 @@ async def list_memos(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 @operations.post(MEMOS, access=WRITE, audit=Audit("create", "memos"), body=MemoIn)
 async def add_memo(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    memo = await followup.add_memo(
-        session, principal=call.me, patient=call.patient, data=call.data(MemoIn)
-    )
-    return 201, dump(memo)
+    return 201, dump(await call.on_file(followup.add_memo, session, data=call.data(MemoIn)))
 
 
 @operations.patch(
     MEMOS + "/{memo_id}", access=WRITE, audit=Audit("update", "memos"), body=MemoUpdate
 )
 async def update_memo(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    memo = await followup.update_memo(
-        session,
-        principal=call.me,
-        patient=call.patient,
-        memo_id=call.path("memo_id"),
-        data=call.data(MemoUpdate),
+    memo = await call.on_file(
+        followup.update_memo, session, memo_id=call.path("memo_id"), data=call.data(MemoUpdate)
     )
     return 200, dump(memo)
 
@@ -65,8 +58,8 @@ async def list_stays(call: Call, session: AsyncSession) -> tuple[int, Any]:
     STAYS, access=WRITE, audit=Audit("create", "hospitalisations"), body=HospitalisationIn
 )
 async def add_stay(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    stay = await followup.add_hospitalisation(
-        session, principal=call.me, patient=call.patient, data=call.data(HospitalisationIn)
+    stay = await call.on_file(
+        followup.add_hospitalisation, session, data=call.data(HospitalisationIn)
     )
     return 201, dump_stay(stay, call.now())
 
@@ -78,10 +71,9 @@ async def add_stay(call: Call, session: AsyncSession) -> tuple[int, Any]:
     body=HospitalisationUpdate,
 )
 async def update_stay(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    stay = await followup.update_hospitalisation(
+    stay = await call.on_file(
+        followup.update_hospitalisation,
         session,
-        principal=call.me,
-        patient=call.patient,
         stay_id=call.path("stay_id"),
         data=call.data(HospitalisationUpdate),
     )
@@ -96,10 +88,9 @@ async def list_episodes(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 @operations.post(EPISODES, access=WRITE, audit=Audit("create", "lifeline"), body=EpisodeIn)
 async def add_episode(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    episode = await lifeline.add_episode(
+    episode = await call.on_file(
+        lifeline.add_episode,
         session,
-        principal=call.me,
-        patient=call.patient,
         data=call.data(EpisodeIn),
         themes=call.ctx.config.lifeline_themes,
         form_ids=[f.key for f in call.request.app[appkeys.FORMS]],
@@ -108,16 +99,12 @@ async def add_episode(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.patch(
-    EPISODES + "/{episode_id}",
-    access=WRITE,
-    audit=Audit("update", "lifeline"),
-    body=EpisodeUpdate,
+    EPISODES + "/{episode_id}", access=WRITE, audit=Audit("update", "lifeline"), body=EpisodeUpdate
 )
 async def update_episode(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    episode = await lifeline.update_episode(
+    episode = await call.on_file(
+        lifeline.update_episode,
         session,
-        principal=call.me,
-        patient=call.patient,
         episode_id=call.path("episode_id"),
         data=call.data(EpisodeUpdate),
     )

@@ -19,11 +19,13 @@ operations = Operations()
 SOURCE_HEADER = "X-Cercle-Source"  # "matrix" when the bot relays a conversation event
 NOTEBOOK = "/api/v1/patients/{patient_id}/notebook"
 FORMS = "/api/v1/patients/{patient_id}/forms"
+READ = member_of_file(Action.READ)
+WRITE = member_of_file(Action.WRITE)
 
 
 @operations.get(
     NOTEBOOK,
-    access=member_of_file(Action.READ),
+    access=READ,
     audit=Audit("read", "notebook"),
     query=(
         Param("limit", "int", 50, low=1, high=200),
@@ -45,20 +47,15 @@ async def list_entries(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    NOTEBOOK,
-    access=member_of_file(Action.WRITE),
-    audit=Audit("create", "notebook"),
-    body=NotebookIn,
-    idempotent=True,
+    NOTEBOOK, access=WRITE, audit=Audit("create", "notebook"), body=NotebookIn, idempotent=True
 )
 async def add_entry(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(NotebookIn)
     relayed = call.request.headers.get(SOURCE_HEADER) == "matrix"
     service = call.me.kind == "service"
-    entry = await notebook.add_entry(
+    entry = await call.on_file(
+        notebook.add_entry,
         session,
-        principal=call.me,
-        patient=call.patient,
         kind=data.kind,
         text=data.text,
         source=("matrix" if relayed else "api") if service else "web",
@@ -66,7 +63,7 @@ async def add_entry(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 201, dump(entry)
 
 
-@operations.get(FORMS, access=member_of_file(Action.READ), audit=Audit("read", "forms"))
+@operations.get(FORMS, access=READ, audit=Audit("read", "forms"))
 async def list_forms(call: Call, session: AsyncSession) -> tuple[int, Any]:
     latest = await forms.latest_by_form(session, patient_id=call.patient.id)
     items = [
@@ -90,9 +87,7 @@ def _form(call: Call) -> FormDefinition:
     return form
 
 
-@operations.get(
-    FORMS + "/{form_id}", access=member_of_file(Action.READ), audit=Audit("read", "forms")
-)
+@operations.get(FORMS + "/{form_id}", access=READ, audit=Audit("read", "forms"))
 async def get_form(call: Call, session: AsyncSession) -> tuple[int, Any]:
     form = _form(call)
     history = await forms.versions(session, patient_id=call.patient.id, form_id=form.key)
@@ -113,17 +108,13 @@ async def get_form(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.put(
-    FORMS + "/{form_id}",
-    access=member_of_file(Action.WRITE),
-    audit=Audit("update", "forms"),
-    body=FormAnswersIn,
+    FORMS + "/{form_id}", access=WRITE, audit=Audit("update", "forms"), body=FormAnswersIn
 )
 async def save_form(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(FormAnswersIn)
-    row = await forms.save_answers(
+    row = await call.on_file(
+        forms.save_answers,
         session,
-        principal=call.me,
-        patient=call.patient,
         form=_form(call),
         answers=data.answers,
         base_version=data.base_version,

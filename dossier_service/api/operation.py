@@ -232,6 +232,15 @@ class Call:
     def path(self, name: str) -> str:
         return self.request.match_info[name]
 
+    async def on_file(
+        self, work: Callable[..., Awaitable[T]], session: AsyncSession, /, **arguments: Any
+    ) -> T:
+        """``work(session, principal=…, patient=…, **arguments)``: a service's change made by
+        the caller on the file the request names — its path's, or the one a task or an event
+        is created in (None: outside any file); every such service is told who and which file
+        this one way."""
+        return await work(session, principal=self.me, patient=self.named_patient, **arguments)
+
     def data(self, model: type[T]) -> T:
         assert isinstance(self.body, model)
         return self.body

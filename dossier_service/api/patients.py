@@ -20,10 +20,7 @@ from dossier_service.api.operation import (
     member_of_file,
 )
 from dossier_service.api.serialize import dump
-from dossier_service.models.patient import (
-    Patient,
-    patient_public,
-)
+from dossier_service.models.patient import Patient, patient_public
 from dossier_service.policy import Action, may_create_patient
 from dossier_service.schemas import (
     DeathCancelIn,
@@ -37,24 +34,30 @@ from dossier_service.services import patients, read_models
 
 operations = Operations()
 NOTEBOOK_IN_FILE = 50
+FILE = "/api/v1/patients/{patient_id}"
+READ = member_of_file(Action.READ)
+WRITE = member_of_file(Action.WRITE)
+
+
+# what a list shows of each file, as the file shows it: no INS number, no address
+LISTED = (
+    "id",
+    "label",
+    "birth_name",
+    "used_name",
+    "first_birth_first_name",
+    "used_first_name",
+    "birth_date",
+    "sex",
+    "identity_status",
+    "file_status",
+    "room_id",
+)
 
 
 def summary(patient: Patient) -> dict[str, Any]:
-    """What a list shows: no INS number, no address."""
-    return {
-        "id": patient.id,
-        "label": patient.label,
-        "birth_name": patient.birth_name,
-        "used_name": patient.used_name,
-        "first_birth_first_name": patient.first_birth_first_name,
-        "used_first_name": patient.used_first_name,
-        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
-        "sex": patient.sex,
-        "identity_status": patient.identity_status,
-        "file_status": patient.file_status,
-        "room_id": patient.room_id,
-        "deceased": patient.death_date is not None,
-    }
+    shown = patient_public(patient)
+    return {**{name: shown[name] for name in LISTED}, "deceased": patient.death_date is not None}
 
 
 async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict[str, Any]:
@@ -132,45 +135,30 @@ async def create_patient(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 201, {"id": patient.id, "patient": patient_public(patient)}
 
 
-@operations.get(
-    "/api/v1/patients/{patient_id}",
-    access=member_of_file(Action.READ),
-    audit=Audit("read", "patient"),
-)
+@operations.get(FILE, access=READ, audit=Audit("read", "patient"))
 async def get_file(call: Call, session: AsyncSession) -> tuple[int, Any]:
     assert call.file is not None
     return 200, await full_file(session, call.ctx, call.file)
 
 
 @operations.patch(
-    "/api/v1/patients/{patient_id}/identity",
-    access=member_of_file(Action.WRITE),
-    audit=Audit("update", "patient.identity"),
-    body=IdentityUpdate,
+    FILE + "/identity", access=WRITE, audit=Audit("update", "patient.identity"), body=IdentityUpdate
 )
 async def update_identity(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    changed = await patients.update_identity(
-        session,
-        principal=call.me,
-        patient=call.patient,
-        data=call.data(IdentityUpdate),
-        today=call.today(),
+    changed = await call.on_file(
+        patients.update_identity, session, data=call.data(IdentityUpdate), today=call.today()
     )
     return 200, {"changed": changed, "patient": patient_public(call.patient)}
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/status",
-    access=member_of_file(Action.WRITE),
-    audit=Audit("update", "patient.status"),
-    body=FileStatusIn,
+    FILE + "/status", access=WRITE, audit=Audit("update", "patient.status"), body=FileStatusIn
 )
 async def set_status(call: Call, session: AsyncSession) -> tuple[int, Any]:
     data = call.data(FileStatusIn)
-    change = await patients.set_file_status(
+    change = await call.on_file(
+        patients.set_file_status,
         session,
-        principal=call.me,
-        patient=call.patient,
         status=data.status,
         comment=data.comment,
         allowed=call.ctx.config.file_statuses,
@@ -179,17 +167,16 @@ async def set_status(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/death",
-    access=member_of_file(Action.WRITE),
+    FILE + "/death",
+    access=WRITE,
     audit=Audit("create", "patient.death"),
     body=DeathIn,
     idempotent=True,
 )
 async def declare_death(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    declaration = await patients.declare_death(
+    declaration = await call.on_file(
+        patients.declare_death,
         session,
-        principal=call.me,
-        patient=call.patient,
         death_date=call.data(DeathIn).death_date,
         today=call.today(),
     )
@@ -197,16 +184,16 @@ async def declare_death(call: Call, session: AsyncSession) -> tuple[int, Any]:
 
 
 @operations.post(
-    "/api/v1/patients/{patient_id}/death/cancel",
-    access=member_of_file(Action.WRITE),
+    FILE + "/death/cancel",
+    access=WRITE,
     resource="patient.death",
     audit=Audit("update", "patient.death.cancel"),
     body=DeathCancelIn,
     idempotent=True,
 )
 async def cancel_death(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    declaration = await patients.cancel_death(
-        session, principal=call.me, patient=call.patient, reason=call.data(DeathCancelIn).reason
+    declaration = await call.on_file(
+        patients.cancel_death, session, reason=call.data(DeathCancelIn).reason
     )
     return 200, dump(declaration)
 
@@ -218,7 +205,7 @@ ROOM_LINK_BY_BOT = (
 
 
 @operations.put(
-    "/api/v1/patients/{patient_id}/room",
+    FILE + "/room",
     access=member_of_file(Action.MANAGE_CIRCLE),
     audit=Audit("update", "patient.room"),
     body=RoomLinkIn,
@@ -236,7 +223,5 @@ async def link_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
             resource="patient.room",
             action=Action.MANAGE_CIRCLE.value,
         )
-    patient = await patients.link_room(
-        session, principal=call.me, patient=call.patient, room_id=call.data(RoomLinkIn).room_id
-    )
+    patient = await call.on_file(patients.link_room, session, room_id=call.data(RoomLinkIn).room_id)
     return 200, {"id": patient.id, "room_id": patient.room_id}

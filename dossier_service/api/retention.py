@@ -35,7 +35,7 @@ async def purge(call: Call, session: AsyncSession) -> tuple[int, Any]:
         raise Denied(
             status=409, patient_id=patient.id, resource=RESOURCE, action="purge", error=NOT_CLOSED
         )
-    freed = await retention.purge_documents(session, principal=call.me, patient=patient)
+    freed = await call.on_file(retention.purge_documents, session)
 
     async def remove_unused_contents() -> None:
         async with call.ctx.db.transaction() as later:

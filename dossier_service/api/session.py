@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,9 +90,7 @@ async def login(call: Call, session: AsyncSession) -> web.StreamResponse:
 
 
 @web.middleware
-async def session_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request carrying a person's session asks the server whether it was ended
     (logout, deactivated account): a signature alone is not enough."""
     presented = auth.presented_session(request, request.app[appkeys.CONFIG])

@@ -27,6 +27,7 @@ from dossier_service.services import read_models, tasks
 
 operations = Operations()
 TASKS = "/api/v1/tasks"
+TASK = TASKS + "/{task_id}"
 
 
 async def task_access(
@@ -55,6 +56,10 @@ async def _task_access(call: Call, session: AsyncSession, action: Action) -> Non
     task, call.state["patient"] = await task_access(session, call.ctx, call.path("task_id"), action)
     call.row = task
     call.audit_as(f"tasks/{task.id}", patient_id=task.patient_id)
+
+
+READ_TASK = row_access("task", _task_access, Action.READ)
+WRITE_TASK = row_access("task", _task_access, Action.WRITE)
 
 
 async def _dumped(call: Call, session: AsyncSession, task: Task) -> dict[str, Any]:
@@ -116,33 +121,20 @@ async def dashboard(call: Call, session: AsyncSession) -> tuple[int, Any]:
     TASKS, access=WRITE_NAMED_FILE, audit=Audit("create", "tasks"), body=TaskIn, idempotent=True
 )
 async def create(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    data = call.data(TaskIn)
-    task = await tasks.create_task(
-        session,
-        principal=call.me,
-        patient=call.named_patient,
-        data=data,
-        task_types=call.ctx.config.task_types,
+    task = await call.on_file(
+        tasks.create_task, session, data=call.data(TaskIn), task_types=call.ctx.config.task_types
     )
     call.audit_as(f"tasks/{task.id}")
     return 201, await _dumped(call, session, task)
 
 
-@operations.get(
-    TASKS + "/{task_id}",
-    access=row_access("task", _task_access, Action.READ),
-    audit=Audit("read", "tasks"),
-)
+@operations.get(TASK, access=READ_TASK, audit=Audit("read", "tasks"))
 async def get(call: Call, session: AsyncSession) -> tuple[int, Any]:
     return 200, await _dumped(call, session, call.row)
 
 
 @operations.patch(
-    TASKS + "/{task_id}",
-    access=row_access("task", _task_access, Action.WRITE),
-    audit=Audit("update", "tasks"),
-    body=TaskUpdate,
-    idempotent=True,
+    TASK, access=WRITE_TASK, audit=Audit("update", "tasks"), body=TaskUpdate, idempotent=True
 )
 async def update(call: Call, session: AsyncSession) -> tuple[int, Any]:
     task = await tasks.update_task(
