@@ -54,7 +54,11 @@ send held by a generic worker during the persister's restart was still unanswere
 clock started before every first /sync had answered; both fixed (docs/capacity.md).
 
     python bench/region_load.py [--seconds 20] [--users 30] [--dossier-clients 8]
-                                [--kill persister2|generic1|…|none] [--e2ee 0]
+                                [--kill persister2|generic1|…|none] [--e2ee 0] [--cpus 1,2]
+
+``--cpus 1,2`` measures both profiles with the server on 1 CPU, then on 2 (``cercle up``
+started on them, PostgreSQL and Redis moved there meanwhile, this bench's clients on the
+last CPU): the figure per added core, where the machine is too small for the 3× goal.
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres), Redis (127.0.0.1:6379) and nginx; prints
 why and exits 0 without them. The databases it creates are dropped at the end.
@@ -65,6 +69,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -88,6 +93,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common.clients import login_of  # noqa: E402
+from bench.common.cpus import counts, every_cpu, services_on, starter_on  # noqa: E402
 from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
 from bench.common.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
@@ -99,7 +105,9 @@ OP_TIMEOUT = 60.0  # an E2EE operation not answered by then is an error
 EXPORT_EVERY = 12  # one E2EE operation in 12 (per room) is an export
 
 
-def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
+def cercle(
+    env: dict[str, str], *args: str, timeout: float = 400, cpus: set[int] | None = None
+) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "cercle", *args],
         env=env,
@@ -107,6 +115,7 @@ def cercle(env: dict[str, str], *args: str, timeout: float = 400) -> str:
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=starter_on(cpus),  # sched_setaffinity only: nothing a fork could deadlock on
     )
     if done.returncode != 0:
         raise RuntimeError(f"cercle {' '.join(args)} : {done.stderr[-1500:]}")
@@ -123,13 +132,14 @@ class Deployment:
     admin_url: str
     var: Path
     databases: list[str] = field(default_factory=list)
+    cpus: set[int] | None = None  # --cpus: where its processes run (None: anywhere)
 
     @property
     def server_name(self) -> str:
         return self.env["CERCLE__SERVER_NAME"]
 
     def cli(self, *args: str) -> str:
-        return cercle(self.env, *self.args, *args)
+        return cercle(self.env, *self.args, *args, cpus=self.cpus)
 
 
 def deployments(tmp: Path) -> Iterator[Deployment]:
@@ -696,6 +706,12 @@ def main() -> int:
         default=0,
         help="E2EE professionals (nio, real Megolm) in patient rooms with the bot (0: none)",
     )
+    parser.add_argument(
+        "--cpus",
+        default="",
+        help="nombres de cœurs du serveur, mesurés tour à tour (ex. 1,2 : le chiffre par cœur "
+        "ajouté) ; le serveur, PostgreSQL et Redis y sont épinglés, les clients sur le dernier",
+    )
     args = parser.parse_args()
     if args.e2ee == 1:  # each patient room holds two of them: one alone reads nobody
         parser.error("--e2ee : 0, ou 2 au moins")
@@ -706,13 +722,52 @@ def main() -> int:
         parser.error("--users : 3 au moins")
     if skipped("region_load"):
         return 0
+    sizes = counts(args.cpus) if args.cpus else [0]  # 0: the whole machine, unpinned
+    by_size: dict[int, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="cercle-region-bench-") as tmp:
-        results = {}
-        for dep in deployments(Path(tmp)):
-            results[dep.name] = asyncio.run(run_one(dep, args))
-            print(json.dumps({dep.name: results[dep.name]}, ensure_ascii=False), flush=True)
+        for n in sizes:
+            by_size[n] = measure_on(n, Path(tmp) / f"cpus{n}", args)
+    sound = all(summarise(results, args, n) for n, results in by_size.items())
+    if len(sizes) > 1:
+        print("\nmessages/s par nombre de cœurs du serveur (clients du bench sur le dernier cœur)")
+        print(f"{'cœurs':>6}{'single':>10}{'region':>10}{'region/single':>15}")
+        for n in sizes:
+            single, region = by_size[n]["single"]["msg_per_s"], by_size[n]["region"]["msg_per_s"]
+            print(f"{n:6}{single:10.1f}{region:10.1f}{region / single if single else 0:15.2f}")
+        first, last = sizes[0], sizes[-1]
+        if last > first:
+            for name in ("single", "region"):
+                a, b = by_size[first][name]["msg_per_s"], by_size[last][name]["msg_per_s"]
+                print(
+                    f"{name} : {b / a if a else 0:.2f}× de {first} à {last} cœurs, "
+                    f"{(b - a) / (last - first):+.1f} msg/s par cœur ajouté"
+                )
+    return 0 if sound else 1
+
+
+def measure_on(n: int, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Both profiles in turn; with n > 0 their processes, PostgreSQL and Redis on the first
+    n CPUs, this bench's clients on the last."""
+    server = set(range(n)) if n else None
+    if server is not None:
+        os.sched_setaffinity(0, {max(every_cpu())})
+        print(f"=== serveur sur {n} cœur(s) : {sorted(server)}", flush=True)
+    results = {}
+    try:
+        with services_on(server) if server else contextlib.nullcontext():
+            for dep in deployments(tmp):
+                dep.cpus = server
+                results[dep.name] = asyncio.run(run_one(dep, args))
+                print(json.dumps({dep.name: results[dep.name]}, ensure_ascii=False), flush=True)
+    finally:
+        os.sched_setaffinity(0, every_cpu())
+    return results
+
+
+def summarise(results: dict[str, dict[str, Any]], args: argparse.Namespace, n: int) -> bool:
+    """The two profiles side by side; True when nothing was lost, doubled or in error."""
     single, region = results["single"], results["region"]
-    print(f"\n{'':24}{'single':>12}{'region':>12}")
+    print(f"\n{'':24}{'single':>12}{'region':>12}" + (f"   ({n} cœur(s))" if n else ""))
     for key in (
         "msg_per_s",
         "send_p50_ms",
@@ -733,7 +788,7 @@ def main() -> int:
     ):
         print(f"{key:24}{single[key]:12.1f}{region[key]:12.1f}")
     ratio = region["msg_per_s"] / single["msg_per_s"] if single["msg_per_s"] else float("nan")
-    print(f"\nmessages/s region / single : {ratio:.2f}× sur {os.cpu_count()} cœurs")
+    print(f"\nmessages/s region / single : {ratio:.2f}× sur {n or os.cpu_count()} cœurs")
     if region["killed"] != "-":
         print(
             f"{region['killed']} tué à mi-parcours : "
@@ -745,7 +800,7 @@ def main() -> int:
     sound = all(r[k] == 0 for r in checked for k in CHECKED)
     sound = sound and (region["killed"] == "-" or region["restarted"])
     print("rien de perdu ni de doublé" if sound else "ÉCHEC : erreurs, pertes ou doublons")
-    return 0 if sound else 1
+    return sound
 
 
 if __name__ == "__main__":
