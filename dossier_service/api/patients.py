@@ -20,7 +20,10 @@ from dossier_service.api.operation import (
     member_of_file,
 )
 from dossier_service.api.serialize import dump
-from dossier_service.models.patient import Patient, patient_public
+from dossier_service.models.patient import (
+    Patient,
+    patient_public,
+)
 from dossier_service.policy import Action, may_create_patient
 from dossier_service.schemas import (
     DeathCancelIn,
@@ -39,25 +42,22 @@ READ = member_of_file(Action.READ)
 WRITE = member_of_file(Action.WRITE)
 
 
-# what a list shows of each file, as the file shows it: no INS number, no address
-LISTED = (
-    "id",
-    "label",
-    "birth_name",
-    "used_name",
-    "first_birth_first_name",
-    "used_first_name",
-    "birth_date",
-    "sex",
-    "identity_status",
-    "file_status",
-    "room_id",
-)
-
-
 def summary(patient: Patient) -> dict[str, Any]:
-    shown = patient_public(patient)
-    return {**{name: shown[name] for name in LISTED}, "deceased": patient.death_date is not None}
+    """What a list shows: no INS number, no address."""
+    return {
+        "id": patient.id,
+        "label": patient.label,
+        "birth_name": patient.birth_name,
+        "used_name": patient.used_name,
+        "first_birth_first_name": patient.first_birth_first_name,
+        "used_first_name": patient.used_first_name,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "sex": patient.sex,
+        "identity_status": patient.identity_status,
+        "file_status": patient.file_status,
+        "room_id": patient.room_id,
+        "deceased": patient.death_date is not None,
+    }
 
 
 async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict[str, Any]:
