@@ -85,13 +85,14 @@ class Pages:
         )
         self.csp = content_security_policy(element_origin, homeserver_url)
         self.element_origin = element_origin
-        self._directory: bool | None = None
+        self._mounted: dict[str, bool] = {}
 
-    def _has_directory(self, app: web.Application) -> bool:
-        """Whether the professional directory (``/annuaire``) is mounted in this app."""
-        if self._directory is None:
-            self._directory = any(r.canonical == "/annuaire" for r in app.router.resources())
-        return self._directory
+    def _has(self, app: web.Application, path: str) -> bool:
+        """Whether ``path`` (the directory's ``/annuaire``, the mail's ``/courriers``) is
+        mounted in this app: asked of its ~100 routes once, not at every page."""
+        if path not in self._mounted:
+            self._mounted[path] = any(r.canonical == path for r in app.router.resources())
+        return self._mounted[path]
 
     def static_url(self, name: str) -> str:
         return f"/static/{name}?v={self.static_versions.get(name, '0')}"
@@ -136,10 +137,8 @@ class Pages:
             "today": today,
             "age": lambda birth: age_on(birth, today),
         }
-        base["has_directory"] = self._has_directory(request.app)
-        base["has_courriers"] = any(
-            r.canonical == "/courriers" for r in request.app.router.resources()
-        )
+        base["has_directory"] = self._has(request.app, "/annuaire")
+        base["has_courriers"] = self._has(request.app, "/courriers")
         base.update(context)
         html = self.env.get_template(template).render(base)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
