@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +56,15 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    def file_revision(self, patient_id: str) -> Hashable | None:
+        """The key of one file's sections in memory, as :meth:`change_epoch` for one file;
+        ``None``: read it from the database (``read_models.revision``)."""
+        if self.revisions is not None:
+            return self.revisions.of(patient_id)
+        if self.notices is not None:
+            return self.notices.revision_of(patient_id)
+        return None
 
     def change_epoch(self) -> int | None:
         """The key of what is kept in memory across files (the task dashboards): a number

@@ -9,9 +9,9 @@ every read, growing with the file.
 Only valid when this process is the only writer of the database and its transactions
 never overlap: the SQLite deployment (one service process, one pooled connection, so a
 reader's revision and sections come from one transaction no writer can interleave with).
-With PostgreSQL the revision is read from the database (`read_models.revision`), so it
-holds with several processes (region profile); :class:`ChangeNotices` tells every process
-of the changes the others commit, for what is kept in memory without a revision.
+With PostgreSQL and several processes (region profile), :class:`ChangeNotices` tells every
+process of the changes the others commit and keeps the same keys from what it hears; while
+it hears nothing, the file's revision is read from the database (`read_models.revision`).
 """
 
 from __future__ import annotations
@@ -75,27 +75,41 @@ class ChangeNotices:
     (:func:`listen`) and calls its subscribers, which forget what they derived (the pages'
     names of people).
 
-    :meth:`epoch` is the key of what is kept across files (the task dashboards): it moves at
-    each of this process's own commits that change a file (at once, in the commit) and at each
-    notice heard from the others. While the listener is not connected it is ``None``: nothing
-    may be served from memory then, since the others' changes would go unheard. What remains
-    is the notice's own delay — from another process's commit to its notice being handled
-    here, on one machine well under a millisecond — during which a dashboard already in memory
-    may be served once more; Synapse's workers invalidate their caches across processes the
-    same way (its replication stream). The file, which a professional reads right after
-    writing to it, keeps a key read from the database (``read_models.revision``).
+    :meth:`epoch` is the key of what is kept across files (the task dashboards), and
+    :meth:`revision_of` the key of one file's sections: they move at each of this process's
+    own commits that change a file (at once, in the commit) and at each notice heard from the
+    others. While the listener is not connected they are ``None``: nothing may be served from
+    memory then (the file's key is read from the database, ``read_models.revision``), since
+    the others' changes would go unheard. What remains is the notice's own delay — from another
+    process's commit to its notice being handled here, on one machine well under a
+    millisecond, and a read here starts with a query to the database that the notice
+    precedes — during which what is in memory may be served once more; Synapse's workers
+    invalidate their caches across processes the same way (its replication stream).
     """
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[str], None]] = []
         self._also: dict[str, Callable[[Any], list[str]]] = {}  # see also_tell
         self._epoch = 0
+        self._files: dict[str, int] = {}  # changes heard per file since the last "anything"
+        self._anything = 0  # how many times "anything may have changed" was heard
         self.hearing = False  # the listener is connected: set and cleared by `listen`
 
     def epoch(self) -> int | None:
         """A number that moves with every change committed by any process; ``None`` while the
         others' changes cannot be heard."""
         return self._epoch if self.hearing else None
+
+    def revision_of(self, patient_id: str) -> tuple[int, int] | None:
+        """The same for one file: moves with every change committed to it by any process;
+        ``None`` while the others' changes cannot be heard."""
+        return (self._anything, self._files.get(patient_id, 0)) if self.hearing else None
+
+    def _count(self, patient_ids: Iterable[str | None]) -> None:
+        self._epoch += 1
+        for patient_id in patient_ids:
+            if patient_id:
+                self._files[patient_id] = self._files.get(patient_id, 0) + 1
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         self._subscribers.append(callback)
@@ -106,7 +120,12 @@ class ChangeNotices:
         self._also[info_key] = words
 
     def deliver(self, payload: str) -> None:
-        self._epoch += 1
+        if payload == ALL:
+            self._epoch += 1
+            self._anything += 1
+            self._files.clear()
+        else:  # file ids, "-" (a change outside any file), and other subscribers' "!" words
+            self._count(w for w in payload.split(",") if w != "-" and not w.startswith("!"))
         for callback in self._subscribers:
             try:
                 callback(payload)
@@ -130,8 +149,9 @@ class ChangeNotices:
             session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
 
     def _after_commit(self, session: Any) -> None:
-        if session.info.pop(CHANGED_FILES, None):
-            self._epoch += 1  # this process's next read sees its own change, notice or not
+        changed = session.info.pop(CHANGED_FILES, None)
+        if changed:
+            self._count(changed)  # this process's next read sees its own change, notice or not
 
     def _forget(self, session: Any) -> None:
         session.info.pop(CHANGED_FILES, None)

@@ -71,7 +71,7 @@ async def full_file(session: AsyncSession, ctx: Ctx, access: FileAccess) -> dict
         today=ctx.today(),
         notebook_limit=NOTEBOOK_IN_FILE,
         cache=ctx.request.app.get(appkeys.FILE_CACHE),
-        revisions=ctx.db.revisions,
+        kept_revision=ctx.db.file_revision(access.patient.id),
     )
     return {
         "patient": patient_public(access.patient),

@@ -8,7 +8,7 @@ times more than the query for a file with hundreds of rows.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -19,7 +19,6 @@ from sqlalchemy.sql.elements import TypeCoerce
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dossier_service.db import connection_of
-from dossier_service.file_revisions import FileRevisions
 from dossier_service.models.circle import CircleMember
 from dossier_service.models.documents import Document
 from dossier_service.models.followup import Hospitalisation, Memo
@@ -155,24 +154,26 @@ class FileCache:
     """Per-process cache of files' sections, keyed by the file's *revision*.
 
     Every change to a file writes a liaison entry in the same transaction (the notebook's
-    own rule), so a new entry means new content. The revision counts them: this process's
-    commits (``file_revisions``) on SQLite, (number, newest timestamp) of the entries read
-    from PostgreSQL *before* the sections, so that what is stored under a revision is never
-    older than it. Derived values (hospitalisation state, overdue tasks)
-    and per-caller filtering (confidential documents) are computed on every read.
+    own rule), so a new entry means new content. The revision counts the commits that changed
+    the file: this process's own on SQLite, and the others' notices too on PostgreSQL
+    (``file_revisions``); while those cannot be heard, (number, newest timestamp) of the
+    entries read from the database. Either is taken *before* the sections, so that what is
+    stored under a revision is never older than it. Derived values (hospitalisation state,
+    overdue tasks) and per-caller filtering (confidential documents) are computed on every
+    read.
     """
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, int, str], dict[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, Hashable, str], dict[str, Any]] = OrderedDict()
 
-    def get(self, key: tuple[str, int, str]) -> dict[str, Any] | None:
+    def get(self, key: tuple[str, Hashable, str]) -> dict[str, Any] | None:
         value = self._entries.get(key)
         if value is not None:
             self._entries.move_to_end(key)
         return value
 
-    def put(self, key: tuple[str, int, str], value: dict[str, Any]) -> None:
+    def put(self, key: tuple[str, Hashable, str], value: dict[str, Any]) -> None:
         for old in [k for k in self._entries if k[0] == key[0]]:
             del self._entries[old]
         self._entries[key] = value
@@ -298,16 +299,16 @@ async def file_sections(
     today: date,
     notebook_limit: int = 50,
     cache: FileCache | None = None,
-    revisions: FileRevisions | None = None,
+    kept_revision: Hashable | None = None,
 ) -> dict[str, Any]:
     """Every section of a file but the identity, as the caller may see them. The cache's
-    key is the file's revision: this process's own count where it is the only writer
-    (``revisions``), else read from the database."""
+    key is the file's revision: the one this process keeps (``Database.file_revision``,
+    taken before the sections are read), else read from the database."""
     if cache is None:
         sections = await _load_sections(session, patient_id, notebook_limit)
     else:
-        if revisions is not None:
-            key = (patient_id, revisions.of(patient_id), f"process|{notebook_limit}")
+        if kept_revision is not None:
+            key = (patient_id, kept_revision, f"process|{notebook_limit}")
         else:
             count, newest = await revision(session, patient_id)
             key = (patient_id, count, f"{newest}|{notebook_limit}")

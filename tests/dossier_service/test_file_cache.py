@@ -151,3 +151,39 @@ async def test_a_dashboard_read_again_is_served_from_memory(api: Api) -> None:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     assert again == first and [t["label"] for t in first["items"]] == ["Pansement"]
     assert asked >= 1 and asked_again == asked
+
+
+async def test_a_file_read_again_is_served_from_memory(api: Api) -> None:
+    """On both engines (PostgreSQL: once this process hears the others' changes) a file read
+    twice with no change between reads its sections once and never counts its entries."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    pid = await api.patient_with_circle()
+    path = f"/api/v1/patients/{pid}"
+    await api.created(f"{path}/notebook", {"kind": "note", "text": "Vu ce jour"}, as_user=MEMBER)
+    db = api.app[appkeys.DATABASE]
+    for _ in range(500):  # PostgreSQL: the app's listener connects as it starts
+        if db.file_revision(pid) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert db.file_revision(pid) is not None
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def notebook_reads() -> int:
+        return len([s for s in statements if "FROM notebook_entries" in s])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        first = await api.ok("GET", path, as_user=MEMBER)
+        asked = notebook_reads()
+        again = await api.ok("GET", path, as_user=MEMBER)
+        asked_again = notebook_reads()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert again == first and first["notebook"][0]["text"] == "Vu ce jour"
+    assert asked >= 1 and asked_again == asked

@@ -100,11 +100,10 @@ def ids(items: list[dict[str, Any]]) -> list[str]:
 
 
 async def shown_within_a_notice(
-    read: Callable[[], Awaitable[list[dict[str, Any]]]],
-    shows: Callable[[list[dict[str, Any]]], bool],
+    read: Callable[[], Awaitable[Any]], shows: Callable[[Any], bool]
 ) -> None:
-    """A dashboard kept in memory follows another process's change once its notice is heard:
-    nearly always before the next request arrives, asked again for at most 2 s."""
+    """A file or a dashboard kept in memory follows another process's change once its notice
+    is heard: nearly always before the next request arrives, asked again for at most 2 s."""
     deadline = time.monotonic() + 2
     while not shows(await read()):
         assert time.monotonic() < deadline, "le changement n'est pas arrivé"
@@ -131,9 +130,10 @@ async def test_a_write_on_one_process_is_read_at_once_on_the_other(
         await writer.add_notebook_entry(
             pid, kind="note", text=f"note {i}", actor=COORD, key=uuid.uuid4().hex, from_matrix=False
         )
-        after = await reader.get_file(pid)
-        assert after is not None
-        assert f"note {i}" in [e["text"] for e in after["notebook"]], i
+        await shown_within_a_notice(
+            lambda r=reader: r.get_file(pid),
+            lambda file, i=i: f"note {i}" in [e["text"] for e in file["notebook"]],
+        )
     # the task dashboard
     await b.open_tasks(pid)
     task = await coordination_task(a, pid, "Pansement", assignee=COORD, key=uuid.uuid4().hex)
@@ -231,7 +231,7 @@ async def _until(predicate: Callable[[], bool], seconds: float = 10) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_dashboards_key_moves_with_every_change_and_is_none_while_deaf(
+async def test_the_keys_in_memory_move_with_every_change_and_are_none_while_deaf(
     database: str,
 ) -> None:
     """What the task dashboards are kept under on PostgreSQL: this process's own commit moves
@@ -259,11 +259,15 @@ async def test_the_dashboards_key_moves_with_every_change_and_is_none_while_deaf
             mark_changed(session, "p-own")
         own = here.change_epoch()
         assert own is not None and own > first  # at once, before any notice
+        own_file = here.file_revision("p-own")
+        assert own_file is not None and own_file != here.file_revision("p-never")
+        before_other = here.file_revision("p-other")
         async with writer.transaction() as session:
             await session.execute(text("SELECT 1"))
             mark_changed(session, "p-other")
         await _until(lambda: "p-other" in heard)
         assert (here.change_epoch() or 0) > own
+        assert here.file_revision("p-other") not in (None, before_other)
 
         # the server cuts the listener's connection: reconnected, told "anything changed"
         before = here.change_epoch()
@@ -281,6 +285,7 @@ async def test_the_dashboards_key_moves_with_every_change_and_is_none_while_deaf
         await writer.dispose()
         await here.dispose()
     assert here.change_epoch() is None  # stopped listening: nothing from memory
+    assert here.file_revision("p-own") is None  # the file's key is read from the database
 
 
 async def test_dashboards_on_two_processes_follow_each_others_changes(
