@@ -66,7 +66,7 @@ class Database:
             return self.notices.revision_of(patient_id)
         return None
 
-    def change_epoch(self) -> int | None:
+    def change_epoch(self) -> Hashable | None:
         """The key of what is kept in memory across files (the task dashboards): a number
         that moves with every committed change this process knows of — its own count where it
         is the only writer, the others' notices too on PostgreSQL; ``None`` when it cannot

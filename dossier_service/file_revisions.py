@@ -90,26 +90,21 @@ class ChangeNotices:
     def __init__(self) -> None:
         self._subscribers: list[Callable[[str], None]] = []
         self._also: dict[str, Callable[[Any], list[str]]] = {}  # see also_tell
-        self._epoch = 0
-        self._files: dict[str, int] = {}  # changes heard per file since the last "anything"
-        self._anything = 0  # how many times "anything may have changed" was heard
+        # the changes counted since "anything may have changed" was last heard (how many times:
+        # ``_anything``), own commits and others' notices alike
+        self._counts = FileRevisions()
+        self._anything = 0
         self.hearing = False  # the listener is connected: set and cleared by `listen`
 
-    def epoch(self) -> int | None:
-        """A number that moves with every change committed by any process; ``None`` while the
+    def epoch(self) -> tuple[int, int] | None:
+        """A key that moves with every change committed by any process; ``None`` while the
         others' changes cannot be heard."""
-        return self._epoch if self.hearing else None
+        return (self._anything, self._counts.total) if self.hearing else None
 
     def revision_of(self, patient_id: str) -> tuple[int, int] | None:
         """The same for one file: moves with every change committed to it by any process;
         ``None`` while the others' changes cannot be heard."""
-        return (self._anything, self._files.get(patient_id, 0)) if self.hearing else None
-
-    def _count(self, patient_ids: Iterable[str | None]) -> None:
-        self._epoch += 1
-        for patient_id in patient_ids:
-            if patient_id:
-                self._files[patient_id] = self._files.get(patient_id, 0) + 1
+        return (self._anything, self._counts.of(patient_id)) if self.hearing else None
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
         self._subscribers.append(callback)
@@ -121,11 +116,11 @@ class ChangeNotices:
 
     def deliver(self, payload: str) -> None:
         if payload == ALL:
-            self._epoch += 1
             self._anything += 1
-            self._files.clear()
+            self._counts = FileRevisions()
         else:  # file ids, "-" (a change outside any file), and other subscribers' "!" words
-            self._count(w for w in payload.split(",") if w != "-" and not w.startswith("!"))
+            words = payload.split(",")
+            self._counts.bump(None if w == "-" else w for w in words if not w.startswith("!"))
         for callback in self._subscribers:
             try:
                 callback(payload)
@@ -149,9 +144,8 @@ class ChangeNotices:
             session.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
 
     def _after_commit(self, session: Any) -> None:
-        changed = session.info.pop(CHANGED_FILES, None)
-        if changed:
-            self._count(changed)  # this process's next read sees its own change, notice or not
+        # this process's next read sees its own change, notice or not
+        self._counts.bump(session.info.pop(CHANGED_FILES, ()))
 
     def _forget(self, session: Any) -> None:
         session.info.pop(CHANGED_FILES, None)

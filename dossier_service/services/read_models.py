@@ -396,7 +396,7 @@ async def dashboard(
     offset: int,
     today: date,
     cache: DashboardCache | None = None,
-    epoch: int | None = None,
+    epoch: Hashable | None = None,
 ) -> list[dict[str, Any]]:
     """The task dashboard as JSON rows (same filters and order as ``tasks.list_tasks``);
     kept in ``cache`` under ``epoch`` (``Database.change_epoch``) when there is one."""
