@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nio import RoomHistoryVisibilityEvent
+from nio import RoomHistoryVisibilityEvent, ToDeviceError, ToDeviceMessage, ToDeviceResponse
 from nio.api import Api
 from unpaddedbase64 import encode_base64
 
@@ -249,6 +249,21 @@ def install_shared_history(client: nio.AsyncClient) -> SharedHistory:
     client.add_event_callback(on_visibility, RoomHistoryVisibilityEvent)
     client.cercle_shared_history = state
     return state
+
+
+async def send_olm_encrypted(
+    client: nio.AsyncClient,
+    session: Any,
+    device: Any,
+    user_id: str,
+    message_type: str,
+    content: dict[str, Any],
+) -> ToDeviceResponse | ToDeviceError:
+    """One Olm-encrypted to-device message of ``message_type`` to one device, its payload
+    built by nio's ``_olm_encrypt`` (patched above: the one module that touches it)."""
+    assert client.olm is not None
+    payload = client.olm._olm_encrypt(session, device, message_type, content)
+    return await client.to_device(ToDeviceMessage("m.room.encrypted", user_id, device.id, payload))
 
 
 # --- MSC4268 key bundles ----------------------------------------------------------------

@@ -16,11 +16,17 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from nio import ToDeviceError, ToDeviceMessage, UploadResponse
+from nio import ToDeviceError, UploadResponse
 from nio.crypto.attachments import encrypt_attachment
 
 from bots.matrix.cross_signing import published_key, verify_signature
-from bots.matrix.history import MEGOLM, SessionLedger, SharedHistory, install_shared_history
+from bots.matrix.history import (
+    MEGOLM,
+    SessionLedger,
+    SharedHistory,
+    install_shared_history,
+    send_olm_encrypted,
+)
 
 if TYPE_CHECKING:
     import nio
@@ -155,9 +161,8 @@ async def _hand_over_fresh_session(
         "session_key": session.session_key,
     }
     for device, olm_session in devices:
-        olm_dict = olm._olm_encrypt(olm_session, device, "m.room_key", key_content)
-        response = await client.to_device(
-            ToDeviceMessage("m.room.encrypted", user_id, device.id, olm_dict)
+        response = await send_olm_encrypted(
+            client, olm_session, device, user_id, "m.room_key", key_content
         )
         if not isinstance(response, ToDeviceError):
             session.users_shared_with.add((user_id, device.id))
@@ -227,9 +232,8 @@ async def share_history_bundle(
     ]
     sent: list[str] = []
     for device, session in devices:
-        olm_dict = olm._olm_encrypt(session, device, BUNDLE_EVENT_TYPE, content)
-        response = await client.to_device(
-            ToDeviceMessage("m.room.encrypted", invitee_user_id, device.id, olm_dict)
+        response = await send_olm_encrypted(
+            client, session, device, invitee_user_id, BUNDLE_EVENT_TYPE, content
         )
         if isinstance(response, ToDeviceError):
             logger.warning("Envoi du lot de clés à un appareil refusé (%s).", response.status_code)
