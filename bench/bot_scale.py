@@ -404,6 +404,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     echo_room: str | None = None
     try:
         state = site.state or await populate(site, args.concurrency)
+        if args.populate_only:
+            return out
         site_state = state
         room = site_state["command_room"]
         me = await open_client(site, "me")
@@ -669,6 +671,9 @@ async def bench(args: argparse.Namespace) -> None:
         site.prepare_profile()
         print(f"== bot dans {size} salons chiffrés (3–4 membres), {os.cpu_count()} cœurs partagés")
         results[size] = await measure(site, args)
+    if args.populate_only:
+        print(f"peuplé : {', '.join(map(str, results))} salons dans {work}")
+        return
     print()
     print("salons | redémarrage→réponse | RSS | CPU repos | CPU/sync | !aide p50 repos/tempête")
     for size, r in results.items():
@@ -723,6 +728,11 @@ def main() -> None:
     parser.add_argument("--bot-root", default=str(ROOT), help="checkout the bot runs from")
     parser.add_argument("--fresh", action="store_true", help="populate the homeserver again")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--populate-only",
+        action="store_true",
+        help="populate the homeserver and stop (e.g. on a tmpfs --work, then copied to the disk)",
+    )
     parser.add_argument(
         "--no-echo",
         dest="echo",

@@ -4,11 +4,14 @@ Each deployment is started in turn with `cercle up` (the default: one Synapse on
 dossier; then `--profile region`: Synapse's workers on PostgreSQL and Redis behind nginx, two
 dossier processes), on fresh data, and receives the same load for ``--seconds``:
 
-- ``--users`` professionals, each in a room of their own with 2 colleagues, each keeping a
-  /sync long-poll open (what Element does) while sending messages back to back
-  (``m.room.encrypted`` events with an opaque ciphertext of Megolm's size: for the server
-  an encrypted message is exactly that; the clients here do no crypto so that the server is
-  what is measured);
+- ``--users`` professionals and ``--rooms`` rooms of 3 (default: as many rooms as
+  professionals). Room r is made by professional r mod N with two colleagues, so each one is
+  in about 3 × rooms / users rooms, as a nurse is in her patients' rooms. Each professional
+  keeps a /sync long-poll open (what Element does; ``--sync-timeout``, 30 s as Element) while
+  sending messages back to back in the rooms she made, in turn (``m.room.encrypted`` events
+  with an opaque ciphertext of Megolm's size: for the server an encrypted message is exactly
+  that; the clients here do no crypto so that the server is what is measured). Accounts and
+  rooms are made concurrently before the clock (``--prepare-concurrency``);
 - dossier clients reading a file and writing notebook entries (service token).
 
 Printed per deployment: messages/s, send p50/p99, sync delivery p50/p99 (sent → seen in
@@ -53,7 +56,7 @@ history, never in a member's /sync) were this bench's counting: its /sync loops 
 send held by a generic worker during the persister's restart was still unanswered, and its
 clock started before every first /sync had answered; both fixed (docs/capacity.md).
 
-    python bench/region_load.py [--seconds 20] [--users 30] [--dossier-clients 8]
+    python bench/region_load.py [--seconds 20] [--users 30] [--rooms 30] [--dossier-clients 8]
                                 [--kill persister2|generic1|…|none] [--e2ee 0] [--cpus 1,2]
 
 ``--cpus 1,2`` measures both profiles with the server on 1 CPU, then on 2 (``cercle up``
@@ -231,47 +234,98 @@ class Results:
     restarted: bool = False
 
 
+async def bounded(concurrency: int, jobs: list[Any]) -> list[Any]:
+    """The awaitables ``jobs`` run ``concurrency`` at a time; their results in order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job: Any) -> Any:
+        async with gate:
+            return await job
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
 async def register_and_log_in(
-    dep: Deployment, localparts: list[str], http: aiohttp.ClientSession
+    dep: Deployment,
+    localparts: list[str],
+    http: aiohttp.ClientSession,
+    concurrency: int = 1,
 ) -> list[RegisteredUser]:
     """Accounts registered on the main process (the admin API, loopback), then each logged in
-    through the front door, in order."""
+    through the front door; ``concurrency`` at a time (each costs a bcrypt hash on the
+    server), the logins returned in ``localparts``' order."""
     shared = (dep.var / "secrets" / "registration_shared_secret").read_text().strip()
     async with AdminApi(dep.admin_url) as admin:
-        for localpart in localparts:
-            await admin.register(shared, localpart, PASSWORD)
-    logins = []
-    for localpart in localparts:
+        await bounded(
+            concurrency, [admin.register(shared, localpart, PASSWORD) for localpart in localparts]
+        )
+
+    async def log_in(localpart: str) -> RegisteredUser:
         _, body = await password_login(http, dep.homeserver, localpart, PASSWORD)
-        logins.append(login_of(body))
-    return logins
+        return login_of(body)
+
+    return await bounded(concurrency, [log_in(localpart) for localpart in localparts])
 
 
-async def prepare(dep: Deployment, users: int, http: aiohttp.ClientSession) -> list[Any]:
-    """``users`` accounts logged in through the front door, each with a room shared with two
-    colleagues (the next ones)."""
+@dataclass(frozen=True)
+class Room:
+    room_id: str
+    members: tuple[int, int, int]  # professionals' indexes; the first made it and sends there
+
+
+def members_of(room: int, users: int) -> tuple[int, int, int]:
+    """Room ``room``'s three professionals among ``users``: its maker (room mod users) and two
+    colleagues at distances that grow with each round of rooms (1 and 2 for the first room
+    each one makes, then 2 and 4, 3 and 6…), so a professional shares rooms with many
+    colleagues, not always the same two."""
+    maker, layer = room % users, room // users
+    near, far = (layer + 1) % users, (2 * layer + 2) % users
+    if 0 in (near, far) or near == far:
+        raise ValueError(f"{room} salons pour {users} professionnels : trop de salons")
+    return maker, (maker + near) % users, (maker + far) % users
+
+
+async def prepare(
+    dep: Deployment, users: int, rooms: int, http: aiohttp.ClientSession, concurrency: int
+) -> tuple[list[str], list[Room]]:
+    """``users`` accounts logged in through the front door, and ``rooms`` rooms of three
+    (``members_of``), every invitation accepted: (their tokens, the rooms)."""
     server = dep.server_name
-    logins = await register_and_log_in(dep, [f"pro{i}" for i in range(users)], http)
+    t0 = time.monotonic()
+    logins = await register_and_log_in(dep, [f"pro{i}" for i in range(users)], http, concurrency)
     tokens = [login.access_token for login in logins]
-    rooms = []
-    for i in range(users):
-        invite = [f"@pro{(i + k) % users}:{server}" for k in (1, 2)]
+    t1 = time.monotonic()
+
+    async def post(token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with http.post(
-            f"{dep.homeserver}/_matrix/client/v3/createRoom",
-            headers={"Authorization": f"Bearer {tokens[i]}"},
-            json={"preset": "private_chat", "invite": invite},
+            f"{dep.homeserver}{path}", headers={"Authorization": f"Bearer {token}"}, json=body
         ) as resp:
-            rooms.append((await resp.json())["room_id"])
-    for i in range(users):
-        for k in (1, 2):
-            j = (i + k) % users
-            async with http.post(
-                f"{dep.homeserver}/_matrix/client/v3/join/{rooms[i]}",
-                headers={"Authorization": f"Bearer {tokens[j]}"},
-                json={},
-            ) as resp:
-                await resp.read()
-    return list(zip(tokens, rooms, strict=True))
+            data = await resp.json(content_type=None)
+            if resp.status != 200:  # a room not made is a bench that measures something else
+                raise RuntimeError(f"region_load : {path.split('/')[4]} refusé ({resp.status})")
+            return dict(data)
+
+    async def make(r: int) -> Room:
+        members = members_of(r, users)
+        invite = [f"@pro{m}:{server}" for m in members[1:]]
+        made = await post(
+            tokens[members[0]],
+            "/_matrix/client/v3/createRoom",
+            {"preset": "private_chat", "invite": invite},
+        )
+        room_id = str(made["room_id"])
+        for m in members[1:]:
+            await post(tokens[m], f"/_matrix/client/v3/join/{room_id}", {})
+        return Room(room_id, members)
+
+    made = await bounded(concurrency, [make(r) for r in range(rooms)])
+    if users >= 100 or rooms >= 100:
+        print(
+            f"   {users} comptes en {t1 - t0:.0f} s, {rooms} salons en "
+            f"{time.monotonic() - t1:.0f} s",
+            flush=True,
+        )
+    return tokens, made
 
 
 async def open_file(
@@ -295,13 +349,15 @@ async def open_file(
 async def load(
     dep: Deployment,
     seconds: float,
-    users: list[Any],
+    users: tuple[list[str], list[Room]],
     dossier_clients: int,
     http: aiohttp.ClientSession,
     kill: str | None = None,
     e2ee: E2eeLoad | None = None,
+    sync_timeout: float = 30,
 ) -> Results:
     res = Results()
+    tokens, rooms = users
     stop = time.monotonic() + seconds
     drain_until = stop + 60  # what is accepted must be seen by then
     sent_at: dict[str, float] = {}
@@ -310,11 +366,15 @@ async def load(
     first_synced: dict[int, float] = {}
     sync_ended: dict[int, float] = {}
     sending: set[int] = set()  # the senders not finished yet: one may still be answered
-    accepted: dict[str, int] = {}  # transaction id -> index of the room (= of its sender)
+    accepted: dict[str, int] = {}  # transaction id -> index of its room
     # member index -> transaction id -> event ids seen in that member's /sync
-    seen: list[dict[str, set[str]]] = [defaultdict(set) for _ in users]
+    seen: list[dict[str, set[str]]] = [defaultdict(set) for _ in tokens]
     ciphertext = base64.b64encode(os.urandom(400)).decode()
-    count = len(users)
+    count = len(tokens)
+    # each professional sends in the rooms she made, in turn
+    made_by: list[list[int]] = [[] for _ in tokens]
+    for r, room in enumerate(rooms):
+        made_by[room.members[0]].append(r)
 
     async def until_answered(method: str, url: str, **kwargs: Any) -> tuple[int, Any] | None:
         """One request, repeated as a client would (same transaction id) while no answer
@@ -335,15 +395,20 @@ async def load(
                 continue
         return None
 
-    async def sender(index: int, token: str, room: str) -> None:
+    async def sender(index: int, token: str) -> None:
         sending.add(index)
         try:
-            await send_loop(index, token, room)
+            await send_loop(index, token)
         finally:
             sending.discard(index)
 
-    async def send_loop(index: int, token: str, room: str) -> None:
-        while time.monotonic() < stop:
+    async def send_loop(index: int, token: str) -> None:
+        mine = made_by[index]
+        n = 0
+        while time.monotonic() < stop and mine:
+            r = mine[n % len(mine)]
+            n += 1
+            room = rooms[r].room_id
             txn = uuid.uuid4().hex
             body = {
                 "algorithm": "m.megolm.v1.aes-sha2",
@@ -363,14 +428,12 @@ async def load(
             if answer is None or answer[0] != 200:
                 res.errors += 1
                 continue
-            accepted[txn] = index
+            accepted[txn] = r
             answered_at[txn] = time.monotonic()
             res.send.append(time.monotonic() - t0)
 
     def all_seen() -> bool:
-        return all(
-            txn in seen[(room + k) % count] for txn, room in accepted.items() for k in (0, 1, 2)
-        )
+        return all(txn in seen[m] for txn, r in accepted.items() for m in rooms[r].members)
 
     async def syncer(index: int, token: str) -> None:
         try:
@@ -381,6 +444,9 @@ async def load(
     async def sync_loop(index: int, token: str) -> None:
         since = None
         flt = json.dumps({"room": {"timeline": {"limit": 100}}, "presence": {"not_types": ["*"]}})
+        # a long-poll answers at once when something is there; its timeout only bounds the
+        # quiet wait (Element: 30 s); the loops are cancelled once everything is seen
+        wait_ms = str(int(sync_timeout * 1000))
         mine = seen[index]
         while time.monotonic() < drain_until:
             # a send still waiting for its answer (held by a generic worker until the killed
@@ -388,7 +454,7 @@ async def load(
             # each /sync loop goes on until every sender is done and every message seen
             if time.monotonic() > stop + 2 and not sending and all_seen():
                 return
-            params = {"timeout": "5000", "filter": flt, **({"since": since} if since else {})}
+            params = {"timeout": wait_ms, "filter": flt, **({"since": since} if since else {})}
             answer = await until_answered(
                 "GET",
                 f"{dep.homeserver}/_matrix/client/v3/sync",
@@ -467,32 +533,40 @@ async def load(
 
     # first syncs: their tokens, before the clock starts — every one of them answered (a
     # message persisted before a member's first /sync is in that answer, which is not read)
-    tasks = [asyncio.create_task(syncer(i, t)) for i, (t, _) in enumerate(users)]
-    give_up = time.monotonic() + 120
+    syncs = [asyncio.create_task(syncer(i, t)) for i, t in enumerate(tokens)]
+    give_up = time.monotonic() + max(120.0, 0.5 * count)  # first syncs of many rooms each
     while len(first_synced) < count:
-        if time.monotonic() > give_up or any(task.done() for task in tasks):
+        if time.monotonic() > give_up or any(task.done() for task in syncs):
+            for task in syncs:
+                task.cancel()
             raise RuntimeError("region_load : des premières /sync restent sans réponse")
         await asyncio.sleep(0.1)
     start = time.monotonic()
     stop = start + seconds
     drain_until = stop + 60
-    tasks += [asyncio.create_task(sender(i, t, r)) for i, (t, r) in enumerate(users)]
+    tasks = [asyncio.create_task(sender(i, t)) for i, t in enumerate(tokens)]
     tasks += [asyncio.create_task(dossier_client(i)) for i in range(dossier_clients)]
     tasks.append(asyncio.create_task(killer()))
     if e2ee is not None:
         tasks.append(asyncio.create_task(e2ee.run(stop, OP_TIMEOUT, EXPORT_EVERY)))
     await asyncio.gather(*tasks)
+    # every sender is done: the /sync loops end once each accepted message is seen by each
+    # member (or at the drain deadline); one still in its quiet long-poll is cancelled
+    while time.monotonic() < drain_until and not all(t.done() for t in syncs) and not all_seen():
+        await asyncio.sleep(0.1)
+    for task in syncs:
+        task.cancel()
+    await asyncio.gather(*syncs, return_exceptions=True)
     if e2ee is not None:
         await e2ee.settle(max(5.0, drain_until - time.monotonic()))
 
-    for txn, room in accepted.items():
-        for k in (0, 1, 2):
-            member = (room + k) % count
+    for txn, r in accepted.items():
+        for k, member in enumerate(rooms[r].members):
             events = seen[member].get(txn, set())
             if not events:
                 res.lost += 1
-                where = users[room][1]
-                on_server = await in_history(dep, http, users[member][0], where, txn)
+                where = rooms[r].room_id
+                on_server = await in_history(dep, http, tokens[member], where, txn)
                 res.lost_detail["message on the server" if on_server else "message"] += 1
                 if len(res.lost_samples) < 10:
                     res.lost_samples.append(
@@ -614,7 +688,9 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            users = await prepare(dep, args.users, http)
+            users = await prepare(
+                dep, args.users, args.rooms or args.users, http, args.prepare_concurrency
+            )
             if args.e2ee:
                 bot = f"@cercle-bot:{dep.server_name}"
                 e2ee = E2eeLoad(dep.homeserver, bot, dep.var / "bench-e2ee", http)
@@ -628,7 +704,16 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
             pids = process_pids(dep)
             cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
             kill = None if args.kill == "none" or dep.name == "single" else args.kill
-            res = await load(dep, args.seconds, users, args.dossier_clients, http, kill, e2ee)
+            res = await load(
+                dep,
+                args.seconds,
+                users,
+                args.dossier_clients,
+                http,
+                kill,
+                e2ee,
+                args.sync_timeout,
+            )
             cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
             rss = {n: rss_mb(p) for n, p in process_pids(dep).items()}
     except BaseException:  # the processes' logs outlive the run's temporary directory
@@ -694,6 +779,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--users", type=int, default=30)
+    parser.add_argument(
+        "--rooms", type=int, default=0, help="salons de 3 professionnels (0 : autant que --users)"
+    )
+    parser.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=30,
+        help="attente maximale d'une /sync sans nouveauté, en secondes (Element : 30)",
+    )
+    parser.add_argument(
+        "--prepare-concurrency",
+        type=int,
+        default=8,
+        help="comptes et salons créés en parallèle avant la mesure",
+    )
     parser.add_argument("--dossier-clients", type=int, default=8)
     parser.add_argument(
         "--kill",
@@ -720,6 +820,11 @@ def main() -> int:
     logging.getLogger("nio").setLevel(logging.ERROR)
     if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
         parser.error("--users : 3 au moins")
+    try:  # every round of rooms, each one making one more per professional
+        for layer in range(((args.rooms or args.users) - 1) // args.users + 1):
+            members_of(layer * args.users, args.users)
+    except ValueError:
+        parser.error(f"--rooms : trop de salons pour {args.users} professionnels")
     if skipped("region_load"):
         return 0
     sizes = counts(args.cpus) if args.cpus else [0]  # 0: the whole machine, unpinned
