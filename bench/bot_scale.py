@@ -13,7 +13,9 @@ Measured, for each size:
 - Synapse's CPU during the storm;
 - beside the bot, a bare nio echo (``bench/bot_latency.py``'s, its own process, in the storm's
   50 rooms as the bot is) answering « ping » in its own room, timed in the same rounds: what the
-  homeserver and the machine alone add during the storm (``--no-echo``: without it).
+  homeserver and the machine alone add during the storm (``--no-echo``: without it);
+- then the same storm with the bot stopped: Synapse's CPU and the echo's round trips without
+  the bot's own /syncs (an account in every room), what the bot's presence costs the others.
 
 Rooms are made fast: the bot creates them itself (a token obtained through the Admin API,
 no new device), 2–3 professionals join; rate limits of every bench account are lifted
@@ -361,7 +363,7 @@ async def start_echo(
 
 
 async def alternate(
-    me: Professional, room: str, echo_room: str | None, rounds: int, timeout: float
+    me: Professional, room: str | None, echo_room: str | None, rounds: int, timeout: float
 ) -> tuple[list[float], list[float], int]:
     """``rounds`` × (``!aide`` to the bot, then « ping » to the echo): round trips in
     seconds, and how many were left unanswered (three end the rounds)."""
@@ -505,12 +507,24 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         elapsed = time.monotonic() - t0
         syn_cpu = (cpu_seconds(synapse.pid or 0) - st0) / elapsed
         bot_cpu = (cpu_seconds(bot.pid) - b0) / elapsed
+        sent_during = sent - s0
+        out["rss_mb_end"] = rss_mb(bot.pid)
+        echo_alone: list[float] = []
+        if echo_room is not None:
+            # the same storm with the bot stopped: what its own /syncs (an account in every
+            # room) cost the homeserver, read in Synapse's CPU and in the echo's round trips
+            bot.stop()
+            st1, t1 = cpu_seconds(synapse.pid or 0), time.monotonic()
+            _, echo_alone, _ = await alternate(me, None, echo_room, args.rounds, 60)
+            out["synapse_cpu_storm_without_bot"] = (cpu_seconds(synapse.pid or 0) - st1) / (
+                time.monotonic() - t1
+            )
         storm_over.set()
         await storm_task
         for task in list(pending):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        rate = (sent - s0) / elapsed
+        rate = sent_during / elapsed
         if unanswered:
             print(
                 f"  !aide pendant la tempête : {unanswered} commande(s) sans réponse en 60 s "
@@ -557,7 +571,14 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             "synapse_cpu_storm": syn_cpu,
             "bot_cpu_storm": bot_cpu,
         }
-        out["rss_mb_end"] = rss_mb(bot.pid)
+        if echo_alone:
+            out["echo_storm_without_bot_p50_ms"] = statistics.median(echo_alone) * 1000
+            out["echo_storm_without_bot_p99_ms"] = pct(echo_alone, 99) * 1000
+            print(
+                f"  la même tempête, bot arrêté : écho {latency_ms(echo_alone)} ; CPU Synapse "
+                f"{out['synapse_cpu_storm_without_bot']:.2f} cœur (avec le bot : {syn_cpu:.2f})",
+                flush=True,
+            )
         print(f"  RSS du bot en fin de mesure : {out['rss_mb_end']:.0f} Mo", flush=True)
     finally:
         bot.stop()
