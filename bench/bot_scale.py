@@ -127,6 +127,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
+from bench.common.signals import clean_up_on_sigterm  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 POOL = 40  # professionals without E2EE devices, members of the rooms
@@ -764,6 +765,7 @@ def main() -> None:
         "--synthetic", action="store_true", help="only the bot's snapshot read-back, no Synapse"
     )
     args = parser.parse_args()
+    clean_up_on_sigterm()
     args.sizes = sizes(parser, args.sizes, synthetic=args.synthetic)
     if args.synthetic:
         for size in args.sizes:

@@ -101,6 +101,7 @@ from bench.common.cpus import counts, every_cpu, services_on, starter_on  # noqa
 from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
 from bench.common.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
+from bench.common.signals import clean_up_on_sigterm  # noqa: E402
 from homeserver.accounts import ADMIN_TOKEN_FILE  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 from tests.support import free_region_base, password_login  # noqa: E402
@@ -701,9 +702,9 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     print(f"== {dep.name} : démarrage…", flush=True)
     e2ee: E2eeLoad | None = None
     t0 = time.monotonic()
-    dep.cli("up", "--detach")
-    started = time.monotonic() - t0
-    try:
+    try:  # a start that fails or is interrupted is taken down too, its databases dropped
+        dep.cli("up", "--detach")
+        started = time.monotonic() - t0
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -834,6 +835,7 @@ def main() -> int:
         "ajouté) ; le serveur, PostgreSQL et Redis y sont épinglés, les clients sur le dernier",
     )
     args = parser.parse_args()
+    clean_up_on_sigterm()
     if args.e2ee == 1:  # each patient room holds two of them: one alone reads nobody
         parser.error("--e2ee : 0, ou 2 au moins")
     # nio's warnings (a session missing, history from before a join not decryptable) are
