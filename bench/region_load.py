@@ -10,7 +10,9 @@ dossier processes), on fresh data, and receives the same load for ``--seconds``:
   keeps a /sync long-poll open (what Element does; ``--sync-timeout``, 30 s as Element) while
   sending messages back to back in the rooms she made, in turn (``m.room.encrypted`` events
   with an opaque ciphertext of Megolm's size: for the server an encrypted message is exactly
-  that; the clients here do no crypto so that the server is what is measured). Accounts and
+  that; the clients here do no crypto so that the server is what is measured); with
+  ``--think S`` each pauses 0.5–1.5 × S between two messages (a load the server should serve,
+  rather than all it can: 1,000 back to back saturate either profile). Accounts and
   rooms are made concurrently before the clock (``--prepare-concurrency``);
 - dossier clients reading a file and writing notebook entries (service token).
 
@@ -77,6 +79,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -373,6 +376,7 @@ async def load(
     kill: str | None = None,
     e2ee: E2eeLoad | None = None,
     sync_timeout: float = 30,
+    think: float = 0,
 ) -> Results:
     res = Results()
     tokens, rooms = users
@@ -422,9 +426,15 @@ async def load(
         finally:
             sending.discard(index)
 
+    async def pause(seconds: float) -> None:
+        await asyncio.sleep(max(0.0, min(seconds, stop - time.monotonic())))
+
     async def send_loop(index: int, token: str) -> None:
         mine = made_by[index]
         n = 0
+        draw = random.Random(index)  # the same pauses for both profiles
+        if think:  # each professional's first message somewhere in the first pause
+            await pause(draw.uniform(0, think))
         while time.monotonic() < stop and mine:
             r = mine[n % len(mine)]
             n += 1
@@ -451,6 +461,8 @@ async def load(
             accepted[txn] = r
             answered_at[txn] = time.monotonic()
             res.send.append(time.monotonic() - t0)
+            if think:
+                await pause(draw.uniform(0.5, 1.5) * think)
 
     def all_seen() -> bool:
         return all(txn in seen[m] for txn, r in accepted.items() for m in rooms[r].members)
@@ -735,6 +747,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
                 kill,
                 e2ee,
                 args.sync_timeout,
+                args.think,
             )
             cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
             rss = {n: rss_mb(p) for n, p in process_pids(dep).items()}
@@ -809,6 +822,13 @@ def main() -> int:
         type=float,
         default=30,
         help="attente maximale d'une /sync sans nouveauté, en secondes (Element : 30)",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0,
+        help="pause moyenne d'un professionnel entre deux messages, en secondes (0 : à la "
+        "suite, ce que le serveur peut servir au plus)",
     )
     parser.add_argument(
         "--prepare-concurrency",
