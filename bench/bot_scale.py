@@ -150,6 +150,7 @@ from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # 
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
+from bench.common.signals import run as run_cleanly  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 POOL = 40  # professionals without E2EE devices, members of the rooms
@@ -794,7 +795,7 @@ def main() -> None:
             print(f"== reprise du bot seule (sans Synapse), {size} salons")
             synthetic_restore(size)
         return
-    asyncio.run(bench(args))
+    run_cleanly(bench(args))
 
 
 if __name__ == "__main__":

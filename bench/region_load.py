@@ -105,6 +105,7 @@ from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
 from bench.common.postgres import Server  # noqa: E402
 from bench.common.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
+from bench.common.signals import run as run_cleanly  # noqa: E402
 from homeserver.accounts import ADMIN_TOKEN_FILE  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 from tests.support import free_region_base, password_login  # noqa: E402
@@ -225,6 +226,8 @@ class Results:
     reads: list[float] = field(default_factory=list)
     writes: list[float] = field(default_factory=list)
     errors: int = 0
+    # which: "send 429", "/sync 500", "dossier read no answer"…
+    error_kinds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     retries: int = 0  # requests repeated after no answer (a worker killed under them)
     lost: int = 0  # accepted messages a member never saw, notebook entries missing
     doubled: int = 0  # a transaction persisted as two events, an entry written twice
@@ -238,6 +241,11 @@ class Results:
     killed: str = ""
     killed_at: float = 0.0
     restarted: bool = False
+
+    def error(self, what: str, answer: tuple[int, Any] | None) -> None:
+        """One error, counted with what it was and its status (or no answer at all)."""
+        self.errors += 1
+        self.error_kinds[f"{what} {answer[0] if answer else 'no answer'}"] += 1
 
 
 async def bounded(concurrency: int, jobs: list[Any]) -> list[Any]:
@@ -456,7 +464,7 @@ async def load(
                 json=body,
             )
             if answer is None or answer[0] != 200:
-                res.errors += 1
+                res.error("send", answer)
                 continue
             accepted[txn] = r
             answered_at[txn] = time.monotonic()
@@ -497,7 +505,7 @@ async def load(
                 return
             status, data = answer
             if status != 200:
-                res.errors += 1
+                res.error("/sync", answer)
                 await asyncio.sleep(0.5)
                 continue
             now = time.monotonic()
@@ -519,7 +527,7 @@ async def load(
 
     headers, pid = await open_file(http, dep)
     if pid is None:
-        res.errors += 1
+        res.error("dossier file opened", None)
     written: list[str] = []
 
     async def dossier_client(i: int) -> None:
@@ -543,7 +551,8 @@ async def load(
             if ok and write:
                 written.append(text)
             (res.writes if write else res.reads).append(time.monotonic() - t0)
-            res.errors += 0 if ok else 1
+            if not ok:
+                res.error("dossier write" if write else "dossier read", answer)
             n += 1
 
     # the pid looked up before the clock: `cercle status` at idle priority on a busy machine
@@ -773,6 +782,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         "dossier_writes_per_s": len(res.writes) / args.seconds,
         "dossier_write_p99_ms": 1000 * pct(res.writes, 99),
         "errors": res.errors,
+        "error_kinds": dict(res.error_kinds),
         "lost": res.lost,
         "doubled": res.doubled,
         "retries": res.retries,
@@ -905,7 +915,7 @@ def measure_on(n: int, tmp: Path, args: argparse.Namespace) -> dict[str, dict[st
         with services_on(server) if server else contextlib.nullcontext():
             for dep in deployments(tmp):
                 dep.cpus = server
-                results[dep.name] = asyncio.run(run_one(dep, args))
+                results[dep.name] = run_cleanly(run_one(dep, args))
                 print(json.dumps({dep.name: results[dep.name]}, ensure_ascii=False), flush=True)
     finally:
         os.sched_setaffinity(0, every_cpu())
