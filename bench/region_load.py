@@ -57,6 +57,10 @@ The opaque load's "lost" messages in 2 of 13 region runs with persister2 killed 
 history, never in a member's /sync) were this bench's counting: its /sync loops ended while a
 send held by a generic worker during the persister's restart was still unanswered, and its
 clock started before every first /sync had answered; both fixed (docs/capacity.md).
+At the issue's size (2026-12-04, ``--users 1000 --rooms 5000 --seconds 120 --e2ee 4``, single
+profile; the region one not finished: its rooms took too long on this shared machine):
+26.7 msg/s, sends 45 s at p50 (1,000 back to back: saturation), 0 lost, 0 doubled, 5 E2EE
+operations unanswered in 60 s; docs/capacity.md, « The issue's size ».
 
     python bench/region_load.py [--seconds 20] [--users 30] [--rooms 30] [--dossier-clients 8]
                                 [--kill persister2|generic1|…|none] [--e2ee 0] [--cpus 1,2]
