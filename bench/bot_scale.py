@@ -75,6 +75,14 @@ load 0.3 at the start, 30 rounds, with the echo):
   account's rooms (the cache is still read once per room), an argument for room-scoped bot
   accounts beyond 20,000 rooms.
 
+  F 21:00 (after the change; 1 restart)  restart→reply 4.7 s  RSS 277 MB  CPU/sync 2.5 ms
+  !aide idle 329 / 486, storm 3640 / 4437 (11.1× / 9.1×); echo idle 101 / 167, storm 3644 /
+  4512; the storm with the bot stopped: echo 239 / 671, Synapse 0.89 core (0.97 with it).
+  Cheaper /syncs made the storm worse for everyone in this run (one run each: the size of the
+  difference is not established); likely the bot asking for /syncs more often, each with
+  fewer events — not counted yet. The one Synapse is saturated by a bot in 20,000 rooms
+  under this storm.
+
 What this says about issue 15's goals, for 20,000 rooms (written before they were populated,
 from 1,000 and 5,000 and the synthetic read-back; kept for the record):
 - restart → first reply ≤ 30 s: **holds**. 1.0–2.0 s at 1,000 rooms, 1.9–2.6 s at 5,000
