@@ -798,6 +798,8 @@ def main() -> None:
     args = parser.parse_args()
     clean_up_on_sigterm()
     args.sizes = sizes(parser, args.sizes, synthetic=args.synthetic)
+    if args.concurrency < 1:  # 0 would wait for ever before the first room
+        parser.error(f"--concurrency : 1 au moins, pas {args.concurrency}")
     if args.synthetic:
         for size in args.sizes:
             print(f"== reprise du bot seule (sans Synapse), {size} salons")

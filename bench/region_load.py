@@ -877,6 +877,14 @@ def main() -> int:
     logging.getLogger("nio").setLevel(logging.ERROR)
     if args.users < 3:  # each professional's room has the next two: fewer would invite oneself
         parser.error("--users : 3 au moins")
+    for name, value, least in (
+        ("--rooms", args.rooms, 0),
+        ("--think", args.think, 0),
+        ("--sync-timeout", args.sync_timeout, 0),
+        ("--prepare-concurrency", args.prepare_concurrency, 1),  # 0 would wait for ever
+    ):
+        if value < least:
+            parser.error(f"{name} : {least} au moins, pas {value}")
     try:  # every round of rooms, each one making one more per professional
         for layer in range(((args.rooms or args.users) - 1) // args.users + 1):
             members_of(layer * args.users, args.users)
