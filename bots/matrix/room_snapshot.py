@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS room_state (
     content TEXT NOT NULL,           -- JSON; ids, names, levels: no clinical content (inv. 3)
     PRIMARY KEY (room_id, type, state_key)
 ) WITHOUT ROWID;
+-- rooms whose members a sync may have left incomplete or wrong (member_repair), until they
+-- are read back from the server: a crash or an unanswered read does not leave them so
+CREATE TABLE IF NOT EXISTS members_unread (room_id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 _COMPLETE = "room_snapshot_complete"
 
@@ -50,9 +53,11 @@ class RoomSnapshot:
         return bool(row and row[0] == "1")
 
     # -- written from every sync response --
-    def record(self, resp: SyncResponse, *, full_state: bool) -> None:
+    def record(self, resp: SyncResponse, *, full_state: bool, unread: Iterable[str] = ()) -> None:
         """The state the response carries; ``full_state``: it is every joined room's whole
-        state, the snapshot is replaced by it."""
+        state, the snapshot is replaced by it. ``unread``: rooms whose members are to be read
+        back from the server (kept until ``members_read``)."""
+        unread = list(unread)
         # the last event of each (room, type, state key) wins; None: a member who left
         latest: dict[tuple[str, str, str], tuple[str, str] | None] = {}
         for room_id, info in resp.rooms.join.items():
@@ -91,15 +96,21 @@ class RoomSnapshot:
                     sender = str(source.get("sender", ""))
                     latest[key] = (sender, json.dumps(content, separators=(",", ":")))
         left = list(resp.rooms.leave)
-        if not (latest or left or full_state):
+        if not (latest or left or full_state or unread):
             return
         db = self._db
         db.execute("BEGIN")
         try:
             if full_state:
                 db.execute("DELETE FROM room_state")
+                db.execute("DELETE FROM members_unread")
             for room_id in left:
                 db.execute("DELETE FROM room_state WHERE room_id=?", (room_id,))
+                db.execute("DELETE FROM members_unread WHERE room_id=?", (room_id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO members_unread(room_id) VALUES(?)",
+                [(room_id,) for room_id in unread],
+            )
             db.executemany(
                 "DELETE FROM room_state WHERE room_id=? AND type=? AND state_key=?",
                 [key for key, value in latest.items() if value is None],
@@ -120,6 +131,26 @@ class RoomSnapshot:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def members(self, room_ids: Iterable[str]) -> dict[str, dict[str, str] | None]:
+        """Each room's members as held (user → ``join`` | ``invite``); None for a room not
+        held (a joined room always holds the bot's own join)."""
+        out: dict[str, dict[str, str] | None] = {}
+        for room_id in room_ids:
+            rows = self._db.execute(
+                "SELECT state_key, json_extract(content, '$.membership') FROM room_state "
+                "WHERE room_id=? AND type='m.room.member'",
+                (room_id,),
+            ).fetchall()
+            out[room_id] = {str(user): str(m) for user, m in rows} if rows else None
+        return out
+
+    def unread_members(self) -> set[str]:
+        """The rooms whose members are still to be read back (``record``'s ``unread``)."""
+        return {str(r) for (r,) in self._db.execute("SELECT room_id FROM members_unread")}
+
+    def members_read(self, room_id: str) -> None:
+        self._db.execute("DELETE FROM members_unread WHERE room_id=?", (room_id,))
 
     def replace_members(self, room_id: str, events: Iterable[Mapping[str, Any]]) -> None:
         """The room's members replaced by ``events`` (raw member events of its whole current
@@ -181,6 +212,7 @@ class RoomSnapshot:
         ):
             by_room[room_id].append((event_type, state_key, sender, content))
         known_devices = {user for user, _ in client.device_store.items()} if client.olm else set()
+        unread = self.unread_members()
         for room_id, rows in by_room.items():
             room = MatrixRoom(room_id, client.user_id, room_id in client.encrypted_rooms)
             members: list[tuple[str, Mapping[str, Any]]] = []
@@ -198,9 +230,9 @@ class RoomSnapshot:
                     _str_or_none(content.get("avatar_url")),
                     invited=content.get("membership") == "invite",
                 )
-            # the whole member list is known (members are never lazy-loaded): no
-            # /joined_members request before the room's first send
-            room.members_synced = True
+            # the whole member list is known, unless a read-back is still owed (a lazy
+            # sync's new room, a gap): no /joined_members request before the room's first send
+            room.members_synced = room_id not in unread
             client.rooms[room_id] = room
             if room.encrypted:
                 client.encrypted_rooms.add(room_id)
