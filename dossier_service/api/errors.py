@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 
 from deployment.incidents import new_reference
 from dossier_service import appkeys
+from dossier_service.database_unavailable import database_unavailable
 from dossier_service.refusal import Refusal
 from dossier_service.services.errors import ServiceError
 
@@ -35,6 +36,11 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "CERCLE_CONFLICT": (409, "Conflit avec l'état actuel du dossier."),
     "CERCLE_UNSUPPORTED_TYPE": (415, "Type de contenu non accepté."),
     "CERCLE_HOMESERVER_UNREACHABLE": (503, "Serveur Matrix injoignable."),
+    "CERCLE_DATABASE_UNAVAILABLE": (
+        503,
+        "Dossier momentanément indisponible (base de données injoignable) : réessayez dans "
+        "un instant.",
+    ),
     "M_UNKNOWN": (500, "Erreur interne."),
 }
 
@@ -130,14 +136,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         message = CATALOGUE.get(errcode, (exc.status, "Requête refusée."))[1]
         return json_error(exc.status, errcode, message)
-    except Exception:
+    except Exception as exc:
         ref = new_reference()
-        log.exception(
-            "erreur interne (réf. %s) sur %s %s",
-            ref,
-            request.method,
+        route = (
             request.match_info.route.resource.canonical
             if request.match_info.route.resource
-            else "?",
+            else "?"
         )
+        if database_unavailable(exc):
+            # the exception's type only: its text may quote the statement or its parameters
+            log.warning(
+                "base de données injoignable (réf. %s, %s) sur %s %s",
+                ref,
+                type(exc).__name__,
+                request.method,
+                route,
+            )
+            status, message = CATALOGUE["CERCLE_DATABASE_UNAVAILABLE"]
+            response = _render(
+                request, status, "CERCLE_DATABASE_UNAVAILABLE", f"{message} (réf. {ref})"
+            )
+            response.headers["Retry-After"] = "5"
+            return response
+        log.exception("erreur interne (réf. %s) sur %s %s", ref, request.method, route)
         return _render(request, 500, "M_UNKNOWN", f"Erreur interne (réf. {ref})")

@@ -25,7 +25,7 @@ ERROR_RESPONSES = {
     "409": "Conflit avec l'état actuel du dossier",
     "413": "Requête trop volumineuse",
     "415": "Type de contenu non accepté",
-    "503": "Serveur Matrix injoignable",
+    "503": "Serveur Matrix ou base de données injoignable : réessayer",
 }
 # fields the API checks against the deployment's vocabularies (config): the description lists them
 VOCABULARIES: dict[tuple[str, str], Callable[[DossierConfig], Iterable[str]]] = {
