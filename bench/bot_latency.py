@@ -43,8 +43,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -54,6 +52,7 @@ from nio import (  # noqa: E402
     RoomMessageText,
 )
 
+from bench.common.access_log import request_log_on, requests  # noqa: E402
 from bench.common.clients import Professional, e2ee_client, login_of  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import pct  # noqa: E402
@@ -99,7 +98,6 @@ async def echo_main(session_file: str) -> None:
     await client.close()
 
 
-_ACCESS = re.compile(r'\{(@[^}]+)\} Processed request: ([0-9.]+)sec.*?"(\w+) (\S+) HTTP')
 _SEGMENT = re.compile(r"/(![^/]+|%21[^/]+|\$[^/]+|%24[^/]+|@[^/]+|%40[^/]+)")
 _TXN = re.compile(r"/(send|sendToDevice)/([^/]+)/[^/]+$")
 _RECEIVED = re.compile(r" - ((?:GET|PUT|POST)-\d+) - .*Received request: (\w+) (\S+)")
@@ -139,15 +137,12 @@ def print_requests(log: Path, start: int, rounds: int, bot_user: str, echo_user:
         bot_user: defaultdict(float),
         echo_user: defaultdict(float),
     }
-    with open(log, "rb") as fh:
-        fh.seek(start)
-        for raw in fh:
-            m = _ACCESS.search(raw.decode("utf-8", "replace"))
-            if m and m.group(1) in counts:
-                path = _SEGMENT.sub("/…", m.group(4).split("?", 1)[0])
-                key = m.group(3) + " " + _TXN.sub(r"/\1/\2/…", path)
-                counts[m.group(1)][key] += 1
-                seconds[m.group(1)][key] += float(m.group(2))
+    for request in requests(log, start):
+        if request.user in counts:
+            path = _SEGMENT.sub("/…", request.path.split("?", 1)[0])
+            key = request.method + " " + _TXN.sub(r"/\1/\2/…", path)
+            counts[request.user][key] += 1
+            seconds[request.user][key] += request.seconds
     order = replies_behind_own_sync(log, start, [bot_user, echo_user])
     for name, user in (("bot Cercle", bot_user), ("écho nio nu", echo_user)):
         total = sum(counts[user].values())
@@ -171,12 +166,9 @@ async def bench(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="cercle-bench-"))
     site = BenchSite.create(work)
     rendered = site.render()
-    if args.requests:  # Synapse's access log (bench only)
-        log_yaml = yaml.safe_load(rendered.log_config_path.read_text())
-        # DEBUG: each request's "Received" line too (the order of arrival)
-        log_yaml["loggers"]["synapse.access.http"] = {"level": "DEBUG"}
-        rendered.log_config_path.write_text(yaml.safe_dump(log_yaml))
     access_log = rendered.data_dir / "homeserver.log"
+    if args.requests:  # each request's "Received" line too (the order of arrival)
+        request_log_on(rendered, received=True)
     synapse = site.synapse(rendered)
     synapse.start()
     procs: list[subprocess.Popen[bytes]] = []

@@ -154,11 +154,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common.access_log import request_log_on, sync_load  # noqa: E402
 from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
 from bench.common.signals import run as run_cleanly  # noqa: E402
+from bots.matrix.sync_loop import sync_filter  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 POOL = 40  # professionals without E2EE devices, members of the rooms
@@ -418,6 +420,73 @@ async def alternate(
 # --- one size ----------------------------------------------------------------------------------
 
 
+async def sync_cost(site: Site, rounds: int = 15) -> dict[str, float]:
+    """One incremental ``/sync`` of the bot's account, nothing new in it, timed with the bot's
+    two filters in turn (eager members, then lazy: ``bots.matrix.sync_loop.sync_filter``),
+    each from a fresh token (Synapse answers a repeated request from its cache)."""
+    accounts = await site.bench.service_accounts()
+    async with AdminApi(site.bench.homeserver_url, accounts.admin_token) as api:
+        token = await api.login_as(accounts.bot_user_id)
+    url = site.bench.homeserver_url + "/_matrix/client/v3/sync"
+    headers = {"Authorization": f"Bearer {token}"}
+    no_room = json.dumps({"room": {"rooms": []}, "presence": {"not_types": ["*"]}})
+    filters = {
+        "eager": json.dumps(sync_filter(100)),
+        "lazy": json.dumps(sync_filter(100, lazy_members=True)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in filters}
+    async with aiohttp.ClientSession() as http:
+
+        async def sync(params: dict[str, str]) -> str:
+            async with http.get(url, params=params, headers=headers) as resp:
+                resp.raise_for_status()
+                return str((await resp.json())["next_batch"])
+
+        since = await sync({"filter": no_room, "timeout": "0"})
+        for _ in range(rounds):
+            for name, sync_filter_json in filters.items():
+                since = await sync({"filter": no_room, "timeout": "0", "since": since})
+                t0 = time.perf_counter()
+                await sync({"filter": sync_filter_json, "timeout": "0", "since": since})
+                times[name].append(time.perf_counter() - t0)
+    out = {f"sync_{name}_p50_ms": statistics.median(t) * 1000 for name, t in times.items()}
+    print(
+        f"  une /sync incrémentale du compte du bot (rien de neuf), {rounds} fois chacune en "
+        f"alternance : membres complets {latency_ms(times['eager'])} ; membres paresseux "
+        f"(lazy) {latency_ms(times['lazy'])}",
+        flush=True,
+    )
+    return out
+
+
+class SyncWindow:
+    """Each account's /syncs over a phase, read in Synapse's request log: how many, and the
+    CPU Synapse spent on them (what a bot in every room costs the one homeserver)."""
+
+    def __init__(self, log: Path, state: dict[str, Any]) -> None:
+        self.log = log
+        self.start = log.stat().st_size
+        self.t0 = time.monotonic()
+        users = state["users"]
+        self.accounts = {"bot": state["bot_user_id"], "professionnel": users["me"]["user_id"]}
+        if "echo" in users:
+            self.accounts["écho"] = users["echo"]["user_id"]
+
+    def close(self, phase: str, key: str, out: dict[str, float]) -> None:
+        end = self.log.stat().st_size
+        elapsed = time.monotonic() - self.t0
+        if end < self.start:  # the log was rotated (midnight) during the phase: not counted
+            print(f"  /sync {phase} : journal de Synapse renouvelé, non compté", flush=True)
+            return
+        loads = sync_load(self.log, self.start, end, list(self.accounts.values()))
+        for name, user in self.accounts.items():
+            load = loads[user]
+            print(f"  /sync {phase}, {name} : {load.line(elapsed)}", flush=True)
+            if name == "bot" and load.count:
+                out[f"bot_syncs_per_s_{key}"] = load.count / elapsed
+                out[f"bot_sync_cpu_ms_{key}"] = load.cpu_seconds / load.count * 1000
+
+
 async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
     rendered = site.bench.render()
@@ -430,6 +499,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
     config["rc_joins"] = {"local": unlimited, "remote": unlimited}
     config["rc_invites"] = {"per_room": unlimited, "per_user": unlimited}
     rendered.config_path.write_text(yaml.safe_dump(config))
+    # each request logged: whose /syncs cost Synapse what during the storm (one line each)
+    access_log = request_log_on(rendered)
     synapse = site.bench.synapse(rendered)
     synapse.start(timeout=180)
     bot = Bot(site, Path(args.bot_root).resolve())
@@ -484,6 +555,8 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         await asyncio.sleep(5)
         out["rss_mb_after_restart"] = rss_mb(bot.pid)
 
+        out |= await sync_cost(site)
+
         # idle CPU, then CPU per incremental sync (one ordinary message each)
         c0, t0 = cpu_seconds(bot.pid), time.monotonic()
         await asyncio.sleep(args.idle_seconds)
@@ -504,7 +577,9 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         )
 
         # !aide idle (each round: the bot, then the bare echo)
+        window = SyncWindow(access_log, site_state)
         idle, echo_idle, _ = await alternate(me, room, echo_room, args.rounds, 120)
+        window.close("au repos", "idle", out)
         print(f"  !aide au repos : {latency_ms(idle)}", flush=True)
         if echo_idle:
             print(f"  écho nio nu au repos : {latency_ms(echo_idle)}", flush=True)
@@ -535,7 +610,9 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             cpu_seconds(bot.pid),
             time.monotonic(),
         )
+        window = SyncWindow(access_log, site_state)
         busy, echo_busy, unanswered = await alternate(me, room, echo_room, args.rounds, 60)
+        window.close("pendant la tempête", "storm", out)
         elapsed = time.monotonic() - t0
         syn_cpu = (cpu_seconds(synapse.pid or 0) - st0) / elapsed
         bot_cpu = (cpu_seconds(bot.pid) - b0) / elapsed
@@ -547,7 +624,9 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             # room) cost the homeserver, read in Synapse's CPU and in the echo's round trips
             bot.stop()
             st1, t1 = cpu_seconds(synapse.pid or 0), time.monotonic()
+            window = SyncWindow(access_log, site.state or site_state)
             _, echo_alone, _ = await alternate(me, None, echo_room, args.rounds, 60)
+            window.close("pendant la tempête, bot arrêté", "storm_without_bot", out)
             out["synapse_cpu_storm_without_bot"] = (cpu_seconds(synapse.pid or 0) - st1) / (
                 time.monotonic() - t1
             )
