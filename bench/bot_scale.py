@@ -155,6 +155,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common.access_log import request_log_on, sync_load  # noqa: E402
+from bench.common.bounded import bounded  # noqa: E402
 from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
@@ -207,7 +208,6 @@ async def populate(site: Site, concurrency: int) -> dict[str, Any]:
     base = site.bench.homeserver_url
     t0 = time.monotonic()
     done = 0
-    sem = asyncio.Semaphore(concurrency)
 
     async with aiohttp.ClientSession() as http:
 
@@ -236,25 +236,24 @@ async def populate(site: Site, concurrency: int) -> dict[str, Any]:
                 if i % 2 and (third := f"p{(i * 13 + 5) % POOL}") not in members:
                     members.append(third)
             members = list(dict.fromkeys(members))
-            async with sem:
-                room = await call(
-                    bot_token,
-                    "/_matrix/client/v3/createRoom",
-                    {
-                        "preset": "private_chat",
-                        "initial_state": ENCRYPTED,
-                        "invite": [users[m]["user_id"] for m in members],
-                    },
-                )
-                room_id = str(room["room_id"])
-                for m in members:
-                    await call(users[m]["token"], f"/_matrix/client/v3/join/{room_id}", {})
+            room = await call(
+                bot_token,
+                "/_matrix/client/v3/createRoom",
+                {
+                    "preset": "private_chat",
+                    "initial_state": ENCRYPTED,
+                    "invite": [users[m]["user_id"] for m in members],
+                },
+            )
+            room_id = str(room["room_id"])
+            for m in members:
+                await call(users[m]["token"], f"/_matrix/client/v3/join/{room_id}", {})
             done += 1
             if done % 250 == 0:
                 print(f"  {done}/{site.size} salons ({time.monotonic() - t0:.0f} s)", flush=True)
             return room_id
 
-        rooms = await asyncio.gather(*(make_room(i) for i in range(site.size)))
+        rooms = await bounded(concurrency, [make_room(i) for i in range(site.size)])
     print(f"  {site.size} salons créés en {time.monotonic() - t0:.0f} s", flush=True)
     state = {
         "bot_user_id": accounts.bot_user_id,

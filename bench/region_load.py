@@ -103,6 +103,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common.bounded import bounded  # noqa: E402
 from bench.common.clients import login_of  # noqa: E402
 from bench.common.cpus import counts, every_cpu, services_on, starter_on  # noqa: E402
 from bench.common.measures import cpu_seconds, pct, rss_mb  # noqa: E402
@@ -250,17 +251,6 @@ class Results:
         """One error, counted with what it was and its status (or no answer at all)."""
         self.errors += 1
         self.error_kinds[f"{what} {answer[0] if answer else 'no answer'}"] += 1
-
-
-async def bounded(concurrency: int, jobs: list[Any]) -> list[Any]:
-    """The awaitables ``jobs`` run ``concurrency`` at a time; their results in order."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(job: Any) -> Any:
-        async with gate:
-            return await job
-
-    return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
 async def register_and_log_in(
