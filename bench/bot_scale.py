@@ -83,6 +83,24 @@ load 0.3 at the start, 30 rounds, with the echo):
   fewer events — not counted yet. The one Synapse is saturated by a bot in 20,000 rooms
   under this storm.
 
+Session 10 (2026-12-04, populated again on a tmpfs in 61 min and measured there, idle
+machine, 30 rounds, with the echo; the bot's incremental syncs now lazy-load members; G ran
+the bot before that change, ``--bot-root`` a checkout of 0ad23c8, same site, same hour):
+
+  run              restart→reply  !aide idle   !aide storm    storm/idle     bot /sync in storm
+  G 23:07 eager    2.8 s          264 / 331    720 / 1044     2.73× / 3.16×  6.3/s × 102 ms = 0.64 core
+  H 22:55 lazy     2.8, 3.1 s     156 / 173    301 / 1263     1.93× / 7.29×  9.0/s × 46 ms = 0.41 core
+  I 23:01 lazy     2.9 s          185 / 244    303 / 405      1.64× / 1.66×  9.2/s × 48 ms = 0.44 core
+  (one empty incremental /sync of the bot's account, eager / lazy filter side by side: G 71.9 /
+  9.8 ms, H 78.2 / 13.6 ms; echo idle → storm p50: G 62 → 692, H 64 → 244, I 82 → 258 ms;
+  the storm with the bot stopped: echo 68–78 ms, Synapse 0.88 core; RSS 278 MB; first start
+  262 s)
+
+  Lazy /syncs halve what the bot costs Synapse, but a non-empty /sync still builds an entry
+  for every joined room of the account (Synapse's ``_get_room_changes_for_incremental_sync``,
+  py-spy): 45 ms at 20,000 rooms, paid at each storm message that wakes the bot. The ratio
+  holds only with fewer rooms per bot account (``docs/capacity.md``).
+
 What this says about issue 15's goals, for 20,000 rooms (written before they were populated,
 from 1,000 and 5,000 and the synthetic read-back; kept for the record):
 - restart → first reply ≤ 30 s: **holds**. 1.0–2.0 s at 1,000 rooms, 1.9–2.6 s at 5,000
