@@ -52,6 +52,14 @@ def snapshot(ledger: Path, room_id: str) -> tuple[dict[str, str], set[str]]:
     return members, owed
 
 
+async def known_whole(app: Any, runner: Any, room_id: str, members: set[str]) -> None:
+    """The bot's nio room and its snapshot hold exactly ``members``, no read-back owed."""
+    await bot_sees(app, room_id, members)
+    held, owed = snapshot(runner.config.ledger_path, room_id)
+    assert set(held) == members and set(held.values()) == {"join"}
+    assert room_id not in owed
+
+
 async def conversation(pro: Any, room_id: str, n: int = 8) -> None:
     for i in range(n):
         await pro.say(room_id, f"message {i}")
@@ -72,10 +80,7 @@ async def test_a_room_joined_after_a_long_conversation_is_known_whole(
         await alice.client.room_invite(room_id, synapse.bot_user_id)
 
         everyone = {alice.user_id, bob.user_id, carol.user_id, synapse.bot_user_id}
-        await bot_sees(app, room_id, everyone)
-        members, owed = snapshot(runner.config.ledger_path, room_id)
-        assert set(members) == everyone and set(members.values()) == {"join"}
-        assert room_id not in owed
+        await known_whole(app, runner, room_id, everyone)
         assert app.client.rooms[room_id].members_synced
     finally:
         await runner.stop()
@@ -103,11 +108,7 @@ async def test_members_changed_in_a_gap_while_away_are_caught_up(
 
     app = await runner.start()
     try:
-        after = before - {carol.user_id} | {dave.user_id}
-        await bot_sees(app, room_id, after)
-        members, owed = snapshot(runner.config.ledger_path, room_id)
-        assert set(members) == after
-        assert room_id not in owed
+        await known_whole(app, runner, room_id, before - {carol.user_id} | {dave.user_id})
     finally:
         await runner.stop()
 
@@ -137,9 +138,6 @@ async def test_a_read_back_cut_by_a_crash_is_done_at_the_next_start(
 
     app = await runner.start()  # nothing new in the room: only the owed read-back brings bob
     try:
-        await bot_sees(app, room_id, everyone)
-        members, owed = snapshot(runner.config.ledger_path, room_id)
-        assert set(members) == everyone
-        assert room_id not in owed
+        await known_whole(app, runner, room_id, everyone)
     finally:
         await runner.stop()
