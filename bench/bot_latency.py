@@ -23,7 +23,9 @@ Measured 2026-12-03 (four runs, load average 3–11): bot / echo 1.05–1.13× a
 the batch's replies; no empty crypto-store write per sync), idle machine, 19:03–19:08 UTC:
 default size, p50 / p99 1.03× / 0.53× and 1.02× / 0.71× (the echo's p99 with one 0.6 s
 outlier in the first run); 60 rounds beside the code before issue 14 (``bench/compare_trees.py``):
-0.99× / 0.99× and 1.01× / 0.91×.
+0.99× / 0.99× and 1.01× / 0.91×. Again 2026-12-04 23:16–23:18 UTC (session 10, the bot's
+syncs lazy; idle machine, load 0.9–1.0), default size, three runs: 0.99× / 0.96×, 1.01× /
+1.04×, 1.01× / 1.04×; own handling 0.22 ms median; burst 0 lost, 0 twice.
 """
 
 from __future__ import annotations
