@@ -82,6 +82,12 @@ async def test_a_room_joined_after_a_long_conversation_is_known_whole(
         everyone = {alice.user_id, bob.user_id, carol.user_id, synapse.bot_user_id}
         await known_whole(app, runner, room_id, everyone)
         assert app.client.rooms[room_id].members_synced
+        # what it is for: the bot's encrypted answer reaches the members who never spoke
+        await alice.wait_member(room_id, synapse.bot_user_id)  # her key goes to the bot too
+        await alice.say(room_id, "!aide vu")
+        for pro in (bob, carol):
+            await pro.wait_notice(room_id, "!vu")
+        assert not bob.undecrypted(room_id) and not carol.undecrypted(room_id)
     finally:
         await runner.stop()
 
