@@ -96,6 +96,11 @@ the bot before that change, ``--bot-root`` a checkout of 0ad23c8, same site, sam
   the storm with the bot stopped: echo 68–78 ms, Synapse 0.88 core; RSS 278 MB; first start
   262 s)
 
+  J 23:33 lazy, 5,000 rooms (populated on the tmpfs in 12 min): first start 60 s, restart 1.6 s,
+  149 MB; empty /sync eager / lazy 20.3 / 5.2 ms; bot /sync in the storm 14.6/s × 9.5 ms =
+  0.14 core; !aide 78 / 107 → 107 / 157 ms (1.37× / 1.47×); echo 57 → 100 ms (1.74×); the
+  storm with the bot stopped: echo 74 ms (1.29× its idle), Synapse 0.88 core.
+
   Lazy /syncs halve what the bot costs Synapse, but a non-empty /sync still builds an entry
   for every joined room of the account (Synapse's ``_get_room_changes_for_incremental_sync``,
   py-spy): 45 ms at 20,000 rooms, paid at each storm message that wakes the bot. The ratio
