@@ -216,19 +216,20 @@ class SyncLoop:
                 # not recorded (disk full …): the same sync is asked for again
                 try:
                     if incremental:
-                        before = self.snapshot.members(resp.rooms.join)
-                        to_check = rooms_to_check(resp, before)
+                        to_check = rooms_to_check(resp, self.snapshot.members(resp.rooms.join))
                     self.snapshot.record(resp, full_state=not incremental, unread=to_check)
                 except Exception:
                     log.exception("état des salons non enregistré, nouvel essai dans %.1f s", delay)
                     await self._sleep(delay)
                     delay = min(delay * 2, self.backoff_max)
                     continue
+            elif incremental:
+                to_check = rooms_to_check(resp)
             delay = 0.5
             batch: _Batch | None = None
             try:
                 if incremental:
-                    await self._repair_members(resp, to_check)
+                    await self._repair_members(to_check)
                 batch = await self._after_sync(resp, skip_timeline=first_ever, since=token)
             except asyncio.CancelledError:
                 raise
@@ -248,15 +249,11 @@ class SyncLoop:
         """Until the batch's handlers are done, or the reply window has passed."""
         await wait_set(batch.handled, self.reply_window)
 
-    async def _repair_members(self, resp: SyncResponse, to_check: dict[str, str]) -> None:
+    async def _repair_members(self, to_check: dict[str, str]) -> None:
         """Before any handler: no former member re-added by a stale state block, and the
-        members a lazy response left out read back. With a snapshot, its owed read-backs
-        too (an earlier one unanswered, or cut by a crash): they stay owed until answered."""
-        if self.snapshot is None:
-            to_check = rooms_to_check(resp)
-            rooms = list(to_check)
-        else:
-            rooms = sorted(self.snapshot.unread_members())
+        members a lazy response left out read back. With a snapshot, every read-back it owes
+        (``to_check`` recorded there, and any earlier one unanswered or cut by a crash)."""
+        rooms = sorted(self.snapshot.unread_members()) if self.snapshot else list(to_check)
         for room_id in rooms:
             try:
                 await repair_members(

@@ -154,7 +154,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
             status, message = CATALOGUE["CERCLE_DATABASE_UNAVAILABLE"]
             response = _render(
-                request, status, "CERCLE_DATABASE_UNAVAILABLE", f"{message} (réf. {ref})"
+                request, status, "CERCLE_DATABASE_UNAVAILABLE", f"{message[:-1]} (réf. {ref})."
             )
             response.headers["Retry-After"] = "5"
             return response

@@ -60,15 +60,20 @@ async def known_whole(app: Any, runner: Any, room_id: str, members: set[str]) ->
     assert room_id not in owed
 
 
+@pytest.fixture
+def runner(bot_factory: Any) -> Any:
+    """The bot with a short timeline: a conversation of 8 messages leaves a gap."""
+    return bot_factory(sync_timeline_limit=TIMELINE)
+
+
 async def conversation(pro: Any, room_id: str, n: int = 8) -> None:
     for i in range(n):
         await pro.say(room_id, f"message {i}")
 
 
 async def test_a_room_joined_after_a_long_conversation_is_known_whole(
-    bot_factory: Any, pro_factory: Any, synapse: Any
+    runner: Any, pro_factory: Any, synapse: Any
 ) -> None:
-    runner = bot_factory(sync_timeline_limit=TIMELINE)
     app = await runner.start()
     try:
         alice, bob, carol = await pro_factory(), await pro_factory(), await pro_factory()
@@ -93,9 +98,8 @@ async def test_a_room_joined_after_a_long_conversation_is_known_whole(
 
 
 async def test_members_changed_in_a_gap_while_away_are_caught_up(
-    bot_factory: Any, pro_factory: Any, synapse: Any
+    runner: Any, pro_factory: Any, synapse: Any
 ) -> None:
-    runner = bot_factory(sync_timeline_limit=TIMELINE)
     app = await runner.start()
     alice, bob, carol, dave = [await pro_factory() for _ in range(4)]
     room_id = await alice.create_room(invite=[bob.user_id, carol.user_id, synapse.bot_user_id])
@@ -120,9 +124,8 @@ async def test_members_changed_in_a_gap_while_away_are_caught_up(
 
 
 async def test_a_read_back_cut_by_a_crash_is_done_at_the_next_start(
-    bot_factory: Any, pro_factory: Any, synapse: Any
+    runner: Any, pro_factory: Any, synapse: Any
 ) -> None:
-    runner = bot_factory(sync_timeline_limit=TIMELINE)
     app = await runner.start()
     alice, bob = await pro_factory(), await pro_factory()
     room_id = await alice.create_room(invite=[bob.user_id, synapse.bot_user_id])
