@@ -48,7 +48,17 @@ from homeserver.admin_api import RegisteredUser
 
 OPERATIONS = ("message", "urgent", "ack", "clear", "export")
 TAG = "bench-e2ee"
+
+
+def motif(room: int, n: int | str) -> str:
+    """A flag's motif, found in the bot's notices by substring: bracketed, so that no motif
+    is part of another (« 0-3 » is part of « 0-33 »: each notice of the one counted the
+    other's, 74 « doubled » notices in a 5-minute run that had none)."""
+    return f"{TAG} [{room}-{n}]"
+
+
 URGENT, ACK, CLEAR = "URGENCE signalée", "Urgence prise en compte", "« urgence » levé"
+OPERATION_OF = {URGENT: "urgent", ACK: "ack", CLEAR: "clear"}  # the notice → its command
 SYNC_FILTER = {"room": {"timeline": {"limit": 200}}, "presence": {"not_types": ["*"]}}
 
 
@@ -60,8 +70,8 @@ class E2eeResults:
     bot_side: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter[str] = field(default_factory=Counter)  # operation -> unanswered / failed
     retries: int = 0
-    lost: int = 0
-    doubled: int = 0
+    lost: Counter[str] = field(default_factory=Counter)  # kind -> expected, never seen
+    doubled: Counter[str] = field(default_factory=Counter)  # kind -> seen more than once
     undecryptable: int = 0
     redelivered: int = 0
     reasons: Counter[str] = field(default_factory=Counter)  # why a request was repeated
@@ -240,7 +250,7 @@ class E2eeLoad:
         # (a room's first cycle took 3–8× longer in the functional runs)
         left = max(1.0, deadline - time.monotonic())
         await asyncio.gather(
-            *(self._flag_cycle(i, f"{TAG} {i}-prep", left) for i in range(len(logins)))
+            *(self._flag_cycle(i, motif(i, "prep"), left) for i in range(len(logins)))
         )
 
     async def _patient_room(self, i: int, deadline: float) -> str:
@@ -332,7 +342,7 @@ class E2eeLoad:
             if export_every and (n + i) % export_every == 0:
                 await self._export(i, op_timeout)
             elif (n + i) % 6 == 3:
-                await self._flag_cycle(i, f"{TAG} {i}-{n}", op_timeout)
+                await self._flag_cycle(i, motif(i, n), op_timeout)
             else:
                 await self._message(i, f"{TAG} {i}-{n} {uuid.uuid4().hex}", op_timeout)
             n += 1
@@ -458,9 +468,10 @@ class E2eeLoad:
         while not self._expected_seen() and time.monotonic() < deadline:
             await asyncio.sleep(0.3)
         await asyncio.sleep(min(6.0, max(0.0, deadline - time.monotonic())))
-        for (_kind, expected, _key), count in self._counts().items():
-            self.results.lost += max(0, expected - count)
-            self.results.doubled += max(0, count - expected)
+        for (kind, expected, _key), count in self._counts().items():
+            op = OPERATION_OF.get(kind, kind)
+            self.results.lost[op] += max(0, expected - count)
+            self.results.doubled[op] += max(0, count - expected)
 
     async def close(self) -> None:
         await asyncio.gather(*(m.close() for m in self.members), return_exceptions=True)
@@ -481,8 +492,10 @@ class E2eeLoad:
                 out[op]["bot_p50_ms"] = round(1000 * pct(r.bot_side[op], 50))
         out |= {
             "errors": sum(r.errors.values()),
-            "lost": r.lost,
-            "doubled": r.doubled,
+            "lost": sum(r.lost.values()),
+            "doubled": sum(r.doubled.values()),
+            "lost_by_kind": {k: v for k, v in r.lost.items() if v},
+            "doubled_by_kind": {k: v for k, v in r.doubled.items() if v},
             "undecryptable": r.undecryptable,
             "retries": r.retries,
             "redelivered": r.redelivered,
