@@ -13,7 +13,9 @@
   asked for only when the snapshot is not complete (first start, first start after upgrade).
 - Incremental syncs lazy-load members once the snapshot holds them all (``sync_filter``): the
   rooms a lazy response may leave incomplete (just joined, a gap) have their members read
-  back from the server before any handler runs (``member_repair.py``).
+  back from the server before any handler runs (``member_repair.py``). A member a lazy
+  response only sent again is named as a device-list change by Synapse: its key query is
+  deferred and batched, not made ahead of the batch (``device_changes.py``).
 - Ignored: the bot's own events, events older than the bot's join in that room, and, on
   the very first start (no token yet), the backlog of the initial sync.
 - Undecryptable events go to ``UndecryptableEvents`` (logged by id, key requested, retried
@@ -45,6 +47,7 @@ from nio import (
     UploadFilterResponse,
 )
 
+from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends
 from bots.matrix.ledger import EventLedger, now_ms
 from bots.matrix.member_repair import repair_members, rooms_to_check
 from bots.matrix.room_snapshot import RoomSnapshot
@@ -66,6 +69,8 @@ LEDGER_RETENTION_MS = 30 * 24 * 3600 * 1000  # handled-event ids kept 30 days
 # what a slow handler adds to other rooms' events, and a handler waiting for a room to appear
 # in a later sync (one just created) waits this much more.
 REPLY_WINDOW_SECONDS = 0.2
+# a member a lazy sync only sent again has its keys queried at most this much later
+DEFERRED_KEYS_SECONDS = 30.0
 
 
 def sync_filter(timeline_limit: int, *, lazy_members: bool = False) -> dict[str, Any]:
@@ -140,6 +145,7 @@ class SyncLoop:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         snapshot: RoomSnapshot | None = None,
         reply_window_seconds: float = REPLY_WINDOW_SECONDS,
+        deferred_keys_seconds: float = DEFERRED_KEYS_SECONDS,
     ) -> None:
         self.filter = sync_filter(timeline_limit)
         self.lazy_filter = sync_filter(timeline_limit, lazy_members=True)
@@ -159,6 +165,8 @@ class SyncLoop:
         self._in_flight: set[str] = set()
         self._stopping = False
         self.stats = SyncStats()
+        # key queries of members a lazy sync only sent again, made together later
+        self.deferred_keys = DeferredKeyQueries(deferred_keys_seconds)
         # called with every sync response once handled (device-list changes, key requests:
         # bots.dossier_link.arrivals); they must not block (spawn their work)
         self.observers: list[Callable[[SyncResponse], None]] = []
@@ -186,6 +194,7 @@ class SyncLoop:
         await self.undecryptable.retry_all()
         self.ledger.prune(now_ms() - LEDGER_RETENTION_MS)
         while not self._stopping:
+            pending = set(self.client.users_for_key_query)  # before nio reads the response
             try:
                 resp = await self.client.sync(
                     timeout=0 if first_sync else self.timeout_ms,
@@ -211,12 +220,15 @@ class SyncLoop:
                 continue
             incremental = not (token is None or full_state)
             to_check: dict[str, str] = {}
+            resent: set[str] = set()
             if self.snapshot is not None:
                 # before the batch exists, so its token is never saved ahead of the snapshot;
                 # not recorded (disk full …): the same sync is asked for again
                 try:
                     if incremental:
-                        to_check = rooms_to_check(resp, self.snapshot.members(resp.rooms.join))
+                        before = self.snapshot.members(resp.rooms.join)
+                        to_check = rooms_to_check(resp, before)
+                        resent = lazy_resends(resp, before) - pending
                     self.snapshot.record(resp, full_state=not incremental, unread=to_check)
                 except Exception:
                     log.exception("état des salons non enregistré, nouvel essai dans %.1f s", delay)
@@ -230,7 +242,9 @@ class SyncLoop:
             try:
                 if incremental:
                     await self._repair_members(to_check)
-                batch = await self._after_sync(resp, skip_timeline=first_ever, since=token)
+                batch = await self._after_sync(
+                    resp, skip_timeline=first_ever, since=token, resent=resent
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -299,9 +313,15 @@ class SyncLoop:
 
     # -- one sync response --
     async def _after_sync(
-        self, resp: SyncResponse, *, skip_timeline: bool, since: str | None = None
+        self,
+        resp: SyncResponse,
+        *,
+        skip_timeline: bool,
+        since: str | None = None,
+        resent: set[str] | frozenset[str] = frozenset(),
     ) -> _Batch:
         client = self.client
+        self._defer_key_queries(resp, resent)
         # what sync_forever would do: keys and to-device traffic
         jobs = [client.send_to_device_messages()]
         if client.should_upload_keys:
@@ -328,6 +348,21 @@ class SyncLoop:
             except Exception:
                 log.exception("observateur de sync en échec")
         return batch
+
+    def _defer_key_queries(self, resp: SyncResponse, resent: set[str] | frozenset[str]) -> None:
+        """Members a lazy sync sent again are not queried before this batch is handled, but
+        with the others deferred, once due (``device_changes``); the observers see the
+        device-list changes the same way: the real ones now, the deferred ones when due."""
+        olm = self.client.olm
+        if olm is None:
+            return
+        olm.users_for_key_query.difference_update(resent)
+        self.deferred_keys.defer(resent)
+        due = self.deferred_keys.due()
+        olm.users_for_key_query.update(due)
+        if resent or due:
+            changed = [u for u in resp.device_list.changed if u not in resent]
+            resp.device_list.changed = changed + sorted(due - set(changed))
 
     async def _dispatch(
         self, resp: SyncResponse, batch: _Batch, *, skip_timeline: bool, since: str | None
