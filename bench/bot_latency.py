@@ -14,8 +14,14 @@ Synapse while the responder's own next /sync was already waiting there (a reply 
 wakes that /sync together with the recipient's; the bare echo asks for its next /sync only
 once its reply is sent). Counts and order, which the machine's load does not change.
 
+With ``--alternate``, the professional's measured commands go to two rooms with each
+responder in turn, as a nurse writes in one patient's room, then another's: with the bot's lazy
+syncs Synapse sends her member event again at each change of room and names her as a
+device-list change (``bots/matrix/device_changes.py``). ``--bot-root`` runs the bot from
+another checkout (a baseline), on the same site.
+
 Usage: .venv/bin/python bench/bot_latency.py [--rounds 150] [--burst 200] [--rooms 20]
-       [--requests]
+       [--requests] [--alternate] [--bot-root DIR]
 
 Measured 2026-12-03 (four runs, load average 3–11): bot / echo 1.05–1.13× at p50 and
 0.95–1.11× at p99 (issue 15's goal: ≤ 1.05× at both); figures and reading in
@@ -177,7 +183,8 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         accounts = await site.service_accounts()
         users = await site.users(accounts.admin_token, ("bench-pro", "bench-echo"))
-        procs.append(site.spawn("-m", "bots", log=work / "bot.log"))
+        bot_root = Path(args.bot_root).resolve()
+        procs.append(site.spawn("-m", "bots", log=work / "bot.log", root=bot_root))
         echo = users["bench-echo"]
         echo_session = work / "echo.json"
         (work / "echo-store").mkdir()
@@ -201,19 +208,20 @@ async def bench(args: argparse.Namespace) -> None:
         pro = Professional(client)
         pro.start()
         await asyncio.sleep(2)  # the responders' first syncs
-        bot_room = await pro.room_with(accounts.bot_user_id)
-        echo_room = await pro.room_with(echo.user_id)
+        pairs = 2 if args.alternate else 1
+        bot_rooms = [await pro.room_with(accounts.bot_user_id) for _ in range(pairs)]
+        echo_rooms = [await pro.room_with(echo.user_id) for _ in range(pairs)]
 
-        for _ in range(10):  # warm-up: sessions shared, caches filled
-            await pro.command(bot_room, "!aide vu")
-            await pro.command(echo_room, "ping")
+        for i in range(10):  # warm-up: sessions shared, caches filled
+            await pro.command(bot_rooms[i % pairs], "!aide vu")
+            await pro.command(echo_rooms[i % pairs], "ping")
         bot_rtt: list[float] = []
         echo_rtt: list[float] = []
         await asyncio.sleep(1)
         log_start = access_log.stat().st_size if access_log.exists() else 0
-        for _ in range(args.rounds):
-            bot_rtt.append(await pro.command(bot_room, "!aide vu"))
-            echo_rtt.append(await pro.command(echo_room, "ping"))
+        for i in range(args.rounds):
+            bot_rtt.append(await pro.command(bot_rooms[i % pairs], "!aide vu"))
+            echo_rtt.append(await pro.command(echo_rooms[i % pairs], "ping"))
         if args.requests:
             await asyncio.sleep(1)
             print_requests(access_log, log_start, args.rounds, accounts.bot_user_id, echo.user_id)
@@ -282,6 +290,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--requests", action="store_true", help="count requests per command")
+    parser.add_argument(
+        "--alternate", action="store_true", help="commands to two rooms in turn, per responder"
+    )
+    parser.add_argument("--bot-root", default=str(ROOT), help="checkout the bot runs from")
     parser.add_argument("--echo", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo:
