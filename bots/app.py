@@ -246,6 +246,8 @@ class BotApp:
             for task in running:
                 log.error("tâche du bot toujours en cours à l'arrêt : %s", task.get_name())
         await self.sync_loop.close()
+        if self.dossier_sync is not None:
+            await self.dossier_sync.close()
         await self.client.close()
         self.db.close()
 

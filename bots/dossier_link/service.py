@@ -78,7 +78,7 @@ class DossierSync:
         return [
             self.worker.run,
             self.roles.load_at_start,
-            self._feed_then_close,
+            self._feed,
             lambda: self.announcements.run_overdue(overdue_interval_seconds),
             self._report_activity,
         ]
@@ -90,14 +90,13 @@ class DossierSync:
             if self.activity.flush():
                 self.worker.wake()
 
-    async def _feed_then_close(self) -> None:
-        try:
-            await self.links.wait_ready()
-            await self.feed.run()
-        finally:
-            await self.dossier.close()
+    async def _feed(self) -> None:
+        await self.links.wait_ready()
+        await self.feed.run()
 
     async def close(self) -> None:
+        """The dossier client's session closed: by the app, once nothing can use it (a
+        handler still running when the feed stopped opened a new one, never closed)."""
         await self.dossier.close()
 
 
