@@ -507,6 +507,7 @@ class SyncWindow:
             if name == "bot" and load.count:
                 out[f"bot_syncs_per_s_{key}"] = load.count / elapsed
                 out[f"bot_sync_cpu_ms_{key}"] = load.cpu_seconds / load.count * 1000
+                out[f"bot_key_queries_per_s_{key}"] = load.key_queries / elapsed
 
 
 async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:

@@ -60,13 +60,17 @@ class SyncLoad:
 
     count: int = 0
     cpu_seconds: float = 0.0
+    # its /keys/query requests: with lazy members, Synapse names every member event of a
+    # /sync as a device-list change (bots/matrix/device_changes.py)
+    key_queries: int = 0
 
     def line(self, elapsed: float) -> str:
         if not self.count:
             return "aucune /sync"
         return (
             f"{self.count / elapsed:.1f} /sync par s, {self.cpu_seconds / self.count * 1000:.1f} ms "
-            f"de CPU Synapse chacune, {self.cpu_seconds / elapsed:.2f} cœur"
+            f"de CPU Synapse chacune, {self.cpu_seconds / elapsed:.2f} cœur ; "
+            f"{self.key_queries / elapsed:.2f} /keys/query par s"
         )
 
 
@@ -74,7 +78,10 @@ def sync_load(log: Path, start: int, end: int, users: list[str]) -> dict[str, Sy
     out = {user: SyncLoad() for user in users}
     for request in requests(log, start, end):
         load = out.get(request.user)
-        if load is not None and request.path.split("?", 1)[0].endswith("/sync"):
+        path = request.path.split("?", 1)[0]
+        if load is not None and path.endswith("/sync"):
             load.count += 1
             load.cpu_seconds += request.cpu_seconds
+        elif load is not None and path.endswith("/keys/query"):
+            load.key_queries += 1
     return out

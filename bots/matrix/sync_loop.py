@@ -237,14 +237,15 @@ class SyncLoop:
                     continue
             elif incremental:
                 to_check = rooms_to_check(resp)
+            # at once, before anything awaits: a handler still running from an earlier batch
+            # would otherwise query the keys of those just named
+            self._defer_key_queries(resp, resent)
             delay = 0.5
             batch: _Batch | None = None
             try:
                 if incremental:
                     await self._repair_members(to_check)
-                batch = await self._after_sync(
-                    resp, skip_timeline=first_ever, since=token, resent=resent
-                )
+                batch = await self._after_sync(resp, skip_timeline=first_ever, since=token)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -313,15 +314,9 @@ class SyncLoop:
 
     # -- one sync response --
     async def _after_sync(
-        self,
-        resp: SyncResponse,
-        *,
-        skip_timeline: bool,
-        since: str | None = None,
-        resent: set[str] | frozenset[str] = frozenset(),
+        self, resp: SyncResponse, *, skip_timeline: bool, since: str | None = None
     ) -> _Batch:
         client = self.client
-        self._defer_key_queries(resp, resent)
         # what sync_forever would do: keys and to-device traffic
         jobs = [client.send_to_device_messages()]
         if client.should_upload_keys:
