@@ -32,6 +32,13 @@ outlier in the first run); 60 rounds beside the code before issue 14 (``bench/co
 0.99× / 0.99× and 1.01× / 0.91×. Again 2026-12-04 23:16–23:18 UTC (session 10, the bot's
 syncs lazy; idle machine, load 0.9–1.0), default size, three runs: 0.99× / 0.96×, 1.01× /
 1.04×, 1.01× / 1.04×; own handling 0.22 ms median; burst 0 lost, 0 twice.
+2026-12-05 02:56–02:58 UTC (session 11), idle machine, ``--alternate --requests --rounds 80
+--burst 20 --rooms 2``, the bot before the deferred key queries (``--bot-root`` at 262bc1f)
+and after, in the order after, before, before, after: **requests per command 5.00 before
+(of which 2.00 ``/keys/query``, 1.7–2.2 ms each at Synapse) and 3.00 after, as the bare
+echo**; bot / echo p50 / p99 1.01× / 0.96× and 0.99× / 0.94× after, 1.01× / 0.95× and 1.01× /
+1.04× before (at idle a key query costs Synapse 2 ms: what it adds is a request, not yet
+time); bursts 0 lost, 0 twice.
 """
 
 from __future__ import annotations

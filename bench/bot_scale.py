@@ -106,6 +106,22 @@ the bot before that change, ``--bot-root`` a checkout of 0ad23c8, same site, sam
   py-spy): 45 ms at 20,000 rooms, paid at each storm message that wakes the bot. The ratio
   holds only with fewer rooms per bot account (``docs/capacity.md``).
 
+Session 11 (2026-12-05, 5,000 rooms populated again on a tmpfs in 13 min, idle machine, 30
+rounds, with the echo; K the bot with the deferred key queries of lazy re-sends, L the bot
+just before, ``--bot-root`` a checkout of 262bc1f, same site, run one after the other):
+
+  run        !aide idle   !aide storm   storm/idle     bot /keys/query in storm  echo storm/idle
+  K2 02:49   68 / 81      100 / 150     1.46× / 1.86×  0.00 per s                1.77× / 1.76×
+  L2 02:53   78 / 119     118 / 202     1.51× / 1.70×  9.94 per s                1.83× / 2.30×
+  (the same storm with the bot stopped: echo 1.39× (K2), 1.24× (L2) its idle; Synapse 0.87–0.88
+  core; the bot's CPU in the storm 0.05 / 0.08 core; a first K run, before the deferral
+  moved ahead of every await: 1.46× / 2.16×)
+
+  The storm's one professional writes in 50 rooms in turn: with lazy members Synapse sent her
+  join again at nearly every message and named her as a device-list change, and the bot
+  queried her keys before each batch (``bots/matrix/device_changes.py``). Those 10 queries a
+  second are gone; the ratio stays where the storm alone puts a bare echo on 2 cores.
+
 What this says about issue 15's goals, for 20,000 rooms (written before they were populated,
 from 1,000 and 5,000 and the synthetic read-back; kept for the record):
 - restart → first reply ≤ 30 s: **holds**. 1.0–2.0 s at 1,000 rooms, 1.9–2.6 s at 5,000
