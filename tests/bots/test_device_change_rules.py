@@ -8,20 +8,14 @@ from typing import Any
 from nio import SyncResponse
 
 from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends
+from tests.bots import test_member_repair_rules as repair_rules
 
 ROOM, OTHER = "!soins:cercle.test", "!autre:cercle.test"
 ALICE, BOB, CAROL = "@alice:cercle.test", "@bob:cercle.test", "@carole:cercle.test"
 
 
 def member(user: str, membership: str = "join") -> dict[str, Any]:
-    return {
-        "type": "m.room.member",
-        "state_key": user,
-        "sender": user,
-        "content": {"membership": membership},
-        "event_id": f"${user}-{membership}",
-        "origin_server_ts": 1,
-    }
+    return repair_rules.member(user, membership)
 
 
 def response(

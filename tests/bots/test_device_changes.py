@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nio import AsyncClient, AsyncClientConfig
 
 from tests.bots.conftest import Pro
+from tests.bots.test_cross_signing_synapse import second_device
 
 pytestmark = pytest.mark.integration
 
@@ -30,21 +30,6 @@ def count_key_queries(app: Any) -> list[set[str]]:
 
     app.client.keys_query = counted
     return queries
-
-
-async def second_device(synapse: Any, user: Any, store: Path) -> Pro:
-    store.mkdir(parents=True, exist_ok=True)
-    client = AsyncClient(
-        synapse.base_url,
-        user.user_id,
-        store_path=str(store),
-        config=AsyncClientConfig(encryption_enabled=True),
-    )
-    await client.login(user.password, device_name="téléphone")
-    await client.keys_upload()
-    pro = Pro(client)
-    await pro.sync_once(0)
-    return pro
 
 
 async def until(probe: Any, what: str, timeout: float = 30.0) -> None:
@@ -79,8 +64,9 @@ async def test_a_member_sent_again_is_not_queried_ahead_of_each_command(
         assert alice.user_id in app.sync_loop.deferred_keys.waiting
 
         # a device she really adds: named without a member event, queried at once
-        phone = await second_device(synapse, alice.client.test_user, tmp_path / "phone")
-        try:
+        async with second_device(synapse, alice.client.test_user, tmp_path / "phone") as other:
+            phone = Pro(other)
+            await phone.sync_once(0)
             await until(lambda: any(alice.user_id in q for q in queries), "appareil non vu")
             room_id = rooms[0]
             start, seen = alice.mark(room_id), phone.mark(room_id)
@@ -88,8 +74,6 @@ async def test_a_member_sent_again_is_not_queried_ahead_of_each_command(
             await alice.wait_notice(room_id, "!vu", start=start)
             await phone.wait_notice(room_id, "!vu", start=seen)
             assert not phone.undecrypted(room_id)[seen:]
-        finally:
-            await phone.client.close()
 
         # the deferred queries are made once due, with the next sync
         queries.clear()
