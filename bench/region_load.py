@@ -769,6 +769,9 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     except BaseException:  # the processes' logs outlive the run's temporary directory
         kept = Path(tempfile.mkdtemp(prefix=f"cercle-region-bench-{dep.name}-logs-"))
         shutil.copytree(dep.var / "log", kept, dirs_exist_ok=True)
+        # and Synapse's (each worker's log): why its first /syncs did not answer (session 11)
+        for log_file in (dep.var / "synapse").glob("**/*.log"):
+            shutil.copy2(log_file, kept / f"synapse-{log_file.name}")
         print(f"   échec : journaux des processus gardés dans {kept}", flush=True)
         raise
     finally:
