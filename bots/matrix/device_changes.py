@@ -12,8 +12,9 @@ list that did not change (tests/bots/test_device_changes.py: 6 queries for 6 mes
 
 A user named as changed whose every member event in the response is in a ``state`` block
 and says the membership the bot already held is therefore not queried at once: the query
-is **deferred, not dropped**, and made for all such users together at most
-``flush_seconds`` later. A real change that comes in the same response (a new device, and a
+is **deferred, not dropped**, and made for all such users together with the first /sync
+answer once ``flush_seconds`` have passed (an idle bot's long-poll answers at least every
+30 s). A real change that comes in the same response (a new device, and a
 message within the same sync) is learnt then. A user named without a member event in the
 response, with one in the timeline (a membership that happened), or whose membership
 differs from what was held, is queried at once, as before.
