@@ -25,7 +25,10 @@ from typing import Any
 
 from bots.export.drafts import MEDIA_TYPES, Draft, Edit, quote_text
 from bots.export.media import FetchedMedia, MediaSource
+from bots.export.paging import EXPORT_MARK
 from bots.export.transcript import Attachment, Entry, EntryKind, Quote
+
+EARLIER_EXPORT = "export précédent de cette conversation : non joint"
 
 BATCH = 256  # rows read at a time
 
@@ -215,7 +218,11 @@ class HistorySpool:
         )
 
     def attachments(self) -> Iterator[tuple[int, MediaSource]]:
-        """(row, source) of each attachment with a valid address, in timeline order."""
+        """(row, source) of each attachment with a valid address, in timeline order. An
+        earlier export's PDF (the bot's, marked ``EXPORT_MARK``) is a copy of this same
+        conversation: listed in the transcript, never downloaded nor joined (each export
+        carried all the earlier ones: 10, 20, 40 MB… in a 5-minute load, until one was over
+        the homeserver's upload limit; issue 15)."""
         placeholders = ",".join("?" * len(MEDIA_TYPES))
         after = 0
         while True:
@@ -228,7 +235,11 @@ class HistorySpool:
                 return
             after = rows[-1][0]
             for seq, content in rows:
-                source = MediaSource.from_content(json.loads(content))
+                fields = json.loads(content)
+                if fields.get(EXPORT_MARK):
+                    self.set_attachment(seq, None, EARLIER_EXPORT)
+                    continue
+                source = MediaSource.from_content(fields)
                 if source is not None:
                     yield seq, source
 

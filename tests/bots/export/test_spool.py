@@ -12,6 +12,7 @@ import pytest
 
 from bots.export.drafts import Draft, TimelineReader
 from bots.export.media import FetchedMedia
+from bots.export.paging import EXPORT_MARK
 from bots.export.spool import HistorySpool
 from bots.export.transcript import EntryKind, Quote
 
@@ -245,6 +246,32 @@ def test_attachments_are_listed_then_recorded(tmp_path) -> None:
     not_fetched = entries["$pas-demandé"].attachment
     assert not_fetched.path is None and not_fetched.unavailable is None
     assert entries["$texte"].attachment is None
+
+
+def test_an_earlier_export_is_listed_never_joined(tmp_path) -> None:
+    # each export carried all the earlier ones (10, 20, 40 MB…) until one was over the
+    # homeserver's upload limit
+    pdf = {"mimetype": "application/pdf", "size": 40_000_000}
+    spool = spool_of(
+        tmp_path,
+        [
+            message("$pdf", ALICE, "compte-rendu.pdf", 1, msgtype="m.file", url="mxc://c.test/cr"),
+            message(
+                "$export",
+                BOT,
+                "Suivi.pdf",
+                2,
+                msgtype="m.file",
+                url="mxc://c.test/export",
+                info=pdf,
+                **{EXPORT_MARK: True},
+            ),
+        ],
+    )
+    assert [source.mxc for _, source in spool.attachments()] == ["mxc://c.test/cr"]
+    earlier = by_id(spool)["$export"].attachment
+    assert earlier.unavailable == "export précédent de cette conversation : non joint"
+    assert earlier.path is None
 
 
 def test_last_n_read_backwards_is_replayed_oldest_first(tmp_path) -> None:
