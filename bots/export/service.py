@@ -34,7 +34,7 @@ from bots.export.transcript import TranscriptHeader
 from bots.export.visibility import visible_from
 from bots.matrix.direct_chat import DirectChatNotReady, DirectChats
 from bots.matrix.events import replied_to
-from bots.matrix.io import MatrixIO
+from bots.matrix.io import MatrixIO, UploadTooLarge
 from deployment.conventions import PARIS
 from deployment.incidents import new_reference
 
@@ -265,9 +265,13 @@ class ExportService:
             target = request.room_id
             if options.private:
                 target = await self.direct_room(request.requester)
+            try:
+                uploaded = await self.io.upload_encrypted_file(pdf_path)  # chunk by chunk
+            except UploadTooLarge as too_large:
+                raise HistoryError(_too_large_text(too_large)) from None
             await self.io.send_uploaded(
                 target,
-                await self.io.upload_encrypted_file(pdf_path),  # from disk, chunk by chunk
+                uploaded,
                 filename=filename,
                 mimetype="application/pdf",
                 txn_id=f"export-file-{request.command_event_id}",
@@ -349,3 +353,13 @@ class ExportService:
             return await self.direct_chats.direct_room(user_id)
         except DirectChatNotReady as exc:
             raise HistoryError(str(exc)) from None
+
+
+def _too_large_text(too_large: UploadTooLarge) -> str:
+    """For the requester: the PDF over the server's limit, and what to ask instead."""
+    size, limit = too_large.size / 1_000_000, too_large.limit / 1_000_000
+    return (
+        f"Export non envoyé : le PDF ferait {size:.0f} Mo, au-delà de la limite de {limit:.0f} Mo "
+        "du serveur. Demandez une période plus courte (« !export depuis 01/12/2026 ») ou "
+        "l'export sans pièces jointes (« !export sans pièces jointes »)."
+    )

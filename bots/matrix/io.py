@@ -56,6 +56,17 @@ class MatrixRequestError(Exception):
         self.status = status
 
 
+class UploadTooLarge(Exception):
+    """A file over the homeserver's upload limit (``m.upload.size``), not sent: the server
+    cuts such a request off without an answer, and nio, taking that for a timeout, would
+    try again for ever (an export was found hanging so; issue 15)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} > {limit}")
+        self.size = size
+        self.limit = limit
+
+
 def txn_for(event_id: str, purpose: str) -> str:
     """A transaction id that is the same every time the same event is handled."""
     digest = hashlib.sha256(f"{event_id}|{purpose}".encode()).hexdigest()[:32]
@@ -234,6 +245,9 @@ class MatrixIO:
         encrypted chunk by chunk (in a thread) into a 0600 temp file beside it, uploaded from
         there, then removed."""
         size = path.stat().st_size
+        limit = await self.upload_limit()
+        if limit is not None and size > limit:  # AES-CTR: the ciphertext is as long
+            raise UploadTooLarge(size, limit)
         handle, name = tempfile.mkstemp(prefix=".envoi-", suffix=".chiffre", dir=path.parent)
         os.close(handle)
         encrypted = Path(name)
@@ -271,6 +285,23 @@ class MatrixIO:
     ) -> str:
         """Replace the bot's own message ``target`` by ``new_content`` (an ``m.replace`` edit)."""
         return await self.send(room_id, "m.room.message", edit_content(target, new_content), txn_id)
+
+    async def upload_limit(self) -> int | None:
+        """The homeserver's upload limit in bytes (``m.upload.size`` of its media
+        configuration), None when it does not say."""
+        for path in ("/_matrix/client/v1/media/config", "/_matrix/media/v3/config"):
+            response = await waiting_for_server(
+                self.client.send(
+                    "GET", path, headers={"Authorization": f"Bearer {self.client.access_token}"}
+                )
+            )
+            async with response:
+                if response.status != 200:
+                    continue
+                config = await response.json(content_type=None)
+            size = config.get("m.upload.size") if isinstance(config, dict) else None
+            return size if isinstance(size, int) and size > 0 else None
+        return None
 
     async def _upload(self, provider: Callable[..., Any], size: int) -> str:
         """An encrypted attachment's ciphertext uploaded; its mxc:// address."""

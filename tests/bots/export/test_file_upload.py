@@ -10,7 +10,7 @@ from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
 from support import download_media
 
 from bots.export.paging import event_source
-from bots.matrix.io import FILE_CHUNK, MatrixIO, encrypt_file
+from bots.matrix.io import FILE_CHUNK, MatrixIO, UploadTooLarge, encrypt_file
 from bots.matrix.trust import MemberDeviceTrust
 
 
@@ -79,3 +79,24 @@ async def test_file_sent_from_disk_is_decrypted_by_a_member(
     assert decrypt_attachment(
         ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"]
     ) == (plain)
+
+
+@pytest.mark.integration
+async def test_a_file_over_the_servers_limit_is_refused_before_sending(
+    nio_client_factory, tmp_path
+) -> None:
+    # the server cuts such an upload off without an answer, and nio retried it for ever: an
+    # export over the limit hung without a word to the professional (issue 15)
+    sender = await nio_client_factory()
+    io = MatrixIO(sender, MemberDeviceTrust(sender))
+    limit = await io.upload_limit()
+    assert limit == 50 * 1024 * 1024  # the deployment's max_upload_size, as Synapse says it
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    path = export_dir / "transcription.pdf"
+    with open(path, "wb") as fh:  # sparse: nothing is written, nothing is read
+        fh.truncate(limit + 1)
+    with pytest.raises(UploadTooLarge) as refused:
+        await io.upload_encrypted_file(path)
+    assert (refused.value.size, refused.value.limit) == (limit + 1, limit)
+    assert sorted(p.name for p in export_dir.iterdir()) == ["transcription.pdf"]
