@@ -57,6 +57,12 @@ The opaque load's "lost" messages in 2 of 13 region runs with persister2 killed 
 history, never in a member's /sync) were this bench's counting: its /sync loops ended while a
 send held by a generic worker during the persister's restart was still unanswered, and its
 clock started before every first /sync had answered; both fixed (docs/capacity.md).
+With ``--think 150`` (2026-12-05, idle machine): at 1,000 professionals and 5,000 rooms the
+single profile served the offered 6.8 msg/s with 0 errors, 0 lost, 0 doubled; the region's
+1,000 first /syncs of 15 rooms each did not all answer in 560 s, so it was not measured. At
+1,000 professionals and 1,000 rooms, both profiles in one run, persister2 killed: 7.1 msg/s
+each, 0 errors, 0 lost, 0 doubled, sends p50 215 / 658 ms (single / region); docs/capacity.md,
+« The issue's size with --think ».
 At the issue's size (2026-12-04, ``--users 1000 --rooms 5000 --seconds 120 --e2ee 4``, single
 profile; the region one not finished: its rooms took too long on this shared machine):
 26.7 msg/s, sends 45 s at p50 (1,000 back to back: saturation), 0 lost, 0 doubled, 5 E2EE
