@@ -240,6 +240,11 @@ class Results:
     # which: "send 429", "/sync 500", "dossier read no answer"…
     error_kinds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     retries: int = 0  # requests repeated after no answer (a worker killed under them)
+    # why they were repeated: the proxy's 502/503/504 (no worker answered), the client's
+    # own deadline (aiohttp's 120 s), a connection refused or cut
+    proxy_answers: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    timeouts: int = 0
+    cut: int = 0
     lost: int = 0  # accepted messages a member never saw, notebook entries missing
     doubled: int = 0  # a transaction persisted as two events, an entry written twice
     redelivered: int = 0  # the same event id twice in one member's /sync (harmless)
@@ -257,6 +262,11 @@ class Results:
         """One error, counted with what it was and its status (or no answer at all)."""
         self.errors += 1
         self.error_kinds[f"{what} {answer[0] if answer else 'no answer'}"] += 1
+
+
+def why_repeated(res: Results) -> str:
+    proxy = ", ".join(f"{n} × {status}" for status, n in sorted(res.proxy_answers.items()))
+    return f"délai client dépassé {res.timeouts}, connexion coupée {res.cut}, proxy {proxy or 0}"
 
 
 async def register_and_log_in(
@@ -422,12 +432,18 @@ async def load(
             first = False
             try:
                 async with http.request(method, url, **kwargs) as resp:
-                    body = await resp.json(content_type=None)
                     if resp.status in (502, 503, 504):  # the proxy: no worker answered
+                        res.proxy_answers[resp.status] += 1
                         continue
-                    return resp.status, body
-            except (TimeoutError, aiohttp.ClientError):
+                    return resp.status, await resp.json(content_type=None)
+            except TimeoutError:
+                res.timeouts += 1
                 continue
+            except aiohttp.ClientError:
+                res.cut += 1
+                continue
+            except ValueError:  # a body that is not JSON: an error, told with its status
+                return resp.status, {"errcode": "not JSON"}
         return None
 
     async def sender(index: int, token: str) -> None:
@@ -587,11 +603,15 @@ async def load(
             raise RuntimeError(
                 f"region_load : {count - len(first_synced)} premières /sync sur {count} sans "
                 f"réponse après {time.monotonic() - began:.0f} s "
-                f"(erreurs : {dict(res.error_kinds)}, requêtes répétées : {res.retries})"
+                f"(erreurs : {dict(res.error_kinds)}, requêtes répétées : {res.retries} — "
+                f"{why_repeated(res)})"
             )
         if time.monotonic() - told >= 60:
             told = time.monotonic()
-            print(f"   premières /sync : {len(first_synced)}/{count}", flush=True)
+            print(
+                f"   premières /sync : {len(first_synced)}/{count} ({why_repeated(res)})",
+                flush=True,
+            )
         await asyncio.sleep(0.1)
     print(f"   premières /sync : {count} en {time.monotonic() - began:.0f} s", flush=True)
     start = time.monotonic()
@@ -801,6 +821,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         "lost": res.lost,
         "doubled": res.doubled,
         "retries": res.retries,
+        "why_repeated": why_repeated(res),
         "redelivered": res.redelivered,
         "limited": res.limited,
         "lost_detail": dict(res.lost_detail),

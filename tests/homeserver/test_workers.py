@@ -3,21 +3,25 @@ Synapse's docs/workers.md asks for, and nginx's routing (checked by `nginx -t` w
 
 from __future__ import annotations
 
+import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from deployment.profile import load_profile
+from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
 from homeserver import proxy, workers
 from homeserver.render import render
+from tests.support import free_region_base
 
 REGION = Path(__file__).resolve().parents[2] / "config" / "region.yaml"
 
 
-def _profile(tmp_path: Path, **region: object) -> object:
+def _profile(tmp_path: Path, **region: object) -> Profile:
     return load_profile(
         override_file=REGION,
         env={},
@@ -59,6 +63,7 @@ def test_rendered_region_config_and_worker_files(tmp_path: Path) -> None:
     assert {tuple(r["names"]) for lst in listeners for r in lst["resources"]} >= {("replication",)}
     assert all(lst["bind_addresses"] == ["127.0.0.1"] for lst in listeners)
     assert main["worker_replication_secret"]
+    assert rendered.topology is not None
     assert set(rendered.worker_configs) == {w.name for w in rendered.topology.workers}
     persister = yaml.safe_load(rendered.worker_configs["persister1"].read_text())
     assert persister["worker_app"] == "synapse.app.generic_worker"
@@ -101,3 +106,58 @@ def test_the_proxy_routes_as_synapse_documents_and_hides_the_admin_api(tmp_path:
             check=False,
         )
         assert done.returncode == 0, done.stderr
+
+
+def test_what_the_proxy_answers_itself_is_json_for_programs_and_french_for_people(
+    tmp_path: Path,
+) -> None:
+    """nginx with no worker and no dossier behind it (a worker killed, a dossier restarting):
+    a client gets Matrix's {"errcode","error"}, as from Synapse, never nginx's HTML page; the
+    dossier's API the same; a person opening a dossier page a French page. A body over the
+    limit is M_TOO_LARGE. The status stays nginx's own (502: nothing answered behind it)."""
+    binary = Path("/usr/sbin/nginx")
+    if not binary.exists():
+        pytest.skip("nginx absent (installé par make test)")
+    base = free_region_base()
+    profile = load_profile(
+        override_file=REGION,
+        env={},
+        extra={
+            "var_dir": str(tmp_path / "var"),
+            "region": {"base_port": base, "nginx": str(binary)},
+            "homeserver": {"port": base + 60, "max_upload_size": "1M"},
+            "dossier": {"port": base + 61, "documents_max_size": "1M"},
+        },
+    )
+    topo = workers.topology(profile.section("region"))
+    hs, dossier = f"http://127.0.0.1:{base + 60}", f"http://127.0.0.1:{base + 61}"
+    nginx = proxy.ProxyProcess(str(binary), proxy.render(profile, topo), hs)
+    nginx.check()
+    nginx.start()
+    try:
+        for url in (f"{hs}/_matrix/client/v3/sync", f"{hs}/_matrix/client/v3/login"):
+            status, kind, body = _get(url)
+            assert status == 502 and kind.startswith("application/json"), (url, status, kind)
+            assert json.loads(body)["errcode"] == "M_UNKNOWN"
+            assert "réessayez" in json.loads(body)["error"]
+        status, kind, body = _get(f"{hs}/_matrix/media/v3/upload", data=b"x" * (3 << 20))
+        assert status == 413 and json.loads(body)["errcode"] == "M_TOO_LARGE", (status, body)
+        status, kind, body = _get(f"{dossier}/api/v1/patients")
+        assert status == 502 and json.loads(body)["errcode"] == "M_UNKNOWN", (status, body)
+        status, kind, body = _get(f"{dossier}/patients")
+        assert status == 502 and kind.startswith("text/html")
+        assert "Dossier momentanément indisponible" in body
+        status, kind, body = _get(f"{dossier}/api/v1/documents", data=b"x" * (5 << 20))
+        assert status == 413 and json.loads(body)["errcode"] == "M_TOO_LARGE"
+    finally:
+        nginx.stop()
+
+
+def _get(url: str, data: bytes | None = None) -> tuple[int, str, str]:
+    """Status, content type and text of one request (POST when data is given)."""
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read().decode()
