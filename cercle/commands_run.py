@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from backup.schedule import status as backup_status
@@ -29,6 +30,7 @@ from cercle.supervisor import (
     run_file,
 )
 from deployment.conventions import PARIS
+from deployment.dependencies import region_dependencies
 from deployment.processes import PRIVATE_UMASK, recorded_children, remove_pid_file
 from homeserver.accounts import admin_user_id
 from homeserver.process import HomeserverStartError, is_healthy
@@ -134,7 +136,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _up_detached(ctx: CliContext) -> int:
     log_dir = ctx.profile.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "cercle.log", "ab") as out:
+    log_path = log_dir / "cercle.log"
+    with open(log_path, "ab") as out:
+        begun = out.tell()  # what this start writes, for its reason if it fails
         proc = subprocess.Popen(
             [sys.executable, "-m", "cercle", "up"],  # the profile: CERCLE_CONFIG
             stdout=out,
@@ -148,13 +152,25 @@ def _up_detached(ctx: CliContext) -> int:
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliError(f"le démarrage a échoué ; voir {log_dir / 'cercle.log'}")
+            reason = told_reason(log_path, begun)
+            said = f" : {reason}" if reason else ""
+            raise CliError(f"le démarrage a échoué{said} ; voir {log_path}")
         state = read_run_file(ctx.profile)
         if state and state.get("ready"):
             _say(connection_help(ctx))
             return 0
         time.sleep(0.2)
     raise CliError(f"Cercle n'est pas prêt après {patience} s ; voir {log_dir / 'cercle.log'}")
+
+
+def told_reason(log_path: Path, begun: int) -> str | None:
+    """The last « erreur : … » a detached start wrote to its log (the French reason it was
+    refused: a port, Redis, PostgreSQL, nginx), or None when it died without telling."""
+    with open(log_path, "rb") as log_file:
+        log_file.seek(begun)
+        lines = log_file.read().decode("utf-8", "replace").splitlines()
+    told = [line.removeprefix("erreur : ") for line in lines if line.startswith("erreur : ")]
+    return told[-1] if told else None
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -250,6 +266,15 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         else:
             entry["state"] = "running" if alive else "stopped"
         services[spec.name] = entry
+    # region: the servers Cercle relies on and cannot restart, shown beside its processes
+    dependencies: dict[str, Any] = {}
+    for dep in region_dependencies(p) if p.is_region else []:
+        up = dep.answers()
+        dependencies[f"{dep.name} {dep.address}"] = {
+            "state": "running" if up else "unreachable",
+            "role": dep.role,
+            "problem": None if up else dep.unreachable(),
+        }
     if services.get("courrier", {}).get("state") not in (None, "absent", "disabled"):
         services["courrier"]["mailboxes"] = mailbox_report(p.var_dir / "mail" / "bridge.sqlite3")
     return {
@@ -262,6 +287,7 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         "var_dir": str(p.var_dir),
         "run_file": str(run_file(p)),
         "services": services,
+        "dependencies": dependencies,
         "backup": backup_status(p),
     }
 
@@ -329,5 +355,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}{shown}")
         for line in mailbox_lines(entry.get("mailboxes", [])):
             _say(line)
+    for name, entry in report["dependencies"].items():
+        shown = "répond" if entry["state"] == "running" else f"NE RÉPOND PAS — {entry['problem']}"
+        _say(f"  {name} : {shown}")
     _say(backup_line(report["backup"]))
-    return 0 if report["services"]["homeserver"]["state"] == "running" else 3
+    if report["services"]["homeserver"]["state"] != "running":
+        return 3
+    # the processes answer, but without Redis they no longer hear each other
+    return 4 if any(e["state"] != "running" for e in report["dependencies"].values()) else 0

@@ -26,6 +26,7 @@ from typing import Any
 from backup.schedule import BackupScheduler
 from bridges.mail.account import ensure_bridge_account
 from cercle.errors import CliError
+from deployment.dependencies import postgres_databases, region_dependencies
 from deployment.postgres import DatabaseSetupError, check_collation, ensure_database
 from deployment.processes import (
     PRIVATE_UMASK,
@@ -189,6 +190,9 @@ class ServiceProcess:
         remove_pid_file(self.run_dir, self.name)
 
 
+DEPENDENCY_CHECK_SECONDS = 15.0
+
+
 class Supervisor:
     def __init__(self, profile: Profile, secrets: Secrets) -> None:
         self.profile = profile
@@ -209,6 +213,10 @@ class Supervisor:
             )
         self.restarts: dict[str, int] = {}
         self._next_start: dict[str, float] = {}
+        # region: Redis and PostgreSQL, watched (not Cercle's to restart: told in the log)
+        self._dependencies = region_dependencies(profile) if profile.is_region else []
+        self._unreachable: set[str] = set()
+        self._next_dependency_check = 0.0
         self.services = [
             process
             for spec in SERVICES
@@ -254,36 +262,21 @@ class Supervisor:
         return [self.synapse, *self.workers, *([self.proxy] if self.proxy else [])]
 
     def _ensure_databases(self) -> None:
-        hs = self.profile.section("homeserver")
-        db = hs["database"]
-        wanted = []
-        if db["engine"] == "postgres":
-            wanted.append((db, str(db["name"])))
-        url = str(self.profile.section("dossier").get("database_url") or "")
-        if url.startswith("postgresql"):
-            from sqlalchemy import make_url
-
-            parsed = make_url(url)
-            wanted.append(
-                (
-                    {
-                        "host": parsed.host or "127.0.0.1",
-                        "port": parsed.port or 5432,
-                        "user": parsed.username or "postgres",
-                        "password": parsed.password or "",
-                    },
-                    str(parsed.database),
-                )
-            )
         try:
-            for server, name in wanted:
-                where = {k: server[k] for k in ("host", "port", "user", "password")}
-                if not ensure_database(**where, name=name) and server is db:
-                    problem = check_collation(**where, name=name)
+            for db in postgres_databases(self.profile):
+                where = (db.host, db.port, db.user, db.password, db.name)
+                if not ensure_database(*where) and db.synapse:
+                    problem = check_collation(*where)
                     if problem:
                         raise CliError(problem)
         except DatabaseSetupError as exc:
             raise CliError(str(exc)) from exc
+
+    def _check_dependencies(self) -> None:
+        """Redis and PostgreSQL answer, or nothing starts (they are not Cercle's to start)."""
+        for dep in region_dependencies(self.profile):
+            if not dep.answers():
+                raise CliError(dep.unreachable())
 
     def _write_run_file(self, ready: bool) -> None:
         path = run_file(self.profile)
@@ -318,7 +311,8 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.check_ports()
         if self.profile.is_region:
-            announce("Bases PostgreSQL…")
+            announce("Redis et PostgreSQL…")
+            self._check_dependencies()
             self._ensure_databases()
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)
@@ -418,8 +412,25 @@ class Supervisor:
                     with contextlib.suppress(HomeserverStartError, proxy.ProxyError, OSError):
                         process.start(wait=False)
                     self._write_run_file(ready=True)
+            self.watch_dependencies(now)
             self.backups.tick()
             time.sleep(0.5)
+
+    def watch_dependencies(self, now: float) -> None:
+        """Every 15 s: a dependency that stops answering is logged as an error once, and
+        its return once (`cercle status` shows it meanwhile)."""
+        if now < self._next_dependency_check:
+            return
+        self._next_dependency_check = now + DEPENDENCY_CHECK_SECONDS
+        for dep in self._dependencies:
+            key = f"{dep.name} {dep.address}"
+            up = dep.answers()
+            if not up and key not in self._unreachable:
+                self._unreachable.add(key)
+                log.error("%s", dep.unreachable())
+            elif up and key in self._unreachable:
+                self._unreachable.discard(key)
+                log.warning("%s répond de nouveau sur %s", dep.name, dep.address)
 
     def stop(self) -> None:
         self.backups.stop()

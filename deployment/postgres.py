@@ -30,7 +30,7 @@ def _maintenance_connection(*, host: str, port: int, user: str, password: str) -
     )
 
 
-def ensure_database(*, host: str, port: int, user: str, password: str, name: str) -> bool:
+def ensure_database(host: str, port: int, user: str, password: str, name: str) -> bool:
     """Create ``name`` (UTF8, C collation, template0) if missing; True when created."""
     try:
         connection = _maintenance_connection(host=host, port=port, user=user, password=password)
@@ -62,7 +62,7 @@ def ensure_database(*, host: str, port: int, user: str, password: str, name: str
         connection.close()
 
 
-def check_collation(*, host: str, port: int, user: str, password: str, name: str) -> str | None:
+def check_collation(host: str, port: int, user: str, password: str, name: str) -> str | None:
     """A French problem when ``name`` exists without the C collation Synapse needs."""
     connection = _maintenance_connection(host=host, port=port, user=user, password=password)
     try:

@@ -80,7 +80,7 @@ class Region:
         return dict(json.loads(ok(cercle(self.env, "status", "--profile", "region", "--json"))))
 
 
-def _drop(names: list[str]) -> None:
+def drop_databases(names: list[str]) -> None:
     connection = psycopg2.connect(dbname="postgres", **POSTGRES)
     connection.autocommit = True
     with connection.cursor() as cursor:
@@ -137,7 +137,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
         )
     finally:
         cercle(env, "down", "--profile", "region", timeout=120)
-        _drop([synapse_db, dossier_db])
+        drop_databases([synapse_db, dossier_db])
 
 
 def test_every_process_runs_and_the_admin_api_stays_on_loopback(region: Region) -> None:
@@ -151,6 +151,9 @@ def test_every_process_runs_and_the_admin_api_stays_on_loopback(region: Region) 
     services = status["services"]
     for name in ("homeserver", *PROCESSES):
         assert services[name]["state"] == "running", (name, services[name])
+    # and the servers it relies on, shown beside them
+    assert set(status["dependencies"]) == {"Redis 127.0.0.1:6379", "PostgreSQL 127.0.0.1:5432"}
+    assert all(d["state"] == "running" for d in status["dependencies"].values())
     # the proxy never forwards the admin API; Cercle's tools use the main process directly
     admin_token = (region.var / "secrets" / ADMIN_TOKEN_FILE).read_text().strip()
     for base, expected in ((region.homeserver, 404), (f"http://127.0.0.1:{region.base_port}", 200)):

@@ -1,0 +1,160 @@
+"""Redis and PostgreSQL, which the region profile relies on and does not run: without Redis
+Synapse's processes start and answer /health but no longer hear each other (a message one
+persists never reaches another's /sync), so Cercle refuses to start without it, shows it in
+`cercle status`, and its supervisor logs when it stops answering and when it is back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from cercle.supervisor import Supervisor
+from deployment.dependencies import region_dependencies
+from deployment.profile import load_profile
+from deployment.secrets import Secrets
+from tests.cercle.test_run import cercle
+from tests.region.test_region_profile import drop_databases
+from tests.support import free_port, free_region_base
+
+pytestmark = [pytest.mark.postgres]
+
+REGION = Path(__file__).resolve().parents[2] / "config" / "region.yaml"
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def _postgres_or_skip() -> None:
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
+    except psycopg2.OperationalError:
+        pytest.skip("PostgreSQL absent sur 127.0.0.1:5432")
+
+
+def _env(tmp_path: Path, redis_port: int) -> tuple[dict[str, str], str]:
+    base = free_region_base()
+    synapse_db = f"cercle_dep_{os.getpid()}_{base}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERCLE")}
+    env.update(
+        {
+            "CERCLE__VAR_DIR": str(tmp_path / "var"),
+            "CERCLE__REGION__BASE_PORT": str(base),
+            "CERCLE__REGION__REDIS__PORT": str(redis_port),
+            "CERCLE__HOMESERVER__PORT": str(base + 60),
+            "CERCLE__HOMESERVER__DATABASE__NAME": synapse_db,
+            "CERCLE__DOSSIER__PORT": str(base + 61),
+            "CERCLE__DOSSIER__DATABASE_URL": (
+                f"postgresql+asyncpg://postgres@127.0.0.1:5432/{synapse_db}_dossier"
+            ),
+        }
+    )
+    return env, synapse_db
+
+
+def _exists(database: str) -> bool:
+    connection = psycopg2.connect(dbname="postgres", **POSTGRES)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            return cursor.fetchone() is not None
+    finally:
+        connection.close()
+
+
+def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Path) -> None:
+    _postgres_or_skip()
+    closed = free_port()  # nothing listens there
+    env, synapse_db = _env(tmp_path, closed)
+    try:
+        result = cercle(env, "--profile", "region", "up", "--detach", timeout=120)
+        assert result.returncode == 1, (result.stdout, result.stderr)
+        # on screen, not only in the log of the detached start
+        assert f"Redis ne répond pas sur 127.0.0.1:{closed}" in result.stderr, result.stderr
+        assert "systemctl start redis-server" in result.stderr and "region.redis" in result.stderr
+        assert "Traceback" not in result.stderr
+        # nothing was started or created before it was told
+        assert not _exists(synapse_db) and not _exists(f"{synapse_db}_dossier")
+        assert not (tmp_path / "var" / "run" / "cercle.json").exists()
+
+        report = cercle(env, "--profile", "region", "status", "--json")
+        deps = json.loads(report.stdout)["dependencies"]
+        assert deps[f"Redis 127.0.0.1:{closed}"]["state"] == "unreachable"
+        assert "Redis ne répond pas" in deps[f"Redis 127.0.0.1:{closed}"]["problem"]
+        assert deps["PostgreSQL 127.0.0.1:5432"]["state"] == "running"
+        shown = cercle(env, "--profile", "region", "status")
+        assert f"Redis 127.0.0.1:{closed} : NE RÉPOND PAS" in shown.stdout, shown.stdout
+        assert "PostgreSQL 127.0.0.1:5432 : répond" in shown.stdout
+        assert shown.returncode == 3  # and nothing runs
+    finally:  # without the check (before it), it started anyway: leave nothing behind
+        cercle(env, "--profile", "region", "down", timeout=120)
+        drop_databases([synapse_db, f"{synapse_db}_dossier"])
+
+
+def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _postgres_or_skip()
+    binary = shutil.which("redis-server")
+    if binary is None or not Path("/usr/sbin/nginx").exists():
+        pytest.skip("redis-server ou nginx absent")
+    port = free_port()
+    env, _ = _env(tmp_path, port)
+    profile = load_profile(
+        override_file=REGION,
+        env=env,
+        extra={"var_dir": str(tmp_path / "var")},
+    )
+    supervisor = Supervisor(profile, Secrets.load_or_create(profile.var_dir))
+
+    def redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not all(d.answers() for d in region_dependencies(profile)):
+            assert time.monotonic() < deadline, "redis-server ne répond pas"
+            time.sleep(0.05)
+        return proc
+
+    server = redis()
+    try:
+        caplog.set_level(logging.WARNING, logger="cercle.supervisor")
+        now = 1000.0
+        supervisor.watch_dependencies(now)
+        assert not caplog.records  # both answer: nothing said
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        supervisor.watch_dependencies(now + 15)
+        supervisor.watch_dependencies(now + 30)  # said once, not every 15 s
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors == [
+            f"Redis ne répond pas sur 127.0.0.1:{port} (la réplication entre les processus de "
+            "Synapse) : démarrez-le (« systemctl start redis-server ») ou corrigez region.redis"
+        ]
+        supervisor.watch_dependencies(now + 31)  # before the next check: not asked again
+        server = redis()
+        supervisor.watch_dependencies(now + 45)
+        assert caplog.records[-1].getMessage() == f"Redis répond de nouveau sur 127.0.0.1:{port}"
+        assert len(caplog.records) == 2
+    finally:
+        server.kill()
+        server.wait()
