@@ -17,18 +17,19 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from bench.common.postgres import Server
 from cercle.supervisor import Supervisor
 from deployment.dependencies import region_dependencies
 from deployment.profile import load_profile
 from deployment.secrets import Secrets
 from tests.cercle.test_run import cercle
-from tests.region.test_region_profile import drop_databases
 from tests.support import free_port, free_region_base
 
 pytestmark = [pytest.mark.postgres]
 
 REGION = Path(__file__).resolve().parents[2] / "config" / "region.yaml"
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+SERVER = Server("postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _postgres_or_skip() -> None:
@@ -58,16 +59,6 @@ def _env(tmp_path: Path, redis_port: int) -> tuple[dict[str, str], str]:
     return env, synapse_db
 
 
-def _exists(database: str) -> bool:
-    connection = psycopg2.connect(dbname="postgres", **POSTGRES)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-            return cursor.fetchone() is not None
-    finally:
-        connection.close()
-
-
 def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Path) -> None:
     _postgres_or_skip()
     closed = free_port()  # nothing listens there
@@ -80,7 +71,7 @@ def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Pat
         assert "systemctl start redis-server" in result.stderr and "region.redis" in result.stderr
         assert "Traceback" not in result.stderr
         # nothing was started or created before it was told
-        assert not _exists(synapse_db) and not _exists(f"{synapse_db}_dossier")
+        assert not SERVER.exists(synapse_db) and not SERVER.exists(f"{synapse_db}_dossier")
         assert not (tmp_path / "var" / "run" / "cercle.json").exists()
 
         report = cercle(env, "--profile", "region", "status", "--json")
@@ -94,7 +85,7 @@ def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Pat
         assert shown.returncode == 3  # and nothing runs
     finally:  # without the check (before it), it started anyway: leave nothing behind
         cercle(env, "--profile", "region", "down", timeout=120)
-        drop_databases([synapse_db, f"{synapse_db}_dossier"])
+        SERVER.drop([synapse_db, f"{synapse_db}_dossier"])
 
 
 def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
