@@ -30,7 +30,8 @@ from cercle.supervisor import (
     run_file,
 )
 from deployment.conventions import PARIS
-from deployment.dependencies import region_dependencies
+from deployment.dependencies import postgres_databases, region_dependencies
+from deployment.postgres_upkeep import autovacuum_on, autovacuum_warning
 from deployment.processes import PRIVATE_UMASK, recorded_children, remove_pid_file
 from homeserver.accounts import admin_user_id
 from homeserver.process import HomeserverStartError, is_healthy
@@ -274,7 +275,12 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
             "state": "running" if up else "unreachable",
             "role": dep.role,
             "problem": None if up else dep.unreachable(),
+            "warning": None,
         }
+    for db in postgres_databases(p) if p.is_region else []:
+        server = dependencies.get(f"PostgreSQL {db.host}:{db.port}")
+        if server is not None and server["state"] == "running" and autovacuum_on(db) is False:
+            server["warning"] = autovacuum_warning(db)
     if services.get("courrier", {}).get("state") not in (None, "absent", "disabled"):
         services["courrier"]["mailboxes"] = mailbox_report(p.var_dir / "mail" / "bridge.sqlite3")
     return {
@@ -358,6 +364,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, entry in report["dependencies"].items():
         shown = "répond" if entry["state"] == "running" else f"NE RÉPOND PAS — {entry['problem']}"
         _say(f"  {name} : {shown}")
+        if entry["warning"]:
+            _say(f"    attention : {entry['warning']}")
     _say(backup_line(report["backup"]))
     if report["services"]["homeserver"]["state"] != "running":
         return 3

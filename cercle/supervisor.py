@@ -28,6 +28,7 @@ from bridges.mail.account import ensure_bridge_account
 from cercle.errors import CliError
 from deployment.dependencies import postgres_databases, region_dependencies
 from deployment.postgres import DatabaseSetupError, check_collation, ensure_database
+from deployment.postgres_upkeep import StatisticsUpkeep, autovacuum_warnings
 from deployment.processes import (
     PRIVATE_UMASK,
     busy_port_message,
@@ -217,6 +218,10 @@ class Supervisor:
         self._dependencies = region_dependencies(profile) if profile.is_region else []
         self._unreachable: set[str] = set()
         self._next_dependency_check = 0.0
+        # region: the planner's statistics, gathered by Cercle when autovacuum is off
+        self.statistics = (
+            StatisticsUpkeep(postgres_databases(profile)) if profile.is_region else None
+        )
         self.services = [
             process
             for spec in SERVICES
@@ -314,6 +319,9 @@ class Supervisor:
             announce("Redis et PostgreSQL…")
             self._check_dependencies()
             self._ensure_databases()
+            for warning in autovacuum_warnings(postgres_databases(self.profile)):
+                announce(f"Attention : {warning}")
+                log.warning("%s", warning)
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)
         self.synapse.start(timeout=120)
@@ -413,6 +421,8 @@ class Supervisor:
                         process.start(wait=False)
                     self._write_run_file(ready=True)
             self.watch_dependencies(now)
+            if self.statistics is not None:
+                self.statistics.tick(now)
             self.backups.tick()
             time.sleep(0.5)
 

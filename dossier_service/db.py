@@ -109,6 +109,9 @@ def engine_options(url: str) -> dict[str, Any]:
     else:
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
+        # no JIT compilation for short queries (a plan overestimated before the statistics
+        # are gathered is compiled at every run, as Synapse's were: homeserver.yaml.j2)
+        kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
     # requests wait for a connection in the order they came (see fair_pool)
     kwargs["poolclass"] = FairAsyncPool
     return kwargs

@@ -5,6 +5,7 @@ persists never reaches another's /sync), so Cercle refuses to start without it, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,12 +17,17 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
+from sqlalchemy import text
 
 from bench.common.postgres import Server
 from cercle.supervisor import Supervisor
-from deployment.dependencies import region_dependencies
+from deployment.dependencies import PostgresDatabase, region_dependencies
+from deployment.postgres_upkeep import StatisticsUpkeep, autovacuum_warnings
 from deployment.profile import load_profile
 from deployment.secrets import Secrets
+from dossier_service.db import build_database
+from homeserver.render import render
 from tests.cercle.test_run import cercle
 from tests.support import free_port, free_region_base
 
@@ -82,6 +88,10 @@ def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Pat
         shown = cercle(env, "--profile", "region", "status")
         assert f"Redis 127.0.0.1:{closed} : NE RÉPOND PAS" in shown.stdout, shown.stdout
         assert "PostgreSQL 127.0.0.1:5432 : répond" in shown.stdout
+        # the server's autovacuum, told when off (this machine's), silent when on
+        warning = deps["PostgreSQL 127.0.0.1:5432"]["warning"]
+        assert (warning is not None) is (not _server_autovacuum())
+        assert ("attention : autovacuum est désactivé" in shown.stdout) is (warning is not None)
         assert shown.returncode == 3  # and nothing runs
     finally:  # without the check (before it), it started anyway: leave nothing behind
         cercle(env, "--profile", "region", "down", timeout=120)
@@ -149,3 +159,86 @@ def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
     finally:
         server.kill()
         server.wait()
+
+
+def _server_autovacuum() -> bool:
+    connection = psycopg2.connect(dbname="postgres", **POSTGRES)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW autovacuum")
+            return bool(cursor.fetchone()[0] == "on")
+    finally:
+        connection.close()
+
+
+def test_statistics_are_gathered_when_the_server_does_not(tmp_path: Path) -> None:
+    """A table grown from empty: with autovacuum off (this machine's server) its statistics
+    stay those of an empty table until Cercle's round analyses it; with autovacuum on, the
+    round leaves it to the server. Either way the operator is told exactly when it is off."""
+    _postgres_or_skip()
+    name = f"cercle_stats_{os.getpid()}_{free_port()}"
+    SERVER.execute(f'CREATE DATABASE "{name}"')
+    try:
+        db = PostgresDatabase("127.0.0.1", 5432, "postgres", "", name, "test", synapse=True)
+        connection = psycopg2.connect(dbname=name, **POSTGRES)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE grown (id int PRIMARY KEY, v int)")
+            cursor.execute("INSERT INTO grown SELECT i, i % 7 FROM generate_series(1, 5000) i")
+
+            def analysed() -> bool:
+                cursor.execute(
+                    "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                    "WHERE relname = 'grown'"
+                )
+                return bool(cursor.fetchone()[0])
+
+            assert not analysed()
+            off = not _server_autovacuum()
+            upkeep = StatisticsUpkeep([db], interval=600)
+            first = upkeep.tick(1000.0)
+            assert first is not None
+            first.join(timeout=60)
+            assert upkeep.tick(1500.0) is None  # not due yet
+            assert analysed() is off
+            if off:  # the planner now knows the table's size
+                cursor.execute("EXPLAIN SELECT * FROM grown")
+                plan = cursor.fetchone()[0]
+                assert "rows=5000" in plan, plan
+            warnings = autovacuum_warnings([db, db])  # one per server
+            assert len(warnings) == int(off)
+            if off:
+                assert "autovacuum est désactivé sur PostgreSQL 127.0.0.1:5432" in warnings[0]
+                assert "ALTER SYSTEM SET autovacuum = on" in warnings[0]
+        connection.close()
+    finally:
+        SERVER.drop([name])
+
+
+def test_synapse_and_the_dossier_connect_without_jit(tmp_path: Path) -> None:
+    """JIT compiled each overestimated Synapse query (0.9 s of a 1.2 s one): both connect
+    with it off, read back from the server as each of them connects."""
+    _postgres_or_skip()
+    profile = load_profile(override_file=REGION, env={}, extra={"var_dir": str(tmp_path / "v")})
+    rendered = render(profile, Secrets.load_or_create(profile.var_dir))
+    args = yaml.safe_load(rendered.config_path.read_text())["database"]["args"]
+    # Synapse passes its args, but the pool sizes, to psycopg2.connect
+    kwargs = {k: v for k, v in args.items() if not k.startswith("cp_")}
+    kwargs.update(dbname="postgres", password=kwargs.get("password") or None)
+    connection = psycopg2.connect(**kwargs)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            assert cursor.fetchone()[0] == "off"
+    finally:
+        connection.close()
+
+    async def dossier_jit() -> str:
+        database = build_database("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+        try:
+            async with database.engine.connect() as conn:
+                return str((await conn.execute(text("SHOW jit"))).scalar())
+        finally:
+            await database.engine.dispose()
+
+    assert asyncio.run(dossier_jit()) == "off"
