@@ -17,7 +17,7 @@ from typing import Any
 from backup.schedule import status as backup_status
 from bots.config import BotConfig
 from bridges.mail.status import mailbox_lines, mailbox_report
-from cercle.context import CliContext, load_context
+from cercle.context import CliContext, command_line, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (
     SERVICES,
@@ -77,14 +77,17 @@ def connection_help(ctx: CliContext) -> str:
         "",
         "Et maintenant :",
         "  1. Créer le compte du premier professionnel (dans un autre terminal) :",
-        "     .venv/bin/cercle admin user create prenom.nom --generate-password "
-        '--display-name "NOM Prénom"',
+        "     "
+        + command_line(
+            "admin", "user", "create", "prenom.nom", "--generate-password", "--display-name"
+        )
+        + ' "NOM Prénom"',
         "  2. L'ouvrir dans Element (web, bureau ou mobile) : « Se connecter », modifier le "
         f"serveur d'accueil = {p.public_baseurl}",
         "     À la première connexion, accepter les documents juridiques (le lien est donné "
         "par le serveur avant le premier message).",
         f"  3. Écrire au bot {p.bot_user_id} : !aide",
-        "Arrêter : Ctrl-C ici, ou « .venv/bin/cercle down ».",
+        f"Arrêter : Ctrl-C ici, ou « {command_line('down')} ».",
     ]
     return "\n".join(lines)
 
@@ -95,14 +98,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     running = read_run_file(ctx.profile)
     if running:
         raise CliError(
-            f"Cercle tourne déjà (processus {running['pid']}) : « cercle down » pour l'arrêter"
+            f"Cercle tourne déjà (processus {running['pid']}) : « {command_line('down')} » "
+            "pour l'arrêter"
         )
     leftovers = recorded_children(run_file(ctx.profile).parent, child_marks(ctx.profile))
     if leftovers:
         raise CliError(
             "des processus d'un Cercle interrompu tournent encore ("
             + ", ".join(f"{name} : {pid}" for name, pid in leftovers.items())
-            + ") : « cercle down » les arrête"
+            + f") : « {command_line('down')} » les arrête"
         )
     try:
         check_ports(

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cercle.errors import CliError
-from deployment.profile import Profile, ProfileError, load_profile
+from deployment.profile import PROJECT_ROOT, Profile, ProfileError, load_profile
 from deployment.secrets import Secrets
 from homeserver.accounts import ADMIN_TOKEN_FILE
 from homeserver.admin_api import AdminApi
+
+
+def command_line(*words: str) -> str:
+    """How the operator types a command for the profile in use: « .venv/bin/cercle --profile
+    region down » on the region (a bare « cercle down » would stop the default one)."""
+    shown = [".venv/bin/cercle"]
+    named = os.environ.get("CERCLE_CONFIG")  # set by --profile / --config (cercle/cli.py)
+    if named:
+        path = Path(named)
+        if path.parent == PROJECT_ROOT / "config" and path.suffix == ".yaml":
+            shown += ["--profile", path.stem]
+        else:
+            shown += ["--config", str(path)]
+    return " ".join([*shown, *words])
 
 
 @dataclass(frozen=True)

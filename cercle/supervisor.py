@@ -320,8 +320,7 @@ class Supervisor:
             self._check_dependencies()
             self._ensure_databases()
             for warning in autovacuum_warnings(postgres_databases(self.profile)):
-                announce(f"Attention : {warning}")
-                log.warning("%s", warning)
+                announce(f"Attention : {warning}")  # in cercle.log when detached
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)
         self.synapse.start(timeout=120)

@@ -72,6 +72,7 @@ class Region:
     dossier: str
     base_port: int
     server_name: str
+    started: str  # what `cercle up` printed
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return cercle(self.env, "--profile", "region", *args)
@@ -126,7 +127,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
         }
     )
     try:
-        ok(cercle(env, "up", "--profile", "region", "--detach", timeout=360))
+        started = ok(cercle(env, "up", "--profile", "region", "--detach", timeout=360))
         yield Region(
             env,
             root / "var",
@@ -134,6 +135,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
             f"http://127.0.0.1:{dossier_port}",
             base,
             server_name,
+            started,
         )
     finally:
         cercle(env, "down", "--profile", "region", timeout=120)
@@ -151,6 +153,9 @@ def test_every_process_runs_and_the_admin_api_stays_on_loopback(region: Region) 
     services = status["services"]
     for name in ("homeserver", *PROCESSES):
         assert services[name]["state"] == "running", (name, services[name])
+    # what it tells a newcomer to type acts on this profile, not on the default one
+    assert ".venv/bin/cercle --profile region admin user create prenom.nom" in region.started
+    assert "« .venv/bin/cercle --profile region down »" in region.started
     # and the servers it relies on, shown beside them
     assert set(status["dependencies"]) == {"Redis 127.0.0.1:6379", "PostgreSQL 127.0.0.1:5432"}
     assert all(d["state"] == "running" for d in status["dependencies"].values())
