@@ -59,7 +59,12 @@ send held by a generic worker during the persister's restart was still unanswere
 clock started before every first /sync had answered; both fixed (docs/capacity.md).
 With ``--think 150`` (2026-12-05, idle machine): at 1,000 professionals and 5,000 rooms the
 single profile served the offered 6.8 msg/s with 0 errors, 0 lost, 0 doubled; the region's
-1,000 first /syncs of 15 rooms each did not all answer in 560 s, so it was not measured. At
+1,000 first /syncs of 15 rooms each did not all answer in 560 s, so it was not measured (the
+cause, found in session 12: this machine's PostgreSQL has autovacuum off, Synapse's tables
+were never analysed and its queries were planned for millions of rows and JIT-compiled; both
+profiles then ran at that size in one run, 300 s, persister2 killed: 6.8 msg/s each, 0
+errors, 0 lost, 0 doubled, first /syncs 96 / 106 s; docs/capacity.md, « Both profiles at the
+issue's size in one run »). At
 1,000 professionals and 1,000 rooms, both profiles in one run, persister2 killed: 7.1 msg/s
 each, 0 errors, 0 lost, 0 doubled, sends p50 215 / 658 ms (single / region); docs/capacity.md,
 « The issue's size with --think ».
