@@ -22,12 +22,14 @@ from sqlalchemy import text
 
 from bench.common.postgres import Server
 from cercle.supervisor import Supervisor
-from deployment.dependencies import PostgresDatabase, region_dependencies
+from deployment.dependencies import PostgresDatabase, redis_answers
 from deployment.postgres_upkeep import StatisticsUpkeep, autovacuum_warnings
 from deployment.profile import load_profile
 from deployment.secrets import Secrets
 from dossier_service.db import build_database
 from homeserver.render import render
+from tests.backup_restore.test_live_round_trip import PASSWORD, login, ok
+from tests.bots.conftest import Pro, dm_with_bot
 from tests.cercle.test_run import cercle
 from tests.support import free_port, free_region_base
 
@@ -114,29 +116,7 @@ def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
     )
     supervisor = Supervisor(profile, Secrets.load_or_create(profile.var_dir))
 
-    def redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not all(d.answers() for d in region_dependencies(profile)):
-            assert time.monotonic() < deadline, "redis-server ne répond pas"
-            time.sleep(0.05)
-        return proc
-
-    server = redis()
+    server = _redis_server(binary, port)
     try:
         caplog.set_level(logging.WARNING, logger="cercle.supervisor")
         now = 1000.0
@@ -152,7 +132,7 @@ def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
             "Synapse) : démarrez-le (« systemctl start redis-server ») ou corrigez region.redis"
         ]
         supervisor.watch_dependencies(now + 31)  # before the next check: not asked again
-        server = redis()
+        server = _redis_server(binary, port)
         supervisor.watch_dependencies(now + 45)
         assert caplog.records[-1].getMessage() == f"Redis répond de nouveau sur 127.0.0.1:{port}"
         assert len(caplog.records) == 2
@@ -242,3 +222,83 @@ def test_synapse_and_the_dossier_connect_without_jit(tmp_path: Path) -> None:
             await database.engine.dispose()
 
     assert asyncio.run(dossier_jit()) == "off"
+
+
+def _redis_server(binary: str, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_answers("127.0.0.1", port):
+        assert time.monotonic() < deadline, "redis-server ne répond pas"
+        time.sleep(0.05)
+    return proc
+
+
+def _logged(path: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, f"attendu dans {path.name} : {text}"
+        time.sleep(0.5)
+
+
+@pytest.mark.integration
+async def test_redis_lost_mid_run_is_shown_logged_and_the_region_serves_again(
+    tmp_path: Path,
+) -> None:
+    """A running region whose Redis stops (its own redis-server here, killed): `cercle
+    status` says so and exits 4, the supervisor logs it once; Redis back, the log says so and
+    the bot answers a professional again through the proxy."""
+    _postgres_or_skip()
+    binary = shutil.which("redis-server")
+    if binary is None or not Path("/usr/sbin/nginx").exists():
+        pytest.skip("redis-server ou nginx absent")
+    port = free_port()
+    env, synapse_db = _env(tmp_path, port)
+    env.update(
+        {
+            "CERCLE__SERVER_NAME": f"dep-{port}.localhost",
+            "CERCLE__HOMESERVER__LEGAL__ENABLED": "false",
+            "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_PER_SECOND": "100",
+            "CERCLE__HOMESERVER__RATE_LIMITS__LOGIN_BURST": "100",
+        }
+    )
+    hs = f"http://127.0.0.1:{env['CERCLE__HOMESERVER__PORT']}"
+    log_file = tmp_path / "var" / "log" / "cercle.log"
+    server = _redis_server(binary, port)
+    pro = None
+    try:
+        assert cercle(env, "--profile", "region", "up", "--detach", timeout=360).returncode == 0
+        ok(
+            cercle(
+                env, "--profile", "region", "admin", "user", "create", "lea", "--password", PASSWORD
+            )
+        )
+        pro = Pro(await login(hs, f"@lea:{env['CERCLE__SERVER_NAME']}", tmp_path / "lea"))
+        dm = await dm_with_bot(pro, f"@cercle-bot:{env['CERCLE__SERVER_NAME']}")
+        await pro.say(dm, "!aide")
+        await pro.wait_notice(dm, "Commandes", timeout=60)
+
+        server.kill()
+        server.wait()
+        shown = cercle(env, "--profile", "region", "status")
+        assert shown.returncode == 4, shown.stdout
+        assert f"Redis 127.0.0.1:{port} : NE RÉPOND PAS" in shown.stdout
+        _logged(log_file, f"Redis ne répond pas sur 127.0.0.1:{port}")
+
+        server = _redis_server(binary, port)
+        _logged(log_file, f"Redis répond de nouveau sur 127.0.0.1:{port}")
+        assert log_file.read_text().count(f"Redis ne répond pas sur 127.0.0.1:{port}") == 1
+        assert cercle(env, "--profile", "region", "status").returncode == 0
+        start = pro.mark(dm)
+        await pro.say(dm, "!aide vu")
+        await pro.wait_notice(dm, "!vu", start=start, timeout=120)
+    finally:
+        if pro is not None:
+            await pro.client.close()
+        cercle(env, "--profile", "region", "down", timeout=120)
+        SERVER.drop([synapse_db, f"{synapse_db}_dossier"])
+        server.kill()
+        server.wait()
