@@ -103,10 +103,7 @@ def test_without_redis_nothing_starts_and_the_operator_is_told_why(tmp_path: Pat
 def test_the_supervisor_tells_when_redis_stops_answering_and_when_it_is_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _postgres_or_skip()
-    binary = shutil.which("redis-server")
-    if binary is None or not Path("/usr/sbin/nginx").exists():
-        pytest.skip("redis-server ou nginx absent")
+    binary = _redis_and_nginx_or_skip()
     port = free_port()
     env, _ = _env(tmp_path, port)
     profile = load_profile(
@@ -224,6 +221,15 @@ def test_synapse_and_the_dossier_connect_without_jit(tmp_path: Path) -> None:
     assert asyncio.run(dossier_jit()) == "off"
 
 
+def _redis_and_nginx_or_skip() -> str:
+    """redis-server's path (a private Redis the test may kill), with PostgreSQL and nginx."""
+    _postgres_or_skip()
+    binary = shutil.which("redis-server")
+    if binary is None or not Path("/usr/sbin/nginx").exists():
+        pytest.skip("redis-server ou nginx absent")
+    return binary
+
+
 def _redis_server(binary: str, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -251,10 +257,7 @@ async def test_redis_lost_mid_run_is_shown_logged_and_the_region_serves_again(
     """A running region whose Redis stops (its own redis-server here, killed): `cercle
     status` says so and exits 4, the supervisor logs it once; Redis back, the log says so and
     the bot answers a professional again through the proxy."""
-    _postgres_or_skip()
-    binary = shutil.which("redis-server")
-    if binary is None or not Path("/usr/sbin/nginx").exists():
-        pytest.skip("redis-server ou nginx absent")
+    binary = _redis_and_nginx_or_skip()
     port = free_port()
     env, synapse_db = _env(tmp_path, port)
     env.update(
