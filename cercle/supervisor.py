@@ -216,12 +216,11 @@ class Supervisor:
         self._next_start: dict[str, float] = {}
         # region: Redis and PostgreSQL, watched (not Cercle's to restart: told in the log)
         self._dependencies = region_dependencies(profile) if profile.is_region else []
+        self._databases = postgres_databases(profile) if profile.is_region else []
         self._unreachable: set[str] = set()
         self._next_dependency_check = 0.0
         # region: the planner's statistics, gathered by Cercle when autovacuum is off
-        self.statistics = (
-            StatisticsUpkeep(postgres_databases(profile)) if profile.is_region else None
-        )
+        self.statistics = StatisticsUpkeep(self._databases) if profile.is_region else None
         self.services = [
             process
             for spec in SERVICES
@@ -268,7 +267,7 @@ class Supervisor:
 
     def _ensure_databases(self) -> None:
         try:
-            for db in postgres_databases(self.profile):
+            for db in self._databases:
                 where = (db.host, db.port, db.user, db.password, db.name)
                 if not ensure_database(*where) and db.synapse:
                     problem = check_collation(*where)
@@ -279,7 +278,7 @@ class Supervisor:
 
     def _check_dependencies(self) -> None:
         """Redis and PostgreSQL answer, or nothing starts (they are not Cercle's to start)."""
-        for dep in region_dependencies(self.profile):
+        for dep in self._dependencies:
             if not dep.answers():
                 raise CliError(dep.unreachable())
 
@@ -319,7 +318,7 @@ class Supervisor:
             announce("Redis et PostgreSQL…")
             self._check_dependencies()
             self._ensure_databases()
-            for warning in autovacuum_warnings(postgres_databases(self.profile)):
+            for warning in autovacuum_warnings(self._databases):
                 announce(f"Attention : {warning}")  # in cercle.log when detached
         announce("Démarrage de Synapse…")
         self._write_run_file(ready=False)

@@ -221,6 +221,11 @@ def test_synapse_and_the_dossier_connect_without_jit(tmp_path: Path) -> None:
     assert asyncio.run(dossier_jit()) == "off"
 
 
+def _bot_state(env: dict[str, str]) -> str:
+    report = cercle(env, "--profile", "region", "status", "--json")
+    return str(json.loads(report.stdout)["services"]["bot"]["state"])
+
+
 def _redis_and_nginx_or_skip() -> str:
     """redis-server's path (a private Redis the test may kill), with PostgreSQL and nginx."""
     _postgres_or_skip()
@@ -280,6 +285,12 @@ async def test_redis_lost_mid_run_is_shown_logged_and_the_region_serves_again(
             )
         )
         pro = Pro(await login(hs, f"@lea:{env['CERCLE__SERVER_NAME']}", tmp_path / "lea"))
+        # « prêt » comes before the bot's first sync is handled: wait for it, on a deadline
+        # (seen late under two other deployments on this 2-core machine)
+        deadline = time.monotonic() + 180
+        while _bot_state(env) != "running":
+            assert time.monotonic() < deadline, "le bot n'a pas fini de démarrer"
+            await asyncio.sleep(0.5)
         dm = await dm_with_bot(pro, f"@cercle-bot:{env['CERCLE__SERVER_NAME']}")
         await pro.say(dm, "!aide")
         await pro.wait_notice(dm, "Commandes", timeout=60)
