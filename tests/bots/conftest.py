@@ -118,12 +118,39 @@ class Pro:
             return
         for room_id, info in resp.rooms.join.items():
             self.events.setdefault(room_id, []).extend(info.timeline.events)
+        if resp.to_device_events:
+            self._decrypt_late()
         for room_id, info in resp.rooms.invite.items():
             for ev in info.invite_state:
                 if isinstance(ev, InviteMemberEvent) and ev.state_key == self.user_id:
                     await self.client.join(room_id)
         if self.client.should_query_keys:
             await self.client.keys_query()
+
+    def _decrypt_late(self) -> None:
+        """As Element does: a message whose room key came after it (a later to-device
+        message) is decrypted then, in place, instead of staying unreadable."""
+        for room_events in self.events.values():
+            for i, ev in enumerate(room_events):
+                if isinstance(ev, MegolmEvent):
+                    try:
+                        room_events[i] = self.client.decrypt_event(ev)
+                    except Exception:  # EncryptionError: still no key for it
+                        continue
+
+    def seen(self, room_id: str, start: int = 0, last: int = 8) -> str:
+        """What the room's timeline held, for a failure's message: each event's type, sender
+        and notice or text start, the undecryptable ones counted."""
+        events = self.events.get(room_id, [])[start:]
+        lines = [
+            f"{type(ev).__name__} {ev.sender} "
+            + str(ev.source.get("content", {}).get("body", ""))[:80].replace("\n", " ")
+            for ev in events[-last:]
+        ]
+        unreadable = sum(isinstance(ev, MegolmEvent) for ev in events)
+        return f"{len(events)} événements, {unreadable} indéchiffrables ; derniers : " + " | ".join(
+            lines
+        )
 
     async def wait_for(
         self, room_id: str, predicate: Callable[[Any], bool], timeout: float = 45.0, start: int = 0
@@ -134,7 +161,9 @@ class Pro:
                 if predicate(ev):
                     return ev
             if time.monotonic() > deadline:
-                raise AssertionError(f"événement attendu non reçu dans {room_id}")
+                raise AssertionError(
+                    f"événement attendu non reçu dans {room_id} ({self.seen(room_id, start)})"
+                )
             await self.sync_once()
 
     async def wait_notice(
