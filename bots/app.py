@@ -18,6 +18,7 @@ from typing import Any
 
 from nio import AsyncClient
 
+from bots.background_tasks import BackgroundTasks, end
 from bots.commands import directory as directory_commands
 from bots.commands import export as export_commands
 from bots.commands import flags as flag_commands
@@ -50,7 +51,6 @@ from bots.matrix.trust import MemberDeviceTrust
 
 log = logging.getLogger(__name__)
 
-CLOSE_SECONDS = 10.0  # how long close() waits for its cancelled tasks
 
 # The mail bridge's commands (bridges/mail/handlers.py), typed to this bot by mistake: told
 # where they go rather than « Commande inconnue ».
@@ -76,6 +76,9 @@ class BotServices:
     # long-running jobs of command families, started with the app (issue 6: dossier link)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     arrivals: Arrivals | None = None  # the one way into a patient's conversation (issue 11)
+    # what components start beside the sync loop (greetings, key requests, exports,
+    # welcomes): ended by ``BotApp.close`` before the client closes
+    side_work: list[BackgroundTasks] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +144,7 @@ class BotApp:
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
+        services.side_work += [handlers.tasks, sync_loop.undecryptable.tasks]
         return cls(config, client, db, ledger, registry, services, sync_loop, escalator, sync)
 
     @staticmethod
@@ -157,6 +161,7 @@ class BotApp:
             command_prefix=s.config.command_prefix,
         )
         s.arrivals = _arrivals(s, exports)
+        s.side_work += [exports.tasks, s.arrivals.tasks]
         if sync is not None:
             sync.membership.attach(s.arrivals)
         patient_commands.register(
@@ -236,16 +241,13 @@ class BotApp:
         await self.close()
 
     async def close(self) -> None:
-        """Every task cancelled where it stands, then the client and the database closed:
+        """Every task cancelled where it stands (the sync loop's, the handlers', what the
+        components started beside them), then the client and the database closed:
         the end of ``stop`` once the sync loop drained; alone, a crash mid-handling."""
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            # bounded: a task that does not stop is named, not waited for forever
-            _, running = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
-            for task in running:
-                log.error("tâche du bot toujours en cours à l'arrêt : %s", task.get_name())
+        await end(self._tasks)
         await self.sync_loop.close()
+        for side in self.services.side_work:
+            await side.close()
         if self.dossier_sync is not None:
             await self.dossier_sync.close()
         await self.client.close()

@@ -20,6 +20,7 @@ from nio import (
     RoomNameEvent,
 )
 
+from bots.background_tasks import BackgroundTasks
 from bots.commands.registry import CommandContext, CommandRegistry, RoomFacts
 from bots.commands.text import command_text, is_edit
 from bots.flags.service import FlagService
@@ -64,7 +65,8 @@ class BotHandlers:
     _: KW_ONLY
     server_name: str
     _joining: set[str] = field(default_factory=set, init=False, repr=False)
-    _welcomes: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    # greetings of new direct chats, ended with the bot (bots.background_tasks)
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks, init=False, repr=False)
 
     # -- what reaches the ledger --
     def wants(self, event: Event, room: MatrixRoom) -> bool:
@@ -139,9 +141,7 @@ class BotHandlers:
             log.warning("impossible de rejoindre room=%s (%s)", room_id, resp.status_code)
             self._joining.discard(room_id)
         elif direct:  # a new direct chat: greet once (the invitation comes once per room)
-            task = asyncio.create_task(self._welcome(room_id), name=f"bienvenue-{room_id}")
-            self._welcomes.add(task)
-            task.add_done_callback(self._welcomes.discard)
+            self.tasks.spawn(self._welcome(room_id), name=f"bienvenue-{room_id}")
 
     async def _welcome(self, room_id: str, wait_seconds: float = 30.0) -> None:
         """Sent once the sync loop knows the room and its encryption (nio would send in

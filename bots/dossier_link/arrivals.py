@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from nio import AsyncClient
 
+from bots.background_tasks import BackgroundTasks
 from bots.commands.registry import UserError
 from bots.dossier_link.arrival_store import Arrival, ArrivalStore, history_way, watching
 from bots.dossier_link.history_fallback import (
@@ -112,7 +113,7 @@ class Arrivals:
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()  # newcomers' welcomes, ended with the bot
         self.fallback = HistoryFallback(
             client,
             io,
@@ -321,9 +322,7 @@ class Arrivals:
             except Exception:
                 log.exception("accueil d'un nouveau membre en échec")
 
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.spawn(guarded(), name="accueil")
 
 
 # ---------------------------------------------------------------------------------- hooks

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from nio import AsyncClient
 
+from bots.background_tasks import BackgroundTasks
 from bots.export.history import History, HistoryError, HistoryRequest, fetch_history
 from bots.export.media import MediaFetcher
 from bots.export.naming import count_words, export_filename, room_label
@@ -97,7 +98,7 @@ class ExportService:
         self.work_dir = work_dir
         self.direct_chats = DirectChats(client, io)
         self._slots = asyncio.Semaphore(parallel)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()  # exports under way, ended with the bot
 
     def start(self, request: ExportRequest) -> asyncio.Task[None]:
         if self.pending is not None:
@@ -114,14 +115,10 @@ class ExportService:
         return self._start_task(request)
 
     def _start_task(self, request: ExportRequest) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._run(request), name=f"export-{request.command_event_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self.tasks.spawn(self._run(request), name=f"export-{request.command_event_id}")
 
     async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.tasks.wait_idle()
 
     async def resume(self, *, room_wait_seconds: float = 60.0) -> int:
         """Start again the exports a restart cut short; returns how many were started."""

@@ -4,13 +4,13 @@ Never a crash, never a reply in the room."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nio import AsyncClient, EncryptionError, Event, LocalProtocolError, MegolmEvent
 
+from bots.background_tasks import BackgroundTasks
 from bots.matrix.ledger import EventLedger
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class UndecryptableEvents:
         self._ledger = ledger
         self._redeliver: Redeliver | None = None
         self.requested: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()  # key requests, ended with the bot
 
     def set_redeliver(self, redeliver: Redeliver) -> None:
         self._redeliver = redeliver
@@ -43,9 +43,7 @@ class UndecryptableEvents:
         if event.session_id not in self.requested:
             self.requested.add(event.session_id)
             event.room_id = room_id
-            task = asyncio.create_task(self._request(event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.tasks.spawn(self._request(event), name=f"clé-{event.session_id}")
 
     async def _request(self, event: MegolmEvent) -> None:
         try:

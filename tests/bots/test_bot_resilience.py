@@ -165,3 +165,23 @@ async def test_long_absence_gap_is_fetched_back(bot_factory, pro_factory, synaps
     for word in words:
         await alice.wait_notice(dm, f"• !{word}")
     assert len(await alice.bot_notices_so_far(dm, synapse.bot_user_id)) == len(words)
+
+
+async def test_a_kill_ends_what_the_components_started_beside_the_sync_loop(bot_factory):
+    """A greeting waiting for its direct chat, a key request, an export, a newcomer's welcome
+    outlived the bot's close: each acted after the stop, and calling the closed client made
+    nio open an HTTP session nobody closed (« Unclosed client session » after the tests)."""
+    runner = bot_factory()
+    app = await runner.start()
+    sides = app.services.side_work
+    handlers, undecryptable = app.sync_loop.handlers, app.sync_loop.undecryptable
+    assert any(s is handlers.tasks for s in sides)  # type: ignore[attr-defined]
+    assert any(s is undecryptable.tasks for s in sides)
+    assert app.services.arrivals is not None
+    assert any(s is app.services.arrivals.tasks for s in sides) and len(sides) == 4
+    waiting = [side.spawn(asyncio.sleep(3600), name="en attente") for side in sides]
+
+    await runner.kill()
+    assert all(task.cancelled() for task in waiting)
+    assert all(len(side) == 0 for side in sides)
+    assert app.client.client_session is None  # closed, and nothing opened it again
