@@ -195,7 +195,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common.access_log import request_log_on, sync_load  # noqa: E402
 from bench.common.bounded import bounded  # noqa: E402
-from bench.common.clients import ENCRYPTED, Professional, e2ee_client, until  # noqa: E402
+from bench.common.clients import ENCRYPTED, Professional, e2ee_client, post_as, until  # noqa: E402
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
@@ -251,18 +251,7 @@ async def populate(site: Site, concurrency: int) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
 
         async def call(token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-            for _attempt in range(20):
-                async with http.post(
-                    base + path, json=body, headers={"Authorization": f"Bearer {token}"}
-                ) as resp:
-                    data = dict(await resp.json())
-                    if resp.status == 429:
-                        await asyncio.sleep(min(5.0, data.get("retry_after_ms", 500) / 1000))
-                        continue
-                    if resp.status != 200:
-                        raise RuntimeError(f"{path}: {resp.status} {data}")
-                    return data
-            raise RuntimeError(f"{path}: toujours limité")
+            return await post_as(http, base, token, path, body)
 
         async def make_room(i: int) -> str:
             nonlocal done

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bot_scale import POOL, SMALLEST, STORM_ROOMS, alternate  # noqa: E402
 from bench.common.bounded import bounded  # noqa: E402
-from bench.common.clients import ENCRYPTED, Professional, e2ee_client  # noqa: E402
+from bench.common.clients import ENCRYPTED, Professional, e2ee_client, post_as  # noqa: E402
 from bench.common.homeserver import stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
@@ -104,18 +104,7 @@ async def populate(
     tokens |= {storm.user_id: storm.access_token, echo.user_id: echo.access_token}
 
     async def call(token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        for _attempt in range(20):
-            async with http.post(
-                dep.homeserver + path, json=body, headers={"Authorization": f"Bearer {token}"}
-            ) as resp:
-                data = dict(await resp.json())
-                if resp.status == 429:
-                    await asyncio.sleep(min(5.0, data.get("retry_after_ms", 500) / 1000))
-                    continue
-                if resp.status != 200:
-                    raise RuntimeError(f"{path}: {resp.status} {data.get('errcode')}")
-                return data
-        raise RuntimeError(f"{path}: toujours limité")
+        return await post_as(http, dep.homeserver, token, path, body)
 
     t0 = time.monotonic()
     made = 0
