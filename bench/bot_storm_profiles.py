@@ -14,8 +14,10 @@ Each deployment is started with ``cercle up`` (its own bot, as deployed: cross-s
 the region's nginx), on fresh data, then:
 - ``--rooms`` encrypted rooms made by the bot's account (a token from the Admin API: the
   running bot syncs them as it would rooms made by its commands), 2–3 members each from a
-  pool of 40 professionals; the storm's 50 rooms hold the storm's sender, one professional and
-  a bare nio echo (``bench/bot_latency.py --echo``, its own process); the last room holds the
+  pool of 40 professionals; the storm's 50 rooms hold one of its ``--storm-senders`` senders
+  (default 1; several spread the storm over the region's generic workers as a region's many
+  professionals do: nginx keeps each account on one worker), one professional and a bare nio
+  echo (``bench/bot_latency.py --echo``, its own process); the last room holds the
   professional who times the commands, and the bot;
 - ``--rounds`` × (``!aide`` to the bot, then « ping » to the echo in a direct room), idle;
 - the same during a storm: ``--storm-rate`` encrypted messages a second over the 50 rooms;
@@ -70,18 +72,18 @@ from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
 @dataclass(frozen=True)
 class Site:
-    """What populating a deployment left: the timed professional, the storm's sender, the
-    echo, the storm's rooms and the command room."""
+    """What populating a deployment left: the timed professional, the storm's senders, the
+    echo, the storm's rooms (room i sent to by sender i mod senders) and the command room."""
 
     me: RegisteredUser
-    storm: RegisteredUser
+    storm: list[RegisteredUser]
     echo: RegisteredUser
     storm_rooms: list[str]
     command_room: str
 
 
 async def populate(
-    dep: Deployment, rooms: int, concurrency: int, http: aiohttp.ClientSession
+    dep: Deployment, rooms: int, senders: int, concurrency: int, http: aiohttp.ClientSession
 ) -> Site:
     admin_token = (dep.var / "secrets" / ADMIN_TOKEN_FILE).read_text().strip()
     bot = f"@cercle-bot:{dep.server_name}"
@@ -94,14 +96,14 @@ async def populate(
             return await admin.login_as(user_id)
 
         pool = await bounded(concurrency, [pool_member(u) for u in pool_ids])
-        me, storm, echo = await register_and_log_in(
-            dep, ["storm-me", "storm-sender", "storm-echo"], http
+        me, echo, *storm = await register_and_log_in(
+            dep, ["storm-me", "storm-echo", *(f"storm-sender{k}" for k in range(senders))], http
         )
-        for login in (me, storm, echo):
+        for login in (me, echo, *storm):
             await admin.override_ratelimit(login.user_id)
         bot_token = await admin.login_as(bot)  # no device: the running bot keeps its own
     tokens = {**dict(zip(pool_ids, pool, strict=True)), me.user_id: me.access_token}
-    tokens |= {storm.user_id: storm.access_token, echo.user_id: echo.access_token}
+    tokens |= {s.user_id: s.access_token for s in storm} | {echo.user_id: echo.access_token}
 
     async def call(token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await post_as(http, dep.homeserver, token, path, body)
@@ -112,7 +114,7 @@ async def populate(
     async def make_room(i: int) -> str:
         nonlocal made
         if i < STORM_ROOMS:
-            members = [storm.user_id, pool_ids[i % POOL], echo.user_id]
+            members = [storm[i % senders].user_id, pool_ids[i % POOL], echo.user_id]
         elif i == rooms - 1:
             members = [me.user_id]
         else:
@@ -164,9 +166,13 @@ def start_echo(dep: Deployment, echo: RegisteredUser) -> subprocess.Popen[bytes]
 async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     me = Professional(await e2ee_client(dep.homeserver, site.me, dep.var / "bench-me"))
-    storm = Professional(await e2ee_client(dep.homeserver, site.storm, dep.var / "bench-storm"))
+    storm = [
+        Professional(await e2ee_client(dep.homeserver, s, dep.var / f"bench-storm{k}"))
+        for k, s in enumerate(site.storm)
+    ]
     me.start()
-    storm.start()
+    for sender in storm:
+        sender.start()
     echo_proc = start_echo(dep, site.echo)
     room = site.command_room
     try:
@@ -178,8 +184,8 @@ async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict
         for _ in range(3):  # room keys shared, everything warm
             await me.command(room, "!aide", timeout=120)
             await me.command(echo_room, "ping", timeout=120)
-        for room_id in site.storm_rooms:  # the storm's keys shared to the bot and the echo
-            await storm.send(room_id, "préparation")
+        for i, room_id in enumerate(site.storm_rooms):  # keys shared to the bot and the echo
+            await storm[i % len(storm)].send(room_id, "préparation")
         await asyncio.sleep(3)
 
         idle, echo_idle, _ = await alternate(me, room, echo_room, args.rounds, 120)
@@ -194,8 +200,11 @@ async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict
             nonlocal sent
             next_at = time.monotonic()
             while not storm_over.is_set():
-                target = site.storm_rooms[sent % len(site.storm_rooms)]
-                task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))
+                i = sent % len(site.storm_rooms)
+                sender = storm[i % len(storm)]
+                task = asyncio.create_task(
+                    sender.send(site.storm_rooms[i], f"message de fond {sent}")
+                )
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 sent += 1
@@ -251,7 +260,7 @@ async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict
         )
     finally:
         stop([echo_proc])
-        for client in (me, storm):
+        for client in (me, *storm):
             await client.close()
     return out
 
@@ -263,7 +272,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            site = await populate(dep, args.rooms, args.concurrency, http)
+            site = await populate(dep, args.rooms, args.storm_senders, args.concurrency, http)
         return await measure(dep, site, args)
     finally:
         dep.cli("down")
@@ -275,6 +284,7 @@ def main() -> int:
     parser.add_argument("--rooms", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--storm-rate", type=float, default=10)
+    parser.add_argument("--storm-senders", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--profiles", default="single,region")
     parser.add_argument("--json", help="write the figures to this file")
@@ -283,6 +293,8 @@ def main() -> int:
         parser.error(f"--rooms : {SMALLEST} au moins (les {STORM_ROOMS} de la tempête + 1)")
     if not 1 <= args.rounds <= 1000 or not 0 < args.storm_rate <= 200:
         parser.error("--rounds : 1 à 1000 ; --storm-rate : entre 0 et 200 messages/s")
+    if not 1 <= args.storm_senders <= STORM_ROOMS:
+        parser.error(f"--storm-senders : 1 à {STORM_ROOMS}")
     wanted = {p.strip() for p in args.profiles.split(",") if p.strip()}
     if not wanted or wanted - {"single", "region"}:
         parser.error("--profiles : single, region ou les deux")
@@ -295,7 +307,10 @@ def main() -> int:
             if dep.name in wanted:
                 results[dep.name] = run_cleanly(run_one(dep, args))
     print()
-    print(f"bot dans {args.rooms} salons, tempête de {args.storm_rate:g} msg/s dans 50 salons")
+    print(
+        f"bot dans {args.rooms} salons, tempête de {args.storm_rate:g} msg/s dans 50 salons "
+        f"par {args.storm_senders} compte(s)"
+    )
     print("profil | !aide repos p50/p99 | tempête p50/p99 | rapport p50/p99 | écho p50/p99")
     for name, r in results.items():
         print(
