@@ -27,8 +27,16 @@ the region's nginx), on fresh data, then:
 Loopback only; every wait bounded; the deployment is stopped and its databases dropped even
 when the run fails.
 
+Measured 2026-12-06 (2-core machine otherwise idle; docs/capacity.md, « The storm on the
+region profile »), storm / idle at p50 / p99, the bot then the bare echo:
+  5,000 rooms, 1 sender:  single 1.32× / 1.20× (echo 1.69× / 1.81×); region 2.36× / 2.53×
+                          (echo 2.95× / 3.44×)
+  2,000 rooms, 8 senders: single 1.39× / 1.53× (echo 1.57× / 1.75×); region 1.93× / 2.36×
+                          (echo 2.02× / 2.29×)
+On two cores the region's extra hops cost more than its separate processes give back.
+
 Usage: .venv/bin/python bench/bot_storm_profiles.py [--rooms 5000] [--rounds 30]
-       [--profiles single,region] [--json out.json]
+       [--storm-senders 1] [--profiles single,region] [--json out.json]
 """
 
 from __future__ import annotations
