@@ -195,7 +195,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common.access_log import request_log_on, sync_load  # noqa: E402
 from bench.common.bounded import bounded  # noqa: E402
-from bench.common.clients import ENCRYPTED, Professional, e2ee_client, post_as, until  # noqa: E402
+from bench.common.clients import (  # noqa: E402
+    ENCRYPTED,
+    Professional,
+    Storm,
+    e2ee_client,
+    post_as,
+    until,
+)
 from bench.common.homeserver import BenchSite, stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct, rss_mb  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
@@ -613,27 +620,11 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             print(f"  écho nio nu au repos : {latency_ms(echo_idle)}", flush=True)
 
         # !aide during a storm: 10 msg/s over 50 other rooms
-        storm_over = asyncio.Event()
-        sent = 0
-        pending: set[asyncio.Task[str]] = set()
-
-        async def storm_loop() -> None:
-            nonlocal sent
-            rooms = site_state["storm_rooms"]
-            next_at = time.monotonic()
-            while not storm_over.is_set():
-                target = rooms[sent % len(rooms)]
-                task = asyncio.create_task(storm.send(target, f"message de fond {sent}"))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                sent += 1
-                next_at += 1 / args.storm_rate
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
-        storm_task = asyncio.create_task(storm_loop())
+        messages = Storm([storm], site_state["storm_rooms"], args.storm_rate)
+        messages.start()
         await asyncio.sleep(3)
         s0, st0, b0, t0 = (
-            sent,
+            messages.sent,
             cpu_seconds(synapse.pid or 0),
             cpu_seconds(bot.pid),
             time.monotonic(),
@@ -644,7 +635,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
         elapsed = time.monotonic() - t0
         syn_cpu = (cpu_seconds(synapse.pid or 0) - st0) / elapsed
         bot_cpu = (cpu_seconds(bot.pid) - b0) / elapsed
-        sent_during = sent - s0
+        sent_during = messages.sent - s0
         out["rss_mb_end"] = rss_mb(bot.pid)
         echo_alone: list[float] = []
         if echo_room is not None:
@@ -658,11 +649,7 @@ async def measure(site: Site, args: argparse.Namespace) -> dict[str, float]:
             out["synapse_cpu_storm_without_bot"] = (cpu_seconds(synapse.pid or 0) - st1) / (
                 time.monotonic() - t1
             )
-        storm_over.set()
-        await storm_task
-        for task in list(pending):
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await messages.stop()
         rate = sent_during / elapsed
         if unanswered:
             print(

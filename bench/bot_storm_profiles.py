@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bot_scale import POOL, SMALLEST, STORM_ROOMS, alternate  # noqa: E402
 from bench.common.bounded import bounded  # noqa: E402
-from bench.common.clients import ENCRYPTED, Professional, e2ee_client, post_as  # noqa: E402
+from bench.common.clients import ENCRYPTED, Professional, Storm, e2ee_client, post_as  # noqa: E402
 from bench.common.homeserver import stop  # noqa: E402
 from bench.common.measures import cpu_seconds, latency_ms, pct  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
@@ -200,43 +200,21 @@ async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict
         print(f"   !aide au repos : {latency_ms(idle)}", flush=True)
         print(f"   écho au repos  : {latency_ms(echo_idle)}", flush=True)
 
-        storm_over = asyncio.Event()
-        sent = 0
-        pending: set[asyncio.Task[str]] = set()
-
-        async def storm_loop() -> None:
-            nonlocal sent
-            next_at = time.monotonic()
-            while not storm_over.is_set():
-                i = sent % len(site.storm_rooms)
-                sender = storm[i % len(storm)]
-                task = asyncio.create_task(
-                    sender.send(site.storm_rooms[i], f"message de fond {sent}")
-                )
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                sent += 1
-                next_at += 1 / args.storm_rate
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
         # read before the storm: `cercle status` blocks this loop, and the storm would then
         # catch up its delay in a burst
         pids = process_pids(dep)
-        storm_task = asyncio.create_task(storm_loop())
+        messages = Storm(storm, site.storm_rooms, args.storm_rate)
+        messages.start()
         try:
             await asyncio.sleep(3)
             cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            s0, t1 = sent, time.monotonic()
+            s0, t1 = messages.sent, time.monotonic()
             busy, echo_busy, unanswered = await alternate(me, room, echo_room, args.rounds, 60)
             elapsed = time.monotonic() - t1
             cpu = {name: (cpu_seconds(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
-            rate = (sent - s0) / elapsed
+            rate = (messages.sent - s0) / elapsed
         finally:
-            storm_over.set()
-            await storm_task
-            for task in list(pending):
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await messages.stop()
         busy = busy or [float("nan")]
         echo_busy = echo_busy or [float("nan")]
         print(f"   !aide pendant la tempête ({rate:.1f} msg/s) : {latency_ms(busy)}", flush=True)

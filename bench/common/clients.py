@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +160,41 @@ class Professional(Watcher):
             return time.perf_counter() - t0
         self.waiters[event_id] = waiter
         return await asyncio.wait_for(waiter, timeout) - t0
+
+
+class Storm:
+    """Messages at a steady ``rate`` a second, round robin over ``rooms``, room i's sent by
+    ``senders[i % len(senders)]``; no send waits for the one before (a slow answer does not
+    slow the rate). ``sent`` counts them; ``stop`` ends the loop and cancels what is left."""
+
+    def __init__(self, senders: Sequence[Watcher], rooms: Sequence[str], rate: float) -> None:
+        self.senders = senders
+        self.rooms = rooms
+        self.rate = rate
+        self.sent = 0
+        self._over = asyncio.Event()
+        self._pending: set[asyncio.Task[str]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._over.is_set():
+            i = self.sent % len(self.rooms)
+            sender = self.senders[i % len(self.senders)]
+            task = asyncio.create_task(sender.send(self.rooms[i], f"message de fond {self.sent}"))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            self.sent += 1
+            next_at += 1 / self.rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def stop(self) -> None:
+        self._over.set()
+        if self._task is not None:
+            await self._task
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
