@@ -62,7 +62,9 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def connection_help(ctx: CliContext) -> str:
+def connection_help(ctx: CliContext, *, detached: bool = False) -> str:
+    """What a newcomer does next; ``detached``: the terminal is free again, Ctrl-C stops
+    nothing there, only ``cercle down`` does."""
     p = ctx.profile
     lines = [
         "",
@@ -87,7 +89,9 @@ def connection_help(ctx: CliContext) -> str:
         "     À la première connexion, accepter les documents juridiques (le lien est donné "
         "par le serveur avant le premier message).",
         f"  3. Écrire au bot {p.bot_user_id} : !aide",
-        f"Arrêter : Ctrl-C ici, ou « {command_line('down')} ».",
+        f"Arrêter : « {command_line('down')} »."
+        if detached
+        else f"Arrêter : Ctrl-C ici, ou « {command_line('down')} ».",
     ]
     return "\n".join(lines)
 
@@ -162,7 +166,7 @@ def _up_detached(ctx: CliContext) -> int:
             raise CliError(f"le démarrage a échoué{said} ; voir {log_path}")
         state = read_run_file(ctx.profile)
         if state and state.get("ready"):
-            _say(connection_help(ctx))
+            _say(connection_help(ctx, detached=True))
             return 0
         time.sleep(0.2)
     raise CliError(f"Cercle n'est pas prêt après {patience} s ; voir {log_dir / 'cercle.log'}")

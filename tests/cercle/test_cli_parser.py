@@ -46,3 +46,7 @@ def test_up_says_only_what_to_do_next() -> None:
     assert "premier professionnel" in text and "Element" in text
     assert text.count("http://127.0.0.1:8008/") == 2 and "!aide" in text
     assert "documents juridiques" in text  # the first message is refused until accepted
+    assert "Ctrl-C ici" in text
+    # started with --detach the terminal is free: Ctrl-C there stops nothing
+    detached = connection_help(SimpleNamespace(profile=profile), detached=True)  # type: ignore[arg-type]
+    assert "Ctrl-C" not in detached and "cercle down" in detached
