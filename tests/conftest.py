@@ -7,6 +7,7 @@ directory on a free port, so the tests exercise the real configuration.
 from __future__ import annotations
 
 import itertools
+import os
 import secrets as _random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,19 @@ from typing import Any
 
 import pytest
 from support import SynapseUnderTest, TestUser, start_synapse
+
+
+@pytest.fixture(autouse=True)
+def _cli_profile_stays_in_its_test() -> Iterator[None]:
+    """`cercle.cli.main` names the profile in ``CERCLE_CONFIG`` for the children it starts;
+    called in-process by a test, that choice must not follow the worker into the next test
+    (a later `command_line` would print « --config <another test's file> »)."""
+    before = os.environ.get("CERCLE_CONFIG")
+    yield
+    if before is None:
+        os.environ.pop("CERCLE_CONFIG", None)
+    else:
+        os.environ["CERCLE_CONFIG"] = before
 
 
 @pytest.fixture(scope="session")

@@ -28,10 +28,12 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cercle" in capsys.readouterr().out
 
 
-def test_up_says_only_what_to_do_next() -> None:
+def test_up_says_only_what_to_do_next(monkeypatch: pytest.MonkeyPatch) -> None:
     """A newcomer reads the URL, how to create the first professional and how to open
     Element — not « Créer le premier administrateur » (the service admin exists)."""
     from types import SimpleNamespace
+
+    monkeypatch.delenv("CERCLE_CONFIG", raising=False)  # the default profile's wording
 
     from cercle.commands_run import connection_help
 
