@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bots.shards import Shards
 from deployment.profile import Profile
 from deployment.typed_config import (
     ConfigModel,
     Count,
     PositiveCount,
     PositiveNumber,
+    ProfileError,
     Text,
     validated,
 )
@@ -53,6 +55,14 @@ class BotConfig(ConfigModel):
     # gets the transcript PDF; their new or newly cross-signed devices get the keys this long
     history_fallback_seconds: PositiveNumber = 180.0
     history_watch_days: PositiveNumber = 3.0
+    # issue 15: this process's shard (1: the front) and every account of the bot, the front
+    # first (empty: one account, ``user_id``); bots/shards.py
+    shard: PositiveCount = 1
+    accounts: tuple[str, ...] = ()
+
+    @property
+    def shards(self) -> Shards:
+        return Shards(self.accounts or (self.user_id,), self.shard)
 
     @property
     def session_file(self) -> Path:
@@ -76,13 +86,25 @@ class BotConfig(ConfigModel):
         return self.cross_signing_key_path or self.data_dir / "cross_signing.enc"
 
     @classmethod
-    def from_profile(cls, profile: Profile, **overrides: Any) -> BotConfig:
+    def from_profile(cls, profile: Profile, *, shard: int = 1, **overrides: Any) -> BotConfig:
+        """Shard 1 (the front) is the account and folder every deployment has (``var/bot``);
+        shard k logs in as ``cercle-bot-k`` and keeps its own ``var/bot-k``."""
         bot = profile.settings.bot
+        accounts = profile.bot_user_ids
+        if not 1 <= shard <= len(accounts):
+            raise ProfileError(
+                f"bot.shards : le bot n'a que {len(accounts)} compte(s), pas de n° {shard}"
+            )
         values = {
-            **bot.model_dump(exclude={"localpart"}),
+            **bot.model_dump(exclude={"localpart", "shards"}),
             **matrix_account(
-                profile, user_id=profile.bot_user_id, data_dir=profile.var_dir / "bot"
+                profile,
+                user_id=accounts[shard - 1],
+                data_dir=profile.var_dir / ("bot" if shard == 1 else f"bot-{shard}"),
             ),
+            "shard": shard,
+            "accounts": accounts,
+            **({} if shard == 1 else {"display_name": f"{bot.display_name} (salons {shard})"}),
             **overrides,
         }
         return validated(cls, values, "section bot du profil", "bot.")

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from deployment.conventions import bot_shard_localpart
 from deployment.settings import CercleSettings
 from deployment.typed_config import ProfileError, check_source, validated
 
@@ -132,6 +133,15 @@ class Profile:
     @property
     def bot_user_id(self) -> str:
         return f"@{self.section('bot')['localpart']}:{self.server_name}"
+
+    @property
+    def bot_user_ids(self) -> tuple[str, ...]:
+        """Every account of the bot, the front (``bot_user_id``) first (bots/shards.py)."""
+        bot = self.section("bot")
+        return tuple(
+            f"@{bot_shard_localpart(bot['localpart'], k)}:{self.server_name}"
+            for k in range(1, int(bot.get("shards", 1)) + 1)
+        )
 
     @property
     def dossier_url(self) -> str:

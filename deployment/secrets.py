@@ -47,6 +47,13 @@ def read_or_create(directory: Path, name: str, factory: Callable[[], str]) -> st
 
 
 @dataclass(frozen=True)
+class BotAccountSecrets:
+    password: str = field(repr=False)
+    pickle_key: str = field(repr=False)
+    cross_signing_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Secrets:
     directory: Path
     registration_shared_secret: str = field(repr=False)
@@ -65,6 +72,23 @@ class Secrets:
 
     def path_of(self, name: str) -> Path:
         return self.directory / name
+
+    def bot_account(self, shard: int) -> BotAccountSecrets:
+        """The secrets of the bot's account for ``shard`` (bots/shards.py): the front's are
+        the deployment's ``bot_*``; shard k's are made the first time it is asked for."""
+        if shard == 1:
+            return BotAccountSecrets(
+                self.bot_password, self.bot_pickle_key, self.bot_cross_signing_key
+            )
+        values = [
+            read_or_create(
+                self.directory,
+                f"bot{shard}_{name}",
+                partial(_random.token_urlsafe, _TOKENS[f"bot_{name}"]),
+            )
+            for name in ("password", "pickle_key", "cross_signing_key")
+        ]
+        return BotAccountSecrets(*values)
 
     @classmethod
     def load_or_create(cls, var_dir: Path) -> Secrets:

@@ -16,9 +16,9 @@ that ruff knows its list defaults are pydantic's, copied per instance.)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, Strict
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from deployment.typed_config import (
@@ -108,6 +108,8 @@ class Escalation(Section):
 class Bot(Section):
     localpart: Text = "cercle-bot"
     display_name: Text = "Cercle"
+    # patient rooms spread over this many accounts, one process each (bots/shards.py)
+    shards: Annotated[int, Strict(), Field(gt=0, le=32)] = 1
     device_id: Text = "CERCLEBOT"
     command_prefix: Text = "!"
     escalation: Escalation = Escalation()
