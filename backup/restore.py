@@ -259,6 +259,18 @@ def _place(store: Store, record: dict[str, Any], staged: Path) -> None:
     _private_tree(store.path)
 
 
+def _unknown_store(name: str) -> str:
+    """Why a store of the archive has no place here: a folder of the bot's shard k
+    (``bot-k``) needs ``bot.shards`` at k at least; anything else, a newer Cercle."""
+    shard = name.removeprefix("bot-")
+    if shard != name and shard.isdigit():
+        return (
+            f"l'archive contient le dossier du compte n° {shard} du bot ({name}) : réglez "
+            f"bot.shards à {shard} au moins, comme sur l'installation sauvegardée"
+        )
+    return f"donnée {name} inconnue de cette version de Cercle"
+
+
 def restore_archive(profile: Profile, archive: Path, key: PrivateKey, say: Say) -> ArchiveContents:
     stores = {s.name: s for s in declared_stores(profile)}
     _check_target(list(stores.values()))
@@ -276,17 +288,19 @@ def restore_archive(profile: Profile, archive: Path, key: PrivateKey, say: Say) 
             )
         if contents.manifest.get("kind") == "retention":
             raise ArchiveError("archive de conservation d'un dossier : à lire, pas à restaurer")
-        for record in contents.manifest["stores"]:
-            if not record["present"]:
-                continue
+        present = [record for record in contents.manifest["stores"] if record["present"]]
+        # every store checked before any is placed: a refusal leaves the target as it was
+        for record in present:
             store = stores.get(record["name"])
             if store is None:
-                raise ArchiveError(f"donnée {record['name']} inconnue de cette version de Cercle")
+                raise ArchiveError(_unknown_store(record["name"]))
             if store.kind != record["kind"]:
                 raise ArchiveError(
                     f"{record['name']} : archive {record['kind']}, installation {store.kind} "
                     "(même moteur de base de données requis)"
                 )
+        for record in present:
+            store = stores[record["name"]]
             say(f"Restauration : {record['name']}…")
             staged = staging / "stores" / record["name"]
             staged.mkdir(parents=True, exist_ok=True, mode=0o700)

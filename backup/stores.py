@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+from bots.config import BotConfig
 from deployment.profile import Profile
 from dossier_service.config import default_database_url, normalise_database_url
 from dossier_service.directory.store import legacy_database_path
@@ -62,6 +63,15 @@ def _dossier_database(profile: Profile) -> Store:
     return Store("dossier-db", "sqlite", path=Path(url.split(":///", 1)[1]), optional=True)
 
 
+def _bot_folders(profile: Profile) -> list[Store]:
+    """Each shard's folder of the bot (``bot.shards``: ``bot``, then ``bot-2`` …): its session,
+    crypto store and ledger, named after the folder (``var/bot``, ``var/bot-2`` …)."""
+    configs = (
+        BotConfig.from_profile(profile, shard=k) for k in range(1, len(profile.bot_user_ids) + 1)
+    )
+    return [Store(c.data_dir.name, "files", path=c.data_dir, optional=True) for c in configs]
+
+
 def declared_stores(profile: Profile) -> list[Store]:
     var = profile.var_dir
     dossier = profile.section("dossier")
@@ -72,7 +82,7 @@ def declared_stores(profile: Profile) -> list[Store]:
     # taken AFTER their database.
     return [
         Store("secrets", "files", path=var / "secrets"),
-        Store("bot", "files", path=var / "bot", optional=True),
+        *_bot_folders(profile),
         _synapse_database(profile),
         Store("synapse-media", "blobs", path=var / "synapse" / "media_store"),
         _dossier_database(profile),

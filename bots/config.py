@@ -109,6 +109,11 @@ class BotConfig(ConfigModel):
         }
         return validated(cls, values, "section bot du profil", "bot.")
 
+    @classmethod
+    def every_account(cls, profile: Profile) -> list[BotConfig]:
+        """The configuration of each of the bot's accounts (``bot.shards``), the front first."""
+        return [cls.from_profile(profile, shard=k) for k in range(1, len(profile.bot_user_ids) + 1)]
+
 
 def matrix_account(profile: Profile, *, user_id: str, data_dir: Path) -> dict[str, Any]:
     """What the configuration of a Matrix component (the bot, the mail bridge) takes from the

@@ -1,6 +1,9 @@
 """The coordination bot as a process (logging, signals, exit status), until SIGTERM /
 SIGINT; ``python -m bots`` starts it through `deployment.startup`. `serve` and
-`stop_on_signals` serve the mail bridge's process too."""
+`stop_on_signals` serve the mail bridge's process too.
+
+One process per account of the bot (``bot.shards``, bots/shards.py): the supervisor tells
+each its shard through ``CERCLE_BOT_SHARD`` (absent: 1, the front)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from bots.app import BotApp
 from bots.config import BotConfig
 from bots.matrix.session import SessionError
+from deployment.conventions import BOT_SHARD_ENV
 from deployment.incidents import configure_logging
 from deployment.processes import PRIVATE_UMASK
 from deployment.profile import ProfileError, load_profile
@@ -59,16 +63,33 @@ async def serve(app: Service, stop: asyncio.Event, started: Callable[[], None]) 
         await app.stop()
 
 
+def shard_from_env(env: Mapping[str, str], count: int) -> int:
+    """This process's shard: ``CERCLE_BOT_SHARD`` (absent: 1), a whole number from 1 to the
+    profile's ``bot.shards`` (``count``), or a French ProfileError naming both."""
+    raw = env.get(BOT_SHARD_ENV)
+    if raw is None:
+        return 1
+    text = raw.strip()
+    shard = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= shard <= count:
+        raise ProfileError(
+            f"{BOT_SHARD_ENV} = « {raw} » : numéro de compte du bot invalide, un entier de 1 "
+            f"à {count} est attendu (bot.shards du profil : {count})"
+        )
+    return shard
+
+
 async def run() -> int:
     profile = load_profile()
-    secrets = Secrets.load_or_create(profile.var_dir)
-    config = BotConfig.from_profile(profile)
+    shard = shard_from_env(os.environ, profile.settings.bot.shards)
+    config = BotConfig.from_profile(profile, shard=shard)
+    account = Secrets.load_or_create(profile.var_dir).bot_account(shard)
     stop = stop_on_signals()
     app = await BotApp.create(
         config,
-        password=secrets.bot_password,
-        pickle_key=secrets.bot_pickle_key,
-        cross_signing_key=secrets.bot_cross_signing_key,
+        password=account.password,
+        pickle_key=account.pickle_key,
+        cross_signing_key=account.cross_signing_key,
     )
 
     def started() -> None:  # after the first sync is handled: the readiness signal

@@ -197,7 +197,8 @@ def _out(text: str) -> None:
 
 
 def _service_accounts(ctx: CliContext) -> set[str]:
-    return {f"@{ADMIN_LOCALPART}:{ctx.profile.server_name}", ctx.profile.bot_user_id}
+    """The admin account and every account of the bot (one per shard, ``bot.shards``)."""
+    return {f"@{ADMIN_LOCALPART}:{ctx.profile.server_name}", *ctx.profile.bot_user_ids}
 
 
 async def existing_user(api: AdminApi, user_id: str) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from backup.schedule import status as backup_status
-from bots.config import BotConfig
 from bridges.mail.status import mailbox_lines, mailbox_report
+from cercle.bot_instances import BOT_SERVICE, bot_configs, instance_name, is_ready
 from cercle.context import CliContext, command_line, load_context
 from cercle.errors import CliError
 from cercle.supervisor import (
@@ -255,6 +255,9 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         if spec.name == "dossier" and p.is_region:
             dossier_up = _dossier_processes(p, pids, restarts, services)
             continue
+        if spec.name == BOT_SERVICE and spec.present():
+            _bot_processes(p, pids, restarts, services)
+            continue
         pid = pids.get(spec.name)
         alive = pid is not None and pid_alive(int(pid))
         entry: dict[str, Any] = {
@@ -269,9 +272,6 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
             dossier_up = alive and is_healthy(p.dossier_url)
             entry["state"] = "running" if dossier_up else ("starting" if alive else "stopped")
             entry["url"] = p.dossier_url
-        elif spec.name == "bot":  # ready once its first sync is handled (bots/main.py)
-            ready = alive and pid is not None and _bot_ready(p, int(pid))
-            entry["state"] = "running" if ready else ("starting" if alive else "stopped")
         else:
             entry["state"] = "running" if alive else "stopped"
         services[spec.name] = entry
@@ -324,12 +324,22 @@ def _dossier_processes(
     return is_healthy(p.dossier_url)
 
 
-def _bot_ready(profile: Any, pid: int) -> bool:
-    ready = BotConfig.from_profile(profile).ready_file
-    try:
-        return ready.read_text(encoding="utf-8").strip() == str(pid)
-    except (FileNotFoundError, ValueError):
-        return False
+def _bot_processes(
+    p: Any, pids: dict[str, Any], restarts: dict[str, int], services: dict[str, Any]
+) -> None:
+    """Each process of the bot (``bot``, then ``bot2`` … with ``bot.shards``): running once
+    its first sync is handled (its ready file, bots/main.py), starting until then."""
+    for config in bot_configs(p):
+        name = instance_name(config.shard)
+        pid = pids.get(name)
+        alive = pid is not None and pid_alive(int(pid))
+        ready = alive and pid is not None and is_ready(config, int(pid))
+        services[name] = {
+            "pid": pid if alive else None,
+            "restarts": restarts.get(name, 0),
+            "state": "running" if ready else ("starting" if alive else "stopped"),
+            "user_id": config.user_id,
+        }
 
 
 def backup_line(state: dict[str, Any]) -> str:

@@ -25,6 +25,14 @@ from typing import Any
 
 from backup.schedule import BackupScheduler
 from bridges.mail.account import ensure_bridge_account
+from cercle.bot_instances import (
+    BOT_SERVICE,
+    bot_accounts,
+    bot_configs,
+    instance_name,
+    is_shard_instance,
+    shard_env,
+)
 from cercle.errors import CliError
 from deployment.dependencies import postgres_databases, region_dependencies
 from deployment.postgres import DatabaseSetupError, check_collation, ensure_database
@@ -71,8 +79,14 @@ CHILD_MARKS = {
 
 
 def child_marks(profile: Profile) -> dict[str, str]:
-    """CHILD_MARKS plus, in the region profile, every worker, the proxy and each dossier."""
+    """CHILD_MARKS plus each of the bot's other shards (bot2 …, and those a larger
+    ``bot.shards`` left a pid file for) and, in the region profile, every worker, the proxy
+    and each dossier."""
     marks = dict(CHILD_MARKS)
+    recorded = {path.stem for path in (profile.var_dir / "run").glob("bot*.pid")}
+    shards = {instance_name(k) for k in range(2, len(profile.bot_user_ids) + 1)}
+    for name in sorted(shards | {name for name in recorded if is_shard_instance(name)}):
+        marks[name] = CHILD_MARKS[BOT_SERVICE]
     if profile.is_region:
         from homeserver.workers import topology
 
@@ -149,7 +163,7 @@ SERVICES = (
     # the only process holding the Synapse admin token, on a Unix socket (issue 12)
     ServiceSpec("comptes", "homeserver.account_gateway"),
     ServiceSpec("dossier", "dossier_service"),
-    ServiceSpec("bot", "bots"),
+    ServiceSpec(BOT_SERVICE, "bots"),  # one process per shard (bot.shards): bot, bot2 …
     ServiceSpec("courrier", "bridges.mail", switch="mail_bridge"),
 )
 
@@ -163,7 +177,8 @@ class ServiceProcess:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
-    # several processes of one service (region: dossier1, dossier2): own name and settings
+    # several processes of one service (region: dossier1, dossier2; the bot's shards: bot2
+    # …): own name and settings
     instance: str = ""
     env: dict[str, str] = field(default_factory=dict)
     restarted: int = 0  # every restart since `cercle up` (shown by `cercle status`)
@@ -246,6 +261,17 @@ class Supervisor:
         ]
 
     def _processes_of(self, spec: ServiceSpec) -> list[ServiceProcess]:
+        if spec.name == BOT_SERVICE:  # the front keeps the name, pid and log files of "bot"
+            return [
+                ServiceProcess(
+                    spec,
+                    self.log_dir / f"{instance_name(config.shard)}.log",
+                    self.run_dir,
+                    instance="" if config.shard == 1 else instance_name(config.shard),
+                    env=shard_env(config.shard),
+                )
+                for config in bot_configs(self.profile)
+            ]
         if spec.name != "dossier" or not self.profile.is_region:
             return [ServiceProcess(spec, self.log_dir / f"{spec.name}.log", self.run_dir)]
         return [
@@ -332,14 +358,12 @@ class Supervisor:
         if self.proxy is not None:
             self.proxy.check()
             self.proxy.start()
-        bot = self.profile.section("bot")
         accounts = asyncio.run(
             ensure_service_accounts(
                 self.profile.admin_url,
                 self.profile.server_name,
                 self.secrets,
-                bot_localpart=str(bot["localpart"]),
-                bot_display_name=str(bot["display_name"]),
+                bots=bot_accounts(self.profile, self.secrets),
             )
         )
         if any(s.spec.name == "courrier" for s in self.services):
@@ -356,8 +380,8 @@ class Supervisor:
         for service in self.services:
             announce(f"Démarrage du service {service.name}…")
             service.start()
-            if service.instance:  # one dossier migrates the database before the next starts
-                self._wait_for_dossier(announce, service)
+            if service.spec.name == "dossier" and service.instance:
+                self._wait_for_dossier(announce, service)  # one migrates before the next starts
         self._wait_for_dossier(announce)
         self._write_run_file(ready=True)
 

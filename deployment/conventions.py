@@ -12,7 +12,9 @@
 * ``ToldError``: an expected failure whose French ``message`` is shown to the person as is
   (a command's refusal, a form to correct, a mail refused …); each component subclasses it.
 * ``bot_shard_localpart``: the account of the bot's shard k (``cercle-bot``, ``cercle-bot-2`` …;
-  ``bots/shards.py``), which the deployment creates and the bot logs in with.
+  ``bots/shards.py``), which the deployment creates and the bot logs in with;
+  ``BOT_SHARD_ENV``: the variable through which the supervisor tells each of the bot's
+  processes its shard (absent: 1, the front).
 * ``wait_set``: how a worker loop sleeps until woken or a timeout passes, without the
   ``asyncio.wait_for`` of Python 3.11, which swallows a cancellation that arrives as the event
   is set: the loop then runs on and whoever stops it waits forever.
@@ -44,6 +46,9 @@ FRENCH_WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", 
 MATRIX_USER_ID_TEXT = r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d{1,5})?"  # to embed in a pattern
 MATRIX_USER_ID_PATTERN = rf"^{MATRIX_USER_ID_TEXT}$"  # for pydantic's ``pattern``
 MATRIX_USER_ID = re.compile(MATRIX_USER_ID_PATTERN)
+
+
+BOT_SHARD_ENV = "CERCLE_BOT_SHARD"
 
 
 def bot_shard_localpart(localpart: str, shard: int) -> str:

@@ -31,6 +31,7 @@ from nio import (
 )
 from nio.crypto.attachments import decrypt_attachment
 
+from cercle.bot_instances import bot_accounts
 from deployment.processes import port_is_free
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
@@ -254,14 +255,12 @@ def start_synapse(var_dir: Path, extra: dict[str, Any] | None = None) -> Synapse
     secrets = Secrets.load_or_create(profile.var_dir)
     process = SynapseProcess(render(profile, secrets))
     process.start()
-    bot = profile.section("bot")
     accounts = asyncio.run(
         ensure_service_accounts(
             profile.homeserver_url,
             profile.server_name,
             secrets,
-            bot_localpart=str(bot["localpart"]),
-            bot_display_name=str(bot["display_name"]),
+            bots=bot_accounts(profile, secrets),
         )
     )
     return SynapseUnderTest(profile, secrets, process, accounts.admin_token, accounts.bot_user_id)

@@ -16,7 +16,7 @@ from dossier_service.api.session import LoggedIn, Me
 from dossier_service.auth import Session
 from dossier_service.directory.account_requests import Approval
 from dossier_service.schemas import OpenIdLoginIn
-from homeserver.accounts import ServiceAccounts
+from homeserver.accounts import BotAccount, ServiceAccounts
 from homeserver.admin_api import RegisteredUser
 
 SECRET = "s3cr3t-Vg9qXw"
@@ -42,6 +42,7 @@ HOLDERS = {
         last_mail_at=None,
     ),
     "service accounts": ServiceAccounts("@cercle-admin:example.org", SECRET, "@bot:example.org"),
+    "bot account": BotAccount("@cercle-bot-2:example.org", SECRET, "Cercle (salons 2)"),
     "registered user": RegisteredUser("@pro:example.org", SECRET, "DEVICE"),
     "account approved": Approval(
         1, "@pro:example.org", "Dr Pro", SECRET, datetime(2026, 12, 3, tzinfo=UTC)

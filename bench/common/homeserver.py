@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from cercle.bot_instances import bot_accounts
 from deployment.processes import stop_child
 from deployment.profile import Profile, load_profile
 from deployment.secrets import Secrets
@@ -83,14 +84,12 @@ class BenchSite:
         return SynapseProcess(rendered or self.render())
 
     async def service_accounts(self) -> ServiceAccounts:
-        """The admin and the bot, as ``cercle up`` makes them."""
-        bot = self.profile.section("bot")
+        """The admin and the bot's accounts (one per shard), as ``cercle up`` makes them."""
         return await ensure_service_accounts(
             self.homeserver_url,
             self.profile.server_name,
             self.secrets,
-            bot_localpart=str(bot["localpart"]),
-            bot_display_name=str(bot["display_name"]),
+            bots=bot_accounts(self.profile, self.secrets),
         )
 
     async def users(self, admin_token: str, localparts: Iterable[str]) -> dict[str, RegisteredUser]:

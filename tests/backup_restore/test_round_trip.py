@@ -13,8 +13,14 @@ from backup import layout
 from backup.crypto import ArchiveError, WrongKey, generate_key_pair, load_private_key
 from backup.restore import check_compatible, read_archive, restore_archive
 from backup.snapshot import BackupError, make_backup
-from deployment.profile import load_profile
-from tests.backup_restore.conftest import Deployment, add_document, add_media, make_profile
+from deployment.profile import Profile, load_profile
+from tests.backup_restore.conftest import (
+    Deployment,
+    add_document,
+    add_media,
+    make_profile,
+    sqlite_db,
+)
 
 
 def quiet(_: str) -> None:
@@ -61,6 +67,34 @@ def test_backup_restores_every_store_identically_with_private_modes(
     for path in fresh.var_dir.rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_each_bot_shards_folder_is_backed_up_and_restored_where_that_shard_runs(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Issue 15, ``bot.shards: 2``: var/bot-2 (the second account's session, crypto store,
+    ledger) goes into the archive beside var/bot; a deployment with one account refuses it,
+    naming the setting."""
+
+    def sharded(var: Path, shards: int) -> Profile:
+        extra = {"directory": str(deployment.backups)}
+        return load_profile(
+            env={}, extra={"var_dir": str(var), "backup": extra, "bot": {"shards": shards}}
+        )
+
+    sqlite_db(deployment.var / "bot-2" / "store" / "@cercle-bot-2:cercle.localhost_X.db", 4)
+    (deployment.var / "bot-2" / "session.json").write_text('{"device_id": "CERCLEBOT"}')
+    result = make_backup(sharded(deployment.var, 2), deployment.backups, quiet)
+    bots = [s for s in result.manifest["stores"] if s["name"].startswith("bot")]
+    assert [(s["name"], s["present"]) for s in bots] == [("bot", True), ("bot-2", True)]
+
+    key = load_private_key(deployment.key_file)
+    with pytest.raises(ArchiveError, match=r"bot-2\) : réglez bot\.shards à 2 au moins"):
+        restore_archive(sharded(tmp_path / "clone" / "var", 1), result.archive, key, quiet)
+    # refused before anything was placed: the operator sets bot.shards and restores again
+    fresh = sharded(tmp_path / "clone" / "var", 2)
+    restore_archive(fresh, result.archive, key, quiet)
+    assert tree(fresh.var_dir) == tree(deployment.var)
 
 
 def test_incremental_backup_writes_only_new_contents(deployment: Deployment) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -17,7 +19,11 @@ from pathlib import Path
 import pytest
 from support import free_port
 
-from deployment.processes import command_line, exposed_paths
+from cercle.supervisor import child_marks
+from deployment.processes import command_line, exposed_paths, recorded_children
+from deployment.profile import load_profile
+from homeserver.accounts import ADMIN_TOKEN_FILE
+from homeserver.admin_api import AdminApi
 from tests.cercle.warm_cli import run_cercle
 
 pytestmark = pytest.mark.integration
@@ -105,6 +111,96 @@ def test_up_status_down_and_second_up_reuses_state(
         assert json.loads(cercle(deployment_env, "status", "--json").stdout)["running"] is True
     finally:
         cercle(deployment_env, "down")
+
+
+def test_two_bot_shards_are_two_accounts_and_two_processes_watched_like_the_others(
+    deployment_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 15, ``bot.shards: 2``: `cercle up` registers both accounts, starts both
+    processes and is ready once each has handled its first sync; a killed shard is restarted
+    and shown; `cercle down` stops them all."""
+    env = {**deployment_env, "CERCLE__BOT__SHARDS": "2"}
+    var = tmp_path / "var"
+    profile = load_profile(env=env)
+    front, second = profile.bot_user_ids
+
+    def services() -> dict[str, dict[str, object]]:
+        report = json.loads(cercle(env, "status", "--json").stdout)
+        return dict(report["services"])
+
+    pids: list[int] = []
+    try:
+        up = cercle(env, "up", "--detach")
+        assert up.returncode == 0, up.stderr
+
+        # each process of the bot is "running" once it has handled its first sync (its own
+        # ready file); « prêt » may come before, as with one account
+        def bots_ready() -> bool:
+            shown = services()
+            return shown["bot"]["state"] == shown["bot2"]["state"] == "running"
+
+        _wait_for(bots_ready, 90, "les deux comptes du bot prêts (première sync traitée)")
+        shown = services()
+        assert {name for name in shown if name.startswith("bot")} == {"bot", "bot2"}
+        for name, account, folder in (("bot", front, "bot"), ("bot2", second, "bot-2")):
+            entry = shown[name]
+            assert entry["state"] == "running" and entry["restarts"] == 0, entry
+            assert entry["user_id"] == account
+            pid = int(str(entry["pid"]))
+            assert (var / folder / "ready").read_text().strip() == str(pid)
+            assert (var / "run" / f"{name}.pid").read_text().strip() == str(pid)
+            assert "-m bots" in command_line(pid)
+            pids.append(pid)
+        # each its own log, naming its account
+        assert f"bot démarré : {front} " in (var / "log" / "bot.log").read_text()
+        assert f"bot démarré : {second} " in (var / "log" / "bot2.log").read_text()
+        assert (var / "secrets" / "bot2_password").exists()
+        assert not (var / "bot-3").exists()
+
+        # both accounts exist on Synapse: bot accounts, each with its display name
+        token = (var / "secrets" / ADMIN_TOKEN_FILE).read_text().strip()
+
+        async def accounts() -> list[dict[str, object] | None]:
+            async with AdminApi(profile.admin_url, token) as api:
+                return [await api.get_user(user_id) for user_id in (front, second)]
+
+        users = asyncio.run(accounts())
+        assert [u and (u["user_type"], u["displayname"]) for u in users] == [
+            ("bot", "Cercle"),
+            ("bot", "Cercle (salons 2)"),
+        ]
+        # a shard's account is a service account for the operator's commands too
+        refused = cercle(env, "admin", "user", "deactivate", second)
+        assert refused.returncode == 1 and "compte de service" in refused.stderr, refused.stderr
+
+        # SIGKILL on the second shard: the supervisor starts it again, `status` says so
+        os.kill(pids[1], signal.SIGKILL)
+        _wait_for(lambda: not _alive(pids[1]), 10, "bot2 tué")
+
+        def restarted() -> bool:
+            entry = services()["bot2"]
+            return entry["state"] == "running" and entry["pid"] != pids[1]
+
+        _wait_for(restarted, 90, "bot2 redémarré et prêt")
+        shown = services()
+        assert shown["bot2"]["restarts"] == 1
+        assert shown["bot"]["pid"] == pids[0] and shown["bot"]["restarts"] == 0
+        pids.append(int(str(shown["bot2"]["pid"])))
+        human = cercle(env, "status")
+        assert any(
+            line.split()[:1] == ["bot2"] and "redémarré 1 fois" in line
+            for line in human.stdout.splitlines()
+        ), human.stdout
+
+        down = cercle(env, "down")
+        assert down.returncode == 0, down.stderr
+        _wait_for(lambda: not any(_alive(pid) for pid in pids), 30, "processus du bot arrêtés")
+        assert "bot2" in child_marks(profile)
+        assert recorded_children(var / "run", child_marks(profile)) == {}
+        assert {name: entry["state"] for name, entry in services().items()
+                if name.startswith("bot")} == {"bot": "stopped", "bot2": "stopped"}  # fmt: skip
+    finally:
+        cercle(env, "down")
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
