@@ -18,8 +18,10 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 from nio import AsyncClient
@@ -55,34 +57,64 @@ def snapshot_store(source: Path, target: Path) -> None:
 
 
 class BotTranscripts:
-    def __init__(self, profile: Profile, secrets: Secrets, config: BotConfig | None = None):
-        self.config = config or BotConfig.from_profile(profile)
-        self.pickle_key = secrets.bot_pickle_key
+    """``configs``: every account of the bot (``bot.shards``, bots/shards.py), the front
+    first — a room is read with the keys of the account that lives in it."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        secrets: Secrets,
+        config: BotConfig | None = None,
+        *,
+        configs: Sequence[BotConfig] | None = None,
+    ):
+        if configs is None:
+            configs = [config] if config else BotConfig.every_account(profile)
+        self.accounts = [(c, secrets.bot_account(c.shard).pickle_key) for c in configs]
 
     async def __call__(self, room_id: str, title: str, target: Path) -> None:
-        stored = StoredSession.load(self.config.session_file)
-        if stored is None:
-            raise RuntimeError("session du bot absente : la conversation ne peut être relue")
+        config, pickle_key, stored = await self._account_in(room_id)
         with tempfile.TemporaryDirectory(prefix="cercle-bot-store-") as copy:
             store = Path(copy) / "store"
-            await asyncio.to_thread(snapshot_store, self.config.store_dir, store)
-            await self._export(stored, store, room_id, title, target)
+            await asyncio.to_thread(snapshot_store, config.store_dir, store)
+            await self._export(config, pickle_key, stored, store, room_id, title, target)
+
+    async def _account_in(self, room_id: str) -> tuple[BotConfig, str, StoredSession]:
+        """The account of the bot that is in ``room_id`` (the only one when there is one)."""
+        for config, pickle_key in self.accounts:
+            stored = StoredSession.load(config.session_file)
+            if stored is None:
+                continue
+            if len(self.accounts) == 1 or await _joined(config, stored, room_id):
+                return config, pickle_key, stored
+        if len(self.accounts) == 1:
+            raise RuntimeError("session du bot absente : la conversation ne peut être relue")
+        raise RuntimeError(
+            "aucun compte du bot n'est dans ce salon : la conversation ne peut être relue"
+        )
 
     async def _export(
-        self, stored: StoredSession, store: Path, room_id: str, title: str, target: Path
+        self,
+        config: BotConfig,
+        pickle_key: str,
+        stored: StoredSession,
+        store: Path,
+        room_id: str,
+        title: str,
+        target: Path,
     ) -> None:
         client = AsyncClient(
-            self.config.homeserver_url,
+            config.homeserver_url,
             stored.user_id,
             device_id=stored.device_id,
             store_path=str(store),  # the snapshot, never the running bot's store
-            config=client_config(self.pickle_key, self.config.backoff_max_seconds),
+            config=client_config(pickle_key, config.backoff_max_seconds),
         )
         client.restore_login(stored.user_id, stored.device_id, stored.access_token)
         try:
             async with aiohttp.ClientSession() as session:
                 media = MediaFetcher(
-                    session, self.config.homeserver_url, stored.access_token, target.parent
+                    session, config.homeserver_url, stored.access_token, target.parent
                 )
                 history = await fetch_history(client, HistoryRequest(room_id), media)
             header = TranscriptHeader(
@@ -95,3 +127,19 @@ class BotTranscripts:
             await asyncio.to_thread(render_transcript, header, history.entries, target)
         finally:
             await client.close()
+
+
+async def _joined(config: BotConfig, stored: StoredSession, room_id: str) -> bool:
+    """Whether the account of ``stored`` is a member of ``room_id`` now (a read of its own
+    membership; an account that was never in the room may not read it: not joined)."""
+    url = (
+        f"{config.homeserver_url}/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+        f"m.room.member/{quote(stored.user_id)}"
+    )
+    headers = {"Authorization": f"Bearer {stored.access_token}"}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        if response.status in (403, 404):
+            return False
+        response.raise_for_status()
+        body = await response.json()
+    return isinstance(body, dict) and body.get("membership") == "join"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from nio import AsyncClient
+from nio import AsyncClient, RoomMemberEvent
 
 from bots.background_tasks import BackgroundTasks, end
 from bots.commands import directory as directory_commands
@@ -41,13 +41,15 @@ from bots.flags.service import FlagService
 from bots.flags.spaces import FolderSpaces
 from bots.handlers import BotHandlers
 from bots.matrix import history, history_bundles
-from bots.matrix.io import MatrixIO
+from bots.matrix.handover import Handover
+from bots.matrix.io import MatrixIO, MatrixRequestError
 from bots.matrix.ledger import EventLedger, open_database
 from bots.matrix.room_snapshot import RoomSnapshot
 from bots.matrix.room_state import RoomStateCache
 from bots.matrix.session import open_cross_signed_session, session_sync_loop
 from bots.matrix.sync_loop import SyncLoop
 from bots.matrix.trust import MemberDeviceTrust
+from bots.shards import direct_scope
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class BotServices:
     # long-running jobs of command families, started with the app (issue 6: dossier link)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     arrivals: Arrivals | None = None  # the one way into a patient's conversation (issue 11)
+    # rooms made for another of the bot's accounts (bots/shards.py), left once it is in
+    handover: Handover | None = None
     # what components start beside the sync loop (greetings, key requests, exports,
     # welcomes): ended by ``BotApp.close`` before the client closes
     side_work: list[BackgroundTasks] = field(default_factory=list)
@@ -119,7 +123,13 @@ class BotApp:
             interval_seconds=config.escalation.interval_seconds,
             max_reminders=config.escalation.max_reminders,
         )
-        folders = FolderSpaces(io, db, bot_user_id=client.user_id, server_name=config.server_name)
+        folders = FolderSpaces(
+            io,
+            db,
+            bot_user_id=client.user_id,
+            server_name=config.server_name,
+            siblings=config.shards.siblings,
+        )
         flags = FlagService(
             client,
             io,
@@ -132,19 +142,55 @@ class BotApp:
         services = BotServices(
             config, client, io, cache, flags, patient_commands.PatientHooks(), db
         )
+        services.handover = Handover(client, io, cache, config.shards)
+        services.side_work.append(services.handover.tasks)
         registry = CommandRegistry(
             config.command_prefix,
             PowerLevels(flag=config.flag_power_level, admin=config.admin_power_level),
             elsewhere=MAIL_BRIDGE_COMMANDS,
         )
         sync = cls._register_families(registry, services)
-        handlers = BotHandlers(client, io, registry, cache, flags, server_name=config.server_name)
+        handover = services.handover
+        handlers = BotHandlers(
+            client,
+            io,
+            registry,
+            cache,
+            flags,
+            server_name=config.server_name,
+            elsewhere=handover.elsewhere,
+        )
+        if config.shards.count > 1:
+            client.add_event_callback(handover.on_member, RoomMemberEvent)
         sync_loop = session_sync_loop(
             client, ledger, handlers, config, snapshot=RoomSnapshot(db, cache)
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
         services.side_work += [handlers.tasks, sync_loop.undecryptable.tasks]
+        shards = config.shards
+        if shards.siblings:
+
+            async def hand_over_and_admit() -> None:
+                """Rooms whose account joined while this one was down; on the front, the
+                folders made before ``bot.shards`` grew: the new accounts let in."""
+                await sync_loop.stats.first_sync_done.wait()
+                left = await handover.resume()
+                if left:
+                    log.info("%d salon(s) remis à leur compte au démarrage", left)
+                if not shards.is_front:
+                    return
+                try:
+                    sent = await folders.admit_siblings()
+                except MatrixRequestError as exc:  # the flags still work; told, not fatal
+                    log.warning(
+                        "dossiers personnels : autres comptes non invités (%s)", exc.errcode
+                    )
+                    return
+                if sent:
+                    log.info("dossiers personnels : %d invitation(s) des autres comptes", sent)
+
+            services.background.append(hand_over_and_admit)
         return cls(config, client, db, ledger, registry, services, sync_loop, escalator, sync)
 
     @staticmethod
@@ -159,6 +205,7 @@ class BotApp:
             describe_room=people,
             pending=PendingExports(s.db),
             command_prefix=s.config.command_prefix,
+            direct_scope=direct_scope(s.config.shards),
         )
         s.arrivals = _arrivals(s, exports)
         s.side_work += [exports.tasks, s.arrivals.tasks]
@@ -174,6 +221,8 @@ class BotApp:
             patient_rooms=s.cache.patient_rooms,
             arrivals=s.arrivals,
             directory_results=directory_results,
+            shards=s.config.shards,
+            handover=s.handover,
         )
         flag_commands.register(registry, s.flags, motif_max_length=s.config.motif_max_length)
         export_commands.register(registry, exports)

@@ -71,3 +71,9 @@ class Shards:
     @classmethod
     def single(cls, user_id: str) -> Shards:
         return cls((user_id,))
+
+
+def direct_scope(shards: Shards | None) -> str | None:
+    """How this account names its direct chats (``bots.matrix.direct_chat``): None for the
+    front (the chats every deployment already has), its own id for a shard."""
+    return None if shards is None or shards.is_front else shards.own

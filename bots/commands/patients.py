@@ -31,10 +31,12 @@ from bots.commands.registry import (
     Where,
 )
 from bots.dossier_link.arrivals import Arrivals
+from bots.matrix.handover import Handover
 from bots.matrix.initial_state import private_room
 from bots.matrix.io import MatrixIO, member_name, mention_html, room_link
 from bots.matrix.room_once import create_room_once
 from bots.matrix.room_state import FLAGS_STATE, PATIENT_STATE
+from bots.shards import Shards
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class PatientRoomCreated:
     pseudonym: str
     label: str
     requester: str
+    handed: bool = False  # made for another of the bot's accounts, which lives in it
 
 
 @dataclass
@@ -60,12 +63,24 @@ class PatientHooks:
 
 
 def patient_room_request(
-    *, label: str, pseudonym: str, requester: str, bot_user_id: str
+    *, label: str, pseudonym: str, requester: str, bot_user_id: str, shard: str | None = None
 ) -> dict[str, object]:
-    """Pure: the arguments of the room creation."""
+    """Pure: the arguments of the room creation. ``shard``: the bot account the room is
+    assigned to when it is not the creating one (bots/shards.py) — made a creator too
+    (MSC4289, room version 12: a power no member can lower) and invited; the creating
+    account then leaves the room to it."""
+    handed = (
+        {}
+        if shard is None
+        else {
+            "room_version": "12",
+            "creation_content": {"additional_creators": [shard]},
+        }
+    )
     return {
+        **handed,
         "name": label,
-        "invite": [requester],
+        "invite": [requester, *([shard] if shard else [])],
         "initial_state": [
             *private_room(),
             {
@@ -102,6 +117,8 @@ def register(
     patient_rooms: dict[str, dict[str, object]],
     arrivals: Arrivals,
     directory_results: LastResults | None = None,
+    shards: Shards | None = None,
+    handover: Handover | None = None,
 ) -> None:
     @registry.command(
         "patient",
@@ -113,27 +130,39 @@ def register(
     async def nouveau(ctx: CommandContext, **values: str) -> None:
         label = confirmed_label(values["libellé"], registry.prefix)
         pseudonym = new_pseudonym()
+        intent = f"patient-nouveau|{ctx.event_id}"
+        # the account the room lives with (the same on a replay: a hash of the intent)
+        owner = (shards or Shards.single(str(client.user_id))).account_for(intent)
+        handed = owner != client.user_id
         # once per command, even replayed after a crash (bots.matrix.room_once)
         room_id, created = await create_room_once(
             client,
             io,
-            f"patient-nouveau|{ctx.event_id}",
+            intent,
             patient_room_request(
-                label=label, pseudonym=pseudonym, requester=ctx.sender, bot_user_id=client.user_id
+                label=label,
+                pseudonym=pseudonym,
+                requester=ctx.sender,
+                bot_user_id=client.user_id,
+                shard=owner if handed else None,
             ),
         )
         if not created:  # made by the first attempt: its pseudonym is in its state
             made = await io.get_state(room_id, PATIENT_STATE) or {}
             pseudonym = str(made.get("id") or pseudonym)
-        patient_rooms[room_id] = {"id": pseudonym, "version": 1}
+        if handed and handover is not None:  # ours until its account has joined
+            await handover.after_creation(room_id, owner)
+        else:
+            patient_rooms[room_id] = {"id": pseudonym, "version": 1}
         log.info(
-            "salon patient %s room=%s pour event=%s",
+            "salon patient %s room=%s pour event=%s%s",
             "créé" if created else "retrouvé",
             room_id,
             ctx.event_id,
+            f" confié à {owner}" if handed else "",
         )
         for listener in hooks.created:
-            await listener(PatientRoomCreated(room_id, pseudonym, label, ctx.sender))
+            await listener(PatientRoomCreated(room_id, pseudonym, label, ctx.sender, handed))
         link = room_link(room_id, server_name)
         plain = f"Salon patient « {label} » créé ({pseudonym}) : {link}\nVous y êtes invité(e) comme administrateur."
         body = (

@@ -91,7 +91,8 @@ class OutboxDelivery:
             key=key,
         )
         pid = str(created["id"])
-        await self.links.set_patient_state(op.room_id, pid)
+        if self.links.lives_here(op.room_id):  # else the account in the room does it
+            await self.links.set_patient_state(op.room_id, pid)
         return {"patient_id": pid}
 
     async def _link_room(self, op: LinkRoom, key: str) -> Result:

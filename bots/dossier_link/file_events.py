@@ -124,6 +124,8 @@ class FileEvents:
         if not room_id and isinstance(patient.get("room_id"), str):
             room_id = patient["room_id"]
         coordinator = (event.get("payload") or {}).get("coordinator")
+        if not room_id and not links.shards.owns(f"file-room|{pid}"):
+            return  # the room of this file lives with another of the bot's accounts
         if not room_id:
             bot = links.bot_user_id
             requester = coordinator if isinstance(coordinator, str) else bot
@@ -146,6 +148,8 @@ class FileEvents:
                 pid, room_id, actor=None, key=idempotency_key(f"dossier-seq-{event['seq']}", "link")
             )
         links.store.save_link(room_id, pid)
+        if room_id in links.client.invited_rooms:  # handed to this account, not joined yet
+            await links.wait_for_room(room_id)  # TransientError: the feed comes back to it
         if room_id not in links.client.rooms and room_id not in links.fresh:
             log.info("dossier %s : le bot n'est pas dans son salon, rien à y installer", pid)
             return

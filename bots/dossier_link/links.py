@@ -30,6 +30,7 @@ from bots.dossier_link.store import SyncStore
 from bots.matrix.direct_chat import DirectChatNotReady, DirectChats
 from bots.matrix.io import MatrixIO, txn_for
 from bots.matrix.room_state import PATIENT_STATE
+from bots.shards import Shards
 from deployment.conventions import PARIS
 
 PINNED = "m.room.pinned_events"
@@ -55,8 +56,12 @@ class FileLinks:
         room_wait_seconds: float = 20.0,
         today: Callable[[], date] = today_paris,
         creators: Mapping[str, set[str]] | None = None,
+        shards: Shards | None = None,
+        direct_scope: str | None = None,
     ) -> None:
         self.client = client
+        # the bot's accounts (bots/shards.py): which rooms this one makes, who is Cercle
+        self.shards = shards or Shards.single(str(client.user_id))
         self.io = io
         self.dossier = dossier
         self.store = store
@@ -65,7 +70,7 @@ class FileLinks:
         self.today = today
         self.creators = creators if creators is not None else {}  # room v12+: unlimited power
         self.fresh: set[str] = set()  # rooms made or linked by this process (nio may lag)
-        self.direct_chats = DirectChats(client, io, store, room_wait_seconds)
+        self.direct_chats = DirectChats(client, io, store, room_wait_seconds, direct_scope)
 
     @property
     def bot_user_id(self) -> str:
@@ -116,6 +121,11 @@ class FileLinks:
             await self.io.put_state(room_id, PATIENT_STATE, content)
             self.patient_rooms[room_id] = content
         self.store.save_link(room_id, patient_id)
+
+    def lives_here(self, room_id: str) -> bool:
+        """Whether this account is in ``room_id`` (or has just made it: nio may lag): with
+        the bot's rooms over several accounts (bots/shards.py), each furnishes its own."""
+        return room_id in self.client.rooms or room_id in self.fresh
 
     def note_fresh(self, room_id: str) -> None:
         """A room the bot has just created: nio will show it after the next sync."""

@@ -53,7 +53,7 @@ class CircleMembership:
         """The room follows the circle; returns which way the history went on an invitation."""
         payload: Mapping[str, Any] = event.get("payload") or {}
         user = payload.get("matrix_user_id")
-        if not isinstance(user, str) or not user or user == self.links.bot_user_id:
+        if not isinstance(user, str) or not user or self.links.shards.is_bot(user):
             return None
         kind = event.get("type")
         seq = event["seq"]
@@ -178,16 +178,24 @@ class CircleMembership:
         if not self.links.is_patient_room(room_id):
             return
         user = event.state_key
-        bot = self.links.bot_user_id
+        is_bot = self.links.shards.is_bot  # any of the bot's accounts (bots/shards.py)
         prev = (
             (event.prev_content or {}).get("membership") if hasattr(event, "prev_content") else None
         )
-        if event.membership == "leave" and event.sender == user and user != bot and prev == "join":
+        if (
+            event.membership == "leave"
+            and event.sender == user
+            and not is_bot(user)
+            and prev == "join"
+        ):
             self.enqueue(
                 idempotency_key(event.event_id, "left"), LeftRoom(user_id=user, room_id=room_id)
             )
         elif (
-            event.membership == "invite" and prev not in ("invite", "join") and event.sender != bot
+            event.membership == "invite"
+            and prev not in ("invite", "join")
+            and not is_bot(event.sender)
+            and not is_bot(user)
         ):
             # an invitation made in the client (the bot's own are noted where it makes them:
             # care-circle sync, !inviter through the command observer)

@@ -51,6 +51,7 @@ from bots.flags.model import FlagKind, format_paris
 from bots.flags.service import FlagService
 from bots.matrix.io import MatrixIO
 from bots.outbox import Outbox, OutboxWorker, idempotency_key, now_ms, open_outbox_database
+from bots.shards import Shards, direct_scope
 
 if TYPE_CHECKING:  # bots.app wires this module: the import would be circular at run time
     from bots.app import BotServices
@@ -123,6 +124,7 @@ def build(
     service_token: str,
     creators: Mapping[str, set[str]],
     poll_seconds: float = 1.0,
+    shards: Shards | None = None,
 ) -> DossierSync:
     conn = open_outbox_database(data_dir / "dossier.sqlite3")
     outbox = Outbox(conn, data_dir / "outbox-blobs")
@@ -135,6 +137,8 @@ def build(
         store=store,
         patient_rooms=patient_rooms,
         creators=creators,
+        shards=shards,
+        direct_scope=direct_scope(shards),
     )
     roles = RoleLabels(dossier)
     announcements = Announcements(links, roles)
@@ -185,6 +189,7 @@ def connect(services: BotServices) -> DossierSync | None:
         dossier_url=dossier_url,
         service_token=token,
         creators=services.cache.creators,
+        shards=config.shards,
     )
 
 
@@ -218,7 +223,8 @@ def hook_patient_creation(sync: DossierSync, hooks: PatientHooks) -> None:
     """``!patient nouveau`` opens the file too (identity filled in later on its page)."""
 
     async def created(event: PatientRoomCreated) -> None:
-        sync.links.note_fresh(event.room_id)
+        if not event.handed:  # a room handed to another account is furnished by it
+            sync.links.note_fresh(event.room_id)
         op = CreatePatient(
             room_id=event.room_id,
             label=event.label,

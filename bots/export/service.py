@@ -88,6 +88,7 @@ class ExportService:
         record_export: RecordExport | None = None,
         pending: PendingExports | None = None,
         command_prefix: str = "!",
+        direct_scope: str | None = None,  # bots.matrix.direct_chat: a shard's own chats
     ) -> None:
         self.client = client
         self.command_prefix = command_prefix
@@ -96,7 +97,7 @@ class ExportService:
         self.describe_room = describe_room  # patient and professions, from the dossier
         self.record_export = record_export  # e.g. a notebook entry in the dossier
         self.work_dir = work_dir
-        self.direct_chats = DirectChats(client, io)
+        self.direct_chats = DirectChats(client, io, scope=direct_scope)
         self._slots = asyncio.Semaphore(parallel)
         self.tasks = BackgroundTasks()  # exports under way, ended with the bot
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bots.flags.model import ORDER, FlagKind, RoomFlags
 from bots.matrix.initial_state import INVITE_ONLY, history_visible
-from bots.matrix.io import MatrixIO
+from bots.matrix.io import MatrixIO, MatrixRequestError
 from bots.matrix.room_once import create_room_once
 from deployment.conventions import has_row
 
@@ -58,17 +58,22 @@ TOPICS = {
 }
 
 
-def personal_space_request(user_id: str, name: str, topic: str) -> dict[str, Any]:
+def personal_space_request(
+    user_id: str, name: str, topic: str, *, keepers: Sequence[str] = ()
+) -> dict[str, Any]:
     """The creation request of a folder space of one person, held by a bot: the person may
-    read it, only the bot changes it (also the mail bridge's "Courriers" folder)."""
+    read it, only the bot changes it (also the mail bridge's "Courriers" folder).
+    ``keepers``: the bot's other accounts (bots/shards.py), invited at the bot's level, so
+    that the account of each of her rooms files it in the same folder."""
     return dict(
         space=True,
         name=name,
         topic=topic,
-        invite=[user_id],
+        invite=[user_id, *keepers],
         initial_state=[INVITE_ONLY, history_visible("joined")],
         power_level_override={
-            "users": {user_id: 0},  # the bot is the creator (room v12: unlimited)
+            # the bot is the creator (room v12: unlimited)
+            "users": {user_id: 0, **dict.fromkeys(keepers, 100)},
             "events_default": 100,
             "state_default": 100,
             "invite": 100,
@@ -78,9 +83,16 @@ def personal_space_request(user_id: str, name: str, topic: str) -> dict[str, Any
 
 class FolderSpaces:
     def __init__(
-        self, io: MatrixIO, conn: sqlite3.Connection, *, bot_user_id: str, server_name: str
+        self,
+        io: MatrixIO,
+        conn: sqlite3.Connection,
+        *,
+        bot_user_id: str,
+        server_name: str,
+        siblings: Sequence[str] = (),
     ) -> None:
         self.io = io
+        self.siblings = tuple(siblings)  # the bot's other accounts, keepers of the same spaces
         self._db = conn
         self._db.executescript(_SCHEMA)
         self.bot_user_id = bot_user_id
@@ -137,11 +149,16 @@ class FolderSpaces:
             existing = self.space_of(user_id, kind)
             if existing:
                 return existing
-            request = personal_space_request(user_id, kind.folder, TOPICS[kind])
+            request = personal_space_request(
+                user_id, kind.folder, TOPICS[kind], keepers=self.siblings
+            )
             # once per person and folder, even when killed before the row below is written
-            space_id, _ = await create_room_once(
+            space_id, created = await create_room_once(
                 self.io.client, self.io, f"folder|{user_id}|{kind.value}", request
             )
+            if not created and space_id not in self.io.client.rooms:
+                # made by another of the bot's accounts, which invites this one
+                await self._join_sibling_space(space_id)
             self._db.execute(
                 "INSERT INTO folder_spaces(user_id, kind, space_id) VALUES(?,?,?)",
                 (user_id, kind.value, space_id),
@@ -149,5 +166,44 @@ class FolderSpaces:
             log.info("dossier %s créé pour %s : %s", kind.value, user_id, space_id)
             return space_id
 
+    async def _join_sibling_space(self, space_id: str, wait_seconds: float = 15.0) -> None:
+        """Synapse makes a room's alias before it sends the creation's invitations: the
+        alias of a folder another account is making may be found a moment before this
+        account is invited. Refused meanwhile, the join is tried again, then the refusal
+        raised (a folder made before the shards, while the front has not let them in)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            try:
+                await self.io.join(space_id)
+                return
+            except MatrixRequestError as exc:
+                if exc.errcode != "M_FORBIDDEN" or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(0.5)
+
     def linked_any(self, room_id: str) -> bool:
         return has_row(self._db, "SELECT 1 FROM folder_links WHERE room_id=? LIMIT 1", (room_id,))
+
+    async def admit_siblings(self) -> int:
+        """The spaces this account made before the bot had other accounts (``bot.shards``
+        raised): each sibling invited at the bot's level, so that it may file its rooms
+        there too. Returns how many invitations were sent."""
+        sent = 0
+        rows = self._db.execute("SELECT DISTINCT space_id FROM folder_spaces").fetchall()
+        for (space_id,) in rows:
+            room = self.io.client.rooms.get(space_id)
+            if room is None or not self.siblings:
+                continue
+            missing = [s for s in self.siblings if s not in room.users]
+            if not missing:
+                continue
+            levels = await self.io.get_state(space_id, "m.room.power_levels") or {}
+            users = dict(levels.get("users") or {})
+            if any(users.get(s) != 100 for s in missing):
+                users.update(dict.fromkeys(missing, 100))
+                await self.io.put_state(space_id, "m.room.power_levels", {**levels, "users": users})
+            for sibling in missing:
+                await self.io.invite(space_id, sibling)
+                sent += 1
+        return sent

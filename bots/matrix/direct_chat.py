@@ -3,7 +3,8 @@
 The only lookup of that room, for everything the bot says to one person alone: exports
 « en privé », newcomers' transcripts and offers (``bots.export``), reminders of overdue
 tasks and extraction notices (``bots.dossier_link``). The room is created once per person
-with a stable intent (``direct|<user>``, ``bots.matrix.room_once``): an export sent before
+with a stable intent (``direct|<user>``; a shard's account ``direct|<account>|<user>``;
+``bots.matrix.room_once``): an export sent before
 the invitation is accepted, or a bot killed after creating the room, never makes a second
 one, and both families land in the same room. A remembered room (the dossier link keeps
 them in its ``SyncStore``; otherwise in this process) spares the homeserver the request.
@@ -54,6 +55,10 @@ class DirectChats:
     io: MatrixIO
     memory: DirectRoomMemory = field(default_factory=InProcessMemory)
     room_wait_seconds: float = 15.0
+    # None: the front's intents, ``direct|<user>`` (every deployment's existing chats); a
+    # shard's account (bots/shards.py) names its own, ``direct|<account>|<user>``: the
+    # intent alias is the server's, one account's chat is not another's
+    scope: str | None = None
 
     async def direct_room(self, user_id: str) -> str:
         """The direct chat between the bot and ``user_id``, created when there is none;
@@ -64,7 +69,7 @@ class DirectChats:
             known, made_now = await create_room_once(
                 self.client,
                 self.io,
-                f"direct|{user_id}",
+                f"direct|{user_id}" if self.scope is None else f"direct|{self.scope}|{user_id}",
                 {**ENCRYPTED_DIRECT_CHAT, "invite": [user_id]},
             )
             self.memory.save_direct_room(user_id, known)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html as _html
+import json
 import logging
 import os
 import tempfile
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from nio import (
     AsyncClient,
@@ -335,9 +337,88 @@ class MatrixIO:
         await self.put_state(room_id, "m.room.name", {"name": name})
 
     # -- rooms and members --
-    async def create_room(self, **kwargs: Any) -> str:
-        resp = await waiting_for_server(self.client.room_create(**kwargs))
-        return str(_check(resp, "room_create", RoomCreateResponse).room_id)
+    async def create_room(
+        self, *, creation_content: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> str:
+        """nio's ``room_create``; with ``creation_content`` (which nio does not pass on,
+        e.g. MSC4289's ``additional_creators``) the same request is made directly."""
+        if creation_content is None:
+            resp = await waiting_for_server(self.client.room_create(**kwargs))
+            return str(_check(resp, "room_create", RoomCreateResponse).room_id)
+        body = {
+            "visibility": "private",
+            "creation_content": {"m.federate": True, **creation_content},
+            "is_direct": bool(kwargs.pop("is_direct", False)),
+            "invite": list(kwargs.pop("invite", ())),
+            "initial_state": list(kwargs.pop("initial_state", ())),
+        }
+        renamed = {
+            "alias": "room_alias_name",
+            "power_level_override": "power_level_content_override",
+        }
+        for key in ("alias", "name", "topic", "room_version", "power_level_override", "preset"):
+            if kwargs.get(key) is not None:
+                body[renamed.get(key, key)] = kwargs.pop(key)
+        if kwargs:
+            raise TypeError(f"create_room: {sorted(kwargs)}")
+        answer = await self._client_api("POST", "/createRoom", body, "room_create")
+        return str(answer["room_id"])
+
+    async def join(self, room_id: str) -> None:
+        resp = await waiting_for_server(self.client.join(room_id))
+        if isinstance(resp, ErrorResponse):
+            _check(resp, "join", ())
+
+    async def leave(self, room_id: str) -> None:
+        """Leave ``room_id`` and forget it (nio keeps a left room among ``client.rooms``,
+        where the components would take it for one of theirs); already out of it is not an
+        error (a replay after a kill)."""
+        resp = await waiting_for_server(self.client.room_leave(room_id))
+        if isinstance(resp, ErrorResponse):
+            membership = await self.membership(room_id, str(self.client.user_id))
+            if membership not in (None, "leave"):
+                _check(resp, "leave", ())
+        forgot = await waiting_for_server(self.client.room_forget(room_id))
+        if isinstance(forgot, ErrorResponse):
+            log.info("salon quitté mais non oublié room=%s (%s)", room_id, forgot.status_code)
+            self.client.rooms.pop(room_id, None)
+
+    async def membership(self, room_id: str, user_id: str) -> str | None:
+        """``user_id``'s membership of ``room_id`` as the server has it now; None when it has
+        none, or when this account may not read it (it was never in the room)."""
+        path = f"/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
+        try:
+            content = await self._client_api("GET", path, None, "membership")
+        except MatrixRequestError as exc:
+            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
+                return None
+            raise
+        value = content.get("membership")
+        return value if isinstance(value, str) else None
+
+    async def _client_api(
+        self, method: str, path: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]:
+        """One request of the client-server API that nio does not make; its refusal as a
+        `MatrixRequestError` (the homeserver's errcode and status)."""
+        response = await self.client.send(
+            method,
+            f"/_matrix/client/v3{path}",
+            data=None if body is None else json.dumps(body),
+            headers={
+                "Authorization": f"Bearer {self.client.access_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        async with response:
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError:
+                answer = None
+            if response.status != 200 or not isinstance(answer, dict):
+                errcode = answer.get("errcode") if isinstance(answer, dict) else None
+                raise MatrixRequestError(operation, errcode, response.status)
+        return answer
 
     async def invite(self, room_id: str, user_id: str) -> None:
         resp = await waiting_for_server(self.client.room_invite(room_id, user_id))

@@ -23,6 +23,9 @@ class RoomStateCache:
         self.spaces: set[str] = set()
         self.flags: dict[str, Mapping[str, Any]] = {}
         self.creators: dict[str, set[str]] = {}  # room v12+: creators outrank every level
+        # room v12+: the creators named by the creating account (MSC4289); a room the bot's
+        # front made for another of its accounts names that account (bots/shards.py)
+        self.additional_creators: dict[str, set[str]] = {}
 
     def observe(self, room_id: str, event: Event) -> None:
         if isinstance(event, RoomCreateEvent | UnknownEvent):
@@ -41,9 +44,12 @@ class RoomStateCache:
                 self.spaces.add(room_id)
             if _creators_are_privileged(content.get("room_version", "1")):
                 extra = content.get("additional_creators")
-                self.creators[room_id] = {sender} | (
+                named = (
                     {u for u in extra if isinstance(u, str)} if isinstance(extra, list) else set()
                 )
+                self.creators[room_id] = {sender} | named
+                if named:
+                    self.additional_creators[room_id] = named
         elif state_key == "":
             if event_type == PATIENT_STATE and content:
                 self.patient_rooms[room_id] = dict(content)

@@ -48,11 +48,12 @@ class BotRunner:
     app: BotApp | None = None
 
     async def start(self) -> BotApp:
+        account = self.synapse.secrets.bot_account(self.config.shard)  # the front's: bot_*
         self.app = await BotApp.create(
             self.config,
-            password=self.synapse.secrets.bot_password,
-            pickle_key=self.synapse.secrets.bot_pickle_key,
-            cross_signing_key=self.synapse.secrets.bot_cross_signing_key,
+            password=account.password,
+            pickle_key=account.pickle_key,
+            cross_signing_key=account.cross_signing_key,
         )
         await self.app.start()
         return self.app

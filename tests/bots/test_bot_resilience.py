@@ -178,7 +178,9 @@ async def test_a_kill_ends_what_the_components_started_beside_the_sync_loop(bot_
     assert any(s is handlers.tasks for s in sides)  # type: ignore[attr-defined]
     assert any(s is undecryptable.tasks for s in sides)
     assert app.services.arrivals is not None
-    assert any(s is app.services.arrivals.tasks for s in sides) and len(sides) == 4
+    assert any(s is app.services.arrivals.tasks for s in sides)
+    assert app.services.handover is not None  # a room's handover to another of its accounts
+    assert any(s is app.services.handover.tasks for s in sides) and len(sides) == 5
     waiting = [side.spawn(asyncio.sleep(3600), name="en attente") for side in sides]
 
     await runner.kill()
