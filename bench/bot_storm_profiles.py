@@ -35,8 +35,12 @@ region profile »), storm / idle at p50 / p99, the bot then the bare echo:
                           (echo 2.02× / 2.29×)
 On two cores the region's extra hops cost more than its separate processes give back.
 
+``--shards 1,4`` runs each profile once per number of the bot's accounts (``bot.shards``,
+bots/shards.py): room i is made by account i mod K, as the front hands rooms over, so the
+storm's rooms and the timed one are spread over them; each account's process is timed.
+
 Usage: .venv/bin/python bench/bot_storm_profiles.py [--rooms 5000] [--rounds 30]
-       [--storm-senders 1] [--profiles single,region] [--json out.json]
+       [--storm-senders 1] [--profiles single,region] [--shards 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,7 @@ from bench.region_load import (  # noqa: E402
     register_and_log_in,
     skipped,
 )
+from deployment.conventions import bot_shard_localpart  # noqa: E402
 from homeserver.accounts import ADMIN_TOKEN_FILE  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 
@@ -91,10 +96,19 @@ class Site:
 
 
 async def populate(
-    dep: Deployment, rooms: int, senders: int, concurrency: int, http: aiohttp.ClientSession
+    dep: Deployment,
+    rooms: int,
+    senders: int,
+    concurrency: int,
+    http: aiohttp.ClientSession,
+    shards: int = 1,
 ) -> Site:
+    """``shards``: the bot's accounts (``bot.shards``); room i is made by account i mod
+    shards, as the front hands rooms over (bots/shards.py), the storm's rooms over all."""
     admin_token = (dep.var / "secrets" / ADMIN_TOKEN_FILE).read_text().strip()
-    bot = f"@cercle-bot:{dep.server_name}"
+    bots = [
+        f"@{bot_shard_localpart('cercle-bot', k)}:{dep.server_name}" for k in range(1, shards + 1)
+    ]
     pool_ids = [f"@storm-p{i}:{dep.server_name}" for i in range(POOL)]
     async with AdminApi(dep.admin_url, admin_token) as admin:
 
@@ -109,7 +123,8 @@ async def populate(
         )
         for login in (me, echo, *storm):
             await admin.override_ratelimit(login.user_id)
-        bot_token = await admin.login_as(bot)  # no device: the running bot keeps its own
+        # no device: each running bot keeps its own
+        bot_tokens = [await admin.login_as(bot) for bot in bots]
     tokens = {**dict(zip(pool_ids, pool, strict=True)), me.user_id: me.access_token}
     tokens |= {s.user_id: s.access_token for s in storm} | {echo.user_id: echo.access_token}
 
@@ -131,7 +146,7 @@ async def populate(
                 members.append(pool_ids[(i * 13 + 5) % POOL])
         members = list(dict.fromkeys(members))
         room = await call(
-            bot_token,
+            bot_tokens[i % shards],
             "/_matrix/client/v3/createRoom",
             {"preset": "private_chat", "initial_state": ENCRYPTED, "invite": members},
         )
@@ -251,6 +266,10 @@ async def measure(dep: Deployment, site: Site, args: argparse.Namespace) -> dict
     return out
 
 
+def dep_shards(dep: Deployment) -> int:
+    return int(dep.env.get("CERCLE__BOT__SHARDS", "1"))
+
+
 async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
     print(f"== {dep.name} : démarrage…", flush=True)
     try:
@@ -258,7 +277,9 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            site = await populate(dep, args.rooms, args.storm_senders, args.concurrency, http)
+            site = await populate(
+                dep, args.rooms, args.storm_senders, args.concurrency, http, dep_shards(dep)
+            )
         return await measure(dep, site, args)
     finally:
         dep.cli("down")
@@ -273,6 +294,11 @@ def main() -> int:
     parser.add_argument("--storm-senders", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--profiles", default="single,region")
+    parser.add_argument(
+        "--shards",
+        default="1",
+        help="the bot's accounts (bot.shards), e.g. 1,4: each profile once per value",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     if args.rooms < SMALLEST:
@@ -284,14 +310,23 @@ def main() -> int:
     wanted = {p.strip() for p in args.profiles.split(",") if p.strip()}
     if not wanted or wanted - {"single", "region"}:
         parser.error("--profiles : single, region ou les deux")
+    try:
+        shard_counts = [int(k) for k in args.shards.split(",") if k.strip()]
+    except ValueError:
+        shard_counts = []
+    if not shard_counts or not all(1 <= k <= 32 for k in shard_counts):
+        parser.error("--shards : des nombres de comptes de 1 à 32, séparés par des virgules")
     if "region" in wanted and skipped("bot_storm_profiles"):
         return 0
     clean_up_on_sigterm()
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="cercle-bot-storm-") as tmp:
-        for dep in deployments(Path(tmp)):
-            if dep.name in wanted:
-                results[dep.name] = run_cleanly(run_one(dep, args))
+        for k in shard_counts:
+            for dep in deployments(Path(tmp) / f"comptes-{k}"):
+                if dep.name in wanted:
+                    name = dep.name if len(shard_counts) == 1 else f"{dep.name}, {k} compte(s)"
+                    env = {**dep.env, "CERCLE__BOT__SHARDS": str(k)}
+                    results[name] = run_cleanly(run_one(replace(dep, name=name, env=env), args))
     print()
     print(
         f"bot dans {args.rooms} salons, tempête de {args.storm_rate:g} msg/s dans 50 salons "
