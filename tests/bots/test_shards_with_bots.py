@@ -46,15 +46,14 @@ async def _state(pro: Any, room_id: str, event_type: str, key: str = "") -> dict
     return dict(resp.content)
 
 
-async def test_rooms_live_with_their_shard_and_the_person_keeps_one_folder(
-    synapse: Any, tmp_path: Any, pro_factory: Any
-) -> None:
+async def two_accounts(synapse: Any, tmp_path: Any) -> tuple[BotRunner, BotRunner]:
+    """The front and a second account (``bot.shards: 2``), registered, not started."""
     front_id = synapse.bot_user_id
     shard_id = f"@cercle-bot-2:{synapse.server_name}"
     accounts = (front_id, shard_id)
     await _register_shard(synapse, shard_id, 2)
-    front_config = make_bot_config(synapse, tmp_path / "bot", accounts=accounts)
-    shard_config: BotConfig = make_bot_config(
+    front = make_bot_config(synapse, tmp_path / "bot", accounts=accounts)
+    shard: BotConfig = make_bot_config(
         synapse,
         tmp_path / "bot-2",
         user_id=shard_id,
@@ -62,7 +61,37 @@ async def test_rooms_live_with_their_shard_and_the_person_keeps_one_folder(
         display_name="Cercle (salons 2)",
         cross_signing_key_path=synapse.var_dir / "bot-2" / "cross_signing.enc",
     ).model_copy(update={"shard": 2})  # the session's profile has one account
-    runners = [BotRunner(synapse, front_config), BotRunner(synapse, shard_config)]
+    return BotRunner(synapse, front), BotRunner(synapse, shard)
+
+
+async def new_patient_room(alice: Any, dm: str, label: str, shard_id: str) -> tuple[str, bool]:
+    """`!patient nouveau <label>` by ``alice`` in her chat with the front; the room (alice
+    joined: it can be joined) and whether it lives with ``shard_id``."""
+    start = alice.mark(dm)
+    await alice.say(dm, f"!patient nouveau {label}")
+    notice = await alice.wait_notice(dm, f"Salon patient « {label} » créé", start=start)
+    room_id = room_id_in(notice.source["content"]["body"])
+    await alice.wait_member(room_id, alice.user_id)
+    create = await _state(alice, room_id, "m.room.create")
+    return room_id, shard_id in create.get("additional_creators", [])
+
+
+async def room_of_the_shard(alice: Any, dm: str, label: str, shard_id: str) -> str:
+    """Rooms made until one lives with ``shard_id`` (the account is a hash of the command:
+    one in two with two accounts; 16 tries)."""
+    for i in range(16):
+        room_id, with_shard = await new_patient_room(alice, dm, f"{label} {i}", shard_id)
+        if with_shard:
+            return room_id
+    raise AssertionError("aucun salon confié au second compte en 16 essais")
+
+
+async def test_rooms_live_with_their_shard_and_the_person_keeps_one_folder(
+    synapse: Any, tmp_path: Any, pro_factory: Any
+) -> None:
+    runners = list(await two_accounts(synapse, tmp_path))
+    front_config, shard_config = (r.config for r in runners)
+    front_id, shard_id = front_config.user_id, shard_config.user_id
     try:
         for runner in runners:
             await runner.start()
@@ -73,14 +102,8 @@ async def test_rooms_live_with_their_shard_and_the_person_keeps_one_folder(
         for i in range(16):
             if len(lives_with) == 2:
                 break
-            start = alice.mark(dm)
-            await alice.say(dm, f"!patient nouveau Suivi {i}")
-            notice = await alice.wait_notice(dm, f"Salon patient « Suivi {i} » créé", start=start)
-            room_id = room_id_in(notice.source["content"]["body"])
-            await alice.wait_member(room_id, alice.user_id)
-            create = await _state(alice, room_id, "m.room.create")
-            owner = shard_id if shard_id in create.get("additional_creators", []) else front_id
-            lives_with.setdefault(owner, room_id)
+            room_id, with_shard = await new_patient_room(alice, dm, f"Suivi {i}", shard_id)
+            lives_with.setdefault(shard_id if with_shard else front_id, room_id)
         assert set(lives_with) == {front_id, shard_id}, lives_with
 
         room = lives_with[shard_id]
@@ -195,7 +218,6 @@ async def test_folders_made_before_the_bot_had_shards_take_the_new_account_in(
     alone lets the new account in, which files its rooms in that same folder."""
     front_id = synapse.bot_user_id
     shard_id = f"@cercle-bot-2:{synapse.server_name}"
-    await _register_shard(synapse, shard_id, 2)
     alone = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot"))
     await alone.start()
     alice = await pro_factory()
@@ -215,36 +237,14 @@ async def test_folders_made_before_the_bot_had_shards_take_the_new_account_in(
     finally:
         await alone.stop()
 
-    accounts = (front_id, shard_id)
-    front = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot", accounts=accounts))
-    shard = BotRunner(
-        synapse,
-        make_bot_config(
-            synapse,
-            tmp_path / "bot-2",
-            user_id=shard_id,
-            accounts=accounts,
-            display_name="Cercle (salons 2)",
-            cross_signing_key_path=synapse.var_dir / "bot-2" / "cross_signing.enc",
-        ).model_copy(update={"shard": 2}),
-    )
+    front, shard = await two_accounts(synapse, tmp_path)
     try:
         await shard.start()
         await front.start()
         await alice.wait_member(space, shard_id)  # invited by the front, joined
         levels = await _state(alice, space, "m.room.power_levels")
         assert levels["users"][shard_id] == 100
-        for i in range(16):  # a room that lives with the shard
-            start = alice.mark(dm)
-            await alice.say(dm, f"!patient nouveau Après {i}")
-            notice = await alice.wait_notice(dm, f"« Après {i} » créé", start=start)
-            room = room_id_in(notice.source["content"]["body"])
-            await alice.wait_member(room, alice.user_id)
-            create = await _state(alice, room, "m.room.create")
-            if shard_id in create.get("additional_creators", []):
-                break
-        else:
-            raise AssertionError("aucun salon confié au second compte en 16 essais")
+        room = await room_of_the_shard(alice, dm, "Après", shard_id)
         await alice.wait_member(room, shard_id)
         start = alice.mark(room)
         await alice.say(room, "!urgent chute")
@@ -262,37 +262,14 @@ async def test_a_room_made_while_its_account_is_down_waits_for_it(
     """The account a room is made for is down (its process stopped): the front stays in the
     room, so that it can still be joined (a room whose last member left cannot be, from this
     server), answers nothing there, and leaves it once that account has come and joined."""
-    front_id = synapse.bot_user_id
-    shard_id = f"@cercle-bot-2:{synapse.server_name}"
-    accounts = (front_id, shard_id)
-    await _register_shard(synapse, shard_id, 2)
-    front = BotRunner(synapse, make_bot_config(synapse, tmp_path / "bot", accounts=accounts))
-    shard = BotRunner(
-        synapse,
-        make_bot_config(
-            synapse,
-            tmp_path / "bot-2",
-            user_id=shard_id,
-            accounts=accounts,
-            display_name="Cercle (salons 2)",
-            cross_signing_key_path=synapse.var_dir / "bot-2" / "cross_signing.enc",
-        ).model_copy(update={"shard": 2}),
-    )
+    front, shard = await two_accounts(synapse, tmp_path)
+    front_id, shard_id = front.config.user_id, shard.config.user_id
     try:
         await front.start()  # the second account is not running
         alice = await pro_factory()
         dm = await dm_with_bot(alice, front_id)
-        for i in range(16):
-            start = alice.mark(dm)
-            await alice.say(dm, f"!patient nouveau Attente {i}")
-            notice = await alice.wait_notice(dm, f"« Attente {i} » créé", start=start)
-            room = room_id_in(notice.source["content"]["body"])
-            await alice.wait_member(room, alice.user_id)  # joinable: the front is still in
-            create = await _state(alice, room, "m.room.create")
-            if shard_id in create.get("additional_creators", []):
-                break
-        else:
-            raise AssertionError("aucun salon confié au second compte en 16 essais")
+        # joined by alice: joinable, the front is still in it
+        room = await room_of_the_shard(alice, dm, "Attente", shard_id)
         joined = {m.user_id for m in (await alice.client.joined_members(room)).members}
         assert joined == {alice.user_id, front_id}
         start = alice.mark(room)
