@@ -34,6 +34,9 @@ region profile »), storm / idle at p50 / p99, the bot then the bare echo:
   2,000 rooms, 8 senders: single 1.39× / 1.53× (echo 1.57× / 1.75×); region 1.93× / 2.36×
                           (echo 2.02× / 2.29×)
 On two cores the region's extra hops cost more than its separate processes give back.
+  6,000 rooms, single, --shards 1,4: 1.61× / 2.96× with one account, 1.53× / 4.65× over
+                          four (the median 148 → 116 ms in the storm, 92 → 76 ms idle;
+                          echo 1.79× / 3.78× and 1.50× / 1.38×)
 
 ``--shards 1,4`` runs each profile once per number of the bot's accounts (``bot.shards``,
 bots/shards.py): room i is made by account i mod K, as the front hands rooms over, so the
