@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from nio import (
     AsyncClient,
@@ -386,25 +385,24 @@ class MatrixIO:
     async def membership(self, room_id: str, user_id: str) -> str | None:
         """``user_id``'s membership of ``room_id`` as the server has it now; None when it has
         none, or when this account may not read it (it was never in the room)."""
-        path = f"/rooms/{quote(room_id)}/state/m.room.member/{quote(user_id)}"
         try:
-            content = await self._client_api("GET", path, None, "membership")
+            content = await self.get_state(room_id, "m.room.member", user_id)
         except MatrixRequestError as exc:
-            if exc.errcode in ("M_NOT_FOUND", "M_FORBIDDEN"):
+            if exc.errcode == "M_FORBIDDEN":
                 return None
             raise
-        value = content.get("membership")
+        value = (content or {}).get("membership")
         return value if isinstance(value, str) else None
 
     async def _client_api(
-        self, method: str, path: str, body: Mapping[str, Any] | None, operation: str
+        self, method: str, path: str, body: Mapping[str, Any], operation: str
     ) -> dict[str, Any]:
         """One request of the client-server API that nio does not make; its refusal as a
         `MatrixRequestError` (the homeserver's errcode and status)."""
         response = await self.client.send(
             method,
             f"/_matrix/client/v3{path}",
-            data=None if body is None else json.dumps(body),
+            data=json.dumps(body),
             headers={
                 "Authorization": f"Bearer {self.client.access_token}",
                 "Content-Type": "application/json",
