@@ -47,7 +47,7 @@ from nio import (
     UploadFilterResponse,
 )
 
-from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends
+from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends, unknown_senders
 from bots.matrix.ledger import EventLedger, now_ms
 from bots.matrix.member_repair import repair_members, rooms_to_check
 from bots.matrix.room_snapshot import RoomSnapshot
@@ -228,7 +228,8 @@ class SyncLoop:
                     if incremental:
                         before = self.snapshot.members(resp.rooms.join)
                         to_check = rooms_to_check(resp, before)
-                        resent = lazy_resends(resp, before) - pending
+                        if not first_sync:  # a catch-up: a device may have been added
+                            resent = lazy_resends(resp, before) - pending
                     self.snapshot.record(resp, full_state=not incremental, unread=to_check)
                 except Exception:
                     log.exception("état des salons non enregistré, nouvel essai dans %.1f s", delay)
@@ -351,13 +352,21 @@ class SyncLoop:
         olm = self.client.olm
         if olm is None:
             return
+        # a device the bot does not know spoke to it: that device list did change
+        unknown = unknown_senders(resp.to_device_events, self._known_keys)
+        resent = set(resent) - unknown
+        self.deferred_keys.release(unknown)
         olm.users_for_key_query.difference_update(resent)
+        olm.users_for_key_query.update(unknown)
         self.deferred_keys.defer(resent)
         due = self.deferred_keys.due()
         olm.users_for_key_query.update(due)
-        if resent or due:
+        if resent or due or unknown:
             changed = [u for u in resp.device_list.changed if u not in resent]
-            resp.device_list.changed = changed + sorted(due - set(changed))
+            resp.device_list.changed = changed + sorted((due | unknown) - set(changed))
+
+    def _known_keys(self, user_id: str) -> list[str]:
+        return [d.curve25519 for d in self.client.device_store.active_user_devices(user_id)]
 
     async def _dispatch(
         self, resp: SyncResponse, batch: _Batch, *, skip_timeline: bool, since: str | None

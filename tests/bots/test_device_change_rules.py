@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nio import SyncResponse
+from nio import DummyEvent, RoomKeyEvent, RoomKeyRequest, SyncResponse
 
-from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends
+from bots.matrix.device_changes import DeferredKeyQueries, lazy_resends, unknown_senders
 from tests.bots import test_member_repair_rules as repair_rules
 
 ROOM, OTHER = "!soins:cercle.test", "!autre:cercle.test"
@@ -76,3 +76,28 @@ def test_deferred_queries_are_handed_back_together_once_due() -> None:
     deferred.defer(set())
     now[0] += 60
     assert deferred.due() == set()
+
+
+def test_an_olm_message_from_a_device_not_held_names_its_sender() -> None:
+    held = {ALICE: ["laptop-key"], BOB: ["bob-key"]}
+    events = [
+        RoomKeyEvent({}, ALICE, "phone-key", ROOM, "s1", "m.megolm.v1.aes-sha2"),
+        RoomKeyEvent({}, BOB, "bob-key", ROOM, "s2", "m.megolm.v1.aes-sha2"),
+        DummyEvent({}, CAROL, "carole-key", "PHONE"),
+    ]
+    assert unknown_senders(events, lambda user: held.get(user, [])) == {ALICE, CAROL}
+
+
+def test_a_key_request_names_the_session_creator_not_a_device() -> None:
+    # its sender_key is the key of whoever made the session asked for: not a device change
+    request = RoomKeyRequest(
+        {}, ALICE, "PHONE", "r1", "m.megolm.v1.aes-sha2", ROOM, "bot-key", "s1"
+    )
+    assert unknown_senders([request], lambda user: []) == set()
+
+
+def test_a_user_released_is_no_longer_waiting() -> None:
+    deferred = DeferredKeyQueries(flush_seconds=30.0, clock=lambda: 0.0)
+    deferred.defer({ALICE, BOB})
+    deferred.release({ALICE})
+    assert deferred.waiting == {BOB}

@@ -85,3 +85,58 @@ async def test_a_member_sent_again_is_not_queried_ahead_of_each_command(
         assert any(alice.user_id in q for q in queries)
     finally:
         await runner.stop()
+
+
+async def bot_stopped_after_two_rooms(
+    bot_factory: Any, pro_factory: Any, synapse: Any
+) -> tuple[Any, Pro, list[str]]:
+    """A bot that last met alice's join in her second room, then stopped."""
+    runner = bot_factory()
+    await runner.start()
+    alice = await pro_factory()
+    rooms = [await alice.create_room(invite=[synapse.bot_user_id]) for _ in range(2)]
+    for room_id in rooms:
+        await alice.wait_member(room_id, synapse.bot_user_id)
+        start = alice.mark(room_id)
+        await alice.say(room_id, "!aide vu")
+        await alice.wait_notice(room_id, "!vu", start=start)
+    await runner.stop()
+    return runner, alice, rooms
+
+
+async def test_a_device_added_while_the_bot_is_away_reads_its_answer(
+    bot_factory: Any, pro_factory: Any, synapse: Any, tmp_path: Path
+) -> None:
+    """Found by hand: a second device logged in while the bot was stopped wrote a command;
+    the restarted bot's catch-up sync named her both for that device and for her member
+    event sent again, the query was deferred and the answer was unreadable on that device."""
+    runner, alice, rooms = await bot_stopped_after_two_rooms(bot_factory, pro_factory, synapse)
+    async with second_device(synapse, alice.client.test_user, tmp_path / "phone") as other:
+        phone = Pro(other)
+        await phone.sync_once(0)
+        room_id = rooms[0]
+        seen = phone.mark(room_id)
+        await phone.say(room_id, "!aide fait")
+        app = await runner.start()
+        app.sync_loop.deferred_keys.flush_seconds = 3600.0  # only the answer can tell
+        await phone.wait_notice(room_id, "!fait", start=seen)
+        assert not phone.undecrypted(room_id)[seen:]
+
+
+async def test_a_device_added_while_the_bot_is_away_reads_answers_to_the_others(
+    bot_factory: Any, pro_factory: Any, synapse: Any, tmp_path: Path
+) -> None:
+    """The same, the new device only reading: the command comes from her first device,
+    whose room key the bot already holds (no Olm message tells of the new device), and the
+    catch-up sync after the restart queries her keys before the answer."""
+    runner, alice, rooms = await bot_stopped_after_two_rooms(bot_factory, pro_factory, synapse)
+    async with second_device(synapse, alice.client.test_user, tmp_path / "phone") as other:
+        phone = Pro(other)
+        await phone.sync_once(0)
+        room_id = rooms[0]
+        seen = phone.mark(room_id)
+        await alice.say(room_id, "!aide fait")
+        app = await runner.start()
+        app.sync_loop.deferred_keys.flush_seconds = 3600.0
+        await phone.wait_notice(room_id, "!fait", start=seen)
+        assert not phone.undecrypted(room_id)[seen:]
