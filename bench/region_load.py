@@ -122,6 +122,7 @@ from bench.common.postgres import Server  # noqa: E402
 from bench.common.region_e2ee import OPERATIONS, E2eeLoad  # noqa: E402
 from bench.common.signals import clean_up_on_sigterm  # noqa: E402
 from bench.common.signals import run as run_cleanly  # noqa: E402
+from deployment.profile import PROJECT_ROOT, load_profile  # noqa: E402
 from homeserver.accounts import ADMIN_TOKEN_FILE  # noqa: E402
 from homeserver.admin_api import AdminApi, RegisteredUser  # noqa: E402
 from tests.support import free_region_base, password_login  # noqa: E402
@@ -166,6 +167,12 @@ class Deployment:
 
     def cli(self, *args: str) -> str:
         return cercle(self.env, *self.args, *args, cpus=self.cpus)
+
+    @property
+    def bot_user_ids(self) -> tuple[str, ...]:
+        """Every account of the bot as the profile it runs names them, the front first."""
+        named = PROJECT_ROOT / "config" / f"{self.args[1]}.yaml" if self.args else None
+        return load_profile(override_file=named, env=self.env).bot_user_ids
 
 
 def deployments(tmp: Path) -> Iterator[Deployment]:
@@ -770,8 +777,7 @@ async def run_one(dep: Deployment, args: argparse.Namespace) -> dict[str, Any]:
                 dep, args.users, args.rooms or args.users, http, args.prepare_concurrency
             )
             if args.e2ee:
-                bot = f"@cercle-bot:{dep.server_name}"
-                e2ee = E2eeLoad(dep.homeserver, bot, dep.var / "bench-e2ee", http)
+                e2ee = E2eeLoad(dep.homeserver, dep.bot_user_ids, dep.var / "bench-e2ee", http)
                 t1 = time.monotonic()
                 e2ee_pros = [f"e2ee{i}" for i in range(args.e2ee)]
                 await e2ee.prepare(

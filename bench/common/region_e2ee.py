@@ -206,9 +206,9 @@ def _notice(kind: str, motif: str | None = None) -> Callable[[Seen], bool]:
     return found
 
 
-def _pdf(bot: str) -> Callable[[Seen], bool]:
+def _pdf(bots: frozenset[str]) -> Callable[[Seen], bool]:
     def found(seen: Seen) -> bool:
-        return seen.sender == bot and seen.content.get("msgtype") == "m.file"
+        return seen.sender in bots and seen.content.get("msgtype") == "m.file"
 
     return found
 
@@ -216,9 +216,14 @@ def _pdf(bot: str) -> Callable[[Seen], bool]:
 class E2eeLoad:
     """N professionals, their patient rooms with the bot, and the operations' loop."""
 
-    def __init__(self, homeserver: str, bot: str, work: Path, http: aiohttp.ClientSession):
+    def __init__(
+        self, homeserver: str, bots: tuple[str, ...], work: Path, http: aiohttp.ClientSession
+    ):
+        """``bots``: every account of the bot, the front (the one people write to) first;
+        a patient room lives with any of them (``bot.shards``)."""
         self.homeserver = homeserver
-        self.bot = bot
+        self.bot = bots[0]
+        self.bots = frozenset(bots)
         self.work = work
         self.http = http
         self.results = E2eeResults()
@@ -404,7 +409,7 @@ class E2eeLoad:
         if await me.send(room, "!export", deadline) is None:
             self.results.errors["export"] += 1
             return
-        seen = await me.wait(room, _pdf(self.bot), deadline, start)
+        seen = await me.wait(room, _pdf(self.bots), deadline, start)
         if seen is None:
             self.results.errors["export"] += 1
             return
@@ -453,10 +458,10 @@ class E2eeLoad:
         for (i, kind, motif), asked in self.commands.items():
             who = self.members[(i + 1) % size] if kind == ACK else self.members[i]
             found = _notice(kind, motif or None)
-            n = sum(1 for s in who.timeline[self.rooms[i]] if s.sender == self.bot and found(s))
+            n = sum(1 for s in who.timeline[self.rooms[i]] if s.sender in self.bots and found(s))
             counts[(kind, asked, (i, motif))] = n
         for i, asked in self.exports.items():
-            pdf = _pdf(self.bot)
+            pdf = _pdf(self.bots)
             n = sum(1 for s in self.members[i].timeline[self.rooms[i]] if pdf(s))
             counts[("export", asked, i)] = n
         return counts

@@ -64,23 +64,29 @@ async def two_accounts(synapse: Any, tmp_path: Any) -> tuple[BotRunner, BotRunne
     return BotRunner(synapse, front), BotRunner(synapse, shard)
 
 
-async def new_patient_room(alice: Any, dm: str, label: str, shard_id: str) -> tuple[str, bool]:
+async def new_patient_room(
+    alice: Any, dm: str, label: str, shard_id: str, timeout: float = 45.0
+) -> tuple[str, bool]:
     """`!patient nouveau <label>` by ``alice`` in her chat with the front; the room (alice
     joined: it can be joined) and whether it lives with ``shard_id``."""
     start = alice.mark(dm)
     await alice.say(dm, f"!patient nouveau {label}")
-    notice = await alice.wait_notice(dm, f"Salon patient « {label} » créé", start=start)
+    notice = await alice.wait_notice(
+        dm, f"Salon patient « {label} » créé", start=start, timeout=timeout
+    )
     room_id = room_id_in(notice.source["content"]["body"])
     await alice.wait_member(room_id, alice.user_id)
     create = await _state(alice, room_id, "m.room.create")
     return room_id, shard_id in create.get("additional_creators", [])
 
 
-async def room_of_the_shard(alice: Any, dm: str, label: str, shard_id: str) -> str:
+async def room_of_the_shard(
+    alice: Any, dm: str, label: str, shard_id: str, timeout: float = 45.0
+) -> str:
     """Rooms made until one lives with ``shard_id`` (the account is a hash of the command:
     one in two with two accounts; 16 tries)."""
     for i in range(16):
-        room_id, with_shard = await new_patient_room(alice, dm, f"{label} {i}", shard_id)
+        room_id, with_shard = await new_patient_room(alice, dm, f"{label} {i}", shard_id, timeout)
         if with_shard:
             return room_id
     raise AssertionError("aucun salon confié au second compte en 16 essais")

@@ -1,7 +1,7 @@
 """The `region` profile started once (`cercle up --profile region`): PostgreSQL, Redis, the
 Synapse main process and its workers, nginx, two dossier processes; the core scenario runs
-through the proxy like a client would: login, a patient room created by the bot, the circle
-changed from the room, an urgent flag, an export, the dossier page (its session valid on
+through the proxy like a client would: login, a patient room asked of the bot's front and
+living with its second account (``bot.shards: 2``), the circle changed from the room, an urgent flag, an export, the dossier page (its session valid on
 both dossier processes); a worker killed is restarted and shown so.
 
 Unique server name, ports and database names: parallel runs do not meet (Redis channels are
@@ -33,7 +33,8 @@ from psycopg2 import sql
 from bots.dossier_client import DossierClient
 from homeserver.accounts import ADMIN_TOKEN_FILE
 from tests.backup_restore.test_live_round_trip import PASSWORD, login, ok
-from tests.bots.conftest import Pro, dm_with_bot, room_id_in
+from tests.bots.conftest import Pro, dm_with_bot
+from tests.bots.test_shards_with_bots import room_of_the_shard
 from tests.cercle.test_run import cercle
 from tests.support import free_region_base
 
@@ -52,6 +53,7 @@ PROCESSES = (
     "dossier2",
     "comptes",
     "bot",
+    "bot2",  # config/region.yaml: bot.shards 2
 )
 
 
@@ -147,7 +149,9 @@ def test_every_process_runs_and_the_admin_api_stays_on_loopback(region: Region) 
     # then, as tests/cercle/test_run.py checks): wait for it, on a deadline
     deadline = time.monotonic() + 60
     status = region.status()
-    while status["services"]["bot"]["state"] == "starting" and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(
+        status["services"][bot]["state"] == "starting" for bot in ("bot", "bot2")
+    ):
         time.sleep(0.3)
         status = region.status()
     services = status["services"]
@@ -193,18 +197,18 @@ async def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
 async def test_core_scenario_through_the_proxy(region: Region, tmp_path: Path) -> None:
     for name in ("alice", "bob"):
         ok(region.cli("admin", "user", "create", name, "--password", PASSWORD))
-    bot_id = f"@cercle-bot:{region.server_name}"
+    front_id = f"@cercle-bot:{region.server_name}"
+    bot_id = f"@cercle-bot-2:{region.server_name}"  # the second account's rooms
     alice = Pro(await login(region.homeserver, f"@alice:{region.server_name}", tmp_path / "a"))
     bob = Pro(await login(region.homeserver, f"@bob:{region.server_name}", tmp_path / "b"))
     token = (region.var / "secrets" / "dossier_service_token").read_text().strip()
     dossier = DossierClient(region.dossier, token)
     try:
-        # a patient room created by the bot, its file in the dossier (through the proxy)
-        dm = await dm_with_bot(alice, bot_id)
-        await alice.say(dm, "!patient nouveau Suivi région")
-        notice = await alice.wait_notice(dm, "Salon patient « Suivi région » créé", timeout=90)
-        room_id = room_id_in(notice.source["content"]["body"])
-        await alice.wait_member(room_id, alice.user_id)
+        # a patient room asked of the bot's front, living with its second account (rooms
+        # until one does: the account is a hash of the command), its file in the dossier
+        dm = await dm_with_bot(alice, front_id)
+        room_id = await room_of_the_shard(alice, dm, "Suivi région", bot_id, timeout=90)
+        await alice.wait_member(room_id, bot_id)
         found = await _wait(lambda: dossier.patient_by_room(room_id), "dossier du salon")
         pid = str(found["id"])
 
