@@ -29,6 +29,16 @@ def _profile(tmp_path: Path, **region: object) -> Profile:
     )
 
 
+def test_the_dossier_address_follows_the_proxy_port() -> None:
+    """An operator who moves the proxy's dossier port is given that address (and `cercle up`
+    waits for the dossier there): the profile once named 8090 whatever the port, and a
+    region on another port waited 60 s for a dossier nobody listened for, then said the
+    wrong address."""
+    moved = load_profile(override_file=REGION, env={"CERCLE__DOSSIER__PORT": "9190"})
+    assert moved.dossier_url == "http://127.0.0.1:9190"
+    assert load_profile(override_file=REGION, env={}).dossier_url == "http://127.0.0.1:8090"
+
+
 def test_topology_follows_synapse_docs() -> None:
     topo = workers.topology(
         {"base_port": 9000, "sync_workers": 3, "event_persisters": 2, "dossier_processes": 2}
