@@ -28,6 +28,8 @@ from backup import layout, pages
 from backup.crypto import ArchiveError, DecryptingReader
 from backup.snapshot import Say, versions
 from backup.stores import Store, declared_stores
+from deployment.dependencies import postgres_databases
+from deployment.postgres import DatabaseSetupError, ensure_databases
 from deployment.profile import Profile
 
 
@@ -180,7 +182,7 @@ def _empty(path: Path) -> bool:
     return not path.exists() or (path.is_dir() and not any(path.iterdir()))
 
 
-def _postgres_empty(dsn: str) -> bool:
+def _postgres_empty(name: str, dsn: str) -> bool:
     out = subprocess.run(
         [
             "psql",
@@ -196,7 +198,7 @@ def _postgres_empty(dsn: str) -> bool:
         check=False,
     )
     if out.returncode != 0:
-        raise ArchiveError("base PostgreSQL cible injoignable (créez-la vide avant de restaurer)")
+        raise ArchiveError(f"base PostgreSQL de {name} injoignable : rien n'a été restauré")
     return out.stdout.strip() == "0"
 
 
@@ -204,7 +206,7 @@ def _check_target(stores: list[Store]) -> None:
     for store in stores:
         if store.kind == "postgres":
             assert store.dsn is not None
-            if not _postgres_empty(store.dsn):
+            if not _postgres_empty(store.name, store.dsn):
                 raise ArchiveError(f"la base cible de {store.name} n'est pas vide")
         elif store.path is not None and not _empty(store.path):
             raise ArchiveError(
@@ -273,6 +275,13 @@ def _unknown_store(name: str) -> str:
 
 def restore_archive(profile: Profile, archive: Path, key: PrivateKey, say: Say) -> ArchiveContents:
     stores = {s.name: s for s in declared_stores(profile)}
+    # a fresh machine's PostgreSQL has no database yet: made as `cercle up` makes them (the
+    # collation Synapse needs), empty, before the target is checked
+    try:
+        for name in ensure_databases(postgres_databases(profile)):
+            say(f"Base PostgreSQL {name} créée (vide) pour la restauration")
+    except DatabaseSetupError as exc:
+        raise ArchiveError(str(exc)) from exc
     _check_target(list(stores.values()))
     var = profile.var_dir
     staging = var.parent / f".{var.name}.restauration"

@@ -25,7 +25,7 @@ from backup.snapshot import BackupError, make_backup, public_key_path
 from backup.transcripts import BotTranscripts
 from bots.dossier_client import DossierClient
 from bots.outbox import Refused, Unavailable
-from cercle.context import load_context
+from cercle.context import command_line, load_context
 from cercle.errors import CliError
 from cercle.supervisor import read_run_file
 from deployment.profile import Profile, ProfileError, load_profile
@@ -157,7 +157,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     profile = _profile(args.config)
     if read_run_file(profile):
-        raise CliError("Cercle tourne : arrêtez-le (« cercle down ») avant de restaurer")
+        raise CliError(
+            f"Cercle tourne : arrêtez-le (« {command_line('down')} ») avant de restaurer"
+        )
     archive = _archive_arg(args.archive)
     try:
         contents = restore_archive(profile, archive, load_private_key(args.key), _say)
@@ -165,7 +167,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(
         f"Restauration faite : {contents.files} fichiers ({contents.bytes / 1e6:.1f} Mo) "
-        f"de la sauvegarde du {contents.manifest['created_at']}. Démarrez : « cercle up »."
+        f"de la sauvegarde du {contents.manifest['created_at']}. Démarrez : « {command_line('up')} »."
     )
     return 0
 

@@ -35,7 +35,7 @@ from cercle.bot_instances import (
 )
 from cercle.errors import CliError
 from deployment.dependencies import postgres_databases, region_dependencies
-from deployment.postgres import DatabaseSetupError, check_collation, ensure_database
+from deployment.postgres import DatabaseSetupError, ensure_databases
 from deployment.postgres_upkeep import StatisticsUpkeep, autovacuum_warnings
 from deployment.processes import (
     PRIVATE_UMASK,
@@ -293,12 +293,7 @@ class Supervisor:
 
     def _ensure_databases(self) -> None:
         try:
-            for db in self._databases:
-                where = (db.host, db.port, db.user, db.password, db.name)
-                if not ensure_database(*where) and db.synapse:
-                    problem = check_collation(*where)
-                    if problem:
-                        raise CliError(problem)
+            ensure_databases(self._databases)
         except DatabaseSetupError as exc:
             raise CliError(str(exc)) from exc
 

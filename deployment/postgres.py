@@ -7,7 +7,8 @@ depends on the collation). Creating needs a role allowed to (``postgres`` on thi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import psycopg2
 from psycopg2 import sql
@@ -79,3 +80,36 @@ def check_collation(host: str, port: int, user: str, password: str, name: str) -
             "(recréez-la avec LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0)"
         )
     return None
+
+
+class NamedDatabase(Protocol):
+    """Where a profile's database lives (``deployment.dependencies.PostgresDatabase``)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def synapse(self) -> bool: ...
+
+
+def ensure_databases(databases: Iterable[NamedDatabase]) -> list[str]:
+    """Each database created when missing; an existing one of Synapse's without the C
+    collation refused (``DatabaseSetupError``, in French). The names created, in order:
+    what `cercle up` does before starting, and a restore before placing its dumps."""
+    created: list[str] = []
+    for db in databases:
+        where = (db.host, db.port, db.user, db.password, db.name)
+        if ensure_database(*where):
+            created.append(db.name)
+        elif db.synapse:
+            problem = check_collation(*where)
+            if problem:
+                raise DatabaseSetupError(problem)
+    return created

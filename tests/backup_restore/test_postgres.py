@@ -88,3 +88,39 @@ def test_pg_dump_then_pg_restore_into_an_empty_database(
     again = on_postgres(tmp_path / "again" / "var", deployment.backups, target)
     with pytest.raises(ArchiveError, match="n'est pas vide"):
         restore_archive(again, result.archive, key, lambda _: None)
+
+
+def test_a_restore_on_a_fresh_server_creates_the_database_as_cercle_up_does(
+    deployment: Deployment, databases: tuple[str, str], tmp_path: Path
+) -> None:
+    """A new machine's PostgreSQL has no database yet: the restore used to refuse (« créez-la
+    vide ») without saying which, nor that Synapse needs the C collation. It now creates it
+    as `cercle up` would, says so, and restores into it."""
+    source, _ = databases
+    with psycopg2.connect(dbname=source, **POSTGRES) as connection, connection.cursor() as cur:
+        cur.execute("CREATE TABLE events (id serial PRIMARY KEY, body text)")
+        cur.executemany("INSERT INTO events (body) VALUES (%s)", [(f"e{i}",) for i in range(50)])
+    archive = make_backup(
+        on_postgres(deployment.var, deployment.backups, source), deployment.backups, lambda _: None
+    ).archive
+    missing = f"cercle_new_{secrets.token_hex(4)}"
+    said: list[str] = []
+    try:
+        clone = on_postgres(tmp_path / "clone" / "var", deployment.backups, missing)
+        restore_archive(clone, archive, load_private_key(deployment.key_file), said.append)
+        assert rows(missing) == rows(source)
+        assert f"Base PostgreSQL {missing} créée (vide) pour la restauration" in said
+        connection = admin()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT datcollate, datctype FROM pg_database WHERE datname = %s", (missing,)
+            )
+            assert cursor.fetchone() == ("C", "C")
+        connection.close()
+    finally:
+        connection = admin()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(missing))
+            )
+        connection.close()
