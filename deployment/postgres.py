@@ -8,10 +8,12 @@ depends on the collation). Creating needs a role allowed to (``postgres`` on thi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+
+from deployment.dependencies import PostgresDatabase
 
 
 class DatabaseSetupError(Exception):
@@ -82,24 +84,7 @@ def check_collation(host: str, port: int, user: str, password: str, name: str) -
     return None
 
 
-class NamedDatabase(Protocol):
-    """Where a profile's database lives (``deployment.dependencies.PostgresDatabase``)."""
-
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def user(self) -> str: ...
-    @property
-    def password(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def synapse(self) -> bool: ...
-
-
-def ensure_databases(databases: Iterable[NamedDatabase]) -> list[str]:
+def ensure_databases(databases: Iterable[PostgresDatabase]) -> list[str]:
     """Each database created when missing; an existing one of Synapse's without the C
     collation refused (``DatabaseSetupError``, in French). The names created, in order:
     what `cercle up` does before starting, and a restore before placing its dumps."""
