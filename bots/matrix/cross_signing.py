@@ -16,11 +16,13 @@ request bodies) and one async entry point, :func:`ensure_cross_signed`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,6 +291,22 @@ async def _api(
         return response.status, payload if isinstance(payload, dict) else {}
 
 
+async def own_keys_once(
+    client: Any, shown: Callable[[dict[str, Any]], bool], tries: int = 20, pause: float = 0.25
+) -> dict[str, Any]:
+    """``query_own_keys`` again until ``shown`` holds, or ``tries`` answers later (the last
+    answer): on Synapse's workers the upload is written by one process and ``/keys/query``
+    answered by another, which sees it once replication has carried it (found on the region
+    profile: a bot stopped at start, « signature … n'apparaît pas », restarted 2 s later)."""
+    answer = await query_own_keys(client)
+    for _ in range(tries - 1):
+        if shown(answer):
+            break
+        await asyncio.sleep(pause)
+        answer = await query_own_keys(client)
+    return answer
+
+
 async def query_own_keys(client: Any) -> dict[str, Any]:
     """``/keys/query`` for our own user: ``{master, self_signing, device}`` (None if absent)."""
     status, answer = await _api(
@@ -360,7 +378,7 @@ async def cross_sign(client: Any, *, key_file: Path, encryption_key: str, passwo
         )
         uploaded = True
         logger.info("Clés de signature croisée du bot publiées (maître %s).", keys.master_public)
-        published = await query_own_keys(client)
+        published = await own_keys_once(client, lambda k: published_key(k["master"]) is not None)
     elif server_master != keys.master_public:
         message = (
             "Le serveur détient une autre clé maîtresse de signature croisée pour le bot "
@@ -387,7 +405,9 @@ async def cross_sign(client: Any, *, key_file: Path, encryption_key: str, passwo
     signed = False
     if not device_is_signed(device, user_id, keys.self_signing_public):
         await _upload_device_signature(client, sign_device_keys(device, user_id, keys))
-        check = await query_own_keys(client)
+        check = await own_keys_once(
+            client, lambda k: device_is_signed(k["device"], user_id, keys.self_signing_public)
+        )
         if not device_is_signed(check["device"], user_id, keys.self_signing_public):
             raise CrossSigningError(
                 "La signature de l'appareil du bot n'apparaît pas sur le serveur."
