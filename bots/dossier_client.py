@@ -208,10 +208,22 @@ class DossierClient:
         )
         return _unwrap(body, "member") or {}
 
-    async def mark_left_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
+    async def mark_left_room(
+        self, patient_id: str, user_id: str, *, removed_by: str | None = None, key: str
+    ) -> dict[str, Any]:
+        """``{"member": …}``: her place in the circle (None when she has none)."""
         body = await self.request(
             "POST",
             f"/patients/{_q(patient_id)}/circle/left-room",
+            json_body={"matrix_user_id": user_id, "removed_by": removed_by},
+            key=key,
+        )
+        return dict(body or {})
+
+    async def mark_back_in_room(self, patient_id: str, user_id: str, *, key: str) -> dict[str, Any]:
+        body = await self.request(
+            "POST",
+            f"/patients/{_q(patient_id)}/circle/back-in-room",
             json_body={"matrix_user_id": user_id},
             key=key,
         )

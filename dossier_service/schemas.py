@@ -164,6 +164,11 @@ class CircleMemberUpdate(Input):
 
 class LeftRoomIn(Input):
     matrix_user_id: UserId
+    removed_by: UserId | None = None  # who removed her from the room in a client
+
+
+class BackInRoomIn(Input):
+    matrix_user_id: UserId
 
 
 class StructureMemberIn(Input):

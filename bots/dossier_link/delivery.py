@@ -19,6 +19,7 @@ from bots.dossier_link.links import FileLinks, NotLinked
 from bots.dossier_link.operations import (
     AddNotebookEntry,
     AddToCircle,
+    BackInRoom,
     CloseTask,
     CreatePatient,
     CreateTask,
@@ -32,7 +33,7 @@ from bots.dossier_link.operations import (
     parse_operation,
     words_of,
 )
-from bots.matrix.io import MatrixRequestError, txn_for
+from bots.matrix.io import MatrixRequestError, member_name, mention_html, txn_for
 from bots.outbox import Outbox, OutboxItem, Refused, Unavailable
 
 Result = dict[str, Any]
@@ -49,6 +50,7 @@ class OutboxDelivery:
             CreatePatient: self._create_patient,
             LinkRoom: self._link_room,
             LeftRoom: self._left_room,
+            BackInRoom: self._back_in_room,
             AddNotebookEntry: self._add_notebook_entry,
             CreateTask: self._create_task,
             CloseTask: self._close_task,
@@ -103,7 +105,22 @@ class OutboxDelivery:
 
     async def _left_room(self, op: LeftRoom, key: str) -> Result:
         pid = await self._pid(op)
-        await self.dossier.mark_left_room(pid, op.user_id, key=key)
+        marked = await self.dossier.mark_left_room(
+            pid, op.user_id, removed_by=op.removed_by, key=key
+        )
+        member = marked.get("member")
+        if op.removed_by and op.room_id and isinstance(member, Mapping):
+            # removed in a client: her place in the circle (and the file) stays; say how to end it
+            by = member_name(self.links.client, op.room_id, op.removed_by)
+            plain, rich = removal_notice(member, by=by, by_id=op.removed_by)
+            await self.links.io.send_notice(
+                op.room_id, plain, rich, txn_id=txn_for(key, "removed-from-room")
+            )
+        return {"patient_id": pid}
+
+    async def _back_in_room(self, op: BackInRoom, key: str) -> Result:
+        pid = await self._pid(op)
+        await self.dossier.mark_back_in_room(pid, op.user_id, key=key)
         return {"patient_id": pid}
 
     async def _add_notebook_entry(self, op: AddNotebookEntry, key: str) -> Result:
@@ -168,7 +185,11 @@ class OutboxDelivery:
         self, item: OutboxItem, result: Mapping[str, Any] | None, refused: Refused | None
     ) -> None:
         """An item delivered (or refused) after its command was answered: say so in the room."""
-        if not item.room_id or item.operation in (LeftRoom.name, RecordActivity.name):
+        if not item.room_id or item.operation in (
+            LeftRoom.name,
+            BackInRoom.name,
+            RecordActivity.name,
+        ):
             return  # nobody asked for these in the room: nothing to tell
         if refused is None and item.attempts == 0:
             return  # delivered at once: nothing to tell
@@ -182,3 +203,22 @@ class OutboxDelivery:
         await self.links.io.send_notice(
             item.room_id, plain, html.escape(plain), txn_id=txn_for(item.key, "late-outcome")
         )
+
+
+def removal_notice(member: Mapping[str, Any], *, by: str, by_id: str) -> tuple[str, str]:
+    """Pure: what the room is told when a member of the circle was removed from it in a client
+    (not through ``!cercle retirer``): she keeps her place in the circle, and her access to the
+    file if she had it, until a coordinator ends it."""
+    user = str(member.get("matrix_user_id") or "")
+    name = str(member.get("display_name") or user)
+    if member.get("has_access"):
+        keeps = "reste habilité(e) sur le dossier du patient"
+        end = "Pour lui retirer l'accès"
+    else:
+        keeps = "reste dans le cercle de soins (sans accès au dossier)"
+        end = "Pour l'en retirer"
+    head = f"ℹ️ {name} a été retiré(e) de la conversation par "
+    tail = f", mais {keeps}. {end} : « !cercle retirer {user} », ou la page Cercle de soins du dossier."
+    plain = f"{head}{by}{tail}"
+    rich = f"{html.escape(head)}{mention_html(by_id, by)}{html.escape(tail)}"
+    return plain, rich

@@ -18,7 +18,13 @@ from bots.commands.registry import UserError
 from bots.dossier_link.arrivals import Arrivals
 from bots.dossier_link.feed import TransientError
 from bots.dossier_link.links import FileLinks, NotLinked
-from bots.dossier_link.operations import AddNotebookEntry, AddToCircle, LeftRoom, Operation
+from bots.dossier_link.operations import (
+    AddNotebookEntry,
+    AddToCircle,
+    BackInRoom,
+    LeftRoom,
+    Operation,
+)
 from bots.outbox import DONE, FAILED, OutboxItem, OutboxWorker, Unavailable, idempotency_key
 
 log = logging.getLogger(__name__)
@@ -173,7 +179,8 @@ class CircleMembership:
 
     # -- room → file --
     async def on_member_event(self, room_id: str, event: RoomMemberEvent) -> None:
-        """A departure marks the member "left" in the circle; an invitation made in the
+        """A departure marks the member "left" in the circle (removed in a client: by whom, and
+        the room is told her access stays), a return clears it; an invitation made in the
         client is noted. Keyed by the event id: a replayed sync writes once."""
         if not self.links.is_patient_room(room_id):
             return
@@ -182,14 +189,18 @@ class CircleMembership:
         prev = (
             (event.prev_content or {}).get("membership") if hasattr(event, "prev_content") else None
         )
-        if (
-            event.membership == "leave"
-            and event.sender == user
-            and not is_bot(user)
-            and prev == "join"
-        ):
+        if event.membership in ("leave", "ban") and prev == "join" and not is_bot(user):
+            if is_bot(event.sender):
+                return  # the bot's own removals follow the circle: already on the file
+            removed_by = event.sender if event.sender != user else None  # kicked, banned
             self.enqueue(
-                idempotency_key(event.event_id, "left"), LeftRoom(user_id=user, room_id=room_id)
+                idempotency_key(event.event_id, "left"),
+                LeftRoom(user_id=user, room_id=room_id, removed_by=removed_by),
+            )
+        elif event.membership == "join" and prev in ("leave", "ban", "invite") and not is_bot(user):
+            # back after leaving ("invite": re-invited first; a first arrival changes nothing)
+            self.enqueue(
+                idempotency_key(event.event_id, "back"), BackInRoom(user_id=user, room_id=room_id)
             )
         elif (
             event.membership == "invite"

@@ -62,6 +62,14 @@ class LeftRoom(OnFile):
     name = "circle.left"
     words = "le départ de la conversation"
     user_id: str
+    removed_by: str | None = None  # removed in a client by this member (a kick, a ban)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackInRoom(OnFile):
+    name = "circle.back"
+    words = "le retour dans la conversation"
+    user_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +144,7 @@ OPERATIONS: dict[str, type[Operation]] = {
         CreatePatient,
         LinkRoom,
         LeftRoom,
+        BackInRoom,
         AddNotebookEntry,
         CreateTask,
         CloseTask,

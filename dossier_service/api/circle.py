@@ -10,7 +10,7 @@ from dossier_service.api.operation import Audit, Call, Operations, Param, member
 from dossier_service.api.serialize import dump, dump_all
 from dossier_service.models.circle import CircleMember
 from dossier_service.policy import Action
-from dossier_service.schemas import CircleMemberIn, CircleMemberUpdate, LeftRoomIn
+from dossier_service.schemas import BackInRoomIn, CircleMemberIn, CircleMemberUpdate, LeftRoomIn
 from dossier_service.services import circle
 
 operations = Operations()
@@ -77,8 +77,27 @@ async def end_member(call: Call, session: AsyncSession) -> tuple[int, Any]:
     body=LeftRoomIn,
 )
 async def left_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
-    """Issue 6: the bot saw a member leave the patient's conversation."""
+    """Issue 6: the bot saw a member leave the patient's conversation (or removed from it)."""
+    body = call.data(LeftRoomIn)
     member = await call.on_file(
-        circle.mark_left_room, session, matrix_user_id=call.data(LeftRoomIn).matrix_user_id
+        circle.mark_left_room,
+        session,
+        matrix_user_id=body.matrix_user_id,
+        removed_by=body.removed_by,
+    )
+    return 200, {"member": dump(member) if member else None}
+
+
+@operations.post(
+    CIRCLE + "/back-in-room",
+    access=MANAGE,
+    resource="circle",
+    audit=Audit("update", "circle.back_in_room"),
+    body=BackInRoomIn,
+)
+async def back_in_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
+    """The bot saw a member who had left the patient's conversation join it again."""
+    member = await call.on_file(
+        circle.mark_back_in_room, session, matrix_user_id=call.data(BackInRoomIn).matrix_user_id
     )
     return 200, {"member": dump(member) if member else None}

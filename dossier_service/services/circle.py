@@ -355,16 +355,53 @@ async def circles_with_access_through(
 
 
 async def mark_left_room(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    patient: Patient,
+    matrix_user_id: str,
+    removed_by: str | None = None,
+) -> CircleMember | None:
+    """Issue 6: a member left the patient's conversation — of her own accord, or removed from
+    it in a client by ``removed_by``. Her places in the circle (and her access) stay as they
+    are: the room says how to end them. Idempotent; no outbox event (the conversation knows)."""
+    places = list((await session.exec(_current_places(patient.id, matrix_user_id))).all())
+    if not places or all(p.left_room_at is not None for p in places):
+        return places[0] if places else None
+    for place in places:
+        place.left_room_at = place.left_room_at or utcnow()
+        session.add(place)
+    name = places[0].display_name
+    if removed_by and removed_by != matrix_user_id:
+        by = await _name_in_circle(session, patient.id, removed_by)
+        text = f"{name} a été retiré(e) de la conversation du patient par {by}"
+    else:
+        text = f"{name} a quitté la conversation du patient"
+    await journal.note(session, principal, patient, text)
+    return places[0]
+
+
+async def mark_back_in_room(
     session: AsyncSession, *, principal: Principal, patient: Patient, matrix_user_id: str
 ) -> CircleMember | None:
-    """Issue 6: a member left the patient's conversation. Idempotent; no outbox event (the
-    conversation already knows)."""
-    member = (await session.exec(_current_places(patient.id, matrix_user_id))).first()
-    if member is None or member.left_room_at is not None:
-        return member
-    member.left_room_at = utcnow()
-    session.add(member)
-    await journal.note(
-        session, principal, patient, f"{member.display_name} a quitté la conversation du patient"
-    )
-    return member
+    """A member who had left the patient's conversation has joined it again. Idempotent: a
+    first arrival (never marked left) changes nothing and writes nothing."""
+    places = list((await session.exec(_current_places(patient.id, matrix_user_id))).all())
+    back = [p for p in places if p.left_room_at is not None]
+    for place in back:
+        place.left_room_at = None
+        session.add(place)
+    if back:
+        await journal.note(
+            session,
+            principal,
+            patient,
+            f"{back[0].display_name} a rejoint la conversation du patient",
+        )
+    return places[0] if places else None
+
+
+async def _name_in_circle(session: AsyncSession, patient_id: str, user_id: str) -> str:
+    """How the file names ``user_id``: her name in this circle, else her Matrix id."""
+    place = (await session.exec(_current_places(patient_id, user_id))).first()
+    return place.display_name if place is not None else user_id

@@ -133,3 +133,64 @@ async def test_a_member_asking_the_bot_for_keys_is_offered_the_transcript(env: E
     await wait_dm_with(nurse, room_id, "Historique de la conversation")
     await nurse.say(room_id, "!historique")
     await nurse.wait_notice(room_id, "déjà été envoyé", start=start)
+
+
+async def test_a_member_removed_in_a_client_is_marked_and_the_room_told_how_to_end_access(
+    env: Env,  # noqa: F811
+) -> None:
+    """Removed from the room in a client (a kick, not ``!cercle retirer``): the file marks her
+    left and names who removed her, her access stays, and the room is told so and how to end
+    it; invited again and back, she is no longer "left"."""
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Retrait depuis un client")
+    colleague = await env.make_pro()
+    await nurse.client.room_invite(room_id, colleague.user_id)
+    await colleague.wait_member(room_id, colleague.user_id)
+    await in_circle(env.dossier, pid, colleague.user_id, "collègue dans le cercle")
+
+    start = nurse.mark(room_id)
+    await nurse.client.room_kick(room_id, colleague.user_id, reason="erreur de salon")
+    notice = await nurse.wait_notice(room_id, "a été retiré(e) de la conversation", start=start)
+    body = notice.source["content"]["body"]
+    assert "reste habilité(e) sur le dossier du patient" in body
+    assert f"!cercle retirer {colleague.user_id}" in body
+    entry = await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda c: bool((circle_entry(c, colleague.user_id) or {}).get("left_room_at")),
+        what="retrait noté sur le cercle",
+    )
+    assert circle_entry(entry, colleague.user_id)["has_access"] is True  # type: ignore[index]
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any(
+            "retiré(e) de la conversation du patient par" in t for t in notebook_texts(f)
+        ),
+        what="retrait noté au cahier",
+    )
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, "!cercle")
+    listing = await nurse.wait_notice(room_id, "Cercle de soins :", start=start)
+    assert "(a quitté la conversation)" in listing.source["content"]["body"]
+
+    # invited again from the client, she joins: no longer "left"
+    await nurse.client.room_invite(room_id, colleague.user_id)
+    for _ in range(60):  # her client joins on the invitation (its sync); the nurse sees it
+        await colleague.sync_once()
+        await nurse.sync_once()
+        room = nurse.client.rooms[room_id]
+        if colleague.user_id in room.users and colleague.user_id not in room.invited_users:
+            break
+    else:
+        raise AssertionError("la collègue n'a pas rejoint le salon")
+    await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda c: (circle_entry(c, colleague.user_id) or {}).get("left_room_at") is None,
+        what="retour noté sur le cercle",
+    )
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any("a rejoint la conversation du patient" in t for t in notebook_texts(f)),
+        what="retour noté au cahier",
+    )
+    notices = nurse.notices(room_id)
+    assert sum("a été retiré(e) de la conversation" in n for n in notices) == 1

@@ -10,6 +10,7 @@ from bots.dossier_link.operations import (
     OPERATIONS,
     AddNotebookEntry,
     AddToCircle,
+    BackInRoom,
     CreatePatient,
     CreateTask,
     LeftRoom,
@@ -36,6 +37,8 @@ def test_every_operation_reads_back_what_it_wrote() -> None:
         ),
         AddToCircle(member={"matrix_user_id": "@n:x", "role": "intervenant"}, room_id="!r:x"),
         LeftRoom(user_id="@n:x", room_id="!r:x"),
+        LeftRoom(user_id="@n:x", room_id="!r:x", removed_by="@c:x"),
+        BackInRoom(user_id="@n:x", room_id="!r:x"),
         RecordActivity(
             kind="messages",
             room_id="!r:x",
@@ -49,7 +52,7 @@ def test_every_operation_reads_back_what_it_wrote() -> None:
     for op in ops:
         stored = json.loads(json.dumps(op.payload()))  # as the outbox keeps it
         assert parse_operation(op.name, stored) == op
-    assert len(OPERATIONS) == 10 and all(words_of(name) != "la demande" for name in OPERATIONS)
+    assert len(OPERATIONS) == 11 and all(words_of(name) != "la demande" for name in OPERATIONS)
 
 
 def test_an_outbox_written_by_an_older_bot_is_still_read() -> None:
@@ -61,6 +64,8 @@ def test_an_outbox_written_by_an_older_bot_is_still_read() -> None:
     )
     note = parse_operation("notebook.add", {"kind": "note", "text": "t", "later": 1})
     assert note == AddNotebookEntry(text="t") and note.patient_id is None
+    left = parse_operation("circle.left", {"room_id": "!r:x", "user_id": "@n:x"})
+    assert left == LeftRoom(user_id="@n:x", room_id="!r:x") and left.removed_by is None
     with pytest.raises(TypeError):
         parse_operation("circle.left", {"room_id": "!r:x"})  # no user_id
     assert (

@@ -513,3 +513,58 @@ async def test_documents_list_is_paginated(api: Api) -> None:
     rest = await api.ok("GET", f"/api/v1/patients/{pid}/documents?limit=2&offset=2", as_user=COORD)
     assert len(rest["items"]) == 1 and rest["next"] is None
     assert {d["id"] for d in first["items"]}.isdisjoint(d["id"] for d in rest["items"])
+
+
+async def test_removed_from_the_room_then_back_keeps_the_access_and_says_who(api: Api) -> None:
+    """A member removed from the conversation in a client stays in the circle with her access
+    (the room tells how to end it); the notebook names who removed her; her return clears
+    "left"; a first arrival writes nothing."""
+    pid = await api.new_patient()
+    await api.add_member(pid, MEMBER)
+    circle_url = f"/api/v1/patients/{pid}/circle"
+    coord_name = next(
+        m["display_name"]
+        for m in (await api.ok("GET", circle_url, as_user=COORD))["items"]
+        if m["matrix_user_id"] == COORD
+    )
+
+    async def notebook() -> list[str]:
+        got = await api.ok("GET", f"/api/v1/patients/{pid}/notebook", as_user=COORD)
+        return [e["text"] for e in got["items"]]
+
+    first = await api.ok(
+        "POST", f"{circle_url}/back-in-room", service=True, json={"matrix_user_id": MEMBER}
+    )
+    assert first["member"]["left_room_at"] is None
+    before = await notebook()
+    removed = await api.ok(
+        "POST",
+        f"{circle_url}/left-room",
+        service=True,
+        json={"matrix_user_id": MEMBER, "removed_by": COORD},
+    )
+    assert removed["member"]["left_room_at"] and removed["member"]["has_access"] is True
+    texts = await notebook()
+    assert len(texts) == len(before) + 1  # the first arrival wrote nothing
+    assert f"Member a été retiré(e) de la conversation du patient par {coord_name}" in texts
+    again = await api.ok(
+        "POST",
+        f"{circle_url}/left-room",
+        service=True,
+        json={"matrix_user_id": MEMBER, "removed_by": COORD},
+    )
+    assert again["member"]["left_room_at"] == removed["member"]["left_room_at"]
+    back = await api.ok(
+        "POST", f"{circle_url}/back-in-room", service=True, json={"matrix_user_id": MEMBER}
+    )
+    assert back["member"]["left_room_at"] is None
+    texts = await notebook()
+    assert texts.count("Member a rejoint la conversation du patient") == 1
+    assert len(texts) == len(before) + 2
+    await api.refused(
+        "POST",
+        f"{circle_url}/left-room",
+        400,
+        service=True,
+        json={"matrix_user_id": MEMBER, "removed_by": "pas un identifiant"},
+    )

@@ -169,6 +169,12 @@ CASES: dict[str, Case] = {
         MANAGE_UPDATE,
         json=lambda f: {"matrix_user_id": MEMBER},
     ),
+    "circle-back": Case(
+        "POST",
+        "/api/v1/patients/{pid}/circle/back-in-room",
+        MANAGE_UPDATE,
+        json=lambda f: {"matrix_user_id": MEMBER},
+    ),
     "memos": Case("GET", "/api/v1/patients/{pid}/memos", READ),
     "memo-add": Case(
         "POST", "/api/v1/patients/{pid}/memos", WRITE, json=lambda f: {"text": "Digicode 1234"}

@@ -640,3 +640,27 @@ async def test_every_page_carries_the_pages_security_policy(site) -> None:
         csp = resp.headers.get("Content-Security-Policy", "")
         assert "frame-ancestors" in csp and "script-src 'self'" in csp, path
         assert resp.headers.get("X-Content-Type-Options") == "nosniff", path
+
+
+async def test_the_circle_page_says_who_left_the_conversation_until_they_return(site) -> None:
+    """What the bot tells the file (``left-room`` / ``back-in-room``) shows on the page: a
+    member habilité who left the conversation keeps her badge, with the date she left."""
+    patient = await site.seed_patient()
+    coord = site.person(site.COORD)
+    service = {"Authorization": f"Bearer {site.config.service_token}"}
+    base = f"/api/v1/patients/{patient.id}/circle"
+    resp = await site.client.post(
+        f"{base}/left-room",
+        json={"matrix_user_id": site.NURSE, "removed_by": site.COORD},
+        headers=service,
+    )
+    assert resp.status == 200, await resp.text()
+    _, body, _ = await site.get(coord, f"/patients/{patient.id}")
+    row = site.text_of(body.split('id="table-cercle"')[1].split("</table>")[0])
+    assert "Inès Dupont" in row and "habilité" in row and "a quitté la conversation le" in row
+    resp = await site.client.post(
+        f"{base}/back-in-room", json={"matrix_user_id": site.NURSE}, headers=service
+    )
+    assert resp.status == 200, await resp.text()
+    _, body, _ = await site.get(coord, f"/patients/{patient.id}")
+    assert "a quitté la conversation le" not in body
