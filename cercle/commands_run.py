@@ -275,6 +275,13 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         else:
             entry["state"] = "running" if alive else "stopped"
         services[spec.name] = entry
+    supervisor = state.get("pid")
+    mark_restarting(
+        state,
+        services,
+        now=time.time(),
+        supervisor_alive=supervisor is not None and pid_alive(int(supervisor)),
+    )
     # region: the servers Cercle relies on and cannot restart, shown beside its processes
     dependencies: dict[str, Any] = {}
     for dep in region_dependencies(p) if p.is_region else []:
@@ -304,6 +311,20 @@ def status_report(ctx: CliContext) -> dict[str, Any]:
         "dependencies": dependencies,
         "backup": backup_status(p),
     }
+
+
+def mark_restarting(
+    state: dict[str, Any], services: dict[str, Any], *, now: float, supervisor_alive: bool
+) -> None:
+    """Pure: a stopped process that the supervisor (alive) restarts after its back-off is
+    "restarting", with the seconds left — not "stopped", which would call for a hand."""
+    if not supervisor_alive:
+        return
+    for name, at in (state.get("restart_at") or {}).items():
+        entry = services.get(name)
+        if entry is not None and entry["state"] == "stopped":
+            entry["state"] = "restarting"
+            entry["restart_in"] = max(0, round(float(at) - now))
 
 
 def _dossier_processes(
@@ -376,7 +397,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, entry in report["services"].items():
         again = entry.get("restarts") or 0
         shown = f" (redémarré {again} fois)" if again else ""
-        _say(f"  {name:<11} {labels.get(entry['state'], entry['state'])}{shown}")
+        label = labels.get(entry["state"], entry["state"])
+        if entry["state"] == "restarting":
+            label = f"arrêté, redémarrage dans {entry['restart_in']} s"
+        _say(f"  {name:<11} {label}{shown}")
         for line in mailbox_lines(entry.get("mailboxes", [])):
             _say(line)
     for name, entry in report["dependencies"].items():

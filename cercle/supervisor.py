@@ -229,6 +229,8 @@ class Supervisor:
             )
         self.restarts: dict[str, int] = {}
         self._next_start: dict[str, float] = {}
+        # a process that died and waits for its restart: when (wall clock), for `cercle status`
+        self._restart_at: dict[str, float] = {}
         # region: Redis and PostgreSQL, watched (not Cercle's to restart: told in the log)
         self._dependencies = region_dependencies(profile) if profile.is_region else []
         self._databases = postgres_databases(profile) if profile.is_region else []
@@ -317,6 +319,7 @@ class Supervisor:
                 **self.restarts,
                 **{s.name: s.restarted for s in self.services if s.restarted},
             },
+            "restart_at": dict(self._restart_at),
         }
         if self.proxy is not None:
             data["homeserver_processes"] = {
@@ -418,8 +421,11 @@ class Supervisor:
                     service.next_start = now + delay
                     service.proc = None
                     log.warning("service %s arrêté ; redémarrage dans %.0f s", service.name, delay)
+                    self._restart_at[service.name] = time.time() + delay
+                    self._write_run_file(ready=True)  # status says "restarting", not "stopped"
                     continue
                 service.start()
+                self._restart_at.pop(service.name, None)
                 self._write_run_file(ready=True)
             if not self.synapse.running():
                 log.warning("Synapse arrêté ; redémarrage")
@@ -428,7 +434,10 @@ class Supervisor:
                     self.synapse.start()
                 self._write_run_file(ready=True)
             for process in self.homeserver_processes()[1:]:
-                if not process.running() and now >= self._next_start.get(process.name, 0.0):
+                if process.running():
+                    continue
+                next_start = self._next_start.get(process.name, 0.0)
+                if now >= next_start:
                     # at once the first time; a process dying again and again waits longer
                     count = self.restarts.get(process.name, 0) + 1
                     self.restarts[process.name] = count
@@ -436,6 +445,10 @@ class Supervisor:
                     log.warning("processus %s arrêté ; redémarrage", process.name)
                     with contextlib.suppress(HomeserverStartError, proxy.ProxyError, OSError):
                         process.start(wait=False)
+                    self._restart_at.pop(process.name, None)
+                    self._write_run_file(ready=True)
+                elif process.name not in self._restart_at:  # died again: waits its back-off
+                    self._restart_at[process.name] = time.time() + (next_start - now)
                     self._write_run_file(ready=True)
             self.watch_dependencies(now)
             if self.statistics is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import free_port
 
-from cercle.supervisor import child_marks
+from cercle.supervisor import child_marks, read_run_file
 from deployment.processes import command_line, exposed_paths, recorded_children
 from deployment.profile import load_profile
 from homeserver.accounts import ADMIN_TOKEN_FILE
@@ -176,6 +176,12 @@ def test_two_bot_shards_are_two_accounts_and_two_processes_watched_like_the_othe
         # SIGKILL on the second shard: the supervisor starts it again, `status` says so
         os.kill(pids[1], signal.SIGKILL)
         _wait_for(lambda: not _alive(pids[1]), 10, "bot2 tué")
+        # during its back-off (2 s) the run file says when: `status` shows "restarting"
+        _wait_for(
+            lambda: "bot2" in (read_run_file(profile) or {}).get("restart_at", {}),
+            5,
+            "redémarrage de bot2 annoncé",
+        )
 
         def restarted() -> bool:
             entry = services()["bot2"]
@@ -183,6 +189,7 @@ def test_two_bot_shards_are_two_accounts_and_two_processes_watched_like_the_othe
 
         _wait_for(restarted, 90, "bot2 redémarré et prêt")
         shown = services()
+        assert "bot2" not in (read_run_file(profile) or {})["restart_at"]
         assert shown["bot2"]["restarts"] == 1
         assert shown["bot"]["pid"] == pids[0] and shown["bot"]["restarts"] == 0
         pids.append(int(str(shown["bot2"]["pid"])))
