@@ -24,6 +24,7 @@ from bots.config import BotConfig
 from deployment.profile import Profile
 from dossier_service.config import default_database_url, normalise_database_url
 from dossier_service.directory.store import legacy_database_path
+from homeserver.render import homeserver_dir
 
 Kind = Literal["sqlite", "postgres", "files", "blobs"]
 
@@ -50,7 +51,7 @@ def _synapse_database(profile: Profile) -> Store:
             auth += ":" + quote(str(db["password"]), safe="")
         dsn = f"postgresql://{auth}@{db['host']}:{db['port']}/{db['name']}"
         return Store("synapse-db", "postgres", dsn=dsn)
-    return Store("synapse-db", "sqlite", path=profile.var_dir / "synapse" / "homeserver.db")
+    return Store("synapse-db", "sqlite", path=homeserver_dir(profile) / "homeserver.db")
 
 
 def _dossier_database(profile: Profile) -> Store:

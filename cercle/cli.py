@@ -12,8 +12,9 @@ from pathlib import Path
 
 from cercle import commands_admin, commands_annuaire, commands_backup, commands_run
 from cercle.errors import CliError
-from deployment.profile import PROJECT_ROOT, ProfileError
+from deployment.profile import PROJECT_ROOT, ProfileError, load_profile
 from homeserver.admin_api import AdminApiError
+from homeserver.render import homeserver_dir
 
 # Each family of subcommands lives in its own module exposing register(subparsers).
 COMMAND_MODULES = (commands_run, commands_admin, commands_annuaire, commands_backup)
@@ -46,6 +47,15 @@ def _choose_profile(args: argparse.Namespace) -> None:
         os.environ["CERCLE_CONFIG"] = str(Path(args.config).resolve())
 
 
+def _homeserver_logs() -> str:
+    """Where Synapse writes its logs, in words for the operator (the chosen profile's)."""
+    where = "les journaux du serveur Matrix"
+    try:
+        return f"{where} : {homeserver_dir(load_profile())}/*.log"
+    except ProfileError:
+        return where
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except AdminApiError as exc:
         print(f"erreur : {exc.message_fr}", file=sys.stderr)
+        if exc.status >= 500:  # its cause (e.g. PostgreSQL refusing clients) is in its logs
+            print(f"  (HTTP {exc.status}) la cause est dans {_homeserver_logs()}", file=sys.stderr)
         return 1
     except ProfileError as exc:
         print(f"erreur : {exc}", file=sys.stderr)

@@ -29,6 +29,7 @@ from deployment.profile import ProfileError
 from dossier_service.config import config_from_profile
 from homeserver import legal
 from homeserver.admin_api import AdminApi
+from homeserver.render import homeserver_dir
 
 
 def register_user_commands(user_sub: Any) -> None:
@@ -127,7 +128,7 @@ async def cmd_export(args: argparse.Namespace, out: Any = print) -> int:
             target,
             user_id=user_id,
             actor=ACTOR,
-            synapse_config=ctx.profile.var_dir / "synapse" / "homeserver.yaml",
+            synapse_config=homeserver_dir(ctx.profile) / "homeserver.yaml",
             dossier=await rgpd.dossier_rows(dossier_config.database_url, user_id),
             directory=rgpd.directory_rows(directory, user_id),
             consent=consent_of(user, legal.current_version(ctx.profile)),

@@ -107,9 +107,14 @@ def _consent(profile: Profile, data_dir: Path) -> dict[str, str] | None:
     }
 
 
+def homeserver_dir(profile: Profile) -> Path:
+    """<var>/synapse: Synapse's configuration, its SQLite database, media and logs."""
+    return profile.var_dir / "synapse"
+
+
 def render(profile: Profile, secrets: Secrets) -> RenderedHomeserver:
     """Write homeserver.yaml and log.yaml under <var>/synapse (mode 0600: it holds secrets)."""
-    data_dir = profile.var_dir / "synapse"
+    data_dir = homeserver_dir(profile)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "media_store").mkdir(exist_ok=True)
     main, log_config = render_text(profile, secrets, data_dir)

@@ -419,3 +419,51 @@ def test_homeserver_down_is_one_french_line_without_traceback(synapse: Any, tmp_
         )
         assert done.stderr.count("\n") == 1
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.integration
+def test_a_homeserver_error_points_to_its_logs(synapse: Any, tmp_path: Path) -> None:
+    """Synapse answering 500 (e.g. PostgreSQL « too many clients already »): the operator is
+    told where the cause is, not only « erreur du serveur Matrix »."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+
+    async def failing(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"errcode": "M_UNKNOWN", "error": "Internal server error"}, status=500
+        )
+
+    async def serve() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", failing)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = loop.run_until_complete(serve())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        data = dict(synapse.profile.data)
+        data["homeserver"] = {**data["homeserver"], "port": port}
+        config = tmp_path / "failing.yaml"
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "cercle", "--config", str(config), "admin", "user", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    first, second = done.stderr.splitlines()
+    assert first == "erreur : erreur du serveur Matrix"
+    assert second == (
+        f"  (HTTP 500) la cause est dans les journaux du serveur Matrix : "
+        f"{synapse.profile.var_dir / 'synapse'}/*.log"
+    )
