@@ -23,7 +23,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS dossier_outbox (
     last_error TEXT,                  -- errcode only (never patient data)
     result TEXT,                      -- JSON answer of the dossier once done
     created_ms INTEGER NOT NULL,
-    done_ms INTEGER
+    done_ms INTEGER,
+    told_pending INTEGER NOT NULL DEFAULT 0  -- its requester was told « ⏳ »: tell the landing
 );
 CREATE INDEX IF NOT EXISTS dossier_outbox_due ON dossier_outbox(status, next_attempt_ms);
 """
@@ -99,6 +100,7 @@ class OutboxItem:
     next_attempt_ms: int
     last_error: str | None
     result: dict[str, Any] | None
+    told_pending: bool = False  # its requester was told it waits: the room hears when it lands
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> OutboxItem:
@@ -113,11 +115,13 @@ class OutboxItem:
             next_attempt_ms=row[7],
             last_error=row[8],
             result=json.loads(row[9]) if row[9] else None,
+            told_pending=bool(row[10]),
         )
 
 
 _COLUMNS = (
-    "id, key, operation, payload, room_id, status, attempts, next_attempt_ms, last_error, result"
+    "id, key, operation, payload, room_id, status, attempts, next_attempt_ms, last_error, "
+    "result, told_pending"
 )
 
 
@@ -133,6 +137,11 @@ class Outbox:
     def __init__(self, conn: sqlite3.Connection, blob_dir: Path) -> None:
         self._db = conn
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(dossier_outbox)")}
+        if "told_pending" not in columns:  # an outbox written by an older bot
+            self._db.execute(
+                "ALTER TABLE dossier_outbox ADD COLUMN told_pending INTEGER NOT NULL DEFAULT 0"
+            )
         self.blob_dir = blob_dir
 
     # -- writing --
@@ -213,6 +222,10 @@ class Outbox:
             (attempts, (at_ms or now_ms()) + delay, errcode[:60], item.id),
         )
         return delay
+
+    def mark_told_pending(self, key: str) -> None:
+        """Its requester was answered « ⏳ … dès son retour »: the landing is owed to the room."""
+        self._db.execute("UPDATE dossier_outbox SET told_pending=1 WHERE key=?", (key,))
 
     def mark_failed(self, item: OutboxItem, errcode: str) -> None:
         self._db.execute(
@@ -323,6 +336,9 @@ class OutboxWorker:
             waiters.remove(future)
         current = self.outbox.get(key)
         assert current is not None
+        if current.status == PENDING:  # the caller says « ⏳ »: the room hears the landing
+            self.outbox.mark_told_pending(key)
+            current = replace(current, told_pending=True)
         return current
 
     async def run_once(self) -> int:

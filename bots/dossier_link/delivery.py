@@ -191,8 +191,8 @@ class OutboxDelivery:
             RecordActivity.name,
         ):
             return  # nobody asked for these in the room: nothing to tell
-        if refused is None and item.attempts == 0:
-            return  # delivered at once: nothing to tell
+        if refused is None and not item.told_pending:
+            return  # nobody was told it waits (delivered at once, or nobody asked)
         what = words_of(item.operation)
         if refused is None:
             plain = f"✅ Dossier de nouveau joignable : {what} est enregistré(e) dans le dossier."

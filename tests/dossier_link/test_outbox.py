@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,57 @@ async def test_submit_returns_pending_when_the_dossier_is_down(tmp_path: Path) -
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_an_item_told_pending_behind_a_failing_one_is_reported_when_it_lands(
+    tmp_path: Path,
+) -> None:
+    """The requester answered « ⏳ » hears the landing even when her item was never tried
+    itself (an earlier item held the queue); an item nobody waited for lands silently; the
+    mark survives a reopen (a restart of the bot)."""
+    box = make_outbox(tmp_path)
+    available = False
+    outcomes: list[tuple[str, bool]] = []
+
+    async def deliver(item: OutboxItem) -> dict[str, str]:
+        if not available:
+            raise Unavailable()
+        return {"ok": item.key}
+
+    async def on_outcome(item: OutboxItem, result: object, refused: Refused | None) -> None:
+        outcomes.append((item.key, item.told_pending))
+
+    worker = OutboxWorker(box, deliver, on_outcome=on_outcome, idle_seconds=0.1)
+    box.enqueue("head", "circle.back", {})  # nobody waits for it
+    task = asyncio.create_task(worker.run())
+    try:
+        asked = await worker.submit("asked", "notebook.add", {}, wait_seconds=0.3)
+        assert asked.status == PENDING and asked.told_pending and asked.attempts == 0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    reopened = Outbox(open_outbox_database(tmp_path / "outbox.sqlite3"), tmp_path / "blobs")
+    worker = OutboxWorker(reopened, deliver, on_outcome=on_outcome)
+    available = True
+    await asyncio.sleep(0.55)  # past the head's back-off: the wait is the behaviour
+    assert await worker.run_once() == 2
+    assert outcomes == [("head", False), ("asked", True)]
+
+
+def test_an_outbox_of_an_older_bot_gains_the_column_and_keeps_its_items(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE dossier_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL "
+            "UNIQUE, operation TEXT NOT NULL, payload TEXT NOT NULL, room_id TEXT, status TEXT "
+            "NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL, "
+            "last_error TEXT, result TEXT, created_ms INTEGER NOT NULL, done_ms INTEGER);"
+            "INSERT INTO dossier_outbox(key, operation, payload, status, next_attempt_ms, "
+            "created_ms) VALUES('old', 'notebook.add', '{}', 'pending', 0, 1);"
+        )
+    box = Outbox(open_outbox_database(path), tmp_path / "blobs")
+    item = box.get("old")
+    assert item is not None and item.status == PENDING and item.told_pending is False
+    box.mark_told_pending("old")
+    assert box.get("old").told_pending is True  # type: ignore[union-attr]
