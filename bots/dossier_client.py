@@ -209,13 +209,23 @@ class DossierClient:
         return _unwrap(body, "member") or {}
 
     async def mark_left_room(
-        self, patient_id: str, user_id: str, *, removed_by: str | None = None, key: str
+        self,
+        patient_id: str,
+        user_id: str,
+        *,
+        removed_by: str | None = None,
+        was_invited: bool = False,
+        key: str,
     ) -> dict[str, Any]:
         """``{"member": …}``: her place in the circle (None when she has none)."""
         body = await self.request(
             "POST",
             f"/patients/{_q(patient_id)}/circle/left-room",
-            json_body={"matrix_user_id": user_id, "removed_by": removed_by},
+            json_body={
+                "matrix_user_id": user_id,
+                "removed_by": removed_by,
+                "was_invited": was_invited,
+            },
             key=key,
         )
         return dict(body or {})

@@ -165,6 +165,7 @@ class CircleMemberUpdate(Input):
 class LeftRoomIn(Input):
     matrix_user_id: UserId
     removed_by: UserId | None = None  # who removed her from the room in a client
+    was_invited: bool = False  # she had been invited, not joined: declined, or withdrawn
 
 
 class BackInRoomIn(Input):

@@ -106,13 +106,16 @@ class OutboxDelivery:
     async def _left_room(self, op: LeftRoom, key: str) -> Result:
         pid = await self._pid(op)
         marked = await self.dossier.mark_left_room(
-            pid, op.user_id, removed_by=op.removed_by, key=key
+            pid, op.user_id, removed_by=op.removed_by, was_invited=op.was_invited, key=key
         )
         member = marked.get("member")
-        if op.removed_by and op.room_id and isinstance(member, Mapping):
-            # removed in a client: her place in the circle (and the file) stays; say how to end it
-            by = member_name(self.links.client, op.room_id, op.removed_by)
-            plain, rich = removal_notice(member, by=by, by_id=op.removed_by)
+        if (op.removed_by or op.was_invited) and op.room_id and isinstance(member, Mapping):
+            # not her own departure: her place in the circle (and the file) stays; say how to
+            # end it
+            by = member_name(self.links.client, op.room_id, op.removed_by or "")
+            plain, rich = departure_notice(
+                member, by=by, by_id=op.removed_by, was_invited=op.was_invited
+            )
             await self.links.io.send_notice(
                 op.room_id, plain, rich, txn_id=txn_for(key, "removed-from-room")
             )
@@ -205,20 +208,32 @@ class OutboxDelivery:
         )
 
 
-def removal_notice(member: Mapping[str, Any], *, by: str, by_id: str) -> tuple[str, str]:
-    """Pure: what the room is told when a member of the circle was removed from it in a client
-    (not through ``!cercle retirer``): she keeps her place in the circle, and her access to the
-    file if she had it, until a coordinator ends it."""
+def departure_notice(
+    member: Mapping[str, Any], *, by: str, by_id: str | None, was_invited: bool
+) -> tuple[str, str]:
+    """Pure: what the room is told when a member of the circle is out of the conversation
+    not of her own accord after joining — removed in a client by ``by_id`` (not through
+    ``!cercle retirer``), or her invitation declined (``by_id`` None) or withdrawn: she keeps
+    her place in the circle, and her access to the file if she had it, until a coordinator
+    ends it."""
     user = str(member.get("matrix_user_id") or "")
     name = str(member.get("display_name") or user)
-    if member.get("has_access"):
-        keeps = "reste habilité(e) sur le dossier du patient"
-        end = "Pour lui retirer l'accès"
+    parts: list[str | None]  # None: where who did it is named (a mention in the rich text)
+    if was_invited and by_id is None:
+        parts = [f"ℹ️ {name} a décliné l'invitation dans la conversation."]
+    elif was_invited:
+        parts = [f"ℹ️ L'invitation de {name} dans la conversation a été retirée par ", None, "."]
     else:
-        keeps = "reste dans le cercle de soins (sans accès au dossier)"
-        end = "Pour l'en retirer"
-    head = f"ℹ️ {name} a été retiré(e) de la conversation par "
-    tail = f", mais {keeps}. {end} : « !cercle retirer {user} », ou la page Cercle de soins du dossier."
-    plain = f"{head}{by}{tail}"
-    rich = f"{html.escape(head)}{mention_html(by_id, by)}{html.escape(tail)}"
+        parts = [f"ℹ️ {name} a été retiré(e) de la conversation par ", None, "."]
+    if member.get("has_access"):
+        parts.append(
+            f" {name} reste habilité(e) sur le dossier du patient. Pour lui retirer l'accès"
+        )
+    else:
+        parts.append(
+            f" {name} reste dans le cercle de soins (sans accès au dossier). Pour l'en retirer"
+        )
+    parts.append(f" : « !cercle retirer {user} », ou la page Cercle de soins du dossier.")
+    plain = "".join(by if p is None else p for p in parts)
+    rich = "".join(mention_html(by_id or "", by) if p is None else html.escape(p) for p in parts)
     return plain, rich

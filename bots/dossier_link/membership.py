@@ -179,8 +179,9 @@ class CircleMembership:
 
     # -- room → file --
     async def on_member_event(self, room_id: str, event: RoomMemberEvent) -> None:
-        """A departure marks the member "left" in the circle (removed in a client: by whom, and
-        the room is told her access stays), a return clears it; an invitation made in the
+        """A departure marks the member "left" in the circle (removed in a client, or her
+        invitation declined or withdrawn: the room is told her access stays, and how to end
+        it), a return clears it; an invitation made in the
         client is noted. Keyed by the event id: a replayed sync writes once."""
         if not self.links.is_patient_room(room_id):
             return
@@ -189,13 +190,18 @@ class CircleMembership:
         prev = (
             (event.prev_content or {}).get("membership") if hasattr(event, "prev_content") else None
         )
-        if event.membership in ("leave", "ban") and prev == "join" and not is_bot(user):
+        if event.membership in ("leave", "ban") and prev in ("join", "invite") and not is_bot(user):
             if is_bot(event.sender):
                 return  # the bot's own removals follow the circle: already on the file
             removed_by = event.sender if event.sender != user else None  # kicked, banned
             self.enqueue(
                 idempotency_key(event.event_id, "left"),
-                LeftRoom(user_id=user, room_id=room_id, removed_by=removed_by),
+                LeftRoom(
+                    user_id=user,
+                    room_id=room_id,
+                    removed_by=removed_by,
+                    was_invited=prev == "invite",  # declined, or the invitation withdrawn
+                ),
             )
         elif event.membership == "join" and prev in ("leave", "ban", "invite") and not is_bot(user):
             # back after leaving ("invite": re-invited first; a first arrival changes nothing)

@@ -63,6 +63,7 @@ class LeftRoom(OnFile):
     words = "le départ de la conversation"
     user_id: str
     removed_by: str | None = None  # removed in a client by this member (a kick, a ban)
+    was_invited: bool = False  # an invitation declined (or withdrawn), not a departure
 
 
 @dataclass(frozen=True, kw_only=True)

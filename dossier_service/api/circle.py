@@ -84,6 +84,7 @@ async def left_room(call: Call, session: AsyncSession) -> tuple[int, Any]:
         session,
         matrix_user_id=body.matrix_user_id,
         removed_by=body.removed_by,
+        was_invited=body.was_invited,
     )
     return 200, {"member": dump(member) if member else None}
 

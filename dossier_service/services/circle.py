@@ -361,10 +361,12 @@ async def mark_left_room(
     patient: Patient,
     matrix_user_id: str,
     removed_by: str | None = None,
+    was_invited: bool = False,
 ) -> CircleMember | None:
-    """Issue 6: a member left the patient's conversation — of her own accord, or removed from
-    it in a client by ``removed_by``. Her places in the circle (and her access) stay as they
-    are: the room says how to end them. Idempotent; no outbox event (the conversation knows)."""
+    """Issue 6: a member is out of the patient's conversation — she left, was removed from
+    it in a client by ``removed_by``, or her invitation was declined (``was_invited``) or
+    withdrawn. Her places in the circle (and her access) stay as they are: the room says how
+    to end them. Idempotent; no outbox event (the conversation knows)."""
     places = list((await session.exec(_current_places(patient.id, matrix_user_id))).all())
     if not places or all(p.left_room_at is not None for p in places):
         return places[0] if places else None
@@ -372,8 +374,14 @@ async def mark_left_room(
         place.left_room_at = place.left_room_at or utcnow()
         session.add(place)
     name = places[0].display_name
-    if removed_by and removed_by != matrix_user_id:
-        by = await _name_in_circle(session, patient.id, removed_by)
+    by = await _name_in_circle(session, patient.id, removed_by) if removed_by else None
+    if was_invited:
+        text = (
+            f"L'invitation de {name} dans la conversation du patient a été retirée par {by}"
+            if by and removed_by != matrix_user_id
+            else f"{name} a décliné l'invitation dans la conversation du patient"
+        )
+    elif by and removed_by != matrix_user_id:
         text = f"{name} a été retiré(e) de la conversation du patient par {by}"
     else:
         text = f"{name} a quitté la conversation du patient"

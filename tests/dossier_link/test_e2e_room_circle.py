@@ -20,6 +20,7 @@ from nio import ToDeviceMessage
 
 from bots.dossier_client import DossierClient
 from tests.bots.conftest import Pro
+from tests.dossier_link.dossier_support import professional
 from tests.dossier_link.test_e2e_sync import Env, env, eventually, notebook_texts  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -170,7 +171,7 @@ async def test_a_member_removed_in_a_client_is_marked_and_the_room_told_how_to_e
     start = nurse.mark(room_id)
     await nurse.say(room_id, "!cercle")
     listing = await nurse.wait_notice(room_id, "Cercle de soins :", start=start)
-    assert "(a quitté la conversation)" in listing.source["content"]["body"]
+    assert "(hors de la conversation)" in listing.source["content"]["body"]
 
     # invited again from the client, she joins: no longer "left"
     await nurse.client.room_invite(room_id, colleague.user_id)
@@ -194,3 +195,25 @@ async def test_a_member_removed_in_a_client_is_marked_and_the_room_told_how_to_e
     )
     notices = nurse.notices(room_id)
     assert sum("a été retiré(e) de la conversation" in n for n in notices) == 1
+
+    # added on the file, invited by the bot, she declines: the room is told her access stays
+    late = await env.make_pro()
+    start = nurse.mark(room_id)
+    member = professional(late.user_id, "Dr Tardive", "Médecin")
+    await env.dossier.add_circle_member(pid, member, actor=nurse.user_id, key=f"decl-{pid}")
+    for _ in range(60):  # the bot's invitation, seen from the nurse's client
+        await nurse.sync_once()
+        if late.user_id in nurse.client.rooms[room_id].invited_users:
+            break
+    else:
+        raise AssertionError("invitation du bot non vue")
+    await late.client.room_leave(room_id)  # declining an invitation: leaving before joining
+    notice = await nurse.wait_notice(room_id, "a décliné l'invitation", start=start)
+    assert (
+        "Dr Tardive reste habilité(e) sur le dossier du patient" in notice.source["content"]["body"]
+    )
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any("Dr Tardive a décliné l'invitation" in t for t in notebook_texts(f)),
+        what="refus noté au cahier",
+    )

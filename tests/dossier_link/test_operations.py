@@ -38,6 +38,7 @@ def test_every_operation_reads_back_what_it_wrote() -> None:
         AddToCircle(member={"matrix_user_id": "@n:x", "role": "intervenant"}, room_id="!r:x"),
         LeftRoom(user_id="@n:x", room_id="!r:x"),
         LeftRoom(user_id="@n:x", room_id="!r:x", removed_by="@c:x"),
+        LeftRoom(user_id="@n:x", room_id="!r:x", was_invited=True),
         BackInRoom(user_id="@n:x", room_id="!r:x"),
         RecordActivity(
             kind="messages",

@@ -561,6 +561,25 @@ async def test_removed_from_the_room_then_back_keeps_the_access_and_says_who(api
     texts = await notebook()
     assert texts.count("Member a rejoint la conversation du patient") == 1
     assert len(texts) == len(before) + 2
+    # an invitation declined, then one withdrawn by the coordinator (each after a return)
+    for body, said in (
+        ({"was_invited": True}, "Member a décliné l'invitation dans la conversation du patient"),
+        (
+            {"was_invited": True, "removed_by": COORD},
+            f"L'invitation de Member dans la conversation du patient a été retirée par {coord_name}",
+        ),
+    ):
+        out = await api.ok(
+            "POST",
+            f"{circle_url}/left-room",
+            service=True,
+            json={"matrix_user_id": MEMBER, **body},
+        )
+        assert out["member"]["left_room_at"] and out["member"]["has_access"] is True
+        assert said in await notebook()
+        await api.ok(
+            "POST", f"{circle_url}/back-in-room", service=True, json={"matrix_user_id": MEMBER}
+        )
     await api.refused(
         "POST",
         f"{circle_url}/left-room",

@@ -153,7 +153,7 @@ def register(
                     if m.get("has_access")
                     else "sans accès au dossier"
                 )
-            left = " (a quitté la conversation)" if m.get("left_room_at") else ""
+            left = " (hors de la conversation)" if m.get("left_room_at") else ""
             plain.append(f"• {name} — {profession} — {role} — {access_word}{left}")
             who = (
                 mention_html(m["matrix_user_id"], name)

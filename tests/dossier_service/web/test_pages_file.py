@@ -657,10 +657,10 @@ async def test_the_circle_page_says_who_left_the_conversation_until_they_return(
     assert resp.status == 200, await resp.text()
     _, body, _ = await site.get(coord, f"/patients/{patient.id}")
     row = site.text_of(body.split('id="table-cercle"')[1].split("</table>")[0])
-    assert "Inès Dupont" in row and "habilité" in row and "a quitté la conversation le" in row
+    assert "Inès Dupont" in row and "habilité" in row and "hors de la conversation depuis le" in row
     resp = await site.client.post(
         f"{base}/back-in-room", json={"matrix_user_id": site.NURSE}, headers=service
     )
     assert resp.status == 200, await resp.text()
     _, body, _ = await site.get(coord, f"/patients/{patient.id}")
-    assert "a quitté la conversation le" not in body
+    assert "hors de la conversation" not in body
