@@ -167,6 +167,8 @@ class BotApp:
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
+        if sync is not None:  # departures in a gap fetched back reach the care circle too
+            sync_loop.gap_observers.append(sync.membership.on_gap_event)
         services.side_work += [handlers.tasks, sync_loop.undecryptable.tasks]
         shards = config.shards
         if shards.siblings:

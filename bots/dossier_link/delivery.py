@@ -103,8 +103,19 @@ class OutboxDelivery:
         await self.links.furnish_room(op.room_id, op.patient_id)
         return {"patient_id": op.patient_id}
 
+    def _in_room_now(self, op: LeftRoom | BackInRoom) -> bool | None:
+        """Whether the member is joined now (None: the room is not this account's). Departures
+        and returns are delivered late (the dossier away) or out of order (a gap fetched back
+        after a long absence): the file follows the room as it is, not the last event seen."""
+        room = self.links.client.rooms.get(str(op.room_id))
+        if room is None:
+            return None
+        return op.user_id in room.users and op.user_id not in room.invited_users
+
     async def _left_room(self, op: LeftRoom, key: str) -> Result:
         pid = await self._pid(op)
+        if self._in_room_now(op):
+            return {"patient_id": pid, "skipped": "back in the room"}
         marked = await self.dossier.mark_left_room(
             pid, op.user_id, removed_by=op.removed_by, was_invited=op.was_invited, key=key
         )
@@ -123,6 +134,8 @@ class OutboxDelivery:
 
     async def _back_in_room(self, op: BackInRoom, key: str) -> Result:
         pid = await self._pid(op)
+        if self._in_room_now(op) is False:
+            return {"patient_id": pid, "skipped": "out of the room again"}
         await self.dossier.mark_back_in_room(pid, op.user_id, key=key)
         return {"patient_id": pid}
 
@@ -227,13 +240,15 @@ def departure_notice(
         parts = [f"ℹ️ {name} a été retiré(e) de la conversation par ", None, "."]
     if member.get("has_access"):
         parts.append(
-            f" {name} reste habilité(e) sur le dossier du patient. Pour lui retirer l'accès"
+            f" {name} reste habilité(e) sur le dossier du patient. Un coordinateur peut lui "
+            "retirer l'accès"
         )
     else:
         parts.append(
-            f" {name} reste dans le cercle de soins (sans accès au dossier). Pour l'en retirer"
+            f" {name} reste dans le cercle de soins (sans accès au dossier). Un coordinateur "
+            "peut l'en retirer"
         )
-    parts.append(f" : « !cercle retirer {user} », ou la page Cercle de soins du dossier.")
+    parts.append(f" : « !cercle retirer {user} » ici, ou la page Cercle de soins du dossier.")
     plain = "".join(by if p is None else p for p in parts)
     rich = "".join(mention_html(by_id or "", by) if p is None else html.escape(p) for p in parts)
     return plain, rich

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from nio import ErrorResponse, RoomMemberEvent
+from nio import ErrorResponse, Event, RoomMemberEvent
 
 from bots.commands.registry import UserError
 from bots.dossier_link.arrivals import Arrivals
@@ -221,3 +221,10 @@ class CircleMembership:
                 idempotency_key(event.event_id, "invited"),
                 AddNotebookEntry(text=text, actor=event.sender, room_id=room_id),
             )
+
+    async def on_gap_event(self, room_id: str, event: Event) -> None:
+        """An event of a timeline gap fetched back after a long absence (``SyncLoop``'s
+        ``gap_observers``): nio's callbacks never saw its member events. They come after the
+        sync's own, out of order: the delivery reads the membership of now (``delivery``)."""
+        if isinstance(event, RoomMemberEvent):
+            await self.on_member_event(room_id, event)

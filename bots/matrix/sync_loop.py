@@ -170,6 +170,9 @@ class SyncLoop:
         # called with every sync response once handled (device-list changes, key requests:
         # bots.dossier_link.arrivals); they must not block (spawn their work)
         self.observers: list[Callable[[SyncResponse], None]] = []
+        # called with each event of a timeline gap fetched back (a long absence): nio's own
+        # event callbacks only ever see the sync's timeline (bots.dossier_link.membership)
+        self.gap_observers: list[Callable[[str, Event], Awaitable[None]]] = []
         undecryptable.set_redeliver(self.redeliver)
 
     # -- the loop --
@@ -409,6 +412,8 @@ class SyncLoop:
                 for event in gap:
                     if event.source.get("state_key") is not None:  # nio events lack .state_key
                         self._observe(room_id, event)
+                    for observe in self.gap_observers:
+                        await observe(room_id, event)
                 events = gap + events
             for event in events:
                 self._route(event, room, batch)

@@ -217,3 +217,45 @@ async def test_a_member_removed_in_a_client_is_marked_and_the_room_told_how_to_e
         lambda f: any("Dr Tardive a décliné l'invitation" in t for t in notebook_texts(f)),
         what="refus noté au cahier",
     )
+
+
+async def test_a_removal_during_a_long_absence_of_the_bot_still_reaches_the_file(
+    env: Env,  # noqa: F811
+) -> None:
+    """The bot away, more happens in the room than one sync returns: the removal is in the
+    gap fetched back (nio's callbacks never see it), and the file and the room hear of it
+    all the same; a member removed and back within the gap is not marked."""
+    env.runner.config = env.runner.config.model_copy(update={"sync_timeline_limit": 2})
+    await env.runner.stop()
+    await env.runner.start()
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Retrait pendant une absence")
+    colleague, other = await env.make_pro(), await env.make_pro()
+    for pro in (colleague, other):
+        await nurse.client.room_invite(room_id, pro.user_id)
+        await pro.wait_member(room_id, pro.user_id)
+        await in_circle(env.dossier, pid, pro.user_id, "membre dans le cercle")
+    await env.dossier_work_done()
+
+    await env.runner.stop()
+    start = nurse.mark(room_id)
+    await nurse.client.room_kick(room_id, colleague.user_id)
+    await nurse.client.room_kick(room_id, other.user_id)
+    await nurse.client.room_invite(room_id, other.user_id)
+    await other.client.join(room_id)
+    for n in range(4):  # the removals fall out of the first sync's timeline
+        await nurse.say(room_id, f"suite de la tournée {n}")
+    await env.runner.start()
+
+    notice = await nurse.wait_notice(room_id, "a été retiré(e) de la conversation", start=start)
+    assert colleague.user_id in notice.source["content"]["body"]
+    circle = await eventually(
+        lambda: env.dossier.circle(pid),
+        lambda c: bool((circle_entry(c, colleague.user_id) or {}).get("left_room_at")),
+        what="retrait de la lacune noté sur le cercle",
+    )
+    await env.dossier_work_done()
+    circle = await env.dossier.circle(pid)
+    assert (circle_entry(circle, other.user_id) or {}).get("left_room_at") is None  # back in
+    removed = [n for n in nurse.notices(room_id) if "a été retiré(e) de la conversation" in n]
+    assert len(removed) == 1, removed
