@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from nio import AsyncClient, RoomMemberEvent
+from nio import AsyncClient, Event, RoomMemberEvent
 
 from bots.background_tasks import BackgroundTasks, end
 from bots.commands import directory as directory_commands
@@ -83,6 +83,9 @@ class BotServices:
     # what components start beside the sync loop (greetings, key requests, exports,
     # welcomes): ended by ``BotApp.close`` before the client closes
     side_work: list[BackgroundTasks] = field(default_factory=list)
+    # who must see the events of a timeline gap fetched back after a long absence (nio's
+    # event callbacks never do): newcomers and departures (SyncLoop.gap_observers)
+    gap_observers: list[Callable[[str, Event], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -167,8 +170,7 @@ class BotApp:
         )
         if services.arrivals is not None:
             sync_loop.observers.append(on_sync_response(services.arrivals))
-        if sync is not None:  # departures in a gap fetched back reach the care circle too
-            sync_loop.gap_observers.append(sync.membership.on_gap_event)
+        sync_loop.gap_observers.extend(services.gap_observers)
         services.side_work += [handlers.tasks, sync_loop.undecryptable.tasks]
         shards = config.shards
         if shards.siblings:
@@ -330,6 +332,6 @@ def _arrivals(s: BotServices, exports: ExportService) -> Arrivals:
 
     arrivals.is_patient_room = cache.is_patient_room
     arrivals.is_admin = is_admin
-    watch_arrivals(arrivals, s.client)
+    s.gap_observers.append(watch_arrivals(arrivals, s.client))
     s.background.append(arrivals.fallback.run)
     return arrivals

@@ -326,9 +326,10 @@ class Arrivals:
 
 
 # ---------------------------------------------------------------------------------- hooks
-def watch(arrivals: Arrivals, client: AsyncClient) -> None:
+def watch(arrivals: Arrivals, client: AsyncClient) -> Callable[[str, Any], Awaitable[None]]:
     """Joins, departures and invitations (timeline) → :class:`Arrivals`, each handled beside
-    the sync loop (device-list changes and key requests: :func:`on_sync_response`)."""
+    the sync loop (device-list changes and key requests: :func:`on_sync_response`). Returns
+    the same for the events of a timeline gap fetched back (``SyncLoop.gap_observers``)."""
     from nio import RoomMemberEvent
 
     async def on_member(room: Any, event: RoomMemberEvent) -> None:
@@ -358,6 +359,13 @@ def watch(arrivals: Arrivals, client: AsyncClient) -> None:
             arrivals.spawn(arrivals.on_leave(room_id, user, event.server_timestamp))
 
     client.add_event_callback(on_member, RoomMemberEvent)
+
+    async def on_gap_event(room_id: str, event: Any) -> None:
+        room = client.rooms.get(room_id)
+        if room is not None and isinstance(event, RoomMemberEvent):
+            await on_member(room, event)
+
+    return on_gap_event
 
 
 def on_sync_response(arrivals: Arrivals) -> Callable[[Any], None]:

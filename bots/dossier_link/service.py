@@ -211,6 +211,7 @@ def install(
     )
     hook_patient_creation(sync, services.patient_hooks)
     hook_membership(sync, services.client)
+    services.gap_observers.append(sync.membership.on_gap_event)
     hook_flags(sync, services.flags)
     hook_commands(sync, registry)
     hook_messages(sync, services.client)

@@ -224,13 +224,14 @@ async def test_a_removal_during_a_long_absence_of_the_bot_still_reaches_the_file
 ) -> None:
     """The bot away, more happens in the room than one sync returns: the removal is in the
     gap fetched back (nio's callbacks never see it), and the file and the room hear of it
-    all the same; a member removed and back within the gap is not marked."""
+    all the same; a member removed and back within the gap is not marked; a colleague
+    invited and joined within it enters the circle."""
     env.runner.config = env.runner.config.model_copy(update={"sync_timeline_limit": 2})
     await env.runner.stop()
     await env.runner.start()
     nurse = await env.make_pro()
     room_id, pid = await env.patient_room(nurse, "Retrait pendant une absence")
-    colleague, other = await env.make_pro(), await env.make_pro()
+    colleague, other, newcomer = await env.make_pro(), await env.make_pro(), await env.make_pro()
     for pro in (colleague, other):
         await nurse.client.room_invite(room_id, pro.user_id)
         await pro.wait_member(room_id, pro.user_id)
@@ -243,6 +244,8 @@ async def test_a_removal_during_a_long_absence_of_the_bot_still_reaches_the_file
     await nurse.client.room_kick(room_id, other.user_id)
     await nurse.client.room_invite(room_id, other.user_id)
     await other.client.join(room_id)
+    await nurse.client.room_invite(room_id, newcomer.user_id)  # invited by an administrator
+    await newcomer.client.join(room_id)
     for n in range(4):  # the removals fall out of the first sync's timeline
         await nurse.say(room_id, f"suite de la tournée {n}")
     await env.runner.start()
@@ -257,5 +260,8 @@ async def test_a_removal_during_a_long_absence_of_the_bot_still_reaches_the_file
     await env.dossier_work_done()
     circle = await env.dossier.circle(pid)
     assert (circle_entry(circle, other.user_id) or {}).get("left_room_at") is None  # back in
+    # invited by the room's administrator and joined in the gap: in the circle, with access
+    entry = await in_circle(env.dossier, pid, newcomer.user_id, "arrivée de la lacune")
+    assert entry["has_access"] is True
     removed = [n for n in nurse.notices(room_id) if "a été retiré(e) de la conversation" in n]
     assert len(removed) == 1, removed
