@@ -39,6 +39,14 @@ and after, in the order after, before, before, after: **requests per command 5.0
 echo**; bot / echo p50 / p99 1.01× / 0.96× and 0.99× / 0.94× after, 1.01× / 0.95× and 1.01× /
 1.04× before (at idle a key query costs Synapse 2 ms: what it adds is a request, not yet
 time); bursts 0 lost, 0 twice.
+2026-12-06 09:50–09:53 UTC (session 16, a slower 2-core machine: idle round trips ≈ 105 ms
+against 57–76 ms before; load 2.6 → 1.1, a test run just ended), default rounds, three runs:
+``--requests --burst 40 --rooms 4`` 1.01× / 0.99× (echo 106.3 / 148.2 ms, bot 107.6 / 147.4);
+0.98× / 1.09× (p99 of 150: the second slowest round; 154 against 142 ms); 1.01× / 0.93×.
+Requests per command 3.01 for both (2.01 ``/sync``, 1.00 send, 0.01 to-device), Synapse
+85 / 33 ms per sync / send for each; replies arriving with the responder's next /sync
+already waiting 0 / 150 for each; own handling 0.28–0.32 ms; bursts of 40 and 200: 0 lost,
+0 twice, drained 0.4–1.9 s after the last send.
 """
 
 from __future__ import annotations
