@@ -55,6 +55,8 @@ class BotConfig(ConfigModel):
     # gets the transcript PDF; their new or newly cross-signed devices get the keys this long
     history_fallback_seconds: PositiveNumber = 180.0
     history_watch_days: PositiveNumber = 3.0
+    # someone added to a circle before her first login: how often her account is looked for
+    account_check_seconds: PositiveNumber = 60.0
     # issue 15: this process's shard (1: the front) and every account of the bot, the front
     # first (empty: one account, ``user_id``); bots/shards.py
     shard: PositiveCount = 1

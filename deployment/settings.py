@@ -119,6 +119,7 @@ class Bot(Section):
     label_max_length: PositiveCount = 80
     history_fallback_seconds: PositiveNumber = 180.0
     history_watch_days: PositiveNumber = 3.0
+    account_check_seconds: PositiveNumber = 60.0
 
 
 class Dossier(Section):

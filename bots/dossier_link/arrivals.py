@@ -73,6 +73,21 @@ class CircleDoor(Protocol):
     ) -> None: ...
 
 
+class AccountNotFound(UserError):
+    """No Cercle account by that id (yet: accounts are made at the first login)."""
+
+
+def no_account(user: str) -> str:
+    """Pure: the inviter's answer. A typo is likelier than a colleague who never logged in;
+    for her, the file's page is the way (``bots.dossier_link.awaiting_accounts``)."""
+    return (
+        f"Impossible d'inviter {user} : compte introuvable. Vérifiez l'identifiant ; un(e) "
+        "collègue qui ne s'est encore jamais connecté(e) à Cercle peut être ajouté(e) au cercle "
+        "de soins depuis la page du dossier : l'invitation dans ce salon partira à sa première "
+        "connexion."
+    )
+
+
 @dataclass(frozen=True)
 class Welcome:
     """The outcome told to the inviter."""
@@ -175,6 +190,9 @@ class Arrivals:
         name = name or self._name(room_id, user)
         async with self._lock(room_id, user):
             membership = await self._membership(room_id, user)
+            present = membership in ("join", "invite")
+            if not present and not await self.io.user_exists(user):
+                raise AccountNotFound(no_account(user))  # before the circle: nothing written
             circle_note = None
             if add_to_circle and self.circle is not None:
                 circle_note = await self.circle.add(
@@ -186,18 +204,16 @@ class Arrivals:
                     actor=actor,
                     origin=origin,
                 )
-            if membership in ("join", "invite"):
+            if present:
                 known = self.store.get(room_id, user)
                 way = history_way(known, self.grace_ms / 60000) if known else "déjà présent(e)"
                 return Welcome(False, way, circle_note)
-            if not await self.io.user_exists(user):
-                raise UserError(f"Impossible d'inviter {user} : compte introuvable.")
             devices = await self._bundle(room_id, user, frozenset())
             try:
                 await self.io.invite(room_id, user)
             except MatrixRequestError as exc:
                 if exc.errcode in ("M_NOT_FOUND", "M_UNKNOWN", "M_BAD_STATE") or exc.status == 404:
-                    raise UserError(f"Impossible d'inviter {user} : compte introuvable.") from None
+                    raise AccountNotFound(no_account(user)) from None
                 if exc.errcode == "M_FORBIDDEN":
                     raise UserError(
                         f"L'invitation de {user} a été refusée par le serveur."

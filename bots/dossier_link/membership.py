@@ -8,6 +8,7 @@ member "left", an invitation made in a client is noted. For ``Arrivals`` this is
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 from nio import ErrorResponse, Event, RoomMemberEvent
 
 from bots.commands.registry import UserError
-from bots.dossier_link.arrivals import Arrivals
+from bots.dossier_link.arrivals import AccountNotFound, Arrivals
+from bots.dossier_link.awaiting_accounts import Awaited, AwaitingAccounts
 from bots.dossier_link.feed import TransientError
 from bots.dossier_link.links import FileLinks, NotLinked
 from bots.dossier_link.operations import (
@@ -25,6 +27,7 @@ from bots.dossier_link.operations import (
     LeftRoom,
     Operation,
 )
+from bots.matrix.io import txn_for
 from bots.outbox import DONE, FAILED, OutboxItem, OutboxWorker, Unavailable, idempotency_key
 
 log = logging.getLogger(__name__)
@@ -33,10 +36,14 @@ KICK_REASON = "Fin de participation au cercle de soins du patient"
 ACCESS_REMOVED_REASON = "Accès au dossier du patient retiré"
 
 
+AWAITING = "invitation à sa première connexion (pas encore de compte Cercle)"
+
+
 class CircleMembership:
-    def __init__(self, links: FileLinks, worker: OutboxWorker) -> None:
+    def __init__(self, links: FileLinks, worker: OutboxWorker, awaiting: AwaitingAccounts) -> None:
         self.links = links
         self.worker = worker
+        self.awaiting = awaiting  # added to a circle before their first login
         self.arrivals: Arrivals | None = None  # the one way in, attach()
 
     def attach(self, arrivals: Arrivals) -> None:
@@ -68,6 +75,8 @@ class CircleMembership:
             return None  # a room-only guest "sans accès au dossier": the room stays as it is
         membership = await self._membership(room_id, user)
         wants_in = kind in ("circle.added", "circle.changed") and bool(payload.get("has_access"))
+        if not wants_in:
+            self.awaiting.remove(room_id, user)  # no longer to be invited at her first login
         if wants_in and membership not in ("join", "invite") and self.arrivals is not None:
             actor = str(event.get("actor") or "")
             try:
@@ -79,6 +88,11 @@ class CircleMembership:
                     name=name,
                     add_to_circle=False,
                 )
+            except AccountNotFound:
+                self.awaiting.add(
+                    room_id, user, name=name, actor=actor if actor.startswith("@") else None
+                )
+                return AWAITING
             except UserError:
                 log.warning("invitation impossible depuis le dossier room=%s", room_id)
                 return "invitation impossible (compte introuvable ou refusée par le serveur)"
@@ -97,6 +111,43 @@ class CircleMembership:
                 actor=str(event.get("actor") or "") or None,
             )
         return None
+
+    async def bring_awaited(self, awaited: Awaited) -> None:
+        """Her account exists now (``AwaitingAccounts``): invited with the history if she is
+        still in the circle with access, the room told; forgotten either way. Raises to be
+        tried again (the dossier or the homeserver away)."""
+        room_id, user = awaited.room_id, awaited.user_id
+        if self.arrivals is None or not self.links.lives_here(room_id):
+            self.awaiting.remove(room_id, user)  # the room went to another of the bot's accounts
+            return
+        pid = await self.links.resolve_patient(room_id)
+        places = [
+            m
+            for m in await self.links.dossier.circle(pid)
+            if m.get("matrix_user_id") == user and m.get("has_access")
+        ]
+        if not places:
+            self.awaiting.remove(room_id, user)
+            return
+        origin = f"account|{room_id}|{user}|{awaited.since_ms}"
+        welcome = await self.arrivals.bring_in(
+            room_id,
+            user,
+            actor=awaited.actor,
+            origin=origin,
+            name=awaited.name,
+            add_to_circle=False,
+        )
+        self.awaiting.remove(room_id, user)
+        if not welcome.invited:
+            return  # already invited or in (another way in, meanwhile)
+        plain = (
+            f"✅ {awaited.name} a maintenant un compte Cercle : invitation envoyée dans la "
+            f"conversation du patient. Historique : {welcome.way}"
+        )
+        await self.links.io.send_notice(
+            room_id, plain, html.escape(plain), txn_id=txn_for(origin, "account-found")
+        )
 
     # -- the care circle as bots.dossier_link.arrivals sees it (CircleDoor) --
     async def add(

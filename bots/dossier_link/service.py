@@ -28,6 +28,7 @@ from bots.dossier_client import DossierClient
 from bots.dossier_link.activity import Activity
 from bots.dossier_link.announcements import Announcements
 from bots.dossier_link.arrivals import Arrivals
+from bots.dossier_link.awaiting_accounts import AwaitingAccounts
 from bots.dossier_link.delivery import OutboxDelivery
 from bots.dossier_link.feed import FeedConsumer
 from bots.dossier_link.file_events import FileEvents
@@ -76,8 +77,10 @@ class DossierSync:
     activity: Activity
 
     def jobs(self, overdue_interval_seconds: float = 60.0) -> list[Job]:
+        membership = self.membership
         return [
             self.worker.run,
+            lambda: membership.awaiting.run(self.links.io.user_exists, membership.bring_awaited),
             self.roles.load_at_start,
             self._feed,
             lambda: self.announcements.run_overdue(overdue_interval_seconds),
@@ -125,6 +128,7 @@ def build(
     creators: Mapping[str, set[str]],
     poll_seconds: float = 1.0,
     shards: Shards | None = None,
+    account_check_seconds: float = 60.0,
 ) -> DossierSync:
     conn = open_outbox_database(data_dir / "dossier.sqlite3")
     outbox = Outbox(conn, data_dir / "outbox-blobs")
@@ -144,7 +148,8 @@ def build(
     announcements = Announcements(links, roles)
     delivery = OutboxDelivery(links, announcements, outbox)
     worker = OutboxWorker(outbox, delivery.deliver, on_outcome=delivery.on_late_outcome)
-    membership = CircleMembership(links, worker)
+    awaiting = AwaitingAccounts(conn, check_seconds=account_check_seconds)
+    membership = CircleMembership(links, worker, awaiting)
     events = FileEvents(links, membership, announcements, patient_room_request)
     feed = FeedConsumer(
         dossier,
@@ -190,6 +195,7 @@ def connect(services: BotServices) -> DossierSync | None:
         service_token=token,
         creators=services.cache.creators,
         shards=config.shards,
+        account_check_seconds=config.account_check_seconds,
     )
 
 

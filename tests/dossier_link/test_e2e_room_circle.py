@@ -265,3 +265,45 @@ async def test_a_removal_during_a_long_absence_of_the_bot_still_reaches_the_file
     assert entry["has_access"] is True
     removed = [n for n in nurse.notices(room_id) if "a été retiré(e) de la conversation" in n]
     assert len(removed) == 1, removed
+
+
+async def test_a_colleague_added_on_the_file_before_her_first_login_is_invited_at_it(
+    env: Env,  # noqa: F811
+    user_factory: Any,
+    nio_client_factory: Any,
+) -> None:
+    """Her account does not exist yet (made at the first login): the room is told she will be
+    invited then, a restart of the bot forgets nothing, and at her first login she is invited
+    with the room told. A command naming an account that does not exist writes nothing."""
+    nurse = await env.make_pro()
+    room_id, pid = await env.patient_room(nurse, "Avant sa première connexion")
+    server = nurse.user_id.split(":", 1)[1]
+    localpart = f"premiere-{uuid.uuid4().hex[:6]}"
+    user_id = f"@{localpart}:{server}"
+    start = nurse.mark(room_id)
+    member = professional(user_id, "Dr Première", "Médecin")
+    await env.dossier.add_circle_member(pid, member, actor=nurse.user_id, key=f"first-{pid}")
+    await nurse.wait_notice(room_id, "invitation à sa première connexion", start=start)
+
+    await env.runner.stop()  # what is awaited is on disk
+    await env.runner.start()
+    newcomer = Pro(await nio_client_factory(user_factory(localpart)))  # her first login
+    found = await nurse.wait_notice(room_id, "a maintenant un compte Cercle", start=start)
+    assert "Dr Première" in found.source["content"]["body"]
+    await newcomer.wait_member(room_id, newcomer.user_id)  # she joins on the invitation
+    await eventually(
+        lambda: env.file(pid),
+        lambda f: any(
+            "Invitation de Dr Première dans la conversation du patient" in t
+            for t in notebook_texts(f)
+        ),
+        what="invitation notée au cahier",
+    )
+    assert sum("a maintenant un compte Cercle" in n for n in nurse.notices(room_id)) == 1
+
+    ghost = f"@fantome-{uuid.uuid4().hex[:6]}:{server}"
+    start = nurse.mark(room_id)
+    await nurse.say(room_id, f"!cercle ajouter {ghost}")
+    refused = await nurse.wait_notice(room_id, "compte introuvable", start=start)
+    assert "page du dossier" in refused.source["content"]["body"]
+    assert circle_entry(await env.dossier.circle(pid), ghost) is None  # nothing written

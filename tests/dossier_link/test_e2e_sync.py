@@ -166,7 +166,11 @@ async def env(
     runner = BotRunner(
         synapse,
         make_bot_config(
-            synapse, tmp_path / "bot", dossier_url=server.url, history_fallback_seconds=3.0
+            synapse,
+            tmp_path / "bot",
+            dossier_url=server.url,
+            history_fallback_seconds=3.0,
+            account_check_seconds=1.0,
         ),
     )
     await runner.start()

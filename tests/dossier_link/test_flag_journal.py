@@ -7,12 +7,14 @@ between ``bots.flags.service`` and its observers, which the end-to-end tests
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bots.dossier_link.awaiting_accounts import AwaitingAccounts
 from bots.dossier_link.membership import CircleMembership
 from bots.dossier_link.service import FlagJournal
 from bots.flags.events import (
@@ -94,7 +96,8 @@ def flag_service(io: FakeIO) -> FlagService:
 def journal(outbox: Outbox) -> FlagJournal:
     worker = OutboxWorker(outbox, deliver=lambda item: None)  # type: ignore[arg-type,return-value]
     links = SimpleNamespace(is_patient_room=lambda room_id: room_id == ROOM)
-    membership = CircleMembership(links, worker)  # type: ignore[arg-type]
+    awaiting = AwaitingAccounts(sqlite3.connect(":memory:"))
+    membership = CircleMembership(links, worker, awaiting)  # type: ignore[arg-type]
     sync = SimpleNamespace(links=links, membership=membership, outbox=outbox, worker=worker)
     return FlagJournal(sync)  # type: ignore[arg-type]
 
