@@ -120,9 +120,8 @@ class OutboxDelivery:
             pid, op.user_id, removed_by=op.removed_by, was_invited=op.was_invited, key=key
         )
         member = marked.get("member")
-        if (op.removed_by or op.was_invited) and op.room_id and isinstance(member, Mapping):
-            # not her own departure: her place in the circle (and the file) stays; say how to
-            # end it
+        if op.room_id and isinstance(member, Mapping):
+            # out of the conversation, still in the circle (and the file): say how to end it
             by = member_name(self.links.client, op.room_id, op.removed_by or "")
             plain, rich = departure_notice(
                 member, by=by, by_id=op.removed_by, was_invited=op.was_invited
@@ -224,11 +223,10 @@ class OutboxDelivery:
 def departure_notice(
     member: Mapping[str, Any], *, by: str, by_id: str | None, was_invited: bool
 ) -> tuple[str, str]:
-    """Pure: what the room is told when a member of the circle is out of the conversation
-    not of her own accord after joining — removed in a client by ``by_id`` (not through
-    ``!cercle retirer``), or her invitation declined (``by_id`` None) or withdrawn: she keeps
-    her place in the circle, and her access to the file if she had it, until a coordinator
-    ends it."""
+    """Pure: what the room is told when a member of the circle is out of the conversation —
+    she left, was removed in a client by ``by_id`` (not through ``!cercle retirer``), or her
+    invitation was declined (``by_id`` None) or withdrawn: she keeps her place in the circle,
+    and her access to the file if she had it, until a coordinator ends it."""
     user = str(member.get("matrix_user_id") or "")
     name = str(member.get("display_name") or user)
     parts: list[str | None]  # None: where who did it is named (a mention in the rich text)
@@ -236,6 +234,8 @@ def departure_notice(
         parts = [f"ℹ️ {name} a décliné l'invitation dans la conversation."]
     elif was_invited:
         parts = [f"ℹ️ L'invitation de {name} dans la conversation a été retirée par ", None, "."]
+    elif by_id is None:
+        parts = [f"ℹ️ {name} a quitté la conversation."]
     else:
         parts = [f"ℹ️ {name} a été retiré(e) de la conversation par ", None, "."]
     if member.get("has_access"):

@@ -47,3 +47,12 @@ def test_a_member_without_access_is_said_to_stay_in_the_circle_only() -> None:
         "@fils:x reste dans le cercle de soins (sans accès au dossier). Un coordinateur peut l'en retirer"
         in plain
     )
+
+
+def test_leaving_of_her_own_accord_names_nobody_else() -> None:
+    plain, rich = departure_notice(KINE, by="", by_id=None, was_invited=False)
+    assert plain == (
+        "ℹ️ Léa <Kiné> a quitté la conversation. Léa <Kiné> reste habilité(e) sur le dossier "
+        "du patient. Un coordinateur peut lui retirer l'accès" + ENDING
+    )
+    assert "matrix.to" not in rich

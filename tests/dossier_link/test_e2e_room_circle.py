@@ -94,8 +94,11 @@ async def test_joins_from_any_client_follow_into_the_circle(env: Env) -> None:  
     # someone named: the room's notice is the one reply (issue 13)
     await nurse.wait_notice(room_id, "Nouvelle tâche « rappeler la famille »", start=start)
 
-    # the guest leaves: recorded on the file
+    # the guest leaves: recorded on the file, the room told she stays in the circle
+    start = nurse.mark(room_id)
     await guest.client.room_leave(room_id)
+    left = await nurse.wait_notice(room_id, "a quitté la conversation", start=start)
+    assert "reste dans le cercle de soins (sans accès au dossier)" in left.source["content"]["body"]
     await eventually(
         lambda: env.file(pid),
         lambda f: any("a quitté la conversation" in t for t in notebook_texts(f)),
