@@ -110,8 +110,7 @@ class AwaitingAccounts:
         exists: Callable[[str], Awaitable[bool]],
         bring: Callable[[Awaited], Awaitable[None]],
     ) -> None:
-        """Forever: a check every ``check_seconds`` while someone is awaited."""
+        """Forever: a check every ``check_seconds`` (nothing asked while nobody is awaited)."""
         while True:
             await asyncio.sleep(self.check_seconds)
-            if self.all():
-                await self.check_once(exists, bring)
+            await self.check_once(exists, bring)

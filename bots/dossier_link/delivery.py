@@ -122,7 +122,7 @@ class OutboxDelivery:
         member = marked.get("member")
         if op.room_id and isinstance(member, Mapping):
             # out of the conversation, still in the circle (and the file): say how to end it
-            by = member_name(self.links.client, op.room_id, op.removed_by or "")
+            by = member_name(self.links.client, op.room_id, op.removed_by) if op.removed_by else ""
             plain, rich = departure_notice(
                 member, by=by, by_id=op.removed_by, was_invited=op.was_invited
             )

@@ -78,20 +78,19 @@ class CircleMembership:
         if not wants_in:
             self.awaiting.remove(room_id, user)  # no longer to be invited at her first login
         if wants_in and membership not in ("join", "invite") and self.arrivals is not None:
-            actor = str(event.get("actor") or "")
+            said = str(event.get("actor") or "")
+            actor = said if said.startswith("@") else None  # a person, not a service
             try:
                 welcome = await self.arrivals.bring_in(
                     room_id,
                     user,
-                    actor=actor if actor.startswith("@") else None,
+                    actor=actor,
                     origin=f"dossier-seq-{seq}",
                     name=name,
                     add_to_circle=False,
                 )
             except AccountNotFound:
-                self.awaiting.add(
-                    room_id, user, name=name, actor=actor if actor.startswith("@") else None
-                )
+                self.awaiting.add(room_id, user, name=name, actor=actor)
                 return AWAITING
             except UserError:
                 log.warning("invitation impossible depuis le dossier room=%s", room_id)

@@ -374,14 +374,14 @@ async def mark_left_room(
         place.left_room_at = place.left_room_at or utcnow()
         session.add(place)
     name = places[0].display_name
-    by = await _name_in_circle(session, patient.id, removed_by) if removed_by else None
-    if was_invited:
-        text = (
-            f"L'invitation de {name} dans la conversation du patient a été retirée par {by}"
-            if by and removed_by != matrix_user_id
-            else f"{name} a décliné l'invitation dans la conversation du patient"
-        )
-    elif by and removed_by != matrix_user_id:
+    by = None  # someone else than her: a kick, a ban, an invitation withdrawn
+    if removed_by and removed_by != matrix_user_id:
+        by = await _name_in_circle(session, patient.id, removed_by)
+    if was_invited and by:
+        text = f"L'invitation de {name} dans la conversation du patient a été retirée par {by}"
+    elif was_invited:
+        text = f"{name} a décliné l'invitation dans la conversation du patient"
+    elif by:
         text = f"{name} a été retiré(e) de la conversation du patient par {by}"
     else:
         text = f"{name} a quitté la conversation du patient"
